@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds ./caddy with this plugin. Works on a fresh machine that has only Go:
+# installs xcaddy v0.4.5 with `go install` when it is missing.
+#   ./xcaddy.sh                 build ./caddy
+#   ./xcaddy.sh run [ARGS...]   build, then ./caddy run ARGS (default: --config Caddyfile.example)
+set -euo pipefail
+cd "$(dirname "$0")"
+XCADDY_VERSION=v0.4.5
+CADDY_VERSION=v2.11.9
+MODULE=$(go list -m)
+gobin=$(go env GOBIN); [ -n "$gobin" ] || gobin="$(go env GOPATH)/bin"
+xcaddy="$gobin/xcaddy"
+if ! "$xcaddy" version 2>/dev/null | grep -q "$XCADDY_VERSION"; then
+  echo "xcaddy.sh: installing xcaddy $XCADDY_VERSION" >&2
+  go install "github.com/caddyserver/xcaddy/cmd/xcaddy@$XCADDY_VERSION"
+fi
+# Keep xcaddy's build on the versions this module pins (go.mod).
+XCADDY_SKIP_CLEANUP=0 "$xcaddy" build "$CADDY_VERSION" --output ./caddy --with "$MODULE=." >&2
+if [ "${1:-}" = run ]; then
+  shift
+  [ $# -gt 0 ] || set -- --config Caddyfile.example
+  exec ./caddy run "$@"
+fi
