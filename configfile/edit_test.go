@@ -1,0 +1,297 @@
+package configfile
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+const editSrc = `# Clearinghouse configuration
+license 'old key'   # first
+crypto "keys"  # secret
+enroll enabled
+group ""
+group 'ACME ITSP'   # the ITSP
+
+	device 'device1.itsp.com'  'ACME ITSP'  enabled   # main
+device "device2.itsp.com" "ACME ITSP" disabled enrolled
+device dev3 "" enabled
+# routes
+route 'ACME ITSP' '+1 404...' 'device1.itsp.com' 75 device2.itsp.com 25
+route "" "" dev3 1
+`
+
+func mustParse(t testing.TB, src string) *File {
+	t.Helper()
+	f, err := Parse("e.conf", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// checkRendered checks that f.Bytes() is want and parses back to f.
+func checkRendered(t *testing.T, f *File, want string) {
+	t.Helper()
+	got := string(f.Bytes())
+	if got != want {
+		t.Fatalf("Bytes():\n%s\nwant:\n%s", got, want)
+	}
+	g, err := Parse("e.conf", []byte(got))
+	if err != nil {
+		t.Fatalf("rendered file does not parse: %v", err)
+	}
+	if d := f.Diff(g); d != "" {
+		t.Fatalf("rendered file means something else: %s", d)
+	}
+}
+
+func TestEditDeviceFlags(t *testing.T) {
+	f := mustParse(t, editSrc)
+	if err := f.SetEnrolled("device1.itsp.com", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SetEnabled("device2.itsp.com", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SetEnrolled("dev3", false); err != nil { // no change
+		t.Fatal(err)
+	}
+	want := strings.Replace(editSrc, "\tdevice 'device1.itsp.com'  'ACME ITSP'  enabled   # main",
+		"\tdevice 'device1.itsp.com'  'ACME ITSP'  enabled enrolled   # main", 1)
+	want = strings.Replace(want, `device "device2.itsp.com" "ACME ITSP" disabled enrolled`,
+		`device "device2.itsp.com" "ACME ITSP" enabled enrolled`, 1)
+	checkRendered(t, f, want)
+
+	// back to the original state: the source comes back byte for byte
+	f.SetEnrolled("device1.itsp.com", false)
+	f.SetEnabled("device2.itsp.com", false)
+	checkRendered(t, f, editSrc)
+
+	if names := f.ClearEnrolled(); len(names) != 1 || names[0] != "device2.itsp.com" {
+		t.Errorf("ClearEnrolled = %q", names)
+	}
+	checkRendered(t, f, strings.Replace(editSrc, "disabled enrolled", "disabled", 1))
+}
+
+func TestEditAddRemoveDevice(t *testing.T) {
+	f := mustParse(t, editSrc)
+	if err := f.AddDevice("new dev", "ACME ITSP", true, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AddDevice("it's", "", false, true); err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := f.Device("new dev"); !ok || d.Group != "ACME ITSP" || !d.Enabled || d.Enrolled || d.Line != 0 {
+		t.Errorf("Device(new dev) = %+v %v", d, ok)
+	}
+	want := strings.Replace(editSrc, "device dev3 \"\" enabled\n",
+		"device dev3 \"\" enabled\ndevice 'new dev' 'ACME ITSP' enabled\ndevice \"it's\" \"\" disabled enrolled\n", 1)
+	checkRendered(t, f, want)
+
+	// removing the first device shifts the others: routes still name the right ones
+	f2 := mustParse(t, editSrc)
+	f2.AddDevice("spare", "", true, false)
+	f2.AddDevice("spare2", "", true, false)
+	if err := f2.RemoveDevice("spare"); err != nil {
+		t.Fatal(err)
+	}
+	err := f2.RemoveDevice("device1.itsp.com")
+	if err == nil || err.Error() != `e.conf:12: device: cannot remove a device named by a route (near "device1.itsp.com")` {
+		t.Errorf("RemoveDevice of a routed device: %v", err)
+	}
+	f3 := mustParse(t, "group g\ndevice a g enabled\ndevice b g enabled\ndevice c g enabled # c\nroute g 1... c 1 b 2\n")
+	if err := f3.RemoveDevice("a"); err != nil {
+		t.Fatal(err)
+	}
+	if r := f3.Routes[0]; f3.TargetName(r.Targets[0]) != "c" || f3.TargetName(r.Targets[1]) != "b" {
+		t.Errorf("targets after removal: %v", r.Targets)
+	}
+	if i, ok := f3.DeviceIndex("c"); !ok || i != 1 {
+		t.Errorf("DeviceIndex(c) = %d %v", i, ok)
+	}
+	checkRendered(t, f3, "group g\ndevice b g enabled\ndevice c g enabled # c\nroute g 1... c 1 b 2\n")
+	// remove the last device line, then add one: it goes where the last device line was
+	if err := f3.RemoveDevice("c"); err == nil {
+		t.Fatal("removed a routed device")
+	}
+	f4 := mustParse(t, "group g\ndevice a g enabled\ndevice b g enabled\n# end\n")
+	f4.RemoveDevice("b")
+	f4.AddDevice("z", "g", false, false)
+	checkRendered(t, f4, "group g\ndevice a g enabled\ndevice z g disabled\n# end\n")
+	// remove and re-add the same name
+	f4.RemoveDevice("a")
+	f4.AddDevice("a", "g", true, true)
+	checkRendered(t, f4, "group g\ndevice z g disabled\ndevice a g enabled enrolled\n# end\n")
+}
+
+func TestEditNoDeviceLines(t *testing.T) {
+	f := mustParse(t, "# top\ngroup g # g\ngroup h\n# end")
+	if err := f.AddDevice("x", "h", true, false); err != nil {
+		t.Fatal(err)
+	}
+	checkRendered(t, f, "# top\ngroup g # g\ngroup h\ndevice x h enabled\n# end")
+	// the last line has no line end
+	f = mustParse(t, "group g\ndevice a g enabled")
+	f.AddDevice("b", "g", true, false)
+	f.AddLicense("k")
+	checkRendered(t, f, "license k\ngroup g\ndevice a g enabled\ndevice b g enabled\n")
+}
+
+func TestEditCryptoLicenseFlags(t *testing.T) {
+	f := mustParse(t, editSrc)
+	if err := f.SetCrypto("modern:abc legacy:def"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AddLicense("new key"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AddLicense(`"quoted"`); err != nil {
+		t.Fatal(err)
+	}
+	if f.License() != `"quoted"` || len(f.Licenses) != 3 {
+		t.Errorf("licenses %q", f.Licenses)
+	}
+	if err := f.SetFlag("ssl", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SetFlag("enroll", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SetFlag("cdrs", false); err != nil { // absent and false: nothing to write
+		t.Fatal(err)
+	}
+	want := strings.Replace(editSrc, "license 'old key'   # first\ncrypto \"keys\"  # secret\nenroll enabled\n",
+		"license 'old key'   # first\nlicense 'new key'\nlicense '\"quoted\"'\ncrypto 'modern:abc legacy:def'  # secret\nenroll disabled\nssl enabled\n", 1)
+	checkRendered(t, f, want)
+
+	// a file without license, crypto or flags: new lines go before the first item
+	f = mustParse(t, "# header\n\ngroup g\n")
+	f.SetFlag("routing", true)
+	f.SetCrypto("c")
+	f.AddLicense("l")
+	checkRendered(t, f, "# header\n\nlicense l\ncrypto c\nrouting enabled\ngroup g\n")
+	// an empty file
+	f = mustParse(t, "")
+	f.SetCrypto("c")
+	checkRendered(t, f, "crypto c\n")
+	// only comments, no final line end
+	f = mustParse(t, "# only a comment")
+	f.AddLicense("l")
+	checkRendered(t, f, "# only a comment\nlicense l\n")
+	// several crypto lines: the last one (in force) is replaced
+	f = mustParse(t, "crypto a\ncrypto b # in force\n")
+	f.SetCrypto("z")
+	checkRendered(t, f, "crypto a\ncrypto z # in force\n")
+}
+
+func TestEditCRLF(t *testing.T) {
+	src := "license a\r\ngroup g\r\ndevice d g disabled # x\r\n"
+	f := mustParse(t, src)
+	f.SetEnabled("d", true)
+	f.AddDevice("e", "g", true, true)
+	f.AddLicense("b")
+	checkRendered(t, f, "license a\r\nlicense b\r\ngroup g\r\ndevice d g enabled # x\r\ndevice e g enabled enrolled\r\n")
+}
+
+func TestEditErrors(t *testing.T) {
+	f := mustParse(t, editSrc)
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"unknown device enrolled", f.SetEnrolled("nope", true), `e.conf: unknown device (near "nope")`},
+		{"unknown device enabled", f.SetEnabled("nope", true), `e.conf: unknown device (near "nope")`},
+		{"remove unknown", f.RemoveDevice("nope"), `e.conf: unknown device (near "nope")`},
+		{"add duplicate", f.AddDevice("dev3", "", true, false), `e.conf:10: device: duplicate device (near "dev3")`},
+		{"add undefined group", f.AddDevice("x", "nogroup", true, false), `e.conf: device: undefined group (near "nogroup")`},
+		{"add empty name", f.AddDevice("", "", true, false), `e.conf: device: empty name`},
+		{"add both quotes", f.AddDevice(`a'b"c`, "", true, false), `e.conf: device: value holds both quote characters and cannot be written (near "a'b\"c")`},
+		{"add newline", f.AddDevice("a\nb", "", true, false), `e.conf: device: control character not allowed (near "a\nb")`},
+		{"add invalid utf-8", f.AddDevice("a\xff", "", true, false), `e.conf: device: invalid UTF-8 (near "a\xff")`},
+		{"add too long", f.AddDevice(strings.Repeat("a", 5000), "", true, false), `e.conf: device: line would be too long (5018 bytes, max 4096) (near "` + strings.Repeat("a", 37) + `...")`},
+		{"crypto empty", f.SetCrypto(""), `e.conf: crypto: empty value`},
+		{"crypto newline", f.SetCrypto("a\r\nb"), `e.conf: crypto: control character not allowed (near "a\r\nb")`},
+		{"crypto too long", f.SetCrypto(strings.Repeat("k", 4090)), `e.conf: crypto: line would be too long (4107 bytes, max 4096) (near "` + strings.Repeat("k", 37) + `...")`},
+		{"license empty", f.AddLicense(""), `e.conf: license: empty value`},
+		{"license both quotes", f.AddLicense(`'"`), `e.conf: license: value holds both quote characters and cannot be written (near "'\"")`},
+		{"license too long", f.AddLicense(strings.Repeat("k", 4095)), `e.conf: license: line would be too long (4103 bytes, max 4096) (near "` + strings.Repeat("k", 37) + `...")`},
+		{"unknown flag", f.SetFlag("tls", true), `e.conf: unknown flag (want enroll, routing, cdrs or ssl) (near "tls")`},
+	}
+	for _, tt := range tests {
+		if tt.err == nil || tt.err.Error() != tt.want {
+			t.Errorf("%s: got %v, want %s", tt.name, tt.err, tt.want)
+		}
+		var e *Error
+		if tt.err != nil && !errors.As(tt.err, &e) {
+			t.Errorf("%s: %T is not an *Error", tt.name, tt.err)
+		}
+	}
+	// nothing changed
+	checkRendered(t, f, editSrc)
+
+	// an edit that would make a commented line too long is refused
+	long := "group g\ndevice d g disabled # " + strings.Repeat("c", 4096-len("device d g disabled # ")) + "\n"
+	f = mustParse(t, long)
+	if err := f.SetEnrolled("d", true); err == nil || !strings.Contains(err.Error(), "device: edited line would be too long (4105 bytes, max 4096)") {
+		t.Errorf("SetEnrolled on a long line: %v", err)
+	}
+	if d, _ := f.Device("d"); d.Enrolled {
+		t.Error("refused edit changed the device")
+	}
+	if err := f.SetEnabled("d", true); err != nil { // shorter: fine
+		t.Error(err)
+	}
+	long = "ssl enabled # " + strings.Repeat("c", 4096-len("ssl enabled # ")) + "\n"
+	f = mustParse(t, long)
+	if err := f.SetFlag("ssl", false); err == nil || err.Error() != `e.conf: ssl: edited line would be too long (4097 bytes, max 4096) (near "ssl")` {
+		t.Errorf("SetFlag on a long line: %v", err)
+	}
+	if f.SSL != true {
+		t.Error("refused SetFlag changed the flag")
+	}
+}
+
+func TestClone(t *testing.T) {
+	f := mustParse(t, editSrc)
+	g := f.Clone()
+	g.SetEnrolled("dev3", true)
+	g.AddDevice("x", "", true, true)
+	g.AddLicense("l2")
+	g.SetCrypto("c2")
+	g.Routes[0].Targets[0].Weight = 1
+	if string(f.Bytes()) != editSrc || f.Equal(g) {
+		t.Error("editing the clone changed the original")
+	}
+	if f.Routes[0].Targets[0].Weight != 75 {
+		t.Error("clone shares route targets")
+	}
+	if _, ok := f.Device("x"); ok {
+		t.Error("clone shares the device index")
+	}
+	h := f.Clone()
+	if !h.Equal(f) || string(h.Bytes()) != editSrc {
+		t.Error("clone differs")
+	}
+}
+
+// TestHandBuilt checks that a File built without Parse can be written.
+func TestHandBuilt(t *testing.T) {
+	f := &File{Name: "h.conf", Groups: []Group{{Name: ""}}}
+	if err := f.AddDevice("d", "", true, false); err != nil {
+		t.Fatal(err)
+	}
+	f.Routes = []Route{{Group: "", Number: "+1...", Prefix: "1", Targets: []Target{{0, 5}}}}
+	f.AddLicense("k")
+	g, err := Parse("h.conf", Format(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := f.Diff(g); d != "" {
+		t.Error(d)
+	}
+	if string(Format(f)) != "license k\nenroll disabled\nrouting disabled\ncdrs disabled\nssl disabled\ngroup \"\"\ndevice d \"\" enabled\nroute \"\" +1... d 5\n" {
+		t.Errorf("Format = %q", Format(f))
+	}
+}

@@ -1,0 +1,79 @@
+package configfile
+
+import "strconv"
+
+// Format renders f in canonical form: license lines (in order), crypto, the
+// four flags (always written), groups, devices and routes, one item per
+// line, single spaces, names quoted only when needed, LF line ends and no
+// comments. Parse(Format(f)) is Equal to f for any File that Parse
+// returned, before or after edits.
+func Format(f *File) []byte {
+	size := 64
+	for _, l := range f.Licenses {
+		size += len(l) + 12
+	}
+	size += len(f.Crypto) + 80
+	for i := range f.Groups {
+		size += len(f.Groups[i].Name) + 10
+	}
+	quoted := make([]string, len(f.Devices))
+	for i := range f.Devices {
+		d := &f.Devices[i]
+		quoted[i] = quoteValid(d.Name)
+		size += len(d.Name) + len(d.Group) + 40
+	}
+	for i := range f.Routes {
+		r := &f.Routes[i]
+		size += len(r.Group) + len(r.Number) + 12
+		for _, t := range r.Targets {
+			if int(t.Device) < len(quoted) && t.Device >= 0 {
+				size += len(quoted[t.Device]) + 9
+			}
+		}
+	}
+	b := make([]byte, 0, size)
+	for _, l := range f.Licenses {
+		b = append(b, "license "...)
+		b = appendQuoted(b, l)
+		b = append(b, '\n')
+	}
+	if f.HasCrypto {
+		b = append(b, "crypto "...)
+		b = appendQuoted(b, f.Crypto)
+		b = append(b, '\n')
+	}
+	for k := range numFlags {
+		b = append(b, flagNames[k]...)
+		b = append(b, ' ')
+		b = append(b, onOff(*f.flagPtr(k))...)
+		b = append(b, '\n')
+	}
+	for i := range f.Groups {
+		b = append(b, "group "...)
+		b = appendQuoted(b, f.Groups[i].Name)
+		b = append(b, '\n')
+	}
+	for i := range f.Devices {
+		b = appendDeviceLine(b, &f.Devices[i])
+		b = append(b, '\n')
+	}
+	for i := range f.Routes {
+		r := &f.Routes[i]
+		b = append(b, "route "...)
+		b = appendQuoted(b, r.Group)
+		b = append(b, ' ')
+		b = appendQuoted(b, r.Number)
+		for _, t := range r.Targets {
+			b = append(b, ' ')
+			if t.Device >= 0 && int(t.Device) < len(quoted) {
+				b = append(b, quoted[t.Device]...)
+			} else {
+				b = append(b, `""`...)
+			}
+			b = append(b, ' ')
+			b = strconv.AppendUint(b, uint64(t.Weight), 10)
+		}
+		b = append(b, '\n')
+	}
+	return b
+}

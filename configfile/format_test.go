@@ -1,0 +1,76 @@
+package configfile
+
+import (
+	"os"
+	"testing"
+)
+
+func TestQuoteValue(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", `""`},
+		{"device1.itsp.com", "device1.itsp.com"},
+		{"BT-Concert", "BT-Concert"},
+		{"+1...", "+1..."},
+		{"a:b@c/d*e#f_g", "a:b@c/d*e#f_g"},
+		{"#hash", "'#hash'"},
+		{"ACME ITSP", "'ACME ITSP'"},
+		{"+1 404...", "'+1 404...'"},
+		{"it's", `"it's"`},
+		{`say "hi"`, `'say "hi"'`},
+		{"Télécom", "'Télécom'"},
+		{"a\tb", "'a\tb'"},
+	}
+	for _, tt := range tests {
+		got, ok := quoteValue(tt.in)
+		if !ok || got != tt.want {
+			t.Errorf("quoteValue(%q) = %q %v, want %q", tt.in, got, ok, tt.want)
+		}
+	}
+	for _, bad := range []string{`'"`, "a\nb", "a\x00", "\xff", "a\u0085"} {
+		if _, ok := quoteValue(bad); ok {
+			t.Errorf("quoteValue(%q) succeeded", bad)
+		}
+	}
+}
+
+var roundTrips = []string{
+	"",
+	"# only a comment\n",
+	"license a\nlicense 'b c'\nlicense \"it's\"\ncrypto '\"q\"'\nenroll disabled\nssl enabled\n",
+	"group \"\"\ngroup '#x'\ngroup 'a\tb'\ngroup \"don't\"\ngroup x#y\n" +
+		"device 'd 1' '#x' enabled enrolled\ndevice d2 \"don't\" disabled\ndevice 'dé' x#y enabled\n" +
+		"route '#x' '+1 404...' 'd 1' 1 d2 0 'dé' 1000000\nroute \"don't\" \"\" d2 3\nroute x#y 1-800-555-0100 d2 1\nroute \"\" '*72#' 'd 1' 0\n",
+	"\xef\xbb\xbf\t  route g 1... d 1 # forward references\r\n  device d g enabled\r\ngroup g\r\n",
+}
+
+func TestFormatRoundTrip(t *testing.T) {
+	table7, err := os.ReadFile("testdata/clearinghouse.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range append(roundTrips, string(table7)) {
+		f, err := Parse("in", []byte(in))
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		out := Format(f)
+		g, err := Parse("out", out)
+		if err != nil {
+			t.Fatalf("Format(%q) = %q does not parse: %v", in, out, err)
+		}
+		if d := f.Diff(g); d != "" {
+			t.Errorf("%q: Parse(Format(f)) differs: %s", in, d)
+		}
+		if out2 := Format(g); string(out2) != string(out) {
+			t.Errorf("Format is not idempotent:\n%s\n%s", out, out2)
+		}
+	}
+}
+
+func TestFormatCanonical(t *testing.T) {
+	f := mustParse(t, "# c\n  ssl   enabled # x\ngroup   'g'\ndevice 'd' 'g' enabled\nroute 'g' '+1 404...' 'd' 007\n")
+	want := "enroll disabled\nrouting disabled\ncdrs disabled\nssl enabled\ngroup g\ndevice d g enabled\nroute g '+1 404...' d 7\n"
+	if got := string(Format(f)); got != want {
+		t.Errorf("Format:\n%s\nwant\n%s", got, want)
+	}
+}

@@ -1,0 +1,203 @@
+package configfile
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+)
+
+// DefaultBackups is the number of backups kept when SaveOptions.Backups is 0.
+const DefaultBackups = 5
+
+// DefaultMode is the mode of a file that did not exist before.
+const DefaultMode os.FileMode = 0o640
+
+// SaveOptions tune WriteFileAtomic and Save.
+type SaveOptions struct {
+	// Backups is how many previous versions to keep, as path.~1~ (newest)
+	// to path.~N~. 0 means DefaultBackups; a negative number keeps none.
+	Backups int
+	// Mode is the permission of a file that does not exist yet (0 means
+	// DefaultMode). An existing file keeps its own mode (and, when the
+	// process may, its owner and group).
+	Mode os.FileMode
+}
+
+// Save writes f.Bytes() to path as WriteFileAtomic does, streaming the
+// source and the edits to the file without building Bytes() in memory.
+func (f *File) Save(path string, opts SaveOptions) error {
+	return writeAtomic(path, opts, func(w io.Writer) error {
+		_, err := f.WriteTo(w)
+		return err
+	})
+}
+
+// BackupName returns the name of the n-th backup of path (1 is the newest).
+func BackupName(path string, n int) string {
+	return path + ".~" + strconv.Itoa(n) + "~"
+}
+
+// WriteFileAtomic replaces the file at path with data so that a reader (or
+// a crash) sees either the old or the new file, never a mix:
+//
+//  1. data is written to a temporary file in the same directory (named
+//     ".NAME.tmp-*"), which gets the mode of the file it replaces and is
+//     synced to disk;
+//  2. the backups rotate: path.~N~ is dropped, path.~i~ becomes
+//     path.~i+1~, and the current file is hard-linked (or, where links are
+//     not possible, copied) to path.~1~, so path never stops existing;
+//  3. the temporary file is renamed onto path and the directory is synced.
+//
+// If path is a symbolic link, the file it points to is replaced. On error
+// the temporary file is removed and path is unchanged. Concurrent writers
+// of the same path must be serialized by the caller.
+func WriteFileAtomic(path string, data []byte, opts SaveOptions) error {
+	return writeAtomic(path, opts, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+func writeAtomic(path string, opts SaveOptions, write func(io.Writer) error) (err error) {
+	if real, e := filepath.EvalSymlinks(path); e == nil {
+		path = real
+	}
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	backups := opts.Backups
+	if backups == 0 {
+		backups = DefaultBackups
+	}
+	mode := opts.Mode.Perm()
+	if mode == 0 {
+		mode = DefaultMode
+	}
+	fi, statErr := os.Stat(path)
+	exists := statErr == nil
+	switch {
+	case exists && !fi.Mode().IsRegular():
+		return fmt.Errorf("configfile: %s is not a regular file", path)
+	case exists:
+		mode = fi.Mode().Perm()
+	case !errors.Is(statErr, fs.ErrNotExist):
+		return statErr
+	}
+
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmpName := tmp.Name()
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmpName)
+		}
+	}()
+	if exists {
+		chownLike(tmp, fi)
+	}
+	if err = tmp.Chmod(mode); err != nil && runtime.GOOS != "windows" {
+		return err
+	}
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	if err = write(bw); err != nil {
+		return err
+	}
+	if err = bw.Flush(); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if exists && backups > 0 {
+		if err = rotateBackups(path, backups, mode); err != nil {
+			return fmt.Errorf("configfile: keeping a backup of %s: %w", path, err)
+		}
+	}
+	if err = os.Rename(tmpName, path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// rotateBackups shifts path.~i~ to path.~i+1~ (dropping path.~n~) and makes
+// the current file path.~1~ without ever moving path itself.
+func rotateBackups(path string, n int, mode os.FileMode) error {
+	if err := os.Remove(BackupName(path, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for i := n - 1; i >= 1; i-- {
+		if err := os.Rename(BackupName(path, i), BackupName(path, i+1)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	b1 := BackupName(path, 1)
+	if err := os.Link(path, b1); err == nil {
+		return nil
+	}
+	return copyFile(path, b1, mode)
+}
+
+// copyFile copies src to dst through a temporary file and a rename.
+func copyFile(src, dst string, mode os.FileMode) (err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	dir, base := filepath.Split(dst)
+	if dir == "" {
+		dir = "."
+	}
+	out, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			out.Close()
+			os.Remove(out.Name())
+		}
+	}()
+	if err = out.Chmod(mode); err != nil && runtime.GOOS != "windows" {
+		return err
+	}
+	if _, err = io.Copy(out, in); err != nil {
+		return err
+	}
+	if err = out.Sync(); err != nil {
+		return err
+	}
+	if err = out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(out.Name(), dst)
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, fs.ErrInvalid) {
+		return err
+	}
+	return nil
+}

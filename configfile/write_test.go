@@ -1,0 +1,215 @@
+package configfile
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// noTemps fails if a temporary file was left in dir.
+func noTemps(t *testing.T, dir string) {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
+	if len(m) > 0 {
+		t.Errorf("temporary files left: %q", m)
+	}
+}
+
+func TestWriteFileAtomicNew(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "new.conf")
+	if err := WriteFileAtomic(p, []byte("ssl enabled\n"), SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS != "windows" && fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want 0640", fi.Mode().Perm())
+	}
+	if readFile(t, p) != "ssl enabled\n" {
+		t.Error("content")
+	}
+	if _, err := os.Stat(BackupName(p, 1)); !os.IsNotExist(err) {
+		t.Error("backup of a file that did not exist")
+	}
+	p2 := filepath.Join(dir, "new2.conf")
+	if err := WriteFileAtomic(p2, nil, SaveOptions{Mode: 0o600}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(p2); runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	noTemps(t, dir)
+}
+
+func TestWriteFileAtomicBackups(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.conf")
+	if err := os.WriteFile(p, []byte("v0\n"), 0o604); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o604); err != nil { // umask-proof
+		t.Fatal(err)
+	}
+	for i := 1; i <= 7; i++ {
+		// the mode of the existing file wins over Mode
+		if err := WriteFileAtomic(p, []byte("v"+strconv.Itoa(i)+"\n"), SaveOptions{Backups: 3, Mode: 0o600}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if readFile(t, p) != "v7\n" {
+		t.Errorf("current = %q", readFile(t, p))
+	}
+	for n, want := range map[int]string{1: "v6\n", 2: "v5\n", 3: "v4\n"} {
+		if got := readFile(t, BackupName(p, n)); got != want {
+			t.Errorf("backup %d = %q, want %q", n, got, want)
+		}
+	}
+	if _, err := os.Stat(BackupName(p, 4)); !os.IsNotExist(err) {
+		t.Error("more backups than asked for")
+	}
+	if fi, _ := os.Stat(p); runtime.GOOS != "windows" && fi.Mode().Perm() != 0o604 {
+		t.Errorf("mode %v, want 0604 kept", fi.Mode().Perm())
+	}
+	noTemps(t, dir)
+
+	// the default is 5 backups; a negative number keeps none
+	for i := 8; i <= 15; i++ {
+		WriteFileAtomic(p, []byte("v"+strconv.Itoa(i)+"\n"), SaveOptions{})
+	}
+	if readFile(t, BackupName(p, 5)) != "v10\n" {
+		t.Errorf("backup 5 = %q", readFile(t, BackupName(p, 5)))
+	}
+	if _, err := os.Stat(BackupName(p, 6)); !os.IsNotExist(err) {
+		t.Error("default keeps more than 5 backups")
+	}
+	if err := WriteFileAtomic(p, []byte("v16\n"), SaveOptions{Backups: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if readFile(t, BackupName(p, 1)) != "v14\n" {
+		t.Error("Backups -1 rotated the backups")
+	}
+}
+
+func TestWriteFileAtomicSymlinkAndErrors(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("symlinks")
+	}
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real.conf")
+	link := filepath.Join(dir, "link.conf")
+	os.WriteFile(real, []byte("old\n"), 0o640)
+	if err := os.Symlink("real.conf", link); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomic(link, []byte("new\n"), SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Lstat(link); fi.Mode()&os.ModeSymlink == 0 {
+		t.Error("the symlink was replaced")
+	}
+	if readFile(t, real) != "new\n" || readFile(t, BackupName(real, 1)) != "old\n" {
+		t.Error("the link target was not updated with a backup")
+	}
+	// a directory is refused and nothing is left behind
+	sub := filepath.Join(dir, "sub")
+	os.Mkdir(sub, 0o755)
+	if err := WriteFileAtomic(sub, []byte("x"), SaveOptions{}); err == nil {
+		t.Error("wrote over a directory")
+	}
+	// a missing directory fails cleanly
+	if err := WriteFileAtomic(filepath.Join(dir, "none", "c.conf"), []byte("x"), SaveOptions{}); err == nil {
+		t.Error("wrote into a missing directory")
+	}
+	noTemps(t, dir)
+}
+
+func TestCopyFile(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	os.WriteFile(a, []byte("data"), 0o600)
+	if err := copyFile(a, b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if readFile(t, b) != "data" {
+		t.Error("copy differs")
+	}
+	if err := copyFile(filepath.Join(dir, "missing"), b, 0o640); err == nil {
+		t.Error("copied a missing file")
+	}
+	noTemps(t, dir)
+}
+
+func TestSave(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "clearinghouse.conf")
+	src := readFile(t, "testdata/clearinghouse.conf")
+	if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(p, 0o600)
+	f, err := ParseFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SetEnrolled("device4.com", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Save(p, SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SetEnabled("device5.com", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Save(p, SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := readFile(t, p)
+	want := src
+	for _, r := range [][2]string{
+		{"device 'device4.com' 'HK Telecom' enabled\n", "device 'device4.com' 'HK Telecom' enabled enrolled\n"},
+		{"device 'device5.com' 'HK Telecom' disabled\n", "device 'device5.com' 'HK Telecom' enabled\n"},
+	} {
+		want = replaceOnce(t, want, r[0], r[1])
+	}
+	if got != want {
+		t.Errorf("saved file:\n%s", got)
+	}
+	if readFile(t, BackupName(p, 2)) != src {
+		t.Error("backup 2 is not the original")
+	}
+	if fi, _ := os.Stat(p); runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	g, err := ParseFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := f.Diff(g); d != "" {
+		t.Error(d)
+	}
+	noTemps(t, dir)
+}
+
+func replaceOnce(t *testing.T, s, old, new string) string {
+	t.Helper()
+	i := strings.Index(s, old)
+	if i < 0 {
+		t.Fatalf("%q not found", old)
+	}
+	return s[:i] + new + s[i+len(old):]
+}
