@@ -1,0 +1,417 @@
+package ca
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"path"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Revocation reason codes (RFC 5280 section 5.3.1).
+const (
+	ReasonUnspecified          = 0
+	ReasonKeyCompromise        = 1
+	ReasonCACompromise         = 2
+	ReasonAffiliationChanged   = 3
+	ReasonSuperseded           = 4
+	ReasonCessationOfOperation = 5
+	ReasonCertificateHold      = 6
+	ReasonRemoveFromCRL        = 8
+	ReasonPrivilegeWithdrawn   = 9
+	ReasonAACompromise         = 10
+)
+
+var reasonNames = map[int]string{
+	ReasonUnspecified:          "unspecified",
+	ReasonKeyCompromise:        "keyCompromise",
+	ReasonAffiliationChanged:   "affiliationChanged",
+	ReasonSuperseded:           "superseded",
+	ReasonCessationOfOperation: "cessationOfOperation",
+	ReasonPrivilegeWithdrawn:   "privilegeWithdrawn",
+}
+
+// ReasonName returns the RFC 5280 name of an accepted reason code.
+func ReasonName(r int) string {
+	if n, ok := reasonNames[r]; ok {
+		return n
+	}
+	return fmt.Sprintf("reason(%d)", r)
+}
+
+// ParseReason accepts an RFC 5280 reason name (case-insensitive, "-"/"_"
+// ignored: "superseded", "key-compromise", "cessationOfOperation") or its
+// number. Only reasons that make sense for a device certificate are
+// accepted: unspecified, keyCompromise, affiliationChanged, superseded,
+// cessationOfOperation and privilegeWithdrawn (no CA/AA compromise, no hold,
+// which would need un-revocation, no removeFromCRL, a delta-CRL code).
+func ParseReason(s string) (int, error) {
+	n := strings.ToLower(strings.NewReplacer("-", "", "_", "", " ", "").Replace(strings.TrimSpace(s)))
+	for code, name := range reasonNames {
+		if n == strings.ToLower(name) || n == fmt.Sprint(code) {
+			return code, nil
+		}
+	}
+	return 0, fmt.Errorf("ca: unknown or unsupported revocation reason %q", s)
+}
+
+func checkReason(r int) error {
+	if _, ok := reasonNames[r]; !ok {
+		return fmt.Errorf("ca: revocation reason %d is not accepted for device certificates", r)
+	}
+	return nil
+}
+
+// revokedEntry is one line of revoked.json, the CRL's source.
+type revokedEntry struct {
+	At       time.Time `json:"at"`
+	Reason   int       `json:"reason"`
+	NotAfter time.Time `json:"not_after"`
+}
+
+type revokedFile struct {
+	Entries map[string]revokedEntry `json:"entries"`
+}
+
+type crlMeta struct {
+	Number     int64     `json:"number"`
+	ThisUpdate time.Time `json:"this_update"`
+	NextUpdate time.Time `json:"next_update"`
+	Digest     string    `json:"revoked_digest"`
+}
+
+// NormalizeSerial accepts a serial in hex (any case, optional colons or
+// "0x", leading zeros) and returns the record key form: lower-case hex
+// without leading zeros.
+func NormalizeSerial(s string) (string, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	t = strings.TrimPrefix(t, "0x")
+	t = strings.ReplaceAll(t, ":", "")
+	n, ok := new(big.Int).SetString(t, 16)
+	if !ok || n.Sign() <= 0 || len(t) > 64 {
+		return "", fmt.Errorf("ca: invalid serial number %q", s)
+	}
+	return n.Text(16), nil
+}
+
+func (c *CA) lockName() string { return c.prefix + "/" + lockStateKey }
+
+// withLock runs f holding the CA's storage lock, so read-modify-write of
+// revocation state is consistent across processes sharing the Store.
+func (c *CA) withLock(ctx context.Context, f func() error) (err error) {
+	if err := c.st.Lock(ctx, c.lockName()); err != nil {
+		return fmt.Errorf("ca: locking %s: %w", c.lockName(), err)
+	}
+	defer func() {
+		// Unlock even when ctx is already canceled.
+		if uerr := c.st.Unlock(context.WithoutCancel(ctx), c.lockName()); uerr != nil && err == nil {
+			err = uerr
+		}
+	}()
+	return f()
+}
+
+func (c *CA) loadRevoked(ctx context.Context) (*revokedFile, error) {
+	rf := &revokedFile{Entries: map[string]revokedEntry{}}
+	b, err := c.st.Load(ctx, c.key(keyRevoked))
+	if errors.Is(err, fs.ErrNotExist) {
+		return rf, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, rf); err != nil {
+		return nil, fmt.Errorf("ca: %s: %w", c.key(keyRevoked), err)
+	}
+	if rf.Entries == nil {
+		rf.Entries = map[string]revokedEntry{}
+	}
+	return rf, nil
+}
+
+func (c *CA) storeJSON(ctx context.Context, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return c.st.Store(ctx, key, b)
+}
+
+// Lookup returns the issuance record of serial (ErrNotFound if none).
+func (c *CA) Lookup(ctx context.Context, serial string) (*Record, error) {
+	s, err := NormalizeSerial(serial)
+	if err != nil {
+		return nil, err
+	}
+	b, err := c.st.Load(ctx, c.issuedKey(s))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errorf(ErrNotFound, "no certificate with serial %s issued by %s", s, c.params)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("ca: record %s: %w", s, err)
+	}
+	return &r, nil
+}
+
+// Records lists issuance records, oldest first: of device, or all when
+// device is "".
+func (c *CA) Records(ctx context.Context, device string) ([]Record, error) {
+	var serials []string
+	if device == "" {
+		keys, err := c.list(ctx, c.prefix+"/"+keyIssued)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			if s, ok := strings.CutSuffix(path.Base(k), ".json"); ok {
+				serials = append(serials, s)
+			}
+		}
+	} else {
+		name, _, err := NormalizeDevice(device)
+		if err != nil {
+			return nil, err
+		}
+		if serials, err = c.deviceSerials(ctx, name); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]Record, 0, len(serials))
+	for _, s := range serials {
+		r, err := c.Lookup(ctx, s)
+		if errors.Is(err, ErrNotFound) {
+			continue // index written, record not (yet)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].NotBefore.Equal(out[j].NotBefore) {
+			return out[i].NotBefore.Before(out[j].NotBefore)
+		}
+		return out[i].Serial < out[j].Serial
+	})
+	return out, nil
+}
+
+func (c *CA) deviceSerials(ctx context.Context, name string) ([]string, error) {
+	keys, err := c.list(ctx, c.prefix+"/"+keyDevices+"/"+deviceKey(name))
+	if err != nil {
+		return nil, err
+	}
+	serials := make([]string, 0, len(keys))
+	for _, k := range keys {
+		serials = append(serials, path.Base(k))
+	}
+	return serials, nil
+}
+
+// list is Store.List with "absent" meaning empty.
+func (c *CA) list(ctx context.Context, prefix string) ([]string, error) {
+	keys, err := c.st.List(ctx, prefix, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return keys, err
+}
+
+// Revoke revokes the certificate with serial for reason. Revoking a revoked
+// certificate again is a no-op (the first time and reason stand).
+func (c *CA) Revoke(ctx context.Context, serial string, reason int) error {
+	if err := checkReason(reason); err != nil {
+		return err
+	}
+	s, err := NormalizeSerial(serial)
+	if err != nil {
+		return err
+	}
+	return c.withLock(ctx, func() error {
+		rf, err := c.loadRevoked(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = c.revokeLocked(ctx, rf, s, reason)
+		if err != nil {
+			return err
+		}
+		return c.storeJSON(ctx, c.key(keyRevoked), rf)
+	})
+}
+
+// revokeLocked marks s revoked in its record and in rf; the caller holds the
+// lock and stores rf. It reports whether s was newly revoked.
+func (c *CA) revokeLocked(ctx context.Context, rf *revokedFile, s string, reason int) (bool, error) {
+	rec, err := c.Lookup(ctx, s)
+	if err != nil {
+		return false, err
+	}
+	if rec.Revoked {
+		if _, ok := rf.Entries[s]; !ok { // repair a half-finished revocation
+			rf.Entries[s] = revokedEntry{At: rec.RevokedAt, Reason: rec.Reason, NotAfter: rec.NotAfter}
+		}
+		return false, nil
+	}
+	now := c.cfg.Now().UTC().Truncate(time.Second)
+	rec.Revoked, rec.RevokedAt, rec.Reason = true, now, reason
+	if err := c.storeJSON(ctx, c.issuedKey(s), rec); err != nil {
+		return false, err
+	}
+	rf.Entries[s] = revokedEntry{At: now, Reason: reason, NotAfter: rec.NotAfter}
+	return true, nil
+}
+
+// RevokeDevice revokes every unrevoked certificate of device except
+// exceptSerial (typically the one just issued, with ReasonSuperseded) and
+// returns the serials it revoked.
+func (c *CA) RevokeDevice(ctx context.Context, device string, reason int, exceptSerial string) ([]string, error) {
+	if err := checkReason(reason); err != nil {
+		return nil, err
+	}
+	name, _, err := NormalizeDevice(device)
+	if err != nil {
+		return nil, err
+	}
+	except := ""
+	if exceptSerial != "" {
+		if except, err = NormalizeSerial(exceptSerial); err != nil {
+			return nil, err
+		}
+	}
+	var revoked []string
+	err = c.withLock(ctx, func() error {
+		serials, err := c.deviceSerials(ctx, name)
+		if err != nil {
+			return err
+		}
+		rf, err := c.loadRevoked(ctx)
+		if err != nil {
+			return err
+		}
+		for _, s := range serials {
+			if s == except {
+				continue
+			}
+			ok, err := c.revokeLocked(ctx, rf, s, reason)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if ok {
+				revoked = append(revoked, s)
+			}
+		}
+		return c.storeJSON(ctx, c.key(keyRevoked), rf)
+	})
+	sort.Strings(revoked)
+	return revoked, err
+}
+
+// IsRevoked reports whether serial is revoked. It reads the shared state, so
+// a revocation made by another process sharing the Store is seen at once.
+func (c *CA) IsRevoked(ctx context.Context, serial string) (bool, error) {
+	s, err := NormalizeSerial(serial)
+	if err != nil {
+		return false, err
+	}
+	rf, err := c.loadRevoked(ctx)
+	if err != nil {
+		return false, err
+	}
+	_, ok := rf.Entries[s]
+	return ok, nil
+}
+
+// CRL returns a DER certificate revocation list signed by the issuing CA
+// (crypto/x509.CreateRevocationList: SHA-2 signature, authority key
+// identifier, CRL number, nextUpdate = now + Config.CRLValidity). The CRL
+// number is kept in storage and increases by one per new CRL; while the
+// revoked set is unchanged and the stored CRL is younger than half its
+// validity, the stored CRL is returned instead of signing a new one.
+// Entries for certificates expired more than a day are dropped.
+func (c *CA) CRL(ctx context.Context) ([]byte, error) {
+	var out []byte
+	err := c.withLock(ctx, func() error {
+		now := c.cfg.Now().UTC().Truncate(time.Second)
+		rf, err := c.loadRevoked(ctx)
+		if err != nil {
+			return err
+		}
+		serials := make([]string, 0, len(rf.Entries))
+		for s, e := range rf.Entries {
+			if now.Sub(e.NotAfter) > day {
+				continue
+			}
+			serials = append(serials, s)
+		}
+		sort.Strings(serials)
+		h := sha256.New()
+		for _, s := range serials {
+			e := rf.Entries[s]
+			fmt.Fprintf(h, "%s %d %d\n", s, e.Reason, e.At.Unix())
+		}
+		digest := hex.EncodeToString(h.Sum(nil))
+
+		var meta crlMeta
+		if b, err := c.st.Load(ctx, c.key(keyCRLMeta)); err == nil {
+			if err := json.Unmarshal(b, &meta); err != nil {
+				return fmt.Errorf("ca: %s: %w", c.key(keyCRLMeta), err)
+			}
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if meta.Number > 0 && meta.Digest == digest && !now.Before(meta.ThisUpdate) &&
+			now.Before(meta.ThisUpdate.Add(c.cfg.CRLValidity/2)) {
+			if b, err := c.st.Load(ctx, c.key(keyCRL)); err == nil {
+				out = b
+				return nil
+			}
+		}
+
+		entries := make([]x509.RevocationListEntry, 0, len(serials))
+		for _, s := range serials {
+			e := rf.Entries[s]
+			n, _ := new(big.Int).SetString(s, 16)
+			entries = append(entries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: e.At, ReasonCode: e.Reason})
+		}
+		next := now.Add(c.cfg.CRLValidity)
+		tmpl := &x509.RevocationList{
+			RevokedCertificateEntries: entries,
+			Number:                    big.NewInt(meta.Number + 1),
+			ThisUpdate:                now,
+			NextUpdate:                next,
+		}
+		issuer := *c.issuer
+		issuer.SubjectKeyId = c.issuerSKI
+		der, err := x509.CreateRevocationList(c.cfg.Rand, tmpl, &issuer, c.signer)
+		if err != nil {
+			return fmt.Errorf("ca: creating CRL: %w", err)
+		}
+		// The number first: a crash in between must not let a later CRL reuse it.
+		meta = crlMeta{Number: meta.Number + 1, ThisUpdate: now, NextUpdate: next, Digest: digest}
+		if err := c.storeJSON(ctx, c.key(keyCRLMeta), meta); err != nil {
+			return err
+		}
+		if err := c.st.Store(ctx, c.key(keyCRL), der); err != nil {
+			return err
+		}
+		out = der
+		return nil
+	})
+	return out, err
+}

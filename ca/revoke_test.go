@@ -1,0 +1,233 @@
+package ca
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/asn1"
+	"errors"
+	"math/big"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+)
+
+func issueN(t *testing.T, c *CA, device string, n int) []*Issued {
+	t.Helper()
+	var out []*Issued
+	csr := makeCSR(t, testKey(t, "p256"), csrOpts{})
+	for i := 0; i < n; i++ {
+		is, err := c.Issue(context.Background(), csr, device, Policy{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, is)
+	}
+	return out
+}
+
+func TestRevocation(t *testing.T) {
+	ctx := context.Background()
+	c, _ := openCA(t, NewMemStore(), Config{}, "")
+	d1 := issueN(t, c, "device1.itsp.com", 3)
+	d2 := issueN(t, c, "device2.itsp.com", 1)
+
+	if ok, err := c.IsRevoked(ctx, d1[0].Serial); err != nil || ok {
+		t.Fatal(ok, err)
+	}
+	if err := c.Revoke(ctx, d2[0].Serial, ReasonKeyCompromise); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Revoke(ctx, d2[0].Serial, ReasonSuperseded); err != nil { // no-op
+		t.Fatal(err)
+	}
+	rec, _ := c.Lookup(ctx, d2[0].Serial)
+	if !rec.Revoked || rec.Reason != ReasonKeyCompromise || !rec.RevokedAt.Equal(testNow) {
+		t.Fatalf("record %+v", rec)
+	}
+	if err := c.Revoke(ctx, "123456789", ReasonSuperseded); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+	for _, r := range []int{ReasonCACompromise, ReasonCertificateHold, ReasonRemoveFromCRL, 7, 11, -1} {
+		if err := c.Revoke(ctx, d1[0].Serial, r); err == nil {
+			t.Errorf("reason %d accepted", r)
+		}
+	}
+
+	// Re-enrollment: everything of device1 but the newest is superseded.
+	revoked, err := c.RevokeDevice(ctx, "DEVICE1.itsp.com", ReasonSuperseded, d1[2].Serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{d1[0].Serial, d1[1].Serial}
+	sort.Strings(want)
+	if len(revoked) != 2 || revoked[0] != want[0] || revoked[1] != want[1] {
+		t.Fatalf("RevokeDevice %v, want %v", revoked, want)
+	}
+	if again, _ := c.RevokeDevice(ctx, "device1.itsp.com", ReasonSuperseded, d1[2].Serial); len(again) != 0 {
+		t.Fatal("revoked twice", again)
+	}
+	for _, is := range []*Issued{d1[0], d1[1], d2[0]} {
+		if ok, _ := c.IsRevoked(ctx, is.Serial); !ok {
+			t.Fatal("not revoked", is.Serial)
+		}
+	}
+	if ok, _ := c.IsRevoked(ctx, d1[2].Serial); ok {
+		t.Fatal("excepted serial revoked")
+	}
+	recs, _ := c.Records(ctx, "device1.itsp.com")
+	if len(recs) != 3 {
+		t.Fatal(len(recs))
+	}
+	all, _ := c.Records(ctx, "")
+	if len(all) != 4 {
+		t.Fatal(len(all))
+	}
+
+	// CRL.
+	der, err := c.CRL(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := crl.CheckSignatureFrom(c.Issuer()); err != nil {
+		t.Fatal(err)
+	}
+	if crl.Number.Int64() != 1 || !crl.ThisUpdate.Equal(testNow) || !crl.NextUpdate.Equal(testNow.Add(7*24*time.Hour)) {
+		t.Fatalf("CRL number %v this %v next %v", crl.Number, crl.ThisUpdate, crl.NextUpdate)
+	}
+	if !bytes.Equal(crl.AuthorityKeyId, c.Issuer().SubjectKeyId) {
+		t.Fatal("CRL AKI")
+	}
+	reasons := map[string]int{}
+	for _, e := range crl.RevokedCertificateEntries {
+		reasons[e.SerialNumber.Text(16)] = e.ReasonCode
+	}
+	if len(reasons) != 3 || reasons[d2[0].Serial] != ReasonKeyCompromise || reasons[d1[0].Serial] != ReasonSuperseded {
+		t.Fatalf("CRL entries %v", reasons)
+	}
+	// Unchanged state: the same CRL; a change: a higher number.
+	if der2, _ := c.CRL(ctx); !bytes.Equal(der, der2) {
+		t.Fatal("CRL re-signed without change")
+	}
+	if err := c.Revoke(ctx, d1[2].Serial, ReasonCessationOfOperation); err != nil {
+		t.Fatal(err)
+	}
+	der3, _ := c.CRL(ctx)
+	crl3, _ := x509.ParseRevocationList(der3)
+	if crl3.Number.Int64() != 2 || len(crl3.RevokedCertificateEntries) != 4 {
+		t.Fatalf("CRL after change: number %v, %d entries", crl3.Number, len(crl3.RevokedCertificateEntries))
+	}
+}
+
+func TestCRLValidityAndRefresh(t *testing.T) {
+	ctx := context.Background()
+	now := testNow
+	clock := func() time.Time { return now }
+	c, _, err := Open(ctx, NewMemStore(), Config{CRLValidity: 48 * time.Hour, Now: clock}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	der1, _ := c.CRL(ctx)
+	crl1, _ := x509.ParseRevocationList(der1)
+	if crl1.NextUpdate.Sub(crl1.ThisUpdate) != 48*time.Hour || len(crl1.RevokedCertificateEntries) != 0 {
+		t.Fatal("empty CRL", crl1.NextUpdate)
+	}
+	now = now.Add(25 * time.Hour) // past half the validity: re-signed
+	der2, _ := c.CRL(ctx)
+	crl2, _ := x509.ParseRevocationList(der2)
+	if crl2.Number.Cmp(big.NewInt(2)) != 0 || !crl2.ThisUpdate.Equal(now) {
+		t.Fatal("CRL not refreshed", crl2.Number)
+	}
+}
+
+// Two CA instances (two Caddy processes) sharing one storage see each
+// other's revocations, and concurrent revocations are not lost.
+func TestRevocationAcrossProcesses(t *testing.T) {
+	ctx := context.Background()
+	for name, mk := range map[string]func(dir string) Store{
+		"file":      func(dir string) Store { return NewFileStore(dir) },
+		"certmagic": func(dir string) Store { return &certmagic.FileStorage{Path: dir} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			a, _ := openCA(t, mk(dir), Config{}, "")
+			b, res := openCA(t, mk(dir), Config{}, a.CryptoParam())
+			if res.Created {
+				t.Fatal("second process created a CA")
+			}
+			issued := issueN(t, a, "device1.itsp.com", 12)
+			var wg sync.WaitGroup
+			for i, is := range issued {
+				c := a
+				if i%2 == 1 {
+					c = b
+				}
+				wg.Add(1)
+				go func(c *CA, serial string) {
+					defer wg.Done()
+					if err := c.Revoke(ctx, serial, ReasonSuperseded); err != nil {
+						t.Error(err)
+					}
+				}(c, is.Serial)
+			}
+			wg.Wait()
+			for _, c := range []*CA{a, b} {
+				for _, is := range issued {
+					if ok, err := c.IsRevoked(ctx, is.Serial); err != nil || !ok {
+						t.Fatalf("serial %s lost: %v", is.Serial, err)
+					}
+				}
+			}
+			// CRL numbers increase across both processes.
+			seen := map[int64]bool{}
+			for i := 0; i < 4; i++ {
+				c := []*CA{a, b}[i%2]
+				is := issueN(t, c, "device2.itsp.com", 1)[0]
+				if err := c.Revoke(ctx, is.Serial, ReasonKeyCompromise); err != nil {
+					t.Fatal(err)
+				}
+				der, err := c.CRL(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				crl, _ := x509.ParseRevocationList(der)
+				if seen[crl.Number.Int64()] {
+					t.Fatalf("CRL number %v reused", crl.Number)
+				}
+				seen[crl.Number.Int64()] = true
+				if len(crl.RevokedCertificateEntries) != 12+i+1 {
+					t.Fatalf("CRL has %d entries", len(crl.RevokedCertificateEntries))
+				}
+			}
+		})
+	}
+}
+
+func TestReasonsAndSerials(t *testing.T) {
+	for s, want := range map[string]int{"superseded": 4, "Key-Compromise": 1, "cessationOfOperation": 5, "5": 5, "unspecified": 0} {
+		if got, err := ParseReason(s); err != nil || got != want {
+			t.Errorf("ParseReason(%q) = %d, %v", s, got, err)
+		}
+	}
+	if _, err := ParseReason("cACompromise"); err == nil {
+		t.Error("CA compromise accepted for a device")
+	}
+	for s, want := range map[string]string{"0x00AB": "ab", "AB:CD": "abcd", "0001": "1"} {
+		if got, err := NormalizeSerial(s); err != nil || got != want {
+			t.Errorf("NormalizeSerial(%q) = %q, %v", s, got, err)
+		}
+	}
+	for _, s := range []string{"", "0", "zz", "-1"} {
+		if _, err := NormalizeSerial(s); err == nil {
+			t.Errorf("NormalizeSerial(%q) accepted", s)
+		}
+	}
+	_ = asn1.NullRawValue
+}

@@ -1,0 +1,105 @@
+package caddyenroll
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"strings"
+	"sync"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Account is an operator account allowed to enroll devices (the seed's
+// `username`, `password` and `customer` variables).
+type Account struct {
+	// The username devices send.
+	Username string `json:"username"`
+	// The password as a bcrypt hash, as `caddy hash-password` prints it.
+	// Plain passwords are never accepted here.
+	Password string `json:"password"`
+	// The clearinghouse-assigned customer number of this account. When set,
+	// a request's `customer` variable must equal it.
+	Customer string `json:"customer,omitempty"`
+}
+
+// accounts checks credentials. bcrypt at `caddy hash-password`'s cost takes
+// tens of milliseconds, so successful checks are cached by a SHA-256 of the
+// username, password and hash (as Caddy's basic_auth does); failures are
+// never cached.
+type accounts struct {
+	byName map[string]*Account
+	dummy  []byte
+
+	mu    sync.RWMutex
+	cache map[[32]byte]struct{}
+}
+
+const maxCachedCredentials = 10000
+
+func newAccounts(list []Account) (*accounts, error) {
+	a := &accounts{byName: make(map[string]*Account), cache: make(map[[32]byte]struct{})}
+	for i := range list {
+		acct := &list[i]
+		if acct.Username == "" {
+			return nil, fmt.Errorf("account %d: username is required", i)
+		}
+		if _, dup := a.byName[acct.Username]; dup {
+			return nil, fmt.Errorf("account %q is defined twice", acct.Username)
+		}
+		if _, err := bcrypt.Cost([]byte(acct.Password)); err != nil {
+			return nil, fmt.Errorf("account %q: password must be a bcrypt hash (use `caddy hash-password`): %v", acct.Username, err)
+		}
+		a.byName[acct.Username] = acct
+	}
+	// a hash to compare against for unknown users, so that their timing
+	// matches that of known ones
+	h, err := bcrypt.GenerateFromPassword([]byte("unknown-user"), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, err
+	}
+	a.dummy = h
+	return a, nil
+}
+
+// check returns the account when username and password are right.
+func (a *accounts) check(username, password string) (*Account, bool) {
+	acct, known := a.byName[username]
+	hash := a.dummy
+	if known {
+		hash = []byte(acct.Password)
+	}
+	key := credentialKey(username, password, hash)
+	a.mu.RLock()
+	_, hit := a.cache[key]
+	a.mu.RUnlock()
+	if hit && known {
+		return acct, true
+	}
+	err := bcrypt.CompareHashAndPassword(hash, []byte(password))
+	if err != nil || !known {
+		return nil, false
+	}
+	a.mu.Lock()
+	if len(a.cache) >= maxCachedCredentials {
+		clear(a.cache)
+	}
+	a.cache[key] = struct{}{}
+	a.mu.Unlock()
+	return acct, true
+}
+
+func credentialKey(username, password string, hash []byte) [32]byte {
+	h := sha256.New()
+	fmt.Fprintf(h, "%d:%s:%d:", len(username), username, len(password))
+	h.Write([]byte(password))
+	h.Write(hash)
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// sameCustomer compares customer ids in constant time.
+func sameCustomer(a, b string) bool {
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(a)), []byte(strings.TrimSpace(b))) == 1
+}

@@ -1,0 +1,364 @@
+package caddyenroll
+
+import (
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
+)
+
+func init() {
+	caddy.RegisterModule(adminAPI{})
+}
+
+// adminAPI serves the administrator's side of enrollment on Caddy's admin
+// endpoint, under /enroll/:
+//
+//	GET  /enroll/pending                pending requests
+//	GET  /enroll/requests[?state=S]     all requests (pending, issued, rejected)
+//	POST /enroll/approve/ID             issue a pending request ({"group": "…"} places an unknown device)
+//	POST /enroll/reject/ID              refuse it ({"reason": "…"})
+//	GET  /enroll/devices                devices of the configuration file and their certificates
+//	POST /enroll/revoke                 {"serial": "…"} or {"device": "…"}, optional "reason" (RFC 5280 code)
+//	GET  /enroll/ca[/PROFILE]           the CA certificate (PEM) and SHA-256 fingerprint
+type adminAPI struct {
+	ctx caddy.Context
+	log *zap.Logger
+	app *App
+}
+
+// CaddyModule returns the Caddy module information.
+func (adminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.enroll",
+		New: func() caddy.Module { return new(adminAPI) },
+	}
+}
+
+// Provision finds the enroll app, if the config has one.
+func (ad *adminAPI) Provision(ctx caddy.Context) error {
+	ad.ctx = ctx
+	ad.log = ctx.Logger(ad)
+	if app, err := ctx.AppIfConfigured("enroll"); err == nil {
+		ad.app = app.(*App)
+	}
+	return nil
+}
+
+// Routes returns the admin routes.
+func (ad *adminAPI) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{Pattern: "/enroll/", Handler: caddy.AdminHandlerFunc(ad.serve)}}
+}
+
+func (ad *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
+	if ad.app == nil {
+		return apiErr(http.StatusNotFound, errors.New("the enroll app is not configured"))
+	}
+	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/enroll/"), "/"), "/")
+	switch {
+	case len(parts) == 1 && parts[0] == "pending":
+		return ad.listRequests(w, r, statePending)
+	case len(parts) == 1 && parts[0] == "requests":
+		return ad.listRequests(w, r, r.URL.Query().Get("state"))
+	case len(parts) == 2 && parts[0] == "approve":
+		return ad.approve(w, r, parts[1])
+	case len(parts) == 2 && parts[0] == "reject":
+		return ad.reject(w, r, parts[1])
+	case len(parts) == 1 && parts[0] == "devices":
+		return ad.devices(w, r)
+	case len(parts) == 1 && parts[0] == "revoke":
+		return ad.revoke(w, r)
+	case parts[0] == "ca" && len(parts) <= 2:
+		profile := profileModern
+		if len(parts) == 2 {
+			profile = parts[1]
+		}
+		return ad.caInfo(w, r, profile)
+	}
+	return apiErr(http.StatusNotFound, fmt.Errorf("resource not found: %s", r.URL.Path))
+}
+
+// RequestInfo is a request as the admin API shows it.
+type RequestInfo struct {
+	ID              string    `json:"id"`
+	Profile         string    `json:"profile"`
+	Device          string    `json:"device"`
+	KnownDevice     bool      `json:"known_device"`
+	DeviceID        string    `json:"device_id,omitempty"`
+	Customer        string    `json:"customer,omitempty"`
+	Username        string    `json:"username,omitempty"`
+	ClientAddr      string    `json:"client_addr,omitempty"`
+	PublicKeySHA256 string    `json:"public_key_sha256"`
+	State           string    `json:"state"`
+	Reason          string    `json:"reason,omitempty"`
+	Serial          string    `json:"serial,omitempty"`
+	NotAfter        time.Time `json:"not_after,omitzero"`
+	Created         time.Time `json:"created"`
+	Updated         time.Time `json:"updated"`
+}
+
+func requestInfo(r *Request) RequestInfo {
+	return RequestInfo{ID: r.ID, Profile: r.Profile, Device: r.Device, KnownDevice: r.Known,
+		DeviceID: r.DeviceID, Customer: r.Customer, Username: r.Username, ClientAddr: r.ClientAddr,
+		PublicKeySHA256: r.PublicKeySHA256, State: r.State, Reason: r.Reason, Serial: r.Serial,
+		NotAfter: r.NotAfter, Created: r.Created, Updated: r.Updated}
+}
+
+func (ad *adminAPI) listRequests(w http.ResponseWriter, r *http.Request, state string) error {
+	if r.Method != http.MethodGet {
+		return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
+	}
+	switch state {
+	case "", statePending, stateIssued, stateRejected:
+	default:
+		return apiErr(http.StatusBadRequest, fmt.Errorf("unknown state %q", state))
+	}
+	reqs, err := ad.app.state.requests(r.Context(), state)
+	if err != nil {
+		return apiErr(http.StatusInternalServerError, err)
+	}
+	out := make([]RequestInfo, 0, len(reqs))
+	for _, q := range reqs {
+		out = append(out, requestInfo(q))
+	}
+	if state == statePending {
+		metrics.pending.Set(float64(len(out)))
+	}
+	return writeJSON(w, out)
+}
+
+type approveBody struct {
+	Group  string `json:"group,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+func readBody(r *http.Request, v any) error {
+	b, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
+		return err
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decoding JSON body: %v", err)
+	}
+	return nil
+}
+
+func (ad *adminAPI) approve(w http.ResponseWriter, r *http.Request, id string) error {
+	if r.Method != http.MethodPost {
+		return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
+	}
+	var body approveBody
+	if err := readBody(r, &body); err != nil {
+		return apiErr(http.StatusBadRequest, err)
+	}
+	req, err := ad.app.approve(r.Context(), id, body.Group)
+	if err != nil {
+		return actionErr(err)
+	}
+	return writeJSON(w, requestInfo(req))
+}
+
+func (ad *adminAPI) reject(w http.ResponseWriter, r *http.Request, id string) error {
+	if r.Method != http.MethodPost {
+		return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
+	}
+	var body approveBody
+	if err := readBody(r, &body); err != nil {
+		return apiErr(http.StatusBadRequest, err)
+	}
+	req, err := ad.app.reject(r.Context(), id, body.Reason)
+	if err != nil {
+		return actionErr(err)
+	}
+	return writeJSON(w, requestInfo(req))
+}
+
+// CertificateInfo is an issued certificate as the admin API shows it.
+type CertificateInfo struct {
+	Profile     string    `json:"profile"`
+	Serial      string    `json:"serial"`
+	Fingerprint string    `json:"sha256"`
+	NotBefore   time.Time `json:"not_before"`
+	NotAfter    time.Time `json:"not_after"`
+	Revoked     bool      `json:"revoked"`
+	RevokedAt   time.Time `json:"revoked_at,omitzero"`
+	Reason      int       `json:"reason,omitempty"`
+}
+
+// DeviceInfo is a device of the configuration file with its certificates.
+type DeviceInfo struct {
+	Name         string            `json:"name"`
+	Group        string            `json:"group"`
+	Enabled      bool              `json:"enabled"`
+	Enrolled     bool              `json:"enrolled"`
+	Certificates []CertificateInfo `json:"certificates"`
+}
+
+func (ad *adminAPI) devices(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
+	}
+	var out []DeviceInfo
+	ad.app.cfg.read(func(f *configfile.File) {
+		out = make([]DeviceInfo, 0, len(f.Devices))
+		for _, d := range f.Devices {
+			out = append(out, DeviceInfo{Name: d.Name, Group: d.Group, Enabled: d.Enabled, Enrolled: d.Enrolled, Certificates: []CertificateInfo{}})
+		}
+	})
+	index := make(map[string]int, len(out))
+	for i, d := range out {
+		index[strings.ToLower(d.Name)] = i
+	}
+	for profile, c := range ad.app.cas {
+		recs, err := c.Records(r.Context(), "")
+		if err != nil {
+			return apiErr(http.StatusInternalServerError, err)
+		}
+		for _, rec := range recs {
+			i, ok := index[strings.ToLower(rec.Device)]
+			if !ok {
+				continue
+			}
+			out[i].Certificates = append(out[i].Certificates, CertificateInfo{Profile: profile, Serial: rec.Serial,
+				Fingerprint: rec.Fingerprint, NotBefore: rec.NotBefore, NotAfter: rec.NotAfter,
+				Revoked: rec.Revoked, RevokedAt: rec.RevokedAt, Reason: rec.Reason})
+		}
+	}
+	for i := range out {
+		sort.Slice(out[i].Certificates, func(a, b int) bool {
+			return out[i].Certificates[a].NotBefore.Before(out[i].Certificates[b].NotBefore)
+		})
+	}
+	return writeJSON(w, out)
+}
+
+type revokeBody struct {
+	Serial string `json:"serial,omitempty"`
+	Device string `json:"device,omitempty"`
+	Reason *int   `json:"reason,omitempty"`
+}
+
+func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
+	}
+	var body revokeBody
+	if err := readBody(r, &body); err != nil {
+		return apiErr(http.StatusBadRequest, err)
+	}
+	if (body.Serial == "") == (body.Device == "") {
+		return apiErr(http.StatusBadRequest, errors.New("give exactly one of serial or device"))
+	}
+	reason := 0 // unspecified
+	if body.Reason != nil {
+		reason = *body.Reason
+		if reason < 0 || reason > 10 || reason == 7 {
+			return apiErr(http.StatusBadRequest, fmt.Errorf("invalid RFC 5280 revocation reason %d", reason))
+		}
+	}
+	var revoked []string
+	for profile, c := range ad.app.cas {
+		if body.Serial != "" {
+			rec, err := c.Lookup(r.Context(), body.Serial)
+			if err != nil || rec == nil {
+				continue
+			}
+			if err := c.Revoke(r.Context(), body.Serial, reason); err != nil {
+				return apiErr(http.StatusInternalServerError, err)
+			}
+			revoked = append(revoked, rec.Serial)
+			ad.log.Info("certificate revoked", zap.String("serial", rec.Serial), zap.String("profile", profile))
+			continue
+		}
+		serials, err := c.RevokeDevice(r.Context(), body.Device, reason, "")
+		if err != nil {
+			return apiErr(http.StatusInternalServerError, err)
+		}
+		revoked = append(revoked, serials...)
+	}
+	if body.Serial != "" && len(revoked) == 0 {
+		return apiErr(http.StatusNotFound, fmt.Errorf("no certificate with serial %s", body.Serial))
+	}
+	if body.Device != "" {
+		// a device without a valid certificate is not enrolled any more
+		d := ad.app.cfg.device(body.Device)
+		if d.Known && d.Enrolled {
+			if err := ad.app.cfg.edit(func(f *configfile.File) error { return f.SetEnrolled(d.Name, false) }); err != nil {
+				return apiErr(http.StatusInternalServerError, err)
+			}
+		}
+		ad.log.Info("device certificates revoked", zap.String("device", body.Device), zap.Strings("serials", revoked))
+	}
+	metrics.revoked.Add(float64(len(revoked)))
+	if revoked == nil {
+		revoked = []string{}
+	}
+	return writeJSON(w, map[string]any{"revoked": revoked})
+}
+
+// CAInfo describes an operational CA.
+type CAInfo struct {
+	Profile     string `json:"profile"`
+	Crypto      string `json:"crypto"`
+	Subject     string `json:"subject"`
+	Fingerprint string `json:"sha256_fingerprint"`
+	NotAfter    string `json:"not_after"`
+	Certificate string `json:"certificate_pem"`
+}
+
+func (ad *adminAPI) caInfo(w http.ResponseWriter, r *http.Request, profile string) error {
+	if r.Method != http.MethodGet {
+		return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
+	}
+	c, err := ad.app.authority(profile)
+	if err != nil {
+		return apiErr(http.StatusNotFound, err)
+	}
+	root := c.Root()
+	return writeJSON(w, CAInfo{
+		Profile: profile, Crypto: c.CryptoParam(), Subject: root.Subject.String(),
+		Fingerprint: ca.Fingerprint(root.Raw), NotAfter: root.NotAfter.UTC().Format(time.RFC3339),
+		Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})),
+	})
+}
+
+func writeJSON(w http.ResponseWriter, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func apiErr(code int, err error) error {
+	return caddy.APIError{HTTPStatus: code, Err: err}
+}
+
+func actionErr(err error) error {
+	switch {
+	case errors.Is(err, errNotFound):
+		return apiErr(http.StatusNotFound, err)
+	case errors.Is(err, errConflict):
+		return apiErr(http.StatusConflict, err)
+	}
+	return apiErr(http.StatusInternalServerError, err)
+}
+
+// Interface guards
+var (
+	_ caddy.AdminRouter = (*adminAPI)(nil)
+	_ caddy.Provisioner = (*adminAPI)(nil)
+)

@@ -1,0 +1,341 @@
+package caddyenroll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// Approval policies.
+const (
+	ApprovalAuto   = "auto"
+	ApprovalManual = "manual"
+)
+
+// Policies for requests naming a device that the configuration file lacks.
+const (
+	UnknownPending = "pending"
+	UnknownRefuse  = "refuse"
+)
+
+// App is the clearinghouse app: what every `enroll` handler of the process
+// shares — the configuration file (seed 001, Table 7), the operational CAs,
+// the operator accounts and the enrollment state kept in Caddy's storage.
+// It plays the part Caddy's `pki` app plays for `acme_server`.
+type App struct {
+	// Path of the clearinghouse configuration file (groups, devices, routes
+	// and the enroll/routing/cdrs/ssl flags). Required.
+	ConfigFile string `json:"config_file,omitempty"`
+
+	// How often the configuration file is checked for edits, which then take
+	// effect without a restart. Default 2s; a negative value disables it
+	// (edits then take effect on `caddy reload`).
+	WatchInterval caddy.Duration `json:"watch_interval,omitempty"`
+
+	// Number of previous versions of the configuration file kept as
+	// FILE.~1~ … FILE.~N~ when the server rewrites it. Default 5.
+	Backups *int `json:"backups,omitempty"`
+
+	// Approval policy: "auto" (default) issues at once to a known, enabled
+	// device with valid credentials; "manual" makes every request wait for
+	// an administrator.
+	Approval string `json:"approval,omitempty"`
+
+	// Requests naming a device absent from the configuration file either
+	// wait for an administrator ("pending", default) or are refused
+	// ("refuse").
+	UnknownDevices string `json:"unknown_devices,omitempty"`
+
+	// Operator accounts allowed to enroll devices.
+	Accounts []Account `json:"accounts,omitempty"`
+
+	// The operational CAs by profile: "modern" (always present) and
+	// "legacy" (MD5-RSA, for seed-era devices; only when configured).
+	Authorities map[string]*Authority `json:"authorities,omitempty"`
+
+	// Failed logins allowed per account and per client address before
+	// lockouts start. Default 5.
+	FailuresAllowed int `json:"failures_allowed,omitempty"`
+	// First lockout after the allowed failures; it doubles with every
+	// further failure. Default 1s.
+	LockoutBase caddy.Duration `json:"lockout_base,omitempty"`
+	// Longest lockout. Default 15m.
+	LockoutMax caddy.Duration `json:"lockout_max,omitempty"`
+
+	ctx      caddy.Context
+	log      *zap.Logger
+	storage  certmagic.Storage
+	cfg      *configState
+	cas      map[string]*ca.CA
+	accounts *accounts
+	limiter  *limiter
+	state    *stateStore
+	stop     chan struct{}
+	stopOnce *sync.Once
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "enroll",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision loads the configuration file, the CAs and the accounts.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
+	a.log = ctx.Logger()
+	a.storage = ctx.Storage()
+	a.stop = make(chan struct{})
+	a.stopOnce = new(sync.Once)
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering metrics: %v", err)
+	}
+
+	if a.Approval == "" {
+		a.Approval = ApprovalAuto
+	}
+	if a.UnknownDevices == "" {
+		a.UnknownDevices = UnknownPending
+	}
+	if a.WatchInterval == 0 {
+		a.WatchInterval = caddy.Duration(2 * time.Second)
+	}
+	if a.FailuresAllowed == 0 {
+		a.FailuresAllowed = 5
+	}
+	if a.LockoutBase == 0 {
+		a.LockoutBase = caddy.Duration(time.Second)
+	}
+	if a.LockoutMax == 0 {
+		a.LockoutMax = caddy.Duration(15 * time.Minute)
+	}
+	if err := a.Validate(); err != nil {
+		return err
+	}
+
+	var err error
+	if a.accounts, err = newAccounts(a.Accounts); err != nil {
+		return err
+	}
+	a.limiter = newLimiter(a.FailuresAllowed, time.Duration(a.LockoutBase), time.Duration(a.LockoutMax))
+	a.state = newStateStore(a.storage)
+
+	backups := 5
+	if a.Backups != nil {
+		backups = *a.Backups
+	}
+	a.cfg, err = loadConfigState(a.ConfigFile, backups)
+	if err != nil {
+		return err // already FILE:LINE: …
+	}
+
+	if a.Authorities == nil {
+		a.Authorities = make(map[string]*Authority)
+	}
+	if a.Authorities[profileModern] == nil {
+		a.Authorities[profileModern] = new(Authority)
+	}
+	a.cas = make(map[string]*ca.CA)
+	// the modern CA first: it decides whether the file's crypto item was absent
+	for _, profile := range []string{profileModern, profileLegacy} {
+		auth := a.Authorities[profile]
+		if auth == nil {
+			continue
+		}
+		if err := a.openCA(ctx, profile, auth); err != nil {
+			return fmt.Errorf("operational CA %q: %v", profile, err)
+		}
+	}
+	return nil
+}
+
+// Validate checks the settings.
+func (a *App) Validate() error {
+	if a.ConfigFile == "" {
+		return errors.New("config_file is required: the path of the clearinghouse configuration file")
+	}
+	switch a.Approval {
+	case ApprovalAuto, ApprovalManual:
+	default:
+		return fmt.Errorf("approval must be %q or %q, not %q", ApprovalAuto, ApprovalManual, a.Approval)
+	}
+	switch a.UnknownDevices {
+	case UnknownPending, UnknownRefuse:
+	default:
+		return fmt.Errorf("unknown_devices must be %q or %q, not %q", UnknownPending, UnknownRefuse, a.UnknownDevices)
+	}
+	for profile, auth := range a.Authorities {
+		if profile != profileModern && profile != profileLegacy {
+			return fmt.Errorf("authorities: unknown profile %q (want %q or %q)", profile, profileModern, profileLegacy)
+		}
+		if auth != nil {
+			if err := auth.validate(profile); err != nil {
+				return fmt.Errorf("authorities %q: %v", profile, err)
+			}
+		}
+	}
+	if a.Backups != nil && (*a.Backups < 0 || *a.Backups > 100) {
+		return fmt.Errorf("backups must be between 0 and 100, not %d", *a.Backups)
+	}
+	return nil
+}
+
+// openCA opens (or creates) the CA of a profile and reconciles the file's
+// crypto item with it. The crypto item lists one entry per profile,
+// separated by spaces, each as the ca package writes it.
+func (a *App) openCA(ctx context.Context, profile string, auth *Authority) error {
+	var cryptoItem string
+	var hadCrypto bool
+	a.cfg.read(func(f *configfile.File) {
+		cryptoItem, hadCrypto = f.Crypto, f.HasCrypto
+	})
+	entries := strings.Fields(cryptoItem)
+	param := ""
+	ours := false
+	for _, e := range entries {
+		if strings.HasPrefix(e, profile+":") {
+			param = e
+		}
+		if strings.HasPrefix(e, profileModern+":") || strings.HasPrefix(e, profileLegacy+":") {
+			ours = true
+		}
+	}
+	c, res, err := ca.Open(ctx, a.storage, auth.config(profile), param)
+	if err != nil {
+		return err
+	}
+	a.cas[profile] = c
+	if c.Profile() == ca.Profile(profileLegacy) {
+		a.log.Warn("legacy CA profile enabled: device certificates are signed with MD5-RSA for seed-era clients; MD5 is broken, keep this profile to the devices that need it",
+			zap.String("crypto", c.CryptoParam()))
+	}
+	if param == res.CryptoParam {
+		return nil
+	}
+	// the file must now name this CA
+	var kept []string
+	for _, e := range entries {
+		if !strings.HasPrefix(e, profile+":") && (strings.HasPrefix(e, profileModern+":") || strings.HasPrefix(e, profileLegacy+":")) {
+			kept = append(kept, e)
+		}
+	}
+	kept = append(kept, res.CryptoParam)
+	newItem := strings.Join(kept, " ")
+	// The seed: when the crypto item is absent the server generates new
+	// parameters and every enrolled device must re-enroll. A value that is
+	// present but not ours (a file imported from another clearinghouse, or
+	// Table 7's placeholder) is replaced, and its enrolled flags are kept:
+	// they are the operator's statement of which devices are enrolled.
+	clearEnrolled := !hadCrypto && res.Created
+	var cleared []string
+	err = a.cfg.edit(func(f *configfile.File) error {
+		if err := f.SetCrypto(newItem); err != nil {
+			return err
+		}
+		if clearEnrolled {
+			cleared = f.ClearEnrolled()
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recording crypto parameters in %s: %v", a.ConfigFile, err)
+	}
+	a.log.Info("configuration file now names the operational CA",
+		zap.String("profile", profile),
+		zap.String("crypto", res.CryptoParam),
+		zap.Bool("created", res.Created),
+		zap.Bool("replaced_foreign_value", hadCrypto && !ours && cryptoItem != ""),
+		zap.Int("devices_must_reenroll", len(cleared)))
+	return nil
+}
+
+// Start begins watching the configuration file.
+func (a *App) Start() error {
+	if a.WatchInterval > 0 {
+		go a.watch(time.Duration(a.WatchInterval))
+	}
+	return nil
+}
+
+// Stop stops the watcher.
+func (a *App) Stop() error {
+	a.stopOnce.Do(func() { close(a.stop) })
+	return nil
+}
+
+// watch reloads the configuration file when it changes on disk.
+func (a *App) watch(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+		}
+		changed, disabled, err := a.cfg.reloadIfChanged()
+		if err != nil {
+			a.log.Error("configuration file changed but is invalid; keeping the previous version",
+				zap.String("file", a.ConfigFile), zap.Error(err))
+			continue
+		}
+		if changed {
+			a.log.Info("configuration file reloaded", zap.String("file", a.ConfigFile))
+			a.revokeDisabled(disabled)
+		}
+	}
+}
+
+// revokeDisabled revokes every certificate of devices that were disabled.
+func (a *App) revokeDisabled(devices []string) {
+	for _, d := range devices {
+		for profile, c := range a.cas {
+			serials, err := c.RevokeDevice(a.ctx, d, reasonCessationOfOperation, "")
+			if err != nil {
+				a.log.Error("revoking certificates of disabled device", zap.String("device", d), zap.String("profile", profile), zap.Error(err))
+				continue
+			}
+			if len(serials) > 0 {
+				metrics.revoked.Add(float64(len(serials)))
+				a.log.Info("device disabled: certificates revoked", zap.String("device", d),
+					zap.String("profile", profile), zap.Strings("serials", serials))
+			}
+		}
+	}
+}
+
+// authority returns the CA of a profile.
+func (a *App) authority(profile string) (*ca.CA, error) {
+	c, ok := a.cas[profile]
+	if !ok {
+		return nil, fmt.Errorf("no %q CA is configured in the enroll app (add `ca %s` to the global enroll option)", profile, profile)
+	}
+	return c, nil
+}
+
+// Interface guards
+var (
+	_ caddy.App         = (*App)(nil)
+	_ caddy.Provisioner = (*App)(nil)
+	_ caddy.Validator   = (*App)(nil)
+)
+
+// statFile is os.Stat, replaceable in tests.
+var statFile = os.Stat

@@ -1,0 +1,108 @@
+package caddyenroll
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
+)
+
+// CA profiles.
+const (
+	profileModern = "modern"
+	profileLegacy = "legacy"
+)
+
+// RFC 5280 revocation reasons used here.
+const (
+	reasonKeyCompromise        = 1
+	reasonSuperseded           = 4
+	reasonCessationOfOperation = 5
+)
+
+// Authority configures an operational CA: the CA that signs device
+// certificates, separate from the server's own TLS identity.
+type Authority struct {
+	// Key algorithm of a generated CA: p256 (default for modern), p384,
+	// ed25519, rsa2048 (default for legacy), rsa3072, rsa4096.
+	Algorithm string `json:"algorithm,omitempty"`
+	// Validity of device certificates. Default 365 days (legacy: 90 days).
+	Validity caddy.Duration `json:"validity,omitempty"`
+	// Validity of a generated root. Default 10 years.
+	RootValidity caddy.Duration `json:"root_validity,omitempty"`
+	// Issue from an intermediate under the root, so the root key can be
+	// kept offline. Not available for the legacy profile.
+	Intermediate bool `json:"intermediate,omitempty"`
+	// PEM files of an operator-supplied CA certificate and key, used
+	// instead of generated ones.
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+	// Common name of a generated CA.
+	CommonName string `json:"common_name,omitempty"`
+	// Organization of a generated CA.
+	Organization string `json:"organization,omitempty"`
+	// Accept CSRs signed with MD5-RSA or SHA1-RSA (seed-era devices).
+	// Default off for modern, on for legacy.
+	LegacyCSR *bool `json:"legacy_csr,omitempty"`
+	// Accept RSA-1024 device keys. RSA keys under 1024 bits are always refused.
+	AllowRSA1024 bool `json:"allow_rsa1024,omitempty"`
+	// Add the serverAuth extended key usage, for devices that also serve TLS.
+	ServerAuth bool `json:"server_auth,omitempty"`
+	// How long a CRL is valid (its next-update). Default 7 days.
+	CRLValidity caddy.Duration `json:"crl_validity,omitempty"`
+}
+
+func (au *Authority) validate(profile string) error {
+	switch au.Algorithm {
+	case "", "p256", "p384", "ed25519", "rsa2048", "rsa3072", "rsa4096":
+	default:
+		return fmt.Errorf("unknown algorithm %q (want p256, p384, ed25519, rsa2048, rsa3072 or rsa4096)", au.Algorithm)
+	}
+	if profile == profileLegacy {
+		if au.Algorithm != "" && au.Algorithm[:3] != "rsa" {
+			return fmt.Errorf("the legacy profile signs with MD5-RSA and needs an RSA key, not %q", au.Algorithm)
+		}
+		if au.Intermediate {
+			return fmt.Errorf("the legacy profile cannot use an intermediate: seed-era clients accept only certificates signed by the CA they fetched")
+		}
+	}
+	if (au.CertFile == "") != (au.KeyFile == "") {
+		return fmt.Errorf("cert_file and key_file go together")
+	}
+	if au.Validity < 0 || au.RootValidity < 0 || au.CRLValidity < 0 {
+		return fmt.Errorf("durations must be positive")
+	}
+	return nil
+}
+
+func (au *Authority) config(profile string) ca.Config {
+	return ca.Config{
+		Name:         profile,
+		Profile:      ca.Profile(profile),
+		Algorithm:    ca.Algorithm(au.Algorithm),
+		CommonName:   au.CommonName,
+		Organization: au.Organization,
+		RootValidity: time.Duration(au.RootValidity),
+		Validity:     time.Duration(au.Validity),
+		Intermediate: au.Intermediate,
+		CertFile:     au.CertFile,
+		KeyFile:      au.KeyFile,
+		CRLValidity:  time.Duration(au.CRLValidity),
+	}
+}
+
+// policy is the signing policy of this authority.
+func (au *Authority) policy(profile string) ca.Policy {
+	legacy := profile == profileLegacy
+	if au.LegacyCSR != nil {
+		legacy = *au.LegacyCSR
+	}
+	return ca.Policy{
+		Legacy:       legacy,
+		AllowRSA1024: au.AllowRSA1024,
+		ServerAuth:   au.ServerAuth,
+		Validity:     time.Duration(au.Validity),
+	}
+}

@@ -1,0 +1,266 @@
+package caddyenroll
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("enroll", parseGlobalOption)
+	httpcaddyfile.RegisterHandlerDirective("enroll", parseHandlerDirective)
+	httpcaddyfile.RegisterDirectiveOrder("enroll", httpcaddyfile.Before, "respond")
+}
+
+// parseGlobalOption parses the global `enroll` option into the enroll app:
+//
+//	enroll {
+//	    config_file      <path>
+//	    approval         auto|manual
+//	    unknown_devices  pending|refuse
+//	    watch_interval   <duration>
+//	    backups          <n>
+//	    account          <username> <bcrypt-hash> [<customer>]
+//	    failures_allowed <n>
+//	    lockout          <first> <max>
+//	    ca [modern|legacy] {
+//	        algorithm     p256|p384|ed25519|rsa2048|rsa3072|rsa4096
+//	        validity      <duration>
+//	        root_validity <duration>
+//	        intermediate
+//	        cert_file     <path>
+//	        key_file      <path>
+//	        common_name   <name>
+//	        organization  <name>
+//	        legacy_csr    on|off
+//	        allow_rsa1024
+//	        server_auth
+//	        crl_validity  <duration>
+//	    }
+//	}
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	app := new(App)
+	if existing != nil {
+		return nil, d.Err("the enroll global option may appear only once")
+	}
+	d.Next() // option name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "config_file":
+			if !d.AllArgs(&app.ConfigFile) {
+				return nil, d.ArgErr()
+			}
+		case "approval":
+			if !d.AllArgs(&app.Approval) {
+				return nil, d.ArgErr()
+			}
+		case "unknown_devices":
+			if !d.AllArgs(&app.UnknownDevices) {
+				return nil, d.ArgErr()
+			}
+		case "watch_interval":
+			dur, err := durationArg(d)
+			if err != nil {
+				return nil, err
+			}
+			app.WatchInterval = dur
+		case "backups":
+			n, err := intArg(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Backups = &n
+		case "failures_allowed":
+			n, err := intArg(d)
+			if err != nil {
+				return nil, err
+			}
+			app.FailuresAllowed = n
+		case "lockout":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return nil, d.ArgErr()
+			}
+			first, err := caddy.ParseDuration(args[0])
+			if err != nil {
+				return nil, d.Errf("lockout: %v", err)
+			}
+			most, err := caddy.ParseDuration(args[1])
+			if err != nil {
+				return nil, d.Errf("lockout: %v", err)
+			}
+			app.LockoutBase, app.LockoutMax = caddy.Duration(first), caddy.Duration(most)
+		case "account":
+			args := d.RemainingArgs()
+			if len(args) < 2 || len(args) > 3 {
+				return nil, d.Errf("account needs <username> <bcrypt-hash> [<customer>]")
+			}
+			acct := Account{Username: args[0], Password: args[1]}
+			if len(args) == 3 {
+				acct.Customer = args[2]
+			}
+			app.Accounts = append(app.Accounts, acct)
+		case "ca":
+			profile := profileModern
+			if d.NextArg() {
+				profile = d.Val()
+			}
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			if profile != profileModern && profile != profileLegacy {
+				return nil, d.Errf("ca profile must be %s or %s, not %q", profileModern, profileLegacy, profile)
+			}
+			if app.Authorities == nil {
+				app.Authorities = make(map[string]*Authority)
+			}
+			if app.Authorities[profile] != nil {
+				return nil, d.Errf("ca %s is defined twice", profile)
+			}
+			auth, err := parseAuthority(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Authorities[profile] = auth
+		default:
+			return nil, d.Errf("unknown enroll option %q", d.Val())
+		}
+	}
+	return httpcaddyfile.App{Name: "enroll", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+func parseAuthority(d *caddyfile.Dispenser) (*Authority, error) {
+	auth := new(Authority)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "algorithm":
+			if !d.AllArgs(&auth.Algorithm) {
+				return nil, d.ArgErr()
+			}
+		case "validity":
+			auth.Validity, err = durationArg(d)
+		case "root_validity":
+			auth.RootValidity, err = durationArg(d)
+		case "crl_validity":
+			auth.CRLValidity, err = durationArg(d)
+		case "intermediate":
+			auth.Intermediate = true
+		case "cert_file":
+			if !d.AllArgs(&auth.CertFile) {
+				return nil, d.ArgErr()
+			}
+		case "key_file":
+			if !d.AllArgs(&auth.KeyFile) {
+				return nil, d.ArgErr()
+			}
+		case "common_name":
+			if !d.AllArgs(&auth.CommonName) {
+				return nil, d.ArgErr()
+			}
+		case "organization":
+			if !d.AllArgs(&auth.Organization) {
+				return nil, d.ArgErr()
+			}
+		case "legacy_csr":
+			var v string
+			if !d.AllArgs(&v) {
+				return nil, d.ArgErr()
+			}
+			on := v == "on"
+			if !on && v != "off" {
+				return nil, d.Errf("legacy_csr must be on or off, not %q", v)
+			}
+			auth.LegacyCSR = &on
+		case "allow_rsa1024":
+			auth.AllowRSA1024 = true
+		case "server_auth":
+			auth.ServerAuth = true
+		default:
+			return nil, d.Errf("unknown ca option %q", d.Val())
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return auth, nil
+}
+
+// parseHandlerDirective parses the `enroll` site directive:
+//
+//	enroll [modern|legacy] {
+//	    profile         modern|legacy
+//	    content_type    text/html|text/plain
+//	    plain_getcacert
+//	    max_body        <size>
+//	}
+func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	hd := new(Handler)
+	d := h.Dispenser
+	d.Next() // directive name
+	if d.NextArg() {
+		hd.Profile = d.Val()
+		if d.NextArg() {
+			return nil, d.ArgErr()
+		}
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "profile":
+			if !d.AllArgs(&hd.Profile) {
+				return nil, d.ArgErr()
+			}
+		case "content_type":
+			if !d.AllArgs(&hd.ContentType) {
+				return nil, d.ArgErr()
+			}
+		case "plain_getcacert":
+			hd.PlainGetCACert = true
+		case "max_body":
+			var v string
+			if !d.AllArgs(&v) {
+				return nil, d.ArgErr()
+			}
+			n, err := humanize.ParseBytes(v)
+			if err != nil {
+				return nil, d.Errf("max_body: %v", err)
+			}
+			hd.MaxBody = int64(n)
+		default:
+			return nil, d.Errf("unknown enroll directive option %q", d.Val())
+		}
+	}
+	return hd, nil
+}
+
+func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	var v string
+	if !d.AllArgs(&v) {
+		return 0, d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil {
+		return 0, d.Errf("%s: %v", d.Val(), err)
+	}
+	return caddy.Duration(dur), nil
+}
+
+func intArg(d *caddyfile.Dispenser) (int, error) {
+	var v string
+	if !d.AllArgs(&v) {
+		return 0, d.ArgErr()
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, d.Errf("%q is not an integer", v)
+	}
+	return n, nil
+}

@@ -1,0 +1,216 @@
+package caddyenroll
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "enroll",
+		Usage: "check <file> | pending | approve <id> | reject <id> | devices | revoke ...",
+		Short: "Checks configuration files and administers device enrollment",
+		Long: `
+Tools for the clearinghouse enrollment server.
+
+  check <file>        validate a clearinghouse configuration file: exit 0 with a
+                      summary, or exit 1 with one FILE:LINE: message per error
+  pending             list enrollment requests waiting for approval
+  requests            list all requests (--state pending|issued|rejected)
+  approve <id>        issue the certificate of a pending request
+  reject <id>         refuse a pending request
+  devices             list devices and their certificates
+  revoke              revoke a certificate (--serial) or all of a device's (--device)
+  ca                  show the operational CA certificate and its fingerprint
+
+All but check talk to a running Caddy's admin API (--address, or the admin
+address of --config).`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.AddCommand(checkCommand())
+			cmd.AddCommand(adminCommand("pending", "List pending enrollment requests", nil, func(f adminFlags, _ []string) (string, string, any, error) {
+				return http.MethodGet, "/enroll/pending", nil, nil
+			}))
+			cmd.AddCommand(adminCommand("requests", "List enrollment requests", func(c *cobra.Command) {
+				c.Flags().String("state", "", "only requests in this state (pending, issued, rejected)")
+			}, func(f adminFlags, _ []string) (string, string, any, error) {
+				uri := "/enroll/requests"
+				if s, _ := f.cmd.Flags().GetString("state"); s != "" {
+					uri += "?state=" + s
+				}
+				return http.MethodGet, uri, nil, nil
+			}))
+			cmd.AddCommand(adminCommand("approve <id>", "Approve a pending request", func(c *cobra.Command) {
+				c.Args = cobra.ExactArgs(1)
+				c.Flags().String("group", "", "group of an approved device that the configuration file lacks")
+			}, func(f adminFlags, args []string) (string, string, any, error) {
+				g, _ := f.cmd.Flags().GetString("group")
+				return http.MethodPost, "/enroll/approve/" + args[0], approveBody{Group: g}, nil
+			}))
+			cmd.AddCommand(adminCommand("reject <id>", "Reject a pending request", func(c *cobra.Command) {
+				c.Args = cobra.ExactArgs(1)
+				c.Flags().String("reason", "", "reason, recorded with the request")
+			}, func(f adminFlags, args []string) (string, string, any, error) {
+				r, _ := f.cmd.Flags().GetString("reason")
+				return http.MethodPost, "/enroll/reject/" + args[0], approveBody{Reason: r}, nil
+			}))
+			cmd.AddCommand(adminCommand("devices", "List devices and their certificates", nil, func(f adminFlags, _ []string) (string, string, any, error) {
+				return http.MethodGet, "/enroll/devices", nil, nil
+			}))
+			cmd.AddCommand(adminCommand("revoke", "Revoke certificates", func(c *cobra.Command) {
+				c.Flags().String("serial", "", "serial number (hex) of the certificate")
+				c.Flags().String("device", "", "revoke every certificate of this device")
+				c.Flags().Int("reason", 0, "RFC 5280 reason code (1 keyCompromise, 4 superseded, 5 cessationOfOperation)")
+			}, func(f adminFlags, _ []string) (string, string, any, error) {
+				serial, _ := f.cmd.Flags().GetString("serial")
+				device, _ := f.cmd.Flags().GetString("device")
+				reason, _ := f.cmd.Flags().GetInt("reason")
+				if (serial == "") == (device == "") {
+					return "", "", nil, errors.New("give exactly one of --serial or --device")
+				}
+				return http.MethodPost, "/enroll/revoke", revokeBody{Serial: serial, Device: device, Reason: &reason}, nil
+			}))
+			cmd.AddCommand(adminCommand("ca", "Show the operational CA certificate and fingerprint", func(c *cobra.Command) {
+				c.Flags().String("profile", profileModern, "CA profile (modern or legacy)")
+			}, func(f adminFlags, _ []string) (string, string, any, error) {
+				p, _ := f.cmd.Flags().GetString("profile")
+				return http.MethodGet, "/enroll/ca/" + p, nil, nil
+			}))
+		},
+	})
+}
+
+func checkCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:           "check <file>",
+		Short:         "Validate a clearinghouse configuration file",
+		Args:          cobra.ExactArgs(1),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runCheck(cmd.OutOrStdout(), args[0])
+		},
+	}
+}
+
+// runCheck prints a summary of a valid file, or one FILE:LINE: message per
+// error and returns an error (exit status 1).
+func runCheck(out io.Writer, path string) error {
+	f, err := configfile.ParseFile(path)
+	if err != nil {
+		var list configfile.ErrorList
+		if errors.As(err, &list) {
+			for _, e := range list {
+				fmt.Fprintln(out, e.Error())
+			}
+			return fmt.Errorf("%s: %d error(s)", path, len(list))
+		}
+		fmt.Fprintln(out, err)
+		return err
+	}
+	fmt.Fprint(out, f.Summary())
+	return nil
+}
+
+type adminFlags struct {
+	cmd *cobra.Command
+}
+
+type adminRequestFunc func(f adminFlags, args []string) (method, uri string, body any, err error)
+
+// adminCommand builds a subcommand that calls the admin API and prints
+// its JSON answer.
+func adminCommand(use, short string, setup func(*cobra.Command), build adminRequestFunc) *cobra.Command {
+	c := &cobra.Command{Use: use, Short: short, SilenceUsage: true, SilenceErrors: true}
+	c.Flags().String("address", "", "address of the administration API listener (if --config is not used)")
+	c.Flags().StringP("config", "c", "", "configuration file (if --address is not used)")
+	c.Flags().StringP("adapter", "a", "", "name of config adapter to apply (if --config is used)")
+	if setup != nil {
+		setup(c)
+	}
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		method, uri, body, err := build(adminFlags{cmd: cmd}, args)
+		if err != nil {
+			return err
+		}
+		addr, _ := cmd.Flags().GetString("address")
+		cfg, _ := cmd.Flags().GetString("config")
+		adapter, _ := cmd.Flags().GetString("adapter")
+		adminAddr, err := caddycmd.DetermineAdminAPIAddress(addr, nil, cfg, adapter)
+		if err != nil {
+			return fmt.Errorf("couldn't determine admin API address: %v", err)
+		}
+		var rd io.Reader
+		if body != nil {
+			b, err := json.Marshal(body)
+			if err != nil {
+				return err
+			}
+			rd = bytes.NewReader(b)
+		}
+		resp, err := caddycmd.AdminAPIRequest(adminAddr, method, uri, nil, rd)
+		if err != nil {
+			fmt.Fprintln(cmd.ErrOrStderr(), err)
+			return err
+		}
+		defer resp.Body.Close()
+		out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		if err != nil {
+			return err
+		}
+		return printAdminAnswer(cmd.OutOrStdout(), uri, out)
+	}
+	return c
+}
+
+// printAdminAnswer prints lists as tables and everything else as JSON.
+func printAdminAnswer(w io.Writer, uri string, body []byte) error {
+	switch {
+	case strings.HasPrefix(uri, "/enroll/pending"), strings.HasPrefix(uri, "/enroll/requests"):
+		var reqs []RequestInfo
+		if err := json.Unmarshal(body, &reqs); err == nil {
+			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tDEVICE\tPROFILE\tSTATE\tKNOWN\tUSER\tCLIENT\tCREATED")
+			for _, r := range reqs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", r.ID, r.Device, r.Profile, r.State,
+					r.KnownDevice, r.Username, r.ClientAddr, r.Created.Format("2006-01-02 15:04:05Z"))
+			}
+			return tw.Flush()
+		}
+	case strings.HasPrefix(uri, "/enroll/devices"):
+		var devs []DeviceInfo
+		if err := json.Unmarshal(body, &devs); err == nil {
+			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "DEVICE\tGROUP\tENABLED\tENROLLED\tCERTIFICATE\tNOT AFTER\tREVOKED")
+			for _, d := range devs {
+				serial, notAfter, revoked := "-", "-", "-"
+				if n := len(d.Certificates); n > 0 {
+					c := d.Certificates[n-1]
+					serial, notAfter, revoked = c.Serial, c.NotAfter.Format("2006-01-02"), fmt.Sprint(c.Revoked)
+				}
+				fmt.Fprintf(tw, "%s\t%q\t%v\t%v\t%s\t%s\t%s\n", d.Name, d.Group, d.Enabled, d.Enrolled, serial, notAfter, revoked)
+			}
+			return tw.Flush()
+		}
+	case strings.HasPrefix(uri, "/enroll/ca"):
+		var info CAInfo
+		if err := json.Unmarshal(body, &info); err == nil && info.Certificate != "" {
+			fmt.Fprintf(w, "profile:     %s\nsubject:     %s\nsha256:      %s\nnot after:   %s\ncrypto item: %s\n%s",
+				info.Profile, info.Subject, info.Fingerprint, info.NotAfter, info.Crypto, info.Certificate)
+			return nil
+		}
+	}
+	_, err := w.Write(body)
+	return err
+}
+

@@ -1,0 +1,29 @@
+// Package caddyenroll turns Caddy into a clearinghouse enrollment server for
+// IP telephony devices (gateways, proxies, gatekeepers, SIP phones).
+//
+// It is the thin adapter between Caddy and the pure packages that hold the
+// knowledge: configfile (the clearinghouse configuration file of seed 001,
+// Table 7), ca (the operational CA that signs device certificates) and wire
+// (the enrollment protocol's form variables and status values). Caddy gives
+// it configuration (Caddyfile and JSON), storage, TLS, logs, metrics, the
+// admin API and the command line.
+//
+// Two identities are kept apart, as the seed requires: the server's SSL
+// identity is Caddy's automatic TLS (a public ACME CA in production, Caddy's
+// internal CA offline), and device certificates come from a separate
+// operational CA whose key lives in Caddy's storage.
+//
+// Modules:
+//
+//   - enroll (app): what every site shares — the configuration file
+//     (reloaded when it changes), the CAs per profile, the accounts, the
+//     enrollment state in storage.
+//   - http.handlers.enroll: the getcacert / request / retrieve protocol.
+//   - admin.api.enroll: pending requests, approve, reject, devices, revoke.
+//
+// The path of an enrollment: bound the body → wire.DecodeRequest → ssl and
+// enroll flags → account check (bcrypt, rate limit) → ca.ParseCSR → device
+// lookup in the configuration file → nonce binding and state under the
+// device's storage lock → approval policy → ca.Sign and Record → the device
+// is marked enrolled in the file (atomic write) → wire.AppendResponse.
+package caddyenroll

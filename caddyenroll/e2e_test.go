@@ -1,0 +1,599 @@
+package caddyenroll_test
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/internal/testutil"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
+)
+
+// server is a real Caddy with the plugin, on loopback, over real TLS.
+type server struct {
+	*testutil.Caddy
+	t        *testing.T
+	https    string // base URL of the TLS site
+	http     string // base URL of the plain-HTTP site
+	conf     string // path of the clearinghouse configuration file
+	client   *http.Client
+	tlsAddr  string
+	httpAddr string
+}
+
+var (
+	hashOnce sync.Once
+	demoHash string
+)
+
+// passwordHash is a bcrypt hash of "demo-password" at the minimum cost, to
+// keep tests fast (production hashes come from `caddy hash-password`).
+func passwordHash(t *testing.T) string {
+	hashOnce.Do(func() {
+		h, err := bcrypt.GenerateFromPassword([]byte("demo-password"), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		demoHash = string(h)
+	})
+	return demoHash
+}
+
+type serverOpts struct {
+	approval string
+	unknown  string
+	extra    string // more lines for the global enroll block
+	conf     string // configuration file contents; default Table 7
+}
+
+func startServer(t *testing.T, o serverOpts) *server {
+	t.Helper()
+	dir := t.TempDir()
+	conf := o.conf
+	if conf == "" {
+		b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "examples", "clearinghouse.conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf = string(b)
+	}
+	confPath := filepath.Join(dir, "clearinghouse.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if o.approval == "" {
+		o.approval = "auto"
+	}
+	if o.unknown == "" {
+		o.unknown = "pending"
+	}
+	admin := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	tlsAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	caddyfile := fmt.Sprintf(`{
+	admin %s
+	local_certs
+	skip_install_trust
+	auto_https disable_redirects
+	servers {
+		protocols h1 h2
+	}
+	storage file_system %s
+	enroll {
+		config_file %s
+		approval %s
+		unknown_devices %s
+		watch_interval 100ms
+		account demo %s
+		account cust %s 1000
+		%s
+	}
+}
+https://%s {
+	bind 127.0.0.1
+	tls internal
+	enroll
+}
+http://%s {
+	bind 127.0.0.1
+	enroll
+}
+`, admin, filepath.Join(dir, "data"), confPath, o.approval, o.unknown, passwordHash(t), passwordHash(t), o.extra, tlsAddr, httpAddr)
+	c := testutil.StartCaddy(t, dir, caddyfile, admin, tlsAddr, httpAddr)
+	s := &server{Caddy: c, t: t, https: "https://" + tlsAddr + "/", http: "http://" + httpAddr + "/",
+		conf: confPath, tlsAddr: tlsAddr, httpAddr: httpAddr}
+	s.client = s.trustingClient()
+	s.waitTLS()
+	return s
+}
+
+// waitTLS waits until the site serves its certificate (Caddy obtains it
+// from its internal CA in the background at start).
+func (s *server) waitTLS() {
+	s.t.Helper()
+	tr := s.client.Transport.(*http.Transport)
+	waitFor(s.t, "the TLS certificate", func() bool {
+		conn, err := tls.Dial("tcp", s.tlsAddr, tr.TLSClientConfig)
+		if err != nil {
+			return false
+		}
+		conn.Close()
+		return true
+	})
+}
+
+// trustingClient verifies the server's certificate against the root of
+// Caddy's internal CA, which this test's storage holds.
+func (s *server) trustingClient() *http.Client {
+	s.t.Helper()
+	var root []byte
+	rootPath := filepath.Join(s.Dir, "data", "pki", "authorities", "local", "root.crt")
+	for i := 0; i < 100; i++ {
+		var err error
+		if root, err = os.ReadFile(rootPath); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(root) {
+		s.t.Fatalf("no root certificate at %s", rootPath)
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool},
+	}}
+}
+
+// post sends a protocol body and returns the decoded answer and the raw
+// HTTP response.
+func (s *server) post(url string, body []byte, ctype string) (*wire.Response, *http.Response, []byte) {
+	s.t.Helper()
+	resp, err := s.client.Post(url, ctype, bytes.NewReader(body))
+	if err != nil {
+		s.t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, resp, raw
+	}
+	ans, err := wire.DecodeResponse(raw)
+	if err != nil {
+		s.t.Fatalf("decoding answer %q: %v", raw, err)
+	}
+	return ans, resp, raw
+}
+
+func (s *server) do(r wire.Request) *wire.Response {
+	s.t.Helper()
+	ans, resp, raw := s.post(s.https, wire.EncodeRequest(r), wire.RequestContentType(r.Operation))
+	if ans == nil {
+		s.t.Fatalf("HTTP %d: %s", resp.StatusCode, raw)
+	}
+	return ans
+}
+
+func (s *server) getCACert() *x509.Certificate {
+	s.t.Helper()
+	ans := s.do(wire.Request{Operation: wire.OpGetCACert})
+	if ans.Status != wire.StatusOK {
+		s.t.Fatalf("getcacert: status %d %s", ans.Status, ans.Error)
+	}
+	cert, err := x509.ParseCertificate(ans.Certificate)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return cert
+}
+
+func (s *server) confFile() *configfile.File {
+	s.t.Helper()
+	f, err := configfile.ParseFile(s.conf)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return f
+}
+
+func nonce(t *testing.T) []byte {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	b[3], b[9] = 0, 0 // seed-era clients send NUL bytes in nonces
+	return b
+}
+
+func p256CSR(t *testing.T, cn string) (crypto.Signer, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, csrFor(t, key, cn)
+}
+
+func csrFor(t *testing.T, key crypto.Signer, cn string) []byte {
+	t.Helper()
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+func enrollReq(op string, t *testing.T, csr []byte) wire.Request {
+	return wire.Request{Operation: op, Nonce: nonce(t), Username: "demo", Password: "demo-password",
+		Device: "134217728", Customer: "0", CSR: csr}
+}
+
+func checkIssued(t *testing.T, der []byte, caCert *x509.Certificate, device string, key crypto.Signer) *x509.Certificate {
+	t.Helper()
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Fatalf("issued certificate does not chain to the getcacert certificate: %v", err)
+	}
+	if cert.Subject.CommonName != device || len(cert.DNSNames) != 1 || cert.DNSNames[0] != device {
+		t.Fatalf("certificate names %q %v, want %q", cert.Subject.CommonName, cert.DNSNames, device)
+	}
+	pub, _ := x509.MarshalPKIXPublicKey(key.Public())
+	got, _ := x509.MarshalPKIXPublicKey(cert.PublicKey)
+	if !bytes.Equal(pub, got) {
+		t.Fatal("certificate does not carry the CSR's public key")
+	}
+	return cert
+}
+
+func TestEnrollAutoApproval(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	caCert := s.getCACert()
+	if !caCert.IsCA {
+		t.Fatal("getcacert did not return a CA certificate")
+	}
+	// unenroll device2 first so the test sees the flag being set
+	b, _ := os.ReadFile(s.conf)
+	b = bytes.Replace(b, []byte("'device2.itsp.com' 'ACME ITSP' enabled enrolled"), []byte("'device2.itsp.com' 'ACME ITSP' enabled"), 1)
+	if err := os.WriteFile(s.conf, b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "reload", func() bool {
+		_, body := s.Admin("GET", "/enroll/devices", "")
+		return strings.Contains(body, `"name": "device2.itsp.com",
+    "group": "ACME ITSP",
+    "enabled": true,
+    "enrolled": false`)
+	})
+	key, csr := p256CSR(t, "device2.itsp.com")
+	ans := s.do(enrollReq(wire.OpRequest, t, csr))
+	if ans.Status != wire.StatusOK {
+		t.Fatalf("request: status %d %q", ans.Status, ans.Error)
+	}
+	cert := checkIssued(t, ans.Certificate, caCert, "device2.itsp.com", key)
+
+	// retrieve with a new nonce gives the same certificate (idempotent)
+	again := s.do(enrollReq(wire.OpRetrieve, t, csr))
+	if again.Status != wire.StatusOK || !bytes.Equal(again.Certificate, cert.Raw) {
+		t.Fatalf("retrieve: status %d, same cert %v", again.Status, bytes.Equal(again.Certificate, cert.Raw))
+	}
+	if d, _ := s.confFile().Device("device2.itsp.com"); !d.Enrolled {
+		t.Fatal("configuration file does not mark device2.itsp.com enrolled")
+	}
+	raw, _ := os.ReadFile(s.conf)
+	if !strings.HasPrefix(string(raw), "# Clearinghouse configuration file, transcribed from Table 7") {
+		t.Fatal("rewriting the configuration file lost its comments")
+	}
+
+	// re-enrollment with a new key supersedes and revokes the old certificate
+	key2, csr2 := p256CSR(t, "device2.itsp.com")
+	ans2 := s.do(enrollReq(wire.OpRequest, t, csr2))
+	if ans2.Status != wire.StatusOK {
+		t.Fatalf("re-enroll: status %d %q", ans2.Status, ans2.Error)
+	}
+	checkIssued(t, ans2.Certificate, caCert, "device2.itsp.com", key2)
+	crl := s.fetchCRL(caCert)
+	found := false
+	for _, e := range crl.RevokedCertificateEntries {
+		if e.SerialNumber.Cmp(cert.SerialNumber) == 0 {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("superseded certificate is not on the CRL")
+	}
+}
+
+func (s *server) fetchCRL(caCert *x509.Certificate) *x509.RevocationList {
+	s.t.Helper()
+	resp, err := s.client.Get(s.https + "ca.crl")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	der, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/pkix-crl" {
+		s.t.Fatalf("GET ca.crl: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := crl.CheckSignatureFrom(caCert); err != nil {
+		s.t.Fatalf("CRL signature: %v", err)
+	}
+	return crl
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type pendingInfo struct {
+	ID     string `json:"id"`
+	Device string `json:"device"`
+	State  string `json:"state"`
+}
+
+func (s *server) pending() []pendingInfo {
+	s.t.Helper()
+	code, body := s.Admin("GET", "/enroll/pending", "")
+	if code != 200 {
+		s.t.Fatalf("GET /enroll/pending: %d %s", code, body)
+	}
+	var out []pendingInfo
+	if err := json.Unmarshal([]byte(body), &out); err != nil {
+		s.t.Fatalf("%v: %s", err, body)
+	}
+	return out
+}
+
+// The seed's full exchange under manual approval, with a kill -9 and restart
+// between the request and the approval.
+func TestEnrollManualApprovalSurvivesRestart(t *testing.T) {
+	s := startServer(t, serverOpts{approval: "manual"})
+	caCert := s.getCACert()
+	key, csr := p256CSR(t, "device4.com") // enabled, not enrolled in Table 7
+	ans := s.do(enrollReq(wire.OpRequest, t, csr))
+	if ans.Status != wire.StatusPending || ans.Nonce == "" {
+		t.Fatalf("request: status %d nonce %q, want pending with a nonce", ans.Status, ans.Nonce)
+	}
+	if r := s.do(enrollReq(wire.OpRetrieve, t, csr)); r.Status != wire.StatusPending {
+		t.Fatalf("retrieve while pending: status %d", r.Status)
+	}
+
+	s.Restart(s.tlsAddr, s.httpAddr)
+	s.waitTLS()
+
+	p := s.pending()
+	if len(p) != 1 || p[0].Device != "device4.com" {
+		t.Fatalf("pending after restart: %+v", p)
+	}
+	if code, body := s.Admin("POST", "/enroll/approve/"+p[0].ID, ""); code != 200 {
+		t.Fatalf("approve: %d %s", code, body)
+	}
+	if len(s.pending()) != 0 {
+		t.Fatal("request still pending after approval")
+	}
+	r := s.do(enrollReq(wire.OpRetrieve, t, csr))
+	if r.Status != wire.StatusOK {
+		t.Fatalf("retrieve after approval: status %d %q", r.Status, r.Error)
+	}
+	cert := checkIssued(t, r.Certificate, caCert, "device4.com", key)
+	if getcacert := s.getCACert(); !getcacert.Equal(caCert) {
+		t.Fatal("the CA changed across the restart")
+	}
+	if d, _ := s.confFile().Device("device4.com"); !d.Enrolled {
+		t.Fatal("configuration file does not mark device4.com enrolled")
+	}
+	// devices list shows the certificate
+	_, body := s.Admin("GET", "/enroll/devices", "")
+	if !strings.Contains(body, fmt.Sprintf("%x", cert.SerialNumber)) {
+		t.Fatalf("devices list lacks serial %x: %s", cert.SerialNumber, body)
+	}
+	// revoking the device puts its certificate on the CRL and unmarks it
+	if code, body := s.Admin("POST", "/enroll/revoke", `{"device":"device4.com","reason":1}`); code != 200 {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+	crl := s.fetchCRL(caCert)
+	if len(crl.RevokedCertificateEntries) != 1 || crl.RevokedCertificateEntries[0].SerialNumber.Cmp(cert.SerialNumber) != 0 {
+		t.Fatalf("CRL entries %v", crl.RevokedCertificateEntries)
+	}
+	if d, _ := s.confFile().Device("device4.com"); d.Enrolled {
+		t.Fatal("revoked device is still marked enrolled")
+	}
+}
+
+func TestUnknownDeviceApprovedIsAdded(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	_, csr := p256CSR(t, "newgw.example.net")
+	if ans := s.do(enrollReq(wire.OpRequest, t, csr)); ans.Status != wire.StatusPending {
+		t.Fatalf("unknown device: status %d, want pending", ans.Status)
+	}
+	p := s.pending()
+	if len(p) != 1 {
+		t.Fatalf("pending: %+v", p)
+	}
+	if code, body := s.Admin("POST", "/enroll/approve/"+p[0].ID[:8], `{"group":"Prepaid"}`); code != 200 {
+		t.Fatalf("approve: %d %s", code, body)
+	}
+	d, ok := s.confFile().Device("newgw.example.net")
+	if !ok || d.Group != "Prepaid" || !d.Enabled || !d.Enrolled {
+		t.Fatalf("approved unknown device in file: %+v %v", d, ok)
+	}
+}
+
+// Every row of the status table is reachable.
+func TestStatusTable(t *testing.T) {
+	s := startServer(t, serverOpts{unknown: "pending"})
+	_, good := p256CSR(t, "device6.isp.com")
+	reached := map[int]bool{}
+	expect := func(name string, want int, ans *wire.Response) {
+		t.Helper()
+		if ans.Status != want {
+			t.Errorf("%s: status %d (%s), want %d", name, ans.Status, ans.Error, want)
+		}
+		if want >= 2 && ans.Error == "" {
+			t.Errorf("%s: no error= reason", name)
+		}
+		reached[ans.Status] = true
+	}
+	// 0, 1
+	expect("getcacert", wire.StatusOK, s.do(wire.Request{Operation: wire.OpGetCACert}))
+	_, unknownCSR := p256CSR(t, "stranger.example.org")
+	expect("unknown device pending", wire.StatusPending, s.do(enrollReq(wire.OpRequest, t, unknownCSR)))
+	// 2: malformed body
+	a, _, _ := s.post(s.https, []byte("operation=request&nonce=%zz"), "text/html")
+	expect("malformed", wire.StatusBadRequest, a)
+	// 3: bad password
+	r := enrollReq(wire.OpRequest, t, good)
+	r.Password = "wrong"
+	expect("bad password", wire.StatusBadCredentials, s.do(r))
+	// 5 comes from a refusing server below; 6: device3 is disabled in Table 7
+	_, d3 := p256CSR(t, "device3.itsp.com")
+	expect("disabled device", wire.StatusDeviceDisabled, s.do(enrollReq(wire.OpRequest, t, d3)))
+	// 7: weak key
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 1024)
+	expect("weak key", wire.StatusBadCSR, s.do(enrollReq(wire.OpRequest, t, csrFor(t, rsaKey, "device6.isp.com"))))
+	// 8: rejected by the administrator
+	_, rej := p256CSR(t, "rejected.example.org")
+	expect("to reject", wire.StatusPending, s.do(enrollReq(wire.OpRequest, t, rej)))
+	for _, p := range s.pending() {
+		if p.Device == "rejected.example.org" {
+			if code, body := s.Admin("POST", "/enroll/reject/"+p.ID, `{"reason":"not ours"}`); code != 200 {
+				t.Fatalf("reject: %d %s", code, body)
+			}
+		}
+	}
+	expect("rejected", wire.StatusRejected, s.do(enrollReq(wire.OpRetrieve, t, rej)))
+	// 9: a nonce reused with another CSR
+	r1 := enrollReq(wire.OpRequest, t, good)
+	expect("first use", wire.StatusOK, s.do(r1))
+	_, other := p256CSR(t, "device7.isp.com")
+	r2 := enrollReq(wire.OpRequest, t, other)
+	r2.Nonce = r1.Nonce
+	expect("nonce reuse", wire.StatusNonceReused, s.do(r2))
+	// 11: retrieve of a request never made
+	_, never := p256CSR(t, "device7.isp.com")
+	expect("retrieve unknown", wire.StatusNotFound, s.do(enrollReq(wire.OpRetrieve, t, never)))
+	// 12: plain HTTP under `ssl enabled`
+	a, _, _ = s.post(s.http, wire.EncodeRequest(enrollReq(wire.OpRequest, t, good)), "text/html")
+	expect("plain http", wire.StatusSSLRequired, a)
+	a, _, _ = s.post(s.http, []byte("operation=getcacert"), "text/plain")
+	expect("plain http getcacert", wire.StatusSSLRequired, a)
+	// 13: customer differs from the account's
+	rc := enrollReq(wire.OpRequest, t, good)
+	rc.Username, rc.Customer = "cust", "999"
+	expect("customer mismatch", wire.StatusCustomerMismatch, s.do(rc))
+	// 13: device id differs from the one device6 enrolled with
+	rd := enrollReq(wire.OpRequest, t, good)
+	rd.Device = "42"
+	expect("device id mismatch", wire.StatusCustomerMismatch, s.do(rd))
+	// 15: unknown operation
+	a, _, _ = s.post(s.https, []byte("operation=renew"), "text/plain")
+	expect("unsupported", wire.StatusUnsupportedOperation, a)
+	// 14: storage broken under the server: the requests folder is a file
+	reqDir := filepath.Join(s.Dir, "data", "clearinghouse", "enroll", "requests")
+	if err := os.RemoveAll(reqDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(reqDir, []byte("not a folder"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, broken := p256CSR(t, "another.example.org")
+	expect("server error", wire.StatusServerError, s.do(enrollReq(wire.OpRequest, t, broken)))
+	os.Remove(reqDir)
+	// 4: enrollment disabled in the configuration file (edit, then reload)
+	b, _ := os.ReadFile(s.conf)
+	if err := os.WriteFile(s.conf, bytes.Replace(b, []byte("enroll enabled"), []byte("enroll disabled"), 1), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "enroll disabled", func() bool {
+		return s.do(enrollReq(wire.OpRequest, t, good)).Status == wire.StatusEnrollmentDisabled
+	})
+	reached[wire.StatusEnrollmentDisabled] = true
+	expect("getcacert while disabled", wire.StatusOK, s.do(wire.Request{Operation: wire.OpGetCACert}))
+
+	// 5 and 10 on a server that refuses unknown devices and locks out fast
+	s2 := startServer(t, serverOpts{unknown: "refuse", extra: "failures_allowed 2\n\t\tlockout 1m 1m"})
+	_, unk := p256CSR(t, "stranger.example.org")
+	expect("unknown refused", wire.StatusUnknownDevice, s2.do(enrollReq(wire.OpRequest, t, unk)))
+	bad := enrollReq(wire.OpRequest, t, good)
+	bad.Password = "guess"
+	for i := 0; i < 2; i++ {
+		expect("guess", wire.StatusBadCredentials, s2.do(bad))
+	}
+	expect("locked out", wire.StatusRateLimited, s2.do(bad))
+	// the right password is refused too while locked out
+	expect("locked out, right password", wire.StatusRateLimited, s2.do(enrollReq(wire.OpRequest, t, good)))
+
+	for _, st := range wire.Statuses() {
+		if !reached[st.Code] {
+			t.Errorf("status %d (%s) was never reached", st.Code, st.Name)
+		}
+	}
+}
+
+// Answers are what legacy clients can read: HTTP 200, Content-Length, a
+// Content-Type, no chunking, raw base64 and a final newline.
+func TestAnswerShape(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	_, resp, raw := s.post(s.https, []byte("operation=getcacert"), "text/plain")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/html" ||
+		resp.ContentLength != int64(len(raw)) || len(resp.TransferEncoding) != 0 {
+		t.Fatalf("answer: %d %q len %d/%d te %v", resp.StatusCode, resp.Header.Get("Content-Type"), resp.ContentLength, len(raw), resp.TransferEncoding)
+	}
+	if !bytes.HasPrefix(raw, []byte("status=0&certificate=MI")) || raw[len(raw)-1] != '\n' || bytes.Contains(raw, []byte("%")) {
+		t.Fatalf("answer body %q", raw)
+	}
+	// oversized bodies are refused before parsing
+	big := bytes.Repeat([]byte("a"), 70<<10)
+	_, resp, _ = s.post(s.https, big, "text/plain")
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversized body: HTTP %d", resp.StatusCode)
+	}
+	// CA certificate over GET, DER
+	r, err := s.client.Get(s.https + "ca.crt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if _, err := x509.ParseCertificate(der); err != nil {
+		t.Fatalf("ca.crt: %v", err)
+	}
+	_ = pem.EncodeToMemory
+}

@@ -1,0 +1,357 @@
+package caddyenroll
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
+)
+
+// enrollInput is a decoded request/retrieve with what the transport adds.
+type enrollInput struct {
+	op       string
+	profile  string
+	tls      bool
+	clientIP string
+	req      *wire.Request
+}
+
+// outcome is a protocol answer plus what to log.
+type outcome struct {
+	resp   wire.Response
+	device string
+	reqID  string
+	serial string
+	reason string // for the log; never secrets
+}
+
+func fail(status int, reason string) outcome {
+	return outcome{resp: wire.Response{Status: status, Error: reason}, reason: reason}
+}
+
+// enroll runs the request/retrieve decision of the seed's protocol:
+// transport → flags → credentials → CSR → device → nonce → state.
+func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
+	fl := a.cfg.flags()
+	if fl.SSL && !in.tls {
+		return fail(wire.StatusSSLRequired, "ssl is enabled: use HTTPS")
+	}
+	if !fl.Enroll {
+		return fail(wire.StatusEnrollmentDisabled, "enrollment is disabled")
+	}
+	r := in.req
+	now := time.Now()
+	userKey, ipKey := "user:"+r.Username, "ip:"+in.clientIP
+	okU, _ := a.limiter.allow(userKey, now)
+	okI, _ := a.limiter.allow(ipKey, now)
+	if !okU || !okI {
+		return fail(wire.StatusRateLimited, "too many failed attempts; try again later")
+	}
+	acct, ok := a.accounts.check(r.Username, r.Password)
+	if !ok {
+		a.limiter.fail(userKey, now)
+		a.limiter.fail(ipKey, now)
+		return fail(wire.StatusBadCredentials, "bad username or password")
+	}
+	a.limiter.succeed(userKey)
+	a.limiter.succeed(ipKey)
+	if acct.Customer != "" && !sameCustomer(acct.Customer, r.Customer) {
+		return fail(wire.StatusCustomerMismatch, "customer does not match the account")
+	}
+	if len(r.Nonce) == 0 {
+		return fail(wire.StatusBadRequest, "nonce is required")
+	}
+	if len(r.CSR) == 0 {
+		return fail(wire.StatusBadRequest, "certificate request is required (request= or certreq=)")
+	}
+
+	authority, err := a.authority(in.profile)
+	if err != nil {
+		return fail(wire.StatusServerError, "server error")
+	}
+	policy := a.Authorities[in.profile].policy(in.profile)
+	csr, err := ca.ParseCSR(r.CSR, policy)
+	if err != nil {
+		return fail(wire.StatusBadCSR, err.Error())
+	}
+	name, err := csrDeviceName(csr)
+	if err != nil {
+		return fail(wire.StatusBadCSR, err.Error())
+	}
+	dev := a.cfg.device(name)
+	if dev.Known {
+		name = dev.Name
+	} else {
+		name = strings.ToLower(name)
+		if a.UnknownDevices == UnknownRefuse {
+			o := fail(wire.StatusUnknownDevice, "device is not configured")
+			o.device = name
+			return o
+		}
+	}
+	if dev.Known && !dev.Enabled {
+		o := fail(wire.StatusDeviceDisabled, "device is disabled")
+		o.device = name
+		return o
+	}
+
+	id := requestID(in.profile, name, csr.PublicKeySHA256)
+	unlock, err := a.state.lockDevice(ctx, name)
+	if err != nil {
+		a.log.Error("locking device state", zap.String("device", name), zap.Error(err))
+		return fail(wire.StatusServerError, "server error")
+	}
+	defer unlock()
+
+	o := a.enrollLocked(ctx, in, acct, csr, dev, name, id, authority, policy)
+	o.device, o.reqID = name, id
+	return o
+}
+
+func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, csr *ca.CSR, dev deviceInfo,
+	name, id string, authority *ca.CA, policy ca.Policy) outcome {
+	r := in.req
+	bound, err := a.state.bindNonce(ctx, r.Nonce, id)
+	if err != nil {
+		a.log.Error("recording nonce", zap.Error(err))
+		return fail(wire.StatusServerError, "server error")
+	}
+	if !bound {
+		return fail(wire.StatusNonceReused, "nonce was already used with another request")
+	}
+	rec, err := a.state.device(ctx, name)
+	if err != nil {
+		a.log.Error("loading device record", zap.String("device", name), zap.Error(err))
+		return fail(wire.StatusServerError, "server error")
+	}
+	if rec != nil {
+		if (rec.DeviceID != "" && r.Device != "" && rec.DeviceID != r.Device) ||
+			(rec.Customer != "" && r.Customer != "" && !sameCustomer(rec.Customer, r.Customer)) {
+			return fail(wire.StatusCustomerMismatch, "device or customer id differs from the device's enrollment")
+		}
+	}
+
+	existing, err := a.state.request(ctx, id)
+	if err != nil {
+		a.log.Error("loading request", zap.String("request", id), zap.Error(err))
+		return fail(wire.StatusServerError, "server error")
+	}
+	if existing != nil {
+		switch existing.State {
+		case stateIssued:
+			return outcome{resp: wire.Response{Status: wire.StatusOK, Certificate: existing.Certificate}, serial: existing.Serial, reason: "already issued"}
+		case statePending:
+			return outcome{resp: wire.Response{Status: wire.StatusPending, Nonce: existing.ServerNonce}, reason: "pending"}
+		default:
+			return fail(wire.StatusRejected, "request was rejected")
+		}
+	}
+	if in.op == wire.OpRetrieve {
+		return fail(wire.StatusNotFound, "no request for this device and key")
+	}
+
+	now := time.Now().UTC()
+	req := &Request{
+		ID: id, Profile: in.profile, Device: name, DeviceID: r.Device, Customer: r.Customer,
+		Username: acct.Username, ClientAddr: in.clientIP, PublicKeySHA256: csr.PublicKeySHA256,
+		CSR: csr.Raw, ServerNonce: newServerNonce(), State: statePending, Known: dev.Known,
+		Group: dev.Group, Created: now, Updated: now,
+	}
+	if a.Approval == ApprovalAuto && dev.Known && dev.Enabled {
+		if err := a.issueLocked(ctx, req, authority, policy); err != nil {
+			a.log.Error("issuing certificate", zap.String("device", name), zap.String("request", id), zap.Error(err))
+			return fail(wire.StatusServerError, "server error")
+		}
+		return outcome{resp: wire.Response{Status: wire.StatusOK, Certificate: req.Certificate}, serial: req.Serial, reason: "issued"}
+	}
+	if err := a.state.putRequest(ctx, req); err != nil {
+		a.log.Error("storing pending request", zap.String("device", name), zap.Error(err))
+		return fail(wire.StatusServerError, "server error")
+	}
+	metrics.pending.Inc()
+	return outcome{resp: wire.Response{Status: wire.StatusPending, Nonce: req.ServerNonce}, reason: "pending approval"}
+}
+
+// issueLocked signs the request's CSR, records the certificate, supersedes
+// the device's previous certificates and marks the device enrolled. The
+// device lock is held. Order matters for crash safety: the CA's issuance
+// record is written first, then the request's new state, then the
+// configuration file; a crash in between leaves at worst an issued,
+// undelivered certificate and the request still pending.
+func (a *App) issueLocked(ctx context.Context, req *Request, authority *ca.CA, policy ca.Policy) error {
+	is, err := authority.Sign(req.CSR, req.Device, policy)
+	if err != nil {
+		return fmt.Errorf("signing: %v", err)
+	}
+	if err := authority.Record(ctx, is); err != nil {
+		return fmt.Errorf("recording issuance: %v", err)
+	}
+	req.State = stateIssued
+	req.Serial = is.Serial
+	req.Certificate = is.DER
+	req.NotAfter = is.NotAfter
+	req.Updated = time.Now().UTC()
+	if err := a.state.putRequest(ctx, req); err != nil {
+		return fmt.Errorf("storing request: %v", err)
+	}
+	if err := a.state.putDevice(ctx, &DeviceRecord{
+		Device: req.Device, DeviceID: req.DeviceID, Customer: req.Customer,
+		Profile: req.Profile, Serial: is.Serial, Enrolled: req.Updated,
+	}); err != nil {
+		return fmt.Errorf("storing device record: %v", err)
+	}
+	metrics.issued.WithLabelValues(req.Profile).Inc()
+	// re-enrollment supersedes every earlier certificate of the device
+	for profile, c := range a.cas {
+		except := ""
+		if profile == req.Profile {
+			except = is.Serial
+		}
+		serials, err := c.RevokeDevice(ctx, req.Device, reasonSuperseded, except)
+		if err != nil {
+			a.log.Error("revoking superseded certificates", zap.String("device", req.Device), zap.Error(err))
+			continue
+		}
+		if len(serials) > 0 {
+			metrics.revoked.Add(float64(len(serials)))
+			a.log.Info("superseded certificates revoked", zap.String("device", req.Device), zap.Strings("serials", serials))
+		}
+	}
+	return a.markEnrolled(req.Device, req.Group, req.Known)
+}
+
+// markEnrolled sets the device's enrolled flag, adding an approved unknown
+// device (enabled, in its group) to the configuration file.
+func (a *App) markEnrolled(device, group string, known bool) error {
+	d := a.cfg.device(device)
+	if d.Known && d.Enrolled {
+		return nil // nothing to write
+	}
+	return a.cfg.edit(func(f *configfile.File) error {
+		if _, ok := f.Device(device); ok {
+			return f.SetEnrolled(device, true)
+		}
+		if _, ok := f.Group(group); !ok {
+			group = configfile.DefaultGroup
+		}
+		return f.AddDevice(device, group, true, true)
+	})
+}
+
+// csrDeviceName is the device a CSR names: its subject common name, else
+// its first DNS name.
+func csrDeviceName(csr *ca.CSR) (string, error) {
+	parsed, err := x509.ParseCertificateRequest(csr.Raw)
+	name := ""
+	if err == nil {
+		name = parsed.Subject.CommonName
+	}
+	if name == "" && len(csr.DNSNames) > 0 {
+		name = csr.DNSNames[0]
+	}
+	name = strings.TrimSuffix(strings.TrimSpace(name), ".")
+	if name == "" {
+		return "", errors.New("the certificate request names no device (set its common name to the device's DNS name)")
+	}
+	if len(name) > 253 {
+		return "", errors.New("the certificate request's device name is too long")
+	}
+	return name, nil
+}
+
+func newServerNonce() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return strings.ToUpper(hex.EncodeToString(b[:]))
+}
+
+// approve issues a pending request (admin API). group places an approved
+// unknown device; "" is the default group.
+func (a *App) approve(ctx context.Context, id, group string) (*Request, error) {
+	req, err := a.state.findRequest(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if req == nil {
+		return nil, errNotFound
+	}
+	unlock, err := a.state.lockDevice(ctx, req.Device)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	req, err = a.state.request(ctx, req.ID) // re-read under the lock
+	if err != nil || req == nil {
+		return nil, errors.Join(errNotFound, err)
+	}
+	if req.State != statePending {
+		return req, fmt.Errorf("%w: request is %s", errConflict, req.State)
+	}
+	authority, err := a.authority(req.Profile)
+	if err != nil {
+		return nil, err
+	}
+	dev := a.cfg.device(req.Device)
+	if dev.Known && !dev.Enabled {
+		return nil, fmt.Errorf("%w: device %s is disabled in the configuration file", errConflict, req.Device)
+	}
+	req.Known = dev.Known
+	if !dev.Known && group != "" {
+		req.Group = group
+	}
+	if err := a.issueLocked(ctx, req, authority, a.Authorities[req.Profile].policy(req.Profile)); err != nil {
+		return nil, err
+	}
+	metrics.pending.Dec()
+	a.log.Info("enrollment approved", zap.String("request", req.ID), zap.String("device", req.Device), zap.String("serial", req.Serial))
+	return req, nil
+}
+
+// reject refuses a pending request (admin API).
+func (a *App) reject(ctx context.Context, id, reason string) (*Request, error) {
+	req, err := a.state.findRequest(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if req == nil {
+		return nil, errNotFound
+	}
+	unlock, err := a.state.lockDevice(ctx, req.Device)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	req, err = a.state.request(ctx, req.ID)
+	if err != nil || req == nil {
+		return nil, errors.Join(errNotFound, err)
+	}
+	if req.State != statePending {
+		return req, fmt.Errorf("%w: request is %s", errConflict, req.State)
+	}
+	req.State = stateRejected
+	req.Reason = reason
+	req.Updated = time.Now().UTC()
+	if err := a.state.putRequest(ctx, req); err != nil {
+		return nil, err
+	}
+	metrics.pending.Dec()
+	a.log.Info("enrollment rejected", zap.String("request", req.ID), zap.String("device", req.Device))
+	return req, nil
+}
+
+var (
+	errNotFound = errors.New("not found")
+	errConflict = errors.New("conflict")
+)

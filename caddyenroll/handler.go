@@ -1,0 +1,245 @@
+package caddyenroll
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler serves the seed's device enrollment protocol (operation=getcacert,
+// request, retrieve as form variables in an HTTP POST) for one site, using
+// the CA of its profile from the `enroll` app. Other methods fall through to
+// the next handler, except GET of `…/ca.crl` (the CA's CRL, DER) and
+// `…/ca.crt` (the CA certificate, DER).
+type Handler struct {
+	// CA profile of this site: "modern" (default) or "legacy" (MD5-RSA CA
+	// for seed-era devices such as the OSP Toolkit's enroll client).
+	Profile string `json:"profile,omitempty"`
+
+	// Content-Type of answers: "text/html" (default, as the claims state)
+	// or "text/plain" (as Table 3 shows).
+	ContentType string `json:"content_type,omitempty"`
+
+	// Answer getcacert, and only it, over plain HTTP even when the
+	// configuration file says `ssl enabled`. The CA certificate is public;
+	// devices check its fingerprint out of band.
+	PlainGetCACert bool `json:"plain_getcacert,omitempty"`
+
+	// Largest request body accepted. Default 64 KiB.
+	MaxBody int64 `json:"max_body,omitempty"`
+
+	app *App
+	log *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.enroll",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision finds the shared app.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.log = ctx.Logger()
+	if h.Profile == "" {
+		h.Profile = profileModern
+	}
+	if h.ContentType == "" {
+		h.ContentType = "text/html"
+	}
+	if h.MaxBody == 0 {
+		h.MaxBody = wire.MaxBody
+	}
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	appIface, err := ctx.App("enroll")
+	if err != nil {
+		return fmt.Errorf("getting enroll app: %v", err)
+	}
+	h.app = appIface.(*App)
+	if _, err := h.app.authority(h.Profile); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Validate checks the handler's settings.
+func (h *Handler) Validate() error {
+	if h.Profile != profileModern && h.Profile != profileLegacy {
+		return fmt.Errorf("profile must be %q or %q, not %q", profileModern, profileLegacy, h.Profile)
+	}
+	switch h.ContentType {
+	case "text/html", "text/plain":
+	default:
+		return fmt.Errorf("content_type must be text/html or text/plain, not %q", h.ContentType)
+	}
+	if h.MaxBody < 1024 || h.MaxBody > 1<<20 {
+		return fmt.Errorf("max_body must be between 1 KiB and 1 MiB, not %d", h.MaxBody)
+	}
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	switch r.Method {
+	case http.MethodPost:
+	case http.MethodGet, http.MethodHead:
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/ca.crl"):
+			return h.serveCRL(w, r)
+		case strings.HasSuffix(r.URL.Path, "/ca.crt"):
+			c, _ := h.app.authority(h.Profile)
+			return writeBinary(w, r, "application/pkix-cert", c.Root().Raw)
+		}
+		return next.ServeHTTP(w, r)
+	default:
+		return next.ServeHTTP(w, r)
+	}
+
+	start := time.Now()
+	if r.ContentLength > h.MaxBody {
+		return caddyhttp.Error(http.StatusRequestEntityTooLarge, fmt.Errorf("body of %d bytes exceeds %d", r.ContentLength, h.MaxBody))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.MaxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return caddyhttp.Error(http.StatusRequestEntityTooLarge, fmt.Errorf("body exceeds %d bytes", h.MaxBody))
+		}
+		return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("reading body: %v", err))
+	}
+	clientIP := clientAddr(r)
+	req, derr := wire.DecodeRequest(body)
+	var o outcome
+	op := "invalid"
+	switch {
+	case derr != nil:
+		o = fail(wire.StatusForError(derr), derr.Error())
+	default:
+		op = req.Operation
+		switch req.Operation {
+		case wire.OpGetCACert:
+			o = h.getCACert(r)
+		case wire.OpRequest, wire.OpRetrieve:
+			o = h.app.enroll(r.Context(), enrollInput{op: req.Operation, profile: h.Profile, tls: r.TLS != nil, clientIP: clientIP, req: req})
+		default:
+			o = fail(wire.StatusUnsupportedOperation, "unsupported operation")
+		}
+	}
+	metrics.requests.WithLabelValues(h.Profile, op, strconv.Itoa(o.resp.Status)).Inc()
+	fields := []zap.Field{
+		zap.String("operation", op),
+		zap.String("profile", h.Profile),
+		zap.Int("status", o.resp.Status),
+		zap.String("client", clientIP),
+		zap.Bool("tls", r.TLS != nil),
+		zap.Duration("duration", time.Since(start)),
+	}
+	if req != nil && req.Username != "" {
+		fields = append(fields, zap.String("username", req.Username))
+	}
+	if o.device != "" {
+		fields = append(fields, zap.String("device", o.device))
+	}
+	if o.reqID != "" {
+		fields = append(fields, zap.String("request", o.reqID))
+	}
+	if o.serial != "" {
+		fields = append(fields, zap.String("serial", o.serial))
+	}
+	if o.reason != "" {
+		fields = append(fields, zap.String("reason", o.reason))
+	}
+	if o.resp.Status >= 2 {
+		h.log.Info("enrollment refused", fields...)
+	} else {
+		h.log.Info("enrollment answered", fields...)
+	}
+	return h.writeAnswer(w, o.resp)
+}
+
+func (h *Handler) getCACert(r *http.Request) outcome {
+	if r.TLS == nil && !h.PlainGetCACert && h.app.cfg.flags().SSL {
+		return fail(wire.StatusSSLRequired, "ssl is enabled: use HTTPS")
+	}
+	c, err := h.app.authority(h.Profile)
+	if err != nil {
+		return fail(wire.StatusServerError, "server error")
+	}
+	return outcome{resp: wire.Response{Status: wire.StatusOK, Certificate: c.Root().Raw}}
+}
+
+// writeAnswer writes a protocol answer the way every known client reads
+// it: HTTP 200, Content-Length, never chunked or compressed, ending in "\n".
+func (h *Handler) writeAnswer(w http.ResponseWriter, resp wire.Response) error {
+	buf := wire.AppendResponse(make([]byte, 0, 1024), resp)
+	hdr := w.Header()
+	hdr.Set("Content-Type", h.ContentType)
+	hdr.Set("Content-Length", strconv.Itoa(len(buf)))
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Del("Content-Encoding")
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(buf)
+	return err
+}
+
+func (h *Handler) serveCRL(w http.ResponseWriter, r *http.Request) error {
+	c, err := h.app.authority(h.Profile)
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	crl, err := c.CRL(r.Context())
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, fmt.Errorf("building CRL: %v", err))
+	}
+	return writeBinary(w, r, "application/pkix-crl", crl)
+}
+
+func writeBinary(w http.ResponseWriter, r *http.Request, ctype string, b []byte) error {
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+// clientAddr is the client's IP as Caddy determined it (trusted proxies
+// honoured), else the connection's remote address.
+func clientAddr(r *http.Request) string {
+	if v, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && v != "" {
+		return v
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,250 @@
+package caddyenroll
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+)
+
+// Request states.
+const (
+	statePending  = "pending"
+	stateIssued   = "issued"
+	stateRejected = "rejected"
+)
+
+// Request is one enrollment request: a device name and a public key.
+// A device's `request` and every later `retrieve` with the same CSR key
+// find it again, whatever nonce they carry (the OSP Toolkit sends a new
+// nonce on retrieve).
+type Request struct {
+	ID              string    `json:"id"`
+	Profile         string    `json:"profile"`
+	Device          string    `json:"device"`
+	DeviceID        string    `json:"device_id,omitempty"`
+	Customer        string    `json:"customer,omitempty"`
+	Username        string    `json:"username,omitempty"`
+	ClientAddr      string    `json:"client_addr,omitempty"`
+	PublicKeySHA256 string    `json:"public_key_sha256"`
+	CSR             []byte    `json:"csr"`
+	ServerNonce     string    `json:"server_nonce"`
+	State           string    `json:"state"`
+	Known           bool      `json:"known_device"`
+	Group           string    `json:"group,omitempty"`
+	Reason          string    `json:"reason,omitempty"`
+	Created         time.Time `json:"created"`
+	Updated         time.Time `json:"updated"`
+	Serial          string    `json:"serial,omitempty"`
+	Certificate     []byte    `json:"certificate,omitempty"`
+	NotAfter        time.Time `json:"not_after,omitempty"`
+}
+
+// DeviceRecord keeps the ids a device first enrolled with, which later
+// enrollments must repeat, and its current certificate.
+type DeviceRecord struct {
+	Device   string    `json:"device"`
+	DeviceID string    `json:"device_id,omitempty"`
+	Customer string    `json:"customer,omitempty"`
+	Profile  string    `json:"profile,omitempty"`
+	Serial   string    `json:"serial,omitempty"`
+	Enrolled time.Time `json:"enrolled,omitempty"`
+}
+
+// stateStore keeps requests, nonces and device records in Caddy's storage
+// under "clearinghouse/enroll/". Changes to one device happen under that
+// device's storage lock, so instances sharing a storage act as one server;
+// an in-process mutex per device spares the storage lock's polling when the
+// contention is local.
+type stateStore struct {
+	st    certmagic.Storage
+	mu    sync.Mutex
+	local map[string]*deviceMutex
+}
+
+type deviceMutex struct {
+	sync.Mutex
+	refs int
+}
+
+const statePrefix = "clearinghouse/enroll"
+
+func newStateStore(st certmagic.Storage) *stateStore {
+	return &stateStore{st: st, local: make(map[string]*deviceMutex)}
+}
+
+func hashKey(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s;", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// requestID names the request of a device and key in a profile.
+func requestID(profile, device, pubKeySHA256 string) string {
+	return hashKey("request", profile, strings.ToLower(device), pubKeySHA256)[:32]
+}
+
+func requestKey(id string) string      { return path.Join(statePrefix, "requests", id+".json") }
+func nonceKey(nonce []byte) string      { return path.Join(statePrefix, "nonces", hashKey("nonce", string(nonce))) }
+func deviceKey(device string) string    { return path.Join(statePrefix, "devices", hashKey("device", strings.ToLower(device))+".json") }
+func deviceLockName(device string) string { return "clearinghouse_enroll_" + hashKey("lock", strings.ToLower(device))[:32] }
+
+// lockDevice serializes changes to one device across goroutines and
+// processes. The returned function unlocks.
+func (s *stateStore) lockDevice(ctx context.Context, device string) (func(), error) {
+	key := strings.ToLower(device)
+	s.mu.Lock()
+	m := s.local[key]
+	if m == nil {
+		m = new(deviceMutex)
+		s.local[key] = m
+	}
+	m.refs++
+	s.mu.Unlock()
+	m.Lock()
+	release := func() {
+		m.Unlock()
+		s.mu.Lock()
+		m.refs--
+		if m.refs == 0 {
+			delete(s.local, key)
+		}
+		s.mu.Unlock()
+	}
+	name := deviceLockName(device)
+	if err := s.st.Lock(ctx, name); err != nil {
+		release()
+		return nil, fmt.Errorf("locking device state: %v", err)
+	}
+	return func() {
+		_ = s.st.Unlock(context.Background(), name)
+		release()
+	}, nil
+}
+
+func (s *stateStore) loadJSON(ctx context.Context, key string, v any) (bool, error) {
+	b, err := s.st.Load(ctx, key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("corrupt record %s: %v", key, err)
+	}
+	return true, nil
+}
+
+func (s *stateStore) storeJSON(ctx context.Context, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return s.st.Store(ctx, key, b)
+}
+
+func (s *stateStore) request(ctx context.Context, id string) (*Request, error) {
+	var r Request
+	ok, err := s.loadJSON(ctx, requestKey(id), &r)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func (s *stateStore) putRequest(ctx context.Context, r *Request) error {
+	return s.storeJSON(ctx, requestKey(r.ID), r)
+}
+
+func (s *stateStore) device(ctx context.Context, name string) (*DeviceRecord, error) {
+	var d DeviceRecord
+	ok, err := s.loadJSON(ctx, deviceKey(name), &d)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &d, nil
+}
+
+func (s *stateStore) putDevice(ctx context.Context, d *DeviceRecord) error {
+	return s.storeJSON(ctx, deviceKey(d.Device), d)
+}
+
+// bindNonce records that a client nonce belongs to a request. It returns
+// false when the nonce was already used for another request (a replay or a
+// reuse with another CSR or device). Nonces are stored as hashes.
+func (s *stateStore) bindNonce(ctx context.Context, nonce []byte, reqID string) (bool, error) {
+	key := nonceKey(nonce)
+	b, err := s.st.Load(ctx, key)
+	switch {
+	case err == nil:
+		return string(b) == reqID, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return false, err
+	}
+	return true, s.st.Store(ctx, key, []byte(reqID))
+}
+
+// requests lists requests, optionally only those in one state.
+func (s *stateStore) requests(ctx context.Context, state string) ([]*Request, error) {
+	keys, err := s.st.List(ctx, path.Join(statePrefix, "requests"), false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*Request
+	for _, k := range keys {
+		if !strings.HasSuffix(k, ".json") {
+			continue
+		}
+		var r Request
+		ok, err := s.loadJSON(ctx, k, &r)
+		if err != nil || !ok {
+			continue // deleted meanwhile, or unreadable: skip rather than fail the list
+		}
+		if state == "" || r.State == state {
+			out = append(out, &r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out, nil
+}
+
+// findRequest finds a request by id or by unique id prefix (for the CLI).
+func (s *stateStore) findRequest(ctx context.Context, idOrPrefix string) (*Request, error) {
+	idOrPrefix = strings.ToLower(strings.TrimSpace(idOrPrefix))
+	if len(idOrPrefix) == 32 {
+		return s.request(ctx, idOrPrefix)
+	}
+	if len(idOrPrefix) < 6 {
+		return nil, fmt.Errorf("request id %q is too short (give at least 6 characters)", idOrPrefix)
+	}
+	all, err := s.requests(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	var found *Request
+	for _, r := range all {
+		if strings.HasPrefix(r.ID, idOrPrefix) {
+			if found != nil {
+				return nil, fmt.Errorf("request id %q is ambiguous", idOrPrefix)
+			}
+			found = r
+		}
+	}
+	return found, nil
+}

@@ -1,0 +1,217 @@
+// Package testutil starts a real Caddy with the plugin for end-to-end
+// tests: the binary built from ./cmd/caddy, run as a separate process on
+// loopback, so tests can also kill -9 it and start it again.
+package testutil
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// RepoRoot is the repository's root folder.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// CaddyBinary builds ./cmd/caddy once per test process and returns its path.
+func CaddyBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "caddy-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "caddy")
+		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/caddy")
+		cmd.Dir = RepoRoot()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("building caddy: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// FreePort returns a TCP port free on 127.0.0.1 at the time of the call.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Caddy is a running Caddy process.
+type Caddy struct {
+	t         testing.TB
+	Dir       string // working directory (holds Caddyfile, storage, config file)
+	Config    string // path of the Caddyfile
+	AdminAddr string // host:port of the admin API
+	cmd       *exec.Cmd
+	logs      *syncBuffer
+	done      chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// StartCaddy writes caddyfile into dir/Caddyfile and runs Caddy on it. The
+// Caddyfile must set `admin <AdminAddr>`; waitAddrs are host:port addresses
+// that must accept connections before it returns.
+func StartCaddy(t testing.TB, dir, caddyfile, adminAddr string, waitAddrs ...string) *Caddy {
+	t.Helper()
+	bin := CaddyBinary(t)
+	cfgPath := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(cfgPath, []byte(caddyfile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &Caddy{t: t, Dir: dir, Config: cfgPath, AdminAddr: adminAddr}
+	c.start(bin, waitAddrs)
+	t.Cleanup(func() {
+		c.Kill()
+		if t.Failed() {
+			t.Logf("caddy logs:\n%s", tail(c.logs.String(), 8000))
+		}
+	})
+	return c
+}
+
+func (c *Caddy) start(bin string, waitAddrs []string) {
+	t := c.t
+	t.Helper()
+	c.logs = new(syncBuffer)
+	cmd := exec.Command(bin, "run", "--config", c.Config, "--adapter", "caddyfile")
+	cmd.Dir = c.Dir
+	cmd.Stdout, cmd.Stderr = c.logs, c.logs
+	cmd.Env = append(os.Environ(), "HOME="+c.Dir, "XDG_DATA_HOME="+filepath.Join(c.Dir, "xdg-data"), "XDG_CONFIG_HOME="+filepath.Join(c.Dir, "xdg-config"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c.cmd = cmd
+	c.done = make(chan struct{})
+	go func() { _ = cmd.Wait(); close(c.done) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for _, addr := range append([]string{c.AdminAddr}, waitAddrs...) {
+		for {
+			select {
+			case <-c.done:
+				t.Fatalf("caddy exited early:\n%s", tail(c.logs.String(), 8000))
+			default:
+			}
+			conn, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				conn.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				c.Kill()
+				t.Fatalf("caddy did not listen on %s:\n%s", addr, tail(c.logs.String(), 8000))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// Restart kills the process with SIGKILL and starts it again on the same
+// files, as a crash and a supervisor restart would.
+func (c *Caddy) Restart(waitAddrs ...string) {
+	c.t.Helper()
+	c.Kill()
+	c.start(CaddyBinary(c.t), waitAddrs)
+}
+
+// Kill stops the process with SIGKILL.
+func (c *Caddy) Kill() {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+	<-c.done
+}
+
+// Logs returns what Caddy printed so far.
+func (c *Caddy) Logs() string { return c.logs.String() }
+
+// Admin performs an admin API request and returns status and body.
+func (c *Caddy) Admin(method, uri string, body string) (int, string) {
+	c.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, "http://"+c.AdminAddr+uri, rd)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatalf("admin %s %s: %v", method, uri, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// InsecureClient is an HTTPS client for tests that check the server's
+// certificate themselves (or don't need to).
+func InsecureClient() *http.Client {
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
+			DisableKeepAlives: false,
+		},
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
