@@ -213,4 +213,3 @@ func printAdminAnswer(w io.Writer, uri string, body []byte) error {
 	_, err := w.Write(body)
 	return err
 }
-

@@ -15,9 +15,9 @@ func TestLimiterGrowingLockouts(t *testing.T) {
 		waitLeft time.Duration
 	}{
 		{0, true, true, 0},
-		{1 * time.Millisecond, true, true, 0},                       // second failure starts a 1s lockout
+		{1 * time.Millisecond, true, true, 0},                          // second failure starts a 1s lockout
 		{500 * time.Millisecond, false, false, 501 * time.Millisecond}, // locked
-		{1100 * time.Millisecond, true, true, 0},                    // third failure: 2s
+		{1100 * time.Millisecond, true, true, 0},                       // third failure: 2s
 		{2 * time.Second, false, false, 1100 * time.Millisecond},
 		{3200 * time.Millisecond, true, true, 0},  // fourth: 4s
 		{7300 * time.Millisecond, true, true, 0},  // fifth: 8s (max)

@@ -96,10 +96,16 @@ func requestID(profile, device, pubKeySHA256 string) string {
 	return hashKey("request", profile, strings.ToLower(device), pubKeySHA256)[:32]
 }
 
-func requestKey(id string) string      { return path.Join(statePrefix, "requests", id+".json") }
-func nonceKey(nonce []byte) string      { return path.Join(statePrefix, "nonces", hashKey("nonce", string(nonce))) }
-func deviceKey(device string) string    { return path.Join(statePrefix, "devices", hashKey("device", strings.ToLower(device))+".json") }
-func deviceLockName(device string) string { return "clearinghouse_enroll_" + hashKey("lock", strings.ToLower(device))[:32] }
+func requestKey(id string) string { return path.Join(statePrefix, "requests", id+".json") }
+func nonceKey(nonce []byte) string {
+	return path.Join(statePrefix, "nonces", hashKey("nonce", string(nonce)))
+}
+func deviceKey(device string) string {
+	return path.Join(statePrefix, "devices", hashKey("device", strings.ToLower(device))+".json")
+}
+func deviceLockName(device string) string {
+	return "clearinghouse_enroll_" + hashKey("lock", strings.ToLower(device))[:32]
+}
 
 // lockDevice serializes changes to one device across goroutines and
 // processes. The returned function unlocks.

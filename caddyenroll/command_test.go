@@ -1,0 +1,128 @@
+package caddyenroll_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/internal/testutil"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
+)
+
+func runCaddy(t *testing.T, dir string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(testutil.CaddyBinary(t), args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+filepath.Join(dir, "xdg"), "XDG_CONFIG_HOME="+filepath.Join(dir, "xdg"))
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func TestCheckCommand(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(testutil.RepoRoot(), "examples", "clearinghouse.conf")
+	out, _, code := runCaddy(t, dir, "enroll", "check", good)
+	if code != 0 {
+		t.Fatalf("check of Table 7: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"enroll", "routing", "9 devices", "33 routes", "5 groups"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "\n"); n > 24 {
+		t.Errorf("summary is %d lines, more than one screen", n)
+	}
+
+	bad := filepath.Join(dir, "bad.conf")
+	os.WriteFile(bad, []byte("group \"\"\ndevice gw1 nogroup enabled\nroute \"\" '+1...' gw2 10\nroute \"\" '+1...' gw1 -3\nssl maybe\n"), 0o644)
+	out, _, code = runCaddy(t, dir, "enroll", "check", bad)
+	if code != 1 {
+		t.Fatalf("check of a bad file: exit %d, want 1\n%s", code, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 4 {
+		t.Fatalf("want one line per error, got:\n%s", out)
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, bad+":") {
+			t.Errorf("error line without FILE:LINE: %q", l)
+		}
+	}
+	for _, want := range []string{bad + ":2:", bad + ":3:", bad + ":4:", bad + ":5:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no error reported at %s\n%s", want, out)
+		}
+	}
+}
+
+// The shipped Caddyfile adapts, and the admin subcommands drive a running
+// server through its admin API.
+func TestAdaptExampleAndAdminCommands(t *testing.T) {
+	out, errOut, code := runCaddy(t, testutil.RepoRoot(), "adapt", "--config", "Caddyfile.example")
+	if code != 0 {
+		t.Fatalf("caddy adapt Caddyfile.example: exit %d\n%s", code, errOut)
+	}
+	var cfg struct {
+		Apps map[string]json.RawMessage `json:"apps"`
+	}
+	if err := json.Unmarshal([]byte(out), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cfg.Apps["enroll"]; !ok || !strings.Contains(out, `"handler":"enroll"`) {
+		t.Fatalf("adapted config lacks the enroll app or handler:\n%s", out)
+	}
+
+	s := startServer(t, serverOpts{approval: "manual"})
+	_, csr := p256CSR(t, "device4.com")
+	if ans := s.do(enrollReq(wire.OpRequest, t, csr)); ans.Status != wire.StatusPending {
+		t.Fatalf("status %d", ans.Status)
+	}
+	out, errOut, code = runCaddy(t, s.Dir, "enroll", "pending", "--address", s.AdminAddr)
+	if code != 0 || !strings.Contains(out, "device4.com") {
+		t.Fatalf("caddy enroll pending: exit %d\n%s%s", code, out, errOut)
+	}
+	id := strings.Fields(strings.Split(out, "\n")[1])[0]
+	out, errOut, code = runCaddy(t, s.Dir, "enroll", "approve", id[:10], "--address", s.AdminAddr)
+	if code != 0 || !strings.Contains(out, `"state": "issued"`) {
+		t.Fatalf("caddy enroll approve: exit %d\n%s%s", code, out, errOut)
+	}
+	out, _, code = runCaddy(t, s.Dir, "enroll", "devices", "--address", s.AdminAddr)
+	if code != 0 || !strings.Contains(out, "device4.com") {
+		t.Fatalf("caddy enroll devices: exit %d\n%s", code, out)
+	}
+	out, _, code = runCaddy(t, s.Dir, "enroll", "ca", "--address", s.AdminAddr)
+	if code != 0 || !strings.Contains(out, "BEGIN CERTIFICATE") || !strings.Contains(out, "sha256:") {
+		t.Fatalf("caddy enroll ca: exit %d\n%s", code, out)
+	}
+	out, _, code = runCaddy(t, s.Dir, "enroll", "revoke", "--device", "device4.com", "--address", s.AdminAddr)
+	if code != 0 || !strings.Contains(out, `"revoked"`) {
+		t.Fatalf("caddy enroll revoke: exit %d\n%s", code, out)
+	}
+	// approving again is a conflict, reported with a non-zero exit
+	_, _, code = runCaddy(t, s.Dir, "enroll", "approve", id, "--address", s.AdminAddr)
+	if code == 0 {
+		t.Fatal("approving an issued request succeeded")
+	}
+	// metrics are exported through Caddy's registry
+	_, body := s.Admin("GET", "/metrics", "")
+	for _, m := range []string{"caddy_clearinghouse_enroll_requests_total", "caddy_clearinghouse_certificates_issued_total"} {
+		if !strings.Contains(body, m) {
+			t.Errorf("metrics lack %s", m)
+		}
+	}
+}
