@@ -101,7 +101,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
 	a.log = ctx.Logger()
-	a.storage = ctx.Storage()
+	a.storage = localLocks{ctx.Storage()}
 	a.stop = make(chan struct{})
 	a.stopOnce = new(sync.Once)
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {

@@ -204,6 +204,10 @@ func (a *App) issueLocked(ctx context.Context, req *Request, authority *ca.CA, p
 	if err := a.state.putRequest(ctx, req); err != nil {
 		return fmt.Errorf("storing request: %v", err)
 	}
+	prev, err := a.state.device(ctx, req.Device)
+	if err != nil {
+		return fmt.Errorf("loading device record: %v", err)
+	}
 	if err := a.state.putDevice(ctx, &DeviceRecord{
 		Device: req.Device, DeviceID: req.DeviceID, Customer: req.Customer,
 		Profile: req.Profile, Serial: is.Serial, Enrolled: req.Updated,
@@ -211,20 +215,16 @@ func (a *App) issueLocked(ctx context.Context, req *Request, authority *ca.CA, p
 		return fmt.Errorf("storing device record: %v", err)
 	}
 	metrics.issued.WithLabelValues(req.Profile).Inc()
-	// re-enrollment supersedes every earlier certificate of the device
-	for profile, c := range a.cas {
-		except := ""
-		if profile == req.Profile {
-			except = is.Serial
-		}
-		serials, err := c.RevokeDevice(ctx, req.Device, reasonSuperseded, except)
-		if err != nil {
-			a.log.Error("revoking superseded certificates", zap.String("device", req.Device), zap.Error(err))
-			continue
-		}
-		if len(serials) > 0 {
-			metrics.revoked.Add(float64(len(serials)))
-			a.log.Info("superseded certificates revoked", zap.String("device", req.Device), zap.Strings("serials", serials))
+	// re-enrollment supersedes the device's previous certificate (earlier
+	// ones were superseded in their turn)
+	if prev != nil && prev.Serial != "" && prev.Serial != is.Serial {
+		if c, ok := a.cas[prev.Profile]; ok {
+			if err := c.Revoke(ctx, prev.Serial, reasonSuperseded); err != nil {
+				a.log.Error("revoking superseded certificate", zap.String("device", req.Device), zap.String("serial", prev.Serial), zap.Error(err))
+			} else {
+				metrics.revoked.Inc()
+				a.log.Info("superseded certificate revoked", zap.String("device", req.Device), zap.String("serial", prev.Serial))
+			}
 		}
 	}
 	return a.markEnrolled(req.Device, req.Group, req.Known)

@@ -11,7 +11,6 @@ import (
 	"path"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -63,24 +62,15 @@ type DeviceRecord struct {
 
 // stateStore keeps requests, nonces and device records in Caddy's storage
 // under "clearinghouse/enroll/". Changes to one device happen under that
-// device's storage lock, so instances sharing a storage act as one server;
-// an in-process mutex per device spares the storage lock's polling when the
-// contention is local.
+// device's storage lock, so instances sharing a storage act as one server.
 type stateStore struct {
-	st    certmagic.Storage
-	mu    sync.Mutex
-	local map[string]*deviceMutex
-}
-
-type deviceMutex struct {
-	sync.Mutex
-	refs int
+	st certmagic.Storage
 }
 
 const statePrefix = "clearinghouse/enroll"
 
 func newStateStore(st certmagic.Storage) *stateStore {
-	return &stateStore{st: st, local: make(map[string]*deviceMutex)}
+	return &stateStore{st: st}
 }
 
 func hashKey(parts ...string) string {
@@ -108,36 +98,14 @@ func deviceLockName(device string) string {
 }
 
 // lockDevice serializes changes to one device across goroutines and
-// processes. The returned function unlocks.
+// processes (the storage is wrapped in localLocks). The returned function
+// unlocks.
 func (s *stateStore) lockDevice(ctx context.Context, device string) (func(), error) {
-	key := strings.ToLower(device)
-	s.mu.Lock()
-	m := s.local[key]
-	if m == nil {
-		m = new(deviceMutex)
-		s.local[key] = m
-	}
-	m.refs++
-	s.mu.Unlock()
-	m.Lock()
-	release := func() {
-		m.Unlock()
-		s.mu.Lock()
-		m.refs--
-		if m.refs == 0 {
-			delete(s.local, key)
-		}
-		s.mu.Unlock()
-	}
 	name := deviceLockName(device)
 	if err := s.st.Lock(ctx, name); err != nil {
-		release()
 		return nil, fmt.Errorf("locking device state: %v", err)
 	}
-	return func() {
-		_ = s.st.Unlock(context.Background(), name)
-		release()
-	}, nil
+	return func() { _ = s.st.Unlock(context.WithoutCancel(ctx), name) }, nil
 }
 
 func (s *stateStore) loadJSON(ctx context.Context, key string, v any) (bool, error) {

@@ -1,0 +1,302 @@
+package caddyenroll_test
+
+// Load benchmarks through a real Caddy over TLS with keep-alive, each next
+// to the limit it is judged against, measured in the same run:
+//
+//	go test -run x -bench . -benchtime 3s ./caddyenroll/
+//
+// BenchmarkEnrollThroughCaddy vs BenchmarkSignInProcess (auto-approved
+// enrollments from 50 concurrent keep-alive clients, each of a device's first
+// enrollment here, so no earlier certificate is superseded) and BenchmarkGetCACertThroughCaddy vs
+// BenchmarkRespondThroughCaddy (the same bytes from Caddy's `respond`).
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/internal/testutil"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
+)
+
+const benchDevices = 50
+
+// benchConf defines n devices, already enrolled (as after an import), so
+// each auto-approved enrollment is one device's first one here.
+func benchConf(n int) string {
+	var b strings.Builder
+	// a crypto value from an "older clearinghouse" keeps the enrolled flags
+	b.WriteString("crypto 'imported'\nenroll enabled\nssl enabled\ngroup \"\"\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "device gw%05d.bench.example \"\" enabled enrolled\n", i)
+	}
+	return b.String()
+}
+
+type benchServer struct {
+	c       *testutil.Caddy
+	url     string
+	tlsAddr string
+	pool    *x509.CertPool
+}
+
+func startBenchServer(b *testing.B, dir, extraSite string, devices int) *benchServer {
+	b.Helper()
+	confPath := filepath.Join(dir, "bench.conf")
+	if _, err := os.Stat(confPath); err != nil {
+		if err := os.WriteFile(confPath, []byte(benchConf(devices)), 0o640); err != nil {
+			b.Fatal(err)
+		}
+	}
+	h, _ := bcrypt.GenerateFromPassword([]byte("demo-password"), bcrypt.MinCost)
+	admin := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(b))
+	tlsAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(b))
+	cf := fmt.Sprintf(`{
+	admin %s
+	local_certs
+	skip_install_trust
+	auto_https disable_redirects
+	servers {
+		protocols h1 h2
+	}
+	log {
+		level ERROR
+	}
+	storage file_system %s
+	enroll {
+		config_file %s
+		approval auto
+		account demo %s
+	}
+}
+https://%s {
+	bind 127.0.0.1
+	tls internal
+	%s
+	enroll
+}
+`, admin, filepath.Join(dir, "data"), confPath, h, tlsAddr, extraSite)
+	c := testutil.StartCaddy(b, dir, cf, admin, tlsAddr)
+	root := filepath.Join(dir, "data", "pki", "authorities", "local", "root.crt")
+	var pem []byte
+	for i := 0; i < 200; i++ {
+		if pem, _ = os.ReadFile(root); pem != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	s := &benchServer{c: c, url: "https://" + tlsAddr + "/", tlsAddr: tlsAddr, pool: pool}
+	for i := 0; ; i++ {
+		conn, err := tls.Dial("tcp", tlsAddr, &tls.Config{RootCAs: pool})
+		if err == nil {
+			conn.Close()
+			break
+		}
+		if i > 300 {
+			b.Fatalf("TLS not ready: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return s
+}
+
+// clients are one keep-alive HTTP/1.1 client per simulated device.
+func (s *benchServer) clients(n int) []*http.Client {
+	out := make([]*http.Client, n)
+	for i := range out {
+		out[i] = &http.Client{Transport: &http.Transport{
+			TLSClientConfig:     &tls.Config{RootCAs: s.pool},
+			MaxIdleConnsPerHost: 1,
+			ForceAttemptHTTP2:   false,
+		}}
+	}
+	return out
+}
+
+func benchCSR(b *testing.B, cn string) []byte {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return der
+}
+
+// runLoad sends n requests from `workers` goroutines, body(i) for the i-th.
+func runLoad(b *testing.B, clients []*http.Client, url string, n int, body func(i int) []byte, check func(*wire.Response) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, len(clients))
+	for w := range clients {
+		wg.Add(1)
+		go func(cl *http.Client) {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				resp, err := cl.Post(url, "text/html", bytes.NewReader(body(i)))
+				if err != nil {
+					errs <- err
+					return
+				}
+				raw, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				ans, err := wire.DecodeResponse(raw)
+				if err == nil {
+					err = check(ans)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("request %d: %v (%q)", i, err, raw)
+					return
+				}
+			}
+		}(clients[w])
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+}
+
+func BenchmarkEnrollThroughCaddy(b *testing.B) {
+	s := startBenchServer(b, b.TempDir(), "", b.N)
+	clients := s.clients(benchDevices)
+	bodies := make([][]byte, b.N)
+	for i := range bodies {
+		dev := fmt.Sprintf("gw%05d.bench.example", i)
+		nonce := make([]byte, 16)
+		rand.Read(nonce)
+		bodies[i] = wire.EncodeRequest(wire.Request{Operation: wire.OpRequest, Nonce: nonce, Username: "demo",
+			Password: "demo-password", Device: fmt.Sprint(1000 + i), Customer: "0", CSR: benchCSR(b, dev)})
+	}
+	// warm the credential cache and the connections
+	runLoad(b, clients, s.url, benchDevices, func(int) []byte { return []byte("operation=getcacert") }, func(*wire.Response) error { return nil })
+	if out := os.Getenv("BENCH_SERVER_PROFILE"); out != "" {
+		// CPU profile of the server process, for finding its bottleneck
+		go func() {
+			resp, err := http.Get("http://" + s.c.AdminAddr + "/debug/pprof/profile?seconds=5")
+			if err == nil {
+				defer resp.Body.Close()
+				f, _ := os.Create(out)
+				io.Copy(f, resp.Body)
+				f.Close()
+			}
+		}()
+	}
+	b.ResetTimer()
+	start := time.Now()
+	runLoad(b, clients, s.url, b.N, func(i int) []byte { return bodies[i] }, func(a *wire.Response) error {
+		if a.Status != wire.StatusOK || len(a.Certificate) == 0 {
+			return fmt.Errorf("status %d %s", a.Status, a.Error)
+		}
+		return nil
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "enrollments/s")
+}
+
+// BenchmarkSignInProcess is the limit for BenchmarkEnrollThroughCaddy: the
+// ca package signing P-256 CSRs with a P-256 CA on all cores.
+func BenchmarkSignInProcess(b *testing.B) {
+	c, _, err := ca.Open(context.Background(), ca.NewMemStore(), ca.Config{Name: "modern"}, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	csrs := make([][]byte, benchDevices)
+	for i := range csrs {
+		csrs[i] = benchCSR(b, fmt.Sprintf("gw%05d.bench.example", i))
+	}
+	var n atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := int(n.Add(1)) % benchDevices
+			if _, err := c.Sign(csrs[i], fmt.Sprintf("gw%05d.bench.example", i), ca.Policy{}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "signatures/s")
+}
+
+var getcacertAnswer struct {
+	once sync.Once
+	dir  string
+	body []byte
+}
+
+// caAnswer starts a server once to learn its getcacert answer; the two
+// getcacert benchmarks then run on the same storage (same CA, same bytes).
+func caAnswer(b *testing.B) (string, []byte) {
+	getcacertAnswer.once.Do(func() {
+		dir, err := os.MkdirTemp("", "bench-getcacert-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := startBenchServer(b, dir, "", benchDevices)
+		resp, err := s.clients(1)[0].Post(s.url, "text/plain", strings.NewReader("operation=getcacert"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		s.c.Kill()
+		getcacertAnswer.dir, getcacertAnswer.body = dir, body
+	})
+	return getcacertAnswer.dir, getcacertAnswer.body
+}
+
+func benchStatic(b *testing.B, url func(*benchServer) string) {
+	dir, body := caAnswer(b)
+	// `respond` of the same bytes at /respond on the same site
+	site := "handle /respond {\n\t\theader Content-Type text/html\n\t\trespond `" + string(body) + "`\n\t}"
+	s := startBenchServer(b, dir, site, benchDevices)
+	clients := s.clients(benchDevices)
+	target := url(s)
+	check := func(a *wire.Response) error {
+		if a.Status != 0 || len(a.Certificate) == 0 {
+			return fmt.Errorf("status %d", a.Status)
+		}
+		return nil
+	}
+	runLoad(b, clients, target, benchDevices, func(int) []byte { return []byte("operation=getcacert") }, check)
+	b.ResetTimer()
+	start := time.Now()
+	runLoad(b, clients, target, b.N, func(int) []byte { return []byte("operation=getcacert") }, check)
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "requests/s")
+}
+
+func BenchmarkGetCACertThroughCaddy(b *testing.B) {
+	benchStatic(b, func(s *benchServer) string { return s.url })
+}
+
+func BenchmarkRespondThroughCaddy(b *testing.B) {
+	benchStatic(b, func(s *benchServer) string { return s.url + "respond" })
+}

@@ -1,0 +1,85 @@
+package caddyenroll
+
+import (
+	"context"
+	"sync"
+
+	"github.com/caddyserver/certmagic"
+)
+
+// localLocks wraps a storage so that goroutines of this process queue on an
+// in-process lock before taking the storage lock. Storage locks are for
+// other processes sharing the storage: certmagic's file storage polls a
+// held lock once a second, which local waiters must not pay.
+type localLocks struct {
+	certmagic.Storage
+}
+
+// lockTable is process-wide: apps of an old and a new config share it
+// during a reload.
+var lockTable = struct {
+	mu sync.Mutex
+	m  map[string]*localLock
+}{m: make(map[string]*localLock)}
+
+type localLock struct {
+	ch   chan struct{}
+	refs int
+}
+
+func acquireLocal(ctx context.Context, name string) (*localLock, error) {
+	lockTable.mu.Lock()
+	l := lockTable.m[name]
+	if l == nil {
+		l = &localLock{ch: make(chan struct{}, 1)}
+		lockTable.m[name] = l
+	}
+	l.refs++
+	lockTable.mu.Unlock()
+	select {
+	case l.ch <- struct{}{}:
+		return l, nil
+	case <-ctx.Done():
+		dropRef(name, l)
+		return nil, ctx.Err()
+	}
+}
+
+func dropRef(name string, l *localLock) {
+	lockTable.mu.Lock()
+	l.refs--
+	if l.refs == 0 {
+		delete(lockTable.m, name)
+	}
+	lockTable.mu.Unlock()
+}
+
+func releaseLocal(name string) {
+	lockTable.mu.Lock()
+	l := lockTable.m[name]
+	lockTable.mu.Unlock()
+	if l == nil {
+		return
+	}
+	<-l.ch
+	dropRef(name, l)
+}
+
+// Lock takes the in-process lock, then the storage lock.
+func (s localLocks) Lock(ctx context.Context, name string) error {
+	if _, err := acquireLocal(ctx, name); err != nil {
+		return err
+	}
+	if err := s.Storage.Lock(ctx, name); err != nil {
+		releaseLocal(name)
+		return err
+	}
+	return nil
+}
+
+// Unlock releases the storage lock, then the in-process lock.
+func (s localLocks) Unlock(ctx context.Context, name string) error {
+	err := s.Storage.Unlock(ctx, name)
+	releaseLocal(name)
+	return err
+}
