@@ -1,0 +1,461 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/enrollclient"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
+)
+
+// Exit codes.
+const (
+	exitOK        = 0
+	exitError     = 1
+	exitUsage     = 2
+	exitPending   = 3
+	exitRejected  = 4
+	exitUntrusted = 5
+)
+
+const passwordEnv = "CHCLIENT_PASSWORD"
+
+const usage = `Usage: chclient <command> [flags]
+
+Enroll this device (gateway, proxy, gatekeeper, SIP phone) with a clearinghouse
+enrollment server: fetch the CA certificate over verified HTTPS, check it
+against the fingerprint you were given, make a key pair on this device,
+request a certificate, install it, and renew it before it expires.
+
+Commands:
+  enroll   enroll, or resume a pending enrollment; waits up to --max-wait for approval
+  status   show what --dir holds; with a pending request and a password, ask the server once
+  renew    re-enroll with a new key when the certificate is in its renewal window (or --force)
+  help     show this text
+
+Flags:
+  --server URL             enrollment URL, e.g. https://enroll.example.com/
+  --ca-fingerprint HEX     SHA-256 fingerprint of the clearinghouse CA certificate,
+                           obtained out of band (colons optional, any case)
+  --trust-on-first-use     accept the CA certificate without a fingerprint; it is
+                           pinned in --dir afterwards
+  --root-ca FILE           PEM root CA for the server's TLS certificate (default: system roots)
+  --allow-http             allow an http:// server URL (the server is then NOT authenticated)
+  --device-name NAME       this device's DNS name (or IP address): the certificate's subject
+  --device-id ID           clearinghouse-assigned device id (digits)
+  --customer ID            clearinghouse-assigned customer id (digits)
+  --username NAME          clearinghouse account name
+  --password-file FILE     file holding the account password (first line); or set
+                           CHCLIENT_PASSWORD. There is no --password flag: a password
+                           on the command line is visible to every user of the machine.
+  --key-type TYPE          p256 (default), p384, rsa2048, rsa3072, rsa4096
+  --csr-field NAME         variable carrying the CSR: request (default) or certreq
+  --dir DIR                where key.pem, cert.pem, ca.pem, pending.json live (default .)
+  --max-wait DURATION      how long enroll/renew wait for approval (default 10m; 0 = do not wait)
+  --poll-interval DURATION first wait between retrieves (default 2s), doubling each time
+  --max-poll-interval DURATION
+                           longest wait between retrieves (default 1m)
+  --renew-window FRACTION  renew when this fraction of the lifetime is left (default 0.3333)
+  --force                  renew: renew now; enroll: enroll even if a valid certificate exists
+  --quiet                  no progress output on stderr
+
+A pending request is saved in --dir (pending.json, with its key): run the same
+enroll (or renew) again to keep waiting; it resumes with the saved key.
+Fields not given on a resume (server, device, customer, username) are taken
+from the saved request; the password is never saved.
+
+Exit status:
+  0  enroll: certificate installed (or already enrolled); status: a valid
+     certificate is installed; renew: renewed, or not yet due (printed)
+  1  error (network, files, invalid certificate from the server, ...);
+     status: nothing enrolled, or the installed files are unusable
+  2  usage: bad or missing flag, --password given, http:// without --allow-http
+  3  pending: the request waits for approval (saved; run the command again)
+  4  rejected or refused by the server (status >= 2; the status is printed)
+  5  CA fingerprint mismatch, CA trust refused or not decided, or the server's
+     TLS certificate not trusted
+`
+
+// env is what run needs from the process, replaceable in tests.
+type env struct {
+	stdin      io.Reader
+	stdout     io.Writer
+	stderr     io.Writer
+	getenv     func(string) string
+	isTerminal func() bool
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], env{
+		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv,
+		isTerminal: func() bool { return term.IsTerminal(int(os.Stdin.Fd())) },
+	})
+	stop()
+	os.Exit(code)
+}
+
+type options struct {
+	server, caFingerprint, rootCA, deviceName, deviceID, customer, username string
+	passwordFile, keyType, csrField, dir                                    string
+	tofu, allowHTTP, force, quiet                                           bool
+	maxWait, pollInterval, maxPollInterval                                  time.Duration
+	renewWindow                                                             float64
+}
+
+func run(ctx context.Context, args []string, e env) int {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, usage)
+		return exitUsage
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(e.stdout, usage)
+		return exitOK
+	case "enroll", "status", "renew":
+	default:
+		fmt.Fprintf(e.stderr, "chclient: unknown command %q\n\n%s", cmd, usage)
+		return exitUsage
+	}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && (name == "password" || name == "pass") {
+			fmt.Fprintf(e.stderr, "chclient: --%s is not accepted: a password on the command line is visible to every user "+
+				"of this machine (ps, /proc, shell history).\nPut it in a file readable only by you and use --password-file FILE, "+
+				"or set the %s environment variable.\n", name, passwordEnv)
+			return exitUsage
+		}
+	}
+
+	var o options
+	fs := flag.NewFlagSet("chclient "+cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.server, "server", "", "")
+	fs.StringVar(&o.caFingerprint, "ca-fingerprint", "", "")
+	fs.BoolVar(&o.tofu, "trust-on-first-use", false, "")
+	fs.StringVar(&o.rootCA, "root-ca", "", "")
+	fs.BoolVar(&o.allowHTTP, "allow-http", false, "")
+	fs.StringVar(&o.deviceName, "device-name", "", "")
+	fs.StringVar(&o.deviceID, "device-id", "", "")
+	fs.StringVar(&o.customer, "customer", "", "")
+	fs.StringVar(&o.username, "username", "", "")
+	fs.StringVar(&o.passwordFile, "password-file", "", "")
+	fs.StringVar(&o.keyType, "key-type", "p256", "")
+	fs.StringVar(&o.csrField, "csr-field", wire.CSRFieldRequest, "")
+	fs.StringVar(&o.dir, "dir", ".", "")
+	fs.DurationVar(&o.maxWait, "max-wait", enrollclient.DefaultMaxWait, "")
+	fs.DurationVar(&o.pollInterval, "poll-interval", enrollclient.DefaultInitialBackoff, "")
+	fs.DurationVar(&o.maxPollInterval, "max-poll-interval", enrollclient.DefaultMaxBackoff, "")
+	fs.Float64Var(&o.renewWindow, "renew-window", 0.3333, "")
+	fs.BoolVar(&o.force, "force", false, "")
+	fs.BoolVar(&o.quiet, "quiet", false, "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(e.stdout, usage)
+			return exitOK
+		}
+		fmt.Fprintf(e.stderr, "chclient %s: %v\n(run \"chclient help\" for the flags)\n", cmd, err)
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "chclient %s: unexpected argument %q\n", cmd, fs.Arg(0))
+		return exitUsage
+	}
+	if o.renewWindow <= 0 || o.renewWindow > 1 {
+		fmt.Fprintf(e.stderr, "chclient %s: --renew-window %v is not a fraction in (0, 1]\n", cmd, o.renewWindow)
+		return exitUsage
+	}
+	if o.maxWait < 0 || o.pollInterval <= 0 || o.maxPollInterval <= 0 {
+		fmt.Fprintf(e.stderr, "chclient %s: --max-wait must be >= 0 and the poll intervals > 0\n", cmd)
+		return exitUsage
+	}
+
+	c, code := newClient(cmd, o, e)
+	if c == nil {
+		return code
+	}
+	switch cmd {
+	case "enroll":
+		return cmdEnroll(ctx, c, o, e)
+	case "renew":
+		return cmdRenew(ctx, c, o, e)
+	default:
+		return cmdStatus(ctx, c, o, e)
+	}
+}
+
+func newClient(cmd string, o options, e env) (*enrollclient.Client, int) {
+	kt, err := enrollclient.ParseKeyType(o.keyType)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "chclient %s: --key-type: %v\n", cmd, errors.Unwrap(err))
+		return nil, exitUsage
+	}
+	c := &enrollclient.Client{
+		ServerURL: o.server, AllowHTTP: o.allowHTTP, CAFingerprint: o.caFingerprint, TrustOnFirstUse: o.tofu,
+		DeviceName: o.deviceName, DeviceID: o.deviceID, Customer: o.customer, Username: o.username,
+		CSRField: o.csrField, KeyType: kt, Dir: o.dir,
+		InitialBackoff: o.pollInterval, MaxBackoff: o.maxPollInterval, MaxWait: o.maxWait,
+		RenewWindow: o.renewWindow,
+	}
+	if o.maxWait == 0 {
+		c.MaxWait = -1 // send once, do not wait
+	}
+	if o.caFingerprint != "" {
+		if _, err := enrollclient.ParseFingerprint(o.caFingerprint); err != nil {
+			fmt.Fprintf(e.stderr, "chclient %s: --ca-fingerprint: %v\n", cmd, errors.Unwrap(err))
+			return nil, exitUsage
+		}
+	}
+	if o.rootCA != "" {
+		pemData, err := os.ReadFile(o.rootCA)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "chclient %s: --root-ca: %v\n", cmd, err)
+			return nil, exitUsage
+		}
+		c.RootCAPEM = pemData
+	}
+	switch {
+	case o.passwordFile != "":
+		data, err := os.ReadFile(o.passwordFile)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "chclient %s: --password-file: %v\n", cmd, err)
+			return nil, exitUsage
+		}
+		pw, _, _ := strings.Cut(string(data), "\n")
+		pw = strings.TrimSuffix(pw, "\r")
+		if pw == "" {
+			fmt.Fprintf(e.stderr, "chclient %s: --password-file %s: the first line is empty\n", cmd, o.passwordFile)
+			return nil, exitUsage
+		}
+		c.Password = pw
+	default:
+		c.Password = e.getenv(passwordEnv)
+	}
+	if !o.quiet {
+		c.Progress = func(attempt int, next time.Duration) {
+			fmt.Fprintf(e.stderr, "chclient: pending approval; retrieve %d in %s\n", attempt, next.Round(time.Millisecond))
+		}
+	}
+	if !o.tofu && o.caFingerprint == "" && e.isTerminal != nil && e.isTerminal() {
+		c.Confirm = confirmer(e)
+	}
+	return c, exitOK
+}
+
+// confirmer asks the operator on the terminal: Fig. 3B step 340 done by a
+// person, comparing the fingerprint with the clearinghouse's, out of band.
+func confirmer(e env) func(string, *x509.Certificate) bool {
+	return func(fp string, cert *x509.Certificate) bool {
+		fmt.Fprintf(e.stderr, "The clearinghouse sent this CA certificate:\n"+
+			"  subject:  %s\n  valid:    %s to %s\n  SHA-256:  %s\n"+
+			"Compare the fingerprint with the one your clearinghouse operator gave you\n"+
+			"(by telephone or another channel you trust). Trust this CA? [y/N] ",
+			cert.Subject, cert.NotBefore.UTC().Format(time.DateOnly), cert.NotAfter.UTC().Format(time.DateOnly), fp)
+		line, _ := bufio.NewReader(e.stdin).ReadString('\n')
+		switch strings.ToLower(strings.TrimSpace(line)) {
+		case "y", "yes":
+			return true
+		}
+		return false
+	}
+}
+
+func cmdEnroll(ctx context.Context, c *enrollclient.Client, o options, e env) int {
+	if !o.force {
+		st, err := c.Status()
+		sameDevice := o.deviceName == "" || st != nil && st.Cert != nil &&
+			strings.EqualFold(strings.TrimSuffix(st.Cert.CommonName, "."), strings.TrimSuffix(o.deviceName, "."))
+		if err == nil && st.State == enrollclient.StateIssued && st.Pending == nil && sameDevice {
+			fmt.Fprintf(e.stdout, "already enrolled: %s, valid until %s (%d days left)\n"+
+				"use \"chclient renew\" to renew, or \"chclient enroll --force\" to enroll again\n",
+				st.Cert.Subject, st.Cert.NotAfter.UTC().Format(time.RFC3339), st.Cert.DaysLeft)
+			return exitOK
+		}
+	}
+	res, err := c.Enroll(ctx)
+	if err != nil {
+		return fail(c, e, "enroll", err)
+	}
+	printResult(e.stdout, "enrolled", res)
+	return exitOK
+}
+
+func cmdRenew(ctx context.Context, c *enrollclient.Client, o options, e env) int {
+	renewed, res, err := c.Renew(ctx, o.force)
+	if err != nil {
+		return fail(c, e, "renew", err)
+	}
+	if !renewed {
+		fmt.Fprintf(e.stdout, "not yet due: %s is valid until %s (%d days left); renewal due from %s\n",
+			res.Certificate.Subject, res.Certificate.NotAfter.UTC().Format(time.RFC3339),
+			daysLeft(res.Certificate.NotAfter), res.RenewAt.UTC().Format(time.RFC3339))
+		return exitOK
+	}
+	printResult(e.stdout, "renewed", res)
+	return exitOK
+}
+
+func cmdStatus(ctx context.Context, c *enrollclient.Client, o options, e env) int {
+	st, err := c.Status()
+	if err != nil {
+		return fail(c, e, "status", err)
+	}
+	printStatus(e.stdout, st, o.dir)
+	if st.Pending != nil && c.Password != "" {
+		fmt.Fprintf(e.stdout, "asking the server about the pending request ...\n")
+		res, err := c.Poll(ctx)
+		if err != nil {
+			return fail(c, e, "status", err)
+		}
+		printResult(e.stdout, "issued", res)
+		return exitOK
+	}
+	switch st.State {
+	case enrollclient.StateIssued:
+		return exitOK
+	case enrollclient.StatePending:
+		if c.Password == "" {
+			fmt.Fprintf(e.stdout, "(give the password with --password-file or %s to ask the server, or run enroll again)\n", passwordEnv)
+		}
+		return exitPending
+	}
+	return exitError
+}
+
+func colonHex(b []byte) string {
+	parts := make([]string, len(b))
+	for i, c := range b {
+		parts[i] = fmt.Sprintf("%02X", c)
+	}
+	return strings.Join(parts, ":")
+}
+
+func daysLeft(t time.Time) int { return int(time.Until(t).Hours() / 24) }
+
+func printResult(w io.Writer, what string, r *enrollclient.Result) {
+	cert := r.Certificate
+	fmt.Fprintf(w, "%s: %s\n", what, cert.Subject)
+	fmt.Fprintf(w, "  certificate  %s (serial %s)\n", r.CertPath, colonHex(cert.SerialNumber.Bytes()))
+	fmt.Fprintf(w, "  valid        %s to %s (%d days)\n", cert.NotBefore.UTC().Format(time.RFC3339),
+		cert.NotAfter.UTC().Format(time.RFC3339), daysLeft(cert.NotAfter))
+	fmt.Fprintf(w, "  renew from   %s\n", r.RenewAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "  key          %s (%s, mode 0600)\n", r.KeyPath, enrollclient.KeyDescription(cert.PublicKey))
+	fmt.Fprintf(w, "  CA           %s (%s)\n", r.CAPath, r.CACert.Subject)
+	fmt.Fprintf(w, "  CA SHA-256   %s\n", r.CAFingerprint)
+	if r.Resumed {
+		fmt.Fprintf(w, "  (resumed a saved request)\n")
+	}
+}
+
+func printStatus(w io.Writer, st *enrollclient.StatusInfo, dir string) {
+	fmt.Fprintf(w, "state:        %s (%s)\n", st.State, dir)
+	if ci := st.Cert; ci != nil {
+		fmt.Fprintf(w, "subject:      %s\n", ci.Subject)
+		fmt.Fprintf(w, "serial:       %s\n", ci.Serial)
+		fmt.Fprintf(w, "not after:    %s (%d days left)\n", ci.NotAfter.UTC().Format(time.RFC3339), ci.DaysLeft)
+		due := ""
+		if ci.RenewDue {
+			due = " (due now: run chclient renew)"
+		}
+		fmt.Fprintf(w, "renew from:   %s%s\n", ci.RenewAt.UTC().Format(time.RFC3339), due)
+		fmt.Fprintf(w, "key:          %s, mode %04o, matches certificate: %v\n", ci.KeyType, ci.KeyMode, ci.KeyMatches)
+		if ci.CAFingerprint != "" {
+			fmt.Fprintf(w, "CA:           %s\n", ci.CASubject)
+			fmt.Fprintf(w, "CA SHA-256:   %s\n", ci.CAFingerprint)
+		}
+	}
+	if p := st.Pending; p != nil {
+		what := "request waiting for approval"
+		switch {
+		case p.Committing:
+			what = "certificate issued, installation interrupted (run enroll to finish)"
+		case !p.Submitted:
+			what = "request saved, no answer from the server yet"
+		}
+		fmt.Fprintf(w, "pending:      %s\n", what)
+		fmt.Fprintf(w, "  device:     %s (device id %s, customer %s, user %s)\n", p.DeviceName, p.DeviceID, p.Customer, p.Username)
+		fmt.Fprintf(w, "  server:     %s\n", p.Server)
+		fmt.Fprintf(w, "  since:      %s, %d answers, last %s\n", p.Created.UTC().Format(time.RFC3339), p.Polls, fmtTime(p.LastPoll))
+		if p.ServerNonce != "" {
+			fmt.Fprintf(w, "  nonce:      %s (server)\n", p.ServerNonce)
+		}
+		fmt.Fprintf(w, "  key:        %s\n", p.KeyType)
+		fmt.Fprintf(w, "  CA SHA-256: %s\n", p.CAFingerprint)
+	}
+	for _, pr := range st.Problems {
+		fmt.Fprintf(w, "problem:      %s\n", pr)
+	}
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// fail prints err with advice and returns the exit code.
+func fail(c *enrollclient.Client, e env, cmd string, err error) int {
+	fmt.Fprintf(e.stderr, "chclient %s: %v\n", cmd, err)
+	var (
+		ue *enrollclient.UntrustedCAError
+		re *enrollclient.RejectedError
+	)
+	switch {
+	case errors.As(err, &ue) && !ue.Refused:
+		fmt.Fprintf(e.stderr, "\nThe CA certificate (%s) has the SHA-256 fingerprint\n  %s\n"+
+			"Check it with your clearinghouse operator out of band, then run again with\n"+
+			"  --ca-fingerprint %s\n(or --trust-on-first-use to accept it unchecked).\n", ue.Subject, ue.Fingerprint, ue.Fingerprint)
+	case errors.Is(err, enrollclient.ErrFingerprintMismatch):
+		fmt.Fprintf(e.stderr, "No key was generated or sent. Do not continue: check the server URL and the fingerprint\n"+
+			"with your clearinghouse operator.\n")
+	case errors.Is(err, enrollclient.ErrServerNotTrusted):
+		fmt.Fprintf(e.stderr, "Nothing was sent. If the server uses a private root CA, give it with --root-ca FILE.\n")
+	case errors.Is(err, enrollclient.ErrConfig) && c.Password == "" && strings.Contains(err.Error(), "password"):
+		fmt.Fprintf(e.stderr, "Give the password with --password-file FILE or the %s environment variable.\n", passwordEnv)
+	case errors.As(err, &re) && re.Temporary():
+		fmt.Fprintf(e.stderr, "The server may accept the same request later; run the command again.\n")
+	}
+	code := exitCode(err)
+	if errors.Is(err, context.Canceled) {
+		if _, serr := os.Stat(filepath.Join(c.Dir, enrollclient.PendingFile)); serr == nil {
+			code = exitPending // interrupted; the request is saved and resumes next time
+		}
+	}
+	return code
+}
+
+func exitCode(err error) int {
+	var re *enrollclient.RejectedError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, enrollclient.ErrFingerprintMismatch), errors.Is(err, enrollclient.ErrUntrustedCA),
+		errors.Is(err, enrollclient.ErrServerNotTrusted):
+		return exitUntrusted
+	case errors.As(err, &re):
+		return exitRejected
+	case errors.Is(err, enrollclient.ErrPendingTimeout), errors.Is(err, enrollclient.ErrPending):
+		return exitPending
+	case errors.Is(err, enrollclient.ErrConfig), errors.Is(err, enrollclient.ErrHTTPNotAllowed):
+		return exitUsage
+	}
+	return exitError
+}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/enrollclient/enrolltest"
+)
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+type fixture struct {
+	t      *testing.T
+	srv    *enrolltest.Server
+	dir    string
+	rootCA string
+	pwFile string
+}
+
+func newFixture(t *testing.T, cfg enrolltest.Config) *fixture {
+	t.Helper()
+	f := &fixture{t: t, srv: enrolltest.New(t, cfg), dir: t.TempDir()}
+	tmp := t.TempDir()
+	f.rootCA = filepath.Join(tmp, "root.pem")
+	if err := os.WriteFile(f.rootCA, f.srv.RootPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.pwFile = filepath.Join(tmp, "password")
+	if err := os.WriteFile(f.pwFile, []byte("pass\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// args are the flags every enrollment needs, before extra.
+func (f *fixture) args(cmd string, extra ...string) []string {
+	a := []string{cmd, "--server", f.srv.URL, "--root-ca", f.rootCA, "--ca-fingerprint", f.srv.CAFingerprint(),
+		"--device-name", "gw1.example.com", "--device-id", "134217728", "--customer", "0", "--username", "user",
+		"--password-file", f.pwFile, "--dir", f.dir, "--poll-interval", "1ms", "--max-poll-interval", "2ms"}
+	return append(a, extra...)
+}
+
+func runCmd(t *testing.T, stdin string, tty bool, envs map[string]string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, env{
+		stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb,
+		getenv:     func(k string) string { return envs[k] },
+		isTerminal: func() bool { return tty },
+	})
+	return result{code, out.String(), errb.String()}
+}
+
+func expect(t *testing.T, r result, code int, contains ...string) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, code, r.stdout, r.stderr)
+	}
+	for _, s := range contains {
+		if !strings.Contains(r.stdout+r.stderr, s) {
+			t.Fatalf("output lacks %q\nstdout:\n%s\nstderr:\n%s", s, r.stdout, r.stderr)
+		}
+	}
+}
+
+func TestUsage(t *testing.T) {
+	expect(t, runCmd(t, "", false, nil), exitUsage, "Usage: chclient")
+	expect(t, runCmd(t, "", false, nil, "help"), exitOK, "Exit status:")
+	expect(t, runCmd(t, "", false, nil, "enroll", "-h"), exitOK, "Exit status:")
+	expect(t, runCmd(t, "", false, nil, "frobnicate"), exitUsage, `unknown command "frobnicate"`)
+	expect(t, runCmd(t, "", false, nil, "enroll", "--no-such-flag"), exitUsage, "no-such-flag")
+	expect(t, runCmd(t, "", false, nil, "status", "extra"), exitUsage, "unexpected argument")
+	expect(t, runCmd(t, "", false, nil, "enroll", "--key-type", "dsa"), exitUsage, "--key-type")
+	expect(t, runCmd(t, "", false, nil, "enroll", "--ca-fingerprint", "abcd"), exitUsage, "--ca-fingerprint")
+	expect(t, runCmd(t, "", false, nil, "renew", "--renew-window", "2"), exitUsage, "--renew-window")
+}
+
+func TestPasswordFlagRefused(t *testing.T) {
+	for _, a := range [][]string{{"--password", "secret"}, {"--password=secret"}, {"-password", "x"}} {
+		r := runCmd(t, "", false, nil, append([]string{"enroll", "--server", "https://x/"}, a...)...)
+		expect(t, r, exitUsage, "is not accepted", "--password-file", "CHCLIENT_PASSWORD")
+		if strings.Contains(r.stderr, "secret") {
+			t.Fatal("password echoed")
+		}
+	}
+}
+
+func TestDocHasUsage(t *testing.T) {
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(usage, "\n") {
+		if strings.TrimSpace(line) != "" && !bytes.Contains(doc, []byte("//\t"+line+"\n")) {
+			t.Errorf("doc.go lacks usage line %q", line)
+		}
+	}
+}
+
+func TestSession(t *testing.T) {
+	f := newFixture(t, enrolltest.Config{})
+	expect(t, runCmd(t, "", false, nil, "status", "--dir", f.dir), exitError, "state:        none")
+	r := runCmd(t, "", false, nil, f.args("enroll")...)
+	expect(t, r, exitOK, "enrolled: CN=gw1.example.com", "CA SHA-256   "+f.srv.CAFingerprint())
+	fi, err := os.Stat(filepath.Join(f.dir, "key.pem"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key.pem: %v %v", fi, err)
+	}
+	expect(t, runCmd(t, "", false, nil, f.args("enroll")...), exitOK, "already enrolled")
+	r = runCmd(t, "", false, nil, append(f.args("enroll"), "--device-name", "gw2.example.com")...)
+	expect(t, r, exitOK, "enrolled: CN=gw2.example.com")
+	expect(t, runCmd(t, "", false, nil, append(f.args("enroll"), "--device-name", "gw2.example.com")...), exitOK, "already enrolled")
+	expect(t, runCmd(t, "", false, nil, "status", "--dir", f.dir), exitOK, "state:        issued", "matches certificate: true")
+	expect(t, runCmd(t, "", false, nil, f.args("renew")...), exitOK, "not yet due")
+	expect(t, runCmd(t, "", false, nil, f.args("renew", "--force")...), exitOK, "renewed: CN=gw1.example.com")
+	expect(t, runCmd(t, "", false, nil, f.args("enroll", "--force")...), exitOK, "enrolled:")
+	if n := strings.Count(strings.Join(f.srv.Ops(), " "), "request"); n != 4 {
+		t.Fatalf("%d requests: %v", n, f.srv.Ops())
+	}
+}
+
+func TestPasswordFromEnv(t *testing.T) {
+	f := newFixture(t, enrolltest.Config{})
+	args := f.args("enroll")
+	for i, a := range args {
+		if a == "--password-file" {
+			args = append(args[:i:i], args[i+2:]...)
+			break
+		}
+	}
+	expect(t, runCmd(t, "", false, nil, args...), exitUsage, "password is required", "CHCLIENT_PASSWORD")
+	expect(t, runCmd(t, "", false, map[string]string{"CHCLIENT_PASSWORD": "pass"}, args...), exitOK, "enrolled:")
+}
+
+func TestPending(t *testing.T) {
+	f := newFixture(t, enrolltest.Config{Manual: true})
+	expect(t, runCmd(t, "", false, nil, f.args("enroll", "--max-wait", "0")...), exitPending, "pending approval")
+	expect(t, runCmd(t, "", false, nil, f.args("enroll", "--max-wait", "1s", "--poll-interval", "100ms", "--max-poll-interval", "100ms")...),
+		exitPending, "pending approval; retrieve 2 in 100ms", "still pending", "run enroll again")
+	expect(t, runCmd(t, "", false, nil, "status", "--dir", f.dir), exitPending, "request waiting for approval", "--password-file")
+	f.srv.Approve()
+	r := runCmd(t, "", false, map[string]string{"CHCLIENT_PASSWORD": "pass"}, "status", "--dir", f.dir, "--root-ca", f.rootCA)
+	expect(t, r, exitOK, "asking the server", "issued: CN=gw1.example.com", "(resumed a saved request)")
+	if strings.Count(strings.Join(f.srv.Ops(), " "), "request") != 1 {
+		t.Fatalf("a second request was sent: %v", f.srv.Ops())
+	}
+	expect(t, runCmd(t, "", false, nil, "status", "--dir", f.dir), exitOK, "state:        issued")
+}
+
+func TestPendingThenApprovedWithProgress(t *testing.T) {
+	f := newFixture(t, enrolltest.Config{PendingPolls: 2})
+	r := runCmd(t, "", false, nil, f.args("enroll")...)
+	expect(t, r, exitOK, "retrieve 1 in 1ms", "retrieve 2 in 2ms", "retrieve 3 in 2ms", "enrolled:")
+	r = runCmd(t, "", false, nil, f.args("renew", "--force", "--quiet")...)
+	expect(t, r, exitOK, "renewed:")
+	if strings.Contains(r.stderr, "retrieve") {
+		t.Fatal("--quiet printed progress")
+	}
+}
+
+func TestTrustFailures(t *testing.T) {
+	f := newFixture(t, enrolltest.Config{})
+	noFP := func(extra ...string) []string {
+		a := f.args("enroll", extra...)
+		for i := range a {
+			if a[i] == "--ca-fingerprint" {
+				return append(a[:i:i], a[i+2:]...)
+			}
+		}
+		return a
+	}
+	wrong := strings.Repeat("00", 32)
+	expect(t, runCmd(t, "", false, nil, f.args("enroll", "--ca-fingerprint", wrong)...), exitUntrusted,
+		"fingerprint mismatch", "No key was generated or sent")
+	expect(t, runCmd(t, "", false, nil, noFP()...), exitUntrusted, "--ca-fingerprint "+f.srv.CAFingerprint())
+	expect(t, runCmd(t, "n\n", true, nil, noFP()...), exitUntrusted, "Trust this CA? [y/N]", "refused")
+	if f.srv.Saw("request") {
+		t.Fatal("request sent without trust")
+	}
+	// no --root-ca: the test server's certificate is not in the system roots
+	a := f.args("enroll")
+	for i := range a {
+		if a[i] == "--root-ca" {
+			a = append(a[:i:i], a[i+2:]...)
+			break
+		}
+	}
+	n := len(f.srv.Messages())
+	expect(t, runCmd(t, "", false, nil, a...), exitUntrusted, "server certificate not trusted: ", "--root-ca FILE")
+	if len(f.srv.Messages()) != n {
+		t.Fatal("sent to an untrusted server")
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "key.pem")); err == nil {
+		t.Fatal("key written")
+	}
+	expect(t, runCmd(t, "yes\n", true, nil, noFP()...), exitOK, "SHA-256:  "+f.srv.CAFingerprint(), "enrolled:")
+	f2 := newFixture(t, enrolltest.Config{})
+	f2.srv = f.srv
+	expect(t, runCmd(t, "", false, nil, append(f2.args("enroll"), "--trust-on-first-use", "--ca-fingerprint=")...), exitOK, "enrolled:")
+}
+
+func TestRejectedAndHTTP(t *testing.T) {
+	f := newFixture(t, enrolltest.Config{RejectStatus: 6, RejectReason: "device is disabled"})
+	expect(t, runCmd(t, "", false, nil, f.args("enroll")...), exitRejected, "status 6 (device disabled)", "device is disabled")
+	r := runCmd(t, "", false, nil, "enroll", "--server", "http://127.0.0.1:1/", "--device-name", "gw1.example.com",
+		"--device-id", "1", "--customer", "0", "--username", "u", "--dir", t.TempDir(), "--trust-on-first-use")
+	expect(t, r, exitUsage, "plain HTTP not allowed")
+}

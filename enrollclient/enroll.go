@@ -1,0 +1,404 @@
+package enrollclient
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
+)
+
+// Result describes a certificate the Client installed (or, for a Renew that
+// was not due, the certificate in place).
+type Result struct {
+	Certificate   *x509.Certificate
+	CACert        *x509.Certificate
+	CAFingerprint string // SHA-256 of CACert, colon-hex upper case
+	KeyPath       string
+	CertPath      string
+	CAPath        string
+	Attempts      int           // request/retrieve messages sent by this call
+	Resumed       bool          // a saved pending request (or interrupted commit) was continued
+	Waited        time.Duration // time spent waiting for approval in this call
+	RenewAt       time.Time     // when Renew will re-enroll this certificate
+}
+
+// Enroll runs the device side of the seed's Fig. 3B:
+//
+//  1. getcacert over TLS verified against the system roots or RootCAPEM;
+//  2. the CA trust decision (CheckCA): the pin is CAFingerprint, else the
+//     CA of a saved pending request, else the CA in ca.pem from an earlier
+//     enrollment, else TrustOnFirstUse / Confirm; a mismatch or no decision
+//     stops here, before any key exists;
+//  3. a new key (KeyType) and CSR (CN and SAN = DeviceName), saved in
+//     pending.json before they are sent;
+//  4. operation=request with a fresh nonce; while the answer is status=1,
+//     operation=retrieve (same CSR, fresh nonce) with exponential backoff
+//     (InitialBackoff doubling to MaxBackoff, Progress before each wait)
+//     until MaxWait, then ErrPendingTimeout with pending.json kept;
+//  5. VerifyIssued, then key.pem, cert.pem and ca.pem replaced together
+//     (see commitFiles in store.go), pending.json removed.
+//
+// With pending.json present, Enroll resumes it instead of making a new key:
+// retrieve (or request, if no answer was ever received) with the saved key
+// and CSR. Fields left empty (ServerURL, DeviceName, DeviceID, Customer,
+// Username) are taken from the saved request; the password never is saved.
+// A RejectedError with status 7 (bad CSR), 8 (rejected) or 11 (not found)
+// discards the saved request, whose key can then never be certified; other
+// refusals keep it so that a corrected retry reuses the key.
+func (c *Client) Enroll(ctx context.Context) (*Result, error) {
+	unlock, err := c.lockDir()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return c.enroll(ctx, true)
+}
+
+// Poll resumes a saved pending request with a single retrieve, without
+// waiting: the certificate is installed if it was issued, ErrPending is
+// returned if it is still pending, ErrNoPending if nothing is saved.
+func (c *Client) Poll(ctx context.Context) (*Result, error) {
+	unlock, err := c.lockDir()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	p, err := c.loadPending()
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, ErrNoPending
+	}
+	return c.enroll(ctx, false)
+}
+
+// Renew re-enrolls with a fresh key when the certificate in Dir is within
+// RenewWindow of its expiry (default: in the last third of its lifetime), or
+// at once with force. It reports whether a new certificate was installed;
+// when not yet due, res describes the certificate in place (RenewAt says
+// when it will be due) and err is nil. A saved pending request is resumed
+// first, due or not. The CA pinned by ca.pem stays pinned unless
+// CAFingerprint is set; DeviceName defaults to the certificate's. The old
+// certificate stays in place until the new one is verified and installed,
+// also when the renewal ends pending (ErrPendingTimeout): run Renew again.
+func (c *Client) Renew(ctx context.Context, force bool) (renewed bool, res *Result, err error) {
+	unlock, err := c.lockDir()
+	if err != nil {
+		return false, nil, err
+	}
+	defer unlock()
+	p, err := c.loadPending()
+	if err != nil {
+		return false, nil, err
+	}
+	if p != nil {
+		res, err := c.enroll(ctx, true)
+		return err == nil, res, err
+	}
+	cur, err := c.readCert(CertFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil, fmt.Errorf("%w: no %s in %s", ErrNotEnrolled, CertFile, c.dir())
+	}
+	if err != nil {
+		return false, nil, err
+	}
+	renewAt := RenewAt(cur, c.renewWindow())
+	if !force && c.now().Before(renewAt) {
+		res := &Result{Certificate: cur, RenewAt: renewAt, KeyPath: c.path(KeyFile), CertPath: c.path(CertFile), CAPath: c.path(CAFile)}
+		if ca, err := c.readCert(CAFile); err == nil {
+			res.CACert, res.CAFingerprint = ca, Fingerprint(ca)
+		}
+		return false, res, nil
+	}
+	cc := *c
+	if cc.DeviceName == "" {
+		cc.DeviceName = certDeviceName(cur)
+	}
+	res, err = cc.enroll(ctx, true)
+	return err == nil, res, err
+}
+
+// RenewAt is when a certificate enters its renewal window: window (a
+// fraction of its lifetime) before NotAfter.
+func RenewAt(cert *x509.Certificate, window float64) time.Time {
+	life := cert.NotAfter.Sub(cert.NotBefore)
+	return cert.NotAfter.Add(-time.Duration(float64(life) * window))
+}
+
+func certDeviceName(cert *x509.Certificate) string {
+	if cert.Subject.CommonName != "" {
+		return cert.Subject.CommonName
+	}
+	if len(cert.DNSNames) > 0 {
+		return cert.DNSNames[0]
+	}
+	if len(cert.IPAddresses) > 0 {
+		return cert.IPAddresses[0].String()
+	}
+	return ""
+}
+
+func (c *Client) readCert(name string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(c.path(name))
+	if err != nil {
+		return nil, err
+	}
+	cert, err := parseCertPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", c.path(name), err)
+	}
+	return cert, nil
+}
+
+// enroll is Enroll with the lock held; wait=false sends one message only.
+func (c *Client) enroll(ctx context.Context, wait bool) (*Result, error) {
+	p, err := c.loadPending()
+	if err != nil {
+		return nil, err
+	}
+	cc := *c // fill-ins from the saved request stay local to this call
+	if p != nil {
+		if cc.DeviceName == "" {
+			cc.DeviceName = p.DeviceName
+		} else if !strings.EqualFold(strings.TrimSuffix(cc.DeviceName, "."), strings.TrimSuffix(p.DeviceName, ".")) {
+			return nil, configErr("a pending request for device %q is saved in %s; finish it with that device name, or remove the file to start over",
+				p.DeviceName, cc.path(PendingFile))
+		}
+		fill := func(dst *string, v string) {
+			if *dst == "" {
+				*dst = v
+			}
+		}
+		fill(&cc.ServerURL, p.Server)
+		fill(&cc.DeviceID, p.DeviceID)
+		fill(&cc.Customer, p.Customer)
+		fill(&cc.Username, p.Username)
+		fill(&cc.CSRField, p.CSRField)
+		if p.Certificate != "" {
+			// interrupted commit: finish it locally
+			return cc.finish(p, 0, 0, true)
+		}
+	}
+	if err := cc.checkEnroll(); err != nil {
+		return nil, err
+	}
+
+	// Fig. 3B steps 335/340: the CA certificate and the trust decision,
+	// before any key is generated or sent.
+	ca, err := cc.GetCACert(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pin := ""
+	switch {
+	case cc.CAFingerprint != "":
+		pin, _ = ParseFingerprint(cc.CAFingerprint)
+	case p != nil:
+		pin = p.CAFingerprint
+	default:
+		if saved, err := cc.readCert(CAFile); err == nil {
+			pin = Fingerprint(saved)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	if err := cc.checkCA(ca, pin); err != nil {
+		return nil, err
+	}
+
+	// Step 350: the key pair, made here, saved before it is sent.
+	resumed := p != nil
+	if p == nil {
+		kt, _ := ParseKeyType(string(cc.KeyType))
+		key, err := GenerateKey(kt)
+		if err != nil {
+			return nil, err
+		}
+		mk := CreateCSR
+		if cc.csrFunc != nil {
+			mk = cc.csrFunc
+		}
+		csr, err := mk(key, cc.DeviceName)
+		if err != nil {
+			return nil, fmt.Errorf("creating the certificate request: %w", err)
+		}
+		keyPEM, err := marshalKeyPEM(key)
+		if err != nil {
+			return nil, err
+		}
+		p = &pendingState{
+			Version: pendingVersion, Server: cc.ServerURL, DeviceName: cc.DeviceName, DeviceID: cc.DeviceID,
+			Customer: cc.Customer, Username: cc.Username, KeyType: kt, CSRField: cc.csrField(),
+			Created: cc.now().UTC(), Key: string(keyPEM), CSR: string(csrPEM(csr)),
+			key: key, csrDER: csr,
+		}
+	}
+	p.ca, p.CACert, p.CAFingerprint = ca, string(certPEM(ca.Raw)), Fingerprint(ca)
+	if err := os.MkdirAll(cc.dir(), 0o700); err != nil {
+		return nil, err
+	}
+	if err := cc.savePending(p); err != nil {
+		return nil, fmt.Errorf("saving the pending request: %w", err)
+	}
+
+	start := cc.now()
+	if cc.MaxWait < 0 {
+		wait = false
+	}
+	deadline := start.Add(orDefault(cc.MaxWait, DefaultMaxWait))
+	delay := orDefault(cc.InitialBackoff, DefaultInitialBackoff)
+	maxDelay := orDefault(cc.MaxBackoff, DefaultMaxBackoff)
+	attempts, retrieves := 0, 0
+	var lastErr error
+	for {
+		op := wire.OpRequest
+		if p.Submitted {
+			op = wire.OpRetrieve
+		}
+		nonce, err := cc.newNonce()
+		if err != nil {
+			return nil, err
+		}
+		attempts++
+		if op == wire.OpRetrieve {
+			retrieves++
+		}
+		ans, err := cc.exchange(ctx, wire.Request{
+			Operation: op, Nonce: nonce, Username: cc.Username, Password: cc.Password,
+			Device: cc.DeviceID, Customer: cc.Customer, CSR: p.csrDER, CSRField: cc.csrField(),
+		})
+		if err == nil && ans.Status >= 2 {
+			err = &RejectedError{Op: op, Status: ans.Status, Reason: ans.Error}
+		}
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("interrupted; the request is saved in %s: %w", cc.path(PendingFile), ctx.Err())
+			}
+			var re *RejectedError
+			if errors.As(err, &re) && (re.Status == wire.StatusRejected || re.Status == wire.StatusBadCSR ||
+				re.Status == wire.StatusNotFound) {
+				if rerr := cc.removePending(); rerr != nil {
+					return nil, errors.Join(err, rerr)
+				}
+				return nil, err
+			}
+			if !(wait && p.Submitted && retryable(err)) {
+				return nil, err
+			}
+			lastErr = err // transient trouble while polling: keep polling
+		case ans.Status == wire.StatusOK:
+			cert, perr := x509.ParseCertificate(ans.Certificate)
+			if perr != nil {
+				cc.removePending()
+				return nil, &CertificateError{Reason: "it does not parse", Err: perr}
+			}
+			if verr := VerifyIssued(cert, p.key.Public(), ca, cc.DeviceName, cc.now()); verr != nil {
+				// the server's answer for this key is unusable; start over next time
+				cc.removePending()
+				return nil, verr
+			}
+			p.Certificate = string(certPEM(cert.Raw))
+			p.LastPoll = cc.now().UTC()
+			if err := cc.savePending(p); err != nil { // journal before replacing files
+				return nil, err
+			}
+			return cc.finish(p, attempts, cc.now().Sub(start), resumed)
+		default: // pending
+			lastErr = nil
+			p.Submitted = true
+			if ans.Nonce != "" {
+				p.ServerNonce = ans.Nonce
+			}
+			p.Polls++
+			p.LastPoll = cc.now().UTC()
+			if err := cc.savePending(p); err != nil {
+				return nil, err
+			}
+			if !wait {
+				return nil, fmt.Errorf("%w (device %s, request saved in %s)", ErrPending, p.DeviceName, cc.path(PendingFile))
+			}
+		}
+		remaining := deadline.Sub(cc.now())
+		if remaining <= 0 {
+			err := fmt.Errorf("%w after %s (%d retrieves); the request and its key are saved in %s: run enroll again to resume",
+				ErrPendingTimeout, roundDuration(cc.now().Sub(start)), retrieves, cc.path(PendingFile))
+			if lastErr != nil {
+				err = fmt.Errorf("%w; last error: %v", err, lastErr)
+			}
+			return nil, err
+		}
+		d := min(delay, remaining)
+		if cc.Progress != nil {
+			cc.Progress(retrieves+1, d)
+		}
+		if err := cc.wait(ctx, d); err != nil {
+			return nil, fmt.Errorf("interrupted while pending; the request is saved in %s: %w", cc.path(PendingFile), err)
+		}
+		delay = min(2*delay, maxDelay)
+	}
+}
+
+func roundDuration(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
+}
+
+func (c *Client) wait(ctx context.Context, d time.Duration) error {
+	if c.sleep != nil {
+		return c.sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// finish installs the journaled certificate of p.
+func (c *Client) finish(p *pendingState, attempts int, waited time.Duration, resumed bool) (*Result, error) {
+	cert, err := parseCertPEM([]byte(p.Certificate))
+	if err != nil {
+		return nil, fmt.Errorf("%s: certificate: %v", PendingFile, err)
+	}
+	now := c.now()
+	verify := func(keyPEM, certPEMData, caPEM []byte) error {
+		k, err := parseKeyPEM(keyPEM)
+		if err != nil {
+			return &CertificateError{Reason: "staged key does not parse", Err: err}
+		}
+		crt, err := parseCertPEM(certPEMData)
+		if err != nil {
+			return &CertificateError{Reason: "staged certificate does not parse", Err: err}
+		}
+		ca, err := parseCertPEM(caPEM)
+		if err != nil {
+			return &CertificateError{Reason: "staged CA certificate does not parse", Err: err}
+		}
+		return VerifyIssued(crt, k.Public(), ca, p.DeviceName, now)
+	}
+	if err := c.commitFiles([]byte(p.Key), []byte(p.Certificate), []byte(p.CACert), verify); err != nil {
+		if errors.Is(err, ErrBadCertificate) {
+			c.removePending()
+		}
+		return nil, err
+	}
+	return &Result{
+		Certificate: cert, CACert: p.ca, CAFingerprint: Fingerprint(p.ca),
+		KeyPath: c.path(KeyFile), CertPath: c.path(CertFile), CAPath: c.path(CAFile),
+		Attempts: attempts, Resumed: resumed, Waited: waited,
+		RenewAt: RenewAt(cert, c.renewWindow()),
+	}, nil
+}

@@ -1,0 +1,713 @@
+package enrollclient
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/enrollclient/enrolltest"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
+)
+
+func TestEnrollAutoIssue(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{})
+	c := newClient(t, srv, nil)
+	res, err := c.Enroll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.Ops(); !reflect.DeepEqual(got, []string{"getcacert", "request"}) {
+		t.Fatalf("ops = %v", got)
+	}
+	if res.Certificate.Subject.CommonName != "gw1.example.com" || res.Attempts != 1 || res.Resumed {
+		t.Fatalf("result %+v", res)
+	}
+	if res.CAFingerprint != srv.CAFingerprint() {
+		t.Fatalf("CA fingerprint %s", res.CAFingerprint)
+	}
+	for name, mode := range map[string]os.FileMode{KeyFile: 0o600, CertFile: 0o644, CAFile: 0o644} {
+		fi, err := os.Stat(filepath.Join(c.Dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != mode {
+			t.Errorf("%s mode %04o, want %04o", name, fi.Mode().Perm(), mode)
+		}
+	}
+	if exists(c.Dir, PendingFile) {
+		t.Error("pending.json left behind")
+	}
+	if got := names(snapshot(t, c.Dir)); !reflect.DeepEqual(got, []string{CAFile, CertFile, KeyFile}) {
+		t.Errorf("files = %v (temporaries left?)", got)
+	}
+	keyPEM, _ := os.ReadFile(filepath.Join(c.Dir, KeyFile))
+	if !bytes.HasPrefix(keyPEM, []byte("-----BEGIN PRIVATE KEY-----")) {
+		t.Errorf("key is not PKCS#8 PEM: %.40s", keyPEM)
+	}
+	k, err := parseKeyPEM(keyPEM)
+	if err != nil || !samePublicKey(k.Public(), res.Certificate.PublicKey) {
+		t.Fatalf("saved key does not match certificate: %v", err)
+	}
+	if KeyDescription(k.Public()) != "ECDSA P-256" {
+		t.Errorf("default key %s", KeyDescription(k.Public()))
+	}
+	// the request carried a CSR with CN and DNS SAN = device name
+	m := srv.Messages()[1]
+	csr, err := x509.ParseCertificateRequest(m.Request.CSR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if csr.Subject.CommonName != "gw1.example.com" || !reflect.DeepEqual(csr.DNSNames, []string{"gw1.example.com"}) {
+		t.Errorf("CSR subject %s, SANs %v", csr.Subject, csr.DNSNames)
+	}
+	if m.Request.Device != "134217728" || m.Request.Customer != "0" || m.Request.Username != "user" ||
+		m.Request.Password != "pass" || len(m.Request.Nonce) != 32 || m.Request.CSRField != wire.CSRFieldRequest {
+		t.Errorf("request %+v", m.Request)
+	}
+	st, err := c.Status()
+	if err != nil || st.State != StateIssued || st.Cert.CAFingerprint != srv.CAFingerprint() || !st.Cert.KeyMatches ||
+		st.Cert.DaysLeft < 364 || st.Cert.KeyMode != 0o600 || len(st.Problems) != 0 {
+		t.Fatalf("status %+v %+v %v", st, st.Cert, err)
+	}
+}
+
+func TestKeyTypes(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{})
+	for _, kt := range []KeyType{KeyP384, KeyRSA2048} {
+		c := newClient(t, srv, nil)
+		c.KeyType = kt
+		res, err := c.Enroll(context.Background())
+		if err != nil {
+			t.Fatal(kt, err)
+		}
+		want := map[KeyType]string{KeyP384: "ECDSA P-384", KeyRSA2048: "RSA 2048"}[kt]
+		if got := KeyDescription(res.Certificate.PublicKey); got != want {
+			t.Errorf("%s: %s", kt, got)
+		}
+	}
+	for in, want := range map[string]KeyType{"P-256": KeyP256, "ecdsa-p384": KeyP384, "RSA4096": KeyRSA4096, "rsa-3072": KeyRSA3072} {
+		if got, err := ParseKeyType(in); err != nil || got != want {
+			t.Errorf("ParseKeyType(%q) = %v, %v", in, got, err)
+		}
+	}
+	if _, err := ParseKeyType("dsa"); !errors.Is(err, ErrConfig) {
+		t.Error("dsa accepted")
+	}
+}
+
+func TestCertReqField(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{})
+	c := newClient(t, srv, nil)
+	c.CSRField = wire.CSRFieldCertReq
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m := srv.Messages()[1]
+	if m.Request.CSRField != wire.CSRFieldCertReq || !bytes.Contains(m.Body, []byte("&certreq=")) {
+		t.Fatalf("body %s", m.Body)
+	}
+}
+
+func TestPendingThenApproved(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{PendingPolls: 3})
+	clk := newClock()
+	c := newClient(t, srv, clk)
+	var progress []int
+	var nexts []time.Duration
+	c.Progress = func(attempt int, next time.Duration) {
+		progress = append(progress, attempt)
+		nexts = append(nexts, next)
+	}
+	res, err := c.Enroll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := srv.Ops()
+	if !reflect.DeepEqual(ops, []string{"getcacert", "request", "retrieve", "retrieve", "retrieve", "retrieve"}) {
+		t.Fatalf("ops = %v", ops)
+	}
+	if res.Attempts != 5 {
+		t.Errorf("attempts %d", res.Attempts)
+	}
+	want := []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second}
+	if !reflect.DeepEqual(clk.waits(), want) || !reflect.DeepEqual(nexts, want) || !reflect.DeepEqual(progress, []int{1, 2, 3, 4}) {
+		t.Fatalf("waits %v, progress %v %v", clk.waits(), progress, nexts)
+	}
+	// same CSR, fresh nonce every time
+	msgs := srv.Messages()[1:]
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		if !bytes.Equal(m.Request.CSR, msgs[0].Request.CSR) {
+			t.Fatal("CSR changed between request and retrieve")
+		}
+		if seen[string(m.Request.Nonce)] {
+			t.Fatal("nonce reused")
+		}
+		seen[string(m.Request.Nonce)] = true
+		if m.ContentType != "text/html" {
+			t.Errorf("content type %q", m.ContentType)
+		}
+	}
+	if exists(c.Dir, PendingFile) {
+		t.Error("pending.json left after issue")
+	}
+}
+
+func TestBackoffCapAndMaxWait(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{Manual: true})
+	clk := newClock()
+	c := newClient(t, srv, clk)
+	c.InitialBackoff, c.MaxBackoff, c.MaxWait = 10*time.Second, 30*time.Second, 100*time.Second
+	_, err := c.Enroll(context.Background())
+	if !errors.Is(err, ErrPendingTimeout) {
+		t.Fatalf("err = %v", err)
+	}
+	want := []time.Duration{10 * time.Second, 20 * time.Second, 30 * time.Second, 30 * time.Second, 10 * time.Second}
+	if !reflect.DeepEqual(clk.waits(), want) {
+		t.Fatalf("waits %v, want %v", clk.waits(), want)
+	}
+	if n := countOps(srv.Ops(), "retrieve"); n != 5 {
+		t.Errorf("%d retrieves", n)
+	}
+	if !exists(c.Dir, PendingFile) || exists(c.Dir, KeyFile) {
+		t.Fatal("pending state not saved, or key installed")
+	}
+	fi, _ := os.Stat(filepath.Join(c.Dir, PendingFile))
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("pending.json mode %04o", fi.Mode().Perm())
+	}
+	st, _ := c.Status()
+	if st.State != StatePending || st.Pending.DeviceName != "gw1.example.com" || !st.Pending.Submitted || st.Pending.Polls != 6 ||
+		st.Pending.ServerNonce == "" || st.Pending.CAFingerprint != srv.CAFingerprint() {
+		t.Fatalf("status %+v %+v", st, st.Pending)
+	}
+}
+
+// A pending request survives the process: a new Client with the same Dir
+// resumes it with retrieve and the saved key, without a new request.
+func TestPendingResume(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{Manual: true})
+	clk := newClock()
+	c := newClient(t, srv, clk)
+	c.MaxWait = time.Second
+	if _, err := c.Enroll(context.Background()); !errors.Is(err, ErrPendingTimeout) {
+		t.Fatalf("err = %v", err)
+	}
+	saved, err := c.loadPending()
+	if err != nil || saved == nil {
+		t.Fatal(saved, err)
+	}
+
+	// Poll: one retrieve, still pending
+	c2 := &Client{HTTPClient: srv.HTTP.Client(), Password: "pass", Dir: c.Dir}
+	if _, err := c2.Poll(context.Background()); !errors.Is(err, ErrPending) {
+		t.Fatalf("poll: %v", err)
+	}
+	srv.Approve()
+	n := len(srv.Messages())
+	res, err := c2.Enroll(context.Background()) // everything else from pending.json
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Resumed {
+		t.Error("not marked resumed")
+	}
+	ops := srv.Ops()[n:]
+	if !reflect.DeepEqual(ops, []string{"getcacert", "retrieve"}) {
+		t.Fatalf("resume ops = %v", ops)
+	}
+	if !samePublicKey(res.Certificate.PublicKey, saved.key.Public()) {
+		t.Fatal("resume made a new key")
+	}
+	last := srv.Messages()[len(srv.Messages())-1]
+	if !bytes.Equal(last.Request.CSR, saved.csrDER) || last.Request.Device != "134217728" || last.Request.Username != "user" {
+		t.Fatalf("retrieve %+v", last.Request)
+	}
+	if exists(c.Dir, PendingFile) {
+		t.Error("pending.json left")
+	}
+	// Poll with nothing pending
+	if _, err := c2.Poll(context.Background()); !errors.Is(err, ErrNoPending) {
+		t.Fatalf("poll: %v", err)
+	}
+}
+
+func TestResumeOtherDeviceRefused(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{Manual: true})
+	c := newClient(t, srv, newClock())
+	c.MaxWait = time.Second
+	c.Enroll(context.Background())
+	c.DeviceName = "other.example.com"
+	if _, err := c.Enroll(context.Background()); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "gw1.example.com") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestApprovedDuringPolling(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{Manual: true})
+	clk := newClock()
+	clk.onWait = func(n int) {
+		if n == 3 {
+			srv.Approve()
+		}
+	}
+	c := newClient(t, srv, clk)
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := countOps(srv.Ops(), "retrieve"); n != 3 {
+		t.Fatalf("%d retrieves", n)
+	}
+}
+
+func TestRejected(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{RejectStatus: wire.StatusBadCredentials, RejectReason: "bad username or password"})
+	c := newClient(t, srv, nil)
+	_, err := c.Enroll(context.Background())
+	var re *RejectedError
+	if !errors.As(err, &re) || re.Status != 3 || re.Op != "request" || re.Reason != "bad username or password" {
+		t.Fatalf("err = %#v", err)
+	}
+	if !strings.Contains(err.Error(), "status 3 (bad credentials)") || re.Name() != "BadCredentials" {
+		t.Errorf("message %q", err)
+	}
+	// credentials may be fixed: the key is kept for the retry
+	if !exists(c.Dir, PendingFile) {
+		t.Error("pending state dropped for a correctable refusal")
+	}
+	srv.Update(func(cfg *enrolltest.Config) { cfg.RejectStatus = 0 })
+	saved, _ := c.loadPending()
+	res, err := c.Enroll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !samePublicKey(res.Certificate.PublicKey, saved.key.Public()) {
+		t.Error("retry made a new key")
+	}
+}
+
+func TestRejectedByAdministratorWhilePending(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{Manual: true})
+	clk := newClock()
+	clk.onWait = func(n int) {
+		if n == 2 {
+			srv.Reject()
+		}
+	}
+	c := newClient(t, srv, clk)
+	_, err := c.Enroll(context.Background())
+	var re *RejectedError
+	if !errors.As(err, &re) || re.Status != wire.StatusRejected || re.Op != "retrieve" {
+		t.Fatalf("err = %v", err)
+	}
+	if exists(c.Dir, PendingFile) || exists(c.Dir, KeyFile) {
+		t.Error("state left after a final rejection")
+	}
+}
+
+// Fig. 3B step 345: a CA that does not match the pin ends the enrollment
+// before a key is generated or anything but getcacert is sent.
+func TestWrongFingerprintStopsBeforeKey(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{})
+	c := newClient(t, srv, nil)
+	c.CAFingerprint = strings.Repeat("ab", 32)
+	_, err := c.Enroll(context.Background())
+	var fm *FingerprintMismatchError
+	if !errors.Is(err, ErrFingerprintMismatch) || !errors.As(err, &fm) || fm.Got != srv.CAFingerprint() ||
+		fm.Want != strings.TrimSuffix(strings.Repeat("AB:", 32), ":") {
+		t.Fatalf("err = %v", err)
+	}
+	if srv.Saw("request") || srv.Saw("retrieve") || !reflect.DeepEqual(srv.Ops(), []string{"getcacert"}) {
+		t.Fatalf("ops = %v", srv.Ops())
+	}
+	if got := names(snapshot(t, c.Dir)); len(got) != 0 {
+		t.Fatalf("files written: %v", got)
+	}
+}
+
+func TestFingerprintForms(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{})
+	fp := srv.CAFingerprint()
+	for _, form := range []string{fp, strings.ToLower(fp), strings.ReplaceAll(fp, ":", ""), "sha256:" + strings.ToLower(strings.ReplaceAll(fp, ":", "")), " " + fp + "\n"} {
+		c := newClient(t, srv, nil)
+		c.CAFingerprint = form
+		if _, err := c.Enroll(context.Background()); err != nil {
+			t.Fatalf("%q: %v", form, err)
+		}
+	}
+	for _, bad := range []string{"AB:CD", strings.Repeat("zz", 32), strings.Repeat("ab", 33)} {
+		if _, err := ParseFingerprint(bad); !errors.Is(err, ErrConfig) {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestUntrustedCA(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{})
+	c := newClient(t, srv, nil)
+	c.CAFingerprint = ""
+	_, err := c.Enroll(context.Background())
+	var ue *UntrustedCAError
+	if !errors.Is(err, ErrUntrustedCA) || !errors.As(err, &ue) || ue.Fingerprint != srv.CAFingerprint() || ue.Refused {
+		t.Fatalf("err = %v", err)
+	}
+	if srv.Saw("request") || len(snapshot(t, c.Dir)) != 0 {
+		t.Fatal("request sent or files written without a trust decision")
+	}
+
+	var asked string
+	c.Confirm = func(fp string, cert *x509.Certificate) bool { asked = fp; return false }
+	if _, err := c.Enroll(context.Background()); !errors.As(err, &ue) || !ue.Refused || asked != srv.CAFingerprint() {
+		t.Fatalf("err = %v, asked %q", err, asked)
+	}
+	c.Confirm = func(string, *x509.Certificate) bool { return true }
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if srv.Saw("retrieve") {
+		t.Fatal("unexpected retrieve")
+	}
+}
+
+// Trust on first use pins the CA saved in ca.pem for later runs.
+func TestTOFUPinsSavedCA(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{})
+	c := newClient(t, srv, nil)
+	c.CAFingerprint, c.TrustOnFirstUse = "", true
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, c.Dir)
+	impostor := enrolltest.New(t, enrolltest.Config{}) // another CA
+	c.ServerURL, c.HTTPClient = impostor.URL, impostor.HTTP.Client()
+	if _, err := c.Enroll(context.Background()); !errors.Is(err, ErrFingerprintMismatch) {
+		t.Fatalf("err = %v", err)
+	}
+	if impostor.Saw("request") {
+		t.Fatal("key sent to a server whose CA differs from the saved one")
+	}
+	sameFiles(t, before, snapshot(t, c.Dir))
+}
+
+func TestServerCertNotTrusted(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{})
+	otherRoot, _, err := enrolltest.NewCA("Some Other Root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*Client{
+		"system roots": {ServerURL: srv.URL},
+		"other root":   {ServerURL: srv.URL, RootCAPEM: certPEM(otherRoot.Raw)},
+	} {
+		c.CAFingerprint, c.DeviceName, c.DeviceID, c.Customer, c.Username, c.Password, c.Dir =
+			srv.CAFingerprint(), "gw1.example.com", "1", "0", "user", "pass", t.TempDir()
+		_, err := c.Enroll(context.Background())
+		var te *ServerTrustError
+		if !errors.Is(err, ErrServerNotTrusted) || !errors.As(err, &te) || !strings.HasPrefix(err.Error(), "server certificate not trusted: ") {
+			t.Fatalf("%s: err = %v", name, err)
+		}
+		if len(snapshot(t, c.Dir)) != 0 {
+			t.Fatalf("%s: files written", name)
+		}
+	}
+	if len(srv.Messages()) != 0 {
+		t.Fatalf("server received %v", srv.Ops())
+	}
+	// the operator-given root makes it work, without an HTTPClient override
+	c := &Client{ServerURL: srv.URL, RootCAPEM: srv.RootPEM(), CAFingerprint: srv.CAFingerprint(),
+		DeviceName: "gw1.example.com", DeviceID: "1", Customer: "0", Username: "user", Password: "pass", Dir: t.TempDir()}
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&Client{ServerURL: srv.URL, RootCAPEM: []byte("junk")}).GetCACert(context.Background()); !errors.Is(err, ErrConfig) {
+		t.Fatalf("junk root: %v", err)
+	}
+}
+
+func TestPlainHTTP(t *testing.T) {
+	srv := enrolltest.NewHTTP(t, enrolltest.Config{})
+	c := newClient(t, srv, nil)
+	if _, err := c.Enroll(context.Background()); !errors.Is(err, ErrHTTPNotAllowed) {
+		t.Fatalf("err = %v", err)
+	}
+	if len(srv.Messages()) != 0 {
+		t.Fatal("sent over plain HTTP")
+	}
+	c.AllowHTTP = true
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBrokenCertificateLeavesFilesUntouched(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(*enrolltest.Config)
+		want string
+	}{
+		{"wrong key", func(c *enrolltest.Config) { c.WrongKey = true }, "public key"},
+		{"other CA", func(c *enrolltest.Config) { c.OtherCA = true }, "does not chain"},
+		{"expired", func(c *enrolltest.Config) { c.Lifetime, c.Age = time.Hour, 2*time.Hour }, "not valid now"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := enrolltest.New(t, enrolltest.Config{})
+			c := newClient(t, srv, nil)
+			if _, err := c.Enroll(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			before := snapshot(t, c.Dir)
+			srv.Update(tc.set)
+			renewed, _, err := c.Renew(context.Background(), true)
+			if renewed || !errors.Is(err, ErrBadCertificate) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("renewed %v, err = %v", renewed, err)
+			}
+			sameFiles(t, before, snapshot(t, c.Dir))
+			st, _ := c.Status()
+			if st.State != StateIssued {
+				t.Fatalf("state %s %v", st.State, st.Problems)
+			}
+		})
+	}
+}
+
+func TestRenewWindow(t *testing.T) {
+	day := 24 * time.Hour
+	srv := enrolltest.New(t, enrolltest.Config{Lifetime: 90 * day, Age: 10 * day})
+	c := newClient(t, srv, nil)
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, c.Dir)
+	renewed, res, err := c.Renew(context.Background(), false)
+	if err != nil || renewed {
+		t.Fatalf("renewed %v err %v", renewed, err)
+	}
+	wantAt := res.Certificate.NotAfter.Add(-30 * day)
+	if d := res.RenewAt.Sub(wantAt); d < -time.Second || d > time.Second {
+		t.Fatalf("renew at %v, want %v", res.RenewAt, wantAt)
+	}
+	sameFiles(t, before, snapshot(t, c.Dir))
+	if n := countOps(srv.Ops(), "request"); n != 1 {
+		t.Fatalf("renew contacted the server: %v", srv.Ops())
+	}
+
+	// 70 of 90 days gone: inside the last third
+	srv.Update(func(cfg *enrolltest.Config) { cfg.Age = 70 * day })
+	c.Renew(context.Background(), true) // install an old-looking certificate
+	oldKey := snapshot(t, c.Dir)[KeyFile]
+	srv.Update(func(cfg *enrolltest.Config) { cfg.Age = time.Minute })
+	renewed, res, err = c.Renew(context.Background(), false)
+	if err != nil || !renewed {
+		t.Fatalf("renewed %v err %v", renewed, err)
+	}
+	if bytes.Equal(oldKey, snapshot(t, c.Dir)[KeyFile]) {
+		t.Fatal("renewal reused the key")
+	}
+	if time.Until(res.Certificate.NotAfter) < 89*day {
+		t.Fatal("new certificate not installed")
+	}
+
+	// a wider window makes it due again
+	c.RenewWindow = 1 // the whole lifetime
+	if renewed, _, err := c.Renew(context.Background(), false); err != nil || !renewed {
+		t.Fatalf("window 1: renewed %v err %v", renewed, err)
+	}
+	// DeviceName defaults to the certificate's
+	c.DeviceName = ""
+	if renewed, res, err := c.Renew(context.Background(), true); err != nil || !renewed || res.Certificate.Subject.CommonName != "gw1.example.com" {
+		t.Fatalf("forced renewal without device name: %v %v", renewed, err)
+	}
+}
+
+func TestRenewNotEnrolled(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{})
+	c := newClient(t, srv, nil)
+	if _, _, err := c.Renew(context.Background(), false); !errors.Is(err, ErrNotEnrolled) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// A renewal that goes pending keeps the old certificate and resumes later.
+func TestRenewPendingKeepsOldCertificate(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{})
+	clk := newClock()
+	c := newClient(t, srv, clk)
+	c.MaxWait = time.Second
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv.Update(func(cfg *enrolltest.Config) { cfg.Manual = true })
+	if _, _, err := c.Renew(context.Background(), true); !errors.Is(err, ErrPendingTimeout) {
+		t.Fatalf("err = %v", err)
+	}
+	st, _ := c.Status()
+	if st.State != StateIssued || st.Pending == nil {
+		t.Fatalf("status %s pending %v", st.State, st.Pending)
+	}
+	srv.Approve()
+	n := len(srv.Messages())
+	renewed, _, err := c.Renew(context.Background(), false) // not due, but a renewal is pending
+	if err != nil || !renewed {
+		t.Fatalf("renewed %v err %v", renewed, err)
+	}
+	if ops := srv.Ops()[n:]; !reflect.DeepEqual(ops, []string{"getcacert", "retrieve"}) {
+		t.Fatalf("ops %v", ops)
+	}
+}
+
+// A crash between installing files leaves pending.json with the verified
+// certificate; the next run finishes without the server.
+func TestInterruptedCommitFinishesOffline(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{Manual: true})
+	c := newClient(t, srv, newClock())
+	c.MaxWait = time.Second
+	c.Enroll(context.Background())
+	srv.Approve()
+	// simulate: certificate received and journaled, then a crash
+	p, _ := c.loadPending()
+	if _, err := c.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	issued := snapshot(t, c.Dir)
+	// put the journal back and break the installed files
+	p.Certificate = string(issued[CertFile])
+	if err := c.savePending(p); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(c.Dir, KeyFile), []byte("garbage"), 0o600)
+	srv.HTTP.Close()
+	res, err := c.Enroll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Resumed {
+		t.Error("not resumed")
+	}
+	sameFiles(t, issued, snapshot(t, c.Dir))
+}
+
+func TestCancelWhilePending(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{Manual: true})
+	clk := newClock()
+	ctx, cancel := context.WithCancel(context.Background())
+	clk.onWait = func(n int) {
+		if n == 2 {
+			cancel()
+		}
+	}
+	c := newClient(t, srv, clk)
+	_, err := c.Enroll(ctx)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	if !exists(c.Dir, PendingFile) {
+		t.Fatal("pending state lost on cancel")
+	}
+}
+
+func TestTransientErrorsWhilePolling(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{Manual: true})
+	clk := newClock()
+	clk.onWait = func(n int) {
+		switch n {
+		case 1:
+			srv.Update(func(c *enrolltest.Config) { c.HTTPStatus = http.StatusServiceUnavailable })
+		case 3:
+			srv.Update(func(c *enrolltest.Config) { c.HTTPStatus = 0 })
+			srv.Approve()
+		}
+	}
+	c := newClient(t, srv, clk)
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// a non-200 outside polling is an error
+	srv.Update(func(c *enrolltest.Config) { c.HTTPStatus = http.StatusNotFound })
+	if _, err := c.GetCACert(context.Background()); !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{})
+	for name, mod := range map[string]func(*Client){
+		"no server":      func(c *Client) { c.ServerURL = "" },
+		"ftp":            func(c *Client) { c.ServerURL = "ftp://x/" },
+		"no device":      func(c *Client) { c.DeviceName = "" },
+		"bad device":     func(c *Client) { c.DeviceName = "gw one" },
+		"no password":    func(c *Client) { c.Password = "" },
+		"device digits":  func(c *Client) { c.DeviceID = "12a" },
+		"bad field":      func(c *Client) { c.CSRField = "csr" },
+		"bad key":        func(c *Client) { c.KeyType = "ed448" },
+		"bad window":     func(c *Client) { c.RenewWindow = 1.5 },
+		"bad pin format": func(c *Client) { c.CAFingerprint = "1234" },
+	} {
+		c := newClient(t, srv, nil)
+		mod(c)
+		if _, err := c.Enroll(context.Background()); !errors.Is(err, ErrConfig) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+	if len(srv.Messages()) != 0 {
+		t.Errorf("messages sent with a bad configuration: %v", srv.Ops())
+	}
+}
+
+func TestIPAddressDevice(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{})
+	c := newClient(t, srv, nil)
+	c.DeviceName = "192.0.2.10"
+	res, err := c.Enroll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Certificate.IPAddresses) != 1 || res.Certificate.IPAddresses[0].String() != "192.0.2.10" {
+		t.Fatalf("IPs %v", res.Certificate.IPAddresses)
+	}
+}
+
+func TestDirLock(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{})
+	c := newClient(t, srv, nil)
+	unlock, err := c.lockDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if _, err := c.Enroll(context.Background()); !errors.Is(err, ErrBusy) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestStatusStates(t *testing.T) {
+	c := &Client{Dir: t.TempDir()}
+	st, err := c.Status()
+	if err != nil || st.State != StateNone {
+		t.Fatalf("%+v %v", st, err)
+	}
+	srv := enrolltest.New(t, enrolltest.Config{})
+	c = newClient(t, srv, nil)
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	other := newClient(t, srv, nil)
+	if _, err := other.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// swap in a foreign key
+	k, _ := os.ReadFile(filepath.Join(other.Dir, KeyFile))
+	os.WriteFile(filepath.Join(c.Dir, KeyFile), k, 0o600)
+	os.Chmod(filepath.Join(c.Dir, KeyFile), 0o644)
+	st, _ = c.Status()
+	if st.State != StateInvalid || st.Cert.KeyMatches || len(st.Problems) != 2 {
+		t.Fatalf("%s %v", st.State, st.Problems)
+	}
+}

@@ -1,0 +1,137 @@
+package enrollclient
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
+)
+
+// Sentinel errors; test with errors.Is. The typed errors below match them
+// through their Is methods.
+var (
+	// ErrPendingTimeout: the request is still pending after MaxWait. The
+	// pending state is kept in Dir; Enroll (or Poll) resumes it.
+	ErrPendingTimeout = errors.New("enrollment request still pending approval")
+	// ErrPending: Poll's single retrieve found the request still pending.
+	ErrPending = errors.New("enrollment request is pending approval")
+	// ErrNoPending: Poll was called with no pending request in Dir.
+	ErrNoPending = errors.New("no pending enrollment request")
+	// ErrNotEnrolled: Renew found no certificate in Dir.
+	ErrNotEnrolled = errors.New("no certificate to renew (enroll first)")
+	// ErrFingerprintMismatch: the CA certificate from getcacert is not the one
+	// pinned by its SHA-256 fingerprint (*FingerprintMismatchError).
+	ErrFingerprintMismatch = errors.New("CA certificate fingerprint mismatch")
+	// ErrUntrustedCA: no trust decision was made for the CA certificate (no
+	// fingerprint, TrustOnFirstUse off, Confirm absent or refusing);
+	// *UntrustedCAError carries the fingerprint to check out of band.
+	ErrUntrustedCA = errors.New("CA certificate not trusted")
+	// ErrServerNotTrusted: the enrollment server's TLS certificate did not
+	// verify against the system roots or RootCAPEM (*ServerTrustError).
+	ErrServerNotTrusted = errors.New("server certificate not trusted")
+	// ErrBadCertificate: the certificate the server issued does not match
+	// the device key, does not chain to the CA certificate, or is otherwise
+	// unusable. Nothing was saved (*CertificateError).
+	ErrBadCertificate = errors.New("issued certificate rejected")
+	// ErrHTTPNotAllowed: an http:// server URL without AllowHTTP.
+	ErrHTTPNotAllowed = errors.New("plain HTTP not allowed")
+	// ErrConfig: a Client field is missing or invalid.
+	ErrConfig = errors.New("invalid client configuration")
+	// ErrBusy: another process holds the lock on Dir.
+	ErrBusy = errors.New("another enrollment is running in this directory")
+	// ErrProtocol: the server's answer is not a valid enrollment answer
+	// (HTTP status other than 200, undecodable body, unparsable certificate).
+	ErrProtocol = errors.New("enrollment protocol error")
+)
+
+// RejectedError is an answer with status ≥ 2 (see wire.Statuses).
+type RejectedError struct {
+	Op     string // wire.OpGetCACert, wire.OpRequest or wire.OpRetrieve
+	Status int    // the `status=` value
+	Reason string // the server's `error=` text, if any
+}
+
+func (e *RejectedError) Error() string {
+	s := fmt.Sprintf("server refused %s: status %d (%s)", e.Op, e.Status, wire.StatusText(e.Status))
+	if e.Reason != "" && !strings.EqualFold(e.Reason, wire.StatusText(e.Status)) {
+		s += ": " + e.Reason
+	}
+	return s
+}
+
+// Name is the status name from the wire table ("BadCredentials", ...), or "".
+func (e *RejectedError) Name() string { return wire.StatusName(e.Status) }
+
+// Temporary reports whether the same request may succeed later unchanged
+// (rate limited, server error).
+func (e *RejectedError) Temporary() bool {
+	return e.Status == wire.StatusRateLimited || e.Status == wire.StatusServerError
+}
+
+// FingerprintMismatchError: the fetched CA certificate is not the pinned one.
+type FingerprintMismatchError struct {
+	Want string // pinned fingerprint, colon-hex upper case
+	Got  string // fingerprint of the certificate the server sent
+}
+
+func (e *FingerprintMismatchError) Error() string {
+	return fmt.Sprintf("CA certificate fingerprint mismatch: the server sent SHA-256 %s, expected %s; "+
+		"refusing to generate or send a key", e.Got, e.Want)
+}
+
+func (e *FingerprintMismatchError) Is(target error) bool { return target == ErrFingerprintMismatch }
+
+// UntrustedCAError: the CA certificate was fetched but not trusted, either
+// because no decision could be made (no pin, no TrustOnFirstUse, no Confirm)
+// or because Confirm refused it.
+type UntrustedCAError struct {
+	Fingerprint string // SHA-256, colon-hex upper case: check it out of band
+	Subject     string
+	Refused     bool // Confirm was asked and said no
+}
+
+func (e *UntrustedCAError) Error() string {
+	if e.Refused {
+		return "CA certificate not trusted: refused (SHA-256 " + e.Fingerprint + ")"
+	}
+	return "CA certificate not trusted: no CA fingerprint given and trust on first use not enabled (SHA-256 " + e.Fingerprint + ")"
+}
+
+func (e *UntrustedCAError) Is(target error) bool { return target == ErrUntrustedCA }
+
+// ServerTrustError: TLS verification of the enrollment server failed.
+type ServerTrustError struct {
+	Err error // the crypto/tls or crypto/x509 error
+}
+
+func (e *ServerTrustError) Error() string {
+	return "server certificate not trusted: " + e.Err.Error()
+}
+
+func (e *ServerTrustError) Unwrap() error { return e.Err }
+
+func (e *ServerTrustError) Is(target error) bool { return target == ErrServerNotTrusted }
+
+// CertificateError: the issued certificate failed the checks made before
+// anything is saved.
+type CertificateError struct {
+	Reason string
+	Err    error // underlying error, if any
+}
+
+func (e *CertificateError) Error() string {
+	s := "issued certificate rejected: " + e.Reason
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *CertificateError) Unwrap() error { return e.Err }
+
+func (e *CertificateError) Is(target error) bool { return target == ErrBadCertificate }
+
+func configErr(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
+}

@@ -1,0 +1,14 @@
+//go:build !unix
+
+package enrollclient
+
+import "os"
+
+// lockFileExclusive only creates the lock file on systems without flock.
+func lockFileExclusive(path string) (unlockFunc, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}

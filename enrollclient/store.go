@@ -1,0 +1,238 @@
+package enrollclient
+
+import (
+	"crypto"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Files in Client.Dir.
+const (
+	KeyFile     = "key.pem"      // device private key, PKCS#8 PEM, mode 0600
+	CertFile    = "cert.pem"     // device certificate, PEM, mode 0644
+	CAFile      = "ca.pem"       // the pinned CA certificate, PEM, mode 0644
+	PendingFile = "pending.json" // a request in flight (holds its key), mode 0600
+	lockFile    = ".chclient.lock"
+)
+
+const pendingVersion = 1
+
+// pendingState is pending.json: a request in flight. It is written before
+// the first message carrying the key is sent, so that a request the server
+// stored (or even issued) is never orphaned by the command exiting, and it
+// doubles as the journal of the final commit (Certificate set).
+type pendingState struct {
+	Version       int       `json:"version"`
+	Server        string    `json:"server"`
+	DeviceName    string    `json:"device_name"`
+	DeviceID      string    `json:"device_id"`
+	Customer      string    `json:"customer"`
+	Username      string    `json:"username"`
+	KeyType       KeyType   `json:"key_type"`
+	CSRField      string    `json:"csr_field"`
+	Created       time.Time `json:"created"`
+	Submitted     bool      `json:"submitted"` // the server answered pending: resume with retrieve
+	ServerNonce   string    `json:"server_nonce,omitempty"`
+	Polls         int       `json:"polls"`
+	LastPoll      time.Time `json:"last_poll,omitzero"`
+	CAFingerprint string    `json:"ca_fingerprint"`
+	CACert        string    `json:"ca_cert"`               // PEM, the pinned CA
+	Key           string    `json:"key"`                   // PEM PKCS#8
+	CSR           string    `json:"csr"`                   // PEM
+	Certificate   string    `json:"certificate,omitempty"` // PEM, verified, being committed
+
+	key    crypto.Signer
+	csrDER []byte
+	ca     *x509.Certificate
+}
+
+func (c *Client) path(name string) string { return filepath.Join(c.dir(), name) }
+
+func (c *Client) loadPending() (*pendingState, error) {
+	data, err := os.ReadFile(c.path(PendingFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return parsePending(data)
+}
+
+func parsePending(data []byte) (*pendingState, error) {
+	var p pendingState
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, fmt.Errorf("%s: %v", PendingFile, err)
+	}
+	if p.Version != pendingVersion {
+		return nil, fmt.Errorf("%s: unsupported version %d", PendingFile, p.Version)
+	}
+	var err error
+	if p.key, err = parseKeyPEM([]byte(p.Key)); err != nil {
+		return nil, fmt.Errorf("%s: key: %v", PendingFile, err)
+	}
+	if p.csrDER, err = pemBlock([]byte(p.CSR), "CERTIFICATE REQUEST"); err != nil {
+		return nil, fmt.Errorf("%s: %v", PendingFile, err)
+	}
+	if p.ca, err = parseCertPEM([]byte(p.CACert)); err != nil {
+		return nil, fmt.Errorf("%s: CA certificate: %v", PendingFile, err)
+	}
+	if p.DeviceName == "" {
+		return nil, fmt.Errorf("%s: no device name", PendingFile)
+	}
+	return &p, nil
+}
+
+func (c *Client) savePending(p *pendingState) error {
+	data, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(c.dir(), PendingFile, append(data, '\n'), 0o600)
+}
+
+func (c *Client) removePending() error {
+	err := os.Remove(c.path(PendingFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return syncDir(c.dir())
+}
+
+// writeFileAtomic replaces dir/name with data: a temporary file in dir,
+// written, fsynced and closed, renamed over name, then dir fsynced.
+func writeFileAtomic(dir, name string, data []byte, mode os.FileMode) error {
+	tmp, err := stageFile(dir, name, data, mode)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(dir)
+}
+
+// stageFile writes data to a new temporary file next to dir/name and
+// returns its path; the caller renames or removes it.
+func stageFile(dir, name string, data []byte, mode os.FileMode) (string, error) {
+	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	if err != nil {
+		return "", err
+	}
+	tmp := f.Name()
+	fail := func(err error) (string, error) {
+		f.Close()
+		os.Remove(tmp)
+		return "", err
+	}
+	if err := f.Chmod(mode); err != nil {
+		return fail(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	return tmp, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, fs.ErrInvalid) && !errors.Is(err, fs.ErrPermission) {
+		return err
+	}
+	return nil
+}
+
+// commitFiles installs a verified key, certificate and CA certificate.
+//
+// Order (crash safety): pending.json already holds the key and, as the
+// journal, the verified certificate. All three new files are staged as
+// temporaries in Dir, read back and verified together (verify); only then
+// are they renamed over ca.pem, cert.pem and finally key.pem, the directory
+// is synced, and pending.json is removed last. A failure before the renames
+// leaves the working set untouched; a crash between renames leaves
+// pending.json, from which the next Enroll/Renew finishes the commit
+// without contacting the server. The key is never only in a temporary file.
+func (c *Client) commitFiles(keyPEM, certPEMData, caPEM []byte, verify func(keyPEM, certPEM, caPEM []byte) error) error {
+	dir := c.dir()
+	type staged struct {
+		name string
+		data []byte
+		mode os.FileMode
+		tmp  string
+	}
+	files := []*staged{
+		{name: CAFile, data: caPEM, mode: 0o644},
+		{name: CertFile, data: certPEMData, mode: 0o644},
+		{name: KeyFile, data: keyPEM, mode: 0o600},
+	}
+	cleanup := func() {
+		for _, f := range files {
+			if f.tmp != "" {
+				os.Remove(f.tmp)
+			}
+		}
+	}
+	for _, f := range files {
+		tmp, err := stageFile(dir, f.name, f.data, f.mode)
+		if err != nil {
+			cleanup()
+			return fmt.Errorf("writing %s: %w", f.name, err)
+		}
+		f.tmp = tmp
+	}
+	// Read back what is on disk and verify it as a set.
+	var back [3][]byte
+	for i, f := range files {
+		b, err := os.ReadFile(f.tmp)
+		if err != nil {
+			cleanup()
+			return err
+		}
+		back[i] = b
+	}
+	if err := verify(back[2], back[1], back[0]); err != nil {
+		cleanup()
+		return err
+	}
+	for i, f := range files {
+		if err := os.Rename(f.tmp, filepath.Join(dir, f.name)); err != nil {
+			for _, g := range files[i:] {
+				os.Remove(g.tmp)
+			}
+			return fmt.Errorf("installing %s: %w", f.name, err)
+		}
+		f.tmp = ""
+	}
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	return c.removePending()
+}
+
+// unlockFunc releases the directory lock.
+type unlockFunc func()
+
+func (c *Client) lockDir() (unlockFunc, error) {
+	if err := os.MkdirAll(c.dir(), 0o700); err != nil {
+		return nil, err
+	}
+	return lockFileExclusive(c.path(lockFile))
+}
