@@ -168,7 +168,7 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 		Group: dev.Group, Created: now, Updated: now,
 	}
 	if a.Approval == ApprovalAuto && dev.Known && dev.Enabled {
-		if err := a.issueLocked(ctx, req, authority, policy); err != nil {
+		if err := a.issueLocked(ctx, req, csr, authority, policy); err != nil {
 			a.log.Error("issuing certificate", zap.String("device", name), zap.String("request", id), zap.Error(err))
 			return fail(wire.StatusServerError, "server error")
 		}
@@ -184,12 +184,19 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 
 // issueLocked signs the request's CSR, records the certificate, supersedes
 // the device's previous certificates and marks the device enrolled. The
-// device lock is held. Order matters for crash safety: the CA's issuance
+// device lock is held; parsed is the CSR verified moments ago, or nil to
+// parse and verify req.CSR. Order matters for crash safety: the CA's issuance
 // record is written first, then the request's new state, then the
 // configuration file; a crash in between leaves at worst an issued,
 // undelivered certificate and the request still pending.
-func (a *App) issueLocked(ctx context.Context, req *Request, authority *ca.CA, policy ca.Policy) error {
-	is, err := authority.Sign(req.CSR, req.Device, policy)
+func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, authority *ca.CA, policy ca.Policy) error {
+	var is *ca.Issued
+	var err error
+	if parsed != nil { // verified moments ago: don't check its signature twice
+		is, err = authority.SignCSR(parsed, req.Device, policy)
+	} else {
+		is, err = authority.Sign(req.CSR, req.Device, policy)
+	}
 	if err != nil {
 		return fmt.Errorf("signing: %v", err)
 	}
@@ -311,7 +318,7 @@ func (a *App) approve(ctx context.Context, id, group string) (*Request, error) {
 	if !dev.Known && group != "" {
 		req.Group = group
 	}
-	if err := a.issueLocked(ctx, req, authority, a.Authorities[req.Profile].policy(req.Profile)); err != nil {
+	if err := a.issueLocked(ctx, req, nil, authority, a.Authorities[req.Profile].policy(req.Profile)); err != nil {
 		return nil, err
 	}
 	metrics.pending.Dec()
