@@ -1,6 +1,8 @@
 package caddyenroll
 
 import (
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -316,8 +318,11 @@ type CAInfo struct {
 	Crypto      string `json:"crypto"`
 	Subject     string `json:"subject"`
 	Fingerprint string `json:"sha256_fingerprint"`
-	NotAfter    string `json:"not_after"`
-	Certificate string `json:"certificate_pem"`
+	// Hex MD5 of the certificate, no colons: what the OSP Toolkit's
+	// `enroll -fprint` compares (legacy profile only).
+	MD5Fingerprint string `json:"md5_fingerprint,omitempty"`
+	NotAfter       string `json:"not_after"`
+	Certificate    string `json:"certificate_pem"`
 }
 
 func (ad *adminAPI) caInfo(w http.ResponseWriter, r *http.Request, profile string) error {
@@ -329,8 +334,14 @@ func (ad *adminAPI) caInfo(w http.ResponseWriter, r *http.Request, profile strin
 		return apiErr(http.StatusNotFound, err)
 	}
 	root := c.Root()
+	md5Hex := ""
+	if profile == profileLegacy {
+		sum := md5.Sum(root.Raw)
+		md5Hex = strings.ToUpper(hex.EncodeToString(sum[:]))
+	}
 	return writeJSON(w, CAInfo{
-		Profile: profile, Crypto: c.CryptoParam(), Subject: root.Subject.String(),
+		MD5Fingerprint: md5Hex,
+		Profile:        profile, Crypto: c.CryptoParam(), Subject: root.Subject.String(),
 		Fingerprint: ca.Fingerprint(root.Raw), NotAfter: root.NotAfter.UTC().Format(time.RFC3339),
 		Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})),
 	})

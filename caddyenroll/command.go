@@ -205,8 +205,11 @@ func printAdminAnswer(w io.Writer, uri string, body []byte) error {
 	case strings.HasPrefix(uri, "/enroll/ca"):
 		var info CAInfo
 		if err := json.Unmarshal(body, &info); err == nil && info.Certificate != "" {
-			fmt.Fprintf(w, "profile:     %s\nsubject:     %s\nsha256:      %s\nnot after:   %s\ncrypto item: %s\n%s",
-				info.Profile, info.Subject, info.Fingerprint, info.NotAfter, info.Crypto, info.Certificate)
+			fmt.Fprintf(w, "profile:     %s\nsubject:     %s\nsha256:      %s\n", info.Profile, info.Subject, info.Fingerprint)
+			if info.MD5Fingerprint != "" {
+				fmt.Fprintf(w, "md5:         %s   (enroll -fprint)\n", info.MD5Fingerprint)
+			}
+			fmt.Fprintf(w, "not after:   %s\ncrypto item: %s\n%s", info.NotAfter, info.Crypto, info.Certificate)
 			return nil
 		}
 	}
