@@ -13,9 +13,12 @@ package caddyenroll_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/md5"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -59,6 +62,10 @@ type benchServer struct {
 }
 
 func startBenchServer(b *testing.B, dir, extraSite string, devices int) *benchServer {
+	return startBenchServerProfile(b, dir, extraSite, devices, "modern")
+}
+
+func startBenchServerProfile(b *testing.B, dir, extraSite string, devices int, profile string) *benchServer {
 	b.Helper()
 	confPath := filepath.Join(dir, "bench.conf")
 	if _, err := os.Stat(confPath); err != nil {
@@ -85,15 +92,16 @@ func startBenchServer(b *testing.B, dir, extraSite string, devices int) *benchSe
 		config_file %s
 		approval auto
 		account demo %s
+		ca %s
 	}
 }
 https://%s {
 	bind 127.0.0.1
 	tls internal
 	%s
-	enroll
+	enroll %s
 }
-`, admin, filepath.Join(dir, "data"), confPath, h, tlsAddr, extraSite)
+`, admin, filepath.Join(dir, "data"), confPath, h, profile, tlsAddr, extraSite, profile)
 	c := testutil.StartCaddy(b, dir, cf, admin, tlsAddr)
 	root := filepath.Join(dir, "data", "pki", "authorities", "local", "root.crt")
 	var pem []byte
@@ -184,7 +192,13 @@ func runLoad(b *testing.B, clients []*http.Client, url string, n int, body func(
 	}
 }
 
-func BenchmarkEnrollThroughCaddy(b *testing.B) {
+func BenchmarkEnrollThroughCaddy(b *testing.B) { benchEnroll(b, "modern") }
+
+// BenchmarkEnrollLegacyThroughCaddy is the same with the legacy profile
+// (RSA-2048 CA signing with MD5-RSA); its limit is BenchmarkBareRSA2048Sign.
+func BenchmarkEnrollLegacyThroughCaddy(b *testing.B) { benchEnroll(b, "legacy") }
+
+func benchEnroll(b *testing.B, profile string) {
 	dir := b.TempDir()
 	if base := os.Getenv("BENCH_STORAGE_DIR"); base != "" {
 		// e.g. /dev/shm: separates the server's own cost from the disk's fsyncs
@@ -194,7 +208,7 @@ func BenchmarkEnrollThroughCaddy(b *testing.B) {
 		}
 		defer os.RemoveAll(dir)
 	}
-	s := startBenchServer(b, dir, "", b.N)
+	s := startBenchServerProfile(b, dir, "", b.N, profile)
 	clients := s.clients(benchDevices)
 	bodies := make([][]byte, b.N)
 	for i := range bodies {
@@ -247,6 +261,27 @@ func BenchmarkSignInProcess(b *testing.B) {
 		for pb.Next() {
 			i := int(n.Add(1)) % benchDevices
 			if _, err := c.Sign(csrs[i], fmt.Sprintf("gw%05d.bench.example", i), ca.Policy{}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "signatures/s")
+}
+
+// BenchmarkBareRSA2048Sign is the limit for the legacy profile: bare
+// RSA-2048 PKCS#1 v1.5 signatures on all cores.
+func BenchmarkBareRSA2048Sign(b *testing.B) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		b.Fatal(err)
+	}
+	digest := md5.Sum([]byte("tbs"))
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := rsa.SignPKCS1v15(nil, key, crypto.MD5, digest[:]); err != nil {
 				b.Error(err)
 				return
 			}
