@@ -284,50 +284,9 @@ func newServerNonce() string {
 	return strings.ToUpper(hex.EncodeToString(b[:]))
 }
 
-// approve issues a pending request (admin API). group places an approved
-// unknown device; "" is the default group.
-func (a *App) approve(ctx context.Context, id, group string) (*Request, error) {
-	req, err := a.state.findRequest(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if req == nil {
-		return nil, errNotFound
-	}
-	unlock, err := a.state.lockDevice(ctx, req.Device)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	req, err = a.state.request(ctx, req.ID) // re-read under the lock
-	if err != nil || req == nil {
-		return nil, errors.Join(errNotFound, err)
-	}
-	if req.State != statePending {
-		return req, fmt.Errorf("%w: request is %s", errConflict, req.State)
-	}
-	authority, err := a.authority(req.Profile)
-	if err != nil {
-		return nil, err
-	}
-	dev := a.cfg.device(req.Device)
-	if dev.Known && !dev.Enabled {
-		return nil, fmt.Errorf("%w: device %s is disabled in the configuration file", errConflict, req.Device)
-	}
-	req.Known = dev.Known
-	if !dev.Known && group != "" {
-		req.Group = group
-	}
-	if err := a.issueLocked(ctx, req, nil, authority, a.Authorities[req.Profile].policy(req.Profile)); err != nil {
-		return nil, err
-	}
-	metrics.pending.Dec()
-	a.log.Info("enrollment approved", zap.String("request", req.ID), zap.String("device", req.Device), zap.String("serial", req.Serial))
-	return req, nil
-}
-
-// reject refuses a pending request (admin API).
-func (a *App) reject(ctx context.Context, id, reason string) (*Request, error) {
+// decidePending runs decide on a pending request (found by id or unique id
+// prefix) under its device's lock, re-read after locking.
+func (a *App) decidePending(ctx context.Context, id string, decide func(req *Request) error) (*Request, error) {
 	req, err := a.state.findRequest(ctx, id)
 	if err != nil {
 		return nil, err
@@ -347,15 +306,49 @@ func (a *App) reject(ctx context.Context, id, reason string) (*Request, error) {
 	if req.State != statePending {
 		return req, fmt.Errorf("%w: request is %s", errConflict, req.State)
 	}
-	req.State = stateRejected
-	req.Reason = reason
-	req.Updated = time.Now().UTC()
-	if err := a.state.putRequest(ctx, req); err != nil {
+	if err := decide(req); err != nil {
 		return nil, err
 	}
 	metrics.pending.Dec()
-	a.log.Info("enrollment rejected", zap.String("request", req.ID), zap.String("device", req.Device))
 	return req, nil
+}
+
+// approve issues a pending request (admin API). group places an approved
+// unknown device; "" is the default group.
+func (a *App) approve(ctx context.Context, id, group string) (*Request, error) {
+	req, err := a.decidePending(ctx, id, func(req *Request) error {
+		authority, err := a.authority(req.Profile)
+		if err != nil {
+			return err
+		}
+		dev := a.cfg.device(req.Device)
+		if dev.Known && !dev.Enabled {
+			return fmt.Errorf("%w: device %s is disabled in the configuration file", errConflict, req.Device)
+		}
+		req.Known = dev.Known
+		if !dev.Known && group != "" {
+			req.Group = group
+		}
+		return a.issueLocked(ctx, req, nil, authority, a.Authorities[req.Profile].policy(req.Profile))
+	})
+	if err == nil {
+		a.log.Info("enrollment approved", zap.String("request", req.ID), zap.String("device", req.Device), zap.String("serial", req.Serial))
+	}
+	return req, err
+}
+
+// reject refuses a pending request (admin API).
+func (a *App) reject(ctx context.Context, id, reason string) (*Request, error) {
+	req, err := a.decidePending(ctx, id, func(req *Request) error {
+		req.State = stateRejected
+		req.Reason = reason
+		req.Updated = time.Now().UTC()
+		return a.state.putRequest(ctx, req)
+	})
+	if err == nil {
+		a.log.Info("enrollment rejected", zap.String("request", req.ID), zap.String("device", req.Device))
+	}
+	return req, err
 }
 
 var (
