@@ -1,0 +1,124 @@
+package osp
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// MaxSignalAddress is the longest signal address the toolkit stores
+// (OSPC_SIZE_SIGNALADDR 262 with the terminating NUL); a longer one is
+// copied without terminator (OSPPDestSetAddr), so it is never written.
+const MaxSignalAddress = 261
+
+// MaxNumber is the longest calling or called number the toolkit stores
+// (OSPC_SIZE_E164NUM 132 with the NUL; OSPPDestSetNumber and
+// OSPPTokenInfoSetSourceNumber copy without terminator beyond it).
+const MaxNumber = 131
+
+// NormalizeSignalAddress returns a signal address in the form the toolkit
+// writes and documents ("[172.16.1.2]:112", "gateway1.carrier.com"): an IP
+// address in square brackets, a host name in lower case, then ":port" when
+// there is one. It accepts "1.2.3.4:5060", "[1.2.3.4]:5060", "[::1]:5060",
+// "::1", "host:5060", "host", with or without port.
+func NormalizeSignalAddress(s string) (string, error) {
+	if s == "" {
+		return "", errors.New("empty signal address")
+	}
+	if len(s) > MaxSignalAddress {
+		return "", fmt.Errorf("signal address longer than %d bytes", MaxSignalAddress)
+	}
+	host, port := s, ""
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return "", fmt.Errorf("signal address %q: missing ]", s)
+		}
+		host, port = s[1:end], s[end+1:]
+		if port != "" {
+			if !strings.HasPrefix(port, ":") {
+				return "", fmt.Errorf("signal address %q: junk after ]", s)
+			}
+			port = port[1:]
+			if port == "" {
+				return "", fmt.Errorf("signal address %q: empty port", s)
+			}
+		}
+		if _, err := netip.ParseAddr(host); err != nil {
+			return "", fmt.Errorf("signal address %q: %q is not an IP address", s, host)
+		}
+	} else if _, err := netip.ParseAddr(s); err == nil {
+		host = s // bare IPv6 (or IPv4) address without port
+	} else if i := strings.LastIndexByte(s, ':'); i >= 0 {
+		host, port = s[:i], s[i+1:]
+		if port == "" {
+			return "", fmt.Errorf("signal address %q: empty port", s)
+		}
+	}
+	if port != "" {
+		p, err := strconv.ParseUint(port, 10, 16)
+		if err != nil || p == 0 || strings.HasPrefix(port, "+") {
+			return "", fmt.Errorf("signal address %q: bad port %q", s, port)
+		}
+		port = strconv.FormatUint(p, 10)
+	}
+	var out string
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip.Zone() != "" {
+			return "", fmt.Errorf("signal address %q: zoned address", s)
+		}
+		out = "[" + ip.Unmap().String() + "]"
+	} else {
+		if !validHostName(host) {
+			return "", fmt.Errorf("signal address %q: %q is neither an IP address nor a host name", s, host)
+		}
+		out = strings.ToLower(strings.TrimSuffix(host, "."))
+	}
+	if port != "" {
+		out += ":" + port
+	}
+	if len(out) > MaxSignalAddress {
+		return "", fmt.Errorf("signal address longer than %d bytes", MaxSignalAddress)
+	}
+	return out, nil
+}
+
+// validHostName accepts DNS names of letters, digits, '-' and '_' labels.
+func validHostName(h string) bool {
+	h = strings.TrimSuffix(h, ".")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// validNumber checks a calling or called number before it is echoed in an
+// answer or a token: not empty, at most MaxNumber bytes, no control
+// characters.
+func validNumber(s string) error {
+	if s == "" {
+		return errors.New("empty")
+	}
+	if len(s) > MaxNumber {
+		return fmt.Errorf("longer than %d bytes", MaxNumber)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return errors.New("control character")
+		}
+	}
+	return nil
+}

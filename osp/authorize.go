@@ -1,0 +1,264 @@
+package osp
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"strconv"
+	"time"
+)
+
+// Defaults of Authorize and Reauthorize.
+const (
+	// DefaultTokenValidity is how long a token is valid after it is
+	// issued when the caller passes 0: long enough for the source device
+	// to try its destinations, short enough that a captured token is
+	// soon worthless.
+	DefaultTokenValidity = 60 * time.Second
+	// MaxTokenValidity bounds the validity a caller may ask for.
+	MaxTokenValidity = 24 * time.Hour
+	// TokenBackdate sets ValidAfter before the issue time, so that a
+	// device whose clock is a little behind accepts the token at once.
+	TokenBackdate = time.Minute
+	// DefaultMaxDuration is the call time limit written when a
+	// Destination gives none (the toolkit test server's 14400 s).
+	DefaultMaxDuration = 4 * time.Hour
+	// DefaultProtocol and DefaultOSPVersion fill a Destination's empty
+	// Protocol and OSPVersion.
+	DefaultProtocol   = "sip"
+	DefaultOSPVersion = "2.1.1"
+)
+
+// Destination is a route the server chose for a call.
+type Destination struct {
+	// SignalAddress is where the source sends the call: "[1.2.3.4]:5060",
+	// "1.2.3.4:5060" or "host:port" (written normalised, IP addresses in
+	// brackets, as the toolkit expects).
+	SignalAddress string
+	// Device identifies the terminating device or trunk group; written as
+	// <DestinationAlternate type="network"> in the destination and the
+	// token (the toolkit passes it to the application and reports it in
+	// the terminating side's usage). Empty: not written.
+	Device string
+	// CalledNumber replaces the requested called number at this
+	// destination (number translation); empty keeps it.
+	CalledNumber string
+	Protocol     string        // "sip" when empty
+	OSPVersion   string        // "2.1.1" when empty
+	MaxDuration  time.Duration // call time limit; DefaultMaxDuration when 0
+}
+
+// NewTransactionID returns a random, non-zero 63-bit transaction id (63
+// bits so that devices printing it as a signed 64-bit number never see a
+// negative one). Collisions are negligible: 2^-63 per pair.
+func NewTransactionID() uint64 {
+	var b [8]byte
+	for {
+		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+		if id := binary.BigEndian.Uint64(b[:]) &^ (1 << 63); id != 0 {
+			return id
+		}
+	}
+}
+
+// randomAttr is the value of the random attribute of <Message> and
+// <TokenInfo>: it makes otherwise identical messages and tokens differ and
+// carries no security.
+func randomAttr() string { return strconv.FormatUint(uint64(mrand.Uint32()), 10) }
+
+// Authorize answers req with one destination per dests entry (at most
+// req.MaxDestinations when it is set), each with its own token: TokenInfo
+// with the calling number, the called number, the destination's signal
+// address (and Device), the call id, ValidAfter = now − TokenBackdate,
+// ValidUntil = now + validity (DefaultTokenValidity when 0), the
+// authorisation's transaction id (one fresh id per response, the same in
+// the response and all its tokens, as the toolkit reports it back in usage
+// indications from both ends of the call) and the time limit. signer nil
+// issues unsigned tokens; otherwise signed ones.
+//
+// Destination i carries req.CallIDs[i] when the request has that many call
+// ids (the toolkit may send one per destination), else req.CallIDs[0].
+//
+// Problems of the request are answered, not returned: an unusable calling
+// number gets 428, an unusable called number 489, no destination 404.
+// An error means the server could not build the answer (bad destination
+// configuration, signing failure); answer the request with
+// Refuse(req, StatusInternalError, now) then.
+func Authorize(req *AuthorizationRequest, dests []Destination, signer *TokenSigner, now time.Time, validity time.Duration) (*AuthorisationResponse, error) {
+	if req == nil {
+		return nil, errors.New("osp: Authorize: nil request")
+	}
+	if validity == 0 {
+		validity = DefaultTokenValidity
+	}
+	if validity < time.Second || validity > MaxTokenValidity {
+		return nil, fmt.Errorf("osp: Authorize: token validity %s outside 1s..%s", validity, MaxTokenValidity)
+	}
+	now = now.UTC().Truncate(time.Second)
+	rsp := &AuthorisationResponse{
+		MessageID:   req.MessageID,
+		Random:      randomAttr(),
+		ComponentID: req.ComponentID,
+		Timestamp:   now,
+	}
+	calling, called := req.Calling(), req.Called()
+	if err := validNumber(calling.Value); err != nil {
+		rsp.Status = StatusCallingInvalid
+		return rsp, nil
+	}
+	if err := validNumber(called.Value); err != nil {
+		rsp.Status = StatusDestinationInvalid
+		return rsp, nil
+	}
+	if req.MaxDestinations > 0 && len(dests) > req.MaxDestinations {
+		dests = dests[:req.MaxDestinations]
+	}
+	if len(dests) == 0 {
+		rsp.Status = StatusNoRoute
+		return rsp, nil
+	}
+	tx := NewTransactionID()
+	rsp.Destinations = make([]ResponseDestination, 0, len(dests))
+	for i := range dests {
+		var callID []byte
+		switch {
+		case i < len(req.CallIDs):
+			callID = req.CallIDs[i]
+		case len(req.CallIDs) > 0:
+			callID = req.CallIDs[0]
+		}
+		rd, err := issue(&dests[i], calling, called, callID, tx, req.Service, signer, now, validity)
+		if err != nil {
+			return nil, fmt.Errorf("osp: Authorize: destination %d: %w", i, err)
+		}
+		rsp.Destinations = append(rsp.Destinations, rd)
+	}
+	rsp.Status = StatusOK
+	rsp.TransactionID = tx
+	return rsp, nil
+}
+
+// issue builds one destination and its token.
+func issue(d *Destination, calling, called Info, callID []byte, tx uint64, svc ServiceType, signer *TokenSigner, now time.Time, validity time.Duration) (ResponseDestination, error) {
+	addr, err := NormalizeSignalAddress(d.SignalAddress)
+	if err != nil {
+		return ResponseDestination{}, err
+	}
+	if d.CalledNumber != "" {
+		if err := validNumber(d.CalledNumber); err != nil {
+			return ResponseDestination{}, fmt.Errorf("called number %q: %w", d.CalledNumber, err)
+		}
+		called.Value = d.CalledNumber
+	}
+	if d.Device != "" {
+		if err := validNumber(d.Device); err != nil {
+			return ResponseDestination{}, fmt.Errorf("device %q: %w", d.Device, err)
+		}
+	}
+	maxDur := d.MaxDuration
+	if maxDur == 0 {
+		maxDur = DefaultMaxDuration
+	}
+	if maxDur < time.Second || maxDur > maxSeconds*time.Second {
+		return ResponseDestination{}, fmt.Errorf("call time limit %s", maxDur)
+	}
+	proto, version := d.Protocol, d.OSPVersion
+	if proto == "" {
+		proto = DefaultProtocol
+	}
+	if version == "" {
+		version = DefaultOSPVersion
+	}
+	info := TokenInfo{
+		Random:          randomAttr(),
+		SourceInfo:      calling,
+		DestinationInfo: called,
+		SignalAddress:   addr,
+		NetworkID:       d.Device,
+		CallID:          callID,
+		ValidAfter:      now.Add(-TokenBackdate),
+		ValidUntil:      now.Add(validity),
+		TransactionID:   tx,
+		MaxDuration:     maxDur,
+		Service:         svc,
+	}
+	token, err := info.Encode()
+	if err != nil {
+		return ResponseDestination{}, err
+	}
+	if signer != nil {
+		if token, err = signer.Sign(token); err != nil {
+			return ResponseDestination{}, err
+		}
+	}
+	return ResponseDestination{
+		SourceInfo:      calling,
+		Protocol:        proto,
+		OSPVersion:      version,
+		DestinationInfo: called,
+		SignalAddress:   addr,
+		NetworkID:       d.Device,
+		Token:           token,
+		ValidAfter:      info.ValidAfter,
+		ValidUntil:      info.ValidUntil,
+		MaxDuration:     maxDur,
+		Service:         svc,
+		CallID:          callID,
+	}, nil
+}
+
+// Reauthorize answers req with a fresh token for dest, keeping the call's
+// transaction id (the toolkit refuses an answer with another one). dest's
+// SignalAddress defaults to the request's DestinationAlternate
+// type="transport"; whether to extend the call at all is the caller's
+// decision (answer Refuse(req, …) otherwise). Note that a terminating
+// device built on the toolkit without OSP_ALLOW_DUP_TXN refuses a second
+// token with a transaction id it already accepted (11480, token reuse).
+func Reauthorize(req *ReauthorizationRequest, dest Destination, signer *TokenSigner, now time.Time, validity time.Duration) (*ReauthorizationResponse, error) {
+	if req == nil {
+		return nil, errors.New("osp: Reauthorize: nil request")
+	}
+	if validity == 0 {
+		validity = DefaultTokenValidity
+	}
+	if validity < time.Second || validity > MaxTokenValidity {
+		return nil, fmt.Errorf("osp: Reauthorize: token validity %s outside 1s..%s", validity, MaxTokenValidity)
+	}
+	now = now.UTC().Truncate(time.Second)
+	rsp := &ReauthorizationResponse{
+		MessageID:     req.MessageID,
+		Random:        randomAttr(),
+		ComponentID:   req.ComponentID,
+		Timestamp:     now,
+		TransactionID: req.TransactionID,
+	}
+	calling, called := req.Calling(), req.Called()
+	if err := validNumber(calling.Value); err != nil {
+		rsp.Status = StatusCallingInvalid
+		return rsp, nil
+	}
+	if err := validNumber(called.Value); err != nil {
+		rsp.Status = StatusDestinationInvalid
+		return rsp, nil
+	}
+	if dest.SignalAddress == "" {
+		dest.SignalAddress = findType(req.DestinationAlternate, TypeTransport)
+		if dest.SignalAddress == "" {
+			rsp.Status = StatusDestinationInvalid
+			return rsp, nil
+		}
+		if _, err := NormalizeSignalAddress(dest.SignalAddress); err != nil {
+			rsp.Status = StatusDestinationInvalid
+			return rsp, nil
+		}
+	}
+	rd, err := issue(&dest, calling, called, req.CallID, req.TransactionID, "", signer, now, validity)
+	if err != nil {
+		return nil, fmt.Errorf("osp: Reauthorize: %w", err)
+	}
+	rsp.Status = StatusOK
+	rsp.Destination = &rd
+	return rsp, nil
+}

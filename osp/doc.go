@@ -1,0 +1,146 @@
+// Package osp speaks the Open Settlement Protocol (OSP, ETSI TS 101 321) as
+// the clearinghouse server: it parses what devices send, builds and writes
+// the answers, and issues and checks the authorisation tokens. It is pure
+// Go and knows nothing of Caddy or HTTP; the judge of every byte it writes
+// is the reference client, the unmodified OSP Toolkit 4.33.1 (TransNexus),
+// whose sources are cited as src/….c.
+//
+// # The protocol
+//
+// A source device (a proxy or originating gateway) that wants to place an
+// IP telephony call asks the clearinghouse for authorisation and routing;
+// the answer lists terminating gateways able to complete the call, each
+// with an authorisation token. The source tries them in order and passes
+// the token along in the call set-up; the terminating gateway, which takes
+// calls only with a valid token, checks it locally (no round trip to the
+// clearinghouse) and completes the call. Afterwards both ends report the
+// call's usage (the seed patent's claim 1: "the proxy server gains access
+// to a terminating gateway only with the electronic authorization token").
+//
+// Messages are XML documents POSTed over HTTP(S): a <Message messageId=…
+// random=…> holding one or more components <Kind componentId=…>:
+//
+//	request                  answer                    this package
+//	AuthorizationRequest     AuthorisationResponse     ParseRequest, Authorize, Refuse
+//	UsageIndication (1..n)   UsageConfirmation (1..n)  ParseRequest, ConfirmUsage
+//	ReauthorizationRequest   ReauthorizationResponse   ParseRequest, Reauthorize
+//	CapabilitiesIndication   CapabilitiesConfirmation  ParseRequest, ConfirmCapabilities
+//
+// The standard spells both Authorisation and Authorization, and the toolkit
+// takes both for AuthorizationRequest and AuthorisationResponse (it sends
+// AuthorizationRequest); it knows the reauthorization answer only as
+// ReauthorizationResponse, which is what Marshal writes. Answers echo the
+// request's messageId and componentId(s); a UsageIndication message may
+// batch several indications, each confirmed by its own UsageConfirmation.
+// AuthorizationIndication/Confirmation and PricingIndication/Confirmation
+// are refused with 501.
+//
+// # What the toolkit requires of an answer
+//
+// From src/ospauthrsp.c, ospdest.c, ospmsgutil.c, ospxmlparse.c,
+// osptransapi.c and osphttp.c, and checked against test_app in the tests:
+//
+//   - The first child of <Message> is the component. Status (Code 2xx for
+//     success) is mandatory: the toolkit dereferences it unchecked.
+//   - Every element the toolkit does not handle in that place and that is
+//     not marked critical="false" makes it refuse the whole answer; Marshal
+//     writes only handled elements.
+//   - Values are the bytes between the tags, not trimmed and not entity
+//     decoded: times must be exactly YYYY-MM-DDThh:mm:ssZ (read at fixed
+//     offsets), TransactionId is read digit by digit, Unit is compared
+//     with "s". Marshal writes values without surrounding whitespace and a
+//     newline after each tag, like the answers the toolkit accepted.
+//   - CallId and Token are base64 with encoding="base64".
+//   - A Destination gives DestinationSignalAddress ("[ip]:port", at most
+//     261 bytes), Token, CallId, ValidAfter/ValidUntil, and a UsageDetail
+//     with Amount, Increment and Unit "s" (the call time limit); calling
+//     and called numbers are copied into 132-byte buffers without a
+//     terminator beyond that, so Authorize refuses longer ones.
+//   - TransactionId is kept and reported back in usage indications and
+//     reauthorization (whose answer must carry the same one).
+//   - Transport (for the HTTP handler): the body is read by its
+//     Content-Length (a chunked answer fails with 14220), Content-Type
+//     text/plain (ContentType), on a keep-alive connection, not compressed.
+//
+// The toolkit turns a refusal Status into its own error code
+// (OSPPUtilGetErrorFromStatus). The codes used here:
+//
+//	200 success                       OK
+//	400 bad request                   11482  request invalid, limit exceeded
+//	401 unauthorised                  11483  device not allowed
+//	403 route blocked                 11510
+//	404 no route found                11503  no destination
+//	405 source may not originate      11511
+//	410 character encoding unsupported 11484 encoding other than UTF-8/ASCII
+//	411 parsing unsuccessful          11485  malformed XML, DOCTYPE
+//	412 unsupported critical element  11486  unknown element not critical="false"
+//	420 security problem              11487
+//	421 signature invalid             11488
+//	423 certificate invalid           11490
+//	428 calling number invalid        11170  calling number unusable
+//	441 call rate exceeded            11512
+//	484 called number filtered        11515
+//	489 destination info invalid      11513  called number unusable
+//	500 internal server error         11494  the server failed
+//	501 unimplemented                 11495  component not supported
+//	503 service not available         11496
+//	510 transient server problem      11497
+//	530 time problem                  11499
+//	603 decline                       11517
+//
+// # Parsing
+//
+// The parsers take at most DefaultLimits (64 KiB, 16 levels, 2048
+// elements, 16 attributes per element), refuse DOCTYPE and every other
+// markup declaration, undeclared entities, encodings other than UTF-8 and
+// US-ASCII, and text or a second element outside the root; errors are
+// *ParseError carrying the Status to answer with and, when known, the
+// request's kind and ids, so RefusalFor can build the refusal. An element
+// a component does not use is skipped when it belongs to the toolkit's
+// vocabulary (every element the toolkit writes) or is marked
+// critical="false"; any other is refused with 412 — absent the attribute,
+// an element is critical, as in the toolkit (OSPPMsgElemIsCritical).
+//
+// # Tokens
+//
+// A token's content is a TokenInfo document, the root element <TokenInfo>
+// itself (wrapped in <Message>, the toolkit finds nothing in it): calling
+// and called number, the destination's signal address, call id, ValidAfter
+// and ValidUntil, the transaction id and the call time limit. The toolkit
+// compares the numbers and call id with the call, checks the window, and
+// refuses a transaction id it has already accepted. Two forms:
+//
+//   - Unsigned: the TokenInfo XML as is. Anyone who can reach a gateway
+//     that accepts unsigned tokens (TOKENALGO 1 or 2) can write one for any
+//     call: they authorise nothing and suit closed test networks only.
+//   - Signed: CMS SignedData (DER) with the XML attached, signed with the
+//     token key (TokenSigner); the gateway checks it with OpenSSL
+//     PKCS7_verify(…, PKCS7_NOCHAIN) against the CA certificates it holds,
+//     so the token certificate must be issued directly by the operational
+//     CA, carry KeyUsage digitalSignature, and have no ExtKeyUsage or one
+//     with emailProtection (TokenSigner.Check).
+//
+// A token is valid for DefaultTokenValidity (60 s) after it is issued,
+// from TokenBackdate (1 min) before, so a captured token soon expires.
+// Within that window a signed token can be replayed to its own
+// destination; the toolkit refuses a transaction id twice, and Verifier
+// (for gateways written in Go) refuses a token twice through ReplayCache,
+// checks the signature and issuer, the numbers, call id and destination,
+// and the window with a configurable skew, one error per failure.
+//
+// # Serving
+//
+//	req, err := osp.ParseRequest(body)
+//	if err != nil {
+//		ans, rerr := osp.RefusalFor(err, now) // nil when the kind is unknown: answer HTTP 400
+//		…
+//	}
+//	switch r := req.(type) {
+//	case *osp.AuthorizationRequest:
+//		ans, err = osp.Authorize(r, routes, signer, now, 0) // on error: osp.Refuse(r, osp.StatusInternalError, now)
+//	case *osp.UsageIndication:
+//		ans = osp.ConfirmUsage(r, osp.StatusOK, now) // once the records are stored
+//	…
+//	}
+//	out, err := ans.Marshal() // write with Content-Length and Content-Type osp.ContentType
+package osp

@@ -1,0 +1,329 @@
+package osp
+
+import (
+	"time"
+)
+
+// UsageIndication is a message of one or more <UsageIndication> components:
+// the call detail records a device reports after calls
+// (OSPPTransactionReportUsage, src/ospusageind.c). The toolkit may batch
+// several in one message; each is answered by its own UsageConfirmation.
+type UsageIndication struct {
+	MessageID string
+	Random    string
+	Usages    []Usage
+}
+
+// Kind implements Message.
+func (*UsageIndication) Kind() Kind { return KindUsageIndication }
+
+// Usage is one <UsageIndication> component. Elements of the toolkit's
+// vocabulary not represented here (Statistics, CallingPartyInfo, …) are
+// skipped when parsed and not written.
+type Usage struct {
+	ComponentID   string
+	Timestamp     time.Time
+	Role          string // "source", "destination", "other"
+	TransactionID uint64
+	CallID        []byte
+
+	SourceInfo           []Info
+	SourceAlternate      []Info
+	DeviceInfo           []Info
+	DestinationInfo      []Info
+	DestinationAlternate []Info
+	GroupID              string // <Group><GroupId>
+
+	// From <UsageDetail>.
+	Protocol      Info          // <SignalingProtocol type="destination">sip</…>
+	Duration      time.Duration // Amount × Increment, Unit "s"
+	StartTime     time.Time
+	EndTime       time.Time
+	AlertTime     time.Time
+	ConnectTime   time.Time
+	PostDialDelay time.Duration
+	ReleaseSource string // "source", "destination", "internal", "external", "unknown"
+	TermCauses    []TermCause
+
+	CustomerID string
+	DeviceID   string
+}
+
+// Calling returns the calling number: the first SourceInfo.
+func (u *Usage) Calling() Info {
+	in, _ := firstNumber(u.SourceInfo)
+	return in
+}
+
+// Called returns the called number: the first DestinationInfo that is a
+// number.
+func (u *Usage) Called() Info {
+	in, _ := firstNumber(u.DestinationInfo)
+	return in
+}
+
+func decodeUsageInd(env *envelope) (*UsageIndication, error) {
+	m := &UsageIndication{MessageID: env.messageID, Random: env.random}
+	for _, c := range env.comps {
+		u, err := decodeUsage(c)
+		if err != nil {
+			return nil, err
+		}
+		m.Usages = append(m.Usages, u)
+	}
+	return m, nil
+}
+
+func decodeUsage(c *node) (Usage, error) {
+	var u Usage
+	var err error
+	u.ComponentID, _ = c.attr("componentId")
+	for _, e := range c.children {
+		switch e.name {
+		case "Timestamp":
+			if u.Timestamp, err = decodeTime(e); err != nil {
+				return u, err
+			}
+		case "Role":
+			u.Role = e.value()
+		case "TransactionId":
+			if u.TransactionID, err = decodeUint(e); err != nil {
+				return u, err
+			}
+		case "CallId":
+			if u.CallID, err = decodeCallID(e); err != nil {
+				return u, err
+			}
+		case "SourceInfo":
+			u.SourceInfo = append(u.SourceInfo, decodeInfo(e))
+		case "SourceAlternate":
+			u.SourceAlternate = append(u.SourceAlternate, decodeInfo(e))
+		case "DeviceInfo":
+			u.DeviceInfo = append(u.DeviceInfo, decodeInfo(e))
+		case "DestinationInfo":
+			u.DestinationInfo = append(u.DestinationInfo, decodeInfo(e))
+		case "DestinationAlternate":
+			u.DestinationAlternate = append(u.DestinationAlternate, decodeInfo(e))
+		case "Group":
+			for _, g := range e.children {
+				if g.name == "GroupId" {
+					u.GroupID = g.value()
+				} else if err := checkUnknown(g); err != nil {
+					return u, err
+				}
+			}
+		case "UsageDetail":
+			if err := decodeUsageDetail(e, &u); err != nil {
+				return u, err
+			}
+		case "TerminationCause":
+			tc, err := decodeTermCause(e)
+			if err != nil {
+				return u, err
+			}
+			u.TermCauses = append(u.TermCauses, tc)
+		case "CustomerId":
+			u.CustomerID = e.value()
+		case "DeviceId":
+			u.DeviceID = e.value()
+		default:
+			if err := checkUnknown(e); err != nil {
+				return u, err
+			}
+		}
+	}
+	return u, nil
+}
+
+func decodeUsageDetail(n *node, u *Usage) error {
+	var amount time.Duration
+	var incr uint64 = 1
+	var err error
+	for _, e := range n.children {
+		switch e.name {
+		case "Amount":
+			if amount, err = decodeSeconds(e); err != nil {
+				return err
+			}
+		case "Increment":
+			if incr, err = decodeUint(e); err != nil {
+				return err
+			}
+			if incr == 0 || incr > 3600 {
+				return perr(ErrInvalidValue, "<Increment> %d", incr)
+			}
+		case "Unit":
+			if e.value() != "s" {
+				return perr(ErrInvalidValue, "<Unit> %q, only \"s\" is supported", e.value())
+			}
+		case "SignalingProtocol":
+			u.Protocol = decodeInfo(e)
+		case "StartTime":
+			if u.StartTime, err = decodeTime(e); err != nil {
+				return err
+			}
+		case "EndTime":
+			if u.EndTime, err = decodeTime(e); err != nil {
+				return err
+			}
+		case "AlertTime":
+			if u.AlertTime, err = decodeTime(e); err != nil {
+				return err
+			}
+		case "ConnectTime":
+			if u.ConnectTime, err = decodeTime(e); err != nil {
+				return err
+			}
+		case "PostDialDelay":
+			if u.PostDialDelay, err = decodeSeconds(e); err != nil {
+				return err
+			}
+		case "ReleaseSource":
+			u.ReleaseSource = e.value()
+		case "TerminationCause":
+			tc, err := decodeTermCause(e)
+			if err != nil {
+				return err
+			}
+			u.TermCauses = append(u.TermCauses, tc)
+		default:
+			if err := checkUnknown(e); err != nil {
+				return err
+			}
+		}
+	}
+	if amount > maxSeconds*time.Second/time.Duration(incr) {
+		return perr(ErrInvalidValue, "<UsageDetail> duration too long")
+	}
+	u.Duration = amount * time.Duration(incr)
+	return nil
+}
+
+// Marshal implements Message, in the toolkit's element order.
+func (m *UsageIndication) Marshal() ([]byte, error) {
+	w := openMessage(m.MessageID, m.Random, 1024*len(m.Usages)+128)
+	for i := range m.Usages {
+		u := &m.Usages[i]
+		w.open("UsageIndication", "componentId", u.ComponentID)
+		w.leafTime("Timestamp", u.Timestamp)
+		w.leafOpt("Role", u.Role)
+		if u.TransactionID != 0 {
+			w.leafUint("TransactionId", u.TransactionID)
+		}
+		if len(u.CallID) > 0 {
+			w.leafBin("CallId", u.CallID)
+		}
+		writeInfos(w, "SourceInfo", u.SourceInfo)
+		writeInfos(w, "DeviceInfo", u.DeviceInfo)
+		writeInfos(w, "SourceAlternate", u.SourceAlternate)
+		writeInfos(w, "DestinationInfo", u.DestinationInfo)
+		writeInfos(w, "DestinationAlternate", u.DestinationAlternate)
+		if u.GroupID != "" {
+			w.open("Group")
+			w.leaf("GroupId", u.GroupID)
+			w.close("Group")
+		}
+		w.open("UsageDetail")
+		for _, tc := range u.TermCauses {
+			writeTermCause(w, tc)
+		}
+		if u.Protocol.Value != "" {
+			w.leaf("SignalingProtocol", u.Protocol.Value, "type", u.Protocol.Type)
+		}
+		w.leaf("Amount", formatSeconds(u.Duration))
+		w.leaf("Increment", "1")
+		w.leaf("Unit", "s")
+		w.leafTime("StartTime", u.StartTime)
+		w.leafTime("EndTime", u.EndTime)
+		w.leafTime("AlertTime", u.AlertTime)
+		w.leafTime("ConnectTime", u.ConnectTime)
+		if u.PostDialDelay > 0 {
+			w.leaf("PostDialDelay", formatSeconds(u.PostDialDelay), "type", "source")
+		}
+		w.leafOpt("ReleaseSource", u.ReleaseSource)
+		w.close("UsageDetail")
+		w.leafOpt("CustomerId", u.CustomerID, "critical", "false")
+		w.leafOpt("DeviceId", u.DeviceID, "critical", "false")
+		w.close("UsageIndication")
+	}
+	w.close("Message")
+	return w.bytes()
+}
+
+// UsageConfirmation answers a UsageIndication message: one <UsageConfirmation>
+// per indication, each echoing its componentId (src/ospusagecnf.c). The
+// toolkit checks every confirmation's Status is 2xx
+// (OSPPTransactionVerifyUsageCnf).
+type UsageConfirmation struct {
+	MessageID     string
+	Random        string
+	Confirmations []Confirmation
+}
+
+// Confirmation is one <UsageConfirmation> component.
+type Confirmation struct {
+	ComponentID string
+	Timestamp   time.Time
+	Status      Status
+}
+
+// Kind implements Message.
+func (*UsageConfirmation) Kind() Kind { return KindUsageConfirmation }
+
+func decodeUsageCnf(env *envelope) (*UsageConfirmation, error) {
+	m := &UsageConfirmation{MessageID: env.messageID, Random: env.random}
+	for _, c := range env.comps {
+		var cf Confirmation
+		var err error
+		cf.ComponentID, _ = c.attr("componentId")
+		hasStatus := false
+		for _, e := range c.children {
+			switch e.name {
+			case "Timestamp":
+				if cf.Timestamp, err = decodeTime(e); err != nil {
+					return nil, err
+				}
+			case "Status":
+				if cf.Status, err = decodeStatus(e); err != nil {
+					return nil, err
+				}
+				hasStatus = true
+			default:
+				if err := checkUnknown(e); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if !hasStatus {
+			return nil, perr(ErrMissingElement, "<Status>")
+		}
+		m.Confirmations = append(m.Confirmations, cf)
+	}
+	return m, nil
+}
+
+// Marshal implements Message, with the elements of
+// usage-confirmation-accepted.xml.
+func (m *UsageConfirmation) Marshal() ([]byte, error) {
+	w := openMessage(m.MessageID, m.Random, 200*len(m.Confirmations)+100)
+	for _, c := range m.Confirmations {
+		w.open("UsageConfirmation", "componentId", c.ComponentID)
+		w.leafTime("Timestamp", c.Timestamp)
+		writeStatus(w, c.Status)
+		w.close("UsageConfirmation")
+	}
+	w.close("Message")
+	return w.bytes()
+}
+
+// ConfirmUsage answers ind with st for every indication it holds (StatusOK
+// once the records are stored; a refusal makes the toolkit report the usage
+// as failed). The answer echoes the messageId and each componentId.
+func ConfirmUsage(ind *UsageIndication, st Status, now time.Time) *UsageConfirmation {
+	now = now.UTC().Truncate(time.Second)
+	c := &UsageConfirmation{MessageID: ind.MessageID, Random: randomAttr()}
+	for _, u := range ind.Usages {
+		c.Confirmations = append(c.Confirmations, Confirmation{ComponentID: u.ComponentID, Timestamp: now, Status: st})
+	}
+	return c
+}

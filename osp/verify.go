@@ -1,0 +1,253 @@
+package osp
+
+import (
+	"bytes"
+	"container/heap"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/smallstep/pkcs7"
+)
+
+// The errors of Verifier.Verify, one per reason a token is refused. Verify
+// wraps them with detail; test with errors.Is.
+var (
+	ErrTokenMalformed   = errors.New("osp: token malformed")
+	ErrTokenUnsigned    = errors.New("osp: unsigned token refused")
+	ErrTokenSignature   = errors.New("osp: token signature invalid")
+	ErrTokenChain       = errors.New("osp: token signer not issued by a trusted CA")
+	ErrTokenMismatch    = errors.New("osp: token does not match the call")
+	ErrTokenNotYetValid = errors.New("osp: token not yet valid")
+	ErrTokenExpired     = errors.New("osp: token expired")
+	ErrTokenReplay      = errors.New("osp: token already used")
+	ErrReplayCacheFull  = errors.New("osp: replay cache full")
+)
+
+// Call is what a terminating device knows of the call a token must
+// authorise.
+type Call struct {
+	Calling string // calling number, compared with the token's SourceInfo
+	Called  string // called number, compared with the token's DestinationInfo
+	// CallID is the call's identifier; when empty, or when the token has
+	// none or "UNDEFINED", it is not compared (as the toolkit does).
+	CallID []byte
+	// Destination is this device's signal address ("[ip]:port" or
+	// "host:port"). When set, the token must name it in its
+	// DestinationAlternate type="transport": a token issued for another
+	// destination is refused. When empty, not compared.
+	Destination string
+}
+
+// Verifier checks tokens the way a Go gateway should, and at least as
+// strictly as the OSP Toolkit's OSPPTransactionValidateAuthorisation:
+// signature (CMS SignedData), signer certificate issued directly by one of
+// Roots (no intermediates: PKCS7_NOCHAIN), calling and called numbers, call
+// id, destination, validity window with Skew, and single use through
+// Replay. The zero Skew means none; a nil Now means time.Now; a nil Replay
+// disables the single-use check (not recommended). A Verifier is safe for
+// concurrent use once configured.
+type Verifier struct {
+	Roots         *x509.CertPool
+	Now           func() time.Time
+	Skew          time.Duration
+	Replay        *ReplayCache
+	AllowUnsigned bool // accept plain TokenInfo tokens: anyone who can reach the device can forge those
+}
+
+// Verify checks token for call and returns its content. The checks run in
+// this order, each failing with its own error: form (ErrTokenUnsigned when
+// unsigned tokens are not allowed, ErrTokenMalformed), CMS signature
+// (ErrTokenSignature), signer certificate (ErrTokenChain), content
+// (ErrTokenMalformed), call match (ErrTokenMismatch), validity
+// (ErrTokenNotYetValid, ErrTokenExpired), single use (ErrTokenReplay,
+// ErrReplayCacheFull).
+func (v *Verifier) Verify(token []byte, call Call) (*TokenInfo, error) {
+	now := time.Now()
+	if v.Now != nil {
+		now = v.Now()
+	}
+	if len(token) == 0 {
+		return nil, fmt.Errorf("%w: empty", ErrTokenMalformed)
+	}
+	if len(token) > MaxTokenBytes {
+		return nil, fmt.Errorf("%w: %d bytes", ErrTokenMalformed, len(token))
+	}
+	var content []byte
+	if IsUnsignedToken(token) {
+		if !v.AllowUnsigned {
+			return nil, ErrTokenUnsigned
+		}
+		content = token
+	} else {
+		c, err := v.checkSigned(token, now)
+		if err != nil {
+			return nil, err
+		}
+		content = c
+	}
+	// The toolkit parses the content as XML only when it starts with
+	// "<?xml" (anything else is its ASCII token format).
+	if !bytes.HasPrefix(content, []byte("<?xml")) {
+		return nil, fmt.Errorf("%w: content does not start with <?xml", ErrTokenMalformed)
+	}
+	info, err := ParseTokenInfo(content)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTokenMalformed, err)
+	}
+	if err := matchCall(info, call); err != nil {
+		return nil, err
+	}
+	if now.Before(info.ValidAfter.Add(-v.Skew)) {
+		return nil, fmt.Errorf("%w: valid after %s", ErrTokenNotYetValid, formatTime(info.ValidAfter))
+	}
+	if now.After(info.ValidUntil.Add(v.Skew)) {
+		return nil, fmt.Errorf("%w: valid until %s", ErrTokenExpired, formatTime(info.ValidUntil))
+	}
+	if v.Replay != nil {
+		// The key is the signed content, not the token bytes: CMS
+		// encodings and ECDSA signatures are malleable, the content is not.
+		if err := v.Replay.Add(sha256.Sum256(content), info.ValidUntil.Add(v.Skew), now); err != nil {
+			return nil, err
+		}
+	}
+	return info, nil
+}
+
+func (v *Verifier) checkSigned(token []byte, now time.Time) ([]byte, error) {
+	p7, err := pkcs7.Parse(token)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrTokenSignature, err)
+	}
+	if len(p7.Signers) != 1 {
+		return nil, fmt.Errorf("%w: %d signers", ErrTokenSignature, len(p7.Signers))
+	}
+	signer := p7.GetOnlySigner()
+	if signer == nil {
+		return nil, fmt.Errorf("%w: signer certificate not embedded", ErrTokenSignature)
+	}
+	if len(p7.Content) == 0 {
+		return nil, fmt.Errorf("%w: no attached content", ErrTokenSignature)
+	}
+	if err := p7.Verify(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrTokenSignature, err)
+	}
+	if v.Roots == nil {
+		return nil, fmt.Errorf("%w: no CA configured", ErrTokenChain)
+	}
+	// PKCS7_NOCHAIN: the certificates in the token are not used as
+	// intermediates; the signer must be issued by a root directly. As in
+	// PKCS7_verify, no purpose is required of it.
+	if _, err := signer.Verify(x509.VerifyOptions{
+		Roots:       v.Roots,
+		CurrentTime: now,
+		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	}); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrTokenChain, err)
+	}
+	return p7.Content, nil
+}
+
+func matchCall(info *TokenInfo, call Call) error {
+	if info.SourceInfo.Value != call.Calling {
+		return fmt.Errorf("%w: calling number %q, token has %q", ErrTokenMismatch, call.Calling, info.SourceInfo.Value)
+	}
+	if info.DestinationInfo.Value != call.Called {
+		return fmt.Errorf("%w: called number %q, token has %q", ErrTokenMismatch, call.Called, info.DestinationInfo.Value)
+	}
+	if len(call.CallID) > 0 && len(info.CallID) > 0 && !bytes.Equal(info.CallID, UndefinedCallID) &&
+		!bytes.Equal(info.CallID, call.CallID) {
+		return fmt.Errorf("%w: call id", ErrTokenMismatch)
+	}
+	if call.Destination != "" {
+		want, err := NormalizeSignalAddress(call.Destination)
+		if err != nil {
+			return fmt.Errorf("%w: call destination: %v", ErrTokenMismatch, err)
+		}
+		got, err := NormalizeSignalAddress(info.SignalAddress)
+		if err != nil || got != want {
+			return fmt.Errorf("%w: destination %q, token issued for %q", ErrTokenMismatch, call.Destination, info.SignalAddress)
+		}
+	}
+	return nil
+}
+
+// ReplayCache remembers the tokens a Verifier accepted until they expire,
+// so that each is accepted once. It holds at most its capacity of entries:
+// when full of unexpired entries it refuses new tokens
+// (ErrReplayCacheFull) rather than forget one. Safe for concurrent use.
+type ReplayCache struct {
+	mu      sync.Mutex
+	max     int
+	entries map[[32]byte]time.Time
+	order   expiryHeap
+}
+
+// DefaultReplayCapacity is the capacity of NewReplayCache(0): at 60 s
+// validity it allows some 16 000 calls a second.
+const DefaultReplayCapacity = 1 << 20
+
+// NewReplayCache returns a cache for up to capacity unexpired tokens (0:
+// DefaultReplayCapacity).
+func NewReplayCache(capacity int) *ReplayCache {
+	if capacity <= 0 {
+		capacity = DefaultReplayCapacity
+	}
+	return &ReplayCache{max: capacity, entries: make(map[[32]byte]time.Time)}
+}
+
+// Add records key until expires. It fails with ErrTokenReplay when key is
+// already recorded and not expired, ErrReplayCacheFull when the cache is
+// full of unexpired keys.
+func (c *ReplayCache) Add(key [32]byte, expires, now time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.purge(now)
+	if exp, ok := c.entries[key]; ok && !now.After(exp) {
+		return ErrTokenReplay
+	}
+	if len(c.entries) >= c.max {
+		return ErrReplayCacheFull
+	}
+	c.entries[key] = expires
+	heap.Push(&c.order, expiryEntry{key, expires})
+	return nil
+}
+
+// Len returns the number of keys recorded (expired ones included until the
+// next Add purges them).
+func (c *ReplayCache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
+}
+
+func (c *ReplayCache) purge(now time.Time) {
+	for len(c.order) > 0 && now.After(c.order[0].expires) {
+		e := heap.Pop(&c.order).(expiryEntry)
+		if exp, ok := c.entries[e.key]; ok && exp.Equal(e.expires) {
+			delete(c.entries, e.key)
+		}
+	}
+}
+
+type expiryEntry struct {
+	key     [32]byte
+	expires time.Time
+}
+
+type expiryHeap []expiryEntry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiryEntry)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
