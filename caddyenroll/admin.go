@@ -34,6 +34,7 @@ func init() {
 //	GET  /enroll/devices                devices of the configuration file and their certificates
 //	POST /enroll/revoke                 {"serial": "…"} or {"device": "…"}, optional "reason" (RFC 5280 code)
 //	GET  /enroll/ca[/PROFILE]           the CA certificate (PEM) and SHA-256 fingerprint
+//	GET  /enroll/cdrs[?format=csv]      stored usage records (JSON, or CSV)
 type adminAPI struct {
 	ctx caddy.Context
 	log *zap.Logger
@@ -81,6 +82,8 @@ func (ad *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		return ad.devices(w, r)
 	case len(parts) == 1 && parts[0] == "revoke":
 		return ad.revoke(w, r)
+	case len(parts) == 1 && parts[0] == "cdrs":
+		return ad.cdrs(w, r)
 	case parts[0] == "ca" && len(parts) <= 2:
 		profile := profileModern
 		if len(parts) == 2 {
@@ -306,10 +309,32 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 		ad.log.Info("device certificates revoked", zap.String("device", body.Device), zap.Strings("serials", revoked))
 	}
 	metrics.revoked.Add(float64(len(revoked)))
+	if err := ad.app.refreshRevoked(r.Context()); err != nil {
+		ad.log.Error("refreshing revocations", zap.Error(err))
+	}
 	if revoked == nil {
 		revoked = []string{}
 	}
 	return writeJSON(w, map[string]any{"revoked": revoked})
+}
+
+func (ad *adminAPI) cdrs(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
+	}
+	list, err := ad.app.cdrs(r.Context())
+	if err != nil {
+		return apiErr(http.StatusInternalServerError, err)
+	}
+	switch r.URL.Query().Get("format") {
+	case "", "json":
+		return writeJSON(w, list)
+	case "csv":
+		w.Header().Set("Content-Type", "text/csv")
+		return writeCDRsCSV(w, list)
+	default:
+		return apiErr(http.StatusBadRequest, fmt.Errorf("format must be json or csv"))
+	}
 }
 
 // CAInfo describes an operational CA.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/routing"
 )
 
 func init() {
@@ -77,6 +78,14 @@ type App struct {
 	// Longest lockout. Default 15m.
 	LockoutMax caddy.Duration `json:"lockout_max,omitempty"`
 
+	// Signalling addresses of devices for OSP answers
+	// (DestinationSignalAddress), by device name: "host", "host:port",
+	// "[ip]:port". A device not listed is reached at its name, port 5060.
+	DeviceAddresses map[string]string `json:"device_addresses,omitempty"`
+
+	// Most destinations in an OSP answer. Default 10.
+	MaxDestinations int `json:"max_destinations,omitempty"`
+
 	ctx      caddy.Context
 	log      *zap.Logger
 	storage  certmagic.Storage
@@ -85,6 +94,8 @@ type App struct {
 	accounts *accounts
 	limiter  *limiter
 	state    *stateStore
+	router   *routing.Router
+	authz    *authz
 	stop     chan struct{}
 	stopOnce *sync.Once
 }
@@ -104,6 +115,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.storage = localLocks{ctx.Storage()}
 	a.stop = make(chan struct{})
 	a.stopOnce = new(sync.Once)
+	a.authz = new(authz)
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
@@ -145,6 +157,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err // already FILE:LINE: …
 	}
+	// the route table follows every change of the file
+	a.cfg.read(func(f *configfile.File) { err = a.rebuildRoutes(f) })
+	if err != nil {
+		return fmt.Errorf("%s: route table: %v", a.ConfigFile, err)
+	}
+	a.cfg.onChange = func(f *configfile.File) {
+		if err := a.rebuildRoutes(f); err != nil {
+			a.log.Error("rebuilding the route table; keeping the previous one", zap.Error(err))
+		}
+	}
 
 	if a.Authorities == nil {
 		a.Authorities = make(map[string]*Authority)
@@ -162,6 +184,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if err := a.openCA(ctx, profile, auth); err != nil {
 			return fmt.Errorf("operational CA %q: %v", profile, err)
 		}
+	}
+	if err := a.refreshRevoked(ctx); err != nil {
+		return fmt.Errorf("loading revocations: %v", err)
 	}
 	return nil
 }
@@ -190,6 +215,9 @@ func (a *App) Validate() error {
 				return fmt.Errorf("authorities %q: %v", profile, err)
 			}
 		}
+	}
+	if a.MaxDestinations < 0 || a.MaxDestinations > 100 {
+		return fmt.Errorf("max_destinations must be between 0 and 100, not %d", a.MaxDestinations)
 	}
 	if a.Backups != nil && (*a.Backups < 0 || *a.Backups > 100) {
 		return fmt.Errorf("backups must be between 0 and 100, not %d", *a.Backups)
@@ -284,11 +312,19 @@ func (a *App) Stop() error {
 func (a *App) watch(every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	lastRefresh := time.Now()
 	for {
 		select {
 		case <-a.stop:
 			return
 		case <-t.C:
+		}
+		// revocations made by other instances sharing the storage
+		if time.Since(lastRefresh) > revokedRefreshInterval {
+			lastRefresh = time.Now()
+			if err := a.refreshRevoked(a.ctx); err != nil {
+				a.log.Error("refreshing revocations", zap.Error(err))
+			}
 		}
 		changed, disabled, err := a.cfg.reloadIfChanged()
 		if err != nil {
@@ -303,6 +339,9 @@ func (a *App) watch(every time.Duration) {
 	}
 }
 
+// revokedRefreshInterval is how often revocations are re-read from storage.
+const revokedRefreshInterval = 30 * time.Second
+
 // revokeDisabled revokes every certificate of devices that were disabled.
 func (a *App) revokeDisabled(devices []string) {
 	for _, d := range devices {
@@ -313,6 +352,7 @@ func (a *App) revokeDisabled(devices []string) {
 				continue
 			}
 			if len(serials) > 0 {
+				a.noteRevoked(profile, d, serials, true)
 				metrics.revoked.Add(float64(len(serials)))
 				a.log.Info("device disabled: certificates revoked", zap.String("device", d),
 					zap.String("profile", profile), zap.Strings("serials", serials))

@@ -15,6 +15,8 @@ func init() {
 	httpcaddyfile.RegisterGlobalOption("enroll", parseGlobalOption)
 	httpcaddyfile.RegisterHandlerDirective("enroll", parseHandlerDirective)
 	httpcaddyfile.RegisterDirectiveOrder("enroll", httpcaddyfile.Before, "respond")
+	httpcaddyfile.RegisterHandlerDirective("osp", parseOSPDirective)
+	httpcaddyfile.RegisterDirectiveOrder("osp", httpcaddyfile.Before, "respond")
 }
 
 // parseGlobalOption parses the global `enroll` option into the enroll app:
@@ -28,6 +30,8 @@ func init() {
 //	    account          <username> <bcrypt-hash> [<customer>]
 //	    failures_allowed <n>
 //	    lockout          <first> <max>
+//	    max_destinations <n>
+//	    device_address   <device> <host[:port]>
 //	    ca [modern|legacy] {
 //	        algorithm     p256|p384|ed25519|rsa2048|rsa3072|rsa4096
 //	        validity      <duration>
@@ -98,6 +102,21 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, d.Errf("lockout: %v", err)
 			}
 			app.LockoutBase, app.LockoutMax = caddy.Duration(first), caddy.Duration(most)
+		case "max_destinations":
+			n, err := intArg(d)
+			if err != nil {
+				return nil, err
+			}
+			app.MaxDestinations = n
+		case "device_address":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return nil, d.Errf("device_address needs <device> <host[:port]>")
+			}
+			if app.DeviceAddresses == nil {
+				app.DeviceAddresses = make(map[string]string)
+			}
+			app.DeviceAddresses[args[0]] = args[1]
 		case "account":
 			args := d.RemainingArgs()
 			if len(args) < 2 || len(args) > 3 {
@@ -263,4 +282,54 @@ func intArg(d *caddyfile.Dispenser) (int, error) {
 		return 0, d.Errf("%q is not an integer", v)
 	}
 	return n, nil
+}
+
+// parseOSPDirective parses the `osp` site directive:
+//
+//	osp {
+//	    tokens           signed|unsigned
+//	    profile          modern|legacy
+//	    token_validity   <duration>
+//	    max_destinations <n>
+//	    source_address   <ip> <device>
+//	}
+func parseOSPDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	hd := new(OSPHandler)
+	d := h.Dispenser
+	d.Next() // directive name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		var err error
+		switch d.Val() {
+		case "tokens":
+			if !d.AllArgs(&hd.Tokens) {
+				return nil, d.ArgErr()
+			}
+		case "profile":
+			if !d.AllArgs(&hd.Profile) {
+				return nil, d.ArgErr()
+			}
+		case "token_validity":
+			hd.TokenValidity, err = durationArg(d)
+		case "max_destinations":
+			hd.MaxDestinations, err = intArg(d)
+		case "source_address":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return nil, d.Errf("source_address needs <ip> <device>")
+			}
+			if hd.SourceAddresses == nil {
+				hd.SourceAddresses = make(map[string]string)
+			}
+			hd.SourceAddresses[args[0]] = args[1]
+		default:
+			return nil, d.Errf("unknown osp directive option %q", d.Val())
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return hd, nil
 }

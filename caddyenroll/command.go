@@ -33,6 +33,7 @@ Tools for the clearinghouse enrollment server.
   devices             list devices and their certificates
   revoke              revoke a certificate (--serial) or all of a device's (--device)
   ca                  show the operational CA certificate and its fingerprint
+  cdrs                export call detail records (--format csv|json)
 
 All but check talk to a running Caddy's admin API (--address, or the admin
 address of --config).`,
@@ -79,6 +80,15 @@ address of --config).`,
 					return "", "", nil, errors.New("give exactly one of --serial or --device")
 				}
 				return http.MethodPost, "/enroll/revoke", revokeBody{Serial: serial, Device: device, Reason: &reason}, nil
+			}))
+			cmd.AddCommand(adminCommand("cdrs", "Export stored call detail records", func(c *cobra.Command) {
+				c.Flags().String("format", "csv", "csv or json")
+			}, func(f adminFlags, _ []string) (string, string, any, error) {
+				format, _ := f.cmd.Flags().GetString("format")
+				if format != "csv" && format != "json" {
+					return "", "", nil, errors.New("--format must be csv or json")
+				}
+				return http.MethodGet, "/enroll/cdrs?format=" + format, nil, nil
 			}))
 			cmd.AddCommand(adminCommand("ca", "Show the operational CA certificate and fingerprint", func(c *cobra.Command) {
 				c.Flags().String("profile", profileModern, "CA profile (modern or legacy)")

@@ -17,6 +17,10 @@ type configState struct {
 	path    string
 	backups int
 
+	// onChange is called, under the write lock, with every new version of
+	// the file (after an edit or a reload).
+	onChange func(f *configfile.File)
+
 	mu      sync.RWMutex
 	file    *configfile.File
 	modTime time.Time
@@ -83,7 +87,14 @@ func (cs *configState) edit(fn func(f *configfile.File) error) error {
 	if fi, err := statFile(cs.path); err == nil {
 		cs.modTime, cs.size = fi.ModTime(), fi.Size()
 	}
+	cs.changed()
 	return nil
+}
+
+func (cs *configState) changed() {
+	if cs.onChange != nil {
+		cs.onChange(cs.file)
+	}
 }
 
 // refreshLocked re-parses the file when it changed on disk.
@@ -100,6 +111,7 @@ func (cs *configState) refreshLocked() error {
 		return err
 	}
 	cs.file, cs.modTime, cs.size = f, fi.ModTime(), fi.Size()
+	cs.changed()
 	return nil
 }
 
@@ -128,6 +140,7 @@ func (cs *configState) reloadIfChanged() (bool, []string, error) {
 	cs.mu.Lock()
 	old := cs.file
 	cs.file, cs.modTime, cs.size = f, fi.ModTime(), fi.Size()
+	cs.changed()
 	cs.mu.Unlock()
 	var disabled []string
 	for i := range old.Devices {

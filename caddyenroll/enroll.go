@@ -229,11 +229,13 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, aut
 			if err := c.Revoke(ctx, prev.Serial, reasonSuperseded); err != nil {
 				a.log.Error("revoking superseded certificate", zap.String("device", req.Device), zap.String("serial", prev.Serial), zap.Error(err))
 			} else {
+				a.noteRevoked(prev.Profile, "", []string{prev.Serial}, false)
 				metrics.revoked.Inc()
 				a.log.Info("superseded certificate revoked", zap.String("device", req.Device), zap.String("serial", prev.Serial))
 			}
 		}
 	}
+	a.noteRevoked(req.Profile, req.Device, nil, false) // its current certificate is good
 	return a.markEnrolled(req.Device, req.Group, req.Known)
 }
 

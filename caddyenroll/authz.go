@@ -1,0 +1,247 @@
+package caddyenroll
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/osp"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/routing"
+)
+
+// authz is what call authorization shares across sites: the route table
+// (rebuilt whenever the configuration file changes), the set of revoked
+// certificate serials (refreshed from the CAs' CRLs and updated at once on
+// local revocations) and the token signers.
+type authz struct {
+	mu      sync.RWMutex
+	revoked map[string]bool // "profile/serial"
+	current map[string]bool // devices whose current certificate is revoked
+
+	signerMu sync.Mutex
+	signers  map[string]*osp.TokenSigner
+}
+
+func (a *App) routingOptions() routing.Options {
+	return routing.Options{MaxDestinations: a.MaxDestinations, SignalAddress: a.DeviceAddresses}
+}
+
+// rebuildRoutes builds the route table from the parsed file.
+func (a *App) rebuildRoutes(f *configfile.File) error {
+	if a.router == nil {
+		t, err := routing.Build(f, a.routingOptions())
+		if err != nil {
+			return err
+		}
+		a.router = routing.NewRouter(t)
+		return nil
+	}
+	return a.router.Rebuild(f, a.routingOptions())
+}
+
+// refreshRevoked reloads the revoked serials from every CA's CRL and the
+// devices' current certificates from the enrollment state, so that a
+// revocation made by another instance sharing the storage is seen here.
+func (a *App) refreshRevoked(ctx context.Context) error {
+	revoked := make(map[string]bool)
+	for profile, c := range a.cas {
+		der, err := c.CRL(ctx)
+		if err != nil {
+			return fmt.Errorf("CRL of %s CA: %v", profile, err)
+		}
+		crl, err := x509.ParseRevocationList(der)
+		if err != nil {
+			return err
+		}
+		for _, e := range crl.RevokedCertificateEntries {
+			revoked[profile+"/"+e.SerialNumber.Text(16)] = true
+		}
+	}
+	current := make(map[string]bool)
+	keys, err := a.storage.List(ctx, path.Join(statePrefix, "devices"), false)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, k := range keys {
+		var d DeviceRecord
+		if ok, err := a.state.loadJSON(ctx, k, &d); err != nil || !ok {
+			continue
+		}
+		if revoked[d.Profile+"/"+strings.ToLower(d.Serial)] {
+			current[strings.ToLower(d.Device)] = true
+		}
+	}
+	a.authz.mu.Lock()
+	a.authz.revoked, a.authz.current = revoked, current
+	a.authz.mu.Unlock()
+	return nil
+}
+
+// noteRevoked records local revocations at once.
+func (a *App) noteRevoked(profile, device string, serials []string, current bool) {
+	a.authz.mu.Lock()
+	defer a.authz.mu.Unlock()
+	if a.authz.revoked == nil {
+		a.authz.revoked, a.authz.current = map[string]bool{}, map[string]bool{}
+	}
+	for _, s := range serials {
+		a.authz.revoked[profile+"/"+strings.ToLower(s)] = true
+	}
+	if device != "" {
+		if current {
+			a.authz.current[strings.ToLower(device)] = true
+		} else {
+			delete(a.authz.current, strings.ToLower(device))
+		}
+	}
+}
+
+// serialRevoked reports whether a certificate of a profile is revoked.
+func (a *App) serialRevoked(profile, serial string) bool {
+	a.authz.mu.RLock()
+	defer a.authz.mu.RUnlock()
+	return a.authz.revoked[profile+"/"+strings.ToLower(serial)]
+}
+
+// eligible is the routing hook: a device qualifies unless the current
+// certificate this server issued it is revoked. (Devices marked enrolled by
+// an imported file, with no certificate from this server, qualify: the flag
+// is the truth.)
+func (a *App) eligible(device string) bool {
+	a.authz.mu.RLock()
+	defer a.authz.mu.RUnlock()
+	return !a.authz.current[strings.ToLower(device)]
+}
+
+// identifyByCertificate finds the device a TLS client certificate was
+// issued to: it must be byte for byte a certificate this server issued
+// (so MD5-signed legacy certificates, which Go's TLS stack cannot verify,
+// are accepted exactly when they are ours) and not revoked.
+func (a *App) identifyByCertificate(ctx context.Context, cert *x509.Certificate) (device, profile string, err error) {
+	serial := cert.SerialNumber.Text(16)
+	for p, c := range a.cas {
+		rec, err := c.Lookup(ctx, serial)
+		if err != nil || rec == nil {
+			continue
+		}
+		if string(rec.DER) != string(cert.Raw) {
+			continue
+		}
+		if rec.Revoked || a.serialRevoked(p, serial) {
+			return "", p, fmt.Errorf("certificate %s of %s is revoked", serial, rec.Device)
+		}
+		return rec.Device, p, nil
+	}
+	return "", "", fmt.Errorf("client certificate %s was not issued by this clearinghouse", serial)
+}
+
+// tokenSigner returns the token signing key and certificate of a profile,
+// creating or renewing them in storage when missing, expiring (last third
+// of their life) or issued by another CA.
+func (a *App) tokenSigner(ctx context.Context, profile string) (*osp.TokenSigner, error) {
+	a.authz.signerMu.Lock()
+	defer a.authz.signerMu.Unlock()
+	c, err := a.authority(profile)
+	if err != nil {
+		return nil, err
+	}
+	if s := a.authz.signers[profile]; s != nil && signerFresh(s, c) {
+		return s, nil
+	}
+	lock := "clearinghouse_osp_token_" + profile
+	if err := a.storage.Lock(ctx, lock); err != nil {
+		return nil, err
+	}
+	defer a.storage.Unlock(context.WithoutCancel(ctx), lock)
+	keyKey := path.Join("clearinghouse", "osp", profile, "token.key")
+	certKey := path.Join("clearinghouse", "osp", profile, "token.crt")
+	if s, err := loadSigner(ctx, a, keyKey, certKey); err == nil && signerFresh(s, c) {
+		a.setSigner(profile, s)
+		return s, nil
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	is, err := c.IssueTokenSigner(key.Public(), c.Root().Subject.CommonName+" token signer", 90*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.storage.Store(ctx, keyKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})); err != nil {
+		return nil, err
+	}
+	if err := a.storage.Store(ctx, certKey, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.DER})); err != nil {
+		return nil, err
+	}
+	s := &osp.TokenSigner{Cert: is.Cert, Key: key}
+	a.setSigner(profile, s)
+	a.log.Info("new OSP token signer", zap.String("profile", profile), zap.String("serial", is.Serial),
+		zap.Time("not_after", is.NotAfter))
+	return s, nil
+}
+
+func (a *App) setSigner(profile string, s *osp.TokenSigner) {
+	if a.authz.signers == nil {
+		a.authz.signers = make(map[string]*osp.TokenSigner)
+	}
+	a.authz.signers[profile] = s
+}
+
+func signerFresh(s *osp.TokenSigner, c *ca.CA) bool {
+	now := time.Now()
+	life := s.Cert.NotAfter.Sub(s.Cert.NotBefore)
+	if now.After(s.Cert.NotAfter.Add(-life / 3)) {
+		return false
+	}
+	// issued by this CA (checked with the issuer's key: the legacy root's
+	// own MD5 self-signature is not involved)
+	return c.Issuer().CheckSignature(s.Cert.SignatureAlgorithm, s.Cert.RawTBSCertificate, s.Cert.Signature) == nil
+}
+
+func loadSigner(ctx context.Context, a *App, keyKey, certKey string) (*osp.TokenSigner, error) {
+	kb, err := a.storage.Load(ctx, keyKey)
+	if err != nil {
+		return nil, err
+	}
+	cb, err := a.storage.Load(ctx, certKey)
+	if err != nil {
+		return nil, err
+	}
+	kblock, _ := pem.Decode(kb)
+	cblock, _ := pem.Decode(cb)
+	if kblock == nil || cblock == nil {
+		return nil, errors.New("token signer: bad PEM")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(kblock.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	signer, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, errors.New("token signer: key cannot sign")
+	}
+	cert, err := x509.ParseCertificate(cblock.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	return &osp.TokenSigner{Cert: cert, Key: signer}, nil
+}

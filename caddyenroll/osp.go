@@ -1,0 +1,319 @@
+package caddyenroll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/osp"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/routing"
+)
+
+func init() {
+	caddy.RegisterModule(OSPHandler{})
+}
+
+// Token forms.
+const (
+	TokensSigned   = "signed"
+	TokensUnsigned = "unsigned"
+)
+
+// OSPHandler serves call authorization over OSP (ETSI TS 101 321, XML over
+// HTTP), as the OSP Toolkit inside Asterisk, OpenSIPS and Kamailio speaks
+// it (seed 003): an originating device asks to authorize a call; the answer
+// lists terminating devices from the route table of the configuration file,
+// each with an authorization token; devices report usage afterwards.
+//
+// A device is identified by its TLS client certificate, which must be one
+// this clearinghouse issued and has not revoked, or, where the operator
+// lists it, by its source address. It must be `enabled` and `enrolled`.
+type OSPHandler struct {
+	// Token form: "signed" (default; CMS SignedData by a token key whose
+	// certificate the operational CA issues) or "unsigned" (plain
+	// TokenInfo XML: anyone who can reach a gateway can forge one; allowed
+	// with a warning, for lab setups and the toolkit's test_app).
+	Tokens string `json:"tokens,omitempty"`
+
+	// CA profile whose CA certifies the token signer: the CA the site's
+	// gateways hold. Default "modern"; "legacy" for OSP Toolkit gateways
+	// enrolled through the legacy profile (the signer certificate itself is
+	// SHA-256 either way).
+	Profile string `json:"profile,omitempty"`
+
+	// How long a token is valid. Default 60s.
+	TokenValidity caddy.Duration `json:"token_validity,omitempty"`
+
+	// Largest number of destinations in an answer; the request's
+	// MaxDestinations lowers it. Default: the app's max_destinations.
+	MaxDestinations int `json:"max_destinations,omitempty"`
+
+	// Source addresses (IP) mapped to device names, for gateways that
+	// cannot present a client certificate. Anyone who can send from such
+	// an address acts as that device: use only on trusted networks.
+	SourceAddresses map[string]string `json:"source_addresses,omitempty"`
+
+	app      *App
+	log      *zap.Logger
+	bySource map[netip.Addr]string
+}
+
+// CaddyModule returns the Caddy module information.
+func (OSPHandler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.osp",
+		New: func() caddy.Module { return new(OSPHandler) },
+	}
+}
+
+// Provision finds the app and checks the settings.
+func (h *OSPHandler) Provision(ctx caddy.Context) error {
+	h.log = ctx.Logger()
+	if h.Tokens == "" {
+		h.Tokens = TokensSigned
+	}
+	if h.Profile == "" {
+		h.Profile = profileModern
+	}
+	if h.TokenValidity == 0 {
+		h.TokenValidity = caddy.Duration(osp.DefaultTokenValidity)
+	}
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	h.bySource = make(map[netip.Addr]string, len(h.SourceAddresses))
+	for addr, dev := range h.SourceAddresses {
+		ip, err := netip.ParseAddr(addr)
+		if err != nil {
+			return fmt.Errorf("source_addresses: %q is not an IP address", addr)
+		}
+		h.bySource[ip.Unmap()] = dev
+	}
+	appIface, err := ctx.App("enroll")
+	if err != nil {
+		return fmt.Errorf("getting enroll app: %v", err)
+	}
+	h.app = appIface.(*App)
+	if _, err := h.app.authority(h.Profile); err != nil {
+		return err
+	}
+	if h.Tokens == TokensUnsigned {
+		h.log.Warn("OSP tokens are unsigned: anyone who can reach a gateway can forge an authorization; use only in a lab")
+	} else if _, err := h.app.tokenSigner(ctx, h.Profile); err != nil {
+		return fmt.Errorf("token signer: %v", err)
+	}
+	return nil
+}
+
+// Validate checks the settings.
+func (h *OSPHandler) Validate() error {
+	if h.Tokens != TokensSigned && h.Tokens != TokensUnsigned {
+		return fmt.Errorf("tokens must be %q or %q, not %q", TokensSigned, TokensUnsigned, h.Tokens)
+	}
+	if h.Profile != profileModern && h.Profile != profileLegacy {
+		return fmt.Errorf("profile must be %q or %q, not %q", profileModern, profileLegacy, h.Profile)
+	}
+	if d := time.Duration(h.TokenValidity); d < time.Second || d > osp.MaxTokenValidity {
+		return fmt.Errorf("token_validity must be between 1s and %s", osp.MaxTokenValidity)
+	}
+	if h.MaxDestinations < 0 {
+		return errors.New("max_destinations must not be negative")
+	}
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *OSPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.Method != http.MethodPost {
+		return next.ServeHTTP(w, r)
+	}
+	start := time.Now()
+	limit := int64(osp.DefaultLimits.MaxBytes)
+	if r.ContentLength > limit {
+		return caddyhttp.Error(http.StatusRequestEntityTooLarge, fmt.Errorf("OSP message of %d bytes exceeds %d", r.ContentLength, limit))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return caddyhttp.Error(http.StatusRequestEntityTooLarge, fmt.Errorf("reading OSP message: %v", err))
+	}
+	now := time.Now().UTC()
+	msg, err := osp.ParseRequest(body)
+	if err != nil {
+		refusal, rerr := osp.RefusalFor(err, now)
+		if rerr != nil {
+			return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("OSP message: %v", err))
+		}
+		h.log.Info("OSP message refused", zap.Error(err), zap.String("client", clientAddr(r)))
+		return h.write(w, refusal)
+	}
+	device, why := h.identify(r)
+	var answer osp.Message
+	var fields []zap.Field
+	switch m := msg.(type) {
+	case *osp.AuthorizationRequest:
+		answer, fields = h.authorize(r.Context(), m, device, why, now)
+	case *osp.UsageIndication:
+		answer, fields = h.usage(r.Context(), m, device, why, now)
+	case *osp.CapabilitiesIndication:
+		st := osp.StatusOK
+		if device == "" {
+			st = osp.StatusUnauthorized
+		}
+		answer = osp.ConfirmCapabilities(m, st, now)
+	default:
+		answer, err = osp.Refuse(msg, osp.StatusUnimplemented, now)
+		if err != nil {
+			return caddyhttp.Error(http.StatusInternalServerError, err)
+		}
+	}
+	fields = append(fields, zap.String("message", msg.Kind().String()), zap.String("device", device),
+		zap.String("client", clientAddr(r)), zap.Duration("duration", time.Since(start)))
+	if why != "" {
+		fields = append(fields, zap.String("identification", why))
+	}
+	h.log.Info("OSP answered", fields...)
+	return h.write(w, answer)
+}
+
+// identify names the requesting device, or returns why it could not.
+func (h *OSPHandler) identify(r *http.Request) (device, why string) {
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		d, _, err := h.app.identifyByCertificate(r.Context(), r.TLS.PeerCertificates[0])
+		if err != nil {
+			return "", err.Error()
+		}
+		return d, ""
+	}
+	if ip, err := netip.ParseAddr(clientAddr(r)); err == nil {
+		if d, ok := h.bySource[ip.Unmap()]; ok {
+			return d, ""
+		}
+	}
+	return "", "no client certificate and no device for this source address"
+}
+
+func (h *OSPHandler) refuse(m osp.Message, st osp.Status, now time.Time, outcome string) (osp.Message, []zap.Field) {
+	metrics.authz.WithLabelValues(outcome).Inc()
+	ans, err := osp.Refuse(m, st, now)
+	if err != nil {
+		h.log.Error("building OSP refusal", zap.Error(err))
+	}
+	return ans, []zap.Field{zap.Int("status", st.Code), zap.String("outcome", outcome)}
+}
+
+func (h *OSPHandler) authorize(ctx context.Context, req *osp.AuthorizationRequest, device, why string, now time.Time) (osp.Message, []zap.Field) {
+	if !h.app.cfg.flags().Routing {
+		return h.refuse(req, osp.StatusServiceUnavailable, now, "routing_disabled")
+	}
+	table := h.app.router.Load()
+	dev, ok := table.Device(device)
+	if device == "" || !ok || !dev.Enabled || !dev.Enrolled || !h.app.eligible(device) {
+		if why == "" {
+			why = "device is not enabled and enrolled"
+		}
+		f := []zap.Field{zap.String("reason", why)}
+		ans, more := h.refuse(req, osp.StatusUnauthorized, now, "unauthorized")
+		return ans, append(f, more...)
+	}
+	max := h.MaxDestinations
+	if req.MaxDestinations > 0 && (max == 0 || req.MaxDestinations < max) {
+		max = req.MaxDestinations
+	}
+	var buf [16]routing.Destination
+	dests, err := table.Route(device, req.Called().Value, max, nil, h.app.eligible, buf[:0])
+	switch {
+	case err == nil, errors.Is(err, routing.ErrNoRoute), errors.Is(err, routing.ErrNoDestination):
+	case errors.Is(err, routing.ErrInvalidNumber):
+		return h.refuse(req, osp.StatusDestinationInvalid, now, "invalid_number")
+	default:
+		return h.refuse(req, osp.StatusUnauthorized, now, "unauthorized")
+	}
+	out := make([]osp.Destination, len(dests))
+	for i, d := range dests {
+		out[i] = osp.Destination{SignalAddress: d.SignalAddress, Device: d.Device}
+	}
+	var signer *osp.TokenSigner
+	if h.Tokens == TokensSigned {
+		if signer, err = h.app.tokenSigner(ctx, h.Profile); err != nil {
+			h.log.Error("token signer", zap.Error(err))
+			return h.refuse(req, osp.StatusInternalError, now, "error")
+		}
+	}
+	rsp, err := osp.Authorize(req, out, signer, now, time.Duration(h.TokenValidity))
+	if err != nil {
+		h.log.Error("authorizing", zap.Error(err))
+		return h.refuse(req, osp.StatusInternalError, now, "error")
+	}
+	outcome := "authorized"
+	if !rsp.Status.OK() {
+		outcome = "no_route"
+	}
+	metrics.authz.WithLabelValues(outcome).Inc()
+	metrics.dests.Add(float64(len(rsp.Destinations)))
+	names := make([]string, len(dests))
+	for i, d := range dests {
+		names[i] = d.Device
+	}
+	return rsp, []zap.Field{zap.Int("status", rsp.Status.Code), zap.String("called", req.Called().Value),
+		zap.Strings("destinations", names), zap.Uint64("transaction", rsp.TransactionID)}
+}
+
+func (h *OSPHandler) usage(ctx context.Context, ind *osp.UsageIndication, device, why string, now time.Time) (osp.Message, []zap.Field) {
+	if device == "" {
+		metrics.usage.WithLabelValues("unauthorized").Inc()
+		return osp.ConfirmUsage(ind, osp.StatusUnauthorized, now), []zap.Field{zap.String("reason", why)}
+	}
+	if !h.app.cfg.flags().CDRs {
+		metrics.usage.WithLabelValues("not_stored").Inc()
+		return osp.ConfirmUsage(ind, osp.StatusOK, now), []zap.Field{zap.Bool("stored", false)}
+	}
+	stored := 0
+	for i := range ind.Usages {
+		ok, err := h.app.storeCDR(ctx, cdrFromUsage(&ind.Usages[i], device, now))
+		if err != nil {
+			h.log.Error("storing CDR", zap.Error(err))
+			metrics.usage.WithLabelValues("error").Inc()
+			return osp.ConfirmUsage(ind, osp.StatusInternalError, now), nil
+		}
+		if ok {
+			stored++
+		}
+	}
+	metrics.usage.WithLabelValues("stored").Add(float64(stored))
+	if dup := len(ind.Usages) - stored; dup > 0 {
+		metrics.usage.WithLabelValues("duplicate").Add(float64(dup))
+	}
+	return osp.ConfirmUsage(ind, osp.StatusOK, now), []zap.Field{zap.Int("stored", stored)}
+}
+
+// write sends an OSP answer with Content-Length (the toolkit reads bodies
+// by it and refuses chunked ones).
+func (h *OSPHandler) write(w http.ResponseWriter, m osp.Message) error {
+	b, err := m.Marshal()
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", osp.ContentType)
+	hdr.Set("Content-Length", strconv.Itoa(len(b)))
+	hdr.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(b)
+	return err
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*OSPHandler)(nil)
+	_ caddy.Validator             = (*OSPHandler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*OSPHandler)(nil)
+)
