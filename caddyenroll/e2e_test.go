@@ -62,8 +62,10 @@ func passwordHash(t *testing.T) string {
 type serverOpts struct {
 	approval string
 	unknown  string
-	extra    string // more lines for the global enroll block
-	conf     string // configuration file contents; default Table 7
+	extra     string   // more lines for the global enroll block
+	conf      string   // configuration file contents; default Table 7
+	sites     string   // more site blocks
+	waitAddrs []string // their addresses, waited for
 }
 
 func startServer(t *testing.T, o serverOpts) *server {
@@ -97,6 +99,9 @@ func startServer(t *testing.T, o serverOpts) *server {
 	auto_https disable_redirects
 	servers {
 		protocols h1 h2
+		# devices connect to IP addresses, without SNI; client_auth sites
+		# would otherwise refuse them (421)
+		strict_sni_host insecure_off
 	}
 	storage file_system %s
 	enroll {
@@ -118,8 +123,9 @@ http://%s {
 	bind 127.0.0.1
 	enroll
 }
-`, admin, filepath.Join(dir, "data"), confPath, o.approval, o.unknown, passwordHash(t), passwordHash(t), o.extra, tlsAddr, httpAddr)
-	c := testutil.StartCaddy(t, dir, caddyfile, admin, tlsAddr, httpAddr)
+%s
+`, admin, filepath.Join(dir, "data"), confPath, o.approval, o.unknown, passwordHash(t), passwordHash(t), o.extra, tlsAddr, httpAddr, o.sites)
+	c := testutil.StartCaddy(t, dir, caddyfile, admin, append([]string{tlsAddr, httpAddr}, o.waitAddrs...)...)
 	s := &server{Caddy: c, t: t, https: "https://" + tlsAddr + "/", http: "http://" + httpAddr + "/",
 		conf: confPath, tlsAddr: tlsAddr, httpAddr: httpAddr}
 	s.client = s.trustingClient()

@@ -78,12 +78,13 @@
 //
 // # Signalling addresses
 //
-// Each Destination carries the device's signalling address in the OSP form
-// "[host]:port". By default the host is the device's name (its DNS name)
+// Each Destination carries the device's signalling address in the forms
+// OSP devices take: "[ip]:port" for an IP address, "host:port" for a name.
+// By default the host is the device's name (its DNS name)
 // and the port Options.DefaultPort (5060). Options.SignalAddress gives an
 // explicit address per device name, written host, host:port, [host],
-// [host]:port or as a bare IPv6 address; it is stored as [host]:port, with
-// the default port when none is given. Entries for names that are not
+// [host]:port or as a bare IPv6 address; it is stored in the form above,
+// with the default port when none is given. Entries for names that are not
 // devices of the file are ignored (the file may change under a fixed
 // server configuration).
 //

@@ -44,7 +44,7 @@ func Example() {
 	_, err = router.Load().Route("device4.com", "33612345678", 0, rnd, eligible, dst[:0])
 	fmt.Println(err)
 	// Output:
-	// device2.itsp.com (ACME ITSP, weight 25) at [device2.itsp.com]:5060
+	// device2.itsp.com (ACME ITSP, weight 25) at device2.itsp.com:5060
 	// device4.carrier.com (BT-Concert, weight 0) at [192.0.2.44]:5070
 	// route "+1 404..." of group "ACME ITSP", line 35
 	// routing: no usable destination device

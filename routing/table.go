@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"net/netip"
 	"errors"
 	"fmt"
 	"math"
@@ -47,7 +48,7 @@ type Destination struct {
 	Device        string // device name (DNS name) as in the file
 	Group         string // the device's own group
 	Weight        uint32 // its weight in the route
-	SignalAddress string // "[host]:port", for OSP DestinationSignalAddress
+	SignalAddress string // "[ip]:port" or "host:port", for OSP DestinationSignalAddress
 }
 
 // RouteInfo describes the route that matched, for diagnostics.
@@ -63,7 +64,7 @@ type RouteInfo struct {
 type DeviceInfo struct {
 	Name, Group       string
 	Enabled, Enrolled bool
-	SignalAddress     string // "[host]:port"
+	SignalAddress     string // "[ip]:port" or "host:port"
 }
 
 // Table is the route table built from one configuration. It is immutable
@@ -153,7 +154,7 @@ func Build(f *configfile.File, o Options) (*Table, error) {
 			name:     name,
 			group:    t.groups[gi].name,
 			gi:       gi,
-			addr:     "[" + name + "]:" + portStr,
+			addr:     defaultSignalAddress(name, portStr),
 			usable:   d.Enabled && d.Enrolled,
 			enabled:  d.Enabled,
 			enrolled: d.Enrolled,
@@ -283,7 +284,17 @@ func (t *Table) buildRoutes(f *configfile.File) error {
 	return nil
 }
 
-// signalAddress normalizes an explicit signalling address to [host]:port.
+// defaultSignalAddress is a device's address when none is configured: its
+// name and the default port.
+func defaultSignalAddress(name, port string) string {
+	if _, err := netip.ParseAddr(name); err == nil {
+		return "[" + name + "]:" + port
+	}
+	return name + ":" + port
+}
+
+// signalAddress normalizes a signalling address to "[ip]:port" for an IP
+// address and "host:port" for a name, the forms OSP devices take.
 func signalAddress(a, defPort string) (string, error) {
 	host, port := a, defPort
 	switch {
@@ -318,7 +329,10 @@ func signalAddress(a, defPort string) (string, error) {
 	if err != nil || p < 1 || p > 65535 || port[0] < '0' || port[0] > '9' {
 		return "", fmt.Errorf("%q: invalid port %q", a, port)
 	}
-	return "[" + host + "]:" + strconv.Itoa(p), nil
+	if _, err := netip.ParseAddr(host); err == nil {
+		return "[" + host + "]:" + strconv.Itoa(p), nil
+	}
+	return host + ":" + strconv.Itoa(p), nil
 }
 
 // Len returns the number of routes.

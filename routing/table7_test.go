@@ -286,19 +286,19 @@ func TestSignalAddress(t *testing.T) {
 		t.Errorf("Route = %+v\nwant %+v", ds, want)
 	}
 	d, ok := tab.Device("device6.isp.com")
-	if !ok || d != (DeviceInfo{Name: "device6.isp.com", Group: "Prepaid", Enabled: true, Enrolled: true, SignalAddress: "[device6.isp.com]:5061"}) {
+	if !ok || d != (DeviceInfo{Name: "device6.isp.com", Group: "Prepaid", Enabled: true, Enrolled: true, SignalAddress: "device6.isp.com:5061"}) {
 		t.Errorf("Device = %+v %v", d, ok)
 	}
 	_, tab5060 := table7(t)
-	if d, _ := tab5060.Device("device4.com"); d.SignalAddress != "[device4.com]:5060" || d.Enrolled || !d.Enabled {
+	if d, _ := tab5060.Device("device4.com"); d.SignalAddress != "device4.com:5060" || d.Enrolled || !d.Enabled {
 		t.Errorf("default address: %+v", d)
 	}
 
 	good := map[string]string{
-		"gw.example.com":       "[gw.example.com]:5060",
-		"gw.example.com:5080":  "[gw.example.com]:5080",
-		"[gw.example.com]":     "[gw.example.com]:5060",
-		"[gw.example.com]:1":   "[gw.example.com]:1",
+		"gw.example.com":       "gw.example.com:5060",
+		"gw.example.com:5080":  "gw.example.com:5080",
+		"[gw.example.com]":     "gw.example.com:5060",
+		"[gw.example.com]:1":   "gw.example.com:1",
 		"10.0.0.1:65535":       "[10.0.0.1]:65535",
 		"2001:db8::5":          "[2001:db8::5]:5060",
 		"[2001:db8::5]:5062":   "[2001:db8::5]:5062",

@@ -1,0 +1,261 @@
+package caddyenroll_test
+
+// Call authorization over OSP through a real Caddy, over mutual TLS with
+// the certificates devices got by enrollment.
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/internal/testutil"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/osp"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
+)
+
+type ospServer struct {
+	*server
+	ospURL string
+}
+
+func startOSPServer(t *testing.T) *ospServer {
+	t.Helper()
+	ospAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	// No host in the site address: gateways connect to an IP address without
+	// SNI, and a TLS connection policy bound to a server name would not
+	// apply to them; the certificate is the one Caddy manages for 127.0.0.1.
+	site := fmt.Sprintf(`https://:%s {
+	bind 127.0.0.1
+	tls {
+		client_auth {
+			mode verify_if_given
+			trust_pool enroll modern
+		}
+	}
+	osp {
+		token_validity 30s
+	}
+}`, ospAddr[strings.LastIndex(ospAddr, ":")+1:])
+	s := startServer(t, serverOpts{sites: site, waitAddrs: []string{ospAddr}})
+	return &ospServer{server: s, ospURL: "https://" + ospAddr + "/osp"}
+}
+
+// enrolledDevice enrolls a device through the real server and returns an
+// HTTPS client presenting its certificate.
+func (s *ospServer) enrolledDevice(name string) (*http.Client, *x509.Certificate) {
+	s.t.Helper()
+	key, csr := p256CSR(s.t, name)
+	ans := s.do(enrollReq(wire.OpRequest, s.t, csr))
+	if ans.Status != wire.StatusOK {
+		s.t.Fatalf("enrolling %s: status %d %s", name, ans.Status, ans.Error)
+	}
+	cert, err := x509.ParseCertificate(ans.Certificate)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return s.clientWith(tls.Certificate{Certificate: [][]byte{ans.Certificate}, PrivateKey: key, Leaf: cert}), cert
+}
+
+func (s *ospServer) clientWith(cert tls.Certificate) *http.Client {
+	tr := s.client.Transport.(*http.Transport).Clone()
+	tr.TLSClientConfig.Certificates = []tls.Certificate{cert}
+	return &http.Client{Timeout: 30 * time.Second, Transport: tr}
+}
+
+func authRequest(called string, maxDest int) []byte {
+	req := &osp.AuthorizationRequest{
+		MessageID: "1", ComponentID: "2", Timestamp: time.Now().UTC(),
+		CallIDs:         [][]byte{[]byte("call-" + called)},
+		SourceInfo:      []osp.Info{{Type: "e164", Value: "14048724799"}},
+		DestinationInfo: []osp.Info{{Type: "e164", Value: called}},
+		MaxDestinations: maxDest,
+	}
+	b, err := req.Marshal()
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func (s *ospServer) ask(c *http.Client, body []byte) []byte {
+	s.t.Helper()
+	resp, err := c.Post(s.ospURL, "text/plain", bytes.NewReader(body))
+	if err != nil {
+		s.t.Fatalf("POST %s: %v", s.ospURL, err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || resp.ContentLength != int64(len(out)) || len(resp.TransferEncoding) > 0 {
+		s.t.Fatalf("OSP answer: HTTP %d, Content-Length %d for %d bytes, %v\n%s", resp.StatusCode, resp.ContentLength, len(out), resp.TransferEncoding, out)
+	}
+	return out
+}
+
+func (s *ospServer) authorize(c *http.Client, called string) *osp.AuthorisationResponse {
+	s.t.Helper()
+	rsp, err := osp.ParseAuthorisationResponse(s.ask(c, authRequest(called, 5)))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return rsp
+}
+
+func (s *ospServer) editConf(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(s.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(from)) {
+		t.Fatalf("configuration file lacks %q", from)
+	}
+	if err := os.WriteFile(s.conf, bytes.Replace(b, []byte(from), []byte(to), 1), 0o640); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOSPAuthorizationOverMutualTLS(t *testing.T) {
+	s := startOSPServer(t)
+	caCert := s.getCACert()
+	origin, _ := s.enrolledDevice("device4.carrier.com") // group BT-Concert
+	terminating, _ := s.enrolledDevice("device1.itsp.com")
+
+	// BT-Concert '+1 404...': device1 75, device2 25, device4.carrier.com 0 (the source)
+	first := map[string]int{}
+	const calls = 200
+	var sample *osp.AuthorisationResponse
+	for i := 0; i < calls; i++ {
+		rsp := s.authorize(origin, "+1 404 555 0100")
+		if rsp.Status.Code != 200 || len(rsp.Destinations) != 2 {
+			t.Fatalf("call %d: status %v, %d destinations", i, rsp.Status, len(rsp.Destinations))
+		}
+		first[rsp.Destinations[0].NetworkID]++
+		if rsp.Destinations[0].NetworkID == "device1.itsp.com" {
+			sample = rsp
+		}
+	}
+	share := float64(first["device1.itsp.com"]) / calls
+	if share < 0.62 || share > 0.88 || first["device1.itsp.com"]+first["device2.itsp.com"] != calls {
+		t.Fatalf("first destinations %v: device1 share %.2f, want about 0.75", first, share)
+	}
+
+	// the terminating device checks the token with the Go verifier
+	dest := sample.Destinations[0]
+	if dest.SignalAddress != "device1.itsp.com:5060" {
+		t.Fatalf("signal address %q", dest.SignalAddress)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(caCert)
+	v := &osp.Verifier{Roots: roots, Replay: osp.NewReplayCache(1000)}
+	call := osp.Call{Calling: "14048724799", Called: "+1 404 555 0100", CallID: []byte("call-+1 404 555 0100"), Destination: dest.SignalAddress}
+	info, err := v.Verify(dest.Token, call)
+	if err != nil {
+		t.Fatalf("token: %v", err)
+	}
+	if info.TransactionID != sample.TransactionID {
+		t.Fatalf("token transaction %d, answer %d", info.TransactionID, sample.TransactionID)
+	}
+	if _, err := v.Verify(dest.Token, call); !errors.Is(err, osp.ErrTokenReplay) {
+		t.Fatalf("replayed token: %v", err)
+	}
+	wrong := call
+	wrong.Called = "14045550199"
+	if _, err := (&osp.Verifier{Roots: roots}).Verify(sample.Destinations[1].Token, wrong); !errors.Is(err, osp.ErrTokenMismatch) {
+		t.Fatalf("token for another number: %v", err)
+	}
+
+	// usage from both ends is stored once per role
+	usage := func(role string) []byte {
+		ind := &osp.UsageIndication{MessageID: "7", Usages: []osp.Usage{{
+			ComponentID: "8", Timestamp: time.Now().UTC(), Role: role, TransactionID: sample.TransactionID,
+			CallID: []byte("call-1"), SourceInfo: []osp.Info{{Type: "e164", Value: "14048724799"}},
+			DestinationInfo: []osp.Info{{Type: "e164", Value: "14045550100"}}, Duration: 42 * time.Second,
+			StartTime: time.Now().UTC().Add(-time.Minute), EndTime: time.Now().UTC(),
+		}}}
+		b, err := ind.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, c := range []struct {
+		client *http.Client
+		role   string
+	}{{origin, "source"}, {origin, "source"}, {terminating, "destination"}} {
+		cnf, err := osp.ParseUsageConfirmation(s.ask(c.client, usage(c.role)))
+		if err != nil || len(cnf.Confirmations) != 1 || cnf.Confirmations[0].Status.Code != 200 {
+			t.Fatalf("usage confirmation: %+v %v", cnf, err)
+		}
+	}
+	_, body := s.Admin("GET", "/enroll/cdrs", "")
+	var cdrs []struct {
+		TransactionID uint64  `json:"transaction_id"`
+		Role          string  `json:"role"`
+		Reporter      string  `json:"reporter"`
+		Duration      float64 `json:"duration_seconds"`
+	}
+	if err := json.Unmarshal([]byte(body), &cdrs); err != nil || len(cdrs) != 2 {
+		t.Fatalf("CDRs (want one per role): %v %s", err, body)
+	}
+	for _, c := range cdrs {
+		if c.TransactionID != sample.TransactionID || c.Duration != 42 {
+			t.Fatalf("CDR %+v", c)
+		}
+	}
+	_, csvBody := s.Admin("GET", "/enroll/cdrs?format=csv", "")
+	if lines := strings.Split(strings.TrimSpace(csvBody), "\n"); len(lines) != 3 || !strings.HasPrefix(lines[0], "transaction_id,role,reporter") {
+		t.Fatalf("CSV export:\n%s", csvBody)
+	}
+
+	// refusals, each with its OSP status
+	expectStatus := func(what string, c *http.Client, want int) {
+		t.Helper()
+		waitFor(t, what, func() bool { return s.authorize(c, "14045550100").Status.Code == want })
+	}
+	// a client certificate of another CA does not pass client_auth
+	if _, err := s.clientWith(selfSigned(t, "device4.carrier.com")).Post(s.ospURL, "text/plain", bytes.NewReader(authRequest("1678", 1))); err == nil {
+		t.Fatal("a foreign client certificate was accepted")
+	}
+	// no client certificate, no source mapping: not authorized
+	expectStatus("no certificate", s.client, 401)
+	// routing disabled
+	s.editConf(t, "routing enabled", "routing disabled")
+	expectStatus("routing disabled", origin, 503)
+	s.editConf(t, "routing disabled", "routing enabled")
+	expectStatus("routing enabled again", origin, 200)
+	// the source is no longer marked enrolled
+	s.editConf(t, "'device4.carrier.com' 'BT-Concert' enabled enrolled", "'device4.carrier.com' 'BT-Concert' enabled")
+	expectStatus("unenrolled source", origin, 401)
+	// the terminating device disabled: its certificate is revoked, and it
+	// is no destination any more
+	s.editConf(t, "'device1.itsp.com' 'ACME ITSP' enabled enrolled", "'device1.itsp.com' 'ACME ITSP' disabled enrolled")
+	expectStatus("disabled device", terminating, 401)
+}
+
+// selfSigned makes a client certificate no clearinghouse issued.
+func selfSigned(t *testing.T, cn string) tls.Certificate {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: crypto.Signer(key)}
+}
