@@ -73,7 +73,10 @@ func (s *ospServer) enrolledDevice(name string) (*http.Client, *x509.Certificate
 
 func (s *ospServer) clientWith(cert tls.Certificate) *http.Client {
 	tr := s.client.Transport.(*http.Transport).Clone()
-	tr.TLSClientConfig.Certificates = []tls.Certificate{cert}
+	// present the certificate whatever CAs the server names (a device
+	// with one certificate does; Go's default would send none for a
+	// foreign one)
+	tr.TLSClientConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
 	return &http.Client{Timeout: 30 * time.Second, Transport: tr}
 }
 
