@@ -34,7 +34,15 @@ type authz struct {
 	current map[string]bool // devices whose current certificate is revoked
 
 	signerMu sync.Mutex
-	signers  map[string]*osp.TokenSigner
+	signers  map[string]signerEntry
+}
+
+// signerEntry is a token signer checked once: valid until renewAt, for
+// as long as its CA is the one in use.
+type signerEntry struct {
+	signer  *osp.TokenSigner
+	ca      *ca.CA
+	renewAt time.Time
 }
 
 func (a *App) routingOptions() routing.Options {
@@ -160,8 +168,8 @@ func (a *App) tokenSigner(ctx context.Context, profile string) (*osp.TokenSigner
 	if err != nil {
 		return nil, err
 	}
-	if s := a.authz.signers[profile]; s != nil && signerFresh(s, c) {
-		return s, nil
+	if e, ok := a.authz.signers[profile]; ok && e.ca == c && time.Now().Before(e.renewAt) {
+		return e.signer, nil
 	}
 	lock := "clearinghouse_osp_token_" + profile
 	if err := a.storage.Lock(ctx, lock); err != nil {
@@ -171,7 +179,7 @@ func (a *App) tokenSigner(ctx context.Context, profile string) (*osp.TokenSigner
 	keyKey := path.Join("clearinghouse", "osp", profile, "token.key")
 	certKey := path.Join("clearinghouse", "osp", profile, "token.crt")
 	if s, err := loadSigner(ctx, a, keyKey, certKey); err == nil && signerFresh(s, c) {
-		a.setSigner(profile, s)
+		a.setSigner(profile, s, c)
 		return s, nil
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -193,17 +201,18 @@ func (a *App) tokenSigner(ctx context.Context, profile string) (*osp.TokenSigner
 		return nil, err
 	}
 	s := &osp.TokenSigner{Cert: is.Cert, Key: key}
-	a.setSigner(profile, s)
+	a.setSigner(profile, s, c)
 	a.log.Info("new OSP token signer", zap.String("profile", profile), zap.String("serial", is.Serial),
 		zap.Time("not_after", is.NotAfter))
 	return s, nil
 }
 
-func (a *App) setSigner(profile string, s *osp.TokenSigner) {
+func (a *App) setSigner(profile string, s *osp.TokenSigner, c *ca.CA) {
 	if a.authz.signers == nil {
-		a.authz.signers = make(map[string]*osp.TokenSigner)
+		a.authz.signers = make(map[string]signerEntry)
 	}
-	a.authz.signers[profile] = s
+	life := s.Cert.NotAfter.Sub(s.Cert.NotBefore)
+	a.authz.signers[profile] = signerEntry{signer: s, ca: c, renewAt: s.Cert.NotAfter.Add(-life / 3)}
 }
 
 func signerFresh(s *osp.TokenSigner, c *ca.CA) bool {

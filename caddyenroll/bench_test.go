@@ -37,6 +37,7 @@ import (
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/internal/testutil"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/osp"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
 
@@ -68,7 +69,7 @@ func startBenchServer(b *testing.B, dir, extraSite string, devices int) *benchSe
 func startBenchServerProfile(b *testing.B, dir, extraSite string, devices int, profile string) *benchServer {
 	b.Helper()
 	confPath := filepath.Join(dir, "bench.conf")
-	if _, err := os.Stat(confPath); err != nil {
+	if _, err := os.Stat(confPath); err != nil && devices > 0 {
 		if err := os.WriteFile(confPath, []byte(benchConf(devices)), 0o640); err != nil {
 			b.Fatal(err)
 		}
@@ -126,6 +127,28 @@ https://%s {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return s
+}
+
+// profileServer captures a 5 s CPU profile of the server process into
+// $BENCH_SERVER_PROFILE, for finding its bottleneck.
+func profileServer(s *benchServer) {
+	out := os.Getenv("BENCH_SERVER_PROFILE")
+	if out == "" {
+		return
+	}
+	go func() {
+		resp, err := http.Get("http://" + s.c.AdminAddr + "/debug/pprof/profile?seconds=5")
+		if err != nil {
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(out)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		io.Copy(f, resp.Body)
+	}()
 }
 
 // clients are one keep-alive HTTP/1.1 client per simulated device.
@@ -220,18 +243,7 @@ func benchEnroll(b *testing.B, profile string) {
 	}
 	// warm the credential cache and the connections
 	runLoad(b, clients, s.url, benchDevices, func(int) []byte { return []byte("operation=getcacert") }, func(*wire.Response) error { return nil })
-	if out := os.Getenv("BENCH_SERVER_PROFILE"); out != "" {
-		// CPU profile of the server process, for finding its bottleneck
-		go func() {
-			resp, err := http.Get("http://" + s.c.AdminAddr + "/debug/pprof/profile?seconds=5")
-			if err == nil {
-				defer resp.Body.Close()
-				f, _ := os.Create(out)
-				io.Copy(f, resp.Body)
-				f.Close()
-			}
-		}()
-	}
+	profileServer(s)
 	b.ResetTimer()
 	start := time.Now()
 	runLoad(b, clients, s.url, b.N, func(i int) []byte { return bodies[i] }, func(a *wire.Response) error {
@@ -343,4 +355,114 @@ func BenchmarkGetCACertThroughCaddy(b *testing.B) {
 
 func BenchmarkRespondThroughCaddy(b *testing.B) {
 	benchStatic(b, func(s *benchServer) string { return s.url + "respond" })
+}
+
+const ospBenchConf = `crypto 'imported'
+routing enabled
+cdrs enabled
+group ""
+device src.bench.example "" enabled enrolled
+device d1.bench.example "" enabled enrolled
+device d2.bench.example "" enabled enrolled
+device d3.bench.example "" enabled enrolled
+route "" "" d1.bench.example 50 d2.bench.example 30 d3.bench.example 20
+`
+
+// BenchmarkOSPAuthorizeThroughCaddy: AuthorizationRequests answered with 3
+// destinations and 3 signed tokens, through a real Caddy over TLS with
+// keep-alive, from 50 concurrent clients. Its limit is
+// BenchmarkTokenSignInProcess / 3.
+func BenchmarkOSPAuthorizeThroughCaddy(b *testing.B) {
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "bench.conf"), []byte(ospBenchConf), 0o640); err != nil {
+		b.Fatal(err)
+	}
+	site := "handle /osp {\n\t\tosp {\n\t\t\tsource_address 127.0.0.1 src.bench.example\n\t\t}\n\t}"
+	s := startBenchServer(b, dir, site, 0)
+	clients := s.clients(benchDevices)
+	req, err := (&osp.AuthorizationRequest{MessageID: "1", ComponentID: "2", Timestamp: time.Now().UTC(),
+		CallIDs: [][]byte{[]byte("bench")}, SourceInfo: []osp.Info{{Type: "e164", Value: "14048724799"}},
+		DestinationInfo: []osp.Info{{Type: "e164", Value: "1678"}}, MaxDestinations: 3}).Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	// run sends n requests; the first answers are parsed in full, the timed
+	// ones only checked (3 tokens, status 200) so that the load generator,
+	// which shares the cores, stays light
+	run := func(n int, parse bool) {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		var failed atomic.Value
+		for _, cl := range clients {
+			wg.Add(1)
+			go func(cl *http.Client) {
+				defer wg.Done()
+				for int(next.Add(1)) <= n {
+					resp, err := cl.Post(s.url+"osp", "text/plain", bytes.NewReader(req))
+					if err != nil {
+						failed.Store(err)
+						return
+					}
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if !parse {
+						if resp.StatusCode != 200 || bytes.Count(body, []byte("<Token encoding")) != 3 || !bytes.Contains(body, []byte("<Code>200</Code>")) {
+							failed.Store(fmt.Errorf("answer: %.300s", body))
+							return
+						}
+						continue
+					}
+					rsp, err := osp.ParseAuthorisationResponse(body)
+					if err != nil || len(rsp.Destinations) != 3 || len(rsp.Destinations[2].Token) == 0 {
+						failed.Store(fmt.Errorf("answer %v: %.300s", err, body))
+						return
+					}
+				}
+			}(cl)
+		}
+		wg.Wait()
+		if err, _ := failed.Load().(error); err != nil {
+			b.Fatal(err)
+		}
+	}
+	run(benchDevices, true)
+	profileServer(s)
+	b.ResetTimer()
+	start := time.Now()
+	run(b.N, false)
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "authorizations/s")
+}
+
+// BenchmarkTokenSignInProcess is bare token signing (CMS SignedData with a
+// P-256 key) on all cores.
+func BenchmarkTokenSignInProcess(b *testing.B) {
+	c, _, err := ca.Open(context.Background(), ca.NewMemStore(), ca.Config{Name: "modern"}, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	is, err := c.IssueTokenSigner(key.Public(), "bench token signer", time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	signer := &osp.TokenSigner{Cert: is.Cert, Key: key}
+	now := time.Now().UTC()
+	info, err := (&osp.TokenInfo{Random: "1", SourceInfo: osp.Info{Type: "e164", Value: "14048724799"},
+		DestinationInfo: osp.Info{Type: "e164", Value: "1678"}, SignalAddress: "d1.bench.example:5060",
+		CallID: []byte("bench"), ValidAfter: now, ValidUntil: now.Add(time.Minute), TransactionID: 1234567,
+		MaxDuration: 4 * time.Hour}).Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := signer.Sign(info); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "tokens/s")
 }

@@ -60,8 +60,8 @@ func passwordHash(t *testing.T) string {
 }
 
 type serverOpts struct {
-	approval string
-	unknown  string
+	approval  string
+	unknown   string
 	extra     string   // more lines for the global enroll block
 	conf      string   // configuration file contents; default Table 7
 	sites     string   // more site blocks

@@ -156,6 +156,7 @@ func legacyCaddyfile(t testing.TB, dir, admin, httpAddr, tlsAddr, modernAddr, co
 		s = replaceOnce(t, s, "\t\tca legacy {\n\t\t\talgorithm rsa2048\n\t\t}\n", "")
 		s = replaceOnce(t, s, "\tenroll legacy {\n", "\tenroll {\n")
 		s = replaceOnce(t, s, "\tenroll legacy\n", "\tenroll\n")
+		s = replaceOnce(t, s, "\t\t\tprofile legacy\n", "\t\t\tprofile modern\n") // the HTTPS site's osp token signer
 	}
 	if o.modernSite {
 		s += fmt.Sprintf("\nhttps://%s {\n\tbind 127.0.0.1\n\ttls internal\n\tenroll modern\n}\n", modernAddr)

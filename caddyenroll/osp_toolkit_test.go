@@ -1,0 +1,541 @@
+package caddyenroll_test
+
+// Call authorization over OSP with the real clients: the UNMODIFIED OSP
+// Toolkit 4.33.1 (built from ../shared/vendor by internal/osptk) against a
+// real Caddy on a test variant of examples/legacy.Caddyfile, whose two sites
+// serve OSP at /osp beside the enrollment protocol:
+//
+//   - the toolkit's own test_app, driven through its menu with its stock
+//     bin/test.cfg pointed at the server (TestOSPToolkitTestApp);
+//   - a gateway built on the toolkit library the way Asterisk's res_osp
+//     builds one (osp/testdata/toolkit/gateway.c), configured with the
+//     files enrollment through the same Caddy gave it, asking for a route
+//     and checking the signed token it got (TestOSPSignedTokenToolkitValidation).
+//
+// Identifiers here start with otk (the package's other test files are
+// edited in parallel).
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/internal/osptk"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/internal/testutil"
+)
+
+// Table 7 of the seed (examples/legacy.conf): a call from device1.itsp.com
+// (group ACME ITSP, named by its source address 127.0.0.1 in the shipped
+// Caddyfile) to 1678 matches 'ACME ITSP' '+1...' and gets device2.itsp.com,
+// then the fallback device4.carrier.com (device1 is the caller, device3 is
+// disabled). Signalling addresses are the device names, port 5060.
+const (
+	otkCalling = "14048724799" // test.cfg's CALLING
+	otkCalled  = "1678"        // test.cfg's CALLED
+	otkSource  = "device1.itsp.com"
+	otkFirst   = "device2.itsp.com:5060"
+	otkSecond  = "device4.carrier.com:5060"
+)
+
+// otkServer is a real Caddy on a test variant of examples/legacy.Caddyfile.
+type otkServer struct {
+	*legServer
+	shortAddr string // HTTPS site whose osp handler has token_validity 2s (withShort)
+}
+
+// otkStart starts the shipped legacy example with free ports, temporary
+// storage and a copy of legacy.conf (legacyCaddyfile: exact replacements of
+// the shipped text). withShort adds an HTTPS site whose osp block is the
+// shipped signed one plus `token_validity 2s`, for expired tokens.
+func otkStart(t *testing.T, withShort bool) *otkServer {
+	t.Helper()
+	dir := t.TempDir()
+	conf, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "examples", "legacy.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	confPath := filepath.Join(dir, "legacy.conf")
+	if err := os.WriteFile(confPath, conf, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	s := &otkServer{legServer: &legServer{t: t, conf: confPath,
+		httpAddr: fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)),
+		tlsAddr:  fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)),
+	}}
+	admin := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	cf := legacyCaddyfile(t, dir, admin, s.httpAddr, s.tlsAddr, "", confPath, legOpts{})
+	wait := []string{s.httpAddr, s.tlsAddr}
+	if withShort {
+		s.shortAddr = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+		const start, end = "\t\tosp {\n\t\t\ttokens signed\n", "\t\t}\n"
+		i := strings.Index(cf, start)
+		if i < 0 || strings.Count(cf, start) != 1 {
+			t.Fatalf("examples/legacy.Caddyfile: want exactly one %q (the HTTPS site's osp block)", start)
+		}
+		block := cf[i : i+len(start)+strings.Index(cf[i+len(start):], end)+len(end)]
+		block = strings.Replace(block, start, start+"\t\t\ttoken_validity 2s\n", 1)
+		cf += fmt.Sprintf("\nhttps://%s {\n\tbind 127.0.0.1\n\ttls internal\n\thandle /osp {\n%s\t}\n}\n", s.shortAddr, block)
+		wait = append(wait, s.shortAddr)
+	}
+	s.Caddy = testutil.StartCaddy(t, dir, cf, admin, wait...)
+	for _, a := range wait[1:] {
+		legWaitTLS(t, a)
+	}
+	return s
+}
+
+// otkCDR is a stored call detail record as GET /enroll/cdrs lists it.
+type otkCDR struct {
+	TransactionID uint64  `json:"transaction_id"`
+	Role          string  `json:"role"`
+	Reporter      string  `json:"reporter"`
+	CallID        string  `json:"call_id"`
+	Calling       string  `json:"calling"`
+	Called        string  `json:"called"`
+	Destination   string  `json:"destination"`
+	Duration      float64 `json:"duration_seconds"`
+}
+
+func (s *otkServer) cdrs() []otkCDR {
+	s.t.Helper()
+	code, body := s.Admin("GET", "/enroll/cdrs", "")
+	if code != 200 {
+		s.t.Fatalf("GET /enroll/cdrs: %d %s", code, body)
+	}
+	var list []otkCDR
+	if err := json.Unmarshal([]byte(body), &list); err != nil {
+		s.t.Fatalf("%v: %s", err, body)
+	}
+	return list
+}
+
+// ---------------------------------------------------------------------------
+// test_app
+
+var otkReturnCode = regexp.MustCompile(`function return code = (-?\d+)`)
+
+// otkTestCfg is the toolkit's stock bin/test.cfg with its service point
+// replaced by sp and TOKENALGO (2 as shipped) by tokenAlgo; CALLED=1678 and
+// CALLING=14048724799 stay as shipped.
+func otkTestCfg(t *testing.T, bin, sp string, tokenAlgo int) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(bin, "test.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(b)
+	for old, repl := range map[string]string{
+		"\nSP=http://osptestserver.transnexus.com:5045/osp\n": "\nSP=" + sp + "\n",
+		"\nTOKENALGO=2\n":                fmt.Sprintf("\nTOKENALGO=%d\n", tokenAlgo),
+		"\nCALLED=" + otkCalled + "\n":   "\nCALLED=" + otkCalled + "\n",
+		"\nCALLING=" + otkCalling + "\n": "\nCALLING=" + otkCalling + "\n",
+	} {
+		if n := strings.Count(cfg, old); n != 1 {
+			t.Fatalf("bin/test.cfg: %q occurs %d times, want once", old, n)
+		}
+		cfg = strings.Replace(cfg, old, repl, 1)
+	}
+	return cfg
+}
+
+// otkRunTestApp runs the unmodified test_app in a folder holding cfg as
+// test.cfg (it reads it from its working folder), choosing the menu steps
+// given (each followed by the line "press any key" waits for), then "q";
+// it returns each step's return code and the whole output.
+func otkRunTestApp(t *testing.T, bin, cfg string, steps ...int) ([]int, string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "test.cfg"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var in strings.Builder
+	for _, s := range steps {
+		in.WriteString(strconv.Itoa(s) + "\n\n")
+	}
+	in.WriteString("q\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "test_app"))
+	cmd.Dir = dir
+	cmd.Stdin = strings.NewReader(in.String())
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("test_app did not finish:\n%s", out)
+	}
+	if err != nil {
+		t.Fatalf("test_app: %v\n%s", err, out)
+	}
+	var codes []int
+	for _, m := range otkReturnCode.FindAllStringSubmatch(string(out), -1) {
+		n, _ := strconv.Atoi(m[1])
+		codes = append(codes, n)
+	}
+	if len(codes) != len(steps) {
+		t.Fatalf("%d return codes for steps %v:\n%s", len(codes), steps, out)
+	}
+	return codes, string(out)
+}
+
+// otkStepOutput is what test_app printed for step i (0-based) of a run:
+// the text between the preceding step's return code and its own.
+func otkStepOutput(out string, i int) string {
+	locs := otkReturnCode.FindAllStringIndex(out, -1)
+	from := 0
+	if i > 0 {
+		from = locs[i-1][1]
+	}
+	return out[from:locs[i][1]]
+}
+
+// The toolkit's test_app, unmodified, with its stock test.cfg pointed at
+// the shipped legacy example's OSP sites:
+//
+//   - plain HTTP, unsigned tokens (TOKENALGO=1): new provider (1), new
+//     transaction (23), RequestAuthorisation (29) gets Table 7's two
+//     destinations, GetFirstDestination (27) device2.itsp.com,
+//     ValidateAuthorisation (31) `authorised = 1`, ReportUsage (32) is
+//     stored as a CDR (admin API and `caddy enroll cdrs --format csv`),
+//     delete transaction (24) and provider (2): every step returns 0; a
+//     second run's GetNextDestination (28) gets device4.carrier.com;
+//   - HTTPS, signed tokens (TOKENALGO=0): 29 and 27 return 0; 31 returns
+//     18020 (OSPC_ERR_PKCS7_INVALID_SIGNATURE): test_app's authority
+//     certificate is compiled in (a TransNexus test CA that expired in
+//     2012), so it can check no other CA's token. A gateway configured with
+//     the clearinghouse's CA does: TestOSPSignedTokenToolkitValidation.
+func TestOSPToolkitTestApp(t *testing.T) {
+	bin := osptk.Build(t)
+	s := otkStart(t, false)
+
+	t.Run("HTTP unsigned", func(t *testing.T) {
+		cfg := otkTestCfg(t, bin, "http://"+s.httpAddr+"/osp", 1)
+		steps := []int{1, 23, 29, 27, 31, 32, 24, 2}
+		codes, out := otkRunTestApp(t, bin, cfg, steps...)
+		for i, c := range codes {
+			if c != 0 {
+				t.Fatalf("step %d (menu %d) returned %d:\n%s", i, steps[i], c, out)
+			}
+		}
+		if got := otkStepOutput(out, 2); !strings.Contains(got, "num dest = 2") {
+			t.Errorf("RequestAuthorisation: want 2 destinations (device2.itsp.com, device4.carrier.com):\n%s", got)
+		}
+		if got := otkStepOutput(out, 3); !strings.Contains(got, "\n"+otkFirst+"\n") || !strings.Contains(got, "timelimit = ") {
+			t.Errorf("GetFirstDestination: want %s:\n%s", otkFirst, got)
+		}
+		if got := otkStepOutput(out, 4); !strings.Contains(got, "authorised = 1") {
+			t.Errorf("ValidateAuthorisation: want authorised = 1:\n%s", got)
+		}
+
+		// ReportUsage was stored as a call detail record of the caller
+		list := s.cdrs()
+		if len(list) != 1 {
+			t.Fatalf("want 1 CDR after ReportUsage, got %+v", list)
+		}
+		c := list[0]
+		if c.Reporter != otkSource || c.Calling != otkCalling || c.Called != otkCalled || c.TransactionID == 0 {
+			t.Errorf("CDR %+v: want reporter %s, %s -> %s, a transaction id", c, otkSource, otkCalling, otkCalled)
+		}
+		t.Logf("CDR: %+v", c)
+		// and exported by the command the README documents
+		cmd := exec.Command(testutil.CaddyBinary(t), "enroll", "cdrs", "--format", "csv", "--address", s.AdminAddr)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		csvOut, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("caddy enroll cdrs --format csv: %v\n%s", err, stderr.String())
+		}
+		lines := strings.Split(strings.TrimSpace(string(csvOut)), "\n")
+		if len(lines) != 2 || !strings.HasPrefix(lines[0], "transaction_id,role,reporter,") ||
+			!strings.HasPrefix(lines[1], strconv.FormatUint(c.TransactionID, 10)+",") ||
+			!strings.Contains(lines[1], ","+otkSource+",") || !strings.Contains(lines[1], ","+otkCalling+","+otkCalled+",") {
+			t.Errorf("caddy enroll cdrs --format csv:\n%s", csvOut)
+		}
+
+		// the second destination comes with GetNextDestination
+		codes, out = otkRunTestApp(t, bin, cfg, 1, 23, 29, 27, 28, 24)
+		for i, c := range codes {
+			if c != 0 {
+				t.Fatalf("second run: step %d returned %d:\n%s", i, c, out)
+			}
+		}
+		if got := otkStepOutput(out, 4); !strings.Contains(got, "\n"+otkSecond+"\n") {
+			t.Errorf("GetNextDestination: want %s:\n%s", otkSecond, got)
+		}
+	})
+
+	t.Run("HTTPS signed", func(t *testing.T) {
+		cfg := otkTestCfg(t, bin, "https://"+s.tlsAddr+"/osp", 0)
+		codes, out := otkRunTestApp(t, bin, cfg, 1, 23, 29, 27, 31, 24)
+		if codes[0] != 0 || codes[1] != 0 || codes[2] != 0 || codes[3] != 0 {
+			t.Fatalf("provider/transaction/RequestAuthorisation/GetFirstDestination returned %v:\n%s", codes, out)
+		}
+		if got := otkStepOutput(out, 3); !strings.Contains(got, "\n"+otkFirst+"\n") {
+			t.Errorf("GetFirstDestination: want %s:\n%s", otkFirst, got)
+		}
+		if codes[4] != 18020 {
+			t.Errorf("ValidateAuthorisation with test_app's compiled-in (expired, foreign) CA: %d, want 18020:\n%s", codes[4], out)
+		}
+	})
+}
+
+// ---------------------------------------------------------------------------
+// A gateway on the toolkit library, as Asterisk's res_osp makes one
+
+var (
+	otkLookupOut   = regexp.MustCompile(`lookup errcode=(-?\d+) numdest=(\d+) dest=(\S*) timelimit=(\d+) tokensize=(\d+)`)
+	otkValidateOut = regexp.MustCompile(`validate errcode=(-?\d+) authorised=(\d+) timelimit=(\d+)`)
+)
+
+// otkGateway is the gateway harness with one device's files: its key and
+// certificate from enrollment and the CA certificate from getcacert.
+type otkGateway struct {
+	t                *testing.T
+	exe, dir         string
+	key, cert, cacrt string
+}
+
+func (g *otkGateway) run(args ...string) string {
+	g.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, g.exe, args...)
+	cmd.Dir = g.dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		g.t.Fatalf("gateway %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// lookup asks the service point sp to authorize a call from
+// otkCalling to otkCalled (source "[127.0.0.1]", as res_osp converts its
+// own address) and returns the toolkit's error code, the first destination
+// and the path of the file holding its token.
+func (g *otkGateway) lookup(sp string) (code int, numDest int, dest string, token string) {
+	g.t.Helper()
+	f, err := os.CreateTemp(g.dir, "token-*")
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	f.Close()
+	out := g.run(sp, g.key, g.cert, g.cacrt, "lookup", "[127.0.0.1]", otkCalling, otkCalled, f.Name())
+	m := otkLookupOut.FindStringSubmatch(out)
+	if m == nil {
+		g.t.Fatalf("gateway lookup printed: %s", out)
+	}
+	code, _ = strconv.Atoi(m[1])
+	numDest, _ = strconv.Atoi(m[2])
+	return code, numDest, m[3], f.Name()
+}
+
+// validate checks a token as res_osp's OSPAuth does, with the given
+// tokenformat (0 signed, 1 unsigned, 2 both).
+func (g *otkGateway) validate(token string, tokenFormat int) (code, authorised, timelimit int, out string) {
+	g.t.Helper()
+	out = g.run("https://127.0.0.1:9/osp", g.key, g.cert, g.cacrt, "validate", "[127.0.0.1]", "[127.0.0.1]",
+		otkCalling, otkCalled, token, strconv.Itoa(tokenFormat))
+	m := otkValidateOut.FindStringSubmatch(out)
+	if m == nil {
+		g.t.Fatalf("gateway validate printed: %s", out)
+	}
+	code, _ = strconv.Atoi(m[1])
+	authorised, _ = strconv.Atoi(m[2])
+	timelimit, _ = strconv.Atoi(m[3])
+	return code, authorised, timelimit, out
+}
+
+// otkOpenSSLVerify runs `openssl <cmd> -verify -inform DER -binary -nochain
+// -CAfile ca` on a token, as osp/token_test.go does: `smime -nochain` is
+// PKCS7_verify with PKCS7_NOCHAIN, the toolkit's own call
+// (src/ospsecurity.c); OpenSSL before 3.2 (3.0 here) has no `cms -nochain`,
+// and cms then runs without it (the token embeds only the signer's
+// certificate, so no intermediate can come from the message: the same
+// check). It returns the signer certificate on success.
+func otkOpenSSLVerify(t *testing.T, cmd, token, ca string) (*x509.Certificate, error) {
+	t.Helper()
+	bin, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Fatal("the openssl command is needed (apt-get install openssl)")
+	}
+	dir := t.TempDir()
+	signer := filepath.Join(dir, "signer.pem")
+	args := []string{cmd, "-verify", "-inform", "DER", "-binary", "-nochain", "-CAfile", ca, "-in", token,
+		"-out", filepath.Join(dir, "content"), "-signer", signer}
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if err != nil && cmd == "cms" && bytes.Contains(out, []byte("nochain")) {
+		args = append(args[:5:5], args[6:]...) // drop -nochain
+		out, err = exec.Command(bin, args...).CombinedOutput()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("openssl %s -verify: %v: %s", cmd, err, out)
+	}
+	b, err := os.ReadFile(signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := pem.Decode(b)
+	if p == nil {
+		t.Fatalf("openssl %s wrote no signer certificate", cmd)
+	}
+	c, err := x509.ParseCertificate(p.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, nil
+}
+
+// Signed tokens of a real Caddy, checked the way gateways check them: a
+// gateway linking the unmodified toolkit library as Asterisk's res_osp does
+// (osp/testdata/toolkit/gateway.c), configured with what enrollment through
+// the same Caddy gave two devices — the legacy CA certificate from
+// getcacert (the toolkit's `enroll -fprint`), and each device's RSA key and
+// certificate from `enroll -function request` — asks the HTTPS site for a
+// route (device1.itsp.com, by its source address) and, as device2.itsp.com,
+// validates the token: authorised. A tampered token and an expired one
+// (token_validity 2s) are refused, and so are a token checked against
+// another CA (the modern one) and an unsigned token where only signed ones
+// are allowed (res_osp's default tokenformat 0). `openssl smime -verify
+// -nochain` and `openssl cms -verify` accept the token with the legacy CA.
+func TestOSPSignedTokenToolkitValidation(t *testing.T) {
+	c := newTKClient(t) // the toolkit's enroll, built by internal/osptk
+	exe := osptk.BuildHarness(t, filepath.Join(testutil.RepoRoot(), "osp", "testdata", "toolkit", "gateway.c"))
+	s := otkStart(t, true)
+
+	// enrollment through the same Caddy, as a toolkit gateway does it
+	legacyCA := s.adminCA("legacy")
+	r, cacert := c.getCACert(s.httpAddr, md5Hex(legacyCA))
+	if r.code != 0 || !bytes.Equal(printedCert(t, r), legacyCA) {
+		t.Fatalf("getcacert:\n%s", r)
+	}
+	gw := map[string]*otkGateway{}
+	for _, dev := range []string{"device1.itsp.com", "device2.itsp.com"} {
+		name := strings.ReplaceAll(dev, ".", "_")
+		// RSA: OSPPUtilLoadPEMPrivateKey reads RSA keys only
+		csrPath, _ := c.csr(name, dev, "-newkey", "rsa:2048")
+		r := c.request("request", s.tlsAddr, cacert, csrPath, legPassword)
+		if r.code != 0 {
+			t.Fatalf("enroll %s:\n%s", dev, r)
+		}
+		cert := filepath.Join(c.dir, name+".cert.pem")
+		if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: printedCert(t, r)}), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		gw[dev] = &otkGateway{t: t, exe: exe, dir: c.dir, key: filepath.Join(c.dir, name+".key.pem"), cert: cert, cacrt: cacert}
+	}
+	orig, term := gw["device1.itsp.com"], gw["device2.itsp.com"]
+
+	code, n, dest, token := orig.lookup("https://" + s.tlsAddr + "/osp")
+	if code != 0 || n != 2 || dest != otkFirst {
+		t.Fatalf("lookup: errcode %d, %d destinations, first %q; want 0, 2, %s", code, n, dest, otkFirst)
+	}
+	tok, err := os.ReadFile(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.HasPrefix(tok, []byte("<?xml")) || len(tok) < 200 || tok[0] != 0x30 {
+		t.Fatalf("the HTTPS site's token is not CMS SignedData: %q", tok)
+	}
+
+	t.Run("authorised", func(t *testing.T) {
+		code, authorised, limit, out := term.validate(token, 0)
+		if code != 0 || authorised != 1 || limit == 0 {
+			t.Fatalf("ValidateAuthorisation: %s", out)
+		}
+	})
+
+	t.Run("openssl", func(t *testing.T) {
+		ca, err := x509.ParseCertificate(legacyCA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cmd := range []string{"smime", "cms"} {
+			signer, err := otkOpenSSLVerify(t, cmd, token, cacert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// the signer certificate is the legacy CA's, SHA-256-signed
+			if !bytes.Equal(signer.RawIssuer, ca.RawSubject) || signer.SignatureAlgorithm != x509.SHA256WithRSA ||
+				signer.CheckSignatureFrom(ca) != nil {
+				t.Fatalf("openssl %s: signer %q issued by %q with %v, want the legacy CA, SHA256-RSA", cmd,
+					signer.Subject, signer.Issuer, signer.SignatureAlgorithm)
+			}
+		}
+	})
+
+	t.Run("tampered", func(t *testing.T) {
+		bad := bytes.Clone(tok)
+		i := bytes.Index(bad, []byte("<DestinationInfo"))
+		if i < 0 {
+			t.Fatalf("no <DestinationInfo in the token's content")
+		}
+		bad[i+1] ^= 0x20
+		path := filepath.Join(c.dir, "tampered")
+		if err := os.WriteFile(path, bad, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if code, authorised, _, out := term.validate(path, 0); code != 18020 || authorised != 0 { // OSPC_ERR_PKCS7_INVALID_SIGNATURE
+			t.Fatalf("tampered token: want errcode 18020: %s", out)
+		}
+		if _, err := otkOpenSSLVerify(t, "smime", path, cacert); err == nil {
+			t.Fatal("openssl smime accepted a tampered token")
+		}
+	})
+
+	t.Run("another CA", func(t *testing.T) {
+		modern := filepath.Join(c.dir, "modern-ca.pem")
+		if err := os.WriteFile(modern, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.adminCA("modern")}), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		other := *term
+		other.cacrt = modern
+		if code, _, _, out := other.validate(token, 0); code != 18020 {
+			t.Fatalf("token checked against the modern CA: want errcode 18020: %s", out)
+		}
+	})
+
+	t.Run("expired", func(t *testing.T) {
+		code, _, _, short := orig.lookup("https://" + s.shortAddr + "/osp")
+		if code != 0 {
+			t.Fatalf("lookup on the token_validity 2s site: errcode %d", code)
+		}
+		// ValidUntil = issue time + 2s, compared in whole seconds
+		time.Sleep(3500 * time.Millisecond)
+		if code, authorised, _, out := term.validate(short, 0); code != 11140 || authorised != 0 { // OSPC_ERR_TRAN_TOO_LATE_TO_USE_TOKEN
+			t.Fatalf("expired token: want errcode 11140: %s", out)
+		}
+	})
+
+	t.Run("unsigned where signed are required", func(t *testing.T) {
+		code, _, _, plain := orig.lookup("http://" + s.httpAddr + "/osp")
+		if code != 0 {
+			t.Fatalf("lookup on the plain-HTTP (unsigned) site: errcode %d", code)
+		}
+		if b, _ := os.ReadFile(plain); !bytes.HasPrefix(b, []byte("<?xml")) {
+			t.Fatalf("the plain-HTTP site's token is not unsigned TokenInfo XML: %q", b)
+		}
+		if code, _, _, out := term.validate(plain, 0); code != 11506 { // OSPC_ERR_TRAN_UNSIGNED_TOKEN_NOT_ALLOWED
+			t.Fatalf("unsigned token, tokenformat 0: want errcode 11506: %s", out)
+		}
+		if code, authorised, _, out := term.validate(plain, 1); code != 0 || authorised != 1 {
+			t.Fatalf("unsigned token, tokenformat 1: %s", out)
+		}
+	})
+
+	if t.Failed() {
+		return
+	}
+	// nothing was reported, so nothing was stored
+	if list := s.cdrs(); len(list) != 0 {
+		t.Errorf("CDRs without usage reports: %+v", list)
+	}
+}
