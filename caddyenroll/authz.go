@@ -14,6 +14,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -35,6 +36,9 @@ type authz struct {
 
 	signerMu sync.Mutex
 	signers  map[string]signerEntry
+
+	// signalling address → device, rebuilt with the route table
+	deviceByAddr atomic.Pointer[map[string]string]
 }
 
 // signerEntry is a token signer checked once: valid until renewAt, for
@@ -49,17 +53,40 @@ func (a *App) routingOptions() routing.Options {
 	return routing.Options{MaxDestinations: a.MaxDestinations, SignalAddress: a.DeviceAddresses}
 }
 
-// rebuildRoutes builds the route table from the parsed file.
+// rebuildRoutes builds the route table from the parsed file, and the map
+// from signalling addresses back to devices.
 func (a *App) rebuildRoutes(f *configfile.File) error {
-	if a.router == nil {
-		t, err := routing.Build(f, a.routingOptions())
-		if err != nil {
-			return err
-		}
-		a.router = routing.NewRouter(t)
-		return nil
+	t, err := routing.Build(f, a.routingOptions())
+	if err != nil {
+		return err
 	}
-	return a.router.Rebuild(f, a.routingOptions())
+	byAddr := make(map[string]string, len(f.Devices))
+	for i := range f.Devices {
+		if d, ok := t.Device(f.Devices[i].Name); ok {
+			byAddr[strings.ToLower(d.SignalAddress)] = d.Name
+		}
+	}
+	if a.router == nil {
+		a.router = routing.NewRouter(t)
+	} else {
+		a.router.Swap(t)
+	}
+	a.authz.deviceByAddr.Store(&byAddr)
+	return nil
+}
+
+// deviceAt names the device whose signalling address is addr.
+func (a *App) deviceAt(addr string) (string, bool) {
+	m := a.authz.deviceByAddr.Load()
+	if m == nil {
+		return "", false
+	}
+	norm, err := osp.NormalizeSignalAddress(addr)
+	if err != nil {
+		return "", false
+	}
+	d, ok := (*m)[strings.ToLower(norm)]
+	return d, ok
 }
 
 // refreshRevoked reloads the revoked serials from every CA's CRL and the

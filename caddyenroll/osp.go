@@ -163,6 +163,8 @@ func (h *OSPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		answer, fields = h.authorize(r.Context(), m, device, why, now)
 	case *osp.UsageIndication:
 		answer, fields = h.usage(r.Context(), m, device, why, now)
+	case *osp.ReauthorizationRequest:
+		answer, fields = h.reauthorize(r.Context(), m, device, why, now)
 	case *osp.CapabilitiesIndication:
 		st := osp.StatusOK
 		if device == "" {
@@ -265,6 +267,46 @@ func (h *OSPHandler) authorize(ctx context.Context, req *osp.AuthorizationReques
 	}
 	return rsp, []zap.Field{zap.Int("status", rsp.Status.Code), zap.String("called", req.Called().Value),
 		zap.Strings("destinations", names), zap.Uint64("transaction", rsp.TransactionID)}
+}
+
+// reauthorize extends a call in progress with a fresh token for the same
+// destination and transaction, for an enabled, enrolled device while
+// routing is enabled. The destination must be the signalling address of an
+// enabled, enrolled device of the configuration file, so a device cannot
+// obtain tokens for arbitrary addresses.
+func (h *OSPHandler) reauthorize(ctx context.Context, req *osp.ReauthorizationRequest, device, why string, now time.Time) (osp.Message, []zap.Field) {
+	if !h.app.cfg.flags().Routing {
+		return h.refuse(req, osp.StatusServiceUnavailable, now, "routing_disabled")
+	}
+	dev, ok := h.app.router.Load().Device(device)
+	if device == "" || !ok || !dev.Enabled || !dev.Enrolled || !h.app.eligible(device) {
+		ans, f := h.refuse(req, osp.StatusUnauthorized, now, "unauthorized")
+		return ans, append(f, zap.String("reason", why))
+	}
+	var signer *osp.TokenSigner
+	var err error
+	if h.Tokens == TokensSigned {
+		if signer, err = h.app.tokenSigner(ctx, h.Profile); err != nil {
+			h.log.Error("token signer", zap.Error(err))
+			return h.refuse(req, osp.StatusInternalError, now, "error")
+		}
+	}
+	var addr string
+	for _, in := range req.DestinationAlternate {
+		if in.Type == "transport" {
+			addr = in.Value
+		}
+	}
+	target, ok := h.app.deviceAt(addr)
+	if tdev, known := h.app.router.Load().Device(target); !ok || !known || !tdev.Enabled || !tdev.Enrolled || !h.app.eligible(target) {
+		return h.refuse(req, osp.StatusDestinationInvalid, now, "bad_destination")
+	}
+	rsp, err := osp.Reauthorize(req, osp.Destination{SignalAddress: addr, Device: target}, signer, now, time.Duration(h.TokenValidity))
+	if err != nil {
+		return h.refuse(req, osp.StatusBadRequest, now, "bad_request")
+	}
+	metrics.authz.WithLabelValues("reauthorized").Inc()
+	return rsp, []zap.Field{zap.Uint64("transaction", req.TransactionID)}
 }
 
 func (h *OSPHandler) usage(ctx context.Context, ind *osp.UsageIndication, device, why string, now time.Time) (osp.Message, []zap.Field) {

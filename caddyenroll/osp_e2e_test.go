@@ -182,6 +182,33 @@ func TestOSPAuthorizationOverMutualTLS(t *testing.T) {
 		t.Fatalf("token for another number: %v", err)
 	}
 
+	// reauthorization: a fresh token for the same destination and
+	// transaction; never for an address that is no device's
+	reauth := func(addr string) *osp.ReauthorizationResponse {
+		b, err := (&osp.ReauthorizationRequest{MessageID: "5", ComponentID: "6", Timestamp: time.Now().UTC(),
+			Role: "source", CallID: call.CallID, TransactionID: sample.TransactionID, Duration: 30 * time.Second,
+			SourceInfo:           []osp.Info{{Type: "e164", Value: "14048724799"}},
+			DestinationInfo:      []osp.Info{{Type: "e164", Value: "+1 404 555 0100"}},
+			DestinationAlternate: []osp.Info{{Type: "transport", Value: addr}},
+			Tokens:               [][]byte{dest.Token}}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rsp, err := osp.ParseReauthorizationResponse(s.ask(origin, b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rsp
+	}
+	if rsp := reauth(dest.SignalAddress); rsp.Status.Code != 200 || rsp.TransactionID != sample.TransactionID || rsp.Destination == nil {
+		t.Fatalf("reauthorization: %+v", rsp)
+	} else if _, err := (&osp.Verifier{Roots: roots}).Verify(rsp.Destination.Token, call); err != nil {
+		t.Fatalf("reauthorization token: %v", err)
+	}
+	if rsp := reauth("[10.9.9.9]:5060"); rsp.Status.Code != 489 {
+		t.Fatalf("reauthorization to a foreign address: %+v", rsp.Status)
+	}
+
 	// usage from both ends is stored once per role
 	usage := func(role string) []byte {
 		ind := &osp.UsageIndication{MessageID: "7", Usages: []osp.Usage{{

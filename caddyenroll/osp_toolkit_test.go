@@ -242,10 +242,12 @@ func TestOSPToolkitTestApp(t *testing.T) {
 			t.Fatalf("want 1 CDR after ReportUsage, got %+v", list)
 		}
 		c := list[0]
-		if c.Reporter != otkSource || c.Calling != otkCalling || c.Called != otkCalled || c.TransactionID == 0 {
-			t.Errorf("CDR %+v: want reporter %s, %s -> %s, a transaction id", c, otkSource, otkCalling, otkCalled)
+		// (role "destination": menu 31 made test_app's transaction the
+		// terminating side's, as a gateway validating an inbound token)
+		if c.Reporter != otkSource || c.Calling != otkCalling || c.Called != otkCalled || c.TransactionID == 0 ||
+			c.Role != "destination" || c.Duration <= 0 {
+			t.Errorf("CDR %+v: want reporter %s, %s -> %s, a transaction id, a duration", c, otkSource, otkCalling, otkCalled)
 		}
-		t.Logf("CDR: %+v", c)
 		// and exported by the command the README documents
 		cmd := exec.Command(testutil.CaddyBinary(t), "enroll", "cdrs", "--format", "csv", "--address", s.AdminAddr)
 		var stderr bytes.Buffer
@@ -261,8 +263,12 @@ func TestOSPToolkitTestApp(t *testing.T) {
 			t.Errorf("caddy enroll cdrs --format csv:\n%s", csvOut)
 		}
 
-		// the second destination comes with GetNextDestination
-		codes, out = otkRunTestApp(t, bin, cfg, 1, 23, 29, 27, 28, 24)
+		// The second destination comes with GetNextDestination; the call
+		// "goes" there and its usage is reported (the toolkit refuses to
+		// delete a transaction with destinations before: 11010), from the
+		// source's side this time (above, ValidateAuthorisation had made
+		// test_app's transaction a destination's).
+		codes, out = otkRunTestApp(t, bin, cfg, 1, 23, 29, 27, 28, 32, 24)
 		for i, c := range codes {
 			if c != 0 {
 				t.Fatalf("second run: step %d returned %d:\n%s", i, c, out)
@@ -270,6 +276,14 @@ func TestOSPToolkitTestApp(t *testing.T) {
 		}
 		if got := otkStepOutput(out, 4); !strings.Contains(got, "\n"+otkSecond+"\n") {
 			t.Errorf("GetNextDestination: want %s:\n%s", otkSecond, got)
+		}
+		list = s.cdrs()
+		if len(list) != 2 {
+			t.Fatalf("want 2 CDRs after the second ReportUsage, got %+v", list)
+		}
+		if c2 := list[1]; c2.Reporter != otkSource || c2.Role != "source" || c2.Destination != otkSecond ||
+			c2.Calling != otkCalling || c2.Called != otkCalled || c2.TransactionID == c.TransactionID {
+			t.Errorf("second CDR %+v: want the source's record of the call to %s", c2, otkSecond)
 		}
 	})
 
