@@ -2,8 +2,10 @@ package caddyenroll
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,12 +42,17 @@ type CDR struct {
 	Received      time.Time `json:"received"`
 }
 
-func cdrKey(tx uint64, role string) string {
-	role = strings.ToLower(role)
+// cdrKey names a record by transaction id, role and attempt: the OSP
+// Toolkit reports every destination a source tried in one UsageIndication,
+// each with the same transaction id and role (the failed first attempt,
+// then the call that connected), told apart by call id and destination.
+func cdrKey(c CDR) string {
+	role := strings.ToLower(c.Role)
 	if role == "" {
 		role = "other"
 	}
-	return path.Join("clearinghouse", "cdrs", strconv.FormatUint(tx, 10)+"-"+role+".json")
+	attempt := sha256.Sum256([]byte(c.CallID + "\x00" + c.Destination))
+	return path.Join("clearinghouse", "cdrs", strconv.FormatUint(c.TransactionID, 10)+"-"+role+"-"+hex.EncodeToString(attempt[:6])+".json")
 }
 
 func cdrFromUsage(u *osp.Usage, reporter string, now time.Time) CDR {
@@ -69,12 +76,12 @@ func cdrFromUsage(u *osp.Usage, reporter string, now time.Time) CDR {
 	return c
 }
 
-// storeCDR stores a usage record unless one with the same transaction id
-// and role exists (a device retrying its UsageIndication). Records are
-// written atomically by the storage; the same key always gets the same
-// content, so concurrent duplicates cannot disagree.
+// storeCDR stores a usage record unless one with the same transaction id,
+// role, call id and destination exists (a device retrying its
+// UsageIndication). Records are written atomically by the storage; the same
+// key always gets the same content, so concurrent duplicates cannot disagree.
 func (a *App) storeCDR(ctx context.Context, c CDR) (stored bool, err error) {
-	key := cdrKey(c.TransactionID, c.Role)
+	key := cdrKey(c)
 	if a.storage.Exists(ctx, key) {
 		return false, nil
 	}

@@ -115,3 +115,36 @@ func Enroll(t testing.TB) string {
 	t.Helper()
 	return filepath.Join(Build(t), "enroll")
 }
+
+// Library is the path of the toolkit library the build made (lib/libosptk.a),
+// for harnesses linked against the unmodified toolkit.
+func Library(t testing.TB) string {
+	t.Helper()
+	return filepath.Join(filepath.Dir(Build(t)), "lib", "libosptk.a")
+}
+
+// BuildHarness compiles a C program (csrc, plus any extra sources) against
+// the toolkit's headers and library, with the compiler flags build.sh uses
+// for the toolkit itself, into a temporary folder of the test, and returns
+// the executable's path. The toolkit's test/ folder is on the include path
+// too, so a harness can include test_app.c (as osp/testdata/toolkit/validate.c
+// does; it then needs test/nonblocking.c and test/syncque.c as extra sources).
+// It skips the test where Build does; a failing compilation fails it.
+func BuildHarness(t testing.TB, csrc string, extra ...string) string {
+	t.Helper()
+	lib := Library(t)
+	gcc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Fatal("gcc not found (internal/osptk/build.sh installs it; was the build cached from another machine?)")
+	}
+	src := Source()
+	exe := filepath.Join(t.TempDir(), strings.TrimSuffix(filepath.Base(csrc), ".c"))
+	args := []string{"-w", "-O0", "-g", "-D_GNU_SOURCE", "-D_XOPEN_SOURCE=700", "-D_POSIX_THREADS", "-D_REENTRANT", "-DOSP_SDK",
+		"-I" + filepath.Join(src, "include"), "-I" + filepath.Join(src, "test"), "-o", exe, csrc}
+	args = append(args, extra...)
+	args = append(args, lib, "-lssl", "-lcrypto", "-lutf8proc", "-lpthread", "-lm")
+	if out, err := exec.Command(gcc, args...).CombinedOutput(); err != nil {
+		t.Fatalf("compiling %s against the OSP Toolkit: %v\n%s", csrc, err, out)
+	}
+	return exe
+}
