@@ -283,8 +283,10 @@ func DecodeCSR(b []byte) ([]byte, error) {
 		}
 		return nil, errorf(ErrMalformedCSR, "certificate request: invalid DER")
 	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
+	// Spaces at the ends may be '+' signs that form decoding turned into
+	// spaces (base64 can end in '+'): keep them for decodeLenientBase64.
+	s := strings.Trim(string(b), "\r\n\t\v\f")
+	if strings.TrimSpace(s) == "" {
 		return nil, errorf(ErrMalformedCSR, "empty certificate request")
 	}
 	if i := strings.Index(s, "-----BEGIN"); i >= 0 {
