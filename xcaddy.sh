@@ -14,8 +14,11 @@ if ! "$xcaddy" version 2>/dev/null | grep -q "$XCADDY_VERSION"; then
   echo "xcaddy.sh: installing xcaddy $XCADDY_VERSION" >&2
   go install "github.com/caddyserver/xcaddy/cmd/xcaddy@$XCADDY_VERSION"
 fi
-# Keep xcaddy's build on the versions this module pins (go.mod).
-XCADDY_SKIP_CLEANUP=0 "$xcaddy" build "$CADDY_VERSION" --output ./caddy --with "$MODULE=." >&2
+# The plugin is this checkout. The replacement carries a placeholder version
+# so that `go get` inside xcaddy never asks a module proxy for a module that
+# is not published there (a proxy may answer 403 instead of 404).
+"$xcaddy" build "$CADDY_VERSION" --output ./caddy \
+  --with "$MODULE@v0.0.0-00010101000000-000000000000=." >&2
 if [ "${1:-}" = run ]; then
   shift
   [ $# -gt 0 ] || set -- --config Caddyfile.example

@@ -7,7 +7,7 @@ import (
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	_ "github.com/clearinghouse-dev/caddy-clearinghouse/caddyenroll"
+	_ "github.com/clearinghouse-dev/caddy-clearinghouse"
 )
 
 func main() {
