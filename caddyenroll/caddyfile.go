@@ -292,6 +292,7 @@ func intArg(d *caddyfile.Dispenser) (int, error) {
 //	    token_validity   <duration>
 //	    max_destinations <n>
 //	    source_address   <ip> <device>
+//	    plain_http
 //	}
 func parseOSPDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	hd := new(OSPHandler)
@@ -315,6 +316,8 @@ func parseOSPDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 			hd.TokenValidity, err = durationArg(d)
 		case "max_destinations":
 			hd.MaxDestinations, err = intArg(d)
+		case "plain_http":
+			hd.PlainHTTP = true
 		case "source_address":
 			args := d.RemainingArgs()
 			if len(args) != 2 {

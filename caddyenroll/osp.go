@@ -62,6 +62,12 @@ type OSPHandler struct {
 	// an address acts as that device: use only on trusted networks.
 	SourceAddresses map[string]string `json:"source_addresses,omitempty"`
 
+	// Serve OSP over plain HTTP even when the configuration file says
+	// `ssl enabled` (for seed-era gateways and test_app; lab use). Without
+	// it, a request that did not come over TLS is refused with OSP status
+	// 420 (security problem).
+	PlainHTTP bool `json:"plain_http,omitempty"`
+
 	app      *App
 	log      *zap.Logger
 	bySource map[netip.Addr]string
@@ -153,6 +159,15 @@ func (h *OSPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 			return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("OSP message: %v", err))
 		}
 		h.log.Info("OSP message refused", zap.Error(err), zap.String("client", clientAddr(r)))
+		return h.write(w, refusal)
+	}
+	if r.TLS == nil && !h.PlainHTTP && h.app.cfg.flags().SSL {
+		metrics.authz.WithLabelValues("ssl_required").Inc()
+		refusal, err := osp.Refuse(msg, osp.StatusSecurityProblem, now)
+		if err != nil {
+			return caddyhttp.Error(http.StatusForbidden, errors.New("ssl is enabled: use HTTPS"))
+		}
+		h.log.Info("OSP over plain HTTP refused: ssl is enabled", zap.String("client", clientAddr(r)))
 		return h.write(w, refusal)
 	}
 	device, why := h.identify(r)

@@ -30,12 +30,14 @@ import (
 
 type ospServer struct {
 	*server
-	ospURL string
+	ospURL   string
+	plainURL string // OSP over plain HTTP, without plain_http
 }
 
 func startOSPServer(t *testing.T) *ospServer {
 	t.Helper()
 	ospAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	plainAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	// No host in the site address: gateways connect to an IP address without
 	// SNI, and a TLS connection policy bound to a server name would not
 	// apply to them; the certificate is the one Caddy manages for 127.0.0.1.
@@ -50,9 +52,15 @@ func startOSPServer(t *testing.T) *ospServer {
 	osp {
 		token_validity 30s
 	}
-}`, ospAddr[strings.LastIndex(ospAddr, ":")+1:])
-	s := startServer(t, serverOpts{sites: site, waitAddrs: []string{ospAddr}})
-	return &ospServer{server: s, ospURL: "https://" + ospAddr + "/osp"}
+}
+http://%s {
+	bind 127.0.0.1
+	osp {
+		source_address 127.0.0.1 device4.carrier.com
+	}
+}`, ospAddr[strings.LastIndex(ospAddr, ":")+1:], plainAddr)
+	s := startServer(t, serverOpts{sites: site, waitAddrs: []string{ospAddr, plainAddr}})
+	return &ospServer{server: s, ospURL: "https://" + ospAddr + "/osp", plainURL: "http://" + plainAddr + "/osp"}
 }
 
 // enrolledDevice enrolls a device through the real server and returns an
@@ -260,6 +268,16 @@ func TestOSPAuthorizationOverMutualTLS(t *testing.T) {
 	// a client certificate of another CA does not pass client_auth
 	if _, err := s.clientWith(selfSigned(t, "device4.carrier.com")).Post(s.ospURL, "text/plain", bytes.NewReader(authRequest("1678", 1))); err == nil {
 		t.Fatal("a foreign client certificate was accepted")
+	}
+	// plain HTTP under `ssl enabled`, without plain_http: security problem
+	resp, err := http.Post(s.plainURL, "text/plain", bytes.NewReader(authRequest("1678", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if rsp, err := osp.ParseAuthorisationResponse(plain); err != nil || rsp.Status.Code != 420 {
+		t.Fatalf("OSP over plain HTTP: %v %s", err, plain)
 	}
 	// no client certificate, no source mapping: not authorized
 	expectStatus("no certificate", s.client, 401)
