@@ -302,38 +302,42 @@ func BenchmarkBareRSA2048Sign(b *testing.B) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "signatures/s")
 }
 
-var getcacertAnswer struct {
-	once sync.Once
-	dir  string
-	body []byte
+var getcacertAnswers = struct {
+	sync.Mutex
+	dir  map[string]string
+	body map[string][]byte
+}{dir: map[string]string{}, body: map[string][]byte{}}
+
+// caAnswer starts a server once per profile to learn its getcacert answer;
+// the getcacert and respond benchmarks then run on the same storage (same
+// CA, same bytes).
+func caAnswer(b *testing.B, profile string) (string, []byte) {
+	getcacertAnswers.Lock()
+	defer getcacertAnswers.Unlock()
+	if dir, ok := getcacertAnswers.dir[profile]; ok {
+		return dir, getcacertAnswers.body[profile]
+	}
+	dir, err := os.MkdirTemp("", "bench-getcacert-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := startBenchServerProfile(b, dir, "", benchDevices, profile)
+	resp, err := s.clients(1)[0].Post(s.url, "text/plain", strings.NewReader("operation=getcacert"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	s.c.Kill()
+	getcacertAnswers.dir[profile], getcacertAnswers.body[profile] = dir, body
+	return dir, body
 }
 
-// caAnswer starts a server once to learn its getcacert answer; the two
-// getcacert benchmarks then run on the same storage (same CA, same bytes).
-func caAnswer(b *testing.B) (string, []byte) {
-	getcacertAnswer.once.Do(func() {
-		dir, err := os.MkdirTemp("", "bench-getcacert-")
-		if err != nil {
-			b.Fatal(err)
-		}
-		s := startBenchServer(b, dir, "", benchDevices)
-		resp, err := s.clients(1)[0].Post(s.url, "text/plain", strings.NewReader("operation=getcacert"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		s.c.Kill()
-		getcacertAnswer.dir, getcacertAnswer.body = dir, body
-	})
-	return getcacertAnswer.dir, getcacertAnswer.body
-}
-
-func benchStatic(b *testing.B, url func(*benchServer) string) {
-	dir, body := caAnswer(b)
+func benchStatic(b *testing.B, profile string, url func(*benchServer) string) {
+	dir, body := caAnswer(b, profile)
 	// `respond` of the same bytes at /respond on the same site
 	site := "handle /respond {\n\t\theader Content-Type text/html\n\t\trespond `" + string(body) + "`\n\t}"
-	s := startBenchServer(b, dir, site, benchDevices)
+	s := startBenchServerProfile(b, dir, site, benchDevices, profile)
 	clients := s.clients(benchDevices)
 	target := url(s)
 	check := func(a *wire.Response) error {
@@ -350,11 +354,20 @@ func benchStatic(b *testing.B, url func(*benchServer) string) {
 }
 
 func BenchmarkGetCACertThroughCaddy(b *testing.B) {
-	benchStatic(b, func(s *benchServer) string { return s.url })
+	benchStatic(b, "modern", func(s *benchServer) string { return s.url })
 }
 
 func BenchmarkRespondThroughCaddy(b *testing.B) {
-	benchStatic(b, func(s *benchServer) string { return s.url + "respond" })
+	benchStatic(b, "modern", func(s *benchServer) string { return s.url + "respond" })
+}
+
+// The same pair for the legacy profile (the RSA CA's larger certificate).
+func BenchmarkGetCACertLegacyThroughCaddy(b *testing.B) {
+	benchStatic(b, "legacy", func(s *benchServer) string { return s.url })
+}
+
+func BenchmarkRespondLegacyThroughCaddy(b *testing.B) {
+	benchStatic(b, "legacy", func(s *benchServer) string { return s.url + "respond" })
 }
 
 const ospBenchConf = `crypto 'imported'
