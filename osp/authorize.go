@@ -90,11 +90,9 @@ func Authorize(req *AuthorizationRequest, dests []Destination, signer *TokenSign
 	if req == nil {
 		return nil, errors.New("osp: Authorize: nil request")
 	}
-	if validity == 0 {
-		validity = DefaultTokenValidity
-	}
-	if validity < time.Second || validity > MaxTokenValidity {
-		return nil, fmt.Errorf("osp: Authorize: token validity %s outside 1s..%s", validity, MaxTokenValidity)
+	validity, err := tokenValidity("Authorize", validity)
+	if err != nil {
+		return nil, err
 	}
 	now = now.UTC().Truncate(time.Second)
 	rsp := &AuthorisationResponse{
@@ -104,12 +102,8 @@ func Authorize(req *AuthorizationRequest, dests []Destination, signer *TokenSign
 		Timestamp:   now,
 	}
 	calling, called := req.Calling(), req.Called()
-	if err := validNumber(calling.Value); err != nil {
-		rsp.Status = StatusCallingInvalid
-		return rsp, nil
-	}
-	if err := validNumber(called.Value); err != nil {
-		rsp.Status = StatusDestinationInvalid
+	if st, ok := numbersStatus(calling, called); !ok {
+		rsp.Status = st
 		return rsp, nil
 	}
 	if req.MaxDestinations > 0 && len(dests) > req.MaxDestinations {
@@ -220,11 +214,9 @@ func Reauthorize(req *ReauthorizationRequest, dest Destination, signer *TokenSig
 	if req == nil {
 		return nil, errors.New("osp: Reauthorize: nil request")
 	}
-	if validity == 0 {
-		validity = DefaultTokenValidity
-	}
-	if validity < time.Second || validity > MaxTokenValidity {
-		return nil, fmt.Errorf("osp: Reauthorize: token validity %s outside 1s..%s", validity, MaxTokenValidity)
+	validity, err := tokenValidity("Reauthorize", validity)
+	if err != nil {
+		return nil, err
 	}
 	now = now.UTC().Truncate(time.Second)
 	rsp := &ReauthorizationResponse{
@@ -235,12 +227,8 @@ func Reauthorize(req *ReauthorizationRequest, dest Destination, signer *TokenSig
 		TransactionID: req.TransactionID,
 	}
 	calling, called := req.Calling(), req.Called()
-	if err := validNumber(calling.Value); err != nil {
-		rsp.Status = StatusCallingInvalid
-		return rsp, nil
-	}
-	if err := validNumber(called.Value); err != nil {
-		rsp.Status = StatusDestinationInvalid
+	if st, ok := numbersStatus(calling, called); !ok {
+		rsp.Status = st
 		return rsp, nil
 	}
 	if dest.SignalAddress == "" {
@@ -261,4 +249,27 @@ func Reauthorize(req *ReauthorizationRequest, dest Destination, signer *TokenSig
 	rsp.Status = StatusOK
 	rsp.Destination = &rd
 	return rsp, nil
+}
+
+// tokenValidity applies the default and the bounds of a token's validity.
+func tokenValidity(fn string, v time.Duration) (time.Duration, error) {
+	if v == 0 {
+		v = DefaultTokenValidity
+	}
+	if v < time.Second || v > MaxTokenValidity {
+		return 0, fmt.Errorf("osp: %s: token validity %s outside 1s..%s", fn, v, MaxTokenValidity)
+	}
+	return v, nil
+}
+
+// numbersStatus is the refusal for an unusable calling (428) or called
+// (489) number; ok when both are usable.
+func numbersStatus(calling, called Info) (Status, bool) {
+	if validNumber(calling.Value) != nil {
+		return StatusCallingInvalid, false
+	}
+	if validNumber(called.Value) != nil {
+		return StatusDestinationInvalid, false
+	}
+	return StatusOK, true
 }
