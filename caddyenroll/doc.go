@@ -3,8 +3,9 @@
 //
 // It is the thin adapter between Caddy and the pure packages that hold the
 // knowledge: configfile (the clearinghouse configuration file of seed 001,
-// Table 7), ca (the operational CA that signs device certificates) and wire
-// (the enrollment protocol's form variables and status values). Caddy gives
+// Table 7), ca (the operational CA that signs device certificates), wire
+// (the enrollment protocol's form variables and status values), routing
+// (the route table) and osp (call authorization messages and tokens). Caddy gives
 // it configuration (Caddyfile and JSON), storage, TLS, logs, metrics, the
 // admin API and the command line.
 //
@@ -19,11 +20,22 @@
 //     (reloaded when it changes), the CAs per profile, the accounts, the
 //     enrollment state in storage.
 //   - http.handlers.enroll: the getcacert / request / retrieve protocol.
-//   - admin.api.enroll: pending requests, approve, reject, devices, revoke.
+//   - http.handlers.osp: call authorization over OSP (seed 003): route,
+//     tokens, usage records.
+//   - tls.ca_pool.source.enroll: a trust pool of the operational CAs, for
+//     client_auth of devices.
+//   - admin.api.enroll: pending requests, approve, reject, devices, revoke,
+//     call detail records.
 //
 // The path of an enrollment: bound the body → wire.DecodeRequest → ssl and
 // enroll flags → account check (bcrypt, rate limit) → ca.ParseCSR → device
 // lookup in the configuration file → nonce binding and state under the
 // device's storage lock → approval policy → ca.Sign and Record → the device
 // is marked enrolled in the file (atomic write) → wire.AppendResponse.
+//
+// The path of an authorization: osp.ParseRequest → ssl flag → the device
+// from its client certificate (byte for byte one this server issued, not
+// revoked) or source address → enabled and enrolled → routing.Table.Route
+// (rebuilt on every change of the file) → osp.Authorize with the token
+// signer → the answer with Content-Length.
 package caddyenroll
