@@ -40,3 +40,20 @@ func TestIssueTokenSigner(t *testing.T) {
 		}
 	}
 }
+
+// The token signer certificate passes the same lints as every other
+// certificate the package issues.
+func TestZlintTokenSigner(t *testing.T) {
+	for _, profile := range []Profile{ProfileModern, ProfileLegacy} {
+		c, _, err := Open(context.Background(), NewMemStore(), Config{Name: string(profile), Profile: profile}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		is, err := c.IssueTokenSigner(key.Public(), "Clearinghouse token signer", 90*24*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lintCert(t, "token signer "+string(profile), is.DER)
+	}
+}
