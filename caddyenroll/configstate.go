@@ -3,6 +3,7 @@ package caddyenroll
 import (
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -178,6 +179,11 @@ func (cs *configState) device(name string) deviceInfo {
 	cs.mu.RLock()
 	defer cs.mu.RUnlock()
 	d, ok := cs.file.Device(name)
+	if !ok {
+		// DNS names are case-insensitive: a CSR may spell the name
+		// differently from the file's (usually lower-case) line
+		d, ok = cs.file.Device(strings.ToLower(name))
+	}
 	if !ok {
 		return deviceInfo{Name: name}
 	}

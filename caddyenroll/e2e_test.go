@@ -488,6 +488,9 @@ func TestStatusTable(t *testing.T) {
 	r := enrollReq(wire.OpRequest, t, good)
 	r.Password = "wrong"
 	expect("bad password", wire.StatusBadCredentials, s.do(r))
+	// a CSR may spell the device's name in another case
+	_, upper := p256CSR(t, "DEVICE7.isp.com")
+	expect("name in upper case", wire.StatusOK, s.do(enrollReq(wire.OpRequest, t, upper)))
 	// 5 comes from a refusing server below; 6: device3 is disabled in Table 7
 	_, d3 := p256CSR(t, "device3.itsp.com")
 	expect("disabled device", wire.StatusDeviceDisabled, s.do(enrollReq(wire.OpRequest, t, d3)))
