@@ -294,8 +294,14 @@ func (a *App) openCA(ctx context.Context, profile string, auth *Authority) error
 	return nil
 }
 
-// Start begins watching the configuration file.
+// Start begins watching the configuration file and counts the pending
+// requests for the pending gauge (in the background: storage may be large).
 func (a *App) Start() error {
+	go func() {
+		if reqs, err := a.state.requests(a.ctx, statePending); err == nil {
+			metrics.pending.Set(float64(len(reqs)))
+		}
+	}()
 	if a.WatchInterval > 0 {
 		go a.watch(time.Duration(a.WatchInterval))
 	}
