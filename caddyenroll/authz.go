@@ -39,7 +39,15 @@ type authz struct {
 
 	// signalling address → device, rebuilt with the route table
 	deviceByAddr atomic.Pointer[map[string]string]
+
+	// certificates already matched to the records this server keeps
+	identMu sync.RWMutex
+	idents  map[string]identity // by SHA-256 of the certificate DER
 }
+
+type identity struct{ device, profile, serial string }
+
+const maxCachedIdentities = 10000
 
 // signerEntry is a token signer checked once: valid until renewAt, for
 // as long as its CA is the one in use.
@@ -169,6 +177,16 @@ func (a *App) eligible(device string) bool {
 // are accepted exactly when they are ours) and not revoked.
 func (a *App) identifyByCertificate(ctx context.Context, cert *x509.Certificate) (device, profile string, err error) {
 	serial := cert.SerialNumber.Text(16)
+	key := ca.FingerprintHex(cert.Raw)
+	a.authz.identMu.RLock()
+	id, hit := a.authz.idents[key]
+	a.authz.identMu.RUnlock()
+	if hit {
+		if a.serialRevoked(id.profile, id.serial) {
+			return "", id.profile, fmt.Errorf("certificate %s of %s is revoked", id.serial, id.device)
+		}
+		return id.device, id.profile, nil
+	}
 	for p, c := range a.cas {
 		rec, err := c.Lookup(ctx, serial)
 		if err != nil || rec == nil {
@@ -180,6 +198,12 @@ func (a *App) identifyByCertificate(ctx context.Context, cert *x509.Certificate)
 		if rec.Revoked || a.serialRevoked(p, serial) {
 			return "", p, fmt.Errorf("certificate %s of %s is revoked", serial, rec.Device)
 		}
+		a.authz.identMu.Lock()
+		if a.authz.idents == nil || len(a.authz.idents) >= maxCachedIdentities {
+			a.authz.idents = make(map[string]identity)
+		}
+		a.authz.idents[key] = identity{device: rec.Device, profile: p, serial: serial}
+		a.authz.identMu.Unlock()
 		return rec.Device, p, nil
 	}
 	return "", "", fmt.Errorf("client certificate %s was not issued by this clearinghouse", serial)
