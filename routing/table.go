@@ -1,10 +1,10 @@
 package routing
 
 import (
-	"net/netip"
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
