@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,6 +124,34 @@ func TestAdaptExampleAndAdminCommands(t *testing.T) {
 	for _, m := range []string{"caddy_clearinghouse_enroll_requests_total", "caddy_clearinghouse_certificates_issued_total"} {
 		if !strings.Contains(body, m) {
 			t.Errorf("metrics lack %s", m)
+		}
+	}
+}
+
+// `caddy validate` provisions the modules: a bad configuration file or a
+// bad setting stops it with a precise message.
+func TestValidateRefusesBadSettings(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.conf")
+	os.WriteFile(bad, []byte("group \"\"\ndevice gw1 nogroup enabled\n"), 0o644)
+	good := filepath.Join(dir, "good.conf")
+	os.WriteFile(good, []byte("group \"\"\ndevice gw1 \"\" enabled\n"), 0o644)
+	cases := []struct {
+		name, global, want string
+	}{
+		{"bad file", "config_file " + bad, bad + ":2: device: undefined group"},
+		{"missing file", "config_file " + filepath.Join(dir, "none.conf"), "no such file"},
+		{"bad approval", "config_file " + good + "\n\t\tapproval sometimes", "approval must be"},
+		{"plain password", "config_file " + good + "\n\t\taccount ops secret", "password must be a bcrypt hash"},
+		{"legacy with ecdsa", "config_file " + good + "\n\t\tca legacy {\n\t\t\talgorithm p256\n\t\t}", "legacy profile signs with MD5-RSA and needs an RSA key"},
+	}
+	for _, c := range cases {
+		cf := fmt.Sprintf("{\n\tadmin off\n\tstorage file_system %s\n\tenroll {\n\t\t%s\n\t}\n}\n:0 {\n\tenroll\n}\n", filepath.Join(dir, "data"), c.global)
+		path := filepath.Join(dir, "Caddyfile")
+		os.WriteFile(path, []byte(cf), 0o644)
+		out, errOut, code := runCaddy(t, dir, "validate", "--config", path, "--adapter", "caddyfile")
+		if code == 0 || !strings.Contains(out+errOut, c.want) {
+			t.Errorf("%s: exit %d, want an error containing %q:\n%s%s", c.name, code, c.want, out, errOut)
 		}
 	}
 }
