@@ -3,7 +3,6 @@ package caddyenroll
 import (
 	"context"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -168,7 +167,7 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 		Group: dev.Group, Created: now, Updated: now,
 	}
 	if a.Approval == ApprovalAuto && dev.Known && dev.Enabled {
-		if err := a.issueLocked(ctx, req, csr, authority, policy); err != nil {
+		if err := a.issueLocked(ctx, req, csr, rec, authority, policy); err != nil {
 			a.log.Error("issuing certificate", zap.String("device", name), zap.String("request", id), zap.Error(err))
 			return fail(wire.StatusServerError, "server error")
 		}
@@ -185,11 +184,12 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 // issueLocked signs the request's CSR, records the certificate, supersedes
 // the device's previous certificates and marks the device enrolled. The
 // device lock is held; parsed is the CSR verified moments ago, or nil to
-// parse and verify req.CSR. Order matters for crash safety: the CA's issuance
+// parse and verify req.CSR; prev is the device's record as loaded under the
+// lock (nil: it has none). Order matters for crash safety: the CA's issuance
 // record is written first, then the request's new state, then the
 // configuration file; a crash in between leaves at worst an issued,
 // undelivered certificate and the request still pending.
-func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, authority *ca.CA, policy ca.Policy) error {
+func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, prev *DeviceRecord, authority *ca.CA, policy ca.Policy) error {
 	var is *ca.Issued
 	var err error
 	if parsed != nil { // verified moments ago: don't check its signature twice
@@ -210,10 +210,6 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, aut
 	req.Updated = time.Now().UTC()
 	if err := a.state.putRequest(ctx, req); err != nil {
 		return fmt.Errorf("storing request: %v", err)
-	}
-	prev, err := a.state.device(ctx, req.Device)
-	if err != nil {
-		return fmt.Errorf("loading device record: %v", err)
 	}
 	if err := a.state.putDevice(ctx, &DeviceRecord{
 		Device: req.Device, DeviceID: req.DeviceID, Customer: req.Customer,
@@ -236,12 +232,12 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, aut
 		}
 	}
 	a.noteRevoked(req.Profile, req.Device, nil, false) // its current certificate is good
-	return a.markEnrolled(req.Device, req.Group, req.Known)
+	return a.markEnrolled(req.Device, req.Group)
 }
 
 // markEnrolled sets the device's enrolled flag, adding an approved unknown
 // device (enabled, in its group) to the configuration file.
-func (a *App) markEnrolled(device, group string, known bool) error {
+func (a *App) markEnrolled(device, group string) error {
 	d := a.cfg.device(device)
 	if d.Known && d.Enrolled {
 		return nil // nothing to write
@@ -260,11 +256,7 @@ func (a *App) markEnrolled(device, group string, known bool) error {
 // csrDeviceName is the device a CSR names: its subject common name, else
 // its first DNS name.
 func csrDeviceName(csr *ca.CSR) (string, error) {
-	parsed, err := x509.ParseCertificateRequest(csr.Raw)
-	name := ""
-	if err == nil {
-		name = parsed.Subject.CommonName
-	}
+	name := csr.CommonName
 	if name == "" && len(csr.DNSNames) > 0 {
 		name = csr.DNSNames[0]
 	}
@@ -331,7 +323,11 @@ func (a *App) approve(ctx context.Context, id, group string) (*Request, error) {
 		if !dev.Known && group != "" {
 			req.Group = group
 		}
-		return a.issueLocked(ctx, req, nil, authority, a.Authorities[req.Profile].policy(req.Profile))
+		prev, err := a.state.device(ctx, req.Device)
+		if err != nil {
+			return fmt.Errorf("loading device record: %v", err)
+		}
+		return a.issueLocked(ctx, req, nil, prev, authority, a.Authorities[req.Profile].policy(req.Profile))
 	})
 	if err == nil {
 		a.log.Info("enrollment approved", zap.String("request", req.ID), zap.String("device", req.Device), zap.String("serial", req.Serial))
