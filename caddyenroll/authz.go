@@ -171,6 +171,13 @@ func (a *App) eligible(device string) bool {
 	return !a.authz.current[strings.ToLower(device)]
 }
 
+// usable reports whether a device may take part in calls: enabled and
+// enrolled in the configuration file, and eligible.
+func (a *App) usable(table *routing.Table, device string) bool {
+	d, ok := table.Device(device)
+	return device != "" && ok && d.Enabled && d.Enrolled && a.eligible(device)
+}
+
 // identifyByCertificate finds the device a TLS client certificate was
 // issued to: it must be byte for byte a certificate this server issued
 // (so MD5-signed legacy certificates, which Go's TLS stack cannot verify,

@@ -42,7 +42,7 @@ func loadConfigState(path string, backups int) (*configState, error) {
 }
 
 func parseConfigFile(path string) (*configfile.File, os.FileInfo, error) {
-	fi, err := statFile(path)
+	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("configuration file: %v", err)
 	}
@@ -75,7 +75,7 @@ func (cs *configState) edit(fn func(f *configfile.File) error) error {
 		return err
 	}
 	mode := os.FileMode(0o640)
-	if fi, err := statFile(cs.path); err == nil {
+	if fi, err := os.Stat(cs.path); err == nil {
 		mode = fi.Mode().Perm()
 	}
 	if err := cs.file.Save(cs.path, configfile.SaveOptions{Backups: cs.backups, Mode: mode}); err != nil {
@@ -85,7 +85,7 @@ func (cs *configState) edit(fn func(f *configfile.File) error) error {
 		}
 		return fmt.Errorf("writing %s: %v", cs.path, err)
 	}
-	if fi, err := statFile(cs.path); err == nil {
+	if fi, err := os.Stat(cs.path); err == nil {
 		cs.modTime, cs.size = fi.ModTime(), fi.Size()
 	}
 	cs.changed()
@@ -100,7 +100,7 @@ func (cs *configState) changed() {
 
 // refreshLocked re-parses the file when it changed on disk.
 func (cs *configState) refreshLocked() error {
-	fi, err := statFile(cs.path)
+	fi, err := os.Stat(cs.path)
 	if err != nil {
 		return fmt.Errorf("configuration file: %v", err)
 	}
@@ -120,7 +120,7 @@ func (cs *configState) refreshLocked() error {
 // whether it did and which devices went from enabled to disabled (or
 // disappeared), whose certificates the caller revokes.
 func (cs *configState) reloadIfChanged() (bool, []string, error) {
-	fi, err := statFile(cs.path)
+	fi, err := os.Stat(cs.path)
 	if err != nil {
 		return false, nil, err
 	}

@@ -205,14 +205,8 @@ func (h *Handler) writeAnswer(w http.ResponseWriter, resp wire.Response) error {
 }
 
 func (h *Handler) writeRaw(w http.ResponseWriter, buf []byte) error {
-	hdr := w.Header()
-	hdr.Set("Content-Type", h.ContentType)
-	hdr.Set("Content-Length", strconv.Itoa(len(buf)))
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Del("Content-Encoding")
-	w.WriteHeader(http.StatusOK)
-	_, err := w.Write(buf)
-	return err
+	w.Header().Set("Cache-Control", "no-store")
+	return writeFixed(w, false, h.ContentType, buf)
 }
 
 func (h *Handler) serveCRL(w http.ResponseWriter, r *http.Request) error {
@@ -228,13 +222,22 @@ func (h *Handler) serveCRL(w http.ResponseWriter, r *http.Request) error {
 }
 
 func writeBinary(w http.ResponseWriter, r *http.Request, ctype string, b []byte) error {
-	w.Header().Set("Content-Type", ctype)
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	return writeFixed(w, r.Method == http.MethodHead, ctype, b)
+}
+
+// writeFixed answers 200 with a body of known length: Content-Length set,
+// so never chunked, and no Content-Encoding (seed-era clients and the OSP
+// Toolkit read bodies by Content-Length only). head omits the body.
+func writeFixed(w http.ResponseWriter, head bool, ctype string, body []byte) error {
+	hdr := w.Header()
+	hdr.Set("Content-Type", ctype)
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	hdr.Del("Content-Encoding")
 	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodHead {
+	if head {
 		return nil
 	}
-	_, err := w.Write(b)
+	_, err := w.Write(body)
 	return err
 }
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -227,19 +226,39 @@ func (h *OSPHandler) refuse(m osp.Message, st osp.Status, now time.Time, outcome
 	return ans, []zap.Field{zap.Int("status", st.Code), zap.String("outcome", outcome)}
 }
 
-func (h *OSPHandler) authorize(ctx context.Context, req *osp.AuthorizationRequest, device, why string, now time.Time) (osp.Message, []zap.Field) {
+// admit refuses a call request while routing is disabled, or when the
+// requesting device may not take part in calls; ok means go on.
+func (h *OSPHandler) admit(req osp.Message, table *routing.Table, device, why string, now time.Time) (ans osp.Message, f []zap.Field, ok bool) {
 	if !h.app.cfg.flags().Routing {
-		return h.refuse(req, osp.StatusServiceUnavailable, now, "routing_disabled")
+		ans, f = h.refuse(req, osp.StatusServiceUnavailable, now, "routing_disabled")
+		return ans, f, false
 	}
-	table := h.app.router.Load()
-	dev, ok := table.Device(device)
-	if device == "" || !ok || !dev.Enabled || !dev.Enrolled || !h.app.eligible(device) {
+	if !h.app.usable(table, device) {
 		if why == "" {
 			why = "device is not enabled and enrolled"
 		}
-		f := []zap.Field{zap.String("reason", why)}
-		ans, more := h.refuse(req, osp.StatusUnauthorized, now, "unauthorized")
-		return ans, append(f, more...)
+		ans, f = h.refuse(req, osp.StatusUnauthorized, now, "unauthorized")
+		return ans, append(f, zap.String("reason", why)), false
+	}
+	return nil, nil, true
+}
+
+// signer is the token signer of the site, nil for unsigned tokens.
+func (h *OSPHandler) signer(ctx context.Context) (*osp.TokenSigner, error) {
+	if h.Tokens != TokensSigned {
+		return nil, nil
+	}
+	s, err := h.app.tokenSigner(ctx, h.Profile)
+	if err != nil {
+		h.log.Error("token signer", zap.Error(err))
+	}
+	return s, err
+}
+
+func (h *OSPHandler) authorize(ctx context.Context, req *osp.AuthorizationRequest, device, why string, now time.Time) (osp.Message, []zap.Field) {
+	table := h.app.router.Load()
+	if ans, f, ok := h.admit(req, table, device, why, now); !ok {
+		return ans, f
 	}
 	max := h.MaxDestinations
 	if req.MaxDestinations > 0 && (max == 0 || req.MaxDestinations < max) {
@@ -258,12 +277,9 @@ func (h *OSPHandler) authorize(ctx context.Context, req *osp.AuthorizationReques
 	for i, d := range dests {
 		out[i] = osp.Destination{SignalAddress: d.SignalAddress, Device: d.Device}
 	}
-	var signer *osp.TokenSigner
-	if h.Tokens == TokensSigned {
-		if signer, err = h.app.tokenSigner(ctx, h.Profile); err != nil {
-			h.log.Error("token signer", zap.Error(err))
-			return h.refuse(req, osp.StatusInternalError, now, "error")
-		}
+	signer, err := h.signer(ctx)
+	if err != nil {
+		return h.refuse(req, osp.StatusInternalError, now, "error")
 	}
 	rsp, err := osp.Authorize(req, out, signer, now, time.Duration(h.TokenValidity))
 	if err != nil {
@@ -290,21 +306,13 @@ func (h *OSPHandler) authorize(ctx context.Context, req *osp.AuthorizationReques
 // enabled, enrolled device of the configuration file, so a device cannot
 // obtain tokens for arbitrary addresses.
 func (h *OSPHandler) reauthorize(ctx context.Context, req *osp.ReauthorizationRequest, device, why string, now time.Time) (osp.Message, []zap.Field) {
-	if !h.app.cfg.flags().Routing {
-		return h.refuse(req, osp.StatusServiceUnavailable, now, "routing_disabled")
+	table := h.app.router.Load()
+	if ans, f, ok := h.admit(req, table, device, why, now); !ok {
+		return ans, f
 	}
-	dev, ok := h.app.router.Load().Device(device)
-	if device == "" || !ok || !dev.Enabled || !dev.Enrolled || !h.app.eligible(device) {
-		ans, f := h.refuse(req, osp.StatusUnauthorized, now, "unauthorized")
-		return ans, append(f, zap.String("reason", why))
-	}
-	var signer *osp.TokenSigner
-	var err error
-	if h.Tokens == TokensSigned {
-		if signer, err = h.app.tokenSigner(ctx, h.Profile); err != nil {
-			h.log.Error("token signer", zap.Error(err))
-			return h.refuse(req, osp.StatusInternalError, now, "error")
-		}
+	signer, err := h.signer(ctx)
+	if err != nil {
+		return h.refuse(req, osp.StatusInternalError, now, "error")
 	}
 	var addr string
 	for _, in := range req.DestinationAlternate {
@@ -313,7 +321,7 @@ func (h *OSPHandler) reauthorize(ctx context.Context, req *osp.ReauthorizationRe
 		}
 	}
 	target, ok := h.app.deviceAt(addr)
-	if tdev, known := h.app.router.Load().Device(target); !ok || !known || !tdev.Enabled || !tdev.Enrolled || !h.app.eligible(target) {
+	if !ok || !h.app.usable(table, target) {
 		return h.refuse(req, osp.StatusDestinationInvalid, now, "bad_destination")
 	}
 	rsp, err := osp.Reauthorize(req, osp.Destination{SignalAddress: addr, Device: target}, signer, now, time.Duration(h.TokenValidity))
@@ -359,13 +367,8 @@ func (h *OSPHandler) write(w http.ResponseWriter, m osp.Message) error {
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", osp.ContentType)
-	hdr.Set("Content-Length", strconv.Itoa(len(b)))
-	hdr.Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	_, err = w.Write(b)
-	return err
+	w.Header().Set("Cache-Control", "no-store")
+	return writeFixed(w, false, osp.ContentType, b)
 }
 
 // Interface guards

@@ -284,8 +284,9 @@ func (t *Table) buildRoutes(f *configfile.File) error {
 	return nil
 }
 
-// defaultSignalAddress is a device's address when none is configured: its
-// name and the default port.
+// defaultSignalAddress joins a host and a port in the form OSP devices
+// take; with the device's name and the default port it is the address of a
+// device that has none configured.
 func defaultSignalAddress(name, port string) string {
 	if _, err := netip.ParseAddr(name); err == nil {
 		return "[" + name + "]:" + port
@@ -329,10 +330,7 @@ func signalAddress(a, defPort string) (string, error) {
 	if err != nil || p < 1 || p > 65535 || port[0] < '0' || port[0] > '9' {
 		return "", fmt.Errorf("%q: invalid port %q", a, port)
 	}
-	if _, err := netip.ParseAddr(host); err == nil {
-		return "[" + host + "]:" + strconv.Itoa(p), nil
-	}
-	return host + ":" + strconv.Itoa(p), nil
+	return defaultSignalAddress(host, strconv.Itoa(p)), nil
 }
 
 // Len returns the number of routes.
