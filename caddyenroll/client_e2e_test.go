@@ -15,15 +15,12 @@ import (
 	"time"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/enrollclient"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/internal/testutil"
 )
 
 func (s *server) rootPEM() []byte {
 	s.t.Helper()
-	b, err := os.ReadFile(filepath.Join(s.Dir, "data", "pki", "authorities", "local", "root.crt"))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return b
+	return testutil.InternalRootPEM(s.t, filepath.Join(s.Dir, "data"))
 }
 
 func (s *server) caFingerprint() string {

@@ -152,18 +152,9 @@ func (s *server) waitTLS() {
 // Caddy's internal CA, which this test's storage holds.
 func (s *server) trustingClient() *http.Client {
 	s.t.Helper()
-	var root []byte
-	rootPath := filepath.Join(s.Dir, "data", "pki", "authorities", "local", "root.crt")
-	for i := 0; i < 100; i++ {
-		var err error
-		if root, err = os.ReadFile(rootPath); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(root) {
-		s.t.Fatalf("no root certificate at %s", rootPath)
+	if !pool.AppendCertsFromPEM(s.rootPEM()) {
+		s.t.Fatal("the internal root certificate does not parse")
 	}
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool},

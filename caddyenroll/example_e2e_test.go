@@ -40,9 +40,7 @@ func TestCaddyfileExampleAsShipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := testutil.StartCaddy(t, dir, string(b), "localhost:2019", "localhost:8443")
-	rootCA := filepath.Join(dir, ".data", "example", "pki", "authorities", "local", "root.crt")
-	waitFor(t, "the internal TLS root", func() bool { _, err := os.Stat(rootCA); return err == nil })
-	pem, _ := os.ReadFile(rootCA)
+	pem := testutil.InternalRootPEM(t, filepath.Join(dir, ".data", "example"))
 	cl := &enrollclient.Client{
 		ServerURL: "https://localhost:8443/", RootCAPEM: pem, TrustOnFirstUse: true,
 		DeviceName: "device6.isp.com", DeviceID: "134217728", Customer: "0",

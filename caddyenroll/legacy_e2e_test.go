@@ -458,18 +458,7 @@ func tkReq(t testing.TB, op string, csr []byte) tkRequest {
 // leading '#' comment lines, byte for byte.
 func readGoldenBody(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "wire", "testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for bytes.HasPrefix(b, []byte("#")) {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			t.Fatalf("%s: only comments", name)
-		}
-		b = b[i+1:]
-	}
-	return b
+	return testutil.GoldenBody(t, filepath.Join(testutil.RepoRoot(), "wire", "testdata", name))
 }
 
 func readWirePEM(t testing.TB, name string) []byte {

@@ -9,24 +9,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/internal/testutil"
 )
 
 // readGolden returns a testdata/*.golden body: the file minus its leading
 // '#' comment lines, byte for byte.
 func readGolden(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for bytes.HasPrefix(b, []byte("#")) {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			t.Fatalf("%s: only comments", name)
-		}
-		b = b[i+1:]
-	}
-	return b
+	return testutil.GoldenBody(t, filepath.Join("testdata", name))
 }
 
 // readDER returns the DER of the first PEM block of testdata/name.
