@@ -314,12 +314,7 @@ func (h *OSPHandler) reauthorize(ctx context.Context, req *osp.ReauthorizationRe
 	if err != nil {
 		return h.refuse(req, osp.StatusInternalError, now, "error")
 	}
-	var addr string
-	for _, in := range req.DestinationAlternate {
-		if in.Type == "transport" {
-			addr = in.Value
-		}
-	}
+	addr := req.DestinationAddress()
 	target, ok := h.app.deviceAt(addr)
 	if !ok || !h.app.usable(table, target) {
 		return h.refuse(req, osp.StatusDestinationInvalid, now, "bad_destination")

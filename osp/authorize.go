@@ -232,7 +232,7 @@ func Reauthorize(req *ReauthorizationRequest, dest Destination, signer *TokenSig
 		return rsp, nil
 	}
 	if dest.SignalAddress == "" {
-		dest.SignalAddress = findType(req.DestinationAlternate, TypeTransport)
+		dest.SignalAddress = req.DestinationAddress()
 		if dest.SignalAddress == "" {
 			rsp.Status = StatusDestinationInvalid
 			return rsp, nil

@@ -42,6 +42,12 @@ func (r *ReauthorizationRequest) Called() Info {
 	return in
 }
 
+// DestinationAddress returns the signal address of the call's destination:
+// the first DestinationAlternate of type "transport", or "".
+func (r *ReauthorizationRequest) DestinationAddress() string {
+	return findType(r.DestinationAlternate, TypeTransport)
+}
+
 // maxTokensPerRequest bounds the tokens of a reauthorization request.
 const maxTokensPerRequest = 16
 
