@@ -161,10 +161,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: route table: %v", a.ConfigFile, err)
 	}
-	a.cfg.onChange = func(f *configfile.File) {
+	a.cfg.onChange = func(f *configfile.File, disabled []string) {
 		if err := a.rebuildRoutes(f); err != nil {
 			a.log.Error("rebuilding the route table; keeping the previous one", zap.Error(err))
 		}
+		a.revokeDisabled(disabled)
 	}
 
 	if a.Authorities == nil {
@@ -331,7 +332,7 @@ func (a *App) watch(every time.Duration) {
 				a.log.Error("refreshing revocations", zap.Error(err))
 			}
 		}
-		changed, disabled, err := a.cfg.reloadIfChanged()
+		changed, err := a.cfg.reload()
 		if err != nil {
 			a.log.Error("configuration file changed but is invalid; keeping the previous version",
 				zap.String("file", a.ConfigFile), zap.Error(err))
@@ -339,7 +340,6 @@ func (a *App) watch(every time.Duration) {
 		}
 		if changed {
 			a.log.Info("configuration file reloaded", zap.String("file", a.ConfigFile))
-			a.revokeDisabled(disabled)
 		}
 	}
 }

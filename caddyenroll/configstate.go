@@ -5,27 +5,49 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 )
 
 // configState is the parsed configuration file shared by every handler.
-// Readers take the read lock for the few field reads they need; edits take
-// the write lock, change the parsed file and write it back atomically
-// (comments and quoting of untouched lines preserved, backups rotated).
+// Readers take the read lock for the few field reads they need (the flags
+// are an atomic snapshot, so call authorization never waits for a lock);
+// edits take the write lock, change the parsed file and write it back
+// atomically (comments and quoting of untouched lines preserved, backups
+// rotated). Edits from the server and from the operator go through one
+// path: whenever the file on disk is newer than the version parsed, it is
+// parsed again before anything else happens.
 type configState struct {
 	path    string
 	backups int
 
 	// onChange is called, under the write lock, with every new version of
-	// the file (after an edit or a reload).
-	onChange func(f *configfile.File)
+	// the file (after an edit or a reload) and the devices that a reload
+	// found newly disabled or gone.
+	onChange func(f *configfile.File, disabled []string)
 
-	mu      sync.RWMutex
-	file    *configfile.File
-	modTime time.Time
-	size    int64
+	flagsNow atomic.Pointer[flags]
+
+	mu   sync.RWMutex
+	file *configfile.File
+	ver  fileVersion // the version of file
+	bad  fileVersion // the last version on disk that did not parse
+}
+
+// fileVersion tells versions of the file on disk apart.
+type fileVersion struct {
+	mod  time.Time
+	size int64
+}
+
+func (cs *configState) stat() (fileVersion, error) {
+	fi, err := os.Stat(cs.path)
+	if err != nil {
+		return fileVersion{}, fmt.Errorf("configuration file: %v", err)
+	}
+	return fileVersion{fi.ModTime(), fi.Size()}, nil
 }
 
 func loadConfigState(path string, backups int) (*configState, error) {
@@ -33,24 +55,17 @@ func loadConfigState(path string, backups int) (*configState, error) {
 		backups = -1 // configfile: 0 means its default, negative means none
 	}
 	cs := &configState{path: path, backups: backups}
-	f, fi, err := parseConfigFile(path)
+	v, err := cs.stat()
 	if err != nil {
 		return nil, err
 	}
-	cs.file, cs.modTime, cs.size = f, fi.ModTime(), fi.Size()
-	return cs, nil
-}
-
-func parseConfigFile(path string) (*configfile.File, os.FileInfo, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("configuration file: %v", err)
-	}
 	f, err := configfile.ParseFile(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return f, fi, nil
+	cs.file, cs.ver = f, v
+	cs.flagsNow.Store(flagsOf(f))
+	return cs, nil
 }
 
 // read calls fn with the current file under the read lock. fn must not
@@ -61,14 +76,13 @@ func (cs *configState) read(fn func(f *configfile.File)) {
 	fn(cs.file)
 }
 
-// edit applies fn and writes the file back when fn succeeds. A failed
-// write restores the previous parsed state by re-reading the file.
+// edit applies fn and writes the file back when fn succeeds. A version on
+// disk that is newer than the parsed one is parsed first, so an operator's
+// edit is never overwritten; if it does not parse, the edit is refused.
 func (cs *configState) edit(fn func(f *configfile.File) error) error {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	// pick up edits an operator saved since the last poll, so we never
-	// overwrite them with an older parse
-	if err := cs.refreshLocked(); err != nil {
+	if err := cs.syncLocked(); err != nil {
 		return err
 	}
 	if err := fn(cs.file); err != nil {
@@ -79,73 +93,42 @@ func (cs *configState) edit(fn func(f *configfile.File) error) error {
 		mode = fi.Mode().Perm()
 	}
 	if err := cs.file.Save(cs.path, configfile.SaveOptions{Backups: cs.backups, Mode: mode}); err != nil {
-		// the parsed file no longer matches the disk: reload it
-		if f, fi, perr := parseConfigFile(cs.path); perr == nil {
-			cs.file, cs.modTime, cs.size = f, fi.ModTime(), fi.Size()
-		}
+		// the parsed file no longer matches the disk: follow the disk
+		cs.ver = fileVersion{}
+		_ = cs.syncLocked()
 		return fmt.Errorf("writing %s: %v", cs.path, err)
 	}
-	if fi, err := os.Stat(cs.path); err == nil {
-		cs.modTime, cs.size = fi.ModTime(), fi.Size()
+	if v, err := cs.stat(); err == nil {
+		cs.ver = v
 	}
-	cs.changed()
+	cs.changedLocked(nil)
 	return nil
 }
 
-func (cs *configState) changed() {
-	if cs.onChange != nil {
-		cs.onChange(cs.file)
-	}
-}
-
-// refreshLocked re-parses the file when it changed on disk.
-func (cs *configState) refreshLocked() error {
-	fi, err := os.Stat(cs.path)
+// syncLocked parses the file again when the disk holds another version
+// than the parsed one; an invalid version is returned as the error and
+// leaves the parsed one in force.
+func (cs *configState) syncLocked() error {
+	v, err := cs.stat()
 	if err != nil {
-		return fmt.Errorf("configuration file: %v", err)
+		return err
 	}
-	if fi.ModTime().Equal(cs.modTime) && fi.Size() == cs.size {
+	if v == cs.ver {
 		return nil
 	}
 	f, err := configfile.ParseFile(cs.path)
 	if err != nil {
 		return err
 	}
-	cs.file, cs.modTime, cs.size = f, fi.ModTime(), fi.Size()
-	cs.changed()
+	cs.replaceLocked(f, v)
 	return nil
 }
 
-// reloadIfChanged re-parses the file if it changed on disk. It reports
-// whether it did and which devices went from enabled to disabled (or
-// disappeared), whose certificates the caller revokes.
-func (cs *configState) reloadIfChanged() (bool, []string, error) {
-	fi, err := os.Stat(cs.path)
-	if err != nil {
-		return false, nil, err
-	}
-	cs.mu.RLock()
-	same := fi.ModTime().Equal(cs.modTime) && fi.Size() == cs.size
-	cs.mu.RUnlock()
-	if same {
-		return false, nil, nil
-	}
-	f, err := configfile.ParseFile(cs.path)
-	if err != nil {
-		// remember this version so the error is logged once per change
-		cs.mu.Lock()
-		cs.modTime, cs.size = fi.ModTime(), fi.Size()
-		cs.mu.Unlock()
-		return false, nil, err
-	}
-	cs.mu.Lock()
-	old := cs.file
-	cs.file, cs.modTime, cs.size = f, fi.ModTime(), fi.Size()
-	cs.changed()
-	cs.mu.Unlock()
+// replaceLocked puts a newly parsed version in force.
+func (cs *configState) replaceLocked(f *configfile.File, v fileVersion) {
 	var disabled []string
-	for i := range old.Devices {
-		d := &old.Devices[i]
+	for i := range cs.file.Devices {
+		d := &cs.file.Devices[i]
 		if !d.Enabled {
 			continue
 		}
@@ -153,7 +136,43 @@ func (cs *configState) reloadIfChanged() (bool, []string, error) {
 			disabled = append(disabled, d.Name)
 		}
 	}
-	return true, disabled, nil
+	cs.file, cs.ver = f, v
+	cs.changedLocked(disabled)
+}
+
+func (cs *configState) changedLocked(disabled []string) {
+	cs.flagsNow.Store(flagsOf(cs.file))
+	if cs.onChange != nil {
+		cs.onChange(cs.file, disabled)
+	}
+}
+
+// reload parses the file again if it changed on disk, and reports whether
+// a new version is in force. An invalid version is reported once. The
+// parse runs without the lock, so readers go on meanwhile.
+func (cs *configState) reload() (bool, error) {
+	v, err := cs.stat()
+	if err != nil {
+		return false, err
+	}
+	cs.mu.RLock()
+	cur, bad := cs.ver, cs.bad
+	cs.mu.RUnlock()
+	if v == cur || v == bad {
+		return false, nil
+	}
+	f, perr := configfile.ParseFile(cs.path)
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.ver != cur {
+		return false, nil // an edit came in between; the next poll decides
+	}
+	if perr != nil {
+		cs.bad = v
+		return false, perr
+	}
+	cs.replaceLocked(f, v)
+	return true, nil
 }
 
 // flags is a snapshot of the file's switches.
@@ -161,12 +180,11 @@ type flags struct {
 	Enroll, Routing, CDRs, SSL bool
 }
 
-func (cs *configState) flags() flags {
-	cs.mu.RLock()
-	defer cs.mu.RUnlock()
-	f := cs.file
-	return flags{Enroll: f.Enroll, Routing: f.Routing, CDRs: f.CDRs, SSL: f.SSL}
+func flagsOf(f *configfile.File) *flags {
+	return &flags{Enroll: f.Enroll, Routing: f.Routing, CDRs: f.CDRs, SSL: f.SSL}
 }
+
+func (cs *configState) flags() flags { return *cs.flagsNow.Load() }
 
 // deviceInfo is a copy of a device line.
 type deviceInfo struct {

@@ -597,3 +597,33 @@ func TestAnswerShape(t *testing.T) {
 	}
 	_ = pem.EncodeToMemory
 }
+
+// An operator's edit that does not parse is never overwritten by the
+// server's own edits: marking a device enrolled is refused until the file
+// is fixed, and the certificate is still there to retrieve.
+func TestInvalidOperatorEditIsKept(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	good, err := os.ReadFile(s.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := append(append([]byte{}, good...), []byte("device 'gw9.example.com' nogroup enabled\n")...)
+	if err := os.WriteFile(s.conf, broken, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	key, csr := p256CSR(t, "device4.com") // enabled, not enrolled in Table 7
+	if ans := s.do(enrollReq(wire.OpRequest, t, csr)); ans.Status != wire.StatusServerError {
+		t.Fatalf("enrollment while the file is invalid: status %d", ans.Status)
+	}
+	if now, _ := os.ReadFile(s.conf); !bytes.Equal(now, broken) {
+		t.Fatal("the server overwrote the operator's edit")
+	}
+	if err := os.WriteFile(s.conf, good, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	ans := s.do(enrollReq(wire.OpRetrieve, t, csr))
+	if ans.Status != wire.StatusOK {
+		t.Fatalf("retrieve after the fix: status %d %s", ans.Status, ans.Error)
+	}
+	checkIssued(t, ans.Certificate, s.getCACert(), "device4.com", key)
+}
