@@ -34,6 +34,7 @@ func init() {
 //	GET  /enroll/devices                devices of the configuration file and their certificates
 //	POST /enroll/revoke                 {"serial": "…"} or {"device": "…"}, optional "reason" (RFC 5280 code)
 //	GET  /enroll/ca[/PROFILE]           the CA certificate (PEM) and SHA-256 fingerprint
+//	GET  /enroll/certificates/SERIAL    an issued certificate: record, PEM and a readable dump
 //	GET  /enroll/cdrs[?format=csv]      stored usage records (JSON, or CSV)
 type adminAPI struct {
 	ctx caddy.Context
@@ -82,6 +83,8 @@ func (ad *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		return ad.devices(w, r)
 	case len(parts) == 1 && parts[0] == "revoke":
 		return ad.revoke(w, r)
+	case len(parts) == 2 && parts[0] == "certificates":
+		return ad.certificate(w, r, parts[1])
 	case len(parts) == 1 && parts[0] == "cdrs":
 		return ad.cdrs(w, r)
 	case parts[0] == "ca" && len(parts) <= 2:
@@ -204,6 +207,11 @@ type CertificateInfo struct {
 	Reason      int       `json:"reason,omitempty"`
 }
 
+func certificateInfo(profile string, rec *ca.Record) CertificateInfo {
+	return CertificateInfo{Profile: profile, Serial: rec.Serial, Fingerprint: rec.Fingerprint,
+		NotBefore: rec.NotBefore, NotAfter: rec.NotAfter, Revoked: rec.Revoked, RevokedAt: rec.RevokedAt, Reason: rec.Reason}
+}
+
 // DeviceInfo is a device of the configuration file with its certificates.
 type DeviceInfo struct {
 	Name         string            `json:"name"`
@@ -238,9 +246,7 @@ func (ad *adminAPI) devices(w http.ResponseWriter, r *http.Request) error {
 			if !ok {
 				continue
 			}
-			out[i].Certificates = append(out[i].Certificates, CertificateInfo{Profile: profile, Serial: rec.Serial,
-				Fingerprint: rec.Fingerprint, NotBefore: rec.NotBefore, NotAfter: rec.NotAfter,
-				Revoked: rec.Revoked, RevokedAt: rec.RevokedAt, Reason: rec.Reason})
+			out[i].Certificates = append(out[i].Certificates, certificateInfo(profile, &rec))
 		}
 	}
 	for i := range out {
@@ -337,6 +343,34 @@ func (ad *adminAPI) cdrs(w http.ResponseWriter, r *http.Request) error {
 	}
 }
 
+// IssuedCertificate is an issued certificate as the admin API shows it.
+type IssuedCertificate struct {
+	Device string `json:"device"`
+	CertificateInfo
+	Certificate string `json:"certificate_pem"`
+	// The certificate in human-readable form.
+	Text string `json:"text"`
+}
+
+func (ad *adminAPI) certificate(w http.ResponseWriter, r *http.Request, serial string) error {
+	if r.Method != http.MethodGet {
+		return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
+	}
+	for profile, c := range ad.app.cas {
+		rec, err := c.Lookup(r.Context(), serial)
+		if err != nil || rec == nil {
+			continue
+		}
+		text, err := ca.Describe(rec.DER)
+		if err != nil {
+			return apiErr(http.StatusInternalServerError, err)
+		}
+		return writeJSON(w, IssuedCertificate{Device: rec.Device, CertificateInfo: certificateInfo(profile, rec),
+			Certificate: string(rec.PEM()), Text: text})
+	}
+	return apiErr(http.StatusNotFound, fmt.Errorf("no certificate with serial %s", serial))
+}
+
 // CAInfo describes an operational CA.
 type CAInfo struct {
 	Profile     string `json:"profile"`
@@ -348,6 +382,8 @@ type CAInfo struct {
 	MD5Fingerprint string `json:"md5_fingerprint,omitempty"`
 	NotAfter       string `json:"not_after"`
 	Certificate    string `json:"certificate_pem"`
+	// The certificate in human-readable form.
+	Text string `json:"text"`
 }
 
 func (ad *adminAPI) caInfo(w http.ResponseWriter, r *http.Request, profile string) error {
@@ -359,6 +395,10 @@ func (ad *adminAPI) caInfo(w http.ResponseWriter, r *http.Request, profile strin
 		return apiErr(http.StatusNotFound, err)
 	}
 	root := c.Root()
+	text, err := ca.Describe(root.Raw)
+	if err != nil {
+		return apiErr(http.StatusInternalServerError, err)
+	}
 	md5Hex := ""
 	if profile == profileLegacy {
 		sum := md5.Sum(root.Raw)
@@ -369,6 +409,7 @@ func (ad *adminAPI) caInfo(w http.ResponseWriter, r *http.Request, profile strin
 		Profile:        profile, Crypto: c.CryptoParam(), Subject: root.Subject.String(),
 		Fingerprint: ca.Fingerprint(root.Raw), NotAfter: root.NotAfter.UTC().Format(time.RFC3339),
 		Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})),
+		Text:        text,
 	})
 }
 
@@ -389,6 +430,8 @@ func actionErr(err error) error {
 		return apiErr(http.StatusNotFound, err)
 	case errors.Is(err, errConflict):
 		return apiErr(http.StatusConflict, err)
+	case errors.Is(err, errBadRequest):
+		return apiErr(http.StatusBadRequest, err)
 	}
 	return apiErr(http.StatusInternalServerError, err)
 }

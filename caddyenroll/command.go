@@ -32,6 +32,7 @@ Tools for the clearinghouse enrollment server.
   reject <id>         refuse a pending request
   devices             list devices and their certificates
   revoke              revoke a certificate (--serial) or all of a device's (--device)
+  certificate <serial> show an issued certificate in readable form
   ca                  show the operational CA certificate and its fingerprint
   cdrs                export call detail records (--format csv|json)
 
@@ -89,6 +90,11 @@ address of --config).`,
 					return "", "", nil, errors.New("--format must be csv or json")
 				}
 				return http.MethodGet, "/enroll/cdrs?format=" + format, nil, nil
+			}))
+			cmd.AddCommand(adminCommand("certificate <serial>", "Show an issued certificate", func(c *cobra.Command) {
+				c.Args = cobra.ExactArgs(1)
+			}, func(f adminFlags, args []string) (string, string, any, error) {
+				return http.MethodGet, "/enroll/certificates/" + args[0], nil, nil
 			}))
 			cmd.AddCommand(adminCommand("ca", "Show the operational CA certificate and fingerprint", func(c *cobra.Command) {
 				c.Flags().String("profile", profileModern, "CA profile (modern or legacy)")
@@ -211,6 +217,12 @@ func printAdminAnswer(w io.Writer, uri string, body []byte) error {
 				fmt.Fprintf(tw, "%s\t%q\t%v\t%v\t%s\t%s\t%s\n", d.Name, d.Group, d.Enabled, d.Enrolled, serial, notAfter, revoked)
 			}
 			return tw.Flush()
+		}
+	case strings.HasPrefix(uri, "/enroll/certificates/"):
+		var c IssuedCertificate
+		if err := json.Unmarshal(body, &c); err == nil && c.Text != "" {
+			fmt.Fprintf(w, "device:  %s\nprofile: %s\nrevoked: %v\n%s\n%s", c.Device, c.Profile, c.Revoked, c.Text, c.Certificate)
+			return nil
 		}
 	case strings.HasPrefix(uri, "/enroll/ca"):
 		var info CAInfo

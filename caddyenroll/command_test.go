@@ -102,6 +102,16 @@ func TestAdaptExampleAndAdminCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"state": "issued"`) {
 		t.Fatalf("caddy enroll approve: exit %d\n%s%s", code, out, errOut)
 	}
+	var approved struct {
+		Serial string `json:"serial"`
+	}
+	if err := json.Unmarshal([]byte(out), &approved); err != nil || approved.Serial == "" {
+		t.Fatalf("approve answer without serial: %v %s", err, out)
+	}
+	out, _, code = runCaddy(t, s.Dir, "enroll", "certificate", approved.Serial, "--address", s.AdminAddr)
+	if code != 0 || !strings.Contains(out, "device4.com") || !strings.Contains(out, "BEGIN CERTIFICATE") || !strings.Contains(out, "Subject") {
+		t.Fatalf("caddy enroll certificate: exit %d\n%s", code, out)
+	}
 	out, _, code = runCaddy(t, s.Dir, "enroll", "devices", "--address", s.AdminAddr)
 	if code != 0 || !strings.Contains(out, "device4.com") {
 		t.Fatalf("caddy enroll devices: exit %d\n%s", code, out)
@@ -118,6 +128,28 @@ func TestAdaptExampleAndAdminCommands(t *testing.T) {
 	_, _, code = runCaddy(t, s.Dir, "enroll", "approve", id, "--address", s.AdminAddr)
 	if code == 0 {
 		t.Fatal("approving an issued request succeeded")
+	}
+	// bad administrator input gets a 4xx and changes nothing
+	for _, c := range []struct {
+		method, uri, body string
+		want              int
+	}{
+		{"POST", "/enroll/revoke", `{"serial":"1f","device":"device4.com"}`, 400},
+		{"POST", "/enroll/revoke", `{"device":`, 400},
+		{"POST", "/enroll/revoke", `{"serial":"1f","reason":7}`, 400},
+		{"POST", "/enroll/revoke", `{"serial":"1f"}`, 404},
+		{"POST", "/enroll/approve/ffffffffffffffff", "", 404},
+		{"POST", "/enroll/approve/ab", "", 400},
+		{"GET", "/enroll/approve/" + id, "", 405},
+		{"GET", "/enroll/requests?state=lost", "", 400},
+		{"GET", "/enroll/cdrs?format=xml", "", 400},
+		{"GET", "/enroll/certificates/1f", "", 404},
+		{"GET", "/enroll/ca/other", "", 404},
+		{"GET", "/enroll/nothing", "", 404},
+	} {
+		if code, body := s.Admin(c.method, c.uri, c.body); code != c.want {
+			t.Errorf("%s %s %s: HTTP %d, want %d: %s", c.method, c.uri, c.body, code, c.want, body)
+		}
 	}
 	// metrics are exported through Caddy's registry
 	_, body := s.Admin("GET", "/metrics", "")

@@ -350,6 +350,7 @@ func (a *App) reject(ctx context.Context, id, reason string) (*Request, error) {
 }
 
 var (
-	errNotFound = errors.New("not found")
-	errConflict = errors.New("conflict")
+	errNotFound   = errors.New("not found")
+	errConflict   = errors.New("conflict")
+	errBadRequest = errors.New("bad request")
 )

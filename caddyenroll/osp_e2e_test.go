@@ -279,6 +279,25 @@ func TestOSPAuthorizationOverMutualTLS(t *testing.T) {
 	if rsp, err := osp.ParseAuthorisationResponse(plain); err != nil || rsp.Status.Code != 420 {
 		t.Fatalf("OSP over plain HTTP: %v %s", err, plain)
 	}
+	// malformed and oversized messages are refused at the HTTP level
+	for _, c := range []struct {
+		body []byte
+		want int
+	}{
+		{[]byte("<Message><Authorization"), http.StatusBadRequest},
+		{[]byte("not xml at all"), http.StatusBadRequest},
+		{[]byte(`<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "e">]><Message/>`), http.StatusBadRequest},
+		{bytes.Repeat([]byte("<a>"), 40000), http.StatusRequestEntityTooLarge},
+	} {
+		resp, err := origin.Post(s.ospURL, "text/plain", bytes.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%.30q: HTTP %d, want %d", c.body, resp.StatusCode, c.want)
+		}
+	}
 	// no client certificate, no source mapping: not authorized
 	expectStatus("no certificate", s.client, 401)
 	// routing disabled

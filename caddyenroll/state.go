@@ -205,7 +205,7 @@ func (s *stateStore) findRequest(ctx context.Context, idOrPrefix string) (*Reque
 		return s.request(ctx, idOrPrefix)
 	}
 	if len(idOrPrefix) < 6 {
-		return nil, fmt.Errorf("request id %q is too short (give at least 6 characters)", idOrPrefix)
+		return nil, fmt.Errorf("%w: request id %q is too short (give at least 6 characters)", errBadRequest, idOrPrefix)
 	}
 	all, err := s.requests(ctx, "")
 	if err != nil {
@@ -215,7 +215,7 @@ func (s *stateStore) findRequest(ctx context.Context, idOrPrefix string) (*Reque
 	for _, r := range all {
 		if strings.HasPrefix(r.ID, idOrPrefix) {
 			if found != nil {
-				return nil, fmt.Errorf("request id %q is ambiguous", idOrPrefix)
+				return nil, fmt.Errorf("%w: request id %q is ambiguous", errBadRequest, idOrPrefix)
 			}
 			found = r
 		}
