@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -30,9 +31,23 @@ import (
 // certificate serials (refreshed from the CAs' CRLs and updated at once on
 // local revocations) and the token signers.
 type authz struct {
-	mu      sync.RWMutex
-	revoked map[string]bool // "profile/serial"
-	current map[string]bool // devices whose current certificate is revoked
+	mu sync.RWMutex
+	// "profile/serial" in the CRLs at the last refresh; never modified
+	// once installed (a refresh reads the previous one without the lock)
+	revoked map[string]bool
+	// "profile/serial" revoked locally, by generation: kept until a refresh
+	// that read the CRLs after the revocation
+	noted map[string]uint64
+	// devices (lower case) whose current certificate is revoked
+	current map[string]bool
+	// devices whose state noteRevoked changed, by generation (or whose
+	// record a refresh could not read): the next refresh reads them
+	touched map[string]uint64
+	gen     uint64 // generation of noteRevoked calls; each refresh starts a new one
+	scanned bool   // a refresh read every device record
+
+	refreshMu sync.Mutex               // one refresh at a time
+	pending   map[string]pendingSerial // revoked serials whose device is checked again; refreshMu
 
 	signerMu sync.Mutex
 	signers  map[string]signerEntry
@@ -97,68 +112,328 @@ func (a *App) deviceAt(addr string) (string, bool) {
 	return d, ok
 }
 
-// refreshRevoked reloads the revoked serials from every CA's CRL and the
-// devices' current certificates from the enrollment state, so that a
-// revocation made by another instance sharing the storage is seen here.
+// refreshRevoked reloads the revoked serials from every CA's CRL and
+// brings authz.current up to date with them, so that revocations and
+// re-enrollments made by other instances sharing the storage are seen here.
+//
+// The first refresh reads every device record. Later ones read only the
+// device records that can have changed state (O(changes), not O(devices)):
+//
+//   - the devices of serials newly in the CRLs (found through the CA's
+//     issuance record);
+//   - the devices in current, which may have re-enrolled or whose serial
+//     may have left the CRLs;
+//   - the devices noteRevoked changed since the last refresh, so that a
+//     local decision racing with another instance is checked once more;
+//   - the devices of newly revoked serials issued moments ago whose device
+//     record did not name them yet (an issuance in flight), until it does
+//     or the issuance is long over;
+//   - those whose reading failed, until it succeeds.
+//
+// A device is in current when its record's current certificate is in the
+// CRLs, exactly as a full scan decides. The storage is read without the
+// lock; lookups only wait for the maps to be swapped in.
 func (a *App) refreshRevoked(ctx context.Context) error {
+	z := a.authz
+	z.refreshMu.Lock()
+	defer z.refreshMu.Unlock()
+
+	z.mu.Lock()
+	z.init()
+	snap := z.gen
+	z.gen++ // notes from now on are newer than this refresh
+	full := !z.scanned
+	prev := z.revoked // never modified once installed
+	prevNoted := make(map[string]bool)
+	for k, g := range z.noted {
+		if g <= snap {
+			prevNoted[k] = true
+		}
+	}
+	recheck := make(map[string]bool, len(z.current)+len(z.touched))
+	for d := range z.touched {
+		recheck[d] = true
+	}
+	if !full {
+		for d := range z.current {
+			recheck[d] = true
+		}
+	}
+	z.mu.Unlock()
+
+	revoked, err := a.readCRLs(ctx)
+	if err != nil {
+		return err
+	}
+	var res revokedScan
+	if full {
+		if res, err = a.scanAllDevices(ctx, revoked); err != nil {
+			return err
+		}
+	} else {
+		res = a.scanChanges(ctx, revoked, prev, prevNoted, recheck)
+	}
+
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.revoked = revoked
+	for k, g := range z.noted {
+		if g <= snap { // stored before the CRLs were read: they are in revoked
+			delete(z.noted, k)
+		}
+	}
+	newer := func(d string) bool { g, ok := z.touched[d]; return ok && g > snap }
+	if full {
+		cur := make(map[string]bool)
+		for d, r := range res.status {
+			if r && !newer(d) {
+				cur[d] = true
+			}
+		}
+		for d, g := range z.touched {
+			if g > snap && z.current[d] {
+				cur[d] = true
+			}
+		}
+		z.current = cur
+		z.scanned = res.complete
+	} else {
+		for d, r := range res.status {
+			switch {
+			case newer(d): // noteRevoked decided meanwhile; the next refresh checks it
+			case r:
+				z.current[d] = true
+			default:
+				delete(z.current, d)
+			}
+		}
+	}
+	for d, g := range z.touched {
+		if g <= snap {
+			delete(z.touched, d)
+		}
+	}
+	for d := range res.failed {
+		if _, ok := z.touched[d]; !ok {
+			z.touched[d] = snap
+		}
+	}
+	return nil
+}
+
+// revokedScan is what a refresh found out about devices.
+type revokedScan struct {
+	status   map[string]bool     // device (lower case) → its current certificate is revoked (full scan: the revoked ones only)
+	failed   map[string]struct{} // devices whose record could not be read: kept as they are, read again next time
+	complete bool                // full scan: every record was read
+}
+
+// recentIssuance is how long after a certificate is signed its device
+// record may still name the previous one (the issuance writes the CA's
+// record first): a revoked serial of a certificate younger than this whose
+// device record names another is checked again at the next refreshes.
+const recentIssuance = 10 * time.Minute
+
+// pendingSerial is a revoked serial whose device is checked again.
+type pendingSerial struct {
+	device string    // lower case; "" when the CA's record could not be read
+	until  time.Time // check again until then (zero: until read)
+}
+
+// readCRLs returns the serials in the CRLs of every CA, as "profile/serial".
+func (a *App) readCRLs(ctx context.Context) (map[string]bool, error) {
 	revoked := make(map[string]bool)
 	for profile, c := range a.cas {
 		der, err := c.CRL(ctx)
 		if err != nil {
-			return fmt.Errorf("CRL of %s CA: %v", profile, err)
+			return nil, fmt.Errorf("CRL of %s CA: %v", profile, err)
 		}
 		crl, err := x509.ParseRevocationList(der)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, e := range crl.RevokedCertificateEntries {
 			revoked[profile+"/"+e.SerialNumber.Text(16)] = true
 		}
 	}
-	current := make(map[string]bool)
-	keys, err := a.storage.List(ctx, path.Join(statePrefix, "devices"), false)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	for _, k := range keys {
-		var d DeviceRecord
-		if ok, err := a.state.loadJSON(ctx, k, &d); err != nil || !ok {
-			continue
-		}
-		if revoked[d.Profile+"/"+strings.ToLower(d.Serial)] {
-			current[strings.ToLower(d.Device)] = true
-		}
-	}
-	a.authz.mu.Lock()
-	a.authz.revoked, a.authz.current = revoked, current
-	a.authz.mu.Unlock()
-	return nil
+	return revoked, nil
 }
 
-// noteRevoked records local revocations at once.
-func (a *App) noteRevoked(profile, device string, serials []string, current bool) {
-	a.authz.mu.Lock()
-	defer a.authz.mu.Unlock()
-	if a.authz.revoked == nil {
-		a.authz.revoked, a.authz.current = map[string]bool{}, map[string]bool{}
+// readDeviceRecord loads the device record at key for the revocation
+// state: nil when absent or unreadable (a corrupt record names no
+// certificate), an error only when the storage failed.
+func (a *App) readDeviceRecord(ctx context.Context, key string) (*DeviceRecord, error) {
+	b, err := a.storage.Load(ctx, key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
+	if err != nil {
+		return nil, err
+	}
+	var d DeviceRecord
+	if json.Unmarshal(b, &d) != nil {
+		return nil, nil
+	}
+	return &d, nil
+}
+
+func (d *DeviceRecord) revokedKey() string {
+	return d.Profile + "/" + strings.ToLower(d.Serial)
+}
+
+// scanAllDevices reads every device record.
+func (a *App) scanAllDevices(ctx context.Context, revoked map[string]bool) (revokedScan, error) {
+	res := revokedScan{status: make(map[string]bool), complete: true}
+	keys, err := a.storage.List(ctx, path.Join(statePrefix, "devices"), false)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return res, err
+	}
+	for _, k := range keys {
+		d, err := a.readDeviceRecord(ctx, k)
+		if err != nil {
+			res.complete = false // the next refresh scans again
+			continue
+		}
+		if d != nil && d.Device != "" && revoked[d.revokedKey()] {
+			res.status[strings.ToLower(d.Device)] = true // only these: the rest are not in current
+		}
+	}
+	return res, nil
+}
+
+// scanChanges reads the device records that can have changed state since
+// the previous refresh, which found prev (and noteRevoked prevNoted).
+func (a *App) scanChanges(ctx context.Context, revoked, prev, prevNoted, recheck map[string]bool) revokedScan {
+	z := a.authz // z.pending is guarded by z.refreshMu, held
+	if z.pending == nil {
+		z.pending = make(map[string]pendingSerial)
+	}
+	now := time.Now()
+	devices := recheck
+	type serialDevice struct {
+		key string
+		p   pendingSerial
+	}
+	var bySerial []serialDevice
+	resolve := func(k string, p pendingSerial) {
+		if p.device == "" {
+			profile, serial, _ := strings.Cut(k, "/")
+			c := a.cas[profile]
+			if c == nil {
+				delete(z.pending, k)
+				return
+			}
+			rec, err := c.Lookup(ctx, serial)
+			if errors.Is(err, ca.ErrNotFound) {
+				delete(z.pending, k) // no record, no device to find
+				return
+			}
+			if err != nil {
+				z.pending[k] = pendingSerial{} // look it up again next time
+				return
+			}
+			p = pendingSerial{device: strings.ToLower(rec.Device), until: rec.NotBefore.Add(ca.Backdate + recentIssuance)}
+		}
+		devices[p.device] = true
+		bySerial = append(bySerial, serialDevice{k, p})
+	}
+	for k, p := range z.pending {
+		if !revoked[k] {
+			delete(z.pending, k)
+			continue
+		}
+		resolve(k, p)
+	}
+	for k := range revoked {
+		if prev[k] || prevNoted[k] {
+			continue
+		}
+		if _, ok := z.pending[k]; ok {
+			continue // just handled
+		}
+		resolve(k, pendingSerial{})
+	}
+
+	res := revokedScan{status: make(map[string]bool, len(devices)), failed: make(map[string]struct{})}
+	names := make(map[string]string, len(bySerial)) // device → its record's "profile/serial"
+	for d := range devices {
+		rec, err := a.readDeviceRecord(ctx, deviceKey(d))
+		if err != nil {
+			res.failed[d] = struct{}{}
+			continue
+		}
+		if rec == nil {
+			res.status[d] = false
+			continue
+		}
+		res.status[d] = revoked[rec.revokedKey()]
+		names[d] = rec.revokedKey()
+	}
+	for _, s := range bySerial {
+		_, failed := res.failed[s.p.device]
+		switch {
+		case failed:
+			z.pending[s.key] = s.p
+		case names[s.p.device] == s.key:
+			delete(z.pending, s.key) // in current now; it is followed there
+		case now.Before(s.p.until):
+			z.pending[s.key] = s.p // its issuance may not have written the device record yet
+		default:
+			delete(z.pending, s.key) // superseded, or not the device's current certificate
+		}
+	}
+	return res
+}
+
+// noteRevoked records local revocations and changes of a device's current
+// certificate at once: serials revoked (already stored), and whether the
+// device's current certificate is now revoked. The next refresh reads the
+// device's record again, in case another instance changed it meanwhile.
+func (a *App) noteRevoked(profile, device string, serials []string, current bool) {
+	z := a.authz
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.init()
 	for _, s := range serials {
-		a.authz.revoked[profile+"/"+strings.ToLower(s)] = true
+		z.noted[profile+"/"+strings.ToLower(s)] = z.gen
 	}
 	if device != "" {
+		d := strings.ToLower(device)
 		if current {
-			a.authz.current[strings.ToLower(device)] = true
+			z.current[d] = true
 		} else {
-			delete(a.authz.current, strings.ToLower(device))
+			delete(z.current, d)
 		}
+		z.touched[d] = z.gen
+	}
+}
+
+// init makes the maps; z.mu is held.
+func (z *authz) init() {
+	if z.revoked == nil {
+		z.revoked = make(map[string]bool)
+	}
+	if z.noted == nil {
+		z.noted = make(map[string]uint64)
+	}
+	if z.current == nil {
+		z.current = make(map[string]bool)
+	}
+	if z.touched == nil {
+		z.touched = make(map[string]uint64)
 	}
 }
 
 // serialRevoked reports whether a certificate of a profile is revoked.
 func (a *App) serialRevoked(profile, serial string) bool {
+	k := profile + "/" + strings.ToLower(serial)
 	a.authz.mu.RLock()
 	defer a.authz.mu.RUnlock()
-	return a.authz.revoked[profile+"/"+strings.ToLower(serial)]
+	if a.authz.revoked[k] {
+		return true
+	}
+	_, ok := a.authz.noted[k]
+	return ok
 }
 
 // eligible is the routing hook: a device qualifies unless the current
