@@ -85,6 +85,14 @@ type App struct {
 	// Most destinations in an OSP answer. Default 10.
 	MaxDestinations int `json:"max_destinations,omitempty"`
 
+	// How long client nonces of enrollment requests are remembered, to
+	// refuse a nonce reused with another CSR or device (status 9). A nonce
+	// is kept at least this long and at most twice this long, in time
+	// buckets that are pruned every hour. Default 720h (30 days); at least
+	// 1h. Instances sharing a storage should use the same value; changing
+	// it starts a fresh window.
+	NonceRetention caddy.Duration `json:"nonce_retention,omitempty"`
+
 	ctx      caddy.Context
 	log      *zap.Logger
 	storage  certmagic.Storage
@@ -95,6 +103,7 @@ type App struct {
 	state    *stateStore
 	router   *routing.Router
 	authz    *authz
+	marks    *markBatcher
 	stop     chan struct{}
 	stopOnce *sync.Once
 }
@@ -115,6 +124,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.stop = make(chan struct{})
 	a.stopOnce = new(sync.Once)
 	a.authz = new(authz)
+	a.marks = &markBatcher{apply: a.applyMarks}
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
@@ -137,6 +147,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.LockoutMax == 0 {
 		a.LockoutMax = caddy.Duration(15 * time.Minute)
 	}
+	if a.NonceRetention == 0 {
+		a.NonceRetention = caddy.Duration(720 * time.Hour)
+	}
 	if err := a.Validate(); err != nil {
 		return err
 	}
@@ -146,7 +159,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.limiter = newLimiter(a.FailuresAllowed, time.Duration(a.LockoutBase), time.Duration(a.LockoutMax))
-	a.state = newStateStore(a.storage)
+	a.state = newStateStore(a.storage, time.Duration(a.NonceRetention))
 
 	backups := 5
 	if a.Backups != nil {
@@ -222,6 +235,9 @@ func (a *App) Validate() error {
 	if a.Backups != nil && (*a.Backups < 0 || *a.Backups > 100) {
 		return fmt.Errorf("backups must be between 0 and 100, not %d", *a.Backups)
 	}
+	if a.NonceRetention < caddy.Duration(time.Hour) {
+		return fmt.Errorf("nonce_retention must be at least 1h (nonces are remembered that long to refuse reuse), not %v", time.Duration(a.NonceRetention))
+	}
 	return nil
 }
 
@@ -294,21 +310,24 @@ func (a *App) openCA(ctx context.Context, profile string, auth *Authority) error
 	return nil
 }
 
-// Start begins watching the configuration file and counts the pending
-// requests for the pending gauge (in the background: storage may be large).
+// Start begins watching the configuration file, counts the pending
+// requests for the pending gauge (in the background: storage may be large)
+// and starts the janitor of expired nonces.
 func (a *App) Start() error {
 	go func() {
 		if reqs, err := a.state.requests(a.ctx, statePending); err == nil {
 			metrics.pending.Set(float64(len(reqs)))
 		}
 	}()
+	a.marks.deferred.Store(true) // maybe left by an earlier run
 	if a.WatchInterval > 0 {
 		go a.watch(time.Duration(a.WatchInterval))
 	}
+	go a.nonceJanitor(nonceJanitorInterval)
 	return nil
 }
 
-// Stop stops the watcher.
+// Stop stops the watcher and the nonce janitor.
 func (a *App) Stop() error {
 	a.stopOnce.Do(func() { close(a.stop) })
 	return nil
@@ -340,6 +359,9 @@ func (a *App) watch(every time.Duration) {
 		}
 		if changed {
 			a.log.Info("configuration file reloaded", zap.String("file", a.ConfigFile))
+		}
+		if a.marks.deferred.Load() && !a.cfg.badOnDisk() && a.applyDeferredMarks(a.ctx) {
+			a.marks.deferred.Store(false)
 		}
 	}
 }

@@ -32,6 +32,7 @@ func init() {
 //	    lockout          <first> <max>
 //	    max_destinations <n>
 //	    device_address   <device> <host[:port]>
+//	    nonce_retention  <duration>
 //	    ca [modern|legacy] {
 //	        algorithm     p256|p384|ed25519|rsa2048|rsa3072|rsa4096
 //	        validity      <duration>
@@ -76,6 +77,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, err
 			}
 			app.WatchInterval = dur
+		case "nonce_retention":
+			dur, err := durationArg(d)
+			if err != nil {
+				return nil, err
+			}
+			app.NonceRetention = dur
 		case "backups":
 			n, err := intArg(d)
 			if err != nil {

@@ -175,6 +175,7 @@ func TestValidateRefusesBadSettings(t *testing.T) {
 		{"missing file", "config_file " + filepath.Join(dir, "none.conf"), "no such file"},
 		{"bad approval", "config_file " + good + "\n\t\tapproval sometimes", "approval must be"},
 		{"plain password", "config_file " + good + "\n\t\taccount ops secret", "password must be a bcrypt hash"},
+		{"short nonce retention", "config_file " + good + "\n\t\tnonce_retention 30m", "nonce_retention must be at least 1h"},
 		{"legacy with ecdsa", "config_file " + good + "\n\t\tca legacy {\n\t\t\talgorithm p256\n\t\t}", "legacy profile signs with MD5-RSA and needs an RSA key"},
 	}
 	for _, c := range cases {

@@ -1,6 +1,7 @@
 package caddyenroll
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -76,14 +77,20 @@ func (cs *configState) read(fn func(f *configfile.File)) {
 	fn(cs.file)
 }
 
+// errFileUnavailable marks edits refused because the file on disk does not
+// parse or cannot be written, as opposed to edits that are wrong in
+// themselves.
+var errFileUnavailable = errors.New("configuration file unavailable")
+
 // edit applies fn and writes the file back when fn succeeds. A version on
 // disk that is newer than the parsed one is parsed first, so an operator's
-// edit is never overwritten; if it does not parse, the edit is refused.
+// edit is never overwritten; if it does not parse, the edit is refused
+// (errFileUnavailable).
 func (cs *configState) edit(fn func(f *configfile.File) error) error {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if err := cs.syncLocked(); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errFileUnavailable, err)
 	}
 	if err := fn(cs.file); err != nil {
 		return err
@@ -96,7 +103,7 @@ func (cs *configState) edit(fn func(f *configfile.File) error) error {
 		// the parsed file no longer matches the disk: follow the disk
 		cs.ver = fileVersion{}
 		_ = cs.syncLocked()
-		return fmt.Errorf("writing %s: %v", cs.path, err)
+		return fmt.Errorf("%w: writing %s: %v", errFileUnavailable, cs.path, err)
 	}
 	if v, err := cs.stat(); err == nil {
 		cs.ver = v
@@ -173,6 +180,17 @@ func (cs *configState) reload() (bool, error) {
 	}
 	cs.replaceLocked(f, v)
 	return true, nil
+}
+
+// badOnDisk reports whether the version on disk is one known not to parse.
+func (cs *configState) badOnDisk() bool {
+	v, err := cs.stat()
+	if err != nil {
+		return true
+	}
+	cs.mu.RLock()
+	defer cs.mu.RUnlock()
+	return v == cs.bad
 }
 
 // flags is a snapshot of the file's switches.

@@ -599,8 +599,8 @@ func TestAnswerShape(t *testing.T) {
 }
 
 // An operator's edit that does not parse is never overwritten by the
-// server's own edits: marking a device enrolled is refused until the file
-// is fixed, and the certificate is still there to retrieve.
+// server's own edits: the certificate is still issued and delivered, and
+// the device is marked enrolled once the file parses again.
 func TestInvalidOperatorEditIsKept(t *testing.T) {
 	s := startServer(t, serverOpts{})
 	good, err := os.ReadFile(s.conf)
@@ -612,18 +612,30 @@ func TestInvalidOperatorEditIsKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	key, csr := p256CSR(t, "device4.com") // enabled, not enrolled in Table 7
-	if ans := s.do(enrollReq(wire.OpRequest, t, csr)); ans.Status != wire.StatusServerError {
-		t.Fatalf("enrollment while the file is invalid: status %d", ans.Status)
+	ans := s.do(enrollReq(wire.OpRequest, t, csr))
+	if ans.Status != wire.StatusOK {
+		t.Fatalf("enrollment while the file is invalid: status %d %s", ans.Status, ans.Error)
 	}
+	checkIssued(t, ans.Certificate, s.getCACert(), "device4.com", key)
+	time.Sleep(300 * time.Millisecond) // a few watch intervals
 	if now, _ := os.ReadFile(s.conf); !bytes.Equal(now, broken) {
 		t.Fatal("the server overwrote the operator's edit")
 	}
 	if err := os.WriteFile(s.conf, good, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	ans := s.do(enrollReq(wire.OpRetrieve, t, csr))
-	if ans.Status != wire.StatusOK {
-		t.Fatalf("retrieve after the fix: status %d %s", ans.Status, ans.Error)
+	waitFor(t, "device4.com marked enrolled after the fix", func() bool {
+		d, ok := s.confFile().Device("device4.com")
+		return ok && d.Enrolled
+	})
+	again := s.do(enrollReq(wire.OpRetrieve, t, csr))
+	if again.Status != wire.StatusOK || !bytes.Equal(again.Certificate, ans.Certificate) {
+		t.Fatalf("retrieve after the fix: status %d %s", again.Status, again.Error)
 	}
-	checkIssued(t, ans.Certificate, s.getCACert(), "device4.com", key)
+	if _, err := os.Stat(filepath.Join(s.Dir, "data", "clearinghouse", "enroll", "unmarked")); err == nil {
+		entries, _ := os.ReadDir(filepath.Join(s.Dir, "data", "clearinghouse", "enroll", "unmarked"))
+		if len(entries) != 0 {
+			t.Fatalf("%d deferred marks left in storage", len(entries))
+		}
+	}
 }

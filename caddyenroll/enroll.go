@@ -12,7 +12,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
-	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
 
@@ -232,25 +231,7 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 		}
 	}
 	a.noteRevoked(req.Profile, req.Device, nil, false) // its current certificate is good
-	return a.markEnrolled(req.Device, req.Group)
-}
-
-// markEnrolled sets the device's enrolled flag, adding an approved unknown
-// device (enabled, in its group) to the configuration file.
-func (a *App) markEnrolled(device, group string) error {
-	d := a.cfg.device(device)
-	if d.Known && d.Enrolled {
-		return nil // nothing to write
-	}
-	return a.cfg.edit(func(f *configfile.File) error {
-		if _, ok := f.Device(device); ok {
-			return f.SetEnrolled(device, true)
-		}
-		if _, ok := f.Group(group); !ok {
-			group = configfile.DefaultGroup
-		}
-		return f.AddDevice(device, group, true, true)
-	})
+	return a.markEnrolled(ctx, req.Device, req.Group)
 }
 
 // csrDeviceName is the device a CSR names: its subject common name, else

@@ -65,12 +65,16 @@ type DeviceRecord struct {
 // device's storage lock, so instances sharing a storage act as one server.
 type stateStore struct {
 	st certmagic.Storage
+	// how long client nonces are remembered at least (nonces.go)
+	retention time.Duration
+	// the clock of nonce buckets; tests move it
+	now func() time.Time
 }
 
 const statePrefix = "clearinghouse/enroll"
 
-func newStateStore(st certmagic.Storage) *stateStore {
-	return &stateStore{st: st}
+func newStateStore(st certmagic.Storage, nonceRetention time.Duration) *stateStore {
+	return &stateStore{st: st, retention: nonceRetention, now: time.Now}
 }
 
 func hashKey(parts ...string) string {
@@ -87,9 +91,6 @@ func requestID(profile, device, pubKeySHA256 string) string {
 }
 
 func requestKey(id string) string { return path.Join(statePrefix, "requests", id+".json") }
-func nonceKey(nonce []byte) string {
-	return path.Join(statePrefix, "nonces", hashKey("nonce", string(nonce)))
-}
 func deviceKey(device string) string {
 	return path.Join(statePrefix, "devices", hashKey("device", strings.ToLower(device))+".json")
 }
@@ -154,21 +155,6 @@ func (s *stateStore) device(ctx context.Context, name string) (*DeviceRecord, er
 
 func (s *stateStore) putDevice(ctx context.Context, d *DeviceRecord) error {
 	return s.storeJSON(ctx, deviceKey(d.Device), d)
-}
-
-// bindNonce records that a client nonce belongs to a request. It returns
-// false when the nonce was already used for another request (a replay or a
-// reuse with another CSR or device). Nonces are stored as hashes.
-func (s *stateStore) bindNonce(ctx context.Context, nonce []byte, reqID string) (bool, error) {
-	key := nonceKey(nonce)
-	b, err := s.st.Load(ctx, key)
-	switch {
-	case err == nil:
-		return string(b) == reqID, nil
-	case !errors.Is(err, fs.ErrNotExist):
-		return false, err
-	}
-	return true, s.st.Store(ctx, key, []byte(reqID))
 }
 
 // requests lists requests, optionally only those in one state.

@@ -1,0 +1,183 @@
+package caddyenroll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"go.uber.org/zap"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
+)
+
+// Marking devices enrolled in the configuration file. Every first
+// enrollment of a device rewrites the file; when many devices enroll at
+// once (a fleet rollout), the marks that queue up while one write runs go
+// into the next write together, so a storm of N enrollments costs a few
+// rewrites, not N. While the file cannot be written (an operator's edit
+// that does not parse, a full disk) the certificate is still delivered: the
+// mark is kept in storage and applied once the file parses again.
+
+// markBatcher coalesces marks: the first caller writes, later callers wait
+// for the write that carries their mark.
+type markBatcher struct {
+	apply func(batch []mark) []error
+
+	mu    sync.Mutex
+	queue []markWaiter
+	busy  bool
+
+	// marks are kept in storage while the configuration file is unavailable
+	deferred atomic.Bool
+}
+
+// mark is one device to mark enrolled (added to group when the file lacks
+// it).
+type mark struct {
+	Device string `json:"device"`
+	Group  string `json:"group,omitempty"`
+}
+
+type markWaiter struct {
+	mark
+	done chan error
+}
+
+// do queues m and returns once a write carrying it is done.
+func (b *markBatcher) do(m mark) error {
+	done := make(chan error, 1)
+	b.mu.Lock()
+	b.queue = append(b.queue, markWaiter{m, done})
+	if b.busy {
+		b.mu.Unlock()
+		return <-done
+	}
+	b.busy = true
+	for len(b.queue) > 0 {
+		batch := b.queue
+		b.queue = nil
+		b.mu.Unlock()
+		marks := make([]mark, len(batch))
+		for i, w := range batch {
+			marks[i] = w.mark
+		}
+		errs := b.apply(marks)
+		for i, w := range batch {
+			w.done <- errs[i]
+		}
+		b.mu.Lock()
+	}
+	b.busy = false
+	b.mu.Unlock()
+	return <-done
+}
+
+// applyMarks writes a batch of marks in one edit of the file. A mark that
+// fails on its own (an invalid name) does not hold back the others; when
+// the file itself is unavailable every mark gets that error.
+func (a *App) applyMarks(batch []mark) []error {
+	errs := make([]error, len(batch))
+	err := a.cfg.edit(func(f *configfile.File) error {
+		changed := false
+		for i, m := range batch {
+			var c bool
+			c, errs[i] = markIn(f, m)
+			changed = changed || c
+		}
+		if !changed {
+			return errNothingToWrite
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errNothingToWrite) {
+		for i := range errs {
+			errs[i] = err
+		}
+	}
+	return errs
+}
+
+var errNothingToWrite = errors.New("no change")
+
+// markIn marks one device in f and reports whether f changed.
+func markIn(f *configfile.File, m mark) (bool, error) {
+	if d, ok := f.Device(m.Device); ok {
+		if d.Enrolled {
+			return false, nil
+		}
+		err := f.SetEnrolled(m.Device, true)
+		return err == nil, err
+	}
+	group := m.Group
+	if _, ok := f.Group(group); !ok {
+		group = configfile.DefaultGroup
+	}
+	err := f.AddDevice(m.Device, group, true, true)
+	return err == nil, err
+}
+
+// markEnrolled sets the device's enrolled flag, adding an approved unknown
+// device (enabled, in its group) to the configuration file. When the file
+// is unavailable the mark is deferred (kept in storage) and nil returned:
+// the certificate is issued and recorded either way.
+func (a *App) markEnrolled(ctx context.Context, device, group string) error {
+	d := a.cfg.device(device)
+	if d.Known && d.Enrolled {
+		return nil // nothing to write
+	}
+	err := a.marks.do(mark{Device: device, Group: group})
+	if !errors.Is(err, errFileUnavailable) {
+		return err
+	}
+	if derr := a.state.storeJSON(ctx, deferredMarkKey(device), mark{Device: device, Group: group}); derr != nil {
+		return fmt.Errorf("%v; keeping the mark for later: %v", err, derr)
+	}
+	a.marks.deferred.Store(true)
+	a.log.Warn("configuration file unavailable: device will be marked enrolled once it parses again",
+		zap.String("device", device), zap.Error(err))
+	return nil
+}
+
+func deferredMarkKey(device string) string {
+	return path.Join(statePrefix, "unmarked", hashKey("device", strings.ToLower(device))+".json")
+}
+
+// applyDeferredMarks applies the marks kept while the file was unavailable.
+// It reports whether none is left.
+func (a *App) applyDeferredMarks(ctx context.Context) bool {
+	keys, err := a.storage.List(ctx, path.Join(statePrefix, "unmarked"), false)
+	if err != nil || len(keys) == 0 {
+		return err == nil || errors.Is(err, fs.ErrNotExist)
+	}
+	var batch []mark
+	var from []string
+	for _, k := range keys {
+		var m mark
+		if ok, err := a.state.loadJSON(ctx, k, &m); err != nil || !ok || m.Device == "" {
+			continue
+		}
+		batch, from = append(batch, m), append(from, k)
+	}
+	left := len(keys) - len(batch)
+	for i, err := range a.applyMarks(batch) {
+		switch {
+		case errors.Is(err, errFileUnavailable):
+			left++
+			continue
+		case err != nil:
+			a.log.Error("deferred mark of an enrolled device failed; mark it by hand",
+				zap.String("device", batch[i].Device), zap.Error(err))
+		default:
+			a.log.Info("device marked enrolled (deferred)", zap.String("device", batch[i].Device))
+		}
+		if err := a.storage.Delete(ctx, from[i]); err != nil {
+			left++
+		}
+	}
+	return left == 0
+}

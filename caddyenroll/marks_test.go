@@ -1,0 +1,131 @@
+package caddyenroll
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
+)
+
+// Marks that arrive while a write runs go into the next write together,
+// and every caller gets the outcome of the write that carried its mark.
+func TestMarkBatcherCoalesces(t *testing.T) {
+	const n = 64
+	var mu sync.Mutex
+	var writes [][]mark
+	release := make(chan struct{})
+	first := true
+	b := &markBatcher{apply: func(batch []mark) []error {
+		mu.Lock()
+		wait := first
+		first = false
+		writes = append(writes, batch)
+		mu.Unlock()
+		if wait {
+			<-release // hold the first write until the others queued
+		}
+		errs := make([]error, len(batch))
+		for i, m := range batch {
+			if m.Device == "bad" {
+				errs[i] = errors.New("bad name")
+			}
+		}
+		return errs
+	}}
+	var wg sync.WaitGroup
+	results := make([]error, n+1)
+	wg.Add(1)
+	go func() { defer wg.Done(); results[0] = b.do(mark{Device: "first"}) }()
+	for {
+		b.mu.Lock()
+		busy := b.busy
+		b.mu.Unlock()
+		if busy {
+			break
+		}
+	}
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("gw%d", i)
+		if i == n {
+			name = "bad"
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); results[i] = b.do(mark{Device: name}) }()
+	}
+	for {
+		b.mu.Lock()
+		queued := len(b.queue)
+		b.mu.Unlock()
+		if queued == n {
+			break
+		}
+	}
+	close(release)
+	wg.Wait()
+	if len(writes) != 2 || len(writes[0]) != 1 || len(writes[1]) != n {
+		sizes := []int{}
+		for _, w := range writes {
+			sizes = append(sizes, len(w))
+		}
+		t.Fatalf("writes of sizes %v, want [1 %d]", sizes, n)
+	}
+	for i, err := range results {
+		if (err != nil) != (i == n) {
+			t.Errorf("mark %d: error %v", i, err)
+		}
+	}
+}
+
+// A batch marks known devices, adds unknown ones to their group (or the
+// default group), leaves enrolled ones alone and writes the file once.
+func TestApplyMarks(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "ch.conf")
+	src := "# fleet\ngroup \"\"\ngroup 'west'\ndevice a.example \"\" enabled\ndevice b.example west enabled enrolled\n"
+	if err := os.WriteFile(conf, []byte(src), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := loadConfigState(conf, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &App{cfg: cs}
+	errs := a.applyMarks([]mark{{Device: "a.example"}, {Device: "b.example"}, {Device: "new.example", Group: "west"},
+		{Device: "other.example", Group: "nowhere"}, {Device: "bad\x01name"}})
+	for i, err := range errs[:4] {
+		if err != nil {
+			t.Errorf("mark %d: %v", i, err)
+		}
+	}
+	if errs[4] == nil {
+		t.Error("an invalid device name was accepted")
+	}
+	f, err := configfile.ParseFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, group := range map[string]string{"a.example": "", "b.example": "west", "new.example": "west", "other.example": ""} {
+		d, ok := f.Device(name)
+		if !ok || !d.Enrolled || !d.Enabled || d.Group != group {
+			t.Errorf("%s: %+v", name, d)
+		}
+	}
+
+	// the file unavailable: every mark gets errFileUnavailable, the disk is untouched
+	broken := []byte(src + "device x.example nogroup enabled\n")
+	if err := os.WriteFile(conf, broken, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range a.applyMarks([]mark{{Device: "c.example"}, {Device: "a.example"}}) {
+		if !errors.Is(err, errFileUnavailable) {
+			t.Errorf("mark %d on an invalid file: %v", i, err)
+		}
+	}
+	if now, _ := os.ReadFile(conf); string(now) != string(broken) {
+		t.Error("the invalid file was rewritten")
+	}
+}

@@ -1,0 +1,189 @@
+package caddyenroll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Client nonces are kept in time buckets, one storage "directory" per
+// retention window:
+//
+//	clearinghouse/enroll/nonces/<bucket>/<sha256 hex>   (value: the request id)
+//
+// where bucket is floor(unix seconds / retention seconds). A nonce is looked
+// up in the current and the previous bucket, so it is remembered at least
+// the retention and at most twice that; older buckets are deleted whole by
+// the janitor. Keys directly under nonces/ that are not buckets are the
+// flat layout of earlier versions; the janitor deletes them once they are
+// older than the retention.
+
+// nonceJanitorLock is the storage lock the janitor runs under, so instances
+// sharing a storage do not prune twice at once.
+const nonceJanitorLock = "clearinghouse_enroll_nonce_janitor"
+
+// nonceJanitorInterval is how often expired nonces are pruned.
+const nonceJanitorInterval = time.Hour
+
+func noncesPrefix() string { return path.Join(statePrefix, "nonces") }
+
+func nonceKey(bucket int64, nonce []byte) string {
+	return path.Join(noncesPrefix(), strconv.FormatInt(bucket, 10), hashKey("nonce", string(nonce)))
+}
+
+// bucket is the number of the time bucket that t falls in.
+func (s *stateStore) bucket(t time.Time) int64 {
+	size := int64(s.retention / time.Second)
+	if size <= 0 {
+		size = 1
+	}
+	n := t.Unix()
+	b := n / size
+	if n%size < 0 {
+		b-- // floor, not truncation, before 1970
+	}
+	return b
+}
+
+// bindNonce records that a client nonce belongs to a request. It returns
+// false when the nonce was already used, within the retention window, for
+// another request (a replay or a reuse with another CSR or device), true
+// when it is new or was used for this same request (a retrieve repeating
+// its nonce). Nonces are stored as hashes.
+func (s *stateStore) bindNonce(ctx context.Context, nonce []byte, reqID string) (bool, error) {
+	cur := s.bucket(s.now())
+	seen := false
+	for _, b := range []int64{cur, cur - 1} {
+		v, err := s.st.Load(ctx, nonceKey(b, nonce))
+		switch {
+		case err == nil:
+			if string(v) != reqID {
+				return false, nil
+			}
+			seen = true
+		case !errors.Is(err, fs.ErrNotExist):
+			return false, err
+		}
+	}
+	if seen {
+		return true, nil
+	}
+	return true, s.st.Store(ctx, nonceKey(cur, nonce), []byte(reqID))
+}
+
+// isBucketName reports whether a name under nonces/ is a time bucket: a
+// decimal number. The flat files of earlier versions are 64 hex digits,
+// which never parse as an int64.
+func isBucketName(name string) (int64, bool) {
+	if name == "" || strings.Trim(name, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(name, 10, 64)
+	return n, err == nil
+}
+
+// isLegacyNonceName reports whether a name under nonces/ is a nonce file of
+// the flat layout: a SHA-256 in lowercase hex.
+func isLegacyNonceName(name string) bool {
+	if len(name) != 64 {
+		return false
+	}
+	for _, c := range name {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// pruneNonces deletes the nonce buckets that lookups no longer read (every
+// bucket but the previous, the current and — for clocks of instances
+// sharing the storage that run a little ahead — the next; a bucket far in
+// the future was made with another retention) and the flat nonce files of
+// earlier versions that are older than the retention. It runs under the
+// janitor's storage lock and returns how many buckets and files it deleted.
+func (s *stateStore) pruneNonces(ctx context.Context) (buckets, files int, err error) {
+	if err := s.st.Lock(ctx, nonceJanitorLock); err != nil {
+		return 0, 0, fmt.Errorf("locking the nonce janitor: %v", err)
+	}
+	defer func() { _ = s.st.Unlock(context.WithoutCancel(ctx), nonceJanitorLock) }()
+
+	prefix := noncesPrefix()
+	keys, err := s.st.List(ctx, prefix, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("listing nonces: %v", err)
+	}
+	now := s.now()
+	cur := s.bucket(now)
+	for _, k := range keys {
+		if err := ctx.Err(); err != nil {
+			return buckets, files, err
+		}
+		name := path.Base(k)
+		if b, ok := isBucketName(name); ok {
+			if b >= cur-1 && b <= cur+1 {
+				continue
+			}
+			if err := s.st.Delete(ctx, path.Join(prefix, name)); err != nil {
+				return buckets, files, fmt.Errorf("deleting nonce bucket %s: %v", name, err)
+			}
+			buckets++
+			continue
+		}
+		if !isLegacyNonceName(name) {
+			continue // not ours
+		}
+		key := path.Join(prefix, name)
+		info, err := s.st.Stat(ctx, key)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return buckets, files, fmt.Errorf("nonce file %s: %v", name, err)
+		}
+		if !info.IsTerminal || now.Sub(info.Modified) <= s.retention {
+			continue
+		}
+		if err := s.st.Delete(ctx, key); err != nil {
+			return buckets, files, fmt.Errorf("deleting nonce file %s: %v", name, err)
+		}
+		files++
+	}
+	return buckets, files, nil
+}
+
+// nonceJanitor prunes expired nonces at once and then every interval until
+// the app stops.
+func (a *App) nonceJanitor(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		buckets, files, err := a.state.pruneNonces(a.ctx)
+		switch {
+		case err != nil && a.ctx.Err() == nil:
+			a.log.Error("pruning expired nonces", zap.Error(err),
+				zap.Int("buckets_removed", buckets), zap.Int("legacy_files_removed", files))
+		case buckets+files > 0:
+			a.log.Info("expired nonces pruned",
+				zap.Int("buckets_removed", buckets), zap.Int("legacy_files_removed", files),
+				zap.Duration("retention", a.state.retention))
+		case err == nil:
+			a.log.Debug("no expired nonces to prune")
+		}
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
