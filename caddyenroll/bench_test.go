@@ -24,6 +24,7 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -36,6 +37,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/internal/testutil"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/osp"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
@@ -44,13 +46,18 @@ import (
 const benchDevices = 50
 
 // benchConf defines n devices, already enrolled (as after an import), so
-// each auto-approved enrollment is one device's first one here.
-func benchConf(n int) string {
+// each auto-approved enrollment is one device's first one here and leaves
+// the file alone.
+func benchConf(n int) string { return benchConfMarked(n, " enrolled") }
+
+// benchConfMarked is benchConf with the devices' enrolled flag given
+// (" enrolled" or "").
+func benchConfMarked(n int, enrolled string) string {
 	var b strings.Builder
 	// a crypto value from an "older clearinghouse" keeps the enrolled flags
 	b.WriteString("crypto 'imported'\nenroll enabled\nssl enabled\ngroup \"\"\n")
 	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, "device gw%05d.bench.example \"\" enabled enrolled\n", i)
+		fmt.Fprintf(&b, "device gw%05d.bench.example \"\" enabled%s\n", i, enrolled)
 	}
 	return b.String()
 }
@@ -143,15 +150,12 @@ func profileServer(s *benchServer) {
 	}()
 }
 
-// clients are one keep-alive HTTP/1.1 client per simulated device.
-func (s *benchServer) clients(n int) []*http.Client {
-	out := make([]*http.Client, n)
+// clients are one keep-alive HTTP/1.1 connection per simulated device.
+func (s *benchServer) clients(n int) []*loadClient {
+	host, _, _ := net.SplitHostPort(s.tlsAddr)
+	out := make([]*loadClient, n)
 	for i := range out {
-		out[i] = &http.Client{Transport: &http.Transport{
-			TLSClientConfig:     &tls.Config{RootCAs: s.pool},
-			MaxIdleConnsPerHost: 1,
-			ForceAttemptHTTP2:   false,
-		}}
+		out[i] = newLoadClient(s.tlsAddr, &tls.Config{RootCAs: s.pool, ServerName: host})
 	}
 	return out
 }
@@ -168,30 +172,27 @@ func benchCSR(b *testing.B, cn string) []byte {
 	return der
 }
 
-// runLoad sends n requests from `workers` goroutines, body(i) for the i-th.
-// postLoad POSTs n bodies from one goroutine per client, body(i) for the
-// i-th, and checks every answer.
-func postLoad(b *testing.B, clients []*http.Client, url, ctype string, n int, body func(i int) []byte, check func(status int, raw []byte) error) {
+// postLoad POSTs n bodies to path from one goroutine per client, body(i)
+// for the i-th, and checks every answer.
+func postLoad(b *testing.B, clients []*loadClient, path, ctype string, n int, body func(i int) []byte, check func(status int, raw []byte) error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, len(clients))
 	for w := range clients {
 		wg.Add(1)
-		go func(cl *http.Client) {
+		go func(cl *loadClient) {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= n {
 					return
 				}
-				resp, err := cl.Post(url, ctype, bytes.NewReader(body(i)))
+				status, raw, err := cl.post(path, ctype, body(i))
 				if err != nil {
 					errs <- err
 					return
 				}
-				raw, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if err := check(resp.StatusCode, raw); err != nil {
+				if err := check(status, raw); err != nil {
 					errs <- fmt.Errorf("request %d: %v (%.300q)", i, err, raw)
 					return
 				}
@@ -206,8 +207,8 @@ func postLoad(b *testing.B, clients []*http.Client, url, ctype string, n int, bo
 }
 
 // runLoad is postLoad for enrollment protocol answers.
-func runLoad(b *testing.B, clients []*http.Client, url string, n int, body func(i int) []byte, check func(*wire.Response) error) {
-	postLoad(b, clients, url, "text/html", n, body, func(_ int, raw []byte) error {
+func runLoad(b *testing.B, clients []*loadClient, path string, n int, body func(i int) []byte, check func(*wire.Response) error) {
+	postLoad(b, clients, path, "text/html", n, body, func(_ int, raw []byte) error {
 		ans, err := wire.DecodeResponse(raw)
 		if err != nil {
 			return err
@@ -217,6 +218,26 @@ func runLoad(b *testing.B, clients []*http.Client, url string, n int, body func(
 }
 
 func BenchmarkEnrollThroughCaddy(b *testing.B) { benchEnroll(b, "modern") }
+
+// BenchmarkEnrollRolloutThroughCaddy is the same with devices that the
+// file does not yet mark enrolled: every enrollment also marks its device
+// in the configuration file (marks arriving together share one rewrite).
+func BenchmarkEnrollRolloutThroughCaddy(b *testing.B) {
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "bench.conf"), []byte(benchConfMarked(b.N, "")), 0o640); err != nil {
+		b.Fatal(err)
+	}
+	benchEnrollIn(b, dir, "modern")
+	f, err := configfile.ParseFile(filepath.Join(dir, "bench.conf"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range f.Devices {
+		if !f.Devices[i].Enrolled {
+			b.Fatalf("%s not marked enrolled", f.Devices[i].Name)
+		}
+	}
+}
 
 // BenchmarkEnrollLegacyThroughCaddy is the same with the legacy profile
 // (RSA-2048 CA signing with MD5-RSA); its limit is BenchmarkBareRSA2048Sign.
@@ -232,6 +253,10 @@ func benchEnroll(b *testing.B, profile string) {
 		}
 		defer os.RemoveAll(dir)
 	}
+	benchEnrollIn(b, dir, profile)
+}
+
+func benchEnrollIn(b *testing.B, dir, profile string) {
 	s := startBenchServerProfile(b, dir, "", b.N, profile)
 	clients := s.clients(benchDevices)
 	bodies := make([][]byte, b.N)
@@ -243,11 +268,11 @@ func benchEnroll(b *testing.B, profile string) {
 			Password: "demo-password", Device: fmt.Sprint(1000 + i), Customer: "0", CSR: benchCSR(b, dev)})
 	}
 	// warm the credential cache and the connections
-	runLoad(b, clients, s.url, benchDevices, func(int) []byte { return []byte("operation=getcacert") }, func(*wire.Response) error { return nil })
+	runLoad(b, clients, "/", benchDevices, func(int) []byte { return []byte("operation=getcacert") }, func(*wire.Response) error { return nil })
 	profileServer(s)
 	b.ResetTimer()
 	start := time.Now()
-	runLoad(b, clients, s.url, b.N, func(i int) []byte { return bodies[i] }, func(a *wire.Response) error {
+	runLoad(b, clients, "/", b.N, func(i int) []byte { return bodies[i] }, func(a *wire.Response) error {
 		if a.Status != wire.StatusOK || len(a.Certificate) == 0 {
 			return fmt.Errorf("status %d %s", a.Status, a.Error)
 		}
@@ -323,24 +348,22 @@ func caAnswer(b *testing.B, profile string) (string, []byte) {
 		b.Fatal(err)
 	}
 	s := startBenchServerProfile(b, dir, "", benchDevices, profile)
-	resp, err := s.clients(1)[0].Post(s.url, "text/plain", strings.NewReader("operation=getcacert"))
+	_, raw, err := s.clients(1)[0].post("/", "text/plain", []byte("operation=getcacert"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := bytes.Clone(raw)
 	s.c.Kill()
 	getcacertAnswers.dir[profile], getcacertAnswers.body[profile] = dir, body
 	return dir, body
 }
 
-func benchStatic(b *testing.B, profile string, url func(*benchServer) string) {
+func benchStatic(b *testing.B, profile, target string) {
 	dir, body := caAnswer(b, profile)
 	// `respond` of the same bytes at /respond on the same site
 	site := "handle /respond {\n\t\theader Content-Type text/html\n\t\trespond `" + string(body) + "`\n\t}"
 	s := startBenchServerProfile(b, dir, site, benchDevices, profile)
 	clients := s.clients(benchDevices)
-	target := url(s)
 	check := func(a *wire.Response) error {
 		if a.Status != 0 || len(a.Certificate) == 0 {
 			return fmt.Errorf("status %d", a.Status)
@@ -355,20 +378,20 @@ func benchStatic(b *testing.B, profile string, url func(*benchServer) string) {
 }
 
 func BenchmarkGetCACertThroughCaddy(b *testing.B) {
-	benchStatic(b, "modern", func(s *benchServer) string { return s.url })
+	benchStatic(b, "modern", "/")
 }
 
 func BenchmarkRespondThroughCaddy(b *testing.B) {
-	benchStatic(b, "modern", func(s *benchServer) string { return s.url + "respond" })
+	benchStatic(b, "modern", "/respond")
 }
 
 // The same pair for the legacy profile (the RSA CA's larger certificate).
 func BenchmarkGetCACertLegacyThroughCaddy(b *testing.B) {
-	benchStatic(b, "legacy", func(s *benchServer) string { return s.url })
+	benchStatic(b, "legacy", "/")
 }
 
 func BenchmarkRespondLegacyThroughCaddy(b *testing.B) {
-	benchStatic(b, "legacy", func(s *benchServer) string { return s.url + "respond" })
+	benchStatic(b, "legacy", "/respond")
 }
 
 const ospBenchConf = `crypto 'imported'
@@ -418,7 +441,7 @@ func BenchmarkOSPAuthorizeThroughCaddy(b *testing.B) {
 		return nil
 	}
 	run := func(n int, check func(int, []byte) error) {
-		postLoad(b, clients, s.url+"osp", "text/plain", n, body, check)
+		postLoad(b, clients, "/osp", "text/plain", n, body, check)
 	}
 	run(benchDevices, parsed)
 	profileServer(s)
