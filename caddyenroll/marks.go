@@ -2,6 +2,7 @@ package caddyenroll
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -156,14 +157,27 @@ func (a *App) applyDeferredMarks(ctx context.Context) bool {
 	}
 	var batch []mark
 	var from []string
+	left := 0
 	for _, k := range keys {
+		b, err := a.storage.Load(ctx, k)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			left++ // try again later
+			continue
+		}
 		var m mark
-		if ok, err := a.state.loadJSON(ctx, k, &m); err != nil || !ok || m.Device == "" {
+		if json.Unmarshal(b, &m) != nil || m.Device == "" {
+			a.log.Error("dropping an unreadable deferred mark", zap.String("key", k))
+			_ = a.storage.Delete(ctx, k)
 			continue
 		}
 		batch, from = append(batch, m), append(from, k)
 	}
-	left := len(keys) - len(batch)
+	if len(batch) == 0 {
+		return left == 0
+	}
 	for i, err := range a.applyMarks(batch) {
 		switch {
 		case errors.Is(err, errFileUnavailable):

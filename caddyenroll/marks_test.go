@@ -1,12 +1,18 @@
 package caddyenroll
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 )
@@ -127,5 +133,65 @@ func TestApplyMarks(t *testing.T) {
 	}
 	if now, _ := os.ReadFile(conf); string(now) != string(broken) {
 		t.Error("the invalid file was rewritten")
+	}
+}
+
+// Marks kept while the file was invalid are written once it parses; an
+// unreadable one is dropped, and none is left behind.
+func TestDeferredMarks(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "ch.conf")
+	good := "group \"\"\ndevice a.example \"\" enabled\n"
+	broken := good + "device x.example nogroup enabled\n"
+	if err := os.WriteFile(conf, []byte(good), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := loadConfigState(conf, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := localLocks{&certmagic.FileStorage{Path: filepath.Join(dir, "data")}}
+	a := &App{cfg: cs, storage: st, state: newStateStore(st, time.Hour), log: zap.NewNop()}
+	a.marks = &markBatcher{apply: a.applyMarks}
+	ctx := context.Background()
+
+	if err := os.WriteFile(conf, []byte(broken), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"a.example", "new.example"} {
+		if err := a.markEnrolled(ctx, d, ""); err != nil {
+			t.Fatalf("%s: %v", d, err)
+		}
+	}
+	if !a.marks.deferred.Load() {
+		t.Fatal("no deferred mark noted")
+	}
+	if err := st.Store(ctx, deferredMarkKey("junk"), []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	if a.applyDeferredMarks(ctx) {
+		t.Fatal("marks applied to an invalid file")
+	}
+	if now, _ := os.ReadFile(conf); string(now) != broken {
+		t.Fatal("the invalid file was rewritten")
+	}
+
+	if err := os.WriteFile(conf, []byte(good), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if !a.applyDeferredMarks(ctx) {
+		t.Fatal("deferred marks left after the fix")
+	}
+	f, err := configfile.ParseFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"a.example", "new.example"} {
+		if dev, ok := f.Device(d); !ok || !dev.Enrolled {
+			t.Errorf("%s not marked enrolled", d)
+		}
+	}
+	if keys, _ := st.List(ctx, path.Join(statePrefix, "unmarked"), false); len(keys) != 0 {
+		t.Fatalf("markers left: %v", keys)
 	}
 }
