@@ -49,7 +49,7 @@ func NormalizeSignalAddress(s string) (string, error) {
 		if _, err := netip.ParseAddr(host); err != nil {
 			return "", fmt.Errorf("signal address %q: %q is not an IP address", s, host)
 		}
-	} else if _, err := netip.ParseAddr(s); err == nil {
+	} else if _, err := parseIP(s); err == nil {
 		host = s // bare IPv6 (or IPv4) address without port
 	} else if i := strings.LastIndexByte(s, ':'); i >= 0 {
 		host, port = s[:i], s[i+1:]
@@ -57,32 +57,62 @@ func NormalizeSignalAddress(s string) (string, error) {
 			return "", fmt.Errorf("signal address %q: empty port", s)
 		}
 	}
+	var portNum uint64
 	if port != "" {
 		p, err := strconv.ParseUint(port, 10, 16)
 		if err != nil || p == 0 || strings.HasPrefix(port, "+") {
 			return "", fmt.Errorf("signal address %q: bad port %q", s, port)
 		}
-		port = strconv.FormatUint(p, 10)
+		portNum = p
 	}
-	var out string
-	if ip, err := netip.ParseAddr(host); err == nil {
+	var buf [64]byte // the result is built here and copied once
+	out := buf[:0]
+	if ip, err := parseIP(host); err == nil {
 		if ip.Zone() != "" {
 			return "", fmt.Errorf("signal address %q: zoned address", s)
 		}
-		out = "[" + ip.Unmap().String() + "]"
+		out = append(out, '[')
+		out = ip.Unmap().AppendTo(out)
+		out = append(out, ']')
 	} else {
 		if !validHostName(host) {
 			return "", fmt.Errorf("signal address %q: %q is neither an IP address nor a host name", s, host)
 		}
-		out = strings.ToLower(strings.TrimSuffix(host, "."))
+		name := strings.TrimSuffix(host, ".")
+		for i := 0; i < len(name); i++ {
+			c := name[i]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A' // validHostName allows ASCII only
+			}
+			out = append(out, c)
+		}
 	}
 	if port != "" {
-		out += ":" + port
+		out = append(out, ':')
+		out = strconv.AppendUint(out, portNum, 10)
 	}
 	if len(out) > MaxSignalAddress {
 		return "", fmt.Errorf("signal address longer than %d bytes", MaxSignalAddress)
 	}
-	return out, nil
+	return string(out), nil
+}
+
+// errNotIP is parseIP's error for what cannot be an IP address.
+var errNotIP = errors.New("not an IP address")
+
+// parseIP is netip.ParseAddr without its (allocated) error for strings
+// that are certainly not addresses: an IPv6 address has two colons or
+// more, an IPv4 address only digits and dots.
+func parseIP(s string) (netip.Addr, error) {
+	switch strings.Count(s, ":") {
+	case 0:
+		if strings.Trim(s, "0123456789.") != "" {
+			return netip.Addr{}, errNotIP
+		}
+	case 1:
+		return netip.Addr{}, errNotIP
+	}
+	return netip.ParseAddr(s)
 }
 
 // validHostName accepts DNS names of letters, digits, '-' and '_' labels.
@@ -91,7 +121,7 @@ func validHostName(h string) bool {
 	if h == "" || len(h) > 253 {
 		return false
 	}
-	for _, label := range strings.Split(h, ".") {
+	for label := range strings.SplitSeq(h, ".") {
 		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 			return false
 		}

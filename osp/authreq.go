@@ -1,9 +1,6 @@
 package osp
 
-import (
-	"strconv"
-	"time"
-)
+import "time"
 
 // AuthorizationRequest is what a source device (proxy, gateway) sends to
 // have a call authorised and routed (OSPPTransactionRequestAuthorisation,
@@ -59,14 +56,21 @@ func decodeAuthReq(env *envelope) (*AuthorizationRequest, error) {
 	}
 	r := &AuthorizationRequest{MessageID: env.messageID, Random: env.random}
 	r.ComponentID, _ = c.attr("componentId")
-	for _, e := range c.children {
+	// The call ids (one per destination the device may try) share one
+	// array: their decoded bytes are no more than their text.
+	var ids []byte
+	if n, size := countCallIDs(c); n > 0 {
+		r.CallIDs = make([][]byte, 0, n)
+		ids = make([]byte, 0, size)
+	}
+	for e := range c.children {
 		switch e.name {
 		case "Timestamp":
 			if r.Timestamp, err = decodeTime(e); err != nil {
 				return nil, err
 			}
 		case "CallId":
-			id, err := decodeCallID(e)
+			id, err := decodeCallIDTo(&ids, e)
 			if err != nil {
 				return nil, err
 			}
@@ -108,6 +112,18 @@ func decodeAuthReq(env *envelope) (*AuthorizationRequest, error) {
 	return r, nil
 }
 
+// countCallIDs returns the number of <CallId> children of c and the
+// length of their values.
+func countCallIDs(c *node) (n, size int) {
+	for e := range c.children {
+		if e.name == "CallId" {
+			n++
+			size += len(e.value())
+		}
+	}
+	return n, size
+}
+
 // Marshal implements Message, in the toolkit's element order.
 func (r *AuthorizationRequest) Marshal() ([]byte, error) {
 	w := openMessage(r.MessageID, r.Random, 1024)
@@ -124,7 +140,7 @@ func (r *AuthorizationRequest) Marshal() ([]byte, error) {
 	w.leafOpt("SignalingProtocol", r.Protocol, "type", "source")
 	writeService(w, r.Service)
 	if r.MaxDestinations > 0 {
-		w.leaf("MaximumDestinations", strconv.Itoa(r.MaxDestinations))
+		w.leafInt("MaximumDestinations", int64(r.MaxDestinations))
 	}
 	w.leafOpt("CustomerId", r.CustomerID, "critical", "false")
 	w.leafOpt("DeviceId", r.DeviceID, "critical", "false")

@@ -1,7 +1,7 @@
 package osp
 
 import (
-	"strconv"
+	"encoding/base64"
 	"time"
 )
 
@@ -60,7 +60,7 @@ func decodeAuthRsp(env *envelope) (*AuthorisationResponse, error) {
 	r := &AuthorisationResponse{MessageID: env.messageID, Random: env.random}
 	r.ComponentID, _ = c.attr("componentId")
 	hasStatus := false
-	for _, e := range c.children {
+	for e := range c.children {
 		switch e.name {
 		case "Timestamp":
 			if r.Timestamp, err = decodeTime(e); err != nil {
@@ -99,7 +99,7 @@ func decodeAuthRsp(env *envelope) (*AuthorisationResponse, error) {
 func decodeDestination(n *node) (ResponseDestination, error) {
 	var d ResponseDestination
 	var err error
-	for _, e := range n.children {
+	for e := range n.children {
 		switch e.name {
 		case "SourceInfo":
 			d.SourceInfo = decodeInfo(e)
@@ -153,7 +153,7 @@ func decodeLimit(n *node) (time.Duration, ServiceType, error) {
 	var hasAmount, hasIncr, hasUnit bool
 	var svc ServiceType
 	var err error
-	for _, e := range n.children {
+	for e := range n.children {
 		switch e.name {
 		case "Amount":
 			if amount, err = decodeUint(e); err != nil {
@@ -193,10 +193,28 @@ func decodeLimit(n *node) (time.Duration, ServiceType, error) {
 func writeLimit(w *xmlWriter, d time.Duration, svc ServiceType) {
 	w.open("UsageDetail")
 	writeService(w, svc)
-	w.leaf("Amount", strconv.FormatInt(int64(d/time.Second), 10))
+	w.leafInt("Amount", int64(d/time.Second))
 	w.leaf("Increment", "1")
 	w.leaf("Unit", "s")
 	w.close("UsageDetail")
+}
+
+// destinationSize is a little more than writeDestination writes for d
+// (unless values need escaping), so that an answer is written into one
+// buffer without growing it.
+func destinationSize(d *ResponseDestination) int {
+	n := 560 + len(d.SourceInfo.Type) + len(d.SourceInfo.Value) + len(d.Protocol) + len(d.OSPVersion) +
+		len(d.DestinationInfo.Type) + len(d.DestinationInfo.Value) + len(d.SignalAddress) + len(d.NetworkID) +
+		base64.StdEncoding.EncodedLen(len(d.Token)) + base64.StdEncoding.EncodedLen(len(d.CallID))
+	if d.Service != "" {
+		n += 40 + len(d.Service)
+	}
+	return n
+}
+
+// answerSize is the same for the rest of an answer.
+func answerSize(messageID, random, componentID string, st Status) int {
+	return 320 + len(messageID) + len(random) + len(componentID) + len(st.Description)
 }
 
 func writeDestination(w *xmlWriter, d *ResponseDestination) {
@@ -228,7 +246,11 @@ func writeDestination(w *xmlWriter, d *ResponseDestination) {
 // Marshal implements Message, in the element order of
 // authorisation-response-accepted.xml.
 func (r *AuthorisationResponse) Marshal() ([]byte, error) {
-	w := openMessage(r.MessageID, r.Random, 1024+len(r.Destinations)*2600)
+	size := answerSize(r.MessageID, r.Random, r.ComponentID, r.Status)
+	for i := range r.Destinations {
+		size += destinationSize(&r.Destinations[i])
+	}
+	w := openMessage(r.MessageID, r.Random, size)
 	w.open("AuthorisationResponse", "componentId", r.ComponentID)
 	w.leafTime("Timestamp", r.Timestamp)
 	writeStatus(w, r.Status)

@@ -28,7 +28,7 @@ func decodeCapInd(env *envelope) (*CapabilitiesIndication, error) {
 	}
 	m := &CapabilitiesIndication{MessageID: env.messageID, Random: env.random}
 	m.ComponentID, _ = c.attr("componentId")
-	for _, e := range c.children {
+	for e := range c.children {
 		switch e.name {
 		case "Timestamp":
 			if m.Timestamp, err = decodeTime(e); err != nil {
@@ -41,7 +41,7 @@ func decodeCapInd(env *envelope) (*CapabilitiesIndication, error) {
 		case "OSPVersion":
 			m.OSPVersion = e.value()
 		case "Resources":
-			for _, r := range e.children {
+			for r := range e.children {
 				if r.name == "AlmostOutOfResources" {
 					m.AlmostOutOfResources = strings.EqualFold(r.value(), "true")
 				} else if err := checkUnknown(r); err != nil {
@@ -99,7 +99,7 @@ func decodeCapCnf(env *envelope) (*CapabilitiesConfirmation, error) {
 	m := &CapabilitiesConfirmation{MessageID: env.messageID, Random: env.random}
 	m.ComponentID, _ = c.attr("componentId")
 	hasStatus := false
-	for _, e := range c.children {
+	for e := range c.children {
 		switch e.name {
 		case "Timestamp":
 			if m.Timestamp, err = decodeTime(e); err != nil {

@@ -54,34 +54,34 @@ func (e *envelope) annotate(err error) error {
 // usage indications; everything else comes alone).
 const maxComponents = 256
 
-func parseEnvelope(data []byte, lim Limits) (*envelope, error) {
+// parseEnvelope fills env (the caller's, which can then stay on its stack).
+func parseEnvelope(env *envelope, data []byte, lim Limits) error {
 	root, err := parseTree(data, lim)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	env := &envelope{}
 	if root.name == "Message" {
 		env.messageID, _ = root.attr("messageId")
 		env.random, _ = root.attr("random")
-		for _, c := range root.children {
+		for c := range root.children {
 			k, ok := componentKinds[c.name]
 			if !ok {
 				if err := checkUnknown(c); err != nil {
-					return nil, env.annotate(err)
+					return env.annotate(err)
 				}
 				continue
 			}
 			if env.kind != KindUnknown && k != env.kind {
-				return nil, env.annotate(perr(ErrUnknownMessage, "<%s> and <%s> in one message", env.kind, c.name))
+				return env.annotate(perr(ErrUnknownMessage, "<%s> and <%s> in one message", env.kind, c.name))
 			}
 			env.kind = k
 			env.comps = append(env.comps, c)
 			if len(env.comps) > maxComponents {
-				return nil, env.annotate(perr(ErrTooManyElements, "more than %d components", maxComponents))
+				return env.annotate(perr(ErrTooManyElements, "more than %d components", maxComponents))
 			}
 		}
 		if len(env.comps) == 0 {
-			return nil, env.annotate(perr(ErrUnknownMessage, "<Message> without a component"))
+			return env.annotate(perr(ErrUnknownMessage, "<Message> without a component"))
 		}
 	} else if k, ok := componentKinds[root.name]; ok {
 		// The toolkit's parsers take a component without the <Message>
@@ -89,12 +89,12 @@ func parseEnvelope(data []byte, lim Limits) (*envelope, error) {
 		env.kind = k
 		env.comps = []*node{root}
 	} else {
-		return nil, perr(ErrUnknownMessage, "root element <%s>", root.name)
+		return perr(ErrUnknownMessage, "root element <%s>", root.name)
 	}
 	if env.kind == KindUnsupported {
-		return nil, env.annotate(perr(ErrUnsupported, "<%s>", env.comps[0].name))
+		return env.annotate(perr(ErrUnsupported, "<%s>", env.comps[0].name))
 	}
-	return env, nil
+	return nil
 }
 
 // single returns the only component of a message that may carry one.
@@ -128,14 +128,15 @@ func ParseAnswer(data []byte) (Message, error) {
 }
 
 func parseKind(data []byte, lim Limits, want func(Kind) bool) (Message, error) {
-	env, err := parseEnvelope(data, lim)
-	if err != nil {
+	env := &envelope{}
+	if err := parseEnvelope(env, data, lim); err != nil {
 		return nil, err
 	}
 	if !want(env.kind) {
 		return nil, env.annotate(perr(ErrUnexpectedKind, "<%s>", env.kind))
 	}
 	var m Message
+	var err error
 	switch env.kind {
 	case KindAuthorizationRequest:
 		m, err = decodeAuthReq(env)

@@ -59,7 +59,7 @@ func decodeReauthReq(env *envelope) (*ReauthorizationRequest, error) {
 	r := &ReauthorizationRequest{MessageID: env.messageID, Random: env.random}
 	r.ComponentID, _ = c.attr("componentId")
 	hasTx := false
-	for _, e := range c.children {
+	for e := range c.children {
 		switch e.name {
 		case "Timestamp":
 			if r.Timestamp, err = decodeTime(e); err != nil {
@@ -182,7 +182,7 @@ func decodeReauthRsp(env *envelope) (*ReauthorizationResponse, error) {
 	r := &ReauthorizationResponse{MessageID: env.messageID, Random: env.random}
 	r.ComponentID, _ = c.attr("componentId")
 	hasStatus := false
-	for _, e := range c.children {
+	for e := range c.children {
 		switch e.name {
 		case "Timestamp":
 			if r.Timestamp, err = decodeTime(e); err != nil {
@@ -217,7 +217,11 @@ func decodeReauthRsp(env *envelope) (*ReauthorizationResponse, error) {
 
 // Marshal implements Message.
 func (r *ReauthorizationResponse) Marshal() ([]byte, error) {
-	w := openMessage(r.MessageID, r.Random, 3600)
+	size := answerSize(r.MessageID, r.Random, r.ComponentID, r.Status)
+	if r.Destination != nil {
+		size += destinationSize(r.Destination)
+	}
+	w := openMessage(r.MessageID, r.Random, size)
 	w.open("ReauthorizationResponse", "componentId", r.ComponentID)
 	w.leafTime("Timestamp", r.Timestamp)
 	writeStatus(w, r.Status)

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -49,7 +50,7 @@ type TokenInfo struct {
 // whitespace between elements. The result is an unsigned token, or the
 // content a TokenSigner signs.
 func (t *TokenInfo) Encode() ([]byte, error) {
-	w := newWriter(false, 560)
+	w := newWriter(false, t.size())
 	w.open("TokenInfo", "random", t.Random)
 	w.leaf("SourceInfo", t.SourceInfo.Value, "type", t.SourceInfo.Type)
 	w.leaf("DestinationInfo", t.DestinationInfo.Value, "type", t.DestinationInfo.Type)
@@ -58,14 +59,28 @@ func (t *TokenInfo) Encode() ([]byte, error) {
 	if len(t.CallID) > 0 {
 		w.leafBin("CallId", t.CallID)
 	}
-	w.leaf("ValidAfter", formatTime(t.ValidAfter))
-	w.leaf("ValidUntil", formatTime(t.ValidUntil))
+	w.leafTimeAlways("ValidAfter", t.ValidAfter)
+	w.leafTimeAlways("ValidUntil", t.ValidUntil)
 	w.leafUint("TransactionId", t.TransactionID)
 	if t.MaxDuration >= time.Second {
 		writeLimit(w, t.MaxDuration, t.Service)
 	}
 	w.close("TokenInfo")
 	return w.bytes()
+}
+
+// size is a little more than Encode writes (unless values need escaping).
+func (t *TokenInfo) size() int {
+	n := 480 + len(t.Random) + len(t.SourceInfo.Type) + len(t.SourceInfo.Value) +
+		len(t.DestinationInfo.Type) + len(t.DestinationInfo.Value) + len(t.SignalAddress) +
+		base64.StdEncoding.EncodedLen(len(t.CallID))
+	if t.NetworkID != "" {
+		n += 60 + len(t.NetworkID)
+	}
+	if t.Service != "" {
+		n += 40 + len(t.Service)
+	}
+	return n
 }
 
 // ParseTokenInfo parses an unsigned token, or the content of a signed one.
@@ -87,7 +102,7 @@ func ParseTokenInfo(data []byte) (*TokenInfo, error) {
 	t := &TokenInfo{}
 	t.Random, _ = root.attr("random")
 	var has struct{ src, dst, after, until, tx bool }
-	for _, e := range root.children {
+	for e := range root.children {
 		switch e.name {
 		case "SourceInfo":
 			t.SourceInfo, has.src = decodeInfo(e), true

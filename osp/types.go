@@ -186,7 +186,11 @@ func decodeInfo(n *node) Info {
 // decodeBin reads CallId and Token: encoding="base64" (what the toolkit
 // writes), or "cdata"/absent for the value as is (OSPPMsgBinFromElement).
 // Whitespace inside base64 is ignored, as the toolkit's decoder does.
-func decodeBin(n *node, max int) ([]byte, error) {
+func decodeBin(n *node, max int) ([]byte, error) { return decodeBinTo(nil, n, max) }
+
+// decodeBinTo is decodeBin keeping the bytes in the spare capacity of
+// *arena when they fit there (arena may be nil).
+func decodeBinTo(arena *[]byte, n *node, max int) ([]byte, error) {
 	enc, _ := n.attr("encoding")
 	v := n.value()
 	switch enc {
@@ -198,28 +202,45 @@ func decodeBin(n *node, max int) ([]byte, error) {
 			}
 			return r
 		}, v)
-		if base64.StdEncoding.DecodedLen(len(clean)) > max+2 {
+		size := base64.StdEncoding.DecodedLen(len(clean))
+		if size > max+2 {
 			return nil, perr(ErrInvalidValue, "<%s> longer than %d bytes", n.name, max)
 		}
-		b, err := base64.StdEncoding.DecodeString(clean)
+		b := take(arena, size)
+		k, err := base64.StdEncoding.Decode(b, []byte(clean))
 		if err != nil {
 			return nil, perr(ErrInvalidValue, "<%s>: %v", n.name, err)
 		}
-		if len(b) > max {
+		if k > max {
 			return nil, perr(ErrInvalidValue, "<%s> longer than %d bytes", n.name, max)
 		}
-		return b, nil
+		return b[:k], nil
 	case "", "cdata":
 		if len(v) > max {
 			return nil, perr(ErrInvalidValue, "<%s> longer than %d bytes", n.name, max)
 		}
-		return []byte(v), nil
+		b := take(arena, len(v))
+		copy(b, v)
+		return b, nil
 	}
 	return nil, perr(ErrInvalidValue, "<%s> encoding %q", n.name, enc)
 }
 
-func decodeCallID(n *node) ([]byte, error) {
-	b, err := decodeBin(n, MaxCallIDBytes)
+// take returns size bytes from the spare capacity of *arena, or new ones
+// when they do not fit.
+func take(arena *[]byte, size int) []byte {
+	if arena == nil || cap(*arena)-len(*arena) < size {
+		return make([]byte, size)
+	}
+	a := *arena
+	*arena = a[:len(a)+size]
+	return a[len(a) : len(a)+size : len(a)+size]
+}
+
+func decodeCallID(n *node) ([]byte, error) { return decodeCallIDTo(nil, n) }
+
+func decodeCallIDTo(arena *[]byte, n *node) ([]byte, error) {
+	b, err := decodeBinTo(arena, n, MaxCallIDBytes)
 	if err == nil && len(b) == 0 {
 		err = perr(ErrInvalidValue, "empty <CallId>")
 	}
@@ -284,7 +305,7 @@ func formatSeconds(d time.Duration) string {
 func decodeStatus(n *node) (Status, error) {
 	var st Status
 	hasCode := false
-	for _, c := range n.children {
+	for c := range n.children {
 		switch c.name {
 		case "Code":
 			code, err := decodeInt(c, 9999)
@@ -308,7 +329,7 @@ func decodeStatus(n *node) (Status, error) {
 
 func writeStatus(w *xmlWriter, st Status) {
 	w.open("Status")
-	w.leaf("Code", strconv.Itoa(st.Code))
+	w.leafInt("Code", int64(st.Code))
 	w.leafOpt("Description", st.Description)
 	w.close("Status")
 }
@@ -316,7 +337,7 @@ func writeStatus(w *xmlWriter, st Status) {
 func decodeTermCause(n *node) (TermCause, error) {
 	tc := TermCause{}
 	tc.Type, _ = n.attr("type")
-	for _, c := range n.children {
+	for c := range n.children {
 		switch c.name {
 		case "TCCode":
 			code, err := decodeInt(c, 1<<31-1)
@@ -337,14 +358,14 @@ func decodeTermCause(n *node) (TermCause, error) {
 
 func writeTermCause(w *xmlWriter, tc TermCause) {
 	w.open("TerminationCause", "type", tc.Type)
-	w.leaf("TCCode", strconv.Itoa(tc.Code))
+	w.leafInt("TCCode", int64(tc.Code))
 	w.leafOpt("Description", tc.Description)
 	w.close("TerminationCause")
 }
 
 // decodeService reads <Service><ServiceType type="…"/></Service>.
 func decodeService(n *node) ServiceType {
-	for _, c := range n.children {
+	for c := range n.children {
 		if c.name == "ServiceType" {
 			t, _ := c.attr("type")
 			return t

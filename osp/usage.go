@@ -78,7 +78,7 @@ func decodeUsage(c *node) (Usage, error) {
 	var u Usage
 	var err error
 	u.ComponentID, _ = c.attr("componentId")
-	for _, e := range c.children {
+	for e := range c.children {
 		switch e.name {
 		case "Timestamp":
 			if u.Timestamp, err = decodeTime(e); err != nil {
@@ -105,7 +105,7 @@ func decodeUsage(c *node) (Usage, error) {
 		case "DestinationAlternate":
 			u.DestinationAlternate = append(u.DestinationAlternate, decodeInfo(e))
 		case "Group":
-			for _, g := range e.children {
+			for g := range e.children {
 				if g.name == "GroupId" {
 					u.GroupID = g.value()
 				} else if err := checkUnknown(g); err != nil {
@@ -139,7 +139,7 @@ func decodeUsageDetail(n *node, u *Usage) error {
 	var amount time.Duration
 	var incr uint64 = 1
 	var err error
-	for _, e := range n.children {
+	for e := range n.children {
 		switch e.name {
 		case "Amount":
 			if amount, err = decodeSeconds(e); err != nil {
@@ -277,7 +277,7 @@ func decodeUsageCnf(env *envelope) (*UsageConfirmation, error) {
 		var err error
 		cf.ComponentID, _ = c.attr("componentId")
 		hasStatus := false
-		for _, e := range c.children {
+		for e := range c.children {
 			switch e.name {
 			case "Timestamp":
 				if cf.Timestamp, err = decodeTime(e); err != nil {

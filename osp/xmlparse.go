@@ -28,14 +28,34 @@ var DefaultLimits = Limits{
 	MaxAttrs:    16,
 }
 
-// node is one element of a parsed document. Text is the element's
-// character data concatenated (whitespace included); value() is what the
-// protocol means by the element's value.
+// node is one element of a parsed document. val is what the protocol
+// means by the element's value: its character data concatenated, without
+// surrounding whitespace (see value).
 type node struct {
-	name     string
-	attrs    []xmlAttr
-	text     []byte
-	children []*node
+	name  string
+	attrs []xmlAttr
+	val   string
+	first *node // first child element
+	next  *node // next sibling element
+}
+
+// children yields the child elements in document order:
+// for c := range n.children { … }.
+func (n *node) children(yield func(*node) bool) {
+	for c := n.first; c != nil; c = c.next {
+		if !yield(c) {
+			return
+		}
+	}
+}
+
+// addChild makes c the last child of n, whose last child so far is last.
+func (n *node) addChild(last, c *node) {
+	if last == nil {
+		n.first = c
+	} else {
+		last.next = c
+	}
 }
 
 type xmlAttr struct{ name, value string }
@@ -52,7 +72,11 @@ func (n *node) attr(name string) (string, bool) {
 // value is the element's text without surrounding whitespace: the toolkit
 // writes a newline after every start tag, so "<Timestamp>\n2026-…" is what
 // its requests carry.
-func (n *node) value() string { return strings.Trim(string(n.text), " \t\r\n") }
+func (n *node) value() string { return n.val }
+
+// xmlSpace is the whitespace trimmed from values and allowed around the
+// root element.
+const xmlSpace = " \t\r\n"
 
 // critical follows OSPPMsgElemIsCritical (src/ospmsgutil.c): an element is
 // critical unless a critical attribute says "false" (case-insensitively).
@@ -80,11 +104,24 @@ func qname(n xml.Name) string {
 // declaration is refused outright so that nothing DTD-shaped is ever
 // accepted), encodings other than UTF-8 and US-ASCII, text or a second
 // element outside the root, and mismatched end tags.
+//
+// parseTreeFast takes the documents devices send (see there); everything
+// else, and every error, is left to parseTreeStd, built on encoding/xml, so
+// the two always yield the same tree or error (FuzzParseTree checks it).
 func parseTree(data []byte, lim Limits) (*node, error) {
 	if len(data) > lim.MaxBytes {
 		return nil, perr(ErrTooLarge, "%d bytes, limit %d", len(data), lim.MaxBytes)
 	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
+	if root, ok := parseTreeFast(data, lim); ok {
+		return root, nil
+	}
+	return parseTreeStd(data, lim)
+}
+
+// parseTreeStd is parseTree with encoding/xml, for any document (data
+// without byte order mark, within lim.MaxBytes).
+func parseTreeStd(data []byte, lim Limits) (*node, error) {
 	d := xml.NewDecoder(bytes.NewReader(data))
 	d.Strict = true
 	d.CharsetReader = func(label string, r io.Reader) (io.Reader, error) {
@@ -94,9 +131,15 @@ func parseTree(data []byte, lim Limits) (*node, error) {
 		}
 		return nil, errEncodingLabel
 	}
+	// frame is an open element, its last child and the character data it
+	// has so far.
+	type frame struct {
+		n, last *node
+		text    []byte
+	}
 	var (
 		root  *node
-		stack []*node
+		stack []frame
 		count int
 	)
 	for {
@@ -133,28 +176,31 @@ func parseTree(data []byte, lim Limits) (*node, error) {
 				n.attrs = append(n.attrs, xmlAttr{qname(a.Name), a.Value})
 			}
 			if len(stack) > 0 {
-				p := stack[len(stack)-1]
-				p.children = append(p.children, n)
+				p := &stack[len(stack)-1]
+				p.n.addChild(p.last, n)
+				p.last = n
 			} else {
 				root = n
 			}
-			stack = append(stack, n)
+			stack = append(stack, frame{n: n})
 		case xml.EndElement:
-			if len(stack) == 0 || stack[len(stack)-1].name != qname(t.Name) {
+			if len(stack) == 0 || stack[len(stack)-1].n.name != qname(t.Name) {
 				return nil, perr(ErrMalformed, "unexpected end tag </%s>", qname(t.Name))
 			}
+			top := stack[len(stack)-1]
+			top.n.val = strings.Trim(string(top.text), xmlSpace)
 			stack = stack[:len(stack)-1]
 		case xml.CharData:
 			if len(stack) == 0 {
-				if len(bytes.Trim(t, " \t\r\n")) != 0 {
+				if len(bytes.Trim(t, xmlSpace)) != 0 {
 					return nil, perr(ErrMalformed, "text outside the root element")
 				}
 				continue
 			}
-			top := stack[len(stack)-1]
-			top.text = append(top.text, t...)
+			top := &stack[len(stack)-1]
+			top.text = append(top.text, t...) // copied: the decoder reuses t
 		case xml.Directive:
-			if bytes.HasPrefix(bytes.TrimLeft(t, " \t\r\n"), []byte("DOCTYPE")) {
+			if bytes.HasPrefix(bytes.TrimLeft(t, xmlSpace), []byte("DOCTYPE")) {
 				return nil, perr(ErrDOCTYPE, "DOCTYPE")
 			}
 			return nil, perr(ErrDOCTYPE, "markup declaration <!%.20s", t)
@@ -165,7 +211,7 @@ func parseTree(data []byte, lim Limits) (*node, error) {
 		}
 	}
 	if len(stack) != 0 {
-		return nil, perr(ErrMalformed, "unexpected end of document inside <%s>", stack[len(stack)-1].name)
+		return nil, perr(ErrMalformed, "unexpected end of document inside <%s>", stack[len(stack)-1].n.name)
 	}
 	if root == nil {
 		return nil, perr(ErrMalformed, "no element")

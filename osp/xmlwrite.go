@@ -91,6 +91,18 @@ func (w *xmlWriter) leaf(name, value string, attrs ...string) {
 	w.attrs(attrs)
 	w.buf = append(w.buf, '>')
 	w.escape(value, false)
+	w.leafEnd(name)
+}
+
+// leafStart and leafEnd write <name> and </name> around a value the
+// caller appends to w.buf: a number or a time, which needs no escaping.
+func (w *xmlWriter) leafStart(name string) {
+	w.buf = append(w.buf, '<')
+	w.buf = append(w.buf, name...)
+	w.buf = append(w.buf, '>')
+}
+
+func (w *xmlWriter) leafEnd(name string) {
 	w.buf = append(w.buf, '<', '/')
 	w.buf = append(w.buf, name...)
 	w.buf = append(w.buf, '>')
@@ -98,14 +110,29 @@ func (w *xmlWriter) leaf(name, value string, attrs ...string) {
 }
 
 func (w *xmlWriter) leafUint(name string, v uint64) {
-	w.leaf(name, strconv.FormatUint(v, 10))
+	w.leafStart(name)
+	w.buf = strconv.AppendUint(w.buf, v, 10)
+	w.leafEnd(name)
 }
 
+func (w *xmlWriter) leafInt(name string, v int64) {
+	w.leafStart(name)
+	w.buf = strconv.AppendInt(w.buf, v, 10)
+	w.leafEnd(name)
+}
+
+// leafTime writes t, unless it is zero.
 func (w *xmlWriter) leafTime(name string, t time.Time) {
-	if t.IsZero() {
-		return
+	if !t.IsZero() {
+		w.leafTimeAlways(name, t)
 	}
-	w.leaf(name, formatTime(t))
+}
+
+// leafTimeAlways writes t as formatTime does, even the zero time.
+func (w *xmlWriter) leafTimeAlways(name string, t time.Time) {
+	w.leafStart(name)
+	w.buf = t.UTC().AppendFormat(w.buf, timeLayout)
+	w.leafEnd(name)
 }
 
 // leafBin writes binary data base64 encoded with encoding="base64", as the
@@ -115,10 +142,7 @@ func (w *xmlWriter) leafBin(name string, v []byte) {
 	w.buf = append(w.buf, name...)
 	w.buf = append(w.buf, ` encoding="base64">`...)
 	w.buf = base64.StdEncoding.AppendEncode(w.buf, v)
-	w.buf = append(w.buf, '<', '/')
-	w.buf = append(w.buf, name...)
-	w.buf = append(w.buf, '>')
-	w.nl()
+	w.leafEnd(name)
 }
 
 // leafOpt writes the leaf only when value is not empty.
