@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -405,55 +406,113 @@ device d3.bench.example "" enabled enrolled
 route "" "" d1.bench.example 50 d2.bench.example 30 d3.bench.example 20
 `
 
-// BenchmarkOSPAuthorizeThroughCaddy: AuthorizationRequests answered with 3
-// destinations and 3 signed tokens, through a real Caddy over TLS with
-// keep-alive, from 50 concurrent clients. Its limit is
-// BenchmarkTokenSignInProcess / 3.
-func BenchmarkOSPAuthorizeThroughCaddy(b *testing.B) {
+// ospBench is a running Caddy answering AuthorizationRequests for 3
+// destinations with 3 signed tokens, and its load.
+type ospBench struct {
+	s       *benchServer
+	clients []*loadClient
+	req     []byte
+}
+
+func startOSPBench(b *testing.B) *ospBench {
 	dir := b.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "bench.conf"), []byte(ospBenchConf), 0o640); err != nil {
 		b.Fatal(err)
 	}
 	site := "handle /osp {\n\t\tosp {\n\t\t\tsource_address 127.0.0.1 src.bench.example\n\t\t}\n\t}"
 	s := startBenchServer(b, dir, site, 0)
-	clients := s.clients(benchDevices)
 	req, err := (&osp.AuthorizationRequest{MessageID: "1", ComponentID: "2", Timestamp: time.Now().UTC(),
 		CallIDs: [][]byte{[]byte("bench")}, SourceInfo: []osp.Info{{Type: "e164", Value: "14048724799"}},
 		DestinationInfo: []osp.Info{{Type: "e164", Value: "1678"}}, MaxDestinations: 3}).Marshal()
 	if err != nil {
 		b.Fatal(err)
 	}
-	body := func(int) []byte { return req }
-	// the first answers are parsed in full, the timed ones only checked (3
-	// tokens, status 200) so that the load generator, which shares the
-	// cores, stays light
-	parsed := func(_ int, raw []byte) error {
+	o := &ospBench{s: s, clients: s.clients(benchDevices), req: req}
+	// the first answers are parsed in full, the timed ones only checked
+	o.run(b, benchDevices, func(_ int, raw []byte) error {
 		rsp, err := osp.ParseAuthorisationResponse(raw)
 		if err == nil && (len(rsp.Destinations) != 3 || len(rsp.Destinations[2].Token) == 0) {
 			err = fmt.Errorf("%d destinations", len(rsp.Destinations))
 		}
 		return err
-	}
-	checked := func(status int, raw []byte) error {
-		if status != 200 || bytes.Count(raw, []byte("<Token encoding")) != 3 || !bytes.Contains(raw, []byte("<Code>200</Code>")) {
-			return fmt.Errorf("HTTP %d, not 3 tokens with status 200", status)
+	})
+	return o
+}
+
+// run sends n AuthorizationRequests. Answers are checked lightly (3 tokens,
+// status 200) unless check is given: the load generator shares the cores.
+func (o *ospBench) run(b *testing.B, n int, check func(int, []byte) error) {
+	if check == nil {
+		check = func(status int, raw []byte) error {
+			if status != 200 || bytes.Count(raw, []byte("<Token encoding")) != 3 || !bytes.Contains(raw, []byte("<Code>200</Code>")) {
+				return fmt.Errorf("HTTP %d, not 3 tokens with status 200", status)
+			}
+			return nil
 		}
-		return nil
 	}
-	run := func(n int, check func(int, []byte) error) {
-		postLoad(b, clients, "/osp", "text/plain", n, body, check)
-	}
-	run(benchDevices, parsed)
-	profileServer(s)
+	postLoad(b, o.clients, "/osp", "text/plain", n, func(int) []byte { return o.req }, check)
+}
+
+// BenchmarkOSPAuthorizeThroughCaddy: AuthorizationRequests answered with 3
+// destinations and 3 signed tokens, through a real Caddy over TLS with
+// keep-alive, from 50 concurrent clients. Its limit is
+// BenchmarkTokenSignInProcess / 3.
+func BenchmarkOSPAuthorizeThroughCaddy(b *testing.B) {
+	o := startOSPBench(b)
+	profileServer(o.s)
 	b.ResetTimer()
 	start := time.Now()
-	run(b.N, checked)
+	o.run(b, b.N, nil)
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "authorizations/s")
 }
 
-// BenchmarkTokenSignInProcess is bare token signing (CMS SignedData with a
-// P-256 key) on all cores.
-func BenchmarkTokenSignInProcess(b *testing.B) {
+// BenchmarkOSPRatio alternates rounds of authorizations through Caddy with
+// rounds of bare token signing on all cores (b.N operations each), so that
+// both see the same machine, and reports the authorizations' rate as a
+// percentage of the bare rate divided by 3.
+func BenchmarkOSPRatio(b *testing.B) {
+	o := startOSPBench(b)
+	signer, info := benchTokenSigner(b)
+	var ospTime, signTime time.Duration
+	rounds := 6
+	for range rounds {
+		start := time.Now()
+		o.run(b, b.N, nil)
+		ospTime += time.Since(start)
+		start = time.Now()
+		parallelDo(3*b.N, func() {
+			if _, err := signer.Sign(info); err != nil {
+				b.Error(err)
+			}
+		})
+		signTime += time.Since(start)
+	}
+	auths := float64(rounds*b.N) / ospTime.Seconds()
+	bare := float64(3*rounds*b.N) / signTime.Seconds()
+	b.ReportMetric(auths, "authorizations/s")
+	b.ReportMetric(bare, "bare-tokens/s")
+	b.ReportMetric(100*auths/(bare/3), "%-of-bare/3")
+}
+
+// parallelDo runs fn n times on GOMAXPROCS goroutines.
+func parallelDo(n int, fn func()) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				fn()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// benchTokenSigner is a P-256 token signer from a fresh CA and a TokenInfo
+// like the server's.
+func benchTokenSigner(b *testing.B) (*osp.TokenSigner, []byte) {
 	c, _, err := ca.Open(context.Background(), ca.NewMemStore(), ca.Config{Name: "modern"}, "")
 	if err != nil {
 		b.Fatal(err)
@@ -463,15 +522,21 @@ func BenchmarkTokenSignInProcess(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	signer := &osp.TokenSigner{Cert: is.Cert, Key: key}
 	now := time.Now().UTC()
 	info, err := (&osp.TokenInfo{Random: "1", SourceInfo: osp.Info{Type: "e164", Value: "14048724799"},
-		DestinationInfo: osp.Info{Type: "e164", Value: "1678"}, SignalAddress: "d1.bench.example:5060",
+		DestinationInfo: osp.Info{Type: "e164", Value: "1678"}, SignalAddress: "[127.0.0.1]:5060",
 		CallID: []byte("bench"), ValidAfter: now, ValidUntil: now.Add(time.Minute), TransactionID: 1234567,
 		MaxDuration: 4 * time.Hour}).Encode()
 	if err != nil {
 		b.Fatal(err)
 	}
+	return &osp.TokenSigner{Cert: is.Cert, Key: key}, info
+}
+
+// BenchmarkTokenSignInProcess is bare token signing (CMS SignedData with a
+// P-256 key) on all cores.
+func BenchmarkTokenSignInProcess(b *testing.B) {
+	signer, info := benchTokenSigner(b)
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
