@@ -321,7 +321,9 @@ func (a *App) Start() error {
 	}()
 	a.marks.deferred.Store(true) // maybe left by an earlier run
 	if a.WatchInterval > 0 {
-		go a.watch(time.Duration(a.WatchInterval))
+		go a.watch(time.Duration(a.WatchInterval)) // applies them
+	} else {
+		go a.applyDeferredMarks(a.ctx)
 	}
 	go a.nonceJanitor(nonceJanitorInterval)
 	return nil

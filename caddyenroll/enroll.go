@@ -231,7 +231,7 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 		}
 	}
 	a.noteRevoked(req.Profile, req.Device, nil, false) // its current certificate is good
-	return a.markEnrolled(ctx, req.Device, req.Group)
+	return a.markEnrolled(ctx, req.Device, req.Group, !req.Known)
 }
 
 // csrDeviceName is the device a CSR names: its subject common name, else

@@ -37,11 +37,14 @@ type markBatcher struct {
 	deferred atomic.Bool
 }
 
-// mark is one device to mark enrolled (added to group when the file lacks
-// it).
+// mark is one device to mark enrolled. Add is set for an approved device
+// that the file did not list: it is added to Group. A listed device that
+// is gone from the file by the time of the write (the operator removed it)
+// is not brought back.
 type mark struct {
 	Device string `json:"device"`
 	Group  string `json:"group,omitempty"`
+	Add    bool   `json:"add,omitempty"`
 }
 
 type markWaiter struct {
@@ -114,6 +117,9 @@ func markIn(f *configfile.File, m mark) (bool, error) {
 		err := f.SetEnrolled(m.Device, true)
 		return err == nil, err
 	}
+	if !m.Add {
+		return false, nil
+	}
 	group := m.Group
 	if _, ok := f.Group(group); !ok {
 		group = configfile.DefaultGroup
@@ -122,20 +128,21 @@ func markIn(f *configfile.File, m mark) (bool, error) {
 	return err == nil, err
 }
 
-// markEnrolled sets the device's enrolled flag, adding an approved unknown
-// device (enabled, in its group) to the configuration file. When the file
-// is unavailable the mark is deferred (kept in storage) and nil returned:
-// the certificate is issued and recorded either way.
-func (a *App) markEnrolled(ctx context.Context, device, group string) error {
+// markEnrolled sets the device's enrolled flag; add (an approved device
+// the file did not list) adds it, enabled, to group. When the file is
+// unavailable the mark is deferred (kept in storage) and nil returned: the
+// certificate is issued and recorded either way.
+func (a *App) markEnrolled(ctx context.Context, device, group string, add bool) error {
 	d := a.cfg.device(device)
 	if d.Known && d.Enrolled {
 		return nil // nothing to write
 	}
-	err := a.marks.do(mark{Device: device, Group: group})
+	m := mark{Device: device, Group: group, Add: add}
+	err := a.marks.do(m)
 	if !errors.Is(err, errFileUnavailable) {
 		return err
 	}
-	if derr := a.state.storeJSON(ctx, deferredMarkKey(device), mark{Device: device, Group: group}); derr != nil {
+	if derr := a.state.storeJSON(ctx, deferredMarkKey(device), m); derr != nil {
 		return fmt.Errorf("%v; keeping the mark for later: %v", err, derr)
 	}
 	a.marks.deferred.Store(true)

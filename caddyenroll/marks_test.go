@@ -100,14 +100,14 @@ func TestApplyMarks(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := &App{cfg: cs}
-	errs := a.applyMarks([]mark{{Device: "a.example"}, {Device: "b.example"}, {Device: "new.example", Group: "west"},
-		{Device: "other.example", Group: "nowhere"}, {Device: "bad\x01name"}})
-	for i, err := range errs[:4] {
+	errs := a.applyMarks([]mark{{Device: "a.example"}, {Device: "b.example"}, {Device: "new.example", Group: "west", Add: true},
+		{Device: "other.example", Group: "nowhere", Add: true}, {Device: "gone.example"}, {Device: "bad\x01name", Add: true}})
+	for i, err := range errs[:5] {
 		if err != nil {
 			t.Errorf("mark %d: %v", i, err)
 		}
 	}
-	if errs[4] == nil {
+	if errs[5] == nil {
 		t.Error("an invalid device name was accepted")
 	}
 	f, err := configfile.ParseFile(conf)
@@ -119,6 +119,9 @@ func TestApplyMarks(t *testing.T) {
 		if !ok || !d.Enrolled || !d.Enabled || d.Group != group {
 			t.Errorf("%s: %+v", name, d)
 		}
+	}
+	if _, ok := f.Device("gone.example"); ok {
+		t.Error("a listed device that left the file was added back")
 	}
 
 	// the file unavailable: every mark gets errFileUnavailable, the disk is untouched
@@ -136,13 +139,14 @@ func TestApplyMarks(t *testing.T) {
 	}
 }
 
-// Marks kept while the file was invalid are written once it parses; an
-// unreadable one is dropped, and none is left behind.
+// Marks kept while the file was invalid are written once it parses; a
+// device the operator removed meanwhile is not brought back, an unreadable
+// mark is dropped, and none is left behind.
 func TestDeferredMarks(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "ch.conf")
 	good := "group \"\"\ndevice a.example \"\" enabled\n"
-	broken := good + "device x.example nogroup enabled\n"
+	broken := good + "device c.example \"\" enabled\ndevice x.example nogroup enabled\n"
 	if err := os.WriteFile(conf, []byte(good), 0o640); err != nil {
 		t.Fatal(err)
 	}
@@ -155,11 +159,17 @@ func TestDeferredMarks(t *testing.T) {
 	a.marks = &markBatcher{apply: a.applyMarks}
 	ctx := context.Background()
 
+	if err := os.WriteFile(conf, []byte(good+"device c.example \"\" enabled\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.cfg.edit(func(*configfile.File) error { return nil }); err != nil { // take in c.example
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(conf, []byte(broken), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []string{"a.example", "new.example"} {
-		if err := a.markEnrolled(ctx, d, ""); err != nil {
+	for _, d := range []string{"a.example", "new.example", "c.example"} {
+		if err := a.markEnrolled(ctx, d, "", d == "new.example"); err != nil {
 			t.Fatalf("%s: %v", d, err)
 		}
 	}
@@ -190,6 +200,9 @@ func TestDeferredMarks(t *testing.T) {
 		if dev, ok := f.Device(d); !ok || !dev.Enrolled {
 			t.Errorf("%s not marked enrolled", d)
 		}
+	}
+	if _, ok := f.Device("c.example"); ok {
+		t.Error("c.example, removed by the operator, was added back")
 	}
 	if keys, _ := st.List(ctx, path.Join(statePrefix, "unmarked"), false); len(keys) != 0 {
 		t.Fatalf("markers left: %v", keys)
