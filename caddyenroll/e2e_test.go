@@ -639,3 +639,44 @@ func TestInvalidOperatorEditIsKept(t *testing.T) {
 		}
 	}
 }
+
+// A crash after the request was stored but before the device record and
+// the file's enrolled mark were written is repaired when the device asks
+// for its certificate again.
+func TestInterruptedIssuanceIsCompleted(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	caCert := s.getCACert()
+	key, csr := p256CSR(t, "device4.com") // enabled, not enrolled in Table 7
+	first := s.do(enrollReq(wire.OpRequest, t, csr))
+	if first.Status != wire.StatusOK {
+		t.Fatalf("request: status %d %s", first.Status, first.Error)
+	}
+	s.Kill()
+	// what the disk holds after a kill -9 between storing the request and
+	// the device record
+	devices := filepath.Join(s.Dir, "data", "clearinghouse", "enroll", "devices")
+	if err := os.RemoveAll(devices); err != nil {
+		t.Fatal(err)
+	}
+	f := s.confFile()
+	if err := f.SetEnrolled("device4.com", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Save(s.conf, configfile.SaveOptions{Backups: -1}); err != nil {
+		t.Fatal(err)
+	}
+
+	s.Restart(s.tlsAddr, s.httpAddr)
+	s.waitTLS()
+	again := s.do(enrollReq(wire.OpRetrieve, t, csr))
+	if again.Status != wire.StatusOK || !bytes.Equal(again.Certificate, first.Certificate) {
+		t.Fatalf("retrieve after the crash: status %d %s", again.Status, again.Error)
+	}
+	checkIssued(t, again.Certificate, caCert, "device4.com", key)
+	if d, _ := s.confFile().Device("device4.com"); !d.Enrolled {
+		t.Fatal("device4.com not marked enrolled after the retry")
+	}
+	if entries, _ := os.ReadDir(devices); len(entries) != 1 {
+		t.Fatalf("%d device records after the retry, want 1", len(entries))
+	}
+}

@@ -147,6 +147,10 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 	if existing != nil {
 		switch existing.State {
 		case stateIssued:
+			if err := a.resumeIssue(ctx, existing, rec); err != nil {
+				a.log.Error("completing an interrupted issuance", zap.String("device", name), zap.String("request", id), zap.Error(err))
+				return fail(wire.StatusServerError, "server error")
+			}
 			return outcome{resp: wire.Response{Status: wire.StatusOK, Certificate: existing.Certificate}, serial: existing.Serial, reason: "already issued"}
 		case statePending:
 			return outcome{resp: wire.Response{Status: wire.StatusPending, Nonce: existing.ServerNonce}, reason: "pending"}
@@ -185,9 +189,11 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 // device lock is held; parsed is the CSR verified moments ago, or nil to
 // parse and verify req.CSR; prev is the device's record as loaded under the
 // lock (nil: it has none). Order matters for crash safety: the CA's issuance
-// record is written first, then the request's new state, then the
-// configuration file; a crash in between leaves at worst an issued,
-// undelivered certificate and the request still pending.
+// record is written first, then the request's new state, then the device
+// record and the configuration file. A crash before the request is stored
+// leaves an issued, undelivered certificate and no answer (the device asks
+// again); a crash after it is repaired when the device asks again
+// (resumeIssue).
 func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, prev *DeviceRecord, authority *ca.CA, policy ca.Policy) error {
 	var is *ca.Issued
 	var err error
@@ -210,16 +216,25 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 	if err := a.state.putRequest(ctx, req); err != nil {
 		return fmt.Errorf("storing request: %v", err)
 	}
+	metrics.issued.WithLabelValues(req.Profile).Inc()
+	return a.completeIssue(ctx, req, prev)
+}
+
+// completeIssue makes an issued request the device's current enrollment:
+// the device record names its certificate, the previous certificate
+// (prev's) is superseded and the file marks the device enrolled. It runs
+// right after an issuance, and again when a device fetches a certificate
+// whose issuance a crash interrupted after storing the request.
+func (a *App) completeIssue(ctx context.Context, req *Request, prev *DeviceRecord) error {
 	if err := a.state.putDevice(ctx, &DeviceRecord{
 		Device: req.Device, DeviceID: req.DeviceID, Customer: req.Customer,
-		Profile: req.Profile, Serial: is.Serial, Enrolled: req.Updated,
+		Profile: req.Profile, Serial: req.Serial, Enrolled: req.Updated,
 	}); err != nil {
 		return fmt.Errorf("storing device record: %v", err)
 	}
-	metrics.issued.WithLabelValues(req.Profile).Inc()
 	// re-enrollment supersedes the device's previous certificate (earlier
 	// ones were superseded in their turn)
-	if prev != nil && prev.Serial != "" && prev.Serial != is.Serial {
+	if prev != nil && prev.Serial != "" && prev.Serial != req.Serial {
 		if c, ok := a.cas[prev.Profile]; ok {
 			if err := c.Revoke(ctx, prev.Serial, reasonSuperseded); err != nil {
 				a.log.Error("revoking superseded certificate", zap.String("device", req.Device), zap.String("serial", prev.Serial), zap.Error(err))
@@ -232,6 +247,25 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 	}
 	a.noteRevoked(req.Profile, req.Device, nil, false) // its current certificate is good
 	return a.markEnrolled(ctx, req.Device, req.Group, !req.Known)
+}
+
+// resumeIssue finishes, for a device fetching its issued certificate again,
+// what a crash may have cut short after the request was stored: the device
+// record naming the certificate and the file's enrolled mark. A request
+// older than the device's record (the device enrolled again since) and a
+// revoked or expired certificate are left alone.
+func (a *App) resumeIssue(ctx context.Context, req *Request, rec *DeviceRecord) error {
+	if a.serialRevoked(req.Profile, req.Serial) || !time.Now().Before(req.NotAfter) {
+		return nil
+	}
+	switch {
+	case rec == nil || (rec.Serial != req.Serial && req.Updated.After(rec.Enrolled)):
+		a.log.Info("completing an interrupted issuance", zap.String("device", req.Device), zap.String("serial", req.Serial))
+		return a.completeIssue(ctx, req, rec)
+	case rec.Serial == req.Serial:
+		return a.markEnrolled(ctx, req.Device, req.Group, !req.Known)
+	}
+	return nil
 }
 
 // csrDeviceName is the device a CSR names: its subject common name, else
