@@ -94,7 +94,7 @@ func startBenchServerProfile(b *testing.B, dir, extraSite string, devices int, p
 		protocols h1 h2
 	}
 	log {
-		level ERROR
+		level {{LEVEL}}
 	}
 	storage file_system %s
 	enroll {
@@ -111,6 +111,12 @@ https://%s {
 	enroll %s
 }
 `, admin, filepath.Join(dir, "data"), confPath, h, profile, tlsAddr, extraSite, profile)
+	// BENCH_LOG_LEVEL=INFO: with the per-request logs of production's default level
+	level := os.Getenv("BENCH_LOG_LEVEL")
+	if level == "" {
+		level = "ERROR"
+	}
+	cf = strings.Replace(cf, "{{LEVEL}}", level, 1)
 	c := testutil.StartCaddy(b, dir, cf, admin, tlsAddr)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(testutil.InternalRootPEM(b, filepath.Join(dir, "data")))
