@@ -24,8 +24,10 @@ import (
 // that does not parse, a full disk) the certificate is still delivered: the
 // mark is kept in storage and applied once the file parses again.
 
-// markBatcher coalesces marks: the first caller writes, later callers wait
-// for the write that carries their mark.
+// markBatcher coalesces marks: one caller at a time writes every mark
+// queued so far, its own among them; the others wait for the write that
+// carries theirs. After its write the writer hands over to the next waiter,
+// so no caller writes for others for long.
 type markBatcher struct {
 	apply func(batch []mark) []error
 
@@ -52,6 +54,9 @@ type markWaiter struct {
 	done chan error
 }
 
+// errLead tells a waiting caller that it writes next.
+var errLead = errors.New("write the queued marks")
+
 // do queues m and returns once a write carrying it is done.
 func (b *markBatcher) do(m mark) error {
 	done := make(chan error, 1)
@@ -59,24 +64,31 @@ func (b *markBatcher) do(m mark) error {
 	b.queue = append(b.queue, markWaiter{m, done})
 	if b.busy {
 		b.mu.Unlock()
-		return <-done
+		if err := <-done; err != errLead {
+			return err
+		}
+		b.mu.Lock() // this caller writes now; busy stays set
 	}
 	b.busy = true
-	for len(b.queue) > 0 {
-		batch := b.queue
-		b.queue = nil
-		b.mu.Unlock()
-		marks := make([]mark, len(batch))
-		for i, w := range batch {
-			marks[i] = w.mark
-		}
-		errs := b.apply(marks)
-		for i, w := range batch {
-			w.done <- errs[i]
-		}
-		b.mu.Lock()
+	batch := b.queue
+	b.queue = nil
+	b.mu.Unlock()
+
+	marks := make([]mark, len(batch))
+	for i, w := range batch {
+		marks[i] = w.mark
 	}
-	b.busy = false
+	errs := b.apply(marks)
+	for i, w := range batch {
+		w.done <- errs[i] // this caller's own too: its channel is empty again
+	}
+
+	b.mu.Lock()
+	if len(b.queue) > 0 {
+		b.queue[0].done <- errLead
+	} else {
+		b.busy = false
+	}
 	b.mu.Unlock()
 	return <-done
 }

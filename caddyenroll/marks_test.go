@@ -18,12 +18,14 @@ import (
 )
 
 // Marks that arrive while a write runs go into the next write together,
-// and every caller gets the outcome of the write that carried its mark.
+// written by one of their callers once the first has returned, and every
+// caller gets the outcome of the write that carried its mark.
 func TestMarkBatcherCoalesces(t *testing.T) {
 	const n = 64
 	var mu sync.Mutex
 	var writes [][]mark
 	release := make(chan struct{})
+	firstReturned := make(chan struct{})
 	first := true
 	b := &markBatcher{apply: func(batch []mark) []error {
 		mu.Lock()
@@ -33,6 +35,13 @@ func TestMarkBatcherCoalesces(t *testing.T) {
 		mu.Unlock()
 		if wait {
 			<-release // hold the first write until the others queued
+		} else {
+			// the first caller has handed over and returned
+			select {
+			case <-firstReturned:
+			case <-time.After(10 * time.Second):
+				t.Error("the first caller is still writing for the others")
+			}
 		}
 		errs := make([]error, len(batch))
 		for i, m := range batch {
@@ -45,7 +54,7 @@ func TestMarkBatcherCoalesces(t *testing.T) {
 	var wg sync.WaitGroup
 	results := make([]error, n+1)
 	wg.Add(1)
-	go func() { defer wg.Done(); results[0] = b.do(mark{Device: "first"}) }()
+	go func() { defer wg.Done(); results[0] = b.do(mark{Device: "first"}); close(firstReturned) }()
 	for {
 		b.mu.Lock()
 		busy := b.busy
