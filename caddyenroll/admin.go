@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -35,7 +36,9 @@ func init() {
 //	POST /enroll/revoke                 {"serial": "…"} or {"device": "…"}, optional "reason" (RFC 5280 code)
 //	GET  /enroll/ca[/PROFILE]           the CA certificate (PEM) and SHA-256 fingerprint
 //	GET  /enroll/certificates/SERIAL    an issued certificate: record, PEM and a readable dump
-//	GET  /enroll/cdrs[?format=csv]      stored usage records (JSON, or CSV)
+//	GET  /enroll/cdrs[?format=csv]      stored usage records (JSON, or CSV); since=D and until=D
+//	                                    (UTC days YYYY-MM-DD, inclusive) export a period
+//	DELETE /enroll/cdrs?before=D        delete the records of the UTC days before D (at most tomorrow)
 type adminAPI struct {
 	ctx caddy.Context
 	log *zap.Logger
@@ -325,22 +328,92 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (ad *adminAPI) cdrs(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodGet {
-		return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
+	switch r.Method {
+	case http.MethodGet:
+		return ad.exportCDRs(w, r)
+	case http.MethodDelete:
+		return ad.purgeCDRs(w, r)
 	}
-	list, err := ad.app.cdrs(r.Context())
+	return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
+}
+
+// cdrRangeQuery reads the optional since and until days of an export.
+func cdrRangeQuery(q url.Values) (dayRange, error) {
+	var rg dayRange
+	for _, p := range []struct {
+		name string
+		day  *time.Time
+	}{{"since", &rg.since}, {"until", &rg.until}} {
+		v := q.Get(p.name)
+		if v == "" {
+			continue
+		}
+		d, err := parseDay(v)
+		if err != nil {
+			return dayRange{}, fmt.Errorf("%s: %v", p.name, err)
+		}
+		*p.day = d
+	}
+	if !rg.since.IsZero() && !rg.until.IsZero() && rg.since.After(rg.until) {
+		return dayRange{}, fmt.Errorf("since %s is after until %s", q.Get("since"), q.Get("until"))
+	}
+	return rg, nil
+}
+
+// cdrPurgeQuery reads the required before day of a purge. A day later than
+// tomorrow (UTC) is refused: it would delete records of days not over yet,
+// today's or later, which a typo must not do.
+func cdrPurgeQuery(q url.Values, now time.Time) (time.Time, error) {
+	v := q.Get("before")
+	if v == "" {
+		return time.Time{}, errors.New("before is required: records of the UTC days before it (YYYY-MM-DD) are deleted")
+	}
+	before, err := parseDay(v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("before: %v", err)
+	}
+	if tomorrow := utcDay(now).AddDate(0, 0, 1); before.After(tomorrow) {
+		return time.Time{}, fmt.Errorf("before %s is later than tomorrow (%s UTC): refusing a purge that reaches past today",
+			v, tomorrow.Format(cdrDayLayout))
+	}
+	return before, nil
+}
+
+func (ad *adminAPI) exportCDRs(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	format := q.Get("format")
+	if format != "" && format != "json" && format != "csv" {
+		return apiErr(http.StatusBadRequest, fmt.Errorf("format must be json or csv"))
+	}
+	rg, err := cdrRangeQuery(q)
+	if err != nil {
+		return apiErr(http.StatusBadRequest, err)
+	}
+	list, err := ad.app.cdrs(r.Context(), rg)
 	if err != nil {
 		return apiErr(http.StatusInternalServerError, err)
 	}
-	switch r.URL.Query().Get("format") {
-	case "", "json":
-		return writeJSON(w, list)
-	case "csv":
+	if format == "csv" {
 		w.Header().Set("Content-Type", "text/csv")
 		return writeCDRsCSV(w, list)
-	default:
-		return apiErr(http.StatusBadRequest, fmt.Errorf("format must be json or csv"))
 	}
+	return writeJSON(w, list)
+}
+
+func (ad *adminAPI) purgeCDRs(w http.ResponseWriter, r *http.Request) error {
+	before, err := cdrPurgeQuery(r.URL.Query(), ad.app.state.now())
+	if err != nil {
+		return apiErr(http.StatusBadRequest, err)
+	}
+	res, err := ad.app.purgeCDRs(r.Context(), before)
+	fields := []zap.Field{zap.String("before", before.Format(cdrDayLayout)), zap.Strings("days", res.DeletedDays),
+		zap.Int("days_deleted", len(res.DeletedDays)), zap.Int("legacy_records_deleted", res.DeletedLegacyRecords)}
+	if err != nil {
+		ad.log.Error("purging call detail records", append(fields, zap.Error(err))...)
+		return apiErr(http.StatusInternalServerError, err)
+	}
+	ad.log.Info("call detail records purged", fields...)
+	return writeJSON(w, res)
 }
 
 // IssuedCertificate is an issued certificate as the admin API shows it.

@@ -42,18 +42,42 @@ type CDR struct {
 	Received      time.Time `json:"received"`
 }
 
-// cdrKey names a record by transaction id, role and attempt: the OSP
+// Records are kept in day buckets, one storage "directory" per UTC day of
+// Received:
+//
+//	clearinghouse/cdrs/<YYYY-MM-DD>/<txid>-<role>-<attempt>.json
+//
+// so that a period is exported by listing only its buckets, and purged by
+// deleting them whole. Keys directly under cdrs/ that end in .json are the
+// flat layout of earlier versions: exported (filtered by their Received
+// when a range is asked for) and purged by their Received.
+
+// cdrDayLayout is the name of a bucket, and the form of the days the admin
+// API takes.
+const cdrDayLayout = "2006-01-02"
+
+func cdrsPrefix() string { return path.Join("clearinghouse", "cdrs") }
+
+// cdrBucket is the bucket of the UTC day that t falls in.
+func cdrBucket(t time.Time) string { return path.Join(cdrsPrefix(), t.UTC().Format(cdrDayLayout)) }
+
+// cdrName names a record by transaction id, role and attempt: the OSP
 // Toolkit reports every destination a source tried in one UsageIndication,
 // each with the same transaction id and role (the failed first attempt,
 // then the call that connected), told apart by call id and destination.
-func cdrKey(c CDR) string {
+func cdrName(c CDR) string {
 	role := strings.ToLower(c.Role)
 	if role == "" {
 		role = "other"
 	}
 	attempt := sha256.Sum256([]byte(c.CallID + "\x00" + c.Destination))
-	return path.Join("clearinghouse", "cdrs", strconv.FormatUint(c.TransactionID, 10)+"-"+role+"-"+hex.EncodeToString(attempt[:6])+".json")
+	return strconv.FormatUint(c.TransactionID, 10) + "-" + role + "-" + hex.EncodeToString(attempt[:6]) + ".json"
 }
+
+// cdrKey is where a record is stored: its name in the bucket of the day it
+// was received. The key is a function of the record alone (never of the
+// clock at the time of storing).
+func cdrKey(c CDR) string { return path.Join(cdrBucket(c.Received), cdrName(c)) }
 
 func cdrFromUsage(u *osp.Usage, reporter string, now time.Time) CDR {
 	c := CDR{
@@ -78,11 +102,17 @@ func cdrFromUsage(u *osp.Usage, reporter string, now time.Time) CDR {
 
 // storeCDR stores a usage record unless one with the same transaction id,
 // role, call id and destination exists (a device retrying its
-// UsageIndication). Records are written atomically by the storage; the same
-// key always gets the same content, so concurrent duplicates cannot disagree.
+// UsageIndication) in the bucket of its day or of the day before: retries
+// come within minutes, and one just after midnight UTC finds the record in
+// the previous bucket. Records are written atomically by the storage; a key
+// is derived from its record alone (bucket from Received, name from the
+// call fields), never from the clock when storing, so the same key always
+// gets the same call (received the same day), and concurrent duplicates
+// cannot disagree.
 func (a *App) storeCDR(ctx context.Context, c CDR) (stored bool, err error) {
 	key := cdrKey(c)
-	if a.storage.Exists(ctx, key) {
+	if a.storage.Exists(ctx, key) ||
+		a.storage.Exists(ctx, path.Join(cdrBucket(c.Received.AddDate(0, 0, -1)), cdrName(c))) {
 		return false, nil
 	}
 	b, err := json.Marshal(c)
@@ -92,22 +122,94 @@ func (a *App) storeCDR(ctx context.Context, c CDR) (stored bool, err error) {
 	return true, a.storage.Store(ctx, key, b)
 }
 
-// cdrs lists stored records, oldest first.
-func (a *App) cdrs(ctx context.Context) ([]CDR, error) {
-	keys, err := a.storage.List(ctx, path.Join("clearinghouse", "cdrs"), false)
+// dayRange is an inclusive range of UTC days; a zero bound is open.
+type dayRange struct {
+	since, until time.Time // midnight UTC
+}
+
+// contains reports whether the UTC day of t is in the range.
+func (r dayRange) contains(t time.Time) bool {
+	d := utcDay(t)
+	return (r.since.IsZero() || !d.Before(r.since)) && (r.until.IsZero() || !d.After(r.until))
+}
+
+// utcDay is midnight UTC of the day t falls in.
+func utcDay(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+// parseDay parses a UTC day written YYYY-MM-DD.
+func parseDay(s string) (time.Time, error) {
+	d, err := time.Parse(cdrDayLayout, s)
+	if err != nil || d.Format(cdrDayLayout) != s {
+		return time.Time{}, fmt.Errorf("%q is not a date (want YYYY-MM-DD)", s)
+	}
+	return d, nil
+}
+
+// cdrDayBucket is a bucket found in storage.
+type cdrDayBucket struct {
+	day time.Time
+	key string
+}
+
+// cdrLayout lists the day buckets (oldest first) and the records of the
+// flat layout. Other keys under cdrs/ are not ours and are left alone.
+func (a *App) cdrLayout(ctx context.Context) (buckets []cdrDayBucket, legacy []string, err error) {
+	keys, err := a.storage.List(ctx, cdrsPrefix(), false)
 	if errors.Is(err, fs.ErrNotExist) {
-		return []CDR{}, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("listing call detail records: %v", err)
 	}
-	out := make([]CDR, 0, len(keys))
+	for _, k := range keys {
+		name := path.Base(k)
+		if d, err := parseDay(name); err == nil {
+			buckets = append(buckets, cdrDayBucket{day: d, key: path.Join(cdrsPrefix(), name)})
+		} else if strings.HasSuffix(name, ".json") {
+			legacy = append(legacy, path.Join(cdrsPrefix(), name))
+		}
+	}
+	sort.Slice(buckets, func(i, j int) bool { return buckets[i].day.Before(buckets[j].day) })
+	return buckets, legacy, nil
+}
+
+// loadCDRs appends the readable records of keys that are in the range to
+// out. Unreadable records (a write in progress) are skipped.
+func (a *App) loadCDRs(ctx context.Context, keys []string, r dayRange, out []CDR) []CDR {
 	for _, k := range keys {
 		var c CDR
-		if ok, err := a.state.loadJSON(ctx, k, &c); err != nil || !ok {
+		if ok, err := a.state.loadJSON(ctx, k, &c); err != nil || !ok || !r.contains(c.Received) {
 			continue
 		}
 		out = append(out, c)
+	}
+	return out
+}
+
+// cdrs lists the stored records received in the range, oldest first. Only
+// the buckets of the range are read (and the flat records of earlier
+// versions).
+func (a *App) cdrs(ctx context.Context, r dayRange) ([]CDR, error) {
+	buckets, legacy, err := a.cdrLayout(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := a.loadCDRs(ctx, legacy, r, []CDR{})
+	for _, b := range buckets {
+		if !r.contains(b.day) {
+			continue
+		}
+		keys, err := a.storage.List(ctx, b.key, false)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // purged meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing call detail records of %s: %v", path.Base(b.key), err)
+		}
+		out = a.loadCDRs(ctx, keys, dayRange{}, out)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].Received.Equal(out[j].Received) {
@@ -116,6 +218,53 @@ func (a *App) cdrs(ctx context.Context) ([]CDR, error) {
 		return out[i].TransactionID < out[j].TransactionID
 	})
 	return out, nil
+}
+
+// cdrPurgeLock is the storage lock purges run under, so that instances
+// sharing a storage do not purge the same buckets at once.
+const cdrPurgeLock = "clearinghouse_cdrs_purge"
+
+// CDRPurge is what a purge deleted.
+type CDRPurge struct {
+	DeletedDays          []string `json:"deleted_days"`
+	DeletedLegacyRecords int      `json:"deleted_legacy_records"`
+}
+
+// purgeCDRs deletes the buckets of the days strictly before the day of
+// before, and the flat records of earlier versions received before it. On
+// an error, the result tells what was deleted until then.
+func (a *App) purgeCDRs(ctx context.Context, before time.Time) (CDRPurge, error) {
+	res := CDRPurge{DeletedDays: []string{}}
+	before = utcDay(before)
+	if err := a.storage.Lock(ctx, cdrPurgeLock); err != nil {
+		return res, fmt.Errorf("locking the purge of call detail records: %v", err)
+	}
+	defer func() { _ = a.storage.Unlock(context.WithoutCancel(ctx), cdrPurgeLock) }()
+
+	buckets, legacy, err := a.cdrLayout(ctx)
+	if err != nil {
+		return res, err
+	}
+	for _, b := range buckets {
+		if !b.day.Before(before) {
+			break // sorted
+		}
+		if err := a.storage.Delete(ctx, b.key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return res, fmt.Errorf("deleting the call detail records of %s: %v", path.Base(b.key), err)
+		}
+		res.DeletedDays = append(res.DeletedDays, path.Base(b.key))
+	}
+	for _, k := range legacy {
+		var c CDR
+		if ok, err := a.state.loadJSON(ctx, k, &c); err != nil || !ok || !c.Received.Before(before) {
+			continue // unreadable records stay, as they stay out of exports
+		}
+		if err := a.storage.Delete(ctx, k); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return res, fmt.Errorf("deleting call detail record %s: %v", path.Base(k), err)
+		}
+		res.DeletedLegacyRecords++
+	}
+	return res, nil
 }
 
 var cdrCSVHeader = []string{"transaction_id", "role", "reporter", "call_id", "calling", "called", "destination",

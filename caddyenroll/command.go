@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 
@@ -34,7 +35,9 @@ Tools for the clearinghouse enrollment server.
   revoke              revoke a certificate (--serial) or all of a device's (--device)
   certificate <serial> show an issued certificate in readable form
   ca                  show the operational CA certificate and its fingerprint
-  cdrs                export call detail records (--format csv|json)
+  cdrs                export call detail records (--format csv|json, --since and
+                      --until select UTC days YYYY-MM-DD, inclusive)
+  cdrs purge          delete the call detail records of the days before --before
 
 All but check talk to a running Caddy's admin API (--address, or the admin
 address of --config).`,
@@ -82,15 +85,35 @@ address of --config).`,
 				}
 				return http.MethodPost, "/enroll/revoke", revokeBody{Serial: serial, Device: device, Reason: &reason}, nil
 			}))
-			cmd.AddCommand(adminCommand("cdrs", "Export stored call detail records", func(c *cobra.Command) {
+			cdrs := adminCommand("cdrs", "Export stored call detail records", func(c *cobra.Command) {
+				c.Args = cobra.NoArgs // a mistyped subcommand must not export everything
 				c.Flags().String("format", "csv", "csv or json")
+				c.Flags().String("since", "", "first UTC day to export (YYYY-MM-DD)")
+				c.Flags().String("until", "", "last UTC day to export (YYYY-MM-DD)")
 			}, func(f adminFlags, _ []string) (string, string, any, error) {
 				format, _ := f.cmd.Flags().GetString("format")
 				if format != "csv" && format != "json" {
 					return "", "", nil, errors.New("--format must be csv or json")
 				}
-				return http.MethodGet, "/enroll/cdrs?format=" + format, nil, nil
+				q := url.Values{"format": {format}}
+				for _, name := range []string{"since", "until"} {
+					if v, _ := f.cmd.Flags().GetString(name); v != "" {
+						q.Set(name, v)
+					}
+				}
+				return http.MethodGet, "/enroll/cdrs?" + q.Encode(), nil, nil
+			})
+			cdrs.AddCommand(adminCommand("purge", "Delete the call detail records of the days before --before", func(c *cobra.Command) {
+				c.Args = cobra.NoArgs
+				c.Flags().String("before", "", "delete the records of the UTC days before this one (YYYY-MM-DD, at most tomorrow)")
+			}, func(f adminFlags, _ []string) (string, string, any, error) {
+				before, _ := f.cmd.Flags().GetString("before")
+				if before == "" {
+					return "", "", nil, errors.New("--before is required")
+				}
+				return http.MethodDelete, "/enroll/cdrs?" + url.Values{"before": {before}}.Encode(), nil, nil
 			}))
+			cmd.AddCommand(cdrs)
 			cmd.AddCommand(adminCommand("certificate <serial>", "Show an issued certificate", func(c *cobra.Command) {
 				c.Args = cobra.ExactArgs(1)
 			}, func(f adminFlags, args []string) (string, string, any, error) {

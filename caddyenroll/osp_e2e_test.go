@@ -19,6 +19,7 @@ import (
 	"math/big"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -242,10 +243,11 @@ func TestOSPAuthorizationOverMutualTLS(t *testing.T) {
 	}
 	_, body := s.Admin("GET", "/enroll/cdrs", "")
 	var cdrs []struct {
-		TransactionID uint64  `json:"transaction_id"`
-		Role          string  `json:"role"`
-		Reporter      string  `json:"reporter"`
-		Duration      float64 `json:"duration_seconds"`
+		TransactionID uint64    `json:"transaction_id"`
+		Role          string    `json:"role"`
+		Reporter      string    `json:"reporter"`
+		Duration      float64   `json:"duration_seconds"`
+		Received      time.Time `json:"received"`
 	}
 	if err := json.Unmarshal([]byte(body), &cdrs); err != nil || len(cdrs) != 2 {
 		t.Fatalf("CDRs (want one per role): %v %s", err, body)
@@ -258,6 +260,87 @@ func TestOSPAuthorizationOverMutualTLS(t *testing.T) {
 	_, csvBody := s.Admin("GET", "/enroll/cdrs?format=csv", "")
 	if lines := strings.Split(strings.TrimSpace(csvBody), "\n"); len(lines) != 3 || !strings.HasPrefix(lines[0], "transaction_id,role,reporter") {
 		t.Fatalf("CSV export:\n%s", csvBody)
+	}
+
+	// Records are kept in UTC day buckets: a period is exported, and days are
+	// purged, through the admin API and the CLI. A record of the flat layout
+	// of earlier versions is exported and purged by its Received.
+	legacy := `{"transaction_id":7,"role":"source","reporter":"old.example","received":"2020-01-02T10:00:00Z"}`
+	if err := os.WriteFile(filepath.Join(s.Dir, "data", "clearinghouse", "cdrs", "7-source-0123456789ab.json"), []byte(legacy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	day := func(t time.Time) string { return t.UTC().Format("2006-01-02") }
+	firstDay, lastDay := day(cdrs[0].Received), day(cdrs[1].Received) // the same day unless the test ran over midnight
+	onFirstDay := 1
+	if lastDay == firstDay {
+		onFirstDay = 2
+	}
+	count := func(query string) int {
+		t.Helper()
+		code, body := s.Admin("GET", "/enroll/cdrs"+query, "")
+		var list []json.RawMessage
+		if err := json.Unmarshal([]byte(body), &list); code != 200 || err != nil {
+			t.Fatalf("GET /enroll/cdrs%s: %d %v %s", query, code, err, body)
+		}
+		return len(list)
+	}
+	for _, c := range []struct {
+		query string
+		want  int
+	}{
+		{"", 3},
+		{"?since=" + firstDay + "&until=" + lastDay, 2},
+		{"?until=" + firstDay, onFirstDay + 1}, // with the flat record
+		{"?since=2020-01-01&until=2020-01-31", 1},
+		{"?since=" + day(cdrs[1].Received.AddDate(0, 0, 1)), 0},
+	} {
+		if got := count(c.query); got != c.want {
+			t.Errorf("GET /enroll/cdrs%s: %d records, want %d", c.query, got, c.want)
+		}
+	}
+	out, errOut, code := runCaddy(t, s.Dir, "enroll", "cdrs", "--since", firstDay, "--until", lastDay, "--format", "csv", "--address", s.AdminAddr)
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[1], fmt.Sprint(sample.TransactionID)+",") {
+		t.Errorf("caddy enroll cdrs --since %s --until %s: exit %d\n%s%s", firstDay, lastDay, code, out, errOut)
+	}
+	if out, errOut, code := runCaddy(t, s.Dir, "enroll", "cdrs", "--since", "2020-01-02", "--until", "2020-01-01", "--address", s.AdminAddr); code == 0 ||
+		!strings.Contains(out+errOut, "since 2020-01-02 is after until 2020-01-01") {
+		t.Errorf("an empty range: exit %d\n%s%s", code, out, errOut)
+	}
+	// a purge of days to come is refused and deletes nothing
+	if code, body := s.Admin("DELETE", "/enroll/cdrs?before="+day(time.Now().AddDate(0, 0, 3)), ""); code != 400 || !strings.Contains(body, "later than tomorrow") {
+		t.Errorf("purge before the day after tomorrow: %d %s", code, body)
+	}
+	if code, body := s.Admin("DELETE", "/enroll/cdrs", ""); code != 400 || !strings.Contains(body, "before is required") {
+		t.Errorf("purge without before: %d %s", code, body)
+	}
+	if got := count(""); got != 3 {
+		t.Errorf("%d records after refused purges, want 3", got)
+	}
+	var purged struct {
+		Days   []string `json:"deleted_days"`
+		Legacy int      `json:"deleted_legacy_records"`
+	}
+	if code, body := s.Admin("DELETE", "/enroll/cdrs?before=2020-02-01", ""); code != 200 ||
+		json.Unmarshal([]byte(body), &purged) != nil || purged.Days == nil || len(purged.Days) != 0 || purged.Legacy != 1 {
+		t.Errorf("purge of the flat record: %d %s", code, body)
+	}
+	next := day(cdrs[1].Received.AddDate(0, 0, 1)) // at most tomorrow
+	out, errOut, code = runCaddy(t, s.Dir, "enroll", "cdrs", "purge", "--before", next, "--address", s.AdminAddr)
+	if code != 0 || json.Unmarshal([]byte(out), &purged) != nil || len(purged.Days) == 0 ||
+		purged.Days[0] != firstDay || purged.Days[len(purged.Days)-1] != lastDay || purged.Legacy != 0 {
+		t.Errorf("caddy enroll cdrs purge --before %s: exit %d\n%s%s", next, code, out, errOut)
+	}
+	if got := count(""); got != 0 {
+		t.Errorf("%d records left after the purge", got)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir, "data", "clearinghouse", "cdrs", lastDay)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("bucket %s still in storage: %v", lastDay, err)
+	}
+	if out, errOut, code := runCaddy(t, s.Dir, "enroll", "cdrs", "purge", "--address", s.AdminAddr); code == 0 {
+		t.Errorf("caddy enroll cdrs purge without --before: exit 0\n%s%s", out, errOut)
+	}
+	if out, errOut, code := runCaddy(t, s.Dir, "enroll", "cdrs", "purg", "--address", s.AdminAddr); code == 0 {
+		t.Errorf("caddy enroll cdrs purg (a typo): exit 0\n%s%s", out, errOut)
 	}
 
 	// refusals, each with its OSP status

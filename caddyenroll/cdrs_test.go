@@ -1,0 +1,409 @@
+package caddyenroll
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// keyLog records the keys a storage Loads and Lists.
+type keyLog struct {
+	certmagic.Storage
+	mu    sync.Mutex
+	loads []string
+	lists []string
+}
+
+func (s *keyLog) Load(ctx context.Context, key string) ([]byte, error) {
+	s.mu.Lock()
+	s.loads = append(s.loads, key)
+	s.mu.Unlock()
+	return s.Storage.Load(ctx, key)
+}
+
+func (s *keyLog) List(ctx context.Context, prefix string, recursive bool) ([]string, error) {
+	s.mu.Lock()
+	s.lists = append(s.lists, prefix)
+	s.mu.Unlock()
+	return s.Storage.List(ctx, prefix, recursive)
+}
+
+func (s *keyLog) reset() {
+	s.mu.Lock()
+	s.loads, s.lists = nil, nil
+	s.mu.Unlock()
+}
+
+// cdrTestApp is an App with a file storage under dir (the storage's
+// keys are files there) and a clock at now.
+func cdrTestApp(t *testing.T, now time.Time) (*App, *keyLog, string) {
+	t.Helper()
+	dir := t.TempDir()
+	kl := &keyLog{Storage: &certmagic.FileStorage{Path: dir}}
+	st := localLocks{kl}
+	a := &App{storage: st, state: newStateStore(st, time.Hour), log: zap.NewNop()}
+	a.state.now = func() time.Time { return now }
+	return a, kl, dir
+}
+
+func day(s string) time.Time {
+	d, err := time.Parse(cdrDayLayout, s)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+func at(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func testCDR(tx uint64, received time.Time) CDR {
+	return CDR{TransactionID: tx, Role: "source", Reporter: "gw1", CallID: "Y2FsbA==", Calling: "1404",
+		Called: "1405", Destination: "[10.0.0.2]:5060", Duration: 30, Received: received}
+}
+
+// storeLegacyCDR stores a record where the flat layout of earlier
+// versions put it.
+func storeLegacyCDR(t *testing.T, a *App, c CDR) string {
+	t.Helper()
+	key := path.Join(cdrsPrefix(), cdrName(c))
+	b, _ := json.Marshal(c)
+	if err := a.storage.Store(context.Background(), key, b); err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+func mustStore(t *testing.T, a *App, c CDR) {
+	t.Helper()
+	if ok, err := a.storeCDR(context.Background(), c); err != nil || !ok {
+		t.Fatalf("storing %+v: %v %v", c, ok, err)
+	}
+}
+
+func txIDs(list []CDR) []uint64 {
+	out := []uint64{}
+	for _, c := range list {
+		out = append(out, c.TransactionID)
+	}
+	return out
+}
+
+func TestCDRKeyLayout(t *testing.T) {
+	name := regexp.MustCompile(`^42-(source|destination|other)-[0-9a-f]{12}\.json$`)
+	for _, c := range []struct {
+		received time.Time
+		role     string
+		bucket   string
+	}{
+		{at("2024-03-09T00:00:00Z"), "source", "2024-03-09"},
+		{at("2024-03-09T23:59:59.999Z"), "Source", "2024-03-09"},
+		{at("2024-03-10T01:30:00+02:00"), "destination", "2024-03-09"}, // the UTC day, not the local one
+		{at("2024-03-09T22:30:00-02:00"), "", "2024-03-10"},
+		{at("2024-12-31T23:59:59Z"), "source", "2024-12-31"},
+		{at("2025-01-01T00:00:00Z"), "source", "2025-01-01"},
+	} {
+		r := testCDR(42, c.received)
+		r.Role = c.role
+		key := cdrKey(r)
+		dir, file := path.Split(key)
+		if dir != "clearinghouse/cdrs/"+c.bucket+"/" || !name.MatchString(file) {
+			t.Errorf("received %s, role %q: key %s, want clearinghouse/cdrs/%s/42-<role>-<12 hex>.json", c.received, c.role, key, c.bucket)
+		}
+		if file != cdrName(r) {
+			t.Errorf("key %s does not end with the record's name %s", key, cdrName(r))
+		}
+	}
+	// the name inside a bucket is the key name of the flat layout
+	r := testCDR(42, at("2024-03-09T12:00:00Z"))
+	if got := cdrName(r); !strings.HasPrefix(got, "42-source-") {
+		t.Errorf("name %s", got)
+	}
+	other := r
+	other.Destination = "[10.0.0.3]:5060"
+	if cdrName(other) == cdrName(r) {
+		t.Error("two attempts of a transaction have one name")
+	}
+
+	// a stored record is a file in its bucket
+	a, _, dir := cdrTestApp(t, r.Received)
+	mustStore(t, a, r)
+	if _, err := os.Stat(filepath.Join(dir, "clearinghouse", "cdrs", "2024-03-09", cdrName(r))); err != nil {
+		t.Fatalf("record not in its day bucket: %v", err)
+	}
+}
+
+func TestCDRDedupAcrossMidnight(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		first, retry  time.Time
+		retryDest     string // "" = the same attempt
+		stored        bool   // the retry is stored
+		bucketOfRetry string // bucket that must not exist (or must, when stored)
+	}{
+		{"same day", at("2024-03-09T10:00:00Z"), at("2024-03-09T10:02:00Z"), "", false, ""},
+		{"retry just after midnight", at("2024-03-09T23:59:30Z"), at("2024-03-10T00:00:30Z"), "", false, "2024-03-10"},
+		{"retry across new year", at("2024-12-31T23:58:00Z"), at("2025-01-01T00:01:00Z"), "", false, "2025-01-01"},
+		{"another attempt of the transaction", at("2024-03-09T23:59:30Z"), at("2024-03-10T00:00:30Z"), "[10.0.0.9]:5060", true, "2024-03-10"},
+		{"two days later is a new record", at("2024-03-09T23:59:30Z"), at("2024-03-11T00:00:30Z"), "", true, "2024-03-11"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, _, dir := cdrTestApp(t, c.retry)
+			ctx := context.Background()
+			mustStore(t, a, testCDR(7, c.first))
+			retry := testCDR(7, c.retry)
+			if c.retryDest != "" {
+				retry.Destination = c.retryDest
+			}
+			ok, err := a.storeCDR(ctx, retry)
+			if err != nil || ok != c.stored {
+				t.Fatalf("retry stored=%v (%v), want %v", ok, err, c.stored)
+			}
+			if c.bucketOfRetry != "" {
+				_, err := os.Stat(filepath.Join(dir, "clearinghouse", "cdrs", c.bucketOfRetry))
+				if exists := err == nil; exists != c.stored {
+					t.Errorf("bucket %s exists=%v, want %v", c.bucketOfRetry, exists, c.stored)
+				}
+			}
+			list, err := a.cdrs(ctx, dayRange{})
+			want := 1
+			if c.stored {
+				want = 2
+			}
+			if err != nil || len(list) != want {
+				t.Fatalf("export: %v %+v, want %d records", err, list, want)
+			}
+			if !list[0].Received.Equal(c.first) {
+				t.Errorf("first record received %s, want %s (a retry must not rewrite it)", list[0].Received, c.first)
+			}
+		})
+	}
+}
+
+// cdrFixture stores records of 2024-03-01..04 in buckets (transaction id
+// = day of month × 10 + n), flat records of 2024-02-28 (id 1) and
+// 2024-03-03 (id 2) and 2024-03-04 at midnight (id 3), and a key that is
+// neither.
+func cdrFixture(t *testing.T, a *App) {
+	t.Helper()
+	for d := 1; d <= 4; d++ {
+		base := time.Date(2024, 3, d, 12, 0, 0, 0, time.UTC)
+		mustStore(t, a, testCDR(uint64(d*10+1), base))
+		mustStore(t, a, testCDR(uint64(d*10+2), base.Add(time.Hour)))
+		mustStore(t, a, testCDR(uint64(d*10), base.Add(time.Hour))) // same Received: sorted by transaction id
+	}
+	storeLegacyCDR(t, a, testCDR(1, at("2024-02-28T08:00:00Z")))
+	storeLegacyCDR(t, a, testCDR(2, at("2024-03-03T23:59:59Z")))
+	storeLegacyCDR(t, a, testCDR(3, at("2024-03-04T00:00:00Z")))
+	if err := a.storage.Store(context.Background(), path.Join(cdrsPrefix(), "notes.txt"), []byte("not a record")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCDRExportRange(t *testing.T) {
+	a, kl, _ := cdrTestApp(t, at("2024-03-05T09:00:00Z"))
+	cdrFixture(t, a)
+	ctx := context.Background()
+	all := []uint64{1, 11, 10, 12, 21, 20, 22, 31, 30, 32, 2, 3, 41, 40, 42}
+	for _, c := range []struct {
+		name    string
+		r       dayRange
+		want    []uint64
+		buckets []string // the buckets read
+	}{
+		{"all", dayRange{}, all, []string{"2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04"}},
+		{"since", dayRange{since: day("2024-03-03")}, []uint64{31, 30, 32, 2, 3, 41, 40, 42}, []string{"2024-03-03", "2024-03-04"}},
+		{"until", dayRange{until: day("2024-03-01")}, []uint64{1, 11, 10, 12}, []string{"2024-03-01"}},
+		{"one day", dayRange{since: day("2024-03-03"), until: day("2024-03-03")}, []uint64{31, 30, 32, 2}, []string{"2024-03-03"}},
+		{"only legacy", dayRange{since: day("2024-02-01"), until: day("2024-02-29")}, []uint64{1}, nil},
+		{"nothing", dayRange{since: day("2024-04-01")}, []uint64{}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			kl.reset()
+			list, err := a.cdrs(ctx, c.r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := txIDs(list); !reflect.DeepEqual(got, c.want) {
+				t.Errorf("transactions %v, want %v", got, c.want)
+			}
+			var read []string
+			for _, k := range append(kl.loads, kl.lists...) {
+				if rest, ok := strings.CutPrefix(k, cdrsPrefix()+"/"); ok && strings.Contains(rest, "/") {
+					if b := strings.Split(rest, "/")[0]; !slices.Contains(read, b) {
+						read = append(read, b)
+					}
+				} else if ok {
+					if _, err := parseDay(rest); err == nil && !slices.Contains(read, rest) {
+						read = append(read, rest)
+					}
+				}
+			}
+			slices.Sort(read)
+			if !reflect.DeepEqual(read, c.buckets) {
+				t.Errorf("buckets read %v, want %v", read, c.buckets)
+			}
+		})
+	}
+	// an empty or missing store exports an empty list, not null
+	empty, _, _ := cdrTestApp(t, time.Now())
+	if list, err := empty.cdrs(ctx, dayRange{since: day("2024-01-01")}); err != nil || list == nil || len(list) != 0 {
+		t.Errorf("empty store: %v %#v", err, list)
+	}
+}
+
+func TestCDRPurge(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		before   time.Time
+		days     []string
+		legacy   int
+		remain   []uint64
+		dirsLeft []string
+	}{
+		{"nothing older", day("2024-02-01"), []string{}, 0,
+			[]uint64{1, 11, 10, 12, 21, 20, 22, 31, 30, 32, 2, 3, 41, 40, 42}, []string{"2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04"}},
+		{"legacy only", day("2024-03-01"), []string{}, 1,
+			[]uint64{11, 10, 12, 21, 20, 22, 31, 30, 32, 2, 3, 41, 40, 42}, []string{"2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04"}},
+		{"two days", day("2024-03-03"), []string{"2024-03-01", "2024-03-02"}, 1,
+			[]uint64{31, 30, 32, 2, 3, 41, 40, 42}, []string{"2024-03-03", "2024-03-04"}},
+		// the flat record received at 23:59:59 on the 3rd goes with its day,
+		// the one received at midnight of before stays
+		{"three days", day("2024-03-04"), []string{"2024-03-01", "2024-03-02", "2024-03-03"}, 2,
+			[]uint64{3, 41, 40, 42}, []string{"2024-03-04"}},
+		{"all", day("2024-03-06"), []string{"2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04"}, 3,
+			[]uint64{}, []string{}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, _, dir := cdrTestApp(t, at("2024-03-05T09:00:00Z"))
+			cdrFixture(t, a)
+			ctx := context.Background()
+			res, err := a.purgeCDRs(ctx, c.before)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(res, CDRPurge{DeletedDays: c.days, DeletedLegacyRecords: c.legacy}) {
+				t.Errorf("purge before %s: %+v, want days %v and %d flat records", c.before.Format(cdrDayLayout), res, c.days, c.legacy)
+			}
+			list, err := a.cdrs(ctx, dayRange{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := txIDs(list); !reflect.DeepEqual(got, c.remain) {
+				t.Errorf("left %v, want %v", got, c.remain)
+			}
+			entries, err := os.ReadDir(filepath.Join(dir, "clearinghouse", "cdrs"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dirs := []string{}
+			notes := false
+			for _, e := range entries {
+				if e.IsDir() {
+					dirs = append(dirs, e.Name())
+				}
+				notes = notes || e.Name() == "notes.txt"
+			}
+			if !reflect.DeepEqual(dirs, c.dirsLeft) {
+				t.Errorf("buckets left %v, want %v", dirs, c.dirsLeft)
+			}
+			if !notes {
+				t.Error("a key that is not a record was deleted")
+			}
+			// purging again deletes nothing more
+			if res, err := a.purgeCDRs(ctx, c.before); err != nil || len(res.DeletedDays) != 0 || res.DeletedLegacyRecords != 0 {
+				t.Errorf("second purge: %+v %v", res, err)
+			}
+		})
+	}
+}
+
+// The admin API: parameters of exports and purges, a purge logged.
+func TestCDRAdminParameters(t *testing.T) {
+	a, _, _ := cdrTestApp(t, at("2024-03-05T23:30:00Z"))
+	cdrFixture(t, a)
+	mustStore(t, a, testCDR(51, at("2024-03-05T10:00:00Z")))
+	core, logs := observer.New(zapcore.InfoLevel)
+	ad := &adminAPI{app: a, log: zap.New(core)}
+	do := func(method, uri string) (int, string) {
+		rec := httptest.NewRecorder()
+		err := ad.serve(rec, httptest.NewRequest(method, uri, nil))
+		var apiErr caddy.APIError
+		if errors.As(err, &apiErr) {
+			return apiErr.HTTPStatus, apiErr.Err.Error()
+		}
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, uri, err)
+		}
+		return http.StatusOK, rec.Body.String()
+	}
+	for _, c := range []struct {
+		method, uri string
+		code        int
+		want        string // in the body or error message
+	}{
+		{"GET", "/enroll/cdrs?since=2024-13-01", 400, `since: "2024-13-01" is not a date (want YYYY-MM-DD)`},
+		{"GET", "/enroll/cdrs?until=2024-3-1", 400, `until: "2024-3-1" is not a date (want YYYY-MM-DD)`},
+		{"GET", "/enroll/cdrs?since=2024-02-30", 400, `since: "2024-02-30" is not a date`},
+		{"GET", "/enroll/cdrs?since=03/01/2024", 400, `since: "03/01/2024" is not a date`},
+		{"GET", "/enroll/cdrs?since=2024-03-03&until=2024-03-02", 400, "since 2024-03-03 is after until 2024-03-02"},
+		{"GET", "/enroll/cdrs?since=2024-03-02&until=2024-03-02&format=xml", 400, "format must be json or csv"},
+		{"GET", "/enroll/cdrs?since=2024-03-02&until=2024-03-02&format=csv", 200, "\n22,source,gw1,"},
+		{"PUT", "/enroll/cdrs", 405, "method not allowed: PUT"},
+		{"DELETE", "/enroll/cdrs", 400, "before is required"},
+		{"DELETE", "/enroll/cdrs?since=2024-03-01", 400, "before is required"},
+		{"DELETE", "/enroll/cdrs?before=yesterday", 400, `before: "yesterday" is not a date (want YYYY-MM-DD)`},
+		{"DELETE", "/enroll/cdrs?before=2024-03-07", 400, "before 2024-03-07 is later than tomorrow (2024-03-06 UTC)"},
+		{"DELETE", "/enroll/cdrs?before=2025-03-01", 400, "is later than tomorrow"},
+		{"DELETE", "/enroll/cdrs?before=2024-03-02", 200, `"deleted_days": [
+    "2024-03-01"
+  ],
+  "deleted_legacy_records": 1`},
+		{"DELETE", "/enroll/cdrs?before=2024-03-02", 200, `"deleted_days": [],`},
+		{"GET", "/enroll/cdrs?until=2024-03-01", 200, "[]"},
+		// tomorrow is the latest: today's records go too
+		{"DELETE", "/enroll/cdrs?before=2024-03-06", 200, `"2024-03-05"`},
+		{"GET", "/enroll/cdrs", 200, "[]"},
+	} {
+		code, body := do(c.method, c.uri)
+		if code != c.code || !strings.Contains(body, c.want) {
+			t.Errorf("%s %s: %d %s\nwant %d with %q", c.method, c.uri, code, body, c.code, c.want)
+		}
+	}
+	// refused purges deleted nothing: the three purges that passed are logged
+	purges := logs.FilterMessage("call detail records purged").All()
+	if len(purges) != 3 {
+		t.Fatalf("%d purges logged, want 3: %+v", len(purges), logs.All())
+	}
+	f := purges[0].ContextMap()
+	if f["before"] != "2024-03-02" || !reflect.DeepEqual(f["days"], []any{"2024-03-01"}) ||
+		f["days_deleted"] != int64(1) || f["legacy_records_deleted"] != int64(1) || purges[0].Level != zapcore.InfoLevel {
+		t.Errorf("purge log: %s %+v", purges[0].Level, f)
+	}
+	if f := purges[2].ContextMap(); f["days_deleted"] != int64(4) || f["legacy_records_deleted"] != int64(2) {
+		t.Errorf("last purge log: %+v", f)
+	}
+}
