@@ -3,7 +3,6 @@ package osp
 import (
 	"strings"
 	"unicode/utf8"
-	"unsafe"
 )
 
 // parseTreeFast parses, without encoding/xml and with a handful of
@@ -21,11 +20,11 @@ import (
 // document parseTreeStd refuses (FuzzParseTree compares parseTree with the
 // original parser on encoding/xml alone, orig_test.go).
 //
-// The nodes are one array. The parser reads data in place, and own then
-// copies the strings of the tree that are not known names or values into
-// one new string: the tree never refers to data.
+// The nodes are one array. The parser works on one copy of data as a
+// string, which the tree's strings share (known names and values are
+// shared constants): the tree never refers to data.
 func parseTreeFast(data []byte, lim Limits) (root *node, ok bool) {
-	p := fastParser{doc: unsafe.String(unsafe.SliceData(data), len(data)), lim: lim}
+	p := fastParser{doc: string(data), lim: lim}
 	// Every element starts with a '<' that no '/', '?' or '!' follows, and
 	// '<' is nowhere else in a document this parser takes: so the nodes
 	// fit, and pointers to them stay valid while the tree grows.
@@ -73,7 +72,6 @@ func parseTreeFast(data []byte, lim Limits) (root *node, ok bool) {
 	if p.depth != 0 || len(p.nodes) == 0 {
 		return nil, false
 	}
-	p.own()
 	return &p.nodes[0], true
 }
 
@@ -117,15 +115,13 @@ var fastXMLDecls = []string{
 }
 
 type fastParser struct {
-	doc       string // the document, aliasing the caller's data
-	pos       int
-	lim       Limits
-	nodes     []node                      // in document order; nodes[0] is the root
-	attrs     []xmlAttr                   // the attributes of all nodes, each node's in a row
-	stack     [16]struct{ n, last *node } // the open elements and their last children
-	depth     int                         // of stack
-	size      int                         // bytes own copies
-	copyNames bool                        // some element names are not known
+	doc   string // a copy of the document
+	pos   int
+	lim   Limits
+	nodes []node                      // in document order; nodes[0] is the root
+	attrs []xmlAttr                   // the attributes of all nodes, each node's in a row
+	stack [16]struct{ n, last *node } // the open elements and their last children
+	depth int                         // of stack
 }
 
 // knownNames are the element names a tree shares instead of copying them:
@@ -189,14 +185,11 @@ func knownAttr(s string) string {
 	return ""
 }
 
-// shareName returns the known element name equal to s, or s, which own
-// then copies.
+// shareName returns the known element name equal to s, or s.
 func (p *fastParser) shareName(s string) string {
 	if k, ok := knownNames[s]; ok {
 		return k
 	}
-	p.size += len(s)
-	p.copyNames = true
 	return s
 }
 
@@ -208,41 +201,7 @@ func (p *fastParser) shareAttr(s string) string {
 	if k := knownAttr(s); k != "" {
 		return k
 	}
-	p.size += len(s)
 	return s
-}
-
-// own replaces the strings of the tree that alias p.doc (all but the known
-// ones) by copies, all in one new string.
-func (p *fastParser) own() {
-	var b strings.Builder
-	b.Grow(p.size)
-	copyOf := func(s string) string {
-		start := b.Len()
-		b.WriteString(s)
-		return b.String()[start:]
-	}
-	for i := range p.nodes {
-		n := &p.nodes[i]
-		if p.copyNames {
-			if _, ok := knownNames[n.name]; !ok {
-				n.name = copyOf(n.name)
-			}
-		}
-		if n.val != "" {
-			n.val = copyOf(n.val)
-		}
-		for j := range n.attrs {
-			a := &n.attrs[j]
-			if knownAttr(a.name) == "" {
-				a.name = copyOf(a.name)
-			}
-			if a.value != "" && knownAttr(a.value) == "" {
-				a.value = copyOf(a.value)
-			}
-		}
-	}
-	p.doc = ""
 }
 
 func isSpaceByte(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
@@ -327,7 +286,6 @@ func (p *fastParser) text(s string) bool {
 		return false // text on both sides of a child: mixed content
 	}
 	n.val = v
-	p.size += len(v)
 	return true
 }
 
