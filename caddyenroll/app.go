@@ -315,6 +315,9 @@ func (a *App) openCA(ctx context.Context, profile string, auth *Authority) error
 // and starts the janitor of expired nonces.
 func (a *App) Start() error {
 	go func() {
+		if err := a.state.indexPending(a.ctx); err != nil {
+			a.log.Error("indexing pending requests", zap.Error(err))
+		}
 		if reqs, err := a.state.requests(a.ctx, statePending); err == nil {
 			metrics.pending.Set(float64(len(reqs)))
 		}

@@ -319,6 +319,9 @@ func (a *App) decidePending(ctx context.Context, id string, decide func(req *Req
 		return nil, err
 	}
 	metrics.pending.Dec()
+	if err := a.state.unindexPending(ctx, req.ID); err != nil {
+		a.log.Warn("removing a decided request from the pending index; the next listing will", zap.String("request", req.ID), zap.Error(err))
+	}
 	return req, nil
 }
 

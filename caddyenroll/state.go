@@ -140,8 +140,81 @@ func (s *stateStore) request(ctx context.Context, id string) (*Request, error) {
 	return &r, nil
 }
 
+// Pending requests are also indexed, one marker each under
+// clearinghouse/enroll/pending/, so that listing them (the operator's daily
+// view, and the pending gauge at start) does not read every request ever
+// made. A marker is written before its request becomes pending and removed
+// after the request stops being pending; one left by a crash in between is
+// skipped and removed by the next listing.
+
+func pendingKey(id string) string { return path.Join(statePrefix, "pending", id) }
+
+// pendingIndexKey marks that the index covers every pending request
+// (requests made by versions without it are indexed once, at start).
+func pendingIndexKey() string { return path.Join(statePrefix, "pending-index") }
+
+// putRequest stores a request, indexing it first when it is pending.
 func (s *stateStore) putRequest(ctx context.Context, r *Request) error {
+	if r.State == statePending {
+		if err := s.st.Store(ctx, pendingKey(r.ID), []byte(r.ID)); err != nil {
+			return err
+		}
+	}
 	return s.storeJSON(ctx, requestKey(r.ID), r)
+}
+
+// unindexPending removes the marker of a request that is no longer pending.
+func (s *stateStore) unindexPending(ctx context.Context, id string) error {
+	if err := s.st.Delete(ctx, pendingKey(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// pending lists the pending requests through the index, oldest first.
+func (s *stateStore) pending(ctx context.Context) ([]*Request, error) {
+	keys, err := s.st.List(ctx, path.Join(statePrefix, "pending"), false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*Request
+	for _, k := range keys {
+		id := path.Base(k)
+		r, err := s.request(ctx, id)
+		if err != nil {
+			continue // unreadable: skip rather than fail the list
+		}
+		if r == nil || r.State != statePending {
+			_ = s.unindexPending(ctx, id) // stale: a crash after a decision
+			continue
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out, nil
+}
+
+// indexPending indexes, once, the pending requests that versions without
+// the index stored. It reads every request, so it runs in the background.
+func (s *stateStore) indexPending(ctx context.Context) error {
+	if s.st.Exists(ctx, pendingIndexKey()) {
+		return nil
+	}
+	all, err := s.requests(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, r := range all {
+		if r.State == statePending {
+			if err := s.st.Store(ctx, pendingKey(r.ID), []byte(r.ID)); err != nil {
+				return err
+			}
+		}
+	}
+	return s.st.Store(ctx, pendingIndexKey(), []byte("1"))
 }
 
 func (s *stateStore) device(ctx context.Context, name string) (*DeviceRecord, error) {
@@ -157,8 +230,12 @@ func (s *stateStore) putDevice(ctx context.Context, d *DeviceRecord) error {
 	return s.storeJSON(ctx, deviceKey(d.Device), d)
 }
 
-// requests lists requests, optionally only those in one state.
+// requests lists requests, optionally only those in one state; pending
+// ones come from the index.
 func (s *stateStore) requests(ctx context.Context, state string) ([]*Request, error) {
+	if state == statePending {
+		return s.pending(ctx)
+	}
 	keys, err := s.st.List(ctx, path.Join(statePrefix, "requests"), false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -193,18 +270,27 @@ func (s *stateStore) findRequest(ctx context.Context, idOrPrefix string) (*Reque
 	if len(idOrPrefix) < 6 {
 		return nil, fmt.Errorf("%w: request id %q is too short (give at least 6 characters)", errBadRequest, idOrPrefix)
 	}
-	all, err := s.requests(ctx, "")
+	// ids are the keys' names: match them without reading the requests
+	keys, err := s.st.List(ctx, path.Join(statePrefix, "requests"), false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	var found *Request
-	for _, r := range all {
-		if strings.HasPrefix(r.ID, idOrPrefix) {
-			if found != nil {
-				return nil, fmt.Errorf("%w: request id %q is ambiguous", errBadRequest, idOrPrefix)
-			}
-			found = r
+	found := ""
+	for _, k := range keys {
+		id, ok := strings.CutSuffix(path.Base(k), ".json")
+		if !ok || !strings.HasPrefix(id, idOrPrefix) {
+			continue
 		}
+		if found != "" {
+			return nil, fmt.Errorf("%w: request id %q is ambiguous", errBadRequest, idOrPrefix)
+		}
+		found = id
 	}
-	return found, nil
+	if found == "" {
+		return nil, nil
+	}
+	return s.request(ctx, found)
 }

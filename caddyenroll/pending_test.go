@@ -1,0 +1,110 @@
+package caddyenroll
+
+import (
+	"context"
+	"errors"
+	"path"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+)
+
+// Pending requests are listed through their index: decided ones leave it,
+// a marker left by a crash is dropped by the next listing, and requests of
+// versions without the index are indexed once.
+func TestPendingIndex(t *testing.T) {
+	ctx := context.Background()
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	s := newStateStore(st, time.Hour)
+	now := time.Now().UTC()
+	req := func(id, state string, age time.Duration) *Request {
+		return &Request{ID: id, Device: id + ".example", State: state, Created: now.Add(-age)}
+	}
+	ids := func(list []*Request) []string {
+		var out []string
+		for _, r := range list {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	for _, r := range []*Request{req("aaaaaa01", statePending, 3*time.Minute), req("bbbbbb02", statePending, 2*time.Minute),
+		req("cccccc03", stateIssued, time.Minute)} {
+		if err := s.putRequest(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a request stored by an earlier version: pending, not indexed
+	if err := s.storeJSON(ctx, requestKey("dddddd04"), req("dddddd04", statePending, 4*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := s.requests(ctx, statePending)
+	if err != nil || len(got) != 2 || got[0].ID != "aaaaaa01" || got[1].ID != "bbbbbb02" {
+		t.Fatalf("pending %v %v, want aaaaaa01 bbbbbb02", ids(got), err)
+	}
+	if err := s.indexPending(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = s.requests(ctx, statePending); len(got) != 3 || got[0].ID != "dddddd04" {
+		t.Fatalf("pending after indexing %v, want dddddd04 first of 3", ids(got))
+	}
+	// indexing runs once: a request stored unindexed later is not picked up
+	if err := s.storeJSON(ctx, requestKey("eeeeee05"), req("eeeeee05", statePending, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.indexPending(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = s.requests(ctx, statePending); len(got) != 3 {
+		t.Fatalf("pending %v: indexed twice", ids(got))
+	}
+
+	// decided: the request is stored, then its marker removed
+	r := req("aaaaaa01", stateIssued, 3*time.Minute)
+	if err := s.putRequest(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.unindexPending(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	// a crash between storing the decision and removing the marker
+	if err := s.putRequest(ctx, req("bbbbbb02", stateRejected, 2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = s.requests(ctx, statePending); len(got) != 1 || got[0].ID != "dddddd04" {
+		t.Fatalf("pending %v, want dddddd04", ids(got))
+	}
+	if st.Exists(ctx, pendingKey("bbbbbb02")) {
+		t.Fatal("stale marker not removed by the listing")
+	}
+	if keys, _ := st.List(ctx, path.Join(statePrefix, "pending"), false); len(keys) != 1 {
+		t.Fatalf("markers %v", keys)
+	}
+
+	// all requests, and lookups by id prefix
+	if all, _ := s.requests(ctx, ""); len(all) != 5 {
+		t.Fatalf("all requests %v", ids(all))
+	}
+	for _, c := range []struct {
+		prefix, want string
+		err          error
+	}{
+		{"cccccc", "cccccc03", nil},
+		{"DDDDDD0", "dddddd04", nil},
+		{"ffffff", "", nil},
+		{"abc", "", errBadRequest},
+	} {
+		r, err := s.findRequest(ctx, c.prefix)
+		if !errors.Is(err, c.err) || (c.want == "") != (r == nil) || (r != nil && r.ID != c.want) {
+			t.Errorf("findRequest(%q) = %v, %v; want %q, %v", c.prefix, r, err, c.want, c.err)
+		}
+	}
+	// ambiguous
+	if err := s.putRequest(ctx, req("cccccc99", stateIssued, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.findRequest(ctx, "cccccc"); !errors.Is(err, errBadRequest) {
+		t.Errorf("ambiguous prefix: %v", err)
+	}
+}
