@@ -647,6 +647,10 @@ func (c *CA) Params() CryptoParams { return c.params }
 // Profile returns the CA's profile.
 func (c *CA) Profile() Profile { return c.cfg.Profile }
 
+// Validity is how long device certificates are valid unless a Policy says
+// otherwise.
+func (c *CA) Validity() time.Duration { return c.cfg.Validity }
+
 // Name returns the storage namespace name.
 func (c *CA) Name() string { return c.cfg.Name }
 

@@ -329,6 +329,7 @@ func (a *App) Start() error {
 		go a.applyDeferredMarks(a.ctx)
 	}
 	go a.nonceJanitor(nonceJanitorInterval)
+	go a.requestJanitor(requestJanitorInterval)
 	return nil
 }
 

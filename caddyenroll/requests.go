@@ -1,0 +1,123 @@
+package caddyenroll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Requests are kept while a device may still ask for them: an issued one
+// until its certificate has expired (the device may fetch it again until
+// then), a rejected one as long as a certificate would have lived (the
+// device is told it was rejected), a pending one until an operator decides.
+// A daily janitor deletes the others. It looks at each record's
+// modification time first and reads only those old enough to be due, so a
+// run costs one stat per request and a read per request older than the
+// certificates' validity.
+
+const (
+	requestJanitorLock     = "clearinghouse_enroll_request_janitor"
+	requestJanitorInterval = 24 * time.Hour
+)
+
+// pruneRequests deletes the requests that are over at now; validity is the
+// longest validity of the certificates issued. It runs under the janitor's
+// storage lock and returns how many it deleted.
+func (s *stateStore) pruneRequests(ctx context.Context, now time.Time, validity time.Duration) (int, error) {
+	if err := s.st.Lock(ctx, requestJanitorLock); err != nil {
+		return 0, fmt.Errorf("locking the request janitor: %v", err)
+	}
+	defer func() { _ = s.st.Unlock(context.WithoutCancel(ctx), requestJanitorLock) }()
+
+	keys, err := s.st.List(ctx, path.Join(statePrefix, "requests"), false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("listing requests: %v", err)
+	}
+	deleted := 0
+	for _, k := range keys {
+		if err := ctx.Err(); err != nil {
+			return deleted, err
+		}
+		id, ok := strings.CutSuffix(path.Base(k), ".json")
+		if !ok {
+			continue
+		}
+		// a record is last written when it is issued or rejected: before
+		// validity has passed since, it cannot be over
+		if info, err := s.st.Stat(ctx, k); err != nil || now.Sub(info.Modified) <= validity {
+			continue
+		}
+		r, err := s.request(ctx, id)
+		if err != nil || r == nil || !requestOver(r, now, validity) {
+			continue
+		}
+		if err := s.st.Delete(ctx, k); err != nil {
+			return deleted, fmt.Errorf("deleting request %s: %v", id, err)
+		}
+		_ = s.unindexPending(ctx, id)
+		deleted++
+	}
+	return deleted, nil
+}
+
+// requestOver reports whether no device can still need the request.
+func requestOver(r *Request, now time.Time, validity time.Duration) bool {
+	switch r.State {
+	case stateIssued:
+		return !r.NotAfter.IsZero() && now.After(r.NotAfter)
+	case stateRejected:
+		return now.Sub(r.Updated) > validity
+	}
+	return false // pending: the operator decides
+}
+
+// longestValidity is the longest validity of the certificates the CAs
+// issue, as configured.
+func (a *App) longestValidity() time.Duration {
+	var v time.Duration
+	for profile, c := range a.cas {
+		pv := c.Validity()
+		if au := a.Authorities[profile]; au != nil && au.Validity > 0 {
+			pv = time.Duration(au.Validity)
+		}
+		v = max(v, pv)
+	}
+	return v
+}
+
+// requestJanitor prunes requests that are over, soon after start and then
+// every interval until the app stops.
+func (a *App) requestJanitor(every time.Duration) {
+	first := time.NewTimer(time.Minute)
+	defer first.Stop()
+	select {
+	case <-a.stop:
+		return
+	case <-first.C:
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		n, err := a.state.pruneRequests(a.ctx, time.Now(), a.longestValidity())
+		switch {
+		case err != nil && a.ctx.Err() == nil:
+			a.log.Error("pruning enrollment requests", zap.Error(err), zap.Int("deleted", n))
+		case n > 0:
+			a.log.Info("enrollment requests that are over deleted", zap.Int("deleted", n))
+		}
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
