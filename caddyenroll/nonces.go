@@ -116,10 +116,7 @@ func (s *stateStore) pruneNonces(ctx context.Context) (buckets, files int, err e
 	defer func() { _ = s.st.Unlock(context.WithoutCancel(ctx), nonceJanitorLock) }()
 
 	prefix := noncesPrefix()
-	keys, err := s.st.List(ctx, prefix, false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, 0, nil
-	}
+	keys, err := s.list(ctx, prefix)
 	if err != nil {
 		return 0, 0, fmt.Errorf("listing nonces: %v", err)
 	}

@@ -2,9 +2,7 @@ package caddyenroll
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"path"
 	"strings"
 	"time"
@@ -35,10 +33,7 @@ func (s *stateStore) pruneRequests(ctx context.Context, now time.Time, validity 
 	}
 	defer func() { _ = s.st.Unlock(context.WithoutCancel(ctx), requestJanitorLock) }()
 
-	keys, err := s.st.List(ctx, path.Join(statePrefix, "requests"), false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
+	keys, err := s.list(ctx, path.Join(statePrefix, "requests"))
 	if err != nil {
 		return 0, fmt.Errorf("listing requests: %v", err)
 	}

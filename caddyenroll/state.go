@@ -109,6 +109,16 @@ func (s *stateStore) lockDevice(ctx context.Context, device string) (func(), err
 	return func() { _ = s.st.Unlock(context.WithoutCancel(ctx), name) }, nil
 }
 
+// list is the storage's List, with a prefix that does not exist yet
+// listing nothing.
+func (s *stateStore) list(ctx context.Context, prefix string) ([]string, error) {
+	keys, err := s.st.List(ctx, prefix, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return keys, err
+}
+
 func (s *stateStore) loadJSON(ctx context.Context, key string, v any) (bool, error) {
 	b, err := s.st.Load(ctx, key)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -173,10 +183,7 @@ func (s *stateStore) unindexPending(ctx context.Context, id string) error {
 
 // pending lists the pending requests through the index, oldest first.
 func (s *stateStore) pending(ctx context.Context) ([]*Request, error) {
-	keys, err := s.st.List(ctx, path.Join(statePrefix, "pending"), false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	keys, err := s.list(ctx, path.Join(statePrefix, "pending"))
 	if err != nil {
 		return nil, err
 	}
@@ -236,10 +243,7 @@ func (s *stateStore) requests(ctx context.Context, state string) ([]*Request, er
 	if state == statePending {
 		return s.pending(ctx)
 	}
-	keys, err := s.st.List(ctx, path.Join(statePrefix, "requests"), false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	keys, err := s.list(ctx, path.Join(statePrefix, "requests"))
 	if err != nil {
 		return nil, err
 	}
@@ -271,10 +275,7 @@ func (s *stateStore) findRequest(ctx context.Context, idOrPrefix string) (*Reque
 		return nil, fmt.Errorf("%w: request id %q is too short (give at least 6 characters)", errBadRequest, idOrPrefix)
 	}
 	// ids are the keys' names: match them without reading the requests
-	keys, err := s.st.List(ctx, path.Join(statePrefix, "requests"), false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	keys, err := s.list(ctx, path.Join(statePrefix, "requests"))
 	if err != nil {
 		return nil, err
 	}
