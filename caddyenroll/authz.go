@@ -284,8 +284,8 @@ func (d *DeviceRecord) revokedKey() string {
 // scanAllDevices reads every device record.
 func (a *App) scanAllDevices(ctx context.Context, revoked map[string]bool) (revokedScan, error) {
 	res := revokedScan{status: make(map[string]bool), complete: true}
-	keys, err := a.storage.List(ctx, path.Join(statePrefix, "devices"), false)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	keys, err := a.state.list(ctx, path.Join(statePrefix, "devices"))
+	if err != nil {
 		return res, err
 	}
 	for _, k := range keys {

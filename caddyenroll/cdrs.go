@@ -157,10 +157,7 @@ type cdrDayBucket struct {
 // cdrLayout lists the day buckets (oldest first) and the records of the
 // flat layout. Other keys under cdrs/ are not ours and are left alone.
 func (a *App) cdrLayout(ctx context.Context) (buckets []cdrDayBucket, legacy []string, err error) {
-	keys, err := a.storage.List(ctx, cdrsPrefix(), false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil
-	}
+	keys, err := a.state.list(ctx, cdrsPrefix())
 	if err != nil {
 		return nil, nil, fmt.Errorf("listing call detail records: %v", err)
 	}
@@ -202,10 +199,7 @@ func (a *App) cdrs(ctx context.Context, r dayRange) ([]CDR, error) {
 		if !r.contains(b.day) {
 			continue
 		}
-		keys, err := a.storage.List(ctx, b.key, false)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // purged meanwhile
-		}
+		keys, err := a.state.list(ctx, b.key) // none if purged meanwhile
 		if err != nil {
 			return nil, fmt.Errorf("listing call detail records of %s: %v", path.Base(b.key), err)
 		}

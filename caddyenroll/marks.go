@@ -170,9 +170,9 @@ func deferredMarkKey(device string) string {
 // applyDeferredMarks applies the marks kept while the file was unavailable.
 // It reports whether none is left.
 func (a *App) applyDeferredMarks(ctx context.Context) bool {
-	keys, err := a.storage.List(ctx, path.Join(statePrefix, "unmarked"), false)
+	keys, err := a.state.list(ctx, path.Join(statePrefix, "unmarked"))
 	if err != nil || len(keys) == 0 {
-		return err == nil || errors.Is(err, fs.ErrNotExist)
+		return err == nil
 	}
 	var batch []mark
 	var from []string
