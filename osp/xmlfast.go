@@ -21,8 +21,7 @@ import (
 // original parser on encoding/xml alone, orig_test.go).
 //
 // The nodes are one array. The parser works on one copy of data as a
-// string, which the tree's strings share (known names and values are
-// shared constants): the tree never refers to data.
+// string, which the tree's strings share: the tree never refers to data.
 func parseTreeFast(data []byte, lim Limits) (root *node, ok bool) {
 	p := fastParser{doc: string(data), lim: lim}
 	// Every element starts with a '<' that no '/', '?' or '!' follows, and
@@ -122,86 +121,6 @@ type fastParser struct {
 	attrs []xmlAttr                   // the attributes of all nodes, each node's in a row
 	stack [16]struct{ n, last *node } // the open elements and their last children
 	depth int                         // of stack
-}
-
-// knownNames are the element names a tree shares instead of copying them:
-// the OSP vocabulary.
-var knownNames = func() map[string]string {
-	m := map[string]string{}
-	for s := range vocabulary {
-		m[s] = s
-	}
-	for s := range componentKinds {
-		m[s] = s
-	}
-	return m
-}()
-
-// knownAttr returns the constant equal to s when s is a frequent attribute
-// name or value, "" otherwise. (Not s itself: that is a piece of p.doc.)
-func knownAttr(s string) string {
-	switch s {
-	case "componentId":
-		return "componentId"
-	case "messageId":
-		return "messageId"
-	case "random":
-		return "random"
-	case "type":
-		return "type"
-	case "encoding":
-		return "encoding"
-	case "critical":
-		return "critical"
-	case "base64":
-		return "base64"
-	case "cdata":
-		return "cdata"
-	case "false":
-		return "false"
-	case "true":
-		return "true"
-	case "source":
-		return "source"
-	case "destination":
-		return "destination"
-	case TypeE164:
-		return TypeE164
-	case TypeSIP:
-		return TypeSIP
-	case TypeURL:
-		return TypeURL
-	case TypeH323:
-		return TypeH323
-	case TypeTransport:
-		return TypeTransport
-	case TypeNetwork:
-		return TypeNetwork
-	case TypeSubscriber:
-		return TypeSubscriber
-	case TypeSwitchID:
-		return TypeSwitchID
-	}
-	return ""
-}
-
-// shareName returns the known element name equal to s, or s.
-func (p *fastParser) shareName(s string) string {
-	if k, ok := knownNames[s]; ok {
-		return k
-	}
-	return s
-}
-
-// shareAttr is shareName for an attribute name or value.
-func (p *fastParser) shareAttr(s string) string {
-	if s == "" {
-		return "" // not even an empty piece of p.doc
-	}
-	if k := knownAttr(s); k != "" {
-		return k
-	}
-	return s
 }
 
 func isSpaceByte(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
@@ -344,11 +263,11 @@ func (p *fastParser) startTag() bool {
 			return false
 		}
 		if attr != "xmlns" {
-			p.attrs = append(p.attrs, xmlAttr{p.shareAttr(attr), p.shareAttr(val)})
+			p.attrs = append(p.attrs, xmlAttr{attr, val})
 		}
 	}
 
-	p.nodes = append(p.nodes, node{name: p.shareName(name)})
+	p.nodes = append(p.nodes, node{name: name})
 	n := &p.nodes[len(p.nodes)-1]
 	if len(p.attrs) > first {
 		n.attrs = p.attrs[first:len(p.attrs):len(p.attrs)]
