@@ -103,9 +103,11 @@ type App struct {
 	state    *stateStore
 	router   *routing.Router
 	authz    *authz
-	marks    *markBatcher
-	stop     chan struct{}
-	stopOnce *sync.Once
+	// the revocationsPool entry of authz.revocations; "" when not shared
+	revocationsKey string
+	marks          *markBatcher
+	stop           chan struct{}
+	stopOnce       *sync.Once
 }
 
 // CaddyModule returns the Caddy module information.
@@ -123,7 +125,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.storage = localLocks{ctx.Storage()}
 	a.stop = make(chan struct{})
 	a.stopOnce = new(sync.Once)
-	a.authz = new(authz)
+	a.authz = new(authz) // its revocations once the CAs are open
 	a.marks = &markBatcher{apply: a.applyMarks}
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
@@ -198,10 +200,31 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("operational CA %q: %v", profile, err)
 		}
 	}
+	// a reload on the same storage and CAs keeps the revocation state,
+	// so its refresh reads only what changed
+	a.authz.revocations = new(revocations)
+	if key := revocationsKey(ctx.Storage(), a.cas); key != "" {
+		v, loaded, err := revocationsPool.LoadOrNew(key, func() (caddy.Destructor, error) { return new(revocations), nil })
+		if err != nil {
+			return err
+		}
+		a.revocationsKey = key
+		a.authz.revocations = v.(*revocations)
+		a.log.Debug("revocation state", zap.Bool("kept_from_previous_config", loaded))
+	}
 	if err := a.refreshRevoked(ctx); err != nil {
 		return fmt.Errorf("loading revocations: %v", err)
 	}
 	return nil
+}
+
+// Cleanup lets go of the revocation state this configuration shared.
+func (a *App) Cleanup() error {
+	if a.revocationsKey == "" {
+		return nil
+	}
+	_, err := revocationsPool.Delete(a.revocationsKey)
+	return err
 }
 
 // Validate checks the settings.
@@ -405,7 +428,8 @@ func (a *App) authority(profile string) (*ca.CA, error) {
 
 // Interface guards
 var (
-	_ caddy.App         = (*App)(nil)
-	_ caddy.Provisioner = (*App)(nil)
-	_ caddy.Validator   = (*App)(nil)
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
 )

@@ -6,18 +6,23 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
@@ -27,10 +32,29 @@ import (
 )
 
 // authz is what call authorization shares across sites: the route table
-// (rebuilt whenever the configuration file changes), the set of revoked
-// certificate serials (refreshed from the CAs' CRLs and updated at once on
-// local revocations) and the token signers.
+// (rebuilt whenever the configuration file changes), the revocation state
+// and the token signers.
 type authz struct {
+	*revocations
+
+	signerMu sync.Mutex
+	signers  map[string]signerEntry
+
+	// signalling address → device, rebuilt with the route table
+	deviceByAddr atomic.Pointer[map[string]string]
+
+	// certificates already matched to the records this server keeps
+	identMu sync.RWMutex
+	idents  map[string]identity // by SHA-256 of the certificate DER
+}
+
+// revocations is which certificates and devices call authorization
+// refuses: the revoked serials (refreshed from the CAs' CRLs, updated at
+// once on local revocations) and the devices whose current certificate is
+// revoked. It depends only on the storage and the CAs, so a reload on the
+// same ones keeps it (see revocationsKey) and refreshes it incrementally
+// instead of reading every device record again.
+type revocations struct {
 	mu sync.RWMutex
 	// "profile/serial" in the CRLs at the last refresh; never modified
 	// once installed (a refresh reads the previous one without the lock)
@@ -48,16 +72,33 @@ type authz struct {
 
 	refreshMu sync.Mutex               // one refresh at a time
 	pending   map[string]pendingSerial // revoked serials whose device is checked again; refreshMu
+}
 
-	signerMu sync.Mutex
-	signers  map[string]signerEntry
+// Destruct lets revocations live in a caddy.UsagePool.
+func (*revocations) Destruct() error { return nil }
 
-	// signalling address → device, rebuilt with the route table
-	deviceByAddr atomic.Pointer[map[string]string]
+// revocationsPool keeps the revocation state of the storages and CAs in
+// use across reloads, by revocationsKey.
+var revocationsPool = caddy.NewUsagePool()
 
-	// certificates already matched to the records this server keeps
-	identMu sync.RWMutex
-	idents  map[string]identity // by SHA-256 of the certificate DER
+// revocationsKey names the revocation state of a storage and a set of CAs:
+// the storage as it describes itself (certmagic's file storage says
+// "FileStorage:PATH") and each CA's profile, storage prefix and issuing
+// certificate. It is "" when the storage does not describe itself; such a
+// state is not shared.
+func revocationsKey(st certmagic.Storage, cas map[string]*ca.CA) string {
+	named, ok := st.(fmt.Stringer)
+	if !ok {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%T %s", st, named.String())
+	for _, profile := range slices.Sorted(maps.Keys(cas)) {
+		c := cas[profile]
+		sum := sha256.Sum256(c.Issuer().Raw)
+		fmt.Fprintf(&b, "|%s %s %x", profile, c.StoragePrefix(), sum)
+	}
+	return b.String()
 }
 
 type identity struct{ device, profile, serial string }
@@ -409,7 +450,7 @@ func (a *App) noteRevoked(profile, device string, serials []string, current bool
 }
 
 // init makes the maps; z.mu is held.
-func (z *authz) init() {
+func (z *revocations) init() {
 	if z.revoked == nil {
 		z.revoked = make(map[string]bool)
 	}

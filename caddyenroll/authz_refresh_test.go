@@ -109,7 +109,7 @@ func newRefreshFixture(t *testing.T) *refreshFixture {
 		storage: st,
 		cas:     map[string]*ca.CA{profileModern: local},
 		state:   &stateStore{st: st},
-		authz:   new(authz),
+		authz:   &authz{revocations: new(revocations)},
 	}
 	return &refreshFixture{t: t, ctx: ctx, app: a, st: cs, local: local, other: other, clock: clock}
 }

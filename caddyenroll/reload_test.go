@@ -1,0 +1,200 @@
+package caddyenroll
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
+)
+
+func init() { caddy.RegisterModule(countedStorage{}) }
+
+// countedStorage is Caddy's file storage with its Loads counted (by root,
+// in countedStorages), for tests that load the enroll app in-process.
+type countedStorage struct {
+	Root string `json:"root"`
+}
+
+var countedStorages sync.Map // root → *countingStorage
+
+func (countedStorage) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "caddy.storage.enroll_test_counted", New: func() caddy.Module { return new(countedStorage) }}
+}
+
+func (m *countedStorage) CertMagicStorage() (certmagic.Storage, error) {
+	cs, _ := countedStorages.LoadOrStore(m.Root, &countingStorage{Storage: &certmagic.FileStorage{Path: m.Root}})
+	return namedStorage{cs.(*countingStorage)}, nil
+}
+
+// namedStorage describes itself as the file storage does.
+type namedStorage struct{ *countingStorage }
+
+func (s namedStorage) String() string { return fmt.Sprint(s.Storage) }
+
+// loadEnroll loads a config of only the enroll app into this process (a
+// start, or a reload of the running one) and returns the running App.
+func loadEnroll(t *testing.T, storageRoot, confFile, approval string) *App {
+	t.Helper()
+	cfg, err := json.Marshal(map[string]any{
+		"admin":   map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
+		"storage": map[string]any{"module": "enroll_test_counted", "root": storageRoot},
+		"apps": map[string]any{"enroll": map[string]any{
+			"config_file": confFile, "approval": approval,
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Load(cfg, true); err != nil {
+		t.Fatal(err)
+	}
+	app, err := caddy.ActiveContext().App("enroll")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return app.(*App)
+}
+
+// deviceLoads is how many device records were read from the storage at root.
+func deviceLoads(root string) int {
+	cs, _ := countedStorages.Load(root)
+	_, n := cs.(*countingStorage).counts()
+	return n
+}
+
+// A reload on the same storage and CAs keeps the revocation state: its
+// refresh reads only the device records that changed, not all of them. A
+// revocation made before the reload holds after it; another storage gets
+// its own state, and stopping lets go of it.
+func TestReloadKeepsRevocations(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "clearinghouse.conf")
+	if err := os.WriteFile(conf, []byte("enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled enrolled\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	storeA, storeB := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	// device records left by earlier runs
+	const devices = 40
+	fs := newStateStore(&certmagic.FileStorage{Path: storeA}, time.Hour)
+	for i := range devices {
+		if err := fs.putDevice(ctx, &DeviceRecord{Device: fmt.Sprintf("old%02d.example", i), Profile: profileModern, Serial: "1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
+
+	first := loadEnroll(t, storeA, conf, ApprovalAuto)
+	state, keyA := first.authz.revocations, first.revocationsKey
+	if keyA == "" || !state.scanned {
+		t.Fatalf("first start: key %q, scanned %v; want a shared, scanned state", keyA, state.scanned)
+	}
+	if n := deviceLoads(storeA); n != devices {
+		t.Fatalf("the first start read %d device records, want all %d", n, devices)
+	}
+	// gw1 enrolls, then an administrator revokes its certificate
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
+	c := first.cas[profileModern]
+	is, err := c.Issue(ctx, csr, "gw1.example", ca.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.state.putDevice(ctx, &DeviceRecord{Device: "gw1.example", Profile: profileModern, Serial: is.Serial}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Revoke(ctx, is.Serial, 1); err != nil {
+		t.Fatal(err)
+	}
+	first.noteRevoked(profileModern, "gw1.example", []string{is.Serial}, true)
+
+	before := deviceLoads(storeA)
+	second := loadEnroll(t, storeA, conf, ApprovalManual)
+	if second == first {
+		t.Fatal("the reload did not provision a new App")
+	}
+	if second.authz.revocations != state {
+		t.Fatal("a reload on the same storage and CA started a new revocation state")
+	}
+	if n := deviceLoads(storeA) - before; n > 1 {
+		t.Errorf("the reload read %d device records, want at most the one that changed", n)
+	}
+	if !second.serialRevoked(profileModern, is.Serial) || second.eligible("gw1.example") {
+		t.Fatal("the reloaded config forgot a revocation made before the reload")
+	}
+	if refs, ok := revocationsPool.References(keyA); !ok || refs != 1 {
+		t.Fatalf("after the reload the state has %d references (exists %v), want 1", refs, ok)
+	}
+
+	// another storage, with a file of its own (the first names its CA)
+	confB := filepath.Join(dir, "b.conf")
+	if err := os.WriteFile(confB, []byte("enroll enabled\ngroup \"\"\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	third := loadEnroll(t, storeB, confB, ApprovalAuto)
+	if third.authz.revocations == state || third.revocationsKey == keyA || !third.authz.scanned {
+		t.Fatal("another storage shares the revocation state of the first")
+	}
+	if _, ok := revocationsPool.References(keyA); ok {
+		t.Fatal("the first storage's state is still held after no config uses it")
+	}
+	keyB := third.revocationsKey
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := revocationsPool.References(keyB); ok {
+		t.Fatal("the state is still held after Caddy stopped")
+	}
+}
+
+// unnamedStorage is a storage that does not describe itself.
+type unnamedStorage struct{ certmagic.Storage }
+
+func TestRevocationsKey(t *testing.T) {
+	ctx := context.Background()
+	st := &certmagic.FileStorage{Path: t.TempDir()}
+	c1, _, err := ca.Open(ctx, st, ca.Config{Name: "modern"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := &certmagic.FileStorage{Path: t.TempDir()}
+	c2, _, err := ca.Open(ctx, other, ca.Config{Name: "modern"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := revocationsKey(st, map[string]*ca.CA{profileModern: c1})
+	tests := []struct {
+		name string
+		st   certmagic.Storage
+		cas  map[string]*ca.CA
+		want func(string) bool
+	}{
+		{"same storage and CA", &certmagic.FileStorage{Path: st.Path}, map[string]*ca.CA{profileModern: c1}, func(k string) bool { return k == base }},
+		{"another CA", st, map[string]*ca.CA{profileModern: c2}, func(k string) bool { return k != "" && k != base }},
+		{"another storage", other, map[string]*ca.CA{profileModern: c1}, func(k string) bool { return k != "" && k != base }},
+		{"one more CA", st, map[string]*ca.CA{profileModern: c1, profileLegacy: c2}, func(k string) bool { return k != "" && k != base }},
+		{"storage without a name", unnamedStorage{st}, map[string]*ca.CA{profileModern: c1}, func(k string) bool { return k == "" }},
+	}
+	if base == "" {
+		t.Fatal("file storage gives no key")
+	}
+	for _, tc := range tests {
+		if got := revocationsKey(tc.st, tc.cas); !tc.want(got) {
+			t.Errorf("%s: key %q (base %q)", tc.name, got, base)
+		}
+	}
+}
