@@ -517,6 +517,18 @@ func BenchmarkOSPAuthorizeThroughCaddy(b *testing.B) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "authorizations/s")
 }
 
+// BenchmarkOSPRespondThroughCaddy is Caddy's `respond` of a real answer for
+// the same requests and connections: the floor of the OSP benchmarks.
+func BenchmarkOSPRespondThroughCaddy(b *testing.B) {
+	o := startOSPBench(b)
+	o.addRespond(b)
+	profileServer(o.s)
+	b.ResetTimer()
+	start := time.Now()
+	o.runRespond(b, b.N)
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "requests/s")
+}
+
 // BenchmarkOSPRatio alternates rounds of authorizations through Caddy with
 // rounds of bare token signing on all cores (b.N operations each), so that
 // both see the same machine, and reports the authorizations' rate as a
