@@ -137,7 +137,8 @@ https://%s {
 }
 
 // profileServer captures a 5 s CPU profile of the server process into
-// $BENCH_SERVER_PROFILE, for finding its bottleneck.
+// $BENCH_SERVER_PROFILE (and its memory statistics and heap profile into
+// .vars and .heap beside it), for finding its bottleneck.
 func profileServer(s *benchServer) {
 	out := os.Getenv("BENCH_SERVER_PROFILE")
 	if out == "" {
@@ -155,11 +156,15 @@ func profileServer(s *benchServer) {
 		}
 		defer f.Close()
 		io.Copy(f, resp.Body)
-		if r, err := http.Get("http://" + s.c.AdminAddr + "/debug/vars"); err == nil {
-			g, _ := os.Create(out + ".vars")
-			io.Copy(g, r.Body)
-			g.Close()
-			r.Body.Close()
+		// and the memory statistics and live heap at the end of it
+		for suffix, uri := range map[string]string{".vars": "/debug/vars", ".heap": "/debug/pprof/heap"} {
+			if r, err := http.Get("http://" + s.c.AdminAddr + uri); err == nil {
+				if g, err := os.Create(out + suffix); err == nil {
+					io.Copy(g, r.Body)
+					g.Close()
+				}
+				r.Body.Close()
+			}
 		}
 	}()
 }
