@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math/big"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -231,6 +233,10 @@ func (c *CA) list(ctx context.Context, prefix string) ([]string, error) {
 
 // Revoke revokes the certificate with serial for reason. Revoking a revoked
 // certificate again is a no-op (the first time and reason stand).
+//
+// The list of revoked serials (what IsRevoked and the CRL read) is written
+// before the issuance record is marked: a crash in between leaves the
+// certificate revoked, and the next Revoke of it marks its record.
 func (c *CA) Revoke(ctx context.Context, serial string, reason int) error {
 	if err := checkReason(reason); err != nil {
 		return err
@@ -244,34 +250,56 @@ func (c *CA) Revoke(ctx context.Context, serial string, reason int) error {
 		if err != nil {
 			return err
 		}
-		_, err = c.revokeLocked(ctx, rf, s, reason)
+		rec, _, err := c.revokeLocked(ctx, rf, s, reason)
 		if err != nil {
 			return err
 		}
-		return c.storeJSON(ctx, c.key(keyRevoked), rf)
+		marked := map[string]*Record{}
+		if rec != nil {
+			marked[s] = rec
+		}
+		return c.storeRevoked(ctx, rf, marked)
 	})
 }
 
-// revokeLocked marks s revoked in its record and in rf; the caller holds the
-// lock and stores rf. It reports whether s was newly revoked.
-func (c *CA) revokeLocked(ctx context.Context, rf *revokedFile, s string, reason int) (bool, error) {
+// revokeLocked enters s in rf and returns its record marked revoked, to be
+// stored after rf (nil: the record is marked already); the caller holds
+// the lock. It reports whether s was newly revoked. A half-finished
+// revocation (in rf but its record unmarked, or the other way round, as
+// earlier versions wrote them) is completed with its first time and reason.
+func (c *CA) revokeLocked(ctx context.Context, rf *revokedFile, s string, reason int) (*Record, bool, error) {
 	rec, err := c.Lookup(ctx, s)
 	if err != nil {
-		return false, err
+		return nil, false, err
+	}
+	if e, ok := rf.Entries[s]; ok {
+		if rec.Revoked {
+			return nil, false, nil
+		}
+		rec.Revoked, rec.RevokedAt, rec.Reason = true, e.At, e.Reason
+		return rec, false, nil
 	}
 	if rec.Revoked {
-		if _, ok := rf.Entries[s]; !ok { // repair a half-finished revocation
-			rf.Entries[s] = revokedEntry{At: rec.RevokedAt, Reason: rec.Reason, NotAfter: rec.NotAfter}
-		}
-		return false, nil
+		rf.Entries[s] = revokedEntry{At: rec.RevokedAt, Reason: rec.Reason, NotAfter: rec.NotAfter}
+		return nil, false, nil
 	}
 	now := c.cfg.Now().UTC().Truncate(time.Second)
 	rec.Revoked, rec.RevokedAt, rec.Reason = true, now, reason
-	if err := c.storeJSON(ctx, c.issuedKey(s), rec); err != nil {
-		return false, err
-	}
 	rf.Entries[s] = revokedEntry{At: now, Reason: reason, NotAfter: rec.NotAfter}
-	return true, nil
+	return rec, true, nil
+}
+
+// storeRevoked writes rf, then the records revokeLocked marked, by serial.
+func (c *CA) storeRevoked(ctx context.Context, rf *revokedFile, marked map[string]*Record) error {
+	if err := c.storeJSON(ctx, c.key(keyRevoked), rf); err != nil {
+		return err
+	}
+	for _, s := range slices.Sorted(maps.Keys(marked)) {
+		if err := c.storeJSON(ctx, c.issuedKey(s), marked[s]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RevokeDevice revokes every unrevoked certificate of device except
@@ -301,22 +329,26 @@ func (c *CA) RevokeDevice(ctx context.Context, device string, reason int, except
 		if err != nil {
 			return err
 		}
+		marked := map[string]*Record{}
 		for _, s := range serials {
 			if s == except {
 				continue
 			}
-			ok, err := c.revokeLocked(ctx, rf, s, reason)
+			rec, newly, err := c.revokeLocked(ctx, rf, s, reason)
 			if errors.Is(err, ErrNotFound) {
 				continue
 			}
 			if err != nil {
 				return err
 			}
-			if ok {
+			if rec != nil {
+				marked[s] = rec
+			}
+			if newly {
 				revoked = append(revoked, s)
 			}
 		}
-		return c.storeJSON(ctx, c.key(keyRevoked), rf)
+		return c.storeRevoked(ctx, rf, marked)
 	})
 	sort.Strings(revoked)
 	return revoked, err

@@ -231,3 +231,71 @@ func TestReasonsAndSerials(t *testing.T) {
 	}
 	_ = asn1.NullRawValue
 }
+
+// A revocation half done — the list written but the record not yet marked
+// (a crash between the two writes), or the other way round (the order of
+// earlier versions) — still counts as revoked and is completed, with its
+// first time and reason, by the next Revoke or RevokeDevice.
+func TestRevocationHalfDone(t *testing.T) {
+	ctx := context.Background()
+	unmark := func(t *testing.T, c *CA, serial string) {
+		rec, err := c.Lookup(ctx, serial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Revoked, rec.RevokedAt, rec.Reason = false, time.Time{}, 0
+		if err := c.storeJSON(ctx, c.issuedKey(serial), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unlist := func(t *testing.T, c *CA, serial string) {
+		rf, err := c.loadRevoked(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		delete(rf.Entries, serial)
+		if err := c.storeJSON(ctx, c.key(keyRevoked), rf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name      string
+		breakIt   func(*testing.T, *CA, string)
+		listedNow bool // what IsRevoked says before the repair
+		repair    func(*CA, string) error
+	}{
+		{"record not marked, Revoke", unmark, true, func(c *CA, s string) error { return c.Revoke(ctx, s, ReasonSuperseded) }},
+		{"record not marked, RevokeDevice", unmark, true, func(c *CA, _ string) error {
+			_, err := c.RevokeDevice(ctx, "device1.itsp.com", ReasonSuperseded, "")
+			return err
+		}},
+		{"not listed, Revoke", unlist, false, func(c *CA, s string) error { return c.Revoke(ctx, s, ReasonSuperseded) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := openCA(t, NewMemStore(), Config{}, "")
+			s := issueN(t, c, "device1.itsp.com", 1)[0].Serial
+			if err := c.Revoke(ctx, s, ReasonKeyCompromise); err != nil {
+				t.Fatal(err)
+			}
+			tc.breakIt(t, c, s)
+			if ok, err := c.IsRevoked(ctx, s); err != nil || ok != tc.listedNow {
+				t.Fatalf("before the repair IsRevoked = %v, %v; want %v", ok, err, tc.listedNow)
+			}
+			if err := tc.repair(c, s); err != nil {
+				t.Fatal(err)
+			}
+			rec, err := c.Lookup(ctx, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok, _ := c.IsRevoked(ctx, s); !ok || !rec.Revoked || rec.Reason != ReasonKeyCompromise {
+				t.Fatalf("after the repair: listed %v, record %+v; want both revoked for keyCompromise", ok, rec)
+			}
+			rf, _ := c.loadRevoked(ctx)
+			if e := rf.Entries[s]; e.Reason != ReasonKeyCompromise || !e.At.Equal(rec.RevokedAt) {
+				t.Fatalf("list entry %+v, record revoked at %v", e, rec.RevokedAt)
+			}
+		})
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -678,5 +679,62 @@ func TestInterruptedIssuanceIsCompleted(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(devices); len(entries) != 1 {
 		t.Fatalf("%d device records after the retry, want 1", len(entries))
+	}
+}
+
+// A re-enrollment whose revocation of the previous certificate fails is
+// not answered as done: the device record keeps naming the previous
+// certificate, and the device's retry supersedes it and gets the new one.
+// (Answering status 0 with the previous certificate still valid, as a
+// logged failure did before, left it valid for good.)
+func TestReenrollmentRevocationFailureIsRetried(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	caCert := s.getCACert()
+	_, csr1 := p256CSR(t, "device4.com")
+	first := s.do(enrollReq(wire.OpRequest, t, csr1))
+	if first.Status != wire.StatusOK {
+		t.Fatalf("first enrollment: status %d %s", first.Status, first.Error)
+	}
+	old, _ := x509.ParseCertificate(first.Certificate)
+
+	// the CA's list of revoked serials cannot be read or written: a
+	// directory where the file belongs
+	var caDir string
+	filepath.WalkDir(filepath.Join(s.Dir, "data", "clearinghouse", "ca"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == "issued" {
+			caDir = filepath.Dir(p)
+		}
+		return nil
+	})
+	if caDir == "" {
+		t.Fatal("no CA directory in storage")
+	}
+	revoked := filepath.Join(caDir, "revoked.json")
+	if err := os.RemoveAll(revoked); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(revoked, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key2, csr2 := p256CSR(t, "device4.com")
+	if a := s.do(enrollReq(wire.OpRequest, t, csr2)); a.Status != wire.StatusServerError {
+		t.Fatalf("re-enrollment while the previous certificate cannot be revoked: status %d %s, want %d",
+			a.Status, a.Error, wire.StatusServerError)
+	}
+
+	if err := os.Remove(revoked); err != nil {
+		t.Fatal(err)
+	}
+	again := s.do(enrollReq(wire.OpRetrieve, t, csr2))
+	if again.Status != wire.StatusOK {
+		t.Fatalf("retry: status %d %s", again.Status, again.Error)
+	}
+	checkIssued(t, again.Certificate, caCert, "device4.com", key2)
+	found := false
+	for _, e := range s.fetchCRL(caCert).RevokedCertificateEntries {
+		found = found || e.SerialNumber.Cmp(old.SerialNumber) == 0
+	}
+	if !found {
+		t.Fatal("the superseded certificate is not in the CRL after the retry")
 	}
 }

@@ -189,8 +189,8 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 // device lock is held; parsed is the CSR verified moments ago, or nil to
 // parse and verify req.CSR; prev is the device's record as loaded under the
 // lock (nil: it has none). Order matters for crash safety: the CA's issuance
-// record is written first, then the request's new state, then the device
-// record and the configuration file. A crash before the request is stored
+// record is written first, then the request's new state, then the previous
+// certificate's revocation, the device record and the configuration file. A crash before the request is stored
 // leaves an issued, undelivered certificate and no answer (the device asks
 // again); a crash after it is repaired when the device asks again
 // (resumeIssue).
@@ -205,6 +205,7 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 	if err != nil {
 		return fmt.Errorf("signing: %v", err)
 	}
+	ctx = context.WithoutCancel(ctx) // from here on, a device hanging up does not cut the writes short
 	if err := authority.Record(ctx, is); err != nil {
 		return fmt.Errorf("recording issuance: %v", err)
 	}
@@ -225,25 +226,29 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 // (prev's) is superseded and the file marks the device enrolled. It runs
 // right after an issuance, and again when a device fetches a certificate
 // whose issuance a crash interrupted after storing the request.
+//
+// The previous certificate is revoked before the device record names the
+// new one: while the record names it, a failure or crash in between is
+// repaired when the device asks again (resumeIssue), which revokes it then.
 func (a *App) completeIssue(ctx context.Context, req *Request, prev *DeviceRecord) error {
-	if err := a.state.putDevice(ctx, &DeviceRecord{
-		Device: req.Device, DeviceID: req.DeviceID, Customer: req.Customer,
-		Profile: req.Profile, Serial: req.Serial, Enrolled: req.Updated,
-	}); err != nil {
-		return fmt.Errorf("storing device record: %v", err)
-	}
+	ctx = context.WithoutCancel(ctx) // a device hanging up does not cut this short
 	// re-enrollment supersedes the device's previous certificate (earlier
 	// ones were superseded in their turn)
 	if prev != nil && prev.Serial != "" && prev.Serial != req.Serial {
 		if c, ok := a.cas[prev.Profile]; ok {
 			if err := c.Revoke(ctx, prev.Serial, reasonSuperseded); err != nil {
-				a.log.Error("revoking superseded certificate", zap.String("device", req.Device), zap.String("serial", prev.Serial), zap.Error(err))
-			} else {
-				a.noteRevoked(prev.Profile, "", []string{prev.Serial}, false)
-				metrics.revoked.Inc()
-				a.log.Info("superseded certificate revoked", zap.String("device", req.Device), zap.String("serial", prev.Serial))
+				return fmt.Errorf("revoking superseded certificate %s: %v", prev.Serial, err)
 			}
+			a.noteRevoked(prev.Profile, "", []string{prev.Serial}, false)
+			metrics.revoked.Inc()
+			a.log.Info("superseded certificate revoked", zap.String("device", req.Device), zap.String("serial", prev.Serial))
 		}
+	}
+	if err := a.state.putDevice(ctx, &DeviceRecord{
+		Device: req.Device, DeviceID: req.DeviceID, Customer: req.Customer,
+		Profile: req.Profile, Serial: req.Serial, Enrolled: req.Updated,
+	}); err != nil {
+		return fmt.Errorf("storing device record: %v", err)
 	}
 	a.noteRevoked(req.Profile, req.Device, nil, false) // its current certificate is good
 	return a.markEnrolled(ctx, req.Device, req.Group, !req.Known)
