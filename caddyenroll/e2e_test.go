@@ -738,3 +738,37 @@ func TestReenrollmentRevocationFailureIsRetried(t *testing.T) {
 		t.Fatal("the superseded certificate is not in the CRL after the retry")
 	}
 }
+
+// Two pending requests for one device with different customer ids: once
+// one is approved, the other can no longer be (409), since the device's ids
+// are now recorded; the first certificate stays good.
+func TestApprovalKeepsRecordedIDs(t *testing.T) {
+	s := startServer(t, serverOpts{approval: "manual"})
+	caCert := s.getCACert()
+	for _, customer := range []string{"1000", "2000"} {
+		_, csr := p256CSR(t, "device4.com")
+		r := enrollReq(wire.OpRequest, t, csr)
+		r.Customer, r.Device = customer, "99"+customer
+		if a := s.do(r); a.Status != wire.StatusPending {
+			t.Fatalf("customer %s: status %d %s", customer, a.Status, a.Error)
+		}
+	}
+	p := s.pending()
+	if len(p) != 2 {
+		t.Fatalf("%d pending, want 2", len(p))
+	}
+	if code, body := s.Admin("POST", "/enroll/approve/"+p[0].ID, ""); code != 200 {
+		t.Fatalf("first approval: %d %s", code, body)
+	}
+	code, body := s.Admin("POST", "/enroll/approve/"+p[1].ID, "")
+	if code != 409 || !strings.Contains(body, "differs") {
+		t.Fatalf("second approval with other ids: %d %s, want 409", code, body)
+	}
+	if left := s.pending(); len(left) != 1 || left[0].ID != p[1].ID {
+		t.Fatalf("pending after the refusal: %+v", left)
+	}
+	crl := s.fetchCRL(caCert)
+	if n := len(crl.RevokedCertificateEntries); n != 0 {
+		t.Fatalf("%d certificates revoked, want none", n)
+	}
+}

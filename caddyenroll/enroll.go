@@ -132,11 +132,8 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 		a.log.Error("loading device record", zap.String("device", name), zap.Error(err))
 		return fail(wire.StatusServerError, "server error")
 	}
-	if rec != nil {
-		if (rec.DeviceID != "" && r.Device != "" && rec.DeviceID != r.Device) ||
-			(rec.Customer != "" && r.Customer != "" && !sameCustomer(rec.Customer, r.Customer)) {
-			return fail(wire.StatusCustomerMismatch, "device or customer id differs from the device's enrollment")
-		}
+	if rec.idsDiffer(r.Device, r.Customer) {
+		return fail(wire.StatusCustomerMismatch, "device or customer id differs from the device's enrollment")
 	}
 
 	existing, err := a.state.request(ctx, id)
@@ -273,6 +270,14 @@ func (a *App) resumeIssue(ctx context.Context, req *Request, rec *DeviceRecord) 
 	return nil
 }
 
+// idsDiffer reports whether a device or customer id differs from the ones
+// the device enrolled with (recorded at its first enrollment). A nil record
+// differs from nothing.
+func (d *DeviceRecord) idsDiffer(deviceID, customer string) bool {
+	return d != nil && ((d.DeviceID != "" && deviceID != "" && d.DeviceID != deviceID) ||
+		(d.Customer != "" && customer != "" && !sameCustomer(d.Customer, customer)))
+}
+
 // csrDeviceName is the device a CSR names: its subject common name, else
 // its first DNS name.
 func csrDeviceName(csr *ca.CSR) (string, error) {
@@ -349,6 +354,11 @@ func (a *App) approve(ctx context.Context, id, group string) (*Request, error) {
 		prev, err := a.state.device(ctx, req.Device)
 		if err != nil {
 			return fmt.Errorf("loading device record: %v", err)
+		}
+		// the device may have enrolled with other ids since this request came
+		if prev.idsDiffer(req.DeviceID, req.Customer) {
+			return fmt.Errorf("%w: the request's device or customer id differs from those %s enrolled with; reject it",
+				errConflict, req.Device)
 		}
 		return a.issueLocked(ctx, req, nil, prev, authority, a.Authorities[req.Profile].policy(req.Profile))
 	})
