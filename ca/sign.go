@@ -150,6 +150,17 @@ func (c *CA) SignCSR(csr *CSR, device string, p Policy) (*Issued, error) {
 	return c.signParsed(csr, name, ip, p)
 }
 
+// CheckNames reports whether SignCSR would accept csr's names for device:
+// device is a DNS name or IP address, and every name the CSR carries is
+// that device (ErrBadDeviceName, ErrNameMismatch otherwise).
+func CheckNames(csr *CSR, device string) error {
+	name, ip, err := NormalizeDevice(device)
+	if err != nil {
+		return err
+	}
+	return checkNames(csr, name, ip)
+}
+
 func (c *CA) signParsed(csr *CSR, name string, ip net.IP, p Policy) (*Issued, error) {
 	now := c.cfg.Now().UTC().Truncate(time.Second)
 	if now.Before(c.issuer.NotBefore) || !now.Before(c.issuer.NotAfter) {

@@ -489,6 +489,15 @@ func TestStatusTable(t *testing.T) {
 	// 7: weak key
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 1024)
 	expect("weak key", wire.StatusBadCSR, s.do(enrollReq(wire.OpRequest, t, csrFor(t, rsaKey, "device6.isp.com"))))
+	// 7: names the CA would refuse: a second name, a name that is no DNS name
+	k7, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	extra, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject: pkix.Name{CommonName: "device6.isp.com"}, DNSNames: []string{"evil.example"}}, k7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect("another DNS name", wire.StatusBadCSR, s.do(enrollReq(wire.OpRequest, t, extra)))
+	expect("unknown name not a DNS name", wire.StatusBadCSR, s.do(enrollReq(wire.OpRequest, t, csrFor(t, k7, "bad_name.example"))))
 	// 8: rejected by the administrator
 	_, rej := p256CSR(t, "rejected.example.org")
 	expect("to reject", wire.StatusPending, s.do(enrollReq(wire.OpRequest, t, rej)))

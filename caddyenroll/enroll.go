@@ -102,6 +102,11 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 		o.device = name
 		return o
 	}
+	// the names SignCSR will check, refused now as a bad CSR (and before an
+	// unknown device's request waits for an approval that could never issue)
+	if err := ca.CheckNames(csr, name); err != nil {
+		return fail(wire.StatusBadCSR, err.Error())
+	}
 
 	id := requestID(in.profile, name, csr.PublicKeySHA256)
 	unlock, err := a.state.lockDevice(ctx, name)
