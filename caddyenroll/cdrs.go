@@ -45,12 +45,15 @@ type CDR struct {
 // Records are kept in day buckets, one storage "directory" per UTC day of
 // Received:
 //
-//	clearinghouse/cdrs/<YYYY-MM-DD>/<txid>-<role>-<attempt>.json
+//	clearinghouse/cdrs/<YYYY-MM-DD>/<txid>-<reporter>-<role>-<attempt>.json
 //
 // so that a period is exported by listing only its buckets, and purged by
-// deleting them whole. Keys directly under cdrs/ that end in .json are the
-// flat layout of earlier versions: exported (filtered by their Received
-// when a range is asked for) and purged by their Received.
+// deleting them whole. Earlier versions named records in buckets
+// <txid>-<role>-<attempt>.json (no reporter): exports and purges read a
+// bucket whatever its keys are named, so those go with their day. Keys
+// directly under cdrs/ that end in .json are the flat layout of earlier
+// versions: exported (filtered by their Received when a range is asked
+// for) and purged by their Received.
 
 // cdrDayLayout is the name of a bucket, and the form of the days the admin
 // API takes.
@@ -61,18 +64,29 @@ func cdrsPrefix() string { return path.Join("clearinghouse", "cdrs") }
 // cdrBucket is the bucket of the UTC day that t falls in.
 func cdrBucket(t time.Time) string { return path.Join(cdrsPrefix(), t.UTC().Format(cdrDayLayout)) }
 
-// cdrName names a record by transaction id, role and attempt: the OSP
-// Toolkit reports every destination a source tried in one UsageIndication,
-// each with the same transaction id and role (the failed first attempt,
-// then the call that connected), told apart by call id and destination.
+// cdrName names a record by transaction id, reporting device, role and
+// attempt: the OSP Toolkit reports every destination a source tried in one
+// UsageIndication, each with the same transaction id and role (the failed
+// first attempt, then the call that connected), told apart by call id and
+// destination. The reporter is part of the name so that a device's records
+// are deduplicated only against its own retries: the source of a call
+// knows its transaction id, call id and destination, and must not be able
+// to file a role=destination record first that turns the terminating
+// device's record into a "duplicate".
 func cdrName(c CDR) string {
 	role := strings.ToLower(c.Role)
 	if role == "" {
 		role = "other"
 	}
 	attempt := sha256.Sum256([]byte(c.CallID + "\x00" + c.Destination))
-	return strconv.FormatUint(c.TransactionID, 10) + "-" + role + "-" + hex.EncodeToString(attempt[:6]) + ".json"
+	return strconv.FormatUint(c.TransactionID, 10) + "-" + cdrReporter(c.Reporter) + "-" + role + "-" +
+		hex.EncodeToString(attempt[:6]) + ".json"
 }
+
+// cdrReporter is the reporter's part of a record's name: a hash of the
+// device name (which may hold any character), case-insensitive as device
+// names are. 64 bits: no device finds a name that collides with another's.
+func cdrReporter(device string) string { return hashKey("cdr reporter", strings.ToLower(device))[:16] }
 
 // cdrKey is where a record is stored: its name in the bucket of the day it
 // was received. The key is a function of the record alone (never of the
@@ -100,19 +114,50 @@ func cdrFromUsage(u *osp.Usage, reporter string, now time.Time) CDR {
 	return c
 }
 
-// storeCDR stores a usage record unless one with the same transaction id,
-// role, call id and destination exists (a device retrying its
+// cdrMidnightWindow is how close to midnight UTC a record must be received
+// for storeCDR to take its lock.
+const cdrMidnightWindow = 5 * time.Minute
+
+// nearMidnight reports whether t is within cdrMidnightWindow of a midnight
+// UTC, before or after.
+func nearMidnight(t time.Time) bool {
+	d := t.Sub(utcDay(t))
+	return d < cdrMidnightWindow || d > 24*time.Hour-cdrMidnightWindow
+}
+
+// cdrLockName is the storage lock of the records of a name, whatever day.
+func cdrLockName(name string) string { return "clearinghouse_cdr_" + hashKey("cdr lock", name)[:32] }
+
+// storeCDR stores a usage record unless the same device stored one with
+// the same transaction id, role, call id and destination (its retry of the
 // UsageIndication) in the bucket of its day or of the day before: retries
 // come within minutes, and one just after midnight UTC finds the record in
 // the previous bucket. Records are written atomically by the storage; a key
 // is derived from its record alone (bucket from Received, name from the
-// call fields), never from the clock when storing, so the same key always
-// gets the same call (received the same day), and concurrent duplicates
-// cannot disagree.
+// reporter and call fields), never from the clock when storing, so the
+// same key always gets the same call (received the same day), and
+// concurrent duplicates of a day write one key.
+//
+// Records named by earlier versions (without the reporter) are not looked
+// up: a retry across the upgrade may be stored twice, once under each name.
+//
+// Exists then Store is not atomic: two instances storing a record and its
+// retry received on either side of midnight would both find nothing. So a
+// record received within cdrMidnightWindow of midnight is checked and
+// stored under the storage lock of its name, which both take. Left: a
+// store that takes longer than the window.
 func (a *App) storeCDR(ctx context.Context, c CDR) (stored bool, err error) {
 	key := cdrKey(c)
+	name := path.Base(key)
+	if nearMidnight(c.Received) {
+		lock := cdrLockName(name)
+		if err := a.storage.Lock(ctx, lock); err != nil {
+			return false, fmt.Errorf("locking call detail record: %v", err)
+		}
+		defer func() { _ = a.storage.Unlock(context.WithoutCancel(ctx), lock) }()
+	}
 	if a.storage.Exists(ctx, key) ||
-		a.storage.Exists(ctx, path.Join(cdrBucket(c.Received.AddDate(0, 0, -1)), cdrName(c))) {
+		a.storage.Exists(ctx, path.Join(cdrBucket(c.Received.AddDate(0, 0, -1)), name)) {
 		return false, nil
 	}
 	b, err := json.Marshal(c)

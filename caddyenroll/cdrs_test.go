@@ -2,6 +2,8 @@ package caddyenroll
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -12,8 +14,10 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,15 +89,31 @@ func testCDR(tx uint64, received time.Time) CDR {
 		Called: "1405", Destination: "[10.0.0.2]:5060", Duration: 30, Received: received}
 }
 
-// storeLegacyCDR stores a record where the flat layout of earlier
-// versions put it.
-func storeLegacyCDR(t *testing.T, a *App, c CDR) string {
+// oldCDRName is the name earlier versions gave a record, without the
+// reporter: <txid>-<role>-<attempt>.json.
+func oldCDRName(c CDR) string {
+	role := strings.ToLower(c.Role)
+	if role == "" {
+		role = "other"
+	}
+	attempt := sha256.Sum256([]byte(c.CallID + "\x00" + c.Destination))
+	return strconv.FormatUint(c.TransactionID, 10) + "-" + role + "-" + hex.EncodeToString(attempt[:6]) + ".json"
+}
+
+func storeRawCDR(t *testing.T, a *App, key string, c CDR) {
 	t.Helper()
-	key := path.Join(cdrsPrefix(), cdrName(c))
 	b, _ := json.Marshal(c)
 	if err := a.storage.Store(context.Background(), key, b); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// storeLegacyCDR stores a record where the flat layout of earlier
+// versions put it.
+func storeLegacyCDR(t *testing.T, a *App, c CDR) string {
+	t.Helper()
+	key := path.Join(cdrsPrefix(), oldCDRName(c))
+	storeRawCDR(t, a, key, c)
 	return key
 }
 
@@ -113,7 +133,7 @@ func txIDs(list []CDR) []uint64 {
 }
 
 func TestCDRKeyLayout(t *testing.T) {
-	name := regexp.MustCompile(`^42-(source|destination|other)-[0-9a-f]{12}\.json$`)
+	name := regexp.MustCompile(`^42-[0-9a-f]{16}-(source|destination|other)-[0-9a-f]{12}\.json$`)
 	for _, c := range []struct {
 		received time.Time
 		role     string
@@ -131,21 +151,42 @@ func TestCDRKeyLayout(t *testing.T) {
 		key := cdrKey(r)
 		dir, file := path.Split(key)
 		if dir != "clearinghouse/cdrs/"+c.bucket+"/" || !name.MatchString(file) {
-			t.Errorf("received %s, role %q: key %s, want clearinghouse/cdrs/%s/42-<role>-<12 hex>.json", c.received, c.role, key, c.bucket)
+			t.Errorf("received %s, role %q: key %s, want clearinghouse/cdrs/%s/42-<16 hex>-<role>-<12 hex>.json", c.received, c.role, key, c.bucket)
 		}
 		if file != cdrName(r) {
 			t.Errorf("key %s does not end with the record's name %s", key, cdrName(r))
 		}
 	}
-	// the name inside a bucket is the key name of the flat layout
+	// the name is the transaction, the reporter, the role and the attempt
 	r := testCDR(42, at("2024-03-09T12:00:00Z"))
-	if got := cdrName(r); !strings.HasPrefix(got, "42-source-") {
-		t.Errorf("name %s", got)
+	if got, want := cdrName(r), "42-"+cdrReporter("gw1")+"-source-"; !strings.HasPrefix(got, want) {
+		t.Errorf("name %s, want %s…", got, want)
 	}
-	other := r
-	other.Destination = "[10.0.0.3]:5060"
-	if cdrName(other) == cdrName(r) {
-		t.Error("two attempts of a transaction have one name")
+	for _, c := range []struct {
+		name string
+		edit func(*CDR)
+		same bool
+	}{
+		{"another attempt", func(c *CDR) { c.Destination = "[10.0.0.3]:5060" }, false},
+		{"another call id", func(c *CDR) { c.CallID = "b3RoZXI=" }, false},
+		{"another role", func(c *CDR) { c.Role = "destination" }, false},
+		{"another reporter", func(c *CDR) { c.Reporter = "gw2" }, false},
+		{"a reporter that is a prefix", func(c *CDR) { c.Reporter = "gw" }, false},
+		{"the reporter in another case", func(c *CDR) { c.Reporter = "GW1" }, true},
+		{"the role in another case", func(c *CDR) { c.Role = "SOURCE" }, true},
+		{"another duration", func(c *CDR) { c.Duration = 0 }, true},
+	} {
+		o := r
+		c.edit(&o)
+		if same := cdrName(o) == cdrName(r); same != c.same {
+			t.Errorf("%s: same name %v, want %v", c.name, same, c.same)
+		}
+	}
+	// a device name of any characters makes a safe key
+	odd := r
+	odd.Reporter = "../gw 1/Ä:*"
+	if !name.MatchString(cdrName(odd)) {
+		t.Errorf("reporter %q: name %s", odd.Reporter, cdrName(odd))
 	}
 
 	// a stored record is a file in its bucket
@@ -200,6 +241,181 @@ func TestCDRDedupAcrossMidnight(t *testing.T) {
 				t.Errorf("first record received %s, want %s (a retry must not rewrite it)", list[0].Received, c.first)
 			}
 		})
+	}
+}
+
+// A device's record is deduplicated only against its own: the source of a
+// call (gw1) knows the transaction id, call id and destination, and files a
+// 0-second role=destination record first; the terminating device's (gw2)
+// record is stored all the same.
+func TestCDRDedupPerReporter(t *testing.T) {
+	for _, c := range []struct {
+		name           string
+		first, second  string // reporters
+		role           string // of both
+		firstAt, retry time.Time
+		stored         bool // the second is stored
+	}{
+		{"forged destination record", "gw1", "gw2", "destination", at("2024-03-09T10:00:00Z"), at("2024-03-09T10:05:00Z"), true},
+		{"forged destination record, across midnight", "gw1", "gw2", "destination", at("2024-03-09T23:59:30Z"), at("2024-03-10T00:00:30Z"), true},
+		{"forged after the real one", "gw2", "gw1", "destination", at("2024-03-09T10:00:00Z"), at("2024-03-09T10:05:00Z"), true},
+		{"two devices, role source", "gw1", "gw2", "source", at("2024-03-09T10:00:00Z"), at("2024-03-09T10:05:00Z"), true},
+		{"retry by the same device", "gw2", "gw2", "destination", at("2024-03-09T10:00:00Z"), at("2024-03-09T10:05:00Z"), false},
+		{"retry by the same device, across midnight", "gw2", "gw2", "destination", at("2024-03-09T23:59:30Z"), at("2024-03-10T00:00:30Z"), false},
+		{"retry by the same device, name in another case", "gw2", "GW2", "destination", at("2024-03-09T10:00:00Z"), at("2024-03-09T10:05:00Z"), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, _, _ := cdrTestApp(t, c.retry)
+			ctx := context.Background()
+			first := testCDR(7, c.firstAt)
+			first.Reporter, first.Role, first.Duration = c.first, c.role, 0
+			mustStore(t, a, first)
+			second := testCDR(7, c.retry)
+			second.Reporter, second.Role = c.second, c.role
+			ok, err := a.storeCDR(ctx, second)
+			if err != nil || ok != c.stored {
+				t.Fatalf("second record stored=%v (%v), want %v", ok, err, c.stored)
+			}
+			list, err := a.cdrs(ctx, dayRange{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range list {
+				got = append(got, r.Reporter+"/"+strconv.FormatFloat(r.Duration, 'f', -1, 64))
+			}
+			want := []string{c.first + "/0"}
+			if c.stored {
+				want = append(want, c.second+"/30")
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("exported reporter/duration %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// lockStore counts the locks taken, and delays the Store of one key.
+type lockStore struct {
+	certmagic.Storage
+	locks   atomic.Int32
+	slowKey string
+	storing chan struct{} // closed when the Store of slowKey starts
+}
+
+func (s *lockStore) Lock(ctx context.Context, name string) error {
+	s.locks.Add(1)
+	return s.Storage.Lock(ctx, name)
+}
+
+func (s *lockStore) Store(ctx context.Context, key string, value []byte) error {
+	if key == s.slowKey {
+		close(s.storing)
+		time.Sleep(200 * time.Millisecond)
+	}
+	return s.Storage.Store(ctx, key, value)
+}
+
+// Near midnight UTC, a record is checked and stored under a lock, so that
+// a retry received on the other side of midnight and stored at the same
+// time (by another instance) is not stored too.
+func TestCDRMidnightLock(t *testing.T) {
+	for _, c := range []struct {
+		received time.Time
+		locked   bool
+	}{
+		{at("2024-03-09T12:00:00Z"), false},
+		{at("2024-03-09T23:54:59Z"), false},
+		{at("2024-03-09T23:55:01Z"), true},
+		{at("2024-03-09T23:59:59.999Z"), true},
+		{at("2024-03-10T00:00:00Z"), true},
+		{at("2024-03-10T00:04:59Z"), true},
+		{at("2024-03-10T00:05:00Z"), false},
+		{at("2024-03-10T02:00:00+02:00"), true}, // midnight UTC
+		{at("2024-03-10T00:00:00+02:00"), false},
+	} {
+		a, kl, _ := cdrTestApp(t, c.received)
+		ls := &lockStore{Storage: kl}
+		a.storage = localLocks{ls}
+		mustStore(t, a, testCDR(7, c.received))
+		if locked := ls.locks.Load() > 0; locked != c.locked {
+			t.Errorf("received %s: locked %v, want %v", c.received, locked, c.locked)
+		}
+	}
+
+	// a record and its retry, stored at once on either side of midnight
+	a, kl, _ := cdrTestApp(t, at("2024-03-10T00:00:01Z"))
+	first, retry := testCDR(7, at("2024-03-09T23:59:59Z")), testCDR(7, at("2024-03-10T00:00:01Z"))
+	ls := &lockStore{Storage: kl, slowKey: cdrKey(first), storing: make(chan struct{})}
+	a.storage = localLocks{ls}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var firstStored bool
+	var firstErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		firstStored, firstErr = a.storeCDR(ctx, first)
+	}()
+	<-ls.storing
+	retryStored, err := a.storeCDR(ctx, retry)
+	wg.Wait()
+	if firstErr != nil || err != nil || !firstStored || retryStored {
+		t.Fatalf("stored %v (%v) and the retry %v (%v), want only the first", firstStored, firstErr, retryStored, err)
+	}
+	if list, err := a.cdrs(ctx, dayRange{}); err != nil || len(list) != 1 {
+		t.Errorf("export: %v %+v, want 1 record", err, list)
+	}
+}
+
+// Records stored by earlier versions under names without the reporter, in
+// day buckets or flat, are exported and purged with their day.
+func TestCDROldNames(t *testing.T) {
+	a, _, dir := cdrTestApp(t, at("2024-03-05T09:00:00Z"))
+	ctx := context.Background()
+	for _, c := range []CDR{testCDR(1, at("2024-03-01T12:00:00Z")), testCDR(2, at("2024-03-03T12:00:00Z"))} {
+		storeRawCDR(t, a, path.Join(cdrBucket(c.Received), oldCDRName(c)), c)
+	}
+	storeLegacyCDR(t, a, testCDR(3, at("2024-03-01T08:00:00Z")))
+	mustStore(t, a, testCDR(4, at("2024-03-01T13:00:00Z")))
+	mustStore(t, a, testCDR(5, at("2024-03-03T13:00:00Z")))
+	// a retry across the upgrade is stored again, under the new name
+	// (accepted: see storeCDR)
+	mustStore(t, a, testCDR(2, at("2024-03-03T12:01:00Z")))
+
+	for _, c := range []struct {
+		r    dayRange
+		want []uint64
+	}{
+		{dayRange{}, []uint64{3, 1, 4, 2, 2, 5}},
+		{dayRange{until: day("2024-03-01")}, []uint64{3, 1, 4}},
+		{dayRange{since: day("2024-03-02")}, []uint64{2, 2, 5}},
+	} {
+		list, err := a.cdrs(ctx, c.r)
+		if got := txIDs(list); err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("export %+v: %v %v, want %v", c.r, err, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		before time.Time
+		days   []string
+		legacy int
+		remain []uint64
+	}{
+		{day("2024-03-02"), []string{"2024-03-01"}, 1, []uint64{2, 2, 5}},
+		{day("2024-03-04"), []string{"2024-03-03"}, 0, []uint64{}},
+	} {
+		res, err := a.purgeCDRs(ctx, c.before)
+		if err != nil || !reflect.DeepEqual(res, CDRPurge{DeletedDays: c.days, DeletedLegacyRecords: c.legacy}) {
+			t.Errorf("purge before %s: %+v %v, want days %v and %d flat records", c.before.Format(cdrDayLayout), res, err, c.days, c.legacy)
+		}
+		list, err := a.cdrs(ctx, dayRange{})
+		if got := txIDs(list); err != nil || !reflect.DeepEqual(got, c.remain) {
+			t.Errorf("after purge before %s: %v %v, want %v", c.before.Format(cdrDayLayout), err, got, c.remain)
+		}
+	}
+	if entries, err := os.ReadDir(filepath.Join(dir, "clearinghouse", "cdrs")); err != nil || len(entries) != 0 {
+		t.Errorf("left after purges: %v %v", entries, err)
 	}
 }
 
