@@ -180,7 +180,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if err := a.rebuildRoutes(f); err != nil {
 			a.log.Error("rebuilding the route table; keeping the previous one", zap.Error(err))
 		}
-		a.revokeDisabled(disabled)
+		if len(disabled) > 0 {
+			// outside the file's lock: it takes the devices' locks
+			go a.revokeDisabled(disabled)
+		}
 	}
 
 	if a.Authorities == nil {
@@ -334,8 +337,9 @@ func (a *App) openCA(ctx context.Context, profile string, auth *Authority) error
 }
 
 // Start begins watching the configuration file, counts the pending
-// requests for the pending gauge (in the background: storage may be large)
-// and starts the janitor of expired nonces.
+// requests for the pending gauge (in the background: storage may be large),
+// revokes what devices disabled meanwhile still hold and starts the
+// janitors.
 func (a *App) Start() error {
 	go func() {
 		if err := a.state.indexPending(a.ctx); err != nil {
@@ -351,6 +355,7 @@ func (a *App) Start() error {
 	} else {
 		go a.applyDeferredMarks(a.ctx)
 	}
+	go a.revokeDisabledAtStart()
 	go a.nonceJanitor(nonceJanitorInterval)
 	go a.requestJanitor(requestJanitorInterval)
 	return nil
@@ -398,9 +403,16 @@ func (a *App) watch(every time.Duration) {
 // revokedRefreshInterval is how often revocations are re-read from storage.
 const revokedRefreshInterval = 30 * time.Second
 
-// revokeDisabled revokes every certificate of devices that were disabled.
+// revokeDisabled revokes every certificate of devices that were disabled,
+// each under its device's lock: an enrollment of the device in progress
+// either sees it disabled or has its new certificate revoked here.
 func (a *App) revokeDisabled(devices []string) {
 	for _, d := range devices {
+		unlock, err := a.state.lockDevice(a.ctx, d)
+		if err != nil {
+			a.log.Error("locking disabled device", zap.String("device", d), zap.Error(err))
+			continue
+		}
 		for profile, c := range a.cas {
 			serials, err := c.RevokeDevice(a.ctx, d, reasonCessationOfOperation, "")
 			if err != nil {
@@ -414,7 +426,35 @@ func (a *App) revokeDisabled(devices []string) {
 					zap.String("profile", profile), zap.Strings("serials", serials))
 			}
 		}
+		unlock()
 	}
+}
+
+// revokeDisabledAtStart revokes the certificates of devices the file
+// disables whose current certificate is not revoked yet: disabled while
+// no Caddy watched the file, or in an edit a reload picked up before the
+// watcher did. It reads one device record per disabled device.
+func (a *App) revokeDisabledAtStart() {
+	var disabled []string
+	a.cfg.read(func(f *configfile.File) {
+		for _, d := range f.Devices {
+			if !d.Enabled {
+				disabled = append(disabled, d.Name)
+			}
+		}
+	})
+	var due []string
+	for _, d := range disabled {
+		rec, err := a.state.device(a.ctx, d)
+		if err != nil {
+			a.log.Error("loading device record of disabled device", zap.String("device", d), zap.Error(err))
+			continue
+		}
+		if rec != nil && rec.Serial != "" && !a.serialRevoked(rec.Profile, rec.Serial) {
+			due = append(due, d)
+		}
+	}
+	a.revokeDisabled(due)
 }
 
 // authority returns the CA of a profile.

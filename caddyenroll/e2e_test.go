@@ -781,3 +781,41 @@ func TestApprovalKeepsRecordedIDs(t *testing.T) {
 		t.Fatalf("%d certificates revoked, want none", n)
 	}
 }
+
+// A device disabled in the file while Caddy was not running has its
+// certificate revoked when Caddy starts again.
+func TestDisabledWhileStoppedIsRevoked(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	caCert := s.getCACert()
+	_, csr := p256CSR(t, "device4.com")
+	a := s.do(enrollReq(wire.OpRequest, t, csr))
+	if a.Status != wire.StatusOK {
+		t.Fatalf("enrollment: status %d %s", a.Status, a.Error)
+	}
+	cert, err := x509.ParseCertificate(a.Certificate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inCRL := func() bool {
+		for _, e := range s.fetchCRL(caCert).RevokedCertificateEntries {
+			if e.SerialNumber.Cmp(cert.SerialNumber) == 0 {
+				return true
+			}
+		}
+		return false
+	}
+	if inCRL() {
+		t.Fatal("revoked before it was disabled")
+	}
+	s.Kill()
+	f := s.confFile()
+	if err := f.SetEnabled("device4.com", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Save(s.conf, configfile.SaveOptions{Backups: -1}); err != nil {
+		t.Fatal(err)
+	}
+	s.Restart(s.tlsAddr, s.httpAddr)
+	s.waitTLS()
+	waitFor(t, "the disabled device's certificate in the CRL", inCRL)
+}

@@ -164,6 +164,10 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 		return fail(wire.StatusNotFound, "no request for this device and key")
 	}
 
+	// the file may have changed since the checks above, before this lock
+	if cur := a.cfg.device(name); cur.Known && !cur.Enabled {
+		return fail(wire.StatusDeviceDisabled, "device is disabled")
+	}
 	now := time.Now().UTC()
 	req := &Request{
 		ID: id, Profile: in.profile, Device: name, DeviceID: r.Device, Customer: r.Customer,
