@@ -50,9 +50,11 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 	r := in.req
 	now := time.Now()
 	userKey, ipKey := "user:"+r.Username, "ip:"+in.clientIP
-	okU, _ := a.limiter.allow(userKey, now)
-	okI, _ := a.limiter.allow(ipKey, now)
-	if !okU || !okI {
+	if ok, _ := a.limiter.begin(userKey, now); !ok {
+		return fail(wire.StatusRateLimited, "too many failed attempts; try again later")
+	}
+	if ok, _ := a.limiter.begin(ipKey, now); !ok {
+		a.limiter.cancel(userKey)
 		return fail(wire.StatusRateLimited, "too many failed attempts; try again later")
 	}
 	acct, ok := a.accounts.check(r.Username, r.Password)

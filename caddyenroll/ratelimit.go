@@ -8,8 +8,18 @@ import (
 // limiter slows down password guessing: after `free` consecutive failures
 // for a key (an account or a client address) every further attempt is
 // refused until a lockout expires; the lockout doubles with each failure up
-// to `max`: with free=5 the sixth attempt waits. A success clears the key. It is per process: in a cluster each
-// instance limits on its own, which still bounds guesses per instance.
+// to `max`: with free=5 the sixth attempt waits. A success clears the key
+// (for an address too: many devices of a site share one, and one device's
+// failures must not lock out the others for good).
+//
+// Attempts are counted from begin, not only when they fail: no more are
+// in flight at once than failures are still allowed before a lockout (one
+// at a time past it), so concurrent guesses, each waiting for its bcrypt
+// check, cannot run ahead of the count. The table is bounded: stale
+// entries go first, then idle ones under no lockout; lockouts and attempts
+// in flight are never dropped (a key that finds the table full of them is
+// not tracked). It is per process: in a cluster each instance limits on
+// its own, which still bounds guesses per instance.
 type limiter struct {
 	mu         sync.Mutex
 	m          map[string]*failState
@@ -20,6 +30,7 @@ type limiter struct {
 
 type failState struct {
 	failures int
+	inflight int // attempts begun and not yet ended
 	until    time.Time
 	last     time.Time
 }
@@ -28,34 +39,40 @@ func newLimiter(free int, base, max time.Duration) *limiter {
 	return &limiter{m: make(map[string]*failState), free: free, base: base, max: max, maxEntries: 100000}
 }
 
-// allow reports whether an attempt for key may be checked now; if not it
-// returns how long the caller must wait.
-func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
+// begin reserves an attempt for key at now. If it is refused, it returns
+// how long a lockout still lasts (0: too many attempts in flight). A
+// reserved attempt ends with fail, succeed or cancel.
+func (l *limiter) begin(key string, now time.Time) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	st, ok := l.m[key]
-	if !ok || !now.Before(st.until) {
-		return true, 0
+	st := l.entryLocked(key, now)
+	if st == nil {
+		return true, 0 // untracked: the table is full of lockouts
 	}
-	return false, st.until.Sub(now)
+	if now.Before(st.until) {
+		return false, st.until.Sub(now)
+	}
+	l.forgetLocked(st, now)
+	allowed := max(l.free-st.failures, 1)
+	if st.inflight >= allowed {
+		return false, 0
+	}
+	st.inflight++
+	return true, 0
 }
 
-// fail records a failed attempt.
+// fail ends an attempt as failed.
 func (l *limiter) fail(key string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	st, ok := l.m[key]
-	if !ok {
-		if len(l.m) >= l.maxEntries {
-			l.evictLocked(now)
-		}
-		st = &failState{}
-		l.m[key] = st
+	st := l.entryLocked(key, now)
+	if st == nil {
+		return
 	}
-	// failures older than the maximum lockout are forgotten
-	if !st.last.IsZero() && now.Sub(st.last) > 2*l.max {
-		st.failures = 0
+	if st.inflight > 0 {
+		st.inflight--
 	}
+	l.forgetLocked(st, now)
 	st.failures++
 	st.last = now
 	if over := st.failures - l.free; over >= 0 {
@@ -70,24 +87,79 @@ func (l *limiter) fail(key string, now time.Time) {
 	}
 }
 
-// succeed clears the key's failures.
+// succeed ends an attempt as successful: the key's failures are cleared.
 func (l *limiter) succeed(key string) {
 	l.mu.Lock()
-	delete(l.m, key)
-	l.mu.Unlock()
+	defer l.mu.Unlock()
+	st, ok := l.m[key]
+	if !ok {
+		return
+	}
+	if st.inflight > 0 {
+		st.inflight--
+	}
+	if st.inflight == 0 {
+		delete(l.m, key)
+		return
+	}
+	st.failures, st.until = 0, time.Time{}
 }
 
+// cancel ends an attempt that was not made.
+func (l *limiter) cancel(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st, ok := l.m[key]
+	if !ok {
+		return
+	}
+	if st.inflight > 0 {
+		st.inflight--
+	}
+	if st.inflight == 0 && st.failures == 0 && st.until.IsZero() {
+		delete(l.m, key)
+	}
+}
+
+// entryLocked returns key's entry, made if need be; nil when the table is
+// full of entries it must keep.
+func (l *limiter) entryLocked(key string, now time.Time) *failState {
+	if st, ok := l.m[key]; ok {
+		return st
+	}
+	if len(l.m) >= l.maxEntries {
+		l.evictLocked(now)
+		if len(l.m) >= l.maxEntries {
+			return nil
+		}
+	}
+	st := &failState{}
+	l.m[key] = st
+	return st
+}
+
+// forgetLocked forgets failures older than twice the longest lockout.
+func (l *limiter) forgetLocked(st *failState, now time.Time) {
+	if !st.last.IsZero() && now.Sub(st.last) > 2*l.max {
+		st.failures = 0
+	}
+}
+
+// evictLocked makes room: entries with nothing to remember first, then
+// idle ones under no lockout, down to 90 % of the bound.
 func (l *limiter) evictLocked(now time.Time) {
+	droppable := func(st *failState) bool { return st.inflight == 0 && !now.Before(st.until) }
 	for k, st := range l.m {
-		if now.Sub(st.last) > 2*l.max {
+		if droppable(st) && now.Sub(st.last) > 2*l.max {
 			delete(l.m, k)
 		}
 	}
-	// still full: drop arbitrary entries (map order) rather than grow without bound
-	for k := range l.m {
+	for k, st := range l.m {
 		if len(l.m) < l.maxEntries*9/10 {
 			break
 		}
-		delete(l.m, k)
+		if droppable(st) {
+			delete(l.m, k)
+		}
 	}
 }

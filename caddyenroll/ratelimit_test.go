@@ -1,6 +1,7 @@
 package caddyenroll
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -26,19 +27,19 @@ func TestLimiterGrowingLockouts(t *testing.T) {
 	}
 	for i, s := range steps {
 		now := t0.Add(s.at)
-		ok, wait := l.allow("k", now)
+		ok, wait := l.begin("k", now)
 		if ok != s.allowed || wait != s.waitLeft {
-			t.Fatalf("step %d: allow = %v, %v; want %v, %v", i, ok, wait, s.allowed, s.waitLeft)
+			t.Fatalf("step %d: begin = %v, %v; want %v, %v", i, ok, wait, s.allowed, s.waitLeft)
 		}
 		if s.fail {
 			l.fail("k", now)
 		}
 	}
 	l.succeed("k")
-	if ok, _ := l.allow("k", t0.Add(20*time.Second)); !ok {
+	if ok, _ := l.begin("k", t0.Add(20*time.Second)); !ok {
 		t.Fatal("success did not clear the lockout")
 	}
-	if ok, _ := l.allow("other", t0); !ok {
+	if ok, _ := l.begin("other", t0); !ok {
 		t.Fatal("keys are not independent")
 	}
 }
@@ -52,5 +53,64 @@ func TestLimiterBounded(t *testing.T) {
 	}
 	if len(l.m) > 100 {
 		t.Fatalf("limiter holds %d entries, bound is 100", len(l.m))
+	}
+}
+
+// Attempts in flight count: no more run at once than failures are still
+// allowed, one at a time past them; a cancelled attempt gives its place back.
+func TestLimiterConcurrentAttempts(t *testing.T) {
+	l := newLimiter(3, time.Second, 8*time.Second)
+	now := time.Unix(1_000_000, 0)
+	begin := func(want bool, what string) {
+		t.Helper()
+		if ok, _ := l.begin("k", now); ok != want {
+			t.Fatalf("%s: begin = %v, want %v", what, ok, want)
+		}
+	}
+	begin(true, "first")
+	begin(true, "second")
+	begin(true, "third")
+	begin(false, "a fourth while three are in flight")
+	l.cancel("k")
+	begin(true, "after a cancel")
+	l.fail("k", now) // 1 failure, 2 in flight: 2 allowed
+	begin(false, "2 in flight, 2 allowed")
+	l.fail("k", now) // 2 failures, 1 in flight: 1 allowed
+	begin(false, "1 in flight, 1 allowed")
+	l.fail("k", now) // 3 failures: locked out for 1s
+	if ok, wait := l.begin("k", now); ok || wait != time.Second {
+		t.Fatalf("after the third failure: begin = %v, %v; want a 1s lockout", ok, wait)
+	}
+	now = now.Add(time.Second)
+	begin(true, "after the lockout")
+	begin(false, "a second one past the allowed failures")
+	l.succeed("k")
+	for i := range 3 {
+		begin(true, fmt.Sprintf("after a success, attempt %d", i+1))
+	}
+}
+
+// A full table never drops a lockout: a flood of other keys cannot free the
+// account it protects.
+func TestLimiterKeepsLockouts(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	for _, free := range []int{1, 5} { // the flood's keys locked out themselves, or not
+		l := newLimiter(free, time.Minute, time.Hour)
+		l.maxEntries = 100
+		for range free {
+			l.fail("user:victim", now)
+		}
+		for i := range 1000 {
+			k := fmt.Sprintf("user:flood%d", i)
+			if ok, _ := l.begin(k, now); ok {
+				l.fail(k, now)
+			}
+		}
+		if len(l.m) > 100 {
+			t.Fatalf("free=%d: %d entries, bound 100", free, len(l.m))
+		}
+		if ok, _ := l.begin("user:victim", now.Add(time.Second)); ok {
+			t.Fatalf("free=%d: the flood freed the victim's lockout", free)
+		}
 	}
 }
