@@ -170,16 +170,21 @@ func TestValidateRefusesBadSettings(t *testing.T) {
 	os.WriteFile(good, []byte("group \"\"\ndevice gw1 \"\" enabled\n"), 0o644)
 	cases := []struct {
 		name, global, want string
+		site               string // the site's enroll directive; default plain
 	}{
-		{"bad file", "config_file " + bad, bad + ":2: device: undefined group"},
-		{"missing file", "config_file " + filepath.Join(dir, "none.conf"), "no such file"},
-		{"bad approval", "config_file " + good + "\n\t\tapproval sometimes", "approval must be"},
-		{"plain password", "config_file " + good + "\n\t\taccount ops secret", "password must be a bcrypt hash"},
-		{"short nonce retention", "config_file " + good + "\n\t\tnonce_retention 30m", "nonce_retention must be at least 1h"},
-		{"legacy with ecdsa", "config_file " + good + "\n\t\tca legacy {\n\t\t\talgorithm p256\n\t\t}", "legacy profile signs with MD5-RSA and needs an RSA key"},
+		{"bad file", "config_file " + bad, bad + ":2: device: undefined group", ""},
+		{"missing file", "config_file " + filepath.Join(dir, "none.conf"), "no such file", ""},
+		{"bad approval", "config_file " + good + "\n\t\tapproval sometimes", "approval must be", ""},
+		{"plain password", "config_file " + good + "\n\t\taccount ops secret", "password must be a bcrypt hash", ""},
+		{"short nonce retention", "config_file " + good + "\n\t\tnonce_retention 30m", "nonce_retention must be at least 1h", ""},
+		{"legacy with ecdsa", "config_file " + good + "\n\t\tca legacy {\n\t\t\talgorithm p256\n\t\t}", "legacy profile signs with MD5-RSA and needs an RSA key", ""},
+		{"max_body over the protocol's bound", "config_file " + good, "max_body must be between 1 KiB and 64 KiB", "enroll {\n\t\tmax_body 128KiB\n\t}"},
 	}
 	for _, c := range cases {
-		cf := fmt.Sprintf("{\n\tadmin off\n\tstorage file_system %s\n\tenroll {\n\t\t%s\n\t}\n}\n:0 {\n\tenroll\n}\n", filepath.Join(dir, "data"), c.global)
+		if c.site == "" {
+			c.site = "enroll"
+		}
+		cf := fmt.Sprintf("{\n\tadmin off\n\tstorage file_system %s\n\tenroll {\n\t\t%s\n\t}\n}\n:0 {\n\t%s\n}\n", filepath.Join(dir, "data"), c.global, c.site)
 		path := filepath.Join(dir, "Caddyfile")
 		os.WriteFile(path, []byte(cf), 0o644)
 		out, errOut, code := runCaddy(t, dir, "validate", "--config", path, "--adapter", "caddyfile")

@@ -40,7 +40,8 @@ type Handler struct {
 	// devices check its fingerprint out of band.
 	PlainGetCACert bool `json:"plain_getcacert,omitempty"`
 
-	// Largest request body accepted. Default 64 KiB.
+	// Largest request body accepted: 1 KiB to 64 KiB (the protocol's
+	// bound, wire.MaxBody). Default 64 KiB.
 	MaxBody int64 `json:"max_body,omitempty"`
 
 	app          *App
@@ -94,8 +95,8 @@ func (h *Handler) Validate() error {
 	default:
 		return fmt.Errorf("content_type must be text/html or text/plain, not %q", h.ContentType)
 	}
-	if h.MaxBody < 1024 || h.MaxBody > 1<<20 {
-		return fmt.Errorf("max_body must be between 1 KiB and 1 MiB, not %d", h.MaxBody)
+	if h.MaxBody < 1024 || h.MaxBody > wire.MaxBody {
+		return fmt.Errorf("max_body must be between 1 KiB and %d KiB, not %d", wire.MaxBody>>10, h.MaxBody)
 	}
 	return nil
 }
