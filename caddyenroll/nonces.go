@@ -57,7 +57,17 @@ func (s *stateStore) bucket(t time.Time) int64 {
 // another request (a replay or a reuse with another CSR or device), true
 // when it is new or was used for this same request (a retrieve repeating
 // its nonce). Nonces are stored as hashes.
+//
+// Binds of one nonce run one at a time in this process, so two requests
+// reusing a nonce at once cannot both find it free. Instances sharing the
+// storage do not wait for each other here: that would cost a synced
+// storage lock file per enrollment.
 func (s *stateStore) bindNonce(ctx context.Context, nonce []byte, reqID string) (bool, error) {
+	lock := "clearinghouse_nonce_bind_" + hashKey("nonce", string(nonce))
+	if _, err := acquireLocal(ctx, lock); err != nil {
+		return false, err
+	}
+	defer releaseLocal(lock)
 	cur := s.bucket(s.now())
 	seen := false
 	for _, b := range []int64{cur, cur - 1} {

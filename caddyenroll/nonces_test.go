@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -299,5 +300,37 @@ func TestNonceRetentionValidate(t *testing.T) {
 		if !c.ok && (err == nil || !strings.Contains(err.Error(), "nonce_retention must be at least 1h")) {
 			t.Errorf("%v: error %v, want one about nonce_retention", c.retention, err)
 		}
+	}
+}
+
+// One nonce bound at the same moment to different requests: exactly one
+// bind succeeds.
+func TestNonceBindConcurrent(t *testing.T) {
+	f := newNonceFixture(t, time.Hour)
+	ctx := nonceTestCtx(t)
+	const n = 16
+	results := make(chan bool, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := f.s.bindNonce(ctx, []byte("shared nonce"), "request-"+strconv.Itoa(i))
+			if err != nil {
+				t.Error(err)
+			}
+			results <- ok
+		}()
+	}
+	wg.Wait()
+	close(results)
+	bound := 0
+	for ok := range results {
+		if ok {
+			bound++
+		}
+	}
+	if bound != 1 {
+		t.Fatalf("%d of %d concurrent binds of one nonce succeeded, want 1", bound, n)
 	}
 }
