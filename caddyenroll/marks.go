@@ -192,6 +192,11 @@ func (a *App) applyDeferredMarks(ctx context.Context) bool {
 			_ = a.storage.Delete(ctx, k)
 			continue
 		}
+		if !a.eligible(m.Device) {
+			a.log.Info("deferred mark dropped: the device's certificate was revoked meanwhile", zap.String("device", m.Device))
+			_ = a.storage.Delete(ctx, k)
+			continue
+		}
 		batch, from = append(batch, m), append(from, k)
 	}
 	if len(batch) == 0 {

@@ -154,7 +154,7 @@ func TestApplyMarks(t *testing.T) {
 func TestDeferredMarks(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "ch.conf")
-	good := "group \"\"\ndevice a.example \"\" enabled\n"
+	good := "group \"\"\ndevice a.example \"\" enabled\ndevice r.example \"\" enabled\n"
 	broken := good + "device c.example \"\" enabled\ndevice x.example nogroup enabled\n"
 	if err := os.WriteFile(conf, []byte(good), 0o640); err != nil {
 		t.Fatal(err)
@@ -164,7 +164,8 @@ func TestDeferredMarks(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := localLocks{&certmagic.FileStorage{Path: filepath.Join(dir, "data")}}
-	a := &App{cfg: cs, storage: st, state: newStateStore(st, time.Hour), log: zap.NewNop()}
+	a := &App{cfg: cs, storage: st, state: newStateStore(st, time.Hour), log: zap.NewNop(),
+		authz: &authz{revocations: new(revocations)}}
 	a.marks = &markBatcher{apply: a.applyMarks}
 	ctx := context.Background()
 
@@ -177,11 +178,12 @@ func TestDeferredMarks(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(broken), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []string{"a.example", "new.example", "c.example"} {
+	for _, d := range []string{"a.example", "new.example", "c.example", "r.example"} {
 		if err := a.markEnrolled(ctx, d, "", d == "new.example"); err != nil {
 			t.Fatalf("%s: %v", d, err)
 		}
 	}
+	a.noteRevoked(profileModern, "r.example", nil, true) // revoked while its mark waits
 	if !a.marks.deferred.Load() {
 		t.Fatal("no deferred mark noted")
 	}
@@ -209,6 +211,9 @@ func TestDeferredMarks(t *testing.T) {
 		if dev, ok := f.Device(d); !ok || !dev.Enrolled {
 			t.Errorf("%s not marked enrolled", d)
 		}
+	}
+	if dev, _ := f.Device("r.example"); dev == nil || dev.Enrolled {
+		t.Error("r.example, revoked while its mark waited, was marked enrolled")
 	}
 	if _, ok := f.Device("c.example"); ok {
 		t.Error("c.example, removed by the operator, was added back")
