@@ -2,11 +2,13 @@ package caddyenroll
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -293,8 +295,14 @@ func (h *OSPHandler) authorize(ctx context.Context, req *osp.AuthorizationReques
 	}
 	rsp, err := osp.Authorize(req, out, signer, now, time.Duration(h.TokenValidity))
 	if err != nil {
-		h.log.Error("authorizing", zap.Error(err))
-		return h.refuse(req, osp.StatusInternalError, now, "error")
+		// a token too large for the toolkit (the request's call id and
+		// numbers) is the request's fault: 400; anything else is ours
+		st := osp.StatusOf(err)
+		if st == osp.StatusInternalError {
+			h.log.Error("authorizing", zap.Error(err))
+		}
+		ans, f := h.refuse(req, st, now, outcomeOf(st))
+		return ans, append(f, zap.String("reason", err.Error()))
 	}
 	outcome := "authorized"
 	if !rsp.Status.OK() {
@@ -314,31 +322,96 @@ func (h *OSPHandler) authorize(ctx context.Context, req *osp.AuthorizationReques
 	return rsp, fields
 }
 
-// reauthorize extends a call in progress with a fresh token for the same
-// destination and transaction, for an enabled, enrolled device while
-// routing is enabled. The destination must be the signalling address of an
-// enabled, enrolled device of the configuration file, so a device cannot
-// obtain tokens for arbitrary addresses.
+// reauthorize extends a call in progress with a fresh token, for an
+// enabled, enrolled device while routing is enabled. The request must carry
+// a token of the call that this site issued (osp.Verifier's
+// VerifyReauthorization: signed by a token signer of the site's CA, or
+// unsigned where the site issues unsigned tokens; the request's
+// transaction id, numbers and call id; expired for at most the call's time
+// limit). The new token is for that token's destination, never one the
+// request names, and only while the requester's route for the called
+// number still leads to it and it is usable.
 func (h *OSPHandler) reauthorize(ctx context.Context, req *osp.ReauthorizationRequest, device, why string, now time.Time) (osp.Message, []zap.Field) {
 	table := h.app.router.Load()
 	if ans, f, ok := h.admit(req, table, device, why, now); !ok {
 		return ans, f
 	}
+	v, err := h.verifier(now)
+	if err != nil {
+		h.log.Error("token verifier", zap.Error(err))
+		return h.refuse(req, osp.StatusInternalError, now, "error")
+	}
+	info, err := v.VerifyReauthorization(req)
+	if err != nil {
+		ans, f := h.refuse(req, osp.StatusUnauthorized, now, "bad_token")
+		return ans, append(f, zap.String("reason", err.Error()))
+	}
+	// the toolkit names no destination; another client must name the token's
+	if alt := req.DestinationAddress(); alt != "" && !sameAddress(alt, info.SignalAddress) {
+		return h.refuse(req, osp.StatusDestinationInvalid, now, "bad_destination")
+	}
+	target, ok := h.app.deviceAt(info.SignalAddress)
+	if !ok {
+		return h.refuse(req, osp.StatusDestinationInvalid, now, "bad_destination")
+	}
+	// the route again, with target as the only candidate: a route or device
+	// removed, disabled, unenrolled or revoked since ends the call
+	var buf [1]routing.Destination
+	only := func(d string) bool { return d == target && h.app.eligible(d) }
+	if _, err := table.Route(device, info.DestinationInfo.Value, 1, nil, only, buf[:0]); err != nil {
+		ans, f := h.refuse(req, osp.StatusNoRoute, now, "no_route")
+		return ans, append(f, zap.String("destination", target))
+	}
 	signer, err := h.signer(ctx)
 	if err != nil {
 		return h.refuse(req, osp.StatusInternalError, now, "error")
 	}
-	addr := req.DestinationAddress()
-	target, ok := h.app.deviceAt(addr)
-	if !ok || !h.app.usable(table, target) {
-		return h.refuse(req, osp.StatusDestinationInvalid, now, "bad_destination")
-	}
-	rsp, err := osp.Reauthorize(req, osp.Destination{SignalAddress: addr, Device: target}, signer, now, time.Duration(h.TokenValidity))
+	rsp, err := osp.Reauthorize(req, info, osp.Destination{Device: target}, signer, now, time.Duration(h.TokenValidity))
 	if err != nil {
-		return h.refuse(req, osp.StatusBadRequest, now, "bad_request")
+		st := osp.StatusOf(err)
+		if st == osp.StatusInternalError {
+			h.log.Error("reauthorizing", zap.Error(err))
+		}
+		ans, f := h.refuse(req, st, now, outcomeOf(st))
+		return ans, append(f, zap.String("reason", err.Error()))
+	}
+	if !rsp.Status.OK() {
+		return h.refuse(req, rsp.Status, now, "bad_destination")
 	}
 	metrics.authz.WithLabelValues("reauthorized").Inc()
-	return rsp, []zap.Field{zap.Uint64("transaction", req.TransactionID)}
+	return rsp, []zap.Field{zap.Uint64("transaction", req.TransactionID), zap.String("destination", target)}
+}
+
+// verifier checks the tokens this site issued: signed by a token signer
+// the site's CA issued directly (device certificates, clientAuth, are
+// refused), and unsigned ones where the site issues those.
+func (h *OSPHandler) verifier(now time.Time) (*osp.Verifier, error) {
+	c, err := h.app.authority(h.Profile)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(c.Issuer())
+	return &osp.Verifier{Roots: roots, Now: func() time.Time { return now },
+		AllowUnsigned: h.Tokens == TokensUnsigned}, nil
+}
+
+// sameAddress reports whether two signal addresses are the same.
+func sameAddress(a, b string) bool {
+	na, err := osp.NormalizeSignalAddress(a)
+	if err != nil {
+		return false
+	}
+	nb, err := osp.NormalizeSignalAddress(b)
+	return err == nil && strings.EqualFold(na, nb)
+}
+
+// outcomeOf is the metrics outcome of an error's refusal.
+func outcomeOf(st osp.Status) string {
+	if st == osp.StatusBadRequest {
+		return "too_large"
+	}
+	return "error"
 }
 
 func (h *OSPHandler) usage(ctx context.Context, ind *osp.UsageIndication, device, why string, now time.Time) (osp.Message, []zap.Field) {

@@ -65,8 +65,8 @@ http://%s {
 }
 
 // enrolledDevice enrolls a device through the real server and returns an
-// HTTPS client presenting its certificate.
-func (s *ospServer) enrolledDevice(name string) (*http.Client, *x509.Certificate) {
+// HTTPS client presenting its certificate, the certificate and the key.
+func (s *ospServer) enrolledDevice(name string) (*http.Client, *x509.Certificate, crypto.Signer) {
 	s.t.Helper()
 	key, csr := p256CSR(s.t, name)
 	ans := s.do(enrollReq(wire.OpRequest, s.t, csr))
@@ -77,7 +77,7 @@ func (s *ospServer) enrolledDevice(name string) (*http.Client, *x509.Certificate
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	return s.clientWith(tls.Certificate{Certificate: [][]byte{ans.Certificate}, PrivateKey: key, Leaf: cert}), cert
+	return s.clientWith(tls.Certificate{Certificate: [][]byte{ans.Certificate}, PrivateKey: key, Leaf: cert}), cert, key
 }
 
 func (s *ospServer) clientWith(cert tls.Certificate) *http.Client {
@@ -144,8 +144,8 @@ func (s *ospServer) editConf(t *testing.T, from, to string) {
 func TestOSPAuthorizationOverMutualTLS(t *testing.T) {
 	s := startOSPServer(t)
 	caCert := s.getCACert()
-	origin, _ := s.enrolledDevice("device4.carrier.com") // group BT-Concert
-	terminating, _ := s.enrolledDevice("device1.itsp.com")
+	origin, originCert, originKey := s.enrolledDevice("device4.carrier.com") // group BT-Concert
+	terminating, _, _ := s.enrolledDevice("device1.itsp.com")
 
 	// BT-Concert '+1 404...': device1 75, device2 25, device4.carrier.com 0 (the source)
 	first := map[string]int{}
@@ -191,15 +191,23 @@ func TestOSPAuthorizationOverMutualTLS(t *testing.T) {
 		t.Fatalf("token for another number: %v", err)
 	}
 
-	// reauthorization: a fresh token for the same destination and
-	// transaction; never for an address that is no device's
-	reauth := func(addr string) *osp.ReauthorizationResponse {
-		b, err := (&osp.ReauthorizationRequest{MessageID: "5", ComponentID: "6", Timestamp: time.Now().UTC(),
+	// reauthorization: a fresh token for the destination and transaction of
+	// a token of the call this server issued, never for one the request
+	// names, nor on a token of the requester's own making
+	reauthReq := func(mod func(*osp.ReauthorizationRequest)) *osp.ReauthorizationRequest {
+		r := &osp.ReauthorizationRequest{MessageID: "5", ComponentID: "6", Timestamp: time.Now().UTC(),
 			Role: "source", CallID: call.CallID, TransactionID: sample.TransactionID, Duration: 30 * time.Second,
-			SourceInfo:           []osp.Info{{Type: "e164", Value: "14048724799"}},
-			DestinationInfo:      []osp.Info{{Type: "e164", Value: "+1 404 555 0100"}},
-			DestinationAlternate: []osp.Info{{Type: "transport", Value: addr}},
-			Tokens:               [][]byte{dest.Token}}).Marshal()
+			SourceInfo:      []osp.Info{{Type: "e164", Value: "14048724799"}},
+			DestinationInfo: []osp.Info{{Type: "e164", Value: "+1 404 555 0100"}},
+			Tokens:          [][]byte{dest.Token}}
+		if mod != nil {
+			mod(r)
+		}
+		return r
+	}
+	reauth := func(r *osp.ReauthorizationRequest) *osp.ReauthorizationResponse {
+		t.Helper()
+		b, err := r.Marshal()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -209,13 +217,70 @@ func TestOSPAuthorizationOverMutualTLS(t *testing.T) {
 		}
 		return rsp
 	}
-	if rsp := reauth(dest.SignalAddress); rsp.Status.Code != 200 || rsp.TransactionID != sample.TransactionID || rsp.Destination == nil {
-		t.Fatalf("reauthorization: %+v", rsp)
-	} else if _, err := (&osp.Verifier{Roots: roots}).Verify(rsp.Destination.Token, call); err != nil {
-		t.Fatalf("reauthorization token: %v", err)
+	tokenInfo, err := (&osp.Verifier{Roots: roots, Skew: time.Hour}).Verify(dest.Token, call)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if rsp := reauth("[10.9.9.9]:5060"); rsp.Status.Code != 489 {
-		t.Fatalf("reauthorization to a foreign address: %+v", rsp.Status)
+	// the origin device signs a token of its own for the call, to device2,
+	// with the key of its certificate from the same CA
+	forged := *tokenInfo
+	forged.SignalAddress, forged.NetworkID = "device2.itsp.com:5060", "device2.itsp.com"
+	forgedXML, err := forged.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byDevice, err := (&osp.TokenSigner{Cert: originCert, Key: originKey}).Sign(forgedXML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alternate := func(addr string) func(*osp.ReauthorizationRequest) {
+		return func(r *osp.ReauthorizationRequest) {
+			r.DestinationAlternate = []osp.Info{{Type: "transport", Value: addr}}
+		}
+	}
+	for _, c := range []struct {
+		name string
+		mod  func(*osp.ReauthorizationRequest)
+		code int
+		to   string // the destination of the fresh token
+	}{
+		{"as the toolkit sends it", nil, 200, dest.SignalAddress},
+		{"naming the token's destination", alternate(dest.SignalAddress), 200, dest.SignalAddress},
+		{"the call's other token", func(r *osp.ReauthorizationRequest) {
+			r.Tokens = [][]byte{sample.Destinations[1].Token}
+		}, 200, sample.Destinations[1].SignalAddress},
+		{"naming another device", alternate("device2.itsp.com:5060"), 489, ""},
+		{"naming no device", alternate("[10.9.9.9]:5060"), 489, ""},
+		{"without a token", func(r *osp.ReauthorizationRequest) { r.Tokens = nil }, 401, ""},
+		{"another transaction", func(r *osp.ReauthorizationRequest) { r.TransactionID++ }, 401, ""},
+		{"another called number", func(r *osp.ReauthorizationRequest) {
+			r.DestinationInfo = []osp.Info{{Type: "e164", Value: "+1 404 555 0101"}}
+		}, 401, ""},
+		{"another call id", func(r *osp.ReauthorizationRequest) { r.CallID = []byte("call-2") }, 401, ""},
+		{"a token signed by a device", func(r *osp.ReauthorizationRequest) { r.Tokens = [][]byte{byDevice} }, 401, ""},
+		{"an unsigned token", func(r *osp.ReauthorizationRequest) { r.Tokens = [][]byte{forgedXML} }, 401, ""},
+	} {
+		rsp := reauth(reauthReq(c.mod))
+		if rsp.Status.Code != c.code {
+			t.Errorf("reauthorization %s: %+v", c.name, rsp.Status)
+			continue
+		}
+		if c.code != 200 {
+			if rsp.Destination != nil {
+				t.Errorf("reauthorization %s: refused with a destination", c.name)
+			}
+			continue
+		}
+		d := rsp.Destination
+		if rsp.TransactionID != sample.TransactionID || d == nil || d.SignalAddress != c.to {
+			t.Errorf("reauthorization %s: %+v %+v", c.name, rsp, d)
+			continue
+		}
+		fresh := call
+		fresh.Destination = c.to
+		if info, err := (&osp.Verifier{Roots: roots}).Verify(d.Token, fresh); err != nil || info.TransactionID != sample.TransactionID {
+			t.Errorf("reauthorization %s: token %v", c.name, err)
+		}
 	}
 
 	// usage from both ends is stored once per role
@@ -388,13 +453,20 @@ func TestOSPAuthorizationOverMutualTLS(t *testing.T) {
 	expectStatus("routing disabled", origin, 503)
 	s.editConf(t, "routing disabled", "routing enabled")
 	expectStatus("routing enabled again", origin, 200)
+	// the terminating device disabled: its certificate is revoked, it is
+	// no destination any more, and a call to it is not extended
+	s.editConf(t, "'device1.itsp.com' 'ACME ITSP' enabled enrolled", "'device1.itsp.com' 'ACME ITSP' disabled enrolled")
+	expectStatus("disabled device", terminating, 401)
+	waitFor(t, "reauthorization to a disabled device", func() bool { return reauth(reauthReq(nil)).Status.Code == 404 })
+	if rsp := reauth(reauthReq(func(r *osp.ReauthorizationRequest) { r.Tokens = [][]byte{sample.Destinations[1].Token} })); rsp.Status.Code != 200 {
+		t.Fatalf("reauthorization to device2: %+v", rsp.Status)
+	}
 	// the source is no longer marked enrolled
 	s.editConf(t, "'device4.carrier.com' 'BT-Concert' enabled enrolled", "'device4.carrier.com' 'BT-Concert' enabled")
 	expectStatus("unenrolled source", origin, 401)
-	// the terminating device disabled: its certificate is revoked, and it
-	// is no destination any more
-	s.editConf(t, "'device1.itsp.com' 'ACME ITSP' enabled enrolled", "'device1.itsp.com' 'ACME ITSP' disabled enrolled")
-	expectStatus("disabled device", terminating, 401)
+	if rsp := reauth(reauthReq(func(r *osp.ReauthorizationRequest) { r.Tokens = [][]byte{sample.Destinations[1].Token} })); rsp.Status.Code != 401 {
+		t.Fatalf("reauthorization by an unenrolled source: %+v", rsp.Status)
+	}
 }
 
 // selfSigned makes a client certificate no clearinghouse issued.

@@ -2,11 +2,13 @@ package osp
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -29,7 +31,21 @@ const (
 	// Protocol and OSPVersion.
 	DefaultProtocol   = "sip"
 	DefaultOSPVersion = "2.1.1"
+	// MaxValueBytes is the longest element value the toolkit takes: it
+	// copies each into char buffer[4096] with no bounds check
+	// (OSPC_XMLDOC_ITEMSIZE, src/ospxmlparse.c and OSPPXMLUnescape in
+	// src/ospxmlutil.c), so a longer one overflows the gateway's stack.
+	// The answers' other values stay far below it (numbers MaxNumber,
+	// signal addresses 261 bytes, CallId MaxCallIDBytes in base64); the
+	// token, whose size grows with the call id, numbers and signer
+	// certificate, is checked.
+	MaxValueBytes = 4095
 )
+
+// ErrTokenTooLarge refuses a token whose base64 exceeds MaxValueBytes;
+// StatusOf answers it with StatusBadRequest (the request's call id and
+// numbers made it too large).
+var ErrTokenTooLarge = errors.New("osp: token too large for the OSP Toolkit")
 
 // Destination is a route the server chose for a call.
 type Destination struct {
@@ -83,9 +99,11 @@ func randomAttr() string { return strconv.FormatUint(uint64(mrand.Uint32()), 10)
 //
 // Problems of the request are answered, not returned: an unusable calling
 // number gets 428, an unusable called number 489, no destination 404.
-// An error means the server could not build the answer (bad destination
+// An error means no answer was built: a token longer than the toolkit
+// takes (ErrTokenTooLarge: the request's call id and numbers with the
+// signer's certificate), or the server failed (bad destination
 // configuration, signing failure); answer the request with
-// Refuse(req, StatusInternalError, now) then.
+// Refuse(req, StatusOf(err), now) then (400 and 500).
 func Authorize(req *AuthorizationRequest, dests []Destination, signer *TokenSigner, now time.Time, validity time.Duration) (*AuthorisationResponse, error) {
 	if req == nil {
 		return nil, errors.New("osp: Authorize: nil request")
@@ -187,6 +205,9 @@ func issue(d *Destination, calling, called Info, callID []byte, tx uint64, svc S
 			return ResponseDestination{}, err
 		}
 	}
+	if err := checkTokenSize(token); err != nil {
+		return ResponseDestination{}, err
+	}
 	return ResponseDestination{
 		SourceInfo:      calling,
 		Protocol:        proto,
@@ -203,16 +224,29 @@ func issue(d *Destination, calling, called Info, callID []byte, tx uint64, svc S
 	}, nil
 }
 
-// Reauthorize answers req with a fresh token for dest, keeping the call's
-// transaction id (the toolkit refuses an answer with another one). dest's
-// SignalAddress defaults to the request's DestinationAlternate
-// type="transport"; whether to extend the call at all is the caller's
-// decision (answer Refuse(req, …) otherwise). Note that a terminating
+// Reauthorize answers req with a fresh token for the call of info, the
+// token req carries as Verifier.VerifyReauthorization returned it (checked:
+// issued by this server, same transaction id, numbers and call id, not
+// expired for too long). The new token keeps the call's transaction id
+// (the toolkit refuses an answer with another one), numbers and call id,
+// and is for info's destination, never one the request names:
+// dest.SignalAddress must be empty (info's is used) or the same address;
+// dest.Device defaults to info's NetworkID; dest's other fields apply as
+// in Authorize. Whether to extend the call at all (the destination still
+// usable, the route still there) is the caller's decision (answer
+// Refuse(req, …) otherwise). A token naming no usable destination is
+// answered with 489. Errors are as Authorize's. Note that a terminating
 // device built on the toolkit without OSP_ALLOW_DUP_TXN refuses a second
 // token with a transaction id it already accepted (11480, token reuse).
-func Reauthorize(req *ReauthorizationRequest, dest Destination, signer *TokenSigner, now time.Time, validity time.Duration) (*ReauthorizationResponse, error) {
+func Reauthorize(req *ReauthorizationRequest, info *TokenInfo, dest Destination, signer *TokenSigner, now time.Time, validity time.Duration) (*ReauthorizationResponse, error) {
 	if req == nil {
 		return nil, errors.New("osp: Reauthorize: nil request")
+	}
+	if info == nil {
+		return nil, errors.New("osp: Reauthorize: no verified token")
+	}
+	if info.TransactionID != req.TransactionID {
+		return nil, fmt.Errorf("osp: Reauthorize: token of transaction %d for transaction %d", info.TransactionID, req.TransactionID)
 	}
 	validity, err := tokenValidity("Reauthorize", validity)
 	if err != nil {
@@ -226,23 +260,26 @@ func Reauthorize(req *ReauthorizationRequest, dest Destination, signer *TokenSig
 		Timestamp:     now,
 		TransactionID: req.TransactionID,
 	}
-	calling, called := req.Calling(), req.Called()
+	calling, called := info.SourceInfo, info.DestinationInfo
 	if st, ok := numbersStatus(calling, called); !ok {
 		rsp.Status = st
 		return rsp, nil
 	}
-	if dest.SignalAddress == "" {
-		dest.SignalAddress = req.DestinationAddress()
-		if dest.SignalAddress == "" {
-			rsp.Status = StatusDestinationInvalid
-			return rsp, nil
-		}
-		if _, err := NormalizeSignalAddress(dest.SignalAddress); err != nil {
-			rsp.Status = StatusDestinationInvalid
-			return rsp, nil
+	addr, err := NormalizeSignalAddress(info.SignalAddress)
+	if err != nil {
+		rsp.Status = StatusDestinationInvalid
+		return rsp, nil
+	}
+	if dest.SignalAddress != "" {
+		if a, err := NormalizeSignalAddress(dest.SignalAddress); err != nil || !strings.EqualFold(a, addr) {
+			return nil, fmt.Errorf("osp: Reauthorize: destination %q is not the token's %q", dest.SignalAddress, info.SignalAddress)
 		}
 	}
-	rd, err := issue(&dest, calling, called, req.CallID, req.TransactionID, "", signer, now, validity)
+	dest.SignalAddress = addr
+	if dest.Device == "" {
+		dest.Device = info.NetworkID
+	}
+	rd, err := issue(&dest, calling, called, info.CallID, req.TransactionID, info.Service, signer, now, validity)
 	if err != nil {
 		return nil, fmt.Errorf("osp: Reauthorize: %w", err)
 	}
@@ -260,6 +297,15 @@ func tokenValidity(fn string, v time.Duration) (time.Duration, error) {
 		return 0, fmt.Errorf("osp: %s: token validity %s outside 1s..%s", fn, v, MaxTokenValidity)
 	}
 	return v, nil
+}
+
+// checkTokenSize refuses a token whose base64 would not fit the toolkit's
+// element value buffer.
+func checkTokenSize(token []byte) error {
+	if n := base64.StdEncoding.EncodedLen(len(token)); n > MaxValueBytes {
+		return fmt.Errorf("%w: %d bytes in base64, the toolkit takes at most %d", ErrTokenTooLarge, n, MaxValueBytes)
+	}
+	return nil
 }
 
 // numbersStatus is the refusal for an unusable calling (428) or called

@@ -132,32 +132,62 @@ func TestAuthorize(t *testing.T) {
 
 func TestReauthorize(t *testing.T) {
 	p := testPKI(t)
-	req := &ReauthorizationRequest{
-		MessageID: "m", ComponentID: "c", TransactionID: 77, CallID: []byte("cid"),
-		SourceInfo: []Info{{TypeE164, "111"}}, DestinationInfo: []Info{{TypeE164, "222"}},
-		DestinationAlternate: []Info{{TypeTransport, "10.0.0.9:5060"}},
-	}
-	rsp, err := Reauthorize(req, Destination{MaxDuration: 30 * time.Minute}, p.signer, testNow, 0)
+	req := reauthRequest(t, p.signer, Destination{SignalAddress: "10.0.0.9:5060", Device: "gw9"})
+	// the request names another destination: the token's is used
+	req.DestinationAlternate = []Info{{TypeTransport, "10.6.6.6:5060"}}
+	v := &Verifier{Roots: p.roots, Now: fixedClock(testNow)}
+	info, err := v.VerifyReauthorization(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rsp.Status != StatusOK || rsp.TransactionID != 77 || rsp.MessageID != "m" || rsp.ComponentID != "c" ||
-		rsp.Destination == nil || rsp.Destination.SignalAddress != "[10.0.0.9]:5060" || rsp.Destination.MaxDuration != 30*time.Minute {
+	rsp, err := Reauthorize(req, info, Destination{MaxDuration: 30 * time.Minute}, p.signer, testNow, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rsp.Status != StatusOK || rsp.TransactionID != req.TransactionID || rsp.MessageID != "m" || rsp.ComponentID != "c" ||
+		rsp.Destination == nil || rsp.Destination.SignalAddress != "[10.0.0.9]:5060" || rsp.Destination.NetworkID != "gw9" ||
+		rsp.Destination.MaxDuration != 30*time.Minute {
 		t.Fatalf("%+v %+v", rsp, rsp.Destination)
 	}
-	v := &Verifier{Roots: p.roots, Now: fixedClock(testNow)}
-	info, err := v.Verify(rsp.Destination.Token, Call{"111", "222", []byte("cid"), "10.0.0.9:5060"})
-	if err != nil || info.TransactionID != 77 {
-		t.Fatalf("%v %+v", err, info)
+	fresh, err := v.Verify(rsp.Destination.Token, Call{"14048724799", "1678", []byte("1"), "10.0.0.9:5060"})
+	if err != nil || fresh.TransactionID != req.TransactionID {
+		t.Fatalf("%v %+v", err, fresh)
 	}
 	out, err := rsp.Marshal()
 	if err != nil || !strings.Contains(string(out), "<ReauthorizationResponse ") {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	req.DestinationAlternate = nil
-	rsp, err = Reauthorize(req, Destination{}, p.signer, testNow, 0)
-	if err != nil || rsp.Status != StatusDestinationInvalid {
-		t.Fatalf("%v %+v", err, rsp)
+
+	// misuse by the caller is an error, never a token
+	other := *info
+	other.TransactionID++
+	for name, call := range map[string]func() (*ReauthorizationResponse, error){
+		"no token": func() (*ReauthorizationResponse, error) {
+			return Reauthorize(req, nil, Destination{}, p.signer, testNow, 0)
+		},
+		"other transaction": func() (*ReauthorizationResponse, error) {
+			return Reauthorize(req, &other, Destination{}, p.signer, testNow, 0)
+		},
+		"another destination": func() (*ReauthorizationResponse, error) {
+			return Reauthorize(req, info, Destination{SignalAddress: "10.6.6.6:5060"}, p.signer, testNow, 0)
+		},
+		"nil request": func() (*ReauthorizationResponse, error) {
+			return Reauthorize(nil, info, Destination{}, p.signer, testNow, 0)
+		},
+	} {
+		if rsp, err := call(); err == nil {
+			t.Errorf("%s: %+v", name, rsp)
+		}
+	}
+	// the same destination written differently is fine
+	if rsp, err := Reauthorize(req, info, Destination{SignalAddress: "[10.0.0.9]:5060"}, p.signer, testNow, 0); err != nil || rsp.Status != StatusOK {
+		t.Errorf("same destination: %v %+v", err, rsp)
+	}
+	// a token naming no destination is answered 489
+	none := *info
+	none.SignalAddress = ""
+	if rsp, err := Reauthorize(req, &none, Destination{}, p.signer, testNow, 0); err != nil || rsp.Status != StatusDestinationInvalid || rsp.Destination != nil {
+		t.Errorf("no destination: %v %+v", err, rsp)
 	}
 }
 

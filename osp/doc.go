@@ -125,8 +125,23 @@
 // Within that window a signed token can be replayed to its own
 // destination; the toolkit refuses a transaction id twice, and Verifier
 // (for gateways written in Go) refuses a token twice through ReplayCache,
-// checks the signature and issuer, the numbers, call id and destination,
-// and the window with a configurable skew, one error per failure.
+// checks the signature and issuer, that the signer certificate is a token
+// signer's (no ExtKeyUsage, or one with emailProtection: not a device's,
+// clientAuth), optionally pinned, the numbers, call id and destination,
+// and the window with a configurable skew, one error per failure. The
+// toolkit's PKCS7_NOCHAIN check takes any certificate the CA issued
+// directly, device certificates included.
+//
+// A token whose base64 is longer than MaxValueBytes (4095) is never sent:
+// the toolkit copies element values into a 4096-byte stack buffer without
+// a bounds check. Authorize refuses such a call (ErrTokenTooLarge, 400).
+//
+// Reauthorization extends a call only with a token of that call:
+// Verifier.VerifyReauthorization checks the token the request carries
+// (signature and signer as above, transaction id, numbers and call id as
+// the request's, expired for at most the call's time limit, 4 h at most)
+// and Reauthorize issues the fresh token for that token's destination,
+// never one the request names.
 //
 // # Serving
 //
@@ -137,9 +152,13 @@
 //	}
 //	switch r := req.(type) {
 //	case *osp.AuthorizationRequest:
-//		ans, err = osp.Authorize(r, routes, signer, now, 0) // on error: osp.Refuse(r, osp.StatusInternalError, now)
+//		ans, err = osp.Authorize(r, routes, signer, now, 0) // on error: osp.Refuse(r, osp.StatusOf(err), now)
 //	case *osp.UsageIndication:
 //		ans = osp.ConfirmUsage(r, osp.StatusOK, now) // once the records are stored
+//	case *osp.ReauthorizationRequest:
+//		info, err := verifier.VerifyReauthorization(r) // on error: osp.Refuse(r, osp.StatusUnauthorized, now)
+//		…                                              // info's destination still usable and routed to?
+//		ans, err = osp.Reauthorize(r, info, osp.Destination{}, signer, now, 0)
 //	…
 //	}
 //	out, err := ans.Marshal() // write with Content-Length and Content-Type osp.ContentType

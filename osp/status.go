@@ -121,7 +121,8 @@ func perr(sentinel error, format string, args ...any) *ParseError {
 }
 
 // StatusOf returns the status that answers err: the Status of a
-// *ParseError, StatusOK for nil, StatusInternalError otherwise.
+// *ParseError, StatusBadRequest for ErrTokenTooLarge, StatusOK for nil,
+// StatusInternalError otherwise.
 func StatusOf(err error) Status {
 	if err == nil {
 		return StatusOK
@@ -129,6 +130,9 @@ func StatusOf(err error) Status {
 	var pe *ParseError
 	if errors.As(err, &pe) {
 		return pe.Status
+	}
+	if errors.Is(err, ErrTokenTooLarge) {
+		return StatusBadRequest
 	}
 	return StatusInternalError
 }

@@ -10,7 +10,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/smallstep/pkcs7"
@@ -248,13 +247,8 @@ func (s *TokenSigner) Check(roots *x509.CertPool, now time.Time) error {
 		return fmt.Errorf("osp: token certificate valid %s to %s, not at %s",
 			c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
-	if c.KeyUsage != 0 && c.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
-		return errors.New("osp: token certificate KeyUsage lacks digitalSignature")
-	}
-	if len(c.ExtKeyUsage) > 0 || len(c.UnknownExtKeyUsage) > 0 {
-		if !slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageEmailProtection) && !slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageAny) {
-			return errors.New("osp: token certificate ExtKeyUsage must include emailProtection (S/MIME signing) or be absent")
-		}
+	if err := checkSignerUsage(c); err != nil {
+		return fmt.Errorf("osp: token certificate %w", err)
 	}
 	if roots != nil {
 		if _, err := c.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,6 +21,9 @@ var (
 	ErrTokenUnsigned    = errors.New("osp: unsigned token refused")
 	ErrTokenSignature   = errors.New("osp: token signature invalid")
 	ErrTokenChain       = errors.New("osp: token signer not issued by a trusted CA")
+	ErrTokenSignerUsage = errors.New("osp: token signer certificate is not for signing tokens")
+	ErrTokenSignerPin   = errors.New("osp: token signer not among the pinned signers")
+	ErrTokenMissing     = errors.New("osp: no token")
 	ErrTokenMismatch    = errors.New("osp: token does not match the call")
 	ErrTokenNotYetValid = errors.New("osp: token not yet valid")
 	ErrTokenExpired     = errors.New("osp: token expired")
@@ -42,16 +46,24 @@ type Call struct {
 	Destination string
 }
 
-// Verifier checks tokens the way a Go gateway should, and at least as
-// strictly as the OSP Toolkit's OSPPTransactionValidateAuthorisation:
-// signature (CMS SignedData), signer certificate issued directly by one of
-// Roots (no intermediates: PKCS7_NOCHAIN), calling and called numbers, call
-// id, destination, validity window with Skew, and single use through
-// Replay. The zero Skew means none; a nil Now means time.Now; a nil Replay
-// disables the single-use check (not recommended). A Verifier is safe for
-// concurrent use once configured.
+// Verifier checks tokens the way a Go gateway should, and more strictly
+// than the OSP Toolkit's OSPPTransactionValidateAuthorisation: signature
+// (CMS SignedData), signer certificate issued directly by one of Roots (no
+// intermediates: PKCS7_NOCHAIN) and made for signing tokens (KeyUsage, when
+// present, with digitalSignature; ExtKeyUsage absent or with
+// emailProtection or anyExtendedKeyUsage: a device certificate, clientAuth
+// or serverAuth, is refused — the toolkit checks no purpose and takes
+// tokens signed with any key the CA certified), optionally one of Signers,
+// calling and called numbers, call id, destination, validity window with
+// Skew, and single use through Replay. The zero Skew means none; a nil Now
+// means time.Now; a nil Replay disables the single-use check (not
+// recommended). A Verifier is safe for concurrent use once configured.
 type Verifier struct {
-	Roots         *x509.CertPool
+	Roots *x509.CertPool
+	// Signers pins the token signers: when not empty, only a signer
+	// certificate whose SHA-256 fingerprint (sha256.Sum256(cert.Raw)) is
+	// listed is accepted, on top of the other checks.
+	Signers       [][sha256.Size]byte
 	Now           func() time.Time
 	Skew          time.Duration
 	Replay        *ReplayCache
@@ -61,42 +73,16 @@ type Verifier struct {
 // Verify checks token for call and returns its content. The checks run in
 // this order, each failing with its own error: form (ErrTokenUnsigned when
 // unsigned tokens are not allowed, ErrTokenMalformed), CMS signature
-// (ErrTokenSignature), signer certificate (ErrTokenChain), content
+// (ErrTokenSignature), signer certificate (ErrTokenChain, then
+// ErrTokenSignerUsage, then ErrTokenSignerPin), content
 // (ErrTokenMalformed), call match (ErrTokenMismatch), validity
 // (ErrTokenNotYetValid, ErrTokenExpired), single use (ErrTokenReplay,
 // ErrReplayCacheFull).
 func (v *Verifier) Verify(token []byte, call Call) (*TokenInfo, error) {
-	now := time.Now()
-	if v.Now != nil {
-		now = v.Now()
-	}
-	if len(token) == 0 {
-		return nil, fmt.Errorf("%w: empty", ErrTokenMalformed)
-	}
-	if len(token) > MaxTokenBytes {
-		return nil, fmt.Errorf("%w: %d bytes", ErrTokenMalformed, len(token))
-	}
-	var content []byte
-	if IsUnsignedToken(token) {
-		if !v.AllowUnsigned {
-			return nil, ErrTokenUnsigned
-		}
-		content = token
-	} else {
-		c, err := v.checkSigned(token, now)
-		if err != nil {
-			return nil, err
-		}
-		content = c
-	}
-	// The toolkit parses the content as XML only when it starts with
-	// "<?xml" (anything else is its ASCII token format).
-	if !bytes.HasPrefix(content, []byte("<?xml")) {
-		return nil, fmt.Errorf("%w: content does not start with <?xml", ErrTokenMalformed)
-	}
-	info, err := ParseTokenInfo(content)
+	now := v.now()
+	info, content, err := v.open(token, now)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrTokenMalformed, err)
+		return nil, err
 	}
 	if err := matchCall(info, call); err != nil {
 		return nil, err
@@ -115,6 +101,119 @@ func (v *Verifier) Verify(token []byte, call Call) (*TokenInfo, error) {
 		}
 	}
 	return info, nil
+}
+
+// MaxReauthorizationDelay bounds how long after its ValidUntil a token
+// still backs a reauthorization (VerifyReauthorization). Reauthorization
+// is for calls in progress, and a call the token let start at the last
+// moment of its window runs at most its time limit (the token's
+// UsageDetail): the token is accepted until ValidUntil plus that limit,
+// plus this (4 h, the default limit) when the token has no limit or a
+// longer one. A call is extended further only by reauthorizing with the
+// fresh token, which the route and destination must still allow.
+const MaxReauthorizationDelay = DefaultMaxDuration
+
+// VerifyReauthorization checks, for the server that issued it, the token a
+// ReauthorizationRequest carries (the toolkit sends the tokens of the
+// call's current destination, OSPPTransactionBuildReauthRequest) and
+// returns its content. A token must pass the checks of Verify other than
+// the destination and single use (the same token backs every
+// reauthorization of the call until a fresh one replaces it): form,
+// signature and signer (ErrTokenUnsigned, ErrTokenMalformed,
+// ErrTokenSignature, ErrTokenChain, ErrTokenSignerUsage,
+// ErrTokenSignerPin); the request's transaction id, calling and called
+// numbers and call id, all compared exactly (ErrTokenMismatch); the window
+// ValidAfter−Skew to ValidUntil+delay+Skew, where delay is the token's
+// time limit, at most MaxReauthorizationDelay (ErrTokenNotYetValid,
+// ErrTokenExpired). A request without a token fails with ErrTokenMissing.
+// When the request has several tokens the first that passes is returned,
+// else the first one's error.
+//
+// The new token's destination must come from the returned TokenInfo
+// (SignalAddress), never from the request: Reauthorize does so.
+func (v *Verifier) VerifyReauthorization(req *ReauthorizationRequest) (*TokenInfo, error) {
+	if req == nil || len(req.Tokens) == 0 {
+		return nil, ErrTokenMissing
+	}
+	now := v.now()
+	var first error
+	for _, token := range req.Tokens {
+		info, err := v.checkReauth(token, req, now)
+		if err == nil {
+			return info, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return nil, first
+}
+
+func (v *Verifier) checkReauth(token []byte, req *ReauthorizationRequest, now time.Time) (*TokenInfo, error) {
+	info, _, err := v.open(token, now)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case info.TransactionID != req.TransactionID:
+		return nil, fmt.Errorf("%w: transaction id %d, token has %d", ErrTokenMismatch, req.TransactionID, info.TransactionID)
+	case info.SourceInfo.Value != req.Calling().Value:
+		return nil, fmt.Errorf("%w: calling number %q, token has %q", ErrTokenMismatch, req.Calling().Value, info.SourceInfo.Value)
+	case info.DestinationInfo.Value != req.Called().Value:
+		return nil, fmt.Errorf("%w: called number %q, token has %q", ErrTokenMismatch, req.Called().Value, info.DestinationInfo.Value)
+	case !bytes.Equal(info.CallID, req.CallID):
+		return nil, fmt.Errorf("%w: call id", ErrTokenMismatch)
+	}
+	delay := info.MaxDuration
+	if delay <= 0 || delay > MaxReauthorizationDelay {
+		delay = MaxReauthorizationDelay
+	}
+	if now.Before(info.ValidAfter.Add(-v.Skew)) {
+		return nil, fmt.Errorf("%w: valid after %s", ErrTokenNotYetValid, formatTime(info.ValidAfter))
+	}
+	if now.After(info.ValidUntil.Add(delay + v.Skew)) {
+		return nil, fmt.Errorf("%w: valid until %s, for reauthorization %s longer", ErrTokenExpired, formatTime(info.ValidUntil), delay)
+	}
+	return info, nil
+}
+
+func (v *Verifier) now() time.Time {
+	if v.Now != nil {
+		return v.Now()
+	}
+	return time.Now()
+}
+
+// open checks a token's form and signature and parses its content.
+func (v *Verifier) open(token []byte, now time.Time) (*TokenInfo, []byte, error) {
+	if len(token) == 0 {
+		return nil, nil, fmt.Errorf("%w: empty", ErrTokenMalformed)
+	}
+	if len(token) > MaxTokenBytes {
+		return nil, nil, fmt.Errorf("%w: %d bytes", ErrTokenMalformed, len(token))
+	}
+	content := token
+	if IsUnsignedToken(token) {
+		if !v.AllowUnsigned {
+			return nil, nil, ErrTokenUnsigned
+		}
+	} else {
+		c, err := v.checkSigned(token, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		content = c
+	}
+	// The toolkit parses the content as XML only when it starts with
+	// "<?xml" (anything else is its ASCII token format).
+	if !bytes.HasPrefix(content, []byte("<?xml")) {
+		return nil, nil, fmt.Errorf("%w: content does not start with <?xml", ErrTokenMalformed)
+	}
+	info, err := ParseTokenInfo(content)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrTokenMalformed, err)
+	}
+	return info, content, nil
 }
 
 func (v *Verifier) checkSigned(token []byte, now time.Time) ([]byte, error) {
@@ -148,7 +247,33 @@ func (v *Verifier) checkSigned(token []byte, now time.Time) ([]byte, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrTokenChain, err)
 	}
+	// The devices' CA also issues the devices' certificates (clientAuth):
+	// without this, any enrolled device could sign tokens with its own key.
+	if err := checkSignerUsage(signer); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrTokenSignerUsage, err)
+	}
+	if len(v.Signers) > 0 && !slices.Contains(v.Signers, sha256.Sum256(signer.Raw)) {
+		return nil, fmt.Errorf("%w: %q, SHA-256 %x", ErrTokenSignerPin, signer.Subject.CommonName, sha256.Sum256(signer.Raw))
+	}
 	return p7.Content, nil
+}
+
+// checkSignerUsage reports whether a certificate's key usages make it a
+// token signer's: KeyUsage (when present) with digitalSignature (or
+// contentCommitment), ExtKeyUsage absent or including emailProtection
+// (S/MIME signing) or anyExtendedKeyUsage. The clearinghouse's token
+// signer has no ExtKeyUsage (ca.IssueTokenSigner); device certificates
+// have clientAuth (and serverAuth) without emailProtection and fail.
+func checkSignerUsage(c *x509.Certificate) error {
+	if c.KeyUsage != 0 && c.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
+		return errors.New("KeyUsage lacks digitalSignature")
+	}
+	if len(c.ExtKeyUsage) > 0 || len(c.UnknownExtKeyUsage) > 0 {
+		if !slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageEmailProtection) && !slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageAny) {
+			return errors.New("ExtKeyUsage must include emailProtection (S/MIME signing) or be absent")
+		}
+	}
+	return nil
 }
 
 func matchCall(info *TokenInfo, call Call) error {

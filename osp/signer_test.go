@@ -1,0 +1,109 @@
+package osp
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// deviceSigner signs with a certificate like the CA's device certificates
+// (ca/sign.go: digitalSignature, clientAuth), issued by the test CA.
+func deviceSigner(t testing.TB, p *pki) *TokenSigner {
+	t.Helper()
+	key := mustKey(t)
+	tmpl := tokenCertTemplate("device1.itsp.com")
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	return &TokenSigner{Cert: mustCert(t, tmpl, p.ca, p.caKey, key), Key: key}
+}
+
+var (
+	otherOnce sync.Once
+	otherVal  *pki
+)
+
+// otherPKI is another CA with its own token signer.
+func otherPKI(t testing.TB) *pki {
+	t.Helper()
+	otherOnce.Do(func() {
+		caKey := mustKey(t)
+		ca := mustCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "Other CA"}, NotBefore: earliest().AddDate(-1, 0, 0),
+			NotAfter: time.Now().AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}, nil, caKey, caKey)
+		key := mustKey(t)
+		roots := x509.NewCertPool()
+		roots.AddCert(ca)
+		otherVal = &pki{ca: ca, caKey: caKey, roots: roots,
+			signer: &TokenSigner{Cert: mustCert(t, tokenCertTemplate("other token signer"), ca, caKey, key), Key: key}}
+	})
+	return otherVal
+}
+
+func fingerprint(c *x509.Certificate) [32]byte { return sha256.Sum256(c.Raw) }
+
+// The Verifier takes only token signers' certificates: the CA that issues
+// the token signer issues the devices' certificates too, and a device must
+// not sign tokens with its own key.
+func TestVerifySignerUsage(t *testing.T) {
+	p := testPKI(t)
+	key := mustKey(t)
+	signer := func(mod func(*x509.Certificate)) *TokenSigner {
+		tmpl := tokenCertTemplate("signer")
+		mod(tmpl)
+		return &TokenSigner{Cert: mustCert(t, tmpl, p.ca, p.caKey, key), Key: key}
+	}
+	eku := func(u ...x509.ExtKeyUsage) func(*x509.Certificate) {
+		return func(c *x509.Certificate) { c.ExtKeyUsage = u }
+	}
+	smime := signer(eku(x509.ExtKeyUsageEmailProtection))
+	pinOurs := [][32]byte{fingerprint(p.signer.Cert)}
+	device := deviceSigner(t, p)
+	tests := []struct {
+		name   string
+		signer *TokenSigner
+		pin    [][32]byte
+		err    error // nil: accepted
+	}{
+		{"the token signer (no EKU)", p.signer, nil, nil},
+		{"emailProtection", smime, nil, nil},
+		{"anyExtendedKeyUsage", signer(eku(x509.ExtKeyUsageAny)), nil, nil},
+		{"emailProtection and clientAuth", signer(eku(x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageEmailProtection)), nil, nil},
+		{"a device's certificate (clientAuth)", device, nil, ErrTokenSignerUsage},
+		{"clientAuth and serverAuth", signer(eku(x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth)), nil, ErrTokenSignerUsage},
+		{"serverAuth", signer(eku(x509.ExtKeyUsageServerAuth)), nil, ErrTokenSignerUsage},
+		{"codeSigning", signer(eku(x509.ExtKeyUsageCodeSigning)), nil, ErrTokenSignerUsage},
+		{"keyEncipherment only", signer(func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageKeyEncipherment }), nil, ErrTokenSignerUsage},
+		{"pinned", p.signer, pinOurs, nil},
+		{"pinned among others", p.signer, [][32]byte{fingerprint(smime.Cert), pinOurs[0]}, nil},
+		{"not pinned", smime, pinOurs, ErrTokenSignerPin},
+		{"a device's, pinned anyway", device, [][32]byte{fingerprint(device.Cert)}, ErrTokenSignerUsage},
+		{"another CA's", otherPKI(t).signer, nil, ErrTokenChain},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rsp, err := Authorize(authRequest(t), []Destination{{SignalAddress: "127.0.0.2:5060"}}, tc.signer, testNow, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := rsp.Destinations[0]
+			v := &Verifier{Roots: p.roots, Signers: tc.pin, Now: fixedClock(testNow)}
+			info, err := v.Verify(d.Token, callFor(d))
+			if tc.err == nil {
+				if err != nil || info.TransactionID != rsp.TransactionID {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("err %v, want %v", err, tc.err)
+			}
+			for _, other := range []error{ErrTokenSignature, ErrTokenChain, ErrTokenSignerUsage, ErrTokenSignerPin} {
+				if other != tc.err && errors.Is(err, other) {
+					t.Errorf("err %v is also %v", err, other)
+				}
+			}
+		})
+	}
+}
