@@ -131,11 +131,10 @@ address of --config).`,
 
 func checkCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:           "check <file>",
-		Short:         "Validate a clearinghouse configuration file",
-		Args:          cobra.ExactArgs(1),
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Use:          "check <file>",
+		Short:        "Validate a clearinghouse configuration file",
+		Args:         cobra.ExactArgs(1),
+		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCheck(cmd.OutOrStdout(), args[0])
 		},
@@ -170,7 +169,8 @@ type adminRequestFunc func(f adminFlags, args []string) (method, uri string, bod
 // adminCommand builds a subcommand that calls the admin API and prints
 // its JSON answer.
 func adminCommand(use, short string, setup func(*cobra.Command), build adminRequestFunc) *cobra.Command {
-	c := &cobra.Command{Use: use, Short: short, SilenceUsage: true, SilenceErrors: true}
+	// errors (arguments, flags, the request) are printed by cobra, "Error: …"
+	c := &cobra.Command{Use: use, Short: short, SilenceUsage: true}
 	c.Flags().String("address", "", "address of the administration API listener (if --config is not used)")
 	c.Flags().StringP("config", "c", "", "configuration file (if --address is not used)")
 	c.Flags().StringP("adapter", "a", "", "name of config adapter to apply (if --config is used)")
@@ -199,7 +199,6 @@ func adminCommand(use, short string, setup func(*cobra.Command), build adminRequ
 		}
 		resp, err := caddycmd.AdminAPIRequest(adminAddr, method, uri, nil, rd)
 		if err != nil {
-			fmt.Fprintln(cmd.ErrOrStderr(), err)
 			return err
 		}
 		defer resp.Body.Close()

@@ -64,6 +64,24 @@ func TestCheckCommand(t *testing.T) {
 			t.Errorf("error line without FILE:LINE: %q", l)
 		}
 	}
+
+	// mistakes in the command line are said, not only an exit status
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"enroll", "check"}, "accepts 1 arg"},
+		{[]string{"enroll", "approve", "--address", "127.0.0.1:9"}, "arg"},
+		{[]string{"enroll", "revoke", "--address", "127.0.0.1:9"}, "give exactly one of --serial or --device"},
+		{[]string{"enroll", "cdrs", "--format", "xml", "--address", "127.0.0.1:9"}, "--format must be csv or json"},
+		{[]string{"enroll", "cdrs", "purge", "--address", "127.0.0.1:9"}, "--before is required"},
+		{[]string{"enroll", "pending", "--address", "127.0.0.1:9"}, "connection refused"},
+	} {
+		out, errOut, code := runCaddy(t, dir, c.args...)
+		if code == 0 || !strings.Contains(errOut, c.want) || strings.Count(errOut, c.want) > 1 && c.want != "arg" {
+			t.Errorf("caddy %s: exit %d, want an error saying %q once:\n%s%s", strings.Join(c.args, " "), code, c.want, out, errOut)
+		}
+	}
 	for _, want := range []string{bad + ":2:", bad + ":3:", bad + ":4:", bad + ":5:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no error reported at %s\n%s", want, out)
