@@ -50,10 +50,10 @@ func init() {
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	app := new(App)
+	d.Next() // option name
 	if existing != nil {
 		return nil, d.Err("the enroll global option may appear only once")
 	}
-	d.Next() // option name
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}

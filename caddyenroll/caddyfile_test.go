@@ -54,3 +54,12 @@ func TestCaddyfileNonceRetention(t *testing.T) {
 		})
 	}
 }
+
+// A second global enroll option is refused with its position.
+func TestCaddyfileEnrollOptionOnce(t *testing.T) {
+	src := "{\n\tenroll {\n\t\tconfig_file a.conf\n\t}\n\tenroll {\n\t\tconfig_file b.conf\n\t}\n}\n:0 {\n\tenroll\n}\n"
+	_, _, err := caddyfile.Adapter{ServerType: httpcaddyfile.ServerType{}}.Adapt([]byte(src), map[string]any{"filename": "Caddyfile"})
+	if err == nil || !strings.Contains(err.Error(), "may appear only once") || !strings.Contains(err.Error(), "Caddyfile:5") {
+		t.Fatalf("error %v, want one naming Caddyfile:5", err)
+	}
+}
