@@ -139,3 +139,25 @@ func BenchmarkEditAndWrite1M(b *testing.B) {
 		}
 	}
 }
+
+// dupRoutes is a file that repeats one route n times.
+func dupRoutes(n int) []byte {
+	b := []byte("group g\ndevice d g enabled\n")
+	for range n {
+		b = append(b, "route g 1... d 1\n"...)
+	}
+	return b
+}
+
+// BenchmarkParseDuplicateRoutes: a file repeating one route 40,000 times
+// is refused after the first MaxErrors duplicates in linear time (the
+// duplicate check was quadratic in the length of a run of equal routes).
+func BenchmarkParseDuplicateRoutes(b *testing.B) {
+	data := dupRoutes(40000)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := Parse("dup.conf", data); err == nil {
+			b.Fatal("duplicates accepted")
+		}
+	}
+}

@@ -67,10 +67,12 @@ func (f *File) SetEnabled(device string, enabled bool) error {
 // checkDeviceLine refuses an edit that would make a device line longer than
 // the line limit (a long comment on the line can do that).
 func (f *File) checkDeviceLine(i int) error {
-	if i >= len(f.devSpan) || !f.devSpan[i].ok() {
-		return nil
+	var line string
+	if i < len(f.devSpan) && f.devSpan[i].ok() {
+		line = f.renderDevice(i)
+	} else { // added by AddDevice: written as a new line
+		line = f.newDeviceLine(&f.Devices[i])
 	}
-	line := f.renderDevice(i)
 	if len(line) > f.lim().MaxLineLen {
 		return f.editErr(f.Devices[i].Name, f.Devices[i].Line, "device: edited line would be too long (%d bytes, max %d)", len(line), f.lim().MaxLineLen)
 	}

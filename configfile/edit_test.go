@@ -243,6 +243,18 @@ func TestEditErrors(t *testing.T) {
 	if err := f.SetEnabled("d", true); err != nil { // shorter: fine
 		t.Error(err)
 	}
+	// the same for a device added in this session (it has no source line)
+	f = mustParse(t, "group g\n")
+	name := strings.Repeat("n", 4096-len("device  g disabled"))
+	if err := f.AddDevice(name, "g", false, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SetEnrolled(name, true); err == nil || !strings.Contains(err.Error(), "device: edited line would be too long (4105 bytes, max 4096)") {
+		t.Errorf("SetEnrolled on a long added device: %v", err)
+	}
+	if _, err := Parse("e.conf", f.Bytes()); err != nil {
+		t.Errorf("the file no longer parses: %v", err)
+	}
 	long = "ssl enabled # " + strings.Repeat("c", 4096-len("ssl enabled # ")) + "\n"
 	f = mustParse(t, long)
 	if err := f.SetFlag("ssl", false); err == nil || err.Error() != `e.conf: ssl: edited line would be too long (4097 bytes, max 4096) (near "ssl")` {

@@ -382,3 +382,21 @@ func TestParseFile(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// A route repeated many times: each repetition names the first line, and
+// the report stops at the error limit.
+func TestDuplicateRoutesRun(t *testing.T) {
+	_, err := Parse("dup.conf", dupRoutes(50000))
+	var list ErrorList
+	if !errors.As(err, &list) {
+		t.Fatalf("error %v, want an ErrorList", err)
+	}
+	if len(list) > DefaultLimits.MaxErrors+1 {
+		t.Fatalf("%d errors, more than the limit %d (+1)", len(list), DefaultLimits.MaxErrors)
+	}
+	for _, e := range list[:10] {
+		if !strings.Contains(e.Error(), "first defined on line 3") {
+			t.Fatalf("%v: want the first definition, line 3", e)
+		}
+	}
+}

@@ -64,22 +64,30 @@ func (p *parser) duplicateRoutes() {
 				ii[c], ii[c-1] = ii[c-1], ii[c]
 			}
 		}
+		run := 0 // start of the run of equal hashes that a is in
 		for a := 1; a < len(kk); a++ {
 			if kk[a] != kk[a-1] {
+				run = a
 				continue
 			}
-			// find the first earlier route of this run with the same key
+			// the first earlier route of this run with the same key: for
+			// true duplicates the run's first, so a file repeating one
+			// route k times costs O(k), not O(k²)
 			r := &routes[ii[a]]
 			first := -1
-			for c := a - 1; c >= 0 && kk[c] == kk[a]; c-- {
+			for c := run; c < a; c++ {
 				q := &routes[ii[c]]
 				if q.Prefix == r.Prefix && q.Exact == r.Exact && q.Group == r.Group {
 					first = int(ii[c])
+					break
 				}
 			}
 			if first >= 0 {
 				p.line = r.Line
 				p.errorf(r.Number, "route: duplicate route for this group and number, first defined on line %d", routes[first].Line)
+				if p.stop {
+					return
+				}
 			}
 		}
 	}
