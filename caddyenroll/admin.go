@@ -1,6 +1,7 @@
 package caddyenroll
 
 import (
+	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
@@ -318,7 +319,8 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 		ad.log.Info("device certificates revoked", zap.String("device", body.Device), zap.Strings("serials", revoked))
 	}
 	metrics.revoked.Add(float64(len(revoked)))
-	if err := ad.app.refreshRevoked(r.Context()); err != nil {
+	// done even if the client hangs up: the revocation is stored already
+	if err := ad.app.refreshRevoked(context.WithoutCancel(r.Context())); err != nil {
 		ad.log.Error("refreshing revocations", zap.Error(err))
 	}
 	if revoked == nil {

@@ -171,21 +171,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err // already FILE:LINE: …
 	}
-	// the route table follows every change of the file
-	a.cfg.read(func(f *configfile.File) { err = a.rebuildRoutes(f) })
-	if err != nil {
-		return fmt.Errorf("%s: route table: %v", a.ConfigFile, err)
-	}
-	a.cfg.onChange = func(f *configfile.File, disabled []string) {
-		if err := a.rebuildRoutes(f); err != nil {
-			a.log.Error("rebuilding the route table; keeping the previous one", zap.Error(err))
-		}
-		if len(disabled) > 0 {
-			// outside the file's lock: it takes the devices' locks
-			go a.revokeDisabled(disabled)
-		}
-	}
-
 	if a.Authorities == nil {
 		a.Authorities = make(map[string]*Authority)
 	}
@@ -214,6 +199,22 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.revocationsKey = key
 		a.authz.revocations = v.(*revocations)
 		a.log.Debug("revocation state", zap.Bool("kept_from_previous_config", loaded))
+	}
+	// the route table follows every change of the file; installed once the
+	// CAs and the revocation state that revokeDisabled uses are in place
+	// (openCA may edit the file)
+	a.cfg.read(func(f *configfile.File) { err = a.rebuildRoutes(f) })
+	if err != nil {
+		return fmt.Errorf("%s: route table: %v", a.ConfigFile, err)
+	}
+	a.cfg.onChange = func(f *configfile.File, disabled []string) {
+		if err := a.rebuildRoutes(f); err != nil {
+			a.log.Error("rebuilding the route table; keeping the previous one", zap.Error(err))
+		}
+		if len(disabled) > 0 {
+			// outside the file's lock: it takes the devices' locks
+			go a.revokeDisabled(disabled)
+		}
 	}
 	if err := a.refreshRevoked(ctx); err != nil {
 		return fmt.Errorf("loading revocations: %v", err)
@@ -355,13 +356,14 @@ func (a *App) Start() error {
 	} else {
 		go a.applyDeferredMarks(a.ctx)
 	}
+	go a.refreshRevokedEvery(revokedRefreshInterval)
 	go a.revokeDisabledAtStart()
 	go a.nonceJanitor(nonceJanitorInterval)
 	go a.requestJanitor(requestJanitorInterval)
 	return nil
 }
 
-// Stop stops the watcher and the nonce janitor.
+// Stop stops the watcher, the revocation refresh and the janitors.
 func (a *App) Stop() error {
 	a.stopOnce.Do(func() { close(a.stop) })
 	return nil
@@ -371,19 +373,11 @@ func (a *App) Stop() error {
 func (a *App) watch(every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	lastRefresh := time.Now()
 	for {
 		select {
 		case <-a.stop:
 			return
 		case <-t.C:
-		}
-		// revocations made by other instances sharing the storage
-		if time.Since(lastRefresh) > revokedRefreshInterval {
-			lastRefresh = time.Now()
-			if err := a.refreshRevoked(a.ctx); err != nil {
-				a.log.Error("refreshing revocations", zap.Error(err))
-			}
 		}
 		changed, err := a.cfg.reload()
 		if err != nil {
@@ -401,7 +395,24 @@ func (a *App) watch(every time.Duration) {
 }
 
 // revokedRefreshInterval is how often revocations are re-read from storage.
-const revokedRefreshInterval = 30 * time.Second
+var revokedRefreshInterval = 30 * time.Second // a variable for tests
+
+// refreshRevokedEvery re-reads the revocations made by other instances
+// sharing the storage, whatever the file's watch interval.
+func (a *App) refreshRevokedEvery(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+		}
+		if err := a.refreshRevoked(a.ctx); err != nil {
+			a.log.Error("refreshing revocations", zap.Error(err))
+		}
+	}
+}
 
 // revokeDisabled revokes every certificate of devices that were disabled,
 // each under its device's lock: an enrollment of the device in progress

@@ -49,12 +49,16 @@ func (s namedStorage) String() string { return fmt.Sprint(s.Storage) }
 // start, or a reload of the running one) and returns the running App.
 func loadEnroll(t *testing.T, storageRoot, confFile, approval string) *App {
 	t.Helper()
+	return loadEnrollApp(t, storageRoot, map[string]any{"config_file": confFile, "approval": approval})
+}
+
+// loadEnrollApp is loadEnroll with the enroll app's JSON given.
+func loadEnrollApp(t *testing.T, storageRoot string, app map[string]any) *App {
+	t.Helper()
 	cfg, err := json.Marshal(map[string]any{
 		"admin":   map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
 		"storage": map[string]any{"module": "enroll_test_counted", "root": storageRoot},
-		"apps": map[string]any{"enroll": map[string]any{
-			"config_file": confFile, "approval": approval,
-		}},
+		"apps":    map[string]any{"enroll": app},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -62,11 +66,11 @@ func loadEnroll(t *testing.T, storageRoot, confFile, approval string) *App {
 	if err := caddy.Load(cfg, true); err != nil {
 		t.Fatal(err)
 	}
-	app, err := caddy.ActiveContext().App("enroll")
+	running, err := caddy.ActiveContext().App("enroll")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return app.(*App)
+	return running.(*App)
 }
 
 // deviceLoads is how many device records were read from the storage at root.
@@ -196,5 +200,48 @@ func TestRevocationsKey(t *testing.T) {
 		if got := revocationsKey(tc.st, tc.cas); !tc.want(got) {
 			t.Errorf("%s: key %q (base %q)", tc.name, got, base)
 		}
+	}
+}
+
+// Revocations made by another instance sharing the storage are picked up
+// even when the file is not watched (watch_interval negative).
+func TestRefreshWithoutWatching(t *testing.T) {
+	old := revokedRefreshInterval
+	revokedRefreshInterval = 50 * time.Millisecond
+	t.Cleanup(func() { revokedRefreshInterval = old })
+	ctx := context.Background()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "clearinghouse.conf")
+	if err := os.WriteFile(conf, []byte("enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled enrolled\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(dir, "data")
+	t.Cleanup(func() { _ = caddy.Stop() })
+	app := loadEnrollApp(t, store, map[string]any{"config_file": conf, "watch_interval": int64(-time.Second)})
+
+	// gw1 enrolled here; "another instance" revokes its certificate
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
+	is, err := app.cas[profileModern].Issue(ctx, csr, "gw1.example", ca.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.state.putDevice(ctx, &DeviceRecord{Device: "gw1.example", Profile: profileModern, Serial: is.Serial}); err != nil {
+		t.Fatal(err)
+	}
+	app.noteRevoked(profileModern, "gw1.example", nil, false)
+	other, _, err := ca.Open(ctx, &certmagic.FileStorage{Path: store}, ca.Config{Name: "modern"}, app.cas[profileModern].CryptoParam())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Revoke(ctx, is.Serial, 1); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for app.eligible("gw1.example") {
+		if time.Now().After(deadline) {
+			t.Fatal("a revocation by another instance was not picked up without watching the file")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
