@@ -66,6 +66,7 @@ type serverOpts struct {
 	extra     string   // more lines for the global enroll block
 	conf      string   // configuration file contents; default Table 7
 	sites     string   // more site blocks
+	servers   string   // more lines for the global servers block
 	waitAddrs []string // their addresses, waited for
 }
 
@@ -103,6 +104,7 @@ func startServer(t *testing.T, o serverOpts) *server {
 		# devices connect to IP addresses, without SNI; client_auth sites
 		# would otherwise refuse them (421)
 		strict_sni_host insecure_off
+		%s
 	}
 	storage file_system %s
 	enroll {
@@ -125,7 +127,7 @@ http://%s {
 	enroll
 }
 %s
-`, admin, filepath.Join(dir, "data"), confPath, o.approval, o.unknown, passwordHash(t), passwordHash(t), o.extra, tlsAddr, httpAddr, o.sites)
+`, admin, o.servers, filepath.Join(dir, "data"), confPath, o.approval, o.unknown, passwordHash(t), passwordHash(t), o.extra, tlsAddr, httpAddr, o.sites)
 	c := testutil.StartCaddy(t, dir, caddyfile, admin, append([]string{tlsAddr, httpAddr}, o.waitAddrs...)...)
 	s := &server{Caddy: c, t: t, https: "https://" + tlsAddr + "/", http: "http://" + httpAddr + "/",
 		conf: confPath, tlsAddr: tlsAddr, httpAddr: httpAddr}

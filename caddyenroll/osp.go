@@ -60,7 +60,9 @@ type OSPHandler struct {
 
 	// Source addresses (IP) mapped to device names, for gateways that
 	// cannot present a client certificate. Anyone who can send from such
-	// an address acts as that device: use only on trusted networks.
+	// an address acts as that device: use only on trusted networks. The
+	// address is the connection's (with a proxy_protocol listener wrapper,
+	// the one it carries), never X-Forwarded-For, even from trusted_proxies.
 	SourceAddresses map[string]string `json:"source_addresses,omitempty"`
 
 	// Serve OSP over plain HTTP even when the configuration file says
@@ -221,12 +223,24 @@ func (h *OSPHandler) identify(r *http.Request) (device, why string) {
 		}
 		return d, ""
 	}
-	if ip, err := netip.ParseAddr(clientAddr(r)); err == nil {
-		if d, ok := h.bySource[ip.Unmap()]; ok {
+	if ip, ok := peerAddr(r); ok {
+		if d, ok := h.bySource[ip]; ok {
 			return d, ""
 		}
 	}
 	return "", "no client certificate and no device for this source address"
+}
+
+// peerAddr is the address of the connection's peer (as Caddy's remote_ip
+// matcher sees it; a proxy_protocol listener wrapper puts the original
+// client's there). Never X-Forwarded-For, even from trusted_proxies: any
+// host behind a trusted proxy could name another gateway's address.
+func peerAddr(r *http.Request) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return ap.Addr().Unmap().WithZone(""), true
 }
 
 func (h *OSPHandler) refuse(m osp.Message, st osp.Status, now time.Time, outcome string) (osp.Message, []zap.Field) {

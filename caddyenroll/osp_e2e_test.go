@@ -481,3 +481,42 @@ func selfSigned(t *testing.T, cn string) tls.Certificate {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: crypto.Signer(key)}
 }
+
+// A source address is the connection's, never X-Forwarded-For, even from a
+// trusted proxy: a host behind it could name another gateway's address.
+func TestOSPSourceAddressIgnoresForwardedFor(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	site := fmt.Sprintf(`http://%s {
+	bind 127.0.0.1
+	osp {
+		source_address 192.0.2.10 device4.carrier.com
+		plain_http
+	}
+}`, addr)
+	startServer(t, serverOpts{sites: site, waitAddrs: []string{addr},
+		servers: "trusted_proxies static 127.0.0.1/32"})
+	post := func(forwarded string) *osp.AuthorisationResponse {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/osp", bytes.NewReader(authRequest("1678", 5)))
+		if forwarded != "" {
+			req.Header.Set("X-Forwarded-For", forwarded)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		rsp, err := osp.ParseAuthorisationResponse(body)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, body)
+		}
+		return rsp
+	}
+	// the peer, 127.0.0.1, is no device: refused; naming device4's
+	// address in the header changes nothing
+	for _, fwd := range []string{"", "192.0.2.10"} {
+		if rsp := post(fwd); rsp.Status.Code != 401 {
+			t.Errorf("X-Forwarded-For %q: status %d, want 401 (the peer is no device)", fwd, rsp.Status.Code)
+		}
+	}
+}
