@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,10 @@ type configState struct {
 
 	flagsNow atomic.Pointer[flags]
 
+	// edits is the process-wide lock of the file's edits: during a reload
+	// the old and the new config each have a configState on one file
+	edits *sync.Mutex
+
 	mu   sync.RWMutex
 	file *configfile.File
 	ver  fileVersion // the version of file
@@ -51,11 +56,22 @@ func (cs *configState) stat() (fileVersion, error) {
 	return fileVersion{fi.ModTime(), fi.Size()}, nil
 }
 
+// editLocks holds the edit lock of each configuration file, by absolute path.
+var editLocks sync.Map
+
+func editLock(path string) *sync.Mutex {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	m, _ := editLocks.LoadOrStore(path, new(sync.Mutex))
+	return m.(*sync.Mutex)
+}
+
 func loadConfigState(path string, backups int) (*configState, error) {
 	if backups == 0 {
 		backups = -1 // configfile: 0 means its default, negative means none
 	}
-	cs := &configState{path: path, backups: backups}
+	cs := &configState{path: path, backups: backups, edits: editLock(path)}
 	v, err := cs.stat()
 	if err != nil {
 		return nil, err
@@ -86,7 +102,12 @@ var errFileUnavailable = errors.New("configuration file unavailable")
 // disk that is newer than the parsed one is parsed first, so an operator's
 // edit is never overwritten; if it does not parse, the edit is refused
 // (errFileUnavailable).
+//
+// Edits of one file run one at a time in the process, whichever
+// configState makes them: each parses the other's write before its own.
 func (cs *configState) edit(fn func(f *configfile.File) error) error {
+	cs.edits.Lock()
+	defer cs.edits.Unlock()
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if err := cs.syncLocked(); err != nil {
