@@ -88,6 +88,9 @@ type crlMeta struct {
 	ThisUpdate time.Time `json:"this_update"`
 	NextUpdate time.Time `json:"next_update"`
 	Digest     string    `json:"revoked_digest"`
+	// SHA-256 of the stored CRL: a reader without the lock checks that the
+	// CRL it read is the one this describes
+	CRLSHA256 string `json:"crl_sha256,omitempty"`
 }
 
 // NormalizeSerial accepts a serial in hex (any case, optional colons or
@@ -377,44 +380,24 @@ func (c *CA) IsRevoked(ctx context.Context, serial string) (bool, error) {
 // validity, the stored CRL is returned instead of signing a new one.
 // Entries for certificates expired more than a day are dropped.
 func (c *CA) CRL(ctx context.Context) ([]byte, error) {
+	// Most calls find the stored CRL current: they read it without the
+	// lock, so that fetches of the CRL (anyone may ask) do not contend with
+	// revocations. Storage writes are atomic, and the CRL read must be the
+	// one the metadata read describes (crl_sha256).
+	if der, err := c.currentCRL(ctx, c.cfg.Now().UTC().Truncate(time.Second), true); der != nil || err != nil {
+		return der, err
+	}
 	var out []byte
 	err := c.withLock(ctx, func() error {
 		now := c.cfg.Now().UTC().Truncate(time.Second)
-		rf, err := c.loadRevoked(ctx)
+		if der, err := c.currentCRL(ctx, now, false); der != nil || err != nil {
+			out = der
+			return err
+		}
+		rf, serials, digest, meta, err := c.crlInputs(ctx, now)
 		if err != nil {
 			return err
 		}
-		serials := make([]string, 0, len(rf.Entries))
-		for s, e := range rf.Entries {
-			if now.Sub(e.NotAfter) > day {
-				continue
-			}
-			serials = append(serials, s)
-		}
-		sort.Strings(serials)
-		h := sha256.New()
-		for _, s := range serials {
-			e := rf.Entries[s]
-			fmt.Fprintf(h, "%s %d %d\n", s, e.Reason, e.At.Unix())
-		}
-		digest := hex.EncodeToString(h.Sum(nil))
-
-		var meta crlMeta
-		if b, err := c.st.Load(ctx, c.key(keyCRLMeta)); err == nil {
-			if err := json.Unmarshal(b, &meta); err != nil {
-				return fmt.Errorf("ca: %s: %w", c.key(keyCRLMeta), err)
-			}
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		if meta.Number > 0 && meta.Digest == digest && !now.Before(meta.ThisUpdate) &&
-			now.Before(meta.ThisUpdate.Add(c.cfg.CRLValidity/2)) {
-			if b, err := c.st.Load(ctx, c.key(keyCRL)); err == nil {
-				out = b
-				return nil
-			}
-		}
-
 		entries := make([]x509.RevocationListEntry, 0, len(serials))
 		for _, s := range serials {
 			e := rf.Entries[s]
@@ -435,7 +418,8 @@ func (c *CA) CRL(ctx context.Context) ([]byte, error) {
 			return fmt.Errorf("ca: creating CRL: %w", err)
 		}
 		// The number first: a crash in between must not let a later CRL reuse it.
-		meta = crlMeta{Number: meta.Number + 1, ThisUpdate: now, NextUpdate: next, Digest: digest}
+		sum := sha256.Sum256(der)
+		meta = crlMeta{Number: meta.Number + 1, ThisUpdate: now, NextUpdate: next, Digest: digest, CRLSHA256: hex.EncodeToString(sum[:])}
 		if err := c.storeJSON(ctx, c.key(keyCRLMeta), meta); err != nil {
 			return err
 		}
@@ -446,4 +430,62 @@ func (c *CA) CRL(ctx context.Context) ([]byte, error) {
 		return nil
 	})
 	return out, err
+}
+
+// crlInputs reads what a CRL at now lists: the revoked list, the serials
+// of certificates not expired for more than a day (sorted), their digest,
+// and the stored CRL's metadata (zero if none).
+func (c *CA) crlInputs(ctx context.Context, now time.Time) (*revokedFile, []string, string, crlMeta, error) {
+	var meta crlMeta
+	rf, err := c.loadRevoked(ctx)
+	if err != nil {
+		return nil, nil, "", meta, err
+	}
+	serials := make([]string, 0, len(rf.Entries))
+	for s, e := range rf.Entries {
+		if now.Sub(e.NotAfter) > day {
+			continue
+		}
+		serials = append(serials, s)
+	}
+	sort.Strings(serials)
+	h := sha256.New()
+	for _, s := range serials {
+		e := rf.Entries[s]
+		fmt.Fprintf(h, "%s %d %d\n", s, e.Reason, e.At.Unix())
+	}
+	digest := hex.EncodeToString(h.Sum(nil))
+	if b, err := c.st.Load(ctx, c.key(keyCRLMeta)); err == nil {
+		if err := json.Unmarshal(b, &meta); err != nil {
+			return nil, nil, "", meta, fmt.Errorf("ca: %s: %w", c.key(keyCRLMeta), err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, "", meta, err
+	}
+	return rf, serials, digest, meta, nil
+}
+
+// currentCRL returns the stored CRL when it lists exactly the revoked set,
+// is younger than half its validity and is the CRL its metadata names
+// (by SHA-256; metadata of earlier versions names none, which only the
+// holder of the lock accepts); nil when a new one is due.
+func (c *CA) currentCRL(ctx context.Context, now time.Time, unlocked bool) ([]byte, error) {
+	_, _, digest, meta, err := c.crlInputs(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	if meta.Number == 0 || meta.Digest != digest || now.Before(meta.ThisUpdate) ||
+		!now.Before(meta.ThisUpdate.Add(c.cfg.CRLValidity/2)) || unlocked && meta.CRLSHA256 == "" {
+		return nil, nil
+	}
+	der, err := c.st.Load(ctx, c.key(keyCRL))
+	if err != nil {
+		return nil, nil // made again under the lock
+	}
+	if meta.CRLSHA256 != "" {
+		if sum := sha256.Sum256(der); hex.EncodeToString(sum[:]) != meta.CRLSHA256 {
+			return nil, nil // written meanwhile, or a crash came between the two writes
+		}
+	}
+	return der, nil
 }

@@ -299,3 +299,74 @@ func TestRevocationHalfDone(t *testing.T) {
 		})
 	}
 }
+
+// lockCounter counts the Locks of a Store.
+type lockCounter struct {
+	countedStore
+	mu    sync.Mutex
+	locks int
+}
+
+func (s *lockCounter) Lock(ctx context.Context, name string) error {
+	s.mu.Lock()
+	s.locks++
+	s.mu.Unlock()
+	return s.countedStore.Lock(ctx, name)
+}
+
+type countedStore = Store
+
+func (s *lockCounter) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.locks
+}
+
+// A current stored CRL is served without the CA's lock (anyone may fetch
+// it: fetches must not contend with revocations); a new revocation makes
+// the next fetch sign a new one under the lock.
+func TestCRLReadWithoutLock(t *testing.T) {
+	ctx := context.Background()
+	st := &lockCounter{countedStore: NewMemStore()}
+	c, _ := openCA(t, st, Config{}, "")
+	is := issueN(t, c, "device1.itsp.com", 1)[0]
+	first, err := c.CRL(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := st.count()
+	again, err := c.CRL(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first, again) || st.count() != before {
+		t.Fatalf("a current CRL: same bytes %v, locks taken %d", bytes.Equal(first, again), st.count()-before)
+	}
+	if err := c.Revoke(ctx, is.Serial, ReasonKeyCompromise); err != nil {
+		t.Fatal(err)
+	}
+	before = st.count()
+	der, err := c.CRL(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(crl.RevokedCertificateEntries) != 1 || st.count() != before+1 {
+		t.Fatalf("after a revocation: %d entries, %d locks; want 1 and 1", len(crl.RevokedCertificateEntries), st.count()-before)
+	}
+	// a CRL that is not the one the metadata names is not served unlocked
+	if err := st.countedStore.Store(ctx, c.key(keyCRL), first); err != nil {
+		t.Fatal(err)
+	}
+	before = st.count()
+	der, err = c.CRL(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(der, first) || st.count() != before+1 {
+		t.Fatalf("a CRL that does not match its metadata was served (locks %d)", st.count()-before)
+	}
+}
