@@ -821,3 +821,83 @@ func TestDisabledWhileStoppedIsRevoked(t *testing.T) {
 	s.waitTLS()
 	waitFor(t, "the disabled device's certificate in the CRL", inCRL)
 }
+
+// After the operational CA changes (the crypto item removed: a new CA),
+// devices enroll again: with the key they had (not answered with the
+// earlier CA's certificate) and with a new one (the earlier certificate,
+// which this CA cannot revoke, does not stop it).
+func TestReenrollAfterCAChange(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	oldCA := s.getCACert()
+	key1, csr1 := p256CSR(t, "device4.com")
+	if a := s.do(enrollReq(wire.OpRequest, t, csr1)); a.Status != wire.StatusOK {
+		t.Fatalf("first enrollment: status %d %s", a.Status, a.Error)
+	}
+	s.Kill()
+	b, err := os.ReadFile(s.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "crypto ") {
+			kept = append(kept, l)
+		}
+	}
+	if err := os.WriteFile(s.conf, []byte(strings.Join(kept, "\n")), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	s.Restart(s.tlsAddr, s.httpAddr)
+	s.waitTLS()
+	newCA := s.getCACert()
+	if newCA.Equal(oldCA) {
+		t.Fatal("the CA did not change")
+	}
+	again := s.do(enrollReq(wire.OpRequest, t, csr1))
+	if again.Status != wire.StatusOK {
+		t.Fatalf("the same key after the CA change: status %d %s", again.Status, again.Error)
+	}
+	checkIssued(t, again.Certificate, newCA, "device4.com", key1)
+	key2, csr2 := p256CSR(t, "device4.com")
+	fresh := s.do(enrollReq(wire.OpRequest, t, csr2))
+	if fresh.Status != wire.StatusOK {
+		t.Fatalf("a new key after the CA change: status %d %s", fresh.Status, fresh.Error)
+	}
+	checkIssued(t, fresh.Certificate, newCA, "device4.com", key2)
+}
+
+// A key whose certificate was revoked for key compromise gets no new one;
+// after other revocations (here: unspecified) the key enrolls afresh.
+func TestReenrollSameKeyAfterRevocation(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	caCert := s.getCACert()
+	for _, c := range []struct {
+		device string
+		reason int
+		want   int
+	}{
+		{"device4.com", 1, wire.StatusRejected},
+		{"device7.isp.com", 0, wire.StatusOK},
+	} {
+		key, csr := p256CSR(t, c.device)
+		first := s.do(enrollReq(wire.OpRequest, t, csr))
+		if first.Status != wire.StatusOK {
+			t.Fatalf("%s: status %d %s", c.device, first.Status, first.Error)
+		}
+		cert, _ := x509.ParseCertificate(first.Certificate)
+		body := fmt.Sprintf(`{"serial":%q,"reason":%d}`, cert.SerialNumber.Text(16), c.reason)
+		if code, out := s.Admin("POST", "/enroll/revoke", body); code != 200 {
+			t.Fatalf("revoke: %d %s", code, out)
+		}
+		a := s.do(enrollReq(wire.OpRequest, t, csr))
+		if a.Status != c.want {
+			t.Fatalf("%s, same key after revocation for reason %d: status %d %s, want %d", c.device, c.reason, a.Status, a.Error, c.want)
+		}
+		if a.Status == wire.StatusOK {
+			got := checkIssued(t, a.Certificate, caCert, c.device, key)
+			if got.SerialNumber.Cmp(cert.SerialNumber) == 0 {
+				t.Fatalf("%s: the revoked certificate was delivered again", c.device)
+			}
+		}
+	}
+}

@@ -148,6 +148,17 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 		a.log.Error("loading request", zap.String("request", id), zap.Error(err))
 		return fail(wire.StatusServerError, "server error")
 	}
+	if existing != nil && existing.State == stateIssued {
+		switch fate, err := a.issuedFate(ctx, existing, authority); {
+		case err != nil:
+			a.log.Error("checking an issued request", zap.String("request", id), zap.Error(err))
+			return fail(wire.StatusServerError, "server error")
+		case fate == fateRefused:
+			return fail(wire.StatusRejected, "the certificate of this key was revoked (key compromise or superseded); enroll with a new key")
+		case fate == fateOver:
+			existing = nil // expired, or an earlier CA's: the key enrolls afresh
+		}
+	}
 	if existing != nil {
 		switch existing.State {
 		case stateIssued:
@@ -244,12 +255,17 @@ func (a *App) completeIssue(ctx context.Context, req *Request, prev *DeviceRecor
 	// ones were superseded in their turn)
 	if prev != nil && prev.Serial != "" && prev.Serial != req.Serial {
 		if c, ok := a.cas[prev.Profile]; ok {
-			if err := c.Revoke(ctx, prev.Serial, reasonSuperseded); err != nil {
+			switch err := c.Revoke(ctx, prev.Serial, reasonSuperseded); {
+			case errors.Is(err, ca.ErrNotFound):
+				// issued by an earlier CA (the crypto item changed): no
+				// gateway trusts it any more, and this CA cannot revoke it
+			case err != nil:
 				return fmt.Errorf("revoking superseded certificate %s: %v", prev.Serial, err)
+			default:
+				a.noteRevoked(prev.Profile, "", []string{prev.Serial}, false)
+				metrics.revoked.Inc()
+				a.log.Info("superseded certificate revoked", zap.String("device", req.Device), zap.String("serial", prev.Serial))
 			}
-			a.noteRevoked(prev.Profile, "", []string{prev.Serial}, false)
-			metrics.revoked.Inc()
-			a.log.Info("superseded certificate revoked", zap.String("device", req.Device), zap.String("serial", prev.Serial))
 		}
 	}
 	if err := a.state.putDevice(ctx, &DeviceRecord{
@@ -260,6 +276,41 @@ func (a *App) completeIssue(ctx context.Context, req *Request, prev *DeviceRecor
 	}
 	a.noteRevoked(req.Profile, req.Device, nil, false) // its current certificate is good
 	return a.markEnrolled(ctx, req.Device, req.Group, !req.Known)
+}
+
+// What an issued request's certificate is to the CA in use now.
+type issuedFateKind int
+
+const (
+	fateCurrent issuedFateKind = iota // deliver it again
+	fateRefused                       // revoked for key compromise or superseded: this key gets none
+	fateOver                          // expired, revoked otherwise, or an earlier CA's: enroll afresh
+)
+
+// issuedFate decides whether an issued request is answered with its
+// certificate again (a device repeating its request or retrieve) or is
+// over: a certificate an earlier CA issued (the request id names the
+// profile, device and key, not the CA), an expired one, or one revoked for
+// another reason than key compromise or supersession (a device disabled,
+// then enabled again).
+func (a *App) issuedFate(ctx context.Context, req *Request, authority *ca.CA) (issuedFateKind, error) {
+	rec, err := authority.Lookup(ctx, req.Serial)
+	if errors.Is(err, ca.ErrNotFound) {
+		return fateOver, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if rec.Revoked || a.serialRevoked(req.Profile, req.Serial) {
+		if rec.Reason == ca.ReasonKeyCompromise || rec.Reason == ca.ReasonSuperseded || !rec.Revoked {
+			return fateRefused, nil // (a revocation whose record is not marked yet: its reason is unknown)
+		}
+		return fateOver, nil
+	}
+	if !time.Now().Before(req.NotAfter) {
+		return fateOver, nil
+	}
+	return fateCurrent, nil
 }
 
 // resumeIssue finishes, for a device fetching its issued certificate again,
