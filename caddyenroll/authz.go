@@ -1,6 +1,7 @@
 package caddyenroll
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -504,6 +505,12 @@ func (a *App) identifyByCertificate(ctx context.Context, cert *x509.Certificate)
 	a.authz.identMu.RLock()
 	id, hit := a.authz.idents[key]
 	a.authz.identMu.RUnlock()
+	// TLS checks no validity period with client_auth mode request (the
+	// legacy profile's MD5 certificates need it)
+	if now := time.Now(); now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+		return "", "", fmt.Errorf("client certificate %s is valid from %s to %s, not now", serial,
+			cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339))
+	}
 	if hit {
 		if a.serialRevoked(id.profile, id.serial) {
 			return "", id.profile, fmt.Errorf("certificate %s of %s is revoked", id.serial, id.device)
@@ -595,9 +602,10 @@ func signerFresh(s *osp.TokenSigner, c *ca.CA) bool {
 	if now.After(s.Cert.NotAfter.Add(-life / 3)) {
 		return false
 	}
-	// issued by this CA (checked with the issuer's key: the legacy root's
-	// own MD5 self-signature is not involved)
-	return c.Issuer().CheckSignature(s.Cert.SignatureAlgorithm, s.Cert.RawTBSCertificate, s.Cert.Signature) == nil
+	// issued by this CA: its name (gateways chain by it) and its key (the
+	// legacy root's own MD5 self-signature is not involved)
+	return bytes.Equal(s.Cert.RawIssuer, c.Issuer().RawSubject) &&
+		c.Issuer().CheckSignature(s.Cert.SignatureAlgorithm, s.Cert.RawTBSCertificate, s.Cert.Signature) == nil
 }
 
 func loadSigner(ctx context.Context, a *App, keyKey, certKey string) (*osp.TokenSigner, error) {
@@ -625,6 +633,11 @@ func loadSigner(ctx context.Context, a *App, keyKey, certKey string) (*osp.Token
 	cert, err := x509.ParseCertificate(cblock.Bytes)
 	if err != nil {
 		return nil, err
+	}
+	// two writes: a crash between them (or another instance renewing)
+	// can leave a key without its certificate; such a pair is renewed
+	if pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
+		return nil, errors.New("token signer: key and certificate do not match")
 	}
 	return &osp.TokenSigner{Cert: cert, Key: signer}, nil
 }
