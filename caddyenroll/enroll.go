@@ -50,10 +50,10 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 	r := in.req
 	now := time.Now()
 	userKey, ipKey := "user:"+r.Username, "ip:"+in.clientIP
-	if ok, _ := a.limiter.begin(userKey, now); !ok {
+	if ok, _ := a.limiter.begin(ctx, userKey, now); !ok {
 		return fail(wire.StatusRateLimited, "too many failed attempts; try again later")
 	}
-	if ok, _ := a.limiter.begin(ipKey, now); !ok {
+	if ok, _ := a.limiter.begin(ctx, ipKey, now); !ok {
 		a.limiter.cancel(userKey)
 		return fail(wire.StatusRateLimited, "too many failed attempts; try again later")
 	}

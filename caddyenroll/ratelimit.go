@@ -1,6 +1,7 @@
 package caddyenroll
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -15,7 +16,10 @@ import (
 // Attempts are counted from begin, not only when they fail: no more are
 // in flight at once than failures are still allowed before a lockout (one
 // at a time past it), so concurrent guesses, each waiting for its bcrypt
-// check, cannot run ahead of the count. The table is bounded: stale
+// check, cannot run ahead of the count. An attempt beyond that waits for
+// one in flight to end (up to maxAttemptWait): a fleet of devices sharing
+// an account enrolls at once, each check taking microseconds once the
+// first succeeded. The table is bounded: stale
 // entries go first, then idle ones under no lockout; lockouts and attempts
 // in flight are never dropped (a key that finds the table full of them is
 // not tracked). It is per process: in a cluster each instance limits on
@@ -30,35 +34,73 @@ type limiter struct {
 
 type failState struct {
 	failures int
-	inflight int // attempts begun and not yet ended
+	inflight int           // attempts begun and not yet ended
+	freed    chan struct{} // closed when an attempt ends; nil if none waits
 	until    time.Time
 	last     time.Time
 }
+
+// maxAttemptWait bounds how long an attempt waits for one in flight.
+const maxAttemptWait = 5 * time.Second
 
 func newLimiter(free int, base, max time.Duration) *limiter {
 	return &limiter{m: make(map[string]*failState), free: free, base: base, max: max, maxEntries: 100000}
 }
 
-// begin reserves an attempt for key at now. If it is refused, it returns
-// how long a lockout still lasts (0: too many attempts in flight). A
-// reserved attempt ends with fail, succeed or cancel.
-func (l *limiter) begin(key string, now time.Time) (bool, time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	st := l.entryLocked(key, now)
-	if st == nil {
-		return true, 0 // untracked: the table is full of lockouts
+// begin reserves an attempt for key at now, waiting (until ctx is done,
+// at most maxAttemptWait) while as many attempts as allowed are in flight.
+// If it is refused, it returns how long a lockout still lasts (0: too many
+// attempts in flight). A reserved attempt ends with fail, succeed or
+// cancel.
+func (l *limiter) begin(ctx context.Context, key string, now time.Time) (bool, time.Duration) {
+	var timeout <-chan time.Time
+	for {
+		l.mu.Lock()
+		st := l.entryLocked(key, now)
+		if st == nil {
+			l.mu.Unlock()
+			return true, 0 // untracked: the table is full of lockouts
+		}
+		if now.Before(st.until) {
+			l.mu.Unlock()
+			return false, st.until.Sub(now)
+		}
+		l.forgetLocked(st, now)
+		if st.inflight < max(l.free-st.failures, 1) {
+			st.inflight++
+			l.mu.Unlock()
+			return true, 0
+		}
+		if st.freed == nil {
+			st.freed = make(chan struct{})
+		}
+		freed := st.freed
+		l.mu.Unlock()
+		if timeout == nil {
+			t := time.NewTimer(maxAttemptWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-freed:
+			now = time.Now()
+		case <-ctx.Done():
+			return false, 0
+		case <-timeout:
+			return false, 0
+		}
 	}
-	if now.Before(st.until) {
-		return false, st.until.Sub(now)
+}
+
+// endLocked ends an attempt in flight and wakes those waiting for one.
+func (st *failState) endLocked() {
+	if st.inflight > 0 {
+		st.inflight--
 	}
-	l.forgetLocked(st, now)
-	allowed := max(l.free-st.failures, 1)
-	if st.inflight >= allowed {
-		return false, 0
+	if st.freed != nil {
+		close(st.freed)
+		st.freed = nil
 	}
-	st.inflight++
-	return true, 0
 }
 
 // fail ends an attempt as failed.
@@ -69,9 +111,7 @@ func (l *limiter) fail(key string, now time.Time) {
 	if st == nil {
 		return
 	}
-	if st.inflight > 0 {
-		st.inflight--
-	}
+	st.endLocked()
 	l.forgetLocked(st, now)
 	st.failures++
 	st.last = now
@@ -95,9 +135,7 @@ func (l *limiter) succeed(key string) {
 	if !ok {
 		return
 	}
-	if st.inflight > 0 {
-		st.inflight--
-	}
+	st.endLocked()
 	if st.inflight == 0 {
 		delete(l.m, key)
 		return
@@ -113,9 +151,7 @@ func (l *limiter) cancel(key string) {
 	if !ok {
 		return
 	}
-	if st.inflight > 0 {
-		st.inflight--
-	}
+	st.endLocked()
 	if st.inflight == 0 && st.failures == 0 && st.until.IsZero() {
 		delete(l.m, key)
 	}

@@ -1,10 +1,19 @@
 package caddyenroll
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 )
+
+// noWait is a done context: an attempt that would wait for one in flight
+// is refused at once.
+var noWait = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 func TestLimiterGrowingLockouts(t *testing.T) {
 	l := newLimiter(2, time.Second, 8*time.Second)
@@ -27,7 +36,7 @@ func TestLimiterGrowingLockouts(t *testing.T) {
 	}
 	for i, s := range steps {
 		now := t0.Add(s.at)
-		ok, wait := l.begin("k", now)
+		ok, wait := l.begin(noWait, "k", now)
 		if ok != s.allowed || wait != s.waitLeft {
 			t.Fatalf("step %d: begin = %v, %v; want %v, %v", i, ok, wait, s.allowed, s.waitLeft)
 		}
@@ -36,10 +45,10 @@ func TestLimiterGrowingLockouts(t *testing.T) {
 		}
 	}
 	l.succeed("k")
-	if ok, _ := l.begin("k", t0.Add(20*time.Second)); !ok {
+	if ok, _ := l.begin(noWait, "k", t0.Add(20*time.Second)); !ok {
 		t.Fatal("success did not clear the lockout")
 	}
-	if ok, _ := l.begin("other", t0); !ok {
+	if ok, _ := l.begin(noWait, "other", t0); !ok {
 		t.Fatal("keys are not independent")
 	}
 }
@@ -57,13 +66,14 @@ func TestLimiterBounded(t *testing.T) {
 }
 
 // Attempts in flight count: no more run at once than failures are still
-// allowed, one at a time past them; a cancelled attempt gives its place back.
+// allowed, one at a time past them (the others wait, here: are refused at
+// once); a cancelled attempt gives its place back.
 func TestLimiterConcurrentAttempts(t *testing.T) {
 	l := newLimiter(3, time.Second, 8*time.Second)
 	now := time.Unix(1_000_000, 0)
 	begin := func(want bool, what string) {
 		t.Helper()
-		if ok, _ := l.begin("k", now); ok != want {
+		if ok, _ := l.begin(noWait, "k", now); ok != want {
 			t.Fatalf("%s: begin = %v, want %v", what, ok, want)
 		}
 	}
@@ -78,7 +88,7 @@ func TestLimiterConcurrentAttempts(t *testing.T) {
 	l.fail("k", now) // 2 failures, 1 in flight: 1 allowed
 	begin(false, "1 in flight, 1 allowed")
 	l.fail("k", now) // 3 failures: locked out for 1s
-	if ok, wait := l.begin("k", now); ok || wait != time.Second {
+	if ok, wait := l.begin(noWait, "k", now); ok || wait != time.Second {
 		t.Fatalf("after the third failure: begin = %v, %v; want a 1s lockout", ok, wait)
 	}
 	now = now.Add(time.Second)
@@ -102,15 +112,44 @@ func TestLimiterKeepsLockouts(t *testing.T) {
 		}
 		for i := range 1000 {
 			k := fmt.Sprintf("user:flood%d", i)
-			if ok, _ := l.begin(k, now); ok {
+			if ok, _ := l.begin(noWait, k, now); ok {
 				l.fail(k, now)
 			}
 		}
 		if len(l.m) > 100 {
 			t.Fatalf("free=%d: %d entries, bound 100", free, len(l.m))
 		}
-		if ok, _ := l.begin("user:victim", now.Add(time.Second)); ok {
+		if ok, _ := l.begin(noWait, "user:victim", now.Add(time.Second)); ok {
 			t.Fatalf("free=%d: the flood freed the victim's lockout", free)
 		}
+	}
+}
+
+// An attempt beyond those allowed in flight waits for one to end, and then
+// runs: devices sharing an account are not refused for arriving together.
+func TestLimiterAttemptWaits(t *testing.T) {
+	l := newLimiter(1, time.Second, 8*time.Second)
+	now := time.Now()
+	if ok, _ := l.begin(context.Background(), "k", now); !ok {
+		t.Fatal("first attempt refused")
+	}
+	done := make(chan bool)
+	go func() {
+		ok, _ := l.begin(context.Background(), "k", now)
+		done <- ok
+	}()
+	select {
+	case <-done:
+		t.Fatal("the second attempt did not wait for the first")
+	case <-time.After(50 * time.Millisecond):
+	}
+	l.succeed("k")
+	if !<-done {
+		t.Fatal("the waiting attempt was refused after the first succeeded")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	if ok, _ := l.begin(ctx, "k", time.Now()); ok {
+		t.Fatal("an attempt waiting while its client left was let through")
 	}
 }
