@@ -341,8 +341,9 @@ func (h *OSPHandler) authorize(ctx context.Context, req *osp.AuthorizationReques
 // a token of the call that this site issued (osp.Verifier's
 // VerifyReauthorization: signed by a token signer of the site's CA, or
 // unsigned where the site issues unsigned tokens; the request's
-// transaction id, numbers and call id; expired for at most the call's time
-// limit). The new token is for that token's destination, never one the
+// transaction id, numbers and call id; expired for at most
+// osp.MaxReauthorizationDelay, 24 h: the toolkit sends the call's first
+// token with every extension). The new token is for that token's destination, never one the
 // request names, and only while the requester's route for the called
 // number still leads to it and it is usable.
 func (h *OSPHandler) reauthorize(ctx context.Context, req *osp.ReauthorizationRequest, device, why string, now time.Time) (osp.Message, []zap.Field) {

@@ -77,12 +77,13 @@ func TestVerifyReauthorization(t *testing.T) {
 	}{
 		{"the call's token", Verifier{Roots: p.roots}, testNow, good, nil},
 		{"expired, the call in progress", Verifier{Roots: p.roots}, validUntil.Add(3 * time.Hour), good, nil},
-		{"expired by the call's time limit", Verifier{Roots: p.roots}, validUntil.Add(DefaultMaxDuration), good, nil},
-		{"expired longer than the time limit", Verifier{Roots: p.roots}, validUntil.Add(DefaultMaxDuration + time.Second), good, ErrTokenExpired},
-		{"short time limit, within", Verifier{Roots: p.roots}, validUntil.Add(10 * time.Minute), short, nil},
-		{"short time limit, past", Verifier{Roots: p.roots}, validUntil.Add(11 * time.Minute), short, ErrTokenExpired},
+		// the toolkit sends the call's first token with every extension
+		{"extended past the call's time limit", Verifier{Roots: p.roots}, validUntil.Add(DefaultMaxDuration + time.Hour), good, nil},
+		{"at the longest extension", Verifier{Roots: p.roots}, validUntil.Add(MaxReauthorizationDelay), good, nil},
+		{"past the longest extension", Verifier{Roots: p.roots}, validUntil.Add(MaxReauthorizationDelay + time.Second), good, ErrTokenExpired},
+		{"short time limit, extended", Verifier{Roots: p.roots}, validUntil.Add(11 * time.Minute), short, nil},
 		{"long time limit, capped", Verifier{Roots: p.roots}, validUntil.Add(MaxReauthorizationDelay + time.Minute), long, ErrTokenExpired},
-		{"past, within skew", Verifier{Roots: p.roots, Skew: time.Minute}, validUntil.Add(DefaultMaxDuration + 30*time.Second), good, nil},
+		{"past, within skew", Verifier{Roots: p.roots, Skew: time.Minute}, validUntil.Add(MaxReauthorizationDelay + 30*time.Second), good, nil},
 		{"not yet valid", Verifier{Roots: p.roots}, testNow.Add(-TokenBackdate - time.Second), good, ErrTokenNotYetValid},
 		{"no token", Verifier{Roots: p.roots}, testNow, with(good, func(r *ReauthorizationRequest) { r.Tokens = nil }), ErrTokenMissing},
 		{"other transaction id", Verifier{Roots: p.roots}, testNow, with(good, func(r *ReauthorizationRequest) { r.TransactionID++ }), ErrTokenMismatch},

@@ -104,14 +104,14 @@ func (v *Verifier) Verify(token []byte, call Call) (*TokenInfo, error) {
 }
 
 // MaxReauthorizationDelay bounds how long after its ValidUntil a token
-// still backs a reauthorization (VerifyReauthorization). Reauthorization
-// is for calls in progress, and a call the token let start at the last
-// moment of its window runs at most its time limit (the token's
-// UsageDetail): the token is accepted until ValidUntil plus that limit,
-// plus this (4 h, the default limit) when the token has no limit or a
-// longer one. A call is extended further only by reauthorizing with the
-// fresh token, which the route and destination must still allow.
-const MaxReauthorizationDelay = DefaultMaxDuration
+// still backs a reauthorization (VerifyReauthorization): the longest a
+// call is extended. The OSP Toolkit sends the call's first token with
+// every reauthorization of the call (OSPPTransactionBuildReauthRequest
+// copies the current destination's tokens, and the fresh token goes to the
+// application only), so the bound is counted from that token, not from
+// the last extension; the route and the destination are checked anew each
+// time by the server.
+const MaxReauthorizationDelay = 24 * time.Hour
 
 // VerifyReauthorization checks, for the server that issued it, the token a
 // ReauthorizationRequest carries (the toolkit sends the tokens of the
@@ -123,9 +123,8 @@ const MaxReauthorizationDelay = DefaultMaxDuration
 // ErrTokenSignature, ErrTokenChain, ErrTokenSignerUsage,
 // ErrTokenSignerPin); the request's transaction id, calling and called
 // numbers and call id, all compared exactly (ErrTokenMismatch); the window
-// ValidAfter−Skew to ValidUntil+delay+Skew, where delay is the token's
-// time limit, at most MaxReauthorizationDelay (ErrTokenNotYetValid,
-// ErrTokenExpired). A request without a token fails with ErrTokenMissing.
+// ValidAfter−Skew to ValidUntil+MaxReauthorizationDelay+Skew
+// (ErrTokenNotYetValid, ErrTokenExpired). A request without a token fails with ErrTokenMissing.
 // When the request has several tokens the first that passes is returned,
 // else the first one's error.
 //
@@ -164,10 +163,7 @@ func (v *Verifier) checkReauth(token []byte, req *ReauthorizationRequest, now ti
 	case !bytes.Equal(info.CallID, req.CallID):
 		return nil, fmt.Errorf("%w: call id", ErrTokenMismatch)
 	}
-	delay := info.MaxDuration
-	if delay <= 0 || delay > MaxReauthorizationDelay {
-		delay = MaxReauthorizationDelay
-	}
+	delay := MaxReauthorizationDelay
 	if now.Before(info.ValidAfter.Add(-v.Skew)) {
 		return nil, fmt.Errorf("%w: valid after %s", ErrTokenNotYetValid, formatTime(info.ValidAfter))
 	}
