@@ -196,7 +196,7 @@ func TestValidateRefusesBadSettings(t *testing.T) {
 		{"plain password", "config_file " + good + "\n\t\taccount ops secret", "password must be a bcrypt hash", ""},
 		{"short nonce retention", "config_file " + good + "\n\t\tnonce_retention 30m", "nonce_retention must be at least 1h", ""},
 		{"legacy with ecdsa", "config_file " + good + "\n\t\tca legacy {\n\t\t\talgorithm p256\n\t\t}", "legacy profile signs with MD5-RSA and needs an RSA key", ""},
-		{"max_body over the protocol's bound", "config_file " + good, "max_body must be between 1 KiB and 64 KiB", "enroll {\n\t\tmax_body 128KiB\n\t}"},
+		{"max_body over 1 MiB", "config_file " + good, "max_body must be between 1 KiB and 64 KiB", "enroll {\n\t\tmax_body 2MiB\n\t}"},
 	}
 	for _, c := range cases {
 		if c.site == "" {

@@ -41,7 +41,8 @@ type Handler struct {
 	PlainGetCACert bool `json:"plain_getcacert,omitempty"`
 
 	// Largest request body accepted: 1 KiB to 64 KiB (the protocol's
-	// bound, wire.MaxBody). Default 64 KiB.
+	// bound, wire.MaxBody; a larger value, up to 1 MiB as earlier versions
+	// took, is lowered to it with a warning). Default 64 KiB.
 	MaxBody int64 `json:"max_body,omitempty"`
 
 	app          *App
@@ -72,6 +73,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.Validate(); err != nil {
 		return err
 	}
+	if h.MaxBody > wire.MaxBody {
+		// earlier versions took up to 1 MiB; the decoder never did
+		h.log.Warn("max_body is more than the protocol's bound; using the bound",
+			zap.Int64("max_body", h.MaxBody), zap.Int("bound", wire.MaxBody))
+		h.MaxBody = wire.MaxBody
+	}
 	appIface, err := ctx.App("enroll")
 	if err != nil {
 		return fmt.Errorf("getting enroll app: %v", err)
@@ -95,8 +102,8 @@ func (h *Handler) Validate() error {
 	default:
 		return fmt.Errorf("content_type must be text/html or text/plain, not %q", h.ContentType)
 	}
-	if h.MaxBody < 1024 || h.MaxBody > wire.MaxBody {
-		return fmt.Errorf("max_body must be between 1 KiB and %d KiB, not %d", wire.MaxBody>>10, h.MaxBody)
+	if h.MaxBody < 1024 || h.MaxBody > 1<<20 {
+		return fmt.Errorf("max_body must be between 1 KiB and 64 KiB (1 MiB is lowered to 64 KiB), not %d", h.MaxBody)
 	}
 	return nil
 }
