@@ -142,7 +142,7 @@ func checkCommand() *cobra.Command {
 }
 
 // runCheck prints a summary of a valid file, or one FILE:LINE: message per
-// error and returns an error (exit status 1).
+// error, and returns an error (exit status 1; cobra prints it on stderr).
 func runCheck(out io.Writer, path string) error {
 	f, err := configfile.ParseFile(path)
 	if err != nil {
@@ -153,8 +153,7 @@ func runCheck(out io.Writer, path string) error {
 			}
 			return fmt.Errorf("%s: %d error(s)", path, len(list))
 		}
-		fmt.Fprintln(out, err)
-		return err
+		return err // printed once, by cobra
 	}
 	fmt.Fprint(out, f.Summary())
 	return nil

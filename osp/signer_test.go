@@ -65,21 +65,25 @@ func TestVerifySignerUsage(t *testing.T) {
 		signer *TokenSigner
 		pin    [][32]byte
 		err    error // nil: accepted
+		any    bool  // AnySignerUsage
 	}{
-		{"the token signer (no EKU)", p.signer, nil, nil},
-		{"emailProtection", smime, nil, nil},
-		{"anyExtendedKeyUsage", signer(eku(x509.ExtKeyUsageAny)), nil, nil},
-		{"emailProtection and clientAuth", signer(eku(x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageEmailProtection)), nil, nil},
-		{"a device's certificate (clientAuth)", device, nil, ErrTokenSignerUsage},
-		{"clientAuth and serverAuth", signer(eku(x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth)), nil, ErrTokenSignerUsage},
-		{"serverAuth", signer(eku(x509.ExtKeyUsageServerAuth)), nil, ErrTokenSignerUsage},
-		{"codeSigning", signer(eku(x509.ExtKeyUsageCodeSigning)), nil, ErrTokenSignerUsage},
-		{"keyEncipherment only", signer(func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageKeyEncipherment }), nil, ErrTokenSignerUsage},
-		{"pinned", p.signer, pinOurs, nil},
-		{"pinned among others", p.signer, [][32]byte{fingerprint(smime.Cert), pinOurs[0]}, nil},
-		{"not pinned", smime, pinOurs, ErrTokenSignerPin},
-		{"a device's, pinned anyway", device, [][32]byte{fingerprint(device.Cert)}, ErrTokenSignerUsage},
-		{"another CA's", otherPKI(t).signer, nil, ErrTokenChain},
+		{"the token signer (no EKU)", p.signer, nil, nil, false},
+		{"emailProtection", smime, nil, nil, false},
+		{"anyExtendedKeyUsage", signer(eku(x509.ExtKeyUsageAny)), nil, nil, false},
+		{"emailProtection and clientAuth", signer(eku(x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageEmailProtection)), nil, nil, false},
+		{"a device's certificate (clientAuth)", device, nil, ErrTokenSignerUsage, false},
+		{"clientAuth and serverAuth", signer(eku(x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth)), nil, ErrTokenSignerUsage, false},
+		{"serverAuth", signer(eku(x509.ExtKeyUsageServerAuth)), nil, ErrTokenSignerUsage, false},
+		{"codeSigning", signer(eku(x509.ExtKeyUsageCodeSigning)), nil, ErrTokenSignerUsage, false},
+		{"keyEncipherment only", signer(func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageKeyEncipherment }), nil, ErrTokenSignerUsage, false},
+		{"pinned", p.signer, pinOurs, nil, false},
+		{"pinned among others", p.signer, [][32]byte{fingerprint(smime.Cert), pinOurs[0]}, nil, false},
+		{"not pinned", smime, pinOurs, ErrTokenSignerPin, false},
+		{"a device's, pinned anyway", device, [][32]byte{fingerprint(device.Cert)}, ErrTokenSignerUsage, false},
+		{"another CA's", otherPKI(t).signer, nil, ErrTokenChain, false},
+		// another OSP server's tokens, signed with a TLS certificate
+		{"serverAuth, any usage allowed", signer(eku(x509.ExtKeyUsageServerAuth)), nil, nil, true},
+		{"another CA's, any usage allowed", otherPKI(t).signer, nil, ErrTokenChain, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -88,7 +92,7 @@ func TestVerifySignerUsage(t *testing.T) {
 				t.Fatal(err)
 			}
 			d := rsp.Destinations[0]
-			v := &Verifier{Roots: p.roots, Signers: tc.pin, Now: fixedClock(testNow)}
+			v := &Verifier{Roots: p.roots, Signers: tc.pin, Now: fixedClock(testNow), AnySignerUsage: tc.any}
 			info, err := v.Verify(d.Token, callFor(d))
 			if tc.err == nil {
 				if err != nil || info.TransactionID != rsp.TransactionID {

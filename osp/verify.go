@@ -63,11 +63,16 @@ type Verifier struct {
 	// Signers pins the token signers: when not empty, only a signer
 	// certificate whose SHA-256 fingerprint (sha256.Sum256(cert.Raw)) is
 	// listed is accepted, on top of the other checks.
-	Signers       [][sha256.Size]byte
-	Now           func() time.Time
-	Skew          time.Duration
-	Replay        *ReplayCache
-	AllowUnsigned bool // accept plain TokenInfo tokens: anyone who can reach the device can forge those
+	Signers [][sha256.Size]byte
+	// AnySignerUsage accepts signer certificates of any key usage, as the
+	// toolkit does: for tokens of other OSP servers that sign with TLS
+	// certificates. Never for this clearinghouse's tokens: its CA also
+	// issues the devices' certificates, whose keys could then sign tokens.
+	AnySignerUsage bool
+	Now            func() time.Time
+	Skew           time.Duration
+	Replay         *ReplayCache
+	AllowUnsigned  bool // accept plain TokenInfo tokens: anyone who can reach the device can forge those
 }
 
 // Verify checks token for call and returns its content. The checks run in
@@ -245,7 +250,7 @@ func (v *Verifier) checkSigned(token []byte, now time.Time) ([]byte, error) {
 	}
 	// The devices' CA also issues the devices' certificates (clientAuth):
 	// without this, any enrolled device could sign tokens with its own key.
-	if err := checkSignerUsage(signer); err != nil {
+	if err := checkSignerUsage(signer); err != nil && !v.AnySignerUsage {
 		return nil, fmt.Errorf("%w: %v", ErrTokenSignerUsage, err)
 	}
 	if len(v.Signers) > 0 && !slices.Contains(v.Signers, sha256.Sum256(signer.Raw)) {
