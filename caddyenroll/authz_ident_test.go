@@ -1,7 +1,12 @@
 package caddyenroll
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/pem"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +38,36 @@ func TestIdentifyRefusesExpiredCertificate(t *testing.T) {
 	for name, c := range map[string]*x509.Certificate{"cached": cached, "not cached": uncached} {
 		if d, _, err := f.app.identifyByCertificate(f.ctx, c); err == nil || !strings.Contains(err.Error(), "not now") {
 			t.Errorf("%s expired certificate: identified as %q (%v)", name, d, err)
+		}
+	}
+}
+
+// A stored token signer whose key is not its certificate's (a crash or
+// another instance between the two writes) is not loaded: it is renewed.
+func TestLoadSignerRefusesMismatch(t *testing.T) {
+	f := newRefreshFixture(t)
+	pemOf := func(typ string, der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}) }
+	key1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	certDER, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key1.Public(), key1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		key  *ecdsa.PrivateKey
+		ok   bool
+	}{{"matching", key1, true}, {"another key", key2, false}} {
+		der, _ := x509.MarshalPKCS8PrivateKey(c.key)
+		if err := f.app.storage.Store(f.ctx, "k", pemOf("PRIVATE KEY", der)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.app.storage.Store(f.ctx, "c", pemOf("CERTIFICATE", certDER)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := loadSigner(f.ctx, f.app, "k", "c"); (err == nil) != c.ok {
+			t.Errorf("%s: loadSigner error %v", c.name, err)
 		}
 	}
 }
