@@ -391,15 +391,63 @@ func (ad *adminAPI) exportCDRs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apiErr(http.StatusBadRequest, err)
 	}
-	list, err := ad.app.cdrs(r.Context(), rg)
-	if err != nil {
-		return apiErr(http.StatusInternalServerError, err)
-	}
+	// streamed, a day at a time: a failure after the first bytes can only
+	// cut the answer short (and is logged)
+	out := &countingWriter{w: w}
+	var write func(CDR) error
+	finish := func() error { return nil }
 	if format == "csv" {
 		w.Header().Set("Content-Type", "text/csv")
-		return writeCDRsCSV(w, list)
+		cw, err := newCDRCSV(out)
+		if err != nil {
+			return err
+		}
+		write, finish = cw.write, cw.flush
+	} else {
+		w.Header().Set("Content-Type", "application/json")
+		n := 0
+		write = func(c CDR) error {
+			b, err := json.MarshalIndent(c, "  ", "  ")
+			if err != nil {
+				return err
+			}
+			sep := ",\n  "
+			if n == 0 {
+				sep = "[\n  "
+			}
+			n++
+			_, err = out.Write(append([]byte(sep), b...))
+			return err
+		}
+		finish = func() error {
+			end := "\n]\n"
+			if n == 0 {
+				end = "[]\n"
+			}
+			_, err := io.WriteString(out, end)
+			return err
+		}
 	}
-	return writeJSON(w, list)
+	if err := ad.app.eachCDR(r.Context(), rg, write); err != nil {
+		if out.n == 0 {
+			return apiErr(http.StatusInternalServerError, err)
+		}
+		ad.log.Error("exporting call detail records: answer cut short", zap.Error(err))
+		return nil // the status is sent already
+	}
+	return finish()
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func (ad *adminAPI) purgeCDRs(w http.ResponseWriter, r *http.Request) error {

@@ -231,32 +231,63 @@ func (a *App) loadCDRs(ctx context.Context, keys []string, r dayRange, out []CDR
 	return out
 }
 
-// cdrs lists the stored records received in the range, oldest first. Only
-// the buckets of the range are read (and the flat records of earlier
-// versions).
-func (a *App) cdrs(ctx context.Context, r dayRange) ([]CDR, error) {
+// eachCDR calls fn with the stored records received in the range, oldest
+// first, holding one UTC day's records in memory at a time: an export of
+// years does not load them all. Only the buckets of the range are read
+// (and the flat records of earlier versions, with the day they belong to).
+// It stops at fn's first error.
+func (a *App) eachCDR(ctx context.Context, r dayRange, fn func(CDR) error) error {
 	buckets, legacy, err := a.cdrLayout(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out := a.loadCDRs(ctx, legacy, r, []CDR{})
+	byDay := make(map[time.Time][]CDR)
+	for _, c := range a.loadCDRs(ctx, legacy, r, nil) {
+		byDay[utcDay(c.Received)] = append(byDay[utcDay(c.Received)], c)
+	}
+	bucketOf := make(map[time.Time]string)
+	var days []time.Time
 	for _, b := range buckets {
-		if !r.contains(b.day) {
-			continue
+		if r.contains(b.day) {
+			bucketOf[b.day] = b.key
+			days = append(days, b.day)
 		}
-		keys, err := a.state.list(ctx, b.key) // none if purged meanwhile
-		if err != nil {
-			return nil, fmt.Errorf("listing call detail records of %s: %v", path.Base(b.key), err)
-		}
-		out = a.loadCDRs(ctx, keys, dayRange{}, out)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].Received.Equal(out[j].Received) {
-			return out[i].Received.Before(out[j].Received)
+	for d := range byDay {
+		if _, ok := bucketOf[d]; !ok {
+			days = append(days, d)
 		}
-		return out[i].TransactionID < out[j].TransactionID
-	})
-	return out, nil
+	}
+	sort.Slice(days, func(i, j int) bool { return days[i].Before(days[j]) })
+	for _, d := range days {
+		list := byDay[d]
+		if key, ok := bucketOf[d]; ok {
+			keys, err := a.state.list(ctx, key) // none if purged meanwhile
+			if err != nil {
+				return fmt.Errorf("listing call detail records of %s: %v", path.Base(key), err)
+			}
+			list = a.loadCDRs(ctx, keys, dayRange{}, list)
+		}
+		sort.Slice(list, func(i, j int) bool {
+			if !list[i].Received.Equal(list[j].Received) {
+				return list[i].Received.Before(list[j].Received)
+			}
+			return list[i].TransactionID < list[j].TransactionID
+		})
+		for _, c := range list {
+			if err := fn(c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// cdrs lists the stored records received in the range, oldest first.
+func (a *App) cdrs(ctx context.Context, r dayRange) ([]CDR, error) {
+	out := []CDR{}
+	err := a.eachCDR(ctx, r, func(c CDR) error { out = append(out, c); return nil })
+	return out, err
 }
 
 // cdrPurgeLock is the storage lock purges run under, so that instances
@@ -317,21 +348,36 @@ func csvTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-// writeCDRsCSV writes records as CSV with a header line.
-func writeCDRsCSV(w io.Writer, list []CDR) error {
-	cw := csv.NewWriter(w)
-	if err := cw.Write(cdrCSVHeader); err != nil {
-		return err
+// cdrCSV writes records as CSV, a header line first.
+type cdrCSV struct{ cw *csv.Writer }
+
+func newCDRCSV(w io.Writer) (*cdrCSV, error) {
+	c := &cdrCSV{cw: csv.NewWriter(w)}
+	return c, c.cw.Write(cdrCSVHeader)
+}
+
+// write writes one record. Text that devices report is written so that a
+// spreadsheet shows it as text (csvText).
+func (x *cdrCSV) write(c CDR) error {
+	return x.cw.Write([]string{strconv.FormatUint(c.TransactionID, 10), csvText(c.Role), csvText(c.Reporter),
+		csvText(c.CallID), csvText(c.Calling), csvText(c.Called), csvText(c.Destination),
+		strconv.FormatFloat(c.Duration, 'f', -1, 64), csvTime(c.StartTime), csvTime(c.AlertTime),
+		csvTime(c.ConnectTime), csvTime(c.EndTime), strconv.FormatFloat(c.PostDialDelay, 'f', -1, 64),
+		csvText(c.ReleaseSource), csvText(strings.Join(c.TermCauses, ";")), csvText(c.Protocol), csvTime(c.Received)})
+}
+
+func (x *cdrCSV) flush() error {
+	x.cw.Flush()
+	return x.cw.Error()
+}
+
+// csvText keeps a spreadsheet from running a field as a formula (CSV
+// injection): a field that starts with = + - @, a tab or a carriage return
+// gets a leading apostrophe, as OWASP advises. Numbers reported with a
+// leading + read '+1404….
+func csvText(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
 	}
-	for _, c := range list {
-		rec := []string{strconv.FormatUint(c.TransactionID, 10), c.Role, c.Reporter, c.CallID, c.Calling, c.Called,
-			c.Destination, strconv.FormatFloat(c.Duration, 'f', -1, 64), csvTime(c.StartTime), csvTime(c.AlertTime),
-			csvTime(c.ConnectTime), csvTime(c.EndTime), strconv.FormatFloat(c.PostDialDelay, 'f', -1, 64),
-			c.ReleaseSource, strings.Join(c.TermCauses, ";"), c.Protocol, csvTime(c.Received)}
-		if err := cw.Write(rec); err != nil {
-			return err
-		}
-	}
-	cw.Flush()
-	return cw.Error()
+	return v
 }

