@@ -72,12 +72,24 @@ func TestPendingIndex(t *testing.T) {
 	if err := s.putRequest(ctx, req("bbbbbb02", stateRejected, 2*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
+	// a request being written: its marker is stored, the request not yet
+	if err := st.Store(ctx, pendingKey("ffffff06"), []byte("ffffff06")); err != nil {
+		t.Fatal(err)
+	}
 	if got, _ = s.requests(ctx, statePending); len(got) != 1 || got[0].ID != "dddddd04" {
 		t.Fatalf("pending %v, want dddddd04", ids(got))
 	}
-	if st.Exists(ctx, pendingKey("bbbbbb02")) {
-		t.Fatal("stale marker not removed by the listing")
+	if !st.Exists(ctx, pendingKey("bbbbbb02")) || !st.Exists(ctx, pendingKey("ffffff06")) {
+		t.Fatal("a marker younger than the grace removed: its request may be being written")
 	}
+	s.now = func() time.Time { return time.Now().Add(pendingMarkerGrace + time.Second) }
+	if got, _ = s.requests(ctx, statePending); len(got) != 1 || got[0].ID != "dddddd04" {
+		t.Fatalf("pending %v, want dddddd04", ids(got))
+	}
+	if st.Exists(ctx, pendingKey("bbbbbb02")) || st.Exists(ctx, pendingKey("ffffff06")) {
+		t.Fatal("stale markers not removed by the listing")
+	}
+	s.now = time.Now
 	if keys, _ := st.List(ctx, path.Join(statePrefix, "pending"), false); len(keys) != 1 {
 		t.Fatalf("markers %v", keys)
 	}

@@ -155,7 +155,8 @@ func (s *stateStore) request(ctx context.Context, id string) (*Request, error) {
 // view, and the pending gauge at start) does not read every request ever
 // made. A marker is written before its request becomes pending and removed
 // after the request stops being pending; one left by a crash in between is
-// skipped and removed by the next listing.
+// skipped, and removed by a listing once older than pendingMarkerGrace (a
+// younger one may belong to a request being written).
 
 func pendingKey(id string) string { return path.Join(statePrefix, "pending", id) }
 
@@ -181,6 +182,10 @@ func (s *stateStore) unindexPending(ctx context.Context, id string) error {
 	return nil
 }
 
+// pendingMarkerGrace is how old a marker without a pending request must be
+// for a listing to remove it.
+const pendingMarkerGrace = time.Minute
+
 // pending lists the pending requests through the index, oldest first.
 func (s *stateStore) pending(ctx context.Context) ([]*Request, error) {
 	keys, err := s.list(ctx, path.Join(statePrefix, "pending"))
@@ -195,7 +200,11 @@ func (s *stateStore) pending(ctx context.Context) ([]*Request, error) {
 			continue // unreadable: skip rather than fail the list
 		}
 		if r == nil || r.State != statePending {
-			_ = s.unindexPending(ctx, id) // stale: a crash after a decision
+			// stale (a crash after a decision), unless the request is being
+			// written: it is indexed before it is stored
+			if info, err := s.st.Stat(ctx, k); err == nil && s.now().Sub(info.Modified) > pendingMarkerGrace {
+				_ = s.unindexPending(ctx, id)
+			}
 			continue
 		}
 		out = append(out, r)
