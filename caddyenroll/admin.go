@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sort"
 	"strings"
 	"time"
@@ -281,32 +282,61 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 	reason := 0 // unspecified
 	if body.Reason != nil {
 		reason = *body.Reason
-		if reason < 0 || reason > 10 || reason == 7 {
-			return apiErr(http.StatusBadRequest, fmt.Errorf("invalid RFC 5280 revocation reason %d", reason))
+		if _, err := ca.ParseReason(strconv.Itoa(reason)); err != nil {
+			return apiErr(http.StatusBadRequest, err)
 		}
 	}
-	var revoked []string
-	for profile, c := range ad.app.cas {
-		if body.Serial != "" {
-			rec, err := c.Lookup(r.Context(), body.Serial)
-			if err != nil || rec == nil {
-				continue
-			}
-			if err := c.Revoke(r.Context(), body.Serial, reason); err != nil {
-				return apiErr(http.StatusInternalServerError, err)
-			}
-			revoked = append(revoked, rec.Serial)
-			ad.log.Info("certificate revoked", zap.String("serial", rec.Serial), zap.String("profile", profile))
-			continue
+	ctx := context.WithoutCancel(r.Context()) // once begun, done
+	device := body.Device
+	type found struct {
+		profile string
+		rec     *ca.Record
+	}
+	var hits []found
+	if body.Serial != "" {
+		if _, err := ca.NormalizeSerial(body.Serial); err != nil {
+			return apiErr(http.StatusBadRequest, err)
 		}
-		serials, err := c.RevokeDevice(r.Context(), body.Device, reason, "")
-		if err != nil {
+		for profile, c := range ad.app.cas {
+			if rec, err := c.Lookup(ctx, body.Serial); err == nil && rec != nil {
+				hits = append(hits, found{profile, rec})
+			}
+		}
+		if len(hits) == 0 {
+			return apiErr(http.StatusNotFound, fmt.Errorf("no certificate with serial %s", body.Serial))
+		}
+		device = hits[0].rec.Device
+	} else if _, _, err := ca.NormalizeDevice(device); err != nil {
+		return apiErr(http.StatusBadRequest, err)
+	}
+	// under the device's lock, as issuance: a certificate issued meanwhile
+	// is either revoked here or issued after
+	unlock, err := ad.app.state.lockDevice(ctx, device)
+	if err != nil {
+		return apiErr(http.StatusInternalServerError, err)
+	}
+	defer unlock()
+	var revoked []string
+	newly := 0
+	for _, h := range hits {
+		if err := ad.app.cas[h.profile].Revoke(ctx, body.Serial, reason); err != nil {
 			return apiErr(http.StatusInternalServerError, err)
 		}
-		revoked = append(revoked, serials...)
+		revoked = append(revoked, h.rec.Serial)
+		if !h.rec.Revoked {
+			newly++
+		}
+		ad.log.Info("certificate revoked", zap.String("serial", h.rec.Serial), zap.String("profile", h.profile))
 	}
-	if body.Serial != "" && len(revoked) == 0 {
-		return apiErr(http.StatusNotFound, fmt.Errorf("no certificate with serial %s", body.Serial))
+	if body.Device != "" {
+		for _, c := range ad.app.cas {
+			serials, err := c.RevokeDevice(ctx, body.Device, reason, "")
+			if err != nil {
+				return apiErr(http.StatusInternalServerError, err)
+			}
+			revoked = append(revoked, serials...)
+			newly += len(serials)
+		}
 	}
 	if body.Device != "" {
 		// a device without a valid certificate is not enrolled any more
@@ -318,9 +348,9 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 		}
 		ad.log.Info("device certificates revoked", zap.String("device", body.Device), zap.Strings("serials", revoked))
 	}
-	metrics.revoked.Add(float64(len(revoked)))
+	metrics.revoked.Add(float64(newly))
 	// done even if the client hangs up: the revocation is stored already
-	if err := ad.app.refreshRevoked(context.WithoutCancel(r.Context())); err != nil {
+	if err := ad.app.refreshRevoked(ctx); err != nil {
 		ad.log.Error("refreshing revocations", zap.Error(err))
 	}
 	if revoked == nil {

@@ -901,3 +901,34 @@ func TestReenrollSameKeyAfterRevocation(t *testing.T) {
 		}
 	}
 }
+
+// The admin revoke refuses what it cannot do with 4xx, not 500.
+func TestAdminRevokeRefusals(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	_, csr := p256CSR(t, "device4.com")
+	a := s.do(enrollReq(wire.OpRequest, t, csr))
+	if a.Status != wire.StatusOK {
+		t.Fatalf("enrollment: status %d %s", a.Status, a.Error)
+	}
+	cert, _ := x509.ParseCertificate(a.Certificate)
+	serial := cert.SerialNumber.Text(16)
+	for _, c := range []struct {
+		body string
+		code int
+		want string
+	}{
+		{fmt.Sprintf(`{"serial":%q,"reason":2}`, serial), 400, "reason"},
+		{fmt.Sprintf(`{"serial":%q,"reason":6}`, serial), 400, "reason"},
+		{`{"device":"device4.com","reason":7}`, 400, "reason"},
+		{`{"device":"bad name!"}`, 400, "not a DNS name"},
+		{`{"serial":"not hex"}`, 400, "serial"},
+		{`{"serial":"abcdef0123"}`, 404, "no certificate"},
+		{`{}`, 400, "exactly one"},
+		{fmt.Sprintf(`{"serial":%q,"reason":1}`, serial), 200, serial},
+		{fmt.Sprintf(`{"serial":%q}`, serial), 200, serial}, // again: a no-op
+	} {
+		if code, out := s.Admin("POST", "/enroll/revoke", c.body); code != c.code || !strings.Contains(out, c.want) {
+			t.Errorf("revoke %s: %d %s, want %d with %q", c.body, code, out, c.code, c.want)
+		}
+	}
+}
