@@ -55,13 +55,35 @@ func (s *stateStore) pruneRequests(ctx context.Context, now time.Time, validity 
 		if err != nil || r == nil || !requestOver(r, now, validity) {
 			continue
 		}
-		if err := s.st.Delete(ctx, k); err != nil {
-			return deleted, fmt.Errorf("deleting request %s: %v", id, err)
+		ok, err = s.deleteIfOver(ctx, r.Device, id, now, validity)
+		if err != nil {
+			return deleted, err
 		}
-		_ = s.unindexPending(ctx, id)
-		deleted++
+		if ok {
+			deleted++
+		}
 	}
 	return deleted, nil
+}
+
+// deleteIfOver deletes a request under its device's lock if, read again
+// there, it is still over: the device may have enrolled afresh with the
+// same key meanwhile (same request id).
+func (s *stateStore) deleteIfOver(ctx context.Context, device, id string, now time.Time, validity time.Duration) (bool, error) {
+	unlock, err := s.lockDevice(ctx, device)
+	if err != nil {
+		return false, fmt.Errorf("locking device %s: %v", device, err)
+	}
+	defer unlock()
+	r, err := s.request(ctx, id)
+	if err != nil || r == nil || !requestOver(r, now, validity) {
+		return false, nil
+	}
+	if err := s.st.Delete(ctx, requestKey(id)); err != nil {
+		return false, fmt.Errorf("deleting request %s: %v", id, err)
+	}
+	_ = s.unindexPending(ctx, id) // a marker a crash left
+	return true, nil
 }
 
 // requestOver reports whether no device can still need the request.

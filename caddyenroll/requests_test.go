@@ -77,3 +77,35 @@ func TestPruneRequests(t *testing.T) {
 		t.Errorf("second run: %d, %v", n, err)
 	}
 }
+
+// A request found over is read again under its device's lock before it is
+// deleted: one the device made afresh with the same key (same id) stays,
+// with its pending marker.
+func TestPruneRequestsRereadsUnderLock(t *testing.T) {
+	ctx := context.Background()
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	s := newStateStore(st, time.Hour)
+	now := time.Now().UTC()
+	const validity = 24 * time.Hour
+	over := &Request{ID: "abc123", Device: "gw1.example", State: stateIssued, NotAfter: now.Add(-time.Hour), Updated: now.Add(-48 * time.Hour)}
+	if !requestOver(over, now, validity) {
+		t.Fatal("fixture: the request is not over")
+	}
+	// meanwhile the device enrolled again with the same key: pending
+	again := &Request{ID: "abc123", Device: "gw1.example", State: statePending, Created: now, Updated: now}
+	if err := s.putRequest(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.deleteIfOver(ctx, over.Device, over.ID, now, validity); err != nil || ok {
+		t.Fatalf("deleteIfOver = %v, %v; want the new request kept", ok, err)
+	}
+	if r, _ := s.request(ctx, "abc123"); r == nil || r.State != statePending || !st.Exists(ctx, pendingKey("abc123")) {
+		t.Fatal("the request made afresh, or its marker, was deleted")
+	}
+	if err := s.putRequest(ctx, over); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.deleteIfOver(ctx, over.Device, over.ID, now, validity); err != nil || !ok {
+		t.Fatalf("deleteIfOver of a request still over = %v, %v", ok, err)
+	}
+}
