@@ -356,7 +356,7 @@ func (a *App) Start() error {
 	} else {
 		go a.applyDeferredMarks(a.ctx)
 	}
-	go a.refreshRevokedEvery(revokedRefreshInterval)
+	go a.refreshEvery(revokedRefreshInterval)
 	go a.revokeDisabledAtStart()
 	go a.nonceJanitor(nonceJanitorInterval)
 	go a.requestJanitor(requestJanitorInterval)
@@ -397,9 +397,11 @@ func (a *App) watch(every time.Duration) {
 // revokedRefreshInterval is how often revocations are re-read from storage.
 var revokedRefreshInterval = 30 * time.Second // a variable for tests
 
-// refreshRevokedEvery re-reads the revocations made by other instances
-// sharing the storage, whatever the file's watch interval.
-func (a *App) refreshRevokedEvery(every time.Duration) {
+// refreshEvery re-reads what other instances sharing the storage change,
+// whatever the file's watch interval: their revocations, and the number of
+// pending requests (each instance counts its own requests and decisions;
+// the shared index is the truth).
+func (a *App) refreshEvery(every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -410,6 +412,9 @@ func (a *App) refreshRevokedEvery(every time.Duration) {
 		}
 		if err := a.refreshRevoked(a.ctx); err != nil {
 			a.log.Error("refreshing revocations", zap.Error(err))
+		}
+		if n, err := a.state.pendingCount(a.ctx); err == nil {
+			metrics.pending.Set(float64(n))
 		}
 	}
 }

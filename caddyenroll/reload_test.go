@@ -17,6 +17,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 )
@@ -241,6 +242,22 @@ func TestRefreshWithoutWatching(t *testing.T) {
 	for app.eligible("gw1.example") {
 		if time.Now().After(deadline) {
 			t.Fatal("a revocation by another instance was not picked up without watching the file")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// the pending gauge follows the shared index: two requests another
+	// instance stored, none of them counted here
+	metrics.pending.Set(-1)
+	for _, id := range []string{"p1", "p2"} {
+		other := newStateStore(&certmagic.FileStorage{Path: store}, time.Hour)
+		if err := other.putRequest(ctx, &Request{ID: id, Device: "gw1.example", State: statePending}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for promtest.ToFloat64(metrics.pending) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pending gauge %v, want the index's 2", promtest.ToFloat64(metrics.pending))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
