@@ -932,3 +932,29 @@ func TestAdminRevokeRefusals(t *testing.T) {
 		}
 	}
 }
+
+// Approving an unknown device into a group the file lacks is refused (it
+// went to the default group); the request stays pending.
+func TestApproveIntoUnknownGroup(t *testing.T) {
+	s := startServer(t, serverOpts{approval: "manual"})
+	_, csr := p256CSR(t, "stranger.example.org")
+	if a := s.do(enrollReq(wire.OpRequest, t, csr)); a.Status != wire.StatusPending {
+		t.Fatalf("status %d %s", a.Status, a.Error)
+	}
+	p := s.pending()
+	if len(p) != 1 {
+		t.Fatalf("%d pending", len(p))
+	}
+	if code, body := s.Admin("POST", "/enroll/approve/"+p[0].ID, `{"group":"Prepayd"}`); code != 400 || !strings.Contains(body, "Prepayd") {
+		t.Fatalf("approve into a mistyped group: %d %s, want 400", code, body)
+	}
+	if left := s.pending(); len(left) != 1 {
+		t.Fatal("the refused approval decided the request")
+	}
+	if code, body := s.Admin("POST", "/enroll/approve/"+p[0].ID, `{"group":"Prepaid"}`); code != 200 {
+		t.Fatalf("approve into Prepaid: %d %s", code, body)
+	}
+	if d, ok := s.confFile().Device("stranger.example.org"); !ok || d.Group != "Prepaid" {
+		t.Fatalf("device added as %+v", d)
+	}
+}

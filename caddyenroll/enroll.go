@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
 
@@ -411,6 +412,11 @@ func (a *App) approve(ctx context.Context, id, group string) (*Request, error) {
 		}
 		req.Known = dev.Known
 		if !dev.Known && group != "" {
+			known := false
+			a.cfg.read(func(f *configfile.File) { _, known = f.Group(group) })
+			if !known {
+				return fmt.Errorf("%w: group %q is not in the configuration file", errBadRequest, group)
+			}
 			req.Group = group
 		}
 		prev, err := a.state.device(ctx, req.Device)
