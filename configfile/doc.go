@@ -60,9 +60,9 @@
 // matching its number; its devices may belong to any group. It needs at
 // least one device/weight pair, and may not name a device twice. Weights
 // are decimal integers from 0 to 1,000,000 (MaxWeight). Calls are shared
-// among the route's usable devices in proportion to their weights; a
-// device of weight 0 is used only when no device of positive weight is
-// usable (a standby).
+// among the route's usable devices in proportion to their weights; devices
+// of weight 0 are standbys, offered after the usable positive-weight ones,
+// in file order, while an answer has places left.
 //
 // # Called numbers
 //

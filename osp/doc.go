@@ -139,7 +139,8 @@
 // Reauthorization extends a call only with a token of that call:
 // Verifier.VerifyReauthorization checks the token the request carries
 // (signature and signer as above, transaction id, numbers and call id as
-// the request's, expired for at most the call's time limit, 4 h at most)
+// the request's, expired for at most MaxReauthorizationDelay, 24 h: the
+// toolkit resends the call's first token with every extension)
 // and Reauthorize issues the fresh token for that token's destination,
 // never one the request names.
 //
