@@ -288,26 +288,26 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := context.WithoutCancel(r.Context()) // once begun, done
 	device := body.Device
-	type found struct {
-		profile string
-		rec     *ca.Record
-	}
-	var hits []found
+	var hits []revocationHit
 	if body.Serial != "" {
 		if _, err := ca.NormalizeSerial(body.Serial); err != nil {
 			return apiErr(http.StatusBadRequest, err)
 		}
 		for profile, c := range ad.app.cas {
 			if rec, err := c.Lookup(ctx, body.Serial); err == nil && rec != nil {
-				hits = append(hits, found{profile, rec})
+				hits = append(hits, revocationHit{profile, rec})
 			}
 		}
 		if len(hits) == 0 {
 			return apiErr(http.StatusNotFound, fmt.Errorf("no certificate with serial %s", body.Serial))
 		}
 		device = hits[0].rec.Device
-	} else if _, _, err := ca.NormalizeDevice(device); err != nil {
-		return apiErr(http.StatusBadRequest, err)
+	} else {
+		name, _, err := ca.NormalizeDevice(device)
+		if err != nil {
+			return apiErr(http.StatusBadRequest, err)
+		}
+		device = name // the lock issuance takes
 	}
 	// under the device's lock, as issuance: a certificate issued meanwhile
 	// is either revoked here or issued after
@@ -315,38 +315,10 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apiErr(http.StatusInternalServerError, err)
 	}
-	defer unlock()
-	var revoked []string
-	newly := 0
-	for _, h := range hits {
-		if err := ad.app.cas[h.profile].Revoke(ctx, body.Serial, reason); err != nil {
-			return apiErr(http.StatusInternalServerError, err)
-		}
-		revoked = append(revoked, h.rec.Serial)
-		if !h.rec.Revoked {
-			newly++
-		}
-		ad.log.Info("certificate revoked", zap.String("serial", h.rec.Serial), zap.String("profile", h.profile))
-	}
-	if body.Device != "" {
-		for _, c := range ad.app.cas {
-			serials, err := c.RevokeDevice(ctx, body.Device, reason, "")
-			if err != nil {
-				return apiErr(http.StatusInternalServerError, err)
-			}
-			revoked = append(revoked, serials...)
-			newly += len(serials)
-		}
-	}
-	if body.Device != "" {
-		// a device without a valid certificate is not enrolled any more
-		d := ad.app.cfg.device(body.Device)
-		if d.Known && d.Enrolled {
-			if err := ad.app.cfg.edit(func(f *configfile.File) error { return f.SetEnrolled(d.Name, false) }); err != nil {
-				return apiErr(http.StatusInternalServerError, err)
-			}
-		}
-		ad.log.Info("device certificates revoked", zap.String("device", body.Device), zap.Strings("serials", revoked))
+	revoked, newly, err := ad.revokeLocked(ctx, body, hits, reason)
+	unlock() // not held through the refresh and the answer
+	if err != nil {
+		return err
 	}
 	metrics.revoked.Add(float64(newly))
 	// done even if the client hangs up: the revocation is stored already
@@ -357,6 +329,50 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 		revoked = []string{}
 	}
 	return writeJSON(w, map[string]any{"revoked": revoked})
+}
+
+// revocationHit is a certificate a revoke by serial found, by profile.
+type revocationHit struct {
+	profile string
+	rec     *ca.Record
+}
+
+// revokeLocked revokes what body names, under the device's lock, and
+// unmarks a device revoked by name. It returns the serials revoked and
+// how many of them were not revoked before.
+func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []revocationHit, reason int) ([]string, int, error) {
+	var revoked []string
+	newly := 0
+	for _, h := range hits {
+		if err := ad.app.cas[h.profile].Revoke(ctx, body.Serial, reason); err != nil {
+			return nil, 0, apiErr(http.StatusInternalServerError, err)
+		}
+		revoked = append(revoked, h.rec.Serial)
+		if !h.rec.Revoked {
+			newly++
+		}
+		ad.log.Info("certificate revoked", zap.String("serial", h.rec.Serial), zap.String("profile", h.profile))
+	}
+	if body.Device == "" {
+		return revoked, newly, nil
+	}
+	for _, c := range ad.app.cas {
+		serials, err := c.RevokeDevice(ctx, body.Device, reason, "")
+		if err != nil {
+			return nil, 0, apiErr(http.StatusInternalServerError, err)
+		}
+		revoked = append(revoked, serials...)
+		newly += len(serials)
+	}
+	// a device without a valid certificate is not enrolled any more
+	d := ad.app.cfg.device(body.Device)
+	if d.Known && d.Enrolled {
+		if err := ad.app.cfg.edit(func(f *configfile.File) error { return f.SetEnrolled(d.Name, false) }); err != nil {
+			return nil, 0, apiErr(http.StatusInternalServerError, err)
+		}
+	}
+	ad.log.Info("device certificates revoked", zap.String("device", body.Device), zap.Strings("serials", revoked))
+	return revoked, newly, nil
 }
 
 func (ad *adminAPI) cdrs(w http.ResponseWriter, r *http.Request) error {
@@ -458,14 +474,20 @@ func (ad *adminAPI) exportCDRs(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	if err := ad.app.eachCDR(r.Context(), rg, write); err != nil {
-		if out.n == 0 {
-			return apiErr(http.StatusInternalServerError, err)
-		}
-		ad.log.Error("exporting call detail records: answer cut short", zap.Error(err))
-		return nil // the status is sent already
+	err = ad.app.eachCDR(r.Context(), rg, write)
+	if err == nil {
+		err = finish()
 	}
-	return finish()
+	if err != nil && out.n == 0 {
+		return apiErr(http.StatusInternalServerError, err)
+	}
+	if err != nil {
+		// the status is sent: break the connection, so that no client
+		// (nor caddy enroll cdrs) takes a cut export for a whole one
+		ad.log.Error("exporting call detail records: answer cut short", zap.Error(err))
+		panic(http.ErrAbortHandler)
+	}
+	return nil
 }
 
 // countingWriter counts the bytes written through it.

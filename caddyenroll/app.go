@@ -413,8 +413,8 @@ func (a *App) refreshEvery(every time.Duration) {
 		if err := a.refreshRevoked(a.ctx); err != nil {
 			a.log.Error("refreshing revocations", zap.Error(err))
 		}
-		if n, err := a.state.pendingCount(a.ctx); err == nil {
-			metrics.pending.Set(float64(n))
+		if reqs, err := a.state.pending(a.ctx); err == nil {
+			metrics.pending.Set(float64(len(reqs)))
 		}
 	}
 }

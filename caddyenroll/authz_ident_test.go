@@ -29,8 +29,12 @@ func TestIdentifyRefusesExpiredCertificate(t *testing.T) {
 		}
 		return c
 	}
-	cached := certOf(f.issue(f.local, "gw1.example", time.Second))
-	uncached := certOf(f.issue(f.local, "gw2.example", time.Second))
+	// the CA's clock is the fixture's, truncated to the second: start it now
+	f.clock.mu.Lock()
+	f.clock.now = time.Now().UTC()
+	f.clock.mu.Unlock()
+	cached := certOf(f.issue(f.local, "gw1.example", 2*time.Second))
+	uncached := certOf(f.issue(f.local, "gw2.example", 2*time.Second))
 	if d, _, err := f.app.identifyByCertificate(f.ctx, cached); err != nil || d != "gw1.example" {
 		t.Fatalf("a valid certificate: %q, %v", d, err)
 	}

