@@ -108,6 +108,7 @@ type App struct {
 	marks          *markBatcher
 	stop           chan struct{}
 	stopOnce       *sync.Once
+	bg             *backgroundWork
 }
 
 // CaddyModule returns the Caddy module information.
@@ -125,6 +126,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.storage = localLocks{ctx.Storage()}
 	a.stop = make(chan struct{})
 	a.stopOnce = new(sync.Once)
+	a.bg = new(backgroundWork)
 	a.authz = new(authz) // its revocations once the CAs are open
 	a.marks = &markBatcher{apply: a.applyMarks}
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
@@ -213,7 +215,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 		if len(disabled) > 0 {
 			// outside the file's lock: it takes the devices' locks
-			go a.revokeDisabled(disabled)
+			a.background(func() { a.revokeDisabled(disabled) })
 		}
 	}
 	if err := a.refreshRevoked(ctx); err != nil {
@@ -342,30 +344,74 @@ func (a *App) openCA(ctx context.Context, profile string, auth *Authority) error
 // revokes what devices disabled meanwhile still hold and starts the
 // janitors.
 func (a *App) Start() error {
-	go func() {
+	a.background(func() {
 		if err := a.state.indexPending(a.ctx); err != nil {
 			a.log.Error("indexing pending requests", zap.Error(err))
 		}
 		if reqs, err := a.state.requests(a.ctx, statePending); err == nil {
 			metrics.pending.Set(float64(len(reqs)))
 		}
-	}()
+	})
 	a.marks.deferred.Store(true) // maybe left by an earlier run
 	if a.WatchInterval > 0 {
-		go a.watch(time.Duration(a.WatchInterval)) // applies them
+		a.background(func() { a.watch(time.Duration(a.WatchInterval)) }) // applies them
 	} else {
-		go a.applyDeferredMarks(a.ctx)
+		a.background(func() { a.applyDeferredMarks(a.ctx) })
 	}
-	go a.refreshEvery(revokedRefreshInterval)
-	go a.revokeDisabledAtStart()
-	go a.nonceJanitor(nonceJanitorInterval)
-	go a.requestJanitor(requestJanitorInterval)
+	a.background(func() { a.refreshEvery(revokedRefreshInterval) })
+	a.background(a.revokeDisabledAtStart)
+	a.background(func() { a.nonceJanitor(nonceJanitorInterval) })
+	a.background(func() { a.requestJanitor(requestJanitorInterval) })
 	return nil
 }
 
-// Stop stops the watcher, the revocation refresh and the janitors.
+// background runs f in a goroutine that Stop waits for (once stopping,
+// one it does not wait for).
+func (a *App) background(f func()) {
+	a.bg.mu.Lock()
+	if a.bg.stopping {
+		a.bg.mu.Unlock()
+		go f()
+		return
+	}
+	a.bg.wg.Add(1)
+	a.bg.mu.Unlock()
+	go func() {
+		defer a.bg.wg.Done()
+		f()
+	}()
+}
+
+// backgroundWork is the goroutines Stop waits for.
+type backgroundWork struct {
+	mu       sync.Mutex
+	stopping bool
+	wg       sync.WaitGroup
+}
+
+// stopWait bounds how long Stop waits for background work to end.
+const stopWait = 5 * time.Second
+
+// Stop stops the watcher, the revocation refresh and the janitors, and
+// waits (up to stopWait) for background work to end, so that a stopped
+// config no longer writes to the storage.
 func (a *App) Stop() error {
 	a.stopOnce.Do(func() { close(a.stop) })
+	a.bg.mu.Lock()
+	a.bg.stopping = true
+	a.bg.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		a.bg.wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(stopWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		a.log.Warn("background work still running after stop", zap.Duration("waited", stopWait))
+	}
 	return nil
 }
 
