@@ -354,11 +354,11 @@ func (a *App) Start() error {
 	})
 	a.marks.deferred.Store(true) // maybe left by an earlier run
 	if a.WatchInterval > 0 {
-		a.background(func() { a.watch(time.Duration(a.WatchInterval)) }) // applies them
+		a.background(func() { a.every(time.Duration(a.WatchInterval), a.watchOnce) }) // applies them
 	} else {
 		a.background(func() { a.applyDeferredMarks(a.ctx) })
 	}
-	a.background(func() { a.refreshEvery(revokedRefreshInterval) })
+	a.background(func() { a.every(revokedRefreshInterval, a.refreshOnce) })
 	a.background(a.revokeDisabledAtStart)
 	a.background(func() { a.nonceJanitor(nonceJanitorInterval) })
 	a.background(func() { a.requestJanitor(requestJanitorInterval) })
@@ -415,9 +415,9 @@ func (a *App) Stop() error {
 	return nil
 }
 
-// watch reloads the configuration file when it changes on disk.
-func (a *App) watch(every time.Duration) {
-	t := time.NewTicker(every)
+// every runs f at each interval until the app stops.
+func (a *App) every(interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -425,43 +425,40 @@ func (a *App) watch(every time.Duration) {
 			return
 		case <-t.C:
 		}
-		changed, err := a.cfg.reload()
-		if err != nil {
-			a.log.Error("configuration file changed but is invalid; keeping the previous version",
-				zap.String("file", a.ConfigFile), zap.Error(err))
-			continue
-		}
-		if changed {
-			a.log.Info("configuration file reloaded", zap.String("file", a.ConfigFile))
-		}
-		if a.marks.deferred.Load() && !a.cfg.badOnDisk() && a.applyDeferredMarks(a.ctx) {
-			a.marks.deferred.Store(false)
-		}
+		f()
+	}
+}
+
+// watchOnce reloads the configuration file if it changed on disk, and
+// applies the enrolled marks that wait for it to parse.
+func (a *App) watchOnce() {
+	changed, err := a.cfg.reload()
+	if err != nil {
+		a.log.Error("configuration file changed but is invalid; keeping the previous version",
+			zap.String("file", a.ConfigFile), zap.Error(err))
+		return
+	}
+	if changed {
+		a.log.Info("configuration file reloaded", zap.String("file", a.ConfigFile))
+	}
+	if a.marks.deferred.Load() && !a.cfg.badOnDisk() && a.applyDeferredMarks(a.ctx) {
+		a.marks.deferred.Store(false)
 	}
 }
 
 // revokedRefreshInterval is how often revocations are re-read from storage.
 var revokedRefreshInterval = 30 * time.Second // a variable for tests
 
-// refreshEvery re-reads what other instances sharing the storage change,
+// refreshOnce re-reads what other instances sharing the storage change,
 // whatever the file's watch interval: their revocations, and the number of
 // pending requests (each instance counts its own requests and decisions;
 // the shared index is the truth).
-func (a *App) refreshEvery(every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-a.stop:
-			return
-		case <-t.C:
-		}
-		if err := a.refreshRevoked(a.ctx); err != nil {
-			a.log.Error("refreshing revocations", zap.Error(err))
-		}
-		if reqs, err := a.state.pending(a.ctx); err == nil {
-			metrics.pending.Set(float64(len(reqs)))
-		}
+func (a *App) refreshOnce() {
+	if err := a.refreshRevoked(a.ctx); err != nil {
+		a.log.Error("refreshing revocations", zap.Error(err))
+	}
+	if reqs, err := a.state.pending(a.ctx); err == nil {
+		metrics.pending.Set(float64(len(reqs)))
 	}
 }
 
