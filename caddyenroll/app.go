@@ -99,10 +99,12 @@ type App struct {
 	cfg      *configState
 	cas      map[string]*ca.CA
 	accounts *accounts
-	limiter  *limiter
-	state    *stateStore
-	router   *routing.Router
-	authz    *authz
+	limiter  *limiter // per account
+	// per client address: addressFailuresFactor times the failures allowed
+	addrLimiter *limiter
+	state       *stateStore
+	router      *routing.Router
+	authz       *authz
 	// the revocationsPool entry of authz.revocations; "" when not shared
 	revocationsKey string
 	marks          *markBatcher
@@ -163,6 +165,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.limiter = newLimiter(a.FailuresAllowed, time.Duration(a.LockoutBase), time.Duration(a.LockoutMax))
+	a.addrLimiter = newLimiter(addressFailuresFactor*a.FailuresAllowed, time.Duration(a.LockoutBase), time.Duration(a.LockoutMax))
 	a.state = newStateStore(a.storage, time.Duration(a.NonceRetention))
 
 	backups := 5

@@ -49,11 +49,11 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 		return fail(wire.StatusEnrollmentDisabled, "enrollment is disabled")
 	}
 	r := in.req
-	userKey, ipKey := "user:"+r.Username, "ip:"+in.clientIP
+	userKey, addrKey := "user:"+r.Username, addressKey(in.clientIP)
 	if ok, _ := a.limiter.begin(ctx, userKey, time.Now()); !ok {
 		return fail(wire.StatusRateLimited, "too many failed attempts; try again later")
 	}
-	if ok, _ := a.limiter.begin(ctx, ipKey, time.Now()); !ok {
+	if ok, _ := a.addrLimiter.begin(ctx, addrKey, time.Now()); !ok {
 		a.limiter.cancel(userKey)
 		return fail(wire.StatusRateLimited, "too many failed attempts; try again later")
 	}
@@ -61,11 +61,13 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 	acct, ok := a.accounts.check(r.Username, r.Password)
 	if !ok {
 		a.limiter.fail(userKey, now)
-		a.limiter.fail(ipKey, now)
+		a.addrLimiter.fail(addrKey, now)
 		return fail(wire.StatusBadCredentials, "bad username or password")
 	}
 	a.limiter.succeed(userKey)
-	a.limiter.succeed(ipKey)
+	// an address's failures stay: a valid login must not wipe the guesses
+	// made from there against other accounts
+	a.addrLimiter.cancel(addrKey)
 	if acct.Customer != "" && !sameCustomer(acct.Customer, r.Customer) {
 		return fail(wire.StatusCustomerMismatch, "customer does not match the account")
 	}

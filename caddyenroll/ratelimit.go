@@ -2,6 +2,7 @@ package caddyenroll
 
 import (
 	"context"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -9,9 +10,9 @@ import (
 // limiter slows down password guessing: after `free` consecutive failures
 // for a key (an account or a client address) every further attempt is
 // refused until a lockout expires; the lockout doubles with each failure up
-// to `max`: with free=5 the sixth attempt waits. A success clears the key
-// (for an address too: many devices of a site share one, and one device's
-// failures must not lock out the others for good).
+// to `max`: with free=5 the sixth attempt waits. For an account, a success
+// clears the key; an address (limited by its own limiter, with more
+// failures allowed: the devices of a site share one) keeps its failures.
 //
 // Attempts are counted from begin, not only when they fail: no more are
 // in flight at once than failures are still allowed before a lockout (one
@@ -38,6 +39,24 @@ type failState struct {
 	freed    chan struct{} // closed when an attempt ends; nil if none waits
 	until    time.Time
 	last     time.Time
+}
+
+// addressFailuresFactor is how many more failures a client address is
+// allowed than an account: the devices of a site share one address.
+const addressFailuresFactor = 4
+
+// addressKey is the limiter key of a client address: an IPv6 address by
+// its /64, which one host commonly holds whole.
+func addressKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return "ip:" + ip
+	}
+	if a = a.Unmap(); a.Is6() {
+		p, _ := a.WithZone("").Prefix(64)
+		return "ip:" + p.String()
+	}
+	return "ip:" + a.String()
 }
 
 // maxAttemptWait bounds how long an attempt waits for one in flight.

@@ -153,3 +153,19 @@ func TestLimiterAttemptWaits(t *testing.T) {
 		t.Fatal("an attempt waiting while its client left was let through")
 	}
 }
+
+func TestAddressKey(t *testing.T) {
+	for _, c := range []struct{ ip, want string }{
+		{"192.0.2.7", "ip:192.0.2.7"},
+		{"::ffff:192.0.2.7", "ip:192.0.2.7"},
+		{"2001:db8:1:2:3:4:5:6", "ip:2001:db8:1:2::/64"},
+		{"2001:db8:1:2:ffff::1", "ip:2001:db8:1:2::/64"}, // the same /64: one key
+		{"2001:db8:1:3::1", "ip:2001:db8:1:3::/64"},
+		{"fe80::1%eth0", "ip:fe80::/64"},
+		{"not an address", "ip:not an address"},
+	} {
+		if got := addressKey(c.ip); got != c.want {
+			t.Errorf("addressKey(%q) = %q, want %q", c.ip, got, c.want)
+		}
+	}
+}
