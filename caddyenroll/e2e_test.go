@@ -958,3 +958,24 @@ func TestApproveIntoUnknownGroup(t *testing.T) {
 		t.Fatalf("device added as %+v", d)
 	}
 }
+
+// Answers are never compressed, even on a site with `encode`: seed-era
+// clients read bodies by Content-Length only.
+func TestAnswersNotCompressed(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	// plain_getcacert: a CA certificate answer is over encode's 512-byte minimum
+	site := fmt.Sprintf("http://%s {\n\tbind 127.0.0.1\n\tencode gzip\n\tenroll {\n\t\tplain_getcacert\n\t}\n}", addr)
+	startServer(t, serverOpts{sites: site, waitAddrs: []string{addr}})
+	c := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	req, _ := http.NewRequest("POST", "http://"+addr+"/", strings.NewReader("operation=getcacert"))
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if enc := resp.Header.Get("Content-Encoding"); enc != "" || resp.ContentLength != int64(len(raw)) || !bytes.HasPrefix(raw, []byte("status=0&certificate=")) {
+		t.Fatalf("Content-Encoding %q, Content-Length %d for %d bytes: %.40q", enc, resp.ContentLength, len(raw), raw)
+	}
+}

@@ -234,13 +234,20 @@ func writeBinary(w http.ResponseWriter, r *http.Request, ctype string, b []byte)
 }
 
 // writeFixed answers 200 with a body of known length: Content-Length set,
-// so never chunked, and no Content-Encoding (seed-era clients and the OSP
-// Toolkit read bodies by Content-Length only). head omits the body.
+// so never chunked, and never compressed (seed-era clients and the OSP
+// Toolkit read bodies by Content-Length only): Cache-Control no-transform
+// keeps an `encode` handler of the site from compressing it. head omits
+// the body.
 func writeFixed(w http.ResponseWriter, head bool, ctype string, body []byte) error {
 	hdr := w.Header()
 	hdr.Set("Content-Type", ctype)
 	hdr.Set("Content-Length", strconv.Itoa(len(body)))
 	hdr.Del("Content-Encoding")
+	if cc := hdr.Get("Cache-Control"); cc == "" {
+		hdr.Set("Cache-Control", "no-transform")
+	} else {
+		hdr.Set("Cache-Control", cc+", no-transform")
+	}
 	w.WriteHeader(http.StatusOK)
 	if head {
 		return nil
