@@ -111,6 +111,7 @@ type App struct {
 	stop           chan struct{}
 	stopOnce       *sync.Once
 	bg             *backgroundWork
+	clock          func() time.Time // nil: time.Now; tests set it
 }
 
 // CaddyModule returns the Caddy module information.
@@ -366,6 +367,14 @@ func (a *App) Start() error {
 	a.background(func() { a.nonceJanitor(nonceJanitorInterval) })
 	a.background(func() { a.requestJanitor(requestJanitorInterval) })
 	return nil
+}
+
+// now is the app's clock.
+func (a *App) now() time.Time {
+	if a.clock != nil {
+		return a.clock()
+	}
+	return time.Now()
 }
 
 // background runs f in a goroutine that Stop waits for (once stopping,

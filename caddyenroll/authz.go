@@ -507,7 +507,7 @@ func (a *App) identifyByCertificate(ctx context.Context, cert *x509.Certificate)
 	a.authz.identMu.RUnlock()
 	// TLS checks no validity period with client_auth mode request (the
 	// legacy profile's MD5 certificates need it)
-	if now := time.Now(); now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+	if now := a.now(); now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
 		return "", "", fmt.Errorf("client certificate %s is valid from %s to %s, not now", serial,
 			cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339))
 	}

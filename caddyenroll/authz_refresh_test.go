@@ -110,6 +110,7 @@ func newRefreshFixture(t *testing.T) *refreshFixture {
 		cas:     map[string]*ca.CA{profileModern: local},
 		state:   &stateStore{st: st},
 		authz:   &authz{revocations: new(revocations)},
+		clock:   clock.Now,
 	}
 	return &refreshFixture{t: t, ctx: ctx, app: a, st: cs, local: local, other: other, clock: clock}
 }

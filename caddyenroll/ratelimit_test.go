@@ -138,10 +138,17 @@ func TestLimiterAttemptWaits(t *testing.T) {
 		ok, _ := l.begin(context.Background(), "k", now)
 		done <- ok
 	}()
-	select {
-	case <-done:
-		t.Fatal("the second attempt did not wait for the first")
-	case <-time.After(50 * time.Millisecond):
+	// until the second attempt waits (or, wrongly, returns)
+	for waiting := false; !waiting; {
+		select {
+		case <-done:
+			t.Fatal("the second attempt did not wait for the first")
+		default:
+		}
+		l.mu.Lock()
+		waiting = l.m["k"].freed != nil
+		l.mu.Unlock()
+		time.Sleep(time.Millisecond)
 	}
 	l.succeed("k")
 	if !<-done {
