@@ -243,8 +243,13 @@ func TestToolkitEnrollInterop(t *testing.T) {
 	// bin/enroll.sh's OPENSSL_CONF=./openssl.cnf (string_mask = nombstr).
 	t.Run("UTF8String CSR is refused by the toolkit itself", func(t *testing.T) {
 		utf8 := filepath.Join(c.dir, "utf8.csr.pem")
-		// the system's openssl.cnf, as an operator who drops OPENSSL_CONF gets
-		cmd := exec.Command("openssl", "req", "-new", "-nodes", "-newkey", "rsa:2048", "-keyout", filepath.Join(c.dir, "utf8.key"),
+		// OpenSSL's default string mask, as an operator who drops
+		// OPENSSL_CONF gets it, spelled out so that every openssl obeys it
+		cnf := filepath.Join(c.dir, "utf8only.cnf")
+		if err := os.WriteFile(cnf, []byte("[req]\ndistinguished_name = dn\nstring_mask = utf8only\n[dn]\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("openssl", "req", "-config", cnf, "-new", "-nodes", "-newkey", "rsa:2048", "-keyout", filepath.Join(c.dir, "utf8.key"),
 			"-out", utf8, "-subj", "/CN=gw1.example.com")
 		for _, e := range os.Environ() {
 			if !strings.HasPrefix(e, "OPENSSL_CONF=") {
@@ -257,7 +262,7 @@ func TestToolkitEnrollInterop(t *testing.T) {
 		b, _ := os.ReadFile(utf8)
 		p, _ := pem.Decode(b)
 		if p == nil || !bytes.Contains(p.Bytes, []byte{0x0c, 0x0f, 'g', 'w', '1'}) {
-			t.Skip("this openssl did not make a UTF8String CN; nothing to show")
+			t.Fatal("openssl did not make a UTF8String CN with string_mask = utf8only")
 		}
 		r := c.request("request", s.tlsAddr, cacert, utf8, legPassword)
 		if r.code == 0 || strings.Contains(r.stdout, "BEGIN CERTIFICATE") {
@@ -323,7 +328,7 @@ func TestToolkitShippedCaddyfileAndScript(t *testing.T) {
 	for _, addr := range []string{"127.0.0.1:2020", "127.0.0.1:5045", "127.0.0.1:1443"} {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			t.Skipf("%s is in use, cannot run the shipped Caddyfile as is: %v", addr, err)
+			t.Fatalf("%s is in use: the shipped Caddyfile needs it free: %v", addr, err)
 		}
 		l.Close()
 	}
