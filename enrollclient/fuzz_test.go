@@ -68,7 +68,9 @@ func validPending(t testing.TB) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pemOf := func(typ string, der []byte) string { return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})) }
+	pemOf := func(typ string, der []byte) string {
+		return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
+	}
 	b, _ := json.Marshal(map[string]any{"version": pendingVersion, "device_name": "gw1.example",
 		"key": pemOf("PRIVATE KEY", keyDER), "csr": pemOf("CERTIFICATE REQUEST", csr), "ca_cert": pemOf("CERTIFICATE", ca)})
 	if _, err := parsePending(b); err != nil {
