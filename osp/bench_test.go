@@ -65,7 +65,10 @@ func BenchmarkAuthorize3Unsigned(b *testing.B) {
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
-		req, _ := ParseAuthorizationRequest(data)
+		req, err := ParseAuthorizationRequest(data)
+		if err != nil {
+			b.Fatal(err)
+		}
 		rsp, err := Authorize(req, dests, nil, now, 0)
 		if err != nil {
 			b.Fatal(err)

@@ -1,6 +1,9 @@
 package wire
 
-import "testing"
+import (
+	"bytes"
+	"testing"
+)
 
 // BenchmarkDecodeRequest decodes the body the real toolkit sent for
 // `enroll -function request` (testdata/request.golden: RSA-2048 CSR, ~1 KB).
@@ -25,14 +28,21 @@ func BenchmarkAppendResponse(b *testing.B) {
 	for b.Loop() {
 		buf = AppendResponse(buf[:0], r)
 	}
+	if got, err := DecodeResponse(buf); err != nil || !bytes.Equal(got.Certificate, r.Certificate) {
+		b.Fatalf("the answer does not decode back: %v", err)
+	}
 }
 
 func BenchmarkEncodeRequest(b *testing.B) {
 	r := Request{Operation: OpRequest, Nonce: []byte("150276791\x0019029\x00"), Username: "mcmanus",
 		Password: "01234567", Device: "134217728", Customer: "0", CSR: readDER(b, "device.csr.pem")}
 	b.ReportAllocs()
+	var enc []byte
 	for b.Loop() {
-		EncodeRequest(r)
+		enc = EncodeRequest(r)
+	}
+	if got, err := DecodeRequest(enc); err != nil || !bytes.Equal(got.CSR, r.CSR) || got.Username != r.Username {
+		b.Fatalf("the request does not decode back: %v", err)
 	}
 }
 
