@@ -93,7 +93,6 @@ type App struct {
 	// it starts a fresh window.
 	NonceRetention caddy.Duration `json:"nonce_retention,omitempty"`
 
-	ctx      caddy.Context
 	log      *zap.Logger
 	storage  certmagic.Storage
 	cfg      *configState
@@ -112,6 +111,8 @@ type App struct {
 	stopOnce       *sync.Once
 	bg             *backgroundWork
 	clock          func() time.Time // nil: time.Now; tests set it
+	bgCtx          context.Context
+	bgCancel       context.CancelFunc
 }
 
 // CaddyModule returns the Caddy module information.
@@ -124,7 +125,8 @@ func (App) CaddyModule() caddy.ModuleInfo {
 
 // Provision loads the configuration file, the CAs and the accounts.
 func (a *App) Provision(ctx caddy.Context) error {
-	a.ctx = ctx
+	// background work runs under bgCtx, which Stop cancels
+	a.bgCtx, a.bgCancel = context.WithCancel(ctx)
 	a.log = ctx.Logger()
 	a.storage = localLocks{ctx.Storage()}
 	a.stop = make(chan struct{})
@@ -230,6 +232,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 
 // Cleanup lets go of the revocation state this configuration shared.
 func (a *App) Cleanup() error {
+	if a.bgCancel != nil {
+		a.bgCancel()
+	}
 	if a.revocationsKey == "" {
 		return nil
 	}
@@ -349,10 +354,10 @@ func (a *App) openCA(ctx context.Context, profile string, auth *Authority) error
 // janitors.
 func (a *App) Start() error {
 	a.background(func() {
-		if err := a.state.indexPending(a.ctx); err != nil {
+		if err := a.state.indexPending(a.bgCtx); err != nil {
 			a.log.Error("indexing pending requests", zap.Error(err))
 		}
-		if reqs, err := a.state.requests(a.ctx, statePending); err == nil {
+		if reqs, err := a.state.requests(a.bgCtx, statePending); err == nil {
 			metrics.pending.Set(float64(len(reqs)))
 		}
 	})
@@ -360,7 +365,7 @@ func (a *App) Start() error {
 	if a.WatchInterval > 0 {
 		a.background(func() { a.every(time.Duration(a.WatchInterval), a.watchOnce) }) // applies them
 	} else {
-		a.background(func() { a.applyDeferredMarks(a.ctx) })
+		a.background(func() { a.applyDeferredMarks(a.bgCtx) })
 	}
 	a.background(func() { a.every(revokedRefreshInterval, a.refreshOnce) })
 	a.background(a.revokeDisabledAtStart)
@@ -409,6 +414,7 @@ const stopWait = 5 * time.Second
 // config no longer writes to the storage.
 func (a *App) Stop() error {
 	a.stopOnce.Do(func() { close(a.stop) })
+	a.bgCancel() // interrupts storage calls and lock waits in progress
 	a.bg.mu.Lock()
 	a.bg.stopping = true
 	a.bg.mu.Unlock()
@@ -453,7 +459,7 @@ func (a *App) watchOnce() {
 	if changed {
 		a.log.Info("configuration file reloaded", zap.String("file", a.ConfigFile))
 	}
-	if a.marks.deferred.Load() && !a.cfg.badOnDisk() && a.applyDeferredMarks(a.ctx) {
+	if a.marks.deferred.Load() && !a.cfg.badOnDisk() && a.applyDeferredMarks(a.bgCtx) {
 		a.marks.deferred.Store(false)
 	}
 }
@@ -466,11 +472,11 @@ var revokedRefreshInterval = 30 * time.Second // a variable for tests
 // pending requests (each instance counts its own requests and decisions;
 // the shared index is the truth).
 func (a *App) refreshOnce() {
-	if err := a.refreshRevoked(a.ctx); err != nil {
+	if err := a.refreshRevoked(a.bgCtx); err != nil {
 		a.log.Error("refreshing revocations", zap.Error(err))
 	}
-	if reqs, err := a.state.pending(a.ctx); err == nil {
-		metrics.pending.Set(float64(len(reqs)))
+	if n, err := a.state.pendingMarkers(a.bgCtx); err == nil {
+		metrics.pending.Set(float64(n))
 	}
 }
 
@@ -479,13 +485,13 @@ func (a *App) refreshOnce() {
 // either sees it disabled or has its new certificate revoked here.
 func (a *App) revokeDisabled(devices []string) {
 	for _, d := range devices {
-		unlock, err := a.state.lockDevice(a.ctx, d)
+		unlock, err := a.state.lockDevice(a.bgCtx, d)
 		if err != nil {
 			a.log.Error("locking disabled device", zap.String("device", d), zap.Error(err))
 			continue
 		}
 		for profile, c := range a.cas {
-			serials, err := c.RevokeDevice(a.ctx, d, reasonCessationOfOperation, "")
+			serials, err := c.RevokeDevice(a.bgCtx, d, reasonCessationOfOperation, "")
 			if err != nil {
 				a.log.Error("revoking certificates of disabled device", zap.String("device", d), zap.String("profile", profile), zap.Error(err))
 				continue
@@ -516,7 +522,7 @@ func (a *App) revokeDisabledAtStart() {
 	})
 	var due []string
 	for _, d := range disabled {
-		rec, err := a.state.device(a.ctx, d)
+		rec, err := a.state.device(a.bgCtx, d)
 		if err != nil {
 			a.log.Error("loading device record of disabled device", zap.String("device", d), zap.Error(err))
 			continue

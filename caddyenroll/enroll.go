@@ -60,14 +60,10 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 	now := time.Now() // after any wait in begin: lockouts count from the failure
 	acct, ok := a.accounts.check(r.Username, r.Password)
 	if !ok {
-		a.limiter.fail(userKey, now)
-		a.addrLimiter.fail(addrKey, now)
+		a.loginFailed(userKey, addrKey, now)
 		return fail(wire.StatusBadCredentials, "bad username or password")
 	}
-	a.limiter.succeed(userKey)
-	// an address's failures stay: a valid login must not wipe the guesses
-	// made from there against other accounts
-	a.addrLimiter.cancel(addrKey)
+	a.loginSucceeded(userKey, addrKey)
 	if acct.Customer != "" && !sameCustomer(acct.Customer, r.Customer) {
 		return fail(wire.StatusCustomerMismatch, "customer does not match the account")
 	}

@@ -175,9 +175,9 @@ func (a *App) nonceJanitor(every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		buckets, files, err := a.state.pruneNonces(a.ctx)
+		buckets, files, err := a.state.pruneNonces(a.bgCtx)
 		switch {
-		case err != nil && a.ctx.Err() == nil:
+		case err != nil && a.bgCtx.Err() == nil:
 			a.log.Error("pruning expired nonces", zap.Error(err),
 				zap.Int("buckets_removed", buckets), zap.Int("legacy_files_removed", files))
 		case buckets+files > 0:

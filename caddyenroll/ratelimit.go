@@ -122,13 +122,14 @@ func (st *failState) endLocked() {
 	}
 }
 
-// fail ends an attempt as failed.
-func (l *limiter) fail(key string, now time.Time) {
+// fail ends an attempt as failed and reports whether the key is now past
+// its free failures (locked out).
+func (l *limiter) fail(key string, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st := l.entryLocked(key, now)
 	if st == nil {
-		return
+		return false
 	}
 	st.endLocked()
 	l.forgetLocked(st, now)
@@ -144,6 +145,7 @@ func (l *limiter) fail(key string, now time.Time) {
 		}
 		st.until = now.Add(d)
 	}
+	return st.failures > l.free
 }
 
 // succeed ends an attempt as successful: the key's failures are cleared.
@@ -217,4 +219,24 @@ func (l *limiter) evictLocked(now time.Time) {
 			delete(l.m, k)
 		}
 	}
+}
+
+// loginFailed ends a failed login's attempts. An address counts an
+// account's failures only until that account is locked out: one device
+// retrying a stale password must not lock out its site, while guesses
+// spread over accounts still add up there.
+func (a *App) loginFailed(userKey, addrKey string, now time.Time) {
+	if a.limiter.fail(userKey, now) {
+		a.addrLimiter.cancel(addrKey)
+	} else {
+		a.addrLimiter.fail(addrKey, now)
+	}
+}
+
+// loginSucceeded ends a valid login's attempts: the account's failures are
+// cleared, its address's stay (a valid login must not wipe the guesses made
+// from there against other accounts).
+func (a *App) loginSucceeded(userKey, addrKey string) {
+	a.limiter.succeed(userKey)
+	a.addrLimiter.cancel(addrKey)
 }

@@ -176,3 +176,56 @@ func TestAddressKey(t *testing.T) {
 		}
 	}
 }
+
+// The address limit across accounts: guesses spread over accounts add up
+// at their address, and a valid login from there does not wipe them; one
+// account failing on and on (a device with a stale password) does not lock
+// its site out.
+func TestLoginLimits(t *testing.T) {
+	newApp := func() *App {
+		return &App{limiter: newLimiter(5, time.Second, time.Minute), addrLimiter: newLimiter(4*5, time.Second, time.Minute)}
+	}
+	now := time.Unix(1_000_000, 0)
+	attempt := func(a *App, user, addr string, good bool) bool {
+		if ok, _ := a.limiter.begin(noWait, user, now); !ok {
+			return false
+		}
+		if ok, _ := a.addrLimiter.begin(noWait, addr, now); !ok {
+			a.limiter.cancel(user)
+			return false
+		}
+		if good {
+			a.loginSucceeded(user, addr)
+		} else {
+			a.loginFailed(user, addr, now)
+		}
+		return true
+	}
+
+	// spraying: 5 guesses at each of 4 accounts, a valid login in between
+	a := newApp()
+	for i := range 4 {
+		for range 5 {
+			if !attempt(a, fmt.Sprintf("user:victim%d", i), "ip:203.0.113.9", false) {
+				t.Fatalf("guess at victim%d refused before the address's allowance was spent", i)
+			}
+		}
+		if i < 3 && !attempt(a, "user:demo", "ip:203.0.113.9", true) {
+			t.Fatal("valid login refused before the address's allowance was spent")
+		}
+	}
+	if attempt(a, "user:victim9", "ip:203.0.113.9", false) {
+		t.Error("the address spent its allowance across accounts, valid logins between, and is not locked out")
+	}
+
+	// one device failing for an hour, once its lockout allows: the site's
+	// other devices still log in
+	a = newApp()
+	for range 60 {
+		attempt(a, "user:stale", "ip:198.51.100.7", false)
+		now = now.Add(time.Minute)
+		if !attempt(a, "user:demo", "ip:198.51.100.7", true) {
+			t.Fatal("one account failing on and on locked its address out")
+		}
+	}
+}

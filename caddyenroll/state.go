@@ -182,6 +182,14 @@ func (s *stateStore) unindexPending(ctx context.Context, id string) error {
 	return nil
 }
 
+// pendingMarkers is the number of pending requests as the index's names
+// say, without reading them (a marker a crash left counts until a listing
+// removes it).
+func (s *stateStore) pendingMarkers(ctx context.Context) (int, error) {
+	keys, err := s.list(ctx, path.Join(statePrefix, "pending"))
+	return len(keys), err
+}
+
 // pendingMarkerGrace is how old a marker without a pending request must be
 // for a listing to remove it.
 const pendingMarkerGrace = time.Minute
