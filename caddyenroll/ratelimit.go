@@ -149,23 +149,14 @@ func (l *limiter) fail(key string, now time.Time) bool {
 }
 
 // succeed ends an attempt as successful: the key's failures are cleared.
-func (l *limiter) succeed(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	st, ok := l.m[key]
-	if !ok {
-		return
-	}
-	st.endLocked()
-	if st.inflight == 0 {
-		delete(l.m, key)
-		return
-	}
-	st.failures, st.until = 0, time.Time{}
-}
+func (l *limiter) succeed(key string) { l.end(key, true) }
 
 // cancel ends an attempt that was not made.
-func (l *limiter) cancel(key string) {
+func (l *limiter) cancel(key string) { l.end(key, false) }
+
+// end ends an attempt, clearing the key's failures or not, and forgets a
+// key with nothing left to remember.
+func (l *limiter) end(key string, clear bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st, ok := l.m[key]
@@ -173,6 +164,9 @@ func (l *limiter) cancel(key string) {
 		return
 	}
 	st.endLocked()
+	if clear {
+		st.failures, st.until = 0, time.Time{}
+	}
 	if st.inflight == 0 && st.failures == 0 && st.until.IsZero() {
 		delete(l.m, key)
 	}
