@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rsa"
@@ -256,8 +257,9 @@ func Open(ctx context.Context, st Store, cfg Config, cryptoParam string) (*CA, O
 	case choice.named != nil:
 		c, err = load(ctx, st, cfg, *choice.named)
 	default:
-		c, err = generate(ctx, st, cfg)
-		res.Created = true
+		var created bool
+		c, created, err = generateOnce(ctx, st, cfg)
+		res.Created = created
 		res.ReenrollRequired = true
 	}
 	if err != nil {
@@ -268,6 +270,28 @@ func Open(ctx context.Context, st Store, cfg Config, cryptoParam string) (*CA, O
 }
 
 func (cfg Config) namespace() string { return storageRoot + "/" + cfg.Name }
+
+// generateOnce generates a CA, unless another process sharing the Store
+// generated one while this one waited for the lock: instances starting
+// together on an empty crypto item agree on one CA. It reports whether it
+// generated.
+func generateOnce(ctx context.Context, st Store, cfg Config) (*CA, bool, error) {
+	current := cfg.namespace() + "/" + keyCurrent
+	before, _ := st.Load(ctx, current) // may be absent, or an earlier CA's
+	lock := cfg.namespace() + "/generate"
+	if err := st.Lock(ctx, lock); err != nil {
+		return nil, false, fmt.Errorf("ca: locking %s: %w", lock, err)
+	}
+	defer func() { _ = st.Unlock(context.WithoutCancel(ctx), lock) }()
+	if after, err := st.Load(ctx, current); err == nil && !bytes.Equal(after, before) {
+		if p, err := ParseCryptoParams(strings.TrimSpace(string(after))); err == nil && p.Profile == cfg.Profile {
+			c, err := load(ctx, st, cfg, p)
+			return c, false, err
+		}
+	}
+	c, err := generate(ctx, st, cfg)
+	return c, err == nil, err
+}
 
 // Storage key names below a CA's prefix.
 const (
@@ -362,6 +386,9 @@ func load(ctx context.Context, st Store, cfg Config, p CryptoParams) (*CA, error
 		if err != nil {
 			return nil, fmt.Errorf("ca: %s: %w", prefix+"/"+keyIntCert, err)
 		}
+		if !ints[0].IsCA || ints[0].CheckSignatureFrom(root) != nil {
+			return nil, fmt.Errorf("ca: %s is not a CA certificate signed by root sha256:%s (storage tampered with?)", prefix+"/"+keyIntCert, p.Fingerprint)
+		}
 		chain = append(ints[:1], root)
 		keyName = keyIntKey
 	}
@@ -379,6 +406,13 @@ func load(ctx context.Context, st Store, cfg Config, p CryptoParams) (*CA, error
 	}
 	if c.params.Algorithm != p.Algorithm {
 		return nil, errorf(ErrBadCryptoParam, "crypto parameters say %s but CA sha256:%s is %s", p.Algorithm, p.Fingerprint, c.params.Algorithm)
+	}
+	// the legacy and modern CAs never share keys, whatever the names say
+	if mb, err := st.Load(ctx, prefix+"/"+keyMeta); err == nil {
+		var meta caMeta
+		if json.Unmarshal(mb, &meta) == nil && meta.Profile != "" && meta.Profile != cfg.Profile {
+			return nil, errorf(ErrBadCryptoParam, "CA sha256:%s is a %s CA, not %s", p.Fingerprint, meta.Profile, cfg.Profile)
+		}
 	}
 	if err := c.checkProfileCert(); err != nil {
 		return nil, err
@@ -429,6 +463,9 @@ func openOperator(ctx context.Context, st Store, cfg Config, named *CryptoParams
 	}
 	if named != nil && named.Fingerprint != c.params.Fingerprint {
 		return nil, errorf(ErrCANotInStorage, "crypto parameters name CA sha256:%s but the operator-supplied certificate %s is sha256:%s", named.Fingerprint, cfg.CertFile, c.params.Fingerprint)
+	}
+	if named != nil && named.Algorithm != c.params.Algorithm {
+		return nil, errorf(ErrBadCryptoParam, "crypto parameters say %s but the operator-supplied certificate %s is %s", named.Algorithm, cfg.CertFile, c.params.Algorithm)
 	}
 	meta := caMeta{Profile: cfg.Profile, Algorithm: c.params.Algorithm, CryptoParam: c.params.String(),
 		Created: cfg.Now().UTC(), Intermediate: len(chain) > 1, Operator: true}

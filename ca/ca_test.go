@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -237,4 +238,72 @@ func TestRootAndIntermediateShape(t *testing.T) {
 		t.Fatal("root notBefore", root.NotBefore)
 	}
 	_ = x509.KeyUsageCertSign
+}
+
+// Instances sharing a Store that start together on an empty crypto item
+// agree on one CA.
+func TestOpenConcurrentGenerate(t *testing.T) {
+	st := NewMemStore()
+	const n = 4
+	params := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, res, err := Open(context.Background(), st, Config{Now: fixedNow}, "")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			params <- res.CryptoParam
+		}()
+	}
+	wg.Wait()
+	close(params)
+	var first string
+	for p := range params {
+		if first == "" {
+			first = p
+		} else if p != first {
+			t.Fatalf("two CAs: %s and %s", first, p)
+		}
+	}
+	// a later Open on an empty item (the operator removed it) makes a new one
+	_, res, err := Open(context.Background(), st, Config{Now: fixedNow}, "")
+	if err != nil || res.CryptoParam == first || !res.Created {
+		t.Fatalf("an empty item later: %s (created %v), %v; want a new CA", res.CryptoParam, res.Created, err)
+	}
+}
+
+// Open refuses storage that does not hold together with the item naming it.
+func TestOpenRefusesMismatchedStorage(t *testing.T) {
+	ctx := context.Background()
+	t.Run("intermediate not signed by the root", func(t *testing.T) {
+		st := NewMemStore()
+		c, _ := openCA(t, st, Config{Intermediate: true}, "")
+		other, _ := openCA(t, NewMemStore(), Config{}, "")
+		if err := st.Store(ctx, c.key(keyIntCert), certPEM(other.Root().Raw)); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := Open(ctx, st, Config{Intermediate: true, Now: fixedNow}, c.CryptoParam()); err == nil || !strings.Contains(err.Error(), "not a CA certificate signed by root") {
+			t.Fatalf("foreign intermediate: %v", err)
+		}
+	})
+	t.Run("the legacy CA under the modern profile", func(t *testing.T) {
+		st := NewMemStore()
+		leg, _ := openCA(t, st, Config{Profile: ProfileLegacy}, "")
+		p := leg.Params()
+		p.Profile = ProfileModern
+		if _, _, err := Open(ctx, st, Config{Profile: ProfileModern, Name: leg.Name(), Now: fixedNow}, p.String()); err == nil || !strings.Contains(err.Error(), "is a legacy CA") {
+			t.Fatalf("legacy keys opened as modern: %v", err)
+		}
+	})
+}
+
+func TestNormalizeDeviceTrailingDotIP(t *testing.T) {
+	name, ip, err := NormalizeDevice("1.2.3.4.")
+	if err != nil || ip == nil || name != "1.2.3.4" {
+		t.Fatalf("NormalizeDevice(1.2.3.4.) = %q, %v, %v; want the IP address", name, ip, err)
+	}
 }

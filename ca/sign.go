@@ -53,7 +53,8 @@ func NormalizeDevice(device string) (name string, ip net.IP, err error) {
 	if strings.HasPrefix(d, "[") && strings.HasSuffix(d, "]") {
 		d = d[1 : len(d)-1]
 	}
-	if ip := net.ParseIP(d); ip != nil {
+	// "1.2.3.4." is the address, not a DNS name
+	if ip := net.ParseIP(strings.TrimSuffix(d, ".")); ip != nil {
 		if v4 := ip.To4(); v4 != nil {
 			ip = v4
 		}
