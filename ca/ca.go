@@ -273,8 +273,9 @@ func (cfg Config) namespace() string { return storageRoot + "/" + cfg.Name }
 
 // generateOnce generates a CA, unless another process sharing the Store
 // generated one while this one waited for the lock: instances starting
-// together on an empty crypto item agree on one CA. It reports whether it
-// generated.
+// together on an empty crypto item agree on one CA. (One that starts after
+// another finished cannot tell that from an operator who emptied the item
+// to get a new CA, and gets a new one.) It reports whether it generated.
 func generateOnce(ctx context.Context, st Store, cfg Config) (*CA, bool, error) {
 	current := cfg.namespace() + "/" + keyCurrent
 	before, _ := st.Load(ctx, current) // may be absent, or an earlier CA's
@@ -283,8 +284,9 @@ func generateOnce(ctx context.Context, st Store, cfg Config) (*CA, bool, error) 
 		return nil, false, fmt.Errorf("ca: locking %s: %w", lock, err)
 	}
 	defer func() { _ = st.Unlock(context.WithoutCancel(ctx), lock) }()
-	if after, err := st.Load(ctx, current); err == nil && !bytes.Equal(after, before) {
-		if p, err := ParseCryptoParams(strings.TrimSpace(string(after))); err == nil && p.Profile == cfg.Profile {
+	if after, err := st.Load(ctx, current); err == nil {
+		p, err := ParseCryptoParams(strings.TrimSpace(string(after)))
+		if err == nil && p.Profile == cfg.Profile && !bytes.Equal(after, before) {
 			c, err := load(ctx, st, cfg, p)
 			return c, false, err
 		}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -240,11 +241,29 @@ func TestRootAndIntermediateShape(t *testing.T) {
 	_ = x509.KeyUsageCertSign
 }
 
+// barrierStore holds every Lock until n callers have come to it: the
+// Opens below all read the Store before any of them generates.
+type barrierStore struct {
+	countedStore
+	all   chan struct{}
+	once  sync.Once
+	n     int
+	count atomic.Int32
+}
+
+func (s *barrierStore) Lock(ctx context.Context, name string) error {
+	if int(s.count.Add(1)) == s.n {
+		s.once.Do(func() { close(s.all) })
+	}
+	<-s.all
+	return s.countedStore.Lock(ctx, name)
+}
+
 // Instances sharing a Store that start together on an empty crypto item
 // agree on one CA.
 func TestOpenConcurrentGenerate(t *testing.T) {
-	st := NewMemStore()
 	const n = 4
+	st := &barrierStore{countedStore: NewMemStore(), all: make(chan struct{}), n: n}
 	params := make(chan string, n)
 	var wg sync.WaitGroup
 	for range n {
@@ -270,7 +289,7 @@ func TestOpenConcurrentGenerate(t *testing.T) {
 		}
 	}
 	// a later Open on an empty item (the operator removed it) makes a new one
-	_, res, err := Open(context.Background(), st, Config{Now: fixedNow}, "")
+	_, res, err := Open(context.Background(), st.countedStore, Config{Now: fixedNow}, "")
 	if err != nil || res.CryptoParam == first || !res.Created {
 		t.Fatalf("an empty item later: %s (created %v), %v; want a new CA", res.CryptoParam, res.Created, err)
 	}
