@@ -73,7 +73,7 @@ type fileStore struct {
 	dir string
 
 	mu    sync.Mutex
-	held  map[string]chan struct{} // lock name -> stop channel of its keepalive
+	held  map[string]heldLock      // lock name -> this store's hold of it
 	local map[string]chan struct{} // in-process exclusion, so goroutines queue without polling
 }
 
@@ -86,7 +86,7 @@ type fileStore struct {
 func NewFileStore(dir string) Store {
 	return &fileStore{
 		dir:   dir,
-		held:  make(map[string]chan struct{}),
+		held:  make(map[string]heldLock),
 		local: make(map[string]chan struct{}),
 	}
 }
@@ -238,6 +238,13 @@ func safeLockName(name string) string {
 	return b.String()
 }
 
+// heldLock is a lock file this store created: its content (which names
+// it alone) and the stop channel of its keepalive.
+type heldLock struct {
+	content []byte
+	stop    chan struct{}
+}
+
 func (s *fileStore) Lock(ctx context.Context, name string) error {
 	// First queue behind other goroutines of this process.
 	for {
@@ -255,13 +262,14 @@ func (s *fileStore) Lock(ctx context.Context, name string) error {
 			return ctx.Err()
 		}
 	}
-	if err := s.lockFileAcquire(ctx, name); err != nil {
+	content, err := s.lockFileAcquire(ctx, name)
+	if err != nil {
 		s.releaseLocal(name)
 		return err
 	}
 	stop := make(chan struct{})
 	s.mu.Lock()
-	s.held[name] = stop
+	s.held[name] = heldLock{content: content, stop: stop}
 	s.mu.Unlock()
 	go keepLockFresh(s.lockFile(name), stop)
 	return nil
@@ -276,10 +284,12 @@ func (s *fileStore) releaseLocal(name string) {
 	s.mu.Unlock()
 }
 
-func (s *fileStore) lockFileAcquire(ctx context.Context, name string) error {
+// lockFileAcquire creates the lock file, breaking an abandoned one, and
+// returns the content it wrote.
+func (s *fileStore) lockFileAcquire(ctx context.Context, name string) ([]byte, error) {
 	lf := s.lockFile(name)
 	if err := os.MkdirAll(filepath.Dir(lf), 0o700); err != nil {
-		return err
+		return nil, err
 	}
 	var nonce [8]byte
 	_, _ = rand.Read(nonce[:])
@@ -291,25 +301,31 @@ func (s *fileStore) lockFileAcquire(ctx context.Context, name string) error {
 			cerr := f.Close()
 			if werr != nil || cerr != nil {
 				_ = os.Remove(lf)
-				return errors.Join(werr, cerr)
+				return nil, errors.Join(werr, cerr)
 			}
-			return nil
+			return content, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
-			return err
+			return nil, err
 		}
 		if fi, serr := os.Stat(lf); serr == nil && time.Since(fi.ModTime()) > lockStale {
 			// Abandoned lock. Break it by renaming it to a unique name first, so two
-			// contenders cannot both delete it after one of them re-created it.
+			// contenders cannot both delete it after one of them re-created it; if
+			// what was renamed is not the stale file read (another contender broke
+			// it and took the lock meanwhile), put that live lock back.
+			stale, _ := os.ReadFile(lf)
 			grave := fmt.Sprintf("%s.stale-%s", lf, hex.EncodeToString(nonce[:]))
 			if os.Rename(lf, grave) == nil {
+				if got, _ := os.ReadFile(grave); !bytes.Equal(got, stale) {
+					_ = os.Link(grave, lf)
+				}
 				_ = os.Remove(grave)
 			}
 			continue
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("ca: waiting for lock %q: %w", name, ctx.Err())
+			return nil, fmt.Errorf("ca: waiting for lock %q: %w", name, ctx.Err())
 		case <-time.After(lockPoll):
 		}
 	}
@@ -331,14 +347,20 @@ func keepLockFresh(lf string, stop <-chan struct{}) {
 
 func (s *fileStore) Unlock(ctx context.Context, name string) error {
 	s.mu.Lock()
-	stop, ok := s.held[name]
+	h, ok := s.held[name]
 	delete(s.held, name)
 	s.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("ca: unlock of %q which this store does not hold", name)
 	}
-	close(stop)
-	err := os.Remove(s.lockFile(name))
+	close(h.stop)
+	// only our own lock file: if this holder stalled so long that another
+	// broke its lock as abandoned, the file is that one's now
+	var err error
+	lf := s.lockFile(name)
+	if b, rerr := os.ReadFile(lf); rerr == nil && bytes.Equal(b, h.content) {
+		err = os.Remove(lf)
+	}
 	s.releaseLocal(name)
 	return err
 }

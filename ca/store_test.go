@@ -171,3 +171,25 @@ func TestFileStoreStaleLock(t *testing.T) {
 	}
 	st.Unlock(context.Background(), "x")
 }
+
+// A holder whose lock was broken as abandoned (it stalled) and taken by
+// another does not remove the other's lock file when it unlocks.
+func TestFileStoreUnlockOnlyOwnLock(t *testing.T) {
+	dir := t.TempDir()
+	st := NewFileStore(dir).(*fileStore)
+	ctx := context.Background()
+	if err := st.Lock(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	lf := st.lockFile("x")
+	other := []byte("pid 2 nonce 00000000deadbeef\n")
+	if err := os.WriteFile(lf, other, 0o600); err != nil { // broken and taken meanwhile
+		t.Fatal(err)
+	}
+	if err := st.Unlock(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(lf); err != nil || string(b) != string(other) {
+		t.Fatalf("the other holder's lock file is gone or changed: %q, %v", b, err)
+	}
+}
