@@ -275,6 +275,9 @@ func TestOpenConcurrentGenerate(t *testing.T) {
 				t.Error(err)
 				return
 			}
+			if !res.Created || !res.ReenrollRequired {
+				t.Errorf("an adopted CA is not reported new (devices must re-enroll): %+v", res)
+			}
 			params <- res.CryptoParam
 		}()
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -308,12 +309,11 @@ func (s *fileStore) lockFileAcquire(ctx context.Context, name string) ([]byte, e
 		if !errors.Is(err, fs.ErrExist) {
 			return nil, err
 		}
-		if fi, serr := os.Stat(lf); serr == nil && time.Since(fi.ModTime()) > lockStale {
+		if stale, ok := staleLock(lf); ok {
 			// Abandoned lock. Break it by renaming it to a unique name first, so two
 			// contenders cannot both delete it after one of them re-created it; if
 			// what was renamed is not the stale file read (another contender broke
 			// it and took the lock meanwhile), put that live lock back.
-			stale, _ := os.ReadFile(lf)
 			grave := fmt.Sprintf("%s.stale-%s", lf, hex.EncodeToString(nonce[:]))
 			if os.Rename(lf, grave) == nil {
 				if got, _ := os.ReadFile(grave); !bytes.Equal(got, stale) {
@@ -329,6 +329,23 @@ func (s *fileStore) lockFileAcquire(ctx context.Context, name string) ([]byte, e
 		case <-time.After(lockPoll):
 		}
 	}
+}
+
+// staleLock reads a lock file that is older than lockStale: its age and
+// its content come from one open file, not from whatever the name points
+// to at two moments.
+func staleLock(lf string) ([]byte, bool) {
+	f, err := os.Open(lf)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || time.Since(fi.ModTime()) <= lockStale {
+		return nil, false
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 1<<10))
+	return b, err == nil
 }
 
 func keepLockFresh(lf string, stop <-chan struct{}) {

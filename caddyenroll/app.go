@@ -343,6 +343,7 @@ func (a *App) openCA(ctx context.Context, profile string, auth *Authority) error
 		zap.String("profile", profile),
 		zap.String("crypto", res.CryptoParam),
 		zap.Bool("created", res.Created),
+		zap.Bool("adopted_from_another_instance", res.Adopted),
 		zap.Bool("replaced_foreign_value", hadCrypto && !ours && cryptoItem != ""),
 		zap.Int("devices_must_reenroll", len(cleared)))
 	return nil
