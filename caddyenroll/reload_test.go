@@ -12,12 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 )
@@ -261,4 +263,30 @@ func TestRefreshWithoutWatching(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Stop cancels the background work's context and waits for it to end, so a
+// stopped config no longer touches the storage.
+func TestStopWaitsForBackgroundWork(t *testing.T) {
+	a := &App{stop: make(chan struct{}), stopOnce: new(sync.Once), bg: new(backgroundWork), log: zap.NewNop()}
+	a.bgCtx, a.bgCancel = context.WithCancel(context.Background())
+	var ended atomic.Bool
+	started := make(chan struct{})
+	a.background(func() {
+		close(started)
+		<-a.bgCtx.Done() // a storage call that only the cancel ends
+		time.Sleep(20 * time.Millisecond)
+		ended.Store(true)
+	})
+	<-started
+	if err := a.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !ended.Load() {
+		t.Fatal("Stop returned before the background work ended")
+	}
+	// work begun once stopping is not waited for, and does not panic
+	done := make(chan struct{})
+	a.background(func() { close(done) })
+	<-done
 }
