@@ -685,3 +685,57 @@ func TestCDRExportStream(t *testing.T) {
 	}
 	t.Fatal("the record is missing from the CSV export")
 }
+
+// failingList fails to list one key.
+type failingList struct {
+	certmagic.Storage
+	key string
+}
+
+func (s failingList) List(ctx context.Context, prefix string, recursive bool) ([]string, error) {
+	if prefix == s.key {
+		return nil, errors.New("storage unreachable")
+	}
+	return s.Storage.List(ctx, prefix, recursive)
+}
+
+// An export that fails after its first bytes breaks the connection (the
+// handler aborts) instead of ending as a complete 200; one that fails
+// before any byte is a 500.
+func TestCDRExportFailure(t *testing.T) {
+	a, _, _ := cdrTestApp(t, at("2024-03-05T23:30:00Z"))
+	cdrFixture(t, a) // records on 2024-03-01 to 04
+	for _, c := range []struct {
+		failing string // bucket whose listing fails
+		abort   bool
+	}{
+		{"2024-03-03", true}, // days 1 and 2 are written first
+		{"", false},          // the layout itself: nothing written yet
+	} {
+		key := cdrsPrefix()
+		if c.failing != "" {
+			key = cdrBucket(day(c.failing))
+		}
+		st := failingList{Storage: a.storage, key: key}
+		b := &App{storage: st, state: newStateStore(st, time.Hour), log: zap.NewNop()}
+		ad := &adminAPI{app: b, log: zap.NewNop()}
+		rec := httptest.NewRecorder()
+		var err error
+		aborted := func() (p any) {
+			defer func() { p = recover() }()
+			// JSON: each record goes out as it comes (CSV is buffered by 4 KB)
+			err = ad.serve(rec, httptest.NewRequest("GET", "/enroll/cdrs", nil))
+			return nil
+		}()
+		if c.abort {
+			if aborted != http.ErrAbortHandler || !strings.HasPrefix(rec.Body.String(), "[\n  {") {
+				t.Errorf("failure at %s: panic %v, body %.40q; want the connection aborted after the first days", c.failing, aborted, rec.Body.String())
+			}
+			continue
+		}
+		var apiErr caddy.APIError
+		if aborted != nil || !errors.As(err, &apiErr) || apiErr.HTTPStatus != 500 || rec.Body.Len() != 0 {
+			t.Errorf("failure before any byte: panic %v, err %v, body %q; want a 500", aborted, err, rec.Body.String())
+		}
+	}
+}
