@@ -101,6 +101,7 @@ type App struct {
 	limiter  *limiter // per account
 	// per client address: addressFailuresFactor times the failures allowed
 	addrLimiter *limiter
+	limitersKey string // their limitersPool entry
 	state       *stateStore
 	router      *routing.Router
 	authz       *authz
@@ -167,8 +168,18 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.accounts, err = newAccounts(a.Accounts); err != nil {
 		return err
 	}
-	a.limiter = newLimiter(a.FailuresAllowed, time.Duration(a.LockoutBase), time.Duration(a.LockoutMax))
-	a.addrLimiter = newLimiter(addressFailuresFactor*a.FailuresAllowed, time.Duration(a.LockoutBase), time.Duration(a.LockoutMax))
+	// a reload with the same settings keeps the failures and lockouts
+	a.limitersKey = fmt.Sprintf("%d %d %d", a.FailuresAllowed, a.LockoutBase, a.LockoutMax)
+	v, _, err := limitersPool.LoadOrNew(a.limitersKey, func() (caddy.Destructor, error) {
+		return &loginLimiters{
+			account: newLimiter(a.FailuresAllowed, time.Duration(a.LockoutBase), time.Duration(a.LockoutMax)),
+			address: newLimiter(addressFailuresFactor*a.FailuresAllowed, time.Duration(a.LockoutBase), time.Duration(a.LockoutMax)),
+		}, nil
+	})
+	if err != nil {
+		return err
+	}
+	a.limiter, a.addrLimiter = v.(*loginLimiters).account, v.(*loginLimiters).address
 	a.state = newStateStore(a.storage, time.Duration(a.NonceRetention))
 
 	backups := 5
@@ -234,6 +245,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 func (a *App) Cleanup() error {
 	if a.bgCancel != nil {
 		a.bgCancel()
+	}
+	if a.limitersKey != "" {
+		_, _ = limitersPool.Delete(a.limitersKey)
 	}
 	if a.revocationsKey == "" {
 		return nil

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // limiter slows down password guessing: after `free` consecutive failures
@@ -234,3 +236,12 @@ func (a *App) loginSucceeded(userKey, addrKey string) {
 	a.limiter.succeed(userKey)
 	a.addrLimiter.cancel(addrKey)
 }
+
+// loginLimiters are an App's limiters, kept across reloads with the same
+// settings in limitersPool: a `caddy reload` does not reset lockouts.
+type loginLimiters struct{ account, address *limiter }
+
+// Destruct lets loginLimiters live in a caddy.UsagePool.
+func (*loginLimiters) Destruct() error { return nil }
+
+var limitersPool = caddy.NewUsagePool()

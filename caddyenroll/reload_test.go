@@ -137,6 +137,9 @@ func TestReloadKeepsRevocations(t *testing.T) {
 	if second.authz.revocations != state {
 		t.Fatal("a reload on the same storage and CA started a new revocation state")
 	}
+	if second.limiter != first.limiter || second.addrLimiter != first.addrLimiter {
+		t.Fatal("a reload with the same settings reset the login lockouts")
+	}
 	if n := deviceLoads(storeA) - before; n > 1 {
 		t.Errorf("the reload read %d device records, want at most the one that changed", n)
 	}
@@ -165,6 +168,9 @@ func TestReloadKeepsRevocations(t *testing.T) {
 	}
 	if _, ok := revocationsPool.References(keyB); ok {
 		t.Fatal("the state is still held after Caddy stopped")
+	}
+	if _, ok := limitersPool.References(third.limitersKey); ok {
+		t.Fatal("the login limiters are still held after Caddy stopped")
 	}
 }
 
