@@ -4,15 +4,20 @@
 #   ./xcaddy.sh                 build ./caddy
 #   ./xcaddy.sh run [ARGS...]   build, then ./caddy run ARGS (default: --config Caddyfile.example)
 set -euo pipefail
+orig=$PWD # relative paths in ARGS are the caller's
 cd "$(dirname "$0")"
+repo=$PWD
 XCADDY_VERSION=v0.4.5
 CADDY_VERSION=v2.11.9
 MODULE=$(go list -m)
-gobin=$(go env GOBIN); [ -n "$gobin" ] || gobin="$(go env GOPATH)/bin"
+gobin=$(go env GOBIN); [ -n "$gobin" ] || gobin="$(go env GOPATH | cut -d: -f1)/bin"
 xcaddy="$gobin/xcaddy"
 if ! "$xcaddy" version 2>/dev/null | grep -q "$XCADDY_VERSION"; then
   echo "xcaddy.sh: installing xcaddy $XCADDY_VERSION" >&2
-  go install "github.com/caddyserver/xcaddy/cmd/xcaddy@$XCADDY_VERSION"
+  # offline, from the module cache when it holds that version
+  go install "github.com/caddyserver/xcaddy/cmd/xcaddy@$XCADDY_VERSION" ||
+    GOPROXY="file://$(go env GOMODCACHE)/cache/download" GOSUMDB=off \
+      go install "github.com/caddyserver/xcaddy/cmd/xcaddy@$XCADDY_VERSION"
 fi
 # The plugin is this checkout. The replacement carries a placeholder version
 # so that `go get` inside xcaddy never asks a module proxy for a module that
@@ -21,6 +26,9 @@ fi
   --with "$MODULE@v0.0.0-00010101000000-000000000000=." >&2
 if [ "${1:-}" = run ]; then
   shift
-  [ $# -gt 0 ] || set -- --config Caddyfile.example
-  exec ./caddy run "$@"
+  if [ $# -eq 0 ]; then
+    exec ./caddy run --config Caddyfile.example
+  fi
+  cd "$orig"
+  exec "$repo/caddy" run "$@"
 fi

@@ -201,10 +201,16 @@ func run(ctx context.Context, args []string, e env) int {
 	}
 }
 
+// configReason is the detail of a configuration error, without the
+// generic "invalid client configuration" prefix.
+func configReason(err error) string {
+	return strings.TrimPrefix(err.Error(), enrollclient.ErrConfig.Error()+": ")
+}
+
 func newClient(cmd string, o options, e env) (*enrollclient.Client, int) {
 	kt, err := enrollclient.ParseKeyType(o.keyType)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "chclient %s: --key-type: %v\n", cmd, errors.Unwrap(err))
+		fmt.Fprintf(e.stderr, "chclient %s: --key-type: %s\n", cmd, configReason(err))
 		return nil, exitUsage
 	}
 	c := &enrollclient.Client{
@@ -219,7 +225,7 @@ func newClient(cmd string, o options, e env) (*enrollclient.Client, int) {
 	}
 	if o.caFingerprint != "" {
 		if _, err := enrollclient.ParseFingerprint(o.caFingerprint); err != nil {
-			fmt.Fprintf(e.stderr, "chclient %s: --ca-fingerprint: %v\n", cmd, errors.Unwrap(err))
+			fmt.Fprintf(e.stderr, "chclient %s: --ca-fingerprint: %s\n", cmd, configReason(err))
 			return nil, exitUsage
 		}
 	}

@@ -77,8 +77,8 @@ func TestUsage(t *testing.T) {
 	expect(t, runCmd(t, "", false, nil, "frobnicate"), exitUsage, `unknown command "frobnicate"`)
 	expect(t, runCmd(t, "", false, nil, "enroll", "--no-such-flag"), exitUsage, "no-such-flag")
 	expect(t, runCmd(t, "", false, nil, "status", "extra"), exitUsage, "unexpected argument")
-	expect(t, runCmd(t, "", false, nil, "enroll", "--key-type", "dsa"), exitUsage, "--key-type")
-	expect(t, runCmd(t, "", false, nil, "enroll", "--ca-fingerprint", "abcd"), exitUsage, "--ca-fingerprint")
+	expect(t, runCmd(t, "", false, nil, "enroll", "--key-type", "dsa"), exitUsage, `--key-type: unknown key type "dsa"`)
+	expect(t, runCmd(t, "", false, nil, "enroll", "--ca-fingerprint", "abcd"), exitUsage, `--ca-fingerprint: CA fingerprint "abcd" is not a SHA-256 fingerprint`)
 	expect(t, runCmd(t, "", false, nil, "renew", "--renew-window", "2"), exitUsage, "--renew-window")
 }
 
