@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -309,14 +308,7 @@ func (h *OSPHandler) authorize(ctx context.Context, req *osp.AuthorizationReques
 	}
 	rsp, err := osp.Authorize(req, out, signer, now, time.Duration(h.TokenValidity))
 	if err != nil {
-		// a token too large for the toolkit (the request's call id and
-		// numbers) is the request's fault: 400; anything else is ours
-		st := osp.StatusOf(err)
-		if st == osp.StatusInternalError {
-			h.log.Error("authorizing", zap.Error(err))
-		}
-		ans, f := h.refuse(req, st, now, outcomeOf(st))
-		return ans, append(f, zap.String("reason", err.Error()))
+		return h.refuseErr(req, err, now, "authorizing")
 	}
 	outcome := "authorized"
 	if !rsp.Status.OK() {
@@ -362,7 +354,7 @@ func (h *OSPHandler) reauthorize(ctx context.Context, req *osp.ReauthorizationRe
 		return ans, append(f, zap.String("reason", err.Error()))
 	}
 	// the toolkit names no destination; another client must name the token's
-	if alt := req.DestinationAddress(); alt != "" && !sameAddress(alt, info.SignalAddress) {
+	if alt := req.DestinationAddress(); alt != "" && !osp.SameSignalAddress(alt, info.SignalAddress) {
 		return h.refuse(req, osp.StatusDestinationInvalid, now, "bad_destination")
 	}
 	target, ok := h.app.deviceAt(info.SignalAddress)
@@ -383,12 +375,7 @@ func (h *OSPHandler) reauthorize(ctx context.Context, req *osp.ReauthorizationRe
 	}
 	rsp, err := osp.Reauthorize(req, info, osp.Destination{Device: target}, signer, now, time.Duration(h.TokenValidity))
 	if err != nil {
-		st := osp.StatusOf(err)
-		if st == osp.StatusInternalError {
-			h.log.Error("reauthorizing", zap.Error(err))
-		}
-		ans, f := h.refuse(req, st, now, outcomeOf(st))
-		return ans, append(f, zap.String("reason", err.Error()))
+		return h.refuseErr(req, err, now, "reauthorizing")
 	}
 	if !rsp.Status.OK() {
 		return h.refuse(req, rsp.Status, now, "bad_destination")
@@ -411,22 +398,19 @@ func (h *OSPHandler) verifier(now time.Time) (*osp.Verifier, error) {
 		AllowUnsigned: h.Tokens == TokensUnsigned}, nil
 }
 
-// sameAddress reports whether two signal addresses are the same.
-func sameAddress(a, b string) bool {
-	na, err := osp.NormalizeSignalAddress(a)
-	if err != nil {
-		return false
+// refuseErr answers an error of osp.Authorize or osp.Reauthorize: a token
+// too large for the toolkit (the request's call id and numbers) is the
+// request's fault, 400; anything else is the server's, 500, and logged.
+func (h *OSPHandler) refuseErr(m osp.Message, err error, now time.Time, doing string) (osp.Message, []zap.Field) {
+	st, outcome := osp.StatusOf(err), "too_large"
+	if st != osp.StatusBadRequest {
+		outcome = "error"
 	}
-	nb, err := osp.NormalizeSignalAddress(b)
-	return err == nil && strings.EqualFold(na, nb)
-}
-
-// outcomeOf is the metrics outcome of an error's refusal.
-func outcomeOf(st osp.Status) string {
-	if st == osp.StatusBadRequest {
-		return "too_large"
+	if st == osp.StatusInternalError {
+		h.log.Error(doing, zap.Error(err))
 	}
-	return "error"
+	ans, f := h.refuse(m, st, now, outcome)
+	return ans, append(f, zap.String("reason", err.Error()))
 }
 
 func (h *OSPHandler) usage(ctx context.Context, ind *osp.UsageIndication, device, why string, now time.Time) (osp.Message, []zap.Field) {

@@ -97,6 +97,17 @@ func NormalizeSignalAddress(s string) (string, error) {
 	return string(out), nil
 }
 
+// SameSignalAddress reports whether two signal addresses, both valid, name
+// the same destination once normalized (host names in any case).
+func SameSignalAddress(a, b string) bool {
+	na, err := NormalizeSignalAddress(a)
+	if err != nil {
+		return false
+	}
+	nb, err := NormalizeSignalAddress(b)
+	return err == nil && strings.EqualFold(na, nb)
+}
+
 // errNotIP is parseIP's error for what cannot be an IP address.
 var errNotIP = errors.New("not an IP address")
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -271,7 +270,7 @@ func Reauthorize(req *ReauthorizationRequest, info *TokenInfo, dest Destination,
 		return rsp, nil
 	}
 	if dest.SignalAddress != "" {
-		if a, err := NormalizeSignalAddress(dest.SignalAddress); err != nil || !strings.EqualFold(a, addr) {
+		if !SameSignalAddress(dest.SignalAddress, addr) {
 			return nil, fmt.Errorf("osp: Reauthorize: destination %q is not the token's %q", dest.SignalAddress, info.SignalAddress)
 		}
 	}
