@@ -74,13 +74,25 @@ func cdrBucket(t time.Time) string { return path.Join(cdrsPrefix(), t.UTC().Form
 // to file a role=destination record first that turns the terminating
 // device's record into a "duplicate".
 func cdrName(c CDR) string {
-	role := strings.ToLower(c.Role)
-	if role == "" {
-		role = "other"
-	}
 	attempt := sha256.Sum256([]byte(c.CallID + "\x00" + c.Destination))
-	return strconv.FormatUint(c.TransactionID, 10) + "-" + cdrReporter(c.Reporter) + "-" + role + "-" +
+	return strconv.FormatUint(c.TransactionID, 10) + "-" + cdrReporter(c.Reporter) + "-" + cdrRole(c.Role) + "-" +
 		hex.EncodeToString(attempt[:6]) + ".json"
+}
+
+// cdrRole is the role's part of a record's name. The role is the device's
+// free text: a role of lower-case letters and digits (source, destination,
+// other, the toolkit's radsrcstart…) is kept as it is, any other is hashed,
+// so that no role can put a separator, a "/" or a ".." into the key (and
+// reach another reporter's record or a path outside the CDR bucket).
+func cdrRole(role string) string {
+	role = strings.ToLower(role)
+	if role == "" {
+		return "other"
+	}
+	if len(role) <= 32 && strings.Trim(role, "abcdefghijklmnopqrstuvwxyz0123456789") == "" {
+		return role
+	}
+	return "x" + hashKey("cdr role", role)[:16]
 }
 
 // cdrReporter is the reporter's part of a record's name: a hash of the

@@ -190,6 +190,30 @@ func TestCDRKeyLayout(t *testing.T) {
 	if !name.MatchString(cdrName(odd)) {
 		t.Errorf("reporter %q: name %s", odd.Reporter, cdrName(odd))
 	}
+	// and so does any role the device sends: never a path out of the
+	// bucket, nor another reporter's name
+	other := r
+	other.Reporter, other.Role = "gw2", "destination"
+	hashed := regexp.MustCompile(`^42-[0-9a-f]{16}-x[0-9a-f]{16}-[0-9a-f]{12}\.json$`)
+	for _, role := range []string{"x/../../../../outside/evil", "..", "/", "source-" + cdrReporter("gw2"), "a.b", "Sourcé",
+		"x/../42-" + cdrReporter("gw2") + "-destination", strings.Repeat("a", 33)} {
+		o := r
+		o.Role = role
+		key := cdrKey(o)
+		if dir, file := path.Split(key); dir != "clearinghouse/cdrs/2024-03-09/" || !hashed.MatchString(file) || path.Clean(key) != key {
+			t.Errorf("role %q: key %s, want clearinghouse/cdrs/2024-03-09/42-<16 hex>-x<16 hex>-<12 hex>.json", role, key)
+		}
+		if cdrName(o) == cdrName(other) {
+			t.Errorf("role %q names gw2's record", role)
+		}
+	}
+	for _, role := range []string{"radsrcstart", "other", strings.Repeat("a", 32)} {
+		o := r
+		o.Role = role
+		if got := cdrName(o); !strings.Contains(got, "-"+role+"-") {
+			t.Errorf("role %q: name %s, want the role kept", role, got)
+		}
+	}
 
 	// a stored record is a file in its bucket
 	a, _, dir := cdrTestApp(t, r.Received)
