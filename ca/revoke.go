@@ -322,6 +322,15 @@ func (c *CA) RevokeDevice(ctx context.Context, device string, reason int, except
 			return nil, err
 		}
 	}
+	// a device with no other certificate (its first enrollment) needs
+	// neither the lock nor a write
+	serials, err := c.deviceSerials(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(serials, func(s string) bool { return s != except }) {
+		return nil, nil
+	}
 	var revoked []string
 	err = c.withLock(ctx, func() error {
 		serials, err := c.deviceSerials(ctx, name)
@@ -350,6 +359,9 @@ func (c *CA) RevokeDevice(ctx context.Context, device string, reason int, except
 			if newly {
 				revoked = append(revoked, s)
 			}
+		}
+		if len(marked) == 0 && len(revoked) == 0 {
+			return nil // all revoked already: nothing to write
 		}
 		return c.storeRevoked(ctx, rf, marked)
 	})

@@ -370,3 +370,38 @@ func TestCRLReadWithoutLock(t *testing.T) {
 		t.Fatalf("a CRL that does not match its metadata was served (locks %d)", st.count()-before)
 	}
 }
+
+// Superseding the other certificates of a device that has none (its first
+// enrollment) takes no lock; one whose others are all revoked writes
+// nothing; one with an unrevoked other revokes it.
+func TestRevokeDeviceOnlyWhatIsLeft(t *testing.T) {
+	ctx := context.Background()
+	st := &lockCounter{countedStore: NewMemStore()}
+	c, _ := openCA(t, st, Config{}, "")
+	first := issueN(t, c, "device1.itsp.com", 1)[0]
+	before := st.count()
+	if got, err := c.RevokeDevice(ctx, "device1.itsp.com", ReasonSuperseded, first.Serial); err != nil || len(got) != 0 {
+		t.Fatalf("nothing to supersede: revoked %v, %v", got, err)
+	}
+	if st.count() != before {
+		t.Fatal("superseding nothing took the CA's lock")
+	}
+	second := issueN(t, c, "device1.itsp.com", 1)[0]
+	got, err := c.RevokeDevice(ctx, "device1.itsp.com", ReasonSuperseded, second.Serial)
+	if err != nil || len(got) != 1 || got[0] != first.Serial {
+		t.Fatalf("superseding the first: revoked %v, %v", got, err)
+	}
+	crl, err := c.CRL(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.RevokeDevice(ctx, "device1.itsp.com", ReasonSuperseded, second.Serial); err != nil || len(got) != 0 {
+		t.Fatalf("again: revoked %v, %v", got, err)
+	}
+	if again, err := c.CRL(ctx); err != nil || !bytes.Equal(again, crl) {
+		t.Fatalf("superseding nothing new changed the CRL (%v)", err)
+	}
+	if revoked, err := c.IsRevoked(ctx, second.Serial); err != nil || revoked {
+		t.Fatalf("the current certificate revoked: %v %v", revoked, err)
+	}
+}

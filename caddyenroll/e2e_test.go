@@ -750,6 +750,69 @@ func TestReenrollmentRevocationFailureIsRetried(t *testing.T) {
 	}
 }
 
+// A re-enrollment cut short after its certificate was issued (here: the
+// previous certificate cannot be revoked) leaves a certificate that the
+// device record never named. The device's next enrollment with yet another
+// key supersedes it too, and that key's certificate is not delivered again.
+func TestUndeliveredCertificateIsSuperseded(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	caCert := s.getCACert()
+	_, csrA := p256CSR(t, "device4.com")
+	a := s.do(enrollReq(wire.OpRequest, t, csrA))
+	if a.Status != wire.StatusOK {
+		t.Fatalf("first enrollment: status %d %s", a.Status, a.Error)
+	}
+	certA, _ := x509.ParseCertificate(a.Certificate)
+
+	// the CA's list of revoked serials cannot be read or written
+	var caDir string
+	filepath.WalkDir(filepath.Join(s.Dir, "data", "clearinghouse", "ca"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == "issued" {
+			caDir = filepath.Dir(p)
+		}
+		return nil
+	})
+	if caDir == "" {
+		t.Fatal("no CA directory in storage")
+	}
+	revokedList := filepath.Join(caDir, "revoked.json")
+	if err := os.RemoveAll(revokedList); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(revokedList, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, csrB := p256CSR(t, "device4.com")
+	if b := s.do(enrollReq(wire.OpRequest, t, csrB)); b.Status != wire.StatusServerError {
+		t.Fatalf("re-enrollment that cannot revoke: status %d %s, want %d", b.Status, b.Error, wire.StatusServerError)
+	}
+	if err := os.Remove(revokedList); err != nil {
+		t.Fatal(err)
+	}
+
+	// the device gives up on key B and enrolls with a new key C
+	keyC, csrC := p256CSR(t, "device4.com")
+	c := s.do(enrollReq(wire.OpRequest, t, csrC))
+	if c.Status != wire.StatusOK {
+		t.Fatalf("enrollment with key C: status %d %s", c.Status, c.Error)
+	}
+	certC := checkIssued(t, c.Certificate, caCert, "device4.com", keyC)
+
+	// A and B are revoked, C is not
+	revoked := map[string]bool{}
+	for _, e := range s.fetchCRL(caCert).RevokedCertificateEntries {
+		revoked[e.SerialNumber.String()] = true
+	}
+	if !revoked[certA.SerialNumber.String()] || revoked[certC.SerialNumber.String()] || len(revoked) != 2 {
+		t.Fatalf("CRL holds %d serials (A %v, C %v), want A and B", len(revoked),
+			revoked[certA.SerialNumber.String()], revoked[certC.SerialNumber.String()])
+	}
+	// and key B's certificate is not handed out again
+	if b := s.do(enrollReq(wire.OpRetrieve, t, csrB)); b.Status != wire.StatusRejected {
+		t.Fatalf("retrieve with key B: status %d %s, want %d", b.Status, b.Error, wire.StatusRejected)
+	}
+}
+
 // Two pending requests for one device with different customer ids: once
 // one is approved, the other can no longer be (409), since the device's ids
 // are now recorded; the first certificate stays good.

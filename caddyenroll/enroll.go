@@ -248,11 +248,24 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 // The previous certificate is revoked before the device record names the
 // new one: while the record names it, a failure or crash in between is
 // repaired when the device asks again (resumeIssue), which revokes it then.
+// Every other certificate the same CA holds for the device is superseded
+// too: one issued for a request whose completion a crash or failure cut
+// short, which the device record never named.
 func (a *App) completeIssue(ctx context.Context, req *Request, prev *DeviceRecord) error {
 	ctx = context.WithoutCancel(ctx) // a device hanging up does not cut this short
-	// re-enrollment supersedes the device's previous certificate (earlier
-	// ones were superseded in their turn)
-	if prev != nil && prev.Serial != "" && prev.Serial != req.Serial {
+	if c, ok := a.cas[req.Profile]; ok {
+		serials, err := c.RevokeDevice(ctx, req.Device, reasonSuperseded, req.Serial)
+		if err != nil {
+			return fmt.Errorf("revoking superseded certificates of %s: %v", req.Device, err)
+		}
+		if len(serials) > 0 {
+			a.noteRevoked(req.Profile, "", serials, false)
+			metrics.revoked.Add(float64(len(serials)))
+			a.log.Info("superseded certificates revoked", zap.String("device", req.Device), zap.Strings("serials", serials))
+		}
+	}
+	// and the previous certificate when the other profile's CA issued it
+	if prev != nil && prev.Serial != "" && prev.Serial != req.Serial && prev.Profile != req.Profile {
 		if c, ok := a.cas[prev.Profile]; ok {
 			switch err := c.Revoke(ctx, prev.Serial, reasonSuperseded); {
 			case errors.Is(err, ca.ErrNotFound):
