@@ -367,7 +367,7 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 	// a device without a valid certificate is not enrolled any more
 	d := ad.app.cfg.device(body.Device)
 	if d.Known && d.Enrolled {
-		if err := ad.app.cfg.edit(func(f *configfile.File) error { return f.SetEnrolled(d.Name, false) }); err != nil {
+		if err := ad.app.cfg.edit(ctx, func(f *configfile.File) error { return f.SetEnrolled(d.Name, false) }); err != nil {
 			return nil, 0, apiErr(http.StatusInternalServerError, err)
 		}
 	}

@@ -190,6 +190,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err // already FILE:LINE: …
 	}
+	a.cfg.lockFile = configFileLock(a.storage, a.ConfigFile)
 	if a.Authorities == nil {
 		a.Authorities = make(map[string]*Authority)
 	}
@@ -341,7 +342,7 @@ func (a *App) openCA(ctx context.Context, profile string, auth *Authority) error
 	// they are the operator's statement of which devices are enrolled.
 	clearEnrolled := !hadCrypto && res.Created
 	var cleared []string
-	err = a.cfg.edit(func(f *configfile.File) error {
+	err = a.cfg.edit(ctx, func(f *configfile.File) error {
 		if err := f.SetCrypto(newItem); err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package caddyenroll
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/caddyserver/certmagic"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 )
@@ -35,6 +38,9 @@ type configState struct {
 	// edits is the process-wide lock of the file's edits: during a reload
 	// the old and the new config each have a configState on one file
 	edits *sync.Mutex
+	// lockFile, when set, is the lock of the file's edits across the
+	// instances that share it (a storage lock), taken after edits
+	lockFile func(ctx context.Context) (unlock func(), err error)
 
 	mu   sync.RWMutex
 	file *configfile.File
@@ -42,10 +48,21 @@ type configState struct {
 	bad  fileVersion // the last version on disk that did not parse
 }
 
-// fileVersion tells versions of the file on disk apart.
+// fileVersion tells versions of the file on disk apart: its time and size,
+// and which file it is (every save renames a new file into place, so two
+// saves within the clock's resolution are still told apart).
 type fileVersion struct {
 	mod  time.Time
 	size int64
+	info os.FileInfo // nil: no version
+}
+
+// is reports whether v and o are the same version.
+func (v fileVersion) is(o fileVersion) bool {
+	if v.info == nil || o.info == nil {
+		return v.info == nil && o.info == nil
+	}
+	return v.mod.Equal(o.mod) && v.size == o.size && os.SameFile(v.info, o.info)
 }
 
 func (cs *configState) stat() (fileVersion, error) {
@@ -53,7 +70,7 @@ func (cs *configState) stat() (fileVersion, error) {
 	if err != nil {
 		return fileVersion{}, fmt.Errorf("configuration file: %v", err)
 	}
-	return fileVersion{fi.ModTime(), fi.Size()}, nil
+	return fileVersion{fi.ModTime(), fi.Size(), fi}, nil
 }
 
 // editLocks holds the edit lock of each configuration file, by absolute path.
@@ -65,6 +82,22 @@ func editLock(path string) *sync.Mutex {
 	}
 	m, _ := editLocks.LoadOrStore(path, new(sync.Mutex))
 	return m.(*sync.Mutex)
+}
+
+// configFileLock is the storage lock of a configuration file's edits, by
+// its absolute path: instances sharing the storage and the file (on one
+// host, or on a shared file system) write it one at a time.
+func configFileLock(st certmagic.Storage, path string) func(ctx context.Context) (func(), error) {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	name := "clearinghouse_config_" + hashKey("configuration file", path)[:32]
+	return func(ctx context.Context) (func(), error) {
+		if err := st.Lock(ctx, name); err != nil {
+			return nil, err
+		}
+		return func() { _ = st.Unlock(context.WithoutCancel(ctx), name) }, nil
+	}
 }
 
 func loadConfigState(path string, backups int) (*configState, error) {
@@ -104,10 +137,18 @@ var errFileUnavailable = errors.New("configuration file unavailable")
 // (errFileUnavailable).
 //
 // Edits of one file run one at a time in the process, whichever
-// configState makes them: each parses the other's write before its own.
-func (cs *configState) edit(fn func(f *configfile.File) error) error {
+// configState makes them, and across the instances sharing the file under
+// lockFile: each parses the other's write before its own.
+func (cs *configState) edit(ctx context.Context, fn func(f *configfile.File) error) error {
 	cs.edits.Lock()
 	defer cs.edits.Unlock()
+	if cs.lockFile != nil {
+		unlock, err := cs.lockFile(ctx)
+		if err != nil {
+			return fmt.Errorf("%w: locking %s: %v", errFileUnavailable, cs.path, err)
+		}
+		defer unlock()
+	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if err := cs.syncLocked(); err != nil {
@@ -141,7 +182,7 @@ func (cs *configState) syncLocked() error {
 	if err != nil {
 		return err
 	}
-	if v == cs.ver {
+	if v.is(cs.ver) {
 		return nil
 	}
 	f, err := configfile.ParseFile(cs.path)
@@ -186,13 +227,13 @@ func (cs *configState) reload() (bool, error) {
 	cs.mu.RLock()
 	cur, bad := cs.ver, cs.bad
 	cs.mu.RUnlock()
-	if v == cur || v == bad {
+	if v.is(cur) || v.is(bad) {
 		return false, nil
 	}
 	f, perr := configfile.ParseFile(cs.path)
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	if cs.ver != cur {
+	if !cs.ver.is(cur) {
 		return false, nil // an edit came in between; the next poll decides
 	}
 	if perr != nil {
@@ -211,7 +252,7 @@ func (cs *configState) badOnDisk() bool {
 	}
 	cs.mu.RLock()
 	defer cs.mu.RUnlock()
-	return v == cs.bad
+	return v.is(cs.bad)
 }
 
 // flags is a snapshot of the file's switches.

@@ -98,7 +98,7 @@ func (b *markBatcher) do(m mark) error {
 // the file itself is unavailable every mark gets that error.
 func (a *App) applyMarks(batch []mark) []error {
 	errs := make([]error, len(batch))
-	err := a.cfg.edit(func(f *configfile.File) error {
+	err := a.cfg.edit(a.bgCtx, func(f *configfile.File) error {
 		changed := false
 		for i, m := range batch {
 			var c bool

@@ -172,7 +172,7 @@ func TestDeferredMarks(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(good+"device c.example \"\" enabled\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.cfg.edit(func(*configfile.File) error { return nil }); err != nil { // take in c.example
+	if err := a.cfg.edit(context.Background(), func(*configfile.File) error { return nil }); err != nil { // take in c.example
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(conf, []byte(broken), 0o640); err != nil {
