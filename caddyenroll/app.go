@@ -114,6 +114,7 @@ type App struct {
 	clock          func() time.Time // nil: time.Now; tests set it
 	bgCtx          context.Context
 	bgCancel       context.CancelFunc
+	crypto         *cryptoRecords
 }
 
 // CaddyModule returns the Caddy module information.
@@ -198,6 +199,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.Authorities[profileModern] = new(Authority)
 	}
 	a.cas = make(map[string]*ca.CA)
+	a.crypto = new(cryptoRecords)
 	// the modern CA first: it decides whether the file's crypto item was absent
 	for _, profile := range []string{profileModern, profileLegacy} {
 		auth := a.Authorities[profile]
@@ -294,25 +296,24 @@ func (a *App) Validate() error {
 	return nil
 }
 
-// openCA opens (or creates) the CA of a profile and reconciles the file's
-// crypto item with it. The crypto item lists one entry per profile,
-// separated by spaces, each as the ca package writes it.
+// openCA opens (or creates) the CA of a profile. When the file's crypto
+// item does not name it yet, the file is edited at Start (recordCrypto),
+// not here: `caddy validate` provisions too, and must not touch the file.
+// The crypto item lists one entry per profile, separated by spaces, each
+// as the ca package writes it.
 func (a *App) openCA(ctx context.Context, profile string, auth *Authority) error {
 	var cryptoItem string
 	var hadCrypto bool
 	a.cfg.read(func(f *configfile.File) {
 		cryptoItem, hadCrypto = f.Crypto, f.HasCrypto
 	})
-	entries := strings.Fields(cryptoItem)
 	param := ""
 	ours := false
-	for _, e := range entries {
+	for _, e := range strings.Fields(cryptoItem) {
 		if strings.HasPrefix(e, profile+":") {
 			param = e
 		}
-		if strings.HasPrefix(e, profileModern+":") || strings.HasPrefix(e, profileLegacy+":") {
-			ours = true
-		}
+		ours = ours || isOurCryptoEntry(e)
 	}
 	c, res, err := ca.Open(ctx, a.storage, auth.config(profile), param)
 	if err != nil {
@@ -326,27 +327,76 @@ func (a *App) openCA(ctx context.Context, profile string, auth *Authority) error
 	if param == res.CryptoParam {
 		return nil
 	}
-	// the file must now name this CA
-	var kept []string
-	for _, e := range entries {
-		if !strings.HasPrefix(e, profile+":") && (strings.HasPrefix(e, profileModern+":") || strings.HasPrefix(e, profileLegacy+":")) {
-			kept = append(kept, e)
-		}
-	}
-	kept = append(kept, res.CryptoParam)
-	newItem := strings.Join(kept, " ")
 	// The seed: when the crypto item is absent the server generates new
 	// parameters and every enrolled device must re-enroll. A value that is
 	// present but not ours (a file imported from another clearinghouse, or
 	// Table 7's placeholder) is replaced, and its enrolled flags are kept:
 	// they are the operator's statement of which devices are enrolled.
-	clearEnrolled := !hadCrypto && res.Created
+	a.crypto.pending = append(a.crypto.pending, cryptoRecord{
+		profile: profile, param: res.CryptoParam, was: param,
+		clearEnrolled: !hadCrypto && res.Created, created: res.Created, adopted: res.Adopted,
+		replacedForeign: hadCrypto && !ours && cryptoItem != "",
+	})
+	return nil
+}
+
+func isOurCryptoEntry(e string) bool {
+	return strings.HasPrefix(e, profileModern+":") || strings.HasPrefix(e, profileLegacy+":")
+}
+
+// cryptoRecords are the CAs that Provision opened and the file does not
+// name yet.
+type cryptoRecords struct {
+	mu      sync.Mutex
+	pending []cryptoRecord
+}
+
+type cryptoRecord struct {
+	profile, param                    string
+	was                               string // the profile's entry in the file when Provision read it
+	clearEnrolled                     bool
+	created, adopted, replacedForeign bool
+}
+
+// recordCrypto makes the file name the CAs in use, once: at Start, or
+// before an issuance that comes first. If another instance sharing the
+// storage has meanwhile recorded another CA of a profile, this
+// configuration refuses to go on (a reload opens that CA), rather than
+// serve a CA the file does not name.
+func (a *App) recordCrypto(ctx context.Context) error {
+	a.crypto.mu.Lock()
+	defer a.crypto.mu.Unlock()
+	if len(a.crypto.pending) == 0 {
+		return nil
+	}
 	var cleared []string
-	err = a.cfg.edit(ctx, func(f *configfile.File) error {
-		if err := f.SetCrypto(newItem); err != nil {
+	err := a.cfg.edit(ctx, func(f *configfile.File) error {
+		entries := map[string]string{}
+		for _, e := range strings.Fields(f.Crypto) {
+			if isOurCryptoEntry(e) { // a value not ours is replaced
+				entries[e[:strings.IndexByte(e, ':')]] = e
+			}
+		}
+		clear := false
+		for _, r := range a.crypto.pending {
+			if cur := entries[r.profile]; cur != r.was && cur != r.param {
+				return fmt.Errorf("the file names the %s CA %q since this configuration was loaded (another instance sharing the storage recorded it); reload to use it", r.profile, cur)
+			}
+			entries[r.profile] = r.param
+			// only while no instance has recorded a CA yet: marks written
+			// since then are of the new CA's certificates
+			clear = clear || (r.clearEnrolled && !f.HasCrypto)
+		}
+		var item []string
+		for _, profile := range []string{profileModern, profileLegacy} {
+			if e := entries[profile]; e != "" {
+				item = append(item, e)
+			}
+		}
+		if err := f.SetCrypto(strings.Join(item, " ")); err != nil {
 			return err
 		}
-		if clearEnrolled {
+		if clear {
 			cleared = f.ClearEnrolled()
 		}
 		return nil
@@ -354,13 +404,16 @@ func (a *App) openCA(ctx context.Context, profile string, auth *Authority) error
 	if err != nil {
 		return fmt.Errorf("recording crypto parameters in %s: %v", a.ConfigFile, err)
 	}
-	a.log.Info("configuration file now names the operational CA",
-		zap.String("profile", profile),
-		zap.String("crypto", res.CryptoParam),
-		zap.Bool("created", res.Created),
-		zap.Bool("adopted_from_another_instance", res.Adopted),
-		zap.Bool("replaced_foreign_value", hadCrypto && !ours && cryptoItem != ""),
-		zap.Int("devices_must_reenroll", len(cleared)))
+	for _, r := range a.crypto.pending {
+		a.log.Info("configuration file now names the operational CA",
+			zap.String("profile", r.profile),
+			zap.String("crypto", r.param),
+			zap.Bool("created", r.created),
+			zap.Bool("adopted_from_another_instance", r.adopted),
+			zap.Bool("replaced_foreign_value", r.replacedForeign),
+			zap.Int("devices_must_reenroll", len(cleared)))
+	}
+	a.crypto.pending = nil
 	return nil
 }
 
@@ -369,6 +422,9 @@ func (a *App) openCA(ctx context.Context, profile string, auth *Authority) error
 // revokes what devices disabled meanwhile still hold and starts the
 // janitors.
 func (a *App) Start() error {
+	if err := a.recordCrypto(a.bgCtx); err != nil {
+		return err
+	}
 	a.background(func() {
 		if err := a.state.indexPending(a.bgCtx); err != nil {
 			a.log.Error("indexing pending requests", zap.Error(err))

@@ -213,6 +213,11 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 // again); a crash after it is repaired when the device asks again
 // (resumeIssue).
 func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, prev *DeviceRecord, authority *ca.CA, policy ca.Policy) error {
+	// the file names the CA before it issues (Start does it, unless an
+	// enrollment arrives first)
+	if err := a.recordCrypto(ctx); err != nil {
+		return err
+	}
 	var is *ca.Issued
 	var err error
 	if parsed != nil { // verified moments ago: don't check its signature twice

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 )
 
 func init() { caddy.RegisterModule(countedStorage{}) }
@@ -295,4 +297,94 @@ func TestStopWaitsForBackgroundWork(t *testing.T) {
 	done := make(chan struct{})
 	a.background(func() { close(done) })
 	<-done
+}
+
+// `caddy validate` provisions the apps without starting them: it must not
+// edit the configuration file (a file without a crypto item used to get
+// one naming a CA of the validating storage, and lose its enrolled flags).
+// Start records the CA and clears the flags, as the seed says.
+func TestValidateLeavesTheFileAlone(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "ch.conf")
+	orig := "enroll enabled\ngroup \"\"\ndevice d1.example \"\" enabled enrolled\n"
+	if err := os.WriteFile(conf, []byte(orig), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := json.Marshal(map[string]any{
+		"admin":   map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
+		"storage": map[string]any{"module": "enroll_test_counted", "root": filepath.Join(dir, "validate-storage")},
+		"apps":    map[string]any{"enroll": map[string]any{"config_file": conf, "approval": "auto"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c caddy.Config
+	if err := json.Unmarshal(cfg, &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Validate(&c); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(conf); string(got) != orig {
+		t.Fatalf("validate edited the file:\n%s", got)
+	}
+	if backups, _ := filepath.Glob(conf + ".~*"); len(backups) != 0 {
+		t.Fatalf("validate left backups %v", backups)
+	}
+
+	a := loadEnroll(t, filepath.Join(dir, "storage"), conf, "auto")
+	t.Cleanup(func() { caddy.Stop() })
+	f, err := configfile.ParseFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Crypto != a.cas[profileModern].CryptoParam() {
+		t.Fatalf("after start the file names %q, want %q", f.Crypto, a.cas[profileModern].CryptoParam())
+	}
+	if d, _ := f.Device("d1.example"); d == nil || d.Enrolled {
+		t.Fatal("a new CA's start kept the enrolled flag")
+	}
+}
+
+// Two instances sharing the storage and the file start together on a file
+// without a crypto item: the one that records its CA second refuses to
+// start rather than replace the other's CA in the file and serve another.
+func TestSecondCAOfAStartRaceIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "ch.conf")
+	if err := os.WriteFile(conf, []byte("enroll enabled\ngroup \"\"\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	st := localLocks{&certmagic.FileStorage{Path: filepath.Join(dir, "data")}}
+	instance := func() *App {
+		cs, err := loadConfigState(conf, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs.edits = new(sync.Mutex) // another process
+		cs.lockFile = configFileLock(st, conf)
+		return &App{cfg: cs, storage: st, cas: map[string]*ca.CA{}, crypto: new(cryptoRecords), log: zap.NewNop()}
+	}
+	a, b := instance(), instance() // both read the file before either recorded a CA
+	ctx := context.Background()
+	if err := a.openCA(ctx, profileModern, &Authority{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.recordCrypto(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.openCA(ctx, profileModern, &Authority{}); err != nil {
+		t.Fatal(err)
+	}
+	err := b.recordCrypto(ctx)
+	if err == nil || !strings.Contains(err.Error(), "reload") {
+		t.Fatalf("the second instance recorded its CA: %v", err)
+	}
+	f, err := configfile.ParseFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Crypto != a.cas[profileModern].CryptoParam() {
+		t.Fatalf("the file names %q, want the first instance's %q", f.Crypto, a.cas[profileModern].CryptoParam())
+	}
 }
