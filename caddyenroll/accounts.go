@@ -30,6 +30,10 @@ type Account struct {
 type accounts struct {
 	byName map[string]*Account
 	dummy  []byte
+	// the accounts whose hash has a lower bcrypt cost than the dummy: a
+	// wrong password for one of them is answered faster than an unknown
+	// username, which tells the name is an account's
+	cheaper []string
 
 	mu    sync.RWMutex
 	cache map[[32]byte]struct{}
@@ -39,6 +43,8 @@ const maxCachedCredentials = 10000
 
 func newAccounts(list []Account) (*accounts, error) {
 	a := &accounts{byName: make(map[string]*Account), cache: make(map[[32]byte]struct{})}
+	costs := make([]int, len(list))
+	maxCost := -1
 	for i := range list {
 		acct := &list[i]
 		if acct.Username == "" {
@@ -47,16 +53,23 @@ func newAccounts(list []Account) (*accounts, error) {
 		if _, dup := a.byName[acct.Username]; dup {
 			return nil, fmt.Errorf("account %q is defined twice", acct.Username)
 		}
-		if _, err := bcrypt.Cost([]byte(acct.Password)); err != nil {
+		cost, err := bcrypt.Cost([]byte(acct.Password))
+		if err != nil {
 			return nil, fmt.Errorf("account %q: password must be a bcrypt hash (use `caddy hash-password`): %v", acct.Username, err)
 		}
 		a.byName[acct.Username] = acct
+		costs[i] = cost
+		// Unknown users are checked against the hash of the highest cost
+		// (the result is discarded), so that no account costs more bcrypt
+		// work than an unknown user. (The hashes' text does not order them
+		// by cost: "$2y$04$" sorts after "$2a$10$".)
+		if cost > maxCost {
+			maxCost, a.dummy = cost, []byte(acct.Password)
+		}
 	}
-	// Unknown users are checked against a real account's hash (the result
-	// is discarded), so they cost the same bcrypt work as known ones.
-	for _, acct := range a.byName {
-		if a.dummy == nil || len(acct.Password) > len(a.dummy) || acct.Password > string(a.dummy) {
-			a.dummy = []byte(acct.Password)
+	for i := range list {
+		if costs[i] < maxCost {
+			a.cheaper = append(a.cheaper, list[i].Username)
 		}
 	}
 	if a.dummy == nil {

@@ -45,3 +45,28 @@ func TestAccounts(t *testing.T) {
 		t.Error("sameCustomer")
 	}
 }
+
+// Unknown users are checked against the hash of the highest cost, whatever
+// its prefix ("$2y$04$" sorts after "$2a$06$"), and accounts of a lower
+// cost are named.
+func TestAccountsDummyHasMaxCost(t *testing.T) {
+	h4, _ := bcrypt.GenerateFromPassword([]byte("four"), 4)
+	h6, _ := bcrypt.GenerateFromPassword([]byte("six"), 6)
+	y4 := "$2y$" + strings.TrimPrefix(string(h4), "$2a$")
+	a, err := newAccounts([]Account{{Username: "cheap", Password: y4}, {Username: "dear", Password: string(h6)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cost, err := bcrypt.Cost(a.dummy); err != nil || cost != 6 {
+		t.Errorf("dummy hash cost %d (%v), want 6", cost, err)
+	}
+	if len(a.cheaper) != 1 || a.cheaper[0] != "cheap" {
+		t.Errorf("accounts of a lower cost: %v, want [cheap]", a.cheaper)
+	}
+	if _, ok := a.check("cheap", "four"); !ok {
+		t.Error("the $2y$ account's password is refused")
+	}
+	if _, ok := a.check("nobody", "six"); ok {
+		t.Error("an unknown user with the dummy hash's password is accepted")
+	}
+}

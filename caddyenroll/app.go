@@ -169,6 +169,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.accounts, err = newAccounts(a.Accounts); err != nil {
 		return err
 	}
+	if len(a.accounts.cheaper) > 0 {
+		a.log.Warn("accounts whose password hash has a lower bcrypt cost than another's answer a wrong password faster than an unknown username, which tells their names; hash every password at the same cost",
+			zap.Strings("accounts", a.accounts.cheaper))
+	}
 	// a reload with the same settings keeps the failures and lockouts
 	a.limitersKey = fmt.Sprintf("%d %d %d", a.FailuresAllowed, a.LockoutBase, a.LockoutMax)
 	v, _, err := limitersPool.LoadOrNew(a.limitersKey, func() (caddy.Destructor, error) {

@@ -106,3 +106,53 @@ func TestConfigStatesShareEditsAcrossInstances(t *testing.T) {
 		}
 	}
 }
+
+// A device line is found under every spelling the CA takes for the same
+// device, as the file writes it, and the index follows the server's edits;
+// an enrolled mark for another spelling marks the line rather than adding
+// the device again.
+func TestDeviceLookupSpellings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ch.conf")
+	conf := "group \"\"\ndevice 192.0.2.10 \"\" disabled\ndevice '2001:DB8::1' \"\" enabled\ndevice GW1.Example \"\" enabled\n"
+	if err := os.WriteFile(path, []byte(conf), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := loadConfigState(path, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for spelling, want := range map[string]string{
+		"192.0.2.10": "192.0.2.10", "[192.0.2.10]": "192.0.2.10", "::ffff:192.0.2.10": "192.0.2.10",
+		"2001:db8::1": "2001:DB8::1", "2001:db8:0::1": "2001:DB8::1", "[2001:DB8::1]": "2001:DB8::1",
+		"gw1.example": "GW1.Example", "GW1.EXAMPLE.": "GW1.Example",
+	} {
+		if d := cs.device(spelling); !d.Known || d.Name != want {
+			t.Errorf("%s: %+v, want %s", spelling, d, want)
+		}
+	}
+	for _, other := range []string{"192.0.2.1", "2001:db8::10", "gw2.example", "not a name"} {
+		if d := cs.device(other); d.Known || d.Name != other {
+			t.Errorf("%s: %+v, want unknown", other, d)
+		}
+	}
+	if err := cs.edit(context.Background(), func(f *configfile.File) error { return f.AddDevice("2001:db8::2", "", true, false) }); err != nil {
+		t.Fatal(err)
+	}
+	if d := cs.device("2001:DB8:0::2"); !d.Known || d.Name != "2001:db8::2" {
+		t.Errorf("added 2001:db8::2 as 2001:DB8:0::2: %+v", d)
+	}
+	err = cs.edit(context.Background(), func(f *configfile.File) error {
+		_, err := markIn(f, mark{Device: "gw1.example", Add: true})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := configfile.ParseFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := f.Device("GW1.Example"); len(f.Devices) != 4 || !ok || !d.Enrolled {
+		t.Errorf("after marking gw1.example: %+v", f.Devices)
+	}
+}

@@ -847,6 +847,76 @@ func TestApprovalKeepsRecordedIDs(t *testing.T) {
 	}
 }
 
+// A CSR that spells a device's IP address otherwise ("[192.0.2.10]",
+// "::ffff:192.0.2.10", "2001:db8:0::1") names the device the file lists, as
+// its certificate would: not an unknown device whose request would skip the
+// disabled check and the ids the device enrolled with, and whose approval
+// would add a second line for it.
+func TestDeviceNameSpellings(t *testing.T) {
+	s := startServer(t, serverOpts{conf: "enroll enabled\nssl enabled\ngroup \"\"\n" +
+		"device 192.0.2.10 \"\" enabled\ndevice 192.0.2.20 \"\" disabled\ndevice '2001:DB8::1' \"\" enabled\n"})
+	req := func(cn, customer string) wire.Request {
+		_, csr := p256CSR(t, cn)
+		r := enrollReq(wire.OpRequest, t, csr)
+		r.Customer = customer
+		return r
+	}
+	if a := s.do(req("192.0.2.10", "2")); a.Status != wire.StatusOK {
+		t.Fatalf("192.0.2.10: status %d %s", a.Status, a.Error)
+	}
+	for _, cn := range []string{"[192.0.2.10]", "::ffff:192.0.2.10"} {
+		if a := s.do(req(cn, "7")); a.Status != wire.StatusCustomerMismatch {
+			t.Errorf("%s with another customer: status %d %s, want %d", cn, a.Status, a.Error, wire.StatusCustomerMismatch)
+		}
+	}
+	if a := s.do(req("[192.0.2.20]", "2")); a.Status != wire.StatusDeviceDisabled {
+		t.Errorf("[192.0.2.20], disabled: status %d %s, want %d", a.Status, a.Error, wire.StatusDeviceDisabled)
+	}
+	a := s.do(req("2001:db8:0::1", "2"))
+	if a.Status != wire.StatusOK {
+		t.Fatalf("2001:db8:0::1: status %d %s", a.Status, a.Error)
+	}
+	cert, err := x509.ParseCertificate(a.Certificate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert.Subject.CommonName != "2001:db8::1" || len(cert.IPAddresses) != 1 || cert.IPAddresses[0].String() != "2001:db8::1" {
+		t.Errorf("certificate names %q %v, want 2001:db8::1", cert.Subject.CommonName, cert.IPAddresses)
+	}
+	if p := s.pending(); len(p) != 0 {
+		t.Errorf("pending: %+v", p)
+	}
+	f := s.confFile()
+	if len(f.Devices) != 3 {
+		t.Errorf("file lists %d devices, want 3: %+v", len(f.Devices), f.Devices)
+	}
+	if d, ok := f.Device("2001:DB8::1"); !ok || !d.Enrolled {
+		t.Errorf("2001:DB8::1 in the file: %+v %v, want enrolled", d, ok)
+	}
+
+	// a request made while the file did not list the device, which the
+	// operator then adds spelled otherwise, is not approved under the
+	// request's spelling (its record and lock would not be the device's)
+	if a := s.do(req("2001:db8::5", "2")); a.Status != wire.StatusPending {
+		t.Fatalf("unknown 2001:db8::5: status %d %s", a.Status, a.Error)
+	}
+	b, _ := os.ReadFile(s.conf)
+	if err := os.WriteFile(s.conf, append(b, "device '2001:DB8:0::5' \"\" enabled\n"...), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "reload", func() bool {
+		_, body := s.Admin("GET", "/enroll/devices", "")
+		return strings.Contains(body, "2001:DB8:0::5")
+	})
+	p := s.pending()
+	if len(p) != 1 {
+		t.Fatalf("pending: %+v", p)
+	}
+	if code, body := s.Admin("POST", "/enroll/approve/"+p[0].ID, ""); code != 409 || !strings.Contains(body, "2001:DB8:0::5") {
+		t.Fatalf("approving 2001:db8::5 listed as 2001:DB8:0::5: %d %s, want 409", code, body)
+	}
+}
+
 // A device disabled in the file while Caddy was not running has its
 // certificate revoked when Caddy starts again.
 func TestDisabledWhileStoppedIsRevoked(t *testing.T) {

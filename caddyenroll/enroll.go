@@ -358,7 +358,12 @@ func (d *DeviceRecord) idsDiffer(deviceID, customer string) bool {
 }
 
 // csrDeviceName is the device a CSR names: its subject common name, else
-// its first DNS name.
+// its first DNS name, in the CA's normal form (ca.NormalizeDevice), which
+// the certificate, the CA's records and OSP identification use: an IP
+// address has one spelling ("[192.0.2.10]" and "::ffff:192.0.2.10" are
+// 192.0.2.10, "2001:DB8:0::1" is 2001:db8::1) and a DNS name loses its
+// trailing dot. Looked up, locked and recorded as the CSR spells it, another
+// spelling of a device would be another, unknown device.
 func csrDeviceName(csr *ca.CSR) (string, error) {
 	name := csr.CommonName
 	if name == "" && len(csr.DNSNames) > 0 {
@@ -370,6 +375,10 @@ func csrDeviceName(csr *ca.CSR) (string, error) {
 	}
 	if len(name) > 253 {
 		return "", errors.New("the certificate request's device name is too long")
+	}
+	name, _, err := ca.NormalizeDevice(name)
+	if err != nil {
+		return "", err
 	}
 	return name, nil
 }
@@ -423,6 +432,14 @@ func (a *App) approve(ctx context.Context, id, group string) (*Request, error) {
 			return err
 		}
 		dev := a.cfg.device(req.Device)
+		// a request is locked and recorded under its device's name: one made
+		// under another spelling than the file's (before the file listed the
+		// device, or by a version that did not normalize names) would skip
+		// the device's record, its customer and its current certificate
+		if dev.Known && !strings.EqualFold(dev.Name, req.Device) {
+			return fmt.Errorf("%w: the configuration file lists %s as %s; reject this request (the device enrolls again under the file's name)",
+				errConflict, req.Device, dev.Name)
+		}
 		if dev.Known && !dev.Enabled {
 			return fmt.Errorf("%w: device %s is disabled in the configuration file", errConflict, req.Device)
 		}

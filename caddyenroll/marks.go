@@ -120,13 +120,15 @@ func (a *App) applyMarks(batch []mark) []error {
 
 var errNothingToWrite = errors.New("no change")
 
-// markIn marks one device in f and reports whether f changed.
+// markIn marks one device in f and reports whether f changed. The device
+// is found as configState.device finds it: a line that spells its name
+// otherwise is marked, not added again.
 func markIn(f *configfile.File, m mark) (bool, error) {
-	if d, ok := f.Device(m.Device); ok {
+	if d, ok := findDevice(f, m.Device, nil); ok {
 		if d.Enrolled {
 			return false, nil
 		}
-		err := f.SetEnrolled(m.Device, true)
+		err := f.SetEnrolled(d.Name, true)
 		return err == nil, err
 	}
 	if !m.Add {
