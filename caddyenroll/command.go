@@ -27,6 +27,7 @@ Tools for the clearinghouse enrollment server.
 
   check <file>        validate a clearinghouse configuration file: exit 0 with a
                       summary, or exit 1 with one FILE:LINE: message per error
+                      (on stderr)
   pending             list enrollment requests waiting for approval
   requests            list all requests (--state pending|issued|rejected)
   approve <id>        issue the certificate of a pending request
@@ -136,20 +137,25 @@ func checkCommand() *cobra.Command {
 		Args:         cobra.ExactArgs(1),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCheck(cmd.OutOrStdout(), args[0])
+			return runCheck(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0])
 		},
 	}
 }
 
-// runCheck prints a summary of a valid file, or one FILE:LINE: message per
-// error, and returns an error (exit status 1; cobra prints it on stderr).
-func runCheck(out io.Writer, path string) error {
+// runCheck prints a summary of a valid file on out, or one FILE:LINE:
+// message per error on errOut, and returns an error (exit status 1; cobra
+// prints it on stderr).
+func runCheck(out, errOut io.Writer, path string) error {
 	f, err := configfile.ParseFile(path)
 	if err != nil {
 		var list configfile.ErrorList
 		if errors.As(err, &list) {
 			for _, e := range list {
-				fmt.Fprintln(out, e.Error())
+				fmt.Fprintln(errOut, e.Error())
+			}
+			if list.Truncated() {
+				// the last line is the cut, not an error of its own
+				return fmt.Errorf("%s: more than %d errors (parsing stopped)", path, len(list)-1)
 			}
 			return fmt.Errorf("%s: %d error(s)", path, len(list))
 		}

@@ -51,18 +51,28 @@ func TestCheckCommand(t *testing.T) {
 
 	bad := filepath.Join(dir, "bad.conf")
 	os.WriteFile(bad, []byte("group \"\"\ndevice gw1 nogroup enabled\nroute \"\" '+1...' gw2 10\nroute \"\" '+1...' gw1 -3\nssl maybe\n"), 0o644)
-	out, _, code = runCaddy(t, dir, "enroll", "check", bad)
-	if code != 1 {
-		t.Fatalf("check of a bad file: exit %d, want 1\n%s", code, out)
+	out, errOut, code := runCaddy(t, dir, "enroll", "check", bad)
+	if code != 1 || out != "" {
+		t.Fatalf("check of a bad file: exit %d, want 1 and errors on stderr only\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) < 4 {
-		t.Fatalf("want one line per error, got:\n%s", out)
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	if len(lines) < 5 || lines[len(lines)-1] != "Error: "+bad+": 4 error(s)" {
+		t.Fatalf("want one line per error, then the count, got:\n%s", errOut)
 	}
-	for _, l := range lines {
+	for _, l := range lines[:len(lines)-1] {
 		if !strings.HasPrefix(l, bad+":") {
 			t.Errorf("error line without FILE:LINE: %q", l)
 		}
+	}
+	badErrs := errOut
+
+	// past the cap, the count says so and does not count the cut
+	many := filepath.Join(dir, "many.conf")
+	os.WriteFile(many, []byte(strings.Repeat("bogus\n", 150)), 0o644)
+	out, errOut, code = runCaddy(t, dir, "enroll", "check", many)
+	if code != 1 || out != "" || !strings.Contains(errOut, many+": more than 100 errors") || strings.Contains(errOut, "101 error") ||
+		strings.Count(errOut, many+":") != 102 {
+		t.Errorf("check of a file with 150 errors: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 
 	// mistakes in the command line are said, not only an exit status
@@ -83,8 +93,8 @@ func TestCheckCommand(t *testing.T) {
 		}
 	}
 	for _, want := range []string{bad + ":2:", bad + ":3:", bad + ":4:", bad + ":5:"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("no error reported at %s\n%s", want, out)
+		if !strings.Contains(badErrs, want) {
+			t.Errorf("no error reported at %s\n%s", want, badErrs)
 		}
 	}
 }

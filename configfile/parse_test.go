@@ -340,8 +340,13 @@ func TestLimits(t *testing.T) {
 	}
 	_, err = Parse("t.conf", []byte(in.String()))
 	list := err.(ErrorList)
-	if len(list) != 101 || list[99].Line != 100 || list[100].Error() != `t.conf:101: too many errors (near "bogus")` {
-		t.Errorf("too many errors: %d errors, last %v", len(list), list[len(list)-1])
+	if len(list) != 101 || list[99].Line != 100 || list[100].Error() != `t.conf:101: too many errors (near "bogus")` || !list.Truncated() {
+		t.Errorf("too many errors: %d errors, last %v, truncated %v", len(list), list[len(list)-1], list.Truncated())
+	}
+	// exactly the limit is not cut
+	_, err = Parse("t.conf", []byte(strings.Repeat("bogus\n", 100)))
+	if list := err.(ErrorList); len(list) != 100 || list.Truncated() {
+		t.Errorf("100 errors: %d errors, truncated %v", len(list), list.Truncated())
 	}
 	_, err = ParseWithLimits("t.conf", []byte(in.String()), Limits{MaxErrors: 3})
 	if list := err.(ErrorList); len(list) != 4 || list[3].Msg != "too many errors" {
