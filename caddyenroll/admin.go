@@ -35,7 +35,8 @@ func init() {
 //	POST /enroll/approve/ID             issue a pending request ({"group": "…"} places an unknown device)
 //	POST /enroll/reject/ID              refuse it ({"reason": "…"})
 //	GET  /enroll/devices                devices of the configuration file and their certificates
-//	POST /enroll/revoke                 {"serial": "…"} or {"device": "…"}, optional "reason" (RFC 5280 code)
+//	POST /enroll/revoke                 {"serial": "…"} or {"device": "…"}, optional "reason" (RFC 5280 code);
+//	                                    404 for a device neither in the file nor issued a certificate
 //	GET  /enroll/ca[/PROFILE]           the CA certificate (PEM) and SHA-256 fingerprint
 //	GET  /enroll/certificates/SERIAL    an issued certificate: record, PEM and a readable dump
 //	GET  /enroll/cdrs[?format=csv]      stored usage records (JSON, or CSV); since=D and until=D
@@ -338,8 +339,9 @@ type revocationHit struct {
 }
 
 // revokeLocked revokes what body names, under the device's lock, and
-// unmarks a device revoked by name. It returns the serials revoked and
-// how many of them were not revoked before.
+// unmarks a device revoked by name. A name that is neither a device of
+// the file nor has any certificate is refused (404): a typo. It returns the
+// serials revoked and how many of them were not revoked before.
 func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []revocationHit, reason int) ([]string, int, error) {
 	var revoked []string
 	newly := 0
@@ -356,6 +358,18 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 	if body.Device == "" {
 		return revoked, newly, nil
 	}
+	// a mistyped name must not look like a device with nothing to revoke
+	d := ad.app.cfg.device(body.Device)
+	if !d.Known {
+		issued, err := ad.hasCertificates(ctx, body.Device)
+		if err != nil {
+			return nil, 0, apiErr(http.StatusInternalServerError, err)
+		}
+		if !issued {
+			return nil, 0, apiErr(http.StatusNotFound, fmt.Errorf("no device %s: it is not in the configuration file %s and no certificate was issued to it",
+				body.Device, ad.app.ConfigFile))
+		}
+	}
 	for _, c := range ad.app.cas {
 		serials, err := c.RevokeDevice(ctx, body.Device, reason, "")
 		if err != nil {
@@ -365,7 +379,6 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 		newly += len(serials)
 	}
 	// a device without a valid certificate is not enrolled any more
-	d := ad.app.cfg.device(body.Device)
 	if d.Known && d.Enrolled {
 		if err := ad.app.cfg.edit(ctx, func(f *configfile.File) error { return f.SetEnrolled(d.Name, false) }); err != nil {
 			return nil, 0, apiErr(http.StatusInternalServerError, err)
@@ -373,6 +386,20 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 	}
 	ad.log.Info("device certificates revoked", zap.String("device", body.Device), zap.Strings("serials", revoked))
 	return revoked, newly, nil
+}
+
+// hasCertificates tells whether any CA has issued a certificate to device.
+func (ad *adminAPI) hasCertificates(ctx context.Context, device string) (bool, error) {
+	for profile, c := range ad.app.cas {
+		recs, err := c.Records(ctx, device)
+		if err != nil {
+			return false, fmt.Errorf("certificates of %s (%s CA): %v", device, profile, err)
+		}
+		if len(recs) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (ad *adminAPI) cdrs(w http.ResponseWriter, r *http.Request) error {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -69,17 +71,19 @@ type App struct {
 	Authorities map[string]*Authority `json:"authorities,omitempty"`
 
 	// Failed logins allowed per account and per client address before
-	// lockouts start. Default 5.
+	// lockouts start. Default 5 (also for 0); negative is refused.
 	FailuresAllowed int `json:"failures_allowed,omitempty"`
 	// First lockout after the allowed failures; it doubles with every
-	// further failure. Default 1s.
+	// further failure. Default 1s; at most LockoutMax.
 	LockoutBase caddy.Duration `json:"lockout_base,omitempty"`
 	// Longest lockout. Default 15m.
 	LockoutMax caddy.Duration `json:"lockout_max,omitempty"`
 
 	// Signalling addresses of devices for OSP answers
 	// (DestinationSignalAddress), by device name: "host", "host:port",
-	// "[ip]:port". A device not listed is reached at its name, port 5060.
+	// "[ip]:port" (port 1 to 65535). A device not listed is reached at its
+	// name, port 5060. A name the configuration file lacks is refused at
+	// start.
 	DeviceAddresses map[string]string `json:"device_addresses,omitempty"`
 
 	// Most destinations in an OSP answer. Default 10.
@@ -196,6 +200,20 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err // already FILE:LINE: …
 	}
 	a.cfg.lockFile = configFileLock(a.storage, a.ConfigFile)
+	// routing ignores the address of a name the file lacks: a typo
+	var strangers []string
+	a.cfg.read(func(f *configfile.File) {
+		for name := range a.DeviceAddresses {
+			if _, ok := f.Device(name); !ok {
+				strangers = append(strangers, name)
+			}
+		}
+	})
+	if len(strangers) > 0 {
+		slices.Sort(strangers)
+		return fmt.Errorf("device_address %s: no such device in %s (the name must be written as in the file)",
+			strings.Join(strangers, ", "), a.ConfigFile)
+	}
 	if a.Authorities == nil {
 		a.Authorities = make(map[string]*Authority)
 	}
@@ -228,7 +246,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	// the route table follows every change of the file; installed once the
 	// CAs and the revocation state that revokeDisabled uses are in place
-	// (openCA may edit the file)
 	a.cfg.read(func(f *configfile.File) { err = a.rebuildRoutes(f) })
 	if err != nil {
 		return fmt.Errorf("%s: route table: %v", a.ConfigFile, err)
@@ -286,6 +303,24 @@ func (a *App) Validate() error {
 			if err := auth.validate(profile); err != nil {
 				return fmt.Errorf("authorities %q: %v", profile, err)
 			}
+		}
+	}
+	if a.FailuresAllowed < 0 {
+		return fmt.Errorf("failures_allowed must not be negative (0 means the default, 5), not %d", a.FailuresAllowed)
+	}
+	if a.LockoutBase < 0 || a.LockoutMax < 0 {
+		return fmt.Errorf("lockout durations must not be negative, not %v and %v", time.Duration(a.LockoutBase), time.Duration(a.LockoutMax))
+	}
+	if a.LockoutBase > a.LockoutMax {
+		return fmt.Errorf("lockout: the first lockout (%v) must not be longer than the longest (%v)",
+			time.Duration(a.LockoutBase), time.Duration(a.LockoutMax))
+	}
+	for _, name := range slices.Sorted(maps.Keys(a.DeviceAddresses)) {
+		if name == "" {
+			return errors.New("device_address: empty device name")
+		}
+		if _, err := routing.ParseSignalAddress(a.DeviceAddresses[name]); err != nil {
+			return fmt.Errorf("device_address %s: %v", name, err)
 		}
 	}
 	if a.MaxDestinations < 0 || a.MaxDestinations > 100 {

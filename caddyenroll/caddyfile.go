@@ -57,7 +57,15 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
+	seen := make(map[string]bool)
 	for d.NextBlock(0) {
+		switch d.Val() {
+		case "account", "device_address", "ca": // repeatable
+		default:
+			if err := once(d, seen); err != nil {
+				return nil, err
+			}
+		}
 		switch d.Val() {
 		case "config_file":
 			if !d.AllArgs(&app.ConfigFile) {
@@ -123,6 +131,9 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			if app.DeviceAddresses == nil {
 				app.DeviceAddresses = make(map[string]string)
 			}
+			if _, dup := app.DeviceAddresses[args[0]]; dup {
+				return nil, d.Errf("device_address %s is given twice", args[0])
+			}
 			app.DeviceAddresses[args[0]] = args[1]
 		case "account":
 			args := d.RemainingArgs()
@@ -165,7 +176,11 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 
 func parseAuthority(d *caddyfile.Dispenser) (*Authority, error) {
 	auth := new(Authority)
+	seen := make(map[string]bool)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if err := once(d, seen); err != nil {
+			return nil, err
+		}
 		var err error
 		switch d.Val() {
 		case "algorithm":
@@ -232,13 +247,18 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 	hd := new(Handler)
 	d := h.Dispenser
 	d.Next() // directive name
+	seen := make(map[string]bool)
 	if d.NextArg() {
 		hd.Profile = d.Val()
+		seen["profile"] = true // `enroll legacy { profile modern }` is a contradiction
 		if d.NextArg() {
 			return nil, d.ArgErr()
 		}
 	}
 	for d.NextBlock(0) {
+		if err := once(d, seen); err != nil {
+			return nil, err
+		}
 		switch d.Val() {
 		case "profile":
 			if !d.AllArgs(&hd.Profile) {
@@ -265,6 +285,17 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 		}
 	}
 	return hd, nil
+}
+
+// once refuses a single-valued subdirective met before in its block (seen):
+// the last would otherwise silently win.
+func once(d *caddyfile.Dispenser, seen map[string]bool) error {
+	name := d.Val()
+	if seen[name] {
+		return d.Errf("%s may appear only once", name)
+	}
+	seen[name] = true
+	return nil
 }
 
 func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
@@ -308,7 +339,13 @@ func parseOSPDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
+	seen := make(map[string]bool)
 	for d.NextBlock(0) {
+		if d.Val() != "source_address" { // repeatable
+			if err := once(d, seen); err != nil {
+				return nil, err
+			}
+		}
 		var err error
 		switch d.Val() {
 		case "tokens":
@@ -332,6 +369,9 @@ func parseOSPDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 			}
 			if hd.SourceAddresses == nil {
 				hd.SourceAddresses = make(map[string]string)
+			}
+			if _, dup := hd.SourceAddresses[args[0]]; dup {
+				return nil, d.Errf("source_address %s is given twice", args[0])
 			}
 			hd.SourceAddresses[args[0]] = args[1]
 		default:

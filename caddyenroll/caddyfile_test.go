@@ -63,3 +63,51 @@ func TestCaddyfileEnrollOptionOnce(t *testing.T) {
 		t.Fatalf("error %v, want one naming Caddyfile:5", err)
 	}
 }
+
+// A single-valued subdirective given twice is refused with its position,
+// not silently replaced by the last; repeatable ones repeat.
+func TestCaddyfileRepeatedOption(t *testing.T) {
+	global := func(d *caddyfile.Dispenser) error { _, err := parseGlobalOption(d, nil); return err }
+	handler := func(d *caddyfile.Dispenser) error {
+		_, err := parseHandlerDirective(httpcaddyfile.Helper{Dispenser: d})
+		return err
+	}
+	osp := func(d *caddyfile.Dispenser) error {
+		_, err := parseOSPDirective(httpcaddyfile.Helper{Dispenser: d})
+		return err
+	}
+	cases := []struct {
+		name  string
+		parse func(*caddyfile.Dispenser) error
+		src   string
+		err   string // "" for accepted
+	}{
+		{"approval twice", global, "enroll {\n\tapproval manual\n\tapproval auto\n}", "approval may appear only once, at Testfile:3"},
+		{"config_file twice", global, "enroll {\n\tconfig_file a.conf\n\tconfig_file b.conf\n}", "config_file may appear only once, at Testfile:3"},
+		{"lockout twice", global, "enroll {\n\tlockout 1s 1m\n\tlockout 2s 2m\n}", "lockout may appear only once"},
+		{"same device_address twice", global, "enroll {\n\tdevice_address gw1 192.0.2.1\n\tdevice_address gw1 192.0.2.2\n}", "device_address gw1 is given twice, at Testfile:3"},
+		{"repeatable", global, "enroll {\n\tconfig_file a.conf\n\taccount a h\n\taccount b h\n\tdevice_address gw1 192.0.2.1\n\tdevice_address gw2 192.0.2.2\n\tca modern\n\tca legacy\n}", ""},
+		{"ca option twice", global, "enroll {\n\tca {\n\t\talgorithm p256\n\t\tvalidity 1d\n\t\talgorithm p384\n\t}\n}", "algorithm may appear only once, at Testfile:5"},
+		{"same option in two cas", global, "enroll {\n\tca modern {\n\t\talgorithm p256\n\t}\n\tca legacy {\n\t\talgorithm rsa2048\n\t}\n}", ""},
+		{"handler content_type twice", handler, "enroll {\n\tcontent_type text/html\n\tcontent_type text/plain\n}", "content_type may appear only once, at Testfile:3"},
+		{"handler profile as argument and option", handler, "enroll legacy {\n\tprofile modern\n}", "profile may appear only once, at Testfile:2"},
+		{"handler flag twice", handler, "enroll {\n\tplain_getcacert\n\tplain_getcacert\n}", "plain_getcacert may appear only once"},
+		{"osp tokens twice", osp, "osp {\n\ttokens signed\n\ttokens unsigned\n}", "tokens may appear only once, at Testfile:3"},
+		{"osp same source twice", osp, "osp {\n\tsource_address 192.0.2.1 a\n\tsource_address 192.0.2.1 b\n}", "source_address 192.0.2.1 is given twice"},
+		{"osp sources", osp, "osp {\n\tsource_address 192.0.2.1 a\n\tsource_address 192.0.2.2 b\n}", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.parse(caddyfile.NewTestDispenser(c.src))
+			if c.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Fatalf("error %v, want one containing %q", err, c.err)
+			}
+		})
+	}
+}

@@ -20,24 +20,29 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "enroll",
-		Usage: "check <file> | pending | approve <id> | reject <id> | devices | revoke ...",
+		Usage: "check <file> | pending | requests | approve <id> | reject <id> | devices | revoke ... | certificate <serial> | ca | cdrs ...",
 		Short: "Checks configuration files and administers device enrollment",
 		Long: `
 Tools for the clearinghouse enrollment server.
 
-  check <file>        validate a clearinghouse configuration file: exit 0 with a
-                      summary, or exit 1 with one FILE:LINE: message per error
-  pending             list enrollment requests waiting for approval
-  requests            list all requests (--state pending|issued|rejected)
-  approve <id>        issue the certificate of a pending request
-  reject <id>         refuse a pending request
-  devices             list devices and their certificates
-  revoke              revoke a certificate (--serial) or all of a device's (--device)
-  certificate <serial> show an issued certificate in readable form
-  ca                  show the operational CA certificate and its fingerprint
-  cdrs                export call detail records (--format csv|json, --since and
-                      --until select UTC days YYYY-MM-DD, inclusive)
-  cdrs purge          delete the call detail records of the days before --before
+  check <file>          validate a clearinghouse configuration file: exit 0 with
+                        a summary, or exit 1 with one FILE:LINE: message per
+                        error (on stderr)
+  pending               list enrollment requests waiting for approval
+  requests              list all requests (--state pending|issued|rejected)
+  approve <id>          issue the certificate of a pending request (--group
+                        places a device the file lacks; default group "")
+  reject <id>           refuse a pending request
+  devices               list devices and their certificates
+  revoke                revoke a certificate (--serial) or all of a device's
+                        (--device)
+  certificate <serial>  show an issued certificate in readable form (the full
+                        serial, hex, colons allowed)
+  ca                    show the operational CA certificate and its fingerprint
+  cdrs                  export call detail records (--format csv|json, --since
+                        and --until select UTC days YYYY-MM-DD, inclusive)
+  cdrs purge            delete the call detail records of the days before
+                        --before
 
 All but check talk to a running Caddy's admin API (--address, or the admin
 address of --config).`,
@@ -57,7 +62,7 @@ address of --config).`,
 			}))
 			cmd.AddCommand(adminCommand("approve <id>", "Approve a pending request", func(c *cobra.Command) {
 				c.Args = cobra.ExactArgs(1)
-				c.Flags().String("group", "", "group of an approved device that the configuration file lacks")
+				c.Flags().String("group", "", `group of an approved device that the configuration file lacks; without it, the default group ""`)
 			}, func(f adminFlags, args []string) (string, string, any, error) {
 				g, _ := f.cmd.Flags().GetString("group")
 				return http.MethodPost, "/enroll/approve/" + args[0], approveBody{Group: g}, nil
@@ -136,20 +141,25 @@ func checkCommand() *cobra.Command {
 		Args:         cobra.ExactArgs(1),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCheck(cmd.OutOrStdout(), args[0])
+			return runCheck(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0])
 		},
 	}
 }
 
-// runCheck prints a summary of a valid file, or one FILE:LINE: message per
-// error, and returns an error (exit status 1; cobra prints it on stderr).
-func runCheck(out io.Writer, path string) error {
+// runCheck prints a summary of a valid file on out, or one FILE:LINE:
+// message per error on errOut, and returns an error (exit status 1; cobra
+// prints it on stderr).
+func runCheck(out, errOut io.Writer, path string) error {
 	f, err := configfile.ParseFile(path)
 	if err != nil {
 		var list configfile.ErrorList
 		if errors.As(err, &list) {
 			for _, e := range list {
-				fmt.Fprintln(out, e.Error())
+				fmt.Fprintln(errOut, e.Error())
+			}
+			if list.Truncated() {
+				// the last line is the cut, not an error of its own
+				return fmt.Errorf("%s: more than %d errors (parsing stopped)", path, len(list)-1)
 			}
 			return fmt.Errorf("%s: %d error(s)", path, len(list))
 		}

@@ -51,18 +51,28 @@ func TestCheckCommand(t *testing.T) {
 
 	bad := filepath.Join(dir, "bad.conf")
 	os.WriteFile(bad, []byte("group \"\"\ndevice gw1 nogroup enabled\nroute \"\" '+1...' gw2 10\nroute \"\" '+1...' gw1 -3\nssl maybe\n"), 0o644)
-	out, _, code = runCaddy(t, dir, "enroll", "check", bad)
-	if code != 1 {
-		t.Fatalf("check of a bad file: exit %d, want 1\n%s", code, out)
+	out, errOut, code := runCaddy(t, dir, "enroll", "check", bad)
+	if code != 1 || out != "" {
+		t.Fatalf("check of a bad file: exit %d, want 1 and errors on stderr only\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) < 4 {
-		t.Fatalf("want one line per error, got:\n%s", out)
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	if len(lines) < 5 || lines[len(lines)-1] != "Error: "+bad+": 4 error(s)" {
+		t.Fatalf("want one line per error, then the count, got:\n%s", errOut)
 	}
-	for _, l := range lines {
+	for _, l := range lines[:len(lines)-1] {
 		if !strings.HasPrefix(l, bad+":") {
 			t.Errorf("error line without FILE:LINE: %q", l)
 		}
+	}
+	badErrs := errOut
+
+	// past the cap, the count says so and does not count the cut
+	many := filepath.Join(dir, "many.conf")
+	os.WriteFile(many, []byte(strings.Repeat("bogus\n", 150)), 0o644)
+	out, errOut, code = runCaddy(t, dir, "enroll", "check", many)
+	if code != 1 || out != "" || !strings.Contains(errOut, many+": more than 100 errors") || strings.Contains(errOut, "101 error") ||
+		strings.Count(errOut, many+":") != 102 {
+		t.Errorf("check of a file with 150 errors: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 
 	// mistakes in the command line are said, not only an exit status
@@ -83,8 +93,8 @@ func TestCheckCommand(t *testing.T) {
 		}
 	}
 	for _, want := range []string{bad + ":2:", bad + ":3:", bad + ":4:", bad + ":5:"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("no error reported at %s\n%s", want, out)
+		if !strings.Contains(badErrs, want) {
+			t.Errorf("no error reported at %s\n%s", want, badErrs)
 		}
 	}
 }
@@ -197,6 +207,10 @@ func TestValidateRefusesBadSettings(t *testing.T) {
 		{"short nonce retention", "config_file " + good + "\n\t\tnonce_retention 30m", "nonce_retention must be at least 1h", ""},
 		{"legacy with ecdsa", "config_file " + good + "\n\t\tca legacy {\n\t\t\talgorithm p256\n\t\t}", "legacy profile signs with MD5-RSA and needs an RSA key", ""},
 		{"max_body over 1 MiB", "config_file " + good, "max_body must be between 1 KiB and 64 KiB", "enroll {\n\t\tmax_body 2MiB\n\t}"},
+		{"negative failures_allowed", "config_file " + good + "\n\t\tfailures_allowed -3", "failures_allowed must not be negative", ""},
+		{"lockout base over max", "config_file " + good + "\n\t\tlockout 1h 1s", "the first lockout (1h0m0s) must not be longer than the longest (1s)", ""},
+		{"device_address port", "config_file " + good + "\n\t\tdevice_address gw1 1.2.3.4:99999", "(want 1 to 65535)", ""},
+		{"device_address unknown device", "config_file " + good + "\n\t\tdevice_address ghost 1.2.3.4:5060", "device_address ghost: no such device in " + good, ""},
 	}
 	for _, c := range cases {
 		if c.site == "" {

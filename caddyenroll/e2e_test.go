@@ -1037,7 +1037,9 @@ func TestReenrollSameKeyAfterRevocation(t *testing.T) {
 
 // The admin revoke refuses what it cannot do with 4xx, not 500.
 func TestAdminRevokeRefusals(t *testing.T) {
-	s := startServer(t, serverOpts{})
+	// no routes: device4.com can leave the file
+	s := startServer(t, serverOpts{conf: "enroll enabled\nssl enabled\ngroup 'HK Telecom'\n" +
+		"device 'device4.com' 'HK Telecom' enabled\ndevice 'device5.com' 'HK Telecom' disabled\n"})
 	_, csr := p256CSR(t, "device4.com")
 	a := s.do(enrollReq(wire.OpRequest, t, csr))
 	if a.Status != wire.StatusOK {
@@ -1054,6 +1056,8 @@ func TestAdminRevokeRefusals(t *testing.T) {
 		{fmt.Sprintf(`{"serial":%q,"reason":6}`, serial), 400, "reason"},
 		{`{"device":"device4.com","reason":7}`, 400, "reason"},
 		{`{"device":"bad name!"}`, 400, "not a DNS name"},
+		{`{"device":"nosuch.com","reason":3}`, 404, "no device nosuch.com: it is not in the configuration file"},
+		{`{"device":"device5.com"}`, 200, `"revoked": []`}, // in the file, never enrolled
 		{`{"serial":"not hex"}`, 400, "serial"},
 		{`{"serial":"abcdef0123"}`, 404, "no certificate"},
 		{`{}`, 400, "exactly one"},
@@ -1063,6 +1067,33 @@ func TestAdminRevokeRefusals(t *testing.T) {
 		if code, out := s.Admin("POST", "/enroll/revoke", c.body); code != c.code || !strings.Contains(out, c.want) {
 			t.Errorf("revoke %s: %d %s, want %d with %q", c.body, code, out, c.code, c.want)
 		}
+	}
+
+	// a device removed from the file still has its certificates: revocable
+	b, err := os.ReadFile(s.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte("\ndevice 'device4.com' "))
+	if i < 0 {
+		t.Fatalf("configuration file lacks device4.com:\n%s", b)
+	}
+	end := i + 1 + bytes.IndexByte(b[i+1:], '\n')
+	if err := os.WriteFile(s.conf, append(b[:i:i], b[end:]...), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the file without device4.com", func() bool {
+		_, out := s.Admin("GET", "/enroll/devices", "")
+		return !strings.Contains(out, "device4.com")
+	})
+	if code, out := s.Admin("POST", "/enroll/revoke", `{"device":"device4.com"}`); code != 200 || !strings.Contains(out, `"revoked"`) {
+		t.Errorf("revoke of a device removed from the file: %d %s, want 200", code, out)
+	}
+
+	// the command line says so, and fails
+	out, errOut, code := runCaddy(t, s.Dir, "enroll", "revoke", "--device", "nosuch.com", "--reason", "3", "--address", s.AdminAddr)
+	if code == 0 || !strings.Contains(errOut, "HTTP 404") || !strings.Contains(errOut, "no device nosuch.com") {
+		t.Errorf("caddy enroll revoke --device nosuch.com: exit %d\n%s%s", code, out, errOut)
 	}
 }
 

@@ -399,7 +399,7 @@ func (a *App) decidePending(ctx context.Context, id string, decide func(req *Req
 		return nil, err
 	}
 	if req == nil {
-		return nil, errNotFound
+		return nil, fmt.Errorf("%w: no pending request matches the id or id prefix %q (caddy enroll pending lists them)", errNotFound, id)
 	}
 	unlock, err := a.state.lockDevice(ctx, req.Device)
 	if err != nil {

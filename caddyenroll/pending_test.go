@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,5 +119,22 @@ func TestPendingIndex(t *testing.T) {
 	}
 	if _, err := s.findRequest(ctx, "cccccc"); !errors.Is(err, errBadRequest) {
 		t.Errorf("ambiguous prefix: %v", err)
+	}
+}
+
+// Approving or rejecting an id that matches no request says which id.
+func TestDecidePendingNotFound(t *testing.T) {
+	ctx := context.Background()
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	a := &App{state: newStateStore(st, time.Hour)}
+	if err := a.state.putRequest(ctx, &Request{ID: "aaaaaa01", Device: "d.example", State: statePending, Created: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"abcdef", "0123456789abcdef0123456789abcdef"} {
+		_, err := a.decidePending(ctx, id, func(*Request) error { t.Fatal("decided"); return nil })
+		want := `no pending request matches the id or id prefix "` + id + `"`
+		if !errors.Is(err, errNotFound) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want errNotFound saying %q", id, err, want)
+		}
 	}
 }

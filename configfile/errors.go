@@ -75,6 +75,17 @@ func (l ErrorList) Error() string {
 	return b.String()
 }
 
+// MsgTooManyErrors is the Msg of the Error that ends a list cut at
+// Limits.MaxErrors; its line is where the next error was found.
+const MsgTooManyErrors = "too many errors"
+
+// Truncated reports whether the list was cut at Limits.MaxErrors: its last
+// Error then says "too many errors" and the others are the first errors of
+// the file.
+func (l ErrorList) Truncated() bool {
+	return len(l) > 0 && l[len(l)-1].Msg == MsgTooManyErrors
+}
+
 // Unwrap gives errors.Is and errors.As access to each *Error.
 func (l ErrorList) Unwrap() []error {
 	out := make([]error, len(l))

@@ -101,6 +101,11 @@ func lexLine(src string, start, end int, toks []rawTok) ([]rawTok, string, strin
 				return toks, "unterminated quoted string", src[i:end]
 			}
 			if cl+1 < end && src[cl+1] != ' ' && src[cl+1] != '\t' {
+				// a byte allowed nowhere is the problem, as after a bare word
+				if c := src[cl+1]; c < 0x20 || c == 0x7f || (c >= utf8.RuneSelf && !isGraphicAt(src[cl+1:end])) {
+					msg, tok := badByteError(src, start, end, cl+1)
+					return toks, msg, tok
+				}
 				k := cl + 1
 				for k < end && src[k] != ' ' && src[k] != '\t' {
 					k++

@@ -146,7 +146,7 @@ func parse(name, s string, lim Limits) (*File, error) {
 		slices.SortStableFunc(p.errs, func(a, b *Error) int { return a.Line - b.Line })
 		if len(p.errs) > lim.MaxErrors {
 			last := p.errs[lim.MaxErrors]
-			p.errs = append(p.errs[:lim.MaxErrors:lim.MaxErrors], &Error{File: name, Line: last.Line, Token: last.Token, Msg: "too many errors"})
+			p.errs = append(p.errs[:lim.MaxErrors:lim.MaxErrors], &Error{File: name, Line: last.Line, Token: last.Token, Msg: MsgTooManyErrors})
 		}
 		return nil, p.errs
 	}

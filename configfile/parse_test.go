@@ -200,6 +200,11 @@ func TestParseErrors(t *testing.T) {
 		{"form feed", "\f\n", []string{`t.conf:1: control character not allowed (near "\f")`}},
 		{"lone CR", "group a\rgroup b\n", []string{`t.conf:1: carriage return not followed by line feed (near "\r")`}},
 		{"CR at end of file", "group a\r", []string{`t.conf:1: carriage return not followed by line feed (near "\r")`}},
+		{"lone CR after a quote", "group \"\"\rdevice x \"\" enabled\n", []string{`t.conf:1: carriage return not followed by line feed (near "\r")`}},
+		{"NUL after a quote", "group 'a'\x00\n", []string{`t.conf:1: control character not allowed (near "\x00")`}},
+		{"invalid UTF-8 after a quote", "group 'a'\xff\n", []string{`t.conf:1: invalid UTF-8 (near "'a'\xff")`}},
+		{"C1 control after a quote", "group 'a'\u0085\n", []string{`t.conf:1: control character not allowed (near "\u0085")`}},
+		{"letter after a quote", "group 'a'\u00e9\n", []string{`t.conf:1: missing space after closing quote (near "'a'é")`}},
 		{"invalid UTF-8", "group 'a\xffb'\n", []string{`t.conf:1: invalid UTF-8 (near "'a\xffb'")`}},
 		{"invalid UTF-8 in comment", "ssl enabled # \xc3\n", []string{`t.conf:1: invalid UTF-8 (near "\xc3")`}},
 		{"line too long", "# " + strings.Repeat("x", 4095) + "\n", []string{`t.conf:1: line too long (4097 bytes, max 4096) (near "# xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...")`}},
@@ -340,8 +345,13 @@ func TestLimits(t *testing.T) {
 	}
 	_, err = Parse("t.conf", []byte(in.String()))
 	list := err.(ErrorList)
-	if len(list) != 101 || list[99].Line != 100 || list[100].Error() != `t.conf:101: too many errors (near "bogus")` {
-		t.Errorf("too many errors: %d errors, last %v", len(list), list[len(list)-1])
+	if len(list) != 101 || list[99].Line != 100 || list[100].Error() != `t.conf:101: too many errors (near "bogus")` || !list.Truncated() {
+		t.Errorf("too many errors: %d errors, last %v, truncated %v", len(list), list[len(list)-1], list.Truncated())
+	}
+	// exactly the limit is not cut
+	_, err = Parse("t.conf", []byte(strings.Repeat("bogus\n", 100)))
+	if list := err.(ErrorList); len(list) != 100 || list.Truncated() {
+		t.Errorf("100 errors: %d errors, truncated %v", len(list), list.Truncated())
 	}
 	_, err = ParseWithLimits("t.conf", []byte(in.String()), Limits{MaxErrors: 3})
 	if list := err.(ErrorList); len(list) != 4 || list[3].Msg != "too many errors" {

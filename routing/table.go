@@ -294,6 +294,13 @@ func defaultSignalAddress(name, port string) string {
 	return name + ":" + port
 }
 
+// ParseSignalAddress checks an explicit signalling address as Build does
+// with Options.SignalAddress and returns it normalized, with DefaultPort
+// when it gives no port.
+func ParseSignalAddress(a string) (string, error) {
+	return signalAddress(a, strconv.Itoa(DefaultPort))
+}
+
 // signalAddress normalizes a signalling address to "[ip]:port" for an IP
 // address and "host:port" for a name, the forms OSP devices take.
 func signalAddress(a, defPort string) (string, error) {
@@ -328,7 +335,7 @@ func signalAddress(a, defPort string) (string, error) {
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 1 || p > 65535 || port[0] < '0' || port[0] > '9' {
-		return "", fmt.Errorf("%q: invalid port %q", a, port)
+		return "", fmt.Errorf("%q: invalid port %q (want 1 to 65535)", a, port)
 	}
 	return defaultSignalAddress(host, strconv.Itoa(p)), nil
 }

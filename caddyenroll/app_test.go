@@ -1,0 +1,50 @@
+package caddyenroll
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// Validate refuses login-limit and device address settings that would be
+// ignored or misread; it runs once Provision has set the defaults.
+func TestValidateLimitsAndAddresses(t *testing.T) {
+	cases := []struct {
+		name     string
+		failures int
+		base     time.Duration
+		max      time.Duration
+		addrs    map[string]string
+		err      string // "" for valid
+	}{
+		{"defaults", 5, time.Second, 15 * time.Minute, nil, ""},
+		{"no failures allowed beyond the first", 1, time.Second, time.Second, nil, ""},
+		{"negative failures", -3, time.Second, 15 * time.Minute, nil, "failures_allowed must not be negative (0 means the default, 5), not -3"},
+		{"base longer than max", 5, time.Hour, time.Second, nil, "lockout: the first lockout (1h0m0s) must not be longer than the longest (1s)"},
+		{"negative base", 5, -time.Second, time.Minute, nil, "lockout durations must not be negative"},
+		{"address", 5, time.Second, time.Minute, map[string]string{"gw1": "192.0.2.1:5061", "gw2": "[2001:db8::1]", "gw3": "gw3.example.com"}, ""},
+		{"port too large", 5, time.Second, time.Minute, map[string]string{"ghost": "1.2.3.4:99999"}, `device_address ghost: "1.2.3.4:99999": invalid port "99999" (want 1 to 65535)`},
+		{"port zero", 5, time.Second, time.Minute, map[string]string{"gw1": "gw1:0"}, `invalid port "0"`},
+		{"empty address", 5, time.Second, time.Minute, map[string]string{"gw1": ""}, "device_address gw1: empty address"},
+		{"empty name", 5, time.Second, time.Minute, map[string]string{"": "192.0.2.1"}, "device_address: empty device name"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := &App{ConfigFile: "x.conf", Approval: ApprovalAuto, UnknownDevices: UnknownPending,
+				NonceRetention: caddy.Duration(time.Hour), FailuresAllowed: c.failures,
+				LockoutBase: caddy.Duration(c.base), LockoutMax: caddy.Duration(c.max), DeviceAddresses: c.addrs}
+			err := a.Validate()
+			if c.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Fatalf("error %v, want one containing %q", err, c.err)
+			}
+		})
+	}
+}
