@@ -42,7 +42,7 @@ type authz struct {
 	signers  map[string]signerEntry
 
 	// signalling address → device, rebuilt with the route table
-	deviceByAddr atomic.Pointer[map[string]string]
+	deviceByAddr atomic.Pointer[map[string][]string]
 
 	// certificates already matched to the records this server keeps
 	identMu sync.RWMutex
@@ -125,10 +125,18 @@ func (a *App) rebuildRoutes(f *configfile.File) error {
 	if err != nil {
 		return err
 	}
-	byAddr := make(map[string]string, len(f.Devices))
+	// keyed as tokens write addresses (osp.NormalizeSignalAddress): the
+	// file may spell an address otherwise ("[2001:DB8:0::1]:5060",
+	// "::ffff:192.0.2.20"); several devices may share one
+	byAddr := make(map[string][]string, len(f.Devices))
 	for i := range f.Devices {
 		if d, ok := t.Device(f.Devices[i].Name); ok {
-			byAddr[strings.ToLower(d.SignalAddress)] = d.Name
+			k := d.SignalAddress
+			if norm, err := osp.NormalizeSignalAddress(k); err == nil {
+				k = norm
+			}
+			k = strings.ToLower(k)
+			byAddr[k] = append(byAddr[k], d.Name)
 		}
 	}
 	if a.router == nil {
@@ -140,18 +148,17 @@ func (a *App) rebuildRoutes(f *configfile.File) error {
 	return nil
 }
 
-// deviceAt names the device whose signalling address is addr.
-func (a *App) deviceAt(addr string) (string, bool) {
+// devicesAt names the devices whose signalling address is addr.
+func (a *App) devicesAt(addr string) []string {
 	m := a.authz.deviceByAddr.Load()
 	if m == nil {
-		return "", false
+		return nil
 	}
 	norm, err := osp.NormalizeSignalAddress(addr)
 	if err != nil {
-		return "", false
+		return nil
 	}
-	d, ok := (*m)[strings.ToLower(norm)]
-	return d, ok
+	return (*m)[strings.ToLower(norm)]
 }
 
 // refreshRevoked reloads the revoked serials from every CA's CRL and

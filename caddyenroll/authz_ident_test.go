@@ -7,9 +7,12 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 )
 
 // An expired certificate this clearinghouse issued and never revoked no
@@ -69,6 +72,49 @@ func TestLoadSignerRefusesMismatch(t *testing.T) {
 		}
 		if _, err := loadSigner(f.ctx, f.app, "k", "c"); (err == nil) != c.ok {
 			t.Errorf("%s: loadSigner error %v", c.name, err)
+		}
+	}
+}
+
+// A reauthorization finds the devices at its token's address however the
+// file or the Caddyfile spells that address: tokens carry it normalized.
+// Devices sharing one address are all found.
+func TestDevicesAtTokenAddress(t *testing.T) {
+	f, err := configfile.Parse("t.conf", []byte(`group ""
+device gw6.example "" enabled enrolled
+device gwm.example "" enabled enrolled
+device gwdot.example.com. "" enabled enrolled
+device 2001:DB8:0::5 "" enabled enrolled
+device a.example "" enabled enrolled
+device b.example "" enabled enrolled
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &App{authz: &authz{revocations: new(revocations)}, DeviceAddresses: map[string]string{
+		"gw6.example": "[2001:DB8:0:0::1]:5060",
+		"gwm.example": "::ffff:192.0.2.20",
+		"a.example":   "192.0.2.30:5070",
+		"b.example":   "[192.0.2.30]:5070",
+	}}
+	if err := a.rebuildRoutes(f); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		token string // as osp.issue writes it
+		want  []string
+	}{
+		{"[2001:db8::1]:5060", []string{"gw6.example"}},
+		{"[192.0.2.20]:5060", []string{"gwm.example"}},
+		{"gwdot.example.com:5060", []string{"gwdot.example.com."}},
+		{"[2001:db8::5]:5060", []string{"2001:DB8:0::5"}},
+		{"[192.0.2.30]:5070", []string{"a.example", "b.example"}},
+		{"[192.0.2.99]:5060", nil},
+	} {
+		got := a.devicesAt(c.token)
+		slices.Sort(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("devices at %s: %v, want %v", c.token, got, c.want)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -357,18 +358,21 @@ func (h *OSPHandler) reauthorize(ctx context.Context, req *osp.ReauthorizationRe
 	if alt := req.DestinationAddress(); alt != "" && !osp.SameSignalAddress(alt, info.SignalAddress) {
 		return h.refuse(req, osp.StatusDestinationInvalid, now, "bad_destination")
 	}
-	target, ok := h.app.deviceAt(info.SignalAddress)
-	if !ok {
+	targets := h.app.devicesAt(info.SignalAddress)
+	if len(targets) == 0 {
 		return h.refuse(req, osp.StatusDestinationInvalid, now, "bad_destination")
 	}
-	// the route again, with target as the only candidate: a route or device
-	// removed, disabled, unenrolled or revoked since ends the call
+	// the route again, with the devices at the token's address as the only
+	// candidates: a route or device removed, disabled, unenrolled or revoked
+	// since ends the call
 	var buf [1]routing.Destination
-	only := func(d string) bool { return d == target && h.app.eligible(d) }
-	if _, err := table.Route(device, info.DestinationInfo.Value, 1, nil, only, buf[:0]); err != nil {
+	only := func(d string) bool { return slices.Contains(targets, d) && h.app.eligible(d) }
+	dests, err := table.Route(device, info.DestinationInfo.Value, 1, nil, only, buf[:0])
+	if err != nil || len(dests) == 0 {
 		ans, f := h.refuse(req, osp.StatusNoRoute, now, "no_route")
-		return ans, append(f, zap.String("destination", target))
+		return ans, append(f, zap.Strings("destination", targets))
 	}
+	target := dests[0].Device
 	signer, err := h.signer(ctx)
 	if err != nil {
 		return h.refuse(req, osp.StatusInternalError, now, "error")
