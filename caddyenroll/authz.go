@@ -381,7 +381,9 @@ func (a *App) scanChanges(ctx context.Context, revoked, prev, prevNoted, recheck
 				z.pending[k] = pendingSerial{} // look it up again next time
 				return
 			}
-			p = pendingSerial{device: strings.ToLower(rec.Device), until: rec.NotBefore.Add(ca.Backdate + recentIssuance)}
+			// the CA names the device in its normal form; the device record
+			// and authz.current go by the file's spelling
+			p = pendingSerial{device: strings.ToLower(a.fileName(rec.Device)), until: rec.NotBefore.Add(ca.Backdate + recentIssuance)}
 		}
 		devices[p.device] = true
 		bySerial = append(bySerial, serialDevice{k, p})
@@ -483,6 +485,15 @@ func (a *App) serialRevoked(profile, serial string) bool {
 	}
 	_, ok := a.authz.noted[k]
 	return ok
+}
+
+// fileName is how the configuration file writes a device (its name as
+// given when the file does not list it).
+func (a *App) fileName(device string) string {
+	if a.cfg == nil {
+		return device
+	}
+	return a.cfg.device(device).Name
 }
 
 // eligible is the routing hook: a device qualifies unless the current

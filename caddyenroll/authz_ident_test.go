@@ -7,6 +7,10 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"math/big"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -115,6 +119,31 @@ device b.example "" enabled enrolled
 		slices.Sort(got)
 		if !slices.Equal(got, c.want) {
 			t.Errorf("devices at %s: %v, want %v", c.token, got, c.want)
+		}
+	}
+}
+
+// A device is identified as the file writes it, whatever the spelling of
+// the source_address naming it (or of the certificate's normal form).
+func TestIdentifyAsTheFileWritesIt(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ch.conf")
+	if err := os.WriteFile(path, []byte("group \"\"\ndevice device1.itsp.com \"\" enabled enrolled\ndevice '2001:DB8::1' \"\" enabled enrolled\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := loadConfigState(path, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &OSPHandler{app: &App{cfg: cs}, bySource: map[netip.Addr]string{
+		netip.MustParseAddr("192.0.2.10"): "Device1.ITSP.com",
+		netip.MustParseAddr("192.0.2.11"): "2001:db8::1",
+	}}
+	for addr, want := range map[string]string{"192.0.2.10:5060": "device1.itsp.com", "192.0.2.11:5060": "2001:DB8::1"} {
+		r := httptest.NewRequest("POST", "/osp", nil)
+		r.RemoteAddr = addr
+		if got, why := h.identify(r); got != want {
+			t.Errorf("from %s: %q (%s), want %q", addr, got, why, want)
 		}
 	}
 }

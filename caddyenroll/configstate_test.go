@@ -142,7 +142,7 @@ func TestDeviceLookupSpellings(t *testing.T) {
 		t.Errorf("added 2001:db8::2 as 2001:DB8:0::2: %+v", d)
 	}
 	err = cs.edit(context.Background(), func(f *configfile.File) error {
-		_, err := markIn(f, mark{Device: "gw1.example", Add: true})
+		_, err := markIn(f, mark{Device: "gw1.example", Add: true}, nil)
 		return err
 	})
 	if err != nil {
@@ -154,5 +154,61 @@ func TestDeviceLookupSpellings(t *testing.T) {
 	}
 	if d, ok := f.Device("GW1.Example"); len(f.Devices) != 4 || !ok || !d.Enrolled {
 		t.Errorf("after marking gw1.example: %+v", f.Devices)
+	}
+}
+
+// Every spelling of a device takes one storage lock: enrollment locks the
+// file's name, an administrator's revocation the CA's normal form.
+func TestDeviceLockNameSpellings(t *testing.T) {
+	for _, c := range [][]string{
+		{"192.0.2.10", "[192.0.2.10]", "::ffff:192.0.2.10"},
+		{"2001:db8::1", "2001:DB8:0::1", "[2001:db8::1]"},
+		{"gw1.example", "GW1.Example", "gw1.example."},
+	} {
+		for _, other := range c[1:] {
+			if deviceLockName(other) != deviceLockName(c[0]) {
+				t.Errorf("%s and %s take different locks", other, c[0])
+			}
+		}
+	}
+	if deviceLockName("gw1.example") == deviceLockName("gw2.example") {
+		t.Error("two devices share a lock")
+	}
+}
+
+// The marks of a config being stopped (a reload: the old config's last
+// enrollments) are still written, not deferred: the storage lock's wait
+// is not cut short by Stop.
+func TestMarksOfAStoppedConfigAreWritten(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ch.conf")
+	if err := os.WriteFile(path, []byte("group \"\"\ndevice gw1.example \"\" enabled\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := loadConfigState(path, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.lockFile = configFileLock(localLocks{&certmagic.FileStorage{Path: filepath.Join(dir, "data")}}, path)
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	a := &App{cfg: cs, bgCtx: stopped}
+	for i := range 20 { // a cancelled wait would fail some at random
+		name := "gw1.example"
+		if i%2 == 1 {
+			name = "gw2.example"
+		}
+		if errs := a.applyMarks([]mark{{Device: name, Add: true}}); errs[0] != nil {
+			t.Fatalf("mark %d: %v", i, errs[0])
+		}
+	}
+	f, err := configfile.ParseFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"gw1.example", "gw2.example"} {
+		if d, _ := f.Device(n); d == nil || !d.Enrolled {
+			t.Errorf("%s not marked", n)
+		}
 	}
 }

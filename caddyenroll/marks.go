@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -98,11 +99,15 @@ func (b *markBatcher) do(m mark) error {
 // the file itself is unavailable every mark gets that error.
 func (a *App) applyMarks(batch []mark) []error {
 	errs := make([]error, len(batch))
-	err := a.cfg.edit(a.bgCtx, func(f *configfile.File) error {
+	// not cut short by Stop: during a reload the old config's last
+	// enrollments still mark their devices
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(a.bgCtx), markLockWait)
+	defer cancel()
+	err := a.cfg.edit(ctx, func(f *configfile.File) error {
 		changed := false
 		for i, m := range batch {
 			var c bool
-			c, errs[i] = markIn(f, m)
+			c, errs[i] = markIn(f, m, a.cfg.byKey)
 			changed = changed || c
 		}
 		if !changed {
@@ -120,11 +125,15 @@ func (a *App) applyMarks(batch []mark) []error {
 
 var errNothingToWrite = errors.New("no change")
 
+// markLockWait bounds the wait for the file's storage lock of a batch of
+// marks; past it the marks are deferred (kept in storage).
+const markLockWait = time.Minute
+
 // markIn marks one device in f and reports whether f changed. The device
 // is found as configState.device finds it: a line that spells its name
 // otherwise is marked, not added again.
-func markIn(f *configfile.File, m mark) (bool, error) {
-	if d, ok := findDevice(f, m.Device, nil); ok {
+func markIn(f *configfile.File, m mark, byKey map[string]string) (bool, error) {
+	if d, ok := findDevice(f, m.Device, byKey); ok {
 		if d.Enrolled {
 			return false, nil
 		}

@@ -108,7 +108,7 @@ func TestApplyMarks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &App{cfg: cs}
+	a := &App{cfg: cs, bgCtx: context.Background()}
 	errs := a.applyMarks([]mark{{Device: "a.example"}, {Device: "b.example"}, {Device: "new.example", Group: "west", Add: true},
 		{Device: "other.example", Group: "nowhere", Add: true}, {Device: "gone.example"}, {Device: "bad\x01name", Add: true}})
 	for i, err := range errs[:5] {
@@ -164,7 +164,7 @@ func TestDeferredMarks(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := localLocks{&certmagic.FileStorage{Path: filepath.Join(dir, "data")}}
-	a := &App{cfg: cs, storage: st, state: newStateStore(st, time.Hour), log: zap.NewNop(),
+	a := &App{cfg: cs, bgCtx: context.Background(), storage: st, state: newStateStore(st, time.Hour), log: zap.NewNop(),
 		authz: &authz{revocations: new(revocations)}}
 	a.marks = &markBatcher{apply: a.applyMarks}
 	ctx := context.Background()

@@ -214,18 +214,20 @@ func (h *OSPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 	return h.write(w, answer)
 }
 
-// identify names the requesting device, or returns why it could not.
+// identify names the requesting device as the configuration file writes
+// it (the certificate names it in the CA's normal form, a source_address
+// as the operator wrote it), or returns why it could not.
 func (h *OSPHandler) identify(r *http.Request) (device, why string) {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		d, _, err := h.app.identifyByCertificate(r.Context(), r.TLS.PeerCertificates[0])
 		if err != nil {
 			return "", err.Error()
 		}
-		return d, ""
+		return h.app.fileName(d), ""
 	}
 	if ip, ok := peerAddr(r); ok {
 		if d, ok := h.bySource[ip]; ok {
-			return d, ""
+			return h.app.fileName(d), ""
 		}
 	}
 	return "", "no client certificate and no device for this source address"

@@ -95,7 +95,10 @@ func deviceKey(device string) string {
 	return path.Join(statePrefix, "devices", hashKey("device", strings.ToLower(device))+".json")
 }
 func deviceLockName(device string) string {
-	return "clearinghouse_enroll_" + hashKey("lock", strings.ToLower(device))[:32]
+	// every spelling of one device takes one lock (deviceMatchKey): the
+	// file's name that enrollment locks, the CA's normal form that an
+	// administrator's revocation locks
+	return "clearinghouse_enroll_" + hashKey("lock", deviceMatchKey(device))[:32]
 }
 
 // lockDevice serializes changes to one device across goroutines and
