@@ -25,7 +25,7 @@ type AuthorizationRequest struct {
 	Protocol             string // <SignalingProtocol type="source">
 
 	Service         ServiceType // "" when <Service/> is empty or absent (voice)
-	MaxDestinations int         // <MaximumDestinations>, 0 when absent
+	MaxDestinations int         // <MaximumDestinations>, 0 when absent, at most 1000 (larger values are lowered)
 	CustomerID      string      // <CustomerId critical="false">
 	DeviceID        string      // <DeviceId critical="false">
 }
@@ -46,7 +46,9 @@ func (r *AuthorizationRequest) Called() Info {
 	return in
 }
 
-// maxDestinationsLimit bounds MaximumDestinations.
+// maxDestinationsLimit bounds MaximumDestinations: a request asking for
+// more gets at most this many (the element is only an upper bound), and an
+// answer listing more is refused.
 const maxDestinationsLimit = 1000
 
 func decodeAuthReq(env *envelope) (*AuthorizationRequest, error) {
@@ -90,7 +92,7 @@ func decodeAuthReq(env *envelope) (*AuthorizationRequest, error) {
 		case "Service":
 			r.Service = decodeService(e)
 		case "MaximumDestinations":
-			if r.MaxDestinations, err = decodeInt(e, maxDestinationsLimit); err != nil {
+			if r.MaxDestinations, err = decodeBound(e, maxDestinationsLimit); err != nil {
 				return nil, err
 			}
 		case "CustomerId":

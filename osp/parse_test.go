@@ -198,6 +198,36 @@ func withElem(extra string) []byte {
 	return []byte(strings.Replace(minimalReq, "%s", extra, 1))
 }
 
+// MaximumDestinations is only an upper bound: a larger one than
+// maxDestinationsLimit, even beyond int, is lowered to it, not refused.
+func TestMaximumDestinations(t *testing.T) {
+	tests := []struct {
+		value string
+		want  int
+	}{
+		{"0", 0},
+		{"8", 8},
+		{"\n8\n", 8},
+		{"1000", 1000},
+		{"1001", 1000},
+		{"100000", 1000},
+		{"18446744073709551615", 1000},
+		{"99999999999999999999", 1000},
+		{"99999999999999999999999", 1000},
+		{strings.Repeat("0", 30) + "7", 7},
+	}
+	for _, tc := range tests {
+		r, err := ParseAuthorizationRequest(withElem("<MaximumDestinations>" + tc.value + "</MaximumDestinations>"))
+		if err != nil {
+			t.Errorf("%q: %v", tc.value, err)
+			continue
+		}
+		if r.MaxDestinations != tc.want {
+			t.Errorf("%q: MaxDestinations %d, want %d", tc.value, r.MaxDestinations, tc.want)
+		}
+	}
+}
+
 // Unknown elements: skipped when critical="false" (any case) or when the
 // name is in the OSP vocabulary; refused with 412 otherwise — also when
 // the critical attribute is absent, as the toolkit (OSPPMsgElemIsCritical)
@@ -295,7 +325,9 @@ func TestParseErrors(t *testing.T) {
 		{"call id too long", withElem(`<CallId>` + strings.Repeat("a", MaxCallIDBytes+1) + `</CallId>`), ErrInvalidValue, StatusBadRequest, KindAuthorizationRequest},
 		{"bad timestamp", withElem(`<Timestamp>yesterday</Timestamp>`), ErrInvalidValue, StatusBadRequest, KindAuthorizationRequest},
 		{"bad max destinations", withElem(`<MaximumDestinations>-1</MaximumDestinations>`), ErrInvalidValue, StatusBadRequest, KindAuthorizationRequest},
-		{"huge max destinations", withElem(`<MaximumDestinations>99999999999999999999999</MaximumDestinations>`), ErrInvalidValue, StatusBadRequest, KindAuthorizationRequest},
+		{"signed max destinations", withElem(`<MaximumDestinations>+5</MaximumDestinations>`), ErrInvalidValue, StatusBadRequest, KindAuthorizationRequest},
+		{"empty max destinations", withElem(`<MaximumDestinations/>`), ErrInvalidValue, StatusBadRequest, KindAuthorizationRequest},
+		{"non-numeric max destinations", withElem(`<MaximumDestinations>1e3</MaximumDestinations>`), ErrInvalidValue, StatusBadRequest, KindAuthorizationRequest},
 		{"usage unit", []byte(strings.Replace(string(readTestdata(t, "usage-indication.xml")), "\ns</Unit>", "\nmin</Unit>", 1)), ErrInvalidValue, StatusBadRequest, KindUsageIndication},
 		{"usage amount", []byte(strings.Replace(string(readTestdata(t, "usage-indication.xml")), "30.000", "NaN", 1)), ErrInvalidValue, StatusBadRequest, KindUsageIndication},
 		{"usage transaction id", []byte(strings.Replace(string(readTestdata(t, "usage-indication.xml")), "\n1234567<", "\n12x4567<", 1)), ErrInvalidValue, StatusBadRequest, KindUsageIndication},

@@ -294,6 +294,112 @@ func TestReplayCache(t *testing.T) {
 	}
 }
 
+// The cache's clock is the latest now it was given: an Add with an
+// earlier now (sampled before another verification's, or after the wall
+// clock stepped back) neither purges by it nor finds a forgotten key new.
+func TestReplayCacheClock(t *testing.T) {
+	k := func(i byte) [32]byte { return [32]byte{i} }
+	t0 := testNow
+	exp := t0.Add(time.Minute)
+	type step struct {
+		key          byte
+		expires, now time.Time
+		err          error
+	}
+	tests := []struct {
+		name  string
+		steps []step
+		len   int
+	}{
+		{"late now of another token", []step{
+			{1, exp, t0, nil},
+			// Another token, just after k(1) expired: k(1) is forgotten.
+			{2, exp.Add(time.Minute), exp.Add(time.Millisecond), nil},
+			// A replay of k(1) that passed Verify's expiry check just before.
+			{1, exp, exp.Add(-time.Millisecond), ErrTokenExpired},
+			{3, exp, exp.Add(-time.Millisecond), ErrTokenExpired},
+			// Expiring at the clock: not forgotten yet, still checked.
+			{4, exp.Add(time.Millisecond), t0, nil},
+			{4, exp.Add(time.Millisecond), exp.Add(time.Millisecond), ErrTokenReplay},
+		}, 2},
+		{"wall clock stepped back", []step{
+			{1, exp, t0, nil},
+			{2, t0.Add(10 * time.Minute), t0.Add(2 * time.Minute), nil},
+			{1, exp, t0.Add(30 * time.Second), ErrTokenExpired},
+			{2, t0.Add(10 * time.Minute), t0.Add(30 * time.Second), ErrTokenReplay},
+			// Tokens expiring after the clock are taken as before.
+			{3, t0.Add(3 * time.Minute), t0.Add(30 * time.Second), nil},
+		}, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewReplayCache(0)
+			for i, s := range tc.steps {
+				if err := c.Add(k(s.key), s.expires, s.now); !errors.Is(err, s.err) {
+					t.Fatalf("step %d, key %d: %v, want %v", i, s.key, err, s.err)
+				}
+			}
+			if c.Len() != tc.len {
+				t.Errorf("len %d, want %d", c.Len(), tc.len)
+			}
+		})
+	}
+}
+
+// A verification that samples its time just before the token expires and
+// reaches the cache after another verification purged the token at a
+// later time: the token is refused, not taken as new.
+func TestReplayAfterPurge(t *testing.T) {
+	p := testPKI(t)
+	d := signedResponse(t, Destination{SignalAddress: "127.0.0.2:5060"}).Destinations[0]
+	v := &Verifier{Roots: p.roots, Now: fixedClock(testNow), Replay: NewReplayCache(0)}
+	if _, err := v.Verify(d.Token, callFor(d)); err != nil {
+		t.Fatal(err)
+	}
+	v.Now = func() time.Time {
+		// Runs between this Verify's time and its Add, as another goroutine would.
+		if err := v.Replay.Add([32]byte{1}, d.ValidUntil.Add(time.Minute), d.ValidUntil.Add(time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		return d.ValidUntil.Add(-time.Millisecond)
+	}
+	if _, err := v.Verify(d.Token, callFor(d)); !errors.Is(err, ErrTokenExpired) {
+		t.Fatalf("replay after purge: %v", err)
+	}
+}
+
+// Concurrent Adds of one key with a now just before its expiry, while
+// other keys are added just after it: the key is taken at most once.
+func TestReplayCacheConcurrent(t *testing.T) {
+	c := NewReplayCache(0)
+	for r := range 500 {
+		exp := testNow.Add(time.Duration(r) * time.Second)
+		key := [32]byte{byte(r), byte(r >> 8)}
+		var ok atomic.Int32
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if w%2 == 0 {
+					if c.Add(key, exp, exp.Add(-time.Millisecond)) == nil {
+						ok.Add(1)
+					}
+					return
+				}
+				other := [32]byte{byte(r), byte(r >> 8), byte(w)}
+				if err := c.Add(other, exp.Add(time.Minute), exp.Add(time.Millisecond)); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if n := ok.Load(); n > 1 {
+			t.Fatalf("round %d: key taken %d times", r, n)
+		}
+	}
+}
+
 // Concurrent verifications of one token: exactly one succeeds.
 func TestReplayConcurrent(t *testing.T) {
 	p := testPKI(t)

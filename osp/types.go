@@ -286,6 +286,22 @@ func decodeInt(n *node, max uint64) (int, error) {
 	return int(u), err
 }
 
+// decodeBound reads a decimal number that is only an upper bound
+// (MaximumDestinations): a larger value, of any number of digits, is max.
+// A value that is not a decimal number (empty, signed) is refused.
+func decodeBound(n *node, max int) (int, error) {
+	v := n.value()
+	if v == "" || strings.TrimLeft(v, "0123456789") != "" {
+		return 0, perr(ErrInvalidValue, "<%s> %q is not a decimal number", n.name, v)
+	}
+	// Only digits are left: ParseUint fails on overflow alone.
+	u, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || u > uint64(max) {
+		return max, nil
+	}
+	return int(u), nil
+}
+
 // decodeSeconds reads a decimal number of seconds ("30.000" in usage
 // indications, "14400" in answers).
 func decodeSeconds(n *node) (time.Duration, error) {

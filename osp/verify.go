@@ -82,7 +82,8 @@ type Verifier struct {
 // ErrTokenSignerUsage, then ErrTokenSignerPin), content
 // (ErrTokenMalformed), call match (ErrTokenMismatch), validity
 // (ErrTokenNotYetValid, ErrTokenExpired), single use (ErrTokenReplay,
-// ErrReplayCacheFull).
+// ErrReplayCacheFull; ErrTokenExpired when another verification has
+// meanwhile seen a time after the token's expiry, see ReplayCache).
 func (v *Verifier) Verify(token []byte, call Call) (*TokenInfo, error) {
 	now := v.now()
 	info, content, err := v.open(token, now)
@@ -305,11 +306,20 @@ func matchCall(info *TokenInfo, call Call) error {
 // so that each is accepted once. It holds at most its capacity of entries:
 // when full of unexpired entries it refuses new tokens
 // (ErrReplayCacheFull) rather than forget one. Safe for concurrent use.
+//
+// Its clock is the latest now any Add was given: an entry is forgotten
+// once that clock is past its expiry, never by an earlier now (a caller
+// that sampled its time before another's, or a wall clock stepped back),
+// and a key whose expiry that clock is past is refused as expired, since
+// it may have been forgotten. Verify's nows are never past the tokens'
+// expiry: after a backward step of the wall clock, only tokens expiring
+// before the latest expiry of a token it was given are refused.
 type ReplayCache struct {
 	mu      sync.Mutex
 	max     int
 	entries map[[32]byte]time.Time
 	order   expiryHeap
+	clock   time.Time // the latest now seen
 }
 
 // DefaultReplayCapacity is the capacity of NewReplayCache(0): at 60 s
@@ -325,14 +335,25 @@ func NewReplayCache(capacity int) *ReplayCache {
 	return &ReplayCache{max: capacity, entries: make(map[[32]byte]time.Time)}
 }
 
-// Add records key until expires. It fails with ErrTokenReplay when key is
-// already recorded and not expired, ErrReplayCacheFull when the cache is
-// full of unexpired keys.
+// Add records key until expires. It fails with ErrTokenExpired when now,
+// or a later now of another Add, is after expires (the key may have been
+// forgotten already), ErrTokenReplay when key is already recorded,
+// ErrReplayCacheFull when the cache is full of unexpired keys.
 func (c *ReplayCache) Add(key [32]byte, expires, now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.purge(now)
-	if exp, ok := c.entries[key]; ok && !now.After(exp) {
+	// Wall clock only: between two time.Now readings After compares the
+	// monotonic clock, which would hide a step back.
+	if now = now.Round(0); now.After(c.clock) {
+		c.clock = now
+	}
+	c.purge(c.clock)
+	if c.clock.After(expires) {
+		return fmt.Errorf("%w: expires %s, replay cache already at %s", ErrTokenExpired,
+			expires.UTC().Format(time.RFC3339Nano), c.clock.UTC().Format(time.RFC3339Nano))
+	}
+	// Entries left are not expired at c.clock, hence not at now.
+	if _, ok := c.entries[key]; ok {
 		return ErrTokenReplay
 	}
 	if len(c.entries) >= c.max {
