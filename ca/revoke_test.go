@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -395,8 +396,13 @@ func TestRevokeDeviceOnlyWhatIsLeft(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stores := &storeCounter{countedStore: st}
+	c.st = stores
 	if got, err := c.RevokeDevice(ctx, "device1.itsp.com", ReasonSuperseded, second.Serial); err != nil || len(got) != 0 {
 		t.Fatalf("again: revoked %v, %v", got, err)
+	}
+	if stores.n.Load() != 0 {
+		t.Fatalf("superseding nothing new made %d storage writes", stores.n.Load())
 	}
 	if again, err := c.CRL(ctx); err != nil || !bytes.Equal(again, crl) {
 		t.Fatalf("superseding nothing new changed the CRL (%v)", err)
@@ -404,4 +410,15 @@ func TestRevokeDeviceOnlyWhatIsLeft(t *testing.T) {
 	if revoked, err := c.IsRevoked(ctx, second.Serial); err != nil || revoked {
 		t.Fatalf("the current certificate revoked: %v %v", revoked, err)
 	}
+}
+
+// storeCounter counts Store calls.
+type storeCounter struct {
+	countedStore
+	n atomic.Int64
+}
+
+func (s *storeCounter) Store(ctx context.Context, key string, value []byte) error {
+	s.n.Add(1)
+	return s.countedStore.Store(ctx, key, value)
 }
