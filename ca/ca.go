@@ -497,7 +497,7 @@ func (c *CA) checkProfileCert() error {
 	if c.root.SignatureAlgorithm != x509.MD5WithRSA {
 		return fmt.Errorf("ca: the legacy profile's CA certificate must be self-signed with md5WithRSAEncryption (the OSP Toolkit verifies nothing else), not %s", c.root.SignatureAlgorithm)
 	}
-	return nil
+	return checkLegacyRoot(c.root)
 }
 
 // storeMeta writes certificates (and keys, PKCS#8 PEM) of a new CA.

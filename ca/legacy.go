@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/md5"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -202,3 +203,59 @@ func verifyMD5Cert(der []byte, pub crypto.PublicKey) error {
 
 // sameBytes is bytes.Equal; named for the SPKI self-check's intent.
 func sameBytes(a, b []byte) bool { return bytes.Equal(a, b) }
+
+// checkLegacyRoot checks what the OSP Toolkit's enroll requires of the CA
+// certificate getcacert hands it (an operator's certificate may lack it;
+// generated ones have it): self-issued and self-signed (it checks both by
+// itself), names of PrintableString values only, UTCTime dates.
+func checkLegacyRoot(root *x509.Certificate) error {
+	if !bytes.Equal(root.RawSubject, root.RawIssuer) {
+		return errors.New("ca: the legacy profile's CA certificate must be self-issued (its issuer name equal to its subject name)")
+	}
+	if err := verifyMD5Cert(root.Raw, root.PublicKey); err != nil {
+		return fmt.Errorf("ca: the legacy profile's CA certificate must be self-signed: %w", err)
+	}
+	for _, n := range []struct {
+		what string
+		raw  []byte
+	}{{"subject", root.RawSubject}, {"issuer", root.RawIssuer}} {
+		if err := checkPrintableName(n.raw); err != nil {
+			return fmt.Errorf("ca: the legacy profile's CA certificate %s: %w (the OSP Toolkit reads PrintableString only; with openssl req, set string_mask = nombstr)", n.what, err)
+		}
+	}
+	for _, t := range []time.Time{root.NotBefore, root.NotAfter} {
+		if t.Year() < 1950 || t.After(utcTimeLimit) {
+			return fmt.Errorf("ca: the legacy profile's CA certificate is valid %s to %s: the OSP Toolkit reads UTCTime dates only (1950 to 2049)",
+				root.NotBefore.UTC().Format(time.DateOnly), root.NotAfter.UTC().Format(time.DateOnly))
+		}
+	}
+	return nil
+}
+
+// checkPrintableName reports an attribute value of a DER Name that is not a
+// PrintableString.
+func checkPrintableName(raw []byte) error {
+	in := cryptobyte.String(raw)
+	var rdns cryptobyte.String
+	if !in.ReadASN1(&rdns, cbasn1.SEQUENCE) || !in.Empty() {
+		return errors.New("malformed name")
+	}
+	for !rdns.Empty() {
+		var set cryptobyte.String
+		if !rdns.ReadASN1(&set, cbasn1.SET) {
+			return errors.New("malformed name")
+		}
+		for !set.Empty() {
+			var atv, val cryptobyte.String
+			var oid asn1.ObjectIdentifier
+			var tag cbasn1.Tag
+			if !set.ReadASN1(&atv, cbasn1.SEQUENCE) || !atv.ReadASN1ObjectIdentifier(&oid) || !atv.ReadAnyASN1(&val, &tag) {
+				return errors.New("malformed name")
+			}
+			if tag != cbasn1.PrintableString {
+				return fmt.Errorf("attribute %s is not a PrintableString (ASN.1 tag %d)", oid, tag)
+			}
+		}
+	}
+	return nil
+}

@@ -3,12 +3,14 @@ package ca
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -437,5 +439,63 @@ func TestOSPToolkitValidatesLegacyCertificates(t *testing.T) {
 	bad[len(bad)-1] ^= 1
 	if out, err := runToolkit(t, harness, c.Root().Raw, bad, csrDER); err == nil {
 		t.Fatalf("toolkit accepted a tampered certificate: %s", out)
+	}
+}
+
+// An operator's legacy CA certificate that the OSP Toolkit's enroll could
+// not use (a UTF8String name, an issuer other than itself, a date past
+// UTCTime) is refused when the CA opens, rather than failing every device.
+func TestOperatorLegacyCARequirements(t *testing.T) {
+	key := testKey(t, "rsa2048").(*rsa.PrivateKey)
+	dir := t.TempDir()
+	keyPEM, err := marshalKeyPEM(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "ca.key")
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notBefore := fixedNow().Add(-time.Hour)
+	mkCert := func(cn string, notAfter time.Time, issuerCN string) string {
+		tmpl := &ctx509.Certificate{
+			SerialNumber: big.NewInt(7), NotBefore: notBefore, NotAfter: notAfter,
+			BasicConstraintsValid: true, IsCA: true,
+			KeyUsage:           ctx509.KeyUsageCertSign | ctx509.KeyUsageCRLSign,
+			SignatureAlgorithm: ctx509.MD5WithRSA,
+		}
+		tmpl.Subject.CommonName = cn
+		parent := tmpl
+		if issuerCN != "" {
+			p := *tmpl
+			p.Subject.CommonName = issuerCN
+			parent = &p
+		}
+		der, err := ctx509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(dir, cn+issuerCN+notAfter.Format("2006")+".pem")
+		if err := os.WriteFile(f, certPEM(der), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	for _, c := range []struct {
+		name, certFile, want string
+	}{
+		{"usable", mkCert("Legacy CA", notBefore.AddDate(5, 0, 0), ""), ""},
+		{"UTF8String name", mkCert("Legacy_CA", notBefore.AddDate(5, 0, 0), ""), "PrintableString"},
+		{"another issuer", mkCert("Legacy CA", notBefore.AddDate(5, 0, 0), "Other CA"), "self-issued"},
+		{"valid past 2049", mkCert("Legacy CA", time.Date(2050, 6, 1, 0, 0, 0, 0, time.UTC), ""), "UTCTime"},
+	} {
+		_, _, err := Open(context.Background(), NewMemStore(),
+			Config{Profile: ProfileLegacy, CertFile: c.certFile, KeyFile: keyFile, Now: fixedNow}, "")
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: %v, want an error about %s", c.name, err, c.want)
+		}
 	}
 }
