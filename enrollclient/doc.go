@@ -36,7 +36,12 @@
 //   - Table 6, status=0: the certificate is checked before anything is saved
 //     (VerifyIssued: the device's public key, the device's name, valid now,
 //     chains to the pinned CA for client authentication or has it as direct
-//     issuer) and installed.
+//     issuer) and installed. A certificate that is wrong in any respect but
+//     its validity period is discarded with the request; one that is only
+//     not valid by this device's clock (not yet valid, or expired:
+//     ErrNotValidNow) keeps the request and its key, since the server has
+//     issued it and may have revoked the one it supersedes: fix the clock
+//     and run again to retrieve and install it.
 //
 // # Files (Client.Dir)
 //
@@ -80,7 +85,8 @@
 // *RejectedError (status ≥ 2, with wire.StatusText), ErrFingerprintMismatch
 // (*FingerprintMismatchError), ErrUntrustedCA (*UntrustedCAError),
 // ErrServerNotTrusted (*ServerTrustError: "server certificate not trusted:
-// …"), ErrBadCertificate (*CertificateError), ErrHTTPNotAllowed, ErrConfig,
+// …"), ErrBadCertificate and ErrNotValidNow (*CertificateError),
+// ErrHTTPNotAllowed, ErrConfig,
 // ErrProtocol, ErrBusy, ErrNotEnrolled, ErrNoPending.
 //
 // Package enrolltest provides a fake server speaking the protocol through

@@ -50,7 +50,10 @@ type Result struct {
 // Username) are taken from the saved request; the password never is saved.
 // A RejectedError with status 7 (bad CSR), 8 (rejected) or 11 (not found)
 // discards the saved request, whose key can then never be certified; other
-// refusals keep it so that a corrected retry reuses the key.
+// refusals keep it so that a corrected retry reuses the key. So does an
+// issued certificate that is not valid by this device's clock
+// (ErrNotValidNow): the server has issued it, so the next run retrieves
+// and installs it, once the clock is right.
 func (c *Client) Enroll(ctx context.Context) (*Result, error) {
 	unlock, err := c.lockDir()
 	if err != nil {
@@ -301,6 +304,17 @@ func (c *Client) enroll(ctx context.Context, wait bool) (*Result, error) {
 				return nil, &CertificateError{Reason: "it does not parse", Err: perr}
 			}
 			if verr := VerifyIssued(cert, p.key.Public(), ca, cc.DeviceName, cc.now()); verr != nil {
+				if errors.Is(verr, ErrNotValidNow) {
+					// Issued, and perhaps superseding the installed
+					// certificate: keep the key, retrieve it again later.
+					p.Submitted = true
+					p.Polls++
+					p.LastPoll = cc.now().UTC()
+					if err := cc.savePending(p); err != nil {
+						return nil, errors.Join(verr, err)
+					}
+					return nil, cc.clockError(verr)
+				}
 				// the server's answer for this key is unusable; start over next time
 				cc.removePending()
 				return nil, verr
@@ -344,6 +358,13 @@ func (c *Client) enroll(ctx context.Context, wait bool) (*Result, error) {
 		}
 		delay = min(2*delay, maxDelay)
 	}
+}
+
+// clockError explains an ErrNotValidNow: the key stays in pending.json.
+func (c *Client) clockError(err error) error {
+	return fmt.Errorf("%w; check this device's clock (date, NTP): the server issued the certificate for the key "+
+		"kept in %s, and the next run installs it once the clock is right (if the clock is right, the certificate "+
+		"is unusable: remove %s to start over with a new key)", err, c.path(PendingFile), PendingFile)
 }
 
 func roundDuration(d time.Duration) time.Duration {
@@ -390,6 +411,9 @@ func (c *Client) finish(p *pendingState, attempts int, waited time.Duration, res
 		return VerifyIssued(crt, k.Public(), ca, p.DeviceName, now)
 	}
 	if err := c.commitFiles([]byte(p.Key), []byte(p.Certificate), []byte(p.CACert), verify); err != nil {
+		if errors.Is(err, ErrNotValidNow) {
+			return nil, c.clockError(err) // the journal stays: finish once the clock is right
+		}
 		if errors.Is(err, ErrBadCertificate) {
 			c.removePending()
 		}

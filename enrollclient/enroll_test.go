@@ -455,7 +455,9 @@ func TestBrokenCertificateLeavesFilesUntouched(t *testing.T) {
 	}{
 		{"wrong key", func(c *enrolltest.Config) { c.WrongKey = true }, "public key"},
 		{"other CA", func(c *enrolltest.Config) { c.OtherCA = true }, "does not chain"},
-		{"expired", func(c *enrolltest.Config) { c.Lifetime, c.Age = time.Hour, 2*time.Hour }, "not valid now"},
+		// outside its validity too: still discarded, not taken for a clock problem
+		{"other CA, not yet valid", func(c *enrolltest.Config) { c.OtherCA, c.Age = true, -time.Hour }, "does not chain"},
+		{"wrong key, expired", func(c *enrolltest.Config) { c.WrongKey, c.Lifetime, c.Age = true, time.Hour, 2*time.Hour }, "public key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := enrolltest.New(t, enrolltest.Config{})
@@ -466,7 +468,7 @@ func TestBrokenCertificateLeavesFilesUntouched(t *testing.T) {
 			before := snapshot(t, c.Dir)
 			srv.Update(tc.set)
 			renewed, _, err := c.Renew(context.Background(), true)
-			if renewed || !errors.Is(err, ErrBadCertificate) || !strings.Contains(err.Error(), tc.want) {
+			if renewed || !errors.Is(err, ErrBadCertificate) || errors.Is(err, ErrNotValidNow) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("renewed %v, err = %v", renewed, err)
 			}
 			sameFiles(t, before, snapshot(t, c.Dir))
@@ -476,6 +478,96 @@ func TestBrokenCertificateLeavesFilesUntouched(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A certificate that is not valid by the device's clock is the server's
+// certificate for the new key all the same (issued, and superseding the
+// previous one): the key is kept, and the next run with the clock right
+// retrieves and installs the same certificate.
+func TestWrongClockKeepsIssuedKey(t *testing.T) {
+	day := 24 * time.Hour
+	for _, tc := range []struct {
+		name string
+		skew time.Duration
+		want string
+	}{
+		{"behind", -10 * time.Minute, "not valid now"}, // the server backdates 5 minutes
+		{"ahead", 400 * day, "not valid now"},          // past the 365-day lifetime
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := enrolltest.New(t, enrolltest.Config{Age: 5 * time.Minute})
+			clk := newClock()
+			c := newClient(t, srv, clk)
+			if _, err := c.Enroll(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			before := snapshot(t, c.Dir)
+			clk.set(time.Now().Add(tc.skew))
+			renewed, _, err := c.Renew(context.Background(), true)
+			if renewed || !errors.Is(err, ErrNotValidNow) || !errors.Is(err, ErrBadCertificate) ||
+				!strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "check this device's clock") {
+				t.Fatalf("renewed %v, err = %v", renewed, err)
+			}
+			if !exists(c.Dir, PendingFile) {
+				t.Fatal("pending.json (the only copy of the certified key) removed")
+			}
+			after := snapshot(t, c.Dir)
+			delete(after, PendingFile)
+			sameFiles(t, before, after)
+			saved, err := c.loadPending()
+			if err != nil || !saved.Submitted {
+				t.Fatalf("saved %+v, %v", saved, err)
+			}
+
+			clk.set(time.Now())
+			n := len(srv.Messages())
+			renewed, res, err := c.Renew(context.Background(), false)
+			if err != nil || !renewed {
+				t.Fatalf("renewed %v, err = %v", renewed, err)
+			}
+			if ops := srv.Ops()[n:]; !reflect.DeepEqual(ops, []string{"getcacert", "retrieve"}) {
+				t.Fatalf("ops %v", ops)
+			}
+			issued := srv.Issued()
+			if len(issued) != 2 || !bytes.Equal(res.Certificate.Raw, issued[1]) || !samePublicKey(res.Certificate.PublicKey, saved.key.Public()) {
+				t.Fatal("not the certificate issued for the saved key")
+			}
+			if exists(c.Dir, PendingFile) {
+				t.Error("pending.json left")
+			}
+		})
+	}
+}
+
+// An interrupted installation (journaled certificate) is finished once the
+// clock is right, and its journal is kept until then.
+func TestWrongClockKeepsJournal(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{Age: 5 * time.Minute})
+	clk := newClock()
+	c := newClient(t, srv, clk)
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	issued := snapshot(t, c.Dir)
+	p := &pendingState{Version: pendingVersion, DeviceName: c.DeviceName, Key: string(issued[KeyFile]),
+		CSR: string(csrPEM([]byte{0x30})), CACert: string(issued[CAFile]), Certificate: string(issued[CertFile]), Submitted: true}
+	if err := c.savePending(p); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(c.Dir, KeyFile))
+	srv.HTTP.Close()
+	clk.set(time.Now().Add(-10 * time.Minute))
+	if _, err := c.Enroll(context.Background()); !errors.Is(err, ErrNotValidNow) || !strings.Contains(err.Error(), "clock") {
+		t.Fatalf("err = %v", err)
+	}
+	if !exists(c.Dir, PendingFile) {
+		t.Fatal("journal removed")
+	}
+	clk.set(time.Now())
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, issued, snapshot(t, c.Dir))
 }
 
 func TestRenewWindow(t *testing.T) {

@@ -34,6 +34,15 @@ var (
 	// the device key, does not chain to the CA certificate, or is otherwise
 	// unusable. Nothing was saved (*CertificateError).
 	ErrBadCertificate = errors.New("issued certificate rejected")
+	// ErrNotValidNow: the issued certificate is right in every respect but
+	// its validity period: not yet valid, or expired, by this device's
+	// clock, which is most likely wrong. The server has issued it (and may
+	// have revoked the certificate it supersedes), so the request and its
+	// key are kept in pending.json: once the clock is right, Enroll (Renew,
+	// Poll) retrieves and installs the same certificate. A
+	// *CertificateError with NotValidNow set; it also matches
+	// ErrBadCertificate.
+	ErrNotValidNow = errors.New("issued certificate not valid by the device clock")
 	// ErrHTTPNotAllowed: an http:// server URL without AllowHTTP.
 	ErrHTTPNotAllowed = errors.New("plain HTTP not allowed")
 	// ErrConfig: a Client field is missing or invalid.
@@ -118,10 +127,16 @@ func (e *ServerTrustError) Is(target error) bool { return target == ErrServerNot
 type CertificateError struct {
 	Reason string
 	Err    error // underlying error, if any
+	// NotValidNow: the only fault is the validity period at the device's
+	// time (ErrNotValidNow).
+	NotValidNow bool
 }
 
 func (e *CertificateError) Error() string {
 	s := "issued certificate rejected: " + e.Reason
+	if e.NotValidNow {
+		s = "issued certificate not installed: " + e.Reason
+	}
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
 	}
@@ -130,7 +145,9 @@ func (e *CertificateError) Error() string {
 
 func (e *CertificateError) Unwrap() error { return e.Err }
 
-func (e *CertificateError) Is(target error) bool { return target == ErrBadCertificate }
+func (e *CertificateError) Is(target error) bool {
+	return target == ErrBadCertificate || e.NotValidNow && target == ErrNotValidNow
+}
 
 func configErr(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))

@@ -77,6 +77,7 @@ type Server struct {
 	log     []Message
 	entries map[string]*entry
 	nonces  map[string]bool
+	issued  [][]byte
 }
 
 type entry struct {
@@ -179,6 +180,13 @@ func (s *Server) Saw(op string) bool {
 		}
 	}
 	return false
+}
+
+// Issued returns the certificates issued so far (DER), in order.
+func (s *Server) Issued() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][]byte(nil), s.issued...)
 }
 
 // Approve issues every pending request (Config.Manual).
@@ -356,6 +364,7 @@ func (s *Server) issueLocked(e *entry) {
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
 	if err == nil {
 		e.cert = der
+		s.issued = append(s.issued, der)
 	}
 	e.state = "issued"
 }
