@@ -70,7 +70,9 @@ type Client struct {
 	// ("request", Table 4 and the OSP Toolkit; default) or
 	// wire.CSRFieldCertReq ("certreq", Table 1).
 	CSRField string
-	KeyType  KeyType // default KeyP256
+	// KeyType is the algorithm of new keys: default KeyP256 for Enroll;
+	// for Renew, the type of the key it replaces.
+	KeyType KeyType
 
 	// Dir holds key.pem, cert.pem, ca.pem and pending.json (default ".").
 	Dir string

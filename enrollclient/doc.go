@@ -76,8 +76,9 @@
 // device must re-enroll". Renew re-enrolls with a fresh key once the
 // certificate is within RenewWindow of its expiry (default the last third
 // of its lifetime; force renews now) and is meant for cron or a systemd
-// timer: it does nothing, successfully, when not due. The old certificate
-// stays installed until the new one is verified.
+// timer: it does nothing, successfully, when not due. The new key has the
+// algorithm and size of the one it replaces unless KeyType is set. The old
+// certificate stays installed until the new one is verified.
 //
 // # Errors
 //

@@ -88,7 +88,10 @@ func (c *Client) Poll(ctx context.Context) (*Result, error) {
 // when not yet due, res describes the certificate in place (RenewAt says
 // when it will be due) and err is nil. A saved pending request is resumed
 // first, due or not. The CA pinned by ca.pem stays pinned unless
-// CAFingerprint is set; DeviceName defaults to the certificate's. The old
+// CAFingerprint is set; DeviceName defaults to the certificate's, and
+// KeyType to its key's algorithm and size (a device that can load only RSA
+// keys keeps an RSA key; a key GenerateKey cannot make is an ErrConfig
+// unless KeyType is set). The old
 // certificate stays in place until the new one is verified and installed,
 // also when the renewal ends pending (ErrPendingTimeout): run Renew again.
 func (c *Client) Renew(ctx context.Context, force bool) (renewed bool, res *Result, err error) {
@@ -123,6 +126,14 @@ func (c *Client) Renew(ctx context.Context, force bool) (renewed bool, res *Resu
 	cc := *c
 	if cc.DeviceName == "" {
 		cc.DeviceName = certDeviceName(cur)
+	}
+	if cc.KeyType == "" {
+		kt, ok := keyTypeOf(cur.PublicKey)
+		if !ok {
+			return false, nil, configErr("the certificate in %s has an %s key, which this client cannot make; give the key type explicitly",
+				c.path(CertFile), KeyDescription(cur.PublicKey))
+		}
+		cc.KeyType = kt
 	}
 	res, err = cc.enroll(ctx, true)
 	return err == nil, res, err

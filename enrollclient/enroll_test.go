@@ -3,8 +3,13 @@ package enrollclient
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
+	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -616,6 +621,54 @@ func TestRenewWindow(t *testing.T) {
 	c.DeviceName = ""
 	if renewed, res, err := c.Renew(context.Background(), true); err != nil || !renewed || res.Certificate.Subject.CommonName != "gw1.example.com" {
 		t.Fatalf("forced renewal without device name: %v %v", renewed, err)
+	}
+}
+
+// Renew keeps the algorithm and size of the key it replaces unless KeyType
+// says otherwise: a gateway that loads only RSA keys stays on RSA.
+func TestRenewKeepsKeyType(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{})
+	c := newClient(t, srv, nil)
+	c.KeyType = KeyRSA2048
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.KeyType = ""
+	oldKey := snapshot(t, c.Dir)[KeyFile]
+	renewed, res, err := c.Renew(context.Background(), true)
+	if err != nil || !renewed {
+		t.Fatalf("renewed %v, err = %v", renewed, err)
+	}
+	if got := KeyDescription(res.Certificate.PublicKey); got != "RSA 2048" {
+		t.Fatalf("renewed with %s, want RSA 2048", got)
+	}
+	if bytes.Equal(oldKey, snapshot(t, c.Dir)[KeyFile]) {
+		t.Fatal("renewal reused the key")
+	}
+	c.KeyType = KeyP384 // explicit wins
+	if _, res, err = c.Renew(context.Background(), true); err != nil || KeyDescription(res.Certificate.PublicKey) != "ECDSA P-384" {
+		t.Fatalf("explicit p384: %v", err)
+	}
+	c.KeyType = ""
+	if _, res, err = c.Renew(context.Background(), true); err != nil || KeyDescription(res.Certificate.PublicKey) != "ECDSA P-384" {
+		t.Fatalf("kept p384: %v", err)
+	}
+
+	// a key this client cannot make: asked to choose, nothing sent
+	k521, _ := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "gw1.example.com"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k521.Public(), k521)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(c.Dir, CertFile), certPEM(der), 0o644)
+	n := len(srv.Messages())
+	if _, _, err := c.Renew(context.Background(), true); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "ECDSA P-521") {
+		t.Fatalf("P-521: %v", err)
+	}
+	if len(srv.Messages()) != n {
+		t.Fatal("sent a request")
 	}
 }
 

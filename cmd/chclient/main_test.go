@@ -126,6 +126,15 @@ func TestSession(t *testing.T) {
 	}
 }
 
+// renew keeps the current key's type unless --key-type is given.
+func TestRenewKeepsKeyType(t *testing.T) {
+	f := newFixture(t, enrolltest.Config{})
+	expect(t, runCmd(t, "", false, nil, f.args("enroll", "--key-type", "rsa2048")...), exitOK, "(RSA 2048, mode 0600)")
+	expect(t, runCmd(t, "", false, nil, f.args("renew", "--force")...), exitOK, "renewed:", "(RSA 2048, mode 0600)")
+	expect(t, runCmd(t, "", false, nil, f.args("renew", "--force", "--key-type", "p256")...), exitOK, "renewed:", "(ECDSA P-256, mode 0600)")
+	expect(t, runCmd(t, "", false, nil, f.args("enroll", "--force")...), exitOK, "enrolled:", "(ECDSA P-256, mode 0600)")
+}
+
 func TestPasswordFromEnv(t *testing.T) {
 	f := newFixture(t, enrolltest.Config{})
 	args := f.args("enroll")
