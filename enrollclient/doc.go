@@ -50,6 +50,8 @@
 //	ca.pem        the pinned CA certificate, PEM
 //	pending.json  a request in flight, mode 0600: key, CSR, server nonce,
 //	              device/customer ids, username (never the password), CA
+//	key.pem.bak   the key the last installation replaced (Renew, a second
+//	cert.pem.bak  Enroll), mode 0600, and its certificate: to go back to
 //
 // pending.json is written before the first message that carries the key,
 // so that a request the server stored is never orphaned: Enroll, Poll or
@@ -60,7 +62,8 @@
 //
 //  1. the verified certificate is journaled into pending.json;
 //  2. ca.pem, cert.pem and key.pem are written to temporaries, read back
-//     and verified together;
+//     and verified together; the cert.pem and key.pem they replace are
+//     copied to cert.pem.bak and key.pem.bak;
 //  3. they are renamed in the order ca.pem, cert.pem, key.pem (the key
 //     last), and Dir is synced;
 //  4. pending.json is removed last.

@@ -736,7 +736,72 @@ func TestInterruptedCommitFinishesOffline(t *testing.T) {
 	if !res.Resumed {
 		t.Error("not resumed")
 	}
-	sameFiles(t, issued, snapshot(t, c.Dir))
+	after := snapshot(t, c.Dir)
+	if string(after[KeyBackupFile]) != "garbage" {
+		t.Errorf("%s = %q, want the replaced key.pem", KeyBackupFile, after[KeyBackupFile])
+	}
+	delete(after, KeyBackupFile)
+	sameFiles(t, issued, after)
+}
+
+// Installing over a working set (renew, enroll --force) keeps the replaced
+// key and certificate as key.pem.bak (0600) and cert.pem.bak; an
+// installation finished after a crash does not overwrite them with the
+// files it had already renamed.
+func TestReplacedFilesKept(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{})
+	clk := newClock()
+	c := newClient(t, srv, clk)
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a := snapshot(t, c.Dir)
+	if _, _, err := c.Renew(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	b := snapshot(t, c.Dir)
+	if got := names(b); !reflect.DeepEqual(got, []string{CAFile, CertFile, CertBackupFile, KeyFile, KeyBackupFile}) {
+		t.Fatalf("files = %v", got)
+	}
+	if !bytes.Equal(b[KeyBackupFile], a[KeyFile]) || !bytes.Equal(b[CertBackupFile], a[CertFile]) || bytes.Equal(b[KeyFile], a[KeyFile]) {
+		t.Fatal("backups are not the replaced files")
+	}
+	for name, mode := range map[string]os.FileMode{KeyBackupFile: 0o600, CertBackupFile: 0o644} {
+		if fi, err := os.Stat(filepath.Join(c.Dir, name)); err != nil || fi.Mode().Perm() != mode {
+			t.Errorf("%s: %v %v, want mode %04o", name, fi, err, mode)
+		}
+	}
+
+	// a crash after cert.pem was renamed, before key.pem
+	srv.Update(func(cfg *enrolltest.Config) { cfg.Manual = true })
+	c.MaxWait = time.Second
+	if _, _, err := c.Renew(context.Background(), true); !errors.Is(err, ErrPendingTimeout) {
+		t.Fatal(err)
+	}
+	p, _ := c.loadPending()
+	srv.Approve()
+	if _, err := c.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	d := snapshot(t, c.Dir)
+	p.Certificate = string(d[CertFile])
+	if err := c.savePending(p); err != nil {
+		t.Fatal(err)
+	}
+	// as after the crash: the old key.pem, the new cert.pem, the backups of the old set
+	os.WriteFile(filepath.Join(c.Dir, KeyFile), b[KeyFile], 0o600)
+	os.WriteFile(filepath.Join(c.Dir, KeyBackupFile), b[KeyFile], 0o600)
+	os.WriteFile(filepath.Join(c.Dir, CertBackupFile), b[CertFile], 0o644)
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e := snapshot(t, c.Dir)
+	if !bytes.Equal(e[KeyFile], d[KeyFile]) || !bytes.Equal(e[CertFile], d[CertFile]) {
+		t.Fatal("installation not finished")
+	}
+	if !bytes.Equal(e[KeyBackupFile], b[KeyFile]) || !bytes.Equal(e[CertBackupFile], b[CertFile]) {
+		t.Fatal("the finished installation overwrote a backup with the new file")
+	}
 }
 
 func TestCancelWhilePending(t *testing.T) {

@@ -58,7 +58,8 @@
 //	A pending request is saved in --dir (pending.json, with its key): run the same
 //	enroll (or renew) again to keep waiting; it resumes with the saved key.
 //	Fields not given on a resume (server, device, customer, username) are taken
-//	from the saved request; the password is never saved.
+//	from the saved request; the password is never saved. renew and enroll --force
+//	keep the key and certificate they replace as key.pem.bak and cert.pem.bak.
 //
 //	Exit status:
 //	  0  enroll: certificate installed (or already enrolled); status: a valid
