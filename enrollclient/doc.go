@@ -10,7 +10,10 @@
 //     The TLS certificate of the server is verified against the system roots
 //     or, given RootCAPEM, against the operator's third-party root only
 //     (claim 1: the server's identity rests on SSL and a public key
-//     infrastructure). http:// is refused unless AllowHTTP.
+//     infrastructure). http:// is refused unless AllowHTTP. Redirects are
+//     not followed for request and retrieve, whose body holds the password
+//     (the seed's protocol has none); getcacert follows at most 3 that keep
+//     the URL's scheme, host and port.
 //   - Step 335: operation=getcacert (Table 2; body exactly
 //     "operation=getcacert", Content-Type text/plain) returns the CA
 //     certificate (Table 3).

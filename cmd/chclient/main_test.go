@@ -3,6 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -213,6 +218,33 @@ func TestTrustFailures(t *testing.T) {
 	f2 := newFixture(t, enrolltest.Config{})
 	f2.srv = f.srv
 	expect(t, runCmd(t, "", false, nil, append(f2.args("enroll"), "--trust-on-first-use", "--ca-fingerprint=")...), exitOK, "enrolled:")
+}
+
+// A redirect is not followed with the password; one to http:// is an
+// error of the server (exit 1), not of the command line (2).
+func TestRedirectRefused(t *testing.T) {
+	f := newFixture(t, enrolltest.Config{})
+	front := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if string(body) == "operation=getcacert" {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			f.srv.HTTP.Config.Handler.ServeHTTP(w, r)
+			return
+		}
+		http.Redirect(w, r, "http://"+r.Host+"/", http.StatusTemporaryRedirect)
+	}))
+	front.Config.ErrorLog = log.New(io.Discard, "", 0)
+	front.StartTLS()
+	defer front.Close()
+	roots := append(f.srv.RootPEM(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw})...)
+	if err := os.WriteFile(f.rootCA, roots, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCmd(t, "", false, nil, f.args("enroll", "--server", front.URL+"/")...)
+	expect(t, r, exitError, "HTTP 307 Temporary Redirect, a redirect to http://", "not followed")
+	if f.srv.Saw("request") {
+		t.Fatal("request reached the enrollment server behind the redirect")
+	}
 }
 
 func TestRejectedAndHTTP(t *testing.T) {
