@@ -30,9 +30,11 @@
 //     device; the CSR's subject CN and SAN are DeviceName.
 //     operation=request (Table 4: operation, nonce, username, password,
 //     device, customer, request — Content-Type text/html) carries a fresh
-//     random nonce (32 hex digits). While the answer is status=1 (Table 5)
-//     the client sends operation=retrieve with the same CSR and a fresh
-//     nonce (the server matches device and CSR public key), waiting
+//     random nonce (32 hex digits), saved with the key. While the answer is
+//     status=1 (Table 5) the client sends operation=retrieve, which "only
+//     differs in the 'operation' parameter": the same CSR and the same
+//     nonce, also from a later process (the server matches device and CSR
+//     public key, and binds the nonce to that request), waiting
 //     InitialBackoff, doubling to MaxBackoff, for at most MaxWait. Network
 //     trouble, HTTP 5xx and statuses 10 (rate limited) / 14 (server error)
 //     while polling are retried within MaxWait.
@@ -51,7 +53,7 @@
 //	key.pem       PKCS#8 PEM private key, mode 0600
 //	cert.pem      the device certificate, PEM
 //	ca.pem        the pinned CA certificate, PEM
-//	pending.json  a request in flight, mode 0600: key, CSR, server nonce,
+//	pending.json  a request in flight, mode 0600: key, CSR, nonce, server nonce,
 //	              device/customer ids, username (never the password), CA
 //	key.pem.bak   the key the last installation replaced (Renew, a second
 //	cert.pem.bak  Enroll), mode 0600, and its certificate: to go back to

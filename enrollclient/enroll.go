@@ -37,16 +37,18 @@ type Result struct {
 //     stops here, before any key exists;
 //  3. a new key (KeyType) and CSR (CN and SAN = DeviceName), saved in
 //     pending.json before they are sent;
-//  4. operation=request with a fresh nonce; while the answer is status=1,
-//     operation=retrieve (same CSR, fresh nonce) with exponential backoff
-//     (InitialBackoff doubling to MaxBackoff, Progress before each wait)
+//  4. operation=request with a fresh nonce, saved with the key; while the
+//     answer is status=1, operation=retrieve (same CSR, same nonce: the
+//     seed's retrieve "only differs in the 'operation' parameter") with
+//     exponential backoff (InitialBackoff doubling to MaxBackoff, Progress
+//     before each wait)
 //     until MaxWait, then ErrPendingTimeout with pending.json kept;
 //  5. VerifyIssued, then key.pem, cert.pem and ca.pem replaced together
 //     (see commitFiles in store.go), pending.json removed.
 //
 // With pending.json present, Enroll resumes it instead of making a new key:
-// retrieve (or request, if no answer was ever received) with the saved key
-// and CSR. Fields left empty (ServerURL, DeviceName, DeviceID, Customer,
+// retrieve (or request, if no answer was ever received) with the saved key,
+// CSR and nonce. Fields left empty (ServerURL, DeviceName, DeviceID, Customer,
 // Username) are taken from the saved request; the password never is saved.
 // A RejectedError with status 7 (bad CSR), 8 (rejected) or 11 (not found)
 // discards the saved request, whose key can then never be certified; other
@@ -254,6 +256,13 @@ func (c *Client) enroll(ctx context.Context, wait bool) (*Result, error) {
 			key: key, csrDER: csr,
 		}
 	}
+	if p.Nonce == "" { // a new request, or one saved before its nonce was kept
+		nonce, err := cc.newNonce()
+		if err != nil {
+			return nil, err
+		}
+		p.Nonce = string(nonce)
+	}
 	p.ca, p.CACert, p.CAFingerprint = ca, string(certPEM(ca.Raw)), Fingerprint(ca)
 	if err := os.MkdirAll(cc.dir(), 0o700); err != nil {
 		return nil, err
@@ -276,16 +285,12 @@ func (c *Client) enroll(ctx context.Context, wait bool) (*Result, error) {
 		if p.Submitted {
 			op = wire.OpRetrieve
 		}
-		nonce, err := cc.newNonce()
-		if err != nil {
-			return nil, err
-		}
 		attempts++
 		if op == wire.OpRetrieve {
 			retrieves++
 		}
 		ans, err := cc.exchange(ctx, wire.Request{
-			Operation: op, Nonce: nonce, Username: cc.Username, Password: cc.Password,
+			Operation: op, Nonce: []byte(p.Nonce), Username: cc.Username, Password: cc.Password,
 			Device: cc.DeviceID, Customer: cc.Customer, CSR: p.csrDER, CSRField: cc.csrField(),
 		})
 		if err == nil && ans.Status >= 2 {

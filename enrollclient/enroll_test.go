@@ -146,17 +146,16 @@ func TestPendingThenApproved(t *testing.T) {
 	if !reflect.DeepEqual(clk.waits(), want) || !reflect.DeepEqual(nexts, want) || !reflect.DeepEqual(progress, []int{1, 2, 3, 4}) {
 		t.Fatalf("waits %v, progress %v %v", clk.waits(), progress, nexts)
 	}
-	// same CSR, fresh nonce every time
+	// same CSR and nonce every time (seed 001: a retrieve "only differs in
+	// the 'operation' parameter")
 	msgs := srv.Messages()[1:]
-	seen := map[string]bool{}
 	for _, m := range msgs {
 		if !bytes.Equal(m.Request.CSR, msgs[0].Request.CSR) {
 			t.Fatal("CSR changed between request and retrieve")
 		}
-		if seen[string(m.Request.Nonce)] {
-			t.Fatal("nonce reused")
+		if !bytes.Equal(m.Request.Nonce, msgs[0].Request.Nonce) {
+			t.Fatalf("%s nonce %s, request's %s", m.Operation, m.Request.Nonce, msgs[0].Request.Nonce)
 		}
-		seen[string(m.Request.Nonce)] = true
 		if m.ContentType != "text/html" {
 			t.Errorf("content type %q", m.ContentType)
 		}
@@ -242,6 +241,76 @@ func TestPendingResume(t *testing.T) {
 	// Poll with nothing pending
 	if _, err := c2.Poll(context.Background()); !errors.Is(err, ErrNoPending) {
 		t.Fatalf("poll: %v", err)
+	}
+}
+
+// The request's nonce is saved with it: the retrieves of later processes
+// repeat it; a pending.json without one gets one, kept from then on; a new
+// request (new key) gets a new nonce.
+func TestNonceKeptAcrossRetrieves(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{Manual: true})
+	c := newClient(t, srv, newClock())
+	c.MaxWait = -1 // one message
+	if _, err := c.Enroll(context.Background()); !errors.Is(err, ErrPending) {
+		t.Fatalf("err = %v", err)
+	}
+	for range 2 {
+		c2 := &Client{HTTPClient: srv.HTTP.Client(), Password: "pass", Dir: c.Dir}
+		if _, err := c2.Poll(context.Background()); !errors.Is(err, ErrPending) {
+			t.Fatalf("poll: %v", err)
+		}
+	}
+	nonces := func() (ops []string, seen map[string]bool) {
+		seen = map[string]bool{}
+		for _, m := range srv.Messages() {
+			if m.Operation != wire.OpGetCACert {
+				ops = append(ops, m.Operation)
+				seen[string(m.Request.Nonce)] = true
+			}
+		}
+		return ops, seen
+	}
+	ops, seen := nonces()
+	if !reflect.DeepEqual(ops, []string{"request", "retrieve", "retrieve"}) || len(seen) != 1 {
+		t.Fatalf("ops %v, nonces %v", ops, seen)
+	}
+
+	// a pending.json written before the nonce was kept
+	p, _ := c.loadPending()
+	first := p.Nonce
+	p.Nonce = ""
+	if err := c.savePending(p); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(c.Dir, PendingFile)); bytes.Contains(data, []byte(`"nonce"`)) {
+		t.Fatalf("nonce still saved: %s", data)
+	}
+	for range 2 {
+		if _, err := c.Poll(context.Background()); !errors.Is(err, ErrPending) {
+			t.Fatalf("poll: %v", err)
+		}
+	}
+	p, _ = c.loadPending()
+	if p.Nonce == "" || p.Nonce == first {
+		t.Fatalf("nonce %q (was %q)", p.Nonce, first)
+	}
+	msgs := srv.Messages()
+	if a, b := msgs[len(msgs)-1], msgs[len(msgs)-3]; a.Operation != "retrieve" || string(a.Request.Nonce) != p.Nonce ||
+		!bytes.Equal(a.Request.Nonce, b.Request.Nonce) {
+		t.Fatalf("retrieves after the upgrade: %q, %q; saved %q", b.Request.Nonce, a.Request.Nonce, p.Nonce)
+	}
+
+	// issued; a renewal is a new request with a new nonce
+	srv.Approve()
+	if _, err := c.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv.Update(func(cfg *enrolltest.Config) { cfg.Manual = false })
+	if _, _, err := c.Renew(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	if ops, seen := nonces(); ops[len(ops)-1] != "request" || len(seen) != 3 {
+		t.Fatalf("ops %v, nonces %v", ops, seen)
 	}
 }
 

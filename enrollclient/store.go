@@ -42,7 +42,8 @@ type pendingState struct {
 	KeyType       KeyType   `json:"key_type"`
 	CSRField      string    `json:"csr_field"`
 	Created       time.Time `json:"created"`
-	Submitted     bool      `json:"submitted"` // the server answered pending: resume with retrieve
+	Submitted     bool      `json:"submitted"`       // the server answered pending: resume with retrieve
+	Nonce         string    `json:"nonce,omitempty"` // of the request and all its retrieves (older files: made on resume)
 	ServerNonce   string    `json:"server_nonce,omitempty"`
 	Polls         int       `json:"polls"`
 	LastPoll      time.Time `json:"last_poll,omitzero"`

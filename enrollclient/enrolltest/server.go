@@ -76,7 +76,7 @@ type Server struct {
 	cfg     Config
 	log     []Message
 	entries map[string]*entry
-	nonces  map[string]bool
+	nonces  map[string]string // client nonce → the request it belongs to
 	issued  [][]byte
 }
 
@@ -113,7 +113,7 @@ func NewHTTP(t testing.TB, cfg Config) *Server {
 
 func newServer(t testing.TB, cfg Config) *Server {
 	t.Helper()
-	s := &Server{cfg: cfg, entries: map[string]*entry{}, nonces: map[string]bool{}}
+	s := &Server{cfg: cfg, entries: map[string]*entry{}, nonces: map[string]string{}}
 	var err error
 	if s.CA, s.CAKey, err = NewCA("Test Clearinghouse Device CA"); err != nil {
 		t.Fatal(err)
@@ -284,10 +284,6 @@ func (s *Server) answerLocked(req *wire.Request, cfg Config) wire.Response {
 	if len(req.Nonce) == 0 {
 		return fail(wire.StatusBadRequest, "nonce is required")
 	}
-	if s.nonces[string(req.Nonce)] {
-		return fail(wire.StatusNonceReused, "nonce reused")
-	}
-	s.nonces[string(req.Nonce)] = true
 	if len(req.CSR) == 0 {
 		return fail(wire.StatusBadRequest, "certificate request is required")
 	}
@@ -295,11 +291,16 @@ func (s *Server) answerLocked(req *wire.Request, cfg Config) wire.Response {
 	if err != nil || csr.CheckSignature() != nil {
 		return fail(wire.StatusBadCSR, "bad certificate request")
 	}
+	spki := sha256.Sum256(csr.RawSubjectPublicKeyInfo)
+	id := strings.ToLower(csr.Subject.CommonName) + "|" + req.Device + "|" + hex.EncodeToString(spki[:])
+	// as the server: a nonce binds to one request; its retrieves may repeat it
+	if prev, ok := s.nonces[string(req.Nonce)]; ok && prev != id {
+		return fail(wire.StatusNonceReused, "nonce was already used with another request")
+	}
+	s.nonces[string(req.Nonce)] = id
 	if cfg.RejectStatus >= 2 {
 		return fail(cfg.RejectStatus, cfg.RejectReason)
 	}
-	spki := sha256.Sum256(csr.RawSubjectPublicKeyInfo)
-	id := strings.ToLower(csr.Subject.CommonName) + "|" + req.Device + "|" + hex.EncodeToString(spki[:])
 	e := s.entries[id]
 	if e == nil {
 		if req.Operation == wire.OpRetrieve {
