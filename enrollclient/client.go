@@ -292,7 +292,7 @@ func (c *Client) exchange(ctx context.Context, r wire.Request) (*wire.Response, 
 	}
 	ans, err := wire.DecodeResponse(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: undecodable answer: %v", ErrProtocol, r.Operation, err)
+		return nil, fmt.Errorf("%w: %s: undecodable answer: %s", ErrProtocol, r.Operation, printable(err.Error()))
 	}
 	return ans, nil
 }
@@ -309,7 +309,7 @@ func (e *httpStatusError) Error() string {
 	if e.code >= 300 && e.code < 400 {
 		s := fmt.Sprintf("%s: server answered HTTP %s, a redirect", e.op, e.status)
 		if e.location != "" {
-			s += " to " + e.location
+			s += " to " + printable(e.location)
 		}
 		if e.op == wire.OpGetCACert {
 			return s + "; not followed: getcacert follows only redirects that keep the server URL's scheme, host and port (set it to the enrollment endpoint itself)"
@@ -322,7 +322,7 @@ func (e *httpStatusError) Error() string {
 		if len(b) > 200 {
 			b = b[:200]
 		}
-		s += ": " + strings.TrimSpace(strings.ToValidUTF8(string(b), "?"))
+		s += ": " + printable(strings.TrimSpace(string(b)))
 	}
 	return s
 }

@@ -3,7 +3,10 @@ package enrollclient
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
@@ -58,15 +61,39 @@ var (
 type RejectedError struct {
 	Op     string // wire.OpGetCACert, wire.OpRequest or wire.OpRetrieve
 	Status int    // the `status=` value
-	Reason string // the server's `error=` text, if any
+	Reason string // the server's `error=` text, if any, as sent (Error escapes what would drive a terminal)
 }
 
 func (e *RejectedError) Error() string {
 	s := fmt.Sprintf("server refused %s: status %d (%s)", e.Op, e.Status, wire.StatusText(e.Status))
 	if e.Reason != "" && !strings.EqualFold(e.Reason, wire.StatusText(e.Status)) {
-		s += ": " + e.Reason
+		s += ": " + printable(e.Reason)
 	}
 	return s
+}
+
+// printable makes text from the server safe to print on a terminal: tabs
+// and line breaks become spaces; other control characters (escape
+// sequences), invalid UTF-8 and characters that do not print (bidi
+// overrides, ...) are written as Go escapes (\x1b, \u202e).
+func printable(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\t' || r == '\n' || r == '\r':
+			b.WriteByte(' ')
+		case unicode.IsPrint(r):
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // Name is the status name from the wire table ("BadCredentials", ...), or "".
