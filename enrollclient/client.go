@@ -49,6 +49,9 @@ type Client struct {
 	// HTTPClient overrides the HTTP client (tests: httptest.Server.Client()).
 	// When nil, a client verifying TLS against RootCAPEM or the system roots
 	// is built, HTTP/1.1 only (the seed's transport), with DefaultHTTPTimeout.
+	// Either way the Client's redirect policy replaces CheckRedirect:
+	// request and retrieve, which carry the password, are never redirected;
+	// getcacert follows up to 3 redirects to the same scheme, host and port.
 	HTTPClient *http.Client
 
 	// CAFingerprint pins the CA certificate returned by getcacert: its
@@ -70,7 +73,9 @@ type Client struct {
 	// ("request", Table 4 and the OSP Toolkit; default) or
 	// wire.CSRFieldCertReq ("certreq", Table 1).
 	CSRField string
-	KeyType  KeyType // default KeyP256
+	// KeyType is the algorithm of new keys: default KeyP256 for Enroll;
+	// for Renew, the type of the key it replaces.
+	KeyType KeyType
 
 	// Dir holds key.pem, cert.pem, ca.pem and pending.json (default ".").
 	Dir string
@@ -212,20 +217,26 @@ func (c *Client) httpClient() (*http.Client, error) {
 	p := new(http.Protocols)
 	p.SetHTTP1(true) // the seed's messages are HTTP/1.1 POSTs
 	t.Protocols = p
-	allowHTTP := c.AllowHTTP
-	return &http.Client{
-		Transport: t,
-		Timeout:   DefaultHTTPTimeout,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 3 {
-				return errors.New("too many redirects")
-			}
-			if req.URL.Scheme != "https" && !allowHTTP {
-				return fmt.Errorf("%w: redirect to %s", ErrHTTPNotAllowed, req.URL.Redacted())
-			}
-			return nil
-		},
-	}, nil
+	return &http.Client{Transport: t, Timeout: DefaultHTTPTimeout}, nil
+}
+
+// redirectPolicy is the CheckRedirect of every exchange. The seed's
+// protocol has no redirects, and Go would re-send a request's body — the
+// username and password — to the new location (307, 308): request and
+// retrieve are never redirected. getcacert carries nothing and its answer
+// is pinned by fingerprint; it follows up to 3 redirects that keep the
+// scheme, host and port of the server URL. A redirect not followed ends
+// the exchange with the 3xx answer (an *httpStatusError naming where it
+// pointed).
+func redirectPolicy(op string) func(req *http.Request, via []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		first := via[0].URL
+		if op != wire.OpGetCACert || len(via) >= 3 ||
+			!strings.EqualFold(req.URL.Scheme, first.Scheme) || !strings.EqualFold(req.URL.Host, first.Host) {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
 }
 
 func (c *Client) newNonce() ([]byte, error) {
@@ -247,10 +258,12 @@ func (c *Client) exchange(ctx context.Context, r wire.Request) (*wire.Response, 
 	if err := c.checkServer(); err != nil {
 		return nil, err
 	}
-	hc, err := c.httpClient()
+	base, err := c.httpClient()
 	if err != nil {
 		return nil, err
 	}
+	hc := *base
+	hc.CheckRedirect = redirectPolicy(r.Operation)
 	body := wire.EncodeRequest(r)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.ServerURL, bytes.NewReader(body))
 	if err != nil {
@@ -268,30 +281,48 @@ func (c *Client) exchange(ctx context.Context, r wire.Request) (*wire.Response, 
 		return nil, fmt.Errorf("%s: reading answer: %w", r.Operation, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, &httpStatusError{op: r.Operation, code: resp.StatusCode, status: resp.Status, body: data}
+		he := &httpStatusError{op: r.Operation, code: resp.StatusCode, status: resp.Status, body: data}
+		if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+			he.location = resp.Header.Get("Location")
+			if u, err := resp.Location(); err == nil {
+				he.location = u.Redacted()
+			}
+		}
+		return nil, he
 	}
 	ans, err := wire.DecodeResponse(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: undecodable answer: %v", ErrProtocol, r.Operation, err)
+		return nil, fmt.Errorf("%w: %s: undecodable answer: %s", ErrProtocol, r.Operation, printable(err.Error()))
 	}
 	return ans, nil
 }
 
 type httpStatusError struct {
-	op     string
-	code   int
-	status string
-	body   []byte
+	op       string
+	code     int
+	status   string
+	body     []byte
+	location string // a redirect's Location, resolved when it parses
 }
 
 func (e *httpStatusError) Error() string {
+	if e.code >= 300 && e.code < 400 {
+		s := fmt.Sprintf("%s: server answered HTTP %s, a redirect", e.op, e.status)
+		if e.location != "" {
+			s += " to " + printable(e.location)
+		}
+		if e.op == wire.OpGetCACert {
+			return s + "; not followed: getcacert follows only redirects that keep the server URL's scheme, host and port (set it to the enrollment endpoint itself)"
+		}
+		return s + "; not followed: " + e.op + " carries the password and is sent to the server URL only (set it to the enrollment endpoint itself)"
+	}
 	s := fmt.Sprintf("%s: server answered HTTP %s, not 200 (is the server URL the enrollment endpoint?)", e.op, e.status)
 	if len(e.body) > 0 {
 		b := e.body
 		if len(b) > 200 {
 			b = b[:200]
 		}
-		s += ": " + strings.TrimSpace(strings.ToValidUTF8(string(b), "?"))
+		s += ": " + printable(strings.TrimSpace(string(b)))
 	}
 	return s
 }

@@ -10,7 +10,10 @@
 //     The TLS certificate of the server is verified against the system roots
 //     or, given RootCAPEM, against the operator's third-party root only
 //     (claim 1: the server's identity rests on SSL and a public key
-//     infrastructure). http:// is refused unless AllowHTTP.
+//     infrastructure). http:// is refused unless AllowHTTP. Redirects are
+//     not followed for request and retrieve, whose body holds the password
+//     (the seed's protocol has none); getcacert follows at most 3 that keep
+//     the URL's scheme, host and port.
 //   - Step 335: operation=getcacert (Table 2; body exactly
 //     "operation=getcacert", Content-Type text/plain) returns the CA
 //     certificate (Table 3).
@@ -27,24 +30,33 @@
 //     device; the CSR's subject CN and SAN are DeviceName.
 //     operation=request (Table 4: operation, nonce, username, password,
 //     device, customer, request — Content-Type text/html) carries a fresh
-//     random nonce (32 hex digits). While the answer is status=1 (Table 5)
-//     the client sends operation=retrieve with the same CSR and a fresh
-//     nonce (the server matches device and CSR public key), waiting
+//     random nonce (32 hex digits), saved with the key. While the answer is
+//     status=1 (Table 5) the client sends operation=retrieve, which "only
+//     differs in the 'operation' parameter": the same CSR and the same
+//     nonce, also from a later process (the server matches device and CSR
+//     public key, and binds the nonce to that request), waiting
 //     InitialBackoff, doubling to MaxBackoff, for at most MaxWait. Network
 //     trouble, HTTP 5xx and statuses 10 (rate limited) / 14 (server error)
 //     while polling are retried within MaxWait.
 //   - Table 6, status=0: the certificate is checked before anything is saved
 //     (VerifyIssued: the device's public key, the device's name, valid now,
 //     chains to the pinned CA for client authentication or has it as direct
-//     issuer) and installed.
+//     issuer) and installed. A certificate that is wrong in any respect but
+//     its validity period is discarded with the request; one that is only
+//     not valid by this device's clock (not yet valid, or expired:
+//     ErrNotValidNow) keeps the request and its key, since the server has
+//     issued it and may have revoked the one it supersedes: fix the clock
+//     and run again to retrieve and install it.
 //
 // # Files (Client.Dir)
 //
 //	key.pem       PKCS#8 PEM private key, mode 0600
 //	cert.pem      the device certificate, PEM
 //	ca.pem        the pinned CA certificate, PEM
-//	pending.json  a request in flight, mode 0600: key, CSR, server nonce,
+//	pending.json  a request in flight, mode 0600: key, CSR, nonce, server nonce,
 //	              device/customer ids, username (never the password), CA
+//	key.pem.bak   the key the last installation replaced (Renew, a second
+//	cert.pem.bak  Enroll), mode 0600, and its certificate: to go back to
 //
 // pending.json is written before the first message that carries the key,
 // so that a request the server stored is never orphaned: Enroll, Poll or
@@ -55,7 +67,8 @@
 //
 //  1. the verified certificate is journaled into pending.json;
 //  2. ca.pem, cert.pem and key.pem are written to temporaries, read back
-//     and verified together;
+//     and verified together; the cert.pem and key.pem they replace are
+//     copied to cert.pem.bak and key.pem.bak;
 //  3. they are renamed in the order ca.pem, cert.pem, key.pem (the key
 //     last), and Dir is synced;
 //  4. pending.json is removed last.
@@ -71,8 +84,9 @@
 // device must re-enroll". Renew re-enrolls with a fresh key once the
 // certificate is within RenewWindow of its expiry (default the last third
 // of its lifetime; force renews now) and is meant for cron or a systemd
-// timer: it does nothing, successfully, when not due. The old certificate
-// stays installed until the new one is verified.
+// timer: it does nothing, successfully, when not due. The new key has the
+// algorithm and size of the one it replaces unless KeyType is set. The old
+// certificate stays installed until the new one is verified.
 //
 // # Errors
 //
@@ -80,7 +94,8 @@
 // *RejectedError (status ≥ 2, with wire.StatusText), ErrFingerprintMismatch
 // (*FingerprintMismatchError), ErrUntrustedCA (*UntrustedCAError),
 // ErrServerNotTrusted (*ServerTrustError: "server certificate not trusted:
-// …"), ErrBadCertificate (*CertificateError), ErrHTTPNotAllowed, ErrConfig,
+// …"), ErrBadCertificate and ErrNotValidNow (*CertificateError),
+// ErrHTTPNotAllowed, ErrConfig,
 // ErrProtocol, ErrBusy, ErrNotEnrolled, ErrNoPending.
 //
 // Package enrolltest provides a fake server speaking the protocol through

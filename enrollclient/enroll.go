@@ -37,20 +37,25 @@ type Result struct {
 //     stops here, before any key exists;
 //  3. a new key (KeyType) and CSR (CN and SAN = DeviceName), saved in
 //     pending.json before they are sent;
-//  4. operation=request with a fresh nonce; while the answer is status=1,
-//     operation=retrieve (same CSR, fresh nonce) with exponential backoff
-//     (InitialBackoff doubling to MaxBackoff, Progress before each wait)
+//  4. operation=request with a fresh nonce, saved with the key; while the
+//     answer is status=1, operation=retrieve (same CSR, same nonce: the
+//     seed's retrieve "only differs in the 'operation' parameter") with
+//     exponential backoff (InitialBackoff doubling to MaxBackoff, Progress
+//     before each wait)
 //     until MaxWait, then ErrPendingTimeout with pending.json kept;
 //  5. VerifyIssued, then key.pem, cert.pem and ca.pem replaced together
 //     (see commitFiles in store.go), pending.json removed.
 //
 // With pending.json present, Enroll resumes it instead of making a new key:
-// retrieve (or request, if no answer was ever received) with the saved key
-// and CSR. Fields left empty (ServerURL, DeviceName, DeviceID, Customer,
+// retrieve (or request, if no answer was ever received) with the saved key,
+// CSR and nonce. Fields left empty (ServerURL, DeviceName, DeviceID, Customer,
 // Username) are taken from the saved request; the password never is saved.
 // A RejectedError with status 7 (bad CSR), 8 (rejected) or 11 (not found)
 // discards the saved request, whose key can then never be certified; other
-// refusals keep it so that a corrected retry reuses the key.
+// refusals keep it so that a corrected retry reuses the key. So does an
+// issued certificate that is not valid by this device's clock
+// (ErrNotValidNow): the server has issued it, so the next run retrieves
+// and installs it, once the clock is right.
 func (c *Client) Enroll(ctx context.Context) (*Result, error) {
 	unlock, err := c.lockDir()
 	if err != nil {
@@ -85,7 +90,10 @@ func (c *Client) Poll(ctx context.Context) (*Result, error) {
 // when not yet due, res describes the certificate in place (RenewAt says
 // when it will be due) and err is nil. A saved pending request is resumed
 // first, due or not. The CA pinned by ca.pem stays pinned unless
-// CAFingerprint is set; DeviceName defaults to the certificate's. The old
+// CAFingerprint is set; DeviceName defaults to the certificate's, and
+// KeyType to its key's algorithm and size (a device that can load only RSA
+// keys keeps an RSA key; a key GenerateKey cannot make is an ErrConfig
+// unless KeyType is set). The old
 // certificate stays in place until the new one is verified and installed,
 // also when the renewal ends pending (ErrPendingTimeout): run Renew again.
 func (c *Client) Renew(ctx context.Context, force bool) (renewed bool, res *Result, err error) {
@@ -120,6 +128,14 @@ func (c *Client) Renew(ctx context.Context, force bool) (renewed bool, res *Resu
 	cc := *c
 	if cc.DeviceName == "" {
 		cc.DeviceName = certDeviceName(cur)
+	}
+	if cc.KeyType == "" {
+		kt, ok := keyTypeOf(cur.PublicKey)
+		if !ok {
+			return false, nil, configErr("the certificate in %s has an %s key, which this client cannot make; give the key type explicitly",
+				c.path(CertFile), KeyDescription(cur.PublicKey))
+		}
+		cc.KeyType = kt
 	}
 	res, err = cc.enroll(ctx, true)
 	return err == nil, res, err
@@ -240,6 +256,13 @@ func (c *Client) enroll(ctx context.Context, wait bool) (*Result, error) {
 			key: key, csrDER: csr,
 		}
 	}
+	if p.Nonce == "" { // a new request, or one saved before its nonce was kept
+		nonce, err := cc.newNonce()
+		if err != nil {
+			return nil, err
+		}
+		p.Nonce = string(nonce)
+	}
 	p.ca, p.CACert, p.CAFingerprint = ca, string(certPEM(ca.Raw)), Fingerprint(ca)
 	if err := os.MkdirAll(cc.dir(), 0o700); err != nil {
 		return nil, err
@@ -262,16 +285,12 @@ func (c *Client) enroll(ctx context.Context, wait bool) (*Result, error) {
 		if p.Submitted {
 			op = wire.OpRetrieve
 		}
-		nonce, err := cc.newNonce()
-		if err != nil {
-			return nil, err
-		}
 		attempts++
 		if op == wire.OpRetrieve {
 			retrieves++
 		}
 		ans, err := cc.exchange(ctx, wire.Request{
-			Operation: op, Nonce: nonce, Username: cc.Username, Password: cc.Password,
+			Operation: op, Nonce: []byte(p.Nonce), Username: cc.Username, Password: cc.Password,
 			Device: cc.DeviceID, Customer: cc.Customer, CSR: p.csrDER, CSRField: cc.csrField(),
 		})
 		if err == nil && ans.Status >= 2 {
@@ -301,6 +320,17 @@ func (c *Client) enroll(ctx context.Context, wait bool) (*Result, error) {
 				return nil, &CertificateError{Reason: "it does not parse", Err: perr}
 			}
 			if verr := VerifyIssued(cert, p.key.Public(), ca, cc.DeviceName, cc.now()); verr != nil {
+				if errors.Is(verr, ErrNotValidNow) {
+					// Issued, and perhaps superseding the installed
+					// certificate: keep the key, retrieve it again later.
+					p.Submitted = true
+					p.Polls++
+					p.LastPoll = cc.now().UTC()
+					if err := cc.savePending(p); err != nil {
+						return nil, errors.Join(verr, err)
+					}
+					return nil, cc.clockError(verr)
+				}
 				// the server's answer for this key is unusable; start over next time
 				cc.removePending()
 				return nil, verr
@@ -344,6 +374,13 @@ func (c *Client) enroll(ctx context.Context, wait bool) (*Result, error) {
 		}
 		delay = min(2*delay, maxDelay)
 	}
+}
+
+// clockError explains an ErrNotValidNow: the key stays in pending.json.
+func (c *Client) clockError(err error) error {
+	return fmt.Errorf("%w; check this device's clock (date, NTP): the server issued the certificate for the key "+
+		"kept in %s, and the next run installs it once the clock is right (if the clock is right, the certificate "+
+		"is unusable: remove %s to start over with a new key)", err, c.path(PendingFile), PendingFile)
 }
 
 func roundDuration(d time.Duration) time.Duration {
@@ -390,6 +427,9 @@ func (c *Client) finish(p *pendingState, attempts int, waited time.Duration, res
 		return VerifyIssued(crt, k.Public(), ca, p.DeviceName, now)
 	}
 	if err := c.commitFiles([]byte(p.Key), []byte(p.Certificate), []byte(p.CACert), verify); err != nil {
+		if errors.Is(err, ErrNotValidNow) {
+			return nil, c.clockError(err) // the journal stays: finish once the clock is right
+		}
 		if errors.Is(err, ErrBadCertificate) {
 			c.removePending()
 		}

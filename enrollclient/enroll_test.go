@@ -3,8 +3,13 @@ package enrollclient
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
+	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -141,17 +146,16 @@ func TestPendingThenApproved(t *testing.T) {
 	if !reflect.DeepEqual(clk.waits(), want) || !reflect.DeepEqual(nexts, want) || !reflect.DeepEqual(progress, []int{1, 2, 3, 4}) {
 		t.Fatalf("waits %v, progress %v %v", clk.waits(), progress, nexts)
 	}
-	// same CSR, fresh nonce every time
+	// same CSR and nonce every time (seed 001: a retrieve "only differs in
+	// the 'operation' parameter")
 	msgs := srv.Messages()[1:]
-	seen := map[string]bool{}
 	for _, m := range msgs {
 		if !bytes.Equal(m.Request.CSR, msgs[0].Request.CSR) {
 			t.Fatal("CSR changed between request and retrieve")
 		}
-		if seen[string(m.Request.Nonce)] {
-			t.Fatal("nonce reused")
+		if !bytes.Equal(m.Request.Nonce, msgs[0].Request.Nonce) {
+			t.Fatalf("%s nonce %s, request's %s", m.Operation, m.Request.Nonce, msgs[0].Request.Nonce)
 		}
-		seen[string(m.Request.Nonce)] = true
 		if m.ContentType != "text/html" {
 			t.Errorf("content type %q", m.ContentType)
 		}
@@ -237,6 +241,76 @@ func TestPendingResume(t *testing.T) {
 	// Poll with nothing pending
 	if _, err := c2.Poll(context.Background()); !errors.Is(err, ErrNoPending) {
 		t.Fatalf("poll: %v", err)
+	}
+}
+
+// The request's nonce is saved with it: the retrieves of later processes
+// repeat it; a pending.json without one gets one, kept from then on; a new
+// request (new key) gets a new nonce.
+func TestNonceKeptAcrossRetrieves(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{Manual: true})
+	c := newClient(t, srv, newClock())
+	c.MaxWait = -1 // one message
+	if _, err := c.Enroll(context.Background()); !errors.Is(err, ErrPending) {
+		t.Fatalf("err = %v", err)
+	}
+	for range 2 {
+		c2 := &Client{HTTPClient: srv.HTTP.Client(), Password: "pass", Dir: c.Dir}
+		if _, err := c2.Poll(context.Background()); !errors.Is(err, ErrPending) {
+			t.Fatalf("poll: %v", err)
+		}
+	}
+	nonces := func() (ops []string, seen map[string]bool) {
+		seen = map[string]bool{}
+		for _, m := range srv.Messages() {
+			if m.Operation != wire.OpGetCACert {
+				ops = append(ops, m.Operation)
+				seen[string(m.Request.Nonce)] = true
+			}
+		}
+		return ops, seen
+	}
+	ops, seen := nonces()
+	if !reflect.DeepEqual(ops, []string{"request", "retrieve", "retrieve"}) || len(seen) != 1 {
+		t.Fatalf("ops %v, nonces %v", ops, seen)
+	}
+
+	// a pending.json written before the nonce was kept
+	p, _ := c.loadPending()
+	first := p.Nonce
+	p.Nonce = ""
+	if err := c.savePending(p); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(c.Dir, PendingFile)); bytes.Contains(data, []byte(`"nonce"`)) {
+		t.Fatalf("nonce still saved: %s", data)
+	}
+	for range 2 {
+		if _, err := c.Poll(context.Background()); !errors.Is(err, ErrPending) {
+			t.Fatalf("poll: %v", err)
+		}
+	}
+	p, _ = c.loadPending()
+	if p.Nonce == "" || p.Nonce == first {
+		t.Fatalf("nonce %q (was %q)", p.Nonce, first)
+	}
+	msgs := srv.Messages()
+	if a, b := msgs[len(msgs)-1], msgs[len(msgs)-3]; a.Operation != "retrieve" || string(a.Request.Nonce) != p.Nonce ||
+		!bytes.Equal(a.Request.Nonce, b.Request.Nonce) {
+		t.Fatalf("retrieves after the upgrade: %q, %q; saved %q", b.Request.Nonce, a.Request.Nonce, p.Nonce)
+	}
+
+	// issued; a renewal is a new request with a new nonce
+	srv.Approve()
+	if _, err := c.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv.Update(func(cfg *enrolltest.Config) { cfg.Manual = false })
+	if _, _, err := c.Renew(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	if ops, seen := nonces(); ops[len(ops)-1] != "request" || len(seen) != 3 {
+		t.Fatalf("ops %v, nonces %v", ops, seen)
 	}
 }
 
@@ -455,7 +529,9 @@ func TestBrokenCertificateLeavesFilesUntouched(t *testing.T) {
 	}{
 		{"wrong key", func(c *enrolltest.Config) { c.WrongKey = true }, "public key"},
 		{"other CA", func(c *enrolltest.Config) { c.OtherCA = true }, "does not chain"},
-		{"expired", func(c *enrolltest.Config) { c.Lifetime, c.Age = time.Hour, 2*time.Hour }, "not valid now"},
+		// outside its validity too: still discarded, not taken for a clock problem
+		{"other CA, not yet valid", func(c *enrolltest.Config) { c.OtherCA, c.Age = true, -time.Hour }, "does not chain"},
+		{"wrong key, expired", func(c *enrolltest.Config) { c.WrongKey, c.Lifetime, c.Age = true, time.Hour, 2*time.Hour }, "public key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := enrolltest.New(t, enrolltest.Config{})
@@ -466,7 +542,7 @@ func TestBrokenCertificateLeavesFilesUntouched(t *testing.T) {
 			before := snapshot(t, c.Dir)
 			srv.Update(tc.set)
 			renewed, _, err := c.Renew(context.Background(), true)
-			if renewed || !errors.Is(err, ErrBadCertificate) || !strings.Contains(err.Error(), tc.want) {
+			if renewed || !errors.Is(err, ErrBadCertificate) || errors.Is(err, ErrNotValidNow) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("renewed %v, err = %v", renewed, err)
 			}
 			sameFiles(t, before, snapshot(t, c.Dir))
@@ -476,6 +552,96 @@ func TestBrokenCertificateLeavesFilesUntouched(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A certificate that is not valid by the device's clock is the server's
+// certificate for the new key all the same (issued, and superseding the
+// previous one): the key is kept, and the next run with the clock right
+// retrieves and installs the same certificate.
+func TestWrongClockKeepsIssuedKey(t *testing.T) {
+	day := 24 * time.Hour
+	for _, tc := range []struct {
+		name string
+		skew time.Duration
+		want string
+	}{
+		{"behind", -10 * time.Minute, "not valid now"}, // the server backdates 5 minutes
+		{"ahead", 400 * day, "not valid now"},          // past the 365-day lifetime
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := enrolltest.New(t, enrolltest.Config{Age: 5 * time.Minute})
+			clk := newClock()
+			c := newClient(t, srv, clk)
+			if _, err := c.Enroll(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			before := snapshot(t, c.Dir)
+			clk.set(time.Now().Add(tc.skew))
+			renewed, _, err := c.Renew(context.Background(), true)
+			if renewed || !errors.Is(err, ErrNotValidNow) || !errors.Is(err, ErrBadCertificate) ||
+				!strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "check this device's clock") {
+				t.Fatalf("renewed %v, err = %v", renewed, err)
+			}
+			if !exists(c.Dir, PendingFile) {
+				t.Fatal("pending.json (the only copy of the certified key) removed")
+			}
+			after := snapshot(t, c.Dir)
+			delete(after, PendingFile)
+			sameFiles(t, before, after)
+			saved, err := c.loadPending()
+			if err != nil || !saved.Submitted {
+				t.Fatalf("saved %+v, %v", saved, err)
+			}
+
+			clk.set(time.Now())
+			n := len(srv.Messages())
+			renewed, res, err := c.Renew(context.Background(), false)
+			if err != nil || !renewed {
+				t.Fatalf("renewed %v, err = %v", renewed, err)
+			}
+			if ops := srv.Ops()[n:]; !reflect.DeepEqual(ops, []string{"getcacert", "retrieve"}) {
+				t.Fatalf("ops %v", ops)
+			}
+			issued := srv.Issued()
+			if len(issued) != 2 || !bytes.Equal(res.Certificate.Raw, issued[1]) || !samePublicKey(res.Certificate.PublicKey, saved.key.Public()) {
+				t.Fatal("not the certificate issued for the saved key")
+			}
+			if exists(c.Dir, PendingFile) {
+				t.Error("pending.json left")
+			}
+		})
+	}
+}
+
+// An interrupted installation (journaled certificate) is finished once the
+// clock is right, and its journal is kept until then.
+func TestWrongClockKeepsJournal(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{Age: 5 * time.Minute})
+	clk := newClock()
+	c := newClient(t, srv, clk)
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	issued := snapshot(t, c.Dir)
+	p := &pendingState{Version: pendingVersion, DeviceName: c.DeviceName, Key: string(issued[KeyFile]),
+		CSR: string(csrPEM([]byte{0x30})), CACert: string(issued[CAFile]), Certificate: string(issued[CertFile]), Submitted: true}
+	if err := c.savePending(p); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(c.Dir, KeyFile))
+	srv.HTTP.Close()
+	clk.set(time.Now().Add(-10 * time.Minute))
+	if _, err := c.Enroll(context.Background()); !errors.Is(err, ErrNotValidNow) || !strings.Contains(err.Error(), "clock") {
+		t.Fatalf("err = %v", err)
+	}
+	if !exists(c.Dir, PendingFile) {
+		t.Fatal("journal removed")
+	}
+	clk.set(time.Now())
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, issued, snapshot(t, c.Dir))
 }
 
 func TestRenewWindow(t *testing.T) {
@@ -524,6 +690,54 @@ func TestRenewWindow(t *testing.T) {
 	c.DeviceName = ""
 	if renewed, res, err := c.Renew(context.Background(), true); err != nil || !renewed || res.Certificate.Subject.CommonName != "gw1.example.com" {
 		t.Fatalf("forced renewal without device name: %v %v", renewed, err)
+	}
+}
+
+// Renew keeps the algorithm and size of the key it replaces unless KeyType
+// says otherwise: a gateway that loads only RSA keys stays on RSA.
+func TestRenewKeepsKeyType(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{})
+	c := newClient(t, srv, nil)
+	c.KeyType = KeyRSA2048
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.KeyType = ""
+	oldKey := snapshot(t, c.Dir)[KeyFile]
+	renewed, res, err := c.Renew(context.Background(), true)
+	if err != nil || !renewed {
+		t.Fatalf("renewed %v, err = %v", renewed, err)
+	}
+	if got := KeyDescription(res.Certificate.PublicKey); got != "RSA 2048" {
+		t.Fatalf("renewed with %s, want RSA 2048", got)
+	}
+	if bytes.Equal(oldKey, snapshot(t, c.Dir)[KeyFile]) {
+		t.Fatal("renewal reused the key")
+	}
+	c.KeyType = KeyP384 // explicit wins
+	if _, res, err = c.Renew(context.Background(), true); err != nil || KeyDescription(res.Certificate.PublicKey) != "ECDSA P-384" {
+		t.Fatalf("explicit p384: %v", err)
+	}
+	c.KeyType = ""
+	if _, res, err = c.Renew(context.Background(), true); err != nil || KeyDescription(res.Certificate.PublicKey) != "ECDSA P-384" {
+		t.Fatalf("kept p384: %v", err)
+	}
+
+	// a key this client cannot make: asked to choose, nothing sent
+	k521, _ := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "gw1.example.com"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k521.Public(), k521)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(c.Dir, CertFile), certPEM(der), 0o644)
+	n := len(srv.Messages())
+	if _, _, err := c.Renew(context.Background(), true); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "ECDSA P-521") {
+		t.Fatalf("P-521: %v", err)
+	}
+	if len(srv.Messages()) != n {
+		t.Fatal("sent a request")
 	}
 }
 
@@ -591,7 +805,72 @@ func TestInterruptedCommitFinishesOffline(t *testing.T) {
 	if !res.Resumed {
 		t.Error("not resumed")
 	}
-	sameFiles(t, issued, snapshot(t, c.Dir))
+	after := snapshot(t, c.Dir)
+	if string(after[KeyBackupFile]) != "garbage" {
+		t.Errorf("%s = %q, want the replaced key.pem", KeyBackupFile, after[KeyBackupFile])
+	}
+	delete(after, KeyBackupFile)
+	sameFiles(t, issued, after)
+}
+
+// Installing over a working set (renew, enroll --force) keeps the replaced
+// key and certificate as key.pem.bak (0600) and cert.pem.bak; an
+// installation finished after a crash does not overwrite them with the
+// files it had already renamed.
+func TestReplacedFilesKept(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{})
+	clk := newClock()
+	c := newClient(t, srv, clk)
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a := snapshot(t, c.Dir)
+	if _, _, err := c.Renew(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	b := snapshot(t, c.Dir)
+	if got := names(b); !reflect.DeepEqual(got, []string{CAFile, CertFile, CertBackupFile, KeyFile, KeyBackupFile}) {
+		t.Fatalf("files = %v", got)
+	}
+	if !bytes.Equal(b[KeyBackupFile], a[KeyFile]) || !bytes.Equal(b[CertBackupFile], a[CertFile]) || bytes.Equal(b[KeyFile], a[KeyFile]) {
+		t.Fatal("backups are not the replaced files")
+	}
+	for name, mode := range map[string]os.FileMode{KeyBackupFile: 0o600, CertBackupFile: 0o644} {
+		if fi, err := os.Stat(filepath.Join(c.Dir, name)); err != nil || fi.Mode().Perm() != mode {
+			t.Errorf("%s: %v %v, want mode %04o", name, fi, err, mode)
+		}
+	}
+
+	// a crash after cert.pem was renamed, before key.pem
+	srv.Update(func(cfg *enrolltest.Config) { cfg.Manual = true })
+	c.MaxWait = time.Second
+	if _, _, err := c.Renew(context.Background(), true); !errors.Is(err, ErrPendingTimeout) {
+		t.Fatal(err)
+	}
+	p, _ := c.loadPending()
+	srv.Approve()
+	if _, err := c.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	d := snapshot(t, c.Dir)
+	p.Certificate = string(d[CertFile])
+	if err := c.savePending(p); err != nil {
+		t.Fatal(err)
+	}
+	// as after the crash: the old key.pem, the new cert.pem, the backups of the old set
+	os.WriteFile(filepath.Join(c.Dir, KeyFile), b[KeyFile], 0o600)
+	os.WriteFile(filepath.Join(c.Dir, KeyBackupFile), b[KeyFile], 0o600)
+	os.WriteFile(filepath.Join(c.Dir, CertBackupFile), b[CertFile], 0o644)
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e := snapshot(t, c.Dir)
+	if !bytes.Equal(e[KeyFile], d[KeyFile]) || !bytes.Equal(e[CertFile], d[CertFile]) {
+		t.Fatal("installation not finished")
+	}
+	if !bytes.Equal(e[KeyBackupFile], b[KeyFile]) || !bytes.Equal(e[CertBackupFile], b[CertFile]) {
+		t.Fatal("the finished installation overwrote a backup with the new file")
+	}
 }
 
 func TestCancelWhilePending(t *testing.T) {

@@ -3,7 +3,10 @@ package enrollclient
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
@@ -34,6 +37,15 @@ var (
 	// the device key, does not chain to the CA certificate, or is otherwise
 	// unusable. Nothing was saved (*CertificateError).
 	ErrBadCertificate = errors.New("issued certificate rejected")
+	// ErrNotValidNow: the issued certificate is right in every respect but
+	// its validity period: not yet valid, or expired, by this device's
+	// clock, which is most likely wrong. The server has issued it (and may
+	// have revoked the certificate it supersedes), so the request and its
+	// key are kept in pending.json: once the clock is right, Enroll (Renew,
+	// Poll) retrieves and installs the same certificate. A
+	// *CertificateError with NotValidNow set; it also matches
+	// ErrBadCertificate.
+	ErrNotValidNow = errors.New("issued certificate not valid by the device clock")
 	// ErrHTTPNotAllowed: an http:// server URL without AllowHTTP.
 	ErrHTTPNotAllowed = errors.New("plain HTTP not allowed")
 	// ErrConfig: a Client field is missing or invalid.
@@ -49,15 +61,39 @@ var (
 type RejectedError struct {
 	Op     string // wire.OpGetCACert, wire.OpRequest or wire.OpRetrieve
 	Status int    // the `status=` value
-	Reason string // the server's `error=` text, if any
+	Reason string // the server's `error=` text, if any, as sent (Error escapes what would drive a terminal)
 }
 
 func (e *RejectedError) Error() string {
 	s := fmt.Sprintf("server refused %s: status %d (%s)", e.Op, e.Status, wire.StatusText(e.Status))
 	if e.Reason != "" && !strings.EqualFold(e.Reason, wire.StatusText(e.Status)) {
-		s += ": " + e.Reason
+		s += ": " + printable(e.Reason)
 	}
 	return s
+}
+
+// printable makes text from the server safe to print on a terminal: tabs
+// and line breaks become spaces; other control characters (escape
+// sequences), invalid UTF-8 and characters that do not print (bidi
+// overrides, ...) are written as Go escapes (\x1b, \u202e).
+func printable(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\t' || r == '\n' || r == '\r':
+			b.WriteByte(' ')
+		case unicode.IsPrint(r):
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // Name is the status name from the wire table ("BadCredentials", ...), or "".
@@ -118,10 +154,16 @@ func (e *ServerTrustError) Is(target error) bool { return target == ErrServerNot
 type CertificateError struct {
 	Reason string
 	Err    error // underlying error, if any
+	// NotValidNow: the only fault is the validity period at the device's
+	// time (ErrNotValidNow).
+	NotValidNow bool
 }
 
 func (e *CertificateError) Error() string {
 	s := "issued certificate rejected: " + e.Reason
+	if e.NotValidNow {
+		s = "issued certificate not installed: " + e.Reason
+	}
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
 	}
@@ -130,7 +172,9 @@ func (e *CertificateError) Error() string {
 
 func (e *CertificateError) Unwrap() error { return e.Err }
 
-func (e *CertificateError) Is(target error) bool { return target == ErrBadCertificate }
+func (e *CertificateError) Is(target error) bool {
+	return target == ErrBadCertificate || e.NotValidNow && target == ErrNotValidNow
+}
 
 func configErr(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))

@@ -92,9 +92,9 @@ func capture(t *testing.T, field string, nonces ...string) []enrolltest.Message 
 // Table 4's values, its nonce and a fixed CSR (testdata/device.csr.pem,
 // subject from Table 4).
 func TestGoldenBodies(t *testing.T) {
-	const table4Nonce, retrieveNonce = "1502767911902931", "1502767911902932"
+	const table4Nonce = "1502767911902931"
 	for _, field := range []string{wire.CSRFieldRequest, wire.CSRFieldCertReq} {
-		msgs := capture(t, field, table4Nonce, retrieveNonce)
+		msgs := capture(t, field, table4Nonce, "1502767911902932") // a second nonce must not be drawn
 		type golden struct {
 			file, comment, ctype string
 			msg                  enrolltest.Message
@@ -105,8 +105,8 @@ func TestGoldenBodies(t *testing.T) {
 				CSR = testdata/device.csr.pem as standard padded base64, every non-alphanumeric byte %XX (upper case).
 				Content-Type: text/html. Format: '#' lines are comments; the rest is the body, no trailing newline.`,
 				"text/html", msgs[1]},
-			{"retrieve.golden", `retrieve: "only differs in the operation parameter" (seed 001, after Table 4), except that the
-				client sends a fresh nonce (here 1502767911902932); same CSR. Content-Type: text/html.`,
+			{"retrieve.golden", `retrieve: "only differs in the operation parameter" (seed 001, after Table 4):
+				the request's nonce (1502767911902931) and CSR. Content-Type: text/html.`,
 				"text/html", msgs[2]},
 		}
 		if field == wire.CSRFieldRequest {
@@ -155,6 +155,11 @@ func TestGoldenShape(t *testing.T) {
 			r.Device != "134217728" || r.Customer != "0" {
 			t.Errorf("%s: decodes to %+v", file, r)
 		}
+	}
+	// seed 001: a retrieve "only differs in the 'operation' parameter"
+	if req := string(readGolden(t, "request.golden")); strings.Replace(req, "operation=request&", "operation=retrieve&", 1) !=
+		string(readGolden(t, "retrieve.golden")) {
+		t.Error("retrieve.golden differs from request.golden in more than the operation")
 	}
 	if !strings.HasPrefix(string(readGolden(t, "request.golden")),
 		"operation=request&nonce=1502767911902931&username=mcmanus&password=01234567&device=134217728&customer=0&request=MII") {

@@ -30,6 +30,12 @@ func (f *fakeClock) now() time.Time {
 	return f.t
 }
 
+func (f *fakeClock) set(t time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.t = t
+}
+
 func (f *fakeClock) sleep(ctx context.Context, d time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err

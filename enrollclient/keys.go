@@ -67,6 +67,29 @@ func GenerateKey(t KeyType) (crypto.Signer, error) {
 	return nil, configErr("unknown key type %q", string(t))
 }
 
+// keyTypeOf is the KeyType GenerateKey makes keys like pub with, if any.
+func keyTypeOf(pub crypto.PublicKey) (KeyType, bool) {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		switch k.Curve.Params().Name {
+		case "P-256":
+			return KeyP256, true
+		case "P-384":
+			return KeyP384, true
+		}
+	case *rsa.PublicKey:
+		switch k.N.BitLen() {
+		case 2048:
+			return KeyRSA2048, true
+		case 3072:
+			return KeyRSA3072, true
+		case 4096:
+			return KeyRSA4096, true
+		}
+	}
+	return "", false
+}
+
 // KeyDescription names a key for humans: "ECDSA P-256", "RSA 2048".
 func KeyDescription(pub crypto.PublicKey) string {
 	switch k := pub.(type) {

@@ -1,6 +1,7 @@
 package enrollclient
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/x509"
 	"encoding/json"
@@ -18,7 +19,11 @@ const (
 	CertFile    = "cert.pem"     // device certificate, PEM, mode 0644
 	CAFile      = "ca.pem"       // the pinned CA certificate, PEM, mode 0644
 	PendingFile = "pending.json" // a request in flight (holds its key), mode 0600
-	lockFile    = ".chclient.lock"
+	// The key and certificate that the last installation replaced (renew,
+	// enroll --force), kept to go back to.
+	KeyBackupFile  = KeyFile + ".bak"  // mode 0600
+	CertBackupFile = CertFile + ".bak" // mode 0644
+	lockFile       = ".chclient.lock"
 )
 
 const pendingVersion = 1
@@ -37,7 +42,8 @@ type pendingState struct {
 	KeyType       KeyType   `json:"key_type"`
 	CSRField      string    `json:"csr_field"`
 	Created       time.Time `json:"created"`
-	Submitted     bool      `json:"submitted"` // the server answered pending: resume with retrieve
+	Submitted     bool      `json:"submitted"`       // the server answered pending: resume with retrieve
+	Nonce         string    `json:"nonce,omitempty"` // of the request and all its retrieves (older files: made on resume)
 	ServerNonce   string    `json:"server_nonce,omitempty"`
 	Polls         int       `json:"polls"`
 	LastPoll      time.Time `json:"last_poll,omitzero"`
@@ -164,12 +170,16 @@ func syncDir(dir string) error {
 //
 // Order (crash safety): pending.json already holds the key and, as the
 // journal, the verified certificate. All three new files are staged as
-// temporaries in Dir, read back and verified together (verify); only then
-// are they renamed over ca.pem, cert.pem and finally key.pem, the directory
-// is synced, and pending.json is removed last. A failure before the renames
-// leaves the working set untouched; a crash between renames leaves
-// pending.json, from which the next Enroll/Renew finishes the commit
-// without contacting the server. The key is never only in a temporary file.
+// temporaries in Dir, read back and verified together (verify); then the
+// cert.pem and key.pem being replaced are copied (atomically) to
+// cert.pem.bak and key.pem.bak; only then are the new files renamed over
+// ca.pem, cert.pem and finally key.pem, the directory is synced, and
+// pending.json is removed last. A failure before the renames leaves the
+// working set untouched; a crash between renames leaves pending.json, from
+// which the next Enroll/Renew finishes the commit without contacting the
+// server. A file that already holds its new content (renamed before such a
+// crash) is not copied again, so the .bak files keep the previous set. The
+// key is never only in a temporary file.
 func (c *Client) commitFiles(keyPEM, certPEMData, caPEM []byte, verify func(keyPEM, certPEM, caPEM []byte) error) error {
 	dir := c.dir()
 	type staged struct {
@@ -211,6 +221,19 @@ func (c *Client) commitFiles(keyPEM, certPEMData, caPEM []byte, verify func(keyP
 	if err := verify(back[2], back[1], back[0]); err != nil {
 		cleanup()
 		return err
+	}
+	for _, f := range files[1:] {
+		old, err := os.ReadFile(filepath.Join(dir, f.name))
+		if errors.Is(err, fs.ErrNotExist) || err == nil && bytes.Equal(old, f.data) {
+			continue
+		}
+		if err == nil {
+			err = writeFileAtomic(dir, f.name+".bak", old, f.mode)
+		}
+		if err != nil {
+			cleanup()
+			return fmt.Errorf("keeping the previous %s: %w", f.name, err)
+		}
 	}
 	for i, f := range files {
 		if err := os.Rename(f.tmp, filepath.Join(dir, f.name)); err != nil {

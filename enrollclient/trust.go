@@ -118,13 +118,20 @@ func usableCA(ca *x509.Certificate, now time.Time) error {
 
 // VerifyIssued checks a certificate the server issued before anything is
 // saved: its public key is the device key's; it names the device (CN or
-// SAN); it is valid now; and it chains to ca — x509 Verify with ca as the
-// only root and ExtKeyUsageClientAuth, or, when that fails, ca is its direct
-// issuer (issuer name = CA subject, signature by the CA key, CA allowed to
-// sign, certificate usable for client auth). The direct-issuer path also
-// accepts MD5/SHA-1 signatures, which crypto/x509 refuses and legacy
-// clearinghouse CAs still make; trust does not rest on that signature but
-// on the pinned CA fetched over verified TLS. Errors are *CertificateError.
+// SAN); it chains to ca — x509 Verify with ca as the only root and
+// ExtKeyUsageClientAuth, or, when that fails, ca is its direct issuer
+// (issuer name = CA subject, signature by the CA key, CA allowed to sign,
+// certificate usable for client auth); and it is valid now. The
+// direct-issuer path also accepts MD5/SHA-1 signatures, which crypto/x509
+// refuses and legacy clearinghouse CAs still make; trust does not rest on
+// that signature but on the pinned CA fetched over verified TLS. Errors are
+// *CertificateError.
+//
+// A certificate that passes every check but the last — not yet valid, or
+// expired, at now — is the right certificate seen through a wrong clock
+// (most likely): its error has NotValidNow set and matches ErrNotValidNow
+// as well as ErrBadCertificate. The chain is then checked as of the
+// certificate's NotBefore, so that a wrong CA is still told apart.
 func VerifyIssued(cert *x509.Certificate, pub crypto.PublicKey, ca *x509.Certificate, deviceName string, now time.Time) error {
 	if !samePublicKey(pub, cert.PublicKey) {
 		return &CertificateError{Reason: "its public key is not this device's key"}
@@ -132,22 +139,26 @@ func VerifyIssued(cert *x509.Certificate, pub crypto.PublicKey, ca *x509.Certifi
 	if deviceName != "" && !namesDevice(cert, deviceName) {
 		return &CertificateError{Reason: fmt.Sprintf("it does not name the device %q (subject %s)", deviceName, cert.Subject)}
 	}
-	if now.After(cert.NotAfter) || now.Before(cert.NotBefore) {
-		return &CertificateError{Reason: fmt.Sprintf("it is not valid now (valid %s to %s)",
-			cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339))}
+	validNow := !now.After(cert.NotAfter) && !now.Before(cert.NotBefore)
+	at := now
+	if !validNow {
+		at = cert.NotBefore
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
 	_, verr := cert.Verify(x509.VerifyOptions{
 		Roots:       roots,
-		CurrentTime: now,
+		CurrentTime: at,
 		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
-	if verr == nil {
-		return nil
+	if verr != nil {
+		if err := directIssuer(cert, ca, at); err != nil {
+			return &CertificateError{Reason: "it does not chain to the CA certificate (SHA-256 " + Fingerprint(ca) + ")", Err: errors.Join(verr, err)}
+		}
 	}
-	if err := directIssuer(cert, ca, now); err != nil {
-		return &CertificateError{Reason: "it does not chain to the CA certificate (SHA-256 " + Fingerprint(ca) + ")", Err: errors.Join(verr, err)}
+	if !validNow {
+		return &CertificateError{NotValidNow: true, Reason: fmt.Sprintf("it is not valid now, %s by this device's clock (valid %s to %s)",
+			now.UTC().Format(time.RFC3339), cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339))}
 	}
 	return nil
 }

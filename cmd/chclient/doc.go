@@ -43,7 +43,8 @@
 //	  --password-file FILE     file holding the account password (first line); or set
 //	                           CHCLIENT_PASSWORD. There is no --password flag: a password
 //	                           on the command line is visible to every user of the machine.
-//	  --key-type TYPE          p256 (default), p384, rsa2048, rsa3072, rsa4096
+//	  --key-type TYPE          p256 (default), p384, rsa2048, rsa3072, rsa4096;
+//	                           renew: default the type and size of the key it replaces
 //	  --csr-field NAME         variable carrying the CSR: request (default) or certreq
 //	  --dir DIR                where key.pem, cert.pem, ca.pem, pending.json live (default .)
 //	  --max-wait DURATION      how long enroll/renew wait for approval (default 10m; 0 = do not wait)
@@ -57,7 +58,8 @@
 //	A pending request is saved in --dir (pending.json, with its key): run the same
 //	enroll (or renew) again to keep waiting; it resumes with the saved key.
 //	Fields not given on a resume (server, device, customer, username) are taken
-//	from the saved request; the password is never saved.
+//	from the saved request; the password is never saved. renew and enroll --force
+//	keep the key and certificate they replace as key.pem.bak and cert.pem.bak.
 //
 //	Exit status:
 //	  0  enroll: certificate installed (or already enrolled); status: a valid

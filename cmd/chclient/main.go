@@ -61,7 +61,8 @@ Flags:
   --password-file FILE     file holding the account password (first line); or set
                            CHCLIENT_PASSWORD. There is no --password flag: a password
                            on the command line is visible to every user of the machine.
-  --key-type TYPE          p256 (default), p384, rsa2048, rsa3072, rsa4096
+  --key-type TYPE          p256 (default), p384, rsa2048, rsa3072, rsa4096;
+                           renew: default the type and size of the key it replaces
   --csr-field NAME         variable carrying the CSR: request (default) or certreq
   --dir DIR                where key.pem, cert.pem, ca.pem, pending.json live (default .)
   --max-wait DURATION      how long enroll/renew wait for approval (default 10m; 0 = do not wait)
@@ -75,7 +76,8 @@ Flags:
 A pending request is saved in --dir (pending.json, with its key): run the same
 enroll (or renew) again to keep waiting; it resumes with the saved key.
 Fields not given on a resume (server, device, customer, username) are taken
-from the saved request; the password is never saved.
+from the saved request; the password is never saved. renew and enroll --force
+keep the key and certificate they replace as key.pem.bak and cert.pem.bak.
 
 Exit status:
   0  enroll: certificate installed (or already enrolled); status: a valid
@@ -157,7 +159,7 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.StringVar(&o.customer, "customer", "", "")
 	fs.StringVar(&o.username, "username", "", "")
 	fs.StringVar(&o.passwordFile, "password-file", "", "")
-	fs.StringVar(&o.keyType, "key-type", "p256", "")
+	fs.StringVar(&o.keyType, "key-type", "", "") // "": p256, or renew's current type
 	fs.StringVar(&o.csrField, "csr-field", wire.CSRFieldRequest, "")
 	fs.StringVar(&o.dir, "dir", ".", "")
 	fs.DurationVar(&o.maxWait, "max-wait", enrollclient.DefaultMaxWait, "")
@@ -208,10 +210,13 @@ func configReason(err error) string {
 }
 
 func newClient(cmd string, o options, e env) (*enrollclient.Client, int) {
-	kt, err := enrollclient.ParseKeyType(o.keyType)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "chclient %s: --key-type: %s\n", cmd, configReason(err))
-		return nil, exitUsage
+	var kt enrollclient.KeyType // not given: the library's default (renew: the current key's)
+	if o.keyType != "" {
+		var err error
+		if kt, err = enrollclient.ParseKeyType(o.keyType); err != nil {
+			fmt.Fprintf(e.stderr, "chclient %s: --key-type: %s\n", cmd, configReason(err))
+			return nil, exitUsage
+		}
 	}
 	c := &enrollclient.Client{
 		ServerURL: o.server, AllowHTTP: o.allowHTTP, CAFingerprint: o.caFingerprint, TrustOnFirstUse: o.tofu,

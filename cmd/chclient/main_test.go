@@ -3,6 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,6 +131,15 @@ func TestSession(t *testing.T) {
 	}
 }
 
+// renew keeps the current key's type unless --key-type is given.
+func TestRenewKeepsKeyType(t *testing.T) {
+	f := newFixture(t, enrolltest.Config{})
+	expect(t, runCmd(t, "", false, nil, f.args("enroll", "--key-type", "rsa2048")...), exitOK, "(RSA 2048, mode 0600)")
+	expect(t, runCmd(t, "", false, nil, f.args("renew", "--force")...), exitOK, "renewed:", "(RSA 2048, mode 0600)")
+	expect(t, runCmd(t, "", false, nil, f.args("renew", "--force", "--key-type", "p256")...), exitOK, "renewed:", "(ECDSA P-256, mode 0600)")
+	expect(t, runCmd(t, "", false, nil, f.args("enroll", "--force")...), exitOK, "enrolled:", "(ECDSA P-256, mode 0600)")
+}
+
 func TestPasswordFromEnv(t *testing.T) {
 	f := newFixture(t, enrolltest.Config{})
 	args := f.args("enroll")
@@ -204,6 +218,33 @@ func TestTrustFailures(t *testing.T) {
 	f2 := newFixture(t, enrolltest.Config{})
 	f2.srv = f.srv
 	expect(t, runCmd(t, "", false, nil, append(f2.args("enroll"), "--trust-on-first-use", "--ca-fingerprint=")...), exitOK, "enrolled:")
+}
+
+// A redirect is not followed with the password; one to http:// is an
+// error of the server (exit 1), not of the command line (2).
+func TestRedirectRefused(t *testing.T) {
+	f := newFixture(t, enrolltest.Config{})
+	front := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if string(body) == "operation=getcacert" {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			f.srv.HTTP.Config.Handler.ServeHTTP(w, r)
+			return
+		}
+		http.Redirect(w, r, "http://"+r.Host+"/", http.StatusTemporaryRedirect)
+	}))
+	front.Config.ErrorLog = log.New(io.Discard, "", 0)
+	front.StartTLS()
+	defer front.Close()
+	roots := append(f.srv.RootPEM(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw})...)
+	if err := os.WriteFile(f.rootCA, roots, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCmd(t, "", false, nil, f.args("enroll", "--server", front.URL+"/")...)
+	expect(t, r, exitError, "HTTP 307 Temporary Redirect, a redirect to http://", "not followed")
+	if f.srv.Saw("request") {
+		t.Fatal("request reached the enrollment server behind the redirect")
+	}
 }
 
 func TestRejectedAndHTTP(t *testing.T) {

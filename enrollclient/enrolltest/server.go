@@ -76,7 +76,8 @@ type Server struct {
 	cfg     Config
 	log     []Message
 	entries map[string]*entry
-	nonces  map[string]bool
+	nonces  map[string]string // client nonce → the request it belongs to
+	issued  [][]byte
 }
 
 type entry struct {
@@ -112,7 +113,7 @@ func NewHTTP(t testing.TB, cfg Config) *Server {
 
 func newServer(t testing.TB, cfg Config) *Server {
 	t.Helper()
-	s := &Server{cfg: cfg, entries: map[string]*entry{}, nonces: map[string]bool{}}
+	s := &Server{cfg: cfg, entries: map[string]*entry{}, nonces: map[string]string{}}
 	var err error
 	if s.CA, s.CAKey, err = NewCA("Test Clearinghouse Device CA"); err != nil {
 		t.Fatal(err)
@@ -179,6 +180,13 @@ func (s *Server) Saw(op string) bool {
 		}
 	}
 	return false
+}
+
+// Issued returns the certificates issued so far (DER), in order.
+func (s *Server) Issued() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][]byte(nil), s.issued...)
 }
 
 // Approve issues every pending request (Config.Manual).
@@ -276,10 +284,6 @@ func (s *Server) answerLocked(req *wire.Request, cfg Config) wire.Response {
 	if len(req.Nonce) == 0 {
 		return fail(wire.StatusBadRequest, "nonce is required")
 	}
-	if s.nonces[string(req.Nonce)] {
-		return fail(wire.StatusNonceReused, "nonce reused")
-	}
-	s.nonces[string(req.Nonce)] = true
 	if len(req.CSR) == 0 {
 		return fail(wire.StatusBadRequest, "certificate request is required")
 	}
@@ -287,11 +291,16 @@ func (s *Server) answerLocked(req *wire.Request, cfg Config) wire.Response {
 	if err != nil || csr.CheckSignature() != nil {
 		return fail(wire.StatusBadCSR, "bad certificate request")
 	}
+	spki := sha256.Sum256(csr.RawSubjectPublicKeyInfo)
+	id := strings.ToLower(csr.Subject.CommonName) + "|" + req.Device + "|" + hex.EncodeToString(spki[:])
+	// as the server: a nonce binds to one request; its retrieves may repeat it
+	if prev, ok := s.nonces[string(req.Nonce)]; ok && prev != id {
+		return fail(wire.StatusNonceReused, "nonce was already used with another request")
+	}
+	s.nonces[string(req.Nonce)] = id
 	if cfg.RejectStatus >= 2 {
 		return fail(cfg.RejectStatus, cfg.RejectReason)
 	}
-	spki := sha256.Sum256(csr.RawSubjectPublicKeyInfo)
-	id := strings.ToLower(csr.Subject.CommonName) + "|" + req.Device + "|" + hex.EncodeToString(spki[:])
 	e := s.entries[id]
 	if e == nil {
 		if req.Operation == wire.OpRetrieve {
@@ -356,6 +365,7 @@ func (s *Server) issueLocked(e *entry) {
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
 	if err == nil {
 		e.cert = der
+		s.issued = append(s.issued, der)
 	}
 	e.state = "issued"
 }

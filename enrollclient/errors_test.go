@@ -1,0 +1,63 @@
+package enrollclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/enrollclient/enrolltest"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
+)
+
+// hostile is server text meant to drive the operator's terminal: an escape
+// sequence clearing the screen and changing the title, a bell, a C1 CSI, a
+// bidi override and a byte that is not UTF-8.
+const hostile = "denied\x1b[2J\x1b]0;pwned\x07 \u009b31m\u202eevil\xff\r\nnext line\x7f ok é"
+
+// safeOnTerminal reports why s is not safe to print, or "".
+func safeOnTerminal(s string) string {
+	if !utf8.ValidString(s) {
+		return "invalid UTF-8"
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 || r == '\u202e' {
+			return fmt.Sprintf("character %U", r)
+		}
+	}
+	return ""
+}
+
+func TestServerTextPrintable(t *testing.T) {
+	want := `denied\x1b[2J\x1b]0;pwned\a \u009b31m\u202eevil\xff  next line\x7f ok é`
+	if got := printable(hostile); got != want {
+		t.Fatalf("printable = %q\n          want %q", got, want)
+	}
+	for name, err := range map[string]error{
+		"error=":     &RejectedError{Op: wire.OpRequest, Status: wire.StatusRejected, Reason: hostile},
+		"HTTP body":  &httpStatusError{op: wire.OpRequest, code: 500, status: "500 Internal Server Error", body: []byte(hostile)},
+		"HTTP 200th": &httpStatusError{op: wire.OpRequest, code: 500, status: "500 Internal Server Error", body: []byte(strings.Repeat("x", 199) + "é")},
+		"Location":   &httpStatusError{op: wire.OpRequest, code: 307, status: "307 Temporary Redirect", location: hostile},
+	} {
+		if why := safeOnTerminal(err.Error()); why != "" {
+			t.Errorf("%s: %s in %q", name, why, err.Error())
+		}
+		if !strings.Contains(err.Error(), "denied") && !strings.Contains(err.Error(), "xxx") {
+			t.Errorf("%s: text lost: %q", name, err.Error())
+		}
+	}
+
+	// through the wire: the server's error= text as Enroll reports it
+	srv := enrolltest.New(t, enrolltest.Config{RejectStatus: wire.StatusDeviceDisabled, RejectReason: hostile})
+	c := newClient(t, srv, nil)
+	_, err := c.Enroll(context.Background())
+	var re *RejectedError
+	if !errors.As(err, &re) || re.Reason != hostile {
+		t.Fatalf("err = %#v", err)
+	}
+	if why := safeOnTerminal(err.Error()); why != "" || !strings.Contains(err.Error(), `denied\x1b[2J`) {
+		t.Fatalf("%s in %q", why, err.Error())
+	}
+}
