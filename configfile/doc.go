@@ -51,10 +51,16 @@
 //
 // group, device and route items accumulate. Two groups with the same name,
 // two devices with the same name, or two routes with the same group and
-// called number are errors. Every group a device or route names, and every
-// device a route names, must be defined somewhere in the file (before or
-// after its use); that includes the default group "", which must be defined
-// with group "" as Table 7 does. Device names must not be empty.
+// called number are errors. Device names are compared by DeviceKey: DNS
+// names ignore case and one trailing dot, and IP addresses are compared as
+// addresses, so a.example, A.EXAMPLE and a.example. are one device, as are
+// 192.0.2.10, [192.0.2.10] and ::ffff:192.0.2.10, or 2001:db8::1 and
+// 2001:DB8:0::1. Every group a device or route names, and every device a
+// route names, must be defined somewhere in the file (before or after its
+// use); a route may name a device in any spelling with the same key, and
+// Target.Device is that device. The default group "" must be defined with
+// group "" as Table 7 does. Device names must not be empty. File.Device
+// and the edit methods find a device by any spelling of its name too.
 //
 // A route applies to calls from the devices of its group to called numbers
 // matching its number; its devices may belong to any group. It needs at

@@ -32,11 +32,11 @@ type File struct {
 	eol      string // "\n" or "\r\n", for new lines
 	limits   Limits
 	groupIdx map[string]int32
-	devIdx   map[string]int32
-	devSpan  []devSpan  // parallel to Devices
-	removed  []lineSpan // original device lines deleted by RemoveDevice
-	orig     origState  // values as parsed, to tell what the edits changed
-	at       anchors    // where the last line of each kind is, for edits
+	devIdx   map[string]int32 // DeviceKey of each device's name -> index in Devices
+	devSpan  []devSpan        // parallel to Devices
+	removed  []lineSpan       // original device lines deleted by RemoveDevice
+	orig     origState        // values as parsed, to tell what the edits changed
+	at       anchors          // where the last line of each kind is, for edits
 }
 
 // Group is one group line.
@@ -139,8 +139,10 @@ func (f *File) License() string {
 	return f.Licenses[len(f.Licenses)-1]
 }
 
-// Device returns the device named name. The pointer is valid until the next
-// AddDevice or RemoveDevice.
+// Device returns the device named name: the device line that writes name,
+// or else the one whose name has name's DeviceKey ("A.EXAMPLE." finds
+// a.example, "[192.0.2.10]" finds 192.0.2.10). The pointer is valid until
+// the next AddDevice or RemoveDevice.
 func (f *File) Device(name string) (*Device, bool) {
 	i, ok := f.DeviceIndex(name)
 	if !ok {
@@ -149,21 +151,33 @@ func (f *File) Device(name string) (*Device, bool) {
 	return &f.Devices[i], true
 }
 
-// DeviceIndex returns the index in Devices of the device named name.
+// DeviceIndex returns the index in Devices of the device named name, found
+// as Device finds it.
 func (f *File) DeviceIndex(name string) (int, bool) {
-	i, ok := f.devIdx[name]
-	if !ok || int(i) >= len(f.Devices) || f.Devices[i].Name != name {
-		// a File built by hand has no index: fall back to a scan
-		if f.devIdx == nil {
-			for j := range f.Devices {
-				if f.Devices[j].Name == name {
-					return j, true
-				}
+	if f.devIdx == nil {
+		// a File built by hand has no index: scan, the exact name first
+		for j := range f.Devices {
+			if f.Devices[j].Name == name {
+				return j, true
+			}
+		}
+		k := DeviceKey(name)
+		for j := range f.Devices {
+			if DeviceKey(f.Devices[j].Name) == k {
+				return j, true
 			}
 		}
 		return 0, false
 	}
-	return int(i), true
+	// devIdx maps keys; a name written as its own key is found at once
+	if i, ok := f.devIdx[name]; ok && int(i) < len(f.Devices) && f.Devices[i].Name == name {
+		return int(i), true
+	}
+	k := DeviceKey(name)
+	if i, ok := f.devIdx[k]; ok && int(i) < len(f.Devices) && DeviceKey(f.Devices[i].Name) == k {
+		return int(i), true
+	}
+	return 0, false
 }
 
 // Group returns the group named name ("" is the default group).

@@ -107,7 +107,7 @@ func parse(name, s string, lim Limits) (*File, error) {
 		eol:      "\n",
 		limits:   lim,
 		groupIdx: make(map[string]int32),
-		devIdx:   make(map[string]int32),
+		devIdx:   make(map[string]int32), // by DeviceKey
 	}
 	f.at.firstItem = -1
 	if i := strings.IndexByte(s, '\n'); i > 0 && s[i-1] == '\r' {
@@ -353,8 +353,13 @@ func (p *parser) device(toks []rawTok, ls lineSpan) {
 			ok = false
 		}
 	}
-	if i, dup := f.devIdx[name]; dup && name != "" {
-		p.errorf(name, "device: duplicate device, first defined on line %d", f.Devices[i].Line)
+	key := DeviceKey(name)
+	if i, dup := f.devIdx[key]; dup && name != "" {
+		if first := &f.Devices[i]; first.Name == name {
+			p.errorf(name, "device: duplicate device, first defined on line %d", first.Line)
+		} else {
+			p.errorf(name, "device: duplicate device, first defined on line %d as %s", first.Line, QuoteToken(first.Name))
+		}
 		ok = false
 	}
 	idx := int32(len(f.Devices))
@@ -370,11 +375,22 @@ func (p *parser) device(toks []rawTok, ls lineSpan) {
 		return
 	}
 	d.Name, d.Group, d.Line = name, group, p.line
-	f.devIdx[name] = idx
+	f.devIdx[key] = idx
 	f.Devices = append(f.Devices, d)
 	f.devSpan = append(f.devSpan, devSpan{lineSpan: ls, enabled: d.Enabled, enrolled: d.Enrolled})
 	p.stamp = append(p.stamp, 0)
 	f.at.lastDevice = ls
+}
+
+// deviceIndex finds the device a route names: spelled as its device line
+// (the common case, without computing a key), else by DeviceKey.
+func (p *parser) deviceIndex(name string) (int32, bool) {
+	f := p.f
+	if i, ok := f.devIdx[name]; ok && f.Devices[i].Name == name {
+		return i, true
+	}
+	i, ok := f.devIdx[DeviceKey(name)]
+	return i, ok
 }
 
 // parseWeight parses a decimal weight from 0 to MaxWeight.
@@ -468,7 +484,7 @@ func (p *parser) route(toks []rawTok) {
 			p.errorf(wt, "route: weight must be an integer from 0 to 1000000")
 			ok = false
 		}
-		di, known := f.devIdx[dt]
+		di, known := p.deviceIndex(dt)
 		if !known {
 			p.pendTarget = append(p.pendTarget, pending{name: dt, idx: ridx, slot: int32(k), line: p.line})
 			tg[k] = Target{Device: -1, Weight: w}
@@ -529,7 +545,7 @@ func (p *parser) resolve() {
 	var touched []int32
 	for _, pd := range p.pendTarget {
 		p.line = pd.line
-		di, ok := f.devIdx[pd.name]
+		di, ok := p.deviceIndex(pd.name)
 		if !ok {
 			p.errorf(pd.name, "route: undefined device")
 			continue

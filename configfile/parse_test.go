@@ -90,6 +90,11 @@ func TestParseItems(t *testing.T) {
 		{"utf-8 in quotes and comments", "group 'Télécom – Paris' # ünïcode\n",
 			noFlags + "group \"Télécom – Paris\" @1\n"},
 		{"tab inside quotes", "group 'a\tb'\n", noFlags + "group \"a\\tb\" @1\n"},
+		{"route names a device in another spelling", "group g\ndevice A.Example g enabled\nroute g 1... a.example. 5 '[2001:DB8::1]' 1\ndevice 2001:db8:0::1 g enabled\n",
+			noFlags + "group \"g\" @1\ndevice \"A.Example\" \"g\" enabled @2\ndevice \"2001:db8:0::1\" \"g\" enabled @4\nroute \"g\" \"1...\" prefix \"1\" A.Example:5 2001:db8:0::1:1 @3\n"},
+		{"distinct devices", "group g\ndevice a.com g enabled\ndevice a.com.. g enabled\ndevice b.a.com g enabled\ndevice 192.0.2.1 g enabled\ndevice 192.0.2.10 g enabled\ndevice ::1 g enabled\ndevice ::ffff:0:1 g enabled\n",
+			noFlags + "group \"g\" @1\ndevice \"a.com\" \"g\" enabled @2\ndevice \"a.com..\" \"g\" enabled @3\ndevice \"b.a.com\" \"g\" enabled @4\ndevice \"192.0.2.1\" \"g\" enabled @5\n" +
+				"device \"192.0.2.10\" \"g\" enabled @6\ndevice \"::1\" \"g\" enabled @7\ndevice \"::ffff:0:1\" \"g\" enabled @8\n"},
 		{"weights with leading zeros", "group g\ndevice d g enabled\nroute g 1... d 0007\n",
 			noFlags + "group \"g\" @1\ndevice \"d\" \"g\" enabled @2\nroute \"g\" \"1...\" prefix \"1\" d:7 @3\n"},
 	}
@@ -238,6 +243,12 @@ func TestParseErrors(t *testing.T) {
 		{"device bad enrolled", "group g\ndevice d g enabled registered\n", []string{`t.conf:2: device: want enrolled or nothing after enabled or disabled (near "registered")`}},
 		{"device extra", "group g\ndevice d g enabled enrolled x\n", []string{`t.conf:2: device: unexpected extra value (near "x")`}},
 		{"device duplicate", base + "device d1 g disabled\n", []string{`t.conf:4: device: duplicate device, first defined on line 2 (near "d1")`}},
+		{"device duplicate, other case", "group g\ndevice a.com g enabled\ndevice A.COM g disabled enrolled\n", []string{`t.conf:3: device: duplicate device, first defined on line 2 as "a.com" (near "A.COM")`}},
+		{"device duplicate, trailing dot", "group g\ndevice a.com g enabled\ndevice a.com. g enabled\n", []string{`t.conf:3: device: duplicate device, first defined on line 2 as "a.com" (near "a.com.")`}},
+		{"device duplicate, IPv4 spellings", "group g\ndevice 192.0.2.10 g enabled\ndevice '[192.0.2.10]' g enabled\ndevice ::ffff:192.0.2.10 g enabled\n", []string{
+			`t.conf:3: device: duplicate device, first defined on line 2 as "192.0.2.10" (near "[192.0.2.10]")`,
+			`t.conf:4: device: duplicate device, first defined on line 2 as "192.0.2.10" (near "::ffff:192.0.2.10")`}},
+		{"device duplicate, IPv6 spellings", "group g\ndevice 2001:db8::1 g enabled\ndevice 2001:DB8:0::1 g enabled\n", []string{`t.conf:3: device: duplicate device, first defined on line 2 as "2001:db8::1" (near "2001:DB8:0::1")`}},
 		{"device undefined group", "device d nogroup enabled\n", []string{`t.conf:1: device: undefined group (near "nogroup")`}},
 		{"default group must be defined", "device d \"\" enabled\n", []string{`t.conf:1: device: undefined group (near "")`}},
 
@@ -255,6 +266,8 @@ func TestParseErrors(t *testing.T) {
 		{"route undefined device", base + "route g 1... d1 1 d9 0\n", []string{`t.conf:4: route: undefined device (near "d9")`}},
 		{"route device twice", base + "route g 1... d1 1 d2 2 d1 3\n", []string{`t.conf:4: route: device listed twice in this route (near "d1")`}},
 		{"route device twice, forward", "group g\nroute g 1... d1 1 d1 3\ndevice d1 g enabled\n", []string{`t.conf:2: route: device listed twice in this route (near "d1")`}},
+		{"route device twice, two spellings", base + "route g 1... d1 1 D1. 3\n", []string{`t.conf:4: route: device listed twice in this route (near "D1.")`}},
+		{"route device twice, two spellings, forward", "group g\nroute g 1... '[::FFFF:192.0.2.1]' 1 192.0.2.1 3\ndevice 192.0.2.1 g enabled\n", []string{`t.conf:2: route: device listed twice in this route (near "192.0.2.1")`}},
 		{"route duplicate", base + "route g '+1 404...' d1 1\nroute g '+1 404...' d2 1\n", []string{`t.conf:5: route: duplicate route for this group and number, first defined on line 4 (near "+1 404...")`}},
 		{"route duplicate separators", base + "route g '+33 6...' d1 1\nroute g '+33-6...' d2 1\n", []string{`t.conf:5: route: duplicate route for this group and number, first defined on line 4 (near "+33-6...")`}},
 		{"route duplicate plus", base + "route g '+1...' d1 1\nroute g 1... d2 1\n", []string{`t.conf:5: route: duplicate route for this group and number, first defined on line 4 (near "1...")`}},
@@ -408,5 +421,36 @@ func TestDuplicateRoutesRun(t *testing.T) {
 		if !strings.Contains(e.Error(), "first defined on line 3") {
 			t.Fatalf("%v: want the first definition, line 3", e)
 		}
+	}
+}
+
+func TestDeviceKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"a.example":           "a.example",
+		"A.Example":           "a.example",
+		"A.EXAMPLE.":          "a.example",
+		"a.example..":         "a.example.",
+		" a.example ":         "a.example",
+		"add.bee.cafe":        "add.bee.cafe",
+		"192.0.2.10":          "192.0.2.10",
+		"192.0.2.10.":         "192.0.2.10",
+		"[192.0.2.10]":        "192.0.2.10",
+		"::ffff:192.0.2.10":   "192.0.2.10",
+		"[::FFFF:192.0.2.10]": "192.0.2.10",
+		"2001:DB8:0::1":       "2001:db8::1",
+		"[2001:db8:0:0::1]":   "2001:db8::1",
+		"::1":                 "::1",
+		"fe80::1%ETH0":        "fe80::1%eth0",
+		"192.0.2.010":         "192.0.2.010",
+		"[a.example]":         "[a.example]",
+		"Télécom":             "télécom",
+		"":                    "",
+	} {
+		if got := DeviceKey(in); got != want {
+			t.Errorf("DeviceKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { DeviceKey("device1.itsp.com"); DeviceKey("192.0.2.10") }); n != 0 {
+		t.Errorf("DeviceKey of a lower-case name or an IPv4 address allocates (%v)", n)
 	}
 }
