@@ -47,7 +47,14 @@
 // File.Licenses (the license history of the seed); License returns the
 // last. An absent crypto item means the server must generate parameters
 // (and enrolled devices must enroll again); an absent flag is disabled.
-// license and crypto values must not be empty.
+//
+// license "" is valid and kept as an empty key (License returns ""): like
+// an absent or invalid key, it leaves the server a trial version. crypto
+// "" counts as an absent crypto item: HasCrypto is false and Crypto "", so
+// the server generates new parameters and clears the enrolled marks, and
+// SetCrypto writes the new parameters into that line (the last crypto
+// line, which is in force) rather than adding one. The edit methods
+// AddLicense and SetCrypto refuse empty values.
 //
 // group, device and route items accumulate. Two groups with the same name,
 // two devices with the same name, or two routes with the same group and

@@ -190,8 +190,9 @@ func (f *File) RemoveDevice(name string) error {
 	return nil
 }
 
-// SetCrypto replaces the crypto item (the last crypto line, or a new line
-// after the license lines).
+// SetCrypto replaces the crypto item: the last crypto line (also when its
+// value is empty), or a new line after the license lines. params must not
+// be empty.
 func (f *File) SetCrypto(params string) error {
 	if params == "" {
 		return f.editErr(params, 0, "crypto: empty value")
@@ -202,7 +203,7 @@ func (f *File) SetCrypto(params string) error {
 	oldV, oldHas := f.Crypto, f.HasCrypto
 	f.Crypto, f.HasCrypto = params, true
 	n := len("crypto ") + len(quoteValid(params))
-	if f.at.crypto.ok() && f.orig.hasCrypto {
+	if f.at.crypto.ok() {
 		n = len(f.renderValueLine(f.at.crypto, quoteValid(params)))
 	}
 	if n > f.lim().MaxLineLen {
@@ -213,7 +214,8 @@ func (f *File) SetCrypto(params string) error {
 }
 
 // AddLicense appends a license line after the last one; it is the license
-// in force from now on, and the older lines stay as history.
+// in force from now on, and the older lines stay as history. key must not
+// be empty (a file may hold license "", but there is no point adding one).
 func (f *File) AddLicense(key string) error {
 	if key == "" {
 		return f.editErr(key, 0, "license: empty value")
@@ -389,7 +391,7 @@ func (f *File) splices() []splice {
 	}
 	// crypto
 	if f.HasCrypto && (!f.orig.hasCrypto || f.Crypto != f.orig.crypto) {
-		if f.orig.hasCrypto && f.at.crypto.ok() {
+		if f.at.crypto.ok() { // the line in force, maybe crypto ''
 			s := f.at.crypto
 			sp = append(sp, splice{pos: s.start, end: s.end, text: f.renderValueLine(s, quoteValid(f.Crypto))})
 		} else {

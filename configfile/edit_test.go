@@ -359,3 +359,41 @@ func TestEditDeviceSpellings(t *testing.T) {
 		t.Error("hand-built file: AddDevice of another spelling accepted")
 	}
 }
+
+// license "" is a key (the empty one: trial version); crypto "" counts as
+// absent, and SetCrypto fills that line in.
+func TestEmptyLicenseAndCrypto(t *testing.T) {
+	f := mustParse(t, "license old\nlicense \"\"  # expired\ncrypto ''   # regenerate\nenroll enabled\n")
+	if f.License() != "" || len(f.Licenses) != 2 {
+		t.Errorf("License() = %q, Licenses %q", f.License(), f.Licenses)
+	}
+	if f.HasCrypto || f.Crypto != "" {
+		t.Errorf("crypto '': HasCrypto %v, Crypto %q", f.HasCrypto, f.Crypto)
+	}
+	sum := f.Summary()
+	for _, s := range []string{"license: empty (trial version) (2 license lines)", "crypto: empty (new parameters will be generated; enrolled devices must re-enroll)"} {
+		if !strings.Contains(sum, s) {
+			t.Errorf("Summary lacks %q:\n%s", s, sum)
+		}
+	}
+	if err := f.SetCrypto("modern:abc"); err != nil {
+		t.Fatal(err)
+	}
+	checkRendered(t, f, "license old\nlicense \"\"  # expired\ncrypto modern:abc   # regenerate\nenroll enabled\n")
+
+	// the last crypto line is in force and is the one replaced
+	f = mustParse(t, "crypto a\ncrypto \"\"\n")
+	if f.HasCrypto {
+		t.Error("crypto '' after crypto a: HasCrypto")
+	}
+	if err := f.SetCrypto("b"); err != nil {
+		t.Fatal(err)
+	}
+	checkRendered(t, f, "crypto a\ncrypto b\n")
+
+	// the line length is checked on the edited line
+	f = mustParse(t, "crypto '' # "+strings.Repeat("c", 4000)+"\n")
+	if err := f.SetCrypto(strings.Repeat("k", 90)); err == nil || !strings.Contains(err.Error(), "crypto: line would be too long (4100 bytes, max 4096)") {
+		t.Errorf("SetCrypto on a long crypto '' line: %v", err)
+	}
+}

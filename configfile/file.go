@@ -20,7 +20,7 @@ type File struct {
 	Name      string   // file name used in error messages
 	Licenses  []string // every license line, in order; License() returns the last or ""
 	Crypto    string   // last crypto value; HasCrypto tells whether present
-	HasCrypto bool
+	HasCrypto bool     // false when there is no crypto line or the last one is empty
 
 	Enroll, Routing, CDRs, SSL bool // absent = false
 
@@ -131,7 +131,8 @@ func (f *File) flagPtr(k int) *bool {
 }
 
 // License returns the license key in force: the last license line, or ""
-// when there is none (the server then runs as a trial version).
+// when there is none or the last is license "" (the server then runs as a
+// trial version).
 func (f *File) License() string {
 	if len(f.Licenses) == 0 {
 		return ""
@@ -331,14 +332,18 @@ func (f *File) Summary() string {
 	}
 	fmt.Fprintf(&b, "%s: %d groups, %d devices (%d enabled, %d enrolled), %d routes\n",
 		f.Name, len(f.Groups), len(f.Devices), enabled, enrolled, len(f.Routes))
-	switch len(f.Licenses) {
-	case 0:
+	switch {
+	case len(f.Licenses) == 0:
 		b.WriteString("license: none (trial version)\n")
+	case f.License() == "":
+		fmt.Fprintf(&b, "license: empty (trial version) (%d license lines)\n", len(f.Licenses))
 	default:
 		fmt.Fprintf(&b, "license: %s (%d license lines)\n", QuoteToken(f.License()), len(f.Licenses))
 	}
 	if f.HasCrypto {
 		fmt.Fprintf(&b, "crypto: present (%d bytes)\n", len(f.Crypto))
+	} else if f.at.crypto.ok() {
+		b.WriteString("crypto: empty (new parameters will be generated; enrolled devices must re-enroll)\n")
 	} else {
 		b.WriteString("crypto: absent (new parameters will be generated; enrolled devices must re-enroll)\n")
 	}

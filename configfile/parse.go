@@ -250,15 +250,15 @@ func (p *parser) parseLine(ls lineSpan) {
 		if !ok {
 			return
 		}
-		if v == "" {
-			p.errorf(v, "%s: empty value", kw)
-			return
-		}
 		if kw == "license" {
+			// an empty key is kept: the server runs as a trial version,
+			// as for an invalid key
 			f.Licenses = append(f.Licenses, v)
 			f.at.license = ls
 		} else {
-			f.Crypto, f.HasCrypto = v, true
+			// an empty value counts as absent (new parameters are made),
+			// but the line is remembered for SetCrypto to fill in
+			f.Crypto, f.HasCrypto = v, v != ""
 			f.at.crypto = ls
 		}
 	case "enroll", "routing", "cdrs", "ssl":

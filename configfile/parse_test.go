@@ -52,6 +52,11 @@ func TestParseItems(t *testing.T) {
 		{"license", "license 'key one'\n", "license \"key one\"\n" + noFlags},
 		{"license history", "license a\nlicense \"b c\"\nlicense d\n",
 			"license \"a\"\nlicense \"b c\"\nlicense \"d\"\n" + noFlags},
+		{"empty license", "license \"\"\n", "license \"\"\n" + noFlags},
+		{"empty license last", "license a\nlicense ''\n", "license \"a\"\nlicense \"\"\n" + noFlags},
+		{"empty crypto is absent", "crypto ''\n", noFlags},
+		{"empty crypto last wins", "crypto 'one'\ncrypto \"\"\n", noFlags},
+		{"crypto after empty crypto", "crypto ''\ncrypto two\n", "crypto \"two\"\n" + noFlags},
 		{"crypto last wins", "crypto 'one'\ncrypto \"two\"\n", "crypto \"two\"\n" + noFlags},
 		{"flags", "enroll enabled\nrouting enabled\ncdrs enabled\nssl enabled\n", "flags true true true true\n"},
 		{"flags later override", "enroll enabled\nenroll disabled\nssl disabled\nssl enabled\n", "flags false false false true\n"},
@@ -217,10 +222,8 @@ func TestParseErrors(t *testing.T) {
 		// license, crypto
 		{"license missing", "license\n", []string{`t.conf:1: license: missing value (near "license")`}},
 		{"license extra", "license a b\n", []string{`t.conf:1: license: unexpected extra value (near "b")`}},
-		{"license empty", "license \"\"\n", []string{`t.conf:1: license: empty value (near "")`}},
 		{"crypto missing", "crypto # none\n", []string{`t.conf:1: crypto: missing value (near "crypto")`}},
 		{"crypto extra", "crypto 'a' 'b'\n", []string{`t.conf:1: crypto: unexpected extra value (near "b")`}},
-		{"crypto empty", "crypto ''\n", []string{`t.conf:1: crypto: empty value (near "")`}},
 
 		// flags
 		{"enroll missing", "enroll\n", []string{`t.conf:1: enroll: missing value (near "enroll")`}},
