@@ -100,7 +100,11 @@
 // # Errors
 //
 // Parse reports every error of a file, in line order, as an ErrorList (up
-// to Limits.MaxErrors, 100 by default, then one "too many errors"). Each
+// to Limits.MaxErrors, 100 by default, then one "too many errors"). A cut
+// list holds the first errors by line, whichever check found them: an
+// undefined name or a duplicate route on an early line comes before the
+// syntax errors of later lines, and a name defined after the last line
+// reported is not undefined. Each
 // *Error carries the file name, the line and the offending word, and reads
 //
 //	clearinghouse.conf:12: route: undefined device (near "device9.isp.com")

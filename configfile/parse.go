@@ -75,9 +75,18 @@ type parser struct {
 	s    string
 	lim  Limits
 	line int
-	errs ErrorList
-	stop bool
 	toks []rawTok
+
+	// errs holds the errors that can still be among the first
+	// MaxErrors+1 of the file by line: errors on line cut or later cannot
+	// (cut is 0 until MaxErrors+1 errors are known). Once the line pass
+	// has found MaxErrors+1 errors (stop), the rest of the file is only
+	// read for its group and device definitions, so that names used
+	// before them are not reported undefined.
+	errs     ErrorList
+	cut      int
+	stop     bool
+	linePass bool
 
 	stamp []uint32 // per device: gen of the last route that named it
 	gen   uint32
@@ -119,7 +128,8 @@ func parse(name, s string, lim Limits) (*File, error) {
 	if strings.HasPrefix(s, bom) {
 		pos = len(bom)
 	}
-	for pos < len(s) && !p.stop {
+	p.linePass = true
+	for pos < len(s) {
 		p.line++
 		var end, next int
 		if nl := strings.IndexByte(s[pos:], '\n'); nl >= 0 {
@@ -130,20 +140,23 @@ func parse(name, s string, lim Limits) (*File, error) {
 		} else {
 			end, next = len(s), len(s)
 		}
-		p.parseLine(lineSpan{pos, end, next})
+		if p.stop {
+			p.defineLine(lineSpan{pos, end, next})
+		} else {
+			p.parseLine(lineSpan{pos, end, next})
+		}
 		pos = next
 	}
+	p.linePass = false
 	if f.at.firstItem < 0 {
 		f.at.firstItem = len(s)
 	}
-	if !p.stop {
-		p.resolve()
-	}
-	if !p.stop {
-		p.duplicateRoutes()
-	}
+	// even when the line pass stopped: an early line's undefined name or
+	// duplicate route comes before the errors of later lines
+	p.resolve()
+	p.duplicateRoutes()
 	if len(p.errs) > 0 {
-		slices.SortStableFunc(p.errs, func(a, b *Error) int { return a.Line - b.Line })
+		p.sortErrors()
 		if len(p.errs) > lim.MaxErrors {
 			last := p.errs[lim.MaxErrors]
 			p.errs = append(p.errs[:lim.MaxErrors:lim.MaxErrors], &Error{File: name, Line: last.Line, Token: last.Token, Msg: MsgTooManyErrors})
@@ -196,8 +209,10 @@ func (p *parser) growRoutes(pos int) {
 	p.f.Routes = grown
 }
 
+// errorf records an error on line p.line, unless MaxErrors+1 errors on
+// earlier lines are known already.
 func (p *parser) errorf(tok string, format string, args ...any) {
-	if p.stop {
+	if p.cut > 0 && p.line >= p.cut {
 		return
 	}
 	msg := format
@@ -206,8 +221,33 @@ func (p *parser) errorf(tok string, format string, args ...any) {
 	}
 	p.errs = append(p.errs, &Error{File: p.f.Name, Line: p.line, Token: tok, Msg: msg})
 	// one error more than reported tells that there are too many
-	if len(p.errs) > p.lim.MaxErrors {
+	keep := p.lim.MaxErrors + 1
+	switch {
+	case p.linePass && len(p.errs) == keep:
+		// the line pass finds errors in line order: these are the first
 		p.stop = true
+		p.cut = p.line
+	case len(p.errs) >= 2*keep:
+		// later passes find them in any order: keep the first by line
+		p.sortErrors()
+		clear(p.errs[keep:])
+		p.errs = p.errs[:keep]
+		p.cut = p.errs[keep-1].Line
+	}
+}
+
+// sortErrors puts the errors in line order; errors of one line stay in the
+// order they were found.
+func (p *parser) sortErrors() {
+	slices.SortStableFunc(p.errs, func(a, b *Error) int { return a.Line - b.Line })
+}
+
+// defineLine reads a line after the line pass stopped (too many errors)
+// only for the group or device it defines; its errors are not reported.
+func (p *parser) defineLine(ls lineSpan) {
+	line := strings.TrimLeft(p.s[ls.start:ls.end], " \t")
+	if strings.HasPrefix(line, "group") || strings.HasPrefix(line, "device") {
+		p.parseLine(ls)
 	}
 }
 

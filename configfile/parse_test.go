@@ -457,3 +457,61 @@ func TestDeviceKey(t *testing.T) {
 		t.Errorf("DeviceKey of a lower-case name or an IPv4 address allocates (%v)", n)
 	}
 }
+
+// A list cut at MaxErrors holds the first errors of the file by line, from
+// every pass (undefined names and duplicate routes are found after the
+// lines are read), and a name defined after the cut is not undefined.
+func TestTruncatedErrorsAreTheFirst(t *testing.T) {
+	const unknownKw = "unknown keyword (want license, crypto, enroll, routing, cdrs, ssl, group, device or route)"
+	var devs, routes strings.Builder
+	for i := 0; i < 10; i++ {
+		fmt.Fprintf(&routes, "route g %d nodev%d 1\n", i, i)  // lines 3-12
+		fmt.Fprintf(&devs, "device d%d nogroup enabled\n", i) // lines 13-22
+	}
+	tests := []struct {
+		name, in string
+		max      int
+		want     []string
+	}{
+		{"undefined device before two bad lines", "group g\nroute g 1 nodev 1\nbad1\nbad2\ndevice d nogroup enabled\n", 2, []string{
+			`t.conf:2: route: undefined device (near "nodev")`,
+			`t.conf:3: ` + unknownKw + ` (near "bad1")`,
+			`t.conf:4: too many errors (near "bad2")`}},
+		{"line pass stopped", "group g\nroute g 1 nodev 1\nbad1\nbad2\nbad3\n", 2, []string{
+			`t.conf:2: route: undefined device (near "nodev")`,
+			`t.conf:3: ` + unknownKw + ` (near "bad1")`,
+			`t.conf:4: too many errors (near "bad2")`}},
+		{"defined after the cut", "group g\nroute g 1 d 1 D. 2\nroute h 1 d 1\nbad1\nbad2\nbad3\ngroup h\ndevice d g enabled\n", 3, []string{
+			`t.conf:2: route: device listed twice in this route (near "d")`,
+			`t.conf:4: ` + unknownKw + ` (near "bad1")`,
+			`t.conf:5: ` + unknownKw + ` (near "bad2")`,
+			`t.conf:6: too many errors (near "bad3")`}},
+		{"duplicate route before the cut", "group g\ndevice d g enabled\nroute g 1 d 1\nroute g 1 d 1\nbad1\nbad2\nbad3\n", 2, []string{
+			`t.conf:4: route: duplicate route for this group and number, first defined on line 3 (near "1")`,
+			`t.conf:5: ` + unknownKw + ` (near "bad1")`,
+			`t.conf:6: too many errors (near "bad2")`}},
+		{"one pass's late errors before another's early ones", "group g\nroute h 1 nodev 1\n" + devs.String(), 2, []string{
+			`t.conf:2: route: undefined group (near "h")`,
+			`t.conf:2: route: undefined device (near "nodev")`,
+			`t.conf:3: too many errors (near "nogroup")`}},
+		{"many late errors", "group g\n\n" + routes.String() + devs.String(), 3, []string{
+			`t.conf:3: route: undefined device (near "nodev0")`,
+			`t.conf:4: route: undefined device (near "nodev1")`,
+			`t.conf:5: route: undefined device (near "nodev2")`,
+			`t.conf:6: too many errors (near "nodev3")`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseWithLimits("t.conf", []byte(tt.in), Limits{MaxErrors: tt.max})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if got, want := err.Error(), strings.Join(tt.want, "\n"); got != want {
+				t.Errorf("got\n%s\nwant\n%s", got, want)
+			}
+			if !err.(ErrorList).Truncated() {
+				t.Error("not Truncated")
+			}
+		})
+	}
+}
