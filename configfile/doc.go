@@ -85,7 +85,9 @@
 // the prefix 1404, '+33-6...' and '+33 6...' are both the prefix 336 (and
 // collide in one group), and '+1...' and '1...' collide too. Any other
 // character is an error, as is a '+' after the first digit, ".." anywhere
-// but in the final "...", or more than 32 digits (MaxNumberDigits).
+// but in the final "..." (also with spaces or '-' between the dots, as in
+// '1. .2', and a '.' before the final "...", as in '1....' or '1. ...'),
+// or more than 32 digits (MaxNumberDigits).
 //
 //   - A pattern that ends in "..." is a prefix: it matches every number that
 //     starts with its digits (Route.Exact false, Route.Prefix the digits).
