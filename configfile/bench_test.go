@@ -150,7 +150,7 @@ func dupRoutes(n int) []byte {
 }
 
 // BenchmarkParseDuplicateRoutes: a file repeating one route 40,000 times
-// is refused after the first MaxErrors duplicates in linear time (the
+// is refused, reporting its first MaxErrors duplicates, in linear time (the
 // duplicate check was quadratic in the length of a run of equal routes).
 func BenchmarkParseDuplicateRoutes(b *testing.B) {
 	data := dupRoutes(40000)

@@ -47,14 +47,27 @@
 // File.Licenses (the license history of the seed); License returns the
 // last. An absent crypto item means the server must generate parameters
 // (and enrolled devices must enroll again); an absent flag is disabled.
-// license and crypto values must not be empty.
+//
+// license "" is valid and kept as an empty key (License returns ""): like
+// an absent or invalid key, it leaves the server a trial version. crypto
+// "" counts as an absent crypto item: HasCrypto is false and Crypto "", so
+// the server generates new parameters and clears the enrolled marks, and
+// SetCrypto writes the new parameters into that line (the last crypto
+// line, which is in force) rather than adding one. The edit methods
+// AddLicense and SetCrypto refuse empty values.
 //
 // group, device and route items accumulate. Two groups with the same name,
 // two devices with the same name, or two routes with the same group and
-// called number are errors. Every group a device or route names, and every
-// device a route names, must be defined somewhere in the file (before or
-// after its use); that includes the default group "", which must be defined
-// with group "" as Table 7 does. Device names must not be empty.
+// called number are errors. Device names are compared by DeviceKey: DNS
+// names ignore case and one trailing dot, and IP addresses are compared as
+// addresses, so a.example, A.EXAMPLE and a.example. are one device, as are
+// 192.0.2.10, [192.0.2.10] and ::ffff:192.0.2.10, or 2001:db8::1 and
+// 2001:DB8:0::1. Every group a device or route names, and every device a
+// route names, must be defined somewhere in the file (before or after its
+// use); a route may name a device in any spelling with the same key, and
+// Target.Device is that device. The default group "" must be defined with
+// group "" as Table 7 does. Device names must not be empty. File.Device
+// and the edit methods find a device by any spelling of its name too.
 //
 // A route applies to calls from the devices of its group to called numbers
 // matching its number; its devices may belong to any group. It needs at
@@ -72,7 +85,9 @@
 // the prefix 1404, '+33-6...' and '+33 6...' are both the prefix 336 (and
 // collide in one group), and '+1...' and '1...' collide too. Any other
 // character is an error, as is a '+' after the first digit, ".." anywhere
-// but in the final "...", or more than 32 digits (MaxNumberDigits).
+// but in the final "..." (also with spaces or '-' between the dots, as in
+// '1. .2', and a '.' before the final "...", as in '1....' or '1. ...'),
+// or more than 32 digits (MaxNumberDigits).
 //
 //   - A pattern that ends in "..." is a prefix: it matches every number that
 //     starts with its digits (Route.Exact false, Route.Prefix the digits).
@@ -87,7 +102,11 @@
 // # Errors
 //
 // Parse reports every error of a file, in line order, as an ErrorList (up
-// to Limits.MaxErrors, 100 by default, then one "too many errors"). Each
+// to Limits.MaxErrors, 100 by default, then one "too many errors"). A cut
+// list holds the first errors by line, whichever check found them: an
+// undefined name or a duplicate route on an early line comes before the
+// syntax errors of later lines, and a name defined after the last line
+// reported is not undefined. Each
 // *Error carries the file name, the line and the offending word, and reads
 //
 //	clearinghouse.conf:12: route: undefined device (near "device9.isp.com")

@@ -11,7 +11,8 @@ import (
 // The edit methods change f and remember enough to write the change back
 // into the operator's text: Bytes renders the source with only the edited
 // lines changed. They fail with an *Error (Line 0 unless a line of the file
-// is the reason) and leave f unchanged on failure.
+// is the reason) and leave f unchanged on failure. A device is named as
+// File.Device finds it: spelled as its line, or by its DeviceKey.
 
 func (f *File) editErr(tok string, line int, format string, args ...any) error {
 	return &Error{File: f.Name, Line: line, Token: tok, Msg: fmt.Sprintf(format, args...)}
@@ -93,7 +94,9 @@ func (f *File) ClearEnrolled() []string {
 }
 
 // AddDevice adds a device to an existing group. Its line is written after
-// the last device line (or after the last group line if there is none).
+// the last device line (or after the last group line if there is none). It
+// refuses a name with the DeviceKey of a device of the file (A.EXAMPLE when
+// a.example is there).
 func (f *File) AddDevice(name, group string, enabled, enrolled bool) error {
 	if name == "" {
 		return f.editErr(name, 0, "device: empty name")
@@ -102,6 +105,9 @@ func (f *File) AddDevice(name, group string, enabled, enrolled bool) error {
 		return f.editErr(name, 0, "device: %s", msg)
 	}
 	if i, ok := f.DeviceIndex(name); ok {
+		if d := &f.Devices[i]; d.Name != name {
+			return f.editErr(name, d.Line, "device: duplicate device (same device as %s)", QuoteToken(d.Name))
+		}
 		return f.editErr(name, f.Devices[i].Line, "device: duplicate device")
 	}
 	g, ok := f.Group(group)
@@ -115,14 +121,21 @@ func (f *File) AddDevice(name, group string, enabled, enrolled bool) error {
 	if f.devIdx == nil {
 		f.devIdx = make(map[string]int32)
 		for j := range f.Devices {
-			f.devIdx[f.Devices[j].Name] = int32(j)
+			if k := DeviceKey(f.Devices[j].Name); !hasKey(f.devIdx, k) {
+				f.devIdx[k] = int32(j)
+			}
 		}
 	}
 	f.syncSpans()
-	f.devIdx[name] = int32(len(f.Devices))
+	f.devIdx[DeviceKey(name)] = int32(len(f.Devices))
 	f.Devices = append(f.Devices, d)
 	f.devSpan = append(f.devSpan, devSpan{lineSpan: noSpan})
 	return nil
+}
+
+func hasKey(m map[string]int32, k string) bool {
+	_, ok := m[k]
+	return ok
 }
 
 // syncSpans makes devSpan as long as Devices (for a File built by hand).
@@ -148,15 +161,20 @@ func (f *File) RemoveDevice(name string) error {
 		}
 	}
 	f.syncSpans()
+	key := DeviceKey(f.Devices[i].Name)
 	if sp := f.devSpan[i]; sp.ok() {
 		f.removed = append(f.removed, sp.lineSpan)
 	}
 	f.Devices = slices.Delete(f.Devices, i, i+1)
 	f.devSpan = slices.Delete(f.devSpan, i, i+1)
 	if f.devIdx != nil {
-		delete(f.devIdx, name)
+		if f.devIdx[key] == int32(i) {
+			delete(f.devIdx, key)
+		}
 		for j := i; j < len(f.Devices); j++ {
-			f.devIdx[f.Devices[j].Name] = int32(j)
+			if k := DeviceKey(f.Devices[j].Name); f.devIdx[k] == int32(j+1) {
+				f.devIdx[k] = int32(j)
+			}
 		}
 	}
 	if i < len(f.Devices) {
@@ -172,8 +190,9 @@ func (f *File) RemoveDevice(name string) error {
 	return nil
 }
 
-// SetCrypto replaces the crypto item (the last crypto line, or a new line
-// after the license lines).
+// SetCrypto replaces the crypto item: the last crypto line (also when its
+// value is empty), or a new line after the license lines. params must not
+// be empty.
 func (f *File) SetCrypto(params string) error {
 	if params == "" {
 		return f.editErr(params, 0, "crypto: empty value")
@@ -184,7 +203,7 @@ func (f *File) SetCrypto(params string) error {
 	oldV, oldHas := f.Crypto, f.HasCrypto
 	f.Crypto, f.HasCrypto = params, true
 	n := len("crypto ") + len(quoteValid(params))
-	if f.at.crypto.ok() && f.orig.hasCrypto {
+	if f.at.crypto.ok() {
 		n = len(f.renderValueLine(f.at.crypto, quoteValid(params)))
 	}
 	if n > f.lim().MaxLineLen {
@@ -195,7 +214,8 @@ func (f *File) SetCrypto(params string) error {
 }
 
 // AddLicense appends a license line after the last one; it is the license
-// in force from now on, and the older lines stay as history.
+// in force from now on, and the older lines stay as history. key must not
+// be empty (a file may hold license "", but there is no point adding one).
 func (f *File) AddLicense(key string) error {
 	if key == "" {
 		return f.editErr(key, 0, "license: empty value")
@@ -371,7 +391,7 @@ func (f *File) splices() []splice {
 	}
 	// crypto
 	if f.HasCrypto && (!f.orig.hasCrypto || f.Crypto != f.orig.crypto) {
-		if f.orig.hasCrypto && f.at.crypto.ok() {
+		if f.at.crypto.ok() { // the line in force, maybe crypto ''
 			s := f.at.crypto
 			sp = append(sp, splice{pos: s.start, end: s.end, text: f.renderValueLine(s, quoteValid(f.Crypto))})
 		} else {

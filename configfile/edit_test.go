@@ -307,3 +307,93 @@ func TestHandBuilt(t *testing.T) {
 		t.Errorf("Format = %q", Format(f))
 	}
 }
+
+// A device is found, refused as a duplicate and removed under any spelling
+// of its name (DeviceKey), in a parsed File, its clone and a hand-built one.
+func TestEditDeviceSpellings(t *testing.T) {
+	src := "group g\ndevice A.Example g disabled\ndevice 192.0.2.10 g enabled\ndevice 2001:db8::1 g enabled\n"
+	f := mustParse(t, src)
+	for _, g := range []*File{f, f.Clone(), {Name: "h.conf", Groups: f.Groups, Devices: f.Devices}} {
+		for spelling, want := range map[string]string{
+			"A.Example": "A.Example", "a.example": "A.Example", "A.EXAMPLE.": "A.Example",
+			"[192.0.2.10]": "192.0.2.10", "::ffff:192.0.2.10": "192.0.2.10",
+			"2001:DB8:0::1": "2001:db8::1", "[2001:db8::1]": "2001:db8::1",
+		} {
+			if d, ok := g.Device(spelling); !ok || d.Name != want {
+				t.Errorf("Device(%q) = %v %v, want %s", spelling, d, ok, want)
+			}
+		}
+		for _, other := range []string{"b.example", "192.0.2.1", "2001:db8::10", "a.example.."} {
+			if d, ok := g.Device(other); ok {
+				t.Errorf("Device(%q) = %v", other, d)
+			}
+		}
+	}
+	if err := f.AddDevice("a.EXAMPLE.", "g", true, false); err == nil || err.Error() != `e.conf:2: device: duplicate device (same device as "A.Example") (near "a.EXAMPLE.")` {
+		t.Errorf("AddDevice of another spelling: %v", err)
+	}
+	if err := f.AddDevice("::FFFF:192.0.2.10", "g", true, false); err == nil || !strings.Contains(err.Error(), "duplicate device") {
+		t.Errorf("AddDevice of a mapped address: %v", err)
+	}
+	if err := f.SetEnrolled("a.example", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.RemoveDevice("[192.0.2.10]"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.Device("192.0.2.10"); ok {
+		t.Error("removed device still found")
+	}
+	if d, ok := f.Device("2001:DB8::1"); !ok || d.Name != "2001:db8::1" {
+		t.Errorf("after removal, Device(2001:DB8::1) = %v %v", d, ok)
+	}
+	if err := f.AddDevice("192.0.2.10", "g", true, false); err != nil {
+		t.Errorf("re-adding the removed device: %v", err)
+	}
+	checkRendered(t, f, "group g\ndevice A.Example g disabled enrolled\ndevice 2001:db8::1 g enabled\ndevice 192.0.2.10 g enabled\n")
+	h := &File{Name: "h.conf", Groups: []Group{{Name: "g"}}}
+	if err := h.AddDevice("B.example", "g", true, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.AddDevice("b.example.", "g", true, false); err == nil {
+		t.Error("hand-built file: AddDevice of another spelling accepted")
+	}
+}
+
+// license "" is a key (the empty one: trial version); crypto "" counts as
+// absent, and SetCrypto fills that line in.
+func TestEmptyLicenseAndCrypto(t *testing.T) {
+	f := mustParse(t, "license old\nlicense \"\"  # expired\ncrypto ''   # regenerate\nenroll enabled\n")
+	if f.License() != "" || len(f.Licenses) != 2 {
+		t.Errorf("License() = %q, Licenses %q", f.License(), f.Licenses)
+	}
+	if f.HasCrypto || f.Crypto != "" {
+		t.Errorf("crypto '': HasCrypto %v, Crypto %q", f.HasCrypto, f.Crypto)
+	}
+	sum := f.Summary()
+	for _, s := range []string{"license: empty (trial version) (2 license lines)", "crypto: empty (new parameters will be generated; enrolled devices must re-enroll)"} {
+		if !strings.Contains(sum, s) {
+			t.Errorf("Summary lacks %q:\n%s", s, sum)
+		}
+	}
+	if err := f.SetCrypto("modern:abc"); err != nil {
+		t.Fatal(err)
+	}
+	checkRendered(t, f, "license old\nlicense \"\"  # expired\ncrypto modern:abc   # regenerate\nenroll enabled\n")
+
+	// the last crypto line is in force and is the one replaced
+	f = mustParse(t, "crypto a\ncrypto \"\"\n")
+	if f.HasCrypto {
+		t.Error("crypto '' after crypto a: HasCrypto")
+	}
+	if err := f.SetCrypto("b"); err != nil {
+		t.Fatal(err)
+	}
+	checkRendered(t, f, "crypto a\ncrypto b\n")
+
+	// the line length is checked on the edited line
+	f = mustParse(t, "crypto '' # "+strings.Repeat("c", 4000)+"\n")
+	if err := f.SetCrypto(strings.Repeat("k", 90)); err == nil || !strings.Contains(err.Error(), "crypto: line would be too long (4100 bytes, max 4096)") {
+		t.Errorf("SetCrypto on a long crypto '' line: %v", err)
+	}
+}

@@ -100,7 +100,7 @@ func (l ErrorList) Unwrap() []error {
 type Limits struct {
 	MaxFileSize int64 // bytes; larger files are refused with one error
 	MaxLineLen  int   // bytes per line, not counting the CR LF or LF
-	MaxErrors   int   // errors reported before parsing stops with "too many errors"
+	MaxErrors   int   // errors reported (the first by line), then one "too many errors"
 }
 
 // DefaultLimits are the limits of Parse and ParseFile. Change them (before

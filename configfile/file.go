@@ -20,7 +20,7 @@ type File struct {
 	Name      string   // file name used in error messages
 	Licenses  []string // every license line, in order; License() returns the last or ""
 	Crypto    string   // last crypto value; HasCrypto tells whether present
-	HasCrypto bool
+	HasCrypto bool     // false when there is no crypto line or the last one is empty
 
 	Enroll, Routing, CDRs, SSL bool // absent = false
 
@@ -32,11 +32,11 @@ type File struct {
 	eol      string // "\n" or "\r\n", for new lines
 	limits   Limits
 	groupIdx map[string]int32
-	devIdx   map[string]int32
-	devSpan  []devSpan  // parallel to Devices
-	removed  []lineSpan // original device lines deleted by RemoveDevice
-	orig     origState  // values as parsed, to tell what the edits changed
-	at       anchors    // where the last line of each kind is, for edits
+	devIdx   map[string]int32 // DeviceKey of each device's name -> index in Devices
+	devSpan  []devSpan        // parallel to Devices
+	removed  []lineSpan       // original device lines deleted by RemoveDevice
+	orig     origState        // values as parsed, to tell what the edits changed
+	at       anchors          // where the last line of each kind is, for edits
 }
 
 // Group is one group line.
@@ -131,7 +131,8 @@ func (f *File) flagPtr(k int) *bool {
 }
 
 // License returns the license key in force: the last license line, or ""
-// when there is none (the server then runs as a trial version).
+// when there is none or the last is license "" (the server then runs as a
+// trial version).
 func (f *File) License() string {
 	if len(f.Licenses) == 0 {
 		return ""
@@ -139,8 +140,10 @@ func (f *File) License() string {
 	return f.Licenses[len(f.Licenses)-1]
 }
 
-// Device returns the device named name. The pointer is valid until the next
-// AddDevice or RemoveDevice.
+// Device returns the device named name: the device line that writes name,
+// or else the one whose name has name's DeviceKey ("A.EXAMPLE." finds
+// a.example, "[192.0.2.10]" finds 192.0.2.10). The pointer is valid until
+// the next AddDevice or RemoveDevice.
 func (f *File) Device(name string) (*Device, bool) {
 	i, ok := f.DeviceIndex(name)
 	if !ok {
@@ -149,21 +152,33 @@ func (f *File) Device(name string) (*Device, bool) {
 	return &f.Devices[i], true
 }
 
-// DeviceIndex returns the index in Devices of the device named name.
+// DeviceIndex returns the index in Devices of the device named name, found
+// as Device finds it.
 func (f *File) DeviceIndex(name string) (int, bool) {
-	i, ok := f.devIdx[name]
-	if !ok || int(i) >= len(f.Devices) || f.Devices[i].Name != name {
-		// a File built by hand has no index: fall back to a scan
-		if f.devIdx == nil {
-			for j := range f.Devices {
-				if f.Devices[j].Name == name {
-					return j, true
-				}
+	if f.devIdx == nil {
+		// a File built by hand has no index: scan, the exact name first
+		for j := range f.Devices {
+			if f.Devices[j].Name == name {
+				return j, true
+			}
+		}
+		k := DeviceKey(name)
+		for j := range f.Devices {
+			if DeviceKey(f.Devices[j].Name) == k {
+				return j, true
 			}
 		}
 		return 0, false
 	}
-	return int(i), true
+	// devIdx maps keys; a name written as its own key is found at once
+	if i, ok := f.devIdx[name]; ok && int(i) < len(f.Devices) && f.Devices[i].Name == name {
+		return int(i), true
+	}
+	k := DeviceKey(name)
+	if i, ok := f.devIdx[k]; ok && int(i) < len(f.Devices) && DeviceKey(f.Devices[i].Name) == k {
+		return int(i), true
+	}
+	return 0, false
 }
 
 // Group returns the group named name ("" is the default group).
@@ -317,14 +332,18 @@ func (f *File) Summary() string {
 	}
 	fmt.Fprintf(&b, "%s: %d groups, %d devices (%d enabled, %d enrolled), %d routes\n",
 		f.Name, len(f.Groups), len(f.Devices), enabled, enrolled, len(f.Routes))
-	switch len(f.Licenses) {
-	case 0:
+	switch {
+	case len(f.Licenses) == 0:
 		b.WriteString("license: none (trial version)\n")
+	case f.License() == "":
+		fmt.Fprintf(&b, "license: empty (trial version) (%d license lines)\n", len(f.Licenses))
 	default:
 		fmt.Fprintf(&b, "license: %s (%d license lines)\n", QuoteToken(f.License()), len(f.Licenses))
 	}
 	if f.HasCrypto {
 		fmt.Fprintf(&b, "crypto: present (%d bytes)\n", len(f.Crypto))
+	} else if f.at.crypto.ok() {
+		b.WriteString("crypto: empty (new parameters will be generated; enrolled devices must re-enroll)\n")
 	} else {
 		b.WriteString("crypto: absent (new parameters will be generated; enrolled devices must re-enroll)\n")
 	}

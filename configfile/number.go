@@ -20,6 +20,7 @@ func normalizeNumber(number string, buf []byte) (out []byte, exact bool, first i
 	}
 	n0 := len(out)
 	plus := false
+	dot := false // a '.' since the last digit: another one would make ".."
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
 		case '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '#':
@@ -27,11 +28,16 @@ func normalizeNumber(number string, buf []byte) (out []byte, exact bool, first i
 				first = i
 			}
 			out = append(out, c)
+			dot = false
 		case ' ', '-':
 		case '.':
 			if i+1 < len(s) && s[i+1] == '.' {
 				return out[:n0], exact, -1, `"..." is allowed only at the end of a number`
 			}
+			if dot {
+				return out[:n0], exact, -1, `two '.' separators in a row (only the final "..." may repeat dots)`
+			}
+			dot = true
 		case '+':
 			if plus || len(out) > n0 {
 				return out[:n0], exact, -1, `"+" is allowed only at the start of a number`
@@ -42,6 +48,8 @@ func normalizeNumber(number string, buf []byte) (out []byte, exact bool, first i
 		}
 	}
 	switch {
+	case dot && !exact:
+		return out[:n0], exact, -1, `'.' before the final "..." (a prefix ends in exactly three dots)`
 	case len(out) == n0 && exact:
 		return out, exact, -1, "number has no digits"
 	case len(out)-n0 > MaxNumberDigits:

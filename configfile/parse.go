@@ -75,9 +75,18 @@ type parser struct {
 	s    string
 	lim  Limits
 	line int
-	errs ErrorList
-	stop bool
 	toks []rawTok
+
+	// errs holds the errors that can still be among the first
+	// MaxErrors+1 of the file by line: errors on line cut or later cannot
+	// (cut is 0 until MaxErrors+1 errors are known). Once the line pass
+	// has found MaxErrors+1 errors (stop), the rest of the file is only
+	// read for its group and device definitions, so that names used
+	// before them are not reported undefined.
+	errs     ErrorList
+	cut      int
+	stop     bool
+	linePass bool
 
 	stamp []uint32 // per device: gen of the last route that named it
 	gen   uint32
@@ -107,7 +116,7 @@ func parse(name, s string, lim Limits) (*File, error) {
 		eol:      "\n",
 		limits:   lim,
 		groupIdx: make(map[string]int32),
-		devIdx:   make(map[string]int32),
+		devIdx:   make(map[string]int32), // by DeviceKey
 	}
 	f.at.firstItem = -1
 	if i := strings.IndexByte(s, '\n'); i > 0 && s[i-1] == '\r' {
@@ -119,7 +128,8 @@ func parse(name, s string, lim Limits) (*File, error) {
 	if strings.HasPrefix(s, bom) {
 		pos = len(bom)
 	}
-	for pos < len(s) && !p.stop {
+	p.linePass = true
+	for pos < len(s) {
 		p.line++
 		var end, next int
 		if nl := strings.IndexByte(s[pos:], '\n'); nl >= 0 {
@@ -130,20 +140,23 @@ func parse(name, s string, lim Limits) (*File, error) {
 		} else {
 			end, next = len(s), len(s)
 		}
-		p.parseLine(lineSpan{pos, end, next})
+		if p.stop {
+			p.defineLine(lineSpan{pos, end, next})
+		} else {
+			p.parseLine(lineSpan{pos, end, next})
+		}
 		pos = next
 	}
+	p.linePass = false
 	if f.at.firstItem < 0 {
 		f.at.firstItem = len(s)
 	}
-	if !p.stop {
-		p.resolve()
-	}
-	if !p.stop {
-		p.duplicateRoutes()
-	}
+	// even when the line pass stopped: an early line's undefined name or
+	// duplicate route comes before the errors of later lines
+	p.resolve()
+	p.duplicateRoutes()
 	if len(p.errs) > 0 {
-		slices.SortStableFunc(p.errs, func(a, b *Error) int { return a.Line - b.Line })
+		p.sortErrors()
 		if len(p.errs) > lim.MaxErrors {
 			last := p.errs[lim.MaxErrors]
 			p.errs = append(p.errs[:lim.MaxErrors:lim.MaxErrors], &Error{File: name, Line: last.Line, Token: last.Token, Msg: MsgTooManyErrors})
@@ -196,8 +209,10 @@ func (p *parser) growRoutes(pos int) {
 	p.f.Routes = grown
 }
 
+// errorf records an error on line p.line, unless MaxErrors+1 errors on
+// earlier lines are known already.
 func (p *parser) errorf(tok string, format string, args ...any) {
-	if p.stop {
+	if p.cut > 0 && p.line >= p.cut {
 		return
 	}
 	msg := format
@@ -206,8 +221,33 @@ func (p *parser) errorf(tok string, format string, args ...any) {
 	}
 	p.errs = append(p.errs, &Error{File: p.f.Name, Line: p.line, Token: tok, Msg: msg})
 	// one error more than reported tells that there are too many
-	if len(p.errs) > p.lim.MaxErrors {
+	keep := p.lim.MaxErrors + 1
+	switch {
+	case p.linePass && len(p.errs) == keep:
+		// the line pass finds errors in line order: these are the first
 		p.stop = true
+		p.cut = p.line
+	case len(p.errs) >= 2*keep:
+		// later passes find them in any order: keep the first by line
+		p.sortErrors()
+		clear(p.errs[keep:])
+		p.errs = p.errs[:keep]
+		p.cut = p.errs[keep-1].Line
+	}
+}
+
+// sortErrors puts the errors in line order; errors of one line stay in the
+// order they were found.
+func (p *parser) sortErrors() {
+	slices.SortStableFunc(p.errs, func(a, b *Error) int { return a.Line - b.Line })
+}
+
+// defineLine reads a line after the line pass stopped (too many errors)
+// only for the group or device it defines; its errors are not reported.
+func (p *parser) defineLine(ls lineSpan) {
+	line := strings.TrimLeft(p.s[ls.start:ls.end], " \t")
+	if strings.HasPrefix(line, "group") || strings.HasPrefix(line, "device") {
+		p.parseLine(ls)
 	}
 }
 
@@ -250,15 +290,15 @@ func (p *parser) parseLine(ls lineSpan) {
 		if !ok {
 			return
 		}
-		if v == "" {
-			p.errorf(v, "%s: empty value", kw)
-			return
-		}
 		if kw == "license" {
+			// an empty key is kept: the server runs as a trial version,
+			// as for an invalid key
 			f.Licenses = append(f.Licenses, v)
 			f.at.license = ls
 		} else {
-			f.Crypto, f.HasCrypto = v, true
+			// an empty value counts as absent (new parameters are made),
+			// but the line is remembered for SetCrypto to fill in
+			f.Crypto, f.HasCrypto = v, v != ""
 			f.at.crypto = ls
 		}
 	case "enroll", "routing", "cdrs", "ssl":
@@ -353,8 +393,13 @@ func (p *parser) device(toks []rawTok, ls lineSpan) {
 			ok = false
 		}
 	}
-	if i, dup := f.devIdx[name]; dup && name != "" {
-		p.errorf(name, "device: duplicate device, first defined on line %d", f.Devices[i].Line)
+	key := DeviceKey(name)
+	if i, dup := f.devIdx[key]; dup && name != "" {
+		if first := &f.Devices[i]; first.Name == name {
+			p.errorf(name, "device: duplicate device, first defined on line %d", first.Line)
+		} else {
+			p.errorf(name, "device: duplicate device, first defined on line %d as %s", first.Line, QuoteToken(first.Name))
+		}
 		ok = false
 	}
 	idx := int32(len(f.Devices))
@@ -370,11 +415,22 @@ func (p *parser) device(toks []rawTok, ls lineSpan) {
 		return
 	}
 	d.Name, d.Group, d.Line = name, group, p.line
-	f.devIdx[name] = idx
+	f.devIdx[key] = idx
 	f.Devices = append(f.Devices, d)
 	f.devSpan = append(f.devSpan, devSpan{lineSpan: ls, enabled: d.Enabled, enrolled: d.Enrolled})
 	p.stamp = append(p.stamp, 0)
 	f.at.lastDevice = ls
+}
+
+// deviceIndex finds the device a route names: spelled as its device line
+// (the common case, without computing a key), else by DeviceKey.
+func (p *parser) deviceIndex(name string) (int32, bool) {
+	f := p.f
+	if i, ok := f.devIdx[name]; ok && f.Devices[i].Name == name {
+		return i, true
+	}
+	i, ok := f.devIdx[DeviceKey(name)]
+	return i, ok
 }
 
 // parseWeight parses a decimal weight from 0 to MaxWeight.
@@ -468,7 +524,7 @@ func (p *parser) route(toks []rawTok) {
 			p.errorf(wt, "route: weight must be an integer from 0 to 1000000")
 			ok = false
 		}
-		di, known := f.devIdx[dt]
+		di, known := p.deviceIndex(dt)
 		if !known {
 			p.pendTarget = append(p.pendTarget, pending{name: dt, idx: ridx, slot: int32(k), line: p.line})
 			tg[k] = Target{Device: -1, Weight: w}
@@ -529,7 +585,7 @@ func (p *parser) resolve() {
 	var touched []int32
 	for _, pd := range p.pendTarget {
 		p.line = pd.line
-		di, ok := f.devIdx[pd.name]
+		di, ok := p.deviceIndex(pd.name)
 		if !ok {
 			p.errorf(pd.name, "route: undefined device")
 			continue

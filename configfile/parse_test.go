@@ -52,6 +52,11 @@ func TestParseItems(t *testing.T) {
 		{"license", "license 'key one'\n", "license \"key one\"\n" + noFlags},
 		{"license history", "license a\nlicense \"b c\"\nlicense d\n",
 			"license \"a\"\nlicense \"b c\"\nlicense \"d\"\n" + noFlags},
+		{"empty license", "license \"\"\n", "license \"\"\n" + noFlags},
+		{"empty license last", "license a\nlicense ''\n", "license \"a\"\nlicense \"\"\n" + noFlags},
+		{"empty crypto is absent", "crypto ''\n", noFlags},
+		{"empty crypto last wins", "crypto 'one'\ncrypto \"\"\n", noFlags},
+		{"crypto after empty crypto", "crypto ''\ncrypto two\n", "crypto \"two\"\n" + noFlags},
 		{"crypto last wins", "crypto 'one'\ncrypto \"two\"\n", "crypto \"two\"\n" + noFlags},
 		{"flags", "enroll enabled\nrouting enabled\ncdrs enabled\nssl enabled\n", "flags true true true true\n"},
 		{"flags later override", "enroll enabled\nenroll disabled\nssl disabled\nssl enabled\n", "flags false false false true\n"},
@@ -90,6 +95,11 @@ func TestParseItems(t *testing.T) {
 		{"utf-8 in quotes and comments", "group 'Télécom – Paris' # ünïcode\n",
 			noFlags + "group \"Télécom – Paris\" @1\n"},
 		{"tab inside quotes", "group 'a\tb'\n", noFlags + "group \"a\\tb\" @1\n"},
+		{"route names a device in another spelling", "group g\ndevice A.Example g enabled\nroute g 1... a.example. 5 '[2001:DB8::1]' 1\ndevice 2001:db8:0::1 g enabled\n",
+			noFlags + "group \"g\" @1\ndevice \"A.Example\" \"g\" enabled @2\ndevice \"2001:db8:0::1\" \"g\" enabled @4\nroute \"g\" \"1...\" prefix \"1\" A.Example:5 2001:db8:0::1:1 @3\n"},
+		{"distinct devices", "group g\ndevice a.com g enabled\ndevice a.com.. g enabled\ndevice b.a.com g enabled\ndevice 192.0.2.1 g enabled\ndevice 192.0.2.10 g enabled\ndevice ::1 g enabled\ndevice ::ffff:0:1 g enabled\n",
+			noFlags + "group \"g\" @1\ndevice \"a.com\" \"g\" enabled @2\ndevice \"a.com..\" \"g\" enabled @3\ndevice \"b.a.com\" \"g\" enabled @4\ndevice \"192.0.2.1\" \"g\" enabled @5\n" +
+				"device \"192.0.2.10\" \"g\" enabled @6\ndevice \"::1\" \"g\" enabled @7\ndevice \"::ffff:0:1\" \"g\" enabled @8\n"},
 		{"weights with leading zeros", "group g\ndevice d g enabled\nroute g 1... d 0007\n",
 			noFlags + "group \"g\" @1\ndevice \"d\" \"g\" enabled @2\nroute \"g\" \"1...\" prefix \"1\" d:7 @3\n"},
 	}
@@ -139,7 +149,19 @@ func TestNormalizeNumber(t *testing.T) {
 		{"+33-6...", "336", false, ""},
 		{"+33 6...", "336", false, ""},
 		{"+33.6...", "336", false, ""},
-		{"+33.6....", "336", false, ""},
+		{"+33.6....", "", false, `'.' before the final "..." (a prefix ends in exactly three dots)`},
+		{"1....", "", false, `'.' before the final "..." (a prefix ends in exactly three dots)`},
+		{"1. ...", "", false, `'.' before the final "..." (a prefix ends in exactly three dots)`},
+		{"1.-...", "", false, `'.' before the final "..." (a prefix ends in exactly three dots)`},
+		{"....", "", false, `'.' before the final "..." (a prefix ends in exactly three dots)`},
+		{"1. .", "", false, `two '.' separators in a row (only the final "..." may repeat dots)`},
+		{"1. .2...", "", false, `two '.' separators in a row (only the final "..." may repeat dots)`},
+		{"1.-.2", "", false, `two '.' separators in a row (only the final "..." may repeat dots)`},
+		{"1..", "", false, `"..." is allowed only at the end of a number`},
+		{"1.2.3...", "123", false, ""},
+		{"1. 2 ...", "12", false, ""},
+		{"1.", "1", true, ""},
+		{".1", "1", true, ""},
 		{"+1 404 555 1234", "14045551234", true, ""},
 		{"1-404-555-1234", "14045551234", true, ""},
 		{"*72#", "*72#", true, ""},
@@ -212,10 +234,8 @@ func TestParseErrors(t *testing.T) {
 		// license, crypto
 		{"license missing", "license\n", []string{`t.conf:1: license: missing value (near "license")`}},
 		{"license extra", "license a b\n", []string{`t.conf:1: license: unexpected extra value (near "b")`}},
-		{"license empty", "license \"\"\n", []string{`t.conf:1: license: empty value (near "")`}},
 		{"crypto missing", "crypto # none\n", []string{`t.conf:1: crypto: missing value (near "crypto")`}},
 		{"crypto extra", "crypto 'a' 'b'\n", []string{`t.conf:1: crypto: unexpected extra value (near "b")`}},
-		{"crypto empty", "crypto ''\n", []string{`t.conf:1: crypto: empty value (near "")`}},
 
 		// flags
 		{"enroll missing", "enroll\n", []string{`t.conf:1: enroll: missing value (near "enroll")`}},
@@ -238,6 +258,12 @@ func TestParseErrors(t *testing.T) {
 		{"device bad enrolled", "group g\ndevice d g enabled registered\n", []string{`t.conf:2: device: want enrolled or nothing after enabled or disabled (near "registered")`}},
 		{"device extra", "group g\ndevice d g enabled enrolled x\n", []string{`t.conf:2: device: unexpected extra value (near "x")`}},
 		{"device duplicate", base + "device d1 g disabled\n", []string{`t.conf:4: device: duplicate device, first defined on line 2 (near "d1")`}},
+		{"device duplicate, other case", "group g\ndevice a.com g enabled\ndevice A.COM g disabled enrolled\n", []string{`t.conf:3: device: duplicate device, first defined on line 2 as "a.com" (near "A.COM")`}},
+		{"device duplicate, trailing dot", "group g\ndevice a.com g enabled\ndevice a.com. g enabled\n", []string{`t.conf:3: device: duplicate device, first defined on line 2 as "a.com" (near "a.com.")`}},
+		{"device duplicate, IPv4 spellings", "group g\ndevice 192.0.2.10 g enabled\ndevice '[192.0.2.10]' g enabled\ndevice ::ffff:192.0.2.10 g enabled\n", []string{
+			`t.conf:3: device: duplicate device, first defined on line 2 as "192.0.2.10" (near "[192.0.2.10]")`,
+			`t.conf:4: device: duplicate device, first defined on line 2 as "192.0.2.10" (near "::ffff:192.0.2.10")`}},
+		{"device duplicate, IPv6 spellings", "group g\ndevice 2001:db8::1 g enabled\ndevice 2001:DB8:0::1 g enabled\n", []string{`t.conf:3: device: duplicate device, first defined on line 2 as "2001:db8::1" (near "2001:DB8:0::1")`}},
 		{"device undefined group", "device d nogroup enabled\n", []string{`t.conf:1: device: undefined group (near "nogroup")`}},
 		{"default group must be defined", "device d \"\" enabled\n", []string{`t.conf:1: device: undefined group (near "")`}},
 
@@ -255,6 +281,8 @@ func TestParseErrors(t *testing.T) {
 		{"route undefined device", base + "route g 1... d1 1 d9 0\n", []string{`t.conf:4: route: undefined device (near "d9")`}},
 		{"route device twice", base + "route g 1... d1 1 d2 2 d1 3\n", []string{`t.conf:4: route: device listed twice in this route (near "d1")`}},
 		{"route device twice, forward", "group g\nroute g 1... d1 1 d1 3\ndevice d1 g enabled\n", []string{`t.conf:2: route: device listed twice in this route (near "d1")`}},
+		{"route device twice, two spellings", base + "route g 1... d1 1 D1. 3\n", []string{`t.conf:4: route: device listed twice in this route (near "D1.")`}},
+		{"route device twice, two spellings, forward", "group g\nroute g 1... '[::FFFF:192.0.2.1]' 1 192.0.2.1 3\ndevice 192.0.2.1 g enabled\n", []string{`t.conf:2: route: device listed twice in this route (near "192.0.2.1")`}},
 		{"route duplicate", base + "route g '+1 404...' d1 1\nroute g '+1 404...' d2 1\n", []string{`t.conf:5: route: duplicate route for this group and number, first defined on line 4 (near "+1 404...")`}},
 		{"route duplicate separators", base + "route g '+33 6...' d1 1\nroute g '+33-6...' d2 1\n", []string{`t.conf:5: route: duplicate route for this group and number, first defined on line 4 (near "+33-6...")`}},
 		{"route duplicate plus", base + "route g '+1...' d1 1\nroute g 1... d2 1\n", []string{`t.conf:5: route: duplicate route for this group and number, first defined on line 4 (near "1...")`}},
@@ -265,6 +293,8 @@ func TestParseErrors(t *testing.T) {
 		{"route bad number", base + "route g '+1 (404)...' d1 1\n", []string{`t.conf:4: ` + badNumber + ` (near "+1 (404)...")`}},
 		{"route plus inside", base + "route g '1+1...' d1 1\n", []string{`t.conf:4: route: "+" is allowed only at the start of a number (near "1+1...")`}},
 		{"route dots inside", base + "route g '1...1' d1 1\n", []string{`t.conf:4: route: "..." is allowed only at the end of a number (near "1...1")`}},
+		{"route four dots", base + "route g '1....' d1 1\n", []string{`t.conf:4: route: '.' before the final "..." (a prefix ends in exactly three dots) (near "1....")`}},
+		{"route spaced dots", base + "route g '1. .' d1 1\n", []string{`t.conf:4: route: two '.' separators in a row (only the final "..." may repeat dots) (near "1. .")`}},
 		{"route no digits", base + "route g '+' d1 1\n", []string{`t.conf:4: route: number has no digits (near "+")`}},
 		{"route number too long", base + "route g " + strings.Repeat("9", 45) + " d1 1\n", []string{`t.conf:4: route: number too long (more than 32 digits) (near "9999999999999999999999999999999999999...")`}},
 		{"route several problems", base + "route h '+x' d9 -1 d1 1 d1 2\n", []string{
@@ -408,5 +438,94 @@ func TestDuplicateRoutesRun(t *testing.T) {
 		if !strings.Contains(e.Error(), "first defined on line 3") {
 			t.Fatalf("%v: want the first definition, line 3", e)
 		}
+	}
+}
+
+func TestDeviceKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"a.example":           "a.example",
+		"A.Example":           "a.example",
+		"A.EXAMPLE.":          "a.example",
+		"a.example..":         "a.example.",
+		" a.example ":         "a.example",
+		"add.bee.cafe":        "add.bee.cafe",
+		"192.0.2.10":          "192.0.2.10",
+		"192.0.2.10.":         "192.0.2.10",
+		"[192.0.2.10]":        "192.0.2.10",
+		"::ffff:192.0.2.10":   "192.0.2.10",
+		"[::FFFF:192.0.2.10]": "192.0.2.10",
+		"2001:DB8:0::1":       "2001:db8::1",
+		"[2001:db8:0:0::1]":   "2001:db8::1",
+		"::1":                 "::1",
+		"fe80::1%ETH0":        "fe80::1%eth0",
+		"192.0.2.010":         "192.0.2.010",
+		"[a.example]":         "[a.example]",
+		"Télécom":             "télécom",
+		"":                    "",
+	} {
+		if got := DeviceKey(in); got != want {
+			t.Errorf("DeviceKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { DeviceKey("device1.itsp.com"); DeviceKey("192.0.2.10") }); n != 0 {
+		t.Errorf("DeviceKey of a lower-case name or an IPv4 address allocates (%v)", n)
+	}
+}
+
+// A list cut at MaxErrors holds the first errors of the file by line, from
+// every pass (undefined names and duplicate routes are found after the
+// lines are read), and a name defined after the cut is not undefined.
+func TestTruncatedErrorsAreTheFirst(t *testing.T) {
+	const unknownKw = "unknown keyword (want license, crypto, enroll, routing, cdrs, ssl, group, device or route)"
+	var devs, routes strings.Builder
+	for i := 0; i < 10; i++ {
+		fmt.Fprintf(&routes, "route g %d nodev%d 1\n", i, i)  // lines 3-12
+		fmt.Fprintf(&devs, "device d%d nogroup enabled\n", i) // lines 13-22
+	}
+	tests := []struct {
+		name, in string
+		max      int
+		want     []string
+	}{
+		{"undefined device before two bad lines", "group g\nroute g 1 nodev 1\nbad1\nbad2\ndevice d nogroup enabled\n", 2, []string{
+			`t.conf:2: route: undefined device (near "nodev")`,
+			`t.conf:3: ` + unknownKw + ` (near "bad1")`,
+			`t.conf:4: too many errors (near "bad2")`}},
+		{"line pass stopped", "group g\nroute g 1 nodev 1\nbad1\nbad2\nbad3\n", 2, []string{
+			`t.conf:2: route: undefined device (near "nodev")`,
+			`t.conf:3: ` + unknownKw + ` (near "bad1")`,
+			`t.conf:4: too many errors (near "bad2")`}},
+		{"defined after the cut", "group g\nroute g 1 d 1 D. 2\nroute h 1 d 1\nbad1\nbad2\nbad3\ngroup h\ndevice d g enabled\n", 3, []string{
+			`t.conf:2: route: device listed twice in this route (near "d")`,
+			`t.conf:4: ` + unknownKw + ` (near "bad1")`,
+			`t.conf:5: ` + unknownKw + ` (near "bad2")`,
+			`t.conf:6: too many errors (near "bad3")`}},
+		{"duplicate route before the cut", "group g\ndevice d g enabled\nroute g 1 d 1\nroute g 1 d 1\nbad1\nbad2\nbad3\n", 2, []string{
+			`t.conf:4: route: duplicate route for this group and number, first defined on line 3 (near "1")`,
+			`t.conf:5: ` + unknownKw + ` (near "bad1")`,
+			`t.conf:6: too many errors (near "bad2")`}},
+		{"one pass's late errors before another's early ones", "group g\nroute h 1 nodev 1\n" + devs.String(), 2, []string{
+			`t.conf:2: route: undefined group (near "h")`,
+			`t.conf:2: route: undefined device (near "nodev")`,
+			`t.conf:3: too many errors (near "nogroup")`}},
+		{"many late errors", "group g\n\n" + routes.String() + devs.String(), 3, []string{
+			`t.conf:3: route: undefined device (near "nodev0")`,
+			`t.conf:4: route: undefined device (near "nodev1")`,
+			`t.conf:5: route: undefined device (near "nodev2")`,
+			`t.conf:6: too many errors (near "nodev3")`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseWithLimits("t.conf", []byte(tt.in), Limits{MaxErrors: tt.max})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if got, want := err.Error(), strings.Join(tt.want, "\n"); got != want {
+				t.Errorf("got\n%s\nwant\n%s", got, want)
+			}
+			if !err.(ErrorList).Truncated() {
+				t.Error("not Truncated")
+			}
+		})
 	}
 }

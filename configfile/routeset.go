@@ -85,9 +85,6 @@ func (p *parser) duplicateRoutes() {
 			if first >= 0 {
 				p.line = r.Line
 				p.errorf(r.Number, "route: duplicate route for this group and number, first defined on line %d", routes[first].Line)
-				if p.stop {
-					return
-				}
 			}
 		}
 	}

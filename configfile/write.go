@@ -54,7 +54,8 @@ func BackupName(path string, n int) string {
 //     not possible, copied) to path.~1~, so path never stops existing;
 //  3. the temporary file is renamed onto path and the directory is synced.
 //
-// If path is a symbolic link, the file it points to is replaced. On error
+// If path is a symbolic link, the file it points to is replaced (or
+// created, if the link is dangling); the link itself stays. On error
 // the temporary file is removed and path is unchanged. Concurrent writers
 // of the same path must be serialized by the caller.
 func WriteFileAtomic(path string, data []byte, opts SaveOptions) error {
@@ -65,8 +66,8 @@ func WriteFileAtomic(path string, data []byte, opts SaveOptions) error {
 }
 
 func writeAtomic(path string, opts SaveOptions, write func(io.Writer) error) (err error) {
-	if real, e := filepath.EvalSymlinks(path); e == nil {
-		path = real
+	if path, err = linkTarget(path); err != nil {
+		return err
 	}
 	dir, base := filepath.Split(path)
 	if dir == "" {
@@ -130,6 +131,43 @@ func writeAtomic(path string, opts SaveOptions, write func(io.Writer) error) (er
 		return err
 	}
 	return syncDir(dir)
+}
+
+// maxLinks bounds a chain of symbolic links, as the kernel does.
+const maxLinks = 40
+
+// linkTarget returns the file that writing path replaces: path, or when
+// path is a symbolic link the file at the end of its chain of links. That
+// file may not exist yet (a dangling link): it is then created where the
+// link points, and the link stays a link.
+func linkTarget(path string) (string, error) {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		return real, nil
+	}
+	p := path
+	for range maxLinks {
+		fi, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return p, nil // a new file, or the missing end of a chain
+		case err != nil:
+			return "", err
+		case fi.Mode()&fs.ModeSymlink == 0:
+			return p, nil
+		}
+		dest, err := os.Readlink(p)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(dest) {
+			// relative to the link's directory, as written (not
+			// cleaned: ".." after a symlinked directory is the kernel's)
+			dir, _ := filepath.Split(p)
+			dest = dir + dest
+		}
+		p = dest
+	}
+	return "", fmt.Errorf("configfile: %s: too many levels of symbolic links", path)
 }
 
 // rotateBackups shifts path.~i~ to path.~i+1~ (dropping path.~n~) and makes

@@ -213,3 +213,63 @@ func replaceOnce(t *testing.T, s, old, new string) string {
 	}
 	return s[:i] + new + s[i+len(old):]
 }
+
+// A dangling symbolic link (one whose file does not exist yet) is followed:
+// the file is created where it points, through a chain of links, relative
+// to each link's directory, and the links stay links. A loop is refused.
+func TestWriteFileAtomicDanglingSymlink(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("symbolic links")
+	}
+	dir := t.TempDir()
+	for _, d := range []string{"etc", "data"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// etc/ch.conf -> ../data/link2 -> abs(data/ch.conf), which is missing
+	target := filepath.Join(dir, "data", "ch.conf")
+	link1, link2 := filepath.Join(dir, "etc", "ch.conf"), filepath.Join(dir, "data", "link2")
+	if err := os.Symlink(target, link2); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../data/link2", link1); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomic(link1, []byte("one\n"), SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{link1, link2} {
+		if fi, err := os.Lstat(l); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("%s is no longer a symbolic link", l)
+		}
+	}
+	fi, err := os.Stat(target)
+	if err != nil {
+		t.Fatalf("the file the links point to was not created: %v", err)
+	}
+	if readFile(t, link1) != "one\n" || fi.Mode().Perm() != DefaultMode {
+		t.Errorf("target: %q, mode %v", readFile(t, target), fi.Mode().Perm())
+	}
+	// the next write replaces it with a backup, through the links
+	if err := WriteFileAtomic(link1, []byte("two\n"), SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if readFile(t, target) != "two\n" || readFile(t, BackupName(target, 1)) != "one\n" {
+		t.Error("second write through the links")
+	}
+	noTemps(t, filepath.Join(dir, "etc"))
+	noTemps(t, filepath.Join(dir, "data"))
+
+	// a loop of links is refused, and nothing is created
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	os.Symlink("b", a)
+	os.Symlink("a", b)
+	if err := WriteFileAtomic(a, []byte("x"), SaveOptions{}); err == nil || !strings.Contains(err.Error(), "too many levels of symbolic links") {
+		t.Errorf("loop: %v", err)
+	}
+	if fi, err := os.Lstat(a); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Error("the looping link was replaced")
+	}
+	noTemps(t, dir)
+}

@@ -68,9 +68,9 @@ func patternKey(digits string) (key, bool) {
 // dialedKey normalizes and packs a dialed number by the rules of
 // configfile.NormalizeNumber, and accepts it only if those rules make it an
 // exact number: significant characters 0-9 * #, at most 32 of them and at
-// least one; separators ' ', '-', '.' ignored, but never two dots in a row
-// (".." is an error there, "..." makes a pattern); one '+' before the first
-// digit. It does not allocate.
+// least one; separators ' ', '-', '.' ignored, but never two dots in a row,
+// even with spaces or '-' between (".." and ". ." are errors there, "..."
+// makes a pattern); one '+' before the first digit. It does not allocate.
 func dialedKey(s string) (key, bool) {
 	// fast path: 1 to 16 plain digits, the usual E.164 number
 	if n := len(s); n > 0 && n <= 16 {
@@ -90,6 +90,7 @@ func dialedKey(s string) (key, bool) {
 	var k key
 	n := 0
 	plus := false
+	dot := false // a '.' since the last digit
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if d := codeOf[c]; d != 0 {
@@ -98,14 +99,16 @@ func dialedKey(s string) (key, bool) {
 			}
 			k.put(n, d)
 			n++
+			dot = false
 			continue
 		}
 		switch c {
 		case ' ', '-':
 		case '.':
-			if i+1 < len(s) && s[i+1] == '.' {
+			if dot || i+1 < len(s) && s[i+1] == '.' {
 				return key{}, false
 			}
+			dot = true
 		case '+':
 			if plus || n > 0 {
 				return key{}, false
