@@ -216,6 +216,7 @@ type CA struct {
 	signer    crypto.Signer // the issuer's private key; never logged
 	ctIssue   *ctx509.Certificate
 	issuerSKI []byte
+	crl       *crlCache
 }
 
 // caMeta is stored as ca.json next to the key material.
@@ -335,6 +336,7 @@ func newCA(cfg Config, st Store, chain []*x509.Certificate, signer crypto.Signer
 	}
 	fp := FingerprintHex(root.Raw)
 	c := &CA{
+		crl:    new(crlCache),
 		cfg:    cfg,
 		st:     st,
 		params: CryptoParams{Profile: cfg.Profile, Algorithm: alg, Fingerprint: fp},
@@ -451,6 +453,9 @@ func openOperator(ctx context.Context, st Store, cfg Config, named *CryptoParams
 		}
 		if ce.KeyUsage != 0 && ce.KeyUsage&x509.KeyUsageCertSign == 0 {
 			return nil, fmt.Errorf("ca: %s: certificate %d (%s) lacks the keyCertSign key usage", cfg.CertFile, i, ce.Subject)
+		}
+		if i == 0 && ce.KeyUsage != 0 && ce.KeyUsage&x509.KeyUsageCRLSign == 0 {
+			return nil, fmt.Errorf("ca: %s: certificate %d (%s) lacks the cRLSign key usage: it could not sign the CRL", cfg.CertFile, i, ce.Subject)
 		}
 		if i > 0 {
 			if err := chain[i-1].CheckSignatureFrom(ce); err != nil && cfg.Profile != ProfileLegacy {

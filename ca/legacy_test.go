@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/big"
 	"os"
 	"os/exec"
@@ -457,11 +458,12 @@ func TestOperatorLegacyCARequirements(t *testing.T) {
 		t.Fatal(err)
 	}
 	notBefore := fixedNow().Add(-time.Hour)
+	usage := ctx509.KeyUsageCertSign | ctx509.KeyUsageCRLSign
 	mkCert := func(cn string, notAfter time.Time, issuerCN string) string {
 		tmpl := &ctx509.Certificate{
 			SerialNumber: big.NewInt(7), NotBefore: notBefore, NotAfter: notAfter,
 			BasicConstraintsValid: true, IsCA: true,
-			KeyUsage:           ctx509.KeyUsageCertSign | ctx509.KeyUsageCRLSign,
+			KeyUsage:           usage,
 			SignatureAlgorithm: ctx509.MD5WithRSA,
 		}
 		tmpl.Subject.CommonName = cn
@@ -475,7 +477,7 @@ func TestOperatorLegacyCARequirements(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f := filepath.Join(dir, cn+issuerCN+notAfter.Format("2006")+".pem")
+		f := filepath.Join(dir, fmt.Sprintf("%s%s%s-%d.pem", cn, issuerCN, notAfter.Format("2006"), usage))
 		if err := os.WriteFile(f, certPEM(der), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -488,14 +490,24 @@ func TestOperatorLegacyCARequirements(t *testing.T) {
 		{"UTF8String name", mkCert("Legacy_CA", notBefore.AddDate(5, 0, 0), ""), "PrintableString"},
 		{"another issuer", mkCert("Legacy CA", notBefore.AddDate(5, 0, 0), "Other CA"), "self-issued"},
 		{"valid past 2049", mkCert("Legacy CA", time.Date(2050, 6, 1, 0, 0, 0, 0, time.UTC), ""), "UTCTime"},
+		{"no keyUsage extension", func() string { usage = 0; return mkCert("Legacy CA", notBefore.AddDate(5, 0, 0), "") }(), ""},
+		{"keyUsage without cRLSign", func() string {
+			usage = ctx509.KeyUsageCertSign
+			return mkCert("Legacy CA", notBefore.AddDate(5, 0, 0), "")
+		}(), "cRLSign"},
 	} {
-		_, _, err := Open(context.Background(), NewMemStore(),
+		c2, _, err := Open(context.Background(), NewMemStore(),
 			Config{Profile: ProfileLegacy, CertFile: c.certFile, KeyFile: keyFile, Now: fixedNow}, "")
 		switch {
 		case c.want == "" && err != nil:
 			t.Errorf("%s: %v", c.name, err)
 		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("%s: %v, want an error about %s", c.name, err, c.want)
+		case err == nil:
+			// and its CRL can be signed (openssl req -x509 puts no keyUsage)
+			if _, err := c2.CRL(context.Background()); err != nil {
+				t.Errorf("%s: CRL: %v", c.name, err)
+			}
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -235,7 +236,8 @@ func (c *CA) list(ctx context.Context, prefix string) ([]string, error) {
 }
 
 // Revoke revokes the certificate with serial for reason. Revoking a revoked
-// certificate again is a no-op (the first time and reason stand).
+// certificate again is a no-op (the first time and reason stand), except
+// that keyCompromise replaces another reason.
 //
 // The list of revoked serials (what IsRevoked and the CRL read) is written
 // before the issuance record is marked: a crash in between leaves the
@@ -276,6 +278,14 @@ func (c *CA) revokeLocked(ctx context.Context, rf *revokedFile, s string, reason
 		return nil, false, err
 	}
 	if e, ok := rf.Entries[s]; ok {
+		if reason == ReasonKeyCompromise && e.Reason != ReasonKeyCompromise {
+			// a revoked certificate whose key then leaked: the CRL must say
+			// so (its first revocation time stands)
+			e.Reason = ReasonKeyCompromise
+			rf.Entries[s] = e
+			rec.Revoked, rec.RevokedAt, rec.Reason = true, e.At, e.Reason
+			return rec, true, nil
+		}
 		if rec.Revoked {
 			return nil, false, nil
 		}
@@ -294,6 +304,7 @@ func (c *CA) revokeLocked(ctx context.Context, rf *revokedFile, s string, reason
 
 // storeRevoked writes rf, then the records revokeLocked marked, by serial.
 func (c *CA) storeRevoked(ctx context.Context, rf *revokedFile, marked map[string]*Record) error {
+	defer c.crl.drop() // also after a failure: the list may have been written
 	if err := c.storeJSON(ctx, c.key(keyRevoked), rf); err != nil {
 		return err
 	}
@@ -392,6 +403,77 @@ func (c *CA) IsRevoked(ctx context.Context, serial string) (bool, error) {
 // validity, the stored CRL is returned instead of signing a new one.
 // Entries for certificates expired more than a day are dropped.
 func (c *CA) CRL(ctx context.Context) ([]byte, error) {
+	gen := c.crl.generation()
+	der, err := c.crlFromStorage(ctx)
+	if err == nil {
+		c.crl.put(der, c.cfg.Now(), gen)
+	}
+	return der, err
+}
+
+// CachedCRL is CRL for serving to anyone who asks: the CRL returned moments
+// ago is returned again (this CA's revocations drop it at once; another
+// instance's show within crlCacheTTL), so that a flood of fetches does not
+// re-read the revoked list each time.
+func (c *CA) CachedCRL(ctx context.Context) ([]byte, error) {
+	if der := c.crl.get(c.cfg.Now(), c.crlCacheTTL()); der != nil {
+		return der, nil
+	}
+	return c.CRL(ctx)
+}
+
+// crlCacheTTL is how long a served CRL is served again without looking at
+// storage: crlCacheTTL, or a quarter of the CRL's validity if shorter.
+func (c *CA) crlCacheTTL() time.Duration {
+	return min(crlCacheTTL, c.cfg.CRLValidity/4)
+}
+
+// crlCacheTTL bounds how late a revocation made by another instance
+// sharing the storage shows in this one's CRL.
+const crlCacheTTL = 30 * time.Second
+
+// crlCache is the CRL a CA served last.
+type crlCache struct {
+	mu  sync.Mutex
+	der []byte
+	at  time.Time
+	gen uint64 // bumped by each revocation of this CA: a put from before is stale
+}
+
+func (m *crlCache) get(now time.Time, ttl time.Duration) []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.der == nil || now.Before(m.at) || now.Sub(m.at) >= ttl {
+		return nil
+	}
+	return m.der
+}
+
+func (m *crlCache) generation() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.gen
+}
+
+// put keeps der, read or made at at, unless a revocation came since gen.
+func (m *crlCache) put(der []byte, at time.Time, gen uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if gen == m.gen {
+		m.der, m.at = der, at
+	}
+}
+
+// drop forgets the CRL: the revoked list changed.
+func (m *crlCache) drop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.der = nil
+	m.gen++
+}
+
+// crlFromStorage returns the stored CRL if current, else signs a new one.
+func (c *CA) crlFromStorage(ctx context.Context) ([]byte, error) {
 	// Most calls find the stored CRL current: they read it without the
 	// lock, so that fetches of the CRL (anyone may ask) do not contend with
 	// revocations. Storage writes are atomic, and the CRL read must be the
@@ -425,6 +507,11 @@ func (c *CA) CRL(ctx context.Context) ([]byte, error) {
 		}
 		issuer := *c.issuer
 		issuer.SubjectKeyId = c.issuerSKI
+		if issuer.KeyUsage == 0 {
+			// no keyUsage extension: every usage is allowed (RFC 5280,
+			// 4.2.1.3), as operators' `openssl req -x509` CAs have it
+			issuer.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
+		}
 		der, err := x509.CreateRevocationList(c.cfg.Rand, tmpl, &issuer, c.signer)
 		if err != nil {
 			return fmt.Errorf("ca: creating CRL: %w", err)

@@ -422,3 +422,85 @@ func (s *storeCounter) Store(ctx context.Context, key string, value []byte) erro
 	s.n.Add(1)
 	return s.countedStore.Store(ctx, key, value)
 }
+
+// CachedCRL serves the CRL served moments ago again without reading
+// storage; a revocation by this CA shows at once, one by another instance
+// sharing the storage once crlCacheTTL has passed (CRL always reads it).
+func TestCRLServedFromMemory(t *testing.T) {
+	ctx := context.Background()
+	now := fixedNow()
+	clock := func() time.Time { return now }
+	st := &loadCounter{countedStore: NewMemStore()}
+	c, _ := openCA(t, st, Config{Now: clock}, "")
+	other, _ := openCA(t, st, Config{Now: clock}, c.CryptoParam())
+	issued := issueN(t, c, "device1.itsp.com", 2)
+	if _, err := c.CachedCRL(ctx); err != nil {
+		t.Fatal(err)
+	}
+	loads := st.n.Load()
+	for range 100 {
+		if _, err := c.CachedCRL(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st.n.Load() != loads {
+		t.Fatalf("100 fetches of a current CRL read storage %d times", st.n.Load()-loads)
+	}
+	entries := func() int {
+		der, err := c.CachedCRL(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		crl, err := x509.ParseRevocationList(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(crl.RevokedCertificateEntries)
+	}
+	if err := c.Revoke(ctx, issued[0].Serial, ReasonSuperseded); err != nil {
+		t.Fatal(err)
+	}
+	if n := entries(); n != 1 {
+		t.Fatalf("after this CA's revocation: %d entries, want 1", n)
+	}
+	if err := other.Revoke(ctx, issued[1].Serial, ReasonSuperseded); err != nil {
+		t.Fatal(err)
+	}
+	if n := entries(); n != 1 {
+		t.Fatalf("moments after another instance's revocation: %d entries, want the served CRL's 1", n)
+	}
+	now = now.Add(crlCacheTTL)
+	if n := entries(); n != 2 {
+		t.Fatalf("%v after another instance's revocation: %d entries, want 2", crlCacheTTL, n)
+	}
+	// a superseded certificate whose key leaks is revoked again, for key
+	// compromise
+	if err := c.Revoke(ctx, issued[0].Serial, ReasonKeyCompromise); err != nil {
+		t.Fatal(err)
+	}
+	der, err := c.CRL(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compromised, _ := new(big.Int).SetString(issued[0].Serial, 16)
+	for _, e := range crl.RevokedCertificateEntries {
+		if want := map[bool]int{true: ReasonKeyCompromise, false: ReasonSuperseded}[e.SerialNumber.Cmp(compromised) == 0]; e.ReasonCode != want {
+			t.Errorf("serial %x: reason %d, want %d", e.SerialNumber, e.ReasonCode, want)
+		}
+	}
+}
+
+// loadCounter counts Load calls.
+type loadCounter struct {
+	countedStore
+	n atomic.Int64
+}
+
+func (s *loadCounter) Load(ctx context.Context, key string) ([]byte, error) {
+	s.n.Add(1)
+	return s.countedStore.Load(ctx, key)
+}

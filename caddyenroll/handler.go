@@ -222,7 +222,7 @@ func (h *Handler) serveCRL(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
-	crl, err := c.CRL(r.Context())
+	crl, err := c.CachedCRL(r.Context())
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, fmt.Errorf("building CRL: %v", err))
 	}
