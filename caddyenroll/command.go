@@ -216,7 +216,7 @@ func adminCommand(use, short string, setup func(*cobra.Command), build adminRequ
 			_, err := io.Copy(cmd.OutOrStdout(), resp.Body)
 			return err
 		}
-		out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		out, err := readAdminAnswer(resp.Body, uri)
 		if err != nil {
 			return err
 		}
@@ -225,8 +225,30 @@ func adminCommand(use, short string, setup func(*cobra.Command), build adminRequ
 	return c
 }
 
-// printAdminAnswer prints lists as tables and everything else as JSON.
+// maxAdminAnswer bounds the answers the commands read whole (all but the
+// CDR export, which is copied as it comes); tests lower it.
+var maxAdminAnswer = 64 << 20
+
+// readAdminAnswer reads an answer of the admin API whole. One larger than
+// maxAdminAnswer is an error: printed cut, it would look complete.
+func readAdminAnswer(r io.Reader, uri string) ([]byte, error) {
+	out, err := io.ReadAll(io.LimitReader(r, int64(maxAdminAnswer)+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer to %s: %v", uri, err)
+	}
+	if len(out) > maxAdminAnswer {
+		return nil, fmt.Errorf("the answer to %s is larger than %d bytes: not printed", uri, maxAdminAnswer)
+	}
+	return out, nil
+}
+
+// printAdminAnswer prints lists as tables and everything else as JSON. An
+// answer that is not JSON (cut short, or not the admin API's) is an
+// error, not printed as if it were the answer.
 func printAdminAnswer(w io.Writer, uri string, body []byte) error {
+	if !json.Valid(body) {
+		return fmt.Errorf("the answer to %s is not valid JSON (%d bytes; cut short?): not printed", uri, len(body))
+	}
 	switch {
 	case strings.HasPrefix(uri, "/enroll/pending"), strings.HasPrefix(uri, "/enroll/requests"):
 		var reqs []RequestInfo
