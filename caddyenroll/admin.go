@@ -32,6 +32,9 @@ func init() {
 //
 //	GET  /enroll/pending                pending requests
 //	GET  /enroll/requests[?state=S]     all requests (pending, issued, rejected)
+//	                                    both a page at a time, in id order: limit=N (default 1000,
+//	                                    at most 10000), after=ID (those with a greater id); a
+//	                                    Link: <…>; rel="next" header names the next page
 //	POST /enroll/approve/ID             issue a pending request ({"group": "…"} places an unknown device)
 //	POST /enroll/reject/ID              refuse it ({"reason": "…"})
 //	GET  /enroll/devices                devices of the configuration file and their certificates
@@ -129,6 +132,34 @@ func requestInfo(r *Request) RequestInfo {
 		NotAfter: r.NotAfter, Created: r.Created, Updated: r.Updated}
 }
 
+// Pages of request lists.
+const (
+	defaultPageLimit = 1000
+	maxPageLimit     = 10000
+)
+
+// pageQuery reads the optional limit and after of a list: how many items a
+// page has at most, and the id after which it starts (the last one of the
+// previous page; "" from the first).
+func pageQuery(q url.Values) (after string, limit int, err error) {
+	limit = defaultPageLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPageLimit {
+			return "", 0, fmt.Errorf("limit must be a number from 1 to %d, not %q", maxPageLimit, v)
+		}
+		limit = n
+	}
+	after = strings.ToLower(q.Get("after"))
+	if len(after) > 32 || strings.Trim(after, "0123456789abcdef") != "" {
+		return "", 0, fmt.Errorf("after must be a request id (hex), not %q", q.Get("after"))
+	}
+	return after, limit, nil
+}
+
+// listRequests answers a page of requests, in id order, as a JSON array.
+// When more follow, the Link header names the next page (RFC 8288,
+// rel="next"): the same list, after the page's last id.
 func (ad *adminAPI) listRequests(w http.ResponseWriter, r *http.Request, state string) error {
 	if r.Method != http.MethodGet {
 		return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
@@ -138,7 +169,12 @@ func (ad *adminAPI) listRequests(w http.ResponseWriter, r *http.Request, state s
 	default:
 		return apiErr(http.StatusBadRequest, fmt.Errorf("unknown state %q", state))
 	}
-	reqs, err := ad.app.state.requests(r.Context(), state)
+	q := r.URL.Query()
+	after, limit, err := pageQuery(q)
+	if err != nil {
+		return apiErr(http.StatusBadRequest, err)
+	}
+	reqs, more, err := ad.app.state.requestPage(r.Context(), state, after, limit)
 	if err != nil {
 		return apiErr(http.StatusInternalServerError, err)
 	}
@@ -146,8 +182,15 @@ func (ad *adminAPI) listRequests(w http.ResponseWriter, r *http.Request, state s
 	for _, q := range reqs {
 		out = append(out, requestInfo(q))
 	}
-	if state == statePending {
-		metrics.pending.Set(float64(len(out)))
+	if more {
+		next := url.Values{"after": {out[len(out)-1].ID}, "limit": {strconv.Itoa(limit)}}
+		if s := q.Get("state"); s != "" {
+			next.Set("state", s)
+		}
+		w.Header().Set("Link", fmt.Sprintf("<%s?%s>; rel=\"next\"", r.URL.Path, next.Encode()))
+	}
+	if state == statePending && after == "" && !more {
+		metrics.pending.Set(float64(len(out))) // the whole list
 	}
 	return writeJSON(w, out)
 }
