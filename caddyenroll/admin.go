@@ -42,6 +42,8 @@ func init() {
 //	                                    404 for a device neither in the file nor issued a certificate
 //	GET  /enroll/ca[/PROFILE]           the CA certificate (PEM) and SHA-256 fingerprint
 //	GET  /enroll/certificates/SERIAL    an issued certificate: record, PEM and a readable dump
+//	                                    (by serial here and in revoke: invalid 400, not issued 404,
+//	                                    unreadable record 500)
 //	GET  /enroll/cdrs[?format=csv]      stored usage records (JSON, or CSV); since=D and until=D
 //	                                    (UTC days YYYY-MM-DD, inclusive) export a period
 //	DELETE /enroll/cdrs?before=D        delete the records of the UTC days before D (at most tomorrow)
@@ -334,16 +336,9 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 	device := body.Device
 	var hits []revocationHit
 	if body.Serial != "" {
-		if _, err := ca.NormalizeSerial(body.Serial); err != nil {
-			return apiErr(http.StatusBadRequest, err)
-		}
-		for profile, c := range ad.app.cas {
-			if rec, err := c.Lookup(ctx, body.Serial); err == nil && rec != nil {
-				hits = append(hits, revocationHit{profile, rec})
-			}
-		}
-		if len(hits) == 0 {
-			return apiErr(http.StatusNotFound, fmt.Errorf("no certificate with serial %s", body.Serial))
+		var err error
+		if hits, err = ad.lookupSerial(ctx, body.Serial); err != nil {
+			return err
 		}
 		device = hits[0].rec.Device
 	} else {
@@ -379,6 +374,32 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 type revocationHit struct {
 	profile string
 	rec     *ca.Record
+}
+
+// lookupSerial finds the issuance records of serial, by profile (in
+// profile order). An invalid serial is 400 and one no CA issued 404; a
+// record that storage fails to read, or that does not decode, is 500: the
+// certificate may well exist.
+func (ad *adminAPI) lookupSerial(ctx context.Context, serial string) ([]revocationHit, error) {
+	if _, err := ca.NormalizeSerial(serial); err != nil {
+		return nil, apiErr(http.StatusBadRequest, err)
+	}
+	var hits []revocationHit
+	for profile, c := range ad.app.cas {
+		rec, err := c.Lookup(ctx, serial)
+		switch {
+		case errors.Is(err, ca.ErrNotFound):
+		case err != nil:
+			return nil, apiErr(http.StatusInternalServerError, fmt.Errorf("looking up serial %s (%s CA): %v", serial, profile, err))
+		case rec != nil:
+			hits = append(hits, revocationHit{profile, rec})
+		}
+	}
+	if len(hits) == 0 {
+		return nil, apiErr(http.StatusNotFound, fmt.Errorf("no certificate with serial %s", serial))
+	}
+	sort.Slice(hits, func(i, j int) bool { return hits[i].profile < hits[j].profile })
+	return hits, nil
 }
 
 // revokeLocked revokes what body names, under the device's lock, and
@@ -601,19 +622,17 @@ func (ad *adminAPI) certificate(w http.ResponseWriter, r *http.Request, serial s
 	if r.Method != http.MethodGet {
 		return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
 	}
-	for profile, c := range ad.app.cas {
-		rec, err := c.Lookup(r.Context(), serial)
-		if err != nil || rec == nil {
-			continue
-		}
-		text, err := ca.Describe(rec.DER)
-		if err != nil {
-			return apiErr(http.StatusInternalServerError, err)
-		}
-		return writeJSON(w, IssuedCertificate{Device: rec.Device, CertificateInfo: certificateInfo(profile, rec),
-			Certificate: string(rec.PEM()), Text: text})
+	hits, err := ad.lookupSerial(r.Context(), serial)
+	if err != nil {
+		return err
 	}
-	return apiErr(http.StatusNotFound, fmt.Errorf("no certificate with serial %s", serial))
+	rec := hits[0].rec
+	text, err := ca.Describe(rec.DER)
+	if err != nil {
+		return apiErr(http.StatusInternalServerError, err)
+	}
+	return writeJSON(w, IssuedCertificate{Device: rec.Device, CertificateInfo: certificateInfo(hits[0].profile, rec),
+		Certificate: string(rec.PEM()), Text: text})
 }
 
 // CAInfo describes an operational CA.
