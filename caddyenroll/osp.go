@@ -200,6 +200,7 @@ func (h *OSPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		st := osp.StatusOK
 		if device == "" {
 			st = osp.StatusUnauthorized
+			fields = []zap.Field{zap.Int("status", st.Code), zap.String("outcome", "unauthorized"), zap.Bool("refused", true)}
 		}
 		answer = osp.ConfirmCapabilities(m, st, now)
 	default:
@@ -439,7 +440,8 @@ func (h *OSPHandler) usage(ctx context.Context, ind *osp.UsageIndication, device
 	records := float64(len(ind.Usages))
 	if device == "" {
 		metrics.usage.WithLabelValues("unauthorized").Add(records)
-		return osp.ConfirmUsage(ind, osp.StatusUnauthorized, now), []zap.Field{zap.String("reason", why)}
+		return osp.ConfirmUsage(ind, osp.StatusUnauthorized, now), []zap.Field{zap.Int("status", osp.StatusUnauthorized.Code),
+			zap.String("outcome", "unauthorized"), zap.Bool("refused", true), zap.String("reason", why)}
 	}
 	if !h.app.cfg.flags().CDRs {
 		metrics.usage.WithLabelValues("not_stored").Add(records)
