@@ -1,12 +1,16 @@
 package caddyenroll
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"sync"
 
+	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -107,6 +111,31 @@ func (a *accounts) check(username, password string) (*Account, bool) {
 	a.cache[key] = struct{}{}
 	a.mu.Unlock()
 	return acct, true
+}
+
+// logKey keys the hashes that name unknown usernames in the log. It is
+// made once per process, so a hash cannot be checked against guesses by
+// anyone who reads the log.
+var logKey = func() []byte {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+// logField is how the log names a username: as given when it is an
+// account's; otherwise as username_hash, the first 12 hex digits of an
+// HMAC-SHA-256 of it under logKey (a user who types the password into the
+// username field must not put it in the log). The same name has the same
+// hash until the process restarts.
+func (a *accounts) logField(username string) zap.Field {
+	if _, ok := a.byName[username]; ok {
+		return zap.String("username", username)
+	}
+	m := hmac.New(sha256.New, logKey)
+	m.Write([]byte(username))
+	return zap.String("username_hash", hex.EncodeToString(m.Sum(nil))[:12])
 }
 
 func credentialKey(username, password string, hash []byte) [32]byte {

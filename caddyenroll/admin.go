@@ -32,6 +32,9 @@ func init() {
 //
 //	GET  /enroll/pending                pending requests
 //	GET  /enroll/requests[?state=S]     all requests (pending, issued, rejected)
+//	                                    both a page at a time, in id order: limit=N (default 1000,
+//	                                    at most 10000), after=ID (those with a greater id); a
+//	                                    Link: <…>; rel="next" header names the next page
 //	POST /enroll/approve/ID             issue a pending request ({"group": "…"} places an unknown device)
 //	POST /enroll/reject/ID              refuse it ({"reason": "…"})
 //	GET  /enroll/devices                devices of the configuration file and their certificates
@@ -39,6 +42,8 @@ func init() {
 //	                                    404 for a device neither in the file nor issued a certificate
 //	GET  /enroll/ca[/PROFILE]           the CA certificate (PEM) and SHA-256 fingerprint
 //	GET  /enroll/certificates/SERIAL    an issued certificate: record, PEM and a readable dump
+//	                                    (by serial here and in revoke: invalid 400, not issued 404,
+//	                                    unreadable record 500)
 //	GET  /enroll/cdrs[?format=csv]      stored usage records (JSON, or CSV); since=D and until=D
 //	                                    (UTC days YYYY-MM-DD, inclusive) export a period
 //	DELETE /enroll/cdrs?before=D        delete the records of the UTC days before D (at most tomorrow)
@@ -129,6 +134,34 @@ func requestInfo(r *Request) RequestInfo {
 		NotAfter: r.NotAfter, Created: r.Created, Updated: r.Updated}
 }
 
+// Pages of request lists.
+const (
+	defaultPageLimit = 1000
+	maxPageLimit     = 10000
+)
+
+// pageQuery reads the optional limit and after of a list: how many items a
+// page has at most, and the id after which it starts (the last one of the
+// previous page; "" from the first).
+func pageQuery(q url.Values) (after string, limit int, err error) {
+	limit = defaultPageLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPageLimit {
+			return "", 0, fmt.Errorf("limit must be a number from 1 to %d, not %q", maxPageLimit, v)
+		}
+		limit = n
+	}
+	after = strings.ToLower(q.Get("after"))
+	if len(after) > 32 || strings.Trim(after, "0123456789abcdef") != "" {
+		return "", 0, fmt.Errorf("after must be a request id (hex), not %q", q.Get("after"))
+	}
+	return after, limit, nil
+}
+
+// listRequests answers a page of requests, in id order, as a JSON array.
+// When more follow, the Link header names the next page (RFC 8288,
+// rel="next"): the same list, after the page's last id.
 func (ad *adminAPI) listRequests(w http.ResponseWriter, r *http.Request, state string) error {
 	if r.Method != http.MethodGet {
 		return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
@@ -138,7 +171,12 @@ func (ad *adminAPI) listRequests(w http.ResponseWriter, r *http.Request, state s
 	default:
 		return apiErr(http.StatusBadRequest, fmt.Errorf("unknown state %q", state))
 	}
-	reqs, err := ad.app.state.requests(r.Context(), state)
+	q := r.URL.Query()
+	after, limit, err := pageQuery(q)
+	if err != nil {
+		return apiErr(http.StatusBadRequest, err)
+	}
+	reqs, more, err := ad.app.state.requestPage(r.Context(), state, after, limit)
 	if err != nil {
 		return apiErr(http.StatusInternalServerError, err)
 	}
@@ -146,8 +184,15 @@ func (ad *adminAPI) listRequests(w http.ResponseWriter, r *http.Request, state s
 	for _, q := range reqs {
 		out = append(out, requestInfo(q))
 	}
-	if state == statePending {
-		metrics.pending.Set(float64(len(out)))
+	if more {
+		next := url.Values{"after": {out[len(out)-1].ID}, "limit": {strconv.Itoa(limit)}}
+		if s := q.Get("state"); s != "" {
+			next.Set("state", s)
+		}
+		w.Header().Set("Link", fmt.Sprintf("<%s?%s>; rel=\"next\"", r.URL.Path, next.Encode()))
+	}
+	if state == statePending && after == "" && !more {
+		metrics.pending.Set(float64(len(out))) // the whole list
 	}
 	return writeJSON(w, out)
 }
@@ -291,16 +336,9 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 	device := body.Device
 	var hits []revocationHit
 	if body.Serial != "" {
-		if _, err := ca.NormalizeSerial(body.Serial); err != nil {
-			return apiErr(http.StatusBadRequest, err)
-		}
-		for profile, c := range ad.app.cas {
-			if rec, err := c.Lookup(ctx, body.Serial); err == nil && rec != nil {
-				hits = append(hits, revocationHit{profile, rec})
-			}
-		}
-		if len(hits) == 0 {
-			return apiErr(http.StatusNotFound, fmt.Errorf("no certificate with serial %s", body.Serial))
+		var err error
+		if hits, err = ad.lookupSerial(ctx, body.Serial); err != nil {
+			return err
 		}
 		device = hits[0].rec.Device
 	} else {
@@ -336,6 +374,32 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 type revocationHit struct {
 	profile string
 	rec     *ca.Record
+}
+
+// lookupSerial finds the issuance records of serial, by profile (in
+// profile order). An invalid serial is 400 and one no CA issued 404; a
+// record that storage fails to read, or that does not decode, is 500: the
+// certificate may well exist.
+func (ad *adminAPI) lookupSerial(ctx context.Context, serial string) ([]revocationHit, error) {
+	if _, err := ca.NormalizeSerial(serial); err != nil {
+		return nil, apiErr(http.StatusBadRequest, err)
+	}
+	var hits []revocationHit
+	for profile, c := range ad.app.cas {
+		rec, err := c.Lookup(ctx, serial)
+		switch {
+		case errors.Is(err, ca.ErrNotFound):
+		case err != nil:
+			return nil, apiErr(http.StatusInternalServerError, fmt.Errorf("looking up serial %s (%s CA): %v", serial, profile, err))
+		case rec != nil:
+			hits = append(hits, revocationHit{profile, rec})
+		}
+	}
+	if len(hits) == 0 {
+		return nil, apiErr(http.StatusNotFound, fmt.Errorf("no certificate with serial %s", serial))
+	}
+	sort.Slice(hits, func(i, j int) bool { return hits[i].profile < hits[j].profile })
+	return hits, nil
 }
 
 // revokeLocked revokes what body names, under the device's lock, and
@@ -558,19 +622,17 @@ func (ad *adminAPI) certificate(w http.ResponseWriter, r *http.Request, serial s
 	if r.Method != http.MethodGet {
 		return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
 	}
-	for profile, c := range ad.app.cas {
-		rec, err := c.Lookup(r.Context(), serial)
-		if err != nil || rec == nil {
-			continue
-		}
-		text, err := ca.Describe(rec.DER)
-		if err != nil {
-			return apiErr(http.StatusInternalServerError, err)
-		}
-		return writeJSON(w, IssuedCertificate{Device: rec.Device, CertificateInfo: certificateInfo(profile, rec),
-			Certificate: string(rec.PEM()), Text: text})
+	hits, err := ad.lookupSerial(r.Context(), serial)
+	if err != nil {
+		return err
 	}
-	return apiErr(http.StatusNotFound, fmt.Errorf("no certificate with serial %s", serial))
+	rec := hits[0].rec
+	text, err := ca.Describe(rec.DER)
+	if err != nil {
+		return apiErr(http.StatusInternalServerError, err)
+	}
+	return writeJSON(w, IssuedCertificate{Device: rec.Device, CertificateInfo: certificateInfo(hits[0].profile, rec),
+		Certificate: string(rec.PEM()), Text: text})
 }
 
 // CAInfo describes an operational CA.

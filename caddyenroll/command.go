@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -29,7 +30,9 @@ Tools for the clearinghouse enrollment server.
                         a summary, or exit 1 with one FILE:LINE: message per
                         error (on stderr)
   pending               list enrollment requests waiting for approval
-  requests              list all requests (--state pending|issued|rejected)
+  requests              list all requests (--state pending|issued|rejected);
+                        both in id order, every page, or one page of --limit
+                        requests; --after starts after that id
   approve <id>          issue the certificate of a pending request (--group
                         places a device the file lacks; default group "")
   reject <id>           refuse a pending request
@@ -48,17 +51,18 @@ All but check talk to a running Caddy's admin API (--address, or the admin
 address of --config).`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.AddCommand(checkCommand())
-			cmd.AddCommand(adminCommand("pending", "List pending enrollment requests", nil, func(f adminFlags, _ []string) (string, string, any, error) {
-				return http.MethodGet, "/enroll/pending", nil, nil
+			cmd.AddCommand(adminCommand("pending", "List pending enrollment requests", pageFlags, func(f adminFlags, _ []string) (string, string, any, error) {
+				return listRequest("/enroll/pending", f, url.Values{})
 			}))
 			cmd.AddCommand(adminCommand("requests", "List enrollment requests", func(c *cobra.Command) {
 				c.Flags().String("state", "", "only requests in this state (pending, issued, rejected)")
+				pageFlags(c)
 			}, func(f adminFlags, _ []string) (string, string, any, error) {
-				uri := "/enroll/requests"
+				q := url.Values{}
 				if s, _ := f.cmd.Flags().GetString("state"); s != "" {
-					uri += "?state=" + s
+					q.Set("state", s)
 				}
-				return http.MethodGet, uri, nil, nil
+				return listRequest("/enroll/requests", f, q)
 			}))
 			cmd.AddCommand(adminCommand("approve <id>", "Approve a pending request", func(c *cobra.Command) {
 				c.Args = cobra.ExactArgs(1)
@@ -173,6 +177,69 @@ type adminFlags struct {
 	cmd *cobra.Command
 }
 
+// pageFlags adds the flags of a list read a page at a time.
+func pageFlags(c *cobra.Command) {
+	c.Flags().Int("limit", 0, "list one page of at most this many requests (1 to 10000; default: every page)")
+	c.Flags().String("after", "", "list the requests whose id follows this one (the last of the previous page)")
+}
+
+// listRequest is the request of a list's first page: q with the page flags.
+func listRequest(path string, f adminFlags, q url.Values) (string, string, any, error) {
+	if n, _ := f.cmd.Flags().GetInt("limit"); n != 0 {
+		q.Set("limit", strconv.Itoa(n))
+	}
+	if a, _ := f.cmd.Flags().GetString("after"); a != "" {
+		q.Set("after", a)
+	}
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	return http.MethodGet, path, nil, nil
+}
+
+// nextPage is the next page of a list that the answer to uri names (its
+// Link rel="next", RFC 8288), or "" when uri was the last. The next page
+// must be of the same list, after a greater id: an answer that names
+// anything else would be followed without end.
+func nextPage(h http.Header, uri string) (string, error) {
+	p, _, _ := strings.Cut(uri, "?")
+	for _, v := range h.Values("Link") {
+		for _, link := range strings.Split(v, ",") {
+			target, params, _ := strings.Cut(strings.TrimSpace(link), ";")
+			if !strings.HasPrefix(target, "<") || !strings.HasSuffix(target, ">") {
+				continue
+			}
+			next := false
+			for _, param := range strings.Split(params, ";") {
+				k, v, _ := strings.Cut(strings.TrimSpace(param), "=")
+				next = next || strings.EqualFold(k, "rel") && strings.Trim(v, `"`) == "next"
+			}
+			if !next {
+				continue
+			}
+			target = target[1 : len(target)-1]
+			u, err := url.Parse(target)
+			if err != nil || u.Path != p || u.Host != "" {
+				return "", fmt.Errorf("the answer to %s names as its next page another list: %q", uri, target)
+			}
+			if after := u.Query().Get("after"); after <= pageAfter(uri) {
+				return "", fmt.Errorf("the answer to %s names as its next page one that does not follow it: %q", uri, target)
+			}
+			return target, nil
+		}
+	}
+	return "", nil
+}
+
+// pageAfter is the after parameter of a list's uri.
+func pageAfter(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return ""
+	}
+	return u.Query().Get("after")
+}
+
 type adminRequestFunc func(f adminFlags, args []string) (method, uri string, body any, err error)
 
 // adminCommand builds a subcommand that calls the admin API and prints
@@ -206,33 +273,73 @@ func adminCommand(use, short string, setup func(*cobra.Command), build adminRequ
 			}
 			rd = bytes.NewReader(b)
 		}
-		resp, err := caddycmd.AdminAPIRequest(adminAddr, method, uri, nil, rd)
-		if err != nil {
-			return err
+		for page := 0; ; page++ {
+			resp, err := caddycmd.AdminAPIRequest(adminAddr, method, uri, nil, rd)
+			if err != nil {
+				return err
+			}
+			if method == http.MethodGet && strings.HasPrefix(uri, "/enroll/cdrs") {
+				// an export of any size, as it comes
+				_, err := io.Copy(cmd.OutOrStdout(), resp.Body)
+				resp.Body.Close()
+				return err
+			}
+			out, err := readAdminAnswer(resp.Body, uri)
+			resp.Body.Close()
+			if err != nil {
+				return err
+			}
+			if err := printAdminAnswer(cmd.OutOrStdout(), uri, out, page > 0); err != nil {
+				return err
+			}
+			// lists come a page at a time: every page, or the one asked for
+			next, err := nextPage(resp.Header, uri)
+			if err != nil || next == "" {
+				return err
+			}
+			if n, _ := cmd.Flags().GetInt("limit"); n != 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "more requests follow: --after %s\n", pageAfter(next))
+				return nil
+			}
+			uri = next
 		}
-		defer resp.Body.Close()
-		if method == http.MethodGet && strings.HasPrefix(uri, "/enroll/cdrs") {
-			// an export of any size, as it comes
-			_, err := io.Copy(cmd.OutOrStdout(), resp.Body)
-			return err
-		}
-		out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-		if err != nil {
-			return err
-		}
-		return printAdminAnswer(cmd.OutOrStdout(), uri, out)
 	}
 	return c
 }
 
-// printAdminAnswer prints lists as tables and everything else as JSON.
-func printAdminAnswer(w io.Writer, uri string, body []byte) error {
+// maxAdminAnswer bounds the answers the commands read whole (all but the
+// CDR export, which is copied as it comes); tests lower it.
+var maxAdminAnswer = 64 << 20
+
+// readAdminAnswer reads an answer of the admin API whole. One larger than
+// maxAdminAnswer is an error: printed cut, it would look complete.
+func readAdminAnswer(r io.Reader, uri string) ([]byte, error) {
+	out, err := io.ReadAll(io.LimitReader(r, int64(maxAdminAnswer)+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer to %s: %v", uri, err)
+	}
+	if len(out) > maxAdminAnswer {
+		return nil, fmt.Errorf("the answer to %s is larger than %d bytes: not printed", uri, maxAdminAnswer)
+	}
+	return out, nil
+}
+
+// printAdminAnswer prints lists as tables and everything else as JSON. An
+// answer that is not JSON (cut short, or not the admin API's) is an
+// error, not printed as if it were the answer. A list's later pages
+// (more) continue its table without the heading.
+func printAdminAnswer(w io.Writer, uri string, body []byte, more bool) error {
+	if !json.Valid(body) {
+		return fmt.Errorf("the answer to %s is not valid JSON (%d bytes; cut short?): not printed", uri, len(body))
+	}
 	switch {
 	case strings.HasPrefix(uri, "/enroll/pending"), strings.HasPrefix(uri, "/enroll/requests"):
 		var reqs []RequestInfo
 		if err := json.Unmarshal(body, &reqs); err == nil {
 			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tDEVICE\tPROFILE\tSTATE\tKNOWN\tUSER\tCLIENT\tCREATED")
+			if !more {
+				fmt.Fprintln(tw, "ID\tDEVICE\tPROFILE\tSTATE\tKNOWN\tUSER\tCLIENT\tCREATED")
+			}
 			for _, r := range reqs {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", r.ID, r.Device, r.Profile, r.State,
 					r.KnownDevice, r.Username, r.ClientAddr, r.Created.Format("2006-01-02 15:04:05Z"))

@@ -60,7 +60,17 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 	now := time.Now() // after any wait in begin: lockouts count from the failure
 	acct, ok := a.accounts.check(r.Username, r.Password)
 	if !ok {
-		a.loginFailed(userKey, addrKey, now)
+		// the attempts a lockout refuses are logged at debug: this is
+		// the line that tells an operator about it
+		account, address := a.loginFailed(userKey, addrKey, now)
+		if account > 0 {
+			a.log.Warn("username locked out after failed logins", a.accounts.logField(r.Username),
+				zap.Duration("lockout", account), zap.String("client", in.clientIP))
+		}
+		if address > 0 {
+			a.log.Warn("client address locked out after failed logins", zap.String("address", strings.TrimPrefix(addrKey, "ip:")),
+				zap.Duration("lockout", address), zap.String("client", in.clientIP))
+		}
 		return fail(wire.StatusBadCredentials, "bad username or password")
 	}
 	a.loginSucceeded(userKey, addrKey)

@@ -173,7 +173,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		zap.Duration("duration", time.Since(start)),
 	}
 	if req != nil && req.Username != "" {
-		fields = append(fields, zap.String("username", req.Username))
+		fields = append(fields, h.app.accounts.logField(req.Username))
 	}
 	if o.device != "" {
 		fields = append(fields, zap.String("device", o.device))
@@ -187,9 +187,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if o.reason != "" {
 		fields = append(fields, zap.String("reason", o.reason))
 	}
-	if o.resp.Status >= 2 {
+	switch {
+	case o.resp.Status == wire.StatusRateLimited:
+		// one line per attempt a lockout refuses would let anyone flood
+		// the log; the lockout itself is logged when it starts
+		if ce := h.log.Check(zap.DebugLevel, "enrollment refused"); ce != nil {
+			ce.Write(fields...)
+		}
+	case o.resp.Status >= 2:
 		h.log.Info("enrollment refused", fields...)
-	} else {
+	default:
 		h.log.Info("enrollment answered", fields...)
 	}
 	return h.writeAnswer(w, o.resp)

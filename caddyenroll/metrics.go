@@ -10,15 +10,16 @@ import (
 // metrics are process-wide so that counters survive config reloads; each
 // new config's registry gets the same collectors.
 var metrics = struct {
-	once      sync.Once
-	requests  *prometheus.CounterVec
-	issued    *prometheus.CounterVec
-	pending   prometheus.Gauge
-	revoked   prometheus.Counter
-	authz     *prometheus.CounterVec
-	dests     prometheus.Counter
-	usage     *prometheus.CounterVec
-	collector []prometheus.Collector
+	once       sync.Once
+	requests   *prometheus.CounterVec
+	issued     *prometheus.CounterVec
+	pending    prometheus.Gauge
+	revoked    prometheus.Counter
+	authz      *prometheus.CounterVec
+	dests      prometheus.Counter
+	usage      *prometheus.CounterVec
+	ospRefused *prometheus.CounterVec
+	collector  []prometheus.Collector
 }{}
 
 func initMetrics() {
@@ -42,7 +43,7 @@ func initMetrics() {
 		})
 		metrics.authz = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "authorizations_total",
-			Help: "OSP authorization requests by outcome.",
+			Help: "OSP authorization and reauthorization requests by outcome.",
 		}, []string{"outcome"})
 		metrics.dests = prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "destinations_returned_total",
@@ -50,10 +51,14 @@ func initMetrics() {
 		})
 		metrics.usage = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "usage_records_total",
-			Help: "OSP usage indications by outcome.",
+			Help: "OSP usage records (the UsageDetail entries of usage indications, not the indications) by outcome.",
 		}, []string{"outcome"})
+		metrics.ospRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "osp_messages_refused_total",
+			Help: "OSP requests refused before they were read as a message: too_large (HTTP 413), unreadable (the body could not be read), malformed (not an OSP request that parses).",
+		}, []string{"reason"})
 		metrics.collector = []prometheus.Collector{metrics.requests, metrics.issued,
-			metrics.pending, metrics.revoked, metrics.authz, metrics.dests, metrics.usage}
+			metrics.pending, metrics.revoked, metrics.authz, metrics.dests, metrics.usage, metrics.ospRefused}
 	})
 }
 

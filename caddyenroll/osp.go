@@ -148,15 +148,23 @@ func (h *OSPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 	start := time.Now()
 	limit := int64(osp.DefaultLimits.MaxBytes)
 	if r.ContentLength > limit {
+		metrics.ospRefused.WithLabelValues("too_large").Inc()
 		return caddyhttp.Error(http.StatusRequestEntityTooLarge, fmt.Errorf("OSP message of %d bytes exceeds %d", r.ContentLength, limit))
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
-		return caddyhttp.Error(http.StatusRequestEntityTooLarge, fmt.Errorf("reading OSP message: %v", err))
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			metrics.ospRefused.WithLabelValues("too_large").Inc()
+			return caddyhttp.Error(http.StatusRequestEntityTooLarge, fmt.Errorf("OSP message exceeds %d bytes", limit))
+		}
+		metrics.ospRefused.WithLabelValues("unreadable").Inc()
+		return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("reading OSP message: %v", err))
 	}
 	now := time.Now().UTC()
 	msg, err := osp.ParseRequest(body)
 	if err != nil {
+		metrics.ospRefused.WithLabelValues("malformed").Inc()
 		refusal, rerr := osp.RefusalFor(err, now)
 		if rerr != nil {
 			return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("OSP message: %v", err))
@@ -165,7 +173,12 @@ func (h *OSPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		return h.write(w, refusal)
 	}
 	if r.TLS == nil && !h.PlainHTTP && h.app.cfg.flags().SSL {
-		metrics.authz.WithLabelValues("ssl_required").Inc()
+		switch m := msg.(type) {
+		case *osp.UsageIndication:
+			metrics.usage.WithLabelValues("ssl_required").Add(float64(len(m.Usages)))
+		case *osp.AuthorizationRequest, *osp.ReauthorizationRequest:
+			metrics.authz.WithLabelValues("ssl_required").Inc()
+		}
 		refusal, err := osp.Refuse(msg, osp.StatusSecurityProblem, now)
 		if err != nil {
 			return caddyhttp.Error(http.StatusForbidden, errors.New("ssl is enabled: use HTTPS"))
@@ -187,6 +200,7 @@ func (h *OSPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		st := osp.StatusOK
 		if device == "" {
 			st = osp.StatusUnauthorized
+			fields = []zap.Field{zap.Int("status", st.Code), zap.String("outcome", "unauthorized"), zap.Bool("refused", true)}
 		}
 		answer = osp.ConfirmCapabilities(m, st, now)
 	default:
@@ -419,31 +433,42 @@ func (h *OSPHandler) refuseErr(m osp.Message, err error, now time.Time, doing st
 	return ans, append(f, zap.String("reason", err.Error()))
 }
 
+// usage stores the records of a usage indication and confirms it. The
+// usage metric counts records (an indication's UsageDetail entries), by
+// what became of each.
 func (h *OSPHandler) usage(ctx context.Context, ind *osp.UsageIndication, device, why string, now time.Time) (osp.Message, []zap.Field) {
+	records := float64(len(ind.Usages))
 	if device == "" {
-		metrics.usage.WithLabelValues("unauthorized").Inc()
-		return osp.ConfirmUsage(ind, osp.StatusUnauthorized, now), []zap.Field{zap.String("reason", why)}
+		metrics.usage.WithLabelValues("unauthorized").Add(records)
+		return osp.ConfirmUsage(ind, osp.StatusUnauthorized, now), []zap.Field{zap.Int("status", osp.StatusUnauthorized.Code),
+			zap.String("outcome", "unauthorized"), zap.Bool("refused", true), zap.String("reason", why)}
 	}
 	if !h.app.cfg.flags().CDRs {
-		metrics.usage.WithLabelValues("not_stored").Inc()
+		metrics.usage.WithLabelValues("not_stored").Add(records)
 		return osp.ConfirmUsage(ind, osp.StatusOK, now), []zap.Field{zap.Bool("stored", false)}
 	}
-	stored := 0
+	stored, dup := 0, 0
+	count := func() {
+		metrics.usage.WithLabelValues("stored").Add(float64(stored))
+		if dup > 0 {
+			metrics.usage.WithLabelValues("duplicate").Add(float64(dup))
+		}
+	}
 	for i := range ind.Usages {
 		ok, err := h.app.storeCDR(ctx, cdrFromUsage(&ind.Usages[i], device, now))
 		if err != nil {
 			h.log.Error("storing CDR", zap.Error(err))
-			metrics.usage.WithLabelValues("error").Inc()
+			count() // those before are stored
+			metrics.usage.WithLabelValues("error").Add(float64(len(ind.Usages) - i))
 			return osp.ConfirmUsage(ind, osp.StatusInternalError, now), nil
 		}
 		if ok {
 			stored++
+		} else {
+			dup++
 		}
 	}
-	metrics.usage.WithLabelValues("stored").Add(float64(stored))
-	if dup := len(ind.Usages) - stored; dup > 0 {
-		metrics.usage.WithLabelValues("duplicate").Add(float64(dup))
-	}
+	count()
 	return osp.ConfirmUsage(ind, osp.StatusOK, now), []zap.Field{zap.Int("stored", stored)}
 }
 

@@ -125,13 +125,15 @@ func (st *failState) endLocked() {
 }
 
 // fail ends an attempt as failed and reports whether the key is now past
-// its free failures (locked out).
-func (l *limiter) fail(key string, now time.Time) bool {
+// its free failures, and the lockout this failure starts (0: none). Every
+// failure from the free-th on starts one (attempts are refused while one
+// lasts, so they are not failures): each lockout is reported once.
+func (l *limiter) fail(key string, now time.Time) (past bool, lockout time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st := l.entryLocked(key, now)
 	if st == nil {
-		return false
+		return false, 0
 	}
 	st.endLocked()
 	l.forgetLocked(st, now)
@@ -146,8 +148,9 @@ func (l *limiter) fail(key string, now time.Time) bool {
 			d = l.max
 		}
 		st.until = now.Add(d)
+		lockout = d
 	}
-	return st.failures > l.free
+	return st.failures > l.free, lockout
 }
 
 // succeed ends an attempt as successful: the key's failures are cleared.
@@ -217,16 +220,19 @@ func (l *limiter) evictLocked(now time.Time) {
 	}
 }
 
-// loginFailed ends a failed login's attempts. An address counts an
-// account's failures only until that account is locked out: one device
+// loginFailed ends a failed login's attempts and returns the lockouts it
+// starts, of the account and of the address (0: none). An address counts
+// an account's failures only until that account is locked out: one device
 // retrying a stale password must not lock out its site, while guesses
 // spread over accounts still add up there.
-func (a *App) loginFailed(userKey, addrKey string, now time.Time) {
-	if a.limiter.fail(userKey, now) {
+func (a *App) loginFailed(userKey, addrKey string, now time.Time) (account, address time.Duration) {
+	past, account := a.limiter.fail(userKey, now)
+	if past {
 		a.addrLimiter.cancel(addrKey)
-	} else {
-		a.addrLimiter.fail(addrKey, now)
+		return account, 0
 	}
+	_, address = a.addrLimiter.fail(addrKey, now)
+	return account, address
 }
 
 // loginSucceeded ends a valid login's attempts: the account's failures are

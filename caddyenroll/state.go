@@ -205,23 +205,31 @@ func (s *stateStore) pending(ctx context.Context) ([]*Request, error) {
 	}
 	var out []*Request
 	for _, k := range keys {
-		id := path.Base(k)
-		r, err := s.request(ctx, id)
-		if err != nil {
-			continue // unreadable: skip rather than fail the list
+		if r := s.pendingRequest(ctx, path.Base(k)); r != nil {
+			out = append(out, r)
 		}
-		if r == nil || r.State != statePending {
-			// stale (a crash after a decision), unless the request is being
-			// written: it is indexed before it is stored
-			if info, err := s.st.Stat(ctx, k); err == nil && s.now().Sub(info.Modified) > pendingMarkerGrace {
-				_ = s.unindexPending(ctx, id)
-			}
-			continue
-		}
-		out = append(out, r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
 	return out, nil
+}
+
+// pendingRequest reads the request a marker of the index names: nil when
+// it is unreadable (skipped rather than failing the list) or no longer
+// pending. A marker whose request is not pending is stale (a crash after
+// a decision) and removed, unless the request is being written: it is
+// indexed before it is stored.
+func (s *stateStore) pendingRequest(ctx context.Context, id string) *Request {
+	r, err := s.request(ctx, id)
+	if err != nil {
+		return nil
+	}
+	if r == nil || r.State != statePending {
+		if info, err := s.st.Stat(ctx, pendingKey(id)); err == nil && s.now().Sub(info.Modified) > pendingMarkerGrace {
+			_ = s.unindexPending(ctx, id)
+		}
+		return nil
+	}
+	return r
 }
 
 // indexPending indexes, once, the pending requests that versions without
@@ -283,6 +291,58 @@ func (s *stateStore) requests(ctx context.Context, state string) ([]*Request, er
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
 	return out, nil
+}
+
+// requestPage lists a page of requests, optionally only those in one
+// state (pending ones through the index): those whose id is greater than
+// after, in id order, at most limit of them, and whether more follow.
+// Only the ids are listed whole; the records are read one at a time until
+// the page is full and one more is found, and the page keeps them without
+// their CSR and certificate, which listings do not show.
+func (s *stateStore) requestPage(ctx context.Context, state, after string, limit int) ([]*Request, bool, error) {
+	dir := "requests"
+	if state == statePending {
+		dir = "pending"
+	}
+	keys, err := s.list(ctx, path.Join(statePrefix, dir))
+	if err != nil {
+		return nil, false, err
+	}
+	ids := make([]string, 0, len(keys))
+	for _, k := range keys {
+		id := path.Base(k)
+		if state != statePending {
+			var ok bool
+			if id, ok = strings.CutSuffix(id, ".json"); !ok {
+				continue
+			}
+		}
+		if id > after {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	var out []*Request
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return nil, false, err
+		}
+		var r *Request
+		if state == statePending {
+			r = s.pendingRequest(ctx, id)
+		} else if r, err = s.request(ctx, id); err != nil {
+			continue // unreadable: skip rather than fail the list
+		}
+		if r == nil || state != "" && r.State != state {
+			continue // deleted meanwhile, or another state
+		}
+		if len(out) == limit {
+			return out, true, nil
+		}
+		r.CSR, r.Certificate = nil, nil
+		out = append(out, r)
+	}
+	return out, false, nil
 }
 
 // findRequest finds a request by id or by unique id prefix (for the CLI).

@@ -1,0 +1,128 @@
+package caddyenroll
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
+)
+
+// failingLoads is a storage whose Loads of keys containing a part fail.
+type failingLoads struct {
+	certmagic.Storage
+
+	mu   sync.Mutex
+	part string // "": none fail
+}
+
+func (s *failingLoads) Load(ctx context.Context, key string) ([]byte, error) {
+	s.mu.Lock()
+	part := s.part
+	s.mu.Unlock()
+	if part != "" && strings.Contains(key, part) {
+		return nil, errors.New("input/output error")
+	}
+	return s.Storage.Load(ctx, key)
+}
+
+func (s *failingLoads) failLoads(part string) {
+	s.mu.Lock()
+	s.part = part
+	s.mu.Unlock()
+}
+
+// A certificate lookup that storage fails, or whose record does not
+// decode, is a server error, never "no certificate"; an invalid serial is
+// the request's fault.
+func TestAdminSerialLookupErrors(t *testing.T) {
+	ctx := context.Background()
+	fs := &failingLoads{Storage: &certmagic.FileStorage{Path: t.TempDir()}}
+	st := localLocks{fs}
+	c, _, err := ca.Open(ctx, st, ca.Config{Name: "modern"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := c.Issue(ctx, csr, "gw1.example", ca.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad := &adminAPI{app: &App{storage: st, state: newStateStore(st, 0), cas: map[string]*ca.CA{profileModern: c}}, log: zap.NewNop()}
+	do := func(method, uri, body string) (int, string) {
+		rec := httptest.NewRecorder()
+		err := ad.serve(rec, httptest.NewRequest(method, uri, strings.NewReader(body)))
+		var apiErr caddy.APIError
+		if errors.As(err, &apiErr) {
+			return apiErr.HTTPStatus, apiErr.Err.Error()
+		}
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, uri, err)
+		}
+		return http.StatusOK, rec.Body.String()
+	}
+	type call struct {
+		method, uri, body string
+		code              int
+		want              string
+	}
+	check := func(what string, calls []call) {
+		t.Helper()
+		for _, c := range calls {
+			if code, body := do(c.method, c.uri, c.body); code != c.code || !strings.Contains(body, c.want) {
+				t.Errorf("%s: %s %s %s: %d %s\nwant %d with %q", what, c.method, c.uri, c.body, code, body, c.code, c.want)
+			}
+		}
+	}
+	check("readable storage", []call{
+		{"GET", "/enroll/certificates/" + strings.ToUpper(is.Serial), "", 200, "gw1.example"},
+		{"GET", "/enroll/certificates/1f", "", 404, "no certificate with serial 1f"},
+		{"GET", "/enroll/certificates/xyz", "", 400, "invalid serial number"},
+		{"GET", "/enroll/certificates/0", "", 400, "invalid serial number"},
+		{"POST", "/enroll/revoke", `{"serial": "1f"}`, 404, "no certificate with serial 1f"},
+		{"POST", "/enroll/revoke", `{"serial": "g1"}`, 400, "invalid serial number"},
+	})
+	fs.failLoads("/issued/")
+	check("failing storage", []call{
+		{"GET", "/enroll/certificates/" + is.Serial, "", 500, "input/output error"},
+		{"GET", "/enroll/certificates/1f", "", 500, "input/output error"},
+		{"GET", "/enroll/certificates/xyz", "", 400, "invalid serial number"},
+		{"POST", "/enroll/revoke", `{"serial": "` + is.Serial + `"}`, 500, "input/output error"},
+	})
+	fs.failLoads("")
+	keys, err := st.List(ctx, "clearinghouse/ca", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if strings.HasSuffix(k, "/issued/"+is.Serial+".json") {
+			if err := st.Store(ctx, k, []byte(`{"serial": `)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := c.Lookup(ctx, is.Serial); err == nil || errors.Is(err, ca.ErrNotFound) {
+		t.Fatalf("the corrupt record is not where the CA looks: %v", err)
+	}
+	check("corrupt record", []call{
+		{"GET", "/enroll/certificates/" + is.Serial, "", 500, "looking up serial"},
+		{"POST", "/enroll/revoke", `{"serial": "` + is.Serial + `"}`, 500, "looking up serial"},
+	})
+}

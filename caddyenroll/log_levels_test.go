@@ -1,0 +1,171 @@
+package caddyenroll
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/osp"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
+)
+
+// Enrollment logs: a username that is no account's is logged hashed (it may
+// be a password typed in the wrong field); attempts refused by a lockout
+// are at debug, and a lockout is logged once, when it starts.
+func TestEnrollmentLogLevels(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "clearinghouse.conf")
+	if err := os.WriteFile(conf, []byte("enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := loadConfigState(conf, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
+	accts, err := newAccounts([]Account{{Username: "ops", Password: string(hash)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.DebugLevel)
+	log := zap.New(core)
+	initMetrics()
+	a := &App{cfg: cs, accounts: accts, log: log,
+		limiter: newLimiter(1, time.Minute, time.Hour), addrLimiter: newLimiter(4, time.Minute, time.Hour)}
+	h := &Handler{Profile: profileModern, ContentType: "text/html", MaxBody: wire.MaxBody, app: a, log: log}
+	try := func(username string) int {
+		t.Helper()
+		form := url.Values{"operation": {"retrieve"}, "nonce": {"1"}, "username": {username}, "password": {"wrong"},
+			"device": {"1"}, "customer": {"0"}}
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(form.Encode()))
+		r.RemoteAddr = "203.0.113.9:40000"
+		w := httptest.NewRecorder()
+		if err := h.ServeHTTP(w, r, nil); err != nil {
+			t.Fatal(err)
+		}
+		ans, err := wire.DecodeResponse(w.Body.Bytes())
+		if err != nil {
+			t.Fatalf("%v: %s", err, w.Body.String())
+		}
+		return ans.Status
+	}
+	const typo = "correct horse battery staple"
+	for i, c := range []struct {
+		username string
+		status   int
+	}{
+		{typo, wire.StatusBadCredentials},  // its own lockout starts (1 failure allowed)
+		{"ops", wire.StatusBadCredentials}, // ops's lockout starts
+		{"ops", wire.StatusRateLimited},
+		{"ops", wire.StatusRateLimited},
+		{typo, wire.StatusRateLimited},
+		{"other", wire.StatusBadCredentials},
+		{"another", wire.StatusBadCredentials}, // the address's fourth failure: its lockout starts
+		{"ops", wire.StatusRateLimited},
+		{"yet another", wire.StatusRateLimited},
+	} {
+		if st := try(c.username); st != c.status {
+			t.Fatalf("attempt %d (%s): status %d, want %d", i, c.username, st, c.status)
+		}
+	}
+	hashRE := regexp.MustCompile(`^[0-9a-f]{12}$`)
+	hashes := map[string]bool{}
+	var typoHash string
+	for _, e := range logs.FilterMessage("enrollment refused").All() {
+		f := e.ContextMap()
+		st := f["status"].(int64)
+		if want := map[bool]zapcore.Level{true: zapcore.DebugLevel, false: zapcore.InfoLevel}[st == wire.StatusRateLimited]; e.Level != want {
+			t.Errorf("status %d logged at %s, want %s", st, e.Level, want)
+		}
+		u, named := f["username"].(string)
+		hu, hashed := f["username_hash"].(string)
+		switch {
+		case named && u == "ops" && !hashed:
+		case hashed && !named && hashRE.MatchString(hu):
+			hashes[hu] = true
+			if st == wire.StatusBadCredentials && typoHash == "" {
+				typoHash = hu
+			}
+		default:
+			t.Errorf("refusal names its user %+v", f)
+		}
+	}
+	if len(hashes) != 4 {
+		t.Errorf("%d hashes for 4 unknown names: %v", len(hashes), hashes)
+	}
+	var locks []string
+	for _, e := range logs.All() {
+		for k, v := range e.ContextMap() {
+			if s, ok := v.(string); ok && strings.Contains(s, "horse") || strings.Contains(e.Message, "horse") {
+				t.Errorf("%q logged the unknown username in %s: %+v", e.Message, k, e.ContextMap())
+			}
+		}
+		if strings.Contains(e.Message, "locked out") {
+			f := e.ContextMap()
+			if e.Level != zapcore.WarnLevel || f["lockout"] != time.Minute {
+				t.Errorf("lockout logged %s %+v", e.Level, f)
+			}
+			locks = append(locks, e.Message+" "+str(f["username"])+str(f["username_hash"])+str(f["address"]))
+		}
+	}
+	want := []string{"username locked out after failed logins " + typoHash, "username locked out after failed logins ops",
+		"username locked out after failed logins " + hashOf(accts, "other"), "username locked out after failed logins " + hashOf(accts, "another"),
+		"client address locked out after failed logins 203.0.113.9"}
+	if strings.Join(locks, "\n") != strings.Join(want, "\n") {
+		t.Errorf("lockouts logged:\n%s\nwant:\n%s", strings.Join(locks, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+func hashOf(a *accounts, username string) string {
+	return a.logField(username).String
+}
+
+// OSP: a refused usage indication or capabilities indication (the device
+// is not identified) is logged at info, as refused authorizations are; an
+// answered one at debug.
+func TestOSPRefusalsLoggedAtInfo(t *testing.T) {
+	f := newOSPFixture(t)
+	core, logs := observer.New(zapcore.DebugLevel)
+	f.h.log = zap.New(core)
+	capab, err := (&osp.CapabilitiesIndication{MessageID: "1", ComponentID: "2", Timestamp: time.Now().UTC()}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const gw1, stranger = "192.0.2.1:5060", "198.51.100.9:5060"
+	for _, c := range []struct {
+		name    string
+		body    []byte
+		from    string
+		level   zapcore.Level
+		refused bool
+	}{
+		{"usage of an unidentified device", usageBody(t, 1), stranger, zapcore.InfoLevel, true},
+		{"capabilities of an unidentified device", capab, stranger, zapcore.InfoLevel, true},
+		{"usage", usageBody(t, 1), gw1, zapcore.DebugLevel, false},
+		{"capabilities", capab, gw1, zapcore.DebugLevel, false},
+	} {
+		f.setFlags(flags{})
+		if code, body := f.post(c.body, c.from); code != 200 {
+			t.Fatalf("%s: HTTP %d %s", c.name, code, body)
+		}
+		all := logs.TakeAll()
+		if len(all) != 1 || all[0].Message != "OSP answered" || all[0].Level != c.level || all[0].ContextMap()["refused"] != map[bool]any{true: true, false: nil}[c.refused] {
+			t.Errorf("%s: logged %+v, want one line at %s", c.name, all, c.level)
+		}
+	}
+}
