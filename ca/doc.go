@@ -121,7 +121,7 @@
 // Below the Store, for a CA named <Name> ("modern" or "legacy" by default)
 // whose root has SHA-256 fingerprint <fp> (64 hex digits):
 //
-//	clearinghouse/ca/<Name>/current                       crypto item of the CA generated last (informational; Open never follows it)
+//	clearinghouse/ca/<Name>/current                       crypto item of the CA generated last (Open follows it only to adopt a CA another process generated while it waited for the generate lock)
 //	clearinghouse/ca/<Name>/<fp>/ca.json                  profile, algorithm, crypto item, creation time
 //	clearinghouse/ca/<Name>/<fp>/root.crt                 root certificate, PEM
 //	clearinghouse/ca/<Name>/<fp>/root.key                 root key, PKCS#8 PEM (may be removed when an intermediate exists)

@@ -318,7 +318,8 @@ func (c *CA) storeRevoked(ctx context.Context, rf *revokedFile, marked map[strin
 
 // RevokeDevice revokes every unrevoked certificate of device except
 // exceptSerial (typically the one just issued, with ReasonSuperseded) and
-// returns the serials it revoked.
+// returns the serials it revoked; with ReasonKeyCompromise it also changes
+// the reason of revoked ones to it (and returns them too).
 func (c *CA) RevokeDevice(ctx context.Context, device string, reason int, exceptSerial string) ([]string, error) {
 	if err := checkReason(reason); err != nil {
 		return nil, err

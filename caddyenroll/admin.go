@@ -285,7 +285,7 @@ func (ad *adminAPI) devices(w http.ResponseWriter, r *http.Request) error {
 	})
 	index := make(map[string]int, len(out))
 	for i, d := range out {
-		index[strings.ToLower(d.Name)] = i
+		index[configfile.DeviceKey(d.Name)] = i // certificates name it in the CA's normal form
 	}
 	for profile, c := range ad.app.cas {
 		recs, err := c.Records(r.Context(), "")
@@ -293,7 +293,7 @@ func (ad *adminAPI) devices(w http.ResponseWriter, r *http.Request) error {
 			return apiErr(http.StatusInternalServerError, err)
 		}
 		for _, rec := range recs {
-			i, ok := index[strings.ToLower(rec.Device)]
+			i, ok := index[configfile.DeviceKey(rec.Device)]
 			if !ok {
 				continue
 			}

@@ -82,8 +82,9 @@ type App struct {
 	// Signalling addresses of devices for OSP answers
 	// (DestinationSignalAddress), by device name: "host", "host:port",
 	// "[ip]:port" (port 1 to 65535). A device not listed is reached at its
-	// name, port 5060. A name the configuration file lacks is refused at
-	// start.
+	// name, port 5060. Names match the configuration file's lines in any
+	// spelling of the device (case, "[ip]"); a name the file lacks is
+	// refused at start.
 	DeviceAddresses map[string]string `json:"device_addresses,omitempty"`
 
 	// Most destinations in an OSP answer. Default 10.

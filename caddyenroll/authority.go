@@ -36,7 +36,10 @@ type Authority struct {
 	// kept offline. Not available for the legacy profile.
 	Intermediate bool `json:"intermediate,omitempty"`
 	// PEM files of an operator-supplied CA certificate and key, used
-	// instead of generated ones.
+	// instead of generated ones. The key file must be 0600. A keyUsage
+	// extension, if present, must allow keyCertSign and cRLSign. Legacy
+	// profile: one self-signed MD5-RSA certificate with PrintableString
+	// names and dates from 1950 to 2049 (what the OSP Toolkit reads).
 	CertFile string `json:"cert_file,omitempty"`
 	KeyFile  string `json:"key_file,omitempty"`
 	// Common name of a generated CA.

@@ -114,14 +114,26 @@ type signerEntry struct {
 	renewAt time.Time
 }
 
-func (a *App) routingOptions() routing.Options {
-	return routing.Options{MaxDestinations: a.MaxDestinations, SignalAddress: a.DeviceAddresses}
+// routingOptions are the route table's options for the file f: the
+// device_addresses under the names f writes (any spelling may name them).
+func (a *App) routingOptions(f *configfile.File) routing.Options {
+	addrs := a.DeviceAddresses
+	if len(addrs) > 0 {
+		addrs = make(map[string]string, len(a.DeviceAddresses))
+		for name, addr := range a.DeviceAddresses {
+			if d, ok := f.Device(name); ok {
+				name = d.Name
+			}
+			addrs[name] = addr
+		}
+	}
+	return routing.Options{MaxDestinations: a.MaxDestinations, SignalAddress: addrs}
 }
 
 // rebuildRoutes builds the route table from the parsed file, and the map
 // from signalling addresses back to devices.
 func (a *App) rebuildRoutes(f *configfile.File) error {
-	t, err := routing.Build(f, a.routingOptions())
+	t, err := routing.Build(f, a.routingOptions(f))
 	if err != nil {
 		return err
 	}

@@ -98,7 +98,7 @@ device b.example "" enabled enrolled
 	a := &App{authz: &authz{revocations: new(revocations)}, DeviceAddresses: map[string]string{
 		"gw6.example": "[2001:DB8:0:0::1]:5060",
 		"gwm.example": "::ffff:192.0.2.20",
-		"a.example":   "192.0.2.30:5070",
+		"A.Example":   "192.0.2.30:5070", // another spelling of the file's a.example
 		"b.example":   "[192.0.2.30]:5070",
 	}}
 	if err := a.rebuildRoutes(f); err != nil {

@@ -55,7 +55,7 @@ type OSPHandler struct {
 	TokenValidity caddy.Duration `json:"token_validity,omitempty"`
 
 	// Largest number of destinations in an answer; the request's
-	// MaxDestinations lowers it. Default: the app's max_destinations.
+	// MaxDestinations lowers it. Default and most: the app's max_destinations (a larger value has no effect).
 	MaxDestinations int `json:"max_destinations,omitempty"`
 
 	// Source addresses (IP) mapped to device names, for gateways that
