@@ -8,7 +8,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -502,4 +504,27 @@ func TestRefreshConcurrentWithLookups(t *testing.T) {
 		f.wantEligible(map[string]bool{fmt.Sprintf("dev%d.example.net", i): false})
 	}
 	f.wantSameAsFullScan()
+}
+
+// A device the file spells otherwise than its certificate's normal form
+// (2001:DB8:0::1, certified as 2001:db8::1) is seen revoked after a
+// revocation by another instance: the refresh keys it as the file does.
+func TestRefreshRevokedFileSpelling(t *testing.T) {
+	f := newRefreshFixture(t)
+	path := filepath.Join(t.TempDir(), "ch.conf")
+	if err := os.WriteFile(path, []byte("group \"\"\ndevice '2001:DB8:0::1' \"\" enabled enrolled\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := loadConfigState(path, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.app.cfg = cs
+	serial := f.issue(f.local, "2001:DB8:0::1", 0)
+	f.setCurrent("2001:DB8:0::1", serial) // enrollment records the file's name
+	f.refresh()
+	f.wantEligible(map[string]bool{"2001:DB8:0::1": true})
+	f.revoke(f.other, serial, ca.ReasonKeyCompromise)
+	f.refresh()
+	f.wantEligible(map[string]bool{"2001:DB8:0::1": false})
 }

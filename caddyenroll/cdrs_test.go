@@ -203,7 +203,7 @@ func TestCDRKeyLayout(t *testing.T) {
 		if dir, file := path.Split(key); dir != "clearinghouse/cdrs/2024-03-09/" || !hashed.MatchString(file) || path.Clean(key) != key {
 			t.Errorf("role %q: key %s, want clearinghouse/cdrs/2024-03-09/42-<16 hex>-x<16 hex>-<12 hex>.json", role, key)
 		}
-		if cdrName(o) == cdrName(other) {
+		if cdrKey(o) == cdrKey(other) {
 			t.Errorf("role %q names gw2's record", role)
 		}
 	}

@@ -894,6 +894,23 @@ func TestDeviceNameSpellings(t *testing.T) {
 		t.Errorf("2001:DB8::1 in the file: %+v %v, want enrolled", d, ok)
 	}
 
+	// an unknown device's request names it as its certificate will, and
+	// its approval adds it to the file so
+	if a := s.do(req("[2001:DB8:0::7]", "2")); a.Status != wire.StatusPending {
+		t.Fatalf("unknown [2001:DB8:0::7]: status %d %s", a.Status, a.Error)
+	}
+	p := s.pending()
+	if len(p) != 1 || p[0].Device != "2001:db8::7" {
+		t.Fatalf("pending: %+v, want one request for 2001:db8::7", p)
+	}
+	if code, body := s.Admin("POST", "/enroll/approve/"+p[0].ID, ""); code != 200 {
+		t.Fatalf("approving 2001:db8::7: %d %s", code, body)
+	}
+	waitFor(t, "the approved device in the file", func() bool {
+		d, ok := s.confFile().Device("2001:db8::7")
+		return ok && d.Name == "2001:db8::7" && d.Enrolled
+	})
+
 	// a request made while the file did not list the device, which the
 	// operator then adds spelled otherwise, is not approved under the
 	// request's spelling (its record and lock would not be the device's)
@@ -908,7 +925,7 @@ func TestDeviceNameSpellings(t *testing.T) {
 		_, body := s.Admin("GET", "/enroll/devices", "")
 		return strings.Contains(body, "2001:DB8:0::5")
 	})
-	p := s.pending()
+	p = s.pending()
 	if len(p) != 1 {
 		t.Fatalf("pending: %+v", p)
 	}

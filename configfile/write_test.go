@@ -263,8 +263,12 @@ func TestWriteFileAtomicDanglingSymlink(t *testing.T) {
 
 	// a loop of links is refused, and nothing is created
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
-	os.Symlink("b", a)
-	os.Symlink("a", b)
+	if err := os.Symlink("b", a); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("a", b); err != nil {
+		t.Fatal(err)
+	}
 	if err := WriteFileAtomic(a, []byte("x"), SaveOptions{}); err == nil || !strings.Contains(err.Error(), "too many levels of symbolic links") {
 		t.Errorf("loop: %v", err)
 	}
