@@ -122,18 +122,26 @@ https://%s {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(testutil.InternalRootPEM(b, filepath.Join(dir, "data")))
 	s := &benchServer{c: c, url: "https://" + tlsAddr + "/", tlsAddr: tlsAddr, pool: pool}
+	s.waitTLS(b)
+	return s
+}
+
+// waitTLS waits until the site completes a TLS handshake: Caddy listens
+// before its certificate is loaded (or issued, on a first start), and
+// answers handshakes meanwhile with an internal_error alert.
+func (s *benchServer) waitTLS(b *testing.B) {
+	b.Helper()
 	for i := 0; ; i++ {
-		conn, err := tls.Dial("tcp", tlsAddr, &tls.Config{RootCAs: pool})
+		conn, err := tls.Dial("tcp", s.tlsAddr, &tls.Config{RootCAs: s.pool})
 		if err == nil {
 			conn.Close()
-			break
+			return
 		}
 		if i > 300 {
 			b.Fatalf("TLS not ready: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return s
 }
 
 // profileServer captures a 5 s CPU profile of the server process into
@@ -496,6 +504,7 @@ func (o *ospBench) addRespond(b *testing.B) {
 		cl.close()
 	}
 	o.s.c.Restart(o.s.tlsAddr)
+	o.s.waitTLS(b)
 	o.runRespond(b, benchDevices)
 }
 
