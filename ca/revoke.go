@@ -280,11 +280,11 @@ func (c *CA) revokeLocked(ctx context.Context, rf *revokedFile, s string, reason
 	if e, ok := rf.Entries[s]; ok {
 		if reason == ReasonKeyCompromise && e.Reason != ReasonKeyCompromise {
 			// a revoked certificate whose key then leaked: the CRL must say
-			// so (its first revocation time stands)
+			// so (its first revocation time stands); not newly revoked
 			e.Reason = ReasonKeyCompromise
 			rf.Entries[s] = e
 			rec.Revoked, rec.RevokedAt, rec.Reason = true, e.At, e.Reason
-			return rec, true, nil
+			return rec, false, nil
 		}
 		if rec.Revoked {
 			return nil, false, nil
@@ -319,7 +319,8 @@ func (c *CA) storeRevoked(ctx context.Context, rf *revokedFile, marked map[strin
 // RevokeDevice revokes every unrevoked certificate of device except
 // exceptSerial (typically the one just issued, with ReasonSuperseded) and
 // returns the serials it revoked; with ReasonKeyCompromise it also changes
-// the reason of revoked ones to it (and returns them too).
+// the reason of revoked ones to it (they are not returned: not newly
+// revoked).
 func (c *CA) RevokeDevice(ctx context.Context, device string, reason int, exceptSerial string) ([]string, error) {
 	if err := checkReason(reason); err != nil {
 		return nil, err

@@ -410,6 +410,16 @@ func TestRevokeDeviceOnlyWhatIsLeft(t *testing.T) {
 	if revoked, err := c.IsRevoked(ctx, second.Serial); err != nil || revoked {
 		t.Fatalf("the current certificate revoked: %v %v", revoked, err)
 	}
+	// the device's keys leak: the current one is newly revoked, the
+	// superseded one only changes its reason (not counted twice)
+	c.st = st
+	got, err = c.RevokeDevice(ctx, "device1.itsp.com", ReasonKeyCompromise, "")
+	if err != nil || len(got) != 1 || got[0] != second.Serial {
+		t.Fatalf("revoking for key compromise: %v, %v; want only %s", got, err, second.Serial)
+	}
+	if rec, err := c.Lookup(ctx, first.Serial); err != nil || rec.Reason != ReasonKeyCompromise {
+		t.Fatalf("the superseded certificate's reason: %+v %v, want key compromise", rec, err)
+	}
 }
 
 // storeCounter counts Store calls.

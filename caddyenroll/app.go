@@ -201,7 +201,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err // already FILE:LINE: …
 	}
 	a.cfg.lockFile = configFileLock(a.storage, a.ConfigFile)
-	// routing ignores the address of a name the file lacks: a typo
+	// routing ignores the address of a name the file lacks: a typo, or a
+	// device the operator removed from the file (which is edited while the
+	// server runs: a reload must not fail for it)
 	var strangers []string
 	a.cfg.read(func(f *configfile.File) {
 		for name := range a.DeviceAddresses {
@@ -212,8 +214,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 	})
 	if len(strangers) > 0 {
 		slices.Sort(strangers)
-		return fmt.Errorf("device_address %s: no such device in %s (the name must be written as in the file)",
-			strings.Join(strangers, ", "), a.ConfigFile)
+		a.log.Warn("device_address names devices the configuration file lacks; ignored",
+			zap.Strings("devices", strangers), zap.String("file", a.ConfigFile))
 	}
 	if a.Authorities == nil {
 		a.Authorities = make(map[string]*Authority)
@@ -316,6 +318,7 @@ func (a *App) Validate() error {
 		return fmt.Errorf("lockout: the first lockout (%v) must not be longer than the longest (%v)",
 			time.Duration(a.LockoutBase), time.Duration(a.LockoutMax))
 	}
+	spelled := make(map[string]string, len(a.DeviceAddresses))
 	for _, name := range slices.Sorted(maps.Keys(a.DeviceAddresses)) {
 		if name == "" {
 			return errors.New("device_address: empty device name")
@@ -323,6 +326,12 @@ func (a *App) Validate() error {
 		if _, err := routing.ParseSignalAddress(a.DeviceAddresses[name]); err != nil {
 			return fmt.Errorf("device_address %s: %v", name, err)
 		}
+		// names match the file's lines in any spelling: two spellings of
+		// one device would give it either address
+		if other, dup := spelled[configfile.DeviceKey(name)]; dup {
+			return fmt.Errorf("device_address names one device twice: %s and %s", other, name)
+		}
+		spelled[configfile.DeviceKey(name)] = name
 	}
 	if a.MaxDestinations < 0 || a.MaxDestinations > 100 {
 		return fmt.Errorf("max_destinations must be between 0 and 100, not %d", a.MaxDestinations)

@@ -9,6 +9,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 )
 
 func init() {
@@ -131,8 +133,13 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			if app.DeviceAddresses == nil {
 				app.DeviceAddresses = make(map[string]string)
 			}
-			if _, dup := app.DeviceAddresses[args[0]]; dup {
-				return nil, d.Errf("device_address %s is given twice", args[0])
+			for other := range app.DeviceAddresses {
+				switch {
+				case other == args[0]:
+					return nil, d.Errf("device_address %s is given twice", args[0])
+				case configfile.DeviceKey(other) == configfile.DeviceKey(args[0]):
+					return nil, d.Errf("device_address %s is given twice (as %s)", args[0], other)
+				}
 			}
 			app.DeviceAddresses[args[0]] = args[1]
 		case "account":

@@ -210,7 +210,7 @@ func TestValidateRefusesBadSettings(t *testing.T) {
 		{"negative failures_allowed", "config_file " + good + "\n\t\tfailures_allowed -3", "failures_allowed must not be negative", ""},
 		{"lockout base over max", "config_file " + good + "\n\t\tlockout 1h 1s", "the first lockout (1h0m0s) must not be longer than the longest (1s)", ""},
 		{"device_address port", "config_file " + good + "\n\t\tdevice_address gw1 1.2.3.4:99999", "(want 1 to 65535)", ""},
-		{"device_address unknown device", "config_file " + good + "\n\t\tdevice_address ghost 1.2.3.4:5060", "device_address ghost: no such device in " + good, ""},
+		{"device_address one device twice", "config_file " + good + "\n\t\tdevice_address gw1 1.2.3.4:5060\n\t\tdevice_address GW1 1.2.3.5:5060", "device_address GW1 is given twice (as gw1)", ""},
 	}
 	for _, c := range cases {
 		if c.site == "" {

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
@@ -210,5 +212,35 @@ func TestMarksOfAStoppedConfigAreWritten(t *testing.T) {
 		if d, _ := f.Device(n); d == nil || !d.Enrolled {
 			t.Errorf("%s not marked", n)
 		}
+	}
+}
+
+// A request keeps its id whatever the spelling of its device's name: an
+// operator respelling the line while it waits does not make it another
+// request (whose nonce binding would refuse the device's retrieves).
+func TestRequestIDSpellings(t *testing.T) {
+	const key = "0f1e2d"
+	for _, c := range [][2]string{{"2001:DB8:0::1", "2001:db8::1"}, {"GW1.Example.", "gw1.example"}, {"[192.0.2.10]", "192.0.2.10"}} {
+		if requestID("modern", c[0], key) != requestID("modern", c[1], key) {
+			t.Errorf("%s and %s: different request ids", c[0], c[1])
+		}
+	}
+	if requestID("modern", "gw1.example", key) == requestID("legacy", "gw1.example", key) ||
+		requestID("modern", "gw1.example", key) == requestID("modern", "gw2.example", key) {
+		t.Error("request ids collide")
+	}
+}
+
+// device_address names one device once, in whatever spelling.
+func TestDeviceAddressSpelledTwice(t *testing.T) {
+	a := &App{ConfigFile: "x.conf", Approval: ApprovalAuto, UnknownDevices: UnknownPending,
+		NonceRetention: caddy.Duration(time.Hour), LockoutBase: caddy.Duration(time.Second), LockoutMax: caddy.Duration(time.Minute),
+		DeviceAddresses: map[string]string{"gw1.example": "192.0.2.1", "GW1.example": "192.0.2.2"}}
+	if err := a.Validate(); err == nil || !strings.Contains(err.Error(), "names one device twice") {
+		t.Fatalf("Validate: %v", err)
+	}
+	delete(a.DeviceAddresses, "GW1.example")
+	if err := a.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
 	}
 }

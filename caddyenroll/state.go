@@ -85,9 +85,12 @@ func hashKey(parts ...string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// requestID names the request of a device and key in a profile.
+// requestID names the request of a device and key in a profile, whatever
+// the spelling of the device's name (deviceMatchKey: an operator respelling
+// its line while a request waits must not make it another request, whose
+// nonce binding would refuse the device's retrieves).
 func requestID(profile, device, pubKeySHA256 string) string {
-	return hashKey("request", profile, strings.ToLower(device), pubKeySHA256)[:32]
+	return hashKey("request", profile, deviceMatchKey(device), pubKeySHA256)[:32]
 }
 
 func requestKey(id string) string { return path.Join(statePrefix, "requests", id+".json") }

@@ -302,8 +302,10 @@ func (c *Client) enroll(ctx context.Context, wait bool) (*Result, error) {
 				return nil, fmt.Errorf("interrupted; the request is saved in %s: %w", cc.path(PendingFile), ctx.Err())
 			}
 			var re *RejectedError
+			// (a nonce the server refuses: its request is not the one it
+			// bound the nonce to any more; start over with a new key and nonce)
 			if errors.As(err, &re) && (re.Status == wire.StatusRejected || re.Status == wire.StatusBadCSR ||
-				re.Status == wire.StatusNotFound) {
+				re.Status == wire.StatusNotFound || re.Status == wire.StatusNonceReused) {
 				if rerr := cc.removePending(); rerr != nil {
 					return nil, errors.Join(err, rerr)
 				}

@@ -387,6 +387,31 @@ func TestRejectedByAdministratorWhilePending(t *testing.T) {
 	}
 }
 
+// A retrieve whose nonce the server refuses (its request is not the one the
+// server bound the nonce to any more, say after the operator respelled the
+// device's line) ends the request: kept, the same nonce would be refused
+// on every later run.
+func TestNonceRefusedWhilePending(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{Manual: true})
+	clk := newClock()
+	clk.onWait = func(n int) {
+		if n == 2 {
+			srv.Update(func(c *enrolltest.Config) {
+				c.RejectStatus, c.RejectReason = wire.StatusNonceReused, "nonce was already used with another request"
+			})
+		}
+	}
+	c := newClient(t, srv, clk)
+	_, err := c.Enroll(context.Background())
+	var re *RejectedError
+	if !errors.As(err, &re) || re.Status != wire.StatusNonceReused || re.Op != "retrieve" {
+		t.Fatalf("err = %v", err)
+	}
+	if exists(c.Dir, PendingFile) || exists(c.Dir, KeyFile) {
+		t.Error("the refused request was kept")
+	}
+}
+
 // Fig. 3B step 345: a CA that does not match the pin ends the enrollment
 // before a key is generated or anything but getcacert is sent.
 func TestWrongFingerprintStopsBeforeKey(t *testing.T) {
