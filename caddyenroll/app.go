@@ -83,8 +83,8 @@ type App struct {
 	// (DestinationSignalAddress), by device name: "host", "host:port",
 	// "[ip]:port" (port 1 to 65535). A device not listed is reached at its
 	// name, port 5060. Names match the configuration file's lines in any
-	// spelling of the device (case, "[ip]"); a name the file lacks is
-	// refused at start.
+	// spelling of the device (case, "[ip]"), each device at most once; a
+	// name the file lacks is logged as a warning and ignored.
 	DeviceAddresses map[string]string `json:"device_addresses,omitempty"`
 
 	// Most destinations in an OSP answer. Default 10.
