@@ -518,6 +518,11 @@ func TestStatusTable(t *testing.T) {
 	r2 := enrollReq(wire.OpRequest, t, other)
 	r2.Nonce = r1.Nonce
 	expect("nonce reuse", wire.StatusNonceReused, s.do(r2))
+	// … and with the same CSR but another device id
+	r3 := r1
+	r3.Device = "999" + r1.Device
+	expect("nonce reuse with another device id", wire.StatusNonceReused, s.do(r3))
+	expect("nonce repeated with the same request", wire.StatusOK, s.do(r1))
 	// 11: retrieve of a request never made
 	_, never := p256CSR(t, "device7.isp.com")
 	expect("retrieve unknown", wire.StatusNotFound, s.do(enrollReq(wire.OpRetrieve, t, never)))

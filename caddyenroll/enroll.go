@@ -135,7 +135,7 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, csr *ca.CSR, dev deviceInfo,
 	name, id string, authority *ca.CA, policy ca.Policy) outcome {
 	r := in.req
-	bound, err := a.state.bindNonce(ctx, r.Nonce, id)
+	bound, err := a.state.bindNonceTo(ctx, r.Nonce, nonceBinding(id, r.Device, r.Customer), id)
 	if err != nil {
 		a.log.Error("recording nonce", zap.Error(err))
 		return fail(wire.StatusServerError, "server error")

@@ -63,6 +63,19 @@ func (s *stateStore) bucket(t time.Time) int64 {
 // storage do not wait for each other here: that would cost a synced
 // storage lock file per enrollment.
 func (s *stateStore) bindNonce(ctx context.Context, nonce []byte, reqID string) (bool, error) {
+	return s.bindNonceTo(ctx, nonce, reqID, reqID)
+}
+
+// nonceBinding is what a nonce binds to: the request (profile, device, key)
+// and the device and customer ids it came with, so that the nonce reused
+// with another CSR, device name or id is refused.
+func nonceBinding(reqID, deviceID, customer string) string {
+	return reqID + ":" + hashKey("nonce ids", deviceID, customer)[:16]
+}
+
+// bindNonceTo binds nonce to binding, or reports whether it is bound to it
+// already (or to also, the binding of earlier versions: the request id).
+func (s *stateStore) bindNonceTo(ctx context.Context, nonce []byte, binding, also string) (bool, error) {
 	lock := "clearinghouse_nonce_bind_" + hashKey("nonce", string(nonce))
 	if _, err := acquireLocal(ctx, lock); err != nil {
 		return false, err
@@ -74,7 +87,7 @@ func (s *stateStore) bindNonce(ctx context.Context, nonce []byte, reqID string) 
 		v, err := s.st.Load(ctx, nonceKey(b, nonce))
 		switch {
 		case err == nil:
-			if string(v) != reqID {
+			if string(v) != binding && string(v) != also {
 				return false, nil
 			}
 			seen = true
@@ -85,7 +98,7 @@ func (s *stateStore) bindNonce(ctx context.Context, nonce []byte, reqID string) 
 	if seen {
 		return true, nil
 	}
-	return true, s.st.Store(ctx, nonceKey(cur, nonce), []byte(reqID))
+	return true, s.st.Store(ctx, nonceKey(cur, nonce), []byte(binding))
 }
 
 // isBucketName reports whether a name under nonces/ is a time bucket: a
