@@ -531,6 +531,16 @@ func TestStatusTable(t *testing.T) {
 	expect("plain http", wire.StatusSSLRequired, a)
 	a, _, _ = s.post(s.http, []byte("operation=getcacert"), "text/plain")
 	expect("plain http getcacert", wire.StatusSSLRequired, a)
+	for _, p := range []string{"ca.crt", "ca.crl"} {
+		resp, err := http.Get(strings.TrimSuffix(s.http, "/") + "/" + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("plain http GET /%s under ssl enabled: HTTP %d, want 403", p, resp.StatusCode)
+		}
+	}
 	// 13: customer differs from the account's
 	rc := enrollReq(wire.OpRequest, t, good)
 	rc.Username, rc.Customer = "cust", "999"

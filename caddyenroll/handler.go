@@ -35,9 +35,9 @@ type Handler struct {
 	// or "text/plain" (as Table 3 shows).
 	ContentType string `json:"content_type,omitempty"`
 
-	// Answer getcacert, and only it, over plain HTTP even when the
-	// configuration file says `ssl enabled`. The CA certificate is public;
-	// devices check its fingerprint out of band.
+	// Answer getcacert (and GET /ca.crt and /ca.crl), and only these, over
+	// plain HTTP even when the configuration file says `ssl enabled`. The
+	// CA certificate is public; devices check its fingerprint out of band.
 	PlainGetCACert bool `json:"plain_getcacert,omitempty"`
 
 	// Largest request body accepted: 1 KiB to 64 KiB (the protocol's
@@ -113,10 +113,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	switch r.Method {
 	case http.MethodPost:
 	case http.MethodGet, http.MethodHead:
+		crl, crt := strings.HasSuffix(r.URL.Path, "/ca.crl"), strings.HasSuffix(r.URL.Path, "/ca.crt")
+		if (crl || crt) && r.TLS == nil && !h.PlainGetCACert && h.app.cfg.flags().SSL {
+			// `ssl enabled` refuses every request that did not come over TLS
+			return caddyhttp.Error(http.StatusForbidden, errors.New("ssl is enabled: use HTTPS"))
+		}
 		switch {
-		case strings.HasSuffix(r.URL.Path, "/ca.crl"):
+		case crl:
 			return h.serveCRL(w, r)
-		case strings.HasSuffix(r.URL.Path, "/ca.crt"):
+		case crt:
 			c, _ := h.app.authority(h.Profile)
 			return writeBinary(w, r, "application/pkix-cert", c.Root().Raw)
 		}
