@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -188,4 +189,48 @@ func authRequestBody(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// With `cdrs disabled` every usage record is confirmed (status 200) and
+// none is stored; with `cdrs enabled` they are stored.
+func TestUsageConfirmedNotStoredWhenCDRsDisabled(t *testing.T) {
+	f := newOSPFixture(t)
+	cdrsStored := func() int {
+		keys, err := f.a.storage.List(context.Background(), cdrsPrefix(), true)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, k := range keys {
+			if strings.HasSuffix(k, ".json") {
+				n++
+			}
+		}
+		return n
+	}
+	for _, c := range []struct {
+		cdrs   bool
+		stored int
+	}{{false, 0}, {true, 2}} {
+		f.setFlags(flags{CDRs: c.cdrs})
+		code, body := f.post(usageBody(t, 11, 12), "192.0.2.1:5060")
+		if code != 200 {
+			t.Fatalf("cdrs %v: HTTP %d %s", c.cdrs, code, body)
+		}
+		cnf, err := osp.ParseUsageConfirmation([]byte(body))
+		if err != nil {
+			t.Fatalf("cdrs %v: %v: %.300s", c.cdrs, err, body)
+		}
+		if len(cnf.Confirmations) != 2 {
+			t.Fatalf("cdrs %v: %d confirmations, want 2", c.cdrs, len(cnf.Confirmations))
+		}
+		for _, x := range cnf.Confirmations {
+			if !x.Status.OK() {
+				t.Errorf("cdrs %v: component %s confirmed with status %v", c.cdrs, x.ComponentID, x.Status)
+			}
+		}
+		if n := cdrsStored(); n != c.stored {
+			t.Errorf("cdrs %v: %d records in storage, want %d", c.cdrs, n, c.stored)
+		}
+	}
 }
