@@ -4,7 +4,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
 	"net/http/httptest"
@@ -16,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 )
 
@@ -145,5 +148,44 @@ func TestIdentifyAsTheFileWritesIt(t *testing.T) {
 		if got, why := h.identify(r); got != want {
 			t.Errorf("from %s: %q (%s), want %q", addr, got, why, want)
 		}
+	}
+}
+
+// A client certificate of the legacy CA (MD5-RSA, which Go's TLS stack
+// cannot verify: the legacy OSP site uses client_auth mode request)
+// identifies its device as a modern one does: byte for byte a certificate
+// this clearinghouse issued.
+func TestIdentifyLegacyCertificate(t *testing.T) {
+	f := newRefreshFixture(t)
+	legacy, _, err := ca.Open(f.ctx, f.app.storage, ca.Config{Name: "legacy", Profile: ca.ProfileLegacy, Now: f.clock.Now}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.app.cas[profileLegacy] = legacy
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw9.example"}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := legacy.Issue(f.ctx, csr, "gw9.example", ca.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if is.Cert.SignatureAlgorithm != x509.MD5WithRSA {
+		t.Fatalf("legacy certificate signed with %v", is.Cert.SignatureAlgorithm)
+	}
+	d, profile, err := f.app.identifyByCertificate(f.ctx, is.Cert)
+	if err != nil || d != "gw9.example" || profile != profileLegacy {
+		t.Fatalf("legacy certificate: %q %q %v", d, profile, err)
+	}
+	// a certificate with the same names that this clearinghouse did not
+	// issue (its bytes differ) identifies nobody
+	forged := *is.Cert
+	forged.Raw = append(append([]byte(nil), is.Cert.Raw...), 0)
+	if d, _, err := f.app.identifyByCertificate(f.ctx, &forged); err == nil {
+		t.Fatalf("a certificate not issued here identified %q", d)
 	}
 }
