@@ -1014,6 +1014,57 @@ func TestDisabledWhileStoppedIsRevoked(t *testing.T) {
 	waitFor(t, "the disabled device's certificate in the CRL", inCRL)
 }
 
+// A device the operator disables in the file while Caddy runs has its
+// certificate revoked for cessationOfOperation once the watcher sees the
+// edit, without any request of the device; its new requests get status 6.
+func TestDisabledWhileRunningIsRevoked(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	caCert := s.getCACert()
+	_, csr := p256CSR(t, "device4.com")
+	a := s.do(enrollReq(wire.OpRequest, t, csr))
+	if a.Status != wire.StatusOK {
+		t.Fatalf("enrollment: status %d %s", a.Status, a.Error)
+	}
+	cert, err := x509.ParseCertificate(a.Certificate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := func() *x509.RevocationListEntry {
+		for _, e := range s.fetchCRL(caCert).RevokedCertificateEntries {
+			if e.SerialNumber.Cmp(cert.SerialNumber) == 0 {
+				return &e
+			}
+		}
+		return nil
+	}
+	if entry() != nil {
+		t.Fatal("revoked before it was disabled")
+	}
+
+	// the operator's edit: enabled becomes disabled on device4.com's line
+	b, err := os.ReadFile(s.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const line = "device 'device4.com' 'HK Telecom' enabled"
+	if bytes.Count(b, []byte(line)) != 1 {
+		t.Fatalf("configuration file lacks %q:\n%s", line, b)
+	}
+	b = bytes.Replace(b, []byte(line), []byte("device 'device4.com' 'HK Telecom' disabled"), 1)
+	if err := os.WriteFile(s.conf, b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the disabled device's certificate in the CRL", func() bool { return entry() != nil })
+	if e := entry(); e.ReasonCode != 5 {
+		t.Errorf("CRL entry of the disabled device's certificate: reason %d, want 5 (cessationOfOperation)", e.ReasonCode)
+	}
+
+	_, csr2 := p256CSR(t, "device4.com")
+	if a := s.do(enrollReq(wire.OpRequest, t, csr2)); a.Status != wire.StatusDeviceDisabled {
+		t.Fatalf("request of the disabled device: status %d %s, want %d", a.Status, a.Error, wire.StatusDeviceDisabled)
+	}
+}
+
 // After the operational CA changes (the crypto item removed: a new CA),
 // devices enroll again: with the key they had (not answered with the
 // earlier CA's certificate) and with a new one (the earlier certificate,
