@@ -188,6 +188,58 @@ func TestAdaptExampleAndAdminCommands(t *testing.T) {
 	}
 }
 
+// `caddy enroll reject` refuses a pending request through the admin API:
+// the device's retrieve gets status 8, and `caddy enroll pending` no longer
+// lists the request.
+func TestRejectCommand(t *testing.T) {
+	s := startServer(t, serverOpts{approval: "manual"})
+	_, csr := p256CSR(t, "device4.com")
+	if ans := s.do(enrollReq(wire.OpRequest, t, csr)); ans.Status != wire.StatusPending {
+		t.Fatalf("request: status %d %s", ans.Status, ans.Error)
+	}
+	p := s.pending()
+	if len(p) != 1 || p[0].Device != "device4.com" {
+		t.Fatalf("pending: %+v", p)
+	}
+	id := p[0].ID
+	out, errOut, code := runCaddy(t, s.Dir, "enroll", "pending", "--address", s.AdminAddr)
+	if code != 0 || !strings.Contains(out, id) {
+		t.Fatalf("caddy enroll pending before the rejection: exit %d, want %s listed\n%s%s", code, id, out, errOut)
+	}
+
+	out, errOut, code = runCaddy(t, s.Dir, "enroll", "reject", id, "--reason", "not ours", "--address", s.AdminAddr)
+	if code != 0 {
+		t.Fatalf("caddy enroll reject: exit %d\n%s%s", code, out, errOut)
+	}
+	var rejected struct {
+		ID     string `json:"id"`
+		Device string `json:"device"`
+		State  string `json:"state"`
+		Reason string `json:"reason"`
+	}
+	if err := json.Unmarshal([]byte(out), &rejected); err != nil {
+		t.Fatalf("caddy enroll reject answer: %v\n%s", err, out)
+	}
+	if rejected.ID != id || rejected.Device != "device4.com" || rejected.State != "rejected" || rejected.Reason != "not ours" {
+		t.Fatalf("caddy enroll reject answer: %+v", rejected)
+	}
+
+	if ans := s.do(enrollReq(wire.OpRetrieve, t, csr)); ans.Status != wire.StatusRejected {
+		t.Fatalf("retrieve after the rejection: status %d %s, want %d", ans.Status, ans.Error, wire.StatusRejected)
+	}
+	out, errOut, code = runCaddy(t, s.Dir, "enroll", "pending", "--address", s.AdminAddr)
+	if code != 0 || strings.Contains(out, id) || strings.Contains(out, "device4.com") {
+		t.Fatalf("caddy enroll pending after the rejection: exit %d, want device4.com gone\n%s%s", code, out, errOut)
+	}
+	if left := s.pending(); len(left) != 0 {
+		t.Fatalf("pending after the rejection: %+v", left)
+	}
+	// rejecting it again is refused, with a non-zero exit
+	if out, errOut, code = runCaddy(t, s.Dir, "enroll", "reject", id, "--address", s.AdminAddr); code == 0 {
+		t.Fatalf("rejecting a rejected request succeeded:\n%s%s", out, errOut)
+	}
+}
+
 // `caddy validate` provisions the modules: a bad configuration file or a
 // bad setting stops it with a precise message.
 func TestValidateRefusesBadSettings(t *testing.T) {

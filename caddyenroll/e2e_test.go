@@ -64,6 +64,7 @@ type serverOpts struct {
 	approval  string
 	unknown   string
 	extra     string   // more lines for the global enroll block
+	handler   string   // lines for the enroll handler of the two sites
 	conf      string   // configuration file contents; default Table 7
 	sites     string   // more site blocks
 	servers   string   // more lines for the global servers block
@@ -90,6 +91,10 @@ func startServer(t *testing.T, o serverOpts) *server {
 	}
 	if o.unknown == "" {
 		o.unknown = "pending"
+	}
+	handler := "enroll"
+	if o.handler != "" {
+		handler = "enroll {\n\t\t" + o.handler + "\n\t}"
 	}
 	admin := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	tlsAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
@@ -120,14 +125,15 @@ func startServer(t *testing.T, o serverOpts) *server {
 https://%s {
 	bind 127.0.0.1
 	tls internal
-	enroll
+	%s
 }
 http://%s {
 	bind 127.0.0.1
-	enroll
+	%s
 }
 %s
-`, admin, o.servers, filepath.Join(dir, "data"), confPath, o.approval, o.unknown, passwordHash(t), passwordHash(t), o.extra, tlsAddr, httpAddr, o.sites)
+`, admin, o.servers, filepath.Join(dir, "data"), confPath, o.approval, o.unknown, passwordHash(t), passwordHash(t), o.extra,
+		tlsAddr, handler, httpAddr, handler, o.sites)
 	c := testutil.StartCaddy(t, dir, caddyfile, admin, append([]string{tlsAddr, httpAddr}, o.waitAddrs...)...)
 	s := &server{Caddy: c, t: t, https: "https://" + tlsAddr + "/", http: "http://" + httpAddr + "/",
 		conf: confPath, tlsAddr: tlsAddr, httpAddr: httpAddr}
@@ -625,6 +631,42 @@ func TestAnswerShape(t *testing.T) {
 	_ = pem.EncodeToMemory
 }
 
+// `content_type text/plain` on the handler makes every answer text/plain:
+// getcacert (the constant answer and the one over plain HTTP), an issued
+// request and a refused one; without it they are text/html.
+func TestHandlerContentType(t *testing.T) {
+	for _, c := range []struct{ handler, want string }{
+		{"", "text/html"},
+		{"content_type text/plain", "text/plain"},
+	} {
+		s := startServer(t, serverOpts{handler: c.handler})
+		check := func(what string, resp *http.Response, raw []byte, status int) {
+			t.Helper()
+			if ct := resp.Header.Get("Content-Type"); ct != c.want {
+				t.Errorf("handler %q, %s: Content-Type %q, want %q", c.handler, what, ct, c.want)
+			}
+			ans, err := wire.DecodeResponse(raw)
+			if resp.StatusCode != 200 || err != nil || ans.Status != status {
+				t.Fatalf("handler %q, %s: HTTP %d %q (%v), want status %d", c.handler, what, resp.StatusCode, raw, err, status)
+			}
+		}
+		_, resp, raw := s.post(s.https, []byte("operation=getcacert"), "text/plain")
+		check("getcacert", resp, raw, wire.StatusOK)
+		_, resp, raw = s.post(s.https, wire.EncodeRequest(wire.Request{Operation: wire.OpGetCACert, Nonce: nonce(t)}), "text/html")
+		check("getcacert with a nonce", resp, raw, wire.StatusOK)
+		_, resp, raw = s.post(s.http, []byte("operation=getcacert"), "text/plain")
+		check("getcacert over plain HTTP", resp, raw, wire.StatusSSLRequired)
+		_, csr := p256CSR(t, "device4.com")
+		r := enrollReq(wire.OpRequest, t, csr)
+		_, resp, raw = s.post(s.https, wire.EncodeRequest(r), wire.RequestContentType(r.Operation))
+		check("request", resp, raw, wire.StatusOK)
+		r = enrollReq(wire.OpRequest, t, csr)
+		r.Password = "wrong"
+		_, resp, raw = s.post(s.https, wire.EncodeRequest(r), wire.RequestContentType(r.Operation))
+		check("request with a wrong password", resp, raw, wire.StatusBadCredentials)
+	}
+}
+
 // An operator's edit that does not parse is never overwritten by the
 // server's own edits: the certificate is still issued and delivered, and
 // the device is marked enrolled once the file parses again.
@@ -985,6 +1027,57 @@ func TestDisabledWhileStoppedIsRevoked(t *testing.T) {
 	s.Restart(s.tlsAddr, s.httpAddr)
 	s.waitTLS()
 	waitFor(t, "the disabled device's certificate in the CRL", inCRL)
+}
+
+// A device the operator disables in the file while Caddy runs has its
+// certificate revoked for cessationOfOperation once the watcher sees the
+// edit, without any request of the device; its new requests get status 6.
+func TestDisabledWhileRunningIsRevoked(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	caCert := s.getCACert()
+	_, csr := p256CSR(t, "device4.com")
+	a := s.do(enrollReq(wire.OpRequest, t, csr))
+	if a.Status != wire.StatusOK {
+		t.Fatalf("enrollment: status %d %s", a.Status, a.Error)
+	}
+	cert, err := x509.ParseCertificate(a.Certificate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := func() *x509.RevocationListEntry {
+		for _, e := range s.fetchCRL(caCert).RevokedCertificateEntries {
+			if e.SerialNumber.Cmp(cert.SerialNumber) == 0 {
+				return &e
+			}
+		}
+		return nil
+	}
+	if entry() != nil {
+		t.Fatal("revoked before it was disabled")
+	}
+
+	// the operator's edit: enabled becomes disabled on device4.com's line
+	b, err := os.ReadFile(s.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const line = "device 'device4.com' 'HK Telecom' enabled"
+	if bytes.Count(b, []byte(line)) != 1 {
+		t.Fatalf("configuration file lacks %q:\n%s", line, b)
+	}
+	b = bytes.Replace(b, []byte(line), []byte("device 'device4.com' 'HK Telecom' disabled"), 1)
+	if err := os.WriteFile(s.conf, b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the disabled device's certificate in the CRL", func() bool { return entry() != nil })
+	if e := entry(); e.ReasonCode != 5 {
+		t.Errorf("CRL entry of the disabled device's certificate: reason %d, want 5 (cessationOfOperation)", e.ReasonCode)
+	}
+
+	_, csr2 := p256CSR(t, "device4.com")
+	if a := s.do(enrollReq(wire.OpRequest, t, csr2)); a.Status != wire.StatusDeviceDisabled {
+		t.Fatalf("request of the disabled device: status %d %s, want %d", a.Status, a.Error, wire.StatusDeviceDisabled)
+	}
 }
 
 // After the operational CA changes (the crypto item removed: a new CA),
