@@ -750,23 +750,11 @@ func TestInterruptedIssuanceIsCompleted(t *testing.T) {
 	}
 }
 
-// A re-enrollment whose revocation of the previous certificate fails is
-// not answered as done: the device record keeps naming the previous
-// certificate, and the device's retry supersedes it and gets the new one.
-// (Answering status 0 with the previous certificate still valid, as a
-// logged failure did before, left it valid for good.)
-func TestReenrollmentRevocationFailureIsRetried(t *testing.T) {
-	s := startServer(t, serverOpts{})
-	caCert := s.getCACert()
-	_, csr1 := p256CSR(t, "device4.com")
-	first := s.do(enrollReq(wire.OpRequest, t, csr1))
-	if first.Status != wire.StatusOK {
-		t.Fatalf("first enrollment: status %d %s", first.Status, first.Error)
-	}
-	old, _ := x509.ParseCertificate(first.Certificate)
-
-	// the CA's list of revoked serials cannot be read or written: a
-	// directory where the file belongs
+// blockRevokedList makes the CA's list of revoked serials impossible to
+// read or write (a directory where the file belongs), so that revocations
+// fail; the returned function puts things right.
+func (s *server) blockRevokedList(t *testing.T) (unblock func()) {
+	t.Helper()
 	var caDir string
 	filepath.WalkDir(filepath.Join(s.Dir, "data", "clearinghouse", "ca"), func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.IsDir() && d.Name() == "issued" {
@@ -784,15 +772,36 @@ func TestReenrollmentRevocationFailureIsRetried(t *testing.T) {
 	if err := os.Mkdir(revoked, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	return func() {
+		t.Helper()
+		if err := os.Remove(revoked); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A re-enrollment whose revocation of the previous certificate fails is
+// not answered as done: the device record keeps naming the previous
+// certificate, and the device's retry supersedes it and gets the new one.
+// (Answering status 0 with the previous certificate still valid, as a
+// logged failure did before, left it valid for good.)
+func TestReenrollmentRevocationFailureIsRetried(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	caCert := s.getCACert()
+	_, csr1 := p256CSR(t, "device4.com")
+	first := s.do(enrollReq(wire.OpRequest, t, csr1))
+	if first.Status != wire.StatusOK {
+		t.Fatalf("first enrollment: status %d %s", first.Status, first.Error)
+	}
+	old, _ := x509.ParseCertificate(first.Certificate)
+
+	unblock := s.blockRevokedList(t)
 	key2, csr2 := p256CSR(t, "device4.com")
 	if a := s.do(enrollReq(wire.OpRequest, t, csr2)); a.Status != wire.StatusServerError {
 		t.Fatalf("re-enrollment while the previous certificate cannot be revoked: status %d %s, want %d",
 			a.Status, a.Error, wire.StatusServerError)
 	}
-
-	if err := os.Remove(revoked); err != nil {
-		t.Fatal(err)
-	}
+	unblock()
 	again := s.do(enrollReq(wire.OpRetrieve, t, csr2))
 	if again.Status != wire.StatusOK {
 		t.Fatalf("retry: status %d %s", again.Status, again.Error)
@@ -821,31 +830,12 @@ func TestUndeliveredCertificateIsSuperseded(t *testing.T) {
 	}
 	certA, _ := x509.ParseCertificate(a.Certificate)
 
-	// the CA's list of revoked serials cannot be read or written
-	var caDir string
-	filepath.WalkDir(filepath.Join(s.Dir, "data", "clearinghouse", "ca"), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() && d.Name() == "issued" {
-			caDir = filepath.Dir(p)
-		}
-		return nil
-	})
-	if caDir == "" {
-		t.Fatal("no CA directory in storage")
-	}
-	revokedList := filepath.Join(caDir, "revoked.json")
-	if err := os.RemoveAll(revokedList); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(revokedList, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	unblock := s.blockRevokedList(t)
 	_, csrB := p256CSR(t, "device4.com")
 	if b := s.do(enrollReq(wire.OpRequest, t, csrB)); b.Status != wire.StatusServerError {
 		t.Fatalf("re-enrollment that cannot revoke: status %d %s, want %d", b.Status, b.Error, wire.StatusServerError)
 	}
-	if err := os.Remove(revokedList); err != nil {
-		t.Fatal(err)
-	}
+	unblock()
 
 	// the device gives up on key B and enrolls with a new key C
 	keyC, csrC := p256CSR(t, "device4.com")
