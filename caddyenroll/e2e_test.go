@@ -484,6 +484,9 @@ func TestStatusTable(t *testing.T) {
 	// 2: malformed body
 	a, _, _ := s.post(s.https, []byte("operation=request&nonce=%zz"), "text/html")
 	expect("malformed", wire.StatusBadRequest, a)
+	// 2: a CSR that is base64 but not DER (not a certificate request at all)
+	notDER := enrollReq(wire.OpRequest, t, []byte{0, 0, 0})
+	expect("CSR not DER", wire.StatusBadRequest, s.do(notDER))
 	// 3: bad password
 	r := enrollReq(wire.OpRequest, t, good)
 	r.Password = "wrong"

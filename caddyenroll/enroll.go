@@ -90,6 +90,9 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 	}
 	policy := a.Authorities[in.profile].policy(in.profile)
 	csr, err := ca.ParseCSR(r.CSR, policy)
+	if errors.Is(err, ca.ErrMalformedCSR) {
+		return fail(wire.StatusBadRequest, err.Error()) // not a certificate request at all
+	}
 	if err != nil {
 		return fail(wire.StatusBadCSR, err.Error())
 	}

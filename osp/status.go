@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Status is the <Status> of an OSP answer: a numeric code and a free text
@@ -117,7 +118,22 @@ func statusFor(err error) Status {
 }
 
 func perr(sentinel error, format string, args ...any) *ParseError {
-	return &ParseError{Status: statusFor(sentinel), Err: sentinel, Detail: fmt.Sprintf(format, args...)}
+	return &ParseError{Status: statusFor(sentinel), Err: sentinel, Detail: clipDetail(fmt.Sprintf(format, args...))}
+}
+
+// maxDetail bounds a ParseError's detail: it quotes values of the message,
+// which anyone who can reach the server chooses, and ends up in logs.
+const maxDetail = 200
+
+func clipDetail(s string) string {
+	if len(s) <= maxDetail {
+		return s
+	}
+	cut := maxDetail
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "… (" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 // StatusOf returns the status that answers err: the Status of a

@@ -24,7 +24,8 @@ const (
 	KindTokenInfo
 	// KindUnsupported is a component of the OSP vocabulary this package
 	// does not implement (AuthorizationIndication, PricingIndication, …);
-	// requests of that kind are refused with 501.
+	// ParseRequest refuses it with ErrUnsupported (the handler answers
+	// HTTP 400: there is no answer element for a kind it does not know).
 	KindUnsupported
 )
 
@@ -262,6 +263,14 @@ func decodeTime(n *node) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339, v)
 	if err != nil {
 		return time.Time{}, perr(ErrInvalidValue, "<%s> %q is not a time", n.name, v)
+	}
+	// RFC 3339 offsets are below 24 hours, and a time must stay within the
+	// years 1 to 9999 in UTC (what stores and answers can write back)
+	if _, off := t.Zone(); off <= -24*3600 || off >= 24*3600 {
+		return time.Time{}, perr(ErrInvalidValue, "<%s> %q: offset of 24 hours or more", n.name, v)
+	}
+	if y := t.UTC().Year(); y < 1 || y > 9999 {
+		return time.Time{}, perr(ErrInvalidValue, "<%s> %q is outside the years 1 to 9999 in UTC", n.name, v)
 	}
 	return t.UTC(), nil
 }
