@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
 
 // countingStorage counts Loads, and can hold the Loads of device records
@@ -527,4 +529,57 @@ func TestRefreshRevokedFileSpelling(t *testing.T) {
 	f.revoke(f.other, serial, ca.ReasonKeyCompromise)
 	f.refresh()
 	f.wantEligible(map[string]bool{"2001:DB8:0::1": false})
+}
+
+// A request an earlier version stored under its old id (the device name
+// lower-cased, not normalized: a file line like "GW1.Example.") is still
+// found, and its nonce binding honoured: its retrieve is answered pending,
+// not 9 (nonce reused) or 11 (not found).
+func TestLegacyRequestIDStillFound(t *testing.T) {
+	f := newRefreshFixture(t)
+	path := filepath.Join(t.TempDir(), "ch.conf")
+	if err := os.WriteFile(path, []byte("group \"\"\ndevice GW1.Example. \"\" enabled\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := loadConfigState(path, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.app.cfg = cs
+	f.app.log = zap.NewNop()
+	f.app.state = newStateStore(f.app.storage, time.Hour)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := ca.ParseCSR(der, ca.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := cs.device("gw1.example")
+	if !dev.Known || dev.Name != "GW1.Example." {
+		t.Fatalf("device: %+v", dev)
+	}
+	id := requestID(profileModern, dev.Name, csr.PublicKeySHA256)
+	legacy := legacyRequestID(profileModern, dev.Name, csr.PublicKeySHA256)
+	if legacy == "" || legacy == id {
+		t.Fatalf("ids: %s, legacy %q", id, legacy)
+	}
+	// what an earlier version stored: the request and its nonce's binding
+	nonce := []byte("device nonce")
+	now := time.Now().UTC()
+	if err := f.app.state.putRequest(f.ctx, &Request{ID: legacy, Profile: profileModern, Device: dev.Name, DeviceID: "1", Customer: "2",
+		PublicKeySHA256: csr.PublicKeySHA256, CSR: der, ServerNonce: "server-nonce", State: statePending, Known: true,
+		Created: now, Updated: now}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := f.app.state.bindNonce(f.ctx, nonce, legacy); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	in := enrollInput{op: wire.OpRetrieve, profile: profileModern, req: &wire.Request{Operation: wire.OpRetrieve, Nonce: nonce, Device: "1", Customer: "2"}}
+	o := f.app.enrollLocked(f.ctx, in, &Account{Username: "u"}, csr, dev, dev.Name, id, f.local, ca.Policy{})
+	if o.resp.Status != wire.StatusPending || o.resp.Nonce != "server-nonce" {
+		t.Fatalf("retrieve of a request stored under its old id: status %d %s", o.resp.Status, o.resp.Error)
+	}
 }

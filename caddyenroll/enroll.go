@@ -138,7 +138,10 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, csr *ca.CSR, dev deviceInfo,
 	name, id string, authority *ca.CA, policy ca.Policy) outcome {
 	r := in.req
-	bound, err := a.state.bindNonceTo(ctx, r.Nonce, nonceBinding(id, r.Device, r.Customer), id)
+	// a request stored by an earlier version may have another id (its
+	// device name lower-cased, not normalized): found and bound by it too
+	legacyID := legacyRequestID(in.profile, name, csr.PublicKeySHA256)
+	bound, err := a.state.bindNonceTo(ctx, r.Nonce, nonceBinding(id, r.Device, r.Customer), id, legacyID)
 	if err != nil {
 		a.log.Error("recording nonce", zap.Error(err))
 		return fail(wire.StatusServerError, "server error")
@@ -156,6 +159,9 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 	}
 
 	existing, err := a.state.request(ctx, id)
+	if err == nil && existing == nil && legacyID != "" {
+		existing, err = a.state.request(ctx, legacyID)
+	}
 	if err != nil {
 		a.log.Error("loading request", zap.String("request", id), zap.Error(err))
 		return fail(wire.StatusServerError, "server error")

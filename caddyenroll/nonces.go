@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,7 +17,7 @@ import (
 // Client nonces are kept in time buckets, one storage "directory" per
 // retention window:
 //
-//	clearinghouse/enroll/nonces/<bucket>/<sha256 hex>   (value: the request id)
+//	clearinghouse/enroll/nonces/<bucket>/<sha256 hex>   (value: nonceBinding, the request id and a hash of its ids)
 //
 // where bucket is floor(unix seconds / retention seconds). A nonce is looked
 // up in the current and the previous bucket, so it is remembered at least
@@ -74,8 +75,9 @@ func nonceBinding(reqID, deviceID, customer string) string {
 }
 
 // bindNonceTo binds nonce to binding, or reports whether it is bound to it
-// already (or to also, the binding of earlier versions: the request id).
-func (s *stateStore) bindNonceTo(ctx context.Context, nonce []byte, binding, also string) (bool, error) {
+// already (or to one of also: bindings of earlier versions, the request id
+// alone; empty ones are skipped).
+func (s *stateStore) bindNonceTo(ctx context.Context, nonce []byte, binding string, also ...string) (bool, error) {
 	lock := "clearinghouse_nonce_bind_" + hashKey("nonce", string(nonce))
 	if _, err := acquireLocal(ctx, lock); err != nil {
 		return false, err
@@ -87,7 +89,7 @@ func (s *stateStore) bindNonceTo(ctx context.Context, nonce []byte, binding, als
 		v, err := s.st.Load(ctx, nonceKey(b, nonce))
 		switch {
 		case err == nil:
-			if string(v) != binding && string(v) != also {
+			if string(v) != binding && (len(v) == 0 || !slices.Contains(also, string(v))) {
 				return false, nil
 			}
 			seen = true

@@ -93,6 +93,16 @@ func requestID(profile, device, pubKeySHA256 string) string {
 	return hashKey("request", profile, deviceMatchKey(device), pubKeySHA256)[:32]
 }
 
+// legacyRequestID is the id earlier versions gave the request (the device
+// name lower-cased, not normalized), when it differs from requestID's.
+func legacyRequestID(profile, device, pubKeySHA256 string) string {
+	old := hashKey("request", profile, strings.ToLower(device), pubKeySHA256)[:32]
+	if old == requestID(profile, device, pubKeySHA256) {
+		return ""
+	}
+	return old
+}
+
 func requestKey(id string) string { return path.Join(statePrefix, "requests", id+".json") }
 func deviceKey(device string) string {
 	return path.Join(statePrefix, "devices", hashKey("device", strings.ToLower(device))+".json")

@@ -187,6 +187,14 @@ func (c *Client) enroll(ctx context.Context, wait bool) (*Result, error) {
 			return nil, configErr("a pending request for device %q is saved in %s; finish it with that device name, or remove the file to start over",
 				p.DeviceName, cc.path(PendingFile))
 		}
+		// a retrieve repeats the request's variables (seed 001): the server
+		// binds the nonce to the ids, and refuses it with others
+		for _, id := range []struct{ name, given, saved string }{{"device id", cc.DeviceID, p.DeviceID}, {"customer", cc.Customer, p.Customer}} {
+			if id.given != "" && id.saved != "" && id.given != id.saved {
+				return nil, configErr("a pending request with %s %q is saved in %s; finish it with that %s, or remove the file to start over",
+					id.name, id.saved, cc.path(PendingFile), id.name)
+			}
+		}
 		fill := func(dst *string, v string) {
 			if *dst == "" {
 				*dst = v

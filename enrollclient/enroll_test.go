@@ -210,6 +210,21 @@ func TestPendingResume(t *testing.T) {
 		t.Fatal(saved, err)
 	}
 
+	// resuming with other ids is refused before anything is sent, and the
+	// saved request is kept (the server binds the nonce to the ids)
+	for _, other := range []*Client{
+		{HTTPClient: srv.HTTP.Client(), Password: "pass", Dir: c.Dir, DeviceID: "999"},
+		{HTTPClient: srv.HTTP.Client(), Password: "pass", Dir: c.Dir, Customer: "999"},
+	} {
+		before := len(srv.Messages())
+		if _, err := other.Poll(context.Background()); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "saved in") {
+			t.Fatalf("resume with other ids: %v", err)
+		}
+		if len(srv.Messages()) != before || !exists(c.Dir, PendingFile) {
+			t.Fatal("resume with other ids sent a message or dropped the saved request")
+		}
+	}
+
 	// Poll: one retrieve, still pending
 	c2 := &Client{HTTPClient: srv.HTTP.Client(), Password: "pass", Dir: c.Dir}
 	if _, err := c2.Poll(context.Background()); !errors.Is(err, ErrPending) {
