@@ -82,9 +82,9 @@ func ParseCSR(der []byte, p Policy) (*CSR, error) {
 	// add nothing here.)
 	req, err := x509.ParseCertificateRequest(der)
 	if err != nil {
-		if signedShape(der) {
-			// a well-formed request whose content crypto/x509 refuses: a
-			// key it does not support (secp256k1, …)
+		if strings.Contains(err.Error(), "unsupported") {
+			// a request crypto/x509 reads but whose key it does not
+			// support ("x509: unsupported elliptic curve": secp256k1, …)
 			return nil, errorf(ErrKeyPolicy, "certificate request: %v", err)
 		}
 		return nil, errorf(ErrMalformedCSR, "certificate request: %v", err)
@@ -402,16 +402,4 @@ func isDERSequence(b []byte) bool {
 	in := cryptobyte.String(b)
 	var seq cryptobyte.String
 	return in.ReadASN1(&seq, cbasn1.SEQUENCE) && in.Empty()
-}
-
-// signedShape reports whether der is a DER SEQUENCE of a SEQUENCE, an
-// algorithm identifier and a BIT STRING, with nothing after: the shape of a
-// certificate request, whatever its content.
-func signedShape(der []byte) bool {
-	in := cryptobyte.String(der)
-	var outer, tbs, alg cryptobyte.String
-	var sig asn1.BitString
-	return in.ReadASN1(&outer, cbasn1.SEQUENCE) && in.Empty() &&
-		outer.ReadASN1(&tbs, cbasn1.SEQUENCE) && outer.ReadASN1(&alg, cbasn1.SEQUENCE) &&
-		outer.ReadASN1BitString(&sig) && outer.Empty()
 }
