@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -35,6 +36,35 @@ func TestParseCSRUnsupportedKeyVersusMalformed(t *testing.T) {
 	for name, b := range map[string][]byte{"truncated": der[:len(der)-5], "trailing byte": append(bytes.Clone(der), 0), "not DER": {0, 0, 0}} {
 		if _, err := ParseCSR(b, Policy{}); !errors.Is(err, ErrMalformedCSR) {
 			t.Errorf("%s: %v, want ErrMalformedCSR", name, err)
+		}
+	}
+}
+
+// A device name longer than a common name holds (64 characters) is refused
+// before signing: the certificate would carry an over-long CN.
+func TestDeviceNameFitsCommonName(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		ok   bool
+	}{
+		{strings.Repeat("a", 56) + ".example", true},  // 64
+		{strings.Repeat("a", 57) + ".example", false}, // 65
+	} {
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: c.name}}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		csr, err := ParseCSR(der, Policy{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = CheckNames(csr, c.name)
+		if c.ok != (err == nil) || !c.ok && !errors.Is(err, ErrBadDeviceName) {
+			t.Errorf("%d characters: %v", len(c.name), err)
 		}
 	}
 }

@@ -84,9 +84,16 @@ func deviceKey(name string) string {
 	return strings.ReplaceAll(strings.ToLower(name), ":", "%3A")
 }
 
+// maxCommonName is the upper bound of a common name (RFC 5280
+// ub-common-name), which carries the device's name.
+const maxCommonName = 64
+
 // checkNames refuses a request whose subject CN or SANs name anything but
 // the device. Empty names are fine: the CA decides what the certificate says.
 func checkNames(csr *CSR, device string, ip net.IP) error {
+	if len(device) > maxCommonName {
+		return errorf(ErrBadDeviceName, "device name %q is %d characters; a certificate's common name holds at most %d", device, len(device), maxCommonName)
+	}
 	matches := func(n string) bool {
 		n = strings.TrimSpace(n)
 		if ip != nil {

@@ -579,6 +579,12 @@ func (a *App) tokenSigner(ctx context.Context, profile string) (*osp.TokenSigner
 	if err != nil {
 		return nil, err
 	}
+	if len(c.Chain()) > 1 {
+		// gateways check a token with PKCS7_NOCHAIN against the CA
+		// certificate enrollment gave them, the root: a signer the
+		// intermediate issued has no path to it
+		return nil, errors.New("signed tokens need a CA without an intermediate (gateways verify them against the root alone); use tokens unsigned only in a lab, or a CA without intermediate")
+	}
 	if e, ok := a.authz.signers[profile]; ok && e.ca == c && time.Now().Before(e.renewAt) {
 		return e.signer, nil
 	}

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 )
@@ -187,5 +189,25 @@ func TestIdentifyLegacyCertificate(t *testing.T) {
 	forged.Raw = append(append([]byte(nil), is.Cert.Raw...), 0)
 	if d, _, err := f.app.identifyByCertificate(f.ctx, &forged); err == nil {
 		t.Fatalf("a certificate not issued here identified %q", d)
+	}
+}
+
+// Signed tokens need a CA without an intermediate: gateways verify a token
+// with PKCS7_NOCHAIN against the CA certificate enrollment gave them (the
+// root), so a signer the intermediate issued would fail every check there.
+func TestTokenSignerRefusesIntermediate(t *testing.T) {
+	f := newRefreshFixture(t)
+	withIntermediate, _, err := ca.Open(f.ctx, ca.NewMemStore(), ca.Config{Name: "modern", Intermediate: true}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.app.cas[profileModern] = withIntermediate
+	if _, err := f.app.tokenSigner(f.ctx, profileModern); err == nil || !strings.Contains(err.Error(), "intermediate") {
+		t.Fatalf("token signer under an intermediate: %v", err)
+	}
+	f.app.cas[profileModern] = f.local
+	f.app.log = zap.NewNop()
+	if _, err := f.app.tokenSigner(f.ctx, profileModern); err != nil {
+		t.Fatalf("token signer of a root CA: %v", err)
 	}
 }
