@@ -435,11 +435,26 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 		}
 	}
 	for _, c := range ad.app.cas {
+		// for key compromise, revoked certificates change their reason:
+		// listed in the answer (as a revoke by serial lists them), not
+		// counted as newly revoked
+		var rereasoned []string
+		if reason == ca.ReasonKeyCompromise {
+			recs, err := c.Records(ctx, body.Device)
+			if err != nil {
+				return nil, 0, apiErr(http.StatusInternalServerError, err)
+			}
+			for _, r := range recs {
+				if r.Revoked && r.Reason != ca.ReasonKeyCompromise {
+					rereasoned = append(rereasoned, r.Serial)
+				}
+			}
+		}
 		serials, err := c.RevokeDevice(ctx, body.Device, reason, "")
 		if err != nil {
 			return nil, 0, apiErr(http.StatusInternalServerError, err)
 		}
-		revoked = append(revoked, serials...)
+		revoked = append(append(revoked, serials...), rereasoned...)
 		newly += len(serials)
 	}
 	// a device without a valid certificate is not enrolled any more

@@ -1,10 +1,14 @@
 package caddyenroll_test
 
 import (
+	"crypto/x509"
+	"encoding/json"
+	"math/big"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
 
@@ -82,6 +86,44 @@ func TestMetricsCountEnrollments(t *testing.T) {
 	} {
 		if c.after != c.before+c.more {
 			t.Errorf("%s: %v after, %v before, want %v more", c.what, c.after, c.before, c.more)
+		}
+	}
+}
+
+// Revoking a device for key compromise lists its superseded certificate
+// too (its reason on the CRL becomes keyCompromise), but counts only the
+// newly revoked one.
+func TestRevokeDeviceForKeyCompromise(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	caCert := s.getCACert()
+	var serials []*big.Int
+	for range 2 { // the second enrollment supersedes the first
+		_, csr := p256CSR(t, "device4.com")
+		a := s.do(enrollReq(wire.OpRequest, t, csr))
+		if a.Status != wire.StatusOK {
+			t.Fatalf("enrollment: status %d %s", a.Status, a.Error)
+		}
+		c, err := x509.ParseCertificate(a.Certificate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		serials = append(serials, c.SerialNumber)
+	}
+	before := s.metric("caddy_clearinghouse_certificates_revoked_total", nil)
+	code, body := s.Admin("POST", "/enroll/revoke", `{"device":"device4.com","reason":1}`)
+	if code != 200 {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+	var ans struct{ Revoked []string }
+	if err := json.Unmarshal([]byte(body), &ans); err != nil || len(ans.Revoked) != 2 {
+		t.Fatalf("answer %s (%v), want both serials", body, err)
+	}
+	if d := s.metric("caddy_clearinghouse_certificates_revoked_total", nil) - before; d != 1 {
+		t.Errorf("certificates_revoked_total went up by %v, want 1 (the other was revoked already)", d)
+	}
+	for _, e := range s.fetchCRL(caCert).RevokedCertificateEntries {
+		if e.ReasonCode != ca.ReasonKeyCompromise {
+			t.Errorf("serial %x on the CRL with reason %d, want key compromise", e.SerialNumber, e.ReasonCode)
 		}
 	}
 }
