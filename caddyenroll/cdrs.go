@@ -170,7 +170,10 @@ func (a *App) storeCDR(ctx context.Context, c CDR) (stored bool, err error) {
 		defer func() { _ = a.storage.Unlock(context.WithoutCancel(ctx), lock) }()
 	}
 	if a.storage.Exists(ctx, key) ||
-		a.storage.Exists(ctx, path.Join(cdrBucket(c.Received.AddDate(0, 0, -1)), name)) {
+		a.storage.Exists(ctx, path.Join(cdrBucket(c.Received.AddDate(0, 0, -1)), name)) ||
+		// near midnight the first copy may be in the next day's bucket too:
+		// received by an instance whose clock is a little ahead
+		nearMidnight(c.Received) && a.storage.Exists(ctx, path.Join(cdrBucket(c.Received.AddDate(0, 0, 1)), name)) {
 		return false, nil
 	}
 	b, err := json.Marshal(c)
@@ -231,17 +234,27 @@ func (a *App) cdrLayout(ctx context.Context) (buckets []cdrDayBucket, legacy []s
 	return buckets, legacy, nil
 }
 
-// loadCDRs appends the readable records of keys that are in the range to
-// out. Unreadable records (a write in progress) are skipped.
-func (a *App) loadCDRs(ctx context.Context, keys []string, r dayRange, out []CDR) []CDR {
+// loadCDRs appends the records of keys that are in the range to out. Keys
+// that are not records (an atomic write's temporary file) and records gone
+// meanwhile (a purge) are skipped; a record that cannot be read fails the
+// load: an export must not look whole without it (a purge would then
+// delete it unexported).
+func (a *App) loadCDRs(ctx context.Context, keys []string, r dayRange, out []CDR) ([]CDR, error) {
 	for _, k := range keys {
+		if !strings.HasSuffix(k, ".json") {
+			continue
+		}
 		var c CDR
-		if ok, err := a.state.loadJSON(ctx, k, &c); err != nil || !ok || !r.contains(c.Received) {
+		ok, err := a.state.loadJSON(ctx, k, &c)
+		if err != nil {
+			return out, fmt.Errorf("reading call detail record %s: %v", k, err)
+		}
+		if !ok || !r.contains(c.Received) {
 			continue
 		}
 		out = append(out, c)
 	}
-	return out
+	return out, nil
 }
 
 // eachCDR calls fn with the stored records received in the range, oldest
@@ -255,7 +268,11 @@ func (a *App) eachCDR(ctx context.Context, r dayRange, fn func(CDR) error) error
 		return err
 	}
 	byDay := make(map[time.Time][]CDR)
-	for _, c := range a.loadCDRs(ctx, legacy, r, nil) {
+	flat, err := a.loadCDRs(ctx, legacy, r, nil)
+	if err != nil {
+		return err
+	}
+	for _, c := range flat {
 		byDay[utcDay(c.Received)] = append(byDay[utcDay(c.Received)], c)
 	}
 	bucketOf := make(map[time.Time]string)
@@ -279,7 +296,9 @@ func (a *App) eachCDR(ctx context.Context, r dayRange, fn func(CDR) error) error
 			if err != nil {
 				return fmt.Errorf("listing call detail records of %s: %v", path.Base(key), err)
 			}
-			list = a.loadCDRs(ctx, keys, dayRange{}, list)
+			if list, err = a.loadCDRs(ctx, keys, dayRange{}, list); err != nil {
+				return err
+			}
 		}
 		sort.Slice(list, func(i, j int) bool {
 			if !list[i].Received.Equal(list[j].Received) {

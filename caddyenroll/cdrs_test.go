@@ -763,3 +763,51 @@ func TestCDRExportFailure(t *testing.T) {
 		}
 	}
 }
+
+// failingLoad is a storage whose Load of one key fails.
+type failingLoad struct {
+	certmagic.Storage
+	key string
+}
+
+func (s failingLoad) Load(ctx context.Context, key string) ([]byte, error) {
+	if key == s.key {
+		return nil, errors.New("i/o timeout")
+	}
+	return s.Storage.Load(ctx, key)
+}
+
+// A record that cannot be read fails the export: it must not look whole
+// (and a purge then delete the record unexported). Temporary files of
+// atomic writes, which are not records, are skipped.
+func TestCDRExportUnreadableRecord(t *testing.T) {
+	a, _, dir := cdrTestApp(t, at("2024-03-05T23:30:00Z"))
+	c1, c2 := testCDR(1, at("2024-03-01T10:00:00Z")), testCDR(2, at("2024-03-01T11:00:00Z"))
+	mustStore(t, a, c1)
+	mustStore(t, a, c2)
+	if err := os.WriteFile(filepath.Join(dir, "clearinghouse", "cdrs", "2024-03-01", ".tmp-write-in-progress"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := a.cdrs(context.Background(), dayRange{}); err != nil || len(list) != 2 {
+		t.Fatalf("export beside a temporary file: %d records, %v", len(list), err)
+	}
+	st := localLocks{failingLoad{Storage: a.storage, key: cdrKey(c2)}}
+	b := &App{storage: st, state: newStateStore(st, time.Hour), log: zap.NewNop()}
+	if list, err := b.cdrs(context.Background(), dayRange{}); err == nil || !strings.Contains(err.Error(), "i/o timeout") {
+		t.Fatalf("export with an unreadable record: %d records, %v; want the error", len(list), err)
+	}
+}
+
+// Near midnight a retry is a duplicate of a first copy in the next day's
+// bucket too: received by an instance whose clock is a little ahead.
+func TestCDRDedupClockAhead(t *testing.T) {
+	a, _, _ := cdrTestApp(t, at("2024-03-10T00:00:01Z"))
+	mustStore(t, a, testCDR(7, at("2024-03-10T00:00:01Z")))
+	stored, err := a.storeCDR(context.Background(), testCDR(7, at("2024-03-09T23:59:59Z")))
+	if err != nil || stored {
+		t.Fatalf("retry 2 s earlier across midnight: stored %v, %v", stored, err)
+	}
+	if list, _ := a.cdrs(context.Background(), dayRange{}); len(list) != 1 {
+		t.Fatalf("%d records, want 1", len(list))
+	}
+}
