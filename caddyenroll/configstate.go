@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/certmagic"
 
-	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 )
 
@@ -43,11 +41,10 @@ type configState struct {
 	// instances that share it (a storage lock), taken after edits
 	lockFile func(ctx context.Context) (unlock func(), err error)
 
-	mu    sync.RWMutex
-	file  *configfile.File
-	byKey map[string]string // deviceMatchKey of file's device lines -> name (see indexLocked)
-	ver   fileVersion       // the version of file
-	bad   fileVersion       // the last version on disk that did not parse
+	mu   sync.RWMutex
+	file *configfile.File
+	ver  fileVersion // the version of file
+	bad  fileVersion // the last version on disk that did not parse
 }
 
 // fileVersion tells versions of the file on disk apart: its time and size,
@@ -116,7 +113,6 @@ func loadConfigState(path string, backups int) (*configState, error) {
 		return nil, err
 	}
 	cs.file, cs.ver = f, v
-	cs.indexLocked()
 	cs.flagsNow.Store(flagsOf(f))
 	return cs, nil
 }
@@ -157,9 +153,7 @@ func (cs *configState) edit(ctx context.Context, fn func(f *configfile.File) err
 	if err := cs.syncLocked(); err != nil {
 		return fmt.Errorf("%w: %w", errFileUnavailable, err)
 	}
-	err := fn(cs.file)
-	cs.indexLocked() // (fn may have changed the file before failing)
-	if err != nil {
+	if err := fn(cs.file); err != nil {
 		return err
 	}
 	mode := os.FileMode(0o640)
@@ -211,7 +205,6 @@ func (cs *configState) replaceLocked(f *configfile.File, v fileVersion) {
 		}
 	}
 	cs.file, cs.ver = f, v
-	cs.indexLocked()
 	cs.changedLocked(disabled)
 }
 
@@ -279,62 +272,15 @@ type deviceInfo struct {
 	Known             bool
 }
 
-// device finds a device line by name, as findDevice does; Name is the
-// name as the file writes it when the device is known.
+// device finds a device line by any spelling of its name (File.Device
+// matches by configfile.DeviceKey); Name is the name as the file writes it
+// when the device is known.
 func (cs *configState) device(name string) deviceInfo {
 	cs.mu.RLock()
 	defer cs.mu.RUnlock()
-	d, ok := findDevice(cs.file, name, cs.byKey)
+	d, ok := cs.file.Device(name)
 	if !ok {
 		return deviceInfo{Name: name}
 	}
 	return deviceInfo{Name: d.Name, Group: d.Group, Enabled: d.Enabled, Enrolled: d.Enrolled, Known: true}
-}
-
-// indexLocked maps the deviceMatchKey of every device line to its name;
-// of lines that are one device spelled twice, the first is indexed.
-func (cs *configState) indexLocked() {
-	m := make(map[string]string, len(cs.file.Devices))
-	for i := range cs.file.Devices {
-		n := cs.file.Devices[i].Name
-		if k := deviceMatchKey(n); m[k] == "" {
-			m[k] = n
-		}
-	}
-	cs.byKey = m
-}
-
-// deviceMatchKey is what device names are compared by: the CA's normal
-// form (ca.NormalizeDevice), lower-cased, so that every spelling the CA
-// issues the same certificate for matches (DNS names are case-insensitive;
-// "[192.0.2.10]" and "::ffff:192.0.2.10" are 192.0.2.10; "2001:DB8:0::1" is
-// 2001:db8::1). A name that is no DNS name or IP address is only
-// lower-cased.
-func deviceMatchKey(name string) string {
-	if n, _, err := ca.NormalizeDevice(name); err == nil {
-		name = n
-	}
-	return strings.ToLower(name)
-}
-
-// findDevice finds the device line of f named name: as written, else the
-// one whose deviceMatchKey is name's. byKey is an index of f's keys
-// (configState.byKey); nil scans the lines.
-func findDevice(f *configfile.File, name string, byKey map[string]string) (*configfile.Device, bool) {
-	if d, ok := f.Device(name); ok {
-		return d, true
-	}
-	k := deviceMatchKey(name)
-	if byKey != nil {
-		if n, ok := byKey[k]; ok {
-			return f.Device(n)
-		}
-		return nil, false
-	}
-	for i := range f.Devices {
-		if deviceMatchKey(f.Devices[i].Name) == k {
-			return &f.Devices[i], true
-		}
-	}
-	return nil, false
 }

@@ -114,7 +114,7 @@ func TestDeviceLookupSpellings(t *testing.T) {
 		t.Errorf("added 2001:db8::2 as 2001:DB8:0::2: %+v", d)
 	}
 	err = cs.edit(context.Background(), func(f *configfile.File) error {
-		_, err := markIn(f, mark{Device: "gw1.example", Add: true}, nil)
+		_, err := markIn(f, mark{Device: "gw1.example", Add: true})
 		return err
 	})
 	if err != nil {

@@ -107,7 +107,7 @@ func (a *App) applyMarks(batch []mark) []error {
 		changed := false
 		for i, m := range batch {
 			var c bool
-			c, errs[i] = markIn(f, m, a.cfg.byKey)
+			c, errs[i] = markIn(f, m)
 			changed = changed || c
 		}
 		if !changed {
@@ -132,8 +132,8 @@ const markLockWait = time.Minute
 // markIn marks one device in f and reports whether f changed. The device
 // is found as configState.device finds it: a line that spells its name
 // otherwise is marked, not added again.
-func markIn(f *configfile.File, m mark, byKey map[string]string) (bool, error) {
-	if d, ok := findDevice(f, m.Device, byKey); ok {
+func markIn(f *configfile.File, m mark) (bool, error) {
+	if d, ok := f.Device(m.Device); ok {
 		if d.Enrolled {
 			return false, nil
 		}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 )
 
 // Request states.
@@ -86,11 +88,11 @@ func hashKey(parts ...string) string {
 }
 
 // requestID names the request of a device and key in a profile, whatever
-// the spelling of the device's name (deviceMatchKey: an operator respelling
+// the spelling of the device's name (configfile.DeviceKey: an operator respelling
 // its line while a request waits must not make it another request, whose
 // nonce binding would refuse the device's retrieves).
 func requestID(profile, device, pubKeySHA256 string) string {
-	return hashKey("request", profile, deviceMatchKey(device), pubKeySHA256)[:32]
+	return hashKey("request", profile, configfile.DeviceKey(device), pubKeySHA256)[:32]
 }
 
 // legacyRequestID is the id earlier versions gave the request (the device
@@ -108,10 +110,10 @@ func deviceKey(device string) string {
 	return path.Join(statePrefix, "devices", hashKey("device", strings.ToLower(device))+".json")
 }
 func deviceLockName(device string) string {
-	// every spelling of one device takes one lock (deviceMatchKey): the
+	// every spelling of one device takes one lock (configfile.DeviceKey): the
 	// file's name that enrollment locks, the CA's normal form that an
 	// administrator's revocation locks
-	return "clearinghouse_enroll_" + hashKey("lock", deviceMatchKey(device))[:32]
+	return "clearinghouse_enroll_" + hashKey("lock", configfile.DeviceKey(device))[:32]
 }
 
 // lockDevice serializes changes to one device across goroutines and
