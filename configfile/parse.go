@@ -422,15 +422,11 @@ func (p *parser) device(toks []rawTok, ls lineSpan) {
 	f.at.lastDevice = ls
 }
 
-// deviceIndex finds the device a route names: spelled as its device line
-// (the common case, without computing a key), else by DeviceKey.
+// deviceIndex finds the device a route names, as File.DeviceIndex does:
+// spelled as its device line, else by DeviceKey.
 func (p *parser) deviceIndex(name string) (int32, bool) {
-	f := p.f
-	if i, ok := f.devIdx[name]; ok && f.Devices[i].Name == name {
-		return i, true
-	}
-	i, ok := f.devIdx[DeviceKey(name)]
-	return i, ok
+	i, ok := p.f.DeviceIndex(name)
+	return int32(i), ok
 }
 
 // parseWeight parses a decimal weight from 0 to MaxWeight.
