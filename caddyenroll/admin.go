@@ -422,29 +422,34 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 	if body.Device == "" {
 		return revoked, newly, nil
 	}
-	// a mistyped name must not look like a device with nothing to revoke
+	// the device's records, by profile: read once, when needed to tell a
+	// mistyped name (neither in the file nor issued a certificate: 404) or
+	// the revoked certificates whose reason key compromise changes
 	d := ad.app.cfg.device(body.Device)
-	if !d.Known {
-		issued, err := ad.hasCertificates(ctx, body.Device)
-		if err != nil {
-			return nil, 0, apiErr(http.StatusInternalServerError, err)
+	var recs map[string][]ca.Record
+	if !d.Known || reason == ca.ReasonKeyCompromise {
+		recs = make(map[string][]ca.Record, len(ad.app.cas))
+		issued := false
+		for profile, c := range ad.app.cas {
+			r, err := c.Records(ctx, body.Device)
+			if err != nil {
+				return nil, 0, apiErr(http.StatusInternalServerError, fmt.Errorf("certificates of %s (%s CA): %v", body.Device, profile, err))
+			}
+			recs[profile] = r
+			issued = issued || len(r) > 0
 		}
-		if !issued {
+		if !d.Known && !issued {
 			return nil, 0, apiErr(http.StatusNotFound, fmt.Errorf("no device %s: it is not in the configuration file %s and no certificate was issued to it",
 				body.Device, ad.app.ConfigFile))
 		}
 	}
-	for _, c := range ad.app.cas {
+	for profile, c := range ad.app.cas {
 		// for key compromise, revoked certificates change their reason:
 		// listed in the answer (as a revoke by serial lists them), not
 		// counted as newly revoked
 		var rereasoned []string
 		if reason == ca.ReasonKeyCompromise {
-			recs, err := c.Records(ctx, body.Device)
-			if err != nil {
-				return nil, 0, apiErr(http.StatusInternalServerError, err)
-			}
-			for _, r := range recs {
+			for _, r := range recs[profile] {
 				if r.Revoked && r.Reason != ca.ReasonKeyCompromise {
 					rereasoned = append(rereasoned, r.Serial)
 				}
@@ -465,20 +470,6 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 	}
 	ad.log.Info("device certificates revoked", zap.String("device", body.Device), zap.Strings("serials", revoked))
 	return revoked, newly, nil
-}
-
-// hasCertificates tells whether any CA has issued a certificate to device.
-func (ad *adminAPI) hasCertificates(ctx context.Context, device string) (bool, error) {
-	for profile, c := range ad.app.cas {
-		recs, err := c.Records(ctx, device)
-		if err != nil {
-			return false, fmt.Errorf("certificates of %s (%s CA): %v", device, profile, err)
-		}
-		if len(recs) > 0 {
-			return true, nil
-		}
-	}
-	return false, nil
 }
 
 func (ad *adminAPI) cdrs(w http.ResponseWriter, r *http.Request) error {
