@@ -415,24 +415,24 @@ func (c *CA) CRL(ctx context.Context) ([]byte, error) {
 
 // CachedCRL is CRL for serving to anyone who asks: the CRL returned moments
 // ago is returned again (this CA's revocations drop it at once; another
-// instance's show within crlCacheTTL), so that a flood of fetches does not
+// instance's show within maxCRLCacheAge), so that a flood of fetches does not
 // re-read the revoked list each time.
 func (c *CA) CachedCRL(ctx context.Context) ([]byte, error) {
-	if der := c.crl.get(c.cfg.Now(), c.crlCacheTTL()); der != nil {
+	if der := c.crl.get(c.cfg.Now(), c.crlCacheAge()); der != nil {
 		return der, nil
 	}
 	return c.CRL(ctx)
 }
 
-// crlCacheTTL is how long a served CRL is served again without looking at
-// storage: crlCacheTTL, or a quarter of the CRL's validity if shorter.
-func (c *CA) crlCacheTTL() time.Duration {
-	return min(crlCacheTTL, c.cfg.CRLValidity/4)
+// crlCacheAge is how long a served CRL is served again without looking at
+// storage: maxCRLCacheAge, or a quarter of the CRL's validity if shorter.
+func (c *CA) crlCacheAge() time.Duration {
+	return min(maxCRLCacheAge, c.cfg.CRLValidity/4)
 }
 
-// crlCacheTTL bounds how late a revocation made by another instance
+// maxCRLCacheAge bounds how late a revocation made by another instance
 // sharing the storage shows in this one's CRL.
-const crlCacheTTL = 30 * time.Second
+const maxCRLCacheAge = 30 * time.Second
 
 // crlCache is the CRL a CA served last.
 type crlCache struct {

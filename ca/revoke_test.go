@@ -435,7 +435,7 @@ func (s *storeCounter) Store(ctx context.Context, key string, value []byte) erro
 
 // CachedCRL serves the CRL served moments ago again without reading
 // storage; a revocation by this CA shows at once, one by another instance
-// sharing the storage once crlCacheTTL has passed (CRL always reads it).
+// sharing the storage once maxCRLCacheAge has passed (CRL always reads it).
 func TestCRLServedFromMemory(t *testing.T) {
 	ctx := context.Background()
 	now := fixedNow()
@@ -479,9 +479,9 @@ func TestCRLServedFromMemory(t *testing.T) {
 	if n := entries(); n != 1 {
 		t.Fatalf("moments after another instance's revocation: %d entries, want the served CRL's 1", n)
 	}
-	now = now.Add(crlCacheTTL)
+	now = now.Add(maxCRLCacheAge)
 	if n := entries(); n != 2 {
-		t.Fatalf("%v after another instance's revocation: %d entries, want 2", crlCacheTTL, n)
+		t.Fatalf("%v after another instance's revocation: %d entries, want 2", maxCRLCacheAge, n)
 	}
 	// a superseded certificate whose key leaks is revoked again, for key
 	// compromise
