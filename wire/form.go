@@ -77,12 +77,12 @@ func appendUnescape(dst, s []byte, plusSpace bool) ([]byte, error) {
 			i := base + j
 			dst = append(dst, s[base:i]...)
 			if i+2 >= len(s) {
-				return dst, badEscape(s, i)
+				return dst, badEscape(i)
 			}
 			hi, ok1 := unhex(s[i+1])
 			lo, ok2 := unhex(s[i+2])
 			if !ok1 || !ok2 {
-				return dst, badEscape(s, i)
+				return dst, badEscape(i)
 			}
 			dst = append(dst, hi<<4|lo)
 			base = i + 3
@@ -93,12 +93,12 @@ func appendUnescape(dst, s []byte, plusSpace bool) ([]byte, error) {
 		switch {
 		case c == '%':
 			if i+2 >= len(s) {
-				return dst, badEscape(s, i)
+				return dst, badEscape(i)
 			}
 			hi, ok1 := unhex(s[i+1])
 			lo, ok2 := unhex(s[i+2])
 			if !ok1 || !ok2 {
-				return dst, badEscape(s, i)
+				return dst, badEscape(i)
 			}
 			dst = append(dst, hi<<4|lo)
 			i += 2
@@ -113,7 +113,7 @@ func appendUnescape(dst, s []byte, plusSpace bool) ([]byte, error) {
 
 // badEscape reports a bad %-escape by its offset only: the value may be a
 // password, and the message reaches the device and the log.
-func badEscape(_ []byte, i int) error {
+func badEscape(i int) error {
 	return derr("", ErrMalformed, "bad %-escape at offset "+strconv.Itoa(i))
 }
 
