@@ -93,11 +93,8 @@ func (v *Verifier) Verify(token []byte, call Call) (*TokenInfo, error) {
 	if err := matchCall(info, call); err != nil {
 		return nil, err
 	}
-	if now.Before(info.ValidAfter.Add(-v.Skew)) {
-		return nil, fmt.Errorf("%w: valid after %s", ErrTokenNotYetValid, formatTime(info.ValidAfter))
-	}
-	if now.After(info.ValidUntil.Add(v.Skew)) {
-		return nil, fmt.Errorf("%w: valid until %s", ErrTokenExpired, formatTime(info.ValidUntil))
+	if err := v.checkWindow(info, now, 0); err != nil {
+		return nil, err
 	}
 	if v.Replay != nil {
 		// The key is the signed content, not the token bytes: CMS
@@ -169,14 +166,25 @@ func (v *Verifier) checkReauth(token []byte, req *ReauthorizationRequest, now ti
 	case !bytes.Equal(info.CallID, req.CallID):
 		return nil, fmt.Errorf("%w: call id", ErrTokenMismatch)
 	}
-	delay := MaxReauthorizationDelay
-	if now.Before(info.ValidAfter.Add(-v.Skew)) {
-		return nil, fmt.Errorf("%w: valid after %s", ErrTokenNotYetValid, formatTime(info.ValidAfter))
-	}
-	if now.After(info.ValidUntil.Add(delay + v.Skew)) {
-		return nil, fmt.Errorf("%w: valid until %s, for reauthorization %s longer", ErrTokenExpired, formatTime(info.ValidUntil), delay)
+	if err := v.checkWindow(info, now, MaxReauthorizationDelay); err != nil {
+		return nil, err
 	}
 	return info, nil
+}
+
+// checkWindow checks that now is in the token's validity window, widened
+// by Skew on both sides and by extra after its end.
+func (v *Verifier) checkWindow(info *TokenInfo, now time.Time, extra time.Duration) error {
+	if now.Before(info.ValidAfter.Add(-v.Skew)) {
+		return fmt.Errorf("%w: valid after %s", ErrTokenNotYetValid, formatTime(info.ValidAfter))
+	}
+	if now.After(info.ValidUntil.Add(extra + v.Skew)) {
+		if extra > 0 {
+			return fmt.Errorf("%w: valid until %s, for reauthorization %s longer", ErrTokenExpired, formatTime(info.ValidUntil), extra)
+		}
+		return fmt.Errorf("%w: valid until %s", ErrTokenExpired, formatTime(info.ValidUntil))
+	}
+	return nil
 }
 
 func (v *Verifier) now() time.Time {
