@@ -267,3 +267,17 @@ func signTBSMD5(t testing.TB, tbs []byte, k *rsa.PrivateKey) []byte {
 	}
 	return out
 }
+
+// crlOf gets a CRL with get (CA.CRL or CA.CachedCRL) and parses it.
+func crlOf(t testing.TB, get func(context.Context) ([]byte, error)) *x509.RevocationList {
+	t.Helper()
+	der, err := get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return crl
+}

@@ -120,8 +120,7 @@ func TestRevocation(t *testing.T) {
 	if err := c.Revoke(ctx, d1[2].Serial, ReasonCessationOfOperation); err != nil {
 		t.Fatal(err)
 	}
-	der3, _ := c.CRL(ctx)
-	crl3, _ := x509.ParseRevocationList(der3)
+	crl3 := crlOf(t, c.CRL)
 	if crl3.Number.Int64() != 2 || len(crl3.RevokedCertificateEntries) != 4 {
 		t.Fatalf("CRL after change: number %v, %d entries", crl3.Number, len(crl3.RevokedCertificateEntries))
 	}
@@ -135,14 +134,12 @@ func TestCRLValidityAndRefresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	der1, _ := c.CRL(ctx)
-	crl1, _ := x509.ParseRevocationList(der1)
+	crl1 := crlOf(t, c.CRL)
 	if crl1.NextUpdate.Sub(crl1.ThisUpdate) != 48*time.Hour || len(crl1.RevokedCertificateEntries) != 0 {
 		t.Fatal("empty CRL", crl1.NextUpdate)
 	}
 	now = now.Add(25 * time.Hour) // past half the validity: re-signed
-	der2, _ := c.CRL(ctx)
-	crl2, _ := x509.ParseRevocationList(der2)
+	crl2 := crlOf(t, c.CRL)
 	if crl2.Number.Cmp(big.NewInt(2)) != 0 || !crl2.ThisUpdate.Equal(now) {
 		t.Fatal("CRL not refreshed", crl2.Number)
 	}
@@ -456,17 +453,7 @@ func TestCRLServedFromMemory(t *testing.T) {
 	if st.n.Load() != loads {
 		t.Fatalf("100 fetches of a current CRL read storage %d times", st.n.Load()-loads)
 	}
-	entries := func() int {
-		der, err := c.CachedCRL(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		crl, err := x509.ParseRevocationList(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(crl.RevokedCertificateEntries)
-	}
+	entries := func() int { return len(crlOf(t, c.CachedCRL).RevokedCertificateEntries) }
 	if err := c.Revoke(ctx, issued[0].Serial, ReasonSuperseded); err != nil {
 		t.Fatal(err)
 	}
@@ -488,14 +475,7 @@ func TestCRLServedFromMemory(t *testing.T) {
 	if err := c.Revoke(ctx, issued[0].Serial, ReasonKeyCompromise); err != nil {
 		t.Fatal(err)
 	}
-	der, err := c.CRL(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crl, err := x509.ParseRevocationList(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	crl := crlOf(t, c.CRL)
 	compromised, _ := new(big.Int).SetString(issued[0].Serial, 16)
 	for _, e := range crl.RevokedCertificateEntries {
 		if want := map[bool]int{true: ReasonKeyCompromise, false: ReasonSuperseded}[e.SerialNumber.Cmp(compromised) == 0]; e.ReasonCode != want {
