@@ -16,7 +16,7 @@ import (
 	"github.com/caddyserver/certmagic"
 )
 
-func issueN(t *testing.T, c *CA, device string, n int) []*Issued {
+func issueN(t testing.TB, c *CA, device string, n int) []*Issued {
 	t.Helper()
 	var out []*Issued
 	csr := makeCSR(t, testKey(t, "p256"), csrOpts{})
