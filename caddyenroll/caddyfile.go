@@ -201,6 +201,7 @@ func parseAuthority(d *caddyfile.Dispenser) (*Authority, error) {
 		case "crl_validity":
 			auth.CRLValidity, err = durationArg(d)
 		case "intermediate":
+			err = noArgs(d)
 			auth.Intermediate = true
 		case "cert_file":
 			if !d.AllArgs(&auth.CertFile) {
@@ -229,8 +230,10 @@ func parseAuthority(d *caddyfile.Dispenser) (*Authority, error) {
 			}
 			auth.LegacyCSR = &on
 		case "allow_rsa1024":
+			err = noArgs(d)
 			auth.AllowRSA1024 = true
 		case "server_auth":
+			err = noArgs(d)
 			auth.ServerAuth = true
 		default:
 			return nil, d.Errf("unknown ca option %q", d.Val())
@@ -276,6 +279,9 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 				return nil, d.ArgErr()
 			}
 		case "plain_getcacert":
+			if err := noArgs(d); err != nil {
+				return nil, err
+			}
 			hd.PlainGetCACert = true
 		case "max_body":
 			var v string
@@ -302,6 +308,17 @@ func once(d *caddyfile.Dispenser, seen map[string]bool) error {
 		return d.Errf("%s may appear only once", name)
 	}
 	seen[name] = true
+	return nil
+}
+
+// noArgs refuses arguments after a flag (d at its name): the rest of its
+// line would otherwise be read as the next option, `plain_http tokens
+// unsigned` setting both.
+func noArgs(d *caddyfile.Dispenser) error {
+	name := d.Val()
+	if d.NextArg() {
+		return d.Errf("%s takes no arguments, not %q", name, d.Val())
+	}
 	return nil
 }
 
@@ -368,6 +385,7 @@ func parseOSPDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 		case "max_destinations":
 			hd.MaxDestinations, err = intArg(d)
 		case "plain_http":
+			err = noArgs(d)
 			hd.PlainHTTP = true
 		case "source_address":
 			args := d.RemainingArgs()

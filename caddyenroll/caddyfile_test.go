@@ -111,3 +111,48 @@ func TestCaddyfileRepeatedOption(t *testing.T) {
 		})
 	}
 }
+
+// A flag takes no arguments: the rest of its line is refused with its
+// position, not read as the next option (`plain_http tokens unsigned` set
+// both).
+func TestCaddyfileFlagArguments(t *testing.T) {
+	global := func(d *caddyfile.Dispenser) error { _, err := parseGlobalOption(d, nil); return err }
+	handler := func(d *caddyfile.Dispenser) error {
+		_, err := parseHandlerDirective(httpcaddyfile.Helper{Dispenser: d})
+		return err
+	}
+	osp := func(d *caddyfile.Dispenser) error {
+		_, err := parseOSPDirective(httpcaddyfile.Helper{Dispenser: d})
+		return err
+	}
+	cases := []struct {
+		name  string
+		parse func(*caddyfile.Dispenser) error
+		src   string
+		err   string // "" for accepted
+	}{
+		{"ca flags", global, "enroll {\n\tca {\n\t\tintermediate\n\t\tallow_rsa1024\n\t\tserver_auth\n\t}\n}", ""},
+		{"intermediate and an option", global, "enroll {\n\tca {\n\t\tintermediate server_auth\n\t}\n}", `intermediate takes no arguments, not "server_auth", at Testfile:3`},
+		{"allow_rsa1024 with a value", global, "enroll {\n\tca legacy {\n\t\tallow_rsa1024 off\n\t}\n}", `allow_rsa1024 takes no arguments, not "off", at Testfile:3`},
+		{"server_auth and an option", global, "enroll {\n\tca {\n\t\tserver_auth validity 1d\n\t}\n}", `server_auth takes no arguments, not "validity", at Testfile:3`},
+		{"plain_getcacert", handler, "enroll {\n\tplain_getcacert\n}", ""},
+		{"plain_getcacert and an option", handler, "enroll {\n\tplain_getcacert max_body 2KiB\n}", `plain_getcacert takes no arguments, not "max_body", at Testfile:2`},
+		{"plain_getcacert and the block's end", handler, "enroll {\n\tplain_getcacert }\n}", `plain_getcacert takes no arguments, not "}", at Testfile:2`},
+		{"plain_http", osp, "osp {\n\tplain_http\n\ttokens unsigned\n}", ""},
+		{"plain_http and an option", osp, "osp {\n\tplain_http tokens unsigned\n}", `plain_http takes no arguments, not "tokens", at Testfile:2`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.parse(caddyfile.NewTestDispenser(c.src))
+			if c.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Fatalf("error %v, want one containing %q", err, c.err)
+			}
+		})
+	}
+}
