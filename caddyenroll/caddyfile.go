@@ -1,6 +1,7 @@
 package caddyenroll
 
 import (
+	"math"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -291,6 +292,9 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 			n, err := humanize.ParseBytes(v)
 			if err != nil {
 				return nil, d.Errf("max_body: %v", err)
+			}
+			if n > math.MaxInt64 { // would wrap around to a negative size
+				return nil, d.Errf("max_body must be between 1 KiB and 64 KiB, not %s", v)
 			}
 			hd.MaxBody = int64(n)
 		default:

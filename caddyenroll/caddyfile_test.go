@@ -2,6 +2,7 @@ package caddyenroll
 
 import (
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -152,6 +153,42 @@ func TestCaddyfileFlagArguments(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Fatalf("error %v, want one containing %q", err, c.err)
+			}
+		})
+	}
+}
+
+// max_body is the size written; one past what an int64 holds is refused,
+// not wrapped around to a negative size.
+func TestCaddyfileMaxBody(t *testing.T) {
+	cases := []struct {
+		value string
+		want  int64
+		err   string
+	}{
+		{"2KiB", 2048, ""},
+		{"64KiB", 64 << 10, ""},
+		{"9223372036854775807", math.MaxInt64, ""}, // refused when provisioned: more than 1 MiB
+		{"9223372036854775808", 0, "max_body must be between 1 KiB and 64 KiB, not 9223372036854775808, at Testfile:2"},
+		{"10EB", 0, "max_body must be between 1 KiB and 64 KiB, not 10EB, at Testfile:2"},
+		{"18446744073709551615", 0, "max_body must be between 1 KiB and 64 KiB"},
+		{"18446744073709551616", 0, "max_body: too large"},
+		{"lots", 0, "max_body: "},
+	}
+	for _, c := range cases {
+		t.Run(c.value, func(t *testing.T) {
+			h, err := parseHandlerDirective(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser("enroll {\n\tmax_body " + c.value + "\n}")})
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("error %v, want one containing %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := h.(*Handler).MaxBody; got != c.want {
+				t.Errorf("max_body %d, want %d", got, c.want)
 			}
 		})
 	}
