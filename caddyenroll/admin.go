@@ -497,6 +497,9 @@ func cdrRangeQuery(q url.Values) (dayRange, error) {
 		if err != nil {
 			return dayRange{}, fmt.Errorf("%s: %v", p.name, err)
 		}
+		if d.IsZero() { // the open bound: until=0001-01-01 would export every record
+			return dayRange{}, fmt.Errorf("%s: %q is too early (the earliest day is 0001-01-02)", p.name, v)
+		}
 		*p.day = d
 	}
 	if !rg.since.IsZero() && !rg.until.IsZero() && rg.since.After(rg.until) {

@@ -612,6 +612,11 @@ func TestCDRAdminParameters(t *testing.T) {
 		{"GET", "/enroll/cdrs?since=2024-02-30", 400, `since: "2024-02-30" is not a date`},
 		{"GET", "/enroll/cdrs?since=03/01/2024", 400, `since: "03/01/2024" is not a date`},
 		{"GET", "/enroll/cdrs?since=2024-03-03&until=2024-03-02", 400, "since 2024-03-03 is after until 2024-03-02"},
+		// the zero time is an open bound: the first day of year 1 would read as none
+		{"GET", "/enroll/cdrs?until=0001-01-01", 400, `until: "0001-01-01" is too early (the earliest day is 0001-01-02)`},
+		{"GET", "/enroll/cdrs?since=0001-01-02&until=0001-01-01", 400, `until: "0001-01-01" is too early`},
+		{"GET", "/enroll/cdrs?since=0001-01-01", 400, `since: "0001-01-01" is too early`},
+		{"GET", "/enroll/cdrs?until=0001-01-02", 200, "[]"},
 		{"GET", "/enroll/cdrs?since=2024-03-02&until=2024-03-02&format=xml", 400, "format must be json or csv"},
 		{"GET", "/enroll/cdrs?since=2024-03-02&until=2024-03-02&format=csv", 200, "\n22,source,gw1,"},
 		{"PUT", "/enroll/cdrs", 405, "method not allowed: PUT"},
