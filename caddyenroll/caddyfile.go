@@ -83,13 +83,13 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, d.ArgErr()
 			}
 		case "watch_interval":
-			dur, err := durationArg(d)
+			dur, err := nonZero(d, durationArg, "; a negative duration re-reads the file only on reload")
 			if err != nil {
 				return nil, err
 			}
 			app.WatchInterval = dur
 		case "nonce_retention":
-			dur, err := durationArg(d)
+			dur, err := nonZero(d, durationArg, "")
 			if err != nil {
 				return nil, err
 			}
@@ -101,7 +101,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 			app.Backups = &n
 		case "failures_allowed":
-			n, err := intArg(d)
+			n, err := nonZero(d, intArg, "")
 			if err != nil {
 				return nil, err
 			}
@@ -121,7 +121,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 			app.LockoutBase, app.LockoutMax = caddy.Duration(first), caddy.Duration(most)
 		case "max_destinations":
-			n, err := intArg(d)
+			n, err := nonZero(d, intArg, "")
 			if err != nil {
 				return nil, err
 			}
@@ -196,11 +196,11 @@ func parseAuthority(d *caddyfile.Dispenser) (*Authority, error) {
 				return nil, d.ArgErr()
 			}
 		case "validity":
-			auth.Validity, err = durationArg(d)
+			auth.Validity, err = nonZero(d, durationArg, "")
 		case "root_validity":
-			auth.RootValidity, err = durationArg(d)
+			auth.RootValidity, err = nonZero(d, durationArg, "")
 		case "crl_validity":
-			auth.CRLValidity, err = durationArg(d)
+			auth.CRLValidity, err = nonZero(d, durationArg, "")
 		case "intermediate":
 			err = noArgs(d)
 			auth.Intermediate = true
@@ -293,7 +293,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 			if err != nil {
 				return nil, d.Errf("max_body: %v", err)
 			}
-			if n > math.MaxInt64 { // would wrap around to a negative size
+			if n == 0 || n > math.MaxInt64 { // (past MaxInt64 it would wrap around to a negative size)
 				return nil, d.Errf("max_body must be between 1 KiB and 64 KiB, not %s", v)
 			}
 			hd.MaxBody = int64(n)
@@ -324,6 +324,18 @@ func noArgs(d *caddyfile.Dispenser) error {
 		return d.Errf("%s takes no arguments, not %q", name, d.Val())
 	}
 	return nil
+}
+
+// nonZero reads an option's argument with arg and refuses 0: in the JSON
+// config an absent or zero value is the default, and an operator who writes
+// 0 means something else.
+func nonZero[T caddy.Duration | int](d *caddyfile.Dispenser, arg func(*caddyfile.Dispenser) (T, error), hint string) (T, error) {
+	name := d.Val()
+	v, err := arg(d)
+	if err == nil && v == 0 {
+		return 0, d.Errf("%s 0 is not a setting: leave %s out for its default%s", name, name, hint)
+	}
+	return v, err
 }
 
 func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
@@ -385,9 +397,9 @@ func parseOSPDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 				return nil, d.ArgErr()
 			}
 		case "token_validity":
-			hd.TokenValidity, err = durationArg(d)
+			hd.TokenValidity, err = nonZero(d, durationArg, "")
 		case "max_destinations":
-			hd.MaxDestinations, err = intArg(d)
+			hd.MaxDestinations, err = nonZero(d, intArg, "")
 		case "plain_http":
 			err = noArgs(d)
 			hd.PlainHTTP = true

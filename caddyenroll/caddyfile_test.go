@@ -193,3 +193,55 @@ func TestCaddyfileMaxBody(t *testing.T) {
 		})
 	}
 }
+
+// An explicit 0 is refused where the JSON config reads zero as "the
+// default": `validity 0` must not silently become a year.
+func TestCaddyfileZeroRefused(t *testing.T) {
+	global := func(d *caddyfile.Dispenser) error { _, err := parseGlobalOption(d, nil); return err }
+	handler := func(d *caddyfile.Dispenser) error {
+		_, err := parseHandlerDirective(httpcaddyfile.Helper{Dispenser: d})
+		return err
+	}
+	osp := func(d *caddyfile.Dispenser) error {
+		_, err := parseOSPDirective(httpcaddyfile.Helper{Dispenser: d})
+		return err
+	}
+	cases := []struct {
+		name  string
+		parse func(*caddyfile.Dispenser) error
+		src   string
+		err   string // "" for accepted
+	}{
+		{"watch_interval 0", global, "enroll {\n\twatch_interval 0\n}", "watch_interval 0 is not a setting: leave watch_interval out for its default; a negative duration re-reads the file only on reload, at Testfile:2"},
+		{"watch_interval 0s", global, "enroll {\n\twatch_interval 0s\n}", "watch_interval 0 is not a setting"},
+		{"watch_interval negative", global, "enroll {\n\twatch_interval -1s\n}", ""},
+		{"nonce_retention 0", global, "enroll {\n\tnonce_retention 0\n}", "nonce_retention 0 is not a setting: leave nonce_retention out for its default, at Testfile:2"},
+		{"max_destinations 0", global, "enroll {\n\tmax_destinations 0\n}", "max_destinations 0 is not a setting"},
+		{"max_destinations 5", global, "enroll {\n\tmax_destinations 5\n}", ""},
+		{"validity 0", global, "enroll {\n\tca {\n\t\tvalidity 0\n\t}\n}", "validity 0 is not a setting: leave validity out for its default, at Testfile:3"},
+		{"root_validity 0", global, "enroll {\n\tca {\n\t\troot_validity 0d\n\t}\n}", "root_validity 0 is not a setting"},
+		{"crl_validity 0", global, "enroll {\n\tca {\n\t\tcrl_validity 0h\n\t}\n}", "crl_validity 0 is not a setting"},
+		{"validity 1d", global, "enroll {\n\tca {\n\t\tvalidity 1d\n\t}\n}", ""},
+		{"backups 0 means none", global, "enroll {\n\tbackups 0\n}", ""},
+		{"failures_allowed 0", global, "enroll {\n\tfailures_allowed 0\n}", "failures_allowed 0 is not a setting"},
+		{"failures_allowed 1", global, "enroll {\n\tfailures_allowed 1\n}", ""},
+		{"max_body 0", handler, "enroll {\n\tmax_body 0\n}", "max_body must be between 1 KiB and 64 KiB, not 0, at Testfile:2"},
+		{"token_validity 0", osp, "osp {\n\ttoken_validity 0s\n}", "token_validity 0 is not a setting"},
+		{"osp max_destinations 0", osp, "osp {\n\tmax_destinations 0\n}", "max_destinations 0 is not a setting"},
+		{"osp max_destinations 2", osp, "osp {\n\tmax_destinations 2\n}", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.parse(caddyfile.NewTestDispenser(c.src))
+			if c.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Fatalf("error %v, want one containing %q", err, c.err)
+			}
+		})
+	}
+}
