@@ -1,6 +1,7 @@
 package caddyenroll
 
 import (
+	"errors"
 	"math"
 	"strconv"
 
@@ -351,11 +352,15 @@ func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
 }
 
 func intArg(d *caddyfile.Dispenser) (int, error) {
+	name := d.Val()
 	var v string
 	if !d.AllArgs(&v) {
 		return 0, d.ArgErr()
 	}
 	n, err := strconv.Atoi(v)
+	if errors.Is(err, strconv.ErrRange) {
+		return 0, d.Errf("%s %s is out of range", name, v)
+	}
 	if err != nil {
 		return 0, d.Errf("%q is not an integer", v)
 	}

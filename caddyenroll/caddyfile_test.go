@@ -222,6 +222,8 @@ func TestCaddyfileZeroRefused(t *testing.T) {
 		{"root_validity 0", global, "enroll {\n\tca {\n\t\troot_validity 0d\n\t}\n}", "root_validity 0 is not a setting"},
 		{"crl_validity 0", global, "enroll {\n\tca {\n\t\tcrl_validity 0h\n\t}\n}", "crl_validity 0 is not a setting"},
 		{"validity 1d", global, "enroll {\n\tca {\n\t\tvalidity 1d\n\t}\n}", ""},
+		{"backups out of range", global, "enroll {\n\tbackups 99999999999999999999\n}", "backups 99999999999999999999 is out of range, at Testfile:2"},
+		{"backups not a number", global, "enroll {\n\tbackups five\n}", `"five" is not an integer, at Testfile:2`},
 		{"backups 0 means none", global, "enroll {\n\tbackups 0\n}", ""},
 		{"failures_allowed 0", global, "enroll {\n\tfailures_allowed 0\n}", "failures_allowed 0 is not a setting"},
 		{"failures_allowed 1", global, "enroll {\n\tfailures_allowed 1\n}", ""},
