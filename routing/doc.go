@@ -34,7 +34,9 @@
 // The route for a call from source S to number N is found as follows:
 //
 //  1. S's group G is the group of the device line of S (ErrUnknownSource if
-//     S is not a device of the file).
+//     S is not a device of the file). S is the name as the device line
+//     writes it: another spelling of it ("GW1.Example.") is unknown here;
+//     configfile.File.Device maps any spelling to the file's.
 //  2. Among the routes of G: an exact route equal to N wins; otherwise the
 //     prefix route with the longest prefix of N wins (the catch-all, if G
 //     has one, when nothing longer matches). An exact match therefore beats

@@ -9,14 +9,14 @@ type candidate struct {
 }
 
 // Route answers an authorization request: it finds the route for a call
-// from device source to the called number and appends to dst the devices to
-// offer, in the order to try them (see the package documentation for the
-// rules). At most maxDest destinations are appended (the request's
-// maximum), and never more than Options.MaxDestinations; maxDest ≤ 0 means
-// that cap. eligible, if not nil, vetoes devices (revoked certificates). rnd
-// is the source of the weighted draw; nil uses math/rand/v2's top-level
-// functions. The Destination strings belong to the Table and stay valid
-// after a Swap.
+// from device source (its name as the file writes it) to the called number
+// and appends to dst the devices to offer, in the order to try them (see
+// the package documentation for the rules). At most maxDest destinations
+// are appended (the request's maximum), and never more than
+// Options.MaxDestinations; maxDest ≤ 0 means that cap. eligible, if not
+// nil, vetoes devices (revoked certificates). rnd is the source of the
+// weighted draw; nil uses math/rand/v2's top-level functions. The
+// Destination strings belong to the Table and stay valid after a Swap.
 //
 // Errors are ErrUnknownSource, ErrInvalidNumber, ErrNoRoute and
 // ErrNoDestination; dst is then returned unchanged. Route allocates only

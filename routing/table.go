@@ -362,7 +362,7 @@ func (t *Table) Size() int {
 	return n
 }
 
-// Device returns a device of the table by name.
+// Device returns a device of the table by its name as the file writes it.
 func (t *Table) Device(name string) (DeviceInfo, bool) {
 	if t == nil {
 		return DeviceInfo{}, false
