@@ -68,6 +68,7 @@ type serverOpts struct {
 	conf      string   // configuration file contents; default Table 7
 	sites     string   // more site blocks
 	servers   string   // more lines for the global servers block
+	global    string   // more global options
 	waitAddrs []string // their addresses, waited for
 }
 
@@ -104,6 +105,7 @@ func startServer(t *testing.T, o serverOpts) *server {
 	local_certs
 	skip_install_trust
 	auto_https disable_redirects
+	%s
 	servers {
 		protocols h1 h2
 		# devices connect to IP addresses, without SNI; client_auth sites
@@ -132,7 +134,7 @@ http://%s {
 	%s
 }
 %s
-`, admin, o.servers, filepath.Join(dir, "data"), confPath, o.approval, o.unknown, passwordHash(t), passwordHash(t), o.extra,
+`, admin, o.global, o.servers, filepath.Join(dir, "data"), confPath, o.approval, o.unknown, passwordHash(t), passwordHash(t), o.extra,
 		tlsAddr, handler, httpAddr, handler, o.sites)
 	c := testutil.StartCaddy(t, dir, caddyfile, admin, append([]string{tlsAddr, httpAddr}, o.waitAddrs...)...)
 	s := &server{Caddy: c, t: t, https: "https://" + tlsAddr + "/", http: "http://" + httpAddr + "/",

@@ -1,0 +1,128 @@
+package caddyenroll_test
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
+)
+
+// Secrets never reach the logs, even at DEBUG: passwords (right, wrong, in
+// the username field, behind a bad %-escape), the account's hash, full
+// nonces and private keys, over every enrollment outcome and the admin API.
+func TestNoSecretsInDebugLogs(t *testing.T) {
+	s := startServer(t, serverOpts{global: "debug", approval: "auto"})
+	const (
+		wrongPassword = "Wr0ng-Sentinel-Pass"
+		typedAsUser   = "Typo-Sentinel-User-Pass"
+		escapeTail    = "EscapeSentinelTail"
+	)
+	var nonces [][]byte
+	req := func(mod func(*wire.Request)) *wire.Response {
+		t.Helper()
+		_, csr := p256CSR(t, "device4.com")
+		r := enrollReq("request", t, csr)
+		mod(&r)
+		nonces = append(nonces, r.Nonce)
+		return s.do(r)
+	}
+	if ans := req(func(*wire.Request) {}); ans.Status != 0 {
+		t.Fatalf("enrollment: status %d %s", ans.Status, ans.Error)
+	}
+	if ans := req(func(r *wire.Request) { r.Password = wrongPassword }); ans.Status != wire.StatusBadCredentials {
+		t.Fatalf("wrong password: status %d", ans.Status)
+	}
+	if ans := req(func(r *wire.Request) { r.Username = typedAsUser }); ans.Status != wire.StatusBadCredentials {
+		t.Fatalf("password as username: status %d", ans.Status)
+	}
+	if ans := req(func(r *wire.Request) { r.Device = "999"; r.Operation = "retrieve" }); ans.Status == 0 {
+		t.Fatal("retrieve with another device id answered a certificate")
+	}
+	// a password with a bad %-escape, the rest of it after the escape
+	body := "operation=request&username=demo&password=demo-pa%zz" + escapeTail + "&device=1&customer=0&nonce=12"
+	if ans, _, raw := s.post(s.https, []byte(body), "text/plain"); ans == nil || ans.Status == 0 {
+		t.Fatalf("bad escape: %s", raw)
+	}
+	for _, uri := range []string{"/enroll/devices", "/enroll/pending", "/enroll/requests"} {
+		if code, _ := s.Admin("GET", uri, ""); code != 200 {
+			t.Fatalf("GET %s: HTTP %d", uri, code)
+		}
+	}
+
+	logs := s.Logs()
+	if !strings.Contains(logs, `"level":"debug"`) {
+		t.Fatal("no debug lines: the test does not see what it checks")
+	}
+	secrets := map[string]string{
+		"the password":              "demo-password",
+		"the wrong password":        wrongPassword,
+		"a password as username":    typedAsUser,
+		"a password after a bad %":  escapeTail,
+		"the account's bcrypt hash": passwordHash(t),
+		"a private key":             "PRIVATE KEY",
+	}
+	for i, n := range nonces {
+		for form, v := range map[string]string{
+			"hex": hex.EncodeToString(n), "HEX": strings.ToUpper(hex.EncodeToString(n)),
+			"base64": base64.StdEncoding.EncodeToString(n), "base64url": base64.RawURLEncoding.EncodeToString(n),
+			"form": url.QueryEscape(string(n)), "raw": string(n),
+		} {
+			secrets["nonce "+string(rune('0'+i))+" as "+form] = v
+		}
+	}
+	// and each line of the CA's private key as stored
+	_ = filepath.WalkDir(filepath.Join(s.Dir, "data"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".key") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if len(line) >= 40 && !strings.HasPrefix(line, "-----") {
+				secrets["a line of "+filepath.Base(p)] = line
+			}
+		}
+		return nil
+	})
+	keyLines := 0
+	for what := range secrets {
+		if strings.HasPrefix(what, "a line of ") {
+			keyLines++
+		}
+	}
+	if keyLines == 0 {
+		t.Fatal("found no private key in the storage to look for")
+	}
+	for what, v := range secrets {
+		// as sent, and as the devices' encoder escapes it
+		for _, form := range []string{v, escapeAll(v), strings.ToLower(escapeAll(v))} {
+			if i := strings.Index(logs, form); i >= 0 {
+				start := strings.LastIndex(logs[:i], "\n") + 1
+				t.Errorf("%s is in the log: %.400s", what, logs[start:])
+				break
+			}
+		}
+	}
+}
+
+// escapeAll %-escapes every byte but letters and digits, as RFC 1738
+// encoders of the seed's devices do.
+func escapeAll(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteString("%" + strings.ToUpper(hex.EncodeToString([]byte{c})))
+	}
+	return b.String()
+}
