@@ -68,21 +68,8 @@ func TestCaddyfileEnrollOptionOnce(t *testing.T) {
 // A single-valued subdirective given twice is refused with its position,
 // not silently replaced by the last; repeatable ones repeat.
 func TestCaddyfileRepeatedOption(t *testing.T) {
-	global := func(d *caddyfile.Dispenser) error { _, err := parseGlobalOption(d, nil); return err }
-	handler := func(d *caddyfile.Dispenser) error {
-		_, err := parseHandlerDirective(httpcaddyfile.Helper{Dispenser: d})
-		return err
-	}
-	osp := func(d *caddyfile.Dispenser) error {
-		_, err := parseOSPDirective(httpcaddyfile.Helper{Dispenser: d})
-		return err
-	}
-	cases := []struct {
-		name  string
-		parse func(*caddyfile.Dispenser) error
-		src   string
-		err   string // "" for accepted
-	}{
+	global, handler, osp := parseGlobal, parseEnrollDirective, parseOSP
+	runCaddyfileCases(t, []caddyfileCase{
 		{"approval twice", global, "enroll {\n\tapproval manual\n\tapproval auto\n}", "approval may appear only once, at Testfile:3"},
 		{"config_file twice", global, "enroll {\n\tconfig_file a.conf\n\tconfig_file b.conf\n}", "config_file may appear only once, at Testfile:3"},
 		{"lockout twice", global, "enroll {\n\tlockout 1s 1m\n\tlockout 2s 2m\n}", "lockout may appear only once"},
@@ -96,42 +83,15 @@ func TestCaddyfileRepeatedOption(t *testing.T) {
 		{"osp tokens twice", osp, "osp {\n\ttokens signed\n\ttokens unsigned\n}", "tokens may appear only once, at Testfile:3"},
 		{"osp same source twice", osp, "osp {\n\tsource_address 192.0.2.1 a\n\tsource_address 192.0.2.1 b\n}", "source_address 192.0.2.1 is given twice"},
 		{"osp sources", osp, "osp {\n\tsource_address 192.0.2.1 a\n\tsource_address 192.0.2.2 b\n}", ""},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			err := c.parse(caddyfile.NewTestDispenser(c.src))
-			if c.err == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), c.err) {
-				t.Fatalf("error %v, want one containing %q", err, c.err)
-			}
-		})
-	}
+	})
 }
 
 // A flag takes no arguments: the rest of its line is refused with its
 // position, not read as the next option (`plain_http tokens unsigned` set
 // both).
 func TestCaddyfileFlagArguments(t *testing.T) {
-	global := func(d *caddyfile.Dispenser) error { _, err := parseGlobalOption(d, nil); return err }
-	handler := func(d *caddyfile.Dispenser) error {
-		_, err := parseHandlerDirective(httpcaddyfile.Helper{Dispenser: d})
-		return err
-	}
-	osp := func(d *caddyfile.Dispenser) error {
-		_, err := parseOSPDirective(httpcaddyfile.Helper{Dispenser: d})
-		return err
-	}
-	cases := []struct {
-		name  string
-		parse func(*caddyfile.Dispenser) error
-		src   string
-		err   string // "" for accepted
-	}{
+	global, handler, osp := parseGlobal, parseEnrollDirective, parseOSP
+	runCaddyfileCases(t, []caddyfileCase{
 		{"ca flags", global, "enroll {\n\tca {\n\t\tintermediate\n\t\tallow_rsa1024\n\t\tserver_auth\n\t}\n}", ""},
 		{"intermediate and an option", global, "enroll {\n\tca {\n\t\tintermediate server_auth\n\t}\n}", `intermediate takes no arguments, not "server_auth", at Testfile:3`},
 		{"allow_rsa1024 with a value", global, "enroll {\n\tca legacy {\n\t\tallow_rsa1024 off\n\t}\n}", `allow_rsa1024 takes no arguments, not "off", at Testfile:3`},
@@ -141,21 +101,7 @@ func TestCaddyfileFlagArguments(t *testing.T) {
 		{"plain_getcacert and the block's end", handler, "enroll {\n\tplain_getcacert }\n}", `plain_getcacert takes no arguments, not "}", at Testfile:2`},
 		{"plain_http", osp, "osp {\n\tplain_http\n\ttokens unsigned\n}", ""},
 		{"plain_http and an option", osp, "osp {\n\tplain_http tokens unsigned\n}", `plain_http takes no arguments, not "tokens", at Testfile:2`},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			err := c.parse(caddyfile.NewTestDispenser(c.src))
-			if c.err == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), c.err) {
-				t.Fatalf("error %v, want one containing %q", err, c.err)
-			}
-		})
-	}
+	})
 }
 
 // max_body is the size written; one past what an int64 holds is refused,
@@ -197,21 +143,8 @@ func TestCaddyfileMaxBody(t *testing.T) {
 // An explicit 0 is refused where the JSON config reads zero as "the
 // default": `validity 0` must not silently become a year.
 func TestCaddyfileZeroRefused(t *testing.T) {
-	global := func(d *caddyfile.Dispenser) error { _, err := parseGlobalOption(d, nil); return err }
-	handler := func(d *caddyfile.Dispenser) error {
-		_, err := parseHandlerDirective(httpcaddyfile.Helper{Dispenser: d})
-		return err
-	}
-	osp := func(d *caddyfile.Dispenser) error {
-		_, err := parseOSPDirective(httpcaddyfile.Helper{Dispenser: d})
-		return err
-	}
-	cases := []struct {
-		name  string
-		parse func(*caddyfile.Dispenser) error
-		src   string
-		err   string // "" for accepted
-	}{
+	global, handler, osp := parseGlobal, parseEnrollDirective, parseOSP
+	runCaddyfileCases(t, []caddyfileCase{
 		{"watch_interval 0", global, "enroll {\n\twatch_interval 0\n}", "watch_interval 0 is not a setting: leave watch_interval out for its default; a negative duration re-reads the file only on reload, at Testfile:2"},
 		{"watch_interval 0s", global, "enroll {\n\twatch_interval 0s\n}", "watch_interval 0 is not a setting"},
 		{"watch_interval negative", global, "enroll {\n\twatch_interval -1s\n}", ""},
@@ -231,7 +164,32 @@ func TestCaddyfileZeroRefused(t *testing.T) {
 		{"token_validity 0", osp, "osp {\n\ttoken_validity 0s\n}", "token_validity 0 is not a setting"},
 		{"osp max_destinations 0", osp, "osp {\n\tmax_destinations 0\n}", "max_destinations 0 is not a setting"},
 		{"osp max_destinations 2", osp, "osp {\n\tmax_destinations 2\n}", ""},
-	}
+	})
+}
+
+// The three Caddyfile parsers, as error-only functions for caddyfileCase.
+func parseGlobal(d *caddyfile.Dispenser) error { _, err := parseGlobalOption(d, nil); return err }
+
+func parseEnrollDirective(d *caddyfile.Dispenser) error {
+	_, err := parseHandlerDirective(httpcaddyfile.Helper{Dispenser: d})
+	return err
+}
+
+func parseOSP(d *caddyfile.Dispenser) error {
+	_, err := parseOSPDirective(httpcaddyfile.Helper{Dispenser: d})
+	return err
+}
+
+// caddyfileCase is src given to parse, accepted or refused with err.
+type caddyfileCase struct {
+	name  string
+	parse func(*caddyfile.Dispenser) error
+	src   string
+	err   string // "" for accepted
+}
+
+func runCaddyfileCases(t *testing.T, cases []caddyfileCase) {
+	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			err := c.parse(caddyfile.NewTestDispenser(c.src))
