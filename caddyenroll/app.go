@@ -604,27 +604,42 @@ func (a *App) refreshOnce() {
 // revokeDisabled revokes every certificate of devices that were disabled,
 // each under its device's lock: an enrollment of the device in progress
 // either sees it disabled or has its new certificate revoked here.
+//
+// It is not cut short by Stop: during a reload the config being stopped
+// may be the only one to revoke them (the new one read the file after the
+// edit, and looked for certificates to revoke before an issuance of the
+// old config's that was in progress had completed).
 func (a *App) revokeDisabled(devices []string) {
 	for _, d := range devices {
-		unlock, err := a.state.lockDevice(a.bgCtx, d)
+		a.revokeDisabledDevice(d)
+	}
+}
+
+// revokeDisabledWait bounds the revocation of one disabled device's
+// certificates, its lock's wait included.
+const revokeDisabledWait = time.Minute
+
+func (a *App) revokeDisabledDevice(d string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(a.bgCtx), revokeDisabledWait)
+	defer cancel()
+	unlock, err := a.state.lockDevice(ctx, d)
+	if err != nil {
+		a.log.Error("locking disabled device", zap.String("device", d), zap.Error(err))
+		return
+	}
+	defer unlock()
+	for profile, c := range a.cas {
+		serials, err := c.RevokeDevice(ctx, d, reasonCessationOfOperation, "")
 		if err != nil {
-			a.log.Error("locking disabled device", zap.String("device", d), zap.Error(err))
+			a.log.Error("revoking certificates of disabled device", zap.String("device", d), zap.String("profile", profile), zap.Error(err))
 			continue
 		}
-		for profile, c := range a.cas {
-			serials, err := c.RevokeDevice(a.bgCtx, d, reasonCessationOfOperation, "")
-			if err != nil {
-				a.log.Error("revoking certificates of disabled device", zap.String("device", d), zap.String("profile", profile), zap.Error(err))
-				continue
-			}
-			if len(serials) > 0 {
-				a.noteRevoked(profile, d, serials, true)
-				metrics.revoked.Add(float64(len(serials)))
-				a.log.Info("device disabled: certificates revoked", zap.String("device", d),
-					zap.String("profile", profile), zap.Strings("serials", serials))
-			}
+		if len(serials) > 0 {
+			a.noteRevoked(profile, d, serials, true)
+			metrics.revoked.Add(float64(len(serials)))
+			a.log.Info("device disabled: certificates revoked", zap.String("device", d),
+				zap.String("profile", profile), zap.Strings("serials", serials))
 		}
-		unlock()
 	}
 }
 

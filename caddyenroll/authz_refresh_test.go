@@ -583,3 +583,28 @@ func TestLegacyRequestIDStillFound(t *testing.T) {
 		t.Fatalf("retrieve of a request stored under its old id: status %d %s", o.resp.Status, o.resp.Error)
 	}
 }
+
+// A config being stopped (the old one of a reload) still revokes the
+// certificates of the devices it saw disabled: neither the wait for the
+// device's lock nor the revocation is cut short by Stop. The new config
+// may have read the file after the edit and looked for certificates to
+// revoke before an issuance of the old one had completed.
+func TestRevokeDisabledOfAStoppedConfig(t *testing.T) {
+	initMetrics()
+	f := newRefreshFixture(t)
+	var devices, serials []string
+	for i := range 20 { // a cancelled wait would fail some at random
+		d := fmt.Sprintf("gw%d.example", i)
+		devices = append(devices, d)
+		serials = append(serials, f.enroll(f.local, d))
+	}
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	f.app.bgCtx, f.app.log = stopped, zap.NewNop()
+	f.app.revokeDisabled(devices)
+	for i, s := range serials {
+		if revoked, err := f.local.IsRevoked(f.ctx, s); err != nil || !revoked {
+			t.Errorf("%s: certificate %s not revoked (%v)", devices[i], s, err)
+		}
+	}
+}

@@ -133,7 +133,10 @@ var errFileUnavailable = errors.New("configuration file unavailable")
 // edit applies fn and writes the file back when fn succeeds. A version on
 // disk that is newer than the parsed one is parsed first, so an operator's
 // edit is never overwritten; if it does not parse, the edit is refused
-// (errFileUnavailable).
+// (errFileUnavailable). An operator's save that lands while the new
+// version is being written (the operator takes no lock) is found just
+// before the new version would replace it: fn is applied again to the
+// operator's version.
 //
 // Edits of one file run one at a time in the process, whichever
 // configState makes them, and across the instances sharing the file under
@@ -150,28 +153,55 @@ func (cs *configState) edit(ctx context.Context, fn func(f *configfile.File) err
 	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	if err := cs.syncLocked(); err != nil {
-		return fmt.Errorf("%w: %w", errFileUnavailable, err)
-	}
-	if err := fn(cs.file); err != nil {
-		return err
-	}
-	mode := os.FileMode(0o640)
-	if fi, err := os.Stat(cs.path); err == nil {
-		mode = fi.Mode().Perm()
-	}
-	if err := cs.file.Save(cs.path, configfile.SaveOptions{Backups: cs.backups, Mode: mode}); err != nil {
-		// the parsed file no longer matches the disk: follow the disk
-		cs.ver = fileVersion{}
+	var written fileVersion
+	for try := 1; ; try++ {
+		if err := cs.syncLocked(); err != nil {
+			return fmt.Errorf("%w: %w", errFileUnavailable, err)
+		}
+		parsed := cs.file.Clone() // what the disk holds: fn edits cs.file
+		if err := fn(cs.file); err != nil {
+			return err
+		}
+		mode := os.FileMode(0o640)
+		if fi, err := os.Stat(cs.path); err == nil {
+			mode = fi.Mode().Perm()
+		}
+		err := cs.file.Save(cs.path, configfile.SaveOptions{Backups: cs.backups, Mode: mode,
+			BeforeReplace: func(fi os.FileInfo) error {
+				if v, err := cs.stat(); err != nil || !v.is(cs.ver) {
+					return errReplacedMeanwhile
+				}
+				// the version now parsed, even if an operator's save
+				// replaces it before Save returns (the watcher then sees it)
+				written = fileVersion{fi.ModTime(), fi.Size(), fi}
+				return nil
+			}})
+		if err == nil {
+			cs.ver = written
+			break
+		}
+		// not written: the disk holds what was parsed, or another version.
+		// A device that fn added is not a device the disk lost (which a
+		// reload takes as disabled).
+		cs.file = parsed
+		if errors.Is(err, errReplacedMeanwhile) && try < maxEditTries {
+			continue // the operator saved meanwhile: edit that version
+		}
+		cs.ver = fileVersion{} // follow the disk, whatever it holds now
 		_ = cs.syncLocked()
 		return fmt.Errorf("%w: writing %s: %v", errFileUnavailable, cs.path, err)
-	}
-	if v, err := cs.stat(); err == nil {
-		cs.ver = v
 	}
 	cs.changedLocked(nil)
 	return nil
 }
+
+// errReplacedMeanwhile refuses to write the file over a version saved
+// since the one parsed.
+var errReplacedMeanwhile = errors.New("the file was replaced while the new version was being written")
+
+// maxEditTries bounds how many times an edit starts over from a version an
+// operator saved while it was written.
+const maxEditTries = 5
 
 // syncLocked parses the file again when the disk holds another version
 // than the parsed one; an invalid version is returned as the error and

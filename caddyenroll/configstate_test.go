@@ -32,6 +32,68 @@ func TestConfigStatesShareEditsAcrossInstances(t *testing.T) {
 	})
 }
 
+// An operator's save (an editor renaming its file into place, without any
+// lock) that lands while the server writes its own edit is not written
+// over: the server's edit is made again on the operator's version. A
+// device the server's first attempt added is not taken for one the
+// operator's version lacks (a reload would revoke its certificates).
+func TestEditKeepsAnOperatorsSaveMadeWhileWriting(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ch.conf")
+	if err := os.WriteFile(path, []byte("group \"\"\ndevice gw1.example \"\" enabled\ndevice gw2.example \"\" enabled\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := loadConfigState(path, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var disabled []string
+	cs.onChange = func(_ *configfile.File, d []string) { disabled = append(disabled, d...) }
+	saved := false
+	err = cs.edit(context.Background(), func(f *configfile.File) error {
+		if !saved {
+			// the file parsed, the server's version not written yet
+			saved = true
+			tmp := path + ".editor"
+			if err := os.WriteFile(tmp, []byte("group \"\"\ndevice gw1.example \"\" enabled\ndevice gw2.example \"\" disabled\n"), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, path); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := f.SetEnrolled("gw1.example", true); err != nil {
+			return err
+		}
+		return f.AddDevice("gw3.example", "", true, true)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := configfile.ParseFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw1, _ := f.Device("gw1.example")
+	gw2, _ := f.Device("gw2.example")
+	gw3, _ := f.Device("gw3.example")
+	if gw2 == nil || gw2.Enabled {
+		t.Errorf("the operator's edit (gw2.example disabled) was written over:\n%s", f.Bytes())
+	}
+	if gw1 == nil || !gw1.Enrolled || gw3 == nil || !gw3.Enabled || !gw3.Enrolled {
+		t.Errorf("the server's edit is not in the file:\n%s", f.Bytes())
+	}
+	if d := cs.device("gw2.example"); !d.Known || d.Enabled {
+		t.Errorf("gw2.example in force: %+v, want it disabled", d)
+	}
+	if d := cs.device("gw3.example"); !d.Known || !d.Enrolled {
+		t.Errorf("gw3.example in force: %+v, want it enrolled", d)
+	}
+	if len(disabled) != 1 || disabled[0] != "gw2.example" {
+		t.Errorf("devices reported disabled: %q, want gw2.example", disabled)
+	}
+}
+
 // checkSharedEdits marks 40 devices enrolled, alternately through two
 // configStates of one file (set up by setup), and checks no mark is lost.
 func checkSharedEdits(t *testing.T, setup func(dir, path string, cs *configState)) {

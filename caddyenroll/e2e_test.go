@@ -70,6 +70,7 @@ type serverOpts struct {
 	servers   string   // more lines for the global servers block
 	global    string   // more global options
 	waitAddrs []string // their addresses, waited for
+	bin       string   // the Caddy binary; default testutil.CaddyBinary's
 }
 
 func startServer(t *testing.T, o serverOpts) *server {
@@ -136,7 +137,10 @@ http://%s {
 %s
 `, admin, o.global, o.servers, filepath.Join(dir, "data"), confPath, o.approval, o.unknown, passwordHash(t), passwordHash(t), o.extra,
 		tlsAddr, handler, httpAddr, handler, o.sites)
-	c := testutil.StartCaddy(t, dir, caddyfile, admin, append([]string{tlsAddr, httpAddr}, o.waitAddrs...)...)
+	if o.bin == "" {
+		o.bin = testutil.CaddyBinary(t)
+	}
+	c := testutil.StartCaddyBinary(t, o.bin, dir, caddyfile, admin, append([]string{tlsAddr, httpAddr}, o.waitAddrs...)...)
 	s := &server{Caddy: c, t: t, https: "https://" + tlsAddr + "/", http: "http://" + httpAddr + "/",
 		conf: confPath, tlsAddr: tlsAddr, httpAddr: httpAddr}
 	s.client = s.trustingClient()

@@ -144,7 +144,9 @@
 // NAME.~N~ (SaveOptions.Backups, 5 by default, negative for none), where
 // the current file is hard-linked (or copied) rather than moved, so NAME
 // exists at every moment; then the temporary file is renamed onto NAME and
-// the directory is synced. Callers serialize concurrent writers.
+// the directory is synced. Callers serialize concurrent writers;
+// SaveOptions.BeforeReplace lets them check, just before the rename, that
+// no writer they cannot serialize with (an editor) replaced NAME.
 //
 // # Size
 //

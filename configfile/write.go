@@ -27,6 +27,15 @@ type SaveOptions struct {
 	// DefaultMode). An existing file keeps its own mode (and, when the
 	// process may, its owner and group).
 	Mode os.FileMode
+	// BeforeReplace, when set, is called once the new version is written
+	// and synced and the backups have rotated, just before the new version
+	// replaces path, with its FileInfo (the file keeps its identity, size
+	// and modification time when renamed onto path). An error aborts the
+	// write, leaving path as it was (path.~1~ is then a backup of it), and
+	// is returned. It lets a caller check, as late as possible, that
+	// nobody else replaced path since the caller read it, and know which
+	// version it wrote whatever replaces path afterwards.
+	BeforeReplace func(written os.FileInfo) error
 }
 
 // Save writes f.Bytes() to path as WriteFileAtomic does, streaming the
@@ -53,6 +62,8 @@ func BackupName(path string, n int) string {
 //     path.~i+1~, and the current file is hard-linked (or, where links are
 //     not possible, copied) to path.~1~, so path never stops existing;
 //  3. the temporary file is renamed onto path and the directory is synced.
+//
+// opts.BeforeReplace, if set, runs between steps 2 and 3.
 //
 // If path is a symbolic link, the file it points to is replaced (or
 // created, if the link is dangling); the link itself stays. On error
@@ -122,9 +133,20 @@ func writeAtomic(path string, opts SaveOptions, write func(io.Writer) error) (er
 	if err = tmp.Close(); err != nil {
 		return err
 	}
+	var written os.FileInfo
+	if opts.BeforeReplace != nil {
+		if written, err = os.Stat(tmpName); err != nil {
+			return err
+		}
+	}
 	if exists && backups > 0 {
 		if err = rotateBackups(path, backups, mode); err != nil {
 			return fmt.Errorf("configfile: keeping a backup of %s: %w", path, err)
+		}
+	}
+	if opts.BeforeReplace != nil {
+		if err = opts.BeforeReplace(written); err != nil {
+			return err
 		}
 	}
 	if err = os.Rename(tmpName, path); err != nil {

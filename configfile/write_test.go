@@ -1,6 +1,7 @@
 package configfile
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -136,6 +137,50 @@ func TestWriteFileAtomicSymlinkAndErrors(t *testing.T) {
 		t.Error("wrote into a missing directory")
 	}
 	noTemps(t, dir)
+}
+
+// BeforeReplace runs once the new version is written and the backups
+// have rotated, before path changes; its error leaves path as it was.
+func TestWriteFileAtomicBeforeReplace(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.conf")
+	if err := WriteFileAtomic(p, []byte("v0\n"), SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomic(p, []byte("v1\n"), SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	refused := errors.New("replaced meanwhile")
+	calls := 0
+	err := WriteFileAtomic(p, []byte("v2\n"), SaveOptions{BeforeReplace: func(os.FileInfo) error {
+		calls++
+		if tmps, _ := filepath.Glob(filepath.Join(dir, ".c.conf.tmp-*")); len(tmps) != 1 || readFile(t, tmps[0]) != "v2\n" {
+			t.Errorf("before the replace, the temporary files are %q, want one holding the new version", tmps)
+		}
+		return refused
+	}})
+	if !errors.Is(err, refused) || calls != 1 {
+		t.Fatalf("write refused by BeforeReplace: %v (%d calls)", err, calls)
+	}
+	if readFile(t, p) != "v1\n" {
+		t.Errorf("after a refused write: %q, want it unchanged", readFile(t, p))
+	}
+	if readFile(t, BackupName(p, 1)) != "v1\n" || readFile(t, BackupName(p, 2)) != "v0\n" {
+		t.Errorf("after a refused write, backups %q %q, want the rotation done", readFile(t, BackupName(p, 1)), readFile(t, BackupName(p, 2)))
+	}
+	noTemps(t, dir)
+	var written os.FileInfo
+	if err := WriteFileAtomic(p, []byte("v3\n"), SaveOptions{BeforeReplace: func(fi os.FileInfo) error { written = fi; return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	if readFile(t, p) != "v3\n" || readFile(t, BackupName(p, 1)) != "v1\n" || readFile(t, BackupName(p, 3)) != "v0\n" {
+		t.Errorf("after an accepted write: %q, backup %q", readFile(t, p), readFile(t, BackupName(p, 1)))
+	}
+	// the FileInfo given is the file now at p
+	if fi, err := os.Stat(p); err != nil || written == nil || !os.SameFile(fi, written) ||
+		fi.Size() != written.Size() || !fi.ModTime().Equal(written.ModTime()) {
+		t.Errorf("BeforeReplace was given %v, the file written is %v", written, fi)
+	}
 }
 
 func TestCopyFile(t *testing.T) {

@@ -26,6 +26,10 @@ var (
 	buildOnce sync.Once
 	buildPath string
 	buildErr  error
+
+	raceOnce sync.Once
+	racePath string
+	raceErr  error
 )
 
 // RepoRoot is the repository's root folder.
@@ -37,24 +41,39 @@ func RepoRoot() string {
 // CaddyBinary builds ./cmd/caddy once per test process and returns its path.
 func CaddyBinary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "caddy-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildPath = filepath.Join(dir, "caddy")
-		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/caddy")
-		cmd.Dir = RepoRoot()
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("building caddy: %v\n%s", err, out)
-		}
-	})
+	buildOnce.Do(func() { buildPath, buildErr = build() })
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return buildPath
+}
+
+// CaddyRaceBinary builds ./cmd/caddy with the race detector once per test
+// process and returns its path. A data race it detects is reported on its
+// standard error ("WARNING: DATA RACE"), which Caddy.Logs holds.
+func CaddyRaceBinary(t testing.TB) string {
+	t.Helper()
+	raceOnce.Do(func() { racePath, raceErr = build("-race") })
+	if raceErr != nil {
+		t.Fatal(raceErr)
+	}
+	return racePath
+}
+
+func build(flags ...string) (string, error) {
+	dir, err := os.MkdirTemp("", "caddy-bin-")
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "caddy")
+	args := append(append([]string{"build"}, flags...), "-o", path, "./cmd/caddy")
+	cmd := exec.Command("go", args...)
+	cmd.Dir = RepoRoot()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("building caddy %v: %v\n%s", flags, err, out)
+	}
+	return path, nil
 }
 
 // FreePort returns a TCP port free on 127.0.0.1 at the time of the call.
@@ -74,6 +93,7 @@ type Caddy struct {
 	Dir       string // working directory (holds Caddyfile, storage, config file)
 	Config    string // path of the Caddyfile
 	AdminAddr string // host:port of the admin API
+	bin       string // the Caddy binary
 	cmd       *exec.Cmd
 	logs      *syncBuffer
 	done      chan struct{}
@@ -101,12 +121,18 @@ func (s *syncBuffer) String() string {
 // that must accept connections before it returns.
 func StartCaddy(t testing.TB, dir, caddyfile, adminAddr string, waitAddrs ...string) *Caddy {
 	t.Helper()
-	bin := CaddyBinary(t)
+	return StartCaddyBinary(t, CaddyBinary(t), dir, caddyfile, adminAddr, waitAddrs...)
+}
+
+// StartCaddyBinary is StartCaddy with another Caddy binary, such as
+// CaddyRaceBinary's.
+func StartCaddyBinary(t testing.TB, bin, dir, caddyfile, adminAddr string, waitAddrs ...string) *Caddy {
+	t.Helper()
 	cfgPath := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(cfgPath, []byte(caddyfile), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := &Caddy{t: t, Dir: dir, Config: cfgPath, AdminAddr: adminAddr}
+	c := &Caddy{t: t, Dir: dir, Config: cfgPath, AdminAddr: adminAddr, bin: bin}
 	c.start(bin, waitAddrs)
 	t.Cleanup(func() {
 		c.Kill()
@@ -159,7 +185,7 @@ func (c *Caddy) start(bin string, waitAddrs []string) {
 func (c *Caddy) Restart(waitAddrs ...string) {
 	c.t.Helper()
 	c.Kill()
-	c.start(CaddyBinary(c.t), waitAddrs)
+	c.start(c.bin, waitAddrs)
 }
 
 // Kill stops the process with SIGKILL.

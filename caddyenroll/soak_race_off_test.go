@@ -1,0 +1,5 @@
+//go:build !race
+
+package caddyenroll_test
+
+const raceEnabled = false
