@@ -273,6 +273,17 @@ func (cs *configState) reload() (bool, error) {
 	return true, nil
 }
 
+// current reports whether the parsed version is the one on disk.
+func (cs *configState) current() bool {
+	v, err := cs.stat()
+	if err != nil {
+		return false
+	}
+	cs.mu.RLock()
+	defer cs.mu.RUnlock()
+	return v.is(cs.ver)
+}
+
 // badOnDisk reports whether the version on disk is one known not to parse.
 func (cs *configState) badOnDisk() bool {
 	v, err := cs.stat()

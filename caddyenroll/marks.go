@@ -156,9 +156,10 @@ func markIn(f *configfile.File, m mark) (bool, error) {
 // unavailable the mark is deferred (kept in storage) and nil returned: the
 // certificate is issued and recorded either way.
 func (a *App) markEnrolled(ctx context.Context, device, group string, add bool) error {
-	d := a.cfg.device(device)
-	if d.Known && d.Enrolled {
-		return nil // nothing to write
+	// nothing to write, unless the file changed since it was parsed (an
+	// operator may have removed the flag): the edit reads that version
+	if d := a.cfg.device(device); d.Known && d.Enrolled && a.cfg.current() {
+		return nil
 	}
 	m := mark{Device: device, Group: group, Add: add}
 	err := a.marks.do(m)

@@ -1,6 +1,7 @@
 package caddyenroll
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -220,5 +221,46 @@ func TestDeferredMarks(t *testing.T) {
 	}
 	if keys, _ := st.List(ctx, path.Join(statePrefix, "unmarked"), false); len(keys) != 0 {
 		t.Fatalf("markers left: %v", keys)
+	}
+}
+
+// A device the parsed file marks enrolled is marked again when the file
+// changed since it was parsed: the operator may have removed the flag, and
+// the watcher not yet reloaded it.
+func TestMarkAfterTheFlagWasRemovedByHand(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "ch.conf")
+	if err := os.WriteFile(conf, []byte("group \"\"\ndevice a.example \"\" enabled enrolled\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := loadConfigState(conf, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := localLocks{&certmagic.FileStorage{Path: filepath.Join(dir, "data")}}
+	a := &App{cfg: cs, bgCtx: context.Background(), storage: st, state: newStateStore(st, time.Hour), log: zap.NewNop()}
+	a.marks = &markBatcher{apply: a.applyMarks}
+	// the operator's edit, not yet reloaded (no watching here)
+	if err := os.WriteFile(conf+".tmp", []byte("group \"\"\ndevice a.example \"\" enabled # re-enroll\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(conf+".tmp", conf); err != nil {
+		t.Fatal(err)
+	}
+	if !a.cfg.device("a.example").Enrolled {
+		t.Fatal("the test needs the parsed file to still say enrolled")
+	}
+	if err := a.markEnrolled(context.Background(), "a.example", "", false); err != nil {
+		t.Fatal(err)
+	}
+	f, err := configfile.ParseFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := f.Device("a.example"); d == nil || !d.Enrolled {
+		t.Fatalf("a.example not marked enrolled again:\n%s", f.Bytes())
+	}
+	if !bytes.Contains(f.Bytes(), []byte("# re-enroll")) {
+		t.Fatalf("the operator's edit was lost:\n%s", f.Bytes())
 	}
 }
