@@ -11,8 +11,6 @@ import (
 	"math/big"
 	"net/http/httptest"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -131,15 +129,7 @@ device b.example "" enabled enrolled
 // A device is identified as the file writes it, whatever the spelling of
 // the source_address naming it (or of the certificate's normal form).
 func TestIdentifyAsTheFileWritesIt(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "ch.conf")
-	if err := os.WriteFile(path, []byte("group \"\"\ndevice device1.itsp.com \"\" enabled enrolled\ndevice '2001:DB8::1' \"\" enabled enrolled\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	cs, err := loadConfigState(path, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs, _, _ := testConfigState(t, "group \"\"\ndevice device1.itsp.com \"\" enabled enrolled\ndevice '2001:DB8::1' \"\" enabled enrolled\n")
 	h := &OSPHandler{app: &App{cfg: cs}, bySource: map[netip.Addr]string{
 		netip.MustParseAddr("192.0.2.10"): "Device1.ITSP.com",
 		netip.MustParseAddr("192.0.2.11"): "2001:db8::1",

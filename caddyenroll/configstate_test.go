@@ -38,19 +38,11 @@ func TestConfigStatesShareEditsAcrossInstances(t *testing.T) {
 // device the server's first attempt added is not taken for one the
 // operator's version lacks (a reload would revoke its certificates).
 func TestEditKeepsAnOperatorsSaveMadeWhileWriting(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "ch.conf")
-	if err := os.WriteFile(path, []byte("group \"\"\ndevice gw1.example \"\" enabled\ndevice gw2.example \"\" enabled\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	cs, err := loadConfigState(path, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs, path, _ := testConfigState(t, "group \"\"\ndevice gw1.example \"\" enabled\ndevice gw2.example \"\" enabled\n")
 	var disabled []string
 	cs.onChange = func(_ *configfile.File, d []string) { disabled = append(disabled, d...) }
 	saved := false
-	err = cs.edit(context.Background(), func(f *configfile.File) error {
+	err := cs.edit(context.Background(), func(f *configfile.File) error {
 		if !saved {
 			// the file parsed, the server's version not written yet
 			saved = true
@@ -214,15 +206,7 @@ func TestDeviceLockNameSpellings(t *testing.T) {
 // enrollments) are still written, not deferred: the storage lock's wait
 // is not cut short by Stop.
 func TestMarksOfAStoppedConfigAreWritten(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "ch.conf")
-	if err := os.WriteFile(path, []byte("group \"\"\ndevice gw1.example \"\" enabled\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	cs, err := loadConfigState(path, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs, path, dir := testConfigState(t, "group \"\"\ndevice gw1.example \"\" enabled\n")
 	cs.lockFile = configFileLock(localLocks{&certmagic.FileStorage{Path: filepath.Join(dir, "data")}}, path)
 	stopped, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -275,4 +259,20 @@ func TestDeviceAddressSpelledTwice(t *testing.T) {
 	if err := a.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
+}
+
+// testConfigState writes text as ch.conf in a new directory and loads it,
+// unwatched.
+func testConfigState(t *testing.T, text string) (cs *configState, path, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	path = filepath.Join(dir, "ch.conf")
+	if err := os.WriteFile(path, []byte(text), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := loadConfigState(path, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs, path, dir
 }

@@ -228,15 +228,7 @@ func TestDeferredMarks(t *testing.T) {
 // changed since it was parsed: the operator may have removed the flag, and
 // the watcher not yet reloaded it.
 func TestMarkAfterTheFlagWasRemovedByHand(t *testing.T) {
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "ch.conf")
-	if err := os.WriteFile(conf, []byte("group \"\"\ndevice a.example \"\" enabled enrolled\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	cs, err := loadConfigState(conf, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs, conf, dir := testConfigState(t, "group \"\"\ndevice a.example \"\" enabled enrolled\n")
 	st := localLocks{&certmagic.FileStorage{Path: filepath.Join(dir, "data")}}
 	a := &App{cfg: cs, bgCtx: context.Background(), storage: st, state: newStateStore(st, time.Hour), log: zap.NewNop()}
 	a.marks = &markBatcher{apply: a.applyMarks}
