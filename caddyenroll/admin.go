@@ -465,7 +465,10 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 	// a device without a valid certificate is not enrolled any more
 	if d.Known && d.Enrolled {
 		if err := ad.app.cfg.edit(ctx, func(f *configfile.File) error { return f.SetEnrolled(d.Name, false) }); err != nil {
-			return nil, 0, apiErr(http.StatusInternalServerError, err)
+			// the revocation stands (and keeps the device out of routes):
+			// say so, lest the operator take the whole request as failed
+			return nil, 0, apiErr(http.StatusInternalServerError, fmt.Errorf("certificates of %s revoked (%s), but its enrolled flag is still set: %w",
+				body.Device, strings.Join(revoked, ", "), err))
 		}
 	}
 	ad.log.Info("device certificates revoked", zap.String("device", body.Device), zap.Strings("serials", revoked))

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -125,4 +127,47 @@ func TestAdminSerialLookupErrors(t *testing.T) {
 		{"GET", "/enroll/certificates/" + is.Serial, "", 500, "looking up serial"},
 		{"POST", "/enroll/revoke", `{"serial": "` + is.Serial + `"}`, 500, "looking up serial"},
 	})
+}
+
+// Revoking a device while the configuration file does not parse revokes
+// its certificates, and the error says so: only the enrolled flag could
+// not be cleared.
+func TestAdminRevokeWithAnInvalidFile(t *testing.T) {
+	ctx := context.Background()
+	cs, path, dir := testConfigState(t, "group \"\"\ndevice gw1.example \"\" enabled enrolled\n")
+	st := localLocks{&certmagic.FileStorage{Path: filepath.Join(dir, "data")}}
+	c, _, err := ca.Open(ctx, st, ca.Config{Name: "modern"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := c.Issue(ctx, csr, "gw1.example", ca.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Record(ctx, is); err != nil {
+		t.Fatal(err)
+	}
+	initMetrics()
+	a := &App{cfg: cs, storage: st, state: newStateStore(st, 0), cas: map[string]*ca.CA{profileModern: c},
+		log: zap.NewNop(), bgCtx: ctx, authz: &authz{revocations: new(revocations)}}
+	ad := &adminAPI{app: a, log: zap.NewNop()}
+	if err := os.WriteFile(path, []byte("group \"\"\ndevice gw1.example nogroup enabled enrolled\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	err = ad.serve(httptest.NewRecorder(), httptest.NewRequest("POST", "/enroll/revoke", strings.NewReader(`{"device": "gw1.example"}`)))
+	var apiErr caddy.APIError
+	if !errors.As(err, &apiErr) || apiErr.HTTPStatus != 500 {
+		t.Fatalf("revoke with an invalid file: %v, want a 500", err)
+	}
+	if msg := apiErr.Err.Error(); !strings.Contains(msg, "gw1.example revoked ("+is.Serial+")") || !strings.Contains(msg, "enrolled flag is still set") {
+		t.Errorf("error %q does not say the certificate was revoked", msg)
+	}
+	if revoked, err := c.IsRevoked(ctx, is.Serial); err != nil || !revoked {
+		t.Errorf("certificate not revoked (%v)", err)
+	}
 }
