@@ -54,19 +54,7 @@ func TestAdminSerialLookupErrors(t *testing.T) {
 	ctx := context.Background()
 	fs := &failingLoads{Storage: &certmagic.FileStorage{Path: t.TempDir()}}
 	st := localLocks{fs}
-	c, _, err := ca.Open(ctx, st, ca.Config{Name: "modern"}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	is, err := c.Issue(ctx, csr, "gw1.example", ca.Policy{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, is := caIssuing(t, st, "gw1.example")
 	ad := &adminAPI{app: &App{storage: st, state: newStateStore(st, 0), cas: map[string]*ca.CA{profileModern: c}}, log: zap.NewNop()}
 	do := func(method, uri, body string) (int, string) {
 		rec := httptest.NewRecorder()
@@ -136,19 +124,7 @@ func TestAdminRevokeWithAnInvalidFile(t *testing.T) {
 	ctx := context.Background()
 	cs, path, dir := testConfigState(t, "group \"\"\ndevice gw1.example \"\" enabled enrolled\n")
 	st := localLocks{&certmagic.FileStorage{Path: filepath.Join(dir, "data")}}
-	c, _, err := ca.Open(ctx, st, ca.Config{Name: "modern"}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	is, err := c.Issue(ctx, csr, "gw1.example", ca.Policy{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, is := caIssuing(t, st, "gw1.example")
 	if err := c.Record(ctx, is); err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +135,7 @@ func TestAdminRevokeWithAnInvalidFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("group \"\"\ndevice gw1.example nogroup enabled enrolled\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	err = ad.serve(httptest.NewRecorder(), httptest.NewRequest("POST", "/enroll/revoke", strings.NewReader(`{"device": "gw1.example"}`)))
+	err := ad.serve(httptest.NewRecorder(), httptest.NewRequest("POST", "/enroll/revoke", strings.NewReader(`{"device": "gw1.example"}`)))
 	var apiErr caddy.APIError
 	if !errors.As(err, &apiErr) || apiErr.HTTPStatus != 500 {
 		t.Fatalf("revoke with an invalid file: %v, want a 500", err)
@@ -170,4 +146,25 @@ func TestAdminRevokeWithAnInvalidFile(t *testing.T) {
 	if revoked, err := c.IsRevoked(ctx, is.Serial); err != nil || !revoked {
 		t.Errorf("certificate not revoked (%v)", err)
 	}
+}
+
+// caIssuing opens a modern CA on st and issues (without recording) a
+// certificate for device.
+func caIssuing(t *testing.T, st ca.Store, device string) (*ca.CA, *ca.Issued) {
+	t.Helper()
+	ctx := context.Background()
+	c, _, err := ca.Open(ctx, st, ca.Config{Name: "modern"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: device}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := c.Issue(ctx, csr, device, ca.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, is
 }
