@@ -8,9 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
-	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -513,14 +511,7 @@ func TestRefreshConcurrentWithLookups(t *testing.T) {
 // revocation by another instance: the refresh keys it as the file does.
 func TestRefreshRevokedFileSpelling(t *testing.T) {
 	f := newRefreshFixture(t)
-	path := filepath.Join(t.TempDir(), "ch.conf")
-	if err := os.WriteFile(path, []byte("group \"\"\ndevice '2001:DB8:0::1' \"\" enabled enrolled\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	cs, err := loadConfigState(path, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs, _, _ := testConfigState(t, "group \"\"\ndevice '2001:DB8:0::1' \"\" enabled enrolled\n")
 	f.app.cfg = cs
 	serial := f.issue(f.local, "2001:DB8:0::1", 0)
 	f.setCurrent("2001:DB8:0::1", serial) // enrollment records the file's name
@@ -537,14 +528,7 @@ func TestRefreshRevokedFileSpelling(t *testing.T) {
 // not 9 (nonce reused) or 11 (not found).
 func TestLegacyRequestIDStillFound(t *testing.T) {
 	f := newRefreshFixture(t)
-	path := filepath.Join(t.TempDir(), "ch.conf")
-	if err := os.WriteFile(path, []byte("group \"\"\ndevice GW1.Example. \"\" enabled\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	cs, err := loadConfigState(path, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs, _, _ := testConfigState(t, "group \"\"\ndevice GW1.Example. \"\" enabled\n")
 	f.app.cfg = cs
 	f.app.log = zap.NewNop()
 	f.app.state = newStateStore(f.app.storage, time.Hour)

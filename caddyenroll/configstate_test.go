@@ -138,15 +138,7 @@ func checkSharedEdits(t *testing.T, setup func(dir, path string, cs *configState
 // an enrolled mark for another spelling marks the line rather than adding
 // the device again.
 func TestDeviceLookupSpellings(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ch.conf")
-	conf := "group \"\"\ndevice 192.0.2.10 \"\" disabled\ndevice '2001:DB8::1' \"\" enabled\ndevice GW1.Example \"\" enabled\n"
-	if err := os.WriteFile(path, []byte(conf), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	cs, err := loadConfigState(path, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs, path, _ := testConfigState(t, "group \"\"\ndevice 192.0.2.10 \"\" disabled\ndevice '2001:DB8::1' \"\" enabled\ndevice GW1.Example \"\" enabled\n")
 	for spelling, want := range map[string]string{
 		"192.0.2.10": "192.0.2.10", "[192.0.2.10]": "192.0.2.10", "::ffff:192.0.2.10": "192.0.2.10",
 		"2001:db8::1": "2001:DB8::1", "2001:db8:0::1": "2001:DB8::1", "[2001:DB8::1]": "2001:DB8::1",
@@ -167,7 +159,7 @@ func TestDeviceLookupSpellings(t *testing.T) {
 	if d := cs.device("2001:DB8:0::2"); !d.Known || d.Name != "2001:db8::2" {
 		t.Errorf("added 2001:db8::2 as 2001:DB8:0::2: %+v", d)
 	}
-	err = cs.edit(context.Background(), func(f *configfile.File) error {
+	err := cs.edit(context.Background(), func(f *configfile.File) error {
 		_, err := markIn(f, mark{Device: "gw1.example", Add: true})
 		return err
 	})
@@ -262,7 +254,7 @@ func TestDeviceAddressSpelledTwice(t *testing.T) {
 }
 
 // testConfigState writes text as ch.conf in a new directory and loads it,
-// unwatched.
+// keeping no backups when it is written.
 func testConfigState(t *testing.T, text string) (cs *configState, path, dir string) {
 	t.Helper()
 	dir = t.TempDir()

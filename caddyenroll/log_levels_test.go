@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -24,14 +22,7 @@ import (
 // be a password typed in the wrong field); attempts refused by a lockout
 // are at debug, and a lockout is logged once, when it starts.
 func TestEnrollmentLogLevels(t *testing.T) {
-	conf := filepath.Join(t.TempDir(), "clearinghouse.conf")
-	if err := os.WriteFile(conf, []byte("enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	cs, err := loadConfigState(conf, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs, _, _ := testConfigState(t, "enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled\n")
 	hash, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
 	accts, err := newAccounts([]Account{{Username: "ops", Password: string(hash)}})
 	if err != nil {

@@ -99,16 +99,8 @@ func TestMarkBatcherCoalesces(t *testing.T) {
 // A batch marks known devices, adds unknown ones to their group (or the
 // default group), leaves enrolled ones alone and writes the file once.
 func TestApplyMarks(t *testing.T) {
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "ch.conf")
 	src := "# fleet\ngroup \"\"\ngroup 'west'\ndevice a.example \"\" enabled\ndevice b.example west enabled enrolled\n"
-	if err := os.WriteFile(conf, []byte(src), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	cs, err := loadConfigState(conf, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs, conf, _ := testConfigState(t, src)
 	a := &App{cfg: cs, bgCtx: context.Background()}
 	errs := a.applyMarks([]mark{{Device: "a.example"}, {Device: "b.example"}, {Device: "new.example", Group: "west", Add: true},
 		{Device: "other.example", Group: "nowhere", Add: true}, {Device: "gone.example"}, {Device: "bad\x01name", Add: true}})
@@ -153,17 +145,9 @@ func TestApplyMarks(t *testing.T) {
 // device the operator removed meanwhile is not brought back, an unreadable
 // mark is dropped, and none is left behind.
 func TestDeferredMarks(t *testing.T) {
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "ch.conf")
 	good := "group \"\"\ndevice a.example \"\" enabled\ndevice r.example \"\" enabled\n"
 	broken := good + "device c.example \"\" enabled\ndevice x.example nogroup enabled\n"
-	if err := os.WriteFile(conf, []byte(good), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	cs, err := loadConfigState(conf, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs, conf, dir := testConfigState(t, good)
 	st := localLocks{&certmagic.FileStorage{Path: filepath.Join(dir, "data")}}
 	a := &App{cfg: cs, bgCtx: context.Background(), storage: st, state: newStateStore(st, time.Hour), log: zap.NewNop(),
 		authz: &authz{revocations: new(revocations)}}

@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -47,14 +45,7 @@ type ospFixture struct {
 
 func newOSPFixture(t *testing.T) *ospFixture {
 	t.Helper()
-	conf := filepath.Join(t.TempDir(), "clearinghouse.conf")
-	if err := os.WriteFile(conf, []byte("group \"\"\ndevice gw1.example \"\" enabled enrolled\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	cs, err := loadConfigState(conf, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs, _, _ := testConfigState(t, "group \"\"\ndevice gw1.example \"\" enabled enrolled\n")
 	st := localLocks{failingStores{Storage: &certmagic.FileStorage{Path: t.TempDir()}, part: "/666-"}}
 	a := &App{storage: st, state: newStateStore(st, time.Hour), cfg: cs, log: zap.NewNop()}
 	initMetrics()
