@@ -24,8 +24,14 @@ import (
 // status, the body (or the error's message) and the headers.
 func adminDo(t *testing.T, ad *adminAPI, method, uri string) (int, string, http.Header) {
 	t.Helper()
+	return adminDoBody(t, ad, method, uri, "")
+}
+
+// adminDoBody is adminDo with a request body.
+func adminDoBody(t *testing.T, ad *adminAPI, method, uri, body string) (int, string, http.Header) {
+	t.Helper()
 	rec := httptest.NewRecorder()
-	err := ad.serve(rec, httptest.NewRequest(method, uri, nil))
+	err := ad.serve(rec, httptest.NewRequest(method, uri, strings.NewReader(body)))
 	var apiErr caddy.APIError
 	if errors.As(err, &apiErr) {
 		return apiErr.HTTPStatus, apiErr.Err.Error(), rec.Header()

@@ -590,18 +590,6 @@ func TestCDRAdminParameters(t *testing.T) {
 	mustStore(t, a, testCDR(51, at("2024-03-05T10:00:00Z")))
 	core, logs := observer.New(zapcore.InfoLevel)
 	ad := &adminAPI{app: a, log: zap.New(core)}
-	do := func(method, uri string) (int, string) {
-		rec := httptest.NewRecorder()
-		err := ad.serve(rec, httptest.NewRequest(method, uri, nil))
-		var apiErr caddy.APIError
-		if errors.As(err, &apiErr) {
-			return apiErr.HTTPStatus, apiErr.Err.Error()
-		}
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, uri, err)
-		}
-		return http.StatusOK, rec.Body.String()
-	}
 	for _, c := range []struct {
 		method, uri string
 		code        int
@@ -635,7 +623,7 @@ func TestCDRAdminParameters(t *testing.T) {
 		{"DELETE", "/enroll/cdrs?before=2024-03-06", 200, `"2024-03-05"`},
 		{"GET", "/enroll/cdrs", 200, "[]"},
 	} {
-		code, body := do(c.method, c.uri)
+		code, body, _ := adminDo(t, ad, c.method, c.uri)
 		if code != c.code || !strings.Contains(body, c.want) {
 			t.Errorf("%s %s: %d %s\nwant %d with %q", c.method, c.uri, code, body, c.code, c.want)
 		}
