@@ -789,6 +789,31 @@ func (s *server) blockRevokedList(t *testing.T) (unblock func()) {
 	}
 }
 
+// reenrollmentCutShort enrolls device4.com, then re-enrolls it with a new
+// key while its certificate cannot be revoked, which fails (status 14). It
+// returns the first certificate and the second key and CSR.
+func (s *server) reenrollmentCutShort() (*x509.Certificate, crypto.Signer, []byte) {
+	t := s.t
+	t.Helper()
+	_, csr1 := p256CSR(t, "device4.com")
+	first := s.do(enrollReq(wire.OpRequest, t, csr1))
+	if first.Status != wire.StatusOK {
+		t.Fatalf("first enrollment: status %d %s", first.Status, first.Error)
+	}
+	old, err := x509.ParseCertificate(first.Certificate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unblock := s.blockRevokedList(t)
+	defer unblock()
+	key2, csr2 := p256CSR(t, "device4.com")
+	if a := s.do(enrollReq(wire.OpRequest, t, csr2)); a.Status != wire.StatusServerError {
+		t.Fatalf("re-enrollment while the previous certificate cannot be revoked: status %d %s, want %d",
+			a.Status, a.Error, wire.StatusServerError)
+	}
+	return old, key2, csr2
+}
+
 // A re-enrollment whose revocation of the previous certificate fails is
 // not answered as done: the device record keeps naming the previous
 // certificate, and the device's retry supersedes it and gets the new one.
@@ -797,20 +822,7 @@ func (s *server) blockRevokedList(t *testing.T) (unblock func()) {
 func TestReenrollmentRevocationFailureIsRetried(t *testing.T) {
 	s := startServer(t, serverOpts{})
 	caCert := s.getCACert()
-	_, csr1 := p256CSR(t, "device4.com")
-	first := s.do(enrollReq(wire.OpRequest, t, csr1))
-	if first.Status != wire.StatusOK {
-		t.Fatalf("first enrollment: status %d %s", first.Status, first.Error)
-	}
-	old, _ := x509.ParseCertificate(first.Certificate)
-
-	unblock := s.blockRevokedList(t)
-	key2, csr2 := p256CSR(t, "device4.com")
-	if a := s.do(enrollReq(wire.OpRequest, t, csr2)); a.Status != wire.StatusServerError {
-		t.Fatalf("re-enrollment while the previous certificate cannot be revoked: status %d %s, want %d",
-			a.Status, a.Error, wire.StatusServerError)
-	}
-	unblock()
+	old, key2, csr2 := s.reenrollmentCutShort()
 	again := s.do(enrollReq(wire.OpRetrieve, t, csr2))
 	if again.Status != wire.StatusOK {
 		t.Fatalf("retry: status %d %s", again.Status, again.Error)
@@ -832,19 +844,7 @@ func TestReenrollmentRevocationFailureIsRetried(t *testing.T) {
 func TestUndeliveredCertificateIsSuperseded(t *testing.T) {
 	s := startServer(t, serverOpts{})
 	caCert := s.getCACert()
-	_, csrA := p256CSR(t, "device4.com")
-	a := s.do(enrollReq(wire.OpRequest, t, csrA))
-	if a.Status != wire.StatusOK {
-		t.Fatalf("first enrollment: status %d %s", a.Status, a.Error)
-	}
-	certA, _ := x509.ParseCertificate(a.Certificate)
-
-	unblock := s.blockRevokedList(t)
-	_, csrB := p256CSR(t, "device4.com")
-	if b := s.do(enrollReq(wire.OpRequest, t, csrB)); b.Status != wire.StatusServerError {
-		t.Fatalf("re-enrollment that cannot revoke: status %d %s, want %d", b.Status, b.Error, wire.StatusServerError)
-	}
-	unblock()
+	certA, _, csrB := s.reenrollmentCutShort()
 
 	// the device gives up on key B and enrolls with a new key C
 	keyC, csrC := p256CSR(t, "device4.com")
