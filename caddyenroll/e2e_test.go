@@ -330,14 +330,7 @@ func TestEnrollAutoApproval(t *testing.T) {
 		t.Fatalf("re-enroll: status %d %q", ans2.Status, ans2.Error)
 	}
 	checkIssued(t, ans2.Certificate, caCert, "device2.itsp.com", key2)
-	crl := s.fetchCRL(caCert)
-	found := false
-	for _, e := range crl.RevokedCertificateEntries {
-		if e.SerialNumber.Cmp(cert.SerialNumber) == 0 {
-			found = true
-		}
-	}
-	if !found {
+	if s.crlEntry(caCert, cert) == nil {
 		t.Fatal("superseded certificate is not on the CRL")
 	}
 }
@@ -789,21 +782,40 @@ func (s *server) blockRevokedList(t *testing.T) (unblock func()) {
 	}
 }
 
+// enrollDevice4 enrolls device4.com with a new P-256 key and returns its
+// certificate.
+func (s *server) enrollDevice4() *x509.Certificate {
+	t := s.t
+	t.Helper()
+	_, csr := p256CSR(t, "device4.com")
+	a := s.do(enrollReq(wire.OpRequest, t, csr))
+	if a.Status != wire.StatusOK {
+		t.Fatalf("enrollment: status %d %s", a.Status, a.Error)
+	}
+	cert, err := x509.ParseCertificate(a.Certificate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// crlEntry is the entry of cert in the CRL of caCert, nil if it has none.
+func (s *server) crlEntry(caCert, cert *x509.Certificate) *x509.RevocationListEntry {
+	for _, e := range s.fetchCRL(caCert).RevokedCertificateEntries {
+		if e.SerialNumber.Cmp(cert.SerialNumber) == 0 {
+			return &e
+		}
+	}
+	return nil
+}
+
 // reenrollmentCutShort enrolls device4.com, then re-enrolls it with a new
 // key while its certificate cannot be revoked, which fails (status 14). It
 // returns the first certificate and the second key and CSR.
 func (s *server) reenrollmentCutShort() (*x509.Certificate, crypto.Signer, []byte) {
 	t := s.t
 	t.Helper()
-	_, csr1 := p256CSR(t, "device4.com")
-	first := s.do(enrollReq(wire.OpRequest, t, csr1))
-	if first.Status != wire.StatusOK {
-		t.Fatalf("first enrollment: status %d %s", first.Status, first.Error)
-	}
-	old, err := x509.ParseCertificate(first.Certificate)
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := s.enrollDevice4()
 	unblock := s.blockRevokedList(t)
 	defer unblock()
 	key2, csr2 := p256CSR(t, "device4.com")
@@ -828,11 +840,7 @@ func TestReenrollmentRevocationFailureIsRetried(t *testing.T) {
 		t.Fatalf("retry: status %d %s", again.Status, again.Error)
 	}
 	checkIssued(t, again.Certificate, caCert, "device4.com", key2)
-	found := false
-	for _, e := range s.fetchCRL(caCert).RevokedCertificateEntries {
-		found = found || e.SerialNumber.Cmp(old.SerialNumber) == 0
-	}
-	if !found {
+	if s.crlEntry(caCert, old) == nil {
 		t.Fatal("the superseded certificate is not in the CRL after the retry")
 	}
 }
@@ -995,23 +1003,8 @@ func TestDeviceNameSpellings(t *testing.T) {
 func TestDisabledWhileStoppedIsRevoked(t *testing.T) {
 	s := startServer(t, serverOpts{})
 	caCert := s.getCACert()
-	_, csr := p256CSR(t, "device4.com")
-	a := s.do(enrollReq(wire.OpRequest, t, csr))
-	if a.Status != wire.StatusOK {
-		t.Fatalf("enrollment: status %d %s", a.Status, a.Error)
-	}
-	cert, err := x509.ParseCertificate(a.Certificate)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inCRL := func() bool {
-		for _, e := range s.fetchCRL(caCert).RevokedCertificateEntries {
-			if e.SerialNumber.Cmp(cert.SerialNumber) == 0 {
-				return true
-			}
-		}
-		return false
-	}
+	cert := s.enrollDevice4()
+	inCRL := func() bool { return s.crlEntry(caCert, cert) != nil }
 	if inCRL() {
 		t.Fatal("revoked before it was disabled")
 	}
@@ -1034,23 +1027,8 @@ func TestDisabledWhileStoppedIsRevoked(t *testing.T) {
 func TestDisabledWhileRunningIsRevoked(t *testing.T) {
 	s := startServer(t, serverOpts{})
 	caCert := s.getCACert()
-	_, csr := p256CSR(t, "device4.com")
-	a := s.do(enrollReq(wire.OpRequest, t, csr))
-	if a.Status != wire.StatusOK {
-		t.Fatalf("enrollment: status %d %s", a.Status, a.Error)
-	}
-	cert, err := x509.ParseCertificate(a.Certificate)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entry := func() *x509.RevocationListEntry {
-		for _, e := range s.fetchCRL(caCert).RevokedCertificateEntries {
-			if e.SerialNumber.Cmp(cert.SerialNumber) == 0 {
-				return &e
-			}
-		}
-		return nil
-	}
+	cert := s.enrollDevice4()
+	entry := func() *x509.RevocationListEntry { return s.crlEntry(caCert, cert) }
 	if entry() != nil {
 		t.Fatal("revoked before it was disabled")
 	}
