@@ -322,6 +322,19 @@ func (c *CA) storeRevoked(ctx context.Context, rf *revokedFile, marked map[strin
 // the reason of revoked ones to it (they are not returned: not newly
 // revoked).
 func (c *CA) RevokeDevice(ctx context.Context, device string, reason int, exceptSerial string) ([]string, error) {
+	return c.revokeDevice(ctx, device, reason, exceptSerial, time.Time{})
+}
+
+// RevokeDeviceIssuedBefore is RevokeDevice for the certificates of device
+// signed before cutoff (all of them when cutoff is zero); records of
+// earlier versions, which do not say when they were signed, count as
+// signed before. A device disabled and enabled again keeps the
+// certificate it enrolled for since.
+func (c *CA) RevokeDeviceIssuedBefore(ctx context.Context, device string, reason int, cutoff time.Time) ([]string, error) {
+	return c.revokeDevice(ctx, device, reason, "", cutoff)
+}
+
+func (c *CA) revokeDevice(ctx context.Context, device string, reason int, exceptSerial string, cutoff time.Time) ([]string, error) {
 	if err := checkReason(reason); err != nil {
 		return nil, err
 	}
@@ -358,6 +371,16 @@ func (c *CA) RevokeDevice(ctx context.Context, device string, reason int, except
 		for _, s := range serials {
 			if s == except {
 				continue
+			}
+			if !cutoff.IsZero() {
+				switch rec, err := c.Lookup(ctx, s); {
+				case errors.Is(err, ErrNotFound):
+					continue
+				case err != nil:
+					return err
+				case !rec.IssuedAt.IsZero() && !rec.IssuedAt.Before(cutoff):
+					continue
+				}
 			}
 			rec, newly, err := c.revokeLocked(ctx, rf, s, reason)
 			if errors.Is(err, ErrNotFound) {

@@ -7,6 +7,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"math/big"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -493,4 +494,59 @@ type loadCounter struct {
 func (s *loadCounter) Load(ctx context.Context, key string) ([]byte, error) {
 	s.n.Add(1)
 	return s.countedStore.Load(ctx, key)
+}
+
+// RevokeDeviceIssuedBefore leaves the certificates signed at or after the
+// cutoff (a device enabled again enrolled for them) and revokes the older
+// ones, including records of earlier versions that carry no signing time.
+func TestRevokeDeviceIssuedBefore(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	now := testNow
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	step := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	c, _ := openCA(t, NewMemStore(), Config{Now: clock}, "")
+
+	old := issueN(t, c, "device1.itsp.com", 1)[0]
+	// a record as earlier versions wrote it: no issued_at
+	rec, err := c.Lookup(ctx, old.Serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.IssuedAt = time.Time{}
+	if err := c.storeJSON(ctx, c.issuedKey(old.Serial), rec); err != nil {
+		t.Fatal(err)
+	}
+	step(400 * time.Millisecond)
+	before := issueN(t, c, "device1.itsp.com", 1)[0]
+	step(400 * time.Millisecond) // same second as before: the cutoff is not truncated
+	cutoff := clock()
+	at := issueN(t, c, "device1.itsp.com", 1)[0]
+	step(time.Second)
+	after := issueN(t, c, "device1.itsp.com", 1)[0]
+	if !before.IssuedAt.Before(cutoff) || at.IssuedAt.Before(cutoff) {
+		t.Fatalf("issuance times %v %v around cutoff %v", before.IssuedAt, at.IssuedAt, cutoff)
+	}
+
+	got, err := c.RevokeDeviceIssuedBefore(ctx, "device1.itsp.com", ReasonCessationOfOperation, cutoff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{old.Serial, before.Serial}
+	sort.Strings(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("revoked %v, want %v (the old record and the one signed before the cutoff)", got, want)
+	}
+	for _, is := range []*Issued{at, after} {
+		if r, err := c.IsRevoked(ctx, is.Serial); err != nil || r {
+			t.Fatalf("certificate signed %v (cutoff %v) revoked: %v %v", is.IssuedAt, cutoff, r, err)
+		}
+	}
+	// a zero cutoff is RevokeDevice: everything left
+	got, err = c.RevokeDeviceIssuedBefore(ctx, "device1.itsp.com", ReasonCessationOfOperation, time.Time{})
+	want = []string{at.Serial, after.Serial}
+	sort.Strings(want)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("zero cutoff revoked %v, %v; want %v", got, err, want)
+	}
 }

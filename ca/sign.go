@@ -27,6 +27,7 @@ type Issued struct {
 	PublicKeySHA256 string // SHA-256 of the SubjectPublicKeyInfo DER, lower-case hex
 	NotBefore       time.Time
 	NotAfter        time.Time
+	IssuedAt        time.Time // when it was signed (NotBefore is backdated)
 }
 
 // PEM returns the certificate as PEM.
@@ -170,7 +171,8 @@ func CheckNames(csr *CSR, device string) error {
 }
 
 func (c *CA) signParsed(csr *CSR, name string, ip net.IP, p Policy) (*Issued, error) {
-	now := c.cfg.Now().UTC().Truncate(time.Second)
+	issuedAt := c.cfg.Now().UTC()
+	now := issuedAt.Truncate(time.Second)
 	if now.Before(c.issuer.NotBefore) || !now.Before(c.issuer.NotAfter) {
 		return nil, errorf(ErrExpired, "issuing CA %q is valid from %s to %s, now is %s",
 			c.issuer.Subject.CommonName, c.issuer.NotBefore.Format(time.RFC3339), c.issuer.NotAfter.Format(time.RFC3339), now.Format(time.RFC3339))
@@ -236,6 +238,7 @@ func (c *CA) signParsed(csr *CSR, name string, ip net.IP, p Policy) (*Issued, er
 		PublicKeySHA256: csr.PublicKeySHA256,
 		NotBefore:       cert.NotBefore,
 		NotAfter:        cert.NotAfter,
+		IssuedAt:        issuedAt,
 	}, nil
 }
 
@@ -274,10 +277,13 @@ type Record struct {
 	PublicKeySHA256 string    `json:"public_key_sha256"`
 	NotBefore       time.Time `json:"not_before"`
 	NotAfter        time.Time `json:"not_after"`
-	Revoked         bool      `json:"revoked,omitempty"`
-	RevokedAt       time.Time `json:"revoked_at,omitzero"`
-	Reason          int       `json:"reason,omitempty"`
-	DER             []byte    `json:"der"`
+	// IssuedAt is when the certificate was signed (zero in records of
+	// earlier versions).
+	IssuedAt  time.Time `json:"issued_at,omitzero"`
+	Revoked   bool      `json:"revoked,omitempty"`
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	Reason    int       `json:"reason,omitempty"`
+	DER       []byte    `json:"der"`
 }
 
 // PEM returns the recorded certificate as PEM.
@@ -299,6 +305,7 @@ func (c *CA) Record(ctx context.Context, is *Issued) error {
 		PublicKeySHA256: is.PublicKeySHA256,
 		NotBefore:       is.NotBefore.UTC(),
 		NotAfter:        is.NotAfter.UTC(),
+		IssuedAt:        is.IssuedAt.UTC(),
 		DER:             is.DER,
 	}
 	b, err := json.Marshal(rec)

@@ -259,7 +259,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 		if len(disabled) > 0 {
 			// outside the file's lock: it takes the devices' locks
-			a.background(func() { a.revokeDisabled(disabled) })
+			seen := time.Now()
+			a.background(func() { a.revokeDisabled(disabled, seen) })
 		}
 	}
 	if err := a.refreshRevoked(ctx); err != nil {
@@ -609,9 +610,12 @@ func (a *App) refreshOnce() {
 // may be the only one to revoke them (the new one read the file after the
 // edit, and looked for certificates to revoke before an issuance of the
 // old config's that was in progress had completed).
-func (a *App) revokeDisabled(devices []string) {
+//
+// seen is when the devices were seen disabled: a device enabled again
+// since keeps the certificates signed after that (it enrolled for them).
+func (a *App) revokeDisabled(devices []string, seen time.Time) {
 	for _, d := range devices {
-		a.revokeDisabledDevice(d)
+		a.revokeDisabledDevice(d, seen)
 	}
 }
 
@@ -619,7 +623,7 @@ func (a *App) revokeDisabled(devices []string) {
 // certificates, its lock's wait included.
 const revokeDisabledWait = time.Minute
 
-func (a *App) revokeDisabledDevice(d string) {
+func (a *App) revokeDisabledDevice(d string, seen time.Time) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(a.bgCtx), revokeDisabledWait)
 	defer cancel()
 	unlock, err := a.state.lockDevice(ctx, d)
@@ -628,8 +632,15 @@ func (a *App) revokeDisabledDevice(d string) {
 		return
 	}
 	defer unlock()
+	// checked under the lock: an enrollment after the device was enabled
+	// again has completed, or sees it enabled
+	enabledAgain, again := a.cfg.enabledAgainSince(d, seen)
+	if again {
+		a.log.Info("device disabled, then enabled again: revoking only the certificates signed before",
+			zap.String("device", d), zap.Time("enabled_again", enabledAgain))
+	}
 	for profile, c := range a.cas {
-		serials, err := c.RevokeDevice(ctx, d, reasonCessationOfOperation, "")
+		serials, err := c.RevokeDeviceIssuedBefore(ctx, d, reasonCessationOfOperation, enabledAgain)
 		if err != nil {
 			a.log.Error("revoking certificates of disabled device", zap.String("device", d), zap.String("profile", profile), zap.Error(err))
 			continue
@@ -649,6 +660,7 @@ func (a *App) revokeDisabledDevice(d string) {
 // watcher did. It reads one device record per disabled device.
 func (a *App) revokeDisabledAtStart() {
 	var disabled []string
+	seen := time.Now()
 	a.cfg.read(func(f *configfile.File) {
 		for _, d := range f.Devices {
 			if !d.Enabled {
@@ -667,7 +679,7 @@ func (a *App) revokeDisabledAtStart() {
 			due = append(due, d)
 		}
 	}
-	a.revokeDisabled(due)
+	a.revokeDisabled(due, seen)
 }
 
 // authority returns the CA of a profile.

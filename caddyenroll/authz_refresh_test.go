@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"os"
 	"path"
 	"strings"
 	"sync"
@@ -585,10 +586,60 @@ func TestRevokeDisabledOfAStoppedConfig(t *testing.T) {
 	stopped, cancel := context.WithCancel(context.Background())
 	cancel()
 	f.app.bgCtx, f.app.log = stopped, zap.NewNop()
-	f.app.revokeDisabled(devices)
+	f.app.revokeDisabled(devices, time.Now())
 	for i, s := range serials {
 		if revoked, err := f.local.IsRevoked(f.ctx, s); err != nil || !revoked {
 			t.Errorf("%s: certificate %s not revoked (%v)", devices[i], s, err)
 		}
+	}
+}
+
+// A device disabled, then enabled again before its revocation ran (it
+// waits for the device's lock, or was a stopped config's), keeps the
+// certificate it enrolled for once enabled again; the one from before the
+// disabling is revoked. Disabled a second time, it loses both.
+func TestRevokeDisabledThenEnabledAgain(t *testing.T) {
+	initMetrics()
+	f := newRefreshFixture(t)
+	f.app.bgCtx, f.app.log = context.Background(), zap.NewNop()
+	conf := func(state string) string { return "group \"\"\ndevice gw1.example \"\" " + state + "\n" }
+	cs, path, _ := testConfigState(t, conf("enabled"))
+	f.app.cfg = cs
+	save := func(state string) {
+		t.Helper()
+		// another file each time: the version differs even within the clock's resolution
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(conf(state)), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+		if changed, err := cs.reload(); err != nil || !changed {
+			t.Fatalf("reload of %s: %v %v", state, changed, err)
+		}
+	}
+	f.clock.now = time.Now().UTC()
+	before := f.enroll(f.local, "gw1.example")
+
+	save("disabled")
+	seen := time.Now()
+	save("enabled")
+	f.clock.now = time.Now().UTC() // signed after it was seen enabled again
+	after := f.enroll(f.local, "gw1.example")
+
+	f.app.revokeDisabled([]string{"gw1.example"}, seen)
+	if r, err := f.local.IsRevoked(f.ctx, before); err != nil || !r {
+		t.Errorf("certificate from before the disabling: revoked %v (%v), want revoked", r, err)
+	}
+	if r, err := f.local.IsRevoked(f.ctx, after); err != nil || r {
+		t.Errorf("certificate enrolled for once enabled again: revoked %v (%v), want good", r, err)
+	}
+
+	// disabled again: the late revocation takes everything
+	save("disabled")
+	f.app.revokeDisabled([]string{"gw1.example"}, seen)
+	if r, err := f.local.IsRevoked(f.ctx, after); err != nil || !r {
+		t.Errorf("device disabled again: its certificate revoked %v (%v), want revoked", r, err)
 	}
 }

@@ -41,6 +41,10 @@ type configState struct {
 	// instances that share it (a storage lock), taken after edits
 	lockFile func(ctx context.Context) (unlock func(), err error)
 
+	// enablings is when devices were enabled again, shared by the file's
+	// configStates (nil: not kept)
+	enablings *enabledLog
+
 	mu   sync.RWMutex
 	file *configfile.File
 	ver  fileVersion // the version of file
@@ -114,7 +118,18 @@ func loadConfigState(path string, backups int) (*configState, error) {
 	}
 	cs.file, cs.ver = f, v
 	cs.flagsNow.Store(flagsOf(f))
+	cs.enablings = enablingsOf(path)
+	cs.enablings.observe(f, time.Now())
 	return cs, nil
+}
+
+// enabledAgainSince returns when device was seen enabled again after
+// seenDisabled, if it was and still is.
+func (cs *configState) enabledAgainSince(device string, seenDisabled time.Time) (time.Time, bool) {
+	if cs == nil || cs.enablings == nil {
+		return time.Time{}, false
+	}
+	return cs.enablings.enabledAgainSince(device, seenDisabled)
 }
 
 // read calls fn with the current file under the read lock. fn must not
@@ -240,6 +255,9 @@ func (cs *configState) replaceLocked(f *configfile.File, v fileVersion) {
 
 func (cs *configState) changedLocked(disabled []string) {
 	cs.flagsNow.Store(flagsOf(cs.file))
+	if cs.enablings != nil {
+		cs.enablings.observe(cs.file, time.Now())
+	}
 	if cs.onChange != nil {
 		cs.onChange(cs.file, disabled)
 	}
