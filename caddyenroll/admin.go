@@ -354,7 +354,7 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apiErr(http.StatusInternalServerError, err)
 	}
-	revoked, newly, err := ad.revokeLocked(ctx, body, hits, reason)
+	revoked, newly, deferred, err := ad.revokeLocked(ctx, body, hits, reason)
 	unlock() // not held through the refresh and the answer
 	if err != nil {
 		return err
@@ -367,7 +367,11 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 	if revoked == nil {
 		revoked = []string{}
 	}
-	return writeJSON(w, map[string]any{"revoked": revoked})
+	answer := map[string]any{"revoked": revoked}
+	if deferred {
+		answer["note"] = fmt.Sprintf("the configuration file %s does not parse: %s will be marked not enrolled once it does", ad.app.ConfigFile, body.Device)
+	}
+	return writeJSON(w, answer)
 }
 
 // revocationHit is a certificate a revoke by serial found, by profile.
@@ -406,12 +410,10 @@ func (ad *adminAPI) lookupSerial(ctx context.Context, serial string) ([]revocati
 // unmarks a device revoked by name. A name that is neither a device of
 // the file nor has any certificate is refused (404): a typo. It returns the
 // serials revoked and how many of them were not revoked before.
-func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []revocationHit, reason int) ([]string, int, error) {
-	var revoked []string
-	newly := 0
+func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []revocationHit, reason int) (revoked []string, newly int, deferred bool, err error) {
 	for _, h := range hits {
 		if err := ad.app.cas[h.profile].Revoke(ctx, body.Serial, reason); err != nil {
-			return nil, 0, apiErr(http.StatusInternalServerError, err)
+			return nil, 0, false, apiErr(http.StatusInternalServerError, err)
 		}
 		revoked = append(revoked, h.rec.Serial)
 		if !h.rec.Revoked {
@@ -420,7 +422,7 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 		ad.log.Info("certificate revoked", zap.String("serial", h.rec.Serial), zap.String("profile", h.profile))
 	}
 	if body.Device == "" {
-		return revoked, newly, nil
+		return revoked, newly, false, nil
 	}
 	// the device's records, by profile: read once, when needed to tell a
 	// mistyped name (neither in the file nor issued a certificate: 404) or
@@ -433,13 +435,13 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 		for profile, c := range ad.app.cas {
 			r, err := c.Records(ctx, body.Device)
 			if err != nil {
-				return nil, 0, apiErr(http.StatusInternalServerError, fmt.Errorf("certificates of %s (%s CA): %v", body.Device, profile, err))
+				return nil, 0, false, apiErr(http.StatusInternalServerError, fmt.Errorf("certificates of %s (%s CA): %v", body.Device, profile, err))
 			}
 			recs[profile] = r
 			issued = issued || len(r) > 0
 		}
 		if !d.Known && !issued {
-			return nil, 0, apiErr(http.StatusNotFound, fmt.Errorf("no device %s: it is not in the configuration file %s and no certificate was issued to it",
+			return nil, 0, false, apiErr(http.StatusNotFound, fmt.Errorf("no device %s: it is not in the configuration file %s and no certificate was issued to it",
 				body.Device, ad.app.ConfigFile))
 		}
 	}
@@ -457,22 +459,28 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 		}
 		serials, err := c.RevokeDevice(ctx, body.Device, reason, "")
 		if err != nil {
-			return nil, 0, apiErr(http.StatusInternalServerError, err)
+			return nil, 0, false, apiErr(http.StatusInternalServerError, err)
 		}
 		revoked = append(append(revoked, serials...), rereasoned...)
 		newly += len(serials)
 	}
-	// a device without a valid certificate is not enrolled any more
+	// a device without a valid certificate is not enrolled any more; while
+	// the file does not parse, the flag is cleared once it does (the
+	// revocation keeps the device out of routes meanwhile)
 	if d.Known && d.Enrolled {
-		if err := ad.app.cfg.edit(ctx, func(f *configfile.File) error { return f.SetEnrolled(d.Name, false) }); err != nil {
-			// the revocation stands (and keeps the device out of routes):
-			// say so, lest the operator take the whole request as failed
-			return nil, 0, apiErr(http.StatusInternalServerError, fmt.Errorf("certificates of %s revoked (%s), but its enrolled flag is still set: %w",
+		err := ad.app.cfg.edit(ctx, func(f *configfile.File) error { return f.SetEnrolled(d.Name, false) })
+		if errors.Is(err, errFileUnavailable) {
+			err, deferred = ad.app.deferMark(ctx, mark{Device: d.Name, Unmark: true}, err), true
+		}
+		if err != nil {
+			// the revocation stands: say so, lest the operator take the
+			// whole request as failed
+			return nil, 0, false, apiErr(http.StatusInternalServerError, fmt.Errorf("certificates of %s revoked (%s), but its enrolled flag is still set: %w",
 				body.Device, strings.Join(revoked, ", "), err))
 		}
 	}
 	ad.log.Info("device certificates revoked", zap.String("device", body.Device), zap.Strings("serials", revoked))
-	return revoked, newly, nil
+	return revoked, newly, deferred, nil
 }
 
 func (ad *adminAPI) cdrs(w http.ResponseWriter, r *http.Request) error {

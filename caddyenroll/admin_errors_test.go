@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 )
 
 // failingLoads is a storage whose Loads of keys containing a part fail.
@@ -103,11 +104,13 @@ func TestAdminSerialLookupErrors(t *testing.T) {
 }
 
 // Revoking a device while the configuration file does not parse revokes
-// its certificates, and the error says so: only the enrolled flag could
-// not be cleared.
+// its certificates and keeps the clearing of its enrolled flag for when
+// the file parses again (the answer says so); a device that enrolled again
+// meanwhile keeps its flag.
 func TestAdminRevokeWithAnInvalidFile(t *testing.T) {
 	ctx := context.Background()
-	cs, path, dir := testConfigState(t, "group \"\"\ndevice gw1.example \"\" enabled enrolled\n")
+	const good = "group \"\"\ndevice gw1.example \"\" enabled enrolled\ndevice gw2.example \"\" enabled enrolled\n"
+	cs, path, dir := testConfigState(t, good)
 	st := localLocks{&certmagic.FileStorage{Path: filepath.Join(dir, "data")}}
 	c, is := caIssuing(t, st, "gw1.example")
 	if err := c.Record(ctx, is); err != nil {
@@ -116,19 +119,46 @@ func TestAdminRevokeWithAnInvalidFile(t *testing.T) {
 	initMetrics()
 	a := &App{cfg: cs, storage: st, state: newStateStore(st, 0), cas: map[string]*ca.CA{profileModern: c},
 		log: zap.NewNop(), bgCtx: ctx, authz: &authz{revocations: new(revocations)}}
+	a.marks = &markBatcher{apply: a.applyMarks}
+	for _, d := range []string{"gw1.example", "gw2.example"} {
+		if err := a.state.putDevice(ctx, &DeviceRecord{Device: d, Profile: profileModern, Serial: is.Serial}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ad := &adminAPI{app: a, log: zap.NewNop()}
 	if err := os.WriteFile(path, []byte("group \"\"\ndevice gw1.example nogroup enabled enrolled\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	code, msg, _ := adminDoBody(t, ad, "POST", "/enroll/revoke", `{"device": "gw1.example"}`)
-	if code != 500 {
-		t.Fatalf("revoke with an invalid file: %d %s, want a 500", code, msg)
-	}
-	if !strings.Contains(msg, "gw1.example revoked ("+is.Serial+")") || !strings.Contains(msg, "enrolled flag is still set") {
-		t.Errorf("error %q does not say the certificate was revoked", msg)
+	for _, d := range []string{"gw1.example", "gw2.example"} {
+		code, msg, _ := adminDoBody(t, ad, "POST", "/enroll/revoke", `{"device": "`+d+`"}`)
+		if code != 200 || !strings.Contains(msg, "will be marked not enrolled once it does") {
+			t.Fatalf("revoke of %s with an invalid file: %d %s, want 200 and a note", d, code, msg)
+		}
 	}
 	if revoked, err := c.IsRevoked(ctx, is.Serial); err != nil || !revoked {
 		t.Errorf("certificate not revoked (%v)", err)
+	}
+	// gw2 enrolls again meanwhile: its current certificate is good
+	a.noteRevoked(profileModern, "gw2.example", nil, false)
+
+	if a.applyDeferredMarks(ctx) {
+		t.Fatal("deferred marks applied to a file that does not parse")
+	}
+	if err := os.WriteFile(path, []byte(good), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if !a.applyDeferredMarks(ctx) {
+		t.Fatal("deferred marks left once the file parses")
+	}
+	f, err := configfile.ParseFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := f.Device("gw1.example"); d.Enrolled {
+		t.Errorf("gw1.example still marked enrolled once the file parses:\n%s", f.Bytes())
+	}
+	if d, _ := f.Device("gw2.example"); !d.Enrolled {
+		t.Errorf("gw2.example, enrolled again, lost its flag:\n%s", f.Bytes())
 	}
 }
 

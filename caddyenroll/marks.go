@@ -44,10 +44,15 @@ type markBatcher struct {
 // that the file did not list: it is added to Group. A listed device that
 // is gone from the file by the time of the write (the operator removed it)
 // is not brought back.
+//
+// Unmark clears the flag instead: a device whose certificates an
+// administrator revoked while the file did not parse (only kept marks
+// carry it).
 type mark struct {
 	Device string `json:"device"`
 	Group  string `json:"group,omitempty"`
 	Add    bool   `json:"add,omitempty"`
+	Unmark bool   `json:"unmark,omitempty"`
 }
 
 type markWaiter struct {
@@ -134,13 +139,13 @@ const markLockWait = time.Minute
 // otherwise is marked, not added again.
 func markIn(f *configfile.File, m mark) (bool, error) {
 	if d, ok := f.Device(m.Device); ok {
-		if d.Enrolled {
+		if d.Enrolled != m.Unmark {
 			return false, nil
 		}
-		err := f.SetEnrolled(d.Name, true)
+		err := f.SetEnrolled(d.Name, !m.Unmark)
 		return err == nil, err
 	}
-	if !m.Add {
+	if !m.Add || m.Unmark {
 		return false, nil
 	}
 	group := m.Group
@@ -166,12 +171,23 @@ func (a *App) markEnrolled(ctx context.Context, device, group string, add bool) 
 	if !errors.Is(err, errFileUnavailable) {
 		return err
 	}
-	if derr := a.state.storeJSON(ctx, deferredMarkKey(device), m); derr != nil {
-		return fmt.Errorf("%v; keeping the mark for later: %v", err, derr)
+	return a.deferMark(ctx, m, err)
+}
+
+// deferMark keeps m in storage, to be applied once the file parses again
+// (cause is why it cannot be now). A device has one kept mark: the
+// latest, made under the device's lock, replaces an earlier one.
+func (a *App) deferMark(ctx context.Context, m mark, cause error) error {
+	if err := a.state.storeJSON(ctx, deferredMarkKey(m.Device), m); err != nil {
+		return fmt.Errorf("%v; keeping the mark for later: %v", cause, err)
 	}
 	a.marks.deferred.Store(true)
-	a.log.Warn("configuration file unavailable: device will be marked enrolled once it parses again",
-		zap.String("device", device), zap.Error(err))
+	what := "marked enrolled"
+	if m.Unmark {
+		what = "marked not enrolled"
+	}
+	a.log.Warn("configuration file unavailable: device will be "+what+" once it parses again",
+		zap.String("device", m.Device), zap.Error(cause))
 	return nil
 }
 
@@ -204,8 +220,12 @@ func (a *App) applyDeferredMarks(ctx context.Context) bool {
 			_ = a.storage.Delete(ctx, k)
 			continue
 		}
-		if !a.eligible(m.Device) {
-			a.log.Info("deferred mark dropped: the device's certificate was revoked meanwhile", zap.String("device", m.Device))
+		if eligible := a.eligible(m.Device); eligible == m.Unmark {
+			why := "the device's certificate was revoked meanwhile"
+			if m.Unmark {
+				why = "the device enrolled again meanwhile"
+			}
+			a.log.Info("deferred mark dropped: "+why, zap.String("device", m.Device), zap.Bool("unmark", m.Unmark))
 			_ = a.storage.Delete(ctx, k)
 			continue
 		}
@@ -223,7 +243,7 @@ func (a *App) applyDeferredMarks(ctx context.Context) bool {
 			a.log.Error("deferred mark of an enrolled device failed; mark it by hand",
 				zap.String("device", batch[i].Device), zap.Error(err))
 		default:
-			a.log.Info("device marked enrolled (deferred)", zap.String("device", batch[i].Device))
+			a.log.Info("device marked (deferred)", zap.String("device", batch[i].Device), zap.Bool("enrolled", !batch[i].Unmark))
 		}
 		if err := a.storage.Delete(ctx, from[i]); err != nil {
 			left++
