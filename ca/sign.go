@@ -65,7 +65,8 @@ func NormalizeDevice(device string) (name string, ip net.IP, err error) {
 	if d == "" || len(d) > 253 {
 		return "", nil, errorf(ErrBadDeviceName, "device name %q is not a DNS name or IP address", device)
 	}
-	for _, label := range strings.Split(d, ".") {
+	labels := strings.Split(d, ".")
+	for _, label := range labels {
 		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 			return "", nil, errorf(ErrBadDeviceName, "device name %q is not a DNS name or IP address", device)
 		}
@@ -75,6 +76,12 @@ func NormalizeDevice(device string) (name string, ip net.IP, err error) {
 				return "", nil, errorf(ErrBadDeviceName, "device name %q is not a DNS name or IP address (character %q)", device, c)
 			}
 		}
+	}
+	// no top-level domain is all digits (RFC 3696 section 2): such a name
+	// is an address that resolvers read as one ("127.1" is 127.0.0.1 to
+	// inet_aton) but a certificate would carry as a DNS name
+	if last := labels[len(labels)-1]; strings.Trim(last, "0123456789") == "" {
+		return "", nil, errorf(ErrBadDeviceName, "device name %q is neither a DNS name (its last label is all digits) nor an IP address in full form", device)
 	}
 	return d, nil, nil
 }

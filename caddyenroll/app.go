@@ -201,6 +201,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err // already FILE:LINE: …
 	}
 	a.cfg.lockFile = configFileLock(a.storage, a.ConfigFile)
+	var bad []unissuable
+	a.cfg.read(func(f *configfile.File) { bad = unissuableDevices(f) })
+	for i, u := range bad {
+		if i == maxNameWarnings {
+			a.log.Warn("more devices cannot enroll (`caddy enroll check` lists them)", zap.Int("count", len(bad)-i))
+			break
+		}
+		a.log.Warn("device cannot enroll: its name cannot be in a certificate", zap.String("file", a.ConfigFile),
+			zap.Int("line", u.device.Line), zap.String("device", u.device.Name), zap.Error(u.err))
+	}
 	// routing ignores the address of a name the file lacks: a typo, or a
 	// device the operator removed from the file (which is edited while the
 	// server runs: a reload must not fail for it)

@@ -28,7 +28,8 @@ Tools for the clearinghouse enrollment server.
 
   check <file>          validate a clearinghouse configuration file: exit 0 with
                         a summary, or exit 1 with one FILE:LINE: message per
-                        error (on stderr)
+                        error (on stderr); devices whose names cannot be in a
+                        certificate are warned about (on stderr, exit 0)
   pending               list enrollment requests waiting for approval
   requests              list all requests (--state pending|issued|rejected);
                         both in id order, every page, or one page of --limit
@@ -168,6 +169,9 @@ func runCheck(out, errOut io.Writer, path string) error {
 			return fmt.Errorf("%s: %d error(s)", path, len(list))
 		}
 		return err // printed once, by cobra
+	}
+	for _, u := range unissuableDevices(f) {
+		fmt.Fprintln(errOut, u.warning(path))
 	}
 	fmt.Fprint(out, f.Summary())
 	return nil

@@ -49,9 +49,21 @@ func TestCheckCommand(t *testing.T) {
 		t.Errorf("summary is %d lines, more than one screen", n)
 	}
 
+	// valid, but two devices could never enroll: warned about, exit 0
+	odd := filepath.Join(dir, "odd.conf")
+	os.WriteFile(odd, []byte("group \"\"\ndevice gw1.example \"\" enabled\ndevice 127.1 \"\" enabled\ndevice gw_2.example \"\" enabled\n"), 0o644)
+	out, errOut, code := runCaddy(t, dir, "enroll", "check", odd)
+	if code != 0 || !strings.Contains(out, "3 devices") {
+		t.Fatalf("check of a file with unissuable names: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if want := []string{odd + `:3: warning: device "127.1" cannot enroll`, odd + `:4: warning: device "gw_2.example" cannot enroll`}; len(strings.Split(strings.TrimSpace(errOut), "\n")) != 2 ||
+		!strings.Contains(errOut, want[0]) || !strings.Contains(errOut, want[1]) || !strings.Contains(errOut, "all digits") {
+		t.Errorf("warnings:\n%s\nwant one line each: %q", errOut, want)
+	}
+
 	bad := filepath.Join(dir, "bad.conf")
 	os.WriteFile(bad, []byte("group \"\"\ndevice gw1 nogroup enabled\nroute \"\" '+1...' gw2 10\nroute \"\" '+1...' gw1 -3\nssl maybe\n"), 0o644)
-	out, errOut, code := runCaddy(t, dir, "enroll", "check", bad)
+	out, errOut, code = runCaddy(t, dir, "enroll", "check", bad)
 	if code != 1 || out != "" {
 		t.Fatalf("check of a bad file: exit %d, want 1 and errors on stderr only\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
