@@ -438,6 +438,11 @@ func (h *OSPHandler) refuseErr(m osp.Message, err error, now time.Time, doing st
 // what became of each.
 func (h *OSPHandler) usage(ctx context.Context, ind *osp.UsageIndication, device, why string, now time.Time) (osp.Message, []zap.Field) {
 	records := float64(len(ind.Usages))
+	// as for calls: a device the operator disabled (or whose certificate
+	// was revoked) reports no more usage, whichever way it is identified
+	if device != "" && !h.app.usable(h.app.router.Load(), device) {
+		device, why = "", "device is not enabled and enrolled"
+	}
 	if device == "" {
 		metrics.usage.WithLabelValues("unauthorized").Add(records)
 		return osp.ConfirmUsage(ind, osp.StatusUnauthorized, now), []zap.Field{zap.Int("status", osp.StatusUnauthorized.Code),

@@ -19,6 +19,7 @@ import (
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/osp"
 )
 
@@ -45,12 +46,18 @@ type ospFixture struct {
 
 func newOSPFixture(t *testing.T) *ospFixture {
 	t.Helper()
-	cs, _, _ := testConfigState(t, "group \"\"\ndevice gw1.example \"\" enabled enrolled\n")
+	cs, _, _ := testConfigState(t, "group \"\"\ndevice gw1.example \"\" enabled enrolled\ndevice gw2.example \"\" disabled enrolled\n")
 	st := localLocks{failingStores{Storage: &certmagic.FileStorage{Path: t.TempDir()}, part: "/666-"}}
-	a := &App{storage: st, state: newStateStore(st, time.Hour), cfg: cs, log: zap.NewNop()}
+	a := &App{storage: st, state: newStateStore(st, time.Hour), cfg: cs, log: zap.NewNop(),
+		authz: &authz{revocations: new(revocations)}}
+	var err error
+	cs.read(func(f *configfile.File) { err = a.rebuildRoutes(f) })
+	if err != nil {
+		t.Fatal(err)
+	}
 	initMetrics()
 	h := &OSPHandler{Tokens: TokensUnsigned, Profile: profileModern, app: a, log: zap.NewNop(),
-		bySource: map[netip.Addr]string{netip.MustParseAddr("192.0.2.1"): "gw1.example"}}
+		bySource: map[netip.Addr]string{netip.MustParseAddr("192.0.2.1"): "gw1.example", netip.MustParseAddr("192.0.2.2"): "gw2.example"}}
 	return &ospFixture{t: t, h: h, a: a}
 }
 
@@ -122,7 +129,7 @@ func TestOSPMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	big := append([]byte("<?xml version=\"1.0\"?>\n<Message>"), bytes.Repeat([]byte(" "), osp.DefaultLimits.MaxBytes)...)
-	const gw1, stranger = "192.0.2.1:5060", "198.51.100.9:5060"
+	const gw1, gw2, stranger = "192.0.2.1:5060", "192.0.2.2:5060", "198.51.100.9:5060"
 	for _, c := range []struct {
 		name  string
 		flags flags
@@ -137,6 +144,7 @@ func TestOSPMetrics(t *testing.T) {
 		{"usage over plain HTTP", flags{SSL: true, CDRs: true}, usageBody(t, 1, 2, 3), gw1, 200, map[string]float64{"usage/ssl_required": 3}},
 		{"authorization over plain HTTP", flags{SSL: true}, auth, gw1, 200, map[string]float64{"authz/ssl_required": 1}},
 		{"usage of an unidentified device", flags{CDRs: true}, usageBody(t, 1, 2), stranger, 200, map[string]float64{"usage/unauthorized": 2}},
+		{"usage of a disabled device", flags{CDRs: true}, usageBody(t, 1, 2), gw2, 200, map[string]float64{"usage/unauthorized": 2}},
 		{"usage not stored", flags{}, usageBody(t, 1, 2), gw1, 200, map[string]float64{"usage/not_stored": 2}},
 		{"usage stored", flags{CDRs: true}, usageBody(t, 1, 2), gw1, 200, map[string]float64{"usage/stored": 2}},
 		{"usage again", flags{CDRs: true}, usageBody(t, 1, 2, 3), gw1, 200, map[string]float64{"usage/duplicate": 2, "usage/stored": 1}},
