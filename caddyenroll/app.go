@@ -488,6 +488,8 @@ func (a *App) Start() error {
 	a.background(func() {
 		if err := a.state.indexPending(a.bgCtx); err != nil {
 			a.log.Error("indexing pending requests", zap.Error(err))
+		} else if err := a.state.indexPendingOf(a.bgCtx); err != nil {
+			a.log.Error("indexing pending requests by device", zap.Error(err))
 		}
 		if reqs, err := a.state.requests(a.bgCtx, statePending); err == nil {
 			metrics.pending.Set(float64(len(reqs)))

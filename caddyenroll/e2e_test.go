@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -368,9 +369,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 type pendingInfo struct {
-	ID     string `json:"id"`
-	Device string `json:"device"`
-	State  string `json:"state"`
+	ID      string    `json:"id"`
+	Device  string    `json:"device"`
+	State   string    `json:"state"`
+	Created time.Time `json:"created"`
 }
 
 func (s *server) pending() []pendingInfo {
@@ -1243,5 +1245,58 @@ func TestAnswersNotCompressed(t *testing.T) {
 	raw, _ := io.ReadAll(resp.Body)
 	if enc := resp.Header.Get("Content-Encoding"); enc != "" || resp.ContentLength != int64(len(raw)) || !bytes.HasPrefix(raw, []byte("status=0&certificate=")) {
 		t.Fatalf("Content-Encoding %q, Content-Length %d for %d bytes: %.40q", enc, resp.ContentLength, len(raw), raw)
+	}
+}
+
+// A device that makes a new request with a new key at every restart while
+// it waits for approval keeps at most maxPendingPerDevice of them pending
+// (the oldest are rejected as superseded), and once one of its requests is
+// issued, those it made before are rejected: approving one of them later
+// would supersede the certificate it enrolled for.
+func TestStalePendingRequestsSuperseded(t *testing.T) {
+	const maxPendingPerDevice = 4 // as the server's
+	s := startServer(t, serverOpts{approval: "manual"})
+	caCert := s.getCACert()
+	var csrs [][]byte
+	keys := make([]crypto.Signer, 6)
+	for i := range keys {
+		var csr []byte
+		keys[i], csr = p256CSR(t, "device4.com")
+		csrs = append(csrs, csr)
+		if a := s.do(enrollReq(wire.OpRequest, t, csr)); a.Status != wire.StatusPending {
+			t.Fatalf("request %d: status %d %s", i, a.Status, a.Error)
+		}
+	}
+	p := s.pending() // in id order
+	if len(p) != maxPendingPerDevice {
+		t.Fatalf("%d pending requests of one device, want %d: %+v", len(p), maxPendingPerDevice, p)
+	}
+	slices.SortFunc(p, func(a, b pendingInfo) int { return a.Created.Compare(b.Created) })
+	for i := range 2 {
+		if a := s.do(enrollReq(wire.OpRetrieve, t, csrs[i])); a.Status != wire.StatusRejected {
+			t.Errorf("retrieve of request %d, beyond the %d newest: status %d %s, want rejected", i, maxPendingPerDevice, a.Status, a.Error)
+		}
+	}
+	// approving the fourth (p[1], oldest first) rejects the
+	// third, made before it; the fifth and sixth stay pending
+	if code, body := s.Admin("POST", "/enroll/approve/"+p[1].ID, ""); code != 200 {
+		t.Fatalf("approve: %d %s", code, body)
+	}
+	left := s.pending()
+	slices.SortFunc(left, func(a, b pendingInfo) int { return a.Created.Compare(b.Created) })
+	if len(left) != 2 || left[0].ID != p[2].ID || left[1].ID != p[3].ID {
+		t.Fatalf("pending after approving the fourth: %+v, want the fifth and sixth (%s %s)", left, p[2].ID, p[3].ID)
+	}
+	if a := s.do(enrollReq(wire.OpRetrieve, t, csrs[2])); a.Status != wire.StatusRejected {
+		t.Errorf("retrieve of the third request: status %d %s, want rejected (superseded)", a.Status, a.Error)
+	}
+	a := s.do(enrollReq(wire.OpRetrieve, t, csrs[3]))
+	if a.Status != wire.StatusOK {
+		t.Fatalf("retrieve of the approved request: status %d %s", a.Status, a.Error)
+	}
+	checkIssued(t, a.Certificate, caCert, "device4.com", keys[3])
+	_, body := s.Admin("GET", "/enroll/requests?state=rejected", "")
+	if n := strings.Count(body, "superseded"); n != 3 {
+		t.Errorf("%d rejected requests say superseded, want 3: %s", n, body)
 	}
 }

@@ -218,6 +218,8 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 		return fail(wire.StatusServerError, "server error")
 	}
 	metrics.pending.Inc()
+	a.supersedePending(ctx, name, beyond(maxPendingPerDevice),
+		fmt.Sprintf("superseded: the device made newer requests (it keeps at most %d pending)", maxPendingPerDevice))
 	return outcome{resp: wire.Response{Status: wire.StatusPending, Nonce: req.ServerNonce}, reason: "pending approval"}
 }
 
@@ -260,7 +262,12 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 		return fmt.Errorf("storing request: %v", err)
 	}
 	metrics.issued.WithLabelValues(req.Profile).Inc()
-	return a.completeIssue(ctx, req, prev)
+	if err := a.completeIssue(ctx, req, prev); err != nil {
+		return err
+	}
+	// the device enrolled with this key: requests it made before are moot
+	a.supersedePending(ctx, req.Device, madeBefore(req), "superseded: the device enrolled with a newer request (serial "+req.Serial+")")
+	return nil
 }
 
 // completeIssue makes an issued request the device's current enrollment:
@@ -436,7 +443,7 @@ func (a *App) decidePending(ctx context.Context, id string, decide func(req *Req
 		return nil, err
 	}
 	metrics.pending.Dec()
-	if err := a.state.unindexPending(ctx, req.ID); err != nil {
+	if err := errors.Join(a.state.unindexPending(ctx, req.ID), a.state.unindexPendingOf(ctx, req.Device, req.ID)); err != nil {
 		a.log.Warn("removing a decided request from the pending index; the next listing will", zap.String("request", req.ID), zap.Error(err))
 	}
 	return req, nil

@@ -138,3 +138,69 @@ func TestDecidePendingNotFound(t *testing.T) {
 		}
 	}
 }
+
+// The per-device index: pending requests of earlier versions (indexed
+// globally only) are indexed by device once, and a marker whose request is
+// no longer pending is skipped, and dropped once older than the grace.
+func TestPendingOfIndex(t *testing.T) {
+	ctx := context.Background()
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	s := newStateStore(st, time.Hour)
+	now := time.Now().UTC()
+	old := &Request{ID: "aaaaaa01", Device: "gw1.example", State: statePending, Created: now.Add(-time.Hour)}
+	// as an earlier version stored it: the global marker, then the request
+	if err := st.Store(ctx, pendingKey(old.ID), []byte(old.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.storeJSON(ctx, requestKey(old.ID), old); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*Request{
+		{ID: "bbbbbb02", Device: "GW1.example", State: statePending, Created: now},
+		{ID: "cccccc03", Device: "gw2.example", State: statePending, Created: now},
+	} {
+		if err := s.putRequest(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(device string) []string {
+		t.Helper()
+		reqs, err := s.pendingOf(ctx, device)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range reqs {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	if got := ids("gw1.example"); strings.Join(got, " ") != "bbbbbb02" {
+		t.Fatalf("before indexing: %v", got)
+	}
+	if err := s.indexPendingOf(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids("gw1.example"); strings.Join(got, " ") != "aaaaaa01 bbbbbb02" {
+		t.Fatalf("after indexing: %v, want the older first", got)
+	}
+	// decided, and a crash before its marker was removed
+	old.State = stateRejected
+	if err := s.putRequest(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids("gw1.example"); strings.Join(got, " ") != "bbbbbb02" {
+		t.Fatalf("a decided request listed: %v", got)
+	}
+	if !st.Exists(ctx, pendingOfKey("gw1.example", old.ID)) {
+		t.Fatal("a young stale marker was removed (its request may be being written)")
+	}
+	s.now = func() time.Time { return time.Now().Add(2 * pendingMarkerGrace) }
+	ids("gw1.example")
+	if st.Exists(ctx, pendingOfKey("gw1.example", old.ID)) {
+		t.Fatal("an old stale marker is kept")
+	}
+	if got := ids("gw2.example"); strings.Join(got, " ") != "cccccc03" {
+		t.Fatalf("gw2.example: %v", got)
+	}
+}

@@ -82,7 +82,8 @@ func (s *stateStore) deleteIfOver(ctx context.Context, device, id string, now ti
 	if err := s.st.Delete(ctx, requestKey(id)); err != nil {
 		return false, fmt.Errorf("deleting request %s: %v", id, err)
 	}
-	_ = s.unindexPending(ctx, id) // a marker a crash left
+	_ = s.unindexPending(ctx, id) // markers a crash left
+	_ = s.unindexPendingOf(ctx, device, id)
 	return true, nil
 }
 

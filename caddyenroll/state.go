@@ -188,6 +188,9 @@ func (s *stateStore) putRequest(ctx context.Context, r *Request) error {
 		if err := s.st.Store(ctx, pendingKey(r.ID), []byte(r.ID)); err != nil {
 			return err
 		}
+		if err := s.st.Store(ctx, pendingOfKey(r.Device, r.ID), []byte(r.ID)); err != nil {
+			return err
+		}
 	}
 	return s.storeJSON(ctx, requestKey(r.ID), r)
 }

@@ -1,0 +1,150 @@
+package caddyenroll
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// A device's pending requests are also indexed by device, one marker each
+// under clearinghouse/enroll/pending-of/<device hash>/, so that the
+// requests a device no longer needs are found without reading every
+// pending request:
+//
+//   - when a request of the device is issued, its pending requests made
+//     before that one are rejected as superseded (the device enrolled with
+//     another key since; approving one later would supersede the newer
+//     certificate with one the device may no longer hold the key of);
+//   - a device has at most maxPendingPerDevice pending requests: a new one
+//     rejects the oldest beyond that (a device that generates a new key at
+//     every restart while it waits for approval).
+//
+// Markers follow the global pending index: written before the request
+// becomes pending, removed after it stops being pending; one a crash left
+// is removed by the next listing once older than pendingMarkerGrace.
+
+// maxPendingPerDevice bounds the pending requests of one device.
+const maxPendingPerDevice = 4
+
+func pendingOfDir(device string) string {
+	return path.Join(statePrefix, "pending-of", hashKey("device", strings.ToLower(device)))
+}
+
+func pendingOfKey(device, id string) string { return path.Join(pendingOfDir(device), id) }
+
+// pendingOfIndexKey marks that the per-device index covers every pending
+// request (those of versions without it are indexed once, at start).
+func pendingOfIndexKey() string { return path.Join(statePrefix, "pending-of-index") }
+
+// pendingOf lists the device's pending requests, oldest first. A marker
+// whose request is not pending is stale and removed once old enough.
+func (s *stateStore) pendingOf(ctx context.Context, device string) ([]*Request, error) {
+	keys, err := s.list(ctx, pendingOfDir(device))
+	if err != nil || len(keys) == 0 {
+		return nil, err
+	}
+	var out []*Request
+	for _, k := range keys {
+		id := path.Base(k)
+		r, err := s.request(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if r == nil || r.State != statePending {
+			if info, err := s.st.Stat(ctx, k); err == nil && s.now().Sub(info.Modified) > pendingMarkerGrace {
+				_ = s.st.Delete(ctx, k)
+			}
+			continue
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out, nil
+}
+
+// unindexPendingOf removes the device's marker of a request that is no
+// longer pending.
+func (s *stateStore) unindexPendingOf(ctx context.Context, device, id string) error {
+	if err := s.st.Delete(ctx, pendingOfKey(device, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// indexPendingOf indexes by device, once, the pending requests that
+// versions without the per-device index stored.
+func (s *stateStore) indexPendingOf(ctx context.Context) error {
+	if s.st.Exists(ctx, pendingOfIndexKey()) {
+		return nil
+	}
+	reqs, err := s.pending(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range reqs {
+		if err := s.st.Store(ctx, pendingOfKey(r.Device, r.ID), []byte(r.ID)); err != nil {
+			return err
+		}
+	}
+	return s.st.Store(ctx, pendingOfIndexKey(), []byte("1"))
+}
+
+// supersedePending rejects, under the device's lock, the device's pending
+// requests that pick chooses from all of them (oldest first), with why as
+// their reason. It returns how many it rejected.
+func (a *App) supersedePending(ctx context.Context, device string, pick func(reqs []*Request) []*Request, why string) int {
+	reqs, err := a.state.pendingOf(ctx, device)
+	if err != nil {
+		a.log.Error("listing the device's pending requests", zap.String("device", device), zap.Error(err))
+		return 0
+	}
+	if len(reqs) == 0 {
+		return 0
+	}
+	n := 0
+	for _, r := range pick(reqs) {
+		r.State = stateRejected
+		r.Reason = why
+		r.Updated = time.Now().UTC()
+		if err := a.state.putRequest(ctx, r); err != nil {
+			a.log.Error("rejecting a superseded pending request", zap.String("request", r.ID), zap.Error(err))
+			continue
+		}
+		n++
+		metrics.pending.Dec()
+		if err := errors.Join(a.state.unindexPending(ctx, r.ID), a.state.unindexPendingOf(ctx, r.Device, r.ID)); err != nil {
+			a.log.Warn("removing a superseded request from the pending index; the next listing will", zap.String("request", r.ID), zap.Error(err))
+		}
+		a.log.Info("pending request superseded", zap.String("request", r.ID), zap.String("device", r.Device), zap.String("reason", why))
+	}
+	return n
+}
+
+// madeBefore picks the requests made before req, other than req.
+func madeBefore(req *Request) func([]*Request) []*Request {
+	return func(reqs []*Request) []*Request {
+		var out []*Request
+		for _, r := range reqs {
+			if r.ID != req.ID && r.Created.Before(req.Created) {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+}
+
+// beyond picks the oldest requests beyond the newest keep.
+func beyond(keep int) func([]*Request) []*Request {
+	return func(reqs []*Request) []*Request {
+		if len(reqs) <= keep {
+			return nil
+		}
+		return reqs[:len(reqs)-keep]
+	}
+}
