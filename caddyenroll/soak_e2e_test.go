@@ -625,6 +625,9 @@ func (k *soak) decide(p soakRequest, rng *mrand.Rand) {
 		k.mu.Unlock()
 	case code == 409 && approve && strings.Contains(out, "is disabled in the configuration file"):
 		// the operator disabled the device
+	case code == 409 && strings.Contains(out, "request is rejected"):
+		// superseded since it was listed: its device enrolled with a
+		// newer request, or made more than four newer ones
 	default:
 		k.violate("POST %s (%s): %d %.300s", uri, p.Device, code, out)
 	}
