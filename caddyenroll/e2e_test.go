@@ -1300,3 +1300,33 @@ func TestStalePendingRequestsSuperseded(t *testing.T) {
 		t.Errorf("%d rejected requests say superseded, want 3: %s", n, body)
 	}
 }
+
+// Supersession on issuance takes only the device's own earlier requests
+// (same device and customer ids): another claimant's request of the same
+// name stays pending for the operator to see.
+func TestSupersessionKeepsOtherClaimants(t *testing.T) {
+	s := startServer(t, serverOpts{approval: "manual"})
+	request := func(customer string) []byte {
+		_, csr := p256CSR(t, "newgw.example.net")
+		r := enrollReq(wire.OpRequest, t, csr)
+		r.Customer = customer
+		if a := s.do(r); a.Status != wire.StatusPending {
+			t.Fatalf("request of customer %s: status %d %s", customer, a.Status, a.Error)
+		}
+		return csr
+	}
+	request("2000") // another claimant, first
+	request("0")
+	request("0")
+	p := s.pending()
+	slices.SortFunc(p, func(a, b pendingInfo) int { return a.Created.Compare(b.Created) })
+	if len(p) != 3 {
+		t.Fatalf("pending: %+v", p)
+	}
+	if code, body := s.Admin("POST", "/enroll/approve/"+p[2].ID, ""); code != 200 {
+		t.Fatalf("approve: %d %s", code, body)
+	}
+	if left := s.pending(); len(left) != 1 || left[0].ID != p[0].ID {
+		t.Fatalf("pending after approving the device's newer request: %+v, want only the other claimant's %s", left, p[0].ID)
+	}
+}

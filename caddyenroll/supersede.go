@@ -18,9 +18,10 @@ import (
 // pending request:
 //
 //   - when a request of the device is issued, its pending requests made
-//     before that one are rejected as superseded (the device enrolled with
-//     another key since; approving one later would supersede the newer
-//     certificate with one the device may no longer hold the key of);
+//     before that one with the same device and customer ids are rejected
+//     as superseded (the device enrolled with another key since; approving
+//     one later would supersede the newer certificate with one the device
+//     may no longer hold the key of);
 //   - a device has at most maxPendingPerDevice pending requests: a new one
 //     rejects the oldest beyond that (a device that generates a new key at
 //     every restart while it waits for approval).
@@ -126,12 +127,15 @@ func (a *App) supersedePending(ctx context.Context, device string, pick func(req
 	return n
 }
 
-// madeBefore picks the requests made before req, other than req.
+// madeBefore picks the requests made before req, other than req, with
+// the same device and customer ids: the same device's. Another claimant's
+// request stays for the operator to see (approving it is refused: its ids
+// differ from those the device enrolled with).
 func madeBefore(req *Request) func([]*Request) []*Request {
 	return func(reqs []*Request) []*Request {
 		var out []*Request
 		for _, r := range reqs {
-			if r.ID != req.ID && r.Created.Before(req.Created) {
+			if r.ID != req.ID && r.Created.Before(req.Created) && r.DeviceID == req.DeviceID && r.Customer == req.Customer {
 				out = append(out, r)
 			}
 		}
