@@ -178,6 +178,7 @@ func (f *File) RemoveDevice(name string) error {
 		}
 	}
 	if i < len(f.Devices) {
+		f.ownRoutes()
 		for r := range f.Routes {
 			tg := f.Routes[r].Targets
 			for k := range tg {

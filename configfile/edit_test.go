@@ -272,12 +272,8 @@ func TestClone(t *testing.T) {
 	g.AddDevice("x", "", true, true)
 	g.AddLicense("l2")
 	g.SetCrypto("c2")
-	g.Routes[0].Targets[0].Weight = 1
 	if string(f.Bytes()) != editSrc || f.Equal(g) {
 		t.Error("editing the clone changed the original")
-	}
-	if f.Routes[0].Targets[0].Weight != 75 {
-		t.Error("clone shares route targets")
 	}
 	if _, ok := f.Device("x"); ok {
 		t.Error("clone shares the device index")
@@ -285,6 +281,37 @@ func TestClone(t *testing.T) {
 	h := f.Clone()
 	if !h.Equal(f) || string(h.Bytes()) != editSrc {
 		t.Error("clone differs")
+	}
+}
+
+// A clone shares its routes until an edit renumbers their targets
+// (RemoveDevice): then the edited file takes its own copy, on either side.
+func TestCloneRoutesCopyOnWrite(t *testing.T) {
+	const src = "group \"\"\ndevice a \"\" enabled\ndevice b \"\" enabled\ndevice c \"\" enabled\nroute \"\" \"\" c 1\n"
+	f := mustParse(t, src)
+	g := f.Clone()
+	if err := g.RemoveDevice("b"); err != nil {
+		t.Fatal(err)
+	}
+	if string(f.Bytes()) != src || f.Routes[0].Targets[0].Device != 2 || f.TargetName(f.Routes[0].Targets[0]) != "c" {
+		t.Fatalf("removing a device from the clone changed the original's routes:\n%s", f.Bytes())
+	}
+	gBytes := string(g.Bytes())
+	if g.TargetName(g.Routes[0].Targets[0]) != "c" || strings.Contains(gBytes, "device b") {
+		t.Fatalf("clone after RemoveDevice:\n%s", gBytes)
+	}
+	h := f.Clone()
+	if err := f.RemoveDevice("a"); err != nil {
+		t.Fatal(err)
+	}
+	if string(g.Bytes()) != gBytes || string(h.Bytes()) != src || h.Routes[0].Targets[0].Device != 2 {
+		t.Fatalf("removing a device from the original changed its clones:\n%s\n%s", g.Bytes(), h.Bytes())
+	}
+	for _, x := range []*File{f, g, h} {
+		back, err := Parse("e.conf", x.Bytes())
+		if err != nil || !back.Equal(x) {
+			t.Fatalf("does not parse back to itself (%v):\n%s", err, x.Bytes())
+		}
 	}
 }
 

@@ -37,6 +37,10 @@ type File struct {
 	removed  []lineSpan       // original device lines deleted by RemoveDevice
 	orig     origState        // values as parsed, to tell what the edits changed
 	at       anchors          // where the last line of each kind is, for edits
+
+	// routesShared is set when Routes (and their Targets) may be shared
+	// with a clone: the edit that changes them copies them first
+	routesShared bool
 }
 
 // Group is one group line.
@@ -217,8 +221,12 @@ func (f *File) TargetName(t Target) string {
 	return f.Devices[t.Device].Name
 }
 
-// Clone returns a deep copy of f: edits of the copy (and of its slices) do
-// not affect f. The source text, which is never modified, is shared.
+// Clone returns a copy of f: edits of the copy do not affect f, nor edits
+// of f the copy. The source text, which is never modified, is shared, and
+// so are the routes until an edit changes them (RemoveDevice renumbers
+// their targets): a clone of a file of a million routes costs its devices
+// and groups, not its routes. Routes must be changed only through File's
+// methods.
 func (f *File) Clone() *File {
 	g := *f
 	g.Licenses = slices.Clone(f.Licenses)
@@ -239,23 +247,34 @@ func (f *File) Clone() *File {
 		}
 	}
 	if f.Routes != nil {
-		n := 0
-		for i := range f.Routes {
-			n += len(f.Routes[i].Targets)
-		}
-		arena := make([]Target, 0, n)
-		g.Routes = make([]Route, len(f.Routes))
-		for i := range f.Routes {
-			r := f.Routes[i]
-			start := len(arena)
-			arena = append(arena, r.Targets...)
-			if r.Targets != nil {
-				r.Targets = arena[start:len(arena):len(arena)]
-			}
-			g.Routes[i] = r
-		}
+		f.routesShared, g.routesShared = true, true
 	}
 	return &g
+}
+
+// ownRoutes gives f its own copy of routes it shares with a clone, before
+// an edit changes them.
+func (f *File) ownRoutes() {
+	if !f.routesShared {
+		return
+	}
+	f.routesShared = false
+	n := 0
+	for i := range f.Routes {
+		n += len(f.Routes[i].Targets)
+	}
+	arena := make([]Target, 0, n)
+	routes := make([]Route, len(f.Routes))
+	for i := range f.Routes {
+		r := f.Routes[i]
+		start := len(arena)
+		arena = append(arena, r.Targets...)
+		if r.Targets != nil {
+			r.Targets = arena[start:len(arena):len(arena)]
+		}
+		routes[i] = r
+	}
+	f.Routes = routes
 }
 
 // Equal reports whether f and g mean the same configuration: same licenses,
