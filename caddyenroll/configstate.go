@@ -150,7 +150,8 @@ var errFileUnavailable = errors.New("configuration file unavailable")
 // edit is never overwritten; if it does not parse, the edit is refused
 // (errFileUnavailable). An operator's save that lands while the new
 // version is being written (the operator takes no lock) is found just
-// before the new version would replace it: fn is applied again to the
+// before the new version would replace it, or (on Linux) just after, by
+// the version the new one displaced: fn is applied again to the
 // operator's version.
 //
 // Edits of one file run one at a time in the process, whichever
@@ -182,6 +183,9 @@ func (cs *configState) edit(ctx context.Context, fn func(f *configfile.File) err
 			mode = fi.Mode().Perm()
 		}
 		err := cs.file.Save(cs.path, configfile.SaveOptions{Backups: cs.backups, Mode: mode,
+			// an operator's save after the check below is swapped back
+			// (where the system can), not written over
+			Replaces: cs.ver.info,
 			BeforeReplace: func(fi os.FileInfo) error {
 				if v, err := cs.stat(); err != nil || !v.is(cs.ver) {
 					return errReplacedMeanwhile
@@ -199,7 +203,7 @@ func (cs *configState) edit(ctx context.Context, fn func(f *configfile.File) err
 		// A device that fn added is not a device the disk lost (which a
 		// reload takes as disabled).
 		cs.file = parsed
-		if errors.Is(err, errReplacedMeanwhile) && try < maxEditTries {
+		if (errors.Is(err, errReplacedMeanwhile) || errors.Is(err, configfile.ErrReplaced)) && try < maxEditTries {
 			continue // the operator saved meanwhile: edit that version
 		}
 		cs.ver = fileVersion{} // follow the disk, whatever it holds now

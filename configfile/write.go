@@ -36,7 +36,20 @@ type SaveOptions struct {
 	// nobody else replaced path since the caller read it, and know which
 	// version it wrote whatever replaces path afterwards.
 	BeforeReplace func(written os.FileInfo) error
+	// Replaces, when set, is the version of path the write is meant to
+	// replace, as os.Stat returned it. Where two files can be swapped
+	// atomically (Linux, renameat2 RENAME_EXCHANGE) the new version is
+	// swapped in and the file it displaced is checked: if that is another
+	// version (a file renamed onto path after BeforeReplace ran, as an
+	// editor saves), the swap is undone, that version stays, and
+	// ErrReplaced is returned. Elsewhere the new version is renamed onto
+	// path whatever is there.
+	Replaces os.FileInfo
 }
+
+// ErrReplaced is returned when the file a write was to replace
+// (SaveOptions.Replaces) had itself been replaced meanwhile.
+var ErrReplaced = errors.New("configfile: the file was replaced by another version while the new one was written")
 
 // Save writes f.Bytes() to path as WriteFileAtomic does, streaming the
 // source and the edits to the file without building Bytes() in memory.
@@ -108,10 +121,13 @@ func writeAtomic(path string, opts SaveOptions, write func(io.Writer) error) (er
 		return err
 	}
 	tmpName := tmp.Name()
+	ours := true // tmpName names the new version (after a swap it may not)
 	defer func() {
 		if err != nil {
 			tmp.Close()
-			os.Remove(tmpName)
+			if ours {
+				os.Remove(tmpName)
+			}
 		}
 	}()
 	if exists {
@@ -134,7 +150,7 @@ func writeAtomic(path string, opts SaveOptions, write func(io.Writer) error) (er
 		return err
 	}
 	var written os.FileInfo
-	if opts.BeforeReplace != nil {
+	if opts.BeforeReplace != nil || opts.Replaces != nil {
 		if written, err = os.Stat(tmpName); err != nil {
 			return err
 		}
@@ -149,10 +165,46 @@ func writeAtomic(path string, opts SaveOptions, write func(io.Writer) error) (er
 			return err
 		}
 	}
+	if exists && opts.Replaces != nil {
+		swapped, err := exchange(tmpName, path)
+		if err != nil {
+			return err
+		}
+		if swapped {
+			ours = false
+			return swappedIn(tmpName, path, dir, written, opts.Replaces)
+		}
+	}
 	if err = os.Rename(tmpName, path); err != nil {
 		return err
 	}
 	return syncDir(dir)
+}
+
+// swappedIn finishes a write whose new version (written) was swapped onto
+// path: tmpName now names the version it displaced. That is the one the
+// write was to replace (it is dropped: path.~1~ keeps it), or another one,
+// which is swapped back (ErrReplaced).
+func swappedIn(tmpName, path, dir string, written, replaces os.FileInfo) error {
+	displaced, err := os.Lstat(tmpName)
+	if err == nil && os.SameFile(displaced, replaces) {
+		os.Remove(tmpName)
+		return syncDir(dir)
+	}
+	if _, err := exchange(tmpName, path); err != nil {
+		return fmt.Errorf("configfile: %s was replaced while it was written, and putting that version back failed (it is %s): %w", path, tmpName, err)
+	}
+	// tmpName is the new version again, unless yet another version was
+	// renamed onto path in between: that latest one then takes path
+	if back, err := os.Lstat(tmpName); err == nil && os.SameFile(back, written) {
+		os.Remove(tmpName)
+	} else if err := os.Rename(tmpName, path); err != nil {
+		return fmt.Errorf("configfile: %s was replaced twice while it was written; the latest version is %s: %w", path, tmpName, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	return ErrReplaced
 }
 
 // maxLinks bounds a chain of symbolic links, as the kernel does.

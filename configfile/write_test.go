@@ -322,3 +322,61 @@ func TestWriteFileAtomicDanglingSymlink(t *testing.T) {
 	}
 	noTemps(t, dir)
 }
+
+// With Replaces, a version renamed onto the file after BeforeReplace ran
+// (an editor's save) is not written over: the swap is undone and
+// ErrReplaced returned (Linux); the version meant is replaced as usual.
+func TestWriteFileAtomicReplaces(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("atomic swaps (renameat2 RENAME_EXCHANGE) are Linux's")
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.conf")
+	if err := os.WriteFile(p, []byte("v1\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	v1, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the operator saves as editors do, after the last check
+	editorSave := func(content string) func(os.FileInfo) error {
+		return func(os.FileInfo) error {
+			tmp := filepath.Join(dir, ".c.conf.swp")
+			if err := os.WriteFile(tmp, []byte(content), 0o640); err != nil {
+				return err
+			}
+			return os.Rename(tmp, p)
+		}
+	}
+	err = WriteFileAtomic(p, []byte("server\n"), SaveOptions{Replaces: v1, BeforeReplace: editorSave("operator\n")})
+	if !errors.Is(err, ErrReplaced) {
+		t.Fatalf("write over a version saved meanwhile: %v, want ErrReplaced", err)
+	}
+	if got := readFile(t, p); got != "operator\n" {
+		t.Fatalf("file holds %q, want the operator's version", got)
+	}
+	noTemps(t, dir)
+
+	// the version meant is replaced, and kept as the backup
+	cur, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomic(p, []byte("server\n"), SaveOptions{Replaces: cur}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, p); got != "server\n" {
+		t.Fatalf("file holds %q", got)
+	}
+	if got := readFile(t, BackupName(p, 1)); got != "operator\n" {
+		t.Fatalf("backup holds %q, want the replaced version", got)
+	}
+	noTemps(t, dir)
+
+	// a new file has nothing to swap with
+	q := filepath.Join(dir, "new.conf")
+	if err := WriteFileAtomic(q, []byte("x\n"), SaveOptions{Replaces: cur}); err != nil || readFile(t, q) != "x\n" {
+		t.Fatalf("new file: %v", err)
+	}
+}
