@@ -174,7 +174,7 @@ func (cs *configState) edit(ctx context.Context, fn func(f *configfile.File) err
 		if err := cs.syncLocked(); err != nil {
 			return fmt.Errorf("%w: %w", errFileUnavailable, err)
 		}
-		parsed := cs.file.Clone() // what the disk holds: fn edits cs.file
+		parsed := cs.file.Snapshot() // what the disk holds: fn edits cs.file
 		if err := fn(cs.file); err != nil {
 			return err
 		}

@@ -272,8 +272,12 @@ func TestClone(t *testing.T) {
 	g.AddDevice("x", "", true, true)
 	g.AddLicense("l2")
 	g.SetCrypto("c2")
+	g.Routes[0].Targets[0].Weight = 1
 	if string(f.Bytes()) != editSrc || f.Equal(g) {
 		t.Error("editing the clone changed the original")
+	}
+	if f.Routes[0].Targets[0].Weight != 75 {
+		t.Error("clone shares route targets")
 	}
 	if _, ok := f.Device("x"); ok {
 		t.Error("clone shares the device index")
@@ -284,12 +288,18 @@ func TestClone(t *testing.T) {
 	}
 }
 
-// A clone shares its routes until an edit renumbers their targets
+// A snapshot shares its routes until an edit renumbers their targets
 // (RemoveDevice): then the edited file takes its own copy, on either side.
-func TestCloneRoutesCopyOnWrite(t *testing.T) {
+// A clone taken from a file that shares its routes leaves it sharing them.
+func TestSnapshotRoutesCopyOnWrite(t *testing.T) {
 	const src = "group \"\"\ndevice a \"\" enabled\ndevice b \"\" enabled\ndevice c \"\" enabled\nroute \"\" \"\" c 1\n"
 	f := mustParse(t, src)
-	g := f.Clone()
+	g := f.Snapshot()
+	c := f.Clone()
+	c.Routes[0].Targets[0].Weight = 9
+	if f.Routes[0].Targets[0].Weight != 1 || g.Routes[0].Targets[0].Weight != 1 {
+		t.Fatal("a clone shares the routes")
+	}
 	if err := g.RemoveDevice("b"); err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +310,7 @@ func TestCloneRoutesCopyOnWrite(t *testing.T) {
 	if g.TargetName(g.Routes[0].Targets[0]) != "c" || strings.Contains(gBytes, "device b") {
 		t.Fatalf("clone after RemoveDevice:\n%s", gBytes)
 	}
-	h := f.Clone()
+	h := f.Snapshot()
 	if err := f.RemoveDevice("a"); err != nil {
 		t.Fatal(err)
 	}

@@ -221,13 +221,22 @@ func (f *File) TargetName(t Target) string {
 	return f.Devices[t.Device].Name
 }
 
-// Clone returns a copy of f: edits of the copy do not affect f, nor edits
-// of f the copy. The source text, which is never modified, is shared, and
-// so are the routes until an edit changes them (RemoveDevice renumbers
-// their targets): a clone of a file of a million routes costs its devices
-// and groups, not its routes. Routes must be changed only through File's
-// methods.
+// Clone returns a deep copy of f: edits of the copy (and of its slices) do
+// not affect f. The source text, which is never modified, is shared.
 func (f *File) Clone() *File {
+	shared := f.routesShared
+	g := f.Snapshot()
+	f.routesShared = shared // g takes its own routes below
+	g.ownRoutes()
+	return g
+}
+
+// Snapshot returns a copy of f that shares f's routes until an edit of
+// either changes them (RemoveDevice renumbers their targets): a snapshot
+// of a file of a million routes costs its devices and groups, not its
+// routes. Edits through File's methods of one do not affect the other;
+// neither's route slices may be modified directly (Clone's may).
+func (f *File) Snapshot() *File {
 	g := *f
 	g.Licenses = slices.Clone(f.Licenses)
 	g.Groups = slices.Clone(f.Groups)
