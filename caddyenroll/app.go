@@ -200,6 +200,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err // already FILE:LINE: …
 	}
+	if w := time.Duration(a.WatchInterval); w > 0 && w < a.cfg.settle {
+		a.cfg.settle = w
+	}
 	a.cfg.lockFile = configFileLock(a.storage, a.ConfigFile)
 	var bad []unissuable
 	a.cfg.read(func(f *configfile.File) { bad = unissuableDevices(f) })

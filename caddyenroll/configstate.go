@@ -45,6 +45,16 @@ type configState struct {
 	// configStates (nil: not kept)
 	enablings *enabledLog
 
+	// settle is how long a version written in place (not renamed into
+	// place) must have been left alone before it is taken: such an editor
+	// leaves the file empty or cut short for a moment, and that version may
+	// parse, without the devices after the cut (which would count as
+	// removed, and have their certificates revoked)
+	settle    time.Duration
+	settleMu  sync.Mutex
+	sighted   fileVersion // the last unsettled version seen, and when
+	sightedAt time.Time
+
 	mu   sync.RWMutex
 	file *configfile.File
 	ver  fileVersion // the version of file
@@ -107,7 +117,7 @@ func loadConfigState(path string, backups int) (*configState, error) {
 	if backups == 0 {
 		backups = -1 // configfile: 0 means its default, negative means none
 	}
-	cs := &configState{path: path, backups: backups, edits: editLock(path)}
+	cs := &configState{path: path, backups: backups, edits: editLock(path), settle: defaultSettle}
 	v, err := cs.stat()
 	if err != nil {
 		return nil, err
@@ -222,16 +232,60 @@ var errReplacedMeanwhile = errors.New("the file was replaced while the new versi
 // operator saved while it was written.
 const maxEditTries = 5
 
+// defaultSettle is configState.settle unless the watch interval is
+// shorter.
+const defaultSettle = time.Second
+
+// unsettled reports whether v, a version others wrote over cur (the one
+// parsed), may still be being written: the same file written in place,
+// modified less than settle ago. A version renamed into place (as the
+// server, other instances and most editors save) is whole at once. A
+// version whose time is in the future (another host's clock, on a shared
+// file system) is taken once it has been seen unchanged for settle.
+func (cs *configState) unsettled(v, cur fileVersion) bool {
+	if cs.settle <= 0 || v.info == nil || cur.info == nil || !os.SameFile(v.info, cur.info) {
+		return false
+	}
+	now := time.Now()
+	if age := now.Sub(v.mod); age >= cs.settle {
+		return false
+	}
+	cs.settleMu.Lock()
+	defer cs.settleMu.Unlock()
+	if v.is(cs.sighted) {
+		return now.Sub(cs.sightedAt) < cs.settle
+	}
+	cs.sighted, cs.sightedAt = v, now
+	return true
+}
+
+// errEmptied refuses a version of the file that is empty: a write cut
+// short, not a configuration (it would disable every device).
+var errEmptied = errors.New("the file is empty (a write cut short?); keeping the previous version")
+
 // syncLocked parses the file again when the disk holds another version
-// than the parsed one; an invalid version is returned as the error and
+// than the parsed one, once that version has settled (waiting for it up to
+// a few settle times); an invalid version is returned as the error and
 // leaves the parsed one in force.
 func (cs *configState) syncLocked() error {
 	v, err := cs.stat()
 	if err != nil {
 		return err
 	}
+	for waited := time.Duration(0); !v.is(cs.ver) && cs.unsettled(v, cs.ver); waited += cs.settle / 4 {
+		if waited >= 3*cs.settle {
+			return fmt.Errorf("%s is being written (modified %v ago); try again", cs.path, time.Since(v.mod).Round(time.Millisecond))
+		}
+		time.Sleep(cs.settle / 4)
+		if v, err = cs.stat(); err != nil {
+			return err
+		}
+	}
 	if v.is(cs.ver) {
 		return nil
+	}
+	if v.size == 0 {
+		return fmt.Errorf("%s: %w", cs.path, errEmptied)
 	}
 	f, err := configfile.ParseFile(cs.path)
 	if err != nil {
@@ -278,10 +332,16 @@ func (cs *configState) reload() (bool, error) {
 	cs.mu.RLock()
 	cur, bad := cs.ver, cs.bad
 	cs.mu.RUnlock()
-	if v.is(cur) || v.is(bad) {
-		return false, nil
+	if v.is(cur) || v.is(bad) || cs.unsettled(v, cur) {
+		return false, nil // the same, known bad, or maybe being written: the next poll decides
 	}
-	f, perr := configfile.ParseFile(cs.path)
+	var f *configfile.File
+	var perr error
+	if v.size == 0 {
+		perr = fmt.Errorf("%s: %w", cs.path, errEmptied)
+	} else {
+		f, perr = configfile.ParseFile(cs.path)
+	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if !cs.ver.is(cur) {

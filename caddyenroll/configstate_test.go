@@ -2,6 +2,7 @@ package caddyenroll
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -267,4 +268,58 @@ func testConfigState(t *testing.T, text string) (cs *configState, path, dir stri
 		t.Fatal(err)
 	}
 	return cs, path, dir
+}
+
+// A version others wrote is taken once left alone for settle: an editor
+// writing in place leaves the file empty or cut short for a moment, and a
+// version cut after a device line parses without the devices after it
+// (which would count as removed, their certificates revoked). An emptied
+// file is never taken, by the watcher or by an edit.
+func TestConfigStateWaitsForWritesToSettle(t *testing.T) {
+	full := "group \"\"\ndevice gw1.example \"\" enabled\ndevice gw2.example \"\" enabled\n"
+	cs, path, _ := testConfigState(t, full)
+	cs.settle = 300 * time.Millisecond
+	var disabled []string
+	cs.onChange = func(_ *configfile.File, d []string) { disabled = append(disabled, d...) }
+
+	// cut short after the first device: fresh, so not taken yet
+	if err := os.WriteFile(path, []byte("group \"\"\ndevice gw1.example \"\" enabled\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := cs.reload(); changed || err != nil {
+		t.Fatalf("a version written moments ago was taken: %v %v", changed, err)
+	}
+	// the write completes
+	if err := os.WriteFile(path, []byte(full+"device gw3.example \"\" enabled\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if changed, _ := cs.reload(); changed {
+		t.Fatal("the completed version was taken before it settled")
+	}
+	time.Sleep(cs.settle)
+	if changed, err := cs.reload(); !changed || err != nil {
+		t.Fatalf("the settled version was not taken: %v %v", changed, err)
+	}
+	if d := cs.device("gw3.example"); !d.Known || len(disabled) != 0 {
+		t.Fatalf("after the settled version: gw3 %+v, disabled %v", d, disabled)
+	}
+
+	// emptied: refused once settled too, and an edit waits, then refuses
+	if err := os.WriteFile(path, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(cs.settle)
+	if changed, err := cs.reload(); changed || !errors.Is(err, errEmptied) {
+		t.Fatalf("an emptied file: %v %v, want errEmptied", changed, err)
+	}
+	err := cs.edit(context.Background(), func(f *configfile.File) error { return f.SetEnrolled("gw1.example", true) })
+	if !errors.Is(err, errFileUnavailable) || !errors.Is(err, errEmptied) {
+		t.Fatalf("an edit of an emptied file: %v", err)
+	}
+	if len(disabled) != 0 || !cs.device("gw2.example").Enabled {
+		t.Fatalf("the emptied file was taken: disabled %v", disabled)
+	}
+	if b, _ := os.ReadFile(path); len(b) != 0 {
+		t.Fatalf("the edit wrote the emptied file: %q", b)
+	}
 }

@@ -41,7 +41,8 @@ type SaveOptions struct {
 	// atomically (Linux, renameat2 RENAME_EXCHANGE) the new version is
 	// swapped in and the file it displaced is checked: if that is another
 	// version (a file renamed onto path after BeforeReplace ran, as an
-	// editor saves), the swap is undone, that version stays, and
+	// editor saves, or the file written in place since it was read), the
+	// swap is undone, that version stays, and
 	// ErrReplaced is returned. Elsewhere the new version is renamed onto
 	// path whatever is there.
 	Replaces os.FileInfo
@@ -186,8 +187,10 @@ func writeAtomic(path string, opts SaveOptions, write func(io.Writer) error) (er
 // write was to replace (it is dropped: path.~1~ keeps it), or another one,
 // which is swapped back (ErrReplaced).
 func swappedIn(tmpName, path, dir string, written, replaces os.FileInfo) error {
+	// the same file, not written since (an editor that writes in place
+	// keeps the file and changes its time and size)
 	displaced, err := os.Lstat(tmpName)
-	if err == nil && os.SameFile(displaced, replaces) {
+	if err == nil && os.SameFile(displaced, replaces) && displaced.ModTime().Equal(replaces.ModTime()) && displaced.Size() == replaces.Size() {
 		os.Remove(tmpName)
 		return syncDir(dir)
 	}

@@ -358,8 +358,21 @@ func TestWriteFileAtomicReplaces(t *testing.T) {
 	}
 	noTemps(t, dir)
 
-	// the version meant is replaced, and kept as the backup
+	// written in place since it was read (same file, other size)
 	cur, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = WriteFileAtomic(p, []byte("server\n"), SaveOptions{Replaces: cur, BeforeReplace: func(os.FileInfo) error {
+		return os.WriteFile(p, []byte("operator, in place\n"), 0o640)
+	}})
+	if !errors.Is(err, ErrReplaced) || readFile(t, p) != "operator, in place\n" {
+		t.Fatalf("write over a version written in place meanwhile: %v, file %q", err, readFile(t, p))
+	}
+	noTemps(t, dir)
+
+	// the version meant is replaced, and kept as the backup
+	cur, err = os.Stat(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +382,7 @@ func TestWriteFileAtomicReplaces(t *testing.T) {
 	if got := readFile(t, p); got != "server\n" {
 		t.Fatalf("file holds %q", got)
 	}
-	if got := readFile(t, BackupName(p, 1)); got != "operator\n" {
+	if got := readFile(t, BackupName(p, 1)); got != "operator, in place\n" {
 		t.Fatalf("backup holds %q, want the replaced version", got)
 	}
 	noTemps(t, dir)
