@@ -200,9 +200,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err // already FILE:LINE: …
 	}
-	if w := time.Duration(a.WatchInterval); w > 0 && w < a.cfg.settle {
-		a.cfg.settle = w
-	}
 	a.cfg.lockFile = configFileLock(a.storage, a.ConfigFile)
 	var bad []unissuable
 	a.cfg.read(func(f *configfile.File) { bad = unissuableDevices(f) })
@@ -596,7 +593,7 @@ func (a *App) watchOnce() {
 	if changed {
 		a.log.Info("configuration file reloaded", zap.String("file", a.ConfigFile))
 	}
-	if a.marks.deferred.Load() && !a.cfg.badOnDisk() && a.applyDeferredMarks(a.bgCtx) {
+	if a.marks.deferred.Load() && !a.cfg.badOnDisk() && a.cfg.settledOnDisk() && a.applyDeferredMarks(a.bgCtx) {
 		a.marks.deferred.Store(false)
 	}
 }

@@ -216,8 +216,7 @@ func (cs *configState) edit(ctx context.Context, fn func(f *configfile.File) err
 		if (errors.Is(err, errReplacedMeanwhile) || errors.Is(err, configfile.ErrReplaced)) && try < maxEditTries {
 			continue // the operator saved meanwhile: edit that version
 		}
-		cs.ver = fileVersion{} // follow the disk, whatever it holds now
-		_ = cs.syncLocked()
+		_ = cs.syncLocked() // follow the disk, whatever it holds now (a write in place still settles first)
 		return fmt.Errorf("%w: writing %s: %v", errFileUnavailable, cs.path, err)
 	}
 	cs.changedLocked(nil)
@@ -232,8 +231,8 @@ var errReplacedMeanwhile = errors.New("the file was replaced while the new versi
 // operator saved while it was written.
 const maxEditTries = 5
 
-// defaultSettle is configState.settle unless the watch interval is
-// shorter.
+// defaultSettle is configState.settle: an in-place write that stalls
+// longer than this may be taken cut short.
 const defaultSettle = time.Second
 
 // unsettled reports whether v, a version others wrote over cur (the one
@@ -364,6 +363,19 @@ func (cs *configState) current() bool {
 	cs.mu.RLock()
 	defer cs.mu.RUnlock()
 	return v.is(cs.ver)
+}
+
+// settledOnDisk reports whether the version on disk can be taken now: the
+// one parsed, or one not being written in place.
+func (cs *configState) settledOnDisk() bool {
+	v, err := cs.stat()
+	if err != nil {
+		return false
+	}
+	cs.mu.RLock()
+	cur := cs.ver
+	cs.mu.RUnlock()
+	return v.is(cur) || !cs.unsettled(v, cur)
 }
 
 // badOnDisk reports whether the version on disk is one known not to parse.
