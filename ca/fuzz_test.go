@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 )
 
 // fuzzSeeds are the inputs the fuzz targets start from; they are also
@@ -115,4 +117,46 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		write("FuzzDecodeCSR", fmt.Sprintf("[]byte(%q)", s))
 		write("FuzzParseCSR", fmt.Sprintf("[]byte(%q)", s), "bool(true)")
 	}
+}
+
+// FuzzNormalizeDevice: a name is accepted only in a form a certificate can
+// carry (an IP address, or a DNS name of letter-digit-hyphen labels whose
+// last label is not all digits), its normal form is normal already, and it
+// is the key the configuration file finds the device by.
+func FuzzNormalizeDevice(f *testing.F) {
+	for _, s := range []string{"device1.itsp.com", " Device1.ITSP.com.", "[2001:DB8::1]", "::ffff:192.0.2.1", "192.0.2.10.",
+		"127.1", "134217728", "gw.example.42", "1a.example.1b", "fe80::1%eth0", "a..b", "-a.com", "a_b.com", "", "."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, device string) {
+		name, ip, err := NormalizeDevice(device)
+		if err != nil {
+			if !errors.Is(err, ErrBadDeviceName) {
+				t.Fatalf("%q: error %v is not ErrBadDeviceName", device, err)
+			}
+			return
+		}
+		again, ip2, err := NormalizeDevice(name)
+		if err != nil || again != name || !ip.Equal(ip2) {
+			t.Fatalf("%q: normal form %q is not normal: %q %v %v", device, name, again, ip2, err)
+		}
+		if key := configfile.DeviceKey(device); key != strings.ToLower(name) {
+			t.Fatalf("%q: the file's key %q is not the CA's name %q", device, key, name)
+		}
+		if ip != nil {
+			if name != ip.String() {
+				t.Fatalf("%q: address %v named %q", device, ip, name)
+			}
+			return
+		}
+		labels := strings.Split(name, ".")
+		if len(name) > 253 || strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+			t.Fatalf("%q: accepted as %q", device, name)
+		}
+		for _, l := range labels {
+			if l == "" || len(l) > 63 || strings.Trim(l, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != "" || l[0] == '-' || l[len(l)-1] == '-' {
+				t.Fatalf("%q: accepted as %q, label %q", device, name, l)
+			}
+		}
+	})
 }

@@ -70,6 +70,13 @@ func FuzzEdit(f *testing.F) {
 		if len(ops) > 64 {
 			ops = ops[:64]
 		}
+		// copies taken along the way (Clone, or Snapshot sharing the
+		// routes) must keep what they said whatever is edited after
+		type kept struct {
+			f     *File
+			bytes string
+		}
+		var copies []kept
 		for i := 0; i+1 < len(ops); i += 2 {
 			op, arg := ops[i], int(ops[i+1])
 			dev := ""
@@ -102,9 +109,19 @@ func FuzzEdit(f *testing.F) {
 			case 7:
 				file.ClearEnrolled()
 			case 8:
-				file = file.Clone()
+				copies = append(copies, kept{file, string(file.Bytes())})
+				if arg&1 == 0 {
+					file = file.Clone()
+				} else {
+					file = file.Snapshot()
+				}
 			case 9:
 				file.SetEnrolled(dev, true)
+			}
+		}
+		for _, c := range copies {
+			if got := string(c.f.Bytes()); got != c.bytes {
+				t.Fatalf("a copy changed after edits of its successor:\nwas %q\nnow %q", c.bytes, got)
 			}
 		}
 		out := file.Bytes()
