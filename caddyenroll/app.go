@@ -270,7 +270,20 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if len(disabled) > 0 {
 			// outside the file's lock: it takes the devices' locks
 			seen := time.Now()
-			a.background(func() { a.revokeDisabled(disabled, seen) })
+			var off, gone []string
+			for _, d := range disabled {
+				if _, ok := f.Device(d); ok {
+					off = append(off, d)
+				} else {
+					gone = append(gone, d)
+				}
+			}
+			if len(off) > 0 {
+				a.background(func() { a.revokeDisabled(off, seen) })
+			}
+			if len(gone) > 0 {
+				a.background(func() { a.revokeRemoved(gone, seen) })
+			}
 		}
 	}
 	if err := a.refreshRevoked(ctx); err != nil {
@@ -629,6 +642,34 @@ func (a *App) revokeDisabled(devices []string, seen time.Time) {
 	for _, d := range devices {
 		a.revokeDisabledDevice(d, seen)
 	}
+}
+
+// removedGrace is how long the revocation of devices a new version of the
+// file lacks waits for the file to be whole again.
+var removedGrace = 2 * defaultSettle // a variable for tests
+
+// revokeRemoved revokes the certificates of devices that a new version of
+// the file lacks, unless the file on disk, once settled, has them again:
+// a version cut short by a write in progress (an editor that recreates the
+// file, or one writing in place that stalled) lacks the devices after the
+// cut. Stop cuts the wait short, not the check.
+func (a *App) revokeRemoved(devices []string, seen time.Time) {
+	t := time.NewTimer(removedGrace)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-a.stop:
+	}
+	back := a.cfg.enabledOnDisk(devices)
+	var due []string
+	for _, d := range devices {
+		if back[d] {
+			a.log.Info("device removed from the configuration file is back in it: certificates not revoked", zap.String("device", d))
+			continue
+		}
+		due = append(due, d)
+	}
+	a.revokeDisabled(due, seen)
 }
 
 // revokeDisabledWait bounds the revocation of one disabled device's

@@ -643,3 +643,33 @@ func TestRevokeDisabledThenEnabledAgain(t *testing.T) {
 		t.Errorf("device disabled again: its certificate revoked %v (%v), want revoked", r, err)
 	}
 }
+
+// A device a new version of the file lacks has its certificates revoked,
+// unless the file on disk has it again once settled: the version taken was
+// cut short by a write in progress.
+func TestRevokeRemovedRechecksTheFile(t *testing.T) {
+	initMetrics()
+	f := newRefreshFixture(t)
+	f.app.bgCtx, f.app.log = context.Background(), zap.NewNop()
+	defer func(g time.Duration) { removedGrace = g }(removedGrace)
+	removedGrace = 0
+	whole := "group \"\"\ndevice gw1.example \"\" enabled\ndevice gw2.example \"\" enabled\n"
+	cs, path, _ := testConfigState(t, whole)
+	f.app.cfg = cs
+	serial := f.enroll(f.local, "gw2.example")
+
+	f.app.revokeRemoved([]string{"gw2.example"}, time.Now())
+	if r, err := f.local.IsRevoked(f.ctx, serial); err != nil || r {
+		t.Fatalf("a device the file on disk lists was revoked as removed: %v %v", r, err)
+	}
+	if err := os.WriteFile(path+".new", []byte("group \"\"\ndevice gw1.example \"\" enabled\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+	f.app.revokeRemoved([]string{"gw2.example"}, time.Now())
+	if r, err := f.local.IsRevoked(f.ctx, serial); err != nil || !r {
+		t.Fatalf("a device removed from the file kept its certificate: %v %v", r, err)
+	}
+}

@@ -365,6 +365,40 @@ func (cs *configState) current() bool {
 	return v.is(cs.ver)
 }
 
+// enabledOnDisk reports which of names the file on disk, once settled,
+// lists enabled, whatever version is in force. It parses the file: it
+// serves the rare checks that must not trust a version in force (nil when
+// the file does not parse or is being written still).
+func (cs *configState) enabledOnDisk(names []string) map[string]bool {
+	cs.mu.RLock()
+	cur := cs.ver
+	cs.mu.RUnlock()
+	for waited := time.Duration(0); ; waited += cs.settle / 4 {
+		v, err := cs.stat()
+		if err != nil {
+			return nil
+		}
+		if !cs.unsettled(v, cur) {
+			break
+		}
+		if waited >= 3*cs.settle {
+			return nil
+		}
+		time.Sleep(cs.settle / 4)
+	}
+	f, err := configfile.ParseFile(cs.path)
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]bool, len(names))
+	for _, n := range names {
+		if d, ok := f.Device(n); ok && d.Enabled {
+			out[n] = true
+		}
+	}
+	return out
+}
+
 // settledOnDisk reports whether the version on disk can be taken now: the
 // one parsed, or one not being written in place.
 func (cs *configState) settledOnDisk() bool {

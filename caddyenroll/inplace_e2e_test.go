@@ -12,13 +12,14 @@ import (
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
 
-// An operator's editor that writes the file in place (nano, `cat >`, cp)
-// leaves it cut short while it writes. Here it is cut at the start of the
-// last device's line and left so for a while, again and again, while the
-// watcher polls and enrollments edit the file: the cut version parses
-// (the last device gone), and taking it would revoke that device's
-// certificate as removed, and the server's edit would write the cut
-// version back. Neither may happen.
+// An operator's editor that writes the file in place (nano, `cat >`, cp),
+// or deletes it and writes it anew, leaves it cut short while it writes.
+// Here it is cut at the start of the last device's line and left so for a
+// while, again and again, while the watcher polls and enrollments edit the
+// file: the cut version parses (the last device gone). Written in place it
+// is not taken until it has settled; written anew it may be taken, but the
+// revocation of a removed device waits and finds it back in the file. The
+// last device's certificate stays good, and the file whole.
 func TestFileWrittenInPlace(t *testing.T) {
 	if testing.Short() {
 		t.Skip("through a real Caddy, for seconds")
@@ -63,7 +64,15 @@ func TestFileWrittenInPlace(t *testing.T) {
 				return
 			default:
 			}
-			f, err := os.OpenFile(s.conf, os.O_WRONLY|os.O_TRUNC, 0)
+			flags := os.O_WRONLY | os.O_TRUNC
+			if i%2 == 1 { // an editor that deletes the file and writes it anew
+				if err := os.Remove(s.conf); err != nil {
+					t.Error(err)
+					return
+				}
+				flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL
+			}
+			f, err := os.OpenFile(s.conf, flags, 0o640)
 			if err != nil {
 				t.Error(err)
 				return
