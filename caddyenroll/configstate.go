@@ -242,7 +242,16 @@ const defaultSettle = time.Second
 // version whose time is in the future (another host's clock, on a shared
 // file system) is taken once it has been seen unchanged for settle.
 func (cs *configState) unsettled(v, cur fileVersion) bool {
-	if cs.settle <= 0 || v.info == nil || cur.info == nil || !os.SameFile(v.info, cur.info) {
+	if v.info == nil || cur.info == nil || !os.SameFile(v.info, cur.info) {
+		return false
+	}
+	return cs.fresh(v)
+}
+
+// fresh reports whether v was modified less than settle ago (or, with a
+// time in the future, has not been seen unchanged for settle yet).
+func (cs *configState) fresh(v fileVersion) bool {
+	if cs.settle <= 0 {
 		return false
 	}
 	now := time.Now()
@@ -365,30 +374,29 @@ func (cs *configState) current() bool {
 	return v.is(cs.ver)
 }
 
-// enabledOnDisk reports which of names the file on disk, once settled,
-// lists enabled, whatever version is in force. It parses the file: it
-// serves the rare checks that must not trust a version in force (nil when
-// the file does not parse or is being written still).
+// enabledOnDisk reports which of names the file on disk lists enabled,
+// whatever version is in force, once a version that parses has been left
+// alone for settle (however it was written: in place or anew). It serves
+// the rare checks that must not trust the version in force; nil when no
+// such version shows within a few settle times.
 func (cs *configState) enabledOnDisk(names []string) map[string]bool {
-	cs.mu.RLock()
-	cur := cs.ver
-	cs.mu.RUnlock()
-	for waited := time.Duration(0); ; waited += cs.settle / 4 {
+	var f *configfile.File
+	step := max(cs.settle/10, 10*time.Millisecond)
+	for deadline := time.Now().Add(5 * max(cs.settle, step)); f == nil; time.Sleep(step) {
+		if time.Now().After(deadline) {
+			return nil
+		}
 		v, err := cs.stat()
-		if err != nil {
-			return nil
+		if err != nil || cs.fresh(v) {
+			continue
 		}
-		if !cs.unsettled(v, cur) {
-			break
+		if f, err = configfile.ParseFile(cs.path); err != nil {
+			f = nil // cut mid-line, or an operator's mistake: look again
+			continue
 		}
-		if waited >= 3*cs.settle {
-			return nil
+		if now, err := cs.stat(); err != nil || !now.is(v) {
+			f = nil // replaced while it was read
 		}
-		time.Sleep(cs.settle / 4)
-	}
-	f, err := configfile.ParseFile(cs.path)
-	if err != nil {
-		return nil
 	}
 	out := make(map[string]bool, len(names))
 	for _, n := range names {

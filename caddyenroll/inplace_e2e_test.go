@@ -81,7 +81,7 @@ func TestFileWrittenInPlace(t *testing.T) {
 			time.Sleep(time.Duration(150+i%3*50) * time.Millisecond) // watch_interval is 100ms
 			f.Write(whole[cut:])
 			f.Close()
-			time.Sleep(1200 * time.Millisecond)
+			time.Sleep(2 * time.Second) // an operator saves again: the file settles (a second) in between
 		}
 	}()
 	// enrollments mark devices meanwhile: edits of the file
@@ -90,7 +90,7 @@ func TestFileWrittenInPlace(t *testing.T) {
 		if a := s.do(enrollReq(wire.OpRequest, t, csr)); a.Status != wire.StatusOK {
 			t.Errorf("enrollment of gw%d: status %d %s", i, a.Status, a.Error)
 		}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(800 * time.Millisecond)
 	}
 	close(stop)
 	wg.Wait()
