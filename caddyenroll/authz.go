@@ -350,6 +350,9 @@ func (a *App) scanAllDevices(ctx context.Context, revoked map[string]bool) (revo
 		return res, err
 	}
 	for _, k := range keys {
+		if !strings.HasSuffix(k, ".json") {
+			continue // the temporary file of a record being stored
+		}
 		d, err := a.readDeviceRecord(ctx, k)
 		if err != nil {
 			res.complete = false // the next refresh scans again

@@ -206,6 +206,9 @@ func (a *App) applyDeferredMarks(ctx context.Context) bool {
 	var from []string
 	left := 0
 	for _, k := range keys {
+		if !strings.HasSuffix(k, ".json") {
+			continue // the temporary file of a mark being stored (deleting it would fail that store)
+		}
 		b, err := a.storage.Load(ctx, k)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue

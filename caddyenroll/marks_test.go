@@ -175,6 +175,12 @@ func TestDeferredMarks(t *testing.T) {
 	if err := st.Store(ctx, deferredMarkKey("junk"), []byte("{not json")); err != nil {
 		t.Fatal(err)
 	}
+	// the temporary file of a mark being stored: left alone (deleting it
+	// would fail that store)
+	storing := path.Join(statePrefix, "unmarked", "1178162834")
+	if err := st.Store(ctx, storing, []byte("{\"dev")); err != nil {
+		t.Fatal(err)
+	}
 	if a.applyDeferredMarks(ctx) {
 		t.Fatal("marks applied to an invalid file")
 	}
@@ -202,6 +208,12 @@ func TestDeferredMarks(t *testing.T) {
 	}
 	if _, ok := f.Device("c.example"); ok {
 		t.Error("c.example, removed by the operator, was added back")
+	}
+	if !st.Exists(ctx, storing) {
+		t.Error("a mark being stored was taken for an unreadable one and deleted")
+	}
+	if err := st.Delete(ctx, storing); err != nil {
+		t.Fatal(err)
 	}
 	if keys, _ := st.List(ctx, path.Join(statePrefix, "unmarked"), false); len(keys) != 0 {
 		t.Fatalf("markers left: %v", keys)
