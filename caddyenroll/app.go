@@ -504,6 +504,11 @@ func (a *App) Start() error {
 		} else if err := a.state.indexPendingOf(a.bgCtx); err != nil {
 			a.log.Error("indexing pending requests by device", zap.Error(err))
 		}
+		if n, err := a.migrateFlatCDRs(a.bgCtx); err != nil {
+			a.log.Error("moving call detail records of the first versions into day buckets", zap.Int("moved", n), zap.Error(err))
+		} else if n > 0 {
+			a.log.Info("call detail records of the first versions moved into day buckets", zap.Int("moved", n))
+		}
 		if reqs, err := a.state.requests(a.bgCtx, statePending); err == nil {
 			metrics.pending.Set(float64(len(reqs)))
 		}

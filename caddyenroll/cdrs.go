@@ -268,12 +268,18 @@ func (a *App) eachCDR(ctx context.Context, r dayRange, fn func(CDR) error) error
 		return err
 	}
 	byDay := make(map[time.Time][]CDR)
-	flat, err := a.loadCDRs(ctx, legacy, r, nil)
-	if err != nil {
-		return err
-	}
-	for _, c := range flat {
-		byDay[utcDay(c.Received)] = append(byDay[utcDay(c.Received)], c)
+	for _, k := range legacy {
+		flat, err := a.loadCDRs(ctx, []string{k}, r, nil)
+		if err != nil {
+			return err
+		}
+		// one moved into its bucket already, its flat copy not yet
+		// deleted (migrateFlatCDRs), is exported from the bucket
+		for _, c := range flat {
+			if !a.storage.Exists(ctx, path.Join(cdrBucket(c.Received), path.Base(k))) {
+				byDay[utcDay(c.Received)] = append(byDay[utcDay(c.Received)], c)
+			}
+		}
 	}
 	bucketOf := make(map[time.Time]string)
 	var days []time.Time
@@ -313,6 +319,48 @@ func (a *App) eachCDR(ctx context.Context, r dayRange, fn func(CDR) error) error
 		}
 	}
 	return nil
+}
+
+// migrateFlatCDRs moves the records of the flat layout of the first
+// versions into the buckets of their days (keeping their names), under
+// the purge lock: exports then read one day at a time instead of loading
+// them all first. A record is stored in its bucket before its flat copy is
+// deleted (an export in between skips the flat copy); unreadable ones stay
+// where they are, out of exports as before. It returns how many it moved.
+func (a *App) migrateFlatCDRs(ctx context.Context) (int, error) {
+	if _, legacy, err := a.cdrLayout(ctx); err != nil || len(legacy) == 0 {
+		return 0, err
+	}
+	if err := a.storage.Lock(ctx, cdrPurgeLock); err != nil {
+		return 0, fmt.Errorf("locking the call detail records: %v", err)
+	}
+	defer func() { _ = a.storage.Unlock(context.WithoutCancel(ctx), cdrPurgeLock) }()
+	_, legacy, err := a.cdrLayout(ctx)
+	if err != nil {
+		return 0, err
+	}
+	moved := 0
+	for _, k := range legacy {
+		b, err := a.storage.Load(ctx, k)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return moved, fmt.Errorf("reading call detail record %s: %v", path.Base(k), err)
+		}
+		var c CDR
+		if json.Unmarshal(b, &c) != nil || c.Received.IsZero() {
+			continue
+		}
+		if err := a.storage.Store(ctx, path.Join(cdrBucket(c.Received), path.Base(k)), b); err != nil {
+			return moved, fmt.Errorf("moving call detail record %s: %v", path.Base(k), err)
+		}
+		if err := a.storage.Delete(ctx, k); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return moved, fmt.Errorf("moving call detail record %s: %v", path.Base(k), err)
+		}
+		moved++
+	}
+	return moved, nil
 }
 
 // cdrs lists the stored records received in the range, oldest first.

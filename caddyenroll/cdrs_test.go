@@ -804,3 +804,50 @@ func TestCDRDedupClockAhead(t *testing.T) {
 		t.Fatalf("%d records, want 1", len(list))
 	}
 }
+
+// The flat records of the first versions move into the buckets of their
+// days, once; exports and purges see the same records before and after,
+// and a record moved but whose flat copy a crash left is exported once.
+// An unreadable flat record stays where it is.
+func TestMigrateFlatCDRs(t *testing.T) {
+	a, _, _ := cdrTestApp(t, at("2024-03-05T09:00:00Z"))
+	cdrFixture(t, a)
+	ctx := context.Background()
+	before, err := a.cdrs(ctx, dayRange{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a crash after moving one record, before deleting its flat copy
+	c2 := testCDR(2, at("2024-03-03T23:59:59Z"))
+	storeRawCDR(t, a, path.Join(cdrBucket(c2.Received), oldCDRName(c2)), c2)
+	if got, err := a.cdrs(ctx, dayRange{}); err != nil || !reflect.DeepEqual(txIDs(got), txIDs(before)) {
+		t.Fatalf("export with a record in both places: %v %v, want %v", txIDs(got), err, txIDs(before))
+	}
+
+	n, err := a.migrateFlatCDRs(ctx)
+	if err != nil || n != 3 {
+		t.Fatalf("moved %d (%v), want the 3 readable flat records", n, err)
+	}
+	if _, legacy, err := a.cdrLayout(ctx); err != nil || len(legacy) != 0 {
+		t.Fatalf("flat records left: %v %v", legacy, err)
+	}
+	after, err := a.cdrs(ctx, dayRange{})
+	if err != nil || !reflect.DeepEqual(after, before) {
+		t.Fatalf("export after the move: %v %v, want %v", txIDs(after), err, txIDs(before))
+	}
+	unreadable := path.Join(cdrsPrefix(), "broken.json")
+	if err := a.storage.Store(ctx, unreadable, []byte("{")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := a.migrateFlatCDRs(ctx); err != nil || n != 0 {
+		t.Fatalf("second run moved %d (%v)", n, err)
+	}
+	if _, legacy, _ := a.cdrLayout(ctx); len(legacy) != 1 || legacy[0] != unreadable {
+		t.Fatalf("flat records left: %v, want the unreadable one where it was", legacy)
+	}
+	// the record of 2024-02-28 is now purged with its day's bucket
+	res, err := a.purgeCDRs(ctx, day("2024-03-01"))
+	if err != nil || !reflect.DeepEqual(res.DeletedDays, []string{"2024-02-28"}) || res.DeletedLegacyRecords != 0 {
+		t.Fatalf("purge before 2024-03-01: %+v %v", res, err)
+	}
+}
