@@ -58,6 +58,7 @@ type configState struct {
 	mu   sync.RWMutex
 	file *configfile.File
 	ver  fileVersion // the version of file
+	own  fileVersion // the last version this configState wrote (whole: renamed into place)
 	bad  fileVersion // the last version on disk that did not parse
 }
 
@@ -206,7 +207,7 @@ func (cs *configState) edit(ctx context.Context, fn func(f *configfile.File) err
 				return nil
 			}})
 		if err == nil {
-			cs.ver = written
+			cs.ver, cs.own = written, written
 			break
 		}
 		// not written: the disk holds what was parsed, or another version.
@@ -387,7 +388,18 @@ func (cs *configState) enabledOnDisk(names []string) map[string]bool {
 			return nil
 		}
 		v, err := cs.stat()
-		if err != nil || cs.fresh(v) {
+		if err != nil {
+			continue
+		}
+		cs.mu.RLock()
+		if v.is(cs.ver) && v.is(cs.own) { // the server's own write, in force: whole
+			f = cs.file
+		}
+		cs.mu.RUnlock()
+		if f != nil {
+			break
+		}
+		if cs.fresh(v) {
 			continue
 		}
 		if f, err = configfile.ParseFile(cs.path); err != nil {
@@ -399,6 +411,8 @@ func (cs *configState) enabledOnDisk(names []string) map[string]bool {
 		}
 	}
 	out := make(map[string]bool, len(names))
+	cs.mu.RLock() // f may be the file in force
+	defer cs.mu.RUnlock()
 	for _, n := range names {
 		if d, ok := f.Device(n); ok && d.Enabled {
 			out[n] = true
