@@ -611,8 +611,13 @@ func (a *App) watchOnce() {
 	if changed {
 		a.log.Info("configuration file reloaded", zap.String("file", a.ConfigFile))
 	}
-	if a.marks.deferred.Load() && !a.cfg.badOnDisk() && a.cfg.settledOnDisk() && a.applyDeferredMarks(a.bgCtx) {
+	if a.marks.deferred.Load() && !a.cfg.badOnDisk() && a.cfg.settledOnDisk() {
+		// cleared before the marks are listed: one deferred meanwhile sets
+		// it again (cleared after, it would wait for the next deferral)
 		a.marks.deferred.Store(false)
+		if !a.applyDeferredMarks(a.bgCtx) {
+			a.marks.deferred.Store(true)
+		}
 	}
 }
 

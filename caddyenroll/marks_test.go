@@ -252,3 +252,51 @@ func TestMarkAfterTheFlagWasRemovedByHand(t *testing.T) {
 		t.Fatalf("the operator's edit was lost:\n%s", f.Bytes())
 	}
 }
+
+// listHook runs after the first List of prefix returns its keys.
+type listHook struct {
+	certmagic.Storage
+	prefix string
+	once   sync.Once
+	after  func()
+}
+
+func (h *listHook) List(ctx context.Context, prefix string, recursive bool) ([]string, error) {
+	keys, err := h.Storage.List(ctx, prefix, recursive)
+	if prefix == h.prefix {
+		h.once.Do(h.after)
+	}
+	return keys, err
+}
+
+// A mark deferred while the watcher applies the deferred ones (after it
+// listed them) is applied at the next watch: the watcher does not clear
+// the flag that says marks wait after it has applied what it listed.
+func TestMarkDeferredWhileMarksAreApplied(t *testing.T) {
+	cs, conf, dir := testConfigState(t, "group \"\"\ndevice a.example \"\" enabled\ndevice b.example \"\" enabled\n")
+	ctx := context.Background()
+	hook := &listHook{Storage: &certmagic.FileStorage{Path: filepath.Join(dir, "data")}, prefix: path.Join(statePrefix, "unmarked")}
+	st := localLocks{hook}
+	a := &App{cfg: cs, bgCtx: ctx, storage: st, state: newStateStore(st, time.Hour), log: zap.NewNop(),
+		authz: &authz{revocations: new(revocations)}}
+	a.marks = &markBatcher{apply: a.applyMarks}
+	if err := a.deferMark(ctx, mark{Device: "a.example"}, errFileUnavailable); err != nil {
+		t.Fatal(err)
+	}
+	hook.after = func() {
+		if err := a.deferMark(ctx, mark{Device: "b.example"}, errFileUnavailable); err != nil {
+			t.Error(err)
+		}
+	}
+	a.watchOnce() // applies a's mark; b's is deferred after the listing
+	a.watchOnce()
+	f, err := configfile.ParseFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"a.example", "b.example"} {
+		if dev, _ := f.Device(d); dev == nil || !dev.Enrolled {
+			t.Errorf("%s not marked enrolled after two watches", d)
+		}
+	}
+}
