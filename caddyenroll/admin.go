@@ -253,6 +253,7 @@ type CertificateInfo struct {
 	Fingerprint string    `json:"sha256"`
 	NotBefore   time.Time `json:"not_before"`
 	NotAfter    time.Time `json:"not_after"`
+	IssuedAt    time.Time `json:"issued_at,omitzero"` // when it was signed (NotBefore is backdated); zero in records of earlier versions
 	Revoked     bool      `json:"revoked"`
 	RevokedAt   time.Time `json:"revoked_at,omitzero"`
 	Reason      int       `json:"reason,omitempty"`
@@ -260,7 +261,7 @@ type CertificateInfo struct {
 
 func certificateInfo(profile string, rec *ca.Record) CertificateInfo {
 	return CertificateInfo{Profile: profile, Serial: rec.Serial, Fingerprint: rec.Fingerprint,
-		NotBefore: rec.NotBefore, NotAfter: rec.NotAfter, Revoked: rec.Revoked, RevokedAt: rec.RevokedAt, Reason: rec.Reason}
+		NotBefore: rec.NotBefore, NotAfter: rec.NotAfter, IssuedAt: rec.IssuedAt, Revoked: rec.Revoked, RevokedAt: rec.RevokedAt, Reason: rec.Reason}
 }
 
 // DeviceInfo is a device of the configuration file with its certificates.

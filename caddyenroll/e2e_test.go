@@ -428,8 +428,8 @@ func TestEnrollManualApprovalSurvivesRestart(t *testing.T) {
 	}
 	// devices list shows the certificate
 	_, body := s.Admin("GET", "/enroll/devices", "")
-	if !strings.Contains(body, fmt.Sprintf("%x", cert.SerialNumber)) {
-		t.Fatalf("devices list lacks serial %x: %s", cert.SerialNumber, body)
+	if !strings.Contains(body, fmt.Sprintf("%x", cert.SerialNumber)) || !strings.Contains(body, `"issued_at"`) {
+		t.Fatalf("devices list lacks serial %x or its issued_at: %s", cert.SerialNumber, body)
 	}
 	// revoking the device puts its certificate on the CRL and unmarks it
 	if code, body := s.Admin("POST", "/enroll/revoke", `{"device":"device4.com","reason":1}`); code != 200 {
