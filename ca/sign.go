@@ -86,6 +86,20 @@ func NormalizeDevice(device string) (name string, ip net.IP, err error) {
 	return d, nil, nil
 }
 
+// CheckDeviceName reports whether the CA can issue a certificate for
+// device: a name NormalizeDevice accepts whose normal form fits a
+// certificate's common name.
+func CheckDeviceName(device string) error {
+	name, _, err := NormalizeDevice(device)
+	if err != nil {
+		return err
+	}
+	if len(name) > maxCommonName {
+		return errorf(ErrBadDeviceName, "device name %q is %d characters; a certificate's common name holds at most %d", name, len(name), maxCommonName)
+	}
+	return nil
+}
+
 // deviceKey is the storage form of a device name: lower case; an IP keeps
 // its canonical text with ':' escaped.
 func deviceKey(name string) string {

@@ -51,13 +51,14 @@ func TestCheckCommand(t *testing.T) {
 
 	// valid, but two devices could never enroll: warned about, exit 0
 	odd := filepath.Join(dir, "odd.conf")
-	os.WriteFile(odd, []byte("group \"\"\ndevice gw1.example \"\" enabled\ndevice 127.1 \"\" enabled\ndevice gw_2.example \"\" enabled\n"), 0o644)
+	long := strings.Repeat("a", 60) + ".example"
+	os.WriteFile(odd, []byte("group \"\"\ndevice gw1.example \"\" enabled\ndevice 127.1 \"\" enabled\ndevice gw_2.example \"\" enabled\ndevice "+long+" \"\" enabled\n"), 0o644)
 	out, errOut, code := runCaddy(t, dir, "enroll", "check", odd)
-	if code != 0 || !strings.Contains(out, "3 devices") {
+	if code != 0 || !strings.Contains(out, "4 devices") {
 		t.Fatalf("check of a file with unissuable names: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
-	if want := []string{odd + `:3: warning: device "127.1" cannot enroll`, odd + `:4: warning: device "gw_2.example" cannot enroll`}; len(strings.Split(strings.TrimSpace(errOut), "\n")) != 2 ||
-		!strings.Contains(errOut, want[0]) || !strings.Contains(errOut, want[1]) || !strings.Contains(errOut, "all digits") {
+	if want := []string{odd + `:3: warning: device "127.1" cannot enroll`, odd + `:4: warning: device "gw_2.example" cannot enroll`, odd + `:5: warning: device "aaaa`}; len(strings.Split(strings.TrimSpace(errOut), "\n")) != 3 ||
+		!strings.Contains(errOut, want[0]) || !strings.Contains(errOut, want[1]) || !strings.Contains(errOut, want[2]) || !strings.Contains(errOut, "all digits") || !strings.Contains(errOut, "at most 64") {
 		t.Errorf("warnings:\n%s\nwant one line each: %q", errOut, want)
 	}
 

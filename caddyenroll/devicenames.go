@@ -23,7 +23,7 @@ func (u unissuable) warning(path string) string {
 func unissuableDevices(f *configfile.File) []unissuable {
 	var out []unissuable
 	for _, d := range f.Devices {
-		if _, _, err := ca.NormalizeDevice(d.Name); err != nil {
+		if err := ca.CheckDeviceName(d.Name); err != nil {
 			out = append(out, unissuable{d, err})
 		}
 	}
