@@ -442,11 +442,25 @@ func (a *App) decidePending(ctx context.Context, id string, decide func(req *Req
 	if err := decide(req); err != nil {
 		return nil, err
 	}
+	a.leftPending(ctx, req)
+	return req, nil
+}
+
+// leftPending counts and unindexes a request that was pending and has just
+// been stored decided.
+func (a *App) leftPending(ctx context.Context, req *Request) {
 	metrics.pending.Dec()
-	if err := errors.Join(a.state.unindexPending(ctx, req.ID), a.state.unindexPendingOf(ctx, req.Device, req.ID)); err != nil {
+	if err := a.state.unindexRequest(ctx, req.Device, req.ID); err != nil {
 		a.log.Warn("removing a decided request from the pending index; the next listing will", zap.String("request", req.ID), zap.Error(err))
 	}
-	return req, nil
+}
+
+// storeRejected stores req rejected, for reason.
+func (a *App) storeRejected(ctx context.Context, req *Request, reason string) error {
+	req.State = stateRejected
+	req.Reason = reason
+	req.Updated = time.Now().UTC()
+	return a.state.putRequest(ctx, req)
 }
 
 // approve issues a pending request (admin API). group places an approved
@@ -497,12 +511,7 @@ func (a *App) approve(ctx context.Context, id, group string) (*Request, error) {
 
 // reject refuses a pending request (admin API).
 func (a *App) reject(ctx context.Context, id, reason string) (*Request, error) {
-	req, err := a.decidePending(ctx, id, func(req *Request) error {
-		req.State = stateRejected
-		req.Reason = reason
-		req.Updated = time.Now().UTC()
-		return a.state.putRequest(ctx, req)
-	})
+	req, err := a.decidePending(ctx, id, func(req *Request) error { return a.storeRejected(ctx, req, reason) })
 	if err == nil {
 		a.log.Info("enrollment rejected", zap.String("request", req.ID), zap.String("device", req.Device))
 	}

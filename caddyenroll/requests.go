@@ -82,8 +82,7 @@ func (s *stateStore) deleteIfOver(ctx context.Context, device, id string, now ti
 	if err := s.st.Delete(ctx, requestKey(id)); err != nil {
 		return false, fmt.Errorf("deleting request %s: %v", id, err)
 	}
-	_ = s.unindexPending(ctx, id) // markers a crash left
-	_ = s.unindexPendingOf(ctx, device, id)
+	_ = s.unindexRequest(ctx, device, id) // markers a crash left
 	return true, nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"path"
 	"sort"
 	"strings"
-	"time"
 
 	"go.uber.org/zap"
 )
@@ -78,6 +77,12 @@ func (s *stateStore) unindexPendingOf(ctx context.Context, device, id string) er
 	return nil
 }
 
+// unindexRequest removes both pending markers of a request (the index's
+// and its device's) once it is no longer pending.
+func (s *stateStore) unindexRequest(ctx context.Context, device, id string) error {
+	return errors.Join(s.unindexPending(ctx, id), s.unindexPendingOf(ctx, device, id))
+}
+
 // indexPendingOf indexes by device, once, the pending requests that
 // versions without the per-device index stored.
 func (s *stateStore) indexPendingOf(ctx context.Context) error {
@@ -110,18 +115,12 @@ func (a *App) supersedePending(ctx context.Context, device string, pick func(req
 	}
 	n := 0
 	for _, r := range pick(reqs) {
-		r.State = stateRejected
-		r.Reason = why
-		r.Updated = time.Now().UTC()
-		if err := a.state.putRequest(ctx, r); err != nil {
+		if err := a.storeRejected(ctx, r, why); err != nil {
 			a.log.Error("rejecting a superseded pending request", zap.String("request", r.ID), zap.Error(err))
 			continue
 		}
 		n++
-		metrics.pending.Dec()
-		if err := errors.Join(a.state.unindexPending(ctx, r.ID), a.state.unindexPendingOf(ctx, r.Device, r.ID)); err != nil {
-			a.log.Warn("removing a superseded request from the pending index; the next listing will", zap.String("request", r.ID), zap.Error(err))
-		}
+		a.leftPending(ctx, r)
 		a.log.Info("pending request superseded", zap.String("request", r.ID), zap.String("device", r.Device), zap.String("reason", why))
 	}
 	return n
