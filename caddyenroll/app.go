@@ -611,7 +611,7 @@ func (a *App) watchOnce() {
 	if changed {
 		a.log.Info("configuration file reloaded", zap.String("file", a.ConfigFile))
 	}
-	if a.marks.deferred.Load() && !a.cfg.badOnDisk() && a.cfg.settledOnDisk() {
+	if a.marks.deferred.Load() && a.cfg.editableOnDisk() {
 		// cleared before the marks are listed: one deferred meanwhile sets
 		// it again (cleared after, it would wait for the next deferral)
 		a.marks.deferred.Store(false)

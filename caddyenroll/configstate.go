@@ -293,15 +293,21 @@ func (cs *configState) syncLocked() error {
 	if v.is(cs.ver) {
 		return nil
 	}
-	if v.size == 0 {
-		return fmt.Errorf("%s: %w", cs.path, errEmptied)
-	}
-	f, err := configfile.ParseFile(cs.path)
+	f, err := cs.parse(v)
 	if err != nil {
 		return err
 	}
 	cs.replaceLocked(f, v)
 	return nil
+}
+
+// parse parses the file on disk, whose version is v; an emptied file is
+// refused.
+func (cs *configState) parse(v fileVersion) (*configfile.File, error) {
+	if v.size == 0 {
+		return nil, fmt.Errorf("%s: %w", cs.path, errEmptied)
+	}
+	return configfile.ParseFile(cs.path)
 }
 
 // replaceLocked puts a newly parsed version in force.
@@ -317,14 +323,14 @@ func (cs *configState) replaceLocked(f *configfile.File, v fileVersion) {
 		}
 	}
 	cs.file, cs.ver = f, v
+	if cs.enablings != nil {
+		cs.enablings.observe(f, time.Now())
+	}
 	cs.changedLocked(disabled)
 }
 
 func (cs *configState) changedLocked(disabled []string) {
 	cs.flagsNow.Store(flagsOf(cs.file))
-	if cs.enablings != nil {
-		cs.enablings.observe(cs.file, time.Now())
-	}
 	if cs.onChange != nil {
 		cs.onChange(cs.file, disabled)
 	}
@@ -344,13 +350,7 @@ func (cs *configState) reload() (bool, error) {
 	if v.is(cur) || v.is(bad) || cs.unsettled(v, cur) {
 		return false, nil // the same, known bad, or maybe being written: the next poll decides
 	}
-	var f *configfile.File
-	var perr error
-	if v.size == 0 {
-		perr = fmt.Errorf("%s: %w", cs.path, errEmptied)
-	} else {
-		f, perr = configfile.ParseFile(cs.path)
-	}
+	f, perr := cs.parse(v)
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if !cs.ver.is(cur) {
@@ -421,28 +421,17 @@ func (cs *configState) enabledOnDisk(names []string) map[string]bool {
 	return out
 }
 
-// settledOnDisk reports whether the version on disk can be taken now: the
-// one parsed, or one not being written in place.
-func (cs *configState) settledOnDisk() bool {
+// editableOnDisk reports whether the version on disk can take an edit now:
+// not one known not to parse, and not one being written in place.
+func (cs *configState) editableOnDisk() bool {
 	v, err := cs.stat()
 	if err != nil {
 		return false
 	}
 	cs.mu.RLock()
-	cur := cs.ver
+	cur, bad := cs.ver, cs.bad
 	cs.mu.RUnlock()
-	return v.is(cur) || !cs.unsettled(v, cur)
-}
-
-// badOnDisk reports whether the version on disk is one known not to parse.
-func (cs *configState) badOnDisk() bool {
-	v, err := cs.stat()
-	if err != nil {
-		return true
-	}
-	cs.mu.RLock()
-	defer cs.mu.RUnlock()
-	return v.is(cs.bad)
+	return !v.is(bad) && (v.is(cur) || !cs.unsettled(v, cur))
 }
 
 // flags is a snapshot of the file's switches.
