@@ -94,6 +94,11 @@ func CheckDeviceName(device string) error {
 	if err != nil {
 		return err
 	}
+	return fitsCommonName(name)
+}
+
+// fitsCommonName refuses a device name longer than a common name holds.
+func fitsCommonName(name string) error {
 	if len(name) > maxCommonName {
 		return errorf(ErrBadDeviceName, "device name %q is %d characters; a certificate's common name holds at most %d", name, len(name), maxCommonName)
 	}
@@ -113,8 +118,8 @@ const maxCommonName = 64
 // checkNames refuses a request whose subject CN or SANs name anything but
 // the device. Empty names are fine: the CA decides what the certificate says.
 func checkNames(csr *CSR, device string, ip net.IP) error {
-	if len(device) > maxCommonName {
-		return errorf(ErrBadDeviceName, "device name %q is %d characters; a certificate's common name holds at most %d", device, len(device), maxCommonName)
+	if err := fitsCommonName(device); err != nil {
+		return err
 	}
 	matches := func(n string) bool {
 		n = strings.TrimSpace(n)
