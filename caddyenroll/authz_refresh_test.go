@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
-	"os"
 	"path"
 	"strings"
 	"sync"
@@ -607,14 +606,7 @@ func TestRevokeDisabledThenEnabledAgain(t *testing.T) {
 	f.app.cfg = cs
 	save := func(state string) {
 		t.Helper()
-		// another file each time: the version differs even within the clock's resolution
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, []byte(conf(state)), 0o640); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			t.Fatal(err)
-		}
+		saveRenamed(t, path, conf(state))
 		if changed, err := cs.reload(); err != nil || !changed {
 			t.Fatalf("reload of %s: %v %v", state, changed, err)
 		}
@@ -662,12 +654,7 @@ func TestRevokeRemovedRechecksTheFile(t *testing.T) {
 	if r, err := f.local.IsRevoked(f.ctx, serial); err != nil || r {
 		t.Fatalf("a device the file on disk lists was revoked as removed: %v %v", r, err)
 	}
-	if err := os.WriteFile(path+".new", []byte("group \"\"\ndevice gw1.example \"\" enabled\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(path+".new", path); err != nil {
-		t.Fatal(err)
-	}
+	saveRenamed(t, path, "group \"\"\ndevice gw1.example \"\" enabled\n")
 	f.app.revokeRemoved([]string{"gw2.example"}, time.Now())
 	if r, err := f.local.IsRevoked(f.ctx, serial); err != nil || !r {
 		t.Fatalf("a device removed from the file kept its certificate: %v %v", r, err)

@@ -256,6 +256,19 @@ func TestDeviceAddressSpelledTwice(t *testing.T) {
 
 // testConfigState writes text as ch.conf in a new directory and loads it,
 // keeping no backups when it is written.
+// saveRenamed writes text to path as most editors save: a new file renamed
+// into place (another file each time: a new version even within the
+// clock's resolution).
+func saveRenamed(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path+".new", []byte(text), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func testConfigState(t *testing.T, text string) (cs *configState, path, dir string) {
 	t.Helper()
 	dir = t.TempDir()

@@ -229,12 +229,7 @@ func TestMarkAfterTheFlagWasRemovedByHand(t *testing.T) {
 	a := &App{cfg: cs, bgCtx: context.Background(), storage: st, state: newStateStore(st, time.Hour), log: zap.NewNop()}
 	a.marks = &markBatcher{apply: a.applyMarks}
 	// the operator's edit, not yet reloaded (no watching here)
-	if err := os.WriteFile(conf+".tmp", []byte("group \"\"\ndevice a.example \"\" enabled # re-enroll\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(conf+".tmp", conf); err != nil {
-		t.Fatal(err)
-	}
+	saveRenamed(t, conf, "group \"\"\ndevice a.example \"\" enabled # re-enroll\n")
 	if !a.cfg.device("a.example").Enrolled {
 		t.Fatal("the test needs the parsed file to still say enrolled")
 	}
