@@ -280,54 +280,54 @@ func soakNonce() []byte {
 // the same nonce and CSR are answered the same.
 func (k *soak) post(profile string, r wire.Request) (*wire.Response, error) {
 	body := wire.EncodeRequest(r)
-	var last error
-	for try := range 5 {
-		if try > 0 {
-			k.retries.Add(1)
-			time.Sleep(time.Duration(try) * 100 * time.Millisecond)
-		}
-		resp, err := k.client.Post(k.sites[profile], wire.RequestContentType(r.Operation), bytes.NewReader(body))
-		if err != nil {
-			last = err
-			continue
-		}
-		raw, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			last = err
-			continue
-		}
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("HTTP %d: %.300q", resp.StatusCode, raw)
-		}
-		ans, err := wire.DecodeResponse(raw)
-		if err != nil {
-			return nil, fmt.Errorf("answer %.300q: %v", raw, err)
-		}
-		return ans, nil
+	code, raw, err := withRetries(func() (*http.Response, error) {
+		return k.client.Post(k.sites[profile], wire.RequestContentType(r.Operation), bytes.NewReader(body))
+	}, func() { k.retries.Add(1) })
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("no answer after 5 tries: %v", last)
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %d: %.300q", code, raw)
+	}
+	ans, err := wire.DecodeResponse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("answer %.300q: %v", raw, err)
+	}
+	return ans, nil
 }
 
 // adminDo calls the admin API, retrying transport errors.
 func (k *soak) adminDo(method, uri, body string) (int, string, error) {
-	var last error
-	for try := range 5 {
-		if try > 0 {
-			time.Sleep(time.Duration(try) * 100 * time.Millisecond)
-		}
+	code, b, err := withRetries(func() (*http.Response, error) {
 		var rd io.Reader
 		if body != "" {
 			rd = strings.NewReader(body)
 		}
 		req, err := http.NewRequest(method, "http://"+k.s.AdminAddr+uri, rd)
 		if err != nil {
-			return 0, "", err
+			return nil, err
 		}
 		if body != "" {
 			req.Header.Set("Content-Type", "application/json")
 		}
-		resp, err := k.admin.Do(req)
+		return k.admin.Do(req)
+	}, nil)
+	return code, string(b), err
+}
+
+// withRetries makes a request with do and reads its answer whole, trying
+// up to five times while the transport fails (a connection closed during
+// a reload); retried, when set, is called before each new try.
+func withRetries(do func() (*http.Response, error), retried func()) (int, []byte, error) {
+	var last error
+	for try := range 5 {
+		if try > 0 {
+			if retried != nil {
+				retried()
+			}
+			time.Sleep(time.Duration(try) * 100 * time.Millisecond)
+		}
+		resp, err := do()
 		if err != nil {
 			last = err
 			continue
@@ -338,9 +338,9 @@ func (k *soak) adminDo(method, uri, body string) (int, string, error) {
 			last = err
 			continue
 		}
-		return resp.StatusCode, string(b), nil
+		return resp.StatusCode, b, nil
 	}
-	return 0, "", last
+	return 0, nil, fmt.Errorf("no answer after 5 tries: %v", last)
 }
 
 func (k *soak) newKey(d soakDevice, rng *mrand.Rand) (*soakKey, error) {
