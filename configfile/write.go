@@ -28,11 +28,10 @@ type SaveOptions struct {
 	// process may, its owner and group).
 	Mode os.FileMode
 	// BeforeReplace, when set, is called once the new version is written
-	// and synced and the backups have rotated, just before the new version
+	// and synced, just before the backups rotate and the new version
 	// replaces path, with its FileInfo (the file keeps its identity, size
 	// and modification time when renamed onto path). An error aborts the
-	// write, leaving path as it was (path.~1~ is then a backup of it), and
-	// is returned. It lets a caller check, as late as possible, that
+	// write, leaving path and its backups as they were, and is returned. It lets a caller check, as late as possible, that
 	// nobody else replaced path since the caller read it, and know which
 	// version it wrote whatever replaces path afterwards.
 	BeforeReplace func(written os.FileInfo) error
@@ -156,15 +155,20 @@ func writeAtomic(path string, opts SaveOptions, write func(io.Writer) error) (er
 			return err
 		}
 	}
-	if exists && backups > 0 {
-		if err = rotateBackups(path, backups, mode); err != nil {
-			return fmt.Errorf("configfile: keeping a backup of %s: %w", path, err)
-		}
-	}
 	if opts.BeforeReplace != nil {
 		if err = opts.BeforeReplace(written); err != nil {
 			return err
 		}
+	}
+	if exists && backups > 0 {
+		if err = rotateBackups(path, backups, mode); err != nil {
+			return fmt.Errorf("configfile: keeping a backup of %s: %w", path, err)
+		}
+		defer func() {
+			if err != nil { // path stays: its backup must not share its inode
+				unlinkBackup(path, BackupName(path, 1), mode)
+			}
+		}()
 	}
 	if exists && opts.Replaces != nil {
 		swapped, err := exchange(tmpName, path)
@@ -263,6 +267,18 @@ func rotateBackups(path string, n int, mode os.FileMode) error {
 		return nil
 	}
 	return copyFile(path, b1, mode)
+}
+
+// unlinkBackup replaces backup by a copy when it is a hard link to path
+// (rotateBackups made it so, and path was not replaced after all): a link
+// would follow later edits made in place, and the next rotation would keep
+// the same version twice.
+func unlinkBackup(path, backup string, mode os.FileMode) {
+	b, errB := os.Lstat(backup)
+	p, errP := os.Stat(path)
+	if errB == nil && errP == nil && os.SameFile(b, p) {
+		copyFile(path, backup, mode)
+	}
 }
 
 // copyFile copies src to dst through a temporary file and a rename.

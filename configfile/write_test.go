@@ -139,8 +139,9 @@ func TestWriteFileAtomicSymlinkAndErrors(t *testing.T) {
 	noTemps(t, dir)
 }
 
-// BeforeReplace runs once the new version is written and the backups
-// have rotated, before path changes; its error leaves path as it was.
+// BeforeReplace runs once the new version is written, before the backups
+// rotate and path changes; its error leaves path and its backups as they
+// were.
 func TestWriteFileAtomicBeforeReplace(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "c.conf")
@@ -165,16 +166,23 @@ func TestWriteFileAtomicBeforeReplace(t *testing.T) {
 	if readFile(t, p) != "v1\n" {
 		t.Errorf("after a refused write: %q, want it unchanged", readFile(t, p))
 	}
-	if readFile(t, BackupName(p, 1)) != "v1\n" || readFile(t, BackupName(p, 2)) != "v0\n" {
-		t.Errorf("after a refused write, backups %q %q, want the rotation done", readFile(t, BackupName(p, 1)), readFile(t, BackupName(p, 2)))
+	if readFile(t, BackupName(p, 1)) != "v0\n" {
+		t.Errorf("after a refused write, backup %q, want it unchanged", readFile(t, BackupName(p, 1)))
+	}
+	if _, err := os.Stat(BackupName(p, 2)); err == nil {
+		t.Error("a refused write rotated the backups")
 	}
 	noTemps(t, dir)
+	// an edit in place changes the file, never a backup
+	if err := os.WriteFile(p, []byte("v1 edited\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var written os.FileInfo
 	if err := WriteFileAtomic(p, []byte("v3\n"), SaveOptions{BeforeReplace: func(fi os.FileInfo) error { written = fi; return nil }}); err != nil {
 		t.Fatal(err)
 	}
-	if readFile(t, p) != "v3\n" || readFile(t, BackupName(p, 1)) != "v1\n" || readFile(t, BackupName(p, 3)) != "v0\n" {
-		t.Errorf("after an accepted write: %q, backup %q", readFile(t, p), readFile(t, BackupName(p, 1)))
+	if readFile(t, p) != "v3\n" || readFile(t, BackupName(p, 1)) != "v1 edited\n" || readFile(t, BackupName(p, 2)) != "v0\n" {
+		t.Errorf("after an accepted write: %q, backups %q %q", readFile(t, p), readFile(t, BackupName(p, 1)), readFile(t, BackupName(p, 2)))
 	}
 	// the FileInfo given is the file now at p
 	if fi, err := os.Stat(p); err != nil || written == nil || !os.SameFile(fi, written) ||
