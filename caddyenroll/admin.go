@@ -76,7 +76,27 @@ func (ad *adminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{{Pattern: "/enroll/", Handler: caddy.AdminHandlerFunc(ad.serve)}}
 }
 
+// serve answers an admin request. A request the caller got wrong (4xx) is
+// answered here, in the shape Caddy gives errors ({"error": "..."}), and
+// logged at info: Caddy logs every error a handler returns at error level,
+// which would page an operator for a mistyped request id.
 func (ad *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
+	err := ad.route(w, r)
+	var refused caddy.APIError
+	if !errors.As(err, &refused) || refused.HTTPStatus < 400 || refused.HTTPStatus >= 500 {
+		return err
+	}
+	if refused.Message == "" && refused.Err != nil {
+		refused.Message = refused.Err.Error()
+	}
+	ad.log.Info("admin request refused", zap.String("method", r.Method), zap.String("uri", r.RequestURI),
+		zap.Int("status_code", refused.HTTPStatus), zap.String("error", refused.Message))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(refused.HTTPStatus)
+	return json.NewEncoder(w).Encode(refused)
+}
+
+func (ad *adminAPI) route(w http.ResponseWriter, r *http.Request) error {
 	if ad.app == nil {
 		return apiErr(http.StatusNotFound, errors.New("the enroll app is not configured"))
 	}

@@ -39,7 +39,16 @@ func adminDoBody(t *testing.T, ad *adminAPI, method, uri, body string) (int, str
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, uri, err)
 	}
-	return http.StatusOK, rec.Body.String(), rec.Header()
+	if rec.Code >= 400 { // answered by serve: {"error": "..."}
+		var refused struct {
+			Error string `json:"error"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &refused); err != nil || refused.Error == "" {
+			t.Fatalf("%s %s: %d answered with %q, not a JSON error", method, uri, rec.Code, rec.Body)
+		}
+		return rec.Code, refused.Error, rec.Header()
+	}
+	return rec.Code, rec.Body.String(), rec.Header()
 }
 
 // pageFixture stores n requests, every third pending, the others issued,

@@ -1,6 +1,7 @@
 package caddyenroll
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -9,11 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/osp"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
@@ -158,5 +162,48 @@ func TestOSPRefusalsLoggedAtInfo(t *testing.T) {
 		if len(all) != 1 || all[0].Message != "OSP answered" || all[0].Level != c.level || all[0].ContextMap()["refused"] != map[bool]any{true: true, false: nil}[c.refused] {
 			t.Errorf("%s: logged %+v, want one line at %s", c.name, all, c.level)
 		}
+	}
+}
+
+// An admin request the caller got wrong is answered with its 4xx status
+// and Caddy's error shape, and logged at info, not returned to Caddy (which
+// logs every error at error level); server errors still go to Caddy.
+func TestAdminRefusalsLoggedAtInfo(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	ad := &adminAPI{app: &App{}, log: zap.New(core)}
+	for _, c := range []struct {
+		method, uri string
+		code        int
+		want        string
+	}{
+		{"GET", "/enroll/nowhere", 404, "resource not found: /enroll/nowhere"},
+		{"GET", "/enroll/certificates/xyz", 400, `ca: invalid serial number \"xyz\"`},
+	} {
+		rec := httptest.NewRecorder()
+		if err := ad.serve(rec, httptest.NewRequest(c.method, c.uri, nil)); err != nil {
+			t.Fatalf("%s %s returned %v to Caddy", c.method, c.uri, err)
+		}
+		if rec.Code != c.code || rec.Header().Get("Content-Type") != "application/json" || !strings.Contains(rec.Body.String(), `"error":"`+c.want) {
+			t.Errorf("%s %s: %d %s %q, want %d and a JSON error %q", c.method, c.uri, rec.Code, rec.Header().Get("Content-Type"), rec.Body, c.code, c.want)
+		}
+	}
+	entries := logs.FilterMessage("admin request refused").All()
+	if len(entries) != 2 {
+		t.Fatalf("%d refusals logged, want 2", len(entries))
+	}
+	for _, e := range entries {
+		if e.Level != zapcore.InfoLevel || e.ContextMap()["status_code"] == nil {
+			t.Errorf("refusal logged at %s with %v", e.Level, e.ContextMap())
+		}
+	}
+	// a server error stays Caddy's to answer and log
+	fs := &failingLoads{Storage: &certmagic.FileStorage{Path: t.TempDir()}}
+	st := localLocks{fs}
+	c, is := caIssuing(t, st, "gw1.example")
+	ad.app = &App{storage: st, state: newStateStore(st, 0), cas: map[string]*ca.CA{profileModern: c}}
+	fs.failLoads("/issued/")
+	var apiErr caddy.APIError
+	if err := ad.serve(httptest.NewRecorder(), httptest.NewRequest("GET", "/enroll/certificates/"+is.Serial, nil)); !errors.As(err, &apiErr) || apiErr.HTTPStatus != 500 {
+		t.Errorf("a failing storage: %v, want a 500 for Caddy", err)
 	}
 }
