@@ -34,16 +34,22 @@ type Usage struct {
 	DestinationAlternate []Info
 	GroupID              string // <Group><GroupId>
 
-	// From <UsageDetail>.
-	Protocol      Info          // <SignalingProtocol type="destination">sip</…>
+	// From <UsageDetail>. The toolkit writes a <SignalingProtocol> per
+	// protocol type it knows (source, destination, na) and a
+	// <PostDialDelay> per side (type="destination", the provider's, set
+	// with OSPPTransactionSetProviderPDD, then type="source", the
+	// gateway's own).
+	Protocol      Info          // type="destination"; else one without type; else the first
 	Duration      time.Duration // Amount × Increment, Unit "s"
 	StartTime     time.Time
 	EndTime       time.Time
 	AlertTime     time.Time
 	ConnectTime   time.Time
-	PostDialDelay time.Duration
-	ReleaseSource string // "source", "destination", "internal", "external", "unknown"
-	TermCauses    []TermCause
+	PostDialDelay time.Duration // type="source" or without type
+	// ProviderPostDialDelay is <PostDialDelay type="destination">.
+	ProviderPostDialDelay time.Duration
+	ReleaseSource         string // "source", "destination", "internal", "external", "unknown"
+	TermCauses            []TermCause
 
 	CustomerID string
 	DeviceID   string
@@ -157,7 +163,9 @@ func decodeUsageDetail(n *node, u *Usage) error {
 				return perr(ErrInvalidValue, "<Unit> %q, only \"s\" is supported", e.value())
 			}
 		case "SignalingProtocol":
-			u.Protocol = decodeInfo(e)
+			if in := decodeInfo(e); u.Protocol.Value == "" || protocolRank(in.Type) > protocolRank(u.Protocol.Type) {
+				u.Protocol = in
+			}
 		case "StartTime":
 			if u.StartTime, err = decodeTime(e); err != nil {
 				return err
@@ -175,8 +183,14 @@ func decodeUsageDetail(n *node, u *Usage) error {
 				return err
 			}
 		case "PostDialDelay":
-			if u.PostDialDelay, err = decodeSeconds(e); err != nil {
+			d, err := decodeSeconds(e)
+			if err != nil {
 				return err
+			}
+			if t, _ := e.attr("type"); t == "destination" {
+				u.ProviderPostDialDelay = d
+			} else {
+				u.PostDialDelay = d
 			}
 		case "ReleaseSource":
 			u.ReleaseSource = e.value()
@@ -197,6 +211,19 @@ func decodeUsageDetail(n *node, u *Usage) error {
 	}
 	u.Duration = amount * time.Duration(incr)
 	return nil
+}
+
+// protocolRank orders the types of a usage's <SignalingProtocol>: the
+// destination's is the call's protocol (Usage.Protocol), one without a
+// type comes next, any other (source, na) last.
+func protocolRank(typ string) int {
+	switch typ {
+	case "destination":
+		return 2
+	case "":
+		return 1
+	}
+	return 0
 }
 
 // Marshal implements Message, in the toolkit's element order.
@@ -229,6 +256,9 @@ func (m *UsageIndication) Marshal() ([]byte, error) {
 		}
 		if u.Protocol.Value != "" {
 			w.leaf("SignalingProtocol", u.Protocol.Value, "type", u.Protocol.Type)
+		}
+		if u.ProviderPostDialDelay > 0 {
+			w.leaf("PostDialDelay", formatSeconds(u.ProviderPostDialDelay), "type", "destination")
 		}
 		w.leaf("Amount", formatSeconds(u.Duration))
 		w.leaf("Increment", "1")

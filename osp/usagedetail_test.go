@@ -1,0 +1,127 @@
+package osp
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// toolkitUsage is a UsageIndication as the OSP Toolkit's ReportUsage writes
+// it (OSPPUsageIndToElement, src/ospusageind.c), with detail as the
+// content of its <UsageDetail>.
+func toolkitUsage(detail string) []byte {
+	return []byte(`<?xml version="1.0"?><Message messageId="12345673" random="2043134229">
+<UsageIndication componentId="12345672">
+<Timestamp>
+2026-11-25T03:04:41Z</Timestamp>
+<Role>
+source</Role>
+<TransactionId>
+1234567</TransactionId>
+<CallId encoding="base64">
+MQ==</CallId>
+<SourceInfo type="e164">
+14048724799</SourceInfo>
+<DestinationInfo type="e164">
+1678</DestinationInfo>
+<DestinationAlternate type="transport">
+[127.0.0.2]:5060</DestinationAlternate>
+<UsageDetail>
+` + detail + `</UsageDetail>
+</UsageIndication>
+</Message>
+`)
+}
+
+// The toolkit writes one <SignalingProtocol> per protocol type the call has
+// (source, destination, na: test_app menu 220 sets all three) and two
+// <PostDialDelay>: type="destination" the provider's
+// (OSPPTransactionSetProviderPDD, written first), type="source" the
+// gateway's own (OSPPUsageToElement, only when it has one). Usage.Protocol
+// is the destination's and PostDialDelay the source's, whatever the order
+// and whichever others come along.
+func TestUsageDetailTypedElements(t *testing.T) {
+	const amount = "<Amount>\n30.000</Amount>\n<Increment>\n1</Increment>\n<Unit>\ns</Unit>\n"
+	cases := []struct {
+		name      string
+		detail    string
+		protocol  Info
+		pdd       time.Duration
+		providerP time.Duration
+	}{
+		{
+			name: "three protocols as test_app menu 220 sends them",
+			detail: "<SignalingProtocol type=\"source\">\nh323-LRQ</SignalingProtocol>\n" +
+				"<SignalingProtocol type=\"destination\">\nsip</SignalingProtocol>\n" +
+				"<SignalingProtocol type=\"na\">\niax</SignalingProtocol>\n" + amount,
+			protocol: Info{"destination", "sip"},
+		},
+		{
+			name:     "source protocol only",
+			detail:   "<SignalingProtocol type=\"source\">\nh323-LRQ</SignalingProtocol>\n" + amount,
+			protocol: Info{"source", "h323-LRQ"},
+		},
+		{
+			name:     "untyped protocol",
+			detail:   "<SignalingProtocol>\nsip</SignalingProtocol>\n" + amount,
+			protocol: Info{"", "sip"},
+		},
+		{
+			name:      "provider post dial delay only (IS_PDD_INFO_AVAILABLE=0, menu 237)",
+			detail:    "<PostDialDelay type=\"destination\">\n2.010</PostDialDelay>\n" + amount,
+			providerP: 2010 * time.Millisecond,
+		},
+		{
+			name: "provider and source post dial delay",
+			detail: "<PostDialDelay type=\"destination\">\n2.010</PostDialDelay>\n" + amount +
+				"<PostDialDelay type=\"source\">\n1.010</PostDialDelay>\n",
+			pdd:       1010 * time.Millisecond,
+			providerP: 2010 * time.Millisecond,
+		},
+		{
+			name: "source before provider",
+			detail: amount + "<PostDialDelay type=\"source\">\n1.010</PostDialDelay>\n" +
+				"<PostDialDelay type=\"destination\">\n2.010</PostDialDelay>\n",
+			pdd:       1010 * time.Millisecond,
+			providerP: 2010 * time.Millisecond,
+		},
+		{
+			name:   "untyped post dial delay is the source's",
+			detail: amount + "<PostDialDelay>\n1.010</PostDialDelay>\n",
+			pdd:    1010 * time.Millisecond,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := ParseUsageIndication(toolkitUsage(tc.detail))
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := m.Usages[0]
+			if u.Protocol != tc.protocol {
+				t.Errorf("Protocol %+v, want %+v", u.Protocol, tc.protocol)
+			}
+			if u.PostDialDelay != tc.pdd || u.ProviderPostDialDelay != tc.providerP {
+				t.Errorf("PostDialDelay %v ProviderPostDialDelay %v, want %v and %v", u.PostDialDelay, u.ProviderPostDialDelay, tc.pdd, tc.providerP)
+			}
+			if u.Duration != 30*time.Second {
+				t.Errorf("Duration %v", u.Duration)
+			}
+			// Marshal writes both delays back with their types.
+			out, err := m.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := ParseUsageIndication(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := again.Usages[0]; v.PostDialDelay != tc.pdd || v.ProviderPostDialDelay != tc.providerP {
+				t.Errorf("after Marshal: PostDialDelay %v ProviderPostDialDelay %v\n%s", v.PostDialDelay, v.ProviderPostDialDelay, out)
+			}
+			if tc.providerP > 0 && !strings.Contains(string(out), `<PostDialDelay type="destination">`) {
+				t.Errorf("Marshal lost the provider's post dial delay:\n%s", out)
+			}
+		})
+	}
+}
