@@ -13,7 +13,7 @@ import (
 )
 
 // Secrets never reach the logs, even at DEBUG: passwords (right, wrong, in
-// the username field, behind a bad %-escape), the account's hash, full
+// the username field, behind a bad %-escape or an unescaped '&'), the account's hash, full
 // nonces and private keys, over every enrollment outcome and the admin API.
 func TestNoSecretsInDebugLogs(t *testing.T) {
 	s := startServer(t, serverOpts{global: "debug", approval: "auto"})
@@ -21,6 +21,7 @@ func TestNoSecretsInDebugLogs(t *testing.T) {
 		wrongPassword = "Wr0ng-Sentinel-Pass"
 		typedAsUser   = "Typo-Sentinel-User-Pass"
 		escapeTail    = "EscapeSentinelTail"
+		ampTail       = "AmpSentinelTail"
 	)
 	var nonces [][]byte
 	req := func(mod func(*wire.Request)) *wire.Response {
@@ -48,6 +49,12 @@ func TestNoSecretsInDebugLogs(t *testing.T) {
 	if ans, _, raw := s.post(s.https, []byte(body), "text/plain"); ans == nil || ans.Status == 0 {
 		t.Fatalf("bad escape: %s", raw)
 	}
+	// a password sent with an unescaped '&': its tail arrives as a variable
+	// of its own, without '='
+	body = "operation=request&username=demo&password=demo-pa&" + ampTail + "&device=1&customer=0&nonce=13"
+	if ans, _, raw := s.post(s.https, []byte(body), "text/plain"); ans == nil || ans.Status == 0 {
+		t.Fatalf("unescaped '&': %s", raw)
+	}
 	for _, uri := range []string{"/enroll/devices", "/enroll/pending", "/enroll/requests"} {
 		if code, _ := s.Admin("GET", uri, ""); code != 200 {
 			t.Fatalf("GET %s: HTTP %d", uri, code)
@@ -63,6 +70,7 @@ func TestNoSecretsInDebugLogs(t *testing.T) {
 		"the wrong password":        wrongPassword,
 		"a password as username":    typedAsUser,
 		"a password after a bad %":  escapeTail,
+		"a password after a raw &":  ampTail,
 		"the account's bcrypt hash": passwordHash(t),
 		"a private key":             "PRIVATE KEY",
 	}

@@ -51,7 +51,9 @@ func RequestContentType(op string) string {
 }
 
 // Pair is a variable the decoder does not know, kept (decoded, any bytes,
-// bounded by MaxValueLen like every value) for logging.
+// bounded by MaxValueLen like every value) for logging. Log it with care:
+// the tail of a value sent with an unescaped '&' (a password) arrives as
+// one, which is why DecodeRequest's errors never name an unknown variable.
 type Pair struct {
 	Name, Value string
 }
@@ -141,17 +143,18 @@ func DecodeRequest(body []byte) (*Request, error) {
 				return nil, err
 			}
 			f := lookupField(name)
-			fieldName := func() string {
-				if f >= 0 {
-					return fieldNames[f]
-				}
-				return string(name)
+			// An error names known variables only: an unknown "name" may be
+			// the tail of a value (a password) sent with an unescaped '&',
+			// and the error reaches the device and the server's log.
+			field, what := "", "the unknown variable at offset "+strconv.Itoa(off)+": "
+			if f >= 0 {
+				field, what = fieldNames[f], ""
 			}
 			if !ok {
-				return nil, derr(fieldName(), ErrMalformed, "no '=' after variable name at offset "+strconv.Itoa(off))
+				return nil, derr(field, ErrMalformed, "no '=' after the variable name at offset "+strconv.Itoa(off))
 			}
 			if len(rawVal) > MaxValueLen {
-				return nil, derr(fieldName(), ErrTooLarge, "value of "+strconv.Itoa(len(rawVal))+" bytes exceeds "+strconv.Itoa(MaxValueLen))
+				return nil, derr(field, ErrTooLarge, what+"value of "+strconv.Itoa(len(rawVal))+" bytes exceeds "+strconv.Itoa(MaxValueLen))
 			}
 			if f >= 0 {
 				if seen&(1<<f) != 0 {
@@ -162,7 +165,7 @@ func DecodeRequest(body []byte) (*Request, error) {
 			} else {
 				for i := 0; i < nExtra; i++ {
 					if extra[i].name == string(name) {
-						return nil, derr(extra[i].name, ErrDuplicate, "given more than once")
+						return nil, derr("", ErrDuplicate, what+"given more than once")
 					}
 				}
 				extra[nExtra].name, extra[nExtra].val = string(name), rawVal
@@ -218,7 +221,8 @@ func DecodeRequest(body []byte) (*Request, error) {
 	for i := 0; i < nExtra; i++ {
 		var err error
 		if txt, err = appendUnescape(txt, extra[i].val, true); err != nil {
-			return nil, withField(err, extra[i].name)
+			// not named, as above
+			return nil, derr("", ErrMalformed, "an unknown variable's value: "+err.(*DecodeError).Msg)
 		}
 		ends[4+i] = len(txt)
 	}

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -112,21 +113,21 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{"empty name", "operation=getcacert&=x", ErrMalformed, ""},
 		{"escaped empty name", "operation=getcacert&%=x", ErrMalformed, ""},
 		{"pair without =", "operation", ErrMalformed, "operation"},
-		{"unknown pair without =", "operation=getcacert&flag", ErrMalformed, "flag"},
+		{"unknown pair without =", "operation=getcacert&flag", ErrMalformed, ""},
 		{"name too long", "operation=getcacert&" + strings.Repeat("n", MaxNameLen+1) + "=1", ErrTooLarge, ""},
 		{"escaped name too long", "operation=getcacert&" + strings.Repeat("%6E", MaxNameLen+1) + "=1", ErrTooLarge, ""},
 		{"value too long", "operation=getcacert&request=" + strings.Repeat("A", MaxValueLen+1), ErrTooLarge, "request"},
 		{"duplicate operation", "operation=getcacert&operation=getcacert", ErrDuplicate, "operation"},
 		{"duplicate differing case", "operation=getcacert&OPERATION=request", ErrDuplicate, "operation"},
 		{"duplicate nonce", "operation=getcacert&nonce=1&nonce=1", ErrDuplicate, "nonce"},
-		{"duplicate unknown", "operation=getcacert&foo=1&foo=2", ErrDuplicate, "foo"},
+		{"duplicate unknown", "operation=getcacert&foo=1&foo=2", ErrDuplicate, ""},
 		{"bad escape truncated", "operation=getcacert&username=ab%", ErrMalformed, "username"},
 		{"bad escape one digit", "operation=getcacert&username=ab%4", ErrMalformed, "username"},
 		{"bad escape non-hex", "operation=getcacert&username=%G0", ErrMalformed, "username"},
 		{"bad escape in nonce", "operation=getcacert&nonce=%0", ErrMalformed, "nonce"},
 		{"bad escape in operation", "operation=get%ZZ", ErrMalformed, "operation"},
 		{"bad escape in name", "op%ZZ=1", ErrMalformed, ""},
-		{"bad escape in unknown value", "operation=getcacert&foo=%%", ErrMalformed, "foo"},
+		{"bad escape in unknown value", "operation=getcacert&foo=%%", ErrMalformed, ""},
 		{"bad escape in request", "operation=getcacert&request=MII%2", ErrMalformed, "request"},
 		{"missing operation", "username=u", ErrMissing, "operation"},
 		{"empty operation", "operation=", ErrMissing, "operation"},
@@ -150,7 +151,7 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{"password invalid UTF-8", strings.Replace(full, "password=p", "password=%FF", 1), ErrMalformed, "password"},
 		{"username too long", strings.Replace(full, "username=u", "username="+strings.Repeat("u", MaxTextLen+1), 1), ErrTooLarge, "username"},
 		{"nonce too long", "operation=getcacert&nonce=" + strings.Repeat("%00", MaxNonceLen+1), ErrTooLarge, "nonce"},
-		{"unknown value too long", "operation=getcacert&foo=" + strings.Repeat("x", MaxValueLen+1), ErrTooLarge, "foo"},
+		{"unknown value too long", "operation=getcacert&foo=" + strings.Repeat("x", MaxValueLen+1), ErrTooLarge, ""},
 		{"CSR bad base64 byte", "operation=getcacert&request=MIIB%25", ErrMalformed, "request"},
 		{"CSR base64 length", "operation=getcacert&request=MIIBA", ErrMalformed, "request"},
 		{"CSR padding in middle", "operation=getcacert&request=QQ%3D%3DQQ%3D%3D", ErrMalformed, "request"},
@@ -172,6 +173,39 @@ func TestDecodeRequestErrors(t *testing.T) {
 			}
 			if s := StatusForError(err); s != wantStatus {
 				t.Errorf("StatusForError = %d, want %d", s, wantStatus)
+			}
+		})
+	}
+}
+
+// A value sent with an unescaped '&' (a password typed into a script as
+// `password=$PW`) is cut there, and its tail arrives as a variable of its
+// own. The error's text reaches the device and the server's log: it names
+// known variables only, never bytes of an unknown name or value.
+func TestDecodeRequestErrorsDoNotEchoUnknownNames(t *testing.T) {
+	const secret = "Tail0fAPassw0rd"
+	pre := "operation=request&nonce=1&username=u&device=1&customer=2&password=ab&"
+	for _, tt := range []struct {
+		name, body string
+		class      error
+	}{
+		{"tail without =", pre + secret, ErrMalformed},
+		{"tail without = last", "operation=request&password=ab&" + secret + "\r\n", ErrMalformed},
+		{"tail escaped", pre + "%54ail0fAPassw0rd", ErrMalformed},
+		{"tail as a name given twice", pre + secret + "=1&" + secret + "=2", ErrDuplicate},
+		{"tail with a bad escape after =", pre + secret + "=%zz", ErrMalformed},
+		{"tail with a long value", pre + secret + "=" + strings.Repeat("x", MaxValueLen+1), ErrTooLarge},
+		{"tail with a bad escape in the name", pre + secret + "%zz", ErrMalformed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := DecodeRequest([]byte(tt.body))
+			if !errors.Is(err, tt.class) {
+				t.Fatalf("error %v, want %v", err, tt.class)
+			}
+			for _, form := range []string{secret, strings.ToLower(secret), "ail0fAPassw0rd"} {
+				if strings.Contains(err.Error(), form) {
+					t.Errorf("error %q contains the unknown variable's name %q", err, form)
+				}
 			}
 		})
 	}
