@@ -25,8 +25,9 @@ import (
 type CDR struct {
 	TransactionID uint64    `json:"transaction_id"`
 	Role          string    `json:"role"`
-	Reporter      string    `json:"reporter"` // the device that reported it
-	CallID        string    `json:"call_id"`  // base64
+	RoleState     string    `json:"role_state,omitempty"` // start, stop, interim…: which report of the call
+	Reporter      string    `json:"reporter"`             // the device that reported it
+	CallID        string    `json:"call_id"`              // base64
 	Calling       string    `json:"calling"`
 	Called        string    `json:"called"`
 	Destination   string    `json:"destination,omitempty"` // signal address or device the call went to
@@ -36,16 +37,19 @@ type CDR struct {
 	ConnectTime   time.Time `json:"connect_time,omitzero"`
 	EndTime       time.Time `json:"end_time,omitzero"`
 	PostDialDelay float64   `json:"post_dial_delay_seconds,omitempty"`
-	ReleaseSource string    `json:"release_source,omitempty"`
-	TermCauses    []string  `json:"term_causes,omitempty"`
-	Protocol      string    `json:"protocol,omitempty"`
-	Received      time.Time `json:"received"`
+	// ProviderPostDialDelay is the delay the device was told of by the
+	// destination's provider (<PostDialDelay type="destination">).
+	ProviderPostDialDelay float64   `json:"provider_post_dial_delay_seconds,omitempty"`
+	ReleaseSource         string    `json:"release_source,omitempty"`
+	TermCauses            []string  `json:"term_causes,omitempty"`
+	Protocol              string    `json:"protocol,omitempty"`
+	Received              time.Time `json:"received"`
 }
 
 // Records are kept in day buckets, one storage "directory" per UTC day of
 // Received:
 //
-//	clearinghouse/cdrs/<YYYY-MM-DD>/<txid>-<reporter>-<role>-<attempt>.json
+//	clearinghouse/cdrs/<YYYY-MM-DD>/<txid>-<reporter>-<role>[.<state>]-<attempt>.json
 //
 // so that a period is exported by listing only its buckets, and purged by
 // deleting them whole. Earlier versions named records in buckets
@@ -72,10 +76,16 @@ func cdrBucket(t time.Time) string { return path.Join(cdrsPrefix(), t.UTC().Form
 // are deduplicated only against its own retries: the source of a call
 // knows its transaction id, call id and destination, and must not be able
 // to file a role=destination record first that turns the terminating
-// device's record into a "duplicate".
+// device's record into a "duplicate". A device that reports a call more
+// than once (<RoleInfo><State> start, interim, stop) has each report named
+// apart: role.state.
 func cdrName(c CDR) string {
 	attempt := sha256.Sum256([]byte(c.CallID + "\x00" + c.Destination))
-	return strconv.FormatUint(c.TransactionID, 10) + "-" + cdrReporter(c.Reporter) + "-" + cdrRole(c.Role) + "-" +
+	role := cdrRole(c.Role)
+	if c.RoleState != "" { // a start and a stop report of a call are two records
+		role += "." + cdrRole(c.RoleState)
+	}
+	return strconv.FormatUint(c.TransactionID, 10) + "-" + cdrReporter(c.Reporter) + "-" + role + "-" +
 		hex.EncodeToString(attempt[:6]) + ".json"
 }
 
@@ -107,12 +117,13 @@ func cdrKey(c CDR) string { return path.Join(cdrBucket(c.Received), cdrName(c)) 
 
 func cdrFromUsage(u *osp.Usage, reporter string, now time.Time) CDR {
 	c := CDR{
-		TransactionID: u.TransactionID, Role: u.Role, Reporter: reporter,
+		TransactionID: u.TransactionID, Role: u.Role, RoleState: u.RoleState, Reporter: reporter,
 		CallID:  base64.StdEncoding.EncodeToString(u.CallID),
 		Calling: u.Calling().Value, Called: u.Called().Value,
 		Duration: u.Duration.Seconds(), StartTime: u.StartTime, AlertTime: u.AlertTime,
 		ConnectTime: u.ConnectTime, EndTime: u.EndTime, PostDialDelay: u.PostDialDelay.Seconds(),
-		ReleaseSource: u.ReleaseSource, Protocol: u.Protocol.Value, Received: now.UTC(),
+		ProviderPostDialDelay: u.ProviderPostDialDelay.Seconds(),
+		ReleaseSource:         u.ReleaseSource, Protocol: u.Protocol.Value, Received: now.UTC(),
 	}
 	for _, in := range append(append([]osp.Info{}, u.DestinationAlternate...), u.DeviceInfo...) {
 		if in.Value != "" && (in.Type == "transport" || in.Type == "network") {
@@ -419,7 +430,7 @@ func (a *App) purgeCDRs(ctx context.Context, before time.Time) (CDRPurge, error)
 
 var cdrCSVHeader = []string{"transaction_id", "role", "reporter", "call_id", "calling", "called", "destination",
 	"duration_seconds", "start_time", "alert_time", "connect_time", "end_time", "post_dial_delay_seconds",
-	"release_source", "term_causes", "protocol", "received"}
+	"release_source", "term_causes", "protocol", "received", "role_state", "provider_post_dial_delay_seconds"}
 
 func csvTime(t time.Time) string {
 	if t.IsZero() {
@@ -443,7 +454,8 @@ func (x *cdrCSV) write(c CDR) error {
 		csvText(c.CallID), csvText(c.Calling), csvText(c.Called), csvText(c.Destination),
 		strconv.FormatFloat(c.Duration, 'f', -1, 64), csvTime(c.StartTime), csvTime(c.AlertTime),
 		csvTime(c.ConnectTime), csvTime(c.EndTime), strconv.FormatFloat(c.PostDialDelay, 'f', -1, 64),
-		csvText(c.ReleaseSource), csvText(strings.Join(c.TermCauses, ";")), csvText(c.Protocol), csvTime(c.Received)})
+		csvText(c.ReleaseSource), csvText(strings.Join(c.TermCauses, ";")), csvText(c.Protocol), csvTime(c.Received),
+		csvText(c.RoleState), strconv.FormatFloat(c.ProviderPostDialDelay, 'f', -1, 64)})
 }
 
 func (x *cdrCSV) flush() error {

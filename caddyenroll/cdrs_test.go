@@ -1,6 +1,7 @@
 package caddyenroll
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/csv"
@@ -849,5 +850,61 @@ func TestMigrateFlatCDRs(t *testing.T) {
 	res, err := a.purgeCDRs(ctx, day("2024-03-01"))
 	if err != nil || !reflect.DeepEqual(res.DeletedDays, []string{"2024-02-28"}) || res.DeletedLegacyRecords != 0 {
 		t.Fatalf("purge before 2024-03-01: %+v %v", res, err)
+	}
+}
+
+// A device that reports a call more than once (<RoleInfo><State>: start,
+// interim, stop) has each report stored; a retry of one of them is still a
+// duplicate, and the export says which report a record is.
+func TestCDRDedupByRoleState(t *testing.T) {
+	now := at("2024-03-09T10:00:00Z")
+	a, _, _ := cdrTestApp(t, now)
+	ctx := context.Background()
+	for i, c := range []struct {
+		state  string
+		stored bool
+	}{
+		{"start", true},
+		{"interim", true},
+		{"stop", true},
+		{"stop", false},  // a retry
+		{"STOP", false},  // states are compared as roles are
+		{"", true},       // no RoleInfo: a record of its own, as before
+		{"", false},      // and its retry
+		{"st/op", true},  // hashed into the name, like a role
+		{"st/op", false}, // and deduplicated
+	} {
+		r := testCDR(7, now.Add(time.Duration(i)*time.Second))
+		r.RoleState = c.state
+		ok, err := a.storeCDR(ctx, r)
+		if err != nil || ok != c.stored {
+			t.Errorf("report %d (state %q): stored=%v (%v), want %v", i, c.state, ok, err, c.stored)
+		}
+	}
+	list, err := a.cdrs(ctx, dayRange{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var states []string
+	for _, r := range list {
+		states = append(states, r.RoleState)
+	}
+	slices.Sort(states)
+	if want := []string{"", "interim", "st/op", "start", "stop"}; !slices.Equal(states, want) {
+		t.Errorf("exported states %q, want %q", states, want)
+	}
+	var buf bytes.Buffer
+	w, err := newCDRCSV(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := testCDR(8, now)
+	r.RoleState, r.ProviderPostDialDelay = "stop", 2.01
+	if err := w.write(r); err != nil || w.flush() != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.HasSuffix(lines[0], ",role_state,provider_post_dial_delay_seconds") || !strings.HasSuffix(lines[1], ",stop,2.01") {
+		t.Errorf("CSV:\n%s", buf.String())
 	}
 }

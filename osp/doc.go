@@ -33,7 +33,8 @@
 // request's messageId and componentId(s); a UsageIndication message may
 // batch several indications, each confirmed by its own UsageConfirmation.
 // AuthorizationIndication/Confirmation and PricingIndication/Confirmation
-// are refused with 501.
+// are refused (ErrUnsupported; the handler answers HTTP 400, as there is no
+// answer element for them).
 //
 // # What the toolkit requires of an answer
 //
@@ -45,8 +46,9 @@
 //   - Every element the toolkit does not handle in that place and that is
 //     not marked critical="false" makes it refuse the whole answer; Marshal
 //     writes only handled elements.
-//   - Values are the bytes between the tags, not trimmed and not entity
-//     decoded: times must be exactly YYYY-MM-DDThh:mm:ssZ (read at fixed
+//   - Values are the bytes between the tags, not trimmed (element values
+//     have the five predefined entities and character references decoded,
+//     OSPPXMLUnescape; attribute values are taken raw): times must be exactly YYYY-MM-DDThh:mm:ssZ (read at fixed
 //     offsets), TransactionId is read digit by digit, Unit is compared
 //     with "s". Marshal writes values without surrounding whitespace and a
 //     newline after each tag, like the answers the toolkit accepted.

@@ -21,9 +21,13 @@ func (*UsageIndication) Kind() Kind { return KindUsageIndication }
 // vocabulary not represented here (Statistics, CallingPartyInfo, …) are
 // skipped when parsed and not written.
 type Usage struct {
-	ComponentID   string
-	Timestamp     time.Time
-	Role          string // "source", "destination", "other"
+	ComponentID string
+	Timestamp   time.Time
+	Role        string // "source", "destination", "other"
+	// RoleState is <RoleInfo><State>: start, stop, interim… (the
+	// toolkit's OSPPTransactionSetRoleInfo), for devices that report a
+	// call more than once.
+	RoleState     string
 	TransactionID uint64
 	CallID        []byte
 
@@ -92,6 +96,14 @@ func decodeUsage(c *node) (Usage, error) {
 			}
 		case "Role":
 			u.Role = e.value()
+		case "RoleInfo":
+			for r := range e.children {
+				if r.name == "State" {
+					u.RoleState = r.value()
+				} else if err := checkUnknown(r); err != nil {
+					return u, err
+				}
+			}
 		case "TransactionId":
 			if u.TransactionID, err = decodeUint(e); err != nil {
 				return u, err
@@ -234,6 +246,11 @@ func (m *UsageIndication) Marshal() ([]byte, error) {
 		w.open("UsageIndication", "componentId", u.ComponentID)
 		w.leafTime("Timestamp", u.Timestamp)
 		w.leafOpt("Role", u.Role)
+		if u.RoleState != "" {
+			w.open("RoleInfo")
+			w.leaf("State", u.RoleState)
+			w.close("RoleInfo")
+		}
 		if u.TransactionID != 0 {
 			w.leafUint("TransactionId", u.TransactionID)
 		}

@@ -125,3 +125,38 @@ func TestUsageDetailTypedElements(t *testing.T) {
 		})
 	}
 }
+
+// <RoleInfo> (OSPPTransactionSetRoleInfo) follows <Role>: its <State> says
+// which report of the call this is (start, stop, interim…); <Format> and
+// <VendorInfo> are ignored, and Marshal writes the state back.
+func TestUsageRoleInfo(t *testing.T) {
+	for _, tc := range []struct{ roleInfo, state string }{
+		{"", ""},
+		{"<RoleInfo>\n<State>\nstart</State>\n<Format>\nosp</Format>\n<VendorInfo>\nasterisk</VendorInfo>\n</RoleInfo>\n", "start"},
+		{"<RoleInfo>\n<State>\nstop</State>\n</RoleInfo>\n", "stop"},
+		{"<RoleInfo>\n<Format>\nradius</Format>\n</RoleInfo>\n", ""},
+	} {
+		raw := strings.Replace(string(toolkitUsage("<Amount>\n30</Amount>\n<Increment>\n1</Increment>\n<Unit>\ns</Unit>\n")),
+			"source</Role>\n", "source</Role>\n"+tc.roleInfo, 1)
+		m, err := ParseUsageIndication([]byte(raw))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.roleInfo, err)
+		}
+		if u := m.Usages[0]; u.RoleState != tc.state || u.Role != "source" {
+			t.Errorf("%q: role %q state %q, want source and %q", tc.roleInfo, u.Role, u.RoleState, tc.state)
+		}
+		out, err := m.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := ParseUsageIndication(out)
+		if err != nil || again.Usages[0].RoleState != tc.state {
+			t.Errorf("%q: after Marshal %v, state lost:\n%s", tc.roleInfo, err, out)
+		}
+	}
+	// an unknown critical element inside is refused, as everywhere
+	raw := strings.Replace(string(toolkitUsage("")), "source</Role>\n", "source</Role>\n<RoleInfo><Frob critical=\"true\">1</Frob></RoleInfo>\n", 1)
+	if _, err := ParseUsageIndication([]byte(raw)); err == nil {
+		t.Error("an unknown critical element in <RoleInfo> was accepted")
+	}
+}
