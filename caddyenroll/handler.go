@@ -155,6 +155,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	var o outcome
 	op := "invalid"
 	switch {
+	case derr != nil && r.TLS == nil && h.app.cfg.flags().SSL:
+		// refused for the transport whatever the body: what a client
+		// must fix first (a getcacert allowed over plain HTTP parses)
+		o = fail(wire.StatusSSLRequired, "ssl is enabled: use HTTPS")
 	case derr != nil:
 		o = fail(wire.StatusForError(derr), derr.Error())
 	default:

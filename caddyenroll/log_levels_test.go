@@ -1,6 +1,7 @@
 package caddyenroll
 
 import (
+	"crypto/tls"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -205,5 +206,37 @@ func TestAdminRefusalsLoggedAtInfo(t *testing.T) {
 	var apiErr caddy.APIError
 	if err := ad.serve(httptest.NewRecorder(), httptest.NewRequest("GET", "/enroll/certificates/"+is.Serial, nil)); !errors.As(err, &apiErr) || apiErr.HTTPStatus != 500 {
 		t.Errorf("a failing storage: %v, want a 500 for Caddy", err)
+	}
+}
+
+// Under `ssl enabled`, a request over plain HTTP is refused with status 12
+// whatever its body, malformed or not; over TLS a malformed body is 2.
+func TestMalformedBodyOverPlainHTTPUnderSSL(t *testing.T) {
+	cs, _, _ := testConfigState(t, "ssl enabled\nenroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled\n")
+	a := &App{cfg: cs, log: zap.NewNop()}
+	initMetrics()
+	h := &Handler{Profile: profileModern, ContentType: "text/html", MaxBody: wire.MaxBody, app: a, log: zap.NewNop()}
+	for _, c := range []struct {
+		body   string
+		tls    bool
+		status int
+	}{
+		{"operation=request&nonce=%zz", false, wire.StatusSSLRequired},
+		{"no equals sign", false, wire.StatusSSLRequired},
+		{"operation=request&operation=retrieve", false, wire.StatusSSLRequired},
+		{"operation=request&nonce=%zz", true, wire.StatusBadRequest},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(c.body))
+		if c.tls {
+			r.TLS = &tls.ConnectionState{}
+		}
+		w := httptest.NewRecorder()
+		if err := h.ServeHTTP(w, r, nil); err != nil {
+			t.Fatal(err)
+		}
+		ans, err := wire.DecodeResponse(w.Body.Bytes())
+		if err != nil || ans.Status != c.status {
+			t.Errorf("%q (tls %v): %v %s, want status %d", c.body, c.tls, err, w.Body, c.status)
+		}
 	}
 }
