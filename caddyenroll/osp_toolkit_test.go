@@ -99,6 +99,7 @@ func otkStart(t *testing.T, withShort bool) *otkServer {
 type otkCDR struct {
 	TransactionID uint64   `json:"transaction_id"`
 	Role          string   `json:"role"`
+	RoleState     string   `json:"role_state"`
 	Reporter      string   `json:"reporter"`
 	CallID        string   `json:"call_id"`
 	Calling       string   `json:"calling"`
@@ -298,6 +299,25 @@ func TestOSPToolkitTestApp(t *testing.T) {
 		}
 		if a := attempts[otkSecond]; a.Duration != 30 {
 			t.Errorf("call to %s: %+v, want 30 s", otkSecond, a)
+		}
+
+		// SetRoleInfo (menu 200: state stop1, format radius, vendor
+		// cisco) adds <RoleInfo> to the usage: accepted, and its state
+		// kept with the record
+		codes, out = otkRunTestApp(t, bin, cfg, 1, 23, 29, 27, 28, 200, 32, 24)
+		for i, c := range codes {
+			if c != 0 {
+				t.Fatalf("third run: step %d returned %d:\n%s", i, c, out)
+			}
+		}
+		list = s.cdrs()
+		if len(list) != 5 {
+			t.Fatalf("want 5 CDRs after the third ReportUsage, got %+v", list)
+		}
+		for _, c3 := range list[3:] {
+			if c3.RoleState != "stop1" || c3.Reporter != otkSource {
+				t.Errorf("third run's CDR %+v: want role state stop1", c3)
+			}
 		}
 	})
 
