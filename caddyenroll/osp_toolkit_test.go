@@ -100,6 +100,8 @@ type otkCDR struct {
 	TransactionID uint64   `json:"transaction_id"`
 	Role          string   `json:"role"`
 	RoleState     string   `json:"role_state"`
+	Protocol      string   `json:"protocol"`
+	ProviderPDD   float64  `json:"provider_post_dial_delay_seconds"`
 	Reporter      string   `json:"reporter"`
 	CallID        string   `json:"call_id"`
 	Calling       string   `json:"calling"`
@@ -303,8 +305,10 @@ func TestOSPToolkitTestApp(t *testing.T) {
 
 		// SetRoleInfo (menu 200: state stop1, format radius, vendor
 		// cisco) adds <RoleInfo> to the usage: accepted, and its state
-		// kept with the record
-		codes, out = otkRunTestApp(t, bin, cfg, 1, 23, 29, 27, 28, 200, 32, 24)
+		// kept with the record; SetProtocol (220) gives a protocol for
+		// the source, the destination and "na", and SetProviderPDD (237)
+		// the provider's post dial delay, 2.010 s
+		codes, out = otkRunTestApp(t, bin, cfg, 1, 23, 29, 27, 28, 200, 220, 237, 32, 24)
 		for i, c := range codes {
 			if c != 0 {
 				t.Fatalf("third run: step %d returned %d:\n%s", i, c, out)
@@ -317,6 +321,10 @@ func TestOSPToolkitTestApp(t *testing.T) {
 		for _, c3 := range list[3:] {
 			if c3.RoleState != "stop1" || c3.Reporter != otkSource {
 				t.Errorf("third run's CDR %+v: want role state stop1", c3)
+			}
+			// the call that connected has the protocols and delay set
+			if c3.Destination == otkSecond && (c3.Protocol != "h323-Q931" || c3.ProviderPDD != 2.01) {
+				t.Errorf("third run's call to %s: %+v, want the destination's protocol h323-Q931 (not the source's or na's) and the provider's delay 2.01 s", otkSecond, c3)
 			}
 		}
 	})
