@@ -426,7 +426,8 @@ func (c *CA) IsRevoked(ctx context.Context, serial string) (bool, error) {
 // number is kept in storage and increases by one per new CRL; while the
 // revoked set is unchanged and the stored CRL is younger than half its
 // validity, the stored CRL is returned instead of signing a new one.
-// Entries for certificates expired more than a day are dropped.
+// Entries for certificates expired more than a day are dropped once a CRL
+// signed after their expiry has listed them (RFC 5280 section 3.3).
 func (c *CA) CRL(ctx context.Context) ([]byte, error) {
 	gen := c.crl.generation()
 	der, err := c.crlFromStorage(ctx)
@@ -557,17 +558,24 @@ func (c *CA) crlFromStorage(ctx context.Context) ([]byte, error) {
 }
 
 // crlInputs reads what a CRL at now lists: the revoked list, the serials
-// of certificates not expired for more than a day (sorted), their digest,
-// and the stored CRL's metadata (zero if none).
+// it keeps (sorted; see crlDrops), their digest, and the stored CRL's
+// metadata (zero if none).
 func (c *CA) crlInputs(ctx context.Context, now time.Time) (*revokedFile, []string, string, crlMeta, error) {
 	var meta crlMeta
 	rf, err := c.loadRevoked(ctx)
 	if err != nil {
 		return nil, nil, "", meta, err
 	}
+	if b, err := c.st.Load(ctx, c.key(keyCRLMeta)); err == nil {
+		if err := json.Unmarshal(b, &meta); err != nil {
+			return nil, nil, "", meta, fmt.Errorf("ca: %s: %w", c.key(keyCRLMeta), err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, "", meta, err
+	}
 	serials := make([]string, 0, len(rf.Entries))
 	for s, e := range rf.Entries {
-		if now.Sub(e.NotAfter) > day {
+		if crlDrops(e, now, meta.ThisUpdate) {
 			continue
 		}
 		serials = append(serials, s)
@@ -579,14 +587,17 @@ func (c *CA) crlInputs(ctx context.Context, now time.Time) (*revokedFile, []stri
 		fmt.Fprintf(h, "%s %d %d\n", s, e.Reason, e.At.Unix())
 	}
 	digest := hex.EncodeToString(h.Sum(nil))
-	if b, err := c.st.Load(ctx, c.key(keyCRLMeta)); err == nil {
-		if err := json.Unmarshal(b, &meta); err != nil {
-			return nil, nil, "", meta, fmt.Errorf("ca: %s: %w", c.key(keyCRLMeta), err)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, "", meta, err
-	}
 	return rf, serials, digest, meta, nil
+}
+
+// crlDrops reports whether a CRL signed at now leaves out entry e, given
+// that the last CRL was signed at last (zero: none). RFC 5280 section 3.3:
+// an entry stays until it has appeared on a CRL issued after the
+// certificate expired. The last CRL listed e if it was signed after e's
+// revocation and after its expiry (the CRLs before it kept e, by the same
+// rule); e is then left out from a day after expiry on.
+func crlDrops(e revokedEntry, now, last time.Time) bool {
+	return now.Sub(e.NotAfter) > day && last.After(e.NotAfter) && last.After(e.At)
 }
 
 // currentCRL returns the stored CRL when it lists exactly the revoked set,
