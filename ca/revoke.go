@@ -78,6 +78,10 @@ type revokedEntry struct {
 	At       time.Time `json:"at"`
 	Reason   int       `json:"reason"`
 	NotAfter time.Time `json:"not_after"`
+	// Key is the certificate's PublicKeySHA256 (absent in entries of
+	// earlier versions: the issuance record has it), so that a
+	// compromised key is found without reading every record
+	Key string `json:"public_key_sha256,omitempty"`
 }
 
 type revokedFile struct {
@@ -281,7 +285,7 @@ func (c *CA) revokeLocked(ctx context.Context, rf *revokedFile, s string, reason
 		if reason == ReasonKeyCompromise && e.Reason != ReasonKeyCompromise {
 			// a revoked certificate whose key then leaked: the CRL must say
 			// so (its first revocation time stands); not newly revoked
-			e.Reason = ReasonKeyCompromise
+			e.Reason, e.Key = ReasonKeyCompromise, rec.PublicKeySHA256
 			rf.Entries[s] = e
 			rec.Revoked, rec.RevokedAt, rec.Reason = true, e.At, e.Reason
 			return rec, false, nil
@@ -293,12 +297,12 @@ func (c *CA) revokeLocked(ctx context.Context, rf *revokedFile, s string, reason
 		return rec, false, nil
 	}
 	if rec.Revoked {
-		rf.Entries[s] = revokedEntry{At: rec.RevokedAt, Reason: rec.Reason, NotAfter: rec.NotAfter}
+		rf.Entries[s] = revokedEntry{At: rec.RevokedAt, Reason: rec.Reason, NotAfter: rec.NotAfter, Key: rec.PublicKeySHA256}
 		return nil, false, nil
 	}
 	now := c.cfg.Now().UTC().Truncate(time.Second)
 	rec.Revoked, rec.RevokedAt, rec.Reason = true, now, reason
-	rf.Entries[s] = revokedEntry{At: now, Reason: reason, NotAfter: rec.NotAfter}
+	rf.Entries[s] = revokedEntry{At: now, Reason: reason, NotAfter: rec.NotAfter, Key: rec.PublicKeySHA256}
 	return rec, true, nil
 }
 
@@ -418,6 +422,38 @@ func (c *CA) IsRevoked(ctx context.Context, serial string) (bool, error) {
 	}
 	_, ok := rf.Entries[s]
 	return ok, nil
+}
+
+// KeyCompromised reports whether a certificate of the public key whose
+// SubjectPublicKeyInfo has SHA-256 publicKeySHA256 (CSR.PublicKeySHA256,
+// hex) was revoked for key compromise, whatever device it was issued to:
+// such a key must not be certified again. Like IsRevoked it reads the
+// shared state.
+func (c *CA) KeyCompromised(ctx context.Context, publicKeySHA256 string) (bool, error) {
+	rf, err := c.loadRevoked(ctx)
+	if err != nil {
+		return false, err
+	}
+	for s, e := range rf.Entries {
+		if e.Reason != ReasonKeyCompromise {
+			continue
+		}
+		key := e.Key
+		if key == "" { // an entry of an earlier version
+			rec, err := c.Lookup(ctx, s)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return false, err
+			}
+			key = rec.PublicKeySHA256
+		}
+		if strings.EqualFold(key, publicKeySHA256) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // CRL returns a DER certificate revocation list signed by the issuing CA

@@ -597,3 +597,51 @@ func TestCRLKeepsEntryUntilListedAfterExpiry(t *testing.T) {
 		t.Fatalf("CRL at %v still lists a certificate expired %v before", final.ThisUpdate, final.ThisUpdate.Sub(is.NotAfter))
 	}
 }
+
+// KeyCompromised finds a key by any certificate of it revoked for key
+// compromise, whatever the device, including revocations stored by
+// earlier versions (no key in the revoked list); other reasons do not
+// count.
+func TestKeyCompromised(t *testing.T) {
+	ctx := context.Background()
+	c, _ := openCA(t, NewMemStore(), Config{}, "")
+	a := issueN(t, c, "device1.itsp.com", 2)
+	other, err := c.Issue(ctx, makeCSR(t, testKey(t, "p384"), csrOpts{}), "device2.itsp.com", Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := a[0].PublicKeySHA256
+	check := func(want bool) {
+		t.Helper()
+		for k, w := range map[string]bool{key: want, other.PublicKeySHA256: false} {
+			if got, err := c.KeyCompromised(ctx, k); err != nil || got != w {
+				t.Fatalf("KeyCompromised(%s) = %v, %v; want %v", k[:8], got, err, w)
+			}
+		}
+	}
+	check(false)
+	if err := c.Revoke(ctx, a[0].Serial, ReasonSuperseded); err != nil {
+		t.Fatal(err)
+	}
+	check(false)
+	if err := c.Revoke(ctx, other.Serial, ReasonCessationOfOperation); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Revoke(ctx, a[0].Serial, ReasonKeyCompromise); err != nil { // the key leaked since
+		t.Fatal(err)
+	}
+	check(true)
+	// as an earlier version stored it
+	rf, err := c.loadRevoked(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s, e := range rf.Entries {
+		e.Key = ""
+		rf.Entries[s] = e
+	}
+	if err := c.storeJSON(ctx, c.key(keyRevoked), rf); err != nil {
+		t.Fatal(err)
+	}
+	check(true)
+}
