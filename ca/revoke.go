@@ -78,10 +78,6 @@ type revokedEntry struct {
 	At       time.Time `json:"at"`
 	Reason   int       `json:"reason"`
 	NotAfter time.Time `json:"not_after"`
-	// Key is the certificate's PublicKeySHA256 (absent in entries of
-	// earlier versions: the issuance record has it), so that a
-	// compromised key is found without reading every record
-	Key string `json:"public_key_sha256,omitempty"`
 }
 
 type revokedFile struct {
@@ -285,7 +281,10 @@ func (c *CA) revokeLocked(ctx context.Context, rf *revokedFile, s string, reason
 		if reason == ReasonKeyCompromise && e.Reason != ReasonKeyCompromise {
 			// a revoked certificate whose key then leaked: the CRL must say
 			// so (its first revocation time stands); not newly revoked
-			e.Reason, e.Key = ReasonKeyCompromise, rec.PublicKeySHA256
+			if err := c.markCompromised(ctx, rec.PublicKeySHA256, s); err != nil {
+				return nil, false, err
+			}
+			e.Reason = ReasonKeyCompromise
 			rf.Entries[s] = e
 			rec.Revoked, rec.RevokedAt, rec.Reason = true, e.At, e.Reason
 			return rec, false, nil
@@ -297,13 +296,79 @@ func (c *CA) revokeLocked(ctx context.Context, rf *revokedFile, s string, reason
 		return rec, false, nil
 	}
 	if rec.Revoked {
-		rf.Entries[s] = revokedEntry{At: rec.RevokedAt, Reason: rec.Reason, NotAfter: rec.NotAfter, Key: rec.PublicKeySHA256}
+		rf.Entries[s] = revokedEntry{At: rec.RevokedAt, Reason: rec.Reason, NotAfter: rec.NotAfter}
 		return nil, false, nil
+	}
+	if reason == ReasonKeyCompromise {
+		if err := c.markCompromised(ctx, rec.PublicKeySHA256, s); err != nil {
+			return nil, false, err
+		}
 	}
 	now := c.cfg.Now().UTC().Truncate(time.Second)
 	rec.Revoked, rec.RevokedAt, rec.Reason = true, now, reason
-	rf.Entries[s] = revokedEntry{At: now, Reason: reason, NotAfter: rec.NotAfter, Key: rec.PublicKeySHA256}
+	rf.Entries[s] = revokedEntry{At: now, Reason: reason, NotAfter: rec.NotAfter}
 	return rec, true, nil
+}
+
+// Keys revoked for key compromise have a marker each, shared by every CA
+// of the storage (a leaked key is leaked whichever CA certified it), so
+// that enrollment asks one storage key instead of reading the revoked
+// list: clearinghouse/ca/compromised/<public key SHA-256>. The marker is
+// written before the revocation it records (a crash in between refuses a
+// key whose revocation the operator is told failed), and each CA indexes
+// the key-compromise revocations of earlier versions once, when opened.
+const (
+	keyCompromised        = "compromised"
+	keyCompromisedIndexed = "compromised-indexed"
+)
+
+func (c *CA) compromisedKey(publicKeySHA256 string) string {
+	return storageRoot + "/" + keyCompromised + "/" + strings.ToLower(publicKeySHA256)
+}
+
+// validKeyHash reports whether h is a public key hash as CSR and Record
+// give it (hex of SHA-256).
+func validKeyHash(h string) bool {
+	return len(h) == 64 && strings.Trim(strings.ToLower(h), "0123456789abcdef") == ""
+}
+
+func (c *CA) markCompromised(ctx context.Context, publicKeySHA256, serial string) error {
+	if !validKeyHash(publicKeySHA256) {
+		return fmt.Errorf("ca: certificate %s has no valid public key hash (%q)", serial, publicKeySHA256)
+	}
+	if err := c.st.Store(ctx, c.compromisedKey(publicKeySHA256), []byte(serial)); err != nil {
+		return fmt.Errorf("ca: recording the compromised key of %s: %w", serial, err)
+	}
+	return nil
+}
+
+// indexCompromised marks the keys of the key-compromise revocations in the
+// revoked list, once per CA (those revoked by earlier versions, which kept
+// no marker).
+func (c *CA) indexCompromised(ctx context.Context) error {
+	if c.st.Exists(ctx, c.key(keyCompromisedIndexed)) {
+		return nil
+	}
+	rf, err := c.loadRevoked(ctx)
+	if err != nil {
+		return err
+	}
+	for s, e := range rf.Entries {
+		if e.Reason != ReasonKeyCompromise {
+			continue
+		}
+		rec, err := c.Lookup(ctx, s)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := c.markCompromised(ctx, rec.PublicKeySHA256, s); err != nil {
+			return err
+		}
+	}
+	return c.st.Store(ctx, c.key(keyCompromisedIndexed), []byte("1"))
 }
 
 // storeRevoked writes rf, then the records revokeLocked marked, by serial.
@@ -426,34 +491,21 @@ func (c *CA) IsRevoked(ctx context.Context, serial string) (bool, error) {
 
 // KeyCompromised reports whether a certificate of the public key whose
 // SubjectPublicKeyInfo has SHA-256 publicKeySHA256 (CSR.PublicKeySHA256,
-// hex) was revoked for key compromise, whatever device it was issued to:
-// such a key must not be certified again. Like IsRevoked it reads the
-// shared state.
+// hex) was revoked for key compromise, whatever device it was issued to
+// and by whichever CA of the storage: such a key must not be certified
+// again. Like IsRevoked it reads the shared state (one storage key).
 func (c *CA) KeyCompromised(ctx context.Context, publicKeySHA256 string) (bool, error) {
-	rf, err := c.loadRevoked(ctx)
-	if err != nil {
-		return false, err
+	if !validKeyHash(publicKeySHA256) {
+		return false, fmt.Errorf("ca: invalid public key hash %q", publicKeySHA256)
 	}
-	for s, e := range rf.Entries {
-		if e.Reason != ReasonKeyCompromise {
-			continue
-		}
-		key := e.Key
-		if key == "" { // an entry of an earlier version
-			rec, err := c.Lookup(ctx, s)
-			if errors.Is(err, ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return false, err
-			}
-			key = rec.PublicKeySHA256
-		}
-		if strings.EqualFold(key, publicKeySHA256) {
-			return true, nil
-		}
+	_, err := c.st.Load(ctx, c.compromisedKey(publicKeySHA256))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
 	}
-	return false, nil
+	return false, fmt.Errorf("ca: looking up a compromised key: %w", err)
 }
 
 // CRL returns a DER certificate revocation list signed by the issuing CA

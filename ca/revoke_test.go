@@ -599,9 +599,8 @@ func TestCRLKeepsEntryUntilListedAfterExpiry(t *testing.T) {
 }
 
 // KeyCompromised finds a key by any certificate of it revoked for key
-// compromise, whatever the device, including revocations stored by
-// earlier versions (no key in the revoked list); other reasons do not
-// count.
+// compromise, whatever the device and CA, including revocations stored
+// by earlier versions (no marker); other reasons do not count.
 func TestKeyCompromised(t *testing.T) {
 	ctx := context.Background()
 	c, _ := openCA(t, NewMemStore(), Config{}, "")
@@ -631,17 +630,24 @@ func TestKeyCompromised(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(true)
-	// as an earlier version stored it
-	rf, err := c.loadRevoked(ctx)
-	if err != nil {
+	// a key revoked by an earlier version, which kept no marker: found
+	// once the CA is opened again, by any CA of the storage
+	st := c.st
+	if err := st.Delete(ctx, c.compromisedKey(key)); err != nil {
 		t.Fatal(err)
 	}
-	for s, e := range rf.Entries {
-		e.Key = ""
-		rf.Entries[s] = e
-	}
-	if err := c.storeJSON(ctx, c.key(keyRevoked), rf); err != nil {
+	if err := st.Delete(ctx, c.key(keyCompromisedIndexed)); err != nil {
 		t.Fatal(err)
 	}
+	check(false)
+	c, _ = openCA(t, st, Config{}, c.CryptoParam())
 	check(true)
+	legacy, _ := openCA(t, st, Config{Name: "legacy", Profile: ProfileLegacy}, "")
+	if got, err := legacy.KeyCompromised(ctx, key); err != nil || !got {
+		t.Errorf("another CA of the storage: KeyCompromised = %v, %v", got, err)
+	}
+	// not a key hash: an error, never a storage key outside the markers
+	if _, err := c.KeyCompromised(ctx, "../../revoked.json"); err == nil {
+		t.Error("KeyCompromised took a path for a key hash")
+	}
 }
