@@ -270,6 +270,9 @@ func Open(ctx context.Context, st Store, cfg Config, cryptoParam string) (*CA, O
 	if err != nil {
 		return nil, OpenResult{}, err
 	}
+	if err := c.indexCompromised(ctx); err != nil {
+		return nil, OpenResult{}, fmt.Errorf("ca: indexing the keys revoked for key compromise: %w", err)
+	}
 	res.CryptoParam = c.params.String()
 	return c, res, nil
 }

@@ -281,6 +281,9 @@ func (c *CA) revokeLocked(ctx context.Context, rf *revokedFile, s string, reason
 		if reason == ReasonKeyCompromise && e.Reason != ReasonKeyCompromise {
 			// a revoked certificate whose key then leaked: the CRL must say
 			// so (its first revocation time stands); not newly revoked
+			if err := c.markCompromised(ctx, rec.PublicKeySHA256, s); err != nil {
+				return nil, false, err
+			}
 			e.Reason = ReasonKeyCompromise
 			rf.Entries[s] = e
 			rec.Revoked, rec.RevokedAt, rec.Reason = true, e.At, e.Reason
@@ -296,10 +299,76 @@ func (c *CA) revokeLocked(ctx context.Context, rf *revokedFile, s string, reason
 		rf.Entries[s] = revokedEntry{At: rec.RevokedAt, Reason: rec.Reason, NotAfter: rec.NotAfter}
 		return nil, false, nil
 	}
+	if reason == ReasonKeyCompromise {
+		if err := c.markCompromised(ctx, rec.PublicKeySHA256, s); err != nil {
+			return nil, false, err
+		}
+	}
 	now := c.cfg.Now().UTC().Truncate(time.Second)
 	rec.Revoked, rec.RevokedAt, rec.Reason = true, now, reason
 	rf.Entries[s] = revokedEntry{At: now, Reason: reason, NotAfter: rec.NotAfter}
 	return rec, true, nil
+}
+
+// Keys revoked for key compromise have a marker each, shared by every CA
+// of the storage (a leaked key is leaked whichever CA certified it), so
+// that enrollment asks one storage key instead of reading the revoked
+// list: clearinghouse/ca/compromised/<public key SHA-256>. The marker is
+// written before the revocation it records (a crash in between refuses a
+// key whose revocation the operator is told failed), and each CA indexes
+// the key-compromise revocations of earlier versions once, when opened.
+const (
+	keyCompromised        = "compromised"
+	keyCompromisedIndexed = "compromised-indexed"
+)
+
+func (c *CA) compromisedKey(publicKeySHA256 string) string {
+	return storageRoot + "/" + keyCompromised + "/" + strings.ToLower(publicKeySHA256)
+}
+
+// validKeyHash reports whether h is a public key hash as CSR and Record
+// give it (hex of SHA-256).
+func validKeyHash(h string) bool {
+	return len(h) == 64 && strings.Trim(strings.ToLower(h), "0123456789abcdef") == ""
+}
+
+func (c *CA) markCompromised(ctx context.Context, publicKeySHA256, serial string) error {
+	if !validKeyHash(publicKeySHA256) {
+		return fmt.Errorf("ca: certificate %s has no valid public key hash (%q)", serial, publicKeySHA256)
+	}
+	if err := c.st.Store(ctx, c.compromisedKey(publicKeySHA256), []byte(serial)); err != nil {
+		return fmt.Errorf("ca: recording the compromised key of %s: %w", serial, err)
+	}
+	return nil
+}
+
+// indexCompromised marks the keys of the key-compromise revocations in the
+// revoked list, once per CA (those revoked by earlier versions, which kept
+// no marker).
+func (c *CA) indexCompromised(ctx context.Context) error {
+	if c.st.Exists(ctx, c.key(keyCompromisedIndexed)) {
+		return nil
+	}
+	rf, err := c.loadRevoked(ctx)
+	if err != nil {
+		return err
+	}
+	for s, e := range rf.Entries {
+		if e.Reason != ReasonKeyCompromise {
+			continue
+		}
+		rec, err := c.Lookup(ctx, s)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := c.markCompromised(ctx, rec.PublicKeySHA256, s); err != nil {
+			return err
+		}
+	}
+	return c.st.Store(ctx, c.key(keyCompromisedIndexed), []byte("1"))
 }
 
 // storeRevoked writes rf, then the records revokeLocked marked, by serial.
@@ -420,13 +489,33 @@ func (c *CA) IsRevoked(ctx context.Context, serial string) (bool, error) {
 	return ok, nil
 }
 
+// KeyCompromised reports whether a certificate of the public key whose
+// SubjectPublicKeyInfo has SHA-256 publicKeySHA256 (CSR.PublicKeySHA256,
+// hex) was revoked for key compromise, whatever device it was issued to
+// and by whichever CA of the storage: such a key must not be certified
+// again. Like IsRevoked it reads the shared state (one storage key).
+func (c *CA) KeyCompromised(ctx context.Context, publicKeySHA256 string) (bool, error) {
+	if !validKeyHash(publicKeySHA256) {
+		return false, fmt.Errorf("ca: invalid public key hash %q", publicKeySHA256)
+	}
+	_, err := c.st.Load(ctx, c.compromisedKey(publicKeySHA256))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	}
+	return false, fmt.Errorf("ca: looking up a compromised key: %w", err)
+}
+
 // CRL returns a DER certificate revocation list signed by the issuing CA
 // (crypto/x509.CreateRevocationList: SHA-2 signature, authority key
 // identifier, CRL number, nextUpdate = now + Config.CRLValidity). The CRL
 // number is kept in storage and increases by one per new CRL; while the
 // revoked set is unchanged and the stored CRL is younger than half its
 // validity, the stored CRL is returned instead of signing a new one.
-// Entries for certificates expired more than a day are dropped.
+// Entries for certificates expired more than a day are dropped once a CRL
+// signed after their expiry has listed them (RFC 5280 section 3.3).
 func (c *CA) CRL(ctx context.Context) ([]byte, error) {
 	gen := c.crl.generation()
 	der, err := c.crlFromStorage(ctx)
@@ -557,17 +646,24 @@ func (c *CA) crlFromStorage(ctx context.Context) ([]byte, error) {
 }
 
 // crlInputs reads what a CRL at now lists: the revoked list, the serials
-// of certificates not expired for more than a day (sorted), their digest,
-// and the stored CRL's metadata (zero if none).
+// it keeps (sorted; see crlDrops), their digest, and the stored CRL's
+// metadata (zero if none).
 func (c *CA) crlInputs(ctx context.Context, now time.Time) (*revokedFile, []string, string, crlMeta, error) {
 	var meta crlMeta
 	rf, err := c.loadRevoked(ctx)
 	if err != nil {
 		return nil, nil, "", meta, err
 	}
+	if b, err := c.st.Load(ctx, c.key(keyCRLMeta)); err == nil {
+		if err := json.Unmarshal(b, &meta); err != nil {
+			return nil, nil, "", meta, fmt.Errorf("ca: %s: %w", c.key(keyCRLMeta), err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, "", meta, err
+	}
 	serials := make([]string, 0, len(rf.Entries))
 	for s, e := range rf.Entries {
-		if now.Sub(e.NotAfter) > day {
+		if crlDrops(e, now, meta.ThisUpdate) {
 			continue
 		}
 		serials = append(serials, s)
@@ -579,14 +675,17 @@ func (c *CA) crlInputs(ctx context.Context, now time.Time) (*revokedFile, []stri
 		fmt.Fprintf(h, "%s %d %d\n", s, e.Reason, e.At.Unix())
 	}
 	digest := hex.EncodeToString(h.Sum(nil))
-	if b, err := c.st.Load(ctx, c.key(keyCRLMeta)); err == nil {
-		if err := json.Unmarshal(b, &meta); err != nil {
-			return nil, nil, "", meta, fmt.Errorf("ca: %s: %w", c.key(keyCRLMeta), err)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, "", meta, err
-	}
 	return rf, serials, digest, meta, nil
+}
+
+// crlDrops reports whether a CRL signed at now leaves out entry e, given
+// that the last CRL was signed at last (zero: none). RFC 5280 section 3.3:
+// an entry stays until it has appeared on a CRL issued after the
+// certificate expired. The last CRL listed e if it was signed after e's
+// revocation and after its expiry (the CRLs before it kept e, by the same
+// rule); e is then left out from a day after expiry on.
+func crlDrops(e revokedEntry, now, last time.Time) bool {
+	return now.Sub(e.NotAfter) > day && last.After(e.NotAfter) && last.After(e.At)
 }
 
 // currentCRL returns the stored CRL when it lists exactly the revoked set,

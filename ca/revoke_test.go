@@ -550,3 +550,104 @@ func TestRevokeDeviceIssuedBefore(t *testing.T) {
 		t.Fatalf("zero cutoff revoked %v, %v; want %v", got, err, want)
 	}
 }
+
+// RFC 5280 section 3.3: a revoked certificate's entry stays on the CRL
+// until it has appeared on a CRL issued after the certificate expired.
+// (Dropping it a day after expiry lost it from the first CRL signed after
+// expiry when the one before was signed while the certificate was valid.)
+// Once such a CRL has listed it, the entry is dropped.
+func TestCRLKeepsEntryUntilListedAfterExpiry(t *testing.T) {
+	ctx := context.Background()
+	now := testNow
+	clock := func() time.Time { return now }
+	c, _ := openCA(t, NewMemStore(), Config{Now: clock, Validity: 10 * day, CRLValidity: 7 * day}, "")
+	is := issueN(t, c, "device1.itsp.com", 1)[0]
+	serial, _ := new(big.Int).SetString(is.Serial, 16)
+	listed := func(crl *x509.RevocationList) bool {
+		return slices.ContainsFunc(crl.RevokedCertificateEntries, func(e x509.RevocationListEntry) bool {
+			return e.SerialNumber.Cmp(serial) == 0
+		})
+	}
+
+	now = is.NotAfter.Add(-time.Hour)
+	if err := c.Revoke(ctx, is.Serial, ReasonKeyCompromise); err != nil {
+		t.Fatal(err)
+	}
+	if crl := crlOf(t, c.CRL); !listed(crl) || !crl.ThisUpdate.Before(is.NotAfter) {
+		t.Fatalf("CRL at %v: listed %v", crl.ThisUpdate, listed(crl))
+	}
+	var after []*x509.RevocationList // CRLs signed after the certificate expired
+	last := int64(1)
+	for _, d := range []time.Duration{2 * day, 3 * day, 4 * day, 5 * day, 9 * day, 20 * day} {
+		now = is.NotAfter.Add(d)
+		crl := crlOf(t, c.CRL)
+		if n := crl.Number.Int64(); n != last {
+			last = n
+			after = append(after, crl)
+		}
+	}
+	if len(after) == 0 {
+		t.Fatal("no CRL signed after expiry")
+	}
+	if !listed(after[0]) {
+		t.Fatalf("the first CRL signed after the certificate expired (at %v, %v after) does not list it",
+			after[0].ThisUpdate, after[0].ThisUpdate.Sub(is.NotAfter))
+	}
+	if final := after[len(after)-1]; listed(final) {
+		t.Fatalf("CRL at %v still lists a certificate expired %v before", final.ThisUpdate, final.ThisUpdate.Sub(is.NotAfter))
+	}
+}
+
+// KeyCompromised finds a key by any certificate of it revoked for key
+// compromise, whatever the device and CA, including revocations stored
+// by earlier versions (no marker); other reasons do not count.
+func TestKeyCompromised(t *testing.T) {
+	ctx := context.Background()
+	c, _ := openCA(t, NewMemStore(), Config{}, "")
+	a := issueN(t, c, "device1.itsp.com", 2)
+	other, err := c.Issue(ctx, makeCSR(t, testKey(t, "p384"), csrOpts{}), "device2.itsp.com", Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := a[0].PublicKeySHA256
+	check := func(want bool) {
+		t.Helper()
+		for k, w := range map[string]bool{key: want, other.PublicKeySHA256: false} {
+			if got, err := c.KeyCompromised(ctx, k); err != nil || got != w {
+				t.Fatalf("KeyCompromised(%s) = %v, %v; want %v", k[:8], got, err, w)
+			}
+		}
+	}
+	check(false)
+	if err := c.Revoke(ctx, a[0].Serial, ReasonSuperseded); err != nil {
+		t.Fatal(err)
+	}
+	check(false)
+	if err := c.Revoke(ctx, other.Serial, ReasonCessationOfOperation); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Revoke(ctx, a[0].Serial, ReasonKeyCompromise); err != nil { // the key leaked since
+		t.Fatal(err)
+	}
+	check(true)
+	// a key revoked by an earlier version, which kept no marker: found
+	// once the CA is opened again, by any CA of the storage
+	st := c.st
+	if err := st.Delete(ctx, c.compromisedKey(key)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Delete(ctx, c.key(keyCompromisedIndexed)); err != nil {
+		t.Fatal(err)
+	}
+	check(false)
+	c, _ = openCA(t, st, Config{}, c.CryptoParam())
+	check(true)
+	legacy, _ := openCA(t, st, Config{Name: "legacy", Profile: ProfileLegacy}, "")
+	if got, err := legacy.KeyCompromised(ctx, key); err != nil || !got {
+		t.Errorf("another CA of the storage: KeyCompromised = %v, %v", got, err)
+	}
+	// not a key hash: an error, never a storage key outside the markers
+	if _, err := c.KeyCompromised(ctx, "../../revoked.json"); err == nil {
+		t.Error("KeyCompromised took a path for a key hash")
+	}
+}

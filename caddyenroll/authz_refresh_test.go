@@ -259,7 +259,8 @@ func TestRefreshRevokedOldCertificate(t *testing.T) {
 }
 
 // A device in current whose certificate expired out of the CRL leaves
-// current, as with a full scan.
+// current, as with a full scan. (It leaves the CRL once a CRL signed after
+// its expiry has listed it.)
 func TestRefreshSerialLeavesCRL(t *testing.T) {
 	f := newRefreshFixture(t)
 	s1 := f.issue(f.local, "dev1.example.net", time.Hour)
@@ -269,7 +270,16 @@ func TestRefreshSerialLeavesCRL(t *testing.T) {
 	f.refresh()
 	f.wantEligible(map[string]bool{"dev1.example.net": false, "dev2.example.net": true})
 
-	f.clock.add(3 * 24 * time.Hour) // expired for more than a day: out of the CRL
+	// expired for more than a day, but no CRL signed since its expiry has
+	// listed it yet (RFC 5280, 3.3): still in the CRL
+	f.clock.add(3 * 24 * time.Hour)
+	f.refresh()
+	if !f.app.serialRevoked(profileModern, s1) {
+		t.Errorf("serial %s out of the CRL before a CRL signed after its expiry listed it", s1)
+	}
+	// past half the CRL's validity a new CRL lists it; the next leaves it out
+	f.clock.add(4 * 24 * time.Hour)
+	f.refresh()
 	f.refresh()
 	if f.app.serialRevoked(profileModern, s1) {
 		t.Errorf("serial %s still revoked once out of the CRL", s1)

@@ -177,6 +177,15 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 			existing = nil // expired, or an earlier CA's: the key enrolls afresh
 		}
 	}
+	// a key revoked for key compromise is never certified again, whatever
+	// device asks with it (its own request is refused above)
+	switch compromised, err := a.keyCompromised(ctx, csr.PublicKeySHA256); {
+	case err != nil:
+		a.log.Error("checking the key's revocations", zap.String("request", id), zap.Error(err))
+		return fail(wire.StatusServerError, "server error")
+	case compromised:
+		return fail(wire.StatusRejected, "a certificate of this key was revoked for key compromise; enroll with a new key")
+	}
 	if existing != nil {
 		switch existing.State {
 		case stateIssued:
@@ -244,6 +253,14 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 	if parsed != nil { // verified moments ago: don't check its signature twice
 		is, err = authority.SignCSR(parsed, req.Device, policy)
 	} else {
+		// a pending request: its key may have been revoked for key
+		// compromise since it came (enrollLocked checked the others)
+		switch compromised, err := a.keyCompromised(ctx, req.PublicKeySHA256); {
+		case err != nil:
+			return fmt.Errorf("checking the key's revocations: %v", err)
+		case compromised:
+			return fmt.Errorf("%w: a certificate of this request's key was revoked for key compromise; reject it", errConflict)
+		}
 		is, err = authority.Sign(req.CSR, req.Device, policy)
 	}
 	if err != nil {
@@ -319,6 +336,16 @@ func (a *App) completeIssue(ctx context.Context, req *Request, prev *DeviceRecor
 	}
 	a.noteRevoked(req.Profile, req.Device, nil, false) // its current certificate is good
 	return a.markEnrolled(ctx, req.Device, req.Group, !req.Known)
+}
+
+// keyCompromised reports whether a certificate of the key (its
+// SubjectPublicKeyInfo's SHA-256, hex) was revoked for key compromise by
+// any of the CAs (they share one record of such keys: asking one asks all).
+func (a *App) keyCompromised(ctx context.Context, publicKeySHA256 string) (bool, error) {
+	for _, c := range a.cas {
+		return c.KeyCompromised(ctx, publicKeySHA256)
+	}
+	return false, nil
 }
 
 // What an issued request's certificate is to the CA in use now.
