@@ -45,9 +45,10 @@ func ParseProfile(s string) (Profile, error) {
 
 // Policy is the per-request issuance policy.
 type Policy struct {
-	// Legacy accepts CSRs signed with MD5-RSA or SHA-1 (RSA/ECDSA). Their
-	// signatures are still verified (proof of possession); the issued
-	// certificate is signed with the CA's own algorithm.
+	// Legacy accepts CSRs signed with MD5-RSA or SHA-1 (RSA/ECDSA), and
+	// RSA public exponents below 65537 (odd, at least 3). Their signatures
+	// are still verified (proof of possession); the issued certificate is
+	// signed with the CA's own algorithm.
 	Legacy bool
 	// AllowRSA1024 lowers the RSA minimum to 1024 bits. Keys below 1024 bits
 	// are refused regardless.

@@ -234,6 +234,12 @@ func checkKey(pub crypto.PublicKey, p Policy) (string, error) {
 		if k.E < 3 || k.E%2 == 0 {
 			return desc, errorf(ErrKeyPolicy, "%s key refused: invalid public exponent %d", desc, k.E)
 		}
+		// CA/Browser Forum: SHOULD be at least 2^16+1; small exponents
+		// (3, 17) make lax PKCS#1 v1.5 verifiers forgeable. Seed-era
+		// devices may have them: the legacy policy takes any odd one.
+		if k.E < 65537 && !p.Legacy {
+			return desc, errorf(ErrKeyPolicy, "%s key refused: public exponent %d is below 65537 (accepted only by the legacy profile)", desc, k.E)
+		}
 		return desc, nil
 	case *ecdsa.PublicKey:
 		switch k.Curve {

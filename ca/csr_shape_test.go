@@ -5,9 +5,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"math/big"
 	"strings"
 	"testing"
 )
@@ -65,6 +67,52 @@ func TestDeviceNameFitsCommonName(t *testing.T) {
 		err = CheckNames(csr, c.name)
 		if c.ok != (err == nil) || !c.ok && !errors.Is(err, ErrBadDeviceName) {
 			t.Errorf("%d characters: %v", len(c.name), err)
+		}
+	}
+}
+
+// rsaKeyWithExponent makes a 2048-bit RSA key with public exponent e
+// (rsa.GenerateKey always uses 65537).
+func rsaKeyWithExponent(t *testing.T, e int) *rsa.PrivateKey {
+	t.Helper()
+	one, be := big.NewInt(1), big.NewInt(int64(e))
+	prime := func(other *big.Int) *big.Int {
+		for {
+			p, err := rand.Prime(rand.Reader, 1024)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (other == nil || p.Cmp(other) != 0) && new(big.Int).Mod(new(big.Int).Sub(p, one), be).Sign() != 0 {
+				return p
+			}
+		}
+	}
+	p := prime(nil)
+	q := prime(p)
+	phi := new(big.Int).Mul(new(big.Int).Sub(p, one), new(big.Int).Sub(q, one))
+	k := &rsa.PrivateKey{PublicKey: rsa.PublicKey{N: new(big.Int).Mul(p, q), E: e},
+		D: new(big.Int).ModInverse(be, phi), Primes: []*big.Int{p, q}}
+	k.Precompute()
+	return k
+}
+
+// RSA public exponents below 65537 are refused but by the legacy policy.
+func TestRSAPublicExponent(t *testing.T) {
+	for _, c := range []struct {
+		e      int
+		legacy bool
+		ok     bool
+	}{
+		{3, false, false},
+		{17, false, false},
+		{65537, false, true},
+		{3, true, true},
+		{17, true, true},
+	} {
+		der := makeCSR(t, rsaKeyWithExponent(t, c.e), csrOpts{cn: "gw1.example"})
+		_, err := ParseCSR(der, Policy{Legacy: c.legacy})
+		if (err == nil) != c.ok || (err != nil && !errors.Is(err, ErrKeyPolicy)) {
+			t.Errorf("e=%d legacy=%v: %v, want accepted=%v", c.e, c.legacy, err, c.ok)
 		}
 	}
 }
