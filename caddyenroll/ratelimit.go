@@ -83,8 +83,9 @@ func (l *limiter) begin(ctx context.Context, key string, now time.Time) (bool, t
 			return true, 0 // untracked: the table is full of lockouts
 		}
 		if now.Before(st.until) {
+			left := st.until.Sub(now) // under the lock: fail and end write it
 			l.mu.Unlock()
-			return false, st.until.Sub(now)
+			return false, left
 		}
 		l.forgetLocked(st, now)
 		if st.inflight < max(l.free-st.failures, 1) {
