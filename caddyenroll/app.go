@@ -106,6 +106,9 @@ type App struct {
 	limiter  *limiter // per account
 	// per client address: addressFailuresFactor times the failures allowed
 	addrLimiter *limiter
+	// the addresses accounts logged in from recently: not held off by the
+	// account's lockout
+	known       *knownAddresses
 	limitersKey string // their limitersPool entry
 	state       *stateStore
 	router      *routing.Router
@@ -178,18 +181,21 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.log.Warn("accounts whose password hash has a lower bcrypt cost than another's answer a wrong password faster than an unknown username, which tells their names; hash every password at the same cost",
 			zap.Strings("accounts", a.accounts.cheaper))
 	}
-	// a reload with the same settings keeps the failures and lockouts
+	// a reload with the same settings keeps the failures, lockouts and
+	// known addresses
 	a.limitersKey = fmt.Sprintf("%d %d %d", a.FailuresAllowed, a.LockoutBase, a.LockoutMax)
 	v, _, err := limitersPool.LoadOrNew(a.limitersKey, func() (caddy.Destructor, error) {
 		return &loginLimiters{
 			account: newLimiter(a.FailuresAllowed, time.Duration(a.LockoutBase), time.Duration(a.LockoutMax)),
 			address: newLimiter(addressFailuresFactor*a.FailuresAllowed, time.Duration(a.LockoutBase), time.Duration(a.LockoutMax)),
+			known:   newKnownAddresses(),
 		}, nil
 	})
 	if err != nil {
 		return err
 	}
-	a.limiter, a.addrLimiter = v.(*loginLimiters).account, v.(*loginLimiters).address
+	ll := v.(*loginLimiters)
+	a.limiter, a.addrLimiter, a.known = ll.account, ll.address, ll.known
 	a.state = newStateStore(a.storage, time.Duration(a.NonceRetention))
 
 	backups := 5

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -198,6 +199,16 @@ func (s *server) post(url string, body []byte, ctype string) (*wire.Response, *h
 		s.t.Fatalf("decoding answer %q: %v", raw, err)
 	}
 	return ans, resp, raw
+}
+
+// from is s as a client connecting from ip, a loopback address (any of
+// 127/8 on Linux): what the server takes for another client address.
+func (s *server) from(ip string) *server {
+	c := *s
+	tr := s.client.Transport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}).DialContext
+	c.client = &http.Client{Timeout: s.client.Timeout, Transport: tr}
+	return &c
 }
 
 func (s *server) do(r wire.Request) *wire.Response {
@@ -587,15 +598,26 @@ func TestStatusTable(t *testing.T) {
 	// 5 and 10 on a server that refuses unknown devices and locks out fast
 	s2 := startServer(t, serverOpts{unknown: "refuse", extra: "failures_allowed 2\n\t\tlockout 1m 1m"})
 	_, unk := p256CSR(t, "stranger.example.org")
+	// (a valid login: 127.0.0.1 is now a known address of demo's)
 	expect("unknown refused", wire.StatusUnknownDevice, s2.do(enrollReq(wire.OpRequest, t, unk)))
 	bad := enrollReq(wire.OpRequest, t, good)
 	bad.Password = "guess"
+	guesser, unknown := s2.from("127.0.0.3"), s2.from("127.0.0.2")
 	for i := 0; i < 2; i++ {
-		expect("guess", wire.StatusBadCredentials, s2.do(bad))
+		expect("guess", wire.StatusBadCredentials, guesser.do(bad))
 	}
-	expect("locked out", wire.StatusRateLimited, s2.do(bad))
-	// the right password is refused too while locked out
-	expect("locked out, right password", wire.StatusRateLimited, s2.do(enrollReq(wire.OpRequest, t, good)))
+	expect("locked out", wire.StatusRateLimited, guesser.do(bad))
+	// the right password is refused too while locked out, from an address
+	// that has not logged in to the account; from one that has, it is not
+	expect("locked out, right password", wire.StatusRateLimited, guesser.do(enrollReq(wire.OpRequest, t, good)))
+	expect("locked out, right password, unknown address", wire.StatusRateLimited, unknown.do(enrollReq(wire.OpRequest, t, good)))
+	expect("locked out, right password, known address", wire.StatusUnknownDevice, s2.do(enrollReq(wire.OpRequest, t, unk)))
+	// guesses from the known address lock the account out there too
+	for i := 0; i < 2; i++ {
+		expect("guess from the known address", wire.StatusBadCredentials, s2.do(bad))
+	}
+	expect("locked out at the known address", wire.StatusRateLimited, s2.do(bad))
+	expect("locked out at the known address, right password", wire.StatusRateLimited, s2.do(enrollReq(wire.OpRequest, t, good)))
 
 	for _, st := range wire.Statuses() {
 		if !reached[st.Code] {

@@ -49,12 +49,8 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 		return fail(wire.StatusEnrollmentDisabled, "enrollment is disabled")
 	}
 	r := in.req
-	userKey, addrKey := "user:"+r.Username, addressKey(in.clientIP)
-	if ok, _ := a.limiter.begin(ctx, userKey, time.Now()); !ok {
-		return fail(wire.StatusRateLimited, "too many failed attempts; try again later")
-	}
-	if ok, _ := a.addrLimiter.begin(ctx, addrKey, time.Now()); !ok {
-		a.limiter.cancel(userKey)
+	lg, ok := a.beginLogin(ctx, r.Username, in.clientIP, time.Now)
+	if !ok {
 		return fail(wire.StatusRateLimited, "too many failed attempts; try again later")
 	}
 	now := time.Now() // after any wait in begin: lockouts count from the failure
@@ -62,18 +58,23 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 	if !ok {
 		// the attempts a lockout refuses are logged at debug: this is
 		// the line that tells an operator about it
-		account, address := a.loginFailed(userKey, addrKey, now)
-		if account > 0 {
+		account, address := a.loginFailed(lg, now)
+		addr := zap.String("address", strings.TrimPrefix(lg.addr, "ip:"))
+		switch {
+		case account > 0 && lg.known:
+			a.log.Warn("username locked out at a known address after failed logins", a.accounts.logField(r.Username), addr,
+				zap.Duration("lockout", account), zap.String("client", in.clientIP))
+		case account > 0:
 			a.log.Warn("username locked out after failed logins", a.accounts.logField(r.Username),
 				zap.Duration("lockout", account), zap.String("client", in.clientIP))
 		}
 		if address > 0 {
-			a.log.Warn("client address locked out after failed logins", zap.String("address", strings.TrimPrefix(addrKey, "ip:")),
+			a.log.Warn("client address locked out after failed logins", addr,
 				zap.Duration("lockout", address), zap.String("client", in.clientIP))
 		}
 		return fail(wire.StatusBadCredentials, "bad username or password")
 	}
-	a.loginSucceeded(userKey, addrKey)
+	a.loginSucceeded(lg, now)
 	if acct.Customer != "" && !sameCustomer(acct.Customer, r.Customer) {
 		return fail(wire.StatusCustomerMismatch, "customer does not match the account")
 	}

@@ -37,7 +37,7 @@ func TestEnrollmentLogLevels(t *testing.T) {
 	log := zap.New(core)
 	initMetrics()
 	a := &App{cfg: cs, accounts: accts, log: log,
-		limiter: newLimiter(1, time.Minute, time.Hour), addrLimiter: newLimiter(4, time.Minute, time.Hour)}
+		limiter: newLimiter(1, time.Minute, time.Hour), addrLimiter: newLimiter(4, time.Minute, time.Hour), known: newKnownAddresses()}
 	h := &Handler{Profile: profileModern, ContentType: "text/html", MaxBody: wire.MaxBody, app: a, log: log}
 	try := func(username string) int {
 		t.Helper()
@@ -117,6 +117,85 @@ func TestEnrollmentLogLevels(t *testing.T) {
 	want := []string{"username locked out after failed logins " + typoHash, "username locked out after failed logins ops",
 		"username locked out after failed logins " + hashOf(accts, "other"), "username locked out after failed logins " + hashOf(accts, "another"),
 		"client address locked out after failed logins 203.0.113.9"}
+	if strings.Join(locks, "\n") != strings.Join(want, "\n") {
+		t.Errorf("lockouts logged:\n%s\nwant:\n%s", strings.Join(locks, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// The reproduction of the lockout denial of service, through the handler:
+// five wrong passwords from one address lock the account out, and the right
+// one still logs in from an address that logged in to it before (status 2:
+// the credentials passed, the request lacks its CSR), not from another.
+// Wrong passwords from a known address lock the account out there, logged
+// once as such, without locking it out elsewhere.
+func TestLockoutSparesKnownAddresses(t *testing.T) {
+	cs, _, _ := testConfigState(t, "enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled\n")
+	hash, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
+	accts, err := newAccounts([]Account{{Username: "ops", Password: string(hash)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.DebugLevel)
+	log := zap.New(core)
+	initMetrics()
+	a := &App{cfg: cs, accounts: accts, log: log, known: newKnownAddresses(),
+		limiter: newLimiter(5, time.Minute, time.Hour), addrLimiter: newLimiter(4*5, time.Minute, time.Hour)}
+	h := &Handler{Profile: profileModern, ContentType: "text/html", MaxBody: wire.MaxBody, app: a, log: log}
+	const known, other, guesser = "127.0.0.2", "127.0.0.4", "127.0.0.3"
+	for i, c := range []struct {
+		from, password string
+		status         int
+	}{
+		{known, "right", wire.StatusBadRequest},
+		{other, "right", wire.StatusBadRequest},
+		{guesser, "wrong", wire.StatusBadCredentials},
+		{guesser, "wrong", wire.StatusBadCredentials},
+		{guesser, "wrong", wire.StatusBadCredentials},
+		{guesser, "wrong", wire.StatusBadCredentials},
+		{guesser, "wrong", wire.StatusBadCredentials}, // the account's lockout starts
+		{guesser, "right", wire.StatusRateLimited},
+		{"127.0.0.5", "right", wire.StatusRateLimited}, // unknown: locked out
+		{known, "right", wire.StatusBadRequest},        // the fix
+		{known, "right", wire.StatusBadRequest},
+		{other, "wrong", wire.StatusBadCredentials}, // a guesser at a known address
+		{other, "wrong", wire.StatusBadCredentials},
+		{other, "wrong", wire.StatusBadCredentials},
+		{other, "wrong", wire.StatusBadCredentials},
+		{other, "wrong", wire.StatusBadCredentials}, // locked out there
+		{other, "right", wire.StatusRateLimited},
+		{known, "right", wire.StatusBadRequest},
+		{"127.0.0.5", "right", wire.StatusRateLimited},
+	} {
+		form := url.Values{"operation": {"retrieve"}, "nonce": {"1"}, "username": {"ops"}, "password": {c.password},
+			"device": {"1"}, "customer": {"0"}}
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(form.Encode()))
+		r.RemoteAddr = c.from + ":40000"
+		w := httptest.NewRecorder()
+		if err := h.ServeHTTP(w, r, nil); err != nil {
+			t.Fatal(err)
+		}
+		ans, err := wire.DecodeResponse(w.Body.Bytes())
+		if err != nil {
+			t.Fatalf("%v: %s", err, w.Body.String())
+		}
+		if ans.Status != c.status {
+			t.Fatalf("attempt %d (%s from %s): status %d %q, want %d", i, c.password, c.from, ans.Status, ans.Error, c.status)
+		}
+	}
+	var locks []string
+	for _, e := range logs.All() {
+		if strings.Contains(e.Message, "locked out") {
+			f := e.ContextMap()
+			locks = append(locks, e.Message+" "+str(f["username"])+" "+str(f["address"])+" "+str(f["client"]))
+		}
+		for _, v := range e.ContextMap() {
+			if s, ok := v.(string); ok && (s == "right" || s == "wrong") {
+				t.Errorf("%q logged a password: %+v", e.Message, e.ContextMap())
+			}
+		}
+	}
+	want := []string{"username locked out after failed logins ops  " + guesser,
+		"username locked out at a known address after failed logins ops " + other + " " + other}
 	if strings.Join(locks, "\n") != strings.Join(want, "\n") {
 		t.Errorf("lockouts logged:\n%s\nwant:\n%s", strings.Join(locks, "\n"), strings.Join(want, "\n"))
 	}

@@ -3,6 +3,8 @@ package caddyenroll
 import (
 	"context"
 	"net/netip"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -10,10 +12,10 @@ import (
 )
 
 // limiter slows down password guessing: after `free` consecutive failures
-// for a key (an account or a client address) every further attempt is
-// refused until a lockout expires; the lockout doubles with each failure up
-// to `max`: with free=5 the sixth attempt waits. For an account, a success
-// clears the key; an address (limited by its own limiter, with more
+// for a key (an account, an account at one of its known addresses, or a
+// client address) every further attempt is refused until a lockout
+// expires; the lockout doubles with each failure up to `max`: with free=5
+// the sixth attempt waits. For an account, a success clears the key; an address (limited by its own limiter, with more
 // failures allowed: the devices of a site share one) keeps its failures.
 //
 // Attempts are counted from begin, not only when they fail: no more are
@@ -83,8 +85,9 @@ func (l *limiter) begin(ctx context.Context, key string, now time.Time) (bool, t
 			return true, 0 // untracked: the table is full of lockouts
 		}
 		if now.Before(st.until) {
+			left := st.until.Sub(now) // under the lock: fail and end write it
 			l.mu.Unlock()
-			return false, st.until.Sub(now)
+			return false, left
 		}
 		l.forgetLocked(st, now)
 		if st.inflight < max(l.free-st.failures, 1) {
@@ -220,32 +223,173 @@ func (l *limiter) evictLocked(now time.Time) {
 	}
 }
 
+// knownAddresses remembers, per account, the client addresses (by
+// addressKey) that logged in to it in the last knownFor: a known address
+// is not held off by the account's lockout, so failures from elsewhere
+// cannot keep the account's devices from logging in where they did
+// before. Only a valid login adds an address, so only the holders of an
+// account's password fill its entry. It is bounded: at most perAccount
+// addresses an account (the least recently used goes), at most maxAccounts
+// accounts (those whose last success expired go first, then those whose
+// last success is the oldest). Like the limiters it is per process and
+// kept across reloads.
+type knownAddresses struct {
+	mu          sync.Mutex
+	m           map[string][]knownAddress // by username; least recently used first
+	perAccount  int
+	maxAccounts int
+	knownFor    time.Duration
+}
+
+type knownAddress struct {
+	key  string // addressKey
+	last time.Time
+}
+
+// knownAddressesFor is how long after its last valid login an address
+// stays known to an account.
+const knownAddressesFor = 30 * 24 * time.Hour
+
+func newKnownAddresses() *knownAddresses {
+	return &knownAddresses{m: make(map[string][]knownAddress), perAccount: 16, maxAccounts: 10000, knownFor: knownAddressesFor}
+}
+
+// expired reports whether an address last used at last is no longer
+// known at now.
+func (k *knownAddresses) expired(last, now time.Time) bool { return now.Sub(last) > k.knownFor }
+
+// has reports whether addrKey logged in to username within knownFor of now.
+func (k *knownAddresses) has(username, addrKey string, now time.Time) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, e := range k.m[username] {
+		if e.key == addrKey {
+			return !k.expired(e.last, now)
+		}
+	}
+	return false
+}
+
+// add records a valid login to username from addrKey at now.
+func (k *knownAddresses) add(username, addrKey string, now time.Time) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	old, tracked := k.m[username]
+	if !tracked && len(k.m) >= k.maxAccounts {
+		k.evictLocked(now)
+	}
+	list := make([]knownAddress, 0, min(len(old)+1, k.perAccount))
+	for _, e := range old {
+		if e.key != addrKey && !k.expired(e.last, now) {
+			list = append(list, e)
+		}
+	}
+	if len(list) >= k.perAccount {
+		list = list[len(list)-k.perAccount+1:]
+	}
+	k.m[username] = append(list, knownAddress{addrKey, now})
+}
+
+// evictLocked makes room: accounts whose addresses all expired, then
+// those whose last valid login is the oldest, down to 90 % of the bound.
+func (k *knownAddresses) evictLocked(now time.Time) {
+	type account struct {
+		name string
+		last time.Time
+	}
+	var kept []account
+	for name, list := range k.m {
+		last := list[len(list)-1].last
+		if k.expired(last, now) {
+			delete(k.m, name)
+		} else {
+			kept = append(kept, account{name, last})
+		}
+	}
+	if len(k.m) < k.maxAccounts {
+		return
+	}
+	slices.SortFunc(kept, func(a, b account) int { return a.last.Compare(b.last) })
+	for _, a := range kept[:len(kept)-k.maxAccounts*9/10] {
+		delete(k.m, a.name)
+	}
+}
+
+// login is a login attempt's reservations in the limiters: user is the
+// account's key, or at an address known to the account the key of the
+// account at that address; addr is the address's key.
+type login struct {
+	username, user, addr string
+	known                bool
+}
+
+// knownKey is the limiter key of an account at one of its known
+// addresses: it cannot collide with an account's key ("user:" + name).
+func knownKey(username, addrKey string) string {
+	return "known:" + strconv.Itoa(len(addrKey)) + ":" + addrKey + username
+}
+
+// beginLogin reserves a login attempt for username from clientIP (waiting
+// as limiter.begin does; clock tells the time after any wait). From an
+// address that logged in to the account recently the attempt counts
+// against the account at that address, which has the account's allowance
+// and lockouts of its own, instead of against the account: failures
+// elsewhere do not lock it out there, and failures there are still limited
+// (and do not lock it out elsewhere). Either way it counts against the
+// address. If it is refused, nothing stays reserved; else it ends with
+// loginFailed or loginSucceeded.
+func (a *App) beginLogin(ctx context.Context, username, clientIP string, clock func() time.Time) (login, bool) {
+	now := clock()
+	lg := login{username: username, user: "user:" + username, addr: addressKey(clientIP)}
+	if a.known.has(username, lg.addr, now) {
+		lg.user, lg.known = knownKey(username, lg.addr), true
+	}
+	if ok, _ := a.limiter.begin(ctx, lg.user, now); !ok {
+		return lg, false
+	}
+	if ok, _ := a.addrLimiter.begin(ctx, lg.addr, clock()); !ok {
+		a.limiter.cancel(lg.user)
+		return lg, false
+	}
+	return lg, true
+}
+
 // loginFailed ends a failed login's attempts and returns the lockouts it
-// starts, of the account and of the address (0: none). An address counts
-// an account's failures only until that account is locked out: one device
-// retrying a stale password must not lock out its site, while guesses
-// spread over accounts still add up there.
-func (a *App) loginFailed(userKey, addrKey string, now time.Time) (account, address time.Duration) {
-	past, account := a.limiter.fail(userKey, now)
+// starts, of the account (at a known address: of the account at that
+// address) and of the address (0: none). An address counts an account's
+// failures only until that account is locked out: one device retrying a
+// stale password must not lock out its site, while guesses spread over
+// accounts still add up there.
+func (a *App) loginFailed(lg login, now time.Time) (account, address time.Duration) {
+	past, account := a.limiter.fail(lg.user, now)
 	if past {
-		a.addrLimiter.cancel(addrKey)
+		a.addrLimiter.cancel(lg.addr)
 		return account, 0
 	}
-	_, address = a.addrLimiter.fail(addrKey, now)
+	_, address = a.addrLimiter.fail(lg.addr, now)
 	return account, address
 }
 
-// loginSucceeded ends a valid login's attempts: the account's failures are
-// cleared, its address's stay (a valid login must not wipe the guesses made
-// from there against other accounts).
-func (a *App) loginSucceeded(userKey, addrKey string) {
-	a.limiter.succeed(userKey)
-	a.addrLimiter.cancel(addrKey)
+// loginSucceeded ends a valid login's attempts: the failures counted
+// against the account (at a known address: at that address) are cleared,
+// its address's stay (a valid login must not wipe the guesses made from
+// there against other accounts), and the address is known to the account
+// from now on. A valid login from a known address leaves the account's
+// own failures and lockout alone: else each login of its devices would
+// give a guesser elsewhere a fresh allowance.
+func (a *App) loginSucceeded(lg login, now time.Time) {
+	a.limiter.succeed(lg.user)
+	a.addrLimiter.cancel(lg.addr)
+	a.known.add(lg.username, lg.addr, now)
 }
 
-// loginLimiters are an App's limiters, kept across reloads with the same
-// settings in limitersPool: a `caddy reload` does not reset lockouts.
-type loginLimiters struct{ account, address *limiter }
+// loginLimiters are an App's limiters and known addresses, kept across
+// reloads with the same settings in limitersPool: a `caddy reload` does
+// not reset lockouts, nor forget the addresses accounts logged in from.
+type loginLimiters struct {
+	account, address *limiter
+	known            *knownAddresses
+}
 
 // Destruct lets loginLimiters live in a caddy.UsagePool.
 func (*loginLimiters) Destruct() error { return nil }

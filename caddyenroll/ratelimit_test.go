@@ -3,6 +3,7 @@ package caddyenroll
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
@@ -182,50 +183,260 @@ func TestAddressKey(t *testing.T) {
 // account failing on and on (a device with a stale password) does not lock
 // its site out.
 func TestLoginLimits(t *testing.T) {
-	newApp := func() *App {
-		return &App{limiter: newLimiter(5, time.Second, time.Minute), addrLimiter: newLimiter(4*5, time.Second, time.Minute)}
-	}
 	now := time.Unix(1_000_000, 0)
 	attempt := func(a *App, user, addr string, good bool) bool {
-		if ok, _ := a.limiter.begin(noWait, user, now); !ok {
-			return false
-		}
-		if ok, _ := a.addrLimiter.begin(noWait, addr, now); !ok {
-			a.limiter.cancel(user)
+		lg, ok := a.beginLogin(noWait, user, addr, func() time.Time { return now })
+		if !ok {
 			return false
 		}
 		if good {
-			a.loginSucceeded(user, addr)
+			a.loginSucceeded(lg, now)
 		} else {
-			a.loginFailed(user, addr, now)
+			a.loginFailed(lg, now)
 		}
 		return true
 	}
 
 	// spraying: 5 guesses at each of 4 accounts, a valid login in between
-	a := newApp()
+	a := newLoginApp()
 	for i := range 4 {
 		for range 5 {
-			if !attempt(a, fmt.Sprintf("user:victim%d", i), "ip:203.0.113.9", false) {
+			if !attempt(a, fmt.Sprintf("victim%d", i), "203.0.113.9", false) {
 				t.Fatalf("guess at victim%d refused before the address's allowance was spent", i)
 			}
 		}
-		if i < 3 && !attempt(a, "user:demo", "ip:203.0.113.9", true) {
+		if i < 3 && !attempt(a, "demo", "203.0.113.9", true) {
 			t.Fatal("valid login refused before the address's allowance was spent")
 		}
 	}
-	if attempt(a, "user:victim9", "ip:203.0.113.9", false) {
+	if attempt(a, "victim9", "203.0.113.9", false) {
 		t.Error("the address spent its allowance across accounts, valid logins between, and is not locked out")
 	}
 
 	// one device failing for an hour, once its lockout allows: the site's
 	// other devices still log in
-	a = newApp()
+	a = newLoginApp()
 	for range 60 {
-		attempt(a, "user:stale", "ip:198.51.100.7", false)
+		attempt(a, "stale", "198.51.100.7", false)
 		now = now.Add(time.Minute)
-		if !attempt(a, "user:demo", "ip:198.51.100.7", true) {
+		if !attempt(a, "demo", "198.51.100.7", true) {
 			t.Fatal("one account failing on and on locked its address out")
 		}
 	}
+}
+
+// newLoginApp is an App with the login limiters and the known addresses
+// only: 5 failures allowed, lockouts from 1s to 1m.
+func newLoginApp() *App {
+	return &App{limiter: newLimiter(5, time.Second, time.Minute), addrLimiter: newLimiter(4*5, time.Second, time.Minute),
+		known: newKnownAddresses()}
+}
+
+// An account locked out by failures from elsewhere still logs in from the
+// addresses (IPv6: /64s) it logged in from before, and not from others; a
+// guesser at a known address is limited there as the account is, without
+// locking out the account elsewhere; a valid login at a known address
+// leaves the account's lockout to the guesser.
+func TestKnownAddressLogins(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	type step struct {
+		at          time.Duration // since t0
+		user, addr  string
+		good        bool
+		refused     bool          // by a lockout
+		lockout     time.Duration // the account's (or the account's at a known address) this attempt starts
+		addrLockout time.Duration
+	}
+	const site, site6, home = "192.0.2.10", "2001:db8:1:2::10", "198.51.100.4"
+	const guesser, guesser2, newSite = "203.0.113.3", "203.0.113.4", "192.0.2.99"
+	for _, c := range []struct {
+		name  string
+		steps []step
+	}{
+		{"the reproduction: locked account, a known address logs in", []step{
+			{at: 0, user: "ops", addr: site, good: true},
+			{at: 0, user: "ops", addr: site6, good: true},
+			{at: 1, user: "ops", addr: guesser},
+			{at: 2, user: "ops", addr: guesser},
+			{at: 3, user: "ops", addr: guesser},
+			{at: 4, user: "ops", addr: guesser},
+			{at: 5, user: "ops", addr: guesser, lockout: time.Second},
+			{at: 6, user: "ops", addr: guesser, refused: true},
+			{at: 7, user: "ops", addr: newSite, good: true, refused: true}, // unknown: still refused
+			{at: 8, user: "ops", addr: site, good: true},
+			{at: 9, user: "ops", addr: "2001:db8:1:2:ffff::1", good: true}, // the same /64
+			{at: 10, user: "ops", addr: "2001:db8:1:3::1", good: true, refused: true},
+			{at: 11, user: "other", addr: site, good: true, refused: false}, // known to ops, and other is not locked
+			// the valid logins at known addresses did not clear the lockout
+			{at: 12, user: "ops", addr: newSite, good: true, refused: true},
+			{at: time.Second + 5, user: "ops", addr: guesser, lockout: 2 * time.Second},
+			{at: time.Second + 6, user: "ops", addr: guesser2, refused: true},
+			{at: 3*time.Second + 5, user: "ops", addr: newSite, good: true}, // the lockout is over: it clears
+			{at: 3*time.Second + 6, user: "ops", addr: guesser},             // a fresh allowance
+		}},
+		{"a guesser at a known address is limited there", []step{
+			{at: 0, user: "ops", addr: site, good: true},
+			{at: 0, user: "ops", addr: home, good: true},
+			{at: 1, user: "ops", addr: site},
+			{at: 2, user: "ops", addr: site},
+			{at: 3, user: "ops", addr: site},
+			{at: 4, user: "ops", addr: site},
+			{at: 5, user: "ops", addr: site, lockout: time.Second},
+			{at: 6, user: "ops", addr: site, refused: true},
+			{at: 7, user: "ops", addr: site, good: true, refused: true},
+			{at: 8, user: "ops", addr: home, good: true},    // another known address is not locked
+			{at: 9, user: "ops", addr: newSite, good: true}, // nor is the account
+			{at: time.Second + 5, user: "ops", addr: site, lockout: 2 * time.Second},
+			{at: time.Second + 6, user: "ops", addr: site, refused: true},
+			{at: 3*time.Second + 5, user: "ops", addr: site, good: true}, // clears the account's failures there
+			{at: 3*time.Second + 6, user: "ops", addr: site},
+		}},
+		{"failures at a known address count at the address too", []step{
+			{at: 0, user: "ops", addr: site, good: true},
+			{at: 0, user: "a", addr: site, good: true},
+			{at: 0, user: "b", addr: site, good: true},
+			{at: 0, user: "c", addr: site, good: true},
+			{at: 1, user: "ops", addr: site}, {at: 1, user: "ops", addr: site}, {at: 1, user: "ops", addr: site},
+			{at: 1, user: "ops", addr: site}, {at: 1, user: "ops", addr: site, lockout: time.Second},
+			{at: 2, user: "a", addr: site}, {at: 2, user: "a", addr: site}, {at: 2, user: "a", addr: site},
+			{at: 2, user: "a", addr: site}, {at: 2, user: "a", addr: site, lockout: time.Second},
+			{at: 3, user: "b", addr: site}, {at: 3, user: "b", addr: site}, {at: 3, user: "b", addr: site},
+			{at: 3, user: "b", addr: site}, {at: 3, user: "b", addr: site, lockout: time.Second},
+			{at: 4, user: "c", addr: site}, {at: 4, user: "c", addr: site}, {at: 4, user: "c", addr: site},
+			{at: 4, user: "c", addr: site}, {at: 4, user: "c", addr: site, lockout: time.Second, addrLockout: time.Second},
+			{at: 5, user: "d", addr: site, good: true, refused: true},
+		}},
+		{"a known address expires", []step{
+			{at: 0, user: "ops", addr: site, good: true},
+			{at: 1, user: "ops", addr: guesser}, {at: 1, user: "ops", addr: guesser}, {at: 1, user: "ops", addr: guesser},
+			{at: 1, user: "ops", addr: guesser}, {at: 1, user: "ops", addr: guesser, lockout: time.Second},
+			{at: 2, user: "ops", addr: site, good: true}, // its last valid login: now
+			{at: 2 + knownAddressesFor, user: "ops", addr: guesser},
+			{at: 2 + knownAddressesFor, user: "ops", addr: guesser}, {at: 2 + knownAddressesFor, user: "ops", addr: guesser},
+			{at: 2 + knownAddressesFor, user: "ops", addr: guesser}, {at: 2 + knownAddressesFor, user: "ops", addr: guesser, lockout: time.Second},
+			{at: 2 + knownAddressesFor, user: "ops", addr: site, good: true}, // known for exactly knownFor
+			{at: 3 + 2*knownAddressesFor, user: "ops", addr: guesser},
+			{at: 3 + 2*knownAddressesFor, user: "ops", addr: guesser}, {at: 3 + 2*knownAddressesFor, user: "ops", addr: guesser},
+			{at: 3 + 2*knownAddressesFor, user: "ops", addr: guesser}, {at: 3 + 2*knownAddressesFor, user: "ops", addr: guesser, lockout: time.Second},
+			{at: 3 + 2*knownAddressesFor, user: "ops", addr: site, good: true, refused: true}, // a moment too late
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a := newLoginApp()
+			for i, s := range c.steps {
+				now := t0.Add(s.at)
+				lg, ok := a.beginLogin(noWait, s.user, s.addr, func() time.Time { return now })
+				if ok == s.refused {
+					t.Fatalf("step %d (%s from %s): begun %v, want %v", i, s.user, s.addr, ok, !s.refused)
+				}
+				if !ok {
+					continue
+				}
+				var lockout, addrLockout time.Duration
+				if s.good {
+					a.loginSucceeded(lg, now)
+				} else {
+					lockout, addrLockout = a.loginFailed(lg, now)
+				}
+				if lockout != s.lockout || addrLockout != s.addrLockout {
+					t.Fatalf("step %d (%s from %s): lockouts %v, %v; want %v, %v", i, s.user, s.addr, lockout, addrLockout, s.lockout, s.addrLockout)
+				}
+			}
+			assertNothingInFlight(t, a)
+		})
+	}
+}
+
+// assertNothingInFlight fails if an attempt is still counted in flight.
+func assertNothingInFlight(t *testing.T, a *App) {
+	t.Helper()
+	for _, l := range []*limiter{a.limiter, a.addrLimiter} {
+		l.mu.Lock()
+		for k, st := range l.m {
+			if st.inflight != 0 || st.freed != nil {
+				t.Errorf("%s: %d attempts in flight (waiters %v)", k, st.inflight, st.freed != nil)
+			}
+		}
+		l.mu.Unlock()
+	}
+}
+
+// The known addresses are bounded: the least recently used of an account's
+// go first, then whole accounts, those whose addresses expired first, then
+// those whose last valid login is the oldest.
+func TestKnownAddressesBounded(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Minute) }
+	k := newKnownAddresses()
+	for i := range 20 {
+		k.add("ops", fmt.Sprintf("ip:192.0.2.%d", i), at(i))
+	}
+	k.add("ops", "ip:192.0.2.4", at(20)) // used again: now the most recent
+	k.add("ops", "ip:192.0.2.20", at(21))
+	if n := len(k.m["ops"]); n != k.perAccount {
+		t.Fatalf("%d addresses known to an account, bound %d", n, k.perAccount)
+	}
+	for i := range 21 {
+		want := i == 4 || i >= 6 // 0-3 went first, then 5
+		if got := k.has("ops", fmt.Sprintf("ip:192.0.2.%d", i), at(22)); got != want {
+			t.Errorf("192.0.2.%d known: %v, want %v", i, got, want)
+		}
+	}
+
+	k = newKnownAddresses()
+	k.maxAccounts = 10
+	k.add("expired", "ip:192.0.2.1", t0)
+	late := t0.Add(knownAddressesFor + time.Hour)
+	for i := range 9 {
+		k.add(fmt.Sprintf("user%d", i), "ip:192.0.2.1", late.Add(time.Duration(i)*time.Second))
+	}
+	k.add("user9", "ip:192.0.2.1", late.Add(time.Minute))
+	if _, ok := k.m["expired"]; ok || len(k.m) != 10 {
+		t.Fatalf("a full table kept an expired account, or dropped a live one: %d accounts", len(k.m))
+	}
+	k.add("user10", "ip:192.0.2.1", late.Add(2*time.Minute)) // full of live ones: down to 90 % (9), then 10
+	if len(k.m) != 10 {
+		t.Fatalf("%d accounts, want 10", len(k.m))
+	}
+	for i := range 11 {
+		want := i >= 1 // user0 logged in the longest ago
+		if _, ok := k.m[fmt.Sprintf("user%d", i)]; ok != want {
+			t.Errorf("user%d kept: %v, want %v", i, ok, want)
+		}
+	}
+	k.add("user10", "ip:192.0.2.2", late.Add(3*time.Minute)) // an account already in: nothing evicted
+	if len(k.m) != 10 {
+		t.Fatalf("%d accounts after an address was added to a tracked one, want 10", len(k.m))
+	}
+}
+
+// Logins from known and unknown addresses, failing and succeeding, at
+// once: every attempt begun ends (run with -race).
+func TestKnownAddressConcurrentLogins(t *testing.T) {
+	a := newLoginApp()
+	now := time.Unix(1_000_000, 0)
+	clock := func() time.Time { return now }
+	for _, addr := range []string{"192.0.2.1", "192.0.2.2"} {
+		lg, _ := a.beginLogin(noWait, "ops", addr, clock)
+		a.loginSucceeded(lg, now)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				addr := fmt.Sprintf("192.0.2.%d", 1+(g+i)%4) // two known, two not
+				lg, ok := a.beginLogin(context.Background(), "ops", addr, clock)
+				if !ok {
+					continue
+				}
+				if (g+i)%3 == 0 {
+					a.loginSucceeded(lg, now)
+				} else {
+					a.loginFailed(lg, now)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	assertNothingInFlight(t, a)
 }

@@ -88,7 +88,8 @@ func deviceLoads(root string) int {
 // A reload on the same storage and CAs keeps the revocation state: its
 // refresh reads only the device records that changed, not all of them. A
 // revocation made before the reload holds after it; another storage gets
-// its own state, and stopping lets go of it.
+// its own state, and stopping lets go of it. The login limiters and the
+// addresses accounts logged in from are kept too.
 func TestReloadKeepsRevocations(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -131,6 +132,14 @@ func TestReloadKeepsRevocations(t *testing.T) {
 	}
 	first.noteRevoked(profileModern, "gw1.example", []string{is.Serial}, true)
 
+	// ops logged in from 192.0.2.1: it stays a known address
+	knownAt := time.Now()
+	lg, ok := first.beginLogin(ctx, "ops", "192.0.2.1", time.Now)
+	if !ok {
+		t.Fatal("login refused")
+	}
+	first.loginSucceeded(lg, knownAt)
+
 	before := deviceLoads(storeA)
 	second := loadEnroll(t, storeA, conf, ApprovalManual)
 	if second == first {
@@ -141,6 +150,9 @@ func TestReloadKeepsRevocations(t *testing.T) {
 	}
 	if second.limiter != first.limiter || second.addrLimiter != first.addrLimiter {
 		t.Fatal("a reload with the same settings reset the login lockouts")
+	}
+	if second.known == nil || second.known != first.known || !second.known.has("ops", "ip:192.0.2.1", knownAt) {
+		t.Fatal("a reload with the same settings forgot the addresses accounts logged in from")
 	}
 	if n := deviceLoads(storeA) - before; n > 1 {
 		t.Errorf("the reload read %d device records, want at most the one that changed", n)
