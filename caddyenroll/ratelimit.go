@@ -15,8 +15,9 @@ import (
 // for a key (an account, an account at one of its known addresses, or a
 // client address) every further attempt is refused until a lockout
 // expires; the lockout doubles with each failure up to `max`: with free=5
-// the sixth attempt waits. For an account, a success clears the key; an address (limited by its own limiter, with more
-// failures allowed: the devices of a site share one) keeps its failures.
+// the sixth attempt waits. For an account, a success clears the key; an
+// address (limited by its own limiter, with more failures allowed: the
+// devices of a site share one) keeps its failures.
 //
 // Attempts are counted from begin, not only when they fail: no more are
 // in flight at once than failures are still allowed before a lockout (one
