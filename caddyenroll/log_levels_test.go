@@ -23,10 +23,11 @@ import (
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
 
-// Enrollment logs: a username that is no account's is logged hashed (it may
-// be a password typed in the wrong field); attempts refused by a lockout
-// are at debug, and a lockout is logged once, when it starts.
-func TestEnrollmentLogLevels(t *testing.T) {
+// loginTestHandler is an enrollment handler with one account, ops with
+// password "right", limiters allowing accountFree and addressFree
+// failures, and its logs observed.
+func loginTestHandler(t *testing.T, accountFree, addressFree int) (*Handler, *observer.ObservedLogs) {
+	t.Helper()
 	cs, _, _ := testConfigState(t, "enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled\n")
 	hash, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
 	accts, err := newAccounts([]Account{{Username: "ops", Password: string(hash)}})
@@ -36,9 +37,16 @@ func TestEnrollmentLogLevels(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
 	log := zap.New(core)
 	initMetrics()
-	a := &App{cfg: cs, accounts: accts, log: log,
-		limiter: newLimiter(1, time.Minute, time.Hour), addrLimiter: newLimiter(4, time.Minute, time.Hour), known: newKnownAddresses()}
-	h := &Handler{Profile: profileModern, ContentType: "text/html", MaxBody: wire.MaxBody, app: a, log: log}
+	a := &App{cfg: cs, accounts: accts, log: log, known: newKnownAddresses(),
+		limiter: newLimiter(accountFree, time.Minute, time.Hour), addrLimiter: newLimiter(addressFree, time.Minute, time.Hour)}
+	return &Handler{Profile: profileModern, ContentType: "text/html", MaxBody: wire.MaxBody, app: a, log: log}, logs
+}
+
+// Enrollment logs: a username that is no account's is logged hashed (it may
+// be a password typed in the wrong field); attempts refused by a lockout
+// are at debug, and a lockout is logged once, when it starts.
+func TestEnrollmentLogLevels(t *testing.T) {
+	h, logs := loginTestHandler(t, 1, 4)
 	try := func(username string) int {
 		t.Helper()
 		form := url.Values{"operation": {"retrieve"}, "nonce": {"1"}, "username": {username}, "password": {"wrong"},
@@ -115,7 +123,7 @@ func TestEnrollmentLogLevels(t *testing.T) {
 		}
 	}
 	want := []string{"username locked out after failed logins " + typoHash, "username locked out after failed logins ops",
-		"username locked out after failed logins " + hashOf(accts, "other"), "username locked out after failed logins " + hashOf(accts, "another"),
+		"username locked out after failed logins " + hashOf(h.app.accounts, "other"), "username locked out after failed logins " + hashOf(h.app.accounts, "another"),
 		"client address locked out after failed logins 203.0.113.9"}
 	if strings.Join(locks, "\n") != strings.Join(want, "\n") {
 		t.Errorf("lockouts logged:\n%s\nwant:\n%s", strings.Join(locks, "\n"), strings.Join(want, "\n"))
@@ -129,18 +137,7 @@ func TestEnrollmentLogLevels(t *testing.T) {
 // Wrong passwords from a known address lock the account out there, logged
 // once as such, without locking it out elsewhere.
 func TestLockoutSparesKnownAddresses(t *testing.T) {
-	cs, _, _ := testConfigState(t, "enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled\n")
-	hash, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
-	accts, err := newAccounts([]Account{{Username: "ops", Password: string(hash)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	core, logs := observer.New(zapcore.DebugLevel)
-	log := zap.New(core)
-	initMetrics()
-	a := &App{cfg: cs, accounts: accts, log: log, known: newKnownAddresses(),
-		limiter: newLimiter(5, time.Minute, time.Hour), addrLimiter: newLimiter(4*5, time.Minute, time.Hour)}
-	h := &Handler{Profile: profileModern, ContentType: "text/html", MaxBody: wire.MaxBody, app: a, log: log}
+	h, logs := loginTestHandler(t, 5, 4*5)
 	const known, other, guesser = "127.0.0.2", "127.0.0.4", "127.0.0.3"
 	for i, c := range []struct {
 		from, password string
