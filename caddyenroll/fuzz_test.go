@@ -428,3 +428,31 @@ func nonNegative(n int64) int64 {
 	}
 	return n
 }
+
+// FuzzCaddyfileTLSModules fuzzes the arguments of the TLS modules of the
+// enroll app, `trust_pool enroll …` and `verifier enroll …`, as
+// client_auth hands them over (the dispenser at the module's name).
+func FuzzCaddyfileTLSModules(f *testing.F) {
+	for _, s := range []string{"enroll", "enroll modern legacy", "enroll usable", "enroll usable usable",
+		"enroll legacy {\n}", "enroll {\n\tusable\n}", "enroll \"usable\" # note"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		if d := fuzzDispenser(src, "enroll"); d != nil {
+			var p TrustPool
+			if err := p.UnmarshalCaddyfile(d); err != nil {
+				checkCaddyfileErr(t, err)
+			} else {
+				checkModuleJSON(t, &p, "provider", "enroll")
+			}
+		}
+		if d := fuzzDispenser(src, "enroll"); d != nil {
+			var v ClientVerifier
+			if err := v.UnmarshalCaddyfile(d); err != nil {
+				checkCaddyfileErr(t, err)
+			} else {
+				checkModuleJSON(t, &v, "verifier", "enroll")
+			}
+		}
+	})
+}
