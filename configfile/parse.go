@@ -244,8 +244,12 @@ func (p *parser) sortErrors() {
 
 // defineLine reads a line after the line pass stopped (too many errors)
 // only for the group or device it defines; its errors are not reported.
+// The keyword may be quoted ('group', "device"), as any word may.
 func (p *parser) defineLine(ls lineSpan) {
 	line := strings.TrimLeft(p.s[ls.start:ls.end], " \t")
+	if line != "" && (line[0] == '\'' || line[0] == '"') {
+		line = line[1:]
+	}
 	if strings.HasPrefix(line, "group") || strings.HasPrefix(line, "device") {
 		p.parseLine(ls)
 	}

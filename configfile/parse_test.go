@@ -508,6 +508,10 @@ func TestTruncatedErrorsAreTheFirst(t *testing.T) {
 			`t.conf:2: route: undefined group (near "h")`,
 			`t.conf:2: route: undefined device (near "nodev")`,
 			`t.conf:3: too many errors (near "nogroup")`}},
+		{"defined after the cut with a quoted keyword", "group g\nroute g 1 d 1\nroute h 1 d 1\nbad1\nbad2\nbad3\n'group' h\n\"device\" d g enabled\n", 2, []string{
+			`t.conf:4: ` + unknownKw + ` (near "bad1")`,
+			`t.conf:5: ` + unknownKw + ` (near "bad2")`,
+			`t.conf:6: too many errors (near "bad3")`}},
 		{"many late errors", "group g\n\n" + routes.String() + devs.String(), 3, []string{
 			`t.conf:3: route: undefined device (near "nodev0")`,
 			`t.conf:4: route: undefined device (near "nodev1")`,
