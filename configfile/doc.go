@@ -66,8 +66,10 @@
 // route names, must be defined somewhere in the file (before or after its
 // use); a route may name a device in any spelling with the same key, and
 // Target.Device is that device. The default group "" must be defined with
-// group "" as Table 7 does. Device names must not be empty. File.Device
-// and the edit methods find a device by any spelling of its name too.
+// group "" as Table 7 does. Device names must not be empty, and a name
+// whose DeviceKey is empty (only spaces, or ".") counts as empty, so a
+// route's device "" never names a device. File.Device and the edit
+// methods find a device by any spelling of its name too.
 //
 // A route applies to calls from the devices of its group to called numbers
 // matching its number; its devices may belong to any group. It needs at

@@ -376,7 +376,10 @@ func (p *parser) device(toks []rawTok, ls lineSpan) {
 	}
 	name, group := toks[1].val, toks[2].val
 	ok := true
-	if name == "" {
+	// a name whose key is empty (' ', '.') is the empty name: a route's
+	// device '' would find it
+	key := DeviceKey(name)
+	if key == "" {
 		p.errorf(name, "device: empty name")
 		ok = false
 	}
@@ -397,8 +400,7 @@ func (p *parser) device(toks []rawTok, ls lineSpan) {
 			ok = false
 		}
 	}
-	key := DeviceKey(name)
-	if i, dup := f.devIdx[key]; dup && name != "" {
+	if i, dup := f.devIdx[key]; dup && key != "" {
 		if first := &f.Devices[i]; first.Name == name {
 			p.errorf(name, "device: duplicate device, first defined on line %d", first.Line)
 		} else {
