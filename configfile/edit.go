@@ -467,7 +467,7 @@ func (f *File) render(w io.StringWriter, sp []splice) {
 			continue
 		}
 		write(f.src[last:s.pos])
-		if s.pos == s.end && s.pos == len(f.src) && !endsLine && len(f.src) > 0 {
+		if s.pos == s.end && s.pos == len(f.src) && !endsLine && f.src != "" && f.src != bom {
 			write(f.newline()) // the last line had no line end
 		}
 		write(s.text)

@@ -175,6 +175,13 @@ func TestEditCryptoLicenseFlags(t *testing.T) {
 	f = mustParse(t, "")
 	f.SetCrypto("c")
 	checkRendered(t, f, "crypto c\n")
+	// only a byte order mark: it is no line, so no blank line is added
+	f = mustParse(t, "\ufeff")
+	f.SetFlag("ssl", true)
+	checkRendered(t, f, "\ufeffssl enabled\n")
+	f = mustParse(t, "\ufeff# c")
+	f.SetFlag("ssl", true)
+	checkRendered(t, f, "\ufeff# c\nssl enabled\n")
 	// only comments, no final line end
 	f = mustParse(t, "# only a comment")
 	f.AddLicense("l")
