@@ -136,7 +136,10 @@
 //
 // Format writes the canonical form of a File: licenses, crypto, the four
 // flags, groups, devices and routes, with single spaces, minimal quoting
-// and no comments. Parse(Format(f)) is Equal to f.
+// and no comments. A route names a device as its device line does, or by
+// a shorter spelling of the same device (same DeviceKey) that a route of
+// the source used, so that no line of Format is longer than the line it
+// comes from. Parse(Format(f)) is Equal to f.
 //
 // WriteFileAtomic (and Save, which writes Bytes) replaces a file safely: the
 // new content goes to a temporary file in the same directory, which takes

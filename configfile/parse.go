@@ -536,6 +536,7 @@ func (p *parser) route(toks []rawTok) {
 			p.errorf(dt, "route: device listed twice in this route")
 			ok = false
 		}
+		p.spelling(di, dt)
 		p.stamp[di] = p.gen
 		tg[k] = Target{Device: di, Weight: w}
 	}
@@ -560,6 +561,22 @@ func (p *parser) route(toks []rawTok) {
 		p.growRoutes(toks[0].start)
 	}
 	f.Routes = append(f.Routes, r)
+}
+
+// spelling remembers name, by which a route names device di, when it is
+// written shorter than the device's name and any shorter spelling seen.
+func (p *parser) spelling(di int32, name string) {
+	d := &p.f.Devices[di]
+	if name == d.Name {
+		return
+	}
+	best := d.Name
+	if sp := &p.f.devSpan[di]; sp.short != "" {
+		best = sp.short
+	}
+	if quotedLen(name) < quotedLen(best) {
+		p.f.devSpan[di].short = name
+	}
 }
 
 // resolve checks the names used before their definition.
@@ -593,6 +610,7 @@ func (p *parser) resolve() {
 			continue
 		}
 		if pd.idx >= 0 {
+			p.spelling(di, pd.name)
 			f.Routes[pd.idx].Targets[pd.slot].Device = di
 			if len(touched) == 0 || touched[len(touched)-1] != pd.idx {
 				touched = append(touched, pd.idx)
