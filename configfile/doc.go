@@ -66,8 +66,10 @@
 // route names, must be defined somewhere in the file (before or after its
 // use); a route may name a device in any spelling with the same key, and
 // Target.Device is that device. The default group "" must be defined with
-// group "" as Table 7 does. Device names must not be empty. File.Device
-// and the edit methods find a device by any spelling of its name too.
+// group "" as Table 7 does. Device names must not be empty, and a name
+// whose DeviceKey is empty (only spaces, or ".") counts as empty, so a
+// route's device "" never names a device. File.Device and the edit
+// methods find a device by any spelling of its name too.
 //
 // A route applies to calls from the devices of its group to called numbers
 // matching its number; its devices may belong to any group. It needs at
@@ -134,7 +136,10 @@
 //
 // Format writes the canonical form of a File: licenses, crypto, the four
 // flags, groups, devices and routes, with single spaces, minimal quoting
-// and no comments. Parse(Format(f)) is Equal to f.
+// and no comments. A route names a device as its device line does, or by
+// a shorter spelling of the same device (same DeviceKey) that a route of
+// the source used, so that no line of Format is longer than the line it
+// comes from. Parse(Format(f)) is Equal to f.
 //
 // WriteFileAtomic (and Save, which writes Bytes) replaces a file safely: the
 // new content goes to a temporary file in the same directory, which takes

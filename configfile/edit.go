@@ -95,10 +95,11 @@ func (f *File) ClearEnrolled() []string {
 
 // AddDevice adds a device to an existing group. Its line is written after
 // the last device line (or after the last group line if there is none). It
-// refuses a name with the DeviceKey of a device of the file (A.EXAMPLE when
+// refuses an empty name (also " " or ".", whose DeviceKey is empty) and a
+// name with the DeviceKey of a device of the file (A.EXAMPLE when
 // a.example is there).
 func (f *File) AddDevice(name, group string, enabled, enrolled bool) error {
-	if name == "" {
+	if DeviceKey(name) == "" { // "", or blank, or "."
 		return f.editErr(name, 0, "device: empty name")
 	}
 	if msg := checkValue(name); msg != "" {
@@ -466,7 +467,7 @@ func (f *File) render(w io.StringWriter, sp []splice) {
 			continue
 		}
 		write(f.src[last:s.pos])
-		if s.pos == s.end && s.pos == len(f.src) && !endsLine && len(f.src) > 0 {
+		if s.pos == s.end && s.pos == len(f.src) && !endsLine && f.src != "" && f.src != bom {
 			write(f.newline()) // the last line had no line end
 		}
 		write(s.text)

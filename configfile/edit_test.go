@@ -175,6 +175,13 @@ func TestEditCryptoLicenseFlags(t *testing.T) {
 	f = mustParse(t, "")
 	f.SetCrypto("c")
 	checkRendered(t, f, "crypto c\n")
+	// only a byte order mark: it is no line, so no blank line is added
+	f = mustParse(t, "\ufeff")
+	f.SetFlag("ssl", true)
+	checkRendered(t, f, "\ufeffssl enabled\n")
+	f = mustParse(t, "\ufeff# c")
+	f.SetFlag("ssl", true)
+	checkRendered(t, f, "\ufeff# c\nssl enabled\n")
 	// only comments, no final line end
 	f = mustParse(t, "# only a comment")
 	f.AddLicense("l")
@@ -207,6 +214,8 @@ func TestEditErrors(t *testing.T) {
 		{"add duplicate", f.AddDevice("dev3", "", true, false), `e.conf:10: device: duplicate device (near "dev3")`},
 		{"add undefined group", f.AddDevice("x", "nogroup", true, false), `e.conf: device: undefined group (near "nogroup")`},
 		{"add empty name", f.AddDevice("", "", true, false), `e.conf: device: empty name`},
+		{"add blank name", f.AddDevice("  ", "", true, false), `e.conf: device: empty name (near "  ")`},
+		{"add root name", f.AddDevice(".", "", true, false), `e.conf: device: empty name (near ".")`},
 		{"add both quotes", f.AddDevice(`a'b"c`, "", true, false), `e.conf: device: value holds both quote characters and cannot be written (near "a'b\"c")`},
 		{"add newline", f.AddDevice("a\nb", "", true, false), `e.conf: device: control character not allowed (near "a\nb")`},
 		{"add invalid utf-8", f.AddDevice("a\xff", "", true, false), `e.conf: device: invalid UTF-8 (near "a\xff")`},

@@ -89,10 +89,14 @@ var noSpan = lineSpan{}
 
 func (s lineSpan) ok() bool { return s.next > 0 }
 
-// devSpan is the source line of a device and its flags as parsed.
+// devSpan is the source line of a device and its flags as parsed, and the
+// shortest spelling by which a route names it when that is shorter than
+// its name (written quoted), for Format: a route line that fit the line
+// limit with that spelling fits it again.
 type devSpan struct {
 	lineSpan
 	enabled, enrolled bool
+	short             string
 }
 
 type origState struct {

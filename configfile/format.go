@@ -5,7 +5,10 @@ import "strconv"
 // Format renders f in canonical form: license lines (in order), crypto, the
 // four flags (always written), groups, devices and routes, one item per
 // line, single spaces, names quoted only when needed, LF line ends and no
-// comments. Parse(Format(f)) is Equal to f for any File that Parse
+// comments. Route targets name each device by the shortest spelling the
+// parsed source used for it (its device line's, or a route's with the
+// same DeviceKey), so a route line is no longer than it was and still fits
+// the line limit. Parse(Format(f)) is Equal to f for any File that Parse
 // returned, before or after edits.
 func Format(f *File) []byte {
 	size := 64
@@ -16,10 +19,17 @@ func Format(f *File) []byte {
 	for i := range f.Groups {
 		size += len(f.Groups[i].Name) + 10
 	}
+	// a route names a device by the shortest spelling the source used for
+	// it, so that a route line that fit the line limit still fits
 	quoted := make([]string, len(f.Devices))
 	for i := range f.Devices {
 		d := &f.Devices[i]
 		quoted[i] = quoteValid(d.Name)
+		if i < len(f.devSpan) && f.devSpan[i].short != "" {
+			if q := quoteValid(f.devSpan[i].short); len(q) < len(quoted[i]) {
+				quoted[i] = q
+			}
+		}
 		size += len(d.Name) + len(d.Group) + 40
 	}
 	for i := range f.Routes {

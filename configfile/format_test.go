@@ -1,7 +1,9 @@
 package configfile
 
 import (
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -72,5 +74,47 @@ func TestFormatCanonical(t *testing.T) {
 	want := "enroll disabled\nrouting disabled\ncdrs disabled\nssl enabled\ngroup g\ndevice d g enabled\nroute g '+1 404...' d 7\n"
 	if got := string(Format(f)); got != want {
 		t.Errorf("Format:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// A route line at the line limit that names its devices by spellings
+// shorter than their device lines (other case, no trailing dot, an IPv4
+// address for an IPv4-mapped one): Format must not make it too long.
+func TestFormatShortSpellings(t *testing.T) {
+	var b, r strings.Builder
+	b.WriteString("group ''\ndevice spare '' enabled\n")
+	r.WriteString("route '' ''")
+	for i := 0; r.Len() < DefaultLimits.MaxLineLen-40; i++ {
+		switch i % 3 {
+		case 0:
+			fmt.Fprintf(&b, "device DEVICE%d.EXAMPLE.COM. '' enabled\n", i)
+			fmt.Fprintf(&r, " device%d.example.com 1", i)
+		case 1:
+			fmt.Fprintf(&b, "device 0000:0000:0000:0000:0000:ffff:10.0.%d.%d '' enabled\n", i/256, i%256)
+			fmt.Fprintf(&r, " 10.0.%d.%d 1", i/256, i%256)
+		default:
+			fmt.Fprintf(&b, "device '[192.0.%d.%d]' '' enabled\n", i/256, i%256)
+			fmt.Fprintf(&r, " 192.0.%d.%d 1", i/256, i%256)
+		}
+	}
+	f := mustParse(t, b.String()+r.String()+"\n")
+	out := Format(f)
+	g, err := Parse("out", out)
+	if err != nil {
+		t.Fatalf("Format output does not parse: %v", err)
+	}
+	if d := f.Diff(g); d != "" {
+		t.Errorf("Parse(Format(f)) differs: %s", d)
+	}
+	// the spellings follow the devices through edits
+	if err := f.RemoveDevice("spare"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AddDevice("new", "", true, false); err != nil {
+		t.Fatal(err)
+	}
+	h := f.Clone()
+	if _, err := Parse("out", Format(h)); err != nil {
+		t.Fatalf("Format of an edited clone does not parse: %v", err)
 	}
 }

@@ -195,6 +195,14 @@ func quoteValue(s string) (string, bool) {
 	return quoteValid(s), true
 }
 
+// quotedLen is len(quoteValid(s)).
+func quotedLen(s string) int {
+	if isBare(s) {
+		return len(s)
+	}
+	return len(s) + 2
+}
+
 // quoteValid quotes a value that passed checkValue.
 func quoteValid(s string) string {
 	switch {

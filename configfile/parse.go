@@ -244,8 +244,12 @@ func (p *parser) sortErrors() {
 
 // defineLine reads a line after the line pass stopped (too many errors)
 // only for the group or device it defines; its errors are not reported.
+// The keyword may be quoted ('group', "device"), as any word may.
 func (p *parser) defineLine(ls lineSpan) {
 	line := strings.TrimLeft(p.s[ls.start:ls.end], " \t")
+	if line != "" && (line[0] == '\'' || line[0] == '"') {
+		line = line[1:]
+	}
 	if strings.HasPrefix(line, "group") || strings.HasPrefix(line, "device") {
 		p.parseLine(ls)
 	}
@@ -372,7 +376,10 @@ func (p *parser) device(toks []rawTok, ls lineSpan) {
 	}
 	name, group := toks[1].val, toks[2].val
 	ok := true
-	if name == "" {
+	// a name whose key is empty (' ', '.') is the empty name: a route's
+	// device '' would find it
+	key := DeviceKey(name)
+	if key == "" {
 		p.errorf(name, "device: empty name")
 		ok = false
 	}
@@ -393,8 +400,7 @@ func (p *parser) device(toks []rawTok, ls lineSpan) {
 			ok = false
 		}
 	}
-	key := DeviceKey(name)
-	if i, dup := f.devIdx[key]; dup && name != "" {
+	if i, dup := f.devIdx[key]; dup && key != "" {
 		if first := &f.Devices[i]; first.Name == name {
 			p.errorf(name, "device: duplicate device, first defined on line %d", first.Line)
 		} else {
@@ -530,6 +536,7 @@ func (p *parser) route(toks []rawTok) {
 			p.errorf(dt, "route: device listed twice in this route")
 			ok = false
 		}
+		p.spelling(di, dt)
 		p.stamp[di] = p.gen
 		tg[k] = Target{Device: di, Weight: w}
 	}
@@ -554,6 +561,22 @@ func (p *parser) route(toks []rawTok) {
 		p.growRoutes(toks[0].start)
 	}
 	f.Routes = append(f.Routes, r)
+}
+
+// spelling remembers name, by which a route names device di, when it is
+// written shorter than the device's name and any shorter spelling seen.
+func (p *parser) spelling(di int32, name string) {
+	d := &p.f.Devices[di]
+	if name == d.Name {
+		return
+	}
+	best := d.Name
+	if sp := &p.f.devSpan[di]; sp.short != "" {
+		best = sp.short
+	}
+	if quotedLen(name) < quotedLen(best) {
+		p.f.devSpan[di].short = name
+	}
 }
 
 // resolve checks the names used before their definition.
@@ -587,6 +610,7 @@ func (p *parser) resolve() {
 			continue
 		}
 		if pd.idx >= 0 {
+			p.spelling(di, pd.name)
 			f.Routes[pd.idx].Targets[pd.slot].Device = di
 			if len(touched) == 0 || touched[len(touched)-1] != pd.idx {
 				touched = append(touched, pd.idx)

@@ -254,6 +254,13 @@ func TestParseErrors(t *testing.T) {
 		{"device missing group", "device d\n", []string{`t.conf:1: device: missing group (near "d")`}},
 		{"device missing state", "group g\ndevice d g\n", []string{`t.conf:2: device: missing enabled or disabled (near "g")`}},
 		{"device empty name", "group g\ndevice '' g enabled\n", []string{`t.conf:2: device: empty name (near "")`}},
+		{"device blank name", "group g\ndevice ' ' g enabled\n", []string{`t.conf:2: device: empty name (near " ")`}},
+		{"device root name", "group g\ndevice '.' g enabled\ndevice ' . ' g enabled\n", []string{
+			`t.conf:2: device: empty name (near ".")`,
+			`t.conf:3: device: empty name (near " . ")`}},
+		{"route empty device name", "group ''\ndevice . '' enabled\nroute '' '' '' 1\n", []string{
+			`t.conf:2: device: empty name (near ".")`,
+			`t.conf:3: route: undefined device (near "")`}},
 		{"device bad state", "group g\ndevice d g on\n", []string{`t.conf:2: device: want enabled or disabled (near "on")`}},
 		{"device bad enrolled", "group g\ndevice d g enabled registered\n", []string{`t.conf:2: device: want enrolled or nothing after enabled or disabled (near "registered")`}},
 		{"device extra", "group g\ndevice d g enabled enrolled x\n", []string{`t.conf:2: device: unexpected extra value (near "x")`}},
@@ -508,6 +515,10 @@ func TestTruncatedErrorsAreTheFirst(t *testing.T) {
 			`t.conf:2: route: undefined group (near "h")`,
 			`t.conf:2: route: undefined device (near "nodev")`,
 			`t.conf:3: too many errors (near "nogroup")`}},
+		{"defined after the cut with a quoted keyword", "group g\nroute g 1 d 1\nroute h 1 d 1\nbad1\nbad2\nbad3\n'group' h\n\"device\" d g enabled\n", 2, []string{
+			`t.conf:4: ` + unknownKw + ` (near "bad1")`,
+			`t.conf:5: ` + unknownKw + ` (near "bad2")`,
+			`t.conf:6: too many errors (near "bad3")`}},
 		{"many late errors", "group g\n\n" + routes.String() + devs.String(), 3, []string{
 			`t.conf:3: route: undefined device (near "nodev0")`,
 			`t.conf:4: route: undefined device (near "nodev1")`,
