@@ -175,3 +175,27 @@ func TestClusterRevokeByDeviceUnmarksOtherInstancesMark(t *testing.T) {
 func tlsCert(cert *x509.Certificate, key crypto.Signer) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}
 }
+
+// A device whose certificate was revoked through A enrolls again through
+// B: its new certificate is good on both at once, as on one server (B
+// issued it; A must not go on treating the device as revoked).
+func TestClusterReenrollmentAfterRevocationSeenByOtherInstance(t *testing.T) {
+	a, b := startOSPPair(t, serverOpts{})
+	_, cert, key := a.enrolledDevice("device4.carrier.com")
+	if rsp := a.authorize(a.clientWith(tlsCert(cert, key)), "14045550100"); rsp.Status.Code != 200 {
+		t.Fatalf("A before the revocation: %+v", rsp.Status)
+	}
+	if code, body := a.Admin("POST", "/enroll/revoke", `{"serial":"`+serialOf(cert)+`"}`); code != 200 {
+		t.Fatalf("revoke on A: %d %s", code, body)
+	}
+	if rsp := a.authorize(a.clientWith(tlsCert(cert, key)), "14045550100"); rsp.Status.Code != 401 {
+		t.Fatalf("A after the revocation: %+v", rsp.Status)
+	}
+	_, cert2, key2 := b.enrolledDevice("device4.carrier.com")
+	if rsp := b.authorize(b.clientWith(tlsCert(cert2, key2)), "14045550100"); rsp.Status.Code != 200 {
+		t.Fatalf("B with the new certificate: %+v", rsp.Status)
+	}
+	if rsp := a.authorize(a.clientWith(tlsCert(cert2, key2)), "14045550100"); rsp.Status.Code != 200 {
+		t.Fatalf("A with the new certificate B issued: %+v", rsp.Status)
+	}
+}
