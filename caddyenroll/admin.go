@@ -487,11 +487,27 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 	}
 	// a device without a valid certificate is not enrolled any more; while
 	// the file does not parse, the flag is cleared once it does (the
-	// revocation keeps the device out of routes meanwhile)
-	if d.Known && d.Enrolled {
-		err := ad.app.cfg.edit(ctx, func(f *configfile.File) error { return f.SetEnrolled(d.Name, false) })
+	// revocation keeps the device out of routes meanwhile). The flag is
+	// read in the version the edit parses, not the one in force: another
+	// instance sharing the file may have marked the device (or added it,
+	// approved) since this one last reloaded it.
+	if d.Enrolled || !ad.app.cfg.current() {
+		name := d.Name
+		err := ad.app.cfg.edit(ctx, func(f *configfile.File) error {
+			if fd, ok := f.Device(body.Device); ok {
+				name = fd.Name
+			}
+			changed, err := markIn(f, mark{Device: body.Device, Unmark: true})
+			if err == nil && !changed {
+				return errNothingToWrite
+			}
+			return err
+		})
+		if errors.Is(err, errNothingToWrite) {
+			err = nil
+		}
 		if errors.Is(err, errFileUnavailable) {
-			err, deferred = ad.app.deferMark(ctx, mark{Device: d.Name, Unmark: true}, err), true
+			err, deferred = ad.app.deferMark(ctx, mark{Device: name, Unmark: true}, err), true
 		}
 		if err != nil {
 			// the revocation stands: say so, lest the operator take the

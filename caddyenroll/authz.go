@@ -561,6 +561,7 @@ func (a *App) identifyByCertificate(ctx context.Context, cert *x509.Certificate)
 		if rec.Revoked || a.serialRevoked(p, serial) {
 			return "", p, fmt.Errorf("certificate %s of %s is revoked", serial, rec.Device)
 		}
+		a.followReenrollment(ctx, p, rec.Device, serial)
 		a.authz.identMu.Lock()
 		if a.authz.idents == nil || len(a.authz.idents) >= maxCachedIdentities {
 			a.authz.idents = make(map[string]identity)
@@ -570,6 +571,27 @@ func (a *App) identifyByCertificate(ctx context.Context, cert *x509.Certificate)
 		return rec.Device, p, nil
 	}
 	return "", "", fmt.Errorf("client certificate %s was not issued by this clearinghouse", serial)
+}
+
+// followReenrollment is called when a device presents, for the first time
+// here, a good certificate of ours while its current certificate counts as
+// revoked: it may have enrolled again through another instance sharing the
+// storage since (which the next refresh would find). Its record is read
+// now, so that the certificate that record names is good here at once, as
+// on the instance that issued it. One storage read, only in that case.
+func (a *App) followReenrollment(ctx context.Context, profile, device, serial string) {
+	name := strings.ToLower(a.fileName(device))
+	a.authz.mu.RLock()
+	flagged := a.authz.current[name]
+	a.authz.mu.RUnlock()
+	if !flagged {
+		return
+	}
+	rec, err := a.readDeviceRecord(ctx, deviceKey(name))
+	if err != nil || rec == nil || rec.Profile != profile || !strings.EqualFold(rec.Serial, serial) {
+		return
+	}
+	a.noteRevoked(profile, name, nil, false) // the next refresh checks it again
 }
 
 // tokenSigner returns the token signing key and certificate of a profile,
