@@ -65,18 +65,7 @@ func startSecond(t *testing.T, a *server, waitAddrs []string, edit func(string) 
 func startOSPPair(t *testing.T, o serverOpts) (a, b *ospServer) {
 	t.Helper()
 	ospAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	o.sites = fmt.Sprintf(`https://:%s {
-	bind 127.0.0.1
-	tls {
-		client_auth {
-			mode verify_if_given
-			trust_pool enroll modern
-		}
-	}
-	osp {
-		token_validity 30s
-	}
-}`, ospAddr[strings.LastIndex(ospAddr, ":")+1:])
+	o.sites = mtlsOSPSite(ospAddr)
 	o.waitAddrs = []string{ospAddr}
 	as := startServer(t, o)
 	bs, remap := startSecond(t, as, o.waitAddrs, nil)

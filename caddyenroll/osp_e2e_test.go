@@ -42,7 +42,21 @@ func startOSPServer(t *testing.T) *ospServer {
 	// No host in the site address: gateways connect to an IP address without
 	// SNI, and a TLS connection policy bound to a server name would not
 	// apply to them; the certificate is the one Caddy manages for 127.0.0.1.
-	site := fmt.Sprintf(`https://:%s {
+	site := mtlsOSPSite(ospAddr) + fmt.Sprintf(`
+http://%s {
+	bind 127.0.0.1
+	osp {
+		source_address 127.0.0.1 device4.carrier.com
+	}
+}`, plainAddr)
+	s := startServer(t, serverOpts{sites: site, waitAddrs: []string{ospAddr, plainAddr}})
+	return &ospServer{server: s, ospURL: "https://" + ospAddr + "/osp", plainURL: "http://" + plainAddr + "/osp"}
+}
+
+// mtlsOSPSite is a site serving OSP at addr's port to devices identified
+// by their client certificates from the operational CA.
+func mtlsOSPSite(addr string) string {
+	return fmt.Sprintf(`https://:%s {
 	bind 127.0.0.1
 	tls {
 		client_auth {
@@ -53,15 +67,7 @@ func startOSPServer(t *testing.T) *ospServer {
 	osp {
 		token_validity 30s
 	}
-}
-http://%s {
-	bind 127.0.0.1
-	osp {
-		source_address 127.0.0.1 device4.carrier.com
-	}
-}`, ospAddr[strings.LastIndex(ospAddr, ":")+1:], plainAddr)
-	s := startServer(t, serverOpts{sites: site, waitAddrs: []string{ospAddr, plainAddr}})
-	return &ospServer{server: s, ospURL: "https://" + ospAddr + "/osp", plainURL: "http://" + plainAddr + "/osp"}
+}`, addr[strings.LastIndex(addr, ":")+1:])
 }
 
 // enrolledDevice enrolls a device through the real server and returns an
