@@ -42,6 +42,25 @@ func loginTestHandler(t *testing.T, accountFree, addressFree int) (*Handler, *ob
 	return &Handler{Profile: profileModern, ContentType: "text/html", MaxBody: wire.MaxBody, app: a, log: log}, logs
 }
 
+// retrieveAs sends h a retrieve (no CSR: status 2 once the credentials
+// pass) for username and password from the client address from.
+func retrieveAs(t *testing.T, h *Handler, from, username, password string) *wire.Response {
+	t.Helper()
+	form := url.Values{"operation": {"retrieve"}, "nonce": {"1"}, "username": {username}, "password": {password},
+		"device": {"1"}, "customer": {"0"}}
+	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(form.Encode()))
+	r.RemoteAddr = from + ":40000"
+	w := httptest.NewRecorder()
+	if err := h.ServeHTTP(w, r, nil); err != nil {
+		t.Fatal(err)
+	}
+	ans, err := wire.DecodeResponse(w.Body.Bytes())
+	if err != nil {
+		t.Fatalf("%v: %s", err, w.Body.String())
+	}
+	return ans
+}
+
 // Enrollment logs: a username that is no account's is logged hashed (it may
 // be a password typed in the wrong field); attempts refused by a lockout
 // are at debug, and a lockout is logged once, when it starts.
@@ -49,19 +68,7 @@ func TestEnrollmentLogLevels(t *testing.T) {
 	h, logs := loginTestHandler(t, 1, 4)
 	try := func(username string) int {
 		t.Helper()
-		form := url.Values{"operation": {"retrieve"}, "nonce": {"1"}, "username": {username}, "password": {"wrong"},
-			"device": {"1"}, "customer": {"0"}}
-		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(form.Encode()))
-		r.RemoteAddr = "203.0.113.9:40000"
-		w := httptest.NewRecorder()
-		if err := h.ServeHTTP(w, r, nil); err != nil {
-			t.Fatal(err)
-		}
-		ans, err := wire.DecodeResponse(w.Body.Bytes())
-		if err != nil {
-			t.Fatalf("%v: %s", err, w.Body.String())
-		}
-		return ans.Status
+		return retrieveAs(t, h, "203.0.113.9", username, "wrong").Status
 	}
 	const typo = "correct horse battery staple"
 	for i, c := range []struct {
@@ -163,18 +170,7 @@ func TestLockoutSparesKnownAddresses(t *testing.T) {
 		{known, "right", wire.StatusBadRequest},
 		{"127.0.0.5", "right", wire.StatusRateLimited},
 	} {
-		form := url.Values{"operation": {"retrieve"}, "nonce": {"1"}, "username": {"ops"}, "password": {c.password},
-			"device": {"1"}, "customer": {"0"}}
-		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(form.Encode()))
-		r.RemoteAddr = c.from + ":40000"
-		w := httptest.NewRecorder()
-		if err := h.ServeHTTP(w, r, nil); err != nil {
-			t.Fatal(err)
-		}
-		ans, err := wire.DecodeResponse(w.Body.Bytes())
-		if err != nil {
-			t.Fatalf("%v: %s", err, w.Body.String())
-		}
+		ans := retrieveAs(t, h, c.from, "ops", c.password)
 		if ans.Status != c.status {
 			t.Fatalf("attempt %d (%s from %s): status %d %q, want %d", i, c.password, c.from, ans.Status, ans.Error, c.status)
 		}
