@@ -309,7 +309,7 @@ func (c *Client) exchange(ctx context.Context, r wire.Request) (*wire.Response, 
 type httpStatusError struct {
 	op       string
 	code     int
-	status   string
+	status   string // the status line's code and reason phrase, as sent (Error escapes it)
 	body     []byte
 	location string // a redirect's Location, resolved when it parses
 	tooMany  bool   // a getcacert redirect on the server's origin, past maxRedirects
@@ -317,7 +317,7 @@ type httpStatusError struct {
 
 func (e *httpStatusError) Error() string {
 	if e.code >= 300 && e.code < 400 {
-		s := fmt.Sprintf("%s: server answered HTTP %s, a redirect", e.op, e.status)
+		s := fmt.Sprintf("%s: server answered HTTP %s, a redirect", e.op, printable(e.status))
 		if e.location != "" {
 			s += " to " + printable(e.location)
 		}
@@ -329,7 +329,7 @@ func (e *httpStatusError) Error() string {
 		}
 		return s + "; not followed: " + e.op + " carries the password and is sent to the server URL only (set it to the enrollment endpoint itself)"
 	}
-	s := fmt.Sprintf("%s: server answered HTTP %s, not 200 (is the server URL the enrollment endpoint?)", e.op, e.status)
+	s := fmt.Sprintf("%s: server answered HTTP %s, not 200 (is the server URL the enrollment endpoint?)", e.op, printable(e.status))
 	if len(e.body) > 0 {
 		b := e.body
 		if len(b) > 200 {

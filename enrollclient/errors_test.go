@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -58,6 +60,29 @@ func TestServerTextPrintable(t *testing.T) {
 		t.Fatalf("err = %#v", err)
 	}
 	if why := safeOnTerminal(err.Error()); why != "" || !strings.Contains(err.Error(), `denied\x1b[2J`) {
+		t.Fatalf("%s in %q", why, err.Error())
+	}
+}
+
+// The reason phrase of the server's HTTP status line is server text too.
+func TestHTTPReasonPhrasePrintable(t *testing.T) {
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		buf.WriteString("HTTP/1.1 503 Busy\x1b[2J\x1b]0;pwned\x07\u202eevil\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		buf.Flush()
+	}))
+	defer ts.Close()
+	c := &Client{ServerURL: ts.URL + "/", HTTPClient: ts.Client()}
+	_, err := c.GetCACert(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("err = %v", err)
+	}
+	if why := safeOnTerminal(err.Error()); why != "" || !strings.Contains(err.Error(), `Busy\x1b[2J`) {
 		t.Fatalf("%s in %q", why, err.Error())
 	}
 }
