@@ -141,8 +141,10 @@ type ServerTrustError struct {
 	Err error // the crypto/tls or crypto/x509 error
 }
 
+// Error escapes the underlying error's text: it can carry the names of the
+// presented certificate (x509.HostnameError), chosen by whoever answered.
 func (e *ServerTrustError) Error() string {
-	return "server certificate not trusted: " + e.Err.Error()
+	return "server certificate not trusted: " + printable(e.Err.Error())
 }
 
 func (e *ServerTrustError) Unwrap() error { return e.Err }
