@@ -230,13 +230,21 @@ func (c *Client) httpClient() (*http.Client, error) {
 // pointed).
 func redirectPolicy(op string) func(req *http.Request, via []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {
-		first := via[0].URL
-		if op != wire.OpGetCACert || len(via) >= 3 ||
-			!strings.EqualFold(req.URL.Scheme, first.Scheme) || !strings.EqualFold(req.URL.Host, first.Host) {
+		// via holds the requests sent so far: the first redirect is
+		// asked about with len(via) == 1, the 3rd with 3.
+		if op != wire.OpGetCACert || len(via) > maxRedirects || !sameOrigin(req.URL, via[0].URL) {
 			return http.ErrUseLastResponse
 		}
 		return nil
 	}
+}
+
+// maxRedirects is how many redirects getcacert follows.
+const maxRedirects = 3
+
+// sameOrigin reports whether two URLs have the same scheme, host and port.
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Host, b.Host)
 }
 
 func (c *Client) newNonce() ([]byte, error) {
@@ -286,6 +294,7 @@ func (c *Client) exchange(ctx context.Context, r wire.Request) (*wire.Response, 
 			he.location = resp.Header.Get("Location")
 			if u, err := resp.Location(); err == nil {
 				he.location = u.Redacted()
+				he.tooMany = r.Operation == wire.OpGetCACert && sameOrigin(u, req.URL)
 			}
 		}
 		return nil, he
@@ -300,23 +309,27 @@ func (c *Client) exchange(ctx context.Context, r wire.Request) (*wire.Response, 
 type httpStatusError struct {
 	op       string
 	code     int
-	status   string
+	status   string // the status line's code and reason phrase, as sent (Error escapes it)
 	body     []byte
 	location string // a redirect's Location, resolved when it parses
+	tooMany  bool   // a getcacert redirect on the server's origin, past maxRedirects
 }
 
 func (e *httpStatusError) Error() string {
 	if e.code >= 300 && e.code < 400 {
-		s := fmt.Sprintf("%s: server answered HTTP %s, a redirect", e.op, e.status)
+		s := fmt.Sprintf("%s: server answered HTTP %s, a redirect", e.op, printable(e.status))
 		if e.location != "" {
 			s += " to " + printable(e.location)
+		}
+		if e.tooMany {
+			return s + fmt.Sprintf("; not followed: more than %d redirects (set the server URL to the enrollment endpoint itself)", maxRedirects)
 		}
 		if e.op == wire.OpGetCACert {
 			return s + "; not followed: getcacert follows only redirects that keep the server URL's scheme, host and port (set it to the enrollment endpoint itself)"
 		}
 		return s + "; not followed: " + e.op + " carries the password and is sent to the server URL only (set it to the enrollment endpoint itself)"
 	}
-	s := fmt.Sprintf("%s: server answered HTTP %s, not 200 (is the server URL the enrollment endpoint?)", e.op, e.status)
+	s := fmt.Sprintf("%s: server answered HTTP %s, not 200 (is the server URL the enrollment endpoint?)", e.op, printable(e.status))
 	if len(e.body) > 0 {
 		b := e.body
 		if len(b) > 200 {

@@ -72,6 +72,11 @@ func (e *RejectedError) Error() string {
 	return s
 }
 
+// Printable makes text that came from the server (a certificate's subject,
+// an error message) safe to print on a terminal, as the errors of this
+// package are: see printable.
+func Printable(s string) string { return printable(s) }
+
 // printable makes text from the server safe to print on a terminal: tabs
 // and line breaks become spaces; other control characters (escape
 // sequences), invalid UTF-8 and characters that do not print (bidi
@@ -123,8 +128,8 @@ func (e *FingerprintMismatchError) Is(target error) bool { return target == ErrF
 // or because Confirm refused it.
 type UntrustedCAError struct {
 	Fingerprint string // SHA-256, colon-hex upper case: check it out of band
-	Subject     string
-	Refused     bool // Confirm was asked and said no
+	Subject     string // as the certificate has it: print it through Printable
+	Refused     bool   // Confirm was asked and said no
 }
 
 func (e *UntrustedCAError) Error() string {
@@ -141,8 +146,10 @@ type ServerTrustError struct {
 	Err error // the crypto/tls or crypto/x509 error
 }
 
+// Error escapes the underlying error's text: it can carry the names of the
+// presented certificate (x509.HostnameError), chosen by whoever answered.
 func (e *ServerTrustError) Error() string {
-	return "server certificate not trusted: " + e.Err.Error()
+	return "server certificate not trusted: " + printable(e.Err.Error())
 }
 
 func (e *ServerTrustError) Unwrap() error { return e.Err }

@@ -2,10 +2,23 @@ package enrollclient
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/enrollclient/enrolltest"
@@ -58,6 +71,61 @@ func TestServerTextPrintable(t *testing.T) {
 		t.Fatalf("err = %#v", err)
 	}
 	if why := safeOnTerminal(err.Error()); why != "" || !strings.Contains(err.Error(), `denied\x1b[2J`) {
+		t.Fatalf("%s in %q", why, err.Error())
+	}
+}
+
+// The reason phrase of the server's HTTP status line is server text too.
+func TestHTTPReasonPhrasePrintable(t *testing.T) {
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		buf.WriteString("HTTP/1.1 503 Busy\x1b[2J\x1b]0;pwned\x07\u202eevil\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		buf.Flush()
+	}))
+	defer ts.Close()
+	c := &Client{ServerURL: ts.URL + "/", HTTPClient: ts.Client()}
+	_, err := c.GetCACert(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("err = %v", err)
+	}
+	if why := safeOnTerminal(err.Error()); why != "" || !strings.Contains(err.Error(), `Busy\x1b[2J`) {
+		t.Fatalf("%s in %q", why, err.Error())
+	}
+}
+
+// A TLS certificate that does not name the server is refused, and the names
+// it gives — chosen by whoever answered, before any trust — are escaped in
+// the error as the server's other text is.
+func TestServerCertificateNamesPrintable(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "impostor"},
+		DNSNames:  []string{"evil\x1b[2J\x1b]0;pwned\x07.example"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	ts.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+	ts.StartTLS()
+	defer ts.Close()
+	_, port, _ := net.SplitHostPort(ts.Listener.Addr().String())
+	c := &Client{ServerURL: "https://localhost:" + port + "/", RootCAPEM: certPEM(der)}
+	_, err = c.GetCACert(context.Background())
+	if !errors.Is(err, ErrServerNotTrusted) {
+		t.Fatalf("err = %v", err)
+	}
+	if why := safeOnTerminal(err.Error()); why != "" || !strings.Contains(err.Error(), `evil\x1b[2J`) {
 		t.Fatalf("%s in %q", why, err.Error())
 	}
 }

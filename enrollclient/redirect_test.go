@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -121,5 +122,43 @@ func TestRedirectsNotFollowed(t *testing.T) {
 				t.Fatalf("followed to /moved: %v", got)
 			}
 		})
+	}
+}
+
+// getcacert follows up to 3 redirects on the same scheme, host and port
+// (doc.go, Client.HTTPClient), and refuses a 4th as too many, not as a
+// redirect elsewhere.
+func TestGetCACertRedirectLimit(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{})
+	for _, tc := range []struct {
+		hops   int
+		follow bool
+	}{{1, true}, {2, true}, {3, true}, {4, false}} {
+		front := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var n int
+			if _, err := fmt.Sscanf(r.URL.Path, "/hop%d", &n); err != nil {
+				n = 0
+			}
+			if n < tc.hops {
+				w.Header().Set("Location", fmt.Sprintf("/hop%d", n+1))
+				w.WriteHeader(http.StatusTemporaryRedirect)
+				return
+			}
+			srv.HTTP.Config.Handler.ServeHTTP(w, r)
+		}))
+		front.Config.ErrorLog = log.New(io.Discard, "", 0)
+		front.StartTLS()
+		c := &Client{ServerURL: front.URL + "/", RootCAPEM: certPEM(front.Certificate().Raw)}
+		ca, err := c.GetCACert(context.Background())
+		front.Close()
+		if tc.follow {
+			if err != nil || !bytes.Equal(ca.Raw, srv.CA.Raw) {
+				t.Errorf("%d redirects on the same host: %v", tc.hops, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "redirect") || strings.Contains(err.Error(), "scheme, host and port") {
+			t.Errorf("%d redirects: err = %v, want too many redirects", tc.hops, err)
+		}
 	}
 }

@@ -31,7 +31,7 @@ type StatusInfo struct {
 // CertInfo describes the installed certificate.
 type CertInfo struct {
 	Path          string
-	Subject       string
+	Subject       string // Subject, Issuer, CASubject: as the certificates have them; print them through Printable
 	CommonName    string
 	Serial        string // colon-hex upper case
 	Issuer        string
@@ -60,8 +60,8 @@ type PendingInfo struct {
 	Username      string
 	KeyType       string
 	Created       time.Time
-	Submitted     bool // the server answered pending at least once
-	ServerNonce   string
+	Submitted     bool   // the server answered pending at least once
+	ServerNonce   string // as the server sent it: print it through Printable
 	Polls         int
 	LastPoll      time.Time
 	CAFingerprint string

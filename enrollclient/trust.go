@@ -95,7 +95,7 @@ func (c *Client) checkCA(ca *x509.Certificate, pin string) error {
 		}
 	}
 	if err := usableCA(ca, c.now()); err != nil {
-		return fmt.Errorf("%w: CA certificate %s (SHA-256 %s): %v", ErrProtocol, ca.Subject, fp, err)
+		return fmt.Errorf("%w: CA certificate %s (SHA-256 %s): %v", ErrProtocol, printable(ca.Subject.String()), fp, err)
 	}
 	return nil
 }
@@ -137,7 +137,7 @@ func VerifyIssued(cert *x509.Certificate, pub crypto.PublicKey, ca *x509.Certifi
 		return &CertificateError{Reason: "its public key is not this device's key"}
 	}
 	if deviceName != "" && !namesDevice(cert, deviceName) {
-		return &CertificateError{Reason: fmt.Sprintf("it does not name the device %q (subject %s)", deviceName, cert.Subject)}
+		return &CertificateError{Reason: fmt.Sprintf("it does not name the device %q (subject %s)", deviceName, printable(cert.Subject.String()))}
 	}
 	validNow := !now.After(cert.NotAfter) && !now.Before(cert.NotBefore)
 	at := now

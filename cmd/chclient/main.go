@@ -278,7 +278,7 @@ func confirmer(e env) func(string, *x509.Certificate) bool {
 			"  subject:  %s\n  valid:    %s to %s\n  SHA-256:  %s\n"+
 			"Compare the fingerprint with the one your clearinghouse operator gave you\n"+
 			"(by telephone or another channel you trust). Trust this CA? [y/N] ",
-			cert.Subject, cert.NotBefore.UTC().Format(time.DateOnly), cert.NotAfter.UTC().Format(time.DateOnly), fp)
+			enrollclient.Printable(cert.Subject.String()), cert.NotBefore.UTC().Format(time.DateOnly), cert.NotAfter.UTC().Format(time.DateOnly), fp)
 		line, _ := bufio.NewReader(e.stdin).ReadString('\n')
 		switch strings.ToLower(strings.TrimSpace(line)) {
 		case "y", "yes":
@@ -296,7 +296,7 @@ func cmdEnroll(ctx context.Context, c *enrollclient.Client, o options, e env) in
 		if err == nil && st.State == enrollclient.StateIssued && st.Pending == nil && sameDevice {
 			fmt.Fprintf(e.stdout, "already enrolled: %s, valid until %s (%d days left)\n"+
 				"use \"chclient renew\" to renew, or \"chclient enroll --force\" to enroll again\n",
-				st.Cert.Subject, st.Cert.NotAfter.UTC().Format(time.RFC3339), st.Cert.DaysLeft)
+				enrollclient.Printable(st.Cert.Subject), st.Cert.NotAfter.UTC().Format(time.RFC3339), st.Cert.DaysLeft)
 			return exitOK
 		}
 	}
@@ -315,7 +315,7 @@ func cmdRenew(ctx context.Context, c *enrollclient.Client, o options, e env) int
 	}
 	if !renewed {
 		fmt.Fprintf(e.stdout, "not yet due: %s is valid until %s (%d days left); renewal due from %s\n",
-			res.Certificate.Subject, res.Certificate.NotAfter.UTC().Format(time.RFC3339),
+			enrollclient.Printable(res.Certificate.Subject.String()), res.Certificate.NotAfter.UTC().Format(time.RFC3339),
 			daysLeft(res.Certificate.NotAfter), res.RenewAt.UTC().Format(time.RFC3339))
 		return exitOK
 	}
@@ -362,13 +362,13 @@ func daysLeft(t time.Time) int { return int(time.Until(t).Hours() / 24) }
 
 func printResult(w io.Writer, what string, r *enrollclient.Result) {
 	cert := r.Certificate
-	fmt.Fprintf(w, "%s: %s\n", what, cert.Subject)
+	fmt.Fprintf(w, "%s: %s\n", what, enrollclient.Printable(cert.Subject.String()))
 	fmt.Fprintf(w, "  certificate  %s (serial %s)\n", r.CertPath, colonHex(cert.SerialNumber.Bytes()))
 	fmt.Fprintf(w, "  valid        %s to %s (%d days)\n", cert.NotBefore.UTC().Format(time.RFC3339),
 		cert.NotAfter.UTC().Format(time.RFC3339), daysLeft(cert.NotAfter))
 	fmt.Fprintf(w, "  renew from   %s\n", r.RenewAt.UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "  key          %s (%s, mode 0600)\n", r.KeyPath, enrollclient.KeyDescription(cert.PublicKey))
-	fmt.Fprintf(w, "  CA           %s (%s)\n", r.CAPath, r.CACert.Subject)
+	fmt.Fprintf(w, "  CA           %s (%s)\n", r.CAPath, enrollclient.Printable(r.CACert.Subject.String()))
 	fmt.Fprintf(w, "  CA SHA-256   %s\n", r.CAFingerprint)
 	if r.Resumed {
 		fmt.Fprintf(w, "  (resumed a saved request)\n")
@@ -378,7 +378,7 @@ func printResult(w io.Writer, what string, r *enrollclient.Result) {
 func printStatus(w io.Writer, st *enrollclient.StatusInfo, dir string) {
 	fmt.Fprintf(w, "state:        %s (%s)\n", st.State, dir)
 	if ci := st.Cert; ci != nil {
-		fmt.Fprintf(w, "subject:      %s\n", ci.Subject)
+		fmt.Fprintf(w, "subject:      %s\n", enrollclient.Printable(ci.Subject))
 		fmt.Fprintf(w, "serial:       %s\n", ci.Serial)
 		fmt.Fprintf(w, "not after:    %s (%d days left)\n", ci.NotAfter.UTC().Format(time.RFC3339), ci.DaysLeft)
 		due := ""
@@ -388,7 +388,7 @@ func printStatus(w io.Writer, st *enrollclient.StatusInfo, dir string) {
 		fmt.Fprintf(w, "renew from:   %s%s\n", ci.RenewAt.UTC().Format(time.RFC3339), due)
 		fmt.Fprintf(w, "key:          %s, mode %04o, matches certificate: %v\n", ci.KeyType, ci.KeyMode, ci.KeyMatches)
 		if ci.CAFingerprint != "" {
-			fmt.Fprintf(w, "CA:           %s\n", ci.CASubject)
+			fmt.Fprintf(w, "CA:           %s\n", enrollclient.Printable(ci.CASubject))
 			fmt.Fprintf(w, "CA SHA-256:   %s\n", ci.CAFingerprint)
 		}
 	}
@@ -405,7 +405,7 @@ func printStatus(w io.Writer, st *enrollclient.StatusInfo, dir string) {
 		fmt.Fprintf(w, "  server:     %s\n", p.Server)
 		fmt.Fprintf(w, "  since:      %s, %d answers, last %s\n", p.Created.UTC().Format(time.RFC3339), p.Polls, fmtTime(p.LastPoll))
 		if p.ServerNonce != "" {
-			fmt.Fprintf(w, "  nonce:      %s (server)\n", p.ServerNonce)
+			fmt.Fprintf(w, "  nonce:      %s (server)\n", enrollclient.Printable(p.ServerNonce))
 		}
 		fmt.Fprintf(w, "  key:        %s\n", p.KeyType)
 		fmt.Fprintf(w, "  CA SHA-256: %s\n", p.CAFingerprint)
@@ -433,7 +433,7 @@ func fail(c *enrollclient.Client, e env, cmd string, err error) int {
 	case errors.As(err, &ue) && !ue.Refused:
 		fmt.Fprintf(e.stderr, "\nThe CA certificate (%s) has the SHA-256 fingerprint\n  %s\n"+
 			"Check it with your clearinghouse operator out of band, then run again with\n"+
-			"  --ca-fingerprint %s\n(or --trust-on-first-use to accept it unchecked).\n", ue.Subject, ue.Fingerprint, ue.Fingerprint)
+			"  --ca-fingerprint %s\n(or --trust-on-first-use to accept it unchecked).\n", enrollclient.Printable(ue.Subject), ue.Fingerprint, ue.Fingerprint)
 	case errors.Is(err, enrollclient.ErrFingerprintMismatch):
 		fmt.Fprintf(e.stderr, "No key was generated or sent. Do not continue: check the server URL and the fingerprint\n"+
 			"with your clearinghouse operator.\n")

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	"io"
 	"log"
@@ -253,4 +254,72 @@ func TestRejectedAndHTTP(t *testing.T) {
 	r := runCmd(t, "", false, nil, "enroll", "--server", "http://127.0.0.1:1/", "--device-name", "gw1.example.com",
 		"--device-id", "1", "--customer", "0", "--username", "u", "--dir", t.TempDir(), "--trust-on-first-use")
 	expect(t, r, exitUsage, "plain HTTP not allowed")
+}
+
+// The CA certificate's subject is the server's text: shown when the
+// operator is asked to trust it, and in errors, it is escaped, so that it
+// cannot forge or hide the fingerprint line the operator compares.
+func TestCASubjectPrintable(t *testing.T) {
+	f := newFixture(t, enrolltest.Config{})
+	forged := strings.Repeat("AB:", 31) + "AB"
+	ca, key, err := enrolltest.NewCA("Clearinghouse CA\n  SHA-256:  " + forged + "\n\x1b[8m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv.CA, f.srv.CAKey = ca, key
+	a := f.args("enroll")
+	for i := range a {
+		if a[i] == "--ca-fingerprint" {
+			a = append(a[:i:i], a[i+2:]...)
+			break
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		tty   bool
+		stdin string
+	}{{"asked", true, "n\n"}, {"not asked", false, ""}} {
+		r := runCmd(t, tc.stdin, tc.tty, nil, a...)
+		expect(t, r, exitUntrusted, f.srv.CAFingerprint())
+		out := r.stdout + r.stderr
+		if strings.Contains(out, "\x1b") || strings.Contains(out, "\n  SHA-256:  "+forged) {
+			t.Errorf("%s: the CA subject reached the terminal raw:\n%s", tc.name, out)
+		}
+	}
+	// trusted after all (TOFU): the subject in the result is escaped too
+	r := runCmd(t, "", false, nil, append(a, "--trust-on-first-use")...)
+	expect(t, r, exitOK, "enrolled:")
+	if strings.Contains(r.stdout+r.stderr, "\x1b") {
+		t.Errorf("result: raw escape:\n%s", r.stdout)
+	}
+	r = runCmd(t, "", false, nil, "status", "--dir", f.dir)
+	if strings.Contains(r.stdout+r.stderr, "\x1b") {
+		t.Errorf("status: raw escape:\n%s", r.stdout)
+	}
+}
+
+// The server's nonce of a pending answer (status=1&nonce=…), saved and shown
+// by status, is the server's text too.
+func TestServerNoncePrintable(t *testing.T) {
+	f := newFixture(t, enrolltest.Config{Manual: true})
+	expect(t, runCmd(t, "", false, nil, f.args("enroll", "--max-wait", "0")...), exitPending)
+	path := filepath.Join(f.dir, "pending.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p map[string]any
+	if err := json.Unmarshal(data, &p); err != nil {
+		t.Fatal(err)
+	}
+	p["server_nonce"] = "A1F0\x1b[2J\x1b]0;pwned\x07"
+	data, _ = json.Marshal(p)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runCmd(t, "", false, nil, "status", "--dir", f.dir)
+	expect(t, r, exitPending, `A1F0\x1b[2J`)
+	if strings.Contains(r.stdout+r.stderr, "\x1b") {
+		t.Errorf("status: raw escape:\n%s", r.stdout)
+	}
 }
