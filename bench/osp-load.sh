@@ -6,13 +6,21 @@
 #
 #   bench/osp-load.sh [DURATION] [CONNECTIONS]      (default 10s, 50)
 #
-# Needs wrk (apt-get install wrk). Prints both rates and the ratio the
+# Needs wrk (apt-get install wrk) and python3. Prints both rates and the ratio the
 # issue asks for: authorizations/s ÷ (bare tokens/s ÷ 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dur=${1:-10s}; conns=${2:-50}
 command -v wrk >/dev/null || { echo "osp-load: wrk is not installed (apt-get install wrk)" >&2; exit 2; }
-work=$(mktemp -d); trap 'kill $(cat "$work/pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
+command -v python3 >/dev/null || { echo "osp-load: python3 is not installed (apt-get install python3)" >&2; exit 2; }
+# stop_caddy ends the Caddy this script started and waits until it has exited
+stop_caddy() {
+  [ -f "$work/pid" ] || return 0
+  kill "$(cat "$work/pid")" 2>/dev/null || true
+  wait "$(cat "$work/pid")" 2>/dev/null || true
+  rm -f "$work/pid"
+}
+work=$(mktemp -d); trap 'stop_caddy; rm -rf "$work"' EXIT
 go build -o "$work/caddy" ./cmd/caddy
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 admin=$(port); tlsport=$(port)
@@ -53,7 +61,10 @@ https://127.0.0.1:$tlsport {
 	}
 }
 CF
-( cd "$work" && HOME="$work" "$work/caddy" run --config Caddyfile > caddy.log 2>&1 & echo $! > "$work/pid" )
+# exec: the pid recorded is Caddy's own, not that of a subshell that would
+# leave Caddy running when killed
+( cd "$work" && HOME="$work" exec "$work/caddy" run --config Caddyfile > caddy.log 2>&1 ) &
+echo $! > "$work/pid"
 for _ in $(seq 200); do
   curl -sk --max-time 1 -o /dev/null "https://127.0.0.1:$tlsport/" && break; sleep 0.1
 done
@@ -62,7 +73,7 @@ out=$(cd bench && OSP_BODY=../osp/testdata/authorization-request.xml wrk -t2 -c"
 echo "$out"
 auth=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
 bad=$(echo "$out" | awk '/^bad_answers/ {print $2}')
-kill "$(cat "$work/pid")"; sleep 0.5
+stop_caddy # before the in-process benchmark, which should have the cores to itself
 tokens=$(go test -run '^$' -bench 'TokenSignInProcess' -benchtime 3s ./caddyenroll/ | awk '/tokens\/s/ {for(i=1;i<=NF;i++) if($(i+1)=="tokens/s") print $i}')
 python3 - "$auth" "$tokens" "$bad" <<'PY'
 import sys
