@@ -77,7 +77,7 @@ address of --config).`,
 				c.Flags().String("reason", "", "reason, recorded with the request")
 			}, func(f adminFlags, args []string) (string, string, any, error) {
 				r, _ := f.cmd.Flags().GetString("reason")
-				return http.MethodPost, "/enroll/reject/" + args[0], approveBody{Reason: r}, nil
+				return http.MethodPost, "/enroll/reject/" + args[0], rejectBody{Reason: r}, nil
 			}))
 			cmd.AddCommand(adminCommand("devices", "List devices and their certificates", nil, func(f adminFlags, _ []string) (string, string, any, error) {
 				return http.MethodGet, "/enroll/devices", nil, nil
