@@ -121,6 +121,9 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			if err != nil {
 				return nil, d.Errf("lockout: %v", err)
 			}
+			if first == 0 || most == 0 { // the JSON's zero: the default, not "none"
+				return nil, d.Errf("lockout 0 is not a setting: leave lockout out for its default (1s 15m)")
+			}
 			app.LockoutBase, app.LockoutMax = caddy.Duration(first), caddy.Duration(most)
 		case "max_destinations":
 			n, err := nonZero(d, intArg, "")
