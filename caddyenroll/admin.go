@@ -1,6 +1,7 @@
 package caddyenroll
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -47,6 +48,9 @@ func init() {
 //	GET  /enroll/cdrs[?format=csv]      stored usage records (JSON, or CSV); since=D and until=D
 //	                                    (UTC days YYYY-MM-DD, inclusive) export a period
 //	DELETE /enroll/cdrs?before=D        delete the records of the UTC days before D (at most tomorrow)
+//
+// Bodies are read strictly (readBody): unknown fields, data after the
+// object and bodies over 64 KiB are refused.
 type adminAPI struct {
 	ctx caddy.Context
 	log *zap.Logger
@@ -218,20 +222,39 @@ func (ad *adminAPI) listRequests(w http.ResponseWriter, r *http.Request, state s
 }
 
 type approveBody struct {
-	Group  string `json:"group,omitempty"`
+	Group string `json:"group,omitempty"`
+}
+
+type rejectBody struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// maxAdminBody bounds the request bodies of the admin API.
+const maxAdminBody = 64 << 10
+
+// readBody decodes the JSON body of an admin request into v; an empty body
+// leaves v as it is. The body is read strictly: a field v lacks (a typo,
+// "reson", would otherwise drop the reason and go ahead), data after the
+// value, or a body larger than maxAdminBody (which would be cut, and decoded
+// in part) is refused. The error is the API's answer.
 func readBody(r *http.Request, v any) error {
-	b, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxAdminBody+1))
 	if err != nil {
-		return err
+		return apiErr(http.StatusBadRequest, fmt.Errorf("reading the body: %v", err))
 	}
-	if len(strings.TrimSpace(string(b))) == 0 {
+	if len(b) > maxAdminBody {
+		return apiErr(http.StatusRequestEntityTooLarge, fmt.Errorf("body larger than %d bytes", maxAdminBody))
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
 		return nil
 	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("decoding JSON body: %v", err)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return apiErr(http.StatusBadRequest, fmt.Errorf("decoding JSON body: %v", err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return apiErr(http.StatusBadRequest, errors.New("decoding JSON body: data after the JSON value"))
 	}
 	return nil
 }
@@ -242,7 +265,7 @@ func (ad *adminAPI) approve(w http.ResponseWriter, r *http.Request, id string) e
 	}
 	var body approveBody
 	if err := readBody(r, &body); err != nil {
-		return apiErr(http.StatusBadRequest, err)
+		return err
 	}
 	req, err := ad.app.approve(r.Context(), id, body.Group)
 	if err != nil {
@@ -255,9 +278,9 @@ func (ad *adminAPI) reject(w http.ResponseWriter, r *http.Request, id string) er
 	if r.Method != http.MethodPost {
 		return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
 	}
-	var body approveBody
+	var body rejectBody
 	if err := readBody(r, &body); err != nil {
-		return apiErr(http.StatusBadRequest, err)
+		return err
 	}
 	req, err := ad.app.reject(r.Context(), id, body.Reason)
 	if err != nil {
@@ -341,7 +364,7 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	var body revokeBody
 	if err := readBody(r, &body); err != nil {
-		return apiErr(http.StatusBadRequest, err)
+		return err
 	}
 	if (body.Serial == "") == (body.Device == "") {
 		return apiErr(http.StatusBadRequest, errors.New("give exactly one of serial or device"))

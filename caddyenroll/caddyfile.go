@@ -3,6 +3,7 @@ package caddyenroll
 import (
 	"errors"
 	"math"
+	"net/netip"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -119,6 +120,9 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			most, err := caddy.ParseDuration(args[1])
 			if err != nil {
 				return nil, d.Errf("lockout: %v", err)
+			}
+			if first == 0 || most == 0 { // the JSON's zero: the default, not "none"
+				return nil, d.Errf("lockout 0 is not a setting: leave lockout out for its default (1s 15m)")
 			}
 			app.LockoutBase, app.LockoutMax = caddy.Duration(first), caddy.Duration(most)
 		case "max_destinations":
@@ -413,11 +417,23 @@ func parseOSPDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 			if len(args) != 2 {
 				return nil, d.Errf("source_address needs <ip> <device>")
 			}
+			ip, perr := netip.ParseAddr(args[0])
+			if perr != nil {
+				return nil, d.Errf("source_address: %q is not an IP address", args[0])
+			}
+			if ip.Zone() != "" {
+				return nil, d.Errf("source_address %s has a zone, which is never matched: write %s", args[0], ip.WithZone(""))
+			}
 			if hd.SourceAddresses == nil {
 				hd.SourceAddresses = make(map[string]string)
 			}
-			if _, dup := hd.SourceAddresses[args[0]]; dup {
-				return nil, d.Errf("source_address %s is given twice", args[0])
+			for other := range hd.SourceAddresses {
+				switch {
+				case other == args[0]:
+					return nil, d.Errf("source_address %s is given twice", args[0])
+				case netip.MustParseAddr(other).Unmap() == ip.Unmap():
+					return nil, d.Errf("source_address %s is given twice (as %s)", args[0], other)
+				}
 			}
 			hd.SourceAddresses[args[0]] = args[1]
 		default:

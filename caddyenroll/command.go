@@ -77,7 +77,7 @@ address of --config).`,
 				c.Flags().String("reason", "", "reason, recorded with the request")
 			}, func(f adminFlags, args []string) (string, string, any, error) {
 				r, _ := f.cmd.Flags().GetString("reason")
-				return http.MethodPost, "/enroll/reject/" + args[0], approveBody{Reason: r}, nil
+				return http.MethodPost, "/enroll/reject/" + args[0], rejectBody{Reason: r}, nil
 			}))
 			cmd.AddCommand(adminCommand("devices", "List devices and their certificates", nil, func(f adminFlags, _ []string) (string, string, any, error) {
 				return http.MethodGet, "/enroll/devices", nil, nil
@@ -250,7 +250,9 @@ type adminRequestFunc func(f adminFlags, args []string) (method, uri string, bod
 // its JSON answer.
 func adminCommand(use, short string, setup func(*cobra.Command), build adminRequestFunc) *cobra.Command {
 	// errors (arguments, flags, the request) are printed by cobra, "Error: …"
-	c := &cobra.Command{Use: use, Short: short, SilenceUsage: true}
+	// no arguments unless setup says otherwise: cobra would take any and
+	// ignore them (`ca legacy` showing the modern CA)
+	c := &cobra.Command{Use: use, Short: short, SilenceUsage: true, Args: cobra.NoArgs}
 	c.Flags().String("address", "", "address of the administration API listener (if --config is not used)")
 	c.Flags().StringP("config", "c", "", "configuration file (if --address is not used)")
 	c.Flags().StringP("adapter", "a", "", "name of config adapter to apply (if --config is used)")

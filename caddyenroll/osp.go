@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -63,6 +64,8 @@ type OSPHandler struct {
 	// an address acts as that device: use only on trusted networks. The
 	// address is the connection's (with a proxy_protocol listener wrapper,
 	// the one it carries), never X-Forwarded-For, even from trusted_proxies.
+	// Each address at most once in any spelling (an IPv4-mapped address is
+	// the IPv4 one), without a zone, and with a device name.
 	SourceAddresses map[string]string `json:"source_addresses,omitempty"`
 
 	// Serve OSP over plain HTTP even when the configuration file says
@@ -99,14 +102,7 @@ func (h *OSPHandler) Provision(ctx caddy.Context) error {
 	if err := h.Validate(); err != nil {
 		return err
 	}
-	h.bySource = make(map[netip.Addr]string, len(h.SourceAddresses))
-	for addr, dev := range h.SourceAddresses {
-		ip, err := netip.ParseAddr(addr)
-		if err != nil {
-			return fmt.Errorf("source_addresses: %q is not an IP address", addr)
-		}
-		h.bySource[ip.Unmap()] = dev
-	}
+	h.bySource, _ = sourceAddresses(h.SourceAddresses) // checked by Validate
 	appIface, err := ctx.App("enroll")
 	if err != nil {
 		return fmt.Errorf("getting enroll app: %v", err)
@@ -137,7 +133,37 @@ func (h *OSPHandler) Validate() error {
 	if h.MaxDestinations < 0 {
 		return errors.New("max_destinations must not be negative")
 	}
-	return nil
+	_, err := sourceAddresses(h.SourceAddresses)
+	return err
+}
+
+// sourceAddresses reads source_addresses into the map identify looks up:
+// by address as peerAddr reads the connection's, without a zone and an
+// IPv4-mapped address as IPv4. Two spellings of one address (which would
+// leave the device identified to map order) are refused, as are a zone
+// (never matched: peerAddr drops it) and an empty device name.
+func sourceAddresses(m map[string]string) (map[netip.Addr]string, error) {
+	by := make(map[netip.Addr]string, len(m))
+	spelled := make(map[netip.Addr]string, len(m))
+	for _, addr := range slices.Sorted(maps.Keys(m)) {
+		ip, err := netip.ParseAddr(addr)
+		if err != nil {
+			return nil, fmt.Errorf("source_addresses: %q is not an IP address", addr)
+		}
+		if ip.Zone() != "" {
+			return nil, fmt.Errorf("source_addresses: %q has a zone, which is never matched (the connection's address is taken without one): write %s", addr, ip.WithZone(""))
+		}
+		if m[addr] == "" {
+			return nil, fmt.Errorf("source_addresses %s: empty device name", addr)
+		}
+		ip = ip.Unmap()
+		if other, dup := spelled[ip]; dup {
+			return nil, fmt.Errorf("source_addresses names one address twice: %s and %s", other, addr)
+		}
+		spelled[ip] = addr
+		by[ip] = m[addr]
+	}
+	return by, nil
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.

@@ -1,0 +1,68 @@
+package caddyenroll
+
+import (
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+)
+
+// A request body is read strictly: a mistyped field is refused (400), not
+// ignored while the action goes ahead without it, and a body larger than
+// the admin API reads is refused (413), not cut and decoded in part.
+func TestAdminBodyIsStrict(t *testing.T) {
+	initMetrics()
+	f := newRefreshFixture(t)
+	ad := &adminAPI{app: f.app, log: zap.NewNop()}
+	serial := f.enroll(f.local, "gw1.example")
+
+	// "reson": the operator meant keyCompromise; revoking without it
+	// records no compromise (the key may enroll again)
+	if code, body, _ := adminDoBody(t, ad, "POST", "/enroll/revoke", `{"serial": "`+serial+`", "reson": 1}`); code != 400 || !strings.Contains(body, `unknown field "reson"`) {
+		t.Errorf("revoke with a mistyped field: %d %s, want 400 naming it", code, body)
+	}
+	rec, err := f.local.Lookup(f.ctx, serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Revoked {
+		t.Fatalf("a refused revoke revoked %s (reason %d)", serial, rec.Reason)
+	}
+	for _, c := range []struct {
+		uri, body, want string
+	}{
+		{"/enroll/approve/0123456789abcdef0123456789abcdef", `{"grop": "ACME ITSP"}`, `unknown field "grop"`},
+		{"/enroll/approve/0123456789abcdef0123456789abcdef", `{"reason": "ok"}`, `unknown field "reason"`},
+		{"/enroll/reject/0123456789abcdef0123456789abcdef", `{"group": "ACME ITSP"}`, `unknown field "group"`},
+		{"/enroll/reject/0123456789abcdef0123456789abcdef", `{"reason": "a"} {"reason": "b"}`, "after the JSON value"},
+		{"/enroll/revoke", `{"serial": "` + serial + `"}` + strings.Repeat(" ", 64<<10) + `trailing`, "larger than 65536 bytes"},
+		{"/enroll/revoke", `{"serial": "` + serial + `"}` + strings.Repeat(" ", 64<<10), "larger than 65536 bytes"},
+	} {
+		code, body, _ := adminDoBody(t, ad, "POST", c.uri, c.body)
+		want := 400
+		if strings.Contains(c.want, "larger") {
+			want = 413
+		}
+		if code != want || !strings.Contains(body, c.want) {
+			short := c.body
+			if len(short) > 80 {
+				short = short[:80] + "…"
+			}
+			t.Errorf("POST %s %s: %d %s, want %d with %q", c.uri, short, code, body, want, c.want)
+		}
+	}
+	if rec, err := f.local.Lookup(f.ctx, serial); err != nil || rec.Revoked {
+		t.Fatalf("a refused revoke revoked %s: %v", serial, err)
+	}
+
+	// well-formed bodies still work, and an empty body is no body
+	if code, body, _ := adminDoBody(t, ad, "POST", "/enroll/revoke", "{\"serial\": \""+serial+"\", \"reason\": 1}\n"); code != 200 || !strings.Contains(body, serial) {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+	if rec, err := f.local.Lookup(f.ctx, serial); err != nil || !rec.Revoked || rec.Reason != 1 {
+		t.Fatalf("after revoke: %+v %v", rec, err)
+	}
+	if code, body, _ := adminDoBody(t, ad, "POST", "/enroll/reject/0123456789abcdef0123456789abcdef", ""); code != 404 {
+		t.Errorf("reject of an unknown id without a body: %d %s, want 404", code, body)
+	}
+}
