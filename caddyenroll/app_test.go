@@ -48,3 +48,24 @@ func TestValidateLimitsAndAddresses(t *testing.T) {
 		})
 	}
 }
+
+// An operator-supplied CA (cert_file) with settings that only a generated
+// CA has is refused, naming them, rather than ignoring them.
+func TestAuthorityCertFileRefusesGeneratedSettings(t *testing.T) {
+	for _, c := range []struct {
+		au   Authority
+		want string
+	}{
+		{Authority{CertFile: "ca.pem", KeyFile: "ca.key"}, ""},
+		{Authority{CertFile: "ca.pem", KeyFile: "ca.key", Validity: caddy.Duration(time.Hour), CRLValidity: caddy.Duration(time.Hour)}, ""},
+		{Authority{CertFile: "ca.pem", KeyFile: "ca.key", Intermediate: true}, "cert_file supplies the CA: intermediate apply only"},
+		{Authority{CertFile: "ca.pem", KeyFile: "ca.key", Algorithm: "p384", CommonName: "x", Organization: "o", RootValidity: caddy.Duration(time.Hour)},
+			"algorithm, common_name, organization, root_validity apply only"},
+		{Authority{Algorithm: "p384", Intermediate: true, CommonName: "x"}, ""},
+	} {
+		err := c.au.validate(profileModern)
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%+v: %v, want %q", c.au, err, c.want)
+		}
+	}
+}

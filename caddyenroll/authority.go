@@ -2,6 +2,8 @@ package caddyenroll
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -73,6 +75,20 @@ func (au *Authority) validate(profile string) error {
 	}
 	if (au.CertFile == "") != (au.KeyFile == "") {
 		return fmt.Errorf("cert_file and key_file go together")
+	}
+	if au.CertFile != "" {
+		// settings of a generated CA would be ignored without a word
+		var ignored []string
+		for name, set := range map[string]bool{"algorithm": au.Algorithm != "", "root_validity": au.RootValidity != 0,
+			"intermediate": au.Intermediate, "common_name": au.CommonName != "", "organization": au.Organization != ""} {
+			if set {
+				ignored = append(ignored, name)
+			}
+		}
+		if len(ignored) > 0 {
+			slices.Sort(ignored)
+			return fmt.Errorf("cert_file supplies the CA: %s apply only to a generated CA (remove them)", strings.Join(ignored, ", "))
+		}
 	}
 	if au.Validity < 0 || au.RootValidity < 0 || au.CRLValidity < 0 {
 		return fmt.Errorf("durations must be positive")
