@@ -36,15 +36,7 @@ func TestValidateLimitsAndAddresses(t *testing.T) {
 				NonceRetention: caddy.Duration(time.Hour), FailuresAllowed: c.failures,
 				LockoutBase: caddy.Duration(c.base), LockoutMax: caddy.Duration(c.max), DeviceAddresses: c.addrs}
 			err := a.Validate()
-			if c.err == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), c.err) {
-				t.Fatalf("error %v, want one containing %q", err, c.err)
-			}
+			wantErr(t, err, c.err)
 		})
 	}
 }

@@ -191,20 +191,26 @@ type caddyfileCase struct {
 	err   string // "" for accepted
 }
 
+// wantErr fails unless err is nil for want "", or contains want.
+func wantErr(t *testing.T, err error, want string) {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %v, want one containing %q", err, want)
+	}
+}
+
 func runCaddyfileCases(t *testing.T, cases []caddyfileCase) {
 	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			err := c.parse(caddyfile.NewTestDispenser(c.src))
-			if c.err == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), c.err) {
-				t.Fatalf("error %v, want one containing %q", err, c.err)
-			}
+			wantErr(t, err, c.err)
 		})
 	}
 }

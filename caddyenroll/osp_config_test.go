@@ -2,7 +2,6 @@ package caddyenroll
 
 import (
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -31,15 +30,7 @@ func TestOSPSourceAddressesValidate(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			h := &OSPHandler{Tokens: TokensSigned, Profile: profileModern, TokenValidity: caddy.Duration(time.Minute), SourceAddresses: c.addrs}
 			err := h.Validate()
-			if c.err == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), c.err) {
-				t.Fatalf("error %v, want one containing %q", err, c.err)
-			}
+			wantErr(t, err, c.err)
 		})
 	}
 }
