@@ -33,7 +33,6 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -41,7 +40,6 @@ import (
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
-	"github.com/clearinghouse-dev/caddy-clearinghouse/internal/testutil"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
 
@@ -108,37 +106,13 @@ type crash struct {
 	logs       []string
 }
 
-func crashDuration(t *testing.T) time.Duration {
-	v := os.Getenv("CRASH_DURATION")
-	if v == "" {
-		return crashDefaultDuration
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		t.Fatalf("CRASH_DURATION=%q: want a positive duration such as 60s", v)
-	}
-	return d
-}
-
 func TestCrashChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a real Caddy repeatedly")
 	}
-	dur := crashDuration(t)
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("CRASH_SEED"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("CRASH_SEED=%q: %v", v, err)
-		}
-		seed = n
-	}
+	dur, seed, bin := randomRun(t, "CRASH", crashDefaultDuration)
 	t.Logf("crash chaos: %v, CRASH_SEED=%d", dur, seed)
 
-	bin := testutil.CaddyBinary(t)
-	if raceEnabled && os.Getenv("CRASH_RACE_CADDY") != "0" {
-		bin = testutil.CaddyRaceBinary(t)
-	}
 	s := startServer(t, serverOpts{approval: "auto", unknown: "pending", conf: crashConf, bin: bin})
 	start := time.Now()
 	tlsConf := s.client.Transport.(*http.Transport).TLSClientConfig

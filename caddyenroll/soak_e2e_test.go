@@ -146,35 +146,41 @@ type soak struct {
 	fileMu sync.Mutex
 }
 
-func soakDuration(t *testing.T) time.Duration {
-	v := os.Getenv("SOAK_DURATION")
-	if v == "" {
-		return soakDefaultDuration
+// randomRun reads the settings of a randomized run from the environment,
+// NAME being SOAK or CRASH: how long it runs (NAME_DURATION, else def), the
+// seed of its random choices (NAME_SEED, else the clock) and the Caddy
+// binary (with the race detector when the tests have it, unless
+// NAME_RACE_CADDY=0).
+func randomRun(t *testing.T, name string, def time.Duration) (dur time.Duration, seed uint64, bin string) {
+	t.Helper()
+	dur = def
+	if v := os.Getenv(name + "_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			t.Fatalf("%s_DURATION=%q: want a positive duration such as 60s or 2m", name, v)
+		}
+		dur = d
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		t.Fatalf("SOAK_DURATION=%q: want a positive duration such as 60s or 2m", v)
+	seed = uint64(time.Now().UnixNano())
+	if v := os.Getenv(name + "_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("%s_SEED=%q: %v", name, v, err)
+		}
+		seed = n
 	}
-	return d
+	bin = testutil.CaddyBinary(t)
+	if raceEnabled && os.Getenv(name+"_RACE_CADDY") != "0" {
+		bin = testutil.CaddyRaceBinary(t)
+	}
+	return dur, seed, bin
 }
 
 func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a soak through a real Caddy")
 	}
-	dur := soakDuration(t)
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("SOAK_SEED"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("SOAK_SEED=%q: %v", v, err)
-		}
-		seed = n
-	}
-	bin := testutil.CaddyBinary(t)
-	if raceEnabled && os.Getenv("SOAK_RACE_CADDY") != "0" {
-		bin = testutil.CaddyRaceBinary(t)
-	}
+	dur, seed, bin := randomRun(t, "SOAK", soakDefaultDuration)
 	t.Logf("soak: %v, SOAK_SEED=%d, caddy with the race detector: %v", dur, seed, bin != testutil.CaddyBinary(t))
 
 	legacyAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
