@@ -656,12 +656,7 @@ func (k *crash) check() {
 	k.retrieveAll(keys, nil, "repairing retrieve")
 	st = k.state()
 	for device, serials := range st.byDevice {
-		var good []string
-		for _, s := range serials {
-			if !st.certs[s].Revoked {
-				good = append(good, s)
-			}
-		}
+		good := unrevoked(serials, func(s string) bool { return st.certs[s].Revoked })
 		if len(good) > 1 {
 			t.Errorf("%s holds %d unrevoked certificates after one more request of each key: %v", device, len(good), good)
 		}

@@ -1164,6 +1164,17 @@ func (k *soak) check() {
 	k.checkLogs()
 }
 
+// unrevoked is the serials of which revoked says false.
+func unrevoked(serials []string, revoked func(serial string) bool) []string {
+	var good []string
+	for _, s := range serials {
+		if !revoked(s) {
+			good = append(good, s)
+		}
+	}
+	return good
+}
+
 // checkHolders checks that per device at most one certificate is
 // unrevoked (re-enrollment supersedes the others), none for a device the
 // file disables, that an enabled device holding one is marked enrolled, and
@@ -1171,12 +1182,7 @@ func (k *soak) check() {
 func (k *soak) checkHolders(st *soakState) {
 	t := k.t
 	for device, serials := range st.byDevice {
-		var good []string
-		for _, s := range serials {
-			if !st.certs[s].Revoked {
-				good = append(good, s)
-			}
-		}
+		good := unrevoked(serials, func(s string) bool { return st.certs[s].Revoked })
 		if len(good) > 1 {
 			t.Errorf("%s holds %d unrevoked certificates: %v", device, len(good), good)
 		}
