@@ -3,6 +3,7 @@ package caddyenroll
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -68,5 +69,34 @@ func TestAccountsDummyHasMaxCost(t *testing.T) {
 	}
 	if _, ok := a.check("nobody", "six"); ok {
 		t.Error("an unknown user with the dummy hash's password is accepted")
+	}
+}
+
+// An unknown username costs a bcrypt check at the highest cost, as much as
+// a wrong password for the most expensive account (README, "Password
+// guessing"): otherwise the answer's speed tells which names are accounts.
+// At cost 10 a check takes tens of milliseconds; a refusal without one,
+// microseconds.
+func TestUnknownUserCostsAsMuchAsWrongPassword(t *testing.T) {
+	h, _ := bcrypt.GenerateFromPassword([]byte("s3cret"), 10)
+	a, err := newAccounts([]Account{{Username: "op", Password: string(h)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fastest := func(user, pass string) time.Duration {
+		best := time.Duration(1 << 62)
+		for range 3 {
+			start := time.Now()
+			if _, ok := a.check(user, pass); ok {
+				t.Fatalf("check(%q, %q) accepted", user, pass)
+			}
+			best = min(best, time.Since(start))
+		}
+		return best
+	}
+	wrong := fastest("op", "wrong")
+	unknown := fastest("nobody", "wrong")
+	if unknown < wrong/2 {
+		t.Fatalf("an unknown username is refused in %v, a wrong password in %v: the name's existence shows", unknown, wrong)
 	}
 }
