@@ -1,6 +1,10 @@
 package caddyenroll
 
 import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
 	"time"
@@ -99,4 +103,46 @@ func TestUnknownUserCostsAsMuchAsWrongPassword(t *testing.T) {
 	if unknown < wrong/2 {
 		t.Fatalf("an unknown username is refused in %v, a wrong password in %v: the name's existence shows", unknown, wrong)
 	}
+}
+
+// An unknown username is logged as the first 12 hex digits of an HMAC under
+// a key made at start, never as sent nor as a plain hash of it (README,
+// logging: "nobody can test guesses against it"): the hash is not one
+// anyone can compute from a guess, and another key gives another hash.
+func TestUsernameHashIsKeyed(t *testing.T) {
+	a, err := newAccounts(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "Tr0ub4dor&3"
+	f := a.logField(name)
+	if f.Key != "username_hash" || len(f.String) != 12 || strings.Contains(f.String, name) {
+		t.Fatalf("unknown username logged as %s=%q", f.Key, f.String)
+	}
+	for what, sum := range map[string][]byte{
+		"SHA-256":               sha256Sum([]byte(name)),
+		"HMAC under a zero key": hmacSum(make([]byte, 32), name),
+		"HMAC under no key":     hmacSum(nil, name),
+	} {
+		if f.String == hex.EncodeToString(sum)[:12] {
+			t.Errorf("username_hash is the %s of the name: anyone can test guesses against it", what)
+		}
+	}
+	if f.String != hex.EncodeToString(hmacSum(logKey, name))[:12] {
+		t.Errorf("username_hash %s is not the HMAC under the process's key", f.String)
+	}
+	if len(logKey) < 32 || bytes.Count(logKey, []byte{0}) == len(logKey) {
+		t.Errorf("log key %x is not 32 random bytes", logKey)
+	}
+	if a.logField(name).String != f.String {
+		t.Error("the same name hashes differently within one process")
+	}
+}
+
+func sha256Sum(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
+
+func hmacSum(key []byte, s string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(s))
+	return m.Sum(nil)
 }
