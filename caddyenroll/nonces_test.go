@@ -334,3 +334,32 @@ func TestNonceBindConcurrent(t *testing.T) {
 		t.Fatalf("%d of %d concurrent binds of one nonce succeeded, want 1", bound, n)
 	}
 }
+
+// Nonces live in the storage, not in the process (README, "Replay"): a
+// nonce bound before a restart, or by another instance sharing the
+// storage, is refused with another request, and still accepted with its
+// own.
+func TestNonceReplayAcrossRestartAndInstances(t *testing.T) {
+	f := newNonceFixture(t, time.Hour)
+	ctx := nonceTestCtx(t)
+	f.clock = nonceEpoch.Add(30 * time.Minute)
+	if ok, err := f.s.bindNonce(ctx, []byte("captured"), "A"); err != nil || !ok {
+		t.Fatalf("first bind: %v %v", ok, err)
+	}
+	// a new process (or another instance) on the same storage directory
+	other := newStateStore(localLocks{&certmagic.FileStorage{Path: f.fs.Path}}, time.Hour)
+	other.now = func() time.Time { return nonceEpoch.Add(40 * time.Minute) }
+	if ok, err := other.bindNonce(ctx, []byte("captured"), "B"); err != nil || ok {
+		t.Fatalf("the nonce replayed with another request after a restart: bound %v (%v)", ok, err)
+	}
+	if ok, err := other.bindNonce(ctx, []byte("captured"), "A"); err != nil || !ok {
+		t.Fatalf("the nonce repeated with its own request after a restart: bound %v (%v)", ok, err)
+	}
+	// and the reverse: what the other instance binds, the first refuses
+	if ok, err := other.bindNonce(ctx, []byte("fresh"), "C"); err != nil || !ok {
+		t.Fatalf("bind at the other instance: %v %v", ok, err)
+	}
+	if ok, err := f.s.bindNonce(ctx, []byte("fresh"), "D"); err != nil || ok {
+		t.Fatalf("a nonce the other instance bound is reused here: bound %v (%v)", ok, err)
+	}
+}
