@@ -363,3 +363,37 @@ func TestNonceReplayAcrossRestartAndInstances(t *testing.T) {
 		t.Fatalf("a nonce the other instance bound is reused here: bound %v (%v)", ok, err)
 	}
 }
+
+// A nonce binds the request (device and key) and the `device` and
+// `customer` ids it came with (README, "Replay"): the same request id with
+// another device id or another customer id is refused. (TestStatusTable
+// sees the device id only through the server, where a device's recorded
+// ids refuse another customer anyway once it has enrolled.)
+func TestNonceBindsDeviceAndCustomerIDs(t *testing.T) {
+	f := newNonceFixture(t, time.Hour)
+	ctx := nonceTestCtx(t)
+	f.clock = nonceEpoch.Add(30 * time.Minute)
+	bind := func(device, customer string) bool {
+		t.Helper()
+		ok, err := f.s.bindNonceTo(ctx, []byte("n"), nonceBinding("req", device, customer), "req")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !bind("1000", "42") {
+		t.Fatal("first bind refused")
+	}
+	if bind("1000", "43") {
+		t.Error("the nonce was taken with another customer id")
+	}
+	if bind("1001", "42") {
+		t.Error("the nonce was taken with another device id")
+	}
+	if bind("10004", "2") {
+		t.Error("the nonce was taken with the ids split elsewhere")
+	}
+	if !bind("1000", "42") {
+		t.Error("the nonce repeated with its own request and ids was refused")
+	}
+}
