@@ -334,3 +334,66 @@ func TestNonceBindConcurrent(t *testing.T) {
 		t.Fatalf("%d of %d concurrent binds of one nonce succeeded, want 1", bound, n)
 	}
 }
+
+// Nonces live in the storage, not in the process (README, "Replay"): a
+// nonce bound before a restart, or by another instance sharing the
+// storage, is refused with another request, and still accepted with its
+// own.
+func TestNonceReplayAcrossRestartAndInstances(t *testing.T) {
+	f := newNonceFixture(t, time.Hour)
+	ctx := nonceTestCtx(t)
+	f.clock = nonceEpoch.Add(30 * time.Minute)
+	if ok, err := f.s.bindNonce(ctx, []byte("captured"), "A"); err != nil || !ok {
+		t.Fatalf("first bind: %v %v", ok, err)
+	}
+	// a new process (or another instance) on the same storage directory
+	other := newStateStore(localLocks{&certmagic.FileStorage{Path: f.fs.Path}}, time.Hour)
+	other.now = func() time.Time { return nonceEpoch.Add(40 * time.Minute) }
+	if ok, err := other.bindNonce(ctx, []byte("captured"), "B"); err != nil || ok {
+		t.Fatalf("the nonce replayed with another request after a restart: bound %v (%v)", ok, err)
+	}
+	if ok, err := other.bindNonce(ctx, []byte("captured"), "A"); err != nil || !ok {
+		t.Fatalf("the nonce repeated with its own request after a restart: bound %v (%v)", ok, err)
+	}
+	// and the reverse: what the other instance binds, the first refuses
+	if ok, err := other.bindNonce(ctx, []byte("fresh"), "C"); err != nil || !ok {
+		t.Fatalf("bind at the other instance: %v %v", ok, err)
+	}
+	if ok, err := f.s.bindNonce(ctx, []byte("fresh"), "D"); err != nil || ok {
+		t.Fatalf("a nonce the other instance bound is reused here: bound %v (%v)", ok, err)
+	}
+}
+
+// A nonce binds the request (device and key) and the `device` and
+// `customer` ids it came with (README, "Replay"): the same request id with
+// another device id or another customer id is refused. (TestStatusTable
+// sees the device id only through the server, where a device's recorded
+// ids refuse another customer anyway once it has enrolled.)
+func TestNonceBindsDeviceAndCustomerIDs(t *testing.T) {
+	f := newNonceFixture(t, time.Hour)
+	ctx := nonceTestCtx(t)
+	f.clock = nonceEpoch.Add(30 * time.Minute)
+	bind := func(device, customer string) bool {
+		t.Helper()
+		ok, err := f.s.bindNonceTo(ctx, []byte("n"), nonceBinding("req", device, customer), "req")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !bind("1000", "42") {
+		t.Fatal("first bind refused")
+	}
+	if bind("1000", "43") {
+		t.Error("the nonce was taken with another customer id")
+	}
+	if bind("1001", "42") {
+		t.Error("the nonce was taken with another device id")
+	}
+	if bind("10004", "2") {
+		t.Error("the nonce was taken with the ids split elsewhere")
+	}
+	if !bind("1000", "42") {
+		t.Error("the nonce repeated with its own request and ids was refused")
+	}
+}
