@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -79,30 +78,42 @@ func TestAccountsDummyHasMaxCost(t *testing.T) {
 // An unknown username costs a bcrypt check at the highest cost, as much as
 // a wrong password for the most expensive account (README, "Password
 // guessing"): otherwise the answer's speed tells which names are accounts.
-// At cost 10 a check takes tens of milliseconds; a refusal without one,
-// microseconds.
+// The test sees the hash each check compares against and its cost, not
+// the time it takes.
 func TestUnknownUserCostsAsMuchAsWrongPassword(t *testing.T) {
-	h, _ := bcrypt.GenerateFromPassword([]byte("s3cret"), 10)
-	a, err := newAccounts([]Account{{Username: "op", Password: string(h)}})
+	cheap, _ := bcrypt.GenerateFromPassword([]byte("four"), bcrypt.MinCost)
+	dear, _ := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost+2)
+	a, err := newAccounts([]Account{{Username: "cheap", Password: string(cheap)}, {Username: "op", Password: string(dear)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// interleaved, the fastest of five each: a loaded machine slows both
-	timed := func(user, pass string) time.Duration {
-		start := time.Now()
-		if _, ok := a.check(user, pass); ok {
-			t.Fatalf("check(%q, %q) accepted", user, pass)
+	var costs []int
+	orig := compareHash
+	compareHash = func(hash, password []byte) error {
+		c, err := bcrypt.Cost(hash)
+		if err != nil {
+			t.Fatalf("compared against %q, not a bcrypt hash", hash)
 		}
-		return time.Since(start)
+		costs = append(costs, c)
+		return orig(hash, password)
 	}
-	wrong, unknown := time.Duration(1<<62), time.Duration(1<<62)
-	for range 5 {
-		wrong = min(wrong, timed("op", "wrong"))
-		unknown = min(unknown, timed("nobody", "wrong"))
-	}
-	// a check at a cost 4 lower, or none, is 16 times faster or more
-	if unknown < wrong/8 {
-		t.Fatalf("an unknown username is refused in %v, a wrong password in %v: the name's existence shows", unknown, wrong)
+	defer func() { compareHash = orig }()
+	for _, c := range []struct {
+		user, pass string
+		ok         bool
+		cost       int
+	}{
+		{"op", "wrong", false, bcrypt.MinCost + 2},
+		{"nobody", "wrong", false, bcrypt.MinCost + 2}, // the dearest account's cost
+		{"nobody", "s3cret", false, bcrypt.MinCost + 2},
+		{"cheap", "wrong", false, bcrypt.MinCost},
+		{"op", "s3cret", true, bcrypt.MinCost + 2},
+		{"nobody", "wrong", false, bcrypt.MinCost + 2}, // never from the cache
+	} {
+		costs = nil
+		if _, ok := a.check(c.user, c.pass); ok != c.ok || len(costs) != 1 || costs[0] != c.cost {
+			t.Errorf("check(%q, %q): ok %v with bcrypt checks at costs %v, want ok %v and one check at cost %d", c.user, c.pass, ok, costs, c.ok, c.cost)
+		}
 	}
 }
 
