@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -105,6 +106,9 @@ func (ad *adminAPI) route(w http.ResponseWriter, r *http.Request) error {
 		return apiErr(http.StatusNotFound, errors.New("the enroll app is not configured"))
 	}
 	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/enroll/"), "/"), "/")
+	if err := onlyQuery(r, queryParams(parts, r.Method)...); err != nil {
+		return err
+	}
 	switch {
 	case len(parts) == 1 && parts[0] == "pending":
 		return ad.listRequests(w, r, statePending)
@@ -130,6 +134,42 @@ func (ad *adminAPI) route(w http.ResponseWriter, r *http.Request) error {
 		return ad.caInfo(w, r, profile)
 	}
 	return apiErr(http.StatusNotFound, fmt.Errorf("resource not found: %s", r.URL.Path))
+}
+
+// queryParams are the query parameters a route takes.
+func queryParams(parts []string, method string) []string {
+	switch {
+	case len(parts) != 1:
+	case parts[0] == "pending":
+		return []string{"limit", "after"}
+	case parts[0] == "requests":
+		return []string{"state", "limit", "after"}
+	case parts[0] == "cdrs" && method == http.MethodDelete:
+		return []string{"before"}
+	case parts[0] == "cdrs":
+		return []string{"since", "until", "format"}
+	}
+	return nil
+}
+
+// onlyQuery refuses a query parameter the route does not take, or one
+// given twice: a mistyped ?sinc= must not export every record.
+func onlyQuery(r *http.Request, allowed ...string) error {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return apiErr(http.StatusBadRequest, fmt.Errorf("query: %v", err))
+	}
+	for name, values := range q {
+		switch {
+		case !slices.Contains(allowed, name) && len(allowed) == 0:
+			return apiErr(http.StatusBadRequest, fmt.Errorf("%s takes no query parameters (got %q)", r.URL.Path, name))
+		case !slices.Contains(allowed, name):
+			return apiErr(http.StatusBadRequest, fmt.Errorf("unknown query parameter %q (%s takes %s)", name, r.URL.Path, strings.Join(allowed, ", ")))
+		case len(values) > 1:
+			return apiErr(http.StatusBadRequest, fmt.Errorf("query parameter %q given %d times", name, len(values)))
+		}
+	}
+	return nil
 }
 
 // RequestInfo is a request as the admin API shows it.

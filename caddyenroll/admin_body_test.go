@@ -66,3 +66,35 @@ func TestAdminBodyIsStrict(t *testing.T) {
 		t.Errorf("reject of an unknown id without a body: %d %s, want 404", code, body)
 	}
 }
+
+// Query parameters are read strictly too: one a route does not take, or
+// one given twice, is refused (400), so a mistyped ?sinc= does not export
+// every record nor ?befor= fall back to anything.
+func TestAdminQueryIsStrict(t *testing.T) {
+	initMetrics()
+	f := newRefreshFixture(t)
+	ad := &adminAPI{app: f.app, log: zap.NewNop()}
+	for _, c := range []struct {
+		method, uri string
+		code        int
+		want        string
+	}{
+		{"GET", "/enroll/cdrs?sinc=2025-01-01", 400, `unknown query parameter "sinc" (/enroll/cdrs takes since, until, format)`},
+		{"GET", "/enroll/cdrs?since=2025-01-01&since=2025-02-01", 400, `query parameter "since" given 2 times`},
+		{"DELETE", "/enroll/cdrs?befor=2025-01-01", 400, `unknown query parameter "befor" (/enroll/cdrs takes before)`},
+		{"GET", "/enroll/requests?status=pending", 400, `unknown query parameter "status"`},
+		{"GET", "/enroll/pending?state=issued", 400, `unknown query parameter "state" (/enroll/pending takes limit, after)`},
+		{"GET", "/enroll/devices?device=gw1.example", 400, `/enroll/devices takes no query parameters (got "device")`},
+		{"GET", "/enroll/ca?profile=legacy", 400, "takes no query parameters"},
+		{"GET", "/enroll/cdrs?since=%zz", 400, "query: invalid URL escape"},
+		// what the routes take, and the CLI and Link headers send
+		{"GET", "/enroll/cdrs?since=2025-01-01&until=2025-01-31&format=csv", 200, ""},
+		{"GET", "/enroll/requests?state=pending&limit=10&after=00", 200, "[]"},
+		{"GET", "/enroll/pending?limit=10", 200, "[]"},
+	} {
+		code, body, _ := adminDoBody(t, ad, c.method, c.uri, "")
+		if code != c.code || !strings.Contains(body, c.want) {
+			t.Errorf("%s %s: %d %s, want %d with %q", c.method, c.uri, code, body, c.code, c.want)
+		}
+	}
+}

@@ -610,7 +610,7 @@ func TestCDRAdminParameters(t *testing.T) {
 		{"GET", "/enroll/cdrs?since=2024-03-02&until=2024-03-02&format=csv", 200, "\n22,source,gw1,"},
 		{"PUT", "/enroll/cdrs", 405, "method not allowed: PUT"},
 		{"DELETE", "/enroll/cdrs", 400, "before is required"},
-		{"DELETE", "/enroll/cdrs?since=2024-03-01", 400, "before is required"},
+		{"DELETE", "/enroll/cdrs?since=2024-03-01", 400, `unknown query parameter "since" (/enroll/cdrs takes before)`},
 		{"DELETE", "/enroll/cdrs?before=yesterday", 400, `before: "yesterday" is not a date (want YYYY-MM-DD)`},
 		{"DELETE", "/enroll/cdrs?before=2024-03-07", 400, "before 2024-03-07 is later than tomorrow (2024-03-06 UTC)"},
 		{"DELETE", "/enroll/cdrs?before=2025-03-01", 400, "is later than tomorrow"},
