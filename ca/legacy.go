@@ -229,6 +229,38 @@ func checkLegacyRoot(root *x509.Certificate) error {
 				root.NotBefore.UTC().Format(time.DateOnly), root.NotAfter.UTC().Format(time.DateOnly))
 		}
 	}
+	if err := checkUTCTimeValidity(root.RawTBSCertificate); err != nil {
+		return fmt.Errorf("ca: the legacy profile's CA certificate: %w (the OSP Toolkit reads validity dates as 13-character UTCTime YYMMDDHHMMSSZ only)", err)
+	}
+	return nil
+}
+
+// checkUTCTimeValidity reports a validity date of a DER TBSCertificate that
+// is not a 13-character UTCTime (YYMMDDHHMMSSZ): crypto/x509 also parses
+// GeneralizedTime, UTCTime without seconds and with a UTC offset, none of
+// which the OSP Toolkit reads.
+func checkUTCTimeValidity(tbs []byte) error {
+	in := cryptobyte.String(tbs)
+	var body, validity cryptobyte.String
+	if !in.ReadASN1(&body, cbasn1.SEQUENCE) ||
+		!body.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) ||
+		!body.SkipASN1(cbasn1.INTEGER) || !body.SkipASN1(cbasn1.SEQUENCE) || !body.SkipASN1(cbasn1.SEQUENCE) ||
+		!body.ReadASN1(&validity, cbasn1.SEQUENCE) {
+		return errors.New("malformed validity")
+	}
+	for _, what := range []string{"notBefore", "notAfter"} {
+		var v cryptobyte.String
+		var tag cbasn1.Tag
+		if !validity.ReadAnyASN1(&v, &tag) {
+			return errors.New("malformed validity")
+		}
+		if tag != cbasn1.UTCTime {
+			return fmt.Errorf("its %s is not a UTCTime (ASN.1 tag %d)", what, tag)
+		}
+		if len(v) != 13 || v[12] != 'Z' {
+			return fmt.Errorf("its %s %q is not a UTCTime of the form YYMMDDHHMMSSZ", what, string(v))
+		}
+	}
 	return nil
 }
 
