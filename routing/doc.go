@@ -85,8 +85,10 @@
 // By default the host is the device's name (its DNS name)
 // and the port Options.DefaultPort (5060). Options.SignalAddress gives an
 // explicit address per device name, written host, host:port, [host],
-// [host]:port or as a bare IPv6 address; it is stored in the form above,
-// with the default port when none is given. Entries for names that are not
+// [host]:port or as a bare IPv6 address, the host an IP address without a
+// zone or a host name (letters, digits, '-' and '_' in dot-separated
+// labels), as OSP can send it; it is stored in the form above, with the
+// default port when none is given. Entries for names that are not
 // devices of the file are ignored (the file may change under a fixed
 // server configuration).
 //

@@ -328,16 +328,42 @@ func signalAddress(a, defPort string) (string, error) {
 	if host == "" {
 		return "", fmt.Errorf("%q: empty host", a)
 	}
-	for i := 0; i < len(host); i++ {
-		if c := host[i]; c <= ' ' || c == 0x7f || strings.IndexByte("[]/@?#\"'\\", c) >= 0 {
-			return "", fmt.Errorf("%q: invalid character %q in host", a, c)
+	// what OSP can send (osp.NormalizeSignalAddress): an IP address
+	// without a zone, or a host name
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip.Zone() != "" {
+			return "", fmt.Errorf("%q: an address with a zone cannot be sent over OSP", a)
 		}
+	} else if !validHostName(host) {
+		return "", fmt.Errorf("%q: %q is neither an IP address nor a host name", a, host)
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 1 || p > 65535 || port[0] < '0' || port[0] > '9' {
 		return "", fmt.Errorf("%q: invalid port %q (want 1 to 65535)", a, port)
 	}
 	return defaultSignalAddress(host, strconv.Itoa(p)), nil
+}
+
+// validHostName tells whether h is a host name OSP can send: labels of 1
+// to 63 letters, digits, '-' (not first or last) and '_', separated by
+// dots, with at most one trailing dot, 253 characters at most without it.
+func validHostName(h string) bool {
+	h = strings.TrimSuffix(h, ".")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Len returns the number of routes.
