@@ -81,7 +81,9 @@
 // # Signalling addresses
 //
 // Each Destination carries the device's signalling address in the forms
-// OSP devices take: "[ip]:port" for an IP address, "host:port" for a name.
+// OSP devices take: "[ip]:port" for an IP address (in its canonical form,
+// an IPv4-mapped address as IPv4: "::ffff:192.0.2.10" and "192.0.2.10."
+// are "[192.0.2.10]"), "host:port" for a name.
 // By default the host is the device's name (its DNS name)
 // and the port Options.DefaultPort (5060). Options.SignalAddress gives an
 // explicit address per device name, written host, host:port, [host],

@@ -286,10 +286,17 @@ func (t *Table) buildRoutes(f *configfile.File) error {
 
 // defaultSignalAddress joins a host and a port in the form OSP devices
 // take; with the device's name and the default port it is the address of a
-// device that has none configured.
+// device that has none configured. An IP address, in brackets or not and
+// with or without one trailing dot (as configfile.DeviceKey reads device
+// names), is written in its canonical form, an IPv4-mapped address as the
+// IPv4 address.
 func defaultSignalAddress(name, port string) string {
-	if _, err := netip.ParseAddr(name); err == nil {
-		return "[" + name + "]:" + port
+	in := name
+	if len(in) >= 2 && in[0] == '[' && in[len(in)-1] == ']' {
+		in = in[1 : len(in)-1]
+	}
+	if ip, err := netip.ParseAddr(strings.TrimSuffix(in, ".")); err == nil {
+		return "[" + ip.Unmap().String() + "]:" + port
 	}
 	return name + ":" + port
 }

@@ -425,3 +425,30 @@ func TestSignalAddressOSPCanSend(t *testing.T) {
 		}
 	}
 }
+
+// TestSignalAddressIPCanonical: a device named by an IP address in another
+// spelling (IPv4-mapped, upper-case or uncompressed IPv6, a trailing dot,
+// brackets) gets "[ip]:port" with the address as configfile.DeviceKey and
+// OSP write it, not a host name or the mapped form.
+func TestSignalAddressIPCanonical(t *testing.T) {
+	for in, want := range map[string]string{
+		"::ffff:192.0.2.10":   "[192.0.2.10]:5060",
+		"192.0.2.10.":         "[192.0.2.10]:5060",
+		"[::FFFF:192.0.2.10]": "[192.0.2.10]:5060",
+		"2001:DB8:0::1":       "[2001:db8::1]:5060",
+		"gw.example.":         "gw.example.:5060",
+	} {
+		if got := defaultSignalAddress(in, "5060"); got != want {
+			t.Errorf("defaultSignalAddress(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"::ffff:192.0.2.10":        "[192.0.2.10]:5060",
+		"[::ffff:192.0.2.10]:5070": "[192.0.2.10]:5070",
+		"[2001:DB8:0::1]:5070":     "[2001:db8::1]:5070",
+	} {
+		if got, err := signalAddress(in, "5060"); err != nil || got != want {
+			t.Errorf("signalAddress(%q) = %q %v, want %q", in, got, err, want)
+		}
+	}
+}
