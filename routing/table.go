@@ -286,10 +286,17 @@ func (t *Table) buildRoutes(f *configfile.File) error {
 
 // defaultSignalAddress joins a host and a port in the form OSP devices
 // take; with the device's name and the default port it is the address of a
-// device that has none configured.
+// device that has none configured. An IP address, in brackets or not and
+// with or without one trailing dot (as configfile.DeviceKey reads device
+// names), is written in its canonical form, an IPv4-mapped address as the
+// IPv4 address.
 func defaultSignalAddress(name, port string) string {
-	if _, err := netip.ParseAddr(name); err == nil {
-		return "[" + name + "]:" + port
+	in := name
+	if len(in) >= 2 && in[0] == '[' && in[len(in)-1] == ']' {
+		in = in[1 : len(in)-1]
+	}
+	if ip, err := netip.ParseAddr(strings.TrimSuffix(in, ".")); err == nil {
+		return "[" + ip.Unmap().String() + "]:" + port
 	}
 	return name + ":" + port
 }
@@ -328,16 +335,42 @@ func signalAddress(a, defPort string) (string, error) {
 	if host == "" {
 		return "", fmt.Errorf("%q: empty host", a)
 	}
-	for i := 0; i < len(host); i++ {
-		if c := host[i]; c <= ' ' || c == 0x7f || strings.IndexByte("[]/@?#\"'\\", c) >= 0 {
-			return "", fmt.Errorf("%q: invalid character %q in host", a, c)
+	// what OSP can send (osp.NormalizeSignalAddress): an IP address
+	// without a zone, or a host name
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip.Zone() != "" {
+			return "", fmt.Errorf("%q: an address with a zone cannot be sent over OSP", a)
 		}
+	} else if !validHostName(host) {
+		return "", fmt.Errorf("%q: %q is neither an IP address nor a host name", a, host)
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 1 || p > 65535 || port[0] < '0' || port[0] > '9' {
 		return "", fmt.Errorf("%q: invalid port %q (want 1 to 65535)", a, port)
 	}
 	return defaultSignalAddress(host, strconv.Itoa(p)), nil
+}
+
+// validHostName tells whether h is a host name OSP can send: labels of 1
+// to 63 letters, digits, '-' (not first or last) and '_', separated by
+// dots, with at most one trailing dot, 253 characters at most without it.
+func validHostName(h string) bool {
+	h = strings.TrimSuffix(h, ".")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Len returns the number of routes.

@@ -295,14 +295,14 @@ func TestSignalAddress(t *testing.T) {
 	}
 
 	good := map[string]string{
-		"gw.example.com":       "gw.example.com:5060",
-		"gw.example.com:5080":  "gw.example.com:5080",
-		"[gw.example.com]":     "gw.example.com:5060",
-		"[gw.example.com]:1":   "gw.example.com:1",
-		"10.0.0.1:65535":       "[10.0.0.1]:65535",
-		"2001:db8::5":          "[2001:db8::5]:5060",
-		"[2001:db8::5]:5062":   "[2001:db8::5]:5062",
-		"[fe80::1%eth0]:05060": "[fe80::1%eth0]:5060",
+		"gw.example.com":      "gw.example.com:5060",
+		"gw.example.com:5080": "gw.example.com:5080",
+		"[gw.example.com]":    "gw.example.com:5060",
+		"[gw.example.com]:1":  "gw.example.com:1",
+		"10.0.0.1:65535":      "[10.0.0.1]:65535",
+		"2001:db8::5":         "[2001:db8::5]:5060",
+		"[2001:db8::5]:5062":  "[2001:db8::5]:5062",
+		"[fe80::1]:05060":     "[fe80::1]:5060",
 	}
 	for in, want := range good {
 		if got, err := signalAddress(in, "5060"); err != nil || got != want {
@@ -397,5 +397,58 @@ func TestTableStats(t *testing.T) {
 	}
 	if _, ok := tab.Device("device9.isp.com"); ok {
 		t.Error("Device of an unknown name")
+	}
+}
+
+// TestSignalAddressOSPCanSend: an explicit address is accepted only if OSP
+// can send it (osp.NormalizeSignalAddress refuses a zoned IPv6 address and
+// a host that is no host name, and osp.Authorize then refuses the whole
+// call), so that device_address is refused when the server starts, not on
+// every call to a route holding the device.
+func TestSignalAddressOSPCanSend(t *testing.T) {
+	for _, bad := range []string{
+		"[fe80::1%eth0]:5060", "fe80::1%eth0", "[a:b]:5060", "a..b", ".gw", "-gw.example", "gw-.example",
+		"gw!.example", "gw%1", "a*b:5060", "x,y", "é.example", strings.Repeat("a", 64) + ".example",
+		strings.Repeat("abcdefgh.", 28) + "com",
+	} {
+		if got, err := signalAddress(bad, "5060"); err == nil {
+			t.Errorf("signalAddress(%q) = %q, want error", bad, got)
+		}
+	}
+	for in, want := range map[string]string{
+		"gw_1.example":     "gw_1.example:5060",
+		"gw.example.:5070": "gw.example.:5070",
+		"GW.Example":       "GW.Example:5060",
+	} {
+		if got, err := signalAddress(in, "5060"); err != nil || got != want {
+			t.Errorf("signalAddress(%q) = %q %v, want %q", in, got, err, want)
+		}
+	}
+}
+
+// TestSignalAddressIPCanonical: a device named by an IP address in another
+// spelling (IPv4-mapped, upper-case or uncompressed IPv6, a trailing dot,
+// brackets) gets "[ip]:port" with the address as configfile.DeviceKey and
+// OSP write it, not a host name or the mapped form.
+func TestSignalAddressIPCanonical(t *testing.T) {
+	for in, want := range map[string]string{
+		"::ffff:192.0.2.10":   "[192.0.2.10]:5060",
+		"192.0.2.10.":         "[192.0.2.10]:5060",
+		"[::FFFF:192.0.2.10]": "[192.0.2.10]:5060",
+		"2001:DB8:0::1":       "[2001:db8::1]:5060",
+		"gw.example.":         "gw.example.:5060",
+	} {
+		if got := defaultSignalAddress(in, "5060"); got != want {
+			t.Errorf("defaultSignalAddress(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"::ffff:192.0.2.10":        "[192.0.2.10]:5060",
+		"[::ffff:192.0.2.10]:5070": "[192.0.2.10]:5070",
+		"[2001:DB8:0::1]:5070":     "[2001:db8::1]:5070",
+	} {
+		if got, err := signalAddress(in, "5060"); err != nil || got != want {
+			t.Errorf("signalAddress(%q) = %q %v, want %q", in, got, err, want)
+		}
 	}
 }
