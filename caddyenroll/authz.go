@@ -137,6 +137,10 @@ func (a *App) rebuildRoutes(f *configfile.File) error {
 	if err != nil {
 		return err
 	}
+	if names := t.Unaddressable(); len(names) > 0 && a.log != nil {
+		a.log.Warn("devices without an address OSP can send are never offered as call destinations; give them a device_address",
+			zap.Strings("devices", names))
+	}
 	// keyed as tokens write addresses (osp.NormalizeSignalAddress): the
 	// file may spell an address otherwise ("[2001:DB8:0::1]:5060",
 	// "::ffff:192.0.2.20"); several devices may share one

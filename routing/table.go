@@ -79,6 +79,19 @@ type Table struct {
 	targets  []configfile.Target // routes' targets, back to back
 	numbers  string              // routes' patterns as written, back to back
 	maxDest  int
+
+	unaddressable []string // devices without an address OSP can send
+}
+
+// Unaddressable lists, in file order, the devices that have no signalling
+// address OSP can send (a name that is neither a host name nor an IP
+// address without zone, and no explicit address): they are never offered
+// as destinations.
+func (t *Table) Unaddressable() []string {
+	if t == nil {
+		return nil
+	}
+	return slices.Clone(t.unaddressable)
 }
 
 type groupRec struct {
@@ -90,7 +103,7 @@ type devRec struct {
 	name, group       string
 	addr              string
 	gi                int32 // index of group
-	usable            bool  // enabled && enrolled
+	usable            bool  // enabled && enrolled, with an address OSP can send
 	enabled, enrolled bool
 }
 
@@ -171,6 +184,15 @@ func Build(f *configfile.File, o Options) (*Table, error) {
 			return nil, fmt.Errorf("routing: signalling address of %q: %w", name, err)
 		}
 		t.devices[i].addr = addr
+	}
+	// a device named otherwise than a host or an IP address ("GW 1",
+	// "fe80::1%eth0") and given no device_address has no address OSP can
+	// send: it is never offered (one bad destination would fail the call)
+	for i := range t.devices {
+		if _, err := signalAddress(t.devices[i].addr, portStr); err != nil {
+			t.devices[i].usable = false
+			t.unaddressable = append(t.unaddressable, t.devices[i].name)
+		}
 	}
 
 	if err := t.buildRoutes(f); err != nil {

@@ -452,3 +452,45 @@ func TestSignalAddressIPCanonical(t *testing.T) {
 		}
 	}
 }
+
+// A device whose name is neither a host name nor an IP address without
+// zone, and that has no explicit address, is never offered as a
+// destination (its address would make OSP refuse the whole answer) and is
+// listed by Unaddressable; given an address, it is offered.
+func TestUnaddressableDevicesNotOffered(t *testing.T) {
+	src := "group g\n" +
+		"device src.example g enabled enrolled\n" +
+		"device 'GW 1' g enabled enrolled\n" +
+		"device 'fe80::1%eth0' g enabled enrolled\n" +
+		"device gw2.example g enabled enrolled\n" +
+		"route g '1...' 'GW 1' 90 'fe80::1%eth0' 90 gw2.example 10\n"
+	f := parse(t, "t.conf", []byte(src))
+	tab := build(t, f, Options{})
+	if got := tab.Unaddressable(); !slices.Equal(got, []string{"GW 1", "fe80::1%eth0"}) {
+		t.Errorf("Unaddressable() = %q", got)
+	}
+	for seed := range uint64(20) {
+		dests, err := tab.Route("src.example", "1678", 10, newRand(seed), nil, nil)
+		if err != nil || len(dests) != 1 || dests[0].Device != "gw2.example" {
+			t.Fatalf("seed %d: %+v %v, want only gw2.example", seed, dests, err)
+		}
+	}
+	// the source may still call, and Device still reports the flags
+	if d, ok := tab.Device("GW 1"); !ok || !d.Enabled || !d.Enrolled {
+		t.Errorf("Device(GW 1) = %+v %v", d, ok)
+	}
+	tab = build(t, f, Options{SignalAddress: map[string]string{"GW 1": "192.0.2.1"}})
+	if got := tab.Unaddressable(); !slices.Equal(got, []string{"fe80::1%eth0"}) {
+		t.Errorf("with an address: Unaddressable() = %q", got)
+	}
+	found := false
+	for seed := range uint64(20) {
+		dests, _ := tab.Route("src.example", "1678", 10, newRand(seed), nil, nil)
+		for _, d := range dests {
+			found = found || (d.Device == "GW 1" && d.SignalAddress == "[192.0.2.1]:5060")
+		}
+	}
+	if !found {
+		t.Error("GW 1 with a device address is never offered")
+	}
+}
