@@ -3,7 +3,8 @@
 // finds the route of the clearinghouse configuration file (configfile) that
 // applies and chooses the destination devices to offer, each with the
 // signalling address OSP puts in DestinationSignalAddress. It uses only the
-// standard library and configfile; it does not import Caddy.
+// standard library, configfile and osp (whose address rules it applies);
+// it does not import Caddy.
 //
 // Build turns a parsed *configfile.File into a Table, which is immutable:
 // any number of goroutines may use it at once. A Router holds the Table in

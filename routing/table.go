@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/osp"
 )
 
 // Errors of Route. They are returned as is (compare with == or errors.Is).
@@ -189,7 +190,7 @@ func Build(f *configfile.File, o Options) (*Table, error) {
 	// "fe80::1%eth0") and given no device_address has no address OSP can
 	// send: it is never offered (one bad destination would fail the call)
 	for i := range t.devices {
-		if _, err := signalAddress(t.devices[i].addr, portStr); err != nil {
+		if _, err := osp.NormalizeSignalAddress(t.devices[i].addr); err != nil {
 			t.devices[i].usable = false
 			t.unaddressable = append(t.unaddressable, t.devices[i].name)
 		}
@@ -357,42 +358,16 @@ func signalAddress(a, defPort string) (string, error) {
 	if host == "" {
 		return "", fmt.Errorf("%q: empty host", a)
 	}
-	// what OSP can send (osp.NormalizeSignalAddress): an IP address
-	// without a zone, or a host name
-	if ip, err := netip.ParseAddr(host); err == nil {
-		if ip.Zone() != "" {
-			return "", fmt.Errorf("%q: an address with a zone cannot be sent over OSP", a)
-		}
-	} else if !validHostName(host) {
-		return "", fmt.Errorf("%q: %q is neither an IP address nor a host name", a, host)
-	}
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 1 || p > 65535 || port[0] < '0' || port[0] > '9' {
 		return "", fmt.Errorf("%q: invalid port %q (want 1 to 65535)", a, port)
 	}
-	return defaultSignalAddress(host, strconv.Itoa(p)), nil
-}
-
-// validHostName tells whether h is a host name OSP can send: labels of 1
-// to 63 letters, digits, '-' (not first or last) and '_', separated by
-// dots, with at most one trailing dot, 253 characters at most without it.
-func validHostName(h string) bool {
-	h = strings.TrimSuffix(h, ".")
-	if h == "" || len(h) > 253 {
-		return false
+	addr := defaultSignalAddress(host, strconv.Itoa(p))
+	// only what OSP can send: an IP address without a zone, or a host name
+	if _, err := osp.NormalizeSignalAddress(addr); err != nil {
+		return "", fmt.Errorf("%q: %v", a, err)
 	}
-	for label := range strings.SplitSeq(h, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
+	return addr, nil
 }
 
 // Len returns the number of routes.
