@@ -439,10 +439,11 @@ func TestOSPToolkitValidatesLegacyCertificates(t *testing.T) {
 	}
 }
 
-// An operator's legacy CA certificate that the OSP Toolkit's enroll could
-// not use (a UTF8String name, an issuer other than itself, a date past
-// UTCTime) is refused when the CA opens, rather than failing every device.
-func TestOperatorLegacyCARequirements(t *testing.T) {
+// operatorRSAKey writes the shared RSA-2048 test key as an operator's CA
+// key file (0600) in a new folder, and returns the key, the folder and the
+// file.
+func operatorRSAKey(t *testing.T) (*rsa.PrivateKey, string, string) {
+	t.Helper()
 	key := testKey(t, "rsa2048").(*rsa.PrivateKey)
 	dir := t.TempDir()
 	keyPEM, err := marshalKeyPEM(key)
@@ -453,6 +454,14 @@ func TestOperatorLegacyCARequirements(t *testing.T) {
 	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return key, dir, keyFile
+}
+
+// An operator's legacy CA certificate that the OSP Toolkit's enroll could
+// not use (a UTF8String name, an issuer other than itself, a date past
+// UTCTime) is refused when the CA opens, rather than failing every device.
+func TestOperatorLegacyCARequirements(t *testing.T) {
+	key, dir, keyFile := operatorRSAKey(t)
 	notBefore := fixedNow().Add(-time.Hour)
 	usage := ctx509.KeyUsageCertSign | ctx509.KeyUsageCRLSign
 	mkCert := func(cn string, notAfter time.Time, issuerCN string) string {

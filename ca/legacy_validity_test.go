@@ -72,16 +72,7 @@ func resignWithValidity(t *testing.T, der []byte, key *rsa.PrivateKey, nbTag cba
 // some tools write; UTCTime without seconds) must be refused when the CA
 // opens, as a date past 2049 is, rather than failing every device.
 func TestOperatorLegacyCAValidityEncoding(t *testing.T) {
-	key := testKey(t, "rsa2048").(*rsa.PrivateKey)
-	dir := t.TempDir()
-	keyPEM, err := marshalKeyPEM(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(dir, "ca.key")
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key, dir, keyFile := operatorRSAKey(t)
 	now := time.Now().UTC()
 	tmpl := &ctx509.Certificate{
 		SerialNumber: big.NewInt(7), NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(5, 0, 0),
