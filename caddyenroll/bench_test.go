@@ -374,6 +374,7 @@ func caAnswer(b *testing.B, profile string) (string, []byte) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	testutil.RemoveAtExit(dir) // shared by the getcacert and respond benchmarks
 	s := startBenchServerProfile(b, dir, "", benchDevices, profile)
 	_, raw, err := s.clients(1)[0].post("/", "text/plain", []byte("operation=getcacert"))
 	if err != nil {

@@ -30,7 +30,40 @@ var (
 	raceOnce sync.Once
 	racePath string
 	raceErr  error
+
+	// folders Main removes when the package's tests end
+	atExit struct {
+		sync.Mutex
+		dirs []string
+	}
 )
+
+// Main runs a package's tests (call it from TestMain) and then removes what
+// they left outside their t.TempDir folders: the Caddy binaries built for
+// them (about 100 MB each) and the folders given to RemoveAtExit.
+func Main(m *testing.M) {
+	code := m.Run()
+	RemoveLeftovers()
+	os.Exit(code)
+}
+
+// RemoveAtExit has Main remove dir (a folder shared by several tests or
+// benchmarks, which no single t.TempDir outlives).
+func RemoveAtExit(dir string) {
+	atExit.Lock()
+	defer atExit.Unlock()
+	atExit.dirs = append(atExit.dirs, dir)
+}
+
+// RemoveLeftovers removes the built binaries and RemoveAtExit's folders.
+func RemoveLeftovers() {
+	atExit.Lock()
+	defer atExit.Unlock()
+	for _, dir := range atExit.dirs {
+		os.RemoveAll(dir)
+	}
+	atExit.dirs = nil
+}
 
 // RepoRoot is the repository's root folder.
 func RepoRoot() string {
@@ -61,12 +94,19 @@ func CaddyRaceBinary(t testing.TB) string {
 }
 
 func build(flags ...string) (string, error) {
+	return buildPackage("./cmd/caddy", "caddy", flags...)
+}
+
+// buildPackage builds pkg (relative to the repository's root) into a new
+// temporary folder that Main removes.
+func buildPackage(pkg, name string, flags ...string) (string, error) {
 	dir, err := os.MkdirTemp("", "caddy-bin-")
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, "caddy")
-	args := append(append([]string{"build"}, flags...), "-o", path, "./cmd/caddy")
+	RemoveAtExit(dir)
+	path := filepath.Join(dir, name)
+	args := append(append([]string{"build"}, flags...), "-o", path, pkg)
 	cmd := exec.Command("go", args...)
 	cmd.Dir = RepoRoot()
 	out, err := cmd.CombinedOutput()

@@ -1,0 +1,31 @@
+package testutil
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// A built binary's folder is gone after RemoveLeftovers (Main calls it):
+// each test process built a 100 MB Caddy into the system's temporary
+// folder and left it there.
+func TestBuiltBinariesRemoved(t *testing.T) {
+	path, err := buildPackage("./internal/testutil/testdata/hello", "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(shared, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	RemoveAtExit(shared)
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("built binary: %v", err)
+	}
+	RemoveLeftovers()
+	for _, p := range []string{filepath.Dir(path), shared} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s left after RemoveLeftovers (stat: %v)", p, err)
+		}
+	}
+}

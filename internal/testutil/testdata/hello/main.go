@@ -1,0 +1,4 @@
+// Command hello is a tiny program the testutil tests build.
+package main
+
+func main() {}
