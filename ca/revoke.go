@@ -606,17 +606,27 @@ func (c *CA) crlFromStorage(ctx context.Context) ([]byte, error) {
 		if err != nil {
 			return err
 		}
+		// thisUpdate is backdated as certificates are (a verifier whose
+		// clock is a little behind would find a CRL signed just now not
+		// yet valid), but never before a revocation it lists
+		thisUpdate := now.Add(-Backdate)
 		entries := make([]x509.RevocationListEntry, 0, len(serials))
 		for _, s := range serials {
 			e := rf.Entries[s]
 			n, _ := new(big.Int).SetString(s, 16)
 			entries = append(entries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: e.At, ReasonCode: e.Reason})
+			if e.At.After(thisUpdate) {
+				thisUpdate = e.At
+			}
+		}
+		if thisUpdate.After(now) { // revoked by an instance whose clock is ahead
+			thisUpdate = now
 		}
 		next := now.Add(c.cfg.CRLValidity)
 		tmpl := &x509.RevocationList{
 			RevokedCertificateEntries: entries,
 			Number:                    big.NewInt(meta.Number + 1),
-			ThisUpdate:                now,
+			ThisUpdate:                thisUpdate,
 			NextUpdate:                next,
 		}
 		issuer := *c.issuer
@@ -682,10 +692,11 @@ func (c *CA) crlInputs(ctx context.Context, now time.Time) (*revokedFile, []stri
 // that the last CRL was signed at last (zero: none). RFC 5280 section 3.3:
 // an entry stays until it has appeared on a CRL issued after the
 // certificate expired. The last CRL listed e if it was signed after e's
-// revocation and after its expiry (the CRLs before it kept e, by the same
-// rule); e is then left out from a day after expiry on.
+// revocation and its thisUpdate (at least last less Backdate) is after e's
+// expiry (the CRLs before it kept e, by the same rule); e is then left out
+// from a day after expiry on.
 func crlDrops(e revokedEntry, now, last time.Time) bool {
-	return now.Sub(e.NotAfter) > day && last.After(e.NotAfter) && last.After(e.At)
+	return now.Sub(e.NotAfter) > day && last.Add(-Backdate).After(e.NotAfter) && last.After(e.At)
 }
 
 // currentCRL returns the stored CRL when it lists exactly the revoked set,

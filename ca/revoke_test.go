@@ -101,6 +101,7 @@ func TestRevocation(t *testing.T) {
 	if err := crl.CheckSignatureFrom(c.Issuer()); err != nil {
 		t.Fatal(err)
 	}
+	// revoked at testNow: thisUpdate is not backdated before the revocations
 	if crl.Number.Int64() != 1 || !crl.ThisUpdate.Equal(testNow) || !crl.NextUpdate.Equal(testNow.Add(7*24*time.Hour)) {
 		t.Fatalf("CRL number %v this %v next %v", crl.Number, crl.ThisUpdate, crl.NextUpdate)
 	}
@@ -136,12 +137,12 @@ func TestCRLValidityAndRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	crl1 := crlOf(t, c.CRL)
-	if crl1.NextUpdate.Sub(crl1.ThisUpdate) != 48*time.Hour || len(crl1.RevokedCertificateEntries) != 0 {
+	if crl1.NextUpdate.Sub(crl1.ThisUpdate) != 48*time.Hour+Backdate || len(crl1.RevokedCertificateEntries) != 0 {
 		t.Fatal("empty CRL", crl1.NextUpdate)
 	}
 	now = now.Add(25 * time.Hour) // past half the validity: re-signed
 	crl2 := crlOf(t, c.CRL)
-	if crl2.Number.Cmp(big.NewInt(2)) != 0 || !crl2.ThisUpdate.Equal(now) {
+	if crl2.Number.Cmp(big.NewInt(2)) != 0 || !crl2.ThisUpdate.Equal(now.Add(-Backdate)) {
 		t.Fatal("CRL not refreshed", crl2.Number)
 	}
 }
@@ -589,7 +590,7 @@ func TestCRLKeepsEntryUntilListedAfterExpiry(t *testing.T) {
 	if len(after) == 0 {
 		t.Fatal("no CRL signed after expiry")
 	}
-	if !listed(after[0]) {
+	if !listed(after[0]) || !after[0].ThisUpdate.After(is.NotAfter) {
 		t.Fatalf("the first CRL signed after the certificate expired (at %v, %v after) does not list it",
 			after[0].ThisUpdate, after[0].ThisUpdate.Sub(is.NotAfter))
 	}
@@ -649,5 +650,52 @@ func TestKeyCompromised(t *testing.T) {
 	// not a key hash: an error, never a storage key outside the markers
 	if _, err := c.KeyCompromised(ctx, "../../revoked.json"); err == nil {
 		t.Error("KeyCompromised took a path for a key hash")
+	}
+}
+
+// A CRL's thisUpdate is backdated as certificates are, so that a verifier
+// whose clock is a little behind the server's does not find a CRL signed
+// just now "not yet valid", but never before a revocation it lists
+// (zlint's e_crl_revocation_time_after_this_update). Whether a CRL was issued after a certificate
+// expired (RFC 5280 section 3.3) is judged by that thisUpdate: a CRL signed
+// a minute after the expiry, whose thisUpdate is before it, does not count.
+func TestCRLThisUpdateBackdated(t *testing.T) {
+	ctx := context.Background()
+	now := testNow
+	c, _ := openCA(t, NewMemStore(), Config{Now: func() time.Time { return now }, Validity: 10 * day, CRLValidity: 7 * day}, "")
+	if crl := crlOf(t, c.CRL); !crl.ThisUpdate.Equal(now.Add(-Backdate)) {
+		t.Fatalf("thisUpdate %v, want %v (now less %v)", crl.ThisUpdate, now.Add(-Backdate), Backdate)
+	}
+	issued := issueN(t, c, "device1.itsp.com", 2)
+	expiring, other := issued[0], issued[1]
+	serial, _ := new(big.Int).SetString(expiring.Serial, 16)
+	listed := func(crl *x509.RevocationList) bool {
+		return slices.ContainsFunc(crl.RevokedCertificateEntries, func(e x509.RevocationListEntry) bool {
+			return e.SerialNumber.Cmp(serial) == 0
+		})
+	}
+	now = expiring.NotAfter.Add(-time.Hour)
+	if err := c.Revoke(ctx, expiring.Serial, ReasonKeyCompromise); err != nil {
+		t.Fatal(err)
+	}
+	revokedAt := now
+	now = now.Add(time.Second)
+	if crl := crlOf(t, c.CRL); !crl.ThisUpdate.Equal(revokedAt) {
+		t.Fatalf("thisUpdate %v, want the revocation's time %v", crl.ThisUpdate, revokedAt)
+	}
+	// a CRL signed a minute after the expiry (the other certificate's
+	// revocation 10 minutes before is not new): its thisUpdate is before it
+	now = expiring.NotAfter.Add(-10 * time.Minute)
+	if err := c.Revoke(ctx, other.Serial, ReasonCessationOfOperation); err != nil {
+		t.Fatal(err)
+	}
+	now = expiring.NotAfter.Add(time.Minute)
+	if crl := crlOf(t, c.CRL); !listed(crl) || !crl.ThisUpdate.Equal(now.Add(-Backdate)) {
+		t.Fatalf("CRL at %v: listed %v", crl.ThisUpdate, listed(crl))
+	}
+	now = expiring.NotAfter.Add(2 * day)
+	if crl := crlOf(t, c.CRL); !listed(crl) {
+		t.Fatalf("CRL at %v (%v after the expiry) dropped the entry: no CRL whose thisUpdate is after the expiry listed it",
+			crl.ThisUpdate, crl.ThisUpdate.Sub(expiring.NotAfter))
 	}
 }
