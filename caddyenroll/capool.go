@@ -28,7 +28,8 @@ func init() {
 // `mode request`; the osp handler then accepts a client certificate only
 // when it is byte for byte one this server issued and has not revoked.
 type TrustPool struct {
-	// CA profiles whose certificates are trusted. Default: modern.
+	// CA profiles whose certificates are trusted: "modern", "legacy" or
+	// both. Default: modern.
 	Profiles []string `json:"profiles,omitempty"`
 
 	pool  *x509.CertPool
@@ -47,6 +48,9 @@ func (TrustPool) CaddyModule() caddy.ModuleInfo {
 func (p *TrustPool) Provision(ctx caddy.Context) error {
 	if len(p.Profiles) == 0 {
 		p.Profiles = []string{profileModern}
+	}
+	if err := checkPoolProfiles(p.Profiles); err != nil {
+		return err
 	}
 	appIface, err := ctx.App("enroll")
 	if err != nil {
@@ -76,18 +80,35 @@ func (p TrustPool) Certificates() []*x509.Certificate { return p.certs }
 // UnmarshalCaddyfile parses `trust_pool enroll [<profile>...]`.
 func (p *TrustPool) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // module name
-	p.Profiles = append(p.Profiles, d.RemainingArgs()...)
+	add := func(profiles []string) error {
+		if err := checkPoolProfiles(profiles); err != nil {
+			return d.Err(err.Error())
+		}
+		p.Profiles = append(p.Profiles, profiles...)
+		return nil
+	}
+	if err := add(d.RemainingArgs()); err != nil {
+		return err
+	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
 		case "profiles":
-			p.Profiles = append(p.Profiles, d.RemainingArgs()...)
+			if err := add(d.RemainingArgs()); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unknown option %q", d.Val())
 		}
 	}
-	for _, pr := range p.Profiles {
+	return nil
+}
+
+// checkPoolProfiles refuses a profile other than modern and legacy (JSON
+// configs reach Provision without the Caddyfile's check).
+func checkPoolProfiles(profiles []string) error {
+	for _, pr := range profiles {
 		if pr != profileModern && pr != profileLegacy {
-			return d.Errf("unknown CA profile %q", pr)
+			return fmt.Errorf("profiles: unknown CA profile %q (want %q or %q)", pr, profileModern, profileLegacy)
 		}
 	}
 	return nil
