@@ -755,7 +755,7 @@ func (a *App) revokeDisabledAtStart() {
 func (a *App) authority(profile string) (*ca.CA, error) {
 	c, ok := a.cas[profile]
 	if !ok {
-		return nil, fmt.Errorf("no %q CA is configured in the enroll app (add `ca %s` to the global enroll option)", profile, profile)
+		return nil, fmt.Errorf("no %q CA is configured in the enroll app (add `ca %s` to the global enroll option; in JSON, %q to the app's authorities)", profile, profile, profile)
 	}
 	return c, nil
 }

@@ -61,3 +61,11 @@ func TestAuthorityCertFileRefusesGeneratedSettings(t *testing.T) {
 		}
 	}
 }
+
+// A site naming a CA the app lacks is told how to add it in either config
+// form.
+func TestAuthorityMissingNamesBothForms(t *testing.T) {
+	a := &App{}
+	_, err := a.authority(profileLegacy)
+	wantErr(t, err, "add `ca legacy` to the global enroll option; in JSON, \"legacy\" to the app's authorities")
+}
