@@ -342,10 +342,10 @@ func (a *App) Validate() error {
 		return fmt.Errorf("failures_allowed must not be negative (0 means the default, 5), not %d", a.FailuresAllowed)
 	}
 	if a.LockoutBase < 0 || a.LockoutMax < 0 {
-		return fmt.Errorf("lockout durations must not be negative, not %v and %v", time.Duration(a.LockoutBase), time.Duration(a.LockoutMax))
+		return fmt.Errorf("lockout durations (lockout_base, lockout_max) must not be negative, not %v and %v", time.Duration(a.LockoutBase), time.Duration(a.LockoutMax))
 	}
 	if a.LockoutBase > a.LockoutMax {
-		return fmt.Errorf("lockout: the first lockout (%v) must not be longer than the longest (%v)",
+		return fmt.Errorf("lockout: the first lockout (lockout_base, %v) must not be longer than the longest (lockout_max, %v)",
 			time.Duration(a.LockoutBase), time.Duration(a.LockoutMax))
 	}
 	spelled := make(map[string]string, len(a.DeviceAddresses))

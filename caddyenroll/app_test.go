@@ -22,8 +22,8 @@ func TestValidateLimitsAndAddresses(t *testing.T) {
 		{"defaults", 5, time.Second, 15 * time.Minute, nil, ""},
 		{"no failures allowed beyond the first", 1, time.Second, time.Second, nil, ""},
 		{"negative failures", -3, time.Second, 15 * time.Minute, nil, "failures_allowed must not be negative (0 means the default, 5), not -3"},
-		{"base longer than max", 5, time.Hour, time.Second, nil, "lockout: the first lockout (1h0m0s) must not be longer than the longest (1s)"},
-		{"negative base", 5, -time.Second, time.Minute, nil, "lockout durations must not be negative"},
+		{"base longer than max", 5, time.Hour, time.Second, nil, "lockout: the first lockout (lockout_base, 1h0m0s) must not be longer than the longest (lockout_max, 1s)"},
+		{"negative base", 5, -time.Second, time.Minute, nil, "lockout durations (lockout_base, lockout_max) must not be negative, not -1s and 1m0s"},
 		{"address", 5, time.Second, time.Minute, map[string]string{"gw1": "192.0.2.1:5061", "gw2": "[2001:db8::1]", "gw3": "gw3.example.com"}, ""},
 		{"port too large", 5, time.Second, time.Minute, map[string]string{"ghost": "1.2.3.4:99999"}, `device_address ghost: "1.2.3.4:99999": invalid port "99999" (want 1 to 65535)`},
 		{"port zero", 5, time.Second, time.Minute, map[string]string{"gw1": "gw1:0"}, `invalid port "0"`},
@@ -54,6 +54,9 @@ func TestAuthorityCertFileRefusesGeneratedSettings(t *testing.T) {
 		{Authority{CertFile: "ca.pem", KeyFile: "ca.key", Algorithm: "p384", CommonName: "x", Organization: "o", RootValidity: caddy.Duration(time.Hour)},
 			"algorithm, common_name, organization, root_validity apply only"},
 		{Authority{Algorithm: "p384", Intermediate: true, CommonName: "x"}, ""},
+		{Authority{Validity: caddy.Duration(-time.Hour)}, "validity must not be negative (0 means the default), not -1h0m0s"},
+		{Authority{RootValidity: caddy.Duration(-time.Hour)}, "root_validity must not be negative"},
+		{Authority{CRLValidity: -1}, "crl_validity must not be negative (0 means the default), not -1ns"},
 	} {
 		err := c.au.validate(profileModern)
 		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {

@@ -90,8 +90,13 @@ func (au *Authority) validate(profile string) error {
 			return fmt.Errorf("cert_file supplies the CA: %s apply only to a generated CA (remove them)", strings.Join(ignored, ", "))
 		}
 	}
-	if au.Validity < 0 || au.RootValidity < 0 || au.CRLValidity < 0 {
-		return fmt.Errorf("durations must be positive")
+	for _, d := range []struct {
+		name string
+		v    caddy.Duration
+	}{{"validity", au.Validity}, {"root_validity", au.RootValidity}, {"crl_validity", au.CRLValidity}} {
+		if d.v < 0 {
+			return fmt.Errorf("%s must not be negative (0 means the default), not %v", d.name, time.Duration(d.v))
+		}
 	}
 	return nil
 }

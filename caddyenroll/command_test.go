@@ -273,7 +273,7 @@ func TestValidateRefusesBadSettings(t *testing.T) {
 		{"legacy with ecdsa", "config_file " + good + "\n\t\tca legacy {\n\t\t\talgorithm p256\n\t\t}", "legacy profile signs with MD5-RSA and needs an RSA key", ""},
 		{"max_body over 1 MiB", "config_file " + good, "max_body must be between 1 KiB and 64 KiB", "enroll {\n\t\tmax_body 2MiB\n\t}"},
 		{"negative failures_allowed", "config_file " + good + "\n\t\tfailures_allowed -3", "failures_allowed must not be negative", ""},
-		{"lockout base over max", "config_file " + good + "\n\t\tlockout 1h 1s", "the first lockout (1h0m0s) must not be longer than the longest (1s)", ""},
+		{"lockout base over max", "config_file " + good + "\n\t\tlockout 1h 1s", "the first lockout (lockout_base, 1h0m0s) must not be longer than the longest (lockout_max, 1s)", ""},
 		{"device_address port", "config_file " + good + "\n\t\tdevice_address gw1 1.2.3.4:99999", "(want 1 to 65535)", ""},
 		{"device_address one device twice", "config_file " + good + "\n\t\tdevice_address gw1 1.2.3.4:5060\n\t\tdevice_address GW1 1.2.3.5:5060", "device_address GW1 is given twice (as gw1)", ""},
 	}
