@@ -12,6 +12,8 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
 
 // Account is an operator account allowed to enroll devices (the seed's
@@ -22,8 +24,9 @@ type Account struct {
 	// The password as a bcrypt hash, as `caddy hash-password` prints it.
 	// Plain passwords are never accepted here.
 	Password string `json:"password"`
-	// The clearinghouse-assigned customer number of this account. When set,
-	// a request's `customer` variable must equal it.
+	// The clearinghouse-assigned customer number of this account: decimal
+	// digits, at most 20. When set, a request's `customer` variable must
+	// equal it.
 	Customer string `json:"customer,omitempty"`
 }
 
@@ -56,6 +59,10 @@ func newAccounts(list []Account) (*accounts, error) {
 		}
 		if _, dup := a.byName[acct.Username]; dup {
 			return nil, fmt.Errorf("account %q is defined twice", acct.Username)
+		}
+		if !validCustomer(acct.Customer) {
+			// requests carry digits only: no request could match it
+			return nil, fmt.Errorf("account %q: customer must be decimal digits, at most %d, not %q", acct.Username, wire.MaxIDLen, acct.Customer)
 		}
 		cost, err := bcrypt.Cost([]byte(acct.Password))
 		if err != nil {
@@ -150,6 +157,22 @@ func credentialKey(username, password string, hash []byte) [32]byte {
 	var k [32]byte
 	h.Sum(k[:0])
 	return k
+}
+
+// validCustomer reports whether an account's customer id ("" for none) is
+// one a request's customer variable can be (spaces around it are ignored,
+// as sameCustomer does).
+func validCustomer(s string) bool {
+	s = strings.TrimSpace(s)
+	if len(s) > wire.MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // sameCustomer compares customer ids in constant time.

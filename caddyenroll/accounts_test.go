@@ -45,6 +45,19 @@ func TestAccounts(t *testing.T) {
 			t.Errorf("error echoes the password: %v", err)
 		}
 	}
+	// a customer no request can send (digits, at most 20) would refuse
+	// every request of the account
+	for _, c := range []struct{ customer, err string }{
+		{"1000", ""},
+		{" 1000 ", ""},
+		{"01234567890123456789", ""},
+		{"ACME", `account "x": customer must be decimal digits, at most 20, not "ACME"`},
+		{"-1", `not "-1"`},
+		{"012345678901234567890", `at most 20, not "012345678901234567890"`},
+	} {
+		_, err := newAccounts([]Account{{Username: "x", Password: string(h), Customer: c.customer}})
+		wantErr(t, err, c.err)
+	}
 	if !sameCustomer(" 1000", "1000") || sameCustomer("1000", "100") {
 		t.Error("sameCustomer")
 	}
