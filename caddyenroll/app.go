@@ -50,7 +50,8 @@ type App struct {
 	WatchInterval caddy.Duration `json:"watch_interval,omitempty"`
 
 	// Number of previous versions of the configuration file kept as
-	// FILE.~1~ … FILE.~N~ when the server rewrites it. Default 5.
+	// FILE.~1~ … FILE.~N~ when the server rewrites it: 0 (none) to 100.
+	// Default 5.
 	Backups *int `json:"backups,omitempty"`
 
 	// Approval policy: "auto" (default) issues at once to a known, enabled
@@ -74,7 +75,7 @@ type App struct {
 	// lockouts start. Default 5 (also for 0); negative is refused.
 	FailuresAllowed int `json:"failures_allowed,omitempty"`
 	// First lockout after the allowed failures; it doubles with every
-	// further failure. Default 1s; at most LockoutMax.
+	// further failure. Default 1s; at most lockout_max.
 	LockoutBase caddy.Duration `json:"lockout_base,omitempty"`
 	// Longest lockout. Default 15m.
 	LockoutMax caddy.Duration `json:"lockout_max,omitempty"`
@@ -87,7 +88,7 @@ type App struct {
 	// name the file lacks is logged as a warning and ignored.
 	DeviceAddresses map[string]string `json:"device_addresses,omitempty"`
 
-	// Most destinations in an OSP answer. Default 10.
+	// Most destinations in an OSP answer: 1 to 100. Default 10 (also for 0).
 	MaxDestinations int `json:"max_destinations,omitempty"`
 
 	// How long client nonces of enrollment requests are remembered, to

@@ -30,32 +30,37 @@ type Authority struct {
 	// Key algorithm of a generated CA: p256 (default for modern), p384,
 	// ed25519, rsa2048 (default for legacy), rsa3072, rsa4096.
 	Algorithm string `json:"algorithm,omitempty"`
-	// Validity of device certificates. Default 365 days (legacy: 90 days).
+	// Validity of device certificates. Default 365 days (legacy: 90 days);
+	// not negative.
 	Validity caddy.Duration `json:"validity,omitempty"`
-	// Validity of a generated root. Default 10 years.
+	// Validity of a generated root. Default 10 years; not negative.
 	RootValidity caddy.Duration `json:"root_validity,omitempty"`
 	// Issue from an intermediate under the root, so the root key can be
 	// kept offline. Not available for the legacy profile.
 	Intermediate bool `json:"intermediate,omitempty"`
-	// PEM files of an operator-supplied CA certificate and key, used
-	// instead of generated ones. The key file must be 0600. A keyUsage
+	// PEM file of an operator-supplied CA certificate, used instead of a
+	// generated CA (with key_file; algorithm, root_validity, intermediate,
+	// common_name and organization are then refused). A keyUsage
 	// extension, if present, must allow keyCertSign and cRLSign. Legacy
 	// profile: one self-signed MD5-RSA certificate with PrintableString
 	// names and dates from 1950 to 2049 (what the OSP Toolkit reads).
 	CertFile string `json:"cert_file,omitempty"`
-	KeyFile  string `json:"key_file,omitempty"`
+	// PEM file of the private key of cert_file's certificate (with
+	// cert_file); it must be mode 0600.
+	KeyFile string `json:"key_file,omitempty"`
 	// Common name of a generated CA.
 	CommonName string `json:"common_name,omitempty"`
 	// Organization of a generated CA.
 	Organization string `json:"organization,omitempty"`
-	// Accept CSRs signed with MD5-RSA or SHA1-RSA (seed-era devices).
-	// Default off for modern, on for legacy.
+	// Accept CSRs signed with MD5-RSA or SHA-1 and RSA public exponents
+	// below 65537 (seed-era devices). Default off for modern, on for legacy.
 	LegacyCSR *bool `json:"legacy_csr,omitempty"`
 	// Accept RSA-1024 device keys. RSA keys under 1024 bits are always refused.
 	AllowRSA1024 bool `json:"allow_rsa1024,omitempty"`
 	// Add the serverAuth extended key usage, for devices that also serve TLS.
 	ServerAuth bool `json:"server_auth,omitempty"`
-	// How long a CRL is valid (its next-update). Default 7 days.
+	// How long a CRL is valid (its next-update). Default 7 days; not
+	// negative.
 	CRLValidity caddy.Duration `json:"crl_validity,omitempty"`
 }
 

@@ -40,9 +40,10 @@ type Handler struct {
 	// CA certificate is public; devices check its fingerprint out of band.
 	PlainGetCACert bool `json:"plain_getcacert,omitempty"`
 
-	// Largest request body accepted: 1 KiB to 64 KiB (the protocol's
-	// bound, wire.MaxBody; a larger value, up to 1 MiB as earlier versions
-	// took, is lowered to it with a warning). Default 64 KiB.
+	// Largest request body accepted, in bytes: 1024 to 65536 (64 KiB, the
+	// protocol's bound, wire.MaxBody; a larger value, up to 1 MiB as
+	// earlier versions took, is lowered to it with a warning). Default
+	// 64 KiB (also for 0).
 	MaxBody int64 `json:"max_body,omitempty"`
 
 	app          *App

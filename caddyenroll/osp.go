@@ -52,11 +52,12 @@ type OSPHandler struct {
 	// SHA-256 either way).
 	Profile string `json:"profile,omitempty"`
 
-	// How long a token is valid. Default 60s.
+	// How long a token is valid: 1s to 24h. Default 60s.
 	TokenValidity caddy.Duration `json:"token_validity,omitempty"`
 
 	// Largest number of destinations in an answer; the request's
-	// MaxDestinations lowers it. Default and most: the app's max_destinations (a larger value has no effect).
+	// MaxDestinations lowers it. Default and most: the app's
+	// max_destinations (a larger value has no effect); not negative.
 	MaxDestinations int `json:"max_destinations,omitempty"`
 
 	// Source addresses (IP) mapped to device names, for gateways that
