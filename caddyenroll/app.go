@@ -68,7 +68,8 @@ type App struct {
 	Accounts []Account `json:"accounts,omitempty"`
 
 	// The operational CAs by profile: "modern" (always present) and
-	// "legacy" (MD5-RSA, for seed-era devices; only when configured).
+	// "legacy" (MD5-RSA, for seed-era devices; only when configured). A
+	// profile given as null or {} has the defaults.
 	Authorities map[string]*Authority `json:"authorities,omitempty"`
 
 	// Failed logins allowed per account and per client address before
@@ -237,8 +238,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.Authorities == nil {
 		a.Authorities = make(map[string]*Authority)
 	}
-	if a.Authorities[profileModern] == nil {
-		a.Authorities[profileModern] = new(Authority)
+	// a profile without settings ("legacy": null) has the defaults, as
+	// modern always does
+	for _, profile := range []string{profileModern, profileLegacy} {
+		if auth, named := a.Authorities[profile]; auth == nil && (named || profile == profileModern) {
+			a.Authorities[profile] = new(Authority)
+		}
 	}
 	a.cas = make(map[string]*ca.CA)
 	a.crypto = new(cryptoRecords)

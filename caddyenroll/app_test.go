@@ -1,6 +1,8 @@
 package caddyenroll
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -71,4 +73,22 @@ func TestAuthorityMissingNamesBothForms(t *testing.T) {
 	a := &App{}
 	_, err := a.authority(profileLegacy)
 	wantErr(t, err, "add `ca legacy` to the global enroll option; in JSON, \"legacy\" to the app's authorities")
+}
+
+// A JSON config naming a profile without settings ("legacy": null) gets
+// that CA with its defaults, as `ca legacy` without a block does.
+func TestAuthorityNullIsDefaults(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "clearinghouse.conf")
+	if err := os.WriteFile(conf, []byte("group \"\"\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
+	app := loadEnrollApp(t, filepath.Join(dir, "data"), map[string]any{"config_file": conf,
+		"authorities": map[string]any{"modern": nil, "legacy": nil}})
+	for _, profile := range []string{profileModern, profileLegacy} {
+		if _, err := app.authority(profile); err != nil {
+			t.Error(err)
+		}
+	}
 }
