@@ -129,10 +129,10 @@ func (h *OSPHandler) Validate() error {
 		return fmt.Errorf("profile must be %q or %q, not %q", profileModern, profileLegacy, h.Profile)
 	}
 	if d := time.Duration(h.TokenValidity); d < time.Second || d > osp.MaxTokenValidity {
-		return fmt.Errorf("token_validity must be between 1s and %s", osp.MaxTokenValidity)
+		return fmt.Errorf("token_validity must be between 1s and %s, not %v", osp.MaxTokenValidity, d)
 	}
 	if h.MaxDestinations < 0 {
-		return errors.New("max_destinations must not be negative")
+		return fmt.Errorf("max_destinations must not be negative (0 means the app's), not %d", h.MaxDestinations)
 	}
 	_, err := sourceAddresses(h.SourceAddresses)
 	return err

@@ -44,6 +44,29 @@ func TestCaddyfileSourceAddressSpellings(t *testing.T) {
 	})
 }
 
+// Settings out of range are refused naming the field and the value (a JSON
+// config reaches Validate without the Caddyfile's checks).
+func TestOSPValidateRanges(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		validity time.Duration
+		max      int
+		err      string
+	}{
+		{"defaults", time.Minute, 0, ""},
+		{"longest", 24 * time.Hour, 100, ""},
+		{"validity 1ns", 1, 0, "token_validity must be between 1s and 24h0m0s, not 1ns"},
+		{"validity negative", -time.Minute, 0, "token_validity must be between 1s and 24h0m0s, not -1m0s"},
+		{"validity 25h", 25 * time.Hour, 0, "not 25h0m0s"},
+		{"negative destinations", time.Minute, -1, "max_destinations must not be negative (0 means the app's), not -1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := &OSPHandler{Tokens: TokensSigned, Profile: profileModern, TokenValidity: caddy.Duration(c.validity), MaxDestinations: c.max}
+			wantErr(t, h.Validate(), c.err)
+		})
+	}
+}
+
 // What Validate accepts identifies the device from every spelling of its
 // address the connection may carry.
 func TestOSPSourceAddressMatches(t *testing.T) {
