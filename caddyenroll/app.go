@@ -45,8 +45,8 @@ type App struct {
 	ConfigFile string `json:"config_file,omitempty"`
 
 	// How often the configuration file is checked for edits, which then take
-	// effect without a restart. Default 2s; a negative value disables it
-	// (edits then take effect on `caddy reload`).
+	// effect without a restart. Default 2s; at least 10ms; a negative value
+	// disables it (edits then take effect on `caddy reload`).
 	WatchInterval caddy.Duration `json:"watch_interval,omitempty"`
 
 	// Number of previous versions of the configuration file kept as
@@ -76,7 +76,7 @@ type App struct {
 	// lockouts start. Default 5 (also for 0); negative is refused.
 	FailuresAllowed int `json:"failures_allowed,omitempty"`
 	// First lockout after the allowed failures; it doubles with every
-	// further failure. Default 1s; at most lockout_max.
+	// further failure. Default 1s; at least 1ms, at most lockout_max.
 	LockoutBase caddy.Duration `json:"lockout_base,omitempty"`
 	// Longest lockout. Default 15m.
 	LockoutMax caddy.Duration `json:"lockout_max,omitempty"`
@@ -350,6 +350,9 @@ func (a *App) Validate() error {
 	if a.LockoutBase < 0 || a.LockoutMax < 0 {
 		return fmt.Errorf("lockout durations (lockout_base, lockout_max) must not be negative, not %v and %v", time.Duration(a.LockoutBase), time.Duration(a.LockoutMax))
 	}
+	if a.LockoutBase < caddy.Duration(time.Millisecond) {
+		return fmt.Errorf("lockout_base must be at least 1ms, not %v%s", time.Duration(a.LockoutBase), jsonNanoseconds)
+	}
 	if a.LockoutBase > a.LockoutMax {
 		return fmt.Errorf("lockout: the first lockout (lockout_base, %v) must not be longer than the longest (lockout_max, %v)",
 			time.Duration(a.LockoutBase), time.Duration(a.LockoutMax))
@@ -375,11 +378,21 @@ func (a *App) Validate() error {
 	if a.Backups != nil && (*a.Backups < 0 || *a.Backups > 100) {
 		return fmt.Errorf("backups must be between 0 and 100, not %d", *a.Backups)
 	}
+	if a.WatchInterval > 0 && a.WatchInterval < caddy.Duration(minWatchInterval) {
+		return fmt.Errorf("watch_interval must be at least %v (negative: only on reload), not %v%s", minWatchInterval, time.Duration(a.WatchInterval), jsonNanoseconds)
+	}
 	if a.NonceRetention < caddy.Duration(time.Hour) {
 		return fmt.Errorf("nonce_retention must be at least 1h (nonces are remembered that long to refuse reuse), not %v", time.Duration(a.NonceRetention))
 	}
 	return nil
 }
+
+// minWatchInterval bounds how often the configuration file is checked.
+const minWatchInterval = 10 * time.Millisecond
+
+// jsonNanoseconds ends the errors of durations too short to be meant: a
+// JSON number (`"watch_interval": 2`) is nanoseconds.
+const jsonNanoseconds = ` (a number in JSON is nanoseconds: write a duration such as "2s")`
 
 // openCA opens (or creates) the CA of a profile. When the file's crypto
 // item does not name it yet, the file is edited at Start (recordCrypto),

@@ -92,3 +92,42 @@ func TestAuthorityNullIsDefaults(t *testing.T) {
 		}
 	}
 }
+
+// A JSON number is nanoseconds: a duration too short to be meant (seconds
+// or days written as a plain number) is refused, saying so, rather than
+// polling the file in a busy loop, making lockouts vanish or issuing
+// certificates and CRLs already expired.
+func TestValidateJSONNanoseconds(t *testing.T) {
+	valid := func() *App {
+		return &App{ConfigFile: "x.conf", Approval: ApprovalAuto, UnknownDevices: UnknownPending,
+			NonceRetention: caddy.Duration(time.Hour), FailuresAllowed: 5, WatchInterval: caddy.Duration(2 * time.Second),
+			LockoutBase: caddy.Duration(time.Second), LockoutMax: caddy.Duration(15 * time.Minute)}
+	}
+	hint := `(a number in JSON is nanoseconds: write a duration such as "2s")`
+	cases := []struct {
+		name string
+		set  func(*App)
+		err  string
+	}{
+		{"defaults", func(*App) {}, ""},
+		{"watch_interval 100ms", func(a *App) { a.WatchInterval = caddy.Duration(100 * time.Millisecond) }, ""},
+		{"watch_interval off", func(a *App) { a.WatchInterval = -1 }, ""},
+		{"watch_interval 2", func(a *App) { a.WatchInterval = 2 }, "watch_interval must be at least 10ms (negative: only on reload), not 2ns " + hint},
+		{"lockout_base 1", func(a *App) { a.LockoutBase = 1 }, "lockout_base must be at least 1ms, not 1ns " + hint},
+		{"lockout 1ms", func(a *App) {
+			a.LockoutBase, a.LockoutMax = caddy.Duration(time.Millisecond), caddy.Duration(time.Millisecond)
+		}, ""},
+		{"validity 365", func(a *App) { a.Authorities = map[string]*Authority{"modern": {Validity: 365}} },
+			`authorities "modern": validity must be at least 1m (0 means the default), not 365ns ` + hint},
+		{"root_validity 10", func(a *App) { a.Authorities = map[string]*Authority{"modern": {RootValidity: 10}} }, "root_validity must be at least 1m"},
+		{"crl_validity 7", func(a *App) { a.Authorities = map[string]*Authority{"legacy": {CRLValidity: 7}} }, `authorities "legacy": crl_validity must be at least 1m`},
+		{"validity 1m", func(a *App) { a.Authorities = map[string]*Authority{"modern": {Validity: caddy.Duration(time.Minute)}} }, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := valid()
+			c.set(a)
+			wantErr(t, a.Validate(), c.err)
+		})
+	}
+}

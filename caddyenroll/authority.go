@@ -31,9 +31,9 @@ type Authority struct {
 	// ed25519, rsa2048 (default for legacy), rsa3072, rsa4096.
 	Algorithm string `json:"algorithm,omitempty"`
 	// Validity of device certificates. Default 365 days (legacy: 90 days);
-	// not negative.
+	// at least 1m.
 	Validity caddy.Duration `json:"validity,omitempty"`
-	// Validity of a generated root. Default 10 years; not negative.
+	// Validity of a generated root. Default 10 years; at least 1m.
 	RootValidity caddy.Duration `json:"root_validity,omitempty"`
 	// Issue from an intermediate under the root, so the root key can be
 	// kept offline. Not available for the legacy profile.
@@ -59,8 +59,8 @@ type Authority struct {
 	AllowRSA1024 bool `json:"allow_rsa1024,omitempty"`
 	// Add the serverAuth extended key usage, for devices that also serve TLS.
 	ServerAuth bool `json:"server_auth,omitempty"`
-	// How long a CRL is valid (its next-update). Default 7 days; not
-	// negative.
+	// How long a CRL is valid (its next-update). Default 7 days; at least
+	// 1m.
 	CRLValidity caddy.Duration `json:"crl_validity,omitempty"`
 }
 
@@ -101,6 +101,9 @@ func (au *Authority) validate(profile string) error {
 	}{{"validity", au.Validity}, {"root_validity", au.RootValidity}, {"crl_validity", au.CRLValidity}} {
 		if d.v < 0 {
 			return fmt.Errorf("%s must not be negative (0 means the default), not %v", d.name, time.Duration(d.v))
+		}
+		if d.v != 0 && d.v < caddy.Duration(time.Minute) {
+			return fmt.Errorf("%s must be at least 1m (0 means the default), not %v%s", d.name, time.Duration(d.v), jsonNanoseconds)
 		}
 	}
 	return nil
