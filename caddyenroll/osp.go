@@ -129,7 +129,11 @@ func (h *OSPHandler) Validate() error {
 		return fmt.Errorf("profile must be %q or %q, not %q", profileModern, profileLegacy, h.Profile)
 	}
 	if d := time.Duration(h.TokenValidity); d < time.Second || d > osp.MaxTokenValidity {
-		return fmt.Errorf("token_validity must be between 1s and %s, not %v", osp.MaxTokenValidity, d)
+		hint := ""
+		if d > 0 && d < time.Second {
+			hint = jsonNanoseconds
+		}
+		return fmt.Errorf("token_validity must be between 1s and %s, not %v%s", osp.MaxTokenValidity, d, hint)
 	}
 	if h.MaxDestinations < 0 {
 		return fmt.Errorf("max_destinations must not be negative (0 means the app's), not %d", h.MaxDestinations)

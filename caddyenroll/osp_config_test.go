@@ -55,7 +55,7 @@ func TestOSPValidateRanges(t *testing.T) {
 	}{
 		{"defaults", time.Minute, 0, ""},
 		{"longest", 24 * time.Hour, 100, ""},
-		{"validity 1ns", 1, 0, "token_validity must be between 1s and 24h0m0s, not 1ns"},
+		{"validity 1ns", 1, 0, "token_validity must be between 1s and 24h0m0s, not 1ns (a number in JSON is nanoseconds"},
 		{"validity negative", -time.Minute, 0, "token_validity must be between 1s and 24h0m0s, not -1m0s"},
 		{"validity 25h", 25 * time.Hour, 0, "not 25h0m0s"},
 		{"negative destinations", time.Minute, -1, "max_destinations must not be negative (0 means the app's), not -1"},
