@@ -24,6 +24,8 @@
 //     tokens, usage records.
 //   - tls.ca_pool.source.enroll: a trust pool of the operational CAs, for
 //     client_auth of devices.
+//   - tls.client_auth.verifier.enroll: refuses at the handshake a client
+//     certificate this server did not issue or has revoked.
 //   - admin.api.enroll: pending requests, approve, reject, devices, revoke,
 //     call detail records.
 //
