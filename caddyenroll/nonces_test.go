@@ -292,6 +292,7 @@ func TestNonceRetentionValidate(t *testing.T) {
 	}
 	for _, c := range cases {
 		a := &App{ConfigFile: "x.conf", Approval: ApprovalAuto, UnknownDevices: UnknownPending,
+			LockoutBase: caddy.Duration(time.Second), LockoutMax: caddy.Duration(time.Hour),
 			NonceRetention: caddy.Duration(c.retention)}
 		err := a.Validate()
 		if c.ok && err != nil {
