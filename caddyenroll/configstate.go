@@ -123,7 +123,7 @@ func loadConfigState(path string, backups int) (*configState, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := configfile.ParseFile(path)
+	f, err := cs.parse(v) // an emptied file is refused at a (re)load too
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +270,7 @@ func (cs *configState) fresh(v fileVersion) bool {
 
 // errEmptied refuses a version of the file that is empty: a write cut
 // short, not a configuration (it would disable every device).
-var errEmptied = errors.New("the file is empty (a write cut short?); keeping the previous version")
+var errEmptied = errors.New("the file is empty (a write cut short?), which is never taken")
 
 // syncLocked parses the file again when the disk holds another version
 // than the parsed one, once that version has settled (waiting for it up to
