@@ -60,6 +60,8 @@ type configState struct {
 	ver  fileVersion // the version of file
 	own  fileVersion // the last version this configState wrote (whole: renamed into place)
 	bad  fileVersion // the last version on disk that did not parse
+
+	reported string // the error reload returned last (only the watcher calls reload)
 }
 
 // fileVersion tells versions of the file on disk apart: its time and size,
@@ -337,9 +339,24 @@ func (cs *configState) changedLocked(disabled []string) {
 }
 
 // reload parses the file again if it changed on disk, and reports whether
-// a new version is in force. An invalid version is reported once. The
-// parse runs without the lock, so readers go on meanwhile.
+// a new version is in force. An error is reported once while it lasts (a
+// missing file is not logged at every poll).
 func (cs *configState) reload() (bool, error) {
+	changed, err := cs.poll()
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if err != nil && msg == cs.reported {
+		return changed, nil
+	}
+	cs.reported = msg
+	return changed, err
+}
+
+// poll is reload without the reporting. The parse runs without the lock,
+// so readers go on meanwhile.
+func (cs *configState) poll() (bool, error) {
 	v, err := cs.stat()
 	if err != nil {
 		return false, err

@@ -336,3 +336,61 @@ func TestConfigStateWaitsForWritesToSettle(t *testing.T) {
 		t.Fatalf("the edit wrote the emptied file: %q", b)
 	}
 }
+
+// A file that goes missing, unreadable or invalid leaves the version in
+// force, is reported once (naming the file, and the line of an error),
+// not at every poll, and the next good version is taken.
+func TestConfigStateBrokenFile(t *testing.T) {
+	const good = "group \"\"\ndevice gw1.example \"\" enabled\n"
+	const fixed = good + "device gw2.example \"\" enabled\n"
+	for _, tc := range []struct {
+		name   string
+		break_ func(t *testing.T, path string)
+		fix    func(t *testing.T, path string)
+		want   string // in the error
+	}{
+		{name: "deleted", break_: func(t *testing.T, path string) { os.Remove(path) },
+			want: "no such file"},
+		{name: "directory", break_: func(t *testing.T, path string) {
+			os.Remove(path)
+			os.Mkdir(path, 0o755)
+		}, fix: func(t *testing.T, path string) { os.Remove(path) }, want: "is a directory"},
+		{name: "dangling symlink", break_: func(t *testing.T, path string) {
+			os.Remove(path)
+			os.Symlink("missing.conf", path)
+		}, fix: func(t *testing.T, path string) { os.Remove(path) }, want: "no such file"},
+		{name: "invalid", break_: func(t *testing.T, path string) {
+			saveRenamed(t, path, good+"device gw2.example \"\" enabeld\n")
+		}, want: "ch.conf:3: device"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs, path, _ := testConfigState(t, good)
+			cs.settle = 0 // a new file may reuse the inode of the one deleted: not a write in place
+			tc.break_(t, path)
+			for poll := range 3 {
+				changed, err := cs.reload()
+				if changed || (poll == 0) != (err != nil) {
+					t.Fatalf("poll %d of the broken file: changed %v, %v; want it reported once", poll, changed, err)
+				}
+				if poll == 0 && (!strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.want)) {
+					t.Errorf("the error %q does not name the file and say %q", err, tc.want)
+				}
+			}
+			if !cs.device("gw1.example").Enabled {
+				t.Fatal("the version in force was dropped")
+			}
+			if tc.fix != nil {
+				tc.fix(t, path)
+			}
+			saveRenamed(t, path, fixed)
+			if changed, err := cs.reload(); !changed || err != nil || !cs.device("gw2.example").Known {
+				t.Fatalf("the repaired file was not taken: %v %v", changed, err)
+			}
+			// broken again: reported again
+			tc.break_(t, path)
+			if _, err := cs.reload(); err == nil {
+				t.Fatal("the file broken again was not reported")
+			}
+		})
+	}
+}
