@@ -309,8 +309,18 @@ func (cs *configState) parse(v fileVersion) (*configfile.File, error) {
 	if v.size == 0 {
 		return nil, fmt.Errorf("%s: %w", cs.path, errEmptied)
 	}
-	return configfile.ParseFile(cs.path)
+	return parseConfigFile(cs.path)
 }
+
+// parseError reports whether err says what the file holds is invalid, not
+// that it could not be read.
+func parseError(err error) bool {
+	var el configfile.ErrorList
+	return errors.As(err, &el) || errors.Is(err, errEmptied)
+}
+
+// parseConfigFile is configfile.ParseFile (a variable for tests).
+var parseConfigFile = configfile.ParseFile
 
 // replaceLocked puts a newly parsed version in force.
 func (cs *configState) replaceLocked(f *configfile.File, v fileVersion) {
@@ -374,7 +384,9 @@ func (cs *configState) poll() (bool, error) {
 		return false, nil // an edit came in between; the next poll decides
 	}
 	if perr != nil {
-		cs.bad = v
+		if parseError(perr) { // one that cannot be read now may be later (its mode put back)
+			cs.bad = v
+		}
 		return false, perr
 	}
 	cs.replaceLocked(f, v)

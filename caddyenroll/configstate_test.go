@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -347,6 +348,7 @@ func TestConfigStateBrokenFile(t *testing.T) {
 		name   string
 		break_ func(t *testing.T, path string)
 		fix    func(t *testing.T, path string)
+		same   bool   // fix makes the broken version good: no new one is saved
 		want   string // in the error
 	}{
 		{name: "deleted", break_: func(t *testing.T, path string) { os.Remove(path) },
@@ -359,6 +361,13 @@ func TestConfigStateBrokenFile(t *testing.T) {
 			os.Remove(path)
 			os.Symlink("missing.conf", path)
 		}, fix: func(t *testing.T, path string) { os.Remove(path) }, want: "no such file"},
+		{name: "unreadable", break_: func(t *testing.T, path string) {
+			saveRenamed(t, path, fixed) // a new version, with a mode the server cannot read
+			parseConfigFile = func(p string) (*configfile.File, error) {
+				return nil, &fs.PathError{Op: "open", Path: p, Err: fs.ErrPermission}
+			}
+			t.Cleanup(func() { parseConfigFile = configfile.ParseFile })
+		}, fix: func(t *testing.T, path string) { parseConfigFile = configfile.ParseFile }, same: true, want: "permission denied"},
 		{name: "invalid", break_: func(t *testing.T, path string) {
 			saveRenamed(t, path, good+"device gw2.example \"\" enabeld\n")
 		}, want: "ch.conf:3: device"},
@@ -382,7 +391,9 @@ func TestConfigStateBrokenFile(t *testing.T) {
 			if tc.fix != nil {
 				tc.fix(t, path)
 			}
-			saveRenamed(t, path, fixed)
+			if !tc.same {
+				saveRenamed(t, path, fixed)
+			}
 			if changed, err := cs.reload(); !changed || err != nil || !cs.device("gw2.example").Known {
 				t.Fatalf("the repaired file was not taken: %v %v", changed, err)
 			}
