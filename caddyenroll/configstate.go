@@ -121,13 +121,21 @@ func loadConfigState(path string, backups int) (*configState, error) {
 		backups = -1 // configfile: 0 means its default, negative means none
 	}
 	cs := &configState{path: path, backups: backups, edits: editLock(path), settle: defaultSettle}
-	v, err := cs.stat()
-	if err != nil {
-		return nil, err
-	}
-	f, err := cs.parse(v) // an emptied file is refused at a (re)load too
-	if err != nil {
-		return nil, err
+	var f *configfile.File
+	var v fileVersion
+	for try := 1; ; try++ {
+		var err error
+		if v, err = cs.stat(); err != nil {
+			return nil, err
+		}
+		f, err = cs.parse(v) // an emptied file is refused at a (re)load too
+		if errors.Is(err, errChangedWhileRead) && try < maxEditTries {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		break
 	}
 	cs.file, cs.ver = f, v
 	cs.flagsNow.Store(flagsOf(f))
@@ -279,6 +287,15 @@ var errEmptied = errors.New("the file is empty (a write cut short?), which is ne
 // a few settle times); an invalid version is returned as the error and
 // leaves the parsed one in force.
 func (cs *configState) syncLocked() error {
+	for try := 1; ; try++ {
+		err := cs.syncOnceLocked()
+		if !errors.Is(err, errChangedWhileRead) || try == maxEditTries {
+			return err
+		}
+	}
+}
+
+func (cs *configState) syncOnceLocked() error {
 	v, err := cs.stat()
 	if err != nil {
 		return err
@@ -304,13 +321,22 @@ func (cs *configState) syncLocked() error {
 }
 
 // parse parses the file on disk, whose version is v; an emptied file is
-// refused.
+// refused, and so is what was read if the file is no longer v (an editor
+// truncated or replaced it after it was stat'ed: errChangedWhileRead).
 func (cs *configState) parse(v fileVersion) (*configfile.File, error) {
 	if v.size == 0 {
 		return nil, fmt.Errorf("%s: %w", cs.path, errEmptied)
 	}
-	return parseConfigFile(cs.path)
+	f, err := parseConfigFile(cs.path)
+	if now, serr := cs.stat(); serr != nil || !now.is(v) {
+		return nil, errChangedWhileRead
+	}
+	return f, err
 }
+
+// errChangedWhileRead refuses what was read of a file that changed
+// meanwhile.
+var errChangedWhileRead = errors.New("the file changed while it was read")
 
 // parseError reports whether err says what the file holds is invalid, not
 // that it could not be read.
@@ -378,6 +404,9 @@ func (cs *configState) poll() (bool, error) {
 		return false, nil // the same, known bad, or maybe being written: the next poll decides
 	}
 	f, perr := cs.parse(v)
+	if errors.Is(perr, errChangedWhileRead) {
+		return false, nil // the next poll decides
+	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if !cs.ver.is(cur) {

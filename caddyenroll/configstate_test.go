@@ -405,3 +405,66 @@ func TestConfigStateBrokenFile(t *testing.T) {
 		})
 	}
 }
+
+// An editor that starts writing the file in place just after the server
+// stat'ed it (the version then looked settled) leaves it cut short while
+// the server reads it: what was read is not the version stat'ed, and is
+// not taken, by the watcher or by an edit, nor at a (re)load.
+func TestConfigStateFileCutWhileRead(t *testing.T) {
+	full := "group \"\"\ndevice gw1.example \"\" enabled\ndevice gw2.example \"\" enabled\n"
+	cut := full[:strings.Index(full, "device gw2")]
+	for _, tc := range []struct {
+		name string
+		run  func(cs *configState) error
+	}{
+		{"watcher", func(cs *configState) error { _, err := cs.reload(); return err }},
+		{"edit", func(cs *configState) error {
+			return cs.edit(context.Background(), func(f *configfile.File) error { return f.SetEnrolled("gw1.example", true) })
+		}},
+		{"load", func(cs *configState) error {
+			ncs, err := loadConfigState(cs.path, -1)
+			if err == nil && !ncs.device("gw2.example").Known {
+				return errors.New("loaded without gw2")
+			}
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs, path, _ := testConfigState(t, full)
+			cs.settle = 100 * time.Millisecond
+			var disabled []string
+			cs.onChange = func(_ *configfile.File, d []string) { disabled = append(disabled, d...) }
+			old := time.Now().Add(-time.Minute) // settled
+			if err := os.Chtimes(path, old, old); err != nil {
+				t.Fatal(err)
+			}
+			reads := 0
+			parseConfigFile = func(p string) (*configfile.File, error) {
+				reads++
+				if reads > 1 {
+					return configfile.ParseFile(p)
+				}
+				// the editor truncates and writes the first lines, the
+				// server reads, the editor writes the rest
+				if err := os.WriteFile(p, []byte(cut), 0o640); err != nil {
+					t.Fatal(err)
+				}
+				f, err := configfile.ParseFile(p)
+				if err := os.WriteFile(p, []byte(full), 0o640); err != nil {
+					t.Fatal(err)
+				}
+				return f, err
+			}
+			t.Cleanup(func() { parseConfigFile = configfile.ParseFile })
+			if err := tc.run(cs); err != nil {
+				t.Fatal(err)
+			}
+			if len(disabled) != 0 || !cs.device("gw2.example").Known {
+				t.Fatalf("the cut version was taken: disabled %v", disabled)
+			}
+			if f, err := configfile.ParseFile(path); err != nil || len(f.Devices) != 2 {
+				t.Fatalf("the file on disk lost a device: %v", err)
+			}
+		})
+	}
+}
