@@ -468,3 +468,68 @@ func TestConfigStateFileCutWhileRead(t *testing.T) {
 		})
 	}
 }
+
+// A path that is a symbolic link, laid out as a Kubernetes ConfigMap
+// mounts a file (FILE -> ..data/FILE, ..data -> a directory swapped
+// atomically at each update): the server's edits are written through to
+// the file at the end of the links, with its backups beside it, and the
+// links stay links; a swap of ..data is taken as a new version.
+func TestConfigStateSymlinkedFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ch.conf")
+	publish := func(gen, text string) { // as the kubelet updates a ConfigMap
+		if err := os.Mkdir(filepath.Join(dir, gen), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, gen, "ch.conf"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(gen, filepath.Join(dir, "..data_tmp")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const one = "group \"\"\ndevice gw1.example \"\" enabled\n"
+	publish("..gen1", one)
+	if err := os.Symlink("..data/ch.conf", path); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := loadConfigState(path, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := func(device string) {
+		t.Helper()
+		if err := cs.edit(context.Background(), func(f *configfile.File) error { return f.SetEnrolled(device, true) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	links := func() {
+		t.Helper()
+		for _, l := range []string{path, filepath.Join(dir, "..data")} {
+			if fi, err := os.Lstat(l); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+				t.Fatalf("%s is no longer a symbolic link", l)
+			}
+		}
+	}
+	mark("gw1.example")
+	links()
+	if b, _ := os.ReadFile(filepath.Join(dir, "..gen1", "ch.conf")); !strings.Contains(string(b), "gw1.example \"\" enabled enrolled") {
+		t.Fatalf("the edit did not reach the file the links name:\n%s", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "..gen1", "ch.conf.~1~")); string(b) != one {
+		t.Fatalf("backup beside it: %q", b)
+	}
+
+	publish("..gen2", one+"device gw2.example \"\" enabled\n")
+	if changed, err := cs.reload(); !changed || err != nil || !cs.device("gw2.example").Known {
+		t.Fatalf("the swapped ..data was not taken: %v %v", changed, err)
+	}
+	mark("gw2.example")
+	links()
+	if b, _ := os.ReadFile(filepath.Join(dir, "..gen2", "ch.conf")); !strings.Contains(string(b), "gw2.example \"\" enabled enrolled") {
+		t.Fatalf("the edit did not reach the new file:\n%s", b)
+	}
+}
