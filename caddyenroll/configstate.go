@@ -60,6 +60,8 @@ type configState struct {
 	ver  fileVersion // the version of file
 	own  fileVersion // the last version this configState wrote (whole: renamed into place)
 	bad  fileVersion // the last version on disk that did not parse
+
+	reported string // the error reload returned last (only the watcher calls reload)
 }
 
 // fileVersion tells versions of the file on disk apart: its time and size,
@@ -119,13 +121,21 @@ func loadConfigState(path string, backups int) (*configState, error) {
 		backups = -1 // configfile: 0 means its default, negative means none
 	}
 	cs := &configState{path: path, backups: backups, edits: editLock(path), settle: defaultSettle}
-	v, err := cs.stat()
-	if err != nil {
-		return nil, err
-	}
-	f, err := configfile.ParseFile(path)
-	if err != nil {
-		return nil, err
+	var f *configfile.File
+	var v fileVersion
+	for try := 1; ; try++ {
+		var err error
+		if v, err = cs.stat(); err != nil {
+			return nil, err
+		}
+		f, err = cs.parse(v) // an emptied file is refused at a (re)load too
+		if errors.Is(err, errChangedWhileRead) && try < maxEditTries {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		break
 	}
 	cs.file, cs.ver = f, v
 	cs.flagsNow.Store(flagsOf(f))
@@ -270,13 +280,22 @@ func (cs *configState) fresh(v fileVersion) bool {
 
 // errEmptied refuses a version of the file that is empty: a write cut
 // short, not a configuration (it would disable every device).
-var errEmptied = errors.New("the file is empty (a write cut short?); keeping the previous version")
+var errEmptied = errors.New("the file is empty (a write cut short?), which is never taken")
 
 // syncLocked parses the file again when the disk holds another version
 // than the parsed one, once that version has settled (waiting for it up to
 // a few settle times); an invalid version is returned as the error and
 // leaves the parsed one in force.
 func (cs *configState) syncLocked() error {
+	for try := 1; ; try++ {
+		err := cs.syncOnceLocked()
+		if !errors.Is(err, errChangedWhileRead) || try == maxEditTries {
+			return err
+		}
+	}
+}
+
+func (cs *configState) syncOnceLocked() error {
 	v, err := cs.stat()
 	if err != nil {
 		return err
@@ -302,13 +321,32 @@ func (cs *configState) syncLocked() error {
 }
 
 // parse parses the file on disk, whose version is v; an emptied file is
-// refused.
+// refused, and so is what was read if the file is no longer v (an editor
+// truncated or replaced it after it was stat'ed: errChangedWhileRead).
 func (cs *configState) parse(v fileVersion) (*configfile.File, error) {
 	if v.size == 0 {
 		return nil, fmt.Errorf("%s: %w", cs.path, errEmptied)
 	}
-	return configfile.ParseFile(cs.path)
+	f, err := parseConfigFile(cs.path)
+	if now, serr := cs.stat(); serr != nil || !now.is(v) {
+		return nil, errChangedWhileRead
+	}
+	return f, err
 }
+
+// errChangedWhileRead refuses what was read of a file that changed
+// meanwhile.
+var errChangedWhileRead = errors.New("the file changed while it was read")
+
+// parseError reports whether err says what the file holds is invalid, not
+// that it could not be read.
+func parseError(err error) bool {
+	var el configfile.ErrorList
+	return errors.As(err, &el) || errors.Is(err, errEmptied)
+}
+
+// parseConfigFile is configfile.ParseFile (a variable for tests).
+var parseConfigFile = configfile.ParseFile
 
 // replaceLocked puts a newly parsed version in force.
 func (cs *configState) replaceLocked(f *configfile.File, v fileVersion) {
@@ -337,9 +375,24 @@ func (cs *configState) changedLocked(disabled []string) {
 }
 
 // reload parses the file again if it changed on disk, and reports whether
-// a new version is in force. An invalid version is reported once. The
-// parse runs without the lock, so readers go on meanwhile.
+// a new version is in force. An error is reported once while it lasts (a
+// missing file is not logged at every poll).
 func (cs *configState) reload() (bool, error) {
+	changed, err := cs.poll()
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if err != nil && msg == cs.reported {
+		return changed, nil
+	}
+	cs.reported = msg
+	return changed, err
+}
+
+// poll is reload without the reporting. The parse runs without the lock,
+// so readers go on meanwhile.
+func (cs *configState) poll() (bool, error) {
 	v, err := cs.stat()
 	if err != nil {
 		return false, err
@@ -351,13 +404,18 @@ func (cs *configState) reload() (bool, error) {
 		return false, nil // the same, known bad, or maybe being written: the next poll decides
 	}
 	f, perr := cs.parse(v)
+	if errors.Is(perr, errChangedWhileRead) {
+		return false, nil // the next poll decides
+	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if !cs.ver.is(cur) {
 		return false, nil // an edit came in between; the next poll decides
 	}
 	if perr != nil {
-		cs.bad = v
+		if parseError(perr) { // one that cannot be read now may be later (its mode put back)
+			cs.bad = v
+		}
 		return false, perr
 	}
 	cs.replaceLocked(f, v)

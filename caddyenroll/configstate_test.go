@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -334,5 +335,201 @@ func TestConfigStateWaitsForWritesToSettle(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); len(b) != 0 {
 		t.Fatalf("the edit wrote the emptied file: %q", b)
+	}
+}
+
+// A file that goes missing, unreadable or invalid leaves the version in
+// force, is reported once (naming the file, and the line of an error),
+// not at every poll, and the next good version is taken.
+func TestConfigStateBrokenFile(t *testing.T) {
+	const good = "group \"\"\ndevice gw1.example \"\" enabled\n"
+	const fixed = good + "device gw2.example \"\" enabled\n"
+	for _, tc := range []struct {
+		name   string
+		break_ func(t *testing.T, path string)
+		fix    func(t *testing.T, path string)
+		same   bool   // fix makes the broken version good: no new one is saved
+		want   string // in the error
+	}{
+		{name: "deleted", break_: func(t *testing.T, path string) { os.Remove(path) },
+			want: "no such file"},
+		{name: "directory", break_: func(t *testing.T, path string) {
+			os.Remove(path)
+			os.Mkdir(path, 0o755)
+		}, fix: func(t *testing.T, path string) { os.Remove(path) }, want: "is a directory"},
+		{name: "dangling symlink", break_: func(t *testing.T, path string) {
+			os.Remove(path)
+			os.Symlink("missing.conf", path)
+		}, fix: func(t *testing.T, path string) { os.Remove(path) }, want: "no such file"},
+		{name: "unreadable", break_: func(t *testing.T, path string) {
+			saveRenamed(t, path, fixed) // a new version, with a mode the server cannot read
+			parseConfigFile = func(p string) (*configfile.File, error) {
+				return nil, &fs.PathError{Op: "open", Path: p, Err: fs.ErrPermission}
+			}
+			t.Cleanup(func() { parseConfigFile = configfile.ParseFile })
+		}, fix: func(t *testing.T, path string) { parseConfigFile = configfile.ParseFile }, same: true, want: "permission denied"},
+		{name: "invalid", break_: func(t *testing.T, path string) {
+			saveRenamed(t, path, good+"device gw2.example \"\" enabeld\n")
+		}, want: "ch.conf:3: device"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs, path, _ := testConfigState(t, good)
+			cs.settle = 0 // a new file may reuse the inode of the one deleted: not a write in place
+			tc.break_(t, path)
+			for poll := range 3 {
+				changed, err := cs.reload()
+				if changed || (poll == 0) != (err != nil) {
+					t.Fatalf("poll %d of the broken file: changed %v, %v; want it reported once", poll, changed, err)
+				}
+				if poll == 0 && (!strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.want)) {
+					t.Errorf("the error %q does not name the file and say %q", err, tc.want)
+				}
+			}
+			if !cs.device("gw1.example").Enabled {
+				t.Fatal("the version in force was dropped")
+			}
+			if tc.fix != nil {
+				tc.fix(t, path)
+			}
+			if !tc.same {
+				saveRenamed(t, path, fixed)
+			}
+			if changed, err := cs.reload(); !changed || err != nil || !cs.device("gw2.example").Known {
+				t.Fatalf("the repaired file was not taken: %v %v", changed, err)
+			}
+			// broken again: reported again
+			tc.break_(t, path)
+			if _, err := cs.reload(); err == nil {
+				t.Fatal("the file broken again was not reported")
+			}
+		})
+	}
+}
+
+// An editor that starts writing the file in place just after the server
+// stat'ed it (the version then looked settled) leaves it cut short while
+// the server reads it: what was read is not the version stat'ed, and is
+// not taken, by the watcher or by an edit, nor at a (re)load.
+func TestConfigStateFileCutWhileRead(t *testing.T) {
+	full := "group \"\"\ndevice gw1.example \"\" enabled\ndevice gw2.example \"\" enabled\n"
+	cut := full[:strings.Index(full, "device gw2")]
+	for _, tc := range []struct {
+		name string
+		run  func(cs *configState) error
+	}{
+		{"watcher", func(cs *configState) error { _, err := cs.reload(); return err }},
+		{"edit", func(cs *configState) error {
+			return cs.edit(context.Background(), func(f *configfile.File) error { return f.SetEnrolled("gw1.example", true) })
+		}},
+		{"load", func(cs *configState) error {
+			ncs, err := loadConfigState(cs.path, -1)
+			if err == nil && !ncs.device("gw2.example").Known {
+				return errors.New("loaded without gw2")
+			}
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs, path, _ := testConfigState(t, full)
+			cs.settle = 100 * time.Millisecond
+			var disabled []string
+			cs.onChange = func(_ *configfile.File, d []string) { disabled = append(disabled, d...) }
+			old := time.Now().Add(-time.Minute) // settled
+			if err := os.Chtimes(path, old, old); err != nil {
+				t.Fatal(err)
+			}
+			reads := 0
+			parseConfigFile = func(p string) (*configfile.File, error) {
+				reads++
+				if reads > 1 {
+					return configfile.ParseFile(p)
+				}
+				// the editor truncates and writes the first lines, the
+				// server reads, the editor writes the rest
+				if err := os.WriteFile(p, []byte(cut), 0o640); err != nil {
+					t.Fatal(err)
+				}
+				f, err := configfile.ParseFile(p)
+				if err := os.WriteFile(p, []byte(full), 0o640); err != nil {
+					t.Fatal(err)
+				}
+				return f, err
+			}
+			t.Cleanup(func() { parseConfigFile = configfile.ParseFile })
+			if err := tc.run(cs); err != nil {
+				t.Fatal(err)
+			}
+			if len(disabled) != 0 || !cs.device("gw2.example").Known {
+				t.Fatalf("the cut version was taken: disabled %v", disabled)
+			}
+			if f, err := configfile.ParseFile(path); err != nil || len(f.Devices) != 2 {
+				t.Fatalf("the file on disk lost a device: %v", err)
+			}
+		})
+	}
+}
+
+// A path that is a symbolic link, laid out as a Kubernetes ConfigMap
+// mounts a file (FILE -> ..data/FILE, ..data -> a directory swapped
+// atomically at each update): the server's edits are written through to
+// the file at the end of the links, with its backups beside it, and the
+// links stay links; a swap of ..data is taken as a new version.
+func TestConfigStateSymlinkedFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ch.conf")
+	publish := func(gen, text string) { // as the kubelet updates a ConfigMap
+		if err := os.Mkdir(filepath.Join(dir, gen), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, gen, "ch.conf"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(gen, filepath.Join(dir, "..data_tmp")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const one = "group \"\"\ndevice gw1.example \"\" enabled\n"
+	publish("..gen1", one)
+	if err := os.Symlink("..data/ch.conf", path); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := loadConfigState(path, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := func(device string) {
+		t.Helper()
+		if err := cs.edit(context.Background(), func(f *configfile.File) error { return f.SetEnrolled(device, true) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	links := func() {
+		t.Helper()
+		for _, l := range []string{path, filepath.Join(dir, "..data")} {
+			if fi, err := os.Lstat(l); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+				t.Fatalf("%s is no longer a symbolic link", l)
+			}
+		}
+	}
+	mark("gw1.example")
+	links()
+	if b, _ := os.ReadFile(filepath.Join(dir, "..gen1", "ch.conf")); !strings.Contains(string(b), "gw1.example \"\" enabled enrolled") {
+		t.Fatalf("the edit did not reach the file the links name:\n%s", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "..gen1", "ch.conf.~1~")); string(b) != one {
+		t.Fatalf("backup beside it: %q", b)
+	}
+
+	publish("..gen2", one+"device gw2.example \"\" enabled\n")
+	if changed, err := cs.reload(); !changed || err != nil || !cs.device("gw2.example").Known {
+		t.Fatalf("the swapped ..data was not taken: %v %v", changed, err)
+	}
+	mark("gw2.example")
+	links()
+	if b, _ := os.ReadFile(filepath.Join(dir, "..gen2", "ch.conf")); !strings.Contains(string(b), "gw2.example \"\" enabled enrolled") {
+		t.Fatalf("the edit did not reach the new file:\n%s", b)
 	}
 }
