@@ -556,7 +556,7 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 	// approved) since this one last reloaded it.
 	if d.Enrolled || !ad.app.cfg.current() {
 		name := d.Name
-		err := ad.app.cfg.edit(ctx, func(f *configfile.File) error {
+		err := ad.app.cfg.editSettled(ctx, func(f *configfile.File) error {
 			if fd, ok := f.Device(body.Device); ok {
 				name = fd.Name
 			}

@@ -179,6 +179,19 @@ var errFileUnavailable = errors.New("configuration file unavailable")
 // configState makes them, and across the instances sharing the file under
 // lockFile: each parses the other's write before its own.
 func (cs *configState) edit(ctx context.Context, fn func(f *configfile.File) error) error {
+	return cs.editFile(ctx, false, fn)
+}
+
+// editSettled is edit for the edits an operator's session may overlap
+// (marks, an administrator's changes): it also waits until a version
+// others saved has been left alone for settle (syncSettledLocked).
+// Recording the CA at start does not wait: instances starting together
+// on one file would hold each other up.
+func (cs *configState) editSettled(ctx context.Context, fn func(f *configfile.File) error) error {
+	return cs.editFile(ctx, true, fn)
+}
+
+func (cs *configState) editFile(ctx context.Context, settled bool, fn func(f *configfile.File) error) error {
 	cs.edits.Lock()
 	defer cs.edits.Unlock()
 	if cs.lockFile != nil {
@@ -192,7 +205,11 @@ func (cs *configState) edit(ctx context.Context, fn func(f *configfile.File) err
 	defer cs.mu.Unlock()
 	var written fileVersion
 	for try := 1; ; try++ {
-		if err := cs.syncLocked(); err != nil {
+		sync := cs.syncLocked
+		if settled {
+			sync = cs.syncSettledLocked
+		}
+		if err := sync(); err != nil {
 			return fmt.Errorf("%w: %w", errFileUnavailable, err)
 		}
 		parsed := cs.file.Snapshot() // what the disk holds: fn edits cs.file
@@ -232,6 +249,30 @@ func (cs *configState) edit(ctx context.Context, fn func(f *configfile.File) err
 	}
 	cs.changedLocked(nil)
 	return nil
+}
+
+// syncSettledLocked is syncLocked for an edit, which writes the version
+// it parses back: it also waits (not holding cs.mu) while that version is
+// one others made less than settle ago. Editors that move the original
+// away and write a new file (vim's and emacs's default) leave a new file
+// cut short at the path for a moment, which the watcher may take (a device
+// missing from it is revoked only once the file has settled without it);
+// written back with an enrolled mark, it would lose the rest for good.
+func (cs *configState) syncSettledLocked() error {
+	for waited := time.Duration(0); ; waited += cs.settle / 4 {
+		if err := cs.syncLocked(); err != nil {
+			return err
+		}
+		if cs.ver.is(cs.own) || !cs.fresh(cs.ver) {
+			return nil
+		}
+		if waited >= 3*cs.settle {
+			return fmt.Errorf("%s is being written (modified %v ago); try again", cs.path, time.Since(cs.ver.mod).Round(time.Millisecond))
+		}
+		cs.mu.Unlock()
+		time.Sleep(cs.settle / 4)
+		cs.mu.Lock()
+	}
 }
 
 // errReplacedMeanwhile refuses to write the file over a version saved

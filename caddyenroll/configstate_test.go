@@ -469,6 +469,48 @@ func TestConfigStateFileCutWhileRead(t *testing.T) {
 	}
 }
 
+// An editor that moves the original away and writes a new file (vim's and
+// emacs's default) leaves a new file cut short at the path while it
+// writes. A settled edit (enrolled marks, an administrator's changes) does
+// not write back a version others made less than settle ago: written back, the cut version would replace
+// the editor's file, whose last lines would go to a file no longer there.
+func TestEditWaitsForANewFileToSettle(t *testing.T) {
+	full := "group \"\"\ndevice gw1.example \"\" enabled\ndevice gw2.example \"\" enabled\n"
+	cut := full[:strings.Index(full, "device gw2")]
+	cs, path, dir := testConfigState(t, full)
+	cs.settle = time.Second
+	if err := os.Rename(path, filepath.Join(dir, filepath.Base(path)+"~")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(cut); err != nil {
+		t.Fatal(err)
+	}
+	wrote := make(chan error, 1)
+	go func() { // the editor writes the rest through the file it opened
+		time.Sleep(cs.settle / 10)
+		_, err := f.WriteString(full[len(cut):])
+		wrote <- errors.Join(err, f.Close())
+	}()
+	if err := cs.editSettled(context.Background(), func(f *configfile.File) error { return f.SetEnrolled("gw1.example", true) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	got, err := configfile.ParseFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Devices) != 2 || !got.Devices[0].Enrolled {
+		b, _ := os.ReadFile(path)
+		t.Fatalf("after the edit the file holds:\n%s", b)
+	}
+}
+
 // A path that is a symbolic link, laid out as a Kubernetes ConfigMap
 // mounts a file (FILE -> ..data/FILE, ..data -> a directory swapped
 // atomically at each update): the server's edits are written through to

@@ -108,7 +108,7 @@ func (a *App) applyMarks(batch []mark) []error {
 	// enrollments still mark their devices
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(a.bgCtx), markLockWait)
 	defer cancel()
-	err := a.cfg.edit(ctx, func(f *configfile.File) error {
+	err := a.cfg.editSettled(ctx, func(f *configfile.File) error {
 		changed := false
 		for i, m := range batch {
 			var c bool
