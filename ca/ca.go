@@ -217,7 +217,7 @@ type CA struct {
 	signer    crypto.Signer // the issuer's private key; never logged
 	ctIssue   *ctx509.Certificate
 	issuerSKI []byte
-	crl       *crlCache
+	crl       *CRLCache
 }
 
 // caMeta is stored as ca.json next to the key material.
@@ -340,7 +340,7 @@ func newCA(cfg Config, st Store, chain []*x509.Certificate, signer crypto.Signer
 	}
 	fp := FingerprintHex(root.Raw)
 	c := &CA{
-		crl:    new(crlCache),
+		crl:    new(CRLCache),
 		cfg:    cfg,
 		st:     st,
 		params: CryptoParams{Profile: cfg.Profile, Algorithm: alg, Fingerprint: fp},

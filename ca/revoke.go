@@ -377,6 +377,9 @@ func (c *CA) storeRevoked(ctx context.Context, rf *revokedFile, marked map[strin
 	if err := c.storeJSON(ctx, c.key(keyRevoked), rf); err != nil {
 		return err
 	}
+	// before the records say revoked: a CRL served from the cache until
+	// the deferred drop would not list what a record already shows
+	c.crl.drop()
 	for _, s := range slices.Sorted(maps.Keys(marked)) {
 		if err := c.storeJSON(ctx, c.issuedKey(s), marked[s]); err != nil {
 			return err
@@ -546,15 +549,29 @@ func (c *CA) crlCacheAge() time.Duration {
 // sharing the storage shows in this one's CRL.
 const maxCRLCacheAge = 30 * time.Second
 
-// crlCache is the CRL a CA served last.
-type crlCache struct {
+// CRLCache is the CRL a CA served last (CachedCRL). CAs opened on the same
+// storage and issuer in one process share one through ShareCRLCache, so
+// that a revocation through either drops what both serve: a reload opens
+// the CA again while the previous configuration finishes its requests.
+type CRLCache struct {
 	mu  sync.Mutex
 	der []byte
 	at  time.Time
 	gen uint64 // bumped by each revocation of this CA: a put from before is stale
 }
 
-func (m *crlCache) get(now time.Time, ttl time.Duration) []byte {
+// NewCRLCache returns an empty CRLCache for ShareCRLCache.
+func NewCRLCache() *CRLCache { return new(CRLCache) }
+
+// ShareCRLCache makes c serve and drop cache, shared with the other CAs of
+// the same storage and issuer in this process. Call it before c serves.
+func (c *CA) ShareCRLCache(cache *CRLCache) {
+	if cache != nil {
+		c.crl = cache
+	}
+}
+
+func (m *CRLCache) get(now time.Time, ttl time.Duration) []byte {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.der == nil || now.Before(m.at) || now.Sub(m.at) >= ttl {
@@ -563,14 +580,14 @@ func (m *crlCache) get(now time.Time, ttl time.Duration) []byte {
 	return m.der
 }
 
-func (m *crlCache) generation() uint64 {
+func (m *CRLCache) generation() uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.gen
 }
 
 // put keeps der, read or made at at, unless a revocation came since gen.
-func (m *crlCache) put(der []byte, at time.Time, gen uint64) {
+func (m *CRLCache) put(der []byte, at time.Time, gen uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if gen == m.gen {
@@ -579,7 +596,7 @@ func (m *crlCache) put(der []byte, at time.Time, gen uint64) {
 }
 
 // drop forgets the CRL: the revoked list changed.
-func (m *crlCache) drop() {
+func (m *CRLCache) drop() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.der = nil

@@ -699,3 +699,55 @@ func TestCRLThisUpdateBackdated(t *testing.T) {
 			crl.ThisUpdate, crl.ThisUpdate.Sub(expiring.NotAfter))
 	}
 }
+
+// hookedStore calls onStore after each Store.
+type hookedStore struct {
+	countedStore
+	onStore func(key string)
+}
+
+func (s *hookedStore) Store(ctx context.Context, key string, value []byte) error {
+	err := s.countedStore.Store(ctx, key, value)
+	if err == nil && s.onStore != nil {
+		s.onStore(key)
+	}
+	return err
+}
+
+// Once a certificate's record says revoked, the CRL served lists it: the
+// cached CRL is dropped when the revoked list is written, not only after
+// the records.
+func TestCachedCRLListsWhatRecordsSay(t *testing.T) {
+	ctx := context.Background()
+	st := &hookedStore{countedStore: NewMemStore()}
+	c, _ := openCA(t, st, Config{Now: fixedNow}, "")
+	is := issueN(t, c, "device1.itsp.com", 1)[0]
+	if _, err := c.CachedCRL(ctx); err != nil { // cached, listing nothing
+		t.Fatal(err)
+	}
+	checked := false
+	st.onStore = func(key string) {
+		if key != c.issuedKey(is.Serial) {
+			return
+		}
+		checked = true
+		// what CachedCRL would serve now, without waiting for the lock
+		// Revoke holds
+		if der := c.crl.get(c.cfg.Now(), c.crlCacheAge()); der != nil {
+			crl, err := x509.ParseRevocationList(der)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if !slices.ContainsFunc(crl.RevokedCertificateEntries, func(e x509.RevocationListEntry) bool { return e.SerialNumber.Text(16) == is.Serial }) {
+				t.Error("the record says revoked while the CRL served does not list the certificate")
+			}
+		}
+	}
+	if err := c.Revoke(ctx, is.Serial, ReasonKeyCompromise); err != nil {
+		t.Fatal(err)
+	}
+	if !checked {
+		t.Fatal("the record was not written")
+	}
+}

@@ -268,6 +268,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.revocationsKey = key
 		a.authz.revocations = v.(*revocations)
 		a.log.Debug("revocation state", zap.Bool("kept_from_previous_config", loaded))
+		// and the CRLs served: a revocation that the previous config's
+		// last requests make must drop what this one serves
+		for profile, c := range a.cas {
+			c.ShareCRLCache(a.authz.revocations.crlCache(profile))
+		}
 	}
 	// the route table follows every change of the file; installed once the
 	// CAs and the revocation state that revokeDisabled uses are in place

@@ -73,6 +73,22 @@ type revocations struct {
 
 	refreshMu sync.Mutex               // one refresh at a time
 	pending   map[string]pendingSerial // revoked serials whose device is checked again; refreshMu
+
+	crlMu     sync.Mutex
+	crlCaches map[string]*ca.CRLCache // by profile: what /ca.crl serves, shared across reloads
+}
+
+// crlCache is the CRL cache the profile's CA shares across reloads.
+func (r *revocations) crlCache(profile string) *ca.CRLCache {
+	r.crlMu.Lock()
+	defer r.crlMu.Unlock()
+	if r.crlCaches == nil {
+		r.crlCaches = map[string]*ca.CRLCache{}
+	}
+	if r.crlCaches[profile] == nil {
+		r.crlCaches[profile] = ca.NewCRLCache()
+	}
+	return r.crlCaches[profile]
 }
 
 // Destruct lets revocations live in a caddy.UsagePool.

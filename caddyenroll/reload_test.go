@@ -400,3 +400,51 @@ func TestSecondCAOfAStartRaceIsRefused(t *testing.T) {
 		t.Fatalf("the file names %q, want the first instance's %q", f.Crypto, a.cas[profileModern].CryptoParam())
 	}
 }
+
+// The CRL served is one across a reload: a revocation that the previous
+// config makes after the reload (its last requests, a disabled device's
+// delayed revocation) shows at once in the CRL the new config serves, not
+// once the cached one is 30 s old.
+func TestReloadSharesServedCRL(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "clearinghouse.conf")
+	if err := os.WriteFile(conf, []byte("enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled enrolled\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "storage")
+	t.Cleanup(func() { _ = caddy.Stop() })
+	first := loadEnroll(t, root, conf, ApprovalAuto)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
+	is, err := first.cas[profileModern].Issue(ctx, csr, "gw1.example", ca.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := loadEnroll(t, root, conf, ApprovalManual)
+	listed := func() bool {
+		der, err := second.cas[profileModern].CachedCRL(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		crl, err := x509.ParseRevocationList(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range crl.RevokedCertificateEntries {
+			if e.SerialNumber.Text(16) == is.Serial {
+				return true
+			}
+		}
+		return false
+	}
+	if listed() {
+		t.Fatal("listed before its revocation")
+	}
+	if err := first.cas[profileModern].Revoke(ctx, is.Serial, ca.ReasonKeyCompromise); err != nil {
+		t.Fatal(err)
+	}
+	if !listed() {
+		t.Fatal("a revocation through the previous config is missing from the CRL the new config serves")
+	}
+}
