@@ -209,6 +209,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err // already FILE:LINE: …
 	}
 	a.cfg.lockFile = configFileLock(a.storage, a.ConfigFile)
+	a.cfg.join() // follows the edits of the config it replaces
 	var bad []unissuable
 	a.cfg.read(func(f *configfile.File) { bad = unissuableDevices(f) })
 	for i, u := range bad {
@@ -313,6 +314,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 func (a *App) Cleanup() error {
 	if a.bgCancel != nil {
 		a.bgCancel()
+	}
+	if a.cfg != nil {
+		a.cfg.leave()
 	}
 	if a.limitersKey != "" {
 		_, _ = limitersPool.Delete(a.limitersKey)

@@ -448,3 +448,35 @@ func TestReloadSharesServedCRL(t *testing.T) {
 		t.Fatal("a revocation through the previous config is missing from the CRL the new config serves")
 	}
 }
+
+// A mark that the previous config writes after a reload (its last
+// enrollment) is in force in the new config at once, also when the new
+// one does not watch the file: else the device stayed unenrolled there
+// (refused by call authorization) until the next reload.
+func TestReloadSeesPreviousConfigsMark(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "clearinghouse.conf")
+	if err := os.WriteFile(conf, []byte("enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "storage")
+	t.Cleanup(func() { _ = caddy.Stop() })
+	app := map[string]any{"config_file": conf, "watch_interval": int64(-time.Second)}
+	first := loadEnrollApp(t, root, app)
+	second := loadEnrollApp(t, root, app)
+	if err := first.markEnrolled(ctx, "gw1.example", "", false); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := configfile.ParseFile(conf); err != nil {
+		t.Fatal(err)
+	} else if d, ok := f.Device("gw1.example"); !ok || !d.Enrolled {
+		t.Fatal("the previous config did not mark the device")
+	}
+	if !second.cfg.device("gw1.example").Enrolled {
+		t.Fatal("the new config does not see the mark the previous config wrote after the reload")
+	}
+	if !second.usable(second.router.Load(), "gw1.example") {
+		t.Fatal("the new config's route table does not take the device marked by the previous config")
+	}
+}
