@@ -547,7 +547,7 @@ func (a *App) Start() error {
 			metrics.pending.Set(float64(len(reqs)))
 		}
 	})
-	a.marks.deferred.Store(true) // maybe left by an earlier run
+	marksDeferred.Store(true) // maybe left by an earlier run
 	if a.WatchInterval > 0 {
 		a.background(func() { a.every(time.Duration(a.WatchInterval), a.watchOnce) }) // applies them
 	} else {
@@ -645,12 +645,12 @@ func (a *App) watchOnce() {
 	if changed {
 		a.log.Info("configuration file reloaded", zap.String("file", a.ConfigFile))
 	}
-	if a.marks.deferred.Load() && a.cfg.editableOnDisk() {
+	if marksDeferred.Load() && a.cfg.editableOnDisk() {
 		// cleared before the marks are listed: one deferred meanwhile sets
 		// it again (cleared after, it would wait for the next deferral)
-		a.marks.deferred.Store(false)
+		marksDeferred.Store(false)
 		if !a.applyDeferredMarks(a.bgCtx) {
-			a.marks.deferred.Store(true)
+			marksDeferred.Store(true)
 		}
 	}
 }

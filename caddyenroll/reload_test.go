@@ -480,3 +480,54 @@ func TestReloadSeesPreviousConfigsMark(t *testing.T) {
 		t.Fatal("the new config's route table does not take the device marked by the previous config")
 	}
 }
+
+// A mark that the previous config defers after a reload (its last
+// enrollment found the file unavailable) is applied by the new config's
+// watcher once the file can take it, also when the new config already
+// applied the marks it found at its start.
+func TestReloadAppliesPreviousConfigsDeferredMark(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "clearinghouse.conf")
+	if err := os.WriteFile(conf, []byte("enroll enabled\ngroup \"\"\n"+
+		"device gw0.example \"\" enabled\ndevice gw1.example \"\" enabled\ndevice gw2.example \"\" enabled\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "storage")
+	keep := func(device string) {
+		t.Helper()
+		st := newStateStore(&certmagic.FileStorage{Path: root}, time.Hour)
+		if err := st.storeJSON(ctx, deferredMarkKey(device), mark{Device: device}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	marked := func(device string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			if f, err := configfile.ParseFile(conf); err == nil {
+				if d, ok := f.Device(device); ok && d.Enrolled {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("deferred mark of %s never applied", device)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
+	// the first config does not watch: it applies the kept marks once, at start
+	keep("gw0.example")
+	first := loadEnrollApp(t, root, map[string]any{"config_file": conf, "watch_interval": int64(-time.Second)})
+	marked("gw0.example")
+	// kept meanwhile: the new config applies it at its start, and with it
+	// every mark it knew of
+	keep("gw1.example")
+	loadEnrollApp(t, root, map[string]any{"config_file": conf, "watch_interval": int64(20 * time.Millisecond)})
+	marked("gw1.example")
+	if err := first.deferMark(ctx, mark{Device: "gw2.example"}, errFileUnavailable); err != nil {
+		t.Fatal(err)
+	}
+	marked("gw2.example")
+}
