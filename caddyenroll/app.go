@@ -117,6 +117,7 @@ type App struct {
 	authz       *authz
 	// the revocationsPool entry of authz.revocations; "" when not shared
 	revocationsKey string
+	crlKeys        []string // the crlPool entries of the CAs' CRLs
 	marks          *markBatcher
 	stop           chan struct{}
 	stopOnce       *sync.Once
@@ -269,11 +270,20 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.revocationsKey = key
 		a.authz.revocations = v.(*revocations)
 		a.log.Debug("revocation state", zap.Bool("kept_from_previous_config", loaded))
-		// and the CRLs served: a revocation that the previous config's
-		// last requests make must drop what this one serves
-		for profile, c := range a.cas {
-			c.ShareCRLCache(a.authz.revocations.crlCache(profile))
+	}
+	// and the CRLs served: a revocation that the previous config's last
+	// requests make must drop what this one serves
+	for profile, c := range a.cas {
+		key := revocationsKey(ctx.Storage(), map[string]*ca.CA{profile: c})
+		if key == "" {
+			continue
 		}
+		v, _, err := crlPool.LoadOrNew(key, func() (caddy.Destructor, error) { return sharedCRL{ca.NewCRLCache()}, nil })
+		if err != nil {
+			return err
+		}
+		a.crlKeys = append(a.crlKeys, key)
+		c.ShareCRLCache(v.(sharedCRL).CRLCache)
 	}
 	// the route table follows every change of the file; installed once the
 	// CAs and the revocation state that revokeDisabled uses are in place
@@ -320,6 +330,9 @@ func (a *App) Cleanup() error {
 	}
 	if a.limitersKey != "" {
 		_, _ = limitersPool.Delete(a.limitersKey)
+	}
+	for _, key := range a.crlKeys {
+		_, _ = crlPool.Delete(key)
 	}
 	if a.revocationsKey == "" {
 		return nil

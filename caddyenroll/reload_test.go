@@ -406,6 +406,14 @@ func TestSecondCAOfAStartRaceIsRefused(t *testing.T) {
 // delayed revocation) shows at once in the CRL the new config serves, not
 // once the cached one is 30 s old.
 func TestReloadSharesServedCRL(t *testing.T) {
+	t.Run("same CAs", func(t *testing.T) { testReloadSharesServedCRL(t, nil) })
+	// the revocation state is another then, not the modern CA's CRL
+	t.Run("legacy CA added", func(t *testing.T) {
+		testReloadSharesServedCRL(t, map[string]any{"modern": nil, "legacy": nil})
+	})
+}
+
+func testReloadSharesServedCRL(t *testing.T, authorities map[string]any) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "clearinghouse.conf")
@@ -421,7 +429,11 @@ func TestReloadSharesServedCRL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second := loadEnroll(t, root, conf, ApprovalManual)
+	app := map[string]any{"config_file": conf, "approval": ApprovalManual}
+	if authorities != nil {
+		app["authorities"] = authorities
+	}
+	second := loadEnrollApp(t, root, app)
 	listed := func() bool {
 		der, err := second.cas[profileModern].CachedCRL(ctx)
 		if err != nil {
@@ -446,6 +458,14 @@ func TestReloadSharesServedCRL(t *testing.T) {
 	}
 	if !listed() {
 		t.Fatal("a revocation through the previous config is missing from the CRL the new config serves")
+	}
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range second.crlKeys {
+		if _, ok := crlPool.References(key); ok {
+			t.Fatal("a CRL is still held after Caddy stopped")
+		}
 	}
 }
 
