@@ -557,7 +557,7 @@ func (a *App) Start() error {
 			a.log.Info("call detail records of the first versions moved into day buckets", zap.Int("moved", n))
 		}
 		if reqs, err := a.state.requests(a.bgCtx, statePending); err == nil {
-			metrics.pending.Set(float64(len(reqs)))
+			a.setPending(len(reqs))
 		}
 	})
 	marksDeferred.Store(true) // maybe left by an earlier run
@@ -680,6 +680,15 @@ func (a *App) refreshOnce() {
 		a.log.Error("refreshing revocations", zap.Error(err))
 	}
 	if n, err := a.state.pendingMarkers(a.bgCtx); err == nil {
+		a.setPending(n)
+	}
+}
+
+// setPending sets the pending gauge to a count this config made, unless it
+// has stopped meanwhile: the gauge is the process's, and the config that
+// replaced it counts later.
+func (a *App) setPending(n int) {
+	if a.bgCtx.Err() == nil {
 		metrics.pending.Set(float64(n))
 	}
 }

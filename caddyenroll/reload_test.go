@@ -551,3 +551,37 @@ func TestReloadAppliesPreviousConfigsDeferredMark(t *testing.T) {
 	}
 	marked("gw2.example")
 }
+
+// uncancelledStorage is a storage whose calls end whether their context is
+// cancelled or not (as the file storage's Load does).
+type uncancelledStorage struct{ certmagic.Storage }
+
+func (s uncancelledStorage) List(_ context.Context, prefix string, recursive bool) ([]string, error) {
+	return s.Storage.List(context.Background(), prefix, recursive)
+}
+
+// A count of pending requests that a stopped config finishes (its start's,
+// or a refresh under way) leaves the process's gauge to the config that
+// replaced it.
+func TestStoppedConfigLeavesPendingGauge(t *testing.T) {
+	ctx := context.Background()
+	st := uncancelledStorage{&certmagic.FileStorage{Path: t.TempDir()}}
+	a := &App{log: zap.NewNop(), authz: &authz{revocations: new(revocations)}, state: newStateStore(st, time.Hour), cas: map[string]*ca.CA{}}
+	a.bgCtx, a.bgCancel = context.WithCancel(ctx)
+	if err := a.state.putRequest(ctx, &Request{ID: "p1", Device: "gw1.example", State: statePending}); err != nil {
+		t.Fatal(err)
+	}
+	initMetrics()
+	old := promtest.ToFloat64(metrics.pending)
+	t.Cleanup(func() { metrics.pending.Set(old) })
+	a.refreshOnce()
+	if n := promtest.ToFloat64(metrics.pending); n != 1 {
+		t.Fatalf("pending gauge %v, want 1", n)
+	}
+	metrics.pending.Set(7) // the new config's count
+	a.bgCancel()           // this config stopped
+	a.refreshOnce()
+	if n := promtest.ToFloat64(metrics.pending); n != 7 {
+		t.Fatalf("a stopped config set the pending gauge to %v over the running config's 7", n)
+	}
+}
