@@ -117,6 +117,7 @@ type App struct {
 	authz       *authz
 	// the revocationsPool entry of authz.revocations; "" when not shared
 	revocationsKey string
+	crlKeys        []string // the crlPool entries of the CAs' CRLs
 	marks          *markBatcher
 	stop           chan struct{}
 	stopOnce       *sync.Once
@@ -209,6 +210,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err // already FILE:LINE: …
 	}
 	a.cfg.lockFile = configFileLock(a.storage, a.ConfigFile)
+	a.cfg.join() // follows the edits of the config it replaces
 	var bad []unissuable
 	a.cfg.read(func(f *configfile.File) { bad = unissuableDevices(f) })
 	for i, u := range bad {
@@ -268,11 +270,20 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.revocationsKey = key
 		a.authz.revocations = v.(*revocations)
 		a.log.Debug("revocation state", zap.Bool("kept_from_previous_config", loaded))
-		// and the CRLs served: a revocation that the previous config's
-		// last requests make must drop what this one serves
-		for profile, c := range a.cas {
-			c.ShareCRLCache(a.authz.revocations.crlCache(profile))
+	}
+	// and the CRLs served: a revocation that the previous config's last
+	// requests make must drop what this one serves
+	for profile, c := range a.cas {
+		key := revocationsKey(ctx.Storage(), map[string]*ca.CA{profile: c})
+		if key == "" {
+			continue
 		}
+		v, _, err := crlPool.LoadOrNew(key, func() (caddy.Destructor, error) { return sharedCRL{ca.NewCRLCache()}, nil })
+		if err != nil {
+			return err
+		}
+		a.crlKeys = append(a.crlKeys, key)
+		c.ShareCRLCache(v.(sharedCRL).CRLCache)
 	}
 	// the route table follows every change of the file; installed once the
 	// CAs and the revocation state that revokeDisabled uses are in place
@@ -314,8 +325,14 @@ func (a *App) Cleanup() error {
 	if a.bgCancel != nil {
 		a.bgCancel()
 	}
+	if a.cfg != nil {
+		a.cfg.leave()
+	}
 	if a.limitersKey != "" {
 		_, _ = limitersPool.Delete(a.limitersKey)
+	}
+	for _, key := range a.crlKeys {
+		_, _ = crlPool.Delete(key)
 	}
 	if a.revocationsKey == "" {
 		return nil
@@ -540,10 +557,10 @@ func (a *App) Start() error {
 			a.log.Info("call detail records of the first versions moved into day buckets", zap.Int("moved", n))
 		}
 		if reqs, err := a.state.requests(a.bgCtx, statePending); err == nil {
-			metrics.pending.Set(float64(len(reqs)))
+			a.setPending(len(reqs))
 		}
 	})
-	a.marks.deferred.Store(true) // maybe left by an earlier run
+	marksDeferred.Store(true) // maybe left by an earlier run
 	if a.WatchInterval > 0 {
 		a.background(func() { a.every(time.Duration(a.WatchInterval), a.watchOnce) }) // applies them
 	} else {
@@ -641,12 +658,12 @@ func (a *App) watchOnce() {
 	if changed {
 		a.log.Info("configuration file reloaded", zap.String("file", a.ConfigFile))
 	}
-	if a.marks.deferred.Load() && a.cfg.editableOnDisk() {
+	if marksDeferred.Load() && a.cfg.editableOnDisk() {
 		// cleared before the marks are listed: one deferred meanwhile sets
 		// it again (cleared after, it would wait for the next deferral)
-		a.marks.deferred.Store(false)
+		marksDeferred.Store(false)
 		if !a.applyDeferredMarks(a.bgCtx) {
-			a.marks.deferred.Store(true)
+			marksDeferred.Store(true)
 		}
 	}
 }
@@ -663,6 +680,15 @@ func (a *App) refreshOnce() {
 		a.log.Error("refreshing revocations", zap.Error(err))
 	}
 	if n, err := a.state.pendingMarkers(a.bgCtx); err == nil {
+		a.setPending(n)
+	}
+}
+
+// setPending sets the pending gauge to a count this config made, unless it
+// has stopped meanwhile: the gauge is the process's, and the config that
+// replaced it counts later.
+func (a *App) setPending(n int) {
+	if a.bgCtx.Err() == nil {
 		metrics.pending.Set(float64(n))
 	}
 }

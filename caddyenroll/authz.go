@@ -73,23 +73,17 @@ type revocations struct {
 
 	refreshMu sync.Mutex               // one refresh at a time
 	pending   map[string]pendingSerial // revoked serials whose device is checked again; refreshMu
-
-	crlMu     sync.Mutex
-	crlCaches map[string]*ca.CRLCache // by profile: what /ca.crl serves, shared across reloads
 }
 
-// crlCache is the CRL cache the profile's CA shares across reloads.
-func (r *revocations) crlCache(profile string) *ca.CRLCache {
-	r.crlMu.Lock()
-	defer r.crlMu.Unlock()
-	if r.crlCaches == nil {
-		r.crlCaches = map[string]*ca.CRLCache{}
-	}
-	if r.crlCaches[profile] == nil {
-		r.crlCaches[profile] = ca.NewCRLCache()
-	}
-	return r.crlCaches[profile]
-}
+// sharedCRL is the CRL a CA serves, kept across reloads in crlPool by the
+// CA's own revocationsKey: a reload that adds or drops the other profile's
+// CA (another revocation state) opens this CA again with it too.
+type sharedCRL struct{ *ca.CRLCache }
+
+// Destruct lets sharedCRL live in a caddy.UsagePool.
+func (sharedCRL) Destruct() error { return nil }
+
+var crlPool = caddy.NewUsagePool()
 
 // Destruct lets revocations live in a caddy.UsagePool.
 func (*revocations) Destruct() error { return nil }

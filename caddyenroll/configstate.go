@@ -116,6 +116,58 @@ func configFileLock(st certmagic.Storage, path string) func(ctx context.Context)
 	}
 }
 
+// openStates holds, by absolute path, the configStates of a file that the
+// configs of this process use (during a reload the old and the new): an
+// edit through one puts its version in force in the others at once, as the
+// previous config's last enrollments mark devices the new one must see
+// enrolled, whether it watches the file or not.
+var openStates sync.Map // absolute path -> *stateSet
+
+type stateSet struct {
+	mu sync.Mutex
+	m  map[*configState]bool
+}
+
+func stateSetOf(path string) *stateSet {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	v, _ := openStates.LoadOrStore(path, &stateSet{m: map[*configState]bool{}})
+	return v.(*stateSet)
+}
+
+// join makes cs one of the file's open configStates, until leave.
+func (cs *configState) join() {
+	s := stateSetOf(cs.path)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[cs] = true
+}
+
+func (cs *configState) leave() {
+	s := stateSetOf(cs.path)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, cs)
+}
+
+// tellOthers puts the version cs wrote in force in the file's other open
+// configStates (an error is the watcher's to report).
+func (cs *configState) tellOthers() {
+	s := stateSetOf(cs.path)
+	s.mu.Lock()
+	others := make([]*configState, 0, len(s.m))
+	for o := range s.m {
+		if o != cs {
+			others = append(others, o)
+		}
+	}
+	s.mu.Unlock()
+	for _, o := range others {
+		_, _ = o.poll()
+	}
+}
+
 func loadConfigState(path string, backups int) (*configState, error) {
 	if backups == 0 {
 		backups = -1 // configfile: 0 means its default, negative means none
@@ -192,6 +244,14 @@ func (cs *configState) editSettled(ctx context.Context, fn func(f *configfile.Fi
 }
 
 func (cs *configState) editFile(ctx context.Context, settled bool, fn func(f *configfile.File) error) error {
+	err := cs.editFileLocked(ctx, settled, fn)
+	if err == nil {
+		cs.tellOthers()
+	}
+	return err
+}
+
+func (cs *configState) editFileLocked(ctx context.Context, settled bool, fn func(f *configfile.File) error) error {
 	cs.edits.Lock()
 	defer cs.edits.Unlock()
 	if cs.lockFile != nil {

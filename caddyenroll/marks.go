@@ -35,10 +35,12 @@ type markBatcher struct {
 	mu    sync.Mutex
 	queue []markWaiter
 	busy  bool
-
-	// marks are kept in storage while the configuration file is unavailable
-	deferred atomic.Bool
 }
+
+// marksDeferred tells that marks may be kept in storage (the configuration
+// file was unavailable). It is the process's, not a config's: a mark the
+// previous config defers after a reload is the new config's to apply.
+var marksDeferred atomic.Bool
 
 // mark is one device to mark enrolled. Add is set for an approved device
 // that the file did not list: it is added to Group. A listed device that
@@ -181,7 +183,7 @@ func (a *App) deferMark(ctx context.Context, m mark, cause error) error {
 	if err := a.state.storeJSON(ctx, deferredMarkKey(m.Device), m); err != nil {
 		return fmt.Errorf("%v; keeping the mark for later: %v", cause, err)
 	}
-	a.marks.deferred.Store(true)
+	marksDeferred.Store(true)
 	what := "marked enrolled"
 	if m.Unmark {
 		what = "marked not enrolled"

@@ -169,7 +169,7 @@ func TestDeferredMarks(t *testing.T) {
 		}
 	}
 	a.noteRevoked(profileModern, "r.example", nil, true) // revoked while its mark waits
-	if !a.marks.deferred.Load() {
+	if !marksDeferred.Load() {
 		t.Fatal("no deferred mark noted")
 	}
 	if err := st.Store(ctx, deferredMarkKey("junk"), []byte("{not json")); err != nil {

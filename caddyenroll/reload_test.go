@@ -406,6 +406,14 @@ func TestSecondCAOfAStartRaceIsRefused(t *testing.T) {
 // delayed revocation) shows at once in the CRL the new config serves, not
 // once the cached one is 30 s old.
 func TestReloadSharesServedCRL(t *testing.T) {
+	t.Run("same CAs", func(t *testing.T) { testReloadSharesServedCRL(t, nil) })
+	// the revocation state is another then, not the modern CA's CRL
+	t.Run("legacy CA added", func(t *testing.T) {
+		testReloadSharesServedCRL(t, map[string]any{"modern": nil, "legacy": nil})
+	})
+}
+
+func testReloadSharesServedCRL(t *testing.T, authorities map[string]any) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "clearinghouse.conf")
@@ -421,7 +429,11 @@ func TestReloadSharesServedCRL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second := loadEnroll(t, root, conf, ApprovalManual)
+	app := map[string]any{"config_file": conf, "approval": ApprovalManual}
+	if authorities != nil {
+		app["authorities"] = authorities
+	}
+	second := loadEnrollApp(t, root, app)
 	listed := func() bool {
 		der, err := second.cas[profileModern].CachedCRL(ctx)
 		if err != nil {
@@ -446,5 +458,130 @@ func TestReloadSharesServedCRL(t *testing.T) {
 	}
 	if !listed() {
 		t.Fatal("a revocation through the previous config is missing from the CRL the new config serves")
+	}
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range second.crlKeys {
+		if _, ok := crlPool.References(key); ok {
+			t.Fatal("a CRL is still held after Caddy stopped")
+		}
+	}
+}
+
+// A mark that the previous config writes after a reload (its last
+// enrollment) is in force in the new config at once, also when the new
+// one does not watch the file: else the device stayed unenrolled there
+// (refused by call authorization) until the next reload.
+func TestReloadSeesPreviousConfigsMark(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "clearinghouse.conf")
+	if err := os.WriteFile(conf, []byte("enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "storage")
+	t.Cleanup(func() { _ = caddy.Stop() })
+	app := map[string]any{"config_file": conf, "watch_interval": int64(-time.Second)}
+	first := loadEnrollApp(t, root, app)
+	second := loadEnrollApp(t, root, app)
+	if err := first.markEnrolled(ctx, "gw1.example", "", false); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := configfile.ParseFile(conf); err != nil {
+		t.Fatal(err)
+	} else if d, ok := f.Device("gw1.example"); !ok || !d.Enrolled {
+		t.Fatal("the previous config did not mark the device")
+	}
+	if !second.cfg.device("gw1.example").Enrolled {
+		t.Fatal("the new config does not see the mark the previous config wrote after the reload")
+	}
+	if !second.usable(second.router.Load(), "gw1.example") {
+		t.Fatal("the new config's route table does not take the device marked by the previous config")
+	}
+}
+
+// A mark that the previous config defers after a reload (its last
+// enrollment found the file unavailable) is applied by the new config's
+// watcher once the file can take it, also when the new config already
+// applied the marks it found at its start.
+func TestReloadAppliesPreviousConfigsDeferredMark(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "clearinghouse.conf")
+	if err := os.WriteFile(conf, []byte("enroll enabled\ngroup \"\"\n"+
+		"device gw0.example \"\" enabled\ndevice gw1.example \"\" enabled\ndevice gw2.example \"\" enabled\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "storage")
+	keep := func(device string) {
+		t.Helper()
+		st := newStateStore(&certmagic.FileStorage{Path: root}, time.Hour)
+		if err := st.storeJSON(ctx, deferredMarkKey(device), mark{Device: device}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	marked := func(device string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			if f, err := configfile.ParseFile(conf); err == nil {
+				if d, ok := f.Device(device); ok && d.Enrolled {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("deferred mark of %s never applied", device)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
+	// the first config does not watch: it applies the kept marks once, at start
+	keep("gw0.example")
+	first := loadEnrollApp(t, root, map[string]any{"config_file": conf, "watch_interval": int64(-time.Second)})
+	marked("gw0.example")
+	// kept meanwhile: the new config applies it at its start, and with it
+	// every mark it knew of
+	keep("gw1.example")
+	loadEnrollApp(t, root, map[string]any{"config_file": conf, "watch_interval": int64(20 * time.Millisecond)})
+	marked("gw1.example")
+	if err := first.deferMark(ctx, mark{Device: "gw2.example"}, errFileUnavailable); err != nil {
+		t.Fatal(err)
+	}
+	marked("gw2.example")
+}
+
+// uncancelledStorage is a storage whose calls end whether their context is
+// cancelled or not (as the file storage's Load does).
+type uncancelledStorage struct{ certmagic.Storage }
+
+func (s uncancelledStorage) List(_ context.Context, prefix string, recursive bool) ([]string, error) {
+	return s.Storage.List(context.Background(), prefix, recursive)
+}
+
+// A count of pending requests that a stopped config finishes (its start's,
+// or a refresh under way) leaves the process's gauge to the config that
+// replaced it.
+func TestStoppedConfigLeavesPendingGauge(t *testing.T) {
+	ctx := context.Background()
+	st := uncancelledStorage{&certmagic.FileStorage{Path: t.TempDir()}}
+	a := &App{log: zap.NewNop(), authz: &authz{revocations: new(revocations)}, state: newStateStore(st, time.Hour), cas: map[string]*ca.CA{}}
+	a.bgCtx, a.bgCancel = context.WithCancel(ctx)
+	if err := a.state.putRequest(ctx, &Request{ID: "p1", Device: "gw1.example", State: statePending}); err != nil {
+		t.Fatal(err)
+	}
+	initMetrics()
+	old := promtest.ToFloat64(metrics.pending)
+	t.Cleanup(func() { metrics.pending.Set(old) })
+	a.refreshOnce()
+	if n := promtest.ToFloat64(metrics.pending); n != 1 {
+		t.Fatalf("pending gauge %v, want 1", n)
+	}
+	metrics.pending.Set(7) // the new config's count
+	a.bgCancel()           // this config stopped
+	a.refreshOnce()
+	if n := promtest.ToFloat64(metrics.pending); n != 7 {
+		t.Fatalf("a stopped config set the pending gauge to %v over the running config's 7", n)
 	}
 }
