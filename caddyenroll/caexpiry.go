@@ -1,6 +1,7 @@
 package caddyenroll
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -36,6 +37,9 @@ func (a *App) checkCAExpiry() {
 		}
 	}
 }
+
+// errCAExpired: the CA has ended and signs no token signer.
+var errCAExpired = errors.New("no token can be signed")
 
 // caExpired is the reason c can sign nothing now, or "".
 func (a *App) caExpired(c *ca.CA) string {

@@ -174,3 +174,36 @@ func TestCAInfoNotAfterIsTheIssuers(t *testing.T) {
 		t.Fatalf("not_after %s, want the intermediate's %s (root's %s)", info.NotAfter, want, c.Root().NotAfter.UTC().Format(time.RFC3339))
 	}
 }
+
+// A token signer that ends with its CA is kept until then (a new one
+// could not last longer: renewing it at every authorization of the CA's
+// last minutes was a storm of keys and storage writes); once the CA has
+// ended, no signer is made and the error says why.
+func TestTokenSignerAtCAEnd(t *testing.T) {
+	f := newRefreshFixture(t)
+	f.app.log = zap.NewNop()
+	c := shortCA(t, f.app.storage, f.clock, 30*caDay, 365*caDay)
+	f.app.cas[profileModern] = c
+	serial := func() string {
+		t.Helper()
+		s, err := f.app.tokenSigner(f.ctx, profileModern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !s.Cert.NotAfter.Equal(c.Issuer().NotAfter) {
+			t.Fatalf("signer until %v, want the CA's end %v", s.Cert.NotAfter, c.Issuer().NotAfter)
+		}
+		return s.Cert.SerialNumber.Text(16)
+	}
+	first := serial()
+	for _, at := range []time.Duration{25 * caDay, 30*caDay - time.Minute, 30*caDay - time.Second} {
+		f.clock.now = c.Issuer().NotAfter.Add(at - 30*caDay)
+		if got, again := serial(), serial(); got != first || again != first {
+			t.Fatalf("%v before the CA's end: signers %s, %s; want the first, %s", 30*caDay-at, got, again, first)
+		}
+	}
+	f.clock.now = c.Issuer().NotAfter
+	if _, err := f.app.tokenSigner(f.ctx, profileModern); !errors.Is(err, errCAExpired) {
+		t.Fatalf("token signer after the CA's end: %v", err)
+	}
+}
