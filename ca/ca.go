@@ -81,7 +81,9 @@ type Config struct {
 	Organization string
 	// RootValidity: default 10 years (3650 days).
 	RootValidity time.Duration
-	// IntermediateValidity: default 5 years, never beyond the root.
+	// IntermediateValidity: default and at most the root's. Nothing makes
+	// a new intermediate under a root, so one that ended first would stop
+	// issuance while devices still trust the root.
 	IntermediateValidity time.Duration
 	// Validity of device certificates: default 365 days (legacy: 90 days).
 	Validity time.Duration
@@ -105,7 +107,6 @@ type Config struct {
 const (
 	day                 = 24 * time.Hour
 	defaultRootValidity = 3650 * day
-	defaultIntValidity  = 1826 * day
 	defaultValidity     = 365 * day
 	defaultLegacyValid  = 90 * day
 	defaultCRLValidity  = 7 * day
@@ -160,7 +161,7 @@ func (cfg Config) resolve() (Config, error) {
 		cfg.RootValidity = defaultRootValidity
 	}
 	if cfg.IntermediateValidity == 0 {
-		cfg.IntermediateValidity = defaultIntValidity
+		cfg.IntermediateValidity = cfg.RootValidity
 	}
 	if cfg.Validity == 0 {
 		cfg.Validity = defaultValidity

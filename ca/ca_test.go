@@ -329,3 +329,25 @@ func TestNormalizeDeviceTrailingDotIP(t *testing.T) {
 		t.Fatalf("NormalizeDevice(1.2.3.4.) = %q, %v, %v; want the IP address", name, ip, err)
 	}
 }
+
+// An intermediate lasts as long as its root unless told otherwise: nothing
+// makes a new one under the root, and devices trust the root till its end.
+func TestIntermediateValidity(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		root, inter time.Duration
+		want        time.Duration // the intermediate's, from now
+	}{
+		{"defaults", 0, 0, 3650 * day},
+		{"short root", 30 * day, 0, 30 * day},
+		{"shorter intermediate", 0, 365 * day, 365 * day},
+		{"intermediate beyond the root", 30 * day, 60 * day, 30 * day},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := openCA(t, NewMemStore(), Config{Intermediate: true, RootValidity: tc.root, IntermediateValidity: tc.inter}, "")
+			if got := c.Issuer().NotAfter.Sub(testNow); got != tc.want {
+				t.Fatalf("intermediate valid %v from now, want %v (root until %v)", got, tc.want, c.Root().NotAfter)
+			}
+		})
+	}
+}

@@ -764,8 +764,10 @@ type CAInfo struct {
 	// Hex MD5 of the certificate, no colons: what the OSP Toolkit's
 	// `enroll -fprint` compares (legacy profile only).
 	MD5Fingerprint string `json:"md5_fingerprint,omitempty"`
-	NotAfter       string `json:"not_after"`
-	Certificate    string `json:"certificate_pem"`
+	// When the CA stops issuing: the first end in its chain (with an
+	// intermediate, the intermediate's if it ends first).
+	NotAfter    string `json:"not_after"`
+	Certificate string `json:"certificate_pem"`
 	// The certificate in human-readable form.
 	Text string `json:"text"`
 }
@@ -791,7 +793,7 @@ func (ad *adminAPI) caInfo(w http.ResponseWriter, r *http.Request, profile strin
 	return writeJSON(w, CAInfo{
 		MD5Fingerprint: md5Hex,
 		Profile:        profile, Crypto: c.CryptoParam(), Subject: root.Subject.String(),
-		Fingerprint: ca.Fingerprint(root.Raw), NotAfter: root.NotAfter.UTC().Format(time.RFC3339),
+		Fingerprint: ca.Fingerprint(root.Raw), NotAfter: caEnd(c).UTC().Format(time.RFC3339),
 		Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})),
 		Text:        text,
 	})

@@ -539,12 +539,14 @@ func (a *App) recordCrypto(ctx context.Context) error {
 
 // Start begins watching the configuration file, counts the pending
 // requests for the pending gauge (in the background: storage may be large),
-// revokes what devices disabled meanwhile still hold and starts the
-// janitors.
+// revokes what devices disabled meanwhile still hold, starts the janitors
+// and warns of a CA that ends soon (then daily).
 func (a *App) Start() error {
 	if err := a.recordCrypto(a.bgCtx); err != nil {
 		return err
 	}
+	a.checkCAExpiry()
+	a.background(func() { a.every(caExpiryCheckInterval, a.checkCAExpiry) })
 	a.background(func() {
 		if err := a.state.indexPending(a.bgCtx); err != nil {
 			a.log.Error("indexing pending requests", zap.Error(err))

@@ -36,7 +36,8 @@ type Authority struct {
 	// Validity of a generated root. Default 10 years; at least 1m.
 	RootValidity caddy.Duration `json:"root_validity,omitempty"`
 	// Issue from an intermediate under the root, so the root key can be
-	// kept offline. Not available for the legacy profile.
+	// kept offline; it is valid as long as the root. Not available for the
+	// legacy profile.
 	Intermediate bool `json:"intermediate,omitempty"`
 	// PEM file of an operator-supplied CA certificate, used instead of a
 	// generated CA (with key_file; algorithm, root_validity, intermediate,

@@ -624,8 +624,12 @@ func (a *App) tokenSigner(ctx context.Context, profile string) (*osp.TokenSigner
 		// intermediate issued has no path to it
 		return nil, errors.New("signed tokens need a CA without an intermediate (gateways verify them against the root alone); use tokens unsigned only in a lab, or a CA without intermediate")
 	}
-	if e, ok := a.authz.signers[profile]; ok && e.ca == c && time.Now().Before(e.renewAt) {
+	if e, ok := a.authz.signers[profile]; ok && e.ca == c && a.now().Before(e.renewAt) {
 		return e.signer, nil
+	}
+	// checked before the lock and a new key: asked at every authorization
+	if why := a.caExpired(c); why != "" {
+		return nil, fmt.Errorf("%w: %s", errCAExpired, why)
 	}
 	lock := "clearinghouse_osp_token_" + profile
 	if err := a.storage.Lock(ctx, lock); err != nil {
@@ -634,7 +638,7 @@ func (a *App) tokenSigner(ctx context.Context, profile string) (*osp.TokenSigner
 	defer a.storage.Unlock(context.WithoutCancel(ctx), lock)
 	keyKey := path.Join("clearinghouse", "osp", profile, "token.key")
 	certKey := path.Join("clearinghouse", "osp", profile, "token.crt")
-	if s, err := loadSigner(ctx, a, keyKey, certKey); err == nil && signerFresh(s, c) {
+	if s, err := loadSigner(ctx, a, keyKey, certKey); err == nil && signerFresh(s, c, a.now()) {
 		a.setSigner(profile, s, c)
 		return s, nil
 	}
@@ -667,14 +671,21 @@ func (a *App) setSigner(profile string, s *osp.TokenSigner, c *ca.CA) {
 	if a.authz.signers == nil {
 		a.authz.signers = make(map[string]signerEntry)
 	}
-	life := s.Cert.NotAfter.Sub(s.Cert.NotBefore)
-	a.authz.signers[profile] = signerEntry{signer: s, ca: c, renewAt: s.Cert.NotAfter.Add(-life / 3)}
+	a.authz.signers[profile] = signerEntry{signer: s, ca: c, renewAt: signerRenewAt(s, c)}
 }
 
-func signerFresh(s *osp.TokenSigner, c *ca.CA) bool {
-	now := time.Now()
+// signerRenewAt is when a token signer is renewed: in the last third of
+// its life, unless it ends with its CA (a new one could not last longer).
+func signerRenewAt(s *osp.TokenSigner, c *ca.CA) time.Time {
+	if !s.Cert.NotAfter.Before(caEnd(c)) {
+		return s.Cert.NotAfter
+	}
 	life := s.Cert.NotAfter.Sub(s.Cert.NotBefore)
-	if now.After(s.Cert.NotAfter.Add(-life / 3)) {
+	return s.Cert.NotAfter.Add(-life / 3)
+}
+
+func signerFresh(s *osp.TokenSigner, c *ca.CA, now time.Time) bool {
+	if !now.Before(signerRenewAt(s, c)) {
 		return false
 	}
 	// issued by this CA: its name (gateways chain by it) and its key (the

@@ -89,6 +89,11 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 	if err != nil {
 		return fail(wire.StatusServerError, "server error")
 	}
+	// nothing it could answer is usable (its certificates ended with it),
+	// and a request left pending could never be approved
+	if why := a.caExpired(authority); why != "" {
+		return fail(wire.StatusServerError, why)
+	}
 	policy := a.Authorities[in.profile].policy(in.profile)
 	csr, err := ca.ParseCSR(r.CSR, policy)
 	if errors.Is(err, ca.ErrMalformedCSR) {
@@ -270,6 +275,10 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 	ctx = context.WithoutCancel(ctx) // from here on, a device hanging up does not cut the writes short
 	if err := authority.Record(ctx, is); err != nil {
 		return fmt.Errorf("recording issuance: %v", err)
+	}
+	if is.NotAfter.Equal(authority.Issuer().NotAfter) {
+		a.log.Warn("certificate cut to the operational CA's end", zap.String("device", req.Device),
+			zap.String("serial", is.Serial), zap.Time("not_after", is.NotAfter))
 	}
 	req.State = stateIssued
 	req.Serial = is.Serial
@@ -510,6 +519,9 @@ func (a *App) approve(ctx context.Context, id, group string) (*Request, error) {
 		}
 		if dev.Known && !dev.Enabled {
 			return fmt.Errorf("%w: device %s is disabled in the configuration file", errConflict, req.Device)
+		}
+		if why := a.caExpired(authority); why != "" {
+			return fmt.Errorf("%w: %s (README: Renewing the operational CA)", errConflict, why)
 		}
 		req.Known = dev.Known
 		if !dev.Known && group != "" {

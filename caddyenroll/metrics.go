@@ -19,6 +19,7 @@ var metrics = struct {
 	dests      prometheus.Counter
 	usage      *prometheus.CounterVec
 	ospRefused *prometheus.CounterVec
+	caNotAfter *prometheus.GaugeVec
 	collector  []prometheus.Collector
 }{}
 
@@ -57,8 +58,12 @@ func initMetrics() {
 			Namespace: ns, Subsystem: sub, Name: "osp_messages_refused_total",
 			Help: "OSP requests refused before they were read as a message: too_large (HTTP 413), unreadable (the body could not be read), malformed (not an OSP request that parses).",
 		}, []string{"reason"})
+		metrics.caNotAfter = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "ca_not_after_seconds",
+			Help: "When the operational CA certificate that signs device certificates expires (Unix time).",
+		}, []string{"profile"})
 		metrics.collector = []prometheus.Collector{metrics.requests, metrics.issued,
-			metrics.pending, metrics.revoked, metrics.authz, metrics.dests, metrics.usage, metrics.ospRefused}
+			metrics.pending, metrics.revoked, metrics.authz, metrics.dests, metrics.usage, metrics.ospRefused, metrics.caNotAfter}
 	})
 }
 

@@ -114,7 +114,11 @@ func (h *OSPHandler) Provision(ctx caddy.Context) error {
 	}
 	if h.Tokens == TokensUnsigned {
 		h.log.Warn("OSP tokens are unsigned: anyone who can reach a gateway can forge an authorization; use only in a lab")
-	} else if _, err := h.app.tokenSigner(ctx, h.Profile); err != nil {
+	} else if _, err := h.app.tokenSigner(ctx, h.Profile); errors.Is(err, errCAExpired) {
+		// refusing to start would take getcacert, the CRL and every
+		// other site down with it; authorizations are refused
+		h.log.Error("OSP authorizations will be refused", zap.Error(err))
+	} else if err != nil {
 		return fmt.Errorf("token signer: %v", err)
 	}
 	return nil
