@@ -226,13 +226,9 @@ func (c *CA) deviceSerials(ctx context.Context, name string) ([]string, error) {
 	return serials, nil
 }
 
-// list is Store.List with "absent" meaning empty.
+// list is ListDir of the CA's storage.
 func (c *CA) list(ctx context.Context, prefix string) ([]string, error) {
-	keys, err := c.st.List(ctx, prefix, false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	return keys, err
+	return ListDir(ctx, c.st, prefix)
 }
 
 // Revoke revokes the certificate with serial for reason. Revoking a revoked

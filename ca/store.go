@@ -28,7 +28,8 @@ import (
 // fs.ErrNotExist when a key is absent. List returns the keys (full paths,
 // prefix included) below path: its direct children when recursive is false,
 // all descendants otherwise; a missing path may return an error wrapping
-// fs.ErrNotExist. Lock blocks until the named lock is held by the caller or
+// fs.ErrNotExist. The CA reads listings through ListDir, which also takes
+// those of storage modules that list more than the direct children. Lock blocks until the named lock is held by the caller or
 // ctx is done; it must exclude other processes using the same storage.
 type Store interface {
 	Lock(ctx context.Context, name string) error
@@ -38,6 +39,40 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 	Exists(ctx context.Context, key string) bool
 	List(ctx context.Context, path string, recursive bool) ([]string, error)
+}
+
+// ListDir lists the direct children of prefix in st, as full keys
+// (prefix/name), each once, in no particular order; a prefix that does not
+// exist lists nothing. Storage modules do not all list as the file storage
+// does: some give "directories" a trailing slash, some return every key
+// below prefix whatever recursive says, and some (matching the prefix as a
+// string, as a database's LIKE does) keys that only start like it
+// (devices/gw1.example.org/… for devices/gw1.example). The children are
+// taken from what comes back; other keys are dropped.
+func ListDir(ctx context.Context, st Store, prefix string) ([]string, error) {
+	keys, err := st.List(ctx, prefix, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	prefix = strings.Trim(prefix, "/")
+	seen := make(map[string]bool, len(keys))
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		rest, ok := strings.CutPrefix(strings.Trim(k, "/"), prefix+"/")
+		if !ok {
+			continue
+		}
+		name, _, _ := strings.Cut(rest, "/")
+		if name == "" || seen[name] {
+			continue
+		}
+		seen[name] = true
+		out = append(out, prefix+"/"+name)
+	}
+	return out, nil
 }
 
 // cleanKey validates a storage key: relative, slash separated, no empty,

@@ -1,0 +1,86 @@
+package ca
+
+import (
+	"context"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// prefixListStore is a Store whose List, like storage modules that match
+// keys as strings (a database's `key LIKE 'prefix%'`), returns every key
+// that starts with the prefix: descendants at any depth and siblings that
+// merely start like it, in any order, ignoring recursive.
+type prefixListStore struct{ *memStore }
+
+func (s prefixListStore) List(ctx context.Context, prefix string, recursive bool) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var keys []string
+	for k := range s.data {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	rand.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+	return keys, nil
+}
+
+// slashListStore lists "directories" with a trailing slash, as S3's
+// common prefixes come.
+type slashListStore struct{ *memStore }
+
+func (s slashListStore) List(ctx context.Context, prefix string, recursive bool) ([]string, error) {
+	keys, err := s.memStore.List(ctx, prefix, recursive)
+	for i, k := range keys {
+		if !recursive && s.Exists(ctx, k) {
+			if _, err := s.memStore.Load(ctx, k); err != nil {
+				keys[i] = k + "/"
+			}
+		}
+	}
+	return keys, err
+}
+
+// A device's certificates are its own, whatever a storage's List returns
+// besides the direct children of the prefix: a device whose name starts
+// like another's (device1.itsp.com, device1.itsp.com.evil.example) is not
+// revoked with it, and no record is listed twice.
+func TestListOnlyDirectChildren(t *testing.T) {
+	ctx := context.Background()
+	for name, st := range map[string]Store{
+		"prefix": prefixListStore{NewMemStore().(*memStore)},
+		"slash":  slashListStore{NewMemStore().(*memStore)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, _ := openCA(t, st, Config{}, "")
+			mine := issueN(t, c, "device1.itsp.com", 2)
+			other := issueN(t, c, "device1.itsp.com.evil.example", 1)[0]
+			recs, err := c.Records(ctx, "device1.itsp.com")
+			if err != nil || len(recs) != 2 {
+				t.Fatalf("records of device1.itsp.com: %d, %v; want its 2", len(recs), err)
+			}
+			all, err := c.Records(ctx, "")
+			if err != nil || len(all) != 3 {
+				t.Fatalf("all records: %d, %v; want 3", len(all), err)
+			}
+			got, err := c.RevokeDevice(ctx, "device1.itsp.com", ReasonCessationOfOperation, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sort.Strings(got)
+			want := []string{mine[0].Serial, mine[1].Serial}
+			sort.Strings(want)
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Fatalf("revoked %v, want %v", got, want)
+			}
+			if revoked, err := c.IsRevoked(ctx, other.Serial); err != nil || revoked {
+				t.Fatalf("another device's certificate revoked: %v %v", revoked, err)
+			}
+			if _, err := c.CRL(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
