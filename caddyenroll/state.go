@@ -15,6 +15,7 @@ import (
 
 	"github.com/caddyserver/certmagic"
 
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 )
 
@@ -127,14 +128,12 @@ func (s *stateStore) lockDevice(ctx context.Context, device string) (func(), err
 	return func() { _ = s.st.Unlock(context.WithoutCancel(ctx), name) }, nil
 }
 
-// list is the storage's List, with a prefix that does not exist yet
-// listing nothing.
+// list lists the direct children of prefix as full keys, each once (a
+// prefix that does not exist yet lists nothing): ca.ListDir, since storage
+// modules list otherwise than the file storage (pending/ as a string
+// prefix also matches pending-of/…; cdrs/ may come with every record).
 func (s *stateStore) list(ctx context.Context, prefix string) ([]string, error) {
-	keys, err := s.st.List(ctx, prefix, false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	return keys, err
+	return ca.ListDir(ctx, s.st, prefix)
 }
 
 func (s *stateStore) loadJSON(ctx context.Context, key string, v any) (bool, error) {
