@@ -410,7 +410,7 @@ func (a *App) purgeCDRs(ctx context.Context, before time.Time) (CDRPurge, error)
 		if !b.day.Before(before) {
 			break // sorted
 		}
-		if err := a.storage.Delete(ctx, b.key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := a.state.deleteDir(ctx, b.key); err != nil {
 			return res, fmt.Errorf("deleting the call detail records of %s: %v", path.Base(b.key), err)
 		}
 		res.DeletedDays = append(res.DeletedDays, path.Base(b.key))

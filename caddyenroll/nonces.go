@@ -156,7 +156,7 @@ func (s *stateStore) pruneNonces(ctx context.Context) (buckets, files int, err e
 			if b >= cur-1 && b <= cur+1 {
 				continue
 			}
-			if err := s.st.Delete(ctx, path.Join(prefix, name)); err != nil {
+			if err := s.deleteDir(ctx, path.Join(prefix, name)); err != nil {
 				return buckets, files, fmt.Errorf("deleting nonce bucket %s: %v", name, err)
 			}
 			buckets++

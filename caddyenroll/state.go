@@ -136,6 +136,24 @@ func (s *stateStore) list(ctx context.Context, prefix string) ([]string, error) 
 	return ca.ListDir(ctx, s.st, prefix)
 }
 
+// deleteDir deletes the keys below prefix, then prefix. Delete of a
+// "directory" should delete what is below it, but some storage modules
+// (caddy-storage-redis, database storages) delete the exact key only and
+// would leave every record of a purged bucket behind, still found by
+// Exists and Load. Buckets hold keys, not directories: one level is listed.
+func (s *stateStore) deleteDir(ctx context.Context, prefix string) error {
+	keys, err := s.list(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	for _, k := range append(keys, prefix) {
+		if err := s.st.Delete(ctx, k); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
 func (s *stateStore) loadJSON(ctx context.Context, key string, v any) (bool, error) {
 	b, err := s.st.Load(ctx, key)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -199,10 +199,11 @@ func (s *strictStorage) keys(prefix string) []string {
 // strictVariants are the strict storage and each of its variants, by name.
 func strictVariants() map[string]func() *strictStorage {
 	return map[string]func() *strictStorage{
-		"strict":     newStrictStorage,
-		"prefixList": func() *strictStorage { s := newStrictStorage(); s.prefixList = true; return s },
-		"slashDirs":  func() *strictStorage { s := newStrictStorage(); s.slashDirs = true; return s },
-		"noModified": func() *strictStorage { s := newStrictStorage(); s.noModified = true; return s },
+		"strict":        newStrictStorage,
+		"prefixList":    func() *strictStorage { s := newStrictStorage(); s.prefixList = true; return s },
+		"slashDirs":     func() *strictStorage { s := newStrictStorage(); s.slashDirs = true; return s },
+		"shallowDelete": func() *strictStorage { s := newStrictStorage(); s.shallowDelete = true; return s },
+		"noModified":    func() *strictStorage { s := newStrictStorage(); s.noModified = true; return s },
 	}
 }
 
