@@ -202,10 +202,10 @@ func pendingIndexKey() string { return path.Join(statePrefix, "pending-index") }
 // putRequest stores a request, indexing it first when it is pending.
 func (s *stateStore) putRequest(ctx context.Context, r *Request) error {
 	if r.State == statePending {
-		if err := s.st.Store(ctx, pendingKey(r.ID), []byte(r.ID)); err != nil {
+		if err := s.st.Store(ctx, pendingKey(r.ID), s.markerValue(r.ID)); err != nil {
 			return err
 		}
-		if err := s.st.Store(ctx, pendingOfKey(r.Device, r.ID), []byte(r.ID)); err != nil {
+		if err := s.st.Store(ctx, pendingOfKey(r.Device, r.ID), s.markerValue(r.ID)); err != nil {
 			return err
 		}
 	}
@@ -218,6 +218,33 @@ func (s *stateStore) unindexPending(ctx context.Context, id string) error {
 		return err
 	}
 	return nil
+}
+
+// markerValue is what a marker holds: the request id and when the marker
+// was written, its age on storages whose Stat gives no modification time.
+func (s *stateStore) markerValue(id string) []byte {
+	return []byte(id + " " + s.now().UTC().Format(time.RFC3339Nano))
+}
+
+// markerStale reports whether the marker at key is older than
+// pendingMarkerGrace: by its modification time, or when the storage gives
+// none (KeyInfo.Modified is optional) by the time written in it (a marker
+// of earlier versions, the id alone, counts as old).
+func (s *stateStore) markerStale(ctx context.Context, key string) bool {
+	info, err := s.st.Stat(ctx, key)
+	if err != nil {
+		return false
+	}
+	written := info.Modified
+	if written.IsZero() {
+		b, err := s.st.Load(ctx, key)
+		if err != nil {
+			return false
+		}
+		_, at, _ := strings.Cut(string(b), " ")
+		written, _ = time.Parse(time.RFC3339Nano, at)
+	}
+	return s.now().Sub(written) > pendingMarkerGrace
 }
 
 // pendingMarkers is the number of pending requests as the index's names
@@ -259,7 +286,7 @@ func (s *stateStore) pendingRequest(ctx context.Context, id string) *Request {
 		return nil
 	}
 	if r == nil || r.State != statePending {
-		if info, err := s.st.Stat(ctx, pendingKey(id)); err == nil && s.now().Sub(info.Modified) > pendingMarkerGrace {
+		if s.markerStale(ctx, pendingKey(id)) {
 			_ = s.unindexPending(ctx, id)
 		}
 		return nil
@@ -279,7 +306,7 @@ func (s *stateStore) indexPending(ctx context.Context) error {
 	}
 	for _, r := range all {
 		if r.State == statePending {
-			if err := s.st.Store(ctx, pendingKey(r.ID), []byte(r.ID)); err != nil {
+			if err := s.st.Store(ctx, pendingKey(r.ID), s.markerValue(r.ID)); err != nil {
 				return err
 			}
 		}

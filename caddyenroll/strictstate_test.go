@@ -153,3 +153,45 @@ func TestStrictStorageCDRs(t *testing.T) {
 		})
 	}
 }
+
+// A pending marker whose request is being written is kept by listings
+// until it is older than the grace, on storages whose Stat gives no
+// modification time too; then it is removed.
+func TestStrictStoragePendingMarkerAge(t *testing.T) {
+	ctx := context.Background()
+	for name, mk := range strictVariants() {
+		t.Run(name, func(t *testing.T) {
+			st := mk()
+			s := strictApp(st).state
+			now := time.Now()
+			s.now = func() time.Time { return now }
+			r := &Request{ID: "aaaaaa01", Device: "gw1.example", State: statePending, Created: now}
+			if err := s.putRequest(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			// as if the request were not written yet: its markers are
+			if err := st.Delete(ctx, requestKey(r.ID)); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.pending(ctx); err != nil || len(got) != 0 {
+				t.Fatalf("pending %v %v", got, err)
+			}
+			if got, err := s.pendingOf(ctx, r.Device); err != nil || len(got) != 0 {
+				t.Fatalf("pending of %v %v", got, err)
+			}
+			if !st.Exists(ctx, pendingKey(r.ID)) || !st.Exists(ctx, pendingOfKey(r.Device, r.ID)) {
+				t.Fatal("the markers of a request being written were removed")
+			}
+			now = now.Add(2 * pendingMarkerGrace)
+			if _, err := s.pending(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.pendingOf(ctx, r.Device); err != nil {
+				t.Fatal(err)
+			}
+			if st.Exists(ctx, pendingKey(r.ID)) || st.Exists(ctx, pendingOfKey(r.Device, r.ID)) {
+				t.Fatal("stale markers kept")
+			}
+		})
+	}
+}

@@ -57,7 +57,7 @@ func (s *stateStore) pendingOf(ctx context.Context, device string) ([]*Request, 
 			return nil, err
 		}
 		if r == nil || r.State != statePending {
-			if info, err := s.st.Stat(ctx, k); err == nil && s.now().Sub(info.Modified) > pendingMarkerGrace {
+			if s.markerStale(ctx, k) {
 				_ = s.st.Delete(ctx, k)
 			}
 			continue
@@ -94,7 +94,7 @@ func (s *stateStore) indexPendingOf(ctx context.Context) error {
 		return err
 	}
 	for _, r := range reqs {
-		if err := s.st.Store(ctx, pendingOfKey(r.Device, r.ID), []byte(r.ID)); err != nil {
+		if err := s.st.Store(ctx, pendingOfKey(r.Device, r.ID), s.markerValue(r.ID)); err != nil {
 			return err
 		}
 	}
