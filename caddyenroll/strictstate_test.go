@@ -195,3 +195,33 @@ func TestStrictStoragePendingMarkerAge(t *testing.T) {
 		})
 	}
 }
+
+// The request janitor deletes the requests that are over on any storage,
+// including those whose Stat gives no modification time (it then reads
+// every request).
+func TestStrictStoragePruneRequests(t *testing.T) {
+	ctx := context.Background()
+	for name, mk := range strictVariants() {
+		t.Run(name, func(t *testing.T) {
+			st := mk()
+			s := strictApp(st).state
+			now := time.Now()
+			for _, r := range []*Request{
+				{ID: "aaaaaa01", Device: "gw1.example", State: stateIssued, NotAfter: now.Add(time.Hour), Updated: now},
+				{ID: "bbbbbb02", Device: "gw1.example", State: stateRejected, Updated: now},
+				{ID: "cccccc03", Device: "gw2.example", State: statePending, Created: now},
+			} {
+				if err := s.putRequest(ctx, r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			later := now.Add(48 * time.Hour)
+			if n, err := s.pruneRequests(ctx, later, 24*time.Hour); err != nil || n != 2 {
+				t.Fatalf("pruned %d %v, want 2", n, err)
+			}
+			if keys := st.keys(path.Join(statePrefix, "requests")); len(keys) != 1 || keys[0] != requestKey("cccccc03") {
+				t.Fatalf("requests left %v", keys)
+			}
+		})
+	}
+}
