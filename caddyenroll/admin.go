@@ -256,7 +256,7 @@ func (ad *adminAPI) listRequests(w http.ResponseWriter, r *http.Request, state s
 		w.Header().Set("Link", fmt.Sprintf("<%s?%s>; rel=\"next\"", r.URL.Path, next.Encode()))
 	}
 	if state == statePending && after == "" && !more {
-		metrics.pending.Set(float64(len(out))) // the whole list
+		pendingSet(len(out)) // the whole list
 	}
 	return writeJSON(w, out)
 }

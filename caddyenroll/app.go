@@ -100,6 +100,17 @@ type App struct {
 	// it starts a fresh window.
 	NonceRetention caddy.Duration `json:"nonce_retention,omitempty"`
 
+	// Most enrollment requests pending approval at once, all accounts
+	// together; a new one beyond is refused with status 10 (rate limited).
+	// Default 10000 (also for 0); negative is refused.
+	MaxPending int `json:"max_pending,omitempty"`
+
+	// Most enrollment requests of one account pending approval at once
+	// (the devices of a customer share its account); a new one beyond is
+	// refused with status 10. Default 100 (also for 0); negative is
+	// refused.
+	MaxPendingPerAccount int `json:"max_pending_per_account,omitempty"`
+
 	log      *zap.Logger
 	storage  certmagic.Storage
 	cfg      *configState
@@ -126,6 +137,8 @@ type App struct {
 	bgCtx          context.Context
 	bgCancel       context.CancelFunc
 	crypto         *cryptoRecords
+	// the bounds' warnings and verifications (pendingbounds.go)
+	pendingThrottle *throttle
 }
 
 // CaddyModule returns the Caddy module information.
@@ -147,6 +160,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.bg = new(backgroundWork)
 	a.authz = new(authz) // its revocations once the CAs are open
 	a.marks = &markBatcher{apply: a.applyMarks}
+	a.pendingThrottle = new(throttle)
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
@@ -171,6 +185,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if a.NonceRetention == 0 {
 		a.NonceRetention = caddy.Duration(720 * time.Hour)
+	}
+	if a.MaxPending == 0 {
+		a.MaxPending = defaultMaxPending
+	}
+	if a.MaxPendingPerAccount == 0 {
+		a.MaxPendingPerAccount = defaultMaxPendingPerAccount
 	}
 	if err := a.Validate(); err != nil {
 		return err
@@ -403,6 +423,10 @@ func (a *App) Validate() error {
 	if a.WatchInterval > 0 && a.WatchInterval < caddy.Duration(minWatchInterval) {
 		return fmt.Errorf("watch_interval must be at least %v (negative: only on reload), not %v%s", minWatchInterval, time.Duration(a.WatchInterval), jsonNanoseconds)
 	}
+	if a.MaxPending < 0 || a.MaxPendingPerAccount < 0 {
+		return fmt.Errorf("max_pending and max_pending_per_account must not be negative (0 means the default, %d and %d), not %d and %d",
+			defaultMaxPending, defaultMaxPendingPerAccount, a.MaxPending, a.MaxPendingPerAccount)
+	}
 	if a.NonceRetention < caddy.Duration(time.Hour) {
 		return fmt.Errorf("nonce_retention must be at least 1h (nonces are remembered that long to refuse reuse), not %v", time.Duration(a.NonceRetention))
 	}
@@ -552,6 +576,8 @@ func (a *App) Start() error {
 			a.log.Error("indexing pending requests", zap.Error(err))
 		} else if err := a.state.indexPendingOf(a.bgCtx); err != nil {
 			a.log.Error("indexing pending requests by device", zap.Error(err))
+		} else if err := a.state.indexPendingBy(a.bgCtx); err != nil {
+			a.log.Error("indexing pending requests by account", zap.Error(err))
 		}
 		if n, err := a.migrateFlatCDRs(a.bgCtx); err != nil {
 			a.log.Error("moving call detail records of the first versions into day buckets", zap.Int("moved", n), zap.Error(err))
@@ -686,12 +712,12 @@ func (a *App) refreshOnce() {
 	}
 }
 
-// setPending sets the pending gauge to a count this config made, unless it
-// has stopped meanwhile: the gauge is the process's, and the config that
-// replaced it counts later.
+// setPending sets the pending count (and gauge) to a count this config
+// made, unless it has stopped meanwhile: the count is the process's, and
+// the config that replaced it counts later.
 func (a *App) setPending(n int) {
 	if a.bgCtx.Err() == nil {
-		metrics.pending.Set(float64(n))
+		pendingSet(n)
 	}
 }
 

@@ -38,6 +38,8 @@ func init() {
 //	    max_destinations <n>
 //	    device_address   <device> <host[:port]>
 //	    nonce_retention  <duration>
+//	    max_pending      <n>
+//	    max_pending_per_account <n>
 //	    ca [modern|legacy] {
 //	        algorithm     p256|p384|ed25519|rsa2048|rsa3072|rsa4096
 //	        validity      <duration>
@@ -96,6 +98,18 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, err
 			}
 			app.NonceRetention = dur
+		case "max_pending":
+			n, err := nonZero(d, intArg, "")
+			if err != nil {
+				return nil, err
+			}
+			app.MaxPending = n
+		case "max_pending_per_account":
+			n, err := nonZero(d, intArg, "")
+			if err != nil {
+				return nil, err
+			}
+			app.MaxPendingPerAccount = n
 		case "backups":
 			n, err := intArg(d)
 			if err != nil {

@@ -228,11 +228,16 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 		}
 		return outcome{resp: wire.Response{Status: wire.StatusOK, Certificate: req.Certificate}, serial: req.Serial, reason: "issued"}
 	}
-	if err := a.state.putRequest(ctx, req); err != nil {
+	done, refused := a.admitPending(ctx, acct.Username, name)
+	if refused != nil {
+		return *refused
+	}
+	err = a.state.putRequest(ctx, req)
+	done(err == nil)
+	if err != nil {
 		a.log.Error("storing pending request", zap.String("device", name), zap.Error(err))
 		return fail(wire.StatusServerError, "server error")
 	}
-	metrics.pending.Inc()
 	a.supersedePending(ctx, name, beyond(maxPendingPerDevice),
 		fmt.Sprintf("superseded: the device made newer requests (it keeps at most %d pending)", maxPendingPerDevice))
 	return outcome{resp: wire.Response{Status: wire.StatusPending, Nonce: req.ServerNonce}, reason: "pending approval"}
@@ -486,8 +491,8 @@ func (a *App) decidePending(ctx context.Context, id string, decide func(req *Req
 // leftPending counts and unindexes a request that was pending and has just
 // been stored decided.
 func (a *App) leftPending(ctx context.Context, req *Request) {
-	metrics.pending.Dec()
-	if err := a.state.unindexRequest(ctx, req.Device, req.ID); err != nil {
+	pendingAdd(-1)
+	if err := a.state.unindexRequest(ctx, req); err != nil {
 		a.log.Warn("removing a decided request from the pending index; the next listing will", zap.String("request", req.ID), zap.Error(err))
 	}
 }

@@ -82,7 +82,7 @@ func (s *stateStore) deleteIfOver(ctx context.Context, device, id string, now ti
 	if err := s.st.Delete(ctx, requestKey(id)); err != nil {
 		return false, fmt.Errorf("deleting request %s: %v", id, err)
 	}
-	_ = s.unindexRequest(ctx, device, id) // markers a crash left
+	_ = s.unindexRequest(ctx, r) // markers a crash left
 	return true, nil
 }
 

@@ -208,6 +208,11 @@ func (s *stateStore) putRequest(ctx context.Context, r *Request) error {
 		if err := s.st.Store(ctx, pendingOfKey(r.Device, r.ID), s.markerValue(r.ID)); err != nil {
 			return err
 		}
+		if r.Username != "" {
+			if err := s.st.Store(ctx, pendingByKey(r.Username, r.ID), s.markerValue(r.ID)); err != nil {
+				return err
+			}
+		}
 	}
 	return s.storeJSON(ctx, requestKey(r.ID), r)
 }
@@ -287,6 +292,9 @@ func (s *stateStore) pendingRequest(ctx context.Context, id string) *Request {
 	}
 	if r == nil || r.State != statePending {
 		if s.markerStale(ctx, pendingKey(id)) {
+			if r != nil {
+				_ = s.unindexPendingBy(ctx, r.Username, id) // the same crash's
+			}
 			_ = s.unindexPending(ctx, id)
 		}
 		return nil

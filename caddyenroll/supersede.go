@@ -77,10 +77,11 @@ func (s *stateStore) unindexPendingOf(ctx context.Context, device, id string) er
 	return nil
 }
 
-// unindexRequest removes both pending markers of a request (the index's
-// and its device's) once it is no longer pending.
-func (s *stateStore) unindexRequest(ctx context.Context, device, id string) error {
-	return errors.Join(s.unindexPending(ctx, id), s.unindexPendingOf(ctx, device, id))
+// unindexRequest removes the pending markers of a request (the index's,
+// its device's and its account's) once it is no longer pending.
+func (s *stateStore) unindexRequest(ctx context.Context, r *Request) error {
+	return errors.Join(s.unindexPending(ctx, r.ID), s.unindexPendingOf(ctx, r.Device, r.ID),
+		s.unindexPendingBy(ctx, r.Username, r.ID))
 }
 
 // indexPendingOf indexes by device, once, the pending requests that

@@ -47,7 +47,7 @@ var statusTable = [...]StatusInfo{
 	{StatusBadCSR, "BadCSR", "bad certificate request", "The PKCS#10 request parsed but failed checks: signature, key type/size policy, or subject name mismatch."},
 	{StatusRejected, "Rejected", "rejected", "An administrator rejected the request."},
 	{StatusNonceReused, "NonceReused", "nonce reused", "The nonce was already used with a different CSR or device."},
-	{StatusRateLimited, "RateLimited", "rate limited", "Too many requests from this account, device or address; try again later."},
+	{StatusRateLimited, "RateLimited", "rate limited", "Too many requests from this account, device or address, or too many requests pending approval; try again later."},
 	{StatusNotFound, "NotFound", "not found", "retrieve found no matching pending or issued request."},
 	{StatusSSLRequired, "SSLRequired", "ssl required", "The request came over plain HTTP but the configuration says `ssl enabled`."},
 	{StatusCustomerMismatch, "CustomerMismatch", "customer mismatch", "The customer or device id differs from the one recorded for this device or request."},
