@@ -572,6 +572,10 @@ func (a *App) Start() error {
 	a.checkCAExpiry()
 	a.background(func() { a.every(caExpiryCheckInterval, a.checkCAExpiry) })
 	a.background(func() {
+		// the markers first (one listing): the total bound counts from it
+		if n, err := a.state.pendingMarkers(a.bgCtx); err == nil {
+			a.setPending(n)
+		}
 		if err := a.state.indexPending(a.bgCtx); err != nil {
 			a.log.Error("indexing pending requests", zap.Error(err))
 		} else if err := a.state.indexPendingOf(a.bgCtx); err != nil {

@@ -126,12 +126,12 @@ func (s *stateStore) unindexPendingBy(ctx context.Context, username, id string) 
 }
 
 // pendingByCount counts the account's pending requests by their markers.
-// From limit on, with verify, each is read: markers a crash left (their
-// request is no longer pending) do not count, and are removed once old
-// enough.
-func (s *stateStore) pendingByCount(ctx context.Context, username string, limit int, verify bool) (int, error) {
+// From limit on, if verify says so, each is read: markers a crash left
+// (their request is no longer pending) do not count, and are removed once
+// old enough.
+func (s *stateStore) pendingByCount(ctx context.Context, username string, limit int, verify func() bool) (int, error) {
 	keys, err := s.list(ctx, pendingByDir(username))
-	if err != nil || len(keys) < limit || !verify {
+	if err != nil || len(keys) < limit || !verify() {
 		return len(keys), err
 	}
 	n := 0
@@ -183,7 +183,7 @@ func (a *App) admitPending(ctx context.Context, username, device string) (done f
 	perAccount := a.maxPendingPerAccount()
 	// reading every request of an account at its bound is done at most
 	// once per pendingMarkerGrace: refused requests must stay cheap
-	verify := a.pendingThrottle.due("verify:"+username, a.now(), pendingMarkerGrace)
+	verify := func() bool { return a.pendingThrottle.due("verify:"+username, a.now(), pendingMarkerGrace) }
 	n, err := a.state.pendingByCount(ctx, username, perAccount, verify)
 	if err != nil {
 		unlock()

@@ -207,7 +207,7 @@ func TestPendingBounds(t *testing.T) {
 				}
 			}
 			for _, acct := range []string{"ops", "acme"} {
-				n, err := h.app.state.pendingByCount(ctx, acct, 1000, true)
+				n, err := h.app.state.pendingByCount(ctx, acct, 1000, always)
 				if err != nil || n != tc.wantByAccount[acct] {
 					t.Errorf("%s: %d pending by its index (%v), want %d", acct, n, err, tc.wantByAccount[acct])
 				}
@@ -333,7 +333,7 @@ func TestPendingByCountStaleMarkers(t *testing.T) {
 		{2, true, 0, 1, false},
 	} {
 		clock.add(c.advance)
-		n, err := s.pendingByCount(ctx, "ops", c.limit, c.verify)
+		n, err := s.pendingByCount(ctx, "ops", c.limit, func() bool { return c.verify })
 		if err != nil || n != c.want {
 			t.Fatalf("%+v: count %d, %v", c, n, err)
 		}
@@ -341,7 +341,7 @@ func TestPendingByCountStaleMarkers(t *testing.T) {
 			t.Fatalf("%+v: stale marker there: %v", c, got)
 		}
 	}
-	if n, _ := s.pendingByCount(ctx, "acme", 1, true); n != 1 {
+	if n, _ := s.pendingByCount(ctx, "acme", 1, always); n != 1 {
 		t.Fatalf("acme: %d", n)
 	}
 
@@ -392,7 +392,7 @@ func TestIndexPendingBy(t *testing.T) {
 	}
 	count := func() int {
 		t.Helper()
-		n, err := s.pendingByCount(ctx, "ops", 100, true)
+		n, err := s.pendingByCount(ctx, "ops", 100, always)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -417,7 +417,7 @@ func TestIndexPendingBy(t *testing.T) {
 	if err := s.unindexRequest(ctx, old[0]); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := s.pendingByCount(ctx, "ops", 100, false); n != 0 {
+	if n, _ := s.pendingByCount(ctx, "ops", 100, func() bool { return false }); n != 0 {
 		t.Fatalf("after the decision: %d markers", n)
 	}
 }
@@ -465,9 +465,62 @@ func TestPendingBoundsSettings(t *testing.T) {
 	}
 }
 
+func always() bool { return true }
+
 func boolInt(b bool) int {
 	if b {
 		return 1
 	}
 	return 0
+}
+
+// A marker a crash left (its request decided) does not hold an account at
+// its bound: the markers are read when they reach it (not before, which
+// would spend the once-per-pendingMarkerGrace reading early), and the
+// stale one is removed once old.
+func TestPendingBoundStaleMarker(t *testing.T) {
+	keepPendingCount(t)
+	ctx := context.Background()
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	clock := &testClock{now: time.Now()}
+	h, _ := boundsApp(t, st, clock, ApprovalManual, 100, 3)
+	phantom := &Request{ID: "0123456789abcdef0123456789abcdef", Device: "p.example", Username: "ops", State: statePending}
+	if err := h.app.state.putRequest(ctx, phantom); err != nil {
+		t.Fatal(err)
+	}
+	phantom.State = stateRejected
+	if err := h.app.state.storeJSON(ctx, requestKey(phantom.ID), phantom); err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]crypto.Signer{}
+	for i, s := range []struct {
+		device  string
+		advance time.Duration
+		status  int
+		phantom bool // its marker still there after
+	}{
+		{"a.example", 0, 1, true},
+		{"b.example", 0, 1, true},
+		{"c.example", 0, 1, true}, // 3 markers: read, 2 pending
+		{"d.example", 0, 10, true},
+		{"d.example", pendingMarkerGrace + time.Second, 10, false},
+		{"reject a.example", 0, 0, false},
+		{"d.example", 0, 1, false},
+	} {
+		clock.add(s.advance)
+		if dev, ok := strings.CutPrefix(s.device, "reject "); ok {
+			pub, _ := x509.MarshalPKIXPublicKey(keys[dev].Public())
+			if _, err := h.app.reject(ctx, requestID(profileModern, dev, ca.FingerprintHex(pub)), "test"); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			keys[s.device], _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if ans := enrollAs(t, h, wire.OpRequest, "ops", s.device, keys[s.device]); ans.Status != s.status {
+				t.Fatalf("step %d: %s: status %d %q, want %d", i, s.device, ans.Status, ans.Error, s.status)
+			}
+		}
+		if got := st.Exists(ctx, pendingByKey("ops", phantom.ID)); got != s.phantom {
+			t.Fatalf("step %d: stale marker there: %v", i, got)
+		}
+	}
 }
