@@ -26,6 +26,10 @@ type Result struct {
 	Resumed       bool          // a saved pending request (or interrupted commit) was continued
 	Waited        time.Duration // time spent waiting for approval in this call
 	RenewAt       time.Time     // when Renew will re-enroll this certificate
+	// EndsWithCA: Renew did not re-enroll because the certificate ends
+	// when its CA does; a new one could not last longer (the operator
+	// must renew the CA, and the device enroll again pinning the new one).
+	EndsWithCA bool
 }
 
 // Enroll runs the device side of the seed's Fig. 3B:
@@ -86,7 +90,8 @@ func (c *Client) Poll(ctx context.Context) (*Result, error) {
 
 // Renew re-enrolls with a fresh key when the certificate in Dir is within
 // RenewWindow of its expiry (default: in the last third of its lifetime), or
-// at once with force. It reports whether a new certificate was installed;
+// at once with force; never (without force) while it ends when the pinned
+// CA does (Result.EndsWithCA: a new certificate could not last longer). It reports whether a new certificate was installed;
 // when not yet due, res describes the certificate in place (RenewAt says
 // when it will be due) and err is nil. A saved pending request is resumed
 // first, due or not. The CA pinned by ca.pem stays pinned unless
@@ -118,9 +123,15 @@ func (c *Client) Renew(ctx context.Context, force bool) (renewed bool, res *Resu
 		return false, nil, err
 	}
 	renewAt := RenewAt(cur, c.renewWindow())
-	if !force && c.now().Before(renewAt) {
-		res := &Result{Certificate: cur, RenewAt: renewAt, KeyPath: c.path(KeyFile), CertPath: c.path(CertFile), CAPath: c.path(CAFile)}
-		if ca, err := c.readCert(CAFile); err == nil {
+	ca, caErr := c.readCert(CAFile)
+	// the server cuts certificates at the CA's end: near it, renewing (with
+	// the same CA pinned) would make ever shorter certificates, each
+	// superseding the last, and none lasting longer
+	endsWithCA := caErr == nil && !cur.NotAfter.Before(ca.NotAfter) && !c.pinsAnotherCA(ca)
+	if !force && (c.now().Before(renewAt) || endsWithCA) {
+		res := &Result{Certificate: cur, RenewAt: renewAt, EndsWithCA: endsWithCA,
+			KeyPath: c.path(KeyFile), CertPath: c.path(CertFile), CAPath: c.path(CAFile)}
+		if caErr == nil {
 			res.CACert, res.CAFingerprint = ca, Fingerprint(ca)
 		}
 		return false, res, nil
@@ -139,6 +150,16 @@ func (c *Client) Renew(ctx context.Context, force bool) (renewed bool, res *Resu
 	}
 	res, err = cc.enroll(ctx, true)
 	return err == nil, res, err
+}
+
+// pinsAnotherCA reports whether CAFingerprint names another CA than ca (the
+// operator's new one, after a renewal of the CA).
+func (c *Client) pinsAnotherCA(ca *x509.Certificate) bool {
+	if c.CAFingerprint == "" {
+		return false
+	}
+	pin, err := ParseFingerprint(c.CAFingerprint)
+	return err == nil && pin != Fingerprint(ca)
 }
 
 // RenewAt is when a certificate enters its renewal window: window (a

@@ -1030,3 +1030,49 @@ func TestStatusStates(t *testing.T) {
 		t.Fatalf("%s %v", st.State, st.Problems)
 	}
 }
+
+// A certificate that ends when its CA does is not renewed: the server cuts
+// every certificate at the CA's end, so near it each renewal made a
+// shorter certificate than the last, superseding (revoking) it, and none
+// lasted longer. Forced, or with a new CA pinned, it still renews.
+func TestRenewStopsAtTheCAsEnd(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{Lifetime: 20 * 365 * 24 * time.Hour})
+	c := newClient(t, srv, nil)
+	res, err := c.Enroll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Certificate.NotAfter.Equal(srv.CA.NotAfter) {
+		t.Fatalf("certificate ends %v, CA %v: the test server did not cut it", res.Certificate.NotAfter, srv.CA.NotAfter)
+	}
+	c.RenewWindow = 1 // due by its age
+	renewed, res, err := c.Renew(context.Background(), false)
+	if err != nil || renewed || !res.EndsWithCA {
+		t.Fatalf("renewed %v (ends with CA %v), err %v; want no renewal", renewed, res != nil && res.EndsWithCA, err)
+	}
+	if n := countOps(srv.Ops(), "request"); n != 1 {
+		t.Fatalf("renew contacted the server: %v", srv.Ops())
+	}
+	if renewed, _, err := c.Renew(context.Background(), true); err != nil || !renewed {
+		t.Fatalf("forced: renewed %v err %v", renewed, err)
+	}
+}
+
+// With the fingerprint of another CA given (the operator renewed the CA),
+// a certificate ending with the old CA is renewed under the new pin.
+func TestRenewAtTheCAsEndWithANewPin(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{Lifetime: 20 * 365 * 24 * time.Hour})
+	c := newClient(t, srv, nil)
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.RenewWindow = 1
+	c.CAFingerprint = strings.Repeat("AB", 32) // not the pinned CA's
+	_, res, err := c.Renew(context.Background(), false)
+	if res != nil && res.EndsWithCA {
+		t.Fatal("a new CA pinned, the certificate ending with the old one was not renewed")
+	}
+	if !errors.Is(err, ErrFingerprintMismatch) { // the test server still serves the old CA
+		t.Fatalf("err %v, want the new pin checked against the server's CA", err)
+	}
+}

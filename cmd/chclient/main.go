@@ -313,6 +313,13 @@ func cmdRenew(ctx context.Context, c *enrollclient.Client, o options, e env) int
 	if err != nil {
 		return fail(c, e, "renew", err)
 	}
+	if !renewed && res.EndsWithCA {
+		fmt.Fprintf(e.stdout, "not renewed: %s is valid until %s (%d days left), when its CA ends too: a new certificate could not last longer; "+
+			"the operator must renew the operational CA, then enroll again with --force --ca-fingerprint of the new CA\n",
+			enrollclient.Printable(res.Certificate.Subject.String()), res.Certificate.NotAfter.UTC().Format(time.RFC3339),
+			daysLeft(res.Certificate.NotAfter))
+		return exitOK
+	}
 	if !renewed {
 		fmt.Fprintf(e.stdout, "not yet due: %s is valid until %s (%d days left); renewal due from %s\n",
 			enrollclient.Printable(res.Certificate.Subject.String()), res.Certificate.NotAfter.UTC().Format(time.RFC3339),

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/enrollclient/enrolltest"
 )
@@ -139,6 +140,15 @@ func TestRenewKeepsKeyType(t *testing.T) {
 	expect(t, runCmd(t, "", false, nil, f.args("renew", "--force")...), exitOK, "renewed:", "(RSA 2048, mode 0600)")
 	expect(t, runCmd(t, "", false, nil, f.args("renew", "--force", "--key-type", "p256")...), exitOK, "renewed:", "(ECDSA P-256, mode 0600)")
 	expect(t, runCmd(t, "", false, nil, f.args("enroll", "--force")...), exitOK, "enrolled:", "(ECDSA P-256, mode 0600)")
+}
+
+// renew says why a certificate that ends with its CA is not renewed.
+func TestRenewAtTheCAsEnd(t *testing.T) {
+	f := newFixture(t, enrolltest.Config{Lifetime: 20 * 365 * 24 * time.Hour})
+	expect(t, runCmd(t, "", false, nil, f.args("enroll")...), exitOK, "enrolled:")
+	expect(t, runCmd(t, "", false, nil, f.args("renew", "--renew-window", "1")...), exitOK,
+		"not renewed:", "when its CA ends too", "the operator must renew the operational CA")
+	expect(t, runCmd(t, "", false, nil, f.args("renew", "--force")...), exitOK, "renewed:")
 }
 
 func TestPasswordFromEnv(t *testing.T) {

@@ -46,8 +46,9 @@ type Config struct {
 	// OtherCA signs certificates with a CA that has the same name as, but
 	// another key than, the CA returned by getcacert.
 	OtherCA bool
-	// Lifetime of issued certificates (default 365 days) and their Age at
-	// issue (NotBefore = now - Age; default 1 minute).
+	// Lifetime of issued certificates (default 365 days; cut at the CA's
+	// end, 10 years after New) and their Age at issue (NotBefore = now -
+	// Age; default 1 minute).
 	Lifetime, Age time.Duration
 	// HTTPStatus, when not 0 or 200, answers every message with that HTTP
 	// status and an empty body.
@@ -361,6 +362,9 @@ func (s *Server) issueLocked(e *entry) {
 	parent, key := s.CA, s.CAKey
 	if cfg.OtherCA {
 		parent, key = s.other, s.otherKey
+	}
+	if tmpl.NotAfter.After(parent.NotAfter) { // as the real server caps them
+		tmpl.NotAfter = parent.NotAfter
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
 	if err == nil {
