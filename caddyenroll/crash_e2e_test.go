@@ -880,10 +880,15 @@ func (k *crash) checkStorage(st *crashState) {
 		case len(b) == 0:
 			t.Errorf("storage: %s is empty", rel)
 		}
-		// markers of an index hold the name they index
+		// markers of an index hold the name they index, then when they
+		// were written (markers of earlier versions: the name alone)
 		dir := filepath.Base(filepath.Dir(p))
-		if !crashTempName.MatchString(name) && (dir == "pending" || filepath.Base(filepath.Dir(filepath.Dir(p))) == "pending-of") && string(b) != name {
-			t.Errorf("storage: index marker %s holds %.100q", rel, b)
+		parent := filepath.Base(filepath.Dir(filepath.Dir(p)))
+		if !crashTempName.MatchString(name) && (dir == "pending" || parent == "pending-of" || parent == "pending-by") {
+			id, at, timed := strings.Cut(string(b), " ")
+			if _, err := time.Parse(time.RFC3339Nano, at); id != name || (timed && err != nil) {
+				t.Errorf("storage: index marker %s holds %.100q", rel, b)
+			}
 		}
 		return nil
 	})

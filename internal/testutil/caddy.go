@@ -116,15 +116,37 @@ func buildPackage(pkg, name string, flags ...string) (string, error) {
 	return path, nil
 }
 
-// FreePort returns a TCP port free on 127.0.0.1 at the time of the call.
+// handedOut are the ports FreePort returned in this process.
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// FreePort returns a TCP port free on 127.0.0.1 at the time of the call,
+// never one it returned before in this process: the system may hand out a
+// port again as soon as it is closed, and two sites of one Caddyfile (or a
+// Caddy of an earlier test) would then share it.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	for range 1000 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port
+		}
+	}
+	t.Fatal("no free port that was not handed out before")
+	return 0
 }
 
 // Caddy is a running Caddy process.

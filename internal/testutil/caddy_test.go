@@ -29,3 +29,16 @@ func TestBuiltBinariesRemoved(t *testing.T) {
 		}
 	}
 }
+
+// FreePort never returns a port twice: the system hands a closed port out
+// again, and a Caddyfile with two sites on one port does not load.
+func TestFreePortDistinct(t *testing.T) {
+	seen := map[int]bool{}
+	for range 2000 {
+		p := FreePort(t)
+		if seen[p] {
+			t.Fatalf("port %d returned twice", p)
+		}
+		seen[p] = true
+	}
+}
