@@ -439,6 +439,9 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 		return apiErr(http.StatusInternalServerError, err)
 	}
 	revoked, newly, deferred, err := ad.revokeLocked(ctx, body, hits, reason)
+	if err == nil {
+		ad.app.noteCurrent(ctx, device) // at once, here and in the configs sharing its CAs
+	}
 	unlock() // not held through the refresh and the answer
 	if err != nil {
 		return err
@@ -499,6 +502,7 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 		if err := ad.app.cas[h.profile].Revoke(ctx, body.Serial, reason); err != nil {
 			return nil, 0, false, apiErr(http.StatusInternalServerError, err)
 		}
+		ad.app.noteRevoked(h.profile, "", []string{h.rec.Serial}, false)
 		revoked = append(revoked, h.rec.Serial)
 		if !h.rec.Revoked {
 			newly++
@@ -545,6 +549,7 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 		if err != nil {
 			return nil, 0, false, apiErr(http.StatusInternalServerError, err)
 		}
+		ad.app.noteRevoked(profile, "", serials, false)
 		revoked = append(append(revoked, serials...), rereasoned...)
 		newly += len(serials)
 	}

@@ -279,11 +279,19 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("operational CA %q: %v", profile, err)
 		}
 	}
+	// each CA alone, on this storage
+	caKeys := make(map[string]string, len(a.cas))
+	for profile, c := range a.cas {
+		if key := revocationsKey(ctx.Storage(), map[string]*ca.CA{profile: c}); key != "" {
+			caKeys[profile] = key
+		}
+	}
 	// a reload on the same storage and CAs keeps the revocation state,
-	// so its refresh reads only what changed
+	// so its refresh reads only what changed (with other CAs, noteRevoked
+	// reaches it through caKeys)
 	a.authz.revocations = new(revocations)
 	if key := revocationsKey(ctx.Storage(), a.cas); key != "" {
-		v, loaded, err := revocationsPool.LoadOrNew(key, func() (caddy.Destructor, error) { return new(revocations), nil })
+		v, loaded, err := revocationsPool.LoadOrNew(key, func() (caddy.Destructor, error) { return &revocations{caKeys: caKeys}, nil })
 		if err != nil {
 			return err
 		}
@@ -294,7 +302,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	// and the CRLs served: a revocation that the previous config's last
 	// requests make must drop what this one serves
 	for profile, c := range a.cas {
-		key := revocationsKey(ctx.Storage(), map[string]*ca.CA{profile: c})
+		key := caKeys[profile]
 		if key == "" {
 			continue
 		}

@@ -54,7 +54,9 @@ type authz struct {
 // once on local revocations) and the devices whose current certificate is
 // revoked. It depends only on the storage and the CAs, so a reload on the
 // same ones keeps it (see revocationsKey) and refreshes it incrementally
-// instead of reading every device record again.
+// instead of reading every device record again. A reload that adds or
+// drops a CA gets another state, which local revocations reach too (see
+// noteRevoked).
 type revocations struct {
 	mu sync.RWMutex
 	// "profile/serial" in the CRLs at the last refresh; never modified
@@ -73,6 +75,11 @@ type revocations struct {
 
 	refreshMu sync.Mutex               // one refresh at a time
 	pending   map[string]pendingSerial // revoked serials whose device is checked again; refreshMu
+
+	// the key of each CA alone (revocationsKey), by profile; nil when not
+	// shared. Never modified: noteRevoked reaches the other states in
+	// revocationsPool that hold the same CA.
+	caKeys map[string]string
 }
 
 // sharedCRL is the CRL a CA serves, kept across reloads in crlPool by the
@@ -469,8 +476,49 @@ func (a *App) scanChanges(ctx context.Context, revoked, prev, prevNoted, recheck
 // certificate at once: serials revoked (already stored), and whether the
 // device's current certificate is now revoked. The next refresh reads the
 // device's record again, in case another instance changed it meanwhile.
+//
+// It records them too in the state of every other configuration using the
+// profile's CA on this storage: a reload that added or dropped a CA has
+// another state, which the previous configuration's last revocations
+// (requests in flight, a disabled device's) must reach at once as well.
 func (a *App) noteRevoked(profile, device string, serials []string, current bool) {
-	z := a.authz
+	z := a.authz.revocations
+	z.note(profile, device, serials, current)
+	key := z.caKeys[profile]
+	if key == "" {
+		return
+	}
+	var others []*revocations
+	revocationsPool.Range(func(_, v any) bool {
+		if o, ok := v.(*revocations); ok && o != z && o.caKeys[profile] == key {
+			others = append(others, o)
+		}
+		return true
+	})
+	for _, o := range others {
+		o.note(profile, device, serials, current)
+	}
+}
+
+// noteCurrent notes whether the current certificate of device, as its
+// record names it, is revoked, after revocations noteRevoked recorded
+// without the device (a refresh does not look for the devices of serials
+// noted). One record read; while it fails the device counts as revoked,
+// until a refresh reads the record.
+func (a *App) noteCurrent(ctx context.Context, device string) {
+	name := strings.ToLower(a.fileName(device))
+	rec, err := a.readDeviceRecord(ctx, deviceKey(name))
+	switch {
+	case err != nil:
+		for profile := range a.cas {
+			a.noteRevoked(profile, name, nil, true)
+		}
+	case rec != nil && rec.Serial != "" && a.serialRevoked(rec.Profile, rec.Serial):
+		a.noteRevoked(rec.Profile, name, nil, true)
+	}
+}
+
+func (z *revocations) note(profile, device string, serials []string, current bool) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	z.init()

@@ -585,3 +585,71 @@ func TestStoppedConfigLeavesPendingGauge(t *testing.T) {
 		t.Fatalf("a stopped config set the pending gauge to %v over the running config's 7", n)
 	}
 }
+
+// A reload that adds or drops a CA makes another revocation state; a
+// revocation the previous config makes after the reload (a disabled
+// device's delayed revocation, an administrator's revoke under way) must
+// still reach the new config's call authorization at once, not at its
+// next refresh of the CRLs.
+func TestReloadWithAnotherCASeesPreviousConfigsRevocations(t *testing.T) {
+	modern := map[string]any{"modern": nil}
+	both := map[string]any{"modern": nil, "legacy": nil}
+	byAdmin := func(body string) func(*testing.T, *App, string) {
+		return func(t *testing.T, first *App, serial string) {
+			code, msg, _ := adminDoBody(t, &adminAPI{app: first, log: zap.NewNop()}, "POST", "/enroll/revoke",
+				strings.ReplaceAll(body, "SERIAL", serial))
+			if code != 200 {
+				t.Fatalf("revoke: %d %s", code, msg)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name          string
+		before, after map[string]any
+		revoke        func(t *testing.T, first *App, serial string)
+	}{
+		{"legacy added, disabled device", modern, both, func(t *testing.T, first *App, _ string) {
+			first.revokeDisabled([]string{"gw1.example"}, time.Now()) // the old config's revocation of a device disabled in the file
+		}},
+		{"legacy added, revoke by serial", modern, both, byAdmin(`{"serial": "SERIAL"}`)},
+		{"legacy dropped, revoke by device", both, modern, byAdmin(`{"device": "gw1.example"}`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			conf := filepath.Join(dir, "clearinghouse.conf")
+			if err := os.WriteFile(conf, []byte("enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled enrolled\n"), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			root := filepath.Join(dir, "storage")
+			t.Cleanup(func() { _ = caddy.Stop() })
+			app := func(authorities map[string]any) map[string]any {
+				return map[string]any{"config_file": conf, "watch_interval": int64(-time.Second), "authorities": authorities}
+			}
+			first := loadEnrollApp(t, root, app(tc.before))
+			key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
+			is, err := first.cas[profileModern].Issue(ctx, csr, "gw1.example", ca.Policy{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := first.state.putDevice(ctx, &DeviceRecord{Device: "gw1.example", Profile: profileModern, Serial: is.Serial}); err != nil {
+				t.Fatal(err)
+			}
+			second := loadEnrollApp(t, root, app(tc.after))
+			if second.authz.revocations == first.authz.revocations {
+				t.Fatal("another set of CAs shares the revocation state: the test tests nothing")
+			}
+			if second.serialRevoked(profileModern, is.Serial) || !second.eligible("gw1.example") {
+				t.Fatal("revoked before its revocation")
+			}
+			tc.revoke(t, first, is.Serial)
+			if !second.serialRevoked(profileModern, is.Serial) {
+				t.Error("the new config takes a certificate the previous config revoked after the reload")
+			}
+			if second.eligible("gw1.example") {
+				t.Error("the new config offers a device whose current certificate the previous config revoked after the reload")
+			}
+		})
+	}
+}
