@@ -85,6 +85,32 @@ func deviceLoads(root string) int {
 	return n
 }
 
+// gw1Config writes, in a new folder, a configuration file naming
+// gw1.example enabled and enrolled; it returns the file and the folder.
+// Caddy is stopped when the test ends.
+func gw1Config(t *testing.T) (conf, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	conf = filepath.Join(dir, "clearinghouse.conf")
+	if err := os.WriteFile(conf, []byte("enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled enrolled\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
+	return conf, dir
+}
+
+// issueGW1 issues gw1.example a certificate for a new P-256 key from c.
+func issueGW1(t *testing.T, c *ca.CA) *ca.Issued {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
+	is, err := c.Issue(context.Background(), csr, "gw1.example", ca.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return is
+}
+
 // A reload on the same storage and CAs keeps the revocation state: its
 // refresh reads only the device records that changed, not all of them. A
 // revocation made before the reload holds after it; another storage gets
@@ -92,11 +118,7 @@ func deviceLoads(root string) int {
 // addresses accounts logged in from are kept too.
 func TestReloadKeepsRevocations(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "clearinghouse.conf")
-	if err := os.WriteFile(conf, []byte("enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled enrolled\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
+	conf, dir := gw1Config(t)
 	storeA, storeB := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	// device records left by earlier runs
 	const devices = 40
@@ -233,22 +255,12 @@ func TestRefreshWithoutWatching(t *testing.T) {
 	revokedRefreshInterval = 50 * time.Millisecond
 	t.Cleanup(func() { revokedRefreshInterval = old })
 	ctx := context.Background()
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "clearinghouse.conf")
-	if err := os.WriteFile(conf, []byte("enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled enrolled\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
+	conf, dir := gw1Config(t)
 	store := filepath.Join(dir, "data")
-	t.Cleanup(func() { _ = caddy.Stop() })
 	app := loadEnrollApp(t, store, map[string]any{"config_file": conf, "watch_interval": int64(-time.Second)})
 
 	// gw1 enrolled here; "another instance" revokes its certificate
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
-	is, err := app.cas[profileModern].Issue(ctx, csr, "gw1.example", ca.Policy{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	is := issueGW1(t, app.cas[profileModern])
 	if err := app.state.putDevice(ctx, &DeviceRecord{Device: "gw1.example", Profile: profileModern, Serial: is.Serial}); err != nil {
 		t.Fatal(err)
 	}
@@ -415,20 +427,10 @@ func TestReloadSharesServedCRL(t *testing.T) {
 
 func testReloadSharesServedCRL(t *testing.T, authorities map[string]any) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "clearinghouse.conf")
-	if err := os.WriteFile(conf, []byte("enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled enrolled\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
+	conf, dir := gw1Config(t)
 	root := filepath.Join(dir, "storage")
-	t.Cleanup(func() { _ = caddy.Stop() })
 	first := loadEnroll(t, root, conf, ApprovalAuto)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
-	is, err := first.cas[profileModern].Issue(ctx, csr, "gw1.example", ca.Policy{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	is := issueGW1(t, first.cas[profileModern])
 	app := map[string]any{"config_file": conf, "approval": ApprovalManual}
 	if authorities != nil {
 		app["authorities"] = authorities
@@ -616,23 +618,13 @@ func TestReloadWithAnotherCASeesPreviousConfigsRevocations(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			dir := t.TempDir()
-			conf := filepath.Join(dir, "clearinghouse.conf")
-			if err := os.WriteFile(conf, []byte("enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled enrolled\n"), 0o640); err != nil {
-				t.Fatal(err)
-			}
+			conf, dir := gw1Config(t)
 			root := filepath.Join(dir, "storage")
-			t.Cleanup(func() { _ = caddy.Stop() })
 			app := func(authorities map[string]any) map[string]any {
 				return map[string]any{"config_file": conf, "watch_interval": int64(-time.Second), "authorities": authorities}
 			}
 			first := loadEnrollApp(t, root, app(tc.before))
-			key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
-			is, err := first.cas[profileModern].Issue(ctx, csr, "gw1.example", ca.Policy{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			is := issueGW1(t, first.cas[profileModern])
 			if err := first.state.putDevice(ctx, &DeviceRecord{Device: "gw1.example", Profile: profileModern, Serial: is.Serial}); err != nil {
 				t.Fatal(err)
 			}
