@@ -5,14 +5,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -96,24 +92,11 @@ func expiringApp(t *testing.T, approval string) (*Handler, *testClock) {
 	return h, clock
 }
 
-// post sends h a request or retrieve of gw1.example with a new key.
+// postEnroll sends h a request or retrieve of gw1.example with a new key.
 func postEnroll(t *testing.T, h *Handler, op string) *wire.Response {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
-	form := url.Values{"operation": {op}, "nonce": {base64.StdEncoding.EncodeToString(csr[len(csr)-16:])}, "username": {"ops"}, "password": {"right"},
-		"device": {"1"}, "customer": {"0"}, "request": {base64.StdEncoding.EncodeToString(csr)}}
-	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(form.Encode()))
-	r.RemoteAddr = "192.0.2.1:40000"
-	w := httptest.NewRecorder()
-	if err := h.ServeHTTP(w, r, nil); err != nil {
-		t.Fatal(err)
-	}
-	ans, err := wire.DecodeResponse(w.Body.Bytes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ans
+	return enrollAs(t, h, op, "ops", "gw1.example", key)
 }
 
 // Once the CA has ended, request and retrieve are refused saying so

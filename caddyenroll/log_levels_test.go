@@ -46,8 +46,14 @@ func loginTestHandler(t *testing.T, accountFree, addressFree int) (*Handler, *ob
 // pass) for username and password from the client address from.
 func retrieveAs(t *testing.T, h *Handler, from, username, password string) *wire.Response {
 	t.Helper()
-	form := url.Values{"operation": {"retrieve"}, "nonce": {"1"}, "username": {username}, "password": {password},
-		"device": {"1"}, "customer": {"0"}}
+	return postForm(t, h, from, url.Values{"operation": {"retrieve"}, "nonce": {"1"}, "username": {username}, "password": {password},
+		"device": {"1"}, "customer": {"0"}})
+}
+
+// postForm posts form to h from the client address from and decodes the
+// answer.
+func postForm(t *testing.T, h *Handler, from string, form url.Values) *wire.Response {
+	t.Helper()
 	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(form.Encode()))
 	r.RemoteAddr = from + ":40000"
 	w := httptest.NewRecorder()

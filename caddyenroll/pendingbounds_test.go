@@ -10,8 +10,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -70,19 +68,8 @@ func enrollAs(t *testing.T, h *Handler, op, account, device string, key crypto.S
 	}
 	nonce := make([]byte, 16)
 	_, _ = rand.Read(nonce)
-	form := url.Values{"operation": {op}, "nonce": {base64.StdEncoding.EncodeToString(nonce)}, "username": {account}, "password": {"right"},
-		"device": {"1"}, "customer": {"0"}, "request": {base64.StdEncoding.EncodeToString(csr)}}
-	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(form.Encode()))
-	r.RemoteAddr = "192.0.2.1:40000"
-	w := httptest.NewRecorder()
-	if err := h.ServeHTTP(w, r, nil); err != nil {
-		t.Fatal(err)
-	}
-	ans, err := wire.DecodeResponse(w.Body.Bytes())
-	if err != nil {
-		t.Fatalf("%v: %s", err, w.Body.String())
-	}
-	return ans
+	return postForm(t, h, "192.0.2.1", url.Values{"operation": {op}, "nonce": {base64.StdEncoding.EncodeToString(nonce)},
+		"username": {account}, "password": {"right"}, "device": {"1"}, "customer": {"0"}, "request": {base64.StdEncoding.EncodeToString(csr)}})
 }
 
 // keepPendingCount restores the process's pending count after the test,
