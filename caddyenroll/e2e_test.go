@@ -1093,19 +1093,7 @@ func TestReenrollAfterCAChange(t *testing.T) {
 		t.Fatalf("first enrollment: status %d %s", a.Status, a.Error)
 	}
 	s.Kill()
-	b, err := os.ReadFile(s.conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var kept []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(strings.TrimSpace(l), "crypto ") {
-			kept = append(kept, l)
-		}
-	}
-	if err := os.WriteFile(s.conf, []byte(strings.Join(kept, "\n")), 0o640); err != nil {
-		t.Fatal(err)
-	}
+	replaceCryptoLine(t, s.conf, "")
 	s.Restart(s.tlsAddr, s.httpAddr)
 	s.waitTLS()
 	newCA := s.getCACert()

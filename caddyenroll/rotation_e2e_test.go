@@ -42,25 +42,7 @@ func testCARenewalByReload(t *testing.T, line string) {
 		t.Fatalf("unknown device: status %d %s", a.Status, a.Error)
 	}
 
-	b, err := os.ReadFile(s.conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var kept []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(strings.TrimSpace(l), "crypto ") {
-			kept = append(kept, l)
-		} else if line != "" {
-			kept = append(kept, line)
-		}
-	}
-	tmp := s.conf + ".new"
-	if err := os.WriteFile(tmp, []byte(strings.Join(kept, "\n")), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, s.conf); err != nil {
-		t.Fatal(err)
-	}
+	replaceCryptoLine(t, s.conf, line)
 	caddyfile, err := os.ReadFile(s.Config)
 	if err != nil {
 		t.Fatal(err)
@@ -103,4 +85,29 @@ func testCARenewalByReload(t *testing.T, line string) {
 	}
 	checkIssued(t, a.Certificate, newCA, "device4.com", key4)
 	waitFor(t, "device4.com marked enrolled again", func() bool { d, _ := s.confFile().Device("device4.com"); return d.Enrolled })
+}
+
+// replaceCryptoLine replaces the file's crypto line by line ("": removes
+// it), saving by rename as editors do.
+func replaceCryptoLine(t *testing.T, path, line string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "crypto ") {
+			kept = append(kept, l)
+		} else if line != "" {
+			kept = append(kept, line)
+		}
+	}
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte(strings.Join(kept, "\n")), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
 }
