@@ -105,10 +105,12 @@ type App struct {
 	// Default 10000 (also for 0); negative is refused.
 	MaxPending int `json:"max_pending,omitempty"`
 
-	// Most enrollment requests of one account pending approval at once
-	// (the devices of a customer share its account); a new one beyond is
-	// refused with status 10. Default 100 (also for 0); negative is
-	// refused.
+	// Most enrollment requests of one account for devices not in the
+	// configuration file pending approval at once (the devices of a
+	// customer share its account); a new one beyond is refused with status
+	// 10. Requests naming devices of the file count only toward
+	// max_pending (the file bounds them: 4 pending per device). Default 100
+	// (also for 0); negative is refused.
 	MaxPendingPerAccount int `json:"max_pending_per_account,omitempty"`
 
 	log      *zap.Logger

@@ -228,7 +228,7 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 		}
 		return outcome{resp: wire.Response{Status: wire.StatusOK, Certificate: req.Certificate}, serial: req.Serial, reason: "issued"}
 	}
-	done, refused := a.admitPending(ctx, acct.Username, name)
+	done, refused := a.admitPending(ctx, acct.Username, name, dev.Known)
 	if refused != nil {
 		return *refused
 	}

@@ -15,15 +15,15 @@ import (
 )
 
 // Pending requests are bounded in total (max_pending) and per account
-// (max_pending_per_account), besides per device (maxPendingPerDevice): one
-// account's credentials, which every device of a customer holds, must not
-// fill the storage and the operator's list with requests of made-up
-// devices. A request over a bound is refused (status 10) before anything
+// (max_pending_per_account, requests naming devices not in the file),
+// besides per device (maxPendingPerDevice): one account's credentials,
+// which every device of a customer holds, must not fill the storage and
+// the operator's list with requests of made-up devices. A request over a bound is refused (status 10) before anything
 // about it is stored; a device asking again about its request already
 // pending is answered as before.
 //
-// The account's count is the storage's: its pending requests are indexed
-// by account too (clearinghouse/enroll/pending-by/<account hash>/<id>),
+// The account's count is the storage's: its pending requests for unknown
+// devices are indexed by account too (clearinghouse/enroll/pending-by/<account hash>/<id>),
 // listed under a storage lock of the account, so instances sharing the
 // storage count alike. The total is the pending gauge's count, kept in
 // memory (pendingCount): the index's at start and at every refresh (30 s),
@@ -160,7 +160,7 @@ func (s *stateStore) indexPendingBy(ctx context.Context) error {
 		return err
 	}
 	for _, r := range reqs {
-		if r.Username == "" {
+		if r.Username == "" || r.Known {
 			continue
 		}
 		if err := s.st.Store(ctx, pendingByKey(r.Username, r.ID), s.markerValue(r.ID)); err != nil {
@@ -173,7 +173,23 @@ func (s *stateStore) indexPendingBy(ctx context.Context) error {
 // admitPending admits a new pending request of the account under the
 // bounds, or returns the refusal. Once admitted, the request is stored and
 // done called with whether it was (the account stays locked until then).
-func (a *App) admitPending(ctx context.Context, username, device string) (done func(stored bool), refused *outcome) {
+// A request naming a device of the file (known) counts only toward
+// max_pending: the file bounds those (maxPendingPerDevice each), and a
+// fleet's manual rollout must not wait on the account's bound.
+func (a *App) admitPending(ctx context.Context, username, device string, known bool) (done func(stored bool), refused *outcome) {
+	if known {
+		if !pendingReserve(a.maxPending()) {
+			a.warnPendingBound("total", "pending request refused: as many requests are pending as max_pending allows",
+				a.accounts.logField(username), zap.String("device", device), zap.Int("max_pending", a.maxPending()))
+			o := fail(wire.StatusRateLimited, "too many requests are pending approval; try again later")
+			return nil, &o
+		}
+		return func(stored bool) {
+			if !stored {
+				pendingAdd(-1)
+			}
+		}, nil
+	}
 	unlock, err := a.state.lockAccount(ctx, username)
 	if err != nil {
 		a.log.Error("locking account state", a.accounts.logField(username), zap.Error(err))

@@ -130,7 +130,13 @@ func TestPendingBounds(t *testing.T) {
 			{"reject", "", "b.example", 0, ""},
 			{"request", "acme", "d.example", 1, ""},
 			{"request", "ops", "e.example", 10, refusedTotal},
-		}, map[string]int{"ops": 2, "acme": 1}, []string{"e.example"}},
+		}, map[string]int{"ops": 1, "acme": 1}, []string{"e.example"}}, // gw1.example is the file's
+		{"known devices per account", ApprovalManual, 100, 1, []step{
+			{"request", "ops", "a.example", 1, ""},
+			{"request", "ops", "gw1.example", 1, ""}, // the file's: not the account's bound
+			{"newkey", "ops", "gw1.example", 1, ""},
+			{"request", "ops", "b.example", 10, refusedAccount},
+		}, map[string]int{"ops": 1}, []string{"b.example"}},
 		{"restart", ApprovalManual, 3, 2, []step{
 			{"request", "ops", "a.example", 1, ""},
 			{"request", "ops", "b.example", 1, ""},

@@ -208,7 +208,7 @@ func (s *stateStore) putRequest(ctx context.Context, r *Request) error {
 		if err := s.st.Store(ctx, pendingOfKey(r.Device, r.ID), s.markerValue(r.ID)); err != nil {
 			return err
 		}
-		if r.Username != "" {
+		if r.Username != "" && !r.Known { // (max_pending_per_account counts unknown devices)
 			if err := s.st.Store(ctx, pendingByKey(r.Username, r.ID), s.markerValue(r.ID)); err != nil {
 				return err
 			}
