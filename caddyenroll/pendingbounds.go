@@ -177,19 +177,30 @@ func (s *stateStore) indexPendingBy(ctx context.Context) error {
 // max_pending: the file bounds those (maxPendingPerDevice each), and a
 // fleet's manual rollout must not wait on the account's bound.
 func (a *App) admitPending(ctx context.Context, username, device string, known bool) (done func(stored bool), refused *outcome) {
-	if known {
-		if !pendingReserve(a.maxPending()) {
-			a.warnPendingBound("total", "pending request refused: as many requests are pending as max_pending allows",
-				a.accounts.logField(username), zap.String("device", device), zap.Int("max_pending", a.maxPending()))
-			o := fail(wire.StatusRateLimited, "too many requests are pending approval; try again later")
-			return nil, &o
+	unlock := func() {}
+	if !known {
+		if unlock, refused = a.admitForAccount(ctx, username, device); refused != nil {
+			return nil, refused
 		}
-		return func(stored bool) {
-			if !stored {
-				pendingAdd(-1)
-			}
-		}, nil
 	}
+	if !pendingReserve(a.maxPending()) {
+		unlock()
+		a.warnPendingBound("total", "pending request refused: as many requests are pending as max_pending allows",
+			a.accounts.logField(username), zap.String("device", device), zap.Int("max_pending", a.maxPending()))
+		o := fail(wire.StatusRateLimited, "too many requests are pending approval; try again later")
+		return nil, &o
+	}
+	return func(stored bool) {
+		if !stored {
+			pendingAdd(-1)
+		}
+		unlock()
+	}, nil
+}
+
+// admitForAccount locks the account and admits a new request under
+// max_pending_per_account; the account stays locked until unlock.
+func (a *App) admitForAccount(ctx context.Context, username, device string) (unlock func(), refused *outcome) {
 	unlock, err := a.state.lockAccount(ctx, username)
 	if err != nil {
 		a.log.Error("locking account state", a.accounts.logField(username), zap.Error(err))
@@ -214,19 +225,7 @@ func (a *App) admitPending(ctx context.Context, username, device string, known b
 		o := fail(wire.StatusRateLimited, "too many requests of this account are pending approval; try again later")
 		return nil, &o
 	}
-	if !pendingReserve(a.maxPending()) {
-		unlock()
-		a.warnPendingBound("total", "pending request refused: as many requests are pending as max_pending allows",
-			a.accounts.logField(username), zap.String("device", device), zap.Int("max_pending", a.maxPending()))
-		o := fail(wire.StatusRateLimited, "too many requests are pending approval; try again later")
-		return nil, &o
-	}
-	return func(stored bool) {
-		if !stored {
-			pendingAdd(-1)
-		}
-		unlock()
-	}, nil
+	return unlock, nil
 }
 
 // pendingWarnInterval is how often a bound's refusals are logged at WARN:
