@@ -175,19 +175,15 @@ func loadConfigState(path string, backups int) (*configState, error) {
 	cs := &configState{path: path, backups: backups, edits: editLock(path), settle: defaultSettle}
 	var f *configfile.File
 	var v fileVersion
-	for try := 1; ; try++ {
-		var err error
+	err := retryChangedWhileRead(func() (err error) {
 		if v, err = cs.stat(); err != nil {
-			return nil, err
+			return err
 		}
 		f, err = cs.parse(v) // an emptied file is refused at a (re)load too
-		if errors.Is(err, errChangedWhileRead) && try < maxEditTries {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		break
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	cs.file, cs.ver = f, v
 	cs.flagsNow.Store(flagsOf(f))
@@ -327,7 +323,7 @@ func (cs *configState) syncSettledLocked() error {
 			return nil
 		}
 		if waited >= 3*cs.settle {
-			return fmt.Errorf("%s is being written (modified %v ago); try again", cs.path, time.Since(cs.ver.mod).Round(time.Millisecond))
+			return cs.beingWritten(cs.ver)
 		}
 		cs.mu.Unlock()
 		time.Sleep(cs.settle / 4)
@@ -388,12 +384,23 @@ var errEmptied = errors.New("the file is empty (a write cut short?), which is ne
 // a few settle times); an invalid version is returned as the error and
 // leaves the parsed one in force.
 func (cs *configState) syncLocked() error {
+	return retryChangedWhileRead(cs.syncOnceLocked)
+}
+
+// retryChangedWhileRead runs read again while the file changed under it
+// (errChangedWhileRead), maxEditTries times in all.
+func retryChangedWhileRead(read func() error) error {
 	for try := 1; ; try++ {
-		err := cs.syncOnceLocked()
+		err := read()
 		if !errors.Is(err, errChangedWhileRead) || try == maxEditTries {
 			return err
 		}
 	}
+}
+
+// beingWritten refuses to wait longer for version v to settle.
+func (cs *configState) beingWritten(v fileVersion) error {
+	return fmt.Errorf("%s is being written (modified %v ago); try again", cs.path, time.Since(v.mod).Round(time.Millisecond))
 }
 
 func (cs *configState) syncOnceLocked() error {
@@ -403,7 +410,7 @@ func (cs *configState) syncOnceLocked() error {
 	}
 	for waited := time.Duration(0); !v.is(cs.ver) && cs.unsettled(v, cs.ver); waited += cs.settle / 4 {
 		if waited >= 3*cs.settle {
-			return fmt.Errorf("%s is being written (modified %v ago); try again", cs.path, time.Since(v.mod).Round(time.Millisecond))
+			return cs.beingWritten(v)
 		}
 		time.Sleep(cs.settle / 4)
 		if v, err = cs.stat(); err != nil {
