@@ -152,22 +152,12 @@ func (s *stateStore) pendingByCount(ctx context.Context, username string, limit 
 // indexPendingBy indexes by account, once, the pending requests that
 // versions without the per-account index stored.
 func (s *stateStore) indexPendingBy(ctx context.Context) error {
-	if s.st.Exists(ctx, pendingByIndexKey()) {
-		return nil
-	}
-	reqs, err := s.pending(ctx)
-	if err != nil {
-		return err
-	}
-	for _, r := range reqs {
+	return s.indexPendingOnce(ctx, pendingByIndexKey(), func(r *Request) string {
 		if r.Username == "" || r.Known {
-			continue
+			return ""
 		}
-		if err := s.st.Store(ctx, pendingByKey(r.Username, r.ID), s.markerValue(r.ID)); err != nil {
-			return err
-		}
-	}
-	return s.st.Store(ctx, pendingByIndexKey(), []byte("1"))
+		return pendingByKey(r.Username, r.ID)
+	})
 }
 
 // admitPending admits a new pending request of the account under the

@@ -87,7 +87,13 @@ func (s *stateStore) unindexRequest(ctx context.Context, r *Request) error {
 // indexPendingOf indexes by device, once, the pending requests that
 // versions without the per-device index stored.
 func (s *stateStore) indexPendingOf(ctx context.Context) error {
-	if s.st.Exists(ctx, pendingOfIndexKey()) {
+	return s.indexPendingOnce(ctx, pendingOfIndexKey(), func(r *Request) string { return pendingOfKey(r.Device, r.ID) })
+}
+
+// indexPendingOnce writes, unless the key done says it was, a marker at
+// markerKey(r) for each pending request r ("": none), then done.
+func (s *stateStore) indexPendingOnce(ctx context.Context, done string, markerKey func(r *Request) string) error {
+	if s.st.Exists(ctx, done) {
 		return nil
 	}
 	reqs, err := s.pending(ctx)
@@ -95,11 +101,13 @@ func (s *stateStore) indexPendingOf(ctx context.Context) error {
 		return err
 	}
 	for _, r := range reqs {
-		if err := s.st.Store(ctx, pendingOfKey(r.Device, r.ID), s.markerValue(r.ID)); err != nil {
-			return err
+		if k := markerKey(r); k != "" {
+			if err := s.st.Store(ctx, k, s.markerValue(r.ID)); err != nil {
+				return err
+			}
 		}
 	}
-	return s.st.Store(ctx, pendingOfIndexKey(), []byte("1"))
+	return s.st.Store(ctx, done, []byte("1"))
 }
 
 // supersedePending rejects, under the device's lock, the device's pending
