@@ -60,7 +60,8 @@ func newAccounts(list []Account) (*accounts, error) {
 		if _, dup := a.byName[acct.Username]; dup {
 			return nil, fmt.Errorf("account %q is defined twice", acct.Username)
 		}
-		if !validCustomer(acct.Customer) {
+		// (spaces around it are ignored, as sameCustomer does)
+		if !wire.IsID(strings.TrimSpace(acct.Customer)) {
 			// requests carry digits only: no request could match it
 			return nil, fmt.Errorf("account %q: customer must be decimal digits, at most %d, not %q", acct.Username, wire.MaxIDLen, acct.Customer)
 		}
@@ -157,22 +158,6 @@ func credentialKey(username, password string, hash []byte) [32]byte {
 	var k [32]byte
 	h.Sum(k[:0])
 	return k
-}
-
-// validCustomer reports whether an account's customer id ("" for none) is
-// one a request's customer variable can be (spaces around it are ignored,
-// as sameCustomer does).
-func validCustomer(s string) bool {
-	s = strings.TrimSpace(s)
-	if len(s) > wire.MaxIDLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // sameCustomer compares customer ids in constant time.

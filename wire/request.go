@@ -408,6 +408,10 @@ func checkText(field, s string) error {
 	return nil
 }
 
+// IsID reports whether s is a device or customer id a request can carry:
+// at most MaxIDLen decimal digits ("" included).
+func IsID(s string) bool { return checkDigits("", s) == nil }
+
 func checkDigits(field, s string) error {
 	if len(s) > MaxIDLen {
 		return derr(field, ErrTooLarge, "longer than "+strconv.Itoa(MaxIDLen)+" digits")
