@@ -13,6 +13,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 )
 
 func init() { caddy.RegisterModule(strictStorageModule{}) }
@@ -37,7 +39,7 @@ type strictStorage struct {
 
 	mu    sync.Mutex
 	data  map[string]strictValue
-	locks map[string]chan struct{}
+	locks ca.Store // in memory: only its locks are used
 }
 
 type strictValue struct {
@@ -46,7 +48,7 @@ type strictValue struct {
 }
 
 func newStrictStorage() *strictStorage {
-	return &strictStorage{data: map[string]strictValue{}, locks: map[string]chan struct{}{}}
+	return &strictStorage{data: map[string]strictValue{}, locks: ca.NewMemStore()}
 }
 
 func strictMissing(key string) error {
@@ -152,34 +154,10 @@ func (s *strictStorage) Stat(_ context.Context, key string) (certmagic.KeyInfo, 
 	return certmagic.KeyInfo{}, strictMissing(key)
 }
 
-func (s *strictStorage) Lock(ctx context.Context, name string) error {
-	for {
-		s.mu.Lock()
-		ch, busy := s.locks[name]
-		if !busy {
-			s.locks[name] = make(chan struct{})
-			s.mu.Unlock()
-			return nil
-		}
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
+func (s *strictStorage) Lock(ctx context.Context, name string) error { return s.locks.Lock(ctx, name) }
 
-func (s *strictStorage) Unlock(_ context.Context, name string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch, ok := s.locks[name]
-	if !ok {
-		return fmt.Errorf("strict storage: unlock of %q, not locked", name)
-	}
-	delete(s.locks, name)
-	close(ch)
-	return nil
+func (s *strictStorage) Unlock(ctx context.Context, name string) error {
+	return s.locks.Unlock(ctx, name)
 }
 
 // keys lists every stored key below prefix, sorted.
