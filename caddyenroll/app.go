@@ -113,6 +113,18 @@ type App struct {
 	// (also for 0); negative is refused.
 	MaxPendingPerAccount int `json:"max_pending_per_account,omitempty"`
 
+	// Most certificates issued to one device within issuance_window without
+	// an administrator. Beyond, a new key of the device waits for approval
+	// (status 1) even under approval auto, and is issued when the device
+	// asks again once the window allows it. Each new certificate of a
+	// device revokes the previous one: this bounds how fast re-enrollment
+	// grows the CRL. Default 5 (also for 0); negative is refused.
+	MaxIssuedPerDevice int `json:"max_issued_per_device,omitempty"`
+
+	// The window of max_issued_per_device. Default 168h (7 days); at least
+	// 1m.
+	IssuanceWindow caddy.Duration `json:"issuance_window,omitempty"`
+
 	log      *zap.Logger
 	storage  certmagic.Storage
 	cfg      *configState
@@ -193,6 +205,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if a.MaxPendingPerAccount == 0 {
 		a.MaxPendingPerAccount = defaultMaxPendingPerAccount
+	}
+	if a.MaxIssuedPerDevice == 0 {
+		a.MaxIssuedPerDevice = defaultMaxIssuedPerDevice
+	}
+	if a.IssuanceWindow == 0 {
+		a.IssuanceWindow = caddy.Duration(defaultIssuanceWindow)
 	}
 	if err := a.Validate(); err != nil {
 		return err
@@ -436,6 +454,12 @@ func (a *App) Validate() error {
 	if a.MaxPending < 0 || a.MaxPendingPerAccount < 0 {
 		return fmt.Errorf("max_pending and max_pending_per_account must not be negative (0 means the default, %d and %d), not %d and %d",
 			defaultMaxPending, defaultMaxPendingPerAccount, a.MaxPending, a.MaxPendingPerAccount)
+	}
+	if a.MaxIssuedPerDevice < 0 {
+		return fmt.Errorf("max_issued_per_device must not be negative (0 means the default, %d), not %d", defaultMaxIssuedPerDevice, a.MaxIssuedPerDevice)
+	}
+	if a.IssuanceWindow != 0 && a.IssuanceWindow < caddy.Duration(minIssuanceWindow) {
+		return fmt.Errorf("issuance_window must be at least %v, not %v%s", minIssuanceWindow, time.Duration(a.IssuanceWindow), jsonNanoseconds)
 	}
 	if a.NonceRetention < caddy.Duration(time.Hour) {
 		return fmt.Errorf("nonce_retention must be at least 1h (nonces are remembered that long to refuse reuse), not %v", time.Duration(a.NonceRetention))

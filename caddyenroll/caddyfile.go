@@ -40,6 +40,7 @@ func init() {
 //	    nonce_retention  <duration>
 //	    max_pending      <n>
 //	    max_pending_per_account <n>
+//	    max_issued_per_device <n> [<window>]
 //	    ca [modern|legacy] {
 //	        algorithm     p256|p384|ed25519|rsa2048|rsa3072|rsa4096
 //	        validity      <duration>
@@ -110,6 +111,23 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, err
 			}
 			app.MaxPendingPerAccount = n
+		case "max_issued_per_device":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return nil, d.ArgErr()
+			}
+			n, err := strconv.Atoi(args[0])
+			if err != nil || n <= 0 {
+				return nil, d.Errf("max_issued_per_device: %q is not a positive number", args[0])
+			}
+			app.MaxIssuedPerDevice = n
+			if len(args) == 2 {
+				dur, err := caddy.ParseDuration(args[1])
+				if err != nil || dur <= 0 {
+					return nil, d.Errf("max_issued_per_device: %q is not a positive duration", args[1])
+				}
+				app.IssuanceWindow = caddy.Duration(dur)
+			}
 		case "backups":
 			n, err := intArg(d)
 			if err != nil {

@@ -233,8 +233,10 @@ func TestClusterRevocationSeenByOtherInstance(t *testing.T) {
 // with exactly one current certificate (the other superseded), the file
 // marking it once; with the same key, both get one certificate. (The
 // superseded certificate's place on the CRLs is TestClusterRevocationSeenByOtherInstance's.)
+// After max_issued_per_device certificates, a new key waits on either
+// instance: the count is the storage's.
 func TestClusterConcurrentEnrollment(t *testing.T) {
-	a := startServer(t, serverOpts{})
+	a := startServer(t, serverOpts{extra: "max_issued_per_device 7"})
 	b, _ := startSecond(t, a, nil, nil)
 	for round := 0; round < 3; round++ {
 		var wg sync.WaitGroup
@@ -288,6 +290,13 @@ func TestClusterConcurrentEnrollment(t *testing.T) {
 	}
 	if v := a.adminDevices()["device4.com"].valid(); len(v) != 1 {
 		t.Fatalf("valid certificates after the same key on both: %v", v)
+	}
+	// seven certificates issued, on A and B together: new keys wait on both
+	for i, s := range []*server{a, b} {
+		_, csr := p256CSR(t, "device4.com")
+		if ans := s.do(enrollReq(wire.OpRequest, t, csr)); ans.Status != wire.StatusPending {
+			t.Fatalf("an eighth certificate on instance %d: status %d %s, want 1 (held for approval)", i, ans.Status, ans.Error)
+		}
 	}
 }
 

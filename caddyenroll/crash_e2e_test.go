@@ -113,7 +113,8 @@ func TestCrashChaos(t *testing.T) {
 	dur, seed, bin := randomRun(t, "CRASH", crashDefaultDuration)
 	t.Logf("crash chaos: %v, CRASH_SEED=%d", dur, seed)
 
-	s := startServer(t, serverOpts{approval: "auto", unknown: "pending", conf: crashConf, bin: bin})
+	// devices enroll again and again: no bound on their certificates
+	s := startServer(t, serverOpts{approval: "auto", unknown: "pending", conf: crashConf, bin: bin, extra: "max_issued_per_device 1000000"})
 	start := time.Now()
 	tlsConf := s.client.Transport.(*http.Transport).TLSClientConfig
 	k := &crash{t: t, s: s, up: true,

@@ -201,6 +201,11 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 			}
 			return outcome{resp: wire.Response{Status: wire.StatusOK, Certificate: existing.Certificate}, serial: existing.Serial, reason: "already issued"}
 		case statePending:
+			if existing.Held {
+				if o, decided := a.issueHeld(ctx, existing, rec, authority, policy); decided {
+					return o
+				}
+			}
 			return outcome{resp: wire.Response{Status: wire.StatusPending, Nonce: existing.ServerNonce}, reason: "pending"}
 		default:
 			return fail(wire.StatusRejected, "request was rejected")
@@ -222,11 +227,18 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 		Group: dev.Group, Created: now, Updated: now,
 	}
 	if a.Approval == ApprovalAuto && dev.Known && dev.Enabled {
-		if err := a.issueLocked(ctx, req, csr, rec, authority, policy); err != nil {
-			a.log.Error("issuing certificate", zap.String("device", name), zap.String("request", id), zap.Error(err))
-			return fail(wire.StatusServerError, "server error")
+		held := a.issuanceHeld(rec, a.now())
+		if held == "" {
+			if err := a.issueLocked(ctx, req, csr, rec, authority, policy); err != nil {
+				a.log.Error("issuing certificate", zap.String("device", name), zap.String("request", id), zap.Error(err))
+				return fail(wire.StatusServerError, "server error")
+			}
+			return outcome{resp: wire.Response{Status: wire.StatusOK, Certificate: req.Certificate}, serial: req.Serial, reason: "issued"}
 		}
-		return outcome{resp: wire.Response{Status: wire.StatusOK, Certificate: req.Certificate}, serial: req.Serial, reason: "issued"}
+		req.Held, req.Reason = true, held
+		a.log.Warn("enrollment held for approval: the device reached max_issued_per_device", zap.String("device", name),
+			zap.String("request", id), a.accounts.logField(acct.Username), zap.Int("max_issued_per_device", a.maxIssued()),
+			zap.Duration("issuance_window", a.issuanceWindow()))
 	}
 	done, refused := a.admitPending(ctx, acct.Username, name, dev.Known)
 	if refused != nil {
@@ -302,6 +314,29 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 	return nil
 }
 
+// issueHeld issues a request held by max_issued_per_device when its device
+// asks about it again and approval auto applies to it once more: the device
+// is in the file and enabled and the window allows another certificate.
+// decided is false while it still waits.
+func (a *App) issueHeld(ctx context.Context, req *Request, rec *DeviceRecord, authority *ca.CA, policy ca.Policy) (o outcome, decided bool) {
+	if a.Approval != ApprovalAuto {
+		return outcome{}, false
+	}
+	if cur := a.cfg.device(req.Device); !cur.Known || !cur.Enabled {
+		return outcome{}, false
+	}
+	if a.issuanceHeld(rec, a.now()) != "" {
+		return outcome{}, false
+	}
+	req.Held, req.Reason = false, ""
+	if err := a.issueLocked(ctx, req, nil, rec, authority, policy); err != nil {
+		a.log.Error("issuing a held request", zap.String("device", req.Device), zap.String("request", req.ID), zap.Error(err))
+		return fail(wire.StatusServerError, "server error"), true
+	}
+	a.leftPending(ctx, req)
+	return outcome{resp: wire.Response{Status: wire.StatusOK, Certificate: req.Certificate}, serial: req.Serial, reason: "issued (was held)"}, true
+}
+
 // completeIssue makes an issued request the device's current enrollment:
 // the device record names its certificate, the previous certificate
 // (prev's) is superseded and the file marks the device enrolled. It runs
@@ -346,6 +381,7 @@ func (a *App) completeIssue(ctx context.Context, req *Request, prev *DeviceRecor
 	if err := a.state.putDevice(ctx, &DeviceRecord{
 		Device: req.Device, DeviceID: req.DeviceID, Customer: req.Customer,
 		Profile: req.Profile, Serial: req.Serial, Enrolled: req.Updated,
+		Issued: a.issuedWith(prev, req.Serial, a.now()),
 	}); err != nil {
 		return fmt.Errorf("storing device record: %v", err)
 	}

@@ -186,7 +186,8 @@ func TestSoak(t *testing.T) {
 	legacyAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	s := startServer(t, serverOpts{
 		approval: "auto", unknown: "pending", conf: soakConf, bin: bin,
-		extra:     "account probe " + passwordHash(t) + "\n\t\tca legacy {\n\t\t\talgorithm rsa2048\n\t\t}",
+		// devices enroll again and again: no bound on their certificates
+		extra:     "max_issued_per_device 1000000\n\t\taccount probe " + passwordHash(t) + "\n\t\tca legacy {\n\t\t\talgorithm rsa2048\n\t\t}",
 		sites:     fmt.Sprintf("https://%s {\n\tbind 127.0.0.1\n\ttls internal\n\tenroll legacy\n}\n", legacyAddr),
 		waitAddrs: []string{legacyAddr},
 	})

@@ -47,9 +47,13 @@ type Request struct {
 	Reason          string    `json:"reason,omitempty"`
 	Created         time.Time `json:"created"`
 	Updated         time.Time `json:"updated"`
-	Serial          string    `json:"serial,omitempty"`
-	Certificate     []byte    `json:"certificate,omitempty"`
-	NotAfter        time.Time `json:"not_after,omitempty"`
+	// Held: the request waits because max_issued_per_device was reached
+	// under approval auto (Reason says until when); it is issued when the
+	// device asks again once the window allows.
+	Held        bool      `json:"held,omitempty"`
+	Serial      string    `json:"serial,omitempty"`
+	Certificate []byte    `json:"certificate,omitempty"`
+	NotAfter    time.Time `json:"not_after,omitempty"`
 }
 
 // DeviceRecord keeps the ids a device first enrolled with, which later
@@ -61,6 +65,8 @@ type DeviceRecord struct {
 	Profile  string    `json:"profile,omitempty"`
 	Serial   string    `json:"serial,omitempty"`
 	Enrolled time.Time `json:"enrolled,omitempty"`
+	// Certificates issued to the device recently (max_issued_per_device).
+	Issued []Issuance `json:"issued,omitempty"`
 }
 
 // stateStore keeps requests, nonces and device records in Caddy's storage

@@ -1,0 +1,232 @@
+package caddyenroll
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/certmagic"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
+)
+
+// Under approval auto a known device gets at most max_issued_per_device
+// certificates within issuance_window: a new key beyond waits (held), is
+// issued when the device asks again once the window allows, or when an
+// administrator approves it; repeats of an issued key are answered; the
+// count survives a restart; approval manual is not held.
+func TestIssuanceLimit(t *testing.T) {
+	type step struct {
+		op      string // request (new key), again (last key), retrieve (last key), approve (last key), advance, restart
+		status  int
+		revoked int // the device's revoked certificates after the step
+	}
+	for _, tc := range []struct {
+		name     string
+		approval string
+		steps    []step
+	}{
+		{"held then issued when the window allows", ApprovalAuto, []step{
+			{"request", 0, 0},
+			{"request", 0, 1},
+			{"request", 1, 1},  // third key in the window: held
+			{"again", 1, 1},    // asking again: still held
+			{"retrieve", 1, 1}, // still held
+			{"advance", 0, 1},
+			{"retrieve", 0, 2}, // window moved on: issued, the previous revoked
+			{"again", 0, 2},    // a repeat of an issued key is answered
+			{"request", 0, 3},
+			{"request", 1, 3},
+		}},
+		{"administrator approves a held request", ApprovalAuto, []step{
+			{"request", 0, 0},
+			{"request", 0, 1},
+			{"request", 1, 1},
+			{"approve", 0, 2},
+			{"retrieve", 0, 2},
+			{"request", 1, 2}, // three in the window now
+		}},
+		{"the count survives a restart", ApprovalAuto, []step{
+			{"request", 0, 0},
+			{"request", 0, 1},
+			{"restart", 0, 1},
+			{"request", 1, 1},
+			{"restart", 0, 1},
+			{"retrieve", 1, 1},
+			{"advance", 0, 1},
+			{"restart", 0, 1},
+			{"retrieve", 0, 2},
+		}},
+		{"approval manual is not held", ApprovalManual, []step{
+			{"request", 1, 0},
+			{"approve", 0, 0},
+			{"request", 1, 0},
+			{"approve", 0, 1},
+			{"request", 1, 1},
+			{"approve", 0, 2},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			keepPendingCount(t)
+			ctx := context.Background()
+			st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+			clock := &testClock{now: time.Now()}
+			var authority *ca.CA
+			open := func() *Handler {
+				h, _ := boundsApp(t, st, clock, tc.approval, 100, 100)
+				h.app.MaxIssuedPerDevice, h.app.IssuanceWindow = 2, caddy.Duration(time.Hour)
+				if authority == nil { // a restart keeps the CA (the file would name it)
+					authority = h.app.cas[profileModern]
+				}
+				h.app.cas[profileModern] = authority
+				return h
+			}
+			h := open()
+			var key crypto.Signer
+			for i, s := range tc.steps {
+				var ans *wire.Response
+				switch s.op {
+				case "request":
+					key, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+					ans = enrollAs(t, h, wire.OpRequest, "ops", "gw1.example", key)
+				case "again":
+					ans = enrollAs(t, h, wire.OpRequest, "ops", "gw1.example", key)
+				case "retrieve":
+					ans = enrollAs(t, h, wire.OpRetrieve, "ops", "gw1.example", key)
+				case "approve":
+					pub, _ := x509.MarshalPKIXPublicKey(key.Public())
+					if _, err := h.app.approve(ctx, requestID(profileModern, "gw1.example", ca.FingerprintHex(pub)), ""); err != nil {
+						t.Fatalf("step %d: approve: %v", i, err)
+					}
+				case "advance":
+					clock.add(time.Hour + time.Minute)
+				case "restart":
+					h.app.bgCancel()
+					h = open()
+				}
+				if ans != nil && ans.Status != s.status {
+					t.Fatalf("step %d: %s: status %d %q, want %d", i, s.op, ans.Status, ans.Error, s.status)
+				}
+				if ans != nil && s.status == wire.StatusPending && tc.approval == ApprovalAuto {
+					reqs, err := h.app.state.pending(ctx)
+					if err != nil || len(reqs) != 1 || !reqs[0].Held || !strings.Contains(reqs[0].Reason, "max_issued_per_device") {
+						t.Fatalf("step %d: pending %+v (%v), want one held request saying why", i, reqs, err)
+					}
+				}
+				if ans != nil && ans.Status == wire.StatusOK || s.op == "approve" {
+					if n, err := h.app.state.pendingMarkers(ctx); err != nil || n != 0 {
+						t.Fatalf("step %d: %s: %d pending markers left after the issuance (%v)", i, s.op, n, err)
+					}
+				}
+				recs, err := h.app.cas[profileModern].Records(ctx, "gw1.example")
+				if err != nil {
+					t.Fatal(err)
+				}
+				revoked := 0
+				for _, r := range recs {
+					if r.Revoked {
+						revoked++
+					}
+				}
+				if revoked != s.revoked {
+					t.Fatalf("step %d: %s: %d revoked certificates, want %d", i, s.op, revoked, s.revoked)
+				}
+				rec, err := h.app.state.device(ctx, "gw1.example")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rec != nil && len(rec.Issued) > 2 {
+					t.Fatalf("step %d: the device record keeps %d issuances, more than the bound", i, len(rec.Issued))
+				}
+			}
+		})
+	}
+}
+
+// A device record of an earlier version (no issuance list) counts its
+// current certificate.
+func TestRecentIssuedLegacyRecord(t *testing.T) {
+	now := time.Now()
+	rec := &DeviceRecord{Serial: "01", Enrolled: now.Add(-time.Minute)}
+	if got := rec.recentIssued(now.Add(-time.Hour)); len(got) != 1 || got[0].Serial != "01" {
+		t.Fatalf("recent %+v, want the current certificate", got)
+	}
+	if got := rec.recentIssued(now); len(got) != 0 {
+		t.Fatalf("recent %+v, want none after the window", got)
+	}
+	a := &App{MaxIssuedPerDevice: 1, IssuanceWindow: caddy.Duration(time.Hour)}
+	if why := a.issuanceHeld(rec, now); !strings.Contains(why, "max_issued_per_device") {
+		t.Fatalf("held %q, want held", why)
+	}
+	if why := a.issuanceHeld(nil, now); why != "" {
+		t.Fatalf("a device without record held: %q", why)
+	}
+}
+
+// The bound's settings: Caddyfile and JSON; 0 is the default, negative and
+// windows under a minute are refused.
+func TestIssuanceLimitSettings(t *testing.T) {
+	for _, c := range []struct {
+		option string
+		n      int
+		window time.Duration
+		err    string
+	}{
+		{"", defaultMaxIssuedPerDevice, defaultIssuanceWindow, ""},
+		{"max_issued_per_device 20", 20, defaultIssuanceWindow, ""},
+		{"max_issued_per_device 3 24h", 3, 24 * time.Hour, ""},
+		{"max_issued_per_device 3 1d", 3, 24 * time.Hour, ""},
+		{"max_issued_per_device", 0, 0, "wrong argument count"},
+		{"max_issued_per_device 1 1h 2", 0, 0, "wrong argument count"},
+		{"max_issued_per_device 0", 0, 0, "not a positive number"},
+		{"max_issued_per_device -1", 0, 0, "not a positive number"},
+		{"max_issued_per_device many", 0, 0, "not a positive number"},
+		{"max_issued_per_device 2 soon", 0, 0, "not a positive duration"},
+		{"max_issued_per_device 2 -1h", 0, 0, "not a positive duration"},
+		{"max_issued_per_device 2 30s", 0, 0, "issuance_window must be at least 1m0s"},
+		{"json negative", 0, 0, "max_issued_per_device must not be negative"},
+		{"json nanoseconds", 0, 0, "a number in JSON is nanoseconds"},
+	} {
+		t.Run(c.option, func(t *testing.T) {
+			app := App{ConfigFile: "ch.conf"}
+			switch c.option {
+			case "json negative":
+				app.MaxIssuedPerDevice = -1
+			case "json nanoseconds":
+				app.IssuanceWindow = 3600
+			default:
+				d := caddyfile.NewTestDispenser("enroll {\n\tconfig_file ch.conf\n\t" + c.option + "\n}")
+				v, err := parseGlobalOption(d, nil)
+				if err != nil {
+					if c.err == "" || !strings.Contains(err.Error(), c.err) {
+						t.Fatalf("error %v, want %q", err, c.err)
+					}
+					return
+				}
+				if err := json.Unmarshal(v.(httpcaddyfile.App).Value, &app); err != nil {
+					t.Fatal(err)
+				}
+			}
+			app.Approval, app.UnknownDevices, app.FailuresAllowed = ApprovalAuto, UnknownPending, 5
+			app.LockoutBase, app.LockoutMax, app.NonceRetention = 1e9, 1e10, 36e11
+			err := app.Validate()
+			if (c.err == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), c.err) {
+				t.Fatalf("error %v, want %q", err, c.err)
+			}
+			if err == nil && (app.maxIssued() != c.n || app.issuanceWindow() != c.window) {
+				t.Fatalf("bound %d per %v, want %d per %v", app.maxIssued(), app.issuanceWindow(), c.n, c.window)
+			}
+		})
+	}
+}
