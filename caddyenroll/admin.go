@@ -185,6 +185,7 @@ type RequestInfo struct {
 	PublicKeySHA256 string    `json:"public_key_sha256"`
 	State           string    `json:"state"`
 	Reason          string    `json:"reason,omitempty"`
+	Held            bool      `json:"held,omitempty"` // pending: the device reached max_issued_per_device (reason says until when)
 	Serial          string    `json:"serial,omitempty"`
 	NotAfter        time.Time `json:"not_after,omitzero"`
 	Created         time.Time `json:"created"`
@@ -194,7 +195,7 @@ type RequestInfo struct {
 func requestInfo(r *Request) RequestInfo {
 	return RequestInfo{ID: r.ID, Profile: r.Profile, Device: r.Device, KnownDevice: r.Known,
 		DeviceID: r.DeviceID, Customer: r.Customer, Username: r.Username, ClientAddr: r.ClientAddr,
-		PublicKeySHA256: r.PublicKeySHA256, State: r.State, Reason: r.Reason, Serial: r.Serial,
+		PublicKeySHA256: r.PublicKeySHA256, State: r.State, Reason: r.Reason, Held: r.Held, Serial: r.Serial,
 		NotAfter: r.NotAfter, Created: r.Created, Updated: r.Updated}
 }
 

@@ -347,7 +347,11 @@ func printAdminAnswer(w io.Writer, uri string, body []byte, more bool) error {
 				fmt.Fprintln(tw, "ID\tDEVICE\tPROFILE\tSTATE\tKNOWN\tUSER\tCLIENT\tCREATED")
 			}
 			for _, r := range reqs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", r.ID, r.Device, r.Profile, r.State,
+				state := r.State
+				if r.Held && r.State == statePending {
+					state += " (held: max_issued_per_device)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", r.ID, r.Device, r.Profile, state,
 					r.KnownDevice, r.Username, r.ClientAddr, r.Created.Format("2006-01-02 15:04:05Z"))
 			}
 			return tw.Flush()

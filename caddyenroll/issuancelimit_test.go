@@ -230,3 +230,30 @@ func TestIssuanceLimitSettings(t *testing.T) {
 		})
 	}
 }
+
+// `caddy enroll pending` shows a held request as such, and the admin API's
+// JSON says held.
+func TestHeldRequestShown(t *testing.T) {
+	req := &Request{ID: "abc", Device: "gw1.example", Profile: profileModern, State: statePending, Held: true,
+		Reason: "held for approval: …", Created: time.Now()}
+	body, err := json.Marshal([]RequestInfo{requestInfo(req)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(body), `"held":true`) {
+		t.Fatalf("admin JSON %s lacks held", body)
+	}
+	var out strings.Builder
+	if err := printAdminAnswer(&out, "/enroll/pending", body, false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "pending (held: max_issued_per_device)") {
+		t.Fatalf("table:\n%s", out.String())
+	}
+	req.Held = false
+	body, _ = json.Marshal([]RequestInfo{requestInfo(req)})
+	out.Reset()
+	if err := printAdminAnswer(&out, "/enroll/pending", body, false); err != nil || strings.Contains(out.String(), "held") {
+		t.Fatalf("table of a request not held:\n%s (%v)", out.String(), err)
+	}
+}
