@@ -214,6 +214,7 @@ var (
 		"config_file": oneArg, "approval": oneArg, "unknown_devices": oneArg, "watch_interval": oneArg,
 		"backups": oneArg, "account": {2, 3, nil}, "failures_allowed": oneArg, "lockout": {2, 2, nil},
 		"max_destinations": oneArg, "device_address": {2, 2, nil}, "nonce_retention": oneArg,
+		"max_pending": oneArg, "max_pending_per_account": oneArg, "max_issued_per_device": {1, 2, nil},
 		"ca": {0, 1, map[string]grammar{
 			"algorithm": oneArg, "validity": oneArg, "root_validity": oneArg, "intermediate": flagArg,
 			"cert_file": oneArg, "key_file": oneArg, "common_name": oneArg, "organization": oneArg,
@@ -296,6 +297,8 @@ var (
 			"\taccount demo $2a$14$DEQCkuRweCXmh7FADLuice9EFTfE.7WnI618qfijP/Y4c4mE/Whve\n" +
 			"\taccount cust $2a$14$DEQCkuRweCXmh7FADLuice9EFTfE.7WnI618qfijP/Y4c4mE/Whve 1000\n\tca modern\n}",
 		"enroll {\n\tconfig_file clearinghouse.conf\n\tnonce_retention 7d\n}",
+		"enroll {\n\tconfig_file a.conf\n\tmax_pending 10\n\tmax_pending_per_account 2\n\tmax_issued_per_device 3 1d\n}",
+		"enroll {\n\tmax_issued_per_device 3\n\tmax_issued_per_device 4 1h\n}",
 		"enroll {\n\tconfig_file a.conf\n\tbackups 3\n\tfailures_allowed -3\n\tlockout 1s 1m\n\tmax_destinations 5\n}",
 		"enroll {\n\tdevice_address gw1 192.0.2.1\n\tdevice_address GW1 1.2.3.5:5060\n}",
 		"enroll {\n\tdevice_address gw1 1.2.3.4:99999\n\tdevice_address [2001:db8::1] [2001:db8::2]:5061\n}",
