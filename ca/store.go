@@ -49,12 +49,15 @@ type Store interface {
 // string, as a database's LIKE does) keys that only start like it
 // (devices/gw1.example.org/… for devices/gw1.example). The children are
 // taken from what comes back; other keys are dropped.
+//
+// A List failing with fs.ErrNotExist while prefix exists is tried again:
+// Caddy's file storage walks the folder, and fails so when an entry goes
+// while it does (an atomic write's temporary file renamed into place, a
+// folder purged); taking that failure as an empty folder would drop every
+// key. If it keeps failing, ListDir fails.
 func ListDir(ctx context.Context, st Store, prefix string) ([]string, error) {
-	keys, err := st.List(ctx, prefix, false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
+	keys, err := listExisting(ctx, st, prefix)
+	if err != nil || keys == nil {
 		return nil, err
 	}
 	prefix = strings.Trim(prefix, "/")
@@ -73,6 +76,42 @@ func ListDir(ctx context.Context, st Store, prefix string) ([]string, error) {
 		out = append(out, prefix+"/"+name)
 	}
 	return out, nil
+}
+
+// listAttempts bounds how often listExisting lists a folder whose entries
+// vanish while it is listed; the waits between grow from none to 50 ms
+// (about 1.5 s in all).
+const listAttempts = 40
+
+// listExisting is st.List(prefix, non-recursive), nil for a prefix that
+// does not exist, listed again while it fails with fs.ErrNotExist although
+// prefix exists.
+func listExisting(ctx context.Context, st Store, prefix string) ([]string, error) {
+	wait := time.Duration(0) // the first time again at once: the race is short
+	for attempt := 1; ; attempt++ {
+		keys, err := st.List(ctx, prefix, false)
+		switch {
+		case err == nil:
+			if keys == nil {
+				keys = []string{}
+			}
+			return keys, nil
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, err
+		case !st.Exists(ctx, prefix):
+			return nil, nil
+		case attempt == listAttempts:
+			return nil, fmt.Errorf("listing %s: entries kept vanishing while it was listed (%d attempts): %v", prefix, attempt, err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		wait = min(max(2*wait, time.Millisecond), 50*time.Millisecond)
+	}
 }
 
 // cleanKey validates a storage key: relative, slash separated, no empty,

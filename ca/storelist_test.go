@@ -2,6 +2,9 @@ package ca
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"sort"
 	"strings"
@@ -80,6 +83,65 @@ func TestListOnlyDirectChildren(t *testing.T) {
 			}
 			if _, err := c.CRL(ctx); err != nil {
 				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// vanishingListStore's List fails with fs.ErrNotExist `fails` times while
+// the prefix exists, as Caddy's file storage does when an entry goes while
+// it walks the folder.
+type vanishingListStore struct {
+	*memStore
+	fails int
+	calls int
+}
+
+func (s *vanishingListStore) List(ctx context.Context, prefix string, recursive bool) ([]string, error) {
+	s.calls++
+	if s.fails > 0 {
+		s.fails--
+		return nil, &fs.PathError{Op: "lstat", Path: prefix + "/123456", Err: fs.ErrNotExist}
+	}
+	return s.memStore.List(ctx, prefix, recursive)
+}
+
+// A listing that fails because an entry vanished while it was listed is
+// tried again rather than taken for an empty folder; one that keeps
+// failing is an error; a folder that does not exist lists nothing.
+func TestListDirEntryVanishing(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name      string
+		fails     int
+		keys      int
+		wantError bool
+	}{
+		{"lists at once", 0, 3, false},
+		{"one entry vanished", 1, 3, false},
+		{"several times", 5, 3, false},
+		{"keeps vanishing", listAttempts, 3, true},
+		{"no folder", 2, 0, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := &vanishingListStore{memStore: NewMemStore().(*memStore), fails: c.fails}
+			for i := range c.keys {
+				if err := st.Store(ctx, fmt.Sprintf("dir/k%d", i), []byte("v")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			keys, err := ListDir(ctx, st, "dir")
+			if c.wantError {
+				if err == nil || errors.Is(err, fs.ErrNotExist) {
+					t.Fatalf("keys %v, error %v: want an error that is not ErrNotExist", keys, err)
+				}
+				return
+			}
+			if err != nil || len(keys) != c.keys {
+				t.Fatalf("keys %v, error %v: want %d keys", keys, err, c.keys)
+			}
+			if c.keys == 0 && st.calls != 1 {
+				t.Fatalf("a missing folder was listed %d times", st.calls)
 			}
 		})
 	}
