@@ -1,10 +1,10 @@
 package caddyenroll
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -439,18 +439,40 @@ func csvTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-// cdrCSV writes records as CSV, a header line first.
-type cdrCSV struct{ cw *csv.Writer }
+// cdrCSV writes records as CSV (RFC 4180), a header line first. A field is
+// quoted when it holds a comma, quote, line break or semicolon, or starts
+// with a space or tab: a spreadsheet that splits CSV on ";" (in locales
+// whose decimal mark is a comma) then keeps a device's text in its cell,
+// so that a formula after a ";" inside it does not become a cell of its
+// own.
+type cdrCSV struct{ w *bufio.Writer }
 
 func newCDRCSV(w io.Writer) (*cdrCSV, error) {
-	c := &cdrCSV{cw: csv.NewWriter(w)}
-	return c, c.cw.Write(cdrCSVHeader)
+	c := &cdrCSV{w: bufio.NewWriter(w)}
+	return c, c.row(cdrCSVHeader)
+}
+
+// row writes one line.
+func (x *cdrCSV) row(fields []string) error {
+	for i, f := range fields {
+		if i > 0 {
+			x.w.WriteByte(',')
+		}
+		if strings.ContainsAny(f, ",\";\r\n") || strings.HasPrefix(f, " ") || strings.HasPrefix(f, "\t") {
+			x.w.WriteByte('"')
+			x.w.WriteString(strings.ReplaceAll(f, `"`, `""`))
+			x.w.WriteByte('"')
+		} else {
+			x.w.WriteString(f)
+		}
+	}
+	return x.w.WriteByte('\n') // bufio keeps the first error
 }
 
 // write writes one record. Text that devices report is written so that a
 // spreadsheet shows it as text (csvText).
 func (x *cdrCSV) write(c CDR) error {
-	return x.cw.Write([]string{strconv.FormatUint(c.TransactionID, 10), csvText(c.Role), csvText(c.Reporter),
+	return x.row([]string{strconv.FormatUint(c.TransactionID, 10), csvText(c.Role), csvText(c.Reporter),
 		csvText(c.CallID), csvText(c.Calling), csvText(c.Called), csvText(c.Destination),
 		strconv.FormatFloat(c.Duration, 'f', -1, 64), csvTime(c.StartTime), csvTime(c.AlertTime),
 		csvTime(c.ConnectTime), csvTime(c.EndTime), strconv.FormatFloat(c.PostDialDelay, 'f', -1, 64),
@@ -458,17 +480,15 @@ func (x *cdrCSV) write(c CDR) error {
 		csvText(c.RoleState), strconv.FormatFloat(c.ProviderPostDialDelay, 'f', -1, 64)})
 }
 
-func (x *cdrCSV) flush() error {
-	x.cw.Flush()
-	return x.cw.Error()
-}
+func (x *cdrCSV) flush() error { return x.w.Flush() }
 
 // csvText keeps a spreadsheet from running a field as a formula (CSV
 // injection): a field that starts with = + - @, a tab or a carriage return
-// gets a leading apostrophe, as OWASP advises. Numbers reported with a
-// leading + read '+1404….
+// gets a leading apostrophe, as OWASP advises, and so does one that starts
+// with an apostrophe, so that removing one leading apostrophe always gives
+// the value back. Numbers reported with a leading + read '+1404….
 func csvText(v string) string {
-	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+	if v != "" && strings.ContainsRune("=+-@\t\r'", rune(v[0])) {
 		return "'" + v
 	}
 	return v

