@@ -627,7 +627,11 @@ func cdrRangeQuery(q url.Values) (dayRange, error) {
 
 // cdrPurgeQuery reads the required before day of a purge. A day later than
 // tomorrow (UTC) is refused: it would delete records of days not over yet,
-// today's or later, which a typo must not do.
+// today's or later, which a typo must not do. Today is refused in the first
+// cdrMidnightWindow after midnight: a record received just before it may
+// still be being written (or its retry deduplicated against it), and an
+// export made at midnight would not hold it (tomorrow, which deletes
+// today's records too, is meant as such).
 func cdrPurgeQuery(q url.Values, now time.Time) (time.Time, error) {
 	v := q.Get("before")
 	if v == "" {
@@ -640,6 +644,10 @@ func cdrPurgeQuery(q url.Values, now time.Time) (time.Time, error) {
 	if tomorrow := utcDay(now).AddDate(0, 0, 1); before.After(tomorrow) {
 		return time.Time{}, fmt.Errorf("before %s is later than tomorrow (%s UTC): refusing a purge that reaches past today",
 			v, tomorrow.Format(cdrDayLayout))
+	}
+	if today := utcDay(now); before.Equal(today) && now.Sub(today) < cdrMidnightWindow {
+		return time.Time{}, fmt.Errorf("before %s: yesterday's records may still be arriving until %s UTC; purge then (export first)",
+			v, today.Add(cdrMidnightWindow).Format("15:04"))
 	}
 	return before, nil
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -914,5 +915,27 @@ func TestCDRDedupByRoleState(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 2 || !strings.HasSuffix(lines[0], ",role_state,provider_post_dial_delay_seconds") || !strings.HasSuffix(lines[1], ",stop,2.01") {
 		t.Errorf("CSV:\n%s", buf.String())
+	}
+}
+
+// A purge of yesterday waits until cdrMidnightWindow after midnight: a
+// record received just before it may still be being written, and a
+// midnight export would not hold it.
+func TestCDRPurgeAfterMidnight(t *testing.T) {
+	q := url.Values{"before": {"2024-03-05"}}
+	for _, c := range []struct {
+		now string
+		err string
+	}{
+		{"2024-03-05T00:00:00Z", "yesterday's records may still be arriving until 00:05 UTC"},
+		{"2024-03-05T00:04:59Z", "until 00:05 UTC"},
+		{"2024-03-05T00:05:00Z", ""},
+		{"2024-03-04T23:59:00Z", ""}, // tomorrow: today's records go too, as asked
+		{"2024-03-05T12:00:00Z", ""},
+	} {
+		_, err := cdrPurgeQuery(q, at(c.now))
+		if (c.err == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), c.err) {
+			t.Errorf("purge before 2024-03-05 at %s: %v, want %q", c.now, err, c.err)
+		}
 	}
 }
