@@ -32,6 +32,7 @@ type outcome struct {
 	reqID  string
 	serial string
 	reason string // for the log; never secrets
+	gone   bool   // the client hung up before anything was decided: no answer
 }
 
 func fail(status int, reason string) outcome {
@@ -51,6 +52,9 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 	r := in.req
 	lg, ok := a.beginLogin(ctx, r.Username, in.clientIP, time.Now)
 	if !ok {
+		if ctx.Err() != nil { // hung up while waiting for an attempt in flight
+			return outcome{gone: true}
+		}
 		return fail(wire.StatusRateLimited, "too many failed attempts; try again later")
 	}
 	now := time.Now() // after any wait in begin: lockouts count from the failure
@@ -131,12 +135,18 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 	id := requestID(in.profile, name, csr.PublicKeySHA256)
 	unlock, err := a.state.lockDevice(ctx, name)
 	if err != nil {
+		if ctx.Err() != nil { // hung up while waiting for the device
+			return outcome{gone: true, device: name}
+		}
 		a.log.Error("locking device state", zap.String("device", name), zap.Error(err))
 		return fail(wire.StatusServerError, "server error")
 	}
 	defer unlock()
 
-	o := a.enrollLocked(ctx, in, acct, csr, dev, name, id, authority, policy)
+	// holding the lock, the request is decided and stored whole whether the
+	// device waits for the answer or not: a hang-up must not leave half a
+	// decision, nor read as a server error
+	o := a.enrollLocked(context.WithoutCancel(ctx), in, acct, csr, dev, name, id, authority, policy)
 	o.device, o.reqID = name, id
 	return o
 }

@@ -169,6 +169,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			o = h.getCACert(r)
 		case wire.OpRequest, wire.OpRetrieve:
 			o = h.app.enroll(r.Context(), enrollInput{op: req.Operation, profile: h.Profile, tls: r.TLS != nil, clientIP: clientIP, req: req})
+			if o.gone {
+				// it hung up while waiting: nothing was decided, nobody reads an answer
+				if ce := h.log.Check(zap.DebugLevel, "enrollment abandoned by the client"); ce != nil {
+					ce.Write(zap.String("operation", req.Operation), zap.String("client", clientIP), zap.String("device", o.device))
+				}
+				return nil
+			}
 		default:
 			o = fail(wire.StatusUnsupportedOperation, "unsupported operation")
 		}
@@ -254,7 +261,9 @@ func writeBinary(w http.ResponseWriter, r *http.Request, ctype string, b []byte)
 // so never chunked, and never compressed (seed-era clients and the OSP
 // Toolkit read bodies by Content-Length only): Cache-Control no-transform
 // keeps an `encode` handler of the site from compressing it. head omits
-// the body.
+// the body. A client that hung up before reading the answer is not a server
+// error (Caddy would log one, and count a 500): the write's error is
+// dropped, as Caddy's respond does.
 func writeFixed(w http.ResponseWriter, head bool, ctype string, body []byte) error {
 	hdr := w.Header()
 	hdr.Set("Content-Type", ctype)
@@ -269,8 +278,8 @@ func writeFixed(w http.ResponseWriter, head bool, ctype string, body []byte) err
 	if head {
 		return nil
 	}
-	_, err := w.Write(body)
-	return err
+	_, _ = w.Write(body)
+	return nil
 }
 
 // isGetCACert reports whether body is exactly a getcacert request, as every

@@ -494,6 +494,9 @@ func (h *OSPHandler) usage(ctx context.Context, ind *osp.UsageIndication, device
 			metrics.usage.WithLabelValues("duplicate").Add(float64(dup))
 		}
 	}
+	// once begun, the indication is stored whole whether the gateway waits
+	// for the confirmation or not: a hang-up is not a storage error
+	ctx = context.WithoutCancel(ctx)
 	for i := range ind.Usages {
 		ok, err := h.app.storeCDR(ctx, cdrFromUsage(&ind.Usages[i], device, now))
 		if err != nil {
