@@ -218,9 +218,7 @@ func TestIssuanceLimitSettings(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			app.Approval, app.UnknownDevices, app.FailuresAllowed = ApprovalAuto, UnknownPending, 5
-			app.LockoutBase, app.LockoutMax, app.NonceRetention = 1e9, 1e10, 36e11
-			err := app.Validate()
+			err := validateProvisioned(&app)
 			if (c.err == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), c.err) {
 				t.Fatalf("error %v, want %q", err, c.err)
 			}

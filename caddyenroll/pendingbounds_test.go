@@ -443,9 +443,7 @@ func TestPendingBoundsSettings(t *testing.T) {
 				if app.MaxPending != c.total || app.MaxPendingPerAccount != c.pa {
 					t.Fatalf("max_pending %d, per account %d; want %d, %d", app.MaxPending, app.MaxPendingPerAccount, c.total, c.pa)
 				}
-				app.Approval, app.UnknownDevices, app.FailuresAllowed = ApprovalAuto, UnknownPending, 5
-				app.LockoutBase, app.LockoutMax, app.NonceRetention = 1e9, 1e10, 36e11
-				err = app.Validate()
+				err = validateProvisioned(&app)
 				if err == nil && (app.maxPending() != max(c.total, defaultMaxPending*boolInt(c.total == 0)) ||
 					app.maxPendingPerAccount() != max(c.pa, defaultMaxPendingPerAccount*boolInt(c.pa == 0))) {
 					t.Fatalf("bounds %d, %d", app.maxPending(), app.maxPendingPerAccount())
@@ -456,6 +454,14 @@ func TestPendingBoundsSettings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// validateProvisioned validates app with the settings Provision fills in
+// given (the ones a test does not look at).
+func validateProvisioned(app *App) error {
+	app.Approval, app.UnknownDevices, app.FailuresAllowed = ApprovalAuto, UnknownPending, 5
+	app.LockoutBase, app.LockoutMax, app.NonceRetention = 1e9, 1e10, 36e11
+	return app.Validate()
 }
 
 func always() bool { return true }
