@@ -14,6 +14,7 @@ import (
 	"path"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -57,9 +58,15 @@ func ReasonName(r int) string {
 // cessationOfOperation and privilegeWithdrawn (no CA/AA compromise, no hold,
 // which would need un-revocation, no removeFromCRL, a delta-CRL code).
 func ParseReason(s string) (int, error) {
+	if code, err := strconv.Atoi(strings.TrimSpace(s)); err == nil {
+		if _, ok := reasonNames[code]; ok {
+			return code, nil
+		}
+		return 0, fmt.Errorf("ca: unknown or unsupported revocation reason %q", s)
+	}
 	n := strings.ToLower(strings.NewReplacer("-", "", "_", "", " ", "").Replace(strings.TrimSpace(s)))
 	for code, name := range reasonNames {
-		if n == strings.ToLower(name) || n == fmt.Sprint(code) {
+		if n == strings.ToLower(name) {
 			return code, nil
 		}
 	}

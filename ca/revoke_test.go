@@ -219,6 +219,12 @@ func TestReasonsAndSerials(t *testing.T) {
 	if _, err := ParseReason("cACompromise"); err == nil {
 		t.Error("CA compromise accepted for a device")
 	}
+	// a sign is not a separator in a number: -1 is not keyCompromise
+	for _, s := range []string{"-1", "-4", "2", "6", "+-1", "1_0", "256"} {
+		if got, err := ParseReason(s); err == nil {
+			t.Errorf("ParseReason(%q) = %d, want refused", s, got)
+		}
+	}
 	for s, want := range map[string]string{"0x00AB": "ab", "AB:CD": "abcd", "0001": "1"} {
 		if got, err := NormalizeSerial(s); err != nil || got != want {
 			t.Errorf("NormalizeSerial(%q) = %q, %v", s, got, err)

@@ -229,7 +229,7 @@ func pageQuery(q url.Values) (after string, limit int, err error) {
 // rel="next"): the same list, after the page's last id.
 func (ad *adminAPI) listRequests(w http.ResponseWriter, r *http.Request, state string) error {
 	if r.Method != http.MethodGet {
-		return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
+		return notAllowed(w, r, http.MethodGet)
 	}
 	switch state {
 	case "", statePending, stateIssued, stateRejected:
@@ -300,9 +300,16 @@ func readBody(r *http.Request, v any) error {
 	return nil
 }
 
+// notAllowed refuses r's method (405), naming the route's methods in
+// Allow (RFC 9110, 15.5.5).
+func notAllowed(w http.ResponseWriter, r *http.Request, allowed ...string) error {
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s (%s takes %s)", r.Method, r.URL.Path, strings.Join(allowed, ", ")))
+}
+
 func (ad *adminAPI) approve(w http.ResponseWriter, r *http.Request, id string) error {
 	if r.Method != http.MethodPost {
-		return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
+		return notAllowed(w, r, http.MethodPost)
 	}
 	var body approveBody
 	if err := readBody(r, &body); err != nil {
@@ -317,7 +324,7 @@ func (ad *adminAPI) approve(w http.ResponseWriter, r *http.Request, id string) e
 
 func (ad *adminAPI) reject(w http.ResponseWriter, r *http.Request, id string) error {
 	if r.Method != http.MethodPost {
-		return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
+		return notAllowed(w, r, http.MethodPost)
 	}
 	var body rejectBody
 	if err := readBody(r, &body); err != nil {
@@ -359,7 +366,7 @@ type DeviceInfo struct {
 
 func (ad *adminAPI) devices(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
-		return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
+		return notAllowed(w, r, http.MethodGet)
 	}
 	var out []DeviceInfo
 	ad.app.cfg.read(func(f *configfile.File) {
@@ -401,7 +408,7 @@ type revokeBody struct {
 
 func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodPost {
-		return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
+		return notAllowed(w, r, http.MethodPost)
 	}
 	var body revokeBody
 	if err := readBody(r, &body); err != nil {
@@ -596,7 +603,7 @@ func (ad *adminAPI) cdrs(w http.ResponseWriter, r *http.Request) error {
 	case http.MethodDelete:
 		return ad.purgeCDRs(w, r)
 	}
-	return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
+	return notAllowed(w, r, http.MethodGet, http.MethodDelete)
 }
 
 // cdrRangeQuery reads the optional since and until days of an export.
@@ -728,6 +735,11 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 func (ad *adminAPI) purgeCDRs(w http.ResponseWriter, r *http.Request) error {
+	// it takes no body: one with fields is a mistake, refused before
+	// anything is deleted, as on the other routes
+	if err := readBody(r, &struct{}{}); err != nil {
+		return err
+	}
 	before, err := cdrPurgeQuery(r.URL.Query(), ad.app.state.now())
 	if err != nil {
 		return apiErr(http.StatusBadRequest, err)
@@ -754,7 +766,7 @@ type IssuedCertificate struct {
 
 func (ad *adminAPI) certificate(w http.ResponseWriter, r *http.Request, serial string) error {
 	if r.Method != http.MethodGet {
-		return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
+		return notAllowed(w, r, http.MethodGet)
 	}
 	hits, err := ad.lookupSerial(r.Context(), serial)
 	if err != nil {
@@ -788,7 +800,7 @@ type CAInfo struct {
 
 func (ad *adminAPI) caInfo(w http.ResponseWriter, r *http.Request, profile string) error {
 	if r.Method != http.MethodGet {
-		return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("method not allowed: %s", r.Method))
+		return notAllowed(w, r, http.MethodGet)
 	}
 	c, err := ad.app.authority(profile)
 	if err != nil {

@@ -37,8 +37,19 @@ func TestAdminBodyIsStrict(t *testing.T) {
 		{"/enroll/reject/0123456789abcdef0123456789abcdef", `{"reason": "a"} {"reason": "b"}`, "after the JSON value"},
 		{"/enroll/revoke", `{"serial": "` + serial + `"}` + strings.Repeat(" ", 64<<10) + `trailing`, "larger than 65536 bytes"},
 		{"/enroll/revoke", `{"serial": "` + serial + `"}` + strings.Repeat(" ", 64<<10), "larger than 65536 bytes"},
+		// a sign is not a separator: -1 is no reason (it was a 500)
+		{"/enroll/revoke", `{"serial": "` + serial + `", "reason": -1}`, "unsupported revocation reason"},
+		{"/enroll/revoke", `{"device": "gw1.example", "reason": -4}`, "unsupported revocation reason"},
+		// a purge takes no body: one with fields is a mistake, nothing is deleted
+		{"DELETE /enroll/cdrs?before=2025-01-01", `{"before": "2030-01-01"}`, `unknown field "before"`},
+		{"DELETE /enroll/cdrs?before=2025-01-01", `purge`, "decoding JSON body"},
+		{"DELETE /enroll/cdrs?before=2025-01-01", strings.Repeat(" ", 64<<10+1), "larger than 65536 bytes"},
 	} {
-		code, body, _ := adminDoBody(t, ad, "POST", c.uri, c.body)
+		method, uri := "POST", c.uri
+		if m, u, ok := strings.Cut(c.uri, " "); ok {
+			method, uri = m, u
+		}
+		code, body, _ := adminDoBody(t, ad, method, uri, c.body)
 		want := 400
 		if strings.Contains(c.want, "larger") {
 			want = 413
@@ -48,7 +59,7 @@ func TestAdminBodyIsStrict(t *testing.T) {
 			if len(short) > 80 {
 				short = short[:80] + "…"
 			}
-			t.Errorf("POST %s %s: %d %s, want %d with %q", c.uri, short, code, body, want, c.want)
+			t.Errorf("%s %s: %d %s, want %d with %q", c.uri, short, code, body, want, c.want)
 		}
 	}
 	if rec, err := f.local.Lookup(f.ctx, serial); err != nil || rec.Revoked {
@@ -95,6 +106,24 @@ func TestAdminQueryIsStrict(t *testing.T) {
 		code, body, _ := adminDoBody(t, ad, c.method, c.uri, "")
 		if code != c.code || !strings.Contains(body, c.want) {
 			t.Errorf("%s %s: %d %s, want %d with %q", c.method, c.uri, code, body, c.code, c.want)
+		}
+	}
+}
+
+// A 405 names the methods the route takes (RFC 9110).
+func TestAdminMethodNotAllowed(t *testing.T) {
+	initMetrics()
+	f := newRefreshFixture(t)
+	ad := &adminAPI{app: f.app, log: zap.NewNop()}
+	for _, c := range []struct{ method, uri, allow string }{
+		{"POST", "/enroll/pending", "GET"},
+		{"GET", "/enroll/approve/0123456789abcdef", "POST"},
+		{"PUT", "/enroll/cdrs", "GET, DELETE"},
+		{"DELETE", "/enroll/devices", "GET"},
+	} {
+		code, body, hdr := adminDo(t, ad, c.method, c.uri)
+		if code != 405 || hdr.Get("Allow") != c.allow || !strings.Contains(body, "method not allowed: "+c.method) {
+			t.Errorf("%s %s: %d %s, Allow %q; want 405, Allow %q", c.method, c.uri, code, body, hdr.Get("Allow"), c.allow)
 		}
 	}
 }

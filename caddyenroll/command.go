@@ -70,14 +70,16 @@ address of --config).`,
 				c.Flags().String("group", "", `group of an approved device that the configuration file lacks; without it, the default group ""`)
 			}, func(f adminFlags, args []string) (string, string, any, error) {
 				g, _ := f.cmd.Flags().GetString("group")
-				return http.MethodPost, "/enroll/approve/" + args[0], approveBody{Group: g}, nil
+				id, err := pathSegment("request id", args[0])
+				return http.MethodPost, "/enroll/approve/" + id, approveBody{Group: g}, err
 			}))
 			cmd.AddCommand(adminCommand("reject <id>", "Reject a pending request", func(c *cobra.Command) {
 				c.Args = cobra.ExactArgs(1)
 				c.Flags().String("reason", "", "reason, recorded with the request")
 			}, func(f adminFlags, args []string) (string, string, any, error) {
 				r, _ := f.cmd.Flags().GetString("reason")
-				return http.MethodPost, "/enroll/reject/" + args[0], rejectBody{Reason: r}, nil
+				id, err := pathSegment("request id", args[0])
+				return http.MethodPost, "/enroll/reject/" + id, rejectBody{Reason: r}, err
 			}))
 			cmd.AddCommand(adminCommand("devices", "List devices and their certificates", nil, func(f adminFlags, _ []string) (string, string, any, error) {
 				return http.MethodGet, "/enroll/devices", nil, nil
@@ -127,16 +129,31 @@ address of --config).`,
 			cmd.AddCommand(adminCommand("certificate <serial>", "Show an issued certificate", func(c *cobra.Command) {
 				c.Args = cobra.ExactArgs(1)
 			}, func(f adminFlags, args []string) (string, string, any, error) {
-				return http.MethodGet, "/enroll/certificates/" + args[0], nil, nil
+				serial, err := pathSegment("serial", args[0])
+				return http.MethodGet, "/enroll/certificates/" + serial, nil, err
 			}))
 			cmd.AddCommand(adminCommand("ca", "Show the operational CA certificate and fingerprint", func(c *cobra.Command) {
 				c.Flags().String("profile", profileModern, "CA profile (modern or legacy)")
 			}, func(f adminFlags, _ []string) (string, string, any, error) {
 				p, _ := f.cmd.Flags().GetString("profile")
-				return http.MethodGet, "/enroll/ca/" + p, nil, nil
+				profile, err := pathSegment("profile", p)
+				return http.MethodGet, "/enroll/ca/" + profile, nil, err
 			}))
 		},
 	})
+}
+
+// pathSegment is v as one segment of an admin API path. Request ids,
+// serials and profiles hold no "/", "\\", "?", "#", "%", space or control
+// character and are not "." or "..": one that does is refused here, not
+// sent on to another route of the admin API (Go's client follows the
+// redirect that cleans "approve/../../load" to Caddy's /load).
+func pathSegment(what, v string) (string, error) {
+	if v == "" || v == "." || v == ".." || strings.ContainsAny(v, "/\\?#% ") ||
+		strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f || r > 0x7e }) {
+		return "", fmt.Errorf("%s %q: not a valid %s", what, v, what)
+	}
+	return url.PathEscape(v), nil
 }
 
 func checkCommand() *cobra.Command {

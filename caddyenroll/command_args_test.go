@@ -15,7 +15,8 @@ import (
 // A subcommand that takes no arguments refuses one, before it asks the
 // admin API anything: `caddy enroll ca legacy` printed the modern CA (whose
 // fingerprint an operator would then give legacy devices), `requests
-// rejected` listed every request.
+// rejected` listed every request. Path arguments that are not one path
+// segment are refused too.
 func TestAdminCommandsRefuseStrayArguments(t *testing.T) {
 	var asked atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -39,6 +40,16 @@ func TestAdminCommandsRefuseStrayArguments(t *testing.T) {
 		{"devices", "gw1.example"},
 		{"revoke", "gw1.example", "--device", "gw2.example"},
 		{"cdrs", "purge", "2024-01-01", "--before", "2024-01-01"},
+		// path arguments that would reach other admin routes: Go's client
+		// followed the redirect of approve/../../load to Caddy's /load
+		// (an empty config: the server stopped)
+		{"approve", "../../load"},
+		{"reject", "1101d6?x=1"},
+		{"certificate", "../ca"},
+		{"certificate", "."},
+		{"approve", "%2e%2e"},
+		{"ca", "--profile", "../devices"},
+		{"approve", "ab cd"},
 	} {
 		c := caddycmd.Commands()["enroll"]
 		root := &cobra.Command{Use: "enroll", SilenceErrors: true, SilenceUsage: true}
