@@ -105,7 +105,7 @@ func TestClientEnrollManualApproval(t *testing.T) {
 	s := startServer(t, serverOpts{approval: "manual"})
 	c := s.newClient("device4.com")
 	polls := 0
-	c.Progress = func(attempt int, next time.Duration) {
+	c.Progress = func(attempt int, next time.Duration, _ error) {
 		polls = attempt
 		if attempt == 2 { // the administrator approves while the device polls
 			for _, p := range s.pending() {

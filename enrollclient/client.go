@@ -85,10 +85,12 @@ type Client struct {
 	// MaxWait is the total time to wait for approval (default 10m), after
 	// which ErrPendingTimeout; negative: send one message and do not wait.
 	MaxWait time.Duration
-	// Progress is called before each wait while the request is pending:
-	// attempt is the number of the retrieve about to be sent (1, 2, …),
-	// next the wait before it.
-	Progress func(attempt int, next time.Duration)
+	// Progress is called before each wait while polling: attempt is the
+	// number of the retrieve about to be sent (1, 2, …), next the wait
+	// before it, lastErr nil when the server's last answer was pending, else
+	// why the last retrieve failed (the server could not be reached, an
+	// HTTP 5xx, a temporary refusal), to be tried again.
+	Progress func(attempt int, next time.Duration, lastErr error)
 
 	// RenewWindow is the fraction of the certificate's lifetime before
 	// expiry in which Renew re-enrolls (default 1/3: the last third).

@@ -62,7 +62,9 @@
 // so that a request the server stored is never orphaned: Enroll, Poll or
 // Renew in a later process resume it (retrieve, with the saved key) instead
 // of making a new key. Every file is replaced atomically (temporary file in
-// Dir, fsync, rename, fsync of Dir). Installing a certificate is ordered so
+// Dir, fsync, rename, fsync of Dir); the temporaries a process killed
+// before its rename left (".key.pem.tmp-<digits>", ...) are removed by the
+// next Enroll, Poll or Renew, under the lock. Installing a certificate is ordered so
 // that a working certificate is never replaced by a broken one:
 //
 //  1. the verified certificate is journaled into pending.json;

@@ -45,7 +45,7 @@ type Result struct {
 //     answer is status=1, operation=retrieve (same CSR, same nonce: the
 //     seed's retrieve "only differs in the 'operation' parameter") with
 //     exponential backoff (InitialBackoff doubling to MaxBackoff, Progress
-//     before each wait)
+//     before each wait, with the error of the last retrieve if it failed)
 //     until MaxWait, then ErrPendingTimeout with pending.json kept;
 //  5. VerifyIssued, then key.pem, cert.pem and ca.pem replaced together
 //     (see commitFiles in store.go), pending.json removed.
@@ -340,6 +340,15 @@ func (c *Client) enroll(ctx context.Context, wait bool) (*Result, error) {
 				}
 				return nil, err
 			}
+			if re != nil {
+				// kept for a corrected retry: Status tells why it waits
+				p.Refused = &savedRefusal{Op: re.Op, Status: re.Status, Error: re.Reason}
+				p.Polls++
+				p.LastPoll = cc.now().UTC()
+				if serr := cc.savePending(p); serr != nil {
+					return nil, errors.Join(err, serr)
+				}
+			}
 			if !(wait && p.Submitted && retryable(err)) {
 				return nil, err
 			}
@@ -375,6 +384,7 @@ func (c *Client) enroll(ctx context.Context, wait bool) (*Result, error) {
 		default: // pending
 			lastErr = nil
 			p.Submitted = true
+			p.Refused = nil
 			if ans.Nonce != "" {
 				p.ServerNonce = ans.Nonce
 			}
@@ -398,7 +408,7 @@ func (c *Client) enroll(ctx context.Context, wait bool) (*Result, error) {
 		}
 		d := min(delay, remaining)
 		if cc.Progress != nil {
-			cc.Progress(retrieves+1, d)
+			cc.Progress(retrieves+1, d, lastErr)
 		}
 		if err := cc.wait(ctx, d); err != nil {
 			return nil, fmt.Errorf("interrupted while pending; the request is saved in %s: %w", cc.path(PendingFile), err)

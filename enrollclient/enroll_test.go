@@ -127,7 +127,7 @@ func TestPendingThenApproved(t *testing.T) {
 	c := newClient(t, srv, clk)
 	var progress []int
 	var nexts []time.Duration
-	c.Progress = func(attempt int, next time.Duration) {
+	c.Progress = func(attempt int, next time.Duration, _ error) {
 		progress = append(progress, attempt)
 		nexts = append(nexts, next)
 	}
@@ -1074,5 +1074,173 @@ func TestRenewAtTheCAsEndWithANewPin(t *testing.T) {
 	}
 	if !errors.Is(err, ErrFingerprintMismatch) { // the test server still serves the old CA
 		t.Fatalf("err %v, want the new pin checked against the server's CA", err)
+	}
+}
+
+// Progress says why there was no answer when the last retrieve failed, and
+// passes nil only after a pending answer.
+func TestProgressLastError(t *testing.T) {
+	for name, tc := range map[string]struct {
+		fail    func(srv *enrolltest.Server) // after the first wait
+		wantErr func(error) bool
+	}{
+		"unreachable": {
+			fail:    func(srv *enrolltest.Server) { srv.HTTP.Close() },
+			wantErr: func(err error) bool { return strings.Contains(err.Error(), "connection refused") },
+		},
+		"HTTP 503": {
+			fail: func(srv *enrolltest.Server) {
+				srv.Update(func(c *enrolltest.Config) { c.HTTPStatus = http.StatusServiceUnavailable })
+			},
+			wantErr: func(err error) bool { return errors.Is(err, ErrProtocol) && strings.Contains(err.Error(), "503") },
+		},
+		"status 14": {
+			fail: func(srv *enrolltest.Server) {
+				srv.Update(func(c *enrolltest.Config) { c.RejectStatus = wire.StatusServerError })
+			},
+			wantErr: func(err error) bool {
+				var re *RejectedError
+				return errors.As(err, &re) && re.Status == wire.StatusServerError
+			},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := enrolltest.New(t, enrolltest.Config{Manual: true})
+			clk := newClock()
+			clk.onWait = func(n int) {
+				if n == 1 {
+					tc.fail(srv)
+				}
+			}
+			c := newClient(t, srv, clk)
+			c.InitialBackoff, c.MaxBackoff, c.MaxWait = time.Second, time.Second, 3*time.Second
+			var errs []error
+			c.Progress = func(attempt int, next time.Duration, lastErr error) {
+				if attempt != len(errs)+1 {
+					t.Errorf("attempt %d, want %d", attempt, len(errs)+1)
+				}
+				errs = append(errs, lastErr)
+			}
+			_, err := c.Enroll(context.Background())
+			if !errors.Is(err, ErrPendingTimeout) {
+				t.Fatalf("err = %v", err)
+			}
+			if len(errs) != 3 || errs[0] != nil {
+				t.Fatalf("progress errors %v: want nil (pending), then the failures", errs)
+			}
+			for _, e := range errs[1:] {
+				if e == nil || !tc.wantErr(e) {
+					t.Fatalf("progress after a failed retrieve: %v", e)
+				}
+			}
+		})
+	}
+}
+
+// A refusal that keeps the request (a wrong password, a disabled device)
+// is saved with it, so that Status says why it waits, until the server
+// answers pending.
+func TestRefusalKeptInStatus(t *testing.T) {
+	for name, tc := range map[string]struct {
+		cfg    enrolltest.Config
+		status int
+		reason string
+		fix    func(c *Client, srv *enrolltest.Server)
+	}{
+		"bad credentials": {
+			cfg: enrolltest.Config{Manual: true}, status: wire.StatusBadCredentials, reason: "bad username or password",
+			fix: func(c *Client, _ *enrolltest.Server) { c.Password = "pass" },
+		},
+		"device disabled": {
+			cfg:    enrolltest.Config{Manual: true, RejectStatus: wire.StatusDeviceDisabled, RejectReason: "device is disabled"},
+			status: wire.StatusDeviceDisabled, reason: "device is disabled",
+			fix: func(_ *Client, srv *enrolltest.Server) {
+				srv.Update(func(cfg *enrolltest.Config) { cfg.RejectStatus = 0 })
+			},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := enrolltest.New(t, tc.cfg)
+			c := newClient(t, srv, newClock())
+			c.MaxWait = -1
+			if tc.status == wire.StatusBadCredentials {
+				c.Password = "wrong"
+			}
+			var re *RejectedError
+			if _, err := c.Enroll(context.Background()); !errors.As(err, &re) || re.Status != tc.status {
+				t.Fatalf("err = %v", err)
+			}
+			st, err := c.Status()
+			if err != nil || st.State != StatePending || st.Pending == nil {
+				t.Fatalf("status %+v %v", st, err)
+			}
+			r := st.Pending.Refused
+			if r == nil || r.Op != wire.OpRequest || r.Status != tc.status || r.Reason != tc.reason || st.Pending.Polls != 1 || st.Pending.LastPoll.IsZero() {
+				t.Fatalf("refusal %+v, polls %d, last %v", r, st.Pending.Polls, st.Pending.LastPoll)
+			}
+			tc.fix(c, srv)
+			if _, err := c.Poll(context.Background()); !errors.Is(err, ErrPending) {
+				t.Fatalf("after the fix: %v", err)
+			}
+			if st, _ := c.Status(); st.Pending == nil || st.Pending.Refused != nil || !st.Pending.Submitted {
+				t.Fatalf("after a pending answer: %+v", st.Pending)
+			}
+		})
+	}
+}
+
+// Temporaries of the atomic writer that a killed run left (one holding a
+// private key) are removed by the next run under the lock; nothing else is.
+func TestStaleTempsRemoved(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{})
+	c := newClient(t, srv, nil)
+	dir := c.Dir
+	var stale []string
+	for _, name := range []string{KeyFile, CertFile, CAFile, PendingFile, KeyBackupFile, CertBackupFile} {
+		tmp, err := stageFile(dir, name, []byte("left by kill -9"), 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stale = append(stale, filepath.Base(tmp))
+	}
+	keep := []string{".key.pem.tmp-", ".key.pem.tmp-12a", ".key.pem.tmp--1", "key.pem.tmp-123", ".key.pem.tmp-123.keep",
+		".other.pem.tmp-123", "..key.pem.tmp-123", ".key.pem.bak.old.tmp-1", "notes.txt"}
+	for _, name := range keep {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("mine"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a directory and a symbolic link with the pattern's names are not the writer's
+	if err := os.Mkdir(filepath.Join(dir, ".cert.pem.tmp-77"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("notes.txt", filepath.Join(dir, ".ca.pem.tmp-88")); err != nil {
+		t.Fatal(err)
+	}
+	keep = append(keep, ".cert.pem.tmp-77", ".ca.pem.tmp-88")
+
+	if _, err := c.Status(); err != nil { // reads only, takes no lock: removes nothing
+		t.Fatal(err)
+	}
+	for _, name := range stale {
+		if !exists(dir, name) {
+			t.Fatalf("Status removed %s", name)
+		}
+	}
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range stale {
+		if exists(dir, name) {
+			t.Errorf("stale %s left", name)
+		}
+	}
+	for _, name := range keep {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("%s removed: %v", name, err)
+		}
+	}
+	if !exists(dir, KeyFile) || !exists(dir, CertFile) || !exists(dir, CAFile) {
+		t.Fatal("enrollment not installed")
 	}
 }

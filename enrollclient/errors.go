@@ -1,6 +1,7 @@
 package enrollclient
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strconv"
@@ -153,6 +154,26 @@ func (e *ServerTrustError) Error() string {
 }
 
 func (e *ServerTrustError) Unwrap() error { return e.Err }
+
+// HostMismatch reports whether the server's certificate was refused for
+// not naming the host of the server URL (x509.HostnameError), and then
+// that host and every name the certificate holds: its DNS names, then its
+// IP addresses (subject alternative names). Go's error lists only one kind
+// (the IP addresses for an IP host, else the DNS names) and none at all
+// for a certificate that relies on its subject's CN, which is not a name
+// verification uses; cn is that CN. The names and cn are chosen by
+// whoever answered: print them through Printable.
+func (e *ServerTrustError) HostMismatch() (host string, names []string, cn string, ok bool) {
+	var he x509.HostnameError
+	if !errors.As(e.Err, &he) || he.Certificate == nil {
+		return "", nil, "", false
+	}
+	names = append(names, he.Certificate.DNSNames...)
+	for _, ip := range he.Certificate.IPAddresses {
+		names = append(names, ip.String())
+	}
+	return he.Host, names, he.Certificate.Subject.CommonName, true
+}
 
 func (e *ServerTrustError) Is(target error) bool { return target == ErrServerNotTrusted }
 

@@ -129,3 +129,78 @@ func TestServerCertificateNamesPrintable(t *testing.T) {
 		t.Fatalf("%s in %q", why, err.Error())
 	}
 }
+
+// tlsServer serves with a self-signed certificate made from tmpl; its PEM
+// is the root to trust it with.
+func tlsServer(t *testing.T, tmpl *x509.Certificate) (port string, root []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	ts.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	_, port, _ = net.SplitHostPort(ts.Listener.Addr().String())
+	return port, certPEM(der)
+}
+
+// HostMismatch gives every name of a certificate that does not name the
+// server, also those Go's error leaves out (the DNS names when the server
+// URL has an IP address, all of them for a certificate relying on its CN).
+func TestServerTrustHostMismatch(t *testing.T) {
+	leaf := func(cn string, dns []string, ips ...net.IP) *x509.Certificate {
+		return &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, DNSNames: dns, IPAddresses: ips,
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	}
+	for name, tc := range map[string]struct {
+		cert      *x509.Certificate
+		host      string
+		goSays    string
+		names     []string
+		cn        string
+		otherRoot bool
+	}{
+		"DNS host": {cert: leaf("wrong", []string{"wrong.example"}, net.ParseIP("192.0.2.7")), host: "localhost",
+			goSays: "certificate is valid for wrong.example, not localhost", names: []string{"wrong.example", "192.0.2.7"}, cn: "wrong"},
+		"IP host, no IP SANs": {cert: leaf("", []string{"wrong.example", "also.example"}), host: "127.0.0.1",
+			goSays: "doesn't contain any IP SANs", names: []string{"wrong.example", "also.example"}},
+		"CN only": {cert: leaf("localhost", nil), host: "localhost", goSays: "legacy Common Name", cn: "localhost"},
+		"unknown authority": {cert: leaf("", []string{"localhost"}), host: "localhost", otherRoot: true,
+			goSays: "unknown authority"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			port, root := tlsServer(t, tc.cert)
+			if tc.otherRoot {
+				other, _, err := enrolltest.NewCA("Other Root")
+				if err != nil {
+					t.Fatal(err)
+				}
+				root = certPEM(other.Raw)
+			}
+			c := &Client{ServerURL: "https://" + net.JoinHostPort(tc.host, port) + "/", RootCAPEM: root}
+			_, err := c.GetCACert(context.Background())
+			var te *ServerTrustError
+			if !errors.As(err, &te) || !strings.Contains(err.Error(), tc.goSays) {
+				t.Fatalf("err = %v", err)
+			}
+			host, names, cn, ok := te.HostMismatch()
+			if tc.otherRoot {
+				if ok {
+					t.Fatalf("HostMismatch of an unknown authority: %q %q", host, names)
+				}
+				return
+			}
+			if !ok || host != tc.host || strings.Join(names, " ") != strings.Join(tc.names, " ") || cn != tc.cn {
+				t.Fatalf("HostMismatch = %q %q %q %v, want %q %q %q", host, names, cn, ok, tc.host, tc.names, tc.cn)
+			}
+		})
+	}
+}

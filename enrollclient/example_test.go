@@ -23,7 +23,11 @@ func ExampleClient_Enroll() {
 		Password:      os.Getenv("CHCLIENT_PASSWORD"),
 		Dir:           "/etc/chclient",
 		MaxWait:       5 * time.Minute,
-		Progress: func(attempt int, next time.Duration) {
+		Progress: func(attempt int, next time.Duration, lastErr error) {
+			if lastErr != nil {
+				log.Printf("retrieve failed (%v); retrieve %d in %s", lastErr, attempt, next)
+				return
+			}
 			log.Printf("pending; retrieve %d in %s", attempt, next)
 		},
 	}

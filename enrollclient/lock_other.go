@@ -12,3 +12,7 @@ func lockFileExclusive(path string) (unlockFunc, error) {
 	}
 	return func() { f.Close() }, nil
 }
+
+// lockIsExclusive: the lock file does not keep another process out, so a
+// temporary found in Dir may be another writer's: none is removed.
+const lockIsExclusive = false

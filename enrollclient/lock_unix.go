@@ -26,3 +26,7 @@ func lockFileExclusive(path string) (unlockFunc, error) {
 		f.Close()
 	}, nil
 }
+
+// lockIsExclusive: with the flock held no other process writes in Dir, so
+// the temporaries found there are stale (removeStaleTemps).
+const lockIsExclusive = true

@@ -66,6 +66,12 @@ type PendingInfo struct {
 	LastPoll      time.Time
 	CAFingerprint string
 	Committing    bool // the certificate was issued and verified; installing it was interrupted
+	// Refused is the server's last answer when it refused the request
+	// (status ≥ 2: bad credentials, device disabled, ...) and the request
+	// was kept so that a corrected run resumes it with the same key; nil
+	// when the last answer was pending, or none came. Its Reason is the
+	// server's text: print it through Error or Printable.
+	Refused *RejectedError
 }
 
 // Status reads the files in Dir: a pending request (pending.json), the
@@ -82,6 +88,9 @@ func (c *Client) Status() (*StatusInfo, error) {
 			Customer: p.Customer, Username: p.Username, KeyType: KeyDescription(p.key.Public()),
 			Created: p.Created, Submitted: p.Submitted, ServerNonce: p.ServerNonce, Polls: p.Polls,
 			LastPoll: p.LastPoll, CAFingerprint: p.CAFingerprint, Committing: p.Certificate != "",
+		}
+		if r := p.Refused; r != nil {
+			st.Pending.Refused = &RejectedError{Op: r.Op, Status: r.Status, Reason: r.Error}
 		}
 		st.State = StatePending
 	}

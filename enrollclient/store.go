@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -52,10 +53,21 @@ type pendingState struct {
 	Key           string    `json:"key"`                   // PEM PKCS#8
 	CSR           string    `json:"csr"`                   // PEM
 	Certificate   string    `json:"certificate,omitempty"` // PEM, verified, being committed
+	// Refused: the server's last answer refused the request (status ≥ 2)
+	// and the request was kept for a corrected retry (bad credentials,
+	// device disabled, ...); cleared by a pending answer.
+	Refused *savedRefusal `json:"refused,omitempty"`
 
 	key    crypto.Signer
 	csrDER []byte
 	ca     *x509.Certificate
+}
+
+// savedRefusal is a RejectedError as pending.json keeps it.
+type savedRefusal struct {
+	Op     string `json:"op"`
+	Status int    `json:"status"`
+	Error  string `json:"error,omitempty"`
 }
 
 func (c *Client) path(name string) string { return filepath.Join(c.dir(), name) }
@@ -253,9 +265,57 @@ func (c *Client) commitFiles(keyPEM, certPEMData, caPEM []byte, verify func(keyP
 // unlockFunc releases the directory lock.
 type unlockFunc func()
 
+// lockDir takes the lock on Dir, then removes the temporaries that a
+// writer killed before its rename left there (see removeStaleTemps).
 func (c *Client) lockDir() (unlockFunc, error) {
 	if err := os.MkdirAll(c.dir(), 0o700); err != nil {
 		return nil, err
 	}
-	return lockFileExclusive(c.path(lockFile))
+	unlock, err := lockFileExclusive(c.path(lockFile))
+	if err != nil {
+		return nil, err
+	}
+	if lockIsExclusive {
+		removeStaleTemps(c.dir())
+	}
+	return unlock, nil
+}
+
+// tempNames are the files stageFile makes temporaries of.
+var tempNames = []string{KeyFile, CertFile, CAFile, PendingFile, KeyBackupFile, CertBackupFile}
+
+// isStaleTemp reports whether name is one of stageFile's temporaries:
+// "." + a name of tempNames + ".tmp-" + the decimal digits os.CreateTemp
+// puts for its "*".
+func isStaleTemp(name string) bool {
+	for _, n := range tempNames {
+		digits, ok := strings.CutPrefix(name, "."+n+".tmp-")
+		if ok && digits != "" && strings.Trim(digits, "0123456789") == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// removeStaleTemps removes stageFile's temporaries (regular files only)
+// from dir. With the lock on dir held no writer is between stageFile and
+// its rename, so any found was left by a process killed there (kill -9,
+// power loss); .key.pem.tmp-* ones hold a private key. Best effort: what
+// cannot be removed stays, and the next run tries again.
+func removeStaleTemps(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	removed := false
+	for _, e := range ents {
+		if e.Type().IsRegular() && isStaleTemp(e.Name()) {
+			if os.Remove(filepath.Join(dir, e.Name())) == nil {
+				removed = true
+			}
+		}
+	}
+	if removed {
+		syncDir(dir)
+	}
 }

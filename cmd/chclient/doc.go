@@ -68,7 +68,8 @@
 //	     status: nothing enrolled, or the installed files are unusable
 //	  2  usage: bad or missing flag, --password given, http:// without --allow-http
 //	  3  pending: the request waits for approval (saved; run the command again)
-//	  4  rejected or refused by the server (status >= 2; the status is printed)
+//	  4  rejected or refused by the server (status >= 2; the status is printed);
+//	     status: the server's last answer refused the saved request
 //	  5  CA fingerprint mismatch, CA trust refused or not decided, or the server's
 //	     TLS certificate not trusted
 package main

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -86,7 +87,8 @@ Exit status:
      status: nothing enrolled, or the installed files are unusable
   2  usage: bad or missing flag, --password given, http:// without --allow-http
   3  pending: the request waits for approval (saved; run the command again)
-  4  rejected or refused by the server (status >= 2; the status is printed)
+  4  rejected or refused by the server (status >= 2; the status is printed);
+     status: the server's last answer refused the saved request
   5  CA fingerprint mismatch, CA trust refused or not decided, or the server's
      TLS certificate not trusted
 `
@@ -260,14 +262,27 @@ func newClient(cmd string, o options, e env) (*enrollclient.Client, int) {
 		c.Password = e.getenv(passwordEnv)
 	}
 	if !o.quiet {
-		c.Progress = func(attempt int, next time.Duration) {
-			fmt.Fprintf(e.stderr, "chclient: pending approval; retrieve %d in %s\n", attempt, next.Round(time.Millisecond))
+		c.Progress = func(attempt int, next time.Duration, lastErr error) {
+			fmt.Fprintf(e.stderr, "chclient: %s; retrieve %d in %s\n", progressState(lastErr), attempt, next.Round(time.Millisecond))
 		}
 	}
 	if !o.tofu && o.caFingerprint == "" && e.isTerminal != nil && e.isTerminal() {
 		c.Confirm = confirmer(e)
 	}
 	return c, exitOK
+}
+
+// progressState says what the last answer to a poll was: pending, or why
+// there was none.
+func progressState(lastErr error) string {
+	var ue *url.Error
+	switch {
+	case lastErr == nil:
+		return "pending approval"
+	case errors.As(lastErr, &ue):
+		return "the server could not be reached (" + enrollclient.Printable(lastErr.Error()) + ")"
+	}
+	return "the last retrieve failed (" + enrollclient.Printable(lastErr.Error()) + ")"
 }
 
 // confirmer asks the operator on the terminal: Fig. 3B step 340 done by a
@@ -294,9 +309,9 @@ func cmdEnroll(ctx context.Context, c *enrollclient.Client, o options, e env) in
 		sameDevice := o.deviceName == "" || st != nil && st.Cert != nil &&
 			strings.EqualFold(strings.TrimSuffix(st.Cert.CommonName, "."), strings.TrimSuffix(o.deviceName, "."))
 		if err == nil && st.State == enrollclient.StateIssued && st.Pending == nil && sameDevice {
-			fmt.Fprintf(e.stdout, "already enrolled: %s, valid until %s (%d days left)\n"+
+			fmt.Fprintf(e.stdout, "already enrolled: %s, valid until %s (%s)\n"+
 				"use \"chclient renew\" to renew, or \"chclient enroll --force\" to enroll again\n",
-				enrollclient.Printable(st.Cert.Subject), st.Cert.NotAfter.UTC().Format(time.RFC3339), st.Cert.DaysLeft)
+				enrollclient.Printable(st.Cert.Subject), st.Cert.NotAfter.UTC().Format(time.RFC3339), timeLeft(st.Cert.NotAfter))
 			return exitOK
 		}
 	}
@@ -314,16 +329,16 @@ func cmdRenew(ctx context.Context, c *enrollclient.Client, o options, e env) int
 		return fail(c, e, "renew", err)
 	}
 	if !renewed && res.EndsWithCA {
-		fmt.Fprintf(e.stdout, "not renewed: %s is valid until %s (%d days left), when its CA ends too: a new certificate could not last longer; "+
+		fmt.Fprintf(e.stdout, "not renewed: %s is valid until %s (%s), when its CA ends too: a new certificate could not last longer; "+
 			"the operator must renew the operational CA, then enroll again with --force --ca-fingerprint of the new CA\n",
 			enrollclient.Printable(res.Certificate.Subject.String()), res.Certificate.NotAfter.UTC().Format(time.RFC3339),
-			daysLeft(res.Certificate.NotAfter))
+			timeLeft(res.Certificate.NotAfter))
 		return exitOK
 	}
 	if !renewed {
-		fmt.Fprintf(e.stdout, "not yet due: %s is valid until %s (%d days left); renewal due from %s\n",
+		fmt.Fprintf(e.stdout, "not yet due: %s is valid until %s (%s); renewal due from %s\n",
 			enrollclient.Printable(res.Certificate.Subject.String()), res.Certificate.NotAfter.UTC().Format(time.RFC3339),
-			daysLeft(res.Certificate.NotAfter), res.RenewAt.UTC().Format(time.RFC3339))
+			timeLeft(res.Certificate.NotAfter), res.RenewAt.UTC().Format(time.RFC3339))
 		return exitOK
 	}
 	printResult(e.stdout, "renewed", res)
@@ -349,6 +364,9 @@ func cmdStatus(ctx context.Context, c *enrollclient.Client, o options, e env) in
 	case enrollclient.StateIssued:
 		return exitOK
 	case enrollclient.StatePending:
+		if st.Pending != nil && st.Pending.Refused != nil {
+			return exitRejected // as the enroll that got the refusal
+		}
 		if c.Password == "" {
 			fmt.Fprintf(e.stdout, "(give the password with --password-file or %s to ask the server, or run enroll again)\n", passwordEnv)
 		}
@@ -365,14 +383,40 @@ func colonHex(b []byte) string {
 	return strings.Join(parts, ":")
 }
 
-func daysLeft(t time.Time) int { return int(time.Until(t).Hours() / 24) }
+// timeLeft is how long until t: "364 days left", "5 hours left",
+// "59 minutes left", or "expired 3 days ago".
+func timeLeft(t time.Time) string {
+	d := time.Until(t)
+	if d < 0 {
+		return "expired " + span(-d) + " ago"
+	}
+	return span(d) + " left"
+}
+
+// span is d in whole days, or hours, minutes or seconds under a day, an
+// hour or a minute (rounded down).
+func span(d time.Duration) string {
+	n, unit := int64(d/time.Second), "second"
+	switch {
+	case d >= 24*time.Hour:
+		n, unit = int64(d/(24*time.Hour)), "day"
+	case d >= time.Hour:
+		n, unit = int64(d/time.Hour), "hour"
+	case d >= time.Minute:
+		n, unit = int64(d/time.Minute), "minute"
+	}
+	if n != 1 {
+		unit += "s"
+	}
+	return fmt.Sprintf("%d %s", n, unit)
+}
 
 func printResult(w io.Writer, what string, r *enrollclient.Result) {
 	cert := r.Certificate
 	fmt.Fprintf(w, "%s: %s\n", what, enrollclient.Printable(cert.Subject.String()))
 	fmt.Fprintf(w, "  certificate  %s (serial %s)\n", r.CertPath, colonHex(cert.SerialNumber.Bytes()))
-	fmt.Fprintf(w, "  valid        %s to %s (%d days)\n", cert.NotBefore.UTC().Format(time.RFC3339),
-		cert.NotAfter.UTC().Format(time.RFC3339), daysLeft(cert.NotAfter))
+	fmt.Fprintf(w, "  valid        %s to %s (%s)\n", cert.NotBefore.UTC().Format(time.RFC3339),
+		cert.NotAfter.UTC().Format(time.RFC3339), span(time.Until(cert.NotAfter)))
 	fmt.Fprintf(w, "  renew from   %s\n", r.RenewAt.UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "  key          %s (%s, mode 0600)\n", r.KeyPath, enrollclient.KeyDescription(cert.PublicKey))
 	fmt.Fprintf(w, "  CA           %s (%s)\n", r.CAPath, enrollclient.Printable(r.CACert.Subject.String()))
@@ -387,7 +431,7 @@ func printStatus(w io.Writer, st *enrollclient.StatusInfo, dir string) {
 	if ci := st.Cert; ci != nil {
 		fmt.Fprintf(w, "subject:      %s\n", enrollclient.Printable(ci.Subject))
 		fmt.Fprintf(w, "serial:       %s\n", ci.Serial)
-		fmt.Fprintf(w, "not after:    %s (%d days left)\n", ci.NotAfter.UTC().Format(time.RFC3339), ci.DaysLeft)
+		fmt.Fprintf(w, "not after:    %s (%s)\n", ci.NotAfter.UTC().Format(time.RFC3339), timeLeft(ci.NotAfter))
 		due := ""
 		if ci.RenewDue {
 			due = " (due now: run chclient renew)"
@@ -404,10 +448,16 @@ func printStatus(w io.Writer, st *enrollclient.StatusInfo, dir string) {
 		switch {
 		case p.Committing:
 			what = "certificate issued, installation interrupted (run enroll to finish)"
+		case p.Refused != nil:
+			what = "request refused by the server's last answer; it is kept with its key: correct the cause " +
+				"(the password, ...) and run enroll again to resume it"
 		case !p.Submitted:
 			what = "request saved, no answer from the server yet"
 		}
 		fmt.Fprintf(w, "pending:      %s\n", what)
+		if p.Refused != nil {
+			fmt.Fprintf(w, "  refused:    %s\n", p.Refused) // Error escapes the server's text
+		}
 		fmt.Fprintf(w, "  device:     %s (device id %s, customer %s, user %s)\n", p.DeviceName, p.DeviceID, p.Customer, p.Username)
 		fmt.Fprintf(w, "  server:     %s\n", p.Server)
 		fmt.Fprintf(w, "  since:      %s, %d answers, last %s\n", p.Created.UTC().Format(time.RFC3339), p.Polls, fmtTime(p.LastPoll))
@@ -445,7 +495,7 @@ func fail(c *enrollclient.Client, e env, cmd string, err error) int {
 		fmt.Fprintf(e.stderr, "No key was generated or sent. Do not continue: check the server URL and the fingerprint\n"+
 			"with your clearinghouse operator.\n")
 	case errors.Is(err, enrollclient.ErrServerNotTrusted):
-		fmt.Fprintf(e.stderr, "Nothing was sent. If the server uses a private root CA, give it with --root-ca FILE.\n")
+		fmt.Fprintf(e.stderr, "Nothing was sent. %s\n", serverTrustAdvice(err, c.RootCAPEM != nil))
 	case errors.Is(err, enrollclient.ErrConfig) && c.Password == "" && strings.Contains(err.Error(), "password"):
 		fmt.Fprintf(e.stderr, "Give the password with --password-file FILE or the %s environment variable.\n", passwordEnv)
 	case errors.As(err, &re) && re.Temporary():
@@ -458,6 +508,56 @@ func fail(c *enrollclient.Client, e env, cmd string, err error) int {
 		}
 	}
 	return code
+}
+
+// serverTrustAdvice says what to check when the server's TLS certificate
+// was refused; rootCA: --root-ca was given.
+func serverTrustAdvice(err error, rootCA bool) string {
+	var (
+		te *enrollclient.ServerTrustError
+		ua x509.UnknownAuthorityError
+		ci x509.CertificateInvalidError
+	)
+	if errors.As(err, &te) {
+		if host, names, cn, ok := te.HostMismatch(); ok {
+			return fmt.Sprintf("The server's certificate does not name %s, the host of --server: %s.\n"+
+				"Check the --server name against the names the certificate holds (use the enrollment URL your clearinghouse operator gave).",
+				enrollclient.Printable(host), certNames(names, cn))
+		}
+	}
+	switch {
+	case errors.As(err, &ua) && rootCA:
+		return "The server's certificate is not signed by the root CA given with --root-ca: check that this file is the root of the server's TLS certificate."
+	case errors.As(err, &ua):
+		return "If the server uses a private root CA, give it with --root-ca FILE."
+	case errors.As(err, &ci) && ci.Reason == x509.Expired:
+		return "The server's certificate is expired or not yet valid by this device's clock: check the clock (date, NTP), else the server's certificate."
+	}
+	return "Check the server's TLS certificate with its operator."
+}
+
+// certNames lists a certificate's names for the operator (at most 10).
+func certNames(names []string, cn string) string {
+	if len(names) == 0 {
+		s := "it holds no DNS name or IP address (subject alternative names)"
+		if cn != "" {
+			s += ", only the subject CN " + enrollclient.Printable(cn) + ", which is not used to name the server"
+		}
+		return s
+	}
+	const most = 10
+	shown := make([]string, 0, most)
+	for i, n := range names {
+		if i == most {
+			break
+		}
+		shown = append(shown, enrollclient.Printable(n))
+	}
+	s := "it holds " + strings.Join(shown, ", ")
+	if len(names) > most {
+		s += fmt.Sprintf(" and %d more", len(names)-most)
+	}
+	return s
 }
 
 func exitCode(err error) int {

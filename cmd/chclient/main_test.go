@@ -3,10 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"io"
 	"log"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -331,5 +339,201 @@ func TestServerNoncePrintable(t *testing.T) {
 	expect(t, r, exitPending, `A1F0\x1b[2J`)
 	if strings.Contains(r.stdout+r.stderr, "\x1b") {
 		t.Errorf("status: raw escape:\n%s", r.stdout)
+	}
+}
+
+// While polling, a progress line says "pending approval" only after the
+// server answered pending; after a retrieve that failed it says why.
+func TestProgressServerUnreachable(t *testing.T) {
+	f := newFixture(t, enrolltest.Config{Manual: true})
+	var front *httptest.Server
+	front = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if strings.Contains(string(body), "operation=request") {
+			// the request is answered pending; then the server is gone
+			w.Header().Set("Connection", "close")
+			front.Listener.Close()
+		}
+		f.srv.HTTP.Config.Handler.ServeHTTP(w, r)
+	}))
+	front.Config.ErrorLog = log.New(io.Discard, "", 0)
+	front.StartTLS()
+	defer front.Close()
+	roots := append(f.srv.RootPEM(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw})...)
+	if err := os.WriteFile(f.rootCA, roots, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCmd(t, "", false, nil, f.args("enroll", "--server", front.URL+"/", "--max-wait", "300ms",
+		"--poll-interval", "20ms", "--max-poll-interval", "20ms")...)
+	expect(t, r, exitPending, "chclient: pending approval; retrieve 1 in 20ms",
+		"chclient: the server could not be reached (", "connection refused); retrieve 2 in 20ms", "last error:")
+	if strings.Count(r.stderr, "pending approval;") != 1 {
+		t.Fatalf("\"pending approval\" after the server was gone:\n%s", r.stderr)
+	}
+}
+
+// The advice after a refused TLS certificate fits why it was refused: the
+// --root-ca hint for an unknown authority only; for a certificate that does
+// not name the server, all the names it holds.
+func TestServerTrustAdvice(t *testing.T) {
+	f := newFixture(t, enrolltest.Config{})
+	otherRoot := filepath.Join(t.TempDir(), "other.pem")
+	other, _, err := enrolltest.NewCA("Some Other Root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(otherRoot, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	leaf := func(dns []string, ips []net.IP, notAfter time.Time) *x509.Certificate {
+		return &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "impostor"}, DNSNames: dns, IPAddresses: ips,
+			NotBefore: notAfter.Add(-48 * time.Hour), NotAfter: notAfter,
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	}
+	later := time.Now().Add(time.Hour)
+	const rootHint = "give it with --root-ca FILE"
+	for name, tc := range map[string]struct {
+		cert    *x509.Certificate // nil: the fixture's server
+		host    string
+		rootCA  string // "": none; "other"; "own": the certificate's
+		want    []string
+		notWant []string
+	}{
+		"unknown authority": {want: []string{"unknown authority", rootHint}},
+		"not the --root-ca": {rootCA: "other", want: []string{"unknown authority", "not signed by the root CA given with --root-ca"},
+			notWant: []string{rootHint}},
+		"other DNS name": {cert: leaf([]string{"wrong.example"}, []net.IP{net.ParseIP("192.0.2.7")}, later), host: "localhost", rootCA: "own",
+			want:    []string{"valid for wrong.example, not localhost", "does not name localhost", "it holds wrong.example, 192.0.2.7", "Check the --server name"},
+			notWant: []string{rootHint}},
+		"IP address URL": {cert: leaf([]string{"wrong.example"}, nil, later), host: "127.0.0.1", rootCA: "own",
+			want:    []string{"doesn't contain any IP SANs", "does not name 127.0.0.1", "it holds wrong.example.", "Check the --server name"},
+			notWant: []string{rootHint}},
+		"expired": {cert: leaf([]string{"localhost"}, nil, time.Now().Add(-time.Hour)), host: "localhost", rootCA: "own",
+			want: []string{"expired", "check the clock"}, notWant: []string{rootHint}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			server := f.srv.URL
+			var root []byte
+			if tc.cert != nil {
+				key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				if err != nil {
+					t.Fatal(err)
+				}
+				der, err := x509.CreateCertificate(rand.Reader, tc.cert, tc.cert, key.Public(), key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ts := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+				ts.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+				ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+				ts.StartTLS()
+				defer ts.Close()
+				_, port, _ := net.SplitHostPort(ts.Listener.Addr().String())
+				server = "https://" + net.JoinHostPort(tc.host, port) + "/"
+				root = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+			}
+			a := f.args("enroll", "--server", server)
+			switch tc.rootCA {
+			case "":
+				for i := range a {
+					if a[i] == "--root-ca" {
+						a = append(a[:i:i], a[i+2:]...)
+						break
+					}
+				}
+			case "other":
+				a = append(a, "--root-ca", otherRoot)
+			case "own":
+				path := filepath.Join(t.TempDir(), "own.pem")
+				if err := os.WriteFile(path, root, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				a = append(a, "--root-ca", path)
+			}
+			r := runCmd(t, "", false, nil, a...)
+			expect(t, r, exitUntrusted, append([]string{"server certificate not trusted: ", "Nothing was sent."}, tc.want...)...)
+			for _, s := range tc.notWant {
+				if strings.Contains(r.stderr, s) {
+					t.Errorf("advice %q does not fit:\n%s", s, r.stderr)
+				}
+			}
+		})
+	}
+}
+
+// After a refusal that keeps the request (a wrong password), status says
+// so and exits as the enroll did (4); the next enroll resumes the request.
+func TestStatusAfterRefusal(t *testing.T) {
+	f := newFixture(t, enrolltest.Config{Manual: true})
+	if err := os.WriteFile(f.pwFile, []byte("wrong\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, runCmd(t, "", false, nil, f.args("enroll")...), exitRejected, "status 3 (bad credentials)")
+	r := runCmd(t, "", false, nil, "status", "--dir", f.dir)
+	expect(t, r, exitRejected, "state:        pending", "request refused by the server's last answer", "run enroll again to resume",
+		"refused:    server refused request: status 3 (bad credentials): bad username or password", "1 answers")
+	if strings.Contains(r.stdout, "no answer from the server") {
+		t.Fatalf("status:\n%s", r.stdout)
+	}
+	if err := os.WriteFile(f.pwFile, []byte("pass\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, runCmd(t, "", false, nil, f.args("enroll", "--max-wait", "0")...), exitPending, "pending approval")
+	r = runCmd(t, "", false, nil, "status", "--dir", f.dir)
+	expect(t, r, exitPending, "request waiting for approval")
+	if strings.Contains(r.stdout, "refused") {
+		t.Fatalf("a refusal shown after a pending answer:\n%s", r.stdout)
+	}
+	f.srv.Approve()
+	expect(t, runCmd(t, "", false, nil, f.args("enroll")...), exitOK, "enrolled:", "(resumed a saved request)")
+	if n := strings.Count(strings.Join(f.srv.Ops(), " "), "request"); n != 2 { // refused, then pending
+		t.Fatalf("ops %v", f.srv.Ops())
+	}
+}
+
+// Times under a day are shown in hours or minutes, not as "0 days".
+func TestShortLifetime(t *testing.T) {
+	f := newFixture(t, enrolltest.Config{Lifetime: 3 * time.Hour})
+	checks := []struct {
+		args []string
+		want string
+	}{
+		{f.args("enroll"), "(2 hours)\n"},
+		{f.args("enroll"), "(2 hours left)"}, // already enrolled
+		{f.args("renew"), "(2 hours left); renewal due from"},
+		{[]string{"status", "--dir", f.dir}, "(2 hours left)\n"},
+	}
+	for _, c := range checks {
+		r := runCmd(t, "", false, nil, c.args...)
+		expect(t, r, exitOK, c.want)
+		if strings.Contains(r.stdout, "0 days") {
+			t.Fatalf("%s:\n%s", c.args[0], r.stdout)
+		}
+	}
+}
+
+func TestSpan(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		364*24*time.Hour + 5*time.Hour:  "364 days",
+		48 * time.Hour:                  "2 days",
+		24 * time.Hour:                  "1 day",
+		47 * time.Hour:                  "1 day",
+		23*time.Hour + 59*time.Minute:   "23 hours",
+		time.Hour:                       "1 hour",
+		59*time.Minute + 59*time.Second: "59 minutes",
+		61 * time.Second:                "1 minute",
+		30 * time.Second:                "30 seconds",
+		0:                               "0 seconds",
+	} {
+		if got := span(d); got != want {
+			t.Errorf("span(%v) = %q, want %q", d, got, want)
+		}
+	}
+	if got := timeLeft(time.Now().Add(-(3*24*time.Hour + time.Hour))); got != "expired 3 days ago" {
+		t.Errorf("expired: %q", got)
+	}
+	if got := timeLeft(time.Now().Add(90 * time.Minute)); got != "1 hour left" {
+		t.Errorf("90 minutes: %q", got)
 	}
 }
