@@ -22,16 +22,28 @@ import (
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
 
-// cancelOnLock cancels a request's context once a lock is taken: the
-// device hangs up while its request is being decided.
+// cancelOnLock cancels a request's context once the lock named lock is
+// taken (not another, which background work may take first): the device
+// hangs up while its request is being decided.
 type cancelOnLock struct {
 	certmagic.Storage
+	lock   string
 	cancel context.CancelFunc
+}
+
+// Store fails once ctx is done, as network storages do.
+func (s cancelOnLock) Store(ctx context.Context, key string, value []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.Storage.Store(ctx, key, value)
 }
 
 func (s cancelOnLock) Lock(ctx context.Context, name string) error {
 	err := s.Storage.Lock(ctx, name)
-	s.cancel()
+	if name == s.lock {
+		s.cancel()
+	}
 	return err
 }
 
@@ -56,7 +68,7 @@ func TestEnrollClientHangsUp(t *testing.T) {
 	keepPendingCount(t)
 	t.Run("while decided", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
-		st := cancelOnLock{localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, cancel}
+		st := cancelOnLock{localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, deviceLockName("gw1.example"), cancel}
 		h, logs := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
 		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(enrollForm(t))).WithContext(ctx)
 		w := httptest.NewRecorder()
