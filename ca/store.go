@@ -50,11 +50,12 @@ type Store interface {
 // (devices/gw1.example.org/… for devices/gw1.example). The children are
 // taken from what comes back; other keys are dropped.
 //
-// A List failing with fs.ErrNotExist while prefix exists is tried again:
-// Caddy's file storage walks the folder, and fails so when an entry goes
-// while it does (an atomic write's temporary file renamed into place, a
-// folder purged); taking that failure as an empty folder would drop every
-// key. If it keeps failing, ListDir fails.
+// Caddy's file storage fails a List with fs.ErrNotExist when an entry goes
+// while it walks the folder (an atomic write's temporary file renamed into
+// place, a folder purged); taking that for an empty folder dropped every
+// key. Its folders are read directly (FileNamer); on other storages a List
+// failing so while prefix exists is tried again, and if it keeps failing,
+// ListDir fails.
 func ListDir(ctx context.Context, st Store, prefix string) ([]string, error) {
 	keys, err := listExisting(ctx, st, prefix)
 	if err != nil || keys == nil {
@@ -83,10 +84,59 @@ func ListDir(ctx context.Context, st Store, prefix string) ([]string, error) {
 // (about 1.5 s in all).
 const listAttempts = 40
 
+// FileNamer is a storage that keeps each key in a file of its own:
+// Caddy's file storage (certmagic.FileStorage). ListDir reads its folders
+// itself: its List walks them with filepath.Walk, which fails as soon as
+// an entry goes while it walks (a temporary file renamed into place), so
+// a folder that others keep writing to cannot be listed through it.
+type FileNamer interface {
+	Filename(key string) string
+}
+
+// StoreWrapper is a storage that wraps another (the Caddy module's local
+// locks): ListDir looks through it for a FileNamer.
+type StoreWrapper interface {
+	UnwrapStore() Store
+}
+
+// fileFolder is the folder of prefix when st, or a storage it wraps, is a
+// FileNamer.
+func fileFolder(st Store, prefix string) (string, bool) {
+	for range 8 {
+		if f, ok := st.(FileNamer); ok {
+			return f.Filename(prefix), true
+		}
+		w, ok := st.(StoreWrapper)
+		if !ok {
+			return "", false
+		}
+		st = w.UnwrapStore()
+	}
+	return "", false
+}
+
 // listExisting is st.List(prefix, non-recursive), nil for a prefix that
-// does not exist, listed again while it fails with fs.ErrNotExist although
-// prefix exists.
+// does not exist. A FileNamer's folder is read directly; another storage
+// is listed again while it fails with fs.ErrNotExist although prefix
+// exists.
 func listExisting(ctx context.Context, st Store, prefix string) ([]string, error) {
+	if dir, ok := fileFolder(st, prefix); ok {
+		entries, err := os.ReadDir(dir) // names, no lstat of each
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		if err != nil {
+			if fi, serr := os.Stat(dir); serr == nil && !fi.IsDir() {
+				return []string{}, nil // a key, not a folder: no children (as its List says)
+			}
+			return nil, err
+		}
+		keys := make([]string, 0, len(entries))
+		for _, e := range entries {
+			keys = append(keys, path.Join(prefix, e.Name()))
+		}
+		return keys, nil
+	}
 	wait := time.Duration(0) // the first time again at once: the race is short
 	for attempt := 1; ; attempt++ {
 		keys, err := st.List(ctx, prefix, false)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -144,5 +146,76 @@ func TestListDirEntryVanishing(t *testing.T) {
 				t.Fatalf("a missing folder was listed %d times", st.calls)
 			}
 		})
+	}
+}
+
+// fileNamerStore keeps keys as files below dir, as Caddy's file storage
+// does; its List always fails, so that ListDir is seen not to use it.
+type fileNamerStore struct {
+	*memStore
+	dir string
+}
+
+func (s fileNamerStore) Filename(key string) string {
+	return filepath.Join(s.dir, filepath.FromSlash(key))
+}
+
+func (s fileNamerStore) List(context.Context, string, bool) ([]string, error) {
+	return nil, errors.New("List used")
+}
+
+type wrappedStore struct{ inner Store }
+
+func (w wrappedStore) UnwrapStore() Store { return w.inner }
+
+func (w wrappedStore) Lock(ctx context.Context, name string) error { return w.inner.Lock(ctx, name) }
+func (w wrappedStore) Unlock(ctx context.Context, name string) error {
+	return w.inner.Unlock(ctx, name)
+}
+func (w wrappedStore) Store(ctx context.Context, key string, value []byte) error {
+	return w.inner.Store(ctx, key, value)
+}
+func (w wrappedStore) Load(ctx context.Context, key string) ([]byte, error) {
+	return w.inner.Load(ctx, key)
+}
+func (w wrappedStore) Delete(ctx context.Context, key string) error { return w.inner.Delete(ctx, key) }
+func (w wrappedStore) Exists(ctx context.Context, key string) bool  { return w.inner.Exists(ctx, key) }
+func (w wrappedStore) List(ctx context.Context, prefix string, recursive bool) ([]string, error) {
+	return w.inner.List(ctx, prefix, recursive)
+}
+
+// A storage that keeps keys in files has its folders read directly (its
+// List fails when an entry goes while it walks), also through a wrapper: a
+// folder lists its children, files and folders; a missing one nothing; a
+// key that is a file no children.
+func TestListDirFileNamer(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, name := range []string{"p/a", "p/b", "p/c/d", "f"} {
+		file := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := fileNamerStore{NewMemStore().(*memStore), dir}
+	for _, s := range []Store{st, wrappedStore{st}, wrappedStore{wrappedStore{st}}} {
+		keys, err := ListDir(ctx, s, "p")
+		sort.Strings(keys)
+		if err != nil || strings.Join(keys, " ") != "p/a p/b p/c" {
+			t.Fatalf("%T: keys %v, %v", s, keys, err)
+		}
+		if keys, err := ListDir(ctx, s, "missing"); err != nil || keys != nil {
+			t.Fatalf("missing folder: %v, %v", keys, err)
+		}
+		if keys, err := ListDir(ctx, s, "f"); err != nil || len(keys) != 0 {
+			t.Fatalf("a file: %v, %v", keys, err)
+		}
+	}
+	// a wrapper of a storage without files still lists through List
+	if _, err := ListDir(ctx, wrappedStore{NewMemStore()}, "p"); err != nil {
+		t.Fatal(err)
 	}
 }

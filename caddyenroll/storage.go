@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"github.com/caddyserver/certmagic"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 )
 
 // localLocks wraps a storage so that goroutines of this process queue on an
@@ -14,6 +16,9 @@ import (
 type localLocks struct {
 	certmagic.Storage
 }
+
+// UnwrapStore lets ca.ListDir find the storage's files (ca.StoreWrapper).
+func (l localLocks) UnwrapStore() ca.Store { return l.Storage }
 
 // lockTable is process-wide: apps of an old and a new config share it
 // during a reload.
