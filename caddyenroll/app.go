@@ -118,7 +118,10 @@ type App struct {
 	// (status 1) even under approval auto, and is issued when the device
 	// asks again once the window allows it. Each new certificate of a
 	// device revokes the previous one: this bounds how fast re-enrollment
-	// grows the CRL. Default 5 (also for 0); negative is refused.
+	// grows the CRL. Default (also for 0): 5, or with short-lived
+	// certificates twice the renewals a device makes in the window (one
+	// every two thirds of the shortest validity) plus 3; a smaller setting
+	// is logged as a warning under approval auto. Negative is refused.
 	MaxIssuedPerDevice int `json:"max_issued_per_device,omitempty"`
 
 	// The window of max_issued_per_device. Default 168h (7 days); at least
@@ -205,9 +208,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if a.MaxPendingPerAccount == 0 {
 		a.MaxPendingPerAccount = defaultMaxPendingPerAccount
-	}
-	if a.MaxIssuedPerDevice == 0 {
-		a.MaxIssuedPerDevice = defaultMaxIssuedPerDevice
 	}
 	if a.IssuanceWindow == 0 {
 		a.IssuanceWindow = caddy.Duration(defaultIssuanceWindow)
@@ -299,6 +299,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("operational CA %q: %v", profile, err)
 		}
 	}
+	a.settleIssuanceBound()
 	// each CA alone, on this storage
 	caKeys := make(map[string]string, len(a.cas))
 	for profile, c := range a.cas {

@@ -308,6 +308,9 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 			zap.String("serial", is.Serial), zap.Time("not_after", is.NotAfter))
 	}
 	req.State = stateIssued
+	if req.Held { // no longer: what held it is moot
+		req.Held, req.Reason = false, ""
+	}
 	req.Serial = is.Serial
 	req.Certificate = is.DER
 	req.NotAfter = is.NotAfter
@@ -338,7 +341,6 @@ func (a *App) issueHeld(ctx context.Context, req *Request, rec *DeviceRecord, au
 	if a.issuanceHeld(rec, a.now()) != "" {
 		return outcome{}, false
 	}
-	req.Held, req.Reason = false, ""
 	if err := a.issueLocked(ctx, req, nil, rec, authority, policy); err != nil {
 		a.log.Error("issuing a held request", zap.String("device", req.Device), zap.String("request", req.ID), zap.Error(err))
 		return fail(wire.StatusServerError, "server error"), true
@@ -546,7 +548,7 @@ func (a *App) leftPending(ctx context.Context, req *Request) {
 // storeRejected stores req rejected, for reason.
 func (a *App) storeRejected(ctx context.Context, req *Request, reason string) error {
 	req.State = stateRejected
-	req.Reason = reason
+	req.Reason, req.Held = reason, false
 	req.Updated = time.Now().UTC()
 	return a.state.putRequest(ctx, req)
 }

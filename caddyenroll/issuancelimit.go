@@ -2,8 +2,11 @@ package caddyenroll
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // Certificates issued to one device without an administrator are bounded
@@ -28,6 +31,39 @@ const (
 type Issuance struct {
 	Serial string    `json:"serial"`
 	At     time.Time `json:"at"`
+}
+
+// renewalsPerWindow is how many certificates a device that renews in the
+// last third of their lifetime (as chclient does) gets per issuance window,
+// with the shortest validity of the app's CAs; 0 without CAs.
+func (a *App) renewalsPerWindow() int {
+	var shortest time.Duration
+	for _, c := range a.cas {
+		if v := c.Validity(); v > 0 && (shortest == 0 || v < shortest) {
+			shortest = v
+		}
+	}
+	if shortest == 0 {
+		return 0
+	}
+	return int(math.Ceil(float64(a.issuanceWindow()) / (float64(shortest) * 2 / 3)))
+}
+
+// settleIssuanceBound sets the default bound once the CAs are open: 5, or
+// room for twice the renewals of short-lived certificates; a bound set
+// below those renewals is logged, since under approval auto it would hold
+// devices' ordinary renewals until their certificates expire.
+func (a *App) settleIssuanceBound() {
+	need := a.renewalsPerWindow()
+	if a.MaxIssuedPerDevice == 0 {
+		a.MaxIssuedPerDevice = max(defaultMaxIssuedPerDevice, 2*need+3)
+		return
+	}
+	if a.Approval == ApprovalAuto && a.MaxIssuedPerDevice <= need {
+		a.log.Warn("max_issued_per_device holds ordinary renewals: a device renewing in the last third of its certificate's validity needs more per issuance_window",
+			zap.Int("max_issued_per_device", a.MaxIssuedPerDevice), zap.Duration("issuance_window", a.issuanceWindow()),
+			zap.Int("renewals_per_window", need), zap.Int("suggested", 2*need+3))
+	}
 }
 
 // maxIssued is the bound (the default for an app not provisioned).

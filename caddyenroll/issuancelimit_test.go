@@ -16,6 +16,9 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
@@ -28,7 +31,7 @@ import (
 // count survives a restart; approval manual is not held.
 func TestIssuanceLimit(t *testing.T) {
 	type step struct {
-		op      string // request (new key), again (last key), retrieve (last key), approve (last key), advance, restart
+		op      string // request (new key), again (last key), retrieve (last key), approve, reject (last key), advance, restart
 		status  int
 		revoked int // the device's revoked certificates after the step
 	}
@@ -56,6 +59,13 @@ func TestIssuanceLimit(t *testing.T) {
 			{"approve", 0, 2},
 			{"retrieve", 0, 2},
 			{"request", 1, 2}, // three in the window now
+		}},
+		{"administrator rejects a held request", ApprovalAuto, []step{
+			{"request", 0, 0},
+			{"request", 0, 1},
+			{"request", 1, 1},
+			{"reject", 8, 1},
+			{"retrieve", 8, 1},
 		}},
 		{"the count survives a restart", ApprovalAuto, []step{
 			{"request", 0, 0},
@@ -104,10 +114,22 @@ func TestIssuanceLimit(t *testing.T) {
 					ans = enrollAs(t, h, wire.OpRequest, "ops", "gw1.example", key)
 				case "retrieve":
 					ans = enrollAs(t, h, wire.OpRetrieve, "ops", "gw1.example", key)
-				case "approve":
+				case "approve", "reject":
 					pub, _ := x509.MarshalPKIXPublicKey(key.Public())
-					if _, err := h.app.approve(ctx, requestID(profileModern, "gw1.example", ca.FingerprintHex(pub)), ""); err != nil {
-						t.Fatalf("step %d: approve: %v", i, err)
+					id := requestID(profileModern, "gw1.example", ca.FingerprintHex(pub))
+					var err error
+					if s.op == "approve" {
+						_, err = h.app.approve(ctx, id, "")
+					} else {
+						_, err = h.app.reject(ctx, id, "not now")
+					}
+					if err != nil {
+						t.Fatalf("step %d: %s: %v", i, s.op, err)
+					}
+					// decided, it is no longer held
+					req, err := h.app.state.request(ctx, id)
+					if err != nil || req.Held || strings.Contains(req.Reason, "held") {
+						t.Fatalf("step %d: %s: stored %v held %v reason %q (%v), still held", i, s.op, req.State, req.Held, req.Reason, err)
 					}
 				case "advance":
 					clock.add(time.Hour + time.Minute)
@@ -124,7 +146,7 @@ func TestIssuanceLimit(t *testing.T) {
 						t.Fatalf("step %d: pending %+v (%v), want one held request saying why", i, reqs, err)
 					}
 				}
-				if ans != nil && ans.Status == wire.StatusOK || s.op == "approve" {
+				if ans != nil && ans.Status == wire.StatusOK || s.op == "approve" || s.op == "reject" {
 					if n, err := h.app.state.pendingMarkers(ctx); err != nil || n != 0 {
 						t.Fatalf("step %d: %s: %d pending markers left after the issuance (%v)", i, s.op, n, err)
 					}
@@ -253,5 +275,39 @@ func TestHeldRequestShown(t *testing.T) {
 	out.Reset()
 	if err := printAdminAnswer(&out, "/enroll/pending", body, false); err != nil || strings.Contains(out.String(), "held") {
 		t.Fatalf("table of a request not held:\n%s (%v)", out.String(), err)
+	}
+}
+
+// The default bound leaves room for ordinary renewals of short-lived
+// certificates (a renewal every two thirds of the validity: 24h
+// certificates renew about 11 times a week), and a bound set below them
+// is logged under approval auto.
+func TestIssuanceBoundFollowsValidity(t *testing.T) {
+	for _, c := range []struct {
+		validity time.Duration
+		set      int
+		approval string
+		want     int
+		warn     bool
+	}{
+		{365 * 24 * time.Hour, 0, ApprovalAuto, 5, false},
+		{90 * 24 * time.Hour, 0, ApprovalAuto, 5, false},
+		{24 * time.Hour, 0, ApprovalAuto, 2*11 + 3, false},
+		{time.Hour, 0, ApprovalAuto, 2*252 + 3, false},
+		{24 * time.Hour, 5, ApprovalAuto, 5, true},
+		{24 * time.Hour, 11, ApprovalAuto, 11, true},
+		{24 * time.Hour, 12, ApprovalAuto, 12, false},
+		{24 * time.Hour, 5, ApprovalManual, 5, false},
+	} {
+		c2, _, err := ca.Open(context.Background(), ca.NewMemStore(), ca.Config{Name: profileModern, Validity: c.validity}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		core, logs := observer.New(zapcore.WarnLevel)
+		a := &App{Approval: c.approval, MaxIssuedPerDevice: c.set, log: zap.New(core), cas: map[string]*ca.CA{profileModern: c2}}
+		a.settleIssuanceBound()
+		if a.maxIssued() != c.want || (logs.Len() > 0) != c.warn {
+			t.Errorf("validity %v, set %d, %s: bound %d, %d warnings; want %d, warning %v", c.validity, c.set, c.approval, a.maxIssued(), logs.Len(), c.want, c.warn)
+		}
 	}
 }

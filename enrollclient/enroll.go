@@ -341,8 +341,10 @@ func (c *Client) enroll(ctx context.Context, wait bool) (*Result, error) {
 				return nil, err
 			}
 			if re != nil {
-				// kept for a corrected retry: Status tells why it waits
-				p.Refused = &savedRefusal{Op: re.Op, Status: re.Status, Error: re.Reason}
+				if !re.Temporary() {
+					// kept for a corrected retry: Status tells why it waits
+					p.Refused = &savedRefusal{Op: re.Op, Status: re.Status, Error: re.Reason}
+				} // a temporary one (rate limited, server error) is no refusal: it waits as it did
 				p.Polls++
 				p.LastPoll = cc.now().UTC()
 				if serr := cc.savePending(p); serr != nil {

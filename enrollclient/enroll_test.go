@@ -1244,3 +1244,19 @@ func TestStaleTempsRemoved(t *testing.T) {
 		t.Fatal("enrollment not installed")
 	}
 }
+
+// A temporary refusal (rate limited) is not kept as the request's refusal:
+// status would say it was refused (exit 4) while enroll said pending.
+func TestTemporaryRefusalNotKept(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{Manual: true, RejectStatus: wire.StatusRateLimited, RejectReason: "too many requests"})
+	c := newClient(t, srv, newClock())
+	c.MaxWait = -1
+	var re *RejectedError
+	if _, err := c.Enroll(context.Background()); !errors.As(err, &re) || re.Status != wire.StatusRateLimited {
+		t.Fatalf("err = %v", err)
+	}
+	st, err := c.Status()
+	if err != nil || st.State != StatePending || st.Pending == nil || st.Pending.Refused != nil || st.Pending.Polls != 1 {
+		t.Fatalf("status %+v (%v), want pending without a refusal", st.Pending, err)
+	}
+}
