@@ -2,16 +2,10 @@ package enrollclient
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
-	"io"
-	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -102,53 +96,19 @@ func TestHTTPReasonPhrasePrintable(t *testing.T) {
 // it gives — chosen by whoever answered, before any trust — are escaped in
 // the error as the server's other text is.
 func TestServerCertificateNamesPrintable(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "impostor"},
 		DNSNames:  []string{"evil\x1b[2J\x1b]0;pwned\x07.example"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	ts.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
-	ts.StartTLS()
-	defer ts.Close()
-	_, port, _ := net.SplitHostPort(ts.Listener.Addr().String())
-	c := &Client{ServerURL: "https://localhost:" + port + "/", RootCAPEM: certPEM(der)}
-	_, err = c.GetCACert(context.Background())
+	port, root := enrolltest.SelfSignedTLS(t, tmpl)
+	c := &Client{ServerURL: "https://localhost:" + port + "/", RootCAPEM: root}
+	_, err := c.GetCACert(context.Background())
 	if !errors.Is(err, ErrServerNotTrusted) {
 		t.Fatalf("err = %v", err)
 	}
 	if why := safeOnTerminal(err.Error()); why != "" || !strings.Contains(err.Error(), `evil\x1b[2J`) {
 		t.Fatalf("%s in %q", why, err.Error())
 	}
-}
-
-// tlsServer serves with a self-signed certificate made from tmpl; its PEM
-// is the root to trust it with.
-func tlsServer(t *testing.T, tmpl *x509.Certificate) (port string, root []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	ts.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
-	ts.StartTLS()
-	t.Cleanup(ts.Close)
-	_, port, _ = net.SplitHostPort(ts.Listener.Addr().String())
-	return port, certPEM(der)
 }
 
 // HostMismatch gives every name of a certificate that does not name the
@@ -177,7 +137,7 @@ func TestServerTrustHostMismatch(t *testing.T) {
 			goSays: "unknown authority"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			port, root := tlsServer(t, tc.cert)
+			port, root := enrolltest.SelfSignedTLS(t, tc.cert)
 			if tc.otherRoot {
 				other, _, err := enrolltest.NewCA("Other Root")
 				if err != nil {

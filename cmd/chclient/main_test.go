@@ -3,10 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
@@ -416,22 +412,9 @@ func TestServerTrustAdvice(t *testing.T) {
 			server := f.srv.URL
 			var root []byte
 			if tc.cert != nil {
-				key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-				if err != nil {
-					t.Fatal(err)
-				}
-				der, err := x509.CreateCertificate(rand.Reader, tc.cert, tc.cert, key.Public(), key)
-				if err != nil {
-					t.Fatal(err)
-				}
-				ts := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-				ts.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-				ts.Config.ErrorLog = log.New(io.Discard, "", 0)
-				ts.StartTLS()
-				defer ts.Close()
-				_, port, _ := net.SplitHostPort(ts.Listener.Addr().String())
+				var port string
+				port, root = enrolltest.SelfSignedTLS(t, tc.cert)
 				server = "https://" + net.JoinHostPort(tc.host, port) + "/"
-				root = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 			}
 			a := f.args("enroll", "--server", server)
 			switch tc.rootCA {
