@@ -460,7 +460,11 @@ func (a *App) Validate() error {
 		return fmt.Errorf("max_issued_per_device must not be negative (0 means the default, %d), not %d", defaultMaxIssuedPerDevice, a.MaxIssuedPerDevice)
 	}
 	if a.IssuanceWindow != 0 && a.IssuanceWindow < caddy.Duration(minIssuanceWindow) {
-		return fmt.Errorf("issuance_window must be at least %v, not %v%s", minIssuanceWindow, time.Duration(a.IssuanceWindow), jsonNanoseconds)
+		hint := ""
+		if a.IssuanceWindow > 0 && a.IssuanceWindow < caddy.Duration(time.Millisecond) {
+			hint = jsonNanoseconds
+		}
+		return fmt.Errorf("issuance_window must be at least %v, not %v%s", minIssuanceWindow, time.Duration(a.IssuanceWindow), hint)
 	}
 	if a.NonceRetention < caddy.Duration(time.Hour) {
 		return fmt.Errorf("nonce_retention must be at least 1h (nonces are remembered that long to refuse reuse), not %v", time.Duration(a.NonceRetention))

@@ -123,8 +123,11 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			app.MaxIssuedPerDevice = n
 			if len(args) == 2 {
 				dur, err := caddy.ParseDuration(args[1])
-				if err != nil || dur <= 0 {
-					return nil, d.Errf("max_issued_per_device: %q is not a positive duration", args[1])
+				if err != nil {
+					return nil, d.Errf("max_issued_per_device: window %q: %v", args[1], err)
+				}
+				if dur <= 0 {
+					return nil, d.Errf("max_issued_per_device: window %q is not a positive duration", args[1])
 				}
 				app.IssuanceWindow = caddy.Duration(dur)
 			}

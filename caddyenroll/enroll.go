@@ -338,7 +338,13 @@ func (a *App) issueHeld(ctx context.Context, req *Request, rec *DeviceRecord, au
 	if cur := a.cfg.device(req.Device); !cur.Known || !cur.Enabled {
 		return outcome{}, false
 	}
-	if a.issuanceHeld(rec, a.now()) != "" {
+	if why := a.issuanceHeld(rec, a.now()); why != "" {
+		if why != req.Reason { // the window moved on: say until when it now waits
+			req.Reason = why
+			if err := a.state.putRequest(ctx, req); err != nil {
+				a.log.Warn("updating a held request's reason", zap.String("request", req.ID), zap.Error(err))
+			}
+		}
 		return outcome{}, false
 	}
 	if err := a.issueLocked(ctx, req, nil, rec, authority, policy); err != nil {

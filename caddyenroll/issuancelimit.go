@@ -59,7 +59,7 @@ func (a *App) settleIssuanceBound() {
 		a.MaxIssuedPerDevice = max(defaultMaxIssuedPerDevice, 2*need+3)
 		return
 	}
-	if a.Approval == ApprovalAuto && a.MaxIssuedPerDevice <= need {
+	if a.Approval == ApprovalAuto && a.MaxIssuedPerDevice < need {
 		a.log.Warn("max_issued_per_device holds ordinary renewals: a device renewing in the last third of its certificate's validity needs more per issuance_window",
 			zap.Int("max_issued_per_device", a.MaxIssuedPerDevice), zap.Duration("issuance_window", a.issuanceWindow()),
 			zap.Int("renewals_per_window", need), zap.Int("suggested", 2*need+3))

@@ -214,9 +214,10 @@ func TestIssuanceLimitSettings(t *testing.T) {
 		{"max_issued_per_device 0", 0, 0, "not a positive number"},
 		{"max_issued_per_device -1", 0, 0, "not a positive number"},
 		{"max_issued_per_device many", 0, 0, "not a positive number"},
-		{"max_issued_per_device 2 soon", 0, 0, "not a positive duration"},
+		{"max_issued_per_device 2 soon", 0, 0, `window "soon": time: invalid duration`},
+		{"max_issued_per_device 2 30", 0, 0, `window "30": time: missing unit`},
 		{"max_issued_per_device 2 -1h", 0, 0, "not a positive duration"},
-		{"max_issued_per_device 2 30s", 0, 0, "issuance_window must be at least 1m0s"},
+		{"max_issued_per_device 2 30s", 0, 0, "issuance_window must be at least 1m0s, not 30s"},
 		{"json negative", 0, 0, "max_issued_per_device must not be negative"},
 		{"json nanoseconds", 0, 0, "a number in JSON is nanoseconds"},
 	} {
@@ -243,6 +244,9 @@ func TestIssuanceLimitSettings(t *testing.T) {
 			err := validateProvisioned(&app)
 			if (c.err == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), c.err) {
 				t.Fatalf("error %v, want %q", err, c.err)
+			}
+			if err != nil && strings.Contains(err.Error(), "nanoseconds") != (c.option == "json nanoseconds") {
+				t.Fatalf("error %v: the JSON nanoseconds hint belongs only to a tiny JSON number", err)
 			}
 			if err == nil && (app.maxIssued() != c.n || app.issuanceWindow() != c.window) {
 				t.Fatalf("bound %d per %v, want %d per %v", app.maxIssued(), app.issuanceWindow(), c.n, c.window)
@@ -295,8 +299,9 @@ func TestIssuanceBoundFollowsValidity(t *testing.T) {
 		{24 * time.Hour, 0, ApprovalAuto, 2*11 + 3, false},
 		{time.Hour, 0, ApprovalAuto, 2*252 + 3, false},
 		{24 * time.Hour, 5, ApprovalAuto, 5, true},
-		{24 * time.Hour, 11, ApprovalAuto, 11, true},
-		{24 * time.Hour, 12, ApprovalAuto, 12, false},
+		{24 * time.Hour, 10, ApprovalAuto, 10, true},
+		{24 * time.Hour, 11, ApprovalAuto, 11, false}, // room for the renewals, none more
+		{365 * 24 * time.Hour, 1, ApprovalAuto, 1, false},
 		{24 * time.Hour, 5, ApprovalManual, 5, false},
 	} {
 		c2, _, err := ca.Open(context.Background(), ca.NewMemStore(), ca.Config{Name: profileModern, Validity: c.validity}, "")
@@ -309,5 +314,44 @@ func TestIssuanceBoundFollowsValidity(t *testing.T) {
 		if a.maxIssued() != c.want || (logs.Len() > 0) != c.warn {
 			t.Errorf("validity %v, set %d, %s: bound %d, %d warnings; want %d, warning %v", c.validity, c.set, c.approval, a.maxIssued(), logs.Len(), c.want, c.warn)
 		}
+	}
+}
+
+// A held request's reason says until when it waits as the window moves on:
+// asked about again while still held, it names the new time.
+func TestHeldReasonFollowsWindow(t *testing.T) {
+	keepPendingCount(t)
+	ctx := context.Background()
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	clock := &testClock{now: time.Now()}
+	h, _ := boundsApp(t, st, clock, ApprovalAuto, 100, 100)
+	h.app.MaxIssuedPerDevice, h.app.IssuanceWindow = 2, caddy.Duration(time.Hour)
+	newKey := func() crypto.Signer { k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader); return k }
+	reason := func(k crypto.Signer) string {
+		pub, _ := x509.MarshalPKIXPublicKey(k.Public())
+		req, err := h.app.state.request(ctx, requestID(profileModern, "gw1.example", ca.FingerprintHex(pub)))
+		if err != nil || req == nil {
+			t.Fatalf("request: %v", err)
+		}
+		return req.Reason
+	}
+	step := func(op string, k crypto.Signer, want int) {
+		t.Helper()
+		if ans := enrollAs(t, h, op, "ops", "gw1.example", k); ans.Status != want {
+			t.Fatalf("%s: status %d %q, want %d", op, ans.Status, ans.Error, want)
+		}
+	}
+	step(wire.OpRequest, newKey(), 0) // T
+	clock.add(30 * time.Minute)
+	step(wire.OpRequest, newKey(), 0) // T+30m
+	k3, k4 := newKey(), newKey()
+	step(wire.OpRequest, k3, 1) // held until T+60m
+	step(wire.OpRequest, k4, 1)
+	before := reason(k4)
+	clock.add(31 * time.Minute)
+	step(wire.OpRetrieve, k3, 0) // T+61m: issued; the window now holds T+30m and T+61m
+	step(wire.OpRetrieve, k4, 1)
+	if after := reason(k4); after == before || !strings.Contains(after, "max_issued_per_device") {
+		t.Fatalf("reason %q, was %q: want the new time", after, before)
 	}
 }
