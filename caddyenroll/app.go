@@ -838,7 +838,7 @@ func (a *App) revokeDisabledDevice(d string, seen time.Time) {
 		if len(serials) > 0 {
 			a.noteRevoked(profile, d, serials, true)
 			metrics.revoked.Add(float64(len(serials)))
-			a.log.Info("device disabled: certificates revoked", zap.String("device", d),
+			a.log.Info("device disabled or removed from the configuration file: certificates revoked", zap.String("device", d),
 				zap.String("profile", profile), zap.Strings("serials", serials))
 		}
 	}
