@@ -246,7 +246,9 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 			return outcome{resp: wire.Response{Status: wire.StatusOK, Certificate: req.Certificate}, serial: req.Serial, reason: "issued"}
 		}
 		req.Held, req.Reason = true, held
-		a.log.Warn("enrollment held for approval: the device reached max_issued_per_device", zap.String("device", name),
+		// at the first and then at most every 5 minutes per device: a device
+		// re-enrolling in a loop must not flood the log
+		a.warnPendingBound("held:"+name, "enrollment held for approval: the device reached max_issued_per_device", zap.String("device", name),
 			zap.String("request", id), a.accounts.logField(acct.Username), zap.Int("max_issued_per_device", a.maxIssued()),
 			zap.Duration("issuance_window", a.issuanceWindow()))
 	}

@@ -355,3 +355,35 @@ func TestHeldReasonFollowsWindow(t *testing.T) {
 		t.Fatalf("reason %q, was %q: want the new time", after, before)
 	}
 }
+
+// A device held again and again is logged at WARN at the first hold and
+// then at most every pendingWarnInterval, naming the account.
+func TestHeldWarnThrottled(t *testing.T) {
+	keepPendingCount(t)
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	clock := &testClock{now: time.Now()}
+	h, logs := boundsApp(t, st, clock, ApprovalAuto, 100, 100)
+	h.app.MaxIssuedPerDevice, h.app.IssuanceWindow = 1, caddy.Duration(24*time.Hour)
+	enroll := func(want int) {
+		t.Helper()
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if ans := enrollAs(t, h, wire.OpRequest, "ops", "gw1.example", k); ans.Status != want {
+			t.Fatalf("status %d %q, want %d", ans.Status, ans.Error, want)
+		}
+	}
+	warns := func() int {
+		return logs.FilterMessage("enrollment held for approval: the device reached max_issued_per_device").FilterField(zap.String("username", "ops")).Len()
+	}
+	enroll(0)
+	for range 3 {
+		enroll(1)
+	}
+	if n := warns(); n != 1 {
+		t.Fatalf("%d WARN lines for 3 holds in a row, want 1", n)
+	}
+	clock.add(pendingWarnInterval + time.Second)
+	enroll(1)
+	if n := warns(); n != 2 {
+		t.Fatalf("%d WARN lines after the interval, want 2", n)
+	}
+}
