@@ -58,7 +58,7 @@ type Store interface {
 // ListDir fails.
 func ListDir(ctx context.Context, st Store, prefix string) ([]string, error) {
 	keys, err := listExisting(ctx, st, prefix)
-	if err != nil || keys == nil {
+	if err != nil || len(keys) == 0 {
 		return nil, err
 	}
 	prefix = strings.Trim(prefix, "/")
@@ -115,8 +115,8 @@ func fileFolder(st Store, prefix string) (string, bool) {
 	return "", false
 }
 
-// listExisting is st.List(prefix, non-recursive), nil for a prefix that
-// does not exist. A FileNamer's folder is read directly; another storage
+// listExisting is st.List(prefix, non-recursive), nothing for a prefix
+// that does not exist. A FileNamer's folder is read directly; another storage
 // is listed again while it fails with fs.ErrNotExist although prefix
 // exists.
 func listExisting(ctx context.Context, st Store, prefix string) ([]string, error) {
@@ -127,7 +127,7 @@ func listExisting(ctx context.Context, st Store, prefix string) ([]string, error
 		}
 		if err != nil {
 			if fi, serr := os.Stat(dir); serr == nil && !fi.IsDir() {
-				return []string{}, nil // a key, not a folder: no children (as its List says)
+				return nil, nil // a key, not a folder: no children (as its List says)
 			}
 			return nil, err
 		}
@@ -142,9 +142,6 @@ func listExisting(ctx context.Context, st Store, prefix string) ([]string, error
 		keys, err := st.List(ctx, prefix, false)
 		switch {
 		case err == nil:
-			if keys == nil {
-				keys = []string{}
-			}
 			return keys, nil
 		case !errors.Is(err, fs.ErrNotExist):
 			return nil, err

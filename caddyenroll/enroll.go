@@ -248,7 +248,7 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 		req.Held, req.Reason = true, held
 		// at the first and then at most every 5 minutes per device: a device
 		// re-enrolling in a loop must not flood the log
-		a.warnPendingBound("held:"+name, "enrollment held for approval: the device reached max_issued_per_device", zap.String("device", name),
+		a.warnBound("held:"+name, "enrollment held for approval: the device reached max_issued_per_device", zap.String("device", name),
 			zap.String("request", id), a.accounts.logField(acct.Username), zap.Int("max_issued_per_device", a.maxIssued()),
 			zap.Duration("issuance_window", a.issuanceWindow()))
 	}

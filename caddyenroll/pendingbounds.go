@@ -175,7 +175,7 @@ func (a *App) admitPending(ctx context.Context, username, device string, known b
 	}
 	if !pendingReserve(a.maxPending()) {
 		unlock()
-		a.warnPendingBound("total", "pending request refused: as many requests are pending as max_pending allows",
+		a.warnBound("total", "pending request refused: as many requests are pending as max_pending allows",
 			a.accounts.logField(username), zap.String("device", device), zap.Int("max_pending", a.maxPending()))
 		o := fail(wire.StatusRateLimited, "too many requests are pending approval; try again later")
 		return nil, &o
@@ -210,7 +210,7 @@ func (a *App) admitForAccount(ctx context.Context, username, device string) (unl
 	}
 	if n >= perAccount {
 		unlock()
-		a.warnPendingBound("account:"+username, "pending request refused: the account has as many pending requests as max_pending_per_account allows",
+		a.warnBound("account:"+username, "pending request refused: the account has as many pending requests as max_pending_per_account allows",
 			a.accounts.logField(username), zap.String("device", device), zap.Int("max_pending_per_account", perAccount))
 		o := fail(wire.StatusRateLimited, "too many requests of this account are pending approval; try again later")
 		return nil, &o
@@ -224,7 +224,8 @@ func (a *App) admitForAccount(ctx context.Context, username, device string) (unl
 const pendingWarnInterval = 5 * time.Minute
 
 // throttle remembers when something keyed (a bound's warning, an
-// account's verification) was last done: a few keys per account.
+// account's verification) was last done: a few keys per account, one per
+// held device of the file.
 type throttle struct {
 	mu   sync.Mutex
 	last map[string]time.Time
@@ -249,7 +250,10 @@ func (t *throttle) due(key string, now time.Time, every time.Duration) bool {
 	return true
 }
 
-func (a *App) warnPendingBound(key, msg string, fields ...zap.Field) {
+// warnBound logs msg at WARN for key (a pending bound, an account's bound,
+// a device held by max_issued_per_device) at the first time and then at
+// most every pendingWarnInterval.
+func (a *App) warnBound(key, msg string, fields ...zap.Field) {
 	if a.pendingThrottle.due("warn:"+key, a.now(), pendingWarnInterval) {
 		a.log.Warn(msg, fields...)
 	}
