@@ -343,7 +343,8 @@ func (a *App) issueHeld(ctx context.Context, req *Request, rec *DeviceRecord, au
 	if why := a.issuanceHeld(rec, a.now()); why != "" {
 		if why != req.Reason { // the window moved on: say until when it now waits
 			req.Reason = why
-			if err := a.state.putRequest(ctx, req); err != nil {
+			// the request alone: its pending markers are in place
+			if err := a.state.storeJSON(ctx, requestKey(req.ID), req); err != nil {
 				a.log.Warn("updating a held request's reason", zap.String("request", req.ID), zap.Error(err))
 			}
 		}
