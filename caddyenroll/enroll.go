@@ -225,8 +225,13 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 		return fail(wire.StatusNotFound, "no request for this device and key")
 	}
 
-	// the file may have changed since the checks above, before this lock
-	if cur := a.cfg.device(name); cur.Known && !cur.Enabled {
+	// the file may have changed since the checks above, before this lock:
+	// a device removed meanwhile (its removal's revocation may have run
+	// while this request waited) is an unknown device now
+	if dev = a.cfg.device(name); !dev.Known && a.UnknownDevices == UnknownRefuse {
+		return fail(wire.StatusUnknownDevice, "device is not configured")
+	}
+	if dev.Known && !dev.Enabled {
 		return fail(wire.StatusDeviceDisabled, "device is disabled")
 	}
 	now := time.Now().UTC()
