@@ -329,9 +329,14 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 	if err := a.completeIssue(ctx, req, prev); err != nil {
 		return err
 	}
-	// the device enrolled with this key: requests it made before are moot
-	a.supersedePending(ctx, req.Device, madeBefore(req), "superseded: the device enrolled with a newer request (serial "+req.Serial+")")
+	a.supersedeOlder(ctx, req)
 	return nil
+}
+
+// supersedeOlder rejects the requests the device made before req, whose
+// certificate it enrolled with: they are moot.
+func (a *App) supersedeOlder(ctx context.Context, req *Request) {
+	a.supersedePending(ctx, req.Device, madeBefore(req), "superseded: the device enrolled with a newer request (serial "+req.Serial+")")
 }
 
 // issueHeld issues a request held by max_issued_per_device when its device
@@ -462,9 +467,11 @@ func (a *App) issuedFate(ctx context.Context, req *Request, authority *ca.CA) (i
 
 // resumeIssue finishes, for a device fetching its issued certificate again,
 // what a crash may have cut short after the request was stored: the device
-// record naming the certificate and the file's enrolled mark. A request
-// older than the device's record (the device enrolled again since) and a
-// revoked or expired certificate are left alone.
+// record naming the certificate, the file's enrolled mark and the
+// superseding of the requests the device made before (left pending, an
+// approval of one would revoke the certificate the device enrolled for).
+// A request older than the device's record (the device enrolled again
+// since) and a revoked or expired certificate are left alone.
 func (a *App) resumeIssue(ctx context.Context, req *Request, rec *DeviceRecord) error {
 	if a.serialRevoked(req.Profile, req.Serial) || !time.Now().Before(req.NotAfter) {
 		return nil
@@ -472,10 +479,17 @@ func (a *App) resumeIssue(ctx context.Context, req *Request, rec *DeviceRecord) 
 	switch {
 	case rec == nil || (rec.Serial != req.Serial && req.Updated.After(rec.Enrolled)):
 		a.log.Info("completing an interrupted issuance", zap.String("device", req.Device), zap.String("serial", req.Serial))
-		return a.completeIssue(ctx, req, rec)
+		if err := a.completeIssue(ctx, req, rec); err != nil {
+			return err
+		}
 	case rec.Serial == req.Serial:
-		return a.markEnrolled(ctx, req.Device, req.Group, !req.Known)
+		if err := a.markEnrolled(ctx, req.Device, req.Group, !req.Known); err != nil {
+			return err
+		}
+	default:
+		return nil
 	}
+	a.supersedeOlder(ctx, req)
 	return nil
 }
 
