@@ -65,7 +65,7 @@ type revocations struct {
 	// "profile/serial" revoked locally, by generation: kept until a refresh
 	// that read the CRLs after the revocation
 	noted map[string]uint64
-	// devices (lower case) whose current certificate is revoked
+	// devices (configfile.DeviceKey) whose current certificate is revoked
 	current map[string]bool
 	// devices whose state noteRevoked changed, by generation (or whose
 	// record a refresh could not read): the next refresh reads them
@@ -341,10 +341,22 @@ func (a *App) readCRLs(ctx context.Context) (map[string]bool, error) {
 	return revoked, nil
 }
 
-// readDeviceRecord loads the device record at key for the revocation
-// state: nil when absent or unreadable (a corrupt record names no
-// certificate), an error only when the storage failed.
-func (a *App) readDeviceRecord(ctx context.Context, key string) (*DeviceRecord, error) {
+// readDeviceRecord loads the record of a device for the revocation state
+// (where an earlier version kept it, when it is not where it belongs).
+func (a *App) readDeviceRecord(ctx context.Context, device string) (*DeviceRecord, error) {
+	d, err := a.readDeviceRecordAt(ctx, deviceKey(device))
+	if err == nil && d == nil {
+		if old := legacyDeviceKey(device); old != "" {
+			return a.readDeviceRecordAt(ctx, old)
+		}
+	}
+	return d, err
+}
+
+// readDeviceRecordAt loads the device record at key: nil when absent or
+// unreadable (a corrupt record names no certificate), an error only when
+// the storage failed.
+func (a *App) readDeviceRecordAt(ctx context.Context, key string) (*DeviceRecord, error) {
 	b, err := a.storage.Load(ctx, key)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -374,14 +386,20 @@ func (a *App) scanAllDevices(ctx context.Context, revoked map[string]bool) (revo
 		if !strings.HasSuffix(k, ".json") {
 			continue // the temporary file of a record being stored
 		}
-		d, err := a.readDeviceRecord(ctx, k)
+		d, err := a.readDeviceRecordAt(ctx, k)
 		if err != nil {
 			res.complete = false // the next refresh scans again
 			continue
 		}
-		if d != nil && d.Device != "" && revoked[d.revokedKey()] {
-			res.status[strings.ToLower(d.Device)] = true // only these: the rest are not in current
+		if d == nil || d.Device == "" || !revoked[d.revokedKey()] {
+			continue
 		}
+		// an earlier version's copy, left beside the record that replaced
+		// it (putDevice), names a certificate that is no longer current
+		if k != deviceKey(d.Device) && a.storage.Exists(ctx, deviceKey(d.Device)) {
+			continue
+		}
+		res.status[configfile.DeviceKey(d.Device)] = true // only these: the rest are not in current
 	}
 	return res, nil
 }
@@ -417,9 +435,8 @@ func (a *App) scanChanges(ctx context.Context, revoked, prev, prevNoted, recheck
 				z.pending[k] = pendingSerial{} // look it up again next time
 				return
 			}
-			// the CA names the device in its normal form; the device record
-			// and authz.current go by the file's spelling
-			p = pendingSerial{device: strings.ToLower(a.fileName(rec.Device)), until: rec.NotBefore.Add(ca.Backdate + recentIssuance)}
+			// authz.current goes by every spelling's key
+			p = pendingSerial{device: configfile.DeviceKey(rec.Device), until: rec.NotBefore.Add(ca.Backdate + recentIssuance)}
 		}
 		devices[p.device] = true
 		bySerial = append(bySerial, serialDevice{k, p})
@@ -444,7 +461,7 @@ func (a *App) scanChanges(ctx context.Context, revoked, prev, prevNoted, recheck
 	res := revokedScan{status: make(map[string]bool, len(devices)), failed: make(map[string]struct{})}
 	names := make(map[string]string, len(bySerial)) // device → its record's "profile/serial"
 	for d := range devices {
-		rec, err := a.readDeviceRecord(ctx, deviceKey(d))
+		rec, err := a.readDeviceRecord(ctx, a.fileName(d))
 		if err != nil {
 			res.failed[d] = struct{}{}
 			continue
@@ -506,8 +523,8 @@ func (a *App) noteRevoked(profile, device string, serials []string, current bool
 // noted). One record read; while it fails the device counts as revoked,
 // until a refresh reads the record.
 func (a *App) noteCurrent(ctx context.Context, device string) {
-	name := strings.ToLower(a.fileName(device))
-	rec, err := a.readDeviceRecord(ctx, deviceKey(name))
+	name := configfile.DeviceKey(device)
+	rec, err := a.readDeviceRecord(ctx, a.fileName(device))
 	switch {
 	case err != nil:
 		for profile := range a.cas {
@@ -526,7 +543,7 @@ func (z *revocations) note(profile, device string, serials []string, current boo
 		z.noted[profile+"/"+strings.ToLower(s)] = z.gen
 	}
 	if device != "" {
-		d := strings.ToLower(device)
+		d := configfile.DeviceKey(device)
 		if current {
 			z.current[d] = true
 		} else {
@@ -580,7 +597,7 @@ func (a *App) fileName(device string) string {
 func (a *App) eligible(device string) bool {
 	a.authz.mu.RLock()
 	defer a.authz.mu.RUnlock()
-	return !a.authz.current[strings.ToLower(device)]
+	return !a.authz.current[configfile.DeviceKey(device)]
 }
 
 // usable reports whether a device may take part in calls: enabled and
@@ -642,14 +659,14 @@ func (a *App) identifyByCertificate(ctx context.Context, cert *x509.Certificate)
 // now, so that the certificate that record names is good here at once, as
 // on the instance that issued it. One storage read, only in that case.
 func (a *App) followReenrollment(ctx context.Context, profile, device, serial string) {
-	name := strings.ToLower(a.fileName(device))
+	name := configfile.DeviceKey(device)
 	a.authz.mu.RLock()
 	flagged := a.authz.current[name]
 	a.authz.mu.RUnlock()
 	if !flagged {
 		return
 	}
-	rec, err := a.readDeviceRecord(ctx, deviceKey(name))
+	rec, err := a.readDeviceRecord(ctx, a.fileName(device))
 	if err != nil || rec == nil || rec.Profile != profile || !strings.EqualFold(rec.Serial, serial) {
 		return
 	}

@@ -257,6 +257,9 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 			zap.String("request", id), a.accounts.logField(acct.Username), zap.Int("max_issued_per_device", a.maxIssued()),
 			zap.Duration("issuance_window", a.issuanceWindow()))
 	}
+	if refused := a.admitForDevice(ctx, req); refused != nil {
+		return *refused
+	}
 	done, refused := a.admitPending(ctx, acct.Username, name, dev.Known)
 	if refused != nil {
 		return *refused
@@ -267,7 +270,7 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 		a.log.Error("storing pending request", zap.String("device", name), zap.Error(err))
 		return fail(wire.StatusServerError, "server error")
 	}
-	a.supersedePending(ctx, name, beyond(maxPendingPerDevice),
+	a.supersedePending(ctx, name, beyondOwn(req, maxPendingPerDevice),
 		fmt.Sprintf("superseded: the device made newer requests (it keeps at most %d pending)", maxPendingPerDevice))
 	return outcome{resp: wire.Response{Status: wire.StatusPending, Nonce: req.ServerNonce}, reason: "pending approval"}
 }

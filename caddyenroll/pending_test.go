@@ -204,3 +204,50 @@ func TestPendingOfIndex(t *testing.T) {
 		t.Fatalf("gw2.example: %v", got)
 	}
 }
+
+// The first version of the per-device index keyed a device by its name
+// lower-cased: on upgrade, the requests of devices spelled otherwise
+// ("2001:DB8:0:0::1") are indexed again under every spelling's key, the
+// others are left where the first version indexed them.
+func TestPendingOfIndexOfFirstVersion(t *testing.T) {
+	ctx := context.Background()
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	s := newStateStore(st, time.Hour)
+	now := time.Now().UTC()
+	spelled := &Request{ID: "aaaaaa01", Device: "2001:DB8:0:0::1", State: statePending, Created: now}
+	plain := &Request{ID: "bbbbbb02", Device: "gw1.example", State: statePending, Created: now}
+	firstDir := func(device string) string {
+		return path.Join(statePrefix, "pending-of", hashKey("device", strings.ToLower(device)))
+	}
+	// as the first version stored them: its index marker, the requests
+	// with their global markers and their markers in its per-device index
+	if err := st.Store(ctx, firstPendingOfIndexKey(), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*Request{spelled, plain} {
+		if err := st.Store(ctx, pendingKey(r.ID), []byte(r.ID)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.storeJSON(ctx, requestKey(r.ID), r); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Store(ctx, path.Join(firstDir(r.Device), r.ID), s.markerValue(r.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.indexPendingOf(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"2001:db8::1", "[2001:DB8::1]", spelled.Device} {
+		reqs, err := s.pendingOf(ctx, name)
+		if err != nil || len(reqs) != 1 || reqs[0].ID != spelled.ID {
+			t.Fatalf("pendingOf(%q) = %v, %v; want %s", name, reqs, err, spelled.ID)
+		}
+	}
+	if reqs, err := s.pendingOf(ctx, "GW1.example"); err != nil || len(reqs) != 1 || reqs[0].ID != plain.ID {
+		t.Fatalf("pendingOf(GW1.example) = %v, %v; want %s", reqs, err, plain.ID)
+	}
+	if !st.Exists(ctx, pendingOfIndexKey()) {
+		t.Fatal("the index is not marked done")
+	}
+}

@@ -113,8 +113,23 @@ func legacyRequestID(profile, device, pubKeySHA256 string) string {
 }
 
 func requestKey(id string) string { return path.Join(statePrefix, "requests", id+".json") }
+
+// deviceKey is where a device's record is, whatever the spelling of its
+// name (configfile.DeviceKey), as its lock and request ids are: an operator
+// respelling its line ("2001:db8:0:0::1" as "2001:db8::1") must not lose
+// the ids it enrolled with and its issuance count.
 func deviceKey(device string) string {
-	return path.Join(statePrefix, "devices", hashKey("device", strings.ToLower(device))+".json")
+	return path.Join(statePrefix, "devices", hashKey("device", configfile.DeviceKey(device))+".json")
+}
+
+// legacyDeviceKey is where earlier versions kept the record (the name
+// lower-cased, not normalized), when it differs from deviceKey.
+func legacyDeviceKey(device string) string {
+	old := path.Join(statePrefix, "devices", hashKey("device", strings.ToLower(device))+".json")
+	if old == deviceKey(device) {
+		return ""
+	}
+	return old
 }
 func deviceLockName(device string) string {
 	// every spelling of one device takes one lock (configfile.DeviceKey): the
@@ -328,17 +343,35 @@ func (s *stateStore) indexPending(ctx context.Context) error {
 	return s.st.Store(ctx, pendingIndexKey(), []byte("1"))
 }
 
+// device loads the device's record, from where an earlier version kept it
+// when it is not where it belongs.
 func (s *stateStore) device(ctx context.Context, name string) (*DeviceRecord, error) {
 	var d DeviceRecord
 	ok, err := s.loadJSON(ctx, deviceKey(name), &d)
+	if err == nil && !ok {
+		if old := legacyDeviceKey(name); old != "" {
+			ok, err = s.loadJSON(ctx, old, &d)
+		}
+	}
 	if err != nil || !ok {
 		return nil, err
 	}
 	return &d, nil
 }
 
+// putDevice stores the device's record where it belongs, then deletes the
+// copy an earlier version kept elsewhere (left by a crash in between, the
+// copy where it belongs is the one read).
 func (s *stateStore) putDevice(ctx context.Context, d *DeviceRecord) error {
-	return s.storeJSON(ctx, deviceKey(d.Device), d)
+	if err := s.storeJSON(ctx, deviceKey(d.Device), d); err != nil {
+		return err
+	}
+	if old := legacyDeviceKey(d.Device); old != "" {
+		if err := s.st.Delete(ctx, old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // requests lists requests, optionally only those in one state; pending

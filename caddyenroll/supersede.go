@@ -9,6 +9,9 @@ import (
 	"strings"
 
 	"go.uber.org/zap"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
 
 // A device's pending requests are also indexed by device, one marker each
@@ -22,8 +25,10 @@ import (
 //     one later would supersede the newer certificate with one the device
 //     may no longer hold the key of);
 //   - a device has at most maxPendingPerDevice pending requests: a new one
-//     rejects the oldest beyond that (a device that generates a new key at
-//     every restart while it waits for approval).
+//     rejects the oldest of the same device and customer ids beyond that (a
+//     device that generates a new key at every restart while it waits for
+//     approval); one of other ids, which would push out another claimant's,
+//     is refused.
 //
 // Markers follow the global pending index: written before the request
 // becomes pending, removed after it stops being pending; one a crash left
@@ -33,14 +38,20 @@ import (
 const maxPendingPerDevice = 4
 
 func pendingOfDir(device string) string {
-	return path.Join(statePrefix, "pending-of", hashKey("device", strings.ToLower(device)))
+	return path.Join(statePrefix, "pending-of", hashKey("device", configfile.DeviceKey(device)))
 }
 
 func pendingOfKey(device, id string) string { return path.Join(pendingOfDir(device), id) }
 
 // pendingOfIndexKey marks that the per-device index covers every pending
-// request (those of versions without it are indexed once, at start).
-func pendingOfIndexKey() string { return path.Join(statePrefix, "pending-of-index") }
+// request (those of versions without it are indexed once, at start). Its
+// second version keys a device by every spelling of its name
+// (configfile.DeviceKey), where the first lower-cased it: the requests of
+// devices spelled otherwise are indexed again.
+func pendingOfIndexKey() string { return path.Join(statePrefix, "pending-of-index-2") }
+
+// firstPendingOfIndexKey marks the first version's index.
+func firstPendingOfIndexKey() string { return path.Join(statePrefix, "pending-of-index") }
 
 // pendingOf lists the device's pending requests, oldest first. A marker
 // whose request is not pending is stale and removed once old enough.
@@ -87,7 +98,13 @@ func (s *stateStore) unindexRequest(ctx context.Context, r *Request) error {
 // indexPendingOf indexes by device, once, the pending requests that
 // versions without the per-device index stored.
 func (s *stateStore) indexPendingOf(ctx context.Context) error {
-	return s.indexPendingOnce(ctx, pendingOfIndexKey(), func(r *Request) string { return pendingOfKey(r.Device, r.ID) })
+	first := s.st.Exists(ctx, firstPendingOfIndexKey())
+	return s.indexPendingOnce(ctx, pendingOfIndexKey(), func(r *Request) string {
+		if first && configfile.DeviceKey(r.Device) == strings.ToLower(r.Device) {
+			return "" // where the first version indexed it
+		}
+		return pendingOfKey(r.Device, r.ID)
+	})
 }
 
 // indexPendingOnce writes, unless the key done says it was, a marker at
@@ -135,6 +152,10 @@ func (a *App) supersedePending(ctx context.Context, device string, pick func(req
 	return n
 }
 
+// sameClaimant reports whether two requests for a device come from the
+// same claimant: the same device and customer ids.
+func sameClaimant(a, b *Request) bool { return a.DeviceID == b.DeviceID && a.Customer == b.Customer }
+
 // madeBefore picks the requests made before req, other than req, with
 // the same device and customer ids: the same device's. Another claimant's
 // request stays for the operator to see (approving it is refused: its ids
@@ -143,7 +164,7 @@ func madeBefore(req *Request) func([]*Request) []*Request {
 	return func(reqs []*Request) []*Request {
 		var out []*Request
 		for _, r := range reqs {
-			if r.ID != req.ID && r.Created.Before(req.Created) && r.DeviceID == req.DeviceID && r.Customer == req.Customer {
+			if r.ID != req.ID && r.Created.Before(req.Created) && sameClaimant(r, req) {
 				out = append(out, r)
 			}
 		}
@@ -151,12 +172,45 @@ func madeBefore(req *Request) func([]*Request) []*Request {
 	}
 }
 
-// beyond picks the oldest requests beyond the newest keep.
-func beyond(keep int) func([]*Request) []*Request {
+// beyondOwn picks, when the device has more than keep pending, as many of
+// the oldest requests of req's claimant (other than req) as are too many:
+// a claimant's new request never pushes out another's (anyone holding an
+// account's password could push out a device's own request).
+func beyondOwn(req *Request, keep int) func([]*Request) []*Request {
 	return func(reqs []*Request) []*Request {
-		if len(reqs) <= keep {
+		var out []*Request
+		for _, r := range reqs {
+			if len(out) >= len(reqs)-keep {
+				break
+			}
+			if r.ID != req.ID && sameClaimant(r, req) {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+}
+
+// admitForDevice refuses a new pending request for a device that has
+// maxPendingPerDevice pending already, none of them the same claimant's
+// (whose oldest the new one would supersede).
+func (a *App) admitForDevice(ctx context.Context, req *Request) *outcome {
+	reqs, err := a.state.pendingOf(ctx, req.Device)
+	if err != nil {
+		a.log.Error("listing the device's pending requests", zap.String("device", req.Device), zap.Error(err))
+		o := fail(wire.StatusServerError, "server error")
+		return &o
+	}
+	if len(reqs) < maxPendingPerDevice {
+		return nil
+	}
+	for _, r := range reqs {
+		if sameClaimant(r, req) {
 			return nil
 		}
-		return reqs[:len(reqs)-keep]
 	}
+	a.warnBound("device:"+strings.ToLower(req.Device), "pending request refused: the device has as many requests of other device or customer ids pending as it may keep",
+		zap.String("device", req.Device), zap.Int("pending", len(reqs)))
+	o := fail(wire.StatusRateLimited, "too many requests are pending approval for this device; try again later")
+	return &o
 }
