@@ -70,12 +70,19 @@ func releaseLocal(name string) {
 	dropRef(name, l)
 }
 
-// Lock takes the in-process lock, then the storage lock.
+// Lock takes the in-process lock, then the storage lock (on Caddy's file
+// storage, its lock file as filelock.go takes it).
 func (s localLocks) Lock(ctx context.Context, name string) error {
 	if _, err := acquireLocal(ctx, name); err != nil {
 		return err
 	}
-	if err := s.Storage.Lock(ctx, name); err != nil {
+	var err error
+	if fsys, ok := s.Storage.(*certmagic.FileStorage); ok {
+		err = lockFile(ctx, fileLockName(fsys, name))
+	} else {
+		err = s.Storage.Lock(ctx, name)
+	}
+	if err != nil {
 		releaseLocal(name)
 		return err
 	}
@@ -84,7 +91,12 @@ func (s localLocks) Lock(ctx context.Context, name string) error {
 
 // Unlock releases the storage lock, then the in-process lock.
 func (s localLocks) Unlock(ctx context.Context, name string) error {
-	err := s.Storage.Unlock(ctx, name)
+	var err error
+	if fsys, ok := s.Storage.(*certmagic.FileStorage); ok {
+		err = unlockFile(fileLockName(fsys, name))
+	} else {
+		err = s.Storage.Unlock(ctx, name)
+	}
 	releaseLocal(name)
 	return err
 }

@@ -1,0 +1,155 @@
+package caddyenroll
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+)
+
+// shortFileLocks shortens the lock file times for a test.
+func shortFileLocks(t *testing.T) {
+	r, s := fileLockRefresh, fileLockStale
+	fileLockRefresh, fileLockStale = 50*time.Millisecond, 200*time.Millisecond
+	t.Cleanup(func() { fileLockRefresh, fileLockStale = r, s })
+}
+
+func readLockMeta(t *testing.T, filename string) fileLockMeta {
+	t.Helper()
+	meta, ok, err := readFileLock(filename)
+	if err != nil || !ok {
+		t.Fatalf("reading lock file: ok=%v, %v", ok, err)
+	}
+	return meta
+}
+
+// plantLock writes a lock file as another process holding the lock does.
+func plantLock(t *testing.T, filename string, created time.Time) {
+	t.Helper()
+	b, _ := json.Marshal(fileLockMeta{Created: created, Updated: created})
+	if err := os.WriteFile(filename, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A process killed while holding a lock that this process held just
+// before leaves a lock that turns stale and is taken over: nothing here
+// keeps refreshing it. (certmagic's FileStorage.Lock left a refresher
+// running after Unlock that refreshed the next holder's lock file: a
+// killed holder's lock stayed fresh for ever and every instance hung.)
+func TestFileLockOfKilledProcessTurnsStale(t *testing.T) {
+	shortFileLocks(t)
+	fsys := &certmagic.FileStorage{Path: t.TempDir()}
+	st := localLocks{fsys}
+	ctx := context.Background()
+	const name = "clearinghouse_test_lock"
+	filename := fileLockName(fsys, name)
+	if err := st.Lock(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Unlock(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	// another process takes the lock at once, then is killed
+	dead := time.Now().Round(0)
+	plantLock(t, filename, dead)
+	time.Sleep(3 * fileLockStale)
+	if m := readLockMeta(t, filename); !m.Updated.Equal(dead) {
+		t.Fatalf("the killed process's lock was refreshed at %v", m.Updated)
+	}
+	lctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := st.Lock(lctx, name); err != nil {
+		t.Fatalf("taking over the killed process's stale lock: %v", err)
+	}
+	if m := readLockMeta(t, filename); m.Created.Equal(dead) {
+		t.Fatal("the lock file is still the killed process's")
+	}
+	if err := st.Unlock(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filename); !os.IsNotExist(err) {
+		t.Fatalf("lock file after Unlock: %v", err)
+	}
+}
+
+// A held lock is kept fresh, so that others wait; once another takes it
+// over (this process stalled beyond the stale time), the refresher stops
+// and Unlock leaves the other's lock file alone.
+func TestFileLockRefreshAndTakeover(t *testing.T) {
+	shortFileLocks(t)
+	fsys := &certmagic.FileStorage{Path: t.TempDir()}
+	st := localLocks{fsys}
+	ctx := context.Background()
+	const name = "clearinghouse_test_lock"
+	filename := fileLockName(fsys, name)
+	if err := st.Lock(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	first := readLockMeta(t, filename)
+	time.Sleep(3 * fileLockStale)
+	if m := readLockMeta(t, filename); !m.Updated.After(first.Updated) || time.Since(m.Updated) > fileLockStale {
+		t.Fatalf("held lock not kept fresh: updated %v, created %v", m.Updated, first.Created)
+	}
+	// a waiter (another process: the file alone) does not get it meanwhile
+	wctx, cancel := context.WithTimeout(ctx, 2*fileLockStale)
+	err := lockFile(wctx, fileLockName(fsys, name))
+	cancel()
+	if err == nil {
+		t.Fatal("a waiter took a held, fresh lock")
+	}
+	// another process takes it over
+	other := time.Now().Add(time.Minute).Round(0)
+	plantLock(t, filename, other)
+	time.Sleep(3 * fileLockRefresh)
+	if m := readLockMeta(t, filename); !m.Updated.Equal(other) {
+		t.Fatalf("the other process's lock was refreshed here: %v", m.Updated)
+	}
+	if err := st.Unlock(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if m := readLockMeta(t, filename); !m.Created.Equal(other) {
+		t.Fatalf("Unlock removed or changed the other process's lock: %+v", m)
+	}
+}
+
+// Goroutines standing in for processes (each taking the lock file
+// itself) hold the lock one at a time.
+func TestFileLockExcludes(t *testing.T) {
+	shortFileLocks(t)
+	fsys := &certmagic.FileStorage{Path: t.TempDir()}
+	filename := fileLockName(fsys, "clearinghouse_test_lock")
+	var in, most atomic.Int32
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 10 {
+				if err := lockFile(context.Background(), filename); err != nil {
+					t.Error(err)
+					return
+				}
+				n := in.Add(1)
+				if n > most.Load() {
+					most.Store(n)
+				}
+				time.Sleep(time.Millisecond)
+				in.Add(-1)
+				if err := unlockFile(filename); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if most.Load() != 1 {
+		t.Fatalf("%d holders at once", most.Load())
+	}
+}
