@@ -340,29 +340,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: route table: %v", a.ConfigFile, err)
 	}
-	a.cfg.onChange = func(f *configfile.File, disabled []string) {
-		if err := a.rebuildRoutes(f); err != nil {
-			a.log.Error("rebuilding the route table; keeping the previous one", zap.Error(err))
-		}
-		if len(disabled) > 0 {
-			// outside the file's lock: it takes the devices' locks
-			seen := time.Now()
-			var off, gone []string
-			for _, d := range disabled {
-				if _, ok := f.Device(d); ok {
-					off = append(off, d)
-				} else {
-					gone = append(gone, d)
-				}
-			}
-			if len(off) > 0 {
-				a.background(func() { a.revokeDisabled(off, seen) })
-			}
-			if len(gone) > 0 {
-				a.background(func() { a.revokeRemoved(gone, seen) })
-			}
-		}
-	}
+	a.followFileChanges()
 	if err := a.refreshRevoked(ctx); err != nil {
 		return fmt.Errorf("loading revocations: %v", err)
 	}
@@ -764,6 +742,39 @@ func (a *App) setPending(n int) {
 	}
 }
 
+// followFileChanges has every new version of the configuration file
+// rebuild the route table and revoke the certificates of the devices it
+// disables, removes or adds as disabled.
+func (a *App) followFileChanges() {
+	a.cfg.onChange = func(f *configfile.File, disabled []string) {
+		if err := a.rebuildRoutes(f); err != nil {
+			a.log.Error("rebuilding the route table; keeping the previous one", zap.Error(err))
+		}
+		if len(disabled) > 0 {
+			// outside the file's lock: it takes the devices' locks
+			seen := time.Now()
+			var off, gone []string
+			for _, d := range disabled {
+				if _, ok := f.Device(d); ok {
+					off = append(off, d)
+				} else {
+					gone = append(gone, d)
+				}
+			}
+			if len(off) > 0 {
+				a.background(func() { a.revokeDisabled(off, seen) })
+			}
+			if len(gone) > 0 {
+				a.background(func() { a.revokeRemoved(gone, seen) })
+			}
+		}
+	}
+	a.cfg.onAddedDisabled = func(devices []string) {
+		seen := time.Now()
+		a.background(func() { a.revokeDisabled(a.withValidCertificate(devices), seen) })
+	}
+}
+
 // revokeDisabled revokes every certificate of devices that were disabled,
 // each under its device's lock: an enrollment of the device in progress
 // either sees it disabled or has its new certificate revoked here.
@@ -858,6 +869,12 @@ func (a *App) revokeDisabledAtStart() {
 			}
 		}
 	})
+	a.revokeDisabled(a.withValidCertificate(disabled), seen)
+}
+
+// withValidCertificate picks the disabled devices whose current
+// certificate is not revoked: one device record read each.
+func (a *App) withValidCertificate(disabled []string) []string {
 	var due []string
 	for _, d := range disabled {
 		rec, err := a.state.device(a.bgCtx, d)
@@ -869,7 +886,7 @@ func (a *App) revokeDisabledAtStart() {
 			due = append(due, d)
 		}
 	}
-	a.revokeDisabled(due, seen)
+	return due
 }
 
 // authority returns the CA of a profile.

@@ -31,6 +31,11 @@ type configState struct {
 	// the file (after an edit or a reload) and the devices that a reload
 	// found newly disabled or gone.
 	onChange func(f *configfile.File, disabled []string)
+	// onAddedDisabled, when set, is called like onChange with the devices
+	// a new version adds as disabled: one approved while the file lacked
+	// it holds a certificate (its mark deferred while the file did not
+	// parse, say) that the operator's version disabling it revokes.
+	onAddedDisabled func(devices []string)
 
 	flagsNow atomic.Pointer[flags]
 
@@ -468,11 +473,24 @@ func (cs *configState) replaceLocked(f *configfile.File, v fileVersion) {
 			disabled = append(disabled, d.Name)
 		}
 	}
+	var added []string
+	if cs.onAddedDisabled != nil {
+		for i := range f.Devices {
+			if d := &f.Devices[i]; !d.Enabled {
+				if _, ok := cs.file.Device(d.Name); !ok {
+					added = append(added, d.Name)
+				}
+			}
+		}
+	}
 	cs.file, cs.ver = f, v
 	if cs.enablings != nil {
 		cs.enablings.observe(f, time.Now())
 	}
 	cs.changedLocked(disabled)
+	if len(added) > 0 {
+		cs.onAddedDisabled(added)
+	}
 }
 
 func (cs *configState) changedLocked(disabled []string) {
