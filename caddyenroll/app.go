@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -510,6 +511,8 @@ func isOurCryptoEntry(e string) bool {
 type cryptoRecords struct {
 	mu      sync.Mutex
 	pending []cryptoRecord
+	// the crypto item of the version of the file in force (cryptoitem.go)
+	file atomic.Pointer[fileCrypto]
 }
 
 type cryptoRecord struct {
@@ -746,7 +749,11 @@ func (a *App) setPending(n int) {
 // rebuild the route table and revoke the certificates of the devices it
 // disables, removes or adds as disabled.
 func (a *App) followFileChanges() {
+	a.cfg.read(func(f *configfile.File) {
+		a.crypto.file.Store(&fileCrypto{has: f.HasCrypto, entries: cryptoEntries(f.Crypto)})
+	})
 	a.cfg.onChange = func(f *configfile.File, disabled []string) {
+		a.noteFileCrypto(f)
 		if err := a.rebuildRoutes(f); err != nil {
 			a.log.Error("rebuilding the route table; keeping the previous one", zap.Error(err))
 		}

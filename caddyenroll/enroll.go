@@ -98,6 +98,9 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 	if why := a.caExpired(authority); why != "" {
 		return fail(wire.StatusServerError, why)
 	}
+	if why := a.caNotNamed(in.profile); why != "" {
+		return fail(wire.StatusServerError, why) // until a reload: the device asks again
+	}
 	policy := a.Authorities[in.profile].policy(in.profile)
 	csr, err := ca.ParseCSR(r.CSR, policy)
 	if errors.Is(err, ca.ErrMalformedCSR) {
@@ -290,6 +293,9 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 	// enrollment arrives first)
 	if err := a.recordCrypto(ctx); err != nil {
 		return err
+	}
+	if why := a.caNotNamed(req.Profile); why != "" {
+		return fmt.Errorf("%w: %s", errConflict, why)
 	}
 	var is *ca.Issued
 	var err error
@@ -486,6 +492,9 @@ func (a *App) resumeIssue(ctx context.Context, req *Request, rec *DeviceRecord) 
 			return err
 		}
 	case rec.Serial == req.Serial:
+		if a.caNotNamed(req.Profile) != "" {
+			return nil // the file names another CA: not enrolled with it
+		}
 		if err := a.markEnrolled(ctx, req.Device, req.Group, !req.Known); err != nil {
 			return err
 		}

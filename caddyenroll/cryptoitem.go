@@ -1,0 +1,85 @@
+package caddyenroll
+
+import (
+	"fmt"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
+)
+
+// The configuration file's crypto item names the CA of each profile; a
+// configuration opens those CAs at provision and keeps them until a
+// reload. An edit of the item while it runs (an operator's, or another
+// instance sharing the file that renewed a CA) names a CA this
+// configuration does not use: it then issues nothing of that profile, nor
+// marks a device enrolled with it, until a reload opens the CA the file
+// names (or the file names its CA again). Certificates of the old CA
+// marked in a file that names the new one would read as enrolled with it.
+
+// cryptoEntries are the entries of a crypto item in the ca package's form,
+// by profile (other values, such as Table 7's placeholder, are not).
+func cryptoEntries(item string) map[string]string {
+	entries := map[string]string{}
+	for _, e := range strings.Fields(item) {
+		if isOurCryptoEntry(e) {
+			entries[e[:strings.IndexByte(e, ':')]] = e
+		}
+	}
+	return entries
+}
+
+// fileCrypto is what a version of the file says of the CAs.
+type fileCrypto struct {
+	has     bool              // the file has a crypto item
+	entries map[string]string // its entries by profile
+}
+
+// noteFileCrypto takes the crypto item of a new version of the file, and
+// logs when it names another CA than a profile's in use, or none any more.
+func (a *App) noteFileCrypto(f *configfile.File) {
+	now := &fileCrypto{has: f.HasCrypto, entries: cryptoEntries(f.Crypto)}
+	prev := a.crypto.file.Swap(now)
+	if prev == nil {
+		return
+	}
+	for profile, c := range a.cas {
+		named := now.entries[profile]
+		if named == prev.entries[profile] {
+			continue
+		}
+		// (not caNotNamed: this runs under the file's lock, which
+		// recordCrypto takes holding a.crypto.mu)
+		if named != "" && named != c.CryptoParam() {
+			a.log.Error("the configuration file names another operational CA than this server uses: it issues no certificate of the profile until a reload opens that CA (or the file names this one again)",
+				zap.String("profile", profile), zap.String("file_names", named), zap.String("in_use", c.CryptoParam()))
+		}
+	}
+	if prev.has && !now.has {
+		a.log.Warn("the configuration file has no crypto item any more: the next reload or restart generates a new operational CA, and every device must enroll again")
+	}
+}
+
+// caNotNamed says why the CA of a profile may not issue now: the file names
+// another CA of the profile (one that recordCrypto is about to replace
+// aside). "" when it may.
+func (a *App) caNotNamed(profile string) string {
+	fc := a.crypto.file.Load()
+	c := a.cas[profile]
+	if fc == nil || c == nil {
+		return ""
+	}
+	named := fc.entries[profile]
+	if named == "" || named == c.CryptoParam() {
+		return ""
+	}
+	a.crypto.mu.Lock()
+	defer a.crypto.mu.Unlock()
+	for _, r := range a.crypto.pending {
+		if r.profile == profile && named == r.was {
+			return "" // the file as Provision read it: recorded before an issuance
+		}
+	}
+	return fmt.Sprintf("the configuration file names the %s CA %s, not the one this server uses; reload the server", profile, named)
+}

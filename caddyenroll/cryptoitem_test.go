@@ -1,0 +1,91 @@
+package caddyenroll
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
+)
+
+// takeVersion saves text as the file and waits until the watcher's poll
+// has it in force.
+func takeVersion(t *testing.T, h *Handler, text string) {
+	t.Helper()
+	saveRenamed(t, h.app.cfg.path, text)
+	// (a version reusing the inode of the one in force may be being
+	// written: a later poll takes it)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		changed, err := h.app.cfg.reload()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if changed {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the version is not taken")
+		}
+	}
+}
+
+// A crypto item edited while the server runs to name another CA (an
+// operator's edit, or another instance sharing the file that renewed the
+// CA) stops issuance of that profile until a reload, and no device is
+// marked enrolled in a file that names a CA it did not enroll with; the
+// operator is told at ERROR. Named again, the CA issues again.
+func TestCryptoItemNamingAnotherCAStopsIssuance(t *testing.T) {
+	keepPendingCount(t)
+	ctx := context.Background()
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	h, logs := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
+	h.app.bg = new(backgroundWork)
+	h.app.followFileChanges()
+	ours := h.app.cas[profileModern].CryptoParam()
+	other := ours[:len(ours)-4] + "0000"
+	if other == ours {
+		other = ours[:len(ours)-4] + "1111"
+	}
+	newKey := func() *ecdsa.PrivateKey { k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader); return k }
+	file := func(crypto string) string {
+		return "crypto " + crypto + "\nenroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled\ndevice gw2.example \"\" enabled\n"
+	}
+	takeVersion(t, h, file(ours))
+	if ans := enrollAs(t, h, wire.OpRequest, "ops", "gw1.example", newKey()); ans.Status != wire.StatusOK {
+		t.Fatalf("the file names the CA in use: status %d (%s)", ans.Status, ans.Error)
+	}
+
+	takeVersion(t, h, file(other))
+	if n := logs.FilterMessageSnippet("names another operational CA").Len(); n != 1 {
+		t.Fatalf("%d ERROR lines naming the other CA, want 1", n)
+	}
+	ans := enrollAs(t, h, wire.OpRequest, "ops", "gw2.example", newKey())
+	if ans.Status != wire.StatusServerError || !strings.Contains(ans.Error, "reload") {
+		t.Fatalf("the file names another CA: status %d (%s), want %d saying to reload", ans.Status, ans.Error, wire.StatusServerError)
+	}
+	if d := h.app.cfg.device("gw2.example"); d.Enrolled {
+		t.Fatal("gw2.example marked enrolled in a file that names another CA")
+	}
+	if rec, err := h.app.state.device(ctx, "gw2.example"); err != nil || rec != nil {
+		t.Fatalf("gw2.example has a record (%v, %v): a certificate was issued", rec, err)
+	}
+
+	takeVersion(t, h, file(ours))
+	if ans := enrollAs(t, h, wire.OpRequest, "ops", "gw2.example", newKey()); ans.Status != wire.StatusOK {
+		t.Fatalf("the file names the CA in use again: status %d (%s)", ans.Status, ans.Error)
+	}
+	// an item removed: a new CA at the next reload, said at WARN; issuance goes on
+	takeVersion(t, h, strings.TrimPrefix(file(ours), "crypto "+ours+"\n"))
+	if n := logs.FilterMessageSnippet("no crypto item any more").Len(); n != 1 {
+		t.Fatalf("%d WARN lines on the crypto item removed, want 1", n)
+	}
+	if ans := enrollAs(t, h, wire.OpRequest, "ops", "gw1.example", newKey()); ans.Status != wire.StatusOK {
+		t.Fatalf("crypto item removed: status %d (%s)", ans.Status, ans.Error)
+	}
+}
