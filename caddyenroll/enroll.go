@@ -214,7 +214,7 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 			}
 			return outcome{resp: wire.Response{Status: wire.StatusOK, Certificate: existing.Certificate}, serial: existing.Serial, reason: "already issued"}
 		case statePending:
-			if existing.Held {
+			if existing.Held || !existing.Known {
 				if o, decided := a.issueHeld(ctx, existing, rec, authority, policy); decided {
 					return o
 				}
@@ -348,20 +348,27 @@ func (a *App) supersedeOlder(ctx context.Context, req *Request) {
 	a.supersedePending(ctx, req.Device, madeBefore(req), "superseded: the device enrolled with a newer request (serial "+req.Serial+")")
 }
 
-// issueHeld issues a request held by max_issued_per_device when its device
-// asks about it again and approval auto applies to it once more: the device
-// is in the file and enabled and the window allows another certificate.
-// decided is false while it still waits.
+// issueHeld issues a request held by max_issued_per_device, or made while
+// the file lacked its device, when the device asks about it again and
+// approval auto applies to it now: the device is in the file and enabled
+// and the window allows another certificate. decided is false while it
+// still waits.
 func (a *App) issueHeld(ctx context.Context, req *Request, rec *DeviceRecord, authority *ca.CA, policy ca.Policy) (o outcome, decided bool) {
 	if a.Approval != ApprovalAuto {
 		return outcome{}, false
 	}
-	if cur := a.cfg.device(req.Device); !cur.Known || !cur.Enabled {
+	cur := a.cfg.device(req.Device)
+	if !cur.Known || !cur.Enabled {
 		return outcome{}, false
 	}
+	reason := "issued (was held)"
+	if !req.Known { // the operator has added it since: it is not added again
+		req.Known, req.Group = true, cur.Group
+		reason = "issued (the file has the device now)"
+	}
 	if why := a.issuanceHeld(rec, a.now()); why != "" {
-		if why != req.Reason { // the window moved on: say until when it now waits
-			req.Reason = why
+		if why != req.Reason || !req.Held { // the window moved on: say until when it now waits
+			req.Held, req.Reason = true, why
 			// the request alone: its pending markers are in place
 			if err := a.state.storeJSON(ctx, requestKey(req.ID), req); err != nil {
 				a.log.Warn("updating a held request's reason", zap.String("request", req.ID), zap.Error(err))
@@ -374,7 +381,7 @@ func (a *App) issueHeld(ctx context.Context, req *Request, rec *DeviceRecord, au
 		return fail(wire.StatusServerError, "server error"), true
 	}
 	a.leftPending(ctx, req)
-	return outcome{resp: wire.Response{Status: wire.StatusOK, Certificate: req.Certificate}, serial: req.Serial, reason: "issued (was held)"}, true
+	return outcome{resp: wire.Response{Status: wire.StatusOK, Certificate: req.Certificate}, serial: req.Serial, reason: reason}, true
 }
 
 // completeIssue makes an issued request the device's current enrollment:

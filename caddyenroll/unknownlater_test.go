@@ -1,0 +1,53 @@
+package caddyenroll
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
+)
+
+// A request made while the file lacked its device is issued under approval
+// auto when the device asks again once the operator has added it, enabled
+// (as a new request would be); the file gets no second line for it. Under
+// approval manual it still waits.
+func TestUnknownDeviceAddedLaterIsIssuedOnRetry(t *testing.T) {
+	for _, tc := range []struct {
+		approval string
+		want     int
+	}{{ApprovalAuto, wire.StatusOK}, {ApprovalManual, wire.StatusPending}} {
+		t.Run(tc.approval, func(t *testing.T) {
+			keepPendingCount(t)
+			st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+			h, _ := boundsApp(t, st, &testClock{now: time.Now()}, tc.approval, 100, 100)
+			key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if ans := enrollAs(t, h, wire.OpRequest, "ops", "new.example", key); ans.Status != wire.StatusPending {
+				t.Fatalf("unknown device: status %d (%s)", ans.Status, ans.Error)
+			}
+			takeVersion(t, h, "enroll enabled\ngroup \"\"\ngroup G\ndevice gw1.example \"\" enabled\ndevice new.example G enabled\n")
+			for _, op := range []string{wire.OpRetrieve, wire.OpRequest} {
+				if ans := enrollAs(t, h, op, "ops", "new.example", key); ans.Status != tc.want {
+					t.Fatalf("%s once the file has the device: status %d (%s), want %d", op, ans.Status, ans.Error, tc.want)
+				}
+			}
+			if tc.want != wire.StatusOK {
+				return
+			}
+			if d := h.app.cfg.device("new.example"); !d.Enrolled || d.Group != "G" {
+				t.Fatalf("device in the file: %+v, want enrolled in group G", d)
+			}
+			var text string
+			h.app.cfg.read(func(f *configfile.File) { text = string(f.Bytes()) })
+			if n := strings.Count(text, "new.example"); n != 1 {
+				t.Fatalf("the file names new.example %d times:\n%s", n, text)
+			}
+		})
+	}
+}
