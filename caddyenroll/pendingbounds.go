@@ -18,9 +18,10 @@ import (
 // (max_pending_per_account, requests naming devices not in the file),
 // besides per device (maxPendingPerDevice): one account's credentials,
 // which every device of a customer holds, must not fill the storage and
-// the operator's list with requests of made-up devices. A request over a bound is refused (status 10) before anything
-// about it is stored; a device asking again about its request already
-// pending is answered as before.
+// the operator's list with requests of made-up devices. A request over a
+// bound is refused (status 10) before anything about it is stored but its
+// nonce's binding (bound first, as every request's); a device asking
+// again about its request already pending is answered as before.
 //
 // The account's count is the storage's: its pending requests for unknown
 // devices are indexed by account too (clearinghouse/enroll/pending-by/<account hash>/<id>),
