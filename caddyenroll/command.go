@@ -28,7 +28,8 @@ Tools for the clearinghouse enrollment server.
 
   check <file>          validate a clearinghouse configuration file: exit 0 with
                         a summary, or exit 1 with one FILE:LINE: message per
-                        error (on stderr); devices whose names cannot be in a
+                        error (on stderr), as the server refuses it (an
+                        empty file too); devices whose names cannot be in a
                         certificate are warned about (on stderr, exit 0)
   pending               list enrollment requests waiting for approval
   requests              list all requests (--state pending|issued|rejected);
@@ -170,9 +171,11 @@ func checkCommand() *cobra.Command {
 
 // runCheck prints a summary of a valid file on out, or one FILE:LINE:
 // message per error on errOut, and returns an error (exit status 1; cobra
-// prints it on stderr).
+// prints it on stderr). It reads the file as the server does at a start
+// or a reload (readConfigFile), so that it refuses what the server
+// refuses: an empty file too.
 func runCheck(out, errOut io.Writer, path string) error {
-	f, err := configfile.ParseFile(path)
+	f, _, err := readConfigFile(path)
 	if err != nil {
 		var list configfile.ErrorList
 		if errors.As(err, &list) {

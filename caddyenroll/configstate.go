@@ -87,7 +87,11 @@ func (v fileVersion) is(o fileVersion) bool {
 }
 
 func (cs *configState) stat() (fileVersion, error) {
-	fi, err := os.Stat(cs.path)
+	return statConfigFile(cs.path)
+}
+
+func statConfigFile(path string) (fileVersion, error) {
+	fi, err := os.Stat(path)
 	if err != nil {
 		return fileVersion{}, fmt.Errorf("configuration file: %v", err)
 	}
@@ -178,15 +182,7 @@ func loadConfigState(path string, backups int) (*configState, error) {
 		backups = -1 // configfile: 0 means its default, negative means none
 	}
 	cs := &configState{path: path, backups: backups, edits: editLock(path), settle: defaultSettle}
-	var f *configfile.File
-	var v fileVersion
-	err := retryChangedWhileRead(func() (err error) {
-		if v, err = cs.stat(); err != nil {
-			return err
-		}
-		f, err = cs.parse(v) // an emptied file is refused at a (re)load too
-		return err
-	})
+	f, v, err := readConfigFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -437,14 +433,38 @@ func (cs *configState) syncOnceLocked() error {
 // refused, and so is what was read if the file is no longer v (an editor
 // truncated or replaced it after it was stat'ed: errChangedWhileRead).
 func (cs *configState) parse(v fileVersion) (*configfile.File, error) {
+	return parseConfigVersion(cs.path, v)
+}
+
+func parseConfigVersion(path string, v fileVersion) (*configfile.File, error) {
 	if v.size == 0 {
-		return nil, fmt.Errorf("%s: %w", cs.path, errEmptied)
+		return nil, fmt.Errorf("%s: %w", path, errEmptied)
 	}
-	f, err := parseConfigFile(cs.path)
-	if now, serr := cs.stat(); serr != nil || !now.is(v) {
+	f, err := parseConfigFile(path)
+	if now, serr := statConfigFile(path); serr != nil || !now.is(v) {
 		return nil, errChangedWhileRead
 	}
 	return f, err
+}
+
+// readConfigFile reads and parses the configuration file at path as the
+// server takes it at a start or a reload (and `caddy enroll check` checks
+// it): an empty file is refused (errEmptied), and a file that changed
+// while it was read is read again.
+func readConfigFile(path string) (*configfile.File, fileVersion, error) {
+	var f *configfile.File
+	var v fileVersion
+	err := retryChangedWhileRead(func() (err error) {
+		if v, err = statConfigFile(path); err != nil {
+			return err
+		}
+		f, err = parseConfigVersion(path, v)
+		return err
+	})
+	if err != nil {
+		return nil, fileVersion{}, err
+	}
+	return f, v, nil
 }
 
 // errChangedWhileRead refuses what was read of a file that changed
