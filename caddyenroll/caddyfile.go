@@ -2,9 +2,9 @@ package caddyenroll
 
 import (
 	"errors"
-	"math"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -122,9 +122,9 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 			app.MaxIssuedPerDevice = n
 			if len(args) == 2 {
-				dur, err := caddy.ParseDuration(args[1])
+				dur, err := durationValue(d, "max_issued_per_device window", args[1])
 				if err != nil {
-					return nil, d.Errf("max_issued_per_device: window %q: %v", args[1], err)
+					return nil, err
 				}
 				if dur <= 0 {
 					return nil, d.Errf("max_issued_per_device: window %q is not a positive duration", args[1])
@@ -148,13 +148,13 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			if len(args) != 2 {
 				return nil, d.ArgErr()
 			}
-			first, err := caddy.ParseDuration(args[0])
+			first, err := durationValue(d, "lockout", args[0])
 			if err != nil {
-				return nil, d.Errf("lockout: %v", err)
+				return nil, err
 			}
-			most, err := caddy.ParseDuration(args[1])
+			most, err := durationValue(d, "lockout", args[1])
 			if err != nil {
-				return nil, d.Errf("lockout: %v", err)
+				return nil, err
 			}
 			if first == 0 || most == 0 { // the JSON's zero: the default, not "none"
 				return nil, d.Errf("lockout 0 is not a setting: leave lockout out for its default (1s 15m)")
@@ -329,14 +329,16 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 			if !d.AllArgs(&v) {
 				return nil, d.ArgErr()
 			}
-			n, err := humanize.ParseBytes(v)
+			// the exact size, however large: one past what 64 bits hold is
+			// out of range as any other, not "too large: …"
+			n, err := humanize.ParseBigBytes(v)
 			if err != nil {
-				return nil, d.Errf("max_body: %v", err)
+				return nil, d.Errf("max_body %q is not a size: write a number of bytes, with a unit or not, such as 2KiB, 64KiB or 4096", v)
 			}
-			if n == 0 || n > math.MaxInt64 { // (past MaxInt64 it would wrap around to a negative size)
+			if n.Sign() <= 0 || !n.IsInt64() { // (past MaxInt64 it would wrap around to a negative size)
 				return nil, d.Errf("max_body must be between 1 KiB and 64 KiB, not %s", v)
 			}
-			hd.MaxBody = int64(n)
+			hd.MaxBody = n.Int64()
 		default:
 			return nil, d.Errf("unknown enroll directive option %q", d.Val())
 		}
@@ -379,15 +381,24 @@ func nonZero[T caddy.Duration | int](d *caddyfile.Dispenser, arg func(*caddyfile
 }
 
 func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	name := d.Val()
 	var v string
 	if !d.AllArgs(&v) {
 		return 0, d.ArgErr()
 	}
+	dur, err := durationValue(d, name, v)
+	return caddy.Duration(dur), err
+}
+
+// durationValue parses v, the value of option name, as Caddy does; a value
+// that is not a duration is refused naming the option, the value as
+// written and what is expected.
+func durationValue(d *caddyfile.Dispenser, name, v string) (time.Duration, error) {
 	dur, err := caddy.ParseDuration(v)
 	if err != nil {
-		return 0, d.Errf("%s: %v", d.Val(), err)
+		return 0, d.Errf("%s %q is not a duration: write a number and a unit (ns, us, ms, s, m, h, d), such as 2s, 15m or 30d", name, v)
 	}
-	return caddy.Duration(dur), nil
+	return dur, nil
 }
 
 func intArg(d *caddyfile.Dispenser) (int, error) {
@@ -401,7 +412,7 @@ func intArg(d *caddyfile.Dispenser) (int, error) {
 		return 0, d.Errf("%s %s is out of range", name, v)
 	}
 	if err != nil {
-		return 0, d.Errf("%q is not an integer", v)
+		return 0, d.Errf("%s %q is not an integer", name, v)
 	}
 	return n, nil
 }

@@ -22,7 +22,7 @@ func TestCaddyfileNonceRetention(t *testing.T) {
 		{"days", "nonce_retention 7d", 7 * 24 * time.Hour, ""},
 		{"no argument", "nonce_retention", 0, "wrong argument count"},
 		{"two arguments", "nonce_retention 1h 2h", 0, "wrong argument count"},
-		{"not a duration", "nonce_retention soon", 0, "invalid duration"},
+		{"not a duration", "nonce_retention soon", 0, `nonce_retention "soon" is not a duration`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -118,8 +118,19 @@ func TestCaddyfileMaxBody(t *testing.T) {
 		{"9223372036854775808", 0, "max_body must be between 1 KiB and 64 KiB, not 9223372036854775808, at Testfile:2"},
 		{"10EB", 0, "max_body must be between 1 KiB and 64 KiB, not 10EB, at Testfile:2"},
 		{"18446744073709551615", 0, "max_body must be between 1 KiB and 64 KiB"},
-		{"18446744073709551616", 0, "max_body: too large"},
-		{"lots", 0, "max_body: "},
+		{"18446744073709551616", 0, "max_body must be between 1 KiB and 64 KiB, not 18446744073709551616, at Testfile:2"},
+		{"1.5KiB", 1536, ""},
+		{`"64 KiB"`, 64 << 10, ""},
+		// not a size: the option and the value as written, and what is
+		// expected (not strconv's `parsing "": invalid syntax`, nor
+		// "unhandled size name: x100")
+		{"lots", 0, `max_body "lots" is not a size: write a number of bytes, with a unit or not, such as 2KiB, 64KiB or 4096, at Testfile:2`},
+		{"abc", 0, `max_body "abc" is not a size: write a number of bytes`},
+		{"-5", 0, `max_body "-5" is not a size`},
+		{"0x100", 0, `max_body "0x100" is not a size`},
+		{"1e3", 0, `max_body "1e3" is not a size`},
+		{"2KiBs", 0, `max_body "2KiBs" is not a size`},
+		{`""`, 0, `max_body "" is not a size`},
 	}
 	for _, c := range cases {
 		t.Run(c.value, func(t *testing.T) {
@@ -140,6 +151,31 @@ func TestCaddyfileMaxBody(t *testing.T) {
 	}
 }
 
+// A value that is not a duration (an integer) is refused naming the
+// option, the value as written and what is expected: the message said
+// `abc: time: invalid duration "abc"`, without the option, and
+// `"five" is not an integer`.
+func TestCaddyfileValueErrors(t *testing.T) {
+	global, osp := parseGlobal, parseOSP
+	const expected = "is not a duration: write a number and a unit (ns, us, ms, s, m, h, d), such as 2s, 15m or 30d"
+	runCaddyfileCases(t, []caddyfileCase{
+		{"watch_interval", global, "enroll {\n\twatch_interval abc\n}", `watch_interval "abc" ` + expected + ", at Testfile:2"},
+		{"watch_interval without a unit", global, "enroll {\n\twatch_interval 5\n}", `watch_interval "5" ` + expected},
+		{"nonce_retention", global, "enroll {\n\tnonce_retention 1e3\n}", `nonce_retention "1e3" ` + expected},
+		{"lockout first", global, "enroll {\n\tlockout abc 1m\n}", `lockout "abc" ` + expected + ", at Testfile:2"},
+		{"lockout longest", global, "enroll {\n\tlockout 1s 0x10\n}", `lockout "0x10" ` + expected},
+		{"max_issued_per_device window", global, "enroll {\n\tmax_issued_per_device 2 soon\n}", `max_issued_per_device window "soon" ` + expected},
+		{"validity", global, "enroll {\n\tca {\n\t\tvalidity abc\n\t}\n}", `validity "abc" ` + expected + ", at Testfile:3"},
+		{"root_validity", global, "enroll {\n\tca {\n\t\troot_validity 10y\n\t}\n}", `root_validity "10y" ` + expected},
+		{"crl_validity", global, "enroll {\n\tca legacy {\n\t\tcrl_validity -\n\t}\n}", `crl_validity "-" ` + expected},
+		{"token_validity", osp, "osp {\n\ttoken_validity abc\n}", `token_validity "abc" ` + expected + ", at Testfile:2"},
+		{"days", global, "enroll {\n\tca {\n\t\tvalidity 30d\n\t}\n\tlockout 1s 15m\n}", ""},
+		{"max_pending", global, "enroll {\n\tmax_pending 0x10\n}", `max_pending "0x10" is not an integer, at Testfile:2`},
+		{"failures_allowed", global, "enroll {\n\tfailures_allowed five\n}", `failures_allowed "five" is not an integer`},
+		{"osp max_destinations", osp, "osp {\n\tmax_destinations x\n}", `max_destinations "x" is not an integer, at Testfile:2`},
+	})
+}
+
 // An explicit 0 is refused where the JSON config reads zero as "the
 // default": `validity 0` must not silently become a year.
 func TestCaddyfileZeroRefused(t *testing.T) {
@@ -156,7 +192,7 @@ func TestCaddyfileZeroRefused(t *testing.T) {
 		{"crl_validity 0", global, "enroll {\n\tca {\n\t\tcrl_validity 0h\n\t}\n}", "crl_validity 0 is not a setting"},
 		{"validity 1d", global, "enroll {\n\tca {\n\t\tvalidity 1d\n\t}\n}", ""},
 		{"backups out of range", global, "enroll {\n\tbackups 99999999999999999999\n}", "backups 99999999999999999999 is out of range, at Testfile:2"},
-		{"backups not a number", global, "enroll {\n\tbackups five\n}", `"five" is not an integer, at Testfile:2`},
+		{"backups not a number", global, "enroll {\n\tbackups five\n}", `backups "five" is not an integer, at Testfile:2`},
 		{"backups 0 means none", global, "enroll {\n\tbackups 0\n}", ""},
 		{"failures_allowed 0", global, "enroll {\n\tfailures_allowed 0\n}", "failures_allowed 0 is not a setting"},
 		{"failures_allowed 1", global, "enroll {\n\tfailures_allowed 1\n}", ""},
