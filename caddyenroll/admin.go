@@ -573,8 +573,8 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 			if fd, ok := f.Device(body.Device); ok {
 				name = fd.Name
 			}
-			changed, err := markIn(f, mark{Device: body.Device, Unmark: true})
-			if err == nil && !changed {
+			outcome, err := markIn(f, mark{Device: body.Device, Unmark: true})
+			if err == nil && outcome != markWritten {
 				return errNothingToWrite
 			}
 			return err

@@ -105,6 +105,14 @@ func (b *markBatcher) do(m mark) error {
 // fails on its own (an invalid name) does not hold back the others; when
 // the file itself is unavailable every mark gets that error.
 func (a *App) applyMarks(batch []mark) []error {
+	_, errs := a.applyMarkBatch(batch)
+	return errs
+}
+
+// applyMarkBatch is applyMarks, which also tells what each mark without an
+// error did to the file.
+func (a *App) applyMarkBatch(batch []mark) ([]markOutcome, []error) {
+	outcomes := make([]markOutcome, len(batch))
 	errs := make([]error, len(batch))
 	// not cut short by Stop: during a reload the old config's last
 	// enrollments still mark their devices
@@ -113,9 +121,8 @@ func (a *App) applyMarks(batch []mark) []error {
 	err := a.cfg.editSettled(ctx, func(f *configfile.File) error {
 		changed := false
 		for i, m := range batch {
-			var c bool
-			c, errs[i] = markIn(f, m)
-			changed = changed || c
+			outcomes[i], errs[i] = markIn(f, m)
+			changed = changed || outcomes[i] == markWritten
 		}
 		if !changed {
 			return errNothingToWrite
@@ -127,7 +134,7 @@ func (a *App) applyMarks(batch []mark) []error {
 			errs[i] = err
 		}
 	}
-	return errs
+	return outcomes, errs
 }
 
 var errNothingToWrite = errors.New("no change")
@@ -136,26 +143,39 @@ var errNothingToWrite = errors.New("no change")
 // marks; past it the marks are deferred (kept in storage).
 const markLockWait = time.Minute
 
-// markIn marks one device in f and reports whether f changed. The device
-// is found as configState.device finds it: a line that spells its name
-// otherwise is marked, not added again.
-func markIn(f *configfile.File, m mark) (bool, error) {
+// markOutcome is what a mark did to a version of the file.
+type markOutcome int
+
+const (
+	markAsWanted markOutcome = iota // nothing: the device's flag was already as the mark wants it
+	markWritten                     // the flag set or cleared, or the device added
+	markNoDevice                    // nothing: the device is not in the file (and is not to be added)
+)
+
+// markIn marks one device in f and reports what it did (f changed with
+// markWritten only). The device is found as configState.device finds it:
+// a line that spells its name otherwise is marked, not added again.
+func markIn(f *configfile.File, m mark) (markOutcome, error) {
 	if d, ok := f.Device(m.Device); ok {
 		if d.Enrolled != m.Unmark {
-			return false, nil
+			return markAsWanted, nil
 		}
-		err := f.SetEnrolled(d.Name, !m.Unmark)
-		return err == nil, err
+		if err := f.SetEnrolled(d.Name, !m.Unmark); err != nil {
+			return markAsWanted, err
+		}
+		return markWritten, nil
 	}
 	if !m.Add || m.Unmark {
-		return false, nil
+		return markNoDevice, nil
 	}
 	group := m.Group
 	if _, ok := f.Group(group); !ok {
 		group = configfile.DefaultGroup
 	}
-	err := f.AddDevice(m.Device, group, true, true)
-	return err == nil, err
+	if err := f.AddDevice(m.Device, group, true, true); err != nil {
+		return markAsWanted, err
+	}
+	return markWritten, nil
 }
 
 // markEnrolled sets the device's enrolled flag; add (an approved device
@@ -239,16 +259,28 @@ func (a *App) applyDeferredMarks(ctx context.Context) bool {
 	if len(batch) == 0 {
 		return left == 0
 	}
-	for i, err := range a.applyMarks(batch) {
+	outcomes, errs := a.applyMarkBatch(batch)
+	for i, err := range errs {
+		m := batch[i]
 		switch {
 		case errors.Is(err, errFileUnavailable):
 			left++
 			continue
 		case err != nil:
 			a.log.Error("deferred mark of an enrolled device failed; mark it by hand",
-				zap.String("device", batch[i].Device), zap.Error(err))
+				zap.String("device", m.Device), zap.Error(err))
+		case outcomes[i] == markNoDevice:
+			a.log.Info("deferred mark dropped: the device is not in the configuration file (any more)",
+				zap.String("device", m.Device), zap.Bool("unmark", m.Unmark))
+		case outcomes[i] == markAsWanted:
+			what := "enrolled"
+			if m.Unmark {
+				what = "not enrolled"
+			}
+			a.log.Info("deferred mark not needed: the configuration file already marks the device "+what,
+				zap.String("device", m.Device), zap.Bool("unmark", m.Unmark))
 		default:
-			a.log.Info("device marked (deferred)", zap.String("device", batch[i].Device), zap.Bool("enrolled", !batch[i].Unmark))
+			a.log.Info("device marked (deferred)", zap.String("device", m.Device), zap.Bool("enrolled", !m.Unmark))
 		}
 		if err := a.storage.Delete(ctx, from[i]); err != nil {
 			left++
