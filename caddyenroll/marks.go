@@ -203,18 +203,41 @@ func (a *App) deferMark(ctx context.Context, m mark, cause error) error {
 	if err := a.state.storeJSON(ctx, deferredMarkKey(m.Device), m); err != nil {
 		return fmt.Errorf("%v; keeping the mark for later: %v", cause, err)
 	}
+	if old := legacyDeferredMarkKey(m.Device); old != "" {
+		_ = a.storage.Delete(ctx, old) // an earlier version's, replaced by this one
+	}
 	marksDeferred.Store(true)
 	what := "marked enrolled"
 	if m.Unmark {
 		what = "marked not enrolled"
 	}
-	a.log.Warn("configuration file unavailable: device will be "+what+" once it parses again",
-		zap.String("device", m.Device), zap.Error(cause))
+	// kept all the same (another instance may have cleared the flag in a
+	// version this one has not read), but not worth a warning: a device
+	// asking again for its issued certificate while the file is invalid
+	level := zap.WarnLevel
+	if d := a.cfg.device(m.Device); d.Known && d.Enrolled != m.Unmark {
+		level = zap.DebugLevel
+	}
+	if ce := a.log.Check(level, "configuration file unavailable: device will be "+what+" once it parses again"); ce != nil {
+		ce.Write(zap.String("device", m.Device), zap.Error(cause))
+	}
 	return nil
 }
 
+// deferredMarkKey is where the mark of a device is kept, whatever the
+// spelling of its name: the latest replaces an earlier one.
 func deferredMarkKey(device string) string {
-	return path.Join(statePrefix, "unmarked", hashKey("device", strings.ToLower(device))+".json")
+	return path.Join(statePrefix, "unmarked", hashKey("device", configfile.DeviceKey(device))+".json")
+}
+
+// legacyDeferredMarkKey is where earlier versions kept it (the name
+// lower-cased), when it differs.
+func legacyDeferredMarkKey(device string) string {
+	old := path.Join(statePrefix, "unmarked", hashKey("device", strings.ToLower(device))+".json")
+	if old == deferredMarkKey(device) {
+		return ""
+	}
+	return old
 }
 
 // applyDeferredMarks applies the marks kept while the file was unavailable.

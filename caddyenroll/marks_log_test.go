@@ -90,3 +90,34 @@ func TestDeferredMarkLogsWhatHappened(t *testing.T) {
 		}
 	}
 }
+
+// A mark kept while the file does not parse is worth a warning only when
+// the last version that parsed lacks it: a device asking again for its
+// issued certificate (marked already) is logged at DEBUG. Either mark is
+// kept (another instance may have cleared the flag in a version this one
+// has not read), under one key for every spelling of the device.
+func TestDeferredMarkWarnsOnlyWhenItChangesSomething(t *testing.T) {
+	const good = "group \"\"\ndevice done.example \"\" enabled enrolled\ndevice todo.example \"\" enabled\n"
+	a, conf, logs := markTestApp(t, good)
+	ctx := context.Background()
+	saveRenamed(t, conf, good+"device x.example nogroup enabled\n")
+	for _, d := range []string{"done.example", "TODO.example."} {
+		if err := a.markEnrolled(ctx, d, "", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]string{}
+	for _, e := range logs.All() {
+		if d, ok := e.ContextMap()["device"].(string); ok && strings.Contains(e.Message, "once it parses again") {
+			got[strings.ToLower(d)] = e.Level.CapitalString()
+		}
+	}
+	if got["done.example"] != "DEBUG" || got["todo.example."] != "WARN" {
+		t.Fatalf("levels %v, want done.example DEBUG, todo.example WARN", got)
+	}
+	for _, d := range []string{"done.example", "todo.example"} {
+		if !a.storage.Exists(ctx, deferredMarkKey(d)) {
+			t.Errorf("the mark of %s is not kept", d)
+		}
+	}
+}
