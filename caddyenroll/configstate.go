@@ -442,6 +442,25 @@ func (cs *configState) parse(v fileVersion) (*configfile.File, error) {
 	return f, err
 }
 
+// cryptoOnDisk is the crypto item of the version of the file on disk,
+// not the version in force: what another instance sharing the file may
+// have recorded since this one read it.
+func (cs *configState) cryptoOnDisk() (string, error) {
+	var f *configfile.File
+	err := retryChangedWhileRead(func() error {
+		v, err := cs.stat()
+		if err != nil {
+			return err
+		}
+		f, err = cs.parse(v)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return f.Crypto, nil
+}
+
 // errChangedWhileRead refuses what was read of a file that changed
 // meanwhile.
 var errChangedWhileRead = errors.New("the file changed while it was read")
