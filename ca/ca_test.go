@@ -291,11 +291,87 @@ func TestOpenConcurrentGenerate(t *testing.T) {
 			t.Fatalf("two CAs: %s and %s", first, p)
 		}
 	}
-	// a later Open on an empty item (the operator removed it) makes a new one
-	_, res, err := Open(context.Background(), st.countedStore, Config{Now: fixedNow}, "")
-	if err != nil || res.CryptoParam == first || !res.Created {
-		t.Fatalf("an empty item later: %s (created %v), %v; want a new CA", res.CryptoParam, res.Created, err)
+	// a later Open on an empty item adopts it while no configuration names
+	// it (its process has not recorded it yet, or stopped before)
+	ctx := context.Background()
+	c, res, err := Open(ctx, st.countedStore, Config{Now: fixedNow}, "")
+	if err != nil || res.CryptoParam != first || !res.Adopted {
+		t.Fatalf("an empty item later, the CA unnamed: %s (adopted %v), %v; want %s adopted", res.CryptoParam, res.Adopted, err, first)
 	}
+	// once named, an empty item is the operator asking for a new one
+	if err := c.MarkNamed(ctx, func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	_, res, err = Open(ctx, st.countedStore, Config{Now: fixedNow}, "")
+	if err != nil || res.CryptoParam == first || !res.Created || res.Adopted {
+		t.Fatalf("an empty item later, the CA named: %s (created %v), %v; want a new CA", res.CryptoParam, res.Created, err)
+	}
+}
+
+// What `current` says decides what Open does on an empty item: a CA no
+// configuration named yet is adopted; a named one, or the value an
+// earlier version wrote, is not; the CA the configuration names now
+// (Config.Named) is adopted whatever `current` says.
+func TestOpenAdoptsOnlyUnnamedOrNamedNow(t *testing.T) {
+	ctx := context.Background()
+	cur := func(st Store) string {
+		b, err := st.Load(ctx, "clearinghouse/ca/modern/current")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	t.Run("a failed naming leaves it unnamed", func(t *testing.T) {
+		st := NewMemStore()
+		c, _ := openCA(t, st, Config{}, "")
+		if err := c.MarkNamed(ctx, func() error { return errors.New("disk full") }); err == nil {
+			t.Fatal("MarkNamed hid the error")
+		}
+		if got := cur(st); got != c.CryptoParam()+" unnamed" {
+			t.Fatalf("current %q", got)
+		}
+		if _, res, err := Open(ctx, st, Config{Now: fixedNow}, ""); err != nil || res.CryptoParam != c.CryptoParam() {
+			t.Fatalf("%+v, %v; want %s adopted", res, err, c.CryptoParam())
+		}
+	})
+	t.Run("earlier version's current", func(t *testing.T) {
+		st := NewMemStore()
+		c, _ := openCA(t, st, Config{}, "")
+		if err := st.Store(ctx, "clearinghouse/ca/modern/current", []byte(c.CryptoParam()+"\n")); err != nil {
+			t.Fatal(err)
+		}
+		if _, res, err := Open(ctx, st, Config{Now: fixedNow}, ""); err != nil || res.CryptoParam == c.CryptoParam() || res.Adopted {
+			t.Fatalf("%+v, %v; want a new CA", res, err)
+		}
+	})
+	t.Run("opening the item naming it repairs the mark", func(t *testing.T) {
+		st := NewMemStore()
+		c, _ := openCA(t, st, Config{}, "")
+		// a crash after the file named it, before the mark
+		if _, _, err := Open(ctx, st, Config{Now: fixedNow}, c.CryptoParam()); err != nil {
+			t.Fatal(err)
+		}
+		if got := cur(st); got != c.CryptoParam() {
+			t.Fatalf("current %q after the named CA was opened", got)
+		}
+	})
+	t.Run("named now", func(t *testing.T) {
+		st := NewMemStore()
+		c, _ := openCA(t, st, Config{}, "")
+		if err := c.MarkNamed(ctx, func() error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		called := false
+		named := func(context.Context) (string, error) { called = true; return c.CryptoParam(), nil }
+		_, res, err := Open(ctx, st, Config{Now: fixedNow, Named: named}, "keys")
+		if err != nil || !called || res.CryptoParam != c.CryptoParam() || !res.Adopted || !res.Replaced {
+			t.Fatalf("%+v, %v; want %s adopted", res, err, c.CryptoParam())
+		}
+		named = func(context.Context) (string, error) { return "", errors.New("unreadable") }
+		if _, _, err := Open(ctx, st, Config{Now: fixedNow, Named: named}, ""); err == nil || !strings.Contains(err.Error(), "unreadable") {
+			t.Fatalf("an unreadable configuration: %v", err)
+		}
+	})
 }
 
 // Open refuses storage that does not hold together with the item naming it.

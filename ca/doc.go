@@ -121,7 +121,7 @@
 // Below the Store, for a CA named <Name> ("modern" or "legacy" by default)
 // whose root has SHA-256 fingerprint <fp> (64 hex digits):
 //
-//	clearinghouse/ca/<Name>/current                       crypto item of the CA generated last (Open follows it only to adopt a CA another process generated while it waited for the generate lock)
+//	clearinghouse/ca/<Name>/current                       crypto item of the CA generated last, followed by " unnamed" until a configuration names it (CA.MarkNamed); Open adopts an unnamed CA rather than generate another
 //	clearinghouse/ca/<Name>/<fp>/ca.json                  profile, algorithm, crypto item, creation time
 //	clearinghouse/ca/<Name>/<fp>/root.crt                 root certificate, PEM
 //	clearinghouse/ca/<Name>/<fp>/root.key                 root key, PKCS#8 PEM (may be removed when an intermediate exists)
@@ -131,7 +131,12 @@
 //	clearinghouse/ca/<Name>/<fp>/revoked.json             revoked serials: time, reason, notAfter (the CRL's source)
 //	clearinghouse/ca/<Name>/<fp>/crl.json, crl.der        CRL number and last CRL
 //
-// and the lock "clearinghouse/ca/<Name>/<fp>/state" is held around every
+// The lock "clearinghouse/ca/<Name>/generate" is held while Open decides
+// to adopt or generate a CA for an item that names none, and while
+// CA.MarkNamed has the configuration name a CA: processes sharing the
+// Store that start together on such an item agree on one CA, whether the
+// one that made it has named it yet or not. The lock
+// "clearinghouse/ca/<Name>/<fp>/state" is held around every
 // read-modify-write of revocation state and the CRL number, so several
 // servers sharing the Store stay consistent. Keeping each CA under its
 // fingerprint means generating a new one never overwrites the old one: an

@@ -469,15 +469,20 @@ func (a *App) openCA(ctx context.Context, profile string, auth *Authority) error
 	a.cfg.read(func(f *configfile.File) {
 		cryptoItem, hadCrypto = f.Crypto, f.HasCrypto
 	})
-	param := ""
+	param := cryptoEntry(cryptoItem, profile)
 	ours := false
 	for _, e := range strings.Fields(cryptoItem) {
-		if strings.HasPrefix(e, profile+":") {
-			param = e
-		}
 		ours = ours || isOurCryptoEntry(e)
 	}
-	c, res, err := ca.Open(ctx, a.storage, auth.config(profile), param)
+	cfg := auth.config(profile)
+	// instances starting together on an item that names no CA: one
+	// generates, the others adopt its CA, named in the file or not yet
+	// (recordCrypto names it under the same storage lock)
+	cfg.Named = func(context.Context) (string, error) {
+		item, err := a.cfg.cryptoOnDisk()
+		return cryptoEntry(item, profile), err
+	}
+	c, res, err := ca.Open(ctx, a.storage, cfg, param)
 	if err != nil {
 		return err
 	}
@@ -495,11 +500,22 @@ func (a *App) openCA(ctx context.Context, profile string, auth *Authority) error
 	// Table 7's placeholder) is replaced, and its enrolled flags are kept:
 	// they are the operator's statement of which devices are enrolled.
 	a.crypto.pending = append(a.crypto.pending, cryptoRecord{
-		profile: profile, param: res.CryptoParam, was: param,
+		authority: c, profile: profile, param: res.CryptoParam, was: param,
 		clearEnrolled: !hadCrypto && res.Created, created: res.Created, adopted: res.Adopted,
 		replacedForeign: hadCrypto && !ours && cryptoItem != "",
 	})
 	return nil
+}
+
+// cryptoEntry is the entry of profile in a crypto item ("" if none).
+func cryptoEntry(item, profile string) string {
+	param := ""
+	for _, e := range strings.Fields(item) {
+		if strings.HasPrefix(e, profile+":") {
+			param = e
+		}
+	}
+	return param
 }
 
 func isOurCryptoEntry(e string) bool {
@@ -516,6 +532,7 @@ type cryptoRecords struct {
 }
 
 type cryptoRecord struct {
+	authority                         *ca.CA
 	profile, param                    string
 	was                               string // the profile's entry in the file when Provision read it
 	clearEnrolled                     bool
@@ -523,10 +540,13 @@ type cryptoRecord struct {
 }
 
 // recordCrypto makes the file name the CAs in use, once: at Start, or
-// before an issuance that comes first. If another instance sharing the
-// storage has meanwhile recorded another CA of a profile, this
-// configuration refuses to go on (a reload opens that CA), rather than
-// serve a CA the file does not name.
+// before an issuance that comes first. It writes the file under the
+// storage lock that instances generating a CA take (ca.CA.MarkNamed, the
+// modern CA's first), so that one starting together with this one adopts
+// the CA rather than generate another. If the file names another CA of a
+// profile since this configuration read it (an operator's edit, or an
+// instance of an earlier version), this configuration refuses to go on (a
+// reload opens that CA), rather than serve a CA the file does not name.
 func (a *App) recordCrypto(ctx context.Context) error {
 	a.crypto.mu.Lock()
 	defer a.crypto.mu.Unlock()
@@ -534,7 +554,30 @@ func (a *App) recordCrypto(ctx context.Context) error {
 		return nil
 	}
 	var cleared []string
-	err := a.cfg.edit(ctx, func(f *configfile.File) error {
+	record := func() error { return a.cfg.edit(ctx, a.setCrypto(&cleared)) }
+	for i := len(a.crypto.pending) - 1; i >= 0; i-- {
+		c, inner := a.crypto.pending[i].authority, record
+		record = func() error { return c.MarkNamed(ctx, inner) }
+	}
+	if err := record(); err != nil {
+		return fmt.Errorf("recording crypto parameters in %s: %v", a.ConfigFile, err)
+	}
+	for _, r := range a.crypto.pending {
+		a.log.Info("configuration file now names the operational CA",
+			zap.String("profile", r.profile),
+			zap.String("crypto", r.param),
+			zap.Bool("created", r.created),
+			zap.Bool("adopted_from_another_instance", r.adopted),
+			zap.Bool("replaced_foreign_value", r.replacedForeign),
+			zap.Int("devices_must_reenroll", len(cleared)))
+	}
+	a.crypto.pending = nil
+	return nil
+}
+
+// setCrypto is recordCrypto's edit of the file; a.crypto.mu is held.
+func (a *App) setCrypto(cleared *[]string) func(f *configfile.File) error {
+	return func(f *configfile.File) error {
 		entries := map[string]string{}
 		for _, e := range strings.Fields(f.Crypto) {
 			if isOurCryptoEntry(e) { // a value not ours is replaced
@@ -544,7 +587,7 @@ func (a *App) recordCrypto(ctx context.Context) error {
 		clear := false
 		for _, r := range a.crypto.pending {
 			if cur := entries[r.profile]; cur != r.was && cur != r.param {
-				return fmt.Errorf("the file names the %s CA %q since this configuration was loaded (another instance sharing the storage recorded it); reload to use it", r.profile, cur)
+				return fmt.Errorf("the file names the %s CA %q since this configuration was loaded (edited, or recorded by another instance sharing the storage); reload to use it", r.profile, cur)
 			}
 			entries[r.profile] = r.param
 			// only while no instance has recorded a CA yet: marks written
@@ -561,24 +604,10 @@ func (a *App) recordCrypto(ctx context.Context) error {
 			return err
 		}
 		if clear {
-			cleared = f.ClearEnrolled()
+			*cleared = f.ClearEnrolled()
 		}
 		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("recording crypto parameters in %s: %v", a.ConfigFile, err)
 	}
-	for _, r := range a.crypto.pending {
-		a.log.Info("configuration file now names the operational CA",
-			zap.String("profile", r.profile),
-			zap.String("crypto", r.param),
-			zap.Bool("created", r.created),
-			zap.Bool("adopted_from_another_instance", r.adopted),
-			zap.Bool("replaced_foreign_value", r.replacedForeign),
-			zap.Int("devices_must_reenroll", len(cleared)))
-	}
-	a.crypto.pending = nil
-	return nil
 }
 
 // Start begins watching the configuration file, counts the pending

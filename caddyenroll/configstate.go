@@ -467,6 +467,17 @@ func readConfigFile(path string) (*configfile.File, fileVersion, error) {
 	return f, v, nil
 }
 
+// cryptoOnDisk is the crypto item of the version of the file on disk,
+// not the version in force: what another instance sharing the file may
+// have recorded since this one read it.
+func (cs *configState) cryptoOnDisk() (string, error) {
+	f, _, err := readConfigFile(cs.path)
+	if err != nil {
+		return "", err
+	}
+	return f.Crypto, nil
+}
+
 // errChangedWhileRead refuses what was read of a file that changed
 // meanwhile.
 var errChangedWhileRead = errors.New("the file changed while it was read")

@@ -370,46 +370,41 @@ func TestValidateLeavesTheFileAlone(t *testing.T) {
 	}
 }
 
-// Two instances sharing the storage and the file start together on a file
-// without a crypto item: the one that records its CA second refuses to
-// start rather than replace the other's CA in the file and serve another.
-func TestSecondCAOfAStartRaceIsRefused(t *testing.T) {
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "ch.conf")
-	if err := os.WriteFile(conf, []byte("enroll enabled\ngroup \"\"\n"), 0o640); err != nil {
+// A configuration that opened a CA for a file without a crypto item, and
+// finds the file naming another CA when it records its own (an operator's
+// edit, or an instance of an earlier version that generated without
+// looking), refuses to start rather than replace that CA in the file and
+// serve another. (Instances starting together agree on one CA:
+// TestStartTogetherAgreeOnOneCA.)
+func TestCAOtherThanTheFileNamesIsRefused(t *testing.T) {
+	c := newStartCluster(t, "", 1, nil)
+	if err := c.load(0); err != nil {
 		t.Fatal(err)
 	}
-	st := localLocks{&certmagic.FileStorage{Path: filepath.Join(dir, "data")}}
-	instance := func() *App {
-		cs, err := loadConfigState(conf, -1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cs.edits = new(sync.Mutex) // another process
-		cs.lockFile = configFileLock(st, conf)
-		return &App{cfg: cs, storage: st, cas: map[string]*ca.CA{}, crypto: new(cryptoRecords), log: zap.NewNop()}
-	}
-	a, b := instance(), instance() // both read the file before either recorded a CA
-	ctx := context.Background()
-	if err := a.openCA(ctx, profileModern, &Authority{}); err != nil {
+	if err := c.open(0); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.recordCrypto(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.openCA(ctx, profileModern, &Authority{}); err != nil {
-		t.Fatal(err)
-	}
-	err := b.recordCrypto(ctx)
-	if err == nil || !strings.Contains(err.Error(), "reload") {
-		t.Fatalf("the second instance recorded its CA: %v", err)
-	}
-	f, err := configfile.ParseFile(conf)
+	other, _, err := ca.Open(context.Background(), ca.NewMemStore(), ca.Config{Name: profileModern}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Crypto != a.cas[profileModern].CryptoParam() {
-		t.Fatalf("the file names %q, want the first instance's %q", f.Crypto, a.cas[profileModern].CryptoParam())
+	b, err := os.ReadFile(c.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(c.conf, append(b, "crypto "+other.CryptoParam()+"\n"...), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	err = c.record(0)
+	if err == nil || !strings.Contains(err.Error(), "reload") {
+		t.Fatalf("the instance recorded its CA over another: %v", err)
+	}
+	f, err := configfile.ParseFile(c.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Crypto != other.CryptoParam() {
+		t.Fatalf("the file names %q, want %q", f.Crypto, other.CryptoParam())
 	}
 }
 
