@@ -214,7 +214,10 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 			}
 			return outcome{resp: wire.Response{Status: wire.StatusOK, Certificate: existing.Certificate}, serial: existing.Serial, reason: "already issued"}
 		case statePending:
-			if existing.Held || !existing.Known {
+			// held, or made while the file lacked the device, which has not
+			// enrolled since (once an administrator approved one of its
+			// requests, the others wait for them)
+			if existing.Held || !existing.Known && rec == nil {
 				if o, decided := a.issueHeld(ctx, existing, rec, authority, policy); decided {
 					return o
 				}

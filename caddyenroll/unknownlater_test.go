@@ -1,6 +1,7 @@
 package caddyenroll
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -49,5 +50,36 @@ func TestUnknownDeviceAddedLaterIsIssuedOnRetry(t *testing.T) {
 				t.Fatalf("the file names new.example %d times:\n%s", n, text)
 			}
 		})
+	}
+}
+
+// Once an administrator has approved one of a device's requests made while
+// the file lacked it (adding it to the file), its other requests wait for
+// them too, under approval auto as well: a retrieve changes nothing.
+func TestUnknownDeviceApprovedOthersWait(t *testing.T) {
+	keepPendingCount(t)
+	ctx := context.Background()
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
+	k1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for _, k := range []*ecdsa.PrivateKey{k1, k2} {
+		if ans := enrollAs(t, h, wire.OpRequest, "ops", "new.example", k); ans.Status != wire.StatusPending {
+			t.Fatalf("unknown device: status %d (%s)", ans.Status, ans.Error)
+		}
+		time.Sleep(5 * time.Millisecond) // Created order
+	}
+	pending, err := h.app.state.pendingOf(ctx, "new.example")
+	if err != nil || len(pending) != 2 {
+		t.Fatalf("pending: %v, %v", pending, err)
+	}
+	if _, err := h.app.approve(ctx, pending[0].ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if d := h.app.cfg.device("new.example"); !d.Known || !d.Enabled {
+		t.Fatalf("the approval did not add the device: %+v", d)
+	}
+	if ans := enrollAs(t, h, wire.OpRetrieve, "ops", "new.example", k2); ans.Status != wire.StatusPending {
+		t.Fatalf("the other request after an approval: status %d (%s), want %d", ans.Status, ans.Error, wire.StatusPending)
 	}
 }
