@@ -177,7 +177,7 @@ type RequestInfo struct {
 	ID              string    `json:"id"`
 	Profile         string    `json:"profile"`
 	Device          string    `json:"device"`
-	KnownDevice     bool      `json:"known_device"`
+	KnownDevice     bool      `json:"known_device"` // the file lists the device (pending: now; decided: when the request came)
 	DeviceID        string    `json:"device_id,omitempty"`
 	Customer        string    `json:"customer,omitempty"`
 	Username        string    `json:"username,omitempty"`
@@ -247,7 +247,11 @@ func (ad *adminAPI) listRequests(w http.ResponseWriter, r *http.Request, state s
 	}
 	out := make([]RequestInfo, 0, len(reqs))
 	for _, q := range reqs {
-		out = append(out, requestInfo(q))
+		info := requestInfo(q)
+		if q.State == statePending { // the operator may have added it since
+			info.KnownDevice = ad.app.cfg.device(q.Device).Known
+		}
+		out = append(out, info)
 	}
 	if more {
 		next := url.Values{"after": {out[len(out)-1].ID}, "limit": {strconv.Itoa(limit)}}

@@ -5,11 +5,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
@@ -39,6 +41,13 @@ func TestUnknownDeviceAddedLaterIsIssuedOnRetry(t *testing.T) {
 				}
 			}
 			if tc.want != wire.StatusOK {
+				// the operator's list says what the file says now
+				ad := &adminAPI{app: h.app, log: zap.NewNop()}
+				code, body, _ := adminDo(t, ad, "GET", "/enroll/requests?state=pending")
+				var list []RequestInfo
+				if err := json.Unmarshal([]byte(body), &list); code != 200 || err != nil || len(list) != 1 || !list[0].KnownDevice {
+					t.Fatalf("pending list: %d %s, want the request with known_device true", code, body)
+				}
 				return
 			}
 			if d := h.app.cfg.device("new.example"); !d.Enrolled || d.Group != "G" {
