@@ -277,6 +277,15 @@ func (a *App) refreshRevoked(ctx context.Context) error {
 				cur[d] = true
 			}
 		}
+		if !res.complete {
+			// a record that could not be read is kept as it was (fails
+			// closed: a revoked device must not come back on a storage error)
+			for d := range z.current {
+				if !res.read[d] {
+					cur[d] = true
+				}
+			}
+		}
 		z.current = cur
 		z.scanned = res.complete
 	} else {
@@ -308,6 +317,7 @@ type revokedScan struct {
 	status   map[string]bool     // device (lower case) → its current certificate is revoked (full scan: the revoked ones only)
 	failed   map[string]struct{} // devices whose record could not be read: kept as they are, read again next time
 	complete bool                // full scan: every record was read
+	read     map[string]bool     // full scan: the devices whose record was read
 }
 
 // recentIssuance is how long after a certificate is signed its device
@@ -377,7 +387,7 @@ func (d *DeviceRecord) revokedKey() string {
 
 // scanAllDevices reads every device record.
 func (a *App) scanAllDevices(ctx context.Context, revoked map[string]bool) (revokedScan, error) {
-	res := revokedScan{status: make(map[string]bool), complete: true}
+	res := revokedScan{status: make(map[string]bool), complete: true, read: make(map[string]bool)}
 	keys, err := a.state.list(ctx, path.Join(statePrefix, "devices"))
 	if err != nil {
 		return res, err
@@ -390,6 +400,9 @@ func (a *App) scanAllDevices(ctx context.Context, revoked map[string]bool) (revo
 		if err != nil {
 			res.complete = false // the next refresh scans again
 			continue
+		}
+		if d != nil && d.Device != "" {
+			res.read[configfile.DeviceKey(d.Device)] = true
 		}
 		if d == nil || d.Device == "" || !revoked[d.revokedKey()] {
 			continue

@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/osp"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/routing"
 )
@@ -410,6 +411,12 @@ func (h *OSPHandler) reauthorize(ctx context.Context, req *osp.ReauthorizationRe
 		return h.refuse(req, osp.StatusDestinationInvalid, now, "bad_destination")
 	}
 	targets := h.app.devicesAt(info.SignalAddress)
+	if named := info.NetworkID; named != "" {
+		// the device the token names, not another at its address (devices
+		// may share one): a call to a device disabled since ends
+		key := configfile.DeviceKey(named)
+		targets = slices.DeleteFunc(slices.Clone(targets), func(d string) bool { return configfile.DeviceKey(d) != key })
+	}
 	if len(targets) == 0 {
 		return h.refuse(req, osp.StatusDestinationInvalid, now, "bad_destination")
 	}
