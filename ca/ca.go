@@ -300,7 +300,9 @@ func (cfg Config) namespace() string { return storageRoot + "/" + cfg.Name }
 //     that stopped before naming it: no device was given it);
 //
 // and otherwise generates one, which `current` marks as not yet named
-// until MarkNamed. A CA that was named once is never adopted this way: an
+// until MarkNamed. An unnamed CA of another algorithm, or with an
+// intermediate where the configuration says none (or the opposite), is
+// not adopted: the operator changed the configuration since it was made. A CA that was named once is never adopted this way: an
 // empty item then is an operator asking for a new CA. It reports whether
 // it generated.
 func generateOnce(ctx context.Context, st Store, cfg Config) (*CA, bool, error) {
@@ -325,9 +327,14 @@ func generateOnce(ctx context.Context, st Store, cfg Config) (*CA, bool, error) 
 	}
 	if p, unnamed, err := loadCurrent(ctx, st, cfg); err != nil {
 		return nil, false, err
-	} else if unnamed && p.Profile == cfg.Profile {
+	} else if unnamed && p.Profile == cfg.Profile && p.Algorithm == cfg.Algorithm {
 		c, err := load(ctx, st, cfg, p)
-		if !errors.Is(err, ErrCANotInStorage) { // (deleted by the operator: make another)
+		switch {
+		case errors.Is(err, ErrCANotInStorage): // deleted by the operator: make another
+		case err == nil && (len(c.Chain()) > 1) != cfg.Intermediate:
+			// made as another configuration said (the operator changed it
+			// since): make the CA this one says
+		default:
 			return c, false, err
 		}
 	}

@@ -99,6 +99,9 @@ type crlMeta struct {
 	// SHA-256 of the stored CRL: a reader without the lock checks that the
 	// CRL it read is the one this describes
 	CRLSHA256 string `json:"crl_sha256,omitempty"`
+	// SHA-256 of the certificate that signed it: an operator's CA whose
+	// intermediate was replaced (same root, same storage) signs anew
+	IssuerSHA256 string `json:"issuer_sha256,omitempty"`
 }
 
 // NormalizeSerial accepts a serial in hex (any case, optional colons or
@@ -280,7 +283,11 @@ func (c *CA) revokeLocked(ctx context.Context, rf *revokedFile, s string, reason
 	if err != nil {
 		return nil, false, err
 	}
-	if e, ok := rf.Entries[s]; ok {
+	if e, ok := rf.Entries[s]; ok || rec.Revoked {
+		if !ok { // the record marked, the list not: as earlier versions wrote them
+			e = revokedEntry{At: rec.RevokedAt, Reason: rec.Reason, NotAfter: rec.NotAfter}
+			rf.Entries[s] = e
+		}
 		if reason == ReasonKeyCompromise && e.Reason != ReasonKeyCompromise {
 			// a revoked certificate whose key then leaked: the CRL must say
 			// so (its first revocation time stands); not newly revoked
@@ -297,10 +304,6 @@ func (c *CA) revokeLocked(ctx context.Context, rf *revokedFile, s string, reason
 		}
 		rec.Revoked, rec.RevokedAt, rec.Reason = true, e.At, e.Reason
 		return rec, false, nil
-	}
-	if rec.Revoked {
-		rf.Entries[s] = revokedEntry{At: rec.RevokedAt, Reason: rec.Reason, NotAfter: rec.NotAfter}
-		return nil, false, nil
 	}
 	if reason == ReasonKeyCompromise {
 		if err := c.markCompromised(ctx, rec.PublicKeySHA256, s); err != nil {
@@ -662,7 +665,8 @@ func (c *CA) crlFromStorage(ctx context.Context) ([]byte, error) {
 		}
 		// The number first: a crash in between must not let a later CRL reuse it.
 		sum := sha256.Sum256(der)
-		meta = crlMeta{Number: meta.Number + 1, ThisUpdate: now, NextUpdate: next, Digest: digest, CRLSHA256: hex.EncodeToString(sum[:])}
+		meta = crlMeta{Number: meta.Number + 1, ThisUpdate: now, NextUpdate: next, Digest: digest, CRLSHA256: hex.EncodeToString(sum[:]),
+			IssuerSHA256: FingerprintHex(c.issuer.Raw)}
 		if err := c.storeJSON(ctx, c.key(keyCRLMeta), meta); err != nil {
 			return err
 		}
@@ -728,7 +732,7 @@ func (c *CA) currentCRL(ctx context.Context, now time.Time, unlocked bool) ([]by
 	if err != nil {
 		return nil, err
 	}
-	if meta.Number == 0 || meta.Digest != digest || now.Before(meta.ThisUpdate) ||
+	if meta.Number == 0 || meta.Digest != digest || meta.IssuerSHA256 != FingerprintHex(c.issuer.Raw) || now.Before(meta.ThisUpdate) ||
 		!now.Before(meta.ThisUpdate.Add(c.cfg.CRLValidity/2)) || unlocked && meta.CRLSHA256 == "" {
 		return nil, nil
 	}

@@ -203,6 +203,9 @@ func (c *CA) signParsed(csr *CSR, name string, ip net.IP, p Policy) (*Issued, er
 		return nil, errorf(ErrExpired, "issuing CA %q is valid from %s to %s, now is %s",
 			c.issuer.Subject.CommonName, c.issuer.NotBefore.Format(time.RFC3339), c.issuer.NotAfter.Format(time.RFC3339), now.Format(time.RFC3339))
 	}
+	if err := c.checkConstraints(name, ip); err != nil {
+		return nil, err
+	}
 	validity := p.Validity
 	if validity <= 0 {
 		validity = c.cfg.Validity
