@@ -71,3 +71,14 @@ func dnsWithin(name, constraint string) bool {
 	}
 	return name == constraint || strings.HasSuffix(name, "."+constraint)
 }
+
+// CheckConstraints reports whether the CA may certify device under the
+// name constraints of its chain (ErrBadDeviceName otherwise), as Sign
+// checks it: enrollment refuses such a request up front.
+func (c *CA) CheckConstraints(device string) error {
+	name, ip, err := NormalizeDevice(device)
+	if err != nil {
+		return err
+	}
+	return c.checkConstraints(name, ip)
+}

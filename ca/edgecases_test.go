@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"math/big"
 	"net"
 	"os"
@@ -175,6 +176,12 @@ func TestSignKeepsIssuerNameConstraints(t *testing.T) {
 	// inside the constraint: fine
 	if _, err := c.Sign(makeCSR(t, testKey(t, "p256"), csrOpts{}), "device1.itsp.com", Policy{}); err != nil {
 		t.Fatal(err)
+	}
+	if err := c.CheckConstraints("gw1.example.org"); !errors.Is(err, ErrBadDeviceName) {
+		t.Errorf("CheckConstraints(gw1.example.org): %v, want ErrBadDeviceName", err)
+	}
+	if err := c.CheckConstraints("device2.itsp.com"); err != nil {
+		t.Errorf("CheckConstraints(device2.itsp.com): %v", err)
 	}
 	is, err := c.Sign(makeCSR(t, testKey(t, "p256"), csrOpts{}), "gw1.example.org", Policy{})
 	if err == nil {

@@ -134,6 +134,9 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 	if err := ca.CheckNames(csr, name); err != nil {
 		return fail(wire.StatusBadCSR, err.Error())
 	}
+	if err := authority.CheckConstraints(name); err != nil {
+		return fail(wire.StatusBadCSR, err.Error())
+	}
 
 	id := requestID(in.profile, name, csr.PublicKeySHA256)
 	unlock, err := a.state.lockDevice(ctx, name)
