@@ -248,7 +248,7 @@ func (ad *adminAPI) listRequests(w http.ResponseWriter, r *http.Request, state s
 	out := make([]RequestInfo, 0, len(reqs))
 	for _, q := range reqs {
 		info := requestInfo(q)
-		if q.State == statePending { // the operator may have added it since
+		if q.State == statePending && ad.app.cfg != nil { // the operator may have added it since
 			info.KnownDevice = ad.app.cfg.device(q.Device).Known
 		}
 		out = append(out, info)
