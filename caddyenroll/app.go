@@ -730,14 +730,8 @@ func (a *App) every(interval time.Duration, f func()) {
 // watchOnce reloads the configuration file if it changed on disk, and
 // applies the enrolled marks that wait for it to parse.
 func (a *App) watchOnce() {
-	changed, err := a.cfg.reload()
-	if err != nil {
-		a.log.Error("configuration file changed but is invalid; keeping the previous version",
-			zap.String("file", a.ConfigFile), zap.Error(err))
+	if !a.reloadFile() {
 		return
-	}
-	if changed {
-		a.log.Info("configuration file reloaded", zap.String("file", a.ConfigFile))
 	}
 	if marksDeferred.Load() && a.cfg.editableOnDisk() {
 		// cleared before the marks are listed: one deferred meanwhile sets
@@ -747,6 +741,21 @@ func (a *App) watchOnce() {
 			marksDeferred.Store(true)
 		}
 	}
+}
+
+// reloadFile takes a new version of the file, if any, and logs what came of
+// it; false when the version on disk is invalid.
+func (a *App) reloadFile() bool {
+	changed, err := a.cfg.reload()
+	if err != nil {
+		a.log.Error("configuration file changed but is invalid; keeping the previous version",
+			zap.String("file", a.ConfigFile), zap.Error(err))
+		return false
+	}
+	if changed {
+		a.log.Info("configuration file reloaded", zap.String("file", a.ConfigFile))
+	}
+	return true
 }
 
 // revokedRefreshInterval is how often revocations are re-read from storage.

@@ -3,6 +3,7 @@ package caddyenroll
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -52,13 +53,35 @@ func (a *App) noteFileCrypto(f *configfile.File) {
 		// (not caNotNamed: this runs under the file's lock, which
 		// recordCrypto takes holding a.crypto.mu)
 		if named != "" && named != c.CryptoParam() {
-			a.log.Error("the configuration file names another operational CA than this server uses: it issues no certificate of the profile until a reload opens that CA (or the file names this one again)",
-				zap.String("profile", profile), zap.String("file_names", named), zap.String("in_use", c.CryptoParam()))
+			a.background(func() { a.warnOtherCA(profile, named, c.CryptoParam()) })
 		}
 	}
 	if prev.has && !now.has {
-		a.log.Warn("the configuration file has no crypto item any more: the next reload or restart generates a new operational CA, and every device must enroll again")
+		a.log.Warn("the configuration file has no crypto item any more: the next `caddy reload --force` or restart generates a new operational CA, and every device must enroll again")
 	}
+}
+
+// otherCAGrace is how long a configuration waits before it reports that
+// the file names another CA: the config a reload replaces sees the new
+// config name its new CA moments before it is stopped.
+var otherCAGrace = 5 * time.Second // a variable for tests
+
+// warnOtherCA reports, unless this configuration is stopped or the file
+// names another CA again meanwhile, that the file names another CA of the
+// profile than the one in use.
+func (a *App) warnOtherCA(profile, named, inUse string) {
+	t := time.NewTimer(otherCAGrace)
+	defer t.Stop()
+	select {
+	case <-a.stop:
+		return
+	case <-t.C:
+	}
+	if fc := a.crypto.file.Load(); fc == nil || fc.entries[profile] != named {
+		return
+	}
+	a.log.Error("the configuration file names another operational CA than this server uses: it issues no certificate of the profile until a reload opens that CA (or the file names this one again)",
+		zap.String("profile", profile), zap.String("file_names", named), zap.String("in_use", inUse))
 }
 
 // caNotNamed says why the CA of a profile may not issue now: the file names
@@ -82,4 +105,16 @@ func (a *App) caNotNamed(profile string) string {
 		}
 	}
 	return fmt.Sprintf("the configuration file names the %s CA %s, not the one this server uses; reload the server", profile, named)
+}
+
+// otherCANamed says whether a version of the file names, for a profile
+// this configuration serves, another CA than the one it uses ("" if not).
+func (a *App) otherCANamed(f *configfile.File) string {
+	entries := cryptoEntries(f.Crypto)
+	for profile, c := range a.cas {
+		if e := entries[profile]; e != "" && e != c.CryptoParam() {
+			return fmt.Sprintf("the configuration file names the %s CA %s, not the one this server uses; reload the server", profile, e)
+		}
+	}
+	return ""
 }

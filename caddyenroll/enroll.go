@@ -300,6 +300,11 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 	if err := a.recordCrypto(ctx); err != nil {
 		return err
 	}
+	if !a.cfg.current() {
+		// another instance may have renewed the CA since the watcher last
+		// looked: a certificate of the old one would be useless
+		a.reloadFile()
+	}
 	if why := a.caNotNamed(req.Profile); why != "" {
 		return fmt.Errorf("%w: %s", errConflict, why)
 	}

@@ -120,7 +120,19 @@ func (a *App) applyMarkBatch(batch []mark) ([]markOutcome, []error) {
 	defer cancel()
 	err := a.cfg.editSettled(ctx, func(f *configfile.File) error {
 		changed := false
+		other := a.otherCANamed(f)
 		for i, m := range batch {
+			if other != "" && !m.Unmark {
+				// a certificate of a CA the file no longer names: its device
+				// is not enrolled with the file's (a cluster renewing its CA)
+				a.log.Warn("device not marked enrolled: "+other, zap.String("device", m.Device))
+				outcomes[i] = markOtherCA
+				if _, in := f.Device(m.Device); m.Add && !in {
+					errs[i] = addDevice(f, m, false)
+					changed = true
+				}
+				continue
+			}
 			outcomes[i], errs[i] = markIn(f, m)
 			changed = changed || outcomes[i] == markWritten
 		}
@@ -150,6 +162,7 @@ const (
 	markAsWanted markOutcome = iota // nothing: the device's flag was already as the mark wants it
 	markWritten                     // the flag set or cleared, or the device added
 	markNoDevice                    // nothing: the device is not in the file (and is not to be added)
+	markOtherCA                     // not marked enrolled (an approved device added): the file names another CA
 )
 
 // markIn marks one device in f and reports what it did (f changed with
@@ -168,14 +181,20 @@ func markIn(f *configfile.File, m mark) (markOutcome, error) {
 	if !m.Add || m.Unmark {
 		return markNoDevice, nil
 	}
+	if err := addDevice(f, m, true); err != nil {
+		return markAsWanted, err
+	}
+	return markWritten, nil
+}
+
+// addDevice adds an approved device to f, enabled, in its group (or the
+// default group, if the file no longer has it).
+func addDevice(f *configfile.File, m mark, enrolled bool) error {
 	group := m.Group
 	if _, ok := f.Group(group); !ok {
 		group = configfile.DefaultGroup
 	}
-	if err := f.AddDevice(m.Device, group, true, true); err != nil {
-		return markAsWanted, err
-	}
-	return markWritten, nil
+	return f.AddDevice(m.Device, group, true, enrolled)
 }
 
 // markEnrolled sets the device's enrolled flag; add (an approved device
@@ -295,6 +314,7 @@ func (a *App) applyDeferredMarks(ctx context.Context) bool {
 		case outcomes[i] == markNoDevice:
 			a.log.Info("deferred mark dropped: the device is not in the configuration file (any more)",
 				zap.String("device", m.Device), zap.Bool("unmark", m.Unmark))
+		case outcomes[i] == markOtherCA: // logged at WARN
 		case outcomes[i] == markAsWanted:
 			what := "enrolled"
 			if m.Unmark {
