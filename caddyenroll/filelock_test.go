@@ -118,12 +118,16 @@ func TestFileLockRefreshAndTakeover(t *testing.T) {
 	}
 }
 
-// Goroutines standing in for processes (each taking the lock file
-// itself) hold the lock one at a time.
+// Goroutines of one process, each taking the lock through localLocks (the
+// in-process lock, then the lock file), hold it one at a time, and every
+// Unlock finds its lock. (Goroutines calling lockFile directly would stand
+// for processes sharing this process's table of held files: not a case
+// that arises.)
 func TestFileLockExcludes(t *testing.T) {
 	shortFileLocks(t)
 	fsys := &certmagic.FileStorage{Path: t.TempDir()}
-	filename := fileLockName(fsys, "clearinghouse_test_lock")
+	st := localLocks{fsys}
+	const name = "clearinghouse_test_lock"
 	var in, most atomic.Int32
 	var wg sync.WaitGroup
 	for range 4 {
@@ -131,7 +135,7 @@ func TestFileLockExcludes(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 10 {
-				if err := lockFile(context.Background(), filename); err != nil {
+				if err := st.Lock(context.Background(), name); err != nil {
 					t.Error(err)
 					return
 				}
@@ -141,7 +145,7 @@ func TestFileLockExcludes(t *testing.T) {
 				}
 				time.Sleep(time.Millisecond)
 				in.Add(-1)
-				if err := unlockFile(filename); err != nil {
+				if err := st.Unlock(context.Background(), name); err != nil {
 					t.Error(err)
 					return
 				}
@@ -151,5 +155,8 @@ func TestFileLockExcludes(t *testing.T) {
 	wg.Wait()
 	if most.Load() != 1 {
 		t.Fatalf("%d holders at once", most.Load())
+	}
+	if _, err := os.Stat(fileLockName(fsys, name)); !os.IsNotExist(err) {
+		t.Fatalf("lock file after the last Unlock: %v", err)
 	}
 }
