@@ -352,15 +352,9 @@ func (a *App) readCRLs(ctx context.Context) (map[string]bool, error) {
 }
 
 // readDeviceRecord loads the record of a device for the revocation state
-// (where an earlier version kept it, when it is not where it belongs).
+// (the newer copy, for a spelling earlier versions kept elsewhere).
 func (a *App) readDeviceRecord(ctx context.Context, device string) (*DeviceRecord, error) {
-	d, err := a.readDeviceRecordAt(ctx, deviceKey(device))
-	if err == nil && d == nil {
-		if old := legacyDeviceKey(device); old != "" {
-			return a.readDeviceRecordAt(ctx, old)
-		}
-	}
-	return d, err
+	return newerDeviceRecord(ctx, device, func(key string) (*DeviceRecord, error) { return a.readDeviceRecordAt(ctx, key) })
 }
 
 // readDeviceRecordAt loads the device record at key: nil when absent or
@@ -407,10 +401,18 @@ func (a *App) scanAllDevices(ctx context.Context, revoked map[string]bool) (revo
 		if d == nil || d.Device == "" || !revoked[d.revokedKey()] {
 			continue
 		}
-		// an earlier version's copy, left beside the record that replaced
-		// it (putDevice), names a certificate that is no longer current
-		if k != deviceKey(d.Device) && a.storage.Exists(ctx, deviceKey(d.Device)) {
-			continue
+		if k != deviceKey(d.Device) || legacyDeviceKey(d.Device) != "" {
+			// a record with a copy under another key (earlier versions kept
+			// it by another spelling): the newer copy names the current
+			// certificate
+			cur, err := a.readDeviceRecord(ctx, d.Device)
+			if err != nil {
+				res.complete = false
+				continue
+			}
+			if cur == nil || !revoked[cur.revokedKey()] {
+				continue
+			}
 		}
 		res.status[configfile.DeviceKey(d.Device)] = true // only these: the rest are not in current
 	}

@@ -250,4 +250,22 @@ func TestPendingOfIndexOfFirstVersion(t *testing.T) {
 	if !st.Exists(ctx, pendingOfIndexKey()) {
 		t.Fatal("the index is not marked done")
 	}
+	// an instance of the first version sharing the storage indexes a new
+	// request where it does: found by the file's spelling, unindexed there
+	late := &Request{ID: "cccccc03", Device: spelled.Device, State: statePending, Created: now.Add(time.Second)}
+	if err := s.storeJSON(ctx, requestKey(late.ID), late); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Store(ctx, path.Join(firstDir(late.Device), late.ID), s.markerValue(late.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if reqs, err := s.pendingOf(ctx, spelled.Device); err != nil || len(reqs) != 2 || reqs[1].ID != late.ID {
+		t.Fatalf("pendingOf(%q) with the first version's new marker = %v, %v; want both", spelled.Device, reqs, err)
+	}
+	if err := s.unindexPendingOf(ctx, late.Device, late.ID); err != nil {
+		t.Fatal(err)
+	}
+	if st.Exists(ctx, path.Join(firstDir(late.Device), late.ID)) {
+		t.Fatal("the first version's marker is kept once unindexed")
+	}
 }

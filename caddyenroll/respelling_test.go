@@ -70,9 +70,11 @@ func enrollIPv6(t *testing.T, h *Handler, deviceID string) *wire.Response {
 }
 
 // A record an earlier version kept under the file's spelling lower-cased
-// is still the device's: read where it is, moved where it belongs at the
-// next write, and a copy left beside its replacement (a crash between the
-// two) does not count in the revocation state.
+// is still the device's: read where it is, written where it belongs and
+// where that version reads it (instances of it may share the storage), the
+// newer copy taken when they differ, and copied where it belongs at start
+// so that the device respelled since finds it. A stale copy does not count
+// in the revocation state.
 func TestDeviceRecordOfEarlierVersionIsFound(t *testing.T) {
 	keepPendingCount(t)
 	ctx := context.Background()
@@ -98,11 +100,29 @@ func TestDeviceRecordOfEarlierVersionIsFound(t *testing.T) {
 	if ans.Status != wire.StatusOK {
 		t.Fatalf("enrollment: status %d (%s)", ans.Status, ans.Error)
 	}
-	if st.Exists(ctx, old) || !st.Exists(ctx, deviceKey("2001:db8::1")) {
-		t.Fatalf("after the enrollment: earlier version's copy kept %v, record where it belongs %v; want false, true",
-			st.Exists(ctx, old), st.Exists(ctx, deviceKey("2001:db8::1")))
+	var atOld, atNew DeviceRecord
+	if ok, err := h.app.state.loadJSON(ctx, old, &atOld); !ok || err != nil {
+		t.Fatalf("the earlier version's copy after the enrollment: %v, %v", ok, err)
 	}
-	// a crash left the earlier copy, naming a certificate since revoked
+	if ok, err := h.app.state.loadJSON(ctx, deviceKey("2001:db8::1"), &atNew); !ok || err != nil {
+		t.Fatalf("the record where it belongs after the enrollment: %v, %v", ok, err)
+	}
+	if atOld.Serial != atNew.Serial || atNew.Serial == "abc1" {
+		t.Fatalf("copies after the enrollment name %s and %s, want the new certificate in both", atOld.Serial, atNew.Serial)
+	}
+	// an instance of the earlier version updates its copy: the newer is read
+	newer := atOld
+	newer.Serial, newer.Enrolled = "abc2", atNew.Enrolled.Add(time.Minute)
+	if err := h.app.state.storeJSON(ctx, old, &newer); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := h.app.state.device(ctx, spelled); err != nil || rec == nil || rec.Serial != "abc2" {
+		t.Fatalf("device record with a newer copy where the earlier version keeps it: %+v, %v; want serial abc2", rec, err)
+	}
+	if err := h.app.state.storeJSON(ctx, old, &atOld); err != nil {
+		t.Fatal(err)
+	}
+	// a crash left the earlier copy stale, naming a certificate since revoked
 	if err := h.app.state.storeJSON(ctx, old, stale); err != nil {
 		t.Fatal(err)
 	}
@@ -126,5 +146,27 @@ func TestDeviceRecordOfEarlierVersionIsFound(t *testing.T) {
 	h.app.noteRevoked(profileModern, spelled, nil, true)
 	if h.app.eligible("2001:db8::1") || h.app.eligible("[2001:db8:0::1]") {
 		t.Fatal("a device noted revoked under one spelling is eligible under another")
+	}
+}
+
+// A device an earlier version enrolled under a spelling that is not its
+// normal form keeps its record when the operator respells its line after
+// the upgrade: the record is copied where it belongs at start.
+func TestDeviceRecordOfEarlierVersionFoundAfterRespelling(t *testing.T) {
+	keepPendingCount(t)
+	ctx := context.Background()
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
+	const spelled = "2001:DB8:0:0::1"
+	rec := &DeviceRecord{Device: spelled, DeviceID: "1", Customer: "0", Profile: profileModern, Serial: "abc1", Enrolled: time.Now().UTC()}
+	if err := h.app.state.storeJSON(ctx, legacyDeviceKey(spelled), rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.app.state.copyDeviceRecords(ctx); err != nil {
+		t.Fatal(err)
+	}
+	takeVersion(t, h, "enroll enabled\ngroup \"\"\ndevice 2001:db8::1 \"\" enabled\n")
+	if ans := enrollIPv6(t, h, "2"); ans.Status != wire.StatusCustomerMismatch {
+		t.Fatalf("other device id after the respelling: status %d, want %d", ans.Status, wire.StatusCustomerMismatch)
 	}
 }

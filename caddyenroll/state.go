@@ -343,35 +343,114 @@ func (s *stateStore) indexPending(ctx context.Context) error {
 	return s.st.Store(ctx, pendingIndexKey(), []byte("1"))
 }
 
-// device loads the device's record, from where an earlier version kept it
-// when it is not where it belongs.
+// device loads the device's record. For a name whose spelling is not its
+// normal form, earlier versions kept it elsewhere (legacyDeviceKey), and
+// instances of those versions sharing the storage still read and write it
+// there: the newer of the two copies is the record.
 func (s *stateStore) device(ctx context.Context, name string) (*DeviceRecord, error) {
-	var d DeviceRecord
-	ok, err := s.loadJSON(ctx, deviceKey(name), &d)
-	if err == nil && !ok {
-		if old := legacyDeviceKey(name); old != "" {
-			ok, err = s.loadJSON(ctx, old, &d)
+	return newerDeviceRecord(ctx, name, func(key string) (*DeviceRecord, error) {
+		var d DeviceRecord
+		ok, err := s.loadJSON(ctx, key, &d)
+		if err != nil || !ok {
+			return nil, err
 		}
-	}
-	if err != nil || !ok {
-		return nil, err
-	}
-	return &d, nil
+		return &d, nil
+	})
 }
 
-// putDevice stores the device's record where it belongs, then deletes the
-// copy an earlier version kept elsewhere (left by a crash in between, the
-// copy where it belongs is the one read).
+// newerDeviceRecord loads, with load, the record of name where it belongs
+// and, for a spelling that is not its normal form, where earlier versions
+// kept it, and returns the newer.
+func newerDeviceRecord(ctx context.Context, name string, load func(key string) (*DeviceRecord, error)) (*DeviceRecord, error) {
+	d, err := load(deviceKey(name))
+	if err != nil {
+		return nil, err
+	}
+	old := legacyDeviceKey(name)
+	if old == "" {
+		return d, nil
+	}
+	e, err := load(old)
+	if err != nil {
+		return nil, err
+	}
+	if d == nil || e != nil && e.lastChange().After(d.lastChange()) {
+		return e, nil
+	}
+	return d, nil
+}
+
+// lastChange is when the record last changed: its last enrollment or
+// issuance.
+func (d *DeviceRecord) lastChange() time.Time {
+	t := d.Enrolled
+	if n := len(d.Issued); n > 0 && d.Issued[n-1].At.After(t) {
+		t = d.Issued[n-1].At
+	}
+	return t
+}
+
+// putDevice stores the device's record where it belongs and, for a
+// spelling that is not its normal form, where earlier versions keep it too
+// (instances of those versions sharing the storage read it there).
 func (s *stateStore) putDevice(ctx context.Context, d *DeviceRecord) error {
 	if err := s.storeJSON(ctx, deviceKey(d.Device), d); err != nil {
 		return err
 	}
 	if old := legacyDeviceKey(d.Device); old != "" {
-		if err := s.st.Delete(ctx, old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return s.storeJSON(ctx, old, d)
+	}
+	return nil
+}
+
+// copyDeviceRecords stores, once, a copy where it belongs of each device
+// record that earlier versions kept under another spelling of the device's
+// name (legacyDeviceKey): a device whose line is respelled since is found
+// by its new spelling.
+func (s *stateStore) copyDeviceRecords(ctx context.Context) error {
+	done := path.Join(statePrefix, "devices-copied")
+	if s.st.Exists(ctx, done) {
+		return nil
+	}
+	keys, err := s.list(ctx, path.Join(statePrefix, "devices"))
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if !strings.HasSuffix(k, ".json") {
+			continue
+		}
+		var d DeviceRecord
+		ok, err := s.loadJSON(ctx, k, &d)
+		if err != nil {
+			return err
+		}
+		if !ok || d.Device == "" || k == deviceKey(d.Device) {
+			continue
+		}
+		if err := s.copyDeviceRecord(ctx, d.Device); err != nil {
 			return err
 		}
 	}
-	return nil
+	return s.st.Store(ctx, done, []byte("1"))
+}
+
+// copyDeviceRecord stores the device's record where it belongs, under its
+// lock, unless it is there already.
+func (s *stateStore) copyDeviceRecord(ctx context.Context, device string) error {
+	unlock, err := s.lockDevice(ctx, device)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if s.st.Exists(ctx, deviceKey(device)) {
+		return nil
+	}
+	d, err := s.device(ctx, device)
+	if err != nil || d == nil {
+		return err
+	}
+	return s.storeJSON(ctx, deviceKey(device), d)
 }
 
 // requests lists requests, optionally only those in one state; pending

@@ -41,13 +41,26 @@ func pendingOfDir(device string) string {
 	return path.Join(statePrefix, "pending-of", hashKey("device", configfile.DeviceKey(device)))
 }
 
+// legacyPendingOfDir is where earlier versions put the device's markers
+// (its name lower-cased), when that differs: instances of those versions
+// sharing the storage still do.
+func legacyPendingOfDir(device string) string {
+	old := path.Join(statePrefix, "pending-of", hashKey("device", strings.ToLower(device)))
+	if old == pendingOfDir(device) {
+		return ""
+	}
+	return old
+}
+
 func pendingOfKey(device, id string) string { return path.Join(pendingOfDir(device), id) }
 
 // pendingOfIndexKey marks that the per-device index covers every pending
 // request (those of versions without it are indexed once, at start). Its
 // second version keys a device by every spelling of its name
 // (configfile.DeviceKey), where the first lower-cased it: the requests of
-// devices spelled otherwise are indexed again.
+// devices spelled otherwise are indexed again, so that a device respelled
+// since is found (pendingOf also lists where the first version puts them,
+// for instances of it sharing the storage).
 func pendingOfIndexKey() string { return path.Join(statePrefix, "pending-of-index-2") }
 
 // firstPendingOfIndexKey marks the first version's index.
@@ -57,12 +70,24 @@ func firstPendingOfIndexKey() string { return path.Join(statePrefix, "pending-of
 // whose request is not pending is stale and removed once old enough.
 func (s *stateStore) pendingOf(ctx context.Context, device string) ([]*Request, error) {
 	keys, err := s.list(ctx, pendingOfDir(device))
-	if err != nil || len(keys) == 0 {
+	if err != nil {
 		return nil, err
 	}
+	if old := legacyPendingOfDir(device); old != "" {
+		more, err := s.list(ctx, old)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, more...)
+	}
 	var out []*Request
+	seen := make(map[string]bool, len(keys))
 	for _, k := range keys {
 		id := path.Base(k)
+		if seen[id] {
+			continue // in both folders
+		}
+		seen[id] = true
 		r, err := s.request(ctx, id)
 		if err != nil {
 			return nil, err
@@ -85,6 +110,11 @@ func (s *stateStore) unindexPendingOf(ctx context.Context, device, id string) er
 	if err := s.st.Delete(ctx, pendingOfKey(device, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	if old := legacyPendingOfDir(device); old != "" {
+		if err := s.st.Delete(ctx, path.Join(old, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -100,7 +130,7 @@ func (s *stateStore) unindexRequest(ctx context.Context, r *Request) error {
 func (s *stateStore) indexPendingOf(ctx context.Context) error {
 	first := s.st.Exists(ctx, firstPendingOfIndexKey())
 	return s.indexPendingOnce(ctx, pendingOfIndexKey(), func(r *Request) string {
-		if first && configfile.DeviceKey(r.Device) == strings.ToLower(r.Device) {
+		if first && legacyPendingOfDir(r.Device) == "" {
 			return "" // where the first version indexed it
 		}
 		return pendingOfKey(r.Device, r.ID)
