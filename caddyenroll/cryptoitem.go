@@ -104,7 +104,7 @@ func (a *App) caNotNamed(profile string) string {
 			return "" // the file as Provision read it: recorded before an issuance
 		}
 	}
-	return fmt.Sprintf("the configuration file names the %s CA %s, not the one this server uses; reload the server", profile, named)
+	return otherCAMessage(profile, named)
 }
 
 // otherCANamed says whether a version of the file names, for a profile
@@ -113,8 +113,12 @@ func (a *App) otherCANamed(f *configfile.File) string {
 	entries := cryptoEntries(f.Crypto)
 	for profile, c := range a.cas {
 		if e := entries[profile]; e != "" && e != c.CryptoParam() {
-			return fmt.Sprintf("the configuration file names the %s CA %s, not the one this server uses; reload the server", profile, e)
+			return otherCAMessage(profile, e)
 		}
 	}
 	return ""
+}
+
+func otherCAMessage(profile, named string) string {
+	return fmt.Sprintf("the configuration file names the %s CA %s, not the one this server uses; reload the server", profile, named)
 }
