@@ -268,4 +268,13 @@ func TestPendingOfIndexOfFirstVersion(t *testing.T) {
 	if st.Exists(ctx, path.Join(firstDir(late.Device), late.ID)) {
 		t.Fatal("the first version's marker is kept once unindexed")
 	}
+	// a request this version stores is indexed where the first version
+	// looks too
+	mine := &Request{ID: "dddddd04", Device: spelled.Device, State: statePending, Created: now.Add(2 * time.Second)}
+	if err := s.putRequest(ctx, mine); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Exists(ctx, path.Join(firstDir(mine.Device), mine.ID)) || !st.Exists(ctx, pendingOfKey(mine.Device, mine.ID)) {
+		t.Fatal("a pending request of a device spelled otherwise is not indexed in both folders")
+	}
 }

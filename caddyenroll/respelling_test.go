@@ -165,8 +165,21 @@ func TestDeviceRecordOfEarlierVersionFoundAfterRespelling(t *testing.T) {
 	if err := h.app.state.copyDeviceRecords(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// an instance of the earlier version sharing the storage writes its
+	// copy again; the next start copies the newer
+	newer := *rec
+	newer.DeviceID, newer.Enrolled = "3", rec.Enrolled.Add(time.Minute)
+	if err := h.app.state.storeJSON(ctx, legacyDeviceKey(spelled), &newer); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.app.state.copyDeviceRecords(ctx); err != nil {
+		t.Fatal(err)
+	}
 	takeVersion(t, h, "enroll enabled\ngroup \"\"\ndevice 2001:db8::1 \"\" enabled\n")
-	if ans := enrollIPv6(t, h, "2"); ans.Status != wire.StatusCustomerMismatch {
-		t.Fatalf("other device id after the respelling: status %d, want %d", ans.Status, wire.StatusCustomerMismatch)
+	if ans := enrollIPv6(t, h, "1"); ans.Status != wire.StatusCustomerMismatch {
+		t.Fatalf("the first device id after the respelling: status %d, want %d (the newer copy has id 3)", ans.Status, wire.StatusCustomerMismatch)
+	}
+	if ans := enrollIPv6(t, h, "3"); ans.Status != wire.StatusOK {
+		t.Fatalf("the device id of the newer copy after the respelling: status %d (%s), want 0", ans.Status, ans.Error)
 	}
 }

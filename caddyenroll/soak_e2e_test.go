@@ -1268,7 +1268,11 @@ var soakLogErrors = []string{
 func (k *soak) checkLogs() {
 	t := k.t
 	levels := map[string]map[string]int{}
-	for _, line := range strings.Split(k.s.Logs(), "\n") {
+	logs := k.s.Logs()
+	if i := strings.Index(logs, "WARNING: DATA RACE"); i >= 0 {
+		t.Errorf("caddy log: %.6000s", logs[i:]) // the race's stacks
+	}
+	for _, line := range strings.Split(logs, "\n") {
 		if strings.Contains(line, "panic") || strings.Contains(line, "DATA RACE") {
 			t.Errorf("caddy log: %.2000s", line)
 			continue

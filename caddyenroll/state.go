@@ -229,6 +229,11 @@ func (s *stateStore) putRequest(ctx context.Context, r *Request) error {
 		if err := s.st.Store(ctx, pendingOfKey(r.Device, r.ID), s.markerValue(r.ID)); err != nil {
 			return err
 		}
+		if old := legacyPendingOfDir(r.Device); old != "" { // where earlier versions look too
+			if err := s.st.Store(ctx, path.Join(old, r.ID), s.markerValue(r.ID)); err != nil {
+				return err
+			}
+		}
 		if r.Username != "" && !r.Known { // (max_pending_per_account counts unknown devices)
 			if err := s.st.Store(ctx, pendingByKey(r.Username, r.ID), s.markerValue(r.ID)); err != nil {
 				return err
@@ -403,15 +408,14 @@ func (s *stateStore) putDevice(ctx context.Context, d *DeviceRecord) error {
 	return nil
 }
 
-// copyDeviceRecords stores, once, a copy where it belongs of each device
-// record that earlier versions kept under another spelling of the device's
-// name (legacyDeviceKey): a device whose line is respelled since is found
-// by its new spelling.
+// copyDeviceRecords stores where it belongs each device record that
+// earlier versions keep under another spelling of the device's name
+// (legacyDeviceKey), when that copy is the newer: a device whose line is
+// respelled since is found by its new spelling. It runs at every start
+// (instances of those versions sharing the storage may have written since);
+// only records of devices spelled otherwise than their normal form are
+// copied.
 func (s *stateStore) copyDeviceRecords(ctx context.Context) error {
-	done := path.Join(statePrefix, "devices-copied")
-	if s.st.Exists(ctx, done) {
-		return nil
-	}
 	keys, err := s.list(ctx, path.Join(statePrefix, "devices"))
 	if err != nil {
 		return err
@@ -432,22 +436,24 @@ func (s *stateStore) copyDeviceRecords(ctx context.Context) error {
 			return err
 		}
 	}
-	return s.st.Store(ctx, done, []byte("1"))
+	return nil
 }
 
-// copyDeviceRecord stores the device's record where it belongs, under its
-// lock, unless it is there already.
+// copyDeviceRecord stores the device's record (the newer copy) where it
+// belongs, under its lock, unless it is there already.
 func (s *stateStore) copyDeviceRecord(ctx context.Context, device string) error {
 	unlock, err := s.lockDevice(ctx, device)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if s.st.Exists(ctx, deviceKey(device)) {
-		return nil
-	}
 	d, err := s.device(ctx, device)
 	if err != nil || d == nil {
+		return err
+	}
+	var cur DeviceRecord
+	ok, err := s.loadJSON(ctx, deviceKey(device), &cur)
+	if err != nil || ok && !d.lastChange().After(cur.lastChange()) {
 		return err
 	}
 	return s.storeJSON(ctx, deviceKey(device), d)
