@@ -302,8 +302,11 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 	}
 	if !a.cfg.current() {
 		// another instance may have renewed the CA since the watcher last
-		// looked: a certificate of the old one would be useless
-		a.reloadFile()
+		// looked: a certificate of the old one would be useless. (poll, not
+		// reload: the watcher's reporting is its own; it reports errors)
+		if changed, _ := a.cfg.poll(); changed {
+			a.log.Info("configuration file reloaded", zap.String("file", a.ConfigFile))
+		}
 	}
 	if why := a.caNotNamed(req.Profile); why != "" {
 		return fmt.Errorf("%w: %s", errConflict, why)
