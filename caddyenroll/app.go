@@ -632,9 +632,6 @@ func (a *App) Start() error {
 		} else if err := a.state.indexPendingBy(a.bgCtx); err != nil {
 			a.log.Error("indexing pending requests by account", zap.Error(err))
 		}
-		if err := a.state.copyDeviceRecords(a.bgCtx); err != nil {
-			a.log.Error("copying device records of earlier versions where they belong", zap.Error(err))
-		}
 		if n, err := a.migrateFlatCDRs(a.bgCtx); err != nil {
 			a.log.Error("moving call detail records of the first versions into day buckets", zap.Int("moved", n), zap.Error(err))
 		} else if n > 0 {

@@ -252,6 +252,9 @@ func (a *App) refreshRevoked(ctx context.Context) error {
 		if res, err = a.scanAllDevices(ctx, revoked); err != nil {
 			return err
 		}
+		if len(res.elsewhere) > 0 {
+			a.background(func() { a.copyDeviceRecords(res.elsewhere) })
+		}
 	} else {
 		res = a.scanChanges(ctx, revoked, prev, prevNoted, recheck)
 	}
@@ -318,6 +321,9 @@ type revokedScan struct {
 	failed   map[string]struct{} // devices whose record could not be read: kept as they are, read again next time
 	complete bool                // full scan: every record was read
 	read     map[string]bool     // full scan: the devices whose record was read
+	// full scan: devices with a record where earlier versions keep it (a
+	// spelling other than the normal form), to copy where it belongs
+	elsewhere []string
 }
 
 // recentIssuance is how long after a certificate is signed its device
@@ -397,6 +403,9 @@ func (a *App) scanAllDevices(ctx context.Context, revoked map[string]bool) (revo
 		}
 		if d != nil && d.Device != "" {
 			res.read[configfile.DeviceKey(d.Device)] = true
+			if k != deviceKey(d.Device) {
+				res.elsewhere = append(res.elsewhere, d.Device)
+			}
 		}
 		if d == nil || d.Device == "" || !revoked[d.revokedKey()] {
 			continue

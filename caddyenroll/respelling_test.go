@@ -162,9 +162,7 @@ func TestDeviceRecordOfEarlierVersionFoundAfterRespelling(t *testing.T) {
 	if err := h.app.state.storeJSON(ctx, legacyDeviceKey(spelled), rec); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.app.state.copyDeviceRecords(ctx); err != nil {
-		t.Fatal(err)
-	}
+	copyAtStart(t, h)
 	// an instance of the earlier version sharing the storage writes its
 	// copy again; the next start copies the newer
 	newer := *rec
@@ -172,9 +170,7 @@ func TestDeviceRecordOfEarlierVersionFoundAfterRespelling(t *testing.T) {
 	if err := h.app.state.storeJSON(ctx, legacyDeviceKey(spelled), &newer); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.app.state.copyDeviceRecords(ctx); err != nil {
-		t.Fatal(err)
-	}
+	copyAtStart(t, h)
 	takeVersion(t, h, "enroll enabled\ngroup \"\"\ndevice 2001:db8::1 \"\" enabled\n")
 	if ans := enrollIPv6(t, h, "1"); ans.Status != wire.StatusCustomerMismatch {
 		t.Fatalf("the first device id after the respelling: status %d, want %d (the newer copy has id 3)", ans.Status, wire.StatusCustomerMismatch)
@@ -182,4 +178,18 @@ func TestDeviceRecordOfEarlierVersionFoundAfterRespelling(t *testing.T) {
 	if ans := enrollIPv6(t, h, "3"); ans.Status != wire.StatusOK {
 		t.Fatalf("the device id of the newer copy after the respelling: status %d (%s), want 0", ans.Status, ans.Error)
 	}
+}
+
+// copyAtStart runs the full revocation scan of a start and the copies of
+// device records it finds where earlier versions keep them.
+func copyAtStart(t *testing.T, h *Handler) {
+	t.Helper()
+	res, err := h.app.scanAllDevices(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.elsewhere) == 0 {
+		t.Fatal("the full scan found no record where earlier versions keep it")
+	}
+	h.app.copyDeviceRecords(res.elsewhere)
 }

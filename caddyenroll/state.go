@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
@@ -408,55 +409,28 @@ func (s *stateStore) putDevice(ctx context.Context, d *DeviceRecord) error {
 	return nil
 }
 
-// copyDeviceRecords stores where it belongs each device record that
-// earlier versions keep under another spelling of the device's name
-// (legacyDeviceKey), when that copy is the newer: a device whose line is
-// respelled since is found by its new spelling. It runs at every start
-// (instances of those versions sharing the storage may have written since);
-// only records of devices spelled otherwise than their normal form are
-// copied.
-func (s *stateStore) copyDeviceRecords(ctx context.Context) error {
-	keys, err := s.list(ctx, path.Join(statePrefix, "devices"))
-	if err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if !strings.HasSuffix(k, ".json") {
-			continue
-		}
-		var d DeviceRecord
-		ok, err := s.loadJSON(ctx, k, &d)
-		if err != nil {
-			return err
-		}
-		if !ok || d.Device == "" || k == deviceKey(d.Device) {
-			continue
-		}
-		if err := s.copyDeviceRecord(ctx, d.Device); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// copyDeviceRecord stores the device's record (the newer copy) where it
-// belongs, under its lock, unless it is there already.
+// copyDeviceRecord stores the device's record where it belongs, under
+// its lock, when the copy where earlier versions keep it is newer.
 func (s *stateStore) copyDeviceRecord(ctx context.Context, device string) error {
+	old := legacyDeviceKey(device)
+	if old == "" {
+		return nil
+	}
 	unlock, err := s.lockDevice(ctx, device)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	d, err := s.device(ctx, device)
-	if err != nil || d == nil {
+	var cur, theirs DeviceRecord
+	okCur, err := s.loadJSON(ctx, deviceKey(device), &cur)
+	if err != nil {
 		return err
 	}
-	var cur DeviceRecord
-	ok, err := s.loadJSON(ctx, deviceKey(device), &cur)
-	if err != nil || ok && !d.lastChange().After(cur.lastChange()) {
+	okTheirs, err := s.loadJSON(ctx, old, &theirs)
+	if err != nil || !okTheirs || okCur && !theirs.lastChange().After(cur.lastChange()) {
 		return err
 	}
-	return s.storeJSON(ctx, deviceKey(device), d)
+	return s.storeJSON(ctx, deviceKey(device), &theirs)
 }
 
 // requests lists requests, optionally only those in one state; pending
@@ -568,4 +542,18 @@ func (s *stateStore) findRequest(ctx context.Context, idOrPrefix string) (*Reque
 		return nil, nil
 	}
 	return s.request(ctx, found)
+}
+
+// copyDeviceRecords stores where they belong the records that earlier
+// versions keep under another spelling of the devices' names (the full
+// revocation scan at start finds them), when that copy is the newer: a
+// device whose line is respelled since is found by its new spelling.
+// Instances of those versions sharing the storage may write them again
+// until every instance is upgraded; each start copies again.
+func (a *App) copyDeviceRecords(devices []string) {
+	for _, d := range devices {
+		if err := a.state.copyDeviceRecord(a.bgCtx, d); err != nil {
+			a.log.Error("copying a device record of an earlier version where it belongs", zap.String("device", d), zap.Error(err))
+		}
+	}
 }
