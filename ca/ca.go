@@ -223,6 +223,7 @@ type CA struct {
 	signer    crypto.Signer // the issuer's private key; never logged
 	ctIssue   *ctx509.Certificate
 	issuerSKI []byte
+	issuerFP  string // SHA-256 of the issuer's certificate (crl.json names it)
 	crl       *CRLCache
 }
 
@@ -443,15 +444,16 @@ func newCA(cfg Config, st Store, chain []*x509.Certificate, signer crypto.Signer
 	}
 	fp := FingerprintHex(root.Raw)
 	c := &CA{
-		crl:    new(CRLCache),
-		cfg:    cfg,
-		st:     st,
-		params: CryptoParams{Profile: cfg.Profile, Algorithm: alg, Fingerprint: fp},
-		prefix: cfg.namespace() + "/" + fp,
-		root:   root,
-		issuer: issuer,
-		chain:  chain,
-		signer: signer,
+		crl:      new(CRLCache),
+		cfg:      cfg,
+		st:       st,
+		params:   CryptoParams{Profile: cfg.Profile, Algorithm: alg, Fingerprint: fp},
+		prefix:   cfg.namespace() + "/" + fp,
+		root:     root,
+		issuer:   issuer,
+		issuerFP: FingerprintHex(issuer.Raw),
+		chain:    chain,
+		signer:   signer,
 	}
 	c.issuerSKI = issuer.SubjectKeyId
 	if len(c.issuerSKI) == 0 {

@@ -666,7 +666,7 @@ func (c *CA) crlFromStorage(ctx context.Context) ([]byte, error) {
 		// The number first: a crash in between must not let a later CRL reuse it.
 		sum := sha256.Sum256(der)
 		meta = crlMeta{Number: meta.Number + 1, ThisUpdate: now, NextUpdate: next, Digest: digest, CRLSHA256: hex.EncodeToString(sum[:]),
-			IssuerSHA256: FingerprintHex(c.issuer.Raw)}
+			IssuerSHA256: c.issuerFP}
 		if err := c.storeJSON(ctx, c.key(keyCRLMeta), meta); err != nil {
 			return err
 		}
@@ -732,7 +732,7 @@ func (c *CA) currentCRL(ctx context.Context, now time.Time, unlocked bool) ([]by
 	if err != nil {
 		return nil, err
 	}
-	if meta.Number == 0 || meta.Digest != digest || meta.IssuerSHA256 != FingerprintHex(c.issuer.Raw) || now.Before(meta.ThisUpdate) ||
+	if meta.Number == 0 || meta.Digest != digest || meta.IssuerSHA256 != c.issuerFP || now.Before(meta.ThisUpdate) ||
 		!now.Before(meta.ThisUpdate.Add(c.cfg.CRLValidity/2)) || unlocked && meta.CRLSHA256 == "" {
 		return nil, nil
 	}

@@ -469,18 +469,15 @@ func (a *App) openCA(ctx context.Context, profile string, auth *Authority) error
 	a.cfg.read(func(f *configfile.File) {
 		cryptoItem, hadCrypto = f.Crypto, f.HasCrypto
 	})
-	param := cryptoEntry(cryptoItem, profile)
-	ours := false
-	for _, e := range strings.Fields(cryptoItem) {
-		ours = ours || isOurCryptoEntry(e)
-	}
+	entries := cryptoEntries(cryptoItem)
+	param, ours := entries[profile], len(entries) > 0
 	cfg := auth.config(profile)
 	// instances starting together on an item that names no CA: one
 	// generates, the others adopt its CA, named in the file or not yet
 	// (recordCrypto names it under the same storage lock)
 	cfg.Named = func(context.Context) (string, error) {
 		item, err := a.cfg.cryptoOnDisk()
-		return cryptoEntry(item, profile), err
+		return cryptoEntries(item)[profile], err
 	}
 	c, res, err := ca.Open(ctx, a.storage, cfg, param)
 	if err != nil {
@@ -505,17 +502,6 @@ func (a *App) openCA(ctx context.Context, profile string, auth *Authority) error
 		replacedForeign: hadCrypto && !ours && cryptoItem != "",
 	})
 	return nil
-}
-
-// cryptoEntry is the entry of profile in a crypto item ("" if none).
-func cryptoEntry(item, profile string) string {
-	param := ""
-	for _, e := range strings.Fields(item) {
-		if strings.HasPrefix(e, profile+":") {
-			param = e
-		}
-	}
-	return param
 }
 
 func isOurCryptoEntry(e string) bool {
@@ -578,12 +564,7 @@ func (a *App) recordCrypto(ctx context.Context) error {
 // setCrypto is recordCrypto's edit of the file; a.crypto.mu is held.
 func (a *App) setCrypto(cleared *[]string) func(f *configfile.File) error {
 	return func(f *configfile.File) error {
-		entries := map[string]string{}
-		for _, e := range strings.Fields(f.Crypto) {
-			if isOurCryptoEntry(e) { // a value not ours is replaced
-				entries[e[:strings.IndexByte(e, ':')]] = e
-			}
-		}
+		entries := cryptoEntries(f.Crypto) // a value not ours is replaced
 		clear := false
 		for _, r := range a.crypto.pending {
 			if cur := entries[r.profile]; cur != r.was && cur != r.param {
@@ -787,10 +768,8 @@ func (a *App) setPending(n int) {
 // rebuild the route table and revoke the certificates of the devices it
 // disables, removes or adds as disabled.
 func (a *App) followFileChanges() {
-	a.cfg.read(func(f *configfile.File) {
-		a.crypto.file.Store(&fileCrypto{has: f.HasCrypto, entries: cryptoEntries(f.Crypto)})
-	})
-	a.cfg.onChange = func(f *configfile.File, disabled []string) {
+	a.cfg.read(func(f *configfile.File) { a.crypto.file.Store(a.fileCryptoOf(f)) })
+	onChange := func(f *configfile.File, disabled []string) {
 		a.noteFileCrypto(f)
 		if err := a.rebuildRoutes(f); err != nil {
 			a.log.Error("rebuilding the route table; keeping the previous one", zap.Error(err))
@@ -814,10 +793,15 @@ func (a *App) followFileChanges() {
 			}
 		}
 	}
-	a.cfg.onAddedDisabled = func(devices []string) {
+	onAddedDisabled := func(devices []string) {
 		seen := time.Now()
 		a.background(func() { a.revokeDisabled(a.withValidCertificate(devices), seen) })
 	}
+	// under the file's lock: an edit by the config a reload replaces may
+	// deliver a new version meanwhile
+	a.cfg.mu.Lock()
+	a.cfg.onChange, a.cfg.onAddedDisabled = onChange, onAddedDisabled
+	a.cfg.mu.Unlock()
 }
 
 // revokeDisabled revokes every certificate of devices that were disabled,

@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 )
 
@@ -31,28 +32,46 @@ func cryptoEntries(item string) map[string]string {
 	return entries
 }
 
+// namesOther reports whether a crypto entry names another CA than c (in
+// any spelling ca.ParseCryptoParams takes: a fingerprint in capitals is
+// the same CA). No entry names none.
+func namesOther(entry string, c *ca.CA) bool {
+	if entry == "" || entry == c.CryptoParam() {
+		return false
+	}
+	p, err := ca.ParseCryptoParams(entry)
+	return err != nil || p != c.Params()
+}
+
 // fileCrypto is what a version of the file says of the CAs.
 type fileCrypto struct {
 	has     bool              // the file has a crypto item
 	entries map[string]string // its entries by profile
+	other   map[string]bool   // the profiles whose entry names another CA than the one in use
+}
+
+func (a *App) fileCryptoOf(f *configfile.File) *fileCrypto {
+	fc := &fileCrypto{has: f.HasCrypto, entries: cryptoEntries(f.Crypto), other: map[string]bool{}}
+	for profile, c := range a.cas {
+		if namesOther(fc.entries[profile], c) {
+			fc.other[profile] = true
+		}
+	}
+	return fc
 }
 
 // noteFileCrypto takes the crypto item of a new version of the file, and
 // logs when it names another CA than a profile's in use, or none any more.
 func (a *App) noteFileCrypto(f *configfile.File) {
-	now := &fileCrypto{has: f.HasCrypto, entries: cryptoEntries(f.Crypto)}
+	now := a.fileCryptoOf(f)
 	prev := a.crypto.file.Swap(now)
 	if prev == nil {
 		return
 	}
 	for profile, c := range a.cas {
-		named := now.entries[profile]
-		if named == prev.entries[profile] {
-			continue
-		}
 		// (not caNotNamed: this runs under the file's lock, which
 		// recordCrypto takes holding a.crypto.mu)
-		if named != "" && named != c.CryptoParam() {
+		if named := now.entries[profile]; named != prev.entries[profile] && now.other[profile] {
 			a.background(func() { a.warnOtherCA(profile, named, c.CryptoParam()) })
 		}
 	}
@@ -84,19 +103,15 @@ func (a *App) warnOtherCA(profile, named, inUse string) {
 		zap.String("profile", profile), zap.String("file_names", named), zap.String("in_use", inUse))
 }
 
-// caNotNamed says why the CA of a profile may not issue now: the file names
-// another CA of the profile (one that recordCrypto is about to replace
-// aside). "" when it may.
+// caNotNamed says why the CA of a profile may not issue now: the file in
+// force names another CA of the profile (one that recordCrypto is about
+// to replace aside). "" when it may.
 func (a *App) caNotNamed(profile string) string {
 	fc := a.crypto.file.Load()
-	c := a.cas[profile]
-	if fc == nil || c == nil {
+	if fc == nil || !fc.other[profile] {
 		return ""
 	}
 	named := fc.entries[profile]
-	if named == "" || named == c.CryptoParam() {
-		return ""
-	}
 	a.crypto.mu.Lock()
 	defer a.crypto.mu.Unlock()
 	for _, r := range a.crypto.pending {
@@ -107,16 +122,21 @@ func (a *App) caNotNamed(profile string) string {
 	return otherCAMessage(profile, named)
 }
 
-// otherCANamed says whether a version of the file names, for a profile
-// this configuration serves, another CA than the one it uses ("" if not).
-func (a *App) otherCANamed(f *configfile.File) string {
-	entries := cryptoEntries(f.Crypto)
-	for profile, c := range a.cas {
-		if e := entries[profile]; e != "" && e != c.CryptoParam() {
-			return otherCAMessage(profile, e)
-		}
+// caNotNamedOnDisk is caNotNamed for the version of the file on disk, when
+// it is not the one in force (the watcher has not seen it yet): another
+// instance renewing the CA may have written it moments ago. The file is
+// parsed only then; what cannot be read is the watcher's to report.
+func (a *App) caNotNamedOnDisk(profile string) string {
+	c := a.cas[profile]
+	if c == nil || a.cfg.current() {
+		return ""
 	}
-	return ""
+	item, err := a.cfg.cryptoOnDisk()
+	e := cryptoEntries(item)[profile]
+	if err != nil || !namesOther(e, c) {
+		return ""
+	}
+	return otherCAMessage(profile, e)
 }
 
 func otherCAMessage(profile, named string) string {

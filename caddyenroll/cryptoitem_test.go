@@ -134,10 +134,10 @@ func TestRenewalByAnotherInstanceSeenAtIssuance(t *testing.T) {
 
 	// marks of this instance's certificates that reach that version
 	ctx := context.Background()
-	if err := h.app.markEnrolled(ctx, "gw2.example", "", false); err != nil {
+	if err := h.app.markEnrolled(ctx, "gw2.example", "", profileModern, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.app.markEnrolled(ctx, "new.example", "", true); err != nil {
+	if err := h.app.markEnrolled(ctx, "new.example", "", profileModern, true); err != nil {
 		t.Fatal(err)
 	}
 	f, err := configfile.ParseFile(h.app.cfg.path)

@@ -1,6 +1,7 @@
 package caddyenroll
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -266,7 +267,8 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 			zap.String("request", id), a.accounts.logField(acct.Username), zap.Int("max_issued_per_device", a.maxIssued()),
 			zap.Duration("issuance_window", a.issuanceWindow()))
 	}
-	if refused := a.admitForDevice(ctx, req); refused != nil {
+	pending, refused := a.admitForDevice(ctx, req)
+	if refused != nil {
 		return *refused
 	}
 	done, refused := a.admitPending(ctx, acct.Username, name, dev.Known)
@@ -279,7 +281,7 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 		a.log.Error("storing pending request", zap.String("device", name), zap.Error(err))
 		return fail(wire.StatusServerError, "server error")
 	}
-	a.supersedePending(ctx, name, beyondOwn(req, maxPendingPerDevice),
+	_ = a.rejectSuperseded(ctx, beyondOwn(req, maxPendingPerDevice)(append(pending, req)),
 		fmt.Sprintf("superseded: the device made newer requests (it keeps at most %d pending)", maxPendingPerDevice))
 	return outcome{resp: wire.Response{Status: wire.StatusPending, Nonce: req.ServerNonce}, reason: "pending approval"}
 }
@@ -300,15 +302,10 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 	if err := a.recordCrypto(ctx); err != nil {
 		return err
 	}
-	if !a.cfg.current() {
-		// another instance may have renewed the CA since the watcher last
-		// looked: a certificate of the old one would be useless. (poll, not
-		// reload: the watcher's reporting is its own; it reports errors)
-		if changed, _ := a.cfg.poll(); changed {
-			a.log.Info("configuration file reloaded", zap.String("file", a.ConfigFile))
-		}
-	}
-	if why := a.caNotNamed(req.Profile); why != "" {
+	// the file on disk too, when the watcher has not read it yet: another
+	// instance renewing the CA may have written it moments ago, and a
+	// certificate of the old one would be useless
+	if why := cmp.Or(a.caNotNamed(req.Profile), a.caNotNamedOnDisk(req.Profile)); why != "" {
 		return fmt.Errorf("%w: %s", errConflict, why)
 	}
 	var is *ca.Issued
@@ -349,17 +346,23 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 		return fmt.Errorf("storing request: %v", err)
 	}
 	metrics.issued.WithLabelValues(req.Profile).Inc()
-	if err := a.completeIssue(ctx, req, prev); err != nil {
+	// before the device record names the certificate: a crash or failure
+	// in between leaves it to resumeIssue's completion, which supersedes
+	// them again
+	if err := a.supersedeOlder(ctx, req); err != nil {
 		return err
 	}
-	a.supersedeOlder(ctx, req)
-	return nil
+	return a.completeIssue(ctx, req, prev)
 }
 
 // supersedeOlder rejects the requests the device made before req, whose
 // certificate it enrolled with: they are moot.
-func (a *App) supersedeOlder(ctx context.Context, req *Request) {
-	a.supersedePending(ctx, req.Device, madeBefore(req), "superseded: the device enrolled with a newer request (serial "+req.Serial+")")
+func (a *App) supersedeOlder(ctx context.Context, req *Request) error {
+	reqs, err := a.state.pendingOf(ctx, req.Device)
+	if err != nil {
+		return fmt.Errorf("listing the device's pending requests: %v", err)
+	}
+	return a.rejectSuperseded(ctx, madeBefore(req)(reqs), "superseded: the device enrolled with a newer request (serial "+req.Serial+")")
 }
 
 // issueHeld issues a request held by max_issued_per_device, or made while
@@ -447,7 +450,7 @@ func (a *App) completeIssue(ctx context.Context, req *Request, prev *DeviceRecor
 		return fmt.Errorf("storing device record: %v", err)
 	}
 	a.noteRevoked(req.Profile, req.Device, nil, false) // its current certificate is good
-	return a.markEnrolled(ctx, req.Device, req.Group, !req.Known)
+	return a.markEnrolled(ctx, req.Device, req.Group, req.Profile, !req.Known)
 }
 
 // keyCompromised reports whether a certificate of the key (its
@@ -509,20 +512,13 @@ func (a *App) resumeIssue(ctx context.Context, req *Request, rec *DeviceRecord) 
 	switch {
 	case rec == nil || (rec.Serial != req.Serial && req.Updated.After(rec.Enrolled)):
 		a.log.Info("completing an interrupted issuance", zap.String("device", req.Device), zap.String("serial", req.Serial))
-		if err := a.completeIssue(ctx, req, rec); err != nil {
+		if err := a.supersedeOlder(ctx, req); err != nil {
 			return err
 		}
+		return a.completeIssue(ctx, req, rec)
 	case rec.Serial == req.Serial:
-		if a.caNotNamed(req.Profile) != "" {
-			return nil // the file names another CA: not enrolled with it
-		}
-		if err := a.markEnrolled(ctx, req.Device, req.Group, !req.Known); err != nil {
-			return err
-		}
-	default:
-		return nil
+		return a.markEnrolled(ctx, req.Device, req.Group, req.Profile, !req.Known)
 	}
-	a.supersedeOlder(ctx, req)
 	return nil
 }
 

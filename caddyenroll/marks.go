@@ -55,6 +55,9 @@ type mark struct {
 	Group  string `json:"group,omitempty"`
 	Add    bool   `json:"add,omitempty"`
 	Unmark bool   `json:"unmark,omitempty"`
+	// the profile of the certificate an enrolled mark is for ("": any, as
+	// earlier versions kept them)
+	Profile string `json:"profile,omitempty"`
 }
 
 type markWaiter struct {
@@ -120,16 +123,17 @@ func (a *App) applyMarkBatch(batch []mark) ([]markOutcome, []error) {
 	defer cancel()
 	err := a.cfg.editSettled(ctx, func(f *configfile.File) error {
 		changed := false
-		other := a.otherCANamed(f)
+		fc := a.fileCryptoOf(f)
 		for i, m := range batch {
-			if other != "" && !m.Unmark {
+			if !m.Unmark && (fc.other[m.Profile] || m.Profile == "" && len(fc.other) > 0) {
 				// a certificate of a CA the file no longer names: its device
 				// is not enrolled with the file's (a cluster renewing its CA)
-				a.log.Warn("device not marked enrolled: "+other, zap.String("device", m.Device))
+				a.log.Warn("device not marked enrolled: the configuration file names another CA than the one this server issued its certificate with; reload the server",
+					zap.String("device", m.Device), zap.String("profile", m.Profile))
 				outcomes[i] = markOtherCA
 				if _, in := f.Device(m.Device); m.Add && !in {
 					errs[i] = addDevice(f, m, false)
-					changed = true
+					changed = changed || errs[i] == nil
 				}
 				continue
 			}
@@ -201,13 +205,13 @@ func addDevice(f *configfile.File, m mark, enrolled bool) error {
 // the file did not list) adds it, enabled, to group. When the file is
 // unavailable the mark is deferred (kept in storage) and nil returned: the
 // certificate is issued and recorded either way.
-func (a *App) markEnrolled(ctx context.Context, device, group string, add bool) error {
+func (a *App) markEnrolled(ctx context.Context, device, group, profile string, add bool) error {
 	// nothing to write, unless the file changed since it was parsed (an
 	// operator may have removed the flag): the edit reads that version
 	if d := a.cfg.device(device); d.Known && d.Enrolled && a.cfg.current() {
 		return nil
 	}
-	m := mark{Device: device, Group: group, Add: add}
+	m := mark{Device: device, Group: group, Add: add, Profile: profile}
 	err := a.marks.do(m)
 	if !errors.Is(err, errFileUnavailable) {
 		return err
@@ -252,11 +256,10 @@ func deferredMarkKey(device string) string {
 // legacyDeferredMarkKey is where earlier versions kept it (the name
 // lower-cased), when it differs.
 func legacyDeferredMarkKey(device string) string {
-	old := path.Join(statePrefix, "unmarked", hashKey("device", strings.ToLower(device))+".json")
-	if old == deferredMarkKey(device) {
-		return ""
+	if l := legacySpelling(device); l != "" {
+		return path.Join(statePrefix, "unmarked", hashKey("device", l)+".json")
 	}
-	return old
+	return ""
 }
 
 // applyDeferredMarks applies the marks kept while the file was unavailable.

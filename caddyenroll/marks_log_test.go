@@ -50,7 +50,7 @@ func TestDeferredMarkLogsWhatHappened(t *testing.T) {
 	ctx := context.Background()
 	saveRenamed(t, conf, good+"device x.example nogroup enabled\n")
 	for _, d := range []string{"gone.example", "done.example", "todo.example"} {
-		if err := a.markEnrolled(ctx, d, "", false); err != nil {
+		if err := a.markEnrolled(ctx, d, "", profileModern, false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -102,7 +102,7 @@ func TestDeferredMarkWarnsOnlyWhenItChangesSomething(t *testing.T) {
 	ctx := context.Background()
 	saveRenamed(t, conf, good+"device x.example nogroup enabled\n")
 	for _, d := range []string{"done.example", "TODO.example."} {
-		if err := a.markEnrolled(ctx, d, "", false); err != nil {
+		if err := a.markEnrolled(ctx, d, "", profileModern, false); err != nil {
 			t.Fatal(err)
 		}
 	}

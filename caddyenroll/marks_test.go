@@ -164,7 +164,7 @@ func TestDeferredMarks(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range []string{"a.example", "new.example", "c.example", "r.example"} {
-		if err := a.markEnrolled(ctx, d, "", d == "new.example"); err != nil {
+		if err := a.markEnrolled(ctx, d, "", profileModern, d == "new.example"); err != nil {
 			t.Fatalf("%s: %v", d, err)
 		}
 	}
@@ -233,7 +233,7 @@ func TestMarkAfterTheFlagWasRemovedByHand(t *testing.T) {
 	if !a.cfg.device("a.example").Enrolled {
 		t.Fatal("the test needs the parsed file to still say enrolled")
 	}
-	if err := a.markEnrolled(context.Background(), "a.example", "", false); err != nil {
+	if err := a.markEnrolled(context.Background(), "a.example", "", profileModern, false); err != nil {
 		t.Fatal(err)
 	}
 	f, err := configfile.ParseFile(conf)

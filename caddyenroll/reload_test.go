@@ -482,7 +482,7 @@ func TestReloadSeesPreviousConfigsMark(t *testing.T) {
 	app := map[string]any{"config_file": conf, "watch_interval": int64(-time.Second)}
 	first := loadEnrollApp(t, root, app)
 	second := loadEnrollApp(t, root, app)
-	if err := first.markEnrolled(ctx, "gw1.example", "", false); err != nil {
+	if err := first.markEnrolled(ctx, "gw1.example", "", profileModern, false); err != nil {
 		t.Fatal(err)
 	}
 	if f, err := configfile.ParseFile(conf); err != nil {

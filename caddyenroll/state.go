@@ -123,14 +123,23 @@ func deviceKey(device string) string {
 	return path.Join(statePrefix, "devices", hashKey("device", configfile.DeviceKey(device))+".json")
 }
 
-// legacyDeviceKey is where earlier versions kept the record (the name
-// lower-cased, not normalized), when it differs from deviceKey.
-func legacyDeviceKey(device string) string {
-	old := path.Join(statePrefix, "devices", hashKey("device", strings.ToLower(device))+".json")
-	if old == deviceKey(device) {
-		return ""
+// legacySpelling is how earlier versions keyed a device's state (its name
+// lower-cased, not normalized), when that differs from its normal form
+// (configfile.DeviceKey); "" when it does not.
+func legacySpelling(device string) string {
+	if l := strings.ToLower(device); l != configfile.DeviceKey(device) {
+		return l
 	}
-	return old
+	return ""
+}
+
+// legacyDeviceKey is where earlier versions kept the record, when it
+// differs from deviceKey.
+func legacyDeviceKey(device string) string {
+	if l := legacySpelling(device); l != "" {
+		return path.Join(statePrefix, "devices", hashKey("device", l)+".json")
+	}
+	return ""
 }
 func deviceLockName(device string) string {
 	// every spelling of one device takes one lock (configfile.DeviceKey): the

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
-	"strings"
 
 	"go.uber.org/zap"
 
@@ -45,11 +45,10 @@ func pendingOfDir(device string) string {
 // (its name lower-cased), when that differs: instances of those versions
 // sharing the storage still do.
 func legacyPendingOfDir(device string) string {
-	old := path.Join(statePrefix, "pending-of", hashKey("device", strings.ToLower(device)))
-	if old == pendingOfDir(device) {
-		return ""
+	if l := legacySpelling(device); l != "" {
+		return path.Join(statePrefix, "pending-of", hashKey("device", l))
 	}
-	return old
+	return ""
 }
 
 func pendingOfKey(device, id string) string { return path.Join(pendingOfDir(device), id) }
@@ -157,29 +156,21 @@ func (s *stateStore) indexPendingOnce(ctx context.Context, done string, markerKe
 	return s.st.Store(ctx, done, []byte("1"))
 }
 
-// supersedePending rejects, under the device's lock, the device's pending
-// requests that pick chooses from all of them (oldest first), with why as
-// their reason. It returns how many it rejected.
-func (a *App) supersedePending(ctx context.Context, device string, pick func(reqs []*Request) []*Request, why string) int {
-	reqs, err := a.state.pendingOf(ctx, device)
-	if err != nil {
-		a.log.Error("listing the device's pending requests", zap.String("device", device), zap.Error(err))
-		return 0
-	}
-	if len(reqs) == 0 {
-		return 0
-	}
-	n := 0
-	for _, r := range pick(reqs) {
+// rejectSuperseded rejects, under the device's lock, the pending requests
+// reqs of a device, with why as their reason. Each failure is logged; the
+// error says whether any request is left pending.
+func (a *App) rejectSuperseded(ctx context.Context, reqs []*Request, why string) error {
+	var errs []error
+	for _, r := range reqs {
 		if err := a.storeRejected(ctx, r, why); err != nil {
 			a.log.Error("rejecting a superseded pending request", zap.String("request", r.ID), zap.Error(err))
+			errs = append(errs, err)
 			continue
 		}
-		n++
 		a.leftPending(ctx, r)
 		a.log.Info("pending request superseded", zap.String("request", r.ID), zap.String("device", r.Device), zap.String("reason", why))
 	}
-	return n
+	return errors.Join(errs...)
 }
 
 // sameClaimant reports whether two requests for a device come from the
@@ -223,24 +214,20 @@ func beyondOwn(req *Request, keep int) func([]*Request) []*Request {
 
 // admitForDevice refuses a new pending request for a device that has
 // maxPendingPerDevice pending already, none of them the same claimant's
-// (whose oldest the new one would supersede).
-func (a *App) admitForDevice(ctx context.Context, req *Request) *outcome {
+// (whose oldest the new one would supersede). It returns the device's
+// pending requests.
+func (a *App) admitForDevice(ctx context.Context, req *Request) ([]*Request, *outcome) {
 	reqs, err := a.state.pendingOf(ctx, req.Device)
 	if err != nil {
 		a.log.Error("listing the device's pending requests", zap.String("device", req.Device), zap.Error(err))
 		o := fail(wire.StatusServerError, "server error")
-		return &o
+		return nil, &o
 	}
-	if len(reqs) < maxPendingPerDevice {
-		return nil
+	if len(reqs) < maxPendingPerDevice || slices.ContainsFunc(reqs, func(r *Request) bool { return sameClaimant(r, req) }) {
+		return reqs, nil
 	}
-	for _, r := range reqs {
-		if sameClaimant(r, req) {
-			return nil
-		}
-	}
-	a.warnBound("device:"+strings.ToLower(req.Device), "pending request refused: the device has as many requests of other device or customer ids pending as it may keep",
+	a.warnBound("device:"+configfile.DeviceKey(req.Device), "pending request refused: the device has as many requests of other device or customer ids pending as it may keep",
 		zap.String("device", req.Device), zap.Int("pending", len(reqs)))
 	o := fail(wire.StatusRateLimited, "too many requests are pending approval for this device; try again later")
-	return &o
+	return nil, &o
 }

@@ -66,13 +66,19 @@ func TestCrashBeforeSupersedingIsRepairedOnRetrieve(t *testing.T) {
 	id1, id2 := gw1RequestID(k1), gw1RequestID(k2)
 
 	// the administrator approves k2's request; the process dies right
-	// after the issuance is complete, before the older request is superseded
+	// once the certificate is stored, before the older request is
+	// superseded (or that write fails: the approval then reports it, and
+	// the device record does not name the certificate yet)
 	p := requestKey(id1)
 	part.Store(&p)
-	if _, err := h.app.approve(ctx, id2, ""); err != nil {
-		t.Fatalf("approve: %v", err)
-	}
+	_, err := h.app.approve(ctx, id2, "")
 	part.Store(nil)
+	if err == nil {
+		t.Fatal("an approval whose superseding failed reported success")
+	}
+	if r2, _ := h.app.state.request(ctx, id2); r2 == nil || r2.State != stateIssued {
+		t.Fatalf("k2's request after the approval: %+v, want issued", r2)
+	}
 
 	// the device asks again: the interrupted issuance is completed
 	if ans := enrollAs(t, h, wire.OpRetrieve, "ops", "gw1.example", k2); ans.Status != wire.StatusOK {
