@@ -253,7 +253,8 @@ func (a *App) refreshRevoked(ctx context.Context) error {
 			return err
 		}
 		if len(res.elsewhere) > 0 {
-			a.background(func() { a.copyDeviceRecords(res.elsewhere) })
+			elsewhere := res.elsewhere
+			a.background(func() { a.copyDeviceRecords(context.WithoutCancel(ctx), elsewhere) })
 		}
 	} else {
 		res = a.scanChanges(ctx, revoked, prev, prevNoted, recheck)

@@ -108,12 +108,16 @@ func newRefreshFixture(t *testing.T) *refreshFixture {
 		t.Fatal(err)
 	}
 	a := &App{
+		bg:      new(backgroundWork),
 		storage: st,
 		cas:     map[string]*ca.CA{profileModern: local},
 		state:   &stateStore{st: st},
 		authz:   &authz{revocations: new(revocations)},
 		clock:   clock.Now,
+		log:     zap.NewNop(),
 	}
+	// the copies of earlier versions' records a full scan starts
+	t.Cleanup(func() { a.bg.wg.Wait() })
 	return &refreshFixture{t: t, ctx: ctx, app: a, st: cs, local: local, other: other, clock: clock}
 }
 

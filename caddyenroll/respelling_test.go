@@ -191,5 +191,5 @@ func copyAtStart(t *testing.T, h *Handler) {
 	if len(res.elsewhere) == 0 {
 		t.Fatal("the full scan found no record where earlier versions keep it")
 	}
-	h.app.copyDeviceRecords(res.elsewhere)
+	h.app.copyDeviceRecords(context.Background(), res.elsewhere)
 }

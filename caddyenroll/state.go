@@ -559,9 +559,9 @@ func (s *stateStore) findRequest(ctx context.Context, idOrPrefix string) (*Reque
 // device whose line is respelled since is found by its new spelling.
 // Instances of those versions sharing the storage may write them again
 // until every instance is upgraded; each start copies again.
-func (a *App) copyDeviceRecords(devices []string) {
+func (a *App) copyDeviceRecords(ctx context.Context, devices []string) {
 	for _, d := range devices {
-		if err := a.state.copyDeviceRecord(a.bgCtx, d); err != nil {
+		if err := a.state.copyDeviceRecord(ctx, d); err != nil {
 			a.log.Error("copying a device record of an earlier version where it belongs", zap.String("device", d), zap.Error(err))
 		}
 	}
