@@ -2,14 +2,9 @@ package caddyenroll
 
 import (
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/base64"
-	"net/url"
 	"testing"
 	"time"
 
@@ -17,19 +12,6 @@ import (
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
-
-func enrollWithIDs(t *testing.T, h *Handler, account, device, deviceID, customer string, key crypto.Signer) *wire.Response {
-	t.Helper()
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: device}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nonce := make([]byte, 16)
-	_, _ = rand.Read(nonce)
-	return postForm(t, h, "192.0.2.1", url.Values{"operation": {"request"}, "nonce": {base64.StdEncoding.EncodeToString(nonce)},
-		"username": {account}, "password": {"right"}, "device": {deviceID}, "customer": {customer},
-		"request": {base64.StdEncoding.EncodeToString(csr)}})
-}
 
 // The per-device bound of pending requests supersedes only the new
 // request's claimant's own (same device and customer ids): anyone holding
@@ -45,14 +27,14 @@ func TestOtherClaimantCannotSupersedePendingRequest(t *testing.T) {
 	h, _ := boundsApp(t, st, clock, ApprovalManual, 100, 100)
 
 	legit, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if ans := enrollWithIDs(t, h, "ops", "gw1.example", "1", "0", legit); ans.Status != wire.StatusPending {
+	if ans := enrollWithIDs(t, h, wire.OpRequest, "ops", "gw1.example", "1", "0", legit); ans.Status != wire.StatusPending {
 		t.Fatalf("legit: status %d", ans.Status)
 	}
 	var others []string
 	for i := 0; i < maxPendingPerDevice+2; i++ {
 		time.Sleep(5 * time.Millisecond) // Created order
 		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if ans := enrollWithIDs(t, h, "acme", "gw1.example", "999", "0", k); ans.Status != wire.StatusPending {
+		if ans := enrollWithIDs(t, h, wire.OpRequest, "acme", "gw1.example", "999", "0", k); ans.Status != wire.StatusPending {
 			t.Fatalf("other claimant %d: status %d (%s)", i, ans.Status, ans.Error)
 		}
 		others = append(others, gw1RequestID(k))
@@ -76,7 +58,7 @@ func TestOtherClaimantCannotSupersedePendingRequest(t *testing.T) {
 	}
 	// a third claimant, with none pending, is refused
 	k3, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if ans := enrollWithIDs(t, h, "acme", "gw1.example", "777", "0", k3); ans.Status != wire.StatusRateLimited {
+	if ans := enrollWithIDs(t, h, wire.OpRequest, "acme", "gw1.example", "777", "0", k3); ans.Status != wire.StatusRateLimited {
 		t.Fatalf("third claimant: status %d (%s), want %d", ans.Status, ans.Error, wire.StatusRateLimited)
 	}
 	if r, _ := h.app.state.request(ctx, gw1RequestID(k3)); r != nil {
@@ -85,7 +67,7 @@ func TestOtherClaimantCannotSupersedePendingRequest(t *testing.T) {
 	// the device itself, with a new key, supersedes its own older request
 	time.Sleep(5 * time.Millisecond)
 	legit2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if ans := enrollWithIDs(t, h, "ops", "gw1.example", "1", "0", legit2); ans.Status != wire.StatusPending {
+	if ans := enrollWithIDs(t, h, wire.OpRequest, "ops", "gw1.example", "1", "0", legit2); ans.Status != wire.StatusPending {
 		t.Fatalf("legit, new key: status %d", ans.Status)
 	}
 	if r, _ := h.app.state.request(ctx, gw1RequestID(legit)); r == nil || r.State != stateRejected {

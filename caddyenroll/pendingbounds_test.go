@@ -59,8 +59,15 @@ func boundsApp(t *testing.T, st certmagic.Storage, clock *testClock, approval st
 	return &Handler{Profile: profileModern, ContentType: "text/html", MaxBody: wire.MaxBody, app: a, log: a.log}, logs
 }
 
-// enrollAs sends h an operation for device with key, as account.
+// enrollAs sends h an operation for device with key, as account, with
+// device id 1 and customer 0.
 func enrollAs(t *testing.T, h *Handler, op, account, device string, key crypto.Signer) *wire.Response {
+	t.Helper()
+	return enrollWithIDs(t, h, op, account, device, "1", "0", key)
+}
+
+// enrollWithIDs is enrollAs with the device and customer ids given.
+func enrollWithIDs(t *testing.T, h *Handler, op, account, device, deviceID, customer string, key crypto.Signer) *wire.Response {
 	t.Helper()
 	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: device}}, key)
 	if err != nil {
@@ -69,7 +76,8 @@ func enrollAs(t *testing.T, h *Handler, op, account, device string, key crypto.S
 	nonce := make([]byte, 16)
 	_, _ = rand.Read(nonce)
 	return postForm(t, h, "192.0.2.1", url.Values{"operation": {op}, "nonce": {base64.StdEncoding.EncodeToString(nonce)},
-		"username": {account}, "password": {"right"}, "device": {"1"}, "customer": {"0"}, "request": {base64.StdEncoding.EncodeToString(csr)}})
+		"username": {account}, "password": {"right"}, "device": {deviceID}, "customer": {customer},
+		"request": {base64.StdEncoding.EncodeToString(csr)}})
 }
 
 // keepPendingCount restores the process's pending count after the test,

@@ -5,10 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/base64"
-	"net/url"
 	"testing"
 	"time"
 
@@ -61,12 +57,7 @@ func TestIPRespellingKeepsDeviceRecord(t *testing.T) {
 func enrollIPv6(t *testing.T, h *Handler, deviceID string) *wire.Response {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "2001:db8::1"}}, key)
-	nonce := make([]byte, 16)
-	_, _ = rand.Read(nonce)
-	return postForm(t, h, "192.0.2.1", url.Values{"operation": {"request"}, "nonce": {base64.StdEncoding.EncodeToString(nonce)},
-		"username": {"ops"}, "password": {"right"}, "device": {deviceID}, "customer": {"0"},
-		"request": {base64.StdEncoding.EncodeToString(csr)}})
+	return enrollWithIDs(t, h, wire.OpRequest, "ops", "2001:db8::1", deviceID, "0", key)
 }
 
 // A record an earlier version kept under the file's spelling lower-cased
