@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/caddyserver/certmagic"
 
@@ -23,23 +22,16 @@ import (
 // issued, and its device is marked enrolled: only marks of the renewed
 // profile's certificates are held back.
 func TestModernMarkNotBlockedByLegacyRenewal(t *testing.T) {
-	keepPendingCount(t)
 	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
-	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
-	h.app.bg = new(backgroundWork)
-	h.app.stop = make(chan struct{})
 	legacy, _, err := ca.Open(context.Background(), st, ca.Config{Name: profileLegacy, Profile: ca.ProfileLegacy}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
+	h, _ := watchingApp(t, st)
 	h.app.cas[profileLegacy] = legacy
-	h.app.followFileChanges()
+	h.app.followFileChanges() // again, with the legacy CA
 	modern := h.app.cas[profileModern].CryptoParam()
-	leg := legacy.CryptoParam()
-	otherLeg := leg[:len(leg)-4] + "0000"
-	if otherLeg == leg {
-		otherLeg = leg[:len(leg)-4] + "1111"
-	}
+	otherLeg := otherCA(legacy.CryptoParam())
 	takeVersion(t, h, "crypto '"+modern+" "+otherLeg+"'\nenroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled\n")
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if ans := enrollAs(t, h, wire.OpRequest, "ops", "gw1.example", key); ans.Status != wire.StatusOK {
@@ -58,12 +50,7 @@ func TestModernMarkNotBlockedByLegacyRenewal(t *testing.T) {
 // in capitals, which ca.ParseCryptoParams and Open accept) names the same
 // CA: issuance goes on.
 func TestSameCASpelledOtherwiseStillIssues(t *testing.T) {
-	keepPendingCount(t)
-	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
-	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
-	h.app.bg = new(backgroundWork)
-	h.app.stop = make(chan struct{})
-	h.app.followFileChanges()
+	h, _ := watchingApp(t, localLocks{&certmagic.FileStorage{Path: t.TempDir()}})
 	ours := h.app.cas[profileModern].CryptoParam()
 	i := strings.LastIndexByte(ours, ':')
 	upper := ours[:i+1] + strings.ToUpper(ours[i+1:])
@@ -81,12 +68,7 @@ func TestSameCASpelledOtherwiseStillIssues(t *testing.T) {
 // at the file before the watcher does: the watcher still reports it (the
 // ERROR "configuration file changed but is invalid").
 func TestInvalidVersionSeenFirstByIssuanceIsStillReported(t *testing.T) {
-	keepPendingCount(t)
-	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
-	h, logs := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
-	h.app.bg = new(backgroundWork)
-	h.app.stop = make(chan struct{})
-	h.app.followFileChanges()
+	h, logs := watchingApp(t, localLocks{&certmagic.FileStorage{Path: t.TempDir()}})
 	ours := h.app.cas[profileModern].CryptoParam()
 	takeVersion(t, h, "crypto "+ours+"\nenroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled\ndevice gw2.example \"\" enabled\n")
 	inForce, err := os.Open(h.app.cfg.path) // the new version gets another inode

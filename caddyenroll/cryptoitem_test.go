@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
@@ -37,15 +38,11 @@ func takeVersion(t *testing.T, h *Handler, text string) {
 	}
 }
 
-// A crypto item edited while the server runs to name another CA (an
-// operator's edit, or another instance sharing the file that renewed the
-// CA) stops issuance of that profile until a reload, and no device is
-// marked enrolled in a file that names a CA it did not enroll with; the
-// operator is told at ERROR. Named again, the CA issues again.
-func TestCryptoItemNamingAnotherCAStopsIssuance(t *testing.T) {
+// watchingApp is boundsApp (approval auto) following the file's changes
+// as a started app does, with the other-CA report's grace shortened.
+func watchingApp(t *testing.T, st certmagic.Storage) (*Handler, *observer.ObservedLogs) {
+	t.Helper()
 	keepPendingCount(t)
-	ctx := context.Background()
-	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
 	h, logs := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
 	h.app.bg = new(backgroundWork)
 	h.app.stop = make(chan struct{})
@@ -53,11 +50,27 @@ func TestCryptoItemNamingAnotherCAStopsIssuance(t *testing.T) {
 	grace := otherCAGrace
 	otherCAGrace = 50 * time.Millisecond
 	t.Cleanup(func() { otherCAGrace = grace })
-	ours := h.app.cas[profileModern].CryptoParam()
-	other := ours[:len(ours)-4] + "0000"
-	if other == ours {
-		other = ours[:len(ours)-4] + "1111"
+	return h, logs
+}
+
+// otherCA is a crypto entry like param naming another CA.
+func otherCA(param string) string {
+	if other := param[:len(param)-4] + "0000"; other != param {
+		return other
 	}
+	return param[:len(param)-4] + "1111"
+}
+
+// A crypto item edited while the server runs to name another CA (an
+// operator's edit, or another instance sharing the file that renewed the
+// CA) stops issuance of that profile until a reload, and no device is
+// marked enrolled in a file that names a CA it did not enroll with; the
+// operator is told at ERROR. Named again, the CA issues again.
+func TestCryptoItemNamingAnotherCAStopsIssuance(t *testing.T) {
+	ctx := context.Background()
+	h, logs := watchingApp(t, localLocks{&certmagic.FileStorage{Path: t.TempDir()}})
+	ours := h.app.cas[profileModern].CryptoParam()
+	other := otherCA(ours)
 	newKey := func() *ecdsa.PrivateKey { k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader); return k }
 	file := func(crypto string) string {
 		return "crypto " + crypto + "\nenroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled\ndevice gw2.example \"\" enabled\n"
@@ -104,17 +117,9 @@ func TestCryptoItemNamingAnotherCAStopsIssuance(t *testing.T) {
 // a version that names another CA (an approved device is added, not
 // marked).
 func TestRenewalByAnotherInstanceSeenAtIssuance(t *testing.T) {
-	keepPendingCount(t)
-	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
-	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
-	h.app.bg = new(backgroundWork)
-	h.app.stop = make(chan struct{})
-	h.app.followFileChanges()
+	h, _ := watchingApp(t, localLocks{&certmagic.FileStorage{Path: t.TempDir()}})
 	ours := h.app.cas[profileModern].CryptoParam()
-	other := ours[:len(ours)-4] + "0000"
-	if other == ours {
-		other = ours[:len(ours)-4] + "1111"
-	}
+	other := otherCA(ours)
 	file := func(crypto string) string {
 		return "crypto " + crypto + "\nenroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled\ndevice gw2.example \"\" enabled\n"
 	}
