@@ -133,8 +133,8 @@ func TestRenewalByAnotherInstanceSeenAtIssuance(t *testing.T) {
 	defer inForce.Close()
 	saveRenamed(t, h.app.cfg.path, file(other))
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if ans := enrollAs(t, h, wire.OpRequest, "ops", "gw1.example", key); ans.Status != wire.StatusServerError {
-		t.Fatalf("the file on disk names another CA: status %d (%s), want %d", ans.Status, ans.Error, wire.StatusServerError)
+	if ans := enrollAs(t, h, wire.OpRequest, "ops", "gw1.example", key); ans.Status != wire.StatusServerError || !strings.Contains(ans.Error, "reload") {
+		t.Fatalf("the file on disk names another CA: status %d (%s), want %d saying to reload", ans.Status, ans.Error, wire.StatusServerError)
 	}
 
 	// marks of this instance's certificates that reach that version

@@ -255,8 +255,7 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 		held := a.issuanceHeld(rec, a.now())
 		if held == "" {
 			if err := a.issueLocked(ctx, req, csr, rec, authority, policy); err != nil {
-				a.log.Error("issuing certificate", zap.String("device", name), zap.String("request", id), zap.Error(err))
-				return fail(wire.StatusServerError, "server error")
+				return a.issueFailed(err, "issuing certificate", name, id)
 			}
 			return outcome{resp: wire.Response{Status: wire.StatusOK, Certificate: req.Certificate}, serial: req.Serial, reason: "issued"}
 		}
@@ -306,7 +305,7 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 	// instance renewing the CA may have written it moments ago, and a
 	// certificate of the old one would be useless
 	if why := cmp.Or(a.caNotNamed(req.Profile), a.caNotNamedOnDisk(req.Profile)); why != "" {
-		return fmt.Errorf("%w: %s", errConflict, why)
+		return caNotNamedError(why)
 	}
 	var is *ca.Issued
 	var err error
@@ -394,11 +393,29 @@ func (a *App) issueHeld(ctx context.Context, req *Request, rec *DeviceRecord, au
 		return outcome{}, false
 	}
 	if err := a.issueLocked(ctx, req, nil, rec, authority, policy); err != nil {
-		a.log.Error("issuing a held request", zap.String("device", req.Device), zap.String("request", req.ID), zap.Error(err))
-		return fail(wire.StatusServerError, "server error"), true
+		return a.issueFailed(err, "issuing a held request", req.Device, req.ID), true
 	}
 	a.leftPending(ctx, req)
 	return outcome{resp: wire.Response{Status: wire.StatusOK, Certificate: req.Certificate}, serial: req.Serial, reason: reason}, true
+}
+
+// caNotNamedError refuses an issuance while the file names another CA than
+// the one in use (an approval's conflict).
+type caNotNamedError string
+
+func (e caNotNamedError) Error() string        { return string(e) }
+func (e caNotNamedError) Is(target error) bool { return target == errConflict }
+
+// issueFailed is the answer to a device whose issuance failed: the reason
+// when the file names another CA (the device asks again after the
+// reload), else a server error, logged.
+func (a *App) issueFailed(err error, doing, device, id string) outcome {
+	var notNamed caNotNamedError
+	if errors.As(err, &notNamed) {
+		return fail(wire.StatusServerError, string(notNamed))
+	}
+	a.log.Error(doing, zap.String("device", device), zap.String("request", id), zap.Error(err))
+	return fail(wire.StatusServerError, "server error")
 }
 
 // completeIssue makes an issued request the device's current enrollment:
