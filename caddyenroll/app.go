@@ -799,8 +799,20 @@ func (a *App) followFileChanges() {
 	}
 	// under the file's lock: an edit by the config a reload replaces may
 	// deliver a new version meanwhile
+	// a device spelled otherwise: what instances of earlier versions keep
+	// under the old spelling is taken where this one looks
+	onRespelled := func(respelled [][2]string) {
+		a.background(func() {
+			for _, r := range respelled {
+				if err := a.state.takeRespelled(a.bgCtx, r[0], r[1]); err != nil {
+					a.log.Error("taking the state an earlier version keeps under a device's former spelling",
+						zap.String("device", r[1]), zap.String("was", r[0]), zap.Error(err))
+				}
+			}
+		})
+	}
 	a.cfg.mu.Lock()
-	a.cfg.onChange, a.cfg.onAddedDisabled = onChange, onAddedDisabled
+	a.cfg.onChange, a.cfg.onAddedDisabled, a.cfg.onRespelled = onChange, onAddedDisabled, onRespelled
 	a.cfg.mu.Unlock()
 }
 

@@ -36,6 +36,9 @@ type configState struct {
 	// it holds a certificate (its mark deferred while the file did not
 	// parse, say) that the operator's version disabling it revokes.
 	onAddedDisabled func(devices []string)
+	// onRespelled, when set, is called like onChange with the devices a new
+	// version spells otherwise (the old and the new name of each)
+	onRespelled func(respelled [][2]string)
 
 	flagsNow atomic.Pointer[flags]
 
@@ -505,12 +508,16 @@ func (cs *configState) replaceLocked(f *configfile.File, v fileVersion) {
 		}
 	}
 	var added []string
-	if cs.onAddedDisabled != nil {
+	var respelled [][2]string
+	if cs.onAddedDisabled != nil || cs.onRespelled != nil {
 		for i := range f.Devices {
-			if d := &f.Devices[i]; !d.Enabled {
-				if _, ok := cs.file.Device(d.Name); !ok {
-					added = append(added, d.Name)
-				}
+			d := &f.Devices[i]
+			old, ok := cs.file.Device(d.Name)
+			switch {
+			case !ok && !d.Enabled:
+				added = append(added, d.Name)
+			case ok && old.Name != d.Name:
+				respelled = append(respelled, [2]string{old.Name, d.Name})
 			}
 		}
 	}
@@ -519,8 +526,11 @@ func (cs *configState) replaceLocked(f *configfile.File, v fileVersion) {
 		cs.enablings.observe(f, time.Now())
 	}
 	cs.changedLocked(disabled)
-	if len(added) > 0 {
+	if len(added) > 0 && cs.onAddedDisabled != nil {
 		cs.onAddedDisabled(added)
+	}
+	if len(respelled) > 0 && cs.onRespelled != nil {
+		cs.onRespelled(respelled)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"path"
 	"testing"
 	"time"
 
@@ -183,4 +184,37 @@ func copyAtStart(t *testing.T, h *Handler) {
 		t.Fatal("the full scan found no record where earlier versions keep it")
 	}
 	h.app.copyDeviceRecords(context.Background(), res.elsewhere)
+}
+
+// During a rolling upgrade an instance of the earlier version keeps a
+// device's record and pending markers under the file's spelling; when the
+// operator respells the line while this instance runs (no start to copy
+// them), the new version of the file has them taken where this one looks.
+func TestRespelledWhileRunningTakesEarlierVersionsState(t *testing.T) {
+	ctx := context.Background()
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	h, _ := watchingApp(t, st)
+	const spelled = "2001:DB8:0:0::1"
+	takeVersion(t, h, "enroll enabled\ngroup \"\"\ndevice "+spelled+" \"\" enabled\n")
+	// what the earlier version wrote meanwhile
+	rec := &DeviceRecord{Device: spelled, DeviceID: "1", Customer: "0", Profile: profileModern, Serial: "abc1", Enrolled: time.Now().UTC()}
+	if err := h.app.state.storeJSON(ctx, legacyDeviceKey(spelled), rec); err != nil {
+		t.Fatal(err)
+	}
+	req := &Request{ID: "eeeeee05", Device: spelled, DeviceID: "1", Customer: "0", State: statePending, Created: time.Now().UTC()}
+	if err := h.app.state.storeJSON(ctx, requestKey(req.ID), req); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Store(ctx, path.Join(legacyPendingOfDir(spelled), req.ID), h.app.state.markerValue(req.ID)); err != nil {
+		t.Fatal(err)
+	}
+	takeVersion(t, h, "enroll enabled\ngroup \"\"\ndevice 2001:db8::1 \"\" enabled\n")
+	h.app.bg.wg.Wait()
+	if ans := enrollIPv6(t, h, "2"); ans.Status != wire.StatusCustomerMismatch {
+		t.Fatalf("other device id after the respelling: status %d, want %d", ans.Status, wire.StatusCustomerMismatch)
+	}
+	reqs, err := h.app.state.pendingOf(ctx, "2001:db8::1")
+	if err != nil || len(reqs) != 1 || reqs[0].ID != req.ID {
+		t.Fatalf("pending requests of the respelled device: %v, %v; want the earlier version's %s", reqs, err, req.ID)
+	}
 }

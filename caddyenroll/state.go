@@ -566,3 +566,53 @@ func (a *App) copyDeviceRecords(ctx context.Context, devices []string) {
 		}
 	}
 }
+
+// takeRespelled takes, for a device the file now spells as name and spelled
+// as was before, what earlier versions keep under the former spelling
+// (legacySpelling): its record, when newer than the one where it belongs,
+// and its pending markers. Instances of those versions sharing the storage
+// wrote them there until the respelling.
+func (s *stateStore) takeRespelled(ctx context.Context, was, name string) error {
+	if legacySpelling(was) == "" {
+		return nil
+	}
+	unlock, err := s.lockDevice(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	var cur, theirs DeviceRecord
+	okCur, err := s.loadJSON(ctx, deviceKey(name), &cur)
+	if err != nil {
+		return err
+	}
+	okTheirs, err := s.loadJSON(ctx, legacyDeviceKey(was), &theirs)
+	if err != nil {
+		return err
+	}
+	if okTheirs && (!okCur || theirs.lastChange().After(cur.lastChange())) {
+		theirs.Device = name
+		if err := s.putDevice(ctx, &theirs); err != nil {
+			return err
+		}
+	}
+	markers, err := s.list(ctx, legacyPendingOfDir(was))
+	if err != nil {
+		return err
+	}
+	for _, k := range markers {
+		id := path.Base(k)
+		if s.st.Exists(ctx, pendingOfKey(name, id)) {
+			continue
+		}
+		if r, err := s.request(ctx, id); err != nil {
+			return err
+		} else if r == nil || r.State != statePending {
+			continue // not a request's marker, or one decided since
+		}
+		if err := s.st.Store(ctx, pendingOfKey(name, id), s.markerValue(id)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
