@@ -77,6 +77,13 @@ func (a *App) noteFileCrypto(f *configfile.File) {
 	}
 	if prev.has && !now.has {
 		a.log.Warn("the configuration file has no crypto item any more: the next `caddy reload --force` or restart generates a new operational CA, and every device must enroll again")
+		return
+	}
+	for profile := range a.cas {
+		if now.has && prev.entries[profile] != "" && now.entries[profile] == "" {
+			a.log.Warn("the configuration file's crypto item no longer names the CA of a profile: the next `caddy reload --force` or restart generates a new one for it (its devices must enroll again; their enrolled flags stay)",
+				zap.String("profile", profile))
+		}
 	}
 }
 

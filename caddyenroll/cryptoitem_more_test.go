@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
@@ -27,7 +28,7 @@ func TestModernMarkNotBlockedByLegacyRenewal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, _ := watchingApp(t, st)
+	h, logs := watchingApp(t, st)
 	h.app.cas[profileLegacy] = legacy
 	h.app.followFileChanges() // again, with the legacy CA
 	modern := h.app.cas[profileModern].CryptoParam()
@@ -43,6 +44,11 @@ func TestModernMarkNotBlockedByLegacyRenewal(t *testing.T) {
 	}
 	if d, _ := f.Device("gw1.example"); !d.Enrolled {
 		t.Fatal("gw1.example got a certificate of the modern CA, which the file still names, but is not marked enrolled (the legacy entry changed)")
+	}
+	// the legacy entry deleted alone: said at WARN, as the whole item is
+	takeVersion(t, h, "crypto "+modern+"\nenroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled enrolled\n")
+	if n := logs.FilterMessageSnippet("no longer names the CA of a profile").FilterField(zap.String("profile", profileLegacy)).Len(); n != 1 {
+		t.Fatalf("%d WARN lines on the legacy entry deleted, want 1", n)
 	}
 }
 
