@@ -361,7 +361,9 @@ func (a *App) readCRLs(ctx context.Context) (map[string]bool, error) {
 // readDeviceRecord loads the record of a device for the revocation state
 // (the newer copy, for a spelling earlier versions kept elsewhere).
 func (a *App) readDeviceRecord(ctx context.Context, device string) (*DeviceRecord, error) {
-	return newerDeviceRecord(ctx, device, func(key string) (*DeviceRecord, error) { return a.readDeviceRecordAt(ctx, key) })
+	d, _, err := newerDeviceRecord(func(key string) (*DeviceRecord, error) { return a.readDeviceRecordAt(ctx, key) },
+		deviceKey(device), legacyDeviceKey(device))
+	return d, err
 }
 
 // readDeviceRecordAt loads the device record at key: nil when absent or

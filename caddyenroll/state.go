@@ -363,36 +363,37 @@ func (s *stateStore) indexPending(ctx context.Context) error {
 // instances of those versions sharing the storage still read and write it
 // there: the newer of the two copies is the record.
 func (s *stateStore) device(ctx context.Context, name string) (*DeviceRecord, error) {
-	return newerDeviceRecord(ctx, name, func(key string) (*DeviceRecord, error) {
+	d, _, err := newerDeviceRecord(s.loadDeviceRecord(ctx), deviceKey(name), legacyDeviceKey(name))
+	return d, err
+}
+
+// loadDeviceRecord loads a device record by key (nil when absent).
+func (s *stateStore) loadDeviceRecord(ctx context.Context) func(key string) (*DeviceRecord, error) {
+	return func(key string) (*DeviceRecord, error) {
 		var d DeviceRecord
 		ok, err := s.loadJSON(ctx, key, &d)
 		if err != nil || !ok {
 			return nil, err
 		}
 		return &d, nil
-	})
+	}
 }
 
-// newerDeviceRecord loads, with load, the record of name where it belongs
-// and, for a spelling that is not its normal form, where earlier versions
-// kept it, and returns the newer.
-func newerDeviceRecord(ctx context.Context, name string, load func(key string) (*DeviceRecord, error)) (*DeviceRecord, error) {
-	d, err := load(deviceKey(name))
+// newerDeviceRecord loads, with load, the record at key and the copy at
+// other ("": none), and returns the newer, and whether it is other's.
+func newerDeviceRecord(load func(key string) (*DeviceRecord, error), key, other string) (*DeviceRecord, bool, error) {
+	d, err := load(key)
+	if err != nil || other == "" {
+		return d, false, err
+	}
+	e, err := load(other)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	old := legacyDeviceKey(name)
-	if old == "" {
-		return d, nil
+	if e != nil && (d == nil || e.lastChange().After(d.lastChange())) {
+		return e, true, nil
 	}
-	e, err := load(old)
-	if err != nil {
-		return nil, err
-	}
-	if d == nil || e != nil && e.lastChange().After(d.lastChange()) {
-		return e, nil
-	}
-	return d, nil
+	return d, false, nil
 }
 
 // lastChange is when the record last changed: its last enrollment or
@@ -430,16 +431,11 @@ func (s *stateStore) copyDeviceRecord(ctx context.Context, device string) error 
 		return err
 	}
 	defer unlock()
-	var cur, theirs DeviceRecord
-	okCur, err := s.loadJSON(ctx, deviceKey(device), &cur)
-	if err != nil {
+	d, theirs, err := newerDeviceRecord(s.loadDeviceRecord(ctx), deviceKey(device), old)
+	if err != nil || !theirs {
 		return err
 	}
-	okTheirs, err := s.loadJSON(ctx, old, &theirs)
-	if err != nil || !okTheirs || okCur && !theirs.lastChange().After(cur.lastChange()) {
-		return err
-	}
-	return s.storeJSON(ctx, deviceKey(device), &theirs)
+	return s.storeJSON(ctx, deviceKey(device), d)
 }
 
 // requests lists requests, optionally only those in one state; pending
@@ -581,18 +577,13 @@ func (s *stateStore) takeRespelled(ctx context.Context, was, name string) error 
 		return err
 	}
 	defer unlock()
-	var cur, theirs DeviceRecord
-	okCur, err := s.loadJSON(ctx, deviceKey(name), &cur)
+	d, theirs, err := newerDeviceRecord(s.loadDeviceRecord(ctx), deviceKey(name), legacyDeviceKey(was))
 	if err != nil {
 		return err
 	}
-	okTheirs, err := s.loadJSON(ctx, legacyDeviceKey(was), &theirs)
-	if err != nil {
-		return err
-	}
-	if okTheirs && (!okCur || theirs.lastChange().After(cur.lastChange())) {
-		theirs.Device = name
-		if err := s.putDevice(ctx, &theirs); err != nil {
+	if theirs {
+		d.Device = name
+		if err := s.putDevice(ctx, d); err != nil {
 			return err
 		}
 	}
