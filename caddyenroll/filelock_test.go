@@ -28,6 +28,17 @@ func readLockMeta(t *testing.T, filename string) fileLockMeta {
 	return meta
 }
 
+const testLockName = "clearinghouse_test_lock"
+
+// lockedStorage is a file storage with the module's locks and shortened
+// lock times, and the file of the lock testLockName.
+func lockedStorage(t *testing.T) (localLocks, string) {
+	t.Helper()
+	shortFileLocks(t)
+	fsys := &certmagic.FileStorage{Path: t.TempDir()}
+	return localLocks{fsys}, fileLockName(fsys, testLockName)
+}
+
 // plantLock writes a lock file as another process holding the lock does.
 func plantLock(t *testing.T, filename string, created time.Time) {
 	t.Helper()
@@ -43,16 +54,12 @@ func plantLock(t *testing.T, filename string, created time.Time) {
 // running after Unlock that refreshed the next holder's lock file: a
 // killed holder's lock stayed fresh for ever and every instance hung.)
 func TestFileLockOfKilledProcessTurnsStale(t *testing.T) {
-	shortFileLocks(t)
-	fsys := &certmagic.FileStorage{Path: t.TempDir()}
-	st := localLocks{fsys}
+	st, filename := lockedStorage(t)
 	ctx := context.Background()
-	const name = "clearinghouse_test_lock"
-	filename := fileLockName(fsys, name)
-	if err := st.Lock(ctx, name); err != nil {
+	if err := st.Lock(ctx, testLockName); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Unlock(ctx, name); err != nil {
+	if err := st.Unlock(ctx, testLockName); err != nil {
 		t.Fatal(err)
 	}
 	// another process takes the lock at once, then is killed
@@ -64,13 +71,13 @@ func TestFileLockOfKilledProcessTurnsStale(t *testing.T) {
 	}
 	lctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if err := st.Lock(lctx, name); err != nil {
+	if err := st.Lock(lctx, testLockName); err != nil {
 		t.Fatalf("taking over the killed process's stale lock: %v", err)
 	}
 	if m := readLockMeta(t, filename); m.Created.Equal(dead) {
 		t.Fatal("the lock file is still the killed process's")
 	}
-	if err := st.Unlock(ctx, name); err != nil {
+	if err := st.Unlock(ctx, testLockName); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filename); !os.IsNotExist(err) {
@@ -82,13 +89,9 @@ func TestFileLockOfKilledProcessTurnsStale(t *testing.T) {
 // over (this process stalled beyond the stale time), the refresher stops
 // and Unlock leaves the other's lock file alone.
 func TestFileLockRefreshAndTakeover(t *testing.T) {
-	shortFileLocks(t)
-	fsys := &certmagic.FileStorage{Path: t.TempDir()}
-	st := localLocks{fsys}
+	st, filename := lockedStorage(t)
 	ctx := context.Background()
-	const name = "clearinghouse_test_lock"
-	filename := fileLockName(fsys, name)
-	if err := st.Lock(ctx, name); err != nil {
+	if err := st.Lock(ctx, testLockName); err != nil {
 		t.Fatal(err)
 	}
 	first := readLockMeta(t, filename)
@@ -98,7 +101,7 @@ func TestFileLockRefreshAndTakeover(t *testing.T) {
 	}
 	// a waiter (another process: the file alone) does not get it meanwhile
 	wctx, cancel := context.WithTimeout(ctx, 2*fileLockStale)
-	err := lockFile(wctx, fileLockName(fsys, name))
+	err := lockFile(wctx, filename)
 	cancel()
 	if err == nil {
 		t.Fatal("a waiter took a held, fresh lock")
@@ -110,7 +113,7 @@ func TestFileLockRefreshAndTakeover(t *testing.T) {
 	if m := readLockMeta(t, filename); !m.Updated.Equal(other) {
 		t.Fatalf("the other process's lock was refreshed here: %v", m.Updated)
 	}
-	if err := st.Unlock(ctx, name); err != nil {
+	if err := st.Unlock(ctx, testLockName); err != nil {
 		t.Fatal(err)
 	}
 	if m := readLockMeta(t, filename); !m.Created.Equal(other) {
@@ -124,10 +127,7 @@ func TestFileLockRefreshAndTakeover(t *testing.T) {
 // for processes sharing this process's table of held files: not a case
 // that arises.)
 func TestFileLockExcludes(t *testing.T) {
-	shortFileLocks(t)
-	fsys := &certmagic.FileStorage{Path: t.TempDir()}
-	st := localLocks{fsys}
-	const name = "clearinghouse_test_lock"
+	st, filename := lockedStorage(t)
 	var in, most atomic.Int32
 	var wg sync.WaitGroup
 	for range 4 {
@@ -135,7 +135,7 @@ func TestFileLockExcludes(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 10 {
-				if err := st.Lock(context.Background(), name); err != nil {
+				if err := st.Lock(context.Background(), testLockName); err != nil {
 					t.Error(err)
 					return
 				}
@@ -145,7 +145,7 @@ func TestFileLockExcludes(t *testing.T) {
 				}
 				time.Sleep(time.Millisecond)
 				in.Add(-1)
-				if err := st.Unlock(context.Background(), name); err != nil {
+				if err := st.Unlock(context.Background(), testLockName); err != nil {
 					t.Error(err)
 					return
 				}
@@ -156,7 +156,7 @@ func TestFileLockExcludes(t *testing.T) {
 	if most.Load() != 1 {
 		t.Fatalf("%d holders at once", most.Load())
 	}
-	if _, err := os.Stat(fileLockName(fsys, name)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filename); !os.IsNotExist(err) {
 		t.Fatalf("lock file after the last Unlock: %v", err)
 	}
 }

@@ -27,18 +27,6 @@ func markTestApp(t *testing.T, text string) (*App, string, *observer.ObservedLog
 	return a, conf, logs
 }
 
-// messages lists the observed log lines at level or above, as
-// "LEVEL message".
-func messages(logs *observer.ObservedLogs, level zapcore.Level) []string {
-	var out []string
-	for _, e := range logs.All() {
-		if e.Level >= level {
-			out = append(out, e.Level.CapitalString()+" "+e.Message)
-		}
-	}
-	return out
-}
-
 // A kept mark applied once the file parses again logs what it did: a
 // device gone from the file is said to be so (it logged "device marked
 // (deferred) … enrolled: true" though nothing was written), a device the
