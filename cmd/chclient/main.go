@@ -354,11 +354,17 @@ func cmdStatus(ctx context.Context, c *enrollclient.Client, o options, e env) in
 	if st.Pending != nil && c.Password != "" {
 		fmt.Fprintf(e.stdout, "asking the server about the pending request ...\n")
 		res, err := c.Poll(ctx)
-		if err != nil {
-			return fail(c, e, "status", err)
+		if err == nil {
+			printResult(e.stdout, "issued", res)
+			return exitOK
 		}
-		printResult(e.stdout, "issued", res)
-		return exitOK
+		if st.State == enrollclient.StateIssued {
+			// the installed certificate is still valid: the renewal's
+			// outcome is information, not the device's status
+			fmt.Fprintf(e.stdout, "renewal: %s\n", enrollclient.Printable(err.Error()))
+			return exitOK
+		}
+		return fail(c, e, "status", err)
 	}
 	switch st.State {
 	case enrollclient.StateIssued:
@@ -568,6 +574,8 @@ func exitCode(err error) int {
 	case errors.Is(err, enrollclient.ErrFingerprintMismatch), errors.Is(err, enrollclient.ErrUntrustedCA),
 		errors.Is(err, enrollclient.ErrServerNotTrusted):
 		return exitUntrusted
+	case errors.As(err, &re) && re.Temporary():
+		return exitPending // rate limited or a server error: the request stays pending
 	case errors.As(err, &re):
 		return exitRejected
 	case errors.Is(err, enrollclient.ErrPendingTimeout), errors.Is(err, enrollclient.ErrPending):

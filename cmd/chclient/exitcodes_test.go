@@ -14,7 +14,7 @@ import (
 // is unreachable) just because a password is available (CHCLIENT_PASSWORD
 // in the environment of the timer, or --password-file given): a monitor
 // running `chclient status || alert` alerts on a healthy device.
-func TestReviewStatusValidCertWithPendingRenewal(t *testing.T) {
+func TestStatusValidCertWithPendingRenewal(t *testing.T) {
 	f := newFixture(t, enrolltest.Config{})
 	expect(t, runCmd(t, "", false, nil, f.args("enroll")...), exitOK, "enrolled:")
 	f.srv.Update(func(c *enrolltest.Config) { c.Manual = true })
@@ -48,7 +48,7 @@ func TestReviewStatusValidCertWithPendingRenewal(t *testing.T) {
 // --max-wait 0 (the same answer inside a longer --max-wait ends in exit 3).
 // The request is kept with its key and no refusal is recorded, so status
 // then says "pending" (exit 3) while the enroll said "refused" (exit 4).
-func TestReviewTemporaryAnswerExitsPending(t *testing.T) {
+func TestTemporaryAnswerExitsPending(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		status  int
