@@ -689,7 +689,7 @@ func (ad *adminAPI) exportCDRs(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Content-Type", "application/json")
 		n := 0
 		write = func(c CDR) error {
-			b, err := json.MarshalIndent(c, "  ", "  ")
+			b, err := json.MarshalIndent(cdrExport{strconv.FormatUint(c.TransactionID, 10), c}, "  ", "  ")
 			if err != nil {
 				return err
 			}

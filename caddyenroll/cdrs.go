@@ -46,6 +46,15 @@ type CDR struct {
 	Received              time.Time `json:"received"`
 }
 
+// cdrExport is a CDR as the JSON export writes it: the transaction id as
+// a decimal string, as nearly every id (63 random bits) is above 2^53,
+// where float64 JSON readers (JavaScript, jq 1.6) lose digits (RFC 8259
+// section 6). Storage keeps the number.
+type cdrExport struct {
+	TransactionID string `json:"transaction_id"`
+	CDR
+}
+
 // Records are kept in day buckets, one storage "directory" per UTC day of
 // Received:
 //
@@ -440,11 +449,11 @@ func csvTime(t time.Time) string {
 }
 
 // cdrCSV writes records as CSV (RFC 4180), a header line first. A field is
-// quoted when it holds a comma, quote, line break or semicolon, or starts
-// with a space or tab: a spreadsheet that splits CSV on ";" (in locales
-// whose decimal mark is a comma) then keeps a device's text in its cell,
-// so that a formula after a ";" inside it does not become a cell of its
-// own.
+// quoted when it holds a comma, quote, line break, semicolon or tab (or
+// vertical tab, form feed), or starts with a space: a spreadsheet that
+// splits CSV on ";" (in locales whose decimal mark is a comma) or on tabs
+// then keeps a device's text in its cell, so that a formula after such a
+// separator inside it does not become a cell of its own.
 type cdrCSV struct{ w *bufio.Writer }
 
 func newCDRCSV(w io.Writer) (*cdrCSV, error) {
@@ -458,7 +467,7 @@ func (x *cdrCSV) row(fields []string) error {
 		if i > 0 {
 			x.w.WriteByte(',')
 		}
-		if strings.ContainsAny(f, ",\";\r\n") || strings.HasPrefix(f, " ") || strings.HasPrefix(f, "\t") {
+		if strings.ContainsAny(f, ",\";\t\v\f\r\n") || strings.HasPrefix(f, " ") {
 			x.w.WriteByte('"')
 			x.w.WriteString(strings.ReplaceAll(f, `"`, `""`))
 			x.w.WriteByte('"')

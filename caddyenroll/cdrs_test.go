@@ -680,10 +680,7 @@ func TestCDRExportStream(t *testing.T) {
 		}
 		return rec.Body.String()
 	}
-	var got []CDR
-	if err := json.Unmarshal([]byte(get("/enroll/cdrs")), &got); err != nil {
-		t.Fatal(err)
-	}
+	got := decodeCDRExport(t, []byte(get("/enroll/cdrs")))
 	if len(want) < 5 || !reflect.DeepEqual(got, want) {
 		t.Fatalf("JSON export differs from the list (%d and %d records)", len(got), len(want))
 	}
@@ -938,4 +935,23 @@ func TestCDRPurgeAfterMidnight(t *testing.T) {
 			t.Errorf("purge before 2024-03-05 at %s: %v, want %q", c.now, err, c.err)
 		}
 	}
+}
+
+// decodeCDRExport reads a JSON export, whose transaction ids are strings.
+func decodeCDRExport(t *testing.T, b []byte) []CDR {
+	t.Helper()
+	var list []cdrExport
+	if err := json.Unmarshal(b, &list); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]CDR, len(list))
+	for i, e := range list {
+		id, err := strconv.ParseUint(e.TransactionID, 10, 64)
+		if err != nil {
+			t.Fatalf("transaction_id %q: %v", e.TransactionID, err)
+		}
+		out[i] = e.CDR
+		out[i].TransactionID = id
+	}
+	return out
 }

@@ -314,7 +314,7 @@ func TestOSPAuthorizationOverMutualTLS(t *testing.T) {
 	}
 	_, body := s.Admin("GET", "/enroll/cdrs", "")
 	var cdrs []struct {
-		TransactionID uint64    `json:"transaction_id"`
+		TransactionID uint64    `json:"transaction_id,string"`
 		Role          string    `json:"role"`
 		Reporter      string    `json:"reporter"`
 		Duration      float64   `json:"duration_seconds"`

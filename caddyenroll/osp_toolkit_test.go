@@ -97,7 +97,7 @@ func otkStart(t *testing.T, withShort bool) *otkServer {
 
 // otkCDR is a stored call detail record as GET /enroll/cdrs lists it.
 type otkCDR struct {
-	TransactionID uint64   `json:"transaction_id"`
+	TransactionID uint64   `json:"transaction_id,string"`
 	Role          string   `json:"role"`
 	RoleState     string   `json:"role_state"`
 	Protocol      string   `json:"protocol"`
