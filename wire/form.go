@@ -160,6 +160,26 @@ func equalFoldASCII(s []byte, lower string) bool {
 	return true
 }
 
+// equalFoldNames compares two variable names, ignoring ASCII case.
+func equalFoldNames(a string, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x >= 'A' && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if y >= 'A' && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
 func hasPrefixFoldASCII(s []byte, lower string) bool {
 	return len(s) >= len(lower) && equalFoldASCII(s[:len(lower)], lower)
 }

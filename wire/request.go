@@ -122,6 +122,7 @@ func DecodeRequest(body []byte) (*Request, error) {
 		extra [MaxPairs]struct {
 			name string
 			val  []byte
+			off  int
 		} // unknown variables
 		nExtra  int
 		pairs   int
@@ -164,11 +165,11 @@ func DecodeRequest(body []byte) (*Request, error) {
 				raw[f] = rawVal
 			} else {
 				for i := 0; i < nExtra; i++ {
-					if extra[i].name == string(name) {
+					if equalFoldNames(extra[i].name, name) { // in any case, as known names
 						return nil, derr("", ErrDuplicate, what+"given more than once")
 					}
 				}
-				extra[nExtra].name, extra[nExtra].val = string(name), rawVal
+				extra[nExtra].name, extra[nExtra].val, extra[nExtra].off = string(name), rawVal, off
 				nExtra++
 			}
 		}
@@ -222,7 +223,8 @@ func DecodeRequest(body []byte) (*Request, error) {
 		var err error
 		if txt, err = appendUnescape(txt, extra[i].val, true); err != nil {
 			// not named, as above
-			return nil, derr("", ErrMalformed, "an unknown variable's value: "+err.(*DecodeError).Msg)
+			return nil, derr("", ErrMalformed, "the unknown variable at offset "+strconv.Itoa(extra[i].off)+
+				": value: "+err.(*DecodeError).Msg)
 		}
 		ends[4+i] = len(txt)
 	}

@@ -121,6 +121,8 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{"duplicate differing case", "operation=getcacert&OPERATION=request", ErrDuplicate, "operation"},
 		{"duplicate nonce", "operation=getcacert&nonce=1&nonce=1", ErrDuplicate, "nonce"},
 		{"duplicate unknown", "operation=getcacert&foo=1&foo=2", ErrDuplicate, ""},
+		{"duplicate unknown differing case", "operation=getcacert&foo=1&FOO=2", ErrDuplicate, ""},
+		{"duplicate unknown, one escaped", "operation=getcacert&Foo=1&%66oo=1", ErrDuplicate, ""},
 		{"bad escape truncated", "operation=getcacert&username=ab%", ErrMalformed, "username"},
 		{"bad escape one digit", "operation=getcacert&username=ab%4", ErrMalformed, "username"},
 		{"bad escape non-hex", "operation=getcacert&username=%G0", ErrMalformed, "username"},
