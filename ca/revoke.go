@@ -62,7 +62,7 @@ func ParseReason(s string) (int, error) {
 		if _, ok := reasonNames[code]; ok {
 			return code, nil
 		}
-		return 0, fmt.Errorf("ca: unknown or unsupported revocation reason %q", s)
+		return 0, fmt.Errorf("ca: unknown or unsupported revocation reason %q (%s)", s, acceptedReasons)
 	}
 	n := strings.ToLower(strings.NewReplacer("-", "", "_", "", " ", "").Replace(strings.TrimSpace(s)))
 	for code, name := range reasonNames {
@@ -70,8 +70,12 @@ func ParseReason(s string) (int, error) {
 			return code, nil
 		}
 	}
-	return 0, fmt.Errorf("ca: unknown or unsupported revocation reason %q", s)
+	return 0, fmt.Errorf("ca: unknown or unsupported revocation reason %q (%s)", s, acceptedReasons)
 }
+
+// acceptedReasons lists the codes ParseReason accepts, for its errors.
+const acceptedReasons = "accepted: 0 unspecified, 1 keyCompromise, 3 affiliationChanged, 4 superseded, " +
+	"5 cessationOfOperation, 9 privilegeWithdrawn"
 
 func checkReason(r int) error {
 	if _, ok := reasonNames[r]; !ok {

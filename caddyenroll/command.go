@@ -88,7 +88,7 @@ address of --config).`,
 			cmd.AddCommand(adminCommand("revoke", "Revoke certificates", func(c *cobra.Command) {
 				c.Flags().String("serial", "", "serial number (hex) of the certificate")
 				c.Flags().String("device", "", "revoke every certificate of this device")
-				c.Flags().Int("reason", 0, "RFC 5280 reason code (1 keyCompromise, 4 superseded, 5 cessationOfOperation)")
+				c.Flags().Int("reason", 0, "RFC 5280 reason code (0 unspecified, 1 keyCompromise, 3 affiliationChanged, 4 superseded, 5 cessationOfOperation, 9 privilegeWithdrawn)")
 			}, func(f adminFlags, _ []string) (string, string, any, error) {
 				serial, _ := f.cmd.Flags().GetString("serial")
 				device, _ := f.cmd.Flags().GetString("device")
