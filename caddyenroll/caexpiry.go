@@ -41,12 +41,25 @@ func (a *App) checkCAExpiry() {
 // errCAExpired: the CA has ended and signs no token signer.
 var errCAExpired = errors.New("no token can be signed")
 
-// caExpired is the reason c can sign nothing now, or "".
+// caExpiredLogInterval is how often a refusal for an ended CA is logged
+// at ERROR again (the daily check says it too).
+const caExpiredLogInterval = time.Hour
+
+// caExpired is the reason c can sign nothing now, or "". The first refusal
+// it causes is logged at ERROR, then at most every caExpiredLogInterval:
+// the operator hears of it when devices start failing, not at the next
+// daily check.
 func (a *App) caExpired(c *ca.CA) string {
-	if end := caEnd(c); !a.now().Before(end) {
-		return fmt.Sprintf("the operational CA expired at %s: the operator must make a new one", end.UTC().Format(time.RFC3339))
+	end := caEnd(c)
+	now := a.now()
+	if now.Before(end) {
+		return ""
 	}
-	return ""
+	if a.pendingThrottle.due("ca-expired:"+c.CryptoParam(), now, caExpiredLogInterval) {
+		a.log.Error("operational CA has expired: devices cannot enroll and no call can be authorized; make a new CA (README: Renewing the operational CA)",
+			zap.String("crypto", c.CryptoParam()), zap.Time("not_after", end))
+	}
+	return fmt.Sprintf("the operational CA expired at %s: the operator must make a new one", end.UTC().Format(time.RFC3339))
 }
 
 // caEnd is when c stops issuing usable certificates: the first end in its

@@ -119,6 +119,38 @@ func TestExpiredCARefusesEnrollment(t *testing.T) {
 	}
 }
 
+// The operator hears of an ended CA when devices start failing, not at
+// the next daily check: the first refusal logs an ERROR, further ones
+// within the hour do not, one after it does again.
+func TestExpiredCARefusalLogsError(t *testing.T) {
+	h, clock := expiringApp(t, ApprovalAuto)
+	core, logs := observer.New(zapcore.InfoLevel)
+	h.app.log, h.app.pendingThrottle = zap.New(core), new(throttle)
+	errors := func() int {
+		n := 0
+		for _, e := range logs.All() {
+			if e.Level == zapcore.ErrorLevel && strings.HasPrefix(e.Message, "operational CA has expired") {
+				n++
+			}
+		}
+		return n
+	}
+	if why := h.app.caExpired(h.app.cas[profileModern]); why != "" || errors() != 0 {
+		t.Fatalf("before the end: %q, %d ERROR lines", why, errors())
+	}
+	clock.add(31 * caDay)
+	for i, want := range []int{1, 1, 1} {
+		if ans := postEnroll(t, h, wire.OpRequest); ans.Status != wire.StatusServerError || errors() != want {
+			t.Fatalf("refusal %d: status %d, %d ERROR lines, want %d", i, ans.Status, errors(), want)
+		}
+		clock.add(10 * time.Minute)
+	}
+	clock.add(caExpiredLogInterval)
+	if postEnroll(t, h, wire.OpRequest); errors() != 2 {
+		t.Fatalf("an hour later: %d ERROR lines, want 2", errors())
+	}
+}
+
 // A request left pending when the CA ended cannot be approved: a conflict
 // (409) saying why, not a signing failure (500).
 func TestExpiredCAApprovalConflict(t *testing.T) {
