@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -51,6 +52,13 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 		if len(r.Nonce) > MaxNonceLen || len(r.Extra) > MaxPairs {
 			t.Fatal("bounds not enforced")
+		}
+		for i := range r.Extra {
+			for _, o := range r.Extra[:i] {
+				if strings.EqualFold(o.Name, r.Extra[i].Name) && isASCII(o.Name) {
+					t.Fatalf("unknown variable %q given twice (as %q)", r.Extra[i].Name, o.Name)
+				}
+			}
 		}
 		if err := r.Validate(); err != nil {
 			// Only the re-encoded size can differ from what was accepted
@@ -184,4 +192,13 @@ func FuzzDecodeBase64Loose(f *testing.F) {
 			t.Fatalf("std %x, loose %x", std, out)
 		}
 	})
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
