@@ -55,7 +55,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 		for i := range r.Extra {
 			for _, o := range r.Extra[:i] {
-				if strings.EqualFold(o.Name, r.Extra[i].Name) && isASCII(o.Name) {
+				if strings.EqualFold(o.Name, r.Extra[i].Name) && isASCII(o.Name+r.Extra[i].Name) {
 					t.Fatalf("unknown variable %q given twice (as %q)", r.Extra[i].Name, o.Name)
 				}
 			}
