@@ -159,11 +159,13 @@ func ParseTokenInfo(data []byte) (*TokenInfo, error) {
 	return t, nil
 }
 
-// IsUnsignedToken reports whether a token is plain TokenInfo XML rather
-// than CMS: the toolkit takes a token starting with "<?xml" as unsigned.
-// A token starting with "<" (after whitespace) counts as unsigned here.
+// IsUnsignedToken reports whether a token is unsigned rather than CMS:
+// the toolkit takes a token starting with "<?xml" (TokenInfo XML) or
+// "V=1\n" (its ASCII token format, which this package does not read) as
+// unsigned. A token starting with "<" (after whitespace) counts as
+// unsigned here.
 func IsUnsignedToken(token []byte) bool {
-	return bytes.HasPrefix(bytes.TrimLeft(token, " \t\r\n"), []byte("<"))
+	return bytes.HasPrefix(bytes.TrimLeft(token, " \t\r\n"), []byte("<")) || bytes.HasPrefix(token, []byte("V=1\n"))
 }
 
 // TokenSigner signs tokens: CMS SignedData (PKCS #7, DER) with the TokenInfo

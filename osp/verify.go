@@ -78,8 +78,9 @@ type Verifier struct {
 // Verify checks token for call and returns its content. The checks run in
 // this order, each failing with its own error: form (ErrTokenUnsigned when
 // unsigned tokens are not allowed, ErrTokenMalformed), CMS signature
-// (ErrTokenSignature), signer certificate (ErrTokenChain, then
-// ErrTokenSignerUsage, then ErrTokenSignerPin), content
+// (ErrTokenSignature), signer certificate (ErrTokenChain, its validity
+// included, at the Verifier's clock as PKCS7_verify checks it, not at the
+// token's signing time; then ErrTokenSignerUsage, then ErrTokenSignerPin), content
 // (ErrTokenMalformed), call match (ErrTokenMismatch), validity
 // (ErrTokenNotYetValid, ErrTokenExpired), single use (ErrTokenReplay,
 // ErrReplayCacheFull; ErrTokenExpired when another verification has
@@ -216,6 +217,9 @@ func (v *Verifier) open(token []byte, now time.Time) (*TokenInfo, []byte, error)
 	}
 	// The toolkit parses the content as XML only when it starts with
 	// "<?xml" (anything else is its ASCII token format).
+	if bytes.HasPrefix(content, []byte("V=1\n")) {
+		return nil, nil, fmt.Errorf("%w: ASCII token format (V=1) not supported", ErrTokenMalformed)
+	}
 	if !bytes.HasPrefix(content, []byte("<?xml")) {
 		return nil, nil, fmt.Errorf("%w: content does not start with <?xml", ErrTokenMalformed)
 	}
@@ -241,7 +245,7 @@ func (v *Verifier) checkSigned(token []byte, now time.Time) ([]byte, error) {
 	if len(p7.Content) == 0 {
 		return nil, fmt.Errorf("%w: no attached content", ErrTokenSignature)
 	}
-	if err := p7.Verify(); err != nil {
+	if err := verifySignatureOnly(p7, signer); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrTokenSignature, err)
 	}
 	if v.Roots == nil {
@@ -266,6 +270,36 @@ func (v *Verifier) checkSigned(token []byte, now time.Time) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %q, SHA-256 %x", ErrTokenSignerPin, signer.Subject.CommonName, sha256.Sum256(signer.Raw))
 	}
 	return p7.Content, nil
+}
+
+// verifySignatureOnly checks the token's signature (and the message
+// digest of its content), not the signer certificate's validity, which
+// checkSigned checks at the Verifier's clock with the chain, as
+// PKCS7_verify does. pkcs7's Verify also compares the signing-time
+// attribute — the signing server's clock — with the signer's validity,
+// and stops there before checking the signature: that check is given a
+// copy of the signer valid at every time, so that a signer expired (or
+// not yet valid) is told as such by the chain check (ErrTokenChain), and
+// a token signed by a server whose clock was behind the signer's
+// NotBefore is accepted as OpenSSL accepts it.
+func verifySignatureOnly(p7 *pkcs7.PKCS7, signer *x509.Certificate) error {
+	err := p7.Verify()
+	var ste *pkcs7.SigningTimeNotValidError
+	if !errors.As(err, &ste) {
+		return err
+	}
+	always := *signer
+	always.NotBefore, always.NotAfter = time.Time{}, time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+	certs := slices.Clone(p7.Certificates)
+	for i, c := range certs {
+		if c == signer {
+			certs[i] = &always
+		}
+	}
+	orig := p7.Certificates
+	p7.Certificates = certs
+	defer func() { p7.Certificates = orig }()
+	return p7.Verify()
 }
 
 // checkSignerUsage reports whether a certificate's key usages make it a
