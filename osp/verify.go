@@ -62,7 +62,9 @@ type Verifier struct {
 	Roots *x509.CertPool
 	// Signers pins the token signers: when not empty, only a signer
 	// certificate whose SHA-256 fingerprint (sha256.Sum256(cert.Raw)) is
-	// listed is accepted, on top of the other checks.
+	// listed is accepted, on top of the other checks. The clearinghouse
+	// renews its signer (new key, at once) in the last third of its life:
+	// pins must follow.
 	Signers [][sha256.Size]byte
 	// AnySignerUsage accepts signer certificates of any key usage, as the
 	// toolkit does: for tokens of other OSP servers that sign with TLS
