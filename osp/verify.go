@@ -347,7 +347,11 @@ func matchCall(info *TokenInfo, call Call) error {
 }
 
 // ReplayCache remembers the tokens a Verifier accepted until they expire,
-// so that each is accepted once. It holds at most its capacity of entries:
+// so that each is accepted once. It keys tokens by their content, not by
+// transaction: the tokens of one authorization for different destinations
+// are different tokens (a gateway that sets Call.Destination accepts only
+// its own; the toolkit also refuses a second token of a transaction it
+// has seen). It holds at most its capacity of entries:
 // when full of unexpired entries it refuses new tokens
 // (ErrReplayCacheFull) rather than forget one. Safe for concurrent use.
 //
