@@ -55,7 +55,7 @@ func TestCaddyfileExampleAsShipped(t *testing.T) {
 		t.Fatalf("certificate for %q", res.Certificate.Subject.CommonName)
 	}
 	conf, _ := os.ReadFile(filepath.Join(dir, "examples", "clearinghouse.conf"))
-	if !strings.Contains(string(conf), "crypto modern:p256:sha256:") {
+	if !strings.Contains(string(conf), "crypto 'modern:p256:sha256:") {
 		t.Fatal("the example configuration file does not name the generated CA")
 	}
 	_ = c

@@ -19,8 +19,10 @@
 //	device name group {enabled|disabled} [enrolled] a device of a group
 //	route group number device weight [device weight]...  a route for calls
 //
-// Words are separated by spaces and tabs. A word is either unquoted, made
-// only of the characters A-Z a-z 0-9 and . _ : @ + * # / -, or quoted
+// Words are separated by spaces and tabs. A word is either unquoted, any
+// run of printable characters but quotes (seed 001 quotes only a name of
+// more than one word: AT&T, Télécom and Carrier(UK) are words; a Unicode
+// space such as U+00A0 is refused unquoted), or quoted
 // between single quotes '...' or double quotes "...". There are no escapes:
 // a quoted word runs to the next quote of the same kind, so it can hold the
 // other quote character, spaces, tabs, '#' and any UTF-8 text; a value that

@@ -284,6 +284,18 @@ func (f *File) renderValueLine(sp lineSpan, v string) string {
 	return f.src[sp.start:toks[1].start] + v + f.src[toks[1].end:sp.end]
 }
 
+// valueQuote is the quote character of the value of the line sp (a
+// license or crypto line), '"' when it is unquoted.
+func (f *File) valueQuote(sp lineSpan) byte {
+	toks, _, _ := lexLine(f.src, sp.start, sp.end, nil)
+	if len(toks) == 2 {
+		if q := f.src[toks[1].start]; q == '\'' || q == '"' {
+			return q
+		}
+	}
+	return '"'
+}
+
 // newDeviceLine renders a device line, indented like the last device line.
 func (f *File) newDeviceLine(d *Device) string {
 	indent := ""
@@ -385,19 +397,25 @@ func (f *File) splices() []splice {
 		return header
 	}
 	// licenses
+	// license and crypto values are quoted as the license line in force
+	// quotes its value (Table 7: single quotes), else in double quotes
+	q := byte('"')
+	if f.at.license.ok() {
+		q = f.valueQuote(f.at.license)
+	}
 	if len(f.Licenses) > f.orig.licenses {
 		pos := after(f.at.license)
 		for _, k := range f.Licenses[f.orig.licenses:] {
-			insert(pos, orderLicense, "license "+quoteValid(k))
+			insert(pos, orderLicense, "license "+quoteIn(k, q))
 		}
 	}
 	// crypto
 	if f.HasCrypto && (!f.orig.hasCrypto || f.Crypto != f.orig.crypto) {
 		if f.at.crypto.ok() { // the line in force, maybe crypto ''
 			s := f.at.crypto
-			sp = append(sp, splice{pos: s.start, end: s.end, text: f.renderValueLine(s, quoteValid(f.Crypto))})
+			sp = append(sp, splice{pos: s.start, end: s.end, text: f.renderValueLine(s, quoteIn(f.Crypto, f.valueQuote(s)))})
 		} else {
-			insert(after(f.at.license), orderCrypto, "crypto "+quoteValid(f.Crypto))
+			insert(after(f.at.license), orderCrypto, "crypto "+quoteIn(f.Crypto, q))
 		}
 	}
 	// flags

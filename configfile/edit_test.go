@@ -135,7 +135,7 @@ func TestEditNoDeviceLines(t *testing.T) {
 	f = mustParse(t, "group g\ndevice a g enabled")
 	f.AddDevice("b", "g", true, false)
 	f.AddLicense("k")
-	checkRendered(t, f, "license k\ngroup g\ndevice a g enabled\ndevice b g enabled\n")
+	checkRendered(t, f, "license \"k\"\ngroup g\ndevice a g enabled\ndevice b g enabled\n")
 }
 
 func TestEditCryptoLicenseFlags(t *testing.T) {
@@ -162,7 +162,7 @@ func TestEditCryptoLicenseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := strings.Replace(editSrc, "license 'old key'   # first\ncrypto \"keys\"  # secret\nenroll enabled\n",
-		"license 'old key'   # first\nlicense 'new key'\nlicense '\"quoted\"'\ncrypto 'modern:abc legacy:def'  # secret\nenroll disabled\nssl enabled\n", 1)
+		"license 'old key'   # first\nlicense 'new key'\nlicense '\"quoted\"'\ncrypto \"modern:abc legacy:def\"  # secret\nenroll disabled\nssl enabled\n", 1)
 	checkRendered(t, f, want)
 
 	// a file without license, crypto or flags: new lines go before the first item
@@ -170,11 +170,11 @@ func TestEditCryptoLicenseFlags(t *testing.T) {
 	f.SetFlag("routing", true)
 	f.SetCrypto("c")
 	f.AddLicense("l")
-	checkRendered(t, f, "# header\n\nlicense l\ncrypto c\nrouting enabled\ngroup g\n")
+	checkRendered(t, f, "# header\n\nlicense \"l\"\ncrypto \"c\"\nrouting enabled\ngroup g\n")
 	// an empty file
 	f = mustParse(t, "")
 	f.SetCrypto("c")
-	checkRendered(t, f, "crypto c\n")
+	checkRendered(t, f, "crypto \"c\"\n")
 	// only a byte order mark: it is no line, so no blank line is added
 	f = mustParse(t, "\ufeff")
 	f.SetFlag("ssl", true)
@@ -185,11 +185,11 @@ func TestEditCryptoLicenseFlags(t *testing.T) {
 	// only comments, no final line end
 	f = mustParse(t, "# only a comment")
 	f.AddLicense("l")
-	checkRendered(t, f, "# only a comment\nlicense l\n")
+	checkRendered(t, f, "# only a comment\nlicense \"l\"\n")
 	// several crypto lines: the last one (in force) is replaced
 	f = mustParse(t, "crypto a\ncrypto b # in force\n")
 	f.SetCrypto("z")
-	checkRendered(t, f, "crypto a\ncrypto z # in force\n")
+	checkRendered(t, f, "crypto a\ncrypto \"z\" # in force\n")
 }
 
 func TestEditCRLF(t *testing.T) {
@@ -198,7 +198,7 @@ func TestEditCRLF(t *testing.T) {
 	f.SetEnabled("d", true)
 	f.AddDevice("e", "g", true, true)
 	f.AddLicense("b")
-	checkRendered(t, f, "license a\r\nlicense b\r\ngroup g\r\ndevice d g enabled # x\r\ndevice e g enabled enrolled\r\n")
+	checkRendered(t, f, "license a\r\nlicense \"b\"\r\ngroup g\r\ndevice d g enabled # x\r\ndevice e g enabled enrolled\r\n")
 }
 
 func TestEditErrors(t *testing.T) {
@@ -349,7 +349,7 @@ func TestHandBuilt(t *testing.T) {
 	if d := f.Diff(g); d != "" {
 		t.Error(d)
 	}
-	if string(Format(f)) != "license k\nenroll disabled\nrouting disabled\ncdrs disabled\nssl disabled\ngroup \"\"\ndevice d \"\" enabled\nroute \"\" +1... d 5\n" {
+	if string(Format(f)) != "license \"k\"\nenroll disabled\nrouting disabled\ncdrs disabled\nssl disabled\ngroup \"\"\ndevice d \"\" enabled\nroute \"\" +1... d 5\n" {
 		t.Errorf("Format = %q", Format(f))
 	}
 }
@@ -425,7 +425,7 @@ func TestEmptyLicenseAndCrypto(t *testing.T) {
 	if err := f.SetCrypto("modern:abc"); err != nil {
 		t.Fatal(err)
 	}
-	checkRendered(t, f, "license old\nlicense \"\"  # expired\ncrypto modern:abc   # regenerate\nenroll enabled\n")
+	checkRendered(t, f, "license old\nlicense \"\"  # expired\ncrypto 'modern:abc'   # regenerate\nenroll enabled\n")
 
 	// the last crypto line is in force and is the one replaced
 	f = mustParse(t, "crypto a\ncrypto \"\"\n")
@@ -435,7 +435,7 @@ func TestEmptyLicenseAndCrypto(t *testing.T) {
 	if err := f.SetCrypto("b"); err != nil {
 		t.Fatal(err)
 	}
-	checkRendered(t, f, "crypto a\ncrypto b\n")
+	checkRendered(t, f, "crypto a\ncrypto \"b\"\n")
 
 	// the line length is checked on the edited line
 	f = mustParse(t, "crypto '' # "+strings.Repeat("c", 4000)+"\n")

@@ -44,12 +44,12 @@ func Format(f *File) []byte {
 	b := make([]byte, 0, size)
 	for _, l := range f.Licenses {
 		b = append(b, "license "...)
-		b = appendQuoted(b, l)
+		b = append(b, quoteIn(l, '"')...)
 		b = append(b, '\n')
 	}
 	if f.HasCrypto {
 		b = append(b, "crypto "...)
-		b = appendQuoted(b, f.Crypto)
+		b = append(b, quoteIn(f.Crypto, '"')...)
 		b = append(b, '\n')
 	}
 	for k := range numFlags {

@@ -19,7 +19,10 @@ func TestQuoteValue(t *testing.T) {
 		{"+1 404...", "'+1 404...'"},
 		{"it's", `"it's"`},
 		{`say "hi"`, `'say "hi"'`},
-		{"Télécom", "'Télécom'"},
+		{"Télécom", "Télécom"},
+		{"AT&T", "AT&T"},
+		{"Carrier(UK)", "Carrier(UK)"},
+		{"a\u00a0b", "'a\u00a0b'"},
 		{"a\tb", "'a\tb'"},
 	}
 	for _, tt := range tests {

@@ -1,26 +1,33 @@
 package configfile
 
 import (
+	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
-// bareChar tells which bytes may appear in an unquoted word.
+// bareChar tells which ASCII bytes may appear in an unquoted word: every
+// printable one but the quotes. A word is one word whatever its
+// characters (seed 001: only a name of more than one word is quoted);
+// non-ASCII letters are allowed too (bareRuneAt).
 var bareChar = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "._:@+*#/-" {
-		t[c] = true
+	for c := 0x21; c < 0x7f; c++ {
+		t[c] = c != '\'' && c != '"'
 	}
 	return t
 }()
+
+// bareRuneAt returns the size of the non-ASCII character that starts s if
+// it may appear in an unquoted word (valid UTF-8, not a control or space
+// character), else 0.
+func bareRuneAt(s string) int {
+	r, size := utf8.DecodeRuneInString(s)
+	if (r == utf8.RuneError && size == 1) || r < 0xa0 || unicode.IsSpace(r) {
+		return 0
+	}
+	return size
+}
 
 // badByte returns the index of the first byte of line that is not allowed
 // anywhere in a file (a control character other than tab, DEL, a C1
@@ -117,8 +124,14 @@ func lexLine(src string, start, end int, toks []rawTok) ([]rawTok, string, strin
 			continue
 		}
 		j := i
-		for j < end && bareChar[src[j]] {
-			j++
+		for j < end {
+			if c := src[j]; c < utf8.RuneSelf && bareChar[c] {
+				j++
+			} else if n := bareRuneAt(src[j:end]); c >= utf8.RuneSelf && n > 0 {
+				j += n
+			} else {
+				break
+			}
 		}
 		if j < end && src[j] != ' ' && src[j] != '\t' {
 			if c := src[j]; c < 0x20 || c == 0x7f || (c >= utf8.RuneSelf && !isGraphicAt(src[j:end])) {
@@ -168,6 +181,9 @@ func quoteRune(r rune) string {
 	case '"':
 		return `'"'`
 	}
+	if unicode.IsSpace(r) || !unicode.IsGraphic(r) {
+		return fmt.Sprintf("U+%04X", r)
+	}
 	return "'" + string(r) + "'"
 }
 
@@ -176,8 +192,12 @@ func isBare(s string) bool {
 	if s == "" || s[0] == '#' {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		if !bareChar[s[i]] {
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf && bareChar[c] {
+			i++
+		} else if n := bareRuneAt(s[i:]); c >= utf8.RuneSelf && n > 0 {
+			i += n
+		} else {
 			return false
 		}
 	}
@@ -215,6 +235,16 @@ func quoteValid(s string) string {
 	default:
 		return `"` + s + `"`
 	}
+}
+
+// quoteIn renders a license or crypto value, which seed 001 writes
+// "enclosed in double quotation marks": between q ('"' or '\''), or the
+// other quote when v holds q. v holds at most one of them (checkValue).
+func quoteIn(v string, q byte) string {
+	if strings.IndexByte(v, q) >= 0 {
+		q = '"' + '\'' - q
+	}
+	return string(q) + v + string(q)
 }
 
 // appendQuoted appends quoteValid(s) to b.

@@ -7,7 +7,7 @@ import "testing"
 // name needs no quotes, whatever its characters; the device and route
 // items take the group name the same way ("enclosed in quotation marks if
 // the name is more than one word").
-func TestReviewOneWordNamesUnquoted(t *testing.T) {
+func TestOneWordNamesUnquoted(t *testing.T) {
 	tests := []struct {
 		name, src, group string
 	}{

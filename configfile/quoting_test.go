@@ -15,7 +15,7 @@ import (
 // server writes must quote the value, and an edited line keeps its own
 // quote character (doc.go: "an edited line keeps its indentation, its
 // quoting and its comment").
-func TestReviewLicenseCryptoWrittenQuoted(t *testing.T) {
+func TestLicenseCryptoWrittenQuoted(t *testing.T) {
 	tests := []struct {
 		name string
 		src  string
@@ -52,8 +52,8 @@ func TestReviewLicenseCryptoWrittenQuoted(t *testing.T) {
 	}
 }
 
-// Format writes license and crypto without their quotation marks.
-func TestReviewFormatQuotesLicenseCrypto(t *testing.T) {
+// Format writes license and crypto values in quotation marks.
+func TestFormatQuotesLicenseCrypto(t *testing.T) {
 	f := mustParse(t, "license 'KEY-1'\ncrypto 'modern:abc'\n")
 	out := string(Format(f))
 	for _, item := range []string{"license", "crypto"} {
