@@ -19,9 +19,9 @@ func TestQuoteValue(t *testing.T) {
 		{"+1 404...", "'+1 404...'"},
 		{"it's", `"it's"`},
 		{`say "hi"`, `'say "hi"'`},
-		{"Télécom", "Télécom"},
-		{"AT&T", "AT&T"},
-		{"Carrier(UK)", "Carrier(UK)"},
+		{"Télécom", "'Télécom'"}, // read unquoted, written as earlier versions read it
+		{"AT&T", "'AT&T'"},
+		{"Carrier(UK)", "'Carrier(UK)'"},
 		{"a\u00a0b", "'a\u00a0b'"},
 		{"a\tb", "'a\tb'"},
 	}

@@ -18,6 +18,26 @@ var bareChar = func() (t [256]bool) {
 	return t
 }()
 
+// plainChar tells which bytes the writers leave unquoted: A-Z a-z 0-9 and
+// . _ : @ + * # / - only, the unquoted words of earlier versions of this
+// package (an instance of one sharing the file reads what this one
+// writes). Other one-word values are written quoted.
+var plainChar = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "._:@+*#/-" {
+		t[c] = true
+	}
+	return t
+}()
+
 // bareRuneAt returns the size of the non-ASCII character that starts s if
 // it may appear in an unquoted word (valid UTF-8, not a control or space
 // character), else 0.
@@ -187,17 +207,13 @@ func quoteRune(r rune) string {
 	return "'" + string(r) + "'"
 }
 
-// isBare reports whether s can be written without quotes.
+// isBare reports whether the writers leave s unquoted (plainChar).
 func isBare(s string) bool {
 	if s == "" || s[0] == '#' {
 		return false
 	}
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf && bareChar[c] {
-			i++
-		} else if n := bareRuneAt(s[i:]); c >= utf8.RuneSelf && n > 0 {
-			i += n
-		} else {
+	for i := 0; i < len(s); i++ {
+		if !plainChar[s[i]] {
 			return false
 		}
 	}
