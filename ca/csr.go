@@ -101,6 +101,13 @@ func ParseCSR(der []byte, p Policy) (*CSR, error) {
 	if csr.KeyAlgorithm, err = checkKey(csr.PublicKey, p); err != nil {
 		return nil, err
 	}
+	// One key, one encoding: crypto/x509 ignores bytes after an RSA key in
+	// its BIT STRING, so one key would have many hashes (request ids, the
+	// compromised-key check), and a certificate, which carries the DER
+	// encoding, could never be signed for such a request.
+	if canon, err := x509.MarshalPKIXPublicKey(csr.PublicKey); err != nil || !bytes.Equal(canon, csr.rawSPKI) {
+		return nil, errorf(ErrMalformedCSR, "certificate request: public key not in its DER encoding")
+	}
 
 	switch req.SignatureAlgorithm {
 	case x509.MD5WithRSA:

@@ -82,10 +82,10 @@ func malleatedRSACSR(t *testing.T, key *rsa.PrivateKey, cn string) []byte {
 
 // A request whose RSA SubjectPublicKeyInfo has bytes after the key (the
 // same key to crypto/x509, another SubjectPublicKeyInfo hash) is a bad
-// request (status 7), not a server error logged at ERROR: any account
+// request (status 2, a bad CSR encoding), not a server error logged at ERROR: any account
 // holder can send it, and under approval manual it is stored pending
 // although no approval can ever issue it.
-func TestReviewMalleatedSPKIIsBadCSR(t *testing.T) {
+func TestMalleatedSPKIIsBadRequest(t *testing.T) {
 	keepPendingCount(t)
 	for _, approval := range []string{ApprovalAuto, ApprovalManual} {
 		t.Run(approval, func(t *testing.T) {
@@ -100,9 +100,9 @@ func TestReviewMalleatedSPKIIsBadCSR(t *testing.T) {
 				"username": {"ops"}, "password": {"right"}, "device": {"1"}, "customer": {"0"},
 				"request": {base64.StdEncoding.EncodeToString(csr)}})
 			errors := logs.FilterLevelExact(zapcore.ErrorLevel).Len()
-			if ans.Status != wire.StatusBadCSR || errors > 0 {
+			if ans.Status != wire.StatusBadRequest || errors > 0 {
 				t.Errorf("request with a malleated RSA SubjectPublicKeyInfo: status %d (%q), %d ERROR log lines; want %d and none",
-					ans.Status, ans.Error, errors, wire.StatusBadCSR)
+					ans.Status, ans.Error, errors, wire.StatusBadRequest)
 			}
 		})
 	}
