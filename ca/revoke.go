@@ -265,7 +265,7 @@ func (c *CA) Revoke(ctx context.Context, serial string, reason int) error {
 		if err != nil {
 			return err
 		}
-		rec, _, err := c.revokeLocked(ctx, rf, s, reason)
+		rec, _, err := c.revokeLocked(ctx, rf, s, reason, false)
 		if err != nil {
 			return err
 		}
@@ -282,10 +282,16 @@ func (c *CA) Revoke(ctx context.Context, serial string, reason int) error {
 // the lock. It reports whether s was newly revoked. A half-finished
 // revocation (in rf but its record unmarked, or the other way round, as
 // earlier versions wrote them) is completed with its first time and reason.
-func (c *CA) revokeLocked(ctx context.Context, rf *revokedFile, s string, reason int) (*Record, bool, error) {
+// With skipExpired, an unrevoked certificate that has expired is left
+// alone (no CRL needs it), unless its key is compromised.
+func (c *CA) revokeLocked(ctx context.Context, rf *revokedFile, s string, reason int, skipExpired bool) (*Record, bool, error) {
 	rec, err := c.Lookup(ctx, s)
 	if err != nil {
 		return nil, false, err
+	}
+	if _, listed := rf.Entries[s]; skipExpired && !listed && !rec.Revoked && reason != ReasonKeyCompromise &&
+		c.cfg.Now().After(rec.NotAfter) {
+		return nil, false, nil
 	}
 	if e, ok := rf.Entries[s]; ok || rec.Revoked {
 		if !ok { // the record marked, the list not: as earlier versions wrote them
@@ -464,7 +470,7 @@ func (c *CA) revokeDevice(ctx context.Context, device string, reason int, except
 					continue
 				}
 			}
-			rec, newly, err := c.revokeLocked(ctx, rf, s, reason)
+			rec, newly, err := c.revokeLocked(ctx, rf, s, reason, true)
 			if errors.Is(err, ErrNotFound) {
 				continue
 			}
@@ -678,6 +684,17 @@ func (c *CA) crlFromStorage(ctx context.Context) ([]byte, error) {
 			return err
 		}
 		out = der
+		if len(serials) < len(rf.Entries) {
+			// what no CRL lists any more (expired and listed after it
+			// expired) leaves the list too: every revocation rewrites the
+			// list, which must not grow with the CA's history. The CRL's
+			// digest is the same; a crash before this write only delays it.
+			kept := &revokedFile{Entries: make(map[string]revokedEntry, len(serials))}
+			for _, s := range serials {
+				kept.Entries[s] = rf.Entries[s]
+			}
+			_ = c.storeJSON(ctx, c.key(keyRevoked), kept) // tried again with the next CRL
+		}
 		return nil
 	})
 	return out, err

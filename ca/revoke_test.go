@@ -603,6 +603,18 @@ func TestCRLKeepsEntryUntilListedAfterExpiry(t *testing.T) {
 	if final := after[len(after)-1]; listed(final) {
 		t.Fatalf("CRL at %v still lists a certificate expired %v before", final.ThisUpdate, final.ThisUpdate.Sub(is.NotAfter))
 	}
+	// and the revoked list, which every revocation rewrites, forgets it:
+	// it does not grow with the CA's history
+	rf, err := c.loadRevoked(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := rf.Entries[is.Serial]; ok || len(rf.Entries) != 0 {
+		t.Fatalf("revoked list still holds %d entries (%v) after the CRLs dropped the expired one", len(rf.Entries), ok)
+	}
+	if rec, err := c.Lookup(ctx, is.Serial); err != nil || !rec.Revoked || rec.Reason != ReasonKeyCompromise {
+		t.Fatalf("the record of the expired certificate: %+v, %v; want it still marked revoked", rec, err)
+	}
 }
 
 // KeyCompromised finds a key by any certificate of it revoked for key
@@ -755,5 +767,31 @@ func TestCachedCRLListsWhatRecordsSay(t *testing.T) {
 	}
 	if !checked {
 		t.Fatal("the record was not written")
+	}
+}
+
+// Superseding the certificates of a device leaves one that expired
+// unrevoked alone: no CRL needs it, and the revoked list (rewritten by
+// every revocation) must not grow with such entries. A compromised key is
+// still marked, expired or not.
+func TestRevokeDeviceSkipsExpired(t *testing.T) {
+	ctx := context.Background()
+	now := testNow
+	c, _ := openCA(t, NewMemStore(), Config{Now: func() time.Time { return now }, Validity: 10 * day}, "")
+	old := issueN(t, c, "device1.itsp.com", 1)[0]
+	now = old.NotAfter.Add(time.Hour)
+	cur := issueN(t, c, "device1.itsp.com", 1)[0]
+	got, err := c.RevokeDevice(ctx, "device1.itsp.com", ReasonSuperseded, cur.Serial)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("RevokeDevice = %v, %v; want nothing revoked", got, err)
+	}
+	if rf, err := c.loadRevoked(ctx); err != nil || len(rf.Entries) != 0 {
+		t.Fatalf("revoked list %v, %v; want empty", rf, err)
+	}
+	if _, err := c.RevokeDevice(ctx, "device1.itsp.com", ReasonKeyCompromise, cur.Serial); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := c.KeyCompromised(ctx, old.PublicKeySHA256); err != nil || !ok {
+		t.Fatalf("KeyCompromised of the expired certificate's key = %v, %v", ok, err)
 	}
 }
