@@ -768,3 +768,37 @@ func (c *CA) currentCRL(ctx context.Context, now time.Time, unlocked bool) ([]by
 	}
 	return der, nil
 }
+
+// PruneDeviceIndex removes from the per-device index (what Records of a
+// device, the device listing and a device's revocation read) the
+// certificates that expired before cutoff, and returns how many. Their
+// issuance records stay: Lookup by serial still finds them. Without it a
+// device's index, and every supersession reading it, grows with each
+// certificate it was ever issued.
+func (c *CA) PruneDeviceIndex(ctx context.Context, cutoff time.Time) (int, error) {
+	dirs, err := c.list(ctx, c.prefix+"/"+keyDevices)
+	if err != nil {
+		return 0, err
+	}
+	pruned := 0
+	for _, dir := range dirs {
+		keys, err := c.list(ctx, dir)
+		if err != nil {
+			return pruned, err
+		}
+		for _, k := range keys {
+			if err := ctx.Err(); err != nil {
+				return pruned, err
+			}
+			rec, err := c.Lookup(ctx, path.Base(k))
+			if err != nil || !rec.NotAfter.Before(cutoff) {
+				continue // kept: a record not (yet) readable, or not expired long enough
+			}
+			if err := c.st.Delete(ctx, k); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return pruned, fmt.Errorf("ca: pruning %s: %w", k, err)
+			}
+			pruned++
+		}
+	}
+	return pruned, nil
+}

@@ -795,3 +795,31 @@ func TestRevokeDeviceSkipsExpired(t *testing.T) {
 		t.Fatalf("KeyCompromised of the expired certificate's key = %v, %v", ok, err)
 	}
 }
+
+// A device's index forgets certificates that expired before the cutoff;
+// their records are still found by serial.
+func TestPruneDeviceIndex(t *testing.T) {
+	ctx := context.Background()
+	now := testNow
+	c, _ := openCA(t, NewMemStore(), Config{Now: func() time.Time { return now }, Validity: 10 * day}, "")
+	old := issueN(t, c, "device1.itsp.com", 2)
+	now = now.Add(20 * day)
+	cur := issueN(t, c, "device1.itsp.com", 1)[0]
+	other := issueN(t, c, "device2.itsp.com", 1)[0]
+	n, err := c.PruneDeviceIndex(ctx, now.Add(-5*day))
+	if err != nil || n != 2 {
+		t.Fatalf("PruneDeviceIndex = %d, %v; want the 2 expired", n, err)
+	}
+	for dev, want := range map[string][]string{"device1.itsp.com": {cur.Serial}, "device2.itsp.com": {other.Serial}} {
+		recs, err := c.Records(ctx, dev)
+		if err != nil || len(recs) != len(want) || recs[0].Serial != want[0] {
+			t.Fatalf("Records(%s) = %v, %v; want %v", dev, recs, err, want)
+		}
+	}
+	if rec, err := c.Lookup(ctx, old[0].Serial); err != nil || rec.Serial != old[0].Serial {
+		t.Fatalf("Lookup of a pruned certificate: %v, %v", rec, err)
+	}
+	if n, err := c.PruneDeviceIndex(ctx, now.Add(-5*day)); err != nil || n != 0 {
+		t.Fatalf("second PruneDeviceIndex = %d, %v", n, err)
+	}
+}

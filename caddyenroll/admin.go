@@ -379,21 +379,20 @@ func (ad *adminAPI) devices(w http.ResponseWriter, r *http.Request) error {
 			out = append(out, DeviceInfo{Name: d.Name, Group: d.Group, Enabled: d.Enabled, Enrolled: d.Enrolled, Certificates: []CertificateInfo{}})
 		}
 	})
-	index := make(map[string]int, len(out))
-	for i, d := range out {
-		index[configfile.DeviceKey(d.Name)] = i // certificates name it in the CA's normal form
-	}
+	// each device's certificates from its index: those of devices the
+	// file lists, up to deviceIndexRetention after they expired
 	for profile, c := range ad.app.cas {
-		recs, err := c.Records(r.Context(), "")
-		if err != nil {
-			return apiErr(http.StatusInternalServerError, err)
-		}
-		for _, rec := range recs {
-			i, ok := index[configfile.DeviceKey(rec.Device)]
-			if !ok {
-				continue
+		for i := range out {
+			recs, err := c.Records(r.Context(), out[i].Name)
+			if errors.Is(err, ca.ErrBadDeviceName) {
+				continue // a name no CA would certify
 			}
-			out[i].Certificates = append(out[i].Certificates, certificateInfo(profile, &rec))
+			if err != nil {
+				return apiErr(http.StatusInternalServerError, err)
+			}
+			for _, rec := range recs {
+				out[i].Certificates = append(out[i].Certificates, certificateInfo(profile, &rec))
+			}
 		}
 	}
 	for i := range out {

@@ -131,10 +131,32 @@ func (a *App) requestJanitor(every time.Duration) {
 		case n > 0:
 			a.log.Info("enrollment requests that are over deleted", zap.Int("deleted", n))
 		}
+		a.pruneDeviceIndexes(time.Now())
 		select {
 		case <-a.stop:
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// deviceIndexRetention is how long after a certificate expired it is
+// still listed with its device (GET /enroll/devices); its record stays,
+// found by serial.
+const deviceIndexRetention = 30 * 24 * time.Hour
+
+// pruneDeviceIndexes drops certificates expired deviceIndexRetention ago
+// from the CAs' per-device indexes, which the device listing and every
+// supersession read: they would otherwise grow with each certificate ever
+// issued.
+func (a *App) pruneDeviceIndexes(now time.Time) {
+	for profile, c := range a.cas {
+		n, err := c.PruneDeviceIndex(a.bgCtx, now.Add(-deviceIndexRetention))
+		switch {
+		case err != nil && a.bgCtx.Err() == nil:
+			a.log.Error("pruning the device index of the CA", zap.String("profile", profile), zap.Error(err), zap.Int("pruned", n))
+		case n > 0:
+			a.log.Info("expired certificates dropped from the device listing", zap.String("profile", profile), zap.Int("pruned", n))
 		}
 	}
 }
