@@ -1,0 +1,147 @@
+package caddyenroll
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/osp"
+)
+
+// holdingWriter holds, while armed, every log write that contains msg
+// until release is closed, after telling entered.
+type holdingWriter struct {
+	armed   atomic.Bool
+	msg     string
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (w *holdingWriter) Write(p []byte) (int, error) {
+	if w.armed.Load() && bytes.Contains(p, []byte(w.msg)) {
+		w.armed.Store(false)
+		close(w.entered)
+		<-w.release
+	}
+	return len(p), nil
+}
+
+func (w *holdingWriter) Sync() error { return nil }
+
+// reviewAuthBody is an authorization request to called.
+func reviewAuthBody(t *testing.T, called string) []byte {
+	t.Helper()
+	b, err := (&osp.AuthorizationRequest{MessageID: "1", ComponentID: "2", Timestamp: time.Now().UTC(),
+		CallIDs: [][]byte{[]byte("call")}, SourceInfo: []osp.Info{{Type: "e164", Value: "1404"}},
+		DestinationInfo: []osp.Info{{Type: "e164", Value: called}}}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func reviewPost(h *OSPHandler, body []byte, remote string) (int, string) {
+	r := httptest.NewRequest(http.MethodPost, "/osp", bytes.NewReader(body))
+	r.RemoteAddr = remote
+	w := httptest.NewRecorder()
+	err := h.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
+	if he, ok := err.(caddyhttp.HandlerError); ok {
+		return he.StatusCode, he.Error()
+	}
+	return w.Code, w.Body.String()
+}
+
+// README "Call authorization over OSP": "The table is rebuilt atomically on
+// every change of the file; lookups never wait for it" (and routing/doc.go:
+// "Lookups never wait for a rebuild"). The route table is rebuilt by the
+// file's onChange callback, which runs under the configuration's write lock
+// (configState.poll → replaceLocked → changedLocked → rebuildRoutes); every
+// authorization identifies its device through App.fileName →
+// configState.device, which takes that lock's read side. So an
+// authorization waits for the whole rebuild (routing.Build: ~0.34 s for a
+// file of 1M routes). Here the rebuild is held in its last step (the WARN
+// it logs for a device without an address) and an authorization is sent.
+func TestReviewAuthorizationDoesNotWaitForRouteRebuild(t *testing.T) {
+	text := "routing enabled\ngroup \"\"\n" +
+		"device gw1.example \"\" enabled enrolled\n" +
+		"device gw2.example \"\" enabled enrolled\n" +
+		"device 'GW 3' \"\" enabled enrolled\n" + // no address OSP can send: each rebuild logs a WARN
+		"route \"\" \"\" gw2.example 1\n"
+	cs, path, dir := testConfigState(t, text)
+	hw := &holdingWriter{msg: "devices without an address OSP can send", entered: make(chan struct{}), release: make(chan struct{})}
+	var released atomic.Bool
+	release := func() {
+		if released.CompareAndSwap(false, true) {
+			close(hw.release)
+		}
+	}
+	t.Cleanup(release)
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), hw, zap.DebugLevel))
+	a := &App{cfg: cs, log: log, authz: &authz{revocations: new(revocations)}, crypto: new(cryptoRecords)}
+	var err error
+	cs.read(func(f *configfile.File) { err = a.rebuildRoutes(f) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.followFileChanges()
+	initMetrics()
+	h := &OSPHandler{Tokens: TokensUnsigned, Profile: profileModern, app: a, log: zap.NewNop(),
+		bySource: map[netip.Addr]string{netip.MustParseAddr("192.0.2.1"): "gw1.example"}}
+	body := reviewAuthBody(t, "14045550100")
+	if code, ans := reviewPost(h, body, "192.0.2.1:5060"); code != 200 || !strings.Contains(ans, "gw2.example") {
+		t.Fatalf("before the change: HTTP %d %.300s", code, ans)
+	}
+
+	// a new version of the file (renamed into place, so taken at once)
+	tmp := filepath.Join(dir, "new.conf")
+	if err := os.WriteFile(tmp, []byte(text+"route \"\" '+44...' gw2.example 1\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	hw.armed.Store(true)
+	reloaded := make(chan struct{})
+	go func() {
+		defer close(reloaded)
+		_, _ = cs.reload()
+	}()
+	select {
+	case <-hw.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reload did not rebuild the route table")
+	}
+
+	// the rebuild is in progress; the table in force answers lookups
+	answered := make(chan int, 1)
+	go func() {
+		code, _ := reviewPost(h, body, "192.0.2.1:5060")
+		answered <- code
+	}()
+	select {
+	case code := <-answered:
+		if code != 200 {
+			t.Errorf("authorization during a rebuild: HTTP %d", code)
+		}
+	case <-time.After(2 * time.Second):
+		t.Error("an authorization waited for the route table's rebuild (identify → fileName → configState.device takes the read lock the rebuild holds for writing)")
+	}
+	release()
+	<-reloaded
+	select {
+	case <-answered:
+	case <-time.After(10 * time.Second):
+	}
+}
