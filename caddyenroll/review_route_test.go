@@ -145,3 +145,40 @@ func TestReviewAuthorizationDoesNotWaitForRouteRebuild(t *testing.T) {
 	case <-time.After(10 * time.Second):
 	}
 }
+
+// routing/doc.go: "By default the host is the device's name (its DNS
+// name)"; routing.Build offers every enabled, enrolled device whose name is
+// a host name ("one bad destination would fail the call": devices that
+// cannot be sent are never offered). A host name may have 253 characters,
+// but osp.Authorize puts the device name in the token's NetworkID and
+// refuses one longer than osp.MaxNumber (131 bytes) with an error, so the
+// whole authorization fails (HTTP 200, OSP status 500) instead of offering
+// the route's devices: every call over a route naming such a device fails.
+func TestReviewLongDeviceNameDoesNotFailTheCall(t *testing.T) {
+	long := strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + ".carrier.example" // 137 characters, a host name
+	cs, _, _ := testConfigState(t, "routing enabled\ngroup \"\"\n"+
+		"device gw1.example \"\" enabled enrolled\n"+
+		"device gw2.example \"\" enabled enrolled\n"+
+		"device "+long+" \"\" enabled enrolled\n"+
+		"route \"\" \"\" "+long+" 1 gw2.example 0\n")
+	a := &App{cfg: cs, log: zap.NewNop(), authz: &authz{revocations: new(revocations)}}
+	var err error
+	cs.read(func(f *configfile.File) { err = a.rebuildRoutes(f) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := a.router.Load().Unaddressable(); len(u) != 0 {
+		t.Fatalf("unaddressable: %v", u)
+	}
+	initMetrics()
+	h := &OSPHandler{Tokens: TokensUnsigned, Profile: profileModern, app: a, log: zap.NewNop(),
+		bySource: map[netip.Addr]string{netip.MustParseAddr("192.0.2.1"): "gw1.example"}}
+	code, ans := reviewPost(h, reviewAuthBody(t, "14045550100"), "192.0.2.1:5060")
+	rsp, err := osp.ParseAuthorisationResponse([]byte(ans))
+	if code != 200 || err != nil {
+		t.Fatalf("HTTP %d %v: %.300s", code, err, ans)
+	}
+	if !rsp.Status.OK() || len(rsp.Destinations) == 0 {
+		t.Errorf("a route naming a device of a %d-character DNS name: %.400s", len(long), ans)
+	}
+}
