@@ -2,6 +2,13 @@ package caddyenroll
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -180,5 +187,47 @@ func TestReviewLongDeviceNameDoesNotFailTheCall(t *testing.T) {
 	}
 	if !rsp.Status.OK() || len(rsp.Destinations) == 0 {
 		t.Errorf("a route naming a device of a %d-character DNS name: %.400s", len(long), ans)
+	}
+}
+
+// README "Call authorization over OSP": "Leave it [verifier enroll] off a
+// site where gateways identified by `source_address` present a certificate
+// of their own (`test_app` sends a foreign, expired one …): their handshake
+// would fail", and "A device is identified by its TLS client certificate
+// … or by a `source_address` listed for it". With the verifier off the
+// handshake passes, but OSPHandler.identify (osp.go:271) returns as soon as
+// a certificate is presented: a certificate this clearinghouse did not
+// issue leaves the device unidentified (OSP 401) even from its
+// source_address, so such a gateway can never be identified.
+func TestReviewSourceAddressWithForeignCertificate(t *testing.T) {
+	cs, _, _ := testConfigState(t, "routing enabled\ngroup \"\"\n"+
+		"device gw1.example \"\" enabled enrolled\n"+
+		"device gw2.example \"\" enabled enrolled\n"+
+		"route \"\" \"\" gw2.example 1\n")
+	a := &App{cfg: cs, log: zap.NewNop(), authz: &authz{revocations: new(revocations)}}
+	var err error
+	cs.read(func(f *configfile.File) { err = a.rebuildRoutes(f) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &OSPHandler{Tokens: TokensUnsigned, Profile: profileModern, app: a, log: zap.NewNop(),
+		bySource: map[netip.Addr]string{netip.MustParseAddr("192.0.2.1"): "gw1.example"}}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "test_app"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodPost, "/osp", nil)
+	r.RemoteAddr = "192.0.2.1:40000"
+	r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{foreign}}
+	if d, why := h.identify(r); d != "gw1.example" {
+		t.Errorf("a gateway at its source_address presenting a certificate of its own: identified as %q (%s), want gw1.example", d, why)
 	}
 }
