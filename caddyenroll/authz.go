@@ -155,7 +155,7 @@ func (a *App) rebuildRoutes(f *configfile.File) error {
 		return err
 	}
 	if names := t.Unaddressable(); len(names) > 0 && a.log != nil {
-		a.log.Warn("devices without an address OSP can send are never offered as call destinations; give them a device_address",
+		a.log.Warn("devices without an address OSP can send (give them a device_address), or with a name over 131 bytes, are never offered as call destinations",
 			zap.Strings("devices", names))
 	}
 	// keyed as tokens write addresses (osp.NormalizeSignalAddress): the
@@ -609,8 +609,15 @@ func (a *App) serialRevoked(profile, serial string) bool {
 }
 
 // fileName is how the configuration file writes a device (its name as
-// given when the file does not list it).
+// given when the file does not list it), as the route table in force says:
+// requests never wait for the file's lock, which a rebuild holds.
 func (a *App) fileName(device string) string {
+	if a.router != nil {
+		if d, ok := a.router.Load().Device(device); ok {
+			return d.Name
+		}
+		return device
+	}
 	if a.cfg == nil {
 		return device
 	}
@@ -634,49 +641,52 @@ func (a *App) usable(table *routing.Table, device string) bool {
 	return device != "" && ok && d.Enabled && d.Enrolled && a.eligible(device)
 }
 
+// errForeignCertificate: a client certificate this clearinghouse did not
+// issue (an OSP site may then still know the gateway by its address).
+var errForeignCertificate = errors.New("not issued by this clearinghouse")
+
 // identifyByCertificate finds the device a TLS client certificate was
 // issued to: it must be byte for byte a certificate this server issued
 // (so MD5-signed legacy certificates, which Go's TLS stack cannot verify,
-// are accepted exactly when they are ours) and not revoked.
+// are accepted exactly when they are ours), valid now and not revoked.
 func (a *App) identifyByCertificate(ctx context.Context, cert *x509.Certificate) (device, profile string, err error) {
 	serial := cert.SerialNumber.Text(16)
 	key := ca.FingerprintHex(cert.Raw)
 	a.authz.identMu.RLock()
 	id, hit := a.authz.idents[key]
 	a.authz.identMu.RUnlock()
+	var rec *ca.Record
+	if !hit {
+		for p, c := range a.cas {
+			if r, err := c.Lookup(ctx, serial); err == nil && r != nil && string(r.DER) == string(cert.Raw) {
+				rec, id = r, identity{device: r.Device, profile: p, serial: serial}
+				break
+			}
+		}
+		if rec == nil {
+			return "", "", fmt.Errorf("client certificate %s was %w", serial, errForeignCertificate)
+		}
+	}
 	// TLS checks no validity period with client_auth mode request (the
 	// legacy profile's MD5 certificates need it)
 	if now := a.now(); now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
-		return "", "", fmt.Errorf("client certificate %s is valid from %s to %s, not now", serial,
+		return "", id.profile, fmt.Errorf("client certificate %s is valid from %s to %s, not now", serial,
 			cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339))
 	}
+	if (rec != nil && rec.Revoked) || a.serialRevoked(id.profile, id.serial) {
+		return "", id.profile, fmt.Errorf("certificate %s of %s is revoked", id.serial, id.device)
+	}
 	if hit {
-		if a.serialRevoked(id.profile, id.serial) {
-			return "", id.profile, fmt.Errorf("certificate %s of %s is revoked", id.serial, id.device)
-		}
 		return id.device, id.profile, nil
 	}
-	for p, c := range a.cas {
-		rec, err := c.Lookup(ctx, serial)
-		if err != nil || rec == nil {
-			continue
-		}
-		if string(rec.DER) != string(cert.Raw) {
-			continue
-		}
-		if rec.Revoked || a.serialRevoked(p, serial) {
-			return "", p, fmt.Errorf("certificate %s of %s is revoked", serial, rec.Device)
-		}
-		a.followReenrollment(ctx, p, rec.Device, serial)
-		a.authz.identMu.Lock()
-		if a.authz.idents == nil || len(a.authz.idents) >= maxCachedIdentities {
-			a.authz.idents = make(map[string]identity)
-		}
-		a.authz.idents[key] = identity{device: rec.Device, profile: p, serial: serial}
-		a.authz.identMu.Unlock()
-		return rec.Device, p, nil
+	a.followReenrollment(ctx, id.profile, id.device, serial)
+	a.authz.identMu.Lock()
+	if a.authz.idents == nil || len(a.authz.idents) >= maxCachedIdentities {
+		a.authz.idents = make(map[string]identity)
 	}
-	return "", "", fmt.Errorf("client certificate %s was not issued by this clearinghouse", serial)
+	a.authz.idents[key] = id
+	a.authz.identMu.Unlock()
+	return id.device, id.profile, nil
 }
 
 // followReenrollment is called when a device presents, for the first time

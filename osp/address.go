@@ -146,6 +146,11 @@ func validHostName(h string) bool {
 	return true
 }
 
+// ValidNetworkID reports whether a device name can be a destination's
+// NetworkID (DestinationAlternate type="network") in an answer: the
+// toolkit stores it like a number (validNumber).
+func ValidNetworkID(name string) error { return validNumber(name) }
+
 // validNumber checks a calling or called number before it is echoed in an
 // answer or a token: not empty, at most MaxNumber bytes, no control
 // characters.

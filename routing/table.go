@@ -76,6 +76,7 @@ type Table struct {
 	def      int32 // the default group "", or -1
 	devices  []devRec
 	devIdx   map[string]int32
+	keyIdx   map[string]int32 // by configfile.DeviceKey: any spelling of a device's name
 	nRoutes  int
 	targets  []configfile.Target // routes' targets, back to back
 	numbers  string              // routes' patterns as written, back to back
@@ -86,8 +87,9 @@ type Table struct {
 
 // Unaddressable lists, in file order, the devices that have no signalling
 // address OSP can send (a name that is neither a host name nor an IP
-// address without zone, and no explicit address): they are never offered
-// as destinations.
+// address without zone, and no explicit address), or a name longer than
+// an answer's NetworkID takes (osp.MaxNumber bytes): they are never
+// offered as destinations.
 func (t *Table) Unaddressable() []string {
 	if t == nil {
 		return nil
@@ -152,6 +154,7 @@ func Build(f *configfile.File, o Options) (*Table, error) {
 	// devices
 	t.devices = make([]devRec, len(f.Devices))
 	t.devIdx = make(map[string]int32, len(f.Devices))
+	t.keyIdx = make(map[string]int32, len(f.Devices))
 	for i, d := range f.Devices {
 		if d.Name == "" {
 			return nil, fmt.Errorf("routing: device %d has no name", i)
@@ -174,6 +177,11 @@ func Build(f *configfile.File, o Options) (*Table, error) {
 			enrolled: d.Enrolled,
 		}
 		t.devIdx[name] = int32(i)
+		if k := configfile.DeviceKey(name); k != "" {
+			if _, dup := t.keyIdx[k]; !dup { // Parse refuses two spellings of one device
+				t.keyIdx[k] = int32(i)
+			}
+		}
 	}
 	for name, a := range o.SignalAddress {
 		i, ok := t.devIdx[name]
@@ -188,9 +196,15 @@ func Build(f *configfile.File, o Options) (*Table, error) {
 	}
 	// a device named otherwise than a host or an IP address ("GW 1",
 	// "fe80::1%eth0") and given no device_address has no address OSP can
-	// send: it is never offered (one bad destination would fail the call)
+	// send, and one whose name is too long for the toolkit's NetworkID
+	// (osp.MaxNumber bytes) cannot be named in an answer: neither is ever
+	// offered (one bad destination would fail the call)
 	for i := range t.devices {
-		if _, err := osp.NormalizeSignalAddress(t.devices[i].addr); err != nil {
+		_, err := osp.NormalizeSignalAddress(t.devices[i].addr)
+		if err == nil {
+			err = osp.ValidNetworkID(t.devices[i].name)
+		}
+		if err != nil {
 			t.devices[i].usable = false
 			t.unaddressable = append(t.unaddressable, t.devices[i].name)
 		}
@@ -392,14 +406,17 @@ func (t *Table) Size() int {
 	return n
 }
 
-// Device returns a device of the table by its name as the file writes it.
+// Device returns a device of the table by its name, in any spelling
+// configfile.DeviceKey gives the same key (DeviceInfo.Name is the file's).
 func (t *Table) Device(name string) (DeviceInfo, bool) {
 	if t == nil {
 		return DeviceInfo{}, false
 	}
 	i, ok := t.devIdx[name]
 	if !ok {
-		return DeviceInfo{}, false
+		if i, ok = t.keyIdx[configfile.DeviceKey(name)]; !ok {
+			return DeviceInfo{}, false
+		}
 	}
 	d := &t.devices[i]
 	return DeviceInfo{Name: d.name, Group: d.group, Enabled: d.enabled, Enrolled: d.enrolled, SignalAddress: d.addr}, true
