@@ -185,8 +185,8 @@ func (c *CA) Lookup(ctx context.Context, serial string) (*Record, error) {
 	return &r, nil
 }
 
-// Records lists issuance records, oldest first: of device, or all when
-// device is "".
+// Records lists issuance records, oldest (first signed) first: of device,
+// or all when device is "".
 func (c *CA) Records(ctx context.Context, device string) ([]Record, error) {
 	var serials []string
 	if device == "" {
@@ -220,10 +220,14 @@ func (c *CA) Records(ctx context.Context, device string) ([]Record, error) {
 		out = append(out, *r)
 	}
 	sort.Slice(out, func(i, j int) bool {
-		if !out[i].NotBefore.Equal(out[j].NotBefore) {
-			return out[i].NotBefore.Before(out[j].NotBefore)
+		a, b := &out[i], &out[j]
+		if !a.IssuedAt.IsZero() && !b.IssuedAt.IsZero() && !a.IssuedAt.Equal(b.IssuedAt) {
+			return a.IssuedAt.Before(b.IssuedAt) // NotBefore has seconds only
 		}
-		return out[i].Serial < out[j].Serial
+		if !a.NotBefore.Equal(b.NotBefore) {
+			return a.NotBefore.Before(b.NotBefore)
+		}
+		return a.Serial < b.Serial
 	})
 	return out, nil
 }
@@ -265,9 +269,13 @@ func (c *CA) Revoke(ctx context.Context, serial string, reason int) error {
 		if err != nil {
 			return err
 		}
+		before, had := rf.Entries[s]
 		rec, _, err := c.revokeLocked(ctx, rf, s, reason, false)
 		if err != nil {
 			return err
+		}
+		if after, has := rf.Entries[s]; rec == nil && has == had && after == before {
+			return nil // revoked already: nothing to write
 		}
 		marked := map[string]*Record{}
 		if rec != nil {
@@ -289,14 +297,20 @@ func (c *CA) revokeLocked(ctx context.Context, rf *revokedFile, s string, reason
 	if err != nil {
 		return nil, false, err
 	}
-	if _, listed := rf.Entries[s]; skipExpired && !listed && !rec.Revoked && reason != ReasonKeyCompromise &&
-		c.cfg.Now().After(rec.NotAfter) {
+	e, listed := rf.Entries[s]
+	if skipExpired && !listed && !rec.Revoked && reason != ReasonKeyCompromise && c.cfg.Now().After(rec.NotAfter) {
 		return nil, false, nil
 	}
-	if e, ok := rf.Entries[s]; ok || rec.Revoked {
-		if !ok { // the record marked, the list not: as earlier versions wrote them
+	if listed || rec.Revoked {
+		if !listed {
 			e = revokedEntry{At: rec.RevokedAt, Reason: rec.Reason, NotAfter: rec.NotAfter}
-			rf.Entries[s] = e
+			// the record marked, the list not: a revocation earlier
+			// versions left half done, completed; or an entry the CRLs
+			// dropped (a day after expiry) and the list forgot, which
+			// stays out
+			if listed = c.cfg.Now().Sub(rec.NotAfter) <= day; listed {
+				rf.Entries[s] = e
+			}
 		}
 		if reason == ReasonKeyCompromise && e.Reason != ReasonKeyCompromise {
 			// a revoked certificate whose key then leaked: the CRL must say
@@ -305,7 +319,9 @@ func (c *CA) revokeLocked(ctx context.Context, rf *revokedFile, s string, reason
 				return nil, false, err
 			}
 			e.Reason = ReasonKeyCompromise
-			rf.Entries[s] = e
+			if listed {
+				rf.Entries[s] = e
+			}
 			rec.Revoked, rec.RevokedAt, rec.Reason = true, e.At, e.Reason
 			return rec, false, nil
 		}

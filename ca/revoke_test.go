@@ -615,6 +615,18 @@ func TestCRLKeepsEntryUntilListedAfterExpiry(t *testing.T) {
 	if rec, err := c.Lookup(ctx, is.Serial); err != nil || !rec.Revoked || rec.Reason != ReasonKeyCompromise {
 		t.Fatalf("the record of the expired certificate: %+v, %v; want it still marked revoked", rec, err)
 	}
+	// revoking it again, by serial or with its device (a supersession
+	// walks all the device's certificates), does not bring the entry back
+	if err := c.Revoke(ctx, is.Serial, ReasonKeyCompromise); err != nil {
+		t.Fatal(err)
+	}
+	cur := issueN(t, c, "device1.itsp.com", 1)[0]
+	if _, err := c.RevokeDevice(ctx, "device1.itsp.com", ReasonSuperseded, cur.Serial); err != nil {
+		t.Fatal(err)
+	}
+	if rf, err := c.loadRevoked(ctx); err != nil || len(rf.Entries) != 0 {
+		t.Fatalf("revoked list after revoking the dropped certificate again: %v, %v; want it empty", rf, err)
+	}
 }
 
 // KeyCompromised finds a key by any certificate of it revoked for key

@@ -354,6 +354,16 @@ type CertificateInfo struct {
 	Reason      int       `json:"reason,omitempty"`
 }
 
+// certificateBefore orders a device's certificates as they were signed:
+// NotBefore has seconds only (two signed within one second tie), so by
+// IssuedAt where both records have it.
+func certificateBefore(x, y *CertificateInfo) bool {
+	if !x.IssuedAt.IsZero() && !y.IssuedAt.IsZero() && !x.IssuedAt.Equal(y.IssuedAt) {
+		return x.IssuedAt.Before(y.IssuedAt)
+	}
+	return x.NotBefore.Before(y.NotBefore)
+}
+
 func certificateInfo(profile string, rec *ca.Record) CertificateInfo {
 	return CertificateInfo{Profile: profile, Serial: rec.Serial, Fingerprint: rec.Fingerprint,
 		NotBefore: rec.NotBefore, NotAfter: rec.NotAfter, IssuedAt: rec.IssuedAt, Revoked: rec.Revoked, RevokedAt: rec.RevokedAt, Reason: rec.Reason}
@@ -396,8 +406,8 @@ func (ad *adminAPI) devices(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	for i := range out {
-		sort.Slice(out[i].Certificates, func(a, b int) bool {
-			return out[i].Certificates[a].NotBefore.Before(out[i].Certificates[b].NotBefore)
+		sort.SliceStable(out[i].Certificates, func(a, b int) bool {
+			return certificateBefore(&out[i].Certificates[a], &out[i].Certificates[b])
 		})
 	}
 	return writeJSON(w, out)

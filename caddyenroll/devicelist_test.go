@@ -75,3 +75,18 @@ func TestDeviceListingAfterIndexPruning(t *testing.T) {
 		t.Fatalf("the record of a pruned certificate: %v", err)
 	}
 }
+
+// Certificates signed within one second (NotBefore has seconds only) are
+// listed in the order they were signed: the last is the device's current.
+func TestCertificateOrderWithinASecond(t *testing.T) {
+	sec := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	first := CertificateInfo{Serial: "b", NotBefore: sec, IssuedAt: sec.Add(100 * time.Millisecond)}
+	second := CertificateInfo{Serial: "a", NotBefore: sec, IssuedAt: sec.Add(900 * time.Millisecond)}
+	old := CertificateInfo{Serial: "c", NotBefore: sec.Add(-time.Hour)} // an earlier version's record
+	if !certificateBefore(&first, &second) || certificateBefore(&second, &first) {
+		t.Fatal("certificates of one second not ordered by when they were signed")
+	}
+	if !certificateBefore(&old, &first) || certificateBefore(&first, &old) {
+		t.Fatal("a record without issued_at not ordered by not_before")
+	}
+}
