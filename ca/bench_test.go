@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
 	"testing"
 	"time"
@@ -268,5 +269,31 @@ func BenchmarkCRLFetch2000(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkSupersedeWith2000Revoked is a re-enrollment's revocation step
+// (RevokeDevice of the previous certificate) with 2,000 certificates
+// revoked and not yet expired: the revoked list is read and written whole
+// under the CA's lock, so this is what bounds re-enrollments per second.
+func BenchmarkSupersedeWith2000Revoked(b *testing.B) {
+	ctx := context.Background()
+	c, _ := openCA(b, NewMemStore(), Config{}, "")
+	rf := &revokedFile{Entries: make(map[string]revokedEntry, 2000)}
+	for i := range 2000 {
+		rf.Entries[fmt.Sprintf("%032x", i+1)] = revokedEntry{At: testNow, Reason: ReasonSuperseded, NotAfter: testNow.AddDate(1, 0, 0)}
+	}
+	if err := c.storeRevoked(ctx, rf, nil); err != nil {
+		b.Fatal(err)
+	}
+	current := make([]string, b.N) // each device's second certificate supersedes its first
+	for i := range current {
+		current[i] = issueN(b, c, fmt.Sprintf("gw%d.example", i), 2)[1].Serial
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if got, err := c.RevokeDevice(ctx, fmt.Sprintf("gw%d.example", i), ReasonSuperseded, current[i]); err != nil || len(got) != 1 {
+			b.Fatal(got, err)
+		}
 	}
 }

@@ -225,6 +225,7 @@ type CA struct {
 	issuerSKI []byte
 	issuerFP  string // SHA-256 of the issuer's certificate (crl.json names it)
 	crl       *CRLCache
+	revoked   *revokedCache
 }
 
 // caMeta is stored as ca.json next to the key material.
@@ -445,6 +446,7 @@ func newCA(cfg Config, st Store, chain []*x509.Certificate, signer crypto.Signer
 	fp := FingerprintHex(root.Raw)
 	c := &CA{
 		crl:      new(CRLCache),
+		revoked:  new(revokedCache),
 		cfg:      cfg,
 		st:       st,
 		params:   CryptoParams{Profile: cfg.Profile, Algorithm: alg, Fingerprint: fp},

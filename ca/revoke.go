@@ -139,6 +139,7 @@ func (c *CA) withLock(ctx context.Context, f func() error) (err error) {
 	return f()
 }
 
+// loadRevoked reads the revoked list; the caller may change what it gets.
 func (c *CA) loadRevoked(ctx context.Context) (*revokedFile, error) {
 	rf := &revokedFile{Entries: map[string]revokedEntry{}}
 	b, err := c.st.Load(ctx, c.key(keyRevoked))
@@ -148,13 +149,64 @@ func (c *CA) loadRevoked(ctx context.Context) (*revokedFile, error) {
 	if err != nil {
 		return nil, err
 	}
+	sum := sha256.Sum256(b)
+	if cached := c.revoked.get(sum); cached != nil {
+		return cached, nil
+	}
 	if err := json.Unmarshal(b, rf); err != nil {
 		return nil, fmt.Errorf("ca: %s: %w", c.key(keyRevoked), err)
 	}
 	if rf.Entries == nil {
 		rf.Entries = map[string]revokedEntry{}
 	}
+	c.revoked.put(sum, rf)
 	return rf, nil
+}
+
+// storeRevokedList writes the revoked list.
+func (c *CA) storeRevokedList(ctx context.Context, rf *revokedFile) error {
+	b, err := json.Marshal(rf)
+	if err != nil {
+		return err
+	}
+	if err := c.st.Store(ctx, c.key(keyRevoked), b); err != nil {
+		return err
+	}
+	c.revoked.put(sha256.Sum256(b), rf)
+	return nil
+}
+
+// revokedCache keeps the revoked list as this process last read or wrote
+// it, by the SHA-256 of its bytes: a read that finds those bytes (no other
+// writer since) copies it instead of decoding the JSON again, the larger
+// part of a supersession's cost once thousands of certificates are
+// revoked. A nil cache keeps nothing.
+type revokedCache struct {
+	mu  sync.Mutex
+	sum [sha256.Size]byte
+	rf  *revokedFile
+}
+
+func (r *revokedCache) get(sum [sha256.Size]byte) *revokedFile {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rf == nil || r.sum != sum {
+		return nil
+	}
+	return &revokedFile{Entries: maps.Clone(r.rf.Entries)}
+}
+
+func (r *revokedCache) put(sum [sha256.Size]byte, rf *revokedFile) {
+	if r == nil {
+		return
+	}
+	cp := &revokedFile{Entries: maps.Clone(rf.Entries)}
+	r.mu.Lock()
+	r.sum, r.rf = sum, cp
+	r.mu.Unlock()
 }
 
 func (c *CA) storeJSON(ctx context.Context, key string, v any) error {
@@ -406,7 +458,7 @@ func (c *CA) indexCompromised(ctx context.Context) error {
 // storeRevoked writes rf, then the records revokeLocked marked, by serial.
 func (c *CA) storeRevoked(ctx context.Context, rf *revokedFile, marked map[string]*Record) error {
 	defer c.crl.drop() // also after a failure: the list may have been written
-	if err := c.storeJSON(ctx, c.key(keyRevoked), rf); err != nil {
+	if err := c.storeRevokedList(ctx, rf); err != nil {
 		return err
 	}
 	// before the records say revoked: a CRL served from the cache until
@@ -709,7 +761,7 @@ func (c *CA) crlFromStorage(ctx context.Context) ([]byte, error) {
 			for _, s := range serials {
 				kept.Entries[s] = rf.Entries[s]
 			}
-			_ = c.storeJSON(ctx, c.key(keyRevoked), kept) // tried again with the next CRL
+			_ = c.storeRevokedList(ctx, kept) // tried again with the next CRL
 		}
 		return nil
 	})

@@ -835,3 +835,34 @@ func TestPruneDeviceIndex(t *testing.T) {
 		t.Fatalf("second PruneDeviceIndex = %d, %v", n, err)
 	}
 }
+
+// Two CAs on one storage (two instances): each reads what the other wrote,
+// whatever either keeps of the list it read or wrote last.
+func TestRevokedListSharedAcrossInstances(t *testing.T) {
+	ctx := context.Background()
+	st := NewMemStore()
+	a, res := openCA(t, st, Config{}, "")
+	b, _ := openCA(t, st, Config{}, res.CryptoParam)
+	certs := issueN(t, a, "device1.itsp.com", 3)
+	for i, by := range []*CA{a, b, a} {
+		if err := by.Revoke(ctx, certs[i].Serial, ReasonCessationOfOperation); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []*CA{a, b} {
+			for _, is := range certs[:i+1] {
+				if ok, err := c.IsRevoked(ctx, is.Serial); err != nil || !ok {
+					t.Fatalf("after %d revocations, %s not revoked for one instance (%v)", i+1, is.Serial, err)
+				}
+			}
+			if rf, err := c.loadRevoked(ctx); err != nil || len(rf.Entries) != i+1 {
+				t.Fatalf("after %d revocations an instance reads %d entries (%v)", i+1, len(rf.Entries), err)
+			}
+		}
+	}
+	// what a reader changes in the list it got is not kept
+	rf, _ := a.loadRevoked(ctx)
+	clear(rf.Entries)
+	if rf, _ := a.loadRevoked(ctx); len(rf.Entries) != 3 {
+		t.Fatalf("the cached list was changed through a copy: %d entries", len(rf.Entries))
+	}
+}
