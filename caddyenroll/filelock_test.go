@@ -36,6 +36,13 @@ func lockedStorage(t *testing.T) (localLocks, string) {
 	t.Helper()
 	shortFileLocks(t)
 	fsys := &certmagic.FileStorage{Path: t.TempDir()}
+	t.Cleanup(func() {
+		// a test that failed holding the lock must not leave the next
+		// one waiting for it in the process-wide table
+		lockTable.mu.Lock()
+		delete(lockTable.m, testLockName)
+		lockTable.mu.Unlock()
+	})
 	return localLocks{fsys}, fileLockName(fsys, testLockName)
 }
 
@@ -90,17 +97,24 @@ func TestFileLockOfKilledProcessTurnsStale(t *testing.T) {
 // and Unlock leaves the other's lock file alone.
 func TestFileLockRefreshAndTakeover(t *testing.T) {
 	st, filename := lockedStorage(t)
+	// a stale time far above the refresh interval: a refresh delayed on a
+	// loaded machine (the race detector, other tests) must not look stale
+	fileLockRefresh, fileLockStale = 100*time.Millisecond, 2*time.Second
 	ctx := context.Background()
 	if err := st.Lock(ctx, testLockName); err != nil {
 		t.Fatal(err)
 	}
 	first := readLockMeta(t, filename)
-	time.Sleep(3 * fileLockStale)
-	if m := readLockMeta(t, filename); !m.Updated.After(first.Updated) || time.Since(m.Updated) > fileLockStale {
+	m := first
+	for deadline := time.Now().Add(10 * fileLockStale); !m.Updated.After(first.Updated) && time.Now().Before(deadline); {
+		time.Sleep(fileLockRefresh)
+		m = readLockMeta(t, filename)
+	}
+	if !m.Updated.After(first.Updated) || time.Since(m.Updated) > fileLockStale {
 		t.Fatalf("held lock not kept fresh: updated %v, created %v", m.Updated, first.Created)
 	}
 	// a waiter (another process: the file alone) does not get it meanwhile
-	wctx, cancel := context.WithTimeout(ctx, 2*fileLockStale)
+	wctx, cancel := context.WithTimeout(ctx, fileLockStale+fileLockStale/2)
 	err := lockFile(wctx, filename)
 	cancel()
 	if err == nil {
