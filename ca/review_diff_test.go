@@ -1,0 +1,71 @@
+package ca
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+type reviewInnerStore = Store
+
+// reviewCrashStore fails the Store of one key (a kill -9 just before it).
+type reviewCrashStore struct {
+	reviewInnerStore
+	failKey string
+}
+
+func (s *reviewCrashStore) Store(ctx context.Context, key string, value []byte) error {
+	if key == s.failKey {
+		return errors.New("killed")
+	}
+	return s.reviewInnerStore.Store(ctx, key, value)
+}
+
+// Revoke's doc: "The list of revoked serials ... is written before the
+// issuance record is marked: a crash in between leaves the certificate
+// revoked, and the next Revoke of it marks its record" (and a supersession,
+// which walks the device's certificates, completes it too). The revoked
+// list now forgets the entry a day after the certificate expired, and
+// neither path looks at the entry any more: the record says forever that
+// the certificate was never revoked (GET /enroll/certificates, the device
+// listing), and a Revoke after that revokes it anew, with a new time.
+func TestReviewDiffCrashBeforeRecordMarkedSurvivesListPruning(t *testing.T) {
+	ctx := context.Background()
+	now := testNow
+	st := &reviewCrashStore{reviewInnerStore: NewMemStore()}
+	c, _ := openCA(t, st, Config{Now: func() time.Time { return now }, Validity: 10 * day}, "")
+	is := issueN(t, c, "device1.itsp.com", 1)[0]
+	now = is.NotAfter.Add(-time.Hour)
+	revokedAt := now.UTC().Truncate(time.Second)
+	st.failKey = c.issuedKey(is.Serial)
+	if err := c.Revoke(ctx, is.Serial, ReasonCessationOfOperation); err == nil {
+		t.Fatal("the record's write did not fail")
+	}
+	st.failKey = ""
+	if ok, err := c.IsRevoked(ctx, is.Serial); err != nil || !ok {
+		t.Fatalf("after the crash the certificate is not revoked: %v, %v", ok, err)
+	}
+	// CRLs go on being signed: one after the expiry lists it, the next drops it
+	now = is.NotAfter.Add(time.Hour)
+	crlOf(t, c.CRL)
+	now = is.NotAfter.Add(2 * day)
+	crlOf(t, c.CRL)
+	// the device re-enrolls (a supersession walks its certificates), and
+	// the operator revokes the certificate again
+	cur := issueN(t, c, "device1.itsp.com", 1)[0]
+	if _, err := c.RevokeDevice(ctx, "device1.itsp.com", ReasonSuperseded, cur.Serial); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Revoke(ctx, is.Serial, ReasonCessationOfOperation); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := c.Lookup(ctx, is.Serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rec.Revoked || !rec.RevokedAt.Equal(revokedAt) {
+		t.Errorf("record after the crash, the pruning and two revocations: revoked=%v at %v; want revoked at %v (its first time)",
+			rec.Revoked, rec.RevokedAt, revokedAt)
+	}
+}
