@@ -69,3 +69,29 @@ func TestReviewDiffCrashBeforeRecordMarkedSurvivesListPruning(t *testing.T) {
 			rec.Revoked, rec.RevokedAt, revokedAt)
 	}
 }
+
+// A supersession leaves alone a certificate expired by the clock of the
+// instance that makes it, with no margin: instances sharing the storage
+// whose clocks are a little behind (the CA allows Backdate of skew
+// elsewhere) still take it for valid, and now not revoked either, until
+// their clock passes its NotAfter. Before, it was revoked at once.
+func TestReviewDiffSupersessionSkipsExpiredWithoutSkewMargin(t *testing.T) {
+	ctx := context.Background()
+	st := NewMemStore()
+	nowB := testNow
+	nowA := func() time.Time { return nowB.Add(time.Minute) } // instance A's clock a minute ahead
+	a, res := openCA(t, st, Config{Now: nowA, Validity: 10 * day}, "")
+	b, _ := openCA(t, st, Config{Now: func() time.Time { return nowB }}, res.CryptoParam)
+	old := issueN(t, a, "device1.itsp.com", 1)[0]
+	nowB = old.NotAfter.Add(-30 * time.Second) // B: valid 30 s more; A: expired 30 s ago
+	cur := issueN(t, b, "device1.itsp.com", 1)[0]
+	if _, err := a.RevokeDevice(ctx, "device1.itsp.com", ReasonSuperseded, cur.Serial); err != nil {
+		t.Fatal(err)
+	}
+	if nowB.After(old.NotAfter) {
+		t.Fatal("test setup: the certificate has expired for B")
+	}
+	if ok, err := b.IsRevoked(ctx, old.Serial); err != nil || !ok {
+		t.Errorf("superseded certificate still valid by B's clock: revoked=%v (%v); want revoked", ok, err)
+	}
+}
