@@ -176,6 +176,38 @@ func (c *CA) storeRevokedList(ctx context.Context, rf *revokedFile) error {
 	return nil
 }
 
+// pruneRevoked writes rf without the entries not in kept (which the CRLs
+// no longer list), the caller holding the CA's lock. The record of each
+// entry left out is marked revoked first, where a revocation cut short
+// (the list written, the record not) left it unmarked: the list is what
+// completes such a revocation, and it is about to forget it. A failure
+// keeps the list as it is, for the next CRL to try again.
+func (c *CA) pruneRevoked(ctx context.Context, rf *revokedFile, kept []string) {
+	out := &revokedFile{Entries: make(map[string]revokedEntry, len(kept))}
+	for _, s := range kept {
+		out.Entries[s] = rf.Entries[s]
+	}
+	for s, e := range rf.Entries {
+		if _, ok := out.Entries[s]; ok {
+			continue
+		}
+		rec, err := c.Lookup(ctx, s)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return
+		}
+		if !rec.Revoked {
+			rec.Revoked, rec.RevokedAt, rec.Reason = true, e.At, e.Reason
+			if c.storeJSON(ctx, c.issuedKey(s), rec) != nil {
+				return
+			}
+		}
+	}
+	_ = c.storeRevokedList(ctx, out)
+}
+
 // revokedCache keeps the revoked list as this process last read or wrote
 // it, by the SHA-256 of its bytes: a read that finds those bytes (no other
 // writer since) copies it instead of decoding the JSON again, the larger
@@ -350,7 +382,9 @@ func (c *CA) revokeLocked(ctx context.Context, rf *revokedFile, s string, reason
 		return nil, false, err
 	}
 	e, listed := rf.Entries[s]
-	if skipExpired && !listed && !rec.Revoked && reason != ReasonKeyCompromise && c.cfg.Now().After(rec.NotAfter) {
+	// expired beyond the clock skew allowed between instances (Backdate):
+	// one whose clock is behind must not still take it as valid
+	if skipExpired && !listed && !rec.Revoked && reason != ReasonKeyCompromise && c.cfg.Now().Sub(rec.NotAfter) > Backdate {
 		return nil, false, nil
 	}
 	if listed || rec.Revoked {
@@ -757,11 +791,7 @@ func (c *CA) crlFromStorage(ctx context.Context) ([]byte, error) {
 			// expired) leaves the list too: every revocation rewrites the
 			// list, which must not grow with the CA's history. The CRL's
 			// digest is the same; a crash before this write only delays it.
-			kept := &revokedFile{Entries: make(map[string]revokedEntry, len(serials))}
-			for _, s := range serials {
-				kept.Entries[s] = rf.Entries[s]
-			}
-			_ = c.storeRevokedList(ctx, kept) // tried again with the next CRL
+			c.pruneRevoked(ctx, rf, serials)
 		}
 		return nil
 	})

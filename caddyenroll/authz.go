@@ -658,7 +658,15 @@ func (a *App) identifyByCertificate(ctx context.Context, cert *x509.Certificate)
 	var rec *ca.Record
 	if !hit {
 		for p, c := range a.cas {
-			if r, err := c.Lookup(ctx, serial); err == nil && r != nil && string(r.DER) == string(cert.Raw) {
+			r, err := c.Lookup(ctx, serial)
+			if errors.Is(err, ca.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				// not known to be foreign: never passed by its address
+				return "", p, fmt.Errorf("client certificate %s: %v", serial, err)
+			}
+			if string(r.DER) == string(cert.Raw) {
 				rec, id = r, identity{device: r.Device, profile: p, serial: serial}
 				break
 			}

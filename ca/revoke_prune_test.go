@@ -30,7 +30,7 @@ func (s *reviewCrashStore) Store(ctx context.Context, key string, value []byte) 
 // neither path looks at the entry any more: the record says forever that
 // the certificate was never revoked (GET /enroll/certificates, the device
 // listing), and a Revoke after that revokes it anew, with a new time.
-func TestReviewDiffCrashBeforeRecordMarkedSurvivesListPruning(t *testing.T) {
+func TestCrashBeforeRecordMarkedSurvivesListPruning(t *testing.T) {
 	ctx := context.Background()
 	now := testNow
 	st := &reviewCrashStore{reviewInnerStore: NewMemStore()}
@@ -75,7 +75,7 @@ func TestReviewDiffCrashBeforeRecordMarkedSurvivesListPruning(t *testing.T) {
 // whose clocks are a little behind (the CA allows Backdate of skew
 // elsewhere) still take it for valid, and now not revoked either, until
 // their clock passes its NotAfter. Before, it was revoked at once.
-func TestReviewDiffSupersessionSkipsExpiredWithoutSkewMargin(t *testing.T) {
+func TestSupersessionRevokesWithinSkewMargin(t *testing.T) {
 	ctx := context.Background()
 	st := NewMemStore()
 	nowB := testNow

@@ -44,7 +44,7 @@ func (s *failingRecordStore) Load(ctx context.Context, key string) ([]byte, erro
 // serial") for "not issued by this clearinghouse" (errForeignCertificate),
 // so while the storage fails to read the record, a revoked certificate of
 // ours is passed by its source_address.
-func TestReviewDiffRevokedOwnCertificateNotPassedOnStorageError(t *testing.T) {
+func TestRevokedOwnCertificateNotPassedOnStorageError(t *testing.T) {
 	ctx := context.Background()
 	st := &failingRecordStore{reviewInnerStore: ca.NewMemStore()}
 	c, _, err := ca.Open(ctx, st, ca.Config{Name: "modern"}, "")
