@@ -656,6 +656,10 @@ func (a *App) identifyByCertificate(ctx context.Context, cert *x509.Certificate)
 	id, hit := a.authz.idents[key]
 	a.authz.identMu.RUnlock()
 	var rec *ca.Record
+	if _, err := ca.NormalizeSerial(serial); err != nil && !hit {
+		// a serial no CA of ours gives (zero, negative, over 32 bytes)
+		return "", "", fmt.Errorf("client certificate %s was %w", serial, errForeignCertificate)
+	}
 	if !hit {
 		for p, c := range a.cas {
 			r, err := c.Lookup(ctx, serial)

@@ -9,12 +9,14 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -90,5 +92,21 @@ func TestRevokedOwnCertificateNotPassedOnStorageError(t *testing.T) {
 	st.fail.Store(true)
 	if d, why := h.identify(req()); d != "" {
 		t.Errorf("the record of our revoked certificate unreadable: identified as %q by its source_address (%s); want refused", d, why)
+	}
+}
+
+// A foreign certificate with a serial no CA of ours gives (zero, as some
+// test certificates have) is foreign, not a storage error: its gateway
+// is still identified by its source_address.
+func TestForeignCertificateWithZeroSerial(t *testing.T) {
+	c, _, err := ca.Open(context.Background(), ca.NewMemStore(), ca.Config{Name: "modern"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &App{cas: map[string]*ca.CA{profileModern: c}, authz: &authz{revocations: new(revocations)}}
+	cert := &x509.Certificate{SerialNumber: big.NewInt(0), Raw: []byte("foreign"),
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	if _, _, err := a.identifyByCertificate(context.Background(), cert); !errors.Is(err, errForeignCertificate) {
+		t.Fatalf("serial 0: %v, want a foreign certificate", err)
 	}
 }
