@@ -82,9 +82,9 @@ func malleatedRSACSR(t *testing.T, key *rsa.PrivateKey, cn string) []byte {
 
 // A request whose RSA SubjectPublicKeyInfo has bytes after the key (the
 // same key to crypto/x509, another SubjectPublicKeyInfo hash) is a bad
-// request (status 2, a bad CSR encoding), not a server error logged at ERROR: any account
-// holder can send it, and under approval manual it is stored pending
-// although no approval can ever issue it.
+// request (status 2, a bad CSR encoding), not a server error logged at
+// ERROR (any account holder could send it), nor a pending request under
+// approval manual that no approval could ever issue.
 func TestMalleatedSPKIIsBadRequest(t *testing.T) {
 	keepPendingCount(t)
 	for _, approval := range []string{ApprovalAuto, ApprovalManual} {

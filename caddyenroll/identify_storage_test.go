@@ -24,12 +24,12 @@ import (
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 )
 
-type reviewInnerStore = ca.Store
+type innerStore = ca.Store
 
 // failingRecordStore fails Loads of issuance records while fail is set (a
 // storage hiccup: a timeout, a backend briefly unreachable).
 type failingRecordStore struct {
-	reviewInnerStore
+	innerStore
 	fail atomic.Bool
 }
 
@@ -37,18 +37,18 @@ func (s *failingRecordStore) Load(ctx context.Context, key string) ([]byte, erro
 	if s.fail.Load() && strings.Contains(key, "/issued/") {
 		return nil, errors.New("storage unavailable")
 	}
-	return s.reviewInnerStore.Load(ctx, key)
+	return s.innerStore.Load(ctx, key)
 }
 
 // README (Call authorization over OSP): "one presenting a certificate of
 // ours that has expired or is revoked is refused whatever its address".
-// identifyByCertificate takes any error of CA.Lookup (not only "no such
-// serial") for "not issued by this clearinghouse" (errForeignCertificate),
-// so while the storage fails to read the record, a revoked certificate of
-// ours is passed by its source_address.
+// An error of CA.Lookup other than "no such serial" is not "not issued by
+// this clearinghouse" (errForeignCertificate): taken for it, a revoked
+// certificate of ours was passed by its source_address while the storage
+// failed to read its record.
 func TestRevokedOwnCertificateNotPassedOnStorageError(t *testing.T) {
 	ctx := context.Background()
-	st := &failingRecordStore{reviewInnerStore: ca.NewMemStore()}
+	st := &failingRecordStore{innerStore: ca.NewMemStore()}
 	c, _, err := ca.Open(ctx, st, ca.Config{Name: "modern"}, "")
 	if err != nil {
 		t.Fatal(err)
