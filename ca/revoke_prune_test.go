@@ -22,14 +22,11 @@ func (s *reviewCrashStore) Store(ctx context.Context, key string, value []byte) 
 	return s.reviewInnerStore.Store(ctx, key, value)
 }
 
-// Revoke's doc: "The list of revoked serials ... is written before the
-// issuance record is marked: a crash in between leaves the certificate
-// revoked, and the next Revoke of it marks its record" (and a supersession,
-// which walks the device's certificates, completes it too). The revoked
-// list now forgets the entry a day after the certificate expired, and
-// neither path looks at the entry any more: the record says forever that
-// the certificate was never revoked (GET /enroll/certificates, the device
-// listing), and a Revoke after that revokes it anew, with a new time.
+// Revoke writes the revoked list before it marks the record: a crash in
+// between leaves the list to complete the revocation (the next Revoke, or
+// a supersession, marks the record). Pruning the list (a day after
+// expiry) marks such a record first, with the revocation's first time and
+// reason, so that it is never forgotten or revoked anew.
 func TestCrashBeforeRecordMarkedSurvivesListPruning(t *testing.T) {
 	ctx := context.Background()
 	now := testNow
@@ -70,11 +67,10 @@ func TestCrashBeforeRecordMarkedSurvivesListPruning(t *testing.T) {
 	}
 }
 
-// A supersession leaves alone a certificate expired by the clock of the
-// instance that makes it, with no margin: instances sharing the storage
-// whose clocks are a little behind (the CA allows Backdate of skew
-// elsewhere) still take it for valid, and now not revoked either, until
-// their clock passes its NotAfter. Before, it was revoked at once.
+// A supersession leaves alone certificates expired beyond the clock skew
+// allowed between instances (Backdate), not those expired by its own
+// clock only: an instance whose clock is a little behind still takes such
+// a certificate for valid, so it must be revoked.
 func TestSupersessionRevokesWithinSkewMargin(t *testing.T) {
 	ctx := context.Background()
 	st := NewMemStore()

@@ -34,14 +34,11 @@ func cellsSplitOn(line, seps string) []string {
 	return append(cells, cur.String())
 }
 
-// The CSV export quotes a field holding ";" so that a spreadsheet that
-// splits on semicolons keeps a device's text in its cell (README: "a field
-// holding a ; is quoted"). A tab inside a device's text is not quoted: a
-// spreadsheet importing with Tab among its separators (LibreOffice's text
-// import offers Tab, Comma and Semicolon together) splits the field at the
-// tab, and the part after it starts a cell with "=": a formula the
-// reporting device chose. Device text keeps its inner tabs (the OSP parser
-// trims only the ends).
+// A field holding a tab is quoted, like one holding ";": a spreadsheet
+// importing with Tab among its separators (LibreOffice offers Tab, Comma
+// and Semicolon together) would otherwise split a device's text at the
+// tab and start a cell with the formula the device chose. Device text
+// keeps its inner tabs (the OSP parser trims only the ends).
 func TestCDRCSVTabStartsNoFormulaCell(t *testing.T) {
 	a, _, _ := cdrTestApp(t, at("2024-03-05T12:00:00Z"))
 	for i, tc := range []struct{ field, value string }{
@@ -77,12 +74,11 @@ func TestCDRCSVTabStartsNoFormulaCell(t *testing.T) {
 	}
 }
 
-// Transaction ids are 63-bit random numbers (osp.NewTransactionID), so
-// nearly every one is above 2^53. The JSON export writes them as bare
-// numbers, which RFC 8259 §6 says are not interoperable beyond 2^53:
-// JavaScript, jq 1.6 and other float64 readers round them, and a source's
-// and a destination's records of one call no longer carry the id they
-// share.
+// Transaction ids are 63-bit random numbers (osp.NewTransactionID), nearly
+// all above 2^53, where float64 JSON readers (JavaScript, jq 1.6) round
+// them (RFC 8259 section 6): the JSON export writes them as strings, so
+// that a source's and a destination's records of one call keep the id
+// they share.
 func TestCDRJSONTransactionIDPrecision(t *testing.T) {
 	a, _, _ := cdrTestApp(t, at("2024-03-05T12:00:00Z"))
 	for _, tx := range []uint64{1234567, 1<<53 + 1, 5843009213693951233, math.MaxInt64} {

@@ -70,16 +70,12 @@ func routePost(h *OSPHandler, body []byte, remote string) (int, string) {
 	return w.Code, w.Body.String()
 }
 
-// README "Call authorization over OSP": "The table is rebuilt atomically on
-// every change of the file; lookups never wait for it" (and routing/doc.go:
-// "Lookups never wait for a rebuild"). The route table is rebuilt by the
-// file's onChange callback, which runs under the configuration's write lock
-// (configState.poll → replaceLocked → changedLocked → rebuildRoutes); every
-// authorization identifies its device through App.fileName →
-// configState.device, which takes that lock's read side. So an
-// authorization waits for the whole rebuild (routing.Build: ~0.34 s for a
-// file of 1M routes). Here the rebuild is held in its last step (the WARN
-// it logs for a device without an address) and an authorization is sent.
+// README: "The table is rebuilt atomically on every change of the file;
+// lookups never wait for it". The rebuild runs under the configuration's
+// write lock; an authorization must not wait for it (it read the device's
+// file spelling under that lock: ~0.34 s per change with 1M routes). Here
+// the rebuild is held in its last step (the WARN it logs for a device
+// without an address) while an authorization is sent.
 func TestAuthorizationDoesNotWaitForRouteRebuild(t *testing.T) {
 	text := "routing enabled\ngroup \"\"\n" +
 		"device gw1.example \"\" enabled enrolled\n" +
@@ -153,14 +149,10 @@ func TestAuthorizationDoesNotWaitForRouteRebuild(t *testing.T) {
 	}
 }
 
-// routing/doc.go: "By default the host is the device's name (its DNS
-// name)"; routing.Build offers every enabled, enrolled device whose name is
-// a host name ("one bad destination would fail the call": devices that
-// cannot be sent are never offered). A host name may have 253 characters,
-// but osp.Authorize puts the device name in the token's NetworkID and
-// refuses one longer than osp.MaxNumber (131 bytes) with an error, so the
-// whole authorization fails (HTTP 200, OSP status 500) instead of offering
-// the route's devices: every call over a route naming such a device fails.
+// A device whose DNS name is longer than an answer's NetworkID takes
+// (osp.MaxNumber, 131 bytes) is never offered, like one without an
+// address: offered, it failed the whole authorization (OSP 500) for every
+// call over its route.
 func TestLongDeviceNameDoesNotFailTheCall(t *testing.T) {
 	long := strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + ".carrier.example" // 137 characters, a host name
 	cs, _, _ := testConfigState(t, "routing enabled\ngroup \"\"\n"+
@@ -192,15 +184,10 @@ func TestLongDeviceNameDoesNotFailTheCall(t *testing.T) {
 	}
 }
 
-// README "Call authorization over OSP": "Leave it [verifier enroll] off a
-// site where gateways identified by `source_address` present a certificate
-// of their own (`test_app` sends a foreign, expired one …): their handshake
-// would fail", and "A device is identified by its TLS client certificate
-// … or by a `source_address` listed for it". With the verifier off the
-// handshake passes, but OSPHandler.identify (osp.go:271) returns as soon as
-// a certificate is presented: a certificate this clearinghouse did not
-// issue leaves the device unidentified (OSP 401) even from its
-// source_address, so such a gateway can never be identified.
+// README: a gateway identified by its source_address may present a
+// certificate of its own (test_app sends a foreign, expired one); with
+// `verifier enroll` off the handshake passes, and the address identifies
+// it (it was refused as soon as any certificate was presented).
 func TestSourceAddressWithForeignCertificate(t *testing.T) {
 	cs, _, _ := testConfigState(t, "routing enabled\ngroup \"\"\n"+
 		"device gw1.example \"\" enabled enrolled\n"+

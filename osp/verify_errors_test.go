@@ -8,12 +8,10 @@ import (
 )
 
 // An ASCII token ("V=1\n…", the toolkit's IAX/SIP token format) is an
-// unsigned token: OSPPTransactionValidateAuthorisation takes a token that
-// starts with "<?xml" or "V=1\n" as unsigned and, when only signed tokens
-// are allowed, refuses it with OSPC_ERR_TRAN_UNSIGNED_TOKEN_NOT_ALLOWED.
-// Verify documents ErrTokenUnsigned for an unsigned token when unsigned
-// tokens are not allowed, and ErrTokenMalformed for one it cannot read; it
-// must not report a token that carries no signature as a bad signature.
+// unsigned token, as OSPPTransactionValidateAuthorisation takes it:
+// ErrTokenUnsigned when unsigned tokens are not allowed, else
+// ErrTokenMalformed (this package does not read that form); never a bad
+// signature.
 func TestVerifyASCIITokenIsUnsigned(t *testing.T) {
 	p := testPKI(t)
 	d := signedResponse(t, Destination{SignalAddress: "127.0.0.2:5060"}).Destinations[0]
@@ -40,16 +38,12 @@ func TestVerifyASCIITokenIsUnsigned(t *testing.T) {
 	}
 }
 
-// The validity of the signer certificate is a signer certificate check
-// (ErrTokenChain, per Verify's doc), made at the Verifier's Now — as
-// OpenSSL's PKCS7_verify, the toolkit's check, makes it at the gateway's
-// time. smallstep/pkcs7's Verify also compares the token's signing-time
-// attribute (the signing server's clock) with the certificate's validity
-// and fails with a *signature* error: an expired signer comes out as
-// ErrTokenSignature or ErrTokenChain depending on when the token was
-// signed, and a certificate valid at Now (OpenSSL accepts the token) is
-// refused as "signature invalid" when the signing instance's clock was
-// behind the instance that issued the certificate.
+// The signer certificate's validity is checked at the Verifier's Now, as
+// OpenSSL's PKCS7_verify (the toolkit's check) checks it at the gateway's
+// time, and reported as ErrTokenChain. smallstep/pkcs7's Verify compares
+// the token's signing-time attribute (the signing server's clock) with it
+// instead, as a signature error: that refused tokens OpenSSL accepts when
+// the signing instance's clock was behind the certificate's NotBefore.
 func TestVerifySignerValidityIsNotASignatureError(t *testing.T) {
 	p := testPKI(t)
 	real := time.Now()

@@ -6,14 +6,11 @@ import (
 	"github.com/clearinghouse-dev/caddy-clearinghouse/enrollclient/enrolltest"
 )
 
-// README: "`chclient status --dir DIR` shows what a device holds (state,
-// certificate, key, CA), exit 0 while its certificate is valid"; usage:
-// "0 ... status: a valid certificate is installed". A renewal left pending
-// (renew --max-wait 0, or a renew that timed out) must not turn the status
-// of a device with a valid certificate into exit 3 (or 1 when the server
-// is unreachable) just because a password is available (CHCLIENT_PASSWORD
-// in the environment of the timer, or --password-file given): a monitor
-// running `chclient status || alert` alerts on a healthy device.
+// README: `chclient status` exits 0 while the device's certificate is
+// valid. A renewal left pending (renew --max-wait 0, or one that timed
+// out) does not change that when a password is at hand (CHCLIENT_PASSWORD
+// of a timer, --password-file): the poll's outcome is information, so that
+// `chclient status || alert` does not alert on a healthy device.
 func TestStatusValidCertWithPendingRenewal(t *testing.T) {
 	f := newFixture(t, enrolltest.Config{})
 	expect(t, runCmd(t, "", false, nil, f.args("enroll")...), exitOK, "enrolled:")
@@ -41,13 +38,10 @@ func TestStatusValidCertWithPendingRenewal(t *testing.T) {
 	}
 }
 
-// README ("The device client"): "a temporary answer — rate limited, server
-// error — is no refusal: the request is still pending, exit 3". chclient
-// exits 4 (refused, "correct the cause") for status 10 and 14 whenever the
-// answer ends the run: on the first request, and on a retrieve with
-// --max-wait 0 (the same answer inside a longer --max-wait ends in exit 3).
-// The request is kept with its key and no refusal is recorded, so status
-// then says "pending" (exit 3) while the enroll said "refused" (exit 4).
+// README: "a temporary answer — rate limited, server error — is no
+// refusal: the request is still pending, exit 3", also when that answer
+// ends the run (the first request; a retrieve with --max-wait 0), as
+// status then says (it was exit 4, "refused").
 func TestTemporaryAnswerExitsPending(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
