@@ -305,15 +305,23 @@ func (c *CA) Records(ctx context.Context, device string) ([]Record, error) {
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := &out[i], &out[j]
-		if !a.IssuedAt.IsZero() && !b.IssuedAt.IsZero() && !a.IssuedAt.Equal(b.IssuedAt) {
-			return a.IssuedAt.Before(b.IssuedAt) // NotBefore has seconds only
+		if SignedBefore(a.IssuedAt, a.NotBefore, b.IssuedAt, b.NotBefore) {
+			return true
 		}
-		if !a.NotBefore.Equal(b.NotBefore) {
-			return a.NotBefore.Before(b.NotBefore)
-		}
-		return a.Serial < b.Serial
+		return !SignedBefore(b.IssuedAt, b.NotBefore, a.IssuedAt, a.NotBefore) && a.Serial < b.Serial
 	})
 	return out, nil
+}
+
+// SignedBefore orders two certificates as they were signed, given their
+// records' IssuedAt (zero in records of earlier versions) and NotBefore:
+// by IssuedAt where both have one (NotBefore has seconds only, so two
+// signed within one second tie on it), else by NotBefore.
+func SignedBefore(issuedA, notBeforeA, issuedB, notBeforeB time.Time) bool {
+	if !issuedA.IsZero() && !issuedB.IsZero() && !issuedA.Equal(issuedB) {
+		return issuedA.Before(issuedB)
+	}
+	return notBeforeA.Before(notBeforeB)
 }
 
 func (c *CA) deviceSerials(ctx context.Context, name string) ([]string, error) {

@@ -354,14 +354,9 @@ type CertificateInfo struct {
 	Reason      int       `json:"reason,omitempty"`
 }
 
-// certificateBefore orders a device's certificates as they were signed:
-// NotBefore has seconds only (two signed within one second tie), so by
-// IssuedAt where both records have it.
+// certificateBefore orders a device's certificates as they were signed.
 func certificateBefore(x, y *CertificateInfo) bool {
-	if !x.IssuedAt.IsZero() && !y.IssuedAt.IsZero() && !x.IssuedAt.Equal(y.IssuedAt) {
-		return x.IssuedAt.Before(y.IssuedAt)
-	}
-	return x.NotBefore.Before(y.NotBefore)
+	return ca.SignedBefore(x.IssuedAt, x.NotBefore, y.IssuedAt, y.NotBefore)
 }
 
 func certificateInfo(profile string, rec *ca.Record) CertificateInfo {
