@@ -97,8 +97,9 @@ type App struct {
 	// refuse a nonce reused with another CSR or device (status 9). A nonce
 	// is kept at least this long and at most twice this long, in time
 	// buckets that are pruned every hour. Default 720h (30 days); at least
-	// 1h. Instances sharing a storage should use the same value; changing
-	// it starts a fresh window.
+	// 1h. Instances sharing a storage should use the same value. After a
+	// change, nonces used under the old value stay refused until they are
+	// older than the new one.
 	NonceRetention caddy.Duration `json:"nonce_retention,omitempty"`
 
 	// Most enrollment requests pending approval at once, all accounts
@@ -241,6 +242,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	ll := v.(*loginLimiters)
 	a.limiter, a.addrLimiter, a.known = ll.account, ll.address, ll.known
 	a.state = newStateStore(a.storage, time.Duration(a.NonceRetention))
+	if err := a.state.readBucketSizes(ctx); err != nil {
+		// the janitor rewrites the record; until then nonces of another
+		// nonce_retention are not read
+		a.log.Warn("reading the nonce bucket sizes", zap.Error(err))
+	}
 
 	backups := 5
 	if a.Backups != nil {

@@ -41,16 +41,7 @@ func nonceKey(bucket int64, nonce []byte) string {
 
 // bucket is the number of the time bucket that t falls in.
 func (s *stateStore) bucket(t time.Time) int64 {
-	size := int64(s.retention / time.Second)
-	if size <= 0 {
-		size = 1
-	}
-	n := t.Unix()
-	b := n / size
-	if n%size < 0 {
-		b-- // floor, not truncation, before 1970
-	}
-	return b
+	return floorDiv(t.Unix(), s.bucketSeconds())
 }
 
 // bindNonce records that a client nonce belongs to a request. It returns
@@ -83,9 +74,10 @@ func (s *stateStore) bindNonceTo(ctx context.Context, nonce []byte, binding stri
 		return false, err
 	}
 	defer releaseLocal(lock)
-	cur := s.bucket(s.now())
+	now := s.now()
+	cur := s.bucket(now)
 	seen := false
-	for _, b := range []int64{cur, cur - 1} {
+	for _, b := range s.readBuckets(now) {
 		v, err := s.st.Load(ctx, nonceKey(b, nonce))
 		switch {
 		case err == nil:
@@ -140,6 +132,10 @@ func (s *stateStore) pruneNonces(ctx context.Context) (buckets, files int, err e
 	}
 	defer func() { _ = s.st.Unlock(context.WithoutCancel(ctx), nonceJanitorLock) }()
 
+	others, err := s.registerBucketSize(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
 	prefix := noncesPrefix()
 	keys, err := s.list(ctx, prefix)
 	if err != nil {
@@ -147,13 +143,19 @@ func (s *stateStore) pruneNonces(ctx context.Context) (buckets, files int, err e
 	}
 	now := s.now()
 	cur := s.bucket(now)
+	kept := map[int64]bool{cur - 1: true, cur: true, cur + 1: true}
+	for _, o := range others {
+		for _, b := range o.buckets(now, s.retention) {
+			kept[b] = true
+		}
+	}
 	for _, k := range keys {
 		if err := ctx.Err(); err != nil {
 			return buckets, files, err
 		}
 		name := path.Base(k)
 		if b, ok := isBucketName(name); ok {
-			if b >= cur-1 && b <= cur+1 {
+			if kept[b] {
 				continue
 			}
 			if err := s.deleteDir(ctx, path.Join(prefix, name)); err != nil {

@@ -2,9 +2,11 @@ package caddyenroll
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -396,5 +398,132 @@ func TestNonceBindsDeviceAndCustomerIDs(t *testing.T) {
 	}
 	if !bind("1000", "42") {
 		t.Error("the nonce repeated with its own request and ids was refused")
+	}
+}
+
+// After nonce_retention changes (a reload, a restart, another instance),
+// the nonces bound under the old retention stay refused until they are
+// older than the new one, and the janitor keeps the old buckets that long
+// and deletes them after.
+func TestNonceRetentionChange(t *testing.T) {
+	cases := []struct {
+		name     string
+		from, to time.Duration
+		// when the new retention starts, after the nonce was bound
+		after time.Duration
+		// a time at which the nonce must still be refused, and one from
+		// which the old buckets are gone
+		stillRefused, forgotten time.Duration
+	}{
+		{"shrink 30d to 1h", 720 * time.Hour, time.Hour, 10 * time.Minute, 70 * time.Minute, 5 * time.Hour},
+		{"grow 1h to 30d", time.Hour, 720 * time.Hour, 30 * time.Minute, 700 * time.Hour, 725 * time.Hour},
+		{"1h to 2h", time.Hour, 2 * time.Hour, 50 * time.Minute, 110 * time.Minute, 6 * time.Hour},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newNonceFixture(t, tc.from)
+			ctx := nonceTestCtx(t)
+			bound := nonceEpoch.Add(24*time.Hour + 35*time.Minute)
+			f.clock = bound
+			if ok, err := f.s.bindNonce(ctx, []byte("n"), "A"); err != nil || !ok {
+				t.Fatalf("bind: %v %v", ok, err)
+			}
+			if _, _, err := f.s.pruneNonces(ctx); err != nil { // the old janitor's last run
+				t.Fatal(err)
+			}
+
+			var clock time.Time
+			next := newStateStore(localLocks{&certmagic.FileStorage{Path: f.fs.Path}}, tc.to)
+			next.now = func() time.Time { return clock }
+			clock = bound.Add(tc.after)
+			if err := next.readBucketSizes(ctx); err != nil { // as Provision does
+				t.Fatal(err)
+			}
+			if ok, err := next.bindNonce(ctx, []byte("n"), "B"); err != nil || ok {
+				t.Fatalf("right after the change: the nonce is bound to another request (%v, %v)", ok, err)
+			}
+			if _, _, err := next.pruneNonces(ctx); err != nil {
+				t.Fatal(err)
+			}
+			clock = bound.Add(tc.stillRefused)
+			if _, _, err := next.pruneNonces(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := next.bindNonce(ctx, []byte("n"), "B"); err != nil || ok {
+				t.Fatalf("%v after the bind: the nonce is bound to another request (%v, %v)", tc.stillRefused, ok, err)
+			}
+			if ok, err := next.bindNonce(ctx, []byte("n"), "A"); err != nil || !ok {
+				t.Fatalf("its own request is refused (%v, %v)", ok, err)
+			}
+
+			clock = bound.Add(tc.forgotten)
+			if _, _, err := next.pruneNonces(ctx); err != nil {
+				t.Fatal(err)
+			}
+			old := path.Join(noncesPrefix(), strconv.FormatInt(f.s.bucket(bound), 10))
+			if f.s.bucket(bound) != next.bucket(clock) && next.bucket(clock)-1 != f.s.bucket(bound) && f.fs.Exists(ctx, old) {
+				t.Errorf("%v after the bind the old bucket %s is still there", tc.forgotten, old)
+			}
+			raw, err := f.fs.Load(ctx, nonceSizesKey())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf(`[{"seconds":%d,`, int64(tc.to/time.Second)); !strings.HasPrefix(string(raw), want) || strings.Count(string(raw), "seconds") != 1 {
+				t.Errorf("record %s, want only the new size", raw)
+			}
+			if ok, err := next.bindNonce(ctx, []byte("n"), "B"); err != nil || !ok {
+				t.Errorf("%v after the bind, beyond both retentions: refused (%v, %v)", tc.forgotten, ok, err)
+			}
+		})
+	}
+}
+
+// The buckets of another size that lookups read: from the previous one at
+// its last run to the last it may have written, not older than the
+// retention, and none for a record that is not ours.
+func TestNonceOtherSizeBuckets(t *testing.T) {
+	h := int64(3600)
+	base := nonceEpoch.Unix() / h // an hour bucket
+	seen := nonceEpoch.Add(30 * time.Minute)
+	cases := []struct {
+		name      string
+		size      nonceSize
+		now       time.Time
+		retention time.Duration
+		want      []int64
+	}{
+		{"hours, right after", nonceSize{h, seen}, seen.Add(10 * time.Minute), 720 * time.Hour, []int64{base - 1, base}},
+		{"hours, later", nonceSize{h, seen}, seen.Add(100 * time.Hour), 720 * time.Hour, []int64{base - 1, base, base + 1, base + 2}},
+		{"hours, short retention", nonceSize{h, seen}, seen.Add(2 * time.Hour), time.Hour, []int64{base + 1, base + 2}},
+		{"hours, beyond the retention", nonceSize{h, seen}, seen.Add(4 * time.Hour), time.Hour, nil},
+		{"days", nonceSize{720 * h, seen}, seen.Add(time.Hour), time.Hour, []int64{nonceEpoch.Unix() / (720 * h)}},
+		{"under an hour: not ours", nonceSize{60, seen}, seen, time.Hour, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.size.buckets(tc.now, tc.retention)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("buckets %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// A record of sizes that does not parse is rewritten by the janitor, and
+// Provision's read of it reports it.
+func TestNonceSizesRecordCorrupt(t *testing.T) {
+	f := newNonceFixture(t, time.Hour)
+	ctx := nonceTestCtx(t)
+	if err := f.fs.Store(ctx, nonceSizesKey(), []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.readBucketSizes(ctx); err == nil || !strings.Contains(err.Error(), "nonce_sizes.json") {
+		t.Errorf("reading a corrupt record: %v, want an error naming it", err)
+	}
+	if _, _, err := f.s.pruneNonces(ctx); err != nil {
+		t.Fatalf("the janitor on a corrupt record: %v", err)
+	}
+	if err := f.s.readBucketSizes(ctx); err != nil {
+		t.Errorf("after the janitor: %v", err)
 	}
 }

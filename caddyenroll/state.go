@@ -11,6 +11,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -79,6 +80,9 @@ type stateStore struct {
 	retention time.Duration
 	// the clock of nonce buckets; tests move it
 	now func() time.Time
+	// bucket sizes of other retentions whose buckets lookups read too
+	// (noncesizes.go)
+	otherSizes atomic.Pointer[[]nonceSize]
 }
 
 const statePrefix = "clearinghouse/enroll"

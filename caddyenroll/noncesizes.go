@@ -1,0 +1,170 @@
+package caddyenroll
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"time"
+)
+
+// Bucket numbers depend on the bucket size, which is the retention: after
+// nonce_retention changes, the buckets of the old size hold nonces that
+// lookups of the new size would not find. So the janitor records the sizes
+// in use, each with the time an instance last ran it:
+//
+//	clearinghouse/enroll/nonce_sizes.json   [{"seconds":2592000,"seen":"…"}, …]
+//
+// and lookups and the janitor read the buckets of the other sizes in that
+// record too, until the nonces in them are older than the retention.
+
+func nonceSizesKey() string { return path.Join(statePrefix, "nonce_sizes.json") }
+
+// nonceSize is a bucket size that an instance used, and the time of its
+// janitor's last run with it; the instance may write buckets of that size
+// until its next runs (nonceJanitorInterval apart).
+type nonceSize struct {
+	Seconds int64     `json:"seconds"`
+	Seen    time.Time `json:"seen"`
+}
+
+// maxOtherBuckets bounds the buckets read per other size. The retention is
+// at least an hour, so a size in use keeps at most the buckets of three
+// hours; a record that asks for more is not ours.
+const maxOtherBuckets = 6
+
+// buckets are the buckets of this size that may hold nonces used less than
+// retention before now: from the oldest one its janitor kept at its last
+// run (the previous bucket) to the one it may have written last.
+func (o nonceSize) buckets(now time.Time, retention time.Duration) []int64 {
+	if o.Seconds < int64(time.Hour/time.Second) {
+		return nil
+	}
+	last := o.Seen.Add(2 * nonceJanitorInterval)
+	if now.Before(last) {
+		last = now
+	}
+	first := o.Seen.Add(-time.Duration(o.Seconds) * time.Second)
+	if t := now.Add(-retention); first.Before(t) {
+		first = t
+	}
+	if last.Before(first) {
+		return nil
+	}
+	from, to := floorDiv(first.Unix(), o.Seconds), floorDiv(last.Unix(), o.Seconds)
+	if to-from >= maxOtherBuckets {
+		return nil
+	}
+	out := make([]int64, 0, to-from+1)
+	for b := from; b <= to; b++ {
+		out = append(out, b)
+	}
+	return out
+}
+
+func floorDiv(n, d int64) int64 {
+	q := n / d
+	if n%d < 0 {
+		q--
+	}
+	return q
+}
+
+// bucketSeconds is the bucket size of this store.
+func (s *stateStore) bucketSeconds() int64 {
+	if size := int64(s.retention / time.Second); size > 0 {
+		return size
+	}
+	return 1
+}
+
+// readBuckets are the buckets a lookup at now reads: the current and the
+// previous one, then those of other sizes still in the record.
+func (s *stateStore) readBuckets(now time.Time) []int64 {
+	cur := s.bucket(now)
+	out := []int64{cur, cur - 1}
+	if others := s.otherSizes.Load(); others != nil {
+		for _, o := range *others {
+			for _, b := range o.buckets(now, s.retention) {
+				if !slices.Contains(out, b) {
+					out = append(out, b)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// loadBucketSizes reads the record of bucket sizes; a missing record is
+// empty.
+func (s *stateStore) loadBucketSizes(ctx context.Context) ([]nonceSize, error) {
+	raw, err := s.st.Load(ctx, nonceSizesKey())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %v", nonceSizesKey(), err)
+	}
+	var sizes []nonceSize
+	if err := json.Unmarshal(raw, &sizes); err != nil {
+		return nil, fmt.Errorf("%s: %w", nonceSizesKey(), err)
+	}
+	return sizes, nil
+}
+
+// useOtherSizes keeps, of sizes, those other than this store's whose
+// buckets may still hold nonces within the retention, for lookups to read,
+// and returns them.
+func (s *stateStore) useOtherSizes(sizes []nonceSize) []nonceSize {
+	now, own := s.now(), s.bucketSeconds()
+	var others []nonceSize
+	for _, o := range sizes {
+		if o.Seconds != own && len(o.buckets(now, s.retention)) > 0 {
+			others = append(others, o)
+		}
+	}
+	s.otherSizes.Store(&others)
+	return others
+}
+
+// readBucketSizes makes lookups read the buckets of the other sizes in the
+// record, before this store's janitor first runs.
+func (s *stateStore) readBucketSizes(ctx context.Context) error {
+	sizes, err := s.loadBucketSizes(ctx)
+	if err != nil {
+		return err
+	}
+	s.useOtherSizes(sizes)
+	return nil
+}
+
+// registerBucketSize records this store's size as seen now, forgets the
+// sizes whose buckets hold only nonces older than the retention, and
+// returns the other sizes still to read. It runs under the janitor's lock.
+// A record that does not parse is rewritten: the sizes it held are lost,
+// which only shortens how long nonces of an old retention are refused.
+func (s *stateStore) registerBucketSize(ctx context.Context) ([]nonceSize, error) {
+	sizes, err := s.loadBucketSizes(ctx)
+	if err != nil && !isJSONError(err) {
+		return nil, err
+	}
+	others := s.useOtherSizes(sizes)
+	record := append([]nonceSize{{Seconds: s.bucketSeconds(), Seen: s.now().UTC()}}, others...)
+	raw, err := json.Marshal(record)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.st.Store(ctx, nonceSizesKey(), raw); err != nil {
+		return nil, fmt.Errorf("writing %s: %v", nonceSizesKey(), err)
+	}
+	return others, nil
+}
+
+func isJSONError(err error) bool {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	return errors.As(err, &syntax) || errors.As(err, &typ)
+}
