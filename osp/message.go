@@ -63,11 +63,14 @@ func parseEnvelope(env *envelope, data []byte, lim Limits) error {
 	if root.name == "Message" {
 		env.messageID, _ = root.attr("messageId")
 		env.random, _ = root.attr("random")
+		// a critical element beside the components is refused once they
+		// are all known, so that the refusal answers them wherever it stood
+		var critical error
 		for c := range root.children {
 			k, ok := componentKinds[c.name]
 			if !ok {
-				if err := checkUnknown(c); err != nil {
-					return env.annotate(err)
+				if err := checkUnknown(c); err != nil && critical == nil {
+					critical = err
 				}
 				continue
 			}
@@ -79,6 +82,9 @@ func parseEnvelope(env *envelope, data []byte, lim Limits) error {
 			if len(env.comps) > maxComponents {
 				return env.annotate(perr(ErrTooManyElements, "more than %d components", maxComponents))
 			}
+		}
+		if critical != nil {
+			return env.annotate(critical)
 		}
 		if len(env.comps) == 0 {
 			return env.annotate(perr(ErrUnknownMessage, "<Message> without a component"))

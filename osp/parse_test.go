@@ -287,6 +287,45 @@ func TestCriticalElements(t *testing.T) {
 	}
 }
 
+// A critical element beside the component, at <Message> level, is refused
+// with 412 wherever it stands: before the component as after it, the
+// refusal is the component's answer echoing its ids (never an HTTP 400 for
+// a message whose kind is known).
+func TestCriticalElementBesideComponent(t *testing.T) {
+	auth := `<AuthorizationRequest componentId="c1"><SourceInfo type="e164">1</SourceInfo><DestinationInfo type="e164">2</DestinationInfo></AuthorizationRequest>`
+	usage := `<UsageIndication componentId="u1"/><UsageIndication componentId="u2"/>`
+	tests := []struct {
+		name string
+		body string
+		kind Kind
+		ids  []string
+	}{
+		{"after an authorisation request", auth + `<Bogus/>`, KindAuthorizationRequest, []string{"c1"}},
+		{"before an authorisation request", `<Bogus/>` + auth, KindAuthorizationRequest, []string{"c1"}},
+		{"before usage indications", `<Bogus>1</Bogus>` + usage, KindUsageIndication, []string{"u1", "u2"}},
+		{"between usage indications", strings.Replace(usage, "/><", "/><Bogus/><", 1), KindUsageIndication, []string{"u1", "u2"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseRequest([]byte(`<?xml version="1.0"?><Message messageId="m1">` + tc.body + `</Message>`))
+			if !errors.Is(err, ErrCriticalElement) {
+				t.Fatalf("err %v, want ErrCriticalElement", err)
+			}
+			var pe *ParseError
+			if !errors.As(err, &pe) || pe.Kind != tc.kind || pe.MessageID != "m1" || !reflect.DeepEqual(pe.ComponentIDs, tc.ids) {
+				t.Fatalf("error %+v, want kind %v, message m1, components %v", pe, tc.kind, tc.ids)
+			}
+			ans, err := RefusalFor(err, testNow)
+			if err != nil {
+				t.Fatalf("RefusalFor: %v", err)
+			}
+			if ans.Kind() != tc.kind.Answer() {
+				t.Errorf("answer %v", ans.Kind())
+			}
+		})
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	deep := strings.Repeat("<Statistics critical=\"false\">", 20) + strings.Repeat("</Statistics>", 20)
 	many := strings.Repeat(`<JIP>1</JIP>`, 2100)
