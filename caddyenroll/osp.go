@@ -233,12 +233,7 @@ func (h *OSPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 	case *osp.ReauthorizationRequest:
 		answer, fields = h.reauthorize(r.Context(), m, device, why, now)
 	case *osp.CapabilitiesIndication:
-		st := osp.StatusOK
-		if device == "" {
-			st = osp.StatusUnauthorized
-			fields = []zap.Field{zap.Int("status", st.Code), zap.String("outcome", "unauthorized"), zap.Bool("refused", true)}
-		}
-		answer = osp.ConfirmCapabilities(m, st, now)
+		answer, fields = h.capabilities(m, device, why, now)
 	default:
 		answer, err = osp.Refuse(msg, osp.StatusUnimplemented, now)
 		if err != nil {
@@ -524,6 +519,20 @@ func (h *OSPHandler) usage(ctx context.Context, ind *osp.UsageIndication, device
 	}
 	count()
 	return osp.ConfirmUsage(ind, osp.StatusOK, now), []zap.Field{zap.Int("stored", stored)}
+}
+
+// capabilities confirms a capabilities indication to a device that may
+// take part in calls, as usage: one not identified, or that the operator
+// disabled, gets 401.
+func (h *OSPHandler) capabilities(ind *osp.CapabilitiesIndication, device, why string, now time.Time) (osp.Message, []zap.Field) {
+	if device != "" && !h.app.usable(h.app.router.Load(), device) {
+		device, why = "", "device is not enabled and enrolled"
+	}
+	if device == "" {
+		return osp.ConfirmCapabilities(ind, osp.StatusUnauthorized, now), []zap.Field{zap.Int("status", osp.StatusUnauthorized.Code),
+			zap.String("outcome", "unauthorized"), zap.Bool("refused", true), zap.String("reason", why)}
+	}
+	return osp.ConfirmCapabilities(ind, osp.StatusOK, now), nil
 }
 
 // write sends an OSP answer with Content-Length (the toolkit reads bodies

@@ -233,3 +233,35 @@ func TestUsageConfirmedNotStoredWhenCDRsDisabled(t *testing.T) {
 		}
 	}
 }
+
+// A capabilities indication is confirmed to the devices that may take part
+// in calls, as usage is: an unidentified device, and one the operator
+// disabled (whichever way it is identified), gets 401.
+func TestCapabilitiesOfUsableDevicesOnly(t *testing.T) {
+	f := newOSPFixture(t)
+	f.setFlags(flags{})
+	capab, err := (&osp.CapabilitiesIndication{MessageID: "1", ComponentID: "2", Timestamp: time.Now().UTC()}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, from string
+		status     int
+	}{
+		{"enabled and enrolled", "192.0.2.1:5060", 200},
+		{"disabled", "192.0.2.2:5060", 401},
+		{"unidentified", "198.51.100.9:5060", 401},
+	} {
+		code, body := f.post(capab, c.from)
+		if code != 200 {
+			t.Fatalf("%s: HTTP %d %s", c.name, code, body)
+		}
+		cnf, err := osp.ParseCapabilitiesConfirmation([]byte(body))
+		if err != nil {
+			t.Fatalf("%s: %v: %.300s", c.name, err, body)
+		}
+		if cnf.Status.Code != c.status || cnf.ComponentID != "2" {
+			t.Errorf("%s: confirmed %+v, want status %d", c.name, cnf, c.status)
+		}
+	}
+}
