@@ -87,9 +87,16 @@ func cdrBucket(t time.Time) string { return path.Join(cdrsPrefix(), t.UTC().Form
 // to file a role=destination record first that turns the terminating
 // device's record into a "duplicate". A device that reports a call more
 // than once (<RoleInfo><State> start, interim, stop) has each report named
-// apart: role.state.
+// apart: role.state; the interim reports of a call (the toolkit's interim,
+// interim1, interim2, interimfailed, each sent as often as the gateway
+// likes) also by the duration they report, so that each is kept while its
+// retry is still a duplicate.
 func cdrName(c CDR) string {
-	attempt := sha256.Sum256([]byte(c.CallID + "\x00" + c.Destination))
+	of := c.CallID + "\x00" + c.Destination
+	if strings.HasPrefix(strings.ToLower(c.RoleState), "interim") {
+		of += "\x00" + strconv.FormatFloat(c.Duration, 'g', -1, 64)
+	}
+	attempt := sha256.Sum256([]byte(of))
 	role := cdrRole(c.Role)
 	if c.RoleState != "" { // a start and a stop report of a call are two records
 		role += "." + cdrRole(c.RoleState)

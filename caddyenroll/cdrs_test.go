@@ -899,6 +899,26 @@ func TestCDRDedupByRoleState(t *testing.T) {
 	if want := []string{"", "interim", "st/op", "start", "stop"}; !slices.Equal(states, want) {
 		t.Errorf("exported states %q, want %q", states, want)
 	}
+	// interim reports come as often as the gateway likes, each with the
+	// duration so far: every one is kept, a retry of one is not
+	for i, c := range []struct {
+		state    string
+		duration float64
+		stored   bool
+	}{
+		{"interim", 60, true},
+		{"interim", 60, false},
+		{"interim", 120, true},
+		{"Interim", 120, false},
+		{"interim1", 120, true},
+	} {
+		r := testCDR(9, now.Add(time.Duration(i)*time.Second))
+		r.RoleState, r.Duration = c.state, c.duration
+		ok, err := a.storeCDR(ctx, r)
+		if err != nil || ok != c.stored {
+			t.Errorf("interim report %d (%q, %v s): stored=%v (%v), want %v", i, c.state, c.duration, ok, err, c.stored)
+		}
+	}
 	var buf bytes.Buffer
 	w, err := newCDRCSV(&buf)
 	if err != nil {
