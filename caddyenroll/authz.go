@@ -41,6 +41,10 @@ type authz struct {
 	signerMu sync.Mutex
 	signers  map[string]signerEntry
 
+	// the transaction ids of authorizations (transactions.go)
+	txMu  sync.Mutex
+	txIDs *osp.TransactionIDs
+
 	// signalling address → device, rebuilt with the route table
 	deviceByAddr atomic.Pointer[map[string][]string]
 

@@ -23,20 +23,24 @@ import (
 // CDR is one call detail record: a device's UsageIndication for one call
 // leg, as stored (with `cdrs enabled`) under clearinghouse/cdrs/.
 type CDR struct {
-	TransactionID uint64    `json:"transaction_id"`
-	Role          string    `json:"role"`
-	RoleState     string    `json:"role_state,omitempty"` // start, stop, interim…: which report of the call
-	Reporter      string    `json:"reporter"`             // the device that reported it
-	CallID        string    `json:"call_id"`              // base64
-	Calling       string    `json:"calling"`
-	Called        string    `json:"called"`
-	Destination   string    `json:"destination,omitempty"` // signal address or device the call went to
-	Duration      float64   `json:"duration_seconds"`
-	StartTime     time.Time `json:"start_time,omitzero"`
-	AlertTime     time.Time `json:"alert_time,omitzero"`
-	ConnectTime   time.Time `json:"connect_time,omitzero"`
-	EndTime       time.Time `json:"end_time,omitzero"`
-	PostDialDelay float64   `json:"post_dial_delay_seconds,omitempty"`
+	TransactionID uint64 `json:"transaction_id"`
+	// TransactionIssued says whether an authorization of this
+	// clearinghouse made the transaction id (transactions.go); nil in
+	// records of earlier versions, which did not tell.
+	TransactionIssued *bool     `json:"transaction_issued,omitempty"`
+	Role              string    `json:"role"`
+	RoleState         string    `json:"role_state,omitempty"` // start, stop, interim…: which report of the call
+	Reporter          string    `json:"reporter"`             // the device that reported it
+	CallID            string    `json:"call_id"`              // base64
+	Calling           string    `json:"calling"`
+	Called            string    `json:"called"`
+	Destination       string    `json:"destination,omitempty"` // signal address or device the call went to
+	Duration          float64   `json:"duration_seconds"`
+	StartTime         time.Time `json:"start_time,omitzero"`
+	AlertTime         time.Time `json:"alert_time,omitzero"`
+	ConnectTime       time.Time `json:"connect_time,omitzero"`
+	EndTime           time.Time `json:"end_time,omitzero"`
+	PostDialDelay     float64   `json:"post_dial_delay_seconds,omitempty"`
 	// ProviderPostDialDelay is the delay the device was told of by the
 	// destination's provider (<PostDialDelay type="destination">).
 	ProviderPostDialDelay float64   `json:"provider_post_dial_delay_seconds,omitempty"`
@@ -446,7 +450,8 @@ func (a *App) purgeCDRs(ctx context.Context, before time.Time) (CDRPurge, error)
 
 var cdrCSVHeader = []string{"transaction_id", "role", "reporter", "call_id", "calling", "called", "destination",
 	"duration_seconds", "start_time", "alert_time", "connect_time", "end_time", "post_dial_delay_seconds",
-	"release_source", "term_causes", "protocol", "received", "role_state", "provider_post_dial_delay_seconds"}
+	"release_source", "term_causes", "protocol", "received", "role_state", "provider_post_dial_delay_seconds",
+	"transaction_issued"}
 
 func csvTime(t time.Time) string {
 	if t.IsZero() {
@@ -493,7 +498,15 @@ func (x *cdrCSV) write(c CDR) error {
 		strconv.FormatFloat(c.Duration, 'f', -1, 64), csvTime(c.StartTime), csvTime(c.AlertTime),
 		csvTime(c.ConnectTime), csvTime(c.EndTime), strconv.FormatFloat(c.PostDialDelay, 'f', -1, 64),
 		csvText(c.ReleaseSource), csvText(strings.Join(c.TermCauses, ";")), csvText(c.Protocol), csvTime(c.Received),
-		csvText(c.RoleState), strconv.FormatFloat(c.ProviderPostDialDelay, 'f', -1, 64)})
+		csvText(c.RoleState), strconv.FormatFloat(c.ProviderPostDialDelay, 'f', -1, 64), csvBool(c.TransactionIssued)})
+}
+
+// csvBool is true, false, or empty for a record that does not tell.
+func csvBool(b *bool) string {
+	if b == nil {
+		return ""
+	}
+	return strconv.FormatBool(*b)
 }
 
 func (x *cdrCSV) flush() error { return x.w.Flush() }

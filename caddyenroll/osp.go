@@ -79,6 +79,7 @@ type OSPHandler struct {
 	app      *App
 	log      *zap.Logger
 	bySource map[netip.Addr]string
+	txIDs    *osp.TransactionIDs
 }
 
 // CaddyModule returns the Caddy module information.
@@ -111,6 +112,9 @@ func (h *OSPHandler) Provision(ctx caddy.Context) error {
 	}
 	h.app = appIface.(*App)
 	if _, err := h.app.authority(h.Profile); err != nil {
+		return err
+	}
+	if h.txIDs, err = h.app.transactionIDs(ctx); err != nil {
 		return err
 	}
 	if h.Tokens == TokensUnsigned {
@@ -358,7 +362,7 @@ func (h *OSPHandler) authorize(ctx context.Context, req *osp.AuthorizationReques
 	if err != nil {
 		return h.refuse(req, osp.StatusInternalError, now, "error")
 	}
-	rsp, err := osp.Authorize(req, out, signer, now, time.Duration(h.TokenValidity))
+	rsp, err := osp.AuthorizeTransaction(req, out, signer, now, time.Duration(h.TokenValidity), h.txIDs)
 	if err != nil {
 		return h.refuseErr(req, err, now, "authorizing")
 	}
@@ -493,7 +497,7 @@ func (h *OSPHandler) usage(ctx context.Context, ind *osp.UsageIndication, device
 		metrics.usage.WithLabelValues("not_stored").Add(records)
 		return osp.ConfirmUsage(ind, osp.StatusOK, now), []zap.Field{zap.Bool("stored", false)}
 	}
-	stored, dup := 0, 0
+	stored, dup, foreign := 0, 0, 0
 	count := func() {
 		metrics.usage.WithLabelValues("stored").Add(float64(stored))
 		if dup > 0 {
@@ -504,7 +508,13 @@ func (h *OSPHandler) usage(ctx context.Context, ind *osp.UsageIndication, device
 	// for the confirmation or not: a hang-up is not a storage error
 	ctx = context.WithoutCancel(ctx)
 	for i := range ind.Usages {
-		ok, err := h.app.storeCDR(ctx, cdrFromUsage(&ind.Usages[i], device, now))
+		c := cdrFromUsage(&ind.Usages[i], device, now)
+		issued := h.txIDs.Issued(c.TransactionID)
+		c.TransactionIssued = &issued
+		if !issued {
+			foreign++
+		}
+		ok, err := h.app.storeCDR(ctx, c)
 		if err != nil {
 			h.log.Error("storing CDR", zap.Error(err))
 			count() // those before are stored
@@ -518,7 +528,12 @@ func (h *OSPHandler) usage(ctx context.Context, ind *osp.UsageIndication, device
 		}
 	}
 	count()
-	return osp.ConfirmUsage(ind, osp.StatusOK, now), []zap.Field{zap.Int("stored", stored)}
+	f := []zap.Field{zap.Int("stored", stored)}
+	if foreign > 0 {
+		// stored all the same: the record is the device's word
+		f = append(f, zap.Int("not_issued_here", foreign))
+	}
+	return osp.ConfirmUsage(ind, osp.StatusOK, now), f
 }
 
 // capabilities confirms a capabilities indication to a device that may

@@ -290,9 +290,9 @@ func TestOSPAuthorizationOverMutualTLS(t *testing.T) {
 	}
 
 	// usage from both ends is stored once per role
-	usage := func(role string) []byte {
+	usageOf := func(role string, tx uint64) []byte {
 		ind := &osp.UsageIndication{MessageID: "7", Usages: []osp.Usage{{
-			ComponentID: "8", Timestamp: time.Now().UTC(), Role: role, TransactionID: sample.TransactionID,
+			ComponentID: "8", Timestamp: time.Now().UTC(), Role: role, TransactionID: tx,
 			CallID: []byte("call-1"), SourceInfo: []osp.Info{{Type: "e164", Value: "14048724799"}},
 			DestinationInfo: []osp.Info{{Type: "e164", Value: "14045550100"}}, Duration: 42 * time.Second,
 			StartTime: time.Now().UTC().Add(-time.Minute), EndTime: time.Now().UTC(),
@@ -303,6 +303,7 @@ func TestOSPAuthorizationOverMutualTLS(t *testing.T) {
 		}
 		return b
 	}
+	usage := func(role string) []byte { return usageOf(role, sample.TransactionID) }
 	for _, c := range []struct {
 		client *http.Client
 		role   string
@@ -319,12 +320,13 @@ func TestOSPAuthorizationOverMutualTLS(t *testing.T) {
 		Reporter      string    `json:"reporter"`
 		Duration      float64   `json:"duration_seconds"`
 		Received      time.Time `json:"received"`
+		Issued        *bool     `json:"transaction_issued"`
 	}
 	if err := json.Unmarshal([]byte(body), &cdrs); err != nil || len(cdrs) != 2 {
 		t.Fatalf("CDRs (want one per role): %v %s", err, body)
 	}
 	for _, c := range cdrs {
-		if c.TransactionID != sample.TransactionID || c.Duration != 42 {
+		if c.TransactionID != sample.TransactionID || c.Duration != 42 || c.Issued == nil || !*c.Issued {
 			t.Fatalf("CDR %+v", c)
 		}
 	}
@@ -406,6 +408,19 @@ func TestOSPAuthorizationOverMutualTLS(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(s.Dir, "data", "clearinghouse", "cdrs", lastDay)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("bucket %s still in storage: %v", lastDay, err)
+	}
+	// usage for a transaction no authorization here made is stored, and
+	// says so
+	if cnf, err := osp.ParseUsageConfirmation(s.ask(origin, usageOf("source", sample.TransactionID^1))); err != nil ||
+		len(cnf.Confirmations) != 1 || cnf.Confirmations[0].Status.Code != 200 {
+		t.Fatalf("usage of a made-up transaction: %+v %v", cnf, err)
+	}
+	_, body = s.Admin("GET", "/enroll/cdrs", "")
+	if err := json.Unmarshal([]byte(body), &cdrs); err != nil || len(cdrs) != 1 || cdrs[0].Issued == nil || *cdrs[0].Issued {
+		t.Errorf("the record of a made-up transaction: %v %s", err, body)
+	}
+	if _, csvBody := s.Admin("GET", "/enroll/cdrs?format=csv", ""); !strings.HasSuffix(strings.TrimSpace(csvBody), ",false") {
+		t.Errorf("CSV of a made-up transaction:\n%s", csvBody)
 	}
 	if out, errOut, code := runCaddy(t, s.Dir, "enroll", "cdrs", "purge", "--address", s.AdminAddr); code == 0 {
 		t.Errorf("caddy enroll cdrs purge without --before: exit 0\n%s%s", out, errOut)

@@ -104,6 +104,12 @@ func randomAttr() string { return strconv.FormatUint(uint64(mrand.Uint32()), 10)
 // configuration, signing failure); answer the request with
 // Refuse(req, StatusOf(err), now) then (400 and 500).
 func Authorize(req *AuthorizationRequest, dests []Destination, signer *TokenSigner, now time.Time, validity time.Duration) (*AuthorisationResponse, error) {
+	return AuthorizeTransaction(req, dests, signer, now, validity, nil)
+}
+
+// AuthorizeTransaction is Authorize with the transaction id of an answer
+// that authorizes made by ids (NewTransactionID when nil).
+func AuthorizeTransaction(req *AuthorizationRequest, dests []Destination, signer *TokenSigner, now time.Time, validity time.Duration, ids *TransactionIDs) (*AuthorisationResponse, error) {
 	if req == nil {
 		return nil, errors.New("osp: Authorize: nil request")
 	}
@@ -130,7 +136,12 @@ func Authorize(req *AuthorizationRequest, dests []Destination, signer *TokenSign
 		rsp.Status = StatusNoRoute
 		return rsp, nil
 	}
-	tx := NewTransactionID()
+	var tx uint64
+	if ids != nil {
+		tx = ids.New()
+	} else {
+		tx = NewTransactionID()
+	}
 	rsp.Destinations = make([]ResponseDestination, 0, len(dests))
 	for i := range dests {
 		var callID []byte

@@ -1,0 +1,83 @@
+package osp
+
+import (
+	"bytes"
+	"testing"
+)
+
+// Ids that TransactionIDs made are recognized under its key, and no other:
+// another key's, altered ones, zero, those with the top bit set.
+func TestTransactionIDs(t *testing.T) {
+	key := bytes.Repeat([]byte{7}, TransactionKeySize)
+	ids, err := NewTransactionIDs(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := NewTransactionIDs(bytes.Repeat([]byte{8}, TransactionKeySize))
+	seen := map[uint64]bool{}
+	foreign := 0
+	for range 2000 {
+		id := ids.New()
+		if id == 0 || id>>63 != 0 {
+			t.Fatalf("id %#x: not a non-zero 63-bit number", id)
+		}
+		if seen[id] {
+			t.Fatalf("id %#x made twice", id)
+		}
+		seen[id] = true
+		if !ids.Issued(id) {
+			t.Fatalf("id %#x not recognized by its maker", id)
+		}
+		if other.Issued(id) {
+			foreign++ // 2^-24 each
+		}
+		for bit := range 63 {
+			if ids.Issued(id ^ 1<<bit) {
+				t.Fatalf("id %#x with bit %d flipped is recognized", id, bit)
+			}
+		}
+	}
+	if foreign > 1 {
+		t.Errorf("%d of 2000 ids recognized under another key", foreign)
+	}
+	valid := ids.New()
+	for _, id := range []uint64{0, 1, 1<<24 - 1, 1<<63 | valid} {
+		if ids.Issued(id) {
+			t.Errorf("id %#x recognized", id)
+		}
+	}
+	for _, n := range []int{0, 16, 31, 33} {
+		if _, err := NewTransactionIDs(make([]byte, n)); err == nil {
+			t.Errorf("a key of %d bytes accepted", n)
+		}
+	}
+	// the maker keeps its own copy of the key
+	key[0] = 9
+	if id := ids.New(); !ids.Issued(id) {
+		t.Error("changing the caller's key slice changed the maker")
+	}
+}
+
+// An authorization's transaction id, in the answer and in every token, is
+// the maker's.
+func TestAuthorizeTransaction(t *testing.T) {
+	ids, _ := NewTransactionIDs(bytes.Repeat([]byte{1}, TransactionKeySize))
+	dests := []Destination{{SignalAddress: "10.0.0.1:5060"}, {SignalAddress: "10.0.0.2:5060"}}
+	rsp, err := AuthorizeTransaction(authRequest(t), dests, nil, testNow, 0, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ids.Issued(rsp.TransactionID) {
+		t.Fatalf("transaction id %#x not the maker's", rsp.TransactionID)
+	}
+	for i, d := range rsp.Destinations {
+		info, err := ParseTokenInfo(d.Token)
+		if err != nil || info.TransactionID != rsp.TransactionID {
+			t.Errorf("destination %d: token of transaction %v (%v), want %d", i, info, err, rsp.TransactionID)
+		}
+	}
+	plain, _ := Authorize(authRequest(t), dests, nil, testNow, 0)
+	if plain.TransactionID == 0 {
+		t.Error("Authorize without a maker: no transaction id")
+	}
+}
