@@ -66,7 +66,8 @@ func (adminAPI) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision finds the enroll app, if the config has one.
+// Provision finds the enroll app, if the config has one. Requests act on
+// the running config's app instead (running), when there is one.
 func (ad *adminAPI) Provision(ctx caddy.Context) error {
 	ad.ctx = ctx
 	ad.log = ctx.Logger(ad)
@@ -101,7 +102,32 @@ func (ad *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	return json.NewEncoder(w).Encode(refused)
 }
 
+// running is the admin API acting on the enroll app of the config Caddy
+// runs. Caddy replaces the admin endpoint, and so this module, while it
+// provisions a new config, before it knows the config will run: a reload
+// that fails keeps the previous config running but leaves the endpoint with
+// the module of the failed config, whose enroll app failed (none) or was
+// cleaned up without starting. The app found at Provision serves only when
+// no config is running (a module provisioned alone, as in unit tests).
+func (ad *adminAPI) running() *adminAPI {
+	active := caddy.ActiveContext()
+	if active.Context == nil {
+		return ad
+	}
+	var running *App
+	if app, err := active.AppIfConfigured("enroll"); err == nil {
+		running, _ = app.(*App)
+	}
+	if running == ad.app {
+		return ad
+	}
+	c := *ad
+	c.app = running
+	return &c
+}
+
 func (ad *adminAPI) route(w http.ResponseWriter, r *http.Request) error {
+	ad = ad.running()
 	if ad.app == nil {
 		return apiErr(http.StatusNotFound, errors.New("the enroll app is not configured"))
 	}
