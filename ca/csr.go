@@ -245,7 +245,7 @@ func checkKey(pub crypto.PublicKey, p Policy) (string, error) {
 		// (3, 17) make lax PKCS#1 v1.5 verifiers forgeable. Seed-era
 		// devices may have them: the legacy policy takes any odd one.
 		if k.E < 65537 && !p.Legacy {
-			return desc, errorf(ErrKeyPolicy, "%s key refused: public exponent %d is below 65537 (accepted only by the legacy profile)", desc, k.E)
+			return desc, errorf(ErrKeyPolicy, "%s key refused: public exponent %d is below 65537; enable the legacy policy to accept it", desc, k.E)
 		}
 		return desc, nil
 	case *ecdsa.PublicKey:
