@@ -61,12 +61,25 @@ type Result struct {
 // (ErrNotValidNow): the server has issued it, so the next run retrieves
 // and installs it, once the clock is right.
 func (c *Client) Enroll(ctx context.Context) (*Result, error) {
+	if err := c.checkGivenServer(); err != nil {
+		return nil, err
+	}
 	unlock, err := c.lockDir()
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
 	return c.enroll(ctx, true)
+}
+
+// checkGivenServer refuses a ServerURL that is given and wrong (http://
+// without AllowHTTP, ...) before Dir is made or locked; one left empty is
+// the saved request's, checked once it is read.
+func (c *Client) checkGivenServer() error {
+	if c.ServerURL == "" {
+		return nil
+	}
+	return c.checkServer()
 }
 
 // Poll resumes a saved pending request with a single retrieve, without
@@ -102,6 +115,9 @@ func (c *Client) Poll(ctx context.Context) (*Result, error) {
 // certificate stays in place until the new one is verified and installed,
 // also when the renewal ends pending (ErrPendingTimeout): run Renew again.
 func (c *Client) Renew(ctx context.Context, force bool) (renewed bool, res *Result, err error) {
+	if err := c.checkGivenServer(); err != nil {
+		return false, nil, err
+	}
 	unlock, err := c.lockDir()
 	if err != nil {
 		return false, nil, err

@@ -555,6 +555,18 @@ func TestPlainHTTP(t *testing.T) {
 	if len(srv.Messages()) != 0 {
 		t.Fatal("sent over plain HTTP")
 	}
+	// refused before anything is made in Dir
+	fresh := *c
+	fresh.Dir = filepath.Join(t.TempDir(), "new")
+	if _, err := fresh.Enroll(context.Background()); !errors.Is(err, ErrHTTPNotAllowed) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, _, err := fresh.Renew(context.Background(), true); !errors.Is(err, ErrHTTPNotAllowed) {
+		t.Fatalf("renew: err = %v", err)
+	}
+	if _, err := os.Stat(fresh.Dir); !os.IsNotExist(err) {
+		t.Fatalf("a refused http:// URL made %s: %v", fresh.Dir, err)
+	}
 	c.AllowHTTP = true
 	if _, err := c.Enroll(context.Background()); err != nil {
 		t.Fatal(err)
