@@ -527,3 +527,77 @@ func TestNonceSizesRecordCorrupt(t *testing.T) {
 		t.Errorf("after the janitor: %v", err)
 	}
 }
+
+// A record whose entries do not decode (a time that does not parse, a
+// number where a time is) is as corrupt as one that is not JSON: the
+// janitor rewrites it rather than failing at every run and never pruning
+// again.
+func TestNonceSizesRecordBadEntries(t *testing.T) {
+	for _, raw := range []string{
+		`[{"seconds":3600,"seen":"yesterday"}]`,
+		`[{"seconds":3600,"seen":12}]`,
+		`[{"seconds":3600,"seen":"2025-13-40T00:00:00Z"}]`,
+		`{"seconds":3600}`,
+		``,
+	} {
+		t.Run(raw, func(t *testing.T) {
+			f := newNonceFixture(t, time.Hour)
+			ctx := nonceTestCtx(t)
+			old := path.Join(noncesPrefix(), "7", "x")
+			if err := f.fs.Store(ctx, old, []byte("A")); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.fs.Store(ctx, nonceSizesKey(), []byte(raw)); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.s.readBucketSizes(ctx); err == nil {
+				t.Error("reading the record: no error")
+			}
+			if _, _, err := f.s.pruneNonces(ctx); err != nil {
+				t.Fatalf("the janitor: %v", err)
+			}
+			if f.fs.Exists(ctx, old) {
+				t.Error("the janitor pruned nothing")
+			}
+			if err := f.s.readBucketSizes(ctx); err != nil {
+				t.Errorf("after the janitor: %v", err)
+			}
+		})
+	}
+}
+
+// The entries of a partly corrupt record that decode are kept: lookups
+// read their buckets, and the janitor rewrites the record with them.
+func TestNonceSizesRecordKeepsGoodEntries(t *testing.T) {
+	f := newNonceFixture(t, time.Hour)
+	ctx := nonceTestCtx(t)
+	f.clock = nonceEpoch.Add(30 * time.Minute)
+	seen := f.clock.Add(-10 * time.Minute).Format(time.RFC3339Nano)
+	raw := `[{"seconds":7200,"seen":"` + seen + `"},{"seconds":86400,"seen":"soon"}]`
+	if err := f.fs.Store(ctx, nonceSizesKey(), []byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	other := f.clock.Unix() / 7200
+	if err := f.fs.Store(ctx, nonceKey(other, []byte("n")), []byte("A")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.readBucketSizes(ctx); err == nil {
+		t.Error("reading the record: no error")
+	}
+	if ok, err := f.s.bindNonce(ctx, []byte("n"), "B"); err != nil || ok {
+		t.Errorf("the nonce in the 2h bucket was not read (%v, %v)", ok, err)
+	}
+	if _, _, err := f.s.pruneNonces(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.fs.Load(ctx, nonceSizesKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(got), `"seconds":7200`) || strings.Contains(string(got), "86400") {
+		t.Errorf("record after the janitor %s, want the 2h entry kept and the bad one gone", got)
+	}
+	if !f.fs.Exists(ctx, path.Join(noncesPrefix(), strconv.FormatInt(other, 10))) {
+		t.Error("the janitor deleted the 2h bucket")
+	}
+}

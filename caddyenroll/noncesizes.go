@@ -98,8 +98,15 @@ func (s *stateStore) readBuckets(now time.Time) []int64 {
 	return out
 }
 
+// errNonceSizesCorrupt marks a record of bucket sizes, or an entry of it,
+// that does not decode.
+var errNonceSizesCorrupt = errors.New("corrupt record")
+
 // loadBucketSizes reads the record of bucket sizes; a missing record is
-// empty.
+// empty. An entry that does not decode (a time that does not parse, a
+// number where a time should be) is left out and reported with
+// errNonceSizesCorrupt, as is a record that is not a JSON array, along
+// with the entries that decoded.
 func (s *stateStore) loadBucketSizes(ctx context.Context) ([]nonceSize, error) {
 	raw, err := s.st.Load(ctx, nonceSizesKey())
 	if errors.Is(err, fs.ErrNotExist) {
@@ -108,11 +115,23 @@ func (s *stateStore) loadBucketSizes(ctx context.Context) ([]nonceSize, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %v", nonceSizesKey(), err)
 	}
-	var sizes []nonceSize
-	if err := json.Unmarshal(raw, &sizes); err != nil {
-		return nil, fmt.Errorf("%s: %w", nonceSizesKey(), err)
+	var entries []json.RawMessage
+	if err := json.Unmarshal(raw, &entries); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", nonceSizesKey(), errNonceSizesCorrupt, err)
 	}
-	return sizes, nil
+	sizes := make([]nonceSize, 0, len(entries))
+	var bad error
+	for i, e := range entries {
+		var o nonceSize
+		if err := json.Unmarshal(e, &o); err != nil {
+			if bad == nil {
+				bad = fmt.Errorf("%s: %w: entry %d: %v", nonceSizesKey(), errNonceSizesCorrupt, i, err)
+			}
+			continue
+		}
+		sizes = append(sizes, o)
+	}
+	return sizes, bad
 }
 
 // useOtherSizes keeps, of sizes, those other than this store's whose
@@ -134,21 +153,22 @@ func (s *stateStore) useOtherSizes(sizes []nonceSize) []nonceSize {
 // record, before this store's janitor first runs.
 func (s *stateStore) readBucketSizes(ctx context.Context) error {
 	sizes, err := s.loadBucketSizes(ctx)
-	if err != nil {
-		return err
+	if err == nil || errors.Is(err, errNonceSizesCorrupt) {
+		s.useOtherSizes(sizes) // those that decoded
 	}
-	s.useOtherSizes(sizes)
-	return nil
+	return err
 }
 
 // registerBucketSize records this store's size as seen now, forgets the
 // sizes whose buckets hold only nonces older than the retention, and
 // returns the other sizes still to read. It runs under the janitor's lock.
-// A record that does not parse is rewritten: the sizes it held are lost,
-// which only shortens how long nonces of an old retention are refused.
+// A record that does not decode is rewritten with the entries that did: the
+// sizes of the others are lost, which only shortens how long nonces of an
+// old retention are refused (failing instead would stop the pruning for
+// good).
 func (s *stateStore) registerBucketSize(ctx context.Context) ([]nonceSize, error) {
 	sizes, err := s.loadBucketSizes(ctx)
-	if err != nil && !isJSONError(err) {
+	if err != nil && !errors.Is(err, errNonceSizesCorrupt) {
 		return nil, err
 	}
 	others := s.useOtherSizes(sizes)
@@ -161,10 +181,4 @@ func (s *stateStore) registerBucketSize(ctx context.Context) ([]nonceSize, error
 		return nil, fmt.Errorf("writing %s: %v", nonceSizesKey(), err)
 	}
 	return others, nil
-}
-
-func isJSONError(err error) bool {
-	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	return errors.As(err, &syntax) || errors.As(err, &typ)
 }
