@@ -2,6 +2,7 @@ package caddyenroll
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path"
@@ -599,5 +600,47 @@ func TestNonceSizesRecordKeepsGoodEntries(t *testing.T) {
 	}
 	if !f.fs.Exists(ctx, path.Join(noncesPrefix(), strconv.FormatInt(other, 10))) {
 		t.Error("the janitor deleted the 2h bucket")
+	}
+}
+
+// A record listing a great many sizes (hostile, or a bug) does not make
+// every bind read thousands of buckets, nor keep them all: the sizes seen
+// last are used, each once.
+func TestNonceSizesRecordBounded(t *testing.T) {
+	f := newNonceFixture(t, 720*time.Hour)
+	ctx := nonceTestCtx(t)
+	f.clock = nonceEpoch.Add(30 * time.Minute)
+	var sizes []nonceSize
+	for i := range 5000 {
+		sizes = append(sizes, nonceSize{Seconds: 3600 + int64(i%2500), Seen: f.clock.Add(-time.Duration(i) * time.Second)})
+	}
+	raw, err := json.Marshal(sizes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.fs.Store(ctx, nonceSizesKey(), raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.readBucketSizes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.s.readBuckets(f.clock)); n > 2+maxOtherSizes*maxOtherBuckets {
+		t.Errorf("a lookup reads %d buckets", n)
+	}
+	if _, _, err := f.s.pruneNonces(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.s.loadBucketSizes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) > 1+maxOtherSizes {
+		t.Errorf("the record keeps %d sizes", len(got))
+	}
+	// the sizes seen last are those kept
+	for _, o := range got[1:] {
+		if o.Seconds >= 3600+maxOtherSizes {
+			t.Errorf("kept %d s, seen at %v", o.Seconds, o.Seen)
+		}
 	}
 }

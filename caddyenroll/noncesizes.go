@@ -1,11 +1,13 @@
 package caddyenroll
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"time"
@@ -35,6 +37,10 @@ type nonceSize struct {
 // at least an hour, so a size in use keeps at most the buckets of three
 // hours; a record that asks for more is not ours.
 const maxOtherBuckets = 6
+
+// maxOtherSizes bounds the other sizes lookups read and the record keeps:
+// the retention changes rarely, so a record with more is not ours.
+const maxOtherSizes = 16
 
 // buckets are the buckets of this size that may hold nonces used less than
 // retention before now: from the oldest one its janitor kept at its last
@@ -136,14 +142,27 @@ func (s *stateStore) loadBucketSizes(ctx context.Context) ([]nonceSize, error) {
 
 // useOtherSizes keeps, of sizes, those other than this store's whose
 // buckets may still hold nonces within the retention, for lookups to read,
-// and returns them.
+// and returns them: each size once (as last seen), at most maxOtherSizes
+// of them, those seen last.
 func (s *stateStore) useOtherSizes(sizes []nonceSize) []nonceSize {
 	now, own := s.now(), s.bucketSeconds()
-	var others []nonceSize
+	last := make(map[int64]nonceSize)
 	for _, o := range sizes {
-		if o.Seconds != own && len(o.buckets(now, s.retention)) > 0 {
-			others = append(others, o)
+		if o.Seconds == own || len(o.buckets(now, s.retention)) == 0 {
+			continue
 		}
+		if seen, ok := last[o.Seconds]; !ok || o.Seen.After(seen.Seen) {
+			last[o.Seconds] = o
+		}
+	}
+	others := slices.SortedFunc(maps.Values(last), func(a, b nonceSize) int {
+		if c := b.Seen.Compare(a.Seen); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Seconds, b.Seconds)
+	})
+	if len(others) > maxOtherSizes {
+		others = others[:maxOtherSizes]
 	}
 	s.otherSizes.Store(&others)
 	return others
