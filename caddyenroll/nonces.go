@@ -123,7 +123,9 @@ func isLegacyNonceName(name string) bool {
 // pruneNonces deletes the nonce buckets that lookups no longer read (every
 // bucket but the previous, the current and — for clocks of instances
 // sharing the storage that run a little ahead — the next; a bucket far in
-// the future was made with another retention) and the flat nonce files of
+// the future was made with another retention), but for the buckets of the
+// other sizes in nonce_sizes.json that lookups still read (and, likewise,
+// the next one of each), and the flat nonce files of
 // earlier versions that are older than the retention. It runs under the
 // janitor's storage lock and returns how many buckets and files it deleted.
 func (s *stateStore) pruneNonces(ctx context.Context) (buckets, files int, err error) {
@@ -145,8 +147,12 @@ func (s *stateStore) pruneNonces(ctx context.Context) (buckets, files int, err e
 	cur := s.bucket(now)
 	kept := map[int64]bool{cur - 1: true, cur: true, cur + 1: true}
 	for _, o := range others {
-		for _, b := range o.buckets(now, s.retention) {
+		bs := o.buckets(now, s.retention)
+		for _, b := range bs {
 			kept[b] = true
+		}
+		if len(bs) > 0 {
+			kept[bs[len(bs)-1]+1] = true // as our own next one
 		}
 	}
 	for _, k := range keys {

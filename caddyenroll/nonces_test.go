@@ -644,3 +644,29 @@ func TestNonceSizesRecordBounded(t *testing.T) {
 		}
 	}
 }
+
+// The janitor keeps the next bucket of another size in use, as it keeps
+// its own next one: an instance whose clock runs a little ahead may have
+// begun writing it.
+func TestNonceJanitorKeepsNextBucketOfOtherSize(t *testing.T) {
+	f := newNonceFixture(t, 720*time.Hour)
+	ctx := nonceTestCtx(t)
+	f.clock = nonceEpoch.Add(2*time.Hour - 30*time.Second) // just before an hour's end
+	sizes, err := json.Marshal([]nonceSize{{Seconds: 3600, Seen: f.clock.Add(-10 * time.Minute)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.fs.Store(ctx, nonceSizesKey(), sizes); err != nil {
+		t.Fatal(err)
+	}
+	next := floorDiv(f.clock.Unix(), 3600) + 1
+	if err := f.fs.Store(ctx, nonceKey(next, []byte("n")), []byte("A")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.s.pruneNonces(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !f.fs.Exists(ctx, nonceKey(next, []byte("n"))) {
+		t.Error("the janitor deleted the next hour's bucket of an instance still using 1h")
+	}
+}
