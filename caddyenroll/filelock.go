@@ -184,8 +184,16 @@ func (h *heldFileLock) touch(filename string) bool {
 	if err != nil || json.Unmarshal(b, &meta) != nil || !meta.Created.Equal(h.created) {
 		return false
 	}
+	old := len(b)
 	meta.Updated = time.Now()
 	b, _ = json.Marshal(meta)
+	// never shorter than it was (spaces before the newline): not synced,
+	// a shorter file could be left by a crash at its new length over the
+	// old bytes, a JSON cut short, which certmagic's readers refuse as an
+	// error instead of taking it over as stale
+	for len(b)+1 < old {
+		b = append(b, ' ')
+	}
 	b = append(b, '\n')
 	// written over, then cut to length: the file never reads as empty, as
 	// with a truncation first (certmagic's readers would wait on that)

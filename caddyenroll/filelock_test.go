@@ -174,3 +174,40 @@ func TestFileLockExcludes(t *testing.T) {
 		t.Fatalf("lock file after the last Unlock: %v", err)
 	}
 }
+
+// A refresh never shortens the lock file. Lock files are not fsynced: a
+// crash of the machine after a refresh that cut the file shorter could
+// leave the new length over the old bytes, a JSON cut short, which
+// certmagic's Lock (instances of earlier versions) refuses as an error
+// rather than taking over as stale. Written over and never shorter, the
+// file holds the old or the new JSON, both whole.
+func TestFileLockRefreshNeverShortens(t *testing.T) {
+	dir := t.TempDir()
+	filename := dir + "/x.lock"
+	created := time.Now().Round(0)
+	h := &heldFileLock{created: created}
+	// a lock written longer than a refresh writes it (an update time with
+	// every digit, spaces after)
+	b, _ := json.Marshal(fileLockMeta{Created: created, Updated: created})
+	long := append(append(b[:len(b):len(b)], make([]byte, 40)...), '\n')
+	for i := len(b); i < len(long)-1; i++ {
+		long[i] = ' '
+	}
+	if err := os.WriteFile(filename, long, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !h.touch(filename) {
+		t.Fatal("touch refused its own lock")
+	}
+	got, err := os.ReadFile(filename)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < len(long) {
+		t.Errorf("the refresh cut the file from %d to %d bytes", len(long), len(got))
+	}
+	var meta fileLockMeta
+	if err := json.Unmarshal(got, &meta); err != nil || !meta.Created.Equal(created) || !meta.Updated.After(created) {
+		t.Errorf("after the refresh %q: %+v, %v", got, meta, err)
+	}
+}
