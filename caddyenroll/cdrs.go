@@ -181,9 +181,10 @@ func cdrLockName(name string) string { return "clearinghouse_cdr_" + hashKey("cd
 // same key always gets the same call (received the same day), and
 // concurrent duplicates of a day write one key.
 //
-// Records named by earlier versions (without the reporter, or with a role
-// that is now hashed, see cdrRole) are not looked up: a retry across the
-// upgrade may be stored twice, once under each name.
+// Records named by earlier versions (without the reporter, with a role
+// that is now hashed, see cdrRole, or an interim report without its
+// duration, see cdrName) are not looked up: a retry across the upgrade may
+// be stored twice, once under each name.
 //
 // Exists then Store is not atomic: two instances storing a record and its
 // retry received on either side of midnight would both find nothing. So a
