@@ -59,7 +59,10 @@
 //     and called numbers are copied into 132-byte buffers without a
 //     terminator beyond that, so Authorize refuses longer ones.
 //   - TransactionId is kept and reported back in usage indications and
-//     reauthorization (whose answer must carry the same one).
+//     reauthorization (whose answer must carry the same one). The toolkit
+//     treats it as an opaque 64-bit number, so a clearinghouse may give it
+//     structure: TransactionIDs puts a MAC in it, to tell later whether a
+//     usage indication is for a transaction it authorized.
 //   - Transport (for the HTTP handler): the body is read by its
 //     Content-Length (a chunked answer fails with 14220), Content-Type
 //     text/plain (ContentType), on a keep-alive connection, not compressed.
