@@ -234,7 +234,7 @@ func checkKey(pub crypto.PublicKey, p Policy) (string, error) {
 			return desc, errorf(ErrKeyPolicy, "%s key refused: RSA keys longer than %d bits are not accepted", desc, MaxRSABits)
 		case bits < minBits && !(p.AllowRSA1024 && bits >= 1024):
 			if bits < 2048 {
-				return desc, errorf(ErrKeyPolicy, "%s key refused: below the %d-bit minimum (enable the AllowRSA1024 policy for seed-era devices)", desc, minBits)
+				return desc, errorf(ErrKeyPolicy, "%s key refused: below the %d-bit minimum (allow RSA-1024 keys in the CA's policy, allow_rsa1024, for seed-era devices)", desc, minBits)
 			}
 			return desc, errorf(ErrKeyPolicy, "%s key refused: below the %d-bit minimum", desc, minBits)
 		}

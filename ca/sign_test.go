@@ -248,7 +248,7 @@ func TestSignRefusals(t *testing.T) {
 		{"bad signature", flipSignature(good), dev, Policy{}, ErrBadSignature, "CSR signature (ECDSA-SHA256) does not verify"},
 		{"bad signature rsa", flipSignature(makeCSR(t, testKey(t, "rsa2048"), csrOpts{})), dev, Policy{}, ErrBadSignature, "does not verify"},
 		{"bad signature ed25519", flipSignature(makeCSR(t, testKey(t, "ed25519"), csrOpts{})), dev, Policy{}, ErrBadSignature, "does not verify"},
-		{"rsa1024 without option", rsa1024, dev, Policy{}, ErrKeyPolicy, "RSA-1024 key refused: below the 2048-bit minimum (enable the AllowRSA1024 policy"},
+		{"rsa1024 without option", rsa1024, dev, Policy{}, ErrKeyPolicy, "RSA-1024 key refused: below the 2048-bit minimum (allow RSA-1024 keys in the CA's policy, allow_rsa1024"},
 		{"rsa2048 below raised minimum", makeCSR(t, testKey(t, "rsa2048"), csrOpts{}), dev, Policy{MinRSABits: 3072}, ErrKeyPolicy, "RSA-2048 key refused: below the 3072-bit minimum"},
 		{"rsa512 always", rsa512, dev, Policy{AllowRSA1024: true, Legacy: true}, ErrKeyPolicy, "RSA-512 key refused: RSA keys shorter than 1024 bits are never accepted"},
 		{"rsa512 md5 (toolkit enroll.sh) always", rsa512md5, dev, Policy{AllowRSA1024: true, Legacy: true}, ErrKeyPolicy, "RSA-512 key refused"},

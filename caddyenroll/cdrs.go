@@ -497,9 +497,18 @@ func (x *cdrCSV) write(c CDR) error {
 	return x.row([]string{strconv.FormatUint(c.TransactionID, 10), csvText(c.Role), csvText(c.Reporter),
 		csvText(c.CallID), csvText(c.Calling), csvText(c.Called), csvText(c.Destination),
 		strconv.FormatFloat(c.Duration, 'f', -1, 64), csvTime(c.StartTime), csvTime(c.AlertTime),
-		csvTime(c.ConnectTime), csvTime(c.EndTime), strconv.FormatFloat(c.PostDialDelay, 'f', -1, 64),
+		csvTime(c.ConnectTime), csvTime(c.EndTime), csvSeconds(c.PostDialDelay),
 		csvText(c.ReleaseSource), csvText(strings.Join(c.TermCauses, ";")), csvText(c.Protocol), csvTime(c.Received),
-		csvText(c.RoleState), strconv.FormatFloat(c.ProviderPostDialDelay, 'f', -1, 64), csvBool(c.TransactionIssued)})
+		csvText(c.RoleState), csvSeconds(c.ProviderPostDialDelay), csvBool(c.TransactionIssued)})
+}
+
+// csvSeconds is a delay the report may leave out: empty for none (0), as
+// the JSON export leaves the field out.
+func csvSeconds(v float64) string {
+	if v == 0 {
+		return ""
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
 }
 
 // csvBool is true, false, or empty for a record that does not tell.

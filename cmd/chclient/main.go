@@ -466,7 +466,11 @@ func printStatus(w io.Writer, st *enrollclient.StatusInfo, dir string) {
 		}
 		fmt.Fprintf(w, "  device:     %s (device id %s, customer %s, user %s)\n", p.DeviceName, p.DeviceID, p.Customer, p.Username)
 		fmt.Fprintf(w, "  server:     %s\n", p.Server)
-		fmt.Fprintf(w, "  since:      %s, %d answers, last %s\n", p.Created.UTC().Format(time.RFC3339), p.Polls, fmtTime(p.LastPoll))
+		answers := "answers"
+		if p.Polls == 1 {
+			answers = "answer"
+		}
+		fmt.Fprintf(w, "  since:      %s, %d %s, last %s\n", p.Created.UTC().Format(time.RFC3339), p.Polls, answers, fmtTime(p.LastPoll))
 		if p.ServerNonce != "" {
 			fmt.Fprintf(w, "  nonce:      %s (server)\n", enrollclient.Printable(p.ServerNonce))
 		}

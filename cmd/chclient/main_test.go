@@ -455,7 +455,7 @@ func TestStatusAfterRefusal(t *testing.T) {
 	expect(t, runCmd(t, "", false, nil, f.args("enroll")...), exitRejected, "status 3 (bad credentials)")
 	r := runCmd(t, "", false, nil, "status", "--dir", f.dir)
 	expect(t, r, exitRejected, "state:        pending", "request refused by the server's last answer", "run enroll again to resume",
-		"refused:    server refused request: status 3 (bad credentials): bad username or password", "1 answers")
+		"refused:    server refused request: status 3 (bad credentials): bad username or password", "1 answer, last")
 	if strings.Contains(r.stdout, "no answer from the server") {
 		t.Fatalf("status:\n%s", r.stdout)
 	}
