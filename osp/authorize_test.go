@@ -197,7 +197,7 @@ func TestConfirmCapabilitiesAndRefuse(t *testing.T) {
 	if c.MessageID != "m" || c.ComponentID != "c" || c.Status != StatusOK {
 		t.Fatalf("%+v", c)
 	}
-	for _, req := range []Message{authRequest(t), ind, &ReauthorizationRequest{MessageID: "m", ComponentID: "c"},
+	for _, req := range []Message{authRequest(t), ind, &ReauthorizationRequest{MessageID: "m", ComponentID: "c", TransactionID: 77},
 		&UsageIndication{MessageID: "m", Usages: []Usage{{ComponentID: "a"}, {ComponentID: "b"}}}} {
 		ans, err := Refuse(req, StatusServiceUnavailable, testNow)
 		if err != nil {
@@ -216,6 +216,11 @@ func TestConfirmCapabilitiesAndRefuse(t *testing.T) {
 		}
 		if back.Kind() != ans.Kind() || !strings.Contains(string(out), "<Code>503</Code>") {
 			t.Errorf("%s", out)
+		}
+		// a reauthorization's refusal names the call's transaction, as its
+		// success does (TS 101 321; the toolkit compares it first)
+		if rr, ok := back.(*ReauthorizationResponse); ok && rr.TransactionID != 77 {
+			t.Errorf("reauthorization refused with transaction %d, want 77:\n%s", rr.TransactionID, out)
 		}
 	}
 	if _, err := Refuse(&AuthorisationResponse{}, StatusBadRequest, testNow); !errors.Is(err, ErrUnexpectedKind) {

@@ -238,7 +238,13 @@ func Refuse(req Message, st Status, now time.Time) (Message, error) {
 		}
 		return refusal(KindUsageIndication, r.MessageID, ids, st, now)
 	case *ReauthorizationRequest:
-		return refusal(KindReauthorizationRequest, r.MessageID, []string{r.ComponentID}, st, now)
+		m, err := refusal(KindReauthorizationRequest, r.MessageID, []string{r.ComponentID}, st, now)
+		if rsp, ok := m.(*ReauthorizationResponse); ok {
+			// the call's, as a success carries it (the toolkit compares
+			// it before it reads the status, which then decides)
+			rsp.TransactionID = r.TransactionID
+		}
+		return m, err
 	case *CapabilitiesIndication:
 		return refusal(KindCapabilitiesIndication, r.MessageID, []string{r.ComponentID}, st, now)
 	}
