@@ -122,8 +122,9 @@ type App struct {
 	// device revokes the previous one: this bounds how fast re-enrollment
 	// grows the CRL. Default (also for 0): 5, or with short-lived
 	// certificates twice the renewals a device makes in the window (one
-	// every two thirds of the shortest validity) plus 3; a smaller setting
-	// is logged as a warning under approval auto. Negative is refused.
+	// every two thirds of the shortest validity) plus 3. A setting below
+	// those renewals themselves is logged as a warning under approval auto
+	// (it would hold ordinary renewals). Negative is refused.
 	MaxIssuedPerDevice int `json:"max_issued_per_device,omitempty"`
 
 	// The window of max_issued_per_device. Default 168h (7 days); at least
@@ -354,7 +355,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// Cleanup lets go of the revocation state this configuration shared.
+// Cleanup lets go of what this configuration shared with the others of the
+// process (the configuration file's state, the login limiters, the CRL
+// caches and the revocation state) and cancels its background work.
 func (a *App) Cleanup() error {
 	if a.bgCancel != nil {
 		a.bgCancel()
@@ -597,10 +600,11 @@ func (a *App) setCrypto(cleared *[]string) func(f *configfile.File) error {
 	}
 }
 
-// Start begins watching the configuration file, counts the pending
-// requests for the pending gauge (in the background: storage may be large),
-// revokes what devices disabled meanwhile still hold, starts the janitors
-// and warns of a CA that ends soon (then daily).
+// Start has the configuration file name the CAs in use (recordCrypto),
+// begins watching the file, counts the pending requests for the pending
+// gauge (in the background: storage may be large), revokes what devices
+// disabled meanwhile still hold, starts the janitors and warns of a CA that
+// ends soon (then daily).
 func (a *App) Start() error {
 	if err := a.recordCrypto(a.bgCtx); err != nil {
 		return err

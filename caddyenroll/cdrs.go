@@ -172,8 +172,9 @@ func nearMidnight(t time.Time) bool {
 func cdrLockName(name string) string { return "clearinghouse_cdr_" + hashKey("cdr lock", name)[:32] }
 
 // storeCDR stores a usage record unless the same device stored one with
-// the same transaction id, role, call id and destination (its retry of the
-// UsageIndication) in the bucket of its day or of the day before: retries
+// the same transaction id, role and state, call id and destination (and,
+// for an interim report, duration: see cdrName), its retry of the
+// UsageIndication, in the bucket of its day or of the day before: retries
 // come within minutes, and one just after midnight UTC finds the record in
 // the previous bucket. Records are written atomically by the storage; a key
 // is derived from its record alone (bucket from Received, name from the

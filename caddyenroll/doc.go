@@ -27,7 +27,7 @@
 //   - tls.client_auth.verifier.enroll: refuses at the handshake a client
 //     certificate this server did not issue or has revoked.
 //   - admin.api.enroll: pending requests, approve, reject, devices, revoke,
-//     call detail records.
+//     the CA certificates, issued certificates, call detail records.
 //
 // The path of an enrollment: bound the body → wire.DecodeRequest → ssl and
 // enroll flags → account check (bcrypt, rate limit) → ca.ParseCSR → device
@@ -38,6 +38,7 @@
 // The path of an authorization: osp.ParseRequest → ssl flag → the device
 // from its client certificate (byte for byte one this server issued, not
 // revoked) or source address → enabled and enrolled → routing.Table.Route
-// (rebuilt on every change of the file) → osp.Authorize with the token
-// signer → the answer with Content-Length.
+// (rebuilt on every change of the file) → osp.AuthorizeTransaction with the
+// token signer and the transaction ids (transactions.go) → the answer with
+// Content-Length.
 package caddyenroll

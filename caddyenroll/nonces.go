@@ -20,9 +20,10 @@ import (
 //	clearinghouse/enroll/nonces/<bucket>/<sha256 hex>   (value: nonceBinding, the request id and a hash of its ids)
 //
 // where bucket is floor(unix seconds / retention seconds). A nonce is looked
-// up in the current and the previous bucket, so it is remembered at least
-// the retention and at most twice that; older buckets are deleted whole by
-// the janitor. Keys directly under nonces/ that are not buckets are the
+// up in the current and the previous bucket (and, after a change of
+// nonce_retention, in the buckets of the other sizes still in use:
+// noncesizes.go), so it is remembered at least the retention and at most
+// twice that; older buckets are deleted whole by the janitor. Keys directly under nonces/ that are not buckets are the
 // flat layout of earlier versions; the janitor deletes them once they are
 // older than the retention.
 
@@ -52,8 +53,8 @@ func (s *stateStore) bucket(t time.Time) int64 {
 //
 // Binds of one nonce run one at a time in this process, so two requests
 // reusing a nonce at once cannot both find it free. Instances sharing the
-// storage do not wait for each other here: that would cost a synced
-// storage lock file per enrollment.
+// storage do not wait for each other here: that would cost a storage lock
+// per enrollment.
 func (s *stateStore) bindNonce(ctx context.Context, nonce []byte, reqID string) (bool, error) {
 	return s.bindNonceTo(ctx, nonce, reqID, reqID)
 }

@@ -463,9 +463,10 @@ func (h *OSPHandler) verifier(now time.Time) (*osp.Verifier, error) {
 		AllowUnsigned: h.Tokens == TokensUnsigned}, nil
 }
 
-// refuseErr answers an error of osp.Authorize or osp.Reauthorize: a token
-// too large for the toolkit (the request's call id and numbers) is the
-// request's fault, 400; anything else is the server's, 500, and logged.
+// refuseErr answers an error of osp.AuthorizeTransaction or
+// osp.Reauthorize: a token too large for the toolkit (the request's call id
+// and numbers) is the request's fault, 400; anything else is the server's,
+// 500, and logged.
 func (h *OSPHandler) refuseErr(m osp.Message, err error, now time.Time, doing string) (osp.Message, []zap.Field) {
 	st, outcome := osp.StatusOf(err), "too_large"
 	if st != osp.StatusBadRequest {

@@ -11,8 +11,9 @@ import (
 
 // localLocks wraps a storage so that goroutines of this process queue on an
 // in-process lock before taking the storage lock. Storage locks are for
-// other processes sharing the storage: certmagic's file storage polls a
-// held lock once a second, which local waiters must not pay.
+// other processes sharing the storage: a held one is polled (every
+// fileLockPoll on Caddy's file storage, filelock.go; once a second by
+// certmagic's own Lock), which local waiters must not pay.
 type localLocks struct {
 	certmagic.Storage
 }
