@@ -130,6 +130,8 @@
 //	clearinghouse/ca/<Name>/<fp>/devices/<device>/<serial> index of a device's certificates (device lower-cased, ':' as %3A)
 //	clearinghouse/ca/<Name>/<fp>/revoked.json             revoked serials: time, reason, notAfter (the CRL's source)
 //	clearinghouse/ca/<Name>/<fp>/crl.json, crl.der        CRL number and last CRL
+//	clearinghouse/ca/<Name>/<fp>/compromised-indexed      marker: this CA's key-compromise revocations are in compromised/
+//	clearinghouse/ca/compromised/<key SHA-256>            a public key revoked for key compromise by any CA of the Store (CA.KeyCompromised)
 //
 // The lock "clearinghouse/ca/<Name>/generate" is held while Open decides
 // to adopt or generate a CA for an item that names none, and while

@@ -76,7 +76,9 @@ func BackupName(path string, n int) string {
 //     not possible, copied) to path.~1~, so path never stops existing;
 //  3. the temporary file is renamed onto path and the directory is synced.
 //
-// opts.BeforeReplace, if set, runs between steps 2 and 3.
+// opts.BeforeReplace, if set, runs between steps 1 and 2. With
+// opts.Replaces, step 3 is an atomic exchange where the system has one
+// (see SaveOptions.Replaces).
 //
 // If path is a symbolic link, the file it points to is replaced (or
 // created, if the link is dangling); the link itself stays. On error

@@ -39,8 +39,8 @@ type Options struct {
 	DefaultPort int
 	// SignalAddress maps device names to explicit signalling addresses
 	// (host, host:port, [host], [host]:port or a bare IPv6 address).
-	// Devices not listed use [name]:DefaultPort. Names that are not devices
-	// of the file are ignored.
+	// Devices not listed use their name and DefaultPort ("[ip]:port" for an
+	// IP address). Names that are not devices of the file are ignored.
 	SignalAddress map[string]string
 }
 
