@@ -21,10 +21,13 @@ import (
 // marked in a file that names the new one would read as enrolled with it.
 
 // cryptoEntries are the entries of a crypto item in the ca package's form,
-// by profile (other values, such as Table 7's placeholder, are not).
+// by profile (other values, such as Table 7's placeholder, are not),
+// separated as ca.Open separates them: by spaces, commas or semicolons.
 func cryptoEntries(item string) map[string]string {
 	entries := map[string]string{}
-	for _, e := range strings.Fields(item) {
+	for _, e := range strings.FieldsFunc(item, func(r rune) bool {
+		return r == ',' || r == ';' || r == ' ' || r == '\t' || r == '\n' || r == '\r'
+	}) {
 		if isOurCryptoEntry(e) {
 			entries[e[:strings.IndexByte(e, ':')]] = e
 		}
