@@ -77,23 +77,52 @@ func (s *stateStore) bindNonceTo(ctx context.Context, nonce []byte, binding stri
 	defer releaseLocal(lock)
 	now := s.now()
 	cur := s.bucket(now)
-	seen := false
-	for _, b := range s.readBuckets(now) {
-		v, err := s.st.Load(ctx, nonceKey(b, nonce))
-		switch {
-		case err == nil:
-			if string(v) != binding && (len(v) == 0 || !slices.Contains(also, string(v))) {
-				return false, nil
-			}
-			seen = true
-		case !errors.Is(err, fs.ErrNotExist):
-			return false, err
-		}
+	read := s.readBuckets(now)
+	seen, refused, err := s.lookNonce(ctx, nonce, read, binding, also)
+	if err != nil || refused {
+		return false, err
+	}
+	if seen {
+		return true, nil
+	}
+	// About to bind it: first make sure that the other instances read the
+	// buckets of this size (recordOwnSize), and read those of the sizes
+	// they began using since this one last read the record (at start, at
+	// its janitor's runs): one small read per new nonce, without which an
+	// instance would not see, for up to an hour, the nonces another
+	// instance with another nonce_retention binds.
+	if err := s.recordOwnSize(ctx); err != nil {
+		return false, err
+	}
+	more, err := s.refreshOtherSizes(ctx, now, read)
+	if err != nil {
+		return false, err
+	}
+	if seen, refused, err = s.lookNonce(ctx, nonce, more, binding, also); err != nil || refused {
+		return false, err
 	}
 	if seen {
 		return true, nil
 	}
 	return true, s.st.Store(ctx, nonceKey(cur, nonce), []byte(binding))
+}
+
+// lookNonce looks for nonce in buckets: seen when it is bound there to
+// binding (or one of also), refused when to another.
+func (s *stateStore) lookNonce(ctx context.Context, nonce []byte, buckets []int64, binding string, also []string) (seen, refused bool, err error) {
+	for _, b := range buckets {
+		v, err := s.st.Load(ctx, nonceKey(b, nonce))
+		switch {
+		case err == nil:
+			if string(v) != binding && (len(v) == 0 || !slices.Contains(also, string(v))) {
+				return false, true, nil
+			}
+			seen = true
+		case !errors.Is(err, fs.ErrNotExist):
+			return false, false, err
+		}
+	}
+	return seen, false, nil
 }
 
 // isBucketName reports whether a name under nonces/ is a time bucket: a

@@ -670,3 +670,48 @@ func TestNonceJanitorKeepsNextBucketOfOtherSize(t *testing.T) {
 		t.Error("the janitor deleted the next hour's bucket of an instance still using 1h")
 	}
 }
+
+// Instances sharing the storage with different nonce_retention at once (one
+// started, or reloaded, before the other): a nonce bound at either is
+// refused at the other with another request at once, not only after the
+// first instance's next hourly janitor run has read the other's size.
+func TestNonceRetentionsDifferAtOnce(t *testing.T) {
+	for _, janitorFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("second janitor ran %v", janitorFirst), func(t *testing.T) {
+			f := newNonceFixture(t, 720*time.Hour) // A, started first
+			ctx := nonceTestCtx(t)
+			f.clock = nonceEpoch.Add(24*time.Hour + 10*time.Minute)
+			if err := f.s.readBucketSizes(ctx); err != nil { // as Provision does
+				t.Fatal(err)
+			}
+			if _, _, err := f.s.pruneNonces(ctx); err != nil { // its janitor's first run
+				t.Fatal(err)
+			}
+			// B, started a minute later with 2h
+			b := newStateStore(localLocks{&certmagic.FileStorage{Path: f.fs.Path}}, 2*time.Hour)
+			b.now = func() time.Time { return f.clock }
+			f.clock = f.clock.Add(time.Minute)
+			if err := b.readBucketSizes(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if janitorFirst {
+				if _, _, err := b.pruneNonces(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.clock = f.clock.Add(time.Minute)
+			if ok, err := b.bindNonce(ctx, []byte("at B"), "B"); err != nil || !ok {
+				t.Fatalf("bind at B: %v %v", ok, err)
+			}
+			if ok, err := f.s.bindNonce(ctx, []byte("at B"), "other"); err != nil || ok {
+				t.Errorf("a nonce bound at the 2h instance is reused at the 720h one: bound %v (%v)", ok, err)
+			}
+			if ok, err := f.s.bindNonce(ctx, []byte("at A"), "A"); err != nil || !ok {
+				t.Fatalf("bind at A: %v %v", ok, err)
+			}
+			if ok, err := b.bindNonce(ctx, []byte("at A"), "other"); err != nil || ok {
+				t.Errorf("a nonce bound at the 720h instance is reused at the 2h one: bound %v (%v)", ok, err)
+			}
+		})
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"path"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -200,4 +201,62 @@ func (s *stateStore) registerBucketSize(ctx context.Context) ([]nonceSize, error
 		return nil, fmt.Errorf("writing %s: %v", nonceSizesKey(), err)
 	}
 	return others, nil
+}
+
+// ownSizeRecorded says whether a store's own size is in the record, seen
+// less than nonceJanitorInterval ago (its janitor then keeps it there).
+type ownSizeRecorded struct {
+	mu   sync.Mutex
+	done bool
+}
+
+// recordOwnSize makes sure, before this store binds its first nonce, that
+// the record lists its size, so that the other instances read its buckets
+// (refreshOtherSizes): its janitor's first run records it too, but runs in
+// the background and may wait on the janitor's lock (held by another
+// instance, or left by one killed, for up to fileLockStale).
+func (s *stateStore) recordOwnSize(ctx context.Context) error {
+	s.ownSize.mu.Lock()
+	defer s.ownSize.mu.Unlock()
+	if s.ownSize.done {
+		return nil
+	}
+	sizes, err := s.loadBucketSizes(ctx)
+	if err != nil && !errors.Is(err, errNonceSizesCorrupt) {
+		return err
+	}
+	own, now := s.bucketSeconds(), s.now()
+	for _, o := range sizes {
+		if o.Seconds == own && now.Sub(o.Seen) < nonceJanitorInterval {
+			s.ownSize.done = true // another instance of the same size keeps it there meanwhile
+			return nil
+		}
+	}
+	if err := s.st.Lock(ctx, nonceJanitorLock); err != nil {
+		return fmt.Errorf("locking the nonce janitor: %v", err)
+	}
+	defer func() { _ = s.st.Unlock(context.WithoutCancel(ctx), nonceJanitorLock) }()
+	if _, err := s.registerBucketSize(ctx); err != nil {
+		return err
+	}
+	s.ownSize.done = true
+	return nil
+}
+
+// refreshOtherSizes reads the record again and returns the buckets that
+// lookups at now read now and did not before (read).
+func (s *stateStore) refreshOtherSizes(ctx context.Context, now time.Time, read []int64) ([]int64, error) {
+	sizes, err := s.loadBucketSizes(ctx)
+	if err != nil && !errors.Is(err, errNonceSizesCorrupt) {
+		return nil, err
+	}
+	var more []int64
+	for _, o := range s.useOtherSizes(sizes) {
+		for _, b := range o.buckets(now, s.retention) {
+			if !slices.Contains(read, b) && !slices.Contains(more, b) {
+				more = append(more, b)
+			}
+		}
+	}
+	return more, nil
 }

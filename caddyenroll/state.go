@@ -83,6 +83,8 @@ type stateStore struct {
 	// bucket sizes of other retentions whose buckets lookups read too
 	// (noncesizes.go)
 	otherSizes atomic.Pointer[[]nonceSize]
+	// whether the record lists this store's size (noncesizes.go)
+	ownSize ownSizeRecorded
 }
 
 const statePrefix = "clearinghouse/enroll"
