@@ -154,8 +154,9 @@ func isLegacyNonceName(name string) bool {
 // bucket but the previous, the current and — for clocks of instances
 // sharing the storage that run a little ahead — the next; a bucket far in
 // the future was made with another retention), but for the buckets of the
-// other sizes in nonce_sizes.json that lookups still read (and, likewise,
-// the next one of each), and the flat nonce files of
+// other sizes in nonce_sizes.json that lookups still read, or that an
+// instance still using a longer retention reads (keptBuckets) (and,
+// likewise, the next one of each), and the flat nonce files of
 // earlier versions that are older than the retention. It runs under the
 // janitor's storage lock and returns how many buckets and files it deleted.
 func (s *stateStore) pruneNonces(ctx context.Context) (buckets, files int, err error) {
@@ -177,7 +178,7 @@ func (s *stateStore) pruneNonces(ctx context.Context) (buckets, files int, err e
 	cur := s.bucket(now)
 	kept := map[int64]bool{cur - 1: true, cur: true, cur + 1: true}
 	for _, o := range others {
-		bs := o.buckets(now, s.retention)
+		bs := o.keptBuckets(now, s.retention)
 		for _, b := range bs {
 			kept[b] = true
 		}

@@ -715,3 +715,37 @@ func TestNonceRetentionsDifferAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// The janitor of an instance with a short nonce_retention keeps the buckets
+// another instance sharing the storage still uses with a longer one: a
+// nonce that instance bound 10 days ago (in its previous bucket) stays
+// refused there.
+func TestNonceJanitorKeepsLongerRetentionInUse(t *testing.T) {
+	f := newNonceFixture(t, time.Hour) // A, 1h
+	ctx := nonceTestCtx(t)
+	size := int64(720 * 3600)
+	b := newStateStore(localLocks{&certmagic.FileStorage{Path: f.fs.Path}}, 720*time.Hour) // B, 30d
+	b.now = func() time.Time { return f.clock }
+	bound := time.Unix((floorDiv(nonceEpoch.Unix(), size)+1)*size+20*24*3600, 0)
+	f.clock = bound
+	if _, _, err := b.pruneNonces(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.s.pruneNonces(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.bindNonce(ctx, []byte("n"), "B"); err != nil || !ok {
+		t.Fatalf("bind at B: %v %v", ok, err)
+	}
+	// 10 days and 2 hours later, both janitors running hourly
+	f.clock = time.Unix((floorDiv(bound.Unix(), size)+1)*size+2*3600, 0)
+	if _, _, err := b.pruneNonces(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.s.pruneNonces(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.bindNonce(ctx, []byte("n"), "other"); err != nil || ok {
+		t.Errorf("%v after it was bound at the 720h instance, the nonce is reused there: bound %v (%v)", f.clock.Sub(bound), ok, err)
+	}
+}

@@ -72,6 +72,19 @@ func (o nonceSize) buckets(now time.Time, retention time.Duration) []int64 {
 	return out
 }
 
+// keptBuckets are the buckets of this size that a janitor of retention
+// keeps: those its lookups read and, while an instance may still use the
+// size (its janitor ran less than two runs ago), those that instance's
+// lookups read under its own retention (the size), when it is longer:
+// deleting them would make that instance forget nonces it must still
+// refuse.
+func (o nonceSize) keptBuckets(now time.Time, retention time.Duration) []int64 {
+	if own := time.Duration(o.Seconds) * time.Second; own > retention && now.Before(o.Seen.Add(2*nonceJanitorInterval)) {
+		retention = own
+	}
+	return o.buckets(now, retention)
+}
+
 func floorDiv(n, d int64) int64 {
 	q := n / d
 	if n%d < 0 {
