@@ -3,6 +3,8 @@ package caddyenroll
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -50,6 +52,13 @@ func lockedStorage(t *testing.T) (localLocks, string) {
 func plantLock(t *testing.T, filename string, created time.Time) {
 	t.Helper()
 	b, _ := json.Marshal(fileLockMeta{Created: created, Updated: created})
+	// a new file, as a process taking a lock over makes one (certmagic and
+	// lockFile remove the stale file, then create theirs): written in
+	// place, the file could be overwritten by a refresh here that read it
+	// just before
+	if err := os.Remove(filename); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filename, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
