@@ -47,10 +47,11 @@ func (t *TransactionIDs) New() uint64 {
 	}
 }
 
-// Issued reports whether id is one that New made under this key.
+// Issued reports whether id is one that New made under this key (never,
+// for a nil maker).
 func (t *TransactionIDs) Issued(id uint64) bool {
 	r := id >> txMACBits
-	if r == 0 || id>>63 != 0 {
+	if t == nil || r == 0 || id>>63 != 0 {
 		return false
 	}
 	return hmac.Equal(macBytes(id&(1<<txMACBits-1)), macBytes(t.mac(r)))

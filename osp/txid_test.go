@@ -46,6 +46,9 @@ func TestTransactionIDs(t *testing.T) {
 			t.Errorf("id %#x recognized", id)
 		}
 	}
+	if (*TransactionIDs)(nil).Issued(valid) {
+		t.Error("a nil maker recognizes an id")
+	}
 	for _, n := range []int{0, 16, 31, 33} {
 		if _, err := NewTransactionIDs(make([]byte, n)); err == nil {
 			t.Errorf("a key of %d bytes accepted", n)
