@@ -15,7 +15,7 @@ func TestTransactionIDs(t *testing.T) {
 	}
 	other, _ := NewTransactionIDs(bytes.Repeat([]byte{8}, TransactionKeySize))
 	seen := map[uint64]bool{}
-	foreign := 0
+	foreign, flipped := 0, 0
 	for range 2000 {
 		id := ids.New()
 		if id == 0 || id>>63 != 0 {
@@ -32,13 +32,29 @@ func TestTransactionIDs(t *testing.T) {
 			foreign++ // 2^-24 each
 		}
 		for bit := range 63 {
-			if ids.Issued(id ^ 1<<bit) {
-				t.Fatalf("id %#x with bit %d flipped is recognized", id, bit)
+			if !ids.Issued(id ^ 1<<bit) {
+				continue
 			}
+			// a flip in the MAC never passes; one in the random part is
+			// another id, whose MAC matches with probability 2^-24
+			// (78,000 flips here: about one run in 200 has one, e.g.
+			// 0xdc9b0cf4d1a3 with bit 24 flipped under this key)
+			if bit < txMACBits {
+				t.Fatalf("id %#x with MAC bit %d flipped is recognized", id, bit)
+			}
+			flipped++
 		}
 	}
 	if foreign > 1 {
 		t.Errorf("%d of 2000 ids recognized under another key", foreign)
+	}
+	if flipped > 2 {
+		t.Errorf("%d ids with a random bit flipped recognized (expected about 0.005)", flipped)
+	}
+	// the example above: a flipped random bit that passes is not the test's
+	// failure
+	if ex := uint64(0xdc9b0cf4d1a3); !ids.Issued(ex) || !ids.Issued(ex^1<<24) {
+		t.Errorf("%#x and %#x: want both recognized under this key", ex, ex^1<<24)
 	}
 	valid := ids.New()
 	for _, id := range []uint64{0, 1, 1<<24 - 1, 1<<63 | valid} {
