@@ -58,3 +58,32 @@ func TestTransactionKeyShared(t *testing.T) {
 		t.Errorf("a key of 5 bytes: %v", err)
 	}
 }
+
+// A key that storage fails to read is an error, never a reason for a new
+// key (which would turn every earlier transaction into one not issued
+// here), and the failure is not remembered: once storage reads it, the
+// key is the one in storage.
+func TestTransactionKeyUnreadable(t *testing.T) {
+	ctx := context.Background()
+	fs := &failingLoads{Storage: &certmagic.FileStorage{Path: t.TempDir()}}
+	newApp := func() *App { return &App{storage: localLocks{fs}, authz: new(authz), log: zap.NewNop()} }
+	first, err := newApp().transactionIDs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := fs.Storage.Load(ctx, transactionKeyKey())
+	id := first.New()
+
+	fs.failLoads("transaction.key")
+	a := newApp()
+	if _, err := a.transactionIDs(ctx); err == nil || !strings.Contains(err.Error(), "transaction.key: input/output error") {
+		t.Fatalf("an unreadable key: %v", err)
+	}
+	if now, _ := fs.Storage.Load(ctx, transactionKeyKey()); string(now) != string(key) {
+		t.Fatal("an unreadable key was replaced")
+	}
+	fs.failLoads("")
+	if ids, err := a.transactionIDs(ctx); err != nil || !ids.Issued(id) {
+		t.Fatalf("once readable: %v", err)
+	}
+}
