@@ -470,8 +470,9 @@ const jsonNanoseconds = ` (a number in JSON is nanoseconds: write a duration suc
 // openCA opens (or creates) the CA of a profile. When the file's crypto
 // item does not name it yet, the file is edited at Start (recordCrypto),
 // not here: `caddy validate` provisions too, and must not touch the file.
-// The crypto item lists one entry per profile, separated by spaces, each
-// as the ca package writes it.
+// The crypto item lists one entry per profile, separated by spaces (as
+// recordCrypto writes it), commas or semicolons, each as the ca package
+// writes it.
 func (a *App) openCA(ctx context.Context, profile string, auth *Authority) error {
 	var cryptoItem string
 	var hadCrypto bool
