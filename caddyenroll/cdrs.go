@@ -94,11 +94,16 @@ func cdrBucket(t time.Time) string { return path.Join(cdrsPrefix(), t.UTC().Form
 // apart: role.state; the interim reports of a call (the toolkit's interim,
 // interim1, interim2, interimfailed, each sent as often as the gateway
 // likes) also by the duration they report, so that each is kept while its
-// retry is still a duplicate.
+// retry is still a duplicate. A report without transaction id (the toolkit
+// leaves it out when the call was not authorized) is told apart by its
+// start time as well: two such calls may share a call id.
 func cdrName(c CDR) string {
 	of := c.CallID + "\x00" + c.Destination
 	if strings.HasPrefix(strings.ToLower(c.RoleState), "interim") {
 		of += "\x00" + strconv.FormatFloat(c.Duration, 'g', -1, 64)
+	}
+	if c.TransactionID == 0 {
+		of += "\x00" + c.StartTime.UTC().Format(time.RFC3339Nano)
 	}
 	attempt := sha256.Sum256([]byte(of))
 	role := cdrRole(c.Role)

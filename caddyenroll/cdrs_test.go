@@ -919,6 +919,25 @@ func TestCDRDedupByRoleState(t *testing.T) {
 			t.Errorf("interim report %d (%q, %v s): stored=%v (%v), want %v", i, c.state, c.duration, ok, err, c.stored)
 		}
 	}
+	// reports without transaction id (calls not authorized) that share a
+	// call id are told apart by their start, and a retry is still one
+	for i, c := range []struct {
+		start  time.Time
+		stored bool
+	}{
+		{now.Add(-time.Hour), true},
+		{now.Add(-time.Hour), false},
+		{now.Add(-time.Minute), true},
+		{time.Time{}, true},
+		{time.Time{}, false},
+	} {
+		r := testCDR(0, now.Add(time.Duration(i)*time.Second))
+		r.StartTime = c.start
+		ok, err := a.storeCDR(ctx, r)
+		if err != nil || ok != c.stored {
+			t.Errorf("report %d without transaction id, start %v: stored=%v (%v), want %v", i, c.start, ok, err, c.stored)
+		}
+	}
 	var buf bytes.Buffer
 	w, err := newCDRCSV(&buf)
 	if err != nil {
