@@ -484,15 +484,9 @@ func (h *OSPHandler) refuseErr(m osp.Message, err error, now time.Time, doing st
 // what became of each.
 func (h *OSPHandler) usage(ctx context.Context, ind *osp.UsageIndication, device, why string, now time.Time) (osp.Message, []zap.Field) {
 	records := float64(len(ind.Usages))
-	// as for calls: a device the operator disabled (or whose certificate
-	// was revoked) reports no more usage, whichever way it is identified
-	if device != "" && !h.app.usable(h.app.router.Load(), device) {
-		device, why = "", "device is not enabled and enrolled"
-	}
-	if device == "" {
+	if refusal, ok := h.reporter(device, why); !ok {
 		metrics.usage.WithLabelValues("unauthorized").Add(records)
-		return osp.ConfirmUsage(ind, osp.StatusUnauthorized, now), []zap.Field{zap.Int("status", osp.StatusUnauthorized.Code),
-			zap.String("outcome", "unauthorized"), zap.Bool("refused", true), zap.String("reason", why)}
+		return osp.ConfirmUsage(ind, osp.StatusUnauthorized, now), refusal
 	}
 	if !h.app.cfg.flags().CDRs {
 		metrics.usage.WithLabelValues("not_stored").Add(records)
@@ -541,14 +535,25 @@ func (h *OSPHandler) usage(ctx context.Context, ind *osp.UsageIndication, device
 // take part in calls, as usage: one not identified, or that the operator
 // disabled, gets 401.
 func (h *OSPHandler) capabilities(ind *osp.CapabilitiesIndication, device, why string, now time.Time) (osp.Message, []zap.Field) {
-	if device != "" && !h.app.usable(h.app.router.Load(), device) {
-		device, why = "", "device is not enabled and enrolled"
-	}
-	if device == "" {
-		return osp.ConfirmCapabilities(ind, osp.StatusUnauthorized, now), []zap.Field{zap.Int("status", osp.StatusUnauthorized.Code),
-			zap.String("outcome", "unauthorized"), zap.Bool("refused", true), zap.String("reason", why)}
+	if refusal, ok := h.reporter(device, why); !ok {
+		return osp.ConfirmCapabilities(ind, osp.StatusUnauthorized, now), refusal
 	}
 	return osp.ConfirmCapabilities(ind, osp.StatusOK, now), nil
+}
+
+// reporter checks a device that reports usage or capabilities as calls
+// check theirs (admit): identified (why says how it was not), enabled and
+// enrolled, its certificate not revoked, whichever way it was identified.
+// It returns the log fields of the 401 refusal, or ok.
+func (h *OSPHandler) reporter(device, why string) (refusal []zap.Field, ok bool) {
+	if device != "" {
+		if h.app.usable(h.app.router.Load(), device) {
+			return nil, true
+		}
+		why = "device is not enabled and enrolled"
+	}
+	return []zap.Field{zap.Int("status", osp.StatusUnauthorized.Code), zap.String("outcome", "unauthorized"),
+		zap.Bool("refused", true), zap.String("reason", why)}, false
 }
 
 // write sends an OSP answer with Content-Length (the toolkit reads bodies
