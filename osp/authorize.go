@@ -136,12 +136,7 @@ func AuthorizeTransaction(req *AuthorizationRequest, dests []Destination, signer
 		rsp.Status = StatusNoRoute
 		return rsp, nil
 	}
-	var tx uint64
-	if ids != nil {
-		tx = ids.New()
-	} else {
-		tx = NewTransactionID()
-	}
+	tx := ids.New()
 	rsp.Destinations = make([]ResponseDestination, 0, len(dests))
 	for i := range dests {
 		var callID []byte

@@ -36,8 +36,12 @@ func NewTransactionIDs(key []byte) (*TransactionIDs, error) {
 	return &TransactionIDs{key: append([]byte(nil), key...)}, nil
 }
 
-// New returns a fresh transaction id, never 0.
+// New returns a fresh transaction id, never 0 (NewTransactionID's, for a
+// nil maker).
 func (t *TransactionIDs) New() uint64 {
+	if t == nil {
+		return NewTransactionID()
+	}
 	var b [8]byte
 	for {
 		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
