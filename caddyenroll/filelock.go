@@ -58,7 +58,23 @@ type heldFileLock struct {
 
 // fileLockName is where certmagic's FileStorage keeps the lock name.
 func fileLockName(s *certmagic.FileStorage, name string) string {
-	return filepath.Join(s.Path, "locks", certmagic.StorageKeys.Safe(name)+".lock")
+	return filepath.Join(s.Path, "locks", safeLockName(name)+".lock")
+}
+
+// safeLockName is certmagic.StorageKeys.Safe(name), as certmagic names
+// lock files, without its regular expression when name is already safe
+// (the module's lock names are): lower-case word characters, '@', '-'
+// and single dots.
+func safeLockName(name string) string {
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '_', c == '@', c == '-':
+		case c == '.' && (i == 0 || name[i-1] != '.'):
+		default:
+			return certmagic.StorageKeys.Safe(name)
+		}
+	}
+	return name
 }
 
 // readFileLock reads a lock file; ok is false when it is empty or not

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -94,11 +95,16 @@ func newStateStore(st certmagic.Storage, nonceRetention time.Duration) *stateSto
 }
 
 func hashKey(parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		fmt.Fprintf(h, "%d:%s;", len(p), p)
+	var buf [256]byte
+	b := buf[:0]
+	for _, p := range parts { // "len:part;" each
+		b = strconv.AppendInt(b, int64(len(p)), 10)
+		b = append(b, ':')
+		b = append(b, p...)
+		b = append(b, ';')
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // requestID names the request of a device and key in a profile, whatever
