@@ -76,6 +76,9 @@ func parseTreeOrig(data []byte, lim Limits) (*origNode, error) {
 			if len(t.Attr) > lim.MaxAttrs {
 				return nil, perr(ErrTooManyElements, "<%s> has %d attributes, limit %d", qname(t.Name), len(t.Attr), lim.MaxAttrs)
 			}
+			if dup := duplicateAttr(t.Attr); dup != "" {
+				return nil, perr(ErrMalformed, "<%s> has attribute %s twice", qname(t.Name), dup)
+			}
 			n := &origNode{name: qname(t.Name)}
 			for _, a := range t.Attr {
 				if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {

@@ -341,6 +341,9 @@ func TestParseErrors(t *testing.T) {
 		{"truncated", withElem("")[:60], ErrMalformed, StatusParseFailed, KindUnknown},
 		{"mismatched tags", []byte(`<Message><AuthorizationRequest></Message></AuthorizationRequest>`), ErrMalformed, StatusParseFailed, KindUnknown},
 		{"two roots", append(withElem(""), "<Message/>"...), ErrMalformed, StatusParseFailed, KindUnknown},
+		{"attribute twice", []byte(`<Message messageId="1" random="2" messageId="3"><AuthorizationRequest componentId="1"/></Message>`), ErrMalformed, StatusParseFailed, KindUnknown},
+		{"component attribute twice", []byte(strings.Replace(minimalReq, `<AuthorizationRequest`, `<AuthorizationRequest critical="false" critical="true"`, 1)), ErrMalformed, StatusParseFailed, KindUnknown},
+		{"xmlns twice", []byte(`<Message xmlns="a" xmlns="b"/>`), ErrMalformed, StatusParseFailed, KindUnknown},
 		{"text after root", append(withElem(""), "junk"...), ErrMalformed, StatusParseFailed, KindUnknown},
 		{"undeclared entity", withElem(`<JIP>&xxe;</JIP>`), ErrMalformed, StatusParseFailed, KindUnknown},
 		{"DOCTYPE", []byte(`<?xml version="1.0"?><!DOCTYPE Message [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>` +

@@ -218,7 +218,7 @@ func (p *fastParser) startTag() bool {
 		return false // a second root element
 	}
 	first, count := len(p.attrs), 0
-	empty := false
+	empty, xmlns := false, false
 	for {
 		p.skipSpace()
 		if p.pos >= len(p.doc) {
@@ -262,9 +262,19 @@ func (p *fastParser) startTag() bool {
 		if count++; count > p.lim.MaxAttrs {
 			return false
 		}
-		if attr != "xmlns" {
-			p.attrs = append(p.attrs, xmlAttr{attr, val})
+		if attr == "xmlns" {
+			if xmlns {
+				return false // twice: the full parser says so
+			}
+			xmlns = true
+			continue
 		}
+		for _, a := range p.attrs[first:] {
+			if a.name == attr {
+				return false
+			}
+		}
+		p.attrs = append(p.attrs, xmlAttr{attr, val})
 	}
 
 	p.nodes = append(p.nodes, node{name: name})

@@ -91,6 +91,18 @@ func (n *node) critical() bool {
 
 var errEncodingLabel = errors.New("unsupported encoding")
 
+// duplicateAttr is the name of an attribute attrs has twice, or "".
+func duplicateAttr(attrs []xml.Attr) string {
+	for i, a := range attrs {
+		for _, b := range attrs[:i] {
+			if a.Name == b.Name {
+				return qname(a.Name)
+			}
+		}
+	}
+	return ""
+}
+
 func qname(n xml.Name) string {
 	if n.Space == "" {
 		return n.Local
@@ -167,6 +179,11 @@ func parseTreeStd(data []byte, lim Limits) (*node, error) {
 			}
 			if len(t.Attr) > lim.MaxAttrs {
 				return nil, perr(ErrTooManyElements, "<%s> has %d attributes, limit %d", qname(t.Name), len(t.Attr), lim.MaxAttrs)
+			}
+			if dup := duplicateAttr(t.Attr); dup != "" {
+				// XML 1.0's "Unique Att Spec": encoding/xml keeps both, and
+				// parsers that keep the first and the last would disagree
+				return nil, perr(ErrMalformed, "<%s> has attribute %s twice", qname(t.Name), dup)
 			}
 			n := &node{name: qname(t.Name)}
 			for _, a := range t.Attr {
