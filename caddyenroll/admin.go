@@ -488,6 +488,16 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if reason == ca.ReasonKeyCompromise {
+		// the key is leaked whichever device holds a certificate of it
+		more, n, err := ad.revokeSameKeys(ctx, revoked)
+		revoked, newly = append(revoked, more...), newly+n
+		if err != nil {
+			metrics.revoked.Add(float64(newly))
+			return apiErr(http.StatusInternalServerError, fmt.Errorf("certificates %s revoked, but not every other certificate of their keys: %w",
+				strings.Join(revoked, ", "), err))
+		}
+	}
 	metrics.revoked.Add(float64(newly))
 	// done even if the client hangs up: the revocation is stored already
 	if err := ad.app.refreshRevoked(ctx); err != nil {
@@ -501,6 +511,59 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 		answer["note"] = fmt.Sprintf("the configuration file %s does not parse: %s will be marked not enrolled once it does", ad.app.ConfigFile, body.Device)
 	}
 	return writeJSON(w, answer)
+}
+
+// revokeSameKeys revokes for key compromise the certificates of other
+// devices (cloned gateways) with the public key of one of serials, just
+// revoked for key compromise: its marker keeps the key from enrolling
+// again, but a certificate already issued for it would still identify its
+// device to whoever stole the key (OSP, the client certificate verifier).
+// Each is revoked under its device's lock, as issuance revokes. It reads
+// every issuance record of every CA: key compromise is rare. It returns the
+// serials revoked (those revoked before for another reason included, as
+// revokeLocked lists them) and how many were not revoked before.
+func (ad *adminAPI) revokeSameKeys(ctx context.Context, serials []string) (revoked []string, newly int, err error) {
+	keys := make(map[string]bool)
+	for _, c := range ad.app.cas {
+		for _, s := range serials {
+			if rec, err := c.Lookup(ctx, s); err == nil {
+				keys[rec.PublicKeySHA256] = true
+			} else if !errors.Is(err, ca.ErrNotFound) {
+				return nil, 0, fmt.Errorf("looking up serial %s: %w", s, err)
+			}
+		}
+	}
+	for profile, c := range ad.app.cas {
+		recs, err := c.Records(ctx, "")
+		if err != nil {
+			return revoked, newly, fmt.Errorf("certificates of the %s CA: %w", profile, err)
+		}
+		for _, r := range recs {
+			if !keys[r.PublicKeySHA256] || slices.Contains(serials, r.Serial) || r.Revoked && r.Reason == ca.ReasonKeyCompromise {
+				continue
+			}
+			unlock, err := ad.app.state.lockDevice(ctx, r.Device)
+			if err != nil {
+				return revoked, newly, fmt.Errorf("locking device %s: %w", r.Device, err)
+			}
+			err = c.Revoke(ctx, r.Serial, ca.ReasonKeyCompromise)
+			if err == nil {
+				ad.app.noteRevoked(profile, "", []string{r.Serial}, false)
+				ad.app.noteCurrent(ctx, r.Device)
+			}
+			unlock()
+			if err != nil {
+				return revoked, newly, fmt.Errorf("revoking %s of %s: %w", r.Serial, r.Device, err)
+			}
+			revoked = append(revoked, r.Serial)
+			if !r.Revoked {
+				newly++
+			}
+			ad.log.Info("certificate of a compromised key revoked", zap.String("serial", r.Serial),
+				zap.String("device", r.Device), zap.String("profile", profile))
+		}
+	}
+	return revoked, newly, nil
 }
 
 // revocationHit is a certificate a revoke by serial found, by profile.
