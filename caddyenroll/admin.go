@@ -438,6 +438,11 @@ type revokeBody struct {
 	Serial string `json:"serial,omitempty"`
 	Device string `json:"device,omitempty"`
 	Reason *int   `json:"reason,omitempty"`
+	// ForgetIDs (with Device) also forgets the device and customer ids
+	// the device first enrolled with, so that its next enrollment records
+	// new ones: a device another account enrolled first (trust on first
+	// use), or one whose ids changed.
+	ForgetIDs bool `json:"forget_ids,omitempty"`
 }
 
 func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
@@ -450,6 +455,9 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	if (body.Serial == "") == (body.Device == "") {
 		return apiErr(http.StatusBadRequest, errors.New("give exactly one of serial or device"))
+	}
+	if body.ForgetIDs && body.Device == "" {
+		return apiErr(http.StatusBadRequest, errors.New("forget_ids needs device"))
 	}
 	reason := 0 // unspecified
 	if body.Reason != nil {
@@ -484,6 +492,16 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 	if err == nil {
 		ad.app.noteCurrent(ctx, device) // at once, here and in the configs sharing its CAs
 	}
+	forgot := false
+	if err == nil && body.ForgetIDs {
+		if forgot, err = ad.app.state.forgetIDs(ctx, device); err != nil {
+			metrics.revoked.Add(float64(newly))
+			err = apiErr(http.StatusInternalServerError, fmt.Errorf("certificates of %s revoked (%s), but its ids are not forgotten: %w",
+				device, strings.Join(revoked, ", "), err))
+		} else if forgot {
+			ad.log.Info("device ids forgotten", zap.String("device", device))
+		}
+	}
 	unlock() // not held through the refresh and the answer
 	if err != nil {
 		return err
@@ -507,6 +525,9 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 		revoked = []string{}
 	}
 	answer := map[string]any{"revoked": revoked}
+	if body.ForgetIDs {
+		answer["ids_forgotten"] = forgot
+	}
 	if deferred {
 		answer["note"] = fmt.Sprintf("the configuration file %s does not parse: %s will be marked not enrolled once it does", ad.app.ConfigFile, body.Device)
 	}

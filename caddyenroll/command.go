@@ -89,14 +89,19 @@ address of --config).`,
 				c.Flags().String("serial", "", "serial number (hex) of the certificate")
 				c.Flags().String("device", "", "revoke every certificate of this device")
 				c.Flags().Int("reason", 0, "RFC 5280 reason code (0 unspecified, 1 keyCompromise, 3 affiliationChanged, 4 superseded, 5 cessationOfOperation, 9 privilegeWithdrawn)")
+				c.Flags().Bool("forget-ids", false, "with --device: also forget the device and customer ids it first enrolled with")
 			}, func(f adminFlags, _ []string) (string, string, any, error) {
 				serial, _ := f.cmd.Flags().GetString("serial")
 				device, _ := f.cmd.Flags().GetString("device")
 				reason, _ := f.cmd.Flags().GetInt("reason")
+				forget, _ := f.cmd.Flags().GetBool("forget-ids")
 				if (serial == "") == (device == "") {
 					return "", "", nil, errors.New("give exactly one of --serial or --device")
 				}
-				return http.MethodPost, "/enroll/revoke", revokeBody{Serial: serial, Device: device, Reason: &reason}, nil
+				if forget && device == "" {
+					return "", "", nil, errors.New("--forget-ids needs --device")
+				}
+				return http.MethodPost, "/enroll/revoke", revokeBody{Serial: serial, Device: device, Reason: &reason, ForgetIDs: forget}, nil
 			}))
 			cdrs := adminCommand("cdrs", "Export stored call detail records", func(c *cobra.Command) {
 				c.Args = cobra.NoArgs // a mistyped subcommand must not export everything

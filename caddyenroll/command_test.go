@@ -96,6 +96,7 @@ func TestCheckCommand(t *testing.T) {
 		{[]string{"enroll", "check"}, "accepts 1 arg"},
 		{[]string{"enroll", "approve", "--address", "127.0.0.1:9"}, "arg"},
 		{[]string{"enroll", "revoke", "--address", "127.0.0.1:9"}, "give exactly one of --serial or --device"},
+		{[]string{"enroll", "revoke", "--serial", "01", "--forget-ids", "--address", "127.0.0.1:9"}, "--forget-ids needs --device"},
 		{[]string{"enroll", "cdrs", "--format", "xml", "--address", "127.0.0.1:9"}, "--format must be csv or json"},
 		{[]string{"enroll", "cdrs", "purge", "--address", "127.0.0.1:9"}, "--before is required"},
 		{[]string{"enroll", "pending", "--address", "127.0.0.1:9"}, "connection refused"},
@@ -161,8 +162,8 @@ func TestAdaptExampleAndAdminCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "BEGIN CERTIFICATE") || !strings.Contains(out, "sha256:") {
 		t.Fatalf("caddy enroll ca: exit %d\n%s", code, out)
 	}
-	out, _, code = runCaddy(t, s.Dir, "enroll", "revoke", "--device", "device4.com", "--address", s.AdminAddr)
-	if code != 0 || !strings.Contains(out, `"revoked"`) {
+	out, _, code = runCaddy(t, s.Dir, "enroll", "revoke", "--device", "device4.com", "--forget-ids", "--address", s.AdminAddr)
+	if code != 0 || !strings.Contains(out, `"revoked"`) || !strings.Contains(out, `"ids_forgotten": true`) {
 		t.Fatalf("caddy enroll revoke: exit %d\n%s", code, out)
 	}
 	// approving again is a conflict, reported with a non-zero exit

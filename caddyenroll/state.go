@@ -431,6 +431,18 @@ func (s *stateStore) putDevice(ctx context.Context, d *DeviceRecord) error {
 	return nil
 }
 
+// forgetIDs clears the device and customer ids the device's record
+// holds (under the device's lock), so that its next enrollment records
+// them anew; it reports whether there were any.
+func (s *stateStore) forgetIDs(ctx context.Context, device string) (bool, error) {
+	d, err := s.device(ctx, device)
+	if err != nil || d == nil || d.DeviceID == "" && d.Customer == "" {
+		return false, err
+	}
+	d.DeviceID, d.Customer = "", ""
+	return true, s.putDevice(ctx, d)
+}
+
 // copyDeviceRecord stores the device's record where it belongs, under
 // its lock, when the copy where earlier versions keep it is newer.
 func (s *stateStore) copyDeviceRecord(ctx context.Context, device string) error {
