@@ -349,7 +349,21 @@ func (ad *adminAPI) approve(w http.ResponseWriter, r *http.Request, id string) e
 	if err != nil {
 		return actionErr(err)
 	}
-	return writeJSON(w, requestInfo(req))
+	answer := struct {
+		RequestInfo
+		Note string `json:"note,omitempty"`
+	}{RequestInfo: requestInfo(req)}
+	// the device's addition or mark waits in storage for the file (as a
+	// revoke's unmark may): say so, lest the operator look for the device
+	// in the file, or in the device list, in vain
+	if d := ad.app.cfg.device(req.Device); !d.Enrolled && ad.app.storage.Exists(r.Context(), deferredMarkKey(req.Device)) {
+		what := "marked enrolled"
+		if !req.Known {
+			what = "added to it"
+		}
+		answer.Note = fmt.Sprintf("the configuration file %s does not parse: %s will be %s once it does", ad.app.ConfigFile, req.Device, what)
+	}
+	return writeJSON(w, answer)
 }
 
 func (ad *adminAPI) reject(w http.ResponseWriter, r *http.Request, id string) error {

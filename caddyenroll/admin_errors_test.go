@@ -13,12 +13,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
 
 // failingLoads is a storage whose Loads of keys containing a part fail.
@@ -181,4 +183,46 @@ func caIssuing(t *testing.T, st ca.Store, device string) (*ca.CA, *ca.Issued) {
 		t.Fatal(err)
 	}
 	return c, is
+}
+
+// Approving a request of a device the file lacks while the file does not
+// parse issues the certificate and keeps the device's addition for when the
+// file parses again; the answer says so, as a revoke's does: the device is
+// not in the file (nor in `caddy enroll devices`) until then.
+func TestAdminApproveWithAnInvalidFile(t *testing.T) {
+	keepPendingCount(t)
+	ctx := context.Background()
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalManual, 100, 100)
+	h.app.ConfigFile = h.app.cfg.path
+	h.app.cfg.settle = 10 * time.Millisecond
+	ad := &adminAPI{app: h.app, log: zap.NewNop()}
+	approve := func(device string) (int, string) {
+		t.Helper()
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if ans := enrollAs(t, h, wire.OpRequest, "ops", device, key); ans.Status != wire.StatusPending {
+			t.Fatalf("%s: status %d (%s)", device, ans.Status, ans.Error)
+		}
+		reqs, err := h.app.state.pendingOf(ctx, device)
+		if err != nil || len(reqs) != 1 {
+			t.Fatalf("pending of %s: %v %v", device, reqs, err)
+		}
+		code, body, _ := adminDoBody(t, ad, "POST", "/enroll/approve/"+reqs[0].ID, "")
+		return code, body
+	}
+	if code, body := approve("new1.example"); code != 200 || strings.Contains(body, "note") {
+		t.Fatalf("approval with a valid file: %d %s, want 200 without a note", code, body)
+	}
+	saveRenamed(t, h.app.cfg.path, "enroll enabled\ngroup \"\"\ndevice gw1.example nogroup enabled\n")
+	time.Sleep(20 * time.Millisecond) // settled
+	code, body := approve("new2.example")
+	if code != 200 || !strings.Contains(body, `"state": "issued"`) {
+		t.Fatalf("approval with an invalid file: %d %s, want 200, issued", code, body)
+	}
+	if d := h.app.cfg.device("new2.example"); d.Known {
+		t.Fatalf("new2.example is in the file that does not parse: %+v", d)
+	}
+	if !strings.Contains(body, `"note"`) || !strings.Contains(body, "new2.example will be added to it once it does") {
+		t.Errorf("approval with an invalid file: %s\nwant a note saying the device is added once the file parses", body)
+	}
 }
