@@ -361,9 +361,28 @@ func (ad *adminAPI) approve(w http.ResponseWriter, r *http.Request, id string) e
 		if !req.Known {
 			what = "added to it"
 		}
-		answer.Note = fmt.Sprintf("the configuration file %s does not parse: %s will be %s once it does", ad.app.ConfigFile, req.Device, what)
+		answer.Note = ad.waitNote(req.Device, what, nil)
 	}
 	return writeJSON(w, answer)
+}
+
+// waitNote is the "note" of an answer whose edit of the configuration file
+// waits in storage (deferMark): device will be what once the file can be
+// edited. It says why the file cannot be edited now: one that is missing or
+// cannot be written does parse, and "does not parse" would send the
+// operator looking for errors it does not have. cause is the edit's error,
+// nil when unknown (the file on disk is then read again to tell).
+func (ad *adminAPI) waitNote(device, what string, cause error) string {
+	if cause == nil {
+		_, _, cause = readConfigFile(ad.app.ConfigFile)
+	}
+	switch {
+	case cause != nil && parseError(cause):
+		return fmt.Sprintf("the configuration file %s does not parse: %s will be %s once it does", ad.app.ConfigFile, device, what)
+	case cause == nil:
+		cause = errors.New("it could not be written; the log says why")
+	}
+	return fmt.Sprintf("the configuration file %s cannot be edited now (%v): %s will be %s once it can", ad.app.ConfigFile, cause, device, what)
 }
 
 func (ad *adminAPI) reject(w http.ResponseWriter, r *http.Request, id string) error {
@@ -542,8 +561,8 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 	if body.ForgetIDs {
 		answer["ids_forgotten"] = forgot
 	}
-	if deferred {
-		answer["note"] = fmt.Sprintf("the configuration file %s does not parse: %s will be marked not enrolled once it does", ad.app.ConfigFile, body.Device)
+	if deferred != nil {
+		answer["note"] = ad.waitNote(body.Device, "marked not enrolled", deferred)
 	}
 	return writeJSON(w, answer)
 }
@@ -636,11 +655,12 @@ func (ad *adminAPI) lookupSerial(ctx context.Context, serial string) ([]revocati
 // revokeLocked revokes what body names, under the device's lock, and
 // unmarks a device revoked by name. A name that is neither a device of
 // the file nor has any certificate is refused (404): a typo. It returns the
-// serials revoked and how many of them were not revoked before.
-func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []revocationHit, reason int) (revoked []string, newly int, deferred bool, err error) {
+// serials revoked, how many of them were not revoked before and, when the
+// unmark waits in storage for the file (deferMark), why (else nil).
+func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []revocationHit, reason int) (revoked []string, newly int, deferred error, err error) {
 	for _, h := range hits {
 		if err := ad.app.cas[h.profile].Revoke(ctx, body.Serial, reason); err != nil {
-			return nil, 0, false, apiErr(http.StatusInternalServerError, err)
+			return nil, 0, nil, apiErr(http.StatusInternalServerError, err)
 		}
 		ad.app.noteRevoked(h.profile, "", []string{h.rec.Serial}, false)
 		revoked = append(revoked, h.rec.Serial)
@@ -650,7 +670,7 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 		ad.log.Info("certificate revoked", zap.String("serial", h.rec.Serial), zap.String("profile", h.profile))
 	}
 	if body.Device == "" {
-		return revoked, newly, false, nil
+		return revoked, newly, nil, nil
 	}
 	// the device's records, by profile: read once, when needed to tell a
 	// mistyped name (neither in the file nor issued a certificate: 404) or
@@ -663,13 +683,13 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 		for profile, c := range ad.app.cas {
 			r, err := c.Records(ctx, body.Device)
 			if err != nil {
-				return nil, 0, false, apiErr(http.StatusInternalServerError, fmt.Errorf("certificates of %s (%s CA): %v", body.Device, profile, err))
+				return nil, 0, nil, apiErr(http.StatusInternalServerError, fmt.Errorf("certificates of %s (%s CA): %v", body.Device, profile, err))
 			}
 			recs[profile] = r
 			issued = issued || len(r) > 0
 		}
 		if !d.Known && !issued {
-			return nil, 0, false, apiErr(http.StatusNotFound, fmt.Errorf("no device %s: it is not in the configuration file %s and no certificate was issued to it",
+			return nil, 0, nil, apiErr(http.StatusNotFound, fmt.Errorf("no device %s: it is not in the configuration file %s and no certificate was issued to it",
 				body.Device, ad.app.ConfigFile))
 		}
 	}
@@ -687,7 +707,7 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 		}
 		serials, err := c.RevokeDevice(ctx, body.Device, reason, "")
 		if err != nil {
-			return nil, 0, false, apiErr(http.StatusInternalServerError, err)
+			return nil, 0, nil, apiErr(http.StatusInternalServerError, err)
 		}
 		ad.app.noteRevoked(profile, "", serials, false)
 		revoked = append(append(revoked, serials...), rereasoned...)
@@ -715,12 +735,12 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 			err = nil
 		}
 		if errors.Is(err, errFileUnavailable) {
-			err, deferred = ad.app.deferMark(ctx, mark{Device: name, Unmark: true}, err), true
+			err, deferred = ad.app.deferMark(ctx, mark{Device: name, Unmark: true}, err), err
 		}
 		if err != nil {
 			// the revocation stands: say so, lest the operator take the
 			// whole request as failed
-			return nil, 0, false, apiErr(http.StatusInternalServerError, fmt.Errorf("certificates of %s revoked (%s), but its enrolled flag is still set: %w",
+			return nil, 0, nil, apiErr(http.StatusInternalServerError, fmt.Errorf("certificates of %s revoked (%s), but its enrolled flag is still set: %w",
 				body.Device, strings.Join(revoked, ", "), err))
 		}
 	}

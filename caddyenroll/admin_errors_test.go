@@ -226,3 +226,51 @@ func TestAdminApproveWithAnInvalidFile(t *testing.T) {
 		t.Errorf("approval with an invalid file: %s\nwant a note saying the device is added once the file parses", body)
 	}
 }
+
+// The note of an answer whose edit of the configuration file waits in
+// storage says why the file cannot be edited: a file that is missing, or
+// that cannot be written (a read-only ConfigMap), parses well enough with
+// `caddy enroll check` once it is back, and "does not parse" would send the
+// operator looking for errors it does not have.
+func TestAdminNoteSaysWhyTheFileWaits(t *testing.T) {
+	keepPendingCount(t)
+	ctx := context.Background()
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalManual, 100, 100)
+	h.app.ConfigFile = h.app.cfg.path
+	h.app.cfg.settle = 10 * time.Millisecond
+	ad := &adminAPI{app: h.app, log: zap.NewNop()}
+	approve := func(device string) (int, string) {
+		t.Helper()
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if ans := enrollAs(t, h, wire.OpRequest, "ops", device, key); ans.Status != wire.StatusPending {
+			t.Fatalf("%s: status %d (%s)", device, ans.Status, ans.Error)
+		}
+		reqs, err := h.app.state.pendingOf(ctx, device)
+		if err != nil || len(reqs) != 1 {
+			t.Fatalf("pending of %s: %v %v", device, reqs, err)
+		}
+		code, body, _ := adminDoBody(t, ad, "POST", "/enroll/approve/"+reqs[0].ID, "")
+		return code, body
+	}
+	if code, body := approve("new1.example"); code != 200 || strings.Contains(body, "note") {
+		t.Fatalf("approval with the file in place: %d %s, want 200 without a note", code, body)
+	}
+	if err := os.Remove(h.app.cfg.path); err != nil {
+		t.Fatal(err)
+	}
+	code, approved := approve("new2.example")
+	code2, revoked, _ := adminDoBody(t, ad, "POST", "/enroll/revoke", `{"device": "new1.example"}`)
+	for _, a := range []struct {
+		what string
+		code int
+		body string
+	}{{"approval", code, approved}, {"revoke", code2, revoked}} {
+		if a.code != 200 || !strings.Contains(a.body, `"note"`) {
+			t.Fatalf("%s with the file missing: %d %s, want 200 and a note", a.what, a.code, a.body)
+		}
+		if strings.Contains(a.body, "does not parse") || !strings.Contains(a.body, "no such file") {
+			t.Errorf("%s with the file missing: %s\nwant a note naming why the file cannot be edited, not that it does not parse", a.what, a.body)
+		}
+	}
+}
