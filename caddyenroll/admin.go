@@ -510,10 +510,14 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 		device = hits[0].rec.Device
 	} else {
 		name, _, err := ca.NormalizeDevice(device)
-		if err != nil {
+		switch {
+		case err == nil:
+			device = name // the lock issuance takes
+		case !ad.app.cfg.device(device).Known:
 			return apiErr(http.StatusBadRequest, err)
 		}
-		device = name // the lock issuance takes
+		// else a device of the file that no certificate can name ('GW 1',
+		// identified by its source_address): it has only its flag to clear
 	}
 	// under the device's lock, as issuance: a certificate issued meanwhile
 	// is either revoked here or issued after
@@ -676,8 +680,9 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 	// mistyped name (neither in the file nor issued a certificate: 404) or
 	// the revoked certificates whose reason key compromise changes
 	d := ad.app.cfg.device(body.Device)
+	_, _, badName := ca.NormalizeDevice(body.Device) // no CA has certified it (revoke refused it unless d.Known)
 	var recs map[string][]ca.Record
-	if !d.Known || reason == ca.ReasonKeyCompromise {
+	if badName == nil && (!d.Known || reason == ca.ReasonKeyCompromise) {
 		recs = make(map[string][]ca.Record, len(ad.app.cas))
 		issued := false
 		for profile, c := range ad.app.cas {
@@ -693,7 +698,11 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 				body.Device, ad.app.ConfigFile))
 		}
 	}
-	for profile, c := range ad.app.cas {
+	cas := ad.app.cas
+	if badName != nil {
+		cas = nil // a name no CA certifies: no certificate to revoke
+	}
+	for profile, c := range cas {
 		// for key compromise, revoked certificates change their reason:
 		// listed in the answer (as a revoke by serial lists them), not
 		// counted as newly revoked

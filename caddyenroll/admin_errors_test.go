@@ -274,3 +274,36 @@ func TestAdminNoteSaysWhyTheFileWaits(t *testing.T) {
 		}
 	}
 }
+
+// A device of the file whose name no certificate can hold ('GW 1', which
+// OSP identifies by its source_address) is revoked by name as any device
+// of the file: it has no certificate, and it is unmarked enrolled, which
+// is what takes it out of call authorization. Only a name the file lacks
+// is refused.
+func TestAdminRevokeUncertifiableDevice(t *testing.T) {
+	const text = "group \"\"\ndevice 'GW 1' \"\" enabled enrolled\ndevice gw2.example \"\" enabled enrolled\n"
+	cs, path, dir := testConfigState(t, text)
+	st := localLocks{&certmagic.FileStorage{Path: filepath.Join(dir, "data")}}
+	c, _ := caIssuing(t, st, "gw2.example")
+	initMetrics()
+	a := &App{cfg: cs, ConfigFile: path, storage: st, state: newStateStore(st, 0), cas: map[string]*ca.CA{profileModern: c},
+		log: zap.NewNop(), bgCtx: context.Background(), authz: &authz{revocations: new(revocations)}}
+	a.marks = &markBatcher{apply: a.applyMarks}
+	ad := &adminAPI{app: a, log: zap.NewNop()}
+	for _, body := range []string{`{"device": "GW 1"}`, `{"device": "GW 1", "reason": 1}`} {
+		code, msg, _ := adminDoBody(t, ad, "POST", "/enroll/revoke", body)
+		if code != 200 || !strings.Contains(msg, `"revoked": []`) {
+			t.Fatalf("revoke %s: %d %s, want 200 with no certificate", body, code, msg)
+		}
+	}
+	f, err := configfile.ParseFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := f.Device("GW 1"); d.Enrolled {
+		t.Errorf("'GW 1' still marked enrolled:\n%s", f.Bytes())
+	}
+	if code, msg, _ := adminDoBody(t, ad, "POST", "/enroll/revoke", `{"device": "GW 3"}`); code != 400 || !strings.Contains(msg, "not a DNS name") {
+		t.Errorf("revoke of a name the file lacks and no certificate can hold: %d %s, want 400", code, msg)
+	}
+}
