@@ -307,3 +307,24 @@ func TestAdminRevokeUncertifiableDevice(t *testing.T) {
 		t.Errorf("revoke of a name the file lacks and no certificate can hold: %d %s, want 400", code, msg)
 	}
 }
+
+// An abbreviated request id that several requests share is refused naming
+// them, so that the operator knows how many characters to give: the other
+// may be a decided request, which `caddy enroll pending` does not list.
+func TestAdminAmbiguousIDNamesTheCandidates(t *testing.T) {
+	ctx := context.Background()
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	a := &App{storage: st, state: newStateStore(st, 0), log: zap.NewNop()}
+	ad := &adminAPI{app: a, log: zap.NewNop()}
+	ids := []string{"abcdef0123456789abcdef0123456789", "abcdef9876543210abcdef0123456789"}
+	for i, id := range ids {
+		state := []string{stateRejected, statePending}[i]
+		if err := a.state.storeJSON(ctx, requestKey(id), &Request{ID: id, Device: "gw1.example", State: state}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, msg, _ := adminDoBody(t, ad, "POST", "/enroll/approve/abcdef", "")
+	if code != 400 || !strings.Contains(msg, "ambiguous") || !strings.Contains(msg, ids[0]) || !strings.Contains(msg, ids[1]) {
+		t.Errorf("approve of a shared prefix: %d %s, want 400 naming both requests", code, msg)
+	}
+}

@@ -556,21 +556,25 @@ func (s *stateStore) findRequest(ctx context.Context, idOrPrefix string) (*Reque
 	if err != nil {
 		return nil, err
 	}
-	found := ""
+	var found []string
 	for _, k := range keys {
-		id, ok := strings.CutSuffix(path.Base(k), ".json")
-		if !ok || !strings.HasPrefix(id, idOrPrefix) {
-			continue
+		if id, ok := strings.CutSuffix(path.Base(k), ".json"); ok && strings.HasPrefix(id, idOrPrefix) {
+			found = append(found, id)
 		}
-		if found != "" {
-			return nil, fmt.Errorf("%w: request id %q is ambiguous", errBadRequest, idOrPrefix)
-		}
-		found = id
 	}
-	if found == "" {
+	switch len(found) {
+	case 0:
 		return nil, nil
+	case 1:
+		return s.request(ctx, found[0])
 	}
-	return s.request(ctx, found)
+	// named, since decided requests (which the pending list leaves out)
+	// share prefixes too: the operator sees how much more to give
+	sort.Strings(found)
+	if len(found) > 5 {
+		found = append(found[:5], "…")
+	}
+	return nil, fmt.Errorf("%w: request id %q is ambiguous: it begins %s (give more characters)", errBadRequest, idOrPrefix, strings.Join(found, ", "))
 }
 
 // copyDeviceRecords stores where they belong the records that earlier
