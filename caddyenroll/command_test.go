@@ -94,6 +94,7 @@ func TestCheckCommand(t *testing.T) {
 		want string
 	}{
 		{[]string{"enroll", "check"}, "accepts 1 arg"},
+		{[]string{"enroll", "check", dir}, "configuration file: " + dir + " is a directory"},
 		{[]string{"enroll", "approve", "--address", "127.0.0.1:9"}, "arg"},
 		{[]string{"enroll", "revoke", "--address", "127.0.0.1:9"}, "give exactly one of --serial or --device"},
 		{[]string{"enroll", "revoke", "--serial", "01", "--forget-ids", "--address", "127.0.0.1:9"}, "--forget-ids needs --device"},

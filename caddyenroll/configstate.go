@@ -98,6 +98,9 @@ func statConfigFile(path string) (fileVersion, error) {
 	if err != nil {
 		return fileVersion{}, fmt.Errorf("configuration file: %v", err)
 	}
+	if fi.IsDir() {
+		return fileVersion{}, fmt.Errorf("configuration file: %s is a directory", path)
+	}
 	return fileVersion{fi.ModTime(), fi.Size(), fi}, nil
 }
 

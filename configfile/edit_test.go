@@ -422,6 +422,9 @@ func TestEmptyLicenseAndCrypto(t *testing.T) {
 			t.Errorf("Summary lacks %q:\n%s", s, sum)
 		}
 	}
+	if sum := mustParse(t, "license abc\nenroll enabled\n").Summary(); !strings.Contains(sum, `license: "abc" (1 license line)`) && !strings.Contains(sum, "license: abc (1 license line)") {
+		t.Errorf("Summary of one license line:\n%s", sum)
+	}
 	if err := f.SetCrypto("modern:abc"); err != nil {
 		t.Fatal(err)
 	}

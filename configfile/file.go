@@ -368,9 +368,9 @@ func (f *File) Summary() string {
 	case len(f.Licenses) == 0:
 		b.WriteString("license: none (trial version)\n")
 	case f.License() == "":
-		fmt.Fprintf(&b, "license: empty (trial version) (%d license lines)\n", len(f.Licenses))
+		fmt.Fprintf(&b, "license: empty (trial version) (%s)\n", licenseLines(len(f.Licenses)))
 	default:
-		fmt.Fprintf(&b, "license: %s (%d license lines)\n", QuoteToken(f.License()), len(f.Licenses))
+		fmt.Fprintf(&b, "license: %s (%s)\n", QuoteToken(f.License()), licenseLines(len(f.Licenses)))
 	}
 	if f.HasCrypto {
 		fmt.Fprintf(&b, "crypto: present (%d bytes)\n", len(f.Crypto))
@@ -419,4 +419,12 @@ func quoteForSummary(s string) string {
 		return q
 	}
 	return QuoteToken(s)
+}
+
+// licenseLines counts license lines in words: "1 license line", "2 license lines".
+func licenseLines(n int) string {
+	if n == 1 {
+		return "1 license line"
+	}
+	return fmt.Sprintf("%d license lines", n)
 }
