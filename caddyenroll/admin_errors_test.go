@@ -328,3 +328,32 @@ func TestAdminAmbiguousIDNamesTheCandidates(t *testing.T) {
 		t.Errorf("approve of a shared prefix: %d %s, want 400 naming both requests", code, msg)
 	}
 }
+
+// A group given with the approval of a device the file has (in another
+// group) is refused rather than ignored: the operator meant to move it.
+func TestAdminApproveGroupOfAKnownDevice(t *testing.T) {
+	keepPendingCount(t)
+	ctx := context.Background()
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalManual, 100, 100)
+	saveRenamed(t, h.app.cfg.path, "enroll enabled\ngroup \"\"\ngroup Prepaid\ndevice gw1.example \"\" enabled\n")
+	if _, err := h.app.cfg.reload(); err != nil {
+		t.Fatal(err)
+	}
+	ad := &adminAPI{app: h.app, log: zap.NewNop()}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if ans := enrollAs(t, h, wire.OpRequest, "ops", "gw1.example", key); ans.Status != wire.StatusPending {
+		t.Fatalf("status %d (%s)", ans.Status, ans.Error)
+	}
+	reqs, err := h.app.state.pendingOf(ctx, "gw1.example")
+	if err != nil || len(reqs) != 1 {
+		t.Fatalf("pending: %v %v", reqs, err)
+	}
+	uri := "/enroll/approve/" + reqs[0].ID
+	if code, body, _ := adminDoBody(t, ad, "POST", uri, `{"group":"Prepaid"}`); code != 400 || !strings.Contains(body, `device gw1.example is in group "" of the configuration file`) {
+		t.Fatalf("approval into another group: %d %s, want 400 naming the device's group", code, body)
+	}
+	if code, body, _ := adminDoBody(t, ad, "POST", uri, `{"group":""}`); code != 200 || !strings.Contains(body, `"state": "issued"`) {
+		t.Fatalf("approval: %d %s", code, body)
+	}
+}

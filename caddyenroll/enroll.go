@@ -651,6 +651,10 @@ func (a *App) approve(ctx context.Context, id, group string) (*Request, error) {
 			return fmt.Errorf("%w: %s (README: Renewing the operational CA)", errConflict, why)
 		}
 		req.Known = dev.Known
+		if dev.Known && group != "" && group != dev.Group {
+			return fmt.Errorf("%w: device %s is in group %q of the configuration file; a group only places a device the file lacks (edit the file to move it)",
+				errBadRequest, req.Device, dev.Group)
+		}
 		if !dev.Known && group != "" {
 			known := false
 			a.cfg.read(func(f *configfile.File) { _, known = f.Group(group) })
