@@ -804,6 +804,13 @@ func (c *CA) Chain() []*x509.Certificate {
 	return append([]*x509.Certificate(nil), c.chain...)
 }
 
+// Algorithm returns the key algorithm of the CA's root ("" for a key of
+// another kind, which an operator-supplied CA may have).
+func (c *CA) Algorithm() Algorithm {
+	a, _ := algorithmOf(c.root.PublicKey)
+	return a
+}
+
 // CryptoParam returns the value the configuration file's crypto item must
 // hold for this CA.
 func (c *CA) CryptoParam() string { return c.params.String() }

@@ -494,6 +494,10 @@ func (a *App) openCA(ctx context.Context, profile string, auth *Authority) error
 		return err
 	}
 	a.cas[profile] = c
+	if unapplied := auth.unappliedSettings(c); !res.Created && len(unapplied) > 0 {
+		a.log.Warn("settings of a generated CA differ from the CA in use, which the configuration file's crypto item names: they apply only when a CA is generated (README: Renewing the operational CA)",
+			zap.String("profile", profile), zap.Strings("settings", unapplied), zap.String("crypto", c.CryptoParam()))
+	}
 	if c.Profile() == ca.Profile(profileLegacy) {
 		a.log.Warn("legacy CA profile enabled: device certificates are signed with MD5-RSA for seed-era clients; MD5 is broken, keep this profile to the devices that need it",
 			zap.String("crypto", c.CryptoParam()))

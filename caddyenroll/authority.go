@@ -110,6 +110,29 @@ func (au *Authority) validate(profile string) error {
 	return nil
 }
 
+// unappliedSettings lists the settings of a generated CA that c, a CA
+// generated before (the file's crypto item names it), does not have: they
+// apply only when a CA is generated, so changing them changes nothing.
+func (au *Authority) unappliedSettings(c *ca.CA) []string {
+	if au.CertFile != "" {
+		return nil // refused with cert_file (validate)
+	}
+	var out []string
+	if au.Algorithm != "" && ca.Algorithm(au.Algorithm) != c.Algorithm() {
+		out = append(out, fmt.Sprintf("algorithm %s (the CA's is %s)", au.Algorithm, c.Algorithm()))
+	}
+	if has := len(c.Chain()) > 1; au.Intermediate != has {
+		out = append(out, fmt.Sprintf("intermediate %v (the CA has %s)", au.Intermediate, map[bool]string{true: "one", false: "none"}[has]))
+	}
+	if au.CommonName != "" && au.CommonName != c.Root().Subject.CommonName {
+		out = append(out, fmt.Sprintf("common_name %q (the CA's is %q)", au.CommonName, c.Root().Subject.CommonName))
+	}
+	if org := c.Root().Subject.Organization; au.Organization != "" && !slices.Equal(org, []string{au.Organization}) {
+		out = append(out, fmt.Sprintf("organization %q (the CA's is %q)", au.Organization, strings.Join(org, ", ")))
+	}
+	return out
+}
+
 func (au *Authority) config(profile string) ca.Config {
 	return ca.Config{
 		Name:         profile,

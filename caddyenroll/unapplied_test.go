@@ -1,0 +1,50 @@
+package caddyenroll
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
+)
+
+// Settings of a generated CA changed after the file names the CA change
+// nothing: the server says which, rather than serve the old CA in silence
+// (algorithm p256 → p384 and a reload looked like it worked).
+func TestUnappliedCASettings(t *testing.T) {
+	ctx := context.Background()
+	c, _, err := ca.Open(ctx, ca.NewMemStore(), ca.Config{Name: "modern", CommonName: "Ops CA", Organization: "ITSP"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Algorithm() != ca.P256 {
+		t.Fatalf("Algorithm() = %q, want p256", c.Algorithm())
+	}
+	tests := []struct {
+		name string
+		au   Authority
+		want []string
+	}{
+		{"defaults", Authority{}, nil},
+		{"as generated", Authority{Algorithm: "p256", CommonName: "Ops CA", Organization: "ITSP"}, nil},
+		{"algorithm", Authority{Algorithm: "p384"}, []string{"algorithm p384 (the CA's is p256)"}},
+		{"intermediate", Authority{Intermediate: true}, []string{"intermediate true (the CA has none)"}},
+		{"names", Authority{CommonName: "New CA", Organization: "Other"}, []string{`common_name "New CA" (the CA's is "Ops CA")`, `organization "Other" (the CA's is "ITSP")`}},
+		{"operator CA", Authority{CertFile: "ca.pem", KeyFile: "ca.key"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.au.unappliedSettings(c)
+			if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				t.Errorf("unappliedSettings = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	withIntermediate, _, err := ca.Open(ctx, ca.NewMemStore(), ca.Config{Name: "modern", Intermediate: true, Algorithm: ca.P384}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := (&Authority{}).unappliedSettings(withIntermediate); strings.Join(got, "|") != "intermediate false (the CA has one)" {
+		t.Errorf("intermediate removed: %q", got)
+	}
+}
