@@ -110,12 +110,6 @@ func Build(t testing.TB) string {
 	return binDir
 }
 
-// Enroll is the path of the built `enroll` client.
-func Enroll(t testing.TB) string {
-	t.Helper()
-	return filepath.Join(Build(t), "enroll")
-}
-
 // Library is the path of the toolkit library the build made (lib/libosptk.a),
 // for harnesses linked against the unmodified toolkit.
 func Library(t testing.TB) string {

@@ -6,7 +6,6 @@ package testutil
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -283,18 +282,6 @@ func (c *Caddy) Admin(method, uri string, body string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
-}
-
-// InsecureClient is an HTTPS client for tests that check the server's
-// certificate themselves (or don't need to).
-func InsecureClient() *http.Client {
-	return &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{
-			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
-			DisableKeepAlives: false,
-		},
-	}
 }
 
 func tail(s string, n int) string {
