@@ -74,14 +74,13 @@ func testKey(t testing.TB, kind string) crypto.Signer {
 }
 
 type csrOpts struct {
-	cn       string
-	dns      []string
-	ips      []net.IP
-	emails   []string
-	sigAlg   x509.SignatureAlgorithm
-	extra    []pkix.Extension
-	org      string
-	attrsRaw bool
+	cn     string
+	dns    []string
+	ips    []net.IP
+	emails []string
+	sigAlg x509.SignatureAlgorithm
+	extra  []pkix.Extension
+	org    string
 }
 
 func makeCSR(t testing.TB, key crypto.Signer, o csrOpts) []byte {

@@ -105,9 +105,11 @@ func csrToString(r *ctx509.CertificateRequest) string {
 		sum := sha256.Sum256(r.RawSubjectPublicKeyInfo)
 		fmt.Fprintf(&b, "                SPKI SHA-256: %s\n", hex.EncodeToString(sum[:]))
 	}
-	if len(r.Attributes) > 0 {
+	//lint:ignore SA1019 the dump lists every attribute the CSR has (challengePassword too), not only its extensions
+	attrs := r.Attributes
+	if len(attrs) > 0 {
 		fmt.Fprintf(&b, "        Attributes:\n")
-		for _, a := range r.Attributes {
+		for _, a := range attrs {
 			fmt.Fprintf(&b, "            %s\n", a.Type)
 		}
 	}

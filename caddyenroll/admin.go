@@ -834,7 +834,7 @@ func (ad *adminAPI) exportCDRs(w http.ResponseWriter, r *http.Request) error {
 	// cut the answer short (and is logged)
 	out := &countingWriter{w: w}
 	var write func(CDR) error
-	finish := func() error { return nil }
+	var finish func() error
 	if format == "csv" {
 		w.Header().Set("Content-Type", "text/csv")
 		cw, err := newCDRCSV(out)

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -118,10 +119,19 @@ func TestRevokeDeviceForKeyCompromise(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &ans); err != nil || len(ans.Revoked) != 2 {
 		t.Fatalf("answer %s (%v), want both serials", body, err)
 	}
+	for _, sn := range serials {
+		if !slices.ContainsFunc(ans.Revoked, func(r string) bool { return strings.EqualFold(r, sn.Text(16)) }) {
+			t.Errorf("answer %v lacks serial %x", ans.Revoked, sn)
+		}
+	}
 	if d := s.metric("caddy_clearinghouse_certificates_revoked_total", nil) - before; d != 1 {
 		t.Errorf("certificates_revoked_total went up by %v, want 1 (the other was revoked already)", d)
 	}
-	for _, e := range s.fetchCRL(caCert).RevokedCertificateEntries {
+	entries := s.fetchCRL(caCert).RevokedCertificateEntries
+	if len(entries) != len(serials) {
+		t.Errorf("CRL lists %d certificates, want %d", len(entries), len(serials))
+	}
+	for _, e := range entries {
 		if e.ReasonCode != ca.ReasonKeyCompromise {
 			t.Errorf("serial %x on the CRL with reason %d, want key compromise", e.SerialNumber, e.ReasonCode)
 		}
