@@ -66,6 +66,7 @@
 //	     certificate is installed; renew: renewed, or not yet due (printed)
 //	  1  error (network, files, invalid certificate from the server, ...);
 //	     status: nothing enrolled, or the installed files are unusable
+//	     renew: not renewed, the certificate having expired with its CA
 //	  2  usage: bad or missing flag, --password given, http:// without --allow-http
 //	  3  pending: the request waits for approval (saved; run the command again)
 //	  4  rejected or refused by the server (status >= 2; the status is printed);

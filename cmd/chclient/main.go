@@ -85,6 +85,7 @@ Exit status:
      certificate is installed; renew: renewed, or not yet due (printed)
   1  error (network, files, invalid certificate from the server, ...);
      status: nothing enrolled, or the installed files are unusable
+     renew: not renewed, the certificate having expired with its CA
   2  usage: bad or missing flag, --password given, http:// without --allow-http
   3  pending: the request waits for approval (saved; run the command again)
   4  rejected or refused by the server (status >= 2; the status is printed);
@@ -329,10 +330,20 @@ func cmdRenew(ctx context.Context, c *enrollclient.Client, o options, e env) int
 		return fail(c, e, "renew", err)
 	}
 	if !renewed && res.EndsWithCA {
-		fmt.Fprintf(e.stdout, "not renewed: %s is valid until %s (%s), when its CA ends too: a new certificate could not last longer; "+
+		// expired: the device has no valid certificate, which a cron job's
+		// exit status must show
+		expired := time.Now().After(res.Certificate.NotAfter)
+		valid := "is valid"
+		if expired {
+			valid = "was valid"
+		}
+		fmt.Fprintf(e.stdout, "not renewed: %s %s until %s (%s), when its CA ends too: a new certificate could not last longer; "+
 			"the operator must renew the operational CA, then enroll again with --force --ca-fingerprint of the new CA\n",
-			enrollclient.Printable(res.Certificate.Subject.String()), res.Certificate.NotAfter.UTC().Format(time.RFC3339),
+			enrollclient.Printable(res.Certificate.Subject.String()), valid, res.Certificate.NotAfter.UTC().Format(time.RFC3339),
 			timeLeft(res.Certificate.NotAfter))
+		if expired {
+			return exitError
+		}
 		return exitOK
 	}
 	if !renewed {

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
@@ -518,5 +521,48 @@ func TestSpan(t *testing.T) {
 	}
 	if got := timeLeft(time.Now().Add(90 * time.Minute)); got != "1 hour left" {
 		t.Errorf("90 minutes: %q", got)
+	}
+}
+
+// A certificate that ended with its CA is not renewed (the server cannot
+// issue from an expired CA), but the device has no valid certificate any
+// more: renew says so and fails, instead of exit 0 as for one not yet due.
+func TestRenewExpiredWithItsCA(t *testing.T) {
+	f := newFixture(t, enrolltest.Config{})
+	end := time.Now().Add(-time.Hour).Truncate(time.Second)
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Old CA"},
+		NotBefore: end.Add(-48 * time.Hour), NotAfter: end, BasicConstraintsValid: true, IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "gw1.example.com"},
+		DNSNames: []string{"gw1.example.com"}, NotBefore: end.Add(-24 * time.Hour), NotAfter: end,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caTmpl, key.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	for name, b := range map[string]*pem.Block{"ca.pem": {Type: "CERTIFICATE", Bytes: caDER},
+		"cert.pem": {Type: "CERTIFICATE", Bytes: der}, "key.pem": {Type: "PRIVATE KEY", Bytes: keyDER}} {
+		if err := os.WriteFile(filepath.Join(f.dir, name), pem.EncodeToMemory(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := f.args("renew")
+	for i, a := range args {
+		if a == "--ca-fingerprint" { // the cron job's command: ca.pem is the pin
+			args = append(args[:i:i], args[i+2:]...)
+			break
+		}
+	}
+	r := runCmd(t, "", false, nil, args...)
+	expect(t, r, exitError, "not renewed:", "expired", "the operator must renew the operational CA")
+	if strings.Contains(r.stdout+r.stderr, "is valid until") {
+		t.Fatalf("an expired certificate called valid:\n%s%s", r.stdout, r.stderr)
 	}
 }
