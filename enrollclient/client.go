@@ -51,7 +51,8 @@ type Client struct {
 	// is built, HTTP/1.1 only (the seed's transport), with DefaultHTTPTimeout.
 	// Either way the Client's redirect policy replaces CheckRedirect:
 	// request and retrieve, which carry the password, are never redirected;
-	// getcacert follows up to 3 redirects to the same scheme, host and port.
+	// getcacert follows up to 3 redirects (307, 308: the POST kept) to the
+	// same scheme, host and port.
 	HTTPClient *http.Client
 
 	// CAFingerprint pins the CA certificate returned by getcacert: its
@@ -227,14 +228,16 @@ func (c *Client) httpClient() (*http.Client, error) {
 // username and password — to the new location (307, 308): request and
 // retrieve are never redirected. getcacert carries nothing and its answer
 // is pinned by fingerprint; it follows up to 3 redirects that keep the
-// scheme, host and port of the server URL. A redirect not followed ends
+// scheme, host and port of the server URL, and the POST: 307 and 308 (Go
+// would follow a 301, 302 or 303 with a GET without the body, which is
+// no getcacert). A redirect not followed ends
 // the exchange with the 3xx answer (an *httpStatusError naming where it
 // pointed).
 func redirectPolicy(op string) func(req *http.Request, via []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {
 		// via holds the requests sent so far: the first redirect is
 		// asked about with len(via) == 1, the 3rd with 3.
-		if op != wire.OpGetCACert || len(via) > maxRedirects || !sameOrigin(req.URL, via[0].URL) {
+		if op != wire.OpGetCACert || len(via) > maxRedirects || !sameOrigin(req.URL, via[0].URL) || req.Method != via[0].Method {
 			return http.ErrUseLastResponse
 		}
 		return nil
@@ -296,7 +299,9 @@ func (c *Client) exchange(ctx context.Context, r wire.Request) (*wire.Response, 
 			he.location = resp.Header.Get("Location")
 			if u, err := resp.Location(); err == nil {
 				he.location = u.Redacted()
-				he.tooMany = r.Operation == wire.OpGetCACert && sameOrigin(u, req.URL)
+				same := r.Operation == wire.OpGetCACert && sameOrigin(u, req.URL)
+				he.tooMany = same && keepsMethod(resp.StatusCode)
+				he.changesMethod = same && !keepsMethod(resp.StatusCode)
 			}
 		}
 		return nil, he
@@ -315,6 +320,15 @@ type httpStatusError struct {
 	body     []byte
 	location string // a redirect's Location, resolved when it parses
 	tooMany  bool   // a getcacert redirect on the server's origin, past maxRedirects
+	// changesMethod: a getcacert redirect on the server's origin that
+	// would be followed with a GET (301, 302, 303)
+	changesMethod bool
+}
+
+// keepsMethod reports whether a redirect with this HTTP status is
+// followed with the same method and body (307, 308).
+func keepsMethod(code int) bool {
+	return code == http.StatusTemporaryRedirect || code == http.StatusPermanentRedirect
 }
 
 func (e *httpStatusError) Error() string {
@@ -322,6 +336,10 @@ func (e *httpStatusError) Error() string {
 		s := fmt.Sprintf("%s: server answered HTTP %s, a redirect", e.op, printable(e.status))
 		if e.location != "" {
 			s += " to " + printable(e.location)
+		}
+		if e.changesMethod {
+			return s + "; not followed: it would turn the POST into a GET without the getcacert; getcacert follows only 307 and 308 " +
+				"redirects on the server URL's scheme, host and port (set the server URL to the enrollment endpoint itself)"
 		}
 		if e.tooMany {
 			return s + fmt.Sprintf("; not followed: more than %d redirects (set the server URL to the enrollment endpoint itself)", maxRedirects)

@@ -13,7 +13,7 @@
 //     infrastructure). http:// is refused unless AllowHTTP. Redirects are
 //     not followed for request and retrieve, whose body holds the password
 //     (the seed's protocol has none); getcacert follows at most 3 that keep
-//     the URL's scheme, host and port.
+//     the URL's scheme, host and port, and the POST (307, 308).
 //   - Step 335: operation=getcacert (Table 2; body exactly
 //     "operation=getcacert", Content-Type text/plain) returns the CA
 //     certificate (Table 3).

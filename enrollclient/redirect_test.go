@@ -84,6 +84,11 @@ func TestRedirectsNotFollowed(t *testing.T) {
 		{"getcacert other host", http.StatusTemporaryRedirect, wire.OpGetCACert, other, "scheme, host and port", false},
 		{"getcacert to http", http.StatusMovedPermanently, wire.OpGetCACert, func(*enrolltest.Server) func(string) string { return plain }, "a redirect to http://", false},
 		{"getcacert same host", http.StatusTemporaryRedirect, wire.OpGetCACert, func(*enrolltest.Server) func(string) string { return samePath }, "", true},
+		// a 301, 302 or 303 would turn the POST into a GET without the
+		// body: never a getcacert, so not followed (and not "too many")
+		{"getcacert 301 same host", http.StatusMovedPermanently, wire.OpGetCACert, func(*enrolltest.Server) func(string) string { return samePath }, "only 307 and 308", false},
+		{"getcacert 302 same host", http.StatusFound, wire.OpGetCACert, func(*enrolltest.Server) func(string) string { return samePath }, "only 307 and 308", false},
+		{"getcacert 303 same host", http.StatusSeeOther, wire.OpGetCACert, func(*enrolltest.Server) func(string) string { return samePath }, "only 307 and 308", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := enrolltest.Config{}
