@@ -257,20 +257,24 @@ func (c *Client) enroll(ctx context.Context, wait bool) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	pin := ""
+	pin, pinnedBy := "", "" // pinnedBy: the file a pin not given comes from
 	switch {
 	case cc.CAFingerprint != "":
 		pin, _ = ParseFingerprint(cc.CAFingerprint)
 	case p != nil:
-		pin = p.CAFingerprint
+		pin, pinnedBy = p.CAFingerprint, cc.path(PendingFile)
 	default:
 		if saved, err := cc.readCert(CAFile); err == nil {
-			pin = Fingerprint(saved)
+			pin, pinnedBy = Fingerprint(saved), cc.path(CAFile)
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
 	}
 	if err := cc.checkCA(ca, pin); err != nil {
+		var fe *FingerprintMismatchError
+		if errors.As(err, &fe) {
+			fe.PinnedBy = pinnedBy
+		}
 		return nil, err
 	}
 

@@ -115,11 +115,19 @@ func (e *RejectedError) Temporary() bool {
 type FingerprintMismatchError struct {
 	Want string // pinned fingerprint, colon-hex upper case
 	Got  string // fingerprint of the certificate the server sent
+	// PinnedBy is the file Want comes from when CAFingerprint was not
+	// given: Dir's ca.pem (the CA of an earlier enrollment) or pending.json
+	// (the CA of the saved request).
+	PinnedBy string
 }
 
 func (e *FingerprintMismatchError) Error() string {
+	want := e.Want
+	if e.PinnedBy != "" {
+		want += ", the CA pinned by " + e.PinnedBy
+	}
 	return fmt.Sprintf("CA certificate fingerprint mismatch: the server sent SHA-256 %s, expected %s; "+
-		"refusing to generate or send a key", e.Got, e.Want)
+		"refusing to generate or send a key", e.Got, want)
 }
 
 func (e *FingerprintMismatchError) Is(target error) bool { return target == ErrFingerprintMismatch }

@@ -506,12 +506,18 @@ func fail(c *enrollclient.Client, e env, cmd string, err error) int {
 	var (
 		ue *enrollclient.UntrustedCAError
 		re *enrollclient.RejectedError
+		fe *enrollclient.FingerprintMismatchError
 	)
 	switch {
 	case errors.As(err, &ue) && !ue.Refused:
 		fmt.Fprintf(e.stderr, "\nThe CA certificate (%s) has the SHA-256 fingerprint\n  %s\n"+
 			"Check it with your clearinghouse operator out of band, then run again with\n"+
 			"  --ca-fingerprint %s\n(or --trust-on-first-use to accept it unchecked).\n", enrollclient.Printable(ue.Subject), ue.Fingerprint, ue.Fingerprint)
+	case errors.As(err, &fe) && fe.PinnedBy != "":
+		fmt.Fprintf(e.stderr, "No key was generated or sent. The expected fingerprint is the CA pinned by %s\n"+
+			"(the CA of this device's earlier enrollment or saved request). Check the server URL, and ask\n"+
+			"your clearinghouse operator whether the CA was renewed: if so, get its fingerprint out of band,\n"+
+			"then run chclient enroll --force --ca-fingerprint NEW-FINGERPRINT (with the other flags).\n", fe.PinnedBy)
 	case errors.Is(err, enrollclient.ErrFingerprintMismatch):
 		fmt.Fprintf(e.stderr, "No key was generated or sent. Do not continue: check the server URL and the fingerprint\n"+
 			"with your clearinghouse operator.\n")

@@ -566,3 +566,35 @@ func TestRenewExpiredWithItsCA(t *testing.T) {
 		t.Fatalf("an expired certificate called valid:\n%s%s", r.stdout, r.stderr)
 	}
 }
+
+// After the clearinghouse renewed its CA (README, "Renewing the
+// operational CA"), the daily renew meets a CA other than the one pinned
+// by ca.pem: the error says where the expected fingerprint comes from, and
+// how to enroll with the new CA, as no flag of the command named it.
+func TestFingerprintMismatchWithSavedPin(t *testing.T) {
+	f := newFixture(t, enrolltest.Config{})
+	expect(t, runCmd(t, "", false, nil, f.args("enroll")...), exitOK, "enrolled:")
+	other, _, err := enrolltest.NewCA("Old Clearinghouse CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(f.dir, "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := f.args("renew", "--force")
+	for i, a := range args {
+		if a == "--ca-fingerprint" {
+			args = append(args[:i:i], args[i+2:]...)
+			break
+		}
+	}
+	expect(t, runCmd(t, "", false, nil, args...), exitUntrusted, "fingerprint mismatch", "pinned by "+caFile,
+		"enroll --force --ca-fingerprint")
+	// given on the command line, the pin needs no such explanation
+	r := runCmd(t, "", false, nil, f.args("renew", "--force", "--ca-fingerprint", strings.Repeat("00", 32))...)
+	expect(t, r, exitUntrusted, "fingerprint mismatch")
+	if strings.Contains(r.stderr, "pinned by") {
+		t.Fatalf("a pin from --ca-fingerprint said to come from a file:\n%s", r.stderr)
+	}
+}
