@@ -1,6 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"encoding/pem"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/enrollclient/enrolltest"
@@ -67,4 +76,38 @@ func TestTemporaryAnswerExitsPending(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A temporary refusal of getcacert (status 14: the server cannot read its
+// CA) leaves nothing pending on a first enrollment or a renewal: exit 1,
+// not 3 ("pending: the request waits for approval (saved …)"). With a
+// saved request, which the run was resuming, it is still exit 3.
+func TestTemporaryGetCACertRefusal(t *testing.T) {
+	f := newFixture(t, enrolltest.Config{Manual: true})
+	var broken atomic.Bool
+	front := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if broken.Load() && string(body) == "operation=getcacert" {
+			io.WriteString(w, "status=14&error=server%20error\n")
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		f.srv.HTTP.Config.Handler.ServeHTTP(w, r)
+	}))
+	front.Config.ErrorLog = log.New(io.Discard, "", 0)
+	front.StartTLS()
+	defer front.Close()
+	if err := os.WriteFile(f.rootCA, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	broken.Store(true)
+	r := runCmd(t, "", false, nil, f.args("enroll", "--server", front.URL+"/")...)
+	expect(t, r, exitError, "status 14")
+	if _, err := os.Stat(filepath.Join(f.dir, "pending.json")); err == nil {
+		t.Fatal("a request was saved")
+	}
+	broken.Store(false)
+	expect(t, runCmd(t, "", false, nil, f.args("enroll", "--server", front.URL+"/", "--max-wait", "0")...), exitPending)
+	broken.Store(true)
+	expect(t, runCmd(t, "", false, nil, f.args("enroll", "--server", front.URL+"/")...), exitPending, "status 14")
 }

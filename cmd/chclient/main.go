@@ -529,10 +529,12 @@ func fail(c *enrollclient.Client, e env, cmd string, err error) int {
 		fmt.Fprintf(e.stderr, "The server may accept the same request later; run the command again.\n")
 	}
 	code := exitCode(err)
-	if errors.Is(err, context.Canceled) {
-		if _, serr := os.Stat(filepath.Join(c.Dir, enrollclient.PendingFile)); serr == nil {
-			code = exitPending // interrupted; the request is saved and resumes next time
-		}
+	_, serr := os.Stat(filepath.Join(c.Dir, enrollclient.PendingFile))
+	switch {
+	case errors.Is(err, context.Canceled) && serr == nil:
+		code = exitPending // interrupted; the request is saved and resumes next time
+	case code == exitPending && errors.As(err, &re) && re.Temporary() && serr != nil:
+		code = exitError // a temporary refusal of getcacert with no request saved: nothing is pending
 	}
 	return code
 }
