@@ -306,6 +306,9 @@ func (c *Client) exchange(ctx context.Context, r wire.Request) (*wire.Response, 
 		}
 		return nil, he
 	}
+	if len(data) > wire.MaxBody { // only MaxBody+1 bytes were read
+		return nil, fmt.Errorf("%w: %s: answer larger than %d bytes", ErrProtocol, r.Operation, wire.MaxBody)
+	}
 	ans, err := wire.DecodeResponse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: undecodable answer: %s", ErrProtocol, r.Operation, printable(err.Error()))

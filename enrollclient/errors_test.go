@@ -1,11 +1,13 @@
 package enrollclient
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -162,5 +164,21 @@ func TestServerTrustHostMismatch(t *testing.T) {
 				t.Fatalf("HostMismatch = %q %q %q %v, want %q %q %q", host, names, cn, ok, tc.host, tc.names, tc.cn)
 			}
 		})
+	}
+}
+
+// An answer over wire.MaxBody is read only up to MaxBody+1 bytes: the
+// error says it is larger than the limit, not that it had MaxBody+1 bytes.
+func TestOversizedAnswer(t *testing.T) {
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "status=0&certificate=")
+		w.Write(bytes.Repeat([]byte("A"), 1<<20))
+	}))
+	defer ts.Close()
+	c := &Client{ServerURL: ts.URL + "/", HTTPClient: ts.Client()}
+	_, err := c.GetCACert(context.Background())
+	if !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), "larger than 65536 bytes") ||
+		strings.Contains(err.Error(), "65537") {
+		t.Fatalf("err = %v", err)
 	}
 }
