@@ -309,7 +309,11 @@ func cmdEnroll(ctx context.Context, c *enrollclient.Client, o options, e env) in
 		st, err := c.Status()
 		sameDevice := o.deviceName == "" || st != nil && st.Cert != nil &&
 			strings.EqualFold(strings.TrimSuffix(st.Cert.CommonName, "."), strings.TrimSuffix(o.deviceName, "."))
-		if err == nil && st.State == enrollclient.StateIssued && st.Pending == nil && sameDevice {
+		// a pin of another CA (the clearinghouse renewed its CA): the
+		// installed certificate is of a CA no longer pinned
+		pin, _ := enrollclient.ParseFingerprint(o.caFingerprint) // checked in newClient
+		sameCA := pin == "" || st != nil && st.Cert != nil && st.Cert.CAFingerprint == pin
+		if err == nil && st.State == enrollclient.StateIssued && st.Pending == nil && sameDevice && sameCA {
 			fmt.Fprintf(e.stdout, "already enrolled: %s, valid until %s (%s)\n"+
 				"use \"chclient renew\" to renew, or \"chclient enroll --force\" to enroll again\n",
 				enrollclient.Printable(st.Cert.Subject), st.Cert.NotAfter.UTC().Format(time.RFC3339), timeLeft(st.Cert.NotAfter))

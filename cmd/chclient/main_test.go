@@ -598,3 +598,22 @@ func TestFingerprintMismatchWithSavedPin(t *testing.T) {
 		t.Fatalf("a pin from --ca-fingerprint said to come from a file:\n%s", r.stderr)
 	}
 }
+
+// enroll with a --ca-fingerprint other than the installed certificate's CA
+// (the clearinghouse renewed its CA: README step 4, each device enrolls
+// again) is not "already enrolled": that certificate is of a CA the
+// operator no longer pins. It enrolls, checking the server's CA against
+// the new pin.
+func TestEnrollWithAnotherCAPin(t *testing.T) {
+	f := newFixture(t, enrolltest.Config{})
+	expect(t, runCmd(t, "", false, nil, f.args("enroll")...), exitOK, "enrolled:")
+	n := len(f.srv.Messages())
+	r := runCmd(t, "", false, nil, f.args("enroll", "--ca-fingerprint", strings.Repeat("AB", 32))...)
+	expect(t, r, exitUntrusted, "fingerprint mismatch")
+	if len(f.srv.Messages()) == n {
+		t.Fatal("the server was not asked for its CA")
+	}
+	// the same pin, in another spelling, is the installed CA's
+	fp := strings.ToLower(strings.ReplaceAll(f.srv.CAFingerprint(), ":", ""))
+	expect(t, runCmd(t, "", false, nil, f.args("enroll", "--ca-fingerprint", fp)...), exitOK, "already enrolled")
+}
