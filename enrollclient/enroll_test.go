@@ -1272,3 +1272,23 @@ func TestTemporaryRefusalNotKept(t *testing.T) {
 		t.Fatalf("status %+v (%v), want pending without a refusal", st.Pending, err)
 	}
 }
+
+// A pending.json that cannot be read back (damaged outside the client: it
+// is only ever replaced atomically) stops Enroll, Renew and Poll alike:
+// the error names the file in Dir and what to do, not a bare
+// "pending.json: unexpected end of JSON input".
+func TestDamagedPendingNamed(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{})
+	c := newClient(t, srv, nil)
+	path := filepath.Join(c.Dir, PendingFile)
+	if err := os.WriteFile(path, []byte(`{"version":1,`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Enroll(context.Background())
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "remove it") {
+		t.Fatalf("err = %v", err)
+	}
+	if srv.Saw("request") {
+		t.Fatal("a request was sent")
+	}
+}

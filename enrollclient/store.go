@@ -80,7 +80,13 @@ func (c *Client) loadPending() (*pendingState, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parsePending(data)
+	p, err := parsePending(data)
+	if err != nil {
+		// written only atomically: damaged outside this client
+		return nil, fmt.Errorf("%s cannot be used (%s): remove it to start over with a new key and request", c.path(PendingFile),
+			strings.TrimPrefix(err.Error(), PendingFile+": "))
+	}
+	return p, nil
 }
 
 func parsePending(data []byte) (*pendingState, error) {
