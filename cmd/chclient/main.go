@@ -206,6 +206,25 @@ func run(ctx context.Context, args []string, e env) int {
 	}
 }
 
+// missingFlag is the flag that gives what a configuration error says is
+// required ("" when it says something else): the library names the
+// setting, not chclient's flag.
+func missingFlag(err error) string {
+	reason := configReason(err)
+	for _, f := range []struct{ setting, flag string }{
+		{"server URL is required", "--server"},
+		{"device name (DNS name or IP address) is required", "--device-name"},
+		{"username is required", "--username"},
+		{"device id is required", "--device-id"},
+		{"customer id is required", "--customer"},
+	} {
+		if reason == f.setting {
+			return f.flag
+		}
+	}
+	return ""
+}
+
 // configReason is the detail of a configuration error, without the
 // generic "invalid client configuration" prefix.
 func configReason(err error) string {
@@ -529,6 +548,10 @@ func fail(c *enrollclient.Client, e env, cmd string, err error) int {
 		fmt.Fprintf(e.stderr, "Nothing was sent. %s\n", serverTrustAdvice(err, c.RootCAPEM != nil))
 	case errors.Is(err, enrollclient.ErrConfig) && c.Password == "" && strings.Contains(err.Error(), "password"):
 		fmt.Fprintf(e.stderr, "Give the password with --password-file FILE or the %s environment variable.\n", passwordEnv)
+	case errors.Is(err, enrollclient.ErrConfig) && missingFlag(err) != "":
+		fmt.Fprintf(e.stderr, "Give it with %s.\n", missingFlag(err))
+	case errors.Is(err, enrollclient.ErrHTTPNotAllowed):
+		fmt.Fprintf(e.stderr, "Give an https:// --server, or --allow-http in a lab (nothing then proves the server's identity).\n")
 	case errors.As(err, &re) && re.Temporary():
 		fmt.Fprintf(e.stderr, "The server may accept the same request later; run the command again.\n")
 	}

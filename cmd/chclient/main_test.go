@@ -96,6 +96,19 @@ func TestUsage(t *testing.T) {
 	expect(t, runCmd(t, "", false, nil, "renew", "--renew-window", "2"), exitUsage, "--renew-window")
 }
 
+// A missing setting is named by the flag that gives it (the library names
+// the setting).
+func TestMissingFlagNamed(t *testing.T) {
+	dir := t.TempDir()
+	full := []string{"--server", "https://127.0.0.1:1/", "--device-name", "gw1.example", "--username", "ops", "--device-id", "1", "--customer", "0"}
+	for i, flag := range []string{"--server", "--device-name", "--username", "--device-id", "--customer"} {
+		args := append([]string{"enroll", "--dir", dir}, full[:2*i]...)
+		args = append(args, full[2*i+2:]...)
+		expect(t, runCmd(t, "", false, map[string]string{passwordEnv: "pw"}, args...), exitUsage, "Give it with "+flag+".")
+	}
+	expect(t, runCmd(t, "", false, nil, "enroll", "--dir", dir, "--server", "http://127.0.0.1:1/"), exitUsage, "--allow-http in a lab")
+}
+
 func TestPasswordFlagRefused(t *testing.T) {
 	for _, a := range [][]string{{"--password", "secret"}, {"--password=secret"}, {"-password", "x"}} {
 		r := runCmd(t, "", false, nil, append([]string{"enroll", "--server", "https://x/"}, a...)...)
