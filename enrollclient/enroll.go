@@ -103,8 +103,10 @@ func (c *Client) Poll(ctx context.Context) (*Result, error) {
 
 // Renew re-enrolls with a fresh key when the certificate in Dir is within
 // RenewWindow of its expiry (default: in the last third of its lifetime), or
-// at once with force; never (without force) while it ends when the pinned
-// CA does (Result.EndsWithCA: a new certificate could not last longer). It reports whether a new certificate was installed;
+// at once with force or when key.pem does not hold the certificate's key
+// (missing, damaged, or restored alone: the device cannot use the pair);
+// never otherwise while it ends when the pinned CA does
+// (Result.EndsWithCA: a new certificate could not last longer). It reports whether a new certificate was installed;
 // when not yet due, res describes the certificate in place (RenewAt says
 // when it will be due) and err is nil. A saved pending request is resumed
 // first, due or not. The CA pinned by ca.pem stays pinned unless
@@ -144,7 +146,10 @@ func (c *Client) Renew(ctx context.Context, force bool) (renewed bool, res *Resu
 	// the same CA pinned) would make ever shorter certificates, each
 	// superseding the last, and none lasting longer
 	endsWithCA := caErr == nil && !cur.NotAfter.Before(ca.NotAfter) && !c.pinsAnotherCA(ca)
-	if !force && (c.now().Before(renewAt) || endsWithCA) {
+	// a certificate without its key (key.pem missing, damaged, or another
+	// key: a file restored alone) is of no use to the device: due now
+	keyLost := !c.holdsKeyOf(cur)
+	if !force && !keyLost && (c.now().Before(renewAt) || endsWithCA) {
 		res := &Result{Certificate: cur, RenewAt: renewAt, EndsWithCA: endsWithCA,
 			KeyPath: c.path(KeyFile), CertPath: c.path(CertFile), CAPath: c.path(CAFile)}
 		if caErr == nil {
@@ -166,6 +171,16 @@ func (c *Client) Renew(ctx context.Context, force bool) (renewed bool, res *Resu
 	}
 	res, err = cc.enroll(ctx, true)
 	return err == nil, res, err
+}
+
+// holdsKeyOf reports whether key.pem holds the private key of cert.
+func (c *Client) holdsKeyOf(cert *x509.Certificate) bool {
+	data, err := os.ReadFile(c.path(KeyFile))
+	if err != nil {
+		return false
+	}
+	k, err := parseKeyPEM(data)
+	return err == nil && samePublicKey(k.Public(), cert.PublicKey)
 }
 
 // pinsAnotherCA reports whether CAFingerprint names another CA than ca (the

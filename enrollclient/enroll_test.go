@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"math/big"
 	"net/http"
@@ -1290,5 +1291,40 @@ func TestDamagedPendingNamed(t *testing.T) {
 	}
 	if srv.Saw("request") {
 		t.Fatal("a request was sent")
+	}
+}
+
+// A certificate whose key is lost (key.pem removed, or another key
+// restored alone) is renewed at once: the device cannot use the pair, and
+// "not yet due" would leave it so until the renewal window.
+func TestRenewWithoutTheKey(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{})
+	c := newClient(t, srv, nil)
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if renewed, _, err := c.Renew(context.Background(), false); err != nil || renewed {
+		t.Fatalf("with its key: renewed %v, err %v; want not yet due", renewed, err)
+	}
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(other)
+	for name, breakKey := range map[string]func() error{
+		"another key": func() error {
+			return os.WriteFile(filepath.Join(c.Dir, KeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+		},
+		"no key":      func() error { return os.Remove(filepath.Join(c.Dir, KeyFile)) },
+		"damaged key": func() error { return os.WriteFile(filepath.Join(c.Dir, KeyFile), []byte("-----BEGIN PRIVATE"), 0o600) },
+	} {
+		if err := breakKey(); err != nil {
+			t.Fatal(err)
+		}
+		renewed, _, err := c.Renew(context.Background(), false)
+		if err != nil || !renewed {
+			t.Fatalf("%s: renewed %v, err %v; want renewed at once", name, renewed, err)
+		}
+		st, err := c.Status()
+		if err != nil || st.State != StateIssued || st.Cert == nil || !st.Cert.KeyMatches {
+			t.Fatalf("%s: after the renewal: %+v, %v", name, st, err)
+		}
 	}
 }

@@ -25,7 +25,8 @@
 //	Commands:
 //	  enroll   enroll, or resume a pending enrollment; waits up to --max-wait for approval
 //	  status   show what --dir holds; with a pending request and a password, ask the server once
-//	  renew    re-enroll with a new key when the certificate is in its renewal window (or --force)
+//	  renew    re-enroll with a new key when the certificate is in its renewal window,
+//	             key.pem does not hold its key, or --force
 //	  help     show this text
 //
 //	Flags:
