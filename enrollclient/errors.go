@@ -66,7 +66,12 @@ type RejectedError struct {
 }
 
 func (e *RejectedError) Error() string {
-	s := fmt.Sprintf("server refused %s: status %d (%s)", e.Op, e.Status, wire.StatusText(e.Status))
+	s := fmt.Sprintf("server refused %s: status %d", e.Op, e.Status)
+	if wire.StatusName(e.Status) != "" {
+		s += " (" + wire.StatusText(e.Status) + ")"
+	} else {
+		s += " (not in the protocol's table)"
+	}
 	if e.Reason != "" && !strings.EqualFold(e.Reason, wire.StatusText(e.Status)) {
 		s += ": " + printable(e.Reason)
 	}

@@ -182,3 +182,20 @@ func TestOversizedAnswer(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A refusal names its status's meaning from the protocol's table, and says
+// so when the status is not in it (it printed "status 99 (status 99)").
+func TestRejectedErrorText(t *testing.T) {
+	for _, tc := range []struct {
+		err  *RejectedError
+		want string
+	}{
+		{&RejectedError{Op: wire.OpRequest, Status: wire.StatusRejected}, "server refused request: status 8 (rejected)"},
+		{&RejectedError{Op: wire.OpRequest, Status: 99}, "server refused request: status 99 (not in the protocol's table)"},
+		{&RejectedError{Op: wire.OpRetrieve, Status: 99, Reason: "later"}, "server refused retrieve: status 99 (not in the protocol's table): later"},
+	} {
+		if got := tc.err.Error(); got != tc.want {
+			t.Errorf("Error() = %q, want %q", got, tc.want)
+		}
+	}
+}
