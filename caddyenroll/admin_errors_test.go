@@ -357,3 +357,29 @@ func TestAdminApproveGroupOfAKnownDevice(t *testing.T) {
 		t.Fatalf("approval: %d %s", code, body)
 	}
 }
+
+// A pending request of a profile no longer configured (the legacy CA
+// removed from the Caddyfile while it waited) cannot be approved: a
+// conflict with the configuration, said so, not a server error.
+func TestAdminApproveOfARemovedProfile(t *testing.T) {
+	keepPendingCount(t)
+	ctx := context.Background()
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalManual, 100, 100)
+	if _, ok := h.app.cas[profileLegacy]; ok {
+		t.Fatal("the fixture has a legacy CA")
+	}
+	req := &Request{ID: "0123456789abcdef0123456789abcdef", Profile: profileLegacy, Device: "gw1.example",
+		DeviceID: "1", Customer: "0", State: statePending, Created: time.Now()}
+	if err := h.app.state.putRequest(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	ad := &adminAPI{app: h.app, log: zap.NewNop()}
+	code, body, _ := adminDoBody(t, ad, "POST", "/enroll/approve/"+req.ID, "")
+	if code != 409 || !strings.Contains(body, `no "legacy" CA is configured`) || !strings.Contains(body, "reject the request") {
+		t.Fatalf("approval: %d %s, want 409 saying the legacy CA is not configured", code, body)
+	}
+	if code, body, _ := adminDoBody(t, ad, "POST", "/enroll/reject/"+req.ID, `{"reason":"legacy profile retired"}`); code != 200 {
+		t.Fatalf("reject: %d %s", code, body)
+	}
+}

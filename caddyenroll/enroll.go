@@ -633,7 +633,9 @@ func (a *App) approve(ctx context.Context, id, group string) (*Request, error) {
 	req, err := a.decidePending(ctx, id, func(req *Request) error {
 		authority, err := a.authority(req.Profile)
 		if err != nil {
-			return err
+			// the request's profile is no longer configured: its
+			// conflict with the configuration, not a server error
+			return fmt.Errorf("%w: %v; or reject the request", errConflict, err)
 		}
 		dev := a.cfg.device(req.Device)
 		// a request is locked and recorded under its device's name: one made
