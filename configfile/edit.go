@@ -204,9 +204,10 @@ func (f *File) SetCrypto(params string) error {
 	}
 	oldV, oldHas := f.Crypto, f.HasCrypto
 	f.Crypto, f.HasCrypto = params, true
-	n := len("crypto ") + len(quoteValid(params))
+	// the value is written in quotes (splices), whatever it holds
+	n := len("crypto ") + len(params) + 2
 	if f.at.crypto.ok() {
-		n = len(f.renderValueLine(f.at.crypto, quoteValid(params)))
+		n = len(f.renderValueLine(f.at.crypto, quoteIn(params, f.valueQuote(f.at.crypto))))
 	}
 	if n > f.lim().MaxLineLen {
 		f.Crypto, f.HasCrypto = oldV, oldHas
@@ -225,7 +226,7 @@ func (f *File) AddLicense(key string) error {
 	if msg := checkValue(key); msg != "" {
 		return f.editErr(key, 0, "license: %s", msg)
 	}
-	if n := len("license ") + len(quoteValid(key)); n > f.lim().MaxLineLen {
+	if n := len("license ") + len(key) + 2; n > f.lim().MaxLineLen { // written in quotes
 		return f.editErr(key, 0, "license: line would be too long (%d bytes, max %d)", n, f.lim().MaxLineLen)
 	}
 	f.Licenses = append(f.Licenses, key)

@@ -222,10 +222,10 @@ func TestEditErrors(t *testing.T) {
 		{"add too long", f.AddDevice(strings.Repeat("a", 5000), "", true, false), `e.conf: device: line would be too long (5018 bytes, max 4096) (near "` + strings.Repeat("a", 37) + `...")`},
 		{"crypto empty", f.SetCrypto(""), `e.conf: crypto: empty value`},
 		{"crypto newline", f.SetCrypto("a\r\nb"), `e.conf: crypto: control character not allowed (near "a\r\nb")`},
-		{"crypto too long", f.SetCrypto(strings.Repeat("k", 4090)), `e.conf: crypto: line would be too long (4107 bytes, max 4096) (near "` + strings.Repeat("k", 37) + `...")`},
+		{"crypto too long", f.SetCrypto(strings.Repeat("k", 4090)), `e.conf: crypto: line would be too long (4109 bytes, max 4096) (near "` + strings.Repeat("k", 37) + `...")`},
 		{"license empty", f.AddLicense(""), `e.conf: license: empty value`},
 		{"license both quotes", f.AddLicense(`'"`), `e.conf: license: value holds both quote characters and cannot be written (near "'\"")`},
-		{"license too long", f.AddLicense(strings.Repeat("k", 4095)), `e.conf: license: line would be too long (4103 bytes, max 4096) (near "` + strings.Repeat("k", 37) + `...")`},
+		{"license too long", f.AddLicense(strings.Repeat("k", 4095)), `e.conf: license: line would be too long (4105 bytes, max 4096) (near "` + strings.Repeat("k", 37) + `...")`},
 		{"unknown flag", f.SetFlag("tls", true), `e.conf: unknown flag (want enroll, routing, cdrs or ssl) (near "tls")`},
 	}
 	for _, tt := range tests {
@@ -442,7 +442,59 @@ func TestEmptyLicenseAndCrypto(t *testing.T) {
 
 	// the line length is checked on the edited line
 	f = mustParse(t, "crypto '' # "+strings.Repeat("c", 4000)+"\n")
-	if err := f.SetCrypto(strings.Repeat("k", 90)); err == nil || !strings.Contains(err.Error(), "crypto: line would be too long (4100 bytes, max 4096)") {
+	if err := f.SetCrypto(strings.Repeat("k", 90)); err == nil || !strings.Contains(err.Error(), "crypto: line would be too long (4102 bytes, max 4096)") {
 		t.Errorf("SetCrypto on a long crypto '' line: %v", err)
+	}
+}
+
+// The license and crypto values the edits write are always in quotation
+// marks (seed 001: "enclosed in double quotation marks"), so the line
+// limit must count the quotes even for a value that could be written
+// bare: an edit the limit allows must render a file that parses.
+func TestEditLineLimitCountsQuotes(t *testing.T) {
+	lim := DefaultLimits.MaxLineLen
+	tests := []struct {
+		name, src string
+		edit      func(f *File) error
+		want      string // the error, or "" when the edit fits
+	}{
+		{"SetCrypto new line, fits", "group g\n",
+			func(f *File) error { return f.SetCrypto(strings.Repeat("a", lim-len(`crypto ""`))) }, ""},
+		{"SetCrypto new line, quotes overflow", "group g\n",
+			func(f *File) error { return f.SetCrypto(strings.Repeat("a", lim-len(`crypto `))) },
+			`e.conf: crypto: line would be too long (4098 bytes, max 4096) (near "` + strings.Repeat("a", 37) + `...")`},
+		{"SetCrypto existing line, fits", "crypto 'x'\n",
+			func(f *File) error { return f.SetCrypto(strings.Repeat("a", lim-len(`crypto ''`))) }, ""},
+		{"SetCrypto existing line, quotes overflow", "crypto 'x'\n",
+			func(f *File) error { return f.SetCrypto(strings.Repeat("a", lim-len(`crypto `))) },
+			`e.conf: crypto: line would be too long (4098 bytes, max 4096) (near "` + strings.Repeat("a", 37) + `...")`},
+		{"AddLicense, fits", "license 'x'\n",
+			func(f *File) error { return f.AddLicense(strings.Repeat("a", lim-len(`license ''`))) }, ""},
+		{"AddLicense, quotes overflow", "license 'x'\n",
+			func(f *File) error { return f.AddLicense(strings.Repeat("a", lim-len(`license `))) },
+			`e.conf: license: line would be too long (4098 bytes, max 4096) (near "` + strings.Repeat("a", 37) + `...")`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := mustParse(t, tt.src)
+			err := tt.edit(f)
+			if tt.want != "" {
+				if err == nil || err.Error() != tt.want {
+					t.Fatalf("got %v, want %s", err, tt.want)
+				}
+				checkRendered(t, f, tt.src)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, err := Parse("e.conf", f.Bytes())
+			if err != nil {
+				t.Fatalf("edited file does not parse: %v", err)
+			}
+			if d := f.Diff(g); d != "" {
+				t.Fatalf("edited file means something else: %s", d)
+			}
+		})
 	}
 }
