@@ -95,9 +95,10 @@ type parser struct {
 	prefix  []byte   // arena for Route.Prefix
 	numBuf  []byte
 
-	pendDevGroup   []pending // device index -> group name
-	pendRouteGroup []pending // route index -> group name
-	pendTarget     []pending // route index, slot -> device name
+	pendDevGroup   []pending       // device index -> group name
+	badDev         map[string]bool // DeviceKey of device lines with errors
+	pendRouteGroup []pending       // route index -> group name
+	pendTarget     []pending       // route index, slot -> device name
 }
 
 // pending is a name used before its definition; idx is the device or route
@@ -365,13 +366,16 @@ func (p *parser) device(toks []rawTok, ls lineSpan) {
 		return
 	case 2:
 		p.errorf(toks[1].val, "device: missing group")
+		p.badDevice(toks[1].val)
 		return
 	case 3:
 		p.errorf(toks[2].val, "device: missing enabled or disabled")
+		p.badDevice(toks[1].val)
 		return
 	case 4, 5:
 	default:
 		p.errorf(toks[5].val, "device: unexpected extra value")
+		p.badDevice(toks[1].val)
 		return
 	}
 	name, group := toks[1].val, toks[2].val
@@ -418,6 +422,7 @@ func (p *parser) device(toks []rawTok, ls lineSpan) {
 		p.pendDevGroup = append(p.pendDevGroup, pending{name: group, idx: idx, line: p.line})
 	}
 	if !ok {
+		p.badDevice(name)
 		return
 	}
 	d.Name, d.Group, d.Line = name, group, p.line
@@ -426,6 +431,17 @@ func (p *parser) device(toks []rawTok, ls lineSpan) {
 	f.devSpan = append(f.devSpan, devSpan{lineSpan: ls, enabled: d.Enabled, enrolled: d.Enrolled})
 	p.stamp = append(p.stamp, 0)
 	f.at.lastDevice = ls
+}
+
+// badDevice remembers the name of a device line that has an error: the
+// routes that name it are not also told that the device is undefined.
+func (p *parser) badDevice(name string) {
+	if key := DeviceKey(name); key != "" {
+		if p.badDev == nil {
+			p.badDev = make(map[string]bool)
+		}
+		p.badDev[key] = true
+	}
 }
 
 // deviceIndex finds the device a route names, as File.DeviceIndex does:
@@ -606,7 +622,9 @@ func (p *parser) resolve() {
 		p.line = pd.line
 		di, ok := p.deviceIndex(pd.name)
 		if !ok {
-			p.errorf(pd.name, "route: undefined device")
+			if !p.badDev[DeviceKey(pd.name)] { // else its line's error says it
+				p.errorf(pd.name, "route: undefined device")
+			}
 			continue
 		}
 		if pd.idx >= 0 {

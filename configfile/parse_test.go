@@ -286,6 +286,13 @@ func TestParseErrors(t *testing.T) {
 		{"route weight not a number", base + "route g 1... d1 d2\n", []string{`t.conf:4: route: weight must be an integer from 0 to 1000000 (near "d2")`}},
 		{"route undefined group", base + "route h 1... d1 1\n", []string{`t.conf:4: route: undefined group (near "h")`}},
 		{"route undefined device", base + "route g 1... d1 1 d9 0\n", []string{`t.conf:4: route: undefined device (near "d9")`}},
+		// a device whose line is wrong is not also undefined where routes name it
+		{"route names an invalid device", base + "device d3 g maybe\nroute g 1... d3 1 d9 0\n", []string{
+			`t.conf:4: device: want enabled or disabled (near "maybe")`,
+			`t.conf:5: route: undefined device (near "d9")`}},
+		{"route names an invalid device, forward", "group g\nroute g 1... D3. 1\ndevice d3 g enabled extra\ndevice d4 g\nroute g 2... d4 1\n", []string{
+			`t.conf:3: device: want enrolled or nothing after enabled or disabled (near "extra")`,
+			`t.conf:4: device: missing enabled or disabled (near "g")`}},
 		{"route device twice", base + "route g 1... d1 1 d2 2 d1 3\n", []string{`t.conf:4: route: device listed twice in this route (near "d1")`}},
 		{"route device twice, forward", "group g\nroute g 1... d1 1 d1 3\ndevice d1 g enabled\n", []string{`t.conf:2: route: device listed twice in this route (near "d1")`}},
 		{"route device twice, two spellings", base + "route g 1... d1 1 D1. 3\n", []string{`t.conf:4: route: device listed twice in this route (near "D1.")`}},
