@@ -141,7 +141,10 @@
 // and no comments. A route names a device as its device line does, or by
 // a shorter spelling of the same device (same DeviceKey) that a route of
 // the source used, so that no line of Format is longer than the line it
-// comes from. Parse(Format(f)) is Equal to f.
+// comes from; a line that quoting would make longer than the line limit
+// is written with its words unquoted where they can be (license and
+// crypto values included), as its source line had them. Parse(Format(f))
+// is Equal to f.
 //
 // WriteFileAtomic (and Save, which writes Bytes) replaces a file safely: the
 // new content goes to a temporary file in the same directory, which takes

@@ -1,6 +1,9 @@
 package configfile
 
-import "strconv"
+import (
+	"strconv"
+	"unicode/utf8"
+)
 
 // Format renders f in canonical form: license lines (in order), crypto, the
 // four flags (always written), groups, devices and routes, one item per
@@ -8,8 +11,11 @@ import "strconv"
 // comments. Route targets name each device by the shortest spelling the
 // parsed source used for it (its device line's, or a route's with the
 // same DeviceKey), so a route line is no longer than it was and still fits
-// the line limit. Parse(Format(f)) is Equal to f for any File that Parse
-// returned, before or after edits.
+// the line limit. A line that quoting would make longer than the line
+// limit is written with every word that can be unquoted unquoted (as its
+// source line had it), license and crypto values included, so that
+// Parse(Format(f)) is Equal to f for any File that Parse returned, before
+// or after edits.
 func Format(f *File) []byte {
 	size := 64
 	for _, l := range f.Licenses {
@@ -42,15 +48,31 @@ func Format(f *File) []byte {
 		}
 	}
 	b := make([]byte, 0, size)
-	for _, l := range f.Licenses {
-		b = append(b, "license "...)
-		b = append(b, quoteIn(l, '"')...)
+	// line renders one line: canonical, or, when that is too long, with
+	// every word that can be unquoted unquoted
+	maxLen := f.lim().MaxLineLen
+	line := func(render func(b []byte, short bool) []byte) {
+		start := len(b)
+		if b = render(b, false); len(b)-start > maxLen {
+			b = render(b[:start], true)
+		}
 		b = append(b, '\n')
 	}
+	value := func(b []byte, v string, short bool) []byte {
+		if short && lexesBare(v) {
+			return append(b, v...)
+		}
+		return append(b, quoteIn(v, '"')...)
+	}
+	for _, l := range f.Licenses {
+		line(func(b []byte, short bool) []byte {
+			return value(append(b, "license "...), l, short)
+		})
+	}
 	if f.HasCrypto {
-		b = append(b, "crypto "...)
-		b = append(b, quoteIn(f.Crypto, '"')...)
-		b = append(b, '\n')
+		line(func(b []byte, short bool) []byte {
+			return value(append(b, "crypto "...), f.Crypto, short)
+		})
 	}
 	for k := range numFlags {
 		b = append(b, flagNames[k]...)
@@ -59,31 +81,87 @@ func Format(f *File) []byte {
 		b = append(b, '\n')
 	}
 	for i := range f.Groups {
-		b = append(b, "group "...)
-		b = appendQuoted(b, f.Groups[i].Name)
-		b = append(b, '\n')
+		line(func(b []byte, short bool) []byte {
+			return appendWord(append(b, "group "...), f.Groups[i].Name, short)
+		})
 	}
 	for i := range f.Devices {
-		b = appendDeviceLine(b, &f.Devices[i])
-		b = append(b, '\n')
+		line(func(b []byte, short bool) []byte {
+			if !short {
+				return appendDeviceLine(b, &f.Devices[i])
+			}
+			d := &f.Devices[i]
+			b = appendWord(append(b, "device "...), d.Name, true)
+			b = appendWord(append(b, ' '), d.Group, true)
+			b = append(append(b, ' '), onOff(d.Enabled)...)
+			if d.Enrolled {
+				b = append(b, " enrolled"...)
+			}
+			return b
+		})
 	}
 	for i := range f.Routes {
 		r := &f.Routes[i]
-		b = append(b, "route "...)
-		b = appendQuoted(b, r.Group)
-		b = append(b, ' ')
-		b = appendQuoted(b, r.Number)
-		for _, t := range r.Targets {
-			b = append(b, ' ')
-			if t.Device >= 0 && int(t.Device) < len(quoted) {
-				b = append(b, quoted[t.Device]...)
-			} else {
-				b = append(b, `""`...)
+		line(func(b []byte, short bool) []byte {
+			b = appendWord(append(b, "route "...), r.Group, short)
+			b = appendWord(append(b, ' '), r.Number, short)
+			for _, t := range r.Targets {
+				b = append(b, ' ')
+				switch {
+				case t.Device < 0 || int(t.Device) >= len(quoted):
+					b = append(b, `""`...)
+				case short:
+					b = append(b, shortSpelling(f, int(t.Device))...)
+				default:
+					b = append(b, quoted[t.Device]...)
+				}
+				b = append(b, ' ')
+				b = strconv.AppendUint(b, uint64(t.Weight), 10)
 			}
-			b = append(b, ' ')
-			b = strconv.AppendUint(b, uint64(t.Weight), 10)
-		}
-		b = append(b, '\n')
+			return b
+		})
 	}
 	return b
+}
+
+// appendWord appends s quoted as the writers do, or, when short is set
+// and s can be read unquoted as one word, unquoted.
+func appendWord(b []byte, s string, short bool) []byte {
+	if short && lexesBare(s) {
+		return append(b, s...)
+	}
+	return appendQuoted(b, s)
+}
+
+// shortSpelling is the shortest rendering, quoted or not, of the name of
+// device i or of the shorter spelling a route of the source used for it.
+func shortSpelling(f *File, i int) string {
+	s := string(appendWord(nil, f.Devices[i].Name, true))
+	if i < len(f.devSpan) && f.devSpan[i].short != "" {
+		if t := string(appendWord(nil, f.devSpan[i].short, true)); len(t) < len(s) {
+			s = t
+		}
+	}
+	return s
+}
+
+// lexesBare reports whether s, written unquoted, is read back as the one
+// word s (see lexLine).
+func lexesBare(s string) bool {
+	if s == "" || s[0] == '#' {
+		return false
+	}
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if !bareChar[c] {
+				return false
+			}
+			i++
+		} else if n := bareRuneAt(s[i:]); n > 0 {
+			i += n
+		} else {
+			return false
+		}
+	}
+	return true
 }

@@ -121,3 +121,47 @@ func TestFormatShortSpellings(t *testing.T) {
 		t.Fatalf("Format of an edited clone does not parse: %v", err)
 	}
 }
+
+// Lines at the line limit whose words were unquoted in the source but are
+// ones Format quotes (license and crypto values, which the seed writes
+// "enclosed in double quotation marks", and one-word names with
+// characters such as '&' or 'é'): Parse(Format(f)) must still be f.
+func TestFormatAtLineLimit(t *testing.T) {
+	lim := DefaultLimits.MaxLineLen
+	fill := func(prefix, word string, suffix string) string {
+		n := (lim - len(prefix) - len(suffix)) / len(word)
+		return prefix + strings.Repeat(word, n) + strings.Repeat("x", lim-len(prefix)-len(suffix)-n*len(word)) + suffix
+	}
+	tests := []struct{ name, src string }{
+		{"license", fill("license ", "k", "") + "\n"},
+		{"crypto", fill("crypto ", "k", "") + "\n"},
+		{"group", fill("group ", "é", "") + "\n"},
+		{"device", "group AT&T\n" + fill("device ", "d&", " AT&T enabled enrolled") + "\n"},
+	}
+	// a route naming many devices, its number padded with separators
+	var devs, rt strings.Builder
+	devs.WriteString("group AT&T\n")
+	for i := 0; i < 300; i++ {
+		fmt.Fprintf(&devs, "device d&%d AT&T enabled\n", i)
+		fmt.Fprintf(&rt, " d&%d 1", i)
+	}
+	pad := lim - len("route AT&T 1...") - rt.Len()
+	tests = append(tests, struct{ name, src string }{"route",
+		devs.String() + "route AT&T 1" + strings.Repeat("-", pad) + "..." + rt.String() + "\n"})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := mustParse(t, tt.src)
+			out := Format(f)
+			g, err := Parse("out", out)
+			if err != nil {
+				t.Fatalf("Format output does not parse: %v", err)
+			}
+			if d := f.Diff(g); d != "" {
+				t.Errorf("Parse(Format(f)) differs: %s", d)
+			}
+			if out2 := Format(g); string(out2) != string(out) {
+				t.Errorf("Format is not idempotent")
+			}
+		})
+	}
+}
