@@ -150,7 +150,10 @@ func cdrFromUsage(u *osp.Usage, reporter string, now time.Time) CDR {
 		ProviderPostDialDelay: u.ProviderPostDialDelay.Seconds(),
 		ReleaseSource:         u.ReleaseSource, Protocol: u.Protocol.Value, Received: now.UTC(),
 	}
-	for _, in := range append(append([]osp.Info{}, u.DestinationAlternate...), u.DeviceInfo...) {
+	// the toolkit's <DeviceInfo> is the source device (the reporting
+	// gateway for role source, the calling one for role destination):
+	// never where the call went
+	for _, in := range u.DestinationAlternate {
 		if in.Value != "" && (in.Type == "transport" || in.Type == "network") {
 			c.Destination = in.Value
 			break
