@@ -27,14 +27,18 @@ type CDR struct {
 	// TransactionIssued says whether an authorization of this
 	// clearinghouse made the transaction id (transactions.go); nil in
 	// records of earlier versions, which did not tell.
-	TransactionIssued *bool     `json:"transaction_issued,omitempty"`
-	Role              string    `json:"role"`
-	RoleState         string    `json:"role_state,omitempty"` // start, stop, interim…: which report of the call
-	Reporter          string    `json:"reporter"`             // the device that reported it
-	CallID            string    `json:"call_id"`              // base64
-	Calling           string    `json:"calling"`
-	Called            string    `json:"called"`
-	Destination       string    `json:"destination,omitempty"` // signal address or device the call went to
+	TransactionIssued *bool  `json:"transaction_issued,omitempty"`
+	Role              string `json:"role"`
+	RoleState         string `json:"role_state,omitempty"` // start, stop, interim…: which report of the call
+	Reporter          string `json:"reporter"`             // the device that reported it
+	CallID            string `json:"call_id"`              // base64
+	Calling           string `json:"calling"`
+	Called            string `json:"called"`
+	Destination       string `json:"destination,omitempty"` // signal address or device the call went to
+	// DestinationDevice is the destination's <DestinationAlternate
+	// type="network">: the device (or trunk group) the answer named, which
+	// tells apart devices that share a signal address.
+	DestinationDevice string    `json:"destination_device,omitempty"`
 	Duration          float64   `json:"duration_seconds"`
 	StartTime         time.Time `json:"start_time,omitzero"`
 	AlertTime         time.Time `json:"alert_time,omitzero"`
@@ -84,8 +88,9 @@ func cdrBucket(t time.Time) string { return path.Join(cdrsPrefix(), t.UTC().Form
 // cdrName names a record by transaction id, reporting device, role and
 // attempt: the OSP Toolkit reports every destination a source tried in one
 // UsageIndication, each with the same transaction id and role (the failed
-// first attempt, then the call that connected), told apart by call id and
-// destination. The reporter is part of the name so that a device's records
+// first attempt, then the call that connected), told apart by call id,
+// destination and destination device (devices may share an address). The
+// reporter is part of the name so that a device's records
 // are deduplicated only against its own retries: the source of a call
 // knows its transaction id, call id and destination, and must not be able
 // to file a role=destination record first that turns the terminating
@@ -99,6 +104,11 @@ func cdrBucket(t time.Time) string { return path.Join(cdrsPrefix(), t.UTC().Form
 // start time as well: two such calls may share a call id.
 func cdrName(c CDR) string {
 	of := c.CallID + "\x00" + c.Destination
+	if c.DestinationDevice != "" {
+		// attempts at two devices sharing an address (records without
+		// a device keep the names they had)
+		of += "\x00device\x00" + c.DestinationDevice
+	}
 	if strings.HasPrefix(strings.ToLower(c.RoleState), "interim") {
 		of += "\x00" + strconv.FormatFloat(c.Duration, 'g', -1, 64)
 	}
@@ -159,6 +169,12 @@ func cdrFromUsage(u *osp.Usage, reporter string, now time.Time) CDR {
 			break
 		}
 	}
+	for _, in := range u.DestinationAlternate {
+		if in.Type == "network" && in.Value != "" {
+			c.DestinationDevice = in.Value
+			break
+		}
+	}
 	for _, tc := range u.TermCauses {
 		c.TermCauses = append(c.TermCauses, fmt.Sprintf("%s:%d:%s", tc.Type, tc.Code, tc.Description))
 	}
@@ -191,8 +207,9 @@ func cdrLockName(name string) string { return "clearinghouse_cdr_" + hashKey("cd
 // concurrent duplicates of a day write one key.
 //
 // Records named by earlier versions (without the reporter, with a role
-// that is now hashed, see cdrRole, or an interim report without its
-// duration, see cdrName) are not looked up: a retry across the upgrade may
+// that is now hashed, see cdrRole, an interim report without its
+// duration, or an attempt without its destination device, see cdrName)
+// are not looked up: a retry across the upgrade may
 // be stored twice, once under each name.
 //
 // Exists then Store is not atomic: two instances storing a record and its
@@ -461,7 +478,7 @@ func (a *App) purgeCDRs(ctx context.Context, before time.Time) (CDRPurge, error)
 var cdrCSVHeader = []string{"transaction_id", "role", "reporter", "call_id", "calling", "called", "destination",
 	"duration_seconds", "start_time", "alert_time", "connect_time", "end_time", "post_dial_delay_seconds",
 	"release_source", "term_causes", "protocol", "received", "role_state", "provider_post_dial_delay_seconds",
-	"transaction_issued"}
+	"transaction_issued", "destination_device"}
 
 func csvTime(t time.Time) string {
 	if t.IsZero() {
@@ -508,7 +525,8 @@ func (x *cdrCSV) write(c CDR) error {
 		strconv.FormatFloat(c.Duration, 'f', -1, 64), csvTime(c.StartTime), csvTime(c.AlertTime),
 		csvTime(c.ConnectTime), csvTime(c.EndTime), csvSeconds(c.PostDialDelay),
 		csvText(c.ReleaseSource), csvText(strings.Join(c.TermCauses, ";")), csvText(c.Protocol), csvTime(c.Received),
-		csvText(c.RoleState), csvSeconds(c.ProviderPostDialDelay), csvBool(c.TransactionIssued)})
+		csvText(c.RoleState), csvSeconds(c.ProviderPostDialDelay), csvBool(c.TransactionIssued),
+		csvText(c.DestinationDevice)})
 }
 
 // csvSeconds is a delay the report may leave out: empty for none (0), as

@@ -949,7 +949,7 @@ func TestCDRDedupByRoleState(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != 2 || !strings.HasSuffix(lines[0], ",role_state,provider_post_dial_delay_seconds,transaction_issued") || !strings.HasSuffix(lines[1], ",stop,2.01,") {
+	if len(lines) != 2 || !strings.HasSuffix(lines[0], ",role_state,provider_post_dial_delay_seconds,transaction_issued,destination_device") || !strings.HasSuffix(lines[1], ",stop,2.01,,") {
 		t.Errorf("CSV:\n%s", buf.String())
 	}
 }

@@ -419,7 +419,7 @@ func TestOSPAuthorizationOverMutualTLS(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &cdrs); err != nil || len(cdrs) != 1 || cdrs[0].Issued == nil || *cdrs[0].Issued {
 		t.Errorf("the record of a made-up transaction: %v %s", err, body)
 	}
-	if _, csvBody := s.Admin("GET", "/enroll/cdrs?format=csv", ""); !strings.HasSuffix(strings.TrimSpace(csvBody), ",false") {
+	if _, csvBody := s.Admin("GET", "/enroll/cdrs?format=csv", ""); !strings.HasSuffix(strings.TrimSpace(csvBody), ",false,") {
 		t.Errorf("CSV of a made-up transaction:\n%s", csvBody)
 	}
 	if out, errOut, code := runCaddy(t, s.Dir, "enroll", "cdrs", "purge", "--address", s.AdminAddr); code == 0 {
