@@ -456,7 +456,7 @@ func TestOSPAuthorizationOverMutualTLS(t *testing.T) {
 		{[]byte("<Message><Authorization"), http.StatusBadRequest},
 		{[]byte("not xml at all"), http.StatusBadRequest},
 		{[]byte(`<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "e">]><Message/>`), http.StatusBadRequest},
-		{bytes.Repeat([]byte("<a>"), 40000), http.StatusRequestEntityTooLarge},
+		{bytes.Repeat([]byte("<a>"), osp.DefaultLimits.MaxBytes/3+1), http.StatusRequestEntityTooLarge},
 	} {
 		resp, err := origin.Post(s.ospURL, "text/plain", bytes.NewReader(c.body))
 		if err != nil {

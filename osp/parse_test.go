@@ -328,7 +328,7 @@ func TestCriticalElementBesideComponent(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	deep := strings.Repeat("<Statistics critical=\"false\">", 20) + strings.Repeat("</Statistics>", 20)
-	many := strings.Repeat(`<JIP>1</JIP>`, 2100)
+	many := strings.Repeat(`<JIP>1</JIP>`, DefaultLimits.MaxElements+1)
 	tests := []struct {
 		name   string
 		data   []byte
@@ -351,7 +351,7 @@ func TestParseErrors(t *testing.T) {
 		{"DOCTYPE without subset", []byte(`<!DOCTYPE Message SYSTEM "http://example.com/x.dtd"><Message/>`), ErrDOCTYPE, StatusParseFailed, KindUnknown},
 		{"encoding", []byte(`<?xml version="1.0" encoding="ISO-8859-1"?><Message/>`), ErrEncoding, StatusEncodingNotSupported, KindUnknown},
 		{"invalid UTF-8", withElem("<JIP>\xff\xfe</JIP>"), ErrMalformed, StatusParseFailed, KindUnknown},
-		{"oversize", withElem(strings.Repeat(" ", 64<<10)), ErrTooLarge, StatusBadRequest, KindUnknown},
+		{"oversize", withElem(strings.Repeat(" ", DefaultLimits.MaxBytes)), ErrTooLarge, StatusBadRequest, KindUnknown},
 		{"too deep", withElem(deep), ErrTooDeep, StatusBadRequest, KindUnknown},
 		{"too many elements", withElem(many), ErrTooManyElements, StatusBadRequest, KindUnknown},
 		{"unknown root", []byte(`<Hello/>`), ErrUnknownMessage, StatusBadRequest, KindUnknown},

@@ -21,10 +21,15 @@ type Limits struct {
 // (ParseTokenInfo takes MaxTokenBytes). Treat it as read-only; use
 // ParseRequestWithLimits for others. An HTTP handler should read at most
 // MaxBytes+1 bytes of a body and refuse a longer one.
+//
+// The largest request is a UsageIndication of a source that tried every
+// destination of an answer (up to 100, the enroll app's largest
+// max_destinations), one component each: the toolkit writes about 1.6 KB
+// and 40 elements per attempt, so 64 KB took only 40 of them.
 var DefaultLimits = Limits{
-	MaxBytes:    64 << 10,
+	MaxBytes:    256 << 10,
 	MaxDepth:    16,
-	MaxElements: 2048,
+	MaxElements: 8192,
 	MaxAttrs:    16,
 }
 
