@@ -95,7 +95,7 @@
 //
 // # Parsing
 //
-// The parsers take at most DefaultLimits (64 KiB, 16 levels, 2048
+// The parsers take at most DefaultLimits (256 KiB, 16 levels, 8192
 // elements, 16 attributes per element), refuse DOCTYPE and every other
 // markup declaration, undeclared entities, encodings other than UTF-8 and
 // US-ASCII, and text or a second element outside the root; errors are
