@@ -531,7 +531,9 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	forgot := false
 	if err == nil && body.ForgetIDs {
-		if forgot, err = ad.app.state.forgetIDs(ctx, device); err != nil {
+		// by the file's spelling, as enrollment reads the record: one not
+		// in normal form has a copy where earlier versions keep it
+		if forgot, err = ad.app.state.forgetIDs(ctx, ad.app.fileName(device)); err != nil {
 			metrics.revoked.Add(float64(newly))
 			err = apiErr(http.StatusInternalServerError, fmt.Errorf("certificates of %s revoked (%s), but its ids are not forgotten: %w",
 				device, strings.Join(revoked, ", "), err))

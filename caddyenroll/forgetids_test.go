@@ -1,6 +1,7 @@
 package caddyenroll
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -50,5 +51,39 @@ func TestRevokeForgetIDs(t *testing.T) {
 	}
 	if ans := enrollIPv6(t, h, "1"); ans.Status != wire.StatusCustomerMismatch {
 		t.Fatalf("the squatter after the owner enrolled: status %d, want %d", ans.Status, wire.StatusCustomerMismatch)
+	}
+}
+
+// A device whose line is not spelled in normal form has its record, as
+// earlier versions wrote it, under its spelling (legacyDeviceKey); an
+// instance of such a version sharing the storage keeps writing it there.
+// forget_ids must forget the ids of the record enrollment reads, not only
+// of the copy where the normal form keeps it.
+func TestRevokeForgetIDsOfEarlierVersionsRecord(t *testing.T) {
+	keepPendingCount(t)
+	ctx := context.Background()
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
+	h.app.bg = new(backgroundWork) // the refresh copies records where they belong
+	const spelled = "2001:DB8:0:0::1"
+	saveRenamed(t, h.app.cfg.path, "enroll enabled\ngroup \"\"\ndevice "+spelled+" \"\" enabled\n")
+	if _, err := h.app.cfg.reload(); err != nil {
+		t.Fatal(err)
+	}
+	ad := &adminAPI{app: h.app, log: zap.NewNop()}
+	rec := &DeviceRecord{Device: spelled, DeviceID: "1", Customer: "0", Profile: profileModern, Serial: "abc1", Enrolled: time.Now().UTC()}
+	if err := h.app.state.storeJSON(ctx, legacyDeviceKey(spelled), rec); err != nil {
+		t.Fatal(err)
+	}
+	if ans := enrollIPv6(t, h, "2"); ans.Status != wire.StatusCustomerMismatch {
+		t.Fatalf("the owner before: status %d, want %d", ans.Status, wire.StatusCustomerMismatch)
+	}
+	code, body, _ := adminDoBody(t, ad, "POST", "/enroll/revoke", `{"device": "`+spelled+`", "forget_ids": true}`)
+	if code != 200 || !strings.Contains(body, `"ids_forgotten": true`) {
+		t.Fatalf("revoke with forget_ids: %d %s", code, body)
+	}
+	h.app.bg.wg.Wait()
+	if ans := enrollIPv6(t, h, "2"); ans.Status != wire.StatusOK {
+		t.Fatalf("the owner after forget_ids: status %d %s", ans.Status, ans.Error)
 	}
 }
