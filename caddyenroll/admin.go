@@ -547,7 +547,11 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	if reason == ca.ReasonKeyCompromise {
 		// the key is leaked whichever device holds a certificate of it
-		more, n, err := ad.revokeSameKeys(ctx, revoked)
+		byName := ""
+		if body.Device != "" {
+			byName = device
+		}
+		more, n, err := ad.revokeSameKeys(ctx, byName, revoked)
 		revoked, newly = append(revoked, more...), newly+n
 		if err != nil {
 			metrics.revoked.Add(float64(newly))
@@ -579,10 +583,15 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 // again, but a certificate already issued for it would still identify its
 // device to whoever stole the key (OSP, the client certificate verifier).
 // Each is revoked under its device's lock, as issuance revokes. It reads
-// every issuance record of every CA: key compromise is rare. It returns the
-// serials revoked (those revoked before for another reason included, as
-// revokeLocked lists them) and how many were not revoked before.
-func (ad *adminAPI) revokeSameKeys(ctx context.Context, serials []string) (revoked []string, newly int, err error) {
+// every issuance record of every CA: key compromise is rare. A device
+// revoked by name (device, else "") counts with the keys of its
+// certificates revoked for key compromise before, which serials leaves out
+// (RevokeDevice returns none of them): revoked so by an earlier version, or
+// by a revocation whose revocation of the other certificates failed, which
+// the operator repeats. It returns the serials revoked (those revoked
+// before for another reason included, as revokeLocked lists them) and how
+// many were not revoked before.
+func (ad *adminAPI) revokeSameKeys(ctx context.Context, device string, serials []string) (revoked []string, newly int, err error) {
 	keys := make(map[string]bool)
 	for _, c := range ad.app.cas {
 		for _, s := range serials {
@@ -593,11 +602,22 @@ func (ad *adminAPI) revokeSameKeys(ctx context.Context, serials []string) (revok
 			}
 		}
 	}
+	all := make(map[string][]ca.Record, len(ad.app.cas))
 	for profile, c := range ad.app.cas {
 		recs, err := c.Records(ctx, "")
 		if err != nil {
 			return revoked, newly, fmt.Errorf("certificates of the %s CA: %w", profile, err)
 		}
+		all[profile] = recs
+		for _, r := range recs {
+			if device != "" && r.Revoked && r.Reason == ca.ReasonKeyCompromise && r.PublicKeySHA256 != "" &&
+				configfile.DeviceKey(r.Device) == configfile.DeviceKey(device) {
+				keys[r.PublicKeySHA256] = true
+			}
+		}
+	}
+	for profile, recs := range all {
+		c := ad.app.cas[profile]
 		for _, r := range recs {
 			if !keys[r.PublicKeySHA256] || slices.Contains(serials, r.Serial) || r.Revoked && r.Reason == ca.ReasonKeyCompromise {
 				continue
