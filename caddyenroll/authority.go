@@ -124,8 +124,9 @@ func (au *Authority) unappliedSettings(c *ca.CA) []string {
 	if has := len(c.Chain()) > 1; au.Intermediate != has {
 		out = append(out, fmt.Sprintf("intermediate %v (the CA has %s)", au.Intermediate, map[bool]string{true: "one", false: "none"}[has]))
 	}
-	if au.CommonName != "" && au.CommonName != c.Root().Subject.CommonName {
-		out = append(out, fmt.Sprintf("common_name %q (the CA's is %q)", au.CommonName, c.Root().Subject.CommonName))
+	// the issuer's: with an intermediate, the root is named "<common_name> Root"
+	if cn := c.Issuer().Subject.CommonName; au.CommonName != "" && au.CommonName != cn {
+		out = append(out, fmt.Sprintf("common_name %q (the CA's is %q)", au.CommonName, cn))
 	}
 	if org := c.Root().Subject.Organization; au.Organization != "" && !slices.Equal(org, []string{au.Organization}) {
 		out = append(out, fmt.Sprintf("organization %q (the CA's is %q)", au.Organization, strings.Join(org, ", ")))

@@ -48,3 +48,21 @@ func TestUnappliedCASettings(t *testing.T) {
 		t.Errorf("intermediate removed: %q", got)
 	}
 }
+
+// A CA generated with an intermediate names its root "<common_name> Root"
+// and its intermediate, which issues, common_name: the settings it was
+// generated with are not reported as changed.
+func TestUnappliedCASettingsWithIntermediate(t *testing.T) {
+	c, _, err := ca.Open(context.Background(), ca.NewMemStore(), ca.Config{Name: "modern", Intermediate: true, CommonName: "Ops CA", Organization: "ITSP"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	au := Authority{Intermediate: true, CommonName: "Ops CA", Organization: "ITSP"}
+	if got := au.unappliedSettings(c); len(got) != 0 {
+		t.Errorf("settings the CA was generated with: %q, want none", got)
+	}
+	au.CommonName = "New CA"
+	if got := au.unappliedSettings(c); strings.Join(got, "|") != `common_name "New CA" (the CA's is "Ops CA")` {
+		t.Errorf("common_name changed: %q", got)
+	}
+}
