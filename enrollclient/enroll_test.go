@@ -1308,14 +1308,23 @@ func TestRenewWithoutTheKey(t *testing.T) {
 	}
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	der, _ := x509.MarshalPKCS8PrivateKey(other)
-	for name, breakKey := range map[string]func() error{
-		"another key": func() error {
+	// in this order: the first renewal leaves a key.pem.bak behind, which
+	// the second (key lost) must not keep beside its cert.pem.bak
+	for _, tc := range []struct {
+		name     string
+		breakKey func() error
+	}{
+		{"another key", func() error {
 			return os.WriteFile(filepath.Join(c.Dir, KeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
-		},
-		"no key":      func() error { return os.Remove(filepath.Join(c.Dir, KeyFile)) },
-		"damaged key": func() error { return os.WriteFile(filepath.Join(c.Dir, KeyFile), []byte("-----BEGIN PRIVATE"), 0o600) },
+		}},
+		{"no key", func() error { return os.Remove(filepath.Join(c.Dir, KeyFile)) }},
+		{"damaged key", func() error { return os.WriteFile(filepath.Join(c.Dir, KeyFile), []byte("-----BEGIN PRIVATE"), 0o600) }},
 	} {
-		if err := breakKey(); err != nil {
+		name := tc.name
+		if _, ok := snapshot(t, c.Dir)[KeyBackupFile]; !ok && name == "no key" {
+			t.Fatalf("no %s before the renewal without key: the test checks nothing", KeyBackupFile)
+		}
+		if err := tc.breakKey(); err != nil {
 			t.Fatal(err)
 		}
 		renewed, _, err := c.Renew(context.Background(), false)
@@ -1325,6 +1334,11 @@ func TestRenewWithoutTheKey(t *testing.T) {
 		st, err := c.Status()
 		if err != nil || st.State != StateIssued || st.Cert == nil || !st.Cert.KeyMatches {
 			t.Fatalf("%s: after the renewal: %+v, %v", name, st, err)
+		}
+		// the backups never pair a certificate with another key
+		files := snapshot(t, c.Dir)
+		if kb, ok := files[KeyBackupFile]; ok && name == "no key" {
+			t.Fatalf("%s: %s kept (%d bytes) for a certificate whose key was lost", name, KeyBackupFile, len(kb))
 		}
 	}
 }

@@ -196,8 +196,10 @@ func syncDir(dir string) error {
 // working set untouched; a crash between renames leaves pending.json, from
 // which the next Enroll/Renew finishes the commit without contacting the
 // server. A file that already holds its new content (renamed before such a
-// crash) is not copied again, so the .bak files keep the previous set. The
-// key is never only in a temporary file.
+// crash) is not copied again, so the .bak files keep the previous set (a
+// key.pem that was missing leaves no key.pem.bak: an earlier one is
+// removed, as it is not the key of the cert.pem.bak kept). The key is
+// never only in a temporary file.
 func (c *Client) commitFiles(keyPEM, certPEMData, caPEM []byte, verify func(keyPEM, certPEM, caPEM []byte) error) error {
 	dir := c.dir()
 	type staged struct {
@@ -242,6 +244,16 @@ func (c *Client) commitFiles(keyPEM, certPEMData, caPEM []byte, verify func(keyP
 	}
 	for _, f := range files[1:] {
 		old, err := os.ReadFile(filepath.Join(dir, f.name))
+		if errors.Is(err, fs.ErrNotExist) && f.name == KeyFile {
+			// the key was lost: a key.pem.bak is an earlier set's, which
+			// must not pass for the key of the cert.pem.bak kept now
+			err = os.Remove(filepath.Join(dir, KeyBackupFile))
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				cleanup()
+				return fmt.Errorf("removing the earlier %s: %w", KeyBackupFile, err)
+			}
+			continue
+		}
 		if errors.Is(err, fs.ErrNotExist) || err == nil && bytes.Equal(old, f.data) {
 			continue
 		}
