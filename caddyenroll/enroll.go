@@ -329,6 +329,20 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 	if err := authority.Record(ctx, is); err != nil {
 		return fmt.Errorf("recording issuance: %v", err)
 	}
+	// a revocation for key compromise marks the key, then revokes every
+	// certificate recorded for it (revokeSameKeys): one recorded after
+	// that look finds the mark here, one recorded before is found there
+	switch compromised, err := a.keyCompromised(ctx, is.PublicKeySHA256); {
+	case err != nil:
+		return fmt.Errorf("checking the key's revocations: %v", err)
+	case compromised:
+		if err := authority.Revoke(ctx, is.Serial, ca.ReasonKeyCompromise); err != nil {
+			return fmt.Errorf("revoking certificate %s, of a key revoked for key compromise meanwhile: %v", is.Serial, err)
+		}
+		a.noteRevoked(req.Profile, "", []string{is.Serial}, false)
+		metrics.revoked.Inc()
+		return errKeyCompromisedMeanwhile
+	}
 	if is.NotAfter.Equal(authority.Issuer().NotAfter) {
 		a.log.Warn("certificate cut to the operational CA's end", zap.String("device", req.Device),
 			zap.String("serial", is.Serial), zap.Time("not_after", is.NotAfter))
@@ -399,6 +413,11 @@ func (a *App) issueHeld(ctx context.Context, req *Request, rec *DeviceRecord, au
 	return outcome{resp: wire.Response{Status: wire.StatusOK, Certificate: req.Certificate}, serial: req.Serial, reason: reason}, true
 }
 
+// errKeyCompromisedMeanwhile refuses an issuance whose key a revocation
+// for key compromise marked while it was signed: the certificate is
+// revoked at once, and the device told as if the mark had come first.
+var errKeyCompromisedMeanwhile = fmt.Errorf("%w: a certificate of this key was revoked for key compromise; enroll with a new key", errConflict)
+
 // caNotNamedError refuses an issuance while the file names another CA than
 // the one in use (an approval's conflict).
 type caNotNamedError string
@@ -408,11 +427,15 @@ func (e caNotNamedError) Is(target error) bool { return target == errConflict }
 
 // issueFailed is the answer to a device whose issuance failed: the reason
 // when the file names another CA (the device asks again after the
-// reload), else a server error, logged.
+// reload), a refusal when its key was revoked for key compromise
+// meanwhile, else a server error, logged.
 func (a *App) issueFailed(err error, doing, device, id string) outcome {
 	var notNamed caNotNamedError
 	if errors.As(err, &notNamed) {
 		return fail(wire.StatusServerError, string(notNamed))
+	}
+	if errors.Is(err, errKeyCompromisedMeanwhile) {
+		return fail(wire.StatusRejected, "a certificate of this key was revoked for key compromise; enroll with a new key")
 	}
 	a.log.Error(doing, zap.String("device", device), zap.String("request", id), zap.Error(err))
 	return fail(wire.StatusServerError, "server error")
