@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
@@ -352,6 +353,29 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.refreshRevoked(ctx); err != nil {
 		return fmt.Errorf("loading revocations: %v", err)
 	}
+	// the file names the CAs once the whole config runs (recordCrypto):
+	// Caddy starts the apps one by one, and stops those started when a
+	// later one fails, leaving the previous config running
+	events, err := ctx.App("events")
+	if err != nil {
+		return err
+	}
+	return events.(*caddyevents.App).On("started", startedHandler{a})
+}
+
+// startedHandler records the CAs in the file (recordCrypto) when Caddy
+// says the config started: every app of it did.
+type startedHandler struct{ a *App }
+
+// Handle implements caddyevents.Handler.
+func (h startedHandler) Handle(_ context.Context, e caddy.Event) error {
+	if e.Origin() != nil { // Caddy's own event has none
+		return nil
+	}
+	if err := h.a.recordCrypto(h.a.bgCtx); err != nil {
+		// issuance records them first, and refuses while it cannot
+		h.a.log.Error("naming the operational CA in the configuration file", zap.Error(err))
+	}
 	return nil
 }
 
@@ -468,7 +492,7 @@ const minWatchInterval = 10 * time.Millisecond
 const jsonNanoseconds = ` (a number in JSON is nanoseconds: write a duration such as "2s")`
 
 // openCA opens (or creates) the CA of a profile. When the file's crypto
-// item does not name it yet, the file is edited at Start (recordCrypto),
+// item does not name it yet, the file is edited once the config started (recordCrypto),
 // not here: `caddy validate` provisions too, and must not touch the file.
 // The crypto item lists one entry per profile, separated by spaces (as
 // recordCrypto writes it), commas or semicolons, each as the ca package
@@ -539,8 +563,8 @@ type cryptoRecord struct {
 	created, adopted, replacedForeign bool
 }
 
-// recordCrypto makes the file name the CAs in use, once: at Start, or
-// before an issuance that comes first. It writes the file under the
+// recordCrypto makes the file name the CAs in use, once: when the config
+// has started (startedHandler), or before an issuance that comes first. It writes the file under the
 // storage lock that instances generating a CA take (ca.CA.MarkNamed, the
 // modern CA's first), so that one starting together with this one adopts
 // the CA rather than generate another. If the file names another CA of a
@@ -579,11 +603,11 @@ func (a *App) recordCrypto(ctx context.Context) error {
 func (a *App) setCrypto(cleared *[]string) func(f *configfile.File) error {
 	return func(f *configfile.File) error {
 		entries := cryptoEntries(f.Crypto) // a value not ours is replaced
+		if err := a.cryptoConflict(entries); err != nil {
+			return err
+		}
 		clear := false
 		for _, r := range a.crypto.pending {
-			if cur := entries[r.profile]; cur != r.was && cur != r.param {
-				return fmt.Errorf("the file names the %s CA %q since this configuration was loaded (edited, or recorded by another instance sharing the storage); reload to use it", r.profile, cur)
-			}
 			entries[r.profile] = r.param
 			// only while no instance has recorded a CA yet: marks written
 			// since then are of the new CA's certificates
@@ -605,13 +629,44 @@ func (a *App) setCrypto(cleared *[]string) func(f *configfile.File) error {
 	}
 }
 
-// Start has the configuration file name the CAs in use (recordCrypto),
+// cryptoConflict refuses a file whose crypto entries name another CA of a
+// profile than the one this configuration opened, since it read the file;
+// a.crypto.mu is held.
+func (a *App) cryptoConflict(entries map[string]string) error {
+	for _, r := range a.crypto.pending {
+		if cur := entries[r.profile]; cur != r.was && cur != r.param {
+			return fmt.Errorf("the file names the %s CA %q since this configuration was loaded (edited, or recorded by another instance sharing the storage); reload to use it", r.profile, cur)
+		}
+	}
+	return nil
+}
+
+// checkCrypto is recordCrypto's check, without the edit: Start refuses a
+// file that names another CA; the edit waits until the config started.
+func (a *App) checkCrypto() error {
+	a.crypto.mu.Lock()
+	defer a.crypto.mu.Unlock()
+	if len(a.crypto.pending) == 0 {
+		return nil
+	}
+	item, err := a.cfg.cryptoOnDisk()
+	if err == nil {
+		err = a.cryptoConflict(cryptoEntries(item))
+	}
+	if err != nil {
+		return fmt.Errorf("recording crypto parameters in %s: %v", a.ConfigFile, err)
+	}
+	return nil
+}
+
+// Start has the configuration file name the CAs in use (recordCrypto, once
+// every app of the config started; checkCrypto here),
 // begins watching the file, counts the pending requests for the pending
 // gauge (in the background: storage may be large), revokes what devices
 // disabled meanwhile still hold, starts the janitors and warns of a CA that
 // ends soon (then daily).
 func (a *App) Start() error {
-	if err := a.recordCrypto(a.bgCtx); err != nil {
+	if err := a.checkCrypto(); err != nil {
 		return err
 	}
 	a.checkCAExpiry()
