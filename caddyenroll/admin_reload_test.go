@@ -49,7 +49,9 @@ func TestAdminAfterFailedReload(t *testing.T) {
 		})
 		return caddy.Load(cfg, true)
 	}
-	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	// a connection each: every load replaces the admin server, closing the
+	// previous one's connections (a kept one answered EOF)
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}}
 	devices := func(when string) {

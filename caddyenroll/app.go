@@ -158,6 +158,10 @@ type App struct {
 	bgCtx          context.Context
 	bgCancel       context.CancelFunc
 	crypto         *cryptoRecords
+	// closed once the config started and the CAs are named in the file
+	// (startedHandler): edits of the file wait for it (afterStarted)
+	started     chan struct{}
+	startedOnce *sync.Once
 	// the bounds' warnings and verifications (pendingbounds.go)
 	pendingThrottle *throttle
 }
@@ -356,6 +360,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	// the file names the CAs once the whole config runs (recordCrypto):
 	// Caddy starts the apps one by one, and stops those started when a
 	// later one fails, leaving the previous config running
+	a.started, a.startedOnce = make(chan struct{}), new(sync.Once)
 	events, err := ctx.App("events")
 	if err != nil {
 		return err
@@ -376,7 +381,21 @@ func (h startedHandler) Handle(_ context.Context, e caddy.Event) error {
 		// issuance records them first, and refuses while it cannot
 		h.a.log.Error("naming the operational CA in the configuration file", zap.Error(err))
 	}
+	h.a.startedOnce.Do(func() { close(h.a.started) })
 	return nil
+}
+
+// afterStarted runs f in the background once the config has started and
+// the file names the CAs (startedHandler): the record of a new CA clears
+// the file's enrolled flags, which the edits f makes must come after.
+func (a *App) afterStarted(f func()) {
+	a.background(func() {
+		select {
+		case <-a.started:
+			f()
+		case <-a.bgCtx.Done(): // stopped: the config never started
+		}
+	})
 }
 
 // Cleanup lets go of what this configuration shared with the others of the
@@ -694,12 +713,12 @@ func (a *App) Start() error {
 	})
 	marksDeferred.Store(true) // maybe left by an earlier run
 	if a.WatchInterval > 0 {
-		a.background(func() { a.every(time.Duration(a.WatchInterval), a.watchOnce) }) // applies them
+		a.afterStarted(func() { a.every(time.Duration(a.WatchInterval), a.watchOnce) }) // applies them
 	} else {
-		a.background(func() { a.applyDeferredMarks(a.bgCtx) })
+		a.afterStarted(func() { a.applyDeferredMarks(a.bgCtx) })
 	}
 	a.background(func() { a.every(revokedRefreshInterval, a.refreshOnce) })
-	a.background(a.revokeDisabledAtStart)
+	a.afterStarted(a.revokeDisabledAtStart)
 	a.background(func() { a.nonceJanitor(nonceJanitorInterval) })
 	a.background(func() { a.requestJanitor(requestJanitorInterval) })
 	return nil
