@@ -535,7 +535,7 @@ func TestStatusTable(t *testing.T) {
 	// 9: a nonce reused with another CSR
 	r1 := enrollReq(wire.OpRequest, t, good)
 	expect("first use", wire.StatusOK, s.do(r1))
-	_, other := p256CSR(t, "device7.isp.com")
+	_, other := p256CSR(t, "device6.isp.com") // another key of the device
 	r2 := enrollReq(wire.OpRequest, t, other)
 	r2.Nonce = r1.Nonce
 	expect("nonce reuse", wire.StatusNonceReused, s.do(r2))

@@ -164,7 +164,7 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 	// a request stored by an earlier version may have another id (its
 	// device name lower-cased, not normalized): found and bound by it too
 	legacyID := legacyRequestID(in.profile, name, csr.PublicKeySHA256)
-	bound, err := a.state.bindNonceTo(ctx, r.Nonce, nonceBinding(id, r.Device, r.Customer), id, legacyID)
+	bound, err := a.state.bindNonceTo(ctx, deviceNonce(name, r.Nonce), nonceBinding(id, r.Device, r.Customer), id, legacyID)
 	if err != nil {
 		a.log.Error("recording nonce", zap.Error(err))
 		return fail(wire.StatusServerError, "server error")

@@ -100,7 +100,7 @@ func TestTwoInstancesShareState(t *testing.T) {
 	if x := a.do(r); x.Status != wire.StatusOK {
 		t.Fatalf("repeat on A: %d", x.Status)
 	}
-	_, other := p256CSR(t, "device6.isp.com")
+	_, other := p256CSR(t, "device4.com") // another key of the device
 	r2 := enrollReq(wire.OpRequest, t, other)
 	r2.Nonce = r.Nonce
 	if x := b.do(r2); x.Status != wire.StatusNonceReused {

@@ -985,3 +985,27 @@ func TestLegacyCaddyfileShipped(t *testing.T) {
 		}
 	}
 }
+
+// The toolkit's nonce is no random value: OSPPUtilGetRandom seeds rand_r()
+// with time(NULL), so every `enroll` started in the same second sends the
+// same 16 bytes. Two gateways enrolling in the same second (a fleet
+// provisioned at once, the demo's shared account) must both enroll; the
+// nonce still refuses another key of the same device.
+func TestLegacyToolkitNonceOfTheSameSecond(t *testing.T) {
+	s := startLegacy(t, legOpts{})
+	_, a := md5RSACSR(t, 2048, "device6.isp.com")
+	_, b := md5RSACSR(t, 2048, "device7.isp.com")
+	_, b2 := md5RSACSR(t, 2048, "device7.isp.com")
+	nonce := []byte("176370907\x0019533\x00") // what every enroll sent in one second
+	ra, rb, rb2 := tkReq(t, "request", a), tkReq(t, "request", b), tkReq(t, "request", b2)
+	ra.nonce, rb.nonce, rb2.nonce = nonce, nonce, nonce
+	if st := tkPost(t, s.tlsAddr, true, "text/html", ra.body()).status(t); st != 0 {
+		t.Fatalf("first gateway: status %d", st)
+	}
+	if a := tkPost(t, s.tlsAddr, true, "text/html", rb.body()); a.status(t) != 0 {
+		t.Fatalf("second gateway, same second: %q", a.raw)
+	}
+	if st := tkPost(t, s.tlsAddr, true, "text/html", rb2.body()).status(t); st != 9 {
+		t.Fatalf("the nonce with another key of the same device: status %d, want 9", st)
+	}
+}

@@ -59,9 +59,18 @@ func (s *stateStore) bindNonce(ctx context.Context, nonce []byte, reqID string) 
 	return s.bindNonceTo(ctx, nonce, reqID, reqID)
 }
 
+// deviceNonce is a client nonce as it is bound: within the device's name.
+// The OSP Toolkit's nonce is no random value (OSPPUtilGetRandom seeds
+// rand_r() with time(NULL)): every `enroll` started in the same second sends
+// the same one, so a nonce shared across devices is no replay; reused with
+// another key, device id or customer of the same device, it is.
+func deviceNonce(device string, nonce []byte) []byte {
+	return []byte(hashKey("device nonce", device, string(nonce)))
+}
+
 // nonceBinding is what a nonce binds to: the request (profile, device, key)
 // and the device and customer ids it came with, so that the nonce reused
-// with another CSR, device name or id is refused.
+// with another CSR or id (of the device it is bound within) is refused.
 func nonceBinding(reqID, deviceID, customer string) string {
 	return reqID + ":" + hashKey("nonce ids", deviceID, customer)[:16]
 }
