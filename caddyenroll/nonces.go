@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 )
 
 // Client nonces are kept in time buckets, one storage "directory" per
@@ -59,13 +61,15 @@ func (s *stateStore) bindNonce(ctx context.Context, nonce []byte, reqID string) 
 	return s.bindNonceTo(ctx, nonce, reqID, reqID)
 }
 
-// deviceNonce is a client nonce as it is bound: within the device's name.
+// deviceNonce is a client nonce as it is bound: within the device's name,
+// in normal form (configfile.DeviceKey, as its lock, record and request ids
+// are): an unknown device's spelling, then the file's, may differ.
 // The OSP Toolkit's nonce is no random value (OSPPUtilGetRandom seeds
 // rand_r() with time(NULL)): every `enroll` started in the same second sends
 // the same one, so a nonce shared across devices is no replay; reused with
 // another key, device id or customer of the same device, it is.
 func deviceNonce(device string, nonce []byte) []byte {
-	return []byte(hashKey("device nonce", device, string(nonce)))
+	return []byte(hashKey("device nonce", configfile.DeviceKey(device), string(nonce)))
 }
 
 // nonceBinding is what a nonce binds to: the request (profile, device, key)
