@@ -1342,3 +1342,35 @@ func TestRenewWithoutTheKey(t *testing.T) {
 		}
 	}
 }
+
+// An enrollment into a directory whose key.pem and cert.pem were removed
+// (the device enrolls afresh) replaces no certificate: the key.pem.bak and
+// cert.pem.bak of an earlier renewal are a pair, kept as they are.
+func TestEnrollAfreshKeepsTheBackupPair(t *testing.T) {
+	srv := enrolltest.New(t, enrolltest.Config{})
+	c := newClient(t, srv, nil)
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if renewed, _, err := c.Renew(context.Background(), true); err != nil || !renewed {
+		t.Fatalf("forced renewal: renewed %v, err %v", renewed, err)
+	}
+	before := snapshot(t, c.Dir)
+	if before[KeyBackupFile] == nil || before[CertBackupFile] == nil {
+		t.Fatal("no backup pair after the renewal")
+	}
+	for _, f := range []string{KeyFile, CertFile} {
+		if err := os.Remove(filepath.Join(c.Dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	after := snapshot(t, c.Dir)
+	for _, f := range []string{KeyBackupFile, CertBackupFile} {
+		if !bytes.Equal(after[f], before[f]) {
+			t.Errorf("%s changed or removed (%d bytes, was %d) by an enrollment that replaced no certificate", f, len(after[f]), len(before[f]))
+		}
+	}
+}

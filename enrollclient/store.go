@@ -197,8 +197,9 @@ func syncDir(dir string) error {
 // which the next Enroll/Renew finishes the commit without contacting the
 // server. A file that already holds its new content (renamed before such a
 // crash) is not copied again, so the .bak files keep the previous set (a
-// key.pem that was missing leaves no key.pem.bak: an earlier one is
-// removed, as it is not the key of the cert.pem.bak kept). The key is
+// cert.pem kept while key.pem was missing leaves no key.pem.bak: an
+// earlier one is removed, as it is not the key of that cert.pem.bak; with
+// no cert.pem kept, the .bak files are left as they are). The key is
 // never only in a temporary file.
 func (c *Client) commitFiles(keyPEM, certPEMData, caPEM []byte, verify func(keyPEM, certPEM, caPEM []byte) error) error {
 	dir := c.dir()
@@ -242,9 +243,16 @@ func (c *Client) commitFiles(keyPEM, certPEMData, caPEM []byte, verify func(keyP
 		cleanup()
 		return err
 	}
+	certKept := false // cert.pem.bak written now (cert.pem comes first)
 	for _, f := range files[1:] {
 		old, err := os.ReadFile(filepath.Join(dir, f.name))
 		if errors.Is(err, fs.ErrNotExist) && f.name == KeyFile {
+			if !certKept {
+				// no certificate replaced now (none installed, or renamed
+				// by a run cut short, which removed it already): the .bak
+				// files are an earlier pair
+				continue
+			}
 			// the key was lost: a key.pem.bak is an earlier set's, which
 			// must not pass for the key of the cert.pem.bak kept now
 			err = os.Remove(filepath.Join(dir, KeyBackupFile))
@@ -264,6 +272,7 @@ func (c *Client) commitFiles(keyPEM, certPEMData, caPEM []byte, verify func(keyP
 			cleanup()
 			return fmt.Errorf("keeping the previous %s: %w", f.name, err)
 		}
+		certKept = certKept || f.name == CertFile
 	}
 	for i, f := range files {
 		if err := os.Rename(f.tmp, filepath.Join(dir, f.name)); err != nil {
