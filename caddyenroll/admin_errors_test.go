@@ -185,31 +185,37 @@ func caIssuing(t *testing.T, st ca.Store, device string) (*ca.CA, *ca.Issued) {
 	return c, is
 }
 
-// Approving a request of a device the file lacks while the file does not
-// parse issues the certificate and keeps the device's addition for when the
-// file parses again; the answer says so, as a revoke's does: the device is
-// not in the file (nor in `caddy enroll devices`) until then.
-func TestAdminApproveWithAnInvalidFile(t *testing.T) {
+// approvingApp is a manual-approval app whose approve(device) makes a
+// request of the device (a new key) and approves it through the admin
+// API, returning the answer's code and body.
+func approvingApp(t *testing.T) (*Handler, func(device string) (int, string)) {
 	keepPendingCount(t)
-	ctx := context.Background()
 	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
 	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalManual, 100, 100)
 	h.app.ConfigFile = h.app.cfg.path
 	h.app.cfg.settle = 10 * time.Millisecond
 	ad := &adminAPI{app: h.app, log: zap.NewNop()}
-	approve := func(device string) (int, string) {
+	return h, func(device string) (int, string) {
 		t.Helper()
 		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if ans := enrollAs(t, h, wire.OpRequest, "ops", device, key); ans.Status != wire.StatusPending {
 			t.Fatalf("%s: status %d (%s)", device, ans.Status, ans.Error)
 		}
-		reqs, err := h.app.state.pendingOf(ctx, device)
+		reqs, err := h.app.state.pendingOf(context.Background(), device)
 		if err != nil || len(reqs) != 1 {
 			t.Fatalf("pending of %s: %v %v", device, reqs, err)
 		}
 		code, body, _ := adminDoBody(t, ad, "POST", "/enroll/approve/"+reqs[0].ID, "")
 		return code, body
 	}
+}
+
+// Approving a request of a device the file lacks while the file does not
+// parse issues the certificate and keeps the device's addition for when the
+// file parses again; the answer says so, as a revoke's does: the device is
+// not in the file (nor in `caddy enroll devices`) until then.
+func TestAdminApproveWithAnInvalidFile(t *testing.T) {
+	h, approve := approvingApp(t)
 	if code, body := approve("new1.example"); code != 200 || strings.Contains(body, "note") {
 		t.Fatalf("approval with a valid file: %d %s, want 200 without a note", code, body)
 	}
@@ -233,26 +239,7 @@ func TestAdminApproveWithAnInvalidFile(t *testing.T) {
 // `caddy enroll check` once it is back, and "does not parse" would send the
 // operator looking for errors it does not have.
 func TestAdminNoteSaysWhyTheFileWaits(t *testing.T) {
-	keepPendingCount(t)
-	ctx := context.Background()
-	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
-	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalManual, 100, 100)
-	h.app.ConfigFile = h.app.cfg.path
-	h.app.cfg.settle = 10 * time.Millisecond
-	ad := &adminAPI{app: h.app, log: zap.NewNop()}
-	approve := func(device string) (int, string) {
-		t.Helper()
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if ans := enrollAs(t, h, wire.OpRequest, "ops", device, key); ans.Status != wire.StatusPending {
-			t.Fatalf("%s: status %d (%s)", device, ans.Status, ans.Error)
-		}
-		reqs, err := h.app.state.pendingOf(ctx, device)
-		if err != nil || len(reqs) != 1 {
-			t.Fatalf("pending of %s: %v %v", device, reqs, err)
-		}
-		code, body, _ := adminDoBody(t, ad, "POST", "/enroll/approve/"+reqs[0].ID, "")
-		return code, body
-	}
+	h, approve := approvingApp(t)
 	if code, body := approve("new1.example"); code != 200 || strings.Contains(body, "note") {
 		t.Fatalf("approval with the file in place: %d %s, want 200 without a note", code, body)
 	}
@@ -260,7 +247,7 @@ func TestAdminNoteSaysWhyTheFileWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, approved := approve("new2.example")
-	code2, revoked, _ := adminDoBody(t, ad, "POST", "/enroll/revoke", `{"device": "new1.example"}`)
+	code2, revoked, _ := adminDoBody(t, &adminAPI{app: h.app, log: zap.NewNop()}, "POST", "/enroll/revoke", `{"device": "new1.example"}`)
 	for _, a := range []struct {
 		what string
 		code int
@@ -332,14 +319,8 @@ func TestAdminAmbiguousIDNamesTheCandidates(t *testing.T) {
 // A group given with the approval of a device the file has (in another
 // group) is refused rather than ignored: the operator meant to move it.
 func TestAdminApproveGroupOfAKnownDevice(t *testing.T) {
-	keepPendingCount(t)
 	ctx := context.Background()
-	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
-	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalManual, 100, 100)
-	saveRenamed(t, h.app.cfg.path, "enroll enabled\ngroup \"\"\ngroup Prepaid\ndevice gw1.example \"\" enabled\n")
-	if _, err := h.app.cfg.reload(); err != nil {
-		t.Fatal(err)
-	}
+	h := fileApp(t, ApprovalManual, "enroll enabled\ngroup \"\"\ngroup Prepaid\ndevice gw1.example \"\" enabled\n")
 	ad := &adminAPI{app: h.app, log: zap.NewNop()}
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if ans := enrollAs(t, h, wire.OpRequest, "ops", "gw1.example", key); ans.Status != wire.StatusPending {

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/certmagic"
-
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
@@ -24,14 +22,8 @@ import (
 // refused, so that a cloned gateway enrolling in that instant keeps no
 // valid certificate of the stolen key.
 func TestIssuanceAfterKeyCompromiseMark(t *testing.T) {
-	keepPendingCount(t)
 	ctx := context.Background()
-	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
-	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
-	saveRenamed(t, h.app.cfg.path, "enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled\ndevice gw2.example \"\" enabled\n")
-	if _, err := h.app.cfg.reload(); err != nil {
-		t.Fatal(err)
-	}
+	h := fileApp(t, ApprovalAuto, "enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled\ndevice gw2.example \"\" enabled\n")
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	ans := enrollAs(t, h, wire.OpRequest, "ops", "gw1.example", key)
 	if ans.Status != wire.StatusOK {

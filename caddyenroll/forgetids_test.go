@@ -16,13 +16,7 @@ import (
 // first use): when another account enrolled it first, the operator revokes
 // it with forget_ids and the device's own ids bind at its next enrollment.
 func TestRevokeForgetIDs(t *testing.T) {
-	keepPendingCount(t)
-	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
-	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
-	saveRenamed(t, h.app.cfg.path, "enroll enabled\ngroup \"\"\ndevice 2001:db8::1 \"\" enabled\n")
-	if _, err := h.app.cfg.reload(); err != nil {
-		t.Fatal(err)
-	}
+	h := fileApp(t, ApprovalAuto, "enroll enabled\ngroup \"\"\ndevice 2001:db8::1 \"\" enabled\n")
 	ad := &adminAPI{app: h.app, log: zap.NewNop()}
 	if ans := enrollIPv6(t, h, "1"); ans.Status != wire.StatusOK {
 		t.Fatalf("the squatter's enrollment: status %d %s", ans.Status, ans.Error)

@@ -80,6 +80,20 @@ func enrollWithIDs(t *testing.T, h *Handler, op, account, device, deviceID, cust
 		"request": {base64.StdEncoding.EncodeToString(csr)}})
 }
 
+// fileApp is boundsApp on a file storage of its own (bounds 100), with
+// the configuration file's text: the devices and flags of a test.
+func fileApp(t *testing.T, approval, text string) *Handler {
+	t.Helper()
+	keepPendingCount(t)
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, approval, 100, 100)
+	saveRenamed(t, h.app.cfg.path, text)
+	if _, err := h.app.cfg.reload(); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 // keepPendingCount restores the process's pending count after the test,
 // and starts it at 0 (a fresh process).
 func keepPendingCount(t *testing.T) {
