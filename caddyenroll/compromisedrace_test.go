@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,5 +64,18 @@ func TestIssuanceAfterKeyCompromiseMark(t *testing.T) {
 	}
 	if !recs[0].Revoked || recs[0].Reason != ca.ReasonKeyCompromise {
 		t.Fatalf("gw2's certificate %s: revoked %v reason %d, want revoked for key compromise", recs[0].Serial, recs[0].Revoked, recs[0].Reason)
+	}
+}
+
+// A held request whose key was revoked for key compromise since it came is
+// refused as the device's first request would be (status 8), not with a
+// server error; an approval of it is a conflict (409) saying to reject it.
+func TestPendingKeyCompromisedAnswers(t *testing.T) {
+	h := fileApp(t, ApprovalAuto, "enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled\n")
+	if out := h.app.issueFailed(errKeyCompromisedPending, "issuing a held request", "gw1.example", "id"); out.resp.Status != wire.StatusRejected {
+		t.Fatalf("held request: status %d %s, want %d", out.resp.Status, out.resp.Error, wire.StatusRejected)
+	}
+	if err := actionErr(errKeyCompromisedPending); !strings.Contains(err.Error(), "reject it") || !errors.Is(errKeyCompromisedPending, errConflict) {
+		t.Fatalf("approval: %v, want a conflict saying to reject it", err)
 	}
 }

@@ -318,7 +318,7 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 		case err != nil:
 			return fmt.Errorf("checking the key's revocations: %v", err)
 		case compromised:
-			return fmt.Errorf("%w: a certificate of this request's key was revoked for key compromise; reject it", errConflict)
+			return errKeyCompromisedPending
 		}
 		is, err = authority.Sign(req.CSR, req.Device, policy)
 	}
@@ -418,6 +418,10 @@ func (a *App) issueHeld(ctx context.Context, req *Request, rec *DeviceRecord, au
 // revoked at once, and the device told as if the mark had come first.
 var errKeyCompromisedMeanwhile = fmt.Errorf("%w: a certificate of this key was revoked for key compromise; enroll with a new key", errConflict)
 
+// errKeyCompromisedPending refuses the issuance of a pending request whose
+// key was revoked for key compromise since it came.
+var errKeyCompromisedPending = fmt.Errorf("%w: a certificate of this request's key was revoked for key compromise; reject it", errConflict)
+
 // caNotNamedError refuses an issuance while the file names another CA than
 // the one in use (an approval's conflict).
 type caNotNamedError string
@@ -434,7 +438,7 @@ func (a *App) issueFailed(err error, doing, device, id string) outcome {
 	if errors.As(err, &notNamed) {
 		return fail(wire.StatusServerError, string(notNamed))
 	}
-	if errors.Is(err, errKeyCompromisedMeanwhile) {
+	if errors.Is(err, errKeyCompromisedMeanwhile) || errors.Is(err, errKeyCompromisedPending) {
 		return fail(wire.StatusRejected, "a certificate of this key was revoked for key compromise; enroll with a new key")
 	}
 	a.log.Error(doing, zap.String("device", device), zap.String("request", id), zap.Error(err))
