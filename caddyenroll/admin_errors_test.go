@@ -317,7 +317,9 @@ func TestAdminAmbiguousIDNamesTheCandidates(t *testing.T) {
 }
 
 // A group given with the approval of a device the file has (in another
-// group) is refused rather than ignored: the operator meant to move it.
+// group) is not applied, and the answer says so in a note rather than say
+// nothing (the operator may have meant to move it); a group the file lacks
+// is refused, a typo.
 func TestAdminApproveGroupOfAKnownDevice(t *testing.T) {
 	ctx := context.Background()
 	h := fileApp(t, ApprovalManual, "enroll enabled\ngroup \"\"\ngroup Prepaid\ndevice gw1.example \"\" enabled\n")
@@ -331,11 +333,15 @@ func TestAdminApproveGroupOfAKnownDevice(t *testing.T) {
 		t.Fatalf("pending: %v %v", reqs, err)
 	}
 	uri := "/enroll/approve/" + reqs[0].ID
-	if code, body, _ := adminDoBody(t, ad, "POST", uri, `{"group":"Prepaid"}`); code != 400 || !strings.Contains(body, `device gw1.example is in group "" of the configuration file`) {
-		t.Fatalf("approval into another group: %d %s, want 400 naming the device's group", code, body)
+	if code, body, _ := adminDoBody(t, ad, "POST", uri, `{"group":"Prepayd"}`); code != 400 || !strings.Contains(body, `group "Prepayd" is not in the configuration file`) {
+		t.Fatalf("approval into a group the file lacks: %d %s, want 400", code, body)
 	}
-	if code, body, _ := adminDoBody(t, ad, "POST", uri, `{"group":""}`); code != 200 || !strings.Contains(body, `"state": "issued"`) {
-		t.Fatalf("approval: %d %s", code, body)
+	code, body, _ := adminDoBody(t, ad, "POST", uri, `{"group":"Prepaid"}`)
+	if code != 200 || !strings.Contains(body, `"state": "issued"`) || !strings.Contains(body, `the group \"Prepaid\" given was not applied`) {
+		t.Fatalf("approval into another group: %d %s, want 200 with a note that the group was not applied", code, body)
+	}
+	if d := h.app.cfg.device("gw1.example"); d.Group != "" {
+		t.Fatalf("gw1.example moved to group %q", d.Group)
 	}
 }
 

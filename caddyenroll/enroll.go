@@ -680,17 +680,17 @@ func (a *App) approve(ctx context.Context, id, group string) (*Request, error) {
 			return fmt.Errorf("%w: %s (README: Renewing the operational CA)", errConflict, why)
 		}
 		req.Known = dev.Known
-		if dev.Known && group != "" && group != dev.Group {
-			return fmt.Errorf("%w: device %s is in group %q of the configuration file; a group only places a device the file lacks (edit the file to move it)",
-				errBadRequest, req.Device, dev.Group)
-		}
-		if !dev.Known && group != "" {
+		if group != "" {
+			// checked for a device the file has too (a typo is said), where
+			// it is not applied: the admin answer's note says so
 			known := false
 			a.cfg.read(func(f *configfile.File) { _, known = f.Group(group) })
 			if !known {
 				return fmt.Errorf("%w: group %q is not in the configuration file", errBadRequest, group)
 			}
-			req.Group = group
+			if !dev.Known {
+				req.Group = group
+			}
 		}
 		prev, err := a.state.device(ctx, req.Device)
 		if err != nil {
