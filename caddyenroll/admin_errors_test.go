@@ -197,17 +197,24 @@ func approvingApp(t *testing.T) (*Handler, func(device string) (int, string)) {
 	ad := &adminAPI{app: h.app, log: zap.NewNop()}
 	return h, func(device string) (int, string) {
 		t.Helper()
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if ans := enrollAs(t, h, wire.OpRequest, "ops", device, key); ans.Status != wire.StatusPending {
-			t.Fatalf("%s: status %d (%s)", device, ans.Status, ans.Error)
-		}
-		reqs, err := h.app.state.pendingOf(context.Background(), device)
-		if err != nil || len(reqs) != 1 {
-			t.Fatalf("pending of %s: %v %v", device, reqs, err)
-		}
-		code, body, _ := adminDoBody(t, ad, "POST", "/enroll/approve/"+reqs[0].ID, "")
+		code, body, _ := adminDoBody(t, ad, "POST", "/enroll/approve/"+requestPending(t, h, device).ID, "")
 		return code, body
 	}
+}
+
+// requestPending makes a request of device with a new key, which must
+// wait for approval, and returns it.
+func requestPending(t *testing.T, h *Handler, device string) *Request {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if ans := enrollAs(t, h, wire.OpRequest, "ops", device, key); ans.Status != wire.StatusPending {
+		t.Fatalf("%s: status %d (%s)", device, ans.Status, ans.Error)
+	}
+	reqs, err := h.app.state.pendingOf(context.Background(), device)
+	if err != nil || len(reqs) != 1 {
+		t.Fatalf("pending of %s: %v %v", device, reqs, err)
+	}
+	return reqs[0]
 }
 
 // Approving a request of a device the file lacks while the file does not
@@ -321,18 +328,9 @@ func TestAdminAmbiguousIDNamesTheCandidates(t *testing.T) {
 // nothing (the operator may have meant to move it); a group the file lacks
 // is refused, a typo.
 func TestAdminApproveGroupOfAKnownDevice(t *testing.T) {
-	ctx := context.Background()
 	h := fileApp(t, ApprovalManual, "enroll enabled\ngroup \"\"\ngroup Prepaid\ndevice gw1.example \"\" enabled\n")
 	ad := &adminAPI{app: h.app, log: zap.NewNop()}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if ans := enrollAs(t, h, wire.OpRequest, "ops", "gw1.example", key); ans.Status != wire.StatusPending {
-		t.Fatalf("status %d (%s)", ans.Status, ans.Error)
-	}
-	reqs, err := h.app.state.pendingOf(ctx, "gw1.example")
-	if err != nil || len(reqs) != 1 {
-		t.Fatalf("pending: %v %v", reqs, err)
-	}
-	uri := "/enroll/approve/" + reqs[0].ID
+	uri := "/enroll/approve/" + requestPending(t, h, "gw1.example").ID
 	if code, body, _ := adminDoBody(t, ad, "POST", uri, `{"group":"Prepayd"}`); code != 400 || !strings.Contains(body, `group "Prepayd" is not in the configuration file`) {
 		t.Fatalf("approval into a group the file lacks: %d %s, want 400", code, body)
 	}

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
@@ -54,16 +53,10 @@ func TestRevokeForgetIDs(t *testing.T) {
 // forget_ids must forget the ids of the record enrollment reads, not only
 // of the copy where the normal form keeps it.
 func TestRevokeForgetIDsOfEarlierVersionsRecord(t *testing.T) {
-	keepPendingCount(t)
 	ctx := context.Background()
-	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
-	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
-	h.app.bg = new(backgroundWork) // the refresh copies records where they belong
 	const spelled = "2001:DB8:0:0::1"
-	saveRenamed(t, h.app.cfg.path, "enroll enabled\ngroup \"\"\ndevice "+spelled+" \"\" enabled\n")
-	if _, err := h.app.cfg.reload(); err != nil {
-		t.Fatal(err)
-	}
+	h := fileApp(t, ApprovalAuto, "enroll enabled\ngroup \"\"\ndevice "+spelled+" \"\" enabled\n")
+	h.app.bg = new(backgroundWork) // the refresh copies records where they belong
 	ad := &adminAPI{app: h.app, log: zap.NewNop()}
 	rec := &DeviceRecord{Device: spelled, DeviceID: "1", Customer: "0", Profile: profileModern, Serial: "abc1", Enrolled: time.Now().UTC()}
 	if err := h.app.state.storeJSON(ctx, legacyDeviceKey(spelled), rec); err != nil {

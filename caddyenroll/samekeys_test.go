@@ -7,9 +7,7 @@ import (
 	"crypto/rand"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
@@ -23,15 +21,9 @@ import (
 // compromise: the other devices' certificates of its keys are revoked
 // then, as for a first revocation.
 func TestKeyCompromiseRevokedAgainRevokesSameKeys(t *testing.T) {
-	keepPendingCount(t)
 	ctx := context.Background()
-	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
-	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
+	h := fileApp(t, ApprovalAuto, "enroll enabled\ngroup \"\"\ndevice d1.example \"\" enabled\ndevice d2.example \"\" enabled\n")
 	h.app.bg = new(backgroundWork)
-	saveRenamed(t, h.app.cfg.path, "enroll enabled\ngroup \"\"\ndevice d1.example \"\" enabled\ndevice d2.example \"\" enabled\n")
-	if _, err := h.app.cfg.reload(); err != nil {
-		t.Fatal(err)
-	}
 	ad := &adminAPI{app: h.app, log: zap.NewNop()}
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader) // a cloned gateway image
 	for _, d := range []string{"d1.example", "d2.example"} {
