@@ -29,7 +29,8 @@ func TestReadmeCaddyfileOptions(t *testing.T) {
 	}
 	// the words of Caddy's own directives and options in the blocks
 	caddys := map[string]bool{"{": true, "}": true, "#": true, "enroll": true, "servers": true, "strict_sni_host": true,
-		"tls": true, "client_auth": true, "mode": true, "trust_pool": true, "verifier": true, "handle": true, "osp": true}
+		"tls": true, "client_auth": true, "mode": true, "trust_pool": true, "verifier": true, "handle": true, "osp": true,
+		"default_sni": true}
 	shown := map[string]bool{}
 	blocks := regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
 	if len(blocks) == 0 {
@@ -51,5 +52,31 @@ func TestReadmeCaddyfileOptions(t *testing.T) {
 		if !shown[o] {
 			t.Errorf("caddyfile.go parses %q, which no Caddyfile block of the README shows", o)
 		}
+	}
+}
+
+// A README Caddyfile with an HTTPS site without host (gateways that send no
+// SNI) names the certificate they get with default_sni: without it Caddy
+// has no certificate for them, and ends the handshake with an internal
+// error alert.
+func TestReadmeHostlessSiteHasDefaultSNI(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostless := regexp.MustCompile(`(?m)^https://:[0-9]+ \{`)
+	defaultSNI := regexp.MustCompile(`(?m)^\tdefault_sni [^ #]+`)
+	n := 0
+	for _, b := range regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
+		if !hostless.MatchString(b[1]) {
+			continue
+		}
+		n++
+		if !defaultSNI.MatchString(b[1]) {
+			t.Errorf("README's Caddyfile with a site without host sets no default_sni in its global options:\n%s", b[1])
+		}
+	}
+	if n == 0 {
+		t.Fatal("README has no Caddyfile with an HTTPS site without host (the OSP example)")
 	}
 }
