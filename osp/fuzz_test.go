@@ -43,6 +43,13 @@ func extraSeeds(t testing.TB) map[string][][]byte {
 			[]byte(strings.Replace(req, "<Service/>", `<Bogus>1</Bogus>`, 1)),
 			[]byte(`<?xml version="1.0"?><!DOCTYPE Message [<!ENTITY e "x">]><Message/>`),
 			reauth, capind,
+			// the attempt counters, service, delays of 0 and statistics
+			// with attributes that usage records keep
+			[]byte(strings.Replace(string(toolkitUsage("<PostDialDelay type=\"destination\">\n0.000</PostDialDelay>\n"+
+				"<Amount>\n30.000</Amount>\n<Increment>\n1</Increment>\n<Unit>\ns</Unit>\n"+
+				"<PostDialDelay type=\"source\">\n0.000</PostDialDelay>\n"+toolkitStatistics)),
+				"<UsageDetail>\n", "<SetupAttempt>\n0</SetupAttempt>\n<TotalSetupAttempts>\n2</TotalSetupAttempts>\n"+
+					"<Service>\n<ServiceType type=\"voice\"/>\n</Service>\n<UsageDetail>\n", 1)),
 		},
 		"FuzzParseAnswer": {reauthRsp, capcnf},
 		"FuzzParseTokenInfo": {

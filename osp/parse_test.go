@@ -60,9 +60,21 @@ func TestParseCapturedUsageIndication(t *testing.T) {
 			Protocol:             Info{"destination", "sip"},
 			Duration:             30 * time.Second,
 			PostDialDelay:        1010 * time.Millisecond,
+			HasPostDialDelay:     true,
 			ReleaseSource:        "unknown",
-			CustomerID:           "1000",
-			DeviceID:             "1000",
+			// packets lost as test_app's ReportUsage gives them
+			Statistics: []Element{{Name: "Statistics", Attrs: []Attr{{"critical", "false"}}, Children: []Element{
+				{Name: "LossSent", Attrs: []Attr{{"critical", "false"}}, Children: []Element{
+					{Name: "Packets", Attrs: []Attr{{"critical", "false"}}, Value: "1"},
+					{Name: "Fraction", Attrs: []Attr{{"critical", "false"}}, Value: "2"},
+				}},
+				{Name: "LossReceived", Attrs: []Attr{{"critical", "false"}}, Children: []Element{
+					{Name: "Packets", Attrs: []Attr{{"critical", "false"}}, Value: "100"},
+					{Name: "Fraction", Attrs: []Attr{{"critical", "false"}}, Value: "10"},
+				}},
+			}}},
+			CustomerID: "1000",
+			DeviceID:   "1000",
 		}},
 	}
 	if !reflect.DeepEqual(m, want) {
@@ -70,6 +82,11 @@ func TestParseCapturedUsageIndication(t *testing.T) {
 	}
 	if u := m.Usages[0]; u.Calling().Value != "14048724799" || u.Called().Value != "1678" {
 		t.Errorf("Calling/Called %v %v", u.Calling(), u.Called())
+	}
+	wantStats := map[string]string{"LossSent.Packets": "1", "LossSent.Fraction": "2",
+		"LossReceived.Packets": "100", "LossReceived.Fraction": "10"}
+	if got := m.Usages[0].Statistics[0].Flatten(); !reflect.DeepEqual(got, wantStats) {
+		t.Errorf("statistics %v, want %v", got, wantStats)
 	}
 }
 

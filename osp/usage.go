@@ -18,12 +18,15 @@ type UsageIndication struct {
 func (*UsageIndication) Kind() Kind { return KindUsageIndication }
 
 // Usage is one <UsageIndication> component. Elements of the toolkit's
-// vocabulary not represented here (Statistics, CallingPartyInfo, …) are
+// vocabulary not represented here (CallingPartyInfo, Codec, …) are
 // skipped when parsed and not written.
 type Usage struct {
 	ComponentID string
-	Timestamp   time.Time
-	Role        string // "source", "destination", "other"
+	// Timestamp is when the device built the indication, by its clock
+	// (the toolkit's time(NULL) in OSPPTransactionBuildUsage): a report
+	// the application makes again after a failed one has a later one.
+	Timestamp time.Time
+	Role      string // "source", "destination", "other"
 	// RoleState is <RoleInfo><State>: start, stop, interim… (the
 	// toolkit's OSPPTransactionSetRoleInfo), for devices that report a
 	// call more than once.
@@ -36,7 +39,22 @@ type Usage struct {
 	DeviceInfo           []Info
 	DestinationInfo      []Info
 	DestinationAlternate []Info
-	GroupID              string // <Group><GroupId>
+	// GroupID is <Group><GroupId>: the toolkit writes there the
+	// conference id the application gives OSPPTransactionReportUsage
+	// (OSPPAddConfIdToUsageElement, src/ospusage.c).
+	GroupID string
+	// SetupAttempt is <SetupAttempt>: which attempt at the destination
+	// this is (OSPPTransactionSetSetupAttempt, or else the count
+	// OSPPTransactionSetDestinationCount gives); TotalSetupAttempts is
+	// <TotalSetupAttempts> (OSPPTransactionSetTotalSetupAttempts). The
+	// toolkit writes each only when set, and 0 is a value: nil when
+	// absent, or when not a decimal number (the usage is not refused for
+	// it, as before these were parsed).
+	SetupAttempt       *int
+	TotalSetupAttempts *int
+	// ServiceType is <Service><ServiceType type>: voice, video… (the
+	// terminating side's, when its authorization said).
+	ServiceType ServiceType
 
 	// From <UsageDetail>. The toolkit writes a <SignalingProtocol> per
 	// protocol type it knows (source, destination, na) and a
@@ -52,8 +70,22 @@ type Usage struct {
 	PostDialDelay time.Duration // type="source" or without type
 	// ProviderPostDialDelay is <PostDialDelay type="destination">.
 	ProviderPostDialDelay time.Duration
-	ReleaseSource         string // "source", "destination", "internal", "external", "unknown"
-	TermCauses            []TermCause
+	// HasPostDialDelay and HasProviderPostDialDelay say that the device
+	// reported the delay, 0 included: the toolkit writes the source's
+	// when the application says it has one (OSPPTransactionReportUsage's
+	// ospvHasPDDInfo) and the provider's when one was set (ProviderPDD
+	// >= 0), "0.000" for a delay of 0. Marshal writes a delay that is set
+	// or above 0.
+	HasPostDialDelay         bool
+	HasProviderPostDialDelay bool
+	ReleaseSource            string // "source", "destination", "internal", "external", "unknown"
+	TermCauses               []TermCause
+	// Statistics are the <Statistics> elements, as they came (the
+	// toolkit's OSPPStatsToElement, in <UsageDetail>: packets lost sent
+	// and received, which OSPPTransactionReportUsage takes, delay, jitter,
+	// MOS… set with OSPPTransactionSetLost and friends); normally one.
+	// Element.Flatten lists their values.
+	Statistics []Element
 
 	CustomerID string
 	DeviceID   string
@@ -140,6 +172,14 @@ func decodeUsage(c *node) (Usage, error) {
 				return u, err
 			}
 			u.TermCauses = append(u.TermCauses, tc)
+		case "SetupAttempt":
+			u.SetupAttempt = decodeCount(e)
+		case "TotalSetupAttempts":
+			u.TotalSetupAttempts = decodeCount(e)
+		case "Service":
+			u.ServiceType = decodeService(e)
+		case "Statistics":
+			u.Statistics = append(u.Statistics, decodeElement(e))
 		case "CustomerId":
 			u.CustomerID = e.value()
 		case "DeviceId":
@@ -200,9 +240,9 @@ func decodeUsageDetail(n *node, u *Usage) error {
 				return err
 			}
 			if t, _ := e.attr("type"); t == "destination" {
-				u.ProviderPostDialDelay = d
+				u.ProviderPostDialDelay, u.HasProviderPostDialDelay = d, true
 			} else {
-				u.PostDialDelay = d
+				u.PostDialDelay, u.HasPostDialDelay = d, true
 			}
 		case "ReleaseSource":
 			u.ReleaseSource = e.value()
@@ -212,6 +252,8 @@ func decodeUsageDetail(n *node, u *Usage) error {
 				return err
 			}
 			u.TermCauses = append(u.TermCauses, tc)
+		case "Statistics":
+			u.Statistics = append(u.Statistics, decodeElement(e))
 		default:
 			if err := checkUnknown(e); err != nil {
 				return err
@@ -223,6 +265,16 @@ func decodeUsageDetail(n *node, u *Usage) error {
 	}
 	u.Duration = amount * time.Duration(incr)
 	return nil
+}
+
+// decodeCount reads a counter the toolkit writes as a decimal number
+// (SetupAttempt, TotalSetupAttempts): nil when it is not one.
+func decodeCount(n *node) *int {
+	v, err := decodeInt(n, 1<<31-1)
+	if err != nil {
+		return nil
+	}
+	return &v
 }
 
 // protocolRank orders the types of a usage's <SignalingProtocol>: the
@@ -262,6 +314,15 @@ func (m *UsageIndication) Marshal() ([]byte, error) {
 		writeInfos(w, "SourceAlternate", u.SourceAlternate)
 		writeInfos(w, "DestinationInfo", u.DestinationInfo)
 		writeInfos(w, "DestinationAlternate", u.DestinationAlternate)
+		if u.SetupAttempt != nil {
+			w.leafInt("SetupAttempt", int64(*u.SetupAttempt))
+		}
+		if u.TotalSetupAttempts != nil {
+			w.leafInt("TotalSetupAttempts", int64(*u.TotalSetupAttempts))
+		}
+		if u.ServiceType != "" {
+			writeService(w, u.ServiceType)
+		}
 		if u.GroupID != "" {
 			w.open("Group")
 			w.leaf("GroupId", u.GroupID)
@@ -274,7 +335,7 @@ func (m *UsageIndication) Marshal() ([]byte, error) {
 		if u.Protocol.Value != "" {
 			w.leaf("SignalingProtocol", u.Protocol.Value, "type", u.Protocol.Type)
 		}
-		if u.ProviderPostDialDelay > 0 {
+		if u.HasProviderPostDialDelay || u.ProviderPostDialDelay > 0 {
 			w.leaf("PostDialDelay", formatSeconds(u.ProviderPostDialDelay), "type", "destination")
 		}
 		w.leaf("Amount", formatSeconds(u.Duration))
@@ -284,10 +345,13 @@ func (m *UsageIndication) Marshal() ([]byte, error) {
 		w.leafTime("EndTime", u.EndTime)
 		w.leafTime("AlertTime", u.AlertTime)
 		w.leafTime("ConnectTime", u.ConnectTime)
-		if u.PostDialDelay > 0 {
+		if u.HasPostDialDelay || u.PostDialDelay > 0 {
 			w.leaf("PostDialDelay", formatSeconds(u.PostDialDelay), "type", "source")
 		}
 		w.leafOpt("ReleaseSource", u.ReleaseSource)
+		for i := range u.Statistics {
+			writeElement(w, &u.Statistics[i])
+		}
 		w.close("UsageDetail")
 		w.leafOpt("CustomerId", u.CustomerID, "critical", "false")
 		w.leafOpt("DeviceId", u.DeviceID, "critical", "false")

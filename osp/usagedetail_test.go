@@ -48,6 +48,8 @@ func TestUsageDetailTypedElements(t *testing.T) {
 		protocol  Info
 		pdd       time.Duration
 		providerP time.Duration
+		// reported, 0 included (HasPostDialDelay, HasProviderPostDialDelay)
+		hasPDD, hasProviderP bool
 	}{
 		{
 			name: "three protocols as test_app menu 220 sends them",
@@ -67,28 +69,47 @@ func TestUsageDetailTypedElements(t *testing.T) {
 			protocol: Info{"", "sip"},
 		},
 		{
-			name:      "provider post dial delay only (IS_PDD_INFO_AVAILABLE=0, menu 237)",
-			detail:    "<PostDialDelay type=\"destination\">\n2.010</PostDialDelay>\n" + amount,
-			providerP: 2010 * time.Millisecond,
+			name:         "provider post dial delay only (IS_PDD_INFO_AVAILABLE=0, menu 237)",
+			detail:       "<PostDialDelay type=\"destination\">\n2.010</PostDialDelay>\n" + amount,
+			providerP:    2010 * time.Millisecond,
+			hasProviderP: true,
 		},
 		{
 			name: "provider and source post dial delay",
 			detail: "<PostDialDelay type=\"destination\">\n2.010</PostDialDelay>\n" + amount +
 				"<PostDialDelay type=\"source\">\n1.010</PostDialDelay>\n",
-			pdd:       1010 * time.Millisecond,
-			providerP: 2010 * time.Millisecond,
+			pdd:          1010 * time.Millisecond,
+			providerP:    2010 * time.Millisecond,
+			hasPDD:       true,
+			hasProviderP: true,
 		},
 		{
 			name: "source before provider",
 			detail: amount + "<PostDialDelay type=\"source\">\n1.010</PostDialDelay>\n" +
 				"<PostDialDelay type=\"destination\">\n2.010</PostDialDelay>\n",
-			pdd:       1010 * time.Millisecond,
-			providerP: 2010 * time.Millisecond,
+			pdd:          1010 * time.Millisecond,
+			providerP:    2010 * time.Millisecond,
+			hasPDD:       true,
+			hasProviderP: true,
 		},
 		{
 			name:   "untyped post dial delay is the source's",
 			detail: amount + "<PostDialDelay>\n1.010</PostDialDelay>\n",
 			pdd:    1010 * time.Millisecond,
+			hasPDD: true,
+		},
+		{
+			// OSPPMsgFloatToElement writes "%.3f": a delay of 0 the
+			// device measured is "0.000", not an absent element
+			name: "delays of 0 reported",
+			detail: "<PostDialDelay type=\"destination\">\n0.000</PostDialDelay>\n" + amount +
+				"<PostDialDelay type=\"source\">\n0.000</PostDialDelay>\n",
+			hasPDD:       true,
+			hasProviderP: true,
+		},
+		{
+			name:   "no delay reported",
+			detail: amount,
 		},
 	}
 	for _, tc := range cases {
@@ -104,6 +125,9 @@ func TestUsageDetailTypedElements(t *testing.T) {
 			if u.PostDialDelay != tc.pdd || u.ProviderPostDialDelay != tc.providerP {
 				t.Errorf("PostDialDelay %v ProviderPostDialDelay %v, want %v and %v", u.PostDialDelay, u.ProviderPostDialDelay, tc.pdd, tc.providerP)
 			}
+			if u.HasPostDialDelay != tc.hasPDD || u.HasProviderPostDialDelay != tc.hasProviderP {
+				t.Errorf("HasPostDialDelay %v HasProviderPostDialDelay %v, want %v and %v", u.HasPostDialDelay, u.HasProviderPostDialDelay, tc.hasPDD, tc.hasProviderP)
+			}
 			if u.Duration != 30*time.Second {
 				t.Errorf("Duration %v", u.Duration)
 			}
@@ -116,7 +140,8 @@ func TestUsageDetailTypedElements(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if v := again.Usages[0]; v.PostDialDelay != tc.pdd || v.ProviderPostDialDelay != tc.providerP {
+			if v := again.Usages[0]; v.PostDialDelay != tc.pdd || v.ProviderPostDialDelay != tc.providerP ||
+				v.HasPostDialDelay != tc.hasPDD || v.HasProviderPostDialDelay != tc.hasProviderP {
 				t.Errorf("after Marshal: PostDialDelay %v ProviderPostDialDelay %v\n%s", v.PostDialDelay, v.ProviderPostDialDelay, out)
 			}
 			if tc.providerP > 0 && !strings.Contains(string(out), `<PostDialDelay type="destination">`) {
