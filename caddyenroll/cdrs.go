@@ -44,14 +44,51 @@ type CDR struct {
 	AlertTime         time.Time `json:"alert_time,omitzero"`
 	ConnectTime       time.Time `json:"connect_time,omitzero"`
 	EndTime           time.Time `json:"end_time,omitzero"`
-	PostDialDelay     float64   `json:"post_dial_delay_seconds,omitempty"`
+	// PostDialDelay is the reporting device's own delay (<PostDialDelay
+	// type="source">), nil when it reported none: 0 is a delay it
+	// measured. Records of earlier versions left a delay of 0 out, so in
+	// those nil may be 0 too.
+	PostDialDelay *float64 `json:"post_dial_delay_seconds,omitempty"`
 	// ProviderPostDialDelay is the delay the device was told of by the
-	// destination's provider (<PostDialDelay type="destination">).
-	ProviderPostDialDelay float64   `json:"provider_post_dial_delay_seconds,omitempty"`
-	ReleaseSource         string    `json:"release_source,omitempty"`
-	TermCauses            []string  `json:"term_causes,omitempty"`
-	Protocol              string    `json:"protocol,omitempty"`
-	Received              time.Time `json:"received"`
+	// destination's provider (<PostDialDelay type="destination">); nil
+	// as PostDialDelay.
+	ProviderPostDialDelay *float64 `json:"provider_post_dial_delay_seconds,omitempty"`
+	ReleaseSource         string   `json:"release_source,omitempty"`
+	// TermCauses are the <TerminationCause>s, each "type:code:description"
+	// (q850:41:temporary failure): the description exactly as reported,
+	// the type with "\" and ":" written "\\" and "\:" (the toolkit's are
+	// q850, h323, sip, xmpp), so that the first unescaped ":" ends it and
+	// no type can forge another code.
+	TermCauses []string  `json:"term_causes,omitempty"`
+	Protocol   string    `json:"protocol,omitempty"`
+	Received   time.Time `json:"received"`
+
+	// The fields below are kept since this version; records of earlier
+	// versions do not have them.
+
+	// Timestamp is the indication's <Timestamp>: when the device built the
+	// report, by its clock. A device that reports again after a failed
+	// report sends a later one, and the record keeps the first stored.
+	Timestamp time.Time `json:"timestamp,omitzero"`
+	// CustomerID and DeviceID are <CustomerId> and <DeviceId>, the
+	// clearinghouse ids the device is configured with (the toolkit's
+	// provider's, which it enrolled with), as it reports them.
+	CustomerID string `json:"customer_id,omitempty"`
+	DeviceID   string `json:"device_id,omitempty"`
+	// SetupAttempt is <SetupAttempt>, which attempt at the destination
+	// this was, and TotalSetupAttempts <TotalSetupAttempts>, the attempts
+	// the call took: nil when not reported (0 is a value).
+	SetupAttempt       *int `json:"setup_attempt,omitempty"`
+	TotalSetupAttempts *int `json:"total_setup_attempts,omitempty"`
+	// GroupID is <Group><GroupId>: the conference id the toolkit's
+	// application gave with the usage.
+	GroupID string `json:"group_id,omitempty"`
+	// ServiceType is <Service><ServiceType type>: voice, video…
+	ServiceType string `json:"service_type,omitempty"`
+	// Statistics are the values of <Statistics> (packets lost, delay,
+	// jitter, MOS…), each named by its path as osp.Element.Flatten names
+	// it ("LossSent.Packets": "1"), as the device wrote them.
+	Statistics map[string]string `json:"statistics,omitempty"`
 }
 
 // cdrExport is a CDR as the JSON export writes it: the transaction id as
@@ -156,9 +193,30 @@ func cdrFromUsage(u *osp.Usage, reporter string, now time.Time) CDR {
 		CallID:  base64.StdEncoding.EncodeToString(u.CallID),
 		Calling: u.Calling().Value, Called: u.Called().Value,
 		Duration: u.Duration.Seconds(), StartTime: u.StartTime, AlertTime: u.AlertTime,
-		ConnectTime: u.ConnectTime, EndTime: u.EndTime, PostDialDelay: u.PostDialDelay.Seconds(),
-		ProviderPostDialDelay: u.ProviderPostDialDelay.Seconds(),
+		ConnectTime: u.ConnectTime, EndTime: u.EndTime,
+		PostDialDelay:         cdrDelay(u.PostDialDelay, u.HasPostDialDelay),
+		ProviderPostDialDelay: cdrDelay(u.ProviderPostDialDelay, u.HasProviderPostDialDelay),
 		ReleaseSource:         u.ReleaseSource, Protocol: u.Protocol.Value, Received: now.UTC(),
+		Timestamp: u.Timestamp, CustomerID: u.CustomerID, DeviceID: u.DeviceID,
+		SetupAttempt: u.SetupAttempt, TotalSetupAttempts: u.TotalSetupAttempts,
+		GroupID: u.GroupID, ServiceType: u.ServiceType,
+	}
+	for i := range u.Statistics {
+		for k, v := range u.Statistics[i].Flatten() {
+			if c.Statistics == nil {
+				c.Statistics = map[string]string{}
+			}
+			// a second <Statistics> (the toolkit writes one) numbers
+			// its names as Flatten numbers a name given twice
+			key := k
+			for n := 2; ; n++ {
+				if _, dup := c.Statistics[key]; !dup {
+					break
+				}
+				key = k + "#" + strconv.Itoa(n)
+			}
+			c.Statistics[key] = v
+		}
 	}
 	// the toolkit's <DeviceInfo> is the source device (the reporting
 	// gateway for role source, the calling one for role destination):
@@ -176,9 +234,25 @@ func cdrFromUsage(u *osp.Usage, reporter string, now time.Time) CDR {
 		}
 	}
 	for _, tc := range u.TermCauses {
-		c.TermCauses = append(c.TermCauses, fmt.Sprintf("%s:%d:%s", tc.Type, tc.Code, tc.Description))
+		c.TermCauses = append(c.TermCauses, cdrTermCause(tc))
 	}
 	return c
+}
+
+// cdrTermCause writes a termination cause as CDR.TermCauses holds it.
+func cdrTermCause(tc osp.TermCause) string {
+	typ := strings.NewReplacer(`\`, `\\`, ":", `\:`).Replace(tc.Type)
+	return typ + ":" + strconv.Itoa(tc.Code) + ":" + tc.Description
+}
+
+// cdrDelay is a delay the device reported (has, or above 0), in seconds,
+// or nil.
+func cdrDelay(d time.Duration, has bool) *float64 {
+	if !has && d <= 0 {
+		return nil
+	}
+	s := d.Seconds()
+	return &s
 }
 
 // cdrMidnightWindow is how close to midnight UTC a record must be received
@@ -478,7 +552,8 @@ func (a *App) purgeCDRs(ctx context.Context, before time.Time) (CDRPurge, error)
 var cdrCSVHeader = []string{"transaction_id", "role", "reporter", "call_id", "calling", "called", "destination",
 	"duration_seconds", "start_time", "alert_time", "connect_time", "end_time", "post_dial_delay_seconds",
 	"release_source", "term_causes", "protocol", "received", "role_state", "provider_post_dial_delay_seconds",
-	"transaction_issued", "destination_device"}
+	"transaction_issued", "destination_device", "timestamp", "customer_id", "device_id", "setup_attempt",
+	"total_setup_attempts", "group_id", "service_type", "statistics"}
 
 func csvTime(t time.Time) string {
 	if t.IsZero() {
@@ -524,18 +599,59 @@ func (x *cdrCSV) write(c CDR) error {
 		csvText(c.CallID), csvText(c.Calling), csvText(c.Called), csvText(c.Destination),
 		strconv.FormatFloat(c.Duration, 'f', -1, 64), csvTime(c.StartTime), csvTime(c.AlertTime),
 		csvTime(c.ConnectTime), csvTime(c.EndTime), csvSeconds(c.PostDialDelay),
-		csvText(c.ReleaseSource), csvText(strings.Join(c.TermCauses, ";")), csvText(c.Protocol), csvTime(c.Received),
+		csvText(c.ReleaseSource), csvText(csvList(c.TermCauses)), csvText(c.Protocol), csvTime(c.Received),
 		csvText(c.RoleState), csvSeconds(c.ProviderPostDialDelay), csvBool(c.TransactionIssued),
-		csvText(c.DestinationDevice)})
+		csvText(c.DestinationDevice), csvTime(c.Timestamp), csvText(c.CustomerID), csvText(c.DeviceID),
+		csvInt(c.SetupAttempt), csvInt(c.TotalSetupAttempts), csvText(c.GroupID), csvText(c.ServiceType),
+		csvText(csvPairs(c.Statistics))})
 }
 
-// csvSeconds is a delay the report may leave out: empty for none (0), as
-// the JSON export leaves the field out.
-func csvSeconds(v float64) string {
-	if v == 0 {
+// csvSeconds is a delay the report may leave out: empty for none (nil),
+// as the JSON export leaves the field out; a reported 0 is "0".
+func csvSeconds(v *float64) string {
+	if v == nil {
 		return ""
 	}
-	return strconv.FormatFloat(v, 'f', -1, 64)
+	return strconv.FormatFloat(*v, 'f', -1, 64)
+}
+
+// csvInt is a count, or empty when not reported.
+func csvInt(v *int) string {
+	if v == nil {
+		return ""
+	}
+	return strconv.Itoa(*v)
+}
+
+// csvItem escapes one item of a list cell: "\" and ";" are written "\\"
+// and "\;".
+var csvItem = strings.NewReplacer(`\`, `\\`, ";", `\;`)
+
+// csvList joins items with ";" in one cell (term_causes), each escaped
+// (csvItem), so that an item holding a ";" stays one item: split the cell
+// at the semicolons that no backslash escapes, then undo "\;" and "\\".
+func csvList(items []string) string {
+	esc := make([]string, len(items))
+	for i, it := range items {
+		esc[i] = csvItem.Replace(it)
+	}
+	return strings.Join(esc, ";")
+}
+
+// csvPairs writes name=value pairs (statistics) as csvList does, sorted
+// by name. Names (osp.Element.Flatten's) hold no "=", ";" or "\": the
+// first "=" of an item ends its name.
+func csvPairs(m map[string]string) string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	items := make([]string, len(names))
+	for i, k := range names {
+		items[i] = k + "=" + m[k]
+	}
+	return csvList(items)
 }
 
 // csvBool is true, false, or empty for a record that does not tell.

@@ -944,12 +944,13 @@ func TestCDRDedupByRoleState(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := testCDR(8, now)
-	r.RoleState, r.ProviderPostDialDelay = "stop", 2.01
+	pdd := 2.01
+	r.RoleState, r.ProviderPostDialDelay = "stop", &pdd
 	if err := w.write(r); err != nil || w.flush() != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != 2 || !strings.HasSuffix(lines[0], ",role_state,provider_post_dial_delay_seconds,transaction_issued,destination_device") || !strings.HasSuffix(lines[1], ",stop,2.01,,") {
+	if len(lines) != 2 || !strings.Contains(lines[0], ",role_state,provider_post_dial_delay_seconds,transaction_issued,destination_device,") || !strings.Contains(lines[1], ",stop,2.01,,") {
 		t.Errorf("CSV:\n%s", buf.String())
 	}
 }

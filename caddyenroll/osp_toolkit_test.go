@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -97,19 +98,29 @@ func otkStart(t *testing.T, withShort bool) *otkServer {
 
 // otkCDR is a stored call detail record as GET /enroll/cdrs lists it.
 type otkCDR struct {
-	TransactionID uint64   `json:"transaction_id,string"`
-	Role          string   `json:"role"`
-	RoleState     string   `json:"role_state"`
-	Protocol      string   `json:"protocol"`
-	ProviderPDD   float64  `json:"provider_post_dial_delay_seconds"`
-	Reporter      string   `json:"reporter"`
-	CallID        string   `json:"call_id"`
-	Calling       string   `json:"calling"`
-	Called        string   `json:"called"`
-	Destination   string   `json:"destination"`
-	Duration      float64  `json:"duration_seconds"`
-	TermCauses    []string `json:"term_causes"`
+	TransactionID uint64            `json:"transaction_id,string"`
+	Role          string            `json:"role"`
+	RoleState     string            `json:"role_state"`
+	Protocol      string            `json:"protocol"`
+	ProviderPDD   float64           `json:"provider_post_dial_delay_seconds"`
+	Reporter      string            `json:"reporter"`
+	CallID        string            `json:"call_id"`
+	Calling       string            `json:"calling"`
+	Called        string            `json:"called"`
+	Destination   string            `json:"destination"`
+	Duration      float64           `json:"duration_seconds"`
+	TermCauses    []string          `json:"term_causes"`
+	PDD           *float64          `json:"post_dial_delay_seconds"`
+	Timestamp     time.Time         `json:"timestamp"`
+	CustomerID    string            `json:"customer_id"`
+	DeviceID      string            `json:"device_id"`
+	GroupID       string            `json:"group_id"`
+	TotalAttempts *int              `json:"total_setup_attempts"`
+	Statistics    map[string]string `json:"statistics"`
 }
+
+// otkConfID is the conference id test_app gives every ReportUsage.
+const otkConfID = "E4596A7B-2C27-11D9-816A-EA39F2B2CD06"
 
 func (s *otkServer) cdrs() []otkCDR {
 	s.t.Helper()
@@ -252,6 +263,13 @@ func TestOSPToolkitTestApp(t *testing.T) {
 			c.Role != "destination" || c.Duration <= 0 {
 			t.Errorf("CDR %+v: want reporter %s, %s -> %s, a transaction id, a duration", c, otkSource, otkCalling, otkCalled)
 		}
+		// what test.cfg configures (CUSTID, DEVID, IS_PDD_INFO_AVAILABLE=1
+		// with test_app's 1010 ms) and the conference id, kept since they
+		// were dropped; the terminating side sends no statistics
+		if c.CustomerID != "1000" || c.DeviceID != "1000" || c.GroupID != otkConfID || c.PDD == nil || *c.PDD != 1.01 ||
+			time.Since(c.Timestamp) > 2*time.Minute || len(c.Statistics) != 0 {
+			t.Errorf("CDR %+v: want customer and device 1000, the conference id, a post-dial delay of 1.01 s and the report's timestamp", c)
+		}
 		// and exported by the command the README documents
 		cmd := exec.Command(testutil.CaddyBinary(t), "enroll", "cdrs", "--format", "csv", "--address", s.AdminAddr)
 		var stderr bytes.Buffer
@@ -296,19 +314,26 @@ func TestOSPToolkitTestApp(t *testing.T) {
 			}
 			attempts[c2.Destination] = c2
 		}
-		if a := attempts[otkFirst]; a.Duration != 0 || len(a.TermCauses) != 1 || !strings.HasPrefix(a.TermCauses[0], "q850:41:") {
+		// only the call that connected has a post-dial delay and the
+		// statistics (OSPPTransactionReportUsage's packets lost: 1, 2,
+		// 100, 10 in test_app)
+		if a := attempts[otkFirst]; a.Duration != 0 || len(a.TermCauses) != 1 || !strings.HasPrefix(a.TermCauses[0], "q850:41:") ||
+			a.PDD != nil || len(a.Statistics) != 0 {
 			t.Errorf("failed attempt to %s: %+v", otkFirst, a)
 		}
-		if a := attempts[otkSecond]; a.Duration != 30 {
-			t.Errorf("call to %s: %+v, want 30 s", otkSecond, a)
+		wantStats := map[string]string{"LossSent.Packets": "1", "LossSent.Fraction": "2",
+			"LossReceived.Packets": "100", "LossReceived.Fraction": "10"}
+		if a := attempts[otkSecond]; a.Duration != 30 || a.PDD == nil || *a.PDD != 1.01 || !reflect.DeepEqual(a.Statistics, wantStats) {
+			t.Errorf("call to %s: %+v, want 30 s, a post-dial delay of 1.01 s and the statistics %v", otkSecond, a, wantStats)
 		}
 
 		// SetRoleInfo (menu 200: state stop1, format radius, vendor
 		// cisco) adds <RoleInfo> to the usage: accepted, and its state
 		// kept with the record; SetProtocol (220) gives a protocol for
 		// the source, the destination and "na", and SetProviderPDD (237)
-		// the provider's post dial delay, 2.010 s
-		codes, out = otkRunTestApp(t, bin, cfg, 1, 23, 29, 27, 28, 200, 220, 237, 32, 24)
+		// the provider's post dial delay, 2.010 s, and
+		// SetTotalSetupAttempts (219) the call's attempts, 12
+		codes, out = otkRunTestApp(t, bin, cfg, 1, 23, 29, 27, 28, 200, 220, 237, 219, 32, 24)
 		for i, c := range codes {
 			if c != 0 {
 				t.Fatalf("third run: step %d returned %d:\n%s", i, c, out)
@@ -319,8 +344,8 @@ func TestOSPToolkitTestApp(t *testing.T) {
 			t.Fatalf("want 5 CDRs after the third ReportUsage, got %+v", list)
 		}
 		for _, c3 := range list[3:] {
-			if c3.RoleState != "stop1" || c3.Reporter != otkSource {
-				t.Errorf("third run's CDR %+v: want role state stop1", c3)
+			if c3.RoleState != "stop1" || c3.Reporter != otkSource || c3.TotalAttempts == nil || *c3.TotalAttempts != 12 {
+				t.Errorf("third run's CDR %+v: want role state stop1 and 12 setup attempts in all", c3)
 			}
 			// the call that connected has the protocols and delay set
 			if c3.Destination == otkSecond && (c3.Protocol != "h323-Q931" || c3.ProviderPDD != 2.01) {
