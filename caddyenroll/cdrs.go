@@ -86,7 +86,7 @@ type CDR struct {
 	// ServiceType is <Service><ServiceType type>: voice, video…
 	ServiceType string `json:"service_type,omitempty"`
 	// Statistics are the values of <Statistics> (packets lost, delay,
-	// jitter, MOS…), each named by its path as osp.Element.Flatten names
+	// jitter, MOS…), each named by its path as osp.FlattenAll names
 	// it ("LossSent.Packets": "1"), as the device wrote them.
 	Statistics map[string]string `json:"statistics,omitempty"`
 }
@@ -201,22 +201,8 @@ func cdrFromUsage(u *osp.Usage, reporter string, now time.Time) CDR {
 		SetupAttempt: u.SetupAttempt, TotalSetupAttempts: u.TotalSetupAttempts,
 		GroupID: u.GroupID, ServiceType: u.ServiceType,
 	}
-	for i := range u.Statistics {
-		for k, v := range u.Statistics[i].Flatten() {
-			if c.Statistics == nil {
-				c.Statistics = map[string]string{}
-			}
-			// a second <Statistics> (the toolkit writes one) numbers
-			// its names as Flatten numbers a name given twice
-			key := k
-			for n := 2; ; n++ {
-				if _, dup := c.Statistics[key]; !dup {
-					break
-				}
-				key = k + "#" + strconv.Itoa(n)
-			}
-			c.Statistics[key] = v
-		}
+	if len(u.Statistics) > 0 {
+		c.Statistics = osp.FlattenAll(u.Statistics)
 	}
 	// the toolkit's <DeviceInfo> is the source device (the reporting
 	// gateway for role source, the calling one for role destination):

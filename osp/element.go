@@ -69,18 +69,34 @@ func writeElement(w *xmlWriter, e *Element) {
 // Values are the element's text exactly (numbers as the device wrote
 // them). Every byte of an element or attribute name or attribute value
 // that is not an ASCII letter, digit, "_" or "-" is written %XX, so that
-// no name holds a separator (".", "[", "]", ":", ",", "=", ";" or "\").
-// An element with children has a value of its own only when it has text.
-// A name that comes twice gets "#2", "#3"… in document order.
+// no name holds a separator (".", "[", "]", ":", ",", "=", ";", "#" or
+// "\"). An element with children has a value of its own only when it has
+// text. A name that comes twice gets "#2", "#3"… in document order.
 func (e *Element) Flatten() map[string]string {
-	out := map[string]string{}
-	for i := range e.Children {
-		flattenInto(out, "", &e.Children[i])
-	}
-	return out
+	return FlattenAll([]Element{*e})
 }
 
-func flattenInto(out map[string]string, prefix string, e *Element) {
+// FlattenAll is Flatten of several elements (a usage's <Statistics>,
+// normally one) into one map, numbering a name that comes again in a
+// later element as Flatten numbers one that comes twice in one.
+func FlattenAll(es []Element) map[string]string {
+	f := flattener{out: map[string]string{}, seen: map[string]int{}}
+	for i := range es {
+		for j := range es[i].Children {
+			f.add("", &es[i].Children[j])
+		}
+	}
+	return f.out
+}
+
+// flattener numbers repeated names with a count per name, so that a
+// device repeating one element thousands of times costs linear time.
+type flattener struct {
+	out  map[string]string
+	seen map[string]int
+}
+
+func (f *flattener) add(prefix string, e *Element) {
 	var b strings.Builder
 	b.WriteString(prefix)
 	if prefix != "" {
@@ -99,17 +115,16 @@ func flattenInto(out map[string]string, prefix string, e *Element) {
 	}
 	name := b.String()
 	if len(e.Children) == 0 || e.Value != "" {
+		// "#" is escaped in names: name#n is only ever name's n-th
 		key := name
-		for n := 2; ; n++ {
-			if _, dup := out[key]; !dup {
-				break
-			}
+		f.seen[name]++
+		if n := f.seen[name]; n > 1 {
 			key = name + "#" + strconv.Itoa(n)
 		}
-		out[key] = e.Value
+		f.out[key] = e.Value
 	}
 	for i := range e.Children {
-		flattenInto(out, name, &e.Children[i])
+		f.add(name, &e.Children[i])
 	}
 }
 

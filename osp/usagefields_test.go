@@ -2,6 +2,7 @@ package osp
 
 import (
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -154,5 +155,28 @@ func TestElementFlatten(t *testing.T) {
 	}
 	if got := e.Flatten(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Flatten\n%q\nwant\n%q", got, want)
+	}
+}
+
+// FlattenAll numbers a name again in a later element where Flatten numbers
+// one given twice in one element, and a "#" a device puts in a name cannot
+// take the place of that numbering.
+func TestFlattenAllNumbersAcrossElements(t *testing.T) {
+	es := []Element{
+		{Name: "Statistics", Children: []Element{{Name: "A", Value: "1"}, {Name: "A", Value: "2"}}},
+		{Name: "Statistics", Children: []Element{{Name: "A", Value: "3"}, {Name: "A#2", Value: "x"}}},
+	}
+	want := map[string]string{"A": "1", "A#2": "2", "A#3": "3", "A%232": "x"}
+	if got := FlattenAll(es); !reflect.DeepEqual(got, want) {
+		t.Errorf("FlattenAll\n%q\nwant\n%q", got, want)
+	}
+	// a device repeating one element to the parser's limit: every value kept
+	many := Element{Name: "Statistics"}
+	for i := range 8000 {
+		many.Children = append(many.Children, Element{Name: "P", Value: strconv.Itoa(i)})
+	}
+	got := many.Flatten()
+	if len(got) != 8000 || got["P"] != "0" || got["P#8000"] != "7999" {
+		t.Errorf("8000 repeats: %d names, P=%q, P#8000=%q", len(got), got["P"], got["P#8000"])
 	}
 }
