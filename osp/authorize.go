@@ -108,7 +108,9 @@ func Authorize(req *AuthorizationRequest, dests []Destination, signer *TokenSign
 }
 
 // AuthorizeTransaction is Authorize with the transaction id of an answer
-// that authorizes made by ids (NewTransactionID when nil).
+// that authorizes made by ids (NewTransactionID when nil): ids.For(source)
+// names the requesting device in it, for the checks of reauthorizations
+// and usage.
 func AuthorizeTransaction(req *AuthorizationRequest, dests []Destination, signer *TokenSigner, now time.Time, validity time.Duration, ids *TransactionIDs) (*AuthorisationResponse, error) {
 	if req == nil {
 		return nil, errors.New("osp: Authorize: nil request")
@@ -237,10 +239,14 @@ func issue(d *Destination, calling, called Info, callID []byte, tx uint64, svc S
 // and is for info's destination, never one the request names:
 // dest.SignalAddress must be empty (info's is used) or the same address;
 // dest.Device defaults to info's NetworkID; dest's other fields apply as
-// in Authorize. Whether to extend the call at all (the destination still
-// usable, the route still there) is the caller's decision (answer
-// Refuse(req, …) otherwise). A token naming no usable destination is
-// answered with 489. Errors are as Authorize's. Note that a terminating
+// in Authorize. Whether to extend the call at all is the caller's
+// decision (answer Refuse(req, …) otherwise): the requester must be the
+// call's source (TransactionIDs.For(requester).Issued(req.TransactionID),
+// for an id made For the source: the token proves that the call was
+// authorized, not who asks, and the terminating device receives it with
+// the call), the destination still usable, the route still there. A token
+// naming no usable destination is answered with 489. Errors are as
+// Authorize's. Note that a terminating
 // device built on the toolkit without OSP_ALLOW_DUP_TXN refuses a second
 // token with a transaction id it already accepted (11480, token reuse).
 func Reauthorize(req *ReauthorizationRequest, info *TokenInfo, dest Destination, signer *TokenSigner, now time.Time, validity time.Duration) (*ReauthorizationResponse, error) {

@@ -62,7 +62,8 @@
 //     reauthorization (whose answer must carry the same one). The toolkit
 //     treats it as an opaque 64-bit number, so a clearinghouse may give it
 //     structure: TransactionIDs puts a MAC in it, to tell later whether a
-//     usage indication is for a transaction it authorized.
+//     usage indication or reauthorization is for a transaction it
+//     authorized, and for which source device.
 //   - Transport (for the HTTP handler): the body is read by its
 //     Content-Length (a chunked answer fails with 14220), Content-Type
 //     text/plain (ContentType), on a keep-alive connection, not compressed.

@@ -100,3 +100,53 @@ func TestAuthorizeTransaction(t *testing.T) {
 		t.Error("Authorize without a maker: no transaction id")
 	}
 }
+
+// The ids of a maker For a source name it: that maker and SourceOf
+// recognize them, a maker for another source, or for none (as earlier
+// versions made ids), does not; the ids made without a source are still
+// recognized as such, and a source's tag is never 0 (which marks them).
+func TestTransactionIDsFor(t *testing.T) {
+	ids, _ := NewTransactionIDs(bytes.Repeat([]byte{7}, TransactionKeySize))
+	other, _ := NewTransactionIDs(bytes.Repeat([]byte{8}, TransactionKeySize))
+	gw1, gw2 := ids.For("gw1.example"), ids.For("gw2.example")
+	if ids.Tag("gw1.example") == 0 || ids.Tag("gw1.example") == ids.Tag("gw2.example") || ids.Tag("") != 0 ||
+		ids.For("") == nil || ids.For("").Issued(gw1.New()) || !ids.For("").Issued(ids.New()) {
+		t.Fatalf("tags: gw1 %#x, gw2 %#x, none %#x", ids.Tag("gw1.example"), ids.Tag("gw2.example"), ids.Tag(""))
+	}
+	if ids.Tag("gw1.example") == other.Tag("gw1.example") {
+		t.Error("a source has the same tag under two keys")
+	}
+	for _, c := range []struct {
+		name  string
+		maker *TransactionIDs
+		tag   uint32
+	}{{"gw1", gw1, ids.Tag("gw1.example")}, {"gw2", gw2, ids.Tag("gw2.example")}, {"no source", ids, 0}} {
+		wrong := 0
+		for range 500 {
+			id := c.maker.New()
+			if id == 0 || id>>63 != 0 {
+				t.Fatalf("%s: id %#x is not a non-zero 63-bit number", c.name, id)
+			}
+			if tag, ok := ids.SourceOf(id); !ok || tag != c.tag || !c.maker.Issued(id) {
+				t.Fatalf("%s: id %#x has source %#x (%v), want %#x", c.name, id, tag, ok, c.tag)
+			}
+			for _, m := range []*TransactionIDs{gw1, gw2, ids, other, other.For("gw1.example")} {
+				if m != c.maker && m.Issued(id) {
+					wrong++ // 2^-24 each
+				}
+			}
+		}
+		if wrong > 1 {
+			t.Errorf("%s: %d ids recognized by makers for other sources or keys", c.name, wrong)
+		}
+	}
+	for _, id := range []uint64{0, 1<<24 - 1, 1<<63 | gw1.New()} {
+		if _, ok := ids.SourceOf(id); ok {
+			t.Errorf("SourceOf(%#x): ok", id)
+		}
+	}
+	var none *TransactionIDs
+	if none.For("gw1.example") != nil || none.Tag("gw1.example") != 0 || none.For("gw1.example").Issued(gw1.New()) {
+		t.Error("a nil maker makes a maker, a tag or recognizes an id")
+	}
+}
