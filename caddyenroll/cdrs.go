@@ -27,7 +27,14 @@ type CDR struct {
 	// TransactionIssued says whether an authorization of this
 	// clearinghouse made the transaction id (transactions.go); nil in
 	// records of earlier versions, which did not tell.
-	TransactionIssued *bool  `json:"transaction_issued,omitempty"`
+	TransactionIssued *bool `json:"transaction_issued,omitempty"`
+	// TransactionSource is the device whose authorization made the
+	// transaction (its source), as the configuration file named it when
+	// the record was stored, when the transaction id names one (ids of
+	// this version; see transactions.go); empty otherwise. A record whose
+	// reporter is neither it nor the destination device the source's own
+	// record names is of a device that was not part of the call.
+	TransactionSource string `json:"transaction_source,omitempty"`
 	Role              string `json:"role"`
 	RoleState         string `json:"role_state,omitempty"` // start, stop, interim…: which report of the call
 	Reporter          string `json:"reporter"`             // the device that reported it
@@ -539,7 +546,7 @@ var cdrCSVHeader = []string{"transaction_id", "role", "reporter", "call_id", "ca
 	"duration_seconds", "start_time", "alert_time", "connect_time", "end_time", "post_dial_delay_seconds",
 	"release_source", "term_causes", "protocol", "received", "role_state", "provider_post_dial_delay_seconds",
 	"transaction_issued", "destination_device", "timestamp", "customer_id", "device_id", "setup_attempt",
-	"total_setup_attempts", "group_id", "service_type", "statistics"}
+	"total_setup_attempts", "group_id", "service_type", "statistics", "transaction_source"}
 
 func csvTime(t time.Time) string {
 	if t.IsZero() {
@@ -589,7 +596,7 @@ func (x *cdrCSV) write(c CDR) error {
 		csvText(c.RoleState), csvSeconds(c.ProviderPostDialDelay), csvBool(c.TransactionIssued),
 		csvText(c.DestinationDevice), csvTime(c.Timestamp), csvText(c.CustomerID), csvText(c.DeviceID),
 		csvInt(c.SetupAttempt), csvInt(c.TotalSetupAttempts), csvText(c.GroupID), csvText(c.ServiceType),
-		csvText(csvPairs(c.Statistics))})
+		csvText(csvPairs(c.Statistics)), csvText(c.TransactionSource)})
 }
 
 // csvSeconds is a delay the report may leave out: empty for none (nil),

@@ -39,6 +39,6 @@
 // from its client certificate (byte for byte one this server issued, not
 // revoked) or source address → enabled and enrolled → routing.Table.Route
 // (rebuilt on every change of the file) → osp.AuthorizeTransaction with the
-// token signer and the transaction ids (transactions.go) → the answer with
-// Content-Length.
+// token signer and the transaction ids, which name the requesting device
+// (transactions.go) → the answer with Content-Length.
 package caddyenroll

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -362,7 +363,9 @@ func (h *OSPHandler) authorize(ctx context.Context, req *osp.AuthorizationReques
 	if err != nil {
 		return h.refuse(req, osp.StatusInternalError, now, "error")
 	}
-	rsp, err := osp.AuthorizeTransaction(req, out, signer, now, time.Duration(h.TokenValidity), h.txIDs)
+	// the transaction id names the device asking: only it may extend the
+	// call, and its usage records say whose transaction they are
+	rsp, err := osp.AuthorizeTransaction(req, out, signer, now, time.Duration(h.TokenValidity), h.txIDs.For(configfile.DeviceKey(device)))
 	if err != nil {
 		return h.refuseErr(req, err, now, "authorizing")
 	}
@@ -391,7 +394,12 @@ func (h *OSPHandler) authorize(ctx context.Context, req *osp.AuthorizationReques
 // unsigned where the site issues unsigned tokens; the request's
 // transaction id, numbers and call id; expired for at most
 // osp.MaxReauthorizationDelay, 24 h: the toolkit sends the call's first
-// token with every extension). The new token is for that token's destination, never one the
+// token with every extension). The requester must be the call's source,
+// as the transaction id names it (the token proves the call was
+// authorized, not who asks: the terminating device receives it with the
+// call); an id of an earlier version names none, and its call is extended
+// for a device whose route leads to its destination, as those versions
+// did. The new token is for that token's destination, never one the
 // request names, and only while the requester's route for the called
 // number still leads to it and it is usable.
 func (h *OSPHandler) reauthorize(ctx context.Context, req *osp.ReauthorizationRequest, device, why string, now time.Time) (osp.Message, []zap.Field) {
@@ -408,6 +416,15 @@ func (h *OSPHandler) reauthorize(ctx context.Context, req *osp.ReauthorizationRe
 	if err != nil {
 		ans, f := h.refuse(req, osp.StatusUnauthorized, now, "bad_token")
 		return ans, append(f, zap.String("reason", err.Error()))
+	}
+	// the token's transaction id is the request's (checked above)
+	unbound := false
+	if !h.txIDs.For(configfile.DeviceKey(device)).Issued(req.TransactionID) {
+		if unbound = h.txIDs.Issued(req.TransactionID); !unbound {
+			ans, f := h.refuse(req, osp.StatusUnauthorized, now, "unauthorized")
+			return ans, append(f, zap.String("reason", "the call's transaction is not this device's"),
+				zap.Uint64("transaction", req.TransactionID))
+		}
 	}
 	// the toolkit names no destination; another client must name the token's
 	if alt := req.DestinationAddress(); alt != "" && !osp.SameSignalAddress(alt, info.SignalAddress) {
@@ -446,7 +463,11 @@ func (h *OSPHandler) reauthorize(ctx context.Context, req *osp.ReauthorizationRe
 		return h.refuse(req, rsp.Status, now, "bad_destination")
 	}
 	metrics.authz.WithLabelValues("reauthorized").Inc()
-	return rsp, []zap.Field{zap.Uint64("transaction", req.TransactionID), zap.String("destination", target)}
+	fields := []zap.Field{zap.Uint64("transaction", req.TransactionID), zap.String("destination", target)}
+	if unbound {
+		fields = append(fields, zap.Bool("transaction_names_no_source", true))
+	}
+	return rsp, fields
 }
 
 // verifier checks the tokens this site issued: signed by a token signer
@@ -492,7 +513,7 @@ func (h *OSPHandler) usage(ctx context.Context, ind *osp.UsageIndication, device
 		metrics.usage.WithLabelValues("not_stored").Add(records)
 		return osp.ConfirmUsage(ind, osp.StatusOK, now), []zap.Field{zap.Bool("stored", false)}
 	}
-	stored, dup, foreign := 0, 0, 0
+	stored, dup, foreign, others := 0, 0, 0, 0
 	count := func() {
 		metrics.usage.WithLabelValues("stored").Add(float64(stored))
 		if dup > 0 {
@@ -504,10 +525,12 @@ func (h *OSPHandler) usage(ctx context.Context, ind *osp.UsageIndication, device
 	ctx = context.WithoutCancel(ctx)
 	for i := range ind.Usages {
 		c := cdrFromUsage(&ind.Usages[i], device, now)
-		issued := h.txIDs.Issued(c.TransactionID)
-		c.TransactionIssued = &issued
+		issued, source := h.app.transactionSource(h.txIDs, c.TransactionID, device)
+		c.TransactionIssued, c.TransactionSource = &issued, source
 		if !issued {
 			foreign++
+		} else if source != device && source != "" && strings.EqualFold(c.Role, "source") {
+			others++
 		}
 		ok, err := h.app.storeCDR(ctx, c)
 		if err != nil {
@@ -527,6 +550,10 @@ func (h *OSPHandler) usage(ctx context.Context, ind *osp.UsageIndication, device
 	if foreign > 0 {
 		// stored all the same: the record is the device's word
 		f = append(f, zap.Int("not_issued_here", foreign))
+	}
+	if others > 0 {
+		// stored, marked: the record names the transaction's source
+		f = append(f, zap.Int("source_of_another_devices_transaction", others))
 	}
 	return osp.ConfirmUsage(ind, osp.StatusOK, now), f
 }

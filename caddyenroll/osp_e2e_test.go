@@ -291,6 +291,14 @@ func TestOSPAuthorizationOverMutualTLS(t *testing.T) {
 		}
 	}
 
+	// the terminating device, which received the token with the call,
+	// cannot extend it: the transaction is the origin's
+	if b, err := reauthReq(nil).Marshal(); err != nil {
+		t.Fatal(err)
+	} else if rsp, err := osp.ParseReauthorizationResponse(s.ask(terminating, b)); err != nil || rsp.Status.Code != 401 || rsp.Destination != nil {
+		t.Errorf("reauthorization by the terminating device: %+v %v, want 401", rsp, err)
+	}
+
 	// usage from both ends is stored once per role
 	usageOf := func(role string, tx uint64) []byte {
 		ind := &osp.UsageIndication{MessageID: "7", Usages: []osp.Usage{{
@@ -323,12 +331,14 @@ func TestOSPAuthorizationOverMutualTLS(t *testing.T) {
 		Duration      float64   `json:"duration_seconds"`
 		Received      time.Time `json:"received"`
 		Issued        *bool     `json:"transaction_issued"`
+		Source        string    `json:"transaction_source"`
 	}
 	if err := json.Unmarshal([]byte(body), &cdrs); err != nil || len(cdrs) != 2 {
 		t.Fatalf("CDRs (want one per role): %v %s", err, body)
 	}
 	for _, c := range cdrs {
-		if c.TransactionID != sample.TransactionID || c.Duration != 42 || c.Issued == nil || !*c.Issued {
+		// both name the source of the call, whoever reports it
+		if c.TransactionID != sample.TransactionID || c.Duration != 42 || c.Issued == nil || !*c.Issued || c.Source != "device4.carrier.com" {
 			t.Fatalf("CDR %+v", c)
 		}
 	}

@@ -104,6 +104,7 @@ type otkCDR struct {
 	Protocol      string            `json:"protocol"`
 	ProviderPDD   float64           `json:"provider_post_dial_delay_seconds"`
 	Reporter      string            `json:"reporter"`
+	Source        string            `json:"transaction_source"`
 	CallID        string            `json:"call_id"`
 	Calling       string            `json:"calling"`
 	Called        string            `json:"called"`
@@ -259,9 +260,11 @@ func TestOSPToolkitTestApp(t *testing.T) {
 		c := list[0]
 		// (role "destination": menu 31 made test_app's transaction the
 		// terminating side's, as a gateway validating an inbound token)
+		// (and the transaction's source is test_app's device, whose
+		// authorization made it)
 		if c.Reporter != otkSource || c.Calling != otkCalling || c.Called != otkCalled || c.TransactionID == 0 ||
-			c.Role != "destination" || c.Duration <= 0 {
-			t.Errorf("CDR %+v: want reporter %s, %s -> %s, a transaction id, a duration", c, otkSource, otkCalling, otkCalled)
+			c.Role != "destination" || c.Duration <= 0 || c.Source != otkSource {
+			t.Errorf("CDR %+v: want reporter and source %s, %s -> %s, a transaction id, a duration", c, otkSource, otkCalling, otkCalled)
 		}
 		// what test.cfg configures (CUSTID, DEVID, IS_PDD_INFO_AVAILABLE=1
 		// with test_app's 1010 ms) and the conference id, kept since they
@@ -620,5 +623,41 @@ func TestOSPSignedTokenToolkitValidation(t *testing.T) {
 	// nothing was reported, so nothing was stored
 	if list := s.cdrs(); len(list) != 0 {
 		t.Errorf("CDRs without usage reports: %+v", list)
+	}
+}
+
+// test_app's RequestReauthorization (menu 38), unmodified, after it got a
+// destination: the server takes the toolkit's request (role source, the
+// call's first token, the transaction id naming test_app's device, which
+// asks from the same address) and extends the call. The toolkit cannot
+// take the answer (README, Call authorization): test_app 4.33.1 crashes
+// on it (OSPPReauthRspFromElement frees the response it parsed and leaves
+// the caller's pointer unset), so only what the server did is checked.
+func TestOSPToolkitReauthorization(t *testing.T) {
+	bin := osptk.Build(t)
+	s := otkStart(t, false)
+	m := &server{Caddy: s.Caddy, t: t}
+	dir := t.TempDir()
+	cfg := otkTestCfg(t, bin, "http://"+s.httpAddr+"/osp", 1)
+	if err := os.WriteFile(filepath.Join(dir, "test.cfg"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "test_app"))
+	cmd.Dir = dir
+	cmd.Stdin = strings.NewReader("1\n\n23\n\n29\n\n27\n\n38\n\nq\n")
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("test_app did not finish:\n%s", out)
+	}
+	if codes := otkReturnCode.FindAllStringSubmatch(string(out), -1); len(codes) < 4 {
+		t.Fatalf("test_app (%v) did not get to RequestReauthorization:\n%s", err, out)
+	}
+	const authz = "caddy_clearinghouse_authorizations_total"
+	for outcome, want := range map[string]float64{"authorized": 1, "reauthorized": 1, "unauthorized": 0, "bad_token": 0} {
+		if got := m.metric(authz, map[string]string{"outcome": outcome}); got != want {
+			t.Errorf("%s{outcome=%q} = %v, want %v (test_app: %v)", authz, outcome, got, want, err)
+		}
 	}
 }

@@ -62,8 +62,12 @@ route "" '1405' x.example 1 y.example 0
 	}
 	initMetrics()
 	cs.flagsNow.Store(&flags{Routing: true})
+	ids, err := osp.NewTransactionIDs(bytes.Repeat([]byte{3}, osp.TransactionKeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
 	h := &OSPHandler{Tokens: TokensUnsigned, Profile: profileModern, TokenValidity: 60e9, app: a, log: zap.NewNop(),
-		bySource: map[netip.Addr]string{netip.MustParseAddr("192.0.2.1"): "gw1.example"}}
+		bySource: map[netip.Addr]string{netip.MustParseAddr("192.0.2.1"): "gw1.example"}, txIDs: ids}
 	const gw1 = "192.0.2.1:5060"
 
 	req := &osp.AuthorizationRequest{MessageID: "1", ComponentID: "2", Timestamp: time.Now().UTC(),
@@ -102,12 +106,12 @@ route "" '1405' x.example 1 y.example 0
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rr.Status.OK() {
+	if rr.Status.Code != osp.StatusNoRoute.Code {
 		got := ""
 		if rr.Destination != nil {
 			got = rr.Destination.NetworkID + " at " + rr.Destination.SignalAddress
 		}
-		t.Errorf("the call to the disabled x.example was extended (status %v), fresh token for %s", rr.Status, got)
+		t.Errorf("the call to the disabled x.example: status %v, want %d (its route leads to no usable device); fresh token for %q", rr.Status, osp.StatusNoRoute.Code, got)
 	}
 }
 

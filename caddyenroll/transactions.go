@@ -8,15 +8,21 @@ import (
 	"io/fs"
 	"path"
 
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/osp"
 )
 
 // Authorizations take their transaction ids from an osp.TransactionIDs
-// whose key every instance sharing the storage reads, so that a usage
-// record says whether its transaction is one this clearinghouse
-// authorized (CDR.TransactionIssued):
+// whose key every instance sharing the storage reads, each id made For the
+// requesting device (configfile.DeviceKey), so that a reauthorization is
+// taken from the call's source alone and a usage record says whether its
+// transaction is one this clearinghouse authorized, and for which device
+// (CDR.TransactionIssued, CDR.TransactionSource):
 //
 //	clearinghouse/osp/transaction.key   (32 random bytes)
+//
+// Ids of versions before sources were named name none (their tag is 0):
+// they are still recognized as issued here.
 
 func transactionKeyKey() string { return path.Join("clearinghouse", "osp", "transaction.key") }
 
@@ -62,4 +68,60 @@ func (a *App) createTransactionKey(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	return key, nil
+}
+
+// sourceIndex finds the devices of the file by their tag in transaction
+// ids (osp.TransactionIDs.Tag): made for one list of the file's devices
+// (set with each route table) and one maker, when a usage record first
+// needs it.
+type sourceIndex struct {
+	devices *[]string
+	ids     *osp.TransactionIDs
+	byTag   map[uint32][]string
+}
+
+// transactionSource tells whether an authorization of this clearinghouse
+// made a transaction id (issued) and, when the id names its source, which
+// device that is, as the file names it now: the reporter when its tag is
+// the id's, else the one device of the file with that tag. An id naming a
+// device the file no longer has counts as not issued; two devices with the
+// same tag (24 bits: n devices share one with probability about
+// n²·2^-25) leave the source empty. Ids of earlier versions are issued
+// with no source.
+func (a *App) transactionSource(ids *osp.TransactionIDs, id uint64, reporter string) (issued bool, source string) {
+	tag, ok := ids.SourceOf(id)
+	switch {
+	case !ok:
+		return false, ""
+	case tag == 0:
+		return true, ""
+	case reporter != "" && tag == ids.Tag(configfile.DeviceKey(reporter)):
+		return true, reporter
+	}
+	switch names := a.sourceTags(ids)[tag]; len(names) {
+	case 0:
+		return false, ""
+	case 1:
+		return true, names[0]
+	default:
+		return true, ""
+	}
+}
+
+// sourceTags is the index of the file's devices by tag, made again when
+// the route table or the maker changed.
+func (a *App) sourceTags(ids *osp.TransactionIDs) map[uint32][]string {
+	devices := a.authz.devices.Load()
+	if ix := a.authz.sources.Load(); ix != nil && ix.devices == devices && ix.ids == ids {
+		return ix.byTag
+	}
+	ix := &sourceIndex{devices: devices, ids: ids, byTag: make(map[uint32][]string)}
+	if devices != nil {
+		for _, d := range *devices {
+			tag := ids.Tag(configfile.DeviceKey(d))
+			ix.byTag[tag] = append(ix.byTag[tag], d)
+		}
+	}
+	a.authz.sources.Store(ix) // racing builders make the same index
+	return ix.byTag
 }
