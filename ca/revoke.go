@@ -349,23 +349,35 @@ func (c *CA) list(ctx context.Context, prefix string) ([]string, error) {
 // before the issuance record is marked: a crash in between leaves the
 // certificate revoked, and the next Revoke of it marks its record.
 func (c *CA) Revoke(ctx context.Context, serial string, reason int) error {
+	_, err := c.RevokeSerial(ctx, serial, reason)
+	return err
+}
+
+// RevokeSerial is Revoke, and reports whether this call revoked the
+// certificate (false: it was revoked already, whatever the reason, which
+// keyCompromise may still have replaced). It is decided under the CA's
+// lock, so that of revocations of one certificate racing each other (two
+// operators, an issuance's check and an operator's revocation, instances
+// sharing the storage) exactly one reports it, as metrics count it.
+func (c *CA) RevokeSerial(ctx context.Context, serial string, reason int) (newly bool, err error) {
 	if err := checkReason(reason); err != nil {
-		return err
+		return false, err
 	}
 	s, err := NormalizeSerial(serial)
 	if err != nil {
-		return err
+		return false, err
 	}
-	return c.withLock(ctx, func() error {
+	err = c.withLock(ctx, func() error {
 		rf, err := c.loadRevoked(ctx)
 		if err != nil {
 			return err
 		}
 		before, had := rf.Entries[s]
-		rec, _, err := c.revokeLocked(ctx, rf, s, reason, false)
+		rec, fresh, err := c.revokeLocked(ctx, rf, s, reason, false)
 		if err != nil {
 			return err
 		}
+		newly = fresh
 		if after, has := rf.Entries[s]; rec == nil && has == had && after == before {
 			return nil // revoked already: nothing to write
 		}
@@ -375,6 +387,7 @@ func (c *CA) Revoke(ctx context.Context, serial string, reason int) error {
 		}
 		return c.storeRevoked(ctx, rf, marked)
 	})
+	return newly && err == nil, err
 }
 
 // revokeLocked enters s in rf and returns its record marked revoked, to be

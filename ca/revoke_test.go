@@ -866,3 +866,47 @@ func TestRevokedListSharedAcrossInstances(t *testing.T) {
 		t.Fatalf("the cached list was changed through a copy: %d entries", len(rf.Entries))
 	}
 }
+
+// RevokeSerial reports a certificate as revoked by the call that revoked
+// it, and by no later one (another reason, keyCompromise replacing one
+// included); of revocations of one certificate racing each other, one
+// reports it.
+func TestRevokeSerialNewly(t *testing.T) {
+	ctx := context.Background()
+	c, _ := openCA(t, NewMemStore(), Config{}, "")
+	is := issueN(t, c, "device1.itsp.com", 2)
+	for i, step := range []struct {
+		reason int
+		newly  bool
+	}{{ReasonSuperseded, true}, {ReasonSuperseded, false}, {ReasonKeyCompromise, false}, {ReasonKeyCompromise, false}} {
+		newly, err := c.RevokeSerial(ctx, is[0].Serial, step.reason)
+		if err != nil || newly != step.newly {
+			t.Errorf("revocation %d (reason %d): newly %v, %v; want %v", i, step.reason, newly, err, step.newly)
+		}
+	}
+	if rec, _ := c.Lookup(ctx, is[0].Serial); !rec.Revoked || rec.Reason != ReasonKeyCompromise {
+		t.Errorf("record %+v: want revoked for key compromise", rec)
+	}
+	if _, err := c.RevokeSerial(ctx, "123456789", ReasonSuperseded); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an unknown serial: %v", err)
+	}
+	var wg sync.WaitGroup
+	var n atomic.Int32
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			newly, err := c.RevokeSerial(ctx, is[1].Serial, ReasonKeyCompromise)
+			if err != nil {
+				t.Error(err)
+			}
+			if newly {
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n.Load() != 1 {
+		t.Errorf("%d of 8 racing revocations reported the certificate revoked by them, want 1", n.Load())
+	}
+}

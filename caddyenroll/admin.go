@@ -633,7 +633,10 @@ func (ad *adminAPI) revokeSameKeys(ctx context.Context, device string, serials [
 			if err != nil {
 				return revoked, newly, fmt.Errorf("locking device %s: %w", r.Device, err)
 			}
-			err = c.Revoke(ctx, r.Serial, ca.ReasonKeyCompromise)
+			// r was read before the lock: a revocation racing this one
+			// (another operator's, an issuance's check of the key) may
+			// have revoked it since, and counted it; RevokeSerial tells
+			fresh, err := c.RevokeSerial(ctx, r.Serial, ca.ReasonKeyCompromise)
 			if err == nil {
 				ad.app.noteRevoked(profile, "", []string{r.Serial}, false)
 				ad.app.noteCurrent(ctx, r.Device)
@@ -643,7 +646,7 @@ func (ad *adminAPI) revokeSameKeys(ctx context.Context, device string, serials [
 				return revoked, newly, fmt.Errorf("revoking %s of %s: %w", r.Serial, r.Device, err)
 			}
 			revoked = append(revoked, r.Serial)
-			if !r.Revoked {
+			if fresh {
 				newly++
 			}
 			ad.log.Info("certificate of a compromised key revoked", zap.String("serial", r.Serial),
@@ -692,12 +695,15 @@ func (ad *adminAPI) lookupSerial(ctx context.Context, serial string) ([]revocati
 // unmark waits in storage for the file (deferMark), why (else nil).
 func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []revocationHit, reason int) (revoked []string, newly int, deferred error, err error) {
 	for _, h := range hits {
-		if err := ad.app.cas[h.profile].Revoke(ctx, body.Serial, reason); err != nil {
+		// h.rec was read before the device's lock: another revocation of
+		// it meanwhile counted it already
+		fresh, err := ad.app.cas[h.profile].RevokeSerial(ctx, body.Serial, reason)
+		if err != nil {
 			return nil, 0, nil, apiErr(http.StatusInternalServerError, err)
 		}
 		ad.app.noteRevoked(h.profile, "", []string{h.rec.Serial}, false)
 		revoked = append(revoked, h.rec.Serial)
-		if !h.rec.Revoked {
+		if fresh {
 			newly++
 		}
 		ad.log.Info("certificate revoked", zap.String("serial", h.rec.Serial), zap.String("profile", h.profile))

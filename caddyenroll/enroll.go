@@ -336,11 +336,16 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 	case err != nil:
 		return fmt.Errorf("checking the key's revocations: %v", err)
 	case compromised:
-		if err := authority.Revoke(ctx, is.Serial, ca.ReasonKeyCompromise); err != nil {
+		// the revocation that marked the key may have revoked it first
+		// (revokeSameKeys), and counted it
+		fresh, err := authority.RevokeSerial(ctx, is.Serial, ca.ReasonKeyCompromise)
+		if err != nil {
 			return fmt.Errorf("revoking certificate %s, of a key revoked for key compromise meanwhile: %v", is.Serial, err)
 		}
 		a.noteRevoked(req.Profile, "", []string{is.Serial}, false)
-		metrics.revoked.Inc()
+		if fresh {
+			metrics.revoked.Inc()
+		}
 		return errKeyCompromisedMeanwhile
 	}
 	if is.NotAfter.Equal(authority.Issuer().NotAfter) {
@@ -473,7 +478,7 @@ func (a *App) completeIssue(ctx context.Context, req *Request, prev *DeviceRecor
 	// and the previous certificate when the other profile's CA issued it
 	if prev != nil && prev.Serial != "" && prev.Serial != req.Serial && prev.Profile != req.Profile {
 		if c, ok := a.cas[prev.Profile]; ok {
-			switch err := c.Revoke(ctx, prev.Serial, reasonSuperseded); {
+			switch fresh, err := c.RevokeSerial(ctx, prev.Serial, reasonSuperseded); {
 			case errors.Is(err, ca.ErrNotFound):
 				// issued by an earlier CA (the crypto item changed): no
 				// gateway trusts it any more, and this CA cannot revoke it
@@ -481,7 +486,9 @@ func (a *App) completeIssue(ctx context.Context, req *Request, prev *DeviceRecor
 				return fmt.Errorf("revoking superseded certificate %s: %v", prev.Serial, err)
 			default:
 				a.noteRevoked(prev.Profile, "", []string{prev.Serial}, false)
-				metrics.revoked.Inc()
+				if fresh { // not an operator's revocation, counted then
+					metrics.revoked.Inc()
+				}
 				a.log.Info("superseded certificate revoked", zap.String("device", req.Device), zap.String("serial", prev.Serial))
 			}
 		}
