@@ -277,6 +277,13 @@ func (c *Client) exchange(ctx context.Context, r wire.Request) (*wire.Response, 
 	}
 	hc := *base
 	hc.CheckRedirect = redirectPolicy(r.Operation)
+	if c.HTTPClient == nil {
+		// The transport was built for this exchange alone: a connection
+		// left idle in it would never be reused, only held open (on the
+		// server too) until its idle timeout. Runs after the body is
+		// closed below.
+		defer hc.CloseIdleConnections()
+	}
 	body := wire.EncodeRequest(r)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.ServerURL, bytes.NewReader(body))
 	if err != nil {
