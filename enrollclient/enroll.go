@@ -233,30 +233,9 @@ func (c *Client) enroll(ctx context.Context, wait bool) (*Result, error) {
 	}
 	cc := *c // fill-ins from the saved request stay local to this call
 	if p != nil {
-		if cc.DeviceName == "" {
-			cc.DeviceName = p.DeviceName
-		} else if !strings.EqualFold(strings.TrimSuffix(cc.DeviceName, "."), strings.TrimSuffix(p.DeviceName, ".")) {
-			return nil, configErr("a pending request for device %q is saved in %s; finish it with that device name, or remove the file to start over",
-				p.DeviceName, cc.path(PendingFile))
+		if err := cc.resumeFrom(p); err != nil {
+			return nil, err
 		}
-		// a retrieve repeats the request's variables (seed 001): the server
-		// binds the nonce to the ids, and refuses it with others
-		for _, id := range []struct{ name, given, saved string }{{"device id", cc.DeviceID, p.DeviceID}, {"customer", cc.Customer, p.Customer}} {
-			if id.given != "" && id.saved != "" && id.given != id.saved {
-				return nil, configErr("a pending request with %s %q is saved in %s; finish it with that %s, or remove the file to start over",
-					id.name, id.saved, cc.path(PendingFile), id.name)
-			}
-		}
-		fill := func(dst *string, v string) {
-			if *dst == "" {
-				*dst = v
-			}
-		}
-		fill(&cc.ServerURL, p.Server)
-		fill(&cc.DeviceID, p.DeviceID)
-		fill(&cc.Customer, p.Customer)
-		fill(&cc.Username, p.Username)
-		fill(&cc.CSRField, p.CSRField)
 		if p.Certificate != "" {
 			// interrupted commit: finish it locally
 			return cc.finish(p, 0, 0, true)
@@ -268,56 +247,16 @@ func (c *Client) enroll(ctx context.Context, wait bool) (*Result, error) {
 
 	// Fig. 3B steps 335/340: the CA certificate and the trust decision,
 	// before any key is generated or sent.
-	ca, err := cc.GetCACert(ctx)
+	ca, err := cc.trustedCA(ctx, p)
 	if err != nil {
-		return nil, err
-	}
-	pin, pinnedBy := "", "" // pinnedBy: the file a pin not given comes from
-	switch {
-	case cc.CAFingerprint != "":
-		pin, _ = ParseFingerprint(cc.CAFingerprint)
-	case p != nil:
-		pin, pinnedBy = p.CAFingerprint, cc.path(PendingFile)
-	default:
-		if saved, err := cc.readCert(CAFile); err == nil {
-			pin, pinnedBy = Fingerprint(saved), cc.path(CAFile)
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-	}
-	if err := cc.checkCA(ca, pin); err != nil {
-		var fe *FingerprintMismatchError
-		if errors.As(err, &fe) {
-			fe.PinnedBy = pinnedBy
-		}
 		return nil, err
 	}
 
 	// Step 350: the key pair, made here, saved before it is sent.
 	resumed := p != nil
 	if p == nil {
-		kt, _ := ParseKeyType(string(cc.KeyType))
-		key, err := GenerateKey(kt)
-		if err != nil {
+		if p, err = cc.newRequest(); err != nil {
 			return nil, err
-		}
-		mk := CreateCSR
-		if cc.csrFunc != nil {
-			mk = cc.csrFunc
-		}
-		csr, err := mk(key, cc.DeviceName)
-		if err != nil {
-			return nil, fmt.Errorf("creating the certificate request: %w", err)
-		}
-		keyPEM, err := marshalKeyPEM(key)
-		if err != nil {
-			return nil, err
-		}
-		p = &pendingState{
-			Version: pendingVersion, Server: cc.ServerURL, DeviceName: cc.DeviceName, DeviceID: cc.DeviceID,
-			Customer: cc.Customer, Username: cc.Username, KeyType: kt, CSRField: cc.csrField(),
-			Created: cc.now().UTC(), Key: string(keyPEM), CSR: string(csrPEM(csr)),
-			key: key, csrDER: csr,
 		}
 	}
 	if p.Nonce == "" { // a new request, or one saved before its nonce was kept
@@ -366,10 +305,7 @@ func (c *Client) enroll(ctx context.Context, wait bool) (*Result, error) {
 				return nil, fmt.Errorf("interrupted; the request is saved in %s: %w", cc.path(PendingFile), ctx.Err())
 			}
 			var re *RejectedError
-			// (a nonce the server refuses: its request is not the one it
-			// bound the nonce to any more; start over with a new key and nonce)
-			if errors.As(err, &re) && (re.Status == wire.StatusRejected || re.Status == wire.StatusBadCSR ||
-				re.Status == wire.StatusNotFound || re.Status == wire.StatusNonceReused) {
+			if errors.As(err, &re) && endsRequest(re.Status) {
 				if rerr := cc.removePending(); rerr != nil {
 					return nil, errors.Join(err, rerr)
 				}
@@ -391,30 +327,7 @@ func (c *Client) enroll(ctx context.Context, wait bool) (*Result, error) {
 			}
 			lastErr = err // transient trouble while polling: keep polling
 		case ans.Status == wire.StatusOK:
-			cert, perr := x509.ParseCertificate(ans.Certificate)
-			if perr != nil {
-				cc.removePending()
-				return nil, &CertificateError{Reason: "it does not parse", Err: perr}
-			}
-			if verr := VerifyIssued(cert, p.key.Public(), ca, cc.DeviceName, cc.now()); verr != nil {
-				if errors.Is(verr, ErrNotValidNow) {
-					// Issued, and perhaps superseding the installed
-					// certificate: keep the key, retrieve it again later.
-					p.Submitted = true
-					p.Polls++
-					p.LastPoll = cc.now().UTC()
-					if err := cc.savePending(p); err != nil {
-						return nil, errors.Join(verr, err)
-					}
-					return nil, cc.clockError(verr)
-				}
-				// the server's answer for this key is unusable; start over next time
-				cc.removePending()
-				return nil, verr
-			}
-			p.Certificate = string(certPEM(cert.Raw))
-			p.LastPoll = cc.now().UTC()
-			if err := cc.savePending(p); err != nil { // journal before replacing files
+			if err := cc.journalIssued(p, ans.Certificate, ca); err != nil {
 				return nil, err
 			}
 			return cc.finish(p, attempts, cc.now().Sub(start), resumed)
@@ -452,6 +365,140 @@ func (c *Client) enroll(ctx context.Context, wait bool) (*Result, error) {
 		}
 		delay = min(2*delay, maxDelay)
 	}
+}
+
+// endsRequest reports whether a refusal with this status means the saved
+// request can never be certified, so that it is discarded with its key:
+// the CSR is refused (7), the request was rejected (8) or is unknown to
+// the server (11), or the server no longer binds its nonce to it (9):
+// the next run starts over with a new key and nonce. Other refusals keep
+// it for a corrected retry.
+func endsRequest(status int) bool {
+	switch status {
+	case wire.StatusBadCSR, wire.StatusRejected, wire.StatusNotFound, wire.StatusNonceReused:
+		return true
+	}
+	return false
+}
+
+// journalIssued checks the certificate the server issued for p (DER) and
+// journals it into pending.json, for finish to install. A certificate that
+// is wrong discards p; one that is only not valid by this device's clock
+// (ErrNotValidNow) keeps p, to be retrieved again once the clock is right.
+func (c *Client) journalIssued(p *pendingState, der []byte, ca *x509.Certificate) error {
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		c.removePending()
+		return &CertificateError{Reason: "it does not parse", Err: err}
+	}
+	if verr := VerifyIssued(cert, p.key.Public(), ca, c.DeviceName, c.now()); verr != nil {
+		if errors.Is(verr, ErrNotValidNow) {
+			// Issued, and perhaps superseding the installed
+			// certificate: keep the key, retrieve it again later.
+			p.Submitted = true
+			p.Polls++
+			p.LastPoll = c.now().UTC()
+			if err := c.savePending(p); err != nil {
+				return errors.Join(verr, err)
+			}
+			return c.clockError(verr)
+		}
+		// the server's answer for this key is unusable; start over next time
+		c.removePending()
+		return verr
+	}
+	p.Certificate = string(certPEM(cert.Raw))
+	p.LastPoll = c.now().UTC()
+	return c.savePending(p) // journal before replacing files
+}
+
+// resumeFrom fills the fields c leaves empty from the saved request p,
+// and refuses fields that contradict it.
+func (c *Client) resumeFrom(p *pendingState) error {
+	if c.DeviceName == "" {
+		c.DeviceName = p.DeviceName
+	} else if !strings.EqualFold(strings.TrimSuffix(c.DeviceName, "."), strings.TrimSuffix(p.DeviceName, ".")) {
+		return configErr("a pending request for device %q is saved in %s; finish it with that device name, or remove the file to start over",
+			p.DeviceName, c.path(PendingFile))
+	}
+	// a retrieve repeats the request's variables (seed 001): the server
+	// binds the nonce to the ids, and refuses it with others
+	for _, id := range []struct{ name, given, saved string }{{"device id", c.DeviceID, p.DeviceID}, {"customer", c.Customer, p.Customer}} {
+		if id.given != "" && id.saved != "" && id.given != id.saved {
+			return configErr("a pending request with %s %q is saved in %s; finish it with that %s, or remove the file to start over",
+				id.name, id.saved, c.path(PendingFile), id.name)
+		}
+	}
+	fill := func(dst *string, v string) {
+		if *dst == "" {
+			*dst = v
+		}
+	}
+	fill(&c.ServerURL, p.Server)
+	fill(&c.DeviceID, p.DeviceID)
+	fill(&c.Customer, p.Customer)
+	fill(&c.Username, p.Username)
+	fill(&c.CSRField, p.CSRField)
+	return nil
+}
+
+// trustedCA fetches the CA certificate and makes the trust decision
+// (CheckCA) against the first pin there is: CAFingerprint, the CA of the
+// saved request p, or the CA in ca.pem.
+func (c *Client) trustedCA(ctx context.Context, p *pendingState) (*x509.Certificate, error) {
+	ca, err := c.GetCACert(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pin, pinnedBy := "", "" // pinnedBy: the file a pin not given comes from
+	switch {
+	case c.CAFingerprint != "":
+		pin, _ = ParseFingerprint(c.CAFingerprint) // checked by checkEnroll
+	case p != nil:
+		pin, pinnedBy = p.CAFingerprint, c.path(PendingFile)
+	default:
+		if saved, err := c.readCert(CAFile); err == nil {
+			pin, pinnedBy = Fingerprint(saved), c.path(CAFile)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	if err := c.checkCA(ca, pin); err != nil {
+		var fe *FingerprintMismatchError
+		if errors.As(err, &fe) {
+			fe.PinnedBy = pinnedBy
+		}
+		return nil, err
+	}
+	return ca, nil
+}
+
+// newRequest makes a new key pair (KeyType) and its CSR for DeviceName,
+// as the pending request to send; nothing is saved yet.
+func (c *Client) newRequest() (*pendingState, error) {
+	kt, _ := ParseKeyType(string(c.KeyType)) // checked by checkEnroll
+	key, err := GenerateKey(kt)
+	if err != nil {
+		return nil, err
+	}
+	mk := CreateCSR
+	if c.csrFunc != nil {
+		mk = c.csrFunc
+	}
+	csr, err := mk(key, c.DeviceName)
+	if err != nil {
+		return nil, fmt.Errorf("creating the certificate request: %w", err)
+	}
+	keyPEM, err := marshalKeyPEM(key)
+	if err != nil {
+		return nil, err
+	}
+	return &pendingState{
+		Version: pendingVersion, Server: c.ServerURL, DeviceName: c.DeviceName, DeviceID: c.DeviceID,
+		Customer: c.Customer, Username: c.Username, KeyType: kt, CSRField: c.csrField(),
+		Created: c.now().UTC(), Key: string(keyPEM), CSR: string(csrPEM(csr)),
+		key: key, csrDER: csr,
+	}, nil
 }
 
 // clockError explains an ErrNotValidNow: the key stays in pending.json.
