@@ -230,9 +230,8 @@ func (c *Client) httpClient() (*http.Client, error) {
 // is pinned by fingerprint; it follows up to 3 redirects that keep the
 // scheme, host and port of the server URL, and the POST: 307 and 308 (Go
 // would follow a 301, 302 or 303 with a GET without the body, which is
-// no getcacert). A redirect not followed ends
-// the exchange with the 3xx answer (an *httpStatusError naming where it
-// pointed).
+// no getcacert). A redirect not followed ends the exchange with the 3xx
+// answer (an *httpStatusError naming where it pointed).
 func redirectPolicy(op string) func(req *http.Request, via []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {
 		// via holds the requests sent so far: the first redirect is
@@ -372,7 +371,8 @@ func (e *httpStatusError) Error() string {
 
 func (e *httpStatusError) Is(target error) bool { return target == ErrProtocol }
 
-// temporary reports whether a 5xx answer may be retried.
+// temporary reports whether the HTTP answer may be retried: a 5xx, or
+// 429 Too Many Requests.
 func (e *httpStatusError) temporary() bool {
 	return e.code >= 500 || e.code == http.StatusTooManyRequests
 }

@@ -54,12 +54,12 @@ type Result struct {
 // retrieve (or request, if no answer was ever received) with the saved key,
 // CSR and nonce. Fields left empty (ServerURL, DeviceName, DeviceID, Customer,
 // Username) are taken from the saved request; the password never is saved.
-// A RejectedError with status 7 (bad CSR), 8 (rejected) or 11 (not found)
-// discards the saved request, whose key can then never be certified; other
-// refusals keep it so that a corrected retry reuses the key. So does an
-// issued certificate that is not valid by this device's clock
-// (ErrNotValidNow): the server has issued it, so the next run retrieves
-// and installs it, once the clock is right.
+// A RejectedError with status 7 (bad CSR), 8 (rejected), 9 (nonce reused)
+// or 11 (not found) discards the saved request, whose key can then never
+// be certified (see endsRequest); other refusals keep it so that a
+// corrected retry reuses the key. So does an issued certificate that is
+// not valid by this device's clock (ErrNotValidNow): the server has issued
+// it, so the next run retrieves and installs it, once the clock is right.
 func (c *Client) Enroll(ctx context.Context) (*Result, error) {
 	if err := c.checkGivenServer(); err != nil {
 		return nil, err
@@ -101,21 +101,26 @@ func (c *Client) Poll(ctx context.Context) (*Result, error) {
 	return c.enroll(ctx, false)
 }
 
-// Renew re-enrolls with a fresh key when the certificate in Dir is within
-// RenewWindow of its expiry (default: in the last third of its lifetime), or
-// at once with force or when key.pem does not hold the certificate's key
-// (missing, damaged, or restored alone: the device cannot use the pair);
-// never otherwise while it ends when the pinned CA does
-// (Result.EndsWithCA: a new certificate could not last longer). It reports whether a new certificate was installed;
-// when not yet due, res describes the certificate in place (RenewAt says
-// when it will be due) and err is nil. A saved pending request is resumed
-// first, due or not. The CA pinned by ca.pem stays pinned unless
-// CAFingerprint is set; DeviceName defaults to the certificate's, and
-// KeyType to its key's algorithm and size (a device that can load only RSA
-// keys keeps an RSA key; a key GenerateKey cannot make is an ErrConfig
-// unless KeyType is set). The old
-// certificate stays in place until the new one is verified and installed,
-// also when the renewal ends pending (ErrPendingTimeout): run Renew again.
+// Renew re-enrolls with a fresh key when the certificate in Dir is due:
+// within RenewWindow of its expiry (default: in the last third of its
+// lifetime), at once with force, or when key.pem does not hold the
+// certificate's key (missing, damaged, or restored alone: the device
+// cannot use the pair). Unless forced or its key is lost, a certificate
+// that ends when the pinned CA does is not renewed, even when due
+// (Result.EndsWithCA): a new one could not last longer.
+//
+// renewed reports whether a new certificate was installed. When it was
+// not due, err is nil and res describes the certificate in place (RenewAt
+// says when it will be due). A saved pending request is resumed first,
+// due or not.
+//
+// The CA pinned by ca.pem stays pinned unless CAFingerprint is set.
+// DeviceName defaults to the certificate's, and KeyType to its key's
+// algorithm and size (a device that can load only RSA keys keeps an RSA
+// key); a key GenerateKey cannot make is an ErrConfig unless KeyType is
+// set. The old certificate stays in place until the new one is verified
+// and installed, also when the renewal ends pending (ErrPendingTimeout):
+// run Renew again.
 func (c *Client) Renew(ctx context.Context, force bool) (renewed bool, res *Result, err error) {
 	if err := c.checkGivenServer(); err != nil {
 		return false, nil, err
