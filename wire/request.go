@@ -182,25 +182,10 @@ func DecodeRequest(body []byte) (*Request, error) {
 
 	r := new(Request)
 
-	// operation
 	if op := raw[fOperation]; len(op) > 0 {
-		var buf [16]byte
-		v, err := appendUnescape(buf[:0], op, true)
-		if err != nil {
-			return nil, withField(err, "operation")
-		}
-		switch {
-		case equalFoldASCII(v, OpGetCACert):
-			r.Operation = OpGetCACert
-		case equalFoldASCII(v, OpRequest):
-			r.Operation = OpRequest
-		case equalFoldASCII(v, OpRetrieve):
-			r.Operation = OpRetrieve
-		default:
-			if len(v) > 32 {
-				v = v[:32]
-			}
-			return nil, derr("operation", ErrUnsupportedOperation, strconv.Quote(string(v))+" is not getcacert, request or retrieve")
+		var err error
+		if r.Operation, err = decodeOperation(op); err != nil {
+			return nil, err
 		}
 	}
 
@@ -284,6 +269,34 @@ func DecodeRequest(body []byte) (*Request, error) {
 	return r, nil
 }
 
+// decodeOperation decodes the value of operation= (raw, as sent) to one
+// of the Op constants, matched case-insensitively.
+func decodeOperation(raw []byte) (string, error) {
+	var buf [16]byte
+	v, err := appendUnescape(buf[:0], raw, true)
+	if err != nil {
+		return "", withField(err, "operation")
+	}
+	switch {
+	case equalFoldASCII(v, OpGetCACert):
+		return OpGetCACert, nil
+	case equalFoldASCII(v, OpRequest):
+		return OpRequest, nil
+	case equalFoldASCII(v, OpRetrieve):
+		return OpRetrieve, nil
+	}
+	return "", unsupportedOperation(string(v))
+}
+
+// unsupportedOperation is the error for an operation that is not one of
+// the three, quoting at most its first 32 bytes.
+func unsupportedOperation(op string) error {
+	if len(op) > 32 {
+		op = op[:32]
+	}
+	return derr("operation", ErrUnsupportedOperation, strconv.Quote(op)+" is not getcacert, request or retrieve")
+}
+
 func decodeName(dst, raw []byte) ([]byte, error) {
 	if len(raw) > 3*MaxNameLen {
 		return nil, derr("", ErrTooLarge, "variable name longer than "+strconv.Itoa(MaxNameLen)+" bytes")
@@ -343,11 +356,7 @@ func (r *Request) check(full bool) error {
 	case "":
 		return derr("operation", ErrMissing, "missing")
 	default:
-		op := r.Operation
-		if len(op) > 32 {
-			op = op[:32]
-		}
-		return derr("operation", ErrUnsupportedOperation, strconv.Quote(op)+" is not getcacert, request or retrieve")
+		return unsupportedOperation(r.Operation)
 	}
 	if len(r.Nonce) > MaxNonceLen {
 		return derr("nonce", ErrTooLarge, "longer than "+strconv.Itoa(MaxNonceLen)+" bytes")
