@@ -23,8 +23,10 @@ const (
 
 // Content types. The toolkit posts getcacert as text/plain (OSPC_COMM_TEXT_MSG)
 // and request/retrieve as text/html (OSPC_ENROLL_CONTENT_TYPE); the decoder
-// ignores the content type. Answers use text/plain as in Tables 3, 5 and 6
-// (the toolkit only checks that some Content-Type header is present).
+// ignores the content type. ContentTypeResponse is the text/plain of Tables
+// 3, 5 and 6; the claims say text/html, which the Caddy handler sends by
+// default (its content_type). The toolkit only checks that some
+// Content-Type header is present.
 const (
 	ContentTypeGetCACert = "text/plain"
 	ContentTypeRequest   = "text/html"

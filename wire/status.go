@@ -14,8 +14,8 @@ const (
 	StatusPending              = 1  // request stored, waiting for approval
 	StatusBadRequest           = 2  // malformed form, missing variable, bad CSR encoding
 	StatusBadCredentials       = 3  // unknown username or wrong password
-	StatusEnrollmentDisabled   = 4  // enrollment is disabled for this server or device
-	StatusUnknownDevice        = 5  // no device with this id in the configuration
+	StatusEnrollmentDisabled   = 4  // the configuration file says `enroll disabled`
+	StatusUnknownDevice        = 5  // the CSR names no device of the configuration file
 	StatusDeviceDisabled       = 6  // the device exists but is disabled
 	StatusBadCSR               = 7  // CSR signature, key policy or name mismatch
 	StatusRejected             = 8  // an administrator rejected the request
@@ -41,8 +41,8 @@ var statusTable = [...]StatusInfo{
 	{StatusPending, "Pending", "pending", "The request is stored and waits for approval; retrieve it later. The answer may carry nonce=."},
 	{StatusBadRequest, "BadRequest", "bad request", "The body is not a well-formed form, a required variable is missing or malformed, or the CSR is not valid base64/DER."},
 	{StatusBadCredentials, "BadCredentials", "bad credentials", "The username is unknown or the password is wrong."},
-	{StatusEnrollmentDisabled, "EnrollmentDisabled", "enrollment disabled", "Enrollment is disabled for this server or for the device (`enroll disabled`)."},
-	{StatusUnknownDevice, "UnknownDevice", "unknown device", "No device with this device id is configured."},
+	{StatusEnrollmentDisabled, "EnrollmentDisabled", "enrollment disabled", "Enrollment is disabled in the configuration file (`enroll disabled`); getcacert still works."},
+	{StatusUnknownDevice, "UnknownDevice", "unknown device", "The CSR names (subject CN or first DNS name) no device of the configuration file, and the server refuses unknown devices."},
 	{StatusDeviceDisabled, "DeviceDisabled", "device disabled", "The device is configured but disabled."},
 	{StatusBadCSR, "BadCSR", "bad certificate request", "The PKCS#10 request parsed but failed checks: signature, key type/size policy, or subject name mismatch."},
 	{StatusRejected, "Rejected", "rejected", "An administrator rejected the request."},
