@@ -501,7 +501,7 @@ func load(ctx context.Context, st Store, cfg Config, p CryptoParams) (*CA, error
 	if st.Exists(ctx, prefix+"/"+keyIntCert) {
 		b, err := st.Load(ctx, prefix+"/"+keyIntCert)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("ca: loading %s: %w", prefix+"/"+keyIntCert, err)
 		}
 		ints, err := parseCertsPEM(b)
 		if err != nil {
@@ -639,13 +639,16 @@ func (c *CA) storeMeta(ctx context.Context, meta caMeta, keys map[string]crypto.
 		return err
 	}
 	if err := c.st.Store(ctx, c.key(keyMeta), mb); err != nil {
-		return err
+		return fmt.Errorf("ca: storing %s: %w", c.key(keyMeta), err)
 	}
 	cur := c.params.String()
 	if unnamed {
 		cur += " " + unnamedMark
 	}
-	return c.st.Store(ctx, c.cfg.namespace()+"/"+keyCurrent, []byte(cur+"\n"))
+	if err := c.st.Store(ctx, c.cfg.namespace()+"/"+keyCurrent, []byte(cur+"\n")); err != nil {
+		return fmt.Errorf("ca: storing %s: %w", c.cfg.namespace()+"/"+keyCurrent, err)
+	}
+	return nil
 }
 
 // randomSerial returns a positive, non-zero 128-bit serial with the top bit

@@ -147,7 +147,7 @@ func (c *CA) loadRevoked(ctx context.Context) (*revokedFile, error) {
 		return rf, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ca: loading %s: %w", c.key(keyRevoked), err)
 	}
 	sum := sha256.Sum256(b)
 	if cached := c.revoked.get(sum); cached != nil {
@@ -170,7 +170,7 @@ func (c *CA) storeRevokedList(ctx context.Context, rf *revokedFile) error {
 		return err
 	}
 	if err := c.st.Store(ctx, c.key(keyRevoked), b); err != nil {
-		return err
+		return fmt.Errorf("ca: storing %s: %w", c.key(keyRevoked), err)
 	}
 	c.revoked.put(sha256.Sum256(b), rf)
 	return nil
@@ -246,7 +246,10 @@ func (c *CA) storeJSON(ctx context.Context, key string, v any) error {
 	if err != nil {
 		return err
 	}
-	return c.st.Store(ctx, key, b)
+	if err := c.st.Store(ctx, key, b); err != nil {
+		return fmt.Errorf("ca: storing %s: %w", key, err)
+	}
+	return nil
 }
 
 // Lookup returns the issuance record of serial (ErrNotFound if none).
@@ -260,7 +263,7 @@ func (c *CA) Lookup(ctx context.Context, serial string) (*Record, error) {
 		return nil, errorf(ErrNotFound, "no certificate with serial %s issued by %s", s, c.params)
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ca: loading the record of serial %s: %w", s, err)
 	}
 	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {
@@ -804,7 +807,7 @@ func (c *CA) crlFromStorage(ctx context.Context) ([]byte, error) {
 			return err
 		}
 		if err := c.st.Store(ctx, c.key(keyCRL), der); err != nil {
-			return err
+			return fmt.Errorf("ca: storing %s: %w", c.key(keyCRL), err)
 		}
 		out = der
 		if len(serials) < len(rf.Entries) {
@@ -833,7 +836,7 @@ func (c *CA) crlInputs(ctx context.Context, now time.Time) (*revokedFile, []stri
 			return nil, nil, "", meta, fmt.Errorf("ca: %s: %w", c.key(keyCRLMeta), err)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, "", meta, err
+		return nil, nil, "", meta, fmt.Errorf("ca: loading %s: %w", c.key(keyCRLMeta), err)
 	}
 	serials := make([]string, 0, len(rf.Entries))
 	for s, e := range rf.Entries {

@@ -148,7 +148,7 @@ func listExisting(ctx context.Context, st Store, prefix string) ([]string, error
 		case !st.Exists(ctx, prefix):
 			return nil, nil
 		case attempt == listAttempts:
-			return nil, fmt.Errorf("listing %s: entries kept vanishing while it was listed (%d attempts): %v", prefix, attempt, err)
+			return nil, fmt.Errorf("ca: listing %s: entries kept vanishing while it was listed (%d attempts): %v", prefix, attempt, err)
 		}
 		t := time.NewTimer(wait)
 		select {
