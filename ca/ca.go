@@ -302,11 +302,13 @@ func (cfg Config) namespace() string { return storageRoot + "/" + cfg.Name }
 //     that stopped before naming it: no device was given it);
 //
 // and otherwise generates one, which `current` marks as not yet named
-// until MarkNamed. An unnamed CA of another algorithm, or with an
-// intermediate where the configuration says none (or the opposite), is
-// not adopted: the operator changed the configuration since it was made. A CA that was named once is never adopted this way: an
-// empty item then is an operator asking for a new CA. It reports whether
-// it generated.
+// until MarkNamed. It reports whether it generated.
+//
+// An unnamed CA of another algorithm, or with an intermediate where the
+// configuration says none (or the opposite), is not adopted: the operator
+// changed the configuration since it was made. A CA that was named once
+// is never adopted this way: an empty item then is an operator asking for
+// a new CA.
 func generateOnce(ctx context.Context, st Store, cfg Config) (*CA, bool, error) {
 	lock := cfg.namespace() + "/" + lockGenerate
 	if err := st.Lock(ctx, lock); err != nil {

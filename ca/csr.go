@@ -41,7 +41,8 @@ type CSR struct {
 	SignatureAlgorithm string
 	Subject            string // RFC 2253 form of the requested subject
 	DNSNames           []string
-	// The rest are additions to the contract.
+	// The names the request carries, which Sign checks against the
+	// device, and a short description of its key.
 	CommonName     string
 	IPAddresses    []net.IP
 	EmailAddresses []string

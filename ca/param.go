@@ -79,8 +79,9 @@ type paramChoice struct {
 //     profile, so a server running both a modern and a legacy CA keeps both
 //     in one item): the entry for profile is selected; entries for other
 //     profiles are ignored; no entry for profile means nothing named.
-//   - a documented-looking entry that does not parse is an error, as is a
-//     second entry for the same profile.
+//   - a documented-looking entry that does not parse is an error, as are
+//     two entries for the same profile naming different CAs (the same
+//     entry twice is accepted).
 func selectCryptoParams(item string, profile Profile) (paramChoice, error) {
 	s := strings.TrimSpace(item)
 	if len(s) >= 2 && (s[0] == '"' || s[0] == '\'') && s[len(s)-1] == s[0] {

@@ -29,8 +29,10 @@ import (
 // prefix included) below path: its direct children when recursive is false,
 // all descendants otherwise; a missing path may return an error wrapping
 // fs.ErrNotExist. The CA reads listings through ListDir, which also takes
-// those of storage modules that list more than the direct children. Lock blocks until the named lock is held by the caller or
-// ctx is done; it must exclude other processes using the same storage.
+// those of storage modules that list more than the direct children.
+//
+// Lock blocks until the named lock is held by the caller or ctx is done;
+// it must exclude other processes using the same storage.
 type Store interface {
 	Lock(ctx context.Context, name string) error
 	Unlock(ctx context.Context, name string) error
