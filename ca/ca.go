@@ -596,7 +596,7 @@ func openOperator(ctx context.Context, st Store, cfg Config, named *CryptoParams
 	meta := caMeta{Profile: cfg.Profile, Algorithm: c.params.Algorithm, CryptoParam: c.params.String(),
 		Created: cfg.Now().UTC(), Intermediate: len(chain) > 1, Operator: true}
 	if !st.Exists(ctx, c.key(keyMeta)) {
-		if err := c.storeMeta(ctx, meta, nil, nil, false); err != nil {
+		if err := c.storeNew(ctx, meta, nil, nil, false); err != nil {
 			return nil, err
 		}
 	}
@@ -618,10 +618,11 @@ func (c *CA) checkProfileCert() error {
 	return checkLegacyRoot(c.root)
 }
 
-// storeMeta writes certificates (and keys, PKCS#8 PEM) of a new CA, then
-// `current`, marking a generated CA unnamed (last: a crash before leaves
-// an orphan, never `current` naming a CA storage lacks).
-func (c *CA) storeMeta(ctx context.Context, meta caMeta, keys map[string]crypto.Signer, certs map[string][]byte, unnamed bool) error {
+// storeNew writes a new CA to storage: its keys (PKCS#8 PEM) and
+// certificates, if any, then ca.json (meta), then `current`, marking a
+// generated CA unnamed. `current` goes last: a crash before it leaves an
+// orphan, never `current` naming a CA storage lacks.
+func (c *CA) storeNew(ctx context.Context, meta caMeta, keys map[string]crypto.Signer, certs map[string][]byte, unnamed bool) error {
 	for name, k := range keys {
 		b, err := marshalKeyPEM(k)
 		if err != nil {
@@ -741,7 +742,7 @@ func generate(ctx context.Context, st Store, cfg Config) (*CA, error) {
 		return nil, err
 	}
 	meta := caMeta{Profile: cfg.Profile, Algorithm: cfg.Algorithm, CryptoParam: c.params.String(), Created: now, Intermediate: cfg.Intermediate}
-	if err := c.storeMeta(ctx, meta, keys, certs, true); err != nil {
+	if err := c.storeNew(ctx, meta, keys, certs, true); err != nil {
 		return nil, err
 	}
 	return c, nil
