@@ -91,7 +91,6 @@ func ParseCSR(der []byte, p Policy) (*CSR, error) {
 		return nil, errorf(ErrMalformedCSR, "certificate request: %v", err)
 	}
 	csr := csrFromStd(req)
-	tbs, sig := req.RawTBSCertificateRequest, req.Signature
 	if csr.rawSPKI == nil {
 		return nil, errorf(ErrMalformedCSR, "certificate request has no public key")
 	}
@@ -110,19 +109,32 @@ func ParseCSR(der []byte, p Policy) (*CSR, error) {
 		return nil, errorf(ErrMalformedCSR, "certificate request: public key not in its DER encoding")
 	}
 
+	if err := checkCSRSignature(csr, req, der, p); err != nil {
+		return nil, err
+	}
+	return csr, nil
+}
+
+// checkCSRSignature refuses the signature algorithms p does not allow and
+// verifies the request's signature (proof of possession). crypto/x509
+// will not verify MD5 or SHA-1, so those are verified here over the raw
+// TBS. It sets csr.SignatureAlgorithm, and csr.Legacy for an MD5 or SHA-1
+// signature.
+func checkCSRSignature(csr *CSR, req *x509.CertificateRequest, der []byte, p Policy) error {
+	tbs, sig := req.RawTBSCertificateRequest, req.Signature
 	switch req.SignatureAlgorithm {
 	case x509.MD5WithRSA:
 		csr.SignatureAlgorithm = "MD5-RSA"
 		if !p.Legacy {
-			return nil, errorf(ErrLegacyAlgorithm, "CSR signed with MD5-RSA; enable the legacy policy to accept it")
+			return errorf(ErrLegacyAlgorithm, "CSR signed with MD5-RSA; enable the legacy policy to accept it")
 		}
 		pub, ok := csr.PublicKey.(*rsa.PublicKey)
 		if !ok {
-			return nil, errorf(ErrUnsupportedAlgorithm, "CSR signed with MD5-RSA but its key is %s", csr.KeyAlgorithm)
+			return errorf(ErrUnsupportedAlgorithm, "CSR signed with MD5-RSA but its key is %s", csr.KeyAlgorithm)
 		}
 		h := md5.Sum(tbs)
 		if err := rsa.VerifyPKCS1v15(pub, crypto.MD5, h[:], sig); err != nil {
-			return nil, errorf(ErrBadSignature, "CSR signature (MD5-RSA) does not verify: the requester does not hold the private key, or the request was altered")
+			return errorf(ErrBadSignature, "CSR signature (MD5-RSA) does not verify: the requester does not hold the private key, or the request was altered")
 		}
 		csr.Legacy = true
 	case x509.SHA1WithRSA, x509.ECDSAWithSHA1:
@@ -132,54 +144,54 @@ func ParseCSR(der []byte, p Policy) (*CSR, error) {
 		}
 		csr.SignatureAlgorithm = name
 		if !p.Legacy {
-			return nil, errorf(ErrLegacyAlgorithm, "CSR signed with %s; enable the legacy policy to accept it", name)
+			return errorf(ErrLegacyAlgorithm, "CSR signed with %s; enable the legacy policy to accept it", name)
 		}
 		h := sha1.Sum(tbs)
 		var verr error
 		switch pub := csr.PublicKey.(type) {
 		case *rsa.PublicKey:
 			if name != "SHA1-RSA" {
-				return nil, errorf(ErrUnsupportedAlgorithm, "CSR signed with %s but its key is %s", name, csr.KeyAlgorithm)
+				return errorf(ErrUnsupportedAlgorithm, "CSR signed with %s but its key is %s", name, csr.KeyAlgorithm)
 			}
 			verr = rsa.VerifyPKCS1v15(pub, crypto.SHA1, h[:], sig)
 		case *ecdsa.PublicKey:
 			if name != "ECDSA-SHA1" {
-				return nil, errorf(ErrUnsupportedAlgorithm, "CSR signed with %s but its key is %s", name, csr.KeyAlgorithm)
+				return errorf(ErrUnsupportedAlgorithm, "CSR signed with %s but its key is %s", name, csr.KeyAlgorithm)
 			}
 			if !ecdsa.VerifyASN1(pub, h[:], sig) {
 				verr = errBadSig
 			}
 		default:
-			return nil, errorf(ErrUnsupportedAlgorithm, "CSR signed with %s but its key is %s", name, csr.KeyAlgorithm)
+			return errorf(ErrUnsupportedAlgorithm, "CSR signed with %s but its key is %s", name, csr.KeyAlgorithm)
 		}
 		if verr != nil {
-			return nil, errorf(ErrBadSignature, "CSR signature (%s) does not verify: the requester does not hold the private key, or the request was altered", name)
+			return errorf(ErrBadSignature, "CSR signature (%s) does not verify: the requester does not hold the private key, or the request was altered", name)
 		}
 		csr.Legacy = true
 	case x509.MD2WithRSA:
-		return nil, errorf(ErrUnsupportedAlgorithm, "CSR signed with MD2-RSA, which is never accepted")
+		return errorf(ErrUnsupportedAlgorithm, "CSR signed with MD2-RSA, which is never accepted")
 	case x509.UnknownSignatureAlgorithm, x509.DSAWithSHA1, x509.DSAWithSHA256:
 		oid := "unknown"
 		if _, o, _, err := splitSigned(der); err == nil {
 			if o.Equal(oidSigMD2RSA) {
-				return nil, errorf(ErrUnsupportedAlgorithm, "CSR signed with MD2-RSA, which is never accepted")
+				return errorf(ErrUnsupportedAlgorithm, "CSR signed with MD2-RSA, which is never accepted")
 			}
 			oid = o.String()
 		}
 		if req.SignatureAlgorithm != x509.UnknownSignatureAlgorithm {
 			oid = req.SignatureAlgorithm.String()
 		}
-		return nil, errorf(ErrUnsupportedAlgorithm, "CSR signature algorithm %s is not supported", oid)
+		return errorf(ErrUnsupportedAlgorithm, "CSR signature algorithm %s is not supported", oid)
 	default:
 		csr.SignatureAlgorithm = req.SignatureAlgorithm.String()
 		if err := req.CheckSignature(); err != nil {
 			if isAlgMismatch(req.SignatureAlgorithm, csr.PublicKey) {
-				return nil, errorf(ErrUnsupportedAlgorithm, "CSR signature algorithm %s does not match its %s key", req.SignatureAlgorithm, csr.KeyAlgorithm)
+				return errorf(ErrUnsupportedAlgorithm, "CSR signature algorithm %s does not match its %s key", req.SignatureAlgorithm, csr.KeyAlgorithm)
 			}
-			return nil, errorf(ErrBadSignature, "CSR signature (%s) does not verify: the requester does not hold the private key, or the request was altered", req.SignatureAlgorithm)
+			return errorf(ErrBadSignature, "CSR signature (%s) does not verify: the requester does not hold the private key, or the request was altered", req.SignatureAlgorithm)
 		}
 	}
-	return csr, nil
+	return nil
 }
 
 var errBadSig = fmt.Errorf("signature mismatch")
