@@ -254,8 +254,9 @@ func quoteValid(s string) string {
 }
 
 // quoteIn renders a license or crypto value, which seed 001 writes
-// "enclosed in double quotation marks": between the quote q (double or single), or the
-// other quote when v holds q. v holds at most one of them (checkValue).
+// "enclosed in double quotation marks": between the quote q (double or
+// single), or the other quote when v holds q. v holds at most one of them
+// (checkValue).
 func quoteIn(v string, q byte) string {
 	if strings.IndexByte(v, q) >= 0 {
 		q = '"' + '\'' - q

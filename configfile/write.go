@@ -31,19 +31,19 @@ type SaveOptions struct {
 	// and synced, just before the backups rotate and the new version
 	// replaces path, with its FileInfo (the file keeps its identity, size
 	// and modification time when renamed onto path). An error aborts the
-	// write, leaving path and its backups as they were, and is returned. It lets a caller check, as late as possible, that
-	// nobody else replaced path since the caller read it, and know which
-	// version it wrote whatever replaces path afterwards.
+	// write, leaving path and its backups as they were, and is returned.
+	// It lets a caller check, as late as possible, that nobody else
+	// replaced path since the caller read it, and know which version it
+	// wrote whatever replaces path afterwards.
 	BeforeReplace func(written os.FileInfo) error
 	// Replaces, when set, is the version of path the write is meant to
 	// replace, as os.Stat returned it. Where two files can be swapped
 	// atomically (Linux, renameat2 RENAME_EXCHANGE) the new version is
-	// swapped in and the file it displaced is checked: if that is another
+	// swapped in and the file it displaced is checked. If that is another
 	// version (a file renamed onto path after BeforeReplace ran, as an
 	// editor saves, or the file written in place since it was read), the
-	// swap is undone, that version stays, and
-	// ErrReplaced is returned. Elsewhere the new version is renamed onto
-	// path whatever is there.
+	// swap is undone, that version stays, and ErrReplaced is returned.
+	// Elsewhere the new version is renamed onto path whatever is there.
 	Replaces os.FileInfo
 }
 
