@@ -343,16 +343,11 @@ func (f *File) Diff(g *File) string {
 }
 
 // Summary is a one-screen human summary of the file, for `caddy enroll
-// check`: flags, counts of groups, devices and routes, and the enrolled
-// devices (the first 20 of them).
+// check`: counts of groups, devices and routes, the license and crypto
+// items, the flags, and the names of the groups and of the enrolled
+// devices (the first 20 of each).
 func (f *File) Summary() string {
 	var b strings.Builder
-	onOff := func(v bool) string {
-		if v {
-			return "enabled"
-		}
-		return "disabled"
-	}
 	enabled, enrolled := 0, 0
 	for i := range f.Devices {
 		if f.Devices[i].Enabled {
