@@ -35,31 +35,26 @@ func (f *File) device(name string) (int, error) {
 
 // SetEnrolled marks a device enrolled or not enrolled.
 func (f *File) SetEnrolled(device string, enrolled bool) error {
-	i, err := f.device(device)
-	if err != nil {
-		return err
-	}
-	d := &f.Devices[i]
-	old := d.Enrolled
-	d.Enrolled = enrolled
-	if err := f.checkDeviceLine(i); err != nil {
-		d.Enrolled = old
-		return err
-	}
-	return nil
+	return f.setDeviceFlag(device, func(d *Device) *bool { return &d.Enrolled }, enrolled)
 }
 
 // SetEnabled enables or disables a device.
 func (f *File) SetEnabled(device string, enabled bool) error {
+	return f.setDeviceFlag(device, func(d *Device) *bool { return &d.Enabled }, enabled)
+}
+
+// setDeviceFlag sets the flag of a device that flag points to, unless
+// that would make the device's line too long.
+func (f *File) setDeviceFlag(device string, flag func(*Device) *bool, v bool) error {
 	i, err := f.device(device)
 	if err != nil {
 		return err
 	}
-	d := &f.Devices[i]
-	old := d.Enabled
-	d.Enabled = enabled
+	p := flag(&f.Devices[i])
+	old := *p
+	*p = v
 	if err := f.checkDeviceLine(i); err != nil {
-		d.Enabled = old
+		*p = old
 		return err
 	}
 	return nil
