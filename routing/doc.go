@@ -9,8 +9,8 @@
 // Build turns a parsed *configfile.File into a Table, which is immutable:
 // any number of goroutines may use it at once. A Router holds the Table in
 // force in an atomic pointer; when the configuration changes, build a new
-// Table and Swap it in (Rebuild does both). Lookups never wait for a rebuild, and a lookup that
-// started on the old Table finishes on it.
+// Table and Swap it in (Rebuild does both). Lookups never wait for a
+// rebuild, and a lookup that started on the old Table finishes on it.
 //
 // # Which route applies
 //
@@ -44,10 +44,10 @@
 //     every prefix match, including a prefix with the same digits
 //     ('1678' beats '1678...' for 1678).
 //  3. If no route of G matches (G has no routes, or no catch-all and no
-//     prefix or exact route that fits N), the routes of the default group "" are searched the
-//     same way. Nothing else is ever consulted: a route of G always beats a
-//     route of "", however long, and a group with a catch-all never falls
-//     back.
+//     prefix or exact route that fits N), the routes of the default group
+//     "" are searched the same way. Nothing else is ever consulted: a route
+//     of G always beats a route of "", however long, and a group with a
+//     catch-all never falls back.
 //  4. No route at all: ErrNoRoute.
 //
 // Only the one route found is used: if none of its devices can take the
