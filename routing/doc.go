@@ -85,15 +85,15 @@
 // OSP devices take: "[ip]:port" for an IP address (in its canonical form,
 // an IPv4-mapped address as IPv4: "::ffff:192.0.2.10" and "192.0.2.10."
 // are "[192.0.2.10]"), "host:port" for a name.
-// By default the host is the device's name (its DNS name)
-// and the port Options.DefaultPort (5060). Options.SignalAddress gives an
-// explicit address per device name, written host, host:port, [host],
-// [host]:port or as a bare IPv6 address, the host an IP address without a
-// zone or a host name (letters, digits, '-' and '_' in dot-separated
-// labels), as OSP can send it; it is stored in the form above, with the
-// default port when none is given. Entries for names that are not
-// devices of the file are ignored (the file may change under a fixed
-// server configuration).
+// By default the host is the device's name (its DNS name) and the port
+// Options.DefaultPort (5060). Options.SignalAddress gives an explicit
+// address per device name, written host, host:port, [host], [host]:port
+// or as a bare IPv6 address. Its host must be one OSP can send: an IP
+// address without a zone, or a host name (letters, digits, '-' and '_' in
+// dot-separated labels). It is stored in the form above, with the default
+// port when none is given. Entries for names that are not devices of the
+// file are ignored (the file may change under a fixed server
+// configuration).
 //
 // # Randomness
 //
