@@ -199,9 +199,8 @@ func CheckNames(csr *CSR, device string) error {
 func (c *CA) signParsed(csr *CSR, name string, ip net.IP, p Policy) (*Issued, error) {
 	issuedAt := c.cfg.Now().UTC()
 	now := issuedAt.Truncate(time.Second)
-	if now.Before(c.issuer.NotBefore) || !now.Before(c.issuer.NotAfter) {
-		return nil, errorf(ErrExpired, "issuing CA %q is valid from %s to %s, now is %s",
-			c.issuer.Subject.CommonName, c.issuer.NotBefore.Format(time.RFC3339), c.issuer.NotAfter.Format(time.RFC3339), now.Format(time.RFC3339))
+	if err := c.checkIssuerValid(now); err != nil {
+		return nil, err
 	}
 	if err := c.checkConstraints(name, ip); err != nil {
 		return nil, err
@@ -269,6 +268,16 @@ func (c *CA) signParsed(csr *CSR, name string, ip net.IP, p Policy) (*Issued, er
 		NotAfter:        cert.NotAfter,
 		IssuedAt:        issuedAt,
 	}, nil
+}
+
+// checkIssuerValid refuses to sign at now outside the issuer's validity
+// (ErrExpired).
+func (c *CA) checkIssuerValid(now time.Time) error {
+	if now.Before(c.issuer.NotBefore) || !now.Before(c.issuer.NotAfter) {
+		return errorf(ErrExpired, "issuing CA %q is valid from %s to %s, now is %s",
+			c.issuer.Subject.CommonName, c.issuer.NotBefore.Format(time.RFC3339), c.issuer.NotAfter.Format(time.RFC3339), now.Format(time.RFC3339))
+	}
+	return nil
 }
 
 func (c *CA) signModern(t *leafTemplate) ([]byte, error) {

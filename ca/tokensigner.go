@@ -20,8 +20,8 @@ import (
 // code. The certificate is not recorded as a device's.
 func (c *CA) IssueTokenSigner(pub crypto.PublicKey, name string, validity time.Duration) (*Issued, error) {
 	now := c.cfg.Now().UTC().Truncate(time.Second)
-	if now.Before(c.issuer.NotBefore) || !now.Before(c.issuer.NotAfter) {
-		return nil, errorf(ErrExpired, "issuing CA %q is not valid now", c.issuer.Subject.CommonName)
+	if err := c.checkIssuerValid(now); err != nil {
+		return nil, err
 	}
 	if validity <= 0 {
 		validity = 90 * 24 * time.Hour
