@@ -190,18 +190,14 @@ func csrPEM(der []byte) []byte {
 
 // parseCertPEM returns the first certificate of a PEM file.
 func parseCertPEM(data []byte) (*x509.Certificate, error) {
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			return nil, errors.New("no CERTIFICATE PEM block")
-		}
-		if b.Type == "CERTIFICATE" {
-			return x509.ParseCertificate(b.Bytes)
-		}
+	der, err := pemBlock(data, "CERTIFICATE")
+	if err != nil {
+		return nil, err
 	}
+	return x509.ParseCertificate(der)
 }
 
+// pemBlock returns the content of the first PEM block of type typ.
 func pemBlock(data []byte, typ string) ([]byte, error) {
 	for {
 		var b *pem.Block
