@@ -99,7 +99,9 @@ type Config struct {
 	CRLValidity time.Duration
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
-	// Rand is the randomness for serial numbers (nil: crypto/rand).
+	// Rand is the randomness of serial numbers, signatures and CA keys
+	// (nil: crypto/rand); calls that share it are serialized. Since Go
+	// 1.26 key generation ignores it (see generateKey).
 	Rand io.Reader
 	// Named, when set, reads what the configuration that names the CAs
 	// (the crypto item) says now. Open calls it, under the generate lock,

@@ -186,7 +186,7 @@ func certPEM(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
-// publicKeysEqual reports whether the signer's public key equals pub.
+// publicKeysEqual reports whether the public keys a and b are equal.
 func publicKeysEqual(a, b crypto.PublicKey) bool {
 	type equaler interface{ Equal(crypto.PublicKey) bool }
 	e, ok := a.(equaler)
