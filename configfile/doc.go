@@ -122,6 +122,12 @@
 //
 // # Editing and writing
 //
+// The file is the operator's: written by hand, with comments, and changed
+// by the server too (a device marked enrolled, an approved device added,
+// the crypto item filled in when the CA is made). So an edit touches its
+// own lines and nothing else, and a write never leaves the file half
+// written.
+//
 // The edit methods (SetEnrolled, SetEnabled, AddDevice, RemoveDevice,
 // SetCrypto, AddLicense, SetFlag, ClearEnrolled) change the File, and
 // Bytes renders the source as parsed with only the affected lines changed:
