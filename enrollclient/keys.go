@@ -113,9 +113,13 @@ func CreateCSR(key crypto.Signer, name string) ([]byte, error) {
 	return x509.CreateCertificateRequest(rand.Reader, tmpl, key)
 }
 
-// checkDeviceName accepts a DNS name (letters, digits, '-', '_', dots) or an
-// IP address, as the seed identifies a device ("an IP address or a Domain
-// Name System (DNS) name").
+// checkDeviceName accepts an IP address, or a DNS name the clearinghouse
+// can certify (ca.NormalizeDevice and ca.CheckDeviceName on the server):
+// labels of letters, digits and inner '-', a last label not all digits,
+// at most 64 characters (a certificate's common name). The seed identifies
+// a device by "an IP address or a Domain Name System (DNS) name"; a name
+// the server would refuse (status 7) is refused here, before a key is made
+// for it.
 func checkDeviceName(name string) error {
 	if name == "" {
 		return configErr("device name (DNS name or IP address) is required")
@@ -123,22 +127,30 @@ func checkDeviceName(name string) error {
 	if net.ParseIP(name) != nil {
 		return nil
 	}
-	if len(name) > 253 {
-		return configErr("device name longer than 253 bytes")
+	if len(name) > maxCommonName {
+		return configErr("device name %q is %d characters; a certificate's common name holds at most %d", name, len(name), maxCommonName)
 	}
-	for _, label := range strings.Split(name, ".") {
-		if label == "" || len(label) > 63 {
+	labels := strings.Split(name, ".")
+	for _, label := range labels {
+		if label == "" || label[0] == '-' || label[len(label)-1] == '-' {
 			return configErr("device name %q is not a DNS name", name)
 		}
 		for i := 0; i < len(label); i++ {
 			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return configErr("device name %q is not a DNS name", name)
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return configErr("device name %q is not a DNS name (character %q)", name, c)
 			}
 		}
 	}
+	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+		return configErr("device name %q is not a DNS name (its last label is all digits) nor an IP address in full form", name)
+	}
 	return nil
 }
+
+// maxCommonName is the length a certificate's common name holds (RFC 5280,
+// ub-common-name).
+const maxCommonName = 64
 
 func marshalKeyPEM(key crypto.Signer) ([]byte, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(key)
