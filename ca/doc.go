@@ -50,7 +50,7 @@
 //     server must not guess.
 //
 // One item may name a modern and a legacy CA at once, entries separated by
-// spaces or commas; each Open uses the entry of its profile. With
+// white space, commas or semicolons; each Open uses the entry of its profile. With
 // operator-supplied PEM files (Config.CertFile/KeyFile) the item must name
 // their root, or be empty.
 //

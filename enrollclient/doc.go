@@ -36,7 +36,7 @@
 //     nonce, also from a later process (the server matches device and CSR
 //     public key, and binds the nonce to that request), waiting
 //     InitialBackoff, doubling to MaxBackoff, for at most MaxWait. Network
-//     trouble, HTTP 5xx and statuses 10 (rate limited) / 14 (server error)
+//     trouble, HTTP 5xx and 429 and statuses 10 (rate limited) / 14 (server error)
 //     while polling are retried within MaxWait.
 //   - Table 6, status=0: the certificate is checked before anything is saved
 //     (VerifyIssued: the device's public key, the device's name, valid now,
