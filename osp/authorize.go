@@ -96,8 +96,17 @@ func randomAttr() string { return strconv.FormatUint(uint64(mrand.Uint32()), 10)
 // Destination i carries req.CallIDs[i] when the request has that many call
 // ids (the toolkit may send one per destination), else req.CallIDs[0].
 //
+// Number portability data the request carries (a routing number, CIC,
+// npdi: req.NumberPortability) is echoed in every destination, where the
+// toolkit's OSPPTransactionGetNumberPortabilityParameters finds it, and in
+// every token, before the called number (a reauthorization then routes as
+// the authorization did). The tokens' called number stays the dialed one,
+// which the terminating gateway compares with the call's: which
+// destinations a routing number leads to is the caller's choice of dests.
+//
 // Problems of the request are answered, not returned: an unusable calling
-// number gets 428, an unusable called number 489, no destination 404.
+// number gets 428, an unusable called number, routing number or CIC 489,
+// no destination 404.
 // An error means no answer was built: a token longer than the toolkit
 // takes (ErrTokenTooLarge: the request's call id and numbers with the
 // signer's certificate), or the server failed (bad destination
@@ -131,6 +140,11 @@ func AuthorizeTransaction(req *AuthorizationRequest, dests []Destination, signer
 		rsp.Status = st
 		return rsp, nil
 	}
+	np := req.NumberPortability()
+	if !np.valid() {
+		rsp.Status = StatusDestinationInvalid
+		return rsp, nil
+	}
 	if req.MaxDestinations > 0 && len(dests) > req.MaxDestinations {
 		dests = dests[:req.MaxDestinations]
 	}
@@ -148,7 +162,7 @@ func AuthorizeTransaction(req *AuthorizationRequest, dests []Destination, signer
 		case len(req.CallIDs) > 0:
 			callID = req.CallIDs[0]
 		}
-		rd, err := issue(&dests[i], calling, called, callID, tx, req.Service, signer, now, validity)
+		rd, err := issue(&dests[i], calling, called, np, callID, tx, req.Service, signer, now, validity)
 		if err != nil {
 			return nil, fmt.Errorf("osp: Authorize: destination %d: %w", i, err)
 		}
@@ -160,7 +174,7 @@ func AuthorizeTransaction(req *AuthorizationRequest, dests []Destination, signer
 }
 
 // issue builds one destination and its token.
-func issue(d *Destination, calling, called Info, callID []byte, tx uint64, svc ServiceType, signer *TokenSigner, now time.Time, validity time.Duration) (ResponseDestination, error) {
+func issue(d *Destination, calling, called Info, np NumberPortability, callID []byte, tx uint64, svc ServiceType, signer *TokenSigner, now time.Time, validity time.Duration) (ResponseDestination, error) {
 	addr, err := NormalizeSignalAddress(d.SignalAddress)
 	if err != nil {
 		return ResponseDestination{}, err
@@ -191,17 +205,18 @@ func issue(d *Destination, calling, called Info, callID []byte, tx uint64, svc S
 		version = DefaultOSPVersion
 	}
 	info := TokenInfo{
-		Random:          randomAttr(),
-		SourceInfo:      calling,
-		DestinationInfo: called,
-		SignalAddress:   addr,
-		NetworkID:       d.Device,
-		CallID:          callID,
-		ValidAfter:      now.Add(-TokenBackdate),
-		ValidUntil:      now.Add(validity),
-		TransactionID:   tx,
-		MaxDuration:     maxDur,
-		Service:         svc,
+		Random:            randomAttr(),
+		SourceInfo:        calling,
+		DestinationInfo:   called,
+		SignalAddress:     addr,
+		NetworkID:         d.Device,
+		CallID:            callID,
+		NumberPortability: np,
+		ValidAfter:        now.Add(-TokenBackdate),
+		ValidUntil:        now.Add(validity),
+		TransactionID:     tx,
+		MaxDuration:       maxDur,
+		Service:           svc,
 	}
 	token, err := info.Encode()
 	if err != nil {
@@ -216,18 +231,19 @@ func issue(d *Destination, calling, called Info, callID []byte, tx uint64, svc S
 		return ResponseDestination{}, err
 	}
 	return ResponseDestination{
-		SourceInfo:      calling,
-		Protocol:        proto,
-		OSPVersion:      version,
-		DestinationInfo: called,
-		SignalAddress:   addr,
-		NetworkID:       d.Device,
-		Token:           token,
-		ValidAfter:      info.ValidAfter,
-		ValidUntil:      info.ValidUntil,
-		MaxDuration:     maxDur,
-		Service:         svc,
-		CallID:          callID,
+		SourceInfo:        calling,
+		Protocol:          proto,
+		OSPVersion:        version,
+		DestinationInfo:   called,
+		NumberPortability: np,
+		SignalAddress:     addr,
+		NetworkID:         d.Device,
+		Token:             token,
+		ValidAfter:        info.ValidAfter,
+		ValidUntil:        info.ValidUntil,
+		MaxDuration:       maxDur,
+		Service:           svc,
+		CallID:            callID,
 	}, nil
 }
 
@@ -235,8 +251,8 @@ func issue(d *Destination, calling, called Info, callID []byte, tx uint64, svc S
 // token req carries as Verifier.VerifyReauthorization returned it (checked:
 // issued by this server, same transaction id, numbers and call id, not
 // expired for too long). The new token keeps the call's transaction id
-// (the toolkit refuses an answer with another one), numbers and call id,
-// and is for info's destination, never one the request names:
+// (the toolkit refuses an answer with another one), numbers, number
+// portability data and call id, and is for info's destination, never one the request names:
 // dest.SignalAddress must be empty (info's is used) or the same address;
 // dest.Device defaults to info's NetworkID; dest's other fields apply as
 // in Authorize. Whether to extend the call at all is the caller's
@@ -271,8 +287,11 @@ func Reauthorize(req *ReauthorizationRequest, info *TokenInfo, dest Destination,
 		Timestamp:     now,
 		TransactionID: req.TransactionID,
 	}
-	calling, called := info.SourceInfo, info.DestinationInfo
-	if st, ok := numbersStatus(calling, called); !ok {
+	calling, called, np := info.SourceInfo, info.DestinationInfo, info.NumberPortability
+	if st, ok := numbersStatus(calling, called); !ok || !np.valid() {
+		if ok {
+			st = StatusDestinationInvalid
+		}
 		rsp.Status = st
 		return rsp, nil
 	}
@@ -290,7 +309,7 @@ func Reauthorize(req *ReauthorizationRequest, info *TokenInfo, dest Destination,
 	if dest.Device == "" {
 		dest.Device = info.NetworkID
 	}
-	rd, err := issue(&dest, calling, called, info.CallID, req.TransactionID, info.Service, signer, now, validity)
+	rd, err := issue(&dest, calling, called, np, info.CallID, req.TransactionID, info.Service, signer, now, validity)
 	if err != nil {
 		return nil, fmt.Errorf("osp: Reauthorize: %w", err)
 	}

@@ -34,6 +34,11 @@ type ResponseDestination struct {
 	Protocol        string // <SignalingProtocol>, "sip", "h323-Q931", …
 	OSPVersion      string // <OSPVersion>, "2.1.1"; "0.0.0" says the destination does not do OSP
 	DestinationInfo Info   // called number at this destination
+	// NumberPortability echoes the request's number portability data
+	// (<DestinationInfo type="routingnumber">, "cic", "npdi"), which the
+	// toolkit hands to the source with
+	// OSPPTransactionGetNumberPortabilityParameters.
+	NumberPortability NumberPortability
 	// SignalAddress is <DestinationSignalAddress>: "[ip]:port" or
 	// "host:port" (at most 261 bytes, the toolkit's OSPC_SIZE_SIGNALADDR).
 	SignalAddress string
@@ -99,6 +104,7 @@ func decodeAuthRsp(env *envelope) (*AuthorisationResponse, error) {
 func decodeDestination(n *node) (ResponseDestination, error) {
 	var d ResponseDestination
 	var err error
+	var np []Info
 	for e := range n.children {
 		switch e.name {
 		case "SourceInfo":
@@ -108,7 +114,13 @@ func decodeDestination(n *node) (ResponseDestination, error) {
 		case "OSPVersion":
 			d.OSPVersion = e.value()
 		case "DestinationInfo":
-			d.DestinationInfo = decodeInfo(e)
+			// the toolkit takes each by its type (OSPPDestInfoFromElement):
+			// number portability and operator names are not the number
+			if in := decodeInfo(e); !nonNumberTypes[in.Type] {
+				d.DestinationInfo = in
+			} else {
+				np = append(np, in)
+			}
 		case "DestinationSignalAddress":
 			d.SignalAddress = e.value()
 		case "DestinationAlternate":
@@ -142,6 +154,7 @@ func decodeDestination(n *node) (ResponseDestination, error) {
 			}
 		}
 	}
+	d.NumberPortability = numberPortability(np)
 	return d, nil
 }
 
@@ -205,7 +218,8 @@ func writeLimit(w *xmlWriter, d time.Duration, svc ServiceType) {
 func destinationSize(d *ResponseDestination) int {
 	n := 560 + len(d.SourceInfo.Type) + len(d.SourceInfo.Value) + len(d.Protocol) + len(d.OSPVersion) +
 		len(d.DestinationInfo.Type) + len(d.DestinationInfo.Value) + len(d.SignalAddress) + len(d.NetworkID) +
-		base64.StdEncoding.EncodedLen(len(d.Token)) + base64.StdEncoding.EncodedLen(len(d.CallID))
+		base64.StdEncoding.EncodedLen(len(d.Token)) + base64.StdEncoding.EncodedLen(len(d.CallID)) +
+		d.NumberPortability.size()
 	if d.Service != "" {
 		n += 40 + len(d.Service)
 	}
@@ -224,6 +238,10 @@ func writeDestination(w *xmlWriter, d *ResponseDestination) {
 	}
 	w.leafOpt("SignalingProtocol", d.Protocol)
 	w.leafOpt("OSPVersion", d.OSPVersion)
+	// number portability before the number: the toolkit reads each by its
+	// type, and readers that take the last DestinationInfo as the number
+	// (this package's before it read them) still find the number
+	writeNumberPortability(w, d.NumberPortability)
 	if d.DestinationInfo.Value != "" {
 		w.leaf("DestinationInfo", d.DestinationInfo.Value, "type", d.DestinationInfo.Type)
 	}

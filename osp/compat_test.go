@@ -283,7 +283,17 @@ func FuzzWriters(f *testing.F) {
 // The writers' size estimates hold what the usual messages need, so that
 // they are written without growing the buffer.
 func TestWriterSizes(t *testing.T) {
-	rsp, err := Authorize(authRequest(t), []Destination{{SignalAddress: "10.0.0.1:5060", Device: "trunk-1"}, {SignalAddress: "gw.example.net"}}, nil, testNow, 0)
+	ported, err := ParseAuthorizationRequest(withNP(t, "authorization-request.xml", toolkitNP))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []*AuthorizationRequest{authRequest(t), ported} {
+		checkWriterSizes(t, req)
+	}
+}
+
+func checkWriterSizes(t *testing.T, req *AuthorizationRequest) {
+	rsp, err := Authorize(req, []Destination{{SignalAddress: "10.0.0.1:5060", Device: "trunk-1"}, {SignalAddress: "gw.example.net"}}, nil, testNow, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

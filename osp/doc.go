@@ -150,6 +150,21 @@
 // and Reauthorize issues the fresh token for that token's destination,
 // never one the request names.
 //
+// # Number portability
+//
+// A source device that found the called number ported sends the routing
+// number (LRN), carrier identification code and dip indicator it got
+// (OSPPTransactionSetNumberPortability) as DestinationInfo elements of
+// types routingnumber, cic and npdi after the called number, in its
+// AuthorizationRequest and UsageIndication;
+// AuthorizationRequest.NumberPortability and Usage.NumberPortability read
+// them. Which destinations the routing number leads to is the caller's
+// routing. Authorize echoes them in each Destination, where
+// OSPPTransactionGetNumberPortabilityParameters reads them, and in each
+// token, always before the called number: the toolkit takes a token's
+// last DestinationInfo, whatever its type, as the number it compares with
+// the call's, which must stay the dialed one.
+//
 // # Serving
 //
 //	req, err := osp.ParseRequest(body)

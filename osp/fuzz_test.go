@@ -36,6 +36,13 @@ func extraSeeds(t testing.TB) map[string][][]byte {
 	reauthRsp, _ := (&ReauthorizationResponse{MessageID: "1", ComponentID: "2", Status: StatusOK, TransactionID: 7,
 		Destination: &ResponseDestination{SignalAddress: "[1.2.3.4]:5060", Token: []byte("t"), MaxDuration: time.Minute}}).Marshal()
 	capcnf, _ := (&CapabilitiesConfirmation{MessageID: "1", ComponentID: "2", Status: StatusNoRoute}).Marshal()
+	// number portability data: a destination echoing it, a token carrying it
+	npRsp, _ := (&AuthorisationResponse{MessageID: "1", ComponentID: "2", Status: StatusOK, TransactionID: 7,
+		Destinations: []ResponseDestination{{SourceInfo: Info{TypeE164, "14048724799"}, DestinationInfo: Info{TypeE164, "1678"},
+			NumberPortability: toolkitNPData, SignalAddress: "[1.2.3.4]:5060", Token: []byte("t"), MaxDuration: time.Minute}}}).Marshal()
+	npToken, _ := (&TokenInfo{Random: "3", SourceInfo: Info{TypeE164, "14048724799"}, DestinationInfo: Info{TypeE164, "1678"},
+		NumberPortability: toolkitNPData, SignalAddress: "[127.0.0.2]:5060", CallID: []byte("1"), ValidAfter: testNow,
+		ValidUntil: testNow.Add(time.Minute), TransactionID: 7, MaxDuration: time.Hour}).Encode()
 	return map[string][][]byte{
 		"FuzzParseRequest": {
 			[]byte(strings.ReplaceAll(req, "AuthorizationRequest", "AuthorisationRequest")),
@@ -50,10 +57,14 @@ func extraSeeds(t testing.TB) map[string][][]byte {
 				"<PostDialDelay type=\"source\">\n0.000</PostDialDelay>\n"+toolkitStatistics)),
 				"<UsageDetail>\n", "<SetupAttempt>\n0</SetupAttempt>\n<TotalSetupAttempts>\n2</TotalSetupAttempts>\n"+
 					"<Service>\n<ServiceType type=\"voice\"/>\n</Service>\n<UsageDetail>\n", 1)),
+			// number portability data as test_app's menu 210 sends it
+			withNP(t, "authorization-request.xml", toolkitNP),
+			withNP(t, "usage-indication.xml", toolkitNP),
 		},
-		"FuzzParseAnswer": {reauthRsp, capcnf},
+		"FuzzParseAnswer": {reauthRsp, capcnf, npRsp},
 		"FuzzParseTokenInfo": {
 			[]byte(`<?xml version="1.0"?><Message>` + strings.TrimPrefix(string(readTestdata(t, "token-unsigned-accepted.xml")), `<?xml version="1.0"?>`) + `</Message>`),
+			npToken,
 		},
 	}
 }

@@ -30,6 +30,13 @@ type TokenInfo struct {
 	Random          string // <TokenInfo random>: makes two tokens of the same call differ
 	SourceInfo      Info   // calling number, compared byte for byte by the toolkit
 	DestinationInfo Info   // called number, compared byte for byte
+	// NumberPortability is the request's number portability data: the
+	// routing number the call was routed on, so that a reauthorization
+	// routes the call as its authorization did. Written as DestinationInfo
+	// elements before the called number: the toolkit takes the last
+	// DestinationInfo of a token, whatever its type, as the number it
+	// compares with the call's (OSPPTokenInfoFromElement).
+	NumberPortability NumberPortability
 	// SignalAddress is <DestinationAlternate type="transport">: the
 	// destination the token was issued for ("[ip]:port"). The toolkit keeps
 	// it as look-ahead information; Verifier compares it with the call's
@@ -52,6 +59,7 @@ func (t *TokenInfo) Encode() ([]byte, error) {
 	w := newWriter(false, t.size())
 	w.open("TokenInfo", "random", t.Random)
 	w.leaf("SourceInfo", t.SourceInfo.Value, "type", t.SourceInfo.Type)
+	writeNumberPortability(w, t.NumberPortability)
 	w.leaf("DestinationInfo", t.DestinationInfo.Value, "type", t.DestinationInfo.Type)
 	w.leafOpt("DestinationAlternate", t.SignalAddress, "type", TypeTransport)
 	w.leafOpt("DestinationAlternate", t.NetworkID, "type", TypeNetwork)
@@ -72,7 +80,7 @@ func (t *TokenInfo) Encode() ([]byte, error) {
 func (t *TokenInfo) size() int {
 	n := 480 + len(t.Random) + len(t.SourceInfo.Type) + len(t.SourceInfo.Value) +
 		len(t.DestinationInfo.Type) + len(t.DestinationInfo.Value) + len(t.SignalAddress) +
-		base64.StdEncoding.EncodedLen(len(t.CallID))
+		base64.StdEncoding.EncodedLen(len(t.CallID)) + t.NumberPortability.size()
 	if t.NetworkID != "" {
 		n += 60 + len(t.NetworkID)
 	}
@@ -101,12 +109,18 @@ func ParseTokenInfo(data []byte) (*TokenInfo, error) {
 	t := &TokenInfo{}
 	t.Random, _ = root.attr("random")
 	var has struct{ src, dst, after, until, tx bool }
+	var np []Info
 	for e := range root.children {
 		switch e.name {
 		case "SourceInfo":
 			t.SourceInfo, has.src = decodeInfo(e), true
 		case "DestinationInfo":
+			// the last one is the called number whatever its type, as
+			// the toolkit reads it
 			t.DestinationInfo, has.dst = decodeInfo(e), true
+			if nonNumberTypes[t.DestinationInfo.Type] {
+				np = append(np, t.DestinationInfo)
+			}
 		case "DestinationAlternate":
 			if typ, _ := e.attr("type"); typ == TypeNetwork {
 				t.NetworkID = e.value()
@@ -156,6 +170,7 @@ func ParseTokenInfo(data []byte) (*TokenInfo, error) {
 	case !has.tx:
 		return nil, perr(ErrMissingElement, "<TransactionId>")
 	}
+	t.NumberPortability = numberPortability(np)
 	return t, nil
 }
 

@@ -32,8 +32,9 @@ type toolkitServer struct {
 	usageSt Status // when set, confirm usage with it
 	rewrite func([]byte) []byte
 
-	mu    sync.Mutex
-	kinds []Kind
+	mu       sync.Mutex
+	kinds    []Kind
+	requests [][]byte // the bodies the toolkit sent, in order
 }
 
 func (s *toolkitServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -42,6 +43,9 @@ func (s *toolkitServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	s.mu.Lock()
+	s.requests = append(s.requests, body)
+	s.mu.Unlock()
 	now := time.Now()
 	var ans Message
 	req, err := ParseRequest(body)
@@ -354,6 +358,11 @@ func TestToolkitValidatesSignedTokens(t *testing.T) {
 	clientAuth := &TokenSigner{Cert: mustCert(t, tmpl, p.ca, p.caKey, k4), Key: k4}
 
 	unsigned := issue(nil, now, nil)
+	// a ported number: the token carries the routing number before the
+	// dialed number, which the toolkit compares (the last DestinationInfo)
+	ported := func(r *AuthorizationRequest) {
+		r.DestinationInfo = append(r.DestinationInfo, Info{TypeRoutingNumber, "13243546576"}, Info{TypeCIC, "NPCic"}, Info{TypeNPDI, "true"})
+	}
 
 	cases := []struct {
 		name   string
@@ -373,6 +382,9 @@ func TestToolkitValidatesSignedTokens(t *testing.T) {
 		{"expired", issue(p.signer, now.Add(-2*time.Minute), nil), "1678", "0", 11140}, // OSPC_ERR_TRAN_TOO_LATE_TO_USE_TOKEN
 		{"unsigned when only signed allowed", unsigned, "1678", "0", 11506},            // OSPC_ERR_TRAN_UNSIGNED_TOKEN_NOT_ALLOWED
 		{"unsigned when allowed", issue(nil, now, nil), "1678", "1", 0},
+		{"number portability, the dialed number", issue(p.signer, now, ported), "1678", "0", 0},
+		{"number portability, the routing number", issue(p.signer, now, ported), "13243546576", "0", 11270},
+		{"number portability, unsigned", issue(nil, now, ported), "1678", "1", 0},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
