@@ -96,6 +96,17 @@ type CDR struct {
 	// jitter, MOS…), each named by its path as osp.FlattenAll names
 	// it ("LossSent.Packets": "1"), as the device wrote them.
 	Statistics map[string]string `json:"statistics,omitempty"`
+
+	// The number portability data the device reported with the call
+	// (osp.Usage.NumberPortability): RoutingNumber is the routing number
+	// of a ported called number (<DestinationInfo type="routingnumber">,
+	// which the call was routed on; Called stays the dialed number), CIC
+	// the carrier identification code, NPDI that the device queried the
+	// number portability database (the toolkit reports it only when
+	// set). Empty and false in records of earlier versions.
+	RoutingNumber string `json:"routing_number,omitempty"`
+	CIC           string `json:"cic,omitempty"`
+	NPDI          bool   `json:"npdi,omitempty"`
 }
 
 // cdrExport is a CDR as the JSON export writes it: the transaction id as
@@ -211,6 +222,8 @@ func cdrFromUsage(u *osp.Usage, reporter string, now time.Time) CDR {
 	if len(u.Statistics) > 0 {
 		c.Statistics = osp.FlattenAll(u.Statistics)
 	}
+	np := u.NumberPortability()
+	c.RoutingNumber, c.CIC, c.NPDI = np.RoutingNumber, np.CIC, np.NPDI
 	// the toolkit's <DeviceInfo> is the source device (the reporting
 	// gateway for role source, the calling one for role destination):
 	// never where the call went
@@ -546,7 +559,8 @@ var cdrCSVHeader = []string{"transaction_id", "role", "reporter", "call_id", "ca
 	"duration_seconds", "start_time", "alert_time", "connect_time", "end_time", "post_dial_delay_seconds",
 	"release_source", "term_causes", "protocol", "received", "role_state", "provider_post_dial_delay_seconds",
 	"transaction_issued", "destination_device", "timestamp", "customer_id", "device_id", "setup_attempt",
-	"total_setup_attempts", "group_id", "service_type", "statistics", "transaction_source"}
+	"total_setup_attempts", "group_id", "service_type", "statistics", "transaction_source",
+	"routing_number", "cic", "npdi"}
 
 func csvTime(t time.Time) string {
 	if t.IsZero() {
@@ -596,7 +610,17 @@ func (x *cdrCSV) write(c CDR) error {
 		csvText(c.RoleState), csvSeconds(c.ProviderPostDialDelay), csvBool(c.TransactionIssued),
 		csvText(c.DestinationDevice), csvTime(c.Timestamp), csvText(c.CustomerID), csvText(c.DeviceID),
 		csvInt(c.SetupAttempt), csvInt(c.TotalSetupAttempts), csvText(c.GroupID), csvText(c.ServiceType),
-		csvText(csvPairs(c.Statistics)), csvText(c.TransactionSource)})
+		csvText(csvPairs(c.Statistics)), csvText(c.TransactionSource),
+		csvText(c.RoutingNumber), csvText(c.CIC), csvFlag(c.NPDI)})
+}
+
+// csvFlag is "true" for a flag the device reported, empty otherwise (as
+// the JSON export leaves it out).
+func csvFlag(b bool) string {
+	if b {
+		return "true"
+	}
+	return ""
 }
 
 // csvSeconds is a delay the report may leave out: empty for none (nil),

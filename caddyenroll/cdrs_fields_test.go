@@ -104,7 +104,8 @@ func splitCSVList(cell string) []string {
 var cdrCSVHeaderBefore = []string{"transaction_id", "role", "reporter", "call_id", "calling", "called", "destination",
 	"duration_seconds", "start_time", "alert_time", "connect_time", "end_time", "post_dial_delay_seconds",
 	"release_source", "term_causes", "protocol", "received", "role_state", "provider_post_dial_delay_seconds",
-	"transaction_issued", "destination_device"}
+	"transaction_issued", "destination_device", "timestamp", "customer_id", "device_id", "setup_attempt",
+	"total_setup_attempts", "group_id", "service_type", "statistics", "transaction_source"}
 
 // What test_app's ReportUsage sends and an operator bills or checks with
 // is in the record and both exports: the indication's timestamp, the

@@ -38,7 +38,8 @@
 // The path of an authorization: osp.ParseRequest → ssl flag → the device
 // from its client certificate (byte for byte one this server issued, not
 // revoked) or source address → enabled and enrolled → routing.Table.Route
-// (rebuilt on every change of the file) → osp.AuthorizeTransaction with the
+// (rebuilt on every change of the file) on the called number, or on the
+// routing number of a ported one → osp.AuthorizeTransaction with the
 // token signer and the transaction ids, which name the requesting device
 // (transactions.go) → the answer with Content-Length.
 package caddyenroll

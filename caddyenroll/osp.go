@@ -41,6 +41,20 @@ const (
 // A device is identified by its TLS client certificate, which must be one
 // this clearinghouse issued and has not revoked, or, where the operator
 // lists it, by its source address. It must be `enabled` and `enrolled`.
+//
+// A call is routed on its called number, or, when the request carries a
+// number portability routing number (the toolkit's
+// OSPPTransactionSetNumberPortability: <DestinationInfo
+// type="routingnumber">, set by a device that found the number ported), on
+// that routing number: it names the switch that serves the number now,
+// and the route table's patterns match it as they match called numbers.
+// The routing number must be a number the route table takes (else OSP
+// status 489); without a route for it the answer is 404: the dialed
+// number's route leads to the network the number left. The answer and its
+// tokens keep the dialed number as the called number (the terminating
+// gateway compares the token's with the call's) and echo the routing
+// number, CIC and npdi; a reauthorization routes on the routing number of
+// the call's token, and usage records keep the three as reported.
 type OSPHandler struct {
 	// Token form: "signed" (default; CMS SignedData by a token key whose
 	// certificate the operational CA issues) or "unsigned" (plain
@@ -347,11 +361,16 @@ func (h *OSPHandler) authorize(ctx context.Context, req *osp.AuthorizationReques
 		max = req.MaxDestinations
 	}
 	var buf [16]routing.Destination
-	dests, err := table.Route(device, req.Called().Value, max, nil, h.app.eligible, buf[:0])
+	np := req.NumberPortability()
+	dests, err := table.Route(device, routedNumber(req.Called().Value, np), max, nil, h.app.eligible, buf[:0])
 	switch {
 	case err == nil, errors.Is(err, routing.ErrNoRoute), errors.Is(err, routing.ErrNoDestination):
 	case errors.Is(err, routing.ErrInvalidNumber):
-		return h.refuse(req, osp.StatusDestinationInvalid, now, "invalid_number")
+		ans, f := h.refuse(req, osp.StatusDestinationInvalid, now, "invalid_number")
+		if np.RoutingNumber != "" {
+			f = append(f, zap.String("routing_number", np.RoutingNumber))
+		}
+		return ans, f
 	default:
 		return h.refuse(req, osp.StatusUnauthorized, now, "unauthorized")
 	}
@@ -381,6 +400,9 @@ func (h *OSPHandler) authorize(ctx context.Context, req *osp.AuthorizationReques
 	}
 	fields := []zap.Field{zap.Int("status", rsp.Status.Code), zap.String("called", req.Called().Value),
 		zap.Strings("destinations", names), zap.Uint64("transaction", rsp.TransactionID)}
+	if np.RoutingNumber != "" {
+		fields = append(fields, zap.String("routing_number", np.RoutingNumber))
+	}
 	if !rsp.Status.OK() {
 		fields = append(fields, zap.String("outcome", outcome), zap.Bool("refused", true))
 	}
@@ -401,7 +423,8 @@ func (h *OSPHandler) authorize(ctx context.Context, req *osp.AuthorizationReques
 // for a device whose route leads to its destination, as those versions
 // did. The new token is for that token's destination, never one the
 // request names, and only while the requester's route for the called
-// number still leads to it and it is usable.
+// number (the routing number the token carries, for a ported number)
+// still leads to it and it is usable.
 func (h *OSPHandler) reauthorize(ctx context.Context, req *osp.ReauthorizationRequest, device, why string, now time.Time) (osp.Message, []zap.Field) {
 	table := h.app.router.Load()
 	if ans, f, ok := h.admit(req, table, device, why, now); !ok {
@@ -445,7 +468,7 @@ func (h *OSPHandler) reauthorize(ctx context.Context, req *osp.ReauthorizationRe
 	// since ends the call
 	var buf [1]routing.Destination
 	only := func(d string) bool { return slices.Contains(targets, d) && h.app.eligible(d) }
-	dests, err := table.Route(device, info.DestinationInfo.Value, 1, nil, only, buf[:0])
+	dests, err := table.Route(device, routedNumber(info.DestinationInfo.Value, info.NumberPortability), 1, nil, only, buf[:0])
 	if err != nil || len(dests) == 0 {
 		ans, f := h.refuse(req, osp.StatusNoRoute, now, "no_route")
 		return ans, append(f, zap.Strings("destination", targets))
@@ -468,6 +491,17 @@ func (h *OSPHandler) reauthorize(ctx context.Context, req *osp.ReauthorizationRe
 		fields = append(fields, zap.Bool("transaction_names_no_source", true))
 	}
 	return rsp, fields
+}
+
+// routedNumber is the number a call is routed on: the number portability
+// routing number when the device gave one (the number is ported: the
+// routing number names the switch that serves it now), else the called
+// number.
+func routedNumber(called string, np osp.NumberPortability) string {
+	if np.RoutingNumber != "" {
+		return np.RoutingNumber
+	}
+	return called
 }
 
 // verifier checks the tokens this site issued: signed by a token signer

@@ -61,11 +61,19 @@ type otkServer struct {
 // shipped signed one plus `token_validity 2s`, for expired tokens.
 func otkStart(t *testing.T, withShort bool) *otkServer {
 	t.Helper()
+	return otkStartWith(t, withShort, "")
+}
+
+// otkStartWith is otkStart with lines added at the end of the copy of
+// legacy.conf.
+func otkStartWith(t *testing.T, withShort bool, extraConf string) *otkServer {
+	t.Helper()
 	dir := t.TempDir()
 	conf, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "examples", "legacy.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	conf = append(conf, extraConf...)
 	confPath := filepath.Join(dir, "legacy.conf")
 	if err := os.WriteFile(confPath, conf, 0o640); err != nil {
 		t.Fatal(err)
@@ -118,6 +126,9 @@ type otkCDR struct {
 	GroupID       string            `json:"group_id"`
 	TotalAttempts *int              `json:"total_setup_attempts"`
 	Statistics    map[string]string `json:"statistics"`
+	RoutingNumber string            `json:"routing_number"`
+	CIC           string            `json:"cic"`
+	NPDI          bool              `json:"npdi"`
 }
 
 // otkConfID is the conference id test_app gives every ReportUsage.
@@ -659,5 +670,46 @@ func TestOSPToolkitReauthorization(t *testing.T) {
 		if got := m.metric(authz, map[string]string{"outcome": outcome}); got != want {
 			t.Errorf("%s{outcome=%q} = %v, want %v (test_app: %v)", authz, outcome, got, want, err)
 		}
+	}
+}
+
+// test_app's number portability data (menu 210:
+// OSPPTransactionSetNumberPortability(…, "13243546576", "NPCic", 1), the
+// number 1678 ported to the switch 1 324 354…) routes its call on the
+// routing number: with a route of device1's group for that prefix
+// (added to legacy.conf) the answer has its one device,
+// device4.carrier.com, where the dialed 1678 gets device2.itsp.com first.
+// GetNumberPortabilityParameters (250) reads the echo, the token validates
+// for the dialed number (31, unsigned over HTTP), and the usage (32) is
+// stored with the routing number, CIC and npdi.
+func TestOSPToolkitNumberPortability(t *testing.T) {
+	bin := osptk.Build(t)
+	s := otkStartWith(t, false, "route 'ACME ITSP' '+1 324 354...' 'device4.carrier.com' 1\n")
+	cfg := otkTestCfg(t, bin, "http://"+s.httpAddr+"/osp", 1)
+	steps := []int{1, 23, 210, 29, 27, 250, 31, 32, 24, 2}
+	codes, out := otkRunTestApp(t, bin, cfg, steps...)
+	for i, c := range codes {
+		if c != 0 {
+			t.Fatalf("step %d (menu %d) returned %d:\n%s", i, steps[i], c, out)
+		}
+	}
+	if got := otkStepOutput(out, 3); !strings.Contains(got, "num dest = 1") {
+		t.Errorf("RequestAuthorisation: want the routing number's one destination:\n%s", got)
+	}
+	if got := otkStepOutput(out, 4); !strings.Contains(got, "\n"+otkSecond+"\n") {
+		t.Errorf("GetFirstDestination: want %s:\n%s", otkSecond, got)
+	}
+	if got := otkStepOutput(out, 5); !strings.Contains(got, "rn = '13243546576'\ncic = 'NPCic'\nnpdi = 1\n") {
+		t.Errorf("GetNumberPortabilityParameters: want the echo:\n%s", got)
+	}
+	if got := otkStepOutput(out, 6); !strings.Contains(got, "authorised = 1") {
+		t.Errorf("ValidateAuthorisation for the dialed number: want authorised = 1:\n%s", got)
+	}
+	list := s.cdrs()
+	if len(list) != 1 {
+		t.Fatalf("want 1 CDR, got %+v", list)
+	}
+	if c := list[0]; c.Called != otkCalled || c.RoutingNumber != "13243546576" || c.CIC != "NPCic" || !c.NPDI || c.Source != otkSource {
+		t.Errorf("CDR %+v: want the dialed %s and the routing number, CIC and npdi test_app set", c, otkCalled)
 	}
 }
