@@ -169,58 +169,57 @@ func parseKind(data []byte, lim Limits, want func(Kind) bool) (Message, error) {
 	return m, nil
 }
 
-func parseAs[T Message](data []byte, parse func([]byte) (Message, error)) (T, error) {
-	var zero T
-	m, err := parse(data)
+// parseAs parses a message of kind want, which T is. A message of another
+// kind is refused before it is decoded, with its messageId and
+// componentIds, so that RefusalFor can answer it.
+func parseAs[T Message](data []byte, want Kind) (T, error) {
+	m, err := parseKind(data, DefaultLimits, func(k Kind) bool { return k == want })
 	if err != nil {
+		var zero T
 		return zero, err
 	}
-	t, ok := m.(T)
-	if !ok {
-		return zero, &ParseError{Status: StatusBadRequest, Kind: m.Kind(), Err: ErrUnexpectedKind, Detail: m.Kind().String()}
-	}
-	return t, nil
+	return m.(T), nil
 }
 
 // ParseAuthorizationRequest parses an AuthorizationRequest (either spelling).
 func ParseAuthorizationRequest(data []byte) (*AuthorizationRequest, error) {
-	return parseAs[*AuthorizationRequest](data, ParseRequest)
+	return parseAs[*AuthorizationRequest](data, KindAuthorizationRequest)
 }
 
 // ParseUsageIndication parses a message of one or more UsageIndications.
 func ParseUsageIndication(data []byte) (*UsageIndication, error) {
-	return parseAs[*UsageIndication](data, ParseRequest)
+	return parseAs[*UsageIndication](data, KindUsageIndication)
 }
 
 // ParseReauthorizationRequest parses a ReauthorizationRequest.
 func ParseReauthorizationRequest(data []byte) (*ReauthorizationRequest, error) {
-	return parseAs[*ReauthorizationRequest](data, ParseRequest)
+	return parseAs[*ReauthorizationRequest](data, KindReauthorizationRequest)
 }
 
 // ParseCapabilitiesIndication parses a CapabilitiesIndication.
 func ParseCapabilitiesIndication(data []byte) (*CapabilitiesIndication, error) {
-	return parseAs[*CapabilitiesIndication](data, ParseRequest)
+	return parseAs[*CapabilitiesIndication](data, KindCapabilitiesIndication)
 }
 
 // ParseAuthorisationResponse parses an AuthorisationResponse (either
 // spelling).
 func ParseAuthorisationResponse(data []byte) (*AuthorisationResponse, error) {
-	return parseAs[*AuthorisationResponse](data, ParseAnswer)
+	return parseAs[*AuthorisationResponse](data, KindAuthorisationResponse)
 }
 
 // ParseUsageConfirmation parses a message of one or more UsageConfirmations.
 func ParseUsageConfirmation(data []byte) (*UsageConfirmation, error) {
-	return parseAs[*UsageConfirmation](data, ParseAnswer)
+	return parseAs[*UsageConfirmation](data, KindUsageConfirmation)
 }
 
 // ParseReauthorizationResponse parses a ReauthorizationResponse.
 func ParseReauthorizationResponse(data []byte) (*ReauthorizationResponse, error) {
-	return parseAs[*ReauthorizationResponse](data, ParseAnswer)
+	return parseAs[*ReauthorizationResponse](data, KindReauthorizationResponse)
 }
 
 // ParseCapabilitiesConfirmation parses a CapabilitiesConfirmation.
 func ParseCapabilitiesConfirmation(data []byte) (*CapabilitiesConfirmation, error) {
-	return parseAs[*CapabilitiesConfirmation](data, ParseAnswer)
+	return parseAs[*CapabilitiesConfirmation](data, KindCapabilitiesConfirmation)
 }
 
 // Refuse builds the answer refusing req with st (a status that is not a

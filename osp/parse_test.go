@@ -438,6 +438,28 @@ func TestRefusalForUsageBatch(t *testing.T) {
 	}
 }
 
+// A request of another kind than the Parse… function wants is refused
+// with its own kind's answer, which echoes its messageId and componentIds
+// as RefusalFor promises.
+func TestRefusalForUnexpectedRequestKind(t *testing.T) {
+	_, err := ParseAuthorizationRequest(readTestdata(t, "usage-indication.xml"))
+	if !errors.Is(err, ErrUnexpectedKind) {
+		t.Fatalf("err %v, want ErrUnexpectedKind", err)
+	}
+	ans, rerr := RefusalFor(err, testNow)
+	if rerr != nil {
+		t.Fatal(err, rerr)
+	}
+	c, ok := ans.(*UsageConfirmation)
+	if !ok {
+		t.Fatalf("%T, want *UsageConfirmation", ans)
+	}
+	if c.MessageID != "12345673" || len(c.Confirmations) != 1 || c.Confirmations[0].ComponentID != "12345672" ||
+		c.Confirmations[0].Status != StatusBadRequest {
+		t.Fatalf("%+v", c)
+	}
+}
+
 // Values are trimmed (the toolkit writes "<Tag>\nvalue</Tag>"); CDATA and
 // character references are decoded; comments and processing instructions
 // are ignored.
