@@ -20,14 +20,17 @@ const timeLayout = "2006-01-02T15:04:05Z"
 
 func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
 
-// xmlWriter builds a document the way the toolkit's parser wants it: element
-// values without surrounding whitespace (the toolkit keeps every byte
-// between the tags: TransactionId is read digit by digit and a leading
-// newline corrupts it, times are read at fixed offsets, Unit is compared
-// with "s"), and in pretty mode a newline after every tag, as
-// authorisation-response-accepted.xml has. The toolkit does not decode
-// entity references, so values are escaped for XML correctness only; every
-// value this package writes (numbers, addresses, base64, times) needs none.
+// xmlWriter builds a document the way the toolkit's parser wants it.
+// Element values have no surrounding whitespace: the toolkit keeps every
+// byte between the tags. (TransactionId is read digit by digit, so a
+// leading newline corrupts it; times are read at fixed offsets; Unit is
+// compared with "s".) In pretty mode a newline follows every tag, as in
+// authorisation-response-accepted.xml.
+//
+// Values are escaped. The toolkit decodes the predefined entities and
+// character references in element values (OSPPXMLUnescape,
+// src/ospxmlutil.c), but not in attribute values. Most values this package
+// writes (numbers, addresses, base64, times) need no escaping anyway.
 type xmlWriter struct {
 	buf    []byte
 	pretty bool
