@@ -33,7 +33,8 @@ type AuthorizationRequest struct {
 // Kind implements Message.
 func (*AuthorizationRequest) Kind() Kind { return KindAuthorizationRequest }
 
-// Calling returns the calling number: the first SourceInfo.
+// Calling returns the calling number: the first SourceInfo that is a
+// number (see Called).
 func (r *AuthorizationRequest) Calling() Info {
 	in, _ := firstNumber(r.SourceInfo)
 	return in

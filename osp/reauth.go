@@ -30,13 +30,15 @@ type ReauthorizationRequest struct {
 // Kind implements Message.
 func (*ReauthorizationRequest) Kind() Kind { return KindReauthorizationRequest }
 
-// Calling returns the calling number.
+// Calling returns the calling number: the first SourceInfo that is a
+// number (see Called).
 func (r *ReauthorizationRequest) Calling() Info {
 	in, _ := firstNumber(r.SourceInfo)
 	return in
 }
 
-// Called returns the called number.
+// Called returns the called number: the first DestinationInfo that is a
+// number (not a routing number, carrier code or operator name).
 func (r *ReauthorizationRequest) Called() Info {
 	in, _ := firstNumber(r.DestinationInfo)
 	return in

@@ -91,14 +91,15 @@ type Usage struct {
 	DeviceID   string
 }
 
-// Calling returns the calling number: the first SourceInfo.
+// Calling returns the calling number: the first SourceInfo that is a
+// number (see Called).
 func (u *Usage) Calling() Info {
 	in, _ := firstNumber(u.SourceInfo)
 	return in
 }
 
 // Called returns the called number: the first DestinationInfo that is a
-// number.
+// number (not a routing number, carrier code or operator name).
 func (u *Usage) Called() Info {
 	in, _ := firstNumber(u.DestinationInfo)
 	return in
