@@ -106,11 +106,8 @@ func decodeAuthReq(env *envelope) (*AuthorizationRequest, error) {
 			}
 		}
 	}
-	if _, ok := firstNumber(r.SourceInfo); !ok {
-		return nil, perr(ErrMissingElement, "<SourceInfo> (calling number)")
-	}
-	if _, ok := firstNumber(r.DestinationInfo); !ok {
-		return nil, perr(ErrMissingElement, "<DestinationInfo> (called number)")
+	if err := requireNumbers(r.SourceInfo, r.DestinationInfo); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

@@ -116,11 +116,8 @@ func decodeReauthReq(env *envelope) (*ReauthorizationRequest, error) {
 	if !hasTx {
 		return nil, perr(ErrMissingElement, "<TransactionId>")
 	}
-	if _, ok := firstNumber(r.SourceInfo); !ok {
-		return nil, perr(ErrMissingElement, "<SourceInfo> (calling number)")
-	}
-	if _, ok := firstNumber(r.DestinationInfo); !ok {
-		return nil, perr(ErrMissingElement, "<DestinationInfo> (called number)")
+	if err := requireNumbers(r.SourceInfo, r.DestinationInfo); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

@@ -136,6 +136,18 @@ func firstNumber(infos []Info) (Info, bool) {
 	return Info{}, false
 }
 
+// requireNumbers refuses a request without a calling number among its
+// SourceInfo or a called number among its DestinationInfo.
+func requireNumbers(source, destination []Info) error {
+	if _, ok := firstNumber(source); !ok {
+		return perr(ErrMissingElement, "<SourceInfo> (calling number)")
+	}
+	if _, ok := firstNumber(destination); !ok {
+		return perr(ErrMissingElement, "<DestinationInfo> (called number)")
+	}
+	return nil
+}
+
 func findType(infos []Info, typ string) string {
 	for _, in := range infos {
 		if in.Type == typ {
