@@ -83,43 +83,49 @@ func NewTransactionID() uint64 {
 // carries no security.
 func randomAttr() string { return strconv.FormatUint(uint64(mrand.Uint32()), 10) }
 
-// Authorize answers req with one destination per dests entry (at most
-// req.MaxDestinations when it is set), each with its own token: TokenInfo
-// with the calling number, the called number, the destination's signal
-// address (and Device), the call id, ValidAfter = now − TokenBackdate,
-// ValidUntil = now + validity (DefaultTokenValidity when 0), the
-// authorisation's transaction id (one fresh id per response, the same in
-// the response and all its tokens, as the toolkit reports it back in usage
-// indications from both ends of the call) and the time limit. signer nil
-// issues unsigned tokens; otherwise signed ones.
+// Authorize answers req with one destination per dests entry, at most
+// req.MaxDestinations when it is set. Each destination has its own token,
+// a TokenInfo with:
+//   - the calling and called numbers;
+//   - the destination's signal address (and Device);
+//   - the call id;
+//   - ValidAfter = now − TokenBackdate and ValidUntil = now + validity
+//     (DefaultTokenValidity when 0);
+//   - the authorisation's transaction id: one fresh id per response, the
+//     same in the response and all its tokens, as the toolkit reports it
+//     back in usage indications from both ends of the call;
+//   - the call time limit.
+//
+// A nil signer issues unsigned tokens; otherwise they are signed.
 //
 // Destination i carries req.CallIDs[i] when the request has that many call
 // ids (the toolkit may send one per destination), else req.CallIDs[0].
 //
-// Number portability data the request carries (a routing number, CIC,
-// npdi: req.NumberPortability) is echoed in every destination, where the
-// toolkit's OSPPTransactionGetNumberPortabilityParameters finds it, and in
-// every token, before the called number (a reauthorization then routes as
-// the authorization did). The tokens' called number stays the dialed one,
-// which the terminating gateway compares with the call's: which
+// The request's number portability data (req.NumberPortability: routing
+// number, CIC, npdi) is echoed in every destination, where the toolkit's
+// OSPPTransactionGetNumberPortabilityParameters finds it. It is also in
+// every token, before the called number, so that a reauthorization routes
+// as the authorization did. The tokens' called number stays the dialed
+// one, which the terminating gateway compares with the call's. Which
 // destinations a routing number leads to is the caller's choice of dests.
 //
 // Problems of the request are answered, not returned: an unusable calling
-// number gets 428, an unusable called number, routing number or CIC 489,
+// number gets 428; an unusable called number, routing number or CIC 489;
 // no destination 404.
-// An error means no answer was built: a token longer than the toolkit
-// takes (ErrTokenTooLarge: the request's call id and numbers with the
-// signer's certificate), or the server failed (bad destination
-// configuration, signing failure); answer the request with
-// Refuse(req, StatusOf(err), now) then (400 and 500).
+//
+// An error means no answer was built. Either a token is longer than the
+// toolkit takes (ErrTokenTooLarge: the request's call id and numbers with
+// the signer's certificate), or the server failed (bad destination
+// configuration, signing failure). Then answer the request with
+// Refuse(req, StatusOf(err), now): 400 and 500.
 func Authorize(req *AuthorizationRequest, dests []Destination, signer *TokenSigner, now time.Time, validity time.Duration) (*AuthorisationResponse, error) {
 	return AuthorizeTransaction(req, dests, signer, now, validity, nil)
 }
 
-// AuthorizeTransaction is Authorize with the transaction id of an answer
-// that authorizes made by ids (NewTransactionID when nil): ids.For(source)
-// names the requesting device in it, for the checks of reauthorizations
-// and usage.
+// AuthorizeTransaction is Authorize with a transaction id made by ids
+// (NewTransactionID's when ids is nil). Pass ids.For(source) to name the
+// requesting device in the id: reauthorizations and usage are then checked
+// against it.
 func AuthorizeTransaction(req *AuthorizationRequest, dests []Destination, signer *TokenSigner, now time.Time, validity time.Duration, ids *TransactionIDs) (*AuthorisationResponse, error) {
 	if req == nil {
 		return nil, errors.New("osp: Authorize: nil request")
@@ -247,24 +253,31 @@ func issue(d *Destination, calling, called Info, np NumberPortability, callID []
 	}, nil
 }
 
-// Reauthorize answers req with a fresh token for the call of info, the
-// token req carries as Verifier.VerifyReauthorization returned it (checked:
-// issued by this server, same transaction id, numbers and call id, not
-// expired for too long). The new token keeps the call's transaction id
-// (the toolkit refuses an answer with another one), numbers, number
-// portability data and call id, and is for info's destination, never one the request names:
+// Reauthorize answers req with a fresh token for the call of info. info is
+// the token req carries, as Verifier.VerifyReauthorization returned it:
+// issued by this server, with req's transaction id, numbers and call id,
+// and not expired for too long.
+//
+// The new token keeps the call's transaction id (the toolkit refuses an
+// answer with another one), numbers, number portability data and call id.
+// It is for info's destination, never one the request names:
 // dest.SignalAddress must be empty (info's is used) or the same address;
-// dest.Device defaults to info's NetworkID; dest's other fields apply as
-// in Authorize. Whether to extend the call at all is the caller's
-// decision (answer Refuse(req, …) otherwise): the requester must be the
-// call's source (TransactionIDs.For(requester).Issued(req.TransactionID),
-// for an id made For the source: the token proves that the call was
-// authorized, not who asks, and the terminating device receives it with
-// the call), the destination still usable, the route still there. A token
-// naming no usable destination is answered with 489. Errors are as
-// Authorize's. Note that a terminating
-// device built on the toolkit without OSP_ALLOW_DUP_TXN refuses a second
-// token with a transaction id it already accepted (11480, token reuse).
+// another is an error. dest.Device defaults to info's NetworkID. dest's other fields apply as in
+// Authorize. An unusable calling number in info is answered with 428; an
+// unusable called number, number portability data or destination with
+// 489. Errors are as Authorize's.
+//
+// Whether to extend the call at all is the caller's decision; otherwise
+// answer Refuse(req, …). The caller checks that:
+//   - the requester is the call's source:
+//     TransactionIDs.For(requester).Issued(req.TransactionID), for an id
+//     made For the source. The token proves that the call was authorized,
+//     not who asks: the terminating device receives it with the call;
+//   - the destination is still usable and the route still there.
+//
+// A terminating device built on the toolkit without OSP_ALLOW_DUP_TXN
+// refuses a second token with a transaction id it already accepted
+// (11480, token reuse).
 func Reauthorize(req *ReauthorizationRequest, info *TokenInfo, dest Destination, signer *TokenSigner, now time.Time, validity time.Duration) (*ReauthorizationResponse, error) {
 	if req == nil {
 		return nil, errors.New("osp: Reauthorize: nil request")
