@@ -47,17 +47,24 @@ type Call struct {
 }
 
 // Verifier checks tokens the way a Go gateway should, and more strictly
-// than the OSP Toolkit's OSPPTransactionValidateAuthorisation: signature
-// (CMS SignedData), signer certificate issued directly by one of Roots (no
-// intermediates: PKCS7_NOCHAIN) and made for signing tokens (KeyUsage, when
-// present, with digitalSignature; ExtKeyUsage absent or with
-// emailProtection or anyExtendedKeyUsage: a device certificate, clientAuth
-// or serverAuth, is refused — the toolkit checks no purpose and takes
-// tokens signed with any key the CA certified), optionally one of Signers,
-// calling and called numbers, call id, destination, validity window with
-// Skew, and single use through Replay. The zero Skew means none; a nil Now
-// means time.Now; a nil Replay disables the single-use check (not
-// recommended). A Verifier is safe for concurrent use once configured.
+// than the OSP Toolkit's OSPPTransactionValidateAuthorisation. It checks:
+//   - the signature (CMS SignedData);
+//   - that the signer certificate is issued directly by one of Roots, with
+//     no intermediates (PKCS7_NOCHAIN);
+//   - that the signer certificate is made for signing tokens: KeyUsage,
+//     when present, with digitalSignature (or contentCommitment);
+//     ExtKeyUsage absent or with emailProtection or anyExtendedKeyUsage.
+//     A device certificate (clientAuth or serverAuth) is refused. The
+//     toolkit checks no purpose: it takes tokens signed with any key the
+//     CA certified;
+//   - optionally, that the signer is one of Signers;
+//   - the calling and called numbers, call id and destination;
+//   - the validity window, widened by Skew;
+//   - single use, through Replay.
+//
+// The zero Skew means none; a nil Now means time.Now; a nil Replay
+// disables the single-use check (not recommended). A Verifier is safe for
+// concurrent use once configured.
 type Verifier struct {
 	Roots *x509.CertPool
 	// Signers pins the token signers: when not empty, only a signer
@@ -78,15 +85,20 @@ type Verifier struct {
 }
 
 // Verify checks token for call and returns its content. The checks run in
-// this order, each failing with its own error: form (ErrTokenUnsigned when
-// unsigned tokens are not allowed, ErrTokenMalformed), CMS signature
-// (ErrTokenSignature), signer certificate (ErrTokenChain, its validity
-// included, at the Verifier's clock as PKCS7_verify checks it, not at the
-// token's signing time; then ErrTokenSignerUsage, then ErrTokenSignerPin), content
-// (ErrTokenMalformed), call match (ErrTokenMismatch), validity
-// (ErrTokenNotYetValid, ErrTokenExpired), single use (ErrTokenReplay,
-// ErrReplayCacheFull; ErrTokenExpired when another verification has
-// meanwhile seen a time after the token's expiry, see ReplayCache).
+// this order, each failing with its own error:
+//   - form: ErrTokenUnsigned (when unsigned tokens are not allowed),
+//     ErrTokenMalformed;
+//   - CMS signature: ErrTokenSignature;
+//   - signer certificate: ErrTokenChain, then ErrTokenSignerUsage, then
+//     ErrTokenSignerPin. Its validity is part of ErrTokenChain, checked at
+//     the Verifier's clock as PKCS7_verify does, not at the token's signing
+//     time;
+//   - content: ErrTokenMalformed;
+//   - call match: ErrTokenMismatch;
+//   - validity window: ErrTokenNotYetValid, ErrTokenExpired;
+//   - single use: ErrTokenReplay, ErrReplayCacheFull. It fails with
+//     ErrTokenExpired when another verification has meanwhile seen a time
+//     after the token's expiry (see ReplayCache).
 func (v *Verifier) Verify(token []byte, call Call) (*TokenInfo, error) {
 	now := v.now()
 	info, content, err := v.open(token, now)
@@ -119,20 +131,26 @@ func (v *Verifier) Verify(token []byte, call Call) (*TokenInfo, error) {
 // time by the server.
 const MaxReauthorizationDelay = 24 * time.Hour
 
-// VerifyReauthorization checks, for the server that issued it, the token a
-// ReauthorizationRequest carries (the toolkit sends the tokens of the
-// call's current destination, OSPPTransactionBuildReauthRequest) and
-// returns its content. A token must pass the checks of Verify other than
-// the destination and single use (the same token backs every
-// reauthorization of the call until a fresh one replaces it): form,
-// signature and signer (ErrTokenUnsigned, ErrTokenMalformed,
-// ErrTokenSignature, ErrTokenChain, ErrTokenSignerUsage,
-// ErrTokenSignerPin); the request's transaction id, calling and called
-// numbers and call id, all compared exactly (ErrTokenMismatch); the window
-// ValidAfter−Skew to ValidUntil+MaxReauthorizationDelay+Skew
-// (ErrTokenNotYetValid, ErrTokenExpired). A request without a token fails with ErrTokenMissing.
-// When the request has several tokens the first that passes is returned,
-// else the first one's error.
+// VerifyReauthorization checks the token a ReauthorizationRequest carries,
+// for the server that issued it, and returns its content. The toolkit
+// sends the tokens of the call's current destination
+// (OSPPTransactionBuildReauthRequest).
+//
+// A token must pass the checks of Verify except the destination and single
+// use: the same token backs every reauthorization of the call until a
+// fresh one replaces it. The checks are:
+//   - form, signature and signer: ErrTokenUnsigned, ErrTokenMalformed,
+//     ErrTokenSignature, ErrTokenChain, ErrTokenSignerUsage,
+//     ErrTokenSignerPin;
+//   - the request's transaction id, calling and called numbers and call
+//     id, all compared exactly: ErrTokenMismatch;
+//   - the window ValidAfter−Skew to
+//     ValidUntil+MaxReauthorizationDelay+Skew: ErrTokenNotYetValid,
+//     ErrTokenExpired.
+//
+// A request without a token fails with ErrTokenMissing. When the request
+// has several tokens, the first that passes is returned, else the first
+// one's error.
 //
 // The new token's destination must come from the returned TokenInfo
 // (SignalAddress), never from the request: Reauthorize does so.
@@ -347,19 +365,20 @@ func matchCall(info *TokenInfo, call Call) error {
 }
 
 // ReplayCache remembers the tokens a Verifier accepted until they expire,
-// so that each is accepted once. It keys tokens by their content, not by
-// transaction: the tokens of one authorization for different destinations
-// are different tokens (a gateway that sets Call.Destination accepts only
-// its own; the toolkit also refuses a second token of a transaction it
-// has seen). It holds at most its capacity of entries:
-// when full of unexpired entries it refuses new tokens
-// (ErrReplayCacheFull) rather than forget one. Safe for concurrent use.
+// so that each is accepted once. Safe for concurrent use.
 //
-// Its clock is the latest now any Add was given: an entry is forgotten
+// It keys tokens by their content, not by transaction: the tokens of one
+// authorization for different destinations are different tokens. (A
+// gateway that sets Call.Destination accepts only its own; the toolkit
+// also refuses a second token of a transaction it has seen.) It holds at
+// most its capacity of entries. When full of unexpired entries it refuses
+// new tokens (ErrReplayCacheFull) rather than forget one.
+//
+// Its clock is the latest now any Add was given. An entry is forgotten
 // once that clock is past its expiry, never by an earlier now (a caller
-// that sampled its time before another's, or a wall clock stepped back),
-// and a key whose expiry that clock is past is refused as expired, since
-// it may have been forgotten. Verify's nows are never past the tokens'
+// that sampled its time before another's, or a wall clock stepped back).
+// A key whose expiry that clock is past is refused as expired, since it
+// may have been forgotten. Verify's nows are never past the tokens'
 // expiry: after a backward step of the wall clock, only tokens expiring
 // before the latest expiry of a token it was given are refused.
 type ReplayCache struct {
