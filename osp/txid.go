@@ -8,19 +8,20 @@ import (
 	"errors"
 )
 
-// TransactionIDs makes transaction ids that it recognizes later, so that a
-// usage indication for a transaction that no authorization of this
-// clearinghouse created (another clearinghouse's, or made up by the
-// reporting device) can be told apart, and names in each the device whose
-// authorization made it (the transaction's source), so that a
-// reauthorization or a usage record can be checked against it. An id is 63
-// bits, as NewTransactionID's: 39 random bits r, then 24 bits that are the
-// first 24 bits of an HMAC-SHA256 of r under a secret key that the
-// clearinghouse's instances share, XORed with the source's tag (Tag: 24
-// bits of an HMAC of the source's name under a key derived from the same
-// key, never 0), or with 0 for an id made without a source (by a maker
-// that For did not make, as every id of versions before sources were
-// named).
+// TransactionIDs makes transaction ids that it recognizes later. A usage
+// indication for a transaction that no authorization of this
+// clearinghouse created (another clearinghouse's, or one made up by the
+// reporting device) can then be told apart. Each id also names the device
+// whose authorization made it (the transaction's source), so that a
+// reauthorization or a usage record can be checked against it.
+//
+// An id is 63 bits, as NewTransactionID's: 39 random bits r, then 24 bits
+// m XOR tag. m is the first 24 bits of an HMAC-SHA256 of r under a secret
+// key that the clearinghouse's instances share. tag is the source's Tag:
+// 24 bits of an HMAC of the source's name under a key derived from the
+// same key, never 0. An id made without a source has tag 0: those of a
+// maker that For did not make, as every id of the versions before sources
+// were named.
 //
 // Without the key no id can be made for a source, nor an id of one source
 // turned into one of another: a guess passes for a given source with

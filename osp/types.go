@@ -171,10 +171,11 @@ type TermCause struct {
 }
 
 // MaxCallIDBytes bounds a decoded CallId: 684 bytes in base64, far below
-// the toolkit's MaxValueBytes. The toolkit itself sets no limit
-// (OSPPCallIdNew takes any length; what it can write is up to 3069 bytes,
-// 4095 in base64), so a lower bound could refuse call ids toolkit
-// gateways send; the token that carries it is checked instead.
+// the toolkit's MaxValueBytes. The toolkit sets no limit of its own
+// (OSPPCallIdNew takes any length; it can write up to 3069 bytes, 4095 in
+// base64), so a toolkit gateway could send a call id this bound refuses.
+// Authorize also checks the size of each token, which carries the call id
+// (ErrTokenTooLarge).
 const MaxCallIDBytes = 512
 
 // UndefinedCallID is what the toolkit sends as the call id when the

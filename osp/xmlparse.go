@@ -23,9 +23,9 @@ type Limits struct {
 // MaxBytes+1 bytes of a body and refuse a longer one.
 //
 // The largest request is a UsageIndication of a source that tried every
-// destination of an answer (up to 100, the enroll app's largest
-// max_destinations), one component each: the toolkit writes about 1.6 KB
-// and 40 elements per attempt, so 64 KB took only 40 of them.
+// destination of an answer, one component each: up to 100, the enroll
+// app's largest max_destinations. The toolkit writes about 1.6 KB and 40
+// elements per attempt, so the former limit of 64 KB held only 40 of them.
 var DefaultLimits = Limits{
 	MaxBytes:    256 << 10,
 	MaxDepth:    16,
