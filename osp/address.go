@@ -163,7 +163,7 @@ func validNumber(s string) error {
 	}
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x20 || s[i] == 0x7f {
-			return errors.New("control character")
+			return fmt.Errorf("control character 0x%02x at byte %d", s[i], i)
 		}
 	}
 	return nil

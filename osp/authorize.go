@@ -201,7 +201,7 @@ func issue(d *Destination, calling, called Info, np NumberPortability, callID []
 		maxDur = DefaultMaxDuration
 	}
 	if maxDur < time.Second || maxDur > maxSeconds*time.Second {
-		return ResponseDestination{}, fmt.Errorf("call time limit %s", maxDur)
+		return ResponseDestination{}, fmt.Errorf("call time limit %s outside 1s to %s", maxDur, maxSeconds*time.Second)
 	}
 	proto, version := d.Protocol, d.OSPVersion
 	if proto == "" {

@@ -196,7 +196,7 @@ func decodeLimit(n *node) (time.Duration, ServiceType, error) {
 		return 0, svc, perr(ErrMissingElement, "<UsageDetail> needs Amount, Increment and Unit")
 	}
 	if incr != 0 && amount > maxSeconds/incr {
-		return 0, svc, perr(ErrInvalidValue, "<UsageDetail> %d×%d seconds", amount, incr)
+		return 0, svc, perr(ErrInvalidValue, "<UsageDetail> %d×%d seconds, more than %d", amount, incr, maxSeconds)
 	}
 	return time.Duration(amount*incr) * time.Second, svc, nil
 }

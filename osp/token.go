@@ -251,7 +251,7 @@ func (s *TokenSigner) Check(roots *x509.CertPool, now time.Time) error {
 		switch k.Curve {
 		case elliptic.P256(), elliptic.P384(), elliptic.P521():
 		default:
-			return errors.New("osp: token key: unsupported curve")
+			return fmt.Errorf("osp: token key: curve %s is not supported (P-256, P-384, P-521)", k.Curve.Params().Name)
 		}
 	case *rsa.PublicKey:
 		if k.N.BitLen() < 2048 {

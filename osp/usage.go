@@ -209,7 +209,7 @@ func decodeUsageDetail(n *node, u *Usage) error {
 				return err
 			}
 			if incr == 0 || incr > 3600 {
-				return perr(ErrInvalidValue, "<Increment> %d", incr)
+				return perr(ErrInvalidValue, "<Increment> %d outside 1 to 3600", incr)
 			}
 		case "Unit":
 			if e.value() != "s" {
@@ -262,7 +262,7 @@ func decodeUsageDetail(n *node, u *Usage) error {
 		}
 	}
 	if amount > maxSeconds*time.Second/time.Duration(incr) {
-		return perr(ErrInvalidValue, "<UsageDetail> duration too long")
+		return perr(ErrInvalidValue, "<UsageDetail> %s × %d longer than %d seconds", amount, incr, maxSeconds)
 	}
 	u.Duration = amount * time.Duration(incr)
 	return nil
