@@ -30,40 +30,9 @@ func NormalizeSignalAddress(s string) (string, error) {
 	if len(s) > MaxSignalAddress {
 		return "", fmt.Errorf("signal address longer than %d bytes", MaxSignalAddress)
 	}
-	host, port := s, ""
-	if strings.HasPrefix(s, "[") {
-		end := strings.IndexByte(s, ']')
-		if end < 0 {
-			return "", fmt.Errorf("signal address %q: missing ]", s)
-		}
-		host, port = s[1:end], s[end+1:]
-		if port != "" {
-			if !strings.HasPrefix(port, ":") {
-				return "", fmt.Errorf("signal address %q: junk after ]", s)
-			}
-			port = port[1:]
-			if port == "" {
-				return "", fmt.Errorf("signal address %q: empty port", s)
-			}
-		}
-		if _, err := netip.ParseAddr(host); err != nil {
-			return "", fmt.Errorf("signal address %q: %q is not an IP address", s, host)
-		}
-	} else if _, err := parseIP(s); err == nil {
-		host = s // bare IPv6 (or IPv4) address without port
-	} else if i := strings.LastIndexByte(s, ':'); i >= 0 {
-		host, port = s[:i], s[i+1:]
-		if port == "" {
-			return "", fmt.Errorf("signal address %q: empty port", s)
-		}
-	}
-	var portNum uint64
-	if port != "" {
-		p, err := strconv.ParseUint(port, 10, 16)
-		if err != nil || p == 0 || strings.HasPrefix(port, "+") {
-			return "", fmt.Errorf("signal address %q: bad port %q", s, port)
-		}
-		portNum = p
+	host, port, err := splitSignalAddress(s)
+	if err != nil {
+		return "", err
 	}
 	var buf [64]byte // the result is built here and copied once
 	out := buf[:0]
@@ -87,14 +56,55 @@ func NormalizeSignalAddress(s string) (string, error) {
 			out = append(out, c)
 		}
 	}
-	if port != "" {
+	if port != 0 {
 		out = append(out, ':')
-		out = strconv.AppendUint(out, portNum, 10)
+		out = strconv.AppendUint(out, port, 10)
 	}
 	if len(out) > MaxSignalAddress {
 		return "", fmt.Errorf("signal address longer than %d bytes", MaxSignalAddress)
 	}
 	return string(out), nil
+}
+
+// splitSignalAddress splits a signal address into its host (an IP
+// address without brackets, or a name, not yet checked) and its port (0
+// when there is none).
+func splitSignalAddress(s string) (string, uint64, error) {
+	host, port := s, ""
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return "", 0, fmt.Errorf("signal address %q: missing ]", s)
+		}
+		host, port = s[1:end], s[end+1:]
+		if port != "" {
+			if !strings.HasPrefix(port, ":") {
+				return "", 0, fmt.Errorf("signal address %q: junk after ]", s)
+			}
+			port = port[1:]
+			if port == "" {
+				return "", 0, fmt.Errorf("signal address %q: empty port", s)
+			}
+		}
+		if _, err := netip.ParseAddr(host); err != nil {
+			return "", 0, fmt.Errorf("signal address %q: %q is not an IP address", s, host)
+		}
+	} else if _, err := parseIP(s); err == nil {
+		host = s // bare IPv6 (or IPv4) address without port
+	} else if i := strings.LastIndexByte(s, ':'); i >= 0 {
+		host, port = s[:i], s[i+1:]
+		if port == "" {
+			return "", 0, fmt.Errorf("signal address %q: empty port", s)
+		}
+	}
+	if port == "" {
+		return host, 0, nil
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || p == 0 || strings.HasPrefix(port, "+") {
+		return "", 0, fmt.Errorf("signal address %q: bad port %q", s, port)
+	}
+	return host, p, nil
 }
 
 // SameSignalAddress reports whether two signal addresses, both valid, name
