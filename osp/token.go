@@ -226,12 +226,14 @@ func (s *TokenSigner) Sign(info []byte) ([]byte, error) {
 }
 
 // Check reports whether the signer can produce tokens devices accept at
-// now: the key matches the certificate and is of a supported type, the
-// certificate is valid at now, its KeyUsage (when present) allows
-// digitalSignature, its ExtKeyUsage (when present) includes
-// emailProtection or anyExtendedKeyUsage, and — when roots is not nil — it
-// chains to one of roots directly, without intermediates, as
-// PKCS7_NOCHAIN demands.
+// now:
+//   - the key matches the certificate and is of a supported type;
+//   - the certificate is valid at now;
+//   - its KeyUsage, when present, allows digitalSignature;
+//   - its ExtKeyUsage, when present, includes emailProtection or
+//     anyExtendedKeyUsage;
+//   - when roots is not nil, it chains to one of roots directly, without
+//     intermediates, as PKCS7_NOCHAIN demands.
 //
 // OpenSSL's PKCS7_verify with PKCS7_NOCHAIN sets no purpose, but CMS_verify
 // (`openssl cms -verify`, and verifiers that build chains) checks the

@@ -292,16 +292,18 @@ func (v *Verifier) checkSigned(token []byte, now time.Time) ([]byte, error) {
 	return p7.Content, nil
 }
 
-// verifySignatureOnly checks the token's signature (and the message
-// digest of its content), not the signer certificate's validity, which
-// checkSigned checks at the Verifier's clock with the chain, as
-// PKCS7_verify does. pkcs7's Verify also compares the signing-time
-// attribute — the signing server's clock — with the signer's validity,
-// and stops there before checking the signature: that check is given a
-// copy of the signer valid at every time, so that a signer expired (or
-// not yet valid) is told as such by the chain check (ErrTokenChain), and
-// a token signed by a server whose clock was behind the signer's
-// NotBefore is accepted as OpenSSL accepts it.
+// verifySignatureOnly checks the token's signature and the message digest
+// of its content. It does not check the signer certificate's validity:
+// checkSigned does, at the Verifier's clock, with the chain, as
+// PKCS7_verify does.
+//
+// pkcs7's Verify also compares the signing-time attribute (the signing
+// server's clock) with the signer's validity, and stops there before it
+// checks the signature. So when that comparison fails, Verify runs again
+// with a copy of the signer that is valid at every time. A signer expired
+// or not yet valid is then reported by the chain check (ErrTokenChain),
+// and a token signed by a server whose clock was behind the signer's
+// NotBefore is accepted, as OpenSSL accepts it.
 func verifySignatureOnly(p7 *pkcs7.PKCS7, signer *x509.Certificate) error {
 	err := p7.Verify()
 	var ste *pkcs7.SigningTimeNotValidError
