@@ -1,20 +1,33 @@
 // Package caddyenroll turns Caddy into a clearinghouse enrollment server for
 // IP telephony devices (gateways, proxies, gatekeepers, SIP phones).
 //
-// It is the thin adapter between Caddy and the pure packages that hold the
-// knowledge: configfile (the clearinghouse configuration file of seed 001,
-// Table 7), ca (the operational CA that signs device certificates), wire
-// (the enrollment protocol's form variables and status values), routing
-// (the route table) and osp (call authorization messages and tokens). Caddy gives
-// it configuration (Caddyfile and JSON), storage, TLS, logs, metrics, the
-// admin API and the command line.
+// # Why an adapter
 //
-// Two identities are kept apart, as the seed requires: the server's SSL
+// The knowledge lives in pure packages that know nothing of Caddy:
+// configfile (the clearinghouse configuration file of seed 001, Table 7),
+// ca (the operational CA that signs device certificates), wire (the
+// enrollment protocol's form variables and status values), routing (the
+// route table) and osp (call authorization messages and tokens). Caddy
+// gives them what a server needs and they should not reimplement:
+// configuration (Caddyfile and JSON), storage shared by a cluster, TLS,
+// logs, metrics, the admin API and the command line. This package joins the
+// two, and holds what only a running server has: state in storage, locks
+// across instances, background work and reloads.
+//
+// Two identities are kept apart, as the seed requires. The server's SSL
 // identity is Caddy's automatic TLS (a public ACME CA in production, Caddy's
-// internal CA offline), and device certificates come from a separate
+// internal CA offline). Device certificates come from a separate
 // operational CA whose key lives in Caddy's storage.
 //
-// Modules:
+// Most of the code is about more than one process at a time: instances
+// sharing a storage (and the configuration file) act as one server, a
+// reload runs the old and the new config side by side for a moment, and the
+// operator edits the file while the server runs. Changes to one device run
+// under its storage lock; edits of the file go through one path that
+// re-reads the operator's version first; state that outlives a config is
+// kept in process-wide pools.
+//
+// # Modules
 //
 //   - enroll (app): what every site shares — the configuration file
 //     (reloaded when it changes), the CAs per profile, the accounts, the
@@ -29,17 +42,75 @@
 //   - admin.api.enroll: pending requests, approve, reject, devices, revoke,
 //     the CA certificates, issued certificates, call detail records.
 //
-// The path of an enrollment: bound the body → wire.DecodeRequest → ssl and
-// enroll flags → account check (bcrypt, rate limit) → ca.ParseCSR → device
-// lookup in the configuration file → nonce binding and state under the
-// device's storage lock → approval policy → ca.Sign and Record → the device
-// is marked enrolled in the file (atomic write) → wire.AppendResponse.
+// # Files
 //
-// The path of an authorization: osp.ParseRequest → ssl flag → the device
-// from its client certificate (byte for byte one this server issued, not
-// revoked) or source address → enabled and enrolled → routing.Table.Route
-// (rebuilt on every change of the file) on the called number, or on the
-// routing number of a ported one → osp.AuthorizeTransaction with the
-// token signer and the transaction ids, which name the requesting device
+// The app and its settings:
+//
+//   - app.go: the App module: settings, Provision, Start and Stop,
+//     background work, the revocation of disabled or removed devices.
+//   - authority.go: the settings of one operational CA (profile).
+//   - accounts.go, ratelimit.go: operator accounts, and the lockouts that
+//     slow down password guessing.
+//   - caddyfile.go: the Caddyfile's global enroll option and the enroll and
+//     osp directives.
+//   - command.go: the `caddy enroll …` commands (check, and the admin API's
+//     clients).
+//   - metrics.go: the Prometheus metrics.
+//
+// The configuration file:
+//
+//   - configstate.go: the parsed file shared by the handlers; reloads, and
+//     edits that never overwrite the operator's.
+//   - marks.go: the enrolled marks, batched into few rewrites, kept in
+//     storage while the file cannot be written.
+//   - cryptoitem.go: the crypto item, which names the CA of each profile.
+//   - enablings.go: when devices were enabled again (a late revocation
+//     spares the certificates issued since).
+//   - devicenames.go: file devices whose names no certificate can hold.
+//
+// Enrollment:
+//
+//   - handler.go: the enroll handler: body, getcacert, the answer and its
+//     log line.
+//   - enroll.go: the request/retrieve decision, issuance, approve and
+//     reject.
+//   - state.go: requests and device records in storage, and the pending
+//     index; supersede.go and pendingbounds.go: the pending requests of a
+//     device, of an account and in all.
+//   - nonces.go, noncesizes.go: client nonces, bound so that a replay is
+//     refused.
+//   - issuancelimit.go: max_issued_per_device.
+//   - requests.go: the janitor of decided requests.
+//   - caexpiry.go: the warnings of a CA that ends.
+//
+// Call authorization (OSP) and the TLS side:
+//
+//   - osp.go: the osp handler; authz.go: the route table, the revocation
+//     state, device identification and the token signers; transactions.go:
+//     transaction ids; cdrs.go: call detail records.
+//   - capool.go, verifier.go: the trust pool and the client certificate
+//     verifier.
+//
+// The administrator and the storage:
+//
+//   - admin.go: the admin API.
+//   - storage.go, filelock.go: in-process locks in front of the storage's,
+//     and the locks of Caddy's file storage taken without certmagic's
+//     refresher.
+//
+// # Paths
+//
+// An enrollment: bound the body → wire.DecodeRequest → ssl and enroll
+// flags → account check (bcrypt, rate limit) → ca.ParseCSR → device lookup
+// in the configuration file → nonce binding and state under the device's
+// storage lock → approval policy → ca.Sign and Record → the device is
+// marked enrolled in the file (atomic write) → wire.AppendResponse.
+//
+// An authorization: osp.ParseRequest → ssl flag → the device from its
+// client certificate (byte for byte one this server issued, not revoked)
+// or source address → enabled and enrolled → routing.Table.Route (rebuilt
+// on every change of the file) on the called number, or on the routing
+// number of a ported one → osp.AuthorizeTransaction with the token signer
+// and the transaction ids, which name the requesting device
 // (transactions.go) → the answer with Content-Length.
 package caddyenroll

@@ -2,6 +2,7 @@ package caddyenroll
 
 import (
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -41,6 +42,27 @@ func TestModulesDocumented(t *testing.T) {
 		}
 		if !strings.Contains(string(readme), "`"+id+"`") {
 			t.Errorf("README does not name the module %s", id)
+		}
+	}
+}
+
+// The package doc's map of the package names every file that is not a
+// test, so that it stays a map of the package as it is.
+func TestFilesDocumented(t *testing.T) {
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") || f == "doc.go" {
+			continue
+		}
+		if !strings.Contains(string(doc), f) {
+			t.Errorf("doc.go's map of the package does not name %s", f)
 		}
 	}
 }
