@@ -189,7 +189,63 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
+	a.setDefaults()
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	if err := a.provisionLogins(); err != nil {
+		return err
+	}
+	a.state = newStateStore(a.storage, time.Duration(a.NonceRetention))
+	if err := a.state.readBucketSizes(ctx); err != nil {
+		// the janitor rewrites the record; until then nonces of another
+		// nonce_retention are not read
+		a.log.Warn("reading the nonce bucket sizes", zap.Error(err))
+	}
 
+	backups := 5
+	if a.Backups != nil {
+		backups = *a.Backups
+	}
+	var err error
+	a.cfg, err = loadConfigState(a.ConfigFile, backups)
+	if err != nil {
+		return err // already FILE:LINE: …
+	}
+	a.cfg.lockFile = configFileLock(a.storage, a.ConfigFile)
+	a.cfg.join() // follows the edits of the config it replaces
+	a.warnUnissuable()
+	a.warnUnknownAddresses()
+	if err := a.openCAs(ctx); err != nil {
+		return err
+	}
+	a.settleIssuanceBound()
+	if err := a.shareRevocationState(ctx); err != nil {
+		return err
+	}
+	// the route table follows every change of the file; installed once the
+	// CAs and the revocation state that revokeDisabled uses are in place
+	a.cfg.read(func(f *configfile.File) { err = a.rebuildRoutes(f) })
+	if err != nil {
+		return fmt.Errorf("%s: route table: %v", a.ConfigFile, err)
+	}
+	a.followFileChanges()
+	if err := a.refreshRevoked(ctx); err != nil {
+		return fmt.Errorf("loading revocations: %v", err)
+	}
+	// the file names the CAs once the whole config runs (recordCrypto):
+	// Caddy starts the apps one by one, and stops those started when a
+	// later one fails, leaving the previous config running
+	a.started, a.startedOnce = make(chan struct{}), new(sync.Once)
+	events, err := ctx.App("events")
+	if err != nil {
+		return err
+	}
+	return events.(*caddyevents.App).On("started", startedHandler{a})
+}
+
+// setDefaults fills in the settings left out (zero).
+func (a *App) setDefaults() {
 	if a.Approval == "" {
 		a.Approval = ApprovalAuto
 	}
@@ -220,10 +276,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.IssuanceWindow == 0 {
 		a.IssuanceWindow = caddy.Duration(defaultIssuanceWindow)
 	}
-	if err := a.Validate(); err != nil {
-		return err
-	}
+}
 
+// provisionLogins checks the accounts and takes the login limiters: those
+// of the config this one replaces when the settings are the same, so that
+// a reload keeps the failures, lockouts and known addresses.
+func (a *App) provisionLogins() error {
 	var err error
 	if a.accounts, err = newAccounts(a.Accounts); err != nil {
 		return err
@@ -232,8 +290,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.log.Warn("accounts whose password hash has a lower bcrypt cost than another's answer a wrong password faster than an unknown username, which tells their names; hash every password at the same cost",
 			zap.Strings("accounts", a.accounts.cheaper))
 	}
-	// a reload with the same settings keeps the failures, lockouts and
-	// known addresses
 	a.limitersKey = fmt.Sprintf("%d %d %d", a.FailuresAllowed, a.LockoutBase, a.LockoutMax)
 	v, _, err := limitersPool.LoadOrNew(a.limitersKey, func() (caddy.Destructor, error) {
 		return &loginLimiters{
@@ -247,23 +303,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	ll := v.(*loginLimiters)
 	a.limiter, a.addrLimiter, a.known = ll.account, ll.address, ll.known
-	a.state = newStateStore(a.storage, time.Duration(a.NonceRetention))
-	if err := a.state.readBucketSizes(ctx); err != nil {
-		// the janitor rewrites the record; until then nonces of another
-		// nonce_retention are not read
-		a.log.Warn("reading the nonce bucket sizes", zap.Error(err))
-	}
+	return nil
+}
 
-	backups := 5
-	if a.Backups != nil {
-		backups = *a.Backups
-	}
-	a.cfg, err = loadConfigState(a.ConfigFile, backups)
-	if err != nil {
-		return err // already FILE:LINE: …
-	}
-	a.cfg.lockFile = configFileLock(a.storage, a.ConfigFile)
-	a.cfg.join() // follows the edits of the config it replaces
+// warnUnissuable warns of the file's devices whose names no certificate
+// can hold (the first maxNameWarnings of them).
+func (a *App) warnUnissuable() {
 	var bad []unissuable
 	a.cfg.read(func(f *configfile.File) { bad = unissuableDevices(f) })
 	for i, u := range bad {
@@ -274,9 +319,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.log.Warn("device cannot enroll: its name cannot be in a certificate", zap.String("file", a.ConfigFile),
 			zap.Int("line", u.device.Line), zap.String("device", u.device.Name), zap.Error(u.err))
 	}
-	// routing ignores the address of a name the file lacks: a typo, or a
-	// device the operator removed from the file (which is edited while the
-	// server runs: a reload must not fail for it)
+}
+
+// warnUnknownAddresses warns of device_address names the file lacks.
+// Routing ignores them: a typo, or a device the operator removed from the
+// file (which is edited while the server runs: a reload must not fail for
+// it).
+func (a *App) warnUnknownAddresses() {
 	var strangers []string
 	a.cfg.read(func(f *configfile.File) {
 		for name := range a.DeviceAddresses {
@@ -290,11 +339,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.log.Warn("device_address names devices the configuration file lacks; ignored",
 			zap.Strings("devices", strangers), zap.String("file", a.ConfigFile))
 	}
+}
+
+// openCAs opens the CA of each profile configured: modern always (a
+// profile without settings, such as "legacy": null, has the defaults).
+func (a *App) openCAs(ctx context.Context) error {
 	if a.Authorities == nil {
 		a.Authorities = make(map[string]*Authority)
 	}
-	// a profile without settings ("legacy": null) has the defaults, as
-	// modern always does
 	for _, profile := range []string{profileModern, profileLegacy} {
 		if auth, named := a.Authorities[profile]; auth == nil && (named || profile == profileModern) {
 			a.Authorities[profile] = new(Authority)
@@ -312,7 +364,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("operational CA %q: %v", profile, err)
 		}
 	}
-	a.settleIssuanceBound()
+	return nil
+}
+
+// shareRevocationState takes the revocation state and the CRLs served from
+// the config this one replaces, when it used the same storage and CAs: the
+// refresh then reads only what changed, and a revocation that the previous
+// config's last requests make drops what this one serves.
+func (a *App) shareRevocationState(ctx caddy.Context) error {
 	// each CA alone, on this storage
 	caKeys := make(map[string]string, len(a.cas))
 	for profile, c := range a.cas {
@@ -320,8 +379,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			caKeys[profile] = key
 		}
 	}
-	// a reload on the same storage and CAs keeps the revocation state,
-	// so its refresh reads only what changed (with other CAs, noteRevoked
+	// the whole state with the same CAs (with other CAs, noteRevoked
 	// reaches it through caKeys)
 	a.authz.revocations = new(revocations)
 	if key := revocationsKey(ctx.Storage(), a.cas); key != "" {
@@ -333,8 +391,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.authz.revocations = v.(*revocations)
 		a.log.Debug("revocation state", zap.Bool("kept_from_previous_config", loaded))
 	}
-	// and the CRLs served: a revocation that the previous config's last
-	// requests make must drop what this one serves
+	// and the CRLs served, CA by CA
 	for profile, c := range a.cas {
 		key := caKeys[profile]
 		if key == "" {
@@ -347,25 +404,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.crlKeys = append(a.crlKeys, key)
 		c.ShareCRLCache(v.(sharedCRL).CRLCache)
 	}
-	// the route table follows every change of the file; installed once the
-	// CAs and the revocation state that revokeDisabled uses are in place
-	a.cfg.read(func(f *configfile.File) { err = a.rebuildRoutes(f) })
-	if err != nil {
-		return fmt.Errorf("%s: route table: %v", a.ConfigFile, err)
-	}
-	a.followFileChanges()
-	if err := a.refreshRevoked(ctx); err != nil {
-		return fmt.Errorf("loading revocations: %v", err)
-	}
-	// the file names the CAs once the whole config runs (recordCrypto):
-	// Caddy starts the apps one by one, and stops those started when a
-	// later one fails, leaving the previous config running
-	a.started, a.startedOnce = make(chan struct{}), new(sync.Once)
-	events, err := ctx.App("events")
-	if err != nil {
-		return err
-	}
-	return events.(*caddyevents.App).On("started", startedHandler{a})
+	return nil
 }
 
 // startedHandler records the CAs in the file (recordCrypto) when Caddy
