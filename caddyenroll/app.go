@@ -622,13 +622,15 @@ type cryptoRecord struct {
 }
 
 // recordCrypto makes the file name the CAs in use, once: when the config
-// has started (startedHandler), or before an issuance that comes first. It writes the file under the
-// storage lock that instances generating a CA take (ca.CA.MarkNamed, the
-// modern CA's first), so that one starting together with this one adopts
-// the CA rather than generate another. If the file names another CA of a
-// profile since this configuration read it (an operator's edit, or an
-// instance of an earlier version), this configuration refuses to go on (a
-// reload opens that CA), rather than serve a CA the file does not name.
+// has started (startedHandler), or before an issuance that comes first.
+// It writes the file under the storage lock that instances generating a
+// CA take (ca.CA.MarkNamed, the modern CA's first), so that one starting
+// together with this one adopts the CA rather than generate another.
+//
+// If the file has named another CA of a profile since this configuration
+// read it (an operator's edit, or an instance of an earlier version),
+// recordCrypto refuses: this configuration will not serve a CA the file
+// does not name (a reload opens the one it names).
 func (a *App) recordCrypto(ctx context.Context) error {
 	a.crypto.mu.Lock()
 	defer a.crypto.mu.Unlock()
@@ -717,12 +719,15 @@ func (a *App) checkCrypto() error {
 	return nil
 }
 
-// Start has the configuration file name the CAs in use (recordCrypto, once
-// every app of the config started; checkCrypto here),
-// begins watching the file, counts the pending requests for the pending
-// gauge (in the background: storage may be large), revokes what devices
-// disabled meanwhile still hold, starts the janitors and warns of a CA that
-// ends soon (then daily).
+// Start refuses a file that names another CA than the ones Provision opened
+// (checkCrypto; the file is edited to name them once every app of the
+// config started: startedHandler). It warns of a CA that ends soon (then
+// daily), and starts the background work: counting and indexing the
+// pending requests (storage may be large), moving the call detail records
+// of the first versions into day buckets, watching the file (or, when it
+// is not watched, applying the marks kept in storage once), re-reading the
+// revocations, revoking what devices disabled meanwhile still hold, and
+// the nonce and request janitors.
 func (a *App) Start() error {
 	if err := a.checkCrypto(); err != nil {
 		return err
@@ -893,8 +898,9 @@ func (a *App) setPending(n int) {
 }
 
 // followFileChanges has every new version of the configuration file
-// rebuild the route table and revoke the certificates of the devices it
-// disables, removes or adds as disabled.
+// rebuild the route table, revoke the certificates of the devices it
+// disables, removes or adds as disabled, and take the state that earlier
+// versions keep under the former spelling of a device it respells.
 func (a *App) followFileChanges() {
 	a.cfg.read(func(f *configfile.File) { a.crypto.file.Store(a.fileCryptoOf(f)) })
 	onChange := func(f *configfile.File, disabled []string) {
@@ -925,8 +931,6 @@ func (a *App) followFileChanges() {
 		seen := time.Now()
 		a.background(func() { a.revokeDisabled(a.withValidCertificate(devices), seen) })
 	}
-	// under the file's lock: an edit by the config a reload replaces may
-	// deliver a new version meanwhile
 	// a device spelled otherwise: what instances of earlier versions keep
 	// under the old spelling is taken where this one looks
 	onRespelled := func(respelled [][2]string) {
@@ -939,6 +943,8 @@ func (a *App) followFileChanges() {
 			}
 		})
 	}
+	// under the file's lock: an edit by the config a reload replaces may
+	// deliver a new version meanwhile
 	a.cfg.mu.Lock()
 	a.cfg.onChange, a.cfg.onAddedDisabled, a.cfg.onRespelled = onChange, onAddedDisabled, onRespelled
 	a.cfg.mu.Unlock()

@@ -11,12 +11,13 @@ import (
 // enablings remembers, per configuration file, when this process last saw
 // each device become enabled in a version read from disk (the server's own
 // edits enable no device it saw disabled: an approval refuses those, and a
-// removed device it adds back is found by revokeRemoved on disk). The revocation of a device seen disabled can
-// run late (it waits for the device's lock, and may be a stopped config's
-// during a reload); if the operator enabled the device again meanwhile and
-// it enrolled, the certificate it enrolled for must stay good. Every
-// configState of one file (the old and the new config of a reload) shares
-// the file's record.
+// removed device it adds back is found by revokeRemoved on disk).
+//
+// The revocation of a device seen disabled can run late (it waits for the
+// device's lock, and may be a stopped config's during a reload); if the
+// operator enabled the device again meanwhile and it enrolled, the
+// certificate it enrolled for must stay good. Every configState of one
+// file (the old and the new config of a reload) shares the file's record.
 var enablings sync.Map // absolute path -> *enabledLog
 
 type enabledLog struct {

@@ -158,6 +158,12 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 	return o
 }
 
+// enrollLocked decides a request or retrieve under the device's lock: the
+// nonce's binding, the device's ids, then the request for this device and
+// key if there is one (issued: its certificate again; pending: still
+// pending, unless issueHeld issues it now), else a new request, issued at
+// once under approval auto or stored pending. name is the device as the
+// file spells it (or, unknown, lower-cased) and id the request's id.
 func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, csr *ca.CSR, dev deviceInfo,
 	name, id string, authority *ca.CA, policy ca.Policy) outcome {
 	r := in.req
@@ -289,12 +295,15 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 // the device's previous certificates and marks the device enrolled. The
 // device lock is held; parsed is the CSR verified moments ago, or nil to
 // parse and verify req.CSR; prev is the device's record as loaded under the
-// lock (nil: it has none). Order matters for crash safety: the CA's issuance
-// record is written first, then the request's new state, then the previous
-// certificate's revocation, the device record and the configuration file. A crash before the request is stored
-// leaves an issued, undelivered certificate and no answer (the device asks
-// again); a crash after it is repaired when the device asks again
-// (resumeIssue).
+// lock (nil: it has none).
+//
+// Order matters for crash safety: the CA's issuance record is written
+// first, then the request's new state, then the device's older pending
+// requests are superseded, and last (completeIssue) the previous
+// certificate's revocation, the device record and the configuration file.
+// A crash before the request is stored leaves an issued, undelivered
+// certificate and no answer (the device asks again); a crash after it is
+// repaired when the device asks again (resumeIssue).
 func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, prev *DeviceRecord, authority *ca.CA, policy ca.Policy) error {
 	// the file names the CA before it issues (Start does it, unless an
 	// enrollment arrives first)

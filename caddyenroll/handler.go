@@ -24,8 +24,8 @@ func init() {
 // Handler serves the seed's device enrollment protocol (operation=getcacert,
 // request, retrieve as form variables in an HTTP POST) for one site, using
 // the CA of its profile from the `enroll` app. Other methods fall through to
-// the next handler, except GET of `…/ca.crl` (the CA's CRL, DER) and
-// `…/ca.crt` (the CA certificate, DER).
+// the next handler, except GET and HEAD of `…/ca.crl` (the CA's CRL, DER)
+// and `…/ca.crt` (the CA certificate, DER).
 type Handler struct {
 	// CA profile of this site: "modern" (default) or "legacy" (MD5-RSA CA
 	// for seed-era devices such as the OSP Toolkit's enroll client).

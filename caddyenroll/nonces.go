@@ -25,9 +25,11 @@ import (
 // up in the current and the previous bucket (and, after a change of
 // nonce_retention, in the buckets of the other sizes still in use:
 // noncesizes.go), so it is remembered at least the retention and at most
-// twice that; older buckets are deleted whole by the janitor. Keys directly under nonces/ that are not buckets are the
-// flat layout of earlier versions; the janitor deletes them once they are
-// older than the retention.
+// twice that; older buckets are deleted whole by the janitor.
+//
+// Keys directly under nonces/ that are not buckets are the flat layout of
+// earlier versions; the janitor deletes them once they are older than the
+// retention.
 
 // nonceJanitorLock is the storage lock the janitor runs under, so instances
 // sharing a storage do not prune twice at once.

@@ -153,10 +153,12 @@ func legacyDeviceKey(device string) string {
 	}
 	return ""
 }
+
+// deviceLockName is the storage lock of a device. Every spelling of one
+// device takes one lock (configfile.DeviceKey): the file's name that
+// enrollment locks, the CA's normal form that an administrator's
+// revocation locks.
 func deviceLockName(device string) string {
-	// every spelling of one device takes one lock (configfile.DeviceKey): the
-	// file's name that enrollment locks, the CA's normal form that an
-	// administrator's revocation locks
 	return "clearinghouse_enroll_" + hashKey("lock", configfile.DeviceKey(device))[:32]
 }
 
