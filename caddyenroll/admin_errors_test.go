@@ -368,3 +368,43 @@ func TestAdminApproveOfARemovedProfile(t *testing.T) {
 		t.Fatalf("reject: %d %s", code, body)
 	}
 }
+
+// failingAfterLock fails the Loads of keys containing part once a device's
+// lock is taken: a request found, then unreadable under the lock.
+type failingAfterLock struct {
+	*failingLoads
+	part string
+}
+
+func (s failingAfterLock) Lock(ctx context.Context, name string) error {
+	if err := s.failingLoads.Lock(ctx, name); err != nil {
+		return err
+	}
+	if strings.HasPrefix(name, "clearinghouse_enroll_") {
+		s.failLoads(s.part)
+	}
+	return nil
+}
+
+// A pending request that storage fails to read again under its device's
+// lock is a server error (500), as an unreadable certificate record is:
+// answered 404 it reads as "no such request", which it may well be.
+func TestAdminDecisionOnAnUnreadableRequest(t *testing.T) {
+	ctx := context.Background()
+	fs := &failingLoads{Storage: &certmagic.FileStorage{Path: t.TempDir()}}
+	st := localLocks{failingAfterLock{fs, "/requests/"}}
+	a := &App{storage: st, state: newStateStore(st, 0), log: zap.NewNop()}
+	req := &Request{ID: requestID(profileModern, "gw1.example", "ab"), Profile: profileModern, Device: "gw1.example",
+		PublicKeySHA256: "ab", State: statePending, Created: time.Now(), Updated: time.Now()}
+	if err := a.state.putRequest(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	ad := &adminAPI{app: a, log: zap.NewNop()}
+	for _, action := range []string{"approve", "reject"} {
+		fs.failLoads("")
+		code, body, _ := adminDoBody(t, ad, "POST", "/enroll/"+action+"/"+req.ID, "")
+		if code != 500 || !strings.Contains(body, "input/output error") {
+			t.Errorf("%s of a request unreadable under the lock: %d %s, want 500 with the storage's error", action, code, body)
+		}
+	}
+}

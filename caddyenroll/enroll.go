@@ -639,9 +639,13 @@ func (a *App) decidePending(ctx context.Context, id string, decide func(req *Req
 		return nil, err
 	}
 	defer unlock()
-	req, err = a.state.request(ctx, req.ID)
-	if err != nil || req == nil {
-		return nil, errors.Join(errNotFound, err)
+	found := req.ID
+	// a storage error is the server's (500), not "no such request" (404)
+	if req, err = a.state.request(ctx, found); err != nil {
+		return nil, fmt.Errorf("reading request %s: %w", found, err)
+	}
+	if req == nil {
+		return nil, fmt.Errorf("%w: request %s was deleted meanwhile", errNotFound, found)
 	}
 	if req.State != statePending {
 		return req, fmt.Errorf("%w: request is %s", errConflict, req.State)
