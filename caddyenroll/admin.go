@@ -353,12 +353,13 @@ func (ad *adminAPI) approve(w http.ResponseWriter, r *http.Request, id string) e
 		RequestInfo
 		Note string `json:"note,omitempty"`
 	}{RequestInfo: requestInfo(req)}
+	var notes []string
 	d := ad.app.cfg.device(req.Device)
 	if body.Group != "" && req.Known && body.Group != d.Group {
 		// a group places only a device the file lacks: the operator may
 		// have meant to move it, or another approval added it meanwhile
-		answer.Note = fmt.Sprintf("%s is in group %q of the configuration file: the group %q given was not applied (edit the file to move it)",
-			req.Device, d.Group, body.Group)
+		notes = append(notes, fmt.Sprintf("%s is in group %q of the configuration file: the group %q given was not applied (edit the file to move it)",
+			req.Device, d.Group, body.Group))
 	}
 	// the device's addition or mark waits in storage for the file (as a
 	// revoke's unmark may): say so, lest the operator look for the device
@@ -368,8 +369,9 @@ func (ad *adminAPI) approve(w http.ResponseWriter, r *http.Request, id string) e
 		if !req.Known {
 			what = "added to it"
 		}
-		answer.Note = ad.waitNote(req.Device, what, nil)
+		notes = append(notes, ad.waitNote(req.Device, what, nil))
 	}
+	answer.Note = strings.Join(notes, "; ")
 	return writeJSON(w, answer)
 }
 

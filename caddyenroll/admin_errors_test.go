@@ -408,3 +408,25 @@ func TestAdminDecisionOnAnUnreadableRequest(t *testing.T) {
 		}
 	}
 }
+
+// An approval that both leaves the given group unapplied and keeps the
+// device's mark for when the file parses again says both in its note: the
+// second must not hide the first.
+func TestAdminApproveNoteKeepsBoth(t *testing.T) {
+	h := fileApp(t, ApprovalManual, "enroll enabled\ngroup \"\"\ngroup Prepaid\ndevice gw1.example \"\" enabled\n")
+	h.app.ConfigFile = h.app.cfg.path
+	h.app.cfg.settle = 10 * time.Millisecond
+	ad := &adminAPI{app: h.app, log: zap.NewNop()}
+	uri := "/enroll/approve/" + requestPending(t, h, "gw1.example").ID
+	saveRenamed(t, h.app.cfg.path, "enroll enabled\ngroup \"\"\ndevice gw1.example nogroup enabled\n")
+	time.Sleep(20 * time.Millisecond) // settled
+	code, body, _ := adminDoBody(t, ad, "POST", uri, `{"group":"Prepaid"}`)
+	if code != 200 || !strings.Contains(body, `"state": "issued"`) {
+		t.Fatalf("approval with an invalid file: %d %s, want 200, issued", code, body)
+	}
+	for _, want := range []string{`the group \"Prepaid\" given was not applied`, "gw1.example will be marked enrolled once it does"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("approval into another group with an invalid file: %s\nwant a note saying %q", body, want)
+		}
+	}
+}
