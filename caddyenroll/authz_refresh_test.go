@@ -576,7 +576,7 @@ func TestLegacyRequestIDStillFound(t *testing.T) {
 		t.Fatal(ok, err)
 	}
 	in := enrollInput{op: wire.OpRetrieve, profile: profileModern, req: &wire.Request{Operation: wire.OpRetrieve, Nonce: nonce, Device: "1", Customer: "2"}}
-	o := f.app.enrollLocked(f.ctx, in, &Account{Username: "u"}, csr, dev, dev.Name, id, f.local, ca.Policy{})
+	o := f.app.enrollLocked(f.ctx, in, &Account{Username: "u"}, csr, dev.Name, id, f.local, ca.Policy{})
 	if o.resp.Status != wire.StatusPending || o.resp.Nonce != "server-nonce" {
 		t.Fatalf("retrieve of a request stored under its old id: status %d %s", o.resp.Status, o.resp.Error)
 	}

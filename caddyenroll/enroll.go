@@ -51,35 +51,10 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 		return fail(wire.StatusEnrollmentDisabled, "enrollment is disabled")
 	}
 	r := in.req
-	lg, ok := a.beginLogin(ctx, r.Username, in.clientIP, time.Now)
-	if !ok {
-		if ctx.Err() != nil { // hung up while waiting for an attempt in flight
-			return outcome{gone: true}
-		}
-		return fail(wire.StatusRateLimited, "too many failed attempts; try again later")
+	acct, refused := a.login(ctx, in)
+	if refused != nil {
+		return *refused
 	}
-	now := time.Now() // after any wait in begin: lockouts count from the failure
-	acct, ok := a.accounts.check(r.Username, r.Password)
-	if !ok {
-		// the attempts a lockout refuses are logged at debug: this is
-		// the line that tells an operator about it
-		account, address := a.loginFailed(lg, now)
-		addr := zap.String("address", strings.TrimPrefix(lg.addr, "ip:"))
-		switch {
-		case account > 0 && lg.known:
-			a.log.Warn("username locked out at a known address after failed logins", a.accounts.logField(r.Username), addr,
-				zap.Duration("lockout", account), zap.String("client", in.clientIP))
-		case account > 0:
-			a.log.Warn("username locked out after failed logins", a.accounts.logField(r.Username),
-				zap.Duration("lockout", account), zap.String("client", in.clientIP))
-		}
-		if address > 0 {
-			a.log.Warn("client address locked out after failed logins", addr,
-				zap.Duration("lockout", address), zap.String("client", in.clientIP))
-		}
-		return fail(wire.StatusBadCredentials, "bad username or password")
-	}
-	a.loginSucceeded(lg, now)
 	if acct.Customer != "" && !sameCustomer(acct.Customer, r.Customer) {
 		return fail(wire.StatusCustomerMismatch, "customer does not match the account")
 	}
@@ -153,7 +128,7 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 	// holding the lock, the request is decided and stored whole whether the
 	// device waits for the answer or not: a hang-up must not leave half a
 	// decision, nor read as a server error
-	o := a.enrollLocked(context.WithoutCancel(ctx), in, acct, csr, dev, name, id, authority, policy)
+	o := a.enrollLocked(context.WithoutCancel(ctx), in, acct, csr, name, id, authority, policy)
 	o.device, o.reqID = name, id
 	return o
 }
@@ -164,7 +139,47 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 // pending, unless issueHeld issues it now), else a new request, issued at
 // once under approval auto or stored pending. name is the device as the
 // file spells it (or, unknown, lower-cased) and id the request's id.
-func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, csr *ca.CSR, dev deviceInfo,
+// login checks the request's username and password under the login
+// limiters and returns the account, or the answer that refuses it: rate
+// limited, bad credentials, or the client gone (it hung up while waiting
+// for an attempt in flight). A lockout that a failure begins is logged.
+func (a *App) login(ctx context.Context, in enrollInput) (*Account, *outcome) {
+	r := in.req
+	lg, ok := a.beginLogin(ctx, r.Username, in.clientIP, time.Now)
+	if !ok {
+		if ctx.Err() != nil { // hung up while waiting for an attempt in flight
+			return nil, &outcome{gone: true}
+		}
+		o := fail(wire.StatusRateLimited, "too many failed attempts; try again later")
+		return nil, &o
+	}
+	now := time.Now() // after any wait in begin: lockouts count from the failure
+	acct, ok := a.accounts.check(r.Username, r.Password)
+	if !ok {
+		// the attempts a lockout refuses are logged at debug: this is
+		// the line that tells an operator about it
+		account, address := a.loginFailed(lg, now)
+		addr := zap.String("address", strings.TrimPrefix(lg.addr, "ip:"))
+		switch {
+		case account > 0 && lg.known:
+			a.log.Warn("username locked out at a known address after failed logins", a.accounts.logField(r.Username), addr,
+				zap.Duration("lockout", account), zap.String("client", in.clientIP))
+		case account > 0:
+			a.log.Warn("username locked out after failed logins", a.accounts.logField(r.Username),
+				zap.Duration("lockout", account), zap.String("client", in.clientIP))
+		}
+		if address > 0 {
+			a.log.Warn("client address locked out after failed logins", addr,
+				zap.Duration("lockout", address), zap.String("client", in.clientIP))
+		}
+		o := fail(wire.StatusBadCredentials, "bad username or password")
+		return nil, &o
+	}
+	a.loginSucceeded(lg, now)
+	return acct, nil
+}
+
+func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, csr *ca.CSR,
 	name, id string, authority *ca.CA, policy ca.Policy) outcome {
 	r := in.req
 	// a request stored by an earlier version may have another id (its
@@ -241,10 +256,21 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 		return fail(wire.StatusNotFound, "no request for this device and key")
 	}
 
-	// the file may have changed since the checks above, before this lock:
-	// a device removed meanwhile (its removal's revocation may have run
+	return a.newRequest(ctx, in, acct, csr, rec, name, id, authority, policy)
+}
+
+// newRequest decides a request for a key the device has no request for
+// yet, under the device's lock: issued at once under approval auto (unless
+// max_issued_per_device holds it), else stored pending within the bounds
+// of pending requests. rec is the device's record (nil: none).
+func (a *App) newRequest(ctx context.Context, in enrollInput, acct *Account, csr *ca.CSR, rec *DeviceRecord,
+	name, id string, authority *ca.CA, policy ca.Policy) outcome {
+	r := in.req
+	// the file may have changed since the checks before this lock: a
+	// device removed meanwhile (its removal's revocation may have run
 	// while this request waited) is an unknown device now
-	if dev = a.cfg.device(name); !dev.Known && a.UnknownDevices == UnknownRefuse {
+	dev := a.cfg.device(name)
+	if !dev.Known && a.UnknownDevices == UnknownRefuse {
 		return fail(wire.StatusUnknownDevice, "device is not configured")
 	}
 	if dev.Known && !dev.Enabled {
@@ -280,7 +306,7 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 	if refused != nil {
 		return *refused
 	}
-	err = a.state.putRequest(ctx, req)
+	err := a.state.putRequest(ctx, req)
 	done(err == nil)
 	if err != nil {
 		a.log.Error("storing pending request", zap.String("device", name), zap.Error(err))

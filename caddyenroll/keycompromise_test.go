@@ -51,7 +51,7 @@ func TestCompromisedKeyRefusedForEveryDevice(t *testing.T) {
 			dev := cs.device("gw2.example")
 			id := requestID(profileModern, dev.Name, csr.PublicKeySHA256)
 			in := enrollInput{op: wire.OpRequest, profile: profileModern, req: &wire.Request{Operation: wire.OpRequest, Nonce: []byte("n1"), Device: "1", Customer: "2"}}
-			o := f.app.enrollLocked(f.ctx, in, &Account{Username: "u"}, csr, dev, dev.Name, id, f.local, ca.Policy{})
+			o := f.app.enrollLocked(f.ctx, in, &Account{Username: "u"}, csr, dev.Name, id, f.local, ca.Policy{})
 			if o.resp.Status != wire.StatusRejected {
 				t.Fatalf("gw2.example with gw1.example's compromised key: status %d %s (serial %s), want %d",
 					o.resp.Status, o.resp.Error, o.serial, wire.StatusRejected)

@@ -57,7 +57,7 @@ func TestStrictStorageLoaded(t *testing.T) {
 				dev := a.cfg.device(device)
 				id := requestID(profileModern, dev.Name, csr.PublicKeySHA256)
 				in := enrollInput{op: wire.OpRequest, profile: profileModern, req: &wire.Request{Operation: wire.OpRequest, Nonce: []byte(nonce)}}
-				o := a.enrollLocked(ctx, in, &Account{Username: "u"}, csr, dev, dev.Name, id, c, ca.Policy{})
+				o := a.enrollLocked(ctx, in, &Account{Username: "u"}, csr, dev.Name, id, c, ca.Policy{})
 				if o.resp.Status != wire.StatusPending {
 					t.Fatalf("%s: status %d %s, want pending", device, o.resp.Status, o.resp.Error)
 				}
