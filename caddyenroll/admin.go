@@ -487,46 +487,23 @@ type revokeBody struct {
 	ForgetIDs bool `json:"forget_ids,omitempty"`
 }
 
+// revoke answers POST /enroll/revoke: it revokes the certificate of a
+// serial, or every certificate of a device (and clears its enrolled flag),
+// under the device's lock; with forget_ids it forgets the device's ids, and
+// with reason key compromise it revokes every other certificate of the
+// keys. It goes on if the client hangs up: once begun, it is done.
 func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodPost {
 		return notAllowed(w, r, http.MethodPost)
 	}
-	var body revokeBody
-	if err := readBody(r, &body); err != nil {
+	body, reason, err := readRevokeBody(r)
+	if err != nil {
 		return err
 	}
-	if (body.Serial == "") == (body.Device == "") {
-		return apiErr(http.StatusBadRequest, errors.New("give exactly one of serial or device"))
-	}
-	if body.ForgetIDs && body.Device == "" {
-		return apiErr(http.StatusBadRequest, errors.New("forget_ids needs device"))
-	}
-	reason := 0 // unspecified
-	if body.Reason != nil {
-		reason = *body.Reason
-		if _, err := ca.ParseReason(strconv.Itoa(reason)); err != nil {
-			return apiErr(http.StatusBadRequest, err)
-		}
-	}
 	ctx := context.WithoutCancel(r.Context()) // once begun, done
-	device := body.Device
-	var hits []revocationHit
-	if body.Serial != "" {
-		var err error
-		if hits, err = ad.lookupSerial(ctx, body.Serial); err != nil {
-			return err
-		}
-		device = hits[0].rec.Device
-	} else {
-		name, _, err := ca.NormalizeDevice(device)
-		switch {
-		case err == nil:
-			device = name // the lock issuance takes
-		case !ad.app.cfg.device(device).Known:
-			return apiErr(http.StatusBadRequest, err)
-		}
-		// else a device of the file that no certificate can name ('GW 1',
-		// identified by its source_address): it has only its flag to clear
+	device, hits, err := ad.revokeTarget(ctx, body)
+	if err != nil {
+		return err
 	}
 	// under the device's lock, as issuance: a certificate issued meanwhile
 	// is either revoked here or issued after
@@ -584,6 +561,50 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 		answer["note"] = ad.waitNote(body.Device, "marked not enrolled", deferred)
 	}
 	return writeJSON(w, answer)
+}
+
+// revokeTarget finds what a revoke names: by serial, its issuance records
+// (hits) and their device; by device, the device's name in normal form (the
+// name issuance locks). A device of the file that no certificate can name
+// ('GW 1', identified by its source_address) keeps its name: it has only
+// its flag to clear. The error is the API's answer.
+func (ad *adminAPI) revokeTarget(ctx context.Context, body revokeBody) (device string, hits []revocationHit, err error) {
+	if body.Serial != "" {
+		if hits, err = ad.lookupSerial(ctx, body.Serial); err != nil {
+			return "", nil, err
+		}
+		return hits[0].rec.Device, hits, nil
+	}
+	name, _, err := ca.NormalizeDevice(body.Device)
+	switch {
+	case err == nil:
+		return name, nil, nil
+	case !ad.app.cfg.device(body.Device).Known:
+		return "", nil, apiErr(http.StatusBadRequest, err)
+	}
+	return body.Device, nil, nil
+}
+
+// readRevokeBody reads and checks a revoke's body, and returns it with its
+// reason (0, unspecified, when it gives none). The error is the API's
+// answer.
+func readRevokeBody(r *http.Request) (body revokeBody, reason int, err error) {
+	if err := readBody(r, &body); err != nil {
+		return body, 0, err
+	}
+	if (body.Serial == "") == (body.Device == "") {
+		return body, 0, apiErr(http.StatusBadRequest, errors.New("give exactly one of serial or device"))
+	}
+	if body.ForgetIDs && body.Device == "" {
+		return body, 0, apiErr(http.StatusBadRequest, errors.New("forget_ids needs device"))
+	}
+	if body.Reason != nil {
+		reason = *body.Reason
+		if _, err := ca.ParseReason(strconv.Itoa(reason)); err != nil {
+			return body, 0, apiErr(http.StatusBadRequest, err)
+		}
+	}
+	return body, reason, nil
 }
 
 // revokeSameKeys revokes for key compromise the certificates of other
@@ -759,39 +780,47 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 		revoked = append(append(revoked, serials...), rereasoned...)
 		newly += len(serials)
 	}
-	// a device without a valid certificate is not enrolled any more; while
-	// the file does not parse, the flag is cleared once it does (the
-	// revocation keeps the device out of routes meanwhile). The flag is
-	// read in the version the edit parses, not the one in force: another
-	// instance sharing the file may have marked the device (or added it,
-	// approved) since this one last reloaded it.
-	if d.Enrolled || !ad.app.cfg.current() {
-		name := d.Name
-		err := ad.app.cfg.editSettled(ctx, func(f *configfile.File) error {
-			if fd, ok := f.Device(body.Device); ok {
-				name = fd.Name
-			}
-			outcome, err := markIn(f, mark{Device: body.Device, Unmark: true})
-			if err == nil && outcome != markWritten {
-				return errNothingToWrite
-			}
-			return err
-		})
-		if errors.Is(err, errNothingToWrite) {
-			err = nil
-		}
-		if errors.Is(err, errFileUnavailable) {
-			err, deferred = ad.app.deferMark(ctx, mark{Device: name, Unmark: true}, err), err
-		}
-		if err != nil {
-			// the revocation stands: say so, lest the operator take the
-			// whole request as failed
-			return nil, 0, nil, apiErr(http.StatusInternalServerError, fmt.Errorf("certificates of %s revoked (%s), but its enrolled flag is still set: %w",
-				body.Device, strings.Join(revoked, ", "), err))
-		}
+	deferred, err = ad.unmarkRevoked(ctx, body.Device, d)
+	if err != nil {
+		// the revocation stands: say so, lest the operator take the
+		// whole request as failed
+		return nil, 0, nil, apiErr(http.StatusInternalServerError, fmt.Errorf("certificates of %s revoked (%s), but its enrolled flag is still set: %w",
+			body.Device, strings.Join(revoked, ", "), err))
 	}
 	ad.log.Info("device certificates revoked", zap.String("device", body.Device), zap.Strings("serials", revoked))
 	return revoked, newly, deferred, nil
+}
+
+// unmarkRevoked clears the enrolled flag of a device whose certificates
+// were revoked by name (d is the device as the version in force has it): a
+// device without a valid certificate is not enrolled any more. While the
+// file cannot be edited the flag is cleared once it can (the revocation
+// keeps the device out of routes meanwhile): deferred is then why. The flag
+// is read in the version the edit parses, not the one in force: another
+// instance sharing the file may have marked the device (or added it,
+// approved) since this one last reloaded it.
+func (ad *adminAPI) unmarkRevoked(ctx context.Context, device string, d deviceInfo) (deferred, err error) {
+	if !d.Enrolled && ad.app.cfg.current() {
+		return nil, nil
+	}
+	name := d.Name
+	err = ad.app.cfg.editSettled(ctx, func(f *configfile.File) error {
+		if fd, ok := f.Device(device); ok {
+			name = fd.Name
+		}
+		outcome, err := markIn(f, mark{Device: device, Unmark: true})
+		if err == nil && outcome != markWritten {
+			return errNothingToWrite
+		}
+		return err
+	})
+	switch {
+	case errors.Is(err, errNothingToWrite):
+		return nil, nil
+	case errors.Is(err, errFileUnavailable):
+		return err, ad.app.deferMark(ctx, mark{Device: name, Unmark: true}, err)
+	}
+	return nil, err
 }
 
 func (ad *adminAPI) cdrs(w http.ResponseWriter, r *http.Request) error {
