@@ -114,19 +114,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	switch r.Method {
 	case http.MethodPost:
 	case http.MethodGet, http.MethodHead:
-		crl, crt := strings.HasSuffix(r.URL.Path, "/ca.crl"), strings.HasSuffix(r.URL.Path, "/ca.crt")
-		if (crl || crt) && r.TLS == nil && !h.PlainGetCACert && h.app.cfg.flags().SSL {
-			// `ssl enabled` refuses every request that did not come over TLS
-			return caddyhttp.Error(http.StatusForbidden, errors.New("ssl is enabled: use HTTPS"))
-		}
-		switch {
-		case crl:
-			return h.serveCRL(w, r)
-		case crt:
-			c, _ := h.app.authority(h.Profile)
-			return writeBinary(w, r, "application/pkix-cert", c.Root().Raw)
-		}
-		return next.ServeHTTP(w, r)
+		return h.serveGet(w, r, next)
 	default:
 		return next.ServeHTTP(w, r)
 	}
@@ -181,6 +169,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	metrics.requests.WithLabelValues(h.Profile, op, strconv.Itoa(o.resp.Status)).Inc()
+	h.logAnswer(r, op, req, o, clientIP, start)
+	return h.writeAnswer(w, o.resp)
+}
+
+// serveGet answers GET and HEAD of `…/ca.crl` and `…/ca.crt`; other paths
+// go to next.
+func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	crl, crt := strings.HasSuffix(r.URL.Path, "/ca.crl"), strings.HasSuffix(r.URL.Path, "/ca.crt")
+	if (crl || crt) && r.TLS == nil && !h.PlainGetCACert && h.app.cfg.flags().SSL {
+		// `ssl enabled` refuses every request that did not come over TLS
+		return caddyhttp.Error(http.StatusForbidden, errors.New("ssl is enabled: use HTTPS"))
+	}
+	switch {
+	case crl:
+		return h.serveCRL(w, r)
+	case crt:
+		c, _ := h.app.authority(h.Profile) // Provision made sure it is there
+		return writeBinary(w, r, "application/pkix-cert", c.Root().Raw)
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// logAnswer writes the one log line of an answered request or retrieve
+// (req nil when the body did not decode): refusals at info, as answers,
+// except the attempts a lockout refuses, at debug.
+func (h *Handler) logAnswer(r *http.Request, op string, req *wire.Request, o outcome, clientIP string, start time.Time) {
 	fields := []zap.Field{
 		zap.String("operation", op),
 		zap.String("profile", h.Profile),
@@ -216,7 +230,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	default:
 		h.log.Info("enrollment answered", fields...)
 	}
-	return h.writeAnswer(w, o.resp)
 }
 
 func (h *Handler) getCACert(r *http.Request) outcome {
