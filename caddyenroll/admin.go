@@ -654,7 +654,7 @@ func (ad *adminAPI) revokeSameKeys(ctx context.Context, device string, serials [
 			}
 			unlock, err := ad.app.state.lockDevice(ctx, r.Device)
 			if err != nil {
-				return revoked, newly, fmt.Errorf("locking device %s: %w", r.Device, err)
+				return revoked, newly, err // it names the device
 			}
 			// r was read before the lock: a revocation racing this one
 			// (another operator's, an issuance's check of the key) may
@@ -890,7 +890,7 @@ func (ad *adminAPI) exportCDRs(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	format := q.Get("format")
 	if format != "" && format != "json" && format != "csv" {
-		return apiErr(http.StatusBadRequest, fmt.Errorf("format must be json or csv"))
+		return apiErr(http.StatusBadRequest, fmt.Errorf("format must be json or csv, not %q", format))
 	}
 	rg, err := cdrRangeQuery(q)
 	if err != nil {

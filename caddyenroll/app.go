@@ -906,7 +906,7 @@ func (a *App) followFileChanges() {
 	onChange := func(f *configfile.File, disabled []string) {
 		a.noteFileCrypto(f)
 		if err := a.rebuildRoutes(f); err != nil {
-			a.log.Error("rebuilding the route table; keeping the previous one", zap.Error(err))
+			a.log.Error("rebuilding the route table; keeping the previous one", zap.String("file", a.ConfigFile), zap.Error(err))
 		}
 		if len(disabled) > 0 {
 			// outside the file's lock: it takes the devices' locks

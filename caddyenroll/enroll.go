@@ -187,7 +187,7 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 	legacyID := legacyRequestID(in.profile, name, csr.PublicKeySHA256)
 	bound, err := a.state.bindNonceTo(ctx, deviceNonce(name, r.Nonce), nonceBinding(id, r.Device, r.Customer), id, legacyID)
 	if err != nil {
-		a.log.Error("recording nonce", zap.Error(err))
+		a.log.Error("binding the request's nonce", zap.String("device", name), zap.String("request", id), zap.Error(err))
 		return fail(wire.StatusServerError, "server error")
 	}
 	if !bound {

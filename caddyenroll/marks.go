@@ -312,8 +312,8 @@ func (a *App) applyDeferredMarks(ctx context.Context) bool {
 			left++
 			continue
 		case err != nil:
-			a.log.Error("deferred mark of an enrolled device failed; mark it by hand",
-				zap.String("device", m.Device), zap.Error(err))
+			a.log.Error("applying a deferred mark failed; set the device's enrolled flag in the configuration file by hand",
+				zap.String("device", m.Device), zap.Bool("enrolled", !m.Unmark), zap.Error(err))
 		case outcomes[i] == markNoDevice:
 			a.log.Info("deferred mark dropped: the device is not in the configuration file (any more)",
 				zap.String("device", m.Device), zap.Bool("unmark", m.Unmark))

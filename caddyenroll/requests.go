@@ -72,7 +72,7 @@ func (s *stateStore) pruneRequests(ctx context.Context, now time.Time, validity 
 func (s *stateStore) deleteIfOver(ctx context.Context, device, id string, now time.Time, validity time.Duration) (bool, error) {
 	unlock, err := s.lockDevice(ctx, device)
 	if err != nil {
-		return false, fmt.Errorf("locking device %s: %v", device, err)
+		return false, err // it names the device
 	}
 	defer unlock()
 	r, err := s.request(ctx, id)

@@ -168,7 +168,7 @@ func deviceLockName(device string) string {
 func (s *stateStore) lockDevice(ctx context.Context, device string) (func(), error) {
 	name := deviceLockName(device)
 	if err := s.st.Lock(ctx, name); err != nil {
-		return nil, fmt.Errorf("locking device state: %v", err)
+		return nil, fmt.Errorf("locking device %s: %w", device, err)
 	}
 	return func() { _ = s.st.Unlock(context.WithoutCancel(ctx), name) }, nil
 }
