@@ -49,20 +49,6 @@ func (s *stateStore) bucket(t time.Time) int64 {
 	return floorDiv(t.Unix(), s.bucketSeconds())
 }
 
-// bindNonce records that a client nonce belongs to a request. It returns
-// false when the nonce was already used, within the retention window, for
-// another request (a replay or a reuse with another CSR or device), true
-// when it is new or was used for this same request (a retrieve repeating
-// its nonce). Nonces are stored as hashes.
-//
-// Binds of one nonce run one at a time in this process, so two requests
-// reusing a nonce at once cannot both find it free. Instances sharing the
-// storage do not wait for each other here: that would cost a storage lock
-// per enrollment.
-func (s *stateStore) bindNonce(ctx context.Context, nonce []byte, reqID string) (bool, error) {
-	return s.bindNonceTo(ctx, nonce, reqID, reqID)
-}
-
 // deviceNonce is a client nonce as it is bound: within the device's name,
 // in normal form (configfile.DeviceKey, as its lock, record and request ids
 // are): an unknown device's spelling, then the file's, may differ.
@@ -81,9 +67,18 @@ func nonceBinding(reqID, deviceID, customer string) string {
 	return reqID + ":" + hashKey("nonce ids", deviceID, customer)[:16]
 }
 
-// bindNonceTo binds nonce to binding, or reports whether it is bound to it
-// already (or to one of also: bindings of earlier versions, the request id
-// alone; empty ones are skipped).
+// bindNonceTo records that a client nonce belongs to binding (a request:
+// nonceBinding). It returns false when the nonce was already used, within
+// the retention window, for another binding (a replay, or a reuse with
+// another CSR, device or ids), true when it is new or bound to this same
+// binding (a retrieve repeating its nonce) or to one of also (bindings of
+// earlier versions, the request id alone; empty ones are skipped). Nonces
+// are stored as hashes.
+//
+// Binds of one nonce run one at a time in this process, so two requests
+// reusing a nonce at once cannot both find it free. Instances sharing the
+// storage do not wait for each other here: that would cost a storage lock
+// per enrollment.
 func (s *stateStore) bindNonceTo(ctx context.Context, nonce []byte, binding string, also ...string) (bool, error) {
 	lock := "clearinghouse_nonce_bind_" + hashKey("nonce", string(nonce))
 	if _, err := acquireLocal(ctx, lock); err != nil {

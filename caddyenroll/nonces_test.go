@@ -749,3 +749,9 @@ func TestNonceJanitorKeepsLongerRetentionInUse(t *testing.T) {
 		t.Errorf("%v after it was bound at the 720h instance, the nonce is reused there: bound %v (%v)", f.clock.Sub(bound), ok, err)
 	}
 }
+
+// bindNonce binds a nonce to a request id alone, as the first versions
+// did (bindNonceTo).
+func (s *stateStore) bindNonce(ctx context.Context, nonce []byte, reqID string) (bool, error) {
+	return s.bindNonceTo(ctx, nonce, reqID, reqID)
+}
