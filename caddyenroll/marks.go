@@ -269,38 +269,7 @@ func (a *App) applyDeferredMarks(ctx context.Context) bool {
 	if err != nil || len(keys) == 0 {
 		return err == nil
 	}
-	var batch []mark
-	var from []string
-	left := 0
-	for _, k := range keys {
-		if !strings.HasSuffix(k, ".json") {
-			continue // the temporary file of a mark being stored (deleting it would fail that store)
-		}
-		b, err := a.storage.Load(ctx, k)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			left++ // try again later
-			continue
-		}
-		var m mark
-		if json.Unmarshal(b, &m) != nil || m.Device == "" {
-			a.log.Error("dropping an unreadable deferred mark", zap.String("key", k))
-			_ = a.storage.Delete(ctx, k)
-			continue
-		}
-		if eligible := a.eligible(m.Device); eligible == m.Unmark {
-			why := "the device's certificate was revoked meanwhile"
-			if m.Unmark {
-				why = "the device enrolled again meanwhile"
-			}
-			a.log.Info("deferred mark dropped: "+why, zap.String("device", m.Device), zap.Bool("unmark", m.Unmark))
-			_ = a.storage.Delete(ctx, k)
-			continue
-		}
-		batch, from = append(batch, m), append(from, k)
-	}
+	batch, from, left := a.loadDeferredMarks(ctx, keys)
 	if len(batch) == 0 {
 		return left == 0
 	}
@@ -333,4 +302,41 @@ func (a *App) applyDeferredMarks(ctx context.Context) bool {
 		}
 	}
 	return left == 0
+}
+
+// loadDeferredMarks reads the kept marks at keys: the batch to apply, the
+// key of each, and how many storage failed to read (left for later). Those
+// that no longer apply (the device's certificate revoked, or the device
+// enrolled again, since) and those that do not decode are deleted.
+func (a *App) loadDeferredMarks(ctx context.Context, keys []string) (batch []mark, from []string, left int) {
+	for _, k := range keys {
+		if !strings.HasSuffix(k, ".json") {
+			continue // the temporary file of a mark being stored (deleting it would fail that store)
+		}
+		b, err := a.storage.Load(ctx, k)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			left++ // try again later
+			continue
+		}
+		var m mark
+		if json.Unmarshal(b, &m) != nil || m.Device == "" {
+			a.log.Error("dropping an unreadable deferred mark", zap.String("key", k))
+			_ = a.storage.Delete(ctx, k)
+			continue
+		}
+		if eligible := a.eligible(m.Device); eligible == m.Unmark {
+			why := "the device's certificate was revoked meanwhile"
+			if m.Unmark {
+				why = "the device enrolled again meanwhile"
+			}
+			a.log.Info("deferred mark dropped: "+why, zap.String("device", m.Device), zap.Bool("unmark", m.Unmark))
+			_ = a.storage.Delete(ctx, k)
+			continue
+		}
+		batch, from = append(batch, m), append(from, k)
+	}
+	return batch, from, left
 }
