@@ -19,7 +19,7 @@ type localLocks struct {
 }
 
 // UnwrapStore lets ca.ListDir find the storage's files (ca.StoreWrapper).
-func (l localLocks) UnwrapStore() ca.Store { return l.Storage }
+func (s localLocks) UnwrapStore() ca.Store { return s.Storage }
 
 // lockTable is process-wide: apps of an old and a new config share it
 // during a reload.
