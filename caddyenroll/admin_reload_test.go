@@ -3,6 +3,7 @@ package caddyenroll
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 )
@@ -56,7 +58,14 @@ func TestAdminAfterFailedReload(t *testing.T) {
 	}}}
 	devices := func(when string) {
 		t.Helper()
+		// the previous admin server is shut down in the background, after
+		// Load returns: a connection it accepted meanwhile on the shared
+		// socket is closed unanswered (EOF), and is made again
 		resp, err := client.Get("http://localhost/enroll/devices")
+		for try := 1; errors.Is(err, io.EOF) && try < 10; try++ {
+			time.Sleep(20 * time.Millisecond)
+			resp, err = client.Get("http://localhost/enroll/devices")
+		}
 		if err != nil {
 			t.Fatalf("%s: %v", when, err)
 		}
