@@ -226,11 +226,22 @@ const pendingWarnInterval = 5 * time.Minute
 
 // throttle remembers when something keyed (a bound's warning, an
 // account's verification) was last done: a few keys per account, one per
-// held device of the file.
+// held device of the file. Keys done longer ago than any interval asked
+// for (throttleForget) are forgotten as the map grows, so that keys of
+// made-up device names do not pile up over months.
 type throttle struct {
-	mu   sync.Mutex
-	last map[string]time.Time
+	mu    sync.Mutex
+	last  map[string]time.Time
+	swept int // len(last) after the last sweep
 }
+
+// throttleForget is longer than every interval due is called with: a key
+// done before it is due again, as a key never done.
+const throttleForget = 2 * caExpiredLogInterval
+
+// throttleSweepAt is the size of the map from which it is swept, each time
+// it has doubled since the last sweep (linear time overall).
+const throttleSweepAt = 1024
 
 // due reports whether key was not done in the interval before now, and
 // if so records it done at now.
@@ -248,6 +259,14 @@ func (t *throttle) due(key string, now time.Time, every time.Duration) bool {
 		t.last = make(map[string]time.Time)
 	}
 	t.last[key] = now
+	if len(t.last) >= max(throttleSweepAt, 2*t.swept) {
+		for k, at := range t.last {
+			if now.Sub(at) > throttleForget {
+				delete(t.last, k)
+			}
+		}
+		t.swept = len(t.last)
+	}
 	return true
 }
 

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -543,5 +544,32 @@ func TestPendingBoundStaleMarker(t *testing.T) {
 		if got := st.Exists(ctx, pendingByKey("ops", phantom.ID)); got != s.phantom {
 			t.Fatalf("step %d: stale marker there: %v", i, got)
 		}
+	}
+}
+
+// A throttle forgets keys done longer ago than any interval it is asked
+// about, as its map grows: keys of made-up device names held one after
+// another over months do not pile up; a key done recently still throttles.
+func TestThrottleForgetsOldKeys(t *testing.T) {
+	th := new(throttle)
+	start := time.Now()
+	const rounds, perRound = 20, 2000
+	for r := range rounds {
+		now := start.Add(time.Duration(r) * 3 * time.Hour)
+		for i := range perRound {
+			if !th.due(fmt.Sprintf("warn:held:%d-%d", r, i), now, pendingWarnInterval) {
+				t.Fatalf("round %d: a new key throttled", r)
+			}
+		}
+		if th.due(fmt.Sprintf("warn:held:%d-0", r), now.Add(time.Minute), pendingWarnInterval) {
+			t.Fatalf("round %d: a key done a minute ago is due again", r)
+		}
+	}
+	if n := len(th.last); n > 3*perRound {
+		t.Errorf("%d keys kept after %d rounds of %d keys 3 h apart; want at most %d", n, rounds, perRound, 3*perRound)
+	}
+	// a key forgotten is due, as it would have been anyway
+	if !th.due("warn:held:0-1", start.Add(rounds*3*time.Hour), pendingWarnInterval) {
+		t.Error("a key done 60 h ago throttled")
 	}
 }
