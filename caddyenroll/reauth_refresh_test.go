@@ -6,14 +6,12 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/certmagic"
-	"go.uber.org/zap"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
@@ -46,28 +44,8 @@ device x.example "" %s enrolled
 device y.example "" enabled enrolled
 route "" '1405' x.example 1 y.example 0
 `
-	cs, _, _ := testConfigState(t, strings.Replace(conf, "%s", "enabled", 1))
-	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
-	a := &App{storage: st, state: newStateStore(st, time.Hour), cfg: cs, log: zap.NewNop(),
-		authz:           &authz{revocations: new(revocations)},
-		DeviceAddresses: map[string]string{"x.example": "192.0.2.50:5060", "y.example": "192.0.2.50:5060"}}
-	c, _, err := ca.Open(context.Background(), st, ca.Config{Name: "modern"}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.cas = map[string]*ca.CA{profileModern: c}
-	cs.read(func(f *configfile.File) { err = a.rebuildRoutes(f) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	initMetrics()
-	cs.flagsNow.Store(&flags{Routing: true})
-	ids, err := osp.NewTransactionIDs(bytes.Repeat([]byte{3}, osp.TransactionKeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &OSPHandler{Tokens: TokensUnsigned, Profile: profileModern, TokenValidity: 60e9, app: a, log: zap.NewNop(),
-		bySource: map[netip.Addr]string{netip.MustParseAddr("192.0.2.1"): "gw1.example"}, txIDs: ids}
+	h := reauthHandlerAt(t, strings.Replace(conf, "%s", "enabled", 1),
+		map[string]string{"x.example": "192.0.2.50:5060", "y.example": "192.0.2.50:5060"}, "gw1.example")
 	const gw1 = "192.0.2.1:5060"
 
 	req := &osp.AuthorizationRequest{MessageID: "1", ComponentID: "2", Timestamp: time.Now().UTC(),
@@ -91,7 +69,7 @@ route "" '1405' x.example 1 y.example 0
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.rebuildRoutes(f2); err != nil {
+	if err := h.app.rebuildRoutes(f2); err != nil {
 		t.Fatal(err)
 	}
 	re := &osp.ReauthorizationRequest{MessageID: "3", ComponentID: "4", Timestamp: time.Now().UTC(), Role: "source",

@@ -35,10 +35,17 @@ route carrier '1405' x.example 1
 // source address: 192.0.2.<i+1> is names[i].
 func reauthHandler(t *testing.T, text string, names ...string) *OSPHandler {
 	t.Helper()
+	return reauthHandlerAt(t, text, nil, names...)
+}
+
+// reauthHandlerAt is reauthHandler with the devices' signalling addresses
+// (device_address) addrs.
+func reauthHandlerAt(t *testing.T, text string, addrs map[string]string, names ...string) *OSPHandler {
+	t.Helper()
 	cs, _, _ := testConfigState(t, text)
 	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
 	a := &App{storage: st, state: newStateStore(st, time.Hour), cfg: cs, log: zap.NewNop(),
-		authz: &authz{revocations: new(revocations)}}
+		authz: &authz{revocations: new(revocations)}, DeviceAddresses: addrs}
 	c, _, err := ca.Open(context.Background(), st, ca.Config{Name: "modern"}, "")
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +67,16 @@ func reauthHandler(t *testing.T, text string, names ...string) *OSPHandler {
 		h.bySource[netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)})] = n
 	}
 	return h
+}
+
+// sourceAddrs is where reauthHandler's devices ask from: 192.0.2.<i+1>:5060
+// for names[i].
+func sourceAddrs(names []string) map[string]string {
+	from := map[string]string{}
+	for i, n := range names {
+		from[n] = netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}).String() + ":5060"
+	}
+	return from
 }
 
 // reauthOf is the reauthorization request of a call of gw1.example (the
@@ -88,10 +105,7 @@ func reauthOf(t *testing.T, tx uint64, token []byte) []byte {
 func TestReauthorizationOnlyByTheCallsSource(t *testing.T) {
 	names := []string{"gw1.example", "gw2.example", "x.example", "t.example"}
 	h := reauthHandler(t, strings.Replace(reauthSourceConf, "%s", "enabled", 1), names...)
-	from := map[string]string{}
-	for i, n := range names {
-		from[n] = netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}).String() + ":5060"
-	}
+	from := sourceAddrs(names)
 	req := &osp.AuthorizationRequest{MessageID: "1", ComponentID: "2", Timestamp: time.Now().UTC(),
 		CallIDs: [][]byte{[]byte("call-1")}, SourceInfo: []osp.Info{{Type: "e164", Value: "1404"}},
 		DestinationInfo: []osp.Info{{Type: "e164", Value: "1405"}}, MaxDestinations: 1}
@@ -184,10 +198,7 @@ func TestReauthorizationOnlyByTheCallsSource(t *testing.T) {
 func TestUsageNamesTheTransactionsSource(t *testing.T) {
 	names := []string{"gw1.example", "gw2.example", "x.example", "t.example"}
 	h := reauthHandler(t, strings.Replace(reauthSourceConf, "%s", "enabled", 1), names...)
-	from := map[string]string{}
-	for i, n := range names {
-		from[n] = netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}).String() + ":5060"
-	}
+	from := sourceAddrs(names)
 	authorize := func(who string) uint64 {
 		t.Helper()
 		req := &osp.AuthorizationRequest{MessageID: "1", ComponentID: "2", Timestamp: time.Now().UTC(),
