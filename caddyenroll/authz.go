@@ -47,9 +47,8 @@ type authz struct {
 
 	// signalling address → device, rebuilt with the route table
 	deviceByAddr atomic.Pointer[map[string][]string]
-	// the file's devices, set with the route table, and the index of
-	// their tags in transaction ids made from them (transactions.go)
-	devices atomic.Pointer[[]string]
+	// the index of the file's devices (deviceByAddr's) by their tags in
+	// transaction ids (transactions.go)
 	sources atomic.Pointer[sourceIndex]
 
 	// certificates already matched to the records this server keeps
@@ -170,10 +169,8 @@ func (a *App) rebuildRoutes(f *configfile.File) error {
 	// file may spell an address otherwise ("[2001:DB8:0::1]:5060",
 	// "::ffff:192.0.2.20"); several devices may share one
 	byAddr := make(map[string][]string, len(f.Devices))
-	names := make([]string, 0, len(f.Devices))
 	for i := range f.Devices {
 		if d, ok := t.Device(f.Devices[i].Name); ok {
-			names = append(names, d.Name)
 			k := d.SignalAddress
 			if norm, err := osp.NormalizeSignalAddress(k); err == nil {
 				k = norm
@@ -188,7 +185,6 @@ func (a *App) rebuildRoutes(f *configfile.File) error {
 		a.router.Swap(t)
 	}
 	a.authz.deviceByAddr.Store(&byAddr)
-	a.authz.devices.Store(&names)
 	return nil
 }
 

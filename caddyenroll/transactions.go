@@ -71,13 +71,13 @@ func (a *App) createTransactionKey(ctx context.Context) ([]byte, error) {
 }
 
 // sourceIndex finds the devices of the file by their tag in transaction
-// ids (osp.TransactionIDs.Tag): made for one list of the file's devices
-// (set with each route table) and one maker, when a usage record first
-// needs it.
+// ids (osp.TransactionIDs.Tag): made for the devices of one route table
+// (authz.deviceByAddr, set with it) and one maker, when a usage record
+// first needs it.
 type sourceIndex struct {
-	devices *[]string
-	ids     *osp.TransactionIDs
-	byTag   map[uint32][]string
+	byAddr *map[string][]string
+	ids    *osp.TransactionIDs
+	byTag  map[uint32][]string
 }
 
 // transactionSource tells whether an authorization of this clearinghouse
@@ -111,15 +111,17 @@ func (a *App) transactionSource(ids *osp.TransactionIDs, id uint64, reporter str
 // sourceTags is the index of the file's devices by tag, made again when
 // the route table or the maker changed.
 func (a *App) sourceTags(ids *osp.TransactionIDs) map[uint32][]string {
-	devices := a.authz.devices.Load()
-	if ix := a.authz.sources.Load(); ix != nil && ix.devices == devices && ix.ids == ids {
+	byAddr := a.authz.deviceByAddr.Load()
+	if ix := a.authz.sources.Load(); ix != nil && ix.byAddr == byAddr && ix.ids == ids {
 		return ix.byTag
 	}
-	ix := &sourceIndex{devices: devices, ids: ids, byTag: make(map[uint32][]string)}
-	if devices != nil {
-		for _, d := range *devices {
-			tag := ids.Tag(configfile.DeviceKey(d))
-			ix.byTag[tag] = append(ix.byTag[tag], d)
+	ix := &sourceIndex{byAddr: byAddr, ids: ids, byTag: make(map[uint32][]string)}
+	if byAddr != nil {
+		for _, names := range *byAddr {
+			for _, d := range names {
+				tag := ids.Tag(configfile.DeviceKey(d))
+				ix.byTag[tag] = append(ix.byTag[tag], d)
+			}
 		}
 	}
 	a.authz.sources.Store(ix) // racing builders make the same index
