@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/certmagic"
@@ -48,17 +47,7 @@ route "" '1405' x.example 1 y.example 0
 		map[string]string{"x.example": "192.0.2.50:5060", "y.example": "192.0.2.50:5060"}, "gw1.example")
 	const gw1 = "192.0.2.1:5060"
 
-	req := &osp.AuthorizationRequest{MessageID: "1", ComponentID: "2", Timestamp: time.Now().UTC(),
-		CallIDs: [][]byte{[]byte("call-1")}, SourceInfo: []osp.Info{{Type: "e164", Value: "1404"}},
-		DestinationInfo: []osp.Info{{Type: "e164", Value: "1405"}}, MaxDestinations: 1}
-	body, err := req.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rsp, err := osp.ParseAuthorisationResponse(postOSP(t, h, body, gw1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rsp := authorizeCall(t, h, gw1)
 	if !rsp.Status.OK() || len(rsp.Destinations) != 1 || rsp.Destinations[0].NetworkID != "x.example" {
 		t.Fatalf("authorization: %v %+v, want x.example", rsp.Status, rsp.Destinations)
 	}
@@ -72,15 +61,7 @@ route "" '1405' x.example 1 y.example 0
 	if err := h.app.rebuildRoutes(f2); err != nil {
 		t.Fatal(err)
 	}
-	re := &osp.ReauthorizationRequest{MessageID: "3", ComponentID: "4", Timestamp: time.Now().UTC(), Role: "source",
-		CallID: []byte("call-1"), SourceInfo: []osp.Info{{Type: "e164", Value: "1404"}},
-		DestinationInfo: []osp.Info{{Type: "e164", Value: "1405"}}, TransactionID: rsp.TransactionID,
-		Tokens: [][]byte{token}}
-	body, err = re.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rr, err := osp.ParseReauthorizationResponse(postOSP(t, h, body, gw1))
+	rr, err := osp.ParseReauthorizationResponse(postOSP(t, h, reauthOf(t, rsp.TransactionID, token), gw1))
 	if err != nil {
 		t.Fatal(err)
 	}

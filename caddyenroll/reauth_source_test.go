@@ -79,6 +79,24 @@ func sourceAddrs(names []string) map[string]string {
 	return from
 }
 
+// authorizeCall posts the authorization of a call 1404 → 1405 (call id
+// call-1, one destination) from the address from, and parses the answer.
+func authorizeCall(t *testing.T, h *OSPHandler, from string) *osp.AuthorisationResponse {
+	t.Helper()
+	req := &osp.AuthorizationRequest{MessageID: "1", ComponentID: "2", Timestamp: time.Now().UTC(),
+		CallIDs: [][]byte{[]byte("call-1")}, SourceInfo: []osp.Info{{Type: "e164", Value: "1404"}},
+		DestinationInfo: []osp.Info{{Type: "e164", Value: "1405"}}, MaxDestinations: 1}
+	body, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsp, err := osp.ParseAuthorisationResponse(postOSP(t, h, body, from))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rsp
+}
+
 // reauthOf is the reauthorization request of a call of gw1.example (the
 // toolkit's: role source, the first token, no destination named).
 func reauthOf(t *testing.T, tx uint64, token []byte) []byte {
@@ -106,17 +124,7 @@ func TestReauthorizationOnlyByTheCallsSource(t *testing.T) {
 	names := []string{"gw1.example", "gw2.example", "x.example", "t.example"}
 	h := reauthHandler(t, strings.Replace(reauthSourceConf, "%s", "enabled", 1), names...)
 	from := sourceAddrs(names)
-	req := &osp.AuthorizationRequest{MessageID: "1", ComponentID: "2", Timestamp: time.Now().UTC(),
-		CallIDs: [][]byte{[]byte("call-1")}, SourceInfo: []osp.Info{{Type: "e164", Value: "1404"}},
-		DestinationInfo: []osp.Info{{Type: "e164", Value: "1405"}}, MaxDestinations: 1}
-	body, err := req.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rsp, err := osp.ParseAuthorisationResponse(postOSP(t, h, body, from["gw1.example"]))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rsp := authorizeCall(t, h, from["gw1.example"])
 	if !rsp.Status.OK() || len(rsp.Destinations) != 1 || rsp.Destinations[0].NetworkID != "x.example" {
 		t.Fatalf("authorization: %v %+v, want x.example", rsp.Status, rsp.Destinations)
 	}
@@ -201,16 +209,9 @@ func TestUsageNamesTheTransactionsSource(t *testing.T) {
 	from := sourceAddrs(names)
 	authorize := func(who string) uint64 {
 		t.Helper()
-		req := &osp.AuthorizationRequest{MessageID: "1", ComponentID: "2", Timestamp: time.Now().UTC(),
-			CallIDs: [][]byte{[]byte("call-1")}, SourceInfo: []osp.Info{{Type: "e164", Value: "1404"}},
-			DestinationInfo: []osp.Info{{Type: "e164", Value: "1405"}}, MaxDestinations: 1}
-		body, err := req.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		rsp, err := osp.ParseAuthorisationResponse(postOSP(t, h, body, from[who]))
-		if err != nil || !rsp.Status.OK() {
-			t.Fatalf("authorization of %s: %+v %v", who, rsp, err)
+		rsp := authorizeCall(t, h, from[who])
+		if !rsp.Status.OK() {
+			t.Fatalf("authorization of %s: %+v", who, rsp)
 		}
 		return rsp.TransactionID
 	}
