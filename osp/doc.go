@@ -104,8 +104,10 @@
 // request's kind and ids, so RefusalFor can build the refusal. An element
 // a component does not use is skipped when it belongs to the toolkit's
 // vocabulary (every element the toolkit writes) or is marked
-// critical="false"; any other is refused with 412 — absent the attribute,
-// an element is critical, as in the toolkit (OSPPMsgElemIsCritical).
+// critical="false" (a usage indication keeps those whole instead, in
+// Usage.Extra and ExtraDetail, for its records); any other is refused with
+// 412 — absent the attribute, an element is critical, as in the toolkit
+// (OSPPMsgElemIsCritical).
 //
 // # Tokens
 //

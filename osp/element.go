@@ -7,7 +7,8 @@ import (
 )
 
 // Element is an XML element kept whole, for the parts of a message this
-// package passes on without interpreting them (Usage.Statistics): its
+// package passes on without interpreting them (Usage.Statistics,
+// Usage.Extra): its
 // name, attributes in document order, value (its text without surrounding
 // whitespace, as every value here) and child elements. Marshal writes it
 // back as it came, except text beside child elements (mixed content,

@@ -58,6 +58,7 @@ func TestParseCapturedUsageIndication(t *testing.T) {
 			DestinationAlternate: []Info{{TypeTransport, "[127.0.0.2]:5060"}},
 			GroupID:              "E4596A7B-2C27-11D9-816A-EA39F2B2CD06",
 			Protocol:             Info{"destination", "sip"},
+			Protocols:            []Info{{"destination", "sip"}},
 			Duration:             30 * time.Second,
 			PostDialDelay:        1010 * time.Millisecond,
 			HasPostDialDelay:     true,

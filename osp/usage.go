@@ -17,9 +17,9 @@ type UsageIndication struct {
 // Kind implements Message.
 func (*UsageIndication) Kind() Kind { return KindUsageIndication }
 
-// Usage is one <UsageIndication> component. Elements of the toolkit's
-// vocabulary not represented here (CallingPartyInfo, Codec, …) are
-// skipped when parsed and not written.
+// Usage is one <UsageIndication> component. The elements no other field
+// holds (CallingPartyInfo, Codec, PricingIndication, …) are kept whole in
+// Extra and ExtraDetail.
 type Usage struct {
 	ComponentID string
 	// Timestamp is when the device built the indication, by its clock
@@ -61,7 +61,12 @@ type Usage struct {
 	// <PostDialDelay> per side (type="destination", the provider's, set
 	// with OSPPTransactionSetProviderPDD, then type="source", the
 	// gateway's own).
-	Protocol      Info          // type="destination"; else one without type; else the first
+	Protocol Info // type="destination"; else one without type; else the first
+	// Protocols are all the <SignalingProtocol>s, in the order they came
+	// (the toolkit's OSPPTransactionSetProtocol gives one per type:
+	// source, destination, na). Marshal writes them when set, else
+	// Protocol.
+	Protocols     []Info
 	Duration      time.Duration // Amount × Increment, Unit "s"
 	StartTime     time.Time
 	EndTime       time.Time
@@ -89,6 +94,27 @@ type Usage struct {
 
 	CustomerID string
 	DeviceID   string
+
+	// Extra are the children of <UsageIndication> that no field above
+	// holds, and ExtraDetail those of <UsageDetail>, whole and in the
+	// order they came, so that records keep all the device reported:
+	// what the toolkit writes from its OSPPTransactionSet… setters
+	// (src/ospusageind.c), e.g. <CallingPartyInfo> and <CalledPartyInfo>
+	// (user name, id, group), <PricingIndication> (amount, increment,
+	// unit, currency), <CustomInfo>, <TransferId>, realms, SIP headers,
+	// <UserAgent>, <ChargingVector>, <JIP>, <StirInfo>, <SdpFingerprint>,
+	// redirect information in Extra; <Codec> (voice and video, per side),
+	// <SessionId> and the media addresses in ExtraDetail. Children of
+	// <RoleInfo> other than <State> (the toolkit's Format and VendorInfo)
+	// and of <Group> other than <GroupId> are kept in Extra as an element
+	// of that name holding just them. Unknown elements are kept as well
+	// when marked critical="false" (any other is refused, see
+	// checkUnknown); the parse limits bound them all. Marshal writes them
+	// back at the end of their parent, in their order (a kept <RoleInfo>
+	// or <Group> as a second element of that name), not where the toolkit
+	// writes them: no reader of indications depends on the order.
+	Extra       []Element
+	ExtraDetail []Element
 }
 
 // Calling returns the calling number: the first SourceInfo that is a
@@ -130,13 +156,11 @@ func decodeUsage(c *node) (Usage, error) {
 		case "Role":
 			u.Role = e.value()
 		case "RoleInfo":
-			for r := range e.children {
-				if r.name == "State" {
-					u.RoleState = r.value()
-				} else if err := checkUnknown(r); err != nil {
-					return u, err
-				}
+			rest, err := keepUnmodeled(e, "State", func(r *node) { u.RoleState = r.value() })
+			if err != nil {
+				return u, err
 			}
+			u.Extra = append(u.Extra, rest...)
 		case "TransactionId":
 			if u.TransactionID, err = decodeUint(e); err != nil {
 				return u, err
@@ -156,13 +180,11 @@ func decodeUsage(c *node) (Usage, error) {
 		case "DestinationAlternate":
 			u.DestinationAlternate = append(u.DestinationAlternate, decodeInfo(e))
 		case "Group":
-			for g := range e.children {
-				if g.name == "GroupId" {
-					u.GroupID = g.value()
-				} else if err := checkUnknown(g); err != nil {
-					return u, err
-				}
+			rest, err := keepUnmodeled(e, "GroupId", func(g *node) { u.GroupID = g.value() })
+			if err != nil {
+				return u, err
 			}
+			u.Extra = append(u.Extra, rest...)
 		case "UsageDetail":
 			if err := decodeUsageDetail(e, &u); err != nil {
 				return u, err
@@ -189,9 +211,35 @@ func decodeUsage(c *node) (Usage, error) {
 			if err := checkUnknown(e); err != nil {
 				return u, err
 			}
+			u.Extra = append(u.Extra, decodeElement(e))
 		}
 	}
 	return u, nil
+}
+
+// keepUnmodeled calls use with each child of n named modeled and returns
+// the other children (refused as checkUnknown refuses) as a copy of n
+// holding just them, or nothing when there are none.
+func keepUnmodeled(n *node, modeled string, use func(*node)) ([]Element, error) {
+	var rest []Element
+	for c := range n.children {
+		if c.name == modeled {
+			use(c)
+			continue
+		}
+		if err := checkUnknown(c); err != nil {
+			return nil, err
+		}
+		rest = append(rest, decodeElement(c))
+	}
+	if len(rest) == 0 {
+		return nil, nil
+	}
+	e := Element{Name: n.name, Value: n.value(), Children: rest}
+	for _, a := range n.attrs {
+		e.Attrs = append(e.Attrs, Attr{a.name, a.value})
+	}
+	return []Element{e}, nil
 }
 
 func decodeUsageDetail(n *node, u *Usage) error {
@@ -216,7 +264,9 @@ func decodeUsageDetail(n *node, u *Usage) error {
 				return perr(ErrInvalidValue, "<Unit> %q, only \"s\" is supported", e.value())
 			}
 		case "SignalingProtocol":
-			if in := decodeInfo(e); u.Protocol.Value == "" || protocolRank(in.Type) > protocolRank(u.Protocol.Type) {
+			in := decodeInfo(e)
+			u.Protocols = append(u.Protocols, in)
+			if u.Protocol.Value == "" || protocolRank(in.Type) > protocolRank(u.Protocol.Type) {
 				u.Protocol = in
 			}
 		case "StartTime":
@@ -259,6 +309,7 @@ func decodeUsageDetail(n *node, u *Usage) error {
 			if err := checkUnknown(e); err != nil {
 				return err
 			}
+			u.ExtraDetail = append(u.ExtraDetail, decodeElement(e))
 		}
 	}
 	if amount > maxSeconds*time.Second/time.Duration(incr) {
@@ -333,7 +384,11 @@ func (m *UsageIndication) Marshal() ([]byte, error) {
 		for _, tc := range u.TermCauses {
 			writeTermCause(w, tc)
 		}
-		if u.Protocol.Value != "" {
+		if len(u.Protocols) > 0 {
+			for _, p := range u.Protocols {
+				w.leaf("SignalingProtocol", p.Value, "type", p.Type)
+			}
+		} else if u.Protocol.Value != "" {
 			w.leaf("SignalingProtocol", u.Protocol.Value, "type", u.Protocol.Type)
 		}
 		if u.HasProviderPostDialDelay || u.ProviderPostDialDelay > 0 {
@@ -353,9 +408,15 @@ func (m *UsageIndication) Marshal() ([]byte, error) {
 		for i := range u.Statistics {
 			writeElement(w, &u.Statistics[i])
 		}
+		for i := range u.ExtraDetail {
+			writeElement(w, &u.ExtraDetail[i])
+		}
 		w.close("UsageDetail")
 		w.leafOpt("CustomerId", u.CustomerID, "critical", "false")
 		w.leafOpt("DeviceId", u.DeviceID, "critical", "false")
+		for i := range u.Extra {
+			writeElement(w, &u.Extra[i])
+		}
 		w.close("UsageIndication")
 	}
 	w.close("Message")
