@@ -107,6 +107,17 @@ type CDR struct {
 	RoutingNumber string `json:"routing_number,omitempty"`
 	CIC           string `json:"cic,omitempty"`
 	NPDI          bool   `json:"npdi,omitempty"`
+
+	// Details are the rest of what the device reported, which a
+	// clearinghouse's settlement may need, each value named by its path
+	// as osp.FlattenAll names it (see cdrDetails): the elements no field
+	// above holds ("CallingPartyInfo.UserId", "Codec[service:voice,type:source]",
+	// "PricingIndication.Amount", "SessionId[encoding:base64,type:source]",
+	// …), every <SignalingProtocol> ("SignalingProtocol[type:na]"), and
+	// every address element whole ("SourceAlternate[type:network]",
+	// "DestinationInfo[type:spid]", …). Values are as the device wrote
+	// them (base64 stays base64). Absent in records of earlier versions.
+	Details map[string]string `json:"details,omitempty"`
 }
 
 // cdrExport is a CDR as the JSON export writes it: the transaction id as
@@ -222,6 +233,7 @@ func cdrFromUsage(u *osp.Usage, reporter string, now time.Time) CDR {
 	if len(u.Statistics) > 0 {
 		c.Statistics = osp.FlattenAll(u.Statistics)
 	}
+	c.Details = cdrDetails(u)
 	np := u.NumberPortability()
 	c.RoutingNumber, c.CIC, c.NPDI = np.RoutingNumber, np.CIC, np.NPDI
 	// the toolkit's <DeviceInfo> is the source device (the reporting
@@ -243,6 +255,38 @@ func cdrFromUsage(u *osp.Usage, reporter string, now time.Time) CDR {
 		c.TermCauses = append(c.TermCauses, cdrTermCause(tc))
 	}
 	return c
+}
+
+// cdrDetails flattens what of u the other fields of a CDR do not hold,
+// or hold in part, into CDR.Details: the address elements whole (the
+// columns take one value of a type from them: the calling and called
+// numbers, the destination; the network and switch ids, proxy addresses,
+// operator names… are only here), the elements osp.Usage keeps unmodeled
+// (Extra, ExtraDetail) and every <SignalingProtocol> (Protocol is the
+// call's). nil when there are none.
+func cdrDetails(u *osp.Usage) map[string]string {
+	var es []osp.Element
+	infos := func(name string, list []osp.Info) {
+		for _, in := range list {
+			e := osp.Element{Name: name, Value: in.Value}
+			if in.Type != "" {
+				e.Attrs = []osp.Attr{{Name: "type", Value: in.Type}}
+			}
+			es = append(es, e)
+		}
+	}
+	infos("SourceInfo", u.SourceInfo)
+	infos("DeviceInfo", u.DeviceInfo)
+	infos("SourceAlternate", u.SourceAlternate)
+	infos("DestinationInfo", u.DestinationInfo)
+	infos("DestinationAlternate", u.DestinationAlternate)
+	es = append(es, u.Extra...)
+	infos("SignalingProtocol", u.Protocols)
+	es = append(es, u.ExtraDetail...)
+	if len(es) == 0 {
+		return nil
+	}
+	return osp.FlattenAll([]osp.Element{{Children: es}})
 }
 
 // cdrTermCause writes a termination cause as CDR.TermCauses holds it.
@@ -560,7 +604,7 @@ var cdrCSVHeader = []string{"transaction_id", "role", "reporter", "call_id", "ca
 	"release_source", "term_causes", "protocol", "received", "role_state", "provider_post_dial_delay_seconds",
 	"transaction_issued", "destination_device", "timestamp", "customer_id", "device_id", "setup_attempt",
 	"total_setup_attempts", "group_id", "service_type", "statistics", "transaction_source",
-	"routing_number", "cic", "npdi"}
+	"routing_number", "cic", "npdi", "details"}
 
 func csvTime(t time.Time) string {
 	if t.IsZero() {
@@ -611,7 +655,7 @@ func (x *cdrCSV) write(c CDR) error {
 		csvText(c.DestinationDevice), csvTime(c.Timestamp), csvText(c.CustomerID), csvText(c.DeviceID),
 		csvInt(c.SetupAttempt), csvInt(c.TotalSetupAttempts), csvText(c.GroupID), csvText(c.ServiceType),
 		csvText(csvPairs(c.Statistics)), csvText(c.TransactionSource),
-		csvText(c.RoutingNumber), csvText(c.CIC), csvFlag(c.NPDI)})
+		csvText(c.RoutingNumber), csvText(c.CIC), csvFlag(c.NPDI), csvText(csvPairs(c.Details))})
 }
 
 // csvFlag is "true" for a flag the device reported, empty otherwise (as
@@ -655,7 +699,7 @@ func csvList(items []string) string {
 	return strings.Join(esc, ";")
 }
 
-// csvPairs writes name=value pairs (statistics) as csvList does, sorted
+// csvPairs writes name=value pairs (statistics, details) as csvList does, sorted
 // by name. Names (osp.Element.Flatten's) hold no "=", ";" or "\": the
 // first "=" of an item ends its name.
 func csvPairs(m map[string]string) string {

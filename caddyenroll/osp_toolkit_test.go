@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,6 +130,7 @@ type otkCDR struct {
 	RoutingNumber string            `json:"routing_number"`
 	CIC           string            `json:"cic"`
 	NPDI          bool              `json:"npdi"`
+	Details       map[string]string `json:"details"`
 }
 
 // otkConfID is the conference id test_app gives every ReportUsage.
@@ -346,8 +348,12 @@ func TestOSPToolkitTestApp(t *testing.T) {
 		// kept with the record; SetProtocol (220) gives a protocol for
 		// the source, the destination and "na", and SetProviderPDD (237)
 		// the provider's post dial delay, 2.010 s, and
-		// SetTotalSetupAttempts (219) the call's attempts, 12
-		codes, out = otkRunTestApp(t, bin, cfg, 1, 23, 29, 27, 28, 200, 220, 237, 219, 32, 24)
+		// SetTotalSetupAttempts (219) the call's attempts, 12; and what
+		// records keep in their details: SetPricingInfo (55, before the
+		// authorization), SetCodec (221), SetNetworkId and SetSwitchId
+		// (222), SetSessionId (223), SetCallPartyInfo (226), SetUserAgent
+		// (234), SetChargingVector (240)
+		codes, out = otkRunTestApp(t, bin, cfg, 1, 23, 55, 29, 27, 28, 200, 220, 237, 219, 221, 222, 223, 226, 234, 240, 32, 24)
 		for i, c := range codes {
 			if c != 0 {
 				t.Fatalf("third run: step %d returned %d:\n%s", i, c, out)
@@ -364,6 +370,25 @@ func TestOSPToolkitTestApp(t *testing.T) {
 			// the call that connected has the protocols and delay set
 			if c3.Destination == otkSecond && (c3.Protocol != "h323-Q931" || c3.ProviderPDD != 2.01) {
 				t.Errorf("third run's call to %s: %+v, want the destination's protocol h323-Q931 (not the source's or na's) and the provider's delay 2.01 s", otkSecond, c3)
+			}
+			// every attempt has the transaction's pricing element in
+			// turn, the calling party and the user agent; the call that
+			// connected the called party, codecs and session ids set
+			// after the answer as well
+			want := map[string]string{"CallingPartyInfo.UserId": "callinguserid", "UserAgent": "Cisco-SIPGateway/IOS-12.x",
+				"ChargingVector[type:icidvalue]": "PCVICID", "RoleInfo.VendorInfo": "cisco",
+				"SignalingProtocol[type:source]": "h323-LRQ", "SignalingProtocol[type:na]": "iax",
+				"PricingIndication.Amount": "0.100", "PricingIndication.Currency": "USD"}
+			if c3.Destination == otkSecond {
+				maps.Copy(want, map[string]string{"PricingIndication.Amount": "0.150", "PricingIndication.Currency": "EUR",
+					"CalledPartyInfo.UserGroup": "calledusergroup", "Codec[service:voice,type:source]": "g729",
+					"Codec[service:video,type:destination]": "alaw", "SessionId[encoding:base64,type:source]": "c291cmNlY2FsbGlk",
+					"DestinationAlternate[type:switchId]": "DestSwitchId", "SignalingProtocol[type:destination]": "h323-Q931"})
+			}
+			for k, v := range want {
+				if c3.Details[k] != v {
+					t.Errorf("third run's record of the attempt at %s: details %s = %q, want %q (details %q)", c3.Destination, k, c3.Details[k], v, c3.Details)
+				}
 			}
 		}
 	})
