@@ -1,7 +1,6 @@
 package caddyenroll
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -51,7 +50,8 @@ func init() {
 //	DELETE /enroll/cdrs?before=D        delete the records of the UTC days before D (at most tomorrow)
 //
 // Bodies are read strictly (readBody): unknown fields, data after the
-// object and bodies over 64 KiB are refused.
+// object and bodies over 64 KiB are refused, and so is a Content-Type
+// other than application/json (what an HTML form can send cross-origin).
 type adminAPI struct {
 	ctx caddy.Context
 	log *zap.Logger
@@ -298,36 +298,6 @@ type approveBody struct {
 
 type rejectBody struct {
 	Reason string `json:"reason,omitempty"`
-}
-
-// maxAdminBody bounds the request bodies of the admin API.
-const maxAdminBody = 64 << 10
-
-// readBody decodes the JSON body of an admin request into v; an empty body
-// leaves v as it is. The body is read strictly: a field v lacks (a typo,
-// "reson", would otherwise drop the reason and go ahead), data after the
-// value, or a body larger than maxAdminBody (which would be cut, and decoded
-// in part) is refused. The error is the API's answer.
-func readBody(r *http.Request, v any) error {
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxAdminBody+1))
-	if err != nil {
-		return apiErr(http.StatusBadRequest, fmt.Errorf("reading the body: %v", err))
-	}
-	if len(b) > maxAdminBody {
-		return apiErr(http.StatusRequestEntityTooLarge, fmt.Errorf("body larger than %d bytes", maxAdminBody))
-	}
-	if len(bytes.TrimSpace(b)) == 0 {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return apiErr(http.StatusBadRequest, fmt.Errorf("decoding JSON body: %v", err))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return apiErr(http.StatusBadRequest, errors.New("decoding JSON body: data after the JSON value"))
-	}
-	return nil
 }
 
 // notAllowed refuses r's method (405), naming the route's methods in
