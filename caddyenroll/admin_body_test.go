@@ -8,7 +8,8 @@ import (
 )
 
 // A request body is read strictly: a mistyped field is refused (400), not
-// ignored while the action goes ahead without it, and a body larger than
+// ignored while the action goes ahead without it, so is a field given
+// twice (which one counts?), and a body larger than
 // the admin API reads is refused (413), not cut and decoded in part.
 func TestAdminBodyIsStrict(t *testing.T) {
 	initMetrics()
@@ -37,6 +38,13 @@ func TestAdminBodyIsStrict(t *testing.T) {
 		{"/enroll/reject/0123456789abcdef0123456789abcdef", `{"reason": "a"} {"reason": "b"}`, "after the JSON value"},
 		{"/enroll/revoke", `{"serial": "` + serial + `"}` + strings.Repeat(" ", 64<<10) + `trailing`, "larger than 65536 bytes"},
 		{"/enroll/revoke", `{"serial": "` + serial + `"}` + strings.Repeat(" ", 64<<10), "larger than 65536 bytes"},
+		// a field given twice: the last one was taken, silently, whatever
+		// the first said (Go's decoder matches names case-insensitively,
+		// "ſ" folding to "s", so these are the same field)
+		{"/enroll/revoke", `{"serial": "ff", "serial": "` + serial + `"}`, `field "serial" given twice`},
+		{"/enroll/revoke", `{"serial": "` + serial + `", "reason": 0, "Reason": 1}`, `field "Reason" given twice`},
+		{"/enroll/revoke", `{"ſerial": "ff", "SERIAL": "` + serial + `"}`, `field "SERIAL" given twice`},
+		{"/enroll/reject/0123456789abcdef0123456789abcdef", `{"reason": "a", "reason": "b"}`, `field "reason" given twice`},
 		// a sign is not a separator: -1 is no reason (it was a 500)
 		{"/enroll/revoke", `{"serial": "` + serial + `", "reason": -1}`, "unsupported revocation reason"},
 		{"/enroll/revoke", `{"device": "gw1.example", "reason": -4}`, "unsupported revocation reason"},
