@@ -49,7 +49,7 @@ func init() {
 //	                                    (UTC days YYYY-MM-DD, inclusive) export a period
 //	DELETE /enroll/cdrs?before=D        delete the records of the UTC days before D (at most tomorrow)
 //
-// Bodies are read strictly (readBody): unknown fields, data after the
+// Bodies are read strictly (readBody): unknown or repeated fields, data after the
 // object and bodies over 64 KiB are refused, and so is a Content-Type
 // other than application/json (what an HTML form can send cross-origin).
 type adminAPI struct {

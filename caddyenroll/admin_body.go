@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 )
 
 // maxAdminBody bounds the request bodies of the admin API.
@@ -15,8 +16,8 @@ const maxAdminBody = 64 << 10
 
 // readBody decodes the JSON body of an admin request into v; an empty body
 // leaves v as it is. The body is read strictly: a field v lacks (a typo,
-// "reson", would otherwise drop the reason and go ahead), data after the
-// value, or a body larger than maxAdminBody (which would be cut, and decoded
+// "reson", would otherwise drop the reason and go ahead), a field given
+// twice, data after the value, or a body larger than maxAdminBody (which would be cut, and decoded
 // in part) is refused. So is a request that says its body is anything but
 // JSON (jsonContent). The error is the API's answer.
 func readBody(r *http.Request, v any) error {
@@ -41,7 +42,44 @@ func readBody(r *http.Request, v any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return apiErr(http.StatusBadRequest, errors.New("decoding JSON body: data after the JSON value"))
 	}
+	if name := repeatedField(b); name != "" {
+		return apiErr(http.StatusBadRequest, fmt.Errorf("decoding JSON body: field %q given twice", name))
+	}
 	return nil
+}
+
+// repeatedField is the first name of the JSON object b (decoded already)
+// that repeats an earlier one, "" if none does. The decoder takes the last
+// of a field given twice, and matches names regardless of case ("SERIAL",
+// "ſerial"): {"serial": A, "serial": B} would act on B, silently, and a
+// text/plain form could override the "=" its encoding puts in a value. The
+// bodies are flat: only the top level is looked at; its names before the
+// first repeat are no more than the body's type has fields (an unknown one
+// failed decoding).
+func repeatedField(b []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	var seen []string
+	for dec.More() {
+		t, err := dec.Token()
+		name, ok := t.(string)
+		if err != nil || !ok {
+			return ""
+		}
+		for _, s := range seen {
+			if strings.EqualFold(s, name) {
+				return name
+			}
+		}
+		seen = append(seen, name)
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return ""
+		}
+	}
+	return ""
 }
 
 // jsonContent refuses (415) a request whose Content-Type is other than
