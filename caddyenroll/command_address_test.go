@@ -1,0 +1,61 @@
+package caddyenroll
+
+import (
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// --address takes what Caddy's admin listen takes — host:port, or a unix
+// socket (unix//path) — and the http:// URL of the endpoint, as an
+// operator copies it from a browser or curl: that one failed with "dial
+// http:: unknown network http:". An https:// URL (remote administration,
+// which wants a client certificate the commands do not present) and a URL
+// with a path are refused, saying why, without a request.
+func TestAdminCommandAddresses(t *testing.T) {
+	tcp := fakeAdmin(t, `[]`)
+
+	sockDir, err := os.MkdirTemp("", "adm") // a short path: a socket's is bounded
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	sock := filepath.Join(sockDir, "admin.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`[]`))
+	}))
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	for _, c := range []struct {
+		address, want string // want: "" to succeed, else the error's words
+	}{
+		{tcp, ""},
+		{"unix/" + sock, ""},
+		{"http://" + tcp, ""},
+		{"http://" + tcp + "/", ""},
+		{"HTTP://" + tcp, ""},
+		{"https://" + tcp, "remote administration"},
+		{"http://" + tcp + "/config/", "no path"},
+		{"http://user:pw@" + tcp, "no path"},
+		{"http://" + tcp + "?x=1", "no path"},
+	} {
+		out, _, err := runEnrollCommand(t, "pending", "--address", c.address)
+		switch {
+		case c.want == "" && (err != nil || !strings.Contains(out, "ID")):
+			t.Errorf("--address %s: %v, printed %q; want the (empty) list", c.address, err, out)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("--address %s: %v, want an error saying %q", c.address, err, c.want)
+		}
+	}
+}
