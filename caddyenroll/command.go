@@ -278,7 +278,7 @@ func adminCommand(use, short string, setup func(*cobra.Command), build adminRequ
 	// no arguments unless setup says otherwise: cobra would take any and
 	// ignore them (`ca legacy` showing the modern CA)
 	c := &cobra.Command{Use: use, Short: short, SilenceUsage: true, Args: cobra.NoArgs}
-	c.Flags().String("address", "", "address of the administration API listener (if --config is not used)")
+	c.Flags().String("address", "", "address of the administration API listener: host:port, unix//path or http://host:port (if --config is not used)")
 	c.Flags().StringP("config", "c", "", "configuration file (if --address is not used)")
 	c.Flags().StringP("adapter", "a", "", "name of config adapter to apply (if --config is used)")
 	if setup != nil {
@@ -295,6 +295,9 @@ func adminCommand(use, short string, setup func(*cobra.Command), build adminRequ
 		adminAddr, err := caddycmd.DetermineAdminAPIAddress(addr, nil, cfg, adapter)
 		if err != nil {
 			return fmt.Errorf("couldn't determine admin API address: %v", err)
+		}
+		if adminAddr, err = adminListenAddress(adminAddr); err != nil {
+			return err
 		}
 		var rd io.Reader
 		if body != nil {
@@ -336,6 +339,33 @@ func adminCommand(use, short string, setup func(*cobra.Command), build adminRequ
 		}
 	}
 	return c
+}
+
+// adminListenAddress is addr as AdminAPIRequest takes it: a network
+// address, as the admin listen option has it (host:port, unix//path), or
+// the http:// URL of the endpoint, which an operator copies from a browser
+// or curl, as its host:port (AdminAPIRequest read it as a network named
+// "http:"). An https:// URL is refused: the endpoint over TLS is remote
+// administration, whose client certificate the commands do not present.
+// So is a URL with more than a host (a path, a query, a user: the
+// commands would drop it), without echoing its password.
+func adminListenAddress(addr string) (string, error) {
+	scheme, _, ok := strings.Cut(addr, "://")
+	if !ok {
+		return addr, nil
+	}
+	u, err := url.Parse(addr)
+	switch {
+	case err != nil: // its error repeats the address, a password too
+		return "", errors.New("--address: not a URL; give host:port, unix//path or http://host:port")
+	case strings.EqualFold(scheme, "https"):
+		return "", fmt.Errorf("--address %s: the admin endpoint over https is remote administration, which these commands do not speak (its client certificate); give the local endpoint, host:port or unix//path", u.Redacted())
+	case !strings.EqualFold(scheme, "http"):
+		return "", fmt.Errorf("--address %s: give host:port, unix//path or http://host:port", u.Redacted())
+	case u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || (u.Path != "" && u.Path != "/") || u.Host == "":
+		return "", fmt.Errorf("--address %s: http://host:port, with no path, query or user", u.Redacted())
+	}
+	return u.Host, nil
 }
 
 // maxAdminAnswer bounds the answers the commands read whole (all but the

@@ -49,6 +49,7 @@ func TestAdminCommandAddresses(t *testing.T) {
 		{"http://" + tcp + "/config/", "no path"},
 		{"http://user:pw@" + tcp, "no path"},
 		{"http://" + tcp + "?x=1", "no path"},
+		{"http://user:secret@[" + tcp, "not a URL"},
 	} {
 		out, _, err := runEnrollCommand(t, "pending", "--address", c.address)
 		switch {
@@ -56,6 +57,8 @@ func TestAdminCommandAddresses(t *testing.T) {
 			t.Errorf("--address %s: %v, printed %q; want the (empty) list", c.address, err, out)
 		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("--address %s: %v, want an error saying %q", c.address, err, c.want)
+		case err != nil && strings.Contains(err.Error(), "pw") || err != nil && strings.Contains(err.Error(), "secret"):
+			t.Errorf("--address %s: the error repeats the password: %v", c.address, err)
 		}
 	}
 }
