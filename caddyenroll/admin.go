@@ -475,6 +475,11 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if body.Device != "" {
+		// by the name its certificates and lock have: the file is
+		// searched with it too ("[gw1.example]" names no device there)
+		body.Device = device
+	}
 	// under the device's lock, as issuance: a certificate issued meanwhile
 	// is either revoked here or issued after
 	unlock, err := ad.app.state.lockDevice(ctx, device)
