@@ -300,6 +300,20 @@ type rejectBody struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// checkRequestID refuses (400) an approve or reject path's id that is not a
+// request id or a prefix of one: hex digits, at most an id's 32. Storage
+// would be asked for anything, as a key's name, and a typo answered 404 or
+// 500; a long one is not repeated whole in the answer and the log.
+func checkRequestID(id string) error {
+	if len(id) <= 32 && strings.Trim(strings.ToLower(id), "0123456789abcdef") == "" {
+		return nil
+	}
+	if len(id) > 40 {
+		id = id[:40] + "…"
+	}
+	return apiErr(http.StatusBadRequest, fmt.Errorf("%q is not a request id (hex, a prefix of 6 digits or more)", id))
+}
+
 // notAllowed refuses r's method (405), naming the route's methods in
 // Allow (RFC 9110, 15.5.5).
 func notAllowed(w http.ResponseWriter, r *http.Request, allowed ...string) error {
@@ -310,6 +324,9 @@ func notAllowed(w http.ResponseWriter, r *http.Request, allowed ...string) error
 func (ad *adminAPI) approve(w http.ResponseWriter, r *http.Request, id string) error {
 	if r.Method != http.MethodPost {
 		return notAllowed(w, r, http.MethodPost)
+	}
+	if err := checkRequestID(id); err != nil {
+		return err
 	}
 	var body approveBody
 	if err := readBody(r, &body); err != nil {
@@ -367,6 +384,9 @@ func (ad *adminAPI) waitNote(device, what string, cause error) string {
 func (ad *adminAPI) reject(w http.ResponseWriter, r *http.Request, id string) error {
 	if r.Method != http.MethodPost {
 		return notAllowed(w, r, http.MethodPost)
+	}
+	if err := checkRequestID(id); err != nil {
+		return err
 	}
 	var body rejectBody
 	if err := readBody(r, &body); err != nil {
