@@ -3,6 +3,8 @@ package ca
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"unicode/utf8"
 )
 
 // Error kinds. Every error returned by this package for one of these reasons
@@ -44,4 +46,22 @@ func (e *kindError) Unwrap() error { return e.kind }
 
 func errorf(kind error, format string, args ...any) error {
 	return &kindError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+// maxQuoted bounds what of a caller's input an error repeats: a name or
+// serial of 64 KiB (an admin API body) is not echoed whole into answers
+// and logs.
+const maxQuoted = 80
+
+// quoted is s as %q writes it, cut to maxQuoted bytes (on a rune
+// boundary) with the length said when longer.
+func quoted(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	i := maxQuoted
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return strconv.Quote(s[:i]) + fmt.Sprintf("… (%d bytes)", len(s))
 }

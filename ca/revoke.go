@@ -117,7 +117,7 @@ func NormalizeSerial(s string) (string, error) {
 	t = strings.ReplaceAll(t, ":", "")
 	n, ok := new(big.Int).SetString(t, 16)
 	if !ok || n.Sign() <= 0 || len(t) > 64 {
-		return "", fmt.Errorf("ca: invalid serial number %q", s)
+		return "", fmt.Errorf("ca: invalid serial number %s", quoted(s))
 	}
 	return n.Text(16), nil
 }

@@ -63,17 +63,17 @@ func NormalizeDevice(device string) (name string, ip net.IP, err error) {
 	}
 	d = strings.TrimSuffix(d, ".")
 	if d == "" || len(d) > 253 {
-		return "", nil, errorf(ErrBadDeviceName, "device name %q is not a DNS name or IP address", device)
+		return "", nil, errorf(ErrBadDeviceName, "device name %s is not a DNS name or IP address", quoted(device))
 	}
 	labels := strings.Split(d, ".")
 	for _, label := range labels {
 		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return "", nil, errorf(ErrBadDeviceName, "device name %q is not a DNS name or IP address", device)
+			return "", nil, errorf(ErrBadDeviceName, "device name %s is not a DNS name or IP address", quoted(device))
 		}
 		for i := 0; i < len(label); i++ {
 			c := label[i]
 			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-				return "", nil, errorf(ErrBadDeviceName, "device name %q is not a DNS name or IP address (character %q)", device, c)
+				return "", nil, errorf(ErrBadDeviceName, "device name %s is not a DNS name or IP address (character %q)", quoted(device), c)
 			}
 		}
 	}
@@ -81,7 +81,7 @@ func NormalizeDevice(device string) (name string, ip net.IP, err error) {
 	// is an address that resolvers read as one ("127.1" is 127.0.0.1 to
 	// inet_aton) but a certificate would carry as a DNS name
 	if last := labels[len(labels)-1]; strings.Trim(last, "0123456789") == "" {
-		return "", nil, errorf(ErrBadDeviceName, "device name %q is neither a DNS name (its last label is all digits) nor an IP address in full form", device)
+		return "", nil, errorf(ErrBadDeviceName, "device name %s is neither a DNS name (its last label is all digits) nor an IP address in full form", quoted(device))
 	}
 	return d, nil, nil
 }
