@@ -50,15 +50,21 @@ Tools for the clearinghouse enrollment server.
                         --before
 
 All but check talk to a running Caddy's admin API (--address, or the admin
-address of --config).`,
+address of --config). All of those but the cdrs export (--format json) take
+--json: print the admin API's JSON answer, indented, instead of the table or
+the readable form; a list read a page at a time is one array of every page.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.AddCommand(checkCommand())
-			cmd.AddCommand(adminCommand("pending", "List pending enrollment requests", pageFlags, func(f adminFlags, _ []string) (string, string, any, error) {
+			cmd.AddCommand(adminCommand("pending", "List pending enrollment requests", func(c *cobra.Command) {
+				pageFlags(c)
+				jsonFlag(c)
+			}, func(f adminFlags, _ []string) (string, string, any, error) {
 				return listRequest("/enroll/pending", f, url.Values{})
 			}))
 			cmd.AddCommand(adminCommand("requests", "List enrollment requests", func(c *cobra.Command) {
 				c.Flags().String("state", "", "only requests in this state (pending, issued, rejected)")
 				pageFlags(c)
+				jsonFlag(c)
 			}, func(f adminFlags, _ []string) (string, string, any, error) {
 				q := url.Values{}
 				if s, _ := f.cmd.Flags().GetString("state"); s != "" {
@@ -69,6 +75,7 @@ address of --config).`,
 			cmd.AddCommand(adminCommand("approve <id>", "Approve a pending request", func(c *cobra.Command) {
 				c.Args = cobra.ExactArgs(1)
 				c.Flags().String("group", "", `group of an approved device that the configuration file lacks; without it, the default group ""`)
+				jsonFlag(c)
 			}, func(f adminFlags, args []string) (string, string, any, error) {
 				g, _ := f.cmd.Flags().GetString("group")
 				id, err := pathSegment("request id", args[0])
@@ -77,12 +84,13 @@ address of --config).`,
 			cmd.AddCommand(adminCommand("reject <id>", "Reject a pending request", func(c *cobra.Command) {
 				c.Args = cobra.ExactArgs(1)
 				c.Flags().String("reason", "", "reason, recorded with the request")
+				jsonFlag(c)
 			}, func(f adminFlags, args []string) (string, string, any, error) {
 				r, _ := f.cmd.Flags().GetString("reason")
 				id, err := pathSegment("request id", args[0])
 				return http.MethodPost, "/enroll/reject/" + id, rejectBody{Reason: r}, err
 			}))
-			cmd.AddCommand(adminCommand("devices", "List devices and their certificates", nil, func(f adminFlags, _ []string) (string, string, any, error) {
+			cmd.AddCommand(adminCommand("devices", "List devices and their certificates", jsonFlag, func(f adminFlags, _ []string) (string, string, any, error) {
 				return http.MethodGet, "/enroll/devices", nil, nil
 			}))
 			cmd.AddCommand(adminCommand("revoke", "Revoke certificates", func(c *cobra.Command) {
@@ -90,6 +98,7 @@ address of --config).`,
 				c.Flags().String("device", "", "revoke every certificate of this device")
 				c.Flags().Int("reason", 0, "RFC 5280 reason code (0 unspecified, 1 keyCompromise, 3 affiliationChanged, 4 superseded, 5 cessationOfOperation, 9 privilegeWithdrawn)")
 				c.Flags().Bool("forget-ids", false, "with --device: also forget the device and customer ids it first enrolled with")
+				jsonFlag(c)
 			}, func(f adminFlags, _ []string) (string, string, any, error) {
 				serial, _ := f.cmd.Flags().GetString("serial")
 				device, _ := f.cmd.Flags().GetString("device")
@@ -124,6 +133,7 @@ address of --config).`,
 			cdrs.AddCommand(adminCommand("purge", "Delete the call detail records of the days before --before", func(c *cobra.Command) {
 				c.Args = cobra.NoArgs
 				c.Flags().String("before", "", "delete the records of the UTC days before this one (YYYY-MM-DD, at most tomorrow)")
+				jsonFlag(c)
 			}, func(f adminFlags, _ []string) (string, string, any, error) {
 				before, _ := f.cmd.Flags().GetString("before")
 				if before == "" {
@@ -134,12 +144,14 @@ address of --config).`,
 			cmd.AddCommand(cdrs)
 			cmd.AddCommand(adminCommand("certificate <serial>", "Show an issued certificate", func(c *cobra.Command) {
 				c.Args = cobra.ExactArgs(1)
+				jsonFlag(c)
 			}, func(f adminFlags, args []string) (string, string, any, error) {
 				serial, err := pathSegment("serial", args[0])
 				return http.MethodGet, "/enroll/certificates/" + serial, nil, err
 			}))
 			cmd.AddCommand(adminCommand("ca", "Show the operational CA certificate and fingerprint", func(c *cobra.Command) {
 				c.Flags().String("profile", profileModern, "CA profile (modern or legacy)")
+				jsonFlag(c)
 			}, func(f adminFlags, _ []string) (string, string, any, error) {
 				p, _ := f.cmd.Flags().GetString("profile")
 				profile, err := pathSegment("profile", p)
@@ -210,6 +222,13 @@ type adminFlags struct {
 func pageFlags(c *cobra.Command) {
 	c.Flags().Int("limit", 0, "list one page of at most this many requests (1 to 10000; default: every page)")
 	c.Flags().String("after", "", "list the requests whose id follows this one (the last of the previous page)")
+}
+
+// jsonFlag adds --json, named as in `caddy list-modules --json`: scripts
+// parse the admin API's answer, not a table whose empty columns (USER,
+// CLIENT) shift awk's fields.
+func jsonFlag(c *cobra.Command) {
+	c.Flags().Bool("json", false, "print the admin API's JSON answer (indented; a list: one array of every page) instead of the table")
 }
 
 // listRequest is the request of a list's first page: q with the page flags.
@@ -300,15 +319,21 @@ func adminCommand(use, short string, setup func(*cobra.Command), build adminRequ
 			return err
 		}
 		var rd io.Reader
+		var header http.Header
 		if body != nil {
 			b, err := json.Marshal(body)
 			if err != nil {
 				return err
 			}
 			rd = bytes.NewReader(b)
+			// the admin API refuses (415) a body of another type; said here,
+			// not left to AdminAPIRequest's default
+			header = http.Header{"Content-Type": {"application/json"}}
 		}
+		asJSON, _ := cmd.Flags().GetBool("json") // false where not defined (cdrs)
+		var pages [][]byte                       // with --json, printed once all are read
 		for page := 0; ; page++ {
-			resp, err := caddycmd.AdminAPIRequest(adminAddr, method, uri, nil, rd)
+			resp, err := caddycmd.AdminAPIRequest(adminAddr, method, uri, header, rd)
 			if err != nil {
 				return err
 			}
@@ -323,22 +348,69 @@ func adminCommand(use, short string, setup func(*cobra.Command), build adminRequ
 			if err != nil {
 				return err
 			}
-			if err := printAdminAnswer(cmd.OutOrStdout(), uri, out, page > 0); err != nil {
+			if asJSON {
+				if !json.Valid(out) {
+					return notJSON(uri, out)
+				}
+				pages = append(pages, out)
+			} else if err := printAdminAnswer(cmd.OutOrStdout(), uri, out, page > 0); err != nil {
 				return err
 			}
 			// lists come a page at a time: every page, or the one asked for
 			next, err := nextPage(resp.Header, uri)
-			if err != nil || next == "" {
+			if err != nil {
 				return err
+			}
+			if next == "" {
+				break
 			}
 			if n, _ := cmd.Flags().GetInt("limit"); n != 0 {
 				fmt.Fprintf(cmd.ErrOrStderr(), "more requests follow: --after %s\n", pageAfter(next))
-				return nil
+				break
 			}
 			uri = next
 		}
+		if asJSON {
+			return printJSONAnswer(cmd.OutOrStdout(), uri, pages)
+		}
+		return nil
 	}
 	return c
+}
+
+// printJSONAnswer prints the answer of --json: one JSON document, indented
+// as the admin API and `caddy list-modules --json` do (two spaces), ending
+// in a newline. A list's pages are joined into one array, so that a script
+// reads one document whatever the page size; nothing is printed until
+// every page was read, so that a failure prints no part of the list.
+func printJSONAnswer(w io.Writer, uri string, pages [][]byte) error {
+	doc := pages[0]
+	if len(pages) > 1 {
+		all := []json.RawMessage{}
+		for _, p := range pages {
+			var items []json.RawMessage
+			if err := json.Unmarshal(p, &items); err != nil {
+				return fmt.Errorf("a page of the list %s is not a JSON array: not printed", uri)
+			}
+			all = append(all, items...)
+		}
+		var err error
+		if doc, err = json.Marshal(all); err != nil {
+			return fmt.Errorf("joining the pages of %s: %v", uri, err)
+		}
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, bytes.TrimSpace(doc), "", "  "); err != nil {
+		return notJSON(uri, doc)
+	}
+	buf.WriteByte('\n')
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+// notJSON is the error of an answer that is not JSON.
+func notJSON(uri string, body []byte) error {
+	return fmt.Errorf("the answer to %s is not valid JSON (%d bytes; cut short?): not printed", uri, len(body))
 }
 
 // adminListenAddress is addr as AdminAPIRequest takes it: a network
@@ -391,7 +463,7 @@ func readAdminAnswer(r io.Reader, uri string) ([]byte, error) {
 // (more) continue its table without the heading.
 func printAdminAnswer(w io.Writer, uri string, body []byte, more bool) error {
 	if !json.Valid(body) {
-		return fmt.Errorf("the answer to %s is not valid JSON (%d bytes; cut short?): not printed", uri, len(body))
+		return notJSON(uri, body)
 	}
 	switch {
 	case strings.HasPrefix(uri, "/enroll/pending"), strings.HasPrefix(uri, "/enroll/requests"):
