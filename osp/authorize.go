@@ -102,10 +102,13 @@ func randomAttr() string { return strconv.FormatUint(uint64(mrand.Uint32()), 10)
 // ids (the toolkit may send one per destination), else req.CallIDs[0].
 //
 // The request's number portability data (req.NumberPortability: routing
-// number, CIC, npdi) is echoed in every destination, where the toolkit's
-// OSPPTransactionGetNumberPortabilityParameters finds it. It is also in
-// every token, before the called number, so that a reauthorization routes
-// as the authorization did. The tokens' called number stays the dialed
+// number, CIC, npdi) and operator names (req.OperatorNames: spid, ocn,
+// mcc…) are echoed in every destination, where the toolkit's
+// OSPPTransactionGetNumberPortabilityParameters and
+// OSPPTransactionGetOperatorName find them. The number portability data is
+// also in every token, before the called number, so that a reauthorization
+// routes as the authorization did (operator names are not: they do not
+// route the call, and the token stays small). The tokens' called number stays the dialed
 // one, which the terminating gateway compares with the call's. Which
 // destinations a routing number leads to is the caller's choice of dests.
 //
@@ -159,6 +162,7 @@ func AuthorizeTransaction(req *AuthorizationRequest, dests []Destination, signer
 		return rsp, nil
 	}
 	tx := ids.New()
+	ops := req.OperatorNames()
 	rsp.Destinations = make([]ResponseDestination, 0, len(dests))
 	for i := range dests {
 		var callID []byte
@@ -172,6 +176,7 @@ func AuthorizeTransaction(req *AuthorizationRequest, dests []Destination, signer
 		if err != nil {
 			return nil, fmt.Errorf("osp: Authorize: destination %d: %w", i, err)
 		}
+		rd.OperatorNames = ops
 		rsp.Destinations = append(rsp.Destinations, rd)
 	}
 	rsp.Status = StatusOK

@@ -39,6 +39,10 @@ type ResponseDestination struct {
 	// toolkit hands to the source with
 	// OSPPTransactionGetNumberPortabilityParameters.
 	NumberPortability NumberPortability
+	// OperatorNames echoes the request's operator names
+	// (<DestinationInfo type="spid">, "ocn", "mcc"… in the toolkit's
+	// order), which OSPPTransactionGetOperatorName reads.
+	OperatorNames []Info
 	// SignalAddress is <DestinationSignalAddress>: "[ip]:port" or
 	// "host:port" (at most 261 bytes, the toolkit's OSPC_SIZE_SIGNALADDR).
 	SignalAddress string
@@ -155,6 +159,7 @@ func decodeDestination(n *node) (ResponseDestination, error) {
 		}
 	}
 	d.NumberPortability = numberPortability(np)
+	d.OperatorNames = operatorNames(np)
 	return d, nil
 }
 
@@ -219,7 +224,7 @@ func destinationSize(d *ResponseDestination) int {
 	n := 560 + len(d.SourceInfo.Type) + len(d.SourceInfo.Value) + len(d.Protocol) + len(d.OSPVersion) +
 		len(d.DestinationInfo.Type) + len(d.DestinationInfo.Value) + len(d.SignalAddress) + len(d.NetworkID) +
 		base64.StdEncoding.EncodedLen(len(d.Token)) + base64.StdEncoding.EncodedLen(len(d.CallID)) +
-		d.NumberPortability.size()
+		d.NumberPortability.size() + operatorNamesSize(d.OperatorNames)
 	if d.Service != "" {
 		n += 40 + len(d.Service)
 	}
@@ -238,10 +243,12 @@ func writeDestination(w *xmlWriter, d *ResponseDestination) {
 	}
 	w.leafOpt("SignalingProtocol", d.Protocol)
 	w.leafOpt("OSPVersion", d.OSPVersion)
-	// number portability before the number: the toolkit reads each by its
-	// type, and readers that take the last DestinationInfo as the number
-	// (this package's before it read them) still find the number
+	// number portability and operator names before the number: the
+	// toolkit reads each by its type, and readers that take the last
+	// DestinationInfo as the number (this package's before it read them)
+	// still find the number
 	writeNumberPortability(w, d.NumberPortability)
+	writeOperatorNames(w, d.OperatorNames)
 	if d.DestinationInfo.Value != "" {
 		w.leaf("DestinationInfo", d.DestinationInfo.Value, "type", d.DestinationInfo.Type)
 	}

@@ -166,6 +166,10 @@
 // token, always before the called number: the toolkit takes a token's
 // last DestinationInfo, whatever its type, as the number it compares with
 // the call's, which must stay the dialed one.
+// The operator names a device sets (OSPPTransactionSetOperatorName:
+// types spid, altspid, ocn, spn, altspn, mcc, mnc;
+// AuthorizationRequest.OperatorNames) are echoed in each Destination too,
+// for OSPPTransactionGetOperatorName, but not in the tokens.
 //
 // # Serving
 //

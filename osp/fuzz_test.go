@@ -47,6 +47,11 @@ func extraSeeds(t testing.TB) map[string][][]byte {
 	npRsp, _ := (&AuthorisationResponse{MessageID: "1", ComponentID: "2", Status: StatusOK, TransactionID: 7,
 		Destinations: []ResponseDestination{{SourceInfo: Info{TypeE164, "14048724799"}, DestinationInfo: Info{TypeE164, "1678"},
 			NumberPortability: toolkitNPData, SignalAddress: "[1.2.3.4]:5060", Token: []byte("t"), MaxDuration: time.Minute}}}).Marshal()
+	// operator names: a destination echoing them
+	opRsp, _ := (&AuthorisationResponse{MessageID: "1", ComponentID: "2", Status: StatusOK, TransactionID: 7,
+		Destinations: []ResponseDestination{{DestinationInfo: Info{TypeE164, "1678"}, NumberPortability: toolkitNPData,
+			OperatorNames: []Info{{TypeSPID, "spid"}, {TypeOCN, "1234"}, {TypeMNC, "01"}},
+			SignalAddress: "[1.2.3.4]:5060", Token: []byte("t"), MaxDuration: time.Minute}}}).Marshal()
 	npToken, _ := (&TokenInfo{Random: "3", SourceInfo: Info{TypeE164, "14048724799"}, DestinationInfo: Info{TypeE164, "1678"},
 		NumberPortability: toolkitNPData, SignalAddress: "[127.0.0.2]:5060", CallID: []byte("1"), ValidAfter: testNow,
 		ValidUntil: testNow.Add(time.Minute), TransactionID: 7, MaxDuration: time.Hour}).Encode()
@@ -67,8 +72,10 @@ func extraSeeds(t testing.TB) map[string][][]byte {
 			// number portability data as test_app's menu 210 sends it
 			withNP(t, "authorization-request.xml", toolkitNP),
 			withNP(t, "usage-indication.xml", toolkitNP),
+			// operator names as test_app's menu 211 sends them
+			withNP(t, "authorization-request.xml", toolkitNP+toolkitOperatorNames),
 		},
-		"FuzzParseAnswer": {reauthRsp, capcnf, npRsp},
+		"FuzzParseAnswer": {reauthRsp, capcnf, npRsp, opRsp},
 		"FuzzParseTokenInfo": {
 			[]byte(`<?xml version="1.0"?><Message>` + strings.TrimPrefix(string(readTestdata(t, "token-unsigned-accepted.xml")), `<?xml version="1.0"?>`) + `</Message>`),
 			npToken,

@@ -1,0 +1,38 @@
+package caddyenroll_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/internal/osptk"
+)
+
+// test_app's operator names (menu 211: OSPPTransactionSetOperatorName for
+// every type, each name its type's, as a source device sets what its
+// carrier lookup found) come back in the answer Caddy serves:
+// GetOperatorName (251) reads each from the first destination, where the
+// OpenSIPS/Kamailio module would add them to the outgoing Request-URI and
+// Asterisk sets OSPOUTSPID…; the token still validates (31) and the usage
+// is confirmed (32).
+func TestOSPToolkitOperatorNames(t *testing.T) {
+	bin := osptk.Build(t)
+	s := otkStart(t, false)
+	cfg := otkTestCfg(t, bin, "http://"+s.httpAddr+"/osp", 1)
+	steps := []int{1, 23, 211, 29, 27, 251, 31, 32, 24, 2}
+	codes, out := otkRunTestApp(t, bin, cfg, steps...)
+	for i, c := range codes {
+		if c != 0 {
+			t.Fatalf("step %d (menu %d) returned %d:\n%s", i, steps[i], c, out)
+		}
+	}
+	want := "spid = 'spid'\naltspid = 'altspid'\nocn = 'ocn'\nspn = 'spn'\naltspn = 'altspn'\nmcc = 'mcc'\nmnc = 'mnc'\n"
+	if got := otkStepOutput(out, 5); !strings.Contains(got, want) {
+		t.Errorf("GetOperatorName: want the echo\n%s\ngot:\n%s", want, got)
+	}
+	if got := otkStepOutput(out, 6); !strings.Contains(got, "authorised = 1") {
+		t.Errorf("ValidateAuthorisation: want authorised = 1:\n%s", got)
+	}
+	if list := s.cdrs(); len(list) != 1 {
+		t.Errorf("want 1 CDR, got %+v", list)
+	}
+}
