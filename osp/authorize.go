@@ -53,9 +53,11 @@ type Destination struct {
 	// brackets, as the toolkit expects).
 	SignalAddress string
 	// Device identifies the terminating device or trunk group; written as
-	// <DestinationAlternate type="network"> in the destination and the
-	// token (the toolkit passes it to the application and reports it in
-	// the terminating side's usage). Empty: not written.
+	// <DestinationAlternate type="network"> in the token (the terminating
+	// side's toolkit reports it in its usage) and in the destination (the
+	// source's toolkit hands it to the application and reports it), there
+	// only when it can stand unescaped in a SIP URI parameter, as gateways
+	// put it (sourceNetworkID). Empty: not written.
 	Device string
 	// CalledNumber replaces the requested called number at this
 	// destination (number translation); empty keeps it.
@@ -248,7 +250,7 @@ func issue(d *Destination, calling, called Info, np NumberPortability, callID []
 		DestinationInfo:   called,
 		NumberPortability: np,
 		SignalAddress:     addr,
-		NetworkID:         d.Device,
+		NetworkID:         sourceNetworkID(d.Device),
 		Token:             token,
 		ValidAfter:        info.ValidAfter,
 		ValidUntil:        info.ValidUntil,
