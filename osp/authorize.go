@@ -37,11 +37,18 @@ const (
 	// The answers' other values stay far below it (numbers MaxNumber,
 	// signal addresses 261 bytes, CallId MaxCallIDBytes in base64); the
 	// token, whose size grows with the call id, numbers and signer
-	// certificate, is checked.
+	// certificate, is checked against MaxTokenBase64.
 	MaxValueBytes = 4095
+	// MaxTokenBase64 is the longest token, in base64, an answer carries:
+	// less than MaxValueBytes by the header name Asterisk writes before it.
+	// Its OSPLookup/OSPNext put "P-OSP-Auth-Token: " and the token into
+	// char buffer[OSP_SIZE_TOKSTR] (4096, apps/app_osplookup.c) with
+	// snprintf, which cuts a longer token short: the SIP header would
+	// carry a broken token and the terminating gateway refuse the call.
+	MaxTokenBase64 = MaxValueBytes - len("P-OSP-Auth-Token: ")
 )
 
-// ErrTokenTooLarge refuses a token whose base64 exceeds MaxValueBytes;
+// ErrTokenTooLarge refuses a token whose base64 exceeds MaxTokenBase64;
 // StatusOf answers it with StatusBadRequest (the request's call id and
 // numbers made it too large).
 var ErrTokenTooLarge = errors.New("osp: token too large for the OSP Toolkit")
@@ -350,10 +357,10 @@ func tokenValidity(fn string, v time.Duration) (time.Duration, error) {
 }
 
 // checkTokenSize refuses a token whose base64 would not fit the toolkit's
-// element value buffer.
+// element value buffer and Asterisk's SIP header buffer.
 func checkTokenSize(token []byte) error {
-	if n := base64.StdEncoding.EncodedLen(len(token)); n > MaxValueBytes {
-		return fmt.Errorf("%w: %d bytes in base64, the toolkit takes at most %d", ErrTokenTooLarge, n, MaxValueBytes)
+	if n := base64.StdEncoding.EncodedLen(len(token)); n > MaxTokenBase64 {
+		return fmt.Errorf("%w: %d bytes in base64, gateways take at most %d", ErrTokenTooLarge, n, MaxTokenBase64)
 	}
 	return nil
 }

@@ -140,9 +140,11 @@
 // toolkit's PKCS7_NOCHAIN check takes any certificate the CA issued
 // directly, device certificates included.
 //
-// A token whose base64 is longer than MaxValueBytes (4095) is never sent:
+// A token whose base64 is longer than MaxTokenBase64 (4077) is never sent:
 // the toolkit copies element values into a 4096-byte stack buffer without
-// a bounds check. Authorize refuses such a call (ErrTokenTooLarge, 400).
+// a bounds check (MaxValueBytes, 4095), and Asterisk writes the token
+// after its SIP header name "P-OSP-Auth-Token: " into another, cutting a
+// longer one short. Authorize refuses such a call (ErrTokenTooLarge, 400).
 //
 // Reauthorization extends a call only with a token of that call:
 // Verifier.VerifyReauthorization checks the token the request carries

@@ -12,15 +12,17 @@ import (
 	"time"
 )
 
-// The toolkit copies every element value into char[4096] unchecked: a
-// token whose base64 is longer than MaxValueBytes is refused, never sent.
+// The toolkit copies every element value into char[4096] unchecked, and
+// Asterisk writes the token after its SIP header name into char[4096]: a
+// token whose base64 is longer than MaxTokenBase64 (4077) is refused,
+// never sent.
 func TestCheckTokenSize(t *testing.T) {
 	for _, tc := range []struct {
 		raw int
 		ok  bool
-	}{{0, true}, {1, true}, {3069, true}, {3070, false}, {MaxTokenBytes, false}} {
+	}{{0, true}, {1, true}, {3057, true}, {3058, false}, {3069, false}, {MaxTokenBytes, false}} {
 		err := checkTokenSize(make([]byte, tc.raw))
-		if (err == nil) != tc.ok || (err != nil && (!errors.Is(err, ErrTokenTooLarge) || !strings.Contains(err.Error(), "4095"))) {
+		if (err == nil) != tc.ok || (err != nil && (!errors.Is(err, ErrTokenTooLarge) || !strings.Contains(err.Error(), "4077"))) {
 			t.Errorf("%d bytes (%d in base64): %v", tc.raw, base64.StdEncoding.EncodedLen(tc.raw), err)
 		}
 	}
@@ -82,7 +84,7 @@ func TestAuthorizeTokenTooLarge(t *testing.T) {
 	slack := 10 - digits(`<TokenInfo random="`) + 19 - digits(`<TransactionId>`)
 	worst := func(n int) int { return len(tok) + slack + 4*((n+2)/3) - 4*((at+2)/3) }
 	under := at
-	for worst(under+1) <= 3069 {
+	for worst(under+1) <= MaxTokenBase64/4*3 {
 		under++
 	}
 	over := under + 24 // 32 bytes more: over the limit whatever the random digits
@@ -108,7 +110,7 @@ func TestAuthorizeTokenTooLarge(t *testing.T) {
 					t.Fatalf("%v %+v", err, rsp)
 				}
 				d := rsp.Destinations[0]
-				if n := base64.StdEncoding.EncodedLen(len(d.Token)); n > MaxValueBytes || n < MaxValueBytes-40 {
+				if n := base64.StdEncoding.EncodedLen(len(d.Token)); n > MaxTokenBase64 || n < MaxTokenBase64-40 {
 					t.Fatalf("token of %d bytes in base64", n)
 				}
 				if _, err := (&Verifier{Roots: roots, Now: fixedClock(testNow)}).Verify(d.Token, callFor(d)); err != nil {
@@ -120,7 +122,7 @@ func TestAuthorizeTokenTooLarge(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, ErrTokenTooLarge) || rsp != nil || !strings.Contains(err.Error(), strconv.Itoa(MaxValueBytes)) {
+			if !errors.Is(err, ErrTokenTooLarge) || rsp != nil || !strings.Contains(err.Error(), strconv.Itoa(MaxTokenBase64)) {
 				t.Fatalf("err %v, answer %+v", err, rsp)
 			}
 			if st := StatusOf(err); st != StatusBadRequest {
