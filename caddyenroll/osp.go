@@ -356,6 +356,12 @@ func (h *OSPHandler) authorize(ctx context.Context, req *osp.AuthorizationReques
 	if ans, f, ok := h.admit(req, table, device, why, now); !ok {
 		return ans, f
 	}
+	if req.IsQuery() {
+		// a number portability, caller name or STIR query: no data here to
+		// answer it, and routes would be taken for the answer
+		ans, f := h.refuse(req, osp.StatusUnimplemented, now, "unsupported_service")
+		return ans, append(f, zap.String("service", req.Service))
+	}
 	max := h.MaxDestinations
 	if req.MaxDestinations > 0 && (max == 0 || req.MaxDestinations < max) {
 		max = req.MaxDestinations

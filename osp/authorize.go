@@ -121,9 +121,10 @@ func randomAttr() string { return strconv.FormatUint(uint64(mrand.Uint32()), 10)
 // one, which the terminating gateway compares with the call's. Which
 // destinations a routing number leads to is the caller's choice of dests.
 //
-// Problems of the request are answered, not returned: an unusable calling
-// number gets 428; an unusable called number, routing number or CIC 489;
-// no destination 404.
+// Problems of the request are answered, not returned: a query service
+// (req.IsQuery: number portability, caller name or STIR query) gets 501;
+// an unusable calling number 428; an unusable called number, routing
+// number or CIC 489; no destination 404.
 //
 // An error means no answer was built. Either a token is longer than the
 // toolkit takes (ErrTokenTooLarge: the request's call id and numbers with
@@ -152,6 +153,10 @@ func AuthorizeTransaction(req *AuthorizationRequest, dests []Destination, signer
 		Random:      randomAttr(),
 		ComponentID: req.ComponentID,
 		Timestamp:   now,
+	}
+	if req.IsQuery() {
+		rsp.Status = StatusUnimplemented
+		return rsp, nil
 	}
 	calling, called := req.Calling(), req.Called()
 	if st, ok := numbersStatus(calling, called); !ok {

@@ -36,3 +36,27 @@ func TestOSPToolkitOperatorNames(t *testing.T) {
 		t.Errorf("want 1 CDR, got %+v", list)
 	}
 }
+
+// test_app asking for the STIR query service (menu 62 before 29) gets OSP
+// status 501 from Caddy, which the toolkit reports as 11495
+// (OSPC_ERR_TRAN_UNIMPLEMENTED), not routes it would take for the answer;
+// the refusal is counted as unsupported_service.
+func TestOSPToolkitQueryService(t *testing.T) {
+	bin := osptk.Build(t)
+	s := otkStart(t, false)
+	m := &server{Caddy: s.Caddy, t: t}
+	cfg := otkTestCfg(t, bin, "http://"+s.httpAddr+"/osp", 1)
+	steps := []int{1, 23, 62, 29, 24, 2}
+	codes, out := otkRunTestApp(t, bin, cfg, steps...)
+	for i, want := range []int{0, 0, 0, 11495, 0, 0} {
+		if codes[i] != want {
+			t.Fatalf("step %d (menu %d) returned %d, want %d:\n%s", i, steps[i], codes[i], want, out)
+		}
+	}
+	const authz = "caddy_clearinghouse_authorizations_total"
+	for outcome, want := range map[string]float64{"unsupported_service": 1, "authorized": 0} {
+		if got := m.metric(authz, map[string]string{"outcome": outcome}); got != want {
+			t.Errorf("%s{outcome=%q} = %v, want %v", authz, outcome, got, want)
+		}
+	}
+}
