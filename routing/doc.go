@@ -12,6 +12,14 @@
 // Table and Swap it in (Rebuild does both). Lookups never wait for a
 // rebuild, and a lookup that started on the old Table finishes on it.
 //
+// Update builds the Table of a new version from the previous Table: when
+// only devices' enabled and enrolled flags changed (a server marking a
+// device enrolled), it shares the previous Table's route index and device
+// names and copies only the flags, in time linear in the file but without
+// indexing anything again (15 ms instead of 0.27 s for 100,000 devices and
+// 200,000 routes); Table.SameDevices then tells that indexes of the
+// devices by name or address made for the old Table serve the new one.
+//
 // # Which route applies
 //
 // Called numbers are compared as digit strings. In a dialed number and in a

@@ -3,6 +3,7 @@ package routing
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"slices"
@@ -83,7 +84,20 @@ type Table struct {
 	maxDest  int
 
 	unaddressable []string // devices without an address OSP can send
+
+	// what Update compares a new version of the file with: the port and
+	// explicit addresses the table was built with, a checksum of its
+	// routes, and the identity of its device names and addresses (shared
+	// by the tables Update makes from it)
+	port       string
+	sigAddr    map[string]string
+	routeSum   uint64
+	namesIdent *namesIdent
 }
+
+// namesIdent tells tables with the same devices apart from others; it has
+// a field so that each allocation is distinct.
+type namesIdent struct{ _ byte }
 
 // Unaddressable lists, in file order, the devices that have no signalling
 // address OSP can send (a name that is neither a host name nor an IP
@@ -108,6 +122,7 @@ type devRec struct {
 	gi                int32 // index of group
 	usable            bool  // enabled && enrolled, with an address OSP can send
 	enabled, enrolled bool
+	addressable       bool // an address OSP can send, and a name that fits a NetworkID
 }
 
 // Build builds the route table of f. f is only read, and must not be
@@ -120,7 +135,7 @@ func Build(f *configfile.File, o Options) (*Table, error) {
 	if f == nil {
 		return nil, errors.New("routing: nil configuration")
 	}
-	t := &Table{def: -1, maxDest: o.MaxDestinations}
+	t := &Table{def: -1, maxDest: o.MaxDestinations, namesIdent: new(namesIdent)}
 	switch {
 	case t.maxDest == 0:
 		t.maxDest = DefaultMaxDestinations
@@ -135,6 +150,8 @@ func Build(f *configfile.File, o Options) (*Table, error) {
 		return nil, fmt.Errorf("routing: DefaultPort %d out of range", o.DefaultPort)
 	}
 	portStr := strconv.Itoa(port)
+	t.port = portStr
+	t.sigAddr = maps.Clone(o.SignalAddress)
 
 	// groups: names are cloned so the table does not pin the File's source
 	t.groups = make([]groupRec, len(f.Groups))
@@ -207,12 +224,15 @@ func Build(f *configfile.File, o Options) (*Table, error) {
 		if err != nil {
 			t.devices[i].usable = false
 			t.unaddressable = append(t.unaddressable, t.devices[i].name)
+		} else {
+			t.devices[i].addressable = true
 		}
 	}
 
 	if err := t.buildRoutes(f); err != nil {
 		return nil, err
 	}
+	t.routeSum = routesSum(f.Routes)
 	return t, nil
 }
 

@@ -1,0 +1,129 @@
+package routing
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
+)
+
+// Production-scale benchmarks: a carrier's file of 100,000 devices and
+// 200,000 routes in 100 groups, three devices per route, parsed as the
+// server parses it.
+//
+//	go test -run x -bench Large -benchtime 5x -cpu 1 ./routing/
+
+const (
+	largeDevices = 100000
+	largeRoutes  = 200000
+	largeGroups  = 100
+)
+
+// carrierSource writes the carrier's file: devices named
+// devN.carrier.example.net (every seventh disabled, the others enrolled)
+// and routes of distinct prefixes.
+func carrierSource() []byte {
+	b := make([]byte, 0, 120*(largeDevices+largeRoutes))
+	b = append(b, "crypto 'keys'\nenroll enabled\nrouting enabled\nssl enabled\ngroup \"\"\n"...)
+	gname := func(g int) string {
+		if g == 0 {
+			return `""`
+		}
+		return "grp" + strconv.Itoa(g)
+	}
+	for g := 1; g < largeGroups; g++ {
+		b = append(b, "group "+gname(g)+"\n"...)
+	}
+	for d := range largeDevices {
+		st := " enabled enrolled"
+		if d%7 == 0 {
+			st = " disabled"
+		}
+		b = fmt.Appendf(b, "device dev%d.carrier.example.net %s%s\n", d, gname(d%largeGroups), st)
+	}
+	for i := range largeRoutes {
+		g, k := i%largeGroups, i/largeGroups
+		d0 := (i * 7) % largeDevices
+		d1 := (d0 + 1 + i%13) % largeDevices
+		d2 := (d1 + 1 + i%17) % largeDevices
+		b = fmt.Appendf(b, "route %s '+%d %d...' dev%d.carrier.example.net 60 dev%d.carrier.example.net 30 dev%d.carrier.example.net 0\n",
+			gname(g), 1+k%9, k, d0, d1, d2)
+	}
+	return b
+}
+
+var carrier struct {
+	once sync.Once
+	f    *configfile.File
+	err  error
+}
+
+func carrierFile(b *testing.B) *configfile.File {
+	b.Helper()
+	carrier.once.Do(func() {
+		carrier.f, carrier.err = configfile.Parse("carrier.conf", carrierSource())
+	})
+	if carrier.err != nil {
+		b.Fatal(carrier.err)
+	}
+	if len(carrier.f.Devices) != largeDevices || len(carrier.f.Routes) != largeRoutes {
+		b.Fatalf("%d devices, %d routes", len(carrier.f.Devices), len(carrier.f.Routes))
+	}
+	return carrier.f
+}
+
+// BenchmarkLargeBuild builds the carrier's table from scratch, as every
+// new version of the file did.
+func BenchmarkLargeBuild(b *testing.B) {
+	f := carrierFile(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Build(f, Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLargeDevice looks a device up by name in the carrier's table.
+func BenchmarkLargeDevice(b *testing.B) {
+	f := carrierFile(b)
+	t, err := Build(f, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, ok := t.Device(f.Devices[(i*7919)%largeDevices].Name); !ok {
+			b.Fatal("device not found")
+		}
+		i++
+	}
+}
+
+// BenchmarkLargeUpdate is Update after one device's enrolled flag
+// changed, as after a mark: the route index is kept.
+func BenchmarkLargeUpdate(b *testing.B) {
+	f := carrierFile(b).Clone()
+	t, err := Build(f, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		d := &f.Devices[(i*7919)%largeDevices]
+		i++
+		d.Enrolled = !d.Enrolled
+		u, err := Update(t, f, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !u.SameDevices(t) {
+			b.Fatal("table built again")
+		}
+		t = u
+	}
+}
