@@ -45,7 +45,8 @@ type authz struct {
 	txMu  sync.Mutex
 	txIDs *osp.TransactionIDs
 
-	// signalling address → device, rebuilt with the route table
+	// signalling address → device, made again with the route table when
+	// its devices or their addresses change (not their flags)
 	deviceByAddr atomic.Pointer[map[string][]string]
 	// the index of the file's devices (deviceByAddr's) by their tags in
 	// transaction ids (transactions.go)
@@ -155,19 +156,45 @@ func (a *App) routingOptions(f *configfile.File) routing.Options {
 }
 
 // rebuildRoutes builds the route table from the parsed file, and the map
-// from signalling addresses back to devices.
+// from signalling addresses back to devices. A version that changes only
+// devices' flags (a mark of a device enrolled, an operator enabling one)
+// keeps the table's route index and the address map (routing.Update): at
+// a carrier's 100,000 devices and 200,000 routes, building both again
+// took a quarter of a second of every mark, holding the file's lock.
 func (a *App) rebuildRoutes(f *configfile.File) error {
-	t, err := routing.Build(f, a.routingOptions(f))
+	var prev *routing.Table
+	if a.router != nil {
+		prev = a.router.Load()
+	}
+	t, err := routing.Update(prev, f, a.routingOptions(f))
 	if err != nil {
 		return err
 	}
-	if names := t.Unaddressable(); len(names) > 0 && a.log != nil {
-		a.log.Warn("devices without an address OSP can send (give them a device_address), or with a name over 131 bytes, are never offered as call destinations",
-			zap.Strings("devices", names))
+	var byAddr *map[string][]string
+	if !t.SameDevices(prev) || a.authz.deviceByAddr.Load() == nil {
+		byAddr = a.devicesByAddr(f, t)
+		if names := t.Unaddressable(); len(names) > 0 && a.log != nil {
+			// once per set of devices, not at every mark
+			a.log.Warn("devices without an address OSP can send (give them a device_address), or with a name over 131 bytes, are never offered as call destinations",
+				zap.Strings("devices", names))
+		}
 	}
-	// keyed as tokens write addresses (osp.NormalizeSignalAddress): the
-	// file may spell an address otherwise ("[2001:DB8:0::1]:5060",
-	// "::ffff:192.0.2.20"); several devices may share one
+	if a.router == nil {
+		a.router = routing.NewRouter(t)
+	} else {
+		a.router.Swap(t)
+	}
+	if byAddr != nil {
+		a.authz.deviceByAddr.Store(byAddr)
+	}
+	return nil
+}
+
+// devicesByAddr maps the signalling addresses of t's devices to their
+// names, keyed as tokens write addresses (osp.NormalizeSignalAddress): the
+// file may spell an address otherwise ("[2001:DB8:0::1]:5060",
+// "::ffff:192.0.2.20"); several devices may share one.
+func (a *App) devicesByAddr(f *configfile.File, t *routing.Table) *map[string][]string {
 	byAddr := make(map[string][]string, len(f.Devices))
 	for i := range f.Devices {
 		if d, ok := t.Device(f.Devices[i].Name); ok {
@@ -179,13 +206,7 @@ func (a *App) rebuildRoutes(f *configfile.File) error {
 			byAddr[k] = append(byAddr[k], d.Name)
 		}
 	}
-	if a.router == nil {
-		a.router = routing.NewRouter(t)
-	} else {
-		a.router.Swap(t)
-	}
-	a.authz.deviceByAddr.Store(&byAddr)
-	return nil
+	return &byAddr
 }
 
 // devicesAt names the devices whose signalling address is addr.
