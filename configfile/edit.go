@@ -114,6 +114,7 @@ func (f *File) AddDevice(name, group string, enabled, enrolled bool) error {
 	if line := f.newDeviceLine(&d); len(line) > f.lim().MaxLineLen {
 		return f.editErr(name, 0, "device: line would be too long (%d bytes, max %d)", len(line), f.lim().MaxLineLen)
 	}
+	f.ownDevIdx()
 	if f.devIdx == nil {
 		f.devIdx = make(map[string]int32)
 		for j := range f.Devices {
@@ -164,6 +165,7 @@ func (f *File) RemoveDevice(name string) error {
 	f.Devices = slices.Delete(f.Devices, i, i+1)
 	f.devSpan = slices.Delete(f.devSpan, i, i+1)
 	if f.devIdx != nil {
+		f.ownDevIdx()
 		if f.devIdx[key] == int32(i) {
 			delete(f.devIdx, key)
 		}

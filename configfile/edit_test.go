@@ -498,3 +498,45 @@ func TestEditLineLimitCountsQuotes(t *testing.T) {
 		})
 	}
 }
+
+// A snapshot shares the index of devices until an edit adds or removes
+// one: each side then finds its own devices, by every spelling, and
+// neither the other's.
+func TestSnapshotDeviceIndexCopyOnWrite(t *testing.T) {
+	const src = "group \"\"\ndevice a.example \"\" enabled\ndevice b.example \"\" enabled\ndevice c.example \"\" enabled\nroute \"\" \"\" c.example 1\n"
+	f := mustParse(t, src)
+	g := f.Snapshot()
+	if err := g.AddDevice("new.example", "", true, false); err != nil {
+		t.Fatal(err)
+	}
+	h := f.Snapshot()
+	if err := f.RemoveDevice("A.example."); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.AddDevice("other.example", "", true, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		file *File
+		name string
+		want int // index in Devices, -1: absent
+	}{
+		{f, "a.example", -1}, {f, "B.EXAMPLE", 0}, {f, "c.example", 1}, {f, "new.example", -1}, {f, "other.example", -1},
+		{g, "a.example", 0}, {g, "c.example.", 2}, {g, "NEW.example", 3}, {g, "other.example", -1},
+		{h, "a.example", 0}, {h, "c.example", 2}, {h, "new.example", -1}, {h, "other.example", 3},
+	} {
+		i, ok := c.file.DeviceIndex(c.name)
+		if !ok {
+			i = -1
+		}
+		if i != c.want {
+			t.Errorf("%s in %p: index %d, want %d", c.name, c.file, i, c.want)
+		}
+	}
+	if err := g.AddDevice("C.Example", "", true, false); err == nil {
+		t.Error("a second spelling of a device was added to the snapshot")
+	}
+	if err := f.AddDevice("a.example", "", true, false); err != nil {
+		t.Errorf("adding back a device removed from the original: %v", err)
+	}
+}
