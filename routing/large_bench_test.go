@@ -127,3 +127,28 @@ func BenchmarkLargeUpdate(b *testing.B) {
 		t = u
 	}
 }
+
+// BenchmarkLargeUpdateRoutes is Update after an operator's edit that moved
+// every route (a comment added above them): the devices are kept, the
+// route index made again.
+func BenchmarkLargeUpdateRoutes(b *testing.B) {
+	f := carrierFile(b).Clone()
+	t, err := Build(f, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range f.Routes {
+			f.Routes[i].Line++
+		}
+		u, err := Update(t, f, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !u.SameDevices(t) {
+			b.Fatal("devices indexed again")
+		}
+		t = u
+	}
+}

@@ -11,21 +11,23 @@ import (
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 )
 
-// Update returns the table of f, as Build(f, o) does. When f differs
-// from the file prev was built from only in its devices' enabled and
-// enrolled flags (same groups, devices named and grouped alike in the
-// same order, same routes, same options), the new table shares prev's
-// route index and device names and copies only the devices' flags: a
-// server marking devices enrolled one at a time in a carrier's file of
-// 100,000 devices and 200,000 routes pays for the devices' flags, not for
-// indexing every device and sorting every route again. Otherwise (or with
-// a nil prev) it is Build. prev is not changed.
+// Update returns the table of f, as Build(f, o) does, made from prev, the
+// table of an earlier version, as far as f allows. When f names and groups
+// the same devices in the same order as that version, with the same
+// groups and options, the new table shares prev's devices' names, address
+// and name indexes, copying only their enabled and enrolled flags; when
+// its routes are the same too, it also shares prev's route index. A server
+// marking devices enrolled one at a time in a carrier's file of 100,000
+// devices and 200,000 routes then pays for the devices' flags, not for
+// indexing every device and sorting every route again, and an operator's
+// edit of routes alone does not index the devices again. Otherwise (or
+// with a nil prev) it is Build. prev is not changed.
 //
 // The routes are compared by a 64-bit checksum (hash/maphash, seeded per
 // process) of every field of every route: two different route lists
 // agree by chance with probability 2⁻⁶⁴.
 func Update(prev *Table, f *configfile.File, o Options) (*Table, error) {
-	if prev == nil || f == nil || !prev.sameShape(f, o) {
+	if prev == nil || f == nil || !prev.sameDevices(f, o) {
 		return Build(f, o)
 	}
 	t := *prev
@@ -34,6 +36,16 @@ func Update(prev *Table, f *configfile.File, o Options) (*Table, error) {
 		d, fd := &t.devices[i], &f.Devices[i]
 		d.enabled, d.enrolled = fd.Enabled, fd.Enrolled
 		d.usable = d.addressable && fd.Enabled && fd.Enrolled
+	}
+	if sum := routesSum(f.Routes); sum != prev.routeSum || len(f.Routes) != prev.nRoutes {
+		t.groups = slices.Clone(prev.groups) // the names stay; each index is made again
+		for i := range t.groups {
+			t.groups[i].idx = index{}
+		}
+		if err := t.buildRoutes(f); err != nil {
+			return nil, err
+		}
+		t.routeSum = sum
 	}
 	return &t, nil
 }
@@ -46,9 +58,9 @@ func (t *Table) SameDevices(u *Table) bool {
 	return t != nil && u != nil && t.namesIdent == u.namesIdent
 }
 
-// sameShape reports whether f and o would build t again but for the
-// devices' flags.
-func (t *Table) sameShape(f *configfile.File, o Options) bool {
+// sameDevices reports whether f and o have the groups, devices (but for
+// their flags) and options t was built with.
+func (t *Table) sameDevices(f *configfile.File, o Options) bool {
 	maxDest := o.MaxDestinations
 	if maxDest == 0 {
 		maxDest = DefaultMaxDestinations
@@ -60,7 +72,7 @@ func (t *Table) sameShape(f *configfile.File, o Options) bool {
 	if maxDest != t.maxDest || strconv.Itoa(port) != t.port || !maps.Equal(o.SignalAddress, t.sigAddr) {
 		return false
 	}
-	if len(f.Groups) != len(t.groups) || len(f.Devices) != len(t.devices) || len(f.Routes) != t.nRoutes {
+	if len(f.Groups) != len(t.groups) || len(f.Devices) != len(t.devices) {
 		return false
 	}
 	for i := range f.Groups {
@@ -73,7 +85,7 @@ func (t *Table) sameShape(f *configfile.File, o Options) bool {
 			return false
 		}
 	}
-	return routesSum(f.Routes) == t.routeSum
+	return true
 }
 
 // routeSeed seeds the routes' checksums of this process.

@@ -43,54 +43,55 @@ func answersOf(t *testing.T, f *configfile.File, tab *Table) answers {
 }
 
 // Update answers exactly as Build does for every kind of change of the
-// file or the options, and reuses the previous table's routes and names
-// only when nothing but devices' enabled and enrolled flags changed. The
-// previous table is left as it was.
+// file or the options. It keeps the previous table's devices when their
+// names and groups, the groups and the options are the same, and its
+// route index too when nothing but devices' enabled and enrolled flags
+// changed. The previous table is left as it was.
 func TestUpdateAgreesWithBuild(t *testing.T) {
 	src := append(table7Source(t), labLines...)
 	opts := Options{SignalAddress: map[string]string{"device1.itsp.com": "192.0.2.1:5070"}}
 	cases := []struct {
-		name   string
-		edit   func(f *configfile.File, o *Options)
-		shared bool
+		name string
+		edit func(f *configfile.File, o *Options)
+		keep keeps
 	}{
-		{"nothing", func(*configfile.File, *Options) {}, true},
-		{"enrolled", func(f *configfile.File, _ *Options) { f.Devices[2].Enrolled = false }, true},
-		{"enabled", func(f *configfile.File, _ *Options) { f.Devices[3].Enabled = true }, true},
+		{"nothing", func(*configfile.File, *Options) {}, keepAll},
+		{"enrolled", func(f *configfile.File, _ *Options) { f.Devices[2].Enrolled = false }, keepAll},
+		{"enabled", func(f *configfile.File, _ *Options) { f.Devices[3].Enabled = true }, keepAll},
 		{"flags of many", func(f *configfile.File, _ *Options) {
 			for i := range f.Devices {
 				f.Devices[i].Enrolled = !f.Devices[i].Enrolled
 			}
-		}, true},
+		}, keepAll},
 		{"same address in a new map", func(_ *configfile.File, o *Options) {
 			o.SignalAddress = map[string]string{"device1.itsp.com": "192.0.2.1:5070"}
-		}, true},
+		}, keepAll},
 		{"device added", func(f *configfile.File, _ *Options) {
 			if err := f.AddDevice("new.example", "Lab", true, true); err != nil {
 				t.Fatal(err)
 			}
-		}, false},
+		}, keepNothing},
 		{"device removed", func(f *configfile.File, _ *Options) {
 			if err := f.RemoveDevice("lab1.example.net"); err != nil {
 				t.Fatal(err)
 			}
-		}, false},
-		{"device renamed", func(f *configfile.File, _ *Options) { f.Devices[1].Name = "device1.other.com" }, false},
-		{"device regrouped", func(f *configfile.File, _ *Options) { f.Devices[1].Group = "Prepaid" }, false},
-		{"weight", func(f *configfile.File, _ *Options) { f.Routes[0].Targets[0].Weight = 7 }, false},
-		{"target", func(f *configfile.File, _ *Options) { f.Routes[0].Targets[3].Device = 0 }, false},
-		{"route line", func(f *configfile.File, _ *Options) { f.Routes[1].Line++ }, false},
-		{"route spelling", func(f *configfile.File, _ *Options) { f.Routes[1].Number = "+1404..." }, false},
-		{"route exact", func(f *configfile.File, _ *Options) { f.Routes[1].Exact = true }, false},
-		{"route prefix", func(f *configfile.File, _ *Options) { f.Routes[1].Prefix = "1405" }, false},
-		{"route group", func(f *configfile.File, _ *Options) { f.Routes[len(f.Routes)-1].Group = "Prepaid" }, false},
-		{"routes reordered", func(f *configfile.File, _ *Options) { f.Routes[0], f.Routes[1] = f.Routes[1], f.Routes[0] }, false},
-		{"route dropped", func(f *configfile.File, _ *Options) { f.Routes = f.Routes[1:] }, false},
-		{"port", func(_ *configfile.File, o *Options) { o.DefaultPort = 5080 }, false},
+		}, keepNothing},
+		{"device renamed", func(f *configfile.File, _ *Options) { f.Devices[1].Name = "device1.other.com" }, keepNothing},
+		{"device regrouped", func(f *configfile.File, _ *Options) { f.Devices[1].Group = "Prepaid" }, keepNothing},
+		{"weight", func(f *configfile.File, _ *Options) { f.Routes[0].Targets[0].Weight = 7 }, keepDevices},
+		{"target", func(f *configfile.File, _ *Options) { f.Routes[0].Targets[3].Device = 0 }, keepDevices},
+		{"route line", func(f *configfile.File, _ *Options) { f.Routes[1].Line++ }, keepDevices},
+		{"route spelling", func(f *configfile.File, _ *Options) { f.Routes[1].Number = "+1404..." }, keepDevices},
+		{"route exact", func(f *configfile.File, _ *Options) { f.Routes[1].Exact = true }, keepDevices},
+		{"route prefix", func(f *configfile.File, _ *Options) { f.Routes[1].Prefix = "1405" }, keepDevices},
+		{"route group", func(f *configfile.File, _ *Options) { f.Routes[len(f.Routes)-1].Group = "Prepaid" }, keepDevices},
+		{"routes reordered", func(f *configfile.File, _ *Options) { f.Routes[0], f.Routes[1] = f.Routes[1], f.Routes[0] }, keepDevices},
+		{"route dropped", func(f *configfile.File, _ *Options) { f.Routes = f.Routes[1:] }, keepDevices},
+		{"port", func(_ *configfile.File, o *Options) { o.DefaultPort = 5080 }, keepNothing},
 		{"address", func(_ *configfile.File, o *Options) {
 			o.SignalAddress = map[string]string{"device1.itsp.com": "192.0.2.2"}
-		}, false},
-		{"max destinations", func(_ *configfile.File, o *Options) { o.MaxDestinations = 1 }, false},
+		}, keepNothing},
+		{"max destinations", func(_ *configfile.File, o *Options) { o.MaxDestinations = 1 }, keepNothing},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -104,8 +105,8 @@ func TestUpdateAgreesWithBuild(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if shared := got.SameDevices(prev); shared != c.shared {
-				t.Errorf("SameDevices = %v, want %v", shared, c.shared)
+			if k := keepsOf(prev, got); k != c.keep {
+				t.Errorf("keeps %v, want %v", k, c.keep)
 			}
 			want := build(t, g, o)
 			if a, b := answersOf(t, g, got), answersOf(t, g, want); !reflect.DeepEqual(a, b) {
@@ -139,5 +140,50 @@ func TestUpdateUnaddressable(t *testing.T) {
 	}
 	if ds, _ := got.Route("gw2.example", "1", 0, nil, nil, nil); len(ds) != 0 {
 		t.Errorf("unaddressable device offered: %v", ds)
+	}
+}
+
+// keeps is what Update kept of the previous table.
+type keeps int
+
+const (
+	keepNothing keeps = iota
+	keepDevices       // the devices' names and indexes
+	keepAll           // and the route index
+)
+
+func (k keeps) String() string { return [...]string{"nothing", "devices", "all"}[k] }
+
+func keepsOf(prev, t *Table) keeps {
+	switch {
+	case !t.SameDevices(prev):
+		return keepNothing
+	case len(t.targets) > 0 && &t.targets[0] == &prev.targets[0] && &t.groups[0] == &prev.groups[0]:
+		return keepAll
+	}
+	return keepDevices
+}
+
+// Routes that Build refuses, Update refuses as well, with the same error,
+// and the previous table stays usable.
+func TestUpdateRefusesWhatBuildRefuses(t *testing.T) {
+	for name, edit := range map[string]func(f *configfile.File){
+		"undefined device": func(f *configfile.File) { f.Routes[0].Targets[0].Device = 99 },
+		"duplicate route":  func(f *configfile.File) { f.Routes[1] = f.Routes[0] },
+		"undefined group":  func(f *configfile.File) { f.Routes[0].Group = "nowhere" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			f, prev := table7(t)
+			g := f.Clone()
+			edit(g)
+			_, berr := Build(g, Options{})
+			_, uerr := Update(prev, g, Options{})
+			if berr == nil || uerr == nil || berr.Error() != uerr.Error() {
+				t.Fatalf("Build: %v; Update: %v", berr, uerr)
+			}
+			if _, ok := prev.Lookup("", "14045550100"); !ok {
+				t.Error("the previous table lost its routes")
+			}
+		})
 	}
 }
