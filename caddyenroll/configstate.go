@@ -18,9 +18,10 @@ import (
 // configState is the parsed configuration file shared by every handler.
 // Readers take the read lock for the few field reads they need (the flags
 // are an atomic snapshot, so call authorization never waits for a lock);
-// edits take the write lock, change the parsed file and write it back
-// atomically (comments and quoting of untouched lines preserved, backups
-// rotated). Edits from the server and from the operator go through one
+// edits change a copy of the parsed file, write it back atomically
+// (comments and quoting of untouched lines preserved, backups rotated) and
+// take the write lock only to put it in force: readers do not wait while
+// a large file is written and synced. Edits from the server and from the operator go through one
 // path: whenever the file on disk is newer than the version parsed, it is
 // parsed again before anything else happens.
 type configState struct {
@@ -264,31 +265,29 @@ func (cs *configState) editFileLocked(ctx context.Context, settled bool, fn func
 		}
 		defer unlock()
 	}
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	var written fileVersion
 	for try := 1; ; try++ {
-		sync := cs.syncLocked
-		if settled {
-			sync = cs.syncSettledLocked
-		}
-		if err := sync(); err != nil {
+		work, ver, err := cs.workingCopy(settled)
+		if err != nil {
 			return fmt.Errorf("%w: %w", errFileUnavailable, err)
 		}
-		parsed := cs.file.Snapshot() // what the disk holds: fn edits cs.file
-		if err := fn(cs.file); err != nil {
+		if err := fn(work); err != nil {
 			return err
 		}
+		// written without cs.mu: readers go on with the version in force
+		// (a carrier's file takes a good part of a second to write and
+		// sync); only an edit (this one: edits is held) or the watcher,
+		// which waits for edits (poll), puts another version in force
 		mode := os.FileMode(0o640)
 		if fi, err := os.Stat(cs.path); err == nil {
 			mode = fi.Mode().Perm()
 		}
-		err := cs.file.Save(cs.path, configfile.SaveOptions{Backups: cs.backups, Mode: mode,
+		var written fileVersion
+		err = work.Save(cs.path, configfile.SaveOptions{Backups: cs.backups, Mode: mode,
 			// an operator's save after the check below is swapped back
 			// (where the system can), not written over
-			Replaces: cs.ver.info,
+			Replaces: ver.info,
 			BeforeReplace: func(fi os.FileInfo) error {
-				if v, err := cs.stat(); err != nil || !v.is(cs.ver) {
+				if v, err := cs.stat(); err != nil || !v.is(ver) {
 					return errReplacedMeanwhile
 				}
 				// the version now parsed, even if an operator's save
@@ -297,21 +296,39 @@ func (cs *configState) editFileLocked(ctx context.Context, settled bool, fn func
 				return nil
 			}})
 		if err == nil {
-			cs.ver, cs.own = written, written
-			break
+			cs.mu.Lock()
+			defer cs.mu.Unlock()
+			cs.file, cs.ver, cs.own = work, written, written
+			cs.changedLocked(nil)
+			return nil
 		}
-		// not written: the disk holds what was parsed, or another version.
-		// A device that fn added is not a device the disk lost (which a
-		// reload takes as disabled).
-		cs.file = parsed
+		// not written: the disk holds what was parsed (still in force), or
+		// another version. A device that fn added is not a device the
+		// disk lost (which a reload takes as disabled).
 		if (errors.Is(err, errReplacedMeanwhile) || errors.Is(err, configfile.ErrReplaced)) && try < maxEditTries {
 			continue // the operator saved meanwhile: edit that version
 		}
+		cs.mu.Lock()
 		_ = cs.syncLocked() // follow the disk, whatever it holds now (a write in place still settles first)
+		cs.mu.Unlock()
 		return fmt.Errorf("%w: writing %s: %v", errFileUnavailable, cs.path, err)
 	}
-	cs.changedLocked(nil)
-	return nil
+}
+
+// workingCopy brings the version in force up to date with the disk (see
+// edit) and returns a copy of it for an edit, with its version. The copy
+// shares what the edit does not change (configfile.File.Snapshot).
+func (cs *configState) workingCopy(settled bool) (*configfile.File, fileVersion, error) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	sync := cs.syncLocked
+	if settled {
+		sync = cs.syncSettledLocked
+	}
+	if err := sync(); err != nil {
+		return nil, fileVersion{}, err
+	}
+	return cs.file.Snapshot(), cs.ver, nil
 }
 
 // syncSettledLocked is syncLocked for an edit, which writes the version
@@ -561,7 +578,8 @@ func (cs *configState) reload() (bool, error) {
 }
 
 // poll is reload without the reporting. The parse runs without the lock,
-// so readers go on meanwhile.
+// so readers go on meanwhile; a version is not put in force while an edit
+// runs (it syncs with the disk itself, and the next poll decides).
 func (cs *configState) poll() (bool, error) {
 	v, err := cs.stat()
 	if err != nil {
@@ -577,6 +595,11 @@ func (cs *configState) poll() (bool, error) {
 	if errors.Is(perr, errChangedWhileRead) {
 		return false, nil // the next poll decides
 	}
+	// an edit in progress syncs with the disk itself: the next poll decides
+	if !cs.edits.TryLock() {
+		return false, nil
+	}
+	defer cs.edits.Unlock()
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if !cs.ver.is(cur) {
