@@ -3,6 +3,7 @@ package configfile
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"testing"
 )
@@ -145,3 +146,34 @@ type discard struct{}
 
 func (discard) WriteString(s string) (int, error) { return len(s), nil }
 func (discard) Write(p []byte) (int, error)       { return len(p), nil }
+
+// BenchmarkLargeParseFile reads and parses the carrier's file from disk,
+// as the server does (without Parse's copy of the bytes), and reports the
+// heap the parsed File keeps.
+func BenchmarkLargeParseFile(b *testing.B) {
+	data, _ := carrierFile(b)
+	path := filepath.Join(b.TempDir(), "carrier.conf")
+	if err := os.WriteFile(path, data, 0o640); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseFile(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	var ms0, ms1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms0)
+	f, err := ParseFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms1)
+	kept := float64(int64(ms1.HeapAlloc) - int64(ms0.HeapAlloc))
+	runtime.KeepAlive(f)
+	b.ReportMetric(kept/1e6, "MB-kept")
+}
