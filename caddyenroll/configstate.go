@@ -142,6 +142,27 @@ var openStates sync.Map // absolute path -> *stateSet
 type stateSet struct {
 	mu sync.Mutex
 	m  map[*configState]bool
+	// the crypto item of the last version of the file on disk that this
+	// process wrote or read whole (see cryptoOnDisk)
+	diskVer    fileVersion
+	diskCrypto string
+}
+
+// noteCrypto remembers the crypto item of version v of the file.
+func (s *stateSet) noteCrypto(v fileVersion, crypto string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.diskVer, s.diskCrypto = v, crypto
+}
+
+// cryptoOf returns the crypto item of version v, if it is the one noted.
+func (s *stateSet) cryptoOf(v fileVersion) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v.info == nil || !v.is(s.diskVer) {
+		return "", false
+	}
+	return s.diskCrypto, true
 }
 
 func stateSetOf(path string) *stateSet {
@@ -293,8 +314,12 @@ func (cs *configState) editFileLocked(ctx context.Context, settled bool, fn func
 				// the version now parsed, even if an operator's save
 				// replaces it before Save returns (the watcher then sees it)
 				written = fileVersion{fi.ModTime(), fi.Size(), fi}
+				stateSetOf(cs.path).noteCrypto(written, work.Crypto)
 				return nil
 			}})
+		if err != nil && written.info != nil {
+			stateSetOf(cs.path).noteCrypto(fileVersion{}, "") // not on disk after all
+		}
 		if err == nil {
 			cs.mu.Lock()
 			defer cs.mu.Unlock()
@@ -492,12 +517,29 @@ func readConfigFile(path string) (*configfile.File, fileVersion, error) {
 
 // cryptoOnDisk is the crypto item of the version of the file on disk,
 // not the version in force: what another instance sharing the file may
-// have recorded since this one read it.
+// have recorded since this one read it. The file is parsed only for a
+// version neither in force nor written or parsed by this process already:
+// an enrollment asks for it whenever the version in force is not the one
+// on disk (as while a mark's version is put in force), and parsing a
+// carrier's 30 MB file for each held enrollments to a dozen a second.
 func (cs *configState) cryptoOnDisk() (string, error) {
-	f, _, err := readConfigFile(cs.path)
+	set := stateSetOf(cs.path)
+	if v, err := cs.stat(); err == nil {
+		cs.mu.RLock()
+		inForce, crypto := v.is(cs.ver), cs.file.Crypto
+		cs.mu.RUnlock()
+		if inForce {
+			return crypto, nil
+		}
+		if crypto, ok := set.cryptoOf(v); ok {
+			return crypto, nil
+		}
+	}
+	f, v, err := readConfigFile(cs.path)
 	if err != nil {
 		return "", err
 	}
+	set.noteCrypto(v, f.Crypto)
 	return f.Crypto, nil
 }
 
