@@ -93,7 +93,8 @@
 //
 // The administrator and the storage:
 //
-//   - admin.go: the admin API.
+//   - admin.go: the admin API; admin_body.go: its strict JSON bodies
+//     (application/json only, no unknown or repeated fields).
 //   - storage.go, filelock.go: in-process locks in front of the storage's,
 //     and the locks of Caddy's file storage taken without certmagic's
 //     refresher.
