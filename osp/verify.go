@@ -58,6 +58,8 @@ type Call struct {
 //     toolkit checks no purpose: it takes tokens signed with any key the
 //     CA certified;
 //   - optionally, that the signer is one of Signers;
+//   - for a token that embeds no certificate: that its signer is one of
+//     CASigners, valid now, instead of the three checks above;
 //   - the calling and called numbers, call id and destination;
 //   - the validity window, widened by Skew;
 //   - single use, through Replay.
@@ -78,10 +80,18 @@ type Verifier struct {
 	// certificates. Never for this clearinghouse's tokens: its CA also
 	// issues the devices' certificates, whose keys could then sign tokens.
 	AnySignerUsage bool
-	Now            func() time.Time
-	Skew           time.Duration
-	Replay         *ReplayCache
-	AllowUnsigned  bool // accept plain TokenInfo tokens: anyone who can reach the device can forge those
+	// CASigners are certificates trusted to sign tokens themselves, for
+	// tokens that embed no certificate (TokenSigner's CASigned form, the
+	// CA's own signature): the token's signer, named by issuer and serial
+	// number, must be one of them and valid at the Verifier's clock. No
+	// key usage is required of them and Signers does not apply. Without
+	// them such tokens are refused (ErrTokenChain). They play no part for
+	// tokens that embed their signer's certificate.
+	CASigners     []*x509.Certificate
+	Now           func() time.Time
+	Skew          time.Duration
+	Replay        *ReplayCache
+	AllowUnsigned bool // accept plain TokenInfo tokens: anyone who can reach the device can forge those
 }
 
 // Verify checks token for call and returns its content. The checks run in
@@ -259,8 +269,11 @@ func (v *Verifier) checkSigned(token []byte, now time.Time) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d signers", ErrTokenSignature, len(p7.Signers))
 	}
 	signer := p7.GetOnlySigner()
-	if signer == nil {
+	if signer == nil && len(p7.Certificates) > 0 {
 		return nil, fmt.Errorf("%w: signer certificate not embedded", ErrTokenSignature)
+	}
+	if signer == nil {
+		return v.checkCASigned(p7, now)
 	}
 	if len(p7.Content) == 0 {
 		return nil, fmt.Errorf("%w: no attached content", ErrTokenSignature)
@@ -288,6 +301,33 @@ func (v *Verifier) checkSigned(token []byte, now time.Time) ([]byte, error) {
 	}
 	if len(v.Signers) > 0 && !slices.Contains(v.Signers, sha256.Sum256(signer.Raw)) {
 		return nil, fmt.Errorf("%w: %q, SHA-256 %x", ErrTokenSignerPin, signer.Subject.CommonName, sha256.Sum256(signer.Raw))
+	}
+	return p7.Content, nil
+}
+
+// checkCASigned checks a token that embeds no certificate (TokenSigner's
+// CASigned form): its signer, named by issuer and serial number, must be
+// one of CASigners, valid at now; no key usage is required of it, as
+// PKCS7_verify with PKCS7_NOCHAIN requires none. Signers (pins) do not
+// apply: CASigners is itself the list of the signers trusted.
+func (v *Verifier) checkCASigned(p7 *pkcs7.PKCS7, now time.Time) ([]byte, error) {
+	if len(v.CASigners) == 0 {
+		return nil, fmt.Errorf("%w: token embeds no signer certificate and no CA signers are configured", ErrTokenChain)
+	}
+	p7.Certificates = slices.Clone(v.CASigners)
+	signer := p7.GetOnlySigner()
+	if signer == nil {
+		return nil, fmt.Errorf("%w: token embeds no signer certificate and its signer is none of the CA signers", ErrTokenChain)
+	}
+	if len(p7.Content) == 0 {
+		return nil, fmt.Errorf("%w: no attached content", ErrTokenSignature)
+	}
+	if err := verifySignatureOnly(p7, signer); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrTokenSignature, err)
+	}
+	if now.Before(signer.NotBefore) || now.After(signer.NotAfter) {
+		return nil, fmt.Errorf("%w: CA signer %q valid %s to %s", ErrTokenChain, signer.Subject.CommonName,
+			formatTime(signer.NotBefore), formatTime(signer.NotAfter))
 	}
 	return p7.Content, nil
 }
