@@ -68,3 +68,11 @@ func (c *CA) IssueTokenSigner(pub crypto.PublicKey, name string, validity time.D
 	return &Issued{DER: der, Cert: cert, Serial: serial.Text(16), Device: name,
 		Fingerprint: FingerprintHex(der), NotBefore: cert.NotBefore, NotAfter: cert.NotAfter}, nil
 }
+
+// TokenSigningKey returns the CA's issuing key and certificate, for OSP
+// tokens the CA signs itself (osp.TokenSigner's CASigned form): such a
+// token embeds no certificate, which keeps it within the 1024 bytes the
+// OpenSIPS and Kamailio OSP modules can send, and gateways find the CA
+// certificate they hold as its signer. The key stays in this process, as
+// for every certificate the CA issues.
+func (c *CA) TokenSigningKey() (crypto.Signer, *x509.Certificate) { return c.signer, c.issuer }

@@ -750,6 +750,31 @@ func (a *App) followReenrollment(ctx context.Context, profile, device, serial st
 	a.noteRevoked(profile, name, nil, false) // the next refresh checks it again
 }
 
+// errSignedTokensIntermediate refuses signed tokens (both forms) of a CA
+// with an intermediate.
+var errSignedTokensIntermediate = errors.New("signed tokens need a CA without an intermediate (gateways verify them against the root alone); use tokens unsigned only in a lab, or a CA without intermediate")
+
+// caTokenSigner returns the CA of a profile as its own token signer
+// (`tokens ca_signed`): tokens without an embedded certificate, small
+// enough for the OpenSIPS/Kamailio OSP modules. The rules of tokenSigner
+// hold: no intermediate (gateways hold the root and verify with
+// PKCS7_NOCHAIN; an intermediate's signature has no path to it), and
+// nothing is signed once the CA has expired.
+func (a *App) caTokenSigner(profile string) (*osp.TokenSigner, error) {
+	c, err := a.authority(profile)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.Chain()) > 1 {
+		return nil, errSignedTokensIntermediate
+	}
+	if why := a.caExpired(c); why != "" {
+		return nil, fmt.Errorf("%w: %s", errCAExpired, why)
+	}
+	key, cert := c.TokenSigningKey()
+	return &osp.TokenSigner{Cert: cert, Key: key, CASigned: true}, nil
+}
+
 // tokenSigner returns the token signing key and certificate of a profile,
 // creating or renewing them in storage when missing, expiring (last third
 // of their life) or issued by another CA.
@@ -764,7 +789,7 @@ func (a *App) tokenSigner(ctx context.Context, profile string) (*osp.TokenSigner
 		// gateways check a token with PKCS7_NOCHAIN against the CA
 		// certificate enrollment gave them, the root: a signer the
 		// intermediate issued has no path to it
-		return nil, errors.New("signed tokens need a CA without an intermediate (gateways verify them against the root alone); use tokens unsigned only in a lab, or a CA without intermediate")
+		return nil, errSignedTokensIntermediate
 	}
 	if e, ok := a.authz.signers[profile]; ok && e.ca == c && a.now().Before(e.renewAt) {
 		return e.signer, nil

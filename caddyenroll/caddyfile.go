@@ -420,7 +420,7 @@ func intArg(d *caddyfile.Dispenser) (int, error) {
 // parseOSPDirective parses the `osp` site directive:
 //
 //	osp {
-//	    tokens           signed|unsigned
+//	    tokens           signed|ca_signed|unsigned
 //	    profile          modern|legacy
 //	    token_validity   <duration>
 //	    max_destinations <n>

@@ -30,6 +30,7 @@ func init() {
 const (
 	TokensSigned   = "signed"
 	TokensUnsigned = "unsigned"
+	TokensCASigned = "ca_signed"
 )
 
 // OSPHandler serves call authorization over OSP (ETSI TS 101 321, XML over
@@ -57,9 +58,14 @@ const (
 // the call's token, and usage records keep the three as reported.
 type OSPHandler struct {
 	// Token form: "signed" (default; CMS SignedData by a token key whose
-	// certificate the operational CA issues) or "unsigned" (plain
-	// TokenInfo XML: anyone who can reach a gateway can forge one; allowed
-	// with a warning, for lab setups and the toolkit's test_app).
+	// certificate the operational CA issues, embedded: 1.4-1.7 KB),
+	// "ca_signed" (CMS SignedData by the operational CA's own key, no
+	// certificate embedded: under 1 KB for a typical call with a P-256 CA,
+	// for the OpenSIPS and Kamailio OSP modules, which send no token over
+	// 1024 bytes) or "unsigned" (plain TokenInfo XML: anyone who can reach
+	// a gateway can forge one; allowed with a warning, for lab setups and
+	// the toolkit's test_app). Both signed forms need a CA without an
+	// intermediate.
 	Tokens string `json:"tokens,omitempty"`
 
 	// CA profile whose CA certifies the token signer: the CA the site's
@@ -134,7 +140,7 @@ func (h *OSPHandler) Provision(ctx caddy.Context) error {
 	}
 	if h.Tokens == TokensUnsigned {
 		h.log.Warn("OSP tokens are unsigned: anyone who can reach a gateway can forge an authorization; use only in a lab")
-	} else if _, err := h.app.tokenSigner(ctx, h.Profile); errors.Is(err, errCAExpired) {
+	} else if _, err := h.tokenSigner(ctx); errors.Is(err, errCAExpired) {
 		// refusing to start would take getcacert, the CRL and every
 		// other site down with it; authorizations are refused
 		h.log.Error("OSP authorizations will be refused", zap.Error(err))
@@ -146,8 +152,8 @@ func (h *OSPHandler) Provision(ctx caddy.Context) error {
 
 // Validate checks the settings.
 func (h *OSPHandler) Validate() error {
-	if h.Tokens != TokensSigned && h.Tokens != TokensUnsigned {
-		return fmt.Errorf("tokens must be %q or %q, not %q", TokensSigned, TokensUnsigned, h.Tokens)
+	if h.Tokens != TokensSigned && h.Tokens != TokensCASigned && h.Tokens != TokensUnsigned {
+		return fmt.Errorf("tokens must be %q, %q or %q, not %q", TokensSigned, TokensCASigned, TokensUnsigned, h.Tokens)
 	}
 	if h.Profile != profileModern && h.Profile != profileLegacy {
 		return fmt.Errorf("profile must be %q or %q, not %q", profileModern, profileLegacy, h.Profile)
@@ -341,14 +347,23 @@ func (h *OSPHandler) admit(req osp.Message, table *routing.Table, device, why st
 
 // signer is the token signer of the site, nil for unsigned tokens.
 func (h *OSPHandler) signer(ctx context.Context) (*osp.TokenSigner, error) {
-	if h.Tokens != TokensSigned {
+	if h.Tokens == TokensUnsigned {
 		return nil, nil
 	}
-	s, err := h.app.tokenSigner(ctx, h.Profile)
+	s, err := h.tokenSigner(ctx)
 	if err != nil {
 		h.log.Error("token signer", zap.Error(err))
 	}
 	return s, err
+}
+
+// tokenSigner is the signer of the site's signed form: the token key or
+// the CA itself.
+func (h *OSPHandler) tokenSigner(ctx context.Context) (*osp.TokenSigner, error) {
+	if h.Tokens == TokensCASigned {
+		return h.app.caTokenSigner(h.Profile)
+	}
+	return h.app.tokenSigner(ctx, h.Profile)
 }
 
 func (h *OSPHandler) authorize(ctx context.Context, req *osp.AuthorizationRequest, device, why string, now time.Time) (osp.Message, []zap.Field) {
@@ -512,7 +527,10 @@ func routedNumber(called string, np osp.NumberPortability) string {
 
 // verifier checks the tokens this site issued: signed by a token signer
 // the site's CA issued directly (device certificates, clientAuth, are
-// refused), and unsigned ones where the site issues those.
+// refused) or by the CA itself (ca_signed), whichever form the site signs
+// now (a reload that changed the form leaves calls in progress with the
+// other's tokens), and unsigned ones where the site issues those. Another
+// CA's tokens of either form are refused.
 func (h *OSPHandler) verifier(now time.Time) (*osp.Verifier, error) {
 	c, err := h.app.authority(h.Profile)
 	if err != nil {
@@ -520,7 +538,7 @@ func (h *OSPHandler) verifier(now time.Time) (*osp.Verifier, error) {
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(c.Issuer())
-	return &osp.Verifier{Roots: roots, Now: func() time.Time { return now },
+	return &osp.Verifier{Roots: roots, CASigners: []*x509.Certificate{c.Issuer()}, Now: func() time.Time { return now },
 		AllowUnsigned: h.Tokens == TokensUnsigned}, nil
 }
 

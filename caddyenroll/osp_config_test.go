@@ -1,11 +1,21 @@
 package caddyenroll
 
 import (
+	"context"
+	"crypto/x509"
+	"errors"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/certmagic"
+	"github.com/smallstep/pkcs7"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/osp"
 )
 
 // source_addresses are matched as addresses, not as strings: two spellings
@@ -84,5 +94,100 @@ func TestOSPSourceAddressMatches(t *testing.T) {
 		if got, why := h.identify(r); got != want {
 			t.Errorf("from %s: %q (%s), want %q", remote, got, why, want)
 		}
+	}
+}
+
+// `tokens ca_signed` is a token form of its own: accepted by Validate and
+// the Caddyfile, other spellings refused naming the three forms.
+func TestOSPTokensCASignedSetting(t *testing.T) {
+	for tokens, want := range map[string]string{TokensSigned: "", TokensCASigned: "", TokensUnsigned: "",
+		"casigned": `tokens must be "signed", "ca_signed" or "unsigned", not "casigned"`} {
+		h := &OSPHandler{Tokens: tokens, Profile: profileModern, TokenValidity: caddy.Duration(time.Minute)}
+		wantErr(t, h.Validate(), want)
+	}
+	d := caddyfile.NewTestDispenser("osp {\n\ttokens ca_signed\n}")
+	mh, err := parseOSPDirective(httpcaddyfile.Helper{Dispenser: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := mh.(*OSPHandler); h.Tokens != TokensCASigned {
+		t.Fatalf("tokens %q, want %q", h.Tokens, TokensCASigned)
+	}
+}
+
+// A ca_signed site signs its tokens with its CA's own key, embedding no
+// certificate; its reauthorizations take tokens of both signed forms of
+// its CA (a reload switching forms leaves calls in progress with the
+// other's), never those of another CA; a CA with an intermediate signs no
+// tokens of this form either.
+func TestOSPCASignedTokens(t *testing.T) {
+	const conf = "group \"\"\ndevice gw1.example \"\" enabled enrolled\ndevice x.example \"\" enabled enrolled\nroute \"\" '1405' x.example 1\n"
+	h := reauthHandlerAt(t, conf, map[string]string{"x.example": "192.0.2.50:5060"}, "gw1.example")
+	const gw1 = "192.0.2.1:5060"
+	c := h.app.cas[profileModern]
+	issue := func(tokens string) (uint64, []byte) {
+		t.Helper()
+		h.Tokens = tokens
+		rsp := authorizeCall(t, h, gw1)
+		if !rsp.Status.OK() || len(rsp.Destinations) != 1 {
+			t.Fatalf("tokens %s: authorization %v %+v", tokens, rsp.Status, rsp.Destinations)
+		}
+		return rsp.TransactionID, rsp.Destinations[0].Token
+	}
+	reauth := func(tokens string, tx uint64, token []byte) int {
+		t.Helper()
+		h.Tokens = tokens
+		rr, err := osp.ParseReauthorizationResponse(postOSP(t, h, reauthOf(t, tx, token), gw1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rr.Status.Code
+	}
+
+	caTx, caTok := issue(TokensCASigned)
+	p7, err := pkcs7.Parse(caTok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p7.Certificates) != 0 || len(caTok) > 1024 {
+		t.Fatalf("ca_signed token of %d bytes with %d certificates, want at most 1024 and none", len(caTok), len(p7.Certificates))
+	}
+	call := osp.Call{Calling: "1404", Called: "1405", CallID: []byte("call-1")}
+	if _, err := (&osp.Verifier{CASigners: []*x509.Certificate{c.Issuer()}}).Verify(caTok, call); err != nil {
+		t.Fatalf("ca_signed token does not verify with the CA as signer: %v", err)
+	}
+	sTx, sTok := issue(TokensSigned)
+	for _, tc := range []struct {
+		name, tokens string
+		tx           uint64
+		token        []byte
+	}{
+		{"ca_signed token, ca_signed site", TokensCASigned, caTx, caTok},
+		{"ca_signed token, signed site", TokensSigned, caTx, caTok},
+		{"signed token, ca_signed site", TokensCASigned, sTx, sTok},
+	} {
+		if code := reauth(tc.tokens, tc.tx, tc.token); code != 200 {
+			t.Errorf("%s: reauthorization status %d, want 200", tc.name, code)
+		}
+	}
+
+	// another CA: its own ca_signed tokens pass, ours no longer
+	other, _, err := ca.Open(context.Background(), localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, ca.Config{Name: "modern"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.app.cas[profileModern] = other
+	if code := reauth(TokensCASigned, caTx, caTok); code != 401 {
+		t.Errorf("another CA's ca_signed token: reauthorization status %d, want 401", code)
+	}
+
+	// a CA with an intermediate
+	inter, _, err := ca.Open(context.Background(), localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, ca.Config{Name: "modern", Intermediate: true}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.app.cas[profileModern] = inter
+	if _, err := h.app.caTokenSigner(profileModern); !errors.Is(err, errSignedTokensIntermediate) {
+		t.Errorf("ca_signed tokens of a CA with an intermediate: %v", err)
 	}
 }
