@@ -54,6 +54,10 @@ const (
 type otkServer struct {
 	*legServer
 	shortAddr string // HTTPS site whose osp handler has token_validity 2s (withShort)
+	// HTTPS sites whose osp handlers have tokens ca_signed and profile
+	// modern, the second also token_validity 2s, and the third tokens
+	// ca_signed with the shipped profile legacy (otkStartCASigned)
+	caSignedAddr, caSignedShortAddr, caSignedLegacyAddr string
 }
 
 // otkStart starts the shipped legacy example with free ports, temporary
@@ -68,6 +72,20 @@ func otkStart(t *testing.T, withShort bool) *otkServer {
 // otkStartWith is otkStart with lines added at the end of the copy of
 // legacy.conf.
 func otkStartWith(t *testing.T, withShort bool, extraConf string) *otkServer {
+	t.Helper()
+	return otkStartSites(t, withShort, false, extraConf)
+}
+
+// otkStartCASigned is otkStart with three more HTTPS sites whose osp
+// blocks are the shipped signed one with `tokens ca_signed`: two with
+// `profile modern` (P-256), the second also with `token_validity 2s`, and
+// one with the shipped `profile legacy` (RSA-2048).
+func otkStartCASigned(t *testing.T) *otkServer {
+	t.Helper()
+	return otkStartSites(t, false, true, "")
+}
+
+func otkStartSites(t *testing.T, withShort, caSigned bool, extraConf string) *otkServer {
 	t.Helper()
 	dir := t.TempDir()
 	conf, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "examples", "legacy.conf"))
@@ -86,17 +104,32 @@ func otkStartWith(t *testing.T, withShort bool, extraConf string) *otkServer {
 	admin := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	cf := legacyCaddyfile(t, dir, admin, s.httpAddr, s.tlsAddr, "", confPath, legOpts{})
 	wait := []string{s.httpAddr, s.tlsAddr}
-	if withShort {
-		s.shortAddr = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	// a site whose osp block is the shipped signed one with the tokens
+	// form and profile given and the lines given after `tokens`
+	site := func(tokens, profile, lines string) string {
+		addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 		const start, end = "\t\tosp {\n\t\t\ttokens signed\n", "\t\t}\n"
 		i := strings.Index(cf, start)
 		if i < 0 || strings.Count(cf, start) != 1 {
 			t.Fatalf("examples/legacy.Caddyfile: want exactly one %q (the HTTPS site's osp block)", start)
 		}
 		block := cf[i : i+len(start)+strings.Index(cf[i+len(start):], end)+len(end)]
-		block = strings.Replace(block, start, start+"\t\t\ttoken_validity 2s\n", 1)
-		cf += fmt.Sprintf("\nhttps://%s {\n\tbind 127.0.0.1\n\ttls internal\n\thandle /osp {\n%s\t}\n}\n", s.shortAddr, block)
-		wait = append(wait, s.shortAddr)
+		block = strings.Replace(block, start, "\t\tosp {\n\t\t\ttokens "+tokens+"\n"+lines, 1)
+		if n := strings.Count(block, "\t\t\tprofile legacy\n"); n != 1 {
+			t.Fatalf("examples/legacy.Caddyfile: the HTTPS site's osp block has %d `profile legacy` lines, want 1", n)
+		}
+		block = strings.Replace(block, "\t\t\tprofile legacy\n", "\t\t\tprofile "+profile+"\n", 1)
+		cf += fmt.Sprintf("\nhttps://%s {\n\tbind 127.0.0.1\n\ttls internal\n\thandle /osp {\n%s\t}\n}\n", addr, block)
+		wait = append(wait, addr)
+		return addr
+	}
+	if withShort {
+		s.shortAddr = site("signed", "legacy", "\t\t\ttoken_validity 2s\n")
+	}
+	if caSigned {
+		s.caSignedAddr = site("ca_signed", "modern", "")
+		s.caSignedShortAddr = site("ca_signed", "modern", "\t\t\ttoken_validity 2s\n")
+		s.caSignedLegacyAddr = site("ca_signed", "legacy", "")
 	}
 	s.Caddy = testutil.StartCaddy(t, dir, cf, admin, wait...)
 	for _, a := range wait[1:] {
@@ -412,7 +445,7 @@ func TestOSPToolkitTestApp(t *testing.T) {
 // A gateway on the toolkit library, as Asterisk's res_osp makes one
 
 var (
-	otkLookupOut   = regexp.MustCompile(`lookup errcode=(-?\d+) numdest=(\d+) dest=(\S*) timelimit=(\d+) tokensize=(\d+)`)
+	otkLookupOut   = regexp.MustCompile(`lookup errcode=(-?\d+) numdest=(\d+) dest=(\S*) timelimit=(\d+) tokensize=(\d+) b64=(-?\d+)`)
 	otkValidateOut = regexp.MustCompile(`validate errcode=(-?\d+) authorised=(\d+) timelimit=(\d+)`)
 )
 
@@ -422,6 +455,7 @@ type otkGateway struct {
 	t                *testing.T
 	exe, dir         string
 	key, cert, cacrt string
+	b64              int // OSPPBase64Encode's result on the last lookup's token into 2048 bytes
 }
 
 func (g *otkGateway) run(args ...string) string {
@@ -455,6 +489,7 @@ func (g *otkGateway) lookup(sp string) (code int, numDest int, dest string, toke
 	}
 	code, _ = strconv.Atoi(m[1])
 	numDest, _ = strconv.Atoi(m[2])
+	g.b64, _ = strconv.Atoi(m[6])
 	return code, numDest, m[3], f.Name()
 }
 
@@ -515,25 +550,15 @@ func otkOpenSSLVerify(t *testing.T, cmd, token, ca string) (*x509.Certificate, e
 	return c, nil
 }
 
-// Signed tokens of a real Caddy, checked the way gateways check them: a
-// gateway linking the unmodified toolkit library as Asterisk's res_osp does
-// (osp/testdata/toolkit/gateway.c), configured with what enrollment through
-// the same Caddy gave two devices — the legacy CA certificate from
-// getcacert (the toolkit's `enroll -fprint`), and each device's RSA key and
-// certificate from `enroll -function request` — asks the HTTPS site for a
-// route (device1.itsp.com, by its source address) and, as device2.itsp.com,
-// validates the token: authorised. A tampered token and an expired one
-// (token_validity 2s) are refused, and so are a token checked against
-// another CA (the modern one) and an unsigned token where only signed ones
-// are allowed (res_osp's default tokenformat 0). `openssl smime -verify
-// -nochain` and `openssl cms -verify` accept the token with the legacy CA.
-func TestOSPSignedTokenToolkitValidation(t *testing.T) {
-	c := newTKClient(t) // the toolkit's enroll, built by internal/osptk
+// otkEnrollGateways enrolls device1.itsp.com and device2.itsp.com
+// through s as toolkit gateways do (getcacert of the legacy CA, RSA keys)
+// and returns the gateway harness for each, with the CA certificate file
+// and DER.
+func otkEnrollGateways(t *testing.T, c *tkClient, s *otkServer) (orig, term *otkGateway, cacert string, legacyCA []byte) {
+	t.Helper()
 	exe := osptk.BuildHarness(t, filepath.Join(testutil.RepoRoot(), "osp", "testdata", "toolkit", "gateway.c"))
-	s := otkStart(t, true)
-
 	// enrollment through the same Caddy, as a toolkit gateway does it
-	legacyCA := s.adminCA("legacy")
+	legacyCA = s.adminCA("legacy")
 	r, cacert := c.getCACert(s.httpAddr, md5Hex(legacyCA))
 	if r.code != 0 || !bytes.Equal(printedCert(t, r), legacyCA) {
 		t.Fatalf("getcacert:\n%s", r)
@@ -553,7 +578,25 @@ func TestOSPSignedTokenToolkitValidation(t *testing.T) {
 		}
 		gw[dev] = &otkGateway{t: t, exe: exe, dir: c.dir, key: filepath.Join(c.dir, name+".key.pem"), cert: cert, cacrt: cacert}
 	}
-	orig, term := gw["device1.itsp.com"], gw["device2.itsp.com"]
+	return gw["device1.itsp.com"], gw["device2.itsp.com"], cacert, legacyCA
+}
+
+// Signed tokens of a real Caddy, checked the way gateways check them: a
+// gateway linking the unmodified toolkit library as Asterisk's res_osp does
+// (osp/testdata/toolkit/gateway.c), configured with what enrollment through
+// the same Caddy gave two devices — the legacy CA certificate from
+// getcacert (the toolkit's `enroll -fprint`), and each device's RSA key and
+// certificate from `enroll -function request` — asks the HTTPS site for a
+// route (device1.itsp.com, by its source address) and, as device2.itsp.com,
+// validates the token: authorised. A tampered token and an expired one
+// (token_validity 2s) are refused, and so are a token checked against
+// another CA (the modern one) and an unsigned token where only signed ones
+// are allowed (res_osp's default tokenformat 0). `openssl smime -verify
+// -nochain` and `openssl cms -verify` accept the token with the legacy CA.
+func TestOSPSignedTokenToolkitValidation(t *testing.T) {
+	c := newTKClient(t) // the toolkit's enroll, built by internal/osptk
+	s := otkStart(t, true)
+	orig, term, cacert, legacyCA := otkEnrollGateways(t, c, s)
 
 	code, n, dest, token := orig.lookup("https://" + s.tlsAddr + "/osp")
 	if code != 0 || n != 2 || dest != otkFirst {
@@ -660,6 +703,112 @@ func TestOSPSignedTokenToolkitValidation(t *testing.T) {
 	if list := s.cdrs(); len(list) != 0 {
 		t.Errorf("CDRs without usage reports: %+v", list)
 	}
+}
+
+// `tokens ca_signed` (tokens signed with the CA's own key, no certificate
+// embedded) against the same gateway, as OpenSIPS and Kamailio need it.
+// With the modern (P-256) CA the token is at most 1024 bytes, so
+// OSPPBase64Encode puts it into the 2048-byte buffer those modules give it
+// (b64=0; the embedded form's token does not fit: 22010,
+// OSPC_ERR_B64_ENCODE_FAILED); the toolkit's ValidateAuthorisation, which
+// finds the signer among the CA certificates the gateway holds
+// (PKCS7_verify, PKCS7_NOCHAIN), authorises it with the modern CA
+// certificate configured; tampered and expired tokens are refused, and so
+// is the token checked against another CA (the legacy one). `openssl smime
+// -verify -nochain -CAfile ca -certfile ca` (the same PKCS7_verify)
+// accepts it. The size with the legacy (RSA-2048) CA is logged: the RSA
+// signature makes it some 190 bytes larger (README).
+func TestOSPSignedTokenToolkitValidationCASigned(t *testing.T) {
+	c := newTKClient(t)
+	s := otkStartCASigned(t)
+	orig, legacyTerm, legacyCACert, _ := otkEnrollGateways(t, c, s)
+	modernCA := filepath.Join(c.dir, "modern-ca.pem")
+	if err := os.WriteFile(modernCA, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.adminCA("modern")}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	term := *legacyTerm
+	term.cacrt = modernCA // the CA the terminating gateway holds: the modern one
+
+	// the embedded form, for comparison: too large for the 2048 bytes
+	if code, _, _, _ := orig.lookup("https://" + s.tlsAddr + "/osp"); code != 0 || orig.b64 != 22010 {
+		t.Errorf("signed (embedded) token: lookup errcode %d, OSPPBase64Encode into 2048 bytes %d; want 0 and 22010", code, orig.b64)
+	}
+	if code, _, _, legacyTok := orig.lookup("https://" + s.caSignedLegacyAddr + "/osp"); code == 0 {
+		b, _ := os.ReadFile(legacyTok)
+		t.Logf("ca_signed token with the legacy RSA-2048 CA: %d bytes, OSPPBase64Encode into 2048 bytes: %d", len(b), orig.b64)
+	} else {
+		t.Errorf("lookup on the ca_signed legacy site: errcode %d", code)
+	}
+	code, n, dest, token := orig.lookup("https://" + s.caSignedAddr + "/osp")
+	if code != 0 || n != 2 || dest != otkFirst {
+		t.Fatalf("lookup: errcode %d, %d destinations, first %q; want 0, 2, %s", code, n, dest, otkFirst)
+	}
+	tok, err := os.ReadFile(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ca_signed token with the modern P-256 CA: %d bytes", len(tok))
+	if len(tok) > 1024 || orig.b64 != 0 || tok[0] != 0x30 {
+		t.Fatalf("ca_signed token of %d bytes, OSPPBase64Encode into 2048 bytes: %d; want CMS of at most 1024 bytes, 0", len(tok), orig.b64)
+	}
+
+	t.Run("authorised", func(t *testing.T) {
+		code, authorised, limit, out := term.validate(token, 0)
+		if code != 0 || authorised != 1 || limit == 0 {
+			t.Fatalf("ValidateAuthorisation: %s", out)
+		}
+	})
+
+	t.Run("openssl", func(t *testing.T) {
+		bin, err := exec.LookPath("openssl")
+		if err != nil {
+			t.Fatal("the openssl command is needed (apt-get install openssl)")
+		}
+		args := []string{"smime", "-verify", "-inform", "DER", "-binary", "-nochain", "-CAfile", modernCA, "-certfile", modernCA,
+			"-in", token, "-out", filepath.Join(t.TempDir(), "content")}
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			t.Fatalf("openssl %v: %v: %s", args, err, out)
+		}
+		// the token embeds no certificate: without -certfile no signer
+		if _, err := otkOpenSSLVerify(t, "smime", token, modernCA); err == nil {
+			t.Fatal("openssl smime verified the token without the CA as candidate signer: it embeds a certificate")
+		}
+	})
+
+	t.Run("tampered", func(t *testing.T) {
+		bad := bytes.Clone(tok)
+		i := bytes.Index(bad, []byte("<DestinationInfo"))
+		if i < 0 {
+			t.Fatalf("no <DestinationInfo in the token's content")
+		}
+		bad[i+1] ^= 0x20
+		path := filepath.Join(c.dir, "ca-signed-tampered")
+		if err := os.WriteFile(path, bad, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if code, authorised, _, out := term.validate(path, 0); code != 18020 || authorised != 0 { // OSPC_ERR_PKCS7_INVALID_SIGNATURE
+			t.Fatalf("tampered token: want errcode 18020: %s", out)
+		}
+	})
+
+	t.Run("another CA", func(t *testing.T) {
+		other := term
+		other.cacrt = legacyCACert
+		if code, _, _, out := other.validate(token, 0); code != 18020 {
+			t.Fatalf("token checked against the legacy CA: want errcode 18020: %s", out)
+		}
+	})
+
+	t.Run("expired", func(t *testing.T) {
+		code, _, _, short := orig.lookup("https://" + s.caSignedShortAddr + "/osp")
+		if code != 0 {
+			t.Fatalf("lookup on the ca_signed token_validity 2s site: errcode %d", code)
+		}
+		time.Sleep(3500 * time.Millisecond)
+		if code, authorised, _, out := term.validate(short, 0); code != 11140 || authorised != 0 { // OSPC_ERR_TRAN_TOO_LATE_TO_USE_TOKEN
+			t.Fatalf("expired token: want errcode 11140: %s", out)
+		}
+	})
 }
 
 // test_app's RequestReauthorization (menu 38), unmodified, after it got a

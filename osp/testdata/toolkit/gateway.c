@@ -17,7 +17,10 @@
  *    call ids only for H.323) and up to 12 destinations, then
  *    OSPPTransactionGetFirstDestination; the token is written to a file
  *    (res_osp base64-encodes it into the P-OSP-Auth-Token header, and the
- *    terminating gateway decodes the same bytes);
+ *    terminating gateway decodes the same bytes); b64 is what
+ *    OSPPBase64Encode returns for the token into 2048 bytes, as the OSP
+ *    modules of OpenSIPS and Kamailio encode it (0: the header is sent;
+ *    otherwise the INVITE leaves without it);
  *  - "validate" is res_osp's osp_validate_token (OSPAuth):
  *    OSPPTransactionValidateAuthorisation(source, destination, no devices,
  *    calling, called as E.164, no call id, the token, tokenformat).
@@ -26,7 +29,7 @@
  *
  * usage:
  *   gateway SP KEY.pem CERT.pem CA.pem lookup SOURCE CALLING CALLED TOKENOUT
- *     prints: lookup errcode=N numdest=N dest=D timelimit=N tokensize=N
+ *     prints: lookup errcode=N numdest=N dest=D timelimit=N tokensize=N b64=N
  *   gateway SP KEY.pem CERT.pem CA.pem validate SOURCE DEST CALLING CALLED TOKEN TOKENFORMAT
  *     prints: validate errcode=N authorised=N timelimit=N
  *   (TOKENFORMAT: 0 signed only, res_osp's default; 1 unsigned only; 2 both)
@@ -39,10 +42,12 @@
 
 #include "osp/osp.h"
 #include "osp/osputils.h"
+#include "osp/ospb64.h"
 
 #define GW_TIMEOUT_MS 10000
 #define GW_MAXDESTS 12
 #define GW_TOKEN_SZ 4096
+#define GW_B64_SZ 2048 /* the OpenSIPS/Kamailio osp modules' header buffer */
 
 static unsigned char *readfile(const char *name, unsigned *len)
 {
@@ -121,6 +126,9 @@ int main(int argc, char *argv[])
         unsigned char callid[256];
         char callednum[256] = "", callingnum[256] = "", destination[256] = "";
         unsigned char token[GW_TOKEN_SZ];
+        unsigned char b64[GW_B64_SZ];
+        unsigned b64len = sizeof(b64);
+        int b64err = -1;
         FILE *out;
 
         err = OSPPInit(OSPC_FALSE);
@@ -143,13 +151,14 @@ int main(int argc, char *argv[])
             tokenlen = 0;
         }
         if (err == OSPC_ERR_NO_ERROR && tokenlen > 0) {
+            b64err = OSPPBase64Encode(token, tokenlen, b64, &b64len);
             if ((out = fopen(argv[9], "wb")) == NULL || fwrite(token, 1, tokenlen, out) != tokenlen || fclose(out) != 0) {
                 perror(argv[9]);
                 return 2;
             }
         }
-        printf("lookup errcode=%d numdest=%u dest=%s timelimit=%u tokensize=%u\n", err, numdests, destination, timelimit,
-            err == OSPC_ERR_NO_ERROR ? tokenlen : 0);
+        printf("lookup errcode=%d numdest=%u dest=%s timelimit=%u tokensize=%u b64=%d\n", err, numdests, destination, timelimit,
+            err == OSPC_ERR_NO_ERROR ? tokenlen : 0, b64err);
     } else if (strcmp(argv[5], "validate") == 0 && argc == 12) {
         unsigned toklen = 0, authorised = 0, timelimit = 0, dummy = 0;
         unsigned char *tok = readfile(argv[10], &toklen);
