@@ -409,6 +409,9 @@ func (h *OSPHandler) authorize(ctx context.Context, req *osp.AuthorizationReques
 	if err != nil {
 		return h.refuseErr(req, err, now, "authorizing")
 	}
+	if h.Tokens == TokensCASigned {
+		h.warnTokenSize(rsp, now)
+	}
 	outcome := "authorized"
 	if !rsp.Status.OK() {
 		outcome = "no_route"
@@ -428,6 +431,30 @@ func (h *OSPHandler) authorize(ctx context.Context, req *osp.AuthorizationReques
 		fields = append(fields, zap.String("outcome", outcome), zap.Bool("refused", true))
 	}
 	return rsp, fields
+}
+
+// sipModuleTokenLimit is the largest token the OSP modules of OpenSIPS
+// and Kamailio send: they base64-encode it into 2048 bytes with the
+// toolkit's OSPPBase64Encode, which wants twice the token's size. A larger
+// one leaves the gateway without its P-OSP-Auth-Token.
+const sipModuleTokenLimit = 1024
+
+// warnTokenSize warns, at most every pendingWarnInterval per profile, of
+// a ca_signed token too large for those modules (a long Call-ID, an RSA
+// CA): the form is chosen for them, and the call would fail at the
+// terminating gateway with nothing in this server's answer to say why.
+func (h *OSPHandler) warnTokenSize(rsp *osp.AuthorisationResponse, now time.Time) {
+	for _, d := range rsp.Destinations {
+		if len(d.Token) <= sipModuleTokenLimit {
+			continue
+		}
+		if h.app.pendingThrottle != nil && h.app.pendingThrottle.due("token-size:"+h.Profile, now, pendingWarnInterval) {
+			h.log.Warn("ca_signed token larger than the OpenSIPS/Kamailio OSP modules send: their INVITE leaves without it",
+				zap.Int("bytes", len(d.Token)), zap.Int("limit", sipModuleTokenLimit), zap.String("profile", h.Profile),
+				zap.Int("call_id_bytes", len(d.CallID)))
+		}
+		return
+	}
 }
 
 // reauthorize extends a call in progress with a fresh token, for an
