@@ -74,7 +74,10 @@ type OSPHandler struct {
 	// SHA-256 either way).
 	Profile string `json:"profile,omitempty"`
 
-	// How long a token is valid: 1s to 24h. Default 60s.
+	// How long a token is valid: 1s to 24h. Default 60s. Every
+	// destination of an answer gets its token at once: set it to the
+	// longest failover the sources take through the destinations
+	// (attempts × their timeout), no longer than that.
 	TokenValidity caddy.Duration `json:"token_validity,omitempty"`
 
 	// Largest number of destinations in an answer; the request's
