@@ -189,7 +189,11 @@ func (cs *configState) leave() {
 }
 
 // tellOthers puts the version cs wrote in force in the file's other open
-// configStates (an error is the watcher's to report).
+// configStates (an error is the watcher's to report). The caller holds
+// the edit lock: their polls would skip while any edit runs, and a config
+// that does not watch the file would keep the version before this edit
+// if that edit failed; held, the others also take the versions in the
+// order they were written.
 func (cs *configState) tellOthers() {
 	s := stateSetOf(cs.path)
 	s.mu.Lock()
@@ -201,7 +205,7 @@ func (cs *configState) tellOthers() {
 	}
 	s.mu.Unlock()
 	for _, o := range others {
-		_, _ = o.poll()
+		_, _ = o.pollEditsHeld(true)
 	}
 }
 
@@ -269,6 +273,8 @@ func (cs *configState) editSettled(ctx context.Context, fn func(f *configfile.Fi
 }
 
 func (cs *configState) editFile(ctx context.Context, settled bool, fn func(f *configfile.File) error) error {
+	cs.edits.Lock()
+	defer cs.edits.Unlock()
 	err := cs.editFileLocked(ctx, settled, fn)
 	if err == nil {
 		cs.tellOthers()
@@ -276,9 +282,8 @@ func (cs *configState) editFile(ctx context.Context, settled bool, fn func(f *co
 	return err
 }
 
+// editFileLocked is editFile's edit, under the edit lock.
 func (cs *configState) editFileLocked(ctx context.Context, settled bool, fn func(f *configfile.File) error) error {
-	cs.edits.Lock()
-	defer cs.edits.Unlock()
 	if cs.lockFile != nil {
 		unlock, err := cs.lockFile(ctx)
 		if err != nil {
@@ -623,6 +628,12 @@ func (cs *configState) reload() (bool, error) {
 // so readers go on meanwhile; a version is not put in force while an edit
 // runs (it syncs with the disk itself, and the next poll decides).
 func (cs *configState) poll() (bool, error) {
+	return cs.pollEditsHeld(false)
+}
+
+// pollEditsHeld is poll; held says the caller holds the edit lock
+// (tellOthers).
+func (cs *configState) pollEditsHeld(held bool) (bool, error) {
 	v, err := cs.stat()
 	if err != nil {
 		return false, err
@@ -638,10 +649,12 @@ func (cs *configState) poll() (bool, error) {
 		return false, nil // the next poll decides
 	}
 	// an edit in progress syncs with the disk itself: the next poll decides
-	if !cs.edits.TryLock() {
-		return false, nil
+	if !held {
+		if !cs.edits.TryLock() {
+			return false, nil
+		}
+		defer cs.edits.Unlock()
 	}
-	defer cs.edits.Unlock()
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if !cs.ver.is(cur) {
