@@ -92,6 +92,44 @@ func TestUpdateAgreesWithBuild(t *testing.T) {
 			o.SignalAddress = map[string]string{"device1.itsp.com": "192.0.2.2"}
 		}, keepNothing},
 		{"max destinations", func(_ *configfile.File, o *Options) { o.MaxDestinations = 1 }, keepNothing},
+		{"flags and a weight", func(f *configfile.File, _ *Options) {
+			f.Devices[2].Enrolled = false
+			f.Routes[0].Targets[0].Weight = 7
+		}, keepDevices},
+		{"group renamed", func(f *configfile.File, _ *Options) {
+			rename := func(g *string) {
+				if *g == "Lab" {
+					*g = "Bench"
+				}
+			}
+			for i := range f.Groups {
+				rename(&f.Groups[i].Name)
+			}
+			for i := range f.Devices {
+				rename(&f.Devices[i].Group)
+			}
+			for i := range f.Routes {
+				rename(&f.Routes[i].Group)
+			}
+		}, keepNothing},
+		{"devices swapped", func(f *configfile.File, _ *Options) {
+			f.Devices[0], f.Devices[1] = f.Devices[1], f.Devices[0]
+			for i := range f.Routes {
+				for j := range f.Routes[i].Targets {
+					switch tg := &f.Routes[i].Targets[j]; tg.Device {
+					case 0:
+						tg.Device = 1
+					case 1:
+						tg.Device = 0
+					}
+				}
+			}
+		}, keepNothing},
+		{"device respelled", func(f *configfile.File, _ *Options) { f.Devices[1].Name = "Device1.ITSP.com" }, keepNothing},
+		{"address of another device", func(_ *configfile.File, o *Options) {
+			o.SignalAddress = map[string]string{"device1.itsp.com": "192.0.2.1:5070", "lab1.example.net": "192.0.2.9"}
+		}, keepNothing},
+		{"address dropped", func(_ *configfile.File, o *Options) { o.SignalAddress = nil }, keepNothing},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
