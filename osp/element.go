@@ -80,24 +80,50 @@ func (e *Element) Flatten() map[string]string {
 // FlattenAll is Flatten of several elements (a usage's <Statistics>,
 // normally one) into one map, numbering a name that comes again in a
 // later element as Flatten numbers one that comes twice in one.
+//
+// The map holds at most MaxFlattenBytes of names and values: each name
+// repeats its ancestors' names and attributes, so a message of
+// DefaultLimits.MaxBytes with a long attribute over thousands of elements
+// would flatten to gigabytes. What comes past the limit (in document
+// order) is left out, and FlattenTruncated is then set to "true".
 func FlattenAll(es []Element) map[string]string {
-	f := flattener{out: map[string]string{}, seen: map[string]int{}}
+	f := flattener{out: map[string]string{}, seen: map[string]int{}, left: MaxFlattenBytes}
 	for i := range es {
 		for j := range es[i].Children {
 			f.add("", &es[i].Children[j])
 		}
 	}
+	if f.cut {
+		f.out[FlattenTruncated] = "true"
+	}
 	return f.out
 }
+
+// MaxFlattenBytes bounds the names and values FlattenAll returns: four
+// times the largest message, far above what devices report (the toolkit's
+// statistics flatten to a few hundred bytes).
+const MaxFlattenBytes = 4 * 256 << 10
+
+// FlattenTruncated is the name FlattenAll sets when it left out what came
+// past MaxFlattenBytes ("#" is escaped in every other name).
+const FlattenTruncated = "#truncated"
 
 // flattener numbers repeated names with a count per name, so that a
 // device repeating one element thousands of times costs linear time.
 type flattener struct {
 	out  map[string]string
 	seen map[string]int
+	left int  // bytes of names and values out may still take
+	cut  bool // something was left out: nothing more is added
 }
 
 func (f *flattener) add(prefix string, e *Element) {
+	// a name is never shorter than its parent's: past the limit, this
+	// element's and its children's are left out (and not even built)
+	if f.cut || len(prefix) > f.left {
+		f.cut = true
+		return
+	}
 	var b strings.Builder
 	b.WriteString(prefix)
 	if prefix != "" {
@@ -118,10 +144,15 @@ func (f *flattener) add(prefix string, e *Element) {
 	if len(e.Children) == 0 || e.Value != "" {
 		// "#" is escaped in names: name#n is only ever name's n-th
 		key := name
-		f.seen[name]++
-		if n := f.seen[name]; n > 1 {
+		if n := f.seen[name] + 1; n > 1 {
 			key = name + "#" + strconv.Itoa(n)
 		}
+		if len(key)+len(e.Value) > f.left {
+			f.cut = true
+			return
+		}
+		f.seen[name]++
+		f.left -= len(key) + len(e.Value)
 		f.out[key] = e.Value
 	}
 	for i := range e.Children {
