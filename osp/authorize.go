@@ -8,6 +8,7 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -28,8 +29,14 @@ const (
 	DefaultMaxDuration = 4 * time.Hour
 	// DefaultProtocol and DefaultOSPVersion fill a Destination's empty
 	// Protocol and OSPVersion.
-	DefaultProtocol   = "sip"
+	DefaultProtocol   = ProtocolSIP
 	DefaultOSPVersion = "2.1.1"
+	// OSPVersionDisabled is the <OSPVersion> that tells the toolkit the
+	// destination is not an OSP device (DEST_OSP_DIABLED, src/ospdest.c):
+	// OSPPTransactionIsDestOSPEnabled then says OSPC_DOSP_FALSE, and the
+	// gateways send such a destination no token. Any other non-empty
+	// value is OSPC_DOSP_TRUE.
+	OSPVersionDisabled = "0.0.0"
 	// MaxValueBytes is the longest element value the toolkit takes: it
 	// copies each into char buffer[4096] with no bounds check
 	// (OSPC_XMLDOC_ITEMSIZE, src/ospxmlparse.c and OSPPXMLUnescape in
@@ -47,6 +54,46 @@ const (
 	// carry a broken token and the terminating gateway refuse the call.
 	MaxTokenBase64 = MaxValueBytes - len("P-OSP-Auth-Token: ")
 )
+
+// The destination protocols (<SignalingProtocol>) the OSP Toolkit knows,
+// spelled as its OSPV_PROTNAME_DESCS (src/ospdest.c) writes them: it
+// compares them case-sensitively (OSPPMsgDescGetPart, strcmp), and any
+// other value is OSPC_PROTNAME_UNKNOWN to the gateway.
+const (
+	ProtocolSIP      = "sip"
+	ProtocolH323Q931 = "h323-Q931" // H.323, send Setup to complete the call
+	ProtocolH323LRQ  = "h323-LRQ"  // H.323, send an LRQ to the gatekeeper
+	ProtocolIAX      = "iax"
+	ProtocolFaxT37   = "fax-T37"
+	ProtocolFaxT38   = "fax-T38"
+	ProtocolSkype    = "skype"
+	ProtocolSMPP     = "smpp"
+	ProtocolXMPP     = "xmpp"
+	ProtocolSMS      = "sms"
+)
+
+// ServiceVoice is the voice service, which answers name for destinations
+// without a token (Destination.NonOSP).
+const ServiceVoice ServiceType = "voice"
+
+// protocols is the toolkit's list, in its order.
+var protocols = [...]string{ProtocolSIP, ProtocolH323Q931, ProtocolH323LRQ, ProtocolIAX,
+	ProtocolFaxT37, ProtocolFaxT38, ProtocolSkype, ProtocolSMPP, ProtocolXMPP, ProtocolSMS}
+
+// Protocols returns the destination protocols the toolkit knows, in its
+// order (a fresh slice).
+func Protocols() []string { return append([]string(nil), protocols[:]...) }
+
+// ValidProtocol tells whether p is a destination protocol the toolkit
+// knows, exactly as it spells it ("h323-Q931", not "H323-q931").
+func ValidProtocol(p string) bool {
+	for _, q := range protocols {
+		if p == q {
+			return true
+		}
+	}
+	return false
+}
 
 // ErrTokenTooLarge refuses a token whose base64 exceeds MaxTokenBase64;
 // StatusOf answers it with StatusBadRequest (the request's call id and
@@ -69,9 +116,22 @@ type Destination struct {
 	// CalledNumber replaces the requested called number at this
 	// destination (number translation); empty keeps it.
 	CalledNumber string
-	Protocol     string        // "sip" when empty
-	OSPVersion   string        // "2.1.1" when empty
-	MaxDuration  time.Duration // call time limit; DefaultMaxDuration when 0
+	// Protocol is the destination's <SignalingProtocol>, one of
+	// Protocols(); DefaultProtocol ("sip") when empty.
+	Protocol    string
+	OSPVersion  string        // "2.1.1" when empty
+	MaxDuration time.Duration // call time limit; DefaultMaxDuration when 0
+	// NonOSP says the destination is not an OSP device (a PSTN gateway
+	// that cannot check tokens): its <OSPVersion> is OSPVersionDisabled
+	// and Authorize gives it no token, as the gateways would not send one
+	// (no signature spent on it). Its UsageDetail then names the service
+	// ("voice" when the request named none): the toolkit hands a
+	// destination without token to the application only for a known
+	// service (OSPPTransactionGetDestination), else OSPC_ERR_TRAN_TOKEN_INVALID.
+	// The source cannot reauthorize such a call (the toolkit sends a
+	// reauthorization only with the destination's token); Reauthorize,
+	// which the toolkit refuses without a token, still gives one.
+	NonOSP bool
 }
 
 // NewTransactionID returns a random, non-zero 63-bit transaction id (63
@@ -186,7 +246,7 @@ func AuthorizeTransaction(req *AuthorizationRequest, dests []Destination, signer
 		case len(req.CallIDs) > 0:
 			callID = req.CallIDs[0]
 		}
-		rd, err := issue(&dests[i], calling, called, np, callID, tx, req.Service, signer, now, validity)
+		rd, err := issue(&dests[i], calling, called, np, callID, tx, req.Service, signer, now, validity, false)
 		if err != nil {
 			return nil, fmt.Errorf("osp: Authorize: destination %d: %w", i, err)
 		}
@@ -198,8 +258,10 @@ func AuthorizeTransaction(req *AuthorizationRequest, dests []Destination, signer
 	return rsp, nil
 }
 
-// issue builds one destination and its token.
-func issue(d *Destination, calling, called Info, np NumberPortability, callID []byte, tx uint64, svc ServiceType, signer *TokenSigner, now time.Time, validity time.Duration) (ResponseDestination, error) {
+// issue builds one destination and its token: none for a destination
+// that is not an OSP device unless reauth (the toolkit's
+// OSPPTransactionRequestReauthorisation refuses an answer without one).
+func issue(d *Destination, calling, called Info, np NumberPortability, callID []byte, tx uint64, svc ServiceType, signer *TokenSigner, now time.Time, validity time.Duration, reauth bool) (ResponseDestination, error) {
 	addr, err := NormalizeSignalAddress(d.SignalAddress)
 	if err != nil {
 		return ResponseDestination{}, err
@@ -223,10 +285,18 @@ func issue(d *Destination, calling, called Info, np NumberPortability, callID []
 		return ResponseDestination{}, fmt.Errorf("call time limit %s outside 1s to %s", maxDur, maxSeconds*time.Second)
 	}
 	proto, version := d.Protocol, d.OSPVersion
-	if proto == "" {
+	switch {
+	case proto == "":
 		proto = DefaultProtocol
+	case !ValidProtocol(proto):
+		// the gateway would read OSPC_PROTNAME_UNKNOWN and dial it as its default
+		return ResponseDestination{}, fmt.Errorf("protocol %q: not one the OSP Toolkit knows (%s)", proto, strings.Join(protocols[:], ", "))
 	}
-	if version == "" {
+	nonOSP := d.NonOSP || version == OSPVersionDisabled
+	switch {
+	case nonOSP:
+		version = OSPVersionDisabled
+	case version == "":
 		version = DefaultOSPVersion
 	}
 	info := TokenInfo{
@@ -243,17 +313,27 @@ func issue(d *Destination, calling, called Info, np NumberPortability, callID []
 		MaxDuration:       maxDur,
 		Service:           svc,
 	}
-	token, err := info.Encode()
-	if err != nil {
-		return ResponseDestination{}, err
-	}
-	if signer != nil {
-		if token, err = signer.Sign(token); err != nil {
+	var token []byte
+	rspSvc := svc
+	if nonOSP && !reauth {
+		// the toolkit takes a destination without a token only for a
+		// service it knows (OSPPTransactionGetDestination)
+		if rspSvc == "" {
+			rspSvc = ServiceVoice
+		}
+	} else {
+		var err error
+		if token, err = info.Encode(); err != nil {
 			return ResponseDestination{}, err
 		}
-	}
-	if err := checkTokenSize(token); err != nil {
-		return ResponseDestination{}, err
+		if signer != nil {
+			if token, err = signer.Sign(token); err != nil {
+				return ResponseDestination{}, err
+			}
+		}
+		if err := checkTokenSize(token); err != nil {
+			return ResponseDestination{}, err
+		}
 	}
 	return ResponseDestination{
 		SourceInfo:        calling,
@@ -267,7 +347,7 @@ func issue(d *Destination, calling, called Info, np NumberPortability, callID []
 		ValidAfter:        info.ValidAfter,
 		ValidUntil:        info.ValidUntil,
 		MaxDuration:       maxDur,
-		Service:           svc,
+		Service:           rspSvc,
 		CallID:            callID,
 	}, nil
 }
@@ -341,7 +421,7 @@ func Reauthorize(req *ReauthorizationRequest, info *TokenInfo, dest Destination,
 	if dest.Device == "" {
 		dest.Device = info.NetworkID
 	}
-	rd, err := issue(&dest, calling, called, np, info.CallID, req.TransactionID, info.Service, signer, now, validity)
+	rd, err := issue(&dest, calling, called, np, info.CallID, req.TransactionID, info.Service, signer, now, validity, true)
 	if err != nil {
 		return nil, fmt.Errorf("osp: Reauthorize: %w", err)
 	}
