@@ -101,5 +101,5 @@ func (t *Table) usable(d, src int32, eligible func(string) bool) bool {
 
 func (t *Table) appendDest(dst []Destination, d int32, w uint32) []Destination {
 	dev := &t.devices[d]
-	return append(dst, Destination{Device: dev.name, Group: dev.group, Weight: w, SignalAddress: dev.addr})
+	return append(dst, Destination{Device: dev.name, Group: dev.group, Weight: w, SignalAddress: dev.addr, Protocol: dev.proto, NonOSP: dev.nonOSP})
 }

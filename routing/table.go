@@ -43,6 +43,15 @@ type Options struct {
 	// Devices not listed use their name and DefaultPort ("[ip]:port" for an
 	// IP address). Names that are not devices of the file are ignored.
 	SignalAddress map[string]string
+	// Protocol maps device names to their destination protocol as the
+	// OSP Toolkit names it (osp.Protocols: "h323-Q931", "iax"…). Devices
+	// not listed, or listed with "", have none (osp.DefaultProtocol, "sip",
+	// in answers). Names that are not devices of the file are ignored.
+	Protocol map[string]string
+	// NonOSP names the devices that are not OSP devices (a PSTN gateway
+	// that cannot check tokens): their destinations say so (answers carry
+	// OSP version 0.0.0 and no token). Others are ignored.
+	NonOSP map[string]bool
 }
 
 // Destination is one device offered for a call.
@@ -51,6 +60,8 @@ type Destination struct {
 	Group         string // the device's own group
 	Weight        uint32 // its weight in the route
 	SignalAddress string // "[ip]:port" or "host:port", for OSP DestinationSignalAddress
+	Protocol      string // Options.Protocol's, for OSP SignalingProtocol; "" when none
+	NonOSP        bool   // not an OSP device (Options.NonOSP)
 }
 
 // RouteInfo describes the route that matched, for diagnostics.
@@ -67,6 +78,8 @@ type DeviceInfo struct {
 	Name, Group       string
 	Enabled, Enrolled bool
 	SignalAddress     string // "[ip]:port" or "host:port"
+	Protocol          string // the destination protocol; "" when none given
+	NonOSP            bool   // not an OSP device
 }
 
 // Table is the route table built from one configuration. It is immutable
@@ -91,6 +104,8 @@ type Table struct {
 	// by the tables Update makes from it)
 	port       string
 	sigAddr    map[string]string
+	protocol   map[string]string
+	nonOSP     map[string]bool
 	routeSum   uint64
 	namesIdent *namesIdent
 }
@@ -123,6 +138,8 @@ type devRec struct {
 	usable            bool  // enabled && enrolled, with an address OSP can send
 	enabled, enrolled bool
 	addressable       bool // an address OSP can send, and a name that fits a NetworkID
+	nonOSP            bool
+	proto             string // a constant of package osp, or ""
 }
 
 // Build builds the route table of f. f is only read, and must not be
@@ -152,6 +169,8 @@ func Build(f *configfile.File, o Options) (*Table, error) {
 	portStr := strconv.Itoa(port)
 	t.port = portStr
 	t.sigAddr = maps.Clone(o.SignalAddress)
+	t.protocol = maps.Clone(o.Protocol)
+	t.nonOSP = maps.Clone(o.NonOSP)
 
 	// groups: names are cloned so the table does not pin the File's source
 	t.groups = make([]groupRec, len(f.Groups))
@@ -210,6 +229,22 @@ func Build(f *configfile.File, o Options) (*Table, error) {
 			return nil, fmt.Errorf("routing: signalling address of %q: %w", name, err)
 		}
 		t.devices[i].addr = addr
+	}
+	for name, p := range o.Protocol {
+		i, ok := t.devIdx[name]
+		if !ok || p == "" {
+			continue
+		}
+		canon, ok := protocolName(p)
+		if !ok {
+			return nil, fmt.Errorf("routing: protocol of %q: %q is not one the OSP Toolkit knows (%s)", name, p, strings.Join(osp.Protocols(), ", "))
+		}
+		t.devices[i].proto = canon
+	}
+	for name, no := range o.NonOSP {
+		if i, ok := t.devIdx[name]; ok && no {
+			t.devices[i].nonOSP = true
+		}
 	}
 	// a device named otherwise than a host or an IP address ("GW 1",
 	// "fe80::1%eth0") and given no device_address has no address OSP can
@@ -358,6 +393,17 @@ func defaultSignalAddress(name, port string) string {
 	return name + ":" + port
 }
 
+// protocolName is p as package osp spells it, so that the table holds
+// one string per protocol, not one per device.
+func protocolName(p string) (string, bool) {
+	for _, q := range osp.Protocols() {
+		if p == q {
+			return q, true
+		}
+	}
+	return "", false
+}
+
 // ParseSignalAddress checks an explicit signalling address as Build does
 // with Options.SignalAddress and returns it normalized, with DefaultPort
 // when it gives no port.
@@ -439,7 +485,8 @@ func (t *Table) Device(name string) (DeviceInfo, bool) {
 		}
 	}
 	d := &t.devices[i]
-	return DeviceInfo{Name: d.name, Group: d.group, Enabled: d.enabled, Enrolled: d.enrolled, SignalAddress: d.addr}, true
+	return DeviceInfo{Name: d.name, Group: d.group, Enabled: d.enabled, Enrolled: d.enrolled, SignalAddress: d.addr,
+		Protocol: d.proto, NonOSP: d.nonOSP}, true
 }
 
 // match finds the route for key k from group g, falling back to the

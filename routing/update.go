@@ -69,7 +69,8 @@ func (t *Table) sameDevices(f *configfile.File, o Options) bool {
 	if port == 0 {
 		port = DefaultPort
 	}
-	if maxDest != t.maxDest || strconv.Itoa(port) != t.port || !maps.Equal(o.SignalAddress, t.sigAddr) {
+	if maxDest != t.maxDest || strconv.Itoa(port) != t.port || !maps.Equal(o.SignalAddress, t.sigAddr) ||
+		!maps.Equal(o.Protocol, t.protocol) || !maps.Equal(o.NonOSP, t.nonOSP) {
 		return false
 	}
 	if len(f.Groups) != len(t.groups) || len(f.Devices) != len(t.devices) {
