@@ -104,6 +104,16 @@
 // file are ignored (the file may change under a fixed server
 // configuration).
 //
+// # Protocols and devices that do not do OSP
+//
+// Each Destination also carries its device's destination protocol
+// (Options.Protocol: one of the OSP Toolkit's names, osp.Protocols, such as
+// "h323-Q931" or "iax"; "" when none is given, which answers write "sip")
+// and whether the device is not an OSP device (Options.NonOSP: answers
+// then tell the source not to send it a token). Build refuses a protocol
+// the toolkit does not know; entries for names that are not devices of
+// the file are ignored, as above.
+//
 // # Randomness
 //
 // Route draws from the *rand.Rand it is given (math/rand/v2); a *rand.Rand
