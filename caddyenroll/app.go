@@ -91,6 +91,24 @@ type App struct {
 	// name the file lacks is logged as a warning and ignored.
 	DeviceAddresses map[string]string `json:"device_addresses,omitempty"`
 
+	// Destination protocols of devices for OSP answers
+	// (<SignalingProtocol>), by device name, as the OSP Toolkit spells
+	// them: "sip", "h323-Q931" (H.323, Setup to the device), "h323-LRQ"
+	// (H.323, LRQ to the gatekeeper), "iax", "fax-T37", "fax-T38",
+	// "skype", "smpp", "xmpp", "sms" (case matters: the toolkit compares
+	// them exactly, and reads any other as unknown). A device not listed
+	// is "sip". Names as in device_addresses.
+	DeviceProtocols map[string]string `json:"device_protocols,omitempty"`
+
+	// Devices that are not OSP devices (a PSTN gateway that cannot check
+	// tokens): their destinations in OSP answers have OSP version "0.0.0",
+	// which the toolkit reports as not OSP enabled, so that gateways send
+	// them no token, and carry none (no signature spent on them). The
+	// source cannot ask to reauthorize such a call (the toolkit sends a
+	// reauthorization only with the destination's token). Names as in
+	// device_addresses.
+	NonOSPDevices []string `json:"non_osp_devices,omitempty"`
+
 	// Most destinations in an OSP answer: 1 to 100. Default 10 (also for 0).
 	MaxDestinations int `json:"max_destinations,omitempty"`
 
@@ -321,23 +339,32 @@ func (a *App) warnUnissuable() {
 	}
 }
 
-// warnUnknownAddresses warns of device_address names the file lacks.
-// Routing ignores them: a typo, or a device the operator removed from the
-// file (which is edited while the server runs: a reload must not fail for
-// it).
+// warnUnknownAddresses warns of device_address, device_protocol and
+// non_osp_device names the file lacks. Routing ignores them: a typo, or a
+// device the operator removed from the file (which is edited while the
+// server runs: a reload must not fail for it).
 func (a *App) warnUnknownAddresses() {
-	var strangers []string
-	a.cfg.read(func(f *configfile.File) {
-		for name := range a.DeviceAddresses {
-			if _, ok := f.Device(name); !ok {
-				strangers = append(strangers, name)
+	for _, s := range []struct {
+		option string
+		names  []string
+	}{
+		{"device_address", slices.Collect(maps.Keys(a.DeviceAddresses))},
+		{"device_protocol", slices.Collect(maps.Keys(a.DeviceProtocols))},
+		{"non_osp_device", a.NonOSPDevices},
+	} {
+		var strangers []string
+		a.cfg.read(func(f *configfile.File) {
+			for _, name := range s.names {
+				if _, ok := f.Device(name); !ok {
+					strangers = append(strangers, name)
+				}
 			}
+		})
+		if len(strangers) > 0 {
+			slices.Sort(strangers)
+			a.log.Warn(s.option+" names devices the configuration file lacks; ignored",
+				zap.Strings("devices", strangers), zap.String("file", a.ConfigFile))
 		}
-	})
-	if len(strangers) > 0 {
-		slices.Sort(strangers)
-		a.log.Warn("device_address names devices the configuration file lacks; ignored",
-			zap.Strings("devices", strangers), zap.String("file", a.ConfigFile))
 	}
 }
 
@@ -512,6 +539,9 @@ func (a *App) Validate() error {
 			return fmt.Errorf("device_address names one device twice: %s and %s", other, name)
 		}
 		spelled[configfile.DeviceKey(name)] = name
+	}
+	if err := a.validateDestinations(); err != nil {
+		return err
 	}
 	if a.MaxDestinations < 0 || a.MaxDestinations > 100 {
 		return fmt.Errorf("max_destinations must be between 0 and 100, not %d", a.MaxDestinations)

@@ -140,19 +140,49 @@ type signerEntry struct {
 }
 
 // routingOptions are the route table's options for the file f: the
-// device_addresses under the names f writes (any spelling may name them).
+// device_addresses, device_protocols and non_osp_devices under the names f
+// writes (any spelling may name them).
 func (a *App) routingOptions(f *configfile.File) routing.Options {
-	addrs := a.DeviceAddresses
-	if len(addrs) > 0 {
-		addrs = make(map[string]string, len(a.DeviceAddresses))
-		for name, addr := range a.DeviceAddresses {
-			if d, ok := f.Device(name); ok {
-				name = d.Name
-			}
-			addrs[name] = addr
+	var nonOSP map[string]bool
+	if len(a.NonOSPDevices) > 0 {
+		nonOSP = make(map[string]bool, len(a.NonOSPDevices))
+		for _, name := range a.NonOSPDevices {
+			nonOSP[fileSpelling(f, name)] = true
 		}
 	}
-	return routing.Options{MaxDestinations: a.MaxDestinations, SignalAddress: addrs}
+	return routing.Options{
+		MaxDestinations: a.MaxDestinations,
+		SignalAddress:   inFileSpelling(f, a.DeviceAddresses),
+		Protocol:        inFileSpelling(f, a.DeviceProtocols),
+		NonOSP:          nonOSP,
+	}
+}
+
+// fileSpelling is the name f writes for the device name names; name
+// itself when f lacks it.
+func fileSpelling(f *configfile.File, name string) string {
+	if d, ok := f.Device(name); ok {
+		return d.Name
+	}
+	return name
+}
+
+// inFileSpelling is m keyed by the names f writes.
+func inFileSpelling(f *configfile.File, m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return m
+	}
+	out := make(map[string]string, len(m))
+	for name, v := range m {
+		out[fileSpelling(f, name)] = v
+	}
+	return out
+}
+
+// ospDestination is how an answer offers the routed destination d: its
+// address, device name, protocol and whether it is an OSP device.
+func ospDestination(d routing.Destination) osp.Destination {
+	return osp.Destination{SignalAddress: d.SignalAddress, Device: d.Device, Protocol: d.Protocol, NonOSP: d.NonOSP}
 }
 
 // rebuildRoutes builds the route table from the parsed file, and the map

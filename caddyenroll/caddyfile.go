@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -14,6 +15,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/osp"
 )
 
 func init() {
@@ -37,6 +39,8 @@ func init() {
 //	    lockout          <first> <max>
 //	    max_destinations <n>
 //	    device_address   <device> <host[:port]>
+//	    device_protocol  <device> sip|h323-Q931|h323-LRQ|iax|fax-T37|fax-T38|skype|smpp|xmpp|sms
+//	    non_osp_device   <device>...
 //	    nonce_retention  <duration>
 //	    max_pending      <n>
 //	    max_pending_per_account <n>
@@ -68,7 +72,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	seen := make(map[string]bool)
 	for d.NextBlock(0) {
 		switch d.Val() {
-		case "account", "device_address", "ca": // repeatable
+		case "account", "device_address", "device_protocol", "non_osp_device", "ca": // repeatable
 		default:
 			if err := once(d, seen); err != nil {
 				return nil, err
@@ -183,6 +187,36 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				}
 			}
 			app.DeviceAddresses[args[0]] = args[1]
+		case "device_protocol":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return nil, d.Errf("device_protocol needs <device> <protocol> (one of %s)", strings.Join(osp.Protocols(), ", "))
+			}
+			if err := checkProtocol(args[0], args[1]); err != nil {
+				return nil, d.Err(err.Error())
+			}
+			if app.DeviceProtocols == nil {
+				app.DeviceProtocols = make(map[string]string)
+			}
+			for other := range app.DeviceProtocols {
+				if configfile.DeviceKey(other) == configfile.DeviceKey(args[0]) {
+					return nil, d.Errf("device_protocol %s is given twice (as %s)", args[0], other)
+				}
+			}
+			app.DeviceProtocols[args[0]] = args[1]
+		case "non_osp_device":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.Errf("non_osp_device needs <device>...")
+			}
+			for _, name := range args {
+				for _, other := range app.NonOSPDevices {
+					if configfile.DeviceKey(other) == configfile.DeviceKey(name) {
+						return nil, d.Errf("non_osp_device %s is given twice (as %s)", name, other)
+					}
+				}
+				app.NonOSPDevices = append(app.NonOSPDevices, name)
+			}
 		case "account":
 			args := d.RemainingArgs()
 			if len(args) < 2 || len(args) > 3 {

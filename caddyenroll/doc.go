@@ -87,7 +87,8 @@
 //
 //   - osp.go: the osp handler; authz.go: the route table, the revocation
 //     state, device identification and the token signers; transactions.go:
-//     transaction ids; cdrs.go: call detail records.
+//     transaction ids; cdrs.go: call detail records; destinations.go:
+//     the device_protocol and non_osp_device settings.
 //   - capool.go, verifier.go: the trust pool and the client certificate
 //     verifier.
 //

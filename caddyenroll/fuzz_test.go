@@ -74,6 +74,10 @@ func FuzzCaddyfileEnrollOption(f *testing.F) {
 			}
 			keys[configfile.DeviceKey(name)] = name
 		}
+		// the Caddyfile takes what Provision would refuse as little
+		if err := app.validateDestinations(); err != nil {
+			t.Fatalf("parsed destination settings Provision refuses: %v", err)
+		}
 		// the option once more, as a second block of the global options
 		if _, err := parseGlobalOption(fuzzDispenser(src, "enroll"), v); err == nil || !strings.Contains(err.Error(), "may appear only once") {
 			t.Fatalf("a second enroll option: error %v, want one saying it may appear only once", err)
@@ -214,6 +218,7 @@ var (
 		"config_file": oneArg, "approval": oneArg, "unknown_devices": oneArg, "watch_interval": oneArg,
 		"backups": oneArg, "account": {2, 3, nil}, "failures_allowed": oneArg, "lockout": {2, 2, nil},
 		"max_destinations": oneArg, "device_address": {2, 2, nil}, "nonce_retention": oneArg,
+		"device_protocol": {2, 2, nil}, "non_osp_device": {1, 1 << 20, nil},
 		"max_pending": oneArg, "max_pending_per_account": oneArg, "max_issued_per_device": {1, 2, nil},
 		"ca": {0, 1, map[string]grammar{
 			"algorithm": oneArg, "validity": oneArg, "root_validity": oneArg, "intermediate": flagArg,
@@ -302,6 +307,7 @@ var (
 		"enroll {\n\tconfig_file a.conf\n\tbackups 3\n\tfailures_allowed -3\n\tlockout 1s 1m\n\tmax_destinations 5\n}",
 		"enroll {\n\tdevice_address gw1 192.0.2.1\n\tdevice_address GW1 1.2.3.5:5060\n}",
 		"enroll {\n\tdevice_address gw1 1.2.3.4:99999\n\tdevice_address [2001:db8::1] [2001:db8::2]:5061\n}",
+		"enroll {\n\tdevice_protocol gw1 h323-Q931\n\tdevice_protocol GW1 iax\n\tnon_osp_device gw2 gw3\n\tnon_osp_device GW2\n}",
 		"enroll {\n\tapproval manual\n\tapproval auto\n}",
 		"enroll {\n\tconfig_file a.conf\n\taccount a h\n\taccount b h\n\tdevice_address gw1 192.0.2.1\n\tdevice_address gw2 192.0.2.2\n\tca modern\n\tca legacy\n}",
 		"enroll {\n\tca {\n\t\talgorithm p256\n\t\tvalidity 1d\n\t\talgorithm p384\n\t}\n}",

@@ -400,7 +400,7 @@ func (h *OSPHandler) authorize(ctx context.Context, req *osp.AuthorizationReques
 	}
 	out := make([]osp.Destination, len(dests))
 	for i, d := range dests {
-		out[i] = osp.Destination{SignalAddress: d.SignalAddress, Device: d.Device}
+		out[i] = ospDestination(d)
 	}
 	signer, err := h.signer(ctx)
 	if err != nil {
@@ -525,11 +525,13 @@ func (h *OSPHandler) reauthorize(ctx context.Context, req *osp.ReauthorizationRe
 		return ans, append(f, zap.Strings("destination", targets))
 	}
 	target := dests[0].Device
+	dest := ospDestination(dests[0])
+	dest.SignalAddress = "" // the token's, which the device had when the call was authorized
 	signer, err := h.signer(ctx)
 	if err != nil {
 		return h.refuse(req, osp.StatusInternalError, now, "error")
 	}
-	rsp, err := osp.Reauthorize(req, info, osp.Destination{Device: target}, signer, now, time.Duration(h.TokenValidity))
+	rsp, err := osp.Reauthorize(req, info, dest, signer, now, time.Duration(h.TokenValidity))
 	if err != nil {
 		return h.refuseErr(req, err, now, "reauthorizing")
 	}
