@@ -159,3 +159,49 @@ route "" '...' 'gw1.example' 3 'pstn.example' 0 'gk.example' 0
 		t.Errorf("JSON %s %v", b, err)
 	}
 }
+
+// A reauthorization answers with the destination's settings of the moment:
+// its protocol, and "0.0.0" once it is marked as not an OSP device, still
+// with a token (the toolkit refuses a reauthorization answer without one).
+func TestReauthorizationKeepsDestinationSettings(t *testing.T) {
+	names := []string{"gw1.example", "gw2.example", "x.example", "t.example"}
+	text := strings.Replace(reauthSourceConf, "%s", "enabled", 1)
+	h := reauthHandler(t, text, names...)
+	from := sourceAddrs(names)
+	f, err := configfile.Parse("t.conf", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.app.DeviceProtocols = map[string]string{"X.example": "iax"}
+	if err := h.app.rebuildRoutes(f); err != nil {
+		t.Fatal(err)
+	}
+	rsp := authorizeCall(t, h, from["gw1.example"])
+	if !rsp.Status.OK() || len(rsp.Destinations) != 1 {
+		t.Fatalf("authorization: %v %+v", rsp.Status, rsp.Destinations)
+	}
+	if d := rsp.Destinations[0]; d.Protocol != "iax" || d.OSPVersion != "2.1.1" || len(d.Token) == 0 {
+		t.Fatalf("authorization: %+v, want iax, 2.1.1 and a token", d)
+	}
+	reauth := func() *osp.ReauthorizationResponse {
+		t.Helper()
+		rr, err := osp.ParseReauthorizationResponse(postOSP(t, h, reauthOf(t, rsp.TransactionID, rsp.Destinations[0].Token), from["gw1.example"]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rr.Status.OK() || rr.Destination == nil || len(rr.Destination.Token) == 0 {
+			t.Fatalf("reauthorization: %v %+v", rr.Status, rr.Destination)
+		}
+		return rr
+	}
+	if d := reauth().Destination; d.Protocol != "iax" || d.OSPVersion != "2.1.1" {
+		t.Errorf("reauthorization: %q %q, want iax and 2.1.1", d.Protocol, d.OSPVersion)
+	}
+	h.app.NonOSPDevices = []string{"x.example"}
+	if err := h.app.rebuildRoutes(f); err != nil {
+		t.Fatal(err)
+	}
+	if d := reauth().Destination; d.Protocol != "iax" || d.OSPVersion != "0.0.0" {
+		t.Errorf("reauthorization of a device now not an OSP device: %q %q, want iax and 0.0.0", d.Protocol, d.OSPVersion)
+	}
+}
