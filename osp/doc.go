@@ -58,6 +58,13 @@
 //     with Amount, Increment and Unit "s" (the call time limit); calling
 //     and called numbers are copied into 132-byte buffers without a
 //     terminator beyond that, so Authorize refuses longer ones.
+//   - A Destination's SignalingProtocol is one of the toolkit's names,
+//     compared case-sensitively (Protocols: "sip", "h323-Q931", "iax"…;
+//     any other is OSPC_PROTNAME_UNKNOWN); OSPVersion "0.0.0" says the
+//     destination is not an OSP device (OSPPTransactionIsDestOSPEnabled,
+//     and the gateways send it no token). Such a destination needs no
+//     Token if its UsageDetail names a service ("voice"): Authorize gives
+//     Destination.NonOSP none; a reauthorization answer always needs one.
 //   - TransactionId is kept and reported back in usage indications and
 //     reauthorization (whose answer must carry the same one). The toolkit
 //     treats it as an opaque 64-bit number, so a clearinghouse may give it
