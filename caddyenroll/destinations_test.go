@@ -2,6 +2,7 @@ package caddyenroll
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/osp"
@@ -203,5 +206,29 @@ func TestReauthorizationKeepsDestinationSettings(t *testing.T) {
 	}
 	if d := reauth().Destination; d.Protocol != "iax" || d.OSPVersion != "0.0.0" {
 		t.Errorf("reauthorization of a device now not an OSP device: %q %q, want iax and 0.0.0", d.Protocol, d.OSPVersion)
+	}
+}
+
+// Names the file lacks are logged, one WARN per setting naming them all,
+// and ignored: a typo, or a device removed from the file.
+func TestWarnUnknownDestinationNames(t *testing.T) {
+	cs, _, _ := testConfigState(t, "group \"\"\ndevice gw1.example \"\" enabled\n")
+	core, logs := observer.New(zap.WarnLevel)
+	a := &App{cfg: cs, log: zap.New(core), ConfigFile: "ch.conf",
+		DeviceAddresses: map[string]string{"GW1.example": "192.0.2.1", "gone.example": "192.0.2.2"},
+		DeviceProtocols: map[string]string{"gw1.example": "iax", "typo.example": "h323-Q931", "gone.example": "iax"},
+		NonOSPDevices:   []string{"gw1.example.", "pstn.example"}}
+	a.warnUnknownAddresses()
+	got := map[string]string{}
+	for _, e := range logs.All() {
+		got[e.Message] = fmt.Sprint(e.ContextMap()["devices"])
+	}
+	want := map[string]string{
+		"device_address names devices the configuration file lacks; ignored":  "[gone.example]",
+		"device_protocol names devices the configuration file lacks; ignored": "[gone.example typo.example]",
+		"non_osp_device names devices the configuration file lacks; ignored":  "[pstn.example]",
+	}
+	if !maps.Equal(got, want) || logs.Len() != len(want) {
+		t.Errorf("warnings %v, want %v", got, want)
 	}
 }
