@@ -564,40 +564,67 @@ var parseConfigFile = configfile.ParseFile
 
 // replaceLocked puts a newly parsed version in force.
 func (cs *configState) replaceLocked(f *configfile.File, v fileVersion) {
-	var disabled []string
-	for i := range cs.file.Devices {
-		d := &cs.file.Devices[i]
+	cs.putInForceLocked(f, v, cs.compare(cs.file, f))
+}
+
+// versionChange is what a new version changes against the one in force
+// (base): made by compare before the file's lock is taken, as a reload
+// does (at a carrier's 100,000 devices, the comparisons take a good part
+// of a tenth of a second that enrollments' lookups would wait for).
+type versionChange struct {
+	base      *configfile.File
+	disabled  []string    // devices base enables that the new version disables or lacks
+	added     []string    // devices the new version adds as disabled
+	respelled [][2]string // devices it spells otherwise: the old and the new name
+	enabled   observation // for the file's enablings (nil: not kept)
+}
+
+// compare finds what f changes against base, the version in force; it
+// only reads both (cs.enablings has its own lock), so a reload runs it
+// without cs.mu and the edits' lock.
+func (cs *configState) compare(base, f *configfile.File) versionChange {
+	c := versionChange{base: base}
+	for i := range base.Devices {
+		d := &base.Devices[i]
 		if !d.Enabled {
 			continue
 		}
 		if nd, ok := f.Device(d.Name); !ok || !nd.Enabled {
-			disabled = append(disabled, d.Name)
+			c.disabled = append(c.disabled, d.Name)
 		}
 	}
-	var added []string
-	var respelled [][2]string
-	if cs.onAddedDisabled != nil || cs.onRespelled != nil {
-		for i := range f.Devices {
-			d := &f.Devices[i]
-			old, ok := cs.file.Device(d.Name)
-			switch {
-			case !ok && !d.Enabled:
-				added = append(added, d.Name)
-			case ok && old.Name != d.Name:
-				respelled = append(respelled, [2]string{old.Name, d.Name})
-			}
+	for i := range f.Devices {
+		d := &f.Devices[i]
+		old, ok := base.Device(d.Name)
+		switch {
+		case !ok && !d.Enabled:
+			c.added = append(c.added, d.Name)
+		case ok && old.Name != d.Name:
+			c.respelled = append(c.respelled, [2]string{old.Name, d.Name})
 		}
+	}
+	if cs.enablings != nil {
+		c.enabled = cs.enablings.prepare(f)
+	}
+	return c
+}
+
+// putInForceLocked puts f, version v, in force with c, compared against
+// the version in force (compare).
+func (cs *configState) putInForceLocked(f *configfile.File, v fileVersion, c versionChange) {
+	if c.base != cs.file {
+		c = cs.compare(cs.file, f) // not the version it was compared with: never happens (callers check)
 	}
 	cs.file, cs.ver = f, v
 	if cs.enablings != nil {
-		cs.enablings.observe(f, time.Now())
+		cs.enablings.record(c.enabled, time.Now())
 	}
-	cs.changedLocked(disabled)
-	if len(added) > 0 && cs.onAddedDisabled != nil {
-		cs.onAddedDisabled(added)
+	cs.changedLocked(c.disabled)
+	if len(c.added) > 0 && cs.onAddedDisabled != nil {
+		cs.onAddedDisabled(c.added)
 	}
-	if len(respelled) > 0 && cs.onRespelled != nil {
-		cs.onRespelled(respelled)
+	if len(c.respelled) > 0 && cs.onRespelled != nil {
+		cs.onRespelled(c.respelled)
 	}
 }
 
@@ -624,8 +651,9 @@ func (cs *configState) reload() (bool, error) {
 	return changed, err
 }
 
-// poll is reload without the reporting. The parse runs without the lock,
-// so readers go on meanwhile; a version is not put in force while an edit
+// poll is reload without the reporting. The parse and the comparison with
+// the version in force (compare) run without the lock, so readers go on
+// meanwhile: the lock is held to swap the versions and for onChange. A version is not put in force while an edit
 // runs (it syncs with the disk itself, and the next poll decides).
 func (cs *configState) poll() (bool, error) {
 	return cs.pollEditsHeld(false)
@@ -639,7 +667,7 @@ func (cs *configState) pollEditsHeld(held bool) (bool, error) {
 		return false, err
 	}
 	cs.mu.RLock()
-	cur, bad := cs.ver, cs.bad
+	cur, curFile, bad := cs.ver, cs.file, cs.bad
 	cs.mu.RUnlock()
 	if v.is(cur) || v.is(bad) || cs.unsettled(v, cur) {
 		return false, nil // the same, known bad, or maybe being written: the next poll decides
@@ -647,6 +675,12 @@ func (cs *configState) pollEditsHeld(held bool) (bool, error) {
 	f, perr := cs.parse(v)
 	if errors.Is(perr, errChangedWhileRead) {
 		return false, nil // the next poll decides
+	}
+	// compared with the version in force before the lock is taken: only
+	// the swap waits for readers, and holds them up
+	var change versionChange
+	if perr == nil {
+		change = cs.compare(curFile, f)
 	}
 	// an edit in progress syncs with the disk itself: the next poll decides
 	if !held {
@@ -657,7 +691,7 @@ func (cs *configState) pollEditsHeld(held bool) (bool, error) {
 	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	if !cs.ver.is(cur) {
+	if !cs.ver.is(cur) || cs.file != curFile {
 		return false, nil // an edit came in between; the next poll decides
 	}
 	if perr != nil {
@@ -666,7 +700,7 @@ func (cs *configState) pollEditsHeld(held bool) (bool, error) {
 		}
 		return false, perr
 	}
-	cs.replaceLocked(f, v)
+	cs.putInForceLocked(f, v, change)
 	return true, nil
 }
 
