@@ -40,6 +40,10 @@ type configState struct {
 	// onRespelled, when set, is called like onChange with the devices a new
 	// version spells otherwise (the old and the new name of each)
 	onRespelled func(respelled [][2]string)
+	// afterChange, when set, is called under the write lock after
+	// onChange: what is derived from onChange's work (the index of sources
+	// by transaction-id tag) starts being made again, off the lock
+	afterChange func()
 
 	flagsNow atomic.Pointer[flags]
 
@@ -632,6 +636,9 @@ func (cs *configState) changedLocked(disabled []string) {
 	cs.flagsNow.Store(flagsOf(cs.file))
 	if cs.onChange != nil {
 		cs.onChange(cs.file, disabled)
+	}
+	if cs.afterChange != nil {
+		cs.afterChange()
 	}
 }
 
