@@ -3,6 +3,7 @@ package caddyenroll
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -92,5 +93,41 @@ func TestTransactionSourceRightAfterDevicesChange(t *testing.T) {
 	}
 	if issued, source := a.transactionSource(ids, idOf("later.example"), ""); !issued || source != "later.example" {
 		t.Errorf("later.example: issued %v source %q", issued, source)
+	}
+}
+
+// The index of sources is made from the previous one with the devices
+// that changed: those gone and added, not those that only moved to
+// another address; many devices at one address (none of their own) are
+// compared as sets.
+func TestChangedDevices(t *testing.T) {
+	many := func(extra ...string) []string {
+		var out []string
+		for i := range 40 {
+			out = append(out, "d"+string(rune('a'+i%26))+string(rune('a'+i/26))+".example")
+		}
+		return append(out, extra...)
+	}
+	for _, tc := range []struct {
+		name        string
+		old, now    map[string][]string
+		gone, added []string
+	}{
+		{"same", map[string][]string{"a:5060": {"a"}}, map[string][]string{"a:5060": {"a"}}, nil, nil},
+		{"added", map[string][]string{"a:5060": {"a"}}, map[string][]string{"a:5060": {"a"}, "b:5060": {"b"}}, nil, []string{"b"}},
+		{"removed", map[string][]string{"a:5060": {"a"}, "b:5060": {"b"}}, map[string][]string{"a:5060": {"a"}}, []string{"b"}, nil},
+		{"moved", map[string][]string{"a:5060": {"a"}, "b:5060": {"b"}}, map[string][]string{"a:5060": {"a"}, "c:5060": {"b"}}, nil, nil},
+		{"respelled", map[string][]string{"a:5060": {"a"}}, map[string][]string{"a:5060": {"A."}}, []string{"a"}, []string{"A."}},
+		{"joined a shared address", map[string][]string{"x:5060": {"a"}, "b:5060": {"b"}}, map[string][]string{"x:5060": {"a", "b"}}, nil, nil},
+		{"many at one address", map[string][]string{"": many("x")}, map[string][]string{"": many("y")}, []string{"x"}, []string{"y"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gone, added := changedDevices(tc.old, tc.now)
+			slices.Sort(gone)
+			slices.Sort(added)
+			if !slices.Equal(gone, tc.gone) || !slices.Equal(added, tc.added) {
+				t.Errorf("gone %q added %q, want %q %q", gone, added, tc.gone, tc.added)
+			}
+		})
 	}
 }
