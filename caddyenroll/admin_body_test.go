@@ -103,7 +103,8 @@ func TestAdminQueryIsStrict(t *testing.T) {
 		{"DELETE", "/enroll/cdrs?befor=2025-01-01", 400, `unknown query parameter "befor" (/enroll/cdrs takes before)`},
 		{"GET", "/enroll/requests?status=pending", 400, `unknown query parameter "status"`},
 		{"GET", "/enroll/pending?state=issued", 400, `unknown query parameter "state" (/enroll/pending takes limit, after)`},
-		{"GET", "/enroll/devices?device=gw1.example", 400, `/enroll/devices takes no query parameters (got "device")`},
+		{"GET", "/enroll/devices?device=gw1.example", 400, `unknown query parameter "device" (/enroll/devices takes limit, after)`},
+		{"GET", "/enroll/devices?limit=0", 400, "limit must be a number from 1 to 10000"},
 		{"GET", "/enroll/ca?profile=legacy", 400, "takes no query parameters"},
 		{"GET", "/enroll/cdrs?since=%zz", 400, "query: invalid URL escape"},
 		// what the routes take, and the CLI and Link headers send

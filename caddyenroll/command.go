@@ -487,7 +487,9 @@ func printAdminAnswer(w io.Writer, uri string, body []byte, more bool) error {
 		var devs []DeviceInfo
 		if err := json.Unmarshal(body, &devs); err == nil {
 			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "DEVICE\tGROUP\tENABLED\tENROLLED\tCERTIFICATE\tNOT AFTER\tREVOKED")
+			if !more {
+				fmt.Fprintln(tw, "DEVICE\tGROUP\tENABLED\tENROLLED\tCERTIFICATE\tNOT AFTER\tREVOKED")
+			}
 			for _, d := range devs {
 				serial, notAfter, revoked := "-", "-", "-"
 				if n := len(d.Certificates); n > 0 {
