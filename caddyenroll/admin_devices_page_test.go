@@ -8,8 +8,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -106,5 +109,26 @@ func TestAdminDevicesPages(t *testing.T) {
 	devs, _ := get("/enroll/devices?after=a.example&limit=1")
 	if len(devs) != 1 || len(devs[0].Certificates) != 1 || devs[0].Certificates[0].Serial != is.Serial || !devs[0].Enrolled {
 		t.Errorf("b.example: %+v, want its certificate %s", devs, is.Serial)
+	}
+}
+
+// `caddy enroll devices` reads every page of the device list and prints
+// one table: the heading once.
+func TestEnrollDevicesCommandPages(t *testing.T) {
+	pages := map[string]string{
+		"":          `[{"name": "a.example", "group": "", "enabled": true, "certificates": []}]`,
+		"a.example": `[{"name": "b.example", "group": "", "enabled": true, "certificates": []}]`,
+	}
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		after := r.URL.Query().Get("after")
+		if after == "" {
+			w.Header().Set("Link", `</enroll/devices?after=a.example&limit=1>; rel="next"`)
+		}
+		w.Write([]byte(pages[after]))
+	}))
+	defer fake.Close()
+	out, _, err := runEnrollCommand(t, "devices", "--address", strings.TrimPrefix(fake.URL, "http://"))
+	if err != nil || !strings.Contains(out, "a.example") || !strings.Contains(out, "b.example") || strings.Count(out, "DEVICE") != 1 {
+		t.Fatalf("every page, one heading: %v\n%s", err, out)
 	}
 }
