@@ -1,6 +1,7 @@
 package caddyenroll
 
 import (
+	"container/heap"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -462,19 +463,26 @@ func (ad *adminAPI) devices(w http.ResponseWriter, r *http.Request) error {
 		return apiErr(http.StatusBadRequest, fmt.Errorf("after must be a device name, not %d bytes", len(after)))
 	}
 	after = configfile.DeviceKey(after)
-	type entry struct {
-		key string
-		DeviceInfo
-	}
-	var page []entry
+	// the limit+1 first names after after (one more tells whether more
+	// follow), kept in a heap: no sort of the whole file per page
+	var page devicePage
 	ad.app.cfg.read(func(f *configfile.File) {
-		for _, d := range f.Devices {
-			if k := configfile.DeviceKey(d.Name); k > after {
-				page = append(page, entry{k, DeviceInfo{Name: d.Name, Group: d.Group, Enabled: d.Enabled, Enrolled: d.Enrolled}})
+		for i := range f.Devices {
+			d := &f.Devices[i]
+			k := configfile.DeviceKey(d.Name)
+			if k <= after || len(page) > limit && k >= page[0].key {
+				continue
+			}
+			e := pageEntry{k, DeviceInfo{Name: d.Name, Group: d.Group, Enabled: d.Enabled, Enrolled: d.Enrolled}}
+			if len(page) > limit {
+				page[0] = e
+				heap.Fix(&page, 0)
+			} else {
+				heap.Push(&page, e)
 			}
 		}
 	})
-	slices.SortFunc(page, func(x, y entry) int { return strings.Compare(x.key, y.key) })
+	slices.SortFunc(page, func(x, y pageEntry) int { return strings.Compare(x.key, y.key) })
 	more := len(page) > limit
 	page = page[:min(len(page), limit)]
 	out := make([]DeviceInfo, len(page))
@@ -508,6 +516,26 @@ func (ad *adminAPI) devices(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Link", fmt.Sprintf("<%s?%s>; rel=\"next\"", r.URL.Path, next.Encode()))
 	}
 	return writeJSON(w, out)
+}
+
+// devicePage is a max-heap of devices by name (configfile.DeviceKey): the
+// first names of the list, the greatest on top.
+type devicePage []pageEntry
+
+type pageEntry struct {
+	key string
+	DeviceInfo
+}
+
+func (p devicePage) Len() int           { return len(p) }
+func (p devicePage) Less(i, j int) bool { return p[i].key > p[j].key }
+func (p devicePage) Swap(i, j int)      { p[i], p[j] = p[j], p[i] }
+func (p *devicePage) Push(x any)        { *p = append(*p, x.(pageEntry)) }
+func (p *devicePage) Pop() any {
+	old := *p
+	e := old[len(old)-1]
+	*p = old[:len(old)-1]
+	return e
 }
 
 type revokeBody struct {
