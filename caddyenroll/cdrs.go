@@ -2,6 +2,7 @@ package caddyenroll
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -12,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -416,40 +418,129 @@ func (a *App) cdrLayout(ctx context.Context) (buckets []cdrDayBucket, legacy []s
 	return buckets, legacy, nil
 }
 
-// loadCDRs appends the records of keys that are in the range to out. Keys
-// that are not records (an atomic write's temporary file) and records gone
-// meanwhile (a purge) are skipped; a record that cannot be read fails the
-// load: an export must not look whole without it (a purge would then
-// delete it unexported).
-func (a *App) loadCDRs(ctx context.Context, keys []string, r dayRange, out []CDR) ([]CDR, error) {
+// loadCDR reads the record of key: ok is false when it is gone (a purge),
+// size its stored length. The errors are loadJSON's.
+func (a *App) loadCDR(ctx context.Context, key string) (c CDR, size int, ok bool, err error) {
+	b, err := a.state.st.Load(ctx, key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, 0, false, nil
+	}
+	if err != nil {
+		return c, 0, false, err
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, 0, false, fmt.Errorf("corrupt record %s: %v", key, err)
+	}
+	return c, len(b), true, nil
+}
+
+// cdrExportHeldRecords and cdrExportHeldBytes (of stored JSON) bound the
+// records of one day an export holds decoded at once: a day above either
+// is read twice, first keeping only each record's place in the order (a
+// cdrEntry, about 100 bytes with its key), then record by record as each
+// is written, so that a carrier's day of a million records of several KB
+// each (details reach 1 MiB, osp.MaxFlattenBytes) does not take gigabytes
+// from the process that serves calls. A smaller day is read once, whole.
+// Variables so that tests can lower them.
+var (
+	cdrExportHeldRecords = 4096
+	cdrExportHeldBytes   = 8 << 20
+)
+
+// cdrEntry is a record's place in an export: received, then transaction
+// id, then storage key (unique, so the order is total and the same in
+// both ways of reading a day). c is the record while its day is held
+// whole, nil when it is read again to be written.
+type cdrEntry struct {
+	received time.Time
+	tx       uint64
+	key      string
+	c        *CDR
+}
+
+func compareCDREntries(x, y cdrEntry) int {
+	if c := x.received.Compare(y.received); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(x.tx, y.tx); c != 0 {
+		return c
+	}
+	return strings.Compare(x.key, y.key)
+}
+
+// loadCDRs appends the records of keys that are in the range to out, each
+// held. Keys that are not records (an atomic write's temporary file) and
+// records gone meanwhile (a purge) are skipped; a record that cannot be
+// read fails the load: an export must not look whole without it (a purge
+// would then delete it unexported).
+func (a *App) loadCDRs(ctx context.Context, keys []string, r dayRange, out []cdrEntry) ([]cdrEntry, error) {
 	for _, k := range keys {
 		if !strings.HasSuffix(k, ".json") {
 			continue
 		}
-		var c CDR
-		ok, err := a.state.loadJSON(ctx, k, &c)
+		c, _, ok, err := a.loadCDR(ctx, k)
 		if err != nil {
 			return out, fmt.Errorf("reading call detail record %s: %v", k, err)
 		}
 		if !ok || !r.contains(c.Received) {
 			continue
 		}
-		out = append(out, c)
+		out = append(out, cdrEntry{received: c.Received, tx: c.TransactionID, key: k, c: &c})
+	}
+	return out, nil
+}
+
+// loadDayCDRs appends the records of a bucket's keys to out (which holds
+// the day's flat records from held on) as loadCDRs does, holding them
+// until the day exceeds cdrExportHeldRecords or cdrExportHeldBytes; from
+// then on only their entries are kept (and the bucket's records held so
+// far are let go), to be read again when written.
+func (a *App) loadDayCDRs(ctx context.Context, keys []string, out []cdrEntry) ([]cdrEntry, error) {
+	flat := len(out)
+	n, size, whole := 0, 0, true
+	for _, k := range keys {
+		if !strings.HasSuffix(k, ".json") {
+			continue
+		}
+		c, sz, ok, err := a.loadCDR(ctx, k)
+		if err != nil {
+			return out, fmt.Errorf("reading call detail record %s: %v", k, err)
+		}
+		if !ok {
+			continue
+		}
+		e := cdrEntry{received: c.Received, tx: c.TransactionID, key: k}
+		if whole {
+			n, size = n+1, size+sz
+			if whole = n <= cdrExportHeldRecords && size <= cdrExportHeldBytes; whole {
+				e.c = &c
+			} else {
+				// flat records stay held: one moved meanwhile
+				// (migrateFlatCDRs) is not read again from its flat key
+				for i := flat; i < len(out); i++ {
+					out[i].c = nil
+				}
+			}
+		}
+		out = append(out, e)
 	}
 	return out, nil
 }
 
 // eachCDR calls fn with the stored records received in the range, oldest
-// first, holding one UTC day's records in memory at a time: an export of
-// years does not load them all. Only the buckets of the range are read
-// (and the flat records of earlier versions, with the day they belong to).
-// It stops at fn's first error.
+// first (received, then transaction id, then storage key), holding at
+// most one UTC day's records in memory at a time, and of a large day only
+// their entries (see cdrExportHeldRecords): an export of years does not
+// load them all. Only the buckets of the range are read (and the flat
+// records of earlier versions, with the day they belong to). A record
+// gone by the time it is read again is skipped, one that cannot be read
+// fails the export. It stops at fn's first error.
 func (a *App) eachCDR(ctx context.Context, r dayRange, fn func(CDR) error) error {
 	buckets, legacy, err := a.cdrLayout(ctx)
 	if err != nil {
 		return err
 	}
-	byDay := make(map[time.Time][]CDR)
+	byDay := make(map[time.Time][]cdrEntry)
 	for _, k := range legacy {
 		flat, err := a.loadCDRs(ctx, []string{k}, r, nil)
 		if err != nil {
@@ -457,9 +548,9 @@ func (a *App) eachCDR(ctx context.Context, r dayRange, fn func(CDR) error) error
 		}
 		// one moved into its bucket already, its flat copy not yet
 		// deleted (migrateFlatCDRs), is exported from the bucket
-		for _, c := range flat {
-			if !a.storage.Exists(ctx, path.Join(cdrBucket(c.Received), path.Base(k))) {
-				byDay[utcDay(c.Received)] = append(byDay[utcDay(c.Received)], c)
+		for _, e := range flat {
+			if !a.storage.Exists(ctx, path.Join(cdrBucket(e.received), path.Base(k))) {
+				byDay[utcDay(e.received)] = append(byDay[utcDay(e.received)], e)
 			}
 		}
 	}
@@ -479,23 +570,31 @@ func (a *App) eachCDR(ctx context.Context, r dayRange, fn func(CDR) error) error
 	sort.Slice(days, func(i, j int) bool { return days[i].Before(days[j]) })
 	for _, d := range days {
 		list := byDay[d]
+		delete(byDay, d)
 		if key, ok := bucketOf[d]; ok {
 			keys, err := a.state.list(ctx, key) // none if purged meanwhile
 			if err != nil {
 				return fmt.Errorf("listing call detail records of %s: %v", path.Base(key), err)
 			}
-			if list, err = a.loadCDRs(ctx, keys, dayRange{}, list); err != nil {
+			if list, err = a.loadDayCDRs(ctx, keys, list); err != nil {
 				return err
 			}
 		}
-		sort.Slice(list, func(i, j int) bool {
-			if !list[i].Received.Equal(list[j].Received) {
-				return list[i].Received.Before(list[j].Received)
+		slices.SortFunc(list, compareCDREntries)
+		for i, e := range list {
+			c := e.c
+			if c == nil {
+				again, _, ok, err := a.loadCDR(ctx, e.key)
+				if err != nil {
+					return fmt.Errorf("reading call detail record %s: %v", e.key, err)
+				}
+				if !ok {
+					continue // purged meanwhile
+				}
+				c = &again
 			}
-			return list[i].TransactionID < list[j].TransactionID
-		})
-		for _, c := range list {
-			if err := fn(c); err != nil {
+			list[i].c = nil // written: let it go
+			if err := fn(*c); err != nil {
 				return err
 			}
 		}
