@@ -17,7 +17,9 @@ import (
 //     ("2001:DB8:0::1" is "2001:db8::1"). An address with a zone
 //     ("fe80::1%eth0") is not taken for an address.
 //   - Any other name is lower-cased (DNS names ignore case) without one
-//     trailing dot ("A.Example." is "a.example").
+//     trailing dot ("A.Example." is "a.example") and, as the CA reads it
+//     (ca.NormalizeDevice), without brackets around it ("[A.Example]" is
+//     "a.example"): a certificate for either names the same device.
 //
 // Spaces around the name are ignored. This is the normal form the CA
 // issues certificates for, lower-cased.
@@ -37,7 +39,10 @@ func DeviceKey(name string) string {
 			return in // already canonical: no copy
 		}
 	}
-	return strings.ToLower(strings.TrimSuffix(d, "."))
+	if in == "" {
+		return strings.ToLower(strings.TrimSuffix(d, ".")) // "[]", ".": no name inside
+	}
+	return strings.ToLower(in)
 }
 
 // maybeIP tells whether s could be an IP address without a zone, to spare

@@ -473,7 +473,9 @@ func TestDeviceKey(t *testing.T) {
 		"::1":                 "::1",
 		"fe80::1%ETH0":        "fe80::1%eth0",
 		"192.0.2.010":         "192.0.2.010",
-		"[a.example]":         "[a.example]",
+		"[a.example]":         "a.example", // as ca.NormalizeDevice reads it
+		"[A.Example.]":        "a.example",
+		"[]":                  "[]",
 		"Télécom":             "télécom",
 		"":                    "",
 	} {
