@@ -71,6 +71,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	}
 	seen := make(map[string]bool)
 	for d.NextBlock(0) {
+		name := d.Val()
 		switch d.Val() {
 		case "account", "device_address", "device_protocol", "non_osp_device", "ca": // repeatable
 		default:
@@ -252,6 +253,11 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		default:
 			return nil, d.Errf("unknown enroll option %q", d.Val())
 		}
+		if name != "ca" {
+			if err := noBlock(d, name); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return httpcaddyfile.App{Name: "enroll", Value: caddyconfig.JSON(app, nil)}, nil
 }
@@ -260,6 +266,7 @@ func parseAuthority(d *caddyfile.Dispenser) (*Authority, error) {
 	auth := new(Authority)
 	seen := make(map[string]bool)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
 		if err := once(d, seen); err != nil {
 			return nil, err
 		}
@@ -316,6 +323,9 @@ func parseAuthority(d *caddyfile.Dispenser) (*Authority, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := noBlock(d, name); err != nil {
+			return nil, err
+		}
 	}
 	return auth, nil
 }
@@ -341,6 +351,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 		}
 	}
 	for d.NextBlock(0) {
+		name := d.Val()
 		if err := once(d, seen); err != nil {
 			return nil, err
 		}
@@ -376,6 +387,9 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 		default:
 			return nil, d.Errf("unknown enroll directive option %q", d.Val())
 		}
+		if err := noBlock(d, name); err != nil {
+			return nil, err
+		}
 	}
 	return hd, nil
 }
@@ -398,6 +412,18 @@ func noArgs(d *caddyfile.Dispenser) error {
 	name := d.Val()
 	if d.NextArg() {
 		return d.Errf("%s takes no arguments, not %q", name, d.Val())
+	}
+	return nil
+}
+
+// noBlock refuses a block after an option that takes none (d past its
+// arguments): the Dispenser would read what the block holds as more
+// options of the enclosing one, `account a HASH { approval manual }`
+// setting the approval.
+func noBlock(d *caddyfile.Dispenser, name string) error {
+	if d.NextBlock(d.Nesting()) {
+		d.Prev() // the brace, on the option's line
+		return d.Errf("%s takes no block", name)
 	}
 	return nil
 }
@@ -470,6 +496,7 @@ func parseOSPDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 	}
 	seen := make(map[string]bool)
 	for d.NextBlock(0) {
+		name := d.Val()
 		if d.Val() != "source_address" { // repeatable
 			if err := once(d, seen); err != nil {
 				return nil, err
@@ -520,6 +547,9 @@ func parseOSPDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 			return nil, d.Errf("unknown osp directive option %q", d.Val())
 		}
 		if err != nil {
+			return nil, err
+		}
+		if err := noBlock(d, name); err != nil {
 			return nil, err
 		}
 	}

@@ -104,6 +104,24 @@ func TestCaddyfileFlagArguments(t *testing.T) {
 	})
 }
 
+// An option that takes no block refuses one: the Dispenser read a block
+// after `account` (on one line or on several) as more options of the
+// enclosing block, so `account a HASH { approval manual }` set the approval.
+func TestCaddyfileBlockAfterOption(t *testing.T) {
+	global, handler, osp := parseGlobal, parseEnrollDirective, parseOSP
+	const hash = "$2a$04$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234"
+	runCaddyfileCases(t, []caddyfileCase{
+		{"account with a block on one line", global, "enroll {\n\taccount a " + hash + " { approval manual }\n}", "account takes no block, at Testfile:2"},
+		{"account with a block", global, "enroll {\n\taccount a " + hash + " {\n\t\tapproval manual\n\t}\n}", "account takes no block, at Testfile:2"},
+		{"config_file with a block", global, "enroll {\n\tconfig_file x.conf {\n\t\tapproval auto\n\t}\n}", "config_file takes no block"},
+		{"a ca option with a block", global, "enroll {\n\tca {\n\t\talgorithm p256 { validity 1d }\n\t}\n}", "algorithm takes no block, at Testfile:3"},
+		{"ca takes its block", global, "enroll {\n\tca {\n\t\talgorithm p256\n\t}\n\taccount a " + hash + "\n}", ""},
+		{"enroll directive option with a block", handler, "enroll {\n\tprofile modern { max_body 2KiB }\n}", "profile takes no block, at Testfile:2"},
+		{"osp option with a block", osp, "osp {\n\ttokens signed {\n\t\tplain_http\n\t}\n}", "tokens takes no block, at Testfile:2"},
+		{"osp flag with a block", osp, "osp {\n\tplain_http {\n\t}\n}", ""}, // an empty block says nothing
+	})
+}
+
 // max_body is the size written; one past what an int64 holds is refused,
 // not wrapped around to a negative size.
 func TestCaddyfileMaxBody(t *testing.T) {
