@@ -2,7 +2,6 @@ package caddyenroll
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/internal/carrierconf"
 )
 
 // Production-scale benchmarks of the app's handling of its file, in
@@ -31,33 +31,13 @@ const (
 // (every seventh disabled, none enrolled), each route of distinct prefix
 // naming three of them.
 func carrierConf() []byte {
-	b := make([]byte, 0, 120*(largeDevices+largeRoutes))
-	b = append(b, "crypto 'imported'\nenroll enabled\nrouting enabled\nssl enabled\ngroup \"\"\n"...)
-	gname := func(g int) string {
-		if g == 0 {
-			return `""`
-		}
-		return "grp" + strconv.Itoa(g)
-	}
-	for g := 1; g < largeGroups; g++ {
-		b = append(b, "group "+gname(g)+"\n"...)
-	}
-	for d := range largeDevices {
-		st := " enabled"
-		if d%7 == 0 {
-			st = " disabled"
-		}
-		b = fmt.Appendf(b, "device dev%d.carrier.example.net %s%s\n", d, gname(d%largeGroups), st)
-	}
-	for i := range largeRoutes {
-		g, k := i%largeGroups, i/largeGroups
-		d0 := (i * 7) % largeDevices
-		d1 := (d0 + 1 + i%13) % largeDevices
-		d2 := (d1 + 1 + i%17) % largeDevices
-		b = fmt.Appendf(b, "route %s '+%d %d...' dev%d.carrier.example.net 60 dev%d.carrier.example.net 30 dev%d.carrier.example.net 0\n",
-			gname(g), 1+k%9, k, d0, d1, d2)
-	}
-	return b
+	return carrierconf.Write(carrierconf.Spec{Devices: largeDevices, Routes: largeRoutes, Groups: largeGroups,
+		Crypto: "imported", Name: carrierconf.CarrierName, Status: func(d int) string {
+			if d%7 == 0 {
+				return " disabled"
+			}
+			return " enabled"
+		}})
 }
 
 var carrierOnce struct {

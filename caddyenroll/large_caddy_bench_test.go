@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/internal/carrierconf"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
 
@@ -28,29 +28,9 @@ const (
 // gw00000.bench.example to gw99999.bench.example in 100 groups, and
 // routes of distinct prefixes naming three of them each.
 func carrierBenchConf() []byte {
-	b := make([]byte, 0, 120*(largeCaddyDevices+largeCaddyRoutes))
-	b = append(b, "crypto 'imported'\nenroll enabled\nrouting enabled\nssl enabled\ngroup \"\"\n"...)
-	gname := func(g int) string {
-		if g == 0 {
-			return `""`
-		}
-		return "grp" + strconv.Itoa(g)
-	}
-	for g := 1; g < largeCaddyGroups; g++ {
-		b = append(b, "group "+gname(g)+"\n"...)
-	}
-	for d := range largeCaddyDevices {
-		b = fmt.Appendf(b, "device gw%05d.bench.example %s enabled\n", d, gname(d%largeCaddyGroups))
-	}
-	for i := range largeCaddyRoutes {
-		g, k := i%largeCaddyGroups, i/largeCaddyGroups
-		d0 := (i * 7) % largeCaddyDevices
-		d1 := (d0 + 1 + i%13) % largeCaddyDevices
-		d2 := (d1 + 1 + i%17) % largeCaddyDevices
-		b = fmt.Appendf(b, "route %s '+%d %d...' gw%05d.bench.example 60 gw%05d.bench.example 30 gw%05d.bench.example 0\n",
-			gname(g), 1+k%9, k, d0, d1, d2)
-	}
-	return b
+	return carrierconf.Write(carrierconf.Spec{Devices: largeCaddyDevices, Routes: largeCaddyRoutes, Groups: largeCaddyGroups,
+		Crypto: "imported", Name: func(d int) string { return fmt.Sprintf("gw%05d.bench.example", d) },
+		Status: func(int) string { return " enabled" }})
 }
 
 // BenchmarkLargeEnrollRolloutThroughCaddy is BenchmarkEnrollRolloutThroughCaddy

@@ -1,12 +1,11 @@
 package routing
 
 import (
-	"fmt"
-	"strconv"
 	"sync"
 	"testing"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/internal/carrierconf"
 )
 
 // Production-scale benchmarks: a carrier's file of 100,000 devices and
@@ -25,33 +24,13 @@ const (
 // devN.carrier.example.net (every seventh disabled, the others enrolled)
 // and routes of distinct prefixes.
 func carrierSource() []byte {
-	b := make([]byte, 0, 120*(largeDevices+largeRoutes))
-	b = append(b, "crypto 'keys'\nenroll enabled\nrouting enabled\nssl enabled\ngroup \"\"\n"...)
-	gname := func(g int) string {
-		if g == 0 {
-			return `""`
-		}
-		return "grp" + strconv.Itoa(g)
-	}
-	for g := 1; g < largeGroups; g++ {
-		b = append(b, "group "+gname(g)+"\n"...)
-	}
-	for d := range largeDevices {
-		st := " enabled enrolled"
-		if d%7 == 0 {
-			st = " disabled"
-		}
-		b = fmt.Appendf(b, "device dev%d.carrier.example.net %s%s\n", d, gname(d%largeGroups), st)
-	}
-	for i := range largeRoutes {
-		g, k := i%largeGroups, i/largeGroups
-		d0 := (i * 7) % largeDevices
-		d1 := (d0 + 1 + i%13) % largeDevices
-		d2 := (d1 + 1 + i%17) % largeDevices
-		b = fmt.Appendf(b, "route %s '+%d %d...' dev%d.carrier.example.net 60 dev%d.carrier.example.net 30 dev%d.carrier.example.net 0\n",
-			gname(g), 1+k%9, k, d0, d1, d2)
-	}
-	return b
+	return carrierconf.Write(carrierconf.Spec{Devices: largeDevices, Routes: largeRoutes, Groups: largeGroups,
+		Crypto: "keys", Name: carrierconf.CarrierName, Status: func(d int) string {
+			if d%7 == 0 {
+				return " disabled"
+			}
+			return " enabled enrolled"
+		}})
 }
 
 var carrier struct {
