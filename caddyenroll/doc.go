@@ -110,9 +110,10 @@
 //
 // An authorization: osp.ParseRequest → ssl flag → the device from its
 // client certificate (byte for byte one this server issued, not revoked)
-// or source address → enabled and enrolled → routing.Table.Route (rebuilt
-// on every change of the file) on the called number, or on the routing
-// number of a ported one → osp.AuthorizeTransaction with the token signer
-// and the transaction ids, which name the requesting device
-// (transactions.go) → the answer with Content-Length.
+// or source address → enabled and enrolled → a query service refused
+// (501) → routing.Table.Route (updated from the previous table on every
+// change of the file) on the called number, or on the routing number of a
+// ported one → osp.AuthorizeTransaction with the token signer (token key
+// or, with ca_signed, the CA) and the transaction ids, which name the
+// requesting device (transactions.go) → the answer with Content-Length.
 package caddyenroll
