@@ -463,7 +463,8 @@ func (h *OSPHandler) warnTokenSize(rsp *osp.AuthorisationResponse, now time.Time
 // reauthorize extends a call in progress with a fresh token, for an
 // enabled, enrolled device while routing is enabled. The request must carry
 // a token of the call that this site issued (osp.Verifier's
-// VerifyReauthorization: signed by a token signer of the site's CA, or
+// VerifyReauthorization: signed by a token signer of the site's CA or by
+// the CA itself (ca_signed), or
 // unsigned where the site issues unsigned tokens; the request's
 // transaction id, numbers and call id; expired for at most
 // osp.MaxReauthorizationDelay, 24 h: the toolkit sends the call's first
