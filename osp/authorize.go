@@ -215,25 +215,21 @@ func AuthorizeTransaction(req *AuthorizationRequest, dests []Destination, signer
 		Timestamp:   now,
 	}
 	if req.IsQuery() {
-		rsp.Status = StatusUnimplemented
-		return rsp, nil
+		return rsp.refusedWith(StatusUnimplemented), nil
 	}
 	calling, called := req.Calling(), req.Called()
 	if st, ok := numbersStatus(calling, called); !ok {
-		rsp.Status = st
-		return rsp, nil
+		return rsp.refusedWith(st), nil
 	}
 	np := req.NumberPortability()
 	if !np.valid() {
-		rsp.Status = StatusDestinationInvalid
-		return rsp, nil
+		return rsp.refusedWith(StatusDestinationInvalid), nil
 	}
 	if req.MaxDestinations > 0 && len(dests) > req.MaxDestinations {
 		dests = dests[:req.MaxDestinations]
 	}
 	if len(dests) == 0 {
-		rsp.Status = StatusNoRoute
-		return rsp, nil
+		return rsp.refusedWith(StatusNoRoute), nil
 	}
 	tx := ids.New()
 	ops := req.OperatorNames()

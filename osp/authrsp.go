@@ -21,7 +21,11 @@ type AuthorisationResponse struct {
 	// TransactionID identifies the authorisation; it is written when not
 	// zero. Every token of the response carries it as well.
 	TransactionID uint64
-	Destinations  []ResponseDestination
+	// TermCause is the response-level <TerminationCause>: on a refusal,
+	// the SIP response a proxy should send the caller (SIPCause; Refuse
+	// and Authorize set it). Nil writes none, as on a success.
+	TermCause    *TermCause
+	Destinations []ResponseDestination
 }
 
 // Kind implements Message.
@@ -84,6 +88,12 @@ func decodeAuthRsp(env *envelope) (*AuthorisationResponse, error) {
 			if r.TransactionID, err = decodeUint(e); err != nil {
 				return nil, err
 			}
+		case "TerminationCause":
+			tc, err := decodeTermCause(e)
+			if err != nil {
+				return nil, err
+			}
+			r.TermCause = &tc
 		case "Destination":
 			if len(r.Destinations) >= maxDestinationsLimit {
 				return nil, perr(ErrTooManyElements, "more than %d destinations", maxDestinationsLimit)
@@ -272,6 +282,9 @@ func writeDestination(w *xmlWriter, d *ResponseDestination) {
 // authorisation-response-accepted.xml.
 func (r *AuthorisationResponse) Marshal() ([]byte, error) {
 	size := answerSize(r.MessageID, r.Random, r.ComponentID, r.Status)
+	if r.TermCause != nil {
+		size += 120 + len(r.TermCause.Type) + len(r.TermCause.Description)
+	}
 	for i := range r.Destinations {
 		size += destinationSize(&r.Destinations[i])
 	}
@@ -281,6 +294,9 @@ func (r *AuthorisationResponse) Marshal() ([]byte, error) {
 	writeStatus(w, r.Status)
 	if r.TransactionID != 0 {
 		w.leafUint("TransactionId", r.TransactionID)
+	}
+	if r.TermCause != nil {
+		writeTermCause(w, *r.TermCause)
 	}
 	for i := range r.Destinations {
 		writeDestination(w, &r.Destinations[i])

@@ -225,7 +225,11 @@ func ParseCapabilitiesConfirmation(data []byte) (*CapabilitiesConfirmation, erro
 // Refuse builds the answer refusing req with st (a status that is not a
 // success): an AuthorisationResponse, UsageConfirmation (one per
 // indication), ReauthorizationResponse or CapabilitiesConfirmation echoing
-// the request's messageId and componentId(s).
+// the request's messageId and componentId(s). An AuthorisationResponse also
+// carries the SIP termination cause of st (SIPCause), which the toolkit
+// hands to the gateway; a ReauthorizationResponse none (the toolkit's
+// OSPPReauthRspFromElement does not handle <TerminationCause> and would
+// refuse the answer for it).
 func Refuse(req Message, st Status, now time.Time) (Message, error) {
 	switch r := req.(type) {
 	case *AuthorizationRequest:
@@ -275,7 +279,7 @@ func refusal(req Kind, messageID string, componentIDs []string, st Status, now t
 	now = now.UTC().Truncate(time.Second)
 	switch req {
 	case KindAuthorizationRequest:
-		return &AuthorisationResponse{MessageID: messageID, ComponentID: cid, Timestamp: now, Status: st}, nil
+		return (&AuthorisationResponse{MessageID: messageID, ComponentID: cid, Timestamp: now}).refusedWith(st), nil
 	case KindUsageIndication:
 		c := &UsageConfirmation{MessageID: messageID}
 		if len(componentIDs) == 0 {
