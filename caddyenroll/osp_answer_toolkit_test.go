@@ -60,3 +60,44 @@ func TestOSPToolkitQueryService(t *testing.T) {
 		}
 	}
 }
+
+// A refused authorization carries the SIP response for the caller, which
+// test_app reads after the failed RequestAuthorisation (29) with
+// GetTermCause (256: OSPPTransactionHasTermCause / GetTCCode / GetTCDesc
+// for type SIP), as the OpenSIPS module makes it the call's reply: a call
+// to +33 (device4.com not enrolled, device5.com disabled: no destination)
+// gets 404 Not Found, a STIR query (62) 501 Not Implemented.
+func TestOSPToolkitRefusalTermCause(t *testing.T) {
+	bin := osptk.Build(t)
+	s := otkStart(t, false)
+	base := otkTestCfg(t, bin, "http://"+s.httpAddr+"/osp", 1)
+	for _, tc := range []struct {
+		name   string
+		called string
+		pre    []int // menu steps before 29
+		code   int   // RequestAuthorisation's error
+		want   string
+	}{
+		{"no route", "33123456789", nil, 11503, "TCCode: 404\nTCDesc: Not Found\n"},
+		{"query service", otkCalled, []int{62}, 11495, "TCCode: 501\nTCDesc: Not Implemented\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := strings.Replace(base, "\nCALLED="+otkCalled+"\n", "\nCALLED="+tc.called+"\n", 1)
+			steps := append(append([]int{1, 23}, tc.pre...), 29, 256, 24, 2)
+			codes, out := otkRunTestApp(t, bin, cfg, steps...)
+			i := 2 + len(tc.pre)
+			for j, c := range codes {
+				want := 0
+				if j == i {
+					want = tc.code
+				}
+				if c != want {
+					t.Fatalf("step %d (menu %d) returned %d, want %d:\n%s", j, steps[j], c, want, out)
+				}
+			}
+			if got := otkStepOutput(out, i+1); !strings.Contains(got, tc.want) {
+				t.Errorf("GetTermCause: want\n%s\ngot:\n%s", tc.want, got)
+			}
+		})
+	}
+}
