@@ -101,6 +101,25 @@
 //	530 time problem                  11499
 //	603 decline                       11517
 //
+// A refusal of an AuthorizationRequest (Refuse, Authorize) also carries a
+// response-level <TerminationCause type="sip"> with TCCode and Description:
+// the SIP response a proxy should send the caller, which the toolkit hands
+// to the gateway after the failed authorization
+// (OSPPTransactionGetTCCode / GetTCDesc; the OpenSIPS module replies with
+// it). SIPCause has the table:
+//
+//	401, 403, 405, 420, 421, 423, 428, 484  403 Forbidden
+//	404 no route found                      404 Not Found
+//	489 destination info invalid            484 Address Incomplete
+//	441, 503, 510                           503 Service Unavailable
+//	501 unimplemented                       501 Not Implemented
+//	400, 410, 411, 412, 500, 530            500 Server Internal Error
+//	603 decline                             603 Decline
+//
+// Any other status carries none, and so do reauthorization refusals: the
+// toolkit's ReauthorizationResponse parser does not handle the element and
+// would refuse the answer.
+//
 // # Parsing
 //
 // The parsers take at most DefaultLimits (256 KiB, 16 levels, 8192
