@@ -509,6 +509,40 @@ func (g *otkGateway) validate(token string, tokenFormat int) (code, authorised, 
 	return code, authorised, timelimit, out
 }
 
+// refusesTampered writes tok with one bit of its TokenInfo flipped to path
+// and checks the gateway refuses it as a bad signature; it returns path.
+func (g *otkGateway) refusesTampered(t *testing.T, tok []byte, path string) string {
+	t.Helper()
+	bad := bytes.Clone(tok)
+	i := bytes.Index(bad, []byte("<DestinationInfo"))
+	if i < 0 {
+		t.Fatalf("no <DestinationInfo in the token's content")
+	}
+	bad[i+1] ^= 0x20
+	if err := os.WriteFile(path, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, authorised, _, out := g.validate(path, 0); code != 18020 || authorised != 0 { // OSPC_ERR_PKCS7_INVALID_SIGNATURE
+		t.Fatalf("tampered token: want errcode 18020: %s", out)
+	}
+	return path
+}
+
+// refusesExpired has orig look a call up at sp, a site of token_validity
+// 2s, and checks the gateway refuses the token once it expired.
+func (g *otkGateway) refusesExpired(t *testing.T, orig *otkGateway, sp string) {
+	t.Helper()
+	code, _, _, short := orig.lookup(sp)
+	if code != 0 {
+		t.Fatalf("lookup on the token_validity 2s site %s: errcode %d", sp, code)
+	}
+	// ValidUntil = issue time + 2s, compared in whole seconds
+	time.Sleep(3500 * time.Millisecond)
+	if code, authorised, _, out := g.validate(short, 0); code != 11140 || authorised != 0 { // OSPC_ERR_TRAN_TOO_LATE_TO_USE_TOKEN
+		t.Fatalf("expired token: want errcode 11140: %s", out)
+	}
+}
+
 // otkOpenSSLVerify runs `openssl <cmd> -verify -inform DER -binary -nochain
 // -CAfile ca` on a token, as osp/token_test.go does: `smime -nochain` is
 // PKCS7_verify with PKCS7_NOCHAIN, the toolkit's own call
@@ -638,19 +672,7 @@ func TestOSPSignedTokenToolkitValidation(t *testing.T) {
 	})
 
 	t.Run("tampered", func(t *testing.T) {
-		bad := bytes.Clone(tok)
-		i := bytes.Index(bad, []byte("<DestinationInfo"))
-		if i < 0 {
-			t.Fatalf("no <DestinationInfo in the token's content")
-		}
-		bad[i+1] ^= 0x20
-		path := filepath.Join(c.dir, "tampered")
-		if err := os.WriteFile(path, bad, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if code, authorised, _, out := term.validate(path, 0); code != 18020 || authorised != 0 { // OSPC_ERR_PKCS7_INVALID_SIGNATURE
-			t.Fatalf("tampered token: want errcode 18020: %s", out)
-		}
+		path := term.refusesTampered(t, tok, filepath.Join(c.dir, "tampered"))
 		if _, err := otkOpenSSLVerify(t, "smime", path, cacert); err == nil {
 			t.Fatal("openssl smime accepted a tampered token")
 		}
@@ -668,17 +690,7 @@ func TestOSPSignedTokenToolkitValidation(t *testing.T) {
 		}
 	})
 
-	t.Run("expired", func(t *testing.T) {
-		code, _, _, short := orig.lookup("https://" + s.shortAddr + "/osp")
-		if code != 0 {
-			t.Fatalf("lookup on the token_validity 2s site: errcode %d", code)
-		}
-		// ValidUntil = issue time + 2s, compared in whole seconds
-		time.Sleep(3500 * time.Millisecond)
-		if code, authorised, _, out := term.validate(short, 0); code != 11140 || authorised != 0 { // OSPC_ERR_TRAN_TOO_LATE_TO_USE_TOKEN
-			t.Fatalf("expired token: want errcode 11140: %s", out)
-		}
-	})
+	t.Run("expired", func(t *testing.T) { term.refusesExpired(t, orig, "https://"+s.shortAddr+"/osp") })
 
 	t.Run("unsigned where signed are required", func(t *testing.T) {
 		code, _, _, plain := orig.lookup("http://" + s.httpAddr + "/osp")
@@ -775,21 +787,7 @@ func TestOSPSignedTokenToolkitValidationCASigned(t *testing.T) {
 		}
 	})
 
-	t.Run("tampered", func(t *testing.T) {
-		bad := bytes.Clone(tok)
-		i := bytes.Index(bad, []byte("<DestinationInfo"))
-		if i < 0 {
-			t.Fatalf("no <DestinationInfo in the token's content")
-		}
-		bad[i+1] ^= 0x20
-		path := filepath.Join(c.dir, "ca-signed-tampered")
-		if err := os.WriteFile(path, bad, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if code, authorised, _, out := term.validate(path, 0); code != 18020 || authorised != 0 { // OSPC_ERR_PKCS7_INVALID_SIGNATURE
-			t.Fatalf("tampered token: want errcode 18020: %s", out)
-		}
-	})
+	t.Run("tampered", func(t *testing.T) { term.refusesTampered(t, tok, filepath.Join(c.dir, "ca-signed-tampered")) })
 
 	t.Run("another CA", func(t *testing.T) {
 		other := term
@@ -799,16 +797,7 @@ func TestOSPSignedTokenToolkitValidationCASigned(t *testing.T) {
 		}
 	})
 
-	t.Run("expired", func(t *testing.T) {
-		code, _, _, short := orig.lookup("https://" + s.caSignedShortAddr + "/osp")
-		if code != 0 {
-			t.Fatalf("lookup on the ca_signed token_validity 2s site: errcode %d", code)
-		}
-		time.Sleep(3500 * time.Millisecond)
-		if code, authorised, _, out := term.validate(short, 0); code != 11140 || authorised != 0 { // OSPC_ERR_TRAN_TOO_LATE_TO_USE_TOKEN
-			t.Fatalf("expired token: want errcode 11140: %s", out)
-		}
-	})
+	t.Run("expired", func(t *testing.T) { term.refusesExpired(t, orig, "https://"+s.caSignedShortAddr+"/osp") })
 }
 
 // test_app's RequestReauthorization (menu 38), unmodified, after it got a
