@@ -138,6 +138,22 @@ func BenchmarkLargeOnChange(b *testing.B) {
 	}
 }
 
+// saveCarrierVersion saves, as an operator's editor does (renamed into
+// place), the carrier's file at path in round i: alt on even rounds, so
+// that each round is a new version.
+func saveCarrierVersion(b *testing.B, path string, i int, alt []byte) {
+	data := carrierOnce.data
+	if i%2 == 0 {
+		data = alt
+	}
+	if err := os.WriteFile(path+".new", data, 0o640); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // BenchmarkLargeReload is the app's reaction to an operator's save of the
 // file: the new version parsed and put in force.
 func BenchmarkLargeReload(b *testing.B) {
@@ -147,17 +163,8 @@ func BenchmarkLargeReload(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		b.StopTimer()
-		data := carrierOnce.data
-		if i%2 == 0 {
-			data = alt
-		}
+		saveCarrierVersion(b, path, i, alt)
 		i++
-		if err := os.WriteFile(path+".new", data, 0o640); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.Rename(path+".new", path); err != nil {
-			b.Fatal(err)
-		}
 		b.StartTimer()
 		if changed, err := a.cfg.poll(); err != nil || !changed {
 			b.Fatal(changed, err)

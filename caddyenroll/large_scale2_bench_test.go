@@ -52,17 +52,8 @@ func reloadWithProbe(b *testing.B, cs *configState, path string) {
 	i := 0
 	for b.Loop() {
 		b.StopTimer()
-		data := carrierOnce.data
-		if i%2 == 0 {
-			data = alt
-		}
+		saveCarrierVersion(b, path, i, alt)
 		i++
-		if err := os.WriteFile(path+".new", data, 0o640); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.Rename(path+".new", path); err != nil {
-			b.Fatal(err)
-		}
 		b.StartTimer()
 		if changed, err := cs.poll(); err != nil || !changed {
 			b.Fatal(changed, err)
