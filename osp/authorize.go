@@ -87,12 +87,20 @@ func Protocols() []string { return append([]string(nil), protocols[:]...) }
 // ValidProtocol tells whether p is a destination protocol the toolkit
 // knows, exactly as it spells it ("h323-Q931", not "H323-q931").
 func ValidProtocol(p string) bool {
+	_, ok := CanonicalProtocol(p)
+	return ok
+}
+
+// CanonicalProtocol returns this package's string for p, one per protocol
+// (tables holding it then share it), and whether the toolkit knows p as
+// ValidProtocol says.
+func CanonicalProtocol(p string) (string, bool) {
 	for _, q := range protocols {
 		if p == q {
-			return true
+			return q, true
 		}
 	}
-	return false
+	return "", false
 }
 
 // ErrTokenTooLarge refuses a token whose base64 exceeds MaxTokenBase64;

@@ -235,7 +235,7 @@ func Build(f *configfile.File, o Options) (*Table, error) {
 		if !ok || p == "" {
 			continue
 		}
-		canon, ok := protocolName(p)
+		canon, ok := osp.CanonicalProtocol(p) // one string per protocol, not one per device
 		if !ok {
 			return nil, fmt.Errorf("routing: protocol of %q: %q is not one the OSP Toolkit knows (%s)", name, p, strings.Join(osp.Protocols(), ", "))
 		}
@@ -391,17 +391,6 @@ func defaultSignalAddress(name, port string) string {
 		return "[" + ip.Unmap().String() + "]:" + port
 	}
 	return name + ":" + port
-}
-
-// protocolName is p as package osp spells it, so that the table holds
-// one string per protocol, not one per device.
-func protocolName(p string) (string, bool) {
-	for _, q := range osp.Protocols() {
-		if p == q {
-			return q, true
-		}
-	}
-	return "", false
 }
 
 // ParseSignalAddress checks an explicit signalling address as Build does
