@@ -171,10 +171,20 @@ func validNumber(s string) error {
 	if len(s) > MaxNumber {
 		return fmt.Errorf("longer than %d bytes", MaxNumber)
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7f {
-			return fmt.Errorf("control character 0x%02x at byte %d", s[i], i)
-		}
+	if i := controlAt(s); i >= 0 {
+		return fmt.Errorf("control character 0x%02x at byte %d", s[i], i)
 	}
 	return nil
+}
+
+// controlAt is the index of the first control character (C0 or DEL) of
+// s, -1 if it has none: values the toolkit copies into C strings and
+// gateways into SIP headers hold none.
+func controlAt(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return i
+		}
+	}
+	return -1
 }

@@ -52,15 +52,7 @@ func operatorNames(infos []Info) []Info {
 }
 
 func validOperatorName(s string) bool {
-	if s == "" || len(s) > maxOperatorName {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7f {
-			return false
-		}
-	}
-	return true
+	return s != "" && len(s) <= maxOperatorName && controlAt(s) < 0
 }
 
 // OperatorNames returns the operator names the request carries for the
