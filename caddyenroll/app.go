@@ -757,7 +757,7 @@ func (a *App) checkCrypto() error {
 // of the first versions into day buckets, watching the file (or, when it
 // is not watched, applying the marks kept in storage once), re-reading the
 // revocations, revoking what devices disabled meanwhile still hold, and
-// the nonce and request janitors.
+// the nonce, request and failed-login janitors.
 func (a *App) Start() error {
 	if err := a.checkCrypto(); err != nil {
 		return err
@@ -794,6 +794,7 @@ func (a *App) Start() error {
 	a.background(func() { a.every(revokedRefreshInterval, a.refreshOnce) })
 	a.afterStarted(a.revokeDisabledAtStart)
 	a.background(func() { a.nonceJanitor(nonceJanitorInterval) })
+	a.background(func() { a.failuresJanitor(failuresJanitorInterval) })
 	a.background(func() { a.requestJanitor(requestJanitorInterval) })
 	return nil
 }

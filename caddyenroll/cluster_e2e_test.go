@@ -464,9 +464,11 @@ func TestClusterUsageRetriedOnOtherInstance(t *testing.T) {
 	}
 }
 
-// Lockouts are per process, as documented: failures on A do not lock the
-// account out on B.
-func TestClusterLockoutsPerProcess(t *testing.T) {
+// Failed logins count across the cluster: after failures on A lock the
+// account out, B, which has seen no failure, counts its first from A's
+// (the record in storage) and locks the account out at once, instead of
+// granting an allowance of its own.
+func TestClusterLockoutsShared(t *testing.T) {
 	a := startServer(t, serverOpts{extra: "failures_allowed 2\n\t\tlockout 1m 1m"})
 	b, _ := startSecond(t, a, nil, nil)
 	_, csr := p256CSR(t, "device4.com")
@@ -480,8 +482,12 @@ func TestClusterLockoutsPerProcess(t *testing.T) {
 	if ans := a.do(r); ans.Status != wire.StatusRateLimited {
 		t.Fatalf("A after failures: status %d", ans.Status)
 	}
-	if ans := b.do(enrollReq(wire.OpRequest, t, csr)); ans.Status != wire.StatusOK {
-		t.Fatalf("B: status %d %s", ans.Status, ans.Error)
+	bad.Nonce = nonce(t)
+	if ans := b.do(bad); ans.Status != wire.StatusBadCredentials {
+		t.Fatalf("B, a wrong password: status %d %s", ans.Status, ans.Error)
+	}
+	if ans := b.do(enrollReq(wire.OpRequest, t, csr)); ans.Status != wire.StatusRateLimited {
+		t.Fatalf("B after its first failure (the cluster's fourth): status %d %s, want rate limited", ans.Status, ans.Error)
 	}
 }
 

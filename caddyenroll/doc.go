@@ -51,6 +51,8 @@
 //   - authority.go: the settings of one operational CA (profile).
 //   - accounts.go, ratelimit.go: operator accounts, and the lockouts that
 //     slow down password guessing.
+//   - sharedfailures.go: those failures and lockouts shared through the
+//     storage by a cluster's instances.
 //   - caddyfile.go: the Caddyfile's global enroll option and the enroll and
 //     osp directives.
 //   - command.go: the `caddy enroll …` commands (check, and the admin API's

@@ -158,7 +158,7 @@ func (a *App) login(ctx context.Context, in enrollInput) (*Account, *outcome) {
 	if !ok {
 		// the attempts a lockout refuses are logged at debug: this is
 		// the line that tells an operator about it
-		account, address := a.loginFailed(lg, now)
+		account, address := a.loginFailed(ctx, lg, now)
 		addr := zap.String("address", strings.TrimPrefix(lg.addr, "ip:"))
 		switch {
 		case account > 0 && lg.known:
@@ -175,7 +175,7 @@ func (a *App) login(ctx context.Context, in enrollInput) (*Account, *outcome) {
 		o := fail(wire.StatusBadCredentials, "bad username or password")
 		return nil, &o
 	}
-	a.loginSucceeded(lg, now)
+	a.loginSucceeded(ctx, lg, now)
 	return acct, nil
 }
 

@@ -28,8 +28,9 @@ import (
 // first succeeded. The table is bounded: stale
 // entries go first, then idle ones under no lockout; lockouts and attempts
 // in flight are never dropped (a key that finds the table full of them is
-// not tracked). It is per process: in a cluster each instance limits on
-// its own, which still bounds guesses per instance.
+// not tracked). The table is the process's; App shares failures and
+// lockouts with a cluster's other instances through the storage
+// (sharedfailures.go).
 type limiter struct {
 	mu         sync.Mutex
 	m          map[string]*failState
@@ -133,14 +134,25 @@ func (st *failState) endLocked() {
 // failure from the free-th on starts one (attempts are refused while one
 // lasts, so they are not failures): each lockout is reported once.
 func (l *limiter) fail(key string, now time.Time) (past bool, lockout time.Duration) {
+	past, lockout, _ = l.failWith(key, now, sharedFailure{})
+	return past, lockout
+}
+
+// failWith is fail counting also the failures other instances recorded for
+// key (shared; the larger count wins, unless it is stale), and returns the
+// key's state after it, for them.
+func (l *limiter) failWith(key string, now time.Time, shared sharedFailure) (past bool, lockout time.Duration, after sharedFailure) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st := l.entryLocked(key, now)
 	if st == nil {
-		return false, 0
+		return false, 0, sharedFailure{}
 	}
 	st.endLocked()
 	l.forgetLocked(st, now)
+	if shared.Failures > st.failures && !l.stale(shared.Last, now) {
+		st.failures = shared.Failures
+	}
 	st.failures++
 	st.last = now
 	if over := st.failures - l.free; over >= 0 {
@@ -154,31 +166,82 @@ func (l *limiter) fail(key string, now time.Time) (past bool, lockout time.Durat
 		st.until = now.Add(d)
 		lockout = d
 	}
-	return st.failures > l.free, lockout
+	return st.failures > l.free, lockout, sharedFailure{Failures: st.failures, Last: st.last, Until: st.until}
+}
+
+// hasFailures reports whether key has failures or a lockout here.
+func (l *limiter) hasFailures(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st, ok := l.m[key]
+	return ok && (st.failures > 0 || !st.until.IsZero())
+}
+
+// clear forgets key's failures and lockout (not its attempts in flight).
+func (l *limiter) clear(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if st, ok := l.m[key]; ok {
+		st.failures, st.until = 0, time.Time{}
+		if st.inflight == 0 {
+			delete(l.m, key)
+		}
+	}
+}
+
+// adopt takes the failures and lockout other instances recorded for key
+// (shared) where they exceed its own, unless stale. A lockout is taken as
+// long as this instance would have started at most (another's clock may
+// be ahead).
+func (l *limiter) adopt(key string, shared sharedFailure, now time.Time) {
+	if shared.Failures <= 0 || l.stale(shared.Last, now) {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st, ok := l.m[key]
+	if !ok {
+		return // forgotten meanwhile: its next failure reads the record
+	}
+	st.failures = max(st.failures, shared.Failures)
+	if st.last.Before(shared.Last) {
+		st.last = shared.Last
+	}
+	until := shared.Until
+	if most := now.Add(l.max); until.After(most) {
+		until = most
+	}
+	if until.After(st.until) {
+		st.until = until
+	}
 }
 
 // succeed ends an attempt as successful: the key's failures are cleared.
-func (l *limiter) succeed(key string) { l.end(key, true) }
+// It reports whether there were any (or a lockout).
+func (l *limiter) succeed(key string) (had bool) { return l.end(key, true) }
 
 // cancel ends an attempt that was not made.
 func (l *limiter) cancel(key string) { l.end(key, false) }
 
 // end ends an attempt, clearing the key's failures or not, and forgets a
-// key with nothing left to remember.
-func (l *limiter) end(key string, clear bool) {
+// key with nothing left to remember. It reports whether the key had
+// failures or a lockout.
+func (l *limiter) end(key string, clear bool) (had bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st, ok := l.m[key]
 	if !ok {
-		return
+		return false
 	}
 	st.endLocked()
+	had = st.failures > 0 || !st.until.IsZero()
 	if clear {
 		st.failures, st.until = 0, time.Time{}
 	}
 	if st.inflight == 0 && st.failures == 0 && st.until.IsZero() {
 		delete(l.m, key)
 	}
+	return had
 }
 
 // entryLocked returns key's entry, made if need be; nil when the table is
@@ -200,9 +263,14 @@ func (l *limiter) entryLocked(key string, now time.Time) *failState {
 
 // forgetLocked forgets failures older than twice the longest lockout.
 func (l *limiter) forgetLocked(st *failState, now time.Time) {
-	if !st.last.IsZero() && now.Sub(st.last) > 2*l.max {
+	if l.stale(st.last, now) {
 		st.failures = 0
 	}
+}
+
+// stale reports whether failures last counted at last are forgotten at now.
+func (l *limiter) stale(last, now time.Time) bool {
+	return !last.IsZero() && now.Sub(last) > 2*l.max
 }
 
 // evictLocked makes room: entries with nothing to remember first, then
@@ -345,6 +413,8 @@ func (a *App) beginLogin(ctx context.Context, username, clientIP string, clock f
 	if a.known.has(username, lg.addr, now) {
 		lg.user, lg.known = knownKey(username, lg.addr), true
 	}
+	a.adoptSharedLockout(ctx, a.limiter, lg.user, now)
+	a.adoptSharedLockout(ctx, a.addrLimiter, lg.addr, now)
 	if ok, _ := a.limiter.begin(ctx, lg.user, now); !ok {
 		return lg, false
 	}
@@ -361,13 +431,13 @@ func (a *App) beginLogin(ctx context.Context, username, clientIP string, clock f
 // failures only until that account is locked out: one device retrying a
 // stale password must not lock out its site, while guesses spread over
 // accounts still add up there.
-func (a *App) loginFailed(lg login, now time.Time) (account, address time.Duration) {
-	past, account := a.limiter.fail(lg.user, now)
+func (a *App) loginFailed(ctx context.Context, lg login, now time.Time) (account, address time.Duration) {
+	past, account := a.failShared(ctx, a.limiter, lg.user, now)
 	if past {
 		a.addrLimiter.cancel(lg.addr)
 		return account, 0
 	}
-	_, address = a.addrLimiter.fail(lg.addr, now)
+	_, address = a.failShared(ctx, a.addrLimiter, lg.addr, now)
 	return account, address
 }
 
@@ -378,8 +448,10 @@ func (a *App) loginFailed(lg login, now time.Time) (account, address time.Durati
 // from now on. A valid login from a known address leaves the account's
 // own failures and lockout alone: else each login of its devices would
 // give a guesser elsewhere a fresh allowance.
-func (a *App) loginSucceeded(lg login, now time.Time) {
-	a.limiter.succeed(lg.user)
+func (a *App) loginSucceeded(ctx context.Context, lg login, now time.Time) {
+	if a.limiter.succeed(lg.user) {
+		a.clearShared(ctx, lg.user)
+	}
 	a.addrLimiter.cancel(lg.addr)
 	a.known.add(lg.username, lg.addr, now)
 }

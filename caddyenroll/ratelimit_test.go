@@ -190,9 +190,9 @@ func TestLoginLimits(t *testing.T) {
 			return false
 		}
 		if good {
-			a.loginSucceeded(lg, now)
+			a.loginSucceeded(noWait, lg, now)
 		} else {
-			a.loginFailed(lg, now)
+			a.loginFailed(noWait, lg, now)
 		}
 		return true
 	}
@@ -334,9 +334,9 @@ func TestKnownAddressLogins(t *testing.T) {
 				}
 				var lockout, addrLockout time.Duration
 				if s.good {
-					a.loginSucceeded(lg, now)
+					a.loginSucceeded(noWait, lg, now)
 				} else {
-					lockout, addrLockout = a.loginFailed(lg, now)
+					lockout, addrLockout = a.loginFailed(noWait, lg, now)
 				}
 				if lockout != s.lockout || addrLockout != s.addrLockout {
 					t.Fatalf("step %d (%s from %s): lockouts %v, %v; want %v, %v", i, s.user, s.addr, lockout, addrLockout, s.lockout, s.addrLockout)
@@ -418,7 +418,7 @@ func TestKnownAddressConcurrentLogins(t *testing.T) {
 	clock := func() time.Time { return now }
 	for _, addr := range []string{"192.0.2.1", "192.0.2.2"} {
 		lg, _ := a.beginLogin(noWait, "ops", addr, clock)
-		a.loginSucceeded(lg, now)
+		a.loginSucceeded(noWait, lg, now)
 	}
 	var wg sync.WaitGroup
 	for g := range 8 {
@@ -430,9 +430,9 @@ func TestKnownAddressConcurrentLogins(t *testing.T) {
 					continue
 				}
 				if (g+i)%3 == 0 {
-					a.loginSucceeded(lg, now)
+					a.loginSucceeded(noWait, lg, now)
 				} else {
-					a.loginFailed(lg, now)
+					a.loginFailed(noWait, lg, now)
 				}
 			}
 		})

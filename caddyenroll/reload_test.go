@@ -160,7 +160,7 @@ func TestReloadKeepsRevocations(t *testing.T) {
 	if !ok {
 		t.Fatal("login refused")
 	}
-	first.loginSucceeded(lg, knownAt)
+	first.loginSucceeded(context.Background(), lg, knownAt)
 
 	before := deviceLoads(storeA)
 	second := loadEnroll(t, storeA, conf, ApprovalManual)

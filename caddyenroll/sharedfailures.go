@@ -1,0 +1,174 @@
+package caddyenroll
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"path"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Failed logins are shared through the storage, so that the instances of
+// a cluster limit guesses together instead of each granting the whole
+// allowance. A limiter key (an account, an account at a known address, an
+// address) that fails gets a record under clearinghouse/enroll/failures/:
+//
+//   - a failure reads the record first and counts from the larger of its
+//     count and the instance's own, then writes the result back;
+//   - an attempt for a key the instance has seen fail reads the record and
+//     honours a lockout another instance started;
+//   - a valid login that clears the key's failures deletes the record.
+//
+// A key that never failed costs no storage access: the devices' logins
+// read nothing. Records are written without a lock (concurrent failures
+// on two instances may count one failure, not two) and are forgotten as
+// the process's counts are (twice the longest lockout after the last
+// failure); failuresJanitor deletes those.
+
+// sharedFailure is a limiter key's failures as the storage holds them.
+type sharedFailure struct {
+	Failures int       `json:"failures"`
+	Last     time.Time `json:"last"`           // the last failure
+	Until    time.Time `json:"until,omitzero"` // the lockout it started
+}
+
+func failuresDir() string { return path.Join(statePrefix, "failures") }
+
+// failuresKey is where a limiter key's record is: a hash, since the key
+// holds a username (that may be a mistyped password) or an address.
+func failuresKey(limiterKey string) string {
+	return path.Join(failuresDir(), hashKey("login failures", limiterKey))
+}
+
+// sharedFailuresTimeout bounds the storage work a login adds, so that a
+// slow storage slows a guesser's failures, not the devices.
+const sharedFailuresTimeout = 2 * time.Second
+
+// loadFailures reads limiterKey's record: found is false when there is
+// none (never written, or deleted by a valid login).
+func (s *stateStore) loadFailures(ctx context.Context, limiterKey string) (f sharedFailure, found bool, err error) {
+	found, err = s.loadJSON(ctx, failuresKey(limiterKey), &f)
+	if err != nil || !found || f.Failures < 0 || f.Last.IsZero() {
+		return sharedFailure{}, found && err == nil, err
+	}
+	return f, true, nil
+}
+
+func (s *stateStore) storeFailures(ctx context.Context, limiterKey string, f sharedFailure) error {
+	return s.storeJSON(ctx, failuresKey(limiterKey), f)
+}
+
+func (s *stateStore) clearFailures(ctx context.Context, limiterKey string) error {
+	if err := s.st.Delete(ctx, failuresKey(limiterKey)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// sharedCtx is the context of a login's storage work: not cut short by a
+// device hanging up (a failure must be recorded), bounded in time.
+func sharedCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), sharedFailuresTimeout)
+}
+
+// adoptSharedLockout gives l the lockout other instances recorded for key,
+// when this instance has seen key fail (else it reads nothing). When the
+// record is gone (a valid login deleted it) the key's failures here go
+// too: this instance recorded each of them.
+func (a *App) adoptSharedLockout(ctx context.Context, l *limiter, key string, now time.Time) {
+	if a.state == nil || !l.hasFailures(key) {
+		return
+	}
+	ctx, cancel := sharedCtx(ctx)
+	defer cancel()
+	shared, found, err := a.state.loadFailures(ctx, key)
+	switch {
+	case err != nil:
+		a.log.Warn("reading failed logins recorded in storage", zap.Error(err))
+	case !found:
+		l.clear(key)
+	default:
+		l.adopt(key, shared, now)
+	}
+}
+
+// failShared is l.fail counting the failures recorded in storage, and
+// recording the result there.
+func (a *App) failShared(ctx context.Context, l *limiter, key string, now time.Time) (past bool, lockout time.Duration) {
+	if a.state == nil {
+		return l.fail(key, now)
+	}
+	ctx, cancel := sharedCtx(ctx)
+	defer cancel()
+	shared, _, err := a.state.loadFailures(ctx, key)
+	if err != nil {
+		a.log.Warn("reading failed logins recorded in storage", zap.Error(err))
+	}
+	past, lockout, after := l.failWith(key, now, shared)
+	if after.Failures > 0 {
+		if err := a.state.storeFailures(ctx, key, after); err != nil {
+			a.log.Warn("recording a failed login in storage", zap.Error(err))
+		}
+	}
+	return past, lockout
+}
+
+// clearShared deletes key's record after a valid login cleared failures
+// this instance had counted.
+func (a *App) clearShared(ctx context.Context, key string) {
+	if a.state == nil {
+		return
+	}
+	ctx, cancel := sharedCtx(ctx)
+	defer cancel()
+	if err := a.state.clearFailures(ctx, key); err != nil {
+		a.log.Warn("clearing failed logins recorded in storage", zap.Error(err))
+	}
+}
+
+// failuresJanitorInterval is how often stale failure records are deleted.
+const failuresJanitorInterval = time.Hour
+
+// pruneFailures deletes the failure records no limiter would count any
+// more at now: last failure older than twice the longest lockout, and no
+// lockout left.
+func (a *App) pruneFailures(ctx context.Context, now time.Time) (int, error) {
+	keys, err := a.state.list(ctx, failuresDir())
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, k := range keys {
+		var f sharedFailure
+		ok, err := a.state.loadJSON(ctx, k, &f)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return removed, err
+		case err == nil && !ok:
+			continue // deleted meanwhile
+		case err == nil && (now.Before(f.Until) || !a.limiter.stale(f.Last, now)):
+			continue // still counted
+		}
+		// stale, or not a record (of no use either)
+		if err := a.state.st.Delete(ctx, k); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, err
+		}
+		removed++
+	}
+	return removed, nil
+}
+
+// failuresJanitor runs pruneFailures at each interval until the app stops.
+func (a *App) failuresJanitor(every time.Duration) {
+	a.every(every, func() {
+		n, err := a.pruneFailures(a.bgCtx, a.now())
+		switch {
+		case err != nil && a.bgCtx.Err() == nil:
+			a.log.Error("pruning failed-login records", zap.Error(err), zap.Int("removed", n))
+		case n > 0:
+			a.log.Info("stale failed-login records pruned", zap.Int("removed", n))
+		}
+	})
+}

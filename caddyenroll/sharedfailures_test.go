@@ -1,0 +1,177 @@
+package caddyenroll
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+)
+
+// newSharedLoginApps are two Apps of one cluster: their own limiters, one
+// storage. 5 failures allowed, lockouts from 1s to 1m.
+func newSharedLoginApps(t *testing.T) (a, b *App, st certmagic.Storage) {
+	st = localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	mk := func() *App {
+		app := newLoginApp()
+		app.state, app.log = newStateStore(st, 0), zap.NewNop()
+		return app
+	}
+	return mk(), mk(), st
+}
+
+// Failed logins count across the instances of a cluster: the allowance is
+// spent once, not once per instance; a lockout one instance started holds
+// at another that has seen the key fail; a valid login clears the record;
+// stale records are pruned.
+func TestSharedFailures(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	type step struct {
+		at      time.Duration
+		on      string // "a" or "b"
+		user    string
+		from    string // the client address, if not addr
+		good    bool
+		refused bool
+		lockout time.Duration // the account's lockout this attempt starts
+	}
+	const addr = "203.0.113.7"
+	for _, c := range []struct {
+		name  string
+		steps []step
+	}{
+		{"the allowance is the cluster's", []step{
+			{at: 0, on: "a", user: "ops"},
+			{at: 1, on: "b", user: "ops"},
+			{at: 2, on: "a", user: "ops"},
+			{at: 3, on: "b", user: "ops"},
+			{at: 4, on: "a", user: "ops", lockout: time.Second}, // the fifth failure of the cluster
+			// b has seen ops fail: it reads a's lockout and refuses
+			{at: 5, on: "b", user: "ops", good: true, refused: true},
+			{at: 6, on: "a", user: "ops", good: true, refused: true},
+			// after it, the next failure doubles it wherever it happens
+			{at: time.Second + 5, on: "b", user: "ops", lockout: 2 * time.Second},
+			{at: time.Second + 6, on: "a", user: "ops", good: true, refused: true},
+			// over: a valid login clears (from another address, which is
+			// not known to ops yet, so that it is ops's own failures)
+			{at: 3*time.Second + 6, on: "a", user: "ops", from: "192.0.2.50", good: true},
+			// a fresh allowance on both
+			{at: 3*time.Second + 7, on: "b", user: "ops"},
+			{at: 3*time.Second + 8, on: "b", user: "ops"},
+			{at: 3*time.Second + 9, on: "a", user: "ops"},
+			{at: 3*time.Second + 10, on: "a", user: "ops"},
+			{at: 3*time.Second + 11, on: "a", user: "ops", lockout: time.Second},
+		}},
+		{"other accounts are not affected", []step{
+			{at: 0, on: "a", user: "ops"}, {at: 0, on: "a", user: "ops"}, {at: 0, on: "a", user: "ops"},
+			{at: 0, on: "a", user: "ops"}, {at: 0, on: "a", user: "ops", lockout: time.Second},
+			{at: 1, on: "b", user: "other", good: true},
+			{at: 2, on: "b", user: "other"},
+			{at: 3, on: "b", user: "other", good: true},
+		}},
+		{"stale failures are forgotten", []step{
+			{at: 0, on: "a", user: "ops"}, {at: 0, on: "a", user: "ops"}, {at: 0, on: "a", user: "ops"},
+			{at: 0, on: "a", user: "ops"},
+			// twice the longest lockout later, b does not count a's four
+			{at: 3 * time.Minute, on: "b", user: "ops"},
+			{at: 3 * time.Minute, on: "b", user: "ops"},
+			{at: 3 * time.Minute, on: "b", user: "ops"},
+			{at: 3 * time.Minute, on: "b", user: "ops"},
+			{at: 3 * time.Minute, on: "b", user: "ops", lockout: time.Second},
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, b, _ := newSharedLoginApps(t)
+			apps := map[string]*App{"a": a, "b": b}
+			for i, s := range c.steps {
+				app, at, from := apps[s.on], now.Add(s.at), addr
+				if s.from != "" {
+					from = s.from
+				}
+				lg, ok := app.beginLogin(noWait, s.user, from, func() time.Time { return at })
+				if ok == s.refused {
+					t.Fatalf("step %d (%+v): refused = %v", i, s, !ok)
+				}
+				if !ok {
+					continue
+				}
+				if s.good {
+					app.loginSucceeded(noWait, lg, at)
+					continue
+				}
+				if lockout, _ := app.loginFailed(noWait, lg, at); lockout != s.lockout {
+					t.Fatalf("step %d (%+v): lockout %v", i, s, lockout)
+				}
+			}
+		})
+	}
+}
+
+// A valid login after failures deletes the key's record, so that another
+// instance does not count them later; a key that never failed writes
+// nothing; the janitor deletes what no limiter counts any more.
+func TestSharedFailuresRecords(t *testing.T) {
+	ctx := context.Background()
+	now := time.Unix(1_000_000, 0)
+	a, b, st := newSharedLoginApps(t)
+	clock := func() time.Time { return now }
+	// (from a new address each time: a valid login makes its address known
+	// to the account, whose failures there count apart)
+	next := 0
+	attempt := func(app *App, user string, good bool) {
+		t.Helper()
+		next++
+		lg, ok := app.beginLogin(noWait, user, fmt.Sprintf("198.51.100.%d", next), clock)
+		if !ok {
+			t.Fatalf("%s refused", user)
+		}
+		if good {
+			app.loginSucceeded(noWait, lg, now)
+		} else {
+			app.loginFailed(noWait, lg, now)
+		}
+	}
+	records := func() int {
+		keys, err := a.state.list(ctx, failuresDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(keys)
+	}
+	attempt(a, "demo", true)
+	if n := records(); n != 0 {
+		t.Fatalf("a valid login wrote %d records", n)
+	}
+	attempt(a, "ops", false)
+	if n := records(); n != 2 { // the account and its address
+		t.Fatalf("a failure wrote %d records, want 2", n)
+	}
+	attempt(a, "ops", true)
+	if f, found, err := b.state.loadFailures(ctx, "user:ops"); err != nil || found {
+		t.Fatalf("after a valid login the account's record says %+v (%v)", f, err)
+	}
+	for range 4 {
+		attempt(b, "ops", false)
+	}
+	// a's own count was cleared: it takes b's four
+	attempt(a, "ops", false)
+	if f, _, _ := a.state.loadFailures(ctx, "user:ops"); f.Failures != 5 || !f.Until.After(now) {
+		t.Fatalf("after 5 failures the record says %+v", f)
+	}
+
+	if n, err := a.pruneFailures(ctx, now.Add(time.Minute)); err != nil || n != 0 {
+		t.Fatalf("pruned %d (%v) of the records still counted", n, err)
+	}
+	if err := st.Store(ctx, failuresKey("user:junk"), []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := a.pruneFailures(ctx, now.Add(time.Minute)); err != nil || n != 1 {
+		t.Fatalf("pruned %d (%v), want the record that does not decode", n, err)
+	}
+	// the account's and the six addresses' (each failure came from another)
+	if n, err := a.pruneFailures(ctx, now.Add(3*time.Minute)); err != nil || n != 7 || records() != 0 {
+		t.Fatalf("pruned %d (%v), %d left; want every stale record gone (7)", n, err, records())
+	}
+}
