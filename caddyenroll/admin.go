@@ -151,6 +151,8 @@ func (ad *adminAPI) route(w http.ResponseWriter, r *http.Request) error {
 		return ad.devices(w, r)
 	case len(parts) == 1 && parts[0] == "revoke":
 		return ad.revoke(w, r)
+	case len(parts) == 1 && parts[0] == "unlock":
+		return ad.unlock(w, r)
 	case len(parts) == 2 && parts[0] == "certificates":
 		return ad.certificate(w, r, parts[1])
 	case len(parts) == 1 && parts[0] == "cdrs":

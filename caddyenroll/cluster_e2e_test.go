@@ -489,6 +489,15 @@ func TestClusterLockoutsShared(t *testing.T) {
 	if ans := b.do(enrollReq(wire.OpRequest, t, csr)); ans.Status != wire.StatusRateLimited {
 		t.Fatalf("B after its first failure (the cluster's fourth): status %d %s, want rate limited", ans.Status, ans.Error)
 	}
+	// the operator unlocks the account through A's admin API: B drops its
+	// lockout too
+	r = enrollReq(wire.OpRequest, t, csr)
+	if code, body := a.Admin("POST", "/enroll/unlock", `{"username": "`+r.Username+`"}`); code != 200 || !strings.Contains(body, `"account_had_failures": true`) {
+		t.Fatalf("unlock through A: %d %s", code, body)
+	}
+	if ans := b.do(r); ans.Status != wire.StatusOK {
+		t.Fatalf("B after the unlock: status %d %s", ans.Status, ans.Error)
+	}
 }
 
 // While the file does not parse, a device enrolls through A (its mark

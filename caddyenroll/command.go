@@ -21,7 +21,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "enroll",
-		Usage: "check <file> | pending | requests | approve <id> | reject <id> | devices | revoke ... | certificate <serial> | ca | cdrs ...",
+		Usage: "check <file> | pending | requests | approve <id> | reject <id> | devices | revoke ... | unlock ... | certificate <serial> | ca | cdrs ...",
 		Short: "Checks configuration files and administers device enrollment",
 		Long: `
 Tools for the clearinghouse enrollment server.
@@ -41,6 +41,9 @@ Tools for the clearinghouse enrollment server.
   devices               list devices and their certificates
   revoke                revoke a certificate (--serial) or all of a device's
                         (--device)
+  unlock                clear the failed logins and lockout of an account
+                        (--username) and/or a client address
+                        (--client-address)
   certificate <serial>  show an issued certificate in readable form (the full
                         serial, hex, colons allowed)
   ca                    show the operational CA certificate and its fingerprint
@@ -111,6 +114,18 @@ the readable form; a list read a page at a time is one array of every page.`,
 					return "", "", nil, errors.New("--forget-ids needs --device")
 				}
 				return http.MethodPost, "/enroll/revoke", revokeBody{Serial: serial, Device: device, Reason: &reason, ForgetIDs: forget}, nil
+			}))
+			cmd.AddCommand(adminCommand("unlock", "Clear the failed logins and lockout of an account or a client address", func(c *cobra.Command) {
+				c.Flags().String("username", "", "the account's username")
+				c.Flags().String("client-address", "", "the client address (IPv6: its /64)")
+				jsonFlag(c)
+			}, func(f adminFlags, _ []string) (string, string, any, error) {
+				user, _ := f.cmd.Flags().GetString("username")
+				addr, _ := f.cmd.Flags().GetString("client-address")
+				if user == "" && addr == "" {
+					return "", "", nil, errors.New("give --username, --client-address or both")
+				}
+				return http.MethodPost, "/enroll/unlock", unlockBody{Username: user, Address: addr}, nil
 			}))
 			cdrs := adminCommand("cdrs", "Export stored call detail records", func(c *cobra.Command) {
 				c.Args = cobra.NoArgs // a mistyped subcommand must not export everything
@@ -504,6 +519,23 @@ func printAdminAnswer(w io.Writer, uri string, body []byte, more bool) error {
 		var c IssuedCertificate
 		if err := json.Unmarshal(body, &c); err == nil && c.Text != "" {
 			fmt.Fprintf(w, "device:  %s\nprofile: %s\nrevoked: %v\n%s\n%s", c.Device, c.Profile, c.Revoked, c.Text, c.Certificate)
+			return nil
+		}
+	case uri == "/enroll/unlock":
+		var ans unlockAnswer
+		if err := json.Unmarshal(body, &ans); err == nil {
+			for _, v := range []struct {
+				what string
+				had  *bool
+			}{{"account", ans.Account}, {"address", ans.Address}} {
+				switch {
+				case v.had == nil:
+				case *v.had:
+					fmt.Fprintf(w, "%s: failed logins cleared\n", v.what)
+				default:
+					fmt.Fprintf(w, "%s: no failed logins to clear\n", v.what)
+				}
+			}
 			return nil
 		}
 	case strings.HasPrefix(uri, "/enroll/ca"):

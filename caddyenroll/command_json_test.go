@@ -88,6 +88,7 @@ const (
 	jsonApproved    = `{"id": "3f9c1a2b00000000000000000000000b", "profile": "legacy", "device": "gw2.example", "known_device": false, "public_key_sha256": "cd", "state": "issued", "serial": "20", "created": "2025-01-02T03:04:06Z", "updated": "2025-01-02T03:05:00Z", "note": "the configuration file x does not parse: gw2.example will be added to it once it does"}`
 	jsonRejected    = `{"id": "3f9c1a2b00000000000000000000000a", "profile": "modern", "device": "gw1.example", "known_device": true, "public_key_sha256": "ab", "state": "rejected", "reason": "not ours", "created": "2025-01-02T03:04:05Z", "updated": "2025-01-02T03:05:00Z"}`
 	jsonRevoked     = `{"revoked": ["1f", "20"], "ids_forgotten": true}`
+	jsonUnlocked    = `{"account_had_failures": true, "address_had_failures": false}`
 	jsonPurged      = `{"deleted_days": ["2025-01-01", "2025-01-02"], "deleted_legacy_records": 3}`
 )
 
@@ -106,6 +107,7 @@ func TestAdminCommandJSONFlag(t *testing.T) {
 		"/enroll/approve/3f9c1a2b":                        jsonApproved,
 		"/enroll/reject/3f9c1a2b00000000000000000000000a": jsonRejected,
 		"/enroll/revoke":                                  jsonRevoked,
+		"/enroll/unlock":                                  jsonUnlocked,
 		"/enroll/cdrs":                                    jsonPurged,
 	})
 	for _, c := range []struct {
@@ -123,6 +125,7 @@ func TestAdminCommandJSONFlag(t *testing.T) {
 		{"reject 3f9c1a2b00000000000000000000000a --reason x", jsonRejected, "{", `{"reason":"x"}`},
 		{"revoke --device gw1.example --forget-ids", jsonRevoked, "{", `{"device":"gw1.example","reason":0,"forget_ids":true}`},
 		{"cdrs purge --before 2025-01-03", jsonPurged, "{", ""},
+		{"unlock --username ops --client-address 2001:db8::1", jsonUnlocked, "account: failed logins cleared\naddress: no failed logins to clear\n", `{"username":"ops","address":"2001:db8::1"}`},
 	} {
 		args := append(strings.Fields(c.args), "--address", addr)
 		var want any
@@ -246,8 +249,8 @@ func TestAdminCommandsHaveJSONFlag(t *testing.T) {
 		}
 	}
 	walk(root.Commands())
-	if n != 9 {
-		t.Errorf("%d subcommands with --json, want 9", n)
+	if n != 10 {
+		t.Errorf("%d subcommands with --json, want 10", n)
 	}
 	if !strings.Contains(caddycmd.Commands()["enroll"].Long, "--json") {
 		t.Error("caddy help enroll does not mention --json")

@@ -40,7 +40,7 @@
 //   - tls.client_auth.verifier.enroll: refuses at the handshake a client
 //     certificate this server did not issue or has revoked.
 //   - admin.api.enroll: pending requests, approve, reject, devices, revoke,
-//     the CA certificates, issued certificates, call detail records.
+//     unlock, the CA certificates, issued certificates, call detail records.
 //
 // # Files
 //
@@ -97,7 +97,8 @@
 // The administrator and the storage:
 //
 //   - admin.go: the admin API; admin_body.go: its strict JSON bodies
-//     (application/json only, no unknown or repeated fields).
+//     (application/json only, no unknown or repeated fields);
+//     admin_unlock.go: clearing lockouts.
 //   - storage.go, filelock.go: in-process locks in front of the storage's,
 //     and the locks of Caddy's file storage taken without certmagic's
 //     refresher.

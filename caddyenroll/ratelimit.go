@@ -339,6 +339,18 @@ func (k *knownAddresses) has(username, addrKey string, now time.Time) bool {
 	return false
 }
 
+// addresses are the address keys known to username (expired ones too,
+// whose failures may still count).
+func (k *knownAddresses) addresses(username string) []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []string
+	for _, e := range k.m[username] {
+		out = append(out, e.key)
+	}
+	return out
+}
+
 // add records a valid login to username from addrKey at now.
 func (k *knownAddresses) add(username, addrKey string, now time.Time) {
 	k.mu.Lock()

@@ -16,7 +16,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -212,7 +211,7 @@ func (c *Caddy) start(bin string, waitAddrs []string) {
 	cmd.Dir = c.Dir
 	cmd.Stdout, cmd.Stderr = c.logs, c.logs
 	cmd.Env = append(os.Environ(), "HOME="+c.Dir, "XDG_DATA_HOME="+filepath.Join(c.Dir, "xdg-data"), "XDG_CONFIG_HOME="+filepath.Join(c.Dir, "xdg-config"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	inOwnProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +253,7 @@ func (c *Caddy) Kill() {
 	if c.cmd == nil || c.cmd.Process == nil {
 		return
 	}
-	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+	killProcessGroup(c.cmd)
 	<-c.done
 }
 

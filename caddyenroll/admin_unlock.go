@@ -1,0 +1,116 @@
+package caddyenroll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"go.uber.org/zap"
+)
+
+// unlockBody names what POST /enroll/unlock clears: an account, a client
+// address, or both.
+type unlockBody struct {
+	Username string `json:"username,omitempty"`
+	Address  string `json:"address,omitempty"`
+}
+
+// maxUnlockUsername bounds the username an unlock names.
+const maxUnlockUsername = 256
+
+// unlockAnswer says whether there was anything to clear.
+type unlockAnswer struct {
+	Account *bool `json:"account_had_failures,omitempty"`
+	Address *bool `json:"address_had_failures,omitempty"`
+}
+
+// unlock answers POST /enroll/unlock: it clears the failed logins and
+// lockout of an account (also at the addresses this instance knows it at)
+// and of a client address, here and in storage; the other instances of a
+// cluster drop theirs at the key's next attempt there (its record is gone).
+// An operator unlocks devices after fixing the password they retried.
+func (ad *adminAPI) unlock(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return notAllowed(w, r, http.MethodPost)
+	}
+	var body unlockBody
+	if err := readBody(r, &body); err != nil {
+		return err
+	}
+	if body.Username == "" && body.Address == "" {
+		return apiErr(http.StatusBadRequest, errors.New(`give "username", "address" or both`))
+	}
+	if len(body.Username) > maxUnlockUsername || strings.ContainsFunc(body.Username, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return apiErr(http.StatusBadRequest, fmt.Errorf("username: at most %d bytes without control characters", maxUnlockUsername))
+	}
+	var addr netip.Addr
+	if body.Address != "" {
+		var err error
+		if addr, err = netip.ParseAddr(body.Address); err != nil {
+			return apiErr(http.StatusBadRequest, fmt.Errorf("address %.80q: not an IP address", body.Address))
+		}
+	}
+	ctx := context.WithoutCancel(r.Context()) // once begun, done
+	var ans unlockAnswer
+	if body.Username != "" {
+		had, err := ad.app.unlockAccount(ctx, body.Username)
+		if err != nil {
+			return apiErr(http.StatusInternalServerError, err)
+		}
+		ans.Account = &had
+		ad.log.Info("account unlocked", ad.app.accounts.logField(body.Username), zap.Bool("had_failures", had))
+	}
+	if addr.IsValid() {
+		key := addressKey(addr.String())
+		had, err := ad.app.unlockKey(ctx, ad.app.addrLimiter, key)
+		if err != nil {
+			return apiErr(http.StatusInternalServerError, err)
+		}
+		ans.Address = &had
+		ad.log.Info("client address unlocked", zap.String("address", strings.TrimPrefix(key, "ip:")), zap.Bool("had_failures", had))
+	}
+	return writeJSON(w, ans)
+}
+
+// unlockAccount clears username's failures and lockout, and those of the
+// account at the addresses this instance knows it at.
+func (a *App) unlockAccount(ctx context.Context, username string) (had bool, err error) {
+	keys := []string{"user:" + username}
+	for _, addr := range a.known.addresses(username) {
+		keys = append(keys, knownKey(username, addr))
+	}
+	for _, k := range keys {
+		h, err := a.unlockKey(ctx, a.limiter, k)
+		if err != nil {
+			return had, err
+		}
+		had = had || h
+	}
+	return had, nil
+}
+
+// unlockKey clears key's failures and lockout in l and in storage, and
+// reports whether there were any.
+func (a *App) unlockKey(ctx context.Context, l *limiter, key string) (had bool, err error) {
+	had = l.hasFailures(key)
+	l.clear(key)
+	if a.state == nil {
+		return had, nil
+	}
+	ctx, cancel := sharedCtx(ctx)
+	defer cancel()
+	f, found, err := a.state.loadFailures(ctx, key)
+	if err != nil {
+		return had, fmt.Errorf("reading failed logins recorded in storage: %w", err)
+	}
+	if found {
+		had = had || f.Failures > 0
+		if err := a.state.clearFailures(ctx, key); err != nil {
+			return had, fmt.Errorf("clearing failed logins recorded in storage: %w", err)
+		}
+	}
+	return had, nil
+}

@@ -1,0 +1,108 @@
+package caddyenroll
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// POST /enroll/unlock clears an account's lockout (also at its known
+// addresses) and an address's, on the instance asked and, through the
+// storage, on the others of the cluster; it refuses what names nothing.
+func TestAdminUnlock(t *testing.T) {
+	a, b, _ := newSharedLoginApps(t)
+	a.accounts = &accounts{byName: map[string]*Account{}}
+	ad := &adminAPI{app: a, log: zap.NewNop()}
+	now := time.Now()
+	clock := func() time.Time { return now }
+	const guesser, site = "203.0.113.5", "192.0.2.8"
+	attempt := func(app *App, user, addr string, good bool) bool {
+		t.Helper()
+		lg, ok := app.beginLogin(noWait, user, addr, clock)
+		if !ok {
+			return false
+		}
+		if good {
+			app.loginSucceeded(noWait, lg, now)
+		} else {
+			app.loginFailed(noWait, lg, now)
+		}
+		return true
+	}
+	attempt(a, "ops", site, true) // site is known to ops on a
+	for range 3 {
+		attempt(a, "ops", guesser, false)
+		attempt(b, "ops", guesser, false)
+	}
+	for range 5 { // the known address's own allowance
+		attempt(a, "ops", site, false)
+	}
+	if attempt(a, "ops", "198.51.100.1", true) || attempt(b, "ops", "198.51.100.1", true) || attempt(a, "ops", site, true) {
+		t.Fatal("not locked out before the unlock")
+	}
+
+	unlock := func(body string) (account, address string) {
+		t.Helper()
+		code, answer, _ := adminDoBody(t, ad, "POST", "/enroll/unlock", body)
+		var ans unlockAnswer
+		if err := json.Unmarshal([]byte(answer), &ans); code != 200 || err != nil {
+			t.Fatalf("unlock %s: %d %s", body, code, answer)
+		}
+		show := func(b *bool) string {
+			if b == nil {
+				return "absent"
+			}
+			return strconv.FormatBool(*b)
+		}
+		return show(ans.Account), show(ans.Address)
+	}
+	if account, address := unlock(`{"username": "ops"}`); account != "true" || address != "absent" {
+		t.Fatalf("unlock: account had failures %s, address %s", account, address)
+	}
+	for _, c := range []struct {
+		app  *App
+		name string
+		addr string
+	}{{a, "a", "198.51.100.1"}, {b, "b", "198.51.100.1"}, {a, "a, at the known address", site}} {
+		if !attempt(c.app, "ops", c.addr, true) {
+			t.Errorf("%s: still locked out after the unlock", c.name)
+		}
+	}
+	if account, _ := unlock(`{"username": "ops"}`); account != "false" {
+		t.Errorf("second unlock: account had failures %s", account)
+	}
+
+	// an address
+	for i := range 25 {
+		attempt(b, "user"+string(rune('a'+i)), "203.0.113.77", false)
+	}
+	if attempt(a, "fresh", "203.0.113.77", false) && attempt(b, "fresh", "203.0.113.77", true) {
+		t.Fatal("the address is not locked out before the unlock")
+	}
+	if account, address := unlock(`{"address": "203.0.113.77"}`); account != "absent" || address != "true" {
+		t.Fatalf("unlock of the address: account %s, address %s", account, address)
+	}
+	if !attempt(b, "fresh", "203.0.113.77", true) {
+		t.Error("b: the address is still locked out after the unlock")
+	}
+
+	for _, c := range []struct{ method, body, want string }{
+		{"POST", ``, `give "username", "address" or both`},
+		{"POST", `{}`, `give "username", "address" or both`},
+		{"POST", `{"address": "203.0.113"}`, "not an IP address"},
+		{"POST", `{"address": "` + strings.Repeat("9", 200) + `"}`, "not an IP address"},
+		{"POST", `{"username": "a\u0000b"}`, "control characters"},
+		{"POST", `{"username": "` + strings.Repeat("u", 300) + `"}`, "at most 256 bytes"},
+		{"POST", `{"user": "ops"}`, "unknown field"},
+		{"GET", ``, "method"},
+	} {
+		code, msg, _ := adminDoBody(t, ad, c.method, "/enroll/unlock", c.body)
+		if code < 400 || !strings.Contains(msg, c.want) || len(msg) > 300 {
+			t.Errorf("%s %q: %d %q, want an error saying %q", c.method, c.body, code, msg, c.want)
+		}
+	}
+}
