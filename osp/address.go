@@ -8,10 +8,16 @@ import (
 	"strings"
 )
 
-// MaxSignalAddress is the longest signal address the toolkit stores
-// (OSPC_SIZE_SIGNALADDR 262 with the terminating NUL); a longer one is
-// copied without terminator (OSPPDestSetAddr), so it is never written.
-const MaxSignalAddress = 261
+// MaxSignalAddress is the longest signal address a gateway reads back: the
+// toolkit stores 261 bytes (OSPC_SIZE_SIGNALADDR 262 with the NUL,
+// OSPPDestSetAddr copies a longer one without terminator), but Asterisk's
+// res_osp, the OpenSIPS/Kamailio osp modules and FreeSWITCH 1.0's mod_osp
+// ask for a destination with a 256-byte buffer, and
+// OSPPTransactionGetFirstDestination/GetNextDestination refuse a longer
+// one (OSPC_ERR_TRAN_NOT_ENOUGH_SPACE_FOR_COPY): the lookup fails, and
+// that mod_osp then drops every destination of the answer. A host name of
+// 251 to 253 bytes with a port is therefore never written.
+const MaxSignalAddress = 255
 
 // MaxNumber is the longest calling or called number the toolkit stores
 // (OSPC_SIZE_E164NUM 132 with the NUL; OSPPDestSetNumber and

@@ -42,9 +42,9 @@ const (
 	// (OSPC_XMLDOC_ITEMSIZE, src/ospxmlparse.c and OSPPXMLUnescape in
 	// src/ospxmlutil.c), so a longer one overflows the gateway's stack.
 	// The answers' other values stay far below it (numbers MaxNumber,
-	// signal addresses 261 bytes, CallId MaxCallIDBytes in base64); the
-	// token, whose size grows with the call id, numbers and signer
-	// certificate, is checked against MaxTokenBase64.
+	// signal addresses MaxSignalAddress, CallId MaxCallIDBytes in
+	// base64); the token, whose size grows with the call id, numbers and
+	// signer certificate, is checked against MaxTokenBase64.
 	MaxValueBytes = 4095
 	// MaxTokenBase64 is the longest token, in base64, an answer carries:
 	// less than MaxValueBytes by the header name Asterisk writes before it.

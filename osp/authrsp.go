@@ -48,7 +48,7 @@ type ResponseDestination struct {
 	// order), which OSPPTransactionGetOperatorName reads.
 	OperatorNames []Info
 	// SignalAddress is <DestinationSignalAddress>: "[ip]:port" or
-	// "host:port" (at most 261 bytes, the toolkit's OSPC_SIZE_SIGNALADDR).
+	// "host:port" (at most MaxSignalAddress bytes, what gateways read back).
 	SignalAddress string
 	// NetworkID is <DestinationAlternate type="network">: the destination
 	// network / trunk group, which the toolkit hands to the application.

@@ -54,8 +54,9 @@
 //     newline after each tag, like the answers the toolkit accepted.
 //   - CallId and Token are base64 with encoding="base64".
 //   - A Destination gives DestinationSignalAddress ("[ip]:port", at most
-//     261 bytes), Token, CallId, ValidAfter/ValidUntil, and a UsageDetail
-//     with Amount, Increment and Unit "s" (the call time limit); calling
+//     255 bytes: the toolkit stores 261, but gateways read it into 256),
+//     Token, CallId, ValidAfter/ValidUntil, and a UsageDetail with
+//     Amount, Increment and Unit "s" (the call time limit); calling
 //     and called numbers are copied into 132-byte buffers without a
 //     terminator beyond that, so Authorize refuses longer ones.
 //   - A Destination's SignalingProtocol is one of the toolkit's names,
