@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/internal/osptk"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/internal/testutil"
 )
 
 // fswHarness is a C program on the toolkit library making the calls
@@ -637,7 +638,7 @@ type fswCDR struct {
 	Details       map[string]string `json:"details"`
 }
 
-func (s *otkServer) fswCDRs() []fswCDR {
+func (s *legServer) fswCDRs() []fswCDR {
 	s.t.Helper()
 	code, body := s.Admin("GET", "/enroll/cdrs", "")
 	if code != 200 {
@@ -797,4 +798,77 @@ func TestOSPFreeSWITCHUsageFromScratch(t *testing.T) {
 		}
 	}
 	t.Logf("records: %+v", list[before:])
+}
+
+// fswStartClientAuth is the legacy example with one more HTTPS site per
+// client_auth mode given, serving the shipped signed osp block (source
+// address 127.0.0.1 for device1.itsp.com) behind a TLS policy asking for
+// client certificates of the legacy operational CA; it returns the sites'
+// service points by mode.
+func fswStartClientAuth(t *testing.T, modes ...string) (*legServer, map[string]string) {
+	t.Helper()
+	dir := t.TempDir()
+	conf, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "examples", "legacy.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	confPath := filepath.Join(dir, "legacy.conf")
+	if err := os.WriteFile(confPath, conf, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	s := &legServer{t: t, conf: confPath,
+		httpAddr: fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)),
+		tlsAddr:  fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)),
+	}
+	admin := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	cf := legacyCaddyfile(t, dir, admin, s.httpAddr, s.tlsAddr, "", confPath, legOpts{})
+	// gateways send no SNI: without this, client_auth makes Caddy refuse
+	// their requests (421), as the README's OSP example says
+	cf = replaceOnce(t, cf, "\t\tprotocols h1 h2\n", "\t\tprotocols h1 h2\n\t\tstrict_sni_host insecure_off\n")
+	wait := []string{s.httpAddr, s.tlsAddr}
+	sps := map[string]string{}
+	for _, mode := range modes {
+		addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+		cf += fmt.Sprintf("\nhttps://%s {\n\tbind 127.0.0.1\n\ttls internal {\n\t\tclient_auth {\n\t\t\tmode %s\n"+
+			"\t\t\ttrust_pool enroll legacy\n\t\t}\n\t}\n\thandle /osp {\n\t\tosp {\n\t\t\ttokens signed\n\t\t\tprofile legacy\n"+
+			"\t\t\tsource_address 127.0.0.1 device1.itsp.com\n\t\t}\n\t}\n}\n", addr, mode)
+		wait = append(wait, addr)
+		sps[mode] = "https://" + addr + "/osp"
+	}
+	s.Caddy = testutil.StartCaddy(t, dir, cf, admin, wait...)
+	for _, a := range wait[1:] {
+		legWaitTLS(t, a)
+	}
+	return s, sps
+}
+
+// mod_osp on sites that ask for client certificates: the toolkit here is
+// built with OpenSSL 3, which cannot load mod_osp's built-in TransNexus
+// test key (512 bits: "ee key too small"), so the toolkit connects without
+// a certificate and the source address names the device, whether the site
+// verifies a certificate given (verify_if_given) or only asks for one
+// (request). A toolkit on OpenSSL 1.x presents the test certificate, and a
+// verifying site refuses the handshake (README).
+func TestOSPFreeSWITCHClientAuthSites(t *testing.T) {
+	g := fswNewGateway(t)
+	s, sps := fswStartClientAuth(t, "verify_if_given", "request")
+	for _, mode := range []string{"verify_if_given", "request"} {
+		t.Run(mode, func(t *testing.T) {
+			before := len(s.fswCDRs())
+			r := g.call(sps[mode], fswCallOpts{maxDest: 12, srvType: "voice", causes: []int{17}, duration: 30})
+			r.checkTable7(t)
+			if r.report != "0" {
+				t.Fatalf("ReportUsage: %s, want 0:\n%s", r.report, r.out)
+			}
+			list := s.fswCDRs()
+			if len(list) != before+2 {
+				t.Fatalf("want 2 more CDRs, got %+v", list[before:])
+			}
+			for _, c := range list[before:] {
+				if c.Reporter != otkSource || c.TransactionID != r.transID {
+					t.Errorf("record %+v: want device1.itsp.com's of transaction %d", c, r.transID)
+				}
+			}
+		})
+	}
 }
