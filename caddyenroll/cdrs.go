@@ -120,6 +120,11 @@ type CDR struct {
 	// "DestinationInfo[type:spid]", …). Values are as the device wrote
 	// them (base64 stays base64). Absent in records of earlier versions.
 	Details map[string]string `json:"details,omitempty"`
+
+	// ReportedDuration is the duration as the device reported it, when
+	// Duration is not that (secondsAsMilliseconds: a gateway that gave the
+	// toolkit seconds where it takes milliseconds); nil otherwise.
+	ReportedDuration *float64 `json:"reported_duration_seconds,omitempty"`
 }
 
 // cdrExport is a CDR as the JSON export writes it: the transaction id as
@@ -236,6 +241,10 @@ func cdrFromUsage(u *osp.Usage, reporter string, now time.Time) CDR {
 		c.Statistics = osp.FlattenAll(u.Statistics)
 	}
 	c.Details = cdrDetails(u)
+	if secondsAsMilliseconds(u.Duration, u.ConnectTime, u.EndTime) {
+		reported := c.Duration
+		c.ReportedDuration, c.Duration = &reported, (u.Duration * 1000).Seconds()
+	}
 	np := u.NumberPortability()
 	c.RoutingNumber, c.CIC, c.NPDI = np.RoutingNumber, np.CIC, np.NPDI
 	// the toolkit's <DeviceInfo> is the source device (the reporting
@@ -257,6 +266,31 @@ func cdrFromUsage(u *osp.Usage, reporter string, now time.Time) CDR {
 		c.TermCauses = append(c.TermCauses, cdrTermCause(tc))
 	}
 	return c
+}
+
+// secondsAsMilliseconds reports whether a call's reported duration is a
+// count of seconds that the toolkit took for milliseconds. Since 4.26 its
+// OSPPTransactionReportUsage takes the duration in milliseconds (and
+// writes it divided by 1000), but Asterisk's res_osp and FreeSWITCH's
+// mod_osp still pass seconds (difftime(end, connect)): a 30 s call comes
+// as 0.030 s. The times they pass with it, whole seconds, tell: the
+// reported duration times 1000 is the span from connect to end (within a
+// second, or 0.1 % for the toolkit's float), and that span is at least 2
+// s, which no duration a gateway measured right comes near (it would be
+// a thousandth of the span).
+func secondsAsMilliseconds(reported time.Duration, connect, end time.Time) bool {
+	if reported <= 0 || connect.IsZero() || end.IsZero() {
+		return false
+	}
+	span := end.Sub(connect)
+	if span < 2*time.Second || reported > span/500 {
+		return false // (and reported*1000 cannot overflow)
+	}
+	diff := reported*1000 - span
+	if diff < 0 {
+		diff = -diff
+	}
+	return diff <= max(time.Second, span/1000)
 }
 
 // cdrDetails flattens what of u the other fields of a CDR do not hold,
@@ -703,7 +737,7 @@ var cdrCSVHeader = []string{"transaction_id", "role", "reporter", "call_id", "ca
 	"release_source", "term_causes", "protocol", "received", "role_state", "provider_post_dial_delay_seconds",
 	"transaction_issued", "destination_device", "timestamp", "customer_id", "device_id", "setup_attempt",
 	"total_setup_attempts", "group_id", "service_type", "statistics", "transaction_source",
-	"routing_number", "cic", "npdi", "details"}
+	"routing_number", "cic", "npdi", "reported_duration_seconds", "details"}
 
 func csvTime(t time.Time) string {
 	if t.IsZero() {
@@ -754,7 +788,8 @@ func (x *cdrCSV) write(c CDR) error {
 		csvText(c.DestinationDevice), csvTime(c.Timestamp), csvText(c.CustomerID), csvText(c.DeviceID),
 		csvInt(c.SetupAttempt), csvInt(c.TotalSetupAttempts), csvText(c.GroupID), csvText(c.ServiceType),
 		csvText(csvPairs(c.Statistics)), csvText(c.TransactionSource),
-		csvText(c.RoutingNumber), csvText(c.CIC), csvFlag(c.NPDI), csvText(csvPairs(c.Details))})
+		csvText(c.RoutingNumber), csvText(c.CIC), csvFlag(c.NPDI), csvSeconds(c.ReportedDuration),
+		csvText(csvPairs(c.Details))})
 }
 
 // csvFlag is "true" for a flag the device reported, empty otherwise (as

@@ -630,12 +630,23 @@ type fswCDR struct {
 	Destination   string            `json:"destination"`
 	DestDevice    string            `json:"destination_device"`
 	Duration      float64           `json:"duration_seconds"`
+	Reported      *float64          `json:"reported_duration_seconds"`
 	TermCauses    []string          `json:"term_causes"`
 	PDD           *float64          `json:"post_dial_delay_seconds"`
 	ProviderPDD   *float64          `json:"provider_post_dial_delay_seconds"`
 	Protocol      string            `json:"protocol"`
 	Statistics    map[string]string `json:"statistics"`
 	Details       map[string]string `json:"details"`
+}
+
+// fswReportedAsMilliseconds reports whether c keeps the duration as the
+// toolkit wrote it (a thousandth of the call's) beside the corrected one
+// exactly when the call connected.
+func fswReportedAsMilliseconds(c fswCDR) bool {
+	if c.Duration == 0 {
+		return c.Reported == nil
+	}
+	return c.Reported != nil && *c.Reported == c.Duration/1000
 }
 
 func (s *legServer) fswCDRs() []fswCDR {
@@ -693,9 +704,10 @@ func TestOSPFreeSWITCHModOSP(t *testing.T) {
 		}{
 			// mod_osp passes ReportUsage the duration in seconds, which the
 			// toolkit takes in milliseconds since 4.26: a 30 s call is
-			// reported (and recorded) as 0.03 s
+			// reported as 0.03 s, and recorded as 30 s (the reported value
+			// kept beside it), since its connect and end times say so
 			{"busy then connected", fswCallOpts{maxDest: 12, srvType: "voice", causes: []int{17}, duration: 30},
-				[]attempt{{otkFirst, "device2.itsp.com", 17, 0}, {otkSecond, "device4.carrier.com", 16, 0.03}}},
+				[]attempt{{otkFirst, "device2.itsp.com", 17, 0}, {otkSecond, "device4.carrier.com", 16, 30}}},
 			{"busy then no answer", fswCallOpts{maxDest: 12, srvType: "voice", causes: []int{17, 19}},
 				[]attempt{{otkFirst, "device2.itsp.com", 17, 0}, {otkSecond, "device4.carrier.com", 19, 0}}},
 		} {
@@ -719,7 +731,7 @@ func TestOSPFreeSWITCHModOSP(t *testing.T) {
 					if !ok || c.TransactionID != r.transID || c.Role != "source" || c.Reporter != otkSource ||
 						c.Source != otkSource || c.Issued == nil || !*c.Issued || c.Calling != otkCalling || c.Called != otkCalled ||
 						c.CallID != fswUndefined ||
-						c.DestDevice != want.nid || c.Duration != want.duration || len(c.TermCauses) != 1 ||
+						c.DestDevice != want.nid || c.Duration != want.duration || !fswReportedAsMilliseconds(c) || len(c.TermCauses) != 1 ||
 						!strings.HasPrefix(c.TermCauses[0], fmt.Sprintf("q850:%d:", want.cause)) || c.RoleState != "stop" ||
 						c.Details["RoleInfo.VendorInfo"] != "freeswitch" {
 						t.Errorf("record of the attempt at %s: %+v, want the source's (%s) of transaction %d, call id UNDEFINED, destination device %s, %v s, cause %d, state stop, vendor freeswitch",
@@ -767,8 +779,8 @@ func TestOSPFreeSWITCHUsageFromScratch(t *testing.T) {
 	}
 	// the record's duration: mod_osp passes seconds, which the toolkit
 	// takes in milliseconds since 4.26 (a 1.0 build, on an older toolkit,
-	// reported seconds)
-	recorded := map[string]float64{otkFirst: 0, otkSecond: 0.03}
+	// reported seconds): reported as 0.03 s, recorded as 30 s
+	recorded := map[string]float64{otkFirst: 0, otkSecond: 30}
 	for _, a := range attempts {
 		if build, report := g.scratch(sp, r.transID, a); build != 0 || report != 0 {
 			t.Fatalf("usage of the attempt at %s: BuildUsageFromScratch %d, ReportUsage %d", a.dest, build, report)
@@ -791,7 +803,7 @@ func TestOSPFreeSWITCHUsageFromScratch(t *testing.T) {
 		if !ok || c.TransactionID != r.transID || c.Role != "source" || c.Reporter != otkSource ||
 			c.Source != otkSource || c.Issued == nil || !*c.Issued || c.CallID != base64.StdEncoding.EncodeToString([]byte(a.callID)) ||
 			c.Calling != otkCalling || c.Called != otkCalled || c.DestDevice != a.destNID ||
-			c.Duration != recorded[a.dest] || len(c.TermCauses) != 1 ||
+			c.Duration != recorded[a.dest] || !fswReportedAsMilliseconds(c) || len(c.TermCauses) != 1 ||
 			!strings.HasPrefix(c.TermCauses[0], fmt.Sprintf("q850:%d:", a.cause)) || c.RoleState != state {
 			t.Errorf("record of the attempt at %s: %+v, want the source's (%s) of transaction %d, call id %s (base64), destination device %s, %v s, cause %d, state %s",
 				a.dest, c, otkSource, r.transID, a.callID, a.destNID, recorded[a.dest], a.cause, state)
