@@ -978,6 +978,7 @@ func (a *App) followFileChanges() {
 	// deliver a new version meanwhile
 	a.cfg.mu.Lock()
 	a.cfg.onChange, a.cfg.onAddedDisabled, a.cfg.onRespelled = onChange, onAddedDisabled, onRespelled
+	a.cfg.prepare = a.prepareRoutes // the route table made before the lock is taken
 	a.cfg.mu.Unlock()
 }
 

@@ -32,6 +32,12 @@ type configState struct {
 	// the file (after an edit or a reload) and the devices that a reload
 	// found newly disabled or gone.
 	onChange func(f *configfile.File, disabled []string)
+	// prepare, when set, is called without the file's lock with a version
+	// an edit or a reload is about to put in force: what onChange derives
+	// from it (the route table) is made there, and onChange only swaps it
+	// in. The version may not be put in force after all (another came in
+	// between): onChange then makes what it needs itself.
+	prepare func(f *configfile.File)
 	// onAddedDisabled, when set, is called like onChange with the devices
 	// a new version adds as disabled: one approved while the file lacked
 	// it holds a certificate (its mark deferred while the file did not
@@ -330,6 +336,8 @@ func (cs *configState) editFileLocked(ctx context.Context, settled bool, fn func
 			stateSetOf(cs.path).noteCrypto(fileVersion{}, "") // not on disk after all
 		}
 		if err == nil {
+			// no other version is put in force while the edit lock is held
+			cs.prepareFor(work)
 			cs.mu.Lock()
 			defer cs.mu.Unlock()
 			cs.file, cs.ver, cs.own = work, written, written
@@ -632,6 +640,17 @@ func (cs *configState) putInForceLocked(f *configfile.File, v fileVersion, c ver
 	}
 }
 
+// prepareFor has what onChange derives from f, a version about to be put
+// in force, made before the file's lock is taken (prepare).
+func (cs *configState) prepareFor(f *configfile.File) {
+	cs.mu.RLock()
+	prepare := cs.prepare
+	cs.mu.RUnlock()
+	if prepare != nil {
+		prepare(f)
+	}
+}
+
 func (cs *configState) changedLocked(disabled []string) {
 	cs.flagsNow.Store(flagsOf(cs.file))
 	if cs.onChange != nil {
@@ -658,10 +677,12 @@ func (cs *configState) reload() (bool, error) {
 	return changed, err
 }
 
-// poll is reload without the reporting. The parse and the comparison with
-// the version in force (compare) run without the lock, so readers go on
-// meanwhile: the lock is held to swap the versions and for onChange. A version is not put in force while an edit
-// runs (it syncs with the disk itself, and the next poll decides).
+// poll is reload without the reporting. The parse, the comparison with
+// the version in force (compare) and what onChange derives from the new
+// version (prepare: the route table) run without the lock, so readers go
+// on meanwhile: the lock is held to swap the versions and for onChange. A
+// version is not put in force while an edit runs (it syncs with the disk
+// itself, and the next poll decides).
 func (cs *configState) poll() (bool, error) {
 	return cs.pollEditsHeld(false)
 }
@@ -679,6 +700,15 @@ func (cs *configState) pollEditsHeld(held bool) (bool, error) {
 	if v.is(cur) || v.is(bad) || cs.unsettled(v, cur) {
 		return false, nil // the same, known bad, or maybe being written: the next poll decides
 	}
+	if !held {
+		// an edit in progress syncs with the disk itself, and what is on
+		// disk may be its own version, written but not in force yet
+		// while its route table is made: not parsed here for nothing
+		if !cs.edits.TryLock() {
+			return false, nil
+		}
+		cs.edits.Unlock()
+	}
 	f, perr := cs.parse(v)
 	if errors.Is(perr, errChangedWhileRead) {
 		return false, nil // the next poll decides
@@ -688,6 +718,7 @@ func (cs *configState) pollEditsHeld(held bool) (bool, error) {
 	var change versionChange
 	if perr == nil {
 		change = cs.compare(curFile, f)
+		cs.prepareFor(f)
 	}
 	// an edit in progress syncs with the disk itself: the next poll decides
 	if !held {
