@@ -258,8 +258,9 @@ func (cs *configState) read(fn func(f *configfile.File)) {
 var errFileUnavailable = errors.New("configuration file unavailable")
 
 // edit applies fn and writes the file back when fn succeeds. A version on
-// disk that is newer than the parsed one is parsed first, so an operator's
-// edit is never overwritten; if it does not parse, the edit is refused
+// disk that is newer than the parsed one is parsed first (before the
+// file's lock is taken: parseAhead), so an operator's edit is never
+// overwritten; if it does not parse, the edit is refused
 // (errFileUnavailable). An operator's save that lands while the new
 // version is being written (the operator takes no lock) is found just
 // before the new version would replace it, or (on Linux) just after, by
@@ -302,7 +303,7 @@ func (cs *configState) editFileLocked(ctx context.Context, settled bool, fn func
 		defer unlock()
 	}
 	for try := 1; ; try++ {
-		work, ver, err := cs.workingCopy(settled)
+		work, ver, err := cs.workingCopy(settled, cs.parseAhead())
 		if err != nil {
 			return fmt.Errorf("%w: %w", errFileUnavailable, err)
 		}
@@ -359,10 +360,23 @@ func (cs *configState) editFileLocked(ctx context.Context, settled bool, fn func
 
 // workingCopy brings the version in force up to date with the disk (see
 // edit) and returns a copy of it for an edit, with its version. The copy
-// shares what the edit does not change (configfile.File.Snapshot).
-func (cs *configState) workingCopy(settled bool) (*configfile.File, fileVersion, error) {
+// shares what the edit does not change (configfile.File.Snapshot). ahead,
+// when not nil, is the version on disk parsed before the lock was taken
+// (parseAhead): put in force if the disk still holds it, else the disk
+// is parsed again here.
+func (cs *configState) workingCopy(settled bool, ahead *aheadVersion) (*configfile.File, fileVersion, error) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	if ahead != nil && cs.ver.is(ahead.cur) {
+		if v, err := cs.stat(); err == nil && v.is(ahead.v) {
+			if ahead.err != nil {
+				return nil, fileVersion{}, ahead.err // as the sync would find it
+			}
+			if cs.file == ahead.change.base {
+				cs.putInForceLocked(ahead.f, ahead.v, ahead.change)
+			}
+		}
+	}
 	sync := cs.syncLocked
 	if settled {
 		sync = cs.syncSettledLocked
@@ -371,6 +385,50 @@ func (cs *configState) workingCopy(settled bool) (*configfile.File, fileVersion,
 		return nil, fileVersion{}, err
 	}
 	return cs.file.Snapshot(), cs.ver, nil
+}
+
+// aheadVersion is a version on disk (v) other than the one in force
+// (cur), parsed and compared with it by an edit before the file's lock is
+// taken; or the error that says it is invalid.
+type aheadVersion struct {
+	v, cur fileVersion
+	f      *configfile.File
+	change versionChange
+	err    error // parseError
+}
+
+// parseAhead parses the version on disk, when it is not the one in force,
+// without the file's lock: an edit that meets an operator's save (before
+// the watcher took it) would otherwise parse it, and compare it and make
+// its route table, holding the lock (at a carrier's 30 MB, most of a
+// second during which enrollments' lookups wait). It also compares it
+// with the version in force and has what onChange derives from it made
+// (prepare), as a reload does. nil when the disk holds the version in
+// force, one known not to parse, one that may still be being written in
+// place, or what cannot be read now: the sync under the lock decides, as
+// it does when the disk changes again meanwhile. The caller holds the
+// edit lock: no other version is put in force meanwhile.
+func (cs *configState) parseAhead() *aheadVersion {
+	v, err := cs.stat()
+	if err != nil {
+		return nil
+	}
+	cs.mu.RLock()
+	cur, curFile, bad := cs.ver, cs.file, cs.bad
+	cs.mu.RUnlock()
+	if v.is(cur) || v.is(bad) || cs.unsettled(v, cur) {
+		return nil
+	}
+	f, err := cs.parse(v)
+	if parseError(err) {
+		return &aheadVersion{v: v, cur: cur, err: err}
+	}
+	if err != nil {
+		return nil
+	}
+	ahead := &aheadVersion{v: v, cur: cur, f: f, change: cs.compare(curFile, f)}
+	cs.prepareFor(f)
+	return ahead
 }
 
 // syncSettledLocked is syncLocked for an edit, which writes the version
