@@ -75,10 +75,12 @@ func (a *App) createTransactionKey(ctx context.Context) ([]byte, error) {
 
 // sourceIndex finds the devices of the file by their tag in transaction
 // ids (osp.TransactionIDs.Tag): made for the devices of one route table
-// (authz.deviceByAddr, set with it) and one maker. It is made again in the
-// background whenever a version of the file is put in force (indexSources)
-// rather than by the first usage record that needs it, and from the
-// previous index, changing only the devices that changed: at a carrier's
+// (authz.deviceByAddr, set with it) and one maker. It is made again for
+// every version of the file put in force, from the previous index,
+// changing only the devices that changed, rather than by the first usage
+// record that needs it: with the version's route table before the
+// version is put in force (App.prepareRoutes), or, for a table built
+// under the lock, in the background (indexSources). At a carrier's
 // 100,000 devices, making it whole took the record a sixth of a second. A
 // lookup made before it is ready waits for it: the answer is always the
 // file's.
