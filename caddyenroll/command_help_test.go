@@ -53,7 +53,7 @@ func TestEnrollHelpListsSubcommands(t *testing.T) {
 			t.Errorf("help list lacks %q", sub.Use)
 		}
 	}
-	if n := len(root.Commands()); n != 10 {
-		t.Errorf("%d subcommands, want 10", n)
+	if n := len(root.Commands()); n != 11 {
+		t.Errorf("%d subcommands, want 11", n)
 	}
 }
