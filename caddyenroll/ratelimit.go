@@ -45,6 +45,10 @@ type failState struct {
 	freed    chan struct{} // closed when an attempt ends; nil if none waits
 	until    time.Time
 	last     time.Time
+	// recorded: the storage record holds the last failure (its write
+	// succeeded), so that a record found missing was deleted (a valid
+	// login, an unlock) and was not merely never written
+	recorded bool
 }
 
 // addressFailuresFactor is how many more failures a client address is
@@ -155,6 +159,7 @@ func (l *limiter) failWith(key string, now time.Time, shared sharedFailure) (pas
 	}
 	st.failures++
 	st.last = now
+	st.recorded = false
 	if over := st.failures - l.free; over >= 0 {
 		d := l.base
 		for i := 0; i < over && d < l.max; i++ {
@@ -182,10 +187,33 @@ func (l *limiter) clear(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if st, ok := l.m[key]; ok {
-		st.failures, st.until = 0, time.Time{}
+		st.failures, st.until, st.recorded = 0, time.Time{}, false
 		if st.inflight == 0 {
 			delete(l.m, key)
 		}
+	}
+}
+
+// markRecorded notes that the storage record holds key's failures as
+// after (failWith's) says, unless another failure came since.
+func (l *limiter) markRecorded(key string, after sharedFailure) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if st, ok := l.m[key]; ok && st.failures == after.Failures && st.last.Equal(after.Last) {
+		st.recorded = true
+	}
+}
+
+// forgetRecorded is clear for a key whose storage record is gone, if this
+// instance had written its failures there: someone deleted it. Failures
+// whose record could not be written are kept (the storage failing must not
+// reset the count at every attempt).
+func (l *limiter) forgetRecorded(key string) {
+	l.mu.Lock()
+	recorded := l.m[key] != nil && l.m[key].recorded
+	l.mu.Unlock()
+	if recorded {
+		l.clear(key)
 	}
 }
 
@@ -236,7 +264,7 @@ func (l *limiter) end(key string, clear bool) (had bool) {
 	st.endLocked()
 	had = st.failures > 0 || !st.until.IsZero()
 	if clear {
-		st.failures, st.until = 0, time.Time{}
+		st.failures, st.until, st.recorded = 0, time.Time{}, false
 	}
 	if st.inflight == 0 && st.failures == 0 && st.until.IsZero() {
 		delete(l.m, key)

@@ -25,7 +25,8 @@ import (
 // read nothing. Records are written without a lock (concurrent failures
 // on two instances may count one failure, not two) and are forgotten as
 // the process's counts are (twice the longest lockout after the last
-// failure); failuresJanitor deletes those.
+// failure); failuresJanitor deletes those. A storage that fails leaves
+// each instance limiting on its own, as before records were shared.
 
 // sharedFailure is a limiter key's failures as the storage holds them.
 type sharedFailure struct {
@@ -75,8 +76,9 @@ func sharedCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 
 // adoptSharedLockout gives l the lockout other instances recorded for key,
 // when this instance has seen key fail (else it reads nothing). When the
-// record is gone (a valid login deleted it) the key's failures here go
-// too: this instance recorded each of them.
+// record is gone (a valid login or an unlock deleted it) the key's
+// failures here go too, if this instance had recorded them there (a
+// storage that fails to write must not reset them).
 func (a *App) adoptSharedLockout(ctx context.Context, l *limiter, key string, now time.Time) {
 	if a.state == nil || !l.hasFailures(key) {
 		return
@@ -88,7 +90,7 @@ func (a *App) adoptSharedLockout(ctx context.Context, l *limiter, key string, no
 	case err != nil:
 		a.log.Warn("reading failed logins recorded in storage", zap.Error(err))
 	case !found:
-		l.clear(key)
+		l.forgetRecorded(key)
 	default:
 		l.adopt(key, shared, now)
 	}
@@ -110,6 +112,8 @@ func (a *App) failShared(ctx context.Context, l *limiter, key string, now time.T
 	if after.Failures > 0 {
 		if err := a.state.storeFailures(ctx, key, after); err != nil {
 			a.log.Warn("recording a failed login in storage", zap.Error(err))
+		} else {
+			l.markRecorded(key, after)
 		}
 	}
 	return past, lockout

@@ -2,7 +2,9 @@ package caddyenroll
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,5 +175,62 @@ func TestSharedFailuresRecords(t *testing.T) {
 	// the account's and the six addresses' (each failure came from another)
 	if n, err := a.pruneFailures(ctx, now.Add(3*time.Minute)); err != nil || n != 7 || records() != 0 {
 		t.Fatalf("pruned %d (%v), %d left; want every stale record gone (7)", n, err, records())
+	}
+}
+
+// brokenStorage fails the writes (and, if reads, the reads) of failure
+// records, as a full, read-only or unreachable storage does.
+type brokenStorage struct {
+	certmagic.Storage
+	reads bool
+}
+
+var errBrokenStorage = errors.New("storage is broken")
+
+func (s brokenStorage) Store(ctx context.Context, key string, value []byte) error {
+	if strings.HasPrefix(key, failuresDir()) {
+		return errBrokenStorage
+	}
+	return s.Storage.Store(ctx, key, value)
+}
+
+func (s brokenStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	if s.reads && strings.HasPrefix(key, failuresDir()) {
+		return nil, errBrokenStorage
+	}
+	return s.Storage.Load(ctx, key)
+}
+
+// When the storage cannot record failures the instance still limits
+// guesses on its own: a record it never wrote is not one a valid login
+// deleted.
+func TestSharedFailuresBrokenStorage(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	clock := func() time.Time { return now }
+	for _, c := range []struct {
+		name string
+		st   func(certmagic.Storage) certmagic.Storage
+	}{
+		{"storage works", func(st certmagic.Storage) certmagic.Storage { return st }},
+		{"writes fail", func(st certmagic.Storage) certmagic.Storage { return brokenStorage{Storage: st} }},
+		{"reads and writes fail", func(st certmagic.Storage) certmagic.Storage { return brokenStorage{Storage: st, reads: true} }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			app := newLoginApp()
+			app.state = newStateStore(c.st(localLocks{&certmagic.FileStorage{Path: t.TempDir()}}), 0)
+			app.log = zap.NewNop()
+			for i := range 5 {
+				lg, ok := app.beginLogin(noWait, "ops", "203.0.113.7", clock)
+				if !ok {
+					t.Fatalf("failure %d refused", i+1)
+				}
+				if lockout, _ := app.loginFailed(noWait, lg, now); (lockout > 0) != (i == 4) {
+					t.Fatalf("failure %d: lockout %v", i+1, lockout)
+				}
+			}
+			if _, ok := app.beginLogin(noWait, "ops", "203.0.113.7", clock); ok {
+				t.Fatal("a sixth attempt is let through after five failures")
+			}
+		})
 	}
 }
