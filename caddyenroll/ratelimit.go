@@ -218,7 +218,7 @@ func (l *limiter) forgetRecorded(key string) {
 }
 
 // adopt takes the failures and lockout other instances recorded for key
-// (shared) where they exceed its own, unless stale. A lockout is taken as
+// (shared) where they exceed its own, unless stale (its own too). A lockout is taken as
 // long as this instance would have started at most (another's clock may
 // be ahead).
 func (l *limiter) adopt(key string, shared sharedFailure, now time.Time) {
@@ -231,6 +231,7 @@ func (l *limiter) adopt(key string, shared sharedFailure, now time.Time) {
 	if !ok {
 		return // forgotten meanwhile: its next failure reads the record
 	}
+	l.forgetLocked(st, now) // else its stale count would pass for a fresh one
 	st.failures = max(st.failures, shared.Failures)
 	if st.last.Before(shared.Last) {
 		st.last = shared.Last

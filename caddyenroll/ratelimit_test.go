@@ -440,3 +440,45 @@ func TestKnownAddressConcurrentLogins(t *testing.T) {
 	wg.Wait()
 	assertNothingInFlight(t, a)
 }
+
+// adopt takes another instance's count and lockout where they exceed the
+// key's own, counting neither side's stale failures, and caps a lockout
+// at the longest this limiter starts (the other clock may be ahead).
+func TestLimiterAdopt(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	for _, c := range []struct {
+		name         string
+		own          int           // failures here at t0
+		at           time.Duration // when the record is adopted, since t0
+		shared       sharedFailure
+		wantFailures int
+		wantUntil    time.Time
+	}{
+		{"larger shared count", 2, time.Second, sharedFailure{Failures: 4, Last: t0.Add(time.Second)}, 4, time.Time{}},
+		{"larger own count", 4, time.Second, sharedFailure{Failures: 2, Last: t0.Add(time.Second)}, 4, time.Time{}},
+		{"stale shared count", 2, 3 * time.Minute, sharedFailure{Failures: 4, Last: t0}, 0, time.Time{}},
+		{"stale own count", 9, 3 * time.Minute, sharedFailure{Failures: 1, Last: t0.Add(3 * time.Minute)}, 1, time.Time{}},
+		{"shared lockout capped", 1, time.Second, sharedFailure{Failures: 6, Last: t0.Add(time.Second), Until: t0.Add(time.Hour)}, 6, t0.Add(time.Second + time.Minute)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := newLimiter(5, time.Second, time.Minute)
+			for range c.own {
+				l.fail("k", t0)
+			}
+			now := t0.Add(c.at)
+			l.adopt("k", c.shared, now)
+			st := l.m["k"]
+			failures := st.failures
+			if l.stale(st.last, now) {
+				failures = 0
+			}
+			until := st.until
+			if !until.After(now) {
+				until = time.Time{}
+			}
+			if failures != c.wantFailures || !until.Equal(c.wantUntil) {
+				t.Fatalf("after adopt: %d failures (last %v), lockout until %v; want %d, %v", failures, st.last, until, c.wantFailures, c.wantUntil)
+			}
+		})
+	}
+}
