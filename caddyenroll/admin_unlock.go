@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"go.uber.org/zap"
@@ -28,8 +29,8 @@ type unlockAnswer struct {
 }
 
 // unlock answers POST /enroll/unlock: it clears the failed logins and
-// lockout of an account (also at the addresses this instance knows it at)
-// and of a client address, here and in storage; the other instances of a
+// lockout of an account (also at the addresses this instance knows it at,
+// and at the client address if one is named) and of a client address, here and in storage; the other instances of a
 // cluster drop theirs at the key's next attempt there (its record is gone).
 // An operator unlocks devices after fixing the password they retried.
 func (ad *adminAPI) unlock(w http.ResponseWriter, r *http.Request) error {
@@ -55,8 +56,12 @@ func (ad *adminAPI) unlock(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := context.WithoutCancel(r.Context()) // once begun, done
 	var ans unlockAnswer
+	var key string // the address's limiter key
+	if addr.IsValid() {
+		key = addressKey(addr.String())
+	}
 	if body.Username != "" {
-		had, err := ad.app.unlockAccount(ctx, body.Username)
+		had, err := ad.app.unlockAccount(ctx, body.Username, key)
 		if err != nil {
 			return apiErr(http.StatusInternalServerError, err)
 		}
@@ -64,7 +69,6 @@ func (ad *adminAPI) unlock(w http.ResponseWriter, r *http.Request) error {
 		ad.log.Info("account unlocked", ad.app.accounts.logField(body.Username), zap.Bool("had_failures", had))
 	}
 	if addr.IsValid() {
-		key := addressKey(addr.String())
 		had, err := ad.app.unlockKey(ctx, ad.app.addrLimiter, key)
 		if err != nil {
 			return apiErr(http.StatusInternalServerError, err)
@@ -76,10 +80,16 @@ func (ad *adminAPI) unlock(w http.ResponseWriter, r *http.Request) error {
 }
 
 // unlockAccount clears username's failures and lockout, and those of the
-// account at the addresses this instance knows it at.
-func (a *App) unlockAccount(ctx context.Context, username string) (had bool, err error) {
+// account at the addresses this instance knows it at and at addrKey (if
+// not empty), which other instances may know it at: the devices locked
+// out at their own address are the ones an operator unlocks.
+func (a *App) unlockAccount(ctx context.Context, username, addrKey string) (had bool, err error) {
 	keys := []string{"user:" + username}
-	for _, addr := range a.known.addresses(username) {
+	addrs := a.known.addresses(username)
+	if addrKey != "" && !slices.Contains(addrs, addrKey) {
+		addrs = append(addrs, addrKey)
+	}
+	for _, addr := range addrs {
 		keys = append(keys, knownKey(username, addr))
 	}
 	for _, k := range keys {

@@ -106,3 +106,49 @@ func TestAdminUnlock(t *testing.T) {
 		}
 	}
 }
+
+// An unlock naming an account and an address also clears the account at
+// that address, on the instances where it is known there: the instance
+// asked may not know it (a restart forgets; each instance learns its own).
+func TestAdminUnlockKnownElsewhere(t *testing.T) {
+	a, b, _ := newSharedLoginApps(t)
+	a.accounts = &accounts{byName: map[string]*Account{}}
+	ad := &adminAPI{app: a, log: zap.NewNop()}
+	now := time.Now()
+	clock := func() time.Time { return now }
+	const site = "192.0.2.8"
+	attempt := func(app *App, good bool) bool {
+		t.Helper()
+		lg, ok := app.beginLogin(noWait, "ops", site, clock)
+		if !ok {
+			return false
+		}
+		if good {
+			app.loginSucceeded(noWait, lg, now)
+		} else {
+			app.loginFailed(noWait, lg, now)
+		}
+		return true
+	}
+	attempt(b, true) // site is known to ops on b only
+	for range 5 {    // a device there retries a stale password
+		attempt(b, false)
+	}
+	if attempt(b, true) {
+		t.Fatal("not locked out at the known address before the unlock")
+	}
+	for _, c := range []struct {
+		body     string
+		unlocked bool
+	}{
+		{`{"username": "ops"}`, false}, // a knows no address of ops
+		{`{"username": "ops", "address": "` + site + `"}`, true},
+	} {
+		if code, answer, _ := adminDoBody(t, ad, "POST", "/enroll/unlock", c.body); code != 200 {
+			t.Fatalf("unlock %s: %d %s", c.body, code, answer)
+		}
+		if got := attempt(b, true); got != c.unlocked {
+			t.Fatalf("after unlock %s through a: b lets the device in = %v, want %v", c.body, got, c.unlocked)
+		}
+	}
+}

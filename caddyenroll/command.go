@@ -117,7 +117,7 @@ the readable form; a list read a page at a time is one array of every page.`,
 			}))
 			cmd.AddCommand(adminCommand("unlock", "Clear the failed logins and lockout of an account or a client address", func(c *cobra.Command) {
 				c.Flags().String("username", "", "the account's username")
-				c.Flags().String("client-address", "", "the client address (IPv6: its /64)")
+				c.Flags().String("client-address", "", "the client address (IPv6: its /64); with --username also the account at that address")
 				jsonFlag(c)
 			}, func(f adminFlags, _ []string) (string, string, any, error) {
 				user, _ := f.cmd.Flags().GetString("username")
