@@ -37,6 +37,44 @@ type limiter struct {
 	free       int
 	base, max  time.Duration
 	maxEntries int
+	recording  map[string]*recordLock // keys whose storage record is being updated
+}
+
+// recordLock orders the updates of one key's storage record by this
+// process: a count written late must not overwrite a higher one.
+type recordLock struct {
+	ch   chan struct{} // holds a token while an update runs
+	refs int
+}
+
+// lockRecord waits (until ctx is done) until no other failure of key is
+// updating its storage record here; if ok, unlock lets the next one.
+func (l *limiter) lockRecord(ctx context.Context, key string) (unlock func(), ok bool) {
+	l.mu.Lock()
+	if l.recording == nil {
+		l.recording = make(map[string]*recordLock)
+	}
+	rl := l.recording[key]
+	if rl == nil {
+		rl = &recordLock{ch: make(chan struct{}, 1)}
+		l.recording[key] = rl
+	}
+	rl.refs++
+	l.mu.Unlock()
+	release := func() {
+		l.mu.Lock()
+		if rl.refs--; rl.refs == 0 {
+			delete(l.recording, key)
+		}
+		l.mu.Unlock()
+	}
+	select {
+	case rl.ch <- struct{}{}:
+		return func() { <-rl.ch; release() }, true
+	case <-ctx.Done():
+		release()
+		return nil, false
+	}
 }
 
 type failState struct {

@@ -97,13 +97,24 @@ func (a *App) adoptSharedLockout(ctx context.Context, l *limiter, key string, no
 }
 
 // failShared is l.fail counting the failures recorded in storage, and
-// recording the result there.
+// recording the result there. Failures of one key wait for each other,
+// within sharedFailuresTimeout (a slow storage slows the guesser's
+// failures of that key).
 func (a *App) failShared(ctx context.Context, l *limiter, key string, now time.Time) (past bool, lockout time.Duration) {
 	if a.state == nil {
 		return l.fail(key, now)
 	}
 	ctx, cancel := sharedCtx(ctx)
 	defer cancel()
+	// one failure of key at a time reads, counts and writes back here, so
+	// that the record is written in the order of the counts; one that
+	// waits too long for the others only counts here
+	unlock, ok := l.lockRecord(ctx, key)
+	if !ok {
+		a.log.Warn("recording a failed login in storage: timed out behind the others of its key")
+		return l.fail(key, now)
+	}
+	defer unlock()
 	shared, _, err := a.state.loadFailures(ctx, key)
 	if err != nil {
 		a.log.Warn("reading failed logins recorded in storage", zap.Error(err))

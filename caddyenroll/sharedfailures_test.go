@@ -234,3 +234,76 @@ func TestSharedFailuresBrokenStorage(t *testing.T) {
 		})
 	}
 }
+
+// reorderingStorage holds the write of a record counting one failure
+// until another write of that record lands (or a while passes): two
+// writes in flight at once land out of order.
+type reorderingStorage struct {
+	certmagic.Storage
+	key    string
+	landed chan struct{}
+}
+
+func (s *reorderingStorage) Store(ctx context.Context, key string, value []byte) error {
+	if key != s.key {
+		return s.Storage.Store(ctx, key, value)
+	}
+	if strings.Contains(string(value), `"failures":1,`) {
+		select {
+		case <-s.landed:
+		case <-time.After(300 * time.Millisecond):
+		}
+		return s.Storage.Store(ctx, key, value)
+	}
+	err := s.Storage.Store(ctx, key, value)
+	close(s.landed)
+	return err
+}
+
+// Concurrent failures of a key on one instance write its record in the
+// order they were counted: the record never goes back to a lower count
+// (which a restarted instance, or one that never saw the key fail, would
+// count from).
+func TestSharedFailuresWriteOrder(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	st := &reorderingStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, key: failuresKey("user:ops"), landed: make(chan struct{})}
+	app := newLoginApp()
+	app.state, app.log = newStateStore(st, 0), zap.NewNop()
+	for range 2 {
+		if ok, _ := app.limiter.begin(noWait, "user:ops", now); !ok {
+			t.Fatal("refused")
+		}
+	}
+	done := make(chan struct{})
+	for range 2 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			app.failShared(noWait, app.limiter, "user:ops", now)
+		}()
+	}
+	<-done
+	<-done
+	if f, _, err := app.state.loadFailures(context.Background(), "user:ops"); err != nil || f.Failures != 2 {
+		t.Fatalf("after 2 failures the record says %+v (%v)", f, err)
+	}
+}
+
+// A failure that waits sharedFailuresTimeout behind another of its key
+// still counts here (only its write is skipped).
+func TestSharedFailuresWriteWaitBounded(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	app, _, _ := newSharedLoginApps(t)
+	unlock, ok := app.limiter.lockRecord(context.Background(), "user:ops")
+	if !ok {
+		t.Fatal("lockRecord refused")
+	}
+	defer unlock()
+	start := time.Now()
+	app.failShared(noWait, app.limiter, "user:ops", now)
+	if waited := time.Since(start); waited < sharedFailuresTimeout || waited > sharedFailuresTimeout+time.Second {
+		t.Errorf("the failure waited %v for the record", waited)
+	}
+	if !app.limiter.hasFailures("user:ops") {
+		t.Error("the failure was not counted")
+	}
+}
