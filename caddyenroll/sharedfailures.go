@@ -2,7 +2,9 @@ package caddyenroll
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"path"
 	"time"
@@ -148,22 +150,31 @@ const failuresJanitorInterval = time.Hour
 
 // pruneFailures deletes the failure records no limiter would count any
 // more at now: last failure older than twice the longest lockout, and no
-// lockout left.
+// lockout left; and those that do not decode or count nothing. A record the storage fails
+// to read is kept (the first such error is returned once the others are
+// done).
 func (a *App) pruneFailures(ctx context.Context, now time.Time) (int, error) {
 	keys, err := a.state.list(ctx, failuresDir())
 	if err != nil {
 		return 0, err
 	}
 	removed := 0
+	var readErr error
 	for _, k := range keys {
-		var f sharedFailure
-		ok, err := a.state.loadJSON(ctx, k, &f)
+		b, err := a.state.st.Load(ctx, k)
 		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue // deleted meanwhile
 		case err != nil && ctx.Err() != nil:
 			return removed, err
-		case err == nil && !ok:
-			continue // deleted meanwhile
-		case err == nil && (now.Before(f.Until) || !a.limiter.stale(f.Last, now)):
+		case err != nil:
+			if readErr == nil {
+				readErr = fmt.Errorf("reading %s: %w", k, err)
+			}
+			continue
+		}
+		var f sharedFailure
+		if json.Unmarshal(b, &f) == nil && !f.Last.IsZero() && (now.Before(f.Until) || !a.limiter.stale(f.Last, now)) {
 			continue // still counted
 		}
 		// stale, or not a record (of no use either)
@@ -172,7 +183,7 @@ func (a *App) pruneFailures(ctx context.Context, now time.Time) (int, error) {
 		}
 		removed++
 	}
-	return removed, nil
+	return removed, readErr
 }
 
 // failuresJanitor runs pruneFailures at each interval until the app stops.

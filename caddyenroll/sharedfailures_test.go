@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -305,5 +306,47 @@ func TestSharedFailuresWriteWaitBounded(t *testing.T) {
 	}
 	if !app.limiter.hasFailures("user:ops") {
 		t.Error("the failure was not counted")
+	}
+}
+
+// The janitor deletes records that are stale or do not decode (or say
+// nothing), not those the storage failed to read.
+func TestSharedFailuresPruneReadErrors(t *testing.T) {
+	ctx := context.Background()
+	now := time.Unix(1_000_000, 0)
+	records := map[string]string{
+		"user:fresh": `{"failures":5,"last":"1970-01-12T13:46:40Z"}`,
+		"user:stale": `{"failures":5,"last":"1970-01-12T13:00:00Z"}`,
+		"user:empty": `{}`,
+		"user:junk":  `{not json`,
+	}
+	for _, c := range []struct {
+		name      string
+		readsFail bool
+		kept      []string
+	}{
+		{"reads work", false, []string{"user:fresh"}},
+		{"reads fail", true, []string{"user:fresh", "user:stale", "user:empty", "user:junk"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			base := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+			app := newLoginApp()
+			app.state, app.log = newStateStore(brokenStorage{Storage: base, reads: c.readsFail}, 0), zap.NewNop()
+			for k, v := range records {
+				if err := base.Store(ctx, failuresKey(k), []byte(v)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			n, err := app.pruneFailures(ctx, now)
+			if n != len(records)-len(c.kept) || (err != nil) != c.readsFail {
+				t.Errorf("pruned %d (%v), want %d", n, err, len(records)-len(c.kept))
+			}
+			for k := range records {
+				_, err := base.Load(ctx, failuresKey(k))
+				if kept := err == nil; kept != slices.Contains(c.kept, k) {
+					t.Errorf("%s kept = %v", k, kept)
+				}
+			}
+		})
 	}
 }
