@@ -350,3 +350,34 @@ func TestSharedFailuresPruneReadErrors(t *testing.T) {
 		})
 	}
 }
+
+// What the README promises of an instance that has not seen a key fail:
+// once the cluster locked it out, it lets through at most the attempts
+// it allows at once (failures_allowed), and none after their failures.
+func TestSharedFailuresFreshInstanceBound(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	clock := func() time.Time { return now }
+	a, b, _ := newSharedLoginApps(t)
+	for range 5 {
+		lg, ok := a.beginLogin(noWait, "ops", "203.0.113.7", clock)
+		if !ok {
+			t.Fatal("refused before the lockout")
+		}
+		a.loginFailed(noWait, lg, now)
+	}
+	var begun []login
+	for range 10 {
+		if lg, ok := b.beginLogin(noWait, "ops", "198.51.100.7", clock); ok {
+			begun = append(begun, lg)
+		}
+	}
+	if len(begun) != 5 {
+		t.Fatalf("b let %d attempts through at once, want failures_allowed (5)", len(begun))
+	}
+	for _, lg := range begun {
+		b.loginFailed(noWait, lg, now)
+	}
+	if _, ok := b.beginLogin(noWait, "ops", "198.51.100.7", clock); ok {
+		t.Fatal("b lets an attempt through after its failures")
+	}
+}
