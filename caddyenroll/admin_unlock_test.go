@@ -10,11 +10,21 @@ import (
 	"go.uber.org/zap"
 )
 
+// slowLockouts gives apps lockouts of a minute at least, that last past
+// sharedRecheckInterval: the others of a cluster drop theirs once it
+// passed after the unlock.
+func slowLockouts(apps ...*App) {
+	for _, app := range apps {
+		app.limiter, app.addrLimiter = newLimiter(5, time.Minute, time.Hour), newLimiter(4*5, time.Minute, time.Hour)
+	}
+}
+
 // POST /enroll/unlock clears an account's lockout (also at its known
 // addresses) and an address's, on the instance asked and, through the
 // storage, on the others of the cluster; it refuses what names nothing.
 func TestAdminUnlock(t *testing.T) {
 	a, b, _ := newSharedLoginApps(t)
+	slowLockouts(a, b)
 	a.accounts = &accounts{byName: map[string]*Account{}}
 	ad := &adminAPI{app: a, log: zap.NewNop()}
 	now := time.Now()
@@ -63,6 +73,10 @@ func TestAdminUnlock(t *testing.T) {
 	if account, address := unlock(`{"username": "ops"}`); account != "true" || address != "absent" {
 		t.Fatalf("unlock: account had failures %s, address %s", account, address)
 	}
+	if attempt(b, "ops", "198.51.100.1", true) {
+		t.Fatal("b dropped its lockout at once: it reads the record once per interval")
+	}
+	now = now.Add(sharedRecheckInterval)
 	for _, c := range []struct {
 		app  *App
 		name string
@@ -86,6 +100,7 @@ func TestAdminUnlock(t *testing.T) {
 	if account, address := unlock(`{"address": "203.0.113.77"}`); account != "absent" || address != "true" {
 		t.Fatalf("unlock of the address: account %s, address %s", account, address)
 	}
+	now = now.Add(sharedRecheckInterval)
 	if !attempt(b, "fresh", "203.0.113.77", true) {
 		t.Error("b: the address is still locked out after the unlock")
 	}
@@ -112,6 +127,7 @@ func TestAdminUnlock(t *testing.T) {
 // asked may not know it (a restart forgets; each instance learns its own).
 func TestAdminUnlockKnownElsewhere(t *testing.T) {
 	a, b, _ := newSharedLoginApps(t)
+	slowLockouts(a, b)
 	a.accounts = &accounts{byName: map[string]*Account{}}
 	ad := &adminAPI{app: a, log: zap.NewNop()}
 	now := time.Now()
@@ -147,6 +163,7 @@ func TestAdminUnlockKnownElsewhere(t *testing.T) {
 		if code, answer, _ := adminDoBody(t, ad, "POST", "/enroll/unlock", c.body); code != 200 {
 			t.Fatalf("unlock %s: %d %s", c.body, code, answer)
 		}
+		now = now.Add(sharedRecheckInterval)
 		if got := attempt(b, true); got != c.unlocked {
 			t.Fatalf("after unlock %s through a: b lets the device in = %v, want %v", c.body, got, c.unlocked)
 		}

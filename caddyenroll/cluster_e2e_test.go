@@ -490,11 +490,13 @@ func TestClusterLockoutsShared(t *testing.T) {
 		t.Fatalf("B after its first failure (the cluster's fourth): status %d %s, want rate limited", ans.Status, ans.Error)
 	}
 	// the operator unlocks the account through A's admin API: B drops its
-	// lockout too
+	// lockout too, within a second (sharedRecheckInterval: its refused attempts
+	// read the record once per interval)
 	r = enrollReq(wire.OpRequest, t, csr)
 	if code, body := a.Admin("POST", "/enroll/unlock", `{"username": "`+r.Username+`"}`); code != 200 || !strings.Contains(body, `"account_had_failures": true`) {
 		t.Fatalf("unlock through A: %d %s", code, body)
 	}
+	time.Sleep(time.Second) // sharedRecheckInterval
 	if ans := b.do(r); ans.Status != wire.StatusOK {
 		t.Fatalf("B after the unlock: status %d %s", ans.Status, ans.Error)
 	}

@@ -87,6 +87,7 @@ type failState struct {
 	// succeeded), so that a record found missing was deleted (a valid
 	// login, an unlock) and was not merely never written
 	recorded bool
+	checked  time.Time // when its storage record was last read for a lockout
 }
 
 // addressFailuresFactor is how many more failures a client address is
@@ -218,6 +219,24 @@ func (l *limiter) hasFailures(key string) bool {
 	defer l.mu.Unlock()
 	st, ok := l.m[key]
 	return ok && (st.failures > 0 || !st.until.IsZero())
+}
+
+// shouldRead reports whether an attempt for key at now reads its storage
+// record: only if key failed here, and while a lockout here refuses the
+// attempts, once per sharedRecheckInterval (a guesser hammering it must
+// not read the storage at each request).
+func (l *limiter) shouldRead(key string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st, ok := l.m[key]
+	if !ok || (st.failures == 0 && st.until.IsZero()) {
+		return false
+	}
+	if since := now.Sub(st.checked); now.Before(st.until) && since >= 0 && since < sharedRecheckInterval {
+		return false
+	}
+	st.checked = now
+	return true
 }
 
 // clear forgets key's failures and lockout (not its attempts in flight).
@@ -493,11 +512,12 @@ func (a *App) beginLogin(ctx context.Context, username, clientIP string, clock f
 		lg.user, lg.known = knownKey(username, lg.addr), true
 	}
 	a.adoptSharedLockout(ctx, a.limiter, lg.user, now)
-	a.adoptSharedLockout(ctx, a.addrLimiter, lg.addr, now)
 	if ok, _ := a.limiter.begin(ctx, lg.user, now); !ok {
-		return lg, false
+		return lg, false // without reading the address's record
 	}
-	if ok, _ := a.addrLimiter.begin(ctx, lg.addr, clock()); !ok {
+	now = clock()
+	a.adoptSharedLockout(ctx, a.addrLimiter, lg.addr, now)
+	if ok, _ := a.addrLimiter.begin(ctx, lg.addr, now); !ok {
 		a.limiter.cancel(lg.user)
 		return lg, false
 	}

@@ -20,7 +20,8 @@ import (
 //   - a failure reads the record first and counts from the larger of its
 //     count and the instance's own, then writes the result back;
 //   - an attempt for a key the instance has seen fail reads the record and
-//     honours a lockout another instance started;
+//     honours a lockout another instance started (while a lockout here
+//     refuses the key, once per sharedRecheckInterval);
 //   - a valid login that clears the key's failures deletes the record.
 //
 // A key that never failed costs no storage access: the devices' logins
@@ -44,6 +45,10 @@ func failuresDir() string { return path.Join(statePrefix, "failures") }
 func failuresKey(limiterKey string) string {
 	return path.Join(failuresDir(), hashKey("login failures", limiterKey))
 }
+
+// sharedRecheckInterval is how often attempts that a lockout here refuses
+// read the key's record (to learn of an unlock, or a longer lockout).
+const sharedRecheckInterval = time.Second
 
 // sharedFailuresTimeout bounds the storage work a login adds, so that a
 // slow storage slows a guesser's failures, not the devices.
@@ -77,12 +82,13 @@ func sharedCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // adoptSharedLockout gives l the lockout other instances recorded for key,
-// when this instance has seen key fail (else it reads nothing). When the
+// when this instance has seen key fail (else it reads nothing; while a
+// lockout here refuses key, once per sharedRecheckInterval). When the
 // record is gone (a valid login or an unlock deleted it) the key's
 // failures here go too, if this instance had recorded them there (a
 // storage that fails to write must not reset them).
 func (a *App) adoptSharedLockout(ctx context.Context, l *limiter, key string, now time.Time) {
-	if a.state == nil || !l.hasFailures(key) {
+	if a.state == nil || !l.shouldRead(key, now) {
 		return
 	}
 	ctx, cancel := sharedCtx(ctx)

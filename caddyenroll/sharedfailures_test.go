@@ -381,3 +381,42 @@ func TestSharedFailuresFreshInstanceBound(t *testing.T) {
 		t.Fatal("b lets an attempt through after its failures")
 	}
 }
+
+// Attempts refused by a lockout here read its record at most once per
+// sharedRecheckInterval (a guesser hammering a locked-out account must not
+// turn each request into a read of the cluster's storage), still often
+// enough to notice an unlock; nor do they read the address's record.
+func TestSharedFailuresRefusedReads(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	st := &countingStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}}
+	app := newLoginApp()
+	app.limiter = newLimiter(5, time.Minute, time.Hour)
+	app.state, app.log = newStateStore(st, 0), zap.NewNop()
+	attempt := func(at time.Duration) bool {
+		now := t0.Add(at)
+		lg, ok := app.beginLogin(noWait, "ops", "203.0.113.7", func() time.Time { return now })
+		if ok {
+			app.loginFailed(noWait, lg, now)
+		}
+		return ok
+	}
+	loads := func() int {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.loads
+	}
+	for range 5 {
+		attempt(0)
+	}
+	before := loads()
+	for i := range 100 { // 2.5 intervals of the minute's lockout
+		if attempt(time.Duration(i) * sharedRecheckInterval / 40) {
+			t.Fatalf("attempt %d let through", i)
+		}
+	}
+	// the account's record at 1 and 2 intervals (the fifth failure's
+	// attempt read it at 0)
+	if got := loads() - before; got != 2 {
+		t.Errorf("100 refused attempts read %d records, want 2", got)
+	}
+}
