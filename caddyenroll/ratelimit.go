@@ -275,9 +275,9 @@ func (l *limiter) forgetRecorded(key string) {
 }
 
 // adopt takes the failures and lockout other instances recorded for key
-// (shared) where they exceed its own, unless stale (its own too). A lockout is taken as
-// long as this instance would have started at most (another's clock may
-// be ahead).
+// (shared) where they exceed its own, unless stale (its own too). Another
+// clock may be ahead: a lockout is taken as long as this instance would
+// have started at most, and a last failure as now at the latest.
 func (l *limiter) adopt(key string, shared sharedFailure, now time.Time) {
 	if shared.Failures <= 0 || l.stale(shared.Last, now) {
 		return
@@ -290,8 +290,12 @@ func (l *limiter) adopt(key string, shared sharedFailure, now time.Time) {
 	}
 	l.forgetLocked(st, now) // else its stale count would pass for a fresh one
 	st.failures = max(st.failures, shared.Failures)
-	if st.last.Before(shared.Last) {
-		st.last = shared.Last
+	last := shared.Last
+	if last.After(now) { // another clock may be ahead
+		last = now
+	}
+	if st.last.Before(last) {
+		st.last = last
 	}
 	until := shared.Until
 	if most := now.Add(l.max); until.After(most) {

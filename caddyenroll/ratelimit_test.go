@@ -459,6 +459,8 @@ func TestLimiterAdopt(t *testing.T) {
 		{"stale shared count", 2, 3 * time.Minute, sharedFailure{Failures: 4, Last: t0}, 0, time.Time{}},
 		{"stale own count", 9, 3 * time.Minute, sharedFailure{Failures: 1, Last: t0.Add(3 * time.Minute)}, 1, time.Time{}},
 		{"shared lockout capped", 1, time.Second, sharedFailure{Failures: 6, Last: t0.Add(time.Second), Until: t0.Add(time.Hour)}, 6, t0.Add(time.Second + time.Minute)},
+		// another clock a day ahead: its failures count now, not for a day
+		{"shared last failure ahead", 1, time.Second, sharedFailure{Failures: 3, Last: t0.Add(24 * time.Hour)}, 3, time.Time{}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			l := newLimiter(5, time.Second, time.Minute)
@@ -478,6 +480,9 @@ func TestLimiterAdopt(t *testing.T) {
 			}
 			if failures != c.wantFailures || !until.Equal(c.wantUntil) {
 				t.Fatalf("after adopt: %d failures (last %v), lockout until %v; want %d, %v", failures, st.last, until, c.wantFailures, c.wantUntil)
+			}
+			if st.last.After(now) {
+				t.Fatalf("after adopt the last failure is %v, after now (%v): its count outlives twice the longest lockout", st.last, now)
 			}
 		})
 	}
