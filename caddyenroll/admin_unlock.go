@@ -106,13 +106,21 @@ func (a *App) unlockAccount(ctx context.Context, username, addrKey string) (had 
 // unlockKey clears key's failures and lockout in l and in storage, and
 // reports whether there were any.
 func (a *App) unlockKey(ctx context.Context, l *limiter, key string) (had bool, err error) {
-	had = l.hasFailures(key)
-	l.clear(key)
 	if a.state == nil {
+		had = l.hasFailures(key)
+		l.clear(key)
 		return had, nil
 	}
 	ctx, cancel := sharedCtx(ctx)
 	defer cancel()
+	// failures of key here wait (as for a valid login's deletion)
+	unlock, ok := l.lockRecord(ctx, key)
+	if !ok {
+		return false, fmt.Errorf("waiting for the failed logins being recorded: %w", ctx.Err())
+	}
+	defer unlock()
+	had = l.hasFailures(key)
+	l.clear(key)
 	f, found, err := a.state.loadFailures(ctx, key)
 	if err != nil {
 		return had, fmt.Errorf("reading failed logins recorded in storage: %w", err)

@@ -552,9 +552,7 @@ func (a *App) loginFailed(ctx context.Context, lg login, now time.Time) (account
 // own failures and lockout alone: else each login of its devices would
 // give a guesser elsewhere a fresh allowance.
 func (a *App) loginSucceeded(ctx context.Context, lg login, now time.Time) {
-	if a.limiter.succeed(lg.user) {
-		a.clearShared(ctx, lg.user)
-	}
+	a.succeedShared(ctx, a.limiter, lg.user)
 	a.addrLimiter.cancel(lg.addr)
 	a.known.add(lg.username, lg.addr, now)
 }

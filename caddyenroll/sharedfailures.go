@@ -138,13 +138,26 @@ func (a *App) failShared(ctx context.Context, l *limiter, key string, now time.T
 	return past, lockout
 }
 
-// clearShared deletes key's record after a valid login cleared failures
-// this instance had counted.
-func (a *App) clearShared(ctx context.Context, key string) {
-	if a.state == nil {
+// succeedShared is l.succeed, deleting key's record when this instance
+// had counted failures of key. Failures of key here wait for the deletion
+// (else one could count from the record being deleted, as if the valid
+// login had not cleared it); the devices' logins, which had none, wait
+// for nothing.
+func (a *App) succeedShared(ctx context.Context, l *limiter, key string) {
+	if a.state == nil || !l.hasFailures(key) {
+		l.succeed(key)
 		return
 	}
-	ctx, cancel := sharedCtx(ctx)
+	lockCtx, cancel := sharedCtx(ctx)
+	unlock, locked := l.lockRecord(lockCtx, key)
+	cancel()
+	if locked {
+		defer unlock()
+	}
+	if !l.succeed(key) {
+		return
+	}
+	ctx, cancel = sharedCtx(ctx)
 	defer cancel()
 	if err := a.state.clearFailures(ctx, key); err != nil {
 		a.log.Warn("clearing failed logins recorded in storage", zap.Error(err))

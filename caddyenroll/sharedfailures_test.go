@@ -420,3 +420,66 @@ func TestSharedFailuresRefusedReads(t *testing.T) {
 		t.Errorf("100 refused attempts read %d records, want 2", got)
 	}
 }
+
+// gatedDeletes holds Deletes until released, telling when one waits.
+type gatedDeletes struct {
+	certmagic.Storage
+	waiting, release chan struct{}
+}
+
+func (s *gatedDeletes) Delete(ctx context.Context, key string) error {
+	s.waiting <- struct{}{}
+	<-s.release
+	return s.Storage.Delete(ctx, key)
+}
+
+// A failure at the same time as a valid login or an unlock that deletes
+// the account's record does not count from the record being deleted: the
+// valid login or unlock clears the failures before it, as on a single
+// instance.
+func TestSharedFailuresClearRace(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	clock := func() time.Time { return now }
+	for _, c := range []struct {
+		name  string
+		clear func(app *App)
+	}{
+		{"valid login", func(app *App) {
+			good, ok := app.beginLogin(noWait, "ops", "192.0.2.1", clock)
+			if !ok {
+				panic("refused")
+			}
+			app.loginSucceeded(noWait, good, now)
+		}},
+		{"unlock", func(app *App) {
+			if _, err := app.unlockKey(context.Background(), app.limiter, "user:ops"); err != nil {
+				panic(err)
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := &gatedDeletes{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, waiting: make(chan struct{}), release: make(chan struct{})}
+			app := newLoginApp()
+			app.state, app.log = newStateStore(st, 0), zap.NewNop()
+			for range 3 {
+				lg, _ := app.beginLogin(noWait, "ops", "203.0.113.7", clock)
+				app.loginFailed(noWait, lg, now)
+			}
+			bad, ok := app.beginLogin(noWait, "ops", "198.51.100.1", clock)
+			if !ok {
+				t.Fatal("refused")
+			}
+			done := make(chan struct{}, 2)
+			go func() { c.clear(app); done <- struct{}{} }()
+			<-st.waiting // the record is being deleted
+			go func() { app.loginFailed(noWait, bad, now); done <- struct{}{} }()
+			time.Sleep(100 * time.Millisecond)
+			close(st.release)
+			<-done
+			<-done
+			if f, found, err := app.state.loadFailures(context.Background(), "user:ops"); err != nil || !found || f.Failures != 1 {
+				t.Fatalf("the failure after the %s left the record %+v (found %v, %v), want 1 failure", c.name, f, found, err)
+			}
+		})
+	}
+}
