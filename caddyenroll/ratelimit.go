@@ -267,10 +267,12 @@ func (l *limiter) markRecorded(key string, after sharedFailure) {
 // reset the count at every attempt).
 func (l *limiter) forgetRecorded(key string) {
 	l.mu.Lock()
-	recorded := l.m[key] != nil && l.m[key].recorded
-	l.mu.Unlock()
-	if recorded {
-		l.clear(key)
+	defer l.mu.Unlock()
+	if st, ok := l.m[key]; ok && st.recorded { // (a failure since is not)
+		st.failures, st.until, st.recorded = 0, time.Time{}, false
+		if st.inflight == 0 {
+			delete(l.m, key)
+		}
 	}
 }
 
