@@ -222,14 +222,15 @@ func (l *limiter) hasFailures(key string) bool {
 }
 
 // shouldRead reports whether an attempt for key at now reads its storage
-// record: only if key failed here, and while a lockout here refuses the
-// attempts, once per sharedRecheckInterval (a guesser hammering it must
-// not read the storage at each request).
+// record: only if key failed here and its failures are not stale (or its
+// lockout lasts), and while a lockout here refuses the attempts, once per
+// sharedRecheckInterval (a guesser hammering it must not read the storage
+// at each request).
 func (l *limiter) shouldRead(key string, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st, ok := l.m[key]
-	if !ok || (st.failures == 0 && st.until.IsZero()) {
+	if !ok || (st.failures == 0 || l.stale(st.last, now)) && !now.Before(st.until) {
 		return false
 	}
 	if since := now.Sub(st.checked); now.Before(st.until) && since >= 0 && since < sharedRecheckInterval {

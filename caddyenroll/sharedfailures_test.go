@@ -483,3 +483,40 @@ func TestSharedFailuresClearRace(t *testing.T) {
 		})
 	}
 }
+
+// A key whose failures here are stale (and lockout over) reads nothing:
+// a site's address that failed once does not read the storage at each
+// of its devices' logins for ever.
+func TestSharedFailuresStaleReadsNothing(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	st := &countingStorage{Storage: brokenStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}}}
+	app := newLoginApp()
+	app.state, app.log = newStateStore(st, 0), zap.NewNop()
+	attempt := func(at time.Duration, user string, good bool) {
+		now := t0.Add(at)
+		lg, ok := app.beginLogin(noWait, user, "203.0.113.7", func() time.Time { return now })
+		if !ok {
+			t.Fatalf("refused at %v", at)
+		}
+		if good {
+			app.loginSucceeded(noWait, lg, now)
+		} else {
+			app.loginFailed(noWait, lg, now)
+		}
+	}
+	loads := func() int {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.loads
+	}
+	for i := range 20 { // the address is locked out; its records cannot be written (kept here)
+		attempt(0, fmt.Sprint("user", i), false)
+	}
+	before := loads()
+	for i := range 10 {
+		attempt(3*time.Minute+time.Duration(i)*time.Second, "ops", true)
+	}
+	if got := loads() - before; got != 0 {
+		t.Errorf("10 logins after the failures went stale read %d records", got)
+	}
+}
