@@ -38,6 +38,7 @@ type limiter struct {
 	base, max  time.Duration
 	maxEntries int
 	recording  map[string]*recordLock // keys whose storage record is being updated
+	epochs     uint64                 // the last failState.epoch given
 }
 
 // recordLock orders the updates of one key's storage record by this
@@ -88,6 +89,7 @@ type failState struct {
 	// login, an unlock) and was not merely never written
 	recorded bool
 	checked  time.Time // when its storage record was last read for a lockout
+	epoch    uint64    // new when the entry is made or cleared: a record read before is not adopted
 }
 
 // addressFailuresFactor is how many more failures a client address is
@@ -225,19 +227,19 @@ func (l *limiter) hasFailures(key string) bool {
 // record: only if key failed here and its failures are not stale (or its
 // lockout lasts), and while a lockout here refuses the attempts, once per
 // sharedRecheckInterval (a guesser hammering it must not read the storage
-// at each request).
-func (l *limiter) shouldRead(key string, now time.Time) bool {
+// at each request). adopt takes epoch back.
+func (l *limiter) shouldRead(key string, now time.Time) (epoch uint64, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st, ok := l.m[key]
 	if !ok || (st.failures == 0 || l.stale(st.last, now)) && !now.Before(st.until) {
-		return false
+		return 0, false
 	}
 	if since := now.Sub(st.checked); now.Before(st.until) && since >= 0 && since < sharedRecheckInterval {
-		return false
+		return 0, false
 	}
 	st.checked = now
-	return true
+	return st.epoch, true
 }
 
 // clear forgets key's failures and lockout (not its attempts in flight).
@@ -245,10 +247,18 @@ func (l *limiter) clear(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if st, ok := l.m[key]; ok {
-		st.failures, st.until, st.recorded = 0, time.Time{}, false
-		if st.inflight == 0 {
-			delete(l.m, key)
-		}
+		l.clearLocked(key, st)
+	}
+}
+
+// clearLocked forgets st's failures and lockout, and st with them unless
+// attempts are in flight.
+func (l *limiter) clearLocked(key string, st *failState) {
+	st.failures, st.until, st.recorded = 0, time.Time{}, false
+	l.epochs++
+	st.epoch = l.epochs
+	if st.inflight == 0 {
+		delete(l.m, key)
 	}
 }
 
@@ -270,26 +280,24 @@ func (l *limiter) forgetRecorded(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if st, ok := l.m[key]; ok && st.recorded { // (a failure since is not)
-		st.failures, st.until, st.recorded = 0, time.Time{}, false
-		if st.inflight == 0 {
-			delete(l.m, key)
-		}
+		l.clearLocked(key, st)
 	}
 }
 
 // adopt takes the failures and lockout other instances recorded for key
 // (shared) where they exceed its own, unless stale (its own too). Another
 // clock may be ahead: a lockout is taken as long as this instance would
-// have started at most, and a last failure as now at the latest.
-func (l *limiter) adopt(key string, shared sharedFailure, now time.Time) {
+// have started at most, and a last failure as now at the latest. epoch is
+// shouldRead's: a key cleared since the record was read keeps clear.
+func (l *limiter) adopt(key string, shared sharedFailure, now time.Time, epoch uint64) {
 	if shared.Failures <= 0 || l.stale(shared.Last, now) {
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st, ok := l.m[key]
-	if !ok {
-		return // forgotten meanwhile: its next failure reads the record
+	if !ok || st.epoch != epoch {
+		return // forgotten or cleared meanwhile: its next failure reads the record
 	}
 	l.forgetLocked(st, now) // else its stale count would pass for a fresh one
 	st.failures = max(st.failures, shared.Failures)
@@ -328,10 +336,9 @@ func (l *limiter) end(key string, clear bool) (had bool) {
 	}
 	st.endLocked()
 	had = st.failures > 0 || !st.until.IsZero()
-	if clear {
-		st.failures, st.until, st.recorded = 0, time.Time{}, false
-	}
-	if st.inflight == 0 && st.failures == 0 && st.until.IsZero() {
+	if clear && had {
+		l.clearLocked(key, st)
+	} else if st.inflight == 0 && st.failures == 0 && st.until.IsZero() {
 		delete(l.m, key)
 	}
 	return had
@@ -349,7 +356,8 @@ func (l *limiter) entryLocked(key string, now time.Time) *failState {
 			return nil
 		}
 	}
-	st := &failState{}
+	l.epochs++
+	st := &failState{epoch: l.epochs}
 	l.m[key] = st
 	return st
 }

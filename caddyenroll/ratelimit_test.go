@@ -468,7 +468,7 @@ func TestLimiterAdopt(t *testing.T) {
 				l.fail("k", t0)
 			}
 			now := t0.Add(c.at)
-			l.adopt("k", c.shared, now)
+			l.adopt("k", c.shared, now, l.m["k"].epoch)
 			st := l.m["k"]
 			failures := st.failures
 			if l.stale(st.last, now) {

@@ -88,7 +88,11 @@ func sharedCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 // failures here go too, if this instance had recorded them there (a
 // storage that fails to write must not reset them).
 func (a *App) adoptSharedLockout(ctx context.Context, l *limiter, key string, now time.Time) {
-	if a.state == nil || !l.shouldRead(key, now) {
+	if a.state == nil {
+		return
+	}
+	epoch, ok := l.shouldRead(key, now)
+	if !ok {
 		return
 	}
 	ctx, cancel := sharedCtx(ctx)
@@ -100,7 +104,7 @@ func (a *App) adoptSharedLockout(ctx context.Context, l *limiter, key string, no
 	case !found:
 		l.forgetRecorded(key)
 	default:
-		l.adopt(key, shared, now)
+		l.adopt(key, shared, now, epoch)
 	}
 }
 

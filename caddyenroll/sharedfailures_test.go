@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -518,5 +519,58 @@ func TestSharedFailuresStaleReadsNothing(t *testing.T) {
 	}
 	if got := loads() - before; got != 0 {
 		t.Errorf("10 logins after the failures went stale read %d records", got)
+	}
+}
+
+// gatedLoads holds one Load of a failure record, once armed, after
+// reading it: the record as it was, answered late.
+type gatedLoads struct {
+	certmagic.Storage
+	armed            atomic.Bool
+	waiting, release chan struct{}
+}
+
+func (s *gatedLoads) Load(ctx context.Context, key string) ([]byte, error) {
+	b, err := s.Storage.Load(ctx, key)
+	if strings.HasPrefix(key, failuresDir()) && s.armed.CompareAndSwap(true, false) {
+		s.waiting <- struct{}{}
+		<-s.release
+	}
+	return b, err
+}
+
+// A record read before a valid login deleted it is not adopted after:
+// the valid login's clearing stands.
+func TestSharedFailuresAdoptAfterClear(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	clock := func() time.Time { return now }
+	st := &gatedLoads{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, waiting: make(chan struct{}), release: make(chan struct{})}
+	app := newLoginApp()
+	app.state, app.log = newStateStore(st, 0), zap.NewNop()
+	for range 3 {
+		lg, _ := app.beginLogin(noWait, "ops", "203.0.113.7", clock)
+		app.loginFailed(noWait, lg, now)
+	}
+	good, ok1 := app.beginLogin(noWait, "ops", "192.0.2.1", clock)
+	held, ok2 := app.beginLogin(noWait, "ops", "192.0.2.2", clock) // in flight throughout
+	if !ok1 || !ok2 {
+		t.Fatal("refused")
+	}
+	st.armed.Store(true)
+	other := make(chan login)
+	go func() {
+		lg, _ := app.beginLogin(noWait, "ops", "198.51.100.1", clock)
+		other <- lg
+	}()
+	<-st.waiting // it read the record {3}
+	app.loginSucceeded(noWait, good, now)
+	close(st.release)
+	lg := <-other
+	for _, lg := range []login{lg, held} {
+		app.limiter.cancel(lg.user)
+		app.addrLimiter.cancel(lg.addr)
+	}
+	if app.limiter.hasFailures("user:ops") {
+		t.Fatal("the record read before the valid login was adopted after it")
 	}
 }
