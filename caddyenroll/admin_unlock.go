@@ -30,10 +30,11 @@ type unlockAnswer struct {
 
 // unlock answers POST /enroll/unlock: it clears the failed logins and
 // lockout of an account (also at the addresses this instance knows it at,
-// and at the client address if one is named) and of a client address, here and in storage; the other instances of a
-// cluster drop theirs at the key's next attempt there (its record is gone)
-// once sharedRecheckInterval passed.
-// An operator unlocks devices after fixing the password they retried.
+// and at the client address if one is named) and of a client address,
+// here and in storage; the other instances of a cluster drop theirs at
+// the key's next attempt there once sharedRecheckInterval passed (its
+// record is gone). An operator unlocks devices after fixing the password
+// they retried.
 func (ad *adminAPI) unlock(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodPost {
 		return notAllowed(w, r, http.MethodPost)

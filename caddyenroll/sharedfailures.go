@@ -22,7 +22,9 @@ import (
 //   - an attempt for a key the instance has seen fail reads the record and
 //     honours a lockout another instance started (while a lockout here
 //     refuses the key, once per sharedRecheckInterval);
-//   - a valid login that clears the key's failures deletes the record.
+//   - a valid login that clears the key's failures, or an unlock, deletes
+//     the record; a failure here waits for that (and for the others of
+//     its key here: one instance writes a record in order).
 //
 // A key that never failed costs no storage access: the devices' logins
 // read nothing. Records are written without a lock (concurrent failures
