@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -59,23 +60,45 @@ const sharedFailuresTimeout = 2 * time.Second
 // loadFailures reads limiterKey's record: found is false when there is
 // none (never written, or deleted by a valid login).
 func (s *stateStore) loadFailures(ctx context.Context, limiterKey string) (f sharedFailure, found bool, err error) {
-	found, err = s.loadJSON(ctx, failuresKey(limiterKey), &f)
+	key := failuresKey(limiterKey)
+	found, err = s.loadJSON(ctx, key, &f)
 	if err != nil || !found || f.Failures < 0 || f.Last.IsZero() {
-		return sharedFailure{}, found && err == nil, err
+		return sharedFailure{}, found && err == nil, unnamed(err, key)
 	}
 	return f, true, nil
 }
 
 func (s *stateStore) storeFailures(ctx context.Context, limiterKey string, f sharedFailure) error {
-	return s.storeJSON(ctx, failuresKey(limiterKey), f)
+	key := failuresKey(limiterKey)
+	return unnamed(s.storeJSON(ctx, key, f), key)
 }
 
 func (s *stateStore) clearFailures(ctx context.Context, limiterKey string) error {
-	if err := s.st.Delete(ctx, failuresKey(limiterKey)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+	key := failuresKey(limiterKey)
+	if err := s.st.Delete(ctx, key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return unnamed(err, key)
 	}
 	return nil
 }
+
+// unnamed is err without the name of the record at key, which storage
+// errors commonly carry: a plain hash of a username (that may be a
+// mistyped password), which the log and the admin API's answers must not
+// show, as accounts.logField does not (anyone could check guesses).
+func unnamed(err error, key string) error {
+	if err == nil {
+		return nil
+	}
+	return unnamedErr{msg: strings.ReplaceAll(err.Error(), path.Base(key), "…"), err: err}
+}
+
+type unnamedErr struct {
+	msg string
+	err error
+}
+
+func (e unnamedErr) Error() string { return e.msg }
+func (e unnamedErr) Unwrap() error { return e.err }
 
 // sharedCtx is the context of a login's storage work: not cut short by a
 // device hanging up (a failure must be recorded), bounded in time.
@@ -194,7 +217,7 @@ func (a *App) pruneFailures(ctx context.Context, now time.Time) (int, error) {
 			return removed, err
 		case err != nil:
 			if readErr == nil {
-				readErr = fmt.Errorf("reading %s: %w", k, err)
+				readErr = fmt.Errorf("reading a record: %w", unnamed(err, k))
 			}
 			continue
 		}
@@ -204,7 +227,7 @@ func (a *App) pruneFailures(ctx context.Context, now time.Time) (int, error) {
 		}
 		// stale, or not a record (of no use either)
 		if err := a.state.st.Delete(ctx, k); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return removed, err
+			return removed, unnamed(err, k)
 		}
 		removed++
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"path"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -12,6 +14,8 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // newSharedLoginApps are two Apps of one cluster: their own limiters, one
@@ -572,5 +576,59 @@ func TestSharedFailuresAdoptAfterClear(t *testing.T) {
 	}
 	if app.limiter.hasFailures("user:ops") {
 		t.Fatal("the record read before the valid login was adopted after it")
+	}
+}
+
+// pathErrStorage fails the reads and writes of failure records as a file
+// storage does: naming the file.
+type pathErrStorage struct{ certmagic.Storage }
+
+func (s pathErrStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	if strings.HasPrefix(key, failuresDir()) {
+		return nil, &fs.PathError{Op: "open", Path: "/data/" + key, Err: errors.New("input/output error")}
+	}
+	return s.Storage.Load(ctx, key)
+}
+
+func (s pathErrStorage) Store(ctx context.Context, key string, value []byte) error {
+	if strings.HasPrefix(key, failuresDir()) {
+		return &fs.PathError{Op: "open", Path: "/data/" + key, Err: errors.New("read-only file system")}
+	}
+	return s.Storage.Store(ctx, key, value)
+}
+
+// The log does not carry a record's name: it is a plain hash of the
+// username (which may be a mistyped password), that anyone reading the
+// log could check guesses against.
+func TestSharedFailuresLogNoRecordName(t *testing.T) {
+	ctx := context.Background()
+	now := time.Unix(1_000_000, 0)
+	base := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	core, logs := observer.New(zapcore.DebugLevel)
+	app := newLoginApp()
+	app.state, app.log = newStateStore(pathErrStorage{base}, 0), zap.New(core)
+	const typed = "hunter2" // a password typed as a username
+	for range 2 {
+		lg, _ := app.beginLogin(noWait, typed, "203.0.113.7", func() time.Time { return now })
+		app.loginFailed(noWait, lg, now)
+	}
+	if err := base.Store(ctx, failuresKey("user:"+typed), []byte(`{"failures":1,"last":"1970-01-12T13:46:40Z"}`)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := app.pruneFailures(ctx, now.Add(time.Hour))
+	if err == nil {
+		t.Fatal("pruning: no error")
+	}
+	app.log.Error("pruning failed-login records", zap.Error(err))
+	hash := path.Base(failuresKey("user:" + typed))
+	if logs.Len() == 0 {
+		t.Fatal("nothing logged")
+	}
+	for _, e := range logs.All() {
+		for k, v := range e.ContextMap() {
+			if strings.Contains(fmt.Sprint(v), hash) {
+				t.Errorf("%q logs %s=%v", e.Message, k, v)
+			}
+		}
 	}
 }
