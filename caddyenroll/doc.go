@@ -52,7 +52,8 @@
 //   - accounts.go, ratelimit.go: operator accounts, and the lockouts that
 //     slow down password guessing.
 //   - sharedfailures.go: those failures and lockouts shared through the
-//     storage by a cluster's instances.
+//     storage by a cluster's instances; failurenames.go: the names of their
+//     records (a salted, slow hash of a username).
 //   - caddyfile.go: the Caddyfile's global enroll option and the enroll and
 //     osp directives.
 //   - command.go: the `caddy enroll …` commands (check, and the admin API's

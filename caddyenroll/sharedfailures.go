@@ -43,12 +43,6 @@ type sharedFailure struct {
 
 func failuresDir() string { return path.Join(statePrefix, "failures") }
 
-// failuresKey is where a limiter key's record is: a hash, since the key
-// holds a username (that may be a mistyped password) or an address.
-func failuresKey(limiterKey string) string {
-	return path.Join(failuresDir(), hashKey("login failures", limiterKey))
-}
-
 // sharedRecheckInterval is how often attempts that a lockout here refuses
 // read the key's record (to learn of an unlock, or a longer lockout).
 const sharedRecheckInterval = time.Second
@@ -60,7 +54,10 @@ const sharedFailuresTimeout = 2 * time.Second
 // loadFailures reads limiterKey's record: found is false when there is
 // none (never written, or deleted by a valid login).
 func (s *stateStore) loadFailures(ctx context.Context, limiterKey string) (f sharedFailure, found bool, err error) {
-	key := failuresKey(limiterKey)
+	key, err := s.failuresKey(ctx, limiterKey)
+	if err != nil {
+		return sharedFailure{}, false, err
+	}
 	found, err = s.loadJSON(ctx, key, &f)
 	if err != nil || !found || f.Failures < 0 || f.Last.IsZero() {
 		return sharedFailure{}, found && err == nil, unnamed(err, key)
@@ -69,12 +66,18 @@ func (s *stateStore) loadFailures(ctx context.Context, limiterKey string) (f sha
 }
 
 func (s *stateStore) storeFailures(ctx context.Context, limiterKey string, f sharedFailure) error {
-	key := failuresKey(limiterKey)
+	key, err := s.failuresKey(ctx, limiterKey)
+	if err != nil {
+		return err
+	}
 	return unnamed(s.storeJSON(ctx, key, f), key)
 }
 
 func (s *stateStore) clearFailures(ctx context.Context, limiterKey string) error {
-	key := failuresKey(limiterKey)
+	key, err := s.failuresKey(ctx, limiterKey)
+	if err != nil {
+		return err
+	}
 	if err := s.st.Delete(ctx, key); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return unnamed(err, key)
 	}

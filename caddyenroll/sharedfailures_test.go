@@ -172,7 +172,7 @@ func TestSharedFailuresRecords(t *testing.T) {
 	if n, err := a.pruneFailures(ctx, now.Add(time.Minute)); err != nil || n != 0 {
 		t.Fatalf("pruned %d (%v) of the records still counted", n, err)
 	}
-	if err := st.Store(ctx, failuresKey("user:junk"), []byte("{not json")); err != nil {
+	if err := st.Store(ctx, recordKey(t, st, "user:junk"), []byte("{not json")); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := a.pruneFailures(ctx, now.Add(time.Minute)); err != nil || n != 1 {
@@ -272,7 +272,8 @@ func (s *reorderingStorage) Store(ctx context.Context, key string, value []byte)
 // count from).
 func TestSharedFailuresWriteOrder(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
-	st := &reorderingStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, key: failuresKey("user:ops"), landed: make(chan struct{})}
+	base := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	st := &reorderingStorage{Storage: base, key: recordKey(t, base, "user:ops"), landed: make(chan struct{})}
 	app := newLoginApp()
 	app.state, app.log = newStateStore(st, 0), zap.NewNop()
 	for range 2 {
@@ -338,7 +339,7 @@ func TestSharedFailuresPruneReadErrors(t *testing.T) {
 			app := newLoginApp()
 			app.state, app.log = newStateStore(brokenStorage{Storage: base, reads: c.readsFail}, 0), zap.NewNop()
 			for k, v := range records {
-				if err := base.Store(ctx, failuresKey(k), []byte(v)); err != nil {
+				if err := base.Store(ctx, recordKey(t, base, k), []byte(v)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -347,7 +348,7 @@ func TestSharedFailuresPruneReadErrors(t *testing.T) {
 				t.Errorf("pruned %d (%v), want %d", n, err, len(records)-len(c.kept))
 			}
 			for k := range records {
-				_, err := base.Load(ctx, failuresKey(k))
+				_, err := base.Load(ctx, recordKey(t, base, k))
 				if kept := err == nil; kept != slices.Contains(c.kept, k) {
 					t.Errorf("%s kept = %v", k, kept)
 				}
@@ -612,7 +613,7 @@ func TestSharedFailuresLogNoRecordName(t *testing.T) {
 		lg, _ := app.beginLogin(noWait, typed, "203.0.113.7", func() time.Time { return now })
 		app.loginFailed(noWait, lg, now)
 	}
-	if err := base.Store(ctx, failuresKey("user:"+typed), []byte(`{"failures":1,"last":"1970-01-12T13:46:40Z"}`)); err != nil {
+	if err := base.Store(ctx, recordKey(t, base, "user:"+typed), []byte(`{"failures":1,"last":"1970-01-12T13:46:40Z"}`)); err != nil {
 		t.Fatal(err)
 	}
 	_, err := app.pruneFailures(ctx, now.Add(time.Hour))
@@ -620,7 +621,7 @@ func TestSharedFailuresLogNoRecordName(t *testing.T) {
 		t.Fatal("pruning: no error")
 	}
 	app.log.Error("pruning failed-login records", zap.Error(err))
-	hash := path.Base(failuresKey("user:" + typed))
+	hash := path.Base(recordKey(t, base, "user:"+typed))
 	if logs.Len() == 0 {
 		t.Fatal("nothing logged")
 	}
@@ -631,4 +632,15 @@ func TestSharedFailuresLogNoRecordName(t *testing.T) {
 			}
 		}
 	}
+}
+
+// recordKey is where a limiter key's failure record is in st (making the
+// storage's salt if need be).
+func recordKey(t *testing.T, st certmagic.Storage, limiterKey string) string {
+	t.Helper()
+	k, err := newStateStore(st, 0).failuresKey(context.Background(), limiterKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

@@ -86,6 +86,8 @@ type stateStore struct {
 	otherSizes atomic.Pointer[[]nonceSize]
 	// whether the record lists this store's size (noncesizes.go)
 	ownSize ownSizeRecorded
+	// the names of failed-login records (failurenames.go)
+	failureNames failureNames
 }
 
 const statePrefix = "clearinghouse/enroll"
