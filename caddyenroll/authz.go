@@ -231,8 +231,10 @@ func (a *App) routeUpdateOf(f *configfile.File) *routeUpdate {
 // changed, the index of sources by transaction-id tag is made from the one
 // in force as well (transactions.go): a usage record that comes right
 // after the version is put in force finds it made rather than waiting for
-// it (70–100 ms at 100,000 devices).
-func (a *App) prepareRoutes(f *configfile.File) {
+// it (70–100 ms at 100,000 devices). discard drops the table if f is not
+// put in force after all: kept, it would hold f, the table and its
+// indexes until the next version is put in force.
+func (a *App) prepareRoutes(f *configfile.File) (discard func()) {
 	byAddr := a.authz.deviceByAddr.Load()
 	u := a.routeUpdateOf(f)
 	if cur := a.authz.sources.Load(); u.err == nil && u.byAddr != nil && cur != nil && cur.byAddr == byAddr {
@@ -244,12 +246,19 @@ func (a *App) prepareRoutes(f *configfile.File) {
 	z.preparedMu.Lock()
 	defer z.preparedMu.Unlock()
 	if a.router == nil || u.prev != a.router.Load() {
-		return // another version was put in force meanwhile
+		return nil // another version was put in force meanwhile
 	}
 	if z.prepared == nil {
 		z.prepared = make(map[*configfile.File]*routeUpdate, 1)
 	}
 	z.prepared[f] = u
+	return func() {
+		z.preparedMu.Lock()
+		defer z.preparedMu.Unlock()
+		if z.prepared[f] == u {
+			delete(z.prepared, f)
+		}
+	}
 }
 
 // rebuildRoutes puts the route table of the parsed file in force, with the

@@ -36,8 +36,10 @@ type configState struct {
 	// an edit or a reload is about to put in force: what onChange derives
 	// from it (the route table) is made there, and onChange only swaps it
 	// in. The version may not be put in force after all (another came in
-	// between): onChange then makes what it needs itself.
-	prepare func(f *configfile.File)
+	// between, or an error): discard, when not nil, then drops what was
+	// made for it, rather than have it kept until another version is put
+	// in force (at a carrier's file, hundreds of megabytes).
+	prepare func(f *configfile.File) (discard func())
 	// onAddedDisabled, when set, is called like onChange with the devices
 	// a new version adds as disabled: one approved while the file lacked
 	// it holds a certificate (its mark deferred while the file did not
@@ -374,8 +376,12 @@ func (cs *configState) workingCopy(settled bool, ahead *aheadVersion) (*configfi
 			}
 			if cs.file == ahead.change.base {
 				cs.putInForceLocked(ahead.f, ahead.v, ahead.change)
+				ahead = nil
 			}
 		}
+	}
+	if ahead != nil {
+		ahead.discard() // replaced on disk meanwhile: never put in force
 	}
 	sync := cs.syncLocked
 	if settled {
@@ -395,6 +401,8 @@ type aheadVersion struct {
 	f      *configfile.File
 	change versionChange
 	err    error // parseError
+	// drops what prepare made for f, if it is not put in force
+	discard func()
 }
 
 // parseAhead parses the version on disk, when it is not the one in force,
@@ -421,13 +429,13 @@ func (cs *configState) parseAhead() *aheadVersion {
 	}
 	f, err := cs.parse(v)
 	if parseError(err) {
-		return &aheadVersion{v: v, cur: cur, err: err}
+		return &aheadVersion{v: v, cur: cur, err: err, discard: func() {}}
 	}
 	if err != nil {
 		return nil
 	}
 	ahead := &aheadVersion{v: v, cur: cur, f: f, change: cs.compare(curFile, f)}
-	cs.prepareFor(f)
+	ahead.discard = cs.prepareFor(f)
 	return ahead
 }
 
@@ -699,14 +707,19 @@ func (cs *configState) putInForceLocked(f *configfile.File, v fileVersion, c ver
 }
 
 // prepareFor has what onChange derives from f, a version about to be put
-// in force, made before the file's lock is taken (prepare).
-func (cs *configState) prepareFor(f *configfile.File) {
+// in force, made before the file's lock is taken (prepare). The caller
+// calls discard if f is not put in force after all.
+func (cs *configState) prepareFor(f *configfile.File) (discard func()) {
 	cs.mu.RLock()
 	prepare := cs.prepare
 	cs.mu.RUnlock()
 	if prepare != nil {
-		prepare(f)
+		discard = prepare(f)
 	}
+	if discard == nil {
+		discard = func() {}
+	}
+	return discard
 }
 
 func (cs *configState) changedLocked(disabled []string) {
@@ -747,7 +760,7 @@ func (cs *configState) poll() (bool, error) {
 
 // pollEditsHeld is poll; held says the caller holds the edit lock
 // (tellOthers).
-func (cs *configState) pollEditsHeld(held bool) (bool, error) {
+func (cs *configState) pollEditsHeld(held bool) (taken bool, err error) {
 	v, err := cs.stat()
 	if err != nil {
 		return false, err
@@ -776,7 +789,12 @@ func (cs *configState) pollEditsHeld(held bool) (bool, error) {
 	var change versionChange
 	if perr == nil {
 		change = cs.compare(curFile, f)
-		cs.prepareFor(f)
+		discard := cs.prepareFor(f)
+		defer func() { // once the locks below are let go
+			if !taken {
+				discard()
+			}
+		}()
 	}
 	// an edit in progress syncs with the disk itself: the next poll decides
 	if !held {

@@ -59,10 +59,11 @@ func TestEditParsesAnOperatorsSaveBeforeTheLock(t *testing.T) {
 			var disabled []string
 			cs.onChange = func(_ *configfile.File, d []string) { disabled = append(disabled, d...) }
 			var prepared atomic.Int32
-			cs.prepare = func(f *configfile.File) {
+			cs.prepare = func(f *configfile.File) func() {
 				if prepared.Add(1) == 1 && tc.again != "" {
 					saveRenamed(t, path, tc.again) // after the parse, before the lock
 				}
+				return nil
 			}
 			edited := make(chan error, 1)
 			go func() { edited <- cs.edit(context.Background(), mark) }()
