@@ -977,9 +977,14 @@ func (a *App) followFileChanges() {
 	// under the file's lock: an edit by the config a reload replaces may
 	// deliver a new version meanwhile
 	a.cfg.mu.Lock()
+	defer a.cfg.mu.Unlock()
 	a.cfg.onChange, a.cfg.onAddedDisabled, a.cfg.onRespelled = onChange, onAddedDisabled, onRespelled
 	a.cfg.prepare = a.prepareRoutes // the route table made before the lock is taken
-	a.cfg.mu.Unlock()
+	if a.authz.routed != a.cfg.file {
+		// one did since the route table was made (tellOthers: the config
+		// that edited it revoked what it disables)
+		onChange(a.cfg.file, nil)
+	}
 }
 
 // revokeDisabled revokes every certificate of devices that were disabled,

@@ -53,6 +53,9 @@ type authz struct {
 	// that meets it may be made at once
 	preparedMu sync.Mutex
 	prepared   map[*configfile.File]*routeUpdate
+	// the version of the file the route table in force was made for, set
+	// under the file's lock (followFileChanges)
+	routed *configfile.File
 	// the index of the file's devices (deviceByAddr's) by their tags in
 	// transaction ids (transactions.go)
 	sources atomic.Pointer[sourceIndex]
@@ -308,6 +311,7 @@ func (a *App) rebuildRoutes(f *configfile.File) error {
 		// afterChange makes it as without a prepared one
 		a.authz.sources.CompareAndSwap(u.sourcesFrom, u.sources)
 	}
+	z.routed = f
 	return nil
 }
 
