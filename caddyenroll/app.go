@@ -980,10 +980,23 @@ func (a *App) followFileChanges() {
 	defer a.cfg.mu.Unlock()
 	a.cfg.onChange, a.cfg.onAddedDisabled, a.cfg.onRespelled = onChange, onAddedDisabled, onRespelled
 	a.cfg.prepare = a.prepareRoutes // the route table made before the lock is taken
-	if a.authz.routed != a.cfg.file {
-		// one did since the route table was made (tellOthers: the config
-		// that edited it revoked what it disables)
-		onChange(a.cfg.file, nil)
+	if base := a.authz.routed; base != a.cfg.file {
+		// another config's edit put versions in force here since the
+		// route table was made (tellOthers): what they change is taken
+		// now, as if they had come with the hooks set (one may hold an
+		// operator's save the editing config never took, and that config
+		// may be stopped before its watcher takes it)
+		var c versionChange
+		if base != nil {
+			c = a.cfg.compare(base, a.cfg.file)
+		}
+		onChange(a.cfg.file, c.disabled)
+		if len(c.added) > 0 {
+			onAddedDisabled(c.added)
+		}
+		if len(c.respelled) > 0 {
+			onRespelled(c.respelled)
+		}
 	}
 }
 

@@ -2,9 +2,18 @@ package caddyenroll
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 )
@@ -47,5 +56,63 @@ func TestReloadRouteTableFollowsAnEditBeforeItFollowsTheFile(t *testing.T) {
 	}
 	if ds, _ := a.router.Load().Route("gw2.example", "1", 0, nil, nil, nil); len(ds) != 1 {
 		t.Errorf("the route to the marked device offers %v", ds)
+	}
+}
+
+// A version another config's edit puts in force in a config a reload
+// starts, before it follows the file (tellOthers), may hold an operator's
+// save that disables a device (saved after the edit's write, before the
+// others were told): the config that edited never took it, and may be
+// stopped before its watcher does. The new config revokes the device's
+// certificate once it follows the file, as it would had it taken the
+// version then.
+func TestReloadRevokesWhatAVersionTakenBeforeItFollowsTheFileDisables(t *testing.T) {
+	keepPendingCount(t)
+	ctx := context.Background()
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
+	a := h.app
+	a.bg = new(backgroundWork)
+	a.cfg.settle = 0
+	a.cfg.read(func(f *configfile.File) {
+		if err := a.rebuildRoutes(f); err != nil {
+			t.Fatal(err)
+		}
+	})
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ans := enrollAs(t, h, wire.OpRequest, "ops", "gw1.example", key)
+	if ans.Status != wire.StatusOK {
+		t.Fatalf("enrollment: status %d (%s)", ans.Status, ans.Error)
+	}
+	cert, err := x509.ParseCertificate(ans.Certificate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := strings.ToLower(cert.SerialNumber.Text(16))
+
+	// the operator disables it; another config's edit tells this one
+	saveRenamed(t, a.cfg.path, "enroll enabled\ngroup \"\"\ndevice gw1.example \"\" disabled enrolled\n")
+	a.cfg.edits.Lock()
+	changed, err := a.cfg.pollEditsHeld(true)
+	a.cfg.edits.Unlock()
+	if !changed || err != nil {
+		t.Fatalf("the version told: %v %v", changed, err)
+	}
+
+	a.followFileChanges()
+	if d, ok := a.router.Load().Device("gw1.example"); !ok || d.Enabled {
+		t.Errorf("the route table has gw1.example %+v, want it disabled", d)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		rec, err := a.cas[profileModern].Lookup(ctx, serial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Revoked {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the certificate of the device the version disabled is not revoked")
+		}
 	}
 }
