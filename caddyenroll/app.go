@@ -977,7 +977,6 @@ func (a *App) followFileChanges() {
 	// under the file's lock: an edit by the config a reload replaces may
 	// deliver a new version meanwhile
 	a.cfg.mu.Lock()
-	defer a.cfg.mu.Unlock()
 	a.cfg.onChange, a.cfg.onAddedDisabled, a.cfg.onRespelled = onChange, onAddedDisabled, onRespelled
 	a.cfg.prepare = a.prepareRoutes // the route table made before the lock is taken
 	if base := a.authz.routed; base != a.cfg.file {
@@ -998,6 +997,16 @@ func (a *App) followFileChanges() {
 			onRespelled(c.respelled)
 		}
 	}
+	a.cfg.mu.Unlock()
+	// an edit made after this config read the file but before it joined
+	// the file's configStates was told to the others only: taken now (a
+	// config that does not watch the file would keep the version before
+	// it until its own next edit); under the edit lock, as tellOthers, so
+	// that the edits after it are told here (an error is the watcher's
+	// to report)
+	a.cfg.edits.Lock()
+	_, _ = a.cfg.pollEditsHeld(true)
+	a.cfg.edits.Unlock()
 }
 
 // revokeDisabled revokes every certificate of devices that were disabled,

@@ -116,3 +116,38 @@ func TestReloadRevokesWhatAVersionTakenBeforeItFollowsTheFileDisables(t *testing
 		}
 	}
 }
+
+// A mark the old config makes after the new config read the file, before
+// it joined the file's configStates, is not told to it (tellOthers): once
+// it follows the file, it takes the version on disk, as a config that
+// does not watch the file (watch_interval negative) would otherwise miss
+// it, in the file and in its route table, until its own next edit.
+func TestReloadTakesAnEditMadeBeforeItJoined(t *testing.T) {
+	const v1 = "group \"\"\ndevice gw1.example \"\" enabled\ndevice gw2.example \"\" enabled enrolled\nroute \"\" 1 gw1.example 1\n"
+	old := followingApp(t, v1)
+	old.cfg.settle = 0
+
+	cs, err := loadConfigState(old.cfg.path, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.settle = 0
+	if err := old.cfg.edit(context.Background(), func(f *configfile.File) error { return f.SetEnrolled("gw1.example", true) }); err != nil {
+		t.Fatal(err)
+	}
+	cs.join()
+	t.Cleanup(cs.leave)
+	a := &App{cfg: cs, bgCtx: old.bgCtx, log: zap.NewNop(), authz: &authz{revocations: new(revocations)}, crypto: new(cryptoRecords), storage: old.storage}
+	cs.read(func(f *configfile.File) {
+		if err := a.rebuildRoutes(f); err != nil {
+			t.Fatal(err)
+		}
+	})
+	a.followFileChanges()
+	if d := cs.device("gw1.example"); !d.Enrolled {
+		t.Errorf("the old config's mark is not in force in the new one: %+v", d)
+	}
+	if d, ok := a.router.Load().Device("gw1.example"); !ok || !d.Enrolled {
+		t.Errorf("the new config's route table lacks the mark: %+v", d)
+	}
+}
