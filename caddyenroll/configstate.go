@@ -759,8 +759,25 @@ func (cs *configState) poll() (bool, error) {
 }
 
 // pollEditsHeld is poll; held says the caller holds the edit lock
-// (tellOthers).
-func (cs *configState) pollEditsHeld(held bool) (taken bool, err error) {
+// (tellOthers, which has the version on disk taken: it is polled again
+// when the operator saved while it was read, as an edit syncs; the
+// watcher's next poll decides otherwise).
+func (cs *configState) pollEditsHeld(held bool) (bool, error) {
+	for try := 1; ; try++ {
+		taken, err := cs.pollOnce(held)
+		if !errors.Is(err, errChangedWhileRead) {
+			return taken, err
+		}
+		if !held || try == maxEditTries {
+			return false, nil
+		}
+	}
+}
+
+// pollOnce is pollEditsHeld's poll: errChangedWhileRead when the disk
+// changed while the version was read or made ready (never put in force
+// then: the devices it disables would be revoked).
+func (cs *configState) pollOnce(held bool) (taken bool, err error) {
 	v, err := cs.stat()
 	if err != nil {
 		return false, err
@@ -782,7 +799,7 @@ func (cs *configState) pollEditsHeld(held bool) (taken bool, err error) {
 	}
 	f, perr := cs.parse(v)
 	if errors.Is(perr, errChangedWhileRead) {
-		return false, nil // the next poll decides
+		return false, perr
 	}
 	// compared with the version in force before the lock is taken: only
 	// the swap waits for readers, and holds them up
@@ -807,6 +824,11 @@ func (cs *configState) pollEditsHeld(held bool) (taken bool, err error) {
 	defer cs.mu.Unlock()
 	if !cs.ver.is(cur) || cs.file != curFile {
 		return false, nil // an edit came in between; the next poll decides
+	}
+	if now, err := cs.stat(); err != nil || !now.is(v) {
+		// the operator saved again while it was compared and its route
+		// table made (a few tenths of a second at a carrier's file)
+		return false, errChangedWhileRead
 	}
 	if perr != nil {
 		if parseError(perr) { // one that cannot be read now may be later (its mode put back)
