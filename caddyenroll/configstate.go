@@ -753,7 +753,8 @@ func (cs *configState) reload() (bool, error) {
 // version (prepare: the route table) run without the lock, so readers go
 // on meanwhile: the lock is held to swap the versions and for onChange. A
 // version is not put in force while an edit runs (it syncs with the disk
-// itself, and the next poll decides).
+// itself, and the next poll decides), nor once the disk holds another
+// (the operator saved again meanwhile: the next poll decides).
 func (cs *configState) poll() (bool, error) {
 	return cs.pollEditsHeld(false)
 }
