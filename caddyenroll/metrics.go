@@ -20,6 +20,7 @@ var metrics = struct {
 	usage      *prometheus.CounterVec
 	ospRefused *prometheus.CounterVec
 	caNotAfter *prometheus.GaugeVec
+	lockouts   *prometheus.CounterVec
 	collector  []prometheus.Collector
 }{}
 
@@ -62,8 +63,13 @@ func initMetrics() {
 			Namespace: ns, Subsystem: sub, Name: "ca_not_after_seconds",
 			Help: "When the operational CA certificate that signs device certificates expires (Unix time).",
 		}, []string{"profile"})
+		metrics.lockouts = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "login_lockouts_total",
+			Help: "Lockouts that failed enrollment logins started, by what is locked out: account, account_at_known_address, address.",
+		}, []string{"kind"})
 		metrics.collector = []prometheus.Collector{metrics.requests, metrics.issued,
-			metrics.pending, metrics.revoked, metrics.authz, metrics.dests, metrics.usage, metrics.ospRefused, metrics.caNotAfter}
+			metrics.pending, metrics.revoked, metrics.authz, metrics.dests, metrics.usage, metrics.ospRefused, metrics.caNotAfter,
+			metrics.lockouts}
 	})
 }
 

@@ -546,6 +546,7 @@ func (a *App) beginLogin(ctx context.Context, username, clientIP string, clock f
 // stale password must not lock out its site, while guesses spread over
 // accounts still add up there.
 func (a *App) loginFailed(ctx context.Context, lg login, now time.Time) (account, address time.Duration) {
+	defer func() { countLockouts(lg, account, address) }()
 	past, account := a.failShared(ctx, a.limiter, lg.user, now)
 	if past {
 		a.addrLimiter.cancel(lg.addr)
@@ -553,6 +554,21 @@ func (a *App) loginFailed(ctx context.Context, lg login, now time.Time) (account
 	}
 	_, address = a.failShared(ctx, a.addrLimiter, lg.addr, now)
 	return account, address
+}
+
+// countLockouts counts the lockouts a failed login started, by what is
+// locked out.
+func countLockouts(lg login, account, address time.Duration) {
+	initMetrics()
+	switch {
+	case account > 0 && lg.known:
+		metrics.lockouts.WithLabelValues("account_at_known_address").Inc()
+	case account > 0:
+		metrics.lockouts.WithLabelValues("account").Inc()
+	}
+	if address > 0 {
+		metrics.lockouts.WithLabelValues("address").Inc()
+	}
 }
 
 // loginSucceeded ends a valid login's attempts: the failures counted

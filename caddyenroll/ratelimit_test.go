@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // noWait is a done context: an attempt that would wait for one in flight
@@ -485,5 +487,47 @@ func TestLimiterAdopt(t *testing.T) {
 				t.Fatalf("after adopt the last failure is %v, after now (%v): its count outlives twice the longest lockout", st.last, now)
 			}
 		})
+	}
+}
+
+// Each lockout a failed login starts is counted once, by what it locks
+// out: the account, the account at a known address, the address.
+func TestLockoutsCounted(t *testing.T) {
+	initMetrics()
+	count := func(kind string) float64 { return promtest.ToFloat64(metrics.lockouts.WithLabelValues(kind)) }
+	kinds := []string{"account", "account_at_known_address", "address"}
+	before := map[string]float64{}
+	for _, k := range kinds {
+		before[k] = count(k)
+	}
+	a := newLoginApp()
+	now := time.Unix(1_000_000, 0)
+	attempt := func(user, addr string, good bool) {
+		lg, ok := a.beginLogin(noWait, user, addr, func() time.Time { return now })
+		if !ok {
+			t.Fatalf("%s from %s refused", user, addr)
+		}
+		if good {
+			a.loginSucceeded(noWait, lg, now)
+		} else {
+			a.loginFailed(noWait, lg, now)
+		}
+		now = now.Add(2 * time.Minute) // past every lockout, within the failures' memory
+	}
+	a.limiter.max, a.addrLimiter.max = time.Minute, time.Minute
+	attempt("ops", "192.0.2.1", true) // 192.0.2.1 is known to ops
+	for range 5 {
+		attempt("ops", "203.0.113.1", false) // the fifth locks ops out
+	}
+	for range 5 {
+		attempt("ops", "192.0.2.1", false) // and at its known address
+	}
+	for i := range 20 { // 20 accounts' first failures: the address's allowance
+		attempt(fmt.Sprintf("guess%d", i), "198.51.100.1", false)
+	}
+	for k, want := range map[string]float64{"account": 1, "account_at_known_address": 1, "address": 1} {
+		if got := count(k) - before[k]; got != want {
+			t.Errorf("%s lockouts counted: %v, want %v", k, got, want)
+		}
 	}
 }
