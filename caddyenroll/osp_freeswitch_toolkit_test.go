@@ -8,18 +8,15 @@ package caddyenroll_test
 // test files are edited in parallel).
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/internal/osptk"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/internal/testutil"
@@ -486,15 +483,7 @@ func fswNewGateway(t *testing.T) *fswGateway {
 
 func (g *fswGateway) run(args ...string) string {
 	g.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, g.exe, args...)
-	cmd.Env = g.env
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		g.t.Fatalf("fsw %v: %v\n%s", args, err, out)
-	}
-	return string(out)
+	return runHarness(g.t, "fsw", g.exe, "", g.env, args...)
 }
 
 // fswDest is a destination as the harness read it.

@@ -460,13 +460,21 @@ type otkGateway struct {
 
 func (g *otkGateway) run(args ...string) string {
 	g.t.Helper()
+	return runHarness(g.t, "gateway", g.exe, g.dir, nil, args...)
+}
+
+// runHarness runs a C harness linking the toolkit with args (in dir and
+// with env when given, else the test's) and returns its output; a failure
+// ends the test.
+func runHarness(t *testing.T, what, exe, dir string, env []string, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, g.exe, args...)
-	cmd.Dir = g.dir
+	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd.Dir, cmd.Env = dir, env
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		g.t.Fatalf("gateway %v: %v\n%s", args, err, out)
+		t.Fatalf("%s %v: %v\n%s", what, args, err, out)
 	}
 	return string(out)
 }
