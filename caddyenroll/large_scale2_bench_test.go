@@ -26,10 +26,20 @@ import (
 //	go test -run '^$' -bench 'Large(ReloadLookups|ReloadFileOnly|SourceAfterChange|AdminDevices)' -benchtime 10x -cpu 2 ./caddyenroll/
 
 // reloadWithProbe puts an operator's save of the carrier's file in force
-// per iteration (alternately with one more comment line: every route line
-// moves) and reports the longest wait of a device lookup in the file made
-// meanwhile, as enrollments make them.
+// per iteration (saveWithProbe).
 func reloadWithProbe(b *testing.B, cs *configState, path string) {
+	saveWithProbe(b, cs, path, func(int) {
+		if changed, err := cs.poll(); err != nil || !changed {
+			b.Fatal(changed, err)
+		}
+	})
+}
+
+// saveWithProbe saves an operator's version of the carrier's file per
+// iteration (alternately with one more comment line: every route line
+// moves), then times step(i), and reports the longest wait of a device
+// lookup in the file made meanwhile, as enrollments make them.
+func saveWithProbe(b *testing.B, cs *configState, path string, step func(i int)) {
 	alt := append([]byte("# an operator's edit\n"), carrierOnce.data...)
 	var stop atomic.Bool
 	var maxWait atomic.Int64
@@ -53,11 +63,9 @@ func reloadWithProbe(b *testing.B, cs *configState, path string) {
 	for b.Loop() {
 		b.StopTimer()
 		saveCarrierVersion(b, path, i, alt)
-		i++
 		b.StartTimer()
-		if changed, err := cs.poll(); err != nil || !changed {
-			b.Fatal(changed, err)
-		}
+		step(i)
+		i++
 	}
 	b.StopTimer()
 	stop.Store(true)
