@@ -28,21 +28,8 @@ func TestAdminUnlock(t *testing.T) {
 	a.accounts = &accounts{byName: map[string]*Account{}}
 	ad := &adminAPI{app: a, log: zap.NewNop()}
 	now := time.Now()
-	clock := func() time.Time { return now }
 	const guesser, site = "203.0.113.5", "192.0.2.8"
-	attempt := func(app *App, user, addr string, good bool) bool {
-		t.Helper()
-		lg, ok := app.beginLogin(noWait, user, addr, clock)
-		if !ok {
-			return false
-		}
-		if good {
-			app.loginSucceeded(noWait, lg, now)
-		} else {
-			app.loginFailed(noWait, lg, now)
-		}
-		return true
-	}
+	attempt := func(app *App, user, addr string, good bool) bool { return tryLogin(app, user, addr, good, now) }
 	attempt(a, "ops", site, true) // site is known to ops on a
 	for range 3 {
 		attempt(a, "ops", guesser, false)
@@ -131,21 +118,8 @@ func TestAdminUnlockKnownElsewhere(t *testing.T) {
 	a.accounts = &accounts{byName: map[string]*Account{}}
 	ad := &adminAPI{app: a, log: zap.NewNop()}
 	now := time.Now()
-	clock := func() time.Time { return now }
 	const site = "192.0.2.8"
-	attempt := func(app *App, good bool) bool {
-		t.Helper()
-		lg, ok := app.beginLogin(noWait, "ops", site, clock)
-		if !ok {
-			return false
-		}
-		if good {
-			app.loginSucceeded(noWait, lg, now)
-		} else {
-			app.loginFailed(noWait, lg, now)
-		}
-		return true
-	}
+	attempt := func(app *App, good bool) bool { return tryLogin(app, "ops", site, good, now) }
 	attempt(b, true) // site is known to ops on b only
 	for range 5 {    // a device there retries a stale password
 		attempt(b, false)

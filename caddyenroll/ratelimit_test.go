@@ -186,18 +186,7 @@ func TestAddressKey(t *testing.T) {
 // its site out.
 func TestLoginLimits(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
-	attempt := func(a *App, user, addr string, good bool) bool {
-		lg, ok := a.beginLogin(noWait, user, addr, func() time.Time { return now })
-		if !ok {
-			return false
-		}
-		if good {
-			a.loginSucceeded(noWait, lg, now)
-		} else {
-			a.loginFailed(noWait, lg, now)
-		}
-		return true
-	}
+	attempt := func(a *App, user, addr string, good bool) bool { return tryLogin(a, user, addr, good, now) }
 
 	// spraying: 5 guesses at each of 4 accounts, a valid login in between
 	a := newLoginApp()
@@ -503,14 +492,8 @@ func TestLockoutsCounted(t *testing.T) {
 	a := newLoginApp()
 	now := time.Unix(1_000_000, 0)
 	attempt := func(user, addr string, good bool) {
-		lg, ok := a.beginLogin(noWait, user, addr, func() time.Time { return now })
-		if !ok {
+		if !tryLogin(a, user, addr, good, now) {
 			t.Fatalf("%s from %s refused", user, addr)
-		}
-		if good {
-			a.loginSucceeded(noWait, lg, now)
-		} else {
-			a.loginFailed(noWait, lg, now)
 		}
 		now = now.Add(2 * time.Minute) // past every lockout, within the failures' memory
 	}
@@ -530,4 +513,19 @@ func TestLockoutsCounted(t *testing.T) {
 			t.Errorf("%s lockouts counted: %v, want %v", k, got, want)
 		}
 	}
+}
+
+// tryLogin makes a login attempt of user from addr at now, with the right
+// password (good) or not, and reports whether the limiters let it through.
+func tryLogin(a *App, user, addr string, good bool, now time.Time) bool {
+	lg, ok := a.beginLogin(noWait, user, addr, func() time.Time { return now })
+	if !ok {
+		return false
+	}
+	if good {
+		a.loginSucceeded(noWait, lg, now)
+	} else {
+		a.loginFailed(noWait, lg, now)
+	}
+	return true
 }

@@ -124,21 +124,14 @@ func TestSharedFailuresRecords(t *testing.T) {
 	ctx := context.Background()
 	now := time.Unix(1_000_000, 0)
 	a, b, st := newSharedLoginApps(t)
-	clock := func() time.Time { return now }
 	// (from a new address each time: a valid login makes its address known
 	// to the account, whose failures there count apart)
 	next := 0
 	attempt := func(app *App, user string, good bool) {
 		t.Helper()
 		next++
-		lg, ok := app.beginLogin(noWait, user, fmt.Sprintf("198.51.100.%d", next), clock)
-		if !ok {
+		if !tryLogin(app, user, fmt.Sprintf("198.51.100.%d", next), good, now) {
 			t.Fatalf("%s refused", user)
-		}
-		if good {
-			app.loginSucceeded(noWait, lg, now)
-		} else {
-			app.loginFailed(noWait, lg, now)
 		}
 	}
 	records := func() int {
