@@ -74,3 +74,31 @@ func TestReadersGoOnDuringAnEdit(t *testing.T) {
 		t.Errorf("file:\n%s\nwant:\n%s", data, want)
 	}
 }
+
+// An edit copies the version in force without the readers' lock (the
+// copy of a carrier's file is megabytes: enrollments' lookups waited for
+// it), and the copy is the version in force.
+func TestEditCopiesWithoutTheReadersLock(t *testing.T) {
+	cs, _, _ := testConfigState(t, "group \"\"\ndevice gw1.example \"\" enabled\n")
+	copies := 0
+	prev := snapshotForEdit
+	t.Cleanup(func() { snapshotForEdit = prev })
+	snapshotForEdit = func(f *configfile.File) *configfile.File {
+		copies++
+		if !cs.mu.TryLock() {
+			t.Error("the version in force is copied holding the readers' lock")
+		} else {
+			if f != cs.file {
+				t.Error("the copy is not of the version in force")
+			}
+			cs.mu.Unlock()
+		}
+		return prev(f)
+	}
+	if err := cs.edit(context.Background(), func(f *configfile.File) error { return f.SetEnrolled("gw1.example", true) }); err != nil {
+		t.Fatal(err)
+	}
+	if copies != 1 || !cs.device("gw1.example").Enrolled {
+		t.Fatalf("%d copies, device %+v; want one, enrolled", copies, cs.device("gw1.example"))
+	}
+}
