@@ -108,9 +108,7 @@ func (a *App) unlockAccount(ctx context.Context, username, addrKey string) (had 
 // reports whether there were any.
 func (a *App) unlockKey(ctx context.Context, l *limiter, key string) (had bool, err error) {
 	if a.state == nil {
-		had = l.hasFailures(key)
-		l.clear(key)
-		return had, nil
+		return l.clear(key), nil
 	}
 	ctx, cancel := sharedCtx(ctx)
 	defer cancel()
@@ -120,8 +118,7 @@ func (a *App) unlockKey(ctx context.Context, l *limiter, key string) (had bool, 
 		return false, fmt.Errorf("waiting for the failed logins being recorded: %w", ctx.Err())
 	}
 	defer unlock()
-	had = l.hasFailures(key)
-	l.clear(key)
+	had = l.clear(key)
 	f, found, err := a.state.loadFailures(ctx, key)
 	if err != nil {
 		return had, fmt.Errorf("reading failed logins recorded in storage: %w", err)

@@ -242,13 +242,18 @@ func (l *limiter) shouldRead(key string, now time.Time) (epoch uint64, ok bool) 
 	return st.epoch, true
 }
 
-// clear forgets key's failures and lockout (not its attempts in flight).
-func (l *limiter) clear(key string) {
+// clear forgets key's failures and lockout (not its attempts in flight),
+// and reports whether it had any.
+func (l *limiter) clear(key string) (had bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if st, ok := l.m[key]; ok {
-		l.clearLocked(key, st)
+	st, ok := l.m[key]
+	if !ok {
+		return false
 	}
+	had = st.failures > 0 || !st.until.IsZero()
+	l.clearLocked(key, st)
+	return had
 }
 
 // clearLocked forgets st's failures and lockout, and st with them unless

@@ -52,7 +52,7 @@ const sharedRecheckInterval = time.Second
 const sharedFailuresTimeout = 2 * time.Second
 
 // loadFailures reads limiterKey's record: found is false when there is
-// none (never written, or deleted by a valid login).
+// none (never written, or deleted by a valid login or an unlock).
 func (s *stateStore) loadFailures(ctx context.Context, limiterKey string) (f sharedFailure, found bool, err error) {
 	key, err := s.failuresKey(ctx, limiterKey)
 	if err != nil {
@@ -85,9 +85,9 @@ func (s *stateStore) clearFailures(ctx context.Context, limiterKey string) error
 }
 
 // unnamed is err without the name of the record at key, which storage
-// errors commonly carry: a plain hash of a username (that may be a
-// mistyped password), which the log and the admin API's answers must not
-// show, as accounts.logField does not (anyone could check guesses).
+// errors commonly carry: a hash of a username (that may be a mistyped
+// password; failurenames.go), which the log and the admin API's answers
+// need not show, as accounts.logField does not.
 func unnamed(err error, key string) error {
 	if err == nil {
 		return nil
