@@ -74,3 +74,39 @@ func TestSourcesIndexMadeBeforeTheVersionIsInForce(t *testing.T) {
 		})
 	}
 }
+
+// A lookup that read the devices' index just before a version was put in
+// force does not replace that version's index of sources with one made
+// for the devices of before (it used to: the next lookup then made the
+// index again, 16–36 ms at 100,000 devices).
+func TestSourcesIndexNotReplacedByAnOlderOne(t *testing.T) {
+	a := followingApp(t, "group \"\"\ndevice gw1.example \"\" enabled\n")
+	ids := a.authz.txIDs
+	a.sourceTags(ids) // made for the first version
+	changed := false
+	prev := afterDevicesLoad
+	t.Cleanup(func() { afterDevicesLoad = prev })
+	afterDevicesLoad = func(b *App) {
+		if b != a || changed {
+			return
+		}
+		changed = true
+		// the version is put in force between the lookup's two reads
+		if err := a.cfg.edit(context.Background(), func(f *configfile.File) error {
+			return f.AddDevice("gw2.example", "", true, false)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	byTag := a.sourceTags(ids)
+	if !changed {
+		t.Fatal("no version was put in force during the lookup")
+	}
+	ix := a.authz.sources.Load()
+	if ix == nil || ix.byAddr != a.authz.deviceByAddr.Load() {
+		t.Fatal("the index of sources in force is made for the devices of before")
+	}
+	if names := byTag[ids.Tag(configfile.DeviceKey("gw2.example"))]; len(names) != 1 || names[0] != "gw2.example" {
+		t.Errorf("the lookup's index lacks the device added: %v", names)
+	}
+}

@@ -142,11 +142,17 @@ func (a *App) noteTransactionIDs(ids *osp.TransactionIDs) {
 // ids: the one made or being made, else a new one, made in the background
 // (background) or before it returns.
 func (a *App) indexSources(ids *osp.TransactionIDs, background bool) *sourceIndex {
-	byAddr := a.authz.deviceByAddr.Load()
 	for {
+		byAddr := a.authz.deviceByAddr.Load()
+		afterDevicesLoad(a)
 		cur := a.authz.sources.Load()
 		if cur != nil && cur.byAddr == byAddr && cur.ids == ids {
 			return cur
+		}
+		if a.authz.deviceByAddr.Load() != byAddr {
+			// a version was put in force in between, cur may be its
+			// index: one made for byAddr would replace it
+			continue
 		}
 		ix := &sourceIndex{byAddr: byAddr, ids: ids, ready: make(chan struct{})}
 		if !a.authz.sources.CompareAndSwap(cur, ix) {
@@ -163,6 +169,10 @@ func (a *App) indexSources(ids *osp.TransactionIDs, background bool) *sourceInde
 		return ix
 	}
 }
+
+// afterDevicesLoad is called by indexSources between reading the devices'
+// index and the index of sources (a variable for tests).
+var afterDevicesLoad = func(*App) {}
 
 // build makes the index: from prev, the index of the same maker made
 // before (once it is ready), with the devices that changed since; whole
