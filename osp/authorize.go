@@ -191,8 +191,10 @@ func randomAttr() string { return strconv.FormatUint(uint64(mrand.Uint32()), 10)
 //
 // Problems of the request are answered, not returned: a query service
 // (req.IsQuery: number portability, caller name or STIR query) gets 501;
-// an unusable calling number 428; an unusable called number, routing
-// number or CIC 489; no destination 404.
+// an unusable calling number (longer than MaxNumber, control characters)
+// 428; an unusable called number (empty included), routing number or CIC
+// 489; no destination 404. An empty calling number, a call without caller
+// id, is routed, its tokens carrying an empty SourceInfo.
 //
 // An error means no answer was built. Either a token is longer than the
 // toolkit takes (ErrTokenTooLarge: the request's call id and numbers with
@@ -366,8 +368,8 @@ func issue(d *Destination, calling, called Info, np NumberPortability, callID []
 // It is for info's destination, never one the request names:
 // dest.SignalAddress must be empty (info's is used) or the same address;
 // another is an error. dest.Device defaults to info's NetworkID. dest's other fields apply as in
-// Authorize. An unusable calling number in info is answered with 428; an
-// unusable called number, number portability data or destination with
+// Authorize. An unusable calling number in info is answered with 428 (an
+// empty one, an anonymous call's, is extended); an unusable called number, number portability data or destination with
 // 489. Errors are as Authorize's.
 //
 // Whether to extend the call at all is the caller's decision; otherwise
@@ -455,9 +457,12 @@ func checkTokenSize(token []byte) error {
 }
 
 // numbersStatus is the refusal for an unusable calling (428) or called
-// (489) number; ok when both are usable.
+// (489) number; ok when both are usable. An empty calling number is
+// usable: it is a call without caller id, which Asterisk, FreeSWITCH,
+// OpenSIPS and Kamailio send as "" (the toolkit refuses only NULL), and
+// which the terminating gateway compares with its own "" (strcmp).
 func numbersStatus(calling, called Info) (Status, bool) {
-	if validNumber(calling.Value) != nil {
+	if calling.Value != "" && validNumber(calling.Value) != nil {
 		return StatusCallingInvalid, false
 	}
 	if validNumber(called.Value) != nil {

@@ -59,6 +59,15 @@
 //     Amount, Increment and Unit "s" (the call time limit); calling
 //     and called numbers are copied into 132-byte buffers without a
 //     terminator beyond that, so Authorize refuses longer ones.
+//   - A calling number may be empty: the toolkit refuses only NULL
+//     (OSPPTransactionRequestAuthorisation), and for a call without caller
+//     id Asterisk (app_osplookup: "calling ? calling : \"\""), FreeSWITCH
+//     (mod_osp: an empty caller id number) and OpenSIPS/Kamailio (the
+//     user part of a From URI without one) send "". Authorize routes such
+//     a call; its tokens carry an empty SourceInfo, which the terminating
+//     gateway compares (strcmp) with the call's calling number, "" too.
+//     An anonymous caller's From user ("anonymous", RFC 3323) is an
+//     ordinary calling number. An empty called number is refused (489).
 //   - A Destination's SignalingProtocol is one of the toolkit's names,
 //     compared case-sensitively (Protocols: "sip", "h323-Q931", "iax"…;
 //     any other is OSPC_PROTNAME_UNKNOWN); OSPVersion "0.0.0" says the

@@ -1,0 +1,85 @@
+package osp
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// The toolkit's own OSPPTransactionValidateAuthorisation (a gateway's
+// token check) authorises a token of a call without caller id when the
+// call's calling number is empty too, as Asterisk's OSPAuth and the
+// OpenSIPS/Kamailio osp modules pass it, and refuses it for a call with a
+// calling number, and a token with one for a call without (11270,
+// OSPC_ERR_TRAN_TOKEN_INVALID: strcmp of the numbers).
+func TestToolkitValidatesEmptyCallingNumber(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the OSP Toolkit")
+	}
+	exe, dir := buildValidator(t)
+	p := testPKI(t)
+	caDER := filepath.Join(dir, "ca.der")
+	if err := os.WriteFile(caDER, p.ca.Raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	issue := func(s *TokenSigner, form string) []byte {
+		var req *AuthorizationRequest
+		if form == "" {
+			req = authRequest(t)
+		} else {
+			req = emptyCalling(t, form)
+		}
+		rsp, err := Authorize(req, []Destination{{SignalAddress: "127.0.0.2:5060"}}, s, now, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rsp.Status != StatusOK {
+			t.Fatalf("status %v", rsp.Status)
+		}
+		return rsp.Destinations[0].Token
+	}
+	const empty, selfClosing = `<SourceInfo type="e164"></SourceInfo>`, `<SourceInfo type="e164"/>`
+	cases := []struct {
+		name    string
+		token   []byte
+		calling string
+		algo    string
+		code    int
+	}{
+		{"signed, empty calling number", issue(p.signer, empty), "", "0", 0},
+		{"signed, request with <SourceInfo/>", issue(p.signer, selfClosing), "", "0", 0},
+		{"unsigned, empty calling number", issue(nil, empty), "", "1", 0},
+		{"token without calling number, call with one", issue(p.signer, empty), "14048724799", "0", 11270},
+		{"token with calling number, call without", issue(p.signer, ""), "", "0", 11270},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := filepath.Join(dir, fmt.Sprintf("anon-token-%d", i))
+			if err := os.WriteFile(tok, tc.token, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(exe, caDER, tok, tc.calling, "1678", "1", "[127.0.0.2]:5060", tc.algo)
+			cmd.Dir = dir
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			m := validateOut.FindStringSubmatch(string(out))
+			if m == nil {
+				t.Fatalf("output: %s", out)
+			}
+			code, _ := strconv.Atoi(m[1])
+			if code != tc.code {
+				t.Fatalf("errcode %d, want %d: %s", code, tc.code, out)
+			}
+			if code == 0 && m[2] != "1" {
+				t.Fatalf("not authorised: %s", out)
+			}
+		})
+	}
+}
