@@ -61,7 +61,7 @@
 //     terminator beyond that, so Authorize refuses longer ones.
 //   - A calling number may be empty: the toolkit refuses only NULL
 //     (OSPPTransactionRequestAuthorisation), and for a call without caller
-//     id Asterisk (app_osplookup: "calling ? calling : \"\""), FreeSWITCH
+//     id Asterisk (app_osplookup turns a NULL caller number into ""), FreeSWITCH
 //     (mod_osp: an empty caller id number) and OpenSIPS/Kamailio (the
 //     user part of a From URI without one) send "". Authorize routes such
 //     a call; its tokens carry an empty SourceInfo, which the terminating
