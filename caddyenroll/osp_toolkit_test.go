@@ -456,6 +456,18 @@ type otkGateway struct {
 	exe, dir         string
 	key, cert, cacrt string
 	b64              int // OSPPBase64Encode's result on the last lookup's token into 2048 bytes
+	// noCallerID makes the calling number of lookup and validate empty
+	// instead of otkCalling: a call without caller id, as res_osp passes
+	// it (NULL becomes "")
+	noCallerID bool
+}
+
+// calling is the calling number the gateway passes to the toolkit.
+func (g *otkGateway) calling() string {
+	if g.noCallerID {
+		return ""
+	}
+	return otkCalling
 }
 
 func (g *otkGateway) run(args ...string) string {
@@ -480,7 +492,7 @@ func runHarness(t *testing.T, what, exe, dir string, env []string, args ...strin
 }
 
 // lookup asks the service point sp to authorize a call from
-// otkCalling to otkCalled (source "[127.0.0.1]", as res_osp converts its
+// otkCalling (or no caller id) to otkCalled (source "[127.0.0.1]", as res_osp converts its
 // own address) and returns the toolkit's error code, the first destination
 // and the path of the file holding its token.
 func (g *otkGateway) lookup(sp string) (code int, numDest int, dest string, token string) {
@@ -490,7 +502,7 @@ func (g *otkGateway) lookup(sp string) (code int, numDest int, dest string, toke
 		g.t.Fatal(err)
 	}
 	f.Close()
-	out := g.run(sp, g.key, g.cert, g.cacrt, "lookup", "[127.0.0.1]", otkCalling, otkCalled, f.Name())
+	out := g.run(sp, g.key, g.cert, g.cacrt, "lookup", "[127.0.0.1]", g.calling(), otkCalled, f.Name())
 	m := otkLookupOut.FindStringSubmatch(out)
 	if m == nil {
 		g.t.Fatalf("gateway lookup printed: %s", out)
@@ -506,7 +518,7 @@ func (g *otkGateway) lookup(sp string) (code int, numDest int, dest string, toke
 func (g *otkGateway) validate(token string, tokenFormat int) (code, authorised, timelimit int, out string) {
 	g.t.Helper()
 	out = g.run("https://127.0.0.1:9/osp", g.key, g.cert, g.cacrt, "validate", "[127.0.0.1]", "[127.0.0.1]",
-		otkCalling, otkCalled, token, strconv.Itoa(tokenFormat))
+		g.calling(), otkCalled, token, strconv.Itoa(tokenFormat))
 	m := otkValidateOut.FindStringSubmatch(out)
 	if m == nil {
 		g.t.Fatalf("gateway validate printed: %s", out)
@@ -633,7 +645,9 @@ func otkEnrollGateways(t *testing.T, c *tkClient, s *otkServer) (orig, term *otk
 // validates the token: authorised. A tampered token and an expired one
 // (token_validity 2s) are refused, and so are a token checked against
 // another CA (the modern one) and an unsigned token where only signed ones
-// are allowed (res_osp's default tokenformat 0). `openssl smime -verify
+// are allowed (res_osp's default tokenformat 0). A call without caller id
+// (an empty calling number, which the toolkit sends as it is) is routed,
+// and its token authorises only a call without caller id. `openssl smime -verify
 // -nochain` and `openssl cms -verify` accept the token with the legacy CA.
 func TestOSPSignedTokenToolkitValidation(t *testing.T) {
 	c := newTKClient(t) // the toolkit's enroll, built by internal/osptk
@@ -699,6 +713,24 @@ func TestOSPSignedTokenToolkitValidation(t *testing.T) {
 	})
 
 	t.Run("expired", func(t *testing.T) { term.refusesExpired(t, orig, "https://"+s.shortAddr+"/osp") })
+
+	// a call without caller id: the toolkit sends the empty calling
+	// number, the answer routes it, and its token authorises the call
+	// without caller id only
+	t.Run("no caller id", func(t *testing.T) {
+		anonOrig, anonTerm := *orig, *term
+		anonOrig.noCallerID, anonTerm.noCallerID = true, true
+		code, n, dest, token := anonOrig.lookup("https://" + s.tlsAddr + "/osp")
+		if code != 0 || n != 2 || dest != otkFirst {
+			t.Fatalf("lookup: errcode %d, %d destinations, first %q; want 0, 2, %s", code, n, dest, otkFirst)
+		}
+		if code, authorised, limit, out := anonTerm.validate(token, 0); code != 0 || authorised != 1 || limit == 0 {
+			t.Fatalf("ValidateAuthorisation for the call without caller id: %s", out)
+		}
+		if code, _, _, out := term.validate(token, 0); code != 11270 { // OSPC_ERR_TRAN_TOKEN_INVALID
+			t.Fatalf("the token for a call with calling number %s: want errcode 11270: %s", otkCalling, out)
+		}
+	})
 
 	t.Run("unsigned where signed are required", func(t *testing.T) {
 		code, _, _, plain := orig.lookup("http://" + s.httpAddr + "/osp")
