@@ -30,7 +30,8 @@ type unlockAnswer struct {
 
 // unlock answers POST /enroll/unlock: it clears the failed logins and
 // lockout of an account (also at the addresses this instance knows it at,
-// and at the client address if one is named) and of a client address,
+// at those of its record in storage, and at the client address if one is
+// named) and of a client address,
 // here and in storage; the other instances of a cluster drop theirs at
 // the key's next attempt there once sharedRecheckInterval passed (its
 // record is gone). An operator unlocks devices after fixing the password
@@ -82,9 +83,10 @@ func (ad *adminAPI) unlock(w http.ResponseWriter, r *http.Request) error {
 }
 
 // unlockAccount clears username's failures and lockout, and those of the
-// account at the addresses this instance knows it at and at addrKey (if
-// not empty), which other instances may know it at: the devices locked
-// out at their own address are the ones an operator unlocks.
+// account at the addresses this instance knows it at, at those of its
+// record of known addresses in storage (other instances may know it
+// there) and at addrKey (if not empty): the devices locked out at their
+// own address are the ones an operator unlocks.
 func (a *App) unlockAccount(ctx context.Context, username, addrKey string) (had bool, err error) {
 	keys := []string{"user:" + username}
 	addrs := a.known.addresses(username)
@@ -101,7 +103,8 @@ func (a *App) unlockAccount(ctx context.Context, username, addrKey string) (had 
 		}
 		had = had || h
 	}
-	return had, nil
+	h, err := a.unlockKnownFailures(ctx, username)
+	return had || h, err
 }
 
 // unlockKey clears key's failures and lockout in l and in storage, and

@@ -1,7 +1,9 @@
 package caddyenroll
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -109,37 +111,52 @@ func TestAdminUnlock(t *testing.T) {
 	}
 }
 
-// An unlock naming an account and an address also clears the account at
-// that address, on the instances where it is known there: the instance
-// asked may not know it (a restart forgets; each instance learns its own).
+// An unlock naming an account also clears the account at the addresses
+// of its record of known addresses, and at the address it names, on the
+// instances where it is known there: the instance asked may not know it
+// (each instance learns its own). Without the record (a storage that
+// failed to write it) only the address named reaches it.
 func TestAdminUnlockKnownElsewhere(t *testing.T) {
-	a, b, _ := newSharedLoginApps(t)
-	slowLockouts(a, b)
-	a.accounts = &accounts{byName: map[string]*Account{}}
-	ad := &adminAPI{app: a, log: zap.NewNop()}
-	now := time.Now()
 	const site = "192.0.2.8"
-	attempt := func(app *App, good bool) bool { return tryLogin(app, "ops", site, good, now) }
-	attempt(b, true) // site is known to ops on b only
-	for range 5 {    // a device there retries a stale password
-		attempt(b, false)
-	}
-	if attempt(b, true) {
-		t.Fatal("not locked out at the known address before the unlock")
-	}
 	for _, c := range []struct {
-		body     string
-		unlocked bool
+		body       string
+		dropRecord bool // the record of ops's known addresses
+		unlocked   bool
 	}{
-		{`{"username": "ops"}`, false}, // a knows no address of ops
-		{`{"username": "ops", "address": "` + site + `"}`, true},
+		{`{"username": "ops"}`, false, true},
+		{`{"username": "ops", "address": "` + site + `"}`, true, true},
+		{`{"username": "ops"}`, true, false}, // a knows no address of ops
 	} {
-		if code, answer, _ := adminDoBody(t, ad, "POST", "/enroll/unlock", c.body); code != 200 {
-			t.Fatalf("unlock %s: %d %s", c.body, code, answer)
-		}
-		now = now.Add(sharedRecheckInterval)
-		if got := attempt(b, true); got != c.unlocked {
-			t.Fatalf("after unlock %s through a: b lets the device in = %v, want %v", c.body, got, c.unlocked)
-		}
+		t.Run(fmt.Sprintf("%s without record %v", c.body, c.dropRecord), func(t *testing.T) {
+			a, b, st := newSharedLoginApps(t)
+			slowLockouts(a, b)
+			a.accounts = &accounts{byName: map[string]*Account{}}
+			ad := &adminAPI{app: a, log: zap.NewNop()}
+			now := time.Now()
+			attempt := func(app *App, good bool) bool { return tryLogin(app, "ops", site, good, now) }
+			attempt(b, true) // site is known to ops on b
+			for range 5 {    // a device there retries a stale password
+				attempt(b, false)
+			}
+			if attempt(b, true) {
+				t.Fatal("not locked out at the known address before the unlock")
+			}
+			if c.dropRecord {
+				key, err := a.state.knownRecordKey(context.Background(), "ops")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := st.Delete(context.Background(), key); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if code, answer, _ := adminDoBody(t, ad, "POST", "/enroll/unlock", c.body); code != 200 {
+				t.Fatalf("unlock %s: %d %s", c.body, code, answer)
+			}
+			now = now.Add(sharedRecheckInterval)
+			if got := attempt(b, true); got != c.unlocked {
+				t.Fatalf("after unlock %s through a: b lets the device in = %v, want %v", c.body, got, c.unlocked)
+			}
+		})
 	}
 }

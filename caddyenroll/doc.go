@@ -53,7 +53,9 @@
 //     slow down password guessing.
 //   - sharedfailures.go: those failures and lockouts shared through the
 //     storage by a cluster's instances; failurenames.go: the names of their
-//     records (a salted, slow hash of a username).
+//     records (a salted, slow hash of a username); knownrecords.go: the
+//     addresses known to an account, recorded there too, so that a
+//     restart or another instance lets its devices in during a lockout.
 //   - caddyfile.go: the Caddyfile's global enroll option and the enroll and
 //     osp directives.
 //   - command.go: the `caddy enroll …` commands (check, and the admin API's

@@ -21,7 +21,9 @@ import (
 // whoever can list the storage must not check guesses of it at the speed
 // of a plain hash, nor with a table made once for every deployment. An
 // address's record is named by a plain hash. Names are cached, so that a
-// key pays the derivation once per process (its first failure).
+// key pays the derivation once per process (its first failure). An
+// account's record of known addresses (knownrecords.go) has the name of
+// its failure record, under enroll/known/.
 
 // failureNameIterations makes a derivation cost about as much as a bcrypt
 // check at cost 9 (17 ms on the machines of the benchmarks).
@@ -37,7 +39,7 @@ func failuresSaltKey() string { return path.Join(statePrefix, "failures-salt") }
 type failureNames struct {
 	mu    sync.Mutex
 	salt  []byte
-	names map[string]string
+	names map[string]string // base names, by limiter key
 }
 
 // failuresKey is where limiterKey's record is.
@@ -45,6 +47,17 @@ func (s *stateStore) failuresKey(ctx context.Context, limiterKey string) (string
 	if !strings.HasPrefix(limiterKey, "user:") && !strings.HasPrefix(limiterKey, "known:") {
 		return path.Join(failuresDir(), hashKey("login failures", limiterKey)), nil
 	}
+	name, err := s.saltedName(ctx, limiterKey)
+	if err != nil {
+		return "", err
+	}
+	return path.Join(failuresDir(), name), nil
+}
+
+// saltedName is the base name of the records of a limiter key that holds
+// a username: its failures, and an account's known addresses
+// (knownrecords.go) under the name of "user:" and its username.
+func (s *stateStore) saltedName(ctx context.Context, limiterKey string) (string, error) {
 	n := &s.failureNames
 	n.mu.Lock()
 	name, ok := n.names[limiterKey]
@@ -63,7 +76,7 @@ func (s *stateStore) failuresKey(ctx context.Context, limiterKey string) (string
 	if err != nil {
 		return "", fmt.Errorf("naming a failure record: %w", err)
 	}
-	name = path.Join(failuresDir(), "u"+hex.EncodeToString(dk))
+	name = "u" + hex.EncodeToString(dk)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.names == nil || len(n.names) >= maxFailureNames {

@@ -406,27 +406,43 @@ func (l *limiter) evictLocked(now time.Time) {
 // account's password fill its entry. It is bounded: at most perAccount
 // addresses an account (the least recently used goes), at most maxAccounts
 // accounts (those whose last success expired go first, then those whose
-// last success is the oldest). Like the limiters it is per process and
-// kept across reloads.
+// last success is the oldest). Like the limiters it is kept across
+// reloads; App records it in storage too (knownrecords.go), so that a
+// restart and the other instances of a cluster learn it.
 type knownAddresses struct {
 	mu          sync.Mutex
 	m           map[string][]knownAddress // by username; least recently used first
 	perAccount  int
 	maxAccounts int
 	knownFor    time.Duration
+	records     map[string]readRecord // by username: its record in storage as last read
+}
+
+// readRecord is an account's record of known addresses as read at read.
+type readRecord struct {
+	read time.Time
+	rec  knownRecord
 }
 
 type knownAddress struct {
 	key  string // addressKey
 	last time.Time
+	// recorded: when the storage's record last got it (or was being
+	// written with it), so that a login refreshes it once per
+	// knownRecordRefresh, not at each login
+	recorded time.Time
 }
+
+// knownPerAccount bounds the addresses known to an account, here and in
+// its storage record.
+const knownPerAccount = 16
 
 // knownAddressesFor is how long after its last valid login an address
 // stays known to an account.
 const knownAddressesFor = 30 * 24 * time.Hour
 
 func newKnownAddresses() *knownAddresses {
-	return &knownAddresses{m: make(map[string][]knownAddress), perAccount: 16, maxAccounts: 10000, knownFor: knownAddressesFor}
+	return &knownAddresses{m: make(map[string][]knownAddress), perAccount: knownPerAccount, maxAccounts: 10000, knownFor: knownAddressesFor}
 }
 
 // expired reports whether an address last used at last is no longer
@@ -457,24 +473,118 @@ func (k *knownAddresses) addresses(username string) []string {
 	return out
 }
 
-// add records a valid login to username from addrKey at now.
-func (k *knownAddresses) add(username, addrKey string, now time.Time) {
+// add records a valid login to username from addrKey at now, and reports
+// whether the storage's record is to get it: the address was not known
+// here, or the record last got it more than knownRecordRefresh ago. It
+// then counts as recorded at now, so that the logins of a fleet at once
+// write it once (recordFailed undoes that).
+func (k *knownAddresses) add(username, addrKey string, now time.Time) (record bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	recorded, known := time.Time{}, false
+	for _, e := range k.m[username] {
+		if e.key == addrKey && !k.expired(e.last, now) {
+			recorded, known = e.recorded, true
+		}
+	}
+	if d := now.Sub(recorded); !known || d > knownRecordRefresh || d < 0 {
+		recorded, record = now, true
+	}
+	k.putLocked(username, knownAddress{addrKey, now, recorded}, now)
+	return record
+}
+
+// adopt makes addrKey known to username as the storage's record says:
+// last used at last (at now at the latest: another clock may be ahead).
+func (k *knownAddresses) adopt(username, addrKey string, last, now time.Time) {
+	if last.After(now) {
+		last = now
+	}
+	if k.expired(last, now) {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, e := range k.m[username] {
+		if e.key == addrKey && !e.last.Before(last) {
+			return // known here as recently
+		}
+	}
+	k.putLocked(username, knownAddress{addrKey, last, last}, now)
+}
+
+// recordFailed notes that the storage's record did not get addrKey: the
+// next login from there tries again once knownRecordRetry passed.
+func (k *knownAddresses) recordFailed(username, addrKey string, now time.Time) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for i, e := range k.m[username] {
+		if e.key == addrKey {
+			k.m[username][i].recorded = now.Add(knownRecordRetry - knownRecordRefresh)
+		}
+	}
+}
+
+// putLocked sets username's entry for e.key to e, dropping expired
+// entries and, past perAccount, the least recently used.
+func (k *knownAddresses) putLocked(username string, e knownAddress, now time.Time) {
 	old, tracked := k.m[username]
 	if !tracked && len(k.m) >= k.maxAccounts {
 		k.evictLocked(now)
 	}
-	list := make([]knownAddress, 0, min(len(old)+1, k.perAccount))
-	for _, e := range old {
-		if e.key != addrKey && !k.expired(e.last, now) {
-			list = append(list, e)
+	list := make([]knownAddress, 0, min(len(old)+1, k.perAccount+1))
+	for _, o := range old {
+		if o.key != e.key && !k.expired(o.last, now) {
+			list = append(list, o)
 		}
 	}
-	if len(list) >= k.perAccount {
-		list = list[len(list)-k.perAccount+1:]
+	list = append(list, e)
+	slices.SortStableFunc(list, func(a, b knownAddress) int { return a.last.Compare(b.last) })
+	if len(list) > k.perAccount {
+		list = list[len(list)-k.perAccount:]
 	}
-	k.m[username] = append(list, knownAddress{addrKey, now})
+	k.m[username] = list
+}
+
+// storedRecord returns username's record in storage as read within
+// sharedRecheckInterval of now (cached), or else claims the read: the
+// caller reads it and gives it to keepRecord, and the logins meanwhile
+// take it as empty. So the logins that a lockout refuses read it once per
+// interval at most, as the failure records are re-read (a guesser
+// hammering a locked-out account must not read the storage at each
+// request), and a device's login after a guesser's in the same interval
+// still finds its address.
+func (k *knownAddresses) storedRecord(username string, now time.Time) (rec knownRecord, cached bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if r, ok := k.records[username]; ok {
+		if since := now.Sub(r.read); since >= 0 && since < sharedRecheckInterval {
+			return r.rec, true
+		}
+	}
+	if k.records == nil || len(k.records) >= k.maxAccounts {
+		fresh := make(map[string]readRecord)
+		for name, r := range k.records {
+			if since := now.Sub(r.read); since >= 0 && since < sharedRecheckInterval {
+				fresh[name] = r
+			}
+		}
+		if len(fresh) >= k.maxAccounts {
+			fresh = make(map[string]readRecord) // a flood: the reads of an interval go
+		}
+		k.records = fresh
+	}
+	k.records[username] = readRecord{read: now}
+	return knownRecord{}, false
+}
+
+// keepRecord caches username's record as read at now (storedRecord).
+func (k *knownAddresses) keepRecord(username string, rec knownRecord, now time.Time) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if r, ok := k.records[username]; ok && r.read.Equal(now) {
+		k.records[username] = readRecord{read: now, rec: rec}
+	}
 }
 
 // evictLocked makes room: accounts whose addresses all expired, then
@@ -522,7 +632,10 @@ func knownKey(username, addrKey string) string {
 // against the account at that address, which has the account's allowance
 // and lockouts of its own, instead of against the account: failures
 // elsewhere do not lock it out there, and failures there are still limited
-// (and do not lock it out elsewhere). Either way it counts against the
+// (and do not lock it out elsewhere). An address not known here that the
+// account's lockout refuses is looked up in the account's record in
+// storage (knownrecords.go): known to another instance, or before a
+// restart, it is known here too. Either way it counts against the
 // address. If it is refused, nothing stays reserved; else it ends with
 // loginFailed or loginSucceeded.
 func (a *App) beginLogin(ctx context.Context, username, clientIP string, clock func() time.Time) (login, bool) {
@@ -532,7 +645,15 @@ func (a *App) beginLogin(ctx context.Context, username, clientIP string, clock f
 		lg.user, lg.known = knownKey(username, lg.addr), true
 	}
 	a.adoptSharedLockout(ctx, a.limiter, lg.user, now)
-	if ok, _ := a.limiter.begin(ctx, lg.user, now); !ok {
+	ok, left := a.limiter.begin(ctx, lg.user, now)
+	if !ok && left > 0 && !lg.known && a.adoptKnownAddress(ctx, username, lg.addr, now) {
+		// known to the account on another instance, or before a restart
+		lg.user, lg.known = knownKey(username, lg.addr), true
+		now = clock()
+		a.adoptSharedLockout(ctx, a.limiter, lg.user, now)
+		ok, _ = a.limiter.begin(ctx, lg.user, now)
+	}
+	if !ok {
 		return lg, false // without reading the address's record
 	}
 	now = clock()
@@ -582,11 +703,15 @@ func countLockouts(lg login, account, address time.Duration) {
 // there against other accounts), and the address is known to the account
 // from now on. A valid login from a known address leaves the account's
 // own failures and lockout alone: else each login of its devices would
-// give a guesser elsewhere a fresh allowance.
+// give a guesser elsewhere a fresh allowance. An address new here, or
+// last recorded over knownRecordRefresh ago, goes into the account's
+// record in storage (knownrecords.go); the others cost no storage access.
 func (a *App) loginSucceeded(ctx context.Context, lg login, now time.Time) {
 	a.succeedShared(ctx, a.limiter, lg.user)
 	a.addrLimiter.cancel(lg.addr)
-	a.known.add(lg.username, lg.addr, now)
+	if a.known.add(lg.username, lg.addr, now) {
+		a.recordKnownAddress(ctx, lg.username, lg.addr, now)
+	}
 }
 
 // loginLimiters are an App's limiters and known addresses, kept across

@@ -237,7 +237,8 @@ func (a *App) pruneFailures(ctx context.Context, now time.Time) (int, error) {
 	return removed, readErr
 }
 
-// failuresJanitor runs pruneFailures at each interval until the app stops.
+// failuresJanitor runs pruneFailures, and pruneKnown (knownrecords.go),
+// at each interval until the app stops.
 func (a *App) failuresJanitor(every time.Duration) {
 	a.every(every, func() {
 		n, err := a.pruneFailures(a.bgCtx, a.now())
@@ -246,6 +247,13 @@ func (a *App) failuresJanitor(every time.Duration) {
 			a.log.Error("pruning failed-login records", zap.Error(err), zap.Int("removed", n))
 		case n > 0:
 			a.log.Info("stale failed-login records pruned", zap.Int("removed", n))
+		}
+		n, err = a.pruneKnown(a.bgCtx, a.now())
+		switch {
+		case err != nil && a.bgCtx.Err() == nil:
+			a.log.Error("pruning records of known addresses", zap.Error(err), zap.Int("removed", n))
+		case n > 0:
+			a.log.Info("expired records of known addresses pruned", zap.Int("removed", n))
 		}
 	})
 }

@@ -1,0 +1,346 @@
+package caddyenroll
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+)
+
+// newLoginAppOn is an App of the login limiters on st, as
+// newSharedLoginApps makes them: another instance, or one restarted.
+func newLoginAppOn(st certmagic.Storage) *App {
+	app := newLoginApp()
+	app.state, app.log = newStateStore(st, 0), zap.NewNop()
+	return app
+}
+
+// An address known to an account on one instance is known on the others
+// and after a restart, once the account's lockout refuses it there: the
+// device logs in while a guesser keeps the account locked out from
+// elsewhere. Addresses not known to the account, or no longer, are still
+// refused.
+func TestKnownAddressesShared(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	const site, guesser, newSite = "192.0.2.10", "203.0.113.3", "192.0.2.99"
+	type step struct {
+		on         string // "a", "b" or "restart" (a new App on the storage, from then on)
+		at         time.Duration
+		user, addr string
+		good       bool
+		refused    bool
+		known      bool // counted at a known address
+	}
+	fails := func(on string, at time.Duration, n int) []step {
+		var out []step
+		for range n {
+			out = append(out, step{on: on, at: at, user: "ops", addr: guesser})
+		}
+		return out
+	}
+	cat := func(parts ...[]step) []step {
+		var out []step
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name  string
+		steps []step
+	}{
+		{"another instance", cat(
+			[]step{{on: "a", user: "ops", addr: site, good: true}},
+			fails("b", 1, 5), // b locks ops out
+			[]step{
+				{on: "b", at: 2, user: "ops", addr: newSite, good: true, refused: true},
+				{on: "b", at: 2, user: "ops", addr: site, good: true, known: true},
+				{on: "b", at: 3, user: "ops", addr: site, good: true, known: true},
+			})},
+		{"a restart", cat(
+			[]step{{on: "a", user: "ops", addr: site, good: true}},
+			[]step{{on: "restart", at: 1, user: "demo", addr: newSite, good: true}},
+			fails("a", 1, 5),
+			[]step{
+				{on: "a", at: 2, user: "ops", addr: site, good: true, known: true},
+				{on: "a", at: 2, user: "ops", addr: newSite, good: true, refused: true},
+			})},
+		{"a lockout of the cluster's", cat(
+			[]step{{on: "a", user: "ops", addr: site, good: true}},
+			fails("a", 1, 4),
+			fails("b", 1, 1), // the fifth of the cluster: b locks out
+			[]step{{on: "b", at: 2, user: "ops", addr: site, good: true, known: true}})},
+		{"an expired address", cat(
+			[]step{{on: "a", user: "ops", addr: site, good: true}},
+			fails("b", knownAddressesFor+1, 5),
+			[]step{{on: "b", at: knownAddressesFor + 2, user: "ops", addr: site, good: true, refused: true}})},
+		{"another account's address", cat(
+			[]step{{on: "a", user: "other", addr: site, good: true}},
+			fails("b", 1, 5),
+			[]step{{on: "b", at: 2, user: "ops", addr: site, good: true, refused: true}})},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, b, st := newSharedLoginApps(t)
+			apps := map[string]*App{"a": a, "b": b}
+			for i, s := range c.steps {
+				if s.on == "restart" {
+					apps["a"] = newLoginAppOn(st)
+					s.on = "a"
+				}
+				app, now := apps[s.on], t0.Add(s.at)
+				lg, ok := app.beginLogin(noWait, s.user, s.addr, func() time.Time { return now })
+				if ok == s.refused {
+					t.Fatalf("step %d (%+v): refused = %v", i, s, !ok)
+				}
+				if !ok {
+					continue
+				}
+				if lg.known != s.known {
+					t.Fatalf("step %d (%+v): counted at a known address: %v", i, s, lg.known)
+				}
+				if s.good {
+					app.loginSucceeded(noWait, lg, now)
+				} else {
+					app.loginFailed(noWait, lg, now)
+				}
+			}
+			for _, app := range apps {
+				assertNothingInFlight(t, app)
+			}
+		})
+	}
+}
+
+// An account's record holds the knownPerAccount addresses of its most
+// recent valid logins, on whichever instance, also when they log in at
+// once (it is written under a lock).
+func TestKnownRecordBounded(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Unix(1_000_000, 0)
+	addr := func(i int) string { return fmt.Sprintf("198.51.100.%d", i) }
+	hashes := func(t *testing.T, app *App) []string {
+		t.Helper()
+		rec, err := app.state.loadKnown(ctx, "ops")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range rec.Addresses {
+			out = append(out, e.Address)
+		}
+		return out
+	}
+	want := func(from, to int) []string {
+		var out []string
+		for i := from; i < to; i++ {
+			out = append(out, knownAddressHash("ops", addressKey(addr(i))))
+		}
+		return out
+	}
+
+	t.Run("least recently used dropped", func(t *testing.T) {
+		a, b, _ := newSharedLoginApps(t)
+		for i := range 20 {
+			app := a
+			if i%2 == 1 {
+				app = b
+			}
+			if !tryLogin(app, "ops", addr(i), true, t0.Add(time.Duration(i)*time.Minute)) {
+				t.Fatalf("login %d refused", i)
+			}
+		}
+		if got, w := hashes(t, a), want(4, 20); fmt.Sprint(got) != fmt.Sprint(w) {
+			t.Fatalf("record holds %d addresses %v, want the last 16 %v", len(got), got, w)
+		}
+		rec, _ := a.state.loadKnown(ctx, "ops")
+		for _, e := range rec.Addresses {
+			if strings.Contains(e.Address, "198.51.100") || strings.Contains(e.Failures, "198.51.100") {
+				t.Errorf("the record holds an address in clear: %+v", e)
+			}
+		}
+	})
+
+	t.Run("at once", func(t *testing.T) {
+		a, b, _ := newSharedLoginApps(t)
+		var wg sync.WaitGroup
+		for i := range knownPerAccount {
+			app := a
+			if i%2 == 1 {
+				app = b
+			}
+			wg.Go(func() {
+				if !tryLogin(app, "ops", addr(i), true, t0) {
+					t.Errorf("login %d refused", i)
+				}
+			})
+		}
+		wg.Wait()
+		if got := hashes(t, a); len(got) != knownPerAccount {
+			t.Fatalf("%d logins at once on two instances left %d addresses in the record", knownPerAccount, len(got))
+		}
+	})
+}
+
+// opCountingStorage counts the storage operations on the records of
+// failures and known addresses.
+type opCountingStorage struct {
+	certmagic.Storage
+	mu  sync.Mutex
+	ops map[string]int // by operation and directory: "Load enroll/known"
+}
+
+func (s *opCountingStorage) count(op, key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ops == nil {
+		s.ops = make(map[string]int)
+	}
+	s.ops[op+" "+path.Dir(key)]++
+}
+
+func (s *opCountingStorage) total() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, v := range s.ops {
+		n += v
+	}
+	return n
+}
+
+func (s *opCountingStorage) get(op, dir string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ops[op+" "+dir]
+}
+
+func (s *opCountingStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	s.count("Load", key)
+	return s.Storage.Load(ctx, key)
+}
+
+func (s *opCountingStorage) Store(ctx context.Context, key string, value []byte) error {
+	s.count("Store", key)
+	return s.Storage.Store(ctx, key, value)
+}
+
+func (s *opCountingStorage) Delete(ctx context.Context, key string) error {
+	s.count("Delete", key)
+	return s.Storage.Delete(ctx, key)
+}
+
+func (s *opCountingStorage) Exists(ctx context.Context, key string) bool {
+	s.count("Exists", key)
+	return s.Storage.Exists(ctx, key)
+}
+
+func (s *opCountingStorage) List(ctx context.Context, prefix string, recursive bool) ([]string, error) {
+	s.count("List", prefix)
+	return s.Storage.List(ctx, prefix, recursive)
+}
+
+func (s *opCountingStorage) Lock(ctx context.Context, name string) error {
+	s.count("Lock", name)
+	return s.Storage.Lock(ctx, name)
+}
+
+// The devices' logins at an address already known to their account cost
+// no storage access, locked out or not, until the address is recorded
+// again after knownRecordRefresh; a guesser refused by the lockout reads
+// the account's record at most once per sharedRecheckInterval.
+func TestKnownRecordStorageWork(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	const site, guesser = "192.0.2.10", "203.0.113.3"
+	st := &opCountingStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}}
+	app := newLoginAppOn(st)
+	app.limiter = newLimiter(5, time.Hour, 48*time.Hour) // locked out throughout
+	if !tryLogin(app, "ops", site, true, t0) {
+		t.Fatal("refused")
+	}
+	if st.get("Store", knownDir()) != 1 {
+		t.Fatalf("a new address's login stored %d records of known addresses, want 1", st.get("Store", knownDir()))
+	}
+	for range 5 {
+		tryLogin(app, "ops", guesser, false, t0)
+	}
+	before := st.total()
+	for i := range 24 { // a day of hourly logins, and concurrent ones
+		at := t0.Add(time.Duration(i) * time.Hour)
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() {
+				if !tryLogin(app, "ops", site, true, at) {
+					t.Errorf("refused at %v", at.Sub(t0))
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if n := st.total() - before; n != 0 {
+		t.Fatalf("logins at a known address within a day cost %d storage operations: %v", n, st.ops)
+	}
+	if !tryLogin(app, "ops", site, true, t0.Add(knownRecordRefresh+time.Hour)) {
+		t.Fatal("refused after a day")
+	}
+	if n := st.get("Store", knownDir()); n != 2 {
+		t.Fatalf("a login a day later stored the record %d times in all, want 2", n)
+	}
+	rec, err := app.state.loadKnown(context.Background(), "ops")
+	if err != nil || len(rec.Addresses) != 1 || !rec.Addresses[0].Last.Equal(t0.Add(knownRecordRefresh+time.Hour)) {
+		t.Fatalf("after the refresh the record is %+v (%v)", rec, err)
+	}
+
+	t1 := t0.Add(knownRecordRefresh + 2*time.Hour)
+	tryLogin(app, "ops", guesser, false, t1) // locked out again
+	before = st.get("Load", knownDir())
+	for i := range 100 { // 2.5 intervals
+		if tryLogin(app, "ops", guesser, true, t1.Add(time.Duration(i)*sharedRecheckInterval/40)) {
+			t.Fatalf("guess %d let through", i)
+		}
+	}
+	if n := st.get("Load", knownDir()) - before; n != 3 {
+		t.Errorf("100 refused guesses read the record of known addresses %d times, want 3", n)
+	}
+}
+
+// The janitor deletes the records whose addresses all expired, and those
+// that do not decode; the others stay.
+func TestKnownRecordsPruned(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Unix(1_000_000, 0)
+	a, _, st := newSharedLoginApps(t)
+	tryLogin(a, "ops", "192.0.2.1", true, t0)
+	tryLogin(a, "other", "192.0.2.1", true, t0)
+	tryLogin(a, "other", "192.0.2.2", true, t0.Add(20*24*time.Hour))
+	junk := path.Join(knownDir(), "ujunk")
+	if err := st.Store(ctx, junk, []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	records := func() int {
+		keys, err := a.state.list(ctx, knownDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(keys)
+	}
+	for _, c := range []struct {
+		at            time.Duration
+		removed, left int
+	}{
+		{0, 1, 2}, // the junk
+		{knownAddressesFor, 0, 2},
+		{knownAddressesFor + time.Second, 1, 1}, // ops's
+		{knownAddressesFor + 20*24*time.Hour, 0, 1},
+		{knownAddressesFor + 21*24*time.Hour, 1, 0}, // other's last
+	} {
+		if n, err := a.pruneKnown(ctx, t0.Add(c.at)); err != nil || n != c.removed || records() != c.left {
+			t.Fatalf("at %v: pruned %d (%v), %d left; want %d, %d left", c.at, n, err, records(), c.removed, c.left)
+		}
+	}
+}
