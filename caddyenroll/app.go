@@ -161,7 +161,8 @@ type App struct {
 	// the addresses accounts logged in from recently: not held off by the
 	// account's lockout
 	known       *knownAddresses
-	limitersKey string // their limitersPool entry
+	knownWrites *knownWriter // records of known addresses (knownrecords.go)
+	limitersKey string       // their limitersPool entry
 	state       *stateStore
 	router      *routing.Router
 	authz       *authz
@@ -201,6 +202,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.stop = make(chan struct{})
 	a.stopOnce = new(sync.Once)
 	a.bg = new(backgroundWork)
+	a.knownWrites = &knownWriter{every: knownWriteEvery}
 	a.authz = new(authz) // its revocations once the CAs are open
 	a.marks = &markBatcher{apply: a.applyMarks}
 	a.pendingThrottle = new(throttle)

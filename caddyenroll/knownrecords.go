@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -21,10 +24,11 @@ import (
 // (failurenames.go), holding at most knownPerAccount addresses:
 //
 //   - a valid login from an address not known here, or last recorded more
-//     than knownRecordRefresh ago, adds it (the answer waits, bounded by
-//     sharedFailuresTimeout, as for the failure records); a known address
-//     within that costs no storage access, so the devices' logins read
-//     and write nothing;
+//     than knownRecordRefresh ago, has the account's record written in
+//     the background (knownWriter): the answer does not wait, and the
+//     logins of an account meanwhile go into one write, at most one per
+//     knownWriteEvery; a known address within that costs no storage
+//     access, so the devices' logins read and write nothing;
 //   - a login that the account's lockout refuses from an address not
 //     known here looks it up in the record (read once per
 //     sharedRecheckInterval per account, as the failure records are
@@ -40,8 +44,10 @@ import (
 // after a restart. Addresses are stored as a SHA-256 of the account's
 // name and the address, never plainly; whoever reads the storage and
 // knows a username can test addresses against them (the storage holds
-// the CA's key anyway). Each also names the failure record of the account
-// at that address, for an unlock.
+// the CA's key anyway). An address where the account failed also names
+// the account's failure record there, for an unlock; its name costs a
+// PBKDF2 (failurenames.go), which the writer spends only then, never for
+// a valid login.
 
 // knownRecord is an account's known addresses as the storage holds them.
 type knownRecord struct {
@@ -108,17 +114,25 @@ func (s *stateStore) loadKnownAt(ctx context.Context, key string) (rec knownReco
 // knownLockName is the storage lock of the record at key.
 func knownLockName(key string) string { return "clearinghouse_enroll_known_" + path.Base(key) }
 
-// addKnown records a valid login to username from addrKey at now in the
-// account's record, merged with what is there under its storage lock:
-// expired addresses go, and past knownPerAccount the least recently used.
-func (s *stateStore) addKnown(ctx context.Context, username, addrKey string, now time.Time) error {
+// addKnown merges the addresses known here to username (entries, with
+// the time of their last valid login) into the account's record, under
+// its storage lock: expired addresses go, and past knownPerAccount the
+// least recently used. An entry that failed gets the name of the
+// account's failure record at its address, which the record keeps.
+func (s *stateStore) addKnown(ctx context.Context, username string, entries []knownAddress, now time.Time) error {
 	key, err := s.knownRecordKey(ctx, username)
 	if err != nil {
 		return err
 	}
-	failures, err := s.failuresKey(ctx, knownKey(username, addrKey))
-	if err != nil {
-		return err
+	failures := make(map[string]string) // by address hash
+	for _, e := range entries {
+		if e.failed {
+			name, err := s.failuresKey(ctx, knownKey(username, e.key))
+			if err != nil {
+				return err
+			}
+			failures[knownAddressHash(username, e.key)] = path.Base(name)
+		}
 	}
 	lock := knownLockName(key)
 	if err := s.st.Lock(ctx, lock); err != nil {
@@ -129,30 +143,148 @@ func (s *stateStore) addKnown(ctx context.Context, username, addrKey string, now
 	if err != nil {
 		return err
 	}
-	hash := knownAddressHash(username, addrKey)
-	list := slices.DeleteFunc(rec.Addresses, func(e knownRecordEntry) bool {
-		return e.Address == hash || now.Sub(e.Last) > knownAddressesFor
+	byHash := make(map[string]knownRecordEntry, len(rec.Addresses)+len(entries))
+	for _, e := range rec.Addresses {
+		if now.Sub(e.Last) <= knownAddressesFor {
+			byHash[e.Address] = e
+		}
+	}
+	for _, e := range entries {
+		hash := knownAddressHash(username, e.key)
+		old, had := byHash[hash]
+		n := knownRecordEntry{Address: hash, Last: e.last, Failures: old.Failures}
+		if had && old.Last.After(n.Last) {
+			n.Last = old.Last // a later login on another instance
+		}
+		if f := failures[hash]; f != "" {
+			n.Failures = f
+		}
+		if now.Sub(n.Last) <= knownAddressesFor {
+			byHash[hash] = n
+		}
+	}
+	list := slices.Collect(maps.Values(byHash))
+	slices.SortFunc(list, func(a, b knownRecordEntry) int {
+		if c := a.Last.Compare(b.Last); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Address, b.Address)
 	})
-	list = append(list, knownRecordEntry{Address: hash, Last: now, Failures: path.Base(failures)})
-	slices.SortStableFunc(list, func(a, b knownRecordEntry) int { return a.Last.Compare(b.Last) })
 	if len(list) > knownPerAccount {
 		list = list[len(list)-knownPerAccount:]
 	}
 	return unnamed(s.storeJSON(ctx, key, knownRecord{Addresses: list}), key)
 }
 
-// recordKnownAddress adds addrKey to username's record, bounded by
-// sharedFailuresTimeout; when the storage fails, the address stays known
-// here only, and a login from it tries again after knownRecordRetry.
-func (a *App) recordKnownAddress(ctx context.Context, username, addrKey string, now time.Time) {
-	if a.state == nil {
+// knownWriter writes the accounts' records of known addresses in the
+// background, so that a login that makes an address known does not wait
+// for the storage (a lock, a read and a write of the account's record,
+// which the logins of a fleet behind many addresses would take in turn),
+// and the logins of an account meanwhile go into one write.
+type knownWriter struct {
+	every   time.Duration // between rounds: knownWriteEvery (0 in tests)
+	mu      sync.Mutex
+	pending map[string]time.Time // usernames whose record is to be written, by the time of the latest login
+	running bool
+	last    time.Time     // when the last round of writes started
+	idle    chan struct{} // closed when the writer ends (waitKnownWrites)
+}
+
+// knownWriteEvery spaces the rounds of writes: an account's record is
+// written at most once per interval, however many addresses log in to
+// it.
+const knownWriteEvery = time.Second
+
+// maxPendingKnown bounds the accounts waiting for a write; past it a
+// login's address stays known here only, and a later login tries again.
+const maxPendingKnown = 10000
+
+// scheduleKnownWrite has username's record written with the addresses
+// known here, in the background.
+func (a *App) scheduleKnownWrite(username string, now time.Time) {
+	w := a.knownWrites
+	if a.state == nil || w == nil {
 		return
 	}
-	ctx, cancel := sharedCtx(ctx)
-	defer cancel()
-	if err := a.state.addKnown(ctx, username, addrKey, now); err != nil {
-		a.log.Warn("recording a known address in storage", zap.Error(err))
-		a.known.recordFailed(username, addrKey, now)
+	w.mu.Lock()
+	if _, queued := w.pending[username]; !queued && len(w.pending) >= maxPendingKnown {
+		w.mu.Unlock()
+		a.known.recordFailed(username, now)
+		return
+	}
+	if w.pending == nil {
+		w.pending = make(map[string]time.Time)
+	}
+	w.pending[username] = now
+	start := !w.running
+	if start {
+		w.running, w.idle = true, make(chan struct{})
+	}
+	w.mu.Unlock()
+	if start {
+		a.background(a.writeKnownRecords)
+	}
+}
+
+// writeKnownRecords writes the pending records, round after round, until
+// none is pending.
+func (a *App) writeKnownRecords() {
+	w := a.knownWrites
+	ctx := a.bgCtx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	for {
+		w.mu.Lock()
+		wait := w.every - time.Since(w.last)
+		w.mu.Unlock()
+		if wait > 0 && ctx.Err() == nil {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		w.mu.Lock()
+		batch := w.pending
+		w.pending = nil
+		if len(batch) == 0 {
+			w.running = false
+			close(w.idle)
+			w.mu.Unlock()
+			return
+		}
+		w.last = time.Now()
+		w.mu.Unlock()
+		for username, now := range batch {
+			if ctx.Err() != nil {
+				a.known.recordFailed(username, now) // a later login tries again
+				continue
+			}
+			wctx, cancel := sharedCtx(ctx)
+			err := a.state.addKnown(wctx, username, a.known.entries(username), now)
+			cancel()
+			if err != nil {
+				a.log.Warn("recording known addresses in storage", zap.Error(err))
+				a.known.recordFailed(username, now)
+			}
+		}
+	}
+}
+
+// waitKnownWrites waits until no write of records of known addresses is
+// pending.
+func (a *App) waitKnownWrites() {
+	w := a.knownWrites
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	idle, running := w.idle, w.running
+	w.mu.Unlock()
+	if running {
+		<-idle
 	}
 }
 

@@ -15,11 +15,20 @@ import (
 )
 
 // newLoginAppOn is an App of the login limiters on st, as
-// newSharedLoginApps makes them: another instance, or one restarted.
-func newLoginAppOn(st certmagic.Storage) *App {
+// newSharedLoginApps makes them: another instance, or one restarted. Its
+// records of known addresses are written without waiting between rounds.
+func newLoginAppOn(t *testing.T, st certmagic.Storage) *App {
 	app := newLoginApp()
 	app.state, app.log = newStateStore(st, 0), zap.NewNop()
+	withKnownWriter(t, app)
 	return app
+}
+
+// withKnownWriter gives app a writer of records of known addresses that
+// does not wait between rounds, and waits for it when the test ends.
+func withKnownWriter(t *testing.T, app *App) {
+	app.bg, app.knownWrites = new(backgroundWork), new(knownWriter)
+	t.Cleanup(app.waitKnownWrites)
 }
 
 // An address known to an account on one instance is known on the others
@@ -91,7 +100,7 @@ func TestKnownAddressesShared(t *testing.T) {
 			apps := map[string]*App{"a": a, "b": b}
 			for i, s := range c.steps {
 				if s.on == "restart" {
-					apps["a"] = newLoginAppOn(st)
+					apps["a"] = newLoginAppOn(t, st)
 					s.on = "a"
 				}
 				app, now := apps[s.on], t0.Add(s.at)
@@ -110,6 +119,7 @@ func TestKnownAddressesShared(t *testing.T) {
 				} else {
 					app.loginFailed(noWait, lg, now)
 				}
+				app.waitKnownWrites()
 			}
 			for _, app := range apps {
 				assertNothingInFlight(t, app)
@@ -276,7 +286,7 @@ func TestKnownRecordStorageWork(t *testing.T) {
 	t0 := time.Unix(1_000_000, 0)
 	const site, guesser = "192.0.2.10", "203.0.113.3"
 	st := &opCountingStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}}
-	app := newLoginAppOn(st)
+	app := newLoginAppOn(t, st)
 	app.limiter = newLimiter(5, time.Hour, 48*time.Hour) // locked out throughout
 	if !tryLogin(app, "ops", site, true, t0) {
 		t.Fatal("refused")
@@ -360,5 +370,126 @@ func TestKnownRecordsPruned(t *testing.T) {
 		if n, err := a.pruneKnown(ctx, t0.Add(c.at)); err != nil || n != c.removed || records() != c.left {
 			t.Fatalf("at %v: pruned %d (%v), %d left; want %d, %d left", c.at, n, err, records(), c.removed, c.left)
 		}
+	}
+}
+
+// blockingKnownLocks makes the storage locks of records of known
+// addresses wait until release is closed.
+type blockingKnownLocks struct {
+	certmagic.Storage
+	release chan struct{}
+}
+
+func (s blockingKnownLocks) Lock(ctx context.Context, name string) error {
+	if strings.HasPrefix(name, "clearinghouse_enroll_known_") {
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return s.Storage.Lock(ctx, name)
+}
+
+// A valid login does not wait for the storage to record its address (a
+// fleet behind many addresses would take the account's lock in turn):
+// the record is written in the background, the logins of an account
+// meanwhile go into one write per knownWriteEvery, and addresses an app
+// stops before writing are written again by a later login.
+func TestKnownRecordWrittenInBackground(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	addr := func(i int) string { return fmt.Sprintf("198.51.100.%d", i) }
+	release := make(chan struct{})
+	st := &opCountingStorage{Storage: blockingKnownLocks{localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, release}}
+	app := newLoginAppOn(t, st)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	app.bgCtx = ctx
+	app.knownWrites.every = time.Hour
+	const logins = 6
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range logins {
+			lg, ok := app.beginLogin(noWait, "ops", addr(i), func() time.Time { return t0 })
+			if !ok {
+				t.Errorf("login %d refused", i)
+				return
+			}
+			app.loginSucceeded(noWait, lg, t0)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		close(release)
+		t.Fatal("the logins waited for the storage")
+	}
+	close(release)
+	for deadline := time.Now().Add(time.Minute); st.get("Store", knownDir()) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the record was never written")
+		}
+	}
+	cancel() // the next round, an hour later, never comes
+	app.waitKnownWrites()
+	if n := st.get("Store", knownDir()); n != 1 {
+		t.Fatalf("%d logins from new addresses wrote the record %d times within knownWriteEvery, want 1", logins, n)
+	}
+	rec, err := app.state.loadKnown(context.Background(), "ops")
+	if err != nil || len(rec.Addresses) == 0 {
+		t.Fatalf("record %+v (%v)", rec, err)
+	}
+	written := 0
+	for i := range logins {
+		h := knownAddressHash("ops", addressKey(addr(i)))
+		if slices.ContainsFunc(rec.Addresses, func(e knownRecordEntry) bool { return e.Address == h }) {
+			written++
+			continue
+		}
+		if !app.known.add("ops", addressKey(addr(i)), t0.Add(2*knownRecordRetry)) {
+			t.Errorf("%s, not written before the app stopped, is not written by a later login", addr(i))
+		}
+	}
+	if written == 0 {
+		t.Error("no address written")
+	}
+}
+
+// A valid login does not name the account's failure record at its
+// address (a PBKDF2 per new address of a fleet); a failure there does, in
+// the next write, so that an unlock by username reaches it.
+func TestKnownRecordNamesFailuresOnlyAfterOne(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	const site = "192.0.2.10"
+	a, _, _ := newSharedLoginApps(t)
+	a.limiter = newLimiter(5, time.Hour, 48*time.Hour)
+	load := func() knownRecordEntry {
+		t.Helper()
+		rec, err := a.state.loadKnown(context.Background(), "ops")
+		if err != nil || len(rec.Addresses) != 1 {
+			t.Fatalf("record %+v (%v)", rec, err)
+		}
+		return rec.Addresses[0]
+	}
+	if !tryLogin(a, "ops", site, true, t0) {
+		t.Fatal("refused")
+	}
+	a.state.failureNames.mu.Lock()
+	_, named := a.state.failureNames.names[knownKey("ops", addressKey(site))]
+	a.state.failureNames.mu.Unlock()
+	if named || load().Failures != "" {
+		t.Fatal("a valid login named the account's failure record at its address")
+	}
+	tryLogin(a, "ops", site, false, t0.Add(time.Second))
+	want, err := a.state.failuresKey(context.Background(), knownKey("ops", addressKey(site)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := load().Failures; got != path.Base(want) {
+		t.Fatalf("after a failure at the known address the record names %q, want %q", got, path.Base(want))
+	}
+	if !tryLogin(a, "ops", site, true, t0.Add(2*time.Second)) || load().Failures != path.Base(want) {
+		t.Fatal("a valid login after the failure dropped the name")
 	}
 }

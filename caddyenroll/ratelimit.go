@@ -431,6 +431,9 @@ type knownAddress struct {
 	// written with it), so that a login refreshes it once per
 	// knownRecordRefresh, not at each login
 	recorded time.Time
+	// failed: the account failed at this address, so the record names
+	// the account's failure record there (for an unlock)
+	failed bool
 }
 
 // knownPerAccount bounds the addresses known to an account, here and in
@@ -481,17 +484,41 @@ func (k *knownAddresses) addresses(username string) []string {
 func (k *knownAddresses) add(username, addrKey string, now time.Time) (record bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	recorded, known := time.Time{}, false
-	for _, e := range k.m[username] {
-		if e.key == addrKey && !k.expired(e.last, now) {
-			recorded, known = e.recorded, true
+	e, known := knownAddress{key: addrKey}, false
+	for _, o := range k.m[username] {
+		if o.key == addrKey && !k.expired(o.last, now) {
+			e, known = o, true
 		}
 	}
-	if d := now.Sub(recorded); !known || d > knownRecordRefresh || d < 0 {
-		recorded, record = now, true
+	if d := now.Sub(e.recorded); !known || d > knownRecordRefresh || d < 0 {
+		e.recorded, record = now, true
 	}
-	k.putLocked(username, knownAddress{addrKey, now, recorded}, now)
+	e.last = now
+	k.putLocked(username, e, now)
 	return record
+}
+
+// noteFailed notes that username failed at addrKey, a known address, and
+// reports whether that is new: the storage's record is then to name the
+// account's failure record there.
+func (k *knownAddresses) noteFailed(username, addrKey string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for i, e := range k.m[username] {
+		if e.key == addrKey && !e.failed {
+			k.m[username][i].failed = true
+			return true
+		}
+	}
+	return false
+}
+
+// entries are the addresses known to username (addKnown drops the
+// expired ones).
+func (k *knownAddresses) entries(username string) []knownAddress {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.m[username])
 }
 
 // adopt makes addrKey known to username as the storage's record says:
@@ -510,17 +537,19 @@ func (k *knownAddresses) adopt(username, addrKey string, last, now time.Time) {
 			return // known here as recently
 		}
 	}
-	k.putLocked(username, knownAddress{addrKey, last, last}, now)
+	k.putLocked(username, knownAddress{key: addrKey, last: last, recorded: last}, now)
 }
 
-// recordFailed notes that the storage's record did not get addrKey: the
-// next login from there tries again once knownRecordRetry passed.
-func (k *knownAddresses) recordFailed(username, addrKey string, now time.Time) {
+// recordFailed notes that the storage's record of username did not get
+// its addresses: the next login from one of them tries again once
+// knownRecordRetry passed.
+func (k *knownAddresses) recordFailed(username string, now time.Time) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	retry := now.Add(knownRecordRetry - knownRecordRefresh)
 	for i, e := range k.m[username] {
-		if e.key == addrKey {
-			k.m[username][i].recorded = now.Add(knownRecordRetry - knownRecordRefresh)
+		if e.recorded.After(retry) {
+			k.m[username][i].recorded = retry
 		}
 	}
 }
@@ -673,6 +702,9 @@ func (a *App) beginLogin(ctx context.Context, username, clientIP string, clock f
 // accounts still add up there.
 func (a *App) loginFailed(ctx context.Context, lg login, now time.Time) (account, address time.Duration) {
 	defer func() { countLockouts(lg, account, address) }()
+	if lg.known && a.known.noteFailed(lg.username, lg.addr) {
+		a.scheduleKnownWrite(lg.username, now) // names the account's failure record there
+	}
 	past, account := a.failShared(ctx, a.limiter, lg.user, now)
 	if past {
 		a.addrLimiter.cancel(lg.addr)
@@ -710,7 +742,7 @@ func (a *App) loginSucceeded(ctx context.Context, lg login, now time.Time) {
 	a.succeedShared(ctx, a.limiter, lg.user)
 	a.addrLimiter.cancel(lg.addr)
 	if a.known.add(lg.username, lg.addr, now) {
-		a.recordKnownAddress(ctx, lg.username, lg.addr, now)
+		a.scheduleKnownWrite(lg.username, now)
 	}
 }
 

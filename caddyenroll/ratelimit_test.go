@@ -527,5 +527,6 @@ func tryLogin(a *App, user, addr string, good bool, now time.Time) bool {
 	} else {
 		a.loginFailed(noWait, lg, now)
 	}
+	a.waitKnownWrites()
 	return true
 }

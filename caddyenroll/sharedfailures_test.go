@@ -22,12 +22,7 @@ import (
 // storage. 5 failures allowed, lockouts from 1s to 1m.
 func newSharedLoginApps(t *testing.T) (a, b *App, st certmagic.Storage) {
 	st = localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
-	mk := func() *App {
-		app := newLoginApp()
-		app.state, app.log = newStateStore(st, 0), zap.NewNop()
-		return app
-	}
-	return mk(), mk(), st
+	return newLoginAppOn(t, st), newLoginAppOn(t, st), st
 }
 
 // Failed logins count across the instances of a cluster: the allowance is
@@ -269,6 +264,7 @@ func TestSharedFailuresWriteOrder(t *testing.T) {
 	st := &reorderingStorage{Storage: base, key: recordKey(t, base, "user:ops"), landed: make(chan struct{})}
 	app := newLoginApp()
 	app.state, app.log = newStateStore(st, 0), zap.NewNop()
+	withKnownWriter(t, app)
 	for range 2 {
 		if ok, _ := app.limiter.begin(noWait, "user:ops", now); !ok {
 			t.Fatal("refused")
@@ -391,6 +387,7 @@ func TestSharedFailuresRefusedReads(t *testing.T) {
 	app := newLoginApp()
 	app.limiter = newLimiter(5, time.Minute, time.Hour)
 	app.state, app.log = newStateStore(st, 0), zap.NewNop()
+	withKnownWriter(t, app)
 	attempt := func(at time.Duration) bool {
 		now := t0.Add(at)
 		lg, ok := app.beginLogin(noWait, "ops", "203.0.113.7", func() time.Time { return now })
@@ -456,6 +453,7 @@ func TestSharedFailuresClearRace(t *testing.T) {
 			st := &gatedDeletes{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, waiting: make(chan struct{}), release: make(chan struct{})}
 			app := newLoginApp()
 			app.state, app.log = newStateStore(st, 0), zap.NewNop()
+			withKnownWriter(t, app)
 			for range 3 {
 				lg, _ := app.beginLogin(noWait, "ops", "203.0.113.7", clock)
 				app.loginFailed(noWait, lg, now)
@@ -487,6 +485,7 @@ func TestSharedFailuresStaleReadsNothing(t *testing.T) {
 	st := &opCountingStorage{Storage: brokenStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}}}
 	app := newLoginApp()
 	app.state, app.log = newStateStore(st, 0), zap.NewNop()
+	withKnownWriter(t, app)
 	attempt := func(at time.Duration, user string, good bool) {
 		now := t0.Add(at)
 		lg, ok := app.beginLogin(noWait, user, "203.0.113.7", func() time.Time { return now })
@@ -539,6 +538,7 @@ func TestSharedFailuresAdoptAfterClear(t *testing.T) {
 	st := &gatedLoads{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, waiting: make(chan struct{}), release: make(chan struct{})}
 	app := newLoginApp()
 	app.state, app.log = newStateStore(st, 0), zap.NewNop()
+	withKnownWriter(t, app)
 	for range 3 {
 		lg, _ := app.beginLogin(noWait, "ops", "203.0.113.7", clock)
 		app.loginFailed(noWait, lg, now)
