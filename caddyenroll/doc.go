@@ -102,6 +102,11 @@
 //   - admin.go: the admin API; admin_body.go: its strict JSON bodies
 //     (application/json only, no unknown or repeated fields);
 //     admin_unlock.go: clearing lockouts.
+//   - admin_requests.go: the requests, pending or decided, approve and
+//     reject; admin_devices.go: the devices and their certificates;
+//     admin_revoke.go: revocation by serial or device; admin_cdrs.go: the
+//     export and purge of call detail records; admin_certificates.go: an
+//     issued certificate by serial, and the CA certificates.
 //   - storage.go, filelock.go: in-process locks in front of the storage's,
 //     and the locks of Caddy's file storage taken without certmagic's
 //     refresher.
