@@ -47,7 +47,14 @@
 // The app and its settings:
 //
 //   - app.go: the App module: settings, Provision, Start and Stop,
-//     background work, the revocation of disabled or removed devices.
+//     Cleanup, Validate.
+//   - cas.go: the CA of each profile, opened at Provision and named in the
+//     file's crypto item once the config started.
+//   - background.go: background work, and its periodic tasks (watching the
+//     file, re-reading revocations and the pending count).
+//   - filechanges.go: what a new version of the file brings: the route
+//     table, the revocation of disabled or removed devices, the state of
+//     respelled ones.
 //   - authority.go: the settings of one operational CA (profile).
 //   - accounts.go, ratelimit.go: operator accounts, and the lockouts that
 //     slow down password guessing.
