@@ -97,8 +97,10 @@
 //
 // Call authorization (OSP) and the TLS side:
 //
-//   - osp.go: the osp handler; authz.go: the route table, the revocation
-//     state, device identification and the token signers; transactions.go:
+//   - osp.go: the osp handler; authz.go: what call authorization shares,
+//     and device identification; routes.go: the route table, made again
+//     for each version of the file; revocations.go: the revocation state;
+//     tokensigners.go: the token signers; transactions.go:
 //     transaction ids; cdrs.go: call detail records; destinations.go:
 //     the device_protocol and non_osp_device settings.
 //   - capool.go, verifier.go: the trust pool and the client certificate
