@@ -103,6 +103,9 @@
 //     tokensigners.go: the token signers; transactions.go:
 //     transaction ids; cdrs.go: call detail records; destinations.go:
 //     the device_protocol and non_osp_device settings.
+//   - cdrstore.go: call detail records in storage, in day buckets: stored
+//     without duplicates, exported by period, purged; cdrcsv.go: their CSV
+//     form.
 //   - capool.go, verifier.go: the trust pool and the client certificate
 //     verifier.
 //
