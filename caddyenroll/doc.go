@@ -71,8 +71,10 @@
 //
 // The configuration file:
 //
-//   - configstate.go: the parsed file shared by the handlers; reloads, and
-//     edits that never overwrite the operator's.
+//   - configstate.go: the parsed file shared by the handlers, and by the
+//     configs of a reload; configedit.go: edits that never overwrite the
+//     operator's; configreload.go: the versions on disk, taken once
+//     settled (reloads and polls).
 //   - marks.go: the enrolled marks, batched into few rewrites, kept in
 //     storage while the file cannot be written.
 //   - cryptoitem.go: the crypto item, which names the CA of each profile.
