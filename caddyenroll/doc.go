@@ -86,8 +86,10 @@
 //
 //   - handler.go: the enroll handler: body, getcacert, the answer and its
 //     log line.
-//   - enroll.go: the request/retrieve decision, issuance, approve and
-//     reject.
+//   - enroll.go: the request/retrieve decision; issuance.go: signing and
+//     recording a certificate under the device's lock, held requests, an
+//     issued request answered again or resumed after a crash;
+//     approval.go: approve and reject of a pending request.
 //   - state.go: requests and device records in storage, and the pending
 //     index; supersede.go and pendingbounds.go: the pending requests of a
 //     device, of an account and in all.
