@@ -3,9 +3,7 @@ package osp
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -59,26 +57,12 @@ func TestToolkitValidatesEmptyCallingNumber(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tok := filepath.Join(dir, fmt.Sprintf("anon-token-%d", i))
-			if err := os.WriteFile(tok, tc.token, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(exe, caDER, tok, tc.calling, "1678", "1", "[127.0.0.2]:5060", tc.algo)
-			cmd.Dir = dir
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("%v\n%s", err, out)
-			}
-			m := validateOut.FindStringSubmatch(string(out))
-			if m == nil {
-				t.Fatalf("output: %s", out)
-			}
-			code, _ := strconv.Atoi(m[1])
+			code, authorised, _ := toolkitValidate(t, exe, dir, caDER, fmt.Sprintf("anon-token-%d", i), tc.token, tc.calling, "1678", tc.algo)
 			if code != tc.code {
-				t.Fatalf("errcode %d, want %d: %s", code, tc.code, out)
+				t.Fatalf("errcode %d, want %d", code, tc.code)
 			}
-			if code == 0 && m[2] != "1" {
-				t.Fatalf("not authorised: %s", out)
+			if code == 0 && authorised != "1" {
+				t.Fatalf("not authorised: authorised=%s", authorised)
 			}
 		})
 	}

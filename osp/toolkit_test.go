@@ -308,6 +308,30 @@ func buildValidator(t *testing.T) (string, string) {
 
 var validateOut = regexp.MustCompile(`errcode=(-?\d+) authorised=(\d+) timelimit=(\d+)`)
 
+// toolkitValidate has the toolkit harness exe (in dir) validate token,
+// written to file name, for a call from calling to called with the
+// token algorithm algo ("0" signed, "1" unsigned), and returns the
+// toolkit's errcode, authorised and time limit.
+func toolkitValidate(t *testing.T, exe, dir, caDER, name string, token []byte, calling, called, algo string) (code int, authorised, timeLimit string) {
+	t.Helper()
+	tok := filepath.Join(dir, name)
+	if err := os.WriteFile(tok, token, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, caDER, tok, calling, called, "1", "[127.0.0.2]:5060", algo)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	m := validateOut.FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("output: %s", out)
+	}
+	code, _ = strconv.Atoi(m[1])
+	return code, m[2], m[3]
+}
+
 // The toolkit's own OSPPTransactionValidateAuthorisation, trusting the
 // test operational CA, accepts Authorize's signed tokens and refuses them
 // for the reasons a gateway must (errors of include/osp/osperrno.h).
@@ -388,26 +412,12 @@ func TestToolkitValidatesSignedTokens(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tok := filepath.Join(dir, fmt.Sprintf("token-%d", i))
-			if err := os.WriteFile(tok, tc.token, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(exe, caDER, tok, "14048724799", tc.called, "1", "[127.0.0.2]:5060", tc.algo)
-			cmd.Dir = dir
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("%v\n%s", err, out)
-			}
-			m := validateOut.FindStringSubmatch(string(out))
-			if m == nil {
-				t.Fatalf("output: %s", out)
-			}
-			code, _ := strconv.Atoi(m[1])
+			code, authorised, limit := toolkitValidate(t, exe, dir, caDER, fmt.Sprintf("token-%d", i), tc.token, "14048724799", tc.called, tc.algo)
 			if code != tc.code {
-				t.Fatalf("errcode %d, want %d: %s", code, tc.code, out)
+				t.Fatalf("errcode %d, want %d", code, tc.code)
 			}
-			if code == 0 && (m[2] != "1" || m[3] != "14400") {
-				t.Fatalf("not authorised: %s", out)
+			if code == 0 && (authorised != "1" || limit != "14400") {
+				t.Fatalf("not authorised: authorised=%s timelimit=%s", authorised, limit)
 			}
 		})
 	}
