@@ -32,8 +32,9 @@ import (
 //   - a login that the account's lockout refuses from an address not
 //     known here looks it up in the record (read once per
 //     sharedRecheckInterval per account, as the failure records are
-//     re-read, and cached meanwhile) and, if it is there, takes it and
-//     counts the login at that address;
+//     re-read, and cached meanwhile; the logins that come while it is
+//     read wait for that read) and, if it is there, takes it and counts
+//     the login at that address;
 //   - an unlock of the account clears the failures of the account at each
 //     address of the record, which other instances may know it at;
 //   - failuresJanitor deletes the records whose addresses all expired.
@@ -295,19 +296,29 @@ func (a *App) adoptKnownAddress(ctx context.Context, username, addrKey string, n
 	if a.state == nil {
 		return false
 	}
-	rec, cached := a.known.storedRecord(username, now)
-	if !cached {
-		ctx, cancel := sharedCtx(ctx)
-		defer cancel()
-		var err error
-		if rec, err = a.state.loadKnown(ctx, username); err != nil {
+	r, claimed := a.known.storedRecord(username, now)
+	ctx, cancel := sharedCtx(ctx)
+	defer cancel()
+	if claimed {
+		rec, err := a.state.loadKnown(ctx, username)
+		if err != nil {
 			a.log.Warn("reading known addresses recorded in storage", zap.Error(err))
+		}
+		a.known.keepRecord(r, rec) // empty if it failed: read again next interval
+		if err != nil {
 			return false
 		}
-		a.known.keepRecord(username, rec, now)
+	} else {
+		select {
+		case <-r.done: // read by another login (or being read: a device
+			// refused while a guesser's login reads it would be refused
+			// at each interval that the guesser claims)
+		case <-ctx.Done(): // that read has the same bound
+			return false
+		}
 	}
 	hash := knownAddressHash(username, addrKey)
-	for _, e := range rec.Addresses {
+	for _, e := range r.rec.Addresses {
 		if e.Address == hash && !a.known.expired(e.Last, now) {
 			a.known.adopt(username, addrKey, e.Last, now)
 			return true

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -491,5 +492,56 @@ func TestKnownRecordNamesFailuresOnlyAfterOne(t *testing.T) {
 	}
 	if !tryLogin(a, "ops", site, true, t0.Add(2*time.Second)) || load().Failures != path.Base(want) {
 		t.Fatal("a valid login after the failure dropped the name")
+	}
+}
+
+// gatedKnownLoads holds one read of a record of known addresses, once
+// armed, until release is closed.
+type gatedKnownLoads struct {
+	certmagic.Storage
+	armed            atomic.Bool
+	waiting, release chan struct{}
+}
+
+func (s *gatedKnownLoads) Load(ctx context.Context, key string) ([]byte, error) {
+	if strings.HasPrefix(key, knownDir()+"/") && s.armed.CompareAndSwap(true, false) {
+		s.waiting <- struct{}{}
+		<-s.release
+	}
+	return s.Storage.Load(ctx, key)
+}
+
+// A device's login that the account's lockout refuses while another
+// login (a guesser's) reads the account's record of known addresses
+// waits for that read and finds its address there: a guesser hammering
+// the account claims a read at each interval, which must not refuse the
+// devices that come while it lasts.
+func TestKnownRecordReadInProgress(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	const site, guesser = "192.0.2.10", "203.0.113.3"
+	st := &gatedKnownLoads{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}},
+		waiting: make(chan struct{}), release: make(chan struct{})}
+	a, b := newLoginAppOn(t, st), newLoginAppOn(t, st)
+	b.limiter = newLimiter(5, time.Hour, 48*time.Hour) // locked out throughout
+	if !tryLogin(a, "ops", site, true, t0) {
+		t.Fatal("the device refused on a")
+	}
+	for range 5 {
+		tryLogin(b, "ops", guesser, false, t0)
+	}
+	at := t0.Add(time.Second)
+	st.armed.Store(true)
+	guessed := make(chan bool)
+	go func() { guessed <- tryLogin(b, "ops", guesser, false, at) }()
+	<-st.waiting // the guess reads the record
+	go func() {
+		time.Sleep(100 * time.Millisecond) // the device's login comes meanwhile
+		close(st.release)
+	}()
+	if !tryLogin(b, "ops", site, true, at) {
+		t.Error("the device was refused while a guess read the record of its account's known addresses")
+	}
+	if <-guessed {
+		t.Error("the guess was let through")
 	}
 }

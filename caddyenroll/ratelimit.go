@@ -415,13 +415,15 @@ type knownAddresses struct {
 	perAccount  int
 	maxAccounts int
 	knownFor    time.Duration
-	records     map[string]readRecord // by username: its record in storage as last read
+	records     map[string]*readRecord // by username: its record in storage as last read
 }
 
-// readRecord is an account's record of known addresses as read at read.
+// readRecord is an account's record of known addresses as read at read:
+// rec once done is closed (empty if the read failed).
 type readRecord struct {
 	read time.Time
 	rec  knownRecord
+	done chan struct{}
 }
 
 type knownAddress struct {
@@ -575,45 +577,47 @@ func (k *knownAddresses) putLocked(username string, e knownAddress, now time.Tim
 	k.m[username] = list
 }
 
-// storedRecord returns username's record in storage as read within
-// sharedRecheckInterval of now (cached), or else claims the read: the
-// caller reads it and gives it to keepRecord, and the logins meanwhile
-// take it as empty. So the logins that a lockout refuses read it once per
-// interval at most, as the failure records are re-read (a guesser
-// hammering a locked-out account must not read the storage at each
-// request), and a device's login after a guesser's in the same interval
-// still finds its address.
-func (k *knownAddresses) storedRecord(username string, now time.Time) (rec knownRecord, cached bool) {
+// storedRecord returns username's record in storage as read (or being
+// read) within sharedRecheckInterval of now, or else claims the read:
+// claimed, the caller reads it and gives it to keepRecord, and the logins
+// meanwhile wait for that read (r.done). So the logins that a lockout
+// refuses read it once per interval at most, as the failure records are
+// re-read (a guesser hammering a locked-out account must not read the
+// storage at each request), and a device's login after a guesser's in
+// the same interval, or during its read, still finds its address.
+func (k *knownAddresses) storedRecord(username string, now time.Time) (r *readRecord, claimed bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if r, ok := k.records[username]; ok {
-		if since := now.Sub(r.read); since >= 0 && since < sharedRecheckInterval {
-			return r.rec, true
-		}
+	fresh := func(r *readRecord) bool {
+		since := now.Sub(r.read)
+		return since >= 0 && since < sharedRecheckInterval
+	}
+	if r, ok := k.records[username]; ok && fresh(r) {
+		return r, false
 	}
 	if k.records == nil || len(k.records) >= k.maxAccounts {
-		fresh := make(map[string]readRecord)
+		kept := make(map[string]*readRecord)
 		for name, r := range k.records {
-			if since := now.Sub(r.read); since >= 0 && since < sharedRecheckInterval {
-				fresh[name] = r
+			if fresh(r) {
+				kept[name] = r
 			}
 		}
-		if len(fresh) >= k.maxAccounts {
-			fresh = make(map[string]readRecord) // a flood: the reads of an interval go
+		if len(kept) >= k.maxAccounts {
+			kept = make(map[string]*readRecord) // a flood: the reads of an interval go
 		}
-		k.records = fresh
+		k.records = kept
 	}
-	k.records[username] = readRecord{read: now}
-	return knownRecord{}, false
+	r = &readRecord{read: now, done: make(chan struct{})}
+	k.records[username] = r
+	return r, true
 }
 
-// keepRecord caches username's record as read at now (storedRecord).
-func (k *knownAddresses) keepRecord(username string, rec knownRecord, now time.Time) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if r, ok := k.records[username]; ok && r.read.Equal(now) {
-		k.records[username] = readRecord{read: now, rec: rec}
-	}
+// keepRecord gives the read that storedRecord claimed its record (empty
+// if the read failed), to the logins waiting for it and those of the
+// rest of the interval.
+func (k *knownAddresses) keepRecord(r *readRecord, rec knownRecord) {
+	r.rec = rec
+	close(r.done)
 }
 
 // evictLocked makes room: accounts whose addresses all expired, then
