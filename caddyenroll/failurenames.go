@@ -86,6 +86,17 @@ func (s *stateStore) saltedName(ctx context.Context, limiterKey string) (string,
 	return name, nil
 }
 
+// isSaltedName reports whether name is one saltedName makes: "u" and 64
+// hex digits (a record of known addresses that names another, such as
+// "..", must not have an unlock delete it).
+func isSaltedName(name string) bool {
+	if len(name) != 1+2*32 || name[0] != 'u' {
+		return false
+	}
+	_, err := hex.DecodeString(name[1:])
+	return err == nil
+}
+
 // failuresSalt reads the storage's salt of record names, making it (under
 // a storage lock: every instance must name a key alike) if there is none.
 func (s *stateStore) failuresSalt(ctx context.Context) ([]byte, error) {

@@ -341,8 +341,8 @@ func (a *App) unlockKnownFailures(ctx context.Context, username string) (had boo
 		return false, fmt.Errorf("reading known addresses recorded in storage: %w", err)
 	}
 	for _, e := range rec.Addresses {
-		if e.Failures == "" || path.Base(e.Failures) != e.Failures {
-			continue
+		if !isSaltedName(e.Failures) {
+			continue // none, or not a name saltedName makes: not under failuresDir
 		}
 		key := path.Join(failuresDir(), e.Failures)
 		var f sharedFailure

@@ -545,3 +545,43 @@ func TestKnownRecordReadInProgress(t *testing.T) {
 		t.Error("the guess was let through")
 	}
 }
+
+// An unlock by username deletes the failure records that the account's
+// record of known addresses names, and nothing else: a name that is not
+// one of a failure record (a record written by hand, or damaged) is
+// skipped, not read or deleted elsewhere in the storage.
+func TestKnownRecordUnlockNames(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Unix(1_000_000, 0)
+	failures, err := newLoginAppOn(t, localLocks{&certmagic.FileStorage{Path: t.TempDir()}}).state.failuresKey(ctx, knownKey("ops", "ip:192.0.2.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"..", ".", "u..", "x" + path.Base(failures)[1:], path.Base(failures) + "0", "U" + path.Base(failures)[1:]} {
+		t.Run(name, func(t *testing.T) {
+			st := &opCountingStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}}
+			app := newLoginAppOn(t, st)
+			key, err := app.state.knownRecordKey(ctx, "ops")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := knownRecord{Addresses: []knownRecordEntry{{Address: knownAddressHash("ops", "ip:192.0.2.1"), Last: t0, Failures: name}}}
+			if err := app.state.storeJSON(ctx, key, rec); err != nil {
+				t.Fatal(err)
+			}
+			st.mu.Lock()
+			st.ops = nil
+			st.mu.Unlock()
+			if _, err := app.unlockKnownFailures(ctx, "ops"); err != nil {
+				t.Fatalf("unlock: %v", err)
+			}
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			for op := range st.ops {
+				if !strings.HasSuffix(op, " "+knownDir()) {
+					t.Errorf("the unlock did %q for the name %q", op, name)
+				}
+			}
+		})
+	}
+}
