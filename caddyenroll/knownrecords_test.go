@@ -585,3 +585,69 @@ func TestKnownRecordUnlockNames(t *testing.T) {
 		})
 	}
 }
+
+// failingKnownStores fails the writes of records of known addresses while
+// failing is set.
+type failingKnownStores struct {
+	certmagic.Storage
+	failing *atomic.Bool
+}
+
+func (s failingKnownStores) Store(ctx context.Context, key string, value []byte) error {
+	if strings.HasPrefix(key, knownDir()+"/") && s.failing.Load() {
+		return errBrokenStorage
+	}
+	return s.Storage.Store(ctx, key, value)
+}
+
+// A failure at a known address whose write did not name the account's
+// failure record there (the storage failed, or the config was reloaded
+// before the write) has the next failure there name it: else a device
+// retrying a stale password, which never logs in to retry the write, is
+// out of reach of an unlock by username on the other instances.
+func TestKnownRecordFailureNamedAfterFailedWrite(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	const site = "192.0.2.10"
+	for _, c := range []struct {
+		name   string
+		broken bool // the first write fails; else the app that fails first has stopped
+	}{
+		{"the write failed", true},
+		{"reloaded before the write", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var failing atomic.Bool
+			st := failingKnownStores{localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, &failing}
+			first := newLoginAppOn(t, st)
+			next := first
+			if !c.broken { // a reload: the same limiters and known addresses, its own writer
+				next = newLoginAppOn(t, st)
+				next.limiter, next.addrLimiter, next.known = first.limiter, first.addrLimiter, first.known
+			}
+			if !tryLogin(first, "ops", site, true, t0) {
+				t.Fatal("refused")
+			}
+			if c.broken {
+				failing.Store(true)
+			} else {
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				first.bgCtx = ctx // stopped
+			}
+			tryLogin(first, "ops", site, false, t0.Add(time.Second))
+			failing.Store(false)
+			tryLogin(next, "ops", site, false, t0.Add(2*time.Second))
+			want, err := next.state.failuresKey(context.Background(), knownKey("ops", addressKey(site)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec, err := next.state.loadKnown(context.Background(), "ops")
+			if err != nil || len(rec.Addresses) != 1 {
+				t.Fatalf("record %+v (%v)", rec, err)
+			}
+			if got := rec.Addresses[0].Failures; got != path.Base(want) {
+				t.Fatalf("after a second failure at the known address the record names %q, want %q", got, path.Base(want))
+			}
+		})
+	}
+}

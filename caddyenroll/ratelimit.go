@@ -436,6 +436,11 @@ type knownAddress struct {
 	// failed: the account failed at this address, so the record names
 	// the account's failure record there (for an unlock)
 	failed bool
+	// named: a write of the record with failed was made or is pending
+	// (recordFailed unsets it, so that the next failure there writes
+	// again: a device retrying a stale password makes no valid login
+	// that would)
+	named bool
 }
 
 // knownPerAccount bounds the addresses known to an account, here and in
@@ -501,14 +506,15 @@ func (k *knownAddresses) add(username, addrKey string, now time.Time) (record bo
 }
 
 // noteFailed notes that username failed at addrKey, a known address, and
-// reports whether that is new: the storage's record is then to name the
-// account's failure record there.
+// reports whether the storage's record is then to be written, to name the
+// account's failure record there: the first failure there, or the first
+// since a write failed (recordFailed).
 func (k *knownAddresses) noteFailed(username, addrKey string) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for i, e := range k.m[username] {
-		if e.key == addrKey && !e.failed {
-			k.m[username][i].failed = true
+		if e.key == addrKey && !e.named {
+			k.m[username][i].failed, k.m[username][i].named = true, true
 			return true
 		}
 	}
@@ -544,7 +550,8 @@ func (k *knownAddresses) adopt(username, addrKey string, last, now time.Time) {
 
 // recordFailed notes that the storage's record of username did not get
 // its addresses: the next login from one of them tries again once
-// knownRecordRetry passed.
+// knownRecordRetry passed, and the next failure at one where the account
+// failed at once.
 func (k *knownAddresses) recordFailed(username string, now time.Time) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -553,6 +560,7 @@ func (k *knownAddresses) recordFailed(username string, now time.Time) {
 		if e.recorded.After(retry) {
 			k.m[username][i].recorded = retry
 		}
+		k.m[username][i].named = false
 	}
 }
 
