@@ -651,3 +651,33 @@ func TestKnownRecordFailureNamedAfterFailedWrite(t *testing.T) {
 		})
 	}
 }
+
+// The cache of records read for refused logins stays bounded under a
+// flood of locked-out accounts, and a scan that makes room leaves a tenth
+// of the bound free at least, so that a flood does not scan it at every
+// refused login.
+func TestKnownRecordsCacheFlood(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	k := newKnownAddresses()
+	k.maxAccounts = 10
+	read := func(name string, at time.Time) {
+		r, claimed := k.storedRecord(name, at)
+		if claimed {
+			k.keepRecord(r, knownRecord{})
+		}
+	}
+	read("stale", t0.Add(-time.Hour))
+	for i := range 9 {
+		read(fmt.Sprintf("u%d", i), t0)
+	}
+	read("u9", t0) // full: the stale one goes, the nine fresh are 90 %
+	if n := len(k.records); n > 1 {
+		t.Fatalf("after making room the cache holds %d records, want at most 1 (a tenth free)", n)
+	}
+	for i := range 1000 {
+		read(fmt.Sprintf("v%d", i), t0)
+		if n := len(k.records); n > k.maxAccounts {
+			t.Fatalf("the cache holds %d records, bound %d", n, k.maxAccounts)
+		}
+	}
+}

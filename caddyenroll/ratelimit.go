@@ -415,7 +415,10 @@ type knownAddresses struct {
 	perAccount  int
 	maxAccounts int
 	knownFor    time.Duration
-	records     map[string]*readRecord // by username: its record in storage as last read
+	// by username: its record in storage as last read, under recordsMu
+	// (the devices' logins take mu, never this)
+	recordsMu sync.Mutex
+	records   map[string]*readRecord
 }
 
 // readRecord is an account's record of known addresses as read at read:
@@ -594,8 +597,8 @@ func (k *knownAddresses) putLocked(username string, e knownAddress, now time.Tim
 // storage at each request), and a device's login after a guesser's in
 // the same interval, or during its read, still finds its address.
 func (k *knownAddresses) storedRecord(username string, now time.Time) (r *readRecord, claimed bool) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
+	k.recordsMu.Lock()
+	defer k.recordsMu.Unlock()
 	fresh := func(r *readRecord) bool {
 		since := now.Sub(r.read)
 		return since >= 0 && since < sharedRecheckInterval
@@ -610,8 +613,10 @@ func (k *knownAddresses) storedRecord(username string, now time.Time) (r *readRe
 				kept[name] = r
 			}
 		}
-		if len(kept) >= k.maxAccounts {
-			kept = make(map[string]*readRecord) // a flood: the reads of an interval go
+		if len(kept) >= k.maxAccounts*9/10 {
+			// a flood: the reads of an interval go, so that the next scan
+			// is a tenth of the bound away at least
+			kept = make(map[string]*readRecord)
 		}
 		k.records = kept
 	}
