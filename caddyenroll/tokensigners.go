@@ -76,13 +76,21 @@ func (a *App) tokenSigner(ctx context.Context, profile string) (*osp.TokenSigner
 	if why := a.caExpired(c); why != "" {
 		return nil, fmt.Errorf("%w: %s", errCAExpired, why)
 	}
+	keyKey := path.Join("clearinghouse", "osp", profile, "token.key")
+	certKey := path.Join("clearinghouse", "osp", profile, "token.crt")
+	// read before the lock: a signer in storage needs no write (a storage
+	// that takes no lock file, full or read-only, still starts the site);
+	// a pair cut short by a renewal elsewhere does not match, and is read
+	// again under the lock
+	if s, err := loadSigner(ctx, a, keyKey, certKey); err == nil && signerFresh(s, c, a.now()) {
+		a.setSigner(profile, s, c)
+		return s, nil
+	}
 	lock := "clearinghouse_osp_token_" + profile
 	if err := a.storage.Lock(ctx, lock); err != nil {
 		return nil, err
 	}
 	defer a.storage.Unlock(context.WithoutCancel(ctx), lock)
-	keyKey := path.Join("clearinghouse", "osp", profile, "token.key")
-	certKey := path.Join("clearinghouse", "osp", profile, "token.crt")
 	if s, err := loadSigner(ctx, a, keyKey, certKey); err == nil && signerFresh(s, c, a.now()) {
 		a.setSigner(profile, s, c)
 		return s, nil
