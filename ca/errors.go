@@ -34,6 +34,11 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrExpired: the issuing CA certificate is expired or not yet valid.
 	ErrExpired = errors.New("CA certificate outside its validity period")
+	// ErrCRLNotRenewed: a new CRL was due (half its validity passed) but
+	// could not be signed and stored (a full or read-only storage); CRL
+	// returns it with the stored CRL, which lists every revocation and has
+	// not reached its nextUpdate.
+	ErrCRLNotRenewed = errors.New("a new CRL is due but could not be stored; the stored one, still valid, is served")
 )
 
 type kindError struct {

@@ -661,10 +661,16 @@ func (c *CA) KeyCompromised(ctx context.Context, publicKeySHA256 string) (bool, 
 // validity, the stored CRL is returned instead of signing a new one.
 // Entries for certificates expired more than a day are dropped once a CRL
 // signed after their expiry has listed them (RFC 5280 section 3.3).
+//
+// When a new CRL is due but cannot be stored (the storage is full or
+// read-only: its lock or its writes fail), the stored CRL is returned with
+// an error wrapping ErrCRLNotRenewed, as long as it lists exactly the
+// revoked set and has not reached its nextUpdate: it is as true as a new
+// one, only older. Otherwise the error alone.
 func (c *CA) CRL(ctx context.Context) ([]byte, error) {
 	gen := c.crl.generation()
 	der, err := c.crlFromStorage(ctx)
-	if err == nil {
+	if err == nil || errors.Is(err, ErrCRLNotRenewed) {
 		c.crl.put(der, c.cfg.Now(), gen)
 	}
 	return der, err
@@ -819,7 +825,32 @@ func (c *CA) crlFromStorage(ctx context.Context) ([]byte, error) {
 		}
 		return nil
 	})
+	if err != nil && out == nil {
+		if der := c.unrenewedCRL(ctx); der != nil {
+			return der, fmt.Errorf("%w: %w", ErrCRLNotRenewed, err)
+		}
+	}
 	return out, err
+}
+
+// unrenewedCRL returns the stored CRL when it is what a new one would list
+// (the revoked set of now, this issuer), is the CRL its metadata names and
+// has not reached its nextUpdate; nil otherwise.
+func (c *CA) unrenewedCRL(ctx context.Context) []byte {
+	now := c.cfg.Now().UTC().Truncate(time.Second)
+	_, _, digest, meta, err := c.crlInputs(ctx, now)
+	if err != nil || meta.Number == 0 || meta.Digest != digest || meta.IssuerSHA256 != c.issuerFP ||
+		meta.CRLSHA256 == "" || now.Before(meta.ThisUpdate) || !now.Before(meta.NextUpdate) {
+		return nil
+	}
+	der, err := c.st.Load(ctx, c.key(keyCRL))
+	if err != nil {
+		return nil
+	}
+	if sum := sha256.Sum256(der); hex.EncodeToString(sum[:]) != meta.CRLSHA256 {
+		return nil
+	}
+	return der
 }
 
 // crlInputs reads what a CRL at now lists: the revoked list, the serials

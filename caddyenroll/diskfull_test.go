@@ -1,13 +1,21 @@
 package caddyenroll
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 )
 
 // fullStorage is a storage whose disk is full: reads work, every write
@@ -47,5 +55,77 @@ func TestTokenSignerReadOnFullDisk(t *testing.T) {
 	f.app.storage = fullStorage{localLocks{&certmagic.FileStorage{Path: t.TempDir()}}}
 	if _, err := f.app.tokenSigner(f.ctx, profileModern); err == nil || !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("new token signer on a full disk: %v, want ENOSPC", err)
+	}
+}
+
+// fillableStorage is a storage whose disk fills up on demand (as
+// fullStorage, while full is set).
+type fillableStorage struct {
+	certmagic.Storage
+	full *atomic.Bool
+}
+
+func (s fillableStorage) Store(ctx context.Context, key string, value []byte) error {
+	if s.full.Load() {
+		return errFull(key)
+	}
+	return s.Storage.Store(ctx, key, value)
+}
+
+func (s fillableStorage) Lock(ctx context.Context, name string) error {
+	if s.full.Load() {
+		return errFull("locks/" + name + ".lock")
+	}
+	return s.Storage.Lock(ctx, name)
+}
+
+// A CRL due for renewal while the disk is full is the stored one, which
+// lists every revocation: the revocation state is read (a start, which
+// reads it, failed with "loading revocations" once half the CRL's
+// validity had passed: the whole server stayed down), and GET /ca.crl
+// serves it (it answered 500).
+func TestCRLDueOnFullDisk(t *testing.T) {
+	ctx := context.Background()
+	full := new(atomic.Bool)
+	st := localLocks{fillableStorage{Storage: &certmagic.FileStorage{Path: t.TempDir()}, full: full}}
+	clock := &testClock{now: time.Now().UTC()}
+	c, _, err := ca.Open(ctx, st, ca.Config{Name: "modern", Now: clock.Now, CRLValidity: time.Hour}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &App{
+		bg:      new(backgroundWork),
+		storage: st,
+		cas:     map[string]*ca.CA{profileModern: c},
+		state:   &stateStore{st: st},
+		authz:   &authz{revocations: new(revocations)},
+		clock:   clock.Now,
+		log:     zap.NewNop(),
+	}
+	t.Cleanup(func() { a.bg.wg.Wait() })
+	f := &refreshFixture{t: t, ctx: ctx, app: a, local: c, clock: clock}
+	serial := f.issue(c, "gw1.example.com", 0)
+	if err := c.Revoke(ctx, serial, ca.ReasonKeyCompromise); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := c.CRL(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	full.Store(true)
+	clock.add(40 * time.Minute)            // past half the validity
+	a.authz.revocations = new(revocations) // a restart
+	if err := a.refreshRevoked(ctx); err != nil {
+		t.Fatalf("reading the revocations on a full disk: %v", err)
+	}
+	if !a.authz.revoked[profileModern+"/"+serial] {
+		t.Fatal("the revoked certificate is not known revoked")
+	}
+	h := &Handler{app: a, log: zap.NewNop()}
+	h.Profile = profileModern
+	w := httptest.NewRecorder()
+	if err := h.serveCRL(w, httptest.NewRequest(http.MethodGet, "/ca.crl", nil)); err != nil || !bytes.Equal(w.Body.Bytes(), stored) {
+		t.Fatalf("GET /ca.crl on a full disk: %v (the stored CRL: %v)", err, bytes.Equal(w.Body.Bytes(), stored))
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
 
@@ -260,7 +261,10 @@ func (h *Handler) serveCRL(w http.ResponseWriter, r *http.Request) error {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
 	crl, err := c.CachedCRL(r.Context())
-	if err != nil {
+	if errors.Is(err, ca.ErrCRLNotRenewed) {
+		// served again from memory for a while: logged that often
+		h.log.Warn("CRL not renewed; serving the stored one", zap.String("profile", h.Profile), zap.Error(err))
+	} else if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, fmt.Errorf("building CRL: %v", err))
 	}
 	return writeBinary(w, r, "application/pkix-crl", crl)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
@@ -242,7 +243,10 @@ func (a *App) readCRLs(ctx context.Context) (map[string]bool, error) {
 	revoked := make(map[string]bool)
 	for profile, c := range a.cas {
 		der, err := c.CRL(ctx)
-		if err != nil {
+		if errors.Is(err, ca.ErrCRLNotRenewed) {
+			// it lists every revocation: the state is exact
+			a.log.Warn("CRL not renewed; reading the stored one", zap.String("profile", profile), zap.Error(err))
+		} else if err != nil {
 			return nil, fmt.Errorf("CRL of %s CA: %v", profile, err)
 		}
 		crl, err := x509.ParseRevocationList(der)

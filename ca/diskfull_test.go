@@ -1,0 +1,84 @@
+package ca
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// fullStore is a Store whose disk fills up on demand: reads work, writes
+// and locks (a lock file to create) fail with ENOSPC, as Caddy's file
+// storage then does.
+type fullStore struct {
+	countedStore
+	full atomic.Bool
+}
+
+func (s *fullStore) Store(ctx context.Context, key string, value []byte) error {
+	if s.full.Load() {
+		return &fs.PathError{Op: "write", Path: key, Err: syscall.ENOSPC}
+	}
+	return s.countedStore.Store(ctx, key, value)
+}
+
+func (s *fullStore) Lock(ctx context.Context, name string) error {
+	if s.full.Load() {
+		return &fs.PathError{Op: "write", Path: "locks/" + name, Err: syscall.ENOSPC}
+	}
+	return s.countedStore.Lock(ctx, name)
+}
+
+// A CRL due for renewal on a full disk is the stored one while it lists
+// every revocation and is before its nextUpdate (CRL said only the
+// storage's error: /ca.crl answered 500, and the server's start, which
+// reads the CRLs, failed, once half the CRL's validity had passed).
+func TestCRLNotRenewedOnFullDisk(t *testing.T) {
+	ctx := context.Background()
+	now := testNow
+	st := &fullStore{countedStore: NewMemStore()}
+	c, _ := openCA(t, st, Config{CRLValidity: 48 * time.Hour, Now: func() time.Time { return now }}, "")
+	issued := issueN(t, c, "device1.itsp.com", 2)
+	if err := c.Revoke(ctx, issued[0].Serial, ReasonSuperseded); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := c.CRL(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	st.full.Store(true)
+	now = now.Add(25 * time.Hour) // a new one is due
+	der, err := c.CRL(ctx)
+	if !errors.Is(err, ErrCRLNotRenewed) || !errors.Is(err, syscall.ENOSPC) || !bytes.Equal(der, stored) {
+		t.Fatalf("due on a full disk: %v (the stored CRL: %v); want ErrCRLNotRenewed with the cause, and the stored CRL", err, bytes.Equal(der, stored))
+	}
+	if der, err := c.CachedCRL(ctx); err != nil || !bytes.Equal(der, stored) {
+		t.Fatalf("served: %v (the stored CRL: %v)", err, bytes.Equal(der, stored))
+	}
+	now = now.Add(24 * time.Hour) // past its nextUpdate
+	if der, err := c.CRL(ctx); der != nil || err == nil || errors.Is(err, ErrCRLNotRenewed) {
+		t.Fatalf("past its nextUpdate: %d bytes, %v; want the storage's error alone", len(der), err)
+	}
+
+	// a revocation the stored CRL lacks: no CRL, the error
+	st.full.Store(false)
+	if _, err := c.CRL(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Revoke(ctx, issued[1].Serial, ReasonSuperseded); err != nil {
+		t.Fatal(err)
+	}
+	st.full.Store(true)
+	if der, err := c.CRL(ctx); der != nil || err == nil || errors.Is(err, ErrCRLNotRenewed) {
+		t.Fatalf("a revocation not in the stored CRL: %d bytes, %v; want the storage's error alone", len(der), err)
+	}
+	st.full.Store(false) // space freed: signed again
+	if crl := crlOf(t, c.CRL); len(crl.RevokedCertificateEntries) != 2 {
+		t.Fatalf("after the disk was freed: %d entries, want 2", len(crl.RevokedCertificateEntries))
+	}
+}
