@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -127,5 +129,20 @@ func TestCRLDueOnFullDisk(t *testing.T) {
 	w := httptest.NewRecorder()
 	if err := h.serveCRL(w, httptest.NewRequest(http.MethodGet, "/ca.crl", nil)); err != nil || !bytes.Equal(w.Body.Bytes(), stored) {
 		t.Fatalf("GET /ca.crl on a full disk: %v (the stored CRL: %v)", err, bytes.Equal(w.Body.Bytes(), stored))
+	}
+}
+
+// A mark kept because the file could not be written (its file system is
+// full) says that it waits for the file to be editable: it said "once it
+// parses again" of a file that parses.
+func TestDeferredMarkOnFullDiskSaysWhy(t *testing.T) {
+	a, _, logs := markTestApp(t, "group \"\"\ndevice gw1.example \"\" enabled\n")
+	cause := fmt.Errorf("%w: writing clearinghouse.conf: %w", errFileUnavailable, errFull(".clearinghouse.conf.tmp-1"))
+	if err := a.deferMark(context.Background(), mark{Device: "gw1.example"}, cause); err != nil {
+		t.Fatal(err)
+	}
+	warned := logs.FilterMessageSnippet("device will be marked enrolled").All()
+	if len(warned) != 1 || strings.Contains(warned[0].Message, "parses") || !strings.Contains(warned[0].Message, "can be edited") {
+		t.Fatalf("logged %v; want one warning that the mark waits for the file to be editable", warned)
 	}
 }

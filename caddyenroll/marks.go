@@ -219,7 +219,7 @@ func (a *App) markEnrolled(ctx context.Context, device, group, profile string, a
 	return a.deferMark(ctx, m, err)
 }
 
-// deferMark keeps m in storage, to be applied once the file parses again
+// deferMark keeps m in storage, to be applied once the file can be edited again
 // (cause is why it cannot be now). A device has one kept mark: the
 // latest, made under the device's lock, replaces an earlier one.
 func (a *App) deferMark(ctx context.Context, m mark, cause error) error {
@@ -241,7 +241,7 @@ func (a *App) deferMark(ctx context.Context, m mark, cause error) error {
 	if d := a.cfg.device(m.Device); d.Known && d.Enrolled != m.Unmark {
 		level = zap.DebugLevel
 	}
-	if ce := a.log.Check(level, "configuration file unavailable: device will be "+what+" once it parses again"); ce != nil {
+	if ce := a.log.Check(level, "configuration file unavailable: device will be "+what+" once the file can be edited again"); ce != nil {
 		ce.Write(zap.String("device", m.Device), zap.Error(cause))
 	}
 	return nil

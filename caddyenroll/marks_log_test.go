@@ -96,7 +96,7 @@ func TestDeferredMarkWarnsOnlyWhenItChangesSomething(t *testing.T) {
 	}
 	got := map[string]string{}
 	for _, e := range logs.All() {
-		if d, ok := e.ContextMap()["device"].(string); ok && strings.Contains(e.Message, "once it parses again") {
+		if d, ok := e.ContextMap()["device"].(string); ok && strings.Contains(e.Message, "once the file can be edited again") {
 			got[strings.ToLower(d)] = e.Level.CapitalString()
 		}
 	}
