@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -80,5 +81,34 @@ func TestCRLNotRenewedOnFullDisk(t *testing.T) {
 	st.full.Store(false) // space freed: signed again
 	if crl := crlOf(t, c.CRL); len(crl.RevokedCertificateEntries) != 2 {
 		t.Fatalf("after the disk was freed: %d entries, want 2", len(crl.RevokedCertificateEntries))
+	}
+}
+
+// recordFullStore fails the writes of issuance records only: the disk
+// fills up between the device index entry and the record.
+type recordFullStore struct{ countedStore }
+
+func (s recordFullStore) Store(ctx context.Context, key string, value []byte) error {
+	if strings.Contains(key, "/"+keyIssued+"/") {
+		return &fs.PathError{Op: "write", Path: key, Err: syscall.ENOSPC}
+	}
+	return s.countedStore.Store(ctx, key, value)
+}
+
+// An issuance whose record cannot be written leaves no device index
+// entry (it left one for good: no record says when it expires, so the
+// prune kept it, and every Records of the device looked it up).
+func TestRecordFailureLeavesNoIndexEntry(t *testing.T) {
+	ctx := context.Background()
+	mem := NewMemStore()
+	c, _ := openCA(t, mem, Config{}, "")
+	full, _ := openCA(t, recordFullStore{mem}, Config{}, c.CryptoParam())
+	csr := makeCSR(t, testKey(t, "p256"), csrOpts{})
+	if _, err := full.Issue(ctx, csr, "device1.itsp.com", Policy{}); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("issuance on a full disk: %v, want ENOSPC", err)
+	}
+	serials, err := c.deviceSerials(ctx, "device1.itsp.com")
+	if err != nil || len(serials) != 0 {
+		t.Fatalf("device index after the failed issuance: %v (%v), want empty", serials, err)
 	}
 }

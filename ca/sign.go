@@ -356,6 +356,11 @@ func (c *CA) Record(ctx context.Context, is *Issued) error {
 		return fmt.Errorf("ca: recording issuance %s: %w", is.Serial, err)
 	}
 	if err := c.st.Store(ctx, c.issuedKey(is.Serial), b); err != nil {
+		// the certificate is not handed out: its entry goes too (skipped,
+		// it stayed for good, as PruneDeviceIndex reads the expiry from
+		// the record, and every Records of the device looked it up; a
+		// full disk left one at each retry). Only a crash leaves one.
+		_ = c.st.Delete(context.WithoutCancel(ctx), c.deviceIndexKey(is.Device, is.Serial))
 		return fmt.Errorf("ca: recording issuance %s: %w", is.Serial, err)
 	}
 	return nil
