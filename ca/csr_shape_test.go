@@ -116,3 +116,26 @@ func TestRSAPublicExponent(t *testing.T) {
 		}
 	}
 }
+
+// RSA public exponents that are no exponent at all (even, or below 3) are
+// refused by every policy, the legacy one included: crypto/x509 parses any
+// positive one, and checkKey sees it before the signature is checked.
+func TestRSAInvalidExponent(t *testing.T) {
+	n := rsaKeyWithExponent(t, 65537).N
+	for _, c := range []struct {
+		e      int
+		legacy bool
+	}{
+		{1, true},
+		{2, true},
+		{4, true},
+		{65536, true},
+		{65538, false},
+		{1<<31 - 2, false},
+	} {
+		_, err := checkKey(&rsa.PublicKey{N: n, E: c.e}, Policy{Legacy: c.legacy})
+		if !errors.Is(err, ErrKeyPolicy) || !strings.Contains(err.Error(), "invalid public exponent") {
+			t.Errorf("e=%d legacy=%v: %v, want the key refused for an invalid exponent", c.e, c.legacy, err)
+		}
+	}
+}
