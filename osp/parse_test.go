@@ -587,3 +587,22 @@ func TestNormalizeSignalAddress(t *testing.T) {
 		}
 	}
 }
+
+// The bounds the README and doc.go state (256 KiB, 16 levels, 8192
+// elements), as numbers: the tests above take DefaultLimits' own values,
+// which a raised bound raises with them.
+func TestDefaultLimitsAsDocumented(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		data []byte
+		err  error
+	}{
+		{"256 KiB and a byte", withElem(strings.Repeat(" ", 256<<10)), ErrTooLarge},
+		{"17 levels", withElem(strings.Repeat("<Statistics>", 15) + strings.Repeat("</Statistics>", 15)), ErrTooDeep},
+		{"8193 elements", withElem(strings.Repeat("<JIP>1</JIP>", 8193)), ErrTooManyElements},
+	} {
+		if _, err := ParseRequest(c.data); !errors.Is(err, c.err) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.err)
+		}
+	}
+}
