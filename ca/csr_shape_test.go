@@ -139,3 +139,23 @@ func TestRSAInvalidExponent(t *testing.T) {
 		}
 	}
 }
+
+// RSA keys are bounded at 8192 bits (a larger modulus costs the server
+// its signature check): one bit more is refused, whatever the policy.
+func TestRSAKeySizeBound(t *testing.T) {
+	for _, c := range []struct {
+		bits int
+		ok   bool
+	}{
+		{8192, true},
+		{8193, false},
+		{16384, false},
+	} {
+		n := new(big.Int).Lsh(big.NewInt(1), uint(c.bits-1))
+		n.SetBit(n, 0, 1)
+		_, err := checkKey(&rsa.PublicKey{N: n, E: 65537}, Policy{Legacy: true})
+		if (err == nil) != c.ok || (err != nil && !errors.Is(err, ErrKeyPolicy)) {
+			t.Errorf("RSA-%d: %v, want accepted=%v", c.bits, err, c.ok)
+		}
+	}
+}
