@@ -427,3 +427,42 @@ func TestIntermediateValidity(t *testing.T) {
 		})
 	}
 }
+
+// An operator's CA key file readable or writable by anyone but its owner
+// (group or others, any of the bits) is refused; 0600 and 0400 are taken.
+func TestOpenOperatorKeyFileMode(t *testing.T) {
+	ctx := context.Background()
+	src, _ := openCA(t, NewMemStore(), Config{Algorithm: P384}, "")
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
+	keyPEM, _ := marshalKeyPEM(src.signer)
+	if err := os.WriteFile(certFile, certPEM(src.Root().Raw), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{
+		{0o600, true},
+		{0o400, true},
+		{0o640, false},
+		{0o620, false},
+		{0o604, false},
+		{0o602, false},
+		{0o660, false},
+	} {
+		if err := os.Chmod(keyFile, c.mode); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := Open(ctx, NewMemStore(), Config{CertFile: certFile, KeyFile: keyFile, Now: fixedNow}, "")
+		if c.ok && err != nil {
+			t.Errorf("key file mode %v: %v", c.mode, err)
+		}
+		if !c.ok && (err == nil || !strings.Contains(err.Error(), "chmod 600")) {
+			t.Errorf("key file mode %v: %v, want it refused", c.mode, err)
+		}
+	}
+}
