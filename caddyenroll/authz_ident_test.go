@@ -201,3 +201,26 @@ func TestTokenSignerRefusesIntermediate(t *testing.T) {
 		t.Fatalf("token signer of a root CA: %v", err)
 	}
 }
+
+// Nor does a certificate before its NotBefore (an instance whose clock ran
+// ahead issued it, or the host's clock was set back): TLS with client_auth
+// mode request checks no dates.
+func TestIdentifyRefusesNotYetValidCertificate(t *testing.T) {
+	f := newRefreshFixture(t)
+	rec, err := f.local.Lookup(f.ctx, f.issue(f.local, "gw1.example", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(rec.DER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.add(c.NotBefore.Sub(f.clock.Now()) - time.Second)
+	if d, _, err := f.app.identifyByCertificate(f.ctx, c); err == nil || !strings.Contains(err.Error(), "not now") {
+		t.Errorf("a certificate before its NotBefore: identified as %q (%v)", d, err)
+	}
+	f.clock.add(2 * time.Second)
+	if d, _, err := f.app.identifyByCertificate(f.ctx, c); err != nil || d != "gw1.example" {
+		t.Errorf("the certificate from its NotBefore: %q, %v", d, err)
+	}
+}
