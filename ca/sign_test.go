@@ -11,6 +11,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -471,4 +472,27 @@ func TestIssueRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	var _ = ed25519.PublicKey(nil)
+}
+
+// A device certificate is for TLS clients only unless the policy says
+// serverAuth: a device must not be able to pose as a server to peers that
+// trust the operational CA.
+func TestSignExtKeyUsage(t *testing.T) {
+	c := sharedCA(t, Config{Algorithm: P256})
+	csr := makeCSR(t, testKey(t, "p256"), csrOpts{})
+	for _, c2 := range []struct {
+		serverAuth bool
+		want       []x509.ExtKeyUsage
+	}{
+		{false, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}},
+		{true, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}},
+	} {
+		is, err := c.Sign(csr, "device1.itsp.com", Policy{ServerAuth: c2.serverAuth})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(is.Cert.ExtKeyUsage, c2.want) || len(is.Cert.UnknownExtKeyUsage) != 0 {
+			t.Errorf("ServerAuth=%v: EKU %v %v, want %v", c2.serverAuth, is.Cert.ExtKeyUsage, is.Cert.UnknownExtKeyUsage, c2.want)
+		}
+	}
 }
