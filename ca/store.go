@@ -256,7 +256,7 @@ func writeFileAtomic(name string, data []byte) (err error) {
 		f.Close()
 		return err
 	}
-	if err = f.Sync(); err != nil {
+	if err = fsync(f); err != nil {
 		f.Close()
 		return err
 	}
@@ -267,11 +267,15 @@ func writeFileAtomic(name string, data []byte) (err error) {
 		return err
 	}
 	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
+		_ = fsync(d)
 		d.Close()
 	}
 	return nil
 }
+
+// fsync is (*os.File).Sync (a variable for tests, which check what is
+// synced when).
+var fsync = (*os.File).Sync
 
 func (s *fileStore) Load(ctx context.Context, key string) ([]byte, error) {
 	name, err := s.filename(key)

@@ -145,7 +145,7 @@ func writeAtomic(path string, opts SaveOptions, write func(io.Writer) error) (er
 	if err = bw.Flush(); err != nil {
 		return err
 	}
-	if err = tmp.Sync(); err != nil {
+	if err = fsync(tmp); err != nil {
 		return err
 	}
 	if err = tmp.Close(); err != nil {
@@ -310,7 +310,7 @@ func copyFile(src, dst string, mode os.FileMode) (err error) {
 	if _, err = io.Copy(out, in); err != nil {
 		return err
 	}
-	if err = out.Sync(); err != nil {
+	if err = fsync(out); err != nil {
 		return err
 	}
 	if err = out.Close(); err != nil {
@@ -318,6 +318,10 @@ func copyFile(src, dst string, mode os.FileMode) (err error) {
 	}
 	return os.Rename(out.Name(), dst)
 }
+
+// fsync is (*os.File).Sync (a variable for tests, which check what is
+// synced when).
+var fsync = (*os.File).Sync
 
 // syncDir makes a rename in dir durable.
 func syncDir(dir string) error {
@@ -329,7 +333,7 @@ func syncDir(dir string) error {
 		return err
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, fs.ErrInvalid) {
+	if err := fsync(d); err != nil && !errors.Is(err, fs.ErrInvalid) {
 		return err
 	}
 	return nil
