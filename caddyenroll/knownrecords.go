@@ -36,8 +36,10 @@ import (
 //     read wait for that read) and, if it is there, takes it and counts
 //     the login at that address;
 //   - an unlock of the account clears the failures of the account at each
-//     address of the record, which other instances may know it at;
-//   - failuresJanitor deletes the records whose addresses all expired.
+//     address of the record that names its failure record there (where it
+//     failed), which other instances may know it at;
+//   - failuresJanitor deletes the records whose addresses all expired, and
+//     those that do not decode.
 //
 // The record is written read-modify-write under a storage lock: writes
 // are rare (a new address, once a day a known one), and an address lost

@@ -28,8 +28,9 @@ import (
 //     its key here: one instance writes a record in order).
 //
 // A key that never failed costs no storage access: the devices' logins
-// read nothing (but the record of their account's known addresses, at a
-// new address and once a day: knownrecords.go). Records are written without a lock (concurrent failures
+// read nothing (but the write of their account's record of known
+// addresses, in the background, at a new address and once a day:
+// knownrecords.go). Records are written without a lock (concurrent failures
 // on two instances may count one failure, not two) and are forgotten as
 // the process's counts are (twice the longest lockout after the last
 // failure); failuresJanitor deletes those. A storage that fails leaves
