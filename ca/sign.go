@@ -331,7 +331,9 @@ func (r *Record) PEM() []byte {
 
 // Record stores the issuance record of is (serial, device, fingerprints,
 // validity, DER) for audit and revocation. Records are keyed by serial, so
-// concurrent Record calls need no lock.
+// concurrent Record calls need no lock. When the record cannot be stored,
+// the device index entry written first is deleted again: the certificate
+// is not handed out.
 func (c *CA) Record(ctx context.Context, is *Issued) error {
 	if is == nil || is.Serial == "" {
 		return fmt.Errorf("ca: Record of an empty issuance")

@@ -464,7 +464,12 @@ func TestSharedFailuresClearRace(t *testing.T) {
 			}
 			done := make(chan struct{}, 2)
 			go func() { c.clear(app); done <- struct{}{} }()
-			<-st.waiting // the record is being deleted
+			select {
+			case <-st.waiting: // the record is being deleted
+			case <-time.After(time.Minute):
+				close(st.release)
+				t.Fatal("the clear never deleted the shared record")
+			}
 			go func() { app.loginFailed(noWait, bad, now); done <- struct{}{} }()
 			time.Sleep(100 * time.Millisecond)
 			close(st.release)
