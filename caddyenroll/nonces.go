@@ -22,7 +22,9 @@ import (
 //	clearinghouse/enroll/nonces/<bucket>/<sha256 hex>   (value: nonceBinding, the request id and a hash of its ids)
 //
 // where bucket is floor(unix seconds / retention seconds). A nonce is looked
-// up in the current and the previous bucket (and, after a change of
+// up in the current, the previous and the next bucket (the next one holds
+// the nonces that an instance whose clock runs ahead bound across a
+// boundary, or this one before its clock was stepped back; and, after a change of
 // nonce_retention, in the buckets of the other sizes still in use:
 // noncesizes.go), so it is remembered at least the retention and at most
 // twice that; older buckets are deleted whole by the janitor.

@@ -624,7 +624,7 @@ func TestNonceSizesRecordBounded(t *testing.T) {
 	if err := f.s.readBucketSizes(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(f.s.readBuckets(f.clock)); n > 2+maxOtherSizes*maxOtherBuckets {
+	if n := len(f.s.readBuckets(f.clock)); n > 3+maxOtherSizes*maxOtherBuckets {
 		t.Errorf("a lookup reads %d buckets", n)
 	}
 	if _, _, err := f.s.pruneNonces(ctx); err != nil {
@@ -754,4 +754,48 @@ func TestNonceJanitorKeepsLongerRetentionInUse(t *testing.T) {
 // did (bindNonceTo).
 func (s *stateStore) bindNonce(ctx context.Context, nonce []byte, reqID string) (bool, error) {
 	return s.bindNonceTo(ctx, nonce, reqID, reqID)
+}
+
+// A nonce bound by a clock ahead of this one (another instance's, within
+// the skew allowed between instances, or this one's before an NTP step
+// back) may sit in the next bucket: it is refused to another binding all
+// the same, and still found for its own.
+func TestNonceBoundByClockAhead(t *testing.T) {
+	cases := []struct {
+		name          string
+		boundAt, then time.Duration // since nonceEpoch
+		retention     time.Duration
+	}{
+		{"another instance 5 minutes ahead, across a boundary", 60*time.Minute + time.Minute, 58 * time.Minute, time.Hour},
+		{"clock stepped back 2 seconds across a boundary", 60 * time.Minute, 59*time.Minute + 58*time.Second, time.Hour},
+		{"clock stepped back 50 minutes", 61 * time.Minute, 11 * time.Minute, time.Hour},
+		{"clock stepped back 3 hours, 30-day retention", 11*24*time.Hour + time.Hour, 11*24*time.Hour - 2*time.Hour, 720 * time.Hour}, // a 30-day bucket begins 11 days after nonceEpoch
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newNonceFixture(t, c.retention)
+			ctx := nonceTestCtx(t)
+			f.clock = nonceEpoch.Add(c.boundAt)
+			if ok, err := f.s.bindNonce(ctx, []byte("n1"), "A"); err != nil || !ok {
+				t.Fatalf("first bind = %v, %v", ok, err)
+			}
+			f.clock = nonceEpoch.Add(c.then)
+			if f.s.bucket(f.clock) == f.s.bucket(nonceEpoch.Add(c.boundAt)) {
+				t.Fatal("the case does not cross a bucket boundary")
+			}
+			if ok, err := f.s.bindNonce(ctx, []byte("n1"), "B"); err != nil || ok {
+				t.Errorf("reuse by a clock behind = %v, %v; want refused", ok, err)
+			}
+			if ok, err := f.s.bindNonce(ctx, []byte("n1"), "A"); err != nil || !ok {
+				t.Errorf("same binding by a clock behind = %v, %v; want accepted", ok, err)
+			}
+			// The janitor of the clock behind keeps the bucket.
+			if _, _, err := f.s.pruneNonces(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := f.s.bindNonce(ctx, []byte("n1"), "B"); err != nil || ok {
+				t.Errorf("reuse after the janitor ran = %v, %v; want refused", ok, err)
+			}
+		})
+	}
 }

@@ -101,11 +101,14 @@ func (s *stateStore) bucketSeconds() int64 {
 	return 1
 }
 
-// readBuckets are the buckets a lookup at now reads: the current and the
-// previous one, then those of other sizes still in the record.
+// readBuckets are the buckets a lookup at now reads: the current, the
+// previous and the next one (written by an instance whose clock is ahead
+// of ours, up to a bucket: the skew allowed between instances, or this
+// clock before it was stepped back; the janitor keeps it too), then those
+// of other sizes still in the record.
 func (s *stateStore) readBuckets(now time.Time) []int64 {
 	cur := s.bucket(now)
-	out := []int64{cur, cur - 1}
+	out := []int64{cur, cur - 1, cur + 1}
 	if others := s.otherSizes.Load(); others != nil {
 		for _, o := range *others {
 			for _, b := range o.buckets(now, s.retention) {
