@@ -191,7 +191,7 @@ func TestPendingPageSkipsStaleMarkers(t *testing.T) {
 	if v := promtest.ToFloat64(metrics.pending); v != -1 {
 		t.Errorf("pending gauge %v set from a page", v)
 	}
-	s.now = func() time.Time { return time.Now().Add(pendingMarkerGrace + time.Second) }
+	s.now = func() time.Time { return time.Now().Add(markerStaleAge + time.Second) }
 	if got, _ := walk(t, ad, "/enroll/pending"); !slices.Equal(got, pending[1:]) {
 		t.Errorf("pending %v, want %v", got, pending[1:])
 	}

@@ -3,12 +3,15 @@ package caddyenroll
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/certmagic"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 )
 
 // Pending requests are listed through their index: decided ones leave it,
@@ -83,7 +86,7 @@ func TestPendingIndex(t *testing.T) {
 	if !st.Exists(ctx, pendingKey("bbbbbb02")) || !st.Exists(ctx, pendingKey("ffffff06")) {
 		t.Fatal("a marker younger than the grace removed: its request may be being written")
 	}
-	s.now = func() time.Time { return time.Now().Add(pendingMarkerGrace + time.Second) }
+	s.now = func() time.Time { return time.Now().Add(markerStaleAge + time.Second) }
 	if got, _ = s.requests(ctx, statePending); len(got) != 1 || got[0].ID != "dddddd04" {
 		t.Fatalf("pending %v, want dddddd04", ids(got))
 	}
@@ -195,7 +198,7 @@ func TestPendingOfIndex(t *testing.T) {
 	if !st.Exists(ctx, pendingOfKey("gw1.example", old.ID)) {
 		t.Fatal("a young stale marker was removed (its request may be being written)")
 	}
-	s.now = func() time.Time { return time.Now().Add(2 * pendingMarkerGrace) }
+	s.now = func() time.Time { return time.Now().Add(markerStaleAge + time.Second) }
 	ids("gw1.example")
 	if st.Exists(ctx, pendingOfKey("gw1.example", old.ID)) {
 		t.Fatal("an old stale marker is kept")
@@ -276,5 +279,42 @@ func TestPendingOfIndexOfFirstVersion(t *testing.T) {
 	}
 	if !st.Exists(ctx, path.Join(firstDir(mine.Device), mine.ID)) || !st.Exists(ctx, pendingOfKey(mine.Device, mine.ID)) {
 		t.Fatal("a pending request of a device spelled otherwise is not indexed in both folders")
+	}
+}
+
+// The marker of a request being written (stored, its request not yet) is
+// kept by a listing of an instance whose clock is ahead of the writer's
+// (or of the storage's that stamped it) by up to the skew allowed between
+// instances, and removed once older than the grace by that clock too.
+func TestPendingMarkerOfClockBehind(t *testing.T) {
+	for _, noModified := range []bool{false, true} {
+		for _, c := range []struct {
+			ahead   time.Duration
+			removed bool
+		}{
+			{0, false},
+			{pendingMarkerGrace + time.Second, false},
+			{ca.Backdate, false},
+			{ca.Backdate + pendingMarkerGrace - time.Second, false},
+			{ca.Backdate + pendingMarkerGrace + time.Second, true},
+		} {
+			t.Run(fmt.Sprintf("modified=%v/ahead=%v", !noModified, c.ahead), func(t *testing.T) {
+				ctx := context.Background()
+				st := newStrictStorage()
+				st.noModified = noModified
+				writer := newStateStore(st, time.Hour)
+				if err := st.Store(ctx, pendingKey("ffffff06"), writer.markerValue("ffffff06")); err != nil {
+					t.Fatal(err)
+				}
+				reader := newStateStore(st, time.Hour)
+				reader.now = func() time.Time { return time.Now().Add(c.ahead) }
+				if _, err := reader.pending(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if got := !st.Exists(ctx, pendingKey("ffffff06")); got != c.removed {
+					t.Errorf("marker removed %v, want %v", got, c.removed)
+				}
+			})
+		}
 	}
 }

@@ -342,10 +342,10 @@ func TestPendingByCountStaleMarkers(t *testing.T) {
 		want    int
 		marker  bool // the stale marker still there after
 	}{
-		{3, true, 0, 2, true},                                 // under the limit: the markers
-		{2, false, 0, 2, true},                                // at it, not verified: the markers
-		{2, true, 0, 1, true},                                 // verified: the stale one not counted, too young to go
-		{2, true, pendingMarkerGrace + time.Second, 1, false}, // and removed once old
+		{3, true, 0, 2, true},                             // under the limit: the markers
+		{2, false, 0, 2, true},                            // at it, not verified: the markers
+		{2, true, 0, 1, true},                             // verified: the stale one not counted, too young to go
+		{2, true, markerStaleAge + time.Second, 1, false}, // and removed once old
 		{2, true, 0, 1, false},
 	} {
 		clock.add(c.advance)
@@ -525,7 +525,7 @@ func TestPendingBoundStaleMarker(t *testing.T) {
 		{"b.example", 0, 1, true},
 		{"c.example", 0, 1, true}, // 3 markers: read, 2 pending
 		{"d.example", 0, 10, true},
-		{"d.example", pendingMarkerGrace + time.Second, 10, false},
+		{"d.example", markerStaleAge + time.Second, 10, false},
 		{"reject a.example", 0, 0, false},
 		{"d.example", 0, 1, false},
 	} {

@@ -237,8 +237,9 @@ func (s *stateStore) request(ctx context.Context, id string) (*Request, error) {
 // view, and the pending gauge at start) does not read every request ever
 // made. A marker is written before its request becomes pending and removed
 // after the request stops being pending; one left by a crash in between is
-// skipped, and removed by a listing once older than pendingMarkerGrace (a
-// younger one may belong to a request being written).
+// skipped, and removed by a listing once older than markerStaleAge (a
+// younger one may belong to a request being written, by an instance whose
+// clock is behind).
 
 func pendingKey(id string) string { return path.Join(statePrefix, "pending", id) }
 
@@ -284,7 +285,7 @@ func (s *stateStore) markerValue(id string) []byte {
 }
 
 // markerStale reports whether the marker at key is older than
-// pendingMarkerGrace: by its modification time, or when the storage gives
+// markerStaleAge: by its modification time, or when the storage gives
 // none (KeyInfo.Modified is optional) by the time written in it (a marker
 // of earlier versions, the id alone, counts as old).
 func (s *stateStore) markerStale(ctx context.Context, key string) bool {
@@ -301,7 +302,7 @@ func (s *stateStore) markerStale(ctx context.Context, key string) bool {
 		_, at, _ := strings.Cut(string(b), " ")
 		written, _ = time.Parse(time.RFC3339Nano, at)
 	}
-	return s.now().Sub(written) > pendingMarkerGrace
+	return s.now().Sub(written) > markerStaleAge
 }
 
 // pendingMarkers is the number of pending requests as the index's names
@@ -312,9 +313,17 @@ func (s *stateStore) pendingMarkers(ctx context.Context) (int, error) {
 	return len(keys), err
 }
 
-// pendingMarkerGrace is how old a marker without a pending request must be
-// for a listing to remove it.
+// pendingMarkerGrace is how long a marker's request may take to be
+// written after it, and how often a count at its bound is verified.
 const pendingMarkerGrace = time.Minute
+
+// markerStaleAge is how old a marker without a pending request must be for
+// a listing to remove it: pendingMarkerGrace by the clock of the instance
+// that wrote it (or of the storage that stamped it), which may be behind
+// this one's by the skew allowed between instances (ca.Backdate). With the
+// grace alone, an instance whose clock is more than a minute ahead removed
+// the marker of a request another instance was writing.
+const markerStaleAge = pendingMarkerGrace + ca.Backdate
 
 // pending lists the pending requests through the index, oldest first.
 func (s *stateStore) pending(ctx context.Context) ([]*Request, error) {

@@ -182,7 +182,7 @@ func TestStrictStoragePendingMarkerAge(t *testing.T) {
 			if !st.Exists(ctx, pendingKey(r.ID)) || !st.Exists(ctx, pendingOfKey(r.Device, r.ID)) {
 				t.Fatal("the markers of a request being written were removed")
 			}
-			now = now.Add(2 * pendingMarkerGrace)
+			now = now.Add(markerStaleAge + time.Second)
 			if _, err := s.pending(ctx); err != nil {
 				t.Fatal(err)
 			}

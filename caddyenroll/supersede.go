@@ -32,7 +32,7 @@ import (
 //
 // Markers follow the global pending index: written before the request
 // becomes pending, removed after it stops being pending; one a crash left
-// is removed by the next listing once older than pendingMarkerGrace.
+// is removed by the next listing once older than markerStaleAge.
 
 // maxPendingPerDevice bounds the pending requests of one device.
 const maxPendingPerDevice = 4
