@@ -172,9 +172,13 @@ type App struct {
 	stopOnce       *sync.Once
 	bg             *backgroundWork
 	clock          func() time.Time // nil: time.Now; tests set it
-	bgCtx          context.Context
-	bgCancel       context.CancelFunc
-	crypto         *cryptoRecords
+	// the wall clock when the app was provisioned, and the monotonic time
+	// since (nil: no bound; tests that set clock set it too): janitorNow
+	wallAtStart time.Time
+	sinceStart  func() time.Duration
+	bgCtx       context.Context
+	bgCancel    context.CancelFunc
+	crypto      *cryptoRecords
 	// closed once the config started and the CAs are named in the file
 	// (startedHandler): edits of the file wait for it (afterStarted)
 	started     chan struct{}
@@ -213,6 +217,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if err := a.provisionLogins(); err != nil {
 		return err
+	}
+	if a.clock == nil && a.sinceStart == nil {
+		start := time.Now()
+		a.wallAtStart, a.sinceStart = start.Round(0), func() time.Duration { return time.Since(start) }
 	}
 	a.state = newStateStore(a.storage, time.Duration(a.NonceRetention))
 	if err := a.state.readBucketSizes(ctx); err != nil {
@@ -609,6 +617,27 @@ func (a *App) now() time.Time {
 		return a.clock()
 	}
 	return time.Now()
+}
+
+// janitorNow is the time the janitors of failed-login records, records of
+// known addresses and decided requests prune by: the app's clock, but never
+// later than the wall clock at Provision plus the monotonic time since. A
+// step of the wall clock forward (an NTP correction, a mistake) while the
+// app runs must not make them delete what is still live: a failure record
+// whose lockout the other instances enforce (they take its deletion for an
+// unlock), an issued request whose certificate has not expired. A step
+// back is taken as it is (they delete later). A clock that was behind at
+// Provision and corrected forward since prunes late, by the correction,
+// until the next config.
+func (a *App) janitorNow() time.Time {
+	now := a.now()
+	if a.sinceStart == nil {
+		return now
+	}
+	if bound := a.wallAtStart.Add(a.sinceStart()); bound.Before(now) {
+		return bound
+	}
+	return now
 }
 
 // stopWait bounds how long Stop waits for background work to end.

@@ -124,14 +124,14 @@ func (a *App) requestJanitor(every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		n, err := a.state.pruneRequests(a.bgCtx, time.Now(), a.longestValidity())
+		n, err := a.state.pruneRequests(a.bgCtx, a.janitorNow(), a.longestValidity())
 		switch {
 		case err != nil && a.bgCtx.Err() == nil:
 			a.log.Error("pruning enrollment requests", zap.Error(err), zap.Int("deleted", n))
 		case n > 0:
 			a.log.Info("enrollment requests that are over deleted", zap.Int("deleted", n))
 		}
-		a.pruneDeviceIndexes(time.Now())
+		a.pruneDeviceIndexes(a.janitorNow())
 		select {
 		case <-a.stop:
 			return

@@ -243,14 +243,14 @@ func (a *App) pruneFailures(ctx context.Context, now time.Time) (int, error) {
 // at each interval until the app stops.
 func (a *App) failuresJanitor(every time.Duration) {
 	a.every(every, func() {
-		n, err := a.pruneFailures(a.bgCtx, a.now())
+		n, err := a.pruneFailures(a.bgCtx, a.janitorNow())
 		switch {
 		case err != nil && a.bgCtx.Err() == nil:
 			a.log.Error("pruning failed-login records", zap.Error(err), zap.Int("removed", n))
 		case n > 0:
 			a.log.Info("stale failed-login records pruned", zap.Int("removed", n))
 		}
-		n, err = a.pruneKnown(a.bgCtx, a.now())
+		n, err = a.pruneKnown(a.bgCtx, a.janitorNow())
 		switch {
 		case err != nil && a.bgCtx.Err() == nil:
 			a.log.Error("pruning records of known addresses", zap.Error(err), zap.Int("removed", n))

@@ -636,3 +636,55 @@ func recordKey(t *testing.T, st certmagic.Storage, limiterKey string) string {
 	}
 	return k
 }
+
+// The janitors prune by the wall clock bounded by the wall clock at start
+// plus the monotonic time since: a step of the wall clock forward does not
+// make them delete live state (here, the record of a lockout that another
+// instance enforces, which it would take for an unlock).
+func TestJanitorNowIgnoresForwardStep(t *testing.T) {
+	start := time.Unix(1_000_000, 0)
+	for _, c := range []struct {
+		name    string
+		wall    time.Duration // the wall clock, since start
+		elapsed time.Duration // the monotonic time since start
+		unbound bool          // no bound set (a test's clock alone)
+		want    time.Duration
+	}{
+		{"no step", 10 * time.Minute, 10 * time.Minute, false, 10 * time.Minute},
+		{"stepped forward an hour", time.Hour + 10*time.Minute, 10 * time.Minute, false, 10 * time.Minute},
+		{"stepped back an hour", -50 * time.Minute, 10 * time.Minute, false, -50 * time.Minute},
+		{"no bound", time.Hour + 10*time.Minute, 10 * time.Minute, true, time.Hour + 10*time.Minute},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a := &App{clock: func() time.Time { return start.Add(c.wall) }}
+			if !c.unbound {
+				a.wallAtStart, a.sinceStart = start, func() time.Duration { return c.elapsed }
+			}
+			if got := a.janitorNow(); !got.Equal(start.Add(c.want)) {
+				t.Errorf("janitorNow = start%+v, want start%+v", got.Sub(start), c.want)
+			}
+		})
+	}
+
+	ctx := context.Background()
+	a, b, _ := newSharedLoginApps(t)
+	for i := range 5 {
+		if !tryLogin(a, "ops", "198.51.100.1", false, start.Add(time.Duration(i))) {
+			t.Fatal("refused")
+		}
+	}
+	if f, _, _ := a.state.loadFailures(ctx, "user:ops"); f.Failures != 5 || !f.Until.After(start) {
+		t.Fatalf("after 5 failures the record says %+v", f)
+	}
+	// b's wall clock steps an hour forward 10 seconds after start
+	b.clock = func() time.Time { return start.Add(time.Hour) }
+	b.wallAtStart, b.sinceStart = start, func() time.Duration { return 10 * time.Second }
+	if n, err := b.pruneFailures(ctx, b.janitorNow()); err != nil || n != 0 {
+		t.Fatalf("a janitor after a step forward pruned %d (%v) live records", n, err)
+	}
+	// an hour later by the monotonic clock too, they are stale
+	b.sinceStart = func() time.Duration { return time.Hour }
+	if n, err := b.pruneFailures(ctx, b.janitorNow()); err != nil || n == 0 {
+		t.Fatalf("pruned %d (%v), want the stale records", n, err)
+	}
+}
