@@ -84,6 +84,7 @@
 //
 // Enrollment:
 //
+//   - bodytime.go: how long the enroll and osp handlers wait for a body.
 //   - handler.go: the enroll handler: body, getcacert, the answer and its
 //     log line.
 //   - enroll.go: the request/retrieve decision; issuance.go: signing and

@@ -57,7 +57,7 @@ func initMetrics() {
 		}, []string{"outcome"})
 		metrics.ospRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "osp_messages_refused_total",
-			Help: "OSP requests refused before they were read as a message: too_large (HTTP 413), unreadable (the body could not be read), malformed (not an OSP request that parses).",
+			Help: "OSP requests refused before they were read as a message: too_large (HTTP 413), unreadable (the body could not be read), too_slow (it took over 30 s), malformed (not an OSP request that parses).",
 		}, []string{"reason"})
 		metrics.caNotAfter = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: sub, Name: "ca_not_after_seconds",

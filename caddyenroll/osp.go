@@ -215,12 +215,16 @@ func (h *OSPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		metrics.ospRefused.WithLabelValues("too_large").Inc()
 		return caddyhttp.Error(http.StatusRequestEntityTooLarge, fmt.Errorf("OSP message of %d bytes exceeds %d", r.ContentLength, limit))
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := io.ReadAll(http.MaxBytesReader(w, timeBody(r.Body, start), limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			metrics.ospRefused.WithLabelValues("too_large").Inc()
 			return caddyhttp.Error(http.StatusRequestEntityTooLarge, fmt.Errorf("OSP message exceeds %d bytes", limit))
+		}
+		if errors.Is(err, errBodyTooSlow) {
+			metrics.ospRefused.WithLabelValues("too_slow").Inc()
+			return bodyTooSlow(w)
 		}
 		metrics.ospRefused.WithLabelValues("unreadable").Inc()
 		return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("reading OSP message: %v", err))
