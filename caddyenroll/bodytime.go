@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -24,17 +25,33 @@ var errBodyTooSlow = errors.New("request body not received in time")
 
 // timedBody fails a read once the body has taken longer than its time:
 // checked at each read, so a client trickling bytes is cut off at the
-// first read after the deadline (one that sends nothing at all waits for
-// the server's read_idle_timeout, 1 minute by default).
+// first read after the deadline, wherever the connection's read deadline
+// cannot be set (timeBody).
 type timedBody struct {
 	io.ReadCloser
 	deadline time.Time
 }
 
-// timeBody bounds the reading of body to maxBodyTime from start (the
-// handler's start).
-func timeBody(body io.ReadCloser, start time.Time) io.ReadCloser {
-	return &timedBody{ReadCloser: body, deadline: start.Add(maxBodyTime)}
+// timeBody bounds the reading of r's body to maxBodyTime from start (the
+// handler's start): at each read (timedBody), and by the connection's
+// read deadline, so that a read waiting for a byte fails too and, once
+// the handler answered, net/http's drain of the rest of the body does not
+// hold the connection while the client trickles it (Caddy's idle-timeout
+// reader takes a handler's deadline as a cap on its own). An operator's
+// read_body timeout as short or shorter is left to act alone.
+func timeBody(w http.ResponseWriter, r *http.Request, start time.Time) io.ReadCloser {
+	deadline := start.Add(maxBodyTime)
+	srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if srv == nil || srv.ReadTimeout <= 0 || time.Duration(srv.ReadTimeout) > maxBodyTime {
+		_ = http.NewResponseController(w).SetReadDeadline(deadline) // unsupported: the reads' check alone
+	}
+	return &timedBody{ReadCloser: r.Body, deadline: deadline}
+}
+
+// isBodyTooSlow reports whether err ended a body's read for its time: the
+// reads' check, or the connection's read deadline.
+func isBodyTooSlow(err error) bool {
+	return errors.Is(err, errBodyTooSlow) || errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 func (b *timedBody) Read(p []byte) (int, error) {

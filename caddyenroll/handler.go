@@ -124,13 +124,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if r.ContentLength > h.MaxBody {
 		return caddyhttp.Error(http.StatusRequestEntityTooLarge, fmt.Errorf("body of %d bytes exceeds %d", r.ContentLength, h.MaxBody))
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, timeBody(r.Body, start), h.MaxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, timeBody(w, r, start), h.MaxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return caddyhttp.Error(http.StatusRequestEntityTooLarge, fmt.Errorf("body exceeds %d bytes", h.MaxBody))
 		}
-		if errors.Is(err, errBodyTooSlow) {
+		if isBodyTooSlow(err) {
 			return bodyTooSlow(w)
 		}
 		return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("reading body: %v", err))

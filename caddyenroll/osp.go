@@ -215,14 +215,14 @@ func (h *OSPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		metrics.ospRefused.WithLabelValues("too_large").Inc()
 		return caddyhttp.Error(http.StatusRequestEntityTooLarge, fmt.Errorf("OSP message of %d bytes exceeds %d", r.ContentLength, limit))
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, timeBody(r.Body, start), limit))
+	body, err := io.ReadAll(http.MaxBytesReader(w, timeBody(w, r, start), limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			metrics.ospRefused.WithLabelValues("too_large").Inc()
 			return caddyhttp.Error(http.StatusRequestEntityTooLarge, fmt.Errorf("OSP message exceeds %d bytes", limit))
 		}
-		if errors.Is(err, errBodyTooSlow) {
+		if isBodyTooSlow(err) {
 			metrics.ospRefused.WithLabelValues("too_slow").Inc()
 			return bodyTooSlow(w)
 		}
