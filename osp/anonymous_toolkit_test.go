@@ -2,8 +2,6 @@ package osp
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -18,12 +16,7 @@ func TestToolkitValidatesEmptyCallingNumber(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the OSP Toolkit")
 	}
-	exe, dir := buildValidator(t)
-	p := testPKI(t)
-	caDER := filepath.Join(dir, "ca.der")
-	if err := os.WriteFile(caDER, p.ca.Raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	exe, dir, caDER, p := validatorTrustingTestCA(t)
 	now := time.Now()
 	issue := func(s *TokenSigner, form string) []byte {
 		var req *AuthorizationRequest

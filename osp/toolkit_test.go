@@ -308,6 +308,19 @@ func buildValidator(t *testing.T) (string, string) {
 
 var validateOut = regexp.MustCompile(`errcode=(-?\d+) authorised=(\d+) timelimit=(\d+)`)
 
+// validatorTrustingTestCA builds the toolkit harness (buildValidator) and
+// writes the DER of a fresh test PKI's CA beside it, for the harness to
+// trust.
+func validatorTrustingTestCA(t *testing.T) (exe, dir, caDER string, p *pki) {
+	exe, dir = buildValidator(t)
+	p = testPKI(t)
+	caDER = filepath.Join(dir, "ca.der")
+	if err := os.WriteFile(caDER, p.ca.Raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return exe, dir, caDER, p
+}
+
 // toolkitValidate has the toolkit harness exe (in dir) validate token,
 // written to file name, for a call from calling to called with the
 // token algorithm algo ("0" signed, "1" unsigned), and returns the
@@ -339,12 +352,7 @@ func TestToolkitValidatesSignedTokens(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the OSP Toolkit")
 	}
-	exe, dir := buildValidator(t)
-	p := testPKI(t)
-	caDER := filepath.Join(dir, "ca.der")
-	if err := os.WriteFile(caDER, p.ca.Raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	exe, dir, caDER, p := validatorTrustingTestCA(t)
 	now := time.Now()
 	issue := func(s *TokenSigner, at time.Time, mod func(*AuthorizationRequest)) []byte {
 		req := authRequest(t)
