@@ -100,22 +100,42 @@ var compareHash = bcrypt.CompareHashAndPassword
 
 // check returns the account when username and password are right.
 func (a *accounts) check(username, password string) (*Account, bool) {
+	if acct, ok := a.cached(username, password); ok {
+		return acct, true
+	}
+	return a.verify(username, password)
+}
+
+// cached returns the account when username and password are a valid
+// login already checked: no hash work.
+func (a *accounts) cached(username, password string) (*Account, bool) {
+	acct, known := a.byName[username]
+	if !known {
+		return nil, false
+	}
+	key := credentialKey(username, password, []byte(acct.Password))
+	a.mu.RLock()
+	_, hit := a.cache[key]
+	a.mu.RUnlock()
+	if !hit {
+		return nil, false
+	}
+	return acct, true
+}
+
+// verify checks username and password against the hash (an unknown
+// username against the dummy), and caches a valid login.
+func (a *accounts) verify(username, password string) (*Account, bool) {
 	acct, known := a.byName[username]
 	hash := a.dummy
 	if known {
 		hash = []byte(acct.Password)
 	}
-	key := credentialKey(username, password, hash)
-	a.mu.RLock()
-	_, hit := a.cache[key]
-	a.mu.RUnlock()
-	if hit && known {
-		return acct, true
-	}
 	err := compareHash(hash, []byte(password))
 	if err != nil || !known {
 		return nil, false
 	}
+	key := credentialKey(username, password, hash)
 	a.mu.Lock()
 	if len(a.cache) >= maxCachedCredentials {
 		clear(a.cache)

@@ -161,6 +161,7 @@ type App struct {
 	known       *knownAddresses
 	knownWrites *knownWriter // records of known addresses (knownrecords.go)
 	limitersKey string       // their limitersPool entry
+	hashes      *hashWork    // nil: the process's (hashwork.go); tests set one
 	state       *stateStore
 	router      *routing.Router
 	authz       *authz

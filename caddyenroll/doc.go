@@ -57,7 +57,8 @@
 //     respelled ones.
 //   - authority.go: the settings of one operational CA (profile).
 //   - accounts.go, ratelimit.go: operator accounts, and the lockouts that
-//     slow down password guessing.
+//     slow down password guessing; hashwork.go: the process's bound on
+//     the password hashes in flight.
 //   - sharedfailures.go: those failures and lockouts shared through the
 //     storage by a cluster's instances; failurenames.go: the names of their
 //     records (a salted, slow hash of a username); knownrecords.go: the

@@ -139,8 +139,9 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 // file spells it (or, unknown, lower-cased) and id the request's id.
 // login checks the request's username and password under the login
 // limiters and returns the account, or the answer that refuses it: rate
-// limited, bad credentials, or the client gone (it hung up while waiting
-// for an attempt in flight). A lockout that a failure begins is logged.
+// limited (a lockout, or no slot for its hash check), bad credentials, or
+// the client gone (it hung up while waiting for an attempt in flight or a
+// slot). A lockout that a failure begins is logged.
 func (a *App) login(ctx context.Context, in enrollInput) (*Account, *outcome) {
 	r := in.req
 	lg, ok := a.beginLogin(ctx, r.Username, in.clientIP, time.Now)
@@ -151,8 +152,14 @@ func (a *App) login(ctx context.Context, in enrollInput) (*Account, *outcome) {
 		o := fail(wire.StatusRateLimited, "too many failed attempts; try again later")
 		return nil, &o
 	}
-	now := time.Now() // after any wait in begin: lockouts count from the failure
-	acct, ok := a.accounts.check(r.Username, r.Password)
+	acct, ok := a.accounts.cached(r.Username, r.Password)
+	if !ok {
+		var refused *outcome
+		if acct, ok, refused = a.checkHash(ctx, lg, r.Username, r.Password); refused != nil {
+			return nil, refused
+		}
+	}
+	now := time.Now() // after any wait: lockouts count from the failure
 	if !ok {
 		// the attempts a lockout refuses are logged at debug: this is
 		// the line that tells an operator about it
@@ -175,6 +182,39 @@ func (a *App) login(ctx context.Context, in enrollInput) (*Account, *outcome) {
 	}
 	a.loginSucceeded(ctx, lg, now)
 	return acct, nil
+}
+
+// checkHash checks a login not in the accounts' cache under the process's
+// bound on hash work (hashwork.go), and derives the name of a failure's
+// record there too (its PBKDF2 costs as much). A login that gets no slot
+// is refused as rate limited, its attempts given back to the limiters
+// (it was not made).
+func (a *App) checkHash(ctx context.Context, lg login, username, password string) (*Account, bool, *outcome) {
+	release, ok := a.hashGate().acquire(ctx)
+	if !ok {
+		a.limiter.cancel(lg.user)
+		a.addrLimiter.cancel(lg.addr)
+		if ctx.Err() != nil {
+			return nil, false, &outcome{gone: true}
+		}
+		initMetrics()
+		metrics.loginsShed.Inc()
+		o := fail(wire.StatusRateLimited, "too many logins being checked; try again later")
+		return nil, false, &o
+	}
+	defer release()
+	// a login that waited may find the cache filled meanwhile
+	if acct, ok := a.accounts.cached(username, password); ok {
+		return acct, true, nil
+	}
+	acct, ok := a.accounts.verify(username, password)
+	if !ok && a.state != nil {
+		// named once per process and cached; loginFailed's errors are its own
+		sctx, cancel := sharedCtx(ctx)
+		_, _ = a.state.failuresKey(sctx, lg.user)
+		cancel()
+	}
+	return acct, ok, nil
 }
 
 func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, csr *ca.CSR,

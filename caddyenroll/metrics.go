@@ -21,6 +21,7 @@ var metrics = struct {
 	ospRefused *prometheus.CounterVec
 	caNotAfter *prometheus.GaugeVec
 	lockouts   *prometheus.CounterVec
+	loginsShed prometheus.Counter
 	collector  []prometheus.Collector
 }{}
 
@@ -67,9 +68,13 @@ func initMetrics() {
 			Namespace: ns, Subsystem: sub, Name: "login_lockouts_total",
 			Help: "Lockouts that failed enrollment logins started, by what is locked out: account, account_at_known_address, address.",
 		}, []string{"kind"})
+		metrics.loginsShed = prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "logins_shed_total",
+			Help: "Enrollment logins refused as rate limited because the process's password-hash checks were all taken.",
+		})
 		metrics.collector = []prometheus.Collector{metrics.requests, metrics.issued,
 			metrics.pending, metrics.revoked, metrics.authz, metrics.dests, metrics.usage, metrics.ospRefused, metrics.caNotAfter,
-			metrics.lockouts}
+			metrics.lockouts, metrics.loginsShed}
 	})
 }
 

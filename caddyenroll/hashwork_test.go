@@ -1,0 +1,128 @@
+package caddyenroll
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
+)
+
+// hashWork's slots: taken at once while one is free; else a login waits
+// for one (at most maxWait, while its context lasts) if fewer than
+// maxWaiting wait, and is refused otherwise.
+func TestHashWorkBounds(t *testing.T) {
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, c := range []struct {
+		name       string
+		maxWaiting int
+		maxWait    time.Duration
+		ctx        context.Context
+		freeAfter  time.Duration // the slot held is given back after this (0: never)
+		ok         bool
+	}{
+		{"no waiters allowed", 0, time.Minute, context.Background(), 0, false},
+		{"slot freed while waiting", 1, time.Minute, context.Background(), 20 * time.Millisecond, true},
+		{"wait expires", 1, 30 * time.Millisecond, context.Background(), 0, false},
+		{"client gone", 1, time.Minute, canceled, 0, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHashWork(1, c.maxWaiting, c.maxWait)
+			held, ok := h.acquire(context.Background())
+			if !ok {
+				t.Fatal("the free slot was refused")
+			}
+			if c.freeAfter > 0 {
+				time.AfterFunc(c.freeAfter, held)
+			}
+			release, ok := h.acquire(c.ctx)
+			if ok != c.ok {
+				t.Fatalf("acquire with the slot taken: ok %v, want %v", ok, c.ok)
+			}
+			if ok {
+				release()
+			} else if c.freeAfter == 0 {
+				held()
+			}
+			if h.waiting != 0 {
+				t.Errorf("%d waiters left", h.waiting)
+			}
+			if r, ok := h.acquire(context.Background()); !ok {
+				t.Error("the slot was not given back")
+			} else {
+				r()
+			}
+		})
+	}
+}
+
+// With one slot taken by a login whose bcrypt check is in progress, a
+// login of another username that is not in the cache is refused as rate
+// limited (at once, or after its bounded wait), while a valid login
+// checked before (in the cache) goes through without a slot.
+func TestLoginHashBound(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		maxWaiting int
+		maxWait    time.Duration
+	}{
+		{"queue full", 0, time.Minute},
+		{"wait expires", 1, 30 * time.Millisecond},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			demo, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+			slow, _ := bcrypt.GenerateFromPassword([]byte("slowpw"), bcrypt.MinCost)
+			accts, err := newAccounts([]Account{{Username: "demo", Password: string(demo)}, {Username: "slow", Password: string(slow)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := newLoginApp()
+			a.accounts, a.log = accts, zap.NewNop()
+			a.hashes = newHashWork(1, c.maxWaiting, c.maxWait)
+			login := func(user, pass, from string) (*Account, *outcome) {
+				return a.login(context.Background(), enrollInput{op: wire.OpRequest, clientIP: from,
+					req: &wire.Request{Operation: wire.OpRequest, Username: user, Password: pass}})
+			}
+			if _, o := login("demo", "pw", "192.0.2.1"); o != nil {
+				t.Fatalf("demo's first login refused: %+v", o.resp)
+			}
+
+			orig := compareHash
+			defer func() { compareHash = orig }()
+			started, unblock := make(chan struct{}), make(chan struct{})
+			compareHash = func(hash, password []byte) error {
+				if string(password) == "slowpw" {
+					close(started)
+					<-unblock
+				}
+				return orig(hash, password)
+			}
+			done := make(chan *outcome)
+			go func() {
+				_, o := login("slow", "slowpw", "192.0.2.2")
+				done <- o
+			}()
+			<-started
+
+			_, o := login("guess", "whatever", "198.51.100.3")
+			if o == nil || o.resp.Status != wire.StatusRateLimited {
+				t.Errorf("a login needing a hash while the only slot is taken: %+v, want status %d", o, wire.StatusRateLimited)
+			}
+			if acct, o := login("demo", "pw", "192.0.2.1"); o != nil || acct == nil || acct.Username != "demo" {
+				t.Errorf("a cached valid login waited on the hash slot: %+v", o)
+			}
+			close(unblock)
+			if o := <-done; o != nil {
+				t.Errorf("the login holding the slot: %+v, want success", o.resp)
+			}
+			// the refused attempt was given back, and the slot is free again
+			if _, o := login("guess", "whatever", "198.51.100.3"); o == nil || o.resp.Status != wire.StatusBadCredentials {
+				t.Errorf("the refused login again, slot free: %+v, want status %d", o, wire.StatusBadCredentials)
+			}
+		})
+	}
+}
