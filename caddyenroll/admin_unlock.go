@@ -22,10 +22,12 @@ type unlockBody struct {
 // maxUnlockUsername bounds the username an unlock names.
 const maxUnlockUsername = 256
 
-// unlockAnswer says whether there was anything to clear.
+// unlockAnswer says whether there was anything to clear, and what could
+// not be done once something was (an unlock again is harmless).
 type unlockAnswer struct {
-	Account *bool `json:"account_had_failures,omitempty"`
-	Address *bool `json:"address_had_failures,omitempty"`
+	Account *bool  `json:"account_had_failures,omitempty"`
+	Address *bool  `json:"address_had_failures,omitempty"`
+	Warning string `json:"warning,omitempty"`
 }
 
 // unlock answers POST /enroll/unlock: it clears the failed logins and
@@ -64,12 +66,20 @@ func (ad *adminAPI) unlock(w http.ResponseWriter, r *http.Request) error {
 		key = addressKey(addr.String())
 	}
 	if body.Username != "" {
-		had, err := ad.app.unlockAccount(ctx, body.Username, key)
+		had, partial, err := ad.app.unlockAccount(ctx, body.Username, key)
 		if err != nil {
 			return apiErr(http.StatusInternalServerError, err)
 		}
 		ans.Account = &had
-		ad.log.Info("account unlocked", ad.app.accounts.logField(body.Username), zap.Bool("had_failures", had))
+		if partial != nil {
+			// the account's own failures are gone: a 500 would read as
+			// nothing done
+			ans.Warning = "the account's failed logins were cleared, but not those at the addresses of its record of known addresses in storage (" +
+				partial.Error() + "); unlock again to clear them"
+			ad.log.Warn("account unlocked in part", ad.app.accounts.logField(body.Username), zap.Bool("had_failures", had), zap.Error(partial))
+		} else {
+			ad.log.Info("account unlocked", ad.app.accounts.logField(body.Username), zap.Bool("had_failures", had))
+		}
 	}
 	if addr.IsValid() {
 		had, err := ad.app.unlockKey(ctx, ad.app.addrLimiter, key)
@@ -86,8 +96,9 @@ func (ad *adminAPI) unlock(w http.ResponseWriter, r *http.Request) error {
 // account at the addresses this instance knows it at, at those of its
 // record of known addresses in storage (other instances may know it
 // there) and at addrKey (if not empty): the devices locked out at their
-// own address are the ones an operator unlocks.
-func (a *App) unlockAccount(ctx context.Context, username, addrKey string) (had bool, err error) {
+// own address are the ones an operator unlocks. partial is the error of
+// the record's addresses, once the others were cleared.
+func (a *App) unlockAccount(ctx context.Context, username, addrKey string) (had bool, partial, err error) {
 	keys := []string{"user:" + username}
 	addrs := a.known.addresses(username)
 	if addrKey != "" && !slices.Contains(addrs, addrKey) {
@@ -99,12 +110,12 @@ func (a *App) unlockAccount(ctx context.Context, username, addrKey string) (had 
 	for _, k := range keys {
 		h, err := a.unlockKey(ctx, a.limiter, k)
 		if err != nil {
-			return had, err
+			return had, nil, err
 		}
 		had = had || h
 	}
-	h, err := a.unlockKnownFailures(ctx, username)
-	return had || h, err
+	h, partial := a.unlockKnownFailures(ctx, username)
+	return had || h, partial, nil
 }
 
 // unlockKey clears key's failures and lockout in l and in storage, and

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 )
 
@@ -158,5 +159,48 @@ func TestAdminUnlockKnownElsewhere(t *testing.T) {
 				t.Fatalf("after unlock %s through a: b lets the device in = %v, want %v", c.body, got, c.unlocked)
 			}
 		})
+	}
+}
+
+// An unlock whose read of the account's record of known addresses fails,
+// after the account's own failures were cleared, answers 200 with what
+// it cleared and a warning (a 500 would read as nothing done), and the
+// account logs in again; once the storage reads again, another unlock
+// finds nothing left.
+func TestUnlockPartial(t *testing.T) {
+	fl := &failingLoads{Storage: &certmagic.FileStorage{Path: t.TempDir()}}
+	a := newLoginAppOn(t, localLocks{fl})
+	slowLockouts(a)
+	a.accounts = &accounts{byName: map[string]*Account{}}
+	ad := &adminAPI{app: a, log: zap.NewNop()}
+	now := time.Now()
+	for range 5 {
+		tryLogin(a, "ops", "203.0.113.5", false, now)
+	}
+	if tryLogin(a, "ops", "198.51.100.1", true, now) {
+		t.Fatal("not locked out before the unlock")
+	}
+	for _, c := range []struct {
+		name     string
+		failing  string
+		had      bool
+		warning  string
+		unlocked bool
+	}{
+		{"known addresses unreadable", "/known/", true, "unlock again", true},
+		{"storage readable again", "", false, "", true},
+	} {
+		fl.failLoads(c.failing)
+		code, body, _ := adminDoBody(t, ad, "POST", "/enroll/unlock", `{"username": "ops"}`)
+		var ans unlockAnswer
+		if err := json.Unmarshal([]byte(body), &ans); code != 200 || err != nil || ans.Account == nil {
+			t.Fatalf("%s: %d %s, want 200 with account_had_failures", c.name, code, body)
+		}
+		if *ans.Account != c.had || (c.warning == "") != (ans.Warning == "") || !strings.Contains(ans.Warning, c.warning) {
+			t.Errorf("%s: %s, want account_had_failures %v and a warning with %q", c.name, body, c.had, c.warning)
+		}
+		if c.unlocked && !tryLogin(a, "ops", "198.51.100.1", true, now) {
+			t.Errorf("%s: still locked out after the unlock", c.name)
+		}
 	}
 }

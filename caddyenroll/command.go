@@ -536,6 +536,9 @@ func printAdminAnswer(w io.Writer, uri string, body []byte, more bool) error {
 					fmt.Fprintf(w, "%s: no failed logins to clear\n", v.what)
 				}
 			}
+			if ans.Warning != "" {
+				fmt.Fprintf(w, "warning: %s\n", ans.Warning)
+			}
 			return nil
 		}
 	case strings.HasPrefix(uri, "/enroll/ca"):
