@@ -68,7 +68,8 @@
 //     osp directives.
 //   - command.go: the `caddy enroll …` commands (check, and the admin API's
 //     clients).
-//   - metrics.go: the Prometheus metrics.
+//   - metrics.go: the Prometheus metrics; logthrottle.go: the throttle of
+//     the refusal log lines any client can cause.
 //
 // The configuration file:
 //

@@ -49,7 +49,8 @@ type Handler struct {
 
 	app          *App
 	log          *zap.Logger
-	caCertAnswer []byte // the getcacert answer, encoded once
+	refusals     *logThrottle // the refusals any client can cause (logthrottle.go)
+	caCertAnswer []byte       // the getcacert answer, encoded once
 }
 
 // CaddyModule returns the Caddy module information.
@@ -63,6 +64,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision finds the shared app.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.log = ctx.Logger()
+	h.refusals = newLogThrottle()
 	if h.Profile == "" {
 		h.Profile = profileModern
 	}
@@ -197,7 +199,8 @@ func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request, next caddyhtt
 
 // logAnswer writes the one log line of an answered request or retrieve
 // (req nil when the body did not decode): refusals at info, as answers,
-// except the attempts a lockout refuses, at debug.
+// except the attempts a lockout refuses, at debug; those any client can
+// cause are throttled (logthrottle.go).
 func (h *Handler) logAnswer(r *http.Request, op string, req *wire.Request, o outcome, clientIP string, start time.Time) {
 	fields := []zap.Field{
 		zap.String("operation", op),
@@ -229,11 +232,25 @@ func (h *Handler) logAnswer(r *http.Request, op string, req *wire.Request, o out
 		if ce := h.log.Check(zap.DebugLevel, "enrollment refused"); ce != nil {
 			ce.Write(fields...)
 		}
+	case throttledStatus(o.resp.Status):
+		h.refusals.write(h.log, "enrollment refused: status "+strconv.Itoa(o.resp.Status), zap.InfoLevel, "enrollment refused", fields...)
 	case o.resp.Status >= 2:
 		h.log.Info("enrollment refused", fields...)
 	default:
 		h.log.Info("enrollment answered", fields...)
 	}
+}
+
+// throttledStatus reports whether the refusals of status are logged
+// throttled: those a client gets without a password (a malformed body,
+// bad credentials, enrollment disabled, plain HTTP, an unknown operation).
+func throttledStatus(status int) bool {
+	switch status {
+	case wire.StatusBadRequest, wire.StatusBadCredentials, wire.StatusEnrollmentDisabled,
+		wire.StatusSSLRequired, wire.StatusUnsupportedOperation:
+		return true
+	}
+	return false
 }
 
 func (h *Handler) getCACert(r *http.Request) outcome {

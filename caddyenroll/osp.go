@@ -102,6 +102,7 @@ type OSPHandler struct {
 
 	app      *App
 	log      *zap.Logger
+	refusals *logThrottle // the refusals any client can cause (logthrottle.go)
 	bySource map[netip.Addr]string
 	txIDs    *osp.TransactionIDs
 }
@@ -117,6 +118,7 @@ func (OSPHandler) CaddyModule() caddy.ModuleInfo {
 // Provision finds the app and checks the settings.
 func (h *OSPHandler) Provision(ctx caddy.Context) error {
 	h.log = ctx.Logger()
+	h.refusals = newLogThrottle()
 	if h.Tokens == "" {
 		h.Tokens = TokensSigned
 	}
@@ -237,7 +239,7 @@ func (h *OSPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		if rerr != nil {
 			return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("OSP message: %v", err))
 		}
-		h.log.Info("OSP message refused", zap.Error(err), zap.String("client", clientAddr(r)))
+		h.refusals.write(h.log, "osp: malformed", zap.InfoLevel, "OSP message refused", zap.Error(err), zap.String("client", clientAddr(r)))
 		return h.write(w, refusal)
 	}
 	if r.TLS == nil && !h.PlainHTTP && h.app.cfg.flags().SSL {
@@ -251,7 +253,7 @@ func (h *OSPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		if err != nil {
 			return caddyhttp.Error(http.StatusForbidden, errors.New("ssl is enabled: use HTTPS"))
 		}
-		h.log.Info("OSP over plain HTTP refused: ssl is enabled", zap.String("client", clientAddr(r)))
+		h.refusals.write(h.log, "osp: ssl_required", zap.InfoLevel, "OSP over plain HTTP refused: ssl is enabled", zap.String("client", clientAddr(r)))
 		return h.write(w, refusal)
 	}
 	device, why := h.identify(r)
@@ -278,14 +280,21 @@ func (h *OSPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		fields = append(fields, zap.String("identification", why))
 	}
 	// refusals at info; answers given, which metrics count and CDRs record,
-	// at debug: a log line per call costs a tenth of the throughput
-	level := zap.DebugLevel
+	// at debug: a log line per call costs a tenth of the throughput. The
+	// refusals of a requester that is no usable device, which anyone can
+	// send, are throttled (logthrottle.go).
+	level, outcome := zap.DebugLevel, ""
 	for _, f := range fields {
-		if f.Key == "refused" {
+		switch f.Key {
+		case "refused":
 			level = zap.InfoLevel
+		case "outcome":
+			outcome = f.String
 		}
 	}
-	if ce := h.log.Check(level, "OSP answered"); ce != nil {
+	if level == zap.InfoLevel && outcome == "unauthorized" {
+		h.refusals.write(h.log, "osp answered: unauthorized", level, "OSP answered", fields...)
+	} else if ce := h.log.Check(level, "OSP answered"); ce != nil {
 		ce.Write(fields...)
 	}
 	return h.write(w, answer)
