@@ -54,6 +54,19 @@ func (s *stateStore) failuresKey(ctx context.Context, limiterKey string) (string
 	return path.Join(failuresDir(), name), nil
 }
 
+// nameCached reports whether limiterKey's record is named without a
+// derivation: an address's, or one named since the cache was emptied.
+func (s *stateStore) nameCached(limiterKey string) bool {
+	if !strings.HasPrefix(limiterKey, "user:") && !strings.HasPrefix(limiterKey, "known:") {
+		return true
+	}
+	n := &s.failureNames
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.names[limiterKey]
+	return ok
+}
+
 // saltedName is the base name of the records of a limiter key that holds
 // a username: its failures, and an account's known addresses
 // (knownrecords.go) under the name of "user:" and its username.

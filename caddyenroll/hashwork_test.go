@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
@@ -124,5 +125,33 @@ func TestLoginHashBound(t *testing.T) {
 				t.Errorf("the refused login again, slot free: %+v, want status %d", o, wire.StatusBadCredentials)
 			}
 		})
+	}
+}
+
+// The name of a failure record that is no longer cached (a flood of
+// usernames empties the cache) is derived at the next attempt's read of
+// the record under a slot too: with none free the read waits for a later
+// attempt instead of hashing.
+func TestSharedReadNameUnderHashBound(t *testing.T) {
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	a := newLoginAppOn(t, st)
+	a.hashes = newHashWork(1, 0, time.Minute)
+	now := time.Now()
+	tryLogin(a, "ops", "203.0.113.5", false, now)
+	for _, free := range []bool{false, true} {
+		a.state.failureNames.mu.Lock()
+		a.state.failureNames.names = nil // emptied, as when full
+		a.state.failureNames.mu.Unlock()
+		held, _ := a.hashes.acquire(context.Background())
+		if free {
+			held()
+		}
+		a.adoptSharedLockout(context.Background(), a.limiter, "user:ops", now)
+		if !free {
+			held()
+		}
+		if got := a.state.nameCached("user:ops"); got != free {
+			t.Errorf("slot free %v: the record's name derived %v", free, got)
+		}
 	}
 }

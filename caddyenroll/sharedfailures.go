@@ -127,6 +127,17 @@ func (a *App) adoptSharedLockout(ctx context.Context, l *limiter, key string, no
 	}
 	ctx, cancel := sharedCtx(ctx)
 	defer cancel()
+	if !a.state.nameCached(key) {
+		// its name's PBKDF2 (the cache of names was emptied) is hash work
+		// too (hashwork.go): without a slot the record is read at a later
+		// attempt (the login's own check would find none either)
+		release, ok := a.hashGate().acquire(ctx)
+		if !ok {
+			return
+		}
+		_, _ = a.state.failuresKey(ctx, key)
+		release()
+	}
 	shared, found, err := a.state.loadFailures(ctx, key)
 	switch {
 	case err != nil:
