@@ -3,11 +3,19 @@ package caddyenroll
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -18,6 +26,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
 
 // fullStorage is a storage whose disk is full: reads work, every write
@@ -144,5 +153,91 @@ func TestDeferredMarkOnFullDiskSaysWhy(t *testing.T) {
 	warned := logs.FilterMessageSnippet("device will be marked enrolled").All()
 	if len(warned) != 1 || strings.Contains(warned[0].Message, "parses") || !strings.Contains(warned[0].Message, "can be edited") {
 		t.Fatalf("logged %v; want one warning that the mark waits for the file to be editable", warned)
+	}
+}
+
+// A certificate already issued is served again while the disk is full
+// (the device's lock, a file to create, cannot be taken): a retrieve with
+// a fresh nonce or a request repeating its own got status 14. The answer
+// is read from storage only when nothing is to be written: a pending
+// request or an issuance whose enrolled mark is missing still get 14; a
+// nonce bound to another key and a superseded key are refused as ever.
+func TestIssuedServedOnFullDisk(t *testing.T) {
+	keepPendingCount(t)
+	full := new(atomic.Bool)
+	st := fillableStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, full: full}
+	h, logs := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
+	send := func(op string, key crypto.Signer, nonce string) *wire.Response {
+		t.Helper()
+		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return postForm(t, h, "192.0.2.1", url.Values{"operation": {op}, "nonce": {nonce},
+			"username": {"ops"}, "password": {"right"}, "device": {"1"}, "customer": {"0"},
+			"request": {base64.StdEncoding.EncodeToString(csr)}})
+	}
+	old, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if ans := send(wire.OpRequest, old, "b2xk"); ans.Status != wire.StatusOK {
+		t.Fatalf("issuance: %+v", ans)
+	}
+	issued, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader) // supersedes old's
+	first := send(wire.OpRequest, issued, "bm9uY2Ux")
+	if first.Status != wire.StatusOK {
+		t.Fatalf("issuance: %+v", first)
+	}
+	if d := h.app.cfg.device("gw1.example"); !d.Enrolled {
+		t.Fatal("the device is not marked enrolled")
+	}
+	h.app.Approval = ApprovalManual // a new key waits: a pending request
+	waiting, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if ans := send(wire.OpRequest, waiting, "bm9uY2Uy"); ans.Status != wire.StatusPending {
+		t.Fatalf("pending request: %+v", ans)
+	}
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+
+	full.Store(true)
+	for _, tc := range []struct {
+		name   string
+		op     string
+		key    crypto.Signer
+		nonce  string
+		status int
+	}{
+		{"retrieve with a fresh nonce", wire.OpRetrieve, issued, "ZnJlc2gx", wire.StatusOK},
+		{"request again with its nonce", wire.OpRequest, issued, "bm9uY2Ux", wire.StatusOK},
+		{"request again with a fresh nonce", wire.OpRequest, issued, "ZnJlc2gy", wire.StatusOK},
+		{"the nonce of another key", wire.OpRetrieve, issued, "bm9uY2Uy", wire.StatusNonceReused},
+		{"a superseded key", wire.OpRetrieve, old, "ZnJlc2g3", wire.StatusRejected},
+		{"a pending request", wire.OpRetrieve, waiting, "ZnJlc2gz", wire.StatusServerError},
+		{"a new key", wire.OpRequest, other, "ZnJlc2g0", wire.StatusServerError},
+	} {
+		ans := send(tc.op, tc.key, tc.nonce)
+		if ans.Status != tc.status {
+			t.Errorf("%s on a full disk: %+v, want status %d", tc.name, ans, tc.status)
+		}
+		if tc.status == wire.StatusOK && !bytes.Equal(ans.Certificate, first.Certificate) {
+			t.Errorf("%s on a full disk: another certificate", tc.name)
+		}
+	}
+	if n := logs.FilterMessage("device lock unavailable: answered from storage").Len(); n != 5 {
+		t.Errorf("%d warnings of answers without the lock, want 5", n)
+	}
+
+	// the enrolled mark gone (the operator cleared it): the locked path
+	// must write it again, so the full disk answers 14, and space back 0
+	saveRenamed(t, h.app.cfg.path, "enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled\n")
+	if _, err := h.app.cfg.reload(); err != nil {
+		t.Fatal(err)
+	}
+	if ans := send(wire.OpRetrieve, issued, "ZnJlc2g1"); ans.Status != wire.StatusServerError {
+		t.Fatalf("retrieve of an unmarked device on a full disk: %+v, want status 14", ans)
+	}
+	full.Store(false)
+	if ans := send(wire.OpRetrieve, issued, "ZnJlc2g2"); ans.Status != wire.StatusOK || !bytes.Equal(ans.Certificate, first.Certificate) {
+		t.Fatalf("retrieve once space is back: %+v", ans)
+	}
+	if d := h.app.cfg.device("gw1.example"); !d.Enrolled {
+		t.Fatal("the device is not marked enrolled again")
 	}
 }
