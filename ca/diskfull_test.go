@@ -3,6 +3,7 @@ package ca
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"io/fs"
 	"strings"
@@ -38,6 +39,9 @@ func (s *fullStore) Lock(ctx context.Context, name string) error {
 // every revocation and is before its nextUpdate (CRL said only the
 // storage's error: /ca.crl answered 500, and the server's start, which
 // reads the CRLs, failed, once half the CRL's validity had passed).
+// Otherwise — past its nextUpdate, or lacking a revocation — a CRL is
+// signed in memory, numbered after the stored one and any signed so, and
+// the next stored CRL after those (CRL said only the storage's error).
 func TestCRLNotRenewedOnFullDisk(t *testing.T) {
 	ctx := context.Background()
 	now := testNow
@@ -61,27 +65,56 @@ func TestCRLNotRenewedOnFullDisk(t *testing.T) {
 	if der, err := c.CachedCRL(ctx); err != nil || !bytes.Equal(der, stored) {
 		t.Fatalf("served: %v (the stored CRL: %v)", err, bytes.Equal(der, stored))
 	}
-	now = now.Add(24 * time.Hour) // past its nextUpdate
-	if der, err := c.CRL(ctx); der != nil || err == nil || errors.Is(err, ErrCRLNotRenewed) {
-		t.Fatalf("past its nextUpdate: %d bytes, %v; want the storage's error alone", len(der), err)
+	now = now.Add(24 * time.Hour) // past its nextUpdate: signed in memory
+	crl := unstoredCRLOf(t, c, "past its nextUpdate")
+	if crl.Number.Int64() != 2 || len(crl.RevokedCertificateEntries) != 1 || !crl.NextUpdate.After(now) {
+		t.Fatalf("past its nextUpdate: number %v, %d entries, next update %v", crl.Number, len(crl.RevokedCertificateEntries), crl.NextUpdate)
+	}
+	if again := unstoredCRLOf(t, c, "asked again"); !bytes.Equal(again.Raw, crl.Raw) {
+		t.Fatalf("asked again: number %v; want the same CRL, number 2", again.Number)
+	}
+	now = now.Add(25 * time.Hour) // half its validity: signed anew, numbered after it
+	if crl = unstoredCRLOf(t, c, "renewed in memory"); crl.Number.Int64() != 3 {
+		t.Fatalf("renewed in memory: number %v, want 3", crl.Number)
+	}
+	st.full.Store(false) // stored again, numbered after those served
+	if crl = crlOf(t, c.CRL); crl.Number.Int64() != 4 {
+		t.Fatalf("stored once the disk was freed: number %v, want 4", crl.Number)
 	}
 
-	// a revocation the stored CRL lacks: no CRL, the error
-	st.full.Store(false)
-	if _, err := c.CRL(ctx); err != nil {
-		t.Fatal(err)
-	}
+	// a revocation the stored CRL lacks: a CRL listing it, signed in memory
 	if err := c.Revoke(ctx, issued[1].Serial, ReasonSuperseded); err != nil {
 		t.Fatal(err)
 	}
 	st.full.Store(true)
-	if der, err := c.CRL(ctx); der != nil || err == nil || errors.Is(err, ErrCRLNotRenewed) {
-		t.Fatalf("a revocation not in the stored CRL: %d bytes, %v; want the storage's error alone", len(der), err)
+	if crl = unstoredCRLOf(t, c, "a revocation not in the stored CRL"); crl.Number.Int64() != 5 || len(crl.RevokedCertificateEntries) != 2 {
+		t.Fatalf("a revocation not in the stored CRL: number %v, %d entries; want 5, 2", crl.Number, len(crl.RevokedCertificateEntries))
+	}
+	if der, err := c.CachedCRL(ctx); err != nil || !bytes.Equal(der, crl.Raw) {
+		t.Fatalf("served: %v (the CRL signed in memory: %v)", err, bytes.Equal(der, crl.Raw))
 	}
 	st.full.Store(false) // space freed: signed again
-	if crl := crlOf(t, c.CRL); len(crl.RevokedCertificateEntries) != 2 {
-		t.Fatalf("after the disk was freed: %d entries, want 2", len(crl.RevokedCertificateEntries))
+	if crl := crlOf(t, c.CRL); len(crl.RevokedCertificateEntries) != 2 || crl.Number.Int64() != 6 {
+		t.Fatalf("after the disk was freed: number %v, %d entries, want 6, 2", crl.Number, len(crl.RevokedCertificateEntries))
 	}
+}
+
+// unstoredCRLOf is c's CRL on a full disk: signed in memory, with
+// ErrCRLNotStored and the storage's error.
+func unstoredCRLOf(t *testing.T, c *CA, what string) *x509.RevocationList {
+	t.Helper()
+	der, err := c.CRL(context.Background())
+	if !errors.Is(err, ErrCRLNotStored) || !errors.Is(err, syscall.ENOSPC) || der == nil {
+		t.Fatalf("%s: %d bytes, %v; want a CRL with ErrCRLNotStored and the cause", what, len(der), err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := crl.CheckSignatureFrom(c.Issuer()); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return crl
 }
 
 // recordFullStore fails the writes of issuance records only: the disk

@@ -140,7 +140,10 @@
 // one that made it has named it yet or not. The lock
 // "clearinghouse/ca/<Name>/<fp>/state" is held around every
 // read-modify-write of revocation state and the CRL number, so several
-// servers sharing the Store stay consistent. Keeping each CA under its
+// servers sharing the Store stay consistent. A CRL that cannot be stored
+// (a full Store) while the stored one lacks a revocation or has expired
+// is signed and served from memory (crlunstored.go), numbered after the
+// stored one. Keeping each CA under its
 // fingerprint means generating a new one never overwrites the old one: an
 // operator who restores the old crypto item gets the old CA back.
 //

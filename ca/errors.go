@@ -39,6 +39,11 @@ var (
 	// returns it with the stored CRL, which lists every revocation and has
 	// not reached its nextUpdate.
 	ErrCRLNotRenewed = errors.New("a new CRL is due but could not be stored; the stored one, still valid, is served")
+	// ErrCRLNotStored: a new CRL was needed (the stored one lacks a
+	// revocation, or has reached its nextUpdate) but could not be stored;
+	// CRL returns it with one signed in memory, which lists every
+	// revocation.
+	ErrCRLNotStored = errors.New("a new CRL is needed but could not be stored; one signed in memory is served")
 )
 
 type kindError struct {

@@ -666,11 +666,13 @@ func (c *CA) KeyCompromised(ctx context.Context, publicKeySHA256 string) (bool, 
 // read-only: its lock or its writes fail), the stored CRL is returned with
 // an error wrapping ErrCRLNotRenewed, as long as it lists exactly the
 // revoked set and has not reached its nextUpdate: it is as true as a new
-// one, only older. Otherwise the error alone.
+// one, only older. Otherwise (it lacks a revocation, or has expired) a CRL
+// signed in memory is returned with an error wrapping ErrCRLNotStored
+// (crlunstored.go); the error alone when even that cannot be made.
 func (c *CA) CRL(ctx context.Context) ([]byte, error) {
 	gen := c.crl.generation()
 	der, err := c.crlFromStorage(ctx)
-	if err == nil || errors.Is(err, ErrCRLNotRenewed) {
+	if err == nil || errors.Is(err, ErrCRLNotRenewed) || errors.Is(err, ErrCRLNotStored) {
 		c.crl.put(der, c.cfg.Now(), gen)
 	}
 	return der, err
@@ -706,6 +708,12 @@ type CRLCache struct {
 	der []byte
 	at  time.Time
 	gen uint64 // bumped by each revocation of this CA: a put from before is stale
+
+	// the CRL signed last while storage failed, and the highest number
+	// such a CRL had (crlunstored.go)
+	unstoredMu  sync.Mutex
+	unstored    *unstoredCRL
+	unstoredMax int64
 }
 
 // NewCRLCache returns an empty CRLCache for ShareCRLCache.
@@ -771,43 +779,15 @@ func (c *CA) crlFromStorage(ctx context.Context) ([]byte, error) {
 		if err != nil {
 			return err
 		}
-		// thisUpdate is backdated as certificates are (a verifier whose
-		// clock is a little behind would find a CRL signed just now not
-		// yet valid), but never before a revocation it lists
-		thisUpdate := now.Add(-Backdate)
-		entries := make([]x509.RevocationListEntry, 0, len(serials))
-		for _, s := range serials {
-			e := rf.Entries[s]
-			n, _ := new(big.Int).SetString(s, 16)
-			entries = append(entries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: e.At, ReasonCode: e.Reason})
-			if e.At.After(thisUpdate) {
-				thisUpdate = e.At
-			}
-		}
-		if thisUpdate.After(now) { // revoked by an instance whose clock is ahead
-			thisUpdate = now
-		}
-		next := now.Add(c.cfg.CRLValidity)
-		tmpl := &x509.RevocationList{
-			RevokedCertificateEntries: entries,
-			Number:                    big.NewInt(meta.Number + 1),
-			ThisUpdate:                thisUpdate,
-			NextUpdate:                next,
-		}
-		issuer := *c.issuer
-		issuer.SubjectKeyId = c.issuerSKI
-		if issuer.KeyUsage == 0 {
-			// no keyUsage extension: every usage is allowed (RFC 5280,
-			// 4.2.1.3), as operators' `openssl req -x509` CAs have it
-			issuer.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
-		}
-		der, err := x509.CreateRevocationList(c.cfg.Rand, tmpl, &issuer, c.signer)
+		// above any number a CRL signed here without storage had
+		number := max(meta.Number, c.crl.unstoredFloor()) + 1
+		der, next, err := c.signCRL(rf, serials, now, number)
 		if err != nil {
-			return fmt.Errorf("ca: creating CRL: %w", err)
+			return err
 		}
 		// The number first: a crash in between must not let a later CRL reuse it.
 		sum := sha256.Sum256(der)
-		meta = crlMeta{Number: meta.Number + 1, ThisUpdate: now, NextUpdate: next, Digest: digest, CRLSHA256: hex.EncodeToString(sum[:]),
+		meta = crlMeta{Number: number, ThisUpdate: now, NextUpdate: next, Digest: digest, CRLSHA256: hex.EncodeToString(sum[:]),
 			IssuerSHA256: c.issuerFP}
 		if err := c.storeJSON(ctx, c.key(keyCRLMeta), meta); err != nil {
 			return err
@@ -829,8 +809,51 @@ func (c *CA) crlFromStorage(ctx context.Context) ([]byte, error) {
 		if der := c.unrenewedCRL(ctx); der != nil {
 			return der, fmt.Errorf("%w: %w", ErrCRLNotRenewed, err)
 		}
+		if der := c.unstoredCRL(ctx); der != nil {
+			return der, fmt.Errorf("%w: %w", ErrCRLNotStored, err)
+		}
 	}
 	return out, err
+}
+
+// signCRL signs a CRL at now listing serials (their entries in rf),
+// numbered number, and returns it with its nextUpdate.
+func (c *CA) signCRL(rf *revokedFile, serials []string, now time.Time, number int64) ([]byte, time.Time, error) {
+	// thisUpdate is backdated as certificates are (a verifier whose
+	// clock is a little behind would find a CRL signed just now not
+	// yet valid), but never before a revocation it lists
+	thisUpdate := now.Add(-Backdate)
+	entries := make([]x509.RevocationListEntry, 0, len(serials))
+	for _, s := range serials {
+		e := rf.Entries[s]
+		n, _ := new(big.Int).SetString(s, 16)
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: e.At, ReasonCode: e.Reason})
+		if e.At.After(thisUpdate) {
+			thisUpdate = e.At
+		}
+	}
+	if thisUpdate.After(now) { // revoked by an instance whose clock is ahead
+		thisUpdate = now
+	}
+	next := now.Add(c.cfg.CRLValidity)
+	tmpl := &x509.RevocationList{
+		RevokedCertificateEntries: entries,
+		Number:                    big.NewInt(number),
+		ThisUpdate:                thisUpdate,
+		NextUpdate:                next,
+	}
+	issuer := *c.issuer
+	issuer.SubjectKeyId = c.issuerSKI
+	if issuer.KeyUsage == 0 {
+		// no keyUsage extension: every usage is allowed (RFC 5280,
+		// 4.2.1.3), as operators' `openssl req -x509` CAs have it
+		issuer.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
+	}
+	der, err := x509.CreateRevocationList(c.cfg.Rand, tmpl, &issuer, c.signer)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("ca: creating CRL: %w", err)
+	}
+	return der, next, nil
 }
 
 // unrenewedCRL returns the stored CRL when it is what a new one would list

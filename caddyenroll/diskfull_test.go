@@ -24,6 +24,8 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
@@ -97,24 +99,8 @@ func (s fillableStorage) Lock(ctx context.Context, name string) error {
 // serves it (it answered 500).
 func TestCRLDueOnFullDisk(t *testing.T) {
 	ctx := context.Background()
-	full := new(atomic.Bool)
-	st := localLocks{fillableStorage{Storage: &certmagic.FileStorage{Path: t.TempDir()}, full: full}}
-	clock := &testClock{now: time.Now().UTC()}
-	c, _, err := ca.Open(ctx, st, ca.Config{Name: "modern", Now: clock.Now, CRLValidity: time.Hour}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &App{
-		bg:      new(backgroundWork),
-		storage: st,
-		cas:     map[string]*ca.CA{profileModern: c},
-		state:   &stateStore{st: st},
-		authz:   &authz{revocations: new(revocations)},
-		clock:   clock.Now,
-		log:     zap.NewNop(),
-	}
-	t.Cleanup(func() { a.bg.wg.Wait() })
-	f := &refreshFixture{t: t, ctx: ctx, app: a, local: c, clock: clock}
+	f, full := crlFullDiskFixture(t)
+	a, c, clock := f.app, f.local, f.clock
 	serial := f.issue(c, "gw1.example.com", 0)
 	if err := c.Revoke(ctx, serial, ca.ReasonKeyCompromise); err != nil {
 		t.Fatal(err)
@@ -138,6 +124,78 @@ func TestCRLDueOnFullDisk(t *testing.T) {
 	w := httptest.NewRecorder()
 	if err := h.serveCRL(w, httptest.NewRequest(http.MethodGet, "/ca.crl", nil)); err != nil || !bytes.Equal(w.Body.Bytes(), stored) {
 		t.Fatalf("GET /ca.crl on a full disk: %v (the stored CRL: %v)", err, bytes.Equal(w.Body.Bytes(), stored))
+	}
+}
+
+// crlFullDiskFixture is an app with a CA (CRLs valid an hour) on a
+// storage whose disk fills up when full is set.
+func crlFullDiskFixture(t *testing.T) (*refreshFixture, *atomic.Bool) {
+	ctx := context.Background()
+	full := new(atomic.Bool)
+	st := localLocks{fillableStorage{Storage: &certmagic.FileStorage{Path: t.TempDir()}, full: full}}
+	clock := &testClock{now: time.Now().UTC()}
+	c, _, err := ca.Open(ctx, st, ca.Config{Name: "modern", Now: clock.Now, CRLValidity: time.Hour}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &App{
+		bg:      new(backgroundWork),
+		storage: st,
+		cas:     map[string]*ca.CA{profileModern: c},
+		state:   &stateStore{st: st},
+		authz:   &authz{revocations: new(revocations)},
+		clock:   clock.Now,
+		log:     zap.NewNop(),
+	}
+	t.Cleanup(func() { a.bg.wg.Wait() })
+	return &refreshFixture{t: t, ctx: ctx, app: a, local: c, clock: clock}, full
+}
+
+// A stored CRL that lacks a revocation (made before the disk filled up)
+// is neither served nor read on a full disk: a CRL listing it is signed
+// in memory, for the revocation state (the start failed with "CRL of
+// modern CA": the whole server stayed down) and for GET /ca.crl (it
+// answered 500).
+func TestCRLLackingRevocationOnFullDisk(t *testing.T) {
+	ctx := context.Background()
+	f, full := crlFullDiskFixture(t)
+	a, c := f.app, f.local
+	first, second := f.issue(c, "gw1.example.com", 0), f.issue(c, "gw2.example.com", 0)
+	if err := c.Revoke(ctx, first, ca.ReasonKeyCompromise); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := c.CRL(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Revoke(ctx, second, ca.ReasonKeyCompromise); err != nil {
+		t.Fatal(err)
+	}
+
+	full.Store(true)
+	a.authz.revocations = new(revocations) // a restart
+	core, logs := observer.New(zapcore.WarnLevel)
+	a.log = zap.New(core)
+	if err := a.refreshRevoked(ctx); err != nil {
+		t.Fatalf("reading the revocations on a full disk: %v", err)
+	}
+	for _, s := range []string{first, second} {
+		if !a.authz.revoked[profileModern+"/"+s] {
+			t.Fatalf("%s is not known revoked", s)
+		}
+	}
+	h := &Handler{app: a, log: a.log}
+	h.Profile = profileModern
+	w := httptest.NewRecorder()
+	if err := h.serveCRL(w, httptest.NewRequest(http.MethodGet, "/ca.crl", nil)); err != nil {
+		t.Fatalf("GET /ca.crl on a full disk: %v", err)
+	}
+	crl, err := x509.ParseRevocationList(w.Body.Bytes())
+	if err != nil || bytes.Equal(w.Body.Bytes(), stored) || len(crl.RevokedCertificateEntries) != 2 || crl.CheckSignatureFrom(c.Issuer()) != nil {
+		t.Fatalf("GET /ca.crl on a full disk: %v; want a CRL the CA signed listing both revocations", err)
+	}
+	if n := logs.FilterLevelExact(zapcore.ErrorLevel).FilterMessageSnippet("CRL not stored").Len(); n != 1 {
+		t.Fatalf("%d errors saying the CRL is not stored, want 1 (the refresh's; the fetch served what it read)", n)
 	}
 }
 

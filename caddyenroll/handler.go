@@ -280,11 +280,14 @@ func (h *Handler) serveCRL(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
+	// served again from memory for a while: logged that often
 	crl, err := c.CachedCRL(r.Context())
-	if errors.Is(err, ca.ErrCRLNotRenewed) {
-		// served again from memory for a while: logged that often
+	switch {
+	case errors.Is(err, ca.ErrCRLNotRenewed):
 		h.log.Warn("CRL not renewed; serving the stored one", zap.String("profile", h.Profile), zap.Error(err))
-	} else if err != nil {
+	case errors.Is(err, ca.ErrCRLNotStored):
+		h.log.Error("CRL not stored; serving one signed in memory", zap.String("profile", h.Profile), zap.Error(err))
+	case err != nil:
 		return caddyhttp.Error(http.StatusInternalServerError, fmt.Errorf("building CRL: %v", err))
 	}
 	return writeBinary(w, r, "application/pkix-crl", crl)

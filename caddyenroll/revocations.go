@@ -243,10 +243,15 @@ func (a *App) readCRLs(ctx context.Context) (map[string]bool, error) {
 	revoked := make(map[string]bool)
 	for profile, c := range a.cas {
 		der, err := c.CRL(ctx)
-		if errors.Is(err, ca.ErrCRLNotRenewed) {
+		switch {
+		case errors.Is(err, ca.ErrCRLNotRenewed):
 			// it lists every revocation: the state is exact
 			a.log.Warn("CRL not renewed; reading the stored one", zap.String("profile", profile), zap.Error(err))
-		} else if err != nil {
+		case errors.Is(err, ca.ErrCRLNotStored):
+			// signed in memory, it lists every revocation too; the stored
+			// one does not (or has expired), and must not be served
+			a.log.Error("CRL not stored; reading one signed in memory", zap.String("profile", profile), zap.Error(err))
+		case err != nil:
 			return nil, fmt.Errorf("CRL of %s CA: %v", profile, err)
 		}
 		crl, err := x509.ParseRevocationList(der)

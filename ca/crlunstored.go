@@ -1,0 +1,76 @@
+package ca
+
+import (
+	"context"
+	"time"
+)
+
+// A CRL that cannot be stored is still signed and served from memory when
+// the stored one must not be: it lacks a revocation (made before the disk
+// filled up, whose CRL was not written yet), or has reached its
+// nextUpdate. Storage is only the CRL's cache; the CA key signs it, and
+// the revocation state it lists is read from storage. Serving the stored
+// CRL would hide the revocation from every relying party, and serving
+// none (the server's start read its CRLs and failed) would leave them
+// with an older one that hides it as well.
+//
+// The CRL number cannot be stored either. RFC 5280 (5.2.3) wants a new
+// number for each CRL with another thisUpdate: a CRL signed here takes
+// the number after both the stored one's and any this process signed
+// without storage, and the next stored CRL takes one above those. A
+// process started anew, or another instance sharing the storage, does not
+// know them and may give one to another CRL, signed while storage still
+// fails or stored first once it works: that CRL lists the same
+// revocations (none can be made while the storage cannot be written)
+// unless one was made in between, which a relying party that takes it for
+// the CRL it holds misses until the next number. Persisting the number
+// is what cannot be done; serving no CRL, or the stored one, would hide
+// the revocation from everyone instead.
+
+// unstoredCRL is a CRL signed while storage failed.
+type unstoredCRL struct {
+	der    []byte
+	number int64
+	digest string    // of the revoked set it lists (crlInputs)
+	issuer string    // SHA-256 of the certificate that signed it
+	signed time.Time // when (the CRL's thisUpdate is backdated)
+}
+
+// unstoredFloor is the highest number of a CRL this process signed
+// without storing it (0: none).
+func (m *CRLCache) unstoredFloor() int64 {
+	m.unstoredMu.Lock()
+	defer m.unstoredMu.Unlock()
+	return m.unstoredMax
+}
+
+// unstoredCRL returns a CRL listing the revoked set of now, signed in
+// memory: the one signed last while storage failed, while it lists the
+// same set, is numbered above the stored CRL and is younger than half
+// its validity (as a stored one is renewed), else a new one; nil when
+// the revoked set cannot be read or the CRL cannot be signed.
+func (c *CA) unstoredCRL(ctx context.Context) []byte {
+	if ctx.Err() != nil {
+		return nil
+	}
+	m := c.crl
+	m.unstoredMu.Lock()
+	defer m.unstoredMu.Unlock()
+	now := c.cfg.Now().UTC().Truncate(time.Second)
+	rf, serials, digest, meta, err := c.crlInputs(ctx, now)
+	if err != nil {
+		return nil
+	}
+	if u := m.unstored; u != nil && u.digest == digest && u.issuer == c.issuerFP && u.number > meta.Number &&
+		!now.Before(u.signed) && now.Before(u.signed.Add(c.cfg.CRLValidity/2)) {
+		return u.der
+	}
+	number := max(meta.Number, m.unstoredMax) + 1
+	der, _, err := c.signCRL(rf, serials, now, number)
+	if err != nil {
+		return nil
+	}
+	m.unstored = &unstoredCRL{der: der, number: number, digest: digest, issuer: c.issuerFP, signed: now}
+	m.unstoredMax = number
+	return der
+}
