@@ -212,7 +212,14 @@ func (l *limiter) failWith(key string, now time.Time, shared sharedFailure) (pas
 		st.until = now.Add(d)
 		lockout = d
 	}
-	return st.failures > l.free, lockout, sharedFailure{Failures: st.failures, Last: st.last, Until: st.until}
+	after = sharedFailure{Failures: st.failures, Last: st.last}
+	if !st.until.IsZero() {
+		// the lockout's end as the wall clock now tells it, as Last is:
+		// a deadline kept by the monotonic clock (adopt's, or one set
+		// before a step of the wall clock) has a stale wall reading
+		after.Until = now.Round(0).Add(st.until.Sub(now))
+	}
+	return st.failures > l.free, lockout, after
 }
 
 // hasFailures reports whether key has failures or a lockout here.
@@ -292,8 +299,13 @@ func (l *limiter) forgetRecorded(key string) {
 // adopt takes the failures and lockout other instances recorded for key
 // (shared) where they exceed its own, unless stale (its own too). Another
 // clock may be ahead: a lockout is taken as long as this instance would
-// have started at most, and a last failure as now at the latest. epoch is
-// shouldRead's: a key cleared since the record was read keeps clear.
+// have started at most, and a last failure as now at the latest. The
+// record's times are wall-clock readings; they are taken as times from
+// now, on now's clock: with time.Now's monotonic reading, a step of the
+// wall clock after the adoption neither ends the lockout early (forward)
+// nor lengthens it (back), nor makes its failures stale early, as the
+// lockouts started here are kept. epoch is shouldRead's: a key cleared
+// since the record was read keeps clear.
 func (l *limiter) adopt(key string, shared sharedFailure, now time.Time, epoch uint64) {
 	if shared.Failures <= 0 || l.stale(shared.Last, now) {
 		return
@@ -306,19 +318,16 @@ func (l *limiter) adopt(key string, shared sharedFailure, now time.Time, epoch u
 	}
 	l.forgetLocked(st, now) // else its stale count would pass for a fresh one
 	st.failures = max(st.failures, shared.Failures)
-	last := shared.Last
-	if last.After(now) { // another clock may be ahead
-		last = now
+	// another clock may be ahead: a last failure at now at the latest
+	if !shared.Last.IsZero() {
+		if last := now.Add(-max(now.Sub(shared.Last), 0)); st.last.Before(last) {
+			st.last = last
+		}
 	}
-	if st.last.Before(last) {
-		st.last = last
-	}
-	until := shared.Until
-	if most := now.Add(l.max); until.After(most) {
-		until = most
-	}
-	if until.After(st.until) {
-		st.until = until
+	if left := shared.Until.Sub(now); !shared.Until.IsZero() && left > 0 {
+		if until := now.Add(min(left, l.max)); until.After(st.until) {
+			st.until = until
+		}
 	}
 }
 

@@ -1,0 +1,91 @@
+package caddyenroll
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// stepWall is t, which carries a monotonic reading (time.Now's), with its
+// wall reading moved by d and its monotonic one kept: what time.Now
+// returns after the wall clock was stepped by d. The time package has no
+// way to make one, so it is written into time.Time's layout (wall: bit 63
+// set when there is a monotonic reading, then 33 bits of seconds since
+// 1885, then 30 of nanoseconds; ext: the monotonic reading); a layout that
+// no longer matches skips the test.
+func stepWall(t *testing.T, tm time.Time, d time.Duration) time.Time {
+	t.Helper()
+	if d%time.Second != 0 || !strings.Contains(tm.String(), " m=") {
+		t.Fatalf("stepWall(%v, %v): a time with a monotonic reading and whole seconds", tm, d)
+	}
+	type layout struct {
+		wall uint64
+		ext  int64
+		loc  *time.Location
+	}
+	stepped := tm
+	p := (*layout)(unsafe.Pointer(&stepped))
+	p.wall = uint64(int64(p.wall) + int64(d/time.Second)<<30)
+	if !stepped.Round(0).Equal(tm.Round(0).Add(d)) || !stepped.Equal(tm) || stepped.Sub(tm) != 0 {
+		t.Skipf("time.Time's layout changed: cannot simulate a step of the wall clock")
+	}
+	return stepped
+}
+
+// A lockout adopted from another instance's record is kept by the
+// monotonic clock, as the lockouts started here are: a step of the wall
+// clock after the adoption neither ends it early (forward) nor lengthens
+// it (back), nor makes the failures it counts stale early.
+func TestLimiterAdoptedLockoutClockStep(t *testing.T) {
+	ctx := context.Background()
+	for _, step := range []time.Duration{time.Hour, -time.Hour, 0} {
+		t.Run(step.String(), func(t *testing.T) {
+			l := newLimiter(5, time.Second, time.Minute)
+			now := time.Now() // with a monotonic reading
+			l.fail("k", now.Add(-5*time.Second))
+			// another instance's sixth failure, a second ago, locked the key
+			// out for 30s
+			wall := now.Round(0)
+			l.adopt("k", sharedFailure{Failures: 6, Last: wall.Add(-time.Second), Until: wall.Add(30 * time.Second)}, now, l.m["k"].epoch)
+			if !strings.Contains(l.m["k"].until.String(), " m=") {
+				t.Fatalf("the adopted lockout ends at %v, a wall-clock reading: a step of the clock moves its end", l.m["k"].until)
+			}
+			// 10s later by the monotonic clock, the wall clock stepped
+			if ok, left := l.begin(ctx, "k", stepWall(t, now.Add(10*time.Second), step)); ok || left != 20*time.Second {
+				t.Fatalf("10s after the adoption, stepped %v: begin = %v, %v left; want refused, 20s left", step, ok, left)
+			}
+			later := stepWall(t, now.Add(31*time.Second), step)
+			if ok, _ := l.begin(ctx, "k", later); !ok {
+				t.Fatalf("31s after the adoption, stepped %v: still refused, the lockout was 30s", step)
+			}
+			// its failures still count: the seventh starts a longer lockout
+			if past, lockout := l.fail("k", later); !past || lockout != 4*time.Second {
+				t.Fatalf("the failure after the lockout, stepped %v: past %v, lockout %v; want the seventh failure's 4s", step, past, lockout)
+			}
+		})
+	}
+}
+
+// The lockout a failure record carries is told by the wall clock at the
+// failure, as its last failure is: a lockout set before a step back of the
+// wall clock and over since is not recorded as one still to come (the
+// instance would adopt it back from its own record, the others whose
+// clocks are behind too).
+func TestLimiterRecordsLockoutByWallClockNow(t *testing.T) {
+	l := newLimiter(5, time.Second, time.Minute)
+	now := time.Now() // with a monotonic reading
+	for range 5 {
+		l.fail("k", now) // the fifth starts a lockout of 1s
+	}
+	// 3 minutes later, the failures stale, the wall clock stepped back an hour
+	later := stepWall(t, now.Add(3*time.Minute), -time.Hour)
+	_, lockout, after := l.failWith("k", later, sharedFailure{})
+	if lockout != 0 || after.Failures != 1 || !after.Last.Equal(later) {
+		t.Fatalf("failure after the stale ones: lockout %v, record %+v", lockout, after)
+	}
+	if want := later.Round(0).Add(-3*time.Minute + time.Second); !after.Until.Equal(want) {
+		t.Fatalf("the record's lockout ends at %v, want %v (3 minutes ago less a second by the wall clock of its last failure)", after.Until, want)
+	}
+}
