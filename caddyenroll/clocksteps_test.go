@@ -2,10 +2,14 @@ package caddyenroll
 
 import (
 	"context"
+	"os"
+	"path"
 	"strings"
 	"testing"
 	"time"
 	"unsafe"
+
+	"go.uber.org/zap"
 )
 
 // stepWall is t, which carries a monotonic reading (time.Now's), with its
@@ -87,5 +91,67 @@ func TestLimiterRecordsLockoutByWallClockNow(t *testing.T) {
 	}
 	if want := later.Round(0).Add(-3*time.Minute + time.Second); !after.Until.Equal(want) {
 		t.Fatalf("the record's lockout ends at %v, want %v (3 minutes ago less a second by the wall clock of its last failure)", after.Until, want)
+	}
+}
+
+// The nonce janitor keeps the buckets of the wall clock and those of the
+// wall clock at start plus the monotonic time since: after a step of the
+// wall clock by more than a bucket, a nonce bound before it (or by another
+// instance, whose clock did not step) and one bound after it are both
+// still refused to another binding, on either clock.
+func TestNonceJanitorClockStep(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		start time.Duration // the wall clock at start, since nonceEpoch
+		step  time.Duration
+	}{
+		{"forward 3h", 0, 3 * time.Hour},
+		{"back 3h", 3 * time.Hour, -3 * time.Hour},
+		{"no step", 0, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newNonceFixture(t, time.Hour)
+			ctx := nonceTestCtx(t)
+			// 30 minutes after start, before the step (or on another
+			// instance, whose clock does not step)
+			unstepped := nonceEpoch.Add(c.start + 30*time.Minute)
+			f.clock = unstepped
+			if ok, err := f.s.bindNonce(ctx, []byte("before"), "A"); !ok || err != nil {
+				t.Fatalf("bind before the step: %v, %v", ok, err)
+			}
+			// 40 minutes after start by the monotonic clock, the wall clock stepped
+			stepped := nonceEpoch.Add(c.start + 40*time.Minute + c.step)
+			f.clock = stepped
+			if ok, err := f.s.bindNonce(ctx, []byte("after"), "A"); !ok || err != nil {
+				t.Fatalf("bind after the step: %v, %v", ok, err)
+			}
+			// and a nonce file of an earlier version, 10 minutes after start
+			legacy := path.Join(noncesPrefix(), hashKey("nonce", "legacy"))
+			if err := f.fs.Store(ctx, legacy, []byte("A")); err != nil {
+				t.Fatal(err)
+			}
+			mtime := nonceEpoch.Add(c.start + 10*time.Minute)
+			if err := os.Chtimes(f.fs.Filename(legacy), mtime, mtime); err != nil {
+				t.Fatal(err)
+			}
+			stop := make(chan struct{})
+			close(stop) // one run
+			a := &App{state: f.s, bgCtx: ctx, log: zap.NewNop(), stop: stop,
+				wallAtStart: nonceEpoch.Add(c.start), sinceStart: func() time.Duration { return 40 * time.Minute }}
+			a.nonceJanitor(time.Hour)
+			if !f.fs.Exists(ctx, legacy) {
+				t.Error("the janitor deleted a nonce file 30 minutes old by the monotonic clock")
+			}
+			// each nonce looked up by the clock it was bound by
+			for _, check := range []struct {
+				at    time.Time
+				nonce string
+			}{{unstepped.Add(15 * time.Minute), "before"}, {stepped.Add(5 * time.Minute), "after"}} {
+				f.clock = check.at
+				if ok, err := f.s.bindNonce(ctx, []byte(check.nonce), "B"); ok || err != nil {
+					t.Errorf("after the janitor, the nonce bound %s the step was taken again at +%v: %v, %v", check.nonce, check.at.Sub(nonceEpoch), ok, err)
+				}
+			}
+		})
 	}
 }

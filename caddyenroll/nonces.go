@@ -169,9 +169,12 @@ func isLegacyNonceName(name string) bool {
 // other sizes in nonce_sizes.json that lookups still read, or that an
 // instance still using a longer retention reads (keptBuckets) (and,
 // likewise, the next one of each), and the flat nonce files of
-// earlier versions that are older than the retention. It runs under the
-// janitor's storage lock and returns how many buckets and files it deleted.
-func (s *stateStore) pruneNonces(ctx context.Context) (buckets, files int, err error) {
+// earlier versions that are older than the retention. The buckets kept are
+// those of the store's clock and of each of also (other readings of the
+// time: nonceJanitor's), a file is deleted when it is old by each. It runs
+// under the janitor's storage lock and returns how many buckets and files
+// it deleted.
+func (s *stateStore) pruneNonces(ctx context.Context, also ...time.Time) (buckets, files int, err error) {
 	if err := s.st.Lock(ctx, nonceJanitorLock); err != nil {
 		return 0, 0, fmt.Errorf("locking the nonce janitor: %v", err)
 	}
@@ -187,15 +190,21 @@ func (s *stateStore) pruneNonces(ctx context.Context) (buckets, files int, err e
 		return 0, 0, fmt.Errorf("listing nonces: %v", err)
 	}
 	now := s.now()
-	cur := s.bucket(now)
-	kept := map[int64]bool{cur - 1: true, cur: true, cur + 1: true}
-	for _, o := range others {
-		bs := o.keptBuckets(now, s.retention)
-		for _, b := range bs {
-			kept[b] = true
+	kept := make(map[int64]bool)
+	for _, t := range append([]time.Time{now}, also...) {
+		cur := s.bucket(t)
+		kept[cur-1], kept[cur], kept[cur+1] = true, true, true
+		for _, o := range others {
+			bs := o.keptBuckets(t, s.retention)
+			for _, b := range bs {
+				kept[b] = true
+			}
+			if len(bs) > 0 {
+				kept[bs[len(bs)-1]+1] = true // as our own next one
+			}
 		}
-		if len(bs) > 0 {
-			kept[bs[len(bs)-1]+1] = true // as our own next one
+		if t.Before(now) {
+			now = t // the files' ages
 		}
 	}
 	for _, k := range keys {
@@ -236,12 +245,22 @@ func (s *stateStore) pruneNonces(ctx context.Context) (buckets, files int, err e
 }
 
 // nonceJanitor prunes expired nonces at once and then every interval until
-// the app stops.
+// the app stops. It keeps the buckets that lookups read by the wall clock,
+// and those they read by the wall clock at Provision plus the monotonic
+// time since (janitorNow's bound): after a step of the wall clock, the
+// former are those this instance binds nonces in, the latter those the
+// other instances do (and this one did before a step back). Either alone
+// would delete nonces still live after a step of more than a bucket, which
+// an instance would then accept again.
 func (a *App) nonceJanitor(every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		buckets, files, err := a.state.pruneNonces(a.bgCtx)
+		var also []time.Time
+		if a.sinceStart != nil {
+			also = append(also, a.wallAtStart.Add(a.sinceStart()))
+		}
+		buckets, files, err := a.state.pruneNonces(a.bgCtx, also...)
 		switch {
 		case err != nil && a.bgCtx.Err() == nil:
 			a.log.Error("pruning expired nonces", zap.Error(err),
