@@ -398,17 +398,16 @@ func (c *CA) RevokeSerial(ctx context.Context, serial string, reason int) (newly
 // the lock. It reports whether s was newly revoked. A half-finished
 // revocation (in rf but its record unmarked, or the other way round, as
 // earlier versions wrote them) is completed with its first time and reason.
-// With skipExpired, an unrevoked certificate that has expired is left
-// alone (no CRL needs it), unless its key is compromised.
+// With skipExpired, an unrevoked certificate that expired more than
+// revokeExpiredWithin ago is left alone (a CRL would not list it), unless
+// its key is compromised.
 func (c *CA) revokeLocked(ctx context.Context, rf *revokedFile, s string, reason int, skipExpired bool) (*Record, bool, error) {
 	rec, err := c.Lookup(ctx, s)
 	if err != nil {
 		return nil, false, err
 	}
 	e, listed := rf.Entries[s]
-	// expired beyond the clock skew allowed between instances (Backdate):
-	// one whose clock is behind must not still take it as valid
-	if skipExpired && !listed && !rec.Revoked && reason != ReasonKeyCompromise && c.cfg.Now().Sub(rec.NotAfter) > Backdate {
+	if skipExpired && !listed && !rec.Revoked && reason != ReasonKeyCompromise && c.cfg.Now().Sub(rec.NotAfter) > revokeExpiredWithin {
 		return nil, false, nil
 	}
 	if listed || rec.Revoked {
@@ -529,6 +528,17 @@ func (c *CA) storeRevoked(ctx context.Context, rf *revokedFile, marked map[strin
 	}
 	return nil
 }
+
+// revokeExpiredWithin is how long after a certificate expired, by this
+// CA's clock, the revocation of its device still revokes it: as long as
+// the CRLs list an expired certificate's entry (crlDrops; an entry they
+// dropped is not written back either), far beyond the clock skew allowed
+// between instances (Backdate). Judged by the expiry alone, a certificate
+// about to expire was left valid for an instance whose clock is behind,
+// and for every other instance when this clock had been stepped forward;
+// a day covers a step of up to a day, for at most a day's entries more in
+// the revoked list and the CRLs.
+const revokeExpiredWithin = day
 
 // RevokeDevice revokes every unrevoked certificate of device except
 // exceptSerial (typically the one just issued, with ReasonSuperseded) and

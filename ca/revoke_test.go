@@ -783,15 +783,15 @@ func TestCachedCRLListsWhatRecordsSay(t *testing.T) {
 }
 
 // Superseding the certificates of a device leaves one that expired
-// unrevoked alone: no CRL needs it, and the revoked list (rewritten by
-// every revocation) must not grow with such entries. A compromised key is
-// still marked, expired or not.
+// unrevoked more than a day ago alone: no CRL would list it, and the
+// revoked list (rewritten by every revocation) must not grow with such
+// entries. A compromised key is still marked, expired or not.
 func TestRevokeDeviceSkipsExpired(t *testing.T) {
 	ctx := context.Background()
 	now := testNow
 	c, _ := openCA(t, NewMemStore(), Config{Now: func() time.Time { return now }, Validity: 10 * day}, "")
 	old := issueN(t, c, "device1.itsp.com", 1)[0]
-	now = old.NotAfter.Add(time.Hour)
+	now = old.NotAfter.Add(day + time.Hour)
 	cur := issueN(t, c, "device1.itsp.com", 1)[0]
 	got, err := c.RevokeDevice(ctx, "device1.itsp.com", ReasonSuperseded, cur.Serial)
 	if err != nil || len(got) != 0 {
@@ -805,6 +805,47 @@ func TestRevokeDeviceSkipsExpired(t *testing.T) {
 	}
 	if ok, err := c.KeyCompromised(ctx, old.PublicKeySHA256); err != nil || !ok {
 		t.Fatalf("KeyCompromised of the expired certificate's key = %v, %v", ok, err)
+	}
+}
+
+// A device's revocation revokes, and the CRL then lists, a certificate
+// that expired less than a day ago by the CA's clock, as long as the CRLs
+// list an expired one's entry: another instance's clock may be behind
+// (within the skew allowed, Backdate), and this one may have been stepped
+// forward (here, by up to a day), so that others still take it as valid.
+// One expired longer is left alone.
+func TestRevokeDeviceExpiredWithinADay(t *testing.T) {
+	for _, c := range []struct {
+		expired time.Duration // by the CA's clock, at the revocation
+		want    bool
+	}{
+		{-time.Minute, true},
+		{30 * time.Second, true},
+		{Backdate + time.Second, true},
+		{time.Hour, true}, // a clock stepped an hour forward
+		{day - time.Second, true},
+		{day + time.Second, false},
+	} {
+		t.Run(c.expired.String(), func(t *testing.T) {
+			ctx := context.Background()
+			now := testNow
+			ca, _ := openCA(t, NewMemStore(), Config{Now: func() time.Time { return now }, Validity: 10 * day}, "")
+			old := issueN(t, ca, "device1.itsp.com", 1)[0]
+			now = old.NotAfter.Add(c.expired)
+			got, err := ca.RevokeDeviceIssuedBefore(ctx, "device1.itsp.com", ReasonCessationOfOperation, time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if revoked := slices.Contains(got, old.Serial); revoked != c.want {
+				t.Fatalf("expired %v by the CA's clock: revoked %v, want %v", c.expired, revoked, c.want)
+			}
+			listed := slices.ContainsFunc(crlOf(t, ca.CRL).RevokedCertificateEntries, func(e x509.RevocationListEntry) bool {
+				return e.SerialNumber.Text(16) == old.Serial
+			})
+			if listed != c.want {
+				t.Fatalf("expired %v: the CRL lists it %v, want %v (as revoked)", c.expired, listed, c.want)
+			}
+		})
 	}
 }
 
