@@ -224,6 +224,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.wallAtStart, a.sinceStart = start.Round(0), func() time.Duration { return time.Since(start) }
 	}
 	a.state = newStateStore(a.storage, time.Duration(a.NonceRetention))
+	if a.sinceStart != nil {
+		a.state.sinceStart = func() time.Time { return a.wallAtStart.Add(a.sinceStart()) }
+	}
 	if err := a.state.readBucketSizes(ctx); err != nil {
 		// the janitor rewrites the record; until then nonces of another
 		// nonce_retention are not read

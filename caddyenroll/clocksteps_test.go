@@ -4,12 +4,11 @@ import (
 	"context"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 	"unsafe"
-
-	"go.uber.org/zap"
 )
 
 // stepWall is t, which carries a monotonic reading (time.Now's), with its
@@ -94,12 +93,14 @@ func TestLimiterRecordsLockoutByWallClockNow(t *testing.T) {
 	}
 }
 
-// The nonce janitor keeps the buckets of the wall clock and those of the
-// wall clock at start plus the monotonic time since: after a step of the
-// wall clock by more than a bucket, a nonce bound before it (or by another
-// instance, whose clock did not step) and one bound after it are both
-// still refused to another binding, on either clock.
-func TestNonceJanitorClockStep(t *testing.T) {
+// Nonces are bucketed by the wall clock and by the wall clock at start plus
+// the monotonic time since: after a step of the wall clock by more than a
+// bucket, forward or back, a nonce bound before it and one bound after it
+// are still refused to another binding, by this instance and by another
+// whose clock did not step, after this instance's janitor and after the
+// other's.
+func TestNonceClockStep(t *testing.T) {
+	const retention = time.Hour
 	for _, c := range []struct {
 		name  string
 		start time.Duration // the wall clock at start, since nonceEpoch
@@ -110,48 +111,74 @@ func TestNonceJanitorClockStep(t *testing.T) {
 		{"no step", 0, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			f := newNonceFixture(t, time.Hour)
+			f := newNonceFixture(t, retention)
 			ctx := nonceTestCtx(t)
-			// 30 minutes after start, before the step (or on another
-			// instance, whose clock does not step)
-			unstepped := nonceEpoch.Add(c.start + 30*time.Minute)
-			f.clock = unstepped
-			if ok, err := f.s.bindNonce(ctx, []byte("before"), "A"); !ok || err != nil {
-				t.Fatalf("bind before the step: %v, %v", ok, err)
+			start := nonceEpoch.Add(c.start)
+			var elapsed time.Duration // by the monotonic clock
+			f.s.sinceStart = func() time.Time { return start.Add(elapsed) }
+			// another instance, whose clock does not step
+			other := newStateStore(f.s.st, retention)
+			other.now = func() time.Time { return start.Add(elapsed) }
+			bind := func(s *stateStore, nonce, binding string) bool {
+				t.Helper()
+				ok, err := s.bindNonce(ctx, []byte(nonce), binding)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ok
 			}
-			// 40 minutes after start by the monotonic clock, the wall clock stepped
-			stepped := nonceEpoch.Add(c.start + 40*time.Minute + c.step)
-			f.clock = stepped
-			if ok, err := f.s.bindNonce(ctx, []byte("after"), "A"); !ok || err != nil {
-				t.Fatalf("bind after the step: %v, %v", ok, err)
+
+			elapsed, f.clock = 30*time.Minute, start.Add(30*time.Minute)
+			if !bind(f.s, "before", "A") {
+				t.Fatal("a new nonce refused before the step")
 			}
-			// and a nonce file of an earlier version, 10 minutes after start
+			// and a nonce file of an earlier version, written then
 			legacy := path.Join(noncesPrefix(), hashKey("nonce", "legacy"))
 			if err := f.fs.Store(ctx, legacy, []byte("A")); err != nil {
 				t.Fatal(err)
 			}
-			mtime := nonceEpoch.Add(c.start + 10*time.Minute)
-			if err := os.Chtimes(f.fs.Filename(legacy), mtime, mtime); err != nil {
+			if err := os.Chtimes(f.fs.Filename(legacy), f.clock, f.clock); err != nil {
 				t.Fatal(err)
 			}
-			stop := make(chan struct{})
-			close(stop) // one run
-			a := &App{state: f.s, bgCtx: ctx, log: zap.NewNop(), stop: stop,
-				wallAtStart: nonceEpoch.Add(c.start), sinceStart: func() time.Duration { return 40 * time.Minute }}
-			a.nonceJanitor(time.Hour)
-			if !f.fs.Exists(ctx, legacy) {
-				t.Error("the janitor deleted a nonce file 30 minutes old by the monotonic clock")
+			elapsed, f.clock = 40*time.Minute, start.Add(40*time.Minute+c.step)
+			if !bind(f.s, "after", "A") {
+				t.Fatal("a new nonce refused after the step")
 			}
-			// each nonce looked up by the clock it was bound by
-			for _, check := range []struct {
-				at    time.Time
-				nonce string
-			}{{unstepped.Add(15 * time.Minute), "before"}, {stepped.Add(5 * time.Minute), "after"}} {
-				f.clock = check.at
-				if ok, err := f.s.bindNonce(ctx, []byte(check.nonce), "B"); ok || err != nil {
-					t.Errorf("after the janitor, the nonce bound %s the step was taken again at +%v: %v, %v", check.nonce, check.at.Sub(nonceEpoch), ok, err)
+
+			check := func(when string) {
+				t.Helper()
+				for _, nonce := range []string{"before", "after"} {
+					if bind(f.s, nonce, "B") {
+						t.Errorf("%s, the nonce bound %s the step was taken again", when, nonce)
+					}
+					if bind(other, nonce, "B") {
+						t.Errorf("%s, the nonce bound %s the step was taken again by another instance", when, nonce)
+					}
 				}
 			}
+			elapsed, f.clock = 45*time.Minute, start.Add(45*time.Minute+c.step)
+			check("after the step")
+			if _, _, err := f.s.pruneNonces(ctx); err != nil {
+				t.Fatal(err)
+			}
+			check("after the janitor")
+			if !f.fs.Exists(ctx, legacy) {
+				t.Error("the janitor deleted a nonce file 15 minutes old by the monotonic clock")
+			}
+			if _, _, err := other.pruneNonces(ctx); err != nil {
+				t.Fatal(err)
+			}
+			check("after the other instance's janitor")
 		})
+	}
+}
+
+// A started app buckets nonces by both clocks, which agree at start.
+func TestNonceClocksProvisioned(t *testing.T) {
+	conf, dir := gw1Config(t)
+	a := loadEnroll(t, filepath.Join(dir, "storage"), conf, ApprovalAuto)
+	clocks := a.state.nonceClocks()
+	if len(clocks) != 2 || clocks[1].Sub(clocks[0]).Abs() > time.Second {
+		t.Fatalf("nonce clocks of a started app: %v; want the wall clock and the one from start by the monotonic clock, agreeing", clocks)
 	}
 }

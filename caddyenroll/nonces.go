@@ -27,7 +27,9 @@ import (
 // boundary, or this one before its clock was stepped back; and, after a change of
 // nonce_retention, in the buckets of the other sizes still in use:
 // noncesizes.go), so it is remembered at least the retention and at most
-// twice that; older buckets are deleted whole by the janitor.
+// twice that; older buckets are deleted whole by the janitor. "Current" is
+// by the wall clock and by the wall clock at start plus the monotonic time
+// since, which differ after a step of the wall clock (nonceClocks).
 //
 // Keys directly under nonces/ that are not buckets are the flat layout of
 // earlier versions; the janitor deletes them once they are older than the
@@ -87,9 +89,8 @@ func (s *stateStore) bindNonceTo(ctx context.Context, nonce []byte, binding stri
 		return false, err
 	}
 	defer releaseLocal(lock)
-	now := s.now()
-	cur := s.bucket(now)
-	read := s.readBuckets(now)
+	clocks := s.nonceClocks()
+	read := s.readBuckets(clocks...)
 	seen, refused, err := s.lookNonce(ctx, nonce, read, binding, also)
 	if err != nil || refused {
 		return false, err
@@ -106,7 +107,7 @@ func (s *stateStore) bindNonceTo(ctx context.Context, nonce []byte, binding stri
 	if err := s.recordOwnSize(ctx); err != nil {
 		return false, err
 	}
-	more, err := s.refreshOtherSizes(ctx, now, read)
+	more, err := s.refreshOtherSizes(ctx, clocks, read)
 	if err != nil {
 		return false, err
 	}
@@ -116,7 +117,34 @@ func (s *stateStore) bindNonceTo(ctx context.Context, nonce []byte, binding stri
 	if seen {
 		return true, nil
 	}
-	return true, s.st.Store(ctx, nonceKey(cur, nonce), []byte(binding))
+	var stored []int64
+	for _, t := range clocks {
+		if b := s.bucket(t); !slices.Contains(stored, b) {
+			if err := s.st.Store(ctx, nonceKey(b, nonce), []byte(binding)); err != nil {
+				return false, err
+			}
+			stored = append(stored, b)
+		}
+	}
+	return true, nil
+}
+
+// nonceClocks are the readings of the time that nonces are bucketed by:
+// the wall clock and, when set, the wall clock at start plus the monotonic
+// time since. They agree but after a step of the wall clock while the app
+// runs. Then a lookup reads the buckets of both and a bind writes in the
+// current bucket of each (one more write while they fall in different
+// buckets), and the janitor keeps those of both: by the wall clock, this
+// instance finds the nonces it binds after the step; by the other clock,
+// those bound before it and by the other instances (whose clocks did not
+// step), and those instances, whose janitors keep only their own buckets,
+// find its nonces. Either alone missed nonces still in the window after a
+// step of more than a bucket, which were then accepted again.
+func (s *stateStore) nonceClocks() []time.Time {
+	if s.sinceStart == nil {
+		return []time.Time{s.now()}
+	}
+	return []time.Time{s.now(), s.sinceStart()}
 }
 
 // lookNonce looks for nonce in buckets: seen when it is bound there to
@@ -170,11 +198,10 @@ func isLegacyNonceName(name string) bool {
 // instance still using a longer retention reads (keptBuckets) (and,
 // likewise, the next one of each), and the flat nonce files of
 // earlier versions that are older than the retention. The buckets kept are
-// those of the store's clock and of each of also (other readings of the
-// time: nonceJanitor's), a file is deleted when it is old by each. It runs
-// under the janitor's storage lock and returns how many buckets and files
-// it deleted.
-func (s *stateStore) pruneNonces(ctx context.Context, also ...time.Time) (buckets, files int, err error) {
+// those of each of nonceClocks, a file is deleted when it is old by each.
+// It runs under the janitor's storage lock and returns how many buckets
+// and files it deleted.
+func (s *stateStore) pruneNonces(ctx context.Context) (buckets, files int, err error) {
 	if err := s.st.Lock(ctx, nonceJanitorLock); err != nil {
 		return 0, 0, fmt.Errorf("locking the nonce janitor: %v", err)
 	}
@@ -189,9 +216,10 @@ func (s *stateStore) pruneNonces(ctx context.Context, also ...time.Time) (bucket
 	if err != nil {
 		return 0, 0, fmt.Errorf("listing nonces: %v", err)
 	}
-	now := s.now()
+	clocks := s.nonceClocks()
+	now := clocks[0]
 	kept := make(map[int64]bool)
-	for _, t := range append([]time.Time{now}, also...) {
+	for _, t := range clocks {
 		cur := s.bucket(t)
 		kept[cur-1], kept[cur], kept[cur+1] = true, true, true
 		for _, o := range others {
@@ -245,22 +273,15 @@ func (s *stateStore) pruneNonces(ctx context.Context, also ...time.Time) (bucket
 }
 
 // nonceJanitor prunes expired nonces at once and then every interval until
-// the app stops. It keeps the buckets that lookups read by the wall clock,
-// and those they read by the wall clock at Provision plus the monotonic
-// time since (janitorNow's bound): after a step of the wall clock, the
-// former are those this instance binds nonces in, the latter those the
-// other instances do (and this one did before a step back). Either alone
-// would delete nonces still live after a step of more than a bucket, which
-// an instance would then accept again.
+// the app stops. It keeps the buckets of both nonceClocks: after a step of
+// the wall clock, the wall clock's are those this instance binds nonces
+// in, the other's those the other instances do (and this one did before
+// the step).
 func (a *App) nonceJanitor(every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		var also []time.Time
-		if a.sinceStart != nil {
-			also = append(also, a.wallAtStart.Add(a.sinceStart()))
-		}
-		buckets, files, err := a.state.pruneNonces(a.bgCtx, also...)
+		buckets, files, err := a.state.pruneNonces(a.bgCtx)
 		switch {
 		case err != nil && a.bgCtx.Err() == nil:
 			a.log.Error("pruning expired nonces", zap.Error(err),

@@ -101,19 +101,30 @@ func (s *stateStore) bucketSeconds() int64 {
 	return 1
 }
 
-// readBuckets are the buckets a lookup at now reads: the current, the
-// previous and the next one (written by an instance whose clock is ahead
-// of ours, up to a bucket: the skew allowed between instances, or this
-// clock before it was stepped back; the janitor keeps it too), then those
-// of other sizes still in the record.
-func (s *stateStore) readBuckets(now time.Time) []int64 {
-	cur := s.bucket(now)
-	out := []int64{cur, cur - 1, cur + 1}
+// readBuckets are the buckets a lookup at the times at reads (the clocks'
+// readings: nonceClocks): for each, the current, the previous and the next
+// one (written by an instance whose clock is ahead of ours, up to a
+// bucket: the skew allowed between instances, or this clock before it was
+// stepped back; the janitor keeps it too), then those of other sizes still
+// in the record.
+func (s *stateStore) readBuckets(at ...time.Time) []int64 {
+	var out []int64
+	add := func(b int64) {
+		if !slices.Contains(out, b) {
+			out = append(out, b)
+		}
+	}
+	for _, now := range at {
+		cur := s.bucket(now)
+		add(cur)
+		add(cur - 1)
+		add(cur + 1)
+	}
 	if others := s.otherSizes.Load(); others != nil {
-		for _, o := range *others {
-			for _, b := range o.buckets(now, s.retention) {
-				if !slices.Contains(out, b) {
-					out = append(out, b)
+		for _, now := range at {
+			for _, o := range *others {
+				for _, b := range o.buckets(now, s.retention) {
+					add(b)
 				}
 			}
 		}
@@ -260,17 +271,19 @@ func (s *stateStore) recordOwnSize(ctx context.Context) error {
 }
 
 // refreshOtherSizes reads the record again and returns the buckets that
-// lookups at now read now and did not before (read).
-func (s *stateStore) refreshOtherSizes(ctx context.Context, now time.Time, read []int64) ([]int64, error) {
+// lookups at the times at read now and did not before (read).
+func (s *stateStore) refreshOtherSizes(ctx context.Context, at []time.Time, read []int64) ([]int64, error) {
 	sizes, err := s.loadBucketSizes(ctx)
 	if err != nil && !errors.Is(err, errNonceSizesCorrupt) {
 		return nil, err
 	}
 	var more []int64
 	for _, o := range s.useOtherSizes(sizes) {
-		for _, b := range o.buckets(now, s.retention) {
-			if !slices.Contains(read, b) && !slices.Contains(more, b) {
-				more = append(more, b)
+		for _, now := range at {
+			for _, b := range o.buckets(now, s.retention) {
+				if !slices.Contains(read, b) && !slices.Contains(more, b) {
+					more = append(more, b)
+				}
 			}
 		}
 	}

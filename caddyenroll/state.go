@@ -81,6 +81,10 @@ type stateStore struct {
 	retention time.Duration
 	// the clock of nonce buckets; tests move it
 	now func() time.Time
+	// the wall clock at the app's start plus the monotonic time since (nil:
+	// none; App.Provision sets it): nonce lookups, binds and the janitor
+	// use its buckets too (nonces.go)
+	sinceStart func() time.Time
 	// bucket sizes of other retentions whose buckets lookups read too
 	// (noncesizes.go)
 	otherSizes atomic.Pointer[[]nonceSize]
