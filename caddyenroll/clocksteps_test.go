@@ -182,3 +182,27 @@ func TestNonceClocksProvisioned(t *testing.T) {
 		t.Fatalf("nonce clocks of a started app: %v; want the wall clock and the one from start by the monotonic clock, agreeing", clocks)
 	}
 }
+
+// A failure of an attempt that began before a longer lockout was adopted
+// (another instance's record, read while the attempt was checked) keeps
+// that lockout: its own, shorter, doubling does not replace it.
+func TestLimiterFailureKeepsLongerAdoptedLockout(t *testing.T) {
+	ctx := context.Background()
+	l := newLimiter(5, time.Second, time.Hour)
+	now := time.Now()
+	for i := range 5 {
+		l.fail("k", now.Add(time.Duration(i-10)*time.Second))
+	}
+	if ok, _ := l.begin(ctx, "k", now); !ok {
+		t.Fatal("the sixth attempt is refused before any lockout")
+	}
+	wall := now.Round(0)
+	l.adopt("k", sharedFailure{Failures: 5, Last: wall.Add(-time.Second), Until: wall.Add(10 * time.Minute)}, now, l.m["k"].epoch)
+	past, lockout := l.fail("k", now.Add(time.Second))
+	if !past || lockout < 9*time.Minute {
+		t.Fatalf("the in-flight attempt's failure: past %v, lockout %v; want the adopted lockout's 10 minutes kept", past, lockout)
+	}
+	if ok, _ := l.begin(ctx, "k", now.Add(time.Minute)); ok {
+		t.Fatal("a minute later an attempt is allowed: the failure shortened the adopted 10-minute lockout to its own")
+	}
+}

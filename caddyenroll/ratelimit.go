@@ -209,8 +209,12 @@ func (l *limiter) failWith(key string, now time.Time, shared sharedFailure) (pas
 		if d > l.max {
 			d = l.max
 		}
-		st.until = now.Add(d)
-		lockout = d
+		// a longer lockout in force (adopted while this attempt was
+		// in flight) is kept, not shortened
+		if u := now.Add(d); u.After(st.until) {
+			st.until = u
+		}
+		lockout = st.until.Sub(now)
 	}
 	after = sharedFailure{Failures: st.failures, Last: st.last}
 	if !st.until.IsZero() {
