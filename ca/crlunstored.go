@@ -36,12 +36,16 @@ type unstoredCRL struct {
 	signed time.Time // when (the CRL's thisUpdate is backdated)
 }
 
-// unstoredFloor is the highest number of a CRL this process signed
-// without storing it (0: none).
-func (m *CRLCache) unstoredFloor() int64 {
+// numbered runs store, which signs and stores a CRL's number, with the
+// number after stored (the stored CRL's) and after any CRL this process
+// signed without storing it. It holds their lock throughout: a CRL
+// signed meanwhile without storage (a lock or write of another caller
+// failed) would read the stored number before store writes it, and take
+// the same number for another CRL.
+func (m *CRLCache) numbered(stored int64, store func(number int64) error) error {
 	m.unstoredMu.Lock()
 	defer m.unstoredMu.Unlock()
-	return m.unstoredMax
+	return store(max(stored, m.unstoredMax) + 1)
 }
 
 // unstoredCRL returns a CRL listing the revoked set of now, signed in

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io/fs"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -143,5 +144,57 @@ func TestRecordFailureLeavesNoIndexEntry(t *testing.T) {
 	serials, err := c.deviceSerials(ctx, "device1.itsp.com")
 	if err != nil || len(serials) != 0 {
 		t.Fatalf("device index after the failed issuance: %v (%v), want empty", serials, err)
+	}
+}
+
+// metaHookStore runs hook before the first write of a CRL's metadata.
+type metaHookStore struct {
+	countedStore
+	once sync.Once
+	hook func()
+}
+
+func (s *metaHookStore) Store(ctx context.Context, key string, value []byte) error {
+	if strings.HasSuffix(key, keyCRLMeta) && s.hook != nil {
+		s.once.Do(s.hook)
+	}
+	return s.countedStore.Store(ctx, key, value)
+}
+
+// A CRL signed in memory while another is being stored (its caller's
+// lock or writes failed, this one's did not) is numbered after the one
+// stored: it read the stored number before the new one was written, and
+// two CRLs of this process had the same number.
+func TestCRLNumberUnstoredWhileStoring(t *testing.T) {
+	now := testNow
+	st := &metaHookStore{countedStore: NewMemStore()}
+	c, _ := openCA(t, st, Config{CRLValidity: 48 * time.Hour, Now: func() time.Time { return now }}, "")
+	issued := issueN(t, c, "device1.itsp.com", 1)
+	if err := c.Revoke(context.Background(), issued[0].Serial, ReasonSuperseded); err != nil {
+		t.Fatal(err)
+	}
+	var unstored []byte
+	done := make(chan struct{})
+	st.hook = func() {
+		go func() {
+			defer close(done)
+			unstored = c.unstoredCRL(context.Background())
+		}()
+		select { // it finishes now, unless it waits for this write
+		case <-done:
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	stored := crlOf(t, c.CRL)
+	<-done
+	if unstored == nil {
+		t.Fatal("no CRL signed in memory")
+	}
+	mem, err := x509.ParseRevocationList(unstored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mem.Number.Cmp(stored.Number) <= 0 {
+		t.Fatalf("signed in memory while one was stored: number %v, the stored one's %v; want a higher one", mem.Number, stored.Number)
 	}
 }

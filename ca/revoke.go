@@ -789,17 +789,22 @@ func (c *CA) crlFromStorage(ctx context.Context) ([]byte, error) {
 		if err != nil {
 			return err
 		}
-		// above any number a CRL signed here without storage had
-		number := max(meta.Number, c.crl.unstoredFloor()) + 1
-		der, next, err := c.signCRL(rf, serials, now, number)
+		// above any number a CRL signed here without storage had, and
+		// stored before one is signed so meanwhile reads it
+		var der []byte
+		err = c.crl.numbered(meta.Number, func(number int64) error {
+			d, next, err := c.signCRL(rf, serials, now, number)
+			if err != nil {
+				return err
+			}
+			// The number first: a crash in between must not let a later CRL reuse it.
+			sum := sha256.Sum256(d)
+			meta = crlMeta{Number: number, ThisUpdate: now, NextUpdate: next, Digest: digest, CRLSHA256: hex.EncodeToString(sum[:]),
+				IssuerSHA256: c.issuerFP}
+			der = d
+			return c.storeJSON(ctx, c.key(keyCRLMeta), meta)
+		})
 		if err != nil {
-			return err
-		}
-		// The number first: a crash in between must not let a later CRL reuse it.
-		sum := sha256.Sum256(der)
-		meta = crlMeta{Number: number, ThisUpdate: now, NextUpdate: next, Digest: digest, CRLSHA256: hex.EncodeToString(sum[:]),
-			IssuerSHA256: c.issuerFP}
-		if err := c.storeJSON(ctx, c.key(keyCRLMeta), meta); err != nil {
 			return err
 		}
 		if err := c.st.Store(ctx, c.key(keyCRL), der); err != nil {
