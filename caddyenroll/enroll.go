@@ -158,6 +158,9 @@ func (a *App) login(ctx context.Context, in enrollInput) (*Account, *outcome) {
 		if ctx.Err() != nil { // hung up while waiting for an attempt in flight
 			return nil, &outcome{gone: true}
 		}
+		if lg.shed {
+			return nil, a.shedLogin()
+		}
 		o := fail(wire.StatusRateLimited, "too many failed attempts; try again later")
 		return nil, &o
 	}
@@ -206,10 +209,7 @@ func (a *App) checkHash(ctx context.Context, lg login, username, password string
 		if ctx.Err() != nil {
 			return nil, false, &outcome{gone: true}
 		}
-		initMetrics()
-		metrics.loginsShed.Inc()
-		o := fail(wire.StatusRateLimited, "too many logins being checked; try again later")
-		return nil, false, &o
+		return nil, false, a.shedLogin()
 	}
 	defer release()
 	// a login that waited may find the cache filled meanwhile
@@ -224,6 +224,14 @@ func (a *App) checkHash(ctx context.Context, lg login, username, password string
 		cancel()
 	}
 	return acct, ok, nil
+}
+
+// shedLogin is the answer of a login refused for want of a hash slot.
+func (a *App) shedLogin() *outcome {
+	initMetrics()
+	metrics.loginsShed.Inc()
+	o := fail(wire.StatusRateLimited, "too many logins being checked; try again later")
+	return &o
 }
 
 func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, csr *ca.CSR,

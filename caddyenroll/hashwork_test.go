@@ -2,6 +2,7 @@ package caddyenroll
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -153,5 +154,48 @@ func TestSharedReadNameUnderHashBound(t *testing.T) {
 		if got := a.state.nameCached("user:ops"); got != free {
 			t.Errorf("slot free %v: the record's name derived %v", free, got)
 		}
+	}
+}
+
+// A login whose account's failure record must be read (this instance saw
+// it fail: another may have locked it out since) but whose name, dropped
+// from the cache, finds no hash slot to be derived is refused as shed,
+// with nothing reserved: it used to go on to the password check without
+// the lockout another instance recorded, which a slot freed meanwhile
+// let it make.
+func TestSharedLockoutUnreadIsShed(t *testing.T) {
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	a, b := newLoginAppOn(t, st), newLoginAppOn(t, st)
+	for _, app := range []*App{a, b} {
+		app.limiter = newLimiter(5, time.Hour, 2*time.Hour)
+	}
+	a.hashes = newHashWork(1, 0, time.Minute)
+	now := time.Now()
+	tryLogin(a, "ops", "203.0.113.5", false, now) // a has seen it fail
+	for i := range 4 {                            // b locks it out: 5 failures in all
+		tryLogin(b, "ops", fmt.Sprintf("198.51.100.%d", i+1), false, now)
+	}
+	if tryLogin(b, "ops", "198.51.100.9", true, now) {
+		t.Fatal("b: the account is not locked out")
+	}
+
+	a.state.failureNames.mu.Lock()
+	a.state.failureNames.names = nil // emptied, as when full
+	a.state.failureNames.mu.Unlock()
+	held, _ := a.hashes.acquire(context.Background())
+	lg, ok := a.beginLogin(noWait, "ops", "192.0.2.7", func() time.Time { return now })
+	held()
+	if ok || !lg.shed {
+		t.Fatalf("record unread for want of a slot: reserved %v, shed %v; want refused as shed", ok, lg.shed)
+	}
+	a.limiter.mu.Lock()
+	inflight := a.limiter.m["user:ops"].inflight
+	a.limiter.mu.Unlock()
+	if inflight != 0 {
+		t.Errorf("the shed login left %d attempts in flight", inflight)
+	}
+	// with a slot free the record is read: b's lockout refuses it
+	if lg, ok := a.beginLogin(noWait, "ops", "192.0.2.7", func() time.Time { return now }); ok || lg.shed {
+		t.Errorf("slot free: reserved %v, shed %v; want refused by b's lockout", ok, lg.shed)
 	}
 }

@@ -677,6 +677,7 @@ func (k *knownAddresses) evictLocked(now time.Time) {
 type login struct {
 	username, user, addr string
 	known                bool
+	shed                 bool // refused: no hash slot to name a record it had to read
 }
 
 // knownKey is the limiter key of an account at one of its known
@@ -703,20 +704,24 @@ func (a *App) beginLogin(ctx context.Context, username, clientIP string, clock f
 	if a.known.has(username, lg.addr, now) {
 		lg.user, lg.known = knownKey(username, lg.addr), true
 	}
-	a.adoptSharedLockout(ctx, a.limiter, lg.user, now)
+	if lg.shed = a.adoptSharedLockout(ctx, a.limiter, lg.user, now); lg.shed {
+		return lg, false
+	}
 	ok, left := a.limiter.begin(ctx, lg.user, now)
 	if !ok && left > 0 && !lg.known && a.adoptKnownAddress(ctx, username, lg.addr, now) {
 		// known to the account on another instance, or before a restart
 		lg.user, lg.known = knownKey(username, lg.addr), true
 		now = clock()
-		a.adoptSharedLockout(ctx, a.limiter, lg.user, now)
+		if lg.shed = a.adoptSharedLockout(ctx, a.limiter, lg.user, now); lg.shed {
+			return lg, false
+		}
 		ok, _ = a.limiter.begin(ctx, lg.user, now)
 	}
 	if !ok {
 		return lg, false // without reading the address's record
 	}
 	now = clock()
-	a.adoptSharedLockout(ctx, a.addrLimiter, lg.addr, now)
+	a.adoptSharedLockout(ctx, a.addrLimiter, lg.addr, now) // an address's record name is no PBKDF2: never shed
 	if ok, _ := a.addrLimiter.begin(ctx, lg.addr, now); !ok {
 		a.limiter.cancel(lg.user)
 		return lg, false

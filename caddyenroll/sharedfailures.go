@@ -116,24 +116,27 @@ func sharedCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 // lockout here refuses key, once per sharedRecheckInterval). When the
 // record is gone (a valid login or an unlock deleted it) the key's
 // failures here go too, if this instance had recorded them there (a
-// storage that fails to write must not reset them).
-func (a *App) adoptSharedLockout(ctx context.Context, l *limiter, key string, now time.Time) {
+// storage that fails to write must not reset them). shed reports that
+// the record was due but not read for want of a hash slot: the attempt
+// must be refused, not checked without the lockout it may hold.
+func (a *App) adoptSharedLockout(ctx context.Context, l *limiter, key string, now time.Time) (shed bool) {
 	if a.state == nil {
-		return
+		return false
 	}
 	epoch, ok := l.shouldRead(key, now)
 	if !ok {
-		return
+		return false
 	}
 	ctx, cancel := sharedCtx(ctx)
 	defer cancel()
 	if !a.state.nameCached(key) {
 		// its name's PBKDF2 (the cache of names was emptied) is hash work
 		// too (hashwork.go): without a slot the record is read at a later
-		// attempt (the login's own check would find none either)
+		// attempt, and this one is shed (a slot free by its own check
+		// would let a password be tried past another instance's lockout)
 		release, ok := a.hashGate().acquire(ctx)
 		if !ok {
-			return
+			return true
 		}
 		_, _ = a.state.failuresKey(ctx, key)
 		release()
@@ -147,6 +150,7 @@ func (a *App) adoptSharedLockout(ctx context.Context, l *limiter, key string, no
 	default:
 		l.adopt(key, shared, now, epoch)
 	}
+	return false
 }
 
 // failShared is l.fail counting the failures recorded in storage, and
