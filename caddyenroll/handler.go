@@ -96,6 +96,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// Cleanup writes the refusal lines' summaries still due while the
+// config's logger writes (logthrottle.go).
+func (h *Handler) Cleanup() error {
+	h.refusals.flush()
+	return nil
+}
+
 // Validate checks the handler's settings.
 func (h *Handler) Validate() error {
 	if h.Profile != profileModern && h.Profile != profileLegacy {
@@ -349,5 +356,6 @@ func clientAddr(r *http.Request) string {
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

@@ -32,8 +32,9 @@ type logThrottle struct {
 	now    func() time.Time
 	after  func(time.Duration, func()) // time.AfterFunc; tests run it by hand
 
-	mu    sync.Mutex
-	kinds map[string]*throttledKind // bounded: kinds are the code's constants
+	mu     sync.Mutex
+	kinds  map[string]*throttledKind // bounded: kinds are the code's constants
+	closed bool                      // flushed at Cleanup: nothing more is throttled
 }
 
 type throttledKind struct {
@@ -64,6 +65,11 @@ func (t *logThrottle) write(log *zap.Logger, kind string, level zapcore.Level, m
 	}
 	now := t.now()
 	t.mu.Lock()
+	if t.closed { // no summary could be written: every line is
+		t.mu.Unlock()
+		ce.Write(fields...)
+		return
+	}
 	k := t.kinds[kind]
 	if k == nil {
 		k = &throttledKind{start: now}
@@ -86,6 +92,29 @@ func (t *logThrottle) write(log *zap.Logger, kind string, level zapcore.Level, m
 	t.mu.Unlock()
 	if schedule {
 		t.after(wait, func() { t.summarize(kind) })
+	}
+}
+
+// flush writes the summaries due now and throttles nothing more: it runs
+// at the handler's Cleanup, while the config's logger still writes. A
+// summary timer firing after the config was unloaded would write to a
+// logger the unload may have closed, and the count would be lost; those
+// still pending find nothing to write.
+func (t *logThrottle) flush() {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.closed = true
+	var due []string
+	for kind, k := range t.kinds {
+		if k.suppressed > 0 {
+			due = append(due, kind)
+		}
+	}
+	t.mu.Unlock()
+	for _, kind := range due {
+		t.summarize(kind)
 	}
 }
 

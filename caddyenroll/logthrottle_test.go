@@ -155,3 +155,43 @@ func TestOSPRefusalLogsThrottled(t *testing.T) {
 		t.Errorf("summaries %v, want osp answered: unauthorized: %d", got, n-3)
 	}
 }
+
+// A handler's Cleanup (its config unloaded) writes the summaries still
+// due at once, with the config's logger; the timers firing later write
+// nothing (they wrote after the unload, with a logger it may have closed),
+// and a line written after it is not throttled.
+func TestLogThrottleFlushedAtCleanup(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	log := zap.New(core)
+	now := time.Unix(1_000_000, 0)
+	for _, c := range []struct {
+		name    string
+		cleanup func(*logThrottle) error
+	}{
+		{"enroll", func(th *logThrottle) error { return (&Handler{refusals: th}).Cleanup() }},
+		{"osp", func(th *logThrottle) error { return (&OSPHandler{refusals: th}).Cleanup() }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			logs.TakeAll()
+			th, fire := testThrottle(2, &now)
+			for range 5 {
+				th.write(log, "junk", zapcore.InfoLevel, "refused")
+			}
+			if err := c.cleanup(th); err != nil {
+				t.Fatal(err)
+			}
+			if got := suppressedBy(logs); got["junk"] != 3 {
+				t.Errorf("summaries at Cleanup %v, want junk: 3", got)
+			}
+			fire()
+			if n := logs.FilterMessage("log lines suppressed").Len(); n != 1 {
+				t.Errorf("%d summaries after the timers fired, want the 1 of Cleanup", n)
+			}
+			th.write(log, "junk", zapcore.InfoLevel, "refused")
+			fire()
+			if n, s := logs.FilterMessage("refused").Len(), logs.FilterMessage("log lines suppressed").Len(); n != 3 || s != 1 {
+				t.Errorf("after Cleanup: %d lines, %d summaries; want the line written, no summary", n, s)
+			}
+		})
+	}
+}

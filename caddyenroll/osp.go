@@ -155,6 +155,13 @@ func (h *OSPHandler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// Cleanup writes the refusal lines' summaries still due while the
+// config's logger writes (logthrottle.go).
+func (h *OSPHandler) Cleanup() error {
+	h.refusals.flush()
+	return nil
+}
+
 // Validate checks the settings.
 func (h *OSPHandler) Validate() error {
 	if h.Tokens != TokensSigned && h.Tokens != TokensCASigned && h.Tokens != TokensUnsigned {
@@ -702,5 +709,6 @@ func (h *OSPHandler) write(w http.ResponseWriter, m osp.Message) error {
 var (
 	_ caddy.Provisioner           = (*OSPHandler)(nil)
 	_ caddy.Validator             = (*OSPHandler)(nil)
+	_ caddy.CleanerUpper          = (*OSPHandler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*OSPHandler)(nil)
 )
