@@ -199,3 +199,40 @@ func TestSharedLockoutUnreadIsShed(t *testing.T) {
 		t.Errorf("slot free: reserved %v, shed %v; want refused by b's lockout", ok, lg.shed)
 	}
 }
+
+// saltPanics is a storage whose read of the failure records' salt panics
+// once armed (a storage module's bug).
+type saltPanics struct {
+	certmagic.Storage
+	armed bool
+}
+
+func (s *saltPanics) Load(ctx context.Context, key string) ([]byte, error) {
+	if s.armed && key == failuresSaltKey() {
+		panic("storage module bug")
+	}
+	return s.Storage.Load(ctx, key)
+}
+
+// A panic while a failure record's name is derived under a hash slot (the
+// read of a lockout recorded elsewhere) gives the slot back: it kept it
+// for the life of the process.
+func TestHashSlotReleasedOnPanic(t *testing.T) {
+	st := &saltPanics{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}}
+	a := newLoginAppOn(t, st)
+	a.hashes = newHashWork(1, 0, time.Minute)
+	now := time.Now()
+	tryLogin(a, "ops", "203.0.113.5", false, now) // a has seen it fail
+	a.state.failureNames.mu.Lock()
+	a.state.failureNames.names, a.state.failureNames.salt = nil, nil // the salt read again
+	a.state.failureNames.mu.Unlock()
+	st.armed = true
+	func() {
+		defer func() { _ = recover() }()
+		a.adoptSharedLockout(context.Background(), a.limiter, "user:ops", now)
+		t.Fatal("the storage did not panic")
+	}()
+	if n := len(a.hashes.slots); n != 0 {
+		t.Errorf("%d slots kept after the panic, want 0", n)
+	}
+}

@@ -138,8 +138,10 @@ func (a *App) adoptSharedLockout(ctx context.Context, l *limiter, key string, no
 		if !ok {
 			return true
 		}
-		_, _ = a.state.failuresKey(ctx, key)
-		release()
+		func() {
+			defer release() // a storage module's panic must not keep the slot
+			_, _ = a.state.failuresKey(ctx, key)
+		}()
 	}
 	shared, found, err := a.state.loadFailures(ctx, key)
 	switch {
