@@ -110,14 +110,15 @@ func (a *accounts) check(username, password string) (*Account, bool) {
 // login already checked: no hash work.
 func (a *accounts) cached(username, password string) (*Account, bool) {
 	acct, known := a.byName[username]
-	if !known {
-		return nil, false
+	hash := a.dummy // an unknown username does the same work as a known one
+	if known {
+		hash = []byte(acct.Password)
 	}
-	key := credentialKey(username, password, []byte(acct.Password))
+	key := credentialKey(username, password, hash)
 	a.mu.RLock()
 	_, hit := a.cache[key]
 	a.mu.RUnlock()
-	if !hit {
+	if !hit || !known {
 		return nil, false
 	}
 	return acct, true
