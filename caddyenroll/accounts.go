@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
-	"sync"
 
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
@@ -32,8 +31,8 @@ type Account struct {
 
 // accounts checks credentials. bcrypt at `caddy hash-password`'s cost takes
 // tens of milliseconds, so successful checks are cached by a SHA-256 of the
-// username, password and hash (as Caddy's basic_auth does); failures are
-// never cached.
+// username, password and hash (as Caddy's basic_auth does), for the
+// process across reloads (credcache.go); failures are never cached.
 type accounts struct {
 	byName map[string]*Account
 	dummy  []byte
@@ -42,14 +41,13 @@ type accounts struct {
 	// username, which tells the name is an account's
 	cheaper []string
 
-	mu    sync.RWMutex
-	cache map[[32]byte]struct{}
+	cache *credentialCache
 }
 
 const maxCachedCredentials = 10000
 
 func newAccounts(list []Account) (*accounts, error) {
-	a := &accounts{byName: make(map[string]*Account), cache: make(map[[32]byte]struct{})}
+	a := &accounts{byName: make(map[string]*Account), cache: newCredentialCache()}
 	costs := make([]int, len(list))
 	maxCost := -1
 	for i := range list {
@@ -114,10 +112,7 @@ func (a *accounts) cached(username, password string) (*Account, bool) {
 	if known {
 		hash = []byte(acct.Password)
 	}
-	key := credentialKey(username, password, hash)
-	a.mu.RLock()
-	_, hit := a.cache[key]
-	a.mu.RUnlock()
+	hit := a.cache.has(credentialKey(username, password, hash))
 	if !hit || !known {
 		return nil, false
 	}
@@ -136,13 +131,7 @@ func (a *accounts) verify(username, password string) (*Account, bool) {
 	if err != nil || !known {
 		return nil, false
 	}
-	key := credentialKey(username, password, hash)
-	a.mu.Lock()
-	if len(a.cache) >= maxCachedCredentials {
-		clear(a.cache)
-	}
-	a.cache[key] = struct{}{}
-	a.mu.Unlock()
+	a.cache.add(credentialKey(username, password, hash))
 	return acct, true
 }
 

@@ -19,7 +19,7 @@ func TestProvisionedLoginAllowances(t *testing.T) {
 	if err := a.provisionLogins(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = limitersPool.Delete(a.limitersKey) })
+	t.Cleanup(func() { _ = a.Cleanup() })
 	now := time.Unix(1_000_000, 0)
 	for i := range 4 {
 		for range 2 {

@@ -186,6 +186,8 @@ type App struct {
 	startedOnce *sync.Once
 	// the bounds' warnings and verifications (pendingbounds.go)
 	pendingThrottle *throttle
+	// accounts.cache is the process's, held in credentialsPool
+	credentialsHeld bool
 }
 
 // CaddyModule returns the Caddy module information.
@@ -310,10 +312,14 @@ func (a *App) setDefaults() {
 
 // provisionLogins checks the accounts and takes the login limiters: those
 // of the config this one replaces when the settings are the same, so that
-// a reload keeps the failures, lockouts and known addresses.
+// a reload keeps the failures, lockouts and known addresses; and the
+// process's valid logins checked, so that it keeps them too.
 func (a *App) provisionLogins() error {
 	var err error
 	if a.accounts, err = newAccounts(a.Accounts); err != nil {
+		return err
+	}
+	if err := a.shareCredentialCache(); err != nil {
 		return err
 	}
 	if len(a.accounts.cheaper) > 0 {
@@ -451,8 +457,9 @@ func (a *App) afterStarted(f func()) {
 }
 
 // Cleanup lets go of what this configuration shared with the others of the
-// process (the configuration file's state, the login limiters, the CRL
-// caches and the revocation state) and cancels its background work.
+// process (the configuration file's state, the login limiters, the valid
+// logins checked, the CRL caches and the revocation state) and cancels its
+// background work.
 func (a *App) Cleanup() error {
 	if a.bgCancel != nil {
 		a.bgCancel()
@@ -462,6 +469,9 @@ func (a *App) Cleanup() error {
 	}
 	if a.limitersKey != "" {
 		_, _ = limitersPool.Delete(a.limitersKey)
+	}
+	if a.credentialsHeld {
+		_, _ = credentialsPool.Delete(credentialsPoolKey)
 	}
 	for _, key := range a.crlKeys {
 		_, _ = crlPool.Delete(key)
