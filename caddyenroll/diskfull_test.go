@@ -217,9 +217,10 @@ func TestDeferredMarkOnFullDiskSaysWhy(t *testing.T) {
 // A certificate already issued is served again while the disk is full
 // (the device's lock, a file to create, cannot be taken): a retrieve with
 // a fresh nonce or a request repeating its own got status 14. The answer
-// is read from storage only when nothing is to be written: a pending
-// request or an issuance whose enrolled mark is missing still get 14; a
-// nonce bound to another key and a superseded key are refused as ever.
+// is read from storage only when nothing is to be written: a new key or
+// an issuance whose enrolled mark is missing still get 14; a nonce bound
+// to another key and a superseded key are refused as ever (pending and
+// rejected requests: TestPendingAndRejectedOnFullDisk).
 func TestIssuedServedOnFullDisk(t *testing.T) {
 	keepPendingCount(t)
 	full := new(atomic.Bool)
@@ -267,7 +268,7 @@ func TestIssuedServedOnFullDisk(t *testing.T) {
 		{"request again with a fresh nonce", wire.OpRequest, issued, "ZnJlc2gy", wire.StatusOK},
 		{"the nonce of another key", wire.OpRetrieve, issued, "bm9uY2Uy", wire.StatusNonceReused},
 		{"a superseded key", wire.OpRetrieve, old, "ZnJlc2g3", wire.StatusRejected},
-		{"a pending request", wire.OpRetrieve, waiting, "ZnJlc2gz", wire.StatusServerError},
+		{"a pending request", wire.OpRetrieve, waiting, "ZnJlc2gz", wire.StatusPending},
 		{"a new key", wire.OpRequest, other, "ZnJlc2g0", wire.StatusServerError},
 	} {
 		ans := send(tc.op, tc.key, tc.nonce)
@@ -278,8 +279,8 @@ func TestIssuedServedOnFullDisk(t *testing.T) {
 			t.Errorf("%s on a full disk: another certificate", tc.name)
 		}
 	}
-	if n := logs.FilterMessage("device lock unavailable: answered from storage").Len(); n != 5 {
-		t.Errorf("%d warnings of answers without the lock, want 5", n)
+	if n := logs.FilterMessage("device lock unavailable: answered from storage").Len(); n != 6 {
+		t.Errorf("%d warnings of answers without the lock, want 6", n)
 	}
 
 	// the enrolled mark gone (the operator cleared it): the locked path
@@ -297,5 +298,89 @@ func TestIssuedServedOnFullDisk(t *testing.T) {
 	}
 	if d := h.app.cfg.device("gw1.example"); !d.Enrolled {
 		t.Fatal("the device is not marked enrolled again")
+	}
+}
+
+// A pending or rejected request is answered from storage while the disk
+// is full, as the locked path answers it (status 1 with the request's
+// nonce, status 8): a retrieve got status 14 although it writes nothing.
+// A held request that the lock's holder would issue now still gets 14,
+// as does a new key; a nonce bound to another key is refused.
+func TestPendingAndRejectedOnFullDisk(t *testing.T) {
+	keepPendingCount(t)
+	ctx := context.Background()
+	full := new(atomic.Bool)
+	st := fillableStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, full: full}
+	clock := &testClock{now: time.Now()}
+	h, _ := boundsApp(t, st, clock, ApprovalAuto, 100, 100)
+	a := h.app
+	a.MaxIssuedPerDevice = 1
+	send := func(op string, key crypto.Signer, nonce string) *wire.Response {
+		t.Helper()
+		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return postForm(t, h, "192.0.2.1", url.Values{"operation": {op}, "nonce": {nonce},
+			"username": {"ops"}, "password": {"right"}, "device": {"1"}, "customer": {"0"},
+			"request": {base64.StdEncoding.EncodeToString(csr)}})
+	}
+	newKey := func() *ecdsa.PrivateKey {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		return k
+	}
+	issued, held, waiting, refused, other := newKey(), newKey(), newKey(), newKey(), newKey()
+	if ans := send(wire.OpRequest, issued, "aXNzdWVk"); ans.Status != wire.StatusOK {
+		t.Fatalf("issuance: %+v", ans)
+	}
+	if ans := send(wire.OpRequest, held, "aGVsZA"); ans.Status != wire.StatusPending || ans.Nonce == "" {
+		t.Fatalf("held request (max_issued_per_device 1): %+v", ans)
+	}
+	a.Approval = ApprovalManual
+	if ans := send(wire.OpRequest, waiting, "d2FpdGluZw"); ans.Status != wire.StatusPending || ans.Nonce == "" {
+		t.Fatalf("pending request: %+v", ans)
+	}
+	if ans := send(wire.OpRequest, refused, "cmVmdXNlZA"); ans.Status != wire.StatusPending {
+		t.Fatalf("pending request: %+v", ans)
+	}
+	spki, _ := x509.MarshalPKIXPublicKey(refused.Public())
+	if _, err := a.reject(ctx, requestID(profileModern, "gw1.example", ca.FingerprintHex(spki)), "no"); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name     string
+		approval string
+		later    time.Duration // the clock moved on before
+		op       string
+		key      crypto.Signer
+		nonce    string
+		status   int // on the full disk; unless 14, the locked path's answer
+	}{
+		{"retrieve of a pending request", ApprovalManual, 0, wire.OpRetrieve, waiting, "ZnJlc2gx", wire.StatusPending},
+		{"request again of a pending request", ApprovalManual, 0, wire.OpRequest, waiting, "d2FpdGluZw", wire.StatusPending},
+		{"retrieve of a rejected request", ApprovalManual, 0, wire.OpRetrieve, refused, "ZnJlc2gy", wire.StatusRejected},
+		{"retrieve of a held request, manual approval", ApprovalManual, 0, wire.OpRetrieve, held, "ZnJlc2gz", wire.StatusPending},
+		{"retrieve of a held request, still held", ApprovalAuto, 0, wire.OpRetrieve, held, "ZnJlc2g0", wire.StatusPending},
+		{"a pending request with the nonce of another key", ApprovalManual, 0, wire.OpRetrieve, waiting, "cmVmdXNlZA", wire.StatusNonceReused},
+		{"a new key", ApprovalManual, 0, wire.OpRequest, other, "ZnJlc2g1", wire.StatusServerError},
+		{"retrieve of a held request the lock's holder issues", ApprovalAuto, defaultIssuanceWindow + time.Minute, wire.OpRetrieve, held, "ZnJlc2g2", wire.StatusServerError},
+	} {
+		a.Approval = tc.approval
+		clock.add(tc.later)
+		full.Store(true)
+		got := send(tc.op, tc.key, tc.nonce)
+		full.Store(false)
+		if got.Status != tc.status {
+			t.Errorf("%s on a full disk: %+v, want status %d", tc.name, got, tc.status)
+			continue
+		}
+		if tc.status == wire.StatusServerError {
+			continue
+		}
+		// the same message with space back: the locked path's answer
+		if locked := send(tc.op, tc.key, tc.nonce); got.Status != locked.Status || got.Nonce != locked.Nonce || got.Error != locked.Error {
+			t.Errorf("%s on a full disk: %+v; the locked path answers %+v", tc.name, got, locked)
+		}
 	}
 }

@@ -93,8 +93,9 @@
 //     recording a certificate under the device's lock, held requests, an
 //     issued request answered again or resumed after a crash;
 //     approval.go: approve and reject of a pending request;
-//     issuedread.go: an issued certificate served again without the
-//     device's lock, which a full disk does not let be taken.
+//     issuedread.go: an issued certificate, a pending or a rejected
+//     request answered again without the device's lock, which a full
+//     disk does not let be taken.
 //   - state.go: requests and device records in storage, and the pending
 //     index; supersede.go and pendingbounds.go: the pending requests of a
 //     device, of an account and in all.

@@ -118,10 +118,10 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 		if ctx.Err() != nil { // hung up while waiting for the device
 			return outcome{gone: true, device: name}
 		}
-		// a certificate already issued is read, not written: served
-		// without the lock (a full disk, where the lock is a file to
-		// create)
-		if o, ok := a.issuedUnlocked(ctx, in, csr, name, id, authority); ok {
+		// an answer decided already (a certificate issued, a request
+		// pending or rejected) is read, not written: served without the
+		// lock (a full disk, where the lock is a file to create)
+		if o, ok := a.answerUnlocked(ctx, in, csr, name, id, authority); ok {
 			a.log.Warn("device lock unavailable: answered from storage", zap.String("device", name),
 				zap.String("request", id), zap.Int("status", o.resp.Status), zap.Error(err))
 			o.device, o.reqID = name, id

@@ -7,15 +7,20 @@ import (
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
 
-// issuedUnlocked answers, without the device's lock, a request or
-// retrieve of a key whose certificate was issued and whose issuance is
-// complete: it serves the lock-free fallback when the lock cannot be
-// taken (on a full disk the lock is a file that cannot be created), where
-// a device fetching its certificate again got status 14 although nothing
-// needs to be written. It reports false, leaving the answer to the locked
-// path, whenever enrollLocked would write: a request not issued, a
-// certificate over (expired, an earlier CA's), an issuance a crash cut
-// short (no device record naming it, or the file's enrolled mark missing).
+// answerUnlocked answers, without the device's lock, a request or
+// retrieve that enrollLocked would answer by reads alone: it serves the
+// lock-free fallback when the lock cannot be taken (on a full disk the
+// lock is a file that cannot be created), where a device fetching its
+// certificate again, or asking after a request waiting for approval or
+// rejected, got status 14 although nothing needs to be written. Answered:
+// a key whose issuance is complete (its certificate), a pending request
+// that stays pending (status 1 with the request's own nonce: none is
+// made) and a rejected one (8), with the refusals enrollLocked gives
+// before them. It reports false, leaving the answer to the locked path,
+// whenever enrollLocked would write: no request yet, a certificate over
+// (expired, an earlier CA's), an issuance a crash cut short (no device
+// record naming it, or the file's enrolled mark missing), a held request
+// that issueHeld would issue or whose reason it would rewrite.
 //
 // Reads without the lock see whole records (storage writes are atomic:
 // Caddy's file storage renames a complete temporary file), each as it was
@@ -25,11 +30,13 @@ import (
 // answer is the one the locked path would have given just before.
 //
 // A nonce this device bound to another request is refused as there; one
-// not yet seen is not recorded (that is a write): the answer, the
-// certificate already issued for this key, is the one a replay of the
-// message gets anyway, and reusing the nonce with another key later
-// takes the account's password, which a fresh nonce needs too.
-func (a *App) issuedUnlocked(ctx context.Context, in enrollInput, csr *ca.CSR, name, id string, authority *ca.CA) (outcome, bool) {
+// not yet seen is not recorded (that is a write): the answer, the one
+// already decided for this key, is the one a replay of the message gets
+// anyway, and reusing the nonce with another key later takes the
+// account's password, which a fresh nonce needs too. A pending answer
+// carries the server nonce stored with the request, as the locked path's
+// does: none is made.
+func (a *App) answerUnlocked(ctx context.Context, in enrollInput, csr *ca.CSR, name, id string, authority *ca.CA) (outcome, bool) {
 	r := in.req
 	legacyID := legacyRequestID(in.profile, name, csr.PublicKeySHA256)
 	st := a.state
@@ -52,14 +59,16 @@ func (a *App) issuedUnlocked(ctx context.Context, in enrollInput, csr *ca.CSR, n
 	if err == nil && req == nil && legacyID != "" {
 		req, err = st.request(ctx, legacyID)
 	}
-	if err != nil || req == nil || req.State != stateIssued {
+	if err != nil || req == nil {
 		return outcome{}, false
 	}
-	switch fate, err := a.issuedFate(ctx, req, authority); {
-	case err != nil || fate == fateOver:
-		return outcome{}, false
-	case fate == fateRefused:
-		return fail(wire.StatusRejected, "the certificate of this key was revoked (key compromise or superseded); enroll with a new key"), true
+	if req.State == stateIssued {
+		switch fate, err := a.issuedFate(ctx, req, authority); {
+		case err != nil || fate == fateOver:
+			return outcome{}, false
+		case fate == fateRefused:
+			return fail(wire.StatusRejected, "the certificate of this key was revoked (key compromise or superseded); enroll with a new key"), true
+		}
 	}
 	switch compromised, err := a.keyCompromised(ctx, csr.PublicKeySHA256); {
 	case err != nil:
@@ -67,11 +76,22 @@ func (a *App) issuedUnlocked(ctx context.Context, in enrollInput, csr *ca.CSR, n
 	case compromised:
 		return fail(wire.StatusRejected, "a certificate of this key was revoked for key compromise; enroll with a new key"), true
 	}
-	if !a.issuanceComplete(req, rec) {
-		return outcome{}, false
+	switch req.State {
+	case stateIssued:
+		if !a.issuanceComplete(req, rec) {
+			return outcome{}, false
+		}
+		return outcome{resp: wire.Response{Status: wire.StatusOK, Certificate: req.Certificate}, serial: req.Serial,
+			reason: "already issued (answered without the device's lock)"}, true
+	case statePending:
+		if !a.staysPending(req, rec) {
+			return outcome{}, false
+		}
+		return outcome{resp: wire.Response{Status: wire.StatusPending, Nonce: req.ServerNonce},
+			reason: "pending (answered without the device's lock)"}, true
+	default:
+		return fail(wire.StatusRejected, "request was rejected"), true
 	}
-	return outcome{resp: wire.Response{Status: wire.StatusOK, Certificate: req.Certificate}, serial: req.Serial,
-		reason: "already issued (answered without the device's lock)"}, true
 }
 
 // issuanceComplete reports whether resumeIssue has nothing to do for an
@@ -87,4 +107,25 @@ func (a *App) issuanceComplete(req *Request, rec *DeviceRecord) bool {
 		return d.Known && d.Enrolled && a.cfg.current()
 	}
 	return !req.Updated.After(rec.Enrolled)
+}
+
+// staysPending reports whether enrollLocked answers a pending request
+// "still pending" without writing: issueHeld is not asked (the request is
+// not held, and is known or its device has a record), or it gives no
+// answer without a write (approval manual, the device not in the file or
+// disabled, or still held for the reason the request records). It mirrors
+// enrollLocked's and issueHeld's conditions: a held request that issueHeld
+// would issue, or whose reason it would rewrite, is left to the lock.
+func (a *App) staysPending(req *Request, rec *DeviceRecord) bool {
+	if !req.Held && (req.Known || rec != nil) {
+		return true
+	}
+	if a.Approval != ApprovalAuto {
+		return true
+	}
+	if cur := a.cfg.device(req.Device); !cur.Known || !cur.Enabled {
+		return true
+	}
+	why := a.issuanceHeld(rec, a.now())
+	return why != "" && req.Held && why == req.Reason
 }
