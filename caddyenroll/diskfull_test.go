@@ -384,3 +384,58 @@ func TestPendingAndRejectedOnFullDisk(t *testing.T) {
 		}
 	}
 }
+
+// A nonce the device bound to another key is refused on a full disk as
+// the locked path refuses it, wherever that path looks: in the buckets of
+// a nonce_retention another instance began using since this one last read
+// the record of sizes, and in those of the clock since start after a step
+// of the wall clock (the read path looked in the buckets of the wall
+// clock and of the sizes last learned only: it served the certificate).
+func TestNonceOfOthersRefusedOnFullDisk(t *testing.T) {
+	ctx := context.Background()
+	full := new(atomic.Bool)
+	st := fillableStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, full: full}
+	clock := &testClock{now: time.Now()}
+	h, _ := boundsApp(t, st, clock, ApprovalAuto, 100, 100)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(op, nonce string) *wire.Response {
+		t.Helper()
+		return postForm(t, h, "192.0.2.1", url.Values{"operation": {op}, "nonce": {nonce},
+			"username": {"ops"}, "password": {"right"}, "device": {"1"}, "customer": {"0"},
+			"request": {base64.StdEncoding.EncodeToString(csr)}})
+	}
+	if ans := send(wire.OpRequest, "aXNzdWVk"); ans.Status != wire.StatusOK {
+		t.Fatalf("issuance: %+v", ans)
+	}
+	stepped := func() time.Time { return clock.Now().Add(-3 * time.Hour) } // the wall clock stepped 3 h ahead
+	for _, tc := range []struct {
+		name       string
+		retention  time.Duration // the other instance's
+		otherNow   func() time.Time
+		sinceStart func() time.Time // this one's
+		nonce      string
+	}{
+		{"bound with another nonce_retention", 3 * time.Hour, clock.Now, nil, "cmV0ZW50aW9u"},
+		{"bound in the bucket of the clock since start", time.Hour, stepped, stepped, "c2luY2VzdGFydA"},
+	} {
+		h.app.state.sinceStart = tc.sinceStart
+		other := newStateStore(st, tc.retention)
+		other.now = tc.otherNow
+		if ok, err := other.bindNonceTo(ctx, deviceNonce("gw1.example", []byte(tc.nonce)), nonceBinding("another request", "1", "0")); err != nil || !ok {
+			t.Fatalf("%s: binding: %v %v", tc.name, ok, err)
+		}
+		full.Store(true)
+		got := send(wire.OpRetrieve, tc.nonce)
+		full.Store(false)
+		if got.Status != wire.StatusNonceReused {
+			t.Errorf("%s, on a full disk: status %d %q, want %d", tc.name, got.Status, got.Error, wire.StatusNonceReused)
+		}
+		if locked := send(wire.OpRetrieve, tc.nonce); locked.Status != wire.StatusNonceReused {
+			t.Errorf("%s, the locked path: status %d %q, want %d", tc.name, locked.Status, locked.Error, wire.StatusNonceReused)
+		}
+	}
+}

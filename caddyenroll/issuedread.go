@@ -29,8 +29,8 @@ import (
 // old certificate before its device record names the new one, so this
 // answer is the one the locked path would have given just before.
 //
-// A nonce this device bound to another request is refused as there; one
-// not yet seen is not recorded (that is a write): the answer, the one
+// A nonce this device bound to another request is refused as there
+// (nonceRefusedUnlocked); one not yet seen is not recorded (that is a write): the answer, the one
 // already decided for this key, is the one a replay of the message gets
 // anyway, and reusing the nonce with another key later takes the
 // account's password, which a fresh nonce needs too. A pending answer
@@ -40,12 +40,11 @@ func (a *App) answerUnlocked(ctx context.Context, in enrollInput, csr *ca.CSR, n
 	r := in.req
 	legacyID := legacyRequestID(in.profile, name, csr.PublicKeySHA256)
 	st := a.state
-	_, refused, err := st.lookNonce(ctx, deviceNonce(name, r.Nonce), st.readBuckets(st.now()),
-		nonceBinding(id, r.Device, r.Customer), []string{id, legacyID})
-	if err != nil {
+	switch refused, err := st.nonceRefusedUnlocked(ctx, deviceNonce(name, r.Nonce),
+		nonceBinding(id, r.Device, r.Customer), id, legacyID); {
+	case err != nil:
 		return outcome{}, false
-	}
-	if refused {
+	case refused:
 		return fail(wire.StatusNonceReused, "nonce was already used with another request"), true
 	}
 	rec, err := st.device(ctx, name)
@@ -92,6 +91,29 @@ func (a *App) answerUnlocked(ctx context.Context, in enrollInput, csr *ca.CSR, n
 	default:
 		return fail(wire.StatusRejected, "request was rejected"), true
 	}
+}
+
+// nonceRefusedUnlocked is bindNonceTo's check without its writes: the
+// nonce is looked up in the buckets of each of nonceClocks and, not found
+// there, in those of the sizes the other instances began using since this
+// one last read their record (refreshOtherSizes, a read), so that a nonce
+// an instance with another nonce_retention bound is refused here as the
+// locked path refuses it. Reading the buckets of one clock and the sizes
+// last learned, it was accepted. This instance's own size is not recorded
+// (recordOwnSize): nothing is bound.
+func (s *stateStore) nonceRefusedUnlocked(ctx context.Context, nonce []byte, binding string, also ...string) (bool, error) {
+	clocks := s.nonceClocks()
+	read := s.readBuckets(clocks...)
+	seen, refused, err := s.lookNonce(ctx, nonce, read, binding, also)
+	if err != nil || refused || seen {
+		return refused, err
+	}
+	more, err := s.refreshOtherSizes(ctx, clocks, read)
+	if err != nil {
+		return false, err
+	}
+	_, refused, err = s.lookNonce(ctx, nonce, more, binding, also)
+	return refused, err
 }
 
 // issuanceComplete reports whether resumeIssue has nothing to do for an
