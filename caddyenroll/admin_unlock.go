@@ -74,8 +74,8 @@ func (ad *adminAPI) unlock(w http.ResponseWriter, r *http.Request) error {
 		if partial != nil {
 			// the account's own failures are gone: a 500 would read as
 			// nothing done
-			ans.Warning = "the account's failed logins were cleared, but not those at the addresses of its record of known addresses in storage (" +
-				partial.Error() + "); unlock again to clear them"
+			ans.Warning = "the account's failed logins were cleared, but not all of those at its known addresses (" +
+				strings.ReplaceAll(partial.Error(), "\n", "; ") + "); unlock again to clear them"
 			ad.log.Warn("account unlocked in part", ad.app.accounts.logField(body.Username), zap.Bool("had_failures", had), zap.Error(partial))
 		} else {
 			ad.log.Info("account unlocked", ad.app.accounts.logField(body.Username), zap.Bool("had_failures", had))
@@ -96,26 +96,32 @@ func (ad *adminAPI) unlock(w http.ResponseWriter, r *http.Request) error {
 // account at the addresses this instance knows it at, at those of its
 // record of known addresses in storage (other instances may know it
 // there) and at addrKey (if not empty): the devices locked out at their
-// own address are the ones an operator unlocks. partial is the error of
-// the record's addresses, once the others were cleared.
+// own address are the ones an operator unlocks. err is a failure on the
+// account's own key, whose record in storage is then left. Once that key
+// is cleared, the failures at its addresses are partial, each address
+// still tried: an error then would read as nothing done.
 func (a *App) unlockAccount(ctx context.Context, username, addrKey string) (had bool, partial, err error) {
-	keys := []string{"user:" + username}
+	had, err = a.unlockKey(ctx, a.limiter, "user:"+username)
+	if err != nil {
+		return had, nil, err
+	}
 	addrs := a.known.addresses(username)
 	if addrKey != "" && !slices.Contains(addrs, addrKey) {
 		addrs = append(addrs, addrKey)
 	}
+	var failed []error
 	for _, addr := range addrs {
-		keys = append(keys, knownKey(username, addr))
-	}
-	for _, k := range keys {
-		h, err := a.unlockKey(ctx, a.limiter, k)
-		if err != nil {
-			return had, nil, err
-		}
+		h, err := a.unlockKey(ctx, a.limiter, knownKey(username, addr))
 		had = had || h
+		if err != nil {
+			failed = append(failed, fmt.Errorf("at %s: %w", strings.TrimPrefix(addr, "ip:"), err))
+		}
 	}
-	h, partial := a.unlockKnownFailures(ctx, username)
-	return had || h, partial, nil
+	h, err := a.unlockKnownFailures(ctx, username)
+	if err != nil {
+		failed = append(failed, fmt.Errorf("at the addresses of its record: %w", err))
+	}
+	return had || h, errors.Join(failed...), nil
 }
 
 // unlockKey clears key's failures and lockout in l and in storage, and

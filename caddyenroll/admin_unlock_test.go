@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
 	"testing"
@@ -201,6 +202,87 @@ func TestUnlockPartial(t *testing.T) {
 		}
 		if c.unlocked && !tryLogin(a, "ops", "198.51.100.1", true, now) {
 			t.Errorf("%s: still locked out after the unlock", c.name)
+		}
+	}
+}
+
+// An unlock whose clearing of the account at one of its known addresses
+// fails, after the account's own failures were cleared, answers 200 with
+// what it cleared and a warning naming the address (it answered 500,
+// which reads as nothing done); the other addresses are still cleared,
+// and an unlock once the storage works again clears what was left. A
+// failure on the account's own record, before anything is cleared in
+// storage, is still a server error.
+func TestUnlockKnownAddressFails(t *testing.T) {
+	ctx := context.Background()
+	fl := &failingLoads{Storage: &certmagic.FileStorage{Path: t.TempDir()}}
+	a := newLoginAppOn(t, localLocks{fl})
+	slowLockouts(a)
+	a.accounts = &accounts{byName: map[string]*Account{}}
+	ad := &adminAPI{app: a, log: zap.NewNop()}
+	now := time.Now()
+	const site, other, guesser = "192.0.2.8", "192.0.2.9", "203.0.113.5"
+	for _, addr := range []string{site, other} {
+		tryLogin(a, "ops", addr, true, now) // known to ops
+		for range 5 {                       // a device there retries a stale password
+			tryLogin(a, "ops", addr, false, now)
+		}
+	}
+	for range 5 {
+		tryLogin(a, "ops", guesser, false, now)
+	}
+	recordOf := func(limiterKey string) string {
+		key, err := a.state.failuresKey(ctx, limiterKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, found, err := a.state.loadFailures(ctx, limiterKey); err != nil || !found {
+			t.Fatalf("no failures of %s in storage: %v", limiterKey, err)
+		}
+		return path.Base(key)
+	}
+	account, atSite := recordOf("user:ops"), recordOf(knownKey("ops", addressKey(site)))
+	otherKey := knownKey("ops", addressKey(other))
+	recordOf(otherKey)
+
+	for _, c := range []struct {
+		name    string
+		failing string // the storage fails to read the key with this
+		code    int
+		had     bool
+		warning string
+	}{
+		{"the account's own record unreadable", account, 500, false, ""},
+		{"a known address's record unreadable", atSite, 200, true, site},
+		{"storage readable again", "", 200, true, ""}, // site's record was left
+		{"nothing left", "", 200, false, ""},
+	} {
+		fl.failLoads(c.failing)
+		code, body, _ := adminDoBody(t, ad, "POST", "/enroll/unlock", `{"username": "ops"}`)
+		if code != c.code {
+			t.Fatalf("%s: %d %s, want %d", c.name, code, body, c.code)
+		}
+		if code != 200 {
+			continue
+		}
+		var ans unlockAnswer
+		if err := json.Unmarshal([]byte(body), &ans); err != nil || ans.Account == nil {
+			t.Fatalf("%s: %s, want account_had_failures", c.name, body)
+		}
+		if *ans.Account != c.had || (c.warning == "") != (ans.Warning == "") || !strings.Contains(ans.Warning, c.warning) ||
+			c.warning != "" && !strings.Contains(ans.Warning, "unlock again") {
+			t.Errorf("%s: %s, want account_had_failures %v and a warning with %q", c.name, body, c.had, c.warning)
+		}
+		if c.warning != "" {
+			// the address after the one that failed was cleared too
+			if _, found, err := a.state.loadFailures(ctx, otherKey); err != nil || found {
+				t.Errorf("%s: the other known address's failures remain in storage (%v)", c.name, err)
+			}
+		}
+	}
+	for _, addr := range []string{site, other, "198.51.100.1"} {
+		if !tryLogin(a, "ops", addr, true, now) {
+			t.Errorf("still locked out at %s after the unlocks", addr)
 		}
 	}
 }
