@@ -83,11 +83,18 @@ func (ad *adminAPI) unlock(w http.ResponseWriter, r *http.Request) error {
 	}
 	if addr.IsValid() {
 		had, err := ad.app.unlockKey(ctx, ad.app.addrLimiter, key)
-		if err != nil {
+		switch {
+		case err != nil && ans.Account == nil:
 			return apiErr(http.StatusInternalServerError, err)
+		case err != nil:
+			// the account was unlocked: a 500 would read as nothing done
+			ans.Warning = strings.TrimPrefix(ans.Warning+"; ", "; ") + "the client address's failed logins were not cleared (" +
+				err.Error() + "); unlock it again to clear them"
+			ad.log.Warn("client address not unlocked", zap.String("address", strings.TrimPrefix(key, "ip:")), zap.Error(err))
+		default:
+			ans.Address = &had
+			ad.log.Info("client address unlocked", zap.String("address", strings.TrimPrefix(key, "ip:")), zap.Bool("had_failures", had))
 		}
-		ans.Address = &had
-		ad.log.Info("client address unlocked", zap.String("address", strings.TrimPrefix(key, "ip:")), zap.Bool("had_failures", had))
 	}
 	return writeJSON(w, ans)
 }

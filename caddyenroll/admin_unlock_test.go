@@ -286,3 +286,60 @@ func TestUnlockKnownAddressFails(t *testing.T) {
 		}
 	}
 }
+
+// An unlock naming an account and an address whose clearing of the
+// address fails, after the account was unlocked, answers 200 with the
+// account's result and a warning (it answered 500, which reads as
+// nothing done, the account unlocked all the same); an unlock of the
+// address alone that fails is still a server error.
+func TestUnlockAddressFailsAfterAccount(t *testing.T) {
+	ctx := context.Background()
+	fl := &failingLoads{Storage: &certmagic.FileStorage{Path: t.TempDir()}}
+	a := newLoginAppOn(t, localLocks{fl})
+	slowLockouts(a)
+	a.accounts = &accounts{byName: map[string]*Account{}}
+	ad := &adminAPI{app: a, log: zap.NewNop()}
+	now := time.Now()
+	const guesser = "203.0.113.5"
+	for range 20 {
+		tryLogin(a, "ops", guesser, false, now)
+	}
+	key, err := a.state.failuresKey(ctx, addressKey(guesser))
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := `{"username": "ops", "address": "` + guesser + `"}`
+	for _, c := range []struct {
+		name, body, failing string
+		code                int
+		account, address    string // "true", "false", "" absent
+		warning             string
+	}{
+		{"the address's record unreadable", both, path.Base(key), 200, "true", "", "client address"},
+		{"the address alone, unreadable", `{"address": "` + guesser + `"}`, path.Base(key), 500, "", "", ""},
+		{"storage readable again", both, "", 200, "false", "true", ""},
+	} {
+		fl.failLoads(c.failing)
+		code, body, _ := adminDoBody(t, ad, "POST", "/enroll/unlock", c.body)
+		if code != c.code {
+			t.Fatalf("%s: %d %s, want %d", c.name, code, body, c.code)
+		}
+		if code != 200 {
+			continue
+		}
+		var ans unlockAnswer
+		if err := json.Unmarshal([]byte(body), &ans); err != nil {
+			t.Fatalf("%s: %s: %v", c.name, body, err)
+		}
+		show := func(b *bool) string {
+			if b == nil {
+				return ""
+			}
+			return strconv.FormatBool(*b)
+		}
+		if show(ans.Account) != c.account || show(ans.Address) != c.address ||
+			(c.warning == "") != (ans.Warning == "") || !strings.Contains(ans.Warning, c.warning) {
+			t.Errorf("%s: %s, want account %q, address %q and a warning with %q", c.name, body, c.account, c.address, c.warning)
+		}
+	}
+}
