@@ -58,7 +58,8 @@
 //   - authority.go: the settings of one operational CA (profile).
 //   - accounts.go, ratelimit.go: operator accounts, and the lockouts that
 //     slow down password guessing; hashwork.go: the process's bound on
-//     the password hashes in flight.
+//     the password hashes in flight; credcache.go: the valid logins
+//     already checked, kept for the process across reloads.
 //   - sharedfailures.go: those failures and lockouts shared through the
 //     storage by a cluster's instances; failurenames.go: the names of their
 //     records (a salted, slow hash of a username); knownrecords.go: the
