@@ -206,3 +206,35 @@ func TestLimiterFailureKeepsLongerAdoptedLockout(t *testing.T) {
 		t.Fatal("a minute later an attempt is allowed: the failure shortened the adopted 10-minute lockout to its own")
 	}
 }
+
+// After a step of the wall clock forward by more than the buckets of
+// another nonce_retention still in use, those buckets are still read by
+// the clock from start, and kept by the janitor: the sizes of the record
+// are judged by both clocks, as their buckets are read (they were judged
+// by the wall clock alone: the other size was dropped, its nonces accepted
+// again here and its buckets deleted by this instance's janitor).
+func TestNonceClockStepOtherSize(t *testing.T) {
+	f := newNonceFixture(t, time.Hour)
+	ctx := nonceTestCtx(t)
+	start := nonceEpoch.Add(30 * time.Minute)
+	f.s.sinceStart = func() time.Time { return start }
+	f.clock = start.Add(5 * time.Hour) // stepped forward
+	// another instance, with a 2h retention and a clock that did not step
+	other := newStateStore(f.s.st, 2*time.Hour)
+	other.now = func() time.Time { return start }
+	if ok, err := other.bindNonce(ctx, []byte("n"), "A"); err != nil || !ok {
+		t.Fatalf("the other instance's bind = %v, %v", ok, err)
+	}
+	if ok, err := f.s.bindNonce(ctx, []byte("n"), "B"); err != nil || ok {
+		t.Fatalf("the stepped instance binds the other's nonce again: %v, %v", ok, err)
+	}
+	if _, _, err := f.s.pruneNonces(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := other.bindNonce(ctx, []byte("n"), "B"); err != nil || ok {
+		t.Fatalf("after the stepped instance's janitor, the other binds its nonce again: %v, %v", ok, err)
+	}
+	if ok, err := f.s.bindNonce(ctx, []byte("n"), "B"); err != nil || ok {
+		t.Fatalf("after its janitor, the stepped instance binds the other's nonce again: %v, %v", ok, err)
+	}
+}

@@ -171,12 +171,24 @@ func (s *stateStore) loadBucketSizes(ctx context.Context) ([]nonceSize, error) {
 // useOtherSizes keeps, of sizes, those other than this store's whose
 // buckets may still hold nonces within the retention, for lookups to read,
 // and returns them: each size once (as last seen), at most maxOtherSizes
-// of them, those seen last.
+// of them, those seen last. A size is kept while its buckets are read by
+// any of nonceClocks, as lookups and the janitor read and keep them: judged
+// by the wall clock alone, after a step of it a size whose buckets the
+// other clock still reads was dropped, and its nonces accepted again and
+// deleted by the janitor.
 func (s *stateStore) useOtherSizes(sizes []nonceSize) []nonceSize {
-	now, own := s.now(), s.bucketSeconds()
+	clocks, own := s.nonceClocks(), s.bucketSeconds()
+	read := func(o nonceSize) bool {
+		for _, now := range clocks {
+			if len(o.buckets(now, s.retention)) > 0 {
+				return true
+			}
+		}
+		return false
+	}
 	last := make(map[int64]nonceSize)
 	for _, o := range sizes {
-		if o.Seconds == own || len(o.buckets(now, s.retention)) == 0 {
+		if o.Seconds == own || !read(o) {
 			continue
 		}
 		if seen, ok := last[o.Seconds]; !ok || o.Seen.After(seen.Seen) {
