@@ -2,13 +2,17 @@ package caddyenroll
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/caddyserver/certmagic"
 )
 
 // stepWall is t, which carries a monotonic reading (time.Now's), with its
@@ -236,5 +240,80 @@ func TestNonceClockStepOtherSize(t *testing.T) {
 	}
 	if ok, err := f.s.bindNonce(ctx, []byte("n"), "B"); err != nil || ok {
 		t.Fatalf("after its janitor, the stepped instance binds the other's nonce again: %v, %v", ok, err)
+	}
+}
+
+// failingNonceStores is a storage whose Store of the keys in fail fails
+// once each, and that counts the Stores made.
+type failingNonceStores struct {
+	certmagic.Storage
+	mu     sync.Mutex
+	fail   map[string]bool
+	stores int
+}
+
+func (s *failingNonceStores) Store(ctx context.Context, key string, value []byte) error {
+	s.mu.Lock()
+	failing := s.fail[key]
+	delete(s.fail, key)
+	s.stores++
+	s.mu.Unlock()
+	if failing {
+		return errors.New("disk full")
+	}
+	return s.Storage.Store(ctx, key, value)
+}
+
+func (s *failingNonceStores) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stores
+}
+
+// A bind after a step of the wall clock whose write in the bucket of the
+// clock from start failed (the one in the wall clock's bucket done) is
+// completed when the request is repeated: the nonce is then bound where
+// the other instances read it (the repeat found it in the wall clock's
+// bucket and wrote nothing more: another instance accepted it for
+// another binding). With the clocks agreeing, a repeat writes nothing.
+func TestNonceClockStepPartialBind(t *testing.T) {
+	ctx := nonceTestCtx(t)
+	start := nonceEpoch.Add(30 * time.Minute)
+	for _, c := range []struct {
+		name   string
+		step   time.Duration
+		writes int // by the repeat
+	}{
+		{"stepped forward 3h", 3 * time.Hour, 1},
+		{"stepped back 3h", -3 * time.Hour, 1},
+		{"no step", 0, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := &failingNonceStores{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}}
+			s := newStateStore(st, time.Hour)
+			s.now = func() time.Time { return start.Add(c.step) }
+			s.sinceStart = func() time.Time { return start }
+			if c.step != 0 {
+				st.fail = map[string]bool{nonceKey(s.bucket(start), []byte("n")): true}
+				if ok, err := s.bindNonce(ctx, []byte("n"), "A"); err == nil {
+					t.Fatalf("the bind whose second write failed = %v, nil; want its error", ok)
+				}
+			} else if ok, err := s.bindNonce(ctx, []byte("n"), "A"); err != nil || !ok {
+				t.Fatalf("first bind = %v, %v", ok, err)
+			}
+			before := st.count()
+			if ok, err := s.bindNonce(ctx, []byte("n"), "A"); err != nil || !ok {
+				t.Fatalf("the repeat = %v, %v; want bound", ok, err)
+			}
+			if n := st.count() - before; n != c.writes {
+				t.Errorf("the repeat wrote %d times, want %d", n, c.writes)
+			}
+			// another instance, whose clock did not step
+			other := newStateStore(st, time.Hour)
+			other.now = func() time.Time { return start }
+			if ok, err := other.bindNonce(ctx, []byte("n"), "B"); err != nil || ok {
+				t.Fatalf("another instance binds the nonce to another binding: %v, %v", ok, err)
+			}
+		})
 	}
 }

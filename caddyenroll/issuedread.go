@@ -104,7 +104,7 @@ func (a *App) answerUnlocked(ctx context.Context, in enrollInput, csr *ca.CSR, n
 func (s *stateStore) nonceRefusedUnlocked(ctx context.Context, nonce []byte, binding string, also ...string) (bool, error) {
 	clocks := s.nonceClocks()
 	read := s.readBuckets(clocks...)
-	seen, refused, err := s.lookNonce(ctx, nonce, read, binding, also)
+	seen, refused, _, err := s.lookNonce(ctx, nonce, read, binding, also)
 	if err != nil || refused || seen {
 		return refused, err
 	}
@@ -112,7 +112,7 @@ func (s *stateStore) nonceRefusedUnlocked(ctx context.Context, nonce []byte, bin
 	if err != nil {
 		return false, err
 	}
-	_, refused, err = s.lookNonce(ctx, nonce, more, binding, also)
+	_, refused, _, err = s.lookNonce(ctx, nonce, more, binding, also)
 	return refused, err
 }
 

@@ -91,12 +91,12 @@ func (s *stateStore) bindNonceTo(ctx context.Context, nonce []byte, binding stri
 	defer releaseLocal(lock)
 	clocks := s.nonceClocks()
 	read := s.readBuckets(clocks...)
-	seen, refused, err := s.lookNonce(ctx, nonce, read, binding, also)
+	seen, refused, in, err := s.lookNonce(ctx, nonce, read, binding, also)
 	if err != nil || refused {
 		return false, err
 	}
 	if seen {
-		return true, nil
+		return s.completeBind(ctx, nonce, binding, clocks, in)
 	}
 	// About to bind it: first make sure that the other instances read the
 	// buckets of this size (recordOwnSize), and read those of the sizes
@@ -111,11 +111,11 @@ func (s *stateStore) bindNonceTo(ctx context.Context, nonce []byte, binding stri
 	if err != nil {
 		return false, err
 	}
-	if seen, refused, err = s.lookNonce(ctx, nonce, more, binding, also); err != nil || refused {
+	if seen, refused, in, err = s.lookNonce(ctx, nonce, more, binding, also); err != nil || refused {
 		return false, err
 	}
 	if seen {
-		return true, nil
+		return s.completeBind(ctx, nonce, binding, clocks, in)
 	}
 	var stored []int64
 	for _, t := range clocks {
@@ -147,22 +147,52 @@ func (s *stateStore) nonceClocks() []time.Time {
 	return []time.Time{s.now(), s.sinceStart()}
 }
 
+// completeBind is bindNonceTo's answer for a nonce found bound to its
+// binding in the buckets in: while the nonce clocks fall in different
+// buckets (after a step of the wall clock), it first writes the nonce in
+// the current bucket of each clock around which (the previous, current and
+// next bucket) it is nowhere. A bind whose second write failed, or that a
+// crash cut short between its writes, is so completed when the request is
+// repeated: found in one clock's bucket, it was taken as bound, and the
+// other instances, which read the other's, accepted it again. With the
+// clocks in one bucket it writes nothing.
+func (s *stateStore) completeBind(ctx context.Context, nonce []byte, binding string, clocks []time.Time, in []int64) (bool, error) {
+	var current []int64
+	for _, t := range clocks {
+		if b := s.bucket(t); !slices.Contains(current, b) {
+			current = append(current, b)
+		}
+	}
+	if len(current) < 2 {
+		return true, nil
+	}
+	for _, b := range current {
+		if slices.Contains(in, b-1) || slices.Contains(in, b) || slices.Contains(in, b+1) {
+			continue
+		}
+		if err := s.st.Store(ctx, nonceKey(b, nonce), []byte(binding)); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
 // lookNonce looks for nonce in buckets: seen when it is bound there to
-// binding (or one of also), refused when to another.
-func (s *stateStore) lookNonce(ctx context.Context, nonce []byte, buckets []int64, binding string, also []string) (seen, refused bool, err error) {
+// binding (or one of also), in the buckets in, refused when to another.
+func (s *stateStore) lookNonce(ctx context.Context, nonce []byte, buckets []int64, binding string, also []string) (seen, refused bool, in []int64, err error) {
 	for _, b := range buckets {
 		v, err := s.st.Load(ctx, nonceKey(b, nonce))
 		switch {
 		case err == nil:
 			if string(v) != binding && (len(v) == 0 || !slices.Contains(also, string(v))) {
-				return false, true, nil
+				return false, true, nil, nil
 			}
-			seen = true
+			seen, in = true, append(in, b)
 		case !errors.Is(err, fs.ErrNotExist):
-			return false, false, err
+			return false, false, nil, err
 		}
 	}
-	return seen, false, nil
+	return seen, false, in, nil
 }
 
 // isBucketName reports whether a name under nonces/ is a time bucket: a
