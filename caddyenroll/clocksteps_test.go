@@ -177,13 +177,19 @@ func TestNonceClockStep(t *testing.T) {
 	}
 }
 
-// A started app buckets nonces by both clocks, which agree at start.
+// A started app buckets nonces by both clocks, which agree at start (and
+// then count as one).
 func TestNonceClocksProvisioned(t *testing.T) {
 	conf, dir := gw1Config(t)
 	a := loadEnroll(t, filepath.Join(dir, "storage"), conf, ApprovalAuto)
-	clocks := a.state.nonceClocks()
-	if len(clocks) != 2 || clocks[1].Sub(clocks[0]).Abs() > time.Second {
-		t.Fatalf("nonce clocks of a started app: %v; want the wall clock and the one from start by the monotonic clock, agreeing", clocks)
+	if a.state.sinceStart == nil {
+		t.Fatal("a started app has no clock from start")
+	}
+	if d := a.state.sinceStart().Sub(time.Now()); d.Abs() > time.Second {
+		t.Fatalf("the clock from start of a started app is %v off the wall clock", d)
+	}
+	if clocks := a.state.nonceClocks(); len(clocks) != 1 {
+		t.Fatalf("nonce clocks of a started app: %v; want one, the two agreeing", clocks)
 	}
 }
 
@@ -313,6 +319,47 @@ func TestNonceClockStepPartialBind(t *testing.T) {
 			other.now = func() time.Time { return start }
 			if ok, err := other.bindNonce(ctx, []byte("n"), "B"); err != nil || ok {
 				t.Fatalf("another instance binds the nonce to another binding: %v, %v", ok, err)
+			}
+		})
+	}
+}
+
+// Nonce clocks a little apart (read one after the other, or after a small
+// step of the wall clock, far under a bucket) count as one: a bind across
+// a bucket boundary between them writes once and a lookup reads three
+// buckets, as with one clock (it wrote in both buckets and read four:
+// extra storage work with clocks that agree, which the reads of the next
+// and previous bucket already cover).
+func TestNonceClocksAgreeingCostNothing(t *testing.T) {
+	ctx := nonceTestCtx(t)
+	boundary := nonceEpoch.Add(time.Hour)
+	for _, c := range []struct {
+		name        string
+		wall, start time.Time
+		writes      int
+		reads       int
+	}{
+		{"a second apart across a boundary", boundary, boundary.Add(-time.Second), 1, 3},
+		{"agreeing", boundary, boundary, 1, 3},
+		{"stepped 2h", boundary.Add(2 * time.Hour), boundary, 2, 5},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := &failingNonceStores{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}}
+			s := newStateStore(st, time.Hour)
+			s.now = func() time.Time { return c.wall }
+			s.sinceStart = func() time.Time { return c.start }
+			if ok, err := s.bindNonce(ctx, []byte("first"), "A"); err != nil || !ok { // records the size
+				t.Fatalf("first bind = %v, %v", ok, err)
+			}
+			before := st.count()
+			if ok, err := s.bindNonce(ctx, []byte("n"), "A"); err != nil || !ok {
+				t.Fatalf("bind = %v, %v", ok, err)
+			}
+			if n := st.count() - before; n != c.writes {
+				t.Errorf("a bind wrote %d times, want %d", n, c.writes)
+			}
+			if n := len(s.readBuckets(s.nonceClocks()...)); n != c.reads {
+				t.Errorf("a lookup reads %d buckets, want %d", n, c.reads)
 			}
 		})
 	}

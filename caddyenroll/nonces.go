@@ -139,13 +139,27 @@ func (s *stateStore) bindNonceTo(ctx context.Context, nonce []byte, binding stri
 // those bound before it and by the other instances (whose clocks did not
 // step), and those instances, whose janitors keep only their own buckets,
 // find its nonces. Either alone missed nonces still in the window after a
-// step of more than a bucket, which were then accepted again.
+// step of more than a bucket, which were then accepted again. Readings
+// less than nonceClocksAgree apart are one (the wall clock's): read one
+// after the other, or after a small step, they may fall on either side of
+// a boundary, which the reads of the previous and the next bucket cover
+// as they cover the skew between instances; counted as two, they cost an
+// enrollment a write and a read more.
 func (s *stateStore) nonceClocks() []time.Time {
+	now := s.now()
 	if s.sinceStart == nil {
-		return []time.Time{s.now()}
+		return []time.Time{now}
 	}
-	return []time.Time{s.now(), s.sinceStart()}
+	other := s.sinceStart()
+	if d := other.Sub(now); d > -nonceClocksAgree && d < nonceClocksAgree {
+		return []time.Time{now}
+	}
+	return []time.Time{now, other}
 }
+
+// nonceClocksAgree is how far apart nonceClocks' readings count as one:
+// far under a bucket (an hour at least).
+const nonceClocksAgree = time.Minute
 
 // completeBind is bindNonceTo's answer for a nonce found bound to its
 // binding in the buckets in: while the nonce clocks fall in different
