@@ -364,3 +364,42 @@ func TestNonceClocksAgreeingCostNothing(t *testing.T) {
 		})
 	}
 }
+
+// An instance whose wall clock stepped records its bucket size with both
+// nonce clocks' readings: an instance of another nonce_retention, whose
+// clock did not step, reads (and its janitor keeps) the buckets the
+// stepped one writes by its clock from start (the record said the wall
+// clock's time alone, around which the other read: it found none of the
+// stepped instance's nonces, and accepted them again).
+func TestNonceClockStepRecordedSize(t *testing.T) {
+	for _, step := range []time.Duration{5 * time.Hour, -5 * time.Hour} {
+		t.Run(step.String(), func(t *testing.T) {
+			f := newNonceFixture(t, 2*time.Hour)
+			ctx := nonceTestCtx(t)
+			start := nonceEpoch.Add(10 * time.Hour)
+			f.s.sinceStart = func() time.Time { return start }
+			f.clock = start.Add(step)
+			// another instance, with a 1h retention and a clock that did not step
+			other := newStateStore(f.s.st, time.Hour)
+			other.now = func() time.Time { return start }
+			if _, _, err := f.s.pruneNonces(ctx); err != nil { // records its size
+				t.Fatal(err)
+			}
+			if ok, err := f.s.bindNonce(ctx, []byte("n"), "A"); err != nil || !ok {
+				t.Fatalf("the stepped instance's bind = %v, %v", ok, err)
+			}
+			if ok, err := other.bindNonce(ctx, []byte("n"), "B"); err != nil || ok {
+				t.Fatalf("the other instance binds the stepped one's nonce again: %v, %v", ok, err)
+			}
+			if _, _, err := other.pruneNonces(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := other.bindNonce(ctx, []byte("n"), "B"); err != nil || ok {
+				t.Fatalf("after its janitor, the other instance binds the stepped one's nonce again: %v, %v", ok, err)
+			}
+			if ok, err := f.s.bindNonce(ctx, []byte("n"), "B"); err != nil || ok {
+				t.Fatalf("after the other's janitor, the stepped instance binds its nonce again: %v, %v", ok, err)
+			}
+		})
+	}
+}

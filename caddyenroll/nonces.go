@@ -267,12 +267,8 @@ func (s *stateStore) pruneNonces(ctx context.Context) (buckets, files int, err e
 		cur := s.bucket(t)
 		kept[cur-1], kept[cur], kept[cur+1] = true, true, true
 		for _, o := range others {
-			bs := o.keptBuckets(t, s.retention)
-			for _, b := range bs {
-				kept[b] = true
-			}
-			if len(bs) > 0 {
-				kept[bs[len(bs)-1]+1] = true // as our own next one
+			for _, b := range o.keptBuckets(t, s.retention) {
+				kept[b], kept[b+1] = true, true // and the next one, as our own
 			}
 		}
 		if t.Before(now) {

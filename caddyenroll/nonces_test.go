@@ -493,12 +493,12 @@ func TestNonceOtherSizeBuckets(t *testing.T) {
 		retention time.Duration
 		want      []int64
 	}{
-		{"hours, right after", nonceSize{h, seen}, seen.Add(10 * time.Minute), 720 * time.Hour, []int64{base - 1, base}},
-		{"hours, later", nonceSize{h, seen}, seen.Add(100 * time.Hour), 720 * time.Hour, []int64{base - 1, base, base + 1, base + 2}},
-		{"hours, short retention", nonceSize{h, seen}, seen.Add(2 * time.Hour), time.Hour, []int64{base + 1, base + 2}},
-		{"hours, beyond the retention", nonceSize{h, seen}, seen.Add(4 * time.Hour), time.Hour, nil},
-		{"days", nonceSize{720 * h, seen}, seen.Add(time.Hour), time.Hour, []int64{nonceEpoch.Unix() / (720 * h)}},
-		{"under an hour: not ours", nonceSize{60, seen}, seen, time.Hour, nil},
+		{"hours, right after", nonceSize{Seconds: h, Seen: seen}, seen.Add(10 * time.Minute), 720 * time.Hour, []int64{base - 1, base}},
+		{"hours, later", nonceSize{Seconds: h, Seen: seen}, seen.Add(100 * time.Hour), 720 * time.Hour, []int64{base - 1, base, base + 1, base + 2}},
+		{"hours, short retention", nonceSize{Seconds: h, Seen: seen}, seen.Add(2 * time.Hour), time.Hour, []int64{base + 1, base + 2}},
+		{"hours, beyond the retention", nonceSize{Seconds: h, Seen: seen}, seen.Add(4 * time.Hour), time.Hour, nil},
+		{"days", nonceSize{Seconds: 720 * h, Seen: seen}, seen.Add(time.Hour), time.Hour, []int64{nonceEpoch.Unix() / (720 * h)}},
+		{"under an hour: not ours", nonceSize{Seconds: 60, Seen: seen}, seen, time.Hour, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

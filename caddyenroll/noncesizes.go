@@ -21,17 +21,23 @@ import (
 //
 //	clearinghouse/enroll/nonce_sizes.json   [{"seconds":2592000,"seen":"…"}, …]
 //
-// and lookups and the janitor read the buckets of the other sizes in that
-// record too, until the nonces in them are older than the retention.
+// ("also": the time by its other nonce clock, when its wall clock was
+// stepped), and lookups and the janitor read the buckets of the other
+// sizes in that record too, until the nonces in them are older than the
+// retention.
 
 func nonceSizesKey() string { return path.Join(statePrefix, "nonce_sizes.json") }
 
 // nonceSize is a bucket size that an instance used, and the time of its
 // janitor's last run with it; the instance may write buckets of that size
-// until its next runs (nonceJanitorInterval apart).
+// until its next runs (nonceJanitorInterval apart). Also is the other
+// reading of nonceClocks at that run, when they differed (its wall clock
+// was stepped): the instance writes in the buckets of both, and the
+// others, whose clocks may agree with either, read those of both.
 type nonceSize struct {
 	Seconds int64     `json:"seconds"`
 	Seen    time.Time `json:"seen"`
+	Also    time.Time `json:"also,omitzero"`
 }
 
 // maxOtherBuckets bounds the buckets read per other size. The retention is
@@ -45,16 +51,31 @@ const maxOtherSizes = 16
 
 // buckets are the buckets of this size that may hold nonces used less than
 // retention before now: from the oldest one its janitor kept at its last
-// run (the previous bucket) to the one it may have written last.
+// run (the previous bucket) to the one it may have written last, by Seen
+// and by Also (in order, each once).
 func (o nonceSize) buckets(now time.Time, retention time.Duration) []int64 {
+	out := o.bucketsSeen(o.Seen, now, retention)
+	if !o.Also.IsZero() {
+		for _, b := range o.bucketsSeen(o.Also, now, retention) {
+			if !slices.Contains(out, b) {
+				out = append(out, b)
+			}
+		}
+		slices.Sort(out)
+	}
+	return out
+}
+
+// bucketsSeen is buckets by one reading of the time at the janitor's run.
+func (o nonceSize) bucketsSeen(seen, now time.Time, retention time.Duration) []int64 {
 	if o.Seconds < int64(time.Hour/time.Second) {
 		return nil
 	}
-	last := o.Seen.Add(2 * nonceJanitorInterval)
+	last := seen.Add(2 * nonceJanitorInterval)
 	if now.Before(last) {
 		last = now
 	}
-	first := o.Seen.Add(-time.Duration(o.Seconds) * time.Second)
+	first := seen.Add(-time.Duration(o.Seconds) * time.Second)
 	if t := now.Add(-retention); first.Before(t) {
 		first = t
 	}
@@ -79,7 +100,11 @@ func (o nonceSize) buckets(now time.Time, retention time.Duration) []int64 {
 // deleting them would make that instance forget nonces it must still
 // refuse.
 func (o nonceSize) keptBuckets(now time.Time, retention time.Duration) []int64 {
-	if own := time.Duration(o.Seconds) * time.Second; own > retention && now.Before(o.Seen.Add(2*nonceJanitorInterval)) {
+	seen := o.Seen
+	if o.Also.After(seen) {
+		seen = o.Also
+	}
+	if own := time.Duration(o.Seconds) * time.Second; own > retention && now.Before(seen.Add(2*nonceJanitorInterval)) {
 		retention = own
 	}
 	return o.buckets(now, retention)
@@ -231,7 +256,12 @@ func (s *stateStore) registerBucketSize(ctx context.Context) ([]nonceSize, error
 		return nil, err
 	}
 	others := s.useOtherSizes(sizes)
-	record := append([]nonceSize{{Seconds: s.bucketSeconds(), Seen: s.now().UTC()}}, others...)
+	clocks := s.nonceClocks()
+	own := nonceSize{Seconds: s.bucketSeconds(), Seen: clocks[0].UTC()}
+	if len(clocks) > 1 {
+		own.Also = clocks[1].UTC() // the other instances read the buckets of both
+	}
+	record := append([]nonceSize{own}, others...)
 	raw, err := json.Marshal(record)
 	if err != nil {
 		return nil, err
