@@ -403,3 +403,33 @@ func TestNonceClockStepRecordedSize(t *testing.T) {
 		})
 	}
 }
+
+// A lockout adopted from the record of an instance whose clock is far
+// ahead lasts the limiter's longest lockout here at most: read again once
+// it ended, the same record does not start it anew (each read took it
+// again for up to the longest lockout, until the record's end came by this
+// clock: a day later for a clock a day ahead). A record written since,
+// with another lockout, is adopted.
+func TestLimiterSkewedLockoutCapped(t *testing.T) {
+	ctx := context.Background()
+	l := newLimiter(5, time.Second, time.Minute)
+	now := time.Now()
+	l.fail("k", now.Add(-5*time.Second))
+	wall := now.Round(0)
+	ahead := sharedFailure{Failures: 6, Last: wall.Add(24 * time.Hour), Until: wall.Add(24*time.Hour + 30*time.Second)}
+	l.adopt("k", ahead, now, l.m["k"].epoch)
+	if ok, left := l.begin(ctx, "k", now.Add(time.Second)); ok || left != 59*time.Second {
+		t.Fatalf("after the adoption: begin = %v, %v left; want refused, 59s left (the longest lockout)", ok, left)
+	}
+	later := now.Add(61 * time.Second)
+	l.adopt("k", ahead, later, l.m["k"].epoch) // read again, the lockout over
+	if ok, left := l.begin(ctx, "k", later); !ok {
+		t.Fatalf("the same record read again after the longest lockout: refused, %v left", left)
+	}
+	l.cancel("k")
+	again := sharedFailure{Failures: 7, Last: ahead.Last.Add(time.Minute), Until: ahead.Until.Add(time.Minute)}
+	l.adopt("k", again, later, l.m["k"].epoch)
+	if ok, _ := l.begin(ctx, "k", later.Add(time.Second)); ok {
+		t.Fatal("a lockout recorded since is not adopted")
+	}
+}

@@ -90,6 +90,11 @@ type failState struct {
 	recorded bool
 	checked  time.Time // when its storage record was last read for a lockout
 	epoch    uint64    // new when the entry is made or cleared: a record read before is not adopted
+	// adopted: the lockout end (a wall-clock reading) of the record last
+	// adopted, which adopt takes once: read again, the lockout it gave
+	// stands (else a record of a clock far ahead, capped at max each time,
+	// was taken anew at each read until its end came by this clock)
+	adopted time.Time
 }
 
 // addressFailuresFactor is how many more failures a client address is
@@ -270,7 +275,7 @@ func (l *limiter) clear(key string) (had bool) {
 // clearLocked forgets st's failures and lockout, and st with them unless
 // attempts are in flight.
 func (l *limiter) clearLocked(key string, st *failState) {
-	st.failures, st.until, st.recorded = 0, time.Time{}, false
+	st.failures, st.until, st.recorded, st.adopted = 0, time.Time{}, false, time.Time{}
 	l.epochs++
 	st.epoch = l.epochs
 	if st.inflight == 0 {
@@ -303,7 +308,8 @@ func (l *limiter) forgetRecorded(key string) {
 // adopt takes the failures and lockout other instances recorded for key
 // (shared) where they exceed its own, unless stale (its own too). Another
 // clock may be ahead: a lockout is taken as long as this instance would
-// have started at most, and a last failure as now at the latest. The
+// have started at most (once per record: read again, it is not started
+// anew), and a last failure as now at the latest. The
 // record's times are wall-clock readings; they are taken as times from
 // now, on now's clock: with time.Now's monotonic reading, a step of the
 // wall clock after the adoption neither ends the lockout early (forward)
@@ -328,10 +334,11 @@ func (l *limiter) adopt(key string, shared sharedFailure, now time.Time, epoch u
 			st.last = last
 		}
 	}
-	if left := shared.Until.Sub(now); !shared.Until.IsZero() && left > 0 {
+	if left := shared.Until.Sub(now); !shared.Until.IsZero() && left > 0 && !shared.Until.Equal(st.adopted) {
 		if until := now.Add(min(left, l.max)); until.After(st.until) {
 			st.until = until
 		}
+		st.adopted = shared.Until
 	}
 }
 
