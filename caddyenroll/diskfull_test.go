@@ -439,3 +439,93 @@ func TestNonceOfOthersRefusedOnFullDisk(t *testing.T) {
 		}
 	}
 }
+
+// lockRoomStorage is a disk with room for a lock file but not for the
+// nonce written after it, while full is set: Store fails with ENOSPC,
+// Lock works (tmpfs with one page free: the lock file takes it).
+type lockRoomStorage struct {
+	certmagic.Storage
+	full *atomic.Bool
+}
+
+func (s lockRoomStorage) Store(ctx context.Context, key string, value []byte) error {
+	if s.full.Load() {
+		return errFull(key)
+	}
+	return s.Storage.Store(ctx, key, value)
+}
+
+// An answer decided already is read from storage when the device's lock
+// is taken but the nonce cannot be stored, as when the lock cannot be
+// taken: an issued certificate fetched again, a pending and a rejected
+// request got status 14 on a disk with room for the lock file alone (seen
+// with a real Caddy on a 4 MB tmpfs). A new key still gets 14, a nonce of
+// another key 9.
+func TestAnsweredFromStorageWhenNonceNotStored(t *testing.T) {
+	keepPendingCount(t)
+	ctx := context.Background()
+	full := new(atomic.Bool)
+	st := lockRoomStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, full: full}
+	h, logs := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
+	a := h.app
+	send := func(op string, key crypto.Signer, nonce string) *wire.Response {
+		t.Helper()
+		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return postForm(t, h, "192.0.2.1", url.Values{"operation": {op}, "nonce": {nonce},
+			"username": {"ops"}, "password": {"right"}, "device": {"1"}, "customer": {"0"},
+			"request": {base64.StdEncoding.EncodeToString(csr)}})
+	}
+	newKey := func() *ecdsa.PrivateKey {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		return k
+	}
+	issued, waiting, refused, other := newKey(), newKey(), newKey(), newKey()
+	first := send(wire.OpRequest, issued, "aXNzdWVk")
+	if first.Status != wire.StatusOK {
+		t.Fatalf("issuance: %+v", first)
+	}
+	a.Approval = ApprovalManual
+	pending := send(wire.OpRequest, waiting, "d2FpdGluZw")
+	if pending.Status != wire.StatusPending || pending.Nonce == "" {
+		t.Fatalf("pending request: %+v", pending)
+	}
+	if ans := send(wire.OpRequest, refused, "cmVmdXNlZA"); ans.Status != wire.StatusPending {
+		t.Fatalf("pending request: %+v", ans)
+	}
+	spki, _ := x509.MarshalPKIXPublicKey(refused.Public())
+	if _, err := a.reject(ctx, requestID(profileModern, "gw1.example", ca.FingerprintHex(spki)), "no"); err != nil {
+		t.Fatal(err)
+	}
+
+	full.Store(true)
+	for _, tc := range []struct {
+		name   string
+		op     string
+		key    crypto.Signer
+		nonce  string
+		status int
+	}{
+		{"retrieve of an issued certificate", wire.OpRetrieve, issued, "ZnJlc2gx", wire.StatusOK},
+		{"request again of an issued certificate", wire.OpRequest, issued, "ZnJlc2gy", wire.StatusOK},
+		{"retrieve of a pending request", wire.OpRetrieve, waiting, "ZnJlc2gz", wire.StatusPending},
+		{"retrieve of a rejected request", wire.OpRetrieve, refused, "ZnJlc2g0", wire.StatusRejected},
+		{"the nonce of another key", wire.OpRetrieve, issued, "d2FpdGluZw", wire.StatusNonceReused},
+		{"a new key", wire.OpRequest, other, "ZnJlc2g1", wire.StatusServerError},
+	} {
+		got := send(tc.op, tc.key, tc.nonce)
+		switch {
+		case got.Status != tc.status:
+			t.Errorf("%s, the nonce not storable: %+v, want status %d", tc.name, got, tc.status)
+		case tc.status == wire.StatusOK && !bytes.Equal(got.Certificate, first.Certificate):
+			t.Errorf("%s, the nonce not storable: another certificate", tc.name)
+		case tc.status == wire.StatusPending && got.Nonce != pending.Nonce:
+			t.Errorf("%s, the nonce not storable: server nonce %q, want the request's %q", tc.name, got.Nonce, pending.Nonce)
+		}
+	}
+	if n := logs.FilterMessage("nonce not stored: answered from storage").Len(); n != 4 {
+		t.Errorf("%d warnings of answers read with the nonce not stored, want 4", n)
+	}
+}

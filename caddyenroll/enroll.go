@@ -242,6 +242,14 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 	legacyID := legacyRequestID(in.profile, name, csr.PublicKeySHA256)
 	bound, err := a.state.bindNonceTo(ctx, deviceNonce(name, r.Nonce), nonceBinding(id, r.Device, r.Customer), id, legacyID)
 	if err != nil {
+		// the lock taken but the nonce not stored (a disk with room for
+		// the lock file but not for the nonce, or read-only past the
+		// lock): an answer decided already is read, as without the lock
+		if o, ok := a.answerUnlocked(ctx, in, csr, name, id, authority); ok {
+			a.log.Warn("nonce not stored: answered from storage", zap.String("device", name),
+				zap.String("request", id), zap.Int("status", o.resp.Status), zap.Error(err))
+			return o
+		}
 		a.log.Error("binding the request's nonce", zap.String("device", name), zap.String("request", id), zap.Error(err))
 		return fail(wire.StatusServerError, "server error")
 	}

@@ -12,7 +12,9 @@ import (
 // lock-free fallback when the lock cannot be taken (on a full disk the
 // lock is a file that cannot be created), where a device fetching its
 // certificate again, or asking after a request waiting for approval or
-// rejected, got status 14 although nothing needs to be written. Answered:
+// rejected, got status 14 although nothing needs to be written; and,
+// under the lock, when the nonce cannot be stored (a disk with room for
+// the lock file but not for the nonce). Answered:
 // a key whose issuance is complete (its certificate), a pending request
 // that stays pending (status 1 with the request's own nonce: none is
 // made) and a rejected one (8), with the refusals enrollLocked gives
