@@ -74,6 +74,13 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	unlock() // not held through the refresh and the answer
 	if err != nil {
+		// a revocation that failed half-way (the disk filled up) may have
+		// stored the revoked list, which the CRL is made from, before the
+		// certificate's record: read now, not at the next refresh, so
+		// that enrollment and OSP refuse what the CRL lists
+		if rerr := ad.app.refreshRevoked(ctx); rerr != nil {
+			ad.log.Error("refreshing revocations", zap.Error(rerr))
+		}
 		return err
 	}
 	if reason == ca.ReasonKeyCompromise {

@@ -529,3 +529,61 @@ func TestAnsweredFromStorageWhenNonceNotStored(t *testing.T) {
 		t.Errorf("%d warnings of answers read with the nonce not stored, want 4", n)
 	}
 }
+
+// recordFailStorage fails, while fail is set, the stores of certificate
+// records (issued/<serial>.json): a revocation whose revoked list was
+// stored and its record not (the disk filled up in between).
+type recordFailStorage struct {
+	certmagic.Storage
+	fail *atomic.Bool
+}
+
+func (s recordFailStorage) Store(ctx context.Context, key string, value []byte) error {
+	if s.fail.Load() && strings.Contains(key, "/issued/") {
+		return errFull(key)
+	}
+	return s.Storage.Store(ctx, key, value)
+}
+
+// A revocation that fails half-way, its revoked list (the CRL's source)
+// stored but not the certificate's record, is known to enrollment at
+// once: a retrieve of the certificate got it again (status 0) until the
+// next refresh of the revocations, 30 s later, while the CRL listed it
+// (seen with a real Caddy on a 4 MB tmpfs, the admin API answering 500).
+func TestRevokeFailedHalfWayKnownAtOnce(t *testing.T) {
+	keepPendingCount(t)
+	fail := new(atomic.Bool)
+	st := recordFailStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, fail: fail}
+	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	send := func(op, nonce string) *wire.Response {
+		t.Helper()
+		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return postForm(t, h, "192.0.2.1", url.Values{"operation": {op}, "nonce": {nonce},
+			"username": {"ops"}, "password": {"right"}, "device": {"1"}, "customer": {"0"},
+			"request": {base64.StdEncoding.EncodeToString(csr)}})
+	}
+	first := send(wire.OpRequest, "aXNzdWVk")
+	if first.Status != wire.StatusOK {
+		t.Fatalf("issuance: %+v", first)
+	}
+	cert, err := x509.ParseCertificate(first.Certificate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := cert.SerialNumber.Text(16)
+	ad := &adminAPI{app: h.app, log: zap.NewNop()}
+	fail.Store(true)
+	if code, body, _ := adminDoBody(t, ad, "POST", "/enroll/revoke", `{"serial": "`+serial+`"}`); code != http.StatusInternalServerError {
+		t.Fatalf("revoke with the record not storable: %d %s, want 500", code, body)
+	}
+	if revoked, err := h.app.cas[profileModern].IsRevoked(context.Background(), serial); err != nil || !revoked {
+		t.Fatalf("the revoked list does not hold %s (%v): the failure is not half-way", serial, err)
+	}
+	if got := send(wire.OpRetrieve, "ZnJlc2gx"); got.Status != wire.StatusRejected {
+		t.Fatalf("retrieve of the certificate the CRL lists: status %d %q, want 8", got.Status, got.Error)
+	}
+}
