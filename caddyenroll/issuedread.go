@@ -83,13 +83,13 @@ func (a *App) answerUnlocked(ctx context.Context, in enrollInput, csr *ca.CSR, n
 			return outcome{}, false
 		}
 		return outcome{resp: wire.Response{Status: wire.StatusOK, Certificate: req.Certificate}, serial: req.Serial,
-			reason: "already issued (answered without the device's lock)"}, true
+			reason: "already issued (answered from storage, nothing written)"}, true
 	case statePending:
 		if !a.staysPending(req, rec) {
 			return outcome{}, false
 		}
 		return outcome{resp: wire.Response{Status: wire.StatusPending, Nonce: req.ServerNonce},
-			reason: "pending (answered without the device's lock)"}, true
+			reason: "pending (answered from storage, nothing written)"}, true
 	default:
 		return fail(wire.StatusRejected, "request was rejected"), true
 	}
