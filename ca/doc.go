@@ -143,7 +143,7 @@
 // servers sharing the Store stay consistent. A CRL that cannot be stored
 // (a full Store) while the stored one lacks a revocation or has expired
 // is signed and served from memory (crlunstored.go), numbered after the
-// stored one. Keeping each CA under its
+// stored one and those this process signed so. Keeping each CA under its
 // fingerprint means generating a new one never overwrites the old one: an
 // operator who restores the old crypto item gets the old CA back.
 //

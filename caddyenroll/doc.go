@@ -95,13 +95,15 @@
 //     issued request answered again or resumed after a crash;
 //     approval.go: approve and reject of a pending request;
 //     issuedread.go: an issued certificate, a pending or a rejected
-//     request answered again without the device's lock, which a full
-//     disk does not let be taken.
+//     request answered again from storage, writing nothing, when a full
+//     disk keeps the device's lock from being taken or the nonce from
+//     being stored.
 //   - state.go: requests and device records in storage, and the pending
 //     index; supersede.go and pendingbounds.go: the pending requests of a
 //     device, of an account and in all.
 //   - nonces.go, noncesizes.go: client nonces, bound so that a replay is
-//     refused.
+//     refused, in the buckets of both nonce clocks (the wall clock, and
+//     the one from start, which differ after a step).
 //   - issuancelimit.go: max_issued_per_device.
 //   - requests.go: the janitor of decided requests.
 //   - caexpiry.go: the warnings of a CA that ends.
@@ -137,7 +139,8 @@
 // # Paths
 //
 // An enrollment: bound the body → wire.DecodeRequest → ssl and enroll
-// flags → account check (bcrypt, rate limit) → ca.ParseCSR → device lookup
+// flags → account check (rate limit, then the cache of valid logins or
+// bcrypt under the process's hash bound) → ca.ParseCSR → device lookup
 // in the configuration file → nonce binding and state under the device's
 // storage lock → approval policy → ca.Sign and Record → the device is
 // marked enrolled in the file (atomic write) → wire.AppendResponse.
