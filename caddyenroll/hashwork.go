@@ -10,7 +10,7 @@ import (
 // The password hashes of logins not in the accounts' cache (a bcrypt
 // check, and a failure's PBKDF2 record name, each tens of milliseconds of
 // CPU, and the name again when a login reads a record whose name the
-// cache dropped) are bounded in the whole process: the limiters bound each account
+// cache dropped: its failure record, or its record of known addresses) are bounded in the whole process: the limiters bound each account
 // and each address, but a flood from many addresses with many usernames
 // would otherwise keep every core hashing, and getcacert, OSP and the
 // admin API would wait behind it. A login that finds every slot taken

@@ -236,3 +236,43 @@ func TestHashSlotReleasedOnPanic(t *testing.T) {
 		t.Errorf("%d slots kept after the panic, want 0", n)
 	}
 }
+
+// The name of an account's record of known addresses, dropped from the
+// cache, is derived under a hash slot too when a login that the lockout
+// refuses looks its address up there: with none free the attempt stays
+// refused, nothing is derived, and the next attempt reads the record. A
+// guesser cycling refused attempts through more locked-out accounts than
+// the cache holds made a PBKDF2 outside the bound at each.
+func TestKnownRecordNameUnderHashBound(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	const site, guesser = "192.0.2.10", "203.0.113.3"
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	a, b := newLoginAppOn(t, st), newLoginAppOn(t, st)
+	b.limiter = newLimiter(5, time.Hour, 48*time.Hour) // locked out throughout
+	// the site is known in storage
+	if !tryLogin(a, "ops", site, true, t0) {
+		t.Fatal("the device refused on a")
+	}
+	for range 5 {
+		tryLogin(b, "ops", guesser, false, t0)
+	}
+	b.hashes = newHashWork(1, 0, time.Minute)
+	b.state.failureNames.mu.Lock()
+	b.state.failureNames.names = nil // emptied, as when full
+	b.state.failureNames.mu.Unlock()
+
+	held, _ := b.hashes.acquire(context.Background())
+	ok := tryLogin(b, "ops", site, true, t0)
+	held()
+	if ok {
+		t.Fatal("no slot: the device's address was found, its record named outside the bound")
+	}
+	if b.state.nameCached("user:ops") {
+		t.Error("no slot: the record's name was derived")
+	}
+	// the same interval, a slot free: the record is read now
+	if !tryLogin(b, "ops", site, true, t0) {
+		t.Error("slot free: the device's address known in storage was not found")
+	}
+	assertNothingInFlight(t, b)
+}

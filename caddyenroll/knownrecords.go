@@ -293,7 +293,9 @@ func (a *App) waitKnownWrites() {
 
 // adoptKnownAddress looks addrKey up in username's record (read once per
 // sharedRecheckInterval, storedRecord) and, if it is there and not
-// expired, makes it known here, and reports so.
+// expired, makes it known here, and reports so. A record whose name finds
+// no hash slot is not read: the address is not known this time, and the
+// next attempt reads it.
 func (a *App) adoptKnownAddress(ctx context.Context, username, addrKey string, now time.Time) bool {
 	if a.state == nil {
 		return false
@@ -302,7 +304,17 @@ func (a *App) adoptKnownAddress(ctx context.Context, username, addrKey string, n
 	ctx, cancel := sharedCtx(ctx)
 	defer cancel()
 	if claimed {
-		rec, err := a.state.loadKnown(ctx, username)
+		key, ok, err := a.boundedKnownRecordKey(ctx, username)
+		if !ok {
+			// no hash slot to name the record: the attempt stays refused
+			// by the lockout, and a later one reads it
+			a.known.dropRecord(username, r)
+			return false
+		}
+		var rec knownRecord
+		if err == nil {
+			rec, _, err = a.state.loadKnownAt(ctx, key)
+		}
 		if err != nil {
 			a.log.Warn("reading known addresses recorded in storage", zap.Error(err))
 		}
@@ -327,6 +339,23 @@ func (a *App) adoptKnownAddress(ctx context.Context, username, addrKey string, n
 		}
 	}
 	return false
+}
+
+// boundedKnownRecordKey is knownRecordKey with its name's PBKDF2, when
+// the cache of names dropped it, under a hash slot (hashwork.go): a
+// guesser cycling refused attempts through more locked-out accounts than
+// the cache holds would otherwise have each cost a derivation outside the
+// bound. ok false means no slot was free, and nothing was derived.
+func (a *App) boundedKnownRecordKey(ctx context.Context, username string) (key string, ok bool, err error) {
+	if !a.state.nameCached("user:" + username) {
+		release, ok := a.hashGate().acquire(ctx)
+		if !ok {
+			return "", false, nil
+		}
+		defer release() // a storage module's panic must not keep the slot
+	}
+	key, err = a.state.knownRecordKey(ctx, username)
+	return key, true, err
 }
 
 // unlockKnownFailures deletes the failure records of username at the

@@ -399,6 +399,18 @@ func (l *limiter) stale(last, now time.Time) bool {
 	return !last.IsZero() && now.Sub(last) > 2*l.max
 }
 
+// dropRecord gives up the read that storedRecord claimed, unread: the
+// logins waiting for it find no address, and the next one claims it
+// again.
+func (k *knownAddresses) dropRecord(username string, r *readRecord) {
+	k.recordsMu.Lock()
+	if k.records[username] == r {
+		delete(k.records, username)
+	}
+	k.recordsMu.Unlock()
+	close(r.done)
+}
+
 // evictLocked makes room: entries with nothing to remember first, then
 // idle ones under no lockout, down to 90 % of the bound.
 func (l *limiter) evictLocked(now time.Time) {
