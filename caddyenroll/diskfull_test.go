@@ -587,3 +587,73 @@ func TestRevokeFailedHalfWayKnownAtOnce(t *testing.T) {
 		t.Fatalf("retrieve of the certificate the CRL lists: status %d %q, want 8", got.Status, got.Error)
 	}
 }
+
+// serialRecordFailStorage fails, while serial is set, the stores of that
+// certificate's record (issued/<serial>.json) only: a supersession whose
+// new certificate is recorded, and whose revocation of the previous one
+// stores the revoked list but not that record (the disk filled up in
+// between).
+type serialRecordFailStorage struct {
+	certmagic.Storage
+	serial *atomic.Pointer[string]
+}
+
+func (s serialRecordFailStorage) Store(ctx context.Context, key string, value []byte) error {
+	if p := s.serial.Load(); p != nil && strings.Contains(key, "/issued/") && strings.Contains(strings.ToLower(key), *p) {
+		return errFull(key)
+	}
+	return s.Storage.Store(ctx, key, value)
+}
+
+// Revocations that fail half-way other than an administrator's, their
+// revoked list (the CRL's source) stored but not the certificate's
+// record, are known to OSP at once too: a device disabled in the
+// configuration file, and a supersession by a new enrollment. OSP took
+// the certificate the CRL listed (its record unmarked) until the next
+// refresh of the revocations, 30 s later.
+func TestRevokeFailedHalfWayOtherPathsKnownAtOnce(t *testing.T) {
+	for _, path := range []string{"disabled", "superseded"} {
+		t.Run(path, func(t *testing.T) {
+			keepPendingCount(t)
+			failSerial := new(atomic.Pointer[string])
+			st := serialRecordFailStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, serial: failSerial}
+			h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
+			key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			first := enrollAs(t, h, wire.OpRequest, "ops", "gw1.example", key)
+			if first.Status != wire.StatusOK {
+				t.Fatalf("issuance: %+v", first)
+			}
+			cert, err := x509.ParseCertificate(first.Certificate)
+			if err != nil {
+				t.Fatal(err)
+			}
+			serial := strings.ToLower(cert.SerialNumber.Text(16))
+			failSerial.Store(&serial)
+			switch path {
+			case "disabled":
+				saveRenamed(t, h.app.cfg.path, "enroll enabled\ngroup \"\"\ndevice gw1.example \"\" disabled\n")
+				if _, err := h.app.cfg.reload(); err != nil {
+					t.Fatal(err)
+				}
+				h.app.revokeDisabled([]string{"gw1.example"}, time.Now())
+			case "superseded":
+				other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				if got := enrollAs(t, h, wire.OpRequest, "ops", "gw1.example", other); got.Status != wire.StatusServerError {
+					t.Fatalf("enrollment whose supersession fails: status %d %q, want %d", got.Status, got.Error, wire.StatusServerError)
+				}
+			}
+			if revoked, err := h.app.cas[profileModern].IsRevoked(context.Background(), serial); err != nil || !revoked {
+				t.Fatalf("the revoked list does not hold %s (%v): the failure is not half-way", serial, err)
+			}
+			if rec, err := h.app.cas[profileModern].Lookup(context.Background(), serial); err != nil || rec.Revoked {
+				t.Fatalf("the record of %s is marked revoked (%v): the failure is not half-way", serial, err)
+			}
+			if dev, _, err := h.app.identifyByCertificate(context.Background(), cert); err == nil {
+				t.Errorf("OSP took the certificate the CRL lists, as %s's", dev)
+			}
+			if path == "disabled" && h.app.eligible("gw1.example") {
+				t.Error("the disabled device whose certificate the CRL lists is eligible for calls")
+			}
+		})
+	}
+}

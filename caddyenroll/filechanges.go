@@ -142,10 +142,19 @@ const revokeDisabledWait = time.Minute
 func (a *App) revokeDisabledDevice(d string, seen time.Time) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(a.bgCtx), revokeDisabledWait)
 	defer cancel()
+	if failed := a.revokeDisabledLocked(ctx, d, seen); failed {
+		// after the lock, which a refresh waiting for another would hold
+		a.refreshAfterFailedRevocation(ctx)
+	}
+}
+
+// revokeDisabledLocked is revokeDisabledDevice under the device's lock;
+// failed reports a CA whose revocation failed, perhaps half-way.
+func (a *App) revokeDisabledLocked(ctx context.Context, d string, seen time.Time) (failed bool) {
 	unlock, err := a.state.lockDevice(ctx, d)
 	if err != nil {
 		a.log.Error("locking disabled device", zap.String("device", d), zap.Error(err))
-		return
+		return false
 	}
 	defer unlock()
 	// checked under the lock: an enrollment after the device was enabled
@@ -159,6 +168,7 @@ func (a *App) revokeDisabledDevice(d string, seen time.Time) {
 		serials, err := c.RevokeDeviceIssuedBefore(ctx, d, reasonCessationOfOperation, enabledAgain)
 		if err != nil {
 			a.log.Error("revoking certificates of disabled device", zap.String("device", d), zap.String("profile", profile), zap.Error(err))
+			failed = true
 			continue
 		}
 		if len(serials) > 0 {
@@ -168,6 +178,7 @@ func (a *App) revokeDisabledDevice(d string, seen time.Time) {
 				zap.String("profile", profile), zap.Strings("serials", serials))
 		}
 	}
+	return failed
 }
 
 // revokeDisabledAtStart revokes the certificates of devices the file

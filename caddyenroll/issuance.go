@@ -198,6 +198,9 @@ func (a *App) completeIssue(ctx context.Context, req *Request, prev *DeviceRecor
 	if c, ok := a.cas[req.Profile]; ok {
 		serials, err := c.RevokeDevice(ctx, req.Device, reasonSuperseded, req.Serial)
 		if err != nil {
+			// under the device's lock, which the callers hold to the
+			// answer: a refresh takes none
+			a.refreshAfterFailedRevocation(ctx)
 			return fmt.Errorf("revoking superseded certificates of %s: %v", req.Device, err)
 		}
 		if len(serials) > 0 {
@@ -214,6 +217,7 @@ func (a *App) completeIssue(ctx context.Context, req *Request, prev *DeviceRecor
 				// issued by an earlier CA (the crypto item changed): no
 				// gateway trusts it any more, and this CA cannot revoke it
 			case err != nil:
+				a.refreshAfterFailedRevocation(ctx)
 				return fmt.Errorf("revoking superseded certificate %s: %v", prev.Serial, err)
 			default:
 				a.noteRevoked(prev.Profile, "", []string{prev.Serial}, false)

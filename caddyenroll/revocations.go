@@ -215,6 +215,19 @@ func (a *App) refreshRevoked(ctx context.Context) error {
 	return nil
 }
 
+// refreshAfterFailedRevocation refreshes the revocations after a
+// revocation failed: one that failed half-way (the disk filled up) may
+// have stored the revoked list, which the CRL is made from, before the
+// certificate's record, and enrollment and OSP must refuse what the CRL
+// lists at once, not at the next refresh (up to revokedRefreshInterval
+// later). It reads the storage without a device's lock, so a caller may
+// hold one.
+func (a *App) refreshAfterFailedRevocation(ctx context.Context) {
+	if err := a.refreshRevoked(ctx); err != nil {
+		a.log.Error("refreshing revocations after a failed revocation", zap.Error(err))
+	}
+}
+
 // revokedScan is what a refresh found out about devices.
 type revokedScan struct {
 	status   map[string]bool     // device (lower case) → its current certificate is revoked (full scan: the revoked ones only)
