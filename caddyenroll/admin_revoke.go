@@ -78,9 +78,7 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 		// stored the revoked list, which the CRL is made from, before the
 		// certificate's record: read now, not at the next refresh, so
 		// that enrollment and OSP refuse what the CRL lists
-		if rerr := ad.app.refreshRevoked(ctx); rerr != nil {
-			ad.log.Error("refreshing revocations", zap.Error(rerr))
-		}
+		ad.app.refreshAfterFailedRevocation(ctx)
 		return err
 	}
 	if reason == ca.ReasonKeyCompromise {
@@ -93,6 +91,8 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 		revoked, newly = append(revoked, more...), newly+n
 		if err != nil {
 			metrics.revoked.Add(float64(newly))
+			// the same key's other certificates may be revoked half-way
+			ad.app.refreshAfterFailedRevocation(ctx)
 			return apiErr(http.StatusInternalServerError, fmt.Errorf("certificates %s revoked, but not every other certificate of their keys: %w",
 				strings.Join(revoked, ", "), err))
 		}

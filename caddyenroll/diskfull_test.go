@@ -657,3 +657,48 @@ func TestRevokeFailedHalfWayOtherPathsKnownAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// A revocation for key compromise whose revocation of the key's other
+// certificates fails half-way (a cloned gateway's certificate on the
+// revoked list, its record not stored) is known to OSP at once, as the
+// other half-way revocations are: it took the certificate the CRL lists
+// until the next refresh.
+func TestRevokeSameKeysFailedHalfWayKnownAtOnce(t *testing.T) {
+	keepPendingCount(t)
+	failSerial := new(atomic.Pointer[string])
+	st := serialRecordFailStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, serial: failSerial}
+	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
+	saveRenamed(t, h.app.cfg.path, "enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled\ndevice gw2.example \"\" enabled\n")
+	if _, err := h.app.cfg.reload(); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader) // a cloned gateway image
+	certs := map[string]*x509.Certificate{}
+	for _, d := range []string{"gw1.example", "gw2.example"} {
+		ans := enrollAs(t, h, wire.OpRequest, "ops", d, key)
+		if ans.Status != wire.StatusOK {
+			t.Fatalf("enrolling %s: %+v", d, ans)
+		}
+		cert, err := x509.ParseCertificate(ans.Certificate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certs[d] = cert
+	}
+	clone := strings.ToLower(certs["gw2.example"].SerialNumber.Text(16))
+	failSerial.Store(&clone)
+	ad := &adminAPI{app: h.app, log: zap.NewNop()}
+	if code, body, _ := adminDoBody(t, ad, "POST", "/enroll/revoke", `{"device": "gw1.example", "reason": 1}`); code != http.StatusInternalServerError {
+		t.Fatalf("revoke for key compromise with the clone's record not storable: %d %s, want 500", code, body)
+	}
+	c := h.app.cas[profileModern]
+	if revoked, err := c.IsRevoked(context.Background(), clone); err != nil || !revoked {
+		t.Fatalf("the revoked list does not hold the clone's %s (%v): the failure is not half-way", clone, err)
+	}
+	if rec, err := c.Lookup(context.Background(), clone); err != nil || rec.Revoked {
+		t.Fatalf("the record of %s is marked revoked (%v): the failure is not half-way", clone, err)
+	}
+	if dev, _, err := h.app.identifyByCertificate(context.Background(), certs["gw2.example"]); err == nil {
+		t.Errorf("OSP took the clone's certificate the CRL lists, as %s's", dev)
+	}
+}
