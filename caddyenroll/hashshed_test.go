@@ -1,0 +1,60 @@
+package caddyenroll
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
+)
+
+// A login shed for want of a hash slot gives back the attempts it took in
+// both limiters: kept, every shed login of a flood naming an account (or
+// coming from an address) would hold one of its attempts in flight for
+// good, and once they were the failures allowed, the account's own device
+// waited for them and was refused after the slots were free again.
+func TestShedLoginsReserveNothing(t *testing.T) {
+	demo, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	accts, err := newAccounts([]Account{{Username: "demo", Password: string(demo)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newLoginApp()
+	a.accounts, a.log = accts, zap.NewNop()
+	a.hashes = newHashWork(1, 0, time.Minute)
+	login := func(ctx context.Context, pass string) *outcome {
+		_, o := a.login(ctx, enrollInput{op: wire.OpRequest, clientIP: "192.0.2.1",
+			req: &wire.Request{Operation: wire.OpRequest, Username: "demo", Password: pass}})
+		return o
+	}
+	held, ok := a.hashes.acquire(context.Background())
+	if !ok {
+		t.Fatal("the free slot was refused")
+	}
+	for i := range 2 * 5 * 4 { // beyond the account's and the address's attempts
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second) // not waiting for attempts in flight
+		o := login(ctx, "pw")
+		cancel()
+		if o == nil || o.resp.Status != wire.StatusRateLimited {
+			t.Fatalf("login %d with every slot taken: %+v, want status %d", i, o, wire.StatusRateLimited)
+		}
+	}
+	for name, l := range map[string]*limiter{"account": a.limiter, "address": a.addrLimiter} {
+		l.mu.Lock()
+		for key, st := range l.m {
+			if st.inflight != 0 || st.failures != 0 {
+				t.Errorf("%s limiter, %s: %d attempts in flight, %d failures after shed logins, want none", name, key, st.inflight, st.failures)
+			}
+		}
+		l.mu.Unlock()
+	}
+	held()
+	ctx, cancel := context.WithTimeout(context.Background(), maxAttemptWait/2)
+	defer cancel()
+	if o := login(ctx, "pw"); o != nil {
+		t.Errorf("the device's login once a slot is free: %+v, want logged in", o.resp)
+	}
+}
