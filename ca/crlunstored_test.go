@@ -1,0 +1,43 @@
+package ca
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// A CRL signed in memory is served again only while it lists the revoked
+// set of now: a revocation stored while the disk had room for it, but not
+// for the CRL, is listed by a new one (the one signed before it was
+// served until half its validity, hiding the revocation from every
+// relying party).
+func TestUnstoredCRLListsLaterRevocation(t *testing.T) {
+	ctx := context.Background()
+	now := testNow
+	st := &fullStore{countedStore: NewMemStore()}
+	c, _ := openCA(t, st, Config{CRLValidity: 48 * time.Hour, Now: func() time.Time { return now }}, "")
+	issued := issueN(t, c, "device1.itsp.com", 2)
+	if err := c.Revoke(ctx, issued[0].Serial, ReasonSuperseded); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CRL(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st.full.Store(true)
+	now = now.Add(49 * time.Hour) // past the stored CRL's nextUpdate
+	first := unstoredCRLOf(t, c, "past its nextUpdate")
+	if len(first.RevokedCertificateEntries) != 1 {
+		t.Fatalf("signed in memory: %d entries, want 1", len(first.RevokedCertificateEntries))
+	}
+	st.full.Store(false) // room for the revocation, not for the CRL
+	if err := c.Revoke(ctx, issued[1].Serial, ReasonKeyCompromise); err != nil {
+		t.Fatal(err)
+	}
+	st.full.Store(true)
+	now = now.Add(time.Minute)
+	crl := unstoredCRLOf(t, c, "after a revocation")
+	if len(crl.RevokedCertificateEntries) != 2 || crl.Number.Cmp(first.Number) <= 0 {
+		t.Fatalf("after a revocation: number %v, %d entries; want 2 entries, numbered after %v",
+			crl.Number, len(crl.RevokedCertificateEntries), first.Number)
+	}
+}
