@@ -41,3 +41,24 @@ func TestUnstoredCRLListsLaterRevocation(t *testing.T) {
 			crl.Number, len(crl.RevokedCertificateEntries), first.Number)
 	}
 }
+
+// A CRL signed in memory is not served again by a clock stepped back
+// before it was signed: its thisUpdate would be ahead of the clock, not
+// yet valid to a relying party whose clock agrees; one is signed anew.
+func TestUnstoredCRLClockSteppedBack(t *testing.T) {
+	now := testNow
+	st := &fullStore{countedStore: NewMemStore()}
+	c, _ := openCA(t, st, Config{CRLValidity: 48 * time.Hour, Now: func() time.Time { return now }}, "")
+	if _, err := c.CRL(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st.full.Store(true)
+	now = now.Add(49 * time.Hour)
+	first := unstoredCRLOf(t, c, "past its nextUpdate")
+	now = now.Add(-time.Hour)
+	crl := unstoredCRLOf(t, c, "clock stepped back")
+	if crl.ThisUpdate.After(now) || crl.Number.Cmp(first.Number) <= 0 {
+		t.Fatalf("clock stepped back: number %v, thisUpdate %v (now %v); want a new one, numbered after %v, valid now",
+			crl.Number, crl.ThisUpdate, now, first.Number)
+	}
+}
