@@ -2,9 +2,13 @@ package caddyenroll
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/certmagic"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
@@ -56,5 +60,39 @@ func TestShedLoginsReserveNothing(t *testing.T) {
 	defer cancel()
 	if o := login(ctx, "pw"); o != nil {
 		t.Errorf("the device's login once a slot is free: %+v, want logged in", o.resp)
+	}
+}
+
+// A login refused because its account's failure record could not be
+// read for want of a hash slot is answered and counted as shed (status
+// 10, "too many logins being checked", logins_shed), as a login whose own
+// check found no slot is, not as a lockout: the operator sees the server
+// overloaded, not the account locked out.
+func TestLoginShedAtRecordReadCounted(t *testing.T) {
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	a := newLoginAppOn(t, st)
+	a.log = zap.NewNop()
+	a.hashes = newHashWork(1, 0, time.Minute)
+	now := time.Now()
+	for i := range 2 { // failures here: the record is read at the next login
+		tryLogin(a, "ops", fmt.Sprintf("203.0.113.%d", i+1), false, now)
+	}
+	a.state.failureNames.mu.Lock()
+	a.state.failureNames.names = nil // emptied, as when full
+	a.state.failureNames.mu.Unlock()
+	a.limiter.mu.Lock()
+	a.limiter.m["user:ops"].checked = time.Time{} // due for a read
+	a.limiter.mu.Unlock()
+	held, _ := a.hashes.acquire(context.Background())
+	defer held()
+	initMetrics()
+	before := promtest.ToFloat64(metrics.loginsShed)
+	_, o := a.login(context.Background(), enrollInput{op: wire.OpRequest, clientIP: "192.0.2.7",
+		req: &wire.Request{Operation: wire.OpRequest, Username: "ops", Password: "right"}})
+	if o == nil || o.resp.Status != wire.StatusRateLimited || !strings.Contains(o.resp.Error, "logins being checked") {
+		t.Fatalf("login whose record could not be read: %+v, want refused as shed", o)
+	}
+	if n := promtest.ToFloat64(metrics.loginsShed) - before; n != 1 {
+		t.Errorf("%v shed logins counted, want 1", n)
 	}
 }
