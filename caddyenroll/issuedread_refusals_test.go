@@ -24,7 +24,8 @@ import (
 // gets the refusals the locked path gives before it reads the request's
 // state: device or customer ids other than the device's enrollment (13,
 // not its certificate), and a key revoked for key compromise on another
-// device (8, not "still pending").
+// device (8, not "still pending"); a certificate revoked since is not
+// served again.
 func TestUnlockedAnswerRefusals(t *testing.T) {
 	keepPendingCount(t)
 	full := new(atomic.Bool)
@@ -56,8 +57,9 @@ func TestUnlockedAnswerRefusals(t *testing.T) {
 	if err := h.app.cas[profileModern].Revoke(context.Background(), cert.SerialNumber.Text(16), ca.ReasonKeyCompromise); err != nil {
 		t.Fatal(err)
 	}
-	if ans := send(wire.OpRequest, "gw1.example", good, "bm9uY2Uz", "0"); ans.Status != wire.StatusOK {
-		t.Fatalf("issuance of a new key: %+v", ans)
+	current := send(wire.OpRequest, "gw1.example", good, "bm9uY2Uz", "0")
+	if current.Status != wire.StatusOK {
+		t.Fatalf("issuance of a new key: %+v", current)
 	}
 
 	full.Store(true)
@@ -77,6 +79,22 @@ func TestUnlockedAnswerRefusals(t *testing.T) {
 				t.Errorf("retrieve on a full disk: status %d (%s), want %d", ans.Status, ans.Error, c.status)
 			}
 		})
+	}
+
+	// its certificate revoked by an operator (no key compromise): the
+	// locked path issues anew, a write; without the lock it is not
+	// served again (status 0 with a revoked certificate)
+	cert, err = x509.ParseCertificate(current.Certificate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full.Store(false)
+	if err := h.app.cas[profileModern].Revoke(context.Background(), cert.SerialNumber.Text(16), ca.ReasonCessationOfOperation); err != nil {
+		t.Fatal(err)
+	}
+	full.Store(true)
+	if ans := send(wire.OpRetrieve, "gw1.example", good, "cmV2b2tlZA", "0"); ans.Status != wire.StatusServerError {
+		t.Errorf("retrieve of a revoked certificate on a full disk: status %d (%s), want %d", ans.Status, ans.Error, wire.StatusServerError)
 	}
 }
 
