@@ -96,3 +96,26 @@ func TestLoginShedAtRecordReadCounted(t *testing.T) {
 		t.Errorf("%v shed logins counted, want 1", n)
 	}
 }
+
+// The record of an account at a known address is named by a PBKDF2 as
+// the account's is: with the cache of names emptied and no hash slot
+// free, its read is shed too, not derived outside the bound.
+func TestKnownAddressRecordNameUnderHashBound(t *testing.T) {
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	a := newLoginAppOn(t, st)
+	a.hashes = newHashWork(1, 0, time.Minute)
+	now := time.Now()
+	key := knownKey("ops", addressKey("192.0.2.1"))
+	a.limiter.fail(key, now) // a failure here: its record is read
+	a.state.failureNames.mu.Lock()
+	a.state.failureNames.names = nil // emptied, as when full
+	a.state.failureNames.mu.Unlock()
+	held, _ := a.hashes.acquire(context.Background())
+	defer held()
+	if shed := a.adoptSharedLockout(context.Background(), a.limiter, key, now); !shed {
+		t.Error("the record of the account at a known address was read with no hash slot free; want shed")
+	}
+	if a.state.nameCached(key) {
+		t.Error("its name was derived with no hash slot free")
+	}
+}
