@@ -85,3 +85,28 @@ func TestThrottledStatusesNoDecisions(t *testing.T) {
 		}
 	}
 }
+
+// Of the OSP refusals only those of a requester that is no usable device
+// are throttled: a device's refused authorizations (no route) are each
+// logged however many there are.
+func TestOSPDeviceRefusalsNotThrottled(t *testing.T) {
+	f := newOSPFixture(t)
+	core, logs := observer.New(zapcore.DebugLevel)
+	f.h.log = zap.New(core)
+	now := time.Now()
+	f.h.refusals, _ = testThrottle(3, &now)
+	f.setFlags(flags{})
+	const n = 10
+	for range n {
+		if code, body := f.post(authRequestBody(t), "192.0.2.1:5060"); code != 200 {
+			t.Fatalf("HTTP %d %s", code, body)
+		}
+	}
+	refused := logs.FilterMessage("OSP answered").FilterField(zap.Bool("refused", true))
+	if got := refused.Len(); got != n {
+		t.Errorf("%d of the device's %d refused authorizations logged, want all", got, n)
+	}
+	if got := refused.FilterField(zap.String("outcome", "unauthorized")).Len(); got != 0 {
+		t.Errorf("%d of them unauthorized; want a device's refusals", got)
+	}
+}
