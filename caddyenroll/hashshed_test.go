@@ -119,3 +119,29 @@ func TestKnownAddressRecordNameUnderHashBound(t *testing.T) {
 		t.Error("its name was derived with no hash slot free")
 	}
 }
+
+// The record name of a failed login (a PBKDF2, as costly as the bcrypt
+// check) is derived by checkHash while it holds its hash slot, not after
+// it by loginFailed, outside the bound on hash work.
+func TestFailedLoginNamedUnderHashSlot(t *testing.T) {
+	st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}}
+	a := newLoginAppOn(t, st)
+	accts, err := newAccounts(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.accounts = accts
+	a.hashes = newHashWork(1, 0, time.Minute)
+	lg, ok := a.beginLogin(context.Background(), "guess", "192.0.2.7", time.Now)
+	if !ok {
+		t.Fatal("the attempt was refused")
+	}
+	defer a.limiter.cancel(lg.user)
+	defer a.addrLimiter.cancel(lg.addr)
+	if _, ok, refused := a.checkHash(context.Background(), lg, "guess", "wrong"); ok || refused != nil {
+		t.Fatalf("check of an unknown username: ok %v, refused %+v", ok, refused)
+	}
+	if !a.state.nameCached(lg.user) {
+		t.Error("the failed login's record name was not derived under its hash slot")
+	}
+}
