@@ -91,3 +91,20 @@ func (h *hashWork) acquire(ctx context.Context) (release func(), ok bool) {
 	}
 	return nil, false
 }
+
+// nameUnderBound derives the name of limiterKey's records (a PBKDF2,
+// failurenames.go) under a hash slot when the cache of names dropped it:
+// false when no slot was free, and nothing was derived. The name is then
+// cached for the caller; a derivation's error is the caller's to meet.
+func (a *App) nameUnderBound(ctx context.Context, limiterKey string) bool {
+	if a.state.nameCached(limiterKey) {
+		return true
+	}
+	release, ok := a.hashGate().acquire(ctx)
+	if !ok {
+		return false
+	}
+	defer release() // a storage module's panic must not keep the slot
+	_, _ = a.state.failuresKey(ctx, limiterKey)
+	return true
+}

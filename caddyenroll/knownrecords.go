@@ -347,12 +347,8 @@ func (a *App) adoptKnownAddress(ctx context.Context, username, addrKey string, n
 // the cache holds would otherwise have each cost a derivation outside the
 // bound. ok false means no slot was free, and nothing was derived.
 func (a *App) boundedKnownRecordKey(ctx context.Context, username string) (key string, ok bool, err error) {
-	if !a.state.nameCached("user:" + username) {
-		release, ok := a.hashGate().acquire(ctx)
-		if !ok {
-			return "", false, nil
-		}
-		defer release() // a storage module's panic must not keep the slot
+	if !a.nameUnderBound(ctx, "user:"+username) {
+		return "", false, nil
 	}
 	key, err = a.state.knownRecordKey(ctx, username)
 	return key, true, err

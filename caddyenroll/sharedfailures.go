@@ -129,19 +129,11 @@ func (a *App) adoptSharedLockout(ctx context.Context, l *limiter, key string, no
 	}
 	ctx, cancel := sharedCtx(ctx)
 	defer cancel()
-	if !a.state.nameCached(key) {
-		// its name's PBKDF2 (the cache of names was emptied) is hash work
-		// too (hashwork.go): without a slot the record is read at a later
+	if !a.nameUnderBound(ctx, key) {
+		// without a slot for its name the record is read at a later
 		// attempt, and this one is shed (a slot free by its own check
 		// would let a password be tried past another instance's lockout)
-		release, ok := a.hashGate().acquire(ctx)
-		if !ok {
-			return true
-		}
-		func() {
-			defer release() // a storage module's panic must not keep the slot
-			_, _ = a.state.failuresKey(ctx, key)
-		}()
+		return true
 	}
 	shared, found, err := a.state.loadFailures(ctx, key)
 	switch {
