@@ -23,6 +23,18 @@ func slowLockouts(apps ...*App) {
 	}
 }
 
+// failingLoadsUnlockApp is an app with slowLockouts and no accounts in
+// its configuration, on a storage whose loads fail as fl.failLoads says,
+// and its admin API: for the unlocks that storage errors cut short.
+func failingLoadsUnlockApp(t *testing.T) (a *App, ad *adminAPI, fl *failingLoads) {
+	t.Helper()
+	fl = &failingLoads{Storage: &certmagic.FileStorage{Path: t.TempDir()}}
+	a = newLoginAppOn(t, localLocks{fl})
+	slowLockouts(a)
+	a.accounts = &accounts{byName: map[string]*Account{}}
+	return a, &adminAPI{app: a, log: zap.NewNop()}, fl
+}
+
 // POST /enroll/unlock clears an account's lockout (also at its known
 // addresses) and an address's, on the instance asked and, through the
 // storage, on the others of the cluster; it refuses what names nothing.
@@ -169,11 +181,7 @@ func TestAdminUnlockKnownElsewhere(t *testing.T) {
 // account logs in again; once the storage reads again, another unlock
 // finds nothing left.
 func TestUnlockPartial(t *testing.T) {
-	fl := &failingLoads{Storage: &certmagic.FileStorage{Path: t.TempDir()}}
-	a := newLoginAppOn(t, localLocks{fl})
-	slowLockouts(a)
-	a.accounts = &accounts{byName: map[string]*Account{}}
-	ad := &adminAPI{app: a, log: zap.NewNop()}
+	a, ad, fl := failingLoadsUnlockApp(t)
 	now := time.Now()
 	for range 5 {
 		tryLogin(a, "ops", "203.0.113.5", false, now)
@@ -215,11 +223,7 @@ func TestUnlockPartial(t *testing.T) {
 // storage, is still a server error.
 func TestUnlockKnownAddressFails(t *testing.T) {
 	ctx := context.Background()
-	fl := &failingLoads{Storage: &certmagic.FileStorage{Path: t.TempDir()}}
-	a := newLoginAppOn(t, localLocks{fl})
-	slowLockouts(a)
-	a.accounts = &accounts{byName: map[string]*Account{}}
-	ad := &adminAPI{app: a, log: zap.NewNop()}
+	a, ad, fl := failingLoadsUnlockApp(t)
 	now := time.Now()
 	const site, other, guesser = "192.0.2.8", "192.0.2.9", "203.0.113.5"
 	for _, addr := range []string{site, other} {
@@ -294,11 +298,7 @@ func TestUnlockKnownAddressFails(t *testing.T) {
 // address alone that fails is still a server error.
 func TestUnlockAddressFailsAfterAccount(t *testing.T) {
 	ctx := context.Background()
-	fl := &failingLoads{Storage: &certmagic.FileStorage{Path: t.TempDir()}}
-	a := newLoginAppOn(t, localLocks{fl})
-	slowLockouts(a)
-	a.accounts = &accounts{byName: map[string]*Account{}}
-	ad := &adminAPI{app: a, log: zap.NewNop()}
+	a, ad, fl := failingLoadsUnlockApp(t)
 	now := time.Now()
 	const guesser = "203.0.113.5"
 	for range 20 {

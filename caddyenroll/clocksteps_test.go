@@ -97,6 +97,44 @@ func TestLimiterRecordsLockoutByWallClockNow(t *testing.T) {
 	}
 }
 
+// steppedNonces is a nonce fixture with a clock from start (start plus
+// elapsed), and another instance whose wall clock reads that clock: the
+// two sides of a step of this instance's wall clock.
+type steppedNonces struct {
+	*nonceFixture
+	t       *testing.T
+	ctx     context.Context
+	start   time.Time
+	elapsed time.Duration // by the monotonic clock
+	other   *stateStore   // its clock does not step
+}
+
+func newSteppedNonces(t *testing.T, retention time.Duration, start time.Time) *steppedNonces {
+	t.Helper()
+	f := &steppedNonces{nonceFixture: newNonceFixture(t, retention), t: t, ctx: nonceTestCtx(t), start: start}
+	f.s.sinceStart = func() time.Time { return f.start.Add(f.elapsed) }
+	f.other = newStateStore(f.s.st, retention)
+	f.other.now = func() time.Time { return f.start.Add(f.elapsed) }
+	return f
+}
+
+// at moves the clocks to elapsed since start, the wall clock stepped by
+// step.
+func (f *steppedNonces) at(elapsed, step time.Duration) {
+	f.elapsed, f.clock = elapsed, f.start.Add(elapsed+step)
+}
+
+// bind binds nonce to binding in s (this instance's store or the
+// other's), failing the test on an error: whether it was bound.
+func (f *steppedNonces) bind(s *stateStore, nonce, binding string) bool {
+	f.t.Helper()
+	ok, err := s.bindNonce(f.ctx, []byte(nonce), binding)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return ok
+}
+
 // Nonces are bucketed by the wall clock and by the wall clock at start plus
 // the monotonic time since: after a step of the wall clock by more than a
 // bucket, forward or back, a nonce bound before it and one bound after it
@@ -115,24 +153,9 @@ func TestNonceClockStep(t *testing.T) {
 		{"no step", 0, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			f := newNonceFixture(t, retention)
-			ctx := nonceTestCtx(t)
-			start := nonceEpoch.Add(c.start)
-			var elapsed time.Duration // by the monotonic clock
-			f.s.sinceStart = func() time.Time { return start.Add(elapsed) }
-			// another instance, whose clock does not step
-			other := newStateStore(f.s.st, retention)
-			other.now = func() time.Time { return start.Add(elapsed) }
-			bind := func(s *stateStore, nonce, binding string) bool {
-				t.Helper()
-				ok, err := s.bindNonce(ctx, []byte(nonce), binding)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return ok
-			}
-
-			elapsed, f.clock = 30*time.Minute, start.Add(30*time.Minute)
+			f := newSteppedNonces(t, retention, nonceEpoch.Add(c.start))
+			ctx, other, bind := f.ctx, f.other, f.bind
+			f.at(30*time.Minute, 0)
 			if !bind(f.s, "before", "A") {
 				t.Fatal("a new nonce refused before the step")
 			}
@@ -144,7 +167,7 @@ func TestNonceClockStep(t *testing.T) {
 			if err := os.Chtimes(f.fs.Filename(legacy), f.clock, f.clock); err != nil {
 				t.Fatal(err)
 			}
-			elapsed, f.clock = 40*time.Minute, start.Add(40*time.Minute+c.step)
+			f.at(40*time.Minute, c.step)
 			if !bind(f.s, "after", "A") {
 				t.Fatal("a new nonce refused after the step")
 			}
@@ -160,7 +183,7 @@ func TestNonceClockStep(t *testing.T) {
 					}
 				}
 			}
-			elapsed, f.clock = 45*time.Minute, start.Add(45*time.Minute+c.step)
+			f.at(45*time.Minute, c.step)
 			check("after the step")
 			if _, _, err := f.s.pruneNonces(ctx); err != nil {
 				t.Fatal(err)

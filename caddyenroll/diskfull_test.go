@@ -8,14 +8,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -222,26 +219,13 @@ func TestDeferredMarkOnFullDiskSaysWhy(t *testing.T) {
 // to another key and a superseded key are refused as ever (pending and
 // rejected requests: TestPendingAndRejectedOnFullDisk).
 func TestIssuedServedOnFullDisk(t *testing.T) {
-	keepPendingCount(t)
-	full := new(atomic.Bool)
-	st := fillableStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, full: full}
-	h, logs := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
-	send := func(op string, key crypto.Signer, nonce string) *wire.Response {
-		t.Helper()
-		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return postForm(t, h, "192.0.2.1", url.Values{"operation": {op}, "nonce": {nonce},
-			"username": {"ops"}, "password": {"right"}, "device": {"1"}, "customer": {"0"},
-			"request": {base64.StdEncoding.EncodeToString(csr)}})
-	}
+	h, full, logs := fullDiskApp(t, &testClock{now: time.Now()})
 	old, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if ans := send(wire.OpRequest, old, "b2xk"); ans.Status != wire.StatusOK {
+	if ans := enrollNonce(t, h, wire.OpRequest, old, "b2xk"); ans.Status != wire.StatusOK {
 		t.Fatalf("issuance: %+v", ans)
 	}
 	issued, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader) // supersedes old's
-	first := send(wire.OpRequest, issued, "bm9uY2Ux")
+	first := enrollNonce(t, h, wire.OpRequest, issued, "bm9uY2Ux")
 	if first.Status != wire.StatusOK {
 		t.Fatalf("issuance: %+v", first)
 	}
@@ -250,7 +234,7 @@ func TestIssuedServedOnFullDisk(t *testing.T) {
 	}
 	h.app.Approval = ApprovalManual // a new key waits: a pending request
 	waiting, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if ans := send(wire.OpRequest, waiting, "bm9uY2Uy"); ans.Status != wire.StatusPending {
+	if ans := enrollNonce(t, h, wire.OpRequest, waiting, "bm9uY2Uy"); ans.Status != wire.StatusPending {
 		t.Fatalf("pending request: %+v", ans)
 	}
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -271,7 +255,7 @@ func TestIssuedServedOnFullDisk(t *testing.T) {
 		{"a pending request", wire.OpRetrieve, waiting, "ZnJlc2gz", wire.StatusPending},
 		{"a new key", wire.OpRequest, other, "ZnJlc2g0", wire.StatusServerError},
 	} {
-		ans := send(tc.op, tc.key, tc.nonce)
+		ans := enrollNonce(t, h, tc.op, tc.key, tc.nonce)
 		if ans.Status != tc.status {
 			t.Errorf("%s on a full disk: %+v, want status %d", tc.name, ans, tc.status)
 		}
@@ -289,16 +273,28 @@ func TestIssuedServedOnFullDisk(t *testing.T) {
 	if _, err := h.app.cfg.reload(); err != nil {
 		t.Fatal(err)
 	}
-	if ans := send(wire.OpRetrieve, issued, "ZnJlc2g1"); ans.Status != wire.StatusServerError {
+	if ans := enrollNonce(t, h, wire.OpRetrieve, issued, "ZnJlc2g1"); ans.Status != wire.StatusServerError {
 		t.Fatalf("retrieve of an unmarked device on a full disk: %+v, want status 14", ans)
 	}
 	full.Store(false)
-	if ans := send(wire.OpRetrieve, issued, "ZnJlc2g2"); ans.Status != wire.StatusOK || !bytes.Equal(ans.Certificate, first.Certificate) {
+	if ans := enrollNonce(t, h, wire.OpRetrieve, issued, "ZnJlc2g2"); ans.Status != wire.StatusOK || !bytes.Equal(ans.Certificate, first.Certificate) {
 		t.Fatalf("retrieve once space is back: %+v", ans)
 	}
 	if d := h.app.cfg.device("gw1.example"); !d.Enrolled {
 		t.Fatal("the device is not marked enrolled again")
 	}
+}
+
+// fullDiskApp is boundsApp (automatic approval, bounds 100) on a file
+// storage whose disk fills up while full is set, the process's pending
+// count kept: the app of the tests answering without the device's lock.
+func fullDiskApp(t *testing.T, clock *testClock) (*Handler, *atomic.Bool, *observer.ObservedLogs) {
+	t.Helper()
+	keepPendingCount(t)
+	full := new(atomic.Bool)
+	st := fillableStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, full: full}
+	h, logs := boundsApp(t, st, clock, ApprovalAuto, 100, 100)
+	return h, full, logs
 }
 
 // A pending or rejected request is answered from storage while the disk
@@ -307,40 +303,27 @@ func TestIssuedServedOnFullDisk(t *testing.T) {
 // A held request that the lock's holder would issue now still gets 14,
 // as does a new key; a nonce bound to another key is refused.
 func TestPendingAndRejectedOnFullDisk(t *testing.T) {
-	keepPendingCount(t)
 	ctx := context.Background()
-	full := new(atomic.Bool)
-	st := fillableStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, full: full}
 	clock := &testClock{now: time.Now()}
-	h, _ := boundsApp(t, st, clock, ApprovalAuto, 100, 100)
+	h, full, _ := fullDiskApp(t, clock)
 	a := h.app
 	a.MaxIssuedPerDevice = 1
-	send := func(op string, key crypto.Signer, nonce string) *wire.Response {
-		t.Helper()
-		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return postForm(t, h, "192.0.2.1", url.Values{"operation": {op}, "nonce": {nonce},
-			"username": {"ops"}, "password": {"right"}, "device": {"1"}, "customer": {"0"},
-			"request": {base64.StdEncoding.EncodeToString(csr)}})
-	}
 	newKey := func() *ecdsa.PrivateKey {
 		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		return k
 	}
 	issued, held, waiting, refused, other := newKey(), newKey(), newKey(), newKey(), newKey()
-	if ans := send(wire.OpRequest, issued, "aXNzdWVk"); ans.Status != wire.StatusOK {
+	if ans := enrollNonce(t, h, wire.OpRequest, issued, "aXNzdWVk"); ans.Status != wire.StatusOK {
 		t.Fatalf("issuance: %+v", ans)
 	}
-	if ans := send(wire.OpRequest, held, "aGVsZA"); ans.Status != wire.StatusPending || ans.Nonce == "" {
+	if ans := enrollNonce(t, h, wire.OpRequest, held, "aGVsZA"); ans.Status != wire.StatusPending || ans.Nonce == "" {
 		t.Fatalf("held request (max_issued_per_device 1): %+v", ans)
 	}
 	a.Approval = ApprovalManual
-	if ans := send(wire.OpRequest, waiting, "d2FpdGluZw"); ans.Status != wire.StatusPending || ans.Nonce == "" {
+	if ans := enrollNonce(t, h, wire.OpRequest, waiting, "d2FpdGluZw"); ans.Status != wire.StatusPending || ans.Nonce == "" {
 		t.Fatalf("pending request: %+v", ans)
 	}
-	if ans := send(wire.OpRequest, refused, "cmVmdXNlZA"); ans.Status != wire.StatusPending {
+	if ans := enrollNonce(t, h, wire.OpRequest, refused, "cmVmdXNlZA"); ans.Status != wire.StatusPending {
 		t.Fatalf("pending request: %+v", ans)
 	}
 	spki, _ := x509.MarshalPKIXPublicKey(refused.Public())
@@ -369,7 +352,7 @@ func TestPendingAndRejectedOnFullDisk(t *testing.T) {
 		a.Approval = tc.approval
 		clock.add(tc.later)
 		full.Store(true)
-		got := send(tc.op, tc.key, tc.nonce)
+		got := enrollNonce(t, h, tc.op, tc.key, tc.nonce)
 		full.Store(false)
 		if got.Status != tc.status {
 			t.Errorf("%s on a full disk: %+v, want status %d", tc.name, got, tc.status)
@@ -379,7 +362,7 @@ func TestPendingAndRejectedOnFullDisk(t *testing.T) {
 			continue
 		}
 		// the same message with space back: the locked path's answer
-		if locked := send(tc.op, tc.key, tc.nonce); got.Status != locked.Status || got.Nonce != locked.Nonce || got.Error != locked.Error {
+		if locked := enrollNonce(t, h, tc.op, tc.key, tc.nonce); got.Status != locked.Status || got.Nonce != locked.Nonce || got.Error != locked.Error {
 			t.Errorf("%s on a full disk: %+v; the locked path answers %+v", tc.name, got, locked)
 		}
 	}
@@ -393,22 +376,10 @@ func TestPendingAndRejectedOnFullDisk(t *testing.T) {
 // clock and of the sizes last learned only: it served the certificate).
 func TestNonceOfOthersRefusedOnFullDisk(t *testing.T) {
 	ctx := context.Background()
-	full := new(atomic.Bool)
-	st := fillableStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, full: full}
 	clock := &testClock{now: time.Now()}
-	h, _ := boundsApp(t, st, clock, ApprovalAuto, 100, 100)
+	h, full, _ := fullDiskApp(t, clock)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	send := func(op, nonce string) *wire.Response {
-		t.Helper()
-		return postForm(t, h, "192.0.2.1", url.Values{"operation": {op}, "nonce": {nonce},
-			"username": {"ops"}, "password": {"right"}, "device": {"1"}, "customer": {"0"},
-			"request": {base64.StdEncoding.EncodeToString(csr)}})
-	}
-	if ans := send(wire.OpRequest, "aXNzdWVk"); ans.Status != wire.StatusOK {
+	if ans := enrollNonce(t, h, wire.OpRequest, key, "aXNzdWVk"); ans.Status != wire.StatusOK {
 		t.Fatalf("issuance: %+v", ans)
 	}
 	stepped := func() time.Time { return clock.Now().Add(-3 * time.Hour) } // the wall clock stepped 3 h ahead
@@ -423,18 +394,18 @@ func TestNonceOfOthersRefusedOnFullDisk(t *testing.T) {
 		{"bound in the bucket of the clock since start", time.Hour, stepped, stepped, "c2luY2VzdGFydA"},
 	} {
 		h.app.state.sinceStart = tc.sinceStart
-		other := newStateStore(st, tc.retention)
+		other := newStateStore(h.app.storage, tc.retention)
 		other.now = tc.otherNow
 		if ok, err := other.bindNonceTo(ctx, deviceNonce("gw1.example", []byte(tc.nonce)), nonceBinding("another request", "1", "0")); err != nil || !ok {
 			t.Fatalf("%s: binding: %v %v", tc.name, ok, err)
 		}
 		full.Store(true)
-		got := send(wire.OpRetrieve, tc.nonce)
+		got := enrollNonce(t, h, wire.OpRetrieve, key, tc.nonce)
 		full.Store(false)
 		if got.Status != wire.StatusNonceReused {
 			t.Errorf("%s, on a full disk: status %d %q, want %d", tc.name, got.Status, got.Error, wire.StatusNonceReused)
 		}
-		if locked := send(wire.OpRetrieve, tc.nonce); locked.Status != wire.StatusNonceReused {
+		if locked := enrollNonce(t, h, wire.OpRetrieve, key, tc.nonce); locked.Status != wire.StatusNonceReused {
 			t.Errorf("%s, the locked path: status %d %q, want %d", tc.name, locked.Status, locked.Error, wire.StatusNonceReused)
 		}
 	}
@@ -468,31 +439,21 @@ func TestAnsweredFromStorageWhenNonceNotStored(t *testing.T) {
 	st := lockRoomStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, full: full}
 	h, logs := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
 	a := h.app
-	send := func(op string, key crypto.Signer, nonce string) *wire.Response {
-		t.Helper()
-		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return postForm(t, h, "192.0.2.1", url.Values{"operation": {op}, "nonce": {nonce},
-			"username": {"ops"}, "password": {"right"}, "device": {"1"}, "customer": {"0"},
-			"request": {base64.StdEncoding.EncodeToString(csr)}})
-	}
 	newKey := func() *ecdsa.PrivateKey {
 		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		return k
 	}
 	issued, waiting, refused, other := newKey(), newKey(), newKey(), newKey()
-	first := send(wire.OpRequest, issued, "aXNzdWVk")
+	first := enrollNonce(t, h, wire.OpRequest, issued, "aXNzdWVk")
 	if first.Status != wire.StatusOK {
 		t.Fatalf("issuance: %+v", first)
 	}
 	a.Approval = ApprovalManual
-	pending := send(wire.OpRequest, waiting, "d2FpdGluZw")
+	pending := enrollNonce(t, h, wire.OpRequest, waiting, "d2FpdGluZw")
 	if pending.Status != wire.StatusPending || pending.Nonce == "" {
 		t.Fatalf("pending request: %+v", pending)
 	}
-	if ans := send(wire.OpRequest, refused, "cmVmdXNlZA"); ans.Status != wire.StatusPending {
+	if ans := enrollNonce(t, h, wire.OpRequest, refused, "cmVmdXNlZA"); ans.Status != wire.StatusPending {
 		t.Fatalf("pending request: %+v", ans)
 	}
 	spki, _ := x509.MarshalPKIXPublicKey(refused.Public())
@@ -515,7 +476,7 @@ func TestAnsweredFromStorageWhenNonceNotStored(t *testing.T) {
 		{"the nonce of another key", wire.OpRetrieve, issued, "d2FpdGluZw", wire.StatusNonceReused},
 		{"a new key", wire.OpRequest, other, "ZnJlc2g1", wire.StatusServerError},
 	} {
-		got := send(tc.op, tc.key, tc.nonce)
+		got := enrollNonce(t, h, tc.op, tc.key, tc.nonce)
 		switch {
 		case got.Status != tc.status:
 			t.Errorf("%s, the nonce not storable: %+v, want status %d", tc.name, got, tc.status)
@@ -556,17 +517,7 @@ func TestRevokeFailedHalfWayKnownAtOnce(t *testing.T) {
 	st := recordFailStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, fail: fail}
 	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	send := func(op, nonce string) *wire.Response {
-		t.Helper()
-		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return postForm(t, h, "192.0.2.1", url.Values{"operation": {op}, "nonce": {nonce},
-			"username": {"ops"}, "password": {"right"}, "device": {"1"}, "customer": {"0"},
-			"request": {base64.StdEncoding.EncodeToString(csr)}})
-	}
-	first := send(wire.OpRequest, "aXNzdWVk")
+	first := enrollNonce(t, h, wire.OpRequest, key, "aXNzdWVk")
 	if first.Status != wire.StatusOK {
 		t.Fatalf("issuance: %+v", first)
 	}
@@ -583,7 +534,7 @@ func TestRevokeFailedHalfWayKnownAtOnce(t *testing.T) {
 	if revoked, err := h.app.cas[profileModern].IsRevoked(context.Background(), serial); err != nil || !revoked {
 		t.Fatalf("the revoked list does not hold %s (%v): the failure is not half-way", serial, err)
 	}
-	if got := send(wire.OpRetrieve, "ZnJlc2gx"); got.Status != wire.StatusRejected {
+	if got := enrollNonce(t, h, wire.OpRetrieve, key, "ZnJlc2gx"); got.Status != wire.StatusRejected {
 		t.Fatalf("retrieve of the certificate the CRL lists: status %d %q, want 8", got.Status, got.Error)
 	}
 }

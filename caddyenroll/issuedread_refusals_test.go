@@ -7,10 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"net/url"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,19 +24,10 @@ import (
 // device (8, not "still pending"); a certificate revoked since is not
 // served again.
 func TestUnlockedAnswerRefusals(t *testing.T) {
-	keepPendingCount(t)
-	full := new(atomic.Bool)
-	st := fillableStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, full: full}
-	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
+	h, full, _ := fullDiskApp(t, &testClock{now: time.Now()})
 	send := func(op, name string, key crypto.Signer, nonce, customer string) *wire.Response {
 		t.Helper()
-		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: name}}, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return postForm(t, h, "192.0.2.1", url.Values{"operation": {op}, "nonce": {nonce},
-			"username": {"ops"}, "password": {"right"}, "device": {"1"}, "customer": {customer},
-			"request": {base64.StdEncoding.EncodeToString(csr)}})
+		return postEnrollment(t, h, op, "ops", name, "1", customer, nonce, key)
 	}
 	stolen, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	good, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

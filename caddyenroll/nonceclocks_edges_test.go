@@ -23,26 +23,13 @@ func TestNonceClockStepUnderTwoBuckets(t *testing.T) {
 		{"back 100m", 3 * time.Hour, -100 * time.Minute},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			f := newNonceFixture(t, retention)
-			ctx := nonceTestCtx(t)
-			start := nonceEpoch.Add(c.start)
-			var elapsed time.Duration // by the monotonic clock
-			f.s.sinceStart = func() time.Time { return start.Add(elapsed) }
-			other := newStateStore(f.s.st, retention) // its clock does not step
-			other.now = func() time.Time { return start.Add(elapsed) }
-			bind := func(s *stateStore, nonce, binding string) bool {
-				t.Helper()
-				ok, err := s.bindNonce(ctx, []byte(nonce), binding)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return ok
-			}
-			elapsed, f.clock = 50*time.Minute, start.Add(50*time.Minute)
+			f := newSteppedNonces(t, retention, nonceEpoch.Add(c.start))
+			other, bind := f.other, f.bind
+			f.at(50*time.Minute, 0)
 			if !bind(f.s, "before", "A") {
 				t.Fatal("a new nonce refused before the step")
 			}
-			elapsed, f.clock = 55*time.Minute, start.Add(55*time.Minute+c.step)
+			f.at(55*time.Minute, c.step)
 			if !bind(f.s, "after", "A") {
 				t.Fatal("a new nonce refused after the step")
 			}

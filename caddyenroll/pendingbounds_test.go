@@ -70,13 +70,27 @@ func enrollAs(t *testing.T, h *Handler, op, account, device string, key crypto.S
 // enrollWithIDs is enrollAs with the device and customer ids given.
 func enrollWithIDs(t *testing.T, h *Handler, op, account, device, deviceID, customer string, key crypto.Signer) *wire.Response {
 	t.Helper()
+	nonce := make([]byte, 16)
+	_, _ = rand.Read(nonce)
+	return postEnrollment(t, h, op, account, device, deviceID, customer, base64.StdEncoding.EncodeToString(nonce), key)
+}
+
+// enrollNonce is enrollAs of gw1.example as ops with the nonce given: for
+// tests that repeat a request's nonce, or send another key's.
+func enrollNonce(t *testing.T, h *Handler, op string, key crypto.Signer, nonce string) *wire.Response {
+	t.Helper()
+	return postEnrollment(t, h, op, "ops", "gw1.example", "1", "0", nonce, key)
+}
+
+// postEnrollment sends h an operation of device with a CSR of key, as account
+// (password "right") from 192.0.2.1, with the ids and nonce given.
+func postEnrollment(t *testing.T, h *Handler, op, account, device, deviceID, customer, nonce string, key crypto.Signer) *wire.Response {
+	t.Helper()
 	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: device}}, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nonce := make([]byte, 16)
-	_, _ = rand.Read(nonce)
-	return postForm(t, h, "192.0.2.1", url.Values{"operation": {op}, "nonce": {base64.StdEncoding.EncodeToString(nonce)},
+	return postForm(t, h, "192.0.2.1", url.Values{"operation": {op}, "nonce": {nonce},
 		"username": {account}, "password": {"right"}, "device": {deviceID}, "customer": {customer},
 		"request": {base64.StdEncoding.EncodeToString(csr)}})
 }
