@@ -13,18 +13,10 @@ import (
 // relying party).
 func TestUnstoredCRLListsLaterRevocation(t *testing.T) {
 	ctx := context.Background()
-	now := testNow
-	st := &fullStore{countedStore: NewMemStore()}
-	c, _ := openCA(t, st, Config{CRLValidity: 48 * time.Hour, Now: func() time.Time { return now }}, "")
-	issued := issueN(t, c, "device1.itsp.com", 2)
-	if err := c.Revoke(ctx, issued[0].Serial, ReasonSuperseded); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CRL(ctx); err != nil {
-		t.Fatal(err)
-	}
+	f := newFullDiskCRLs(t)
+	c, st, issued := f.c, f.st, f.issued
 	st.full.Store(true)
-	now = now.Add(49 * time.Hour) // past the stored CRL's nextUpdate
+	f.now = f.now.Add(49 * time.Hour) // past the stored CRL's nextUpdate
 	first := unstoredCRLOf(t, c, "past its nextUpdate")
 	if len(first.RevokedCertificateEntries) != 1 {
 		t.Fatalf("signed in memory: %d entries, want 1", len(first.RevokedCertificateEntries))
@@ -34,7 +26,7 @@ func TestUnstoredCRLListsLaterRevocation(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.full.Store(true)
-	now = now.Add(time.Minute)
+	f.now = f.now.Add(time.Minute)
 	crl := unstoredCRLOf(t, c, "after a revocation")
 	if len(crl.RevokedCertificateEntries) != 2 || crl.Number.Cmp(first.Number) <= 0 {
 		t.Fatalf("after a revocation: number %v, %d entries; want 2 entries, numbered after %v",

@@ -36,6 +36,34 @@ func (s *fullStore) Lock(ctx context.Context, name string) error {
 	return s.countedStore.Lock(ctx, name)
 }
 
+// fullDiskCRLs is a CA on a store whose disk fills up while st.full is
+// set, its CRLs valid 48 h by the clock now (testNow to begin with): of
+// two certificates issued, the first is revoked (superseded), and the
+// CRL listing it is stored.
+type fullDiskCRLs struct {
+	c      *CA
+	st     *fullStore
+	now    time.Time
+	issued []*Issued
+	stored []byte // the CRL's DER
+}
+
+func newFullDiskCRLs(t *testing.T) *fullDiskCRLs {
+	t.Helper()
+	ctx := context.Background()
+	f := &fullDiskCRLs{st: &fullStore{countedStore: NewMemStore()}, now: testNow}
+	f.c, _ = openCA(t, f.st, Config{CRLValidity: 48 * time.Hour, Now: func() time.Time { return f.now }}, "")
+	f.issued = issueN(t, f.c, "device1.itsp.com", 2)
+	if err := f.c.Revoke(ctx, f.issued[0].Serial, ReasonSuperseded); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if f.stored, err = f.c.CRL(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 // A CRL due for renewal on a full disk is the stored one while it lists
 // every revocation and is before its nextUpdate (CRL said only the
 // storage's error: /ca.crl answered 500, and the server's start, which
@@ -45,20 +73,11 @@ func (s *fullStore) Lock(ctx context.Context, name string) error {
 // the next stored CRL after those (CRL said only the storage's error).
 func TestCRLNotRenewedOnFullDisk(t *testing.T) {
 	ctx := context.Background()
-	now := testNow
-	st := &fullStore{countedStore: NewMemStore()}
-	c, _ := openCA(t, st, Config{CRLValidity: 48 * time.Hour, Now: func() time.Time { return now }}, "")
-	issued := issueN(t, c, "device1.itsp.com", 2)
-	if err := c.Revoke(ctx, issued[0].Serial, ReasonSuperseded); err != nil {
-		t.Fatal(err)
-	}
-	stored, err := c.CRL(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := newFullDiskCRLs(t)
+	c, st, issued, stored := f.c, f.st, f.issued, f.stored
 
 	st.full.Store(true)
-	now = now.Add(25 * time.Hour) // a new one is due
+	f.now = f.now.Add(25 * time.Hour) // a new one is due
 	der, err := c.CRL(ctx)
 	if !errors.Is(err, ErrCRLNotRenewed) || !errors.Is(err, syscall.ENOSPC) || !bytes.Equal(der, stored) {
 		t.Fatalf("due on a full disk: %v (the stored CRL: %v); want ErrCRLNotRenewed with the cause, and the stored CRL", err, bytes.Equal(der, stored))
@@ -66,15 +85,15 @@ func TestCRLNotRenewedOnFullDisk(t *testing.T) {
 	if der, err := c.CachedCRL(ctx); err != nil || !bytes.Equal(der, stored) {
 		t.Fatalf("served: %v (the stored CRL: %v)", err, bytes.Equal(der, stored))
 	}
-	now = now.Add(24 * time.Hour) // past its nextUpdate: signed in memory
+	f.now = f.now.Add(24 * time.Hour) // past its nextUpdate: signed in memory
 	crl := unstoredCRLOf(t, c, "past its nextUpdate")
-	if crl.Number.Int64() != 2 || len(crl.RevokedCertificateEntries) != 1 || !crl.NextUpdate.After(now) {
+	if crl.Number.Int64() != 2 || len(crl.RevokedCertificateEntries) != 1 || !crl.NextUpdate.After(f.now) {
 		t.Fatalf("past its nextUpdate: number %v, %d entries, next update %v", crl.Number, len(crl.RevokedCertificateEntries), crl.NextUpdate)
 	}
 	if again := unstoredCRLOf(t, c, "asked again"); !bytes.Equal(again.Raw, crl.Raw) {
 		t.Fatalf("asked again: number %v; want the same CRL, number 2", again.Number)
 	}
-	now = now.Add(25 * time.Hour) // half its validity: signed anew, numbered after it
+	f.now = f.now.Add(25 * time.Hour) // half its validity: signed anew, numbered after it
 	if crl = unstoredCRLOf(t, c, "renewed in memory"); crl.Number.Int64() != 3 {
 		t.Fatalf("renewed in memory: number %v, want 3", crl.Number)
 	}
