@@ -346,6 +346,7 @@ func TestPendingAndRejectedOnFullDisk(t *testing.T) {
 		{"retrieve of a held request, manual approval", ApprovalManual, 0, wire.OpRetrieve, held, "ZnJlc2gz", wire.StatusPending},
 		{"retrieve of a held request, still held", ApprovalAuto, 0, wire.OpRetrieve, held, "ZnJlc2g0", wire.StatusPending},
 		{"a pending request with the nonce of another key", ApprovalManual, 0, wire.OpRetrieve, waiting, "cmVmdXNlZA", wire.StatusNonceReused},
+		{"retrieve of a key without a request", ApprovalManual, 0, wire.OpRetrieve, other, "ZnJlc2g3", wire.StatusNotFound},
 		{"a new key", ApprovalManual, 0, wire.OpRequest, other, "ZnJlc2g1", wire.StatusServerError},
 		{"retrieve of a held request the lock's holder issues", ApprovalAuto, defaultIssuanceWindow + time.Minute, wire.OpRetrieve, held, "ZnJlc2g2", wire.StatusServerError},
 	} {

@@ -17,10 +17,12 @@ import (
 // the lock file but not for the nonce). Answered:
 // a key whose issuance is complete (its certificate), a pending request
 // that stays pending (status 1 with the request's own nonce: none is
-// made) and a rejected one (8), with the refusals enrollLocked gives
+// made), a rejected one (8) and a retrieve of a key without a request
+// (11), with the refusals enrollLocked gives
 // before them. It reports false, leaving the answer to the locked path,
-// whenever enrollLocked would write: no request yet, a certificate over
-// (expired, an earlier CA's), an issuance a crash cut short (no device
+// whenever enrollLocked would write: a request of a key without one or
+// whose certificate is over (expired, an earlier CA's; a retrieve of
+// such a key is answered 11, as there), an issuance a crash cut short (no device
 // record naming it, or the file's enrolled mark missing), a held request
 // that issueHeld would issue or whose reason it would rewrite.
 //
@@ -60,22 +62,30 @@ func (a *App) answerUnlocked(ctx context.Context, in enrollInput, csr *ca.CSR, n
 	if err == nil && req == nil && legacyID != "" {
 		req, err = st.request(ctx, legacyID)
 	}
-	if err != nil || req == nil {
+	if err != nil {
 		return outcome{}, false
 	}
-	if req.State == stateIssued {
+	if req != nil && req.State == stateIssued {
 		switch fate, err := a.issuedFate(ctx, req, authority); {
-		case err != nil || fate == fateOver:
+		case err != nil:
 			return outcome{}, false
 		case fate == fateRefused:
 			return fail(wire.StatusRejected, "the certificate of this key was revoked (key compromise or superseded); enroll with a new key"), true
+		case fate == fateOver:
+			req = nil // expired, or an earlier CA's: the key enrolls afresh
 		}
+	}
+	if req == nil && in.op != wire.OpRetrieve {
+		return outcome{}, false // a new request: written
 	}
 	switch compromised, err := a.keyCompromised(ctx, csr.PublicKeySHA256); {
 	case err != nil:
 		return outcome{}, false
 	case compromised:
 		return fail(wire.StatusRejected, "a certificate of this key was revoked for key compromise; enroll with a new key"), true
+	}
+	if req == nil {
+		return fail(wire.StatusNotFound, "no request for this device and key"), true
 	}
 	switch req.State {
 	case stateIssued:

@@ -69,9 +69,10 @@ func TestUnlockedAnswerRefusals(t *testing.T) {
 		})
 	}
 
-	// its certificate revoked by an operator (no key compromise): the
-	// locked path issues anew, a write; without the lock it is not
-	// served again (status 0 with a revoked certificate)
+	// its certificate revoked by an operator (no key compromise): the key
+	// enrolls afresh, so a retrieve finds no request (11), as the locked
+	// path answers; it is not served again (status 0 with a revoked
+	// certificate)
 	cert, err = x509.ParseCertificate(current.Certificate)
 	if err != nil {
 		t.Fatal(err)
@@ -81,8 +82,16 @@ func TestUnlockedAnswerRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	full.Store(true)
-	if ans := send(wire.OpRetrieve, "gw1.example", good, "cmV2b2tlZA", "0"); ans.Status != wire.StatusServerError {
-		t.Errorf("retrieve of a revoked certificate on a full disk: status %d (%s), want %d", ans.Status, ans.Error, wire.StatusServerError)
+	if ans := send(wire.OpRetrieve, "gw1.example", good, "cmV2b2tlZA", "0"); ans.Status != wire.StatusNotFound {
+		t.Errorf("retrieve of a revoked certificate on a full disk: status %d (%s), want %d", ans.Status, ans.Error, wire.StatusNotFound)
+	}
+	full.Store(false)
+	if ans := send(wire.OpRetrieve, "gw1.example", good, "cmV2b2tlZA", "0"); ans.Status != wire.StatusNotFound {
+		t.Errorf("retrieve of a revoked certificate with space: status %d (%s), want %d as on the full disk", ans.Status, ans.Error, wire.StatusNotFound)
+	}
+	full.Store(true) // a request of the key is a new request: written
+	if ans := send(wire.OpRequest, "gw1.example", good, "YWZyZXNo", "0"); ans.Status != wire.StatusServerError {
+		t.Errorf("request of the key of a revoked certificate on a full disk: status %d (%s), want %d", ans.Status, ans.Error, wire.StatusServerError)
 	}
 }
 
