@@ -654,3 +654,22 @@ func TestRevokeSameKeysFailedHalfWayKnownAtOnce(t *testing.T) {
 		t.Errorf("OSP took the clone's certificate the CRL lists, as %s's", dev)
 	}
 }
+
+// The answer's log line of a request refused because the device's lock
+// could not be taken (status 14) names the device, as the other answers'
+// lines do (only the ERROR line before it did).
+func TestLockFailureAnswerLogNamesDevice(t *testing.T) {
+	h, full, logs := fullDiskApp(t, &testClock{now: time.Now()})
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	full.Store(true)
+	if ans := enrollNonce(t, h, wire.OpRequest, key, "bG9ja2VkIG91dA"); ans.Status != wire.StatusServerError {
+		t.Fatalf("a new key on a full disk: %+v, want status 14", ans)
+	}
+	lines := logs.FilterMessage("enrollment refused").All()
+	if len(lines) == 0 {
+		t.Fatal("no 'enrollment refused' line for the status 14 answer")
+	}
+	if got := lines[len(lines)-1].ContextMap()["device"]; got != "gw1.example" {
+		t.Errorf("the answer's log line names device %v, want gw1.example", got)
+	}
+}

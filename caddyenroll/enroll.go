@@ -128,7 +128,9 @@ func (a *App) enroll(ctx context.Context, in enrollInput) outcome {
 			return o
 		}
 		a.log.Error("locking device state", zap.String("device", name), zap.Error(err))
-		return fail(wire.StatusServerError, "server error")
+		o := fail(wire.StatusServerError, "server error")
+		o.device, o.reqID = name, id // for the answer's log line
+		return o
 	}
 	defer unlock()
 
