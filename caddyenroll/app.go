@@ -227,7 +227,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.state = newStateStore(a.storage, time.Duration(a.NonceRetention))
 	if a.sinceStart != nil {
-		a.state.sinceStart = func() time.Time { return a.wallAtStart.Add(a.sinceStart()) }
+		a.state.sinceStart = a.clockSinceStart
 	}
 	if err := a.state.readBucketSizes(ctx); err != nil {
 		// the janitor rewrites the record; until then nonces of another
@@ -648,11 +648,15 @@ func (a *App) janitorNow() time.Time {
 	if a.sinceStart == nil {
 		return now
 	}
-	if bound := a.wallAtStart.Add(a.sinceStart()); bound.Before(now) {
+	if bound := a.clockSinceStart(); bound.Before(now) {
 		return bound
 	}
 	return now
 }
+
+// clockSinceStart is the wall clock at Provision plus the monotonic time
+// since: the time a step of the wall clock does not move (sinceStart set).
+func (a *App) clockSinceStart() time.Time { return a.wallAtStart.Add(a.sinceStart()) }
 
 // stopWait bounds how long Stop waits for background work to end.
 const stopWait = 5 * time.Second

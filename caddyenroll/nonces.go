@@ -117,16 +117,24 @@ func (s *stateStore) bindNonceTo(ctx context.Context, nonce []byte, binding stri
 	if seen {
 		return s.completeBind(ctx, nonce, binding, clocks, in)
 	}
-	var stored []int64
-	for _, t := range clocks {
-		if b := s.bucket(t); !slices.Contains(stored, b) {
-			if err := s.st.Store(ctx, nonceKey(b, nonce), []byte(binding)); err != nil {
-				return false, err
-			}
-			stored = append(stored, b)
+	for _, b := range s.currentBuckets(clocks) {
+		if err := s.st.Store(ctx, nonceKey(b, nonce), []byte(binding)); err != nil {
+			return false, err
 		}
 	}
 	return true, nil
+}
+
+// currentBuckets are the current buckets of the clocks' readings, each
+// once: the buckets a bind writes in.
+func (s *stateStore) currentBuckets(clocks []time.Time) []int64 {
+	var current []int64
+	for _, t := range clocks {
+		if b := s.bucket(t); !slices.Contains(current, b) {
+			current = append(current, b)
+		}
+	}
+	return current
 }
 
 // nonceClocks are the readings of the time that nonces are bucketed by:
@@ -171,12 +179,7 @@ const nonceClocksAgree = time.Minute
 // other instances, which read the other's, accepted it again. With the
 // clocks in one bucket it writes nothing.
 func (s *stateStore) completeBind(ctx context.Context, nonce []byte, binding string, clocks []time.Time, in []int64) (bool, error) {
-	var current []int64
-	for _, t := range clocks {
-		if b := s.bucket(t); !slices.Contains(current, b) {
-			current = append(current, b)
-		}
-	}
+	current := s.currentBuckets(clocks)
 	if len(current) < 2 {
 		return true, nil
 	}
