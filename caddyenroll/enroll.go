@@ -267,24 +267,13 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 		return fail(wire.StatusCustomerMismatch, "device or customer id differs from the device's enrollment")
 	}
 
-	existing, err := a.state.request(ctx, id)
-	if err == nil && existing == nil && legacyID != "" {
-		existing, err = a.state.request(ctx, legacyID)
-	}
-	if err != nil {
+	existing, refused, err := a.existingRequest(ctx, id, legacyID, authority)
+	switch {
+	case err != nil:
 		a.log.Error("loading request", zap.String("request", id), zap.Error(err))
 		return fail(wire.StatusServerError, "server error")
-	}
-	if existing != nil && existing.State == stateIssued {
-		switch fate, err := a.issuedFate(ctx, existing, authority); {
-		case err != nil:
-			a.log.Error("checking an issued request", zap.String("request", id), zap.Error(err))
-			return fail(wire.StatusServerError, "server error")
-		case fate == fateRefused:
-			return fail(wire.StatusRejected, "the certificate of this key was revoked (key compromise or superseded); enroll with a new key")
-		case fate == fateOver:
-			existing = nil // expired, or an earlier CA's: the key enrolls afresh
-		}
+	case refused:
+		return fail(wire.StatusRejected, "the certificate of this key was revoked (key compromise or superseded); enroll with a new key")
 	}
 	// a key revoked for key compromise is never certified again, whatever
 	// device asks with it (its own request is refused above)
@@ -322,6 +311,30 @@ func (a *App) enrollLocked(ctx context.Context, in enrollInput, acct *Account, c
 	}
 
 	return a.newRequest(ctx, in, acct, csr, rec, name, id, authority, policy)
+}
+
+// existingRequest is the request of the device and key (by id, or the
+// legacy profile's id) that decides the answer: nil when there is none or
+// its certificate is over (expired, or an earlier CA's: the key enrolls
+// afresh); refused when its certificate was revoked for key compromise or
+// superseded.
+func (a *App) existingRequest(ctx context.Context, id, legacyID string, authority *ca.CA) (req *Request, refused bool, err error) {
+	req, err = a.state.request(ctx, id)
+	if err == nil && req == nil && legacyID != "" {
+		req, err = a.state.request(ctx, legacyID)
+	}
+	if err != nil || req == nil || req.State != stateIssued {
+		return req, false, err
+	}
+	switch fate, err := a.issuedFate(ctx, req, authority); {
+	case err != nil:
+		return nil, false, fmt.Errorf("checking an issued request: %w", err)
+	case fate == fateRefused:
+		return nil, true, nil
+	case fate == fateOver:
+		return nil, false, nil
+	}
+	return req, false, nil
 }
 
 // newRequest decides a request for a key the device has no request for

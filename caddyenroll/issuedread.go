@@ -58,22 +58,12 @@ func (a *App) answerUnlocked(ctx context.Context, in enrollInput, csr *ca.CSR, n
 	if rec.idsDiffer(r.Device, r.Customer) {
 		return fail(wire.StatusCustomerMismatch, "device or customer id differs from the device's enrollment"), true
 	}
-	req, err := st.request(ctx, id)
-	if err == nil && req == nil && legacyID != "" {
-		req, err = st.request(ctx, legacyID)
-	}
-	if err != nil {
+	req, refused, err := a.existingRequest(ctx, id, legacyID, authority)
+	switch {
+	case err != nil:
 		return outcome{}, false
-	}
-	if req != nil && req.State == stateIssued {
-		switch fate, err := a.issuedFate(ctx, req, authority); {
-		case err != nil:
-			return outcome{}, false
-		case fate == fateRefused:
-			return fail(wire.StatusRejected, "the certificate of this key was revoked (key compromise or superseded); enroll with a new key"), true
-		case fate == fateOver:
-			req = nil // expired, or an earlier CA's: the key enrolls afresh
-		}
+	case refused:
+		return fail(wire.StatusRejected, "the certificate of this key was revoked (key compromise or superseded); enroll with a new key"), true
 	}
 	if req == nil && in.op != wire.OpRetrieve {
 		return outcome{}, false // a new request: written
