@@ -14,18 +14,26 @@ import (
 // none (the server's start read its CRLs and failed) would leave them
 // with an older one that hides it as well.
 //
-// The CRL number cannot be stored either. RFC 5280 (5.2.3) wants a new
-// number for each CRL with another thisUpdate: a CRL signed here takes
-// the number after both the stored one's and any this process signed
-// without storage, and the next stored CRL takes one above those. A
-// process started anew, or another instance sharing the storage, does not
-// know them and may give one to another CRL, signed while storage still
-// fails or stored first once it works: that CRL lists the same
+// The CRL number cannot be stored either. RFC 5280 (5.2.3) wants a new,
+// greater number for each CRL: a CRL signed here takes the number after
+// both the stored one's and any this process signed without storage, and
+// at least its signing time in nanoseconds since 1970 (nextCRLNumber, as
+// Let's Encrypt numbers its CRLs), so that a process started anew, or
+// another instance sharing the storage, which do not know the numbers of
+// CRLs signed without storage, still number theirs above while their
+// clocks move forward. Only a clock stepped back by more than the time
+// between the two could give a number again, to a CRL that lists the same
 // revocations (none can be made while the storage cannot be written)
-// unless one was made in between, which a relying party that takes it for
-// the CRL it holds misses until the next number. Persisting the number
-// is what cannot be done; serving no CRL, or the stored one, would hide
-// the revocation from everyone instead.
+// unless one was made in between. Persisting the number is what cannot be
+// done; serving no CRL, or the stored one, would hide the revocation from
+// everyone instead.
+
+// nextCRLNumber is the number of a CRL signed at now after one numbered
+// last: above it, and at least now in nanoseconds since 1970 (an int64
+// holds them until 2262; the 20 octets RFC 5280 allows hold 8).
+func nextCRLNumber(last int64, now time.Time) int64 {
+	return max(last+1, now.UnixNano())
+}
 
 // unstoredCRL is a CRL signed while storage failed.
 type unstoredCRL struct {
@@ -38,14 +46,14 @@ type unstoredCRL struct {
 
 // numbered runs store, which signs and stores a CRL's number, with the
 // number after stored (the stored CRL's) and after any CRL this process
-// signed without storing it. It holds their lock throughout: a CRL
+// signed without storing it (nextCRLNumber at now). It holds their lock throughout: a CRL
 // signed meanwhile without storage (a lock or write of another caller
 // failed) would read the stored number before store writes it, and take
 // the same number for another CRL.
-func (m *CRLCache) numbered(stored int64, store func(number int64) error) error {
+func (m *CRLCache) numbered(stored int64, now time.Time, store func(number int64) error) error {
 	m.unstoredMu.Lock()
 	defer m.unstoredMu.Unlock()
-	return store(max(stored, m.unstoredMax) + 1)
+	return store(nextCRLNumber(max(stored, m.unstoredMax), now))
 }
 
 // unstoredCRL returns a CRL listing the revoked set of now, signed in
@@ -69,7 +77,7 @@ func (c *CA) unstoredCRL(ctx context.Context) []byte {
 		!now.Before(u.signed) && now.Before(u.signed.Add(c.cfg.CRLValidity/2)) {
 		return u.der
 	}
-	number := max(meta.Number, m.unstoredMax) + 1
+	number := nextCRLNumber(max(meta.Number, m.unstoredMax), c.cfg.Now())
 	der, _, err := c.signCRL(rf, serials, now, number)
 	if err != nil {
 		return nil

@@ -87,19 +87,20 @@ func TestCRLNotRenewedOnFullDisk(t *testing.T) {
 	}
 	f.now = f.now.Add(24 * time.Hour) // past its nextUpdate: signed in memory
 	crl := unstoredCRLOf(t, c, "past its nextUpdate")
-	if crl.Number.Int64() != 2 || len(crl.RevokedCertificateEntries) != 1 || !crl.NextUpdate.After(f.now) {
+	if crl.Number.Int64() != f.now.UnixNano() || len(crl.RevokedCertificateEntries) != 1 || !crl.NextUpdate.After(f.now) {
 		t.Fatalf("past its nextUpdate: number %v, %d entries, next update %v", crl.Number, len(crl.RevokedCertificateEntries), crl.NextUpdate)
 	}
 	if again := unstoredCRLOf(t, c, "asked again"); !bytes.Equal(again.Raw, crl.Raw) {
-		t.Fatalf("asked again: number %v; want the same CRL, number 2", again.Number)
+		t.Fatalf("asked again: number %v; want the same CRL, number %v", again.Number, crl.Number)
 	}
 	f.now = f.now.Add(25 * time.Hour) // half its validity: signed anew, numbered after it
-	if crl = unstoredCRLOf(t, c, "renewed in memory"); crl.Number.Int64() != 3 {
-		t.Fatalf("renewed in memory: number %v, want 3", crl.Number)
+	renewed := f.now.UnixNano()
+	if crl = unstoredCRLOf(t, c, "renewed in memory"); crl.Number.Int64() != renewed {
+		t.Fatalf("renewed in memory: number %v, want %d", crl.Number, renewed)
 	}
-	st.full.Store(false) // stored again, numbered after those served
-	if crl = crlOf(t, c.CRL); crl.Number.Int64() != 4 {
-		t.Fatalf("stored once the disk was freed: number %v, want 4", crl.Number)
+	st.full.Store(false) // stored again, numbered after those served (the clock has not moved)
+	if crl = crlOf(t, c.CRL); crl.Number.Int64() != renewed+1 {
+		t.Fatalf("stored once the disk was freed: number %v, want %d", crl.Number, renewed+1)
 	}
 
 	// a revocation the stored CRL lacks: a CRL listing it, signed in memory
@@ -107,15 +108,15 @@ func TestCRLNotRenewedOnFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.full.Store(true)
-	if crl = unstoredCRLOf(t, c, "a revocation not in the stored CRL"); crl.Number.Int64() != 5 || len(crl.RevokedCertificateEntries) != 2 {
-		t.Fatalf("a revocation not in the stored CRL: number %v, %d entries; want 5, 2", crl.Number, len(crl.RevokedCertificateEntries))
+	if crl = unstoredCRLOf(t, c, "a revocation not in the stored CRL"); crl.Number.Int64() != renewed+2 || len(crl.RevokedCertificateEntries) != 2 {
+		t.Fatalf("a revocation not in the stored CRL: number %v, %d entries; want %d, 2", crl.Number, len(crl.RevokedCertificateEntries), renewed+2)
 	}
 	if der, err := c.CachedCRL(ctx); err != nil || !bytes.Equal(der, crl.Raw) {
 		t.Fatalf("served: %v (the CRL signed in memory: %v)", err, bytes.Equal(der, crl.Raw))
 	}
 	st.full.Store(false) // space freed: signed again
-	if crl := crlOf(t, c.CRL); len(crl.RevokedCertificateEntries) != 2 || crl.Number.Int64() != 6 {
-		t.Fatalf("after the disk was freed: number %v, %d entries, want 6, 2", crl.Number, len(crl.RevokedCertificateEntries))
+	if crl := crlOf(t, c.CRL); len(crl.RevokedCertificateEntries) != 2 || crl.Number.Int64() != renewed+3 {
+		t.Fatalf("after the disk was freed: number %v, %d entries, want %d, 2", crl.Number, len(crl.RevokedCertificateEntries), renewed+3)
 	}
 }
 
@@ -215,5 +216,38 @@ func TestCRLNumberUnstoredWhileStoring(t *testing.T) {
 	}
 	if mem.Number.Cmp(stored.Number) <= 0 {
 		t.Fatalf("signed in memory while one was stored: number %v, the stored one's %v; want a higher one", mem.Number, stored.Number)
+	}
+}
+
+// A CRL signed in memory on a full disk is numbered below every CRL a
+// process started later signs, in memory or stored, which does not know
+// its number: CRL numbers are at least the signing time (nextCRLNumber).
+// Numbered after the stored CRL only, the restarted process's first CRL
+// took the number of the one served before, listing other revocations.
+func TestCRLNumberAfterRestartOnFullDisk(t *testing.T) {
+	ctx := context.Background()
+	f := newFullDiskCRLs(t)
+	param := f.c.CryptoParam()
+	if err := f.c.MarkNamed(ctx, func() error { return nil }); err != nil { // the file names it, as a server's does
+		t.Fatal(err)
+	}
+	if err := f.c.Revoke(ctx, f.issued[1].Serial, ReasonKeyCompromise); err != nil {
+		t.Fatal(err)
+	}
+	f.st.full.Store(true)
+	served := unstoredCRLOf(t, f.c, "before the restart")
+
+	restarted := func(at time.Time) *CA {
+		c, _ := openCA(t, f.st, Config{CRLValidity: 48 * time.Hour, Now: func() time.Time { return at }}, param)
+		return c
+	}
+	later := restarted(f.now.Add(time.Second))
+	if crl := unstoredCRLOf(t, later, "after the restart"); crl.Number.Cmp(served.Number) <= 0 {
+		t.Fatalf("signed in memory after a restart: number %v, the one served before %v; want a higher one", crl.Number, served.Number)
+	}
+	f.st.full.Store(false)
+	crl := crlOf(t, restarted(f.now.Add(2*time.Second)).CRL)
+	if crl.Number.Cmp(served.Number) <= 0 || len(crl.RevokedCertificateEntries) != 2 {
+		t.Fatalf("stored after a restart: number %v, %d entries; want above %v, 2", crl.Number, len(crl.RevokedCertificateEntries), served.Number)
 	}
 }

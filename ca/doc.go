@@ -142,8 +142,11 @@
 // read-modify-write of revocation state and the CRL number, so several
 // servers sharing the Store stay consistent. A CRL that cannot be stored
 // (a full Store) while the stored one lacks a revocation or has expired
-// is signed and served from memory (crlunstored.go), numbered after the
-// stored one and those this process signed so. Keeping each CA under its
+// is signed and served from memory (crlunstored.go). CRL numbers are at
+// least the signing time in nanoseconds, and above the stored one's and
+// those this process signed so: a restarted process or another instance,
+// which do not know the numbers of CRLs signed in memory, still number
+// theirs above them. Keeping each CA under its
 // fingerprint means generating a new one never overwrites the old one: an
 // operator who restores the old crypto item gets the old CA back.
 //

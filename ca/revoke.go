@@ -792,7 +792,7 @@ func (c *CA) crlFromStorage(ctx context.Context) ([]byte, error) {
 		// above any number a CRL signed here without storage had, and
 		// stored before one is signed so meanwhile reads it
 		var der []byte
-		err = c.crl.numbered(meta.Number, func(number int64) error {
+		err = c.crl.numbered(meta.Number, c.cfg.Now(), func(number int64) error {
 			d, next, err := c.signCRL(rf, serials, now, number)
 			if err != nil {
 				return err
