@@ -3,6 +3,7 @@
 # installs xcaddy v0.4.5 with `go install` when it is missing.
 #   ./xcaddy.sh                 build ./caddy
 #   ./xcaddy.sh run [ARGS...]   build, then ./caddy run ARGS (default: --config Caddyfile.example)
+# XCADDY_WITH="MODULE[@VERSION] ..." adds other plugins (e.g. an events handler).
 set -euo pipefail
 orig=$PWD # relative paths in ARGS are the caller's
 cd "$(dirname "$0")"
@@ -22,8 +23,10 @@ fi
 # The plugin is this checkout. The replacement carries a placeholder version
 # so that `go get` inside xcaddy never asks a module proxy for a module that
 # is not published there (a proxy may answer 403 instead of 404).
+with=()
+for m in ${XCADDY_WITH:-}; do with+=(--with "$m"); done
 "$xcaddy" build "$CADDY_VERSION" --output ./caddy \
-  --with "$MODULE@v0.0.0-00010101000000-000000000000=." >&2
+  --with "$MODULE@v0.0.0-00010101000000-000000000000=." "${with[@]}" >&2
 if [ "${1:-}" = run ]; then
   shift
   if [ $# -eq 0 ]; then

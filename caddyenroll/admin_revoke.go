@@ -98,6 +98,7 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	metrics.revoked.Add(float64(newly))
+	ad.app.notifyRevoked("admin", "", device, revoked, reason)
 	// done even if the client hangs up: the revocation is stored already
 	if err := ad.app.refreshRevoked(ctx); err != nil {
 		ad.log.Error("refreshing revocations", zap.Error(err))

@@ -188,6 +188,8 @@ type App struct {
 	pendingThrottle *throttle
 	// accounts.cache is the process's, held in credentialsPool
 	credentialsHeld bool
+	// the decisions' events, through Caddy's events app (events.go)
+	events *notifier
 }
 
 // CaddyModule returns the Caddy module information.
@@ -273,6 +275,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	a.events = newNotifier(events.(*caddyevents.App), ctx, a.log)
 	return events.(*caddyevents.App).On("started", startedHandler{a})
 }
 
@@ -589,6 +592,9 @@ func (a *App) Start() error {
 		return err
 	}
 	a.checkCAExpiry()
+	if a.events != nil {
+		a.background(func() { a.events.run(a.stop) })
+	}
 	a.background(func() { a.every(caExpiryCheckInterval, a.checkCAExpiry) })
 	a.background(func() {
 		// the markers first (one listing): the total bound counts from it

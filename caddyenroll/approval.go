@@ -59,7 +59,11 @@ func (a *App) storeRejected(ctx context.Context, req *Request, reason string) er
 	req.State = stateRejected
 	req.Reason, req.Held = reason, false
 	req.Updated = time.Now().UTC()
-	return a.state.putRequest(ctx, req)
+	if err := a.state.putRequest(ctx, req); err != nil {
+		return err
+	}
+	a.notifyRequest(eventRejected, req, map[string]any{"reason": reason})
+	return nil
 }
 
 // approve issues a pending request (admin API). group places an approved

@@ -390,6 +390,7 @@ func (a *App) newRequest(ctx context.Context, in enrollInput, acct *Account, csr
 		a.log.Error("storing pending request", zap.String("device", name), zap.Error(err))
 		return fail(wire.StatusServerError, "server error")
 	}
+	a.notifyRequest(eventPending, req, map[string]any{"client": in.clientIP, "reason": a.pendingReason(req)})
 	_ = a.rejectSuperseded(ctx, beyondOwn(req, maxPendingPerDevice)(append(pending, req)),
 		fmt.Sprintf("superseded: the device made newer requests (it keeps at most %d pending)", maxPendingPerDevice))
 	return outcome{resp: wire.Response{Status: wire.StatusPending, Nonce: req.ServerNonce}, reason: "pending approval"}

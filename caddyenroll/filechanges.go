@@ -174,6 +174,7 @@ func (a *App) revokeDisabledLocked(ctx context.Context, d string, seen time.Time
 		if len(serials) > 0 {
 			a.noteRevoked(profile, d, serials, true)
 			metrics.revoked.Add(float64(len(serials)))
+			a.notifyRevoked("disabled", profile, d, serials, reasonCessationOfOperation)
 			a.log.Info("device disabled or removed from the configuration file: certificates revoked", zap.String("device", d),
 				zap.String("profile", profile), zap.Strings("serials", serials))
 		}

@@ -76,6 +76,7 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 		a.noteRevoked(req.Profile, "", []string{is.Serial}, false)
 		if fresh {
 			metrics.revoked.Inc()
+			a.notifyRevoked("key_compromise", req.Profile, req.Device, []string{is.Serial}, ca.ReasonKeyCompromise)
 		}
 		return errKeyCompromisedMeanwhile
 	}
@@ -95,6 +96,7 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 		return fmt.Errorf("storing request: %v", err)
 	}
 	metrics.issued.WithLabelValues(req.Profile).Inc()
+	a.notifyRequest(eventIssued, req, nil)
 	// before the device record names the certificate: a crash or failure
 	// in between leaves it to resumeIssue's completion, which supersedes
 	// them again
@@ -206,6 +208,7 @@ func (a *App) completeIssue(ctx context.Context, req *Request, prev *DeviceRecor
 		if len(serials) > 0 {
 			a.noteRevoked(req.Profile, "", serials, false)
 			metrics.revoked.Add(float64(len(serials)))
+			a.notifyRevoked("superseded", req.Profile, req.Device, serials, reasonSuperseded)
 			a.log.Info("superseded certificates revoked", zap.String("device", req.Device), zap.Strings("serials", serials))
 		}
 	}
@@ -223,6 +226,7 @@ func (a *App) completeIssue(ctx context.Context, req *Request, prev *DeviceRecor
 				a.noteRevoked(prev.Profile, "", []string{prev.Serial}, false)
 				if fresh { // not an operator's revocation, counted then
 					metrics.revoked.Inc()
+					a.notifyRevoked("superseded", prev.Profile, req.Device, []string{prev.Serial}, reasonSuperseded)
 				}
 				a.log.Info("superseded certificate revoked", zap.String("device", req.Device), zap.String("serial", prev.Serial))
 			}

@@ -27,8 +27,9 @@ func TestReadmeCaddyfileOptions(t *testing.T) {
 	if len(parsed) < 30 {
 		t.Fatalf("found only the options %v in caddyfile.go", parsed)
 	}
-	// the words of Caddy's own directives and options in the blocks
-	caddys := map[string]bool{"{": true, "}": true, "#": true, "enroll": true, "servers": true, "strict_sni_host": true,
+	// the words of Caddy's own directives and options in the blocks (and
+	// of caddy-events-exec's events option)
+	caddys := map[string]bool{"events": true, "on": true, "{": true, "}": true, "#": true, "enroll": true, "servers": true, "strict_sni_host": true,
 		"tls": true, "client_auth": true, "mode": true, "trust_pool": true, "verifier": true, "handle": true, "osp": true,
 		"default_sni": true}
 	shown := map[string]bool{}

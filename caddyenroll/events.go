@@ -1,0 +1,187 @@
+package caddyenroll
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
+)
+
+// The events the enroll app emits through Caddy's events app, so that an
+// operator can act on them (a mail when a request waits for approval, an
+// audit trail, a CMDB update) with any events handler module, e.g.
+// github.com/mholt/caddy-events-exec:
+//
+//	{
+//		events {
+//			on enroll_pending exec /usr/local/bin/notify-approver {event.data.device} {event.data.request}
+//		}
+//	}
+//
+// They are notifications of what is done and stored: emitted after the
+// decision, from one goroutine in the order made (decisions hold storage
+// locks, which a handler, run synchronously by Caddy, must not hold), so
+// a handler cannot abort them. Their data never holds a password, a key
+// or a nonce.
+const (
+	// a request waits for an administrator: device, request, profile,
+	// account, customer, device_id, client, reason (why it waits)
+	eventPending = "enroll_pending"
+	// a certificate was issued: device, request, profile, serial,
+	// not_after (RFC 3339), account, customer, device_id
+	eventIssued = "enroll_issued"
+	// a pending request was rejected (by an administrator, or superseded):
+	// device, request, profile, reason
+	eventRejected = "enroll_rejected"
+	// certificates were revoked: device, profile (empty for an
+	// administrator's revocation, which may span both), serials, reason
+	// (the RFC 5280 code), reason_text, by (admin, superseded: the device
+	// enrolled again, disabled: the file disabled or removed the device,
+	// key_compromise: its key was revoked for key compromise meanwhile)
+	eventRevoked = "enroll_revoked"
+)
+
+// eventQueueSize bounds the events waiting for their handlers; beyond it
+// (handlers slower than the decisions for that long) events are dropped
+// and the count logged.
+const eventQueueSize = 1024
+
+// emitter is what the notifier needs of Caddy's events app.
+type emitter interface {
+	Emit(ctx caddy.Context, eventName string, data map[string]any) caddy.Event
+	ShouldEmit(eventName string) bool
+}
+
+// notifier emits the app's events in order, from its own goroutine.
+type notifier struct {
+	events  emitter // nil: events are not emitted
+	ctx     caddy.Context
+	log     *zap.Logger
+	queue   chan queuedEvent
+	dropped atomic.Int64
+	stopped atomic.Bool
+}
+
+type queuedEvent struct {
+	name string
+	data map[string]any
+}
+
+func newNotifier(events emitter, ctx caddy.Context, log *zap.Logger) *notifier {
+	return &notifier{events: events, ctx: ctx, log: log, queue: make(chan queuedEvent, eventQueueSize)}
+}
+
+// wants reports whether name could be observed: callers skip building
+// the data otherwise (the auto-approved enrollment is a hot path).
+func (n *notifier) wants(name string) bool {
+	return n != nil && n.events != nil && n.events.ShouldEmit(name)
+}
+
+// notify queues the event. Once the notifier stopped (the config is being
+// replaced, while requests of it finish), it is emitted at once, from a
+// goroutine of its own.
+func (n *notifier) notify(name string, data map[string]any) {
+	if !n.wants(name) {
+		return
+	}
+	e := queuedEvent{name: name, data: data}
+	if n.stopped.Load() {
+		go n.emit(e)
+		return
+	}
+	select {
+	case n.queue <- e:
+	default:
+		n.dropped.Add(1)
+	}
+}
+
+// run emits the queued events until stop is closed, then those queued
+// by then.
+func (n *notifier) run(stop <-chan struct{}) {
+	for {
+		select {
+		case e := <-n.queue:
+			n.emit(e)
+		case <-stop:
+			n.stopped.Store(true)
+			for {
+				select {
+				case e := <-n.queue:
+					n.emit(e)
+				default:
+					n.reportDropped()
+					return
+				}
+			}
+		}
+	}
+}
+
+func (n *notifier) emit(e queuedEvent) {
+	n.reportDropped()
+	n.events.Emit(n.ctx, e.name, e.data)
+}
+
+// reportDropped logs the events dropped since it last did.
+func (n *notifier) reportDropped() {
+	if d := n.dropped.Swap(0); d > 0 {
+		n.log.Warn("events dropped: their handlers are too slow", zap.Int64("dropped", d), zap.Int("queue", eventQueueSize))
+	}
+}
+
+// requestEventData is the data of an event about req.
+func requestEventData(req *Request) map[string]any {
+	data := map[string]any{
+		"device":    req.Device,
+		"request":   req.ID,
+		"profile":   req.Profile,
+		"account":   req.Username,
+		"customer":  req.Customer,
+		"device_id": req.DeviceID,
+	}
+	if req.Serial != "" {
+		data["serial"] = req.Serial
+		data["not_after"] = req.NotAfter.UTC().Format(time.RFC3339)
+	}
+	return data
+}
+
+// notifyRequest emits name about req, with the data more adds.
+func (a *App) notifyRequest(name string, req *Request, more map[string]any) {
+	if !a.events.wants(name) {
+		return
+	}
+	data := requestEventData(req)
+	for k, v := range more {
+		data[k] = v
+	}
+	a.events.notify(name, data)
+}
+
+// notifyRevoked emits enroll_revoked for serials, revoked for reason by
+// what by names.
+func (a *App) notifyRevoked(by, profile, device string, serials []string, reason int) {
+	if len(serials) == 0 || !a.events.wants(eventRevoked) {
+		return
+	}
+	a.events.notify(eventRevoked, map[string]any{
+		"device": device, "profile": profile, "serials": append([]string(nil), serials...),
+		"reason": reason, "reason_text": ca.ReasonName(reason), "by": by,
+	})
+}
+
+// pendingReason says why req waits for an administrator.
+func (a *App) pendingReason(req *Request) string {
+	switch {
+	case req.Held && req.Reason != "":
+		return req.Reason
+	case !req.Known:
+		return "the device is not in the configuration file"
+	default:
+		return "approval is manual"
+	}
+}

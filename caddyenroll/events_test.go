@@ -1,0 +1,242 @@
+package caddyenroll
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
+)
+
+// recordedEvent is an event as a handler saw it.
+type recordedEvent struct {
+	name   string
+	origin string
+	data   map[string]any
+}
+
+// eventRecorder collects what the notifier emits.
+type eventRecorder struct {
+	mu     sync.Mutex
+	events []recordedEvent
+	block  chan struct{} // non-nil: Emit waits for it to close
+}
+
+func (r *eventRecorder) Emit(_ caddy.Context, name string, data map[string]any) caddy.Event {
+	if r.block != nil {
+		<-r.block
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, recordedEvent{name: name, data: data})
+	return caddy.Event{}
+}
+
+func (r *eventRecorder) ShouldEmit(name string) bool { return strings.HasPrefix(name, "enroll_") }
+
+// waitFor returns the events recorded once n are, failing after 10 s.
+func (r *eventRecorder) waitFor(t *testing.T, n int) []recordedEvent {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		r.mu.Lock()
+		got := slices.Clone(r.events)
+		r.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t.Fatalf("%d events recorded, want %d: %v", len(r.events), n, r.events)
+	return nil
+}
+
+// notifying gives the app a notifier emitting to a recorder, running
+// until the test ends.
+func notifying(t *testing.T, a *App) *eventRecorder {
+	t.Helper()
+	return notifyingTo(t, a, new(eventRecorder), eventQueueSize)
+}
+
+// notifyingTo is notifying to rec, with a queue of size events.
+func notifyingTo(t *testing.T, a *App, rec *eventRecorder, size int) *eventRecorder {
+	t.Helper()
+	a.events = newNotifier(rec, caddy.Context{}, zap.NewNop())
+	a.events.queue = make(chan queuedEvent, size)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { a.events.run(stop); close(done) }()
+	t.Cleanup(func() { close(stop); <-done })
+	return rec
+}
+
+// A request that waits, its approval, a new key's approval (superseding
+// the first certificate) and a rejection each emit their event, in order,
+// with the data an operator's handler needs and no secret.
+func TestEventsOfDecisions(t *testing.T) {
+	h, approve := approvingApp(t)
+	rec := notifying(t, h.app)
+
+	if code, body := approve("gw1.example"); code != 200 {
+		t.Fatalf("approve: %d %s", code, body)
+	}
+	if code, body := approve("gw1.example"); code != 200 {
+		t.Fatalf("approve again: %d %s", code, body)
+	}
+	rejected := requestPending(t, h, "gw1.example")
+	if _, err := h.app.reject(context.Background(), rejected.ID, "not ours"); err != nil {
+		t.Fatal(err)
+	}
+	got := rec.waitFor(t, 7)
+	names := make([]string, len(got))
+	for i, e := range got {
+		names[i] = e.name
+	}
+	want := []string{eventPending, eventIssued, eventPending, eventIssued, eventRevoked, eventPending, eventRejected}
+	if !slices.Equal(names, want) {
+		t.Fatalf("events %v, want %v", names, want)
+	}
+	pending, issued, revoked, rej := got[0].data, got[1].data, got[4].data, got[6].data
+	if pending["device"] != "gw1.example" || pending["account"] != "ops" || pending["reason"] != "approval is manual" ||
+		pending["client"] != "192.0.2.1" || pending["request"] != issued["request"] || pending["profile"] != profileModern {
+		t.Errorf("enroll_pending data %v", pending)
+	}
+	if s, _ := issued["serial"].(string); s == "" || issued["not_after"] == nil {
+		t.Errorf("enroll_issued data %v", issued)
+	}
+	if serials, _ := revoked["serials"].([]string); !slices.Equal(serials, []string{issued["serial"].(string)}) ||
+		revoked["reason_text"] != "superseded" || revoked["by"] != "superseded" || revoked["device"] != "gw1.example" {
+		t.Errorf("enroll_revoked data %v (first serial %v)", revoked, issued["serial"])
+	}
+	if rej["request"] != rejected.ID || rej["reason"] != "not ours" {
+		t.Errorf("enroll_rejected data %v", rej)
+	}
+	for _, e := range got {
+		for k, v := range e.data {
+			if s := fmt.Sprint(v); strings.Contains(s, "right") || strings.Contains(k, "password") || strings.Contains(k, "nonce") {
+				t.Errorf("%s: %s=%v", e.name, k, v)
+			}
+		}
+	}
+}
+
+// An administrator's revocation emits enroll_revoked with the serials and
+// reason of the answer.
+func TestEventOfAdminRevocation(t *testing.T) {
+	h, approve := approvingApp(t)
+	rec := notifying(t, h.app)
+	if code, body := approve("gw1.example"); code != 200 {
+		t.Fatalf("approve: %d %s", code, body)
+	}
+	ad := &adminAPI{app: h.app, log: zap.NewNop()}
+	code, body, _ := adminDoBody(t, ad, "POST", "/enroll/revoke", `{"device": "gw1.example", "reason": 1}`)
+	if code != 200 {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+	var answer struct{ Revoked []string }
+	if err := json.Unmarshal([]byte(body), &answer); err != nil || len(answer.Revoked) != 1 {
+		t.Fatalf("revoke answer %s", body)
+	}
+	got := rec.waitFor(t, 3)[2]
+	if serials, _ := got.data["serials"].([]string); got.name != eventRevoked || !slices.Equal(serials, answer.Revoked) ||
+		got.data["reason"] != 1 || got.data["reason_text"] != "keyCompromise" || got.data["by"] != "admin" || got.data["device"] != "gw1.example" {
+		t.Fatalf("event %s %v, want enroll_revoked of %v", got.name, got.data, answer.Revoked)
+	}
+}
+
+// Decisions do not wait for the events' handlers (they hold the device's
+// lock): with a handler stuck, requests are still answered, the events
+// queue up to the bound, the rest are dropped and counted, and the queued
+// ones are emitted once it returns.
+func TestEventsDoNotBlockDecisions(t *testing.T) {
+	h, _ := approvingApp(t)
+	rec := notifyingTo(t, h.app, &eventRecorder{block: make(chan struct{})}, 2)
+	requestPending(t, h, "gw1.example") // its event taken by the stuck handler
+	for len(h.app.events.queue) > 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for range 3 { // two queued, one dropped
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if ans := enrollAs(t, h, wire.OpRequest, "ops", "gw1.example", key); ans.Status != wire.StatusPending {
+			t.Fatalf("status %d (%s) while the handler is stuck", ans.Status, ans.Error)
+		}
+	}
+	if d := h.app.events.dropped.Load(); d != 1 {
+		t.Fatalf("%d events dropped, want 1", d)
+	}
+	close(rec.block)
+	if got := rec.waitFor(t, 3); len(got) != 3 {
+		t.Fatalf("%d events emitted, want 3", len(got))
+	}
+}
+
+func init() { caddy.RegisterModule(eventsTestHandler{}) }
+
+// eventsTestHandler records the events Caddy's events app hands it.
+type eventsTestHandler struct{}
+
+var eventsTestSeen = make(chan recordedEvent, 16)
+
+func (eventsTestHandler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "events.handlers.enroll_test_recorder", New: func() caddy.Module { return new(eventsTestHandler) }}
+}
+
+func (eventsTestHandler) Handle(_ context.Context, e caddy.Event) error {
+	eventsTestSeen <- recordedEvent{name: e.Name(), origin: e.Origin().CaddyModule().ID.Name(), data: e.Data}
+	return nil
+}
+
+// Through Caddy's events app: a subscription to enroll_pending by module
+// gets the event of a request that waits, from the enroll app.
+func TestEventsThroughCaddy(t *testing.T) {
+	conf, dir := gw1Config(t)
+	hash, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
+	cfg, err := json.Marshal(map[string]any{
+		"admin":   map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
+		"storage": map[string]any{"module": "file_system", "root": dir},
+		"apps": map[string]any{
+			"events": map[string]any{"subscriptions": []any{map[string]any{
+				"events": []string{eventPending}, "modules": []string{"enroll"},
+				"handlers": []any{map[string]any{"handler": "enroll_test_recorder"}},
+			}}},
+			"enroll": map[string]any{"config_file": conf, "approval": ApprovalManual,
+				"accounts": []any{map[string]any{"username": "ops", "password": string(hash)}}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Load(cfg, true); err != nil {
+		t.Fatal(err)
+	}
+	running, err := caddy.ActiveContext().App("enroll")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := running.(*App)
+	h := &Handler{Profile: profileModern, ContentType: "text/html", MaxBody: wire.MaxBody, app: a, log: a.log}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if ans := enrollAs(t, h, wire.OpRequest, "ops", "gw1.example", key); ans.Status != wire.StatusPending {
+		t.Fatalf("status %d (%s)", ans.Status, ans.Error)
+	}
+	select {
+	case e := <-eventsTestSeen:
+		if e.name != eventPending || e.origin != "enroll" || e.data["device"] != "gw1.example" || e.data["account"] != "ops" {
+			t.Fatalf("event %s from %s: %v", e.name, e.origin, e.data)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no enroll_pending event reached the subscribed handler")
+	}
+}
