@@ -203,29 +203,14 @@ func (eventsTestHandler) Handle(_ context.Context, e caddy.Event) error {
 func TestEventsThroughCaddy(t *testing.T) {
 	conf, dir := gw1Config(t)
 	hash, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
-	cfg, err := json.Marshal(map[string]any{
-		"admin":   map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
-		"storage": map[string]any{"module": "file_system", "root": dir},
-		"apps": map[string]any{
-			"events": map[string]any{"subscriptions": []any{map[string]any{
-				"events": []string{eventPending}, "modules": []string{"enroll"},
-				"handlers": []any{map[string]any{"handler": "enroll_test_recorder"}},
-			}}},
-			"enroll": map[string]any{"config_file": conf, "approval": ApprovalManual,
-				"accounts": []any{map[string]any{"username": "ops", "password": string(hash)}}},
-		},
+	a := loadInProcess(t, map[string]any{"module": "file_system", "root": dir}, map[string]any{
+		"events": map[string]any{"subscriptions": []any{map[string]any{
+			"events": []string{eventPending}, "modules": []string{"enroll"},
+			"handlers": []any{map[string]any{"handler": "enroll_test_recorder"}},
+		}}},
+		"enroll": map[string]any{"config_file": conf, "approval": ApprovalManual,
+			"accounts": []any{map[string]any{"username": "ops", "password": string(hash)}}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := caddy.Load(cfg, true); err != nil {
-		t.Fatal(err)
-	}
-	running, err := caddy.ActiveContext().App("enroll")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := running.(*App)
 	h := &Handler{Profile: profileModern, ContentType: "text/html", MaxBody: wire.MaxBody, app: a, log: a.log}
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if ans := enrollAs(t, h, wire.OpRequest, "ops", "gw1.example", key); ans.Status != wire.StatusPending {

@@ -60,10 +60,18 @@ func loadEnroll(t *testing.T, storageRoot, confFile, approval string) *App {
 // loadEnrollApp is loadEnroll with the enroll app's JSON given.
 func loadEnrollApp(t *testing.T, storageRoot string, app map[string]any) *App {
 	t.Helper()
+	return loadInProcess(t, map[string]any{"module": "enroll_test_counted", "root": storageRoot}, map[string]any{"enroll": app})
+}
+
+// loadInProcess loads a config of the apps given (the enroll app among
+// them) on the storage given into this process, without admin endpoint,
+// and returns the running enroll App.
+func loadInProcess(t *testing.T, storage, apps map[string]any) *App {
+	t.Helper()
 	cfg, err := json.Marshal(map[string]any{
 		"admin":   map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
-		"storage": map[string]any{"module": "enroll_test_counted", "root": storageRoot},
-		"apps":    map[string]any{"enroll": app},
+		"storage": storage,
+		"apps":    apps,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -32,19 +31,8 @@ func TestStrictStorageLoaded(t *testing.T) {
 			if err := os.WriteFile(conf, []byte("enroll enabled\ngroup \"\"\ndevice gw1.example \"\" enabled\ndevice gw1.example.org \"\" enabled\n"), 0o640); err != nil {
 				t.Fatal(err)
 			}
-			cfg, _ := json.Marshal(map[string]any{
-				"admin":   map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
-				"storage": map[string]any{"module": "enroll_test_strict", "name": t.Name(), "variant": variant},
-				"apps":    map[string]any{"enroll": map[string]any{"config_file": conf, "approval": ApprovalManual}},
-			})
-			if err := caddy.Load(cfg, true); err != nil {
-				t.Fatal(err)
-			}
-			running, err := caddy.ActiveContext().App("enroll")
-			if err != nil {
-				t.Fatal(err)
-			}
-			a := running.(*App)
+			a := loadInProcess(t, map[string]any{"module": "enroll_test_strict", "name": t.Name(), "variant": variant},
+				map[string]any{"enroll": map[string]any{"config_file": conf, "approval": ApprovalManual}})
 			c := a.cas[profileModern]
 			request := func(device, nonce string) string {
 				t.Helper()
