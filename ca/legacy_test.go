@@ -247,10 +247,15 @@ var (
 	toolkitErr     error
 )
 
-// toolkitSource finds shared/vendor/osptoolkit-4.33.1 beside the repository.
+// toolkitSource finds shared/vendor/osptoolkit-4.33.1 beside the repository,
+// or the tree $OSPTK_SRC names: the variable the README, build.sh and the
+// other interop tests read, so that a clone elsewhere runs these checks too
+// ($OSPTOOLKIT_SRC, this file's earlier name for it, is still read).
 func toolkitSource() string {
-	if d := os.Getenv("OSPTOOLKIT_SRC"); d != "" {
-		return d
+	for _, env := range []string{"OSPTK_SRC", "OSPTOOLKIT_SRC"} {
+		if d := os.Getenv(env); d != "" {
+			return d
+		}
 	}
 	wd, _ := os.Getwd()
 	for d := wd; d != filepath.Dir(d); d = filepath.Dir(d) {
@@ -272,7 +277,7 @@ func buildToolkitHarness(t *testing.T) (string, error) {
 	toolkitOnce.Do(func() {
 		src := toolkitSource()
 		if src == "" {
-			toolkitErr = errors.New("vendored OSP Toolkit not found (set OSPTOOLKIT_SRC)")
+			toolkitErr = errors.New("vendored OSP Toolkit not found (set OSPTK_SRC)")
 			return
 		}
 		cc, err := exec.LookPath("cc")
@@ -382,12 +387,33 @@ func runToolkit(t *testing.T, harness string, caDER, certDER, csrDER []byte) (st
 // request's) on what the legacy profile issues. It needs a C compiler and
 // OpenSSL headers (it fails without them); it is skipped in -short mode or
 // where the vendored toolkit is absent.
+// The README tells a clone elsewhere to name the toolkit with OSPTK_SRC;
+// these checks read that variable, as internal/osptk does, and still the
+// older OSPTOOLKIT_SRC.
+func TestToolkitSourceFromEnvironment(t *testing.T) {
+	for _, tc := range []struct {
+		name, osptk, ospToolkit, want string
+	}{
+		{"OSPTK_SRC", "/src/a", "", "/src/a"},
+		{"OSPTOOLKIT_SRC", "", "/src/b", "/src/b"},
+		{"both: OSPTK_SRC wins", "/src/a", "/src/b", "/src/a"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("OSPTK_SRC", tc.osptk)
+			t.Setenv("OSPTOOLKIT_SRC", tc.ospToolkit)
+			if got := toolkitSource(); got != tc.want {
+				t.Errorf("toolkitSource() = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestOSPToolkitValidatesLegacyCertificates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the OSP Toolkit; skipped in -short mode")
 	}
 	if toolkitSource() == "" {
-		t.Skip("vendored OSP Toolkit not found (../shared absent; set OSPTOOLKIT_SRC)")
+		t.Skip("vendored OSP Toolkit not found (../shared absent; set OSPTK_SRC)")
 	}
 	harness, err := buildToolkitHarness(t)
 	if err != nil {
