@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
@@ -435,10 +436,14 @@ func notJSON(uri string, body []byte) error {
 // "http:"). An https:// URL is refused: the endpoint over TLS is remote
 // administration, whose client certificate the commands do not present.
 // So is a URL with more than a host (a path, a query, a user: the
-// commands would drop it), without echoing its password.
+// commands would drop it), without echoing its password, and a network
+// address Caddy cannot parse (localhost:2019/config: "unknown network").
 func adminListenAddress(addr string) (string, error) {
 	scheme, _, ok := strings.Cut(addr, "://")
 	if !ok {
+		if why := notAdminNetworkAddress(addr); why != "" {
+			return "", fmt.Errorf("--address %s: not a network address (%s); give host:port, unix//path or http://host:port, with no path", addr, why)
+		}
 		return addr, nil
 	}
 	u, err := url.Parse(addr)
@@ -453,6 +458,25 @@ func adminListenAddress(addr string) (string, error) {
 		return "", fmt.Errorf("--address %s: http://host:port, with no path, query or user", u.Redacted())
 	}
 	return u.Host, nil
+}
+
+// notAdminNetworkAddress says why addr is not a network address the
+// commands can reach the admin endpoint at (Caddy took
+// "localhost:2019/config" for a network named "localhost:2019", and
+// "localhost" for port 0), or "".
+func notAdminNetworkAddress(addr string) string {
+	na, err := caddy.ParseNetworkAddress(addr)
+	switch {
+	case err != nil:
+		return err.Error()
+	case na.IsUnixNetwork():
+		return ""
+	case na.Network != "tcp" && na.Network != "tcp4" && na.Network != "tcp6":
+		return "unknown network " + strconv.Quote(na.Network)
+	case na.StartPort == 0:
+		return "no port"
+	}
+	return ""
 }
 
 // maxAdminAnswer bounds the answers the commands read whole (all but the

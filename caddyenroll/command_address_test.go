@@ -50,6 +50,8 @@ func TestAdminCommandAddresses(t *testing.T) {
 		{"http://user:pw@" + tcp, "no path"},
 		{"http://" + tcp + "?x=1", "no path"},
 		{"http://user:secret@[" + tcp, "not a URL"},
+		{tcp + "/config/", "not a network address"}, // was Caddy's "unknown network"
+		{"localhost", "not a network address"},
 	} {
 		out, _, err := runEnrollCommand(t, "pending", "--address", c.address)
 		switch {
