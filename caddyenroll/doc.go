@@ -71,8 +71,9 @@
 //     clients).
 //   - metrics.go: the Prometheus metrics; logthrottle.go: the throttle of
 //     the refusal log lines any client can cause.
-//   - events.go: the decisions' events (enroll_pending, enroll_issued,
-//     enroll_rejected, enroll_revoked) through Caddy's events app.
+//   - events.go: the decisions' and lockouts' events (enroll_pending,
+//     enroll_issued, enroll_rejected, enroll_revoked, enroll_lockout)
+//     through Caddy's events app.
 //
 // The configuration file:
 //

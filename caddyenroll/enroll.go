@@ -183,13 +183,16 @@ func (a *App) login(ctx context.Context, in enrollInput) (*Account, *outcome) {
 		case account > 0 && lg.known:
 			a.log.Warn("username locked out at a known address after failed logins", a.accounts.logField(r.Username), addr,
 				zap.Duration("lockout", account), zap.String("client", in.clientIP))
+			a.notifyLockout("account_at_known_address", r.Username, addr.String, in.clientIP, account)
 		case account > 0:
 			a.log.Warn("username locked out after failed logins", a.accounts.logField(r.Username),
 				zap.Duration("lockout", account), zap.String("client", in.clientIP))
+			a.notifyLockout("account", r.Username, "", in.clientIP, account)
 		}
 		if address > 0 {
 			a.log.Warn("client address locked out after failed logins", addr,
 				zap.Duration("lockout", address), zap.String("client", in.clientIP))
+			a.notifyLockout("address", "", addr.String, in.clientIP, address)
 		}
 		o := fail(wire.StatusBadCredentials, "bad username or password")
 		return nil, &o

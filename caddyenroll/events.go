@@ -42,6 +42,12 @@ const (
 	// enrolled again, disabled: the file disabled or removed the device,
 	// key_compromise: its key was revoked for key compromise meanwhile)
 	eventRevoked = "enroll_revoked"
+	// failed logins started a lockout: kind (account, account_at_known_address,
+	// address), username (a configured account's) or username_hash (of
+	// another name, which may be a password typed in the wrong field),
+	// address (the address or IPv6 /64 locked out, or at which the
+	// account is), client, lockout (a Go duration), lockout_seconds
+	eventLockout = "enroll_lockout"
 )
 
 // eventQueueSize bounds the events waiting for their handlers; beyond it
@@ -184,4 +190,19 @@ func (a *App) pendingReason(req *Request) string {
 	default:
 		return "approval is manual"
 	}
+}
+
+// notifyLockout emits enroll_lockout: failed logins locked out what kind
+// names for lockout; username is named as the log names it.
+func (a *App) notifyLockout(kind, username, address, client string, lockout time.Duration) {
+	if !a.events.wants(eventLockout) {
+		return
+	}
+	data := map[string]any{"kind": kind, "address": address, "client": client,
+		"lockout": lockout.String(), "lockout_seconds": int64(lockout / time.Second)}
+	if kind != "address" {
+		f := a.accounts.logField(username)
+		data[f.Key] = f.String
+	}
+	a.events.notify(eventLockout, data)
 }

@@ -5,8 +5,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +18,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
@@ -223,5 +228,41 @@ func TestEventsThroughCaddy(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no enroll_pending event reached the subscribed handler")
+	}
+}
+
+// Failed logins that start a lockout emit enroll_lockout, naming the
+// account as the log does (a configured account by name, another name by
+// its hash: it may be a password typed in the wrong field) and never the
+// password tried.
+func TestEventOfLockout(t *testing.T) {
+	h, _ := boundsApp(t, localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, &testClock{now: time.Now()}, ApprovalManual, 100, 100)
+	rec := notifying(t, h.app)
+	for _, username := range []string{"ops", "hunter2-typed-here"} {
+		for range 5 {
+			key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw1.example"}}, key)
+			if ans := postForm(t, h, "192.0.2.7", url.Values{"operation": {wire.OpRequest}, "nonce": {"bm9uY2Uxbm9uY2Uy"},
+				"username": {username}, "password": {"wrong-password"}, "device": {"1"}, "customer": {"0"},
+				"request": {base64.StdEncoding.EncodeToString(csr)}}); ans.Status != wire.StatusBadCredentials {
+				t.Fatalf("%s: status %d (%s)", username, ans.Status, ans.Error)
+			}
+		}
+	}
+	got := rec.waitFor(t, 2)
+	ops, other := got[0].data, got[1].data
+	if got[0].name != eventLockout || ops["kind"] != "account" || ops["username"] != "ops" || ops["client"] != "192.0.2.7" ||
+		ops["lockout_seconds"].(int64) <= 0 {
+		t.Errorf("event %s %v", got[0].name, ops)
+	}
+	if _, named := other["username"]; named || other["username_hash"] == nil || other["kind"] != "account" {
+		t.Errorf("lockout of an unknown name: %v", other)
+	}
+	for _, e := range got {
+		for k, v := range e.data {
+			if strings.Contains(fmt.Sprint(v), "wrong-password") || strings.Contains(fmt.Sprint(v), "hunter2") {
+				t.Errorf("%s: %s=%v", e.name, k, v)
+			}
+		}
 	}
 }
