@@ -304,10 +304,21 @@ func (a *App) adoptKnownAddress(ctx context.Context, username, addrKey string, n
 	ctx, cancel := sharedCtx(ctx)
 	defer cancel()
 	if claimed {
+		settled := false
+		defer func() {
+			if !settled {
+				// a panic of the storage module (Caddy recovers the
+				// handler's): the logins waiting for this read find no
+				// address, and the next one reads it again, rather than
+				// waiting out their bound at each interval
+				a.known.dropRecord(username, r)
+			}
+		}()
 		key, ok, err := a.boundedKnownRecordKey(ctx, username)
 		if !ok {
 			// no hash slot to name the record: the attempt stays refused
 			// by the lockout, and a later one reads it
+			settled = true
 			a.known.dropRecord(username, r)
 			return false
 		}
@@ -318,6 +329,7 @@ func (a *App) adoptKnownAddress(ctx context.Context, username, addrKey string, n
 		if err != nil {
 			a.log.Warn("reading known addresses recorded in storage", zap.Error(err))
 		}
+		settled = true
 		a.known.keepRecord(r, rec) // empty if it failed: read again next interval
 		if err != nil {
 			return false
