@@ -67,6 +67,16 @@ func (s *stateStore) nameCached(limiterKey string) bool {
 	return ok
 }
 
+// cachedName is limiterKey's salted name if the cache holds it: whoever
+// must not derive it (outside a hash slot, hashwork.go) looks here first.
+func (s *stateStore) cachedName(limiterKey string) (string, bool) {
+	n := &s.failureNames
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	name, ok := n.names[limiterKey]
+	return name, ok
+}
+
 // saltedName is the base name of the records of a limiter key that holds
 // a username: its failures, and an account's known addresses
 // (knownrecords.go) under the name of "user:" and its username.

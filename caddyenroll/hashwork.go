@@ -10,13 +10,15 @@ import (
 // The password hashes of logins not in the accounts' cache (a bcrypt
 // check, and a failure's PBKDF2 record name, each tens of milliseconds of
 // CPU, and the name again when a login reads a record whose name the
-// cache dropped: its failure record, or its record of known addresses) are bounded in the whole process: the limiters bound each account
-// and each address, but a flood from many addresses with many usernames
-// would otherwise keep every core hashing, and getcacert, OSP and the
-// admin API would wait behind it. A login that finds every slot taken
-// waits a little (hashWaitMax, behind at most hashWaitersPerSlot waiters
-// a slot) and is then refused as rate limited (status 10); a valid login
-// found in the cache takes no slot.
+// cache dropped: its failure record, or its record of known addresses)
+// are bounded in the whole process, and so are the names the background
+// writer of records of known addresses derives (it waits for a slot):
+// the limiters bound each account and each address, but a flood from
+// many addresses with many usernames would otherwise keep every core
+// hashing, and getcacert, OSP and the admin API would wait behind it. A
+// login that finds every slot taken waits a little (hashWaitMax, behind
+// at most hashWaitersPerSlot waiters a slot) and is then refused as rate
+// limited (status 10); a valid login found in the cache takes no slot.
 
 // hashSlotsPerCPU are the hash checks in flight per GOMAXPROCS: a slot
 // also holds a failure's name derivation and, once, the storage's read
@@ -90,6 +92,18 @@ func (h *hashWork) acquire(ctx context.Context) (release func(), ok bool) {
 	case <-ctx.Done():
 	}
 	return nil, false
+}
+
+// wait takes a slot for background work, waiting for one as long as ctx
+// lasts: it has no client to refuse, and a background job is one waiter,
+// not counted among the logins' (maxWaiting bounds those).
+func (h *hashWork) wait(ctx context.Context) (release func(), err error) {
+	select {
+	case h.slots <- struct{}{}:
+		return func() { <-h.slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // nameUnderBound derives the name of limiterKey's records (a PBKDF2,

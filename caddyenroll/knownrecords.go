@@ -50,7 +50,9 @@ import (
 // the CA's key anyway). An address where the account failed also names
 // the account's failure record there, for an unlock; its name costs a
 // PBKDF2 (failurenames.go), which the writer spends only then, never for
-// a valid login.
+// a valid login. The record's own name costs one too when the cache of
+// names dropped it: the writer derives either under a hash slot
+// (hashwork.go), waiting for one.
 
 // knownRecord is an account's known addresses as the storage holds them.
 type knownRecord struct {
@@ -118,25 +120,12 @@ func (s *stateStore) loadKnownAt(ctx context.Context, key string) (rec knownReco
 func knownLockName(key string) string { return "clearinghouse_enroll_known_" + path.Base(key) }
 
 // addKnown merges the addresses known here to username (entries, with
-// the time of their last valid login) into the account's record, under
-// its storage lock: expired addresses go, and past knownPerAccount the
-// least recently used. An entry that failed gets the name of the
-// account's failure record at its address, which the record keeps.
-func (s *stateStore) addKnown(ctx context.Context, username string, entries []knownAddress, now time.Time) error {
-	key, err := s.knownRecordKey(ctx, username)
-	if err != nil {
-		return err
-	}
-	failures := make(map[string]string) // by address hash
-	for _, e := range entries {
-		if e.failed {
-			name, err := s.failuresKey(ctx, knownKey(username, e.key))
-			if err != nil {
-				return err
-			}
-			failures[knownAddressHash(username, e.key)] = path.Base(name)
-		}
-	}
+// the time of their last valid login) into the account's record at key,
+// under its storage lock: expired addresses go, and past knownPerAccount
+// the least recently used. An entry that failed gets the name of the
+// account's failure record at its address (failures, by address hash;
+// knownWriteNames derives them and key), which the record keeps.
+func (s *stateStore) addKnown(ctx context.Context, key, username string, entries []knownAddress, failures map[string]string, now time.Time) error {
 	lock := knownLockName(key)
 	if err := s.st.Lock(ctx, lock); err != nil {
 		return fmt.Errorf("locking a record of known addresses: %w", unnamed(err, key))
@@ -265,15 +254,67 @@ func (a *App) writeKnownRecords() {
 				a.known.recordFailed(username, now) // a later login tries again
 				continue
 			}
-			wctx, cancel := sharedCtx(ctx)
-			err := a.state.addKnown(wctx, username, a.known.entries(username), now)
-			cancel()
+			entries := a.known.entries(username)
+			key, failures, err := a.knownWriteNames(ctx, username, entries)
+			if err == nil {
+				wctx, cancel := sharedCtx(ctx)
+				err = a.state.addKnown(wctx, key, username, entries, failures, now)
+				cancel()
+			}
 			if err != nil {
-				a.log.Warn("recording known addresses in storage", zap.Error(err))
+				if ctx.Err() == nil {
+					a.log.Warn("recording known addresses in storage", zap.Error(err))
+				}
 				a.known.recordFailed(username, now)
 			}
 		}
 	}
+}
+
+// knownWriteNames names what a write of username's record takes: the
+// record's key, and the failure records (base names, by address hash) of
+// the entries where the account failed. A name the cache dropped costs a
+// PBKDF2 (failurenames.go), derived under a hash slot (hashwork.go) as a
+// login's is, which the writer waits for while ctx lasts: a flood of
+// logins taking every slot delays the write, it does not hash beside
+// them. Nothing is derived without the slot.
+func (a *App) knownWriteNames(ctx context.Context, username string, entries []knownAddress) (key string, failures map[string]string, err error) {
+	var release func()
+	defer func() {
+		if release != nil {
+			release()
+		}
+	}()
+	name := func(limiterKey string) (string, error) {
+		if n, ok := a.state.cachedName(limiterKey); ok {
+			return n, nil
+		}
+		if release == nil {
+			r, err := a.hashGate().wait(ctx)
+			if err != nil {
+				return "", fmt.Errorf("waiting for a hash slot to name a record: %w", err)
+			}
+			release = r
+		}
+		sctx, cancel := sharedCtx(ctx)
+		defer cancel()
+		return a.state.saltedName(sctx, limiterKey)
+	}
+	base, err := name("user:" + username)
+	if err != nil {
+		return "", nil, err
+	}
+	failures = make(map[string]string) // by address hash
+	for _, e := range entries {
+		if e.failed {
+			f, err := name(knownKey(username, e.key))
+			if err != nil {
+				return "", nil, err
+			}
+			failures[knownAddressHash(username, e.key)] = f
+		}
+	}
+	return path.Join(knownDir(), base), failures, nil
 }
 
 // waitKnownWrites waits until no write of records of known addresses is
