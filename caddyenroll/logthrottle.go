@@ -10,8 +10,8 @@ import (
 
 // The refusals that any client can cause without a password or a
 // certificate (a malformed body, an unknown operation, bad credentials,
-// plain HTTP under `ssl enabled`, an OSP request from no device) log a
-// line each; a flood of them wrote 195 MB of log a minute. They are
+// plain HTTP under `ssl enabled`, an OSP request from no usable device)
+// log a line each; a flood of them wrote 195 MB of log a minute. They are
 // throttled per kind: the first logThrottleBurst of each logThrottleWindow
 // are written, and at the end of a window in which some were dropped one
 // line says how many. Decisions (issued, pending, approved, revoked) and

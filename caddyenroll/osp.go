@@ -299,12 +299,23 @@ func (h *OSPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 			outcome = f.String
 		}
 	}
-	if level == zap.InfoLevel && outcome == "unauthorized" {
+	if level == zap.InfoLevel && h.anonymousRefusal(outcome, device) {
 		h.refusals.write(h.log, "osp answered: unauthorized", level, "OSP answered", fields...)
 	} else if ce := h.log.Check(level, "OSP answered"); ce != nil {
 		ce.Write(fields...)
 	}
 	return h.write(w, answer)
+}
+
+// anonymousRefusal reports whether a refusal (its outcome) is one that
+// any client can cause without a certificate or a device's source
+// address: a 401 to a requester that is no usable device (not identified;
+// or disabled, unenrolled, revoked), whose lines the throttle may drop.
+// The 401s of a usable device (a reauthorization of another device's
+// transaction, a route error) take its credentials: each is logged (they
+// shared the throttle's kind, and a flood from anyone dropped them).
+func (h *OSPHandler) anonymousRefusal(outcome, device string) bool {
+	return outcome == "unauthorized" && !h.app.usable(h.app.router.Load(), device)
 }
 
 // identify names the requesting device as the configuration file writes
