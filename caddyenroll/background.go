@@ -1,6 +1,7 @@
 package caddyenroll
 
 import (
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -8,20 +9,33 @@ import (
 )
 
 // background runs f in a goroutine that Stop waits for (once stopping,
-// one it does not wait for).
+// one it does not wait for); a panic in f is logged (recovered).
 func (a *App) background(f func()) {
 	a.bg.mu.Lock()
 	if a.bg.stopping {
 		a.bg.mu.Unlock()
-		go f()
+		go recovered(a.log, f)
 		return
 	}
 	a.bg.wg.Add(1)
 	a.bg.mu.Unlock()
 	go func() {
 		defer a.bg.wg.Done()
-		f()
+		recovered(a.log, f)
 	}()
+}
+
+// recovered runs f, logging a panic in it with its stack instead of
+// ending the process: Caddy recovers the panics of HTTP handlers only,
+// and background work calls code of other modules (a storage module, an
+// events handler), as certmagic's maintenance does, which recovers too.
+func recovered(log *zap.Logger, f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("panic in background work, recovered", zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+		}
+	}()
+	f()
 }
 
 // backgroundWork is the goroutines Stop waits for.
@@ -41,7 +55,7 @@ func (a *App) every(interval time.Duration, f func()) {
 			return
 		case <-t.C:
 		}
-		f()
+		recovered(a.log, f) // a panic skips one run, not the later ones
 	}
 }
 

@@ -127,9 +127,11 @@ func (n *notifier) run(stop <-chan struct{}) {
 	}
 }
 
+// emit hands e to the events app, whose handlers run here: a panic in
+// one is logged, and the next events are still emitted.
 func (n *notifier) emit(e queuedEvent) {
 	n.reportDropped()
-	n.events.Emit(n.ctx, e.name, e.data)
+	recovered(n.log, func() { n.events.Emit(n.ctx, e.name, e.data) })
 }
 
 // reportDropped logs the events dropped since it last did.
