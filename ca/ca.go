@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"math/big"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -97,6 +98,11 @@ type Config struct {
 	CertFile, KeyFile string
 	// CRLValidity is the CRL nextUpdate distance: default 7 days.
 	CRLValidity time.Duration
+	// CRLURLs go into each device certificate as its CRL distribution
+	// points, IssuerURLs as the authority information access caIssuers
+	// (where relying parties fetch the CRL and the issuing CA's
+	// certificate): absolute http or https URLs (CheckPublishURL).
+	CRLURLs, IssuerURLs []string
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 	// Rand is the randomness of serial numbers, signatures and CA keys
@@ -174,6 +180,11 @@ func (cfg Config) resolve() (Config, error) {
 		cfg.Validity = defaultValidity
 		if legacy {
 			cfg.Validity = defaultLegacyValid
+		}
+	}
+	for _, u := range append(slices.Clip(cfg.CRLURLs), cfg.IssuerURLs...) {
+		if err := CheckPublishURL(u); err != nil {
+			return cfg, err
 		}
 	}
 	if cfg.CRLValidity == 0 {

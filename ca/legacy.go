@@ -150,6 +150,8 @@ func (c *CA) signLegacy(t *leafTemplate) ([]byte, error) {
 		BasicConstraintsValid: true,
 		SubjectKeyId:          t.ski,
 		SignatureAlgorithm:    ctx509.MD5WithRSA,
+		CRLDistributionPoints: c.cfg.CRLURLs,
+		IssuingCertificateURL: c.cfg.IssuerURLs,
 	}
 	if t.ip != nil {
 		tmpl.IPAddresses = []net.IP{t.ip}

@@ -291,6 +291,8 @@ func (c *CA) signModern(t *leafTemplate) ([]byte, error) {
 		BasicConstraintsValid: true,
 		SubjectKeyId:          t.ski,
 		AuthorityKeyId:        c.issuerSKI,
+		CRLDistributionPoints: c.cfg.CRLURLs,
+		IssuingCertificateURL: c.cfg.IssuerURLs,
 	}
 	if t.serverAuth {
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)

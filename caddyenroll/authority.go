@@ -63,6 +63,17 @@ type Authority struct {
 	// How long a CRL is valid (its next-update). Default 7 days; at least
 	// 1m.
 	CRLValidity caddy.Duration `json:"crl_validity,omitempty"`
+	// URLs written into each device certificate as its CRL distribution
+	// points: where relying parties fetch the CRL, which the enroll
+	// handler serves at …/ca.crl of its sites (e.g.
+	// http://enroll.example.com/ca.crl; plain http, as RFC 5280 wants,
+	// needs a site that answers it: `plain_getcacert` under `ssl
+	// enabled`). Absolute http or https URLs; default none.
+	CRLURLs []string `json:"crl_urls,omitempty"`
+	// URLs written into each device certificate as its authority
+	// information access caIssuers: where the issuing CA's certificate is
+	// fetched (…/ca.crt of the enroll handler's sites). Default none.
+	IssuerURLs []string `json:"issuer_urls,omitempty"`
 }
 
 func (au *Authority) validate(profile string) error {
@@ -77,6 +88,11 @@ func (au *Authority) validate(profile string) error {
 		}
 		if au.Intermediate {
 			return fmt.Errorf("the legacy profile cannot use an intermediate: seed-era clients accept only certificates signed by the CA they fetched")
+		}
+	}
+	for _, u := range append(slices.Clip(au.CRLURLs), au.IssuerURLs...) {
+		if err := ca.CheckPublishURL(u); err != nil {
+			return err
 		}
 	}
 	if (au.CertFile == "") != (au.KeyFile == "") {
@@ -147,6 +163,8 @@ func (au *Authority) config(profile string) ca.Config {
 		CertFile:     au.CertFile,
 		KeyFile:      au.KeyFile,
 		CRLValidity:  time.Duration(au.CRLValidity),
+		CRLURLs:      au.CRLURLs,
+		IssuerURLs:   au.IssuerURLs,
 	}
 }
 

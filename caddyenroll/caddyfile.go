@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 
+	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/osp"
 )
@@ -58,6 +59,8 @@ func init() {
 //	        allow_rsa1024
 //	        server_auth
 //	        crl_validity  <duration>
+//	        crl_url       <url>...
+//	        issuer_url    <url>...
 //	    }
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -317,6 +320,21 @@ func parseAuthority(d *caddyfile.Dispenser) (*Authority, error) {
 		case "server_auth":
 			err = noArgs(d)
 			auth.ServerAuth = true
+		case "crl_url", "issuer_url":
+			urls := d.RemainingArgs()
+			if len(urls) == 0 {
+				return nil, d.ArgErr()
+			}
+			for _, u := range urls {
+				if err := ca.CheckPublishURL(u); err != nil {
+					return nil, d.Errf("%s: %v", name, err)
+				}
+			}
+			if name == "crl_url" {
+				auth.CRLURLs = urls
+			} else {
+				auth.IssuerURLs = urls
+			}
 		default:
 			return nil, d.Errf("unknown ca option %q", d.Val())
 		}

@@ -3,6 +3,7 @@ package caddyenroll
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -266,5 +267,33 @@ func runCaddyfileCases(t *testing.T, cases []caddyfileCase) {
 			err := c.parse(caddyfile.NewTestDispenser(c.src))
 			wantErr(t, err, c.err)
 		})
+	}
+}
+
+// crl_url and issuer_url take one URL or more, checked as the CA checks
+// them; the JSON carries them for the CA.
+func TestCaddyfilePublishedURLs(t *testing.T) {
+	global := parseGlobal
+	runCaddyfileCases(t, []caddyfileCase{
+		{"two crl_urls", global, "enroll {\n\tca {\n\t\tcrl_url http://a.example/ca.crl http://b.example/ca.crl\n\t\tissuer_url http://a.example/ca.crt\n\t}\n}", ""},
+		{"crl_url without URL", global, "enroll {\n\tca {\n\t\tcrl_url\n\t}\n}", "wrong argument count"},
+		{"crl_url ldap", global, "enroll {\n\tca {\n\t\tcrl_url ldap://a.example/x\n\t}\n}", `crl_url: ca: URL "ldap://a.example/x": want an http:// (or https://) URL, at Testfile:3`},
+		{"issuer_url with a query", global, "enroll {\n\tca legacy {\n\t\tissuer_url http://a.example/ca.crt?x\n\t}\n}", "issuer_url: ca: URL"},
+		{"crl_url twice", global, "enroll {\n\tca {\n\t\tcrl_url http://a.example/ca.crl\n\t\tcrl_url http://b.example/ca.crl\n\t}\n}", "crl_url may appear only once"},
+	})
+	v, err := parseGlobalOption(caddyfile.NewTestDispenser("enroll {\n\tca {\n\t\tcrl_url http://a.example/ca.crl\n\t\tissuer_url http://a.example/ca.crt\n\t}\n}"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var app App
+	if err := json.Unmarshal(v.(httpcaddyfile.App).Value, &app); err != nil {
+		t.Fatal(err)
+	}
+	au := app.Authorities[profileModern]
+	if au == nil || !slices.Equal(au.CRLURLs, []string{"http://a.example/ca.crl"}) || !slices.Equal(au.IssuerURLs, []string{"http://a.example/ca.crt"}) {
+		t.Fatalf("authority %+v", au)
+	}
+	if err := (&Authority{CRLURLs: []string{"ftp://a.example/ca.crl"}}).validate(profileModern); err == nil {
+		t.Fatal("JSON crl_urls of ftp:// accepted")
 	}
 }
