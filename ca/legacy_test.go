@@ -420,7 +420,10 @@ func TestOSPToolkitValidatesLegacyCertificates(t *testing.T) {
 		t.Fatal("OSP Toolkit harness:", err) // the toolkit is there: its check must run
 	}
 	now := func() time.Time { return time.Now() } // the toolkit checks dates against the real clock
-	c, _, err := Open(context.Background(), NewMemStore(), Config{Profile: ProfileLegacy, Now: now}, "")
+	// with the CRL and CA certificate URLs a production site gives: the
+	// toolkit must take certificates with those extensions too
+	c, _, err := Open(context.Background(), NewMemStore(), Config{Profile: ProfileLegacy, Now: now,
+		CRLURLs: []string{"http://enroll.example.com/ca.crl"}, IssuerURLs: []string{"http://enroll.example.com/ca.crt"}}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
