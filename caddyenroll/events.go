@@ -1,6 +1,7 @@
 package caddyenroll
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,7 +69,16 @@ type notifier struct {
 	log     *zap.Logger
 	queue   chan queuedEvent
 	dropped atomic.Int64
-	stopped atomic.Bool
+	// stopped is set, under mu's write lock, when run has stopped taking
+	// events from the queue; notify checks it and queues under the read
+	// lock, so that an event is either queued before run drains the queue
+	// or emitted on its own after (checked, then queued once run had
+	// drained it, it was never emitted)
+	mu      sync.RWMutex
+	stopped bool
+	// beforeQueue, when set (tests), runs between notify's check of
+	// stopped and its queueing
+	beforeQueue func()
 }
 
 type queuedEvent struct {
@@ -94,9 +104,14 @@ func (n *notifier) notify(name string, data map[string]any) {
 		return
 	}
 	e := queuedEvent{name: name, data: data}
-	if n.stopped.Load() {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if n.stopped {
 		go n.emit(e)
 		return
+	}
+	if n.beforeQueue != nil {
+		n.beforeQueue()
 	}
 	select {
 	case n.queue <- e:
@@ -113,7 +128,9 @@ func (n *notifier) run(stop <-chan struct{}) {
 		case e := <-n.queue:
 			n.emit(e)
 		case <-stop:
-			n.stopped.Store(true)
+			n.mu.Lock() // waits for the notify queueing now
+			n.stopped = true
+			n.mu.Unlock()
 			for {
 				select {
 				case e := <-n.queue:

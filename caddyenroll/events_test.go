@@ -266,3 +266,30 @@ func TestEventOfLockout(t *testing.T) {
 		}
 	}
 }
+
+// An event notified while the app stops (a request of the config a
+// reload replaces, decided as its notifier drains the queue) is emitted:
+// queued after the drain, it was never emitted, nor counted as dropped.
+func TestEventNotifiedWhileStopping(t *testing.T) {
+	rec := new(eventRecorder)
+	n := newNotifier(rec, caddy.Context{}, zap.NewNop())
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { n.run(stop); close(done) }()
+	n.beforeQueue = func() { // checked not stopped: the app stops now
+		n.beforeQueue = nil
+		close(stop)
+		select { // until the drain ended, when it does not wait for this event
+		case <-done:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	n.notify(eventPending, map[string]any{"device": "gw1.example"})
+	if got := rec.waitFor(t, 1); got[0].name != eventPending || got[0].data["device"] != "gw1.example" {
+		t.Fatalf("emitted %v", got)
+	}
+	<-done
+	n.notify(eventIssued, nil) // after the stop: emitted on its own
+	if got := rec.waitFor(t, 2); got[1].name != eventIssued {
+		t.Fatalf("emitted after the stop: %v", got)
+	}
+}
