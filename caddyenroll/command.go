@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -433,8 +434,9 @@ func notJSON(uri string, body []byte) error {
 // address, as the admin listen option has it (host:port, unix//path), or
 // the http:// URL of the endpoint, which an operator copies from a browser
 // or curl, as its host:port (AdminAPIRequest read it as a network named
-// "http:"). An https:// URL is refused: the endpoint over TLS is remote
-// administration, whose client certificate the commands do not present.
+// "http:"), port 80 when the URL gives none. An https:// URL is refused:
+// the endpoint over TLS is remote administration, whose client
+// certificate the commands do not present.
 // So is a URL with more than a host (a path, a query, a user: the
 // commands would drop it), without echoing its password, and a network
 // address Caddy cannot parse (localhost:2019/config: "unknown network").
@@ -456,6 +458,8 @@ func adminListenAddress(addr string) (string, error) {
 		return "", fmt.Errorf("--address %s: give host:port, unix//path or http://host:port", u.Redacted())
 	case u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || (u.Path != "" && u.Path != "/") || u.Host == "":
 		return "", fmt.Errorf("--address %s: http://host:port, with no path, query or user", u.Redacted())
+	case u.Port() == "": // the URL's port, 80 (as a host alone it was port 0)
+		return net.JoinHostPort(u.Hostname(), "80"), nil
 	}
 	return u.Host, nil
 }

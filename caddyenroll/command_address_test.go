@@ -64,3 +64,29 @@ func TestAdminCommandAddresses(t *testing.T) {
 		}
 	}
 }
+
+// The address an --address is dialed at: a network address as given
+// (the admin listen option's forms: a unix socket with its permission
+// bits, a tcp4 or tcp6 network, an IPv6 literal), an http:// URL as its
+// host and port, the URL's port 80 when it gives none (taken alone,
+// "localhost" was dialed at port 0).
+func TestAdminListenAddress(t *testing.T) {
+	for _, c := range []struct{ address, want string }{
+		{"localhost:2019", "localhost:2019"},
+		{":2019", ":2019"},
+		{"[::1]:2019", "[::1]:2019"},
+		{"tcp4/127.0.0.1:2019", "tcp4/127.0.0.1:2019"},
+		{"tcp6/[::1]:2019", "tcp6/[::1]:2019"},
+		{"unix//run/caddy/admin.sock", "unix//run/caddy/admin.sock"},
+		{"unix//run/caddy/admin.sock|0660", "unix//run/caddy/admin.sock|0660"},
+		{"http://localhost:2019", "localhost:2019"},
+		{"http://[::1]:2019/", "[::1]:2019"},
+		{"http://localhost", "localhost:80"},
+		{"http://[::1]", "[::1]:80"},
+		{"http://127.0.0.1/", "127.0.0.1:80"},
+	} {
+		if got, err := adminListenAddress(c.address); err != nil || got != c.want {
+			t.Errorf("adminListenAddress(%q) = %q, %v; want %q", c.address, got, err, c.want)
+		}
+	}
+}
