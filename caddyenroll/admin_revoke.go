@@ -79,6 +79,8 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 		// certificate's record: read now, not at the next refresh, so
 		// that enrollment and OSP refuse what the CRL lists
 		ad.app.refreshAfterFailedRevocation(ctx)
+		// what was revoked before the failure is stored: its event too
+		ad.app.notifyRevoked("admin", "", device, revoked, reason)
 		return err
 	}
 	if reason == ca.ReasonKeyCompromise {
@@ -93,6 +95,7 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 			metrics.revoked.Add(float64(newly))
 			// the same key's other certificates may be revoked half-way
 			ad.app.refreshAfterFailedRevocation(ctx)
+			ad.app.notifyRevoked("admin", "", device, revoked, reason)
 			return apiErr(http.StatusInternalServerError, fmt.Errorf("certificates %s revoked, but not every other certificate of their keys: %w",
 				strings.Join(revoked, ", "), err))
 		}
@@ -268,14 +271,15 @@ func (ad *adminAPI) lookupSerial(ctx context.Context, serial string) ([]revocati
 // unmarks a device revoked by name. A name that is neither a device of
 // the file nor has any certificate is refused (404): a typo. It returns the
 // serials revoked, how many of them were not revoked before and, when the
-// unmark waits in storage for the file (deferMark), why (else nil).
+// unmark waits in storage for the file (deferMark), why (else nil); with
+// an error, those revoked before it (stored: their event is emitted).
 func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []revocationHit, reason int) (revoked []string, newly int, deferred error, err error) {
 	for _, h := range hits {
 		// h.rec was read before the device's lock: another revocation of
 		// it meanwhile counted it already
 		fresh, err := ad.app.cas[h.profile].RevokeSerial(ctx, body.Serial, reason)
 		if err != nil {
-			return nil, 0, nil, apiErr(http.StatusInternalServerError, err)
+			return revoked, newly, nil, apiErr(http.StatusInternalServerError, err)
 		}
 		ad.app.noteRevoked(h.profile, "", []string{h.rec.Serial}, false)
 		revoked = append(revoked, h.rec.Serial)
@@ -327,7 +331,7 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 		}
 		serials, err := c.RevokeDevice(ctx, body.Device, reason, "")
 		if err != nil {
-			return nil, 0, nil, apiErr(http.StatusInternalServerError, err)
+			return revoked, newly, nil, apiErr(http.StatusInternalServerError, err)
 		}
 		ad.app.noteRevoked(profile, "", serials, false)
 		revoked = append(append(revoked, serials...), rereasoned...)
@@ -337,7 +341,7 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 	if err != nil {
 		// the revocation stands: say so, lest the operator take the
 		// whole request as failed
-		return nil, 0, nil, apiErr(http.StatusInternalServerError, fmt.Errorf("certificates of %s revoked (%s), but its enrolled flag is still set: %w",
+		return revoked, newly, nil, apiErr(http.StatusInternalServerError, fmt.Errorf("certificates of %s revoked (%s), but its enrolled flag is still set: %w",
 			body.Device, strings.Join(revoked, ", "), err))
 	}
 	ad.log.Info("device certificates revoked", zap.String("device", body.Device), zap.Strings("serials", revoked))

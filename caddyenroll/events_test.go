@@ -10,10 +10,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -291,5 +294,47 @@ func TestEventNotifiedWhileStopping(t *testing.T) {
 	n.notify(eventIssued, nil) // after the stop: emitted on its own
 	if got := rec.waitFor(t, 2); got[1].name != eventIssued {
 		t.Fatalf("emitted after the stop: %v", got)
+	}
+}
+
+// deviceRecordFailStorage fails, while fail is set, the stores of device
+// records (a full disk after the revocation's writes).
+type deviceRecordFailStorage struct {
+	certmagic.Storage
+	fail *atomic.Bool
+}
+
+func (s deviceRecordFailStorage) Store(ctx context.Context, key string, value []byte) error {
+	if s.fail.Load() && strings.HasPrefix(key, path.Join(statePrefix, "devices")+"/") {
+		return errFull(key)
+	}
+	return s.Storage.Store(ctx, key, value)
+}
+
+// An administrator's revocation that fails after revoking (forget_ids
+// could not store the device's record: the answer is 500) still emits
+// enroll_revoked for the certificates it revoked, which the CRL lists:
+// an audit trail missed them.
+func TestEventOfAdminRevocationFailedAfter(t *testing.T) {
+	keepPendingCount(t)
+	fail := new(atomic.Bool)
+	st := deviceRecordFailStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, fail: fail}
+	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
+	rec := notifying(t, h.app)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if ans := enrollAs(t, h, wire.OpRequest, "ops", "gw1.example", key); ans.Status != wire.StatusOK {
+		t.Fatalf("issuance: status %d (%s)", ans.Status, ans.Error)
+	}
+	issued := rec.waitFor(t, 1)[0]
+	fail.Store(true)
+	ad := &adminAPI{app: h.app, log: zap.NewNop()}
+	code, body, _ := adminDoBody(t, ad, "POST", "/enroll/revoke", `{"device": "gw1.example", "forget_ids": true}`)
+	if code != http.StatusInternalServerError || !strings.Contains(body, "ids are not forgotten") {
+		t.Fatalf("revoke with the device record not storable: %d %s", code, body)
+	}
+	got := rec.waitFor(t, 2)[1]
+	if serials, _ := got.data["serials"].([]string); got.name != eventRevoked || !slices.Equal(serials, []string{issued.data["serial"].(string)}) ||
+		got.data["by"] != "admin" {
+		t.Fatalf("event %s %v, want enroll_revoked of %v", got.name, got.data, issued.data["serial"])
 	}
 }
