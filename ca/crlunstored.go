@@ -2,6 +2,8 @@ package ca
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"time"
 )
 
@@ -22,17 +24,23 @@ import (
 // another instance sharing the storage, which do not know the numbers of
 // CRLs signed without storage, still number theirs above while their
 // clocks move forward. Only a clock stepped back by more than the time
-// between the two could give a number again, to a CRL that lists the same
-// revocations (none can be made while the storage cannot be written)
-// unless one was made in between. Persisting the number is what cannot be
+// between the two, or another instance's clock behind by more than that
+// (instances may differ by 5 minutes), could give a lower number, or the
+// same, to a CRL that lists the same revocations (none can be made while
+// the storage cannot be written) unless one was made in between. Persisting the number is what cannot be
 // done; serving no CRL, or the stored one, would hide the revocation from
 // everyone instead.
 
 // nextCRLNumber is the number of a CRL signed at now after one numbered
 // last: above it, and at least now in nanoseconds since 1970 (an int64
-// holds them until 2262; the 20 octets RFC 5280 allows hold 8).
-func nextCRLNumber(last int64, now time.Time) int64 {
-	return max(last+1, now.UnixNano())
+// holds them until 2262; the 20 octets RFC 5280 allows hold 8). After the
+// greatest int64 (a crl.json written by hand, or a clock set centuries
+// ahead) there is none: last+1 would wrap to a number below every other.
+func nextCRLNumber(last int64, now time.Time) (int64, error) {
+	if last == math.MaxInt64 {
+		return 0, fmt.Errorf("ca: no CRL number after %d, the greatest this CA stores", last)
+	}
+	return max(last+1, now.UnixNano()), nil
 }
 
 // unstoredCRL is a CRL signed while storage failed.
@@ -46,14 +54,18 @@ type unstoredCRL struct {
 
 // numbered runs store, which signs and stores a CRL's number, with the
 // number after stored (the stored CRL's) and after any CRL this process
-// signed without storing it (nextCRLNumber at now). It holds their lock throughout: a CRL
-// signed meanwhile without storage (a lock or write of another caller
-// failed) would read the stored number before store writes it, and take
-// the same number for another CRL.
+// signed without storing it (nextCRLNumber at now). It holds their lock
+// throughout: a CRL signed meanwhile without storage (a lock or write of
+// another caller failed) would read the stored number before store writes
+// it, and take the same number for another CRL.
 func (m *CRLCache) numbered(stored int64, now time.Time, store func(number int64) error) error {
 	m.unstoredMu.Lock()
 	defer m.unstoredMu.Unlock()
-	return store(nextCRLNumber(max(stored, m.unstoredMax), now))
+	number, err := nextCRLNumber(max(stored, m.unstoredMax), now)
+	if err != nil {
+		return err
+	}
+	return store(number)
 }
 
 // unstoredCRL returns a CRL listing the revoked set of now, signed in
@@ -77,7 +89,10 @@ func (c *CA) unstoredCRL(ctx context.Context) []byte {
 		!now.Before(u.signed) && now.Before(u.signed.Add(c.cfg.CRLValidity/2)) {
 		return u.der
 	}
-	number := nextCRLNumber(max(meta.Number, m.unstoredMax), c.cfg.Now())
+	number, err := nextCRLNumber(max(meta.Number, m.unstoredMax), c.cfg.Now())
+	if err != nil {
+		return nil
+	}
 	der, _, err := c.signCRL(rf, serials, now, number)
 	if err != nil {
 		return nil

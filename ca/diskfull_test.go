@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"io/fs"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -249,5 +250,30 @@ func TestCRLNumberAfterRestartOnFullDisk(t *testing.T) {
 	crl := crlOf(t, restarted(f.now.Add(2*time.Second)).CRL)
 	if crl.Number.Cmp(served.Number) <= 0 || len(crl.RevokedCertificateEntries) != 2 {
 		t.Fatalf("stored after a restart: number %v, %d entries; want above %v, 2", crl.Number, len(crl.RevokedCertificateEntries), served.Number)
+	}
+}
+
+// CRL numbers are above the last one and at least the signing time in
+// nanoseconds; after the greatest int64 there is none (it wrapped to the
+// signing time, below the last number).
+func TestNextCRLNumber(t *testing.T) {
+	now := time.Date(2026, 11, 28, 1, 2, 3, 4, time.UTC)
+	for _, c := range []struct {
+		name string
+		last int64
+		now  time.Time
+		want int64 // 0: refused
+	}{
+		{"first", 0, now, now.UnixNano()},
+		{"after an older one", now.UnixNano() - 1000, now, now.UnixNano()},
+		{"same clock", now.UnixNano(), now, now.UnixNano() + 1},
+		{"clock behind the last", now.UnixNano() + 5*int64(time.Minute), now, now.UnixNano() + 5*int64(time.Minute) + 1},
+		{"clock before 1970", 0, time.Unix(-10, 0), 1},
+		{"greatest", math.MaxInt64, now, 0},
+	} {
+		got, err := nextCRLNumber(c.last, c.now)
+		if c.want == 0 && err == nil || c.want != 0 && (err != nil || got != c.want) {
+			t.Errorf("%s: nextCRLNumber(%d, %v) = %d, %v; want %d", c.name, c.last, c.now, got, err, c.want)
+		}
 	}
 }
