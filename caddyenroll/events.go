@@ -35,10 +35,11 @@ const (
 	// not_after (RFC 3339), account, customer, device_id
 	eventIssued = "enroll_issued"
 	// a pending request was rejected (by an administrator, or superseded):
-	// device, request, profile, reason
+	// device, request, profile, account, customer, device_id, reason
 	eventRejected = "enroll_rejected"
 	// certificates were revoked: device, profile (empty for an
-	// administrator's revocation, which may span both), serials, reason
+	// administrator's revocation, which may span both), serials (a
+	// []string, which the placeholder renders "[1A2B 3C4D]"), reason
 	// (the RFC 5280 code), reason_text, by (admin, superseded: the device
 	// enrolled again, disabled: the file disabled or removed the device,
 	// key_compromise: its key was revoked for key compromise meanwhile)

@@ -338,3 +338,18 @@ func TestEventOfAdminRevocationFailedAfter(t *testing.T) {
 		t.Fatalf("event %s %v, want enroll_revoked of %v", got.name, got.data, issued.data["serial"])
 	}
 }
+
+// The placeholders of the data, as Caddy's events app gives them to a
+// handler (caddy-events-exec's arguments): the README says how the list
+// of serials and the reason code read.
+func TestEventDataPlaceholders(t *testing.T) {
+	data := map[string]any{"serials": []string{"1A2B", "3C4D"}, "reason": 1, "reason_text": "keyCompromise"}
+	repl := caddy.NewReplacer()
+	repl.Map(func(key string) (any, bool) {
+		v, ok := data[strings.TrimPrefix(key, "event.data.")]
+		return v, ok
+	})
+	if got := repl.ReplaceAll("{event.data.serials} {event.data.reason} {event.data.reason_text}", ""); got != "[1A2B 3C4D] 1 keyCompromise" {
+		t.Fatalf("placeholders read %q", got)
+	}
+}
