@@ -479,6 +479,8 @@ func notAdminNetworkAddress(addr string) string {
 		return "unknown network " + strconv.Quote(na.Network)
 	case na.StartPort == 0:
 		return "no port"
+	case na.PortRangeSize() > 1: // which the admin listen refuses too
+		return "a port range"
 	}
 	return ""
 }
