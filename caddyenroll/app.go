@@ -592,9 +592,7 @@ func (a *App) Start() error {
 		return err
 	}
 	a.checkCAExpiry()
-	if a.events != nil {
-		a.background(func() { a.events.run(a.stop) })
-	}
+	a.startNotifier()
 	a.background(func() { a.every(caExpiryCheckInterval, a.checkCAExpiry) })
 	a.background(func() {
 		// the markers first (one listing): the total bound counts from it

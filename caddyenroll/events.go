@@ -117,7 +117,19 @@ func (n *notifier) notify(name string, data map[string]any) {
 	select {
 	case n.queue <- e:
 	default:
-		n.dropped.Add(1)
+		if n.dropped.Add(1) == 1 { // the count follows at the next event
+			n.log.Warn("events dropped: their handlers are too slow", zap.Int("queue", eventQueueSize))
+		}
+	}
+}
+
+// startNotifier starts emitting the queued events until the app stops.
+// Stop does not wait for it, nor for the events queued then, which it
+// emits before it ends: handlers do not write to the app's storage, and a
+// slow one must not hold up a reload.
+func (a *App) startNotifier() {
+	if a.events != nil {
+		go a.events.run(a.stop)
 	}
 }
 
@@ -152,10 +164,10 @@ func (n *notifier) emit(e queuedEvent) {
 	recovered(n.log, func() { n.events.Emit(n.ctx, e.name, e.data) })
 }
 
-// reportDropped logs the events dropped since it last did.
+// reportDropped logs how many events were dropped since it last did.
 func (n *notifier) reportDropped() {
 	if d := n.dropped.Swap(0); d > 0 {
-		n.log.Warn("events dropped: their handlers are too slow", zap.Int64("dropped", d), zap.Int("queue", eventQueueSize))
+		n.log.Warn("events dropped: their handlers were too slow", zap.Int64("dropped", d), zap.Int("queue", eventQueueSize))
 	}
 }
 

@@ -23,6 +23,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
@@ -351,5 +353,38 @@ func TestEventDataPlaceholders(t *testing.T) {
 	})
 	if got := repl.ReplaceAll("{event.data.serials} {event.data.reason} {event.data.reason_text}", ""); got != "[1A2B 3C4D] 1 keyCompromise" {
 		t.Fatalf("placeholders read %q", got)
+	}
+}
+
+// A handler stuck on an event does not hold up the app's Stop (a reload):
+// Stop waited for it, up to its 5 s bound. The events queued are still
+// emitted once it returns, and the first one dropped is warned of at once
+// (the count followed only at the next event emitted).
+func TestStuckEventHandlerDoesNotHoldStop(t *testing.T) {
+	core, logs := observer.New(zapcore.WarnLevel)
+	a := &App{log: zap.New(core), bg: new(backgroundWork), stop: make(chan struct{}), stopOnce: new(sync.Once), bgCancel: func() {}}
+	rec := &eventRecorder{block: make(chan struct{})}
+	a.events = newNotifier(rec, caddy.Context{}, a.log)
+	a.events.queue = make(chan queuedEvent, 1)
+	a.startNotifier()
+	a.events.notify(eventPending, map[string]any{"n": 1}) // taken by the stuck handler
+	for len(a.events.queue) > 0 {
+		time.Sleep(time.Millisecond)
+	}
+	a.events.notify(eventPending, map[string]any{"n": 2}) // queued
+	a.events.notify(eventPending, map[string]any{"n": 3}) // dropped
+	if logs.FilterMessage("events dropped: their handlers are too slow").Len() != 1 {
+		t.Fatalf("no warning at the first event dropped: %v", logs.All())
+	}
+	stopped := make(chan struct{})
+	go func() { _ = a.Stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(stopWait / 2):
+		t.Fatal("Stop waits for a stuck events handler")
+	}
+	close(rec.block)
+	if got := rec.waitFor(t, 2); len(got) != 2 || got[1].data["n"] != 2 {
+		t.Fatalf("emitted %v, want the events 1 and 2", got)
 	}
 }
