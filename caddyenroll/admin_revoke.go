@@ -65,7 +65,6 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 		// by the file's spelling, as enrollment reads the record: one not
 		// in normal form has a copy where earlier versions keep it
 		if forgot, err = ad.app.state.forgetIDs(ctx, ad.app.fileName(device)); err != nil {
-			metrics.revoked.Add(float64(newly))
 			err = apiErr(http.StatusInternalServerError, fmt.Errorf("certificates of %s revoked (%s), but its ids are not forgotten: %w",
 				device, strings.Join(revoked, ", "), err))
 		} else if forgot {
@@ -79,7 +78,9 @@ func (ad *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 		// certificate's record: read now, not at the next refresh, so
 		// that enrollment and OSP refuse what the CRL lists
 		ad.app.refreshAfterFailedRevocation(ctx)
-		// what was revoked before the failure is stored: its event too
+		// what was revoked before the failure is stored: counted, and its
+		// event emitted
+		metrics.revoked.Add(float64(newly))
 		ad.app.notifyRevoked("admin", "", device, revoked, reason)
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -330,9 +331,13 @@ func TestEventOfAdminRevocationFailedAfter(t *testing.T) {
 	issued := rec.waitFor(t, 1)[0]
 	fail.Store(true)
 	ad := &adminAPI{app: h.app, log: zap.NewNop()}
+	counted := promtest.ToFloat64(metrics.revoked)
 	code, body, _ := adminDoBody(t, ad, "POST", "/enroll/revoke", `{"device": "gw1.example", "forget_ids": true}`)
 	if code != http.StatusInternalServerError || !strings.Contains(body, "ids are not forgotten") {
 		t.Fatalf("revoke with the device record not storable: %d %s", code, body)
+	}
+	if n := promtest.ToFloat64(metrics.revoked) - counted; n != 1 {
+		t.Errorf("%v revocations counted, want 1", n)
 	}
 	got := rec.waitFor(t, 2)[1]
 	if serials, _ := got.data["serials"].([]string); got.name != eventRevoked || !slices.Equal(serials, []string{issued.data["serial"].(string)}) ||
