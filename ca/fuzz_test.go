@@ -2,16 +2,21 @@ package ca
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 )
@@ -157,6 +162,44 @@ func FuzzNormalizeDevice(f *testing.F) {
 			if l == "" || len(l) > 63 || strings.Trim(l, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != "" || l[0] == '-' || l[len(l)-1] == '-' {
 				t.Fatalf("%q: accepted as %q, label %q", device, name, l)
 			}
+		}
+	})
+}
+
+// FuzzCheckPublishURL: a URL accepted for a certificate's CRL distribution
+// points or caIssuers is printable ASCII, an absolute http(s) URL with a
+// host and nothing after the path, and x509 writes it into a certificate
+// that parses back with the same URL.
+func FuzzCheckPublishURL(f *testing.F) {
+	for _, s := range []string{"http://enroll.example.com/ca.crl", "https://[2001:db8::1]:8443/ca.crt", "HTTP://a.example",
+		"http://a.example/%41", "ldap://a.example/x", "http://u@a.example/", "http://a.example/?", "http://a.example/#", "http://:80/",
+		"http://a.example/ c", "http://é.example/", "//a.example/ca.crl", ""} {
+		f.Add(s)
+	}
+	c := sharedCA(f, Config{})
+	f.Fuzz(func(t *testing.T, u string) {
+		if CheckPublishURL(u) != nil {
+			return
+		}
+		p, err := url.Parse(u)
+		if err != nil || p.Host == "" || p.User != nil || p.RawQuery != "" || p.Fragment != "" || strings.ContainsAny(u, " \t\r\n") ||
+			(!strings.EqualFold(p.Scheme, "http") && !strings.EqualFold(p.Scheme, "https")) {
+			t.Fatalf("%q accepted: %+v %v", u, p, err)
+		}
+		for i := 0; i < len(u); i++ {
+			if u[i] < 0x21 || u[i] > 0x7e {
+				t.Fatalf("%q accepted with byte %#x", u, u[i])
+			}
+		}
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: testNow, NotAfter: testNow.Add(time.Hour),
+			CRLDistributionPoints: []string{u}, IssuingCertificateURL: []string{u}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, c.issuer, c.signer.Public(), c.signer)
+		if err != nil {
+			t.Fatalf("%q: %v", u, err)
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil || len(cert.CRLDistributionPoints) != 1 || cert.CRLDistributionPoints[0] != u || cert.IssuingCertificateURL[0] != u {
+			t.Fatalf("%q: parsed back %v %v", u, cert, err)
 		}
 	})
 }
