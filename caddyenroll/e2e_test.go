@@ -65,7 +65,7 @@ func passwordHash(t *testing.T) string {
 type serverOpts struct {
 	approval  string
 	unknown   string
-	extra     string   // more lines for the global enroll block
+	extra     string   // more lines for the global enroll block (HTTP_ADDR: the http site's address)
 	handler   string   // lines for the enroll handler of the two sites
 	conf      string   // configuration file contents; default Table 7
 	sites     string   // more site blocks
@@ -103,6 +103,7 @@ func startServer(t *testing.T, o serverOpts) *server {
 	admin := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	tlsAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	o.extra = strings.ReplaceAll(o.extra, "HTTP_ADDR", httpAddr)
 	caddyfile := fmt.Sprintf(`{
 	admin %s
 	local_certs
