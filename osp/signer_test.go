@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"sync"
 	"testing"
@@ -76,6 +77,14 @@ func TestVerifySignerUsage(t *testing.T) {
 		{"serverAuth", signer(eku(x509.ExtKeyUsageServerAuth)), nil, ErrTokenSignerUsage, false},
 		{"codeSigning", signer(eku(x509.ExtKeyUsageCodeSigning)), nil, ErrTokenSignerUsage, false},
 		{"keyEncipherment only", signer(func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageKeyEncipherment }), nil, ErrTokenSignerUsage, false},
+		// KeyUsage is checked only when present; contentCommitment
+		// (nonRepudiation) is a signing usage too
+		{"no KeyUsage", signer(func(c *x509.Certificate) { c.KeyUsage = 0 }), nil, nil, false},
+		{"contentCommitment only", signer(func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageContentCommitment }), nil, nil, false},
+		// an ExtKeyUsage of OIDs crypto/x509 does not name is still one
+		{"unknown EKU only", signer(func(c *x509.Certificate) {
+			c.UnknownExtKeyUsage = []asn1.ObjectIdentifier{{1, 3, 6, 1, 4, 1, 99999, 1}}
+		}), nil, ErrTokenSignerUsage, false},
 		{"pinned", p.signer, pinOurs, nil, false},
 		{"pinned among others", p.signer, [][32]byte{fingerprint(smime.Cert), pinOurs[0]}, nil, false},
 		{"not pinned", smime, pinOurs, ErrTokenSignerPin, false},
