@@ -2,6 +2,10 @@ package osp
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -468,6 +472,14 @@ func TestTokenSignerCheck(t *testing.T) {
 		return mustCert(t, tmpl, p.ca, p.caKey, key)
 	}
 	rsaKey := mustRSAKey(t)
+	rsa1024, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p224, err := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		s    *TokenSigner
@@ -478,15 +490,22 @@ func TestTokenSignerCheck(t *testing.T) {
 		{"clientAuth-only EKU", &TokenSigner{Cert: mk(func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth} }), Key: key}, false},
 		{"keyEncipherment only", &TokenSigner{Cert: mk(func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageKeyEncipherment }), Key: key}, false},
 		{"expired", &TokenSigner{Cert: mk(func(c *x509.Certificate) { c.NotAfter = testNow.Add(-time.Hour) }), Key: key}, false},
+		{"not yet valid", &TokenSigner{Cert: mk(func(c *x509.Certificate) { c.NotBefore = testNow.Add(time.Hour) }), Key: key}, false},
+		{"RSA 1024", &TokenSigner{Cert: mustCert(t, tokenCertTemplate("rsa1024"), p.ca, p.caKey, rsa1024), Key: rsa1024}, false},
+		{"P-224", &TokenSigner{Cert: mustCert(t, tokenCertTemplate("p224"), p.ca, p.caKey, p224), Key: p224}, false},
 		{"key mismatch", &TokenSigner{Cert: mk(func(*x509.Certificate) {}), Key: mustKey(t)}, false},
 		{"no key", &TokenSigner{Cert: p.signer.Cert}, false},
 		{"nil", nil, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.s.Check(p.roots, testNow)
-			if (err == nil) != tc.ok {
-				t.Fatalf("Check: %v", err)
+			// without roots too: the chain check must not be what
+			// refuses a certificate out of its validity
+			for _, roots := range []*x509.CertPool{p.roots, nil} {
+				err := tc.s.Check(roots, testNow)
+				if (err == nil) != tc.ok {
+					t.Fatalf("Check (roots %v): %v", roots != nil, err)
+				}
 			}
 		})
 	}
