@@ -150,3 +150,31 @@ func TestTransactionIDsFor(t *testing.T) {
 		t.Error("a nil maker makes a maker, a tag or recognizes an id")
 	}
 }
+
+// The id format is shared by every instance holding the key, whatever its
+// version: a source's tag is the first 24 bits of HMAC-SHA256(source)
+// under HMAC-SHA256(key, "osp transaction source tags"), the MAC those of
+// HMAC-SHA256(key, r as 8 bytes big-endian). Values computed apart (Python
+// hmac).
+func TestTransactionIDsKnownAnswer(t *testing.T) {
+	ids, _ := NewTransactionIDs(bytes.Repeat([]byte{7}, TransactionKeySize))
+	const r = 0x1234567
+	for _, tc := range []struct {
+		name      string
+		got, want uint64
+	}{
+		{"tag of gw1.example", uint64(ids.Tag("gw1.example")), 0x79e020},
+		{"MAC of r", ids.mac(r), 0xaa8f71},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: %#x, want %#x", tc.name, tc.got, tc.want)
+		}
+	}
+	id := uint64(r)<<txMACBits | (0xaa8f71 ^ 0x79e020)
+	if !ids.For("gw1.example").Issued(id) {
+		t.Errorf("id %#x not recognized for gw1.example", id)
+	}
+	if tag, ok := ids.SourceOf(id); !ok || tag != 0x79e020 {
+		t.Errorf("SourceOf(%#x) = %#x, %v", id, tag, ok)
+	}
+}
