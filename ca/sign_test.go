@@ -434,13 +434,15 @@ func TestNormalizeDevice(t *testing.T) {
 		"::ffff:192.0.2.1":  "192.0.2.1",
 		"localhost":         "localhost",
 		"1a.example.1b":     "1a.example.1b",
+		// 253 characters, the longest DNS name
+		strings.Repeat("a.", 126) + "a": strings.Repeat("a.", 126) + "a",
 	} {
 		got, _, err := NormalizeDevice(in)
 		if err != nil || got != want {
 			t.Errorf("NormalizeDevice(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", ".", "a..b", "-a.com", "a-.com", "a b", "a_b.com", "*.a.com", "134217728", "127.1", "10.0.0.256", "gw.example.42.", strings.Repeat("a", 64) + ".com", strings.Repeat("a.", 127) + "ab"} {
+	for _, bad := range []string{"", ".", "a..b", "-a.com", "a-.com", "a b", "a_b.com", "*.a.com", "134217728", "127.1", "10.0.0.256", "gw.example.42.", strings.Repeat("a", 64) + ".com", strings.Repeat("a.", 127) + "ab", strings.Repeat("a.", 126) + "ab"} {
 		if _, _, err := NormalizeDevice(bad); !errors.Is(err, ErrBadDeviceName) {
 			t.Errorf("NormalizeDevice(%q): %v", bad, err)
 		}
