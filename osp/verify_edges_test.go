@@ -113,9 +113,9 @@ func finishWithCertificates(t *testing.T, sd, other *pkcs7.SignedData) []byte {
 	return der
 }
 
-// A token must have exactly one signer, and one that embeds certificates
-// must embed its signer's: a CA-signed token carrying another certificate
-// is not taken as CA-signed.
+// A token must have exactly one signer and some content, and one that
+// embeds certificates must embed its signer's: a CA-signed token carrying
+// another certificate is not taken as CA-signed.
 func TestVerifySignerForm(t *testing.T) {
 	p := testPKI(t)
 	content := mustEncode(t, edgeInfo(testNow))
@@ -160,6 +160,9 @@ func TestVerifySignerForm(t *testing.T) {
 	}{
 		{"two signers, no certificates", twoNoCerts},
 		{"CA-signed, embeds another certificate", foreign},
+		// a valid signature of nothing is no token
+		{"empty content", mustSign(t, p.signer, []byte{})},
+		{"CA-signed, empty content", mustSign(t, caSigner(p), []byte{})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := pkcs7.Parse(tc.token); err != nil {
