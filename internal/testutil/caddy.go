@@ -198,6 +198,13 @@ func StartCaddyBinary(t testing.TB, bin, dir, caddyfile, adminAddr string, waitA
 		c.Kill()
 		if t.Failed() {
 			t.Logf("caddy logs:\n%s", tail(c.logs.String(), 8000))
+			// CADDY_TEST_LOGS names a folder to keep a failed test's whole log in
+			if keep := os.Getenv("CADDY_TEST_LOGS"); keep != "" {
+				name := filepath.Join(keep, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+".log")
+				if err := os.WriteFile(name, []byte(c.logs.String()), 0o600); err == nil {
+					t.Logf("caddy's whole log: %s", name)
+				}
+			}
 		}
 	})
 	return c
