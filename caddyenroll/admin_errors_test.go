@@ -140,7 +140,16 @@ func TestAdminRevokeWithAnInvalidFile(t *testing.T) {
 	if revoked, err := c.IsRevoked(ctx, is.Serial); err != nil || !revoked {
 		t.Errorf("certificate not revoked (%v)", err)
 	}
-	// gw2 enrolls again meanwhile: its current certificate is good
+	// gw2 enrolls again meanwhile: its record names a new certificate, good
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw2.example"}}, key)
+	again, err := c.Issue(ctx, csr, "gw2.example", ca.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.state.putDevice(ctx, &DeviceRecord{Device: "gw2.example", Profile: profileModern, Serial: again.Serial}); err != nil {
+		t.Fatal(err)
+	}
 	a.noteRevoked(profileModern, "gw2.example", nil, false)
 
 	if a.applyDeferredMarks(ctx) {

@@ -1,6 +1,7 @@
 package caddyenroll
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,6 +42,21 @@ type markBatcher struct {
 // file was unavailable). It is the process's, not a config's: a mark the
 // previous config defers after a reload is the new config's to apply.
 var marksDeferred atomic.Bool
+
+// applyingDeferredMarks counts the applications of kept marks under way
+// (applyDeferredMarks) in the process.
+var applyingDeferredMarks atomic.Int32
+
+// marksMayWait tells that a kept mark may be written to the file at any
+// moment: then the shortcuts that skip an edit because the version in
+// force already has the device's flag as wanted (markEnrolled,
+// unmarkRevoked) must not be taken. A kept unmark, read while the
+// device's certificate was revoked, would clear the flag after an
+// issuance had found it set and skipped its mark (and a kept mark set it
+// after a revocation had found it clear): the device held a valid
+// certificate and was not marked enrolled. Edits serialize on the file's
+// lock, and a batch re-checks each mark there (applyMarkBatch).
+func marksMayWait() bool { return marksDeferred.Load() || applyingDeferredMarks.Load() > 0 }
 
 // mark is one device to mark enrolled. Add is set for an approved device
 // that the file did not list: it is added to Group. A listed device that
@@ -125,6 +141,14 @@ func (a *App) applyMarkBatch(batch []mark) ([]markOutcome, []error) {
 		changed := false
 		fc := a.fileCryptoOf(f)
 		for i, m := range batch {
+			if !a.markHolds(ctx, m) {
+				// the device's certificate was revoked (or, for an
+				// unmark, it enrolled again) since the mark was made,
+				// and the edit that did it may have found the flag
+				// already as it wanted and skipped
+				outcomes[i] = markMoot
+				continue
+			}
 			if !m.Unmark && (fc.other[m.Profile] || m.Profile == "" && len(fc.other) > 0) {
 				// a certificate of a CA the file no longer names: its device
 				// is not enrolled with the file's (a cluster renewing its CA)
@@ -167,6 +191,7 @@ const (
 	markWritten                     // the flag set or cleared, or the device added
 	markNoDevice                    // nothing: the device is not in the file (and is not to be added)
 	markOtherCA                     // not marked enrolled (an approved device added): the file names another CA
+	markMoot                        // nothing: the mark no longer holds (the device's certificate revoked, or for an unmark the device enrolled again)
 )
 
 // markIn marks one device in f and reports what it did (f changed with
@@ -208,7 +233,7 @@ func addDevice(f *configfile.File, m mark, enrolled bool) error {
 func (a *App) markEnrolled(ctx context.Context, device, group, profile string, add bool) error {
 	// nothing to write, unless the file changed since it was parsed (an
 	// operator may have removed the flag): the edit reads that version
-	if d := a.cfg.device(device); d.Known && d.Enrolled && a.cfg.current() {
+	if d := a.cfg.device(device); d.Known && d.Enrolled && a.cfg.current() && !marksMayWait() {
 		return nil
 	}
 	m := mark{Device: device, Group: group, Add: add, Profile: profile}
@@ -265,11 +290,13 @@ func legacyDeferredMarkKey(device string) string {
 // applyDeferredMarks applies the marks kept while the file was unavailable.
 // It reports whether none is left.
 func (a *App) applyDeferredMarks(ctx context.Context) bool {
+	applyingDeferredMarks.Add(1) // before the marks are read (marksMayWait)
+	defer applyingDeferredMarks.Add(-1)
 	keys, err := a.state.list(ctx, path.Join(statePrefix, "unmarked"))
 	if err != nil || len(keys) == 0 {
 		return err == nil
 	}
-	batch, from, left := a.loadDeferredMarks(ctx, keys)
+	batch, from, loaded, left := a.loadDeferredMarks(ctx, keys)
 	if len(batch) == 0 {
 		return left == 0
 	}
@@ -287,6 +314,8 @@ func (a *App) applyDeferredMarks(ctx context.Context) bool {
 			a.log.Info("deferred mark dropped: the device is not in the configuration file (any more)",
 				zap.String("device", m.Device), zap.Bool("unmark", m.Unmark))
 		case outcomes[i] == markOtherCA: // logged at WARN
+		case outcomes[i] == markMoot:
+			a.log.Info("deferred mark dropped: "+mootWhy(m), zap.String("device", m.Device), zap.Bool("unmark", m.Unmark))
 		case outcomes[i] == markAsWanted:
 			what := "enrolled"
 			if m.Unmark {
@@ -297,18 +326,59 @@ func (a *App) applyDeferredMarks(ctx context.Context) bool {
 		default:
 			a.log.Info("device marked (deferred)", zap.String("device", m.Device), zap.Bool("enrolled", !m.Unmark))
 		}
-		if err := a.storage.Delete(ctx, from[i]); err != nil {
+		if !a.deleteIfUnchanged(ctx, from[i], loaded[i]) {
 			left++
 		}
 	}
 	return left == 0
 }
 
+// deleteIfUnchanged deletes the kept mark at key if it is still the one
+// read (b): a mark kept since (the device revoked, or enrolled, while the
+// file was unavailable again) replaced it there, and is left for the next
+// application. It reports whether the key is gone.
+func (a *App) deleteIfUnchanged(ctx context.Context, key string, b []byte) bool {
+	now, err := a.storage.Load(ctx, key)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return true
+	case err != nil || !bytes.Equal(now, b):
+		return false
+	}
+	return a.storage.Delete(ctx, key) == nil
+}
+
+// markHolds reports whether m still holds: an enrolled mark while the
+// device's current certificate is not revoked; an unmark while the device
+// has no current certificate that is not revoked (it did not enroll again
+// since; a device of the file with no certificate, imported enrolled, is
+// unmarked too). A device record storage cannot read leaves the unmark
+// to the revocation state in memory.
+func (a *App) markHolds(ctx context.Context, m mark) bool {
+	if !m.Unmark {
+		return a.eligible(m.Device)
+	}
+	rec, err := a.readDeviceRecord(ctx, a.fileName(m.Device))
+	if err != nil {
+		return !a.eligible(m.Device)
+	}
+	return rec == nil || rec.Serial == "" || a.serialRevoked(rec.Profile, rec.Serial)
+}
+
+// mootWhy says why a kept mark no longer holds.
+func mootWhy(m mark) string {
+	if m.Unmark {
+		return "the device enrolled again meanwhile"
+	}
+	return "the device's certificate was revoked meanwhile"
+}
+
 // loadDeferredMarks reads the kept marks at keys: the batch to apply, the
-// key of each, and how many storage failed to read (left for later). Those
-// that no longer apply (the device's certificate revoked, or the device
-// enrolled again, since) and those that do not decode are deleted.
-func (a *App) loadDeferredMarks(ctx context.Context, keys []string) (batch []mark, from []string, left int) {
+// key and bytes of each, and how many storage failed to read (left for
+// later). Those that no longer apply (markHolds: the device's certificate
+// revoked, or the device enrolled again, since) and those that do not
+// decode are deleted.
+func (a *App) loadDeferredMarks(ctx context.Context, keys []string) (batch []mark, from []string, loaded [][]byte, left int) {
 	for _, k := range keys {
 		if !strings.HasSuffix(k, ".json") {
 			continue // the temporary file of a mark being stored (deleting it would fail that store)
@@ -327,16 +397,12 @@ func (a *App) loadDeferredMarks(ctx context.Context, keys []string) (batch []mar
 			_ = a.storage.Delete(ctx, k)
 			continue
 		}
-		if eligible := a.eligible(m.Device); eligible == m.Unmark {
-			why := "the device's certificate was revoked meanwhile"
-			if m.Unmark {
-				why = "the device enrolled again meanwhile"
-			}
-			a.log.Info("deferred mark dropped: "+why, zap.String("device", m.Device), zap.Bool("unmark", m.Unmark))
-			_ = a.storage.Delete(ctx, k)
+		if !a.markHolds(ctx, m) {
+			a.log.Info("deferred mark dropped: "+mootWhy(m), zap.String("device", m.Device), zap.Bool("unmark", m.Unmark))
+			a.deleteIfUnchanged(ctx, k, b)
 			continue
 		}
-		batch, from = append(batch, m), append(from, k)
+		batch, from, loaded = append(batch, m), append(from, k), append(loaded, b)
 	}
-	return batch, from, left
+	return batch, from, loaded, left
 }
