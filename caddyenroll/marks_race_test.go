@@ -162,3 +162,39 @@ func TestKeptMarkReplacedMeanwhileIsKept(t *testing.T) {
 		t.Fatal("the kept mark applied is not deleted")
 	}
 }
+
+// A device the file marks enrolled with no certificate from this server
+// (imported from an older clearinghouse), revoked by name while the file
+// did not parse, is unmarked once it parses: its kept unmark was dropped
+// as if the device had enrolled again (nothing revoked in memory).
+func TestKeptUnmarkOfADeviceWithoutCertificate(t *testing.T) {
+	ctx := context.Background()
+	a, _, file := revokedWhileInvalid(t)
+	const good = "group \"\"\ndevice gw1.example \"\" enabled enrolled\ndevice gw9.example \"\" enabled enrolled\n"
+	if err := os.WriteFile(file, []byte(good), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	a.cfg.settle = 0
+	if _, err := a.cfg.reload(); err != nil { // the version in force lists it
+		t.Fatal(err)
+	}
+	if d := a.cfg.device("gw9.example"); !d.Known {
+		t.Fatal("the version in force lacks gw9.example")
+	}
+	if err := os.WriteFile(file, []byte("group \"\"\ndevice gw9.example nogroup enabled enrolled\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	ad := &adminAPI{app: a, log: zap.NewNop()}
+	if code, msg, _ := adminDoBody(t, ad, "POST", "/enroll/revoke", `{"device": "gw9.example"}`); code != 200 {
+		t.Fatalf("revoke: %d %s", code, msg)
+	}
+	if err := os.WriteFile(file, []byte(good), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if !a.applyDeferredMarks(ctx) {
+		t.Fatal("kept marks left once the file parses")
+	}
+	if enrolledIn(t, file, "gw9.example") {
+		t.Fatal("gw9.example, revoked by name, is still marked enrolled")
+	}
+}
