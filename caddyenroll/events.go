@@ -31,22 +31,25 @@ const (
 	// a request waits for an administrator: device, request, profile,
 	// account, customer, device_id, client, reason (why it waits)
 	eventPending = "enroll_pending"
-	// a certificate was issued: device, request, profile, serial,
-	// not_after (RFC 3339), account, customer, device_id
+	// a certificate was issued: device, request, profile, serial (as
+	// revoked's are written), not_after (RFC 3339), account, customer,
+	// device_id
 	eventIssued = "enroll_issued"
 	// a pending request was rejected (by an administrator, or superseded):
 	// device, request, profile, account, customer, device_id, reason
 	eventRejected = "enroll_rejected"
 	// certificates were revoked: device, profile (empty for an
 	// administrator's revocation, which may span both), serials (a
-	// []string, which the placeholder renders "[1A2B 3C4D]"), reason
+	// []string of serials in the admin API's form, lower-case hex without
+	// leading zeros, which the placeholder renders "[2ce0… a78f…]"), reason
 	// (the RFC 5280 code), reason_text, by (admin, superseded: the device
 	// enrolled again, disabled: the file disabled or removed the device,
 	// key_compromise: its key was revoked for key compromise meanwhile)
 	eventRevoked = "enroll_revoked"
 	// failed logins started a lockout: kind (account, account_at_known_address,
 	// address), username (a configured account's) or username_hash (of
-	// another name, which may be a password typed in the wrong field),
+	// another name, which may be a password typed in the wrong field;
+	// neither for address),
 	// address (the address or IPv6 /64 locked out, or at which the
 	// account is), client, lockout (a Go duration), lockout_seconds
 	eventLockout = "enroll_lockout"

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"net/http"
 	"net/url"
 	"path"
@@ -126,6 +127,13 @@ func TestEventsOfDecisions(t *testing.T) {
 	}
 	if s, _ := issued["serial"].(string); s == "" || issued["not_after"] == nil {
 		t.Errorf("enroll_issued data %v", issued)
+	}
+	// the README tells handlers the serial's form: the admin API's,
+	// lower-case hex without leading zeros
+	if s, _ := issued["serial"].(string); s != "" {
+		if n, ok := new(big.Int).SetString(s, 16); !ok || n.Text(16) != s {
+			t.Errorf("enroll_issued serial %q is not lower-case hex without leading zeros", s)
+		}
 	}
 	if serials, _ := revoked["serials"].([]string); !slices.Equal(serials, []string{issued["serial"].(string)}) ||
 		revoked["reason_text"] != "superseded" || revoked["by"] != "superseded" || revoked["device"] != "gw1.example" {
@@ -350,13 +358,13 @@ func TestEventOfAdminRevocationFailedAfter(t *testing.T) {
 // handler (caddy-events-exec's arguments): the README says how the list
 // of serials and the reason code read.
 func TestEventDataPlaceholders(t *testing.T) {
-	data := map[string]any{"serials": []string{"1A2B", "3C4D"}, "reason": 1, "reason_text": "keyCompromise"}
+	data := map[string]any{"serials": []string{"2ce00fe5b46109bdec514a7a9cfe2452", "a78f91cff055dd83396f62f5212566f"}, "reason": 1, "reason_text": "keyCompromise"}
 	repl := caddy.NewReplacer()
 	repl.Map(func(key string) (any, bool) {
 		v, ok := data[strings.TrimPrefix(key, "event.data.")]
 		return v, ok
 	})
-	if got := repl.ReplaceAll("{event.data.serials} {event.data.reason} {event.data.reason_text}", ""); got != "[1A2B 3C4D] 1 keyCompromise" {
+	if got := repl.ReplaceAll("{event.data.serials} {event.data.reason} {event.data.reason_text}", ""); got != "[2ce00fe5b46109bdec514a7a9cfe2452 a78f91cff055dd83396f62f5212566f] 1 keyCompromise" {
 		t.Fatalf("placeholders read %q", got)
 	}
 }
