@@ -118,10 +118,7 @@ func TestAdminRevokeWithAnInvalidFile(t *testing.T) {
 	if err := c.Record(ctx, is); err != nil {
 		t.Fatal(err)
 	}
-	initMetrics()
-	a := &App{cfg: cs, storage: st, state: newStateStore(st, 0), cas: map[string]*ca.CA{profileModern: c},
-		log: zap.NewNop(), bgCtx: ctx, authz: &authz{revocations: new(revocations)}}
-	a.marks = &markBatcher{apply: a.applyMarks}
+	a := fileEditingApp(cs, st, c)
 	for _, d := range []string{"gw1.example", "gw2.example"} {
 		if err := a.state.putDevice(ctx, &DeviceRecord{Device: d, Profile: profileModern, Serial: is.Serial}); err != nil {
 			t.Fatal(err)
@@ -171,6 +168,16 @@ func TestAdminRevokeWithAnInvalidFile(t *testing.T) {
 	if d, _ := f.Device("gw2.example"); !d.Enrolled {
 		t.Errorf("gw2.example, enrolled again, lost its flag:\n%s", f.Bytes())
 	}
+}
+
+// fileEditingApp is an app on the file cs and the storage st, with the CA
+// c: enough to revoke, mark and unmark devices.
+func fileEditingApp(cs *configState, st certmagic.Storage, c *ca.CA) *App {
+	initMetrics()
+	a := &App{cfg: cs, storage: st, state: newStateStore(st, 0), cas: map[string]*ca.CA{profileModern: c},
+		log: zap.NewNop(), bgCtx: context.Background(), authz: &authz{revocations: new(revocations)}}
+	a.marks = &markBatcher{apply: a.applyMarks}
+	return a
 }
 
 // caIssuing opens a modern CA on st and issues (without recording) a

@@ -501,14 +501,41 @@ type gatedKnownLoads struct {
 	certmagic.Storage
 	armed            atomic.Bool
 	waiting, release chan struct{}
+	panics           bool // then: panic once released (a storage module's bug)
 }
 
 func (s *gatedKnownLoads) Load(ctx context.Context, key string) ([]byte, error) {
 	if strings.HasPrefix(key, knownDir()+"/") && s.armed.CompareAndSwap(true, false) {
 		s.waiting <- struct{}{}
 		<-s.release
+		if s.panics {
+			panic("storage module bug")
+		}
 	}
 	return s.Storage.Load(ctx, key)
+}
+
+// Two instances on a storage whose next read of a record of known
+// addresses, once armed, waits for release (and, when panics, panics):
+// a device logged in to "ops" from site on a, and a guesser locked the
+// account out on b for the time the tests take; at is the time to log in
+// at on b next.
+const knownSite, knownGuesser = "192.0.2.10", "203.0.113.3"
+
+func lockedOutAccount(t *testing.T, panics bool) (st *gatedKnownLoads, a, b *App, at time.Time) {
+	t.Helper()
+	t0 := time.Unix(1_000_000, 0)
+	st = &gatedKnownLoads{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}},
+		waiting: make(chan struct{}), release: make(chan struct{}), panics: panics}
+	a, b = newLoginAppOn(t, st), newLoginAppOn(t, st)
+	b.limiter = newLimiter(5, time.Hour, 48*time.Hour) // locked out throughout
+	if !tryLogin(a, "ops", knownSite, true, t0) {
+		t.Fatal("the device refused on a")
+	}
+	for range 5 {
+		tryLogin(b, "ops", knownGuesser, false, t0)
+	}
+	return st, a, b, t0.Add(time.Second)
 }
 
 // A device's login that the account's lockout refuses while another
@@ -517,28 +544,16 @@ func (s *gatedKnownLoads) Load(ctx context.Context, key string) ([]byte, error) 
 // the account claims a read at each interval, which must not refuse the
 // devices that come while it lasts.
 func TestKnownRecordReadInProgress(t *testing.T) {
-	t0 := time.Unix(1_000_000, 0)
-	const site, guesser = "192.0.2.10", "203.0.113.3"
-	st := &gatedKnownLoads{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}},
-		waiting: make(chan struct{}), release: make(chan struct{})}
-	a, b := newLoginAppOn(t, st), newLoginAppOn(t, st)
-	b.limiter = newLimiter(5, time.Hour, 48*time.Hour) // locked out throughout
-	if !tryLogin(a, "ops", site, true, t0) {
-		t.Fatal("the device refused on a")
-	}
-	for range 5 {
-		tryLogin(b, "ops", guesser, false, t0)
-	}
-	at := t0.Add(time.Second)
+	st, _, b, at := lockedOutAccount(t, false)
 	st.armed.Store(true)
 	guessed := make(chan bool)
-	go func() { guessed <- tryLogin(b, "ops", guesser, false, at) }()
+	go func() { guessed <- tryLogin(b, "ops", knownGuesser, false, at) }()
 	<-st.waiting // the guess reads the record
 	go func() {
 		time.Sleep(100 * time.Millisecond) // the device's login comes meanwhile
 		close(st.release)
 	}()
-	if !tryLogin(b, "ops", site, true, at) {
+	if !tryLogin(b, "ops", knownSite, true, at) {
 		t.Error("the device was refused while a guess read the record of its account's known addresses")
 	}
 	if <-guessed {

@@ -32,10 +32,7 @@ func revokedWhileInvalid(t *testing.T) (a *App, c *ca.CA, file string) {
 	if err := c.Record(ctx, is); err != nil {
 		t.Fatal(err)
 	}
-	initMetrics()
-	a = &App{cfg: cs, storage: st, state: newStateStore(st, 0), cas: map[string]*ca.CA{profileModern: c},
-		log: zap.NewNop(), bgCtx: ctx, authz: &authz{revocations: new(revocations)}}
-	a.marks = &markBatcher{apply: a.applyMarks}
+	a = fileEditingApp(cs, st, c)
 	if err := a.state.putDevice(ctx, &DeviceRecord{Device: "gw1.example", Profile: profileModern, Serial: is.Serial}); err != nil {
 		t.Fatal(err)
 	}
