@@ -112,13 +112,7 @@ func TestAdminSerialLookupErrors(t *testing.T) {
 func TestAdminRevokeWithAnInvalidFile(t *testing.T) {
 	ctx := context.Background()
 	const good = "group \"\"\ndevice gw1.example \"\" enabled enrolled\ndevice gw2.example \"\" enabled enrolled\n"
-	cs, path, dir := testConfigState(t, good)
-	st := localLocks{&certmagic.FileStorage{Path: filepath.Join(dir, "data")}}
-	c, is := caIssuing(t, st, "gw1.example")
-	if err := c.Record(ctx, is); err != nil {
-		t.Fatal(err)
-	}
-	a := fileEditingApp(cs, st, c)
+	a, c, is, path := fileAppIssuing(t, good, "gw1.example")
 	for _, d := range []string{"gw1.example", "gw2.example"} {
 		if err := a.state.putDevice(ctx, &DeviceRecord{Device: d, Profile: profileModern, Serial: is.Serial}); err != nil {
 			t.Fatal(err)
@@ -168,6 +162,19 @@ func TestAdminRevokeWithAnInvalidFile(t *testing.T) {
 	if d, _ := f.Device("gw2.example"); !d.Enrolled {
 		t.Errorf("gw2.example, enrolled again, lost its flag:\n%s", f.Bytes())
 	}
+}
+
+// fileAppIssuing is a fileEditingApp on a new file of text and a new
+// storage, whose CA issued device a certificate (recorded, is).
+func fileAppIssuing(t *testing.T, text, device string) (a *App, c *ca.CA, is *ca.Issued, file string) {
+	t.Helper()
+	cs, file, dir := testConfigState(t, text)
+	st := localLocks{&certmagic.FileStorage{Path: filepath.Join(dir, "data")}}
+	c, is = caIssuing(t, st, device)
+	if err := c.Record(context.Background(), is); err != nil {
+		t.Fatal(err)
+	}
+	return fileEditingApp(cs, st, c), c, is, file
 }
 
 // fileEditingApp is an app on the file cs and the storage st, with the CA

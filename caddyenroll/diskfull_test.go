@@ -492,16 +492,18 @@ func TestAnsweredFromStorageWhenNonceNotStored(t *testing.T) {
 	}
 }
 
-// recordFailStorage fails, while fail is set, the stores of certificate
-// records (issued/<serial>.json): a revocation whose revoked list was
-// stored and its record not (the disk filled up in between).
+// recordFailStorage fails, while fail is set, the stores of the keys
+// holding part: of certificate records ("/issued/": a revocation whose
+// revoked list was stored and its record not, the disk filled up in
+// between), of device records ("/devices/": after a revocation's writes).
 type recordFailStorage struct {
 	certmagic.Storage
 	fail *atomic.Bool
+	part string
 }
 
 func (s recordFailStorage) Store(ctx context.Context, key string, value []byte) error {
-	if s.fail.Load() && strings.Contains(key, "/issued/") {
+	if s.fail.Load() && strings.Contains(key, s.part) {
 		return errFull(key)
 	}
 	return s.Storage.Store(ctx, key, value)
@@ -515,7 +517,7 @@ func (s recordFailStorage) Store(ctx context.Context, key string, value []byte) 
 func TestRevokeFailedHalfWayKnownAtOnce(t *testing.T) {
 	keepPendingCount(t)
 	fail := new(atomic.Bool)
-	st := recordFailStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, fail: fail}
+	st := recordFailStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, fail: fail, part: "/issued/"}
 	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	first := enrollNonce(t, h, wire.OpRequest, key, "aXNzdWVk")

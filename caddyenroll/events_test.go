@@ -308,20 +308,6 @@ func TestEventNotifiedWhileStopping(t *testing.T) {
 	}
 }
 
-// deviceRecordFailStorage fails, while fail is set, the stores of device
-// records (a full disk after the revocation's writes).
-type deviceRecordFailStorage struct {
-	certmagic.Storage
-	fail *atomic.Bool
-}
-
-func (s deviceRecordFailStorage) Store(ctx context.Context, key string, value []byte) error {
-	if s.fail.Load() && strings.HasPrefix(key, path.Join(statePrefix, "devices")+"/") {
-		return errFull(key)
-	}
-	return s.Storage.Store(ctx, key, value)
-}
-
 // An administrator's revocation that fails after revoking (forget_ids
 // could not store the device's record: the answer is 500) still emits
 // enroll_revoked for the certificates it revoked, which the CRL lists:
@@ -329,7 +315,7 @@ func (s deviceRecordFailStorage) Store(ctx context.Context, key string, value []
 func TestEventOfAdminRevocationFailedAfter(t *testing.T) {
 	keepPendingCount(t)
 	fail := new(atomic.Bool)
-	st := deviceRecordFailStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, fail: fail}
+	st := recordFailStorage{Storage: localLocks{&certmagic.FileStorage{Path: t.TempDir()}}, fail: fail, part: path.Join(statePrefix, "devices") + "/"}
 	h, _ := boundsApp(t, st, &testClock{now: time.Now()}, ApprovalAuto, 100, 100)
 	rec := notifying(t, h.app)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -9,10 +9,8 @@ import (
 	"crypto/x509/pkix"
 	"os"
 	"path"
-	"path/filepath"
 	"testing"
 
-	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
@@ -26,13 +24,7 @@ func revokedWhileInvalid(t *testing.T) (a *App, c *ca.CA, file string) {
 	t.Helper()
 	ctx := context.Background()
 	const good = "group \"\"\ndevice gw1.example \"\" enabled enrolled\n"
-	cs, file, dir := testConfigState(t, good)
-	st := localLocks{&certmagic.FileStorage{Path: filepath.Join(dir, "data")}}
-	c, is := caIssuing(t, st, "gw1.example")
-	if err := c.Record(ctx, is); err != nil {
-		t.Fatal(err)
-	}
-	a = fileEditingApp(cs, st, c)
+	a, c, is, file := fileAppIssuing(t, good, "gw1.example")
 	if err := a.state.putDevice(ctx, &DeviceRecord{Device: "gw1.example", Profile: profileModern, Serial: is.Serial}); err != nil {
 		t.Fatal(err)
 	}
