@@ -46,12 +46,12 @@ const (
 	// enrolled again, disabled: the file disabled or removed the device,
 	// key_compromise: its key was revoked for key compromise meanwhile)
 	eventRevoked = "enroll_revoked"
-	// failed logins started a lockout: kind (account, account_at_known_address,
-	// address), username (a configured account's) or username_hash (of
-	// another name, which may be a password typed in the wrong field;
-	// neither for address),
-	// address (the address or IPv6 /64 locked out, or at which the
-	// account is), client, lockout (a Go duration), lockout_seconds
+	// failed logins started a lockout: kind (account,
+	// account_at_known_address, address), username (a configured
+	// account's) or username_hash (of another name, which may be a
+	// password typed in the wrong field; neither for address), address
+	// (the address or IPv6 /64 locked out, or at which the account is),
+	// client, lockout (a Go duration), lockout_seconds
 	eventLockout = "enroll_lockout"
 )
 
@@ -100,13 +100,11 @@ func (n *notifier) wants(name string) bool {
 	return n != nil && n.events != nil && n.events.ShouldEmit(name)
 }
 
-// notify queues the event. Once the notifier stopped (the config is being
-// replaced, while requests of it finish), it is emitted at once, from a
-// goroutine of its own.
+// notify queues the event, which the caller made only if the notifier
+// wants it. Once the notifier stopped (the config is being replaced,
+// while requests of it finish), it is emitted at once, from a goroutine
+// of its own.
 func (n *notifier) notify(name string, data map[string]any) {
-	if !n.wants(name) {
-		return
-	}
 	e := queuedEvent{name: name, data: data}
 	n.mu.RLock()
 	defer n.mu.RUnlock()
