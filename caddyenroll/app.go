@@ -619,7 +619,7 @@ func (a *App) Start() error {
 	if a.WatchInterval > 0 {
 		a.afterStarted(func() { a.every(time.Duration(a.WatchInterval), a.watchOnce) }) // applies them
 	} else {
-		a.afterStarted(func() { a.applyDeferredMarks(a.bgCtx) })
+		a.afterStarted(a.applyKeptMarks) // (it left marksDeferred set)
 	}
 	a.background(func() { a.every(revokedRefreshInterval, a.refreshOnce) })
 	a.afterStarted(a.revokeDisabledAtStart)

@@ -66,12 +66,20 @@ func (a *App) watchOnce() {
 		return
 	}
 	if marksDeferred.Load() && a.cfg.editableOnDisk() {
-		// cleared before the marks are listed: one deferred meanwhile sets
-		// it again (cleared after, it would wait for the next deferral)
-		marksDeferred.Store(false)
-		if !a.applyDeferredMarks(a.bgCtx) {
-			marksDeferred.Store(true)
-		}
+		a.applyKeptMarks()
+	}
+}
+
+// applyKeptMarks applies the marks kept in storage, and clears
+// marksDeferred unless some are left: while it is set, every issuance
+// edits the file under its lock (marksMayWait), even for a device the
+// file marks already.
+func (a *App) applyKeptMarks() {
+	// cleared before the marks are listed: one deferred meanwhile sets
+	// it again (cleared after, it would wait for the next deferral)
+	marksDeferred.Store(false)
+	if !a.applyDeferredMarks(a.bgCtx) {
+		marksDeferred.Store(true)
 	}
 }
 

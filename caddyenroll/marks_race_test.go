@@ -187,3 +187,32 @@ func TestKeptUnmarkOfADeviceWithoutCertificate(t *testing.T) {
 		t.Fatal("gw9.example, revoked by name, is still marked enrolled")
 	}
 }
+
+// Applying the kept marks with the file unwatched (watch_interval
+// negative: at start only) clears marksDeferred once none is left, as the
+// watcher does: it stayed set, and every issuance of a device the file
+// marks already took the file's lock to find nothing to write.
+func TestKeptMarksAppliedClearTheFlag(t *testing.T) {
+	was := marksDeferred.Load()
+	defer marksDeferred.Store(was)
+	a, _, file := revokedWhileInvalid(t)
+	a.bgCtx = context.Background()
+	marksDeferred.Store(true)
+	a.applyKeptMarks()
+	if marksDeferred.Load() {
+		t.Fatal("marksDeferred still set once every kept mark was applied")
+	}
+	if enrolledIn(t, file, "gw1.example") {
+		t.Fatal("the kept unmark was not applied")
+	}
+	if err := os.WriteFile(file, []byte("group \"\"\ndevice gw1.example nogroup\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.deferMark(context.Background(), mark{Device: "gw2.example", Add: true}, errFileUnavailable); err != nil {
+		t.Fatal(err)
+	}
+	a.applyKeptMarks()
+	if !marksDeferred.Load() {
+		t.Fatal("marksDeferred cleared with a kept mark left (the file does not parse)")
+	}
+}
