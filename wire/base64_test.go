@@ -38,6 +38,10 @@ func TestDecodeBase64Loose(t *testing.T) {
 		{"separator spaces (unpadded)", "QUJD REVG", []byte("ABCDEF")},
 		{"separator spaces (padded)", "QUJD REVG QQ==", []byte("ABCDEFA")},
 		{"non-zero trailing bits", "QR==", []byte("A")},
+		// spaces before a line break are formatting, not '+'
+		{"trailing spaces before a line break", "AA   \nAA", []byte{0, 0, 0}},
+		// after cleaning, the padding does not match: the lenient pass takes it
+		{"wrapped with a stray pad", "AAAA\nAA=", []byte{0, 0, 0, 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

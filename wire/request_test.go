@@ -116,6 +116,7 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{"unknown pair without =", "operation=getcacert&flag", ErrMalformed, ""},
 		{"name too long", "operation=getcacert&" + strings.Repeat("n", MaxNameLen+1) + "=1", ErrTooLarge, ""},
 		{"escaped name too long", "operation=getcacert&" + strings.Repeat("%6E", MaxNameLen+1) + "=1", ErrTooLarge, ""},
+		{"escaped name one byte too long", "operation=getcacert&%6E" + strings.Repeat("n", MaxNameLen) + "=1", ErrTooLarge, ""},
 		{"value too long", "operation=getcacert&request=" + strings.Repeat("A", MaxValueLen+1), ErrTooLarge, "request"},
 		{"duplicate operation", "operation=getcacert&operation=getcacert", ErrDuplicate, "operation"},
 		{"duplicate differing case", "operation=getcacert&OPERATION=request", ErrDuplicate, "operation"},
@@ -126,6 +127,12 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{"bad escape truncated", "operation=getcacert&username=ab%", ErrMalformed, "username"},
 		{"bad escape one digit", "operation=getcacert&username=ab%4", ErrMalformed, "username"},
 		{"bad escape non-hex", "operation=getcacert&username=%G0", ErrMalformed, "username"},
+		{"bad escape g after a digit", "operation=getcacert&username=a%1g", ErrMalformed, "username"},
+		// binary nonce: a bad first hex digit is not caught by the text checks
+		{"bad escape non-hex first digit in nonce", "operation=getcacert&nonce=%G1", ErrMalformed, "nonce"},
+		{"bad escape g in nonce", "operation=getcacert&nonce=%1g", ErrMalformed, "nonce"},
+		// base64 value: a bad second hex digit must not turn into a space
+		{"bad escape non-hex second digit in request", "operation=getcacert&request=MIIB%2G", ErrMalformed, "request"},
 		{"bad escape in nonce", "operation=getcacert&nonce=%0", ErrMalformed, "nonce"},
 		{"bad escape in operation", "operation=get%ZZ", ErrMalformed, "operation"},
 		{"bad escape in name", "op%ZZ=1", ErrMalformed, ""},
@@ -134,6 +141,7 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{"missing operation", "username=u", ErrMissing, "operation"},
 		{"empty operation", "operation=", ErrMissing, "operation"},
 		{"unsupported operation", "operation=renew", ErrUnsupportedOperation, "operation"},
+		{"one-byte operation", "operation=x", ErrUnsupportedOperation, "operation"},
 		{"operation with space", "operation=getcacert+", ErrUnsupportedOperation, "operation"},
 		{"request without username", strings.Replace(full, "username=u&", "", 1), ErrMissing, "username"},
 		{"request without password", strings.Replace(full, "password=p&", "", 1), ErrMissing, "password"},
@@ -143,11 +151,14 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{"retrieve without username", "operation=retrieve&password=p&device=1&customer=2", ErrMissing, "username"},
 		{"device not digits", strings.Replace(full, "device=1", "device=12a", 1), ErrMalformed, "device"},
 		{"device signed", strings.Replace(full, "device=1", "device=%2B1", 1), ErrMalformed, "device"},
+		{"device colon (after '9')", strings.Replace(full, "device=1", "device=1:2", 1), ErrMalformed, "device"},
+		{"device slash (before '0')", strings.Replace(full, "device=1", "device=1%2F2", 1), ErrMalformed, "device"},
 		{"device too long", strings.Replace(full, "device=1", "device="+strings.Repeat("9", MaxIDLen+1), 1), ErrTooLarge, "device"},
 		{"customer negative", strings.Replace(full, "customer=2", "customer=-2", 1), ErrMalformed, "customer"},
 		{"customer space", strings.Replace(full, "customer=2", "customer=2+", 1), ErrMalformed, "customer"},
 		{"username NUL", strings.Replace(full, "username=u", "username=u%00", 1), ErrMalformed, "username"},
 		{"username control", strings.Replace(full, "username=u", "username=%01u", 1), ErrMalformed, "username"},
+		{"username unit separator", strings.Replace(full, "username=u", "username=u%1F", 1), ErrMalformed, "username"},
 		{"password newline", strings.Replace(full, "password=p", "password=p%0A", 1), ErrMalformed, "password"},
 		{"password DEL", strings.Replace(full, "password=p", "password=%7F", 1), ErrMalformed, "password"},
 		{"password invalid UTF-8", strings.Replace(full, "password=p", "password=%FF", 1), ErrMalformed, "password"},
@@ -328,6 +339,9 @@ func TestValidate(t *testing.T) {
 		{"upper-case operation", func(r *Request) { r.Operation = "REQUEST" }, ErrUnsupportedOperation, "operation"},
 		{"bad CSRField", func(r *Request) { r.CSRField = "csr" }, ErrMalformed, "CSRField"},
 		{"CSR too large encoded", func(r *Request) { r.CSR = bytes.Repeat([]byte{0xfb, 0xef, 0xbe}, MaxValueLen/9+1) }, ErrTooLarge, "request"},
+		// 12288 bytes encode to exactly MaxValueLen alphanumerics; one '+'
+		// (escaped %2B) makes it MaxValueLen+2.
+		{"CSR just over encoded", func(r *Request) { r.CSR = append(make([]byte, 3*MaxValueLen/4-1), 0x3e) }, ErrTooLarge, "request"},
 		{"CACert too large encoded", func(r *Request) { r.CACert = bytes.Repeat([]byte{0xff}, MaxValueLen/3) }, ErrTooLarge, "cacert"},
 		{"nonce too long", func(r *Request) { r.Nonce = make([]byte, MaxNonceLen+1) }, ErrTooLarge, "nonce"},
 		{"device letters", func(r *Request) { r.Device = "x" }, ErrMalformed, "device"},
@@ -346,6 +360,11 @@ func TestValidate(t *testing.T) {
 	r.Operation, r.CSR = OpRetrieve, nil
 	if err := r.Validate(); err != nil {
 		t.Errorf("retrieve without CSR: %v", err)
+	}
+	r = ok
+	r.CSR = make([]byte, 3*MaxValueLen/4) // "AAAA...": exactly MaxValueLen encoded
+	if err := r.Validate(); err != nil {
+		t.Errorf("CSR of exactly MaxValueLen encoded: %v", err)
 	}
 	if err := (&Request{Operation: OpGetCACert}).Validate(); err != nil {
 		t.Errorf("bare getcacert: %v", err)
