@@ -284,6 +284,8 @@ func TestParseErrors(t *testing.T) {
 		{"route weight overflow", base + "route g 1... d1 99999999999999999999\n", []string{`t.conf:4: route: weight must be an integer from 0 to 1000000 (near "99999999999999999999")`}},
 		{"route fractional weight", base + "route g 1... d1 1.5\n", []string{`t.conf:4: route: weight must be an integer from 0 to 1000000 (near "1.5")`}},
 		{"route weight not a number", base + "route g 1... d1 d2\n", []string{`t.conf:4: route: weight must be an integer from 0 to 1000000 (near "d2")`}},
+		{"route empty weight", base + "route g 1... d1 ''\n", []string{`t.conf:4: route: weight must be an integer from 0 to 1000000 (near "")`}},
+		{"route weight with ':' (after '9')", base + "route g 1... d1 '1:'\n", []string{`t.conf:4: route: weight must be an integer from 0 to 1000000 (near "1:")`}},
 		{"route undefined group", base + "route h 1... d1 1\n", []string{`t.conf:4: route: undefined group (near "h")`}},
 		{"route undefined device", base + "route g 1... d1 1 d9 0\n", []string{`t.conf:4: route: undefined device (near "d9")`}},
 		// a device whose line is wrong is not also undefined where routes name it
@@ -295,6 +297,10 @@ func TestParseErrors(t *testing.T) {
 			`t.conf:4: device: missing enabled or disabled (near "g")`}},
 		{"route device twice", base + "route g 1... d1 1 d2 2 d1 3\n", []string{`t.conf:4: route: device listed twice in this route (near "d1")`}},
 		{"route device twice, forward", "group g\nroute g 1... d1 1 d1 3\ndevice d1 g enabled\n", []string{`t.conf:2: route: device listed twice in this route (near "d1")`}},
+		{"route device twice, forward, second route", "group g\nroute g 1... d1 1\nroute g 2... d1 1 d1 3\ndevice d1 g enabled\n", []string{`t.conf:3: route: device listed twice in this route (near "d1")`}},
+		// a route with an error and a group defined later is not resolved
+		// into the routes (there is none at its index)
+		{"bad route, forward group", "route g 1... d x\ngroup g\ndevice d g enabled\n", []string{`t.conf:1: route: weight must be an integer from 0 to 1000000 (near "x")`}},
 		{"route device twice, two spellings", base + "route g 1... d1 1 D1. 3\n", []string{`t.conf:4: route: device listed twice in this route (near "D1.")`}},
 		{"route device twice, two spellings, forward", "group g\nroute g 1... '[::FFFF:192.0.2.1]' 1 192.0.2.1 3\ndevice 192.0.2.1 g enabled\n", []string{`t.conf:2: route: device listed twice in this route (near "192.0.2.1")`}},
 		{"route duplicate", base + "route g '+1 404...' d1 1\nroute g '+1 404...' d2 1\n", []string{`t.conf:5: route: duplicate route for this group and number, first defined on line 4 (near "+1 404...")`}},
