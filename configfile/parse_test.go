@@ -211,6 +211,10 @@ func TestParseErrors(t *testing.T) {
 		{"missing space after quote", "group 'a'b\n", []string{`t.conf:1: missing space after closing quote (near "'a'b")`}},
 		{"quote inside word", "group a'b'\n", []string{`t.conf:1: character "'" not allowed in an unquoted word (quote the word) (near "a'b'")`}},
 		{"quote in a bare word", "group a'b\n", []string{`t.conf:1: character "'" not allowed in an unquoted word (quote the word) (near "a'b")`}},
+		{"double quote in a bare word", "group a\"b\n", []string{`t.conf:1: character '"' not allowed in an unquoted word (quote the word) (near "a\"b")`}},
+		{"DEL in a bare word", "group a\x7fb\n", []string{`t.conf:1: control character not allowed (near "\x7f")`}},
+		{"C1 control in a bare word", "group a\u0090b\n", []string{`t.conf:1: control character not allowed (near "\u0090")`}}, // not a space, unlike U+0085
+		{"last C1 control", "group 'a\u009f'\n", []string{`t.conf:1: control character not allowed (near "\u009f")`}},
 		{"no-break space in a bare word", "group a\u00a0b\n", []string{`t.conf:1: character U+00A0 not allowed in an unquoted word (quote the word) (near "a\u00a0b")`}},
 		{"NUL", "group a\x00b\n", []string{`t.conf:1: control character not allowed (near "\x00")`}},
 		{"NUL in quotes", "group 'a\x00b'\n", []string{`t.conf:1: control character not allowed (near "\x00")`}},
@@ -239,6 +243,9 @@ func TestParseErrors(t *testing.T) {
 
 		// flags
 		{"enroll missing", "enroll\n", []string{`t.conf:1: enroll: missing value (near "enroll")`}},
+		{"routing missing", "routing\n", []string{`t.conf:1: routing: missing value (near "routing")`}},
+		{"cdrs missing", "cdrs\n", []string{`t.conf:1: cdrs: missing value (near "cdrs")`}},
+		{"ssl missing", "ssl\n", []string{`t.conf:1: ssl: missing value (near "ssl")`}},
 		{"enroll bad", "enroll yes\n", []string{`t.conf:1: enroll: want enabled or disabled (near "yes")`}},
 		{"routing bad", "routing Enabled\n", []string{`t.conf:1: routing: want enabled or disabled (near "Enabled")`}},
 		{"cdrs extra", "cdrs enabled enabled\n", []string{`t.conf:1: cdrs: unexpected extra value (near "enabled")`}},
@@ -482,6 +489,8 @@ func TestDeviceKey(t *testing.T) {
 		"[a.example]":         "a.example", // as ca.NormalizeDevice reads it
 		"[A.Example.]":        "a.example",
 		"[]":                  "[]",
+		"[a.example":          "[a.example", // brackets only in pairs
+		"a.example]":          "a.example]",
 		"Télécom":             "télécom",
 		"":                    "",
 	} {

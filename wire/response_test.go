@@ -17,6 +17,7 @@ func TestAppendResponse(t *testing.T) {
 		{"pending (Table 5)", Response{Status: StatusPending, Nonce: "A1F0765F71C9E6AD"}, "status=1&nonce=A1F0765F71C9E6AD\n"},
 		{"pending binary nonce", Response{Status: StatusPending, Nonce: "1\x00 &+"}, "status=1&nonce=1%00%20%26%2B\n"},
 		{"pending no nonce", Response{Status: StatusPending}, "status=1\n"},
+		{"empty certificate left out", Response{Status: StatusBadRequest, Certificate: []byte{}}, "status=2\n"},
 		{"failure with reason", Response{Status: StatusBadCSR, Error: "key too small & weak: 512 bits"},
 			"status=7&error=key%20too%20small%20%26%20weak%3A%20512%20bits\n"},
 		{"failure utf-8 reason", Response{Status: StatusRejected, Error: "refusé"}, "status=8&error=refus%C3%A9\n"},
