@@ -47,3 +47,15 @@ func TestFormatShortSpellingTieKeepsFirst(t *testing.T) {
 		t.Errorf("Format used a later spelling:\n%s", out)
 	}
 }
+
+// Limits of 1 are limits, not "use the default".
+func TestLimitsOfOne(t *testing.T) {
+	_, err := ParseWithLimits("t.conf", []byte("bogus\nbogus\n"), Limits{MaxErrors: 1})
+	if list, _ := err.(ErrorList); len(list) != 2 || !list.Truncated() {
+		t.Errorf("MaxErrors 1: %v", err)
+	}
+	_, err = ParseWithLimits("t.conf", []byte("ssl enabled\n"), Limits{MaxLineLen: 1})
+	if err == nil || !strings.Contains(err.Error(), "line too long (11 bytes, max 1)") {
+		t.Errorf("MaxLineLen 1: %v", err)
+	}
+}

@@ -238,6 +238,7 @@ func TestParseErrors(t *testing.T) {
 		// license, crypto
 		{"license missing", "license\n", []string{`t.conf:1: license: missing value (near "license")`}},
 		{"license extra", "license a b\n", []string{`t.conf:1: license: unexpected extra value (near "b")`}},
+		{"license two extras", "license a b c\n", []string{`t.conf:1: license: unexpected extra value (near "b")`}},
 		{"crypto missing", "crypto # none\n", []string{`t.conf:1: crypto: missing value (near "crypto")`}},
 		{"crypto extra", "crypto 'a' 'b'\n", []string{`t.conf:1: crypto: unexpected extra value (near "b")`}},
 
@@ -271,6 +272,7 @@ func TestParseErrors(t *testing.T) {
 		{"device bad state", "group g\ndevice d g on\n", []string{`t.conf:2: device: want enabled or disabled (near "on")`}},
 		{"device bad enrolled", "group g\ndevice d g enabled registered\n", []string{`t.conf:2: device: want enrolled or nothing after enabled or disabled (near "registered")`}},
 		{"device extra", "group g\ndevice d g enabled enrolled x\n", []string{`t.conf:2: device: unexpected extra value (near "x")`}},
+		{"device two extras", "group g\ndevice d g enabled enrolled x y\n", []string{`t.conf:2: device: unexpected extra value (near "x")`}},
 		{"device duplicate", base + "device d1 g disabled\n", []string{`t.conf:4: device: duplicate device, first defined on line 2 (near "d1")`}},
 		{"device duplicate, other case", "group g\ndevice a.com g enabled\ndevice A.COM g disabled enrolled\n", []string{`t.conf:3: device: duplicate device, first defined on line 2 as "a.com" (near "A.COM")`}},
 		{"device duplicate, trailing dot", "group g\ndevice a.com g enabled\ndevice a.com. g enabled\n", []string{`t.conf:3: device: duplicate device, first defined on line 2 as "a.com" (near "a.com.")`}},
