@@ -475,6 +475,8 @@ func notAdminNetworkAddress(addr string) string {
 		return err.Error()
 	case na.IsUnixNetwork():
 		return ""
+	case na.IsFdNetwork(): // a config's admin listen may say so
+		return "a file descriptor, which only the process it was given to can use"
 	case na.Network != "tcp" && na.Network != "tcp4" && na.Network != "tcp6":
 		return "unknown network " + strconv.Quote(na.Network)
 	case na.StartPort == 0:
