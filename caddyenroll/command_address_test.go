@@ -52,7 +52,7 @@ func TestAdminCommandAddresses(t *testing.T) {
 		{"http://user:secret@[" + tcp, "not a URL"},
 		{tcp + "/config/", "not a network address"}, // was Caddy's "unknown network"
 		{"localhost", "not a network address"},
-		{"fd/3", "a file descriptor"}, // was "unknown network"
+		{"fd/3", "a file descriptor"},           // was "unknown network"
 		{"localhost:2019-2020", "a port range"}, // was Caddy's "invalid admin address localhost:2019-2020: <nil>"
 	} {
 		out, _, err := runEnrollCommand(t, "pending", "--address", c.address)
