@@ -240,13 +240,7 @@ func TestIssuedServedOnFullDisk(t *testing.T) {
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 
 	full.Store(true)
-	for _, tc := range []struct {
-		name   string
-		op     string
-		key    crypto.Signer
-		nonce  string
-		status int
-	}{
+	checkStoredAnswers(t, h, "on a full disk", first, "", []storedAnswerCase{
 		{"retrieve with a fresh nonce", wire.OpRetrieve, issued, "ZnJlc2gx", wire.StatusOK},
 		{"request again with its nonce", wire.OpRequest, issued, "bm9uY2Ux", wire.StatusOK},
 		{"request again with a fresh nonce", wire.OpRequest, issued, "ZnJlc2gy", wire.StatusOK},
@@ -254,15 +248,7 @@ func TestIssuedServedOnFullDisk(t *testing.T) {
 		{"a superseded key", wire.OpRetrieve, old, "ZnJlc2g3", wire.StatusRejected},
 		{"a pending request", wire.OpRetrieve, waiting, "ZnJlc2gz", wire.StatusPending},
 		{"a new key", wire.OpRequest, other, "ZnJlc2g0", wire.StatusServerError},
-	} {
-		ans := enrollNonce(t, h, tc.op, tc.key, tc.nonce)
-		if ans.Status != tc.status {
-			t.Errorf("%s on a full disk: %+v, want status %d", tc.name, ans, tc.status)
-		}
-		if tc.status == wire.StatusOK && !bytes.Equal(ans.Certificate, first.Certificate) {
-			t.Errorf("%s on a full disk: another certificate", tc.name)
-		}
-	}
+	})
 	if n := logs.FilterMessage("device lock unavailable: answered from storage").Len(); n != 6 {
 		t.Errorf("%d warnings of answers without the lock, want 6", n)
 	}
@@ -463,32 +449,44 @@ func TestAnsweredFromStorageWhenNonceNotStored(t *testing.T) {
 	}
 
 	full.Store(true)
-	for _, tc := range []struct {
-		name   string
-		op     string
-		key    crypto.Signer
-		nonce  string
-		status int
-	}{
+	checkStoredAnswers(t, h, "the nonce not storable", first, pending.Nonce, []storedAnswerCase{
 		{"retrieve of an issued certificate", wire.OpRetrieve, issued, "ZnJlc2gx", wire.StatusOK},
 		{"request again of an issued certificate", wire.OpRequest, issued, "ZnJlc2gy", wire.StatusOK},
 		{"retrieve of a pending request", wire.OpRetrieve, waiting, "ZnJlc2gz", wire.StatusPending},
 		{"retrieve of a rejected request", wire.OpRetrieve, refused, "ZnJlc2g0", wire.StatusRejected},
 		{"the nonce of another key", wire.OpRetrieve, issued, "d2FpdGluZw", wire.StatusNonceReused},
 		{"a new key", wire.OpRequest, other, "ZnJlc2g1", wire.StatusServerError},
-	} {
+	})
+	if n := logs.FilterMessage("nonce not stored: answered from storage").Len(); n != 4 {
+		t.Errorf("%d warnings of answers read with the nonce not stored, want 4", n)
+	}
+}
+
+// storedAnswerCase is an operation of key with nonce and the status it
+// must get when the answer is read from storage.
+type storedAnswerCase struct {
+	name   string
+	op     string
+	key    crypto.Signer
+	nonce  string
+	status int
+}
+
+// checkStoredAnswers sends h each case and checks its status, that an
+// issued certificate is first's, and (pendingNonce given) that a pending
+// answer carries the request's server nonce; what says in what state.
+func checkStoredAnswers(t *testing.T, h *Handler, what string, first *wire.Response, pendingNonce string, cases []storedAnswerCase) {
+	t.Helper()
+	for _, tc := range cases {
 		got := enrollNonce(t, h, tc.op, tc.key, tc.nonce)
 		switch {
 		case got.Status != tc.status:
-			t.Errorf("%s, the nonce not storable: %+v, want status %d", tc.name, got, tc.status)
+			t.Errorf("%s, %s: %+v, want status %d", tc.name, what, got, tc.status)
 		case tc.status == wire.StatusOK && !bytes.Equal(got.Certificate, first.Certificate):
-			t.Errorf("%s, the nonce not storable: another certificate", tc.name)
-		case tc.status == wire.StatusPending && got.Nonce != pending.Nonce:
-			t.Errorf("%s, the nonce not storable: server nonce %q, want the request's %q", tc.name, got.Nonce, pending.Nonce)
+			t.Errorf("%s, %s: another certificate", tc.name, what)
+		case tc.status == wire.StatusPending && pendingNonce != "" && got.Nonce != pendingNonce:
+			t.Errorf("%s, %s: server nonce %q, want the request's %q", tc.name, what, got.Nonce, pendingNonce)
 		}
-	}
-	if n := logs.FilterMessage("nonce not stored: answered from storage").Len(); n != 4 {
-		t.Errorf("%d warnings of answers read with the nonce not stored, want 4", n)
 	}
 }
 
