@@ -14,7 +14,6 @@ import (
 	"io/fs"
 	"math/big"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -182,10 +181,8 @@ func (cfg Config) resolve() (Config, error) {
 			cfg.Validity = defaultLegacyValid
 		}
 	}
-	for _, u := range append(slices.Clip(cfg.CRLURLs), cfg.IssuerURLs...) {
-		if err := CheckPublishURL(u); err != nil {
-			return cfg, err
-		}
+	if err := CheckPublishURLs(cfg.CRLURLs, cfg.IssuerURLs); err != nil {
+		return cfg, err
 	}
 	if cfg.CRLValidity == 0 {
 		cfg.CRLValidity = defaultCRLValidity

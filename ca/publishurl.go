@@ -6,6 +6,18 @@ import (
 	"strings"
 )
 
+// CheckPublishURLs is CheckPublishURL of every URL of the lists.
+func CheckPublishURLs(lists ...[]string) error {
+	for _, urls := range lists {
+		for _, u := range urls {
+			if err := CheckPublishURL(u); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // CheckPublishURL reports whether u can stand in a certificate as a CRL
 // distribution point or a caIssuers location: an absolute http or https
 // URL with a host, in ASCII (the extensions' IA5String), without user

@@ -90,10 +90,8 @@ func (au *Authority) validate(profile string) error {
 			return fmt.Errorf("the legacy profile cannot use an intermediate: seed-era clients accept only certificates signed by the CA they fetched")
 		}
 	}
-	for _, u := range append(slices.Clip(au.CRLURLs), au.IssuerURLs...) {
-		if err := ca.CheckPublishURL(u); err != nil {
-			return err
-		}
+	if err := ca.CheckPublishURLs(au.CRLURLs, au.IssuerURLs); err != nil {
+		return err
 	}
 	if (au.CertFile == "") != (au.KeyFile == "") {
 		return fmt.Errorf("cert_file and key_file go together")

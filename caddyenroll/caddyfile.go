@@ -325,10 +325,8 @@ func parseAuthority(d *caddyfile.Dispenser) (*Authority, error) {
 			if len(urls) == 0 {
 				return nil, d.ArgErr()
 			}
-			for _, u := range urls {
-				if err := ca.CheckPublishURL(u); err != nil {
-					return nil, d.Errf("%s: %v", name, err)
-				}
+			if err := ca.CheckPublishURLs(urls); err != nil {
+				return nil, d.Errf("%s: %v", name, err)
 			}
 			if name == "crl_url" {
 				auth.CRLURLs = urls
