@@ -283,7 +283,7 @@ func BenchmarkSupersedeWith2000Revoked(b *testing.B) {
 	for i := range 2000 {
 		rf.Entries[fmt.Sprintf("%032x", i+1)] = revokedEntry{At: testNow, Reason: ReasonSuperseded, NotAfter: testNow.AddDate(1, 0, 0)}
 	}
-	if err := c.storeRevoked(ctx, rf, nil); err != nil {
+	if _, err := c.storeRevoked(ctx, rf, nil); err != nil {
 		b.Fatal(err)
 	}
 	current := make([]string, b.N) // each device's second certificate supersedes its first

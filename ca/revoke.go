@@ -358,11 +358,15 @@ func (c *CA) Revoke(ctx context.Context, serial string, reason int) error {
 
 // RevokeSerial is Revoke, and reports whether this call revoked the
 // certificate (false: it was revoked already, whatever the reason, which
-// keyCompromise may still have replaced). It is decided under the CA's
+// keyCompromise may still have replaced). With an error it may still
+// report true: the revoked list was written, so the certificate is
+// revoked, and what failed after it (its record, the unlock) is completed
+// by the next revocation. It is decided under the CA's
 // lock, so that of revocations of one certificate racing each other (two
 // operators, an issuance's check and an operator's revocation, instances
 // sharing the storage) exactly one reports it, as metrics count it.
 func (c *CA) RevokeSerial(ctx context.Context, serial string, reason int) (newly bool, err error) {
+	var listed bool
 	if err := checkReason(reason); err != nil {
 		return false, err
 	}
@@ -388,9 +392,13 @@ func (c *CA) RevokeSerial(ctx context.Context, serial string, reason int) (newly
 		if rec != nil {
 			marked[s] = rec
 		}
-		return c.storeRevoked(ctx, rf, marked)
+		listed, err = c.storeRevoked(ctx, rf, marked)
+		return err
 	})
-	return newly && err == nil, err
+	// written to the list, the certificate is revoked whatever failed
+	// after (a record, the unlock): the revocation is this call's, as
+	// a repeat finds it listed and reports it revoked already
+	return newly && (err == nil || listed), err
 }
 
 // revokeLocked enters s in rf and returns its record marked revoked, to be
@@ -513,20 +521,22 @@ func (c *CA) indexCompromised(ctx context.Context) error {
 }
 
 // storeRevoked writes rf, then the records revokeLocked marked, by serial.
-func (c *CA) storeRevoked(ctx context.Context, rf *revokedFile, marked map[string]*Record) error {
+// listed reports whether rf was written: what it lists is revoked then,
+// even when a record's write failed (the next revocation marks it).
+func (c *CA) storeRevoked(ctx context.Context, rf *revokedFile, marked map[string]*Record) (listed bool, err error) {
 	defer c.crl.drop() // also after a failure: the list may have been written
 	if err := c.storeRevokedList(ctx, rf); err != nil {
-		return err
+		return false, err
 	}
 	// before the records say revoked: a CRL served from the cache until
 	// the deferred drop would not list what a record already shows
 	c.crl.drop()
 	for _, s := range slices.Sorted(maps.Keys(marked)) {
 		if err := c.storeJSON(ctx, c.issuedKey(s), marked[s]); err != nil {
-			return err
+			return true, err
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // revokeExpiredWithin is how long after a certificate expired, by this
@@ -544,7 +554,9 @@ const revokeExpiredWithin = day
 // exceptSerial (typically the one just issued, with ReasonSuperseded) and
 // returns the serials it revoked; with ReasonKeyCompromise it also changes
 // the reason of revoked ones to it (they are not returned: not newly
-// revoked).
+// revoked). With an error the serials returned are revoked all the same
+// (the revoked list holding them was written before a record's write or
+// the unlock failed); none when nothing was.
 func (c *CA) RevokeDevice(ctx context.Context, device string, reason int, exceptSerial string) ([]string, error) {
 	return c.revokeDevice(ctx, device, reason, exceptSerial, time.Time{})
 }
@@ -582,6 +594,7 @@ func (c *CA) revokeDevice(ctx context.Context, device string, reason int, except
 		return nil, nil
 	}
 	var revoked []string
+	var listed bool
 	err = c.withLock(ctx, func() error {
 		serials, err := c.deviceSerials(ctx, name)
 		if err != nil {
@@ -623,8 +636,12 @@ func (c *CA) revokeDevice(ctx context.Context, device string, reason int, except
 		if len(marked) == 0 && len(revoked) == 0 {
 			return nil // all revoked already: nothing to write
 		}
-		return c.storeRevoked(ctx, rf, marked)
+		listed, err = c.storeRevoked(ctx, rf, marked)
+		return err
 	})
+	if err != nil && !listed {
+		return nil, err
+	}
 	sort.Strings(revoked)
 	return revoked, err
 }

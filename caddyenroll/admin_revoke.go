@@ -216,18 +216,19 @@ func (ad *adminAPI) revokeSameKeys(ctx context.Context, device string, serials [
 			// r was read before the lock: a revocation racing this one
 			// (another operator's, an issuance's check of the key) may
 			// have revoked it since, and counted it; RevokeSerial tells
+			// fresh with an error: revoked, what failed came after
 			fresh, err := c.RevokeSerial(ctx, r.Serial, ca.ReasonKeyCompromise)
-			if err == nil {
+			if err == nil || fresh {
 				ad.app.noteRevoked(profile, "", []string{r.Serial}, false)
 				ad.app.noteCurrent(ctx, r.Device)
+				revoked = append(revoked, r.Serial)
+			}
+			if fresh {
+				newly++
 			}
 			unlock()
 			if err != nil {
 				return revoked, newly, fmt.Errorf("revoking %s of %s: %w", r.Serial, r.Device, err)
-			}
-			revoked = append(revoked, r.Serial)
-			if fresh {
-				newly++
 			}
 			ad.log.Info("certificate of a compromised key revoked", zap.String("serial", r.Serial),
 				zap.String("device", r.Device), zap.String("profile", profile))
@@ -268,6 +269,16 @@ func (ad *adminAPI) lookupSerial(ctx context.Context, serial string) ([]revocati
 	return hits, nil
 }
 
+// revokeFailed is the answer to a revocation that failed after revoking
+// some certificates (the CRL lists them): the operator must not take the
+// whole request as failed.
+func revokeFailed(revoked []string, err error) error {
+	if len(revoked) == 0 {
+		return apiErr(http.StatusInternalServerError, err)
+	}
+	return apiErr(http.StatusInternalServerError, fmt.Errorf("certificates %s revoked, but: %w", strings.Join(revoked, ", "), err))
+}
+
 // revokeLocked revokes what body names, under the device's lock, and
 // unmarks a device revoked by name. A name that is neither a device of
 // the file nor has any certificate is refused (404): a typo. It returns the
@@ -278,14 +289,17 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 	for _, h := range hits {
 		// h.rec was read before the device's lock: another revocation of
 		// it meanwhile counted it already
+		// fresh with an error: revoked, what failed came after
 		fresh, err := ad.app.cas[h.profile].RevokeSerial(ctx, body.Serial, reason)
-		if err != nil {
-			return revoked, newly, nil, apiErr(http.StatusInternalServerError, err)
+		if err == nil || fresh {
+			ad.app.noteRevoked(h.profile, "", []string{h.rec.Serial}, false)
+			revoked = append(revoked, h.rec.Serial)
 		}
-		ad.app.noteRevoked(h.profile, "", []string{h.rec.Serial}, false)
-		revoked = append(revoked, h.rec.Serial)
 		if fresh {
 			newly++
+		}
+		if err != nil {
+			return revoked, newly, nil, revokeFailed(revoked, err)
 		}
 		ad.log.Info("certificate revoked", zap.String("serial", h.rec.Serial), zap.String("profile", h.profile))
 	}
@@ -330,13 +344,17 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 				}
 			}
 		}
+		// with an error, serials are revoked all the same
 		serials, err := c.RevokeDevice(ctx, body.Device, reason, "")
-		if err != nil {
-			return revoked, newly, nil, apiErr(http.StatusInternalServerError, err)
+		if len(serials) > 0 {
+			ad.app.noteRevoked(profile, "", serials, false)
+			revoked = append(revoked, serials...)
+			newly += len(serials)
 		}
-		ad.app.noteRevoked(profile, "", serials, false)
-		revoked = append(append(revoked, serials...), rereasoned...)
-		newly += len(serials)
+		if err != nil {
+			return revoked, newly, nil, revokeFailed(revoked, err)
+		}
+		revoked = append(revoked, rereasoned...)
 	}
 	deferred, err = ad.unmarkRevoked(ctx, body.Device, d)
 	if err != nil {

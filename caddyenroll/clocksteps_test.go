@@ -208,7 +208,7 @@ func TestNonceClocksProvisioned(t *testing.T) {
 	if a.state.sinceStart == nil {
 		t.Fatal("a started app has no clock from start")
 	}
-	if d := a.state.sinceStart().Sub(time.Now()); d.Abs() > time.Second {
+	if d := time.Until(a.state.sinceStart()); d.Abs() > time.Second {
 		t.Fatalf("the clock from start of a started app is %v off the wall clock", d)
 	}
 	if clocks := a.state.nonceClocks(); len(clocks) != 1 {

@@ -165,11 +165,11 @@ func (a *App) revokeDisabledLocked(ctx context.Context, d string, seen time.Time
 			zap.String("device", d), zap.Time("enabled_again", enabledAgain))
 	}
 	for profile, c := range a.cas {
+		// with an error, serials are revoked all the same
 		serials, err := c.RevokeDeviceIssuedBefore(ctx, d, reasonCessationOfOperation, enabledAgain)
 		if err != nil {
 			a.log.Error("revoking certificates of disabled device", zap.String("device", d), zap.String("profile", profile), zap.Error(err))
 			failed = true
-			continue
 		}
 		if len(serials) > 0 {
 			a.noteRevoked(profile, d, serials, true)

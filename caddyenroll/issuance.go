@@ -69,14 +69,17 @@ func (a *App) issueLocked(ctx context.Context, req *Request, parsed *ca.CSR, pre
 	case compromised:
 		// the revocation that marked the key may have revoked it first
 		// (revokeSameKeys), and counted it
+		// (fresh with an error: revoked, what failed came after)
 		fresh, err := authority.RevokeSerial(ctx, is.Serial, ca.ReasonKeyCompromise)
-		if err != nil {
-			return fmt.Errorf("revoking certificate %s, of a key revoked for key compromise meanwhile: %v", is.Serial, err)
+		if err == nil || fresh {
+			a.noteRevoked(req.Profile, "", []string{is.Serial}, false)
 		}
-		a.noteRevoked(req.Profile, "", []string{is.Serial}, false)
 		if fresh {
 			metrics.revoked.Inc()
 			a.notifyRevoked("key_compromise", req.Profile, req.Device, []string{is.Serial}, ca.ReasonKeyCompromise)
+		}
+		if err != nil {
+			return fmt.Errorf("revoking certificate %s, of a key revoked for key compromise meanwhile: %v", is.Serial, err)
 		}
 		return errKeyCompromisedMeanwhile
 	}
@@ -198,24 +201,31 @@ func (a *App) issueFailed(err error, doing, device, id string) outcome {
 func (a *App) completeIssue(ctx context.Context, req *Request, prev *DeviceRecord) error {
 	ctx = context.WithoutCancel(ctx) // a device hanging up does not cut this short
 	if c, ok := a.cas[req.Profile]; ok {
+		// with an error, serials are revoked all the same (the failure
+		// came after the revoked list was written)
 		serials, err := c.RevokeDevice(ctx, req.Device, reasonSuperseded, req.Serial)
-		if err != nil {
-			// under the device's lock, which the callers hold to the
-			// answer: a refresh takes none
-			a.refreshAfterFailedRevocation(ctx)
-			return fmt.Errorf("revoking superseded certificates of %s: %v", req.Device, err)
-		}
 		if len(serials) > 0 {
 			a.noteRevoked(req.Profile, "", serials, false)
 			metrics.revoked.Add(float64(len(serials)))
 			a.notifyRevoked("superseded", req.Profile, req.Device, serials, reasonSuperseded)
 			a.log.Info("superseded certificates revoked", zap.String("device", req.Device), zap.Strings("serials", serials))
 		}
+		if err != nil {
+			// under the device's lock, which the callers hold to the
+			// answer: a refresh takes none
+			a.refreshAfterFailedRevocation(ctx)
+			return fmt.Errorf("revoking superseded certificates of %s: %v", req.Device, err)
+		}
 	}
 	// and the previous certificate when the other profile's CA issued it
 	if prev != nil && prev.Serial != "" && prev.Serial != req.Serial && prev.Profile != req.Profile {
 		if c, ok := a.cas[prev.Profile]; ok {
-			switch fresh, err := c.RevokeSerial(ctx, prev.Serial, reasonSuperseded); {
+			fresh, err := c.RevokeSerial(ctx, prev.Serial, reasonSuperseded)
+			if fresh { // not an operator's revocation, counted then; with an error too (revoked all the same)
+				metrics.revoked.Inc()
+				a.notifyRevoked("superseded", prev.Profile, req.Device, []string{prev.Serial}, reasonSuperseded)
+			}
+			switch {
 			case errors.Is(err, ca.ErrNotFound):
 				// issued by an earlier CA (the crypto item changed): no
 				// gateway trusts it any more, and this CA cannot revoke it
@@ -224,10 +234,6 @@ func (a *App) completeIssue(ctx context.Context, req *Request, prev *DeviceRecor
 				return fmt.Errorf("revoking superseded certificate %s: %v", prev.Serial, err)
 			default:
 				a.noteRevoked(prev.Profile, "", []string{prev.Serial}, false)
-				if fresh { // not an operator's revocation, counted then
-					metrics.revoked.Inc()
-					a.notifyRevoked("superseded", prev.Profile, req.Device, []string{prev.Serial}, reasonSuperseded)
-				}
 				a.log.Info("superseded certificate revoked", zap.String("device", req.Device), zap.String("serial", prev.Serial))
 			}
 		}
