@@ -2,6 +2,7 @@ package routing
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
@@ -87,6 +88,22 @@ func TestUpdateAgreesWithBuild(t *testing.T) {
 		{"route group", func(f *configfile.File, _ *Options) { f.Routes[len(f.Routes)-1].Group = "Prepaid" }, keepDevices},
 		{"routes reordered", func(f *configfile.File, _ *Options) { f.Routes[0], f.Routes[1] = f.Routes[1], f.Routes[0] }, keepDevices},
 		{"route dropped", func(f *configfile.File, _ *Options) { f.Routes = f.Routes[1:] }, keepDevices},
+		{"all routes of a group dropped", func(f *configfile.File, _ *Options) {
+			f.Routes = slices.DeleteFunc(f.Routes, func(r configfile.Route) bool { return r.Group == "Lab" })
+		}, keepDevices},
+		{"routes of two groups with names of one length swapped", func(f *configfile.File, _ *Options) {
+			for i := range f.Routes {
+				switch g := &f.Routes[i].Group; *g {
+				case "BT-Concert":
+					*g = "HK Telecom"
+				case "HK Telecom":
+					*g = "BT-Concert"
+				}
+			}
+		}, keepDevices},
+		{"group added", func(f *configfile.File, _ *Options) { f.Groups = append(f.Groups, configfile.Group{Name: "Spare"}) }, keepNothing},
+		{"protocol", func(_ *configfile.File, o *Options) { o.Protocol = map[string]string{"device2.itsp.com": "iax"} }, keepNothing},
+		{"non-OSP", func(_ *configfile.File, o *Options) { o.NonOSP = map[string]bool{"device2.itsp.com": true} }, keepNothing},
 		{"port", func(_ *configfile.File, o *Options) { o.DefaultPort = 5080 }, keepNothing},
 		{"address", func(_ *configfile.File, o *Options) {
 			o.SignalAddress = map[string]string{"device1.itsp.com": "192.0.2.2"}
@@ -152,6 +169,14 @@ func TestUpdateAgreesWithBuild(t *testing.T) {
 			}
 			if after := answersOf(t, f, prev); !reflect.DeepEqual(before, after) {
 				t.Error("the previous table changed")
+			}
+			// and back: the new table's checksum is of its own routes
+			back, err := Update(got, f, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a := answersOf(t, f, back); !reflect.DeepEqual(before, a) {
+				t.Errorf("Update back to the first version answers otherwise than it:\n%+v\n%+v", a, before)
 			}
 		})
 	}
@@ -223,5 +248,28 @@ func TestUpdateRefusesWhatBuildRefuses(t *testing.T) {
 				t.Error("the previous table lost its routes")
 			}
 		})
+	}
+}
+
+// A group that no device is in may be renamed with nothing else changing:
+// Update then knows the new name and forgets the old one, as Build does
+// (the devices' groups alone do not tell).
+func TestUpdateGroupWithoutDevicesRenamed(t *testing.T) {
+	src := "group \"\"\ngroup 'Spare'\ndevice gw.example \"\" enabled enrolled\nroute \"\" '1...' gw.example 1\n"
+	f := parse(t, "g.conf", []byte(src))
+	prev := build(t, f, Options{})
+	g := f.Clone()
+	g.Groups[1].Name = "Other"
+	got, err := Update(prev, g, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		group string
+		ok    bool
+	}{{"Other", true}, {"Spare", false}, {"", true}} {
+		if ri, ok := got.Lookup(c.group, "12"); ok != c.ok || ok && ri.Pattern != "1..." {
+			t.Errorf("Lookup(%q) = %+v %v, want %v", c.group, ri, ok, c.ok)
+		}
 	}
 }
