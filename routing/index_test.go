@@ -162,6 +162,9 @@ func TestDialedKeyMatchesConfigfile(t *testing.T) {
 		"1678", "+1678", "+1 404-872.4799", " +1", "+ 1", "1.2", "1..2", "1...", "...", "", ".", "+", "++1", "1+",
 		"1+2", "*72#", "#", "1\t2", "1_2", "１", "-1-", strings.Repeat("9", 32), strings.Repeat("9", 33),
 		strings.Repeat("1 ", 40), "1....", "1. .2", "1.-.2", "1. .", "1. ...", "1.2.3", "1. 2 .3", ". 1", "1 .",
+		// the bytes either side of '0'-'9' (the fast path of plain digits
+		// subtracts '0'), and its bound of 16
+		"1:", "14:5", ":", "1/", "/1", strings.Repeat("9", 16), strings.Repeat("9", 15) + ":",
 	} {
 		checkDialed(t, s)
 	}

@@ -331,19 +331,20 @@ func TestBuildRejects(t *testing.T) {
 		return err
 	}
 	cases := map[string]func(g *fileT){
-		"undefined route group":  func(g *fileT) { g.Routes[0].Group = "nope" },
-		"undefined device group": func(g *fileT) { g.Devices[0].Group = "nope" },
-		"bad prefix":             func(g *fileT) { g.Routes[0].Prefix = "1a" },
-		"long prefix":            func(g *fileT) { g.Routes[0].Prefix = strings.Repeat("1", 33) },
-		"exact without digits":   func(g *fileT) { g.Routes[7].Exact = true },
-		"no targets":             func(g *fileT) { g.Routes[0].Targets = nil },
-		"bad target":             func(g *fileT) { g.Routes[0].Targets = []targetT{{Device: 99, Weight: 1}} },
-		"negative target":        func(g *fileT) { g.Routes[0].Targets = []targetT{{Device: -1, Weight: 1}} },
-		"target twice":           func(g *fileT) { g.Routes[0].Targets = []targetT{{Device: 1, Weight: 1}, {Device: 1, Weight: 0}} },
-		"duplicate route":        func(g *fileT) { g.Routes[1].Prefix = "1" },
-		"duplicate group":        func(g *fileT) { g.Groups = append(g.Groups, g.Groups[1]) },
-		"duplicate device":       func(g *fileT) { g.Devices = append(g.Devices, g.Devices[1]) },
-		"unnamed device":         func(g *fileT) { g.Devices[0].Name = "" },
+		"undefined route group":   func(g *fileT) { g.Routes[0].Group = "nope" },
+		"undefined device group":  func(g *fileT) { g.Devices[0].Group = "nope" },
+		"bad prefix":              func(g *fileT) { g.Routes[0].Prefix = "1a" },
+		"long prefix":             func(g *fileT) { g.Routes[0].Prefix = strings.Repeat("1", 33) },
+		"exact without digits":    func(g *fileT) { g.Routes[7].Exact = true },
+		"no targets":              func(g *fileT) { g.Routes[0].Targets = nil },
+		"bad target":              func(g *fileT) { g.Routes[0].Targets = []targetT{{Device: 99, Weight: 1}} },
+		"negative target":         func(g *fileT) { g.Routes[0].Targets = []targetT{{Device: -1, Weight: 1}} },
+		"target past the devices": func(g *fileT) { g.Routes[0].Targets = []targetT{{Device: int32(len(g.Devices)), Weight: 1}} },
+		"target twice":            func(g *fileT) { g.Routes[0].Targets = []targetT{{Device: 1, Weight: 1}, {Device: 1, Weight: 0}} },
+		"duplicate route":         func(g *fileT) { g.Routes[1].Prefix = "1" },
+		"duplicate group":         func(g *fileT) { g.Groups = append(g.Groups, g.Groups[1]) },
+		"duplicate device":        func(g *fileT) { g.Devices = append(g.Devices, g.Devices[1]) },
+		"unnamed device":          func(g *fileT) { g.Devices[0].Name = "" },
 	}
 	for name, edit := range cases {
 		if err := mod(edit); err == nil {
