@@ -13,6 +13,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"math/big"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -131,6 +132,14 @@ func TestVerifyIssuedChecks(t *testing.T) {
 		"other name":  {mk(nil), "gw2.example.com", "does not name the device"},
 		"server only": {mk(func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth} }), "", "client authentication"},
 		"SAN name":    {mk(func(c *x509.Certificate) { c.Subject.CommonName = ""; c.DNSNames = []string{"gw3.example.com"} }), "gw3.example.com", ""},
+		"SAN IP": {mk(func(c *x509.Certificate) {
+			c.Subject.CommonName = ""
+			c.IPAddresses = []net.IP{net.ParseIP("192.0.2.1")}
+		}), "192.0.2.1", ""},
+		"other SAN IP": {mk(func(c *x509.Certificate) {
+			c.Subject.CommonName = ""
+			c.IPAddresses = []net.IP{net.ParseIP("192.0.2.2")}
+		}), "192.0.2.1", "does not name the device"},
 	} {
 		err := VerifyIssued(tc.cert, devKey.Public(), ca, tc.dev, now)
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
