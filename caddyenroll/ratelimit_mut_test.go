@@ -38,3 +38,111 @@ func TestLimiterStaleSharedCountIgnored(t *testing.T) {
 		})
 	}
 }
+
+// The limiter keys of an account at its known addresses name one account
+// at one address each: an address that is a prefix of another, followed
+// by a username that starts with the rest, must not share the failures
+// and lockouts of the account that other address knows.
+func TestKnownKeyDistinct(t *testing.T) {
+	for _, c := range []struct{ userA, addrA, userB, addrB string }{
+		{"5ops", "ip:192.0.2.1", "ops", "ip:192.0.2.15"},
+		{"ops", "ip:192.0.2.1", "ops", "ip:192.0.2.2"},
+	} {
+		if a, b := knownKey(c.userA, c.addrA), knownKey(c.userB, c.addrB); a == b {
+			t.Errorf("%s at %s and %s at %s share the key %q", c.userA, c.addrA, c.userB, c.addrB, a)
+		}
+	}
+}
+
+// A storage record found missing clears the failures of a key only when
+// this instance's record held them (a valid login or an unlock elsewhere
+// deleted it): failures whose write failed, or came after the one written,
+// are kept, else a storage refusing writes reset a guesser's count at
+// every attempt.
+func TestLimiterForgetRecorded(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	for _, c := range []struct {
+		name string
+		run  func(l *limiter)
+		want int // failures left
+	}{
+		{"never written", func(l *limiter) { l.fail("k", t0) }, 1},
+		{"written", func(l *limiter) {
+			_, _, after := l.failWith("k", t0, sharedFailure{})
+			l.markRecorded("k", after)
+		}, 0},
+		{"failed again since the write", func(l *limiter) {
+			_, _, after := l.failWith("k", t0, sharedFailure{})
+			l.fail("k", t0.Add(time.Second))
+			l.markRecorded("k", after)
+		}, 2},
+		{"cleared and failed as often since the write", func(l *limiter) {
+			_, _, after := l.failWith("k", t0, sharedFailure{})
+			l.clear("k")
+			l.fail("k", t0.Add(time.Second))
+			l.markRecorded("k", after)
+		}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := newLimiter(5, time.Second, time.Minute)
+			c.run(l)
+			l.forgetRecorded("k")
+			got := 0
+			if st, ok := l.m["k"]; ok {
+				got = st.failures
+			}
+			if got != c.want {
+				t.Errorf("%d failures left, want %d", got, c.want)
+			}
+		})
+	}
+}
+
+// Failures gone stale do not narrow the attempts let in at once: a fleet
+// sharing an account, which failed long ago, enrolls again as many at a
+// time as a key that never failed.
+func TestLimiterStaleFailuresFreeAttempts(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	for _, c := range []struct {
+		name string
+		at   time.Duration // since the failures
+		want int           // attempts let in at once
+	}{
+		{"fresh failures", time.Minute, 1},
+		{"stale failures", 3 * time.Minute, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := newLimiter(3, time.Second, time.Minute)
+			for range 3 {
+				l.fail("k", t0)
+			}
+			got := 0
+			for range 5 {
+				if ok, _ := l.begin(noWait, "k", t0.Add(c.at)); ok {
+					got++
+				}
+			}
+			if got != c.want {
+				t.Errorf("%d attempts let in at once, want %d", got, c.want)
+			}
+		})
+	}
+}
+
+// Lockouts double up to the longest, and stop there even when doubling
+// steps over it (a longest lockout that is no power of two times the
+// first one).
+func TestLimiterLockoutCappedBetweenDoublings(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	l := newLimiter(1, time.Second, 5*time.Second)
+	now := t0
+	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second} {
+		if ok, left := l.begin(noWait, "k", now); !ok {
+			t.Fatalf("failure %d: refused, %v left", i+1, left)
+		}
+		if _, lockout := l.fail("k", now); lockout != want {
+			t.Errorf("failure %d: lockout %v, want %v", i+1, lockout, want)
+		}
+		now = now.Add(want)
+	}
+}
