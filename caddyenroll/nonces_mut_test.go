@@ -37,3 +37,24 @@ func TestNonceStoredValueMatched(t *testing.T) {
 		})
 	}
 }
+
+// A nonce is bound within the device's name in normal form: the same nonce
+// sent again under another spelling of the name (case, a trailing dot) is
+// the same device's, and so refused to another binding.
+func TestDeviceNonceNormalForm(t *testing.T) {
+	for _, c := range []struct{ first, again string }{
+		{"gw1.example", "GW1.Example"},
+		{"gw1.example", "gw1.example."},
+	} {
+		t.Run(c.again, func(t *testing.T) {
+			f := newNonceFixture(t, time.Hour)
+			ctx := nonceTestCtx(t)
+			if ok, err := f.s.bindNonceTo(ctx, deviceNonce(c.first, []byte("n")), "A"); err != nil || !ok {
+				t.Fatalf("first bind: %v (%v)", ok, err)
+			}
+			if ok, err := f.s.bindNonceTo(ctx, deviceNonce(c.again, []byte("n")), "B"); err != nil || ok {
+				t.Errorf("reused as %q: bound %v (%v), want refused", c.again, ok, err)
+			}
+		})
+	}
+}
