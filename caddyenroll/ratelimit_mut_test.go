@@ -1,6 +1,7 @@
 package caddyenroll
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -144,5 +145,25 @@ func TestLimiterLockoutCappedBetweenDoublings(t *testing.T) {
 			t.Errorf("failure %d: lockout %v, want %v", i+1, lockout, want)
 		}
 		now = now.Add(want)
+	}
+}
+
+// An address counts an account's failures only until the account is past
+// its free ones: a device retrying a stale password at each lockout's end
+// must not lock out the other devices of its site.
+func TestAddressStopsCountingPastAccountLockout(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	a := &App{limiter: newLimiter(2, time.Second, time.Minute), addrLimiter: newLimiter(8, time.Second, time.Minute), known: newKnownAddresses()}
+	lg := login{username: "dev", user: "user:dev", addr: addressKey("192.0.2.7")}
+	now := t0
+	for range 6 {
+		_, address := a.loginFailed(context.Background(), lg, now)
+		if address > 0 {
+			t.Fatalf("the address is locked out for %v", address)
+		}
+		now = now.Add(time.Minute) // past each lockout
+	}
+	if got := a.addrLimiter.m[lg.addr].failures; got != 2 {
+		t.Errorf("the address counts %d failures, want the account's free 2", got)
 	}
 }
