@@ -167,3 +167,27 @@ func TestAddressStopsCountingPastAccountLockout(t *testing.T) {
 		t.Errorf("the address counts %d failures, want the account's free 2", got)
 	}
 }
+
+// A failure at a known address asks for the account's record to be
+// written (to name its failure record there) once: at the first failure,
+// and again only after a write failed; not at every guess, which would
+// cost a storage write each.
+func TestKnownNoteFailedOnce(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	k := newKnownAddresses()
+	k.add("dev", "ip:192.0.2.7", t0)
+	for i, s := range []struct {
+		writeFailed bool // recordFailed before the failure
+		want        bool
+	}{{false, true}, {false, false}, {false, false}, {true, true}, {false, false}} {
+		if s.writeFailed {
+			k.recordFailed("dev", t0)
+		}
+		if got := k.noteFailed("dev", "ip:192.0.2.7"); got != s.want {
+			t.Errorf("failure %d: write %v, want %v", i+1, got, s.want)
+		}
+	}
+	if k.noteFailed("dev", "ip:198.51.100.1") {
+		t.Error("a failure at an address not known asks for a write")
+	}
+}
