@@ -27,8 +27,8 @@ import (
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
 
-// startSecond starts a second Caddy on a's storage and configuration file:
-// a's Caddyfile with every listening port of a (its admin, sites and
+// startSecond starts a second Caddy (a's binary) on a's storage and
+// configuration file: a's Caddyfile with every listening port of a (its admin, sites and
 // waitAddrs) moved to a free one; edit, when given, changes it further.
 // remap turns an address or URL of a into the same of the second.
 func startSecond(t *testing.T, a *server, waitAddrs []string, edit func(string) string) (b *server, remap func(string) string) {
@@ -54,9 +54,13 @@ func startSecond(t *testing.T, a *server, waitAddrs []string, edit func(string) 
 	for _, addr := range append([]string{a.tlsAddr, a.httpAddr}, waitAddrs...) {
 		wait = append(wait, r.Replace(addr))
 	}
-	bc := testutil.StartCaddy(t, t.TempDir(), second, r.Replace(a.AdminAddr), wait...)
+	bin := a.bin
+	if bin == "" {
+		bin = testutil.CaddyBinary(t)
+	}
+	bc := testutil.StartCaddyBinary(t, bin, t.TempDir(), second, r.Replace(a.AdminAddr), wait...)
 	b = &server{Caddy: bc, t: t, https: r.Replace(a.https), http: r.Replace(a.http), conf: a.conf,
-		tlsAddr: r.Replace(a.tlsAddr), httpAddr: r.Replace(a.httpAddr), client: a.client}
+		tlsAddr: r.Replace(a.tlsAddr), httpAddr: r.Replace(a.httpAddr), client: a.client, bin: bin}
 	b.waitTLS()
 	return b, r.Replace
 }

@@ -42,6 +42,7 @@ type server struct {
 	client   *http.Client
 	tlsAddr  string
 	httpAddr string
+	bin      string // the Caddy binary it runs
 }
 
 var (
@@ -145,7 +146,7 @@ http://%s {
 	}
 	c := testutil.StartCaddyBinary(t, o.bin, dir, caddyfile, admin, append([]string{tlsAddr, httpAddr}, o.waitAddrs...)...)
 	s := &server{Caddy: c, t: t, https: "https://" + tlsAddr + "/", http: "http://" + httpAddr + "/",
-		conf: confPath, tlsAddr: tlsAddr, httpAddr: httpAddr}
+		conf: confPath, tlsAddr: tlsAddr, httpAddr: httpAddr, bin: o.bin}
 	s.client = s.trustingClient()
 	s.waitTLS()
 	return s

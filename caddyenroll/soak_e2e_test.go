@@ -11,7 +11,9 @@ package caddyenroll_test
 // (approval auto); unknown ones wait for the administrator, whose approval
 // adds them to the file. It runs SOAK_DURATION (default 12s); SOAK_SEED
 // repeats a run's random choices (not its interleaving); SOAK_RACE_CADDY=0
-// runs Caddy without the race detector.
+// runs Caddy without the race detector. SOAK_INSTANCES runs that many
+// Caddy processes on one storage and one file (TestSoak 1, TestSoakCluster
+// 2), each request going to one of them at random.
 
 import (
 	"bytes"
@@ -118,10 +120,10 @@ type soakCert struct {
 
 type soak struct {
 	t      *testing.T
-	s      *server
+	s      *server // the first instance: its storage and file are all's
+	insts  []soakInstance
 	client *http.Client
 	admin  *http.Client
-	sites  map[string]string            // profile → URL of its HTTPS enrollment site
 	cas    map[string]*x509.Certificate // profile → getcacert's CA certificate
 
 	mu         sync.Mutex
@@ -144,6 +146,12 @@ type soak struct {
 	// held by the operator while the file does not parse, and by reloads
 	// (a config whose file does not parse does not load)
 	fileMu sync.Mutex
+}
+
+// soakInstance is one Caddy of the soak.
+type soakInstance struct {
+	s     *server
+	sites map[string]string // profile → URL of its HTTPS enrollment site
 }
 
 // randomRun reads the settings of a randomized run from the environment,
@@ -180,8 +188,28 @@ func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a soak through a real Caddy")
 	}
+	runSoak(t, soakInstances(t, 1))
+}
+
+// soakInstances is SOAK_INSTANCES, else def.
+func soakInstances(t *testing.T, def int) int {
+	t.Helper()
+	v := os.Getenv("SOAK_INSTANCES")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("SOAK_INSTANCES=%q: want a number of Caddy processes, 1 or more", v)
+	}
+	return n
+}
+
+// runSoak runs the soak through n Caddy processes sharing the storage and
+// the configuration file, and checks it.
+func runSoak(t *testing.T, n int) {
 	dur, seed, bin := randomRun(t, "SOAK", soakDefaultDuration)
-	t.Logf("soak: %v, SOAK_SEED=%d, caddy with the race detector: %v", dur, seed, bin != testutil.CaddyBinary(t))
+	t.Logf("soak: %v, %d instance(s), SOAK_SEED=%d, caddy with the race detector: %v", dur, n, seed, bin != testutil.CaddyBinary(t))
 
 	legacyAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	s := startServer(t, serverOpts{
@@ -192,29 +220,44 @@ func TestSoak(t *testing.T) {
 		waitAddrs: []string{legacyAddr},
 	})
 	tlsConf := s.client.Transport.(*http.Transport).TLSClientConfig
-	waitFor(t, "the legacy site's TLS certificate", func() bool {
-		conn, err := tls.Dial("tcp", legacyAddr, tlsConf)
-		if err == nil {
-			conn.Close()
-		}
-		return err == nil
-	})
-	k := &soak{t: t, s: s,
+	insts := []soakInstance{{s, map[string]string{"modern": s.https, "legacy": "https://" + legacyAddr + "/"}}}
+	for range n - 1 {
+		b, remap := startSecond(t, s, []string{legacyAddr}, nil)
+		insts = append(insts, soakInstance{b, map[string]string{"modern": b.https, "legacy": remap("https://" + legacyAddr + "/")}})
+	}
+	for _, in := range insts {
+		addr := strings.TrimSuffix(strings.TrimPrefix(in.sites["legacy"], "https://"), "/")
+		waitFor(t, "the legacy site's TLS certificate", func() bool {
+			conn, err := tls.Dial("tcp", addr, tlsConf)
+			if err == nil {
+				conn.Close()
+			}
+			return err == nil
+		})
+	}
+	k := &soak{t: t, s: s, insts: insts,
 		client: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
 			TLSClientConfig: tlsConf.Clone(), MaxIdleConnsPerHost: 32}},
 		admin:   &http.Client{Timeout: 60 * time.Second},
-		sites:   map[string]string{"modern": s.https, "legacy": "https://" + legacyAddr + "/"},
 		cas:     map[string]*x509.Certificate{},
 		decided: map[string]soakDecision{},
 		counts:  map[string]int{},
 	}
-	for profile := range k.sites {
-		ans, err := k.post(profile, wire.Request{Operation: wire.OpGetCACert})
-		if err != nil || ans.Status != wire.StatusOK {
-			t.Fatalf("getcacert (%s): %v %+v", profile, err, ans)
-		}
-		if k.cas[profile], err = x509.ParseCertificate(ans.Certificate); err != nil {
-			t.Fatal(err)
+	for i := range insts {
+		for profile := range insts[i].sites {
+			ans, err := k.post(i, profile, wire.Request{Operation: wire.OpGetCACert})
+			if err != nil || ans.Status != wire.StatusOK {
+				t.Fatalf("getcacert (%s, instance %d): %v %+v", profile, i, err, ans)
+			}
+			if i > 0 {
+				if !bytes.Equal(ans.Certificate, k.cas[profile].Raw) {
+					t.Fatalf("getcacert (%s): instance %d answers another CA certificate than instance 0", profile, i)
+				}
+				continue
+			}
+			if k.cas[profile], err = x509.ParseCertificate(ans.Certificate); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 
@@ -232,7 +275,7 @@ func TestSoak(t *testing.T) {
 	}
 	run(100, k.administrator)
 	run(101, k.operator)
-	run(102, func(rng *mrand.Rand, stop <-chan struct{}) { k.reloads(dur, stop) })
+	run(102, func(rng *mrand.Rand, stop <-chan struct{}) { k.reloads(dur, rng, stop) })
 	time.Sleep(dur)
 	close(stop)
 	wg.Wait()
@@ -282,13 +325,22 @@ func soakNonce() []byte {
 	return b
 }
 
-// post sends a protocol request to a profile's site. A transport error
+// on picks the instance a request goes to: one at random (none of rng's
+// numbers drawn with one instance, so that a seed chooses as before).
+func (k *soak) on(rng *mrand.Rand) int {
+	if len(k.insts) == 1 {
+		return 0
+	}
+	return rng.IntN(len(k.insts))
+}
+
+// post sends a protocol request to a profile's site on instance i. A transport error
 // (a connection closed during a reload) is retried with the same body:
 // the same nonce and CSR are answered the same.
-func (k *soak) post(profile string, r wire.Request) (*wire.Response, error) {
+func (k *soak) post(i int, profile string, r wire.Request) (*wire.Response, error) {
 	body := wire.EncodeRequest(r)
 	code, raw, err := withRetries(func() (*http.Response, error) {
-		return k.client.Post(k.sites[profile], wire.RequestContentType(r.Operation), bytes.NewReader(body))
+		return k.client.Post(k.insts[i].sites[profile], wire.RequestContentType(r.Operation), bytes.NewReader(body))
 	}, func() { k.retries.Add(1) })
 	if err != nil {
 		return nil, err
@@ -303,14 +355,14 @@ func (k *soak) post(profile string, r wire.Request) (*wire.Response, error) {
 	return ans, nil
 }
 
-// adminDo calls the admin API, retrying transport errors.
-func (k *soak) adminDo(method, uri, body string) (int, string, error) {
+// adminDo calls instance i's admin API, retrying transport errors.
+func (k *soak) adminDo(i int, method, uri, body string) (int, string, error) {
 	code, b, err := withRetries(func() (*http.Response, error) {
 		var rd io.Reader
 		if body != "" {
 			rd = strings.NewReader(body)
 		}
-		req, err := http.NewRequest(method, "http://"+k.s.AdminAddr+uri, rd)
+		req, err := http.NewRequest(method, "http://"+k.insts[i].s.AdminAddr+uri, rd)
 		if err != nil {
 			return nil, err
 		}
@@ -380,14 +432,14 @@ func (k *soak) request(key *soakKey, op string, nonce []byte) wire.Request {
 		Device: key.dev.id, Customer: key.dev.customer, CSR: key.csr}
 }
 
-// enroll sends a request or retrieve for key and checks its answer: a
+// enroll sends a request or retrieve for key to instance i and checks its answer: a
 // status the situation allows (what: "new" for a key never sent, "repeat"
 // for a request of a key sent before, "retrieve"), and a certificate for
 // that key and device. It returns the status (-1: no answer).
-func (k *soak) enroll(key *soakKey, op, what string, nonce []byte) int {
-	ans, err := k.post(key.profile, k.request(key, op, nonce))
+func (k *soak) enroll(i int, key *soakKey, op, what string, nonce []byte) int {
+	ans, err := k.post(i, key.profile, k.request(key, op, nonce))
 	if err != nil {
-		k.violate("%s %s (%s, %s): %v", op, key.dev.name, what, key.profile, err)
+		k.violate("%s %s (%s, %s, instance %d): %v", op, key.dev.name, what, key.profile, i, err)
 		return -1
 	}
 	k.count(fmt.Sprintf("%s %s", key.profile, what), ans.Status)
@@ -403,7 +455,7 @@ func (k *soak) enroll(key *soakKey, op, what string, nonce []byte) int {
 			s == wire.StatusDeviceDisabled && !slices.Contains(soakToggled, key.dev.name) // never disabled
 	})
 	if !slices.Contains(allowed, ans.Status) {
-		k.violate("%s %s (%s, %s): status %d %q, want one of %v", op, key.dev.name, what, key.profile, ans.Status, ans.Error, allowed)
+		k.violate("%s %s (%s, %s, instance %d): status %d %q, want one of %v", op, key.dev.name, what, key.profile, i, ans.Status, ans.Error, allowed)
 		return ans.Status
 	}
 	if ans.Status == wire.StatusOK {
@@ -445,11 +497,11 @@ func (k *soak) device(d soakDevice, rng *mrand.Rand, stop <-chan struct{}) {
 			}
 			keys = append(keys, key)
 			cur = key
-			if k.enroll(key, wire.OpRequest, "new", key.nonce) == wire.StatusRejected {
+			if k.enroll(k.on(rng), key, wire.OpRequest, "new", key.nonce) == wire.StatusRejected {
 				cur = nil
 			}
 		case x < 42:
-			if k.enroll(cur, wire.OpRequest, "repeat", soakNonce()) == wire.StatusRejected {
+			if k.enroll(k.on(rng), cur, wire.OpRequest, "repeat", soakNonce()) == wire.StatusRejected {
 				cur = nil
 			}
 		case x < 62:
@@ -457,22 +509,22 @@ func (k *soak) device(d soakDevice, rng *mrand.Rand, stop <-chan struct{}) {
 			if rng.IntN(2) == 0 {
 				nonce = soakNonce()
 			}
-			if k.enroll(cur, wire.OpRetrieve, "retrieve", nonce) == wire.StatusRejected {
+			if k.enroll(k.on(rng), cur, wire.OpRetrieve, "retrieve", nonce) == wire.StatusRejected {
 				cur = nil
 			}
 		case x < 72:
 			old := keys[rng.IntN(len(keys))]
 			if rng.IntN(2) == 0 {
-				k.enroll(old, wire.OpRequest, "repeat", soakNonce())
+				k.enroll(k.on(rng), old, wire.OpRequest, "repeat", soakNonce())
 			} else {
-				k.enroll(old, wire.OpRetrieve, "retrieve", soakNonce())
+				k.enroll(k.on(rng), old, wire.OpRetrieve, "retrieve", soakNonce())
 			}
 		case x < 80:
 			// a wrong password, on an account of its own: the devices'
 			// accounts must not be locked out
 			r := k.request(cur, wire.OpRequest, soakNonce())
 			r.Username, r.Password = "probe", "not-the-password"
-			ans, err := k.post(cur.profile, r)
+			ans, err := k.post(k.on(rng), cur.profile, r)
 			if err != nil {
 				k.violate("wrong password %s: %v", d.name, err)
 				continue
@@ -483,7 +535,7 @@ func (k *soak) device(d soakDevice, rng *mrand.Rand, stop <-chan struct{}) {
 			}
 		case x < 86:
 			profile := []string{"modern", "legacy"}[rng.IntN(2)]
-			ans, err := k.post(profile, wire.Request{Operation: wire.OpGetCACert})
+			ans, err := k.post(k.on(rng), profile, wire.Request{Operation: wire.OpGetCACert})
 			switch {
 			case err != nil:
 				k.violate("getcacert (%s): %v", profile, err)
@@ -538,7 +590,7 @@ func (k *soak) administrator(rng *mrand.Rand, stop <-chan struct{}) {
 	for !stopped(stop, time.Duration(20+rng.IntN(60))*time.Millisecond) {
 		switch x := rng.IntN(100); {
 		case x < 45:
-			code, body, err := k.adminDo("GET", "/enroll/pending", "")
+			code, body, err := k.adminDo(k.on(rng), "GET", "/enroll/pending", "")
 			var pending []soakRequest
 			if err != nil || code != 200 || json.Unmarshal([]byte(body), &pending) != nil {
 				k.violate("GET /enroll/pending: %d %v %.300s", code, err, body)
@@ -551,7 +603,7 @@ func (k *soak) administrator(rng *mrand.Rand, stop <-chan struct{}) {
 		case x < 70:
 			d := soakDevices[rng.IntN(len(soakDevices))]
 			reason := soakReasons[rng.IntN(len(soakReasons))]
-			code, body, err := k.adminDo("POST", "/enroll/revoke", fmt.Sprintf(`{"device":%q,"reason":%d}`, d.name, reason))
+			code, body, err := k.adminDo(k.on(rng), "POST", "/enroll/revoke", fmt.Sprintf(`{"device":%q,"reason":%d}`, d.name, reason))
 			k.count("admin revoke device", code)
 			switch {
 			case err != nil:
@@ -573,19 +625,19 @@ func (k *soak) administrator(rng *mrand.Rand, stop <-chan struct{}) {
 				continue
 			}
 			reason := soakReasons[rng.IntN(len(soakReasons))]
-			code, body, err := k.adminDo("POST", "/enroll/revoke", fmt.Sprintf(`{"serial":%q,"reason":%d}`, serial, reason))
+			code, body, err := k.adminDo(k.on(rng), "POST", "/enroll/revoke", fmt.Sprintf(`{"serial":%q,"reason":%d}`, serial, reason))
 			k.count("admin revoke serial", code)
 			if err != nil || code != 200 {
 				k.violate("revoke serial %s reason %d: %d %v %.300s", serial, reason, code, err, body)
 			}
 		case x < 90:
-			code, body, err := k.adminDo("GET", "/enroll/devices", "")
+			code, body, err := k.adminDo(k.on(rng), "GET", "/enroll/devices", "")
 			var devs []soakDeviceInfo
 			if err != nil || code != 200 || json.Unmarshal([]byte(body), &devs) != nil {
 				k.violate("GET /enroll/devices: %d %v %.300s", code, err, body)
 			}
 		default:
-			code, body, err := k.adminDo("GET", "/enroll/requests?limit=10000", "")
+			code, body, err := k.adminDo(k.on(rng), "GET", "/enroll/requests?limit=10000", "")
 			var reqs []soakRequest
 			if err != nil || code != 200 || json.Unmarshal([]byte(body), &reqs) != nil {
 				k.violate("GET /enroll/requests: %d %v %.300s", code, err, body)
@@ -608,7 +660,7 @@ func (k *soak) decide(p soakRequest, rng *mrand.Rand) {
 		}
 	}
 	at := time.Now()
-	code, out, err := k.adminDo("POST", uri, body)
+	code, out, err := k.adminDo(k.on(rng), "POST", uri, body)
 	if err != nil {
 		k.violate("POST %s: %v", uri, err)
 		return
@@ -817,37 +869,45 @@ func (k *soak) fileHistory() string {
 	return out
 }
 
-// reloads reloads Caddy's config (the same one) at a third and two thirds
-// of the soak.
-func (k *soak) reloads(dur time.Duration, stop <-chan struct{}) {
-	caddyfile, err := os.ReadFile(k.s.Config)
-	if err != nil {
-		k.violate("reload: %v", err)
-		return
-	}
+// reloads reloads each Caddy's config (the same one) at a third and two
+// thirds of the soak, one instance after the other (in the order rng
+// draws, one the others' requests go on to meanwhile).
+func (k *soak) reloads(dur time.Duration, rng *mrand.Rand, stop <-chan struct{}) {
 	for range 2 {
 		if stopped(stop, dur/3) {
 			return
 		}
-		k.fileMu.Lock()
-		req, _ := http.NewRequest(http.MethodPost, "http://"+k.s.AdminAddr+"/load", bytes.NewReader(caddyfile))
-		req.Header.Set("Content-Type", "text/caddyfile")
-		req.Header.Set("Cache-Control", "must-revalidate") // the same config: reload anyway
-		resp, err := k.admin.Do(req)
-		if err != nil {
-			k.violate("reload: %v", err)
-		} else {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				k.violate("reload: HTTP %d: %.300s", resp.StatusCode, b)
-			}
+		for _, i := range rng.Perm(len(k.insts)) {
+			k.reload(i)
 		}
-		k.fileMu.Unlock()
 	}
 }
 
-// soakState is what the admin API and the CRLs say once the soak is over.
+// reload reloads instance i's config (the same one).
+func (k *soak) reload(i int) {
+	caddyfile, err := os.ReadFile(k.insts[i].s.Config)
+	if err != nil {
+		k.violate("reload: %v", err)
+		return
+	}
+	k.fileMu.Lock()
+	defer k.fileMu.Unlock()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+k.insts[i].s.AdminAddr+"/load", bytes.NewReader(caddyfile))
+	req.Header.Set("Content-Type", "text/caddyfile")
+	req.Header.Set("Cache-Control", "must-revalidate") // the same config: reload anyway
+	resp, err := k.admin.Do(req)
+	if err != nil {
+		k.violate("reload of instance %d: %v", i, err)
+		return
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		k.violate("reload of instance %d: HTTP %d: %.300s", i, resp.StatusCode, b)
+	}
+}
+
+// soakState is what an instance's admin API and CRLs say once the soak is over.
 type soakState struct {
 	file     *configfile.File
 	devices  map[string]soakDeviceInfo // by lower-case name
@@ -858,7 +918,7 @@ type soakState struct {
 	crls     map[string]map[string]int // profile → serial → reason
 }
 
-func (k *soak) state() *soakState {
+func (k *soak) state(i int) *soakState {
 	t := k.t
 	t.Helper()
 	st := &soakState{devices: map[string]soakDeviceInfo{}, certs: map[string]soakCertInfo{},
@@ -869,7 +929,7 @@ func (k *soak) state() *soakState {
 	}
 	get := func(uri string, v any) {
 		t.Helper()
-		code, body, err := k.adminDo("GET", uri, "")
+		code, body, err := k.adminDo(i, "GET", uri, "")
 		if err != nil || code != 200 {
 			t.Fatalf("GET %s: %d %v %.300s", uri, code, err, body)
 		}
@@ -893,8 +953,8 @@ func (k *soak) state() *soakState {
 			add(d.Name, c)
 		}
 	}
-	st.requests = k.requestList(t, "/enroll/requests")
-	st.pending = k.requestList(t, "/enroll/pending")
+	st.requests = k.requestList(t, i, "/enroll/requests")
+	st.pending = k.requestList(t, i, "/enroll/pending")
 	// the certificates of devices the file does not list: those the test
 	// saw and those requests name
 	k.mu.Lock()
@@ -921,7 +981,16 @@ func (k *soak) state() *soakState {
 		get("/enroll/certificates/"+n, &c)
 		add(c.Device, c)
 	}
-	for profile, site := range k.sites {
+	st.crls = k.crls(i)
+	return st
+}
+
+// crls reads instance i's CRLs: profile → serial → reason.
+func (k *soak) crls(i int) map[string]map[string]int {
+	t := k.t
+	t.Helper()
+	out := map[string]map[string]int{}
+	for profile, site := range k.insts[i].sites {
 		resp, err := k.client.Get(site + "ca.crl")
 		if err != nil {
 			t.Fatal(err)
@@ -930,28 +999,28 @@ func (k *soak) state() *soakState {
 		resp.Body.Close()
 		crl, err := x509.ParseRevocationList(der)
 		if err != nil {
-			t.Fatalf("%s CRL: %v", profile, err)
+			t.Fatalf("%s CRL of instance %d: %v", profile, i, err)
 		}
 		if profile == "modern" {
 			if err := crl.CheckSignatureFrom(k.cas[profile]); err != nil {
-				t.Errorf("modern CRL: %v", err)
+				t.Errorf("modern CRL of instance %d: %v", i, err)
 			}
 		}
-		st.crls[profile] = map[string]int{}
+		out[profile] = map[string]int{}
 		for _, e := range crl.RevokedCertificateEntries {
-			st.crls[profile][e.SerialNumber.Text(16)] = e.ReasonCode
+			out[profile][e.SerialNumber.Text(16)] = e.ReasonCode
 		}
 	}
-	return st
+	return out
 }
 
-// requestList reads every page of a request list.
-func (k *soak) requestList(t *testing.T, uri string) []soakRequest {
+// requestList reads every page of a request list of instance i.
+func (k *soak) requestList(t *testing.T, i int, uri string) []soakRequest {
 	t.Helper()
 	var all []soakRequest
 	next := uri + "?limit=1000"
 	for next != "" {
-		req, err := http.NewRequest("GET", "http://"+k.s.AdminAddr+next, nil)
+		req, err := http.NewRequest("GET", "http://"+k.insts[i].s.AdminAddr+next, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1008,15 +1077,17 @@ func (k *soak) check() {
 		t.Fatalf("the configuration file does not parse after the soak: %v", err)
 	}
 	k.wait("the app to follow the file, and to revoke what disabled devices hold", func() bool {
-		st := k.state()
-		for _, d := range f.Devices {
-			info, ok := st.devices[strings.ToLower(d.Name)]
-			if !ok || info.Enabled != d.Enabled {
-				return false
-			}
-			for _, c := range info.Certificates {
-				if !d.Enabled && !c.Revoked {
+		for i := range k.insts {
+			st := k.state(i)
+			for _, d := range f.Devices {
+				info, ok := st.devices[strings.ToLower(d.Name)]
+				if !ok || info.Enabled != d.Enabled {
 					return false
+				}
+				for _, c := range info.Certificates {
+					if !d.Enabled && !c.Revoked {
+						return false
+					}
 				}
 			}
 		}
@@ -1031,10 +1102,11 @@ func (k *soak) check() {
 	if f, err = configfile.ParseFile(k.s.conf); err != nil {
 		t.Fatal(err)
 	}
-	st := k.state()
+	st := k.state(0)
 	if !st.file.Equal(f) {
 		t.Errorf("the server still changes the file once everything is quiet:\n%s", f.Diff(st.file))
 	}
+	k.checkAgree(st)
 
 	// every certificate a device received chains to its site's CA, names
 	// the device and is one the CA recorded for it
@@ -1064,18 +1136,7 @@ func (k *soak) check() {
 	}
 
 	// the CRLs list exactly the revoked certificates, with their reasons
-	for key, c := range st.certs {
-		profile, serial, _ := strings.Cut(key, "/")
-		reason, listed := st.crls[profile][serial]
-		switch {
-		case c.Revoked && !listed:
-			t.Errorf("certificate %s is revoked but not in the %s CRL", key, profile)
-		case !c.Revoked && listed:
-			t.Errorf("certificate %s is in the %s CRL but not revoked", key, profile)
-		case listed && reason != c.Reason:
-			t.Errorf("certificate %s: reason %d in the CRL, %d in its record", key, reason, c.Reason)
-		}
-	}
+	k.checkCRLs(st)
 
 	// the pending list holds pending requests only, none an administrator
 	// decided (unless made again since), and decided requests stay so
@@ -1107,14 +1168,15 @@ func (k *soak) check() {
 	var wrong []string
 	final := map[int]int{}
 	slots := make(chan struct{}, 8) // as many as the devices' accounts let in at once
-	for _, key := range k.keys {
+	for j, key := range k.keys {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			slots <- struct{}{}
 			defer func() { <-slots }()
 			want, wantSerial := soakExpected(st, requests, key)
-			ans, err := k.post(key.profile, k.request(key, wire.OpRetrieve, soakNonce()))
+			i := j % len(k.insts) // the instances in turn
+			ans, err := k.post(i, key.profile, k.request(key, wire.OpRetrieve, soakNonce()))
 			mu.Lock()
 			final[want]++
 			mu.Unlock()
@@ -1131,7 +1193,7 @@ func (k *soak) check() {
 			}
 			if msg != "" {
 				mu.Lock()
-				wrong = append(wrong, fmt.Sprintf("final retrieve of %s (%s, key %.12s): %s", key.dev.name, key.profile, key.spkiSum, msg))
+				wrong = append(wrong, fmt.Sprintf("final retrieve of %s (%s, key %.12s, instance %d): %s", key.dev.name, key.profile, key.spkiSum, i, msg))
 				mu.Unlock()
 			}
 		}()
@@ -1143,7 +1205,7 @@ func (k *soak) check() {
 		t.Error(w)
 	}
 	// … and changes nothing
-	after := k.state()
+	after := k.state(0)
 	for key, c := range after.certs {
 		if b, ok := st.certs[key]; !ok || b.Revoked != c.Revoked || b.Reason != c.Reason {
 			t.Errorf("the final retrieves changed certificate %s: %+v, was %+v (known %v)", key, c, b, ok)
@@ -1155,14 +1217,72 @@ func (k *soak) check() {
 	}
 
 	// no server errors counted, no undecodable requests
-	for labels, name := range map[string]map[string]string{
-		"status 14": {"status": "14"}, "operation invalid": {"operation": "invalid"},
-	} {
-		if n := k.s.metric("caddy_clearinghouse_enroll_requests_total", name); n != 0 {
-			t.Errorf("%v enrollment answers with %s", n, labels)
+	for i, in := range k.insts {
+		for labels, name := range map[string]map[string]string{
+			"status 14": {"status": "14"}, "operation invalid": {"operation": "invalid"},
+		} {
+			if n := in.s.metric("caddy_clearinghouse_enroll_requests_total", name); n != 0 {
+				t.Errorf("instance %d: %v enrollment answers with %s", i, n, labels)
+			}
+		}
+		k.checkLogs(i)
+	}
+}
+
+// checkCRLs checks that every instance's CRLs list exactly the revoked
+// certificates of st, with their reasons. An instance serves the CRL it
+// read moments ago again: a revocation made through another instance
+// sharing the storage shows within 30 s (README, "The enrollment
+// protocol"; ca.maxCRLCacheAge), so with more than one instance a CRL that
+// lacks a revocation, or has the reason that keyCompromise replaced since
+// (README: "keyCompromise (1) replaces another reason"), is read again
+// until that window has passed. Nothing else is a CRL behind.
+func (k *soak) checkCRLs(st *soakState) {
+	deadline := time.Now()
+	if len(k.insts) > 1 {
+		deadline = deadline.Add(30*time.Second + 5*time.Second) // a little slack for the read itself
+	}
+	for i := range k.insts {
+		crls := st.crls
+		if i > 0 {
+			crls = k.crls(i)
+		}
+		behind, wrong := crlMismatches(st.certs, crls)
+		if len(behind) > 0 && len(wrong) == 0 && time.Now().Before(deadline) {
+			start, was := time.Now(), len(behind)
+			for len(behind) > 0 && len(wrong) == 0 && time.Now().Before(deadline) {
+				time.Sleep(time.Second)
+				crls = k.crls(i)
+				behind, wrong = crlMismatches(st.certs, crls)
+			}
+			k.t.Logf("soak: instance %d's CRLs lacked %d revocations, %d after %v", i, was, len(behind), time.Since(start).Round(time.Second))
+		}
+		for _, m := range append(wrong, behind...) {
+			k.t.Errorf("instance %d: %s", i, m)
 		}
 	}
-	k.checkLogs()
+}
+
+// crlMismatches compares CRLs with the certificates' records: behind, what
+// a CRL read before a revocation lacks; wrong, what no CRL may say.
+func crlMismatches(certs map[string]soakCertInfo, crls map[string]map[string]int) (behind, wrong []string) {
+	for key, c := range certs {
+		profile, serial, _ := strings.Cut(key, "/")
+		reason, listed := crls[profile][serial]
+		switch {
+		case c.Revoked && !listed:
+			behind = append(behind, fmt.Sprintf("certificate %s is revoked but not in the %s CRL", key, profile))
+		case !c.Revoked && listed:
+			wrong = append(wrong, fmt.Sprintf("certificate %s is in the %s CRL but not revoked", key, profile))
+		case listed && reason != c.Reason && c.Reason == ca.ReasonKeyCompromise:
+			behind = append(behind, fmt.Sprintf("certificate %s: reason %d in the CRL, %d in its record", key, reason, c.Reason))
+		case listed && reason != c.Reason:
+			wrong = append(wrong, fmt.Sprintf("certificate %s: reason %d in the CRL, %d in its record", key, reason, c.Reason))
+		}
+	}
+	sort.Strings(behind)
+	sort.Strings(wrong)
+	return behind, wrong
 }
 
 // unrevoked is the serials of which revoked says false.
@@ -1263,18 +1383,18 @@ var soakLogErrors = []string{
 	"configuration file changed but is invalid; keeping the previous version",
 }
 
-// checkLogs looks for panics, data races and unexpected errors in Caddy's
-// log.
-func (k *soak) checkLogs() {
+// checkLogs looks for panics, data races and unexpected errors in
+// instance n's log.
+func (k *soak) checkLogs(n int) {
 	t := k.t
 	levels := map[string]map[string]int{}
-	logs := k.s.Logs()
+	logs := k.insts[n].s.Logs()
 	if i := strings.Index(logs, "WARNING: DATA RACE"); i >= 0 {
-		t.Errorf("caddy log: %.6000s", logs[i:]) // the race's stacks
+		t.Errorf("caddy log (instance %d): %.6000s", n, logs[i:]) // the race's stacks
 	}
 	for _, line := range strings.Split(logs, "\n") {
 		if strings.Contains(line, "panic") || strings.Contains(line, "DATA RACE") {
-			t.Errorf("caddy log: %.2000s", line)
+			t.Errorf("caddy log (instance %d): %.2000s", n, line)
 			continue
 		}
 		var entry struct {
@@ -1296,12 +1416,12 @@ func (k *soak) checkLogs() {
 		}
 		levels[entry.Level][entry.Msg]++
 		if entry.Level == "error" && !slices.Contains(soakLogErrors, entry.Msg) {
-			t.Errorf("caddy log: %.2000s", line)
+			t.Errorf("caddy log (instance %d): %.2000s", n, line)
 		}
 	}
 	for _, level := range []string{"warn", "error", "admin API refusal"} {
-		for msg, n := range levels[level] {
-			t.Logf("caddy log: %s %dx %q", level, n, msg)
+		for msg, c := range levels[level] {
+			t.Logf("caddy log (instance %d): %s %dx %q", n, level, c, msg)
 		}
 	}
 }
