@@ -50,6 +50,7 @@ import (
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/internal/testutil"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/osp"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/wire"
 )
 
@@ -109,6 +110,7 @@ type soakKey struct {
 	spkiSum string // its SHA-256, hex, as request records name it
 	csr     []byte
 	nonce   []byte // of its first request
+	priv    crypto.Signer
 }
 
 // soakCert is a certificate a device received.
@@ -152,6 +154,7 @@ type soak struct {
 type soakInstance struct {
 	s     *server
 	sites map[string]string // profile → URL of its HTTPS enrollment site
+	osp   string            // URL of its OSP site (client certificates of the modern CA)
 }
 
 // randomRun reads the settings of a randomized run from the environment,
@@ -212,18 +215,21 @@ func runSoak(t *testing.T, n int) {
 	t.Logf("soak: %v, %d instance(s), SOAK_SEED=%d, caddy with the race detector: %v", dur, n, seed, bin != testutil.CaddyBinary(t))
 
 	legacyAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	ospAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	s := startServer(t, serverOpts{
 		approval: "auto", unknown: "pending", conf: soakConf, bin: bin,
 		// devices enroll again and again: no bound on their certificates
-		extra:     "max_issued_per_device 1000000\n\t\taccount probe " + passwordHash(t) + "\n\t\tca legacy {\n\t\t\talgorithm rsa2048\n\t\t}",
-		sites:     fmt.Sprintf("https://%s {\n\tbind 127.0.0.1\n\ttls internal\n\tenroll legacy\n}\n", legacyAddr),
-		waitAddrs: []string{legacyAddr},
+		extra: "max_issued_per_device 1000000\n\t\taccount probe " + passwordHash(t) + "\n\t\tca legacy {\n\t\t\talgorithm rsa2048\n\t\t}",
+		sites: fmt.Sprintf("https://%s {\n\tbind 127.0.0.1\n\ttls internal\n\tenroll legacy\n}\n", legacyAddr) +
+			mtlsOSPSite(ospAddr) + "\n",
+		waitAddrs: []string{legacyAddr, ospAddr},
 	})
 	tlsConf := s.client.Transport.(*http.Transport).TLSClientConfig
-	insts := []soakInstance{{s, map[string]string{"modern": s.https, "legacy": "https://" + legacyAddr + "/"}}}
+	insts := []soakInstance{{s, map[string]string{"modern": s.https, "legacy": "https://" + legacyAddr + "/"}, "https://" + ospAddr + "/osp"}}
 	for range n - 1 {
-		b, remap := startSecond(t, s, []string{legacyAddr}, nil)
-		insts = append(insts, soakInstance{b, map[string]string{"modern": b.https, "legacy": remap("https://" + legacyAddr + "/")}})
+		b, remap := startSecond(t, s, []string{legacyAddr, ospAddr}, nil)
+		insts = append(insts, soakInstance{b, map[string]string{"modern": b.https, "legacy": remap("https://" + legacyAddr + "/")},
+			remap("https://" + ospAddr + "/osp")})
 	}
 	for _, in := range insts {
 		addr := strings.TrimSuffix(strings.TrimPrefix(in.sites["legacy"], "https://"), "/")
@@ -420,7 +426,7 @@ func (k *soak) newKey(d soakDevice, rng *mrand.Rand) (*soakKey, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(spki)
-	sk := &soakKey{dev: d, profile: profile, spki: spki, spkiSum: hex.EncodeToString(sum[:]), csr: csr, nonce: soakNonce()}
+	sk := &soakKey{dev: d, profile: profile, spki: spki, spkiSum: hex.EncodeToString(sum[:]), csr: csr, nonce: soakNonce(), priv: key}
 	k.mu.Lock()
 	k.keys = append(k.keys, sk)
 	k.mu.Unlock()
@@ -483,7 +489,7 @@ func (k *soak) received(key *soakKey, der []byte, how string) {
 }
 
 // device plays one device: new keys (re-enrollment), the same key again,
-// retrieves, old keys, a wrong password, getcacert.
+// retrieves, old keys, a wrong password, getcacert, a CRL.
 func (k *soak) device(d soakDevice, rng *mrand.Rand, stop <-chan struct{}) {
 	var keys []*soakKey
 	var cur *soakKey
@@ -542,6 +548,33 @@ func (k *soak) device(d soakDevice, rng *mrand.Rand, stop <-chan struct{}) {
 			case ans.Status != wire.StatusOK || !bytes.Equal(ans.Certificate, k.cas[profile].Raw):
 				k.violate("getcacert (%s): status %d %q, or another CA certificate", profile, ans.Status, ans.Error)
 			}
+		case x < 90:
+			// a relying party fetching a CRL: the instance serves it again
+			// for a while, the lag checkCRLs allows a cluster
+			k.fetchCRL(k.on(rng), []string{"modern", "legacy"}[rng.IntN(2)])
+		}
+	}
+}
+
+// fetchCRL fetches a profile's CRL from instance i, as a relying party
+// would, and checks that it parses (and, modern, is the CA's).
+func (k *soak) fetchCRL(i int, profile string) {
+	code, der, err := withRetries(func() (*http.Response, error) {
+		return k.client.Get(k.insts[i].sites[profile] + "ca.crl")
+	}, func() { k.retries.Add(1) })
+	k.count("crl "+profile, code)
+	if err != nil || code != http.StatusOK {
+		k.violate("GET %s CRL (instance %d): %d %v", profile, i, code, err)
+		return
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		k.violate("%s CRL (instance %d): %v", profile, i, err)
+		return
+	}
+	if profile == "modern" {
+		if err := crl.CheckSignatureFrom(k.cas[profile]); err != nil {
+			k.violate("modern CRL (instance %d): %v", i, err)
 		}
 	}
 }
@@ -1137,6 +1170,8 @@ func (k *soak) check() {
 
 	// the CRLs list exactly the revoked certificates, with their reasons
 	k.checkCRLs(st)
+	// … and the OSP sites take the certificates as their records say
+	k.checkOSP(st)
 
 	// the pending list holds pending requests only, none an administrator
 	// decided (unless made again since), and decided requests stay so
@@ -1261,6 +1296,122 @@ func (k *soak) checkCRLs(st *soakState) {
 			k.t.Errorf("instance %d: %s", i, m)
 		}
 	}
+}
+
+// checkOSP checks that each instance's OSP site takes a device's modern
+// certificate (a capabilities indication, confirmed 200 to a device that
+// may take part in calls, else 401) exactly when it is not revoked and the
+// file has the device enabled and enrolled: per device, its last
+// certificate received and up to three others. An instance sees a
+// revocation made through it at once, one made through another within
+// 30 s (README, "Administration": the instances re-read the CRLs and the
+// device records that changed, revokedRefreshInterval), so with more than
+// one instance a revoked certificate still taken is asked about again
+// until that window has passed; a certificate that must be taken and is
+// not is at once wrong (README: a device that enrolls again through
+// another instance is taken with its new certificate by every instance at
+// once).
+func (k *soak) checkOSP(st *soakState) {
+	t := k.t
+	var picked []soakCert
+	byDevice := map[string][]soakCert{}
+	seen := map[string]bool{}
+	for _, c := range k.certs {
+		if serial := c.cert.SerialNumber.Text(16); c.key.profile == "modern" && !seen[serial] {
+			seen[serial] = true
+			byDevice[c.key.dev.name] = append(byDevice[c.key.dev.name], c)
+		}
+	}
+	for _, cs := range byDevice {
+		picked = append(picked, cs[len(cs)-1])
+		for _, j := range mrand.Perm(len(cs) - 1)[:min(3, len(cs)-1)] {
+			picked = append(picked, cs[j])
+		}
+	}
+	capab, err := (&osp.CapabilitiesIndication{MessageID: "1", ComponentID: "2", Timestamp: time.Now().UTC()}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now()
+	if len(k.insts) > 1 {
+		deadline = deadline.Add(30*time.Second + 5*time.Second) // a little slack for the refresh itself
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var wrong, late []string
+	taken := 0
+	slots := make(chan struct{}, 4)
+	for _, c := range picked {
+		serial := "modern/" + c.cert.SerialNumber.Text(16)
+		d, _ := st.file.Device(c.key.dev.name)
+		want := 401
+		if !st.certs[serial].Revoked && d.Enabled && d.Enrolled {
+			want = 200
+			taken++
+		}
+		for i, in := range k.insts {
+			wg.Go(func() {
+				slots <- struct{}{}
+				defer func() { <-slots }()
+				tr := k.client.Transport.(*http.Transport).Clone()
+				tr.DisableKeepAlives = true
+				tr.TLSClientConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+					return &tls.Certificate{Certificate: [][]byte{c.der}, PrivateKey: c.key.priv, Leaf: c.cert}, nil
+				}
+				client := &http.Client{Timeout: 60 * time.Second, Transport: tr}
+				start := time.Now()
+				for {
+					got, err := soakCapabilities(client, in.osp, capab)
+					switch {
+					case err != nil:
+						mu.Lock()
+						wrong = append(wrong, fmt.Sprintf("OSP capabilities of %s with certificate %s (instance %d): %v", c.key.dev.name, serial, i, err))
+						mu.Unlock()
+					case got == want:
+						if time.Since(start) > time.Second {
+							mu.Lock()
+							late = append(late, fmt.Sprintf("%s on instance %d after %v", serial, i, time.Since(start).Round(time.Second)))
+							mu.Unlock()
+						}
+					case want == 401 && time.Now().Before(deadline):
+						time.Sleep(time.Second)
+						continue
+					default:
+						mu.Lock()
+						wrong = append(wrong, fmt.Sprintf("OSP capabilities of %s with certificate %s (instance %d): status %d, want %d (revoked %v, in the file %+v)",
+							c.key.dev.name, serial, i, got, want, st.certs[serial].Revoked, d))
+						mu.Unlock()
+					}
+					return
+				}
+			})
+		}
+	}
+	wg.Wait()
+	sort.Strings(wrong)
+	for _, w := range wrong {
+		t.Error(w)
+	}
+	t.Logf("soak: OSP asked with %d certificates on each instance (%d to be taken); revocations seen late: %v", len(picked), taken, late)
+}
+
+// soakCapabilities sends a capabilities indication and returns the status
+// of its confirmation.
+func soakCapabilities(client *http.Client, url string, body []byte) (int, error) {
+	code, raw, err := withRetries(func() (*http.Response, error) {
+		return client.Post(url, "text/plain", bytes.NewReader(body))
+	}, nil)
+	if err != nil {
+		return 0, err
+	}
+	if code != http.StatusOK {
+		return 0, fmt.Errorf("HTTP %d: %.300q", code, raw)
+	}
+	cnf, err := osp.ParseCapabilitiesConfirmation(raw)
+	if err != nil {
+		return 0, fmt.Errorf("%v: %.300q", err, raw)
+	}
+	return cnf.Status.Code, nil
 }
 
 // crlMismatches compares CRLs with the certificates' records: behind, what
