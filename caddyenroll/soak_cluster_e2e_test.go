@@ -3,8 +3,9 @@ package caddyenroll_test
 // The soak through two Caddy processes sharing one storage and one
 // configuration file ("two Caddy instances sharing a storage backend behave
 // as one server"): every device request and administrator call goes to one
-// of them at random, both reload, and once quiet the soak's checks run
-// against each, and the instances must agree.
+// of them at random, an administrator per instance decides at once, both
+// reload, and once quiet the soak's checks run against each, and the
+// instances must agree.
 
 import (
 	"fmt"

@@ -232,6 +232,7 @@ func runSoak(t *testing.T, n int) {
 		insts = append(insts, soakInstance{b, map[string]string{"modern": b.https, "legacy": remap("https://" + legacyAddr + "/")},
 			remap("https://" + ospAddr + "/osp")})
 	}
+	keepLogs(t, insts)
 	for _, in := range insts {
 		addr := strings.TrimSuffix(strings.TrimPrefix(in.sites["legacy"], "https://"), "/")
 		waitFor(t, "the legacy site's TLS certificate", func() bool {
@@ -282,6 +283,9 @@ func runSoak(t *testing.T, n int) {
 		run(uint64(i), func(rng *mrand.Rand, stop <-chan struct{}) { k.device(d, rng, stop) })
 	}
 	run(100, k.administrator)
+	for j := 1; j < n; j++ {
+		run(102+uint64(j), k.administrator) // an administrator per instance, deciding at once
+	}
 	run(101, k.operator)
 	run(102, func(rng *mrand.Rand, stop <-chan struct{}) { k.reloads(dur, rng, stop) })
 	time.Sleep(dur)
@@ -331,6 +335,33 @@ func soakNonce() []byte {
 	_, _ = rand.Read(b)
 	b[5] = 0 // seed-era clients send NUL bytes in nonces
 	return b
+}
+
+// keepLogs keeps each instance's whole log in CADDY_TEST_LOGS when the
+// test fails (the folder is created): testutil names a log by its test, so
+// the instances of one test would write over each other's.
+func keepLogs(t *testing.T, insts []soakInstance) {
+	dir := os.Getenv("CADDY_TEST_LOGS")
+	if dir == "" || len(insts) < 2 {
+		return
+	}
+	t.Cleanup(func() { // before the instances' own cleanups stop them
+		if !t.Failed() {
+			return
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Logf("keeping the logs: %v", err)
+			return
+		}
+		for i, in := range insts {
+			name := filepath.Join(dir, fmt.Sprintf("%s-instance%d.log", strings.ReplaceAll(t.Name(), "/", "_"), i))
+			if err := os.WriteFile(name, []byte(in.s.Logs()), 0o600); err != nil {
+				t.Logf("keeping the log of instance %d: %v", i, err)
+				continue
+			}
+			t.Logf("instance %d's whole log: %s", i, name)
+		}
+	})
 }
 
 // on picks the instance a request goes to: one at random (none of rng's
@@ -647,7 +678,9 @@ func (k *soak) administrator(rng *mrand.Rand, stop <-chan struct{}) {
 				k.violate("revoke %s: %v", d.name, err)
 			case code == 200:
 				k.mu.Lock()
-				k.devRevoked[d.name] = at
+				if at.After(k.devRevoked[d.name]) {
+					k.devRevoked[d.name] = at
+				}
 				k.mu.Unlock()
 			case code == 404 && !d.known && strings.Contains(body, "no device"):
 				// neither in the file nor issued a certificate yet
@@ -727,7 +760,10 @@ func (k *soak) decide(p soakRequest, rng *mrand.Rand) {
 		// the operator disabled the device
 	case code == 409 && strings.Contains(out, "request is rejected"):
 		// superseded since it was listed: its device enrolled with a
-		// newer request, or made more than four newer ones
+		// newer request, or made more than four newer ones; or another
+		// administrator rejected it
+	case code == 409 && len(k.insts) > 1 && strings.Contains(out, "request is issued"):
+		// another administrator approved it since it was listed
 	default:
 		k.violate("POST %s (%s): %d %.300s", uri, p.Device, code, out)
 	}
