@@ -354,15 +354,36 @@ func (a *App) deleteIfUnchanged(ctx context.Context, key string, b []byte) bool 
 // since; a device of the file with no certificate, imported enrolled, is
 // unmarked too). A device record storage cannot read leaves the unmark
 // to the revocation state in memory.
+//
+// An enrolled mark asks storage too: a kept mark is applied by the instance
+// that kept it, and another instance sharing the storage may have revoked
+// the device meanwhile, which this one's memory learns only at its next
+// refresh (30 s); that instance's revocation found the flag clear, the mark
+// still kept, and left it so.
 func (a *App) markHolds(ctx context.Context, m mark) bool {
 	if !m.Unmark {
-		return a.eligible(m.Device)
+		return a.eligible(m.Device) && !a.currentRevokedInStorage(ctx, m.Device)
 	}
 	rec, err := a.readDeviceRecord(ctx, a.fileName(m.Device))
 	if err != nil {
 		return !a.eligible(m.Device)
 	}
 	return rec == nil || rec.Serial == "" || a.serialRevoked(rec.Profile, rec.Serial)
+}
+
+// currentRevokedInStorage reports whether storage has the device's current
+// certificate revoked. Storage that cannot be read says no: the state in
+// memory decides then (so does an app without CAs, which revokes nothing).
+func (a *App) currentRevokedInStorage(ctx context.Context, device string) bool {
+	if len(a.cas) == 0 {
+		return false
+	}
+	rec, err := a.readDeviceRecord(ctx, a.fileName(device))
+	if err != nil || rec == nil || rec.Serial == "" || a.cas[rec.Profile] == nil {
+		return false
+	}
+	revoked, err := a.cas[rec.Profile].IsRevoked(ctx, rec.Serial)
+	return err == nil && revoked
 }
 
 // mootWhy says why a kept mark no longer holds.
