@@ -355,11 +355,13 @@ func (a *App) deleteIfUnchanged(ctx context.Context, key string, b []byte) bool 
 // unmarked too). A device record storage cannot read leaves the unmark
 // to the revocation state in memory.
 //
-// An enrolled mark asks storage too: a kept mark is applied by the instance
-// that kept it, and another instance sharing the storage may have revoked
-// the device meanwhile, which this one's memory learns only at its next
-// refresh (30 s); that instance's revocation found the flag clear, the mark
-// still kept, and left it so.
+// Both ask storage too: a kept mark is applied by any instance sharing the
+// storage (the one that kept it, or one starting), and another instance may
+// have revoked the device meanwhile, which this one's memory learns only at
+// its next refresh (30 s). An enrolled mark applied then marked a revoked
+// device enrolled (that instance's revocation found the flag clear, the
+// mark still kept, and left it so); an unmark of the device that instance
+// revoked by name was dropped, as if the device had enrolled again.
 func (a *App) markHolds(ctx context.Context, m mark) bool {
 	if !m.Unmark {
 		return a.eligible(m.Device) && !a.currentRevokedInStorage(ctx, m.Device)
@@ -368,7 +370,7 @@ func (a *App) markHolds(ctx context.Context, m mark) bool {
 	if err != nil {
 		return !a.eligible(m.Device)
 	}
-	return rec == nil || rec.Serial == "" || a.serialRevoked(rec.Profile, rec.Serial)
+	return rec == nil || rec.Serial == "" || a.serialRevoked(rec.Profile, rec.Serial) || a.revokedInStorage(ctx, rec)
 }
 
 // currentRevokedInStorage reports whether storage has the device's current
@@ -379,10 +381,17 @@ func (a *App) currentRevokedInStorage(ctx context.Context, device string) bool {
 		return false
 	}
 	rec, err := a.readDeviceRecord(ctx, a.fileName(device))
-	if err != nil || rec == nil || rec.Serial == "" || a.cas[rec.Profile] == nil {
+	return err == nil && rec != nil && a.revokedInStorage(ctx, rec)
+}
+
+// revokedInStorage reports whether storage has the certificate that rec
+// names revoked (no when it cannot tell).
+func (a *App) revokedInStorage(ctx context.Context, rec *DeviceRecord) bool {
+	c := a.cas[rec.Profile]
+	if rec.Serial == "" || c == nil {
 		return false
 	}
-	revoked, err := a.cas[rec.Profile].IsRevoked(ctx, rec.Serial)
+	revoked, err := c.IsRevoked(ctx, rec.Serial)
 	return err == nil && revoked
 }
 

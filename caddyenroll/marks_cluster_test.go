@@ -29,3 +29,24 @@ func TestKeptMarkAfterAnotherInstancesRevocation(t *testing.T) {
 		t.Error("the kept mark of a device with a valid current certificate does not hold")
 	}
 }
+
+// A kept unmark of a device another instance revoked by name holds until
+// this one's memory learns of the revocation: it was dropped as if the
+// device had enrolled again, and the revoked device stayed marked enrolled.
+func TestKeptUnmarkAfterAnotherInstancesRevocation(t *testing.T) {
+	f := newRefreshFixture(t)
+	serial := f.enroll(f.local, "x.example")
+	f.refresh()
+	f.revoke(f.other, serial, ca.ReasonUnspecified)
+	if f.app.serialRevoked(profileModern, serial) {
+		t.Fatal("the fixture's memory learned of the other instance's revocation: the test shows nothing")
+	}
+	if !f.app.markHolds(f.ctx, mark{Device: "x.example", Unmark: true}) {
+		t.Error("the kept unmark of a device whose current certificate another instance revoked no longer holds")
+	}
+	// enrolled again (its certificate good), the unmark is moot
+	f.enroll(f.local, "y.example")
+	if f.app.markHolds(f.ctx, mark{Device: "y.example", Unmark: true}) {
+		t.Error("the kept unmark of a device with a valid current certificate still holds")
+	}
+}
