@@ -376,7 +376,7 @@ func (ad *adminAPI) revokeLocked(ctx context.Context, body revokeBody, hits []re
 // instance sharing the file may have marked the device (or added it,
 // approved) since this one last reloaded it.
 func (ad *adminAPI) unmarkRevoked(ctx context.Context, device string, d deviceInfo) (deferred, err error) {
-	if !d.Enrolled && ad.app.cfg.current() && !marksMayWait() {
+	if ad.app.flagAsWanted(ctx, device, false) {
 		return nil, nil
 	}
 	name := d.Name

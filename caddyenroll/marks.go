@@ -55,7 +55,8 @@ var applyingDeferredMarks atomic.Int32
 // issuance had found it set and skipped its mark (and a kept mark set it
 // after a revocation had found it clear): the device held a valid
 // certificate and was not marked enrolled. Edits serialize on the file's
-// lock, and a batch re-checks each mark there (applyMarkBatch).
+// lock, and a batch re-checks each mark there (applyMarkBatch). Another
+// instance's kept marks are looked for in storage (flagAsWanted).
 func marksMayWait() bool { return marksDeferred.Load() || applyingDeferredMarks.Load() > 0 }
 
 // mark is one device to mark enrolled. Add is set for an approved device
@@ -233,7 +234,7 @@ func addDevice(f *configfile.File, m mark, enrolled bool) error {
 func (a *App) markEnrolled(ctx context.Context, device, group, profile string, add bool) error {
 	// nothing to write, unless the file changed since it was parsed (an
 	// operator may have removed the flag): the edit reads that version
-	if d := a.cfg.device(device); d.Known && d.Enrolled && a.cfg.current() && !marksMayWait() {
+	if a.flagAsWanted(ctx, device, true) {
 		return nil
 	}
 	m := mark{Device: device, Group: group, Add: add, Profile: profile}
@@ -242,6 +243,43 @@ func (a *App) markEnrolled(ctx context.Context, device, group, profile string, a
 		return err
 	}
 	return a.deferMark(ctx, m, err)
+}
+
+// flagAsWanted reports whether an edit setting the device's enrolled flag
+// to enrolled can be skipped: the version in force has it so, that version
+// is the one on disk, and no kept mark may be written over it meanwhile.
+//
+// marksMayWait knows this process's kept marks only: another instance
+// sharing the storage and the file may be applying one, having checked
+// the device's record (markHolds, under the file's lock) before this
+// instance changed it, and its write would land after this check. Storage
+// is asked, only when the shortcut would be taken: one Exists (two for a
+// spelling earlier versions kept elsewhere) per issuance to a device the
+// file marks already, or revocation by name of one it does not mark. It
+// is asked before the version on disk is: an instance applying a kept
+// mark deletes it after its write, which the version check then sees.
+func (a *App) flagAsWanted(ctx context.Context, device string, enrolled bool) bool {
+	asWanted := func() bool {
+		d := a.cfg.device(device)
+		return d.Enrolled == enrolled && (d.Known || !enrolled)
+	}
+	if !asWanted() || marksMayWait() || a.keptMarkMayExist(ctx, device) {
+		return false
+	}
+	// the version in force read again after the check of the disk: a
+	// reload between the two only brings a newer one
+	return a.cfg.current() && asWanted()
+}
+
+// keptMarkMayExist reports whether storage may hold a kept mark of the
+// device (any instance's).
+func (a *App) keptMarkMayExist(ctx context.Context, device string) bool {
+	for _, k := range []string{deferredMarkKey(device), legacyDeferredMarkKey(device)} {
+		if k != "" && a.storage.Exists(ctx, k) {
+			return true
+		}
+	}
+	return false
 }
 
 // deferMark keeps m in storage, to be applied once the file can be edited again

@@ -11,6 +11,7 @@ import (
 	"path"
 	"testing"
 
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
@@ -108,7 +109,8 @@ func TestShortcutsOffWhileKeptMarksApply(t *testing.T) {
 	for _, applying := range []bool{false, true} {
 		cs, _, _ := testConfigState(t, "group \"\"\ndevice gw1.example \"\" enabled enrolled\ndevice gw2.example \"\" enabled\n")
 		writes := 0
-		a := &App{cfg: cs, log: zap.NewNop()}
+		st := localLocks{&certmagic.FileStorage{Path: t.TempDir()}} // no kept mark
+		a := &App{cfg: cs, storage: st, log: zap.NewNop()}
 		a.marks = &markBatcher{apply: func(batch []mark) []error { writes++; return make([]error, len(batch)) }}
 		if applying {
 			applyingDeferredMarks.Add(1)
