@@ -1,0 +1,44 @@
+package caddyenroll
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
+	"github.com/clearinghouse-dev/caddy-clearinghouse/osp"
+)
+
+// A call is extended only while both its ends may take part in calls: a
+// revocation of the destination's current certificate since the call was
+// authorized ends it (404: the route leads to no usable device), as one
+// of the source's does (401), as a disabled device does. (The destination's
+// revocation was checked by the authorization only.)
+func TestReauthorizationRefusedOnceAnEndIsRevoked(t *testing.T) {
+	names := []string{"gw1.example", "gw2.example", "x.example"}
+	h := reauthHandler(t, strings.Replace(reauthSourceConf, "%s", "enabled", 1), names...)
+	from := sourceAddrs(names)
+	rsp := authorizeCall(t, h, from["gw1.example"])
+	if !rsp.Status.OK() || len(rsp.Destinations) != 1 || rsp.Destinations[0].NetworkID != "x.example" {
+		t.Fatalf("authorization: %v %+v, want x.example", rsp.Status, rsp.Destinations)
+	}
+	for _, c := range []struct {
+		revoked string // whose current certificate
+		code    int
+	}{
+		{"", 200},
+		{"x.example", 404},
+		{"gw1.example", 401},
+		{"gw2.example", 200}, // not part of the call
+	} {
+		h.app.authz.mu.Lock()
+		h.app.authz.current = map[string]bool{configfile.DeviceKey(c.revoked): c.revoked != ""}
+		h.app.authz.mu.Unlock()
+		rr, err := osp.ParseReauthorizationResponse(postOSP(t, h, reauthOf(t, rsp.TransactionID, rsp.Destinations[0].Token), from["gw1.example"]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rr.Status.Code != c.code {
+			t.Errorf("reauthorization with %q revoked: status %v, want %d", c.revoked, rr.Status, c.code)
+		}
+	}
+}
