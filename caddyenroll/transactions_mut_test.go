@@ -2,6 +2,7 @@ package caddyenroll
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +38,14 @@ func reportUsage(t *testing.T, h *OSPHandler, from, reporter, role string, tx ui
 	}
 	t.Fatalf("usage of %s as %s of transaction %d: not stored", reporter, role, tx)
 	return CDR{}
+}
+
+// issuedOf is a record's TransactionIssued as the export writes it.
+func issuedOf(r CDR) string {
+	if r.TransactionIssued == nil {
+		return "empty"
+	}
+	return strconv.FormatBool(*r.TransactionIssued)
 }
 
 // A device the file writes in capitals is the same source wherever its
@@ -75,7 +84,7 @@ func TestTransactionSourceOfCapitalizedDevice(t *testing.T) {
 	for _, c := range []struct{ who, role string }{{"GW1.Example", "source"}, {"x.example", "destination"}} {
 		r := reportUsage(t, h, from[c.who], c.who, c.role, rsp.TransactionID)
 		if r.TransactionIssued == nil || !*r.TransactionIssued || r.TransactionSource != "GW1.Example" {
-			t.Errorf("usage of %s: issued %v, source %q; want true, GW1.Example", c.who, r.TransactionIssued, r.TransactionSource)
+			t.Errorf("usage of %s: issued %s, source %q; want true, GW1.Example", c.who, issuedOf(r), r.TransactionSource)
 		}
 	}
 }
@@ -109,8 +118,32 @@ route acme '1405' x.example 1
 		} {
 			r := reportUsage(t, h, from[c.who], c.who, c.role, rsp.TransactionID)
 			if r.TransactionIssued == nil || !*r.TransactionIssued || r.TransactionSource != c.source {
-				t.Errorf("usage of %s's call by %s: issued %v, source %q; want true, %q", src, c.who, r.TransactionIssued, r.TransactionSource, c.source)
+				t.Errorf("usage of %s's call by %s: issued %s, source %q; want true, %q", src, c.who, issuedOf(r), r.TransactionSource, c.source)
 			}
+		}
+	}
+}
+
+// An id no maker makes is not issued here, whoever reports it: a report
+// without a transaction id (transaction 0, a call not authorized), another
+// clearinghouse's id of 64 bits, and one whose random part is 0 (which no
+// MAC check is asked about). (Taking these as issued, with no source,
+// passed every test.)
+func TestUsageOfIdsNoMakerMakes(t *testing.T) {
+	names := []string{"gw1.example", "gw2.example", "x.example"}
+	h := reauthHandler(t, strings.Replace(reauthSourceConf, "%s", "enabled", 1), names...)
+	from := sourceAddrs(names)
+	for _, c := range []struct {
+		name string
+		tx   uint64
+	}{
+		{"no transaction id", 0},
+		{"64 bits", 1<<63 | 12345},
+		{"random part 0", 0xabcdef},
+	} {
+		r := reportUsage(t, h, from["gw1.example"], "gw1.example", "source", c.tx)
+		if r.TransactionIssued == nil || *r.TransactionIssued || r.TransactionSource != "" {
+			t.Errorf("usage of %s: issued %s, source %q; want false, none", c.name, issuedOf(r), r.TransactionSource)
 		}
 	}
 }
