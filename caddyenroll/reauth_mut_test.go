@@ -42,3 +42,40 @@ func TestReauthorizationRefusedOnceAnEndIsRevoked(t *testing.T) {
 		}
 	}
 }
+
+// A token whose signalling address no device has any more (the operator
+// moved the destination with device_address since the call was
+// authorized) names no destination to extend the call to: 489, the
+// token's destination is invalid, not 404 as if the route had changed.
+func TestReauthorizationToAnAddressNoDeviceHas(t *testing.T) {
+	conf := strings.Replace(reauthSourceConf, "%s", "enabled", 1)
+	h := reauthHandlerAt(t, conf, map[string]string{"x.example": "192.0.2.50:5060"}, "gw1.example")
+	const gw1 = "192.0.2.1:5060"
+	rsp := authorizeCall(t, h, gw1)
+	if !rsp.Status.OK() || len(rsp.Destinations) != 1 || rsp.Destinations[0].NetworkID != "x.example" {
+		t.Fatalf("authorization: %v %+v, want x.example", rsp.Status, rsp.Destinations)
+	}
+	for _, c := range []struct {
+		addr string // x.example's now
+		code int
+	}{
+		{"192.0.2.50:5060", 200},
+		{"192.0.2.51:5060", 489},
+	} {
+		h.app.DeviceAddresses = map[string]string{"x.example": c.addr}
+		f, err := configfile.Parse("t.conf", []byte(conf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.app.rebuildRoutes(f); err != nil {
+			t.Fatal(err)
+		}
+		rr, err := osp.ParseReauthorizationResponse(postOSP(t, h, reauthOf(t, rsp.TransactionID, rsp.Destinations[0].Token), gw1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rr.Status.Code != c.code {
+			t.Errorf("reauthorization with x.example at %s: status %v, want %d", c.addr, rr.Status, c.code)
+		}
+	}
+}
