@@ -1,7 +1,9 @@
 package caddyenroll
 
 import (
+	"crypto/tls"
 	"crypto/x509"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/ca"
@@ -48,4 +50,29 @@ func TestIdentifyFollowsReenrollmentOnlyByTheRecordsCertificate(t *testing.T) {
 		t.Fatalf("the renewed certificate: %q, %v", d, err)
 	}
 	f.wantEligible(map[string]bool{"dev1.example.net": true})
+}
+
+// A device identified by its certificate is named as the file writes it,
+// not as the certificate's record does: its usage records' reporter and
+// transaction source are the file's names. (Only source addresses were
+// checked.)
+func TestIdentifyByCertificateAsTheFileWritesIt(t *testing.T) {
+	f := newRefreshFixture(t)
+	f.app.cfg, _, _ = testConfigState(t, "group \"\"\ndevice GW7.Example \"\" enabled enrolled\n")
+	rec, err := f.local.Lookup(f.ctx, f.issue(f.local, "gw7.example", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(rec.DER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &OSPHandler{app: f.app}
+	for _, cached := range []bool{false, true} {
+		r := httptest.NewRequest("POST", "/osp", nil)
+		r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}}
+		if got, why := h.identify(r); got != "GW7.Example" {
+			t.Errorf("cached %v: %q (%s), want GW7.Example", cached, got, why)
+		}
+	}
 }
