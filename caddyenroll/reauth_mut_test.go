@@ -3,6 +3,7 @@ package caddyenroll
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/clearinghouse-dev/caddy-clearinghouse/configfile"
 	"github.com/clearinghouse-dev/caddy-clearinghouse/osp"
@@ -76,6 +77,46 @@ func TestReauthorizationToAnAddressNoDeviceHas(t *testing.T) {
 		}
 		if rr.Status.Code != c.code {
 			t.Errorf("reauthorization with x.example at %s: status %v, want %d", c.addr, rr.Status, c.code)
+		}
+	}
+}
+
+// A client that names the destination in its reauthorization must name
+// the token's (the toolkit names none): another address is refused with
+// 489, never answered with a token for the token's destination.
+func TestReauthorizationNamingAnotherDestination(t *testing.T) {
+	conf := strings.Replace(reauthSourceConf, "%s", "enabled", 1)
+	h := reauthHandlerAt(t, conf, map[string]string{"x.example": "192.0.2.50:5060"}, "gw1.example")
+	const gw1 = "192.0.2.1:5060"
+	rsp := authorizeCall(t, h, gw1)
+	if !rsp.Status.OK() || len(rsp.Destinations) != 1 || rsp.Destinations[0].NetworkID != "x.example" {
+		t.Fatalf("authorization: %v %+v, want x.example", rsp.Status, rsp.Destinations)
+	}
+	for _, c := range []struct {
+		named string
+		code  int
+	}{
+		{"", 200},
+		{"192.0.2.50:5060", 200},
+		{"192.0.2.51:5060", 489},
+	} {
+		re := &osp.ReauthorizationRequest{MessageID: "3", ComponentID: "4", Timestamp: time.Now().UTC(), Role: "source",
+			CallID: []byte("call-1"), SourceInfo: []osp.Info{{Type: "e164", Value: "1404"}},
+			DestinationInfo: []osp.Info{{Type: "e164", Value: "1405"}}, TransactionID: rsp.TransactionID,
+			Tokens: [][]byte{rsp.Destinations[0].Token}}
+		if c.named != "" {
+			re.DestinationAlternate = []osp.Info{{Type: osp.TypeTransport, Value: c.named}}
+		}
+		body, err := re.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rr, err := osp.ParseReauthorizationResponse(postOSP(t, h, body, gw1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rr.Status.Code != c.code {
+			t.Errorf("reauthorization naming %q: status %v, want %d", c.named, rr.Status, c.code)
 		}
 	}
 }
