@@ -232,7 +232,6 @@ func runSoak(t *testing.T, n int) {
 		insts = append(insts, soakInstance{b, map[string]string{"modern": b.https, "legacy": remap("https://" + legacyAddr + "/")},
 			remap("https://" + ospAddr + "/osp")})
 	}
-	keepLogs(t, insts)
 	for _, in := range insts {
 		addr := strings.TrimSuffix(strings.TrimPrefix(in.sites["legacy"], "https://"), "/")
 		waitFor(t, "the legacy site's TLS certificate", func() bool {
@@ -335,33 +334,6 @@ func soakNonce() []byte {
 	_, _ = rand.Read(b)
 	b[5] = 0 // seed-era clients send NUL bytes in nonces
 	return b
-}
-
-// keepLogs keeps each instance's whole log in CADDY_TEST_LOGS when the
-// test fails (the folder is created): testutil names a log by its test, so
-// the instances of one test would write over each other's.
-func keepLogs(t *testing.T, insts []soakInstance) {
-	dir := os.Getenv("CADDY_TEST_LOGS")
-	if dir == "" || len(insts) < 2 {
-		return
-	}
-	t.Cleanup(func() { // before the instances' own cleanups stop them
-		if !t.Failed() {
-			return
-		}
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			t.Logf("keeping the logs: %v", err)
-			return
-		}
-		for i, in := range insts {
-			name := filepath.Join(dir, fmt.Sprintf("%s-instance%d.log", strings.ReplaceAll(t.Name(), "/", "_"), i))
-			if err := os.WriteFile(name, []byte(in.s.Logs()), 0o600); err != nil {
-				t.Logf("keeping the log of instance %d: %v", i, err)
-				continue
-			}
-			t.Logf("instance %d's whole log: %s", i, name)
-		}
-	})
 }
 
 // on picks the instance a request goes to: one at random (none of rng's

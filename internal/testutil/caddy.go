@@ -193,21 +193,54 @@ func StartCaddyBinary(t testing.TB, bin, dir, caddyfile, adminAddr string, waitA
 		t.Fatal(err)
 	}
 	c := &Caddy{t: t, Dir: dir, Config: cfgPath, AdminAddr: adminAddr, bin: bin}
+	// CADDY_TEST_LOGS names a folder to keep a failed test's whole logs in
+	keep := os.Getenv("CADDY_TEST_LOGS")
+	if keep != "" {
+		keep = keptLogName(keep, t.Name())
+	}
 	c.start(bin, waitAddrs)
 	t.Cleanup(func() {
 		c.Kill()
 		if t.Failed() {
 			t.Logf("caddy logs:\n%s", tail(c.logs.String(), 8000))
-			// CADDY_TEST_LOGS names a folder to keep a failed test's whole log in
-			if keep := os.Getenv("CADDY_TEST_LOGS"); keep != "" {
-				name := filepath.Join(keep, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+".log")
-				if err := os.WriteFile(name, []byte(c.logs.String()), 0o600); err == nil {
-					t.Logf("caddy's whole log: %s", name)
-				}
+			if keep == "" {
+				return
 			}
+			err := os.MkdirAll(filepath.Dir(keep), 0o700)
+			if err == nil {
+				err = os.WriteFile(keep, []byte(c.logs.String()), 0o600)
+			}
+			if err != nil {
+				t.Logf("keeping caddy's whole log: %v", err)
+				return
+			}
+			t.Logf("caddy's whole log: %s", keep)
 		}
 	})
 	return c
+}
+
+// startedByTest counts the Caddys each test started, so that their kept
+// logs are named apart (a cluster test starts two).
+var startedByTest struct {
+	sync.Mutex
+	n map[string]int
+}
+
+// keptLogName is where the log of the next Caddy test starts is kept in
+// dir: <test>.log for its first, <test>-<n>.log for its n-th.
+func keptLogName(dir, test string) string {
+	startedByTest.Lock()
+	defer startedByTest.Unlock()
+	if startedByTest.n == nil {
+		startedByTest.n = make(map[string]int)
+	}
+	startedByTest.n[test]++
+	name := strings.NewReplacer("/", "_", " ", "_").Replace(test)
+	if n := startedByTest.n[test]; n > 1 {
+		name += fmt.Sprintf("-%d", n)
+	}
+	return filepath.Join(dir, name+".log")
 }
 
 func (c *Caddy) start(bin string, waitAddrs []string) {

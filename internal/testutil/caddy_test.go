@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"crypto/rand"
 	"os"
 	"path/filepath"
 	"testing"
@@ -40,5 +41,23 @@ func TestFreePortDistinct(t *testing.T) {
 			t.Fatalf("port %d returned twice", p)
 		}
 		seen[p] = true
+	}
+}
+
+// The logs kept of the Caddys one test starts are named apart, in start
+// order (a cluster test's two instances wrote the same file, the second
+// over the first); another test's first keeps the plain name.
+func TestKeptLogNames(t *testing.T) {
+	dir := t.TempDir()
+	u := rand.Text() // the counts are the process's: names of this run only
+	for i, tc := range []struct{ test, want string }{
+		{u + "/sub one", u + "_sub_one.log"},
+		{u + "/sub one", u + "_sub_one-2.log"},
+		{u + "Other", u + "Other.log"},
+		{u + "/sub one", u + "_sub_one-3.log"},
+	} {
+		if got := keptLogName(dir, tc.test); got != filepath.Join(dir, tc.want) {
+			t.Errorf("%d: %s's log kept in %s, want %s", i, tc.test, got, tc.want)
+		}
 	}
 }
