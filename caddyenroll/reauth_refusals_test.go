@@ -49,13 +49,7 @@ func TestReauthorizationRefusedOnceAnEndIsRevoked(t *testing.T) {
 // authorized) names no destination to extend the call to: 489, the
 // token's destination is invalid, not 404 as if the route had changed.
 func TestReauthorizationToAnAddressNoDeviceHas(t *testing.T) {
-	conf := strings.Replace(reauthSourceConf, "%s", "enabled", 1)
-	h := reauthHandlerAt(t, conf, map[string]string{"x.example": "192.0.2.50:5060"}, "gw1.example")
-	const gw1 = "192.0.2.1:5060"
-	rsp := authorizeCall(t, h, gw1)
-	if !rsp.Status.OK() || len(rsp.Destinations) != 1 || rsp.Destinations[0].NetworkID != "x.example" {
-		t.Fatalf("authorization: %v %+v, want x.example", rsp.Status, rsp.Destinations)
-	}
+	conf, h, rsp := callToX(t)
 	for _, c := range []struct {
 		addr string // x.example's now
 		code int
@@ -71,7 +65,7 @@ func TestReauthorizationToAnAddressNoDeviceHas(t *testing.T) {
 		if err := h.app.rebuildRoutes(f); err != nil {
 			t.Fatal(err)
 		}
-		rr, err := osp.ParseReauthorizationResponse(postOSP(t, h, reauthOf(t, rsp.TransactionID, rsp.Destinations[0].Token), gw1))
+		rr, err := osp.ParseReauthorizationResponse(postOSP(t, h, reauthOf(t, rsp.TransactionID, rsp.Destinations[0].Token), callAuthorizedFrom))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,13 +79,7 @@ func TestReauthorizationToAnAddressNoDeviceHas(t *testing.T) {
 // the token's (the toolkit names none): another address is refused with
 // 489, never answered with a token for the token's destination.
 func TestReauthorizationNamingAnotherDestination(t *testing.T) {
-	conf := strings.Replace(reauthSourceConf, "%s", "enabled", 1)
-	h := reauthHandlerAt(t, conf, map[string]string{"x.example": "192.0.2.50:5060"}, "gw1.example")
-	const gw1 = "192.0.2.1:5060"
-	rsp := authorizeCall(t, h, gw1)
-	if !rsp.Status.OK() || len(rsp.Destinations) != 1 || rsp.Destinations[0].NetworkID != "x.example" {
-		t.Fatalf("authorization: %v %+v, want x.example", rsp.Status, rsp.Destinations)
-	}
+	_, h, rsp := callToX(t)
 	for _, c := range []struct {
 		named string
 		code  int
@@ -111,7 +99,7 @@ func TestReauthorizationNamingAnotherDestination(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rr, err := osp.ParseReauthorizationResponse(postOSP(t, h, body, gw1))
+		rr, err := osp.ParseReauthorizationResponse(postOSP(t, h, body, callAuthorizedFrom))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,4 +107,20 @@ func TestReauthorizationNamingAnotherDestination(t *testing.T) {
 			t.Errorf("reauthorization naming %q: status %v, want %d", c.named, rr.Status, c.code)
 		}
 	}
+}
+
+// callAuthorizedFrom is where callToX's gw1.example asks from.
+const callAuthorizedFrom = "192.0.2.1:5060"
+
+// callToX is a handler on conf whose gw1.example (at callAuthorizedFrom)
+// was authorized a call to x.example (at 192.0.2.50:5060), and the answer.
+func callToX(t *testing.T) (conf string, h *OSPHandler, rsp *osp.AuthorisationResponse) {
+	t.Helper()
+	conf = strings.Replace(reauthSourceConf, "%s", "enabled", 1)
+	h = reauthHandlerAt(t, conf, map[string]string{"x.example": "192.0.2.50:5060"}, "gw1.example")
+	rsp = authorizeCall(t, h, callAuthorizedFrom)
+	if !rsp.Status.OK() || len(rsp.Destinations) != 1 || rsp.Destinations[0].NetworkID != "x.example" {
+		t.Fatalf("authorization: %v %+v, want x.example", rsp.Status, rsp.Destinations)
+	}
+	return conf, h, rsp
 }
