@@ -28,20 +28,9 @@ import (
 // cached while it was valid or not.
 func TestIdentifyRefusesExpiredCertificate(t *testing.T) {
 	f := newRefreshFixture(t)
-	certOf := func(serial string) *x509.Certificate {
-		rec, err := f.local.Lookup(f.ctx, serial)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := x509.ParseCertificate(rec.DER)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
 	// the CA and the app share the fixture's clock, moved by hand
-	cached := certOf(f.issue(f.local, "gw1.example", time.Hour))
-	uncached := certOf(f.issue(f.local, "gw2.example", time.Hour))
+	cached := f.cert(f.issue(f.local, "gw1.example", time.Hour))
+	uncached := f.cert(f.issue(f.local, "gw2.example", time.Hour))
 	if d, _, err := f.app.identifyByCertificate(f.ctx, cached); err != nil || d != "gw1.example" {
 		t.Fatalf("a valid certificate: %q, %v", d, err)
 	}

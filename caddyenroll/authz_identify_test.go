@@ -18,18 +18,6 @@ import (
 // certificate lift the revocation.)
 func TestIdentifyFollowsReenrollmentOnlyByTheRecordsCertificate(t *testing.T) {
 	f := newRefreshFixture(t)
-	certOf := func(serial string) *x509.Certificate {
-		t.Helper()
-		rec, err := f.local.Lookup(f.ctx, serial)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := x509.ParseCertificate(rec.DER)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
 	current := f.enroll(f.local, "dev1.example.net")
 	unnamed := f.issue(f.local, "dev1.example.net", 0) // never the record's
 	f.refresh()
@@ -37,7 +25,7 @@ func TestIdentifyFollowsReenrollmentOnlyByTheRecordsCertificate(t *testing.T) {
 	f.refresh()
 	f.wantEligible(map[string]bool{"dev1.example.net": false})
 
-	d, _, err := f.app.identifyByCertificate(f.ctx, certOf(unnamed))
+	d, _, err := f.app.identifyByCertificate(f.ctx, f.cert(unnamed))
 	if err != nil || d != "dev1.example.net" {
 		t.Fatalf("the unnamed certificate: %q, %v", d, err)
 	}
@@ -46,7 +34,7 @@ func TestIdentifyFollowsReenrollmentOnlyByTheRecordsCertificate(t *testing.T) {
 	// the device enrolls again elsewhere: its new certificate, which the
 	// record names, is good here at once
 	renewed := f.enroll(f.other, "dev1.example.net")
-	if d, _, err := f.app.identifyByCertificate(f.ctx, certOf(renewed)); err != nil || d != "dev1.example.net" {
+	if d, _, err := f.app.identifyByCertificate(f.ctx, f.cert(renewed)); err != nil || d != "dev1.example.net" {
 		t.Fatalf("the renewed certificate: %q, %v", d, err)
 	}
 	f.wantEligible(map[string]bool{"dev1.example.net": true})

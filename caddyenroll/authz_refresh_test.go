@@ -148,6 +148,20 @@ func (f *refreshFixture) enroll(c *ca.CA, device string) string {
 	return serial
 }
 
+// cert is the certificate with serial, as the App's CA recorded it.
+func (f *refreshFixture) cert(serial string) *x509.Certificate {
+	f.t.Helper()
+	rec, err := f.local.Lookup(f.ctx, serial)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(rec.DER)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return c
+}
+
 func (f *refreshFixture) setCurrent(device, serial string) {
 	f.t.Helper()
 	if err := f.app.state.putDevice(f.ctx, &DeviceRecord{Device: device, Profile: profileModern, Serial: serial, Enrolled: time.Now().UTC()}); err != nil {
