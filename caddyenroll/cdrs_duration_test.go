@@ -24,6 +24,10 @@ func TestSecondsAsMilliseconds(t *testing.T) {
 	}{
 		{"res_osp, a 30 s call", 30 * time.Millisecond, connect, 30 * time.Second, true, 30},
 		{"res_osp, a 2 h call (the toolkit's float)", 7200*time.Millisecond + 300*time.Nanosecond, connect, 2 * time.Hour, true, 7200.0003},
+		{"res_osp, a 2 s call, the shortest told", 2 * time.Millisecond, connect, 2 * time.Second, true, 2},
+		{"res_osp, the times a second off the duration", 29 * time.Millisecond, connect, 30 * time.Second, true, 29},
+		{"res_osp, a 2 h call 7 s off (within 0.1 %)", 7193 * time.Millisecond, connect, 2 * time.Hour, true, 7193},
+		{"a 2 h call more than 0.1 % off", 7192 * time.Millisecond, connect, 2 * time.Hour, false, 7.192},
 		{"a gateway that passes milliseconds", 30 * time.Second, connect, 30 * time.Second, false, 30},
 		{"milliseconds, the times a second apart from the duration", 29500 * time.Millisecond, connect, 30 * time.Second, false, 29.5},
 		{"a call under 2 s cannot tell", time.Millisecond, connect, time.Second, false, 0.001},
