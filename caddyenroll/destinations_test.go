@@ -188,10 +188,7 @@ func TestReauthorizationKeepsDestinationSettings(t *testing.T) {
 	}
 	reauth := func() *osp.ReauthorizationResponse {
 		t.Helper()
-		rr, err := osp.ParseReauthorizationResponse(postOSP(t, h, reauthOf(t, rsp.TransactionID, rsp.Destinations[0].Token), from["gw1.example"]))
-		if err != nil {
-			t.Fatal(err)
-		}
+		rr := reauthorize(t, h, rsp.TransactionID, rsp.Destinations[0].Token, from["gw1.example"])
 		if !rr.Status.OK() || rr.Destination == nil || len(rr.Destination.Token) == 0 {
 			t.Fatalf("reauthorization: %v %+v", rr.Status, rr.Destination)
 		}

@@ -137,10 +137,7 @@ func TestOSPCASignedTokens(t *testing.T) {
 	reauth := func(tokens string, tx uint64, token []byte) int {
 		t.Helper()
 		h.Tokens = tokens
-		rr, err := osp.ParseReauthorizationResponse(postOSP(t, h, reauthOf(t, tx, token), gw1))
-		if err != nil {
-			t.Fatal(err)
-		}
+		rr := reauthorize(t, h, tx, token, gw1)
 		return rr.Status.Code
 	}
 

@@ -129,10 +129,7 @@ func TestOSPReauthorizationRoutesOnTokensRoutingNumber(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rr, err := osp.ParseReauthorizationResponse(postOSP(t, h, body, from))
-		if err != nil {
-			t.Fatal(err)
-		}
+		rr := reauthAnswer(t, h, body, from)
 		if !rr.Status.OK() || rr.Destination == nil || rr.Destination.NetworkID != "recipient.example" ||
 			rr.Destination.NumberPortability.RoutingNumber != "16785550000" || rr.Destination.DestinationInfo.Value != "14055550123" {
 			t.Fatalf("reauthorization %d: %v %+v", i, rr.Status, rr.Destination)

@@ -61,10 +61,7 @@ route "" '1405' x.example 1 y.example 0
 	if err := h.app.rebuildRoutes(f2); err != nil {
 		t.Fatal(err)
 	}
-	rr, err := osp.ParseReauthorizationResponse(postOSP(t, h, reauthOf(t, rsp.TransactionID, token), gw1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rr := reauthorize(t, h, rsp.TransactionID, token, gw1)
 	if rr.Status.Code != osp.StatusNoRoute.Code {
 		got := ""
 		if rr.Destination != nil {

@@ -34,10 +34,7 @@ func TestReauthorizationRefusedOnceAnEndIsRevoked(t *testing.T) {
 		h.app.authz.mu.Lock()
 		h.app.authz.current = map[string]bool{configfile.DeviceKey(c.revoked): c.revoked != ""}
 		h.app.authz.mu.Unlock()
-		rr, err := osp.ParseReauthorizationResponse(postOSP(t, h, reauthOf(t, rsp.TransactionID, rsp.Destinations[0].Token), from["gw1.example"]))
-		if err != nil {
-			t.Fatal(err)
-		}
+		rr := reauthorize(t, h, rsp.TransactionID, rsp.Destinations[0].Token, from["gw1.example"])
 		if rr.Status.Code != c.code {
 			t.Errorf("reauthorization with %q revoked: status %v, want %d", c.revoked, rr.Status, c.code)
 		}
@@ -65,10 +62,7 @@ func TestReauthorizationToAnAddressNoDeviceHas(t *testing.T) {
 		if err := h.app.rebuildRoutes(f); err != nil {
 			t.Fatal(err)
 		}
-		rr, err := osp.ParseReauthorizationResponse(postOSP(t, h, reauthOf(t, rsp.TransactionID, rsp.Destinations[0].Token), callAuthorizedFrom))
-		if err != nil {
-			t.Fatal(err)
-		}
+		rr := reauthorize(t, h, rsp.TransactionID, rsp.Destinations[0].Token, callAuthorizedFrom)
 		if rr.Status.Code != c.code {
 			t.Errorf("reauthorization with x.example at %s: status %v, want %d", c.addr, rr.Status, c.code)
 		}
@@ -99,10 +93,7 @@ func TestReauthorizationNamingAnotherDestination(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rr, err := osp.ParseReauthorizationResponse(postOSP(t, h, body, callAuthorizedFrom))
-		if err != nil {
-			t.Fatal(err)
-		}
+		rr := reauthAnswer(t, h, body, callAuthorizedFrom)
 		if rr.Status.Code != c.code {
 			t.Errorf("reauthorization naming %q: status %v, want %d", c.named, rr.Status, c.code)
 		}

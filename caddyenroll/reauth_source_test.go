@@ -111,6 +111,24 @@ func reauthOf(t *testing.T, tx uint64, token []byte) []byte {
 	return body
 }
 
+// reauthorize posts reauthOf(tx, token) to h from the address from and
+// returns the answer.
+func reauthorize(t *testing.T, h *OSPHandler, tx uint64, token []byte, from string) *osp.ReauthorizationResponse {
+	t.Helper()
+	return reauthAnswer(t, h, reauthOf(t, tx, token), from)
+}
+
+// reauthAnswer posts the reauthorization request body to h from the
+// address from and returns the answer.
+func reauthAnswer(t *testing.T, h *OSPHandler, body []byte, from string) *osp.ReauthorizationResponse {
+	t.Helper()
+	rr, err := osp.ParseReauthorizationResponse(postOSP(t, h, body, from))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rr
+}
+
 // A call is extended for its source alone: the token proves that the call
 // was authorized, not who asks, and the terminating device receives it
 // with the call (a SIP proxy on the way sees it too). Another device
@@ -145,10 +163,7 @@ func TestReauthorizationOnlyByTheCallsSource(t *testing.T) {
 
 	reauth := func(who string, tx uint64, token []byte) *osp.ReauthorizationResponse {
 		t.Helper()
-		rr, err := osp.ParseReauthorizationResponse(postOSP(t, h, reauthOf(t, tx, token), from[who]))
-		if err != nil {
-			t.Fatal(err)
-		}
+		rr := reauthorize(t, h, tx, token, from[who])
 		return rr
 	}
 	for _, c := range []struct {

@@ -73,10 +73,7 @@ func TestTransactionSourceOfCapitalizedDevice(t *testing.T) {
 		{"GW1.Example", 200},
 		{"gw2.example", 401},
 	} {
-		rr, err := osp.ParseReauthorizationResponse(postOSP(t, h, reauthOf(t, rsp.TransactionID, rsp.Destinations[0].Token), from[c.who]))
-		if err != nil {
-			t.Fatal(err)
-		}
+		rr := reauthorize(t, h, rsp.TransactionID, rsp.Destinations[0].Token, from[c.who])
 		if rr.Status.Code != c.code {
 			t.Errorf("reauthorization by %s: status %v, want %d", c.who, rr.Status, c.code)
 		}
